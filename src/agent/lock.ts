@@ -1,0 +1,57 @@
+/**
+ * One agent per state directory and per socket. The state directory holds a pid
+ * file created exclusively; a pid file whose process is gone is stale and taken
+ * over. A socket that still answers belongs to a live process; one that refuses
+ * is stale and removed.
+ */
+import { promises as fs } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { FerryError } from '../errors/errors.js'
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+export async function lockStateDir (dir: string): Promise<() => Promise<void>> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+  const file = path.join(dir, 'agent.pid')
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await fs.open(file, 'wx', 0o600)
+      await fh.writeFile(`${process.pid}\n`)
+      await fh.close()
+      return async () => {
+        const text = await fs.readFile(file, 'utf8').catch(() => '')
+        if (Number(text.trim()) === process.pid) await fs.rm(file, { force: true })
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new FerryError('STORE', `cannot create ${file}: ${(err as Error).message}`, { cause: err })
+      }
+      const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim())
+      if (pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new FerryError('ALREADY_RUNNING', `another ferry agent (pid ${pid}) is already using the state directory ${dir}; stop it first or pass another --state-dir`)
+      }
+      await fs.rm(file, { force: true })
+    }
+  }
+  throw new FerryError('ALREADY_RUNNING', `could not take the lock ${file}; is another agent starting at the same time?`)
+}
+
+function answers (socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath)
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => resolve(false))
+  })
+}
+
+/** Make sure nobody serves `socketPath`, removing a stale socket file. */
+export async function claimSocket (socketPath: string, what: string): Promise<void> {
+  await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o755 })
+  if (await answers(socketPath)) {
+    throw new FerryError('ALREADY_RUNNING', `the ${what} socket ${socketPath} is already served by another process (another ferry agent?); stop it or choose another path`)
+  }
+  await fs.rm(socketPath, { force: true })
+}

@@ -1,0 +1,60 @@
+/** `ferry agent`: build the config from flags, start, and stop cleanly on SIGTERM/SIGINT. */
+import path from 'node:path'
+import { pino } from 'pino'
+import { FerryError, exitCode, toFerryError } from '../errors/errors.js'
+import { DEFAULT_DOCKER_HOST } from '../docker/client.js'
+import { parseDefaultPool } from '../ipam/ipam.js'
+import { Agent } from './agent.js'
+
+export interface AgentFlags {
+  pluginName: string
+  pluginDir: string
+  stateDir: string
+  apiSocket?: string
+  dockerHost?: string
+  defaultAddressPool: string[]
+  reconcileInterval: number
+  logLevel: string
+}
+
+const PLUGIN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
+
+export async function runAgent (flags: AgentFlags): Promise<void> {
+  const log = pino({ level: flags.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime })
+  let agent: Agent | undefined
+  try {
+    if (!PLUGIN_NAME_RE.test(flags.pluginName)) {
+      throw new FerryError('INVALID_OPTION', `--plugin-name "${flags.pluginName}" must be letters, digits, '_', '.' or '-' (up to 63)`)
+    }
+    if (process.getuid?.() !== 0) throw new FerryError('INVALID_OPTION', 'the ferry agent must run as root: it creates bridges, veths and firewall rules')
+    agent = new Agent({
+      pluginName: flags.pluginName,
+      pluginDir: path.resolve(flags.pluginDir),
+      stateDir: path.resolve(flags.stateDir),
+      apiSocket: path.resolve(flags.apiSocket ?? `/run/ferry/${flags.pluginName}.sock`),
+      dockerHost: flags.dockerHost ?? process.env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST,
+      defaultPools: flags.defaultAddressPool.length > 0 ? flags.defaultAddressPool.map(parseDefaultPool) : undefined,
+      reconcileIntervalMs: flags.reconcileInterval * 1000,
+    }, log)
+    await agent.start()
+  } catch (err) {
+    const ferr = toFerryError(err)
+    log.fatal({ err: ferr }, 'agent failed to start')
+    process.stderr.write(`ferry agent: ${ferr.message}\n`)
+    process.exit(exitCode(ferr.category))
+  }
+  const running = agent
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'shutting down')
+    running.stop().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (a bug in ferry)'))
+}

@@ -1,0 +1,74 @@
+/**
+ * The agent's admin API for the CLI: JSON over a root-only unix socket. Every
+ * route validates its parameters; errors answer {"error": {"code", "message"}}.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { fastifyOptions } from '../util/http.js'
+import { ERROR_CODES, FerryError, httpStatus, toFerryError } from '../errors/errors.js'
+import type { EndpointRecord, NetworkRecord } from '../model/types.js'
+
+export interface NetworkView extends NetworkRecord { name: string, endpoints: number }
+export interface EndpointView extends EndpointRecord { container: string, containerId: string, networkName: string }
+
+/** What the API needs from the agent. */
+export interface AgentView {
+  status (): Promise<Record<string, unknown>>
+  networks (): Promise<NetworkView[]>
+  endpoints (): Promise<EndpointView[]>
+  reconcile (): Promise<Record<string, unknown>>
+}
+
+const idOrName = { type: 'string', minLength: 1, maxLength: 256 } as const
+
+export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance {
+  const app = Fastify(fastifyOptions(log, 'api'))
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const ferr = error.validation
+      ? new FerryError('INVALID_REQUEST', `invalid request: ${error.message}`, { cause: error })
+      : toFerryError(error)
+    if (ferr.category === 'internal') request.log.error({ err: ferr }, 'api call failed')
+    return reply.code(httpStatus(ferr.category)).send({ error: { code: ferr.code, category: ferr.category, message: ferr.message } })
+  })
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: { code: 'UNKNOWN_METHOD', category: ERROR_CODES.UNKNOWN_METHOD.category, message: `no such API route ${request.method} ${request.url}` } })
+  })
+
+  const findNetwork = async (key: string): Promise<NetworkView> => {
+    const nets = await agent.networks()
+    const exact = nets.find((n) => n.id === key || n.name === key || n.bridge === key)
+    if (exact) return exact
+    const prefixed = nets.filter((n) => n.id.startsWith(key))
+    if (prefixed.length === 1) return prefixed[0]!
+    if (prefixed.length > 1) throw new FerryError('INVALID_REQUEST', `"${key}" matches ${prefixed.length} networks; give more of the id`)
+    throw new FerryError('NETWORK_NOT_FOUND', `no ferry network is named "${key}" or has that id`)
+  }
+
+  app.get('/v1/status', async () => agent.status())
+  app.get('/v1/networks', async () => agent.networks())
+  app.get<{ Params: { id: string } }>('/v1/networks/:id', { schema: { params: { type: 'object', properties: { id: idOrName }, required: ['id'] } } },
+    async (req) => {
+      const net = await findNetwork(req.params.id)
+      const eps = (await agent.endpoints()).filter((e) => e.networkId === net.id)
+      return { ...net, endpointList: eps }
+    })
+  app.get<{ Querystring: { network?: string } }>('/v1/endpoints', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
+    async (req) => {
+      const eps = await agent.endpoints()
+      if (!req.query.network) return eps
+      const net = await findNetwork(req.query.network)
+      return eps.filter((e) => e.networkId === net.id)
+    })
+  app.get<{ Querystring: { target?: string } }>('/v1/ports', { schema: { querystring: { type: 'object', properties: { target: idOrName } } } },
+    async (req) => {
+      let eps = (await agent.endpoints()).filter((e) => e.ports.length > 0)
+      const target = req.query.target
+      if (target) {
+        eps = eps.filter((e) => e.id.startsWith(target) || e.container === target || (e.containerId !== '' && e.containerId.startsWith(target)))
+        if (eps.length === 0) throw new FerryError('ENDPOINT_NOT_FOUND', `no container or endpoint "${target}" publishes ports through ferry`)
+      }
+      return eps.flatMap((e) => e.ports.map((p) => ({ ...p, endpoint: e.id, container: e.container, network: e.networkName })))
+    })
+  app.post('/v1/reconcile', async () => agent.reconcile())
+  return app
+}

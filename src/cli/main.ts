@@ -1,0 +1,137 @@
+/**
+ * bin/ferry: the one entry point, for the agent (`ferry agent`) and for admins
+ * (`ferry network ls`, …). Commands parse their input, call the agent's API and
+ * print an aligned table or --json. Errors print one sentence and exit non-zero.
+ */
+import { Command, Option, InvalidArgumentError } from 'commander'
+import { exitCode, FerryError, toFerryError } from '../errors/errors.js'
+import { VERSION } from '../version.js'
+import { apiCall, apiSocketFrom } from './client.js'
+import { duration, table } from './table.js'
+import type { EndpointView, NetworkView } from '../api/server.js'
+import type { PortBinding } from '../model/types.js'
+
+interface GlobalOpts { apiSocket?: string }
+interface JsonOpt { json?: boolean }
+
+function out (text: string): void { process.stdout.write(text) }
+function json (v: unknown): void { out(JSON.stringify(v, null, 2) + '\n') }
+
+function short (id: string): string { return id.slice(0, 12) }
+
+function portText (p: PortBinding): string {
+  const range = (a: number, b: number): string => (a === b ? `${a}` : `${a}-${b}`)
+  return `${p.hostIp || '0.0.0.0'}:${range(p.hostPort, p.hostPortEnd)}->${p.containerIp}:${range(p.containerPort, p.containerPortEnd)}/${p.proto}`
+}
+
+function collect (value: string, prev: string[]): string[] { return [...prev, value] }
+
+function positiveInt (v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number')
+  return Number(v)
+}
+
+export function buildCli (): Command {
+  const program = new Command('ferry')
+    .description('ferry: container networking agent (Docker network + IPAM driver)')
+    .version(VERSION)
+    .option('--api-socket <path>', "the agent's API socket (default: $FERRY_API_SOCKET or /run/ferry/ferry.sock)")
+    .showHelpAfterError()
+  const api = <T>(method: 'GET' | 'POST', path: string): Promise<T> =>
+    apiCall<T>(apiSocketFrom(program.opts<GlobalOpts>().apiSocket), method, path)
+
+  program.command('agent')
+    .description('run the agent (as root): serves the Docker plugin socket and the admin API')
+    .option('--plugin-name <name>', 'plugin name: the engine finds it as /run/docker/plugins/<name>.sock', 'ferry')
+    .option('--plugin-dir <dir>', 'where the engine looks for plugin sockets', '/run/docker/plugins')
+    .option('--state-dir <dir>', 'where the agent keeps its state', '/var/lib/ferry')
+    .option('--api-socket <path>', "the CLI's socket (default /run/ferry/<plugin-name>.sock)")
+    .option('--docker-host <url>', "the engine's API, for names (default $DOCKER_HOST or unix:///var/run/docker.sock)")
+    .option('--default-address-pool <spec>', 'base=CIDR,size=N for automatic pools (repeatable; Docker\'s defaults otherwise)', collect, [])
+    .option('--reconcile-interval <seconds>', 'check the kernel against the store every N seconds (0 = only at start)', positiveInt, 5)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
+    .action(async (opts: {
+      pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
+      defaultAddressPool: string[], reconcileInterval: number, logLevel: string
+    }, cmd: Command) => {
+      const { runAgent } = await import('../agent/main.js')
+      const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
+      await runAgent({ ...opts, apiSocket: opts.apiSocket ?? globalSocket })
+    })
+
+  const network = program.command('network').description('inspect ferry networks')
+  network.command('ls').description('list networks').option('--json', 'print JSON')
+    .action(async (o: JsonOpt) => {
+      const nets = await api<NetworkView[]>('GET', '/v1/networks')
+      if (o.json) { json(nets); return }
+      out(table(['NETWORK ID', 'NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'ENDPOINTS', 'FLAGS'],
+        nets.map((n) => [short(n.id), n.name, n.bridge, n.subnet, n.gateway, String(n.endpoints),
+          [n.internal ? 'internal' : '', n.icc ? '' : 'no-icc', n.masquerade ? '' : 'no-masq', n.mtu !== 1500 ? `mtu=${n.mtu}` : ''].filter(Boolean).join(',') || '-'])))
+    })
+  network.command('inspect').description('show one network as JSON').argument('<network>', 'name, id or id prefix')
+    .action(async (name: string) => { json(await api('GET', `/v1/networks/${encodeURIComponent(name)}`)) })
+
+  program.command('endpoint').description('inspect endpoints').command('ls').description('list endpoints')
+    .option('--network <network>', 'only this network (name or id)').option('--json', 'print JSON')
+    .action(async (o: JsonOpt & { network?: string }) => {
+      const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
+      const eps = await api<EndpointView[]>('GET', `/v1/endpoints${q}`)
+      if (o.json) { json(eps); return }
+      out(table(['ENDPOINT ID', 'CONTAINER', 'NETWORK', 'ADDRESS', 'MAC', 'VETH', 'STATE', 'PORTS'],
+        eps.map((e) => [short(e.id), e.container || (e.containerId ? short(e.containerId) : '-'), e.networkName, `${e.address}/${e.prefixLen}`, e.mac,
+          e.hostVeth, e.joined ? 'joined' : 'created', e.ports.map(portText).join(', ') || '-'])))
+    })
+
+  program.command('port').description('published ports').command('ls').description('list published ports')
+    .argument('[target]', 'container name or id, or endpoint id').option('--json', 'print JSON')
+    .action(async (target: string | undefined, o: JsonOpt) => {
+      const q = target ? `?target=${encodeURIComponent(target)}` : ''
+      const ports = await api<Array<PortBinding & { endpoint: string, container: string, network: string }>>('GET', `/v1/ports${q}`)
+      if (o.json) { json(ports); return }
+      out(table(['CONTAINER', 'ENDPOINT', 'NETWORK', 'PROTO', 'HOST', 'CONTAINER PORT'],
+        ports.map((p) => [p.container || '-', short(p.endpoint), p.network, p.proto,
+          `${p.hostIp || '0.0.0.0'}:${p.hostPort === p.hostPortEnd ? p.hostPort : `${p.hostPort}-${p.hostPortEnd}`}`,
+          `${p.containerIp}:${p.containerPort === p.containerPortEnd ? p.containerPort : `${p.containerPort}-${p.containerPortEnd}`}`])))
+    })
+
+  program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')
+    .action(async (o: JsonOpt) => {
+      const s = await api<Record<string, unknown> & { uptimeSeconds: number, store: Record<string, unknown>, reconcile: Record<string, unknown> }>('GET', '/v1/status')
+      if (o.json) { json(s); return }
+      const rows: Array<[string, string]> = [
+        ['version', String(s.version)], ['status', String(s.status)], ['pid', String(s.pid)], ['uptime', duration(s.uptimeSeconds)],
+        ['plugin socket', String(s.pluginSocket)], ['api socket', String(s.apiSocket)], ['state dir', String(s.stateDir)],
+        ['networks', String(s.networks)], ['endpoints', String(s.endpoints)], ['pools', String(s.pools)], ['published ports', String(s.publishedPorts)],
+        ['store', `${s.store.healthy ? 'healthy' : 'UNHEALTHY'}, ${String(s.store.writes)} writes, last ${String(s.store.lastWriteMs)} ms`],
+        ['reconcile', `${String(s.reconcile.runs)} runs, ${String(s.reconcile.repairs)} repairs${s.reconcile.lastError ? `, last error: ${String(s.reconcile.lastError)}` : ''}`],
+      ]
+      out(rows.map(([k, v]) => `${(k + ':').padEnd(17)}${v}`).join('\n') + '\n')
+    })
+
+  program.command('reconcile').description('check the kernel against the store now and repair it').option('--json', 'print JSON')
+    .action(async (o: JsonOpt) => {
+      const r = await api<{ links: number, firewall: boolean }>('POST', '/v1/reconcile')
+      if (o.json) { json(r); return }
+      out(r.links === 0 && !r.firewall ? 'nothing to repair\n' : `repaired ${r.links} link operation(s)${r.firewall ? ' and the firewall' : ''}\n`)
+    })
+  return program
+}
+
+export async function main (argv: string[]): Promise<void> {
+  const program = buildCli()
+  program.exitOverride()
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    const e = err as { code?: string, exitCode?: number }
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      process.exitCode = e.exitCode ?? 2
+      return
+    }
+    const ferr = toFerryError(err)
+    process.stderr.write(`ferry: ${ferr.message}\n`)
+    process.exitCode = exitCode(ferr.category)
+    if (process.env.FERRY_DEBUG && !(err instanceof FerryError)) console.error(err)
+  }
+}

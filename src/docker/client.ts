@@ -1,0 +1,81 @@
+/**
+ * A small client of the Docker engine API, used only to put names on what the
+ * driver protocol identifies by id (the protocol carries no names). It follows
+ * Docker's DOCKER_HOST convention (unix:// or tcp://) and never blocks ferry: a
+ * call that fails or takes longer than the timeout yields no names, and callers
+ * fall back to ids.
+ */
+import http from 'node:http'
+import { FerryError } from '../errors/errors.js'
+
+export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
+
+export interface EngineNames {
+  /** network id -> name */
+  networks: Map<string, string>
+  /** endpoint id -> container */
+  endpoints: Map<string, { containerId: string, containerName: string }>
+}
+
+interface Target { socketPath?: string, host?: string, port?: number }
+
+export function parseDockerHost (spec: string): Target {
+  if (spec.startsWith('unix://')) return { socketPath: spec.slice('unix://'.length) }
+  const m = /^tcp:\/\/([^:/]+)(?::(\d+))?\/?$/.exec(spec)
+  if (m) return { host: m[1], port: m[2] ? Number(m[2]) : 2375 }
+  throw new FerryError('INVALID_OPTION', `DOCKER_HOST "${spec}" is not unix:///path or tcp://host:port`)
+}
+
+export class EngineClient {
+  private readonly target: Target
+  private readonly timeoutMs: number
+  private cache: { at: number, names: EngineNames } | undefined
+
+  constructor (dockerHost: string = process.env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST, timeoutMs = 1500) {
+    this.target = parseDockerHost(dockerHost)
+    this.timeoutMs = timeoutMs
+  }
+
+  get<T> (path: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ ...this.target, path: `/v1.41${path}`, method: 'GET', timeout: this.timeoutMs }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString()
+          if ((res.statusCode ?? 500) >= 300) {
+            reject(new FerryError('ENGINE_UNAVAILABLE', `engine answered ${res.statusCode} for ${path}: ${text.trim()}`))
+            return
+          }
+          try { resolve(JSON.parse(text) as T) } catch (err) { reject(new FerryError('ENGINE_UNAVAILABLE', `engine sent invalid JSON for ${path}`, { cause: err })) }
+        })
+      })
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)))
+      req.on('error', (err) => reject(new FerryError('ENGINE_UNAVAILABLE', `cannot reach the Docker engine: ${err.message}`, { cause: err })))
+      req.end()
+    })
+  }
+
+  /** Names of ferry's networks and their containers; cached for a second. Never throws. */
+  async names (driverNames: string[], maxAgeMs = 1000): Promise<EngineNames> {
+    if (this.cache && Date.now() - this.cache.at < maxAgeMs) return this.cache.names
+    const names: EngineNames = { networks: new Map(), endpoints: new Map() }
+    try {
+      const nets = await this.get<Array<{ Id: string, Name: string, Driver: string }>>('/networks')
+      const ours = nets.filter((n) => driverNames.includes(n.Driver))
+      for (const n of nets) names.networks.set(n.Id, n.Name)
+      type Detail = { Containers?: Record<string, { Name: string, EndpointID: string }> }
+      const details = await Promise.all(ours.map((n) =>
+        this.get<Detail>(`/networks/${n.Id}`).catch((): Detail => ({ Containers: {} }))))
+      for (const d of details) {
+        for (const [cid, c] of Object.entries(d.Containers ?? {})) {
+          names.endpoints.set(c.EndpointID, { containerId: cid, containerName: c.Name })
+        }
+      }
+      this.cache = { at: Date.now(), names }
+    } catch {
+      // The engine is optional for naming: fall back to ids.
+    }
+    return names
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * ferry's network driver at the level of intent, free of HTTP: it turns the
+ * engine's validated requests into store records, kernel links (through the
+ * LinkDriver) and firewall state (through the FirewallDriver). Every mutation
+ * validates first, then applies with an undo stack, then persists.
+ * Deletes are idempotent: deleting what is already (half) gone succeeds.
+ */
+import type { Logger } from 'pino'
+import { FerryError, toFerryError } from '../errors/errors.js'
+import type { EndpointRecord, ExposedPort, NetworkRecord, PortBinding, PortRequest } from '../model/types.js'
+import type { Store } from '../store/store.js'
+import type { LinkDriver } from '../kernel/types.js'
+import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
+import type { Ipam } from '../ipam/ipam.js'
+import { defaultBridgeName, macForIp, normalizeMac, vethNames } from '../bridge/names.js'
+import { parseNetworkOptions } from '../bridge/options.js'
+import { desiredBridge, planReconcile } from '../bridge/plan.js'
+import { applyLinkOps } from '../bridge/apply.js'
+import { KeyedMutex } from '../util/mutex.js'
+import { withUndo } from '../util/undo.js'
+import { addrOf, prefixOf } from '../util/ip.js'
+
+export interface CreateNetworkInput {
+  id: string
+  subnet: string           // IPv4Data[0].Pool
+  gatewayCidr: string      // IPv4Data[0].Gateway
+  generic: Record<string, unknown>
+  internal: boolean
+  ipv6: boolean
+  extraIpv4Data: number    // how many IPv4Data entries beyond the first
+}
+
+export interface CreateEndpointInput {
+  networkId: string
+  endpointId: string
+  addressCidr: string
+  mac: string              // '' = ferry picks
+  portRequests: PortRequest[]
+  exposed: ExposedPort[]
+}
+
+export interface JoinResult { srcName: string, gateway?: string, disableGatewayService: boolean }
+
+/** Allocates host ports for an endpoint's publications (src/nat/publisher.ts). */
+export interface PortPublisher {
+  allocate (ep: EndpointRecord, requests: PortRequest[], others: EndpointRecord[]): Promise<PortBinding[]>
+}
+
+export interface NetworkDriverDeps {
+  store: Store
+  links: LinkDriver
+  firewall: FirewallDriver
+  ipam: Ipam
+  ports: PortPublisher
+  log: Logger
+  now?: () => Date
+}
+
+export function natNetwork (n: NetworkRecord): NatNetwork {
+  return { id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal }
+}
+
+export function natEndpoint (e: EndpointRecord): NatEndpoint {
+  return { id: e.id, networkId: e.networkId, address: e.address, ports: e.ports }
+}
+
+export class NetworkDriver {
+  private readonly d: NetworkDriverDeps
+  /** One queue per network for network and endpoint changes; a global one for port allocation. */
+  private readonly locks = new KeyedMutex()
+
+  constructor (deps: NetworkDriverDeps) { this.d = deps }
+
+  private get state () { return this.d.store.state }
+  private now (): string { return (this.d.now?.() ?? new Date()).toISOString() }
+  private undoLog = (what: string, err: unknown): void => {
+    this.d.log.error({ err, what }, 'rollback step failed')
+  }
+
+  networks (): NetworkRecord[] { return Object.values(this.state.networks) }
+  endpoints (networkId?: string): EndpointRecord[] {
+    const all = Object.values(this.state.endpoints)
+    return networkId ? all.filter((e) => e.networkId === networkId) : all
+  }
+
+  network (id: string): NetworkRecord {
+    const n = this.state.networks[id]
+    if (!n) throw new FerryError('NETWORK_NOT_FOUND', `network ${id.slice(0, 12)} is not a ferry network (ferry has no record of it)`)
+    return n
+  }
+
+  private endpoint (networkId: string, endpointId: string): EndpointRecord {
+    const e = this.state.endpoints[endpointId]
+    if (!e || e.networkId !== networkId) {
+      throw new FerryError('ENDPOINT_NOT_FOUND', `endpoint ${endpointId.slice(0, 12)} of network ${networkId.slice(0, 12)} is not known to ferry`)
+    }
+    return e
+  }
+
+  async createNetwork (input: CreateNetworkInput): Promise<void> {
+    if (input.ipv6) throw new FerryError('UNSUPPORTED', 'ferry networks do not support IPv6 yet: create the network without --ipv6')
+    if (input.extraIpv4Data > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take exactly one IPv4 subnet')
+    const opts = parseNetworkOptions(input.generic, input.internal)
+    if (opts.overlay !== undefined) {
+      throw new FerryError('CLUSTER_UNAVAILABLE', `network option ferry.overlay=${opts.overlay} needs a cluster: start the agent with --cluster redis://HOST:PORT`)
+    }
+    return this.locks.run(input.id, async () => {
+      const existing = this.state.networks[input.id]
+      if (existing) {
+        if (existing.subnet === input.subnet) return // the engine retried
+        throw new FerryError('NAME_CONFLICT', `network ${input.id.slice(0, 12)} already exists with subnet ${existing.subnet}`)
+      }
+      const pool = this.d.ipam.poolBySubnet(input.subnet)
+      if (!pool) {
+        throw new FerryError('INVALID_REQUEST', `subnet ${input.subnet} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
+      }
+      const bridge = opts.bridgeName ?? defaultBridgeName(input.id)
+      const other = this.networks().find((n) => n.bridge === bridge)
+      if (other) throw new FerryError('NAME_CONFLICT', `bridge ${bridge} is already used by ferry network ${other.id.slice(0, 12)}`)
+      const link = await this.d.links.getLink(bridge)
+      if (link) {
+        throw new FerryError('NAME_CONFLICT', `a ${link.kind ?? 'network'} device named ${bridge} already exists and is not ferry's: choose another com.docker.network.bridge.name or remove it`)
+      }
+      const net: NetworkRecord = {
+        id: input.id,
+        bridge,
+        ownsBridge: true,
+        subnet: input.subnet,
+        gateway: addrOf(input.gatewayCidr),
+        poolId: pool.id,
+        mtu: opts.mtu,
+        icc: opts.icc,
+        masquerade: opts.masquerade,
+        internal: opts.internal,
+        hostBindingIp: opts.hostBindingIp,
+        options: Object.fromEntries(Object.entries(input.generic).map(([k, v]) => [k, String(v)])),
+        createdAt: this.now(),
+      }
+      await withUndo(async (undo) => {
+        const b = desiredBridge(net)
+        undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
+        await this.d.links.createBridge(bridge, { mtu: b.mtu })
+        await this.d.links.addAddress(bridge, b.address)
+        await this.d.links.setUp(bridge, true)
+        undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
+        await this.d.firewall.addNetwork(natNetwork(net))
+        this.state.networks[net.id] = net
+        undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit() })
+        await this.d.store.commit()
+      }, this.undoLog)
+      this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
+    })
+  }
+
+  async deleteNetwork (id: string): Promise<void> {
+    return this.locks.run(id, async () => {
+      const net = this.state.networks[id]
+      if (!net) return
+      for (const ep of this.endpoints(id)) await this.removeEndpointNow(ep)
+      await this.d.firewall.removeNetwork(id)
+      if (net.ownsBridge) await this.d.links.deleteLink(net.bridge)
+      delete this.state.networks[id]
+      await this.d.store.commit()
+      this.d.log.info({ network: id, bridge: net.bridge }, 'network deleted')
+    })
+  }
+
+  async createEndpoint (input: CreateEndpointInput): Promise<{ mac?: string }> {
+    return this.locks.run(input.networkId, async () => {
+      const net = this.network(input.networkId)
+      const address = addrOf(input.addressCidr)
+      const prefixLen = prefixOf(input.addressCidr)
+      if (!input.addressCidr.includes('/') || prefixLen !== prefixOf(net.subnet)) {
+        throw new FerryError('INVALID_REQUEST', `endpoint address ${input.addressCidr} does not belong to subnet ${net.subnet}`)
+      }
+      const existing = this.state.endpoints[input.endpointId]
+      if (existing) {
+        if (existing.networkId === input.networkId && existing.address === address) {
+          return input.mac === '' ? { mac: existing.mac } : {}
+        }
+        throw new FerryError('NAME_CONFLICT', `endpoint ${input.endpointId.slice(0, 12)} already exists on another network or address`)
+      }
+      const mac = input.mac === '' ? macForIp(address) : normalizeMac(input.mac)
+      const names = vethNames(input.endpointId)
+      const ep: EndpointRecord = {
+        id: input.endpointId,
+        networkId: net.id,
+        address,
+        prefixLen,
+        mac,
+        hostVeth: names.host,
+        containerVeth: names.container,
+        joined: false,
+        portRequests: input.portRequests,
+        ports: [],
+        exposed: input.exposed,
+        createdAt: this.now(),
+      }
+      await withUndo(async (undo) => {
+        // A leftover pair of the same name (a crash mid-create) is replaced.
+        await this.d.links.deleteLink(names.host)
+        await this.d.links.deleteLink(names.container)
+        undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
+        await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
+        await this.d.links.setMaster(names.host, net.bridge)
+        await this.d.links.setUp(names.host, true)
+        this.state.endpoints[ep.id] = ep
+        undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit() })
+        await this.d.store.commit()
+      }, this.undoLog)
+      this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
+      return input.mac === '' ? { mac } : {}
+    })
+  }
+
+  async join (networkId: string, endpointId: string, sandboxKey: string): Promise<JoinResult> {
+    return this.locks.run(networkId, async () => {
+      const net = this.network(networkId)
+      const ep = this.endpoint(networkId, endpointId)
+      const host = await this.d.links.getLink(ep.hostVeth)
+      if (!host) {
+        throw new FerryError('KERNEL', `the host end ${ep.hostVeth} of endpoint ${endpointId.slice(0, 12)} is gone; remove and recreate the container`)
+      }
+      if (!host.up) await this.d.links.setUp(ep.hostVeth, true)
+      ep.joined = true
+      ep.sandboxKey = sandboxKey
+      await this.d.store.commit()
+      // An internal network has no way out: no default route, and no docker_gwbridge either.
+      return net.internal
+        ? { srcName: ep.containerVeth, disableGatewayService: true }
+        : { srcName: ep.containerVeth, gateway: net.gateway, disableGatewayService: false }
+    })
+  }
+
+  async leave (networkId: string, endpointId: string): Promise<void> {
+    return this.locks.run(networkId, async () => {
+      const ep = this.state.endpoints[endpointId]
+      if (!ep) return
+      ep.joined = false
+      delete ep.sandboxKey
+      await this.d.store.commit()
+    })
+  }
+
+  async deleteEndpoint (networkId: string, endpointId: string): Promise<void> {
+    return this.locks.run(networkId, async () => {
+      const ep = this.state.endpoints[endpointId]
+      if (!ep) {
+        // Half-gone from an earlier crash: clean what may be left in the kernel.
+        const names = vethNames(endpointId)
+        await this.d.links.deleteLink(names.host)
+        await this.d.links.deleteLink(names.container)
+        return
+      }
+      await this.removeEndpointNow(ep)
+      await this.d.store.commit()
+    })
+  }
+
+  /** Remove an endpoint's kernel and firewall state and its record (caller holds the network lock and commits). */
+  private async removeEndpointNow (ep: EndpointRecord): Promise<void> {
+    if (ep.ports.length > 0) await this.d.firewall.removeEndpoint(ep.id)
+    await this.d.links.deleteLink(ep.hostVeth)
+    await this.d.links.deleteLink(ep.containerVeth)
+    delete this.state.endpoints[ep.id]
+    this.d.log.info({ network: ep.networkId, endpoint: ep.id }, 'endpoint deleted')
+  }
+
+  /** Ports are allocated under one global lock: host ports are shared by every network. */
+  async programExternalConnectivity (networkId: string, endpointId: string, requests: PortRequest[] | undefined): Promise<void> {
+    return this.locks.run(networkId, () => this.locks.run('ports', async () => {
+      const net = this.network(networkId)
+      const ep = this.endpoint(networkId, endpointId)
+      if (net.internal) return
+      const wanted = requests ?? ep.portRequests
+      const others = this.endpoints().filter((e) => e.id !== ep.id)
+      const reqs = wanted.map((r) => (r.hostIp === '' && net.hostBindingIp !== '' ? { ...r, hostIp: net.hostBindingIp } : r))
+      const ports = await this.d.ports.allocate(ep, reqs, others)
+      const before = ep.ports
+      await withUndo(async (undo) => {
+        ep.portRequests = wanted
+        ep.ports = ports
+        undo.push('restore ports', async () => { ep.ports = before })
+        if (ports.length > 0 || before.length > 0) await this.d.firewall.setEndpoint(natEndpoint(ep))
+        undo.push('restore firewall', () => before.length > 0 ? this.d.firewall.setEndpoint(natEndpoint({ ...ep, ports: before })) : this.d.firewall.removeEndpoint(ep.id))
+        await this.d.store.commit()
+      }, this.undoLog)
+      if (ports.length > 0) this.d.log.info({ endpoint: ep.id, ports: ports.length }, 'ports published')
+    }))
+  }
+
+  async revokeExternalConnectivity (networkId: string, endpointId: string): Promise<void> {
+    return this.locks.run(networkId, () => this.locks.run('ports', async () => {
+      const ep = this.state.endpoints[endpointId]
+      if (!ep || ep.ports.length === 0) return
+      await this.d.firewall.removeEndpoint(ep.id)
+      ep.ports = []
+      await this.d.store.commit()
+    }))
+  }
+
+  operInfo (networkId: string, endpointId: string): Record<string, unknown> {
+    const ep = this.state.endpoints[endpointId]
+    if (!ep || ep.networkId !== networkId) return {}
+    return {
+      'com.docker.network.endpoint.macaddress': ep.mac,
+      'ferry.host-veth': ep.hostVeth,
+      'ferry.ports': ep.ports.map((p) => `${p.hostIp || '0.0.0.0'}:${p.hostPort}${p.hostPortEnd !== p.hostPort ? `-${p.hostPortEnd}` : ''}->${p.containerPort}${p.containerPortEnd !== p.containerPort ? `-${p.containerPortEnd}` : ''}/${p.proto}`),
+    }
+  }
+
+  /**
+   * Bring the kernel back to what the store says: recreate missing bridges and
+   * addresses, re-enslave host veths, delete ferry-named links nobody needs, and
+   * rewrite the firewall. Returns what it repaired.
+   */
+  async reconcile (): Promise<{ links: number, firewall: boolean }> {
+    return this.locks.run('reconcile', async () => {
+      const [links, addrs] = await Promise.all([this.d.links.listLinks(), this.d.links.listAddresses()])
+      const ops = planReconcile(this.networks(), this.endpoints(), links, addrs)
+      try {
+        await applyLinkOps(this.d.links, ops)
+      } catch (err) {
+        throw toFerryError(err, 'KERNEL', 'reconcile of links failed')
+      }
+      for (const op of ops) this.d.log.warn({ op }, 'reconcile repaired a link')
+      const firewall = await this.d.firewall.reconcile({
+        networks: this.networks().map(natNetwork),
+        endpoints: this.endpoints().filter((e) => e.ports.length > 0).map(natEndpoint),
+      })
+      if (firewall) this.d.log.warn('reconcile repaired the firewall')
+      return { links: ops.length, firewall }
+    })
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The link/address driver: ferry's typed view of rtnetlink. The real
+ * implementation (src/kernel/netlink.ts) talks to the kernel through the
+ * `netlink` package; src/kernel/fake.ts records calls for unit tests.
+ * Every mutation is idempotent where the kernel allows: creating what exists
+ * with the same kind, or deleting what is already gone, succeeds.
+ */
+export interface LinkInfo {
+  index: number
+  name: string
+  /** IFLA_INFO_KIND: 'bridge', 'veth', 'vxlan', … (undefined for plain devices) */
+  kind?: string
+  mtu: number
+  mac: string                 // lower-case aa:bb:cc:dd:ee:ff
+  up: boolean
+  /** ifindex of the master (bridge) when enslaved */
+  master?: number
+  /** for veth: ifindex of the peer (may be in another namespace) */
+  peerIndex?: number
+}
+
+export interface AddressInfo { ifname: string, index: number, cidr: string }   // e.g. 10.20.0.1/24
+
+export interface RouteInfo {
+  dst: string                 // CIDR, '0.0.0.0/0' for default
+  dev?: string
+  gateway?: string
+  table: number
+}
+
+export interface FdbEntry { dev: string, mac: string, dst?: string }
+export interface NeighEntry { dev: string, ip: string, mac: string }
+
+export interface VxlanSpec {
+  vni: number
+  port: number                // UDP destination port, 4789 by default
+  local?: string              // source VTEP address
+  dev?: string                // underlay device
+  learning: boolean
+  mtu?: number
+  mac?: string
+}
+
+export interface LinkDriver {
+  listLinks (): Promise<LinkInfo[]>
+  getLink (name: string): Promise<LinkInfo | undefined>
+  createBridge (name: string, opts?: { mtu?: number, mac?: string }): Promise<void>
+  /** A veth pair; both ends stay in the current namespace. */
+  createVeth (name: string, peer: string, opts?: { mtu?: number, mac?: string, peerMac?: string }): Promise<void>
+  createVxlan (name: string, spec: VxlanSpec): Promise<void>
+  /** Enslave `name` to bridge `master` (master undefined = release). */
+  setMaster (name: string, master: string | undefined): Promise<void>
+  setUp (name: string, up: boolean): Promise<void>
+  setMtu (name: string, mtu: number): Promise<void>
+  /** Deleting a link that does not exist succeeds. */
+  deleteLink (name: string): Promise<void>
+  /** Adding an address that is already there succeeds. */
+  addAddress (name: string, cidr: string): Promise<void>
+  deleteAddress (name: string, cidr: string): Promise<void>
+  listAddresses (): Promise<AddressInfo[]>
+  /** IPv4 routes of every table except local. */
+  listRoutes (): Promise<RouteInfo[]>
+  addFdb (entry: FdbEntry): Promise<void>
+  deleteFdb (entry: FdbEntry): Promise<void>
+  listFdb (dev: string): Promise<FdbEntry[]>
+  addNeigh (entry: NeighEntry): Promise<void>
+  deleteNeigh (entry: NeighEntry): Promise<void>
+  listNeigh (dev: string): Promise<NeighEntry[]>
+  close (): void
+}

@@ -1,0 +1,87 @@
+/**
+ * ferry's own validated types, shared by the subsystems. The Docker wire shapes live
+ * in src/plugin/wire.ts and are converted into these at the boundary.
+ * All addresses are IPv4 dotted quads; subnets are CIDR strings in canonical form.
+ */
+
+export type Protocol = 'tcp' | 'udp' | 'sctp'
+
+/** One requested port publication, as the engine sends it (host port 0 = pick one). */
+export interface PortRequest {
+  proto: Protocol
+  containerPort: number
+  /** Last container port of a range; equals containerPort for a single port. */
+  containerPortEnd: number
+  hostIp: string            // '' = every address of the host
+  hostPort: number          // 0 = allocate from the ephemeral range
+  hostPortEnd: number       // equals hostPort for a single port (0 when hostPort is 0)
+}
+
+/** A publication after host-port allocation: what is programmed in the kernel. */
+export interface PortBinding {
+  proto: Protocol
+  hostIp: string            // '' = every address of the host
+  hostPort: number
+  hostPortEnd: number
+  containerIp: string
+  containerPort: number
+  containerPortEnd: number
+}
+
+export interface ExposedPort { proto: Protocol, port: number }
+
+export interface NetworkRecord {
+  id: string                 // Docker NetworkID (64 hex)
+  bridge: string             // Linux bridge name
+  /** True when ferry created the bridge and may delete it. */
+  ownsBridge: boolean
+  subnet: string             // e.g. 10.20.0.0/24
+  gateway: string            // e.g. 10.20.0.1
+  poolId: string
+  mtu: number
+  icc: boolean
+  masquerade: boolean
+  internal: boolean
+  /** Default host IP for port publications (com.docker.network.bridge.host_binding_ipv4). */
+  hostBindingIp: string
+  /** The user's -o options, kept for inspect. */
+  options: Record<string, string>
+  createdAt: string
+}
+
+export interface EndpointRecord {
+  id: string                 // Docker EndpointID
+  networkId: string
+  address: string            // container IPv4
+  prefixLen: number
+  mac: string
+  hostVeth: string           // host end, enslaved to the bridge
+  containerVeth: string      // handed to the engine in Join
+  sandboxKey?: string
+  joined: boolean
+  /** Publications requested by the engine (kept as requested, for stable re-allocation). */
+  portRequests: PortRequest[]
+  /** Publications programmed (host ports resolved); empty until ProgramExternalConnectivity. */
+  ports: PortBinding[]
+  exposed: ExposedPort[]
+  createdAt: string
+}
+
+/** An IPAM pool as ferry holds it. */
+export interface PoolRecord {
+  id: string                 // PoolID handed to the engine
+  addressSpace: string
+  subnet: string             // canonical CIDR
+  range?: string             // --ip-range (SubPool), canonical CIDR inside subnet
+  /** true when the user gave --subnet, false when ferry picked it. */
+  userDefined: boolean
+  /** Allocated addresses: ip -> what holds it. */
+  allocated: Record<string, AddressUse>
+  options: Record<string, string>
+  createdAt: string
+}
+
+export interface AddressUse {
+  kind: 'gateway' | 'aux' | 'endpoint'
+  at: string                 // ISO time of allocation
+}

@@ -1,0 +1,195 @@
+/**
+ * The Docker remote plugin protocol over HTTP (fastify): Plugin.Activate and every
+ * NetworkDriver.* and IpamDriver.* method. The engine sends no Content-Type, so
+ * every body is read as text and parsed here; every route validates its body with
+ * a JSON schema. NetworkDriver errors answer {"Err": …}; IpamDriver errors answer
+ * {"Error": …} (and "Err" too, which the engine reads on a non-2xx status).
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import { fastifyOptions } from '../util/http.js'
+import { FerryError, httpStatus, toFerryError } from '../errors/errors.js'
+import type { NetworkDriver } from '../driver/network.js'
+import type { Ipam } from '../ipam/ipam.js'
+import { schemas } from './wire.js'
+import type {
+  ConnectivityReq, CreateEndpointReq, CreateNetworkReq, EndpointReq, JoinReq, NetworkReq,
+  ReleaseAddressReq, ReleasePoolReq, RequestAddressReq, RequestPoolReq, PortMapWire, ExposedPortWire,
+} from './wire.js'
+import { EXPOSED_KEY, MAC_KEY, PORTMAP_KEY, parseExposed, parsePortMap } from './ports.js'
+
+export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json'
+export const REPLAY_WINDOW_MS = 30_000
+
+export interface PluginDeps {
+  driver: NetworkDriver
+  ipam: Ipam
+  log: Logger
+  /** Called after each request with its method name, duration and outcome (metrics hook). */
+  onCall?: (method: string, ms: number, error?: FerryError) => void
+}
+
+type Handler<B> = (body: B) => Promise<unknown> | unknown
+
+function ipamRoute (url: string): boolean { return url.startsWith('/IpamDriver.') }
+
+function describeValidation (err: FastifyError): string {
+  const v = err.validation?.[0]
+  if (!v) return err.message
+  const where = (v.instancePath || '').replace(/^\//, '').replace(/\//g, '.')
+  return `invalid request: ${where ? `${where} ` : 'body '}${v.message ?? 'is invalid'}`
+}
+
+export function buildPluginServer (deps: PluginDeps): FastifyInstance {
+  const app = Fastify(fastifyOptions(deps.log, 'plugin', 16 * 1024 * 1024))
+  // The engine sends no Content-Type: take every body as text and parse it here.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim()
+    if (text === '') { done(null, {}); return }
+    try {
+      done(null, JSON.parse(text))
+    } catch {
+      done(new FerryError('INVALID_REQUEST', 'the request body is not valid JSON'), undefined)
+    }
+  })
+
+  let replayTimer: NodeJS.Timeout | undefined
+  const endReplay = (): void => {
+    if (replayTimer) { clearTimeout(replayTimer); replayTimer = undefined }
+    deps.ipam.endReplay()
+  }
+  app.addHook('onClose', async () => { if (replayTimer) clearTimeout(replayTimer) })
+
+  const send = (reply: FastifyReply, url: string, err: FerryError): FastifyReply => {
+    const body: Record<string, string> = { Err: err.message }
+    if (ipamRoute(url)) body.Error = err.message
+    return reply.code(httpStatus(err.category)).type(PLUGIN_CONTENT_TYPE).send(body)
+  }
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const ferr = error.validation
+      ? new FerryError('INVALID_REQUEST', describeValidation(error), { cause: error })
+      : error instanceof FerryError
+        ? error
+        : (error.statusCode !== undefined && error.statusCode < 500)
+            ? new FerryError('INVALID_REQUEST', `invalid request: ${error.message}`, { cause: error })
+            : toFerryError(error)
+    const level = ferr.category === 'internal' ? 'error' : 'warn'
+    request.log[level]({ err: ferr, method: request.url }, 'plugin call failed')
+    deps.onCall?.(request.url.slice(1), 0, ferr)
+    return send(reply, request.url, ferr)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    send(reply, request.url, new FerryError('UNKNOWN_METHOD', `ferry does not implement ${request.method} ${request.url}`))
+  })
+
+  const route = <B>(method: string, schema: object, handler: Handler<B>): void => {
+    app.post(`/${method}`, { schema: { body: schema } }, async (req: FastifyRequest, reply: FastifyReply) => {
+      const t0 = performance.now()
+      const res = await handler(req.body as B)
+      const ms = performance.now() - t0
+      req.log.debug({ method, ms: Math.round(ms * 1000) / 1000 }, 'plugin call')
+      deps.onCall?.(method, ms)
+      return reply.type(PLUGIN_CONTENT_TYPE).send(res ?? {})
+    })
+  }
+
+  const { driver, ipam } = deps
+  const opt = (o: Record<string, unknown> | null | undefined, k: string): unknown => (o ?? {})[k]
+
+  route('Plugin.Activate', schemas.Empty, () => {
+    // A new engine process: it may now replay what it holds (RequiresRequestReplay).
+    ipam.beginReplay()
+    if (replayTimer) clearTimeout(replayTimer)
+    replayTimer = setTimeout(endReplay, REPLAY_WINDOW_MS)
+    replayTimer.unref()
+    return { Implements: ['NetworkDriver', 'IpamDriver'] }
+  })
+
+  // ---- NetworkDriver ----
+  route('NetworkDriver.GetCapabilities', schemas.Empty, () => ({ Scope: 'local', ConnectivityScope: 'global' }))
+  route<CreateNetworkReq>('NetworkDriver.CreateNetwork', schemas.CreateNetwork, async (b) => {
+    endReplay()
+    const v4 = b.IPv4Data ?? []
+    const first = v4[0]
+    if (!first) throw new FerryError('INVALID_REQUEST', 'CreateNetwork carries no IPv4 pool: create ferry networks with --ipam-driver ferry')
+    const generic = opt(b.Options, 'com.docker.network.generic')
+    await driver.createNetwork({
+      id: b.NetworkID,
+      subnet: first.Pool,
+      gatewayCidr: first.Gateway ?? '',
+      generic: (generic && typeof generic === 'object') ? generic as Record<string, unknown> : {},
+      internal: opt(b.Options, 'com.docker.network.internal') === true,
+      ipv6: opt(b.Options, 'com.docker.network.enable_ipv6') === true || (b.IPv6Data ?? []).length > 0,
+      extraIpv4Data: v4.length - 1,
+    })
+    return {}
+  })
+  route<NetworkReq>('NetworkDriver.DeleteNetwork', schemas.Network, async (b) => { endReplay(); await driver.deleteNetwork(b.NetworkID); return {} })
+  route<CreateEndpointReq>('NetworkDriver.CreateEndpoint', schemas.CreateEndpoint, async (b) => {
+    endReplay()
+    const iface = b.Interface ?? {}
+    if (!iface.Address) throw new FerryError('INVALID_REQUEST', 'CreateEndpoint carries no IPv4 address: ferry networks need --ipam-driver ferry')
+    if (iface.AddressIPv6) throw new FerryError('UNSUPPORTED', 'ferry endpoints do not support IPv6 yet')
+    let mac = iface.MacAddress ?? ''
+    const macOpt = opt(b.Options, MAC_KEY)
+    if (mac === '' && typeof macOpt === 'string' && macOpt !== '') {
+      // The engine sends the option base64-encoded (observed: "AkIKewAz").
+      mac = [...Buffer.from(macOpt, 'base64')].map((x) => x.toString(16).padStart(2, '0')).join(':')
+    }
+    const res = await driver.createEndpoint({
+      networkId: b.NetworkID,
+      endpointId: b.EndpointID,
+      addressCidr: iface.Address,
+      mac,
+      portRequests: parsePortMap(opt(b.Options, PORTMAP_KEY) as PortMapWire[] | undefined),
+      exposed: parseExposed(opt(b.Options, EXPOSED_KEY) as ExposedPortWire[] | undefined),
+    })
+    // Return an Interface only with what the engine did not set itself.
+    return { Interface: res.mac ? { MacAddress: res.mac } : {} }
+  })
+  route<EndpointReq>('NetworkDriver.DeleteEndpoint', schemas.Endpoint, async (b) => { endReplay(); await driver.deleteEndpoint(b.NetworkID, b.EndpointID); return {} })
+  route<EndpointReq>('NetworkDriver.EndpointOperInfo', schemas.Endpoint, (b) => ({ Value: driver.operInfo(b.NetworkID, b.EndpointID) }))
+  route<JoinReq>('NetworkDriver.Join', schemas.Join, async (b) => {
+    const r = await driver.join(b.NetworkID, b.EndpointID, b.SandboxKey)
+    const res: Record<string, unknown> = { InterfaceName: { SrcName: r.srcName, DstPrefix: 'eth' } }
+    if (r.gateway) res.Gateway = r.gateway
+    if (r.disableGatewayService) res.DisableGatewayService = true
+    return res
+  })
+  route<EndpointReq>('NetworkDriver.Leave', schemas.Endpoint, async (b) => { endReplay(); await driver.leave(b.NetworkID, b.EndpointID); return {} })
+  route<ConnectivityReq>('NetworkDriver.ProgramExternalConnectivity', schemas.Connectivity, async (b) => {
+    const pm = opt(b.Options, PORTMAP_KEY) as PortMapWire[] | undefined
+    await driver.programExternalConnectivity(b.NetworkID, b.EndpointID, pm === undefined ? undefined : parsePortMap(pm))
+    return {}
+  })
+  route<EndpointReq>('NetworkDriver.RevokeExternalConnectivity', schemas.Endpoint, async (b) => {
+    endReplay()
+    await driver.revokeExternalConnectivity(b.NetworkID, b.EndpointID)
+    return {}
+  })
+  // Swarm-only calls: never sent outside swarm (observed); answered harmlessly.
+  route('NetworkDriver.DiscoverNew', schemas.Discover, () => ({}))
+  route('NetworkDriver.DiscoverDelete', schemas.Discover, () => ({}))
+  route('NetworkDriver.AllocateNetwork', schemas.Empty, () => { throw new FerryError('UNSUPPORTED', 'ferry does not take part in swarm network allocation') })
+  route('NetworkDriver.FreeNetwork', schemas.Empty, () => ({}))
+
+  // ---- IpamDriver ----
+  route('IpamDriver.GetCapabilities', schemas.Empty, () => ipam.capabilities())
+  route('IpamDriver.GetDefaultAddressSpaces', schemas.Empty, () => ipam.addressSpaces())
+  route<RequestPoolReq>('IpamDriver.RequestPool', schemas.RequestPool, async (b) => {
+    const r = await ipam.requestPool({
+      addressSpace: b.AddressSpace ?? '', pool: b.Pool ?? '', subPool: b.SubPool ?? '', options: b.Options ?? {}, v6: b.V6 ?? false,
+    })
+    return { PoolID: r.poolId, Pool: r.pool, Data: r.data }
+  })
+  route<ReleasePoolReq>('IpamDriver.ReleasePool', schemas.ReleasePool, async (b) => { await ipam.releasePool(b.PoolID); return {} })
+  route<RequestAddressReq>('IpamDriver.RequestAddress', schemas.RequestAddress, async (b) => {
+    const r = await ipam.requestAddress({ poolId: b.PoolID, address: b.Address ?? '', options: b.Options ?? null })
+    return { Address: r.address, Data: r.data }
+  })
+  route<ReleaseAddressReq>('IpamDriver.ReleaseAddress', schemas.ReleaseAddress, async (b) => { await ipam.releaseAddress(b.PoolID, b.Address); return {} })
+
+  return app
+}
