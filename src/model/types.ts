@@ -79,6 +79,8 @@ export interface PoolRecord {
   allocated: Record<string, AddressUse>
   options: Record<string, string>
   createdAt: string
+  /** The last address handed out without a preference (allocation continues after it). */
+  cursor?: string
 }
 
 export interface AddressUse {

@@ -1,0 +1,385 @@
+/**
+ * ferry's IPAM driver: pools and addresses for the Docker IpamDriver protocol,
+ * persisted in `store.state.pools` and serialized by one mutex.
+ *
+ * Every mutation changes the state, then awaits `store.commit()` before it resolves;
+ * if the commit fails the change is undone in memory and the STORE error is thrown,
+ * so the engine never holds a pool or address that a restart would forget.
+ * A new `Ipam` over the same state continues where the old one stopped.
+ *
+ * Choices, with the Docker behaviour they copy, are listed in pools.ts. In short:
+ * non-canonical subnets are masked (10.20.0.5/24 → 10.20.0.0/24); user subnets may
+ * overlap host routes but never another ferry pool; auto pools avoid both; dynamic
+ * addresses (gateway or endpoint with `Address:""`) come from `--ip-range` when set;
+ * a specific address may be anywhere in the subnet except its network/broadcast.
+ *
+ * Endpoint addresses are handed out serially after the last one handed out (like
+ * libnetwork's serial bitmask allocation), so a released IP is not reused at once and
+ * peers' stale ARP entries have time to expire. The gateway takes the first free
+ * address of the window, as libnetwork does for a request without preference.
+ *
+ * Only this class may change `store.state.pools`: it keeps a small in-memory index
+ * per pool (allocation count in the window) rebuilt whenever the record object changes.
+ */
+import { ferryError, toFerryError } from '../errors/errors.js'
+import type { AddressUse, PoolRecord } from '../model/types.js'
+import type { Store } from '../store/store.js'
+import { Mutex } from '../util/mutex.js'
+import { bounds, canonical, intToIp, ipToInt, isCidr, isIp, overlaps, parseAddress, parseCidr, withPrefix } from './cidr.js'
+import {
+  DOCKER_DEFAULT_POOLS, allocationWindow, findFree, formatDefaultPool, parsePoolSpec, pickAutoSubnet, poolIdFor,
+  windowSize, type DefaultPool, type PoolSpec,
+} from './pools.js'
+
+export { DOCKER_DEFAULT_POOLS, parseDefaultPool, type DefaultPool } from './pools.js'
+
+/** RequestAddress option key the engine sets on the gateway request… */
+export const REQUEST_ADDRESS_TYPE = 'RequestAddressType'
+/** …and its value. */
+export const GATEWAY_ADDRESS_TYPE = 'com.docker.network.gateway'
+
+export interface IpamOptions {
+  store: Store
+  defaultPools?: DefaultPool[]
+  /** CIDRs the host already uses (routes, addresses); auto pools never overlap these. Called at each auto-pool pick. */
+  hostNetworks: () => Promise<string[]>
+  addressSpaces?: { local: string, global: string }
+  now?: () => Date
+}
+
+export interface PoolRequest {
+  addressSpace: string
+  /** '' = pick a free subnet from the default pools. */
+  pool: string
+  /** `--ip-range`; '' = none. */
+  subPool: string
+  options: Record<string, string>
+  v6: boolean
+}
+
+export interface AddressRequest {
+  poolId: string
+  /** '' = any free address; otherwise a bare IP (a CIDR is accepted, its prefix ignored). */
+  address: string
+  options: Record<string, string> | null
+}
+
+/**
+ * The stored pool. `cursor` is the last address handed out dynamically to an endpoint;
+ * the next search starts after it. It is not in the shared PoolRecord type yet, so it
+ * is optional here: when missing (older state, or a record rebuilt elsewhere) it is
+ * recovered from the allocation times (see buildIndex).
+ */
+type StoredPool = PoolRecord & { cursor?: string }
+
+/** Per-pool facts derived from the record, kept to make dynamic allocation O(1) typical. */
+interface PoolIndex {
+  record: PoolRecord
+  window: { first: number, last: number }
+  /** Allocated addresses inside `window`. */
+  inWindow: number
+  /** Cursor to use when the record has none. */
+  fallbackCursor: number
+}
+
+export class Ipam {
+  private readonly store: Store
+  private readonly defaultPools: DefaultPool[]
+  private readonly hostNetworks: () => Promise<string[]>
+  private readonly spaces: { local: string, global: string }
+  private readonly now: () => Date
+  private readonly mutex = new Mutex()
+  private readonly indexes = new Map<string, PoolIndex>()
+  private replaying = false
+  /** Pools already answered once during the current replay. */
+  private readonly replayed = new Set<string>()
+
+  constructor (opts: IpamOptions) {
+    this.store = opts.store
+    this.defaultPools = opts.defaultPools ?? DOCKER_DEFAULT_POOLS
+    this.hostNetworks = opts.hostNetworks
+    this.spaces = opts.addressSpaces ?? { local: 'FerryLocal', global: 'FerryGlobal' }
+    this.now = opts.now ?? (() => new Date())
+  }
+
+  capabilities (): { RequiresMACAddress: false, RequiresRequestReplay: true } {
+    return { RequiresMACAddress: false, RequiresRequestReplay: true }
+  }
+
+  addressSpaces (): { LocalDefaultAddressSpace: string, GlobalDefaultAddressSpace: string } {
+    return { LocalDefaultAddressSpace: this.spaces.local, GlobalDefaultAddressSpace: this.spaces.global }
+  }
+
+  /*
+   * Replay. With RequiresRequestReplay:true, a dockerd that restarts after SIGKILL
+   * asks again, for every network it knows, RequestPool with the stored subnet and
+   * RequestAddress for the gateway and every endpoint IP (trace §i). ferry kept all of
+   * that in its store, so these requests are for things it already holds: outside a
+   * replay they would be conflicts (POOL_OVERLAP, ADDRESS_IN_USE). Between
+   * beginReplay() and endReplay():
+   * - RequestPool for exactly a held pool (same subnet and same range) returns that
+   *   pool's id, once per replay: a second request for it is a real conflict (two
+   *   networks cannot share a subnet), and a different range is a different pool.
+   * - RequestAddress for a specific address already allocated in the pool returns it.
+   * Anything not held is allocated normally, so a replay also repairs a store that lost
+   * an allocation. After the replay the engine releases what belongs to dead
+   * containers, so nothing leaks.
+   */
+
+  /** The engine (re)activated us: it may now replay RequestPool/RequestAddress for what we already hold. */
+  beginReplay (): void {
+    this.replaying = true
+    this.replayed.clear()
+  }
+
+  /** Replay is over (first CreateNetwork/CreateEndpoint/… or a timeout the caller manages). */
+  endReplay (): void {
+    this.replaying = false
+    this.replayed.clear()
+  }
+
+  isReplaying (): boolean {
+    return this.replaying
+  }
+
+  /** The pool record (live object: read it, do not change it). */
+  pool (poolId: string): PoolRecord | undefined {
+    return this.store.state.pools[poolId]
+  }
+
+  pools (): PoolRecord[] {
+    return Object.values(this.store.state.pools)
+  }
+
+  /** Pool whose subnet equals cidr (used when CreateNetwork arrives to tie pool and network). */
+  poolBySubnet (cidr: string): PoolRecord | undefined {
+    const subnet = canonical(cidr)
+    return this.pools().find((p) => p.subnet === subnet)
+  }
+
+  async requestPool (req: PoolRequest): Promise<{ poolId: string, pool: string, data: Record<string, string> }> {
+    if (req.v6) throw ferryError('UNSUPPORTED', 'ferry does not support IPv6 pools yet')
+    if (req.addressSpace === '') throw ferryError('INVALID_REQUEST', 'the pool request has no address space')
+    if (req.pool === '' && req.subPool !== '') {
+      throw ferryError('INVALID_REQUEST', `ip range ${req.subPool} was given without a subnet; give --subnet too`)
+    }
+    const spec = req.pool === '' ? undefined : parsePoolSpec(req.pool, req.subPool)
+    return await this.mutex.run(async () => {
+      if (spec !== undefined && this.replaying) {
+        const held = this.pools().find((p) => p.subnet === spec.subnet && p.range === spec.range)
+        if (held !== undefined && !this.replayed.has(held.id)) {
+          this.replayed.add(held.id)
+          return { poolId: held.id, pool: held.subnet, data: {} }
+        }
+      }
+      const chosen = spec ?? { subnet: await this.pickAutoSubnet() }
+      if (spec !== undefined) this.checkNoOverlap(spec)
+      const record = this.newPool(req, chosen, spec !== undefined)
+      this.store.state.pools[record.id] = record
+      await this.commit(() => { delete this.store.state.pools[record.id] })
+      return { poolId: record.id, pool: record.subnet, data: {} }
+    })
+  }
+
+  /** Release a pool and every address in it. Unknown pools are fine (the engine retries and replays): returns false. */
+  async releasePool (poolId: string): Promise<boolean> {
+    return await this.mutex.run(async () => {
+      const record = this.store.state.pools[poolId]
+      if (record === undefined) return false
+      delete this.store.state.pools[poolId]
+      this.indexes.delete(poolId)
+      this.replayed.delete(poolId)
+      await this.commit(() => { this.store.state.pools[poolId] = record })
+      return true
+    })
+  }
+
+  async requestAddress (req: AddressRequest): Promise<{ address: string, data: Record<string, string> }> {
+    const isGateway = req.options?.[REQUEST_ADDRESS_TYPE] === GATEWAY_ADDRESS_TYPE
+    const preferred = req.address === '' ? undefined : parseAddress(req.address).ip
+    return await this.mutex.run(async () => {
+      const record = this.store.state.pools[req.poolId]
+      if (record === undefined) {
+        throw ferryError('POOL_NOT_FOUND', `pool ${req.poolId} is not known to ferry (it was never requested or was released)`)
+      }
+      const prefix = parseCidr(record.subnet).prefix
+      const kind: AddressUse['kind'] = isGateway ? 'gateway' : 'endpoint'
+      let ip: number
+      if (preferred !== undefined) {
+        ip = this.checkPreferred(record, preferred)
+        if (record.allocated[preferred] !== undefined) {
+          if (this.replaying) return { address: withPrefix(preferred, prefix), data: {} }
+          throw ferryError('ADDRESS_IN_USE', `${preferred} is already in use in network pool ${record.subnet}`)
+        }
+      } else {
+        ip = this.pickAddress(record, isGateway)
+      }
+      await this.allocate(record, ip, kind, preferred === undefined && !isGateway)
+      return { address: withPrefix(intToIp(ip), prefix), data: {} }
+    })
+  }
+
+  /**
+   * Release one address (bare IP or CIDR). Releasing what ferry does not hold, or in a
+   * pool it does not know, succeeds and returns false: the engine retries and replays.
+   */
+  async releaseAddress (poolId: string, address: string): Promise<boolean> {
+    const ip = parseAddress(address).ip
+    return await this.mutex.run(async () => {
+      const record = this.store.state.pools[poolId]
+      const use = record?.allocated[ip]
+      if (record === undefined || use === undefined) return false
+      const idx = this.index(record)
+      const n = ipToInt(ip)
+      const counted = n >= idx.window.first && n <= idx.window.last ? 1 : 0
+      delete record.allocated[ip]
+      idx.inWindow -= counted
+      await this.commit(() => {
+        record.allocated[ip] = use
+        idx.inWindow += counted
+      })
+      return true
+    })
+  }
+
+  private async pickAutoSubnet (): Promise<string> {
+    let host: string[]
+    try {
+      host = await this.hostNetworks()
+    } catch (err) {
+      throw toFerryError(err, 'INTERNAL', 'cannot list the host\'s networks to choose a free pool')
+    }
+    const taken = [...this.pools().map((p) => p.subnet), ...hostBlockers(host)]
+    const subnet = pickAutoSubnet(this.defaultPools, taken)
+    if (subnet === undefined) {
+      const list = this.defaultPools.map(formatDefaultPool).join('; ')
+      throw ferryError('POOL_EXHAUSTED',
+        `no free subnet left in the default address pools (${list === '' ? 'none configured' : list}): ` +
+        'each one overlaps a ferry pool or a host network. Add pools with ferry\'s ' +
+        '--default-address-pool base=<cidr>,size=<prefix> option, or give the network a --subnet')
+    }
+    return subnet
+  }
+
+  private checkNoOverlap (spec: PoolSpec): void {
+    const clash = this.pools().find((p) => overlaps(p.subnet, spec.subnet))
+    if (clash !== undefined) {
+      throw ferryError('POOL_OVERLAP', `${spec.subnet} overlaps pool ${clash.subnet} already used by ferry`)
+    }
+  }
+
+  private newPool (req: PoolRequest, spec: PoolSpec, userDefined: boolean): PoolRecord {
+    const pools = this.store.state.pools
+    const record: PoolRecord = {
+      id: poolIdFor(req.addressSpace, spec.subnet, (id) => pools[id] !== undefined),
+      addressSpace: req.addressSpace,
+      subnet: spec.subnet,
+      userDefined,
+      allocated: {},
+      options: { ...req.options },
+      createdAt: this.now().toISOString(),
+    }
+    if (spec.range !== undefined) record.range = spec.range
+    return record
+  }
+
+  /** A preferred address must be a host address of the subnet (the range does not matter). */
+  private checkPreferred (record: PoolRecord, ip: string): number {
+    const n = ipToInt(ip)
+    const { first, last } = bounds(record.subnet)
+    if (n < first || n > last) throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is outside pool ${record.subnet}`)
+    if (n === first) {
+      throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is the network address of pool ${record.subnet} and cannot be assigned`)
+    }
+    if (n === last) {
+      throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is the broadcast address of pool ${record.subnet} and cannot be assigned`)
+    }
+    return n
+  }
+
+  private pickAddress (record: PoolRecord, isGateway: boolean): number {
+    const idx = this.index(record)
+    const start = isGateway ? idx.window.first : cursorOf(record, idx) + 1
+    const found = idx.inWindow >= windowSize(idx.window)
+      ? undefined
+      : findFree(idx.window, start, (n) => record.allocated[intToIp(n)] !== undefined)
+    if (found === undefined) {
+      const where = record.range === undefined ? `pool ${record.subnet}` : `ip range ${record.range} of pool ${record.subnet}`
+      throw ferryError('POOL_EXHAUSTED', `no free address left in ${where}`)
+    }
+    return found
+  }
+
+  private async allocate (record: StoredPool, ip: number, kind: AddressUse['kind'], moveCursor: boolean): Promise<void> {
+    const idx = this.index(record)
+    const key = intToIp(ip)
+    const counted = ip >= idx.window.first && ip <= idx.window.last ? 1 : 0
+    const cursor = record.cursor
+    record.allocated[key] = { kind, at: this.now().toISOString() }
+    idx.inWindow += counted
+    if (moveCursor) record.cursor = key
+    await this.commit(() => {
+      delete record.allocated[key]
+      idx.inWindow -= counted
+      if (cursor === undefined) delete record.cursor
+      else record.cursor = cursor
+    })
+  }
+
+  private index (record: PoolRecord): PoolIndex {
+    const cached = this.indexes.get(record.id)
+    if (cached !== undefined && cached.record === record) return cached
+    const idx = buildIndex(record)
+    this.indexes.set(record.id, idx)
+    return idx
+  }
+
+  private async commit (undo: () => void): Promise<void> {
+    try {
+      await this.store.commit()
+    } catch (err) {
+      undo()
+      throw toFerryError(err, 'STORE', 'cannot save the IPAM state')
+    }
+  }
+}
+
+/** The search for the next endpoint address starts after this one. */
+function cursorOf (record: StoredPool, idx: PoolIndex): number {
+  return record.cursor !== undefined && isIp(record.cursor) ? ipToInt(record.cursor) : idx.fallbackCursor
+}
+
+/**
+ * Index of a pool loaded from the store. The fallback cursor is the most recently
+ * allocated endpoint address in the window (latest `at`, the higher address on a
+ * tie): close to where a serial allocator stopped, though a later `--ip` counts too.
+ */
+function buildIndex (record: PoolRecord): PoolIndex {
+  const window = allocationWindow(record.subnet, record.range)
+  let inWindow = 0
+  let cursor = window.first - 1
+  let cursorAt = ''
+  for (const [ip, use] of Object.entries(record.allocated)) {
+    const n = ipToInt(ip)
+    if (n < window.first || n > window.last) continue
+    inWindow++
+    if (use.kind === 'endpoint' && (use.at > cursorAt || (use.at === cursorAt && n > cursor))) {
+      cursor = n
+      cursorAt = use.at
+    }
+  }
+  return { record, window, inWindow, fallbackCursor: cursor }
+}
+
+/** Host networks that can block an auto pool: IPv4 only, default routes (/0) ignored, bare IPs as /32. */
+function hostBlockers (networks: string[]): string[] {
+  const out: string[] = []
+  for (const net of networks) {
+    if (net.includes(':')) continue
+    const cidr = net.includes('/') ? net : `${net}/32`
+    if (!isCidr(cidr)) throw ferryError('INTERNAL', `host network "${net}" is not an IPv4 address or CIDR`)
+    if (parseCidr(cidr).prefix === 0) continue
+    out.push(cidr)
+  }
+  return out
+}

@@ -1,0 +1,194 @@
+/**
+ * Pure IPAM helpers: default address pools (`--default-address-pool`), validation of
+ * a pool request, choosing a free auto subnet, and finding a free address in an
+ * allocation window. No state, no I/O: `Ipam` (ipam.ts) wires these to the store.
+ *
+ * Docker behaviour these follow (moby/libnetwork ipam/allocator.go, 20.10 and master):
+ * - A pool with host bits set (`10.20.0.5/24`) is masked to its network (`10.20.0.0/24`);
+ *   the allocator parses it with net.ParseCIDR / Prefix.Masked() and does not refuse it.
+ *   ferry does the same and answers with the canonical pool, which the engine then uses.
+ * - The network and broadcast addresses of the *subnet* are reserved; nothing else is.
+ *   With `--ip-range 10.243.3.0/24` in a /16, 10.243.3.0 is a valid, allocatable address.
+ * - Dynamic requests (endpoint or gateway with `Address:""`) are served from the SubPool
+ *   (`--ip-range`) when there is one, else from the subnet. The gateway is therefore the
+ *   first free address of the range, as libnetwork's SetAnyInRange/AddAnyInRange gives.
+ * - A preferred address (`--ip`, `--gateway`, `--aux-address`) only has to lie inside the
+ *   subnet, not the range (libnetwork checks `p.Pool.Contains(prefAddress)` on the subnet).
+ */
+import { ferryError } from '../errors/errors.js'
+import { blockSize, bounds, canonical, containsCidr, formatCidr, isCidr, parseCidr } from './cidr.js'
+
+/** One `--default-address-pool`: split `base` into subnets of prefix length `size`. */
+export interface DefaultPool {
+  base: string
+  size: number
+}
+
+/** dockerd's local-scope defaults (libnetwork ipamutils), in the order it tries them. */
+export const DOCKER_DEFAULT_POOLS: DefaultPool[] = [
+  { base: '172.17.0.0/16', size: 16 },
+  { base: '172.18.0.0/16', size: 16 },
+  { base: '172.19.0.0/16', size: 16 },
+  { base: '172.20.0.0/14', size: 16 },
+  { base: '172.24.0.0/14', size: 16 },
+  { base: '172.28.0.0/14', size: 16 },
+  { base: '192.168.0.0/16', size: 20 },
+]
+
+/** Smallest pool ferry accepts: a /30 holds a gateway and one container. */
+export const MAX_POOL_PREFIX = 30
+
+/** `{ base: '10.10.0.0/16', size: 24 }` → `base=10.10.0.0/16,size=24`. */
+export function formatDefaultPool (p: DefaultPool): string {
+  return `base=${p.base},size=${p.size}`
+}
+
+/**
+ * Parse `base=10.10.0.0/16,size=24` (keys in any order, spaces around items ignored).
+ * The base is canonicalized; size must lie between the base prefix and /30.
+ */
+export function parseDefaultPool (spec: string): DefaultPool {
+  const usage = 'expected base=<IPv4 CIDR>,size=<prefix length>, for example base=10.10.0.0/16,size=24'
+  const fields = new Map<string, string>()
+  for (const item of spec.split(',')) {
+    const eq = item.indexOf('=')
+    const key = (eq < 0 ? item : item.slice(0, eq)).trim()
+    if (eq < 0 || (key !== 'base' && key !== 'size') || fields.has(key)) {
+      throw ferryError('INVALID_REQUEST', `default address pool "${spec}" is not valid: ${usage}`)
+    }
+    fields.set(key, item.slice(eq + 1).trim())
+  }
+  const base = fields.get('base')
+  const sizeText = fields.get('size')
+  if (base === undefined || sizeText === undefined) {
+    throw ferryError('INVALID_REQUEST', `default address pool "${spec}" is not valid: ${usage}`)
+  }
+  if (!isCidr(base)) {
+    throw ferryError('INVALID_CIDR', `default address pool "${spec}": base "${base}" is not an IPv4 CIDR (${usage})`)
+  }
+  const c = parseCidr(base)
+  if (!/^[0-9]{1,2}$/.test(sizeText)) {
+    throw ferryError('INVALID_REQUEST', `default address pool "${spec}": size "${sizeText}" is not a prefix length (${usage})`)
+  }
+  const size = Number(sizeText)
+  if (size < c.prefix || size > MAX_POOL_PREFIX) {
+    throw ferryError('INVALID_REQUEST',
+      `default address pool "${spec}": size /${size} must be between the base's /${c.prefix} and /${MAX_POOL_PREFIX}`)
+  }
+  return { base: formatCidr(c), size }
+}
+
+/** A pool request after validation: canonical subnet, and the range if it narrows the subnet. */
+export interface PoolSpec {
+  subnet: string
+  range?: string
+}
+
+/**
+ * Validate an explicit pool (`--subnet`) and optional SubPool (`--ip-range`).
+ * Canonicalizes both (see the module comment); refuses /31, /32 and /0 pools and a
+ * range that is not inside the subnet. A range equal to the subnet is dropped.
+ */
+export function parsePoolSpec (pool: string, subPool: string): PoolSpec {
+  if (!isCidr(pool)) {
+    throw ferryError('INVALID_CIDR', `pool "${pool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.0/24)`)
+  }
+  const subnet = canonical(pool)
+  const prefix = parseCidr(subnet).prefix
+  if (prefix > MAX_POOL_PREFIX) {
+    throw ferryError('INVALID_REQUEST',
+      `pool ${subnet} is too small: a network needs at least a /${MAX_POOL_PREFIX} (network address, gateway, one container, broadcast address)`)
+  }
+  if (prefix === 0) {
+    throw ferryError('INVALID_REQUEST', `pool ${subnet} would cover every IPv4 address; give a real subnet`)
+  }
+  if (subPool === '') return { subnet }
+  if (!isCidr(subPool)) {
+    throw ferryError('INVALID_CIDR', `ip range "${subPool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.128/25)`)
+  }
+  const range = canonical(subPool)
+  if (!containsCidr(subnet, range)) {
+    throw ferryError('INVALID_REQUEST', `ip range ${range} is not inside pool ${subnet}`)
+  }
+  return range === subnet ? { subnet } : { subnet, range }
+}
+
+/**
+ * The first subnet of the default pools, in order, that overlaps none of `taken`
+ * (ferry's pools and the host's networks). The blockers are merged into sorted
+ * disjoint intervals and swept once per default pool, jumping past each blocker,
+ * so a /8 split into /24s costs O(blockers · log blockers), not O(candidates).
+ */
+export function pickAutoSubnet (defaults: readonly DefaultPool[], taken: readonly string[]): string | undefined {
+  const blockers = mergeIntervals(taken.map((cidr) => bounds(cidr)))
+  for (const dp of defaults) {
+    const base = bounds(dp.base)
+    const step = blockSize(dp.size)
+    let i = 0
+    let candidate = base.first
+    while (candidate + step - 1 <= base.last) {
+      const last = candidate + step - 1
+      while (i < blockers.length && (blockers[i] as Interval).last < candidate) i++
+      const hit = blockers[i]
+      if (hit === undefined || hit.first > last) return formatCidr({ network: candidate, prefix: dp.size })
+      // Next aligned candidate after the blocker (base is aligned to step since size >= base prefix).
+      candidate = Math.ceil((hit.last + 1) / step) * step
+    }
+  }
+  return undefined
+}
+
+interface Interval { first: number, last: number }
+
+/** Sort and merge overlapping or adjacent intervals. */
+function mergeIntervals (list: Interval[]): Interval[] {
+  const sorted = [...list].sort((a, b) => a.first - b.first)
+  const out: Interval[] = []
+  for (const iv of sorted) {
+    const prev = out[out.length - 1]
+    if (prev !== undefined && iv.first <= prev.last + 1) prev.last = Math.max(prev.last, iv.last)
+    else out.push({ ...iv })
+  }
+  return out
+}
+
+/**
+ * Integer window that dynamic requests are served from: the range (or the subnet),
+ * minus the subnet's network and broadcast addresses.
+ */
+export function allocationWindow (subnet: string, range?: string): { first: number, last: number } {
+  const s = bounds(subnet)
+  const r = range === undefined ? s : bounds(range)
+  return { first: Math.max(r.first, s.first + 1), last: Math.min(r.last, s.last - 1) }
+}
+
+/** Number of addresses in a window (0 if empty). */
+export function windowSize (w: { first: number, last: number }): number {
+  return Math.max(0, w.last - w.first + 1)
+}
+
+/**
+ * First address in `window`, starting at `start` and wrapping around once, for which
+ * `used` is false. Returns undefined when every address is used. Cost is the number
+ * of used addresses skipped, so a serial cursor makes it O(1) on typical pools.
+ */
+export function findFree (window: { first: number, last: number }, start: number, used: (ip: number) => boolean): number | undefined {
+  const size = windowSize(window)
+  if (size === 0) return undefined
+  let ip = start < window.first || start > window.last ? window.first : start
+  for (let i = 0; i < size; i++) {
+    if (!used(ip)) return ip
+    ip = ip === window.last ? window.first : ip + 1
+  }
+  return undefined
+}
+
+/** `FerryLocal` + `10.20.0.0/24` → `FerryLocal/10.20.0.0/24`, with `#2`, `#3`… if that id is taken. */
+export function poolIdFor (addressSpace: string, subnet: string, isTaken: (id: string) => boolean): string {
+  const base = `${addressSpace}/${subnet}`
+  if (!isTaken(base)) return base
+  for (let n = 2; ; n++) {
+    const id = `${base}#${n}`
+    if (!isTaken(id)) return id
+  }
+}

@@ -1,0 +1,94 @@
+import t from 'tap'
+import { fakeWorld } from '../harness/fakes.js'
+
+const NET = 'aa'.repeat(32)
+const EP = 'bb'.repeat(32)
+
+async function withNetwork (w: ReturnType<typeof fakeWorld>, generic: Record<string, unknown> = {}, internal = false) {
+  const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.50.0.0/24', subPool: '', options: {}, v6: false })
+  await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await w.driver.createNetwork({ id: NET, subnet: '10.50.0.0/24', gatewayCidr: '10.50.0.1/24', generic, internal, ipv6: false, extraIpv4Data: 0 })
+  return pool.poolId
+}
+
+t.test('a failed network create leaves nothing behind', async (t) => {
+  const w = fakeWorld()
+  w.links.failOn('setUp', 1, new Error('injected'))
+  await t.rejects(withNetwork(w), /injected/)
+  t.same((await w.links.listLinks()).filter((l) => l.name.startsWith('fy')), [], 'bridge removed')
+  t.same(w.store.state.networks, {})
+  t.equal(w.firewall.networks.size, 0)
+})
+
+t.test('a failed endpoint create leaves no veth and no record', async (t) => {
+  const w = fakeWorld()
+  await withNetwork(w)
+  w.links.failOn('setMaster', 1, new Error('injected'))
+  await t.rejects(w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: [], exposed: [] }), /injected/)
+  t.same((await w.links.listLinks()).map((l) => l.name).filter((n) => n.startsWith('fyh') || n.startsWith('fyc')), [])
+  t.same(w.store.state.endpoints, {})
+})
+
+t.test('internal networks: no gateway, no gateway service, no publishing', async (t) => {
+  const w = fakeWorld()
+  await withNetwork(w, {}, true)
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: [], exposed: [] })
+  const j = await w.driver.join(NET, EP, '/sandbox')
+  t.same(j, { srcName: 'fycbbbbbbbbbbbb', disableGatewayService: true })
+  await w.driver.programExternalConnectivity(NET, EP, [{ proto: 'tcp', containerPort: 80, containerPortEnd: 80, hostIp: '', hostPort: 8080, hostPortEnd: 8080 }])
+  t.equal(w.firewall.endpoints.size, 0)
+})
+
+t.test('options are validated before anything is created', async (t) => {
+  const w = fakeWorld()
+  await t.rejects(withNetwork(w, { 'com.docker.network.bridge.enable_icc': 'maybe' }), { code: 'INVALID_OPTION', message: /enable_icc must be true or false/ })
+  await t.rejects(withNetwork(fakeWorld(), { 'com.docker.network.bridge.name': 'bad name!' }), { code: 'INVALID_OPTION' })
+  await t.rejects(withNetwork(fakeWorld(), { 'ferry.colour': 'blue' }), { message: /unknown option ferry.colour/ })
+  await t.rejects(withNetwork(fakeWorld(), { 'ferry.overlay': 'ov1' }), { code: 'CLUSTER_UNAVAILABLE', message: /--cluster/ })
+  t.same(w.links.calls.filter((c) => c.op.startsWith('create')), [])
+})
+
+t.test('a bridge name that exists and is not ferry\'s is refused', async (t) => {
+  const w = fakeWorld()
+  await w.links.createBridge('docker0')
+  await t.rejects(withNetwork(w, { 'com.docker.network.bridge.name': 'docker0' }), { code: 'NAME_CONFLICT', message: /docker0 already exists and is not ferry's/ })
+})
+
+t.test('port conflict is refused and nothing stays programmed', async (t) => {
+  const w = fakeWorld()
+  await withNetwork(w)
+  const req = [{ proto: 'tcp' as const, containerPort: 80, containerPortEnd: 80, hostIp: '', hostPort: 8080, hostPortEnd: 8080 }]
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: req, exposed: [] })
+  await w.driver.programExternalConnectivity(NET, EP, undefined)
+  const EP2 = 'cc'.repeat(32)
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP2, addressCidr: '10.50.0.3/24', mac: '', portRequests: req, exposed: [] })
+  await t.rejects(w.driver.programExternalConnectivity(NET, EP2, undefined), { code: 'PORT_CONFLICT' })
+  t.notOk(w.firewall.endpoints.has(EP2))
+  t.same(w.store.state.endpoints[EP2]?.ports, [])
+})
+
+t.test('reconcile recreates a missing bridge and removes ferry leftovers only', async (t) => {
+  const w = fakeWorld()
+  await withNetwork(w)
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: [], exposed: [] })
+  await w.links.deleteLink('fy-aaaaaaaaaaaa')
+  await w.links.createBridge('fy-leftover0000')
+  await w.links.createBridge('docker0')
+  const r = await w.driver.reconcile()
+  t.ok(r.links > 0)
+  const names = (await w.links.listLinks()).map((l) => l.name)
+  t.ok(names.includes('fy-aaaaaaaaaaaa'), 'bridge back')
+  t.notOk(names.includes('fy-leftover0000'), 'leftover removed')
+  t.ok(names.includes('docker0'), 'foreign bridge untouched')
+  t.equal((await w.driver.reconcile()).links, 0, 'second run has nothing to do')
+})
+
+t.test('endpoint create is idempotent for an engine retry', async (t) => {
+  const w = fakeWorld()
+  await withNetwork(w)
+  const input = { networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: [], exposed: [] }
+  const a = await w.driver.createEndpoint(input)
+  const b = await w.driver.createEndpoint(input)
+  t.same(a, b)
+  t.equal(w.driver.endpoints().length, 1)
+})

@@ -1,0 +1,125 @@
+import t from 'tap'
+import { FerryError } from '../../src/errors/errors.js'
+import { ipToInt } from '../../src/ipam/cidr.js'
+import {
+  DOCKER_DEFAULT_POOLS, allocationWindow, findFree, formatDefaultPool, parseDefaultPool, parsePoolSpec, pickAutoSubnet,
+  poolIdFor, windowSize,
+} from '../../src/ipam/pools.js'
+
+function caught (fn: () => unknown): FerryError {
+  try { fn() } catch (err) { if (err instanceof FerryError) return err; throw err }
+  throw new Error('expected a FerryError')
+}
+
+t.test('Docker default pools', async (t) => {
+  t.same(DOCKER_DEFAULT_POOLS.map(formatDefaultPool), [
+    'base=172.17.0.0/16,size=16', 'base=172.18.0.0/16,size=16', 'base=172.19.0.0/16,size=16',
+    'base=172.20.0.0/14,size=16', 'base=172.24.0.0/14,size=16', 'base=172.28.0.0/14,size=16',
+    'base=192.168.0.0/16,size=20',
+  ])
+})
+
+t.test('parseDefaultPool', async (t) => {
+  t.same(parseDefaultPool('base=10.10.0.0/16,size=24'), { base: '10.10.0.0/16', size: 24 })
+  t.same(parseDefaultPool(' size=24 , base=10.10.0.0/16 '), { base: '10.10.0.0/16', size: 24 }, 'any order, spaces')
+  t.same(parseDefaultPool('base=10.10.3.0/16,size=16'), { base: '10.10.0.0/16', size: 16 }, 'base canonicalized')
+  t.same(parseDefaultPool('base=10.0.0.0/8,size=30'), { base: '10.0.0.0/8', size: 30 })
+  const bad: Array<[string, string, RegExp]> = [
+    ['', 'INVALID_REQUEST', /expected base=<IPv4 CIDR>,size=<prefix length>/],
+    ['base=10.10.0.0/16', 'INVALID_REQUEST', /not valid/],
+    ['size=24', 'INVALID_REQUEST', /not valid/],
+    ['base=10.10.0.0/16,size=24,x=1', 'INVALID_REQUEST', /not valid/],
+    ['base=10.10.0.0/16,base=10.11.0.0/16,size=24', 'INVALID_REQUEST', /not valid/],
+    ['base 10.10.0.0/16,size=24', 'INVALID_REQUEST', /not valid/],
+    ['base=10.10.0.0,size=24', 'INVALID_CIDR', /base "10.10.0.0" is not an IPv4 CIDR/],
+    ['base=fd00::/48,size=64', 'INVALID_CIDR', /is not an IPv4 CIDR/],
+    ['base=10.10.0.0/16,size=x', 'INVALID_REQUEST', /size "x" is not a prefix length/],
+    ['base=10.10.0.0/16,size=8', 'INVALID_REQUEST', /size \/8 must be between the base's \/16 and \/30/],
+    ['base=10.10.0.0/16,size=31', 'INVALID_REQUEST', /must be between/],
+  ]
+  for (const [spec, code, msg] of bad) {
+    const err = caught(() => parseDefaultPool(spec))
+    t.equal(err.code, code, `${JSON.stringify(spec)} → ${code}`)
+    t.match(err.message, msg)
+  }
+})
+
+t.test('parsePoolSpec', async (t) => {
+  t.same(parsePoolSpec('10.20.0.0/24', ''), { subnet: '10.20.0.0/24' })
+  t.same(parsePoolSpec('10.20.0.5/24', ''), { subnet: '10.20.0.0/24' }, 'masked like libnetwork')
+  t.same(parsePoolSpec('10.20.0.0/24', '10.20.0.128/25'), { subnet: '10.20.0.0/24', range: '10.20.0.128/25' })
+  t.same(parsePoolSpec('10.20.0.0/24', '10.20.0.130/25'), { subnet: '10.20.0.0/24', range: '10.20.0.128/25' }, 'range masked')
+  t.same(parsePoolSpec('10.20.0.0/24', '10.20.0.0/24'), { subnet: '10.20.0.0/24' }, 'range = subnet is no range')
+  t.same(parsePoolSpec('10.20.0.0/24', '10.20.0.9/32'), { subnet: '10.20.0.0/24', range: '10.20.0.9/32' })
+  t.same(parsePoolSpec('10.20.0.0/30', ''), { subnet: '10.20.0.0/30' })
+  t.same(parsePoolSpec('10.0.0.0/8', ''), { subnet: '10.0.0.0/8' })
+
+  let err = caught(() => parsePoolSpec('10.20.0.0', ''))
+  t.equal(err.code, 'INVALID_CIDR')
+  t.match(err.message, 'pool "10.20.0.0" is not an IPv4 subnet in CIDR notation')
+  err = caught(() => parsePoolSpec('10.20.0.0/31', ''))
+  t.equal(err.code, 'INVALID_REQUEST')
+  t.match(err.message, 'pool 10.20.0.0/31 is too small')
+  t.equal(caught(() => parsePoolSpec('10.20.0.1/32', '')).code, 'INVALID_REQUEST')
+  t.equal(caught(() => parsePoolSpec('0.0.0.0/0', '')).code, 'INVALID_REQUEST')
+  err = caught(() => parsePoolSpec('10.20.0.0/24', 'bogus'))
+  t.equal(err.code, 'INVALID_CIDR')
+  t.match(err.message, 'ip range "bogus"')
+  err = caught(() => parsePoolSpec('10.20.0.0/24', '10.20.1.0/25'))
+  t.equal(err.code, 'INVALID_REQUEST')
+  t.equal(err.message, 'ip range 10.20.1.0/25 is not inside pool 10.20.0.0/24')
+  t.equal(caught(() => parsePoolSpec('10.20.0.0/24', '10.20.0.0/23')).code, 'INVALID_REQUEST', 'range larger than pool')
+})
+
+t.test('pickAutoSubnet', async (t) => {
+  t.equal(pickAutoSubnet(DOCKER_DEFAULT_POOLS, []), '172.17.0.0/16')
+  t.equal(pickAutoSubnet(DOCKER_DEFAULT_POOLS, ['172.17.0.0/16']), '172.18.0.0/16')
+  t.equal(pickAutoSubnet(DOCKER_DEFAULT_POOLS, ['172.17.0.1/32', '172.18.5.0/24']), '172.19.0.0/16', 'a host route inside blocks it')
+  t.equal(pickAutoSubnet(DOCKER_DEFAULT_POOLS, ['172.16.0.0/12']), '192.168.0.0/20', 'a big route blocks several pools')
+  t.equal(pickAutoSubnet(DOCKER_DEFAULT_POOLS, ['172.16.0.0/12', '192.168.0.0/20', '192.168.16.0/20']), '192.168.32.0/20')
+  t.equal(pickAutoSubnet(DOCKER_DEFAULT_POOLS, ['172.16.0.0/12', '192.168.0.0/16']), undefined)
+  t.equal(pickAutoSubnet([], []), undefined)
+  t.equal(pickAutoSubnet([{ base: '172.20.0.0/14', size: 16 }], ['172.20.0.0/16', '172.22.0.0/16']), '172.21.0.0/16')
+
+  const tens = [{ base: '10.0.0.0/8', size: 24 }]
+  t.equal(pickAutoSubnet(tens, ['10.0.0.0/9']), '10.128.0.0/24', 'one jump over a big blocker')
+  t.equal(pickAutoSubnet(tens, ['10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/25']), '10.0.3.0/24')
+  t.equal(pickAutoSubnet(tens, ['10.0.0.128/25']), '10.0.1.0/24', 'partial overlap blocks the candidate')
+
+  // A /8 split into /24s with 20k scattered blockers stays fast.
+  const blockers: string[] = []
+  for (let i = 0; i < 20000; i++) blockers.push(`10.${i >> 8}.${i & 255}.0/24`)
+  const t0 = performance.now()
+  t.equal(pickAutoSubnet(tens, blockers), '10.78.32.0/24')
+  t.comment(`20k blockers: ${(performance.now() - t0).toFixed(1)} ms`)
+})
+
+t.test('allocationWindow, windowSize, findFree', async (t) => {
+  const w = allocationWindow('10.20.0.0/24')
+  t.same(w, { first: ipToInt('10.20.0.1'), last: ipToInt('10.20.0.254') })
+  t.equal(windowSize(w), 254)
+  t.same(allocationWindow('10.20.0.0/24', '10.20.0.128/25'), { first: ipToInt('10.20.0.128'), last: ipToInt('10.20.0.254') })
+  t.same(allocationWindow('10.20.0.0/24', '10.20.0.0/25'), { first: ipToInt('10.20.0.1'), last: ipToInt('10.20.0.127') })
+  t.same(allocationWindow('10.243.0.0/16', '10.243.3.0/24'), { first: ipToInt('10.243.3.0'), last: ipToInt('10.243.3.255') },
+    'only the subnet network/broadcast are reserved (libnetwork)')
+  t.equal(windowSize(allocationWindow('10.20.0.0/30')), 2)
+  t.equal(windowSize(allocationWindow('10.20.0.0/24', '10.20.0.0/32')), 0, 'a range that is only the network address is empty')
+
+  const small = { first: 10, last: 14 }
+  const used = new Set([10, 11, 13])
+  t.equal(findFree(small, 10, (n) => used.has(n)), 12)
+  t.equal(findFree(small, 13, (n) => used.has(n)), 14)
+  t.equal(findFree(small, 15, (n) => used.has(n)), 12, 'start past the end wraps to the first')
+  t.equal(findFree(small, 3, (n) => used.has(n)), 12, 'start before the window starts at the first')
+  used.add(14)
+  t.equal(findFree(small, 13, (n) => used.has(n)), 12, 'wraps around')
+  used.add(12)
+  t.equal(findFree(small, 10, (n) => used.has(n)), undefined)
+  t.equal(findFree({ first: 5, last: 4 }, 5, () => false), undefined)
+})
+
+t.test('poolIdFor', async (t) => {
+  t.equal(poolIdFor('FerryLocal', '10.20.0.0/24', () => false), 'FerryLocal/10.20.0.0/24')
+  const taken = new Set(['FerryLocal/10.20.0.0/24', 'FerryLocal/10.20.0.0/24#2'])
+  t.equal(poolIdFor('FerryLocal', '10.20.0.0/24', (id) => taken.has(id)), 'FerryLocal/10.20.0.0/24#3')
+})
