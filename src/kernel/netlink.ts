@@ -1,0 +1,523 @@
+/**
+ * The real LinkDriver: ferry's typed calls over one rtnetlink socket, using the
+ * `netlink` package for the socket, message framing and struct/attribute codecs.
+ *
+ * - Link kinds are created by encoding IFLA_LINKINFO ourselves (the package types
+ *   it as a raw Buffer): IFLA_INFO_KIND plus IFLA_INFO_DATA (the veth peer is an
+ *   ifinfomsg followed by its own attributes; VXLAN options are IFLA_VXLAN_*).
+ * - Every request goes through one queue (the kernel refuses a second dump on a
+ *   socket while one is running) and one place that turns errno answers into
+ *   FerryError KERNEL ('cannot create bridge fy-abc: File exists').
+ * - Dumps interrupted by a concurrent change (NLM_F_DUMP_INTR, or EINTR in the
+ *   closing NLMSG_DONE) are retried in `dump()`.
+ * - Idempotency: creating a link that exists with the same kind, deleting what is
+ *   gone and adding an address that is there all succeed; FDB and neighbour adds
+ *   replace.
+ */
+import {
+  AttrStream, Flags, FlagsGet, FlagsNew, MessageType, NetlinkSocket, Protocol, RawNetlinkSocket,
+  ifla, parseError, rt,
+} from 'netlink'
+import type { MessageInfo, NetlinkMessage, StreamData } from 'netlink'
+import { isIPv4 } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
+import { FerryError } from '../errors/errors.js'
+import { Mutex } from '../util/mutex.js'
+import { errnoName, errnoNumber, errnoText } from './errno.js'
+import type { AddressInfo, FdbEntry, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from './types.js'
+
+const AF_INET = 2
+const AF_BRIDGE = 7
+const RT_TABLE_LOCAL = 255
+const REQUEST_TIMEOUT_MS = 10_000
+const DUMP_ATTEMPTS = 10
+const ZERO_MAC = '00:00:00:00:00:00'
+const MAX_IFNAME = 15
+
+// ---------------------------------------------------------------------------
+// Pure encoding helpers (exported for tests)
+
+/** Validate an interface name as the kernel would (1..15 bytes, no '/', ':' or blanks). */
+export function checkIfname (name: string): string {
+  if (name.length === 0 || Buffer.byteLength(name) > MAX_IFNAME || /[/:\s]/.test(name) || name === '.' || name === '..') {
+    throw new FerryError('INVALID_REQUEST', `invalid interface name "${name}"`)
+  }
+  return name
+}
+
+/** 'aa:bb:cc:dd:ee:ff' (any case) to 6 bytes. */
+export function macToBuffer (mac: string): Buffer {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new FerryError('INVALID_REQUEST', `invalid MAC address "${mac}"`)
+  return Buffer.from(mac.replace(/:/g, ''), 'hex')
+}
+
+/** Bytes to lower-case 'aa:bb:cc:dd:ee:ff'. */
+export function bufferToMac (buf: Uint8Array): string {
+  return Array.from(buf, (b) => b.toString(16).padStart(2, '0')).join(':')
+}
+
+/** True unless the group bit (multicast/broadcast) is set or the MAC is all zeros. */
+export function isUnicastMac (mac: string): boolean {
+  const first = parseInt(mac.slice(0, 2), 16)
+  return (first & 1) === 0 && mac.toLowerCase() !== ZERO_MAC
+}
+
+export function ipv4ToBuffer (ip: string): Buffer {
+  if (!isIPv4(ip)) throw new FerryError('INVALID_CIDR', `invalid IPv4 address "${ip}"`)
+  return Buffer.from(ip.split('.').map(Number))
+}
+
+export function bufferToIpv4 (buf: Uint8Array): string {
+  return Array.from(buf.subarray(0, 4)).join('.')
+}
+
+export function parseCidr (cidr: string): { ip: string, prefix: number } {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr)
+  const prefix = Number(m?.[2])
+  if (!m || !isIPv4(m[1] ?? '') || prefix > 32) throw new FerryError('INVALID_CIDR', `invalid IPv4 CIDR "${cidr}"`)
+  return { ip: m[1] ?? '', prefix }
+}
+
+/** The directed broadcast address of ip/prefix (as `ip addr add … brd +` computes it). */
+export function broadcastOf (ip: string, prefix: number): string {
+  const addr = ipv4ToBuffer(ip).readUInt32BE(0)
+  const host = prefix === 0 ? 0xffffffff : (2 ** (32 - prefix)) - 1
+  const out = Buffer.alloc(4)
+  out.writeUInt32BE((addr | host) >>> 0)
+  return bufferToIpv4(out)
+}
+
+function u16be (n: number): Buffer {
+  const b = Buffer.alloc(2)
+  b.writeUInt16BE(n)
+  return b
+}
+
+function u32 (n: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n)
+  return b
+}
+
+/** Flatten an attribute stream into one buffer (the payload of a nested attribute). */
+export function encodeAttrs (data: StreamData): Buffer {
+  const s = new AttrStream()
+  s.emit(data)
+  return Buffer.concat(s.bufs)
+}
+
+/** IFLA_LINKINFO payload: IFLA_INFO_KIND and, when given, IFLA_INFO_DATA. */
+export function linkInfo (kind: string, data?: Buffer): Buffer {
+  return encodeAttrs(ifla.formatInfo(data === undefined ? { kind } : { kind, data }))
+}
+
+/** IFLA_INFO_DATA of a veth: VETH_INFO_PEER = struct ifinfomsg + the peer's IFLA_* attributes. */
+export function vethInfoData (peer: string, opts: { mtu?: number, mac?: string }): Buffer {
+  const attrs: ifla.LinkAttrs = { ifname: peer }
+  if (opts.mtu !== undefined) attrs.mtu = opts.mtu
+  if (opts.mac !== undefined) attrs.address = macToBuffer(opts.mac)
+  const peerMsg = Buffer.concat([rt.formatLink({}), encodeAttrs(ifla.formatLinkAttrs(attrs))])
+  return encodeAttrs(ifla.formatVethInfo({ peer: peerMsg }))
+}
+
+/** IFLA_INFO_DATA of a vxlan. `linkIndex` is the underlay's ifindex. The port goes in network byte order. */
+export function vxlanInfoData (spec: VxlanSpec, linkIndex?: number): Buffer {
+  const data: ifla.Vxlan = { id: spec.vni, port: u16be(spec.port), learning: spec.learning ? 1 : 0 }
+  if (spec.local !== undefined) data.local = ipv4ToBuffer(spec.local)
+  if (linkIndex !== undefined) data.link = linkIndex
+  return encodeAttrs(ifla.formatVxlan(data))
+}
+
+function linkBody (data: rt.Link, attrs: ifla.LinkAttrs): Uint8Array[] {
+  const s = new AttrStream()
+  rt.formatLinkMessage({ kind: 'link', data, attrs }, s)
+  return s.bufs
+}
+
+function addressBody (data: rt.Address, attrs: rt.AddressAttrs): Uint8Array[] {
+  const s = new AttrStream()
+  rt.formatAddressMessage({ kind: 'address', data, attrs }, s)
+  return s.bufs
+}
+
+function neighborBody (data: rt.Neighbor, attrs: rt.NeighborAttrs): Uint8Array[] {
+  const s = new AttrStream()
+  rt.formatNeighborMessage({ kind: 'neighbor', data, attrs }, s)
+  return s.bufs
+}
+
+function routeBody (data: rt.Route): Uint8Array[] {
+  const s = new AttrStream()
+  rt.formatRouteMessage({ kind: 'route', data, attrs: {} }, s)
+  return s.bufs
+}
+
+/** A parsed RTM_NEWLINK to ferry's LinkInfo. */
+export function toLinkInfo (m: rt.LinkMessage): LinkInfo {
+  const a = m.attrs
+  const info: LinkInfo = {
+    index: m.data.index ?? 0,
+    name: a.ifname ?? '',
+    mtu: a.mtu ?? 0,
+    mac: a.address ? bufferToMac(a.address) : ZERO_MAC,
+    up: m.data.flags?.up === true,
+  }
+  const kind = a.linkinfo ? ifla.parseInfo(a.linkinfo).kind : undefined
+  if (kind !== undefined) info.kind = kind
+  if (a.master !== undefined && a.master !== 0) info.master = a.master
+  if (kind === 'veth' && a.link !== undefined && a.link.length >= 4) info.peerIndex = a.link.readUInt32LE(0)
+  return info
+}
+
+// ---------------------------------------------------------------------------
+// Socket
+
+/** An errno answer from the kernel (positive number). */
+class KernelErrno extends Error {
+  readonly errno: number
+  readonly code: string
+  constructor (errno: number, detail?: string) {
+    super(detail ?? errnoText(errno))
+    this.errno = errno
+    this.code = errnoName(errno)
+  }
+}
+
+/**
+ * The package's NetlinkSocket drops the closing NLMSG_DONE of a dump and with it
+ * the dump's error code, and ignores NLM_F_DUMP_INTR. This subclass turns both
+ * into an EINTR/errno rejection of the request.
+ */
+class RtnlSocket extends NetlinkSocket {
+  protected override emitMessage (msg: NetlinkMessage | NetlinkMessage[], rinfo: MessageInfo): unknown {
+    if (Array.isArray(msg)) {
+      const first = msg[0]
+      const last = msg[msg.length - 1]
+      const cb = first !== undefined ? this.requests.get(first.seq) : undefined
+      if (cb !== undefined && last !== undefined && last.type === MessageType.DONE) {
+        const errno = last.data.length >= 4 ? last.data.readInt32LE(0) : 0
+        if (msg.some((m) => (m.flags & Flags.DUMP_INTR) !== 0)) {
+          return cb(new KernelErrno(errnoNumber('EINTR'), 'dump interrupted by a concurrent change'), undefined, rinfo)
+        }
+        if (errno < 0) return cb(new KernelErrno(-errno), undefined, rinfo)
+      }
+    }
+    return super.emitMessage(msg, rinfo)
+  }
+}
+
+function kernelError (what: string, err: unknown): FerryError {
+  if (err instanceof FerryError) return err
+  const reason = err instanceof Error ? err.message : String(err)
+  return new FerryError('KERNEL', `${what}: ${reason}`, { cause: err })
+}
+
+// ---------------------------------------------------------------------------
+// Driver
+
+export class NetlinkDriver implements LinkDriver {
+  private readonly queue = new Mutex()
+  private readonly sock: RtnlSocket
+  private retries = 0
+
+  constructor (sock: RtnlSocket) {
+    this.sock = sock
+  }
+
+  /** One request/answer; resolves the answer's messages, rejects with KernelErrno. */
+  private request (type: number, body: Uint8Array[], flags: number): Promise<NetlinkMessage[]> {
+    return this.queue.run(async () => {
+      const [msgs] = await this.sock.request(type, body, { flags, checkError: false, timeout: REQUEST_TIMEOUT_MS })
+      const first = msgs[0]
+      if (first !== undefined && first.type === MessageType.ERROR) {
+        const { errno } = parseError(first.data, first.flags)
+        if (errno !== 0) throw new KernelErrno(-errno)
+        return []
+      }
+      return msgs
+    })
+  }
+
+  /** A change. Errno names in `tolerate` count as success; the one met is returned. */
+  private async change (what: string, type: number, body: Uint8Array[], flags: number, tolerate: readonly string[] = []): Promise<string | undefined> {
+    try {
+      await this.request(type, body, flags)
+      return undefined
+    } catch (err) {
+      if (err instanceof KernelErrno && tolerate.includes(err.code)) return err.code
+      throw kernelError(what, err)
+    }
+  }
+
+  /** A dump, retried (after a short, growing pause) when a concurrent change interrupted it. */
+  private async dump (what: string, type: number, body: Uint8Array[]): Promise<NetlinkMessage[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.request(type, body, FlagsGet.DUMP)
+      } catch (err) {
+        if (!(err instanceof KernelErrno && err.code === 'EINTR') || attempt >= DUMP_ATTEMPTS) throw kernelError(what, err)
+        this.retries++
+        await delay(attempt)
+      }
+    }
+  }
+
+  /** How many dumps were retried because a concurrent change interrupted them. */
+  retriedDumps (): number {
+    return this.retries
+  }
+
+  private async requireLink (what: string, name: string): Promise<LinkInfo> {
+    const link = await this.getLink(name)
+    if (link === undefined) throw new FerryError('KERNEL', `${what}: no such device ${name}`)
+    return link
+  }
+
+  private async linkNames (): Promise<Map<number, string>> {
+    return new Map((await this.listLinks()).map((l) => [l.index, l.name]))
+  }
+
+  async listLinks (): Promise<LinkInfo[]> {
+    const body = linkBody({}, { extMask: u32(rt.formatRtExtFilter({ skipStats: true })) })
+    const msgs = await this.dump('cannot list links', rt.MessageType.GETLINK, body)
+    return msgs.filter((m) => m.type === rt.MessageType.NEWLINK).map((m) => toLinkInfo(rt.parseLinkMessage(m.data)))
+  }
+
+  async getLink (name: string): Promise<LinkInfo | undefined> {
+    checkIfname(name)
+    const body = linkBody({}, { ifname: name, extMask: u32(rt.formatRtExtFilter({ skipStats: true })) })
+    try {
+      const msgs = await this.request(rt.MessageType.GETLINK, body, 0)
+      const m = msgs.find((x) => x.type === rt.MessageType.NEWLINK)
+      return m === undefined ? undefined : toLinkInfo(rt.parseLinkMessage(m.data))
+    } catch (err) {
+      if (err instanceof KernelErrno && err.code === 'ENODEV') return undefined
+      throw kernelError(`cannot get link ${name}`, err)
+    }
+  }
+
+  /**
+   * RTM_NEWLINK with CREATE|EXCL. When the name is taken, succeed if the existing
+   * link has the same kind (and `same` agrees), otherwise NAME_CONFLICT.
+   * Resolves true when the link was created, false when it was there.
+   */
+  private async createLink (what: string, name: string, kind: string, attrs: ifla.LinkAttrs,
+    same: (existing: LinkInfo) => Promise<string | undefined> = async () => undefined): Promise<boolean> {
+    const body = linkBody({}, { ...attrs, ifname: name })
+    const met = await this.change(what, rt.MessageType.NEWLINK, body, FlagsNew.CREATE | FlagsNew.EXCL, ['EEXIST'])
+    if (met === undefined) return true
+    const existing = await this.getLink(name)
+    if (existing === undefined) throw new FerryError('KERNEL', `${what}: ${errnoText('EEXIST')}`)
+    if (existing.kind !== kind) {
+      throw new FerryError('NAME_CONFLICT', `${what}: ${name} exists as a ${existing.kind ?? 'plain'} device`)
+    }
+    const conflict = await same(existing)
+    if (conflict !== undefined) throw new FerryError('NAME_CONFLICT', `${what}: ${conflict}`)
+    return false
+  }
+
+  /**
+   * A bridge given a MAC keeps it (otherwise the kernel copies the lowest port's).
+   * The MTU is set by a change after creation, not at creation: only a change
+   * marks it as set by the user, and without that mark the kernel re-adjusts the
+   * bridge MTU to its ports' minimum at every enslave.
+   */
+  async createBridge (name: string, opts: { mtu?: number, mac?: string } = {}): Promise<void> {
+    checkIfname(name)
+    const attrs: ifla.LinkAttrs = { linkinfo: linkInfo('bridge') }
+    if (opts.mac !== undefined) attrs.address = macToBuffer(opts.mac)
+    const created = await this.createLink(`cannot create bridge ${name}`, name, 'bridge', attrs)
+    if (created && opts.mtu !== undefined) await this.setMtu(name, opts.mtu)
+  }
+
+  async createVeth (name: string, peer: string, opts: { mtu?: number, mac?: string, peerMac?: string } = {}): Promise<void> {
+    checkIfname(name)
+    checkIfname(peer)
+    const peerOpts: { mtu?: number, mac?: string } = {}
+    if (opts.mtu !== undefined) peerOpts.mtu = opts.mtu
+    if (opts.peerMac !== undefined) peerOpts.mac = opts.peerMac
+    const attrs: ifla.LinkAttrs = { linkinfo: linkInfo('veth', vethInfoData(peer, peerOpts)) }
+    if (opts.mtu !== undefined) attrs.mtu = opts.mtu
+    if (opts.mac !== undefined) attrs.address = macToBuffer(opts.mac)
+    await this.createLink(`cannot create veth ${name} (peer ${peer})`, name, 'veth', attrs, async (existing) => {
+      const p = await this.getLink(peer)
+      return p !== undefined && existing.peerIndex === p.index ? undefined : `${name} exists with another peer`
+    })
+  }
+
+  async createVxlan (name: string, spec: VxlanSpec): Promise<void> {
+    checkIfname(name)
+    const what = `cannot create vxlan ${name}`
+    const underlay = spec.dev === undefined ? undefined : (await this.requireLink(what, spec.dev)).index
+    const attrs: ifla.LinkAttrs = { linkinfo: linkInfo('vxlan', vxlanInfoData(spec, underlay)) }
+    if (spec.mtu !== undefined) attrs.mtu = spec.mtu
+    if (spec.mac !== undefined) attrs.address = macToBuffer(spec.mac)
+    await this.createLink(what, name, 'vxlan', attrs)
+  }
+
+  async setMaster (name: string, master: string | undefined): Promise<void> {
+    checkIfname(name)
+    const what = master === undefined ? `cannot release ${name} from its bridge` : `cannot enslave ${name} to ${master}`
+    const index = master === undefined ? 0 : (await this.requireLink(what, master)).index
+    await this.change(what, rt.MessageType.SETLINK, linkBody({}, { ifname: name, master: index }), 0)
+  }
+
+  async setUp (name: string, up: boolean): Promise<void> {
+    checkIfname(name)
+    const body = linkBody({ change: { up: true }, flags: up ? { up: true } : {} }, { ifname: name })
+    await this.change(`cannot set ${name} ${up ? 'up' : 'down'}`, rt.MessageType.SETLINK, body, 0)
+  }
+
+  async setMtu (name: string, mtu: number): Promise<void> {
+    checkIfname(name)
+    await this.change(`cannot set MTU ${mtu} on ${name}`, rt.MessageType.SETLINK, linkBody({}, { ifname: name, mtu }), 0)
+  }
+
+  async deleteLink (name: string): Promise<void> {
+    checkIfname(name)
+    await this.change(`cannot delete link ${name}`, rt.MessageType.DELLINK, linkBody({}, { ifname: name }), 0, ['ENODEV'])
+  }
+
+  async addAddress (name: string, cidr: string): Promise<void> {
+    const { ip, prefix } = parseCidr(cidr)
+    const what = `cannot add address ${cidr} to ${name}`
+    const link = await this.requireLink(what, name)
+    const attrs: rt.AddressAttrs = { local: ipv4ToBuffer(ip), address: ipv4ToBuffer(ip) }
+    if (prefix < 31) attrs.broadcast = ipv4ToBuffer(broadcastOf(ip, prefix))
+    const body = addressBody({ family: AF_INET, prefixlen: prefix, index: link.index }, attrs)
+    await this.change(what, rt.MessageType.NEWADDR, body, FlagsNew.CREATE | FlagsNew.EXCL, ['EEXIST'])
+  }
+
+  async deleteAddress (name: string, cidr: string): Promise<void> {
+    const { ip, prefix } = parseCidr(cidr)
+    const link = await this.getLink(name)
+    if (link === undefined) return
+    const body = addressBody({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: ipv4ToBuffer(ip), address: ipv4ToBuffer(ip) })
+    await this.change(`cannot delete address ${cidr} from ${name}`, rt.MessageType.DELADDR, body, 0, ['EADDRNOTAVAIL', 'ENODEV'])
+  }
+
+  async listAddresses (): Promise<AddressInfo[]> {
+    const names = await this.linkNames()
+    const msgs = await this.dump('cannot list addresses', rt.MessageType.GETADDR, addressBody({ family: AF_INET }, {}))
+    const out: AddressInfo[] = []
+    for (const m of msgs) {
+      if (m.type !== rt.MessageType.NEWADDR) continue
+      const { data, attrs } = rt.parseAddressMessage(m.data)
+      const ip = attrs.local ?? attrs.address
+      if (data.family !== AF_INET || ip === undefined) continue
+      const index = data.index ?? 0
+      out.push({ ifname: names.get(index) ?? attrs.label ?? '', index, cidr: `${bufferToIpv4(ip)}/${data.prefixlen ?? 32}` })
+    }
+    return out
+  }
+
+  async listRoutes (): Promise<RouteInfo[]> {
+    const names = await this.linkNames()
+    const msgs = await this.dump('cannot list routes', rt.MessageType.GETROUTE, routeBody({ family: AF_INET }))
+    const out: RouteInfo[] = []
+    for (const m of msgs) {
+      if (m.type !== rt.MessageType.NEWROUTE) continue
+      const { data, attrs } = rt.parseRouteMessage(m.data)
+      const table = attrs.table ?? data.table ?? 0
+      if (data.family !== AF_INET || table === RT_TABLE_LOCAL) continue
+      const route: RouteInfo = { dst: attrs.dst ? `${bufferToIpv4(attrs.dst)}/${data.dstLen ?? 32}` : '0.0.0.0/0', table }
+      const dev = attrs.oif === undefined ? undefined : names.get(attrs.oif)
+      if (dev !== undefined) route.dev = dev
+      if (attrs.gateway !== undefined) route.gateway = bufferToIpv4(attrs.gateway)
+      out.push(route)
+    }
+    return out
+  }
+
+  private fdbBody (index: number, entry: FdbEntry): Uint8Array[] {
+    const attrs: rt.NeighborAttrs = { lladdr: macToBuffer(entry.mac) }
+    if (entry.dst !== undefined) attrs.dst = ipv4ToBuffer(entry.dst)
+    return neighborBody({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, attrs)
+  }
+
+  /**
+   * Replace semantics for a unicast MAC. The all-zeros MAC (flood list of a vxlan)
+   * and multicast MACs can hold several destinations, so they are appended; adding
+   * a destination that is there already succeeds.
+   */
+  async addFdb (entry: FdbEntry): Promise<void> {
+    const what = `cannot add FDB entry ${entry.mac}${entry.dst ? ` dst ${entry.dst}` : ''} on ${entry.dev}`
+    const link = await this.requireLink(what, entry.dev)
+    const mode = isUnicastMac(entry.mac) ? FlagsNew.REPLACE : FlagsNew.APPEND
+    await this.change(what, rt.MessageType.NEWNEIGH, this.fdbBody(link.index, entry), FlagsNew.CREATE | mode)
+  }
+
+  async deleteFdb (entry: FdbEntry): Promise<void> {
+    const link = await this.getLink(entry.dev)
+    if (link === undefined) return
+    const what = `cannot delete FDB entry ${entry.mac}${entry.dst ? ` dst ${entry.dst}` : ''} on ${entry.dev}`
+    await this.change(what, rt.MessageType.DELNEIGH, this.fdbBody(link.index, entry), 0, ['ENOENT', 'ENODEV'])
+  }
+
+  /**
+   * The permanent, device-own (NTF_SELF) unicast-or-zero entries of `dev`: for a
+   * vxlan, its configured forwarding table, one entry per destination. Entries the
+   * bridge learned and the device's multicast addresses are left out. [] when `dev`
+   * does not exist.
+   */
+  async listFdb (dev: string): Promise<FdbEntry[]> {
+    const link = await this.getLink(dev)
+    if (link === undefined) return []
+    const msgs = await this.dump(`cannot list FDB of ${dev}`, rt.MessageType.GETNEIGH, neighborBody({ family: AF_BRIDGE }, {}))
+    const out: FdbEntry[] = []
+    for (const m of msgs) {
+      if (m.type !== rt.MessageType.NEWNEIGH) continue
+      const { data, attrs } = rt.parseNeighborMessage(m.data)
+      if (data.ifindex !== link.index || data.flags?.self !== true || data.state?.permanent !== true || attrs.lladdr === undefined) continue
+      const mac = bufferToMac(attrs.lladdr)
+      if (!isUnicastMac(mac) && mac !== ZERO_MAC) continue
+      const entry: FdbEntry = { dev, mac }
+      if (attrs.dst !== undefined && attrs.dst.length === 4) entry.dst = bufferToIpv4(attrs.dst)
+      out.push(entry)
+    }
+    return out
+  }
+
+  async addNeigh (entry: NeighEntry): Promise<void> {
+    const what = `cannot add neighbour ${entry.ip} lladdr ${entry.mac} on ${entry.dev}`
+    const link = await this.requireLink(what, entry.dev)
+    const body = neighborBody({ family: AF_INET, ifindex: link.index, state: { permanent: true } },
+      { dst: ipv4ToBuffer(entry.ip), lladdr: macToBuffer(entry.mac) })
+    await this.change(what, rt.MessageType.NEWNEIGH, body, FlagsNew.CREATE | FlagsNew.REPLACE)
+  }
+
+  async deleteNeigh (entry: NeighEntry): Promise<void> {
+    const link = await this.getLink(entry.dev)
+    if (link === undefined) return
+    const body = neighborBody({ family: AF_INET, ifindex: link.index }, { dst: ipv4ToBuffer(entry.ip) })
+    await this.change(`cannot delete neighbour ${entry.ip} on ${entry.dev}`, rt.MessageType.DELNEIGH, body, 0, ['ENOENT', 'ENODEV'])
+  }
+
+  /** The permanent IPv4 neighbours of `dev` ([] when it does not exist). */
+  async listNeigh (dev: string): Promise<NeighEntry[]> {
+    const link = await this.getLink(dev)
+    if (link === undefined) return []
+    const msgs = await this.dump(`cannot list neighbours of ${dev}`, rt.MessageType.GETNEIGH, neighborBody({ family: AF_INET }, {}))
+    const out: NeighEntry[] = []
+    for (const m of msgs) {
+      if (m.type !== rt.MessageType.NEWNEIGH) continue
+      const { data, attrs } = rt.parseNeighborMessage(m.data)
+      if (data.ifindex !== link.index || data.state?.permanent !== true || attrs.dst === undefined || attrs.lladdr === undefined) continue
+      out.push({ dev, ip: bufferToIpv4(attrs.dst), mac: bufferToMac(attrs.lladdr) })
+    }
+    return out
+  }
+
+  close (): void {
+    try { this.sock.close() } catch { /* already closed */ }
+  }
+}
+
+/** Open an rtnetlink socket in the calling process's network namespace. */
+export async function openLinkDriver (): Promise<LinkDriver> {
+  try {
+    return new NetlinkDriver(new RtnlSocket(new RawNetlinkSocket(Protocol.ROUTE)))
+  } catch (err) {
+    throw new FerryError('KERNEL', `cannot open rtnetlink socket: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Child side of test/harness/nsnode.ts. Run as
+ *   ip netns exec <ns> node nsnode-child.mjs <module path> [factory export]
+ * It imports the module (from dist/), builds the target (the awaited result of
+ * the factory, or the module itself when no factory is named), prints
+ * {"ready":true} and then answers line-delimited JSON-RPC on stdin/stdout:
+ *   -> {"id":1,"method":"createBridge","args":["br0",{"mtu":1400}]}
+ *   <- {"id":1,"result":…,"ms":0.42}   or   {"id":1,"error":{"name","message","code",…}}
+ * `ms` is the time spent inside the method. A null argument is passed as
+ * undefined (JSON turns undefined array items into null). When stdin closes, the target's
+ * close() is called (if any) and the process exits.
+ */
+import { createInterface } from 'node:readline'
+import { pathToFileURL } from 'node:url'
+import { performance } from 'node:perf_hooks'
+
+function send (msg) {
+  process.stdout.write(JSON.stringify(msg) + '\n')
+}
+
+function describeError (err) {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) }
+  const out = { name: err.name, message: err.message, stack: err.stack }
+  for (const key of ['code', 'category', 'errno']) {
+    if (err[key] !== undefined) out[key] = err[key]
+  }
+  if (err.cause instanceof Error) out.cause = describeError(err.cause)
+  return out
+}
+
+const [modulePath, factory] = process.argv.slice(2)
+if (modulePath === undefined) {
+  process.stderr.write('usage: nsnode-child.mjs <module> [factory]\n')
+  process.exit(2)
+}
+const mod = await import(pathToFileURL(modulePath).href)
+const target = factory ? await mod[factory]() : mod
+
+async function handle (line) {
+  let req
+  try { req = JSON.parse(line) } catch { return send({ id: null, error: { name: 'Error', message: `bad request line: ${line}` } }) }
+  const fn = target[req.method]
+  if (typeof fn !== 'function') return send({ id: req.id, error: { name: 'Error', message: `no method ${req.method}` } })
+  const start = performance.now()
+  try {
+    // JSON has no undefined: a null argument stands for an absent one
+    const args = (req.args ?? []).map((a) => (a === null ? undefined : a))
+    const result = await fn.apply(target, args)
+    send({ id: req.id, result, ms: performance.now() - start })
+  } catch (err) {
+    send({ id: req.id, error: describeError(err), ms: performance.now() - start })
+  }
+}
+
+const rl = createInterface({ input: process.stdin })
+rl.on('line', (line) => { if (line.trim() !== '') void handle(line) })
+rl.on('close', () => {
+  if (typeof target.close === 'function') { try { target.close() } catch { /* closing anyway */ } }
+  process.exit(0)
+})
+send({ ready: true })
