@@ -1,0 +1,334 @@
+/**
+ * The firewall plan, as data: which iptables chains ferry wants, with which
+ * rules, and the one jump per built-in chain that leads into them. Pure: no
+ * I/O, no clock. src/nat/iptables.ts applies it with `iptables-restore`.
+ *
+ * Rules are written exactly as `iptables-save` (nft backend, 1.8.x) prints them,
+ * without the leading `-A CHAIN`, so that a plan can be compared with the kernel
+ * line by line. test/kernel/iptables.test.ts checks that round trip.
+ *
+ * Chains (everything ferry owns is named FERRY-*):
+ *   filter FERRY-FORWARD      ordered    jumped to first from FORWARD; FERRY-USER first, then
+ *                                        internal networks, established, published ports, isolation, ICC, egress
+ *   filter FERRY-USER         user       the administrator's; created when missing, never edited
+ *   filter FERRY-PUBLISH      unordered  one ACCEPT per published port range (DNAT'd connections only)
+ *   filter FERRY-INPUT        ordered    drops forged 127.0.0.0/8 traffic on bridges that have route_localnet=1
+ *   nat    FERRY-DNAT         unordered  one DNAT per published port range, reached for local destinations only
+ *   nat    FERRY-POSTROUTING  ordered    per-network MASQUERADE, loopback MASQUERADE for localhost publishing
+ *   nat    FERRY-HAIRPIN      unordered  one MASQUERADE per published range for a container reaching itself
+ *   raw    FERRY-RAW          unordered  drops direct access to ports published on 127.0.0.0/8 (moby#45610)
+ *
+ * Per-endpoint rules only ever land in unordered chains, so one endpoint is added
+ * or removed with a few `-A`/`-D` lines whatever the number of other endpoints.
+ * Network-level chains are small and are rewritten whole when they change.
+ */
+import { FerryError } from '../errors/errors.js'
+import { canonical, isCidr, isIp } from '../ipam/cidr.js'
+import type { PortBinding } from '../model/types.js'
+import type { FirewallState, NatEndpoint, NatNetwork } from './types.js'
+
+export type TableName = 'raw' | 'nat' | 'filter'
+/** Tables in the order a batch touches them. */
+export const TABLES: readonly TableName[] = ['raw', 'nat', 'filter']
+
+/**
+ * How a chain is kept in line with the plan:
+ *   ordered   - rule order matters; rewritten whole (flush + append) when it differs
+ *   unordered - rule order does not matter; rules are added and deleted one by one
+ *   user      - belongs to the administrator; created when missing, content never touched
+ */
+export type ChainKind = 'ordered' | 'unordered' | 'user'
+
+export interface ChainPlan {
+  kind: ChainKind
+  rules: string[]
+}
+
+/** A rule ferry puts at the top of a built-in chain (the only thing it adds outside its own chains). */
+export interface JumpRule {
+  table: TableName
+  chain: string
+  rule: string
+}
+
+export interface Ruleset {
+  /** Per table, chain name -> plan, in creation order. */
+  tables: Record<TableName, Record<string, ChainPlan>>
+  jumps: JumpRule[]
+  /** Bridges that need net.ipv4.conf.<bridge>.route_localnet=1 (localhost publishing). */
+  localnetBridges: string[]
+}
+
+export interface PlanOptions {
+  /**
+   * Publish on the host's loopback addresses too, as Docker's userland proxy does:
+   * DNAT in nat OUTPUT for 127.0.0.0/8, route_localnet=1 on the bridges that carry
+   * such publications, MASQUERADE of loopback sources towards them, and an INPUT
+   * guard against forged 127.0.0.0/8 packets from those bridges. Default true.
+   */
+  hostAddrsLocalnet?: boolean
+}
+
+/** A rule that belongs to one endpoint, in one of the unordered chains. */
+export interface EndpointRule {
+  table: TableName
+  chain: string
+  rule: string
+}
+
+/** What one endpoint contributes to the plan. */
+export interface EndpointPlan {
+  rules: EndpointRule[]
+  /** True when one of its publications is reachable on a loopback address. */
+  localnet: boolean
+}
+
+export const CHAIN = {
+  forward: 'FERRY-FORWARD',
+  user: 'FERRY-USER',
+  publish: 'FERRY-PUBLISH',
+  input: 'FERRY-INPUT',
+  dnat: 'FERRY-DNAT',
+  postrouting: 'FERRY-POSTROUTING',
+  hairpin: 'FERRY-HAIRPIN',
+  raw: 'FERRY-RAW',
+} as const
+
+export const CHAIN_PREFIX = 'FERRY-'
+const LOOPBACK_NET = '127.0.0.0/8'
+
+// ---------------------------------------------------------------------------
+// Validation: everything interpolated into iptables-restore text is checked here,
+// so that no name or address can smuggle a line into the batch.
+
+const BRIDGE_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/
+const ID_RE = /^[A-Za-z0-9_.-]{1,128}$/
+
+function bad (msg: string): FerryError {
+  return new FerryError('INVALID_REQUEST', msg)
+}
+
+export function validateNetwork (net: NatNetwork): void {
+  if (!ID_RE.test(net.id)) throw bad(`network id "${net.id}" is not valid`)
+  if (!BRIDGE_RE.test(net.bridge)) throw bad(`bridge name "${net.bridge}" of network ${shortId(net.id)} is not a valid interface name`)
+  if (!isCidr(net.subnet)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
+  if (!isIp(net.gateway)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
+}
+
+function validPort (n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535
+}
+
+export function validateBinding (b: PortBinding, where: string): void {
+  if (!['tcp', 'udp', 'sctp'].includes(b.proto)) throw bad(`${where}: protocol "${String(b.proto)}" is not tcp, udp or sctp`)
+  if (b.hostIp !== '' && !isIp(b.hostIp)) throw bad(`${where}: host IP "${b.hostIp}" is not an IPv4 address`)
+  if (!isIp(b.containerIp)) throw bad(`${where}: container IP "${b.containerIp}" is not an IPv4 address`)
+  const ranges: Array<[number, number, string]> = [[b.hostPort, b.hostPortEnd, 'host'], [b.containerPort, b.containerPortEnd, 'container']]
+  for (const [lo, hi, what] of ranges) {
+    if (!validPort(lo) || !validPort(hi) || hi < lo) throw bad(`${where}: ${what} ports ${lo}-${hi} are not a valid range of 1-65535`)
+  }
+  const hostLen = b.hostPortEnd - b.hostPort
+  const ctrLen = b.containerPortEnd - b.containerPort
+  if (ctrLen !== 0 && ctrLen !== hostLen) {
+    throw bad(`${where}: host ports ${b.hostPort}-${b.hostPortEnd} and container ports ${b.containerPort}-${b.containerPortEnd} differ in length`)
+  }
+}
+
+export function validateEndpoint (ep: NatEndpoint): void {
+  if (!ID_RE.test(ep.id)) throw bad(`endpoint id "${ep.id}" is not valid`)
+  if (!isIp(ep.address)) throw bad(`address "${ep.address}" of endpoint ${shortId(ep.id)} is not an IPv4 address`)
+  for (const b of ep.ports) validateBinding(b, `endpoint ${shortId(ep.id)}`)
+}
+
+// ---------------------------------------------------------------------------
+// Rule text helpers.
+
+export function shortId (id: string): string {
+  return id.slice(0, 12)
+}
+
+function comment (what: string): string {
+  return `-m comment --comment "ferry:${what}"`
+}
+
+function portSpec (lo: number, hi: number): string {
+  return lo === hi ? `${lo}` : `${lo}:${hi}`
+}
+
+/** `-p tcp -m tcp --dport 80:90` */
+function protoPorts (proto: string, lo: number, hi: number): string {
+  return `-p ${proto} -m ${proto} --dport ${portSpec(lo, hi)}`
+}
+
+export function isWildcard (hostIp: string): boolean {
+  return hostIp === '' || hostIp === '0.0.0.0'
+}
+
+export function isLoopback (ip: string): boolean {
+  return ip.startsWith('127.')
+}
+
+/**
+ * DNAT target: a range keeps each port's offset. When host and container ranges
+ * start at different ports the kernel needs the base port (`ip:80-89/8080`,
+ * NF_NAT_RANGE_PROTO_OFFSET); a range of host ports onto one container port maps all to it.
+ */
+function dnatTarget (b: PortBinding): string {
+  if (b.containerPort === b.containerPortEnd) return `${b.containerIp}:${b.containerPort}`
+  const base = b.hostPort === b.containerPort ? '' : `/${b.hostPort}`
+  return `${b.containerIp}:${b.containerPort}-${b.containerPortEnd}${base}`
+}
+
+// ---------------------------------------------------------------------------
+// Per endpoint.
+
+/** The rules of one endpoint's publications; none on an internal network or an unknown one. */
+export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts: PlanOptions = {}): EndpointPlan {
+  const localnetOn = opts.hostAddrsLocalnet ?? true
+  const out: EndpointRule[] = []
+  const seen = new Set<string>()
+  const add = (table: TableName, chain: string, rule: string): void => {
+    const key = `${table} ${chain} ${rule}`
+    if (seen.has(key)) return
+    seen.add(key)
+    out.push({ table, chain, rule })
+  }
+  let localnet = false
+  if (net === undefined || net.internal) return { rules: out, localnet }
+  const tag = comment(`ep ${shortId(ep.id)}`)
+  for (const b of ep.ports) {
+    const cip = `${b.containerIp}/32`
+    const hostMatch = isWildcard(b.hostIp) ? '' : `-d ${b.hostIp}/32 `
+    const ctrPorts = protoPorts(b.proto, b.containerPort, b.containerPortEnd)
+    add('nat', CHAIN.dnat, `${hostMatch}${protoPorts(b.proto, b.hostPort, b.hostPortEnd)} ${tag} -j DNAT --to-destination ${dnatTarget(b)}`)
+    add('filter', CHAIN.publish, `-d ${cip} -o ${net.bridge} ${ctrPorts} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`)
+    add('nat', CHAIN.hairpin, `-s ${cip} -d ${cip} ${ctrPorts} ${tag} -j MASQUERADE`)
+    if (!isWildcard(b.hostIp) && isLoopback(b.hostIp)) {
+      // Published on loopback only: nothing but the bridge may reach the container port directly.
+      add('raw', CHAIN.raw, `-d ${cip} ! -i ${net.bridge} ${ctrPorts} ${tag} -j DROP`)
+    }
+    if (localnetOn && (isWildcard(b.hostIp) || isLoopback(b.hostIp))) localnet = true
+  }
+  return { rules: out, localnet }
+}
+
+// ---------------------------------------------------------------------------
+// Network level.
+
+function emptyTables (): Record<TableName, Record<string, ChainPlan>> {
+  return { raw: {}, nat: {}, filter: {} }
+}
+
+function sortedNetworks (networks: readonly NatNetwork[]): NatNetwork[] {
+  return [...networks].sort((a, b) => a.bridge.localeCompare(b.bridge) || a.id.localeCompare(b.id))
+}
+
+function forwardRules (networks: NatNetwork[]): string[] {
+  const rules = [`${comment('user')} -j ${CHAIN.user}`]
+  const iccRule = (n: NatNetwork): string => `-i ${n.bridge} -o ${n.bridge} ${comment(`icc ${shortId(n.id)}`)} -j ${n.icc ? 'ACCEPT' : 'DROP'}`
+  const internal = networks.filter((n) => n.internal)
+  const external = networks.filter((n) => !n.internal)
+  // Internal networks first: nothing leaves or enters them, not even a published port of another network.
+  for (const n of internal) {
+    const tag = comment(`internal ${shortId(n.id)}`)
+    rules.push(iccRule(n), `-i ${n.bridge} ${tag} -j DROP`, `-o ${n.bridge} ${tag} -j DROP`)
+  }
+  for (const n of external) {
+    rules.push(`-o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${comment(`ct ${shortId(n.id)}`)} -j ACCEPT`)
+  }
+  rules.push(`${comment('publish')} -j ${CHAIN.publish}`)
+  for (const n of external) {
+    // Isolation: nothing else (another ferry bridge, the uplink) forwards into the bridge
+    // except the replies and published ports accepted above.
+    rules.push(`! -i ${n.bridge} -o ${n.bridge} ${comment(`isolate ${shortId(n.id)}`)} -j DROP`)
+    rules.push(iccRule(n))
+    rules.push(`-i ${n.bridge} ! -o ${n.bridge} ${comment(`out ${shortId(n.id)}`)} -j ACCEPT`)
+  }
+  return rules
+}
+
+/**
+ * The network-level part of the plan: every chain (unordered ones empty), the
+ * jumps, and the rules that depend only on the networks and on which bridges
+ * carry loopback publications.
+ */
+export function planBase (networks: readonly NatNetwork[], localnetBridges: ReadonlySet<string>, opts: PlanOptions = {}): Ruleset {
+  const localnetOn = opts.hostAddrsLocalnet ?? true
+  const nets = sortedNetworks(networks)
+  const tables = emptyTables()
+  const localnet = nets.filter((n) => !n.internal && localnetOn && localnetBridges.has(n.bridge))
+
+  tables.raw[CHAIN.raw] = { kind: 'unordered', rules: [] }
+
+  tables.nat[CHAIN.dnat] = { kind: 'unordered', rules: [] }
+  tables.nat[CHAIN.hairpin] = { kind: 'unordered', rules: [] }
+  const post = [`${comment('hairpin')} -j ${CHAIN.hairpin}`]
+  for (const n of nets) {
+    if (n.masquerade && !n.internal) post.push(`-s ${canonical(n.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j MASQUERADE`)
+  }
+  for (const n of localnet) post.push(`-s ${LOOPBACK_NET} -o ${n.bridge} ${comment(`localnet ${shortId(n.id)}`)} -j MASQUERADE`)
+  tables.nat[CHAIN.postrouting] = { kind: 'ordered', rules: post }
+
+  tables.filter[CHAIN.user] = { kind: 'user', rules: [] }
+  tables.filter[CHAIN.publish] = { kind: 'unordered', rules: [] }
+  tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets) }
+  tables.filter[CHAIN.input] = {
+    kind: 'ordered',
+    rules: localnet.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
+  }
+
+  const jumps: JumpRule[] = [
+    { table: 'raw', chain: 'PREROUTING', rule: `-j ${CHAIN.raw}` },
+    { table: 'nat', chain: 'PREROUTING', rule: `-m addrtype --dst-type LOCAL -j ${CHAIN.dnat}` },
+    {
+      table: 'nat',
+      chain: 'OUTPUT',
+      rule: localnetOn ? `-m addrtype --dst-type LOCAL -j ${CHAIN.dnat}` : `! -d ${LOOPBACK_NET} -m addrtype --dst-type LOCAL -j ${CHAIN.dnat}`,
+    },
+    { table: 'nat', chain: 'POSTROUTING', rule: `-j ${CHAIN.postrouting}` },
+    { table: 'filter', chain: 'FORWARD', rule: `-j ${CHAIN.forward}` },
+    { table: 'filter', chain: 'INPUT', rule: `-j ${CHAIN.input}` },
+  ]
+  return { tables, jumps, localnetBridges: localnet.map((n) => n.bridge) }
+}
+
+/** Add one endpoint's rules to a ruleset (in place). */
+export function addEndpointRules (rs: Ruleset, plan: EndpointPlan): void {
+  for (const r of plan.rules) {
+    const chain = rs.tables[r.table][r.chain]
+    if (chain === undefined) throw new FerryError('INTERNAL', `endpoint rule for unknown chain ${r.table}/${r.chain}`)
+    chain.rules.push(r.rule)
+  }
+}
+
+/** Bridges whose endpoints publish on loopback addresses. */
+export function localnetBridgesOf (state: FirewallState, plans: ReadonlyMap<string, EndpointPlan>): Set<string> {
+  const byId = new Map(state.networks.map((n) => [n.id, n]))
+  const out = new Set<string>()
+  for (const ep of state.endpoints) {
+    const net = byId.get(ep.networkId)
+    if (net !== undefined && plans.get(ep.id)?.localnet === true) out.add(net.bridge)
+  }
+  return out
+}
+
+/** The whole plan for a state. */
+export function planRules (state: FirewallState, opts: PlanOptions = {}): Ruleset {
+  for (const n of state.networks) validateNetwork(n)
+  for (const ep of state.endpoints) validateEndpoint(ep)
+  const byId = new Map(state.networks.map((n) => [n.id, n]))
+  const plans = new Map<string, EndpointPlan>()
+  const endpoints = [...state.endpoints].sort((a, b) => a.id.localeCompare(b.id))
+  for (const ep of endpoints) plans.set(ep.id, planEndpoint(ep, byId.get(ep.networkId), opts))
+  const rs = planBase(state.networks, localnetBridgesOf(state, plans), opts)
+  for (const ep of endpoints) {
+    const p = plans.get(ep.id)
+    if (p !== undefined) addEndpointRules(rs, p)
+  }
+  return rs
+}
+
+/** The plan of "nothing": what teardown converges to. */
+export function emptyRuleset (): Ruleset {
+  return { tables: emptyTables(), jumps: [], localnetBridges: [] }
+}

@@ -1,0 +1,446 @@
+/* IMPORTANT
+ * This snapshot file is auto-generated, but designed for humans.
+ * It should be checked into source control and tracked carefully.
+ * Re-generate by setting TAP_SNAPSHOT=1 and running tests.
+ * Make sure to inspect the output below.  Do not ignore changes!
+ */
+'use strict'
+exports[`test/nat/plan.test.ts > TAP > batches > one more endpoint: only its own -A lines > must match snapshot 1`] = `
+*nat
+-A FERRY-DNAT -p tcp -m tcp --dport 9000 -m comment --comment "ferry:ep e30000000000" -j DNAT --to-destination 10.22.0.2:90
+-A FERRY-HAIRPIN -s 10.22.0.2/32 -d 10.22.0.2/32 -p tcp -m tcp --dport 90 -m comment --comment "ferry:ep e30000000000" -j MASQUERADE
+COMMIT
+*filter
+-A FERRY-PUBLISH -d 10.22.0.2/32 -o fy-net2 -p tcp -m tcp --dport 90 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e30000000000" -j ACCEPT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > batches > stale chains and jumps of an older run are removed, duplicate jumps collapsed > must match snapshot 1`] = `
+*nat
+:FERRY-OLD - [0:0]
+-D PREROUTING -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-D PREROUTING -j FERRY-OLD
+-X FERRY-OLD
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > batches > teardown: everything goes, FERRY-USER only when empty > must match snapshot 1`] = `
+*raw
+:FERRY-RAW - [0:0]
+-D PREROUTING -j FERRY-RAW
+-X FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-D PREROUTING -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-D OUTPUT -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-D POSTROUTING -j FERRY-POSTROUTING
+-X FERRY-DNAT
+-X FERRY-HAIRPIN
+-X FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-D FORWARD -j FERRY-FORWARD
+-D INPUT -j FERRY-INPUT
+-X FERRY-USER
+-X FERRY-PUBLISH
+-X FERRY-FORWARD
+-X FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > icc off 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > internal network publishes nothing 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -i fy-net3 -o fy-net3 -m comment --comment "ferry:icc 333333333333" -j ACCEPT
+-A FERRY-FORWARD -i fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
+-A FERRY-FORWARD -o fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > internal network with icc off 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -i fy-net3 -o fy-net3 -m comment --comment "ferry:icc 333333333333" -j DROP
+-A FERRY-FORWARD -i fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
+-A FERRY-FORWARD -o fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > masquerade off 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > no network: chains and jumps only 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > one network, icc, masquerade 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > only a specific host IP: no route_localnet 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -d 192.0.2.10/32 -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > same without localhost publishing 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-A FERRY-RAW -d 10.21.0.2/32 ! -i fy-net1 -p tcp -m tcp --dport 443 -m comment --comment "ferry:ep e10000000000" -j DROP
+-A FERRY-RAW -d 10.21.0.2/32 ! -i fy-net1 -p udp -m udp --dport 100:109 -m comment --comment "ferry:ep e10000000000" -j DROP
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-DNAT -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:53
+-A FERRY-DNAT -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:9000
+-A FERRY-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8443 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:443
+-A FERRY-DNAT -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
+-A FERRY-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
+-A FERRY-DNAT -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 53 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 443 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 100:109 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p sctp -m sctp --dport 9000 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 443 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 20000:20999 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 100:109 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > tcp/udp/sctp, host IP given / 127.0.0.1 / empty, ranges with and without offset 1`] = `
+route_localnet=1 on: fy-net1
+*raw
+:FERRY-RAW - [0:0]
+-A FERRY-RAW -d 10.21.0.2/32 ! -i fy-net1 -p tcp -m tcp --dport 443 -m comment --comment "ferry:ep e10000000000" -j DROP
+-A FERRY-RAW -d 10.21.0.2/32 ! -i fy-net1 -p udp -m udp --dport 100:109 -m comment --comment "ferry:ep e10000000000" -j DROP
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-DNAT -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:53
+-A FERRY-DNAT -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:9000
+-A FERRY-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8443 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:443
+-A FERRY-DNAT -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
+-A FERRY-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
+-A FERRY-DNAT -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 53 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 443 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 100:109 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p sctp -m sctp --dport 9000 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 443 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 20000:20999 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 100:109 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans > two networks and an internal one: isolation 1`] = `
+route_localnet=1 on: fy-net1 fy-net2
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-DNAT -p udp -m udp --dport 8081 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:81
+-A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.22.0.2/32 -d 10.22.0.2/32 -p udp -m udp --dport 81 -m comment --comment "ferry:ep e20000000000" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net2 -m comment --comment "ferry:localnet 222222222222" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -d 10.22.0.2/32 -o fy-net2 -p udp -m udp --dport 81 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e20000000000" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -i fy-net3 -o fy-net3 -m comment --comment "ferry:icc 333333333333" -j ACCEPT
+-A FERRY-FORWARD -i fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
+-A FERRY-FORWARD -o fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -o fy-net2 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 222222222222" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-FORWARD ! -i fy-net2 -o fy-net2 -m comment --comment "ferry:isolate 222222222222" -j DROP
+-A FERRY-FORWARD -i fy-net2 -o fy-net2 -m comment --comment "ferry:icc 222222222222" -j DROP
+-A FERRY-FORWARD -i fy-net2 ! -o fy-net2 -m comment --comment "ferry:out 222222222222" -j ACCEPT
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net2 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 222222222222" -j DROP
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`

@@ -1,0 +1,252 @@
+/**
+ * Golden tests of the firewall plan (src/nat/plan.ts) and of the batches that
+ * turn one plan into another (src/nat/restore.ts). Snapshots hold the rules a
+ * fresh host gets, as the iptables-restore text; update them with
+ * `npx tap --snapshot test/nat/plan.test.ts`.
+ */
+import t from 'tap'
+import { FerryError } from '../../src/errors/errors.js'
+import type { PortBinding, Protocol } from '../../src/model/types.js'
+import {
+  CHAIN, emptyRuleset, planBase, planEndpoint, planRules, type PlanOptions, type Ruleset,
+} from '../../src/nat/plan.js'
+import { diffEndpoint, diffViews, parseSave, renderBatch, viewOf } from '../../src/nat/restore.js'
+import type { FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
+
+function net (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
+  return {
+    id: `${n}`.repeat(64).slice(0, 64),
+    bridge: `fy-net${n}`,
+    subnet: `10.2${n}.0.0/24`,
+    gateway: `10.2${n}.0.1`,
+    icc: true,
+    masquerade: true,
+    internal: false,
+    ...over,
+  }
+}
+
+function port (proto: Protocol, host: string, hostPort: number, containerIp: string, containerPort: number, len = 1, hostLen = len): PortBinding {
+  return { proto, hostIp: host, hostPort, hostPortEnd: hostPort + hostLen - 1, containerIp, containerPort, containerPortEnd: containerPort + len - 1 }
+}
+
+function ep (id: string, network: NatNetwork, host: number, ports: Array<(ip: string) => PortBinding>): NatEndpoint {
+  const address = network.gateway.replace(/\.1$/, `.${host}`)
+  return { id: id.padEnd(64, '0'), networkId: network.id, address, ports: ports.map((p) => p(address)) }
+}
+
+/** What a fresh host gets: the restore text from nothing to the plan. */
+function fresh (rs: Ruleset): string {
+  return renderBatch(diffViews(parseSave(''), rs))
+}
+
+function snap (state: FirewallState, opts: PlanOptions = {}): string {
+  const rs = planRules(state, opts)
+  return `route_localnet=1 on: ${rs.localnetBridges.join(' ') || '(none)'}\n${fresh(rs)}`
+}
+
+t.test('golden plans', async (t) => {
+  const n1 = net(1)
+  t.matchSnapshot(snap({ networks: [], endpoints: [] }), 'no network: chains and jumps only')
+  t.matchSnapshot(snap({ networks: [n1], endpoints: [] }), 'one network, icc, masquerade')
+  t.matchSnapshot(snap({ networks: [net(1, { icc: false })], endpoints: [] }), 'icc off')
+  t.matchSnapshot(snap({ networks: [net(1, { masquerade: false })], endpoints: [] }), 'masquerade off')
+  const internal = net(3, { internal: true })
+  t.matchSnapshot(snap({
+    networks: [internal],
+    endpoints: [ep('e3', internal, 2, [(ip) => port('tcp', '', 8080, ip, 80)])],
+  }), 'internal network publishes nothing')
+  t.matchSnapshot(snap({
+    networks: [net(3, { internal: true, icc: false })],
+    endpoints: [],
+  }), 'internal network with icc off')
+
+  const ports = [
+    (ip: string) => port('tcp', '', 8080, ip, 80),
+    (ip: string) => port('udp', '192.0.2.10', 5353, ip, 53),
+    (ip: string) => port('sctp', '', 9000, ip, 9000),
+    (ip: string) => port('tcp', '127.0.0.1', 8443, ip, 443),
+    (ip: string) => port('tcp', '', 20000, ip, 20000, 1000),
+    (ip: string) => port('udp', '127.0.0.1', 30000, ip, 100, 10),
+    (ip: string) => port('tcp', '', 40000, ip, 22, 1, 1),
+  ]
+  t.matchSnapshot(snap({ networks: [n1], endpoints: [ep('e1', n1, 2, ports)] }),
+    'tcp/udp/sctp, host IP given / 127.0.0.1 / empty, ranges with and without offset')
+  t.matchSnapshot(snap({ networks: [n1], endpoints: [ep('e1', n1, 2, ports)] }, { hostAddrsLocalnet: false }),
+    'same without localhost publishing')
+  t.matchSnapshot(snap({
+    networks: [n1],
+    endpoints: [ep('e1', n1, 2, [(ip) => port('tcp', '192.0.2.10', 8080, ip, 80)])],
+  }), 'only a specific host IP: no route_localnet')
+
+  const n2 = net(2, { icc: false, masquerade: false })
+  t.matchSnapshot(snap({
+    networks: [n2, n1, internal],
+    endpoints: [
+      ep('e1', n1, 2, [(ip) => port('tcp', '', 8080, ip, 80)]),
+      ep('e2', n2, 2, [(ip) => port('udp', '', 8081, ip, 81)]),
+      ep('e3', internal, 2, [(ip) => port('tcp', '', 8082, ip, 82)]),
+    ],
+  }), 'two networks and an internal one: isolation')
+})
+
+t.test('rules are deterministic whatever the input order', async (t) => {
+  const n1 = net(1)
+  const n2 = net(2)
+  const a = ep('a', n1, 2, [(ip) => port('tcp', '', 8080, ip, 80)])
+  const b = ep('b', n2, 2, [(ip) => port('tcp', '', 8081, ip, 80)])
+  t.same(planRules({ networks: [n1, n2], endpoints: [a, b] }), planRules({ networks: [n2, n1], endpoints: [b, a] }))
+})
+
+t.test('a duplicate publication yields each rule once', async (t) => {
+  const n1 = net(1)
+  const e = ep('a', n1, 2, [(ip) => port('tcp', '', 8080, ip, 80), (ip) => port('tcp', '', 8080, ip, 80)])
+  const p = planEndpoint(e, n1)
+  t.equal(p.rules.length, 3, 'one DNAT, one accept, one hairpin')
+  const e2 = ep('a', n1, 2, [(ip) => port('tcp', '127.0.0.1', 8080, ip, 80), (ip) => port('tcp', '192.0.2.1', 8080, ip, 80)])
+  t.equal(planEndpoint(e2, n1).rules.filter((r) => r.chain === CHAIN.publish).length, 1, 'accept shared by two host IPs')
+})
+
+t.test('the FORWARD chain puts FERRY-USER first and internal networks before published ports', async (t) => {
+  const rs = planRules({ networks: [net(1), net(2, { internal: true })], endpoints: [] })
+  const fwd = rs.tables.filter[CHAIN.forward]!.rules
+  t.match(fwd[0], /-j FERRY-USER$/)
+  const internalDrop = fwd.findIndex((r) => r.includes('ferry:internal'))
+  const publish = fwd.findIndex((r) => r.endsWith(`-j ${CHAIN.publish}`))
+  const isolate = fwd.findIndex((r) => r.includes('ferry:isolate'))
+  t.ok(internalDrop > 0 && internalDrop < publish, 'internal drops before published ports')
+  t.ok(publish < isolate, 'published ports before isolation')
+  t.equal(rs.tables.filter[CHAIN.user]!.kind, 'user')
+  const kinds = Object.fromEntries(Object.entries({ ...rs.tables.raw, ...rs.tables.nat, ...rs.tables.filter }).map(([k, v]) => [k, v.kind]))
+  t.same(kinds, {
+    'FERRY-RAW': 'unordered',
+    'FERRY-DNAT': 'unordered',
+    'FERRY-HAIRPIN': 'unordered',
+    'FERRY-POSTROUTING': 'ordered',
+    'FERRY-USER': 'user',
+    'FERRY-PUBLISH': 'unordered',
+    'FERRY-FORWARD': 'ordered',
+    'FERRY-INPUT': 'ordered',
+  })
+  const perBuiltin = new Map<string, number>()
+  for (const j of rs.jumps) perBuiltin.set(`${j.table}/${j.chain}`, (perBuiltin.get(`${j.table}/${j.chain}`) ?? 0) + 1)
+  t.ok([...perBuiltin.values()].every((n) => n === 1), 'exactly one jump per built-in chain')
+})
+
+t.test('validation refuses anything that could break the batch', async (t) => {
+  const n1 = net(1)
+  const bad = (fn: () => unknown): string | undefined => {
+    try { fn() } catch (err) { return err instanceof FerryError ? err.code : 'not a FerryError' }
+    return undefined
+  }
+  t.equal(bad(() => planRules({ networks: [{ ...n1, bridge: 'br0\n-A INPUT -j ACCEPT' }], endpoints: [] })), 'INVALID_REQUEST')
+  t.equal(bad(() => planRules({ networks: [{ ...n1, bridge: 'a-very-long-bridge-name' }], endpoints: [] })), 'INVALID_REQUEST')
+  t.equal(bad(() => planRules({ networks: [{ ...n1, subnet: '10.0.0.0/33' }], endpoints: [] })), 'INVALID_REQUEST')
+  t.equal(bad(() => planRules({ networks: [{ ...n1, id: 'x y' }], endpoints: [] })), 'INVALID_REQUEST')
+  const e = (p: PortBinding): FirewallState => ({ networks: [n1], endpoints: [{ id: 'e', networkId: n1.id, address: '10.21.0.2', ports: [p] }] })
+  t.equal(bad(() => planRules(e(port('tcp', '', 0, '10.21.0.2', 80)))), 'INVALID_REQUEST', 'port 0')
+  t.equal(bad(() => planRules(e(port('tcp', '', 8080, '10.21.0.2', 65535, 2)))), 'INVALID_REQUEST', 'past 65535')
+  t.equal(bad(() => planRules(e(port('tcp', '', 8080, '10.21.0.2', 80, 10, 5)))), 'INVALID_REQUEST', 'ranges of different length')
+  t.equal(bad(() => planRules(e({ ...port('tcp', '', 8080, '10.21.0.2', 80), hostIp: '::1' }))), 'INVALID_REQUEST', 'IPv6 host IP')
+  t.equal(bad(() => planRules(e({ ...port('tcp', '', 8080, '10.21.0.2', 80), proto: 'icmp' as Protocol }))), 'INVALID_REQUEST', 'protocol')
+  t.equal(bad(() => planRules(e(port('tcp', '', 8080, '10.21.0.2', 80)))), undefined, 'a good one passes')
+})
+
+t.test('batches', async (t) => {
+  const n1 = net(1)
+  const n2 = net(2)
+  const e1 = ep('e1', n1, 2, [(ip) => port('tcp', '', 8080, ip, 80), (ip) => port('udp', '127.0.0.1', 5353, ip, 53)])
+  const e2 = ep('e2', n1, 3, [(ip) => port('tcp', '', 8081, ip, 80)])
+  const state: FirewallState = { networks: [n1, n2], endpoints: [e1, e2] }
+  const rs = planRules(state)
+
+  t.test('a plan against itself is empty', async (t) => {
+    t.equal(renderBatch(diffViews(viewOf(rs), rs)), '')
+  })
+
+  t.test('one more endpoint: only its own -A lines', async (t) => {
+    const e3 = ep('e3', n2, 2, [(ip) => port('tcp', '', 9000, ip, 90)])
+    const text = renderBatch(diffEndpoint(undefined, planEndpoint(e3, n2)))
+    t.matchSnapshot(text)
+    t.notMatch(text, /^:/m, 'no chain is declared (that would flush it)')
+    t.notMatch(text, /^-D/m)
+    const back = renderBatch(diffEndpoint(planEndpoint(e3, n2), undefined))
+    t.equal(back.split('\n').filter((l) => l.startsWith('-D ')).length, 3, 'removal deletes its three rules')
+    t.notMatch(back, /^-A/m)
+  })
+
+  t.test('changing one publication of an endpoint touches only that publication', async (t) => {
+    const changed = { ...e1, ports: [e1.ports[0]!, port('udp', '127.0.0.1', 5354, e1.address, 53)] }
+    const text = renderBatch(diffEndpoint(planEndpoint(e1, n1), planEndpoint(changed, n1)))
+    t.same(text.split('\n').filter((l) => /^-[AD] /.test(l)).map((l) => l.slice(0, 2) + ' ' + l.split(' ')[1]), ['-D FERRY-DNAT', '-A FERRY-DNAT'])
+  })
+
+  t.test('a kernel with a flushed ordered chain and a lost unordered rule is repaired exactly', async (t) => {
+    const view = viewOf(rs)
+    view.chains.filter.set(CHAIN.forward, [])
+    const dnat = view.chains.nat.get(CHAIN.dnat)!
+    const lost = dnat.shift()!
+    dnat.push('-p tcp -m tcp --dport 1 -j DNAT --to-destination 10.9.9.9:1') // someone else's rule in ferry's chain
+    view.chains.filter.get(CHAIN.user)!.push('-s 192.0.2.0/24 -j DROP')
+    const text = renderBatch(diffViews(view, rs))
+    t.match(text, `:${CHAIN.forward} - [0:0]`, 'ordered chain rewritten')
+    t.notMatch(text, `:${CHAIN.dnat} `, 'unordered chain not flushed')
+    t.notMatch(text, `:${CHAIN.user} `, 'FERRY-USER never flushed')
+    t.match(text, `-A ${CHAIN.dnat} ${lost}`)
+    t.match(text, `-D ${CHAIN.dnat} -p tcp -m tcp --dport 1 -j DNAT`)
+  })
+
+  t.test('stale chains and jumps of an older run are removed, duplicate jumps collapsed', async (t) => {
+    const view = viewOf(rs)
+    view.chains.nat.set('FERRY-OLD', ['-j RETURN'])
+    view.jumps.nat.set('PREROUTING', [...view.jumps.nat.get('PREROUTING')!, '-m addrtype --dst-type LOCAL -j FERRY-DNAT', '-j FERRY-OLD'])
+    const text = renderBatch(diffViews(view, rs))
+    t.matchSnapshot(text)
+  })
+
+  t.test('teardown: everything goes, FERRY-USER only when empty', async (t) => {
+    const view = viewOf(rs)
+    const text = renderBatch(diffViews(view, emptyRuleset()))
+    t.match(text, `-X ${CHAIN.user}`)
+    t.matchSnapshot(text)
+    view.chains.filter.get(CHAIN.user)!.push('-s 192.0.2.0/24 -j DROP')
+    const kept = renderBatch(diffViews(view, emptyRuleset()))
+    t.notMatch(kept, CHAIN.user + ' ', 'a FERRY-USER with rules is kept')
+    t.match(kept, `-X ${CHAIN.forward}`, 'while the chain that jumped to it goes')
+  })
+
+  t.test('network-level plan is independent of the endpoints except for route_localnet', async (t) => {
+    const withLocal = planBase([n1, n2], new Set([n1.bridge]))
+    const without = planBase([n1, n2], new Set())
+    t.same(withLocal.localnetBridges, [n1.bridge])
+    t.same(without.localnetBridges, [])
+    t.equal(withLocal.tables.nat[CHAIN.dnat]!.rules.length, 0)
+  })
+})
+
+t.test('parseSave keeps only ferry chains and jumps into them', async (t) => {
+  const view = parseSave([
+    '# Generated by iptables-save',
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':FORWARD DROP [0:0]',
+    ':DOCKER-USER - [0:0]',
+    ':FERRY-FORWARD - [0:0]',
+    ':FERRY-USER - [0:0]',
+    '-A FORWARD -j DOCKER-USER',
+    '-A FORWARD -j FERRY-FORWARD',
+    '-A DOCKER-USER -j RETURN',
+    '-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER',
+    'COMMIT',
+    '*mangle',
+    ':FERRY-X - [0:0]',
+    'COMMIT',
+    '*nat',
+    '-A OUTPUT -m addrtype --dst-type LOCAL -g FERRY-DNAT',
+    'COMMIT',
+  ].join('\n'))
+  t.same([...view.chains.filter.entries()], [['FERRY-FORWARD', ['-m comment --comment "ferry:user" -j FERRY-USER']], ['FERRY-USER', []]])
+  t.same([...view.jumps.filter.entries()], [['FORWARD', ['-j FERRY-FORWARD']]])
+  t.same([...view.jumps.nat.entries()], [['OUTPUT', ['-m addrtype --dst-type LOCAL -g FERRY-DNAT']]])
+  t.same([...view.chains.nat.entries()], [])
+})
