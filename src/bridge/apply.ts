@@ -10,6 +10,7 @@ export async function applyLinkOps (links: LinkDriver, ops: LinkOp[]): Promise<v
       case 'addAddress': await links.addAddress(op.name, op.cidr); break
       case 'setUp': await links.setUp(op.name, true); break
       case 'setMaster': await links.setMaster(op.name, op.master); break
+      case 'setHairpin': await links.setHairpin(op.name, true); break
       case 'deleteLink': await links.deleteLink(op.name); break
     }
   }

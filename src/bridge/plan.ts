@@ -17,6 +17,7 @@ export type LinkOp =
   | { op: 'addAddress', name: string, cidr: string }
   | { op: 'setUp', name: string }
   | { op: 'setMaster', name: string, master: string }
+  | { op: 'setHairpin', name: string }
   | { op: 'deleteLink', name: string, why: string }
 
 export function desiredBridge (net: NetworkRecord): DesiredBridge {
@@ -62,6 +63,8 @@ export function planReconcile (
     if (!host) continue
     const master = host.master === undefined ? undefined : byIndex.get(host.master)?.name
     if (master !== v.master) ops.push({ op: 'setMaster', name: v.host, master: v.master })
+    // A port (re-)enslaved to another bridge starts with hairpin off; an unreported mode is left alone.
+    if (master !== v.master || host.hairpin === false) ops.push({ op: 'setHairpin', name: v.host })
     if (!host.up) ops.push({ op: 'setUp', name: v.host })
   }
   for (const l of links) {

@@ -203,6 +203,8 @@ export class NetworkDriver {
         undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
         await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
         await this.d.links.setMaster(names.host, net.bridge)
+        // Hairpin: a container reaches itself through its own published port.
+        await this.d.links.setHairpin(names.host, true)
         await this.d.links.setUp(names.host, true)
         this.state.endpoints[ep.id] = ep
         undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit() })

@@ -1,8 +1,8 @@
 /**
  * An in-memory LinkDriver for unit tests of planners and executors. It models
- * one network namespace (links with kind, master, up, MTU, MAC, veth peers and
- * vxlan specs; IPv4 addresses; connected routes; FDB and neighbour entries) with
- * the same idempotency and error wording as the real driver (src/kernel/netlink.ts),
+ * one network namespace (links with kind, master, hairpin, up, MTU, MAC, veth
+ * peers and vxlan specs; IPv4 addresses; connected routes; FDB and neighbour
+ * entries) with the same idempotency and error wording as the real driver (src/kernel/netlink.ts),
  * records every call in `calls`, and can be told to fail the Nth call of an
  * operation (`failOn`) so that rollback paths can be tested.
  */
@@ -30,6 +30,8 @@ interface FakeLink {
   mac: string
   up: boolean
   master?: string
+  /** Bridge port hairpin mode; meaningful only while `master` is set. */
+  hairpin?: boolean
   peer?: string
   vxlan?: VxlanSpec
 }
@@ -180,7 +182,10 @@ export class FakeLinkDriver implements LinkDriver {
     const out: LinkInfo = { index: link.index, name: link.name, mtu: link.mtu, mac: link.mac, up: link.up }
     if (link.kind !== undefined) out.kind = link.kind
     const master = link.master === undefined ? undefined : this.links.get(link.master)
-    if (master !== undefined) out.master = master.index
+    if (master !== undefined) {
+      out.master = master.index
+      out.hairpin = link.hairpin === true
+    }
     const peer = link.peer === undefined ? undefined : this.links.get(link.peer)
     if (peer !== undefined) out.peerIndex = peer.index
     return out
@@ -263,7 +268,7 @@ export class FakeLinkDriver implements LinkDriver {
       if (master === undefined) {
         const link = this.links.get(name)
         if (link === undefined) throw kernel(what, 'No such device')
-        delete link.master
+        this.release(link)
         return
       }
       const bridge = this.need(what, master)
@@ -271,7 +276,24 @@ export class FakeLinkDriver implements LinkDriver {
       if (link === undefined) throw kernel(what, 'No such device')
       if (bridge.kind !== 'bridge') throw kernel(what, 'Operation not supported')
       if (link === bridge) throw kernel(what, 'Too many levels of symbolic links')
+      if (link.master !== master) this.release(link)
       link.master = master
+    })
+  }
+
+  /** Leaving a bridge drops the port and its options, as the kernel frees the port. */
+  private release (link: FakeLink): void {
+    delete link.master
+    delete link.hairpin
+  }
+
+  setHairpin (name: string, on: boolean): Promise<void> {
+    return this.op('setHairpin', [name, on], () => {
+      checkIfname(name)
+      const what = `cannot set hairpin ${on ? 'on' : 'off'} on ${name}`
+      const link = this.need(what, name)
+      if (link.master === undefined) throw kernel(what, 'Operation not supported')
+      link.hairpin = on
     })
   }
 
@@ -301,7 +323,7 @@ export class FakeLinkDriver implements LinkDriver {
       const gone = new Set([name])
       if (link.peer !== undefined) gone.add(link.peer)
       for (const n of gone) this.links.delete(n)
-      for (const l of this.links.values()) if (l.master !== undefined && gone.has(l.master)) delete l.master
+      for (const l of this.links.values()) if (l.master !== undefined && gone.has(l.master)) this.release(l)
       this.addresses = this.addresses.filter((a) => !gone.has(a.ifname))
       this.fdb = this.fdb.filter((e) => !gone.has(e.dev))
       this.neigh = this.neigh.filter((e) => !gone.has(e.dev))

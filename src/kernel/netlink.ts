@@ -13,10 +13,13 @@
  * - Idempotency: creating a link that exists with the same kind, deleting what is
  *   gone and adding an address that is there all succeed; FDB and neighbour adds
  *   replace.
+ * - Bridge port options (hairpin) are set with an AF_BRIDGE RTM_SETLINK carrying a
+ *   nested IFLA_PROTINFO, as `bridge link set` does; they are read back from the
+ *   port's IFLA_INFO_SLAVE_DATA in an ordinary link dump.
  */
 import {
   AttrStream, Flags, FlagsGet, FlagsNew, MessageType, NetlinkSocket, Protocol, RawNetlinkSocket,
-  ifla, parseError, rt,
+  ifla, parseAttributes, parseError, rt,
 } from 'netlink'
 import type { MessageInfo, NetlinkMessage, StreamData } from 'netlink'
 import { isIPv4 } from 'node:net'
@@ -33,6 +36,10 @@ const REQUEST_TIMEOUT_MS = 10_000
 const DUMP_ATTEMPTS = 10
 const ZERO_MAC = '00:00:00:00:00:00'
 const MAX_IFNAME = 15
+const NLA_F_NESTED = 0x8000
+const NLA_ALIGNTO = 4
+const IFLA_PROTINFO = 12
+const IFLA_BRPORT_MODE = 4
 
 // ---------------------------------------------------------------------------
 // Pure encoding helpers (exported for tests)
@@ -128,6 +135,39 @@ export function vxlanInfoData (spec: VxlanSpec, linkIndex?: number): Buffer {
   return encodeAttrs(ifla.formatVxlan(data))
 }
 
+/**
+ * One attribute flagged NLA_F_NESTED. The package's AttrStream masks that flag off,
+ * and the bridge needs it: an IFLA_PROTINFO without it is read as a bare STP state.
+ */
+export function nestedAttr (type: number, payload: Buffer): Buffer {
+  const padded = Buffer.concat([payload, Buffer.alloc((NLA_ALIGNTO - (payload.length % NLA_ALIGNTO)) % NLA_ALIGNTO)])
+  const header = Buffer.alloc(4)
+  header.writeUInt16LE(4 + padded.length, 0)
+  header.writeUInt16LE(type | NLA_F_NESTED, 2)
+  return Buffer.concat([header, padded])
+}
+
+/**
+ * The body of `bridge link set dev <index> hairpin on|off`: an AF_BRIDGE ifinfomsg
+ * and IFLA_PROTINFO (nested) holding IFLA_BRPORT_MODE (u8, 1 = hairpin).
+ */
+export function hairpinBody (index: number, on: boolean): Buffer {
+  const mode = on ? ifla.BridgePortMode.HAIRPIN : ifla.BridgePortMode.UNSPEC
+  return Buffer.concat([
+    rt.formatLink({ family: AF_BRIDGE, index }),
+    nestedAttr(IFLA_PROTINFO, encodeAttrs(ifla.formatBridgePort({ mode }))),
+  ])
+}
+
+/** IFLA_BRPORT_MODE in a bridge port's IFLA_INFO_SLAVE_DATA (undefined when absent). */
+export function brportMode (slaveData: Buffer): number | undefined {
+  let mode: number | undefined
+  parseAttributes(slaveData, (a) => {
+    if (a.type === IFLA_BRPORT_MODE && a.data.length >= 1) mode = a.data.readUInt8(0)
+  })
+  return mode
+}
+
 function linkBody (data: rt.Link, attrs: ifla.LinkAttrs): Uint8Array[] {
   const s = new AttrStream()
   rt.formatLinkMessage({ kind: 'link', data, attrs }, s)
@@ -162,10 +202,13 @@ export function toLinkInfo (m: rt.LinkMessage): LinkInfo {
     mac: a.address ? bufferToMac(a.address) : ZERO_MAC,
     up: m.data.flags?.up === true,
   }
-  const kind = a.linkinfo ? ifla.parseInfo(a.linkinfo).kind : undefined
+  const li = a.linkinfo ? ifla.parseInfo(a.linkinfo) : {}
+  const kind = li.kind
   if (kind !== undefined) info.kind = kind
   if (a.master !== undefined && a.master !== 0) info.master = a.master
   if (kind === 'veth' && a.link !== undefined && a.link.length >= 4) info.peerIndex = a.link.readUInt32LE(0)
+  const mode = li.slaveKind === 'bridge' && li.slaveData !== undefined ? brportMode(li.slaveData) : undefined
+  if (mode !== undefined) info.hairpin = mode === ifla.BridgePortMode.HAIRPIN
   return info
 }
 
@@ -360,6 +403,14 @@ export class NetlinkDriver implements LinkDriver {
     const what = master === undefined ? `cannot release ${name} from its bridge` : `cannot enslave ${name} to ${master}`
     const index = master === undefined ? 0 : (await this.requireLink(what, master)).index
     await this.change(what, rt.MessageType.SETLINK, linkBody({}, { ifname: name, master: index }), 0)
+  }
+
+  /** Not a bridge port: KERNEL 'Operation not supported'. */
+  async setHairpin (name: string, on: boolean): Promise<void> {
+    checkIfname(name)
+    const what = `cannot set hairpin ${on ? 'on' : 'off'} on ${name}`
+    const link = await this.requireLink(what, name)
+    await this.change(what, rt.MessageType.SETLINK, [hairpinBody(link.index, on)], 0)
   }
 
   async setUp (name: string, up: boolean): Promise<void> {

@@ -17,6 +17,8 @@ export interface LinkInfo {
   master?: number
   /** for veth: ifindex of the peer (may be in another namespace) */
   peerIndex?: number
+  /** for a bridge port: hairpin mode (IFLA_BRPORT_MODE), frames may leave by the port they came in */
+  hairpin?: boolean
 }
 
 export interface AddressInfo { ifname: string, index: number, cidr: string }   // e.g. 10.20.0.1/24
@@ -50,6 +52,13 @@ export interface LinkDriver {
   createVxlan (name: string, spec: VxlanSpec): Promise<void>
   /** Enslave `name` to bridge `master` (master undefined = release). */
   setMaster (name: string, master: string | undefined): Promise<void>
+  /**
+   * Hairpin mode of bridge port `name` (`bridge link set dev NAME hairpin on`): the
+   * bridge may send a frame back out of the port it came in, so a container reaches
+   * itself through its own published port. Fails when `name` is not a bridge port;
+   * the mode goes with the port when it is released.
+   */
+  setHairpin (name: string, on: boolean): Promise<void>
   setUp (name: string, up: boolean): Promise<void>
   setMtu (name: string, mtu: number): Promise<void>
   /** Deleting a link that does not exist succeeds. */

@@ -7,7 +7,7 @@ import t from 'tap'
 import { existsSync } from 'node:fs'
 import { ipJson, netns, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsDriver, nsNode } from '../harness/nsnode.js'
-import type { NetlinkDriver } from '../../src/kernel/netlink.js'
+import { brportMode, hairpinBody, type NetlinkDriver } from '../../src/kernel/netlink.js'
 import { execFile } from '../../src/kernel/exec.js'
 
 interface IpLink {
@@ -23,9 +23,11 @@ interface IpLink {
 interface IpAddr { ifname: string, addr_info: Array<{ family: string, local: string, prefixlen: number, broadcast?: string }> }
 interface BridgeFdb { mac: string, ifname: string, dst?: string, flags: string[], state?: string }
 interface IpNeigh { dst: string, dev: string, lladdr?: string, state: string[] }
+interface BridgeLink { ifname: string, master?: string, hairpin?: boolean }
 
 const links = (ns: string): IpLink[] => ipJson<IpLink[]>(ns, ['-d', 'link', 'show'])
 const linkOf = (ns: string, name: string): IpLink | undefined => links(ns).find((l) => l.ifname === name)
+const bridgeLinks = (ns: string): BridgeLink[] => JSON.parse(sh(['bridge', '-n', ns, '-d', '-j', 'link', 'show']) || '[]') as BridgeLink[]
 const fdbOf = (ns: string, dev: string): BridgeFdb[] => JSON.parse(sh(['bridge', '-n', ns, '-j', 'fdb', 'show', 'dev', dev]) || '[]') as BridgeFdb[]
 
 if (!existsSync(`${REPO_ROOT}dist/kernel/netlink.js`)) {
@@ -92,6 +94,45 @@ t.test('links: bridge, veth, vxlan, enslave, up, MTU, MAC', async (t) => {
   t.equal(linkOf(ns, 'fy-ve0')?.master, undefined, 'released')
   await d.call('setUp', ['fy-ve0', false])
   t.notOk(linkOf(ns, 'fy-ve0')?.flags.includes('UP'), 'down')
+})
+
+t.test('hairpin message = the one `bridge link set dev X hairpin on` sends', async (t) => {
+  // ifinfomsg (AF_BRIDGE, ifindex 4), IFLA_PROTINFO|NLA_F_NESTED { IFLA_BRPORT_MODE u8 1 }, as strace shows it
+  t.equal(hairpinBody(4, true).toString('hex'), '07000000040000000000000000000000' + '0c000c80' + '05000400' + '01000000')
+  t.equal(hairpinBody(4, false).toString('hex').slice(-8), '00000000', 'off = mode 0')
+  t.equal(brportMode(Buffer.from('0500010003000000' + '0500040001000000', 'hex')), 1, 'mode read among other port attributes')
+  t.equal(brportMode(Buffer.from('0500010003000000', 'hex')), undefined, 'no mode attribute')
+})
+
+t.test('hairpin on a bridge port', async (t) => {
+  const ns = netns(t)
+  const d = await nsDriver(t, ns)
+  await d.call('createBridge', ['fy-br0'])
+  await d.call('createBridge', ['fy-br1'])
+  await d.call('createVeth', ['fy-ve0', 'fy-ve1'])
+  await d.call('setMaster', ['fy-ve0', 'fy-br0'])
+  t.equal(bridgeLinks(ns).find((l) => l.ifname === 'fy-ve0')?.hairpin, false, 'off by default')
+  t.equal((await d.call('getLink', ['fy-ve0']))?.hairpin, false, 'getLink reports it off')
+
+  await d.call('setHairpin', ['fy-ve0', true])
+  t.match(bridgeLinks(ns).find((l) => l.ifname === 'fy-ve0'), { master: 'fy-br0', hairpin: true }, 'bridge link shows hairpin on')
+  t.equal((await d.call('getLink', ['fy-ve0']))?.hairpin, true, 'getLink reads it back')
+  t.equal((await d.call('listLinks')).find((l) => l.name === 'fy-ve0')?.hairpin, true, 'listLinks reads it back')
+  const [br, peer] = await Promise.all([d.call('getLink', ['fy-br0']), d.call('getLink', ['fy-ve1'])])
+  t.notOk(br !== undefined && 'hairpin' in br, 'a bridge reports no hairpin')
+  t.notOk(peer !== undefined && 'hairpin' in peer, 'a link outside any bridge reports no hairpin')
+  await t.resolves(d.call('setHairpin', ['fy-ve0', true]), 'idempotent')
+
+  await d.call('setMaster', ['fy-ve0', 'fy-br0'])
+  t.equal((await d.call('getLink', ['fy-ve0']))?.hairpin, true, 'enslaving to the same bridge again keeps it')
+  await d.call('setHairpin', ['fy-ve0', false])
+  t.equal(bridgeLinks(ns).find((l) => l.ifname === 'fy-ve0')?.hairpin, false, 'off again')
+  await d.call('setHairpin', ['fy-ve0', true])
+  await d.call('setMaster', ['fy-ve0', 'fy-br1'])
+  t.equal((await d.call('getLink', ['fy-ve0']))?.hairpin, false, 'moving to another bridge makes a new port, hairpin off')
+
+  await t.rejects(d.call('setHairpin', ['fy-ve1', true]), { name: 'FerryError', code: 'KERNEL', message: 'cannot set hairpin on on fy-ve1: Operation not supported' }, 'not a bridge port')
+  await t.rejects(d.call('setHairpin', ['fy-nope', true]), { name: 'FerryError', code: 'KERNEL', message: 'cannot set hairpin on on fy-nope: no such device fy-nope' }, 'missing link')
 })
 
 t.test('every operation is idempotent', async (t) => {
