@@ -39,7 +39,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
     await agent.start()
   } catch (err) {
     const ferr = toFerryError(err)
-    log.fatal({ err: ferr }, 'agent failed to start')
+    log.fatal({ code: ferr.code, reason: ferr.message }, 'agent failed to start')
     process.stderr.write(`ferry agent: ${ferr.message}\n`)
     process.exit(exitCode(ferr.category))
   }

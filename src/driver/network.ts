@@ -161,6 +161,8 @@ export class NetworkDriver {
       if (net.ownsBridge) await this.d.links.deleteLink(net.bridge)
       delete this.state.networks[id]
       await this.d.store.commit()
+      // With no ferry network left, nothing of ferry stays in the firewall.
+      if (this.networks().length === 0) await this.d.firewall.teardown()
       this.d.log.info({ network: id, bridge: net.bridge }, 'network deleted')
     })
   }
@@ -326,10 +328,15 @@ export class NetworkDriver {
         throw toFerryError(err, 'KERNEL', 'reconcile of links failed')
       }
       for (const op of ops) this.d.log.warn({ op }, 'reconcile repaired a link')
-      const firewall = await this.d.firewall.reconcile({
-        networks: this.networks().map(natNetwork),
-        endpoints: this.endpoints().filter((e) => e.ports.length > 0).map(natEndpoint),
-      })
+      let firewall = false
+      if (this.networks().length === 0) {
+        await this.d.firewall.teardown()
+      } else {
+        firewall = await this.d.firewall.reconcile({
+          networks: this.networks().map(natNetwork),
+          endpoints: this.endpoints().filter((e) => e.ports.length > 0).map(natEndpoint),
+        })
+      }
       if (firewall) this.d.log.warn('reconcile repaired the firewall')
       return { links: ops.length, firewall }
     })
