@@ -237,13 +237,12 @@ function forwardRules (networks: NatNetwork[]): string[] {
     rules.push(`-o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${comment(`ct ${shortId(n.id)}`)} -j ACCEPT`)
   }
   rules.push(`${comment('publish')} -j ${CHAIN.publish}`)
-  for (const n of external) {
-    // Isolation: nothing else (another ferry bridge, the uplink) forwards into the bridge
-    // except the replies and published ports accepted above.
-    rules.push(`! -i ${n.bridge} -o ${n.bridge} ${comment(`isolate ${shortId(n.id)}`)} -j DROP`)
-    rules.push(iccRule(n))
-    rules.push(`-i ${n.bridge} ! -o ${n.bridge} ${comment(`out ${shortId(n.id)}`)} -j ACCEPT`)
-  }
+  // Isolation: nothing else (another ferry bridge, the uplink) forwards into a bridge
+  // except the replies and published ports accepted above. Every network's drop comes
+  // before any network's "out" accept, or network A's way out would carry it into B.
+  for (const n of external) rules.push(`! -i ${n.bridge} -o ${n.bridge} ${comment(`isolate ${shortId(n.id)}`)} -j DROP`)
+  for (const n of external) rules.push(iccRule(n))
+  for (const n of external) rules.push(`-i ${n.bridge} ! -o ${n.bridge} ${comment(`out ${shortId(n.id)}`)} -j ACCEPT`)
   return rules
 }
 

@@ -30,6 +30,20 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const PLUGIN_DIR = '/run/docker/plugins'
 const KEEP_DIRS = process.env.FERRY_E2E_KEEP === '1'
 
+/**
+ * Node without the test runner's loader hooks. tap's process tracker re-adds its
+ * --import to NODE_OPTIONS of every child it sees spawned, so it is removed by
+ * `env -u` right before node starts: the compiled agent runs as a user runs it.
+ */
+export const NODE = ['env', '-u', 'NODE_OPTIONS', process.execPath]
+
+/** The test runner's environment without NODE_OPTIONS. */
+export function cleanEnv (): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  delete env.NODE_OPTIONS
+  return env
+}
+
 export interface AgentOptions {
   ns: string
   /** Unique per agent: the plugin socket is /run/docker/plugins/<pluginName>.sock. */
@@ -124,14 +138,14 @@ class AgentProcess implements Agent {
     if (this.#destroyed) throw ferryError('INTERNAL', `agent ${this.pluginName} was destroyed`)
     if (this.pid() !== undefined) return
     const enter = this.#opts.dockerd?.enterArgv() ?? ['ip', 'netns', 'exec', this.#opts.ns]
-    const argv = [...enter, process.execPath, ...agentArgs({
+    const argv = [...enter, ...NODE, ...agentArgs({
       entry: this.#entry,
       pluginName: this.pluginName,
       stateDir: this.stateDir,
       apiSocket: this.apiSocket,
       args: this.#opts.args ?? [],
     })]
-    const env: NodeJS.ProcessEnv = { ...process.env }
+    const env = cleanEnv()
     const dockerHost = this.#opts.dockerHost ?? this.#opts.dockerd?.host
     if (dockerHost === undefined) delete env.DOCKER_HOST
     else env.DOCKER_HOST = dockerHost
@@ -171,7 +185,7 @@ class AgentProcess implements Agent {
     }
     const why = exit !== undefined
       ? `it exited (code ${exit.code}, signal ${exit.signal})`
-      : `${this.pluginSocket} did not answer Plugin.Activate within ${timeoutMs} ms (${last})`
+      : `${this.pluginSocket} did not answer NetworkDriver.GetCapabilities within ${timeoutMs} ms (${last})`
     throw ferryError('INTERNAL', `ferry agent ${this.pluginName} in ${this.#opts.ns} did not start: ${why}\n--- agent log (tail) ---\n${this.logs().split('\n').slice(-40).join('\n')}`)
   }
 
@@ -197,8 +211,8 @@ class AgentProcess implements Agent {
   }
 
   cli (args: string[], opts: { input?: string, timeoutMs?: number } = {}): Promise<ExecResult> {
-    return execFile([process.execPath, this.#entry, ...args], {
-      env: { ...process.env, FERRY_API_SOCKET: this.apiSocket },
+    return execFile([...NODE, this.#entry, ...args], {
+      env: { ...cleanEnv(), FERRY_API_SOCKET: this.apiSocket },
       allowFailure: true,
       input: opts.input,
       timeoutMs: opts.timeoutMs ?? 60_000,
@@ -226,20 +240,24 @@ class AgentProcess implements Agent {
   }
 }
 
-/** POST /Plugin.Activate exactly as dockerd sends it: empty body, no Content-Type. */
+/**
+ * POST /NetworkDriver.GetCapabilities exactly as dockerd sends it: empty body, no
+ * Content-Type. Not Plugin.Activate: to ferry that means "a new engine process",
+ * which opens the IPAM replay window.
+ */
 async function activate (socketPath: string): Promise<{ ok: boolean, why: string }> {
   const r = await unixHttp({
     socketPath,
     method: 'POST',
-    path: '/Plugin.Activate',
+    path: '/NetworkDriver.GetCapabilities',
     body: '',
     headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' },
     timeoutMs: 2000,
   })
-  if (r.status !== 200) return { ok: false, why: `Plugin.Activate answered ${r.status}: ${r.body}` }
+  if (r.status !== 200) return { ok: false, why: `GetCapabilities answered ${r.status}: ${r.body}` }
   try {
-    const body = JSON.parse(r.body) as { Implements?: unknown }
-    if (Array.isArray(body.Implements)) return { ok: true, why: '' }
+    const body = JSON.parse(r.body) as { Scope?: unknown }
+    if (typeof body.Scope === 'string') return { ok: true, why: '' }
   } catch { /* reported below */ }
-  return { ok: false, why: `Plugin.Activate answered ${r.body}` }
+  return { ok: false, why: `GetCapabilities answered ${r.body}` }
 }

@@ -432,10 +432,10 @@ COMMIT
 -A FERRY-FORWARD -o fy-net2 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 222222222222" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
--A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
--A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
 -A FERRY-FORWARD ! -i fy-net2 -o fy-net2 -m comment --comment "ferry:isolate 222222222222" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net2 -o fy-net2 -m comment --comment "ferry:icc 222222222222" -j DROP
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net2 ! -o fy-net2 -m comment --comment "ferry:out 222222222222" -j ACCEPT
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net2 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 222222222222" -j DROP

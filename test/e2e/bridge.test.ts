@@ -1,0 +1,161 @@
+/**
+ * Bridge networks end to end: a real Docker engine uses ferry as its network and
+ * IPAM driver. One "host" namespace runs dockerd and the ferry agent; an
+ * "outside" namespace stands for the world beyond the host (it has no route to
+ * the container subnets, so only masqueraded traffic gets answers).
+ */
+import t from 'tap'
+import { netns, link, nsExec, ipJson } from '../harness/netns.js'
+import { startDockerd } from '../harness/dockerd.js'
+import { ensureBusyboxImage } from '../harness/image.js'
+import { startAgent } from '../harness/agent.js'
+
+const OUTSIDE_IP = '203.0.113.2'
+
+await t.test('bridge networks with a real engine', async (t) => {
+  const host = netns(t, 'fyeh')
+  const outside = netns(t, 'fyeo')
+  link({ ns: host, ifname: 'uplink', cidr: '203.0.113.1/24' }, { ns: outside, ifname: 'eth0', cidr: `${OUTSIDE_IP}/24` })
+  nsExec(host, ['ip', 'route', 'add', 'default', 'via', OUTSIDE_IP])
+
+  const d = await startDockerd(t, { ns: host })
+  await ensureBusyboxImage(d)
+  const plugin = `fyb${process.pid}`
+  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d })
+  const net = (name: string, ...args: string[]) => d.docker(['network', 'create', '-d', plugin, '--ipam-driver', plugin, ...args, name])
+  const run = (...args: string[]) => d.docker(['run', '--stop-timeout', '1', ...args])
+  const fyLinks = () => ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fy'))
+  const cli = async (...args: string[]) => {
+    const r = await agent.cli(args)
+    return r
+  }
+  const httpGet = (target: string) => ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${target} 80`]
+
+  t.teardown(() => { if (t.passing()) return; t.comment(`agent log:\n${agent.logs().slice(-6000)}`) })
+
+  await t.test('networks with a user subnet and with an automatic pool', async (t) => {
+    const front = await net('front', '--subnet', '10.20.0.0/24')
+    t.equal(front.code, 0, front.stderr)
+    const back = await net('back')
+    t.equal(back.code, 0, back.stderr)
+    const subnet = (await d.dockerOk(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Subnet}}{{end}}', 'back'])).trim()
+    t.match(subnet, /^\d+\.\d+\.\d+\.\d+\/\d+$/, `ferry picked ${subnet}`)
+    t.notMatch(subnet, /^(10\.20\.|198\.1[89]\.|203\.0\.113\.)/, 'not overlapping a ferry pool or a host route')
+  })
+
+  await t.test('containers reach each other by name and address', async (t) => {
+    const web = await run('-d', '--net', 'front', '--name', 'web', 'bb', 'sh', '-c',
+      'mkdir -p /www && echo hello-ferry > /www/index.html && exec httpd -f -p 80 -h /www')
+    t.equal(web.code, 0, web.stderr)
+    t.equal((await run('-d', '--net', 'front', '--name', 'cli', 'bb', 'sleep', '600')).code, 0)
+    const ip = (await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.front.IPAddress}}', 'web'])).trim()
+    t.equal(ip, '10.20.0.2')
+    const get = await run('--rm', '--net', 'front', 'bb', ...httpGet('web'))
+    t.match(get.stdout, /hello-ferry/, `wget by name: ${get.stderr}`)
+    t.match((await d.docker(['exec', 'cli', ...httpGet(ip)])).stdout, /hello-ferry/, 'by address')
+    const ping = await d.docker(['exec', 'cli', 'ping', '-c', '1', '-W', '2', 'web'])
+    t.equal(ping.code, 0, `ping by name: ${ping.stdout}${ping.stderr}`)
+    const mac = (await d.dockerOk(['exec', 'web', 'cat', '/sys/class/net/eth0/address'])).trim()
+    t.equal(mac, '02:42:0a:14:00:02', 'deterministic MAC')
+  })
+
+  await t.test('outbound traffic is masqueraded', async (t) => {
+    const ping = await d.docker(['exec', 'cli', 'ping', '-c', '1', '-W', '2', OUTSIDE_IP])
+    t.equal(ping.code, 0, `the outside answers the host's address: ${ping.stdout}${ping.stderr}`)
+    t.equal((await net('nomasq', '--subnet', '10.22.0.0/24', '-o', 'com.docker.network.bridge.enable_ip_masquerade=false')).code, 0)
+    const nomasq = await run('--rm', '--net', 'nomasq', 'bb', 'ping', '-c', '1', '-W', '1', OUTSIDE_IP)
+    t.not(nomasq.code, 0, 'without masquerade the outside cannot answer')
+  })
+
+  await t.test('an internal network has no way out', async (t) => {
+    t.equal((await net('inner', '--internal', '--subnet', '10.23.0.0/24')).code, 0)
+    const in1 = await run('-d', '--net', 'inner', '--name', 'in1', 'bb', 'sleep', '600')
+    t.equal(in1.code, 0, in1.stderr)
+    const routes = await d.dockerOk(['exec', 'in1', 'ip', 'route'])
+    t.notMatch(routes, /default/, 'no default route')
+    t.not((await d.docker(['exec', 'in1', 'ping', '-c', '1', '-W', '1', OUTSIDE_IP])).code, 0, 'outside unreachable')
+    const peer = await run('--rm', '--net', 'inner', 'bb', 'ping', '-c', '1', '-W', '2', 'in1')
+    t.equal(peer.code, 0, `containers of the internal network still talk: ${peer.stdout}${peer.stderr}`)
+  })
+
+  await t.test('networks are isolated from each other', async (t) => {
+    const r = await run('--rm', '--net', 'back', 'bb', 'ping', '-c', '1', '-W', '1', '10.20.0.2')
+    t.not(r.code, 0, 'back cannot reach front')
+  })
+
+  await t.test('the CLI shows networks and containers by name', async (t) => {
+    const ls = await cli('network', 'ls')
+    t.equal(ls.code, 0, ls.stderr)
+    t.match(ls.stdout, /NETWORK ID\s+NAME\s+BRIDGE/)
+    t.match(ls.stdout, /front\s+fy-\w+\s+10\.20\.0\.0\/24\s+10\.20\.0\.1\s+2/)
+    t.match(ls.stdout, /back/)
+    const inspect = JSON.parse((await cli('network', 'inspect', 'front')).stdout) as { subnet: string, endpointList: Array<{ container: string }> }
+    t.equal(inspect.subnet, '10.20.0.0/24')
+    t.same(inspect.endpointList.map((e) => e.container).sort(), ['cli', 'web'])
+    const eps = await cli('endpoint', 'ls', '--network', 'front')
+    t.match(eps.stdout, /web\s+front\s+10\.20\.0\.2\/24\s+02:42:0a:14:00:02/)
+    const st = JSON.parse((await cli('status', '--json')).stdout) as { networks: number, endpoints: number, status: string }
+    t.equal(st.status, 'running')
+    t.equal(st.networks, 4, "front, back, nomasq, inner")
+    t.match((await cli('status')).stdout, /uptime:/)
+    const missing = await cli('network', 'inspect', 'nosuchnet')
+    t.equal(missing.code, 3)
+    t.equal(missing.stderr.trim(), 'ferry: no ferry network is named "nosuchnet" or has that id')
+  })
+
+  await t.test('the engine shows ferry\'s errors', async (t) => {
+    const overlap = await net('overlap', '--subnet', '10.20.0.0/16')
+    t.not(overlap.code, 0)
+    t.match(overlap.stderr, /10\.20\.0\.0\/16 overlaps/, overlap.stderr)
+    const bad = await net('badmtu', '--subnet', '10.24.0.0/24', '-o', 'com.docker.network.driver.mtu=big')
+    t.not(bad.code, 0)
+    t.match(bad.stderr, /com\.docker\.network\.driver\.mtu must be a whole number/, bad.stderr)
+    t.equal((await net('tiny', '--subnet', '10.25.0.0/30')).code, 0)
+    t.equal((await run('-d', '--net', 'tiny', '--name', 'tiny1', 'bb', 'sleep', '600')).code, 0)
+    const full = await run('-d', '--net', 'tiny', '--name', 'tiny2', 'bb', 'sleep', '600')
+    t.not(full.code, 0)
+    t.match(full.stderr, /no free address/, full.stderr)
+    await d.docker(['rm', '-f', 'tiny1', 'tiny2'])
+    t.equal((await d.docker(['network', 'rm', 'tiny'])).code, 0)
+    t.notOk(fyLinks().some((n) => n.startsWith('fyh') && !n), 'nothing half-created')
+  })
+
+  await t.test('kill -9 of the agent: traffic keeps flowing, state survives', async (t) => {
+    await agent.kill('SIGKILL')
+    t.match((await d.docker(['exec', 'cli', ...httpGet('web')])).stdout, /hello-ferry/, 'while the agent is down')
+    await agent.restart()
+    t.match((await d.docker(['exec', 'cli', ...httpGet('web')])).stdout, /hello-ferry/, 'after the restart')
+    const fresh = await run('--rm', '--net', 'front', 'bb', ...httpGet('web'))
+    t.match(fresh.stdout, /hello-ferry/, `a new container works: ${fresh.stderr}`)
+    const webEp = (await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.front.EndpointID}}', 'web'])).trim()
+    t.ok(fyLinks().includes(`fyh${webEp.slice(0, 12)}`))
+    t.equal((await d.docker(['rm', '-f', 'web'])).code, 0)
+    t.notOk(fyLinks().includes(`fyh${webEp.slice(0, 12)}`), 'removing an old container leaves no veth')
+    const again = await run('-d', '--net', 'front', '--name', 'web', 'bb', 'sh', '-c',
+      'mkdir -p /www && echo hello-again > /www/index.html && exec httpd -f -p 80 -h /www')
+    t.equal(again.code, 0, again.stderr)
+  })
+
+  await t.test('kill -9 of the engine: replay keeps ferry consistent', async (t) => {
+    await d.kill()
+    await d.restart()
+    // The restarted engine replays pools and addresses, then removes the stale endpoints.
+    const st = JSON.parse((await cli('status', '--json')).stdout) as { endpoints: number }
+    t.equal(st.endpoints, 0, 'stale endpoints removed by the engine')
+    t.equal((await d.docker(['start', 'web'])).code, 0, 'a container starts again on its network')
+    const get = await run('--rm', '--net', 'front', 'bb', ...httpGet('web'))
+    t.match(get.stdout, /hello-again/, get.stderr)
+    const dup = await net('dup', '--subnet', '10.20.0.0/24')
+    t.not(dup.code, 0, 'a held pool is not handed out twice after the replay')
+  })
+
+  await t.test('removing everything leaves nothing of ferry', async (t) => {
+    const ids = (await d.dockerOk(['ps', '-aq'])).split('\n').filter(Boolean)
+    if (ids.length > 0) await d.dockerOk(['rm', '-f', ...ids])
+    for (const n of ['front', 'back', 'nomasq', 'inner']) t.equal((await d.docker(['network', 'rm', n])).code, 0, `network rm ${n}`)
+    const st = JSON.parse((await cli('status', '--json')).stdout) as { networks: number, endpoints: number, pools: number }
+    t.same({ networks: st.networks, endpoints: st.endpoints, pools: st.pools }, { networks: 0, endpoints: 0, pools: 0 })
+    t.same(fyLinks(), [], 'no ferry link left')
+    t.notMatch(nsExec(host, ['iptables-save']), /ferry|FERRY/, 'no ferry rule left')
+  })
+})
