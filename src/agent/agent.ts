@@ -156,11 +156,13 @@ export class Agent implements AgentView {
       publishedPorts: Object.values(this.store.state.endpoints).reduce((n, e) => n + e.ports.length, 0),
       store: { healthy: true, writes: this.store.writes, lastWriteMs: Math.round(this.store.lastWriteMs * 100) / 100 },
       reconcile: { ...this.reconciles },
+      engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },
     }
   }
 
   private async engineNames (): Promise<Awaited<ReturnType<EngineClient['names']>>> {
-    return this.engine.names([this.cfg.pluginName, `${this.cfg.pluginName}:latest`])
+    // Admin requests are rare: ask the engine each time, so a container started a moment ago has its name.
+    return this.engine.names([this.cfg.pluginName, `${this.cfg.pluginName}:latest`], 0)
   }
 
   async networks (): Promise<NetworkView[]> {

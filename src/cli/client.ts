@@ -10,7 +10,7 @@ export function apiSocketFrom (flag: string | undefined): string {
 
 export function apiCall<T> (socketPath: string, method: 'GET' | 'POST', path: string, timeoutMs = 30_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method, timeout: timeoutMs, headers: method === 'POST' ? { 'content-type': 'application/json' } : {} }, (res) => {
+    const req = http.request({ socketPath, path, method, timeout: timeoutMs, headers: method === 'POST' ? { 'content-type': 'application/json', 'content-length': '2' } : {} }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => {
@@ -36,6 +36,6 @@ export function apiCall<T> (socketPath: string, method: 'GET' | 'POST', path: st
         reject(new FerryError('AGENT_NOT_RUNNING', `cannot talk to the agent on ${socketPath}: ${err.message}`, { cause: err }))
       }
     })
-    req.end()
+    req.end(method === 'POST' ? '{}' : undefined)
   })
 }

@@ -30,6 +30,8 @@ export class EngineClient {
   private readonly target: Target
   private readonly timeoutMs: number
   private cache: { at: number, names: EngineNames } | undefined
+  /** Why the last lookup failed ('' after a success), for `ferry status`. */
+  lastError = ''
 
   constructor (dockerHost: string = process.env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST, timeoutMs = 1500) {
     this.target = parseDockerHost(dockerHost)
@@ -73,8 +75,10 @@ export class EngineClient {
         }
       }
       this.cache = { at: Date.now(), names }
-    } catch {
+      this.lastError = ''
+    } catch (err) {
       // The engine is optional for naming: fall back to ids.
+      this.lastError = (err as Error).message
     }
     return names
   }

@@ -5,6 +5,7 @@
  * the container subnets, so only masqueraded traffic gets answers).
  */
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { netns, link, nsExec, ipJson } from '../harness/netns.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
@@ -50,6 +51,8 @@ await t.test('bridge networks with a real engine', async (t) => {
     t.equal((await run('-d', '--net', 'front', '--name', 'cli', 'bb', 'sleep', '600')).code, 0)
     const ip = (await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.front.IPAddress}}', 'web'])).trim()
     t.equal(ip, '10.20.0.2')
+    // httpd may need a moment after `docker run -d` returns.
+    for (let i = 0; i < 12 && !/hello-ferry/.test((await d.docker(['exec', 'cli', ...httpGet(ip)])).stdout); i++) await sleep(250)
     const get = await run('--rm', '--net', 'front', 'bb', ...httpGet('web'))
     t.match(get.stdout, /hello-ferry/, `wget by name: ${get.stderr}`)
     t.match((await d.docker(['exec', 'cli', ...httpGet(ip)])).stdout, /hello-ferry/, 'by address')
@@ -134,6 +137,7 @@ await t.test('bridge networks with a real engine', async (t) => {
     const again = await run('-d', '--net', 'front', '--name', 'web', 'bb', 'sh', '-c',
       'mkdir -p /www && echo hello-again > /www/index.html && exec httpd -f -p 80 -h /www')
     t.equal(again.code, 0, again.stderr)
+    for (let i = 0; i < 12 && !/hello-again/.test((await d.docker(['exec', 'cli', ...httpGet('web')])).stdout); i++) await sleep(250)
   })
 
   await t.test('kill -9 of the engine: replay keeps ferry consistent', async (t) => {

@@ -204,7 +204,7 @@ await t.test('startAgent runs an agent the engine activates', async (t) => {
   t.match(a.logs(), /plugin call NetworkDriver\.DeleteNetwork/)
 
   await t.rejects(startAgent(t, { ns, pluginName: `${name}x`, entry, args: ['--mute'], readyTimeoutMs: 1500 }),
-    /did not answer Plugin\.Activate within 1500 ms/, 'an agent that never answers is reported')
+    /did not answer NetworkDriver\.GetCapabilities within 1500 ms/, 'an agent that never answers is reported')
 
   const dead = join(dir, 'dead.mjs')
   writeFileSync(dead, "console.error('boom: cannot start'); process.exit(3)\n")
