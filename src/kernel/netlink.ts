@@ -130,6 +130,7 @@ export function vethInfoData (peer: string, opts: { mtu?: number, mac?: string }
 /** IFLA_INFO_DATA of a vxlan. `linkIndex` is the underlay's ifindex. The port goes in network byte order. */
 export function vxlanInfoData (spec: VxlanSpec, linkIndex?: number): Buffer {
   const data: ifla.Vxlan = { id: spec.vni, port: u16be(spec.port), learning: spec.learning ? 1 : 0 }
+  if (spec.proxy) data.proxy = 1
   if (spec.local !== undefined) data.local = ipv4ToBuffer(spec.local)
   if (linkIndex !== undefined) data.link = linkIndex
   return encodeAttrs(ifla.formatVxlan(data))

@@ -39,6 +39,8 @@ export interface VxlanSpec {
   local?: string              // source VTEP address
   dev?: string                // underlay device
   learning: boolean
+  /** Answer ARP from the device's static neighbour entries (IFLA_VXLAN_PROXY); can only be set at creation. */
+  proxy?: boolean
   mtu?: number
   mac?: string
 }

@@ -1,0 +1,403 @@
+/**
+ * The Lua scripts that make every cluster change one atomic Redis command
+ * (EVALSHA). They mirror MemoryCluster (src/cluster/memory.ts) step by step.
+ * Each script gets the key prefix as ARGV[1] (default `ferry:`); keys:
+ *
+ *   <p>rev                    STRING  global revision: seeded from the server clock in µs when
+ *                                     created (so it never goes back, even after a restart that
+ *                                     lost the data), INCR per change, deleted when nothing is left
+ *   <p>events                 channel every change as JSON {rev, kind, …}
+ *   <p>hosts                  ZSET    host id -> expiry (ms, server clock)
+ *   <p>host:<h>               HASH    vtep version lastHeartbeat registeredAt
+ *   <p>host:<h>:eps           SET     "<overlay>|<endpoint id>" the host published
+ *   <p>host:<h>:addrs         SET     "<overlay>|<ip>" the host holds
+ *   <p>host:<h>:overlays      SET     overlays the host uses
+ *   <p>overlays               SET     overlay names
+ *   <p>overlay:<o>            HASH    name subnet gateway vni net prefix createdBy createdAt cursor
+ *   <p>overlay:<o>:hosts      SET     hosts that use the overlay
+ *   <p>overlay:<o>:addrs      HASH    ip -> owner host id ('@gateway' for the gateway)
+ *   <p>overlay:<o>:eps        HASH    endpoint id -> JSON {endpointId, ip, mac, hostId, vtep}
+ *   <p>vnis                   HASH    vni -> overlay
+ *   <p>vnicursor              STRING  the last VNI handed out
+ *
+ * Scripts validate before they write (a Lua error does not undo earlier writes)
+ * and raise errors as `CODE message`, CODE being a ferry ErrorCode. Scripts
+ * touch keys they compute, so they need a standalone Redis (or a Sentinel
+ * master), not Redis Cluster.
+ */
+import { createHash } from 'node:crypto'
+
+export interface LuaScript { name: string, source: string, sha: string }
+
+const PRELUDE = `
+local P = ARGV[1]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function fail(code, msg) error({ err = code .. ' ' .. msg }) end
+local function fmt(n) return string.format('%d', n) end
+local function okey(o) return P .. 'overlay:' .. o end
+local function hkey(h) return P .. 'host:' .. h end
+local function split(m)
+  local bar = string.find(m, '|', 1, true)
+  return string.sub(m, 1, bar - 1), string.sub(m, bar + 1)
+end
+local function ip2int(ip)
+  local a, b, c, d = string.match(ip, '^(%d+)%.(%d+)%.(%d+)%.(%d+)$')
+  return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+end
+local function int2ip(n)
+  local d = n % 256
+  n = math.floor(n / 256)
+  local c = n % 256
+  n = math.floor(n / 256)
+  local b = n % 256
+  local a = math.floor(n / 256)
+  return fmt(a) .. '.' .. fmt(b) .. '.' .. fmt(c) .. '.' .. fmt(d)
+end
+local function bump(body)
+  local rk = P .. 'rev'
+  if redis.call('EXISTS', rk) == 0 then redis.call('SET', rk, fmt(now_ms() * 1000)) end
+  local rev = redis.call('INCR', rk)
+  redis.call('PUBLISH', P .. 'events', '{"rev":' .. fmt(rev) .. ',' .. body .. '}')
+  return rev
+end
+local function cleanup_if_empty()
+  if redis.call('ZCARD', P .. 'hosts') == 0 and redis.call('SCARD', P .. 'overlays') == 0 then
+    redis.call('DEL', P .. 'rev', P .. 'vnicursor')
+  end
+end
+local function join(h, o)
+  redis.call('SADD', okey(o) .. ':hosts', h)
+  redis.call('SADD', hkey(h) .. ':overlays', o)
+end
+local function delete_overlay(o)
+  local ok = okey(o)
+  local eps = redis.call('HGETALL', ok .. ':eps')
+  for i = 1, #eps, 2 do
+    redis.call('SREM', hkey(cjson.decode(eps[i + 1]).hostId) .. ':eps', o .. '|' .. eps[i])
+  end
+  local addrs = redis.call('HGETALL', ok .. ':addrs')
+  for i = 1, #addrs, 2 do redis.call('SREM', hkey(addrs[i + 1]) .. ':addrs', o .. '|' .. addrs[i]) end
+  for _, h in ipairs(redis.call('SMEMBERS', ok .. ':hosts')) do redis.call('SREM', hkey(h) .. ':overlays', o) end
+  local vni = redis.call('HGET', ok, 'vni')
+  if vni then redis.call('HDEL', P .. 'vnis', vni) end
+  redis.call('DEL', ok, ok .. ':hosts', ok .. ':addrs', ok .. ':eps')
+  redis.call('SREM', P .. 'overlays', o)
+  bump('"kind":"overlay-removed","name":' .. cjson.encode(o))
+end
+local function leave_membership(h, o)
+  redis.call('SREM', hkey(h) .. ':overlays', o)
+  if redis.call('EXISTS', okey(o)) == 0 then return false end
+  redis.call('SREM', okey(o) .. ':hosts', h)
+  if redis.call('SCARD', okey(o) .. ':hosts') > 0 then return false end
+  delete_overlay(o)
+  return true
+end
+local function withdraw(o, id)
+  local ek = okey(o) .. ':eps'
+  local old = redis.call('HGET', ek, id)
+  if not old then return false end
+  redis.call('HDEL', ek, id)
+  local h = cjson.decode(old).hostId
+  redis.call('SREM', hkey(h) .. ':eps', o .. '|' .. id)
+  bump('"kind":"endpoint-withdrawn","overlay":' .. cjson.encode(o) .. ',"endpointId":' .. cjson.encode(id) .. ',"hostId":' .. cjson.encode(h))
+  return true
+end
+local function release(h, o, ip)
+  local ak = okey(o) .. ':addrs'
+  if redis.call('HGET', ak, ip) ~= h then return false end
+  redis.call('HDEL', ak, ip)
+  redis.call('SREM', hkey(h) .. ':addrs', o .. '|' .. ip)
+  return true
+end
+local function leave_overlay(h, o)
+  if redis.call('EXISTS', okey(o)) == 0 then
+    redis.call('SREM', hkey(h) .. ':overlays', o)
+    return false
+  end
+  local pre = o .. '|'
+  for _, m in ipairs(redis.call('SMEMBERS', hkey(h) .. ':eps')) do
+    if string.sub(m, 1, #pre) == pre then withdraw(o, string.sub(m, #pre + 1)) end
+  end
+  for _, m in ipairs(redis.call('SMEMBERS', hkey(h) .. ':addrs')) do
+    if string.sub(m, 1, #pre) == pre then release(h, o, string.sub(m, #pre + 1)) end
+  end
+  local deleted = leave_membership(h, o)
+  cleanup_if_empty()
+  return deleted
+end
+local function remove_host(h)
+  local hk = hkey(h)
+  for _, m in ipairs(redis.call('SMEMBERS', hk .. ':eps')) do
+    local o, id = split(m)
+    redis.call('HDEL', okey(o) .. ':eps', id)
+  end
+  for _, m in ipairs(redis.call('SMEMBERS', hk .. ':addrs')) do
+    local o, ip = split(m)
+    local ak = okey(o) .. ':addrs'
+    if redis.call('HGET', ak, ip) == h then redis.call('HDEL', ak, ip) end
+  end
+  local ovs = redis.call('SMEMBERS', hk .. ':overlays')
+  local existed = redis.call('EXISTS', hk) == 1 or redis.call('ZSCORE', P .. 'hosts', h)
+  redis.call('DEL', hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays')
+  redis.call('ZREM', P .. 'hosts', h)
+  if existed then bump('"kind":"host-removed","hostId":' .. cjson.encode(h)) end
+  for _, o in ipairs(ovs) do leave_membership(h, o) end
+  cleanup_if_empty()
+end
+local function host_rows()
+  local rows = {}
+  local hs = redis.call('ZRANGE', P .. 'hosts', 0, -1, 'WITHSCORES')
+  for i = 1, #hs, 2 do
+    local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt')
+    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0' }
+  end
+  return rows
+end
+local function overlay_row(o)
+  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt')
+  if not f[1] then return nil end
+  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0' }
+end
+`
+
+/** ARGV: prefix, host, vtep, version, ttl ms, reap 0|1. Returns {isNew 0|1, {removed host ids}}. */
+const HEARTBEAT = `
+local h, vtep, version, ttl, reap = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local now = now_ms()
+local hk = hkey(h)
+local isNew = not redis.call('ZSCORE', P .. 'hosts', h)
+local oldVtep = redis.call('HGET', hk, 'vtep')
+redis.call('ZADD', P .. 'hosts', fmt(now + ttl), h)
+if isNew or redis.call('HEXISTS', hk, 'registeredAt') == 0 then redis.call('HSET', hk, 'registeredAt', fmt(now)) end
+redis.call('HSET', hk, 'vtep', vtep, 'version', version, 'lastHeartbeat', fmt(now))
+if isNew or oldVtep ~= vtep then
+  bump('"kind":"host-up","host":' .. cjson.encode({ hostId = h, vtep = vtep, version = version }))
+end
+local removed = {}
+if reap == '1' then
+  for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', fmt(now))) do
+    if d ~= h then
+      remove_host(d)
+      removed[#removed + 1] = d
+    end
+  end
+end
+return { isNew and 1 or 0, removed }
+`
+
+/** ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max. Returns the definition row. */
+const DEFINE = `
+local h, name, subnet, gateway, vniArg, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local net, plen = tonumber(ARGV[8]), tonumber(ARGV[9])
+local vmin, vmax = tonumber(ARGV[10]), tonumber(ARGV[11])
+local ok = okey(name)
+local ex = overlay_row(name)
+if ex then
+  if ex[2] ~= subnet then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with subnet ' .. ex[2] .. ' (this host asked for ' .. subnet .. ')') end
+  if ex[3] ~= gateway then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with gateway ' .. ex[3] .. ' (this host asked for ' .. gateway .. ')') end
+  if mode == 'require' and vniArg ~= '' and vniArg ~= ex[4] then
+    fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with VNI ' .. ex[4] .. ' (this host asked for ' .. vniArg .. ')')
+  end
+  join(h, name)
+  return ex
+end
+local last = net + 2 ^ (32 - plen) - 1
+local others = redis.call('SMEMBERS', P .. 'overlays')
+table.sort(others)
+for _, o in ipairs(others) do
+  local f = redis.call('HMGET', okey(o), 'net', 'prefix', 'subnet')
+  local on, op = tonumber(f[1]), tonumber(f[2])
+  if on and op and net <= on + 2 ^ (32 - op) - 1 and on <= last then
+    fail('POOL_OVERLAP', 'subnet ' .. subnet .. ' of overlay ' .. name .. ' overlaps overlay ' .. o .. ' (' .. f[3] .. ')')
+  end
+end
+local vni = nil
+if vniArg ~= '' then
+  local owner = redis.call('HGET', P .. 'vnis', vniArg)
+  if owner then
+    if mode == 'require' then fail('NAME_CONFLICT', 'VNI ' .. vniArg .. ' is already used by overlay ' .. owner) end
+  else
+    vni = tonumber(vniArg)
+  end
+end
+if not vni then
+  local span = vmax - vmin + 1
+  local cursor = tonumber(redis.call('GET', P .. 'vnicursor') or fmt(vmin - 1))
+  for i = 1, span do
+    local v = vmin + ((cursor + i - vmin) % span)
+    if redis.call('HEXISTS', P .. 'vnis', fmt(v)) == 0 then
+      vni = v
+      break
+    end
+  end
+  if not vni then fail('POOL_EXHAUSTED', 'no free VNI is left in the cluster') end
+  redis.call('SET', P .. 'vnicursor', fmt(vni))
+end
+local now = now_ms()
+redis.call('HSET', ok, 'name', name, 'subnet', subnet, 'gateway', gateway, 'vni', fmt(vni), 'net', fmt(net), 'prefix', fmt(plen),
+  'createdBy', h, 'createdAt', fmt(now))
+redis.call('HSET', ok .. ':addrs', gateway, '@gateway')
+redis.call('HSET', P .. 'vnis', fmt(vni), name)
+redis.call('SADD', P .. 'overlays', name)
+join(h, name)
+bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now }))
+return { name, subnet, gateway, fmt(vni), h, fmt(now) }
+`
+
+/** ARGV: prefix, host, name. Returns 1 when the definition was deleted. */
+const LEAVE_OVERLAY = `
+return leave_overlay(ARGV[2], ARGV[3]) and 1 or 0
+`
+
+/** ARGV: prefix, host, overlay, preferred ip|'', reclaim 0|1. Returns the address. */
+const ALLOCATE = `
+local h, name, pref, reclaim = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ok = okey(name)
+local f = redis.call('HMGET', ok, 'net', 'prefix', 'subnet', 'cursor')
+if not f[1] then fail('NETWORK_NOT_FOUND', 'overlay ' .. name .. ' is not defined in the cluster') end
+local net, plen = tonumber(f[1]), tonumber(f[2])
+local first, last = net + 1, net + 2 ^ (32 - plen) - 2
+local ak = ok .. ':addrs'
+local function take(ip, n)
+  redis.call('HSET', ak, ip, h)
+  if n then redis.call('HSET', ok, 'cursor', fmt(n)) end
+  redis.call('SADD', hkey(h) .. ':addrs', name .. '|' .. ip)
+  join(h, name)
+  return ip
+end
+if pref ~= '' then
+  local n = ip2int(pref)
+  if n < first or n > last then fail('ADDRESS_OUT_OF_POOL', 'address ' .. pref .. ' is not a host address of overlay ' .. name .. ' (' .. f[3] .. ')') end
+  local owner = redis.call('HGET', ak, pref)
+  if not owner or (owner == h and reclaim == '1') then return take(pref, nil) end
+  if owner == '@gateway' then fail('ADDRESS_IN_USE', 'address ' .. pref .. ' is the gateway of overlay ' .. name) end
+  fail('ADDRESS_IN_USE', 'address ' .. pref .. ' of overlay ' .. name .. ' is already allocated (by host ' .. owner .. ')')
+end
+local count = last - first + 1
+local start = tonumber(f[4]) or (first - 1)
+for i = 1, count do
+  local n = first + ((start + i - first) % count)
+  local ip = int2ip(n)
+  if redis.call('HEXISTS', ak, ip) == 0 then return take(ip, n) end
+end
+fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. f[3] .. ')')
+`
+
+/** ARGV: prefix, host, overlay, ip. Returns 1 when released. */
+const RELEASE = `
+return release(ARGV[2], ARGV[3], ARGV[4]) and 1 or 0
+`
+
+/** ARGV: prefix, host, overlay, endpoint id, endpoint JSON. Returns the revision. */
+const PUBLISH = `
+local h, name, id, json = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ok = okey(name)
+if redis.call('EXISTS', ok) == 0 then fail('NETWORK_NOT_FOUND', 'overlay ' .. name .. ' is not defined in the cluster') end
+local ek = ok .. ':eps'
+local old = redis.call('HGET', ek, id)
+if old == json then return tonumber(redis.call('GET', P .. 'rev') or '0') end
+if old then
+  local oh = cjson.decode(old).hostId
+  if oh ~= h then redis.call('SREM', hkey(oh) .. ':eps', name .. '|' .. id) end
+end
+redis.call('HSET', ek, id, json)
+redis.call('SADD', hkey(h) .. ':eps', name .. '|' .. id)
+join(h, name)
+return bump('"kind":"endpoint-published","overlay":' .. cjson.encode(name) .. ',"endpoint":' .. json)
+`
+
+/** ARGV: prefix, overlay, endpoint id. Returns 1 when withdrawn. */
+const WITHDRAW = `
+return withdraw(ARGV[2], ARGV[3]) and 1 or 0
+`
+
+/** ARGV: prefix, host, JSON {overlays, addresses, endpoints} to keep. */
+const PRUNE = `
+local h = ARGV[2]
+local keep = cjson.decode(ARGV[3])
+local function set(list)
+  local s = {}
+  for _, v in ipairs(list or {}) do s[v] = true end
+  return s
+end
+local eps, addrs, ovs = set(keep.endpoints), set(keep.addresses), set(keep.overlays)
+for _, m in ipairs(redis.call('SMEMBERS', hkey(h) .. ':eps')) do
+  if not eps[m] then
+    local o, id = split(m)
+    withdraw(o, id)
+  end
+end
+for _, m in ipairs(redis.call('SMEMBERS', hkey(h) .. ':addrs')) do
+  if not addrs[m] then
+    local o, ip = split(m)
+    release(h, o, ip)
+  end
+end
+for _, o in ipairs(redis.call('SMEMBERS', hkey(h) .. ':overlays')) do
+  if not ovs[o] then leave_overlay(h, o) end
+end
+cleanup_if_empty()
+return 1
+`
+
+/** ARGV: prefix, host. */
+const REMOVE_HOST = `
+remove_host(ARGV[2])
+return 1
+`
+
+/** ARGV: prefix. Returns {rev, now, host rows, overlay rows {…, hosts, endpoint JSONs}}. */
+const SNAPSHOT = `
+local rev = tonumber(redis.call('GET', P .. 'rev') or '0')
+local overlays = {}
+local names = redis.call('SMEMBERS', P .. 'overlays')
+table.sort(names)
+for _, o in ipairs(names) do
+  local row = overlay_row(o)
+  if row then
+    row[7] = redis.call('SMEMBERS', okey(o) .. ':hosts')
+    row[8] = redis.call('HVALS', okey(o) .. ':eps')
+    overlays[#overlays + 1] = row
+  end
+end
+return { rev, now_ms(), host_rows(), overlays }
+`
+
+/** ARGV: prefix. */
+const HOSTS = `
+return host_rows()
+`
+
+/** ARGV: prefix, name. Returns the definition row or nil. */
+const OVERLAY = `
+return overlay_row(ARGV[2])
+`
+
+/** ARGV: prefix, name. Returns the endpoint JSONs. */
+const ENDPOINTS = `
+return redis.call('HVALS', okey(ARGV[2]) .. ':eps')
+`
+
+function script (name: string, body: string): LuaScript {
+  const source = `-- ferry ${name}\n${PRELUDE}\n${body}`
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') }
+}
+
+export const SCRIPTS = {
+  heartbeat: script('heartbeat', HEARTBEAT),
+  define: script('define', DEFINE),
+  leaveOverlay: script('leaveOverlay', LEAVE_OVERLAY),
+  allocate: script('allocate', ALLOCATE),
+  release: script('release', RELEASE),
+  publish: script('publish', PUBLISH),
+  withdraw: script('withdraw', WITHDRAW),
+  prune: script('prune', PRUNE),
+  removeHost: script('removeHost', REMOVE_HOST),
+  snapshot: script('snapshot', SNAPSHOT),
+  hosts: script('hosts', HOSTS),
+  overlay: script('overlay', OVERLAY),
+  endpoints: script('endpoints', ENDPOINTS),
+} as const

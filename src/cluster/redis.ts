@@ -1,0 +1,381 @@
+/**
+ * The Redis cluster store: the only module that imports ioredis. Two connections
+ * per host: one for commands (every change is one EVALSHA of a script from
+ * src/cluster/lua.ts) and one subscribed to the change channel.
+ *
+ * Connection policy, so that callers never hang while Redis is away: no offline
+ * queue, no retry or resend of a command after a disconnection, a command
+ * timeout, and reconnection every 100-500 ms forever. The backend reports
+ * `ready` only when both connections are up, the scripts are loaded and the
+ * subscription is in place, so the client's resync happens after the point from
+ * which no change is missed.
+ */
+import { readFileSync } from 'node:fs'
+import { Redis, type RedisOptions } from 'ioredis'
+import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
+import { parseCidr } from '../ipam/cidr.js'
+import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
+import type { BackendListener, ClusterBackend, HostKeep, HostRegistration, VniMode } from './backend.js'
+import { ClusterClient, type ClusterClientOptions } from './client.js'
+import { SCRIPTS, type LuaScript } from './lua.js'
+import { parseClusterUrl, type ClusterUrl } from './url.js'
+import type {
+  ClusterChange, ClusterEndpoint, ClusterSnapshot, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest,
+} from './types.js'
+
+export const DEFAULT_PREFIX = 'ferry:'
+const DEFAULT_COMMAND_TIMEOUT_MS = 3000
+const DEFAULT_CONNECT_TIMEOUT_MS = 2000
+const PREFIX_RE = /^[A-Za-z0-9_.-]{1,32}:$/
+const CHANGE_KINDS = new Set(['host-up', 'host-removed', 'overlay-defined', 'overlay-removed', 'endpoint-published', 'endpoint-withdrawn'])
+
+export interface RedisClusterOptions extends ClusterClientOptions {
+  /** redis://…, rediss://… or sentinel://… (see src/cluster/url.ts). */
+  url: string
+  /** Key prefix; everything ferry writes starts with it. Default 'ferry:'. */
+  prefix?: string
+  commandTimeoutMs?: number
+  connectTimeoutMs?: number
+}
+
+/** Reconnection delay: 100, 200, 400, then 500 ms forever. */
+export function retryDelay (attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 4), 500)
+}
+
+/** The ioredis options for a parsed URL (exported for tests). */
+export function redisOptions (url: ClusterUrl, o: { hostId: string, commandTimeoutMs: number, connectTimeoutMs: number }): RedisOptions {
+  const opts: RedisOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    autoResubscribe: false,
+    commandTimeout: o.commandTimeoutMs,
+    connectTimeout: o.connectTimeoutMs,
+    retryStrategy: retryDelay,
+    connectionName: `ferry-${o.hostId}`,
+    db: url.db,
+  }
+  if (url.username !== undefined) opts.username = url.username
+  if (url.password !== undefined) opts.password = url.password
+  if (url.tls !== undefined) {
+    const tls: NonNullable<RedisOptions['tls']> = {}
+    if (url.tls.servername !== undefined) tls.servername = url.tls.servername
+    if (url.tls.caFile !== undefined) {
+      try {
+        tls.ca = readFileSync(url.tls.caFile)
+      } catch (err) {
+        throw new FerryError('INVALID_OPTION', `cannot read the cluster CA file ${url.tls.caFile}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    opts.tls = tls
+  }
+  if (url.target.kind === 'standalone') {
+    opts.host = url.target.host
+    opts.port = url.target.port
+  } else {
+    opts.sentinels = url.target.sentinels.map((s) => ({ host: s.host, port: s.port }))
+    opts.name = url.target.masterName
+    opts.sentinelRetryStrategy = retryDelay
+    if (url.password !== undefined) opts.sentinelPassword = url.password
+    if (url.username !== undefined) opts.sentinelUsername = url.username
+    if (url.tls !== undefined) opts.enableTLSForSentinelMode = true
+  }
+  return opts
+}
+
+/** A Redis error reply or client error, as a FerryError. */
+export function mapRedisError (err: unknown, where: string): FerryError {
+  if (err instanceof FerryError) return err
+  const msg = err instanceof Error ? err.message : String(err)
+  const clean = msg.replace(/ script: [0-9a-f]+, on @user_script:\d+\.?$/, '')
+  const m = /^([A-Z_]+) (.*)$/s.exec(clean)
+  const code = m?.[1]
+  if (code !== undefined && code in ERROR_CODES && code !== 'CLUSTER_UNAVAILABLE') {
+    return new FerryError(code as ErrorCode, m?.[2] ?? clean, { cause: err })
+  }
+  if (/^ERR .*(script|Lua|lua)/.test(clean)) return new FerryError('INTERNAL', `cluster script failed: ${clean}`, { cause: err })
+  return new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${where} failed: ${clean}`, { cause: err })
+}
+
+function str (v: unknown): string {
+  return typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v)
+}
+
+function num (v: unknown): number {
+  const n = typeof v === 'number' ? v : Number(str(v))
+  return Number.isFinite(n) ? n : 0
+}
+
+function list (v: unknown): unknown[] {
+  return Array.isArray(v) ? v : []
+}
+
+function toDefinition (row: unknown[]): OverlayDefinition {
+  return { name: str(row[0]), subnet: str(row[1]), gateway: str(row[2]), vni: num(row[3]), createdBy: str(row[4]), createdAt: num(row[5]) }
+}
+
+function toHost (row: unknown[]): HostInfo {
+  return { hostId: str(row[0]), vtep: str(row[1]), version: str(row[2]), lastHeartbeat: num(row[3]), expiresAt: num(row[4]), registeredAt: num(row[5]) }
+}
+
+function toEndpoint (json: unknown): ClusterEndpoint | undefined {
+  try {
+    const e = JSON.parse(str(json)) as Partial<ClusterEndpoint>
+    if (typeof e.endpointId !== 'string' || typeof e.ip !== 'string' || typeof e.mac !== 'string' ||
+      typeof e.hostId !== 'string' || typeof e.vtep !== 'string') return undefined
+    return { endpointId: e.endpointId, ip: e.ip, mac: e.mac, hostId: e.hostId, vtep: e.vtep }
+  } catch {
+    return undefined
+  }
+}
+
+function byId (a: ClusterEndpoint, b: ClusterEndpoint): number {
+  return a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0
+}
+
+/** The stored form of an endpoint: fixed key order, so that equal endpoints are equal strings. */
+export function endpointJson (ep: ClusterEndpoint): string {
+  return JSON.stringify({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep })
+}
+
+/** A change message from the channel, or undefined when it is not one. */
+export function parseChange (message: string): ClusterChange | undefined {
+  try {
+    const c = JSON.parse(message) as { kind?: unknown, rev?: unknown }
+    if (typeof c.kind !== 'string' || !CHANGE_KINDS.has(c.kind) || typeof c.rev !== 'number') return undefined
+    return c as ClusterChange
+  } catch {
+    return undefined
+  }
+}
+
+export class RedisBackend implements ClusterBackend {
+  readonly description: string
+  private readonly options: RedisOptions
+  private readonly prefix: string
+  private readonly channel: string
+  private cmd: Redis | undefined
+  private sub: Redis | undefined
+  private listener: BackendListener | undefined
+  private subscribed = false
+  private scriptsLoaded = false
+  private announced = false
+  private closed = false
+  private commands = 0
+  private lastError: Error | undefined
+
+  constructor (url: ClusterUrl, o: { hostId: string, prefix: string, commandTimeoutMs: number, connectTimeoutMs: number }) {
+    this.description = url.redacted
+    this.prefix = o.prefix
+    this.channel = `${o.prefix}events`
+    this.options = redisOptions(url, o)
+  }
+
+  open (listener: BackendListener): void {
+    if (this.cmd) return
+    this.listener = listener
+    const cmd = new Redis(this.options)
+    const sub = new Redis(this.options)
+    this.cmd = cmd
+    this.sub = sub
+    for (const conn of [cmd, sub]) {
+      conn.on('error', (err: Error) => { this.lastError = err })
+      conn.on('close', () => { this.lost(conn) })
+    }
+    cmd.on('ready', () => {
+      // Load every script once per connection, so that each change is one EVALSHA.
+      const pipe = cmd.pipeline()
+      for (const sc of Object.values(SCRIPTS)) pipe.script('LOAD', sc.source)
+      pipe.exec().then(() => { this.scriptsLoaded = true; this.check() }, (err: Error) => {
+        this.lastError = err
+        cmd.disconnect(true)
+      })
+    })
+    sub.on('ready', () => {
+      sub.subscribe(this.channel).then(() => { this.subscribed = true; this.check() }, (err: Error) => {
+        this.lastError = err
+        sub.disconnect(true)
+      })
+    })
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return
+      const change = parseChange(message)
+      if (change) this.listener?.change(change)
+    })
+    cmd.connect().catch((err: Error) => { this.lastError = err })
+    sub.connect().catch((err: Error) => { this.lastError = err })
+  }
+
+  private check (): void {
+    if (this.closed || this.announced || !this.isReady()) return
+    this.announced = true
+    this.listener?.ready()
+  }
+
+  private lost (conn: Redis): void {
+    if (conn === this.sub) this.subscribed = false
+    else this.scriptsLoaded = false
+    if (this.closed) return
+    const was = this.announced
+    this.announced = false
+    if (was || this.lastError !== undefined) {
+      this.listener?.down(this.lastError ?? new Error('connection closed'))
+    }
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    const conns = [this.cmd, this.sub].filter((c): c is Redis => c !== undefined)
+    await Promise.all(conns.map(async (c) => {
+      try {
+        if (c.status === 'ready') await c.quit()
+        else c.disconnect()
+      } catch {
+        c.disconnect()
+      }
+    }))
+  }
+
+  isReady (): boolean {
+    return !this.closed && this.cmd?.status === 'ready' && this.sub?.status === 'ready' && this.subscribed && this.scriptsLoaded
+  }
+
+  commandCount (): number { return this.commands }
+
+  /** One EVALSHA (an EVAL when the server does not know the script yet, e.g. after a restart). */
+  private async run (s: LuaScript, args: Array<string | number>): Promise<unknown> {
+    const cmd = this.cmd
+    if (!cmd || !this.isReady()) {
+      throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} is not reachable${this.lastError ? ` (${this.lastError.message})` : ''}`)
+    }
+    this.commands++
+    try {
+      return await cmd.evalsha(s.sha, 0, this.prefix, ...args)
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw mapRedisError(err, `${this.description} (${s.name})`)
+    }
+    this.commands++
+    try {
+      return await cmd.eval(s.source, 0, this.prefix, ...args)
+    } catch (err) {
+      throw mapRedisError(err, `${this.description} (${s.name})`)
+    }
+  }
+
+  async heartbeat (reg: HostRegistration): Promise<{ isNew: boolean, removed: string[] }> {
+    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0']))
+    return { isNew: num(r[0]) === 1, removed: list(r[1]).map(str) }
+  }
+
+  async define (hostId: string, req: OverlayRequest, mode: VniMode): Promise<OverlayDefinition> {
+    const c = parseCidr(req.subnet)
+    const r = await this.run(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
+      mode, c.network, c.prefix, VNI_AUTO_MIN, VNI_MAX])
+    return toDefinition(list(r))
+  }
+
+  async leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }> {
+    return { deleted: num(await this.run(SCRIPTS.leaveOverlay, [hostId, name])) === 1 }
+  }
+
+  async allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string> {
+    return str(await this.run(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0']))
+  }
+
+  async release (hostId: string, overlay: string, ip: string): Promise<boolean> {
+    return num(await this.run(SCRIPTS.release, [hostId, overlay, ip])) === 1
+  }
+
+  async publish (overlay: string, ep: ClusterEndpoint): Promise<number> {
+    return num(await this.run(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, endpointJson(ep)]))
+  }
+
+  async withdraw (overlay: string, endpointId: string): Promise<boolean> {
+    return num(await this.run(SCRIPTS.withdraw, [overlay, endpointId])) === 1
+  }
+
+  async prune (hostId: string, keep: HostKeep): Promise<void> {
+    await this.run(SCRIPTS.prune, [hostId, JSON.stringify(keep)])
+  }
+
+  async removeHost (hostId: string): Promise<void> {
+    await this.run(SCRIPTS.removeHost, [hostId])
+  }
+
+  async snapshot (): Promise<ClusterSnapshot> {
+    const r = list(await this.run(SCRIPTS.snapshot, []))
+    return {
+      rev: num(r[0]),
+      time: num(r[1]),
+      hosts: list(r[2]).map((h) => toHost(list(h))).sort((a, b) => (a.hostId < b.hostId ? -1 : 1)),
+      overlays: list(r[3]).map((row) => {
+        const o = list(row)
+        return {
+          definition: toDefinition(o),
+          hosts: list(o[6]).map(str).sort(),
+          endpoints: list(o[7]).map(toEndpoint).filter((e): e is ClusterEndpoint => e !== undefined).sort(byId),
+        }
+      }),
+    }
+  }
+
+  async overlay (name: string): Promise<OverlayDefinition | undefined> {
+    const r = await this.run(SCRIPTS.overlay, [name])
+    return Array.isArray(r) ? toDefinition(r) : undefined
+  }
+
+  async endpoints (overlay: string): Promise<ClusterEndpoint[]> {
+    const r = list(await this.run(SCRIPTS.endpoints, [overlay]))
+    return r.map(toEndpoint).filter((e): e is ClusterEndpoint => e !== undefined).sort(byId)
+  }
+
+  async hosts (): Promise<HostInfo[]> {
+    const r = list(await this.run(SCRIPTS.hosts, []))
+    return r.map((h) => toHost(list(h))).sort((a, b) => (a.hostId < b.hostId ? -1 : 1))
+  }
+
+  async revision (): Promise<number> {
+    const cmd = this.cmd
+    if (!cmd || !this.isReady()) throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} is not reachable`)
+    this.commands++
+    try {
+      return num(await cmd.get(`${this.prefix}rev`))
+    } catch (err) {
+      throw mapRedisError(err, this.description)
+    }
+  }
+}
+
+/** The Redis ClusterStore of this host. Construction validates and does no I/O; start() connects. */
+export class RedisClusterStore extends ClusterClient {
+  constructor (opts: RedisClusterOptions) {
+    const prefix = opts.prefix ?? DEFAULT_PREFIX
+    if (!PREFIX_RE.test(prefix)) throw new FerryError('INVALID_OPTION', `cluster key prefix "${prefix}" must be letters, digits, '_', '.' or '-' ending with ':'`)
+    const backend = new RedisBackend(parseClusterUrl(opts.url), {
+      hostId: opts.hostId,
+      prefix,
+      commandTimeoutMs: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    })
+    super(backend, opts)
+  }
+}
+
+/**
+ * Create the store, connect, register this host and re-assert `local`.
+ * Rejects (and closes the store) with CLUSTER_UNAVAILABLE when Redis cannot be
+ * reached within `startTimeoutMs`; use `new RedisClusterStore(opts)` and
+ * `start()` to keep a store that goes on connecting in the background.
+ */
+export async function connectCluster (opts: RedisClusterOptions, local?: LocalClusterState): Promise<RedisClusterStore> {
+  const store = new RedisClusterStore(opts)
+  try {
+    await store.start(local)
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  return store
+}

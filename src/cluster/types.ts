@@ -1,0 +1,173 @@
+/**
+ * The cluster control plane as ferry's subsystems see it: membership (hosts and
+ * their VTEP with a heartbeat TTL), overlay definitions (subnet, gateway, VNI),
+ * cluster-wide address allocation and the published endpoints of every overlay,
+ * with a revision and pushed change events.
+ *
+ * Two implementations share one client (src/cluster/client.ts) and differ only
+ * in the backend that does the atomic work: Redis through Lua scripts
+ * (src/cluster/redis.ts) and an in-memory model with the same semantics
+ * (src/cluster/memory.ts) for unit tests of consumers.
+ */
+
+/** A registered host (agent). Times are milliseconds since the epoch, by the server's clock. */
+export interface HostInfo {
+  hostId: string
+  /** The VTEP (underlay) address other hosts send VXLAN traffic to. */
+  vtep: string
+  version: string
+  lastHeartbeat: number
+  /** When the host is removed unless it sends another heartbeat. */
+  expiresAt: number
+  registeredAt: number
+}
+
+/** What a host asks for when it creates an overlay network (the same on every host). */
+export interface OverlayRequest {
+  name: string
+  /** Canonical IPv4 CIDR, e.g. 10.30.0.0/16. */
+  subnet: string
+  /** The gateway address, the same on every host (each host's bridge holds it). */
+  gateway: string
+  /** A user-given VNI (-o ferry.vni); absent = the cluster allocates one from 4096 up. */
+  vni?: number
+}
+
+/** The cluster-wide definition of an overlay. */
+export interface OverlayDefinition {
+  name: string
+  subnet: string
+  gateway: string
+  vni: number
+  /** The host that defined it first. */
+  createdBy: string
+  createdAt: number
+}
+
+/** An endpoint (container interface) on an overlay, as published in the cluster. */
+export interface ClusterEndpoint {
+  endpointId: string
+  ip: string
+  mac: string
+  hostId: string
+  vtep: string
+}
+
+/** What a host publishes: hostId and vtep default to the publishing host's. */
+export interface EndpointPublication {
+  overlay: string
+  endpointId: string
+  ip: string
+  mac: string
+}
+
+export interface OverlaySnapshot {
+  definition: OverlayDefinition
+  /** Hosts that use the overlay (the definition goes when the last one leaves). */
+  hosts: string[]
+  endpoints: ClusterEndpoint[]
+}
+
+/** A consistent read of everything, with the revision it reflects. */
+export interface ClusterSnapshot {
+  rev: number
+  /** The server's clock at the read (ms). */
+  time: number
+  hosts: HostInfo[]
+  overlays: OverlaySnapshot[]
+}
+
+/** A change, pushed to every host; `rev` is the global revision after it. */
+export type ClusterChange =
+  | { kind: 'host-up', rev: number, host: Pick<HostInfo, 'hostId' | 'vtep' | 'version'> }
+  | { kind: 'host-removed', rev: number, hostId: string }
+  | { kind: 'overlay-defined', rev: number, overlay: OverlayDefinition }
+  | { kind: 'overlay-removed', rev: number, name: string }
+  | { kind: 'endpoint-published', rev: number, overlay: string, endpoint: ClusterEndpoint }
+  | { kind: 'endpoint-withdrawn', rev: number, overlay: string, endpointId: string, hostId: string }
+
+/**
+ * What subscribers receive. `resync` comes after every (re)connection, once this
+ * host's own state has been re-asserted: pushed changes may have been missed, so
+ * the subscriber must read a full snapshot. `down` says the store is unreachable
+ * (calls fail with CLUSTER_UNAVAILABLE until the next `resync`). `error` reports a
+ * failure of background work (heartbeat, re-assertion) that no caller awaits.
+ */
+export type ClusterEvent =
+  | ClusterChange
+  | { kind: 'resync' }
+  | { kind: 'down', error: Error }
+  | { kind: 'error', error: Error }
+
+export type ClusterHandler = (event: ClusterEvent) => void
+
+/** This host's own cluster state, kept in the agent's store and re-asserted after every reconnect. */
+export interface LocalClusterState {
+  overlays: OverlayRequest[]
+  addresses: Array<{ overlay: string, ip: string }>
+  endpoints: EndpointPublication[]
+}
+
+export type ClusterState = 'idle' | 'connecting' | 'ready' | 'down' | 'closed'
+
+export interface ClusterStatus {
+  state: ClusterState
+  /** The store's address with any password removed. */
+  url: string
+  hostId: string
+  vtep: string
+  /** Commands sent to the store so far (a benchmark metric: commands per change). */
+  commands: number
+  lastError?: string
+}
+
+export interface ClusterStore {
+  readonly hostId: string
+  readonly vtep: string
+  /**
+   * Connect, register this host and re-assert `local` (this host's own overlays,
+   * addresses and endpoints; entries this host holds in the cluster that are not
+   * in `local` are removed). Resolves once registered; rejects CLUSTER_UNAVAILABLE
+   * when the store cannot be reached in time, but keeps connecting in the
+   * background (subscribers then get `resync`). Without `local`, nothing is pruned.
+   */
+  start (local?: LocalClusterState): Promise<void>
+  /** Send a heartbeat now (it also removes hosts whose TTL has passed). */
+  heartbeat (): Promise<void>
+  hosts (): Promise<HostInfo[]>
+  /**
+   * Define the overlay or join the existing definition. The same subnet and
+   * gateway get the existing definition; another subnet, gateway or a user VNI
+   * that differs is refused (NAME_CONFLICT), as is a subnet overlapping another
+   * overlay (POOL_OVERLAP) and a user VNI used by another overlay (NAME_CONFLICT).
+   */
+  defineOverlay (req: OverlayRequest): Promise<OverlayDefinition>
+  overlay (name: string): Promise<OverlayDefinition | undefined>
+  /**
+   * This host no longer uses the overlay: its endpoints and addresses there are
+   * removed, and the definition is deleted when no host uses it any more.
+   */
+  removeOverlayHost (name: string): Promise<{ deleted: boolean }>
+  /**
+   * A free address of the overlay (serially after the last one handed out), or
+   * `preferred`. ADDRESS_IN_USE when preferred is held (unless `reclaim` and this
+   * host holds it), ADDRESS_OUT_OF_POOL outside the subnet, POOL_EXHAUSTED when full.
+   */
+  allocateAddress (overlay: string, preferred?: string, opts?: { reclaim?: boolean }): Promise<string>
+  /** Release an address this host holds; false when it did not hold it. */
+  releaseAddress (overlay: string, ip: string): Promise<boolean>
+  /** Publish (or update) an endpoint of this host: one command. Resolves the revision. */
+  publishEndpoint (ep: EndpointPublication): Promise<number>
+  /** Withdraw an endpoint; false when it was not published. */
+  withdrawEndpoint (overlay: string, endpointId: string): Promise<boolean>
+  endpoints (overlay: string): Promise<ClusterEndpoint[]>
+  snapshot (): Promise<ClusterSnapshot>
+  revision (): Promise<number>
+  /** Receive changes; a `resync` is delivered at once when the store is ready. Returns the unsubscribe. */
+  subscribe (handler: ClusterHandler): () => void
+  status (): ClusterStatus
+  /** Deregister this host and remove everything it holds (a graceful, permanent leave). */
+  leave (): Promise<void>
+  /** Stop heartbeats and disconnect. The host stays registered until its TTL passes. */
+  close (): Promise<void>
+}

@@ -1,0 +1,256 @@
+/**
+ * The thin executor of the overlay plan: the VXLAN driver of STYLE.md
+ * (ensure VTEP devices, add and remove peers), over the LinkDriver.
+ *
+ * - Devices: a bridge (deterministic MAC, the gateway address, the overlay MTU)
+ *   and a VXLAN device (learning off, proxy ARP on, source = the VTEP address)
+ *   enslaved to it; undone on failure, idempotent.
+ * - Peers: a few operations go through the LinkDriver (netlink, one request
+ *   each); many go in batches to `bridge -batch` / `ip -batch` (one process for
+ *   thousands of entries, ~10x faster than one netlink round trip per entry).
+ *   A batch runs with -force; when some lines fail, the result is checked
+ *   against the kernel and only what is really missing is an error.
+ * - The VXLAN device is created with `ip link add … proxy` because the
+ *   LinkDriver's VxlanSpec has no proxy flag yet (the kernel cannot set it
+ *   later). Give `createVxlan: (n, s) => links.createVxlan(n, s)` once it has.
+ */
+import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
+import { execFile } from '../kernel/exec.js'
+import { openLinkDriver } from '../kernel/netlink.js'
+import type { LinkDriver, LinkInfo, VxlanSpec } from '../kernel/types.js'
+import { withUndo, type UndoStack } from '../util/undo.js'
+import { addrOf } from '../util/ip.js'
+import { isIp } from '../ipam/cidr.js'
+import {
+  DEFAULT_UNDERLAY_MTU, VXLAN_PREFIX, ZERO_MAC, applyOpsToTable, diffPeers, overlayMac,
+  type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
+} from './plan.js'
+
+/** A VXLAN spec with the proxy-ARP flag the overlay needs. */
+export type OverlayVxlanSpec = VxlanSpec & { proxy: boolean }
+
+export type VxlanCreator = (name: string, spec: OverlayVxlanSpec) => Promise<void>
+
+/** Runs batch lines through `ip` or `bridge`; resolves the failures' text ('' when all lines succeeded). */
+export type BatchRunner = (tool: 'ip' | 'bridge', lines: readonly string[]) => Promise<string>
+
+/** The overlay data plane of one host (network namespace). */
+export interface OverlayDataPlane {
+  /** Create or repair the overlay's bridge and VXLAN device. Idempotent; on failure, what it created is removed. */
+  ensureDevices (d: OverlayDevices): Promise<void>
+  /** Delete the overlay's devices (gone already is fine). */
+  removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan'>): Promise<void>
+  /** The permanent FDB and neighbour entries of a VXLAN device ([] when it does not exist). */
+  readPeers (vxlan: string): Promise<PeerTable>
+  /** Run peer operations in order (batched when there are many). */
+  applyPeerOps (ops: readonly PeerOp[]): Promise<void>
+  /** The device that holds the VTEP address, and its MTU. */
+  underlay (vtep: string): Promise<Underlay>
+  close (): void
+}
+
+export interface DataPlaneOptions {
+  createVxlan?: VxlanCreator
+  /** null = never batch (every operation through the LinkDriver). */
+  batch?: BatchRunner | null
+  /** Batch when a call has more operations than this. Default 16. */
+  batchThreshold?: number
+  /** Close the LinkDriver on close(). */
+  ownsLinks?: boolean
+}
+
+const DEFAULT_BATCH_THRESHOLD = 16
+const BATCH_TIMEOUT_MS = 120_000
+const DEV_RE = /^[A-Za-z0-9_.-]{1,15}$/
+const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/
+
+/** `bridge -force -batch -` / `ip -force -batch -` with the lines on stdin. */
+export const ipBatch: BatchRunner = async (tool, lines) => {
+  const r = await execFile([tool, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true, timeoutMs: BATCH_TIMEOUT_MS })
+  return r.code === 0 ? '' : (r.stderr.trim() || `${tool} -batch exited ${r.code}`)
+}
+
+function safe (value: string | undefined, re: RegExp | ((s: string) => boolean), what: string): string {
+  const ok = value !== undefined && (typeof re === 'function' ? re(value) : re.test(value))
+  if (!ok) throw new FerryError('INTERNAL', `refusing to render ${what} "${String(value)}" into a batch line`)
+  return value
+}
+
+/** One `ip -batch` or `bridge -batch` line for an operation (values are checked, never passed through). */
+export function batchLine (o: PeerOp): { tool: 'ip' | 'bridge', line: string } {
+  const dev = safe(o.entry.dev, DEV_RE, 'device')
+  const mac = safe(o.entry.mac.toLowerCase(), MAC_RE, 'MAC')
+  switch (o.op) {
+    case 'addNeigh': return { tool: 'ip', line: `neigh replace ${safe(o.entry.ip, isIp, 'IP')} lladdr ${mac} dev ${dev} nud permanent` }
+    case 'deleteNeigh': return { tool: 'ip', line: `neigh del ${safe(o.entry.ip, isIp, 'IP')} dev ${dev}` }
+    case 'addFdb': {
+      const dst = o.entry.dst === undefined ? '' : ` dst ${safe(o.entry.dst, isIp, 'IP')}`
+      return { tool: 'bridge', line: `fdb ${mac === ZERO_MAC ? 'append' : 'replace'} ${mac} dev ${dev}${dst} self permanent` }
+    }
+    case 'deleteFdb': {
+      const dst = o.entry.dst === undefined ? '' : ` dst ${safe(o.entry.dst, isIp, 'IP')}`
+      return { tool: 'bridge', line: `fdb del ${mac} dev ${dev}${dst} self` }
+    }
+  }
+}
+
+/** Split ops into consecutive runs of the same tool, keeping their order. */
+export function batchRuns (ops: readonly PeerOp[]): Array<{ tool: 'ip' | 'bridge', lines: string[] }> {
+  const runs: Array<{ tool: 'ip' | 'bridge', lines: string[] }> = []
+  for (const o of ops) {
+    const { tool, line } = batchLine(o)
+    const last = runs[runs.length - 1]
+    if (last && last.tool === tool) last.lines.push(line)
+    else runs.push({ tool, lines: [line] })
+  }
+  return runs
+}
+
+/** `ip link add NAME mtu M type vxlan id V dstport P nolearning proxy [local L] [dev D]`. */
+export function ipLinkAddVxlanArgv (name: string, spec: OverlayVxlanSpec): string[] {
+  const argv = ['ip', 'link', 'add', safe(name, DEV_RE, 'device')]
+  if (spec.mtu !== undefined) argv.push('mtu', String(spec.mtu))
+  if (spec.mac !== undefined) argv.push('address', safe(spec.mac, MAC_RE, 'MAC'))
+  argv.push('type', 'vxlan', 'id', String(spec.vni), 'dstport', String(spec.port), spec.learning ? 'learning' : 'nolearning')
+  if (spec.proxy) argv.push('proxy')
+  if (spec.local !== undefined) argv.push('local', safe(spec.local, isIp, 'IP'))
+  if (spec.dev !== undefined) argv.push('dev', safe(spec.dev, DEV_RE, 'device'))
+  return argv
+}
+
+export class KernelOverlayDataPlane implements OverlayDataPlane {
+  private readonly createVxlan: VxlanCreator
+  private readonly batch: BatchRunner | null
+  private readonly threshold: number
+
+  constructor (private readonly links: LinkDriver, private readonly opts: DataPlaneOptions = {}) {
+    this.createVxlan = opts.createVxlan ?? ((name, spec) => this.links.createVxlan(name, spec))
+    this.batch = opts.batch === undefined ? ipBatch : opts.batch
+    this.threshold = opts.batchThreshold ?? DEFAULT_BATCH_THRESHOLD
+  }
+
+  private async ipCreateVxlan (name: string, spec: OverlayVxlanSpec): Promise<void> {
+    const r = await execFile(ipLinkAddVxlanArgv(name, spec), { allowFailure: true })
+    if (r.code === 0) return
+    const existing = await this.links.getLink(name)
+    if (existing?.kind === 'vxlan') return
+    throw new FerryError('KERNEL', `cannot create vxlan ${name}: ${r.stderr.trim()}`)
+  }
+
+  async ensureDevices (d: OverlayDevices): Promise<void> {
+    const links = await this.links.listLinks()
+    for (const [name, kind] of [[d.bridge, 'bridge'], [d.vxlan, 'vxlan']] as const) {
+      const l = links.find((x) => x.name === name)
+      if (l && l.kind !== kind) throw new FerryError('NAME_CONFLICT', `cannot create overlay ${d.overlay}: ${name} exists as a ${l.kind ?? 'plain'} device`)
+    }
+    const undoErrors: string[] = []
+    try {
+      await withUndo((undo) => this.buildDevices(d, links, undo), (what, err) => {
+        undoErrors.push(`${what}: ${err instanceof Error ? err.message : String(err)}`)
+      })
+    } catch (err) {
+      if (undoErrors.length === 0) throw err
+      const e = toFerryError(err, 'KERNEL')
+      throw new FerryError(e.code, `${e.message} (and the rollback failed: ${undoErrors.join('; ')})`, { cause: err })
+    }
+  }
+
+  private async buildDevices (d: OverlayDevices, links: LinkInfo[], undo: UndoStack): Promise<void> {
+    const br = links.find((l) => l.name === d.bridge)
+    const vx = links.find((l) => l.name === d.vxlan)
+    if (!br) {
+      undo.push(`delete bridge ${d.bridge}`, () => this.links.deleteLink(d.bridge))
+      await this.links.createBridge(d.bridge, { mtu: d.mtu, mac: overlayMac(d.gateway) })
+    } else if (br.mtu !== d.mtu) {
+      await this.links.setMtu(d.bridge, d.mtu)
+    }
+    for (const a of await this.links.listAddresses()) {
+      if (a.ifname === d.bridge && a.cidr !== d.gatewayCidr) await this.links.deleteAddress(d.bridge, a.cidr)
+    }
+    await this.links.addAddress(d.bridge, d.gatewayCidr)
+    // A VXLAN device of another VNI on this bridge (the overlay was defined again) goes.
+    for (const l of links) {
+      if (br && l.master === br.index && l.kind === 'vxlan' && l.name.startsWith(VXLAN_PREFIX) && l.name !== d.vxlan) await this.links.deleteLink(l.name)
+    }
+    if (!vx) {
+      undo.push(`delete vxlan ${d.vxlan}`, () => this.links.deleteLink(d.vxlan))
+      const spec: OverlayVxlanSpec = { vni: d.vni, port: d.port, local: d.local, learning: false, proxy: true, mtu: d.mtu }
+      if (d.dev !== undefined) spec.dev = d.dev
+      await this.createVxlan(d.vxlan, spec)
+    } else if (vx.mtu !== d.mtu) {
+      await this.links.setMtu(d.vxlan, d.mtu)
+    }
+    await this.links.setMaster(d.vxlan, d.bridge)
+    await this.links.setUp(d.vxlan, true)
+    await this.links.setUp(d.bridge, true)
+  }
+
+  async removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan'>): Promise<void> {
+    const errors = new ErrorList()
+    await errors.run(`delete ${d.vxlan}`, () => this.links.deleteLink(d.vxlan))
+    await errors.run(`delete ${d.bridge}`, () => this.links.deleteLink(d.bridge))
+    errors.throwIfAny(`cannot remove the devices ${d.bridge} and ${d.vxlan}`)
+  }
+
+  async readPeers (vxlan: string): Promise<PeerTable> {
+    const fdb = await this.links.listFdb(vxlan)
+    const neigh = await this.links.listNeigh(vxlan)
+    return { fdb, neigh }
+  }
+
+  async applyPeerOps (ops: readonly PeerOp[]): Promise<void> {
+    if (ops.length === 0) return
+    if (this.batch === null || ops.length <= this.threshold) {
+      for (const o of ops) {
+        switch (o.op) {
+          case 'addFdb': await this.links.addFdb(o.entry); break
+          case 'deleteFdb': await this.links.deleteFdb(o.entry); break
+          case 'addNeigh': await this.links.addNeigh(o.entry); break
+          case 'deleteNeigh': await this.links.deleteNeigh(o.entry); break
+        }
+      }
+      return
+    }
+    const failures: string[] = []
+    for (const run of batchRuns(ops)) {
+      const failed = await this.batch(run.tool, run.lines)
+      if (failed !== '') failures.push(failed)
+    }
+    if (failures.length > 0) await this.verify(ops, failures)
+  }
+
+  /** After a partly failed batch: error only for what the kernel really lacks (deleting what is gone is fine). */
+  private async verify (ops: readonly PeerOp[], failures: string[]): Promise<void> {
+    const devs = [...new Set(ops.map((o) => o.entry.dev))]
+    let missing = 0
+    for (const dev of devs) {
+      const mine = ops.filter((o) => o.entry.dev === dev)
+      const actual = await this.readPeers(dev)
+      // Replaying the ops on what the kernel has changes nothing when they all took effect.
+      missing += diffPeers(applyOpsToTable(actual, mine), actual).length
+    }
+    if (missing > 0) {
+      const detail = failures.join('; ').split('\n').slice(0, 6).join(' | ')
+      throw new FerryError('KERNEL', `cannot program ${missing} of ${ops.length} peer entries: ${detail}`)
+    }
+  }
+
+  async underlay (vtep: string): Promise<Underlay> {
+    const addrs = await this.links.listAddresses()
+    const a = addrs.find((x) => addrOf(x.cidr) === vtep)
+    if (!a) throw new FerryError('INVALID_OPTION', `the advertise address ${vtep} is not an address of this host`)
+    const link = await this.links.getLink(a.ifname)
+    const u: Underlay = { vtep, mtu: link?.mtu ?? DEFAULT_UNDERLAY_MTU }
+    if (a.ifname !== '') u.dev = a.ifname
+    return u
+  }
+
+  close (): void {
+    if (this.opts.ownsLinks === true) this.links.close()
+  }
+}
+
+/** The real data plane of the calling process's network namespace (its own rtnetlink socket). */
+export async function openOverlayDataPlane (): Promise<OverlayDataPlane> {
+  return new KernelOverlayDataPlane(await openLinkDriver(), { ownsLinks: true })
+}

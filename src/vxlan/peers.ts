@@ -1,0 +1,456 @@
+/**
+ * PeerSync keeps the kernel's VXLAN peers of every overlay this host runs in
+ * step with the cluster.
+ *
+ * - It holds the cluster's endpoints (all overlays) with the revision they
+ *   reflect. A `resync` from the store (every (re)connection), an unknown
+ *   revision or a gap in revisions triggers a full read (snapshot); changes that
+ *   arrive meanwhile are buffered and replayed after it. Otherwise each change
+ *   is applied as it comes (revision = previous + 1; older ones are ignored).
+ * - Each attached overlay is reconciled by the planner: desired entries from the
+ *   known endpoints, actual ones from what was last programmed (incremental,
+ *   no kernel read) or from the kernel (after a resync, an error, at attach and
+ *   every `fullReconcileMs`); the diff goes to the data plane. Reconciles are
+ *   serialized per overlay and coalesced (a burst of changes costs one run).
+ * - While the store is down nothing is removed from the kernel: remote peers
+ *   stay programmed (stale at worst) until the next resync says otherwise.
+ * - `report(overlay)` gives both views, the cluster's (fresh from the store,
+ *   or the cached one when it is down) and the kernel's, and their differences.
+ */
+import type { Logger } from 'pino'
+import { FerryError, toFerryError } from '../errors/errors.js'
+import { KeyedMutex } from '../util/mutex.js'
+import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterStore, OverlayDefinition } from '../cluster/types.js'
+import type { OverlayDataPlane } from './apply.js'
+import {
+  diffPeers, overlayDevices, planPeers,
+  type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerPlan, type PeerTable, type Underlay,
+} from './plan.js'
+
+export interface PeerSyncOptions {
+  store: ClusterStore
+  dataPlane: OverlayDataPlane
+  log?: Logger
+  /** Program all-zeros flood entries too (see plan.ts). Default false. */
+  flood?: boolean
+  /** Re-read the kernel and repair drift this often; 0 = never. Default 60000. */
+  fullReconcileMs?: number
+  /** Delay before retrying a failed reconcile. Default 1000. */
+  retryMs?: number
+}
+
+interface Attached {
+  local: LocalOverlay
+  devices: OverlayDevices
+  /** What the kernel has, as far as we know (undefined = read it). */
+  programmed?: PeerTable
+  plan?: PeerPlan
+  scheduled: boolean
+  retry?: NodeJS.Timeout
+  lastError?: string
+  lastReconcile?: number
+}
+
+export type PeerStatus = 'ok' | 'missing' | 'mismatch' | 'stale' | 'conflict'
+
+/** One line of `ferry peers`. */
+export interface PeerReportRow {
+  ip: string
+  mac: string
+  endpointId?: string
+  hostId?: string
+  /** The VTEP the cluster says. */
+  vtep?: string
+  /** What the kernel has: the FDB destination of the MAC and the neighbour MAC of the IP. */
+  kernelVtep?: string
+  kernelMac?: string
+  status: PeerStatus
+  detail?: string
+}
+
+export interface PeerReport {
+  overlay: string
+  vni: number
+  bridge: string
+  vxlan: string
+  /** 'cluster': read from the store now; 'cache': the store is unreachable, this is the last known state. */
+  source: 'cluster' | 'cache'
+  revision: number
+  /** Remote endpoints as known in the cluster. */
+  cluster: ClusterEndpoint[]
+  /** Entries as programmed in the kernel. */
+  kernel: PeerTable
+  rows: PeerReportRow[]
+  /** Rows that are not ok: missing, mismatch or stale (conflicts are counted apart). */
+  differences: number
+  conflicts: number
+}
+
+export interface PeerSyncStatus {
+  revision: number
+  synced: boolean
+  lastError?: string
+  overlays: Array<{ name: string, vni: number, bridge: string, vxlan: string, peers: number, skipped: number, lastError?: string, lastReconcile?: number }>
+}
+
+const DEFAULT_FULL_RECONCILE_MS = 60_000
+const DEFAULT_RETRY_MS = 1000
+
+function byIp (a: { ip: string }, b: { ip: string }): number {
+  const n = (ip: string): number => ip.split('.').reduce((acc, x) => acc * 256 + Number(x), 0)
+  return n(a.ip) - n(b.ip)
+}
+
+export class PeerSync {
+  private readonly store: ClusterStore
+  private readonly dp: OverlayDataPlane
+  private readonly log: Logger | undefined
+  private readonly flood: boolean
+  private readonly fullReconcileMs: number
+  private readonly retryMs: number
+  private readonly locks = new KeyedMutex()
+  private readonly attached = new Map<string, Attached>()
+  /** overlay -> endpoint id -> endpoint, for every overlay of the cluster. */
+  private known = new Map<string, Map<string, ClusterEndpoint>>()
+  private defs = new Map<string, OverlayDefinition>()
+  private rev = -1
+  private syncing: Promise<void> | undefined
+  private syncAgain = false
+  private buffer: ClusterChange[] = []
+  private lastError: string | undefined
+  /** False from a `down` until the next successful full read. */
+  private online = false
+  private underlayCache: Underlay | undefined
+  private unsubscribe: (() => void) | undefined
+  private timer: NodeJS.Timeout | undefined
+  private stopped = false
+
+  constructor (opts: PeerSyncOptions) {
+    this.store = opts.store
+    this.dp = opts.dataPlane
+    this.log = opts.log
+    this.flood = opts.flood ?? false
+    this.fullReconcileMs = opts.fullReconcileMs ?? DEFAULT_FULL_RECONCILE_MS
+    this.retryMs = opts.retryMs ?? DEFAULT_RETRY_MS
+  }
+
+  /** Subscribe to the store (a ready store answers with `resync` at once). */
+  start (): void {
+    if (this.unsubscribe) return
+    this.stopped = false
+    this.unsubscribe = this.store.subscribe((ev) => { this.onEvent(ev) })
+    if (this.fullReconcileMs > 0) {
+      this.timer = setInterval(() => { for (const name of this.attached.keys()) this.schedule(name, true) }, this.fullReconcileMs)
+      this.timer.unref()
+    }
+  }
+
+  /** Stop listening. Kernel state is left as it is (live traffic keeps flowing). */
+  stop (): void {
+    this.stopped = true
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+    if (this.timer) clearInterval(this.timer)
+    for (const a of this.attached.values()) if (a.retry) clearTimeout(a.retry)
+  }
+
+  /**
+   * This host runs the overlay: build (or repair) its devices and program the
+   * peers known so far. Resolves the devices (the bridge takes the endpoints' veths).
+   */
+  async attach (local: LocalOverlay): Promise<OverlayDevices> {
+    return await this.locks.run(local.name, async () => {
+      const devices = overlayDevices(local, await this.underlay())
+      await this.dp.ensureDevices(devices)
+      const prev = this.attached.get(local.name)
+      if (prev?.retry) clearTimeout(prev.retry)
+      this.attached.set(local.name, { local: { ...local }, devices, scheduled: false })
+      await this.reconcile(local.name)
+      return devices
+    })
+  }
+
+  /** This host no longer runs the overlay: its devices go (with every peer entry). */
+  async detach (name: string): Promise<void> {
+    await this.locks.run(name, async () => {
+      const a = this.attached.get(name)
+      if (!a) return
+      if (a.retry) clearTimeout(a.retry)
+      this.attached.delete(name)
+      await this.dp.removeDevices(a.devices)
+    })
+  }
+
+  devices (name: string): OverlayDevices | undefined {
+    return this.attached.get(name)?.devices
+  }
+
+  /** Re-read the kernel for every attached overlay and repair it; resolves when done. */
+  async reconcileAll (): Promise<void> {
+    await Promise.all([...this.attached.keys()].map((name) => this.locks.run(name, async () => {
+      const a = this.attached.get(name)
+      if (a) delete a.programmed
+      await this.reconcile(name)
+    })))
+  }
+
+  /** Resolves when no resync or reconcile is pending (for tests and benchmarks). */
+  async settled (): Promise<void> {
+    for (;;) {
+      if (this.syncing) await this.syncing
+      await Promise.all([...this.attached.keys()].map((name) => this.locks.run(name, async () => {})))
+      if (!this.syncing && [...this.attached.values()].every((a) => !a.scheduled)) return
+    }
+  }
+
+  status (): PeerSyncStatus {
+    const s: PeerSyncStatus = {
+      revision: this.rev,
+      synced: this.online && this.rev >= 0 && !this.syncing,
+      overlays: [...this.attached.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, a]) => {
+        const o: PeerSyncStatus['overlays'][number] = {
+          name, vni: a.devices.vni, bridge: a.devices.bridge, vxlan: a.devices.vxlan,
+          peers: a.plan?.peers.length ?? 0, skipped: a.plan?.skipped.filter((x) => x.reason !== 'local').length ?? 0,
+        }
+        if (a.lastError !== undefined) o.lastError = a.lastError
+        if (a.lastReconcile !== undefined) o.lastReconcile = a.lastReconcile
+        return o
+      }),
+    }
+    if (this.lastError !== undefined) s.lastError = this.lastError
+    return s
+  }
+
+  // -------------------------------------------------------------------------
+  // Cluster side
+
+  private onEvent (ev: ClusterEvent): void {
+    if (this.stopped) return
+    switch (ev.kind) {
+      case 'resync': void this.resync(); return
+      case 'down': this.online = false; this.lastError = ev.error.message; return
+      case 'error': return
+    }
+    if (this.syncing) { this.buffer.push(ev); return }
+    if (this.rev < 0) { this.buffer.push(ev); void this.resync(); return }
+    if (ev.rev <= this.rev) return
+    if (ev.rev !== this.rev + 1) {
+      this.log?.info({ have: this.rev, got: ev.rev }, 'cluster revision gap: full resync')
+      void this.resync()
+      return
+    }
+    this.apply(ev)
+  }
+
+  /** Full read from the store; changes that arrive meanwhile are replayed after it. */
+  private resync (): Promise<void> {
+    if (this.syncing) { this.syncAgain = true; return this.syncing }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false
+        try {
+          const snap = await this.store.snapshot()
+          this.known = new Map(snap.overlays.map((o) => [o.definition.name, new Map(o.endpoints.map((e) => [e.endpointId, e]))]))
+          this.defs = new Map(snap.overlays.map((o) => [o.definition.name, o.definition]))
+          this.rev = snap.rev
+          this.online = true
+          this.lastError = undefined
+          const pending = this.buffer.sort((a, b) => a.rev - b.rev)
+          this.buffer = []
+          for (const ev of pending) {
+            if (ev.rev <= this.rev) continue
+            if (ev.rev !== this.rev + 1) { this.syncAgain = true; break }
+            this.apply(ev, false)
+          }
+        } catch (err) {
+          // The store went away again: keep what is programmed; its next `resync` retries.
+          this.rev = -1
+          this.lastError = err instanceof Error ? err.message : String(err)
+          this.log?.warn({ err }, 'cluster resync failed')
+        }
+      } while (this.syncAgain && !this.stopped)
+      this.syncing = undefined
+      if (this.rev >= 0) for (const name of this.attached.keys()) this.schedule(name, true)
+    })()
+    return this.syncing
+  }
+
+  private apply (ev: ClusterChange, schedule = true): void {
+    this.rev = ev.rev
+    const touched = new Set<string>()
+    switch (ev.kind) {
+      case 'endpoint-published': {
+        let m = this.known.get(ev.overlay)
+        if (!m) { m = new Map(); this.known.set(ev.overlay, m) }
+        m.set(ev.endpoint.endpointId, ev.endpoint)
+        touched.add(ev.overlay)
+        break
+      }
+      case 'endpoint-withdrawn':
+        if (this.known.get(ev.overlay)?.delete(ev.endpointId) === true) touched.add(ev.overlay)
+        break
+      case 'host-removed':
+        for (const [name, m] of this.known) {
+          for (const [id, e] of m) if (e.hostId === ev.hostId) { m.delete(id); touched.add(name) }
+        }
+        break
+      case 'overlay-defined':
+        this.defs.set(ev.overlay.name, ev.overlay)
+        touched.add(ev.overlay.name)
+        break
+      case 'overlay-removed':
+        this.defs.delete(ev.name)
+        this.known.delete(ev.name)
+        touched.add(ev.name)
+        break
+      case 'host-up':
+        break
+    }
+    if (schedule) for (const name of touched) this.schedule(name, false)
+  }
+
+  // -------------------------------------------------------------------------
+  // Kernel side
+
+  private async underlay (): Promise<Underlay> {
+    if (!this.underlayCache) this.underlayCache = await this.dp.underlay(this.store.vtep)
+    return this.underlayCache
+  }
+
+  /** Reconcile `name` soon (coalesced); `full` re-reads the kernel first. */
+  private schedule (name: string, full: boolean): void {
+    const a = this.attached.get(name)
+    if (!a || this.stopped) return
+    if (full) delete a.programmed
+    if (a.scheduled) return
+    a.scheduled = true
+    void this.locks.run(name, async () => {
+      a.scheduled = false
+      if (this.attached.get(name) !== a) return
+      await this.reconcile(name)
+    })
+  }
+
+  private remotePeers (name: string): ClusterEndpoint[] {
+    return [...(this.known.get(name)?.values() ?? [])]
+  }
+
+  /** One reconcile of an attached overlay; runs under its lock. Errors are recorded and retried. */
+  private async reconcile (name: string): Promise<void> {
+    const a = this.attached.get(name)
+    if (!a) return
+    try {
+      const def = this.defs.get(name)
+      if (def && def.vni !== a.devices.vni) {
+        this.log?.warn({ overlay: name, was: a.devices.vni, now: def.vni }, 'the overlay\'s VNI changed in the cluster: rebuilding its VXLAN device')
+        a.local = { ...a.local, vni: def.vni }
+        a.devices = overlayDevices(a.local, await this.underlay())
+        await this.dp.ensureDevices(a.devices)
+        delete a.programmed
+      }
+      const plan = planPeers(a.devices, { hostId: this.store.hostId, vtep: this.store.vtep }, this.remotePeers(name), { flood: this.flood })
+      const actual = a.programmed ?? await this.dp.readPeers(a.devices.vxlan)
+      const ops = diffPeers(plan, actual)
+      delete a.programmed
+      await this.dp.applyPeerOps(ops)
+      a.programmed = { fdb: plan.fdb, neigh: plan.neigh }
+      a.plan = plan
+      a.lastReconcile = Date.now()
+      delete a.lastError
+      if (ops.length > 0) this.log?.debug({ overlay: name, ops: ops.length, peers: plan.peers.length }, 'overlay peers programmed')
+    } catch (err) {
+      const e = toFerryError(err, 'KERNEL', `cannot program the peers of overlay ${name}`)
+      a.lastError = e.message
+      this.log?.error({ err: e, overlay: name }, 'overlay reconcile failed; retrying')
+      if (!a.retry && !this.stopped) {
+        a.retry = setTimeout(() => { delete a.retry; this.schedule(name, true) }, this.retryMs)
+        a.retry.unref()
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Inspection
+
+  /** The cluster's and the kernel's view of an attached overlay's remote peers, and their differences. */
+  async report (name: string): Promise<PeerReport> {
+    const a = this.attached.get(name)
+    if (!a) throw new FerryError('NETWORK_NOT_FOUND', `overlay ${name} is not attached on this host`)
+    let source: PeerReport['source'] = 'cluster'
+    let endpoints: ClusterEndpoint[]
+    let revision = this.rev
+    try {
+      ;[endpoints, revision] = await Promise.all([this.store.endpoints(name), this.store.revision()])
+    } catch {
+      source = 'cache'
+      endpoints = this.remotePeers(name)
+    }
+    const self = { hostId: this.store.hostId, vtep: this.store.vtep }
+    const plan = planPeers(a.devices, self, endpoints, { flood: this.flood })
+    const kernel = await this.dp.readPeers(a.devices.vxlan)
+    return { overlay: name, vni: a.devices.vni, bridge: a.devices.bridge, vxlan: a.devices.vxlan, source, revision,
+      cluster: endpoints.filter((e) => e.hostId !== self.hostId && e.vtep !== self.vtep), kernel, ...compare(plan, kernel) }
+  }
+}
+
+/** Rows of the report: every planned peer against the kernel, conflicts, and kernel entries nobody wants. */
+export function compare (plan: PeerPlan, kernel: PeerTable): { rows: PeerReportRow[], differences: number, conflicts: number } {
+  const fdbByMac = new Map(kernel.fdb.filter((e) => e.mac !== '00:00:00:00:00:00').map((e) => [e.mac.toLowerCase(), e]))
+  const neighByIp = new Map(kernel.neigh.map((e) => [e.ip, e]))
+  const usedMacs = new Set<string>()
+  const usedIps = new Set<string>()
+  const rows: PeerReportRow[] = []
+  for (const p of plan.peers) {
+    const f = fdbByMac.get(p.mac)
+    const n = neighByIp.get(p.ip)
+    usedMacs.add(p.mac)
+    usedIps.add(p.ip)
+    const row: PeerReportRow = { ip: p.ip, mac: p.mac, endpointId: p.endpointId, hostId: p.hostId, vtep: p.vtep, status: 'ok' }
+    if (f?.dst !== undefined) row.kernelVtep = f.dst
+    if (n) row.kernelMac = n.mac.toLowerCase()
+    if (!f || !n) {
+      row.status = 'missing'
+      row.detail = !f && !n ? 'no FDB or neighbour entry' : !f ? 'no FDB entry' : 'no neighbour entry'
+    } else if (f.dst !== p.vtep || n.mac.toLowerCase() !== p.mac) {
+      row.status = 'mismatch'
+      row.detail = f.dst !== p.vtep ? `FDB sends ${p.mac} to ${f.dst ?? '?'}` : `neighbour ${p.ip} is ${n.mac}`
+    }
+    rows.push(row)
+  }
+  for (const s of plan.skipped) {
+    if (s.reason === 'local') continue
+    const row: PeerReportRow = { ip: s.ip, mac: '', endpointId: s.endpointId, status: 'conflict', detail: conflictText(s) }
+    rows.push(row)
+  }
+  for (const n of kernel.neigh) {
+    if (usedIps.has(n.ip)) continue
+    const f = fdbByMac.get(n.mac.toLowerCase())
+    const row: PeerReportRow = { ip: n.ip, mac: n.mac.toLowerCase(), kernelMac: n.mac.toLowerCase(), status: 'stale', detail: 'in the kernel, not in the cluster' }
+    if (f?.dst !== undefined) row.kernelVtep = f.dst
+    usedMacs.add(n.mac.toLowerCase())
+    rows.push(row)
+  }
+  for (const f of fdbByMac.values()) {
+    if (usedMacs.has(f.mac.toLowerCase())) continue
+    const row: PeerReportRow = { ip: '', mac: f.mac.toLowerCase(), status: 'stale', detail: 'FDB entry in the kernel, not in the cluster' }
+    if (f.dst !== undefined) row.kernelVtep = f.dst
+    rows.push(row)
+  }
+  rows.sort((a, b) => (a.ip === '' || b.ip === '' ? (a.ip === '' ? 1 : -1) : byIp(a, b)))
+  return {
+    rows,
+    differences: rows.filter((r) => r.status === 'missing' || r.status === 'mismatch' || r.status === 'stale').length,
+    conflicts: rows.filter((r) => r.status === 'conflict').length,
+  }
+}
+
+function conflictText (s: PeerConflict): string {
+  switch (s.reason) {
+    case 'duplicate-ip': return `address also claimed by endpoint ${s.keptEndpointId?.slice(0, 12) ?? '?'}, which wins`
+    case 'duplicate-mac': return `MAC also used by endpoint ${s.keptEndpointId?.slice(0, 12) ?? '?'}, which wins`
+    case 'invalid': return 'invalid record in the cluster'
+    case 'outside-subnet': return 'address outside the overlay subnet'
+    case 'gateway': return 'endpoint claims the gateway address'
+    case 'local': return 'on this host'
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The Redis cluster store against a real redis-server (started by the test on a
+ * free loopback port, killed on teardown): the shared contract, then what only
+ * a real server shows (timers, pub/sub latency, command counts, auth, sentinel).
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { RedisClusterStore, connectCluster, type RedisClusterOptions } from '../../src/cluster/redis.js'
+import { clusterContract, record } from '../harness/cluster-contract.js'
+import { freePort, redisServer } from '../harness/redis.js'
+import { sh } from '../harness/netns.js'
+
+const server = await redisServer(t)
+
+function store (hostId: string, vtep: string, extra: Partial<RedisClusterOptions> = {}): RedisClusterStore {
+  return new RedisClusterStore({ url: server.url, hostId, advertiseAddr: vtep, heartbeatMs: 0, ...extra })
+}
+
+clusterContract(t, {
+  concurrency: 100,
+  async store (t, hostId, vtep, opts = {}) {
+    const s = store(hostId, vtep, { hostTtlMs: opts.ttlMs ?? 10_000 })
+    t.teardown(() => s.close())
+    await s.start(opts.local)
+    return s
+  },
+  async elapse (ms) { await delay(ms) },
+  async crash () { await server.kill() },
+  async revive () { await server.start() },
+  async isEmpty () {
+    const left = server.keys('*')
+    if (left.length > 0) t.comment(`keys left: ${left.join(' ')}`)
+    return left.length === 0
+  },
+})
+
+function evalshaCalls (): number {
+  const m = /cmdstat_evalsha:calls=(\d+)/.exec(server.cli(['info', 'commandstats']))
+  return Number(m?.[1] ?? 0)
+}
+
+t.test('every key is under the ferry: prefix; a publication is one EVALSHA on the server', async (t) => {
+  const h1 = store('h1', '192.168.50.1')
+  const h2 = store('h2', '192.168.50.2')
+  t.teardown(() => h1.close())
+  t.teardown(() => h2.close())
+  await h1.start()
+  await h2.start()
+  await h1.defineOverlay({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' })
+  await h2.defineOverlay({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' })
+  const ip = await h1.allocateAddress('ov1')
+  await h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep1', ip, mac: '02:42:0a:1e:00:02' })
+  const keys = server.keys('*')
+  t.ok(keys.length > 0 && keys.every((k) => k.startsWith('ferry:')), `keys: ${keys.join(' ')}`)
+
+  const r2 = record(h2)
+  await r2.wait('resync')
+  const n = 200
+  const before = evalshaCalls()
+  const c0 = h1.status().commands
+  const lat: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    await h1.publishEndpoint({ overlay: 'ov1', endpointId: `lat${i}`, ip: `10.30.1.${i + 1}`, mac: '02:42:0a:1e:01:01' })
+    await r2.wait('endpoint-published', (e) => e.kind === 'endpoint-published' && e.endpoint.endpointId === `lat${i}`)
+    lat.push(performance.now() - t0)
+  }
+  t.equal(evalshaCalls() - before, n, 'one EVALSHA per endpoint change, as the server counts')
+  t.equal(h1.status().commands - c0, n, 'and as the client counts')
+  lat.sort((a, b) => a - b)
+  t.comment(`publish -> event on another host: p50 ${lat[n / 2]?.toFixed(2)} ms, p99 ${lat[Math.floor(n * 0.99)]?.toFixed(2)} ms`)
+
+  await h1.leave()
+  await h2.leave()
+  t.same(server.keys('*'), [], 'no key left')
+})
+
+t.test('heartbeat timers: a host that stops (kill -9) is removed after its TTL', async (t) => {
+  const live = store('live', '192.168.50.1', { heartbeatMs: 200, hostTtlMs: 1000 })
+  const dead = store('dead', '192.168.50.2', { heartbeatMs: 200, hostTtlMs: 1000 })
+  t.teardown(() => live.close())
+  await live.start()
+  await dead.start()
+  await dead.defineOverlay({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' })
+  await dead.publishEndpoint({ overlay: 'ov1', endpointId: 'ep1', ip: await dead.allocateAddress('ov1'), mac: '02:42:0a:1e:00:02' })
+  const r = record(live)
+  await delay(1500)
+  t.same((await live.hosts()).map((h) => h.hostId), ['dead', 'live'], 'heartbeats keep both')
+  const t0 = Date.now()
+  await dead.close()
+  const ev = await r.wait('host-removed', undefined, 5000)
+  const took = Date.now() - t0
+  t.match(ev, { hostId: 'dead' })
+  t.ok(took >= 700 && took <= 2000, `removed ${took} ms after its agent stopped (TTL 1000, heartbeat 200)`)
+  t.same(await live.snapshot().then((s) => s.overlays), [], 'its overlay went with it (no other host used it)')
+  await live.leave()
+  t.same(server.keys('*'), [])
+})
+
+t.test('an unreachable store: start times out, calls fail fast, connect closes', async (t) => {
+  const port = await freePort()
+  const s = new RedisClusterStore({ url: `redis://127.0.0.1:${port}`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, startTimeoutMs: 400 })
+  t.teardown(() => s.close())
+  const t0 = Date.now()
+  await t.rejects(s.start(), { code: 'CLUSTER_UNAVAILABLE', message: /ECONNREFUSED|connect/ })
+  t.ok(Date.now() - t0 < 1000, 'start gives up after its timeout')
+  const t1 = Date.now()
+  await t.rejects(s.defineOverlay({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }), { code: 'CLUSTER_UNAVAILABLE', message: new RegExp(`127.0.0.1:${port}`) })
+  t.ok(Date.now() - t1 < 50, 'a call fails at once')
+  await t.rejects(connectCluster({ url: `redis://127.0.0.1:${port}`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, startTimeoutMs: 200 }),
+    { code: 'CLUSTER_UNAVAILABLE' })
+  t.throws(() => new RedisClusterStore({ url: 'http://x', hostId: 'h1', advertiseAddr: '192.168.50.1' }), { code: 'INVALID_OPTION' })
+  t.throws(() => new RedisClusterStore({ url: server.url, hostId: 'h1', advertiseAddr: '192.168.50.1', prefix: 'no colon' }), { code: 'INVALID_OPTION' })
+})
+
+t.test('a store that comes up after the agent: start fails, the store connects in the background', async (t) => {
+  const other = await redisServer(t)
+  await other.kill()
+  const s = new RedisClusterStore({ url: other.url, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, startTimeoutMs: 300 })
+  t.teardown(() => s.close())
+  const r = record(s)
+  await t.rejects(s.start(), { code: 'CLUSTER_UNAVAILABLE' })
+  await other.start()
+  await r.wait('resync', undefined, 5000)
+  t.same((await s.hosts()).map((h) => h.hostId), ['h1'])
+  await s.leave()
+})
+
+t.test('a password in the URL (requirepass)', async (t) => {
+  const other = await redisServer(t)
+  other.cli(['config', 'set', 'requirepass', 's3cret/!'])
+  const bad = new RedisClusterStore({ url: `redis://:wrong@127.0.0.1:${other.port}`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, startTimeoutMs: 500 })
+  t.teardown(() => bad.close())
+  await t.rejects(bad.start(), { code: 'CLUSTER_UNAVAILABLE' })
+  t.match(bad.status(), { url: `redis://:***@127.0.0.1:${other.port}` }, 'the password is never shown')
+  const good = await connectCluster({ url: `redis://:${encodeURIComponent('s3cret/!')}@127.0.0.1:${other.port}`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
+  t.teardown(() => good.close())
+  t.same((await good.hosts()).map((h) => h.hostId), ['h1'])
+  await good.leave()
+})
+
+t.test('sentinel:// finds the master through a real redis-sentinel', async (t) => {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-sentinel-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const conf = join(dir, 'sentinel.conf')
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nprotected-mode no\nsentinel monitor fymaster 127.0.0.1 ${server.port} 1\n`)
+  const proc = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+  t.teardown(() => { proc.kill('SIGKILL') })
+  for (let i = 0; i < 100; i++) {
+    const out = sh(['redis-cli', '-p', String(port), 'sentinel', 'get-master-addr-by-name', 'fymaster'], { allowFailure: true })
+    if (out.includes('127.0.0.1')) break
+    await delay(50)
+  }
+  const s = await connectCluster({ url: `sentinel://127.0.0.1:${port},127.0.0.1:1/fymaster`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
+  t.teardown(() => s.close())
+  const def = await s.defineOverlay({ name: 'ovs', subnet: '10.60.0.0/24', gateway: '10.60.0.1' })
+  t.equal(def.vni, 4096)
+  t.ok(server.keys('ferry:overlay:ovs').length === 1, 'written to the master')
+  await s.leave()
+  t.same(server.keys('*'), [])
+})

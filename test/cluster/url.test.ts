@@ -1,0 +1,77 @@
+import t from 'tap'
+import { parseClusterUrl, redact } from '../../src/cluster/url.js'
+import { mapRedisError, parseChange, redisOptions, retryDelay } from '../../src/cluster/redis.js'
+
+t.test('redis://', async (t) => {
+  t.same(parseClusterUrl('redis://10.0.0.5:6379'), { target: { kind: 'standalone', host: '10.0.0.5', port: 6379 }, db: 0, redacted: 'redis://10.0.0.5:6379' })
+  t.same(parseClusterUrl('redis://redis.example'), { target: { kind: 'standalone', host: 'redis.example', port: 6379 }, db: 0, redacted: 'redis://redis.example' })
+  t.same(parseClusterUrl('redis://:p%40ss@10.0.0.5/3'), {
+    target: { kind: 'standalone', host: '10.0.0.5', port: 6379 }, db: 3, password: 'p@ss', redacted: 'redis://:***@10.0.0.5/3',
+  })
+  t.same(parseClusterUrl('redis://ferry:pw@[::1]:7000'), {
+    target: { kind: 'standalone', host: '::1', port: 7000 }, db: 0, username: 'ferry', password: 'pw', redacted: 'redis://ferry:***@[::1]:7000',
+  })
+})
+
+t.test('rediss:// (TLS)', async (t) => {
+  t.same(parseClusterUrl('rediss://:pw@redis.example:6380'), {
+    target: { kind: 'standalone', host: 'redis.example', port: 6380 }, db: 0, password: 'pw', tls: { servername: 'redis.example' }, redacted: 'rediss://:***@redis.example:6380',
+  })
+  t.same(parseClusterUrl('rediss://10.0.0.5?ca=/etc/ferry/ca.pem&servername=redis.internal').tls, { servername: 'redis.internal', caFile: '/etc/ferry/ca.pem' })
+  const opts = redisOptions(parseClusterUrl('rediss://:pw@redis.example:6380'), { hostId: 'h1', commandTimeoutMs: 1, connectTimeoutMs: 2 })
+  t.match(opts, { host: 'redis.example', port: 6380, password: 'pw', tls: { servername: 'redis.example' }, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectionName: 'ferry-h1' })
+  t.throws(() => redisOptions(parseClusterUrl('rediss://h?ca=/nonexistent/ca.pem'), { hostId: 'h1', commandTimeoutMs: 1, connectTimeoutMs: 2 }),
+    { code: 'INVALID_OPTION', message: /cannot read the cluster CA file \/nonexistent\/ca.pem/ })
+})
+
+t.test('sentinel://', async (t) => {
+  t.same(parseClusterUrl('sentinel://:pw@10.0.0.5:26379,10.0.0.6:26380,10.0.0.7/mymaster'), {
+    target: { kind: 'sentinel', masterName: 'mymaster', sentinels: [{ host: '10.0.0.5', port: 26379 }, { host: '10.0.0.6', port: 26380 }, { host: '10.0.0.7', port: 26379 }] },
+    db: 0, password: 'pw', redacted: 'sentinel://:***@10.0.0.5:26379,10.0.0.6:26380,10.0.0.7/mymaster',
+  })
+  t.same(parseClusterUrl('sentinel://s1:26379/m?tls=true').tls, {})
+  const opts = redisOptions(parseClusterUrl('sentinel://:pw@s1:26379/m'), { hostId: 'h1', commandTimeoutMs: 1, connectTimeoutMs: 2 })
+  t.match(opts, { sentinels: [{ host: 's1', port: 26379 }], name: 'm', password: 'pw', sentinelPassword: 'pw' })
+  t.equal(opts.host, undefined)
+})
+
+t.test('mistakes get a sentence', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['10.0.0.5:6379', /expected redis:\/\/HOST:PORT/],
+    ['http://10.0.0.5', /scheme "http:\/\/" is not supported/],
+    ['redis://', /a host is missing/],
+    ['redis://10.0.0.5:99999', /port "99999" must be a number from 1 to 65535/],
+    ['redis://10.0.0.5:x', /port "x"/],
+    ['redis://10.0.0.5/db', /database "db"/],
+    ['redis://a,b', /takes one host/],
+    ['redis://h?ca=x', /parameter "ca" is not understood \(none are for this scheme\)/],
+    ['rediss://h?foo=1', /parameter "foo" is not understood \(use ca, servername\)/],
+    ['rediss://h?ca=', /needs a file path/],
+    ['sentinel://s1:26379', /master name is missing/],
+    ['sentinel:///m', /at least one sentinel/],
+    ['sentinel://s1:26379/bad name', /master name "bad name"/],
+    ['sentinel://s1:26379/m?tls=maybe', /tls must be true or false/],
+    ['redis://bad_host!:1', /is not a host name or address/],
+    ['redis://:%zz@h', /password is not valid percent-encoding/],
+  ]
+  for (const [url, msg] of cases) t.throws(() => parseClusterUrl(url), { code: 'INVALID_OPTION', message: msg }, url)
+  t.match(t.throws(() => parseClusterUrl('redis://:hunter2@h:0')) as Error, { message: /redis:\/\/:\*\*\*@h:0/ }, 'never echo a password')
+  t.equal(redact('redis://u:p@h'), 'redis://u:***@h')
+  t.equal(redact('redis://h'), 'redis://h')
+})
+
+t.test('redis errors become FerryErrors', async (t) => {
+  t.match(mapRedisError(new Error('NAME_CONFLICT overlay ov1 already exists script: 0123abcd, on @user_script:1.'), 'x'),
+    { code: 'NAME_CONFLICT', message: 'overlay ov1 already exists' })
+  t.match(mapRedisError(new Error('Connection is closed.'), 'redis://h (publish)'), { code: 'CLUSTER_UNAVAILABLE', message: 'the cluster store redis://h (publish) failed: Connection is closed.' })
+  t.match(mapRedisError(new Error('ERR user_script:3: Script attempted to access nonexistent global variable'), 'x'), { code: 'INTERNAL' })
+  t.match(mapRedisError(new Error('CLUSTER_UNAVAILABLE forged'), 'x'), { code: 'CLUSTER_UNAVAILABLE', message: /failed: CLUSTER_UNAVAILABLE forged/ })
+})
+
+t.test('change messages and retry delays', async (t) => {
+  t.same(parseChange('{"rev":5,"kind":"host-removed","hostId":"h2"}'), { rev: 5, kind: 'host-removed', hostId: 'h2' })
+  t.equal(parseChange('{"rev":5,"kind":"other"}'), undefined)
+  t.equal(parseChange('{"kind":"host-removed"}'), undefined)
+  t.equal(parseChange('not json'), undefined)
+  t.same([1, 2, 3, 4, 5, 50].map(retryDelay), [100, 200, 400, 500, 500, 500])
+})

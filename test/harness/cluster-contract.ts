@@ -1,0 +1,308 @@
+/**
+ * The ClusterStore contract: the same cases run against the in-memory store
+ * (test/cluster/memory.test.ts) and the Redis store (test/cluster/redis.test.ts),
+ * so that the fake keeps the real store's semantics. Every case ends with every
+ * host leaving and checks that nothing is left in the store.
+ */
+import type { Test } from 'tap'
+import type { ClusterEvent, ClusterStore, LocalClusterState } from '../../src/cluster/types.js'
+
+export interface ContractEnv {
+  /** A started store for a host (no heartbeat timer: the cases call heartbeat()). Closed on teardown. */
+  store (t: Test, hostId: string, vtep: string, opts?: { ttlMs?: number, local?: LocalClusterState }): Promise<ClusterStore>
+  /** Let `ms` pass on the server's clock. */
+  elapse (ms: number): Promise<void>
+  /** The server crashes and loses every key. */
+  crash (): Promise<void>
+  /** The server is back (empty). */
+  revive (): Promise<void>
+  isEmpty (): Promise<boolean>
+  /** How many allocations each of three hosts makes concurrently. */
+  concurrency: number
+}
+
+export interface Recorder {
+  events: ClusterEvent[]
+  /** The next event (from now or already recorded after `from`) of a kind that matches. */
+  wait (kind: ClusterEvent['kind'], match?: (e: ClusterEvent) => boolean, timeoutMs?: number): Promise<ClusterEvent>
+  clear (): void
+}
+
+export function record (store: ClusterStore): Recorder {
+  const events: ClusterEvent[] = []
+  let waiters: Array<{ kind: string, match: (e: ClusterEvent) => boolean, resolve: (e: ClusterEvent) => void }> = []
+  let seen = 0
+  store.subscribe((e) => {
+    events.push(e)
+    const w = waiters.find((x) => x.kind === e.kind && x.match(e))
+    if (w) {
+      waiters = waiters.filter((x) => x !== w)
+      seen = events.length
+      w.resolve(e)
+    }
+  })
+  return {
+    events,
+    clear: () => { events.length = 0; seen = 0 },
+    wait (kind, match = () => true, timeoutMs = 5000) {
+      const found = events.slice(seen).find((e) => e.kind === kind && match(e))
+      if (found) { seen = events.indexOf(found) + 1; return Promise.resolve(found) }
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${kind} event within ${timeoutMs} ms (got ${events.map((e) => e.kind).join(', ')})`)), timeoutMs)
+        waiters.push({ kind, match, resolve: (e) => { clearTimeout(timer); resolve(e) } })
+      })
+    },
+  }
+}
+
+async function leaveAll (stores: ClusterStore[]): Promise<void> {
+  for (const s of stores) await s.leave()
+}
+
+const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
+
+export function clusterContract (t: Test, env: ContractEnv): void {
+  t.test('define, join and conflicting definitions', async (t) => {
+    const h1 = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    const def = await h1.defineOverlay(OV)
+    t.match(def, { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1', vni: 4096, createdBy: 'h1' })
+    t.same(await h2.defineOverlay(OV), def, 'the same command on another host joins the same definition')
+    t.same(await h2.defineOverlay({ ...OV, subnet: '10.30.0.7/16' }), def, 'a non-canonical subnet is the same subnet')
+    await t.rejects(h2.defineOverlay({ ...OV, subnet: '10.31.0.0/16', gateway: '10.31.0.1' }), {
+      code: 'NAME_CONFLICT', message: 'overlay ov1 already exists with subnet 10.30.0.0/16 (this host asked for 10.31.0.0/16)',
+    })
+    await t.rejects(h2.defineOverlay({ ...OV, gateway: '10.30.0.254' }), { code: 'NAME_CONFLICT', message: /already exists with gateway 10.30.0.1 \(this host asked for 10.30.0.254\)/ })
+    await t.rejects(h2.defineOverlay({ ...OV, vni: 5000 }), { code: 'NAME_CONFLICT', message: /already exists with VNI 4096 \(this host asked for 5000\)/ })
+    t.same(await h2.defineOverlay({ ...OV, vni: 4096 }), def, 'asking for the VNI it has is fine')
+    t.same(await h1.overlay('ov1'), def)
+    t.equal(await h1.overlay('nope'), undefined)
+
+    await t.rejects(h1.defineOverlay({ name: 'ov2', subnet: '10.30.5.0/24', gateway: '10.30.5.1' }), {
+      code: 'POOL_OVERLAP', message: 'subnet 10.30.5.0/24 of overlay ov2 overlaps overlay ov1 (10.30.0.0/16)',
+    })
+    const v2 = await h1.defineOverlay({ name: 'ov2', subnet: '10.32.0.0/24', gateway: '10.32.0.1' })
+    const v3 = await h2.defineOverlay({ name: 'ov3', subnet: '10.33.0.0/24', gateway: '10.33.0.1', vni: 4098 })
+    const v4 = await h1.defineOverlay({ name: 'ov4', subnet: '10.34.0.0/24', gateway: '10.34.0.1' })
+    t.same([v2.vni, v3.vni, v4.vni], [4097, 4098, 4099], 'VNIs from 4096 up, skipping a user VNI')
+    await t.rejects(h2.defineOverlay({ name: 'ov5', subnet: '10.35.0.0/24', gateway: '10.35.0.1', vni: 4097 }), {
+      code: 'NAME_CONFLICT', message: 'VNI 4097 is already used by overlay ov2',
+    })
+    const v5 = await h2.defineOverlay({ name: 'ov5', subnet: '10.35.0.0/24', gateway: '10.35.0.1', vni: 77 })
+    t.equal(v5.vni, 77, 'a user VNI below 4096 is honoured')
+
+    await t.rejects(h1.defineOverlay({ name: 'bad name', subnet: '10.36.0.0/24', gateway: '10.36.0.1' }), { code: 'INVALID_OPTION' })
+    await t.rejects(h1.defineOverlay({ name: 'ov6', subnet: '10.36.0.0/31', gateway: '10.36.0.1' }), { code: 'INVALID_OPTION', message: /prefix/ })
+    await t.rejects(h1.defineOverlay({ name: 'ov6', subnet: '10.36.0.0/24', gateway: '10.37.0.1' }), { code: 'INVALID_OPTION', message: /not a host address/ })
+    await t.rejects(h1.defineOverlay({ name: 'ov6', subnet: '10.36.0.0/24', gateway: '10.36.0.1', vni: 0 }), { code: 'INVALID_OPTION' })
+    await t.rejects(h1.defineOverlay({ name: 'ov6', subnet: 'nonsense', gateway: '10.36.0.1' }), { code: 'INVALID_CIDR' })
+    await leaveAll([h1, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('address allocation: serial, preferred, gateway, exhaustion, release', async (t) => {
+    const h1 = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    await h1.defineOverlay({ name: 'small', subnet: '10.40.0.0/29', gateway: '10.40.0.1' })
+    await h2.defineOverlay({ name: 'small', subnet: '10.40.0.0/29', gateway: '10.40.0.1' })
+    const got = [await h1.allocateAddress('small'), await h2.allocateAddress('small'), await h1.allocateAddress('small'),
+      await h2.allocateAddress('small'), await h1.allocateAddress('small')]
+    t.same(got, ['10.40.0.2', '10.40.0.3', '10.40.0.4', '10.40.0.5', '10.40.0.6'], 'serial, never the gateway')
+    await t.rejects(h2.allocateAddress('small'), { code: 'POOL_EXHAUSTED', message: 'no free address is left in overlay small (10.40.0.0/29)' })
+    t.equal(await h1.releaseAddress('small', '10.40.0.3'), false, 'a host cannot release another host\'s address')
+    t.equal(await h2.releaseAddress('small', '10.40.0.3'), true)
+    t.equal(await h2.releaseAddress('small', '10.40.0.3'), false, 'releasing twice')
+    t.equal(await h2.releaseAddress('small', '10.40.0.1'), false, 'the gateway cannot be released')
+    t.equal(await h1.allocateAddress('small'), '10.40.0.3', 'the freed address, found after wrapping around')
+    await t.rejects(h1.allocateAddress('small', '10.40.0.3'), { code: 'ADDRESS_IN_USE', message: 'address 10.40.0.3 of overlay small is already allocated (by host h1)' })
+    t.equal(await h1.allocateAddress('small', '10.40.0.3', { reclaim: true }), '10.40.0.3', 'a host may reclaim its own address')
+    await t.rejects(h2.allocateAddress('small', '10.40.0.3', { reclaim: true }), { code: 'ADDRESS_IN_USE' })
+    await t.rejects(h2.allocateAddress('small', '10.40.0.1'), { code: 'ADDRESS_IN_USE', message: 'address 10.40.0.1 is the gateway of overlay small' })
+    await t.rejects(h2.allocateAddress('small', '10.40.0.7'), { code: 'ADDRESS_OUT_OF_POOL', message: /10.40.0.7 is not a host address of overlay small/ })
+    await t.rejects(h2.allocateAddress('small', '10.41.0.2'), { code: 'ADDRESS_OUT_OF_POOL' })
+    await t.rejects(h2.allocateAddress('small', 'x.y'), { code: 'INVALID_CIDR' })
+    await t.rejects(h2.allocateAddress('nope'), { code: 'NETWORK_NOT_FOUND', message: 'overlay nope is not defined in the cluster' })
+    t.equal(await h2.releaseAddress('small', '10.40.0.5'), true)
+    t.equal(await h2.allocateAddress('small', '10.40.0.5'), '10.40.0.5', 'a preferred free address')
+    await leaveAll([h1, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test(`concurrent allocation from three hosts (3 x ${env.concurrency}) never duplicates`, async (t) => {
+    const hosts = await Promise.all(['h1', 'h2', 'h3'].map((h, i) => env.store(t, h, `192.168.50.${i + 1}`)))
+    await Promise.all(hosts.map((h) => h.defineOverlay(OV)))
+    const all = (await Promise.all(hosts.map((h) => Promise.all(Array.from({ length: env.concurrency }, () => h.allocateAddress('ov1')))))).flat()
+    t.equal(all.length, 3 * env.concurrency)
+    t.equal(new Set(all).size, all.length, 'all distinct')
+    t.notOk(all.includes('10.30.0.1'), 'never the gateway')
+    await Promise.all(hosts.map((h) => h.leave()))
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('endpoints: publish, push, revisions, snapshot, one command per change', async (t) => {
+    const h1 = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    const def = await h1.defineOverlay(OV)
+    await h2.defineOverlay(OV)
+    const r2 = record(h2)
+    await r2.wait('resync')
+    const ip = await h1.allocateAddress('ov1')
+    const before = h1.status().commands
+    const rev = await h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep1', ip, mac: '02:42:0A:1E:00:02' })
+    t.equal(h1.status().commands - before, 1, 'publishing an endpoint is one command')
+    const ev = await r2.wait('endpoint-published')
+    t.same(ev, { kind: 'endpoint-published', rev, overlay: 'ov1', endpoint: { endpointId: 'ep1', ip, mac: '02:42:0a:1e:00:02', hostId: 'h1', vtep: '192.168.50.1' } })
+    t.equal(await h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep1', ip, mac: '02:42:0a:1e:00:02' }), rev, 'republishing the same is no change')
+    t.equal(await h2.revision(), rev)
+    t.same(await h2.endpoints('ov1'), [{ endpointId: 'ep1', ip, mac: '02:42:0a:1e:00:02', hostId: 'h1', vtep: '192.168.50.1' }])
+    const snap = await h2.snapshot()
+    t.equal(snap.rev, rev)
+    t.same(snap.hosts.map((h) => [h.hostId, h.vtep]), [['h1', '192.168.50.1'], ['h2', '192.168.50.2']])
+    t.same(snap.overlays.map((o) => [o.definition, o.hosts, o.endpoints.map((e) => e.endpointId)]), [[def, ['h1', 'h2'], ['ep1']]])
+    const moved = await h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep1', ip, mac: '02:42:0a:1e:00:99' })
+    t.equal(moved, rev + 1, 'a changed endpoint bumps the revision')
+    await r2.wait('endpoint-published', (e) => e.kind === 'endpoint-published' && e.endpoint.mac === '02:42:0a:1e:00:99')
+    t.equal(await h1.withdrawEndpoint('ov1', 'ep1'), true)
+    const w = await r2.wait('endpoint-withdrawn')
+    t.same(w, { kind: 'endpoint-withdrawn', rev: rev + 2, overlay: 'ov1', endpointId: 'ep1', hostId: 'h1' })
+    t.equal(await h1.withdrawEndpoint('ov1', 'ep1'), false, 'withdrawing twice')
+    await t.rejects(h1.publishEndpoint({ overlay: 'nope', endpointId: 'ep2', ip, mac: '02:42:0a:1e:00:02' }), { code: 'NETWORK_NOT_FOUND' })
+    await t.rejects(h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep2', ip, mac: 'ff:ff:ff:ff:ff:ff' }), { code: 'INVALID_REQUEST' })
+    const hosts = await h1.hosts()
+    t.same(hosts.map((h) => h.hostId), ['h1', 'h2'])
+    t.ok(hosts.every((h) => h.expiresAt > h.lastHeartbeat && h.lastHeartbeat >= h.registeredAt && h.version !== ''), 'host times')
+    await leaveAll([h1, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('the last host to leave an overlay deletes its definition', async (t) => {
+    const h1 = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    const def = await h1.defineOverlay(OV)
+    await h2.defineOverlay(OV)
+    const r2 = record(h2)
+    const ip = await h1.allocateAddress('ov1')
+    await h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep1', ip, mac: '02:42:0a:1e:00:02' })
+    t.same(await h1.removeOverlayHost('ov1'), { deleted: false })
+    await r2.wait('endpoint-withdrawn', (e) => e.kind === 'endpoint-withdrawn' && e.endpointId === 'ep1')
+    t.same(await h2.endpoints('ov1'), [], 'the leaving host\'s endpoints are withdrawn')
+    t.equal(await h2.allocateAddress('ov1', ip), ip, 'and its addresses released')
+    t.same(await h2.removeOverlayHost('ov1'), { deleted: true })
+    await r2.wait('overlay-removed')
+    t.equal(await h1.overlay('ov1'), undefined)
+    t.same(await h2.removeOverlayHost('ov1'), { deleted: false }, 'leaving twice is fine')
+    const again = await h1.defineOverlay({ ...OV, subnet: '10.31.0.0/16', gateway: '10.31.0.1' })
+    t.not(again.vni, def.vni, 'a deleted VNI is not handed out again at once')
+    await leaveAll([h1, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('a host whose heartbeat stops is removed after its TTL, with what it held', async (t) => {
+    const h1 = await env.store(t, 'h1', '192.168.50.1', { ttlMs: 1000 })
+    const h2 = await env.store(t, 'h2', '192.168.50.2', { ttlMs: 1000 })
+    await h1.defineOverlay(OV)
+    await h2.defineOverlay(OV)
+    const ip = await h2.allocateAddress('ov1')
+    await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'ep2', ip, mac: '02:42:0a:1e:00:02' })
+    const r1 = record(h1)
+    await h2.close()
+    await env.elapse(600)
+    await h1.heartbeat()
+    t.same((await h1.hosts()).map((h) => h.hostId), ['h1', 'h2'], 'still there before the TTL')
+    await env.elapse(600)
+    await h1.heartbeat()
+    const ev = await r1.wait('host-removed')
+    t.match(ev, { kind: 'host-removed', hostId: 'h2' })
+    t.same((await h1.hosts()).map((h) => h.hostId), ['h1'])
+    t.same(await h1.endpoints('ov1'), [], 'its endpoints are gone')
+    t.equal(await h1.allocateAddress('ov1', ip), ip, 'its addresses are free again')
+    t.same((await h1.snapshot()).overlays[0]?.hosts, ['h1'])
+    await leaveAll([h1])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('a host removed for a missed TTL re-asserts its state at its next heartbeat', async (t) => {
+    const h1 = await env.store(t, 'h1', '192.168.50.1', { ttlMs: 1000 })
+    const h2 = await env.store(t, 'h2', '192.168.50.2', { ttlMs: 1000 })
+    await h1.defineOverlay(OV)
+    await h2.defineOverlay(OV)
+    const ip = await h2.allocateAddress('ov1')
+    await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'ep2', ip, mac: '02:42:0a:1e:00:02' })
+    const r1 = record(h1)
+    const r2 = record(h2)
+    await r2.wait('resync')
+    await env.elapse(1200)
+    await h1.heartbeat()
+    await r1.wait('host-removed')
+    await h2.heartbeat()
+    await r2.wait('resync')
+    await r1.wait('endpoint-published', (e) => e.kind === 'endpoint-published' && e.endpoint.endpointId === 'ep2')
+    t.same((await h1.endpoints('ov1')).map((e) => e.endpointId), ['ep2'])
+    await t.rejects(h1.allocateAddress('ov1', ip), { code: 'ADDRESS_IN_USE' }, 'its address is held again')
+    await leaveAll([h1, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('after a crash that loses every key, hosts fail fast, then re-assert and resync', async (t) => {
+    const h1 = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    const def = await h1.defineOverlay({ ...OV, vni: 5000 })
+    await h2.defineOverlay(OV)
+    const ip1 = await h1.allocateAddress('ov1')
+    const ip2 = await h2.allocateAddress('ov1')
+    const ip3 = await h1.allocateAddress('ov1')
+    await h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep1', ip: ip1, mac: '02:42:0a:1e:00:02' })
+    await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'ep2', ip: ip2, mac: '02:42:0a:1e:00:03' })
+    const r1 = record(h1)
+    const r2 = record(h2)
+    await r2.wait('resync')
+    const revBefore = await h2.revision()
+
+    await env.crash()
+    await r1.wait('down')
+    await r2.wait('down')
+    const t0 = Date.now()
+    await t.rejects(h2.snapshot(), { code: 'CLUSTER_UNAVAILABLE' })
+    await t.rejects(h1.defineOverlay({ name: 'ov9', subnet: '10.39.0.0/24', gateway: '10.39.0.1' }), { code: 'CLUSTER_UNAVAILABLE' })
+    t.ok(Date.now() - t0 < 500, 'calls fail fast while the store is down')
+    t.equal(h1.status().state, 'down')
+    await t.rejects(h1.withdrawEndpoint('ov1', 'ep1'), { code: 'CLUSTER_UNAVAILABLE' }, 'a withdrawal fails now…')
+    await t.rejects(h1.publishEndpoint({ overlay: 'ov1', endpointId: 'ep3', ip: ip3, mac: '02:42:0a:1e:00:04' }), { code: 'CLUSTER_UNAVAILABLE' })
+
+    await env.revive()
+    await r1.wait('resync', undefined, 10_000)
+    await r2.wait('resync', undefined, 10_000)
+    t.equal(h1.status().state, 'ready')
+    const snap = await h2.snapshot()
+    t.ok(snap.rev > revBefore, 'the revision never goes back, even after the data was lost')
+    t.same(snap.hosts.map((h) => h.hostId), ['h1', 'h2'], 'both hosts registered again')
+    t.equal(snap.overlays.length, 1)
+    t.same(snap.overlays[0]?.definition.vni, def.vni, 'the overlay keeps its VNI')
+    t.same(snap.overlays[0]?.endpoints.map((e) => e.endpointId), ['ep2', 'ep3'], '…and is applied after; the publication made meanwhile too')
+    await t.rejects(h2.allocateAddress('ov1', ip3), { code: 'ADDRESS_IN_USE' }, 'addresses are held again')
+    t.equal(await h1.releaseAddress('ov1', ip1), true)
+    await leaveAll([h1, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('start(local) re-asserts this host\'s state and prunes what it no longer holds', async (t) => {
+    const a = await env.store(t, 'h1', '192.168.50.1')
+    await a.defineOverlay(OV)
+    await a.defineOverlay({ name: 'old', subnet: '10.50.0.0/24', gateway: '10.50.0.1' })
+    const ipA = await a.allocateAddress('ov1')
+    const ipB = await a.allocateAddress('ov1')
+    await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: '02:42:0a:1e:00:02' })
+    await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epB', ip: ipB, mac: '02:42:0a:1e:00:03' })
+    await a.close()
+    // The agent restarts: its local store knows ov1 and endpoint A only.
+    const b = await env.store(t, 'h1', '192.168.50.1', {
+      local: { overlays: [OV], addresses: [{ overlay: 'ov1', ip: ipA }], endpoints: [{ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: '02:42:0a:1e:00:02' }] },
+    })
+    const snap = await b.snapshot()
+    t.same(snap.overlays.map((o) => o.definition.name), ['ov1'], 'an overlay it left is gone')
+    t.same(snap.overlays[0]?.endpoints.map((e) => e.endpointId), ['epA'])
+    t.equal(await b.allocateAddress('ov1', ipB), ipB, 'an address it no longer holds is free')
+    await leaveAll([b])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+}

@@ -1,0 +1,87 @@
+/**
+ * A real redis-server for tests, on a free loopback port, without persistence
+ * (`--save '' --appendonly no`), killed on teardown. `kill()` + `start()` (or
+ * `restart()`) simulate a crash that loses every key, on the same port.
+ * `cli(args)` runs redis-cli against it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
+import { sh, type TeardownHost } from './netns.js'
+
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  /** Start (again) on the same port; resolves once it answers PING. */
+  start (): Promise<void>
+  /** SIGKILL the server (all data is lost); resolves once it has exited. */
+  kill (): Promise<void>
+  restart (): Promise<void>
+  /** redis-cli against the server; returns stdout. */
+  cli (args: string[]): string
+  /** Every key matching the pattern (SCAN). */
+  keys (pattern: string): string[]
+}
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+class Server implements RedisServer {
+  private proc: ChildProcess | undefined
+  private exited: Promise<void> = Promise.resolve()
+  constructor (readonly port: number) {}
+
+  get url (): string { return `redis://127.0.0.1:${this.port}` }
+
+  async start (): Promise<void> {
+    if (this.proc) return
+    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    this.proc = proc
+    this.exited = new Promise((resolve) => proc.once('exit', () => { if (this.proc === proc) this.proc = undefined; resolve() }))
+    for (let i = 0; i < 100; i++) {
+      const out = sh(['redis-cli', '-p', String(this.port), 'ping'], { allowFailure: true })
+      if (out.trim() === 'PONG') return
+      if (!this.proc) throw new Error(`redis-server on port ${this.port} exited at start`)
+      await delay(50)
+    }
+    throw new Error(`redis-server on port ${this.port} did not answer`)
+  }
+
+  async kill (): Promise<void> {
+    const p = this.proc
+    if (!p) return
+    p.kill('SIGKILL')
+    await this.exited
+  }
+
+  async restart (): Promise<void> {
+    await this.kill()
+    await this.start()
+  }
+
+  cli (args: string[]): string {
+    return sh(['redis-cli', '-p', String(this.port), ...args])
+  }
+
+  keys (pattern: string): string[] {
+    return sh(['redis-cli', '-p', String(this.port), '--scan', '--pattern', pattern]).split('\n').filter(Boolean).sort()
+  }
+}
+
+/** Start a redis-server for the test; it is killed on teardown. */
+export async function redisServer (t: TeardownHost): Promise<RedisServer> {
+  const s = new Server(await freePort())
+  t.teardown(() => s.kill())
+  await s.start()
+  return s
+}

@@ -1,0 +1,301 @@
+/**
+ * The overlay data plane against real kernels: three network namespaces as
+ * "hosts" joined by an underlay bridge in a fourth, each with the overlay's
+ * bridge + VXLAN device built by the executor (running inside the namespace,
+ * through nsNode) and a "container" namespace attached by a veth. The control
+ * plane is real too: a redis-server on loopback, one RedisClusterStore and one
+ * PeerSync per host in this process. Build first (`npm run build`): the
+ * executor runs from dist/.
+ */
+import t from 'tap'
+import { RedisClusterStore } from '../../src/cluster/redis.js'
+import { PeerSync } from '../../src/vxlan/peers.js'
+import type { OverlayDataPlane } from '../../src/vxlan/apply.js'
+import { diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../../src/vxlan/plan.js'
+import { ipJson, netns, nsExec, sh } from '../harness/netns.js'
+import { nsNode, type NsNode } from '../harness/nsnode.js'
+import { redisServer } from '../harness/redis.js'
+
+type T = Parameters<Parameters<typeof t.test>[1]>[0]
+const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
+
+/** The data plane running in a namespace, seen as a local object. */
+function remote (node: NsNode<OverlayDataPlane>): OverlayDataPlane {
+  return {
+    ensureDevices: (d) => node.call('ensureDevices', [d]),
+    removeDevices: (d) => node.call('removeDevices', [d]),
+    readPeers: (v) => node.call('readPeers', [v]),
+    applyPeerOps: (ops) => node.call('applyPeerOps', [ops]),
+    underlay: (v) => node.call('underlay', [v]),
+    close: () => {},
+  }
+}
+
+interface SimHost { ns: string, vtep: string, node: NsNode<OverlayDataPlane>, dp: OverlayDataPlane }
+
+/** An underlay bridge in its own namespace and `n` host namespaces on it (192.168.77.<i>/24 on eth0). */
+async function underlay (t: T, n: number, mtu = 1500): Promise<SimHost[]> {
+  const u = netns(t, 'fyvu')
+  sh(['ip', '-n', u, 'link', 'add', 'ubr', 'type', 'bridge'])
+  sh(['ip', '-n', u, 'link', 'set', 'ubr', 'up'])
+  const hosts: SimHost[] = []
+  for (let i = 1; i <= n; i++) {
+    const ns = netns(t, 'fyvh')
+    const vtep = `192.168.77.${i}`
+    sh(['ip', '-n', ns, 'link', 'add', 'eth0', 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', `uh${i}`, 'mtu', String(mtu), 'netns', u])
+    sh(['ip', '-n', u, 'link', 'set', `uh${i}`, 'master', 'ubr', 'up'])
+    sh(['ip', '-n', ns, 'addr', 'add', `${vtep}/24`, 'dev', 'eth0'])
+    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
+    const node = await nsNode<OverlayDataPlane>(t, ns, { module: 'dist/vxlan/apply.js', factory: 'openOverlayDataPlane' })
+    hosts.push({ ns, vtep, node, dp: remote(node) })
+  }
+  return hosts
+}
+
+/** A "container": a namespace with eth0 (the overlay address, its deterministic MAC) attached to `bridge` in `host`. */
+function container (t: T, host: string, bridge: string, ip: string, mtu: number, tag: string): string {
+  const c = netns(t, 'fyvc')
+  sh(['ip', '-n', host, 'link', 'add', `fyh${tag}`, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(mtu), 'netns', c])
+  sh(['ip', '-n', host, 'link', 'set', `fyh${tag}`, 'master', bridge, 'up'])
+  sh(['ip', '-n', c, 'link', 'set', 'eth0', 'address', overlayMac(ip), 'up'])
+  sh(['ip', '-n', c, 'addr', 'add', `${ip}/16`, 'dev', 'eth0'])
+  sh(['ip', '-n', c, 'route', 'add', 'default', 'via', OV.gateway])
+  return c
+}
+
+/** One ping (busybox: the VM has no iputils). `size` is the ICMP payload. */
+function pings (from: string, to: string, size = 56): boolean {
+  return nsExec(from, ['busybox', 'ping', '-c1', '-W1', '-s', String(size), to], { allowFailure: true }).includes('1 packets received')
+}
+
+async function pingsSoon (from: string, to: string, tries = 5): Promise<boolean> {
+  for (let i = 0; i < tries; i++) if (pings(from, to)) return true
+  return false
+}
+
+async function until (what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+interface JsonNeigh { dst: string, lladdr?: string, state?: string[] }
+interface JsonFdb { mac: string, dst?: string, flags?: string[], state?: string }
+
+function kernelPeers (ns: string, dev: string): { neigh: string[], fdb: string[] } {
+  const neigh = ipJson<JsonNeigh[]>(ns, ['neigh', 'show', 'dev', dev]).map((n) => `${n.dst} ${n.lladdr ?? ''} ${(n.state ?? []).join(',')}`)
+  const fdb = (JSON.parse(sh(['bridge', '-n', ns, '-j', 'fdb', 'show', 'dev', dev]) || '[]') as JsonFdb[])
+    .filter((f) => f.dst !== undefined)
+    .map((f) => `${f.mac} ${f.dst ?? ''} ${f.state ?? ''}`)
+  return { neigh: neigh.sort(), fdb: fdb.sort() }
+}
+
+function overlayLinks (ns: string): string[] {
+  return ipJson<Array<{ ifname: string }>>(ns, ['link', 'show']).map((l) => l.ifname).filter((n) => n.startsWith('fyv') || n.startsWith('fyo'))
+}
+
+t.test('three hosts: containers ping across hosts; a withdrawn peer goes; teardown leaves nothing', async (t) => {
+  const redis = await redisServer(t)
+  const hosts = await underlay(t, 3)
+  const stores: RedisClusterStore[] = []
+  const syncs: PeerSync[] = []
+  for (const [i, h] of hosts.entries()) {
+    const store = new RedisClusterStore({ url: redis.url, hostId: `host${i + 1}`, advertiseAddr: h.vtep, heartbeatMs: 0 })
+    t.teardown(() => store.close())
+    await store.start()
+    const sync = new PeerSync({ store, dataPlane: h.dp, fullReconcileMs: 0 })
+    sync.start()
+    t.teardown(() => sync.stop())
+    stores.push(store)
+    syncs.push(sync)
+  }
+  // CreateNetwork on every host: define (or join) the overlay, then build its devices.
+  const containers: string[] = []
+  const ips = ['10.30.0.11', '10.30.0.12', '10.30.0.13']
+  for (const [i, h] of hosts.entries()) {
+    const def = await stores[i]!.defineOverlay(OV)
+    const d = await syncs[i]!.attach({ ...OV, vni: def.vni })
+    t.match(d, { vxlan: 'fyv-1000', mtu: 1450, local: h.vtep, dev: 'eth0' })
+    // CreateEndpoint + Join: a cluster-wide address, a veth on the bridge, the endpoint published.
+    const ip = await stores[i]!.allocateAddress('ov1', ips[i])
+    containers.push(container(t, h.ns, d.bridge, ip, d.mtu, `c${i + 1}`))
+    await stores[i]!.publishEndpoint({ overlay: 'ov1', endpointId: `ep${i + 1}`, ip, mac: overlayMac(ip) })
+  }
+  await until('every host programmed its two peers', async () => {
+    await Promise.all(syncs.map((s) => s.settled()))
+    return syncs.every((s) => s.status().overlays[0]?.peers === 2)
+  })
+
+  const [h1] = hosts
+  const d1 = syncs[0]!.devices('ov1')!
+  const link = ipJson<Array<{ mtu: number, master?: string, linkinfo: { info_kind: string, info_data: Record<string, unknown> } }>>(h1!.ns, ['-d', 'link', 'show', 'fyv-1000'])[0]
+  t.match(link, { mtu: 1450, master: d1.bridge, linkinfo: { info_kind: 'vxlan', info_data: { id: 4096, port: 4789, local: '192.168.77.1', learning: false, proxy: true } } },
+    'VXLAN device: VNI, port 4789, source = VTEP, learning off, proxy ARP on')
+  t.match(ipJson<Array<{ address: string, mtu: number }>>(h1!.ns, ['link', 'show', d1.bridge])[0], { address: '02:42:0a:1e:00:01', mtu: 1450 })
+  t.same(kernelPeers(h1!.ns, 'fyv-1000'), {
+    neigh: ['10.30.0.12 02:42:0a:1e:00:0c PERMANENT', '10.30.0.13 02:42:0a:1e:00:0d PERMANENT'],
+    fdb: ['02:42:0a:1e:00:0c 192.168.77.2 permanent', '02:42:0a:1e:00:0d 192.168.77.3 permanent'],
+  }, 'static entries for the two remote endpoints only')
+
+  t.ok(await pingsSoon(containers[0]!, '10.30.0.12'), 'c1 (host 1) pings c2 (host 2)')
+  t.ok(await pingsSoon(containers[0]!, '10.30.0.13'), 'c1 (host 1) pings c3 (host 3)')
+  t.ok(await pingsSoon(containers[2]!, '10.30.0.12'), 'c3 (host 3) pings c2 (host 2)')
+  t.ok(await pingsSoon(containers[1]!, '10.30.0.1'), 'c2 pings the gateway (its own host\'s bridge)')
+  t.ok(pings(containers[0]!, '10.30.0.12', 1450 - 28), 'a full-MTU packet (1450 bytes, 1500 once encapsulated) crosses')
+
+  const report = await syncs[0]!.report('ov1')
+  t.match(report, { source: 'cluster', differences: 0, conflicts: 0 })
+  t.same(report.rows.map((r) => [r.ip, r.hostId, r.status]), [['10.30.0.12', 'host2', 'ok'], ['10.30.0.13', 'host3', 'ok']])
+
+  // DeleteEndpoint on host 3: withdrawn; the others remove its entries.
+  t.equal(await stores[2]!.withdrawEndpoint('ov1', 'ep3'), true)
+  await until('the withdrawal reached hosts 1 and 2', async () => {
+    await Promise.all(syncs.map((s) => s.settled()))
+    return syncs.slice(0, 2).every((s) => s.status().overlays[0]?.peers === 1)
+  })
+  for (const h of hosts.slice(0, 2)) {
+    const k = kernelPeers(h.ns, 'fyv-1000')
+    t.notOk(k.neigh.some((n) => n.startsWith('10.30.0.13 ')) || k.fdb.some((f) => f.startsWith('02:42:0a:1e:00:0d ')), `host ${h.vtep}: c3's entries are gone`)
+  }
+  t.notOk(pings(containers[0]!, '10.30.0.13'), 'c1 no longer reaches c3')
+  t.ok(await pingsSoon(containers[0]!, '10.30.0.12'), 'c1 still reaches c2')
+
+  // DeleteNetwork on every host: devices go, the cluster forgets the overlay.
+  for (const [i, h] of hosts.entries()) {
+    await syncs[i]!.detach('ov1')
+    await stores[i]!.removeOverlayHost('ov1')
+    t.same(overlayLinks(h.ns), [], `host ${h.vtep}: no overlay device left`)
+    t.same(ipJson<JsonNeigh[]>(h.ns, ['neigh', 'show']).filter((n) => n.dst.startsWith('10.30.')), [], `host ${h.vtep}: no overlay neighbour left`)
+    t.same((JSON.parse(sh(['bridge', '-n', h.ns, '-j', 'fdb', 'show']) || '[]') as JsonFdb[]).filter((f) => f.mac.startsWith('02:42:0a:1e')), [], `host ${h.vtep}: no overlay FDB entry left`)
+  }
+  for (const s of stores) await s.leave()
+  t.same(redis.keys('*'), [], 'no key left in Redis')
+})
+
+t.test('the executor in a namespace: planner-driven add and remove, idempotent devices', async (t) => {
+  const [h] = await underlay(t, 1)
+  const d = overlayDevices({ ...OV, vni: 77, port: 8472 }, await h!.dp.underlay(h!.vtep))
+  await h!.dp.ensureDevices(d)
+  await h!.dp.ensureDevices(d)
+  t.match(ipJson<Array<{ linkinfo: { info_data: Record<string, unknown> } }>>(h!.ns, ['-d', 'link', 'show', d.vxlan])[0],
+    { linkinfo: { info_data: { id: 77, port: 8472, proxy: true, learning: false } } })
+  const self = { hostId: 'me', vtep: h!.vtep }
+  const peers: RemotePeer[] = ['10.30.0.2', '10.30.0.3', '10.30.0.4'].map((ip, i) => ({ endpointId: `e${i}`, hostId: `h${i}`, ip, mac: overlayMac(ip), vtep: `192.168.77.${10 + i}` }))
+  const program = async (list: RemotePeer[], flood = false): Promise<number> => {
+    const ops = diffPeers(planPeers(d, self, list, { flood }), await h!.dp.readPeers(d.vxlan))
+    await h!.dp.applyPeerOps(ops)
+    return ops.length
+  }
+  t.equal(await program(peers), 6)
+  t.equal(await program(peers), 0, 'nothing to do the second time: the kernel reads back what was planned')
+  t.equal((await program(peers, true)), 3, 'flood entries added (one per remote VTEP)')
+  t.equal(kernelPeers(h!.ns, d.vxlan).fdb.filter((f) => f.startsWith('00:00:00:00:00:00')).length, 3)
+  t.equal(await program(peers.slice(0, 2), true), 2 + 1, 'a removed peer: its neighbour and FDB entry, and its VTEP\'s flood entry')
+  t.equal(await program(peers.slice(0, 2)), 2, 'flood entries off again: the two that were left go')
+  t.same(kernelPeers(h!.ns, d.vxlan), {
+    neigh: ['10.30.0.2 02:42:0a:1e:00:02 PERMANENT', '10.30.0.3 02:42:0a:1e:00:03 PERMANENT'],
+    fdb: ['02:42:0a:1e:00:02 192.168.77.10 permanent', '02:42:0a:1e:00:03 192.168.77.11 permanent'],
+  })
+  const moved = [{ ...peers[0]!, vtep: '192.168.77.99' }, peers[1]!]
+  t.equal(await program(moved), 1, 'a peer that moved to another host: one replace')
+  t.match(kernelPeers(h!.ns, d.vxlan).fdb, ['02:42:0a:1e:00:02 192.168.77.99 permanent', '02:42:0a:1e:00:03 192.168.77.11 permanent'])
+  await h!.dp.removeDevices(d)
+  await h!.dp.removeDevices(d)
+  t.same(overlayLinks(h!.ns), [])
+})
+
+t.test('MTU follows the underlay (jumbo frames: 9000 - 50)', async (t) => {
+  const [h] = await underlay(t, 1, 9000)
+  const d = overlayDevices({ ...OV, vni: 4096 }, await h!.dp.underlay(h!.vtep))
+  t.equal(d.mtu, 8950)
+  await h!.dp.ensureDevices(d)
+  t.same(ipJson<Array<{ ifname: string, mtu: number }>>(h!.ns, ['link', 'show']).filter((l) => l.ifname.startsWith('fy')).map((l) => l.mtu), [8950, 8950])
+  await h!.dp.removeDevices(d)
+})
+
+t.test('programming 10,000 peers (100 hosts x 100 endpoints) into a namespace', async (t) => {
+  const [h] = await underlay(t, 1)
+  const d = overlayDevices({ ...OV, vni: 4096 }, await h!.dp.underlay(h!.vtep))
+  await h!.dp.ensureDevices(d)
+  const peers: RemotePeer[] = []
+  for (let host = 0; host < 100; host++) {
+    for (let e = 0; e < 100; e++) {
+      const n = 2 + host * 100 + e
+      const ip = `10.30.${n >> 8}.${n & 255}`
+      peers.push({ endpointId: `h${host}e${e}`, hostId: `host${host}`, ip, mac: overlayMac(ip), vtep: `192.168.78.${host + 1}` })
+    }
+  }
+  const t0 = performance.now()
+  const plan = planPeers(d, { hostId: 'me', vtep: h!.vtep }, peers)
+  const read = await h!.node.timed('readPeers', [d.vxlan])
+  const ops = diffPeers(plan, read.result)
+  const applied = await h!.node.timed('applyPeerOps', [ops])
+  const total = performance.now() - t0
+  t.equal(ops.length, 20_000)
+  const k = kernelPeers(h!.ns, d.vxlan)
+  t.equal(k.neigh.length, 10_000, '10,000 neighbour entries')
+  t.equal(k.fdb.length, 10_000, '10,000 FDB entries')
+  t.comment(`10,000 peers: ${total.toFixed(0)} ms end to end (kernel read ${read.ms.toFixed(0)} ms, batched apply ${applied.ms.toFixed(0)} ms in the namespace)`)
+  t.ok(total < 2000, `under 2 s (${total.toFixed(0)} ms)`)
+
+  const r0 = performance.now()
+  const again = diffPeers(plan, await h!.dp.readPeers(d.vxlan))
+  t.equal(again.length, 0, 'the kernel reads back exactly the plan')
+  t.comment(`full re-read and diff of 10,000 peers: ${(performance.now() - r0).toFixed(0)} ms`)
+
+  const one = diffPeers(planPeers(d, { hostId: 'me', vtep: h!.vtep }, peers.slice(1)), { fdb: plan.fdb, neigh: plan.neigh })
+  const inc = await h!.node.timed('applyPeerOps', [one])
+  t.equal(one.length, 2)
+  t.comment(`one peer removed (incremental, through netlink): ${inc.ms.toFixed(2)} ms`)
+
+  const gone = await h!.node.timed('applyPeerOps', [diffPeers({ fdb: [], neigh: [] }, await h!.dp.readPeers(d.vxlan))])
+  t.comment(`removing 9,999 peers: ${gone.ms.toFixed(0)} ms`)
+  t.same(kernelPeers(h!.ns, d.vxlan), { neigh: [], fdb: [] })
+  await h!.dp.removeDevices(d)
+})
+
+t.test('a fresh agent programs 10,000 peers from Redis (100 hosts x 100 endpoints)', async (t) => {
+  const redis = await redisServer(t)
+  const [h] = await underlay(t, 1)
+  // 100 simulated hosts write their endpoints.
+  const writers: RedisClusterStore[] = []
+  for (let i = 0; i < 100; i++) {
+    const s = new RedisClusterStore({ url: redis.url, hostId: `sim${i}`, advertiseAddr: `192.168.78.${i + 1}`, heartbeatMs: 0, hostTtlMs: 600_000 })
+    t.teardown(() => s.close())
+    writers.push(s)
+  }
+  await Promise.all(writers.map((s) => s.start()))
+  const w0 = performance.now()
+  await Promise.all(writers.map(async (s, i) => {
+    await s.defineOverlay(OV)
+    for (let e = 0; e < 100; e++) {
+      const n = 2 + i * 100 + e
+      const ip = `10.30.${n >> 8}.${n & 255}`
+      await s.publishEndpoint({ overlay: 'ov1', endpointId: `sim${i}e${e}`, ip, mac: overlayMac(ip) })
+    }
+  }))
+  t.comment(`100 hosts wrote 10,000 endpoints in ${(performance.now() - w0).toFixed(0)} ms (${writers.reduce((a, s) => a + s.status().commands, 0)} commands in all)`)
+
+  const t0 = performance.now()
+  const store = new RedisClusterStore({ url: redis.url, hostId: 'fresh', advertiseAddr: h!.vtep, heartbeatMs: 0 })
+  t.teardown(() => store.close())
+  await store.start()
+  const sync = new PeerSync({ store, dataPlane: h!.dp, fullReconcileMs: 0 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  const def = await store.defineOverlay(OV)
+  await sync.attach({ ...OV, vni: def.vni })
+  await sync.settled()
+  const total = performance.now() - t0
+  const k = kernelPeers(h!.ns, 'fyv-1000')
+  t.equal(k.neigh.length, 10_000)
+  t.equal(k.fdb.length, 10_000)
+  t.comment(`fresh agent: connect, snapshot, plan and program 10,000 peers: ${total.toFixed(0)} ms`)
+  t.ok(total < 2000, `under 2 s (${total.toFixed(0)} ms)`)
+  await sync.detach('ov1')
+  await store.leave()
+  await Promise.all(writers.map((s) => s.leave()))
+  t.same(redis.keys('*'), [])
+})

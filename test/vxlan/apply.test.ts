@@ -1,0 +1,137 @@
+import t from 'tap'
+import { FakeLinkDriver } from '../../src/kernel/fake.js'
+import {
+  KernelOverlayDataPlane, batchLine, batchRuns, ipLinkAddVxlanArgv, type BatchRunner,
+} from '../../src/vxlan/apply.js'
+import { overlayDevices, type PeerOp } from '../../src/vxlan/plan.js'
+
+const D = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
+
+function world (batch: BatchRunner | null = null) {
+  const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
+  const dp = new KernelOverlayDataPlane(links, { createVxlan: (n, s) => links.createVxlan(n, s), batch, batchThreshold: 4 })
+  return { links, dp }
+}
+
+t.test('ensureDevices builds bridge + VXLAN device, idempotently', async (t) => {
+  const { links, dp } = world()
+  await links.addAddress('eth0', '192.168.50.1/24')
+  await dp.ensureDevices(D)
+  const br = await links.getLink(D.bridge)
+  const vx = await links.getLink('fyv-1000')
+  t.match(br, { kind: 'bridge', mtu: 1450, mac: '02:42:0a:1e:00:01', up: true }, 'deterministic bridge MAC from the gateway')
+  t.match(vx, { kind: 'vxlan', mtu: 1450, up: true, master: br?.index })
+  t.same(links.vxlanOf('fyv-1000'), { vni: 4096, port: 4789, local: '192.168.50.1', learning: false, proxy: true, mtu: 1450, dev: 'eth0' })
+  t.same((await links.listAddresses()).filter((a) => a.ifname === D.bridge).map((a) => a.cidr), ['10.30.0.1/16'])
+  links.clearCalls()
+  await dp.ensureDevices(D)
+  t.same(links.mutations.map((c) => c.op), ['addAddress', 'setMaster', 'setUp', 'setUp'], 'a second run creates nothing')
+  t.same(await dp.underlay('192.168.50.1'), { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
+  await t.rejects(dp.underlay('192.168.50.9'), { code: 'INVALID_OPTION', message: 'the advertise address 192.168.50.9 is not an address of this host' })
+})
+
+t.test('ensureDevices repairs: MTU, stray address, the VXLAN device of an old VNI', async (t) => {
+  const { links, dp } = world()
+  await dp.ensureDevices(overlayDevices({ name: 'ov1', vni: 77, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500 }))
+  await links.setMtu(D.bridge, 1500)
+  await links.addAddress(D.bridge, '10.99.0.1/24')
+  await dp.ensureDevices(D)
+  t.equal((await links.getLink(D.bridge))?.mtu, 1450)
+  t.same((await links.listAddresses()).filter((a) => a.ifname === D.bridge).map((a) => a.cidr), ['10.30.0.1/16'])
+  t.equal(await links.getLink('fyv-4d'), undefined, 'the old VNI\'s device is gone')
+  t.ok(await links.getLink('fyv-1000'))
+})
+
+t.test('ensureDevices undoes what it created when a step fails, and refuses foreign names', async (t) => {
+  const { links, dp } = world()
+  links.failOn('setMaster', 1, new Error('injected'))
+  await t.rejects(dp.ensureDevices(D), /injected/)
+  t.same((await links.listLinks()).map((l) => l.name), ['lo', 'eth0'], 'nothing left')
+  const w2 = world()
+  await w2.links.createVeth('fyv-1000', 'peer0')
+  await t.rejects(w2.dp.ensureDevices(D), { code: 'NAME_CONFLICT', message: /fyv-1000 exists as a veth device/ })
+  t.equal(await w2.links.getLink(D.bridge), undefined, 'checked before anything is created')
+})
+
+t.test('removeDevices is idempotent', async (t) => {
+  const { links, dp } = world()
+  await dp.ensureDevices(D)
+  await dp.removeDevices(D)
+  await dp.removeDevices(D)
+  t.same((await links.listLinks()).map((l) => l.name), ['lo', 'eth0'])
+})
+
+const ADD: PeerOp[] = [
+  { op: 'addFdb', entry: { dev: 'fyv-1000', mac: '02:42:0a:1e:00:02', dst: '192.168.50.2' } },
+  { op: 'addNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.2', mac: '02:42:0a:1e:00:02' } },
+]
+
+t.test('few peer operations go through the LinkDriver', async (t) => {
+  let batches = 0
+  const { links, dp } = world(async () => { batches++; return '' })
+  await dp.ensureDevices(D)
+  await dp.applyPeerOps(ADD)
+  t.equal(batches, 0)
+  t.same(await dp.readPeers('fyv-1000'), { fdb: [ADD[0]!.entry], neigh: [ADD[1]!.entry] })
+  await dp.applyPeerOps([{ op: 'deleteNeigh', entry: ADD[1]!.entry }, { op: 'deleteFdb', entry: ADD[0]!.entry as never }])
+  t.same(await dp.readPeers('fyv-1000'), { fdb: [], neigh: [] })
+  t.same(await dp.readPeers('nonexistent'), { fdb: [], neigh: [] })
+  await dp.applyPeerOps([])
+})
+
+t.test('many peer operations go in batches, in order, one run per tool change', async (t) => {
+  const runs: Array<{ tool: string, lines: readonly string[] }> = []
+  const { dp } = world(async (tool, lines) => { runs.push({ tool, lines }); return '' })
+  const ops: PeerOp[] = [
+    { op: 'deleteNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.9', mac: '02:42:0a:1e:00:09' } },
+    { op: 'deleteFdb', entry: { dev: 'fyv-1000', mac: '02:42:0a:1e:00:09', dst: '192.168.50.3' } },
+    ...ADD.slice(0, 1),
+    { op: 'addFdb', entry: { dev: 'fyv-1000', mac: '00:00:00:00:00:00', dst: '192.168.50.2' } },
+    ...ADD.slice(1),
+  ]
+  await dp.applyPeerOps(ops)
+  t.same(runs, [
+    { tool: 'ip', lines: ['neigh del 10.30.0.9 dev fyv-1000'] },
+    { tool: 'bridge', lines: ['fdb del 02:42:0a:1e:00:09 dev fyv-1000 dst 192.168.50.3 self', 'fdb replace 02:42:0a:1e:00:02 dev fyv-1000 dst 192.168.50.2 self permanent',
+      'fdb append 00:00:00:00:00:00 dev fyv-1000 dst 192.168.50.2 self permanent'] },
+    { tool: 'ip', lines: ['neigh replace 10.30.0.2 lladdr 02:42:0a:1e:00:02 dev fyv-1000 nud permanent'] },
+  ])
+})
+
+t.test('a partly failed batch: only entries really missing are an error', async (t) => {
+  // A runner that applies the lines to the fake kernel, failing deletes of what is not there (as `bridge`/`ip` do).
+  const links = new FakeLinkDriver({ links: [{ name: 'eth0' }] })
+  const apply: BatchRunner = async (_tool, lines) => {
+    const errors: string[] = []
+    for (const line of lines) {
+      const w = line.split(' ')
+      if (w[0] === 'neigh' && w[1] === 'replace') await links.addNeigh({ dev: w[6]!, ip: w[2]!, mac: w[4]! })
+      else if (w[0] === 'fdb' && w[1] === 'replace') await links.addFdb({ dev: w[4]!, mac: w[2]!, dst: w[6]! })
+      else if (w[1] === 'del') errors.push(`RTNETLINK answers: No such file or directory\nCommand failed -:${lines.indexOf(line) + 1}`)
+      else if (w[0] === 'fdb' && w[1] === 'broken') errors.push('x')
+    }
+    return errors.join('\n')
+  }
+  const dp = new KernelOverlayDataPlane(links, { createVxlan: (n, s) => links.createVxlan(n, s), batch: apply, batchThreshold: 1 })
+  await dp.ensureDevices(D)
+  await dp.applyPeerOps([{ op: 'deleteNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.9', mac: '02:42:0a:1e:00:09' } }, ...ADD])
+  t.same((await dp.readPeers('fyv-1000')).neigh, [ADD[1]!.entry], 'deleting what is gone is not an error')
+  const lying = new KernelOverlayDataPlane(links, { createVxlan: (n, s) => links.createVxlan(n, s), batch: async () => 'RTNETLINK answers: Invalid argument', batchThreshold: 1 })
+  await t.rejects(lying.applyPeerOps([
+    { op: 'addFdb', entry: { dev: 'fyv-1000', mac: '02:42:0a:1e:00:05', dst: '192.168.50.2' } },
+    { op: 'addNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.5', mac: '02:42:0a:1e:00:05' } },
+  ]), { code: 'KERNEL', message: 'cannot program 2 of 2 peer entries: RTNETLINK answers: Invalid argument' })
+})
+
+t.test('batch lines and ip link argv never pass unchecked values', async (t) => {
+  t.same(batchLine({ op: 'addNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.2', mac: '02:42:0A:1E:00:02' } }),
+    { tool: 'ip', line: 'neigh replace 10.30.0.2 lladdr 02:42:0a:1e:00:02 dev fyv-1000 nud permanent' })
+  t.same(batchLine({ op: 'deleteFdb', entry: { dev: 'fyv-1000', mac: '02:42:0a:1e:00:02' } }), { tool: 'bridge', line: 'fdb del 02:42:0a:1e:00:02 dev fyv-1000 self' })
+  t.throws(() => batchLine({ op: 'addNeigh', entry: { dev: 'x y', ip: '10.30.0.2', mac: '02:42:0a:1e:00:02' } }), { code: 'INTERNAL' })
+  t.throws(() => batchLine({ op: 'addNeigh', entry: { dev: 'fyv-1', ip: '10.30.0.2\nlink del eth0', mac: '02:42:0a:1e:00:02' } }), { code: 'INTERNAL' })
+  t.throws(() => batchLine({ op: 'addFdb', entry: { dev: 'fyv-1', mac: '02:42:0a:1e:00:02', dst: '1.2.3.4 ; x' } }), { code: 'INTERNAL' })
+  t.same(batchRuns([]), [])
+  t.same(ipLinkAddVxlanArgv('fyv-1000', { vni: 4096, port: 4789, local: '192.168.50.1', dev: 'eth0', learning: false, proxy: true, mtu: 1450 }),
+    ['ip', 'link', 'add', 'fyv-1000', 'mtu', '1450', 'type', 'vxlan', 'id', '4096', 'dstport', '4789', 'nolearning', 'proxy', 'local', '192.168.50.1', 'dev', 'eth0'])
+  t.same(ipLinkAddVxlanArgv('fyv-1', { vni: 1, port: 8472, learning: true, proxy: false }), ['ip', 'link', 'add', 'fyv-1', 'type', 'vxlan', 'id', '1', 'dstport', '8472', 'learning'])
+})

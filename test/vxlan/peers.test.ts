@@ -1,0 +1,249 @@
+import t from 'tap'
+import { MemoryCluster } from '../../src/cluster/memory.js'
+import type { ClusterEvent, ClusterStore } from '../../src/cluster/types.js'
+import { FakeLinkDriver } from '../../src/kernel/fake.js'
+import { KernelOverlayDataPlane } from '../../src/vxlan/apply.js'
+import { PeerSync } from '../../src/vxlan/peers.js'
+import { overlayMac } from '../../src/vxlan/plan.js'
+import { record } from '../harness/cluster-contract.js'
+
+type T = Parameters<Parameters<typeof t.test>[1]>[0]
+const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
+
+interface Host { store: ClusterStore, links: FakeLinkDriver, sync: PeerSync }
+
+/** A host: its cluster store, its (fake) kernel with the underlay address, its PeerSync. */
+async function host (t: T, cluster: MemoryCluster, n: number, wrap: (s: ClusterStore) => ClusterStore = (s) => s): Promise<Host> {
+  const vtep = `192.168.50.${n}`
+  const real = cluster.connect({ hostId: `h${n}`, advertiseAddr: vtep, heartbeatMs: 0, hostTtlMs: 1000 })
+  t.teardown(() => real.close())
+  await real.start()
+  const store = wrap(real)
+  const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
+  await links.addAddress('eth0', `${vtep}/24`)
+  const dp = new KernelOverlayDataPlane(links, { createVxlan: (name, spec) => links.createVxlan(name, spec), batch: null })
+  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  return { store, links, sync }
+}
+
+async function join (h: Host, vni?: number): Promise<void> {
+  const def = await h.store.defineOverlay(OV)
+  await h.sync.attach({ ...OV, vni: vni ?? def.vni })
+}
+
+async function publish (h: Host, id: string, ip: string): Promise<void> {
+  await h.store.allocateAddress('ov1', ip)
+  await h.store.publishEndpoint({ overlay: 'ov1', endpointId: id, ip, mac: overlayMac(ip) })
+}
+
+async function peersOf (h: Host): Promise<Array<[string, string, string]>> {
+  await h.sync.settled()
+  const dev = h.sync.devices('ov1')?.vxlan ?? 'none'
+  const fdb = new Map((await h.links.listFdb(dev)).map((e) => [e.mac, e.dst ?? '']))
+  return (await h.links.listNeigh(dev)).map((n): [string, string, string] => [n.ip, n.mac, fdb.get(n.mac) ?? 'NO FDB']).sort()
+}
+
+async function until (what: string, check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+t.test('remote endpoints are programmed and removed; local ones are not', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const h2 = await host(t, cluster, 2)
+  const h3 = await host(t, cluster, 3)
+  for (const h of [h1, h2, h3]) await join(h)
+  const devs = h1.sync.devices('ov1')
+  t.match(devs, { vxlan: 'fyv-1000', mtu: 1450, local: '192.168.50.1', dev: 'eth0' })
+  await publish(h1, 'e1', '10.30.0.11')
+  await publish(h2, 'e2', '10.30.0.12')
+  await publish(h3, 'e3', '10.30.0.13')
+  t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2'], ['10.30.0.13', '02:42:0a:1e:00:0d', '192.168.50.3']])
+  t.same(await peersOf(h2), [['10.30.0.11', '02:42:0a:1e:00:0b', '192.168.50.1'], ['10.30.0.13', '02:42:0a:1e:00:0d', '192.168.50.3']])
+  await h3.store.withdrawEndpoint('ov1', 'e3')
+  t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2']], 'a withdrawn endpoint goes')
+  t.match(h1.sync.status(), { synced: true, overlays: [{ name: 'ov1', vni: 4096, peers: 1, skipped: 0 }] })
+  const r = await h1.sync.report('ov1')
+  t.match(r, { overlay: 'ov1', source: 'cluster', differences: 0, conflicts: 0 })
+  t.same(r.rows.map((x) => [x.ip, x.status]), [['10.30.0.12', 'ok']])
+  await h1.sync.detach('ov1')
+  t.same((await h1.links.listLinks()).map((l) => l.name), ['lo', 'eth0'], 'detach removes the devices')
+  await t.rejects(h1.sync.report('ov1'), { code: 'NETWORK_NOT_FOUND' })
+})
+
+t.test('a late host gets every existing peer at attach; a burst of changes converges', async (t) => {
+  const cluster = new MemoryCluster()
+  const h2 = await host(t, cluster, 2)
+  await join(h2)
+  for (let i = 0; i < 50; i++) await publish(h2, `e${i}`, `10.30.1.${i + 1}`)
+  const h1 = await host(t, cluster, 1)
+  await h1.sync.settled()
+  await join(h1)
+  t.equal((await peersOf(h1)).length, 50)
+  await Promise.all(Array.from({ length: 50 }, (_, i) => h2.store.withdrawEndpoint('ov1', `e${i}`)))
+  t.same(await peersOf(h1), [])
+})
+
+t.test('a host that stops is removed from the peers after its TTL', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const h2 = await host(t, cluster, 2)
+  await join(h1)
+  await join(h2)
+  await publish(h2, 'e2', '10.30.0.12')
+  t.equal((await peersOf(h1)).length, 1)
+  await h2.store.close()
+  cluster.advance(1500)
+  await h1.store.heartbeat()
+  await until('h2 removed', async () => (await peersOf(h1)).length === 0)
+  t.pass('its entries are gone')
+})
+
+t.test('while the store is down peers stay; after a restart that lost everything, hosts converge', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const h2 = await host(t, cluster, 2)
+  await join(h1)
+  await join(h2)
+  await publish(h1, 'e1', '10.30.0.11')
+  await publish(h2, 'e2', '10.30.0.12')
+  await publish(h2, 'e3', '10.30.0.13')
+  cluster.stop({ loseData: true })
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal((await peersOf(h1)).length, 2, 'nothing is removed while the store is away')
+  const report = await h1.sync.report('ov1')
+  t.match(report, { source: 'cache', differences: 0 })
+  await t.rejects(h2.store.withdrawEndpoint('ov1', 'e3'), { code: 'CLUSTER_UNAVAILABLE' })
+  cluster.start()
+  await until('converged', async () => JSON.stringify(await peersOf(h1)) === JSON.stringify([['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2']]))
+  t.same(await peersOf(h2), [['10.30.0.11', '02:42:0a:1e:00:0b', '192.168.50.1']])
+  t.pass('the withdrawal made during the outage reached the other host')
+})
+
+/** A store whose subscription loses the changes `drop` picks (like pub/sub during a hiccup). */
+function lossy (real: ClusterStore, drop: (e: ClusterEvent) => boolean): ClusterStore {
+  return {
+    hostId: real.hostId,
+    vtep: real.vtep,
+    start: (l) => real.start(l),
+    heartbeat: () => real.heartbeat(),
+    hosts: () => real.hosts(),
+    defineOverlay: (r) => real.defineOverlay(r),
+    overlay: (n) => real.overlay(n),
+    removeOverlayHost: (n) => real.removeOverlayHost(n),
+    allocateAddress: (o, p, x) => real.allocateAddress(o, p, x),
+    releaseAddress: (o, ip) => real.releaseAddress(o, ip),
+    publishEndpoint: (e) => real.publishEndpoint(e),
+    withdrawEndpoint: (o, id) => real.withdrawEndpoint(o, id),
+    endpoints: (o) => real.endpoints(o),
+    snapshot: () => real.snapshot(),
+    revision: () => real.revision(),
+    subscribe: (h) => real.subscribe((e) => { if (!drop(e)) h(e) }),
+    status: () => real.status(),
+    leave: () => real.leave(),
+    close: () => real.close(),
+  }
+}
+
+t.test('a lost change is noticed by the revision gap and repaired by a full read', async (t) => {
+  const cluster = new MemoryCluster()
+  let dropped = 0
+  const h1 = await host(t, cluster, 1, (s) => lossy(s, (e) => {
+    if (e.kind === 'endpoint-published' && e.endpoint.endpointId === 'lost') { dropped++; return true }
+    return false
+  }))
+  const h2 = await host(t, cluster, 2)
+  await join(h1)
+  await join(h2)
+  await publish(h2, 'lost', '10.30.0.12')
+  t.same(await peersOf(h1), [], 'the change was lost')
+  await publish(h2, 'next', '10.30.0.13')
+  await until('gap repaired', async () => (await peersOf(h1)).length === 2)
+  t.equal(dropped, 1)
+  t.same((await peersOf(h1)).map((p) => p[0]), ['10.30.0.12', '10.30.0.13'])
+})
+
+t.test('drift in the kernel is reported and repaired by a full reconcile', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const h2 = await host(t, cluster, 2)
+  await join(h1)
+  await join(h2)
+  await publish(h2, 'e2', '10.30.0.12')
+  await publish(h2, 'e3', '10.30.0.13')
+  await h1.sync.settled()
+  await h1.links.deleteFdb({ dev: 'fyv-1000', mac: '02:42:0a:1e:00:0c' })
+  await h1.links.addNeigh({ dev: 'fyv-1000', ip: '10.30.0.13', mac: '02:42:0a:1e:00:99' })
+  await h1.links.addNeigh({ dev: 'fyv-1000', ip: '10.30.0.77', mac: '02:42:0a:1e:00:4d' })
+  await h1.links.addFdb({ dev: 'fyv-1000', mac: '02:42:0a:1e:00:4e', dst: '192.168.50.9' })
+  const r = await h1.sync.report('ov1')
+  t.same(r.rows.map((x) => [x.ip, x.mac, x.status, x.detail]), [
+    ['10.30.0.12', '02:42:0a:1e:00:0c', 'missing', 'no FDB entry'],
+    ['10.30.0.13', '02:42:0a:1e:00:0d', 'mismatch', 'neighbour 10.30.0.13 is 02:42:0a:1e:00:99'],
+    ['10.30.0.77', '02:42:0a:1e:00:4d', 'stale', 'in the kernel, not in the cluster'],
+    ['', '02:42:0a:1e:00:4e', 'stale', 'FDB entry in the kernel, not in the cluster'],
+  ])
+  t.equal(r.differences, 4)
+  t.same(r.cluster.map((e) => e.endpointId), ['e2', 'e3'])
+  await h1.sync.reconcileAll()
+  const after = await h1.sync.report('ov1')
+  t.equal(after.differences, 0, 'repaired')
+  t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2'], ['10.30.0.13', '02:42:0a:1e:00:0d', '192.168.50.2']])
+})
+
+t.test('a duplicate address is flagged, the smallest endpoint id wins', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const h2 = await host(t, cluster, 2)
+  const h3 = await host(t, cluster, 3)
+  for (const h of [h1, h2, h3]) await join(h)
+  await h2.store.publishEndpoint({ overlay: 'ov1', endpointId: 'bbb', ip: '10.30.0.12', mac: '02:42:0a:1e:00:0c' })
+  await h3.store.publishEndpoint({ overlay: 'ov1', endpointId: 'aaa', ip: '10.30.0.12', mac: '02:42:0a:1e:01:0c' })
+  t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:01:0c', '192.168.50.3']])
+  const r = await h1.sync.report('ov1')
+  t.equal(r.conflicts, 1)
+  t.match(r.rows.find((x) => x.status === 'conflict'), { endpointId: 'bbb', detail: /claimed by endpoint aaa, which wins/ })
+})
+
+t.test('an attach with a stale VNI follows the cluster\'s definition', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const h2 = await host(t, cluster, 2)
+  await h2.store.defineOverlay({ ...OV, vni: 5000 })
+  await publish(h2, 'e2', '10.30.0.12')
+  await h1.store.defineOverlay(OV)
+  await h1.sync.attach({ ...OV, vni: 4096 })
+  await until('rebuilt', async () => h1.sync.devices('ov1')?.vni === 5000 && (await peersOf(h1)).length === 1)
+  t.equal(await h1.links.getLink('fyv-1000'), undefined, 'the device of the stale VNI is gone')
+  t.ok(await h1.links.getLink('fyv-1388'))
+})
+
+t.test('a failing kernel is retried', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const h2 = await host(t, cluster, 2)
+  await join(h1)
+  await join(h2)
+  h1.links.failOn('addNeigh', 1, new Error('injected'))
+  await publish(h2, 'e2', '10.30.0.12')
+  await until('error seen', async () => h1.sync.status().overlays[0]?.lastError !== undefined)
+  t.match(h1.sync.status().overlays[0]?.lastError, /injected/)
+  await until('retried', async () => (await peersOf(h1)).length === 1 && h1.sync.status().overlays[0]?.lastError === undefined)
+  t.pass('programmed after the retry')
+})
+
+t.test('record helper sanity: stop() unsubscribes', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await host(t, cluster, 1)
+  const r = record(h1.store)
+  await r.wait('resync')
+  h1.sync.stop()
+  await join(h1)
+  t.equal(h1.sync.status().overlays.length, 1)
+})

@@ -1,0 +1,198 @@
+import t from 'tap'
+import {
+  applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, planPeers, vxlanName,
+  type OverlayDevices, type PeerTable, type RemotePeer,
+} from '../../src/vxlan/plan.js'
+
+const SELF = { hostId: 'h1', vtep: '192.168.50.1' }
+const OV = { name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
+const U = { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' }
+
+function dev (): OverlayDevices { return overlayDevices(OV, U) }
+
+function peer (id: string, ip: string, vtep: string, hostId = `host-${vtep}`, mac = overlayMac(ip)): RemotePeer {
+  return { endpointId: id, hostId, ip, mac, vtep }
+}
+
+t.test('deterministic names, at most 15 bytes, with ferry\'s prefixes', async (t) => {
+  t.equal(vxlanName(4096), 'fyv-1000')
+  t.equal(vxlanName(16777215), 'fyv-ffffff')
+  t.equal(vxlanName(1), 'fyv-1')
+  t.equal(overlayBridgeName('ov1'), overlayBridgeName('ov1'), 'stable')
+  t.match(overlayBridgeName('ov1'), /^fyo-[0-9a-f]{11}$/)
+  t.not(overlayBridgeName('ov1'), overlayBridgeName('ov2'))
+  const longest = overlayBridgeName('x'.repeat(63))
+  t.equal(Buffer.byteLength(longest), 15)
+  t.ok(isOverlayLinkName('fyv-1000') && isOverlayLinkName(overlayBridgeName('a')))
+  t.notOk(isOverlayLinkName('fy-abc') || isOverlayLinkName('eth0') || isOverlayLinkName('fyh1234'))
+  t.equal(overlayMac('10.30.0.2'), '02:42:0a:1e:00:02')
+  t.equal(overlayMac('255.0.1.16'), '02:42:ff:00:01:10')
+})
+
+t.test('devices: MTU from the underlay minus 50 unless set; port 4789 unless set', async (t) => {
+  t.same(dev(), {
+    overlay: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1', bridge: overlayBridgeName('ov1'), vxlan: 'fyv-1000',
+    mtu: 1450, port: 4789, local: '192.168.50.1', dev: 'eth0', gatewayCidr: '10.30.0.1/16',
+  })
+  t.equal(overlayDevices(OV, { vtep: '192.168.50.1', mtu: 9000 }).mtu, 8950, 'jumbo underlay')
+  t.equal(overlayDevices({ ...OV, mtu: 1400 }, U).mtu, 1400, 'user MTU wins')
+  t.equal(overlayDevices({ ...OV, port: 8472 }, U).port, 8472)
+  t.equal(overlayDevices({ ...OV, subnet: '10.30.5.5/16' }, U).subnet, '10.30.0.0/16', 'canonical subnet')
+  t.equal(overlayDevices(OV, { vtep: '192.168.50.1', mtu: 1500 }).dev, undefined)
+  t.throws(() => overlayDevices({ ...OV, vni: 0 }, U), { code: 'INVALID_OPTION' })
+  t.throws(() => overlayDevices({ ...OV, vni: 2 ** 24 }, U), { code: 'INVALID_OPTION' })
+  t.throws(() => overlayDevices({ ...OV, gateway: '10.31.0.1' }, U), { code: 'INVALID_OPTION', message: /not in 10.30.0.0\/16/ })
+  t.throws(() => overlayDevices({ ...OV, port: 0 }, U), { code: 'INVALID_OPTION' })
+  t.throws(() => overlayDevices(OV, { vtep: '192.168.50.1', mtu: 100 }), { code: 'INVALID_OPTION', message: /underlay MTU 100 - 50/ })
+  t.throws(() => overlayDevices(OV, { vtep: 'x', mtu: 1500 }), { code: 'INVALID_OPTION' })
+})
+
+t.test('plan: one FDB and one neighbour entry per remote endpoint, sorted by IP', async (t) => {
+  const peers = [
+    peer('e3', '10.30.0.10', '192.168.50.3'),
+    peer('e2', '10.30.0.9', '192.168.50.2'),
+    peer('e1', '10.30.0.2', '192.168.50.2'),
+  ]
+  const p = planPeers(dev(), SELF, peers)
+  t.same(p.fdb, [
+    { dev: 'fyv-1000', mac: '02:42:0a:1e:00:02', dst: '192.168.50.2' },
+    { dev: 'fyv-1000', mac: '02:42:0a:1e:00:09', dst: '192.168.50.2' },
+    { dev: 'fyv-1000', mac: '02:42:0a:1e:00:0a', dst: '192.168.50.3' },
+  ])
+  t.same(p.neigh, [
+    { dev: 'fyv-1000', ip: '10.30.0.2', mac: '02:42:0a:1e:00:02' },
+    { dev: 'fyv-1000', ip: '10.30.0.9', mac: '02:42:0a:1e:00:09' },
+    { dev: 'fyv-1000', ip: '10.30.0.10', mac: '02:42:0a:1e:00:0a' },
+  ])
+  t.same(p.peers.map((x) => x.endpointId), ['e1', 'e2', 'e3'])
+  t.same(p.skipped, [])
+  t.same(planPeers(dev(), SELF, [...peers].reverse()), p, 'input order does not matter')
+  t.same(planPeers(dev(), SELF, []), { fdb: [], neigh: [], peers: [], skipped: [] })
+})
+
+t.test('plan: flood entries, one per remote VTEP, only when asked', async (t) => {
+  const peers = [peer('e1', '10.30.0.2', '192.168.50.3'), peer('e2', '10.30.0.3', '192.168.50.2'), peer('e3', '10.30.0.4', '192.168.50.2')]
+  const p = planPeers(dev(), SELF, peers, { flood: true })
+  t.same(p.fdb.filter((e) => e.mac === '00:00:00:00:00:00'), [
+    { dev: 'fyv-1000', mac: '00:00:00:00:00:00', dst: '192.168.50.2' },
+    { dev: 'fyv-1000', mac: '00:00:00:00:00:00', dst: '192.168.50.3' },
+  ])
+  t.equal(planPeers(dev(), SELF, peers).fdb.length, 3)
+})
+
+t.test('plan: what is left out, and why', async (t) => {
+  const peers: RemotePeer[] = [
+    peer('local-by-host', '10.30.0.2', '192.168.50.9', 'h1'),
+    peer('local-by-vtep', '10.30.0.3', '192.168.50.1', 'other'),
+    peer('outside', '10.99.0.2', '192.168.50.2'),
+    peer('gw', '10.30.0.1', '192.168.50.2'),
+    peer('bad-mac', '10.30.0.4', '192.168.50.2', 'h2', 'zz'),
+    peer('mcast-mac', '10.30.0.5', '192.168.50.2', 'h2', '01:00:5e:00:00:01'),
+    peer('bad-ip', '10.30.0', '192.168.50.2'),
+    peer('bad-vtep', '10.30.0.6', 'nowhere'),
+    peer('a-first', '10.30.0.7', '192.168.50.2'),
+    peer('b-second', '10.30.0.7', '192.168.50.3', 'h3', '02:42:0a:1e:00:77'),
+    peer('c-mac', '10.30.0.8', '192.168.50.3', 'h3', overlayMac('10.30.0.7')),
+    peer('UPPER', '10.30.0.9', '192.168.50.2', 'h2', '02:42:0A:1E:00:09'),
+  ]
+  const p = planPeers(dev(), SELF, peers)
+  t.same(p.peers.map((x) => x.endpointId), ['a-first', 'UPPER'])
+  t.equal(p.neigh[1]?.mac, '02:42:0a:1e:00:09', 'MACs are lower-cased')
+  t.same(p.skipped.map((s) => [s.endpointId, s.reason, s.keptEndpointId]).sort(), [
+    ['b-second', 'duplicate-ip', 'a-first'],
+    ['bad-ip', 'invalid', undefined],
+    ['bad-mac', 'invalid', undefined],
+    ['bad-vtep', 'invalid', undefined],
+    ['c-mac', 'duplicate-mac', 'a-first'],
+    ['gw', 'gateway', undefined],
+    ['local-by-host', 'local', undefined],
+    ['local-by-vtep', 'local', undefined],
+    ['mcast-mac', 'invalid', undefined],
+    ['outside', 'outside-subnet', undefined],
+  ])
+  const swapped = planPeers(dev(), SELF, [peer('z', '10.30.0.7', '192.168.50.3'), peer('a', '10.30.0.7', '192.168.50.2', 'h2', '02:42:00:00:00:01')])
+  t.same(swapped.peers.map((x) => x.endpointId), ['a'], 'the smallest endpoint id wins on every host, whatever the order')
+})
+
+const E = (mac: string, dst?: string) => (dst === undefined ? { dev: 'fyv-1000', mac } : { dev: 'fyv-1000', mac, dst })
+const N = (ip: string, mac: string) => ({ dev: 'fyv-1000', ip, mac })
+
+t.test('diff: adds, deletes, changes, in a safe order', async (t) => {
+  const desired: PeerTable = {
+    fdb: [E('02:42:0a:1e:00:02', '192.168.50.2'), E('02:42:0a:1e:00:03', '192.168.50.4'), E('02:42:0a:1e:00:05', '192.168.50.2')],
+    neigh: [N('10.30.0.2', '02:42:0a:1e:00:02'), N('10.30.0.3', '02:42:0a:1e:00:03'), N('10.30.0.5', '02:42:0a:1e:00:05')],
+  }
+  const actual: PeerTable = {
+    fdb: [E('02:42:0a:1e:00:02', '192.168.50.2'), E('02:42:0a:1e:00:03', '192.168.50.3'), E('02:42:0a:1e:00:04', '192.168.50.3')],
+    neigh: [N('10.30.0.2', '02:42:0a:1e:00:02'), N('10.30.0.3', '02:42:0a:1e:00:33'), N('10.30.0.4', '02:42:0a:1e:00:04')],
+  }
+  t.same(diffPeers(desired, actual), [
+    { op: 'deleteNeigh', entry: N('10.30.0.4', '02:42:0a:1e:00:04') },
+    { op: 'deleteFdb', entry: E('02:42:0a:1e:00:04', '192.168.50.3') },
+    { op: 'addFdb', entry: E('02:42:0a:1e:00:03', '192.168.50.4') },
+    { op: 'addFdb', entry: E('02:42:0a:1e:00:05', '192.168.50.2') },
+    { op: 'addNeigh', entry: N('10.30.0.3', '02:42:0a:1e:00:03') },
+    { op: 'addNeigh', entry: N('10.30.0.5', '02:42:0a:1e:00:05') },
+  ], 'a MAC that moved to another VTEP is one add (replace), never delete-then-add')
+  t.same(diffPeers(desired, desired), [], 'nothing to do')
+  t.same(diffPeers(desired, { fdb: [], neigh: [] }).map((o) => o.op), ['addFdb', 'addFdb', 'addFdb', 'addNeigh', 'addNeigh', 'addNeigh'])
+  t.same(diffPeers({ fdb: [], neigh: [] }, desired).map((o) => o.op), ['deleteNeigh', 'deleteNeigh', 'deleteNeigh', 'deleteFdb', 'deleteFdb', 'deleteFdb'])
+  t.same(diffPeers({ fdb: [E('02:42:0a:1e:00:02', '192.168.50.2')], neigh: [] }, { fdb: [E('02:42:0A:1E:00:02', '192.168.50.2')], neigh: [] }), [],
+    'MAC case does not matter')
+})
+
+t.test('diff: flood entries are one per destination', async (t) => {
+  const Z = '00:00:00:00:00:00'
+  const ops = diffPeers({ fdb: [E(Z, '192.168.50.2'), E(Z, '192.168.50.3')], neigh: [] }, { fdb: [E(Z, '192.168.50.3'), E(Z, '192.168.50.4')], neigh: [] })
+  t.same(ops, [{ op: 'deleteFdb', entry: E(Z, '192.168.50.4') }, { op: 'addFdb', entry: E(Z, '192.168.50.2') }])
+})
+
+t.test('diff then apply reaches the desired table, from any start (exhaustive over small tables)', async (t) => {
+  const macs = ['02:42:0a:1e:00:02', '02:42:0a:1e:00:03']
+  const vteps = ['192.168.50.2', '192.168.50.3']
+  const ips = ['10.30.0.2', '10.30.0.3']
+  // Every table with, per MAC, no entry or an entry to one of the VTEPs, and per IP no entry or one of the MACs.
+  const tables: PeerTable[] = []
+  const fdbChoices = [[], ...vteps.map((v) => [v])]
+  const neighChoices = [[], ...macs.map((m) => [m])]
+  for (const f0 of fdbChoices) for (const f1 of fdbChoices) for (const n0 of neighChoices) for (const n1 of neighChoices) {
+    tables.push({
+      fdb: [...f0.map((v) => E(macs[0]!, v)), ...f1.map((v) => E(macs[1]!, v))],
+      neigh: [...n0.map((m) => N(ips[0]!, m)), ...n1.map((m) => N(ips[1]!, m))],
+    })
+  }
+  let pairs = 0
+  const norm = (x: PeerTable) => JSON.stringify({ fdb: [...x.fdb].sort((a, b) => a.mac.localeCompare(b.mac)), neigh: [...x.neigh].sort((a, b) => a.ip.localeCompare(b.ip)) })
+  for (const want of tables) {
+    for (const have of tables) {
+      const ops = diffPeers(want, have)
+      const after = applyOpsToTable(have, ops)
+      if (norm(after) !== norm(want)) t.fail(`from ${norm(have)} to ${norm(want)}`)
+      if (diffPeers(want, after).length !== 0) t.fail('not idempotent')
+      pairs++
+    }
+  }
+  t.equal(pairs, tables.length ** 2)
+  t.pass(`${pairs} start/goal pairs converge in one diff`)
+})
+
+t.test('plan of 10,000 peers is fast and its diff against itself is empty', async (t) => {
+  const peers: RemotePeer[] = []
+  for (let h = 0; h < 100; h++) {
+    for (let e = 0; e < 100; e++) {
+      const n = 2 + h * 100 + e
+      const ip = `10.30.${n >> 8}.${n & 255}`
+      peers.push(peer(`h${h}e${e}`, ip, `192.168.51.${h + 1}`, `host${h}`))
+    }
+  }
+  const t0 = performance.now()
+  const p = planPeers(dev(), SELF, peers)
+  const ops = diffPeers(p, { fdb: [], neigh: [] })
+  const again = diffPeers(p, p)
+  const ms = performance.now() - t0
+  t.equal(p.peers.length, 10_000)
+  t.equal(ops.length, 20_000)
+  t.equal(again.length, 0)
+  t.comment(`plan + 2 diffs of 10,000 peers: ${ms.toFixed(1)} ms`)
+  t.ok(ms < 1000)
+})
