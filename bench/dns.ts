@@ -1,0 +1,180 @@
+/**
+ * DNS server benchmark (not a test): queries per second and p50/p99 latency of
+ * ferry's DNS server on loopback, with N queries in flight, for a name on the
+ * client's network.
+ *
+ *   node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/dns.ts [--seconds 5] [--inflight 1,100] [--name web7] [--helpers 1] [--dnsperf] [--compare IP:PORT,…] [--from IP]
+ *
+ * The server runs in a child process (its own event loop, as in the agent); this
+ * process is the load generator: one UDP socket, a window of N outstanding
+ * queries, each answer timed and replaced by the next query. With `--dnsperf`
+ * (Debian's dnsperf, if installed) the same server is also measured by dnsperf,
+ * the tool the issue's Docker and aardvark-dns figures come from; dnsperf prints
+ * average latency, not percentiles. `--compare` measures other servers the same
+ * way in the same run (e.g. aardvark-dns configured with the same 1000 names on
+ * a loopback gateway address). `--from` sets the clients' source address (aardvark
+ * answers quickly only to sources that are its containers: run the whole bench in
+ * a scratch namespace where that address is on lo). Traffic stays on loopback.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import dnsPacket from 'dns-packet'
+
+const SERVER_IP = '127.53.0.1'
+const CONTAINERS = 1000
+
+function arg (name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt
+}
+
+/** Child mode: a server with CONTAINERS names on one network, every client on it, no rate limit. */
+async function serve (): Promise<void> {
+  const { DnsServer } = await import('../src/dns/server.js')
+  const { StaticRecordSource } = await import('../src/dns/records.js')
+  const entries = Array.from({ length: CONTAINERS }, (_, i) => ({
+    network: 'bench', name: `web${i}`, aliases: [`alias${i}`], ip: `10.99.${Math.floor(i / 250)}.${(i % 250) + 2}`,
+  }))
+  const nets = ['bench']
+  const server = new DnsServer({
+    records: new StaticRecordSource(entries), clientNetworks: () => nets, rateLimit: false, upstreams: { servers: [] }, udpHelpers: Number(arg('helpers', '0')),
+  })
+  const [addr] = await server.listen([{ ip: SERVER_IP, port: Number(arg('port', '0')) }])
+  const until = Date.now() + 30_000
+  while (server.helpersReady() < Number(arg('helpers', '0')) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
+  process.stdout.write(JSON.stringify({ port: addr!.port }) + '\n')
+  process.on('SIGTERM', () => {
+    process.stderr.write(JSON.stringify({ metrics: server.metrics }) + '\n')
+    void server.close().then(() => process.exit(0))
+  })
+}
+
+interface Result {
+  inflight: number
+  queries: number
+  qps: number
+  p50: number
+  p99: number
+  lost: number
+}
+
+/** Keep `inflight` queries outstanding for `seconds`; time every answer. */
+function load (ip: string, port: number, name: string, inflight: number, seconds: number): Promise<Result> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4')
+    const sentAt = new Float64Array(65536)
+    const template = dnsPacket.encode({ type: 'query', id: 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] })
+    const lat: number[] = []
+    let nextId = 0
+    let done = 0
+    let stopping = false
+    let outstanding = 0
+    let lost = 0
+    let lastDone = -1
+    const sendOne = (): void => {
+      const id = nextId
+      nextId = (nextId + 1) & 0xffff
+      const msg = Buffer.from(template)
+      msg.writeUInt16BE(id, 0)
+      sentAt[id] = performance.now()
+      outstanding++
+      s.send(msg, port, ip)
+    }
+    const start = performance.now()
+    s.on('message', (m) => {
+      const now = performance.now()
+      outstanding--
+      lat.push(now - sentAt[m.readUInt16BE(0)]!)
+      done++
+      if (!stopping) sendOne()
+    })
+    // A lost datagram would shrink the window: when nothing came back for 100 ms, count the window lost and refill it.
+    const topUp = setInterval(() => {
+      if (done === lastDone && outstanding > 0 && !stopping) {
+        lost += outstanding
+        outstanding = 0
+        for (let i = 0; i < inflight; i++) sendOne()
+      }
+      lastDone = done
+    }, 100)
+    s.bind(0, arg('from', '127.0.0.1'), () => {
+      for (let i = 0; i < inflight; i++) sendOne()
+    })
+    setTimeout(() => {
+      stopping = true
+      const elapsed = (performance.now() - start) / 1000
+      clearInterval(topUp)
+      setTimeout(() => {
+        s.close()
+        lat.sort((a, b) => a - b)
+        const pct = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? NaN
+        resolve({ inflight, queries: done, qps: Math.round(done / elapsed), p50: pct(0.5), p99: pct(0.99), lost })
+      }, 200)
+    }, seconds * 1000)
+  })
+}
+
+function startChild (): Promise<{ child: ChildProcess, port: number }> {
+  const self = fileURLToPath(import.meta.url)
+  const child = spawn(process.execPath, [...process.execArgv, self, '--serve', '--helpers', arg('helpers', '0')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d) => {
+      out += String(d)
+      const line = out.split('\n')[0]
+      if (out.includes('\n') && line !== undefined) resolve({ child, port: (JSON.parse(line) as { port: number }).port })
+    })
+    child.on('exit', (code) => reject(new Error(`server exited (${code})`)))
+  })
+}
+
+function dnsperf (ip: string, port: number, name: string, inflight: number, seconds: number): string | undefined {
+  if (spawnSync('which', ['dnsperf']).status !== 0) return undefined
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-dnsperf-'))
+  try {
+    const data = join(dir, 'queries')
+    writeFileSync(data, `${name} A\n`)
+    const r = spawnSync('dnsperf', ['-s', ip, '-p', String(port), '-d', data, '-c', '1', '-T', '1',
+      '-q', String(inflight), '-l', String(seconds), '-t', '2', '-a', arg('from', '127.0.0.1')], { encoding: 'utf8' })
+    const pick = (re: RegExp): string => re.exec(r.stdout)?.[1] ?? '?'
+    return `dnsperf   in flight ${String(inflight).padStart(3)}: ${pick(/Queries per second:\s+([\d.]+)/)} q/s, ` +
+      `avg ${pick(/Average Latency \(s\):\s+([\d.]+)/)} s, lost ${pick(/Queries lost:\s+(\d+)/)}`
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function main (): Promise<void> {
+  const seconds = Number(arg('seconds', '5'))
+  const name = arg('name', 'web7')
+  const windows = arg('inflight', '1,100').split(',').map(Number)
+  const { child, port } = await startChild()
+  try {
+    const targets = [{ label: `ferry (${arg('helpers', '0')} UDP helpers)`, ip: SERVER_IP, port }]
+    for (const spec of arg('compare', '').split(',').filter(Boolean)) {
+      const [ip, p] = spec.split(':')
+      targets.push({ label: spec, ip: ip!, port: Number(p) })
+    }
+    console.log(`${CONTAINERS} containers, query ${name} A, ${seconds} s per run`)
+    for (const tg of targets) {
+      console.log(`# ${tg.label} on ${tg.ip}:${tg.port}`)
+      for (const n of windows) {
+        await load(tg.ip, tg.port, name, n, 1) // warm-up (JIT, caches)
+        const r = await load(tg.ip, tg.port, name, n, seconds)
+        console.log(`node load in flight ${String(n).padStart(3)}: ${r.qps} q/s, p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms (${r.queries} answers, ${r.lost} lost)`)
+      }
+      if (process.argv.includes('--dnsperf')) {
+        for (const n of windows) console.log(dnsperf(tg.ip, tg.port, name, n, seconds) ?? 'dnsperf is not installed (apt-get install dnsperf)')
+      }
+    }
+  } finally {
+    child.kill('SIGTERM')
+  }
+}
+
+if (process.argv.includes('--serve')) await serve()
+else await main()

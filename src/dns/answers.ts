@@ -1,0 +1,84 @@
+/**
+ * Precomputed answers: for each scope (the set of networks a client is on) and
+ * each name asked in it, the encoded resource records of every type, built on
+ * the first query and reused until the records change (then the whole cache is
+ * dropped: it is rebuilt lazily, name by name).
+ *
+ * Scopes are found by the identity of the networks array the client callback
+ * returns (a WeakMap: no allocation when the agent hands out the same array while
+ * membership is unchanged), else by its joined content.
+ */
+import type { RecordSet } from './records.js'
+import { EMPTY_RRSET, encodeRRSet, keyToName, type RRSet, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR } from './wire.js'
+
+/** Encoded records of one name in one scope. */
+export interface EncodedName {
+  a: RRSet
+  aaaa: RRSet
+  ptr: RRSet
+  any: RRSet
+}
+
+/** The records for a query type; other types get none (NODATA). */
+export function rrsFor (e: EncodedName, qtype: number): RRSet {
+  switch (qtype) {
+    case TYPE_A: return e.a
+    case TYPE_AAAA: return e.aaaa
+    case TYPE_PTR: return e.ptr
+    case TYPE_ANY: return e.any
+    default: return EMPTY_RRSET
+  }
+}
+
+/** Names not in the scope are remembered too (up to this many), as null. */
+const MAX_NEGATIVE = 10_000
+const MAX_SCOPES = 1024
+
+export class ScopeView {
+  private readonly names = new Map<string, EncodedName | null>()
+  private negatives = 0
+
+  constructor (private readonly records: RecordSet, private readonly networks: readonly string[], private readonly ttl: number) {}
+
+  /** The encoded records for a wire key, or undefined when the name is not ferry's in this scope. */
+  get (key: string): EncodedName | undefined {
+    const hit = this.names.get(key)
+    if (hit !== undefined) return hit ?? undefined
+    const recs = this.records.lookup(keyToName(key), this.networks)
+    if (recs === undefined) {
+      if (this.negatives < MAX_NEGATIVE) {
+        this.names.set(key, null)
+        this.negatives++
+      }
+      return undefined
+    }
+    const a = encodeRRSet(TYPE_A, this.ttl, recs.a)
+    const aaaa = encodeRRSet(TYPE_AAAA, this.ttl, recs.aaaa)
+    const ptr = encodeRRSet(TYPE_PTR, this.ttl, recs.ptr)
+    const any = { bytes: Buffer.concat([a.bytes, aaaa.bytes, ptr.bytes]), count: a.count + aaaa.count + ptr.count }
+    const e: EncodedName = { a, aaaa, ptr, any }
+    this.names.set(key, e)
+    return e
+  }
+}
+
+export class AnswerCache {
+  private readonly byArray = new WeakMap<readonly string[], ScopeView>()
+  private readonly byKey = new Map<string, ScopeView>()
+
+  constructor (readonly records: RecordSet, private readonly ttl: number) {}
+
+  view (networks: readonly string[]): ScopeView {
+    const known = this.byArray.get(networks)
+    if (known !== undefined) return known
+    const key = networks.length === 1 ? networks[0]! : [...networks].sort().join('\0')
+    let v = this.byKey.get(key)
+    if (v === undefined) {
+      if (this.byKey.size >= MAX_SCOPES) this.byKey.clear()
+      v = new ScopeView(this.records, [...networks], this.ttl)
+      this.byKey.set(key, v)
+    }
+    this.byArray.set(networks, v)
+    return v
+  }
+}

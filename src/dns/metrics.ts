@@ -1,0 +1,52 @@
+/**
+ * Counters of the DNS server: one plain object, incremented in place on the hot
+ * path, read by whoever exposes them (the agent's API, a Prometheus endpoint).
+ */
+export interface DnsMetrics {
+  /** Every packet received (before rate limiting). */
+  queries: number
+  udp: number
+  tcp: number
+  /** Parsed queries by question type. */
+  byType: { A: number, AAAA: number, PTR: number, other: number }
+  /** Answered from ferry's records (including NODATA and truncated answers). */
+  answered: number
+  /** ...of which the name is ferry's but has no record of the asked type. */
+  nodata: number
+  /** Sent to an upstream resolver. */
+  forwarded: number
+  /** An upstream answered (any rcode). */
+  upstreamAnswers: number
+  upstreamTimeouts: number
+  /** ICMP errors (ECONNREFUSED), send errors, TCP resets from upstreams. */
+  upstreamErrors: number
+  /** Times a query moved on to the next upstream. */
+  upstreamRetries: number
+  /** SERVFAIL because no upstream answered (or none is configured, or too many were in flight). */
+  servfail: number
+  /** Queries from addresses that are no ferry network's clients. */
+  refused: number
+  formerr: number
+  notimp: number
+  badvers: number
+  /** Unparseable packets and responses sent to the server, ignored. */
+  dropped: number
+  rateLimited: number
+  /** UDP answers sent empty with TC set. */
+  truncated: number
+  tcpConnections: number
+  tcpRejected: number
+  /** Bugs: a handler threw. Should stay 0. */
+  internalErrors: number
+}
+
+export function newMetrics (): DnsMetrics {
+  return {
+    queries: 0, udp: 0, tcp: 0,
+    byType: { A: 0, AAAA: 0, PTR: 0, other: 0 },
+    answered: 0, nodata: 0, forwarded: 0,
+    upstreamAnswers: 0, upstreamTimeouts: 0, upstreamErrors: 0, upstreamRetries: 0,
+    servfail: 0, refused: 0, formerr: 0, notimp: 0, badvers: 0, dropped: 0,
+    rateLimited: 0, truncated: 0, tcpConnections: 0, tcpRejected: 0, internalErrors: 0,
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The DNS record model, pure: what names ferry answers, on which networks.
+ *
+ * An entry is one endpoint of one container on one network: its container name,
+ * its other names there (network aliases, link aliases, the short container id)
+ * and its addresses. A `RecordSet` indexes entries per network, and every lookup
+ * is scoped by the networks of the asking client: a container sees the names of
+ * the networks it is attached to and no others. Names are case-insensitive, may
+ * carry a trailing dot, and need no search domain ("web", "web.").
+ *
+ * Link aliases are published like network aliases (visible to every container of
+ * the network), not only to the container that declared the link as Docker does.
+ *
+ * The agent implements `RecordSource` (it learns names from the engine); tests
+ * use `StaticRecordSource`.
+ */
+import { EventEmitter } from 'node:events'
+import { isIPv4, isIPv6 } from 'node:net'
+
+export interface RecordEntry {
+  /** The network the endpoint is on (the id the client→networks callback returns). */
+  network: string
+  /** Container name: answers A/AAAA, and is the target of the PTR record. */
+  name: string
+  /** Network aliases, link aliases, short container id: answer A/AAAA only. */
+  aliases: readonly string[]
+  /** The endpoint's address on the network, IPv4 or IPv6. */
+  ip: string
+  /** A second (IPv6) address, for dual-stack endpoints. */
+  ip6?: string
+}
+
+/** Where a RecordSet comes from; emits 'change' whenever `records()` would differ. */
+export interface RecordSource {
+  records (): readonly RecordEntry[]
+  on (event: 'change', listener: () => void): unknown
+  off (event: 'change', listener: () => void): unknown
+}
+
+/** The data ferry holds for one name in one scope. Empty arrays for types it lacks. */
+export interface NameRecords {
+  a: string[]
+  aaaa: string[]
+  ptr: string[]
+}
+
+export type LocalRecordType = 'A' | 'AAAA' | 'PTR'
+
+export interface LocalAnswer {
+  name: string
+  type: LocalRecordType
+  data: string
+}
+
+export interface ListedRecord extends LocalAnswer {
+  network: string
+}
+
+const MAX_NAME = 253
+const MAX_LABEL = 63
+
+/** `Web.Example.` → `web.example`; the root is ''. */
+export function normalizeName (name: string): string {
+  const lower = name.toLowerCase()
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower
+}
+
+/** Whether a (normalized) name fits in the DNS wire format. */
+export function isEncodableName (name: string): boolean {
+  if (name === '' || name.length > MAX_NAME) return false
+  for (const label of name.split('.')) {
+    if (label.length === 0 || label.length > MAX_LABEL) return false
+    // eslint-disable-next-line no-control-regex
+    if (/[^\x21-\x7e]/.test(label)) return false
+  }
+  return true
+}
+
+/** 10.0.0.2 → 2.0.0.10.in-addr.arpa; 2001:db8::1 → 1.0.0.…8.b.d.0.1.0.0.2.ip6.arpa */
+export function reverseName (ip: string): string {
+  if (isIPv4(ip)) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`
+  const bytes = ipv6Bytes(ip)
+  if (bytes === undefined) throw new Error(`not an IP address: ${ip}`)
+  const nibbles: string[] = []
+  for (let i = 15; i >= 0; i--) {
+    const b = bytes[i] ?? 0
+    nibbles.push((b & 0xf).toString(16), (b >> 4).toString(16))
+  }
+  return `${nibbles.join('.')}.ip6.arpa`
+}
+
+/** The 16 bytes of an IPv6 address (with `::` and a dotted IPv4 tail), or undefined. */
+export function ipv6Bytes (ip: string): Uint8Array | undefined {
+  if (!isIPv6(ip)) return undefined
+  let text = ip.split('%')[0] ?? ip
+  const out = new Uint8Array(16)
+  const lastColon = text.lastIndexOf(':')
+  const tail = text.slice(lastColon + 1)
+  let tailBytes: number[] = []
+  if (tail.includes('.')) {
+    tailBytes = tail.split('.').map(Number)
+    text = text.slice(0, lastColon + 1) + '0:0'
+  }
+  const [head = '', rest] = text.split('::')
+  const headGroups = head === '' ? [] : head.split(':')
+  const restGroups = rest === undefined || rest === '' ? [] : rest.split(':')
+  const zeros = 8 - headGroups.length - restGroups.length
+  const groups = rest === undefined ? headGroups : [...headGroups, ...Array<string>(zeros).fill('0'), ...restGroups]
+  groups.forEach((g, i) => {
+    const v = parseInt(g, 16)
+    out[i * 2] = v >> 8
+    out[i * 2 + 1] = v & 0xff
+  })
+  if (tailBytes.length === 4) out.set(tailBytes, 12)
+  return out
+}
+
+interface NameData {
+  a: Set<string>
+  aaaa: Set<string>
+  ptr: Set<string>
+}
+
+function emptyData (): NameData {
+  return { a: new Set(), aaaa: new Set(), ptr: new Set() }
+}
+
+type NetworkIndex = Map<string, NameData>
+
+function dataFor (index: NetworkIndex, name: string): NameData {
+  let d = index.get(name)
+  if (d === undefined) {
+    d = emptyData()
+    index.set(name, d)
+  }
+  return d
+}
+
+function addAddress (index: NetworkIndex, names: string[], ip: string, primary: string): void {
+  const v4 = isIPv4(ip)
+  if (!v4 && !isIPv6(ip)) return
+  for (const n of names) (v4 ? dataFor(index, n).a : dataFor(index, n).aaaa).add(ip)
+  dataFor(index, reverseName(ip)).ptr.add(primary)
+}
+
+function indexEntry (index: NetworkIndex, e: RecordEntry): void {
+  const primary = normalizeName(e.name)
+  if (!isEncodableName(primary)) return
+  const names = [primary, ...e.aliases.map(normalizeName).filter(isEncodableName)]
+  addAddress(index, names, e.ip, primary)
+  if (e.ip6 !== undefined) addAddress(index, names, e.ip6, primary)
+}
+
+/** An immutable index of entries by network and name. */
+export class RecordSet {
+  private constructor (private readonly byNetwork: ReadonlyMap<string, NetworkIndex>) {}
+
+  static from (entries: readonly RecordEntry[]): RecordSet {
+    const byNetwork = new Map<string, NetworkIndex>()
+    for (const e of entries) {
+      let index = byNetwork.get(e.network)
+      if (index === undefined) {
+        index = new Map()
+        byNetwork.set(e.network, index)
+      }
+      indexEntry(index, e)
+    }
+    return new RecordSet(byNetwork)
+  }
+
+  static empty (): RecordSet {
+    return RecordSet.from([])
+  }
+
+  /** Networks that have at least one record. */
+  networks (): string[] {
+    return [...this.byNetwork.keys()].sort()
+  }
+
+  /**
+   * Everything ferry holds for `qname` as seen from `networks` (merged, each
+   * address once), or undefined when no network of the scope knows the name:
+   * such a name is not ferry's and is forwarded upstream.
+   */
+  lookup (qname: string, networks: readonly string[]): NameRecords | undefined {
+    const name = normalizeName(qname)
+    let found: NameData | undefined
+    let merged = false
+    for (const net of networks) {
+      const d = this.byNetwork.get(net)?.get(name)
+      if (d === undefined) continue
+      if (found === undefined) {
+        found = d
+      } else {
+        if (!merged) {
+          found = { a: new Set(found.a), aaaa: new Set(found.aaaa), ptr: new Set(found.ptr) }
+          merged = true
+        }
+        for (const x of d.a) found.a.add(x)
+        for (const x of d.aaaa) found.aaaa.add(x)
+        for (const x of d.ptr) found.ptr.add(x)
+      }
+    }
+    if (found === undefined) return undefined
+    return { a: [...found.a], aaaa: [...found.aaaa], ptr: [...found.ptr] }
+  }
+
+  /**
+   * Answers of type `qtype` for `qname` in the scope. undefined: the name is not
+   * ferry's (forward it); []: the name is ferry's but has no such data (NODATA).
+   * `ANY` gives every type ferry holds.
+   */
+  resolve (qname: string, qtype: string, networks: readonly string[]): LocalAnswer[] | undefined {
+    const recs = this.lookup(qname, networks)
+    if (recs === undefined) return undefined
+    const name = normalizeName(qname)
+    const out: LocalAnswer[] = []
+    const want = qtype.toUpperCase()
+    if (want === 'A' || want === 'ANY') for (const data of recs.a) out.push({ name, type: 'A', data })
+    if (want === 'AAAA' || want === 'ANY') for (const data of recs.aaaa) out.push({ name, type: 'AAAA', data })
+    if (want === 'PTR' || want === 'ANY') for (const data of recs.ptr) out.push({ name, type: 'PTR', data })
+    return out
+  }
+
+  /** Every record, optionally of one network, sorted (for `ferry dns ls`). */
+  list (network?: string): ListedRecord[] {
+    const out: ListedRecord[] = []
+    for (const [net, index] of this.byNetwork) {
+      if (network !== undefined && net !== network) continue
+      for (const [name, d] of index) {
+        for (const data of d.a) out.push({ network: net, name, type: 'A', data })
+        for (const data of d.aaaa) out.push({ network: net, name, type: 'AAAA', data })
+        for (const data of d.ptr) out.push({ network: net, name, type: 'PTR', data })
+      }
+    }
+    return out.sort((x, y) => x.network.localeCompare(y.network) || x.name.localeCompare(y.name) ||
+      x.type.localeCompare(y.type) || x.data.localeCompare(y.data))
+  }
+}
+
+/** A RecordSource holding a list given by hand (tests, `ferry dns` fixtures). */
+export class StaticRecordSource extends EventEmitter implements RecordSource {
+  private entries: RecordEntry[]
+
+  constructor (entries: readonly RecordEntry[] = []) {
+    super()
+    this.entries = [...entries]
+  }
+
+  records (): readonly RecordEntry[] {
+    return this.entries
+  }
+
+  set (entries: readonly RecordEntry[]): void {
+    this.entries = [...entries]
+    this.emit('change')
+  }
+
+  add (...entries: RecordEntry[]): void {
+    this.set([...this.entries, ...entries])
+  }
+
+  /** Remove every entry `match` accepts. */
+  remove (match: (e: RecordEntry) => boolean): void {
+    this.set(this.entries.filter((e) => !match(e)))
+  }
+}

@@ -1,0 +1,540 @@
+/**
+ * ferry's DNS server: UDP and TCP on each listen address (the gateway address
+ * of every ferry network, port 53), answering the names of a `RecordSource`
+ * scoped by the asking client's networks, forwarding everything else upstream.
+ *
+ * Safe by default: a source that is no ferry network's client gets REFUSED (no
+ * open resolver); each source is rate-limited (excess is dropped silently: a
+ * reply would serve a reflection attack); a malformed query gets FORMERR when
+ * its header can be read and is dropped otherwise; every handler is wrapped, so
+ * a packet never crashes the process (a throw counts as `internalErrors`).
+ *
+ * TTL: ferry's answers default to TTL 0, as aardvark-dns does. Answers come from
+ * a local map in microseconds, so a cache in the container saves nothing, while
+ * any TTL keeps a removed or recreated container's old address alive in caches
+ * (Docker's 600 s is a known pain). Callers that want some caching set `ttlSeconds`.
+ *
+ * Hot path (UDP): `node:dgram`'s 'message' event → hand parse (wire.ts) → Map
+ * lookup of precomputed records (answers.ts) → one Buffer allocated → send.
+ * dgram-as-promised binds and closes the sockets, but packets are taken from the
+ * underlying socket's 'message' event: its `recv()` loop costs a promise and
+ * three listener changes per packet (measured here with dnsperf at 100 in
+ * flight: 40–58k q/s against 60–61k for the event, no loss either way). The
+ * sockets get a synchronous `lookup` (listen and client addresses are literal
+ * IPs), which spares each `send` a round through dns.lookup and a tick.
+ */
+import { createServer, isIPv6, type Server as TcpServer, type Socket as TcpSocket } from 'node:net'
+import type { RemoteInfo } from 'node:dgram'
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
+import dnsPacket, { type DecodedPacket, type RecordType } from 'dns-packet'
+import type { Logger } from 'pino'
+import { ErrorList, toFerryError } from '../errors/errors.js'
+import { AnswerCache, rrsFor } from './answers.js'
+import { HelperPool } from './helpers.js'
+import { type DnsMetrics, newMetrics } from './metrics.js'
+import { RateLimiter, type RateLimit } from './ratelimit.js'
+import { RecordSet, type RecordSource } from './records.js'
+import { Forwarder, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamSource, upstreamKey } from './upstream.js'
+import {
+  buildAnswer, buildEmpty, CLASS_IN, isTruncated, Parse, parseQuery, Query, rcodeOf,
+  RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL, setEdns,
+  TYPE_A, TYPE_AAAA, TYPE_PTR,
+} from './wire.js'
+
+export interface ListenAddress {
+  ip: string
+  /** 53 in production; 0 picks a free port (the same for UDP and TCP). */
+  port: number
+}
+
+export interface UpstreamConfig {
+  /** `--dns`: `IP` or `IP:port` or `[IPv6]:port`. When given, resolv.conf is not read. */
+  servers?: readonly string[]
+  /** Default /etc/resolv.conf (re-read when it changes). */
+  resolvConf?: string
+  /** Per upstream, default 2000 ms. */
+  timeoutMs?: number
+  /** Period of the resolv.conf stat check, default 5000 ms. */
+  pollMs?: number
+  /** How long a failed upstream is tried after the others, default 30 s. */
+  downMs?: number
+  /** Forwarded queries in flight at most (more get SERVFAIL), default 1024. */
+  maxPending?: number
+}
+
+export interface DnsServerOptions {
+  records: RecordSource
+  /**
+   * The networks whose names the client at `srcIp` may see: those it has an
+   * endpoint on. [] means not a ferry client: REFUSED. Called per query, so it
+   * should be a map lookup; returning the same array while membership is
+   * unchanged lets the server find its precomputed answers without allocating.
+   */
+  clientNetworks: (srcIp: string) => readonly string[]
+  upstreams?: UpstreamConfig
+  /** TTL of ferry's own answers, default 0 (see the module comment). */
+  ttlSeconds?: number
+  /** Per source address; default 2000/s with bursts of 4000. false: no limit (benchmarks). */
+  rateLimit?: RateLimit | false
+  /** TCP connections are closed after this idle time, default 10 s. */
+  tcpIdleMs?: number
+  /** Open TCP connections at most, default 1024. */
+  maxTcpConnections?: number
+  /**
+   * UDP helper processes sharing the listen sockets (see helpers.ts), default 0.
+   * One doubles the throughput on a 2-core host; each costs a Node process
+   * (~40 MB). Rate limits then apply per process.
+   */
+  udpHelpers?: number
+  /** How long a helper trusts what it learnt of a client's networks, default 1000 ms. */
+  helperClientTtlMs?: number
+  log?: Logger
+}
+
+export const DEFAULT_RATE_LIMIT: RateLimit = { perSecond: 2000, burst: 4000 }
+const MAX_TCP_MESSAGE = 65535
+
+interface Listener {
+  key: string
+  addr: ListenAddress
+  udp: SocketAsPromised
+  tcp: TcpServer
+  conns: Set<TcpSocket>
+}
+
+/** What `handle` decided: a response to send, nothing, or "forward it". */
+const FORWARD = Symbol('forward')
+type Outcome = Buffer | undefined | typeof FORWARD
+
+type LiteralLookup = (host: string, opts: unknown, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void) => void
+const literalLookup: LiteralLookup = (host, _opts, cb) => cb(null, host, host.includes(':') ? 6 : 4)
+
+function listenKey (a: ListenAddress): string {
+  return upstreamKey(a)
+}
+
+function listenTcp (server: TcpServer, ip: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err)
+    server.once('error', onError)
+    server.listen({ host: ip, port, exclusive: true, ipv6Only: isIPv6(ip) }, () => {
+      server.off('error', onError)
+      const a = server.address()
+      resolve(typeof a === 'object' && a !== null ? a.port : port)
+    })
+  })
+}
+
+function closeTcp (server: TcpServer): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()))
+}
+
+export class DnsServer {
+  readonly metrics: DnsMetrics = newMetrics()
+  private readonly listeners = new Map<string, Listener>()
+  private readonly q = new Query()
+  private readonly limiter: RateLimiter | undefined
+  private readonly upstreamSource: UpstreamSource
+  private readonly forwarder: Forwarder
+  private readonly ttl: number
+  private readonly log: Logger | undefined
+  private cache: AnswerCache
+  private dirty = true
+  private started: Promise<void> | undefined
+  private closed = false
+  private tcpOpen = 0
+  private upstreamView: { from: readonly Upstream[], listeners: number, list: readonly Upstream[] } | undefined
+  private listenerVersion = 0
+  private helpers: HelperPool | undefined
+  private helperPush: NodeJS.Immediate | undefined
+  private readonly onChange = (): void => {
+    this.dirty = true
+    if (this.helpers !== undefined && this.helperPush === undefined) {
+      this.helperPush = setImmediate(() => {
+        this.helperPush = undefined
+        this.helpers?.records(this.opts.records.records())
+      })
+    }
+  }
+
+  constructor (private readonly opts: DnsServerOptions) {
+    this.log = opts.log
+    this.ttl = opts.ttlSeconds ?? 0
+    const rl = opts.rateLimit ?? DEFAULT_RATE_LIMIT
+    this.limiter = rl === false ? undefined : new RateLimiter(rl)
+    const up = opts.upstreams ?? {}
+    this.upstreamSource = up.servers !== undefined
+      ? new StaticUpstreams(up.servers)
+      : new ResolvConfUpstreams(up.resolvConf ?? '/etc/resolv.conf', up.pollMs ?? 5000, opts.log)
+    this.forwarder = new Forwarder({
+      upstreams: () => this.upstreams(),
+      timeoutMs: up.timeoutMs ?? 2000,
+      downMs: up.downMs ?? 30_000,
+      maxPending: up.maxPending ?? 1024,
+      metrics: this.metrics,
+      log: opts.log,
+    })
+    this.cache = new AnswerCache(RecordSet.empty(), this.ttl)
+    opts.records.on('change', this.onChange)
+  }
+
+  /** The records as the server sees them now (for `ferry dns ls`). */
+  records (): RecordSet {
+    return this.answers().records
+  }
+
+  /** The upstreams queries go to: configured or from resolv.conf, less ferry's own listen addresses. */
+  upstreams (): readonly Upstream[] {
+    const from = this.upstreamSource.current()
+    const v = this.upstreamView
+    if (v !== undefined && v.from === from && v.listeners === this.listenerVersion) return v.list
+    const own = new Set(this.listeners.keys())
+    const list = from.filter((u) => !own.has(upstreamKey(u)))
+    this.upstreamView = { from, listeners: this.listenerVersion, list }
+    return list
+  }
+
+  /**
+   * Tell the server that some client's networks changed (a container joined or
+   * left a network). Only UDP helpers cache that; without helpers this is a no-op.
+   */
+  clientsChanged (): void {
+    this.helpers?.flushClients()
+  }
+
+  /** UDP helper processes serving now (0 without helpers, or while they start). */
+  helpersReady (): number {
+    return this.helpers?.readyCount ?? 0
+  }
+
+  /** Addresses listened on now. */
+  addresses (): ListenAddress[] {
+    return [...this.listeners.values()].map((l) => ({ ...l.addr }))
+  }
+
+  /**
+   * Listen on each address (UDP and TCP) not yet listened on. The address must
+   * exist on the host (the network's gateway address is configured first).
+   * Returns the addresses with their ports; throws one error naming every address
+   * that failed (the others stay open).
+   */
+  async listen (addrs: readonly ListenAddress[]): Promise<ListenAddress[]> {
+    await this.start()
+    const errors = new ErrorList()
+    const out: ListenAddress[] = []
+    for (const a of addrs) {
+      const known = this.listeners.get(listenKey(a))
+      if (known !== undefined) {
+        out.push({ ...known.addr })
+        continue
+      }
+      await errors.run(`dns: cannot listen on ${listenKey(a)}`, async () => {
+        const l = await this.bind(a)
+        this.listeners.set(l.key, l)
+        this.listenerVersion++
+        this.helpers?.listen(l.key, l.udp.socket)
+        out.push({ ...l.addr })
+      })
+    }
+    errors.throwIfAny('dns: cannot listen')
+    return out
+  }
+
+  /** Stop listening on these addresses (unknown ones are ignored). */
+  async unlisten (addrs: readonly ListenAddress[]): Promise<void> {
+    for (const a of addrs) {
+      const l = this.listeners.get(listenKey(a))
+      if (l === undefined) continue
+      this.listeners.delete(l.key)
+      this.listenerVersion++
+      await this.closeListener(l)
+    }
+  }
+
+  /** Listen on exactly these addresses: open the missing ones, close the others. */
+  async setAddresses (addrs: readonly ListenAddress[]): Promise<ListenAddress[]> {
+    const want = new Set(addrs.map(listenKey))
+    const stale = [...this.listeners.values()].filter((l) => !want.has(l.key))
+    await this.unlisten(stale.map((l) => l.addr))
+    return await this.listen(addrs)
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.opts.records.off('change', this.onChange)
+    this.upstreamSource.close()
+    clearImmediate(this.helperPush)
+    await this.helpers?.close()
+    const ls = [...this.listeners.values()]
+    this.listeners.clear()
+    await Promise.all(ls.map((l) => this.closeListener(l)))
+    await this.forwarder.close()
+  }
+
+  /**
+   * Resolve a name as a client on `networks` would (for `ferry dns query`):
+   * ferry's records, else the upstreams. Not rate-limited.
+   */
+  async query (name: string, type: RecordType, networks: readonly string[]): Promise<DecodedPacket> {
+    const msg = dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] })
+    const out = this.handle(msg, '', networks, true)
+    if (out === undefined) throw toFerryError(new Error('query was dropped'), 'INVALID_REQUEST', `dns query ${name}`)
+    if (out !== FORWARD) return dnsPacket.decode(out)
+    const resp = await new Promise<Buffer>((resolve) => this.forward(msg, this.q.clone(), true, resolve))
+    return dnsPacket.decode(resp)
+  }
+
+  private start (): Promise<void> {
+    if (this.started === undefined) {
+      this.started = this.upstreamSource instanceof ResolvConfUpstreams ? this.upstreamSource.start() : Promise.resolve()
+      const n = this.opts.udpHelpers ?? 0
+      if (n > 0) {
+        this.helpers = new HelperPool({
+          count: n,
+          ttl: this.ttl,
+          rateLimit: this.opts.rateLimit ?? DEFAULT_RATE_LIMIT,
+          clientTtlMs: this.opts.helperClientTtlMs ?? 1000,
+          onQuery: (key, msg, address, port) => this.onHelperQuery(key, msg, address, port),
+          metrics: this.metrics,
+          log: this.log,
+        })
+        this.helpers.start(this.opts.records.records())
+      }
+    }
+    return this.started
+  }
+
+  /** A packet a helper passed on: handle it as read here, and teach the helper the client's networks. */
+  private onHelperQuery (key: string, msg: Buffer, address: string, port: number): void {
+    const l = this.listeners.get(key)
+    if (l === undefined) return
+    this.onUdp(l, msg, { address, port, family: isIPv6(address) ? 'IPv6' : 'IPv4', size: msg.length })
+    this.helpers?.client(address, this.opts.clientNetworks(address))
+  }
+
+  private answers (): AnswerCache {
+    if (this.dirty) {
+      this.dirty = false
+      this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl)
+    }
+    return this.cache
+  }
+
+  /**
+   * One query, any transport. `src` is the client's address ('' with `networks`
+   * given, for `query`). Synchronous: a forward is started by the caller.
+   */
+  private handle (msg: Buffer, src: string, networks: readonly string[] | undefined, tcp: boolean): Outcome {
+    const m = this.metrics
+    m.queries++
+    if (this.limiter !== undefined && networks === undefined && !this.limiter.take(src)) {
+      m.rateLimited++
+      return undefined
+    }
+    const q = this.q
+    let st = parseQuery(msg, q)
+    if (st === Parse.Unusual) st = this.validate(msg, q)
+    if (st !== Parse.Ok) {
+      if (st === Parse.Drop) {
+        m.dropped++
+        return undefined
+      }
+      if (st === Parse.NotImp) {
+        m.notimp++
+        return buildEmpty(msg, q, RCODE_NOTIMP)
+      }
+      m.formerr++
+      return buildEmpty(msg, q, RCODE_FORMERR)
+    }
+    const t = q.qtype
+    if (t === TYPE_A) m.byType.A++
+    else if (t === TYPE_AAAA) m.byType.AAAA++
+    else if (t === TYPE_PTR) m.byType.PTR++
+    else m.byType.other++
+    if (q.edns && q.ednsVersion !== 0) {
+      m.badvers++
+      return buildEmpty(msg, q, RCODE_BADVERS)
+    }
+    const nets = networks ?? this.opts.clientNetworks(src)
+    if (nets.length === 0) {
+      m.refused++
+      return buildEmpty(msg, q, RCODE_REFUSED)
+    }
+    if (q.qclass === CLASS_IN) {
+      const e = this.answers().view(nets).get(q.key)
+      if (e !== undefined) {
+        const rrs = rrsFor(e, t)
+        m.answered++
+        if (rrs.count === 0) m.nodata++
+        const out = buildAnswer(msg, q, rrs, tcp ? MAX_TCP_MESSAGE : q.udpLimit())
+        if (isTruncated(out)) m.truncated++
+        return out
+      }
+    }
+    return FORWARD
+  }
+
+  /** A query with more than a question and an OPT record: dns-packet checks the rest. */
+  private validate (msg: Buffer, q: Query): Parse {
+    let p: DecodedPacket
+    try {
+      p = dnsPacket.decode(msg)
+    } catch {
+      return Parse.FormErr
+    }
+    const opts = (p.additionals ?? []).filter((a) => a.type === 'OPT')
+    if (opts.length > 1) return Parse.FormErr
+    const opt = opts[0]
+    if (opt !== undefined && opt.type === 'OPT') setEdns(q, opt.udpPayloadSize, opt.ednsVersion)
+    return Parse.Ok
+  }
+
+  /** Forward `msg` (the client's query, parsed into `q`) and reply with the upstream's answer or SERVFAIL. */
+  private forward (msg: Buffer, q: Query, tcp: boolean, reply: (resp: Buffer) => void): void {
+    const m = this.metrics
+    m.forwarded++
+    this.forwarder.forward(Buffer.from(msg), q.qEnd, tcp, (resp) => {
+      try {
+        if (resp === null) {
+          m.servfail++
+          reply(buildEmpty(msg, q, RCODE_SERVFAIL))
+          return
+        }
+        m.upstreamAnswers++
+        if (!tcp && resp.length > q.udpLimit()) {
+          // The upstream allowed itself more than this client takes: it asks again over TCP.
+          m.truncated++
+          reply(buildEmpty(msg, q, rcodeOf(resp) & 0x0f, true))
+          return
+        }
+        reply(resp)
+      } catch (err) {
+        this.internalError(err)
+      }
+    })
+  }
+
+  private internalError (err: unknown): void {
+    this.metrics.internalErrors++
+    this.log?.error({ err }, 'dns: handler failed')
+  }
+
+  private onUdp (l: Listener, msg: Buffer, rinfo: RemoteInfo): void {
+    try {
+      this.metrics.udp++
+      const out = this.handle(msg, rinfo.address, undefined, false)
+      if (out === undefined) return
+      const sock = l.udp.socket
+      if (out !== FORWARD) {
+        sock.send(out, rinfo.port, rinfo.address)
+        return
+      }
+      const port = rinfo.port
+      const address = rinfo.address
+      this.forward(msg, this.q.clone(), false, (resp) => {
+        if (this.listeners.get(l.key) === l) sock.send(resp, port, address)
+      })
+    } catch (err) {
+      this.internalError(err)
+    }
+  }
+
+  private onTcpConnection (l: Listener, sock: TcpSocket): void {
+    try {
+      if (this.tcpOpen >= (this.opts.maxTcpConnections ?? 1024) || this.closed) {
+        this.metrics.tcpRejected++
+        sock.destroy()
+        return
+      }
+      this.tcpOpen++
+      this.metrics.tcpConnections++
+      l.conns.add(sock)
+      sock.setNoDelay(true)
+      sock.setTimeout(this.opts.tcpIdleMs ?? 10_000, () => sock.destroy())
+      sock.on('error', () => sock.destroy())
+      sock.on('close', () => {
+        this.tcpOpen--
+        l.conns.delete(sock)
+      })
+      const src = sock.remoteAddress ?? ''
+      let acc: Buffer | undefined
+      sock.on('data', (chunk: Buffer) => {
+        try {
+          let buf = acc === undefined ? chunk : Buffer.concat([acc, chunk])
+          acc = undefined
+          while (buf.length >= 2) {
+            const len = buf.readUInt16BE(0)
+            if (buf.length < 2 + len) break
+            this.onTcpMessage(sock, src, buf.subarray(2, 2 + len))
+            buf = buf.subarray(2 + len)
+          }
+          if (buf.length > 0) acc = buf
+        } catch (err) {
+          this.internalError(err)
+          sock.destroy()
+        }
+      })
+    } catch (err) {
+      this.internalError(err)
+      sock.destroy()
+    }
+  }
+
+  private onTcpMessage (sock: TcpSocket, src: string, msg: Buffer): void {
+    this.metrics.tcp++
+    const out = this.handle(msg, src, undefined, true)
+    if (out === undefined) return
+    if (out !== FORWARD) {
+      writeFrame(sock, out)
+      return
+    }
+    this.forward(Buffer.from(msg), this.q.clone(), true, (resp) => writeFrame(sock, resp))
+  }
+
+  private async bind (a: ListenAddress): Promise<Listener> {
+    const type = isIPv6(a.ip) ? 'udp6' : 'udp4'
+    const tries = a.port === 0 ? 20 : 1
+    let lastErr: unknown
+    for (let i = 0; i < tries; i++) {
+      const udp = DgramAsPromised.createSocket({ type, lookup: literalLookup, ipv6Only: type === 'udp6' })
+      const bound = await udp.bind({ port: a.port, address: a.ip, exclusive: true })
+      const addr: ListenAddress = { ip: a.ip, port: bound.port }
+      const tcp = createServer()
+      try {
+        await listenTcp(tcp, a.ip, bound.port)
+      } catch (err) {
+        lastErr = err
+        await udp.close().catch(() => undefined)
+        if (a.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue
+        throw err
+      }
+      const l: Listener = { key: listenKey(addr), addr, udp, tcp, conns: new Set() }
+      try { udp.socket.setRecvBufferSize(1 << 20) } catch { /* capped by net.core.rmem_max */ }
+      udp.socket.on('message', (msg, rinfo) => this.onUdp(l, msg, rinfo))
+      udp.socket.on('error', (err) => {
+        this.metrics.dropped++
+        this.log?.debug({ err, listen: l.key }, 'dns: udp socket error')
+      })
+      tcp.on('connection', (sock) => this.onTcpConnection(l, sock))
+      tcp.on('error', (err) => this.log?.warn({ err, listen: l.key }, 'dns: tcp server error'))
+      return l
+    }
+    throw lastErr
+  }
+
+  private async closeListener (l: Listener): Promise<void> {
+    this.helpers?.unlisten(l.key)
+    for (const c of l.conns) c.destroy()
+    l.conns.clear()
+    await Promise.all([l.udp.close().catch(() => undefined), closeTcp(l.tcp)])
+  }
+}
+
+function writeFrame (sock: TcpSocket, msg: Buffer): void {
+  if (sock.destroyed || !sock.writable) return
+  const frame = Buffer.allocUnsafe(2 + msg.length)
+  frame.writeUInt16BE(msg.length, 0)
+  msg.copy(frame, 2)
+  sock.write(frame)
+}

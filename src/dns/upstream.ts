@@ -1,0 +1,445 @@
+/**
+ * Upstream resolvers and forwarding.
+ *
+ * The list comes from configuration (`--dns`) or from the host's resolv.conf,
+ * re-read when it changes: fs.watch on its folder catches replacements (editors
+ * and resolvconf rename a new file into place), and a periodic stat catches what
+ * fs.watch misses (a symlink's target changing, e.g. systemd-resolved's
+ * stub-resolv.conf, or file systems without inotify). When the file vanishes or
+ * cannot be read, the last list is kept.
+ *
+ * Loopback upstreams (127.0.0.53 of systemd-resolved, a local dnsmasq) are kept:
+ * the agent forwards from its own network namespace, the host's, where they
+ * listen (Docker has to special-case them only because its resolver sits in the
+ * container's namespace). An agent run inside another namespace (tests, the
+ * simulated hosts) should be given `--dns` instead.
+ *
+ * The forwarder relays the client's query bytes (so EDNS options, DO and
+ * cookies pass through) with a fresh random id, over the client's transport.
+ * Each upstream has one *connected* UDP socket: the kernel then reports an
+ * ICMP port-unreachable as ECONNREFUSED, so a dead upstream is skipped at once
+ * instead of after the timeout. Each upstream gets `timeoutMs`; a timeout, an
+ * error, SERVFAIL or REFUSED moves to the next one; when none is left the
+ * caller answers SERVFAIL. An upstream that failed is tried after the healthy
+ * ones for `downMs`. A response is accepted only from the upstream asked, with
+ * the id and question sent (the source port is per upstream, not per query:
+ * upstreams are trusted resolvers on the host's path, not the open Internet).
+ */
+import { randomFillSync } from 'node:crypto'
+import { watch, type FSWatcher } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import { basename, dirname } from 'node:path'
+import { connect, isIP, isIPv6, type Socket as TcpSocket } from 'node:net'
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised'
+import type { Logger } from 'pino'
+import { ferryError } from '../errors/errors.js'
+import { HEADER, rcodeOf, RCODE_REFUSED, RCODE_SERVFAIL, sameQuestion } from './wire.js'
+
+export interface Upstream {
+  ip: string
+  port: number
+}
+
+export function upstreamKey (u: Upstream): string {
+  return isIPv6(u.ip) ? `[${u.ip}]:${u.port}` : `${u.ip}:${u.port}`
+}
+
+/** `1.1.1.1`, `1.1.1.1:5353`, `::1`, `[::1]:5353` → Upstream; throws INVALID_OPTION. */
+export function parseUpstream (spec: string): Upstream {
+  const s = spec.trim()
+  let ip = s
+  let port = 53
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(s)
+  if (bracket) {
+    ip = bracket[1]!
+    if (bracket[2] !== undefined) port = Number(bracket[2])
+  } else if (s.split(':').length === 2) {
+    const [h, p] = s.split(':')
+    ip = h!
+    port = Number(p)
+  }
+  if (isIP(ip.split('%')[0] ?? ip) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw ferryError('INVALID_OPTION', `not a DNS server address: ${JSON.stringify(spec)} (want IP or IP:port)`)
+  }
+  return { ip, port }
+}
+
+/** The `nameserver` lines of a resolv.conf, in order (invalid ones skipped). */
+export function parseResolvConf (text: string): Upstream[] {
+  const out: Upstream[] = []
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/[#;].*$/, '').trim()
+    const [kw, addr] = line.split(/\s+/)
+    if (kw !== 'nameserver' || addr === undefined) continue
+    if (isIP(addr.split('%')[0] ?? addr) === 0) continue
+    out.push({ ip: addr, port: 53 })
+  }
+  return out
+}
+
+/** Where the forwarder gets its upstreams. */
+export interface UpstreamSource {
+  current (): readonly Upstream[]
+  close (): void
+}
+
+export class StaticUpstreams implements UpstreamSource {
+  private readonly list: readonly Upstream[]
+  constructor (specs: readonly string[]) {
+    this.list = specs.map(parseUpstream)
+  }
+  current (): readonly Upstream[] { return this.list }
+  close (): void {}
+}
+
+/** The nameservers of a resolv.conf, kept current. Call `start()` once. */
+export class ResolvConfUpstreams implements UpstreamSource {
+  private list: readonly Upstream[] = []
+  private signature = ''
+  private watcher: FSWatcher | undefined
+  private poll: NodeJS.Timeout | undefined
+  private debounce: NodeJS.Timeout | undefined
+  private closed = false
+  private unreadable = false
+
+  constructor (readonly path: string, private readonly pollMs: number, private readonly log?: Logger) {}
+
+  current (): readonly Upstream[] { return this.list }
+
+  async start (): Promise<void> {
+    await this.check()
+    try {
+      const base = basename(this.path)
+      this.watcher = watch(dirname(this.path), { persistent: false }, (_ev, file) => {
+        if (file === null || file === base) this.schedule()
+      })
+      this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined })
+    } catch {
+      // no inotify on this folder: the periodic check does the job
+    }
+    this.poll = setInterval(() => { void this.check() }, this.pollMs)
+    this.poll.unref()
+  }
+
+  /** Re-read the file if its inode, size or mtime changed; true when the list changed. */
+  async check (): Promise<boolean> {
+    try {
+      const st = await stat(this.path)
+      const sig = `${st.ino}:${st.size}:${st.mtimeMs}`
+      if (sig === this.signature) return false
+      const text = await readFile(this.path, 'utf8')
+      this.signature = sig
+      this.unreadable = false
+      const next = parseResolvConf(text)
+      if (next.map(upstreamKey).join(',') === this.list.map(upstreamKey).join(',')) return false
+      this.list = next
+      this.log?.info({ upstreams: next.map(upstreamKey), path: this.path }, 'dns upstreams from resolv.conf')
+      return true
+    } catch (err) {
+      if (!this.unreadable) this.log?.warn({ err, path: this.path }, 'cannot read resolv.conf; keeping the last upstreams')
+      this.unreadable = true
+      this.signature = ''
+      return false
+    }
+  }
+
+  private schedule (): void {
+    if (this.closed) return
+    clearTimeout(this.debounce)
+    this.debounce = setTimeout(() => { void this.check() }, 50)
+    this.debounce.unref()
+  }
+
+  close (): void {
+    this.closed = true
+    this.watcher?.close()
+    clearInterval(this.poll)
+    clearTimeout(this.debounce)
+  }
+}
+
+/** Counters the forwarder feeds (part of the server's metrics). */
+export interface ForwarderMetrics {
+  upstreamTimeouts: number
+  upstreamErrors: number
+  upstreamRetries: number
+}
+
+export interface ForwarderOptions {
+  upstreams: () => readonly Upstream[]
+  timeoutMs: number
+  downMs: number
+  maxPending: number
+  metrics: ForwarderMetrics
+  log?: Logger
+}
+
+/** The answer, its id restored; null when no upstream answered. */
+export type ForwardDone = (resp: Buffer | null) => void
+
+interface UdpConn {
+  upstream: Upstream
+  key: string
+  sock: SocketAsPromised
+  /** Queries sent before the socket finished connecting. */
+  waiting: Pending[] | undefined
+}
+
+interface Pending {
+  id: number
+  origId: number
+  query: Buffer
+  qEnd: number
+  tcp: boolean
+  order: Upstream[]
+  next: number
+  conn: UdpConn | undefined
+  tcpSock: TcpSocket | undefined
+  timer: NodeJS.Timeout | undefined
+  last: Buffer | undefined
+  done: ForwardDone
+}
+
+/** Random 16-bit ids from a refilled pool of random bytes. */
+class IdPool {
+  private readonly buf = Buffer.allocUnsafe(2048)
+  private off = this.buf.length
+  next (): number {
+    if (this.off >= this.buf.length) {
+      randomFillSync(this.buf)
+      this.off = 0
+    }
+    const id = this.buf.readUInt16BE(this.off)
+    this.off += 2
+    return id
+  }
+}
+
+export class Forwarder {
+  private readonly pending = new Map<number, Pending>()
+  private readonly conns = new Map<string, UdpConn>()
+  private readonly downUntil = new Map<string, number>()
+  private readonly ids = new IdPool()
+  private lastList: readonly Upstream[] | undefined
+  private closed = false
+
+  constructor (private readonly opts: ForwarderOptions) {}
+
+  get inFlight (): number {
+    return this.pending.size
+  }
+
+  /**
+   * Forward `query` (a buffer the forwarder may modify; `qEnd` is the end of its
+   * question) and call `done` exactly once, unless the forwarder is closed first.
+   */
+  forward (query: Buffer, qEnd: number, tcp: boolean, done: ForwardDone): void {
+    const list = this.opts.upstreams()
+    if (list !== this.lastList) this.refresh(list)
+    if (list.length === 0 || this.pending.size >= this.opts.maxPending || this.closed) {
+      done(null)
+      return
+    }
+    let id = this.ids.next()
+    while (this.pending.has(id)) id = this.ids.next()
+    const origId = query.readUInt16BE(0)
+    query.writeUInt16BE(id, 0)
+    const p: Pending = {
+      id, origId, query, qEnd, tcp, order: this.order(list), next: 0,
+      conn: undefined, tcpSock: undefined, timer: undefined, last: undefined, done,
+    }
+    this.pending.set(id, p)
+    this.send(p)
+  }
+
+  /** Healthy upstreams first, in configured order, then those that failed lately. */
+  private order (list: readonly Upstream[]): Upstream[] {
+    const now = Date.now()
+    const up: Upstream[] = []
+    const down: Upstream[] = []
+    for (const u of list) ((this.downUntil.get(upstreamKey(u)) ?? 0) > now ? down : up).push(u)
+    return down.length === 0 ? up : [...up, ...down]
+  }
+
+  private markDown (u: Upstream): void {
+    this.downUntil.set(upstreamKey(u), Date.now() + this.opts.downMs)
+  }
+
+  private markUp (u: Upstream): void {
+    if (this.downUntil.size > 0) this.downUntil.delete(upstreamKey(u))
+  }
+
+  private send (p: Pending): void {
+    const u = p.order[p.next]!
+    p.timer = setTimeout(() => this.onTimeout(p), this.opts.timeoutMs)
+    if (p.tcp) {
+      this.sendTcp(p, u)
+      return
+    }
+    const conn = this.conn(u)
+    p.conn = conn
+    if (conn.waiting !== undefined) conn.waiting.push(p)
+    else this.sendUdp(conn, p)
+  }
+
+  private sendUdp (conn: UdpConn, p: Pending): void {
+    conn.sock.socket.send(p.query, (err) => {
+      if (err && this.pending.get(p.id) === p && p.conn === conn) this.fail(p, err)
+    })
+  }
+
+  private onTimeout (p: Pending): void {
+    if (this.pending.get(p.id) !== p) return
+    this.opts.metrics.upstreamTimeouts++
+    const u = p.order[p.next]
+    if (u !== undefined) this.markDown(u)
+    this.tryNext(p)
+  }
+
+  private fail (p: Pending, err: unknown): void {
+    this.opts.metrics.upstreamErrors++
+    const u = p.order[p.next]
+    this.opts.log?.debug({ err, upstream: u && upstreamKey(u) }, 'dns upstream failed')
+    if (u !== undefined) this.markDown(u)
+    this.tryNext(p)
+  }
+
+  private tryNext (p: Pending): void {
+    this.stopAttempt(p)
+    p.next++
+    if (p.next >= p.order.length) {
+      this.finish(p, p.last ?? null)
+      return
+    }
+    this.opts.metrics.upstreamRetries++
+    this.send(p)
+  }
+
+  private stopAttempt (p: Pending): void {
+    clearTimeout(p.timer)
+    p.timer = undefined
+    p.conn = undefined
+    if (p.tcpSock !== undefined) {
+      p.tcpSock.destroy()
+      p.tcpSock = undefined
+    }
+  }
+
+  private finish (p: Pending, resp: Buffer | null): void {
+    this.stopAttempt(p)
+    this.pending.delete(p.id)
+    if (resp !== null) resp.writeUInt16BE(p.origId, 0)
+    p.done(resp)
+  }
+
+  /** A response from the upstream `p` is waiting on. */
+  private onResponse (p: Pending, resp: Buffer): void {
+    const u = p.order[p.next]!
+    const rcode = rcodeOf(resp)
+    if ((rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) && p.next + 1 < p.order.length) {
+      p.last = resp
+      this.tryNext(p)
+      return
+    }
+    this.markUp(u)
+    this.finish(p, resp)
+  }
+
+  /** Match a response to its pending query; false when it is not one we wait for. */
+  private accept (resp: Buffer, from: UdpConn | TcpSocket): Pending | undefined {
+    if (resp.length < HEADER || (resp[2]! & 0x80) === 0) return undefined
+    const p = this.pending.get(resp.readUInt16BE(0))
+    if (p === undefined || (p.conn !== from && p.tcpSock !== from)) return undefined
+    if (!sameQuestion(p.query, p.qEnd, resp)) return undefined
+    return p
+  }
+
+  private conn (u: Upstream): UdpConn {
+    const key = upstreamKey(u)
+    const known = this.conns.get(key)
+    if (known !== undefined) return known
+    const sock = DgramAsPromised.createSocket(isIPv6(u.ip) ? 'udp6' : 'udp4')
+    const conn: UdpConn = { upstream: u, key, sock, waiting: [] }
+    sock.socket.on('message', (msg) => {
+      try {
+        const p = this.accept(msg, conn)
+        if (p !== undefined) this.onResponse(p, msg)
+      } catch (err) {
+        this.opts.log?.error({ err }, 'dns forwarder: response handler failed')
+      }
+    })
+    // A connected UDP socket reports ICMP errors (ECONNREFUSED) here: every query
+    // waiting on this upstream moves on at once.
+    sock.socket.on('error', (err) => {
+      try {
+        this.markDown(u)
+        if (conn.waiting !== undefined && this.conns.get(key) === conn) {
+          // connect() itself failed: forget this socket, the next query makes a new one
+          this.conns.delete(key)
+          void sock.close().catch(() => undefined)
+        }
+        for (const p of [...this.pending.values()]) if (p.conn === conn) this.fail(p, err)
+      } catch (e) {
+        this.opts.log?.error({ err: e }, 'dns forwarder: error handler failed')
+      }
+    })
+    sock.socket.connect(u.port, u.ip, () => {
+      const waiting = conn.waiting ?? []
+      conn.waiting = undefined
+      for (const p of waiting) if (this.pending.get(p.id) === p && p.conn === conn) this.sendUdp(conn, p)
+    })
+    this.conns.set(key, conn)
+    return conn
+  }
+
+  private sendTcp (p: Pending, u: Upstream): void {
+    const sock = connect({ host: u.ip, port: u.port })
+    p.tcpSock = sock
+    const frame = Buffer.allocUnsafe(2 + p.query.length)
+    frame.writeUInt16BE(p.query.length, 0)
+    p.query.copy(frame, 2)
+    sock.setNoDelay(true)
+    sock.write(frame)
+    let acc = Buffer.alloc(0)
+    sock.on('data', (chunk) => {
+      try {
+        acc = acc.length === 0 ? chunk : Buffer.concat([acc, chunk])
+        if (acc.length < 2) return
+        const len = acc.readUInt16BE(0)
+        if (acc.length < 2 + len) return
+        const resp = Buffer.from(acc.subarray(2, 2 + len))
+        const q = this.accept(resp, sock)
+        if (q !== undefined) this.onResponse(q, resp)
+        else if (p.tcpSock === sock) this.fail(p, ferryError('INTERNAL', 'upstream answered another question over TCP'))
+      } catch (err) {
+        this.opts.log?.error({ err }, 'dns forwarder: tcp handler failed')
+      }
+    })
+    sock.on('error', (err) => { if (p.tcpSock === sock && this.pending.get(p.id) === p) this.fail(p, err) })
+    sock.on('close', () => {
+      if (p.tcpSock === sock && this.pending.get(p.id) === p) this.fail(p, ferryError('INTERNAL', 'upstream closed the TCP connection'))
+    })
+  }
+
+  /** Close the sockets of upstreams no longer listed. */
+  private refresh (list: readonly Upstream[]): void {
+    this.lastList = list
+    const keep = new Set(list.map(upstreamKey))
+    for (const [key, c] of this.conns) {
+      if (keep.has(key)) continue
+      this.conns.delete(key)
+      for (const p of [...this.pending.values()]) if (p.conn === c) this.tryNext(p)
+      void c.sock.close().catch(() => undefined)
+    }
+  }
+
+  /** Drop every pending query (their callbacks are not called) and close the sockets. */
+  async close (): Promise<void> {
+    this.closed = true
+    for (const p of this.pending.values()) this.stopAttempt(p)
+    this.pending.clear()
+    const socks = [...this.conns.values()].map((c) => c.sock)
+    this.conns.clear()
+    await Promise.all(socks.map((s) => s.close().catch(() => undefined)))
+  }
+}

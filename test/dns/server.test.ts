@@ -1,0 +1,619 @@
+/**
+ * The DNS server on loopback addresses (127.53.x.y; no namespace needed): a
+ * client's identity is its source address, so clients bind 127.0.0.x sources.
+ * Upstreams are fake DNS servers started by the tests on other loopback ports.
+ */
+import t from 'tap'
+import { createSocket } from 'node:dgram'
+import { connect, createServer, type Server as TcpServer } from 'node:net'
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import dnsPacket, { type Answer, type DecodedPacket, type Packet, type RecordType } from 'dns-packet'
+import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
+import { StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
+import { ResolvConfUpstreams, parseResolvConf, parseUpstream } from '../../src/dns/upstream.js'
+import { RateLimiter } from '../../src/dns/ratelimit.js'
+
+const SERVER_IP = '127.53.0.1'
+const C1 = '127.53.10.1' // a client on n1
+const C2 = '127.53.10.2' // a client on n2
+const C12 = '127.53.10.3' // a client on n1 and n2
+const STRANGER = '127.53.10.9' // not a ferry client
+
+const N1 = ['n1']
+const N2 = ['n2']
+const N12 = ['n1', 'n2']
+const clients: Record<string, readonly string[]> = { [C1]: N1, [C2]: N2, [C12]: N12 }
+const clientNetworks = (ip: string): readonly string[] => clients[ip] ?? []
+
+const many = Array.from({ length: 60 }, (_, i): RecordEntry => ({ network: 'n1', name: `replica${i}`, aliases: ['big'], ip: `10.1.1.${i + 10}` }))
+
+function baseEntries (): RecordEntry[] {
+  return [
+    { network: 'n1', name: 'web', aliases: ['frontend', '0123456789ab'], ip: '10.1.0.2' },
+    { network: 'n1', name: 'db', aliases: ['Postgres'], ip: '10.1.0.3', ip6: 'fd00:1::3' },
+    { network: 'n2', name: 'api', aliases: ['backend'], ip: '10.2.0.2' },
+    { network: 'n2', name: 'web', aliases: [], ip: '10.2.0.9' },
+    ...many,
+  ]
+}
+
+// ---------------------------------------------------------------- helpers
+
+interface QueryOpts {
+  id?: number
+  edns?: number
+  options?: { code: number, data: Buffer }[]
+}
+
+function query (name: string, type: RecordType = 'A', o: QueryOpts = {}): Buffer {
+  const p: Packet = { type: 'query', id: o.id ?? 4242, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type, class: 'IN' }] }
+  if (o.edns !== undefined) {
+    p.additionals = [{ type: 'OPT', name: '.', udpPayloadSize: o.edns, flags: 0, options: o.options ?? [] } as unknown as Answer]
+  }
+  return dnsPacket.encode(p)
+}
+
+/** Send one datagram from `from`; the first reply, or undefined after `timeoutMs`. */
+function udpAsk (server: ListenAddress, msg: Buffer, from = C1, timeoutMs = 1000): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4')
+    const timer = setTimeout(() => { s.close(); resolve(undefined) }, timeoutMs)
+    s.on('message', (m) => { clearTimeout(timer); s.close(); resolve(m) })
+    s.on('error', (err) => { clearTimeout(timer); s.close(); reject(err) })
+    s.bind(0, from, () => s.send(msg, server.port, server.ip))
+  })
+}
+
+async function udpDecoded (server: ListenAddress, msg: Buffer, from = C1, timeoutMs = 1000): Promise<DecodedPacket> {
+  const r = await udpAsk(server, msg, from, timeoutMs)
+  if (r === undefined) throw new Error('no answer')
+  return dnsPacket.decode(r)
+}
+
+/** One query over TCP from `from`; the decoded reply. */
+function tcpAsk (server: ListenAddress, msg: Buffer, from = C1): Promise<DecodedPacket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: server.ip, port: server.port, localAddress: from })
+    let acc = Buffer.alloc(0)
+    s.setTimeout(3000, () => { s.destroy(); reject(new Error('tcp timeout')) })
+    s.on('connect', () => {
+      const len = Buffer.alloc(2)
+      len.writeUInt16BE(msg.length)
+      s.write(Buffer.concat([len, msg]))
+    })
+    s.on('data', (d) => {
+      acc = Buffer.concat([acc, d])
+      if (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
+        s.destroy()
+        resolve(dnsPacket.decode(acc.subarray(2, 2 + acc.readUInt16BE(0))))
+      }
+    })
+    s.on('error', reject)
+  })
+}
+
+const rcode = (p: DecodedPacket): string => (p as DecodedPacket & { rcode: string }).rcode
+const datas = (p: DecodedPacket): unknown[] => (p.answers ?? []).map((a) => (a as { data: unknown }).data)
+
+type Handler = (q: DecodedPacket, tcp: boolean) => (Packet & { rcode?: number }) | null
+
+interface FakeUpstream {
+  addr: ListenAddress
+  spec: string
+  seen: { q: DecodedPacket, tcp: boolean, raw: Buffer }[]
+  close (): Promise<void>
+}
+
+/** A DNS server on `ip` (UDP and TCP, same port) that answers with `handler` (null: stay silent). */
+async function fakeUpstream (ip: string, handler: Handler): Promise<FakeUpstream> {
+  const seen: FakeUpstream['seen'] = []
+  const answer = (raw: Buffer, tcp: boolean): Buffer | undefined => {
+    const q = dnsPacket.decode(raw)
+    seen.push({ q, tcp, raw })
+    const r = handler(q, tcp)
+    if (r === null) return undefined
+    const { rcode = 0, ...rest } = r
+    return dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED | rcode, questions: q.questions, ...rest })
+  }
+  for (let attempt = 0; ; attempt++) {
+    const udp = createSocket('udp4')
+    await new Promise<void>((resolve) => udp.bind(0, ip, resolve))
+    const port = udp.address().port
+    const tcp: TcpServer = createServer((s) => {
+      let acc = Buffer.alloc(0)
+      s.on('data', (d) => {
+        acc = Buffer.concat([acc, d])
+        while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
+          const len = acc.readUInt16BE(0)
+          const out = answer(acc.subarray(2, 2 + len), true)
+          acc = acc.subarray(2 + len)
+          if (out !== undefined) {
+            const l = Buffer.alloc(2)
+            l.writeUInt16BE(out.length)
+            s.write(Buffer.concat([l, out]))
+          }
+        }
+      })
+      s.on('error', () => undefined)
+    })
+    const ok = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false))
+      tcp.listen(port, ip, () => resolve(true))
+    })
+    if (!ok) {
+      udp.close()
+      if (attempt > 10) throw new Error('no free port for the fake upstream')
+      continue
+    }
+    udp.on('message', (m, r) => {
+      const out = answer(m, false)
+      if (out !== undefined) udp.send(out, r.port, r.address)
+    })
+    return {
+      addr: { ip, port },
+      spec: `${ip}:${port}`,
+      seen,
+      close: async () => {
+        udp.close()
+        await new Promise<void>((resolve) => tcp.close(() => resolve()))
+      },
+    }
+  }
+}
+
+/** A loopback UDP port nobody listens on (ICMP port unreachable). */
+async function deadPort (ip: string): Promise<string> {
+  const s = createSocket('udp4')
+  await new Promise<void>((resolve) => s.bind(0, ip, resolve))
+  const port = s.address().port
+  await new Promise<void>((resolve) => s.close(resolve))
+  return `${ip}:${port}`
+}
+
+async function startServer (t: Tap.Test, over: Partial<DnsServerOptions> = {}, src = new StaticRecordSource(baseEntries())) {
+  const server = new DnsServer({ records: src, clientNetworks, upstreams: { servers: [] }, ...over })
+  t.teardown(() => server.close())
+  const [addr] = await server.listen([{ ip: SERVER_IP, port: 0 }])
+  return { server, addr: addr!, src }
+}
+
+// ---------------------------------------------------------------- tests
+
+t.test('A records for names, aliases and short ids; case and trailing dot', async (t) => {
+  const { addr, server } = await startServer(t)
+  t.not(addr.port, 0)
+  for (const [name, ip] of [['web', '10.1.0.2'], ['frontend', '10.1.0.2'], ['0123456789ab', '10.1.0.2'], ['POSTGRES.', '10.1.0.3'], ['wEb', '10.1.0.2']] as const) {
+    const r = await udpDecoded(addr, query(name))
+    t.equal(rcode(r), 'NOERROR', name)
+    t.same(datas(r), [ip], name)
+    t.ok(r.flag_aa, 'authoritative for its own names')
+    t.ok(r.flag_rd && r.flag_ra)
+    t.equal(r.questions?.[0]?.name, name.replace(/\.$/, ''), 'question echoed as asked (0x20 case kept)')
+    t.equal(r.answers?.[0]?.name, name.replace(/\.$/, ''), 'owner name points at the question')
+    t.equal((r.answers?.[0] as { ttl: number }).ttl, 0, 'TTL 0 by default')
+  }
+  const tcp = await tcpAsk(addr, query('web'))
+  t.same(datas(tcp), ['10.1.0.2'], 'the same over TCP')
+  t.equal(server.metrics.answered, 6)
+  t.equal(server.metrics.byType.A, 6)
+})
+
+t.test('AAAA, NODATA, PTR', async (t) => {
+  const { addr } = await startServer(t)
+  t.same(datas(await udpDecoded(addr, query('db', 'AAAA'))), ['fd00:1::3'])
+  const nodata = await udpDecoded(addr, query('web', 'AAAA'))
+  t.equal(rcode(nodata), 'NOERROR')
+  t.same(nodata.answers, [], 'known name without IPv6: NODATA, not forwarded, not NXDOMAIN')
+  t.same(datas(await udpDecoded(addr, query('2.0.1.10.in-addr.arpa', 'PTR'))), ['web'])
+  t.same(datas(await udpDecoded(addr, query('3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa', 'PTR'))), ['db'])
+  const any = await udpDecoded(addr, query('db', 'ANY' as RecordType))
+  t.same(any.answers?.map((a) => a.type), ['A', 'AAAA'])
+})
+
+t.test('names are scoped by the client\'s networks; strangers are refused', async (t) => {
+  const up = await fakeUpstream('127.53.1.1', () => ({ rcode: 3 }))
+  t.teardown(() => up.close())
+  const { addr, server } = await startServer(t, { upstreams: { servers: [up.spec] } })
+  t.same(datas(await udpDecoded(addr, query('web'), C1)), ['10.1.0.2'])
+  t.same(datas(await udpDecoded(addr, query('web'), C2)), ['10.2.0.9'], 'same name, other network, other address')
+  t.same(datas(await udpDecoded(addr, query('web'), C12)), ['10.1.0.2', '10.2.0.9'])
+  t.same(datas(await udpDecoded(addr, query('backend'), C12)), ['10.2.0.2'])
+  const other = await udpDecoded(addr, query('backend'), C1)
+  t.equal(rcode(other), 'NXDOMAIN', 'a name of n2 is not ferry\'s for a client of n1: forwarded, upstream says NXDOMAIN')
+  t.equal(up.seen.length, 1)
+  t.same(await udpDecoded(addr, query('2.0.2.10.in-addr.arpa', 'PTR'), C2).then(datas), ['api'])
+  for (const name of ['web', 'example.com']) {
+    const r = await udpDecoded(addr, query(name), STRANGER)
+    t.equal(rcode(r), 'REFUSED', `stranger asking ${name}`)
+    t.same(r.answers, [])
+  }
+  const tcp = await tcpAsk(addr, query('example.com'), STRANGER)
+  t.equal(rcode(tcp), 'REFUSED', 'over TCP too')
+  t.equal(up.seen.length, 1, 'nothing of the stranger\'s reached the upstream')
+  t.equal(server.metrics.refused, 3)
+})
+
+t.test('forwarding: id kept, EDNS passed through, answer relayed', async (t) => {
+  const up = await fakeUpstream('127.53.1.2', (q) => {
+    const name = q.questions?.[0]?.name ?? ''
+    if (name.toLowerCase() === 'example.com') return { answers: [{ type: 'A', name, ttl: 300, data: '192.0.2.10' }] }
+    return { rcode: 3 }
+  })
+  t.teardown(() => up.close())
+  const { addr, server } = await startServer(t, { upstreams: { servers: [up.spec] } })
+  const cookie = Buffer.from('0102030405060708', 'hex')
+  const raw = await udpAsk(addr, query('Example.COM', 'A', { id: 777, edns: 1400, options: [{ code: 10, data: cookie }] }))
+  const r = dnsPacket.decode(raw!)
+  t.equal(r.id, 777, 'the client\'s id comes back')
+  t.same(datas(r), ['192.0.2.10'])
+  t.equal(up.seen.length, 1)
+  const sent = up.seen[0]!
+  t.not(sent.q.id, 777, 'upstream sees a fresh id')
+  t.equal(sent.q.questions?.[0]?.name, 'Example.COM', 'the question is relayed as asked')
+  const opt = sent.q.additionals?.find((a) => a.type === 'OPT') as { udpPayloadSize: number, options: { code: number, data: Buffer }[] } | undefined
+  t.equal(opt?.udpPayloadSize, 1400, 'EDNS passed through')
+  t.same(opt?.options.map((o) => [o.code, o.data.toString('hex')]), [[10, cookie.toString('hex')]], 'EDNS options passed through')
+  t.equal(sent.tcp, false)
+  const nx = await udpDecoded(addr, query('nowhere.invalid'))
+  t.equal(rcode(nx), 'NXDOMAIN')
+  const tcp = await tcpAsk(addr, query('example.com'))
+  t.same(datas(tcp), ['192.0.2.10'], 'a TCP client is forwarded over TCP')
+  t.equal(up.seen.at(-1)?.tcp, true)
+  t.equal(server.metrics.forwarded, 3)
+  t.equal(server.metrics.upstreamAnswers, 3)
+  const viaApi = await server.query('example.com', 'A', N1)
+  t.same(datas(viaApi), ['192.0.2.10'], 'server.query forwards too')
+  t.same(datas(await server.query('web', 'A', N1)), ['10.1.0.2'], 'server.query answers ferry\'s names')
+})
+
+t.test('upstream fallback: a dead one, a silent one, a SERVFAIL one, then a good one', async (t) => {
+  const good = await fakeUpstream('127.53.1.3', (q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 1, data: '192.0.2.1' }] }))
+  const silent = await fakeUpstream('127.53.1.4', () => null)
+  const failing = await fakeUpstream('127.53.1.5', () => ({ rcode: 2 }))
+  t.teardown(() => Promise.all([good.close(), silent.close(), failing.close()]))
+  const dead = await deadPort('127.53.1.6')
+  const { addr, server } = await startServer(t, { upstreams: { servers: [dead, silent.spec, failing.spec, good.spec], timeoutMs: 300 } })
+  const t0 = Date.now()
+  const r = await udpDecoded(addr, query('example.org'), C1, 3000)
+  const took = Date.now() - t0
+  t.same(datas(r), ['192.0.2.1'])
+  t.ok(took >= 280 && took < 1500, `one timeout spent (silent upstream), the dead one skipped at once: ${took} ms`)
+  t.equal(server.metrics.upstreamTimeouts, 1)
+  t.ok(server.metrics.upstreamErrors >= 1, 'ICMP refused counted')
+  t.equal(silent.seen.length, 1)
+  t.equal(failing.seen.length, 1)
+  // The failed ones are now tried last: the next query goes to the good one first.
+  const t1 = Date.now()
+  t.same(datas(await udpDecoded(addr, query('example.net'), C1, 3000)), ['192.0.2.1'])
+  t.ok(Date.now() - t1 < 250, 'failed upstreams are tried after the healthy one')
+})
+
+t.test('all upstreams down: SERVFAIL within the timeout', async (t) => {
+  const dead1 = await deadPort('127.53.1.7')
+  const dead2 = await deadPort('127.53.1.8')
+  const { addr: a1 } = await startServer(t, { upstreams: { servers: [dead1, dead2], timeoutMs: 2000 } })
+  const t0 = Date.now()
+  const r = await udpDecoded(a1, query('example.com'), C1, 3000)
+  t.equal(rcode(r), 'SERVFAIL')
+  t.ok(Date.now() - t0 < 500, `refused upstreams give SERVFAIL at once (${Date.now() - t0} ms)`)
+  t.equal(r.id, 4242)
+
+  const s1 = await fakeUpstream('127.53.1.9', () => null)
+  const s2 = await fakeUpstream('127.53.1.10', () => null)
+  t.teardown(() => Promise.all([s1.close(), s2.close()]))
+  const { addr: a2, server } = await startServer(t, { upstreams: { servers: [s1.spec, s2.spec], timeoutMs: 250 } })
+  const t1 = Date.now()
+  const r2 = await udpDecoded(a2, query('example.com'), C1, 3000)
+  const took = Date.now() - t1
+  t.equal(rcode(r2), 'SERVFAIL')
+  t.ok(took >= 480 && took < 1200, `silent upstreams: SERVFAIL after one timeout each (${took} ms)`)
+  t.equal(server.metrics.servfail, 1)
+  const tcp = await tcpAsk(a2, query('example.com'))
+  t.equal(rcode(tcp), 'SERVFAIL', 'over TCP too')
+
+  const { addr: a3 } = await startServer(t, { upstreams: { servers: [] } })
+  t.equal(rcode(await udpDecoded(a3, query('example.com'))), 'SERVFAIL', 'no upstream at all: SERVFAIL')
+})
+
+t.test('large answers: TC over UDP, in full over TCP (own names and forwarded)', async (t) => {
+  const txt = Array.from({ length: 12 }, (_, i) => `${i}`.repeat(100))
+  const up = await fakeUpstream('127.53.1.11', (q) => {
+    const name = q.questions![0]!.name
+    // A careless upstream: sends 1.2 kB over UDP whatever the client's size.
+    return { answers: [{ type: 'TXT', name, ttl: 5, data: [...txt] }] } as Packet
+  })
+  t.teardown(() => up.close())
+  const { addr, server } = await startServer(t, { upstreams: { servers: [up.spec] } })
+
+  const udp = await udpDecoded(addr, query('big'))
+  t.ok(udp.flag_tc, '60 addresses do not fit 512 bytes: TC')
+  t.same(udp.answers, [])
+  t.equal(udp.questions?.[0]?.name, 'big')
+  const tcp = await tcpAsk(addr, query('big'))
+  t.notOk(tcp.flag_tc)
+  t.equal(tcp.answers?.length, 60, 'all 60 over TCP')
+  const edns = await udpDecoded(addr, query('big', 'A', { edns: 1232 }))
+  t.notOk(edns.flag_tc, 'an EDNS client taking 1232 bytes gets them over UDP')
+  t.equal(edns.answers?.length, 60)
+  t.ok(edns.additionals?.some((a) => a.type === 'OPT'), 'OPT in the answer')
+
+  const fwdUdp = await udpDecoded(addr, query('big.example'))
+  t.ok(fwdUdp.flag_tc, 'a forwarded answer larger than 512 bytes: TC')
+  const fwdTcp = await tcpAsk(addr, query('big.example'))
+  t.same((fwdTcp.answers?.[0] as { data: Buffer[] }).data.map(String), txt, 'in full over TCP')
+  t.equal(up.seen.at(-1)?.tcp, true, 'forwarded over TCP')
+  t.equal(server.metrics.truncated, 2)
+})
+
+t.test('a record disappears when its source changes; new ones appear', async (t) => {
+  const up = await fakeUpstream('127.53.1.12', () => ({ rcode: 3 }))
+  t.teardown(() => up.close())
+  const { addr, src } = await startServer(t, { upstreams: { servers: [up.spec] } })
+  t.same(datas(await udpDecoded(addr, query('web'))), ['10.1.0.2'])
+  src.remove((e) => e.name === 'web' && e.network === 'n1')
+  const gone = await udpDecoded(addr, query('web'))
+  t.equal(rcode(gone), 'NXDOMAIN', 'gone, so forwarded, and the upstream does not know it')
+  t.equal(rcode(await udpDecoded(addr, query('frontend'))), 'NXDOMAIN', 'its aliases too')
+  t.equal(rcode(await udpDecoded(addr, query('2.0.1.10.in-addr.arpa', 'PTR'))), 'NXDOMAIN', 'and its PTR')
+  t.same(datas(await udpDecoded(addr, query('web'), C2)), ['10.2.0.9'], 'the n2 one stays')
+  src.add({ network: 'n1', name: 'newbie', aliases: [], ip: '10.1.0.77' })
+  t.same(datas(await udpDecoded(addr, query('newbie'))), ['10.1.0.77'])
+})
+
+t.test('rate limiting per source address', async (t) => {
+  const { addr, server } = await startServer(t, { rateLimit: { perSecond: 5, burst: 20 } })
+  const s = createSocket('udp4')
+  let got = 0
+  s.on('message', () => { got++ })
+  await new Promise<void>((resolve) => s.bind(0, C1, resolve))
+  const msg = query('web')
+  for (let i = 0; i < 100; i++) s.send(msg, addr.port, addr.ip)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  s.close()
+  t.ok(got >= 20 && got <= 23, `a burst of 20 answered, the rest dropped (${got})`)
+  t.ok(server.metrics.rateLimited >= 77)
+  t.same(datas(await udpDecoded(addr, query('web'), C2)), ['10.2.0.9'], 'another source is not affected')
+
+  let now = 0
+  const rl = new RateLimiter({ perSecond: 10, burst: 2 }, () => now, 3)
+  t.same([rl.take('a'), rl.take('a'), rl.take('a')], [true, true, false])
+  now = 100
+  t.same([rl.take('a'), rl.take('a')], [true, false], 'refills at perSecond')
+  rl.take('b'); rl.take('c')
+  t.equal(rl.size, 3)
+  rl.take('d')
+  t.equal(rl.size, 1, 'the table is bounded')
+  t.throws(() => new RateLimiter({ perSecond: 0, burst: 1 }))
+})
+
+t.test('protocol errors: FORMERR, NOTIMP, BADVERS, drops', async (t) => {
+  const { addr, server } = await startServer(t)
+  const ok = query('web')
+  const noQuestion = Buffer.from(ok.subarray(0, 12))
+  noQuestion.writeUInt16BE(0, 4)
+  const r1 = await udpDecoded(addr, noQuestion)
+  t.equal(rcode(r1), 'FORMERR', 'no question')
+  t.equal(r1.id, 4242)
+  const cut = ok.subarray(0, ok.length - 3)
+  t.equal(rcode(await udpDecoded(addr, cut)), 'FORMERR', 'cut short')
+  const badAr = Buffer.concat([ok, Buffer.from([1, 2, 3])])
+  badAr.writeUInt16BE(1, 10)
+  t.equal(rcode(await udpDecoded(addr, badAr)), 'FORMERR', 'an additional record that is garbage')
+  const status = Buffer.from(ok)
+  status[2] = (2 << 3) | 1
+  t.equal(rcode(await udpDecoded(addr, status)), 'NOTIMP', 'opcode STATUS')
+  const v1 = query('web', 'A', { edns: 1232 })
+  v1[v1.length - 5] = 1 // EDNS version
+  const bad = await udpDecoded(addr, v1)
+  t.equal((bad.additionals?.find((a) => a.type === 'OPT') as { extendedRcode: number } | undefined)?.extendedRcode, 1, 'BADVERS')
+  t.equal(await udpAsk(addr, Buffer.from([1, 2, 3]), C1, 200), undefined, 'shorter than a header: dropped')
+  const resp = Buffer.from(ok)
+  resp[2]! |= 0x80
+  t.equal(await udpAsk(addr, resp, C1, 200), undefined, 'a response sent to the server: dropped')
+  t.equal(server.metrics.internalErrors, 0)
+  t.same(datas(await udpDecoded(addr, ok)), ['10.1.0.2'])
+})
+
+t.test('listen addresses change at runtime; own addresses are never upstreams', async (t) => {
+  const candidates = [35353, 45353, 55353]
+  const { server, addr } = await startServer(t, { upstreams: { servers: [...candidates.map((p) => `127.53.0.2:${p}`), '192.0.2.53'] } })
+  const [second] = await server.listen([{ ip: '127.53.0.2', port: 0 }])
+  t.same(datas(await udpDecoded(second!, query('web'))), ['10.1.0.2'])
+  t.same(datas(await tcpAsk(second!, query('web'))), ['10.1.0.2'])
+  t.equal(server.addresses().length, 2)
+  t.same(await server.listen([addr]), [addr], 'listening twice is a no-op')
+  await server.unlisten([second!])
+  t.equal(await udpAsk(second!, query('web'), C1, 200), undefined, 'closed')
+  t.same(server.addresses(), [addr])
+  await server.setAddresses([])
+  t.same(server.addresses(), [])
+  t.equal(await udpAsk(addr, query('web'), C1, 200), undefined)
+  let own: number | undefined
+  for (const port of candidates) {
+    const ok = await server.setAddresses([{ ip: '127.53.0.2', port }]).then(() => true, () => false)
+    if (ok) { own = port; break }
+  }
+  t.ok(own !== undefined, 'one of the candidate ports is free')
+  t.same(server.upstreams().map((u) => `${u.ip}:${u.port}`), [...candidates.filter((p) => p !== own).map((p) => `127.53.0.2:${p}`), '192.0.2.53:53'],
+    'its own listen address is dropped from the upstreams (no loop)')
+  await t.rejects(server.listen([{ ip: '192.0.2.1', port: 0 }]), /cannot listen on 192\.0\.2\.1/, 'an address the host lacks')
+})
+
+t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
+  t.same(parseUpstream('1.1.1.1'), { ip: '1.1.1.1', port: 53 })
+  t.same(parseUpstream('127.0.0.1:5353'), { ip: '127.0.0.1', port: 5353 })
+  t.same(parseUpstream('[::1]:54'), { ip: '::1', port: 54 })
+  t.same(parseUpstream('fd00::1'), { ip: 'fd00::1', port: 53 })
+  t.throws(() => parseUpstream('dns.example'), { code: 'INVALID_OPTION' })
+  t.throws(() => parseUpstream('1.1.1.1:0'), { code: 'INVALID_OPTION' })
+  t.same(parseResolvConf('# c\nsearch x\nnameserver 10.0.0.1 # home\nnameserver ::1\nnameserver bogus\n;nameserver 1.1.1.1\noptions ndots:2\n'),
+    [{ ip: '10.0.0.1', port: 53 }, { ip: '::1', port: 53 }])
+
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-dns-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'resolv.conf')
+  await writeFile(path, 'nameserver 127.0.0.9\n')
+  const src = new ResolvConfUpstreams(path, 60_000)
+  t.teardown(() => src.close())
+  await src.start()
+  t.same(src.current(), [{ ip: '127.0.0.9', port: 53 }])
+  // Replaced by rename, as resolvconf and editors do: fs.watch sees it.
+  await writeFile(join(dir, 'resolv.conf.new'), 'nameserver 127.0.0.10\nnameserver 127.0.0.11\n')
+  await rename(join(dir, 'resolv.conf.new'), path)
+  const until = Date.now() + 3000
+  while (src.current().length !== 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(src.current().map((u) => u.ip), ['127.0.0.10', '127.0.0.11'], 'picked up by the watcher')
+  await rm(path)
+  t.equal(await src.check(), false)
+  t.equal(src.current().length, 2, 'a vanished file keeps the last list')
+  await writeFile(path, 'nameserver 127.0.0.12\n')
+  t.equal(await src.check(), true, 'the periodic check sees a change too')
+  t.same(src.current().map((u) => u.ip), ['127.0.0.12'])
+
+  // The server follows the file.
+  const up = await fakeUpstream('127.53.1.13', (q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 1, data: '192.0.2.99' }] }))
+  t.teardown(() => up.close())
+  const conf2 = join(dir, 'resolv2.conf')
+  await writeFile(conf2, 'nameserver 127.53.1.14\n')
+  const { server } = await startServer(t, { upstreams: { resolvConf: conf2, pollMs: 50 } })
+  t.same(server.upstreams(), [{ ip: '127.53.1.14', port: 53 }])
+  await writeFile(conf2, 'nameserver 127.53.1.13\n')
+  const until2 = Date.now() + 3000
+  while (server.upstreams()[0]?.ip !== '127.53.1.13' && Date.now() < until2) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(server.upstreams(), [{ ip: '127.53.1.13', port: 53 }], 'server upstreams follow resolv.conf')
+})
+
+/** mulberry32: a small seeded PRNG, so a failing fuzz run can be replayed. */
+function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function mutate (rand: () => number, base: Buffer): Buffer {
+  const b = Buffer.from(base)
+  const kind = Math.floor(rand() * 5)
+  if (kind === 0) { // flip bytes
+    for (let i = 0, n = 1 + Math.floor(rand() * 4); i < n; i++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256)
+    return b
+  }
+  if (kind === 1) return b.subarray(0, Math.floor(rand() * b.length)) // truncate
+  if (kind === 2) { // counts
+    b.writeUInt16BE(Math.floor(rand() * 65536), 4 + 2 * Math.floor(rand() * 4))
+    return b
+  }
+  if (kind === 3) return Buffer.concat([b, Buffer.from(Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256)))])
+  // a label length pointing anywhere
+  b[12 + Math.floor(rand() * Math.max(1, b.length - 12))] = Math.floor(rand() * 256)
+  return b
+}
+
+t.test('fuzz: thousands of random and mutated packets, then it still answers', async (t) => {
+  const up = await fakeUpstream('127.53.1.15', (q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 1, data: '192.0.2.7' }] }))
+  t.teardown(() => up.close())
+  const { addr, server } = await startServer(t, { rateLimit: false, upstreams: { servers: [up.spec], timeoutMs: 200 } })
+  const seed = Number(process.env.FERRY_FUZZ_SEED ?? 20240601)
+  const rand = prng(seed)
+  const bases = [query('web'), query('db', 'AAAA', { edns: 1232 }), query('big', 'A', { edns: 4096, options: [{ code: 10, data: Buffer.alloc(8, 1) }] }),
+    query('2.0.1.10.in-addr.arpa', 'PTR'), query('example.com', 'MX')]
+  const s = createSocket('udp4')
+  const replies: Buffer[] = []
+  s.on('message', (m) => replies.push(m))
+  await new Promise<void>((resolve) => s.bind(0, C12, resolve))
+  const N = 6000
+  for (let i = 0; i < N; i++) {
+    const r = rand()
+    let pkt: Buffer
+    if (r < 0.3) pkt = Buffer.from(Array.from({ length: Math.floor(rand() * 600) }, () => Math.floor(rand() * 256)))
+    else pkt = mutate(rand, bases[Math.floor(rand() * bases.length)]!)
+    s.send(pkt, addr.port, addr.ip)
+    if (i % 200 === 199) await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  // TCP: garbage streams, frames with random lengths, frames cut short.
+  for (let i = 0; i < 40; i++) {
+    await new Promise<void>((resolve) => {
+      const c = connect({ host: addr.ip, port: addr.port, localAddress: C12 })
+      c.on('error', () => resolve())
+      c.on('close', () => resolve())
+      c.on('data', () => undefined)
+      c.on('connect', () => {
+        const parts: Buffer[] = []
+        for (let k = 0; k < 5; k++) {
+          const body = rand() < 0.5 ? mutate(rand, bases[k % bases.length]!) : Buffer.from(Array.from({ length: Math.floor(rand() * 80) }, () => Math.floor(rand() * 256)))
+          const len = Buffer.alloc(2)
+          len.writeUInt16BE(rand() < 0.8 ? body.length : Math.floor(rand() * 65536))
+          parts.push(len, body)
+        }
+        c.end(Buffer.concat(parts))
+        setTimeout(() => c.destroy(), 100)
+      })
+    })
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  s.close()
+  t.equal(server.metrics.internalErrors, 0, `no handler threw (seed ${seed})`)
+  t.ok(replies.length > 1000, `${replies.length} replies`)
+  let undecodable = 0
+  for (const r of replies) {
+    try {
+      const p = dnsPacket.decode(r)
+      if (p.type !== 'response') undecodable++
+    } catch {
+      undecodable++
+    }
+  }
+  t.equal(undecodable, 0, 'every reply is a well-formed response')
+  t.ok(server.metrics.formerr > 0 && server.metrics.dropped > 0, 'FORMERR and drops happened')
+  t.same(datas(await udpDecoded(addr, query('web'), C1)), ['10.1.0.2'], 'still answers its own names')
+  t.same(datas(await udpDecoded(addr, query('example.com'), C1)), ['192.0.2.7'], 'still forwards')
+  t.same(datas(await tcpAsk(addr, query('web'), C1)), ['10.1.0.2'], 'still answers over TCP')
+})
+
+t.test('UDP helper processes: same answers, scoping, record changes, forwarding', async (t) => {
+  const up = await fakeUpstream('127.53.1.16', (q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 1, data: '192.0.2.8' }] }))
+  t.teardown(() => up.close())
+  const { addr, server, src } = await startServer(t, { udpHelpers: 1, upstreams: { servers: [up.spec] } })
+  const until = Date.now() + 30_000
+  while (server.helpersReady() < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(server.helpersReady(), 1, 'the helper started')
+  // Many queries: the kernel spreads them over both readers; every one is answered right.
+  const s = createSocket('udp4')
+  await new Promise<void>((resolve) => s.bind(0, C1, resolve))
+  const answers = new Map<number, unknown[]>()
+  s.on('message', (m) => { const p = dnsPacket.decode(m); answers.set(p.id!, datas(p)) })
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 100; i++) s.send(query('web', 'A', { id: round * 100 + i }), addr.port, addr.ip)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  s.close()
+  t.equal(answers.size, 400, 'no query lost')
+  t.ok([...answers.values()].every((d) => JSON.stringify(d) === '["10.1.0.2"]'), 'all the same answer')
+  t.same(datas(await udpDecoded(addr, query('web'), C2)), ['10.2.0.9'], 'scoped')
+  t.equal(rcode(await udpDecoded(addr, query('web'), STRANGER)), 'REFUSED')
+  t.same(datas(await udpDecoded(addr, query('example.com'), C1)), ['192.0.2.8'], 'forwarded through the main process')
+  src.remove((e) => e.name === 'web' && e.network === 'n1')
+  let last: unknown[] = []
+  const until2 = Date.now() + 3000
+  for (let i = 0; Date.now() < until2; i++) {
+    last = datas(await udpDecoded(addr, query('web', 'A', { id: i }), C1))
+    if (JSON.stringify(last) === '["192.0.2.8"]') break
+  }
+  t.same(last, ['192.0.2.8'], 'a removed record is gone from the helper too (now forwarded)')
+  let more = 0
+  const s2 = createSocket('udp4')
+  await new Promise<void>((resolve) => s2.bind(0, C1, resolve))
+  s2.on('message', (m) => { if (JSON.stringify(datas(dnsPacket.decode(m))) === '["10.1.0.3"]') more++ })
+  for (let i = 0; i < 50; i++) s2.send(query('db', 'A', { id: i }), addr.port, addr.ip)
+  await new Promise((resolve) => setTimeout(resolve, 1300))
+  s2.close()
+  t.equal(more, 50)
+  t.ok(server.metrics.answered >= 450, `helper counters reach the server's metrics (${server.metrics.answered})`)
+  t.equal(server.metrics.internalErrors, 0)
+})
