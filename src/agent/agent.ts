@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { toFerryError } from '../errors/errors.js'
+import { FerryError, toFerryError } from '../errors/errors.js'
 import { FileStore } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
@@ -21,6 +21,12 @@ import { buildApiServer, type AgentView, type EndpointView, type NetworkView } f
 import { EngineClient } from '../docker/client.js'
 import { claimSocket, lockStateDir } from './lock.js'
 import { VERSION } from '../version.js'
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { RedisClusterStore } from '../cluster/redis.js'
+import { openOverlayDataPlane } from '../vxlan/apply.js'
+import { PeerSync } from '../vxlan/peers.js'
+import { ClusterOverlay } from '../overlay/service.js'
 
 export interface AgentConfig {
   pluginName: string
@@ -31,6 +37,8 @@ export interface AgentConfig {
   defaultPools?: DefaultPool[]
   /** How often the agent checks the kernel against its store (ms); 0 = never. */
   reconcileIntervalMs: number
+  /** Multi-host overlay: the Redis control plane and this host's underlay address. */
+  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number }
 }
 
 export type AgentStatus = 'starting' | 'running' | 'stopping' | 'stopped'
@@ -48,6 +56,7 @@ export class Agent implements AgentView {
   private api?: FastifyInstance
   private engine: EngineClient
   private timer?: NodeJS.Timeout
+  private overlay?: ClusterOverlay
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
 
   constructor (cfg: AgentConfig, log: Logger) {
@@ -81,9 +90,18 @@ export class Agent implements AgentView {
           return [...routes.filter((r) => r.dst !== '0.0.0.0/0').map((r) => r.dst), ...addrs.map((a) => a.cidr)]
         },
       })
+      if (this.cfg.cluster) this.overlay = await this.openCluster(this.cfg.cluster)
       this.driver = new NetworkDriver({
-        store: this.store, links: this.links, firewall, ipam, ports: new HostPortPublisher(), log: this.log.child({ component: 'driver' }),
+        store: this.store, links: this.links, firewall, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
       })
+      if (this.overlay) {
+        const overlays = this.driver.networks().filter((n) => n.overlay).map((n) => ({
+          name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
+          mtu: n.options['com.docker.network.driver.mtu'] !== undefined ? n.mtu : undefined,
+        }))
+        await this.overlay.start(this.driver.localClusterState(), overlays)
+        this.cleanups.push(() => this.overlay!.stop())
+      }
       await this.reconcileNow('start')
 
       this.api = buildApiServer(this, this.log)
@@ -117,6 +135,42 @@ export class Agent implements AgentView {
       await this.cleanups.pop()!().catch((err: unknown) => this.log.error({ err }, 'cleanup failed'))
     }
     this.setStatus('stopped')
+  }
+
+  private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {
+    let hostId = c.hostId ?? this.store.state.hostId
+    if (!hostId) {
+      hostId = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`
+      this.store.state.hostId = hostId
+      await this.store.commit()
+    }
+    const log = this.log.child({ component: 'cluster' })
+    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log })
+    const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(), log: this.log.child({ component: 'peers' }) })
+    return new ClusterOverlay(cluster, peers, log)
+  }
+
+  // ---- cluster views, for the admin API ----
+  async clusterStatus (): Promise<Record<string, unknown>> {
+    if (!this.overlay) throw new FerryError('CLUSTER_UNAVAILABLE', 'this agent runs without a cluster: start it with --cluster redis://HOST:PORT --advertise-addr IP')
+    const { cluster, peers } = this.overlay
+    const status = cluster.status()
+    const [hosts, revision] = await Promise.all([
+      cluster.hosts().catch(() => undefined),
+      cluster.revision().catch(() => undefined),
+    ])
+    return { ...status, revision, hosts, peers: peers.status() }
+  }
+
+  async peers (network?: string): Promise<unknown[]> {
+    if (!this.overlay) throw new FerryError('CLUSTER_UNAVAILABLE', 'this agent runs without a cluster: start it with --cluster redis://HOST:PORT --advertise-addr IP')
+    const names = await this.engineNames()
+    let nets = this.driver.networks().filter((n) => n.overlay)
+    if (network) {
+      nets = nets.filter((n) => n.overlay!.name === network || n.id.startsWith(network) || names.networks.get(n.id) === network)
+      if (nets.length === 0) throw new FerryError('NETWORK_NOT_FOUND', `no overlay network "${network}" on this host`)
+    }
+    return Promise.all(nets.map(async (n) => ({ network: names.networks.get(n.id) ?? n.id.slice(0, 12), ...(await this.overlay!.peers.report(n.overlay!.name)) })))
   }
 
   private async reconcileNow (why: string): Promise<Record<string, unknown>> {

@@ -4,7 +4,8 @@ import { pino } from 'pino'
 import { FerryError, exitCode, toFerryError } from '../errors/errors.js'
 import { DEFAULT_DOCKER_HOST } from '../docker/client.js'
 import { parseDefaultPool } from '../ipam/ipam.js'
-import { Agent } from './agent.js'
+import { Agent, type AgentConfig } from './agent.js'
+import { isIpv4 } from '../bridge/options.js'
 
 export interface AgentFlags {
   pluginName: string
@@ -15,6 +16,24 @@ export interface AgentFlags {
   defaultAddressPool: string[]
   reconcileInterval: number
   logLevel: string
+  cluster?: string
+  advertiseAddr?: string
+  hostId?: string
+  hostTtl?: number
+}
+
+function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
+  if (flags.cluster === undefined) {
+    if (flags.advertiseAddr !== undefined) throw new FerryError('INVALID_OPTION', '--advertise-addr only makes sense with --cluster')
+    return undefined
+  }
+  if (flags.advertiseAddr === undefined || !isIpv4(flags.advertiseAddr)) {
+    throw new FerryError('INVALID_OPTION', "--cluster needs --advertise-addr IP: this host's underlay address, where other hosts send VXLAN traffic")
+  }
+  if (flags.hostId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(flags.hostId)) {
+    throw new FerryError('INVALID_OPTION', `--host-id "${flags.hostId}" must be letters, digits, '_', '.' or '-' (up to 63)`)
+  }
+  return { url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000 }
 }
 
 const PLUGIN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
@@ -35,6 +54,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       dockerHost: flags.dockerHost ?? process.env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST,
       defaultPools: flags.defaultAddressPool.length > 0 ? flags.defaultAddressPool.map(parseDefaultPool) : undefined,
       reconcileIntervalMs: flags.reconcileInterval * 1000,
+      cluster: clusterConfig(flags),
     }, log)
     await agent.start()
   } catch (err) {

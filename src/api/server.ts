@@ -17,6 +17,8 @@ export interface AgentView {
   networks (): Promise<NetworkView[]>
   endpoints (): Promise<EndpointView[]>
   reconcile (): Promise<Record<string, unknown>>
+  clusterStatus (): Promise<Record<string, unknown>>
+  peers (network?: string): Promise<unknown[]>
 }
 
 const idOrName = { type: 'string', minLength: 1, maxLength: 256 } as const
@@ -70,5 +72,8 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
       return eps.flatMap((e) => e.ports.map((p) => ({ ...p, endpoint: e.id, container: e.container, network: e.networkName })))
     })
   app.post('/v1/reconcile', async () => agent.reconcile())
+  app.get('/v1/cluster', async () => agent.clusterStatus())
+  app.get<{ Querystring: { network?: string } }>('/v1/peers', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
+    async (req) => agent.peers(req.query.network))
   return app
 }

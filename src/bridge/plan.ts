@@ -42,6 +42,8 @@ export function planReconcile (
   const netById = new Map(networks.map((n) => [n.id, n]))
   const wanted = new Set<string>()
   for (const net of networks) {
+    // An overlay's bridge and VXLAN device belong to the overlay data plane (src/vxlan).
+    if (net.overlay) continue
     const b = desiredBridge(net)
     wanted.add(b.name)
     const link = byName.get(b.name)

@@ -49,10 +49,14 @@ export function buildCli (): Command {
     .option('--docker-host <url>', "the engine's API, for names (default $DOCKER_HOST or unix:///var/run/docker.sock)")
     .option('--default-address-pool <spec>', 'base=CIDR,size=N for automatic pools (repeatable; Docker\'s defaults otherwise)', collect, [])
     .option('--reconcile-interval <seconds>', 'check the kernel against the store every N seconds (0 = only at start)', positiveInt, 5)
+    .option('--cluster <url>', 'Redis for multi-host overlays: redis://[:password@]host:port, rediss://… (TLS) or sentinel://[:password@]host:port[,host:port]/master')
+    .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
+    .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
+    .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, logLevel: string
+      defaultAddressPool: string[], reconcileInterval: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -92,6 +96,29 @@ export function buildCli (): Command {
         ports.map((p) => [p.container || '-', short(p.endpoint), p.network, p.proto,
           `${p.hostIp || '0.0.0.0'}:${p.hostPort === p.hostPortEnd ? p.hostPort : `${p.hostPort}-${p.hostPortEnd}`}`,
           `${p.containerIp}:${p.containerPort === p.containerPortEnd ? p.containerPort : `${p.containerPort}-${p.containerPortEnd}`}`])))
+    })
+
+  const cluster = program.command('cluster').description('the multi-host cluster')
+  cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
+    .action(async (o: JsonOpt) => {
+      const s = await api<{ state: string, url: string, hostId: string, vtep: string, revision?: number, lastError?: string,
+        hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number }> }>('GET', '/v1/cluster')
+      if (o.json) { json(s); return }
+      out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}\nrevision: ${s.revision ?? '-'}\n\n`)
+      out(table(['HOST', 'VTEP', 'VERSION', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
+        h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
+    })
+  program.command('peers').description('remote endpoints of the overlays, as programmed in the kernel and as known in Redis')
+    .option('--network <network>', 'only this overlay network').option('--json', 'print JSON')
+    .action(async (o: JsonOpt & { network?: string }) => {
+      const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
+      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number,
+        rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string }> }>>('GET', `/v1/peers${q}`)
+      if (o.json) { json(reports); return }
+      for (const r of reports) {
+        out(`${r.network} (overlay ${r.overlay}, vni ${r.vni}): ${r.differences === 0 ? 'kernel matches Redis' : `${r.differences} difference(s)`}\n`)
+        out(table(['IP', 'MAC', 'HOST', 'VTEP', 'STATUS'], r.rows.map((p) => [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : '')])))
+      }
     })
 
   program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')

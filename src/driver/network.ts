@@ -19,6 +19,8 @@ import { applyLinkOps } from '../bridge/apply.js'
 import { KeyedMutex } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { addrOf, prefixOf } from '../util/ip.js'
+import type { OverlayService } from '../overlay/service.js'
+import type { LocalClusterState } from '../cluster/types.js'
 
 export interface CreateNetworkInput {
   id: string
@@ -52,6 +54,8 @@ export interface NetworkDriverDeps {
   firewall: FirewallDriver
   ipam: Ipam
   ports: PortPublisher
+  /** The multi-host overlay; absent when the agent runs without --cluster. */
+  overlay?: OverlayService
   log: Logger
   now?: () => Date
 }
@@ -101,8 +105,11 @@ export class NetworkDriver {
     if (input.ipv6) throw new FerryError('UNSUPPORTED', 'ferry networks do not support IPv6 yet: create the network without --ipv6')
     if (input.extraIpv4Data > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take exactly one IPv4 subnet')
     const opts = parseNetworkOptions(input.generic, input.internal)
-    if (opts.overlay !== undefined) {
-      throw new FerryError('CLUSTER_UNAVAILABLE', `network option ferry.overlay=${opts.overlay} needs a cluster: start the agent with --cluster redis://HOST:PORT`)
+    if (opts.overlay !== undefined && !this.d.overlay) {
+      throw new FerryError('CLUSTER_UNAVAILABLE', `network option ferry.overlay=${opts.overlay} needs a cluster: start the agent with --cluster redis://HOST:PORT --advertise-addr IP`)
+    }
+    if (opts.overlay === undefined && opts.vni !== undefined) {
+      throw new FerryError('INVALID_OPTION', 'option ferry.vni only applies to an overlay network: add -o ferry.overlay=NAME')
     }
     return this.locks.run(input.id, async () => {
       const existing = this.state.networks[input.id]
@@ -114,6 +121,7 @@ export class NetworkDriver {
       if (!pool) {
         throw new FerryError('INVALID_REQUEST', `subnet ${input.subnet} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
       }
+      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts.overlay, opts.vni, pool.id)
       const bridge = opts.bridgeName ?? defaultBridgeName(input.id)
       const other = this.networks().find((n) => n.bridge === bridge)
       if (other) throw new FerryError('NAME_CONFLICT', `bridge ${bridge} is already used by ferry network ${other.id.slice(0, 12)}`)
@@ -152,13 +160,88 @@ export class NetworkDriver {
     })
   }
 
+  /**
+   * An overlay network: the same command on every host joins one cluster-wide
+   * definition (subnet, gateway, VNI). The bridge and VXLAN device belong to the
+   * overlay data plane; the pool is tied to the overlay so that endpoint addresses
+   * are allocated cluster-wide from now on.
+   */
+  private async createOverlayNetwork (input: CreateNetworkInput, name: string, vni: number | undefined, poolId: string): Promise<void> {
+    const overlay = this.d.overlay!
+    const taken = this.networks().find((n) => n.overlay?.name === name)
+    if (taken && taken.subnet !== input.subnet) {
+      throw new FerryError('NAME_CONFLICT', `overlay ${name} already exists with subnet ${taken.subnet} (this host asked for ${input.subnet})`)
+    }
+    if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
+    const opts = parseNetworkOptions(input.generic, input.internal)
+    const userMtu = input.generic['com.docker.network.driver.mtu'] !== undefined ? opts.mtu : undefined
+    const gateway = addrOf(input.gatewayCidr)
+    await withUndo(async (undo) => {
+      const att = await overlay.attach({ name, subnet: input.subnet, gateway, vni, mtu: userMtu })
+      undo.push(`leave overlay ${name}`, () => overlay.detach(name))
+      const net: NetworkRecord = {
+        id: input.id,
+        bridge: att.bridge,
+        ownsBridge: false,
+        subnet: input.subnet,
+        gateway,
+        poolId,
+        mtu: att.mtu,
+        icc: opts.icc,
+        masquerade: opts.masquerade,
+        internal: opts.internal,
+        hostBindingIp: opts.hostBindingIp,
+        options: Object.fromEntries(Object.entries(input.generic).map(([k, v]) => [k, String(v)])),
+        createdAt: this.now(),
+        overlay: { name, vni: att.vni },
+      }
+      undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
+      await this.d.firewall.addNetwork(natNetwork(net))
+      const pool = this.d.ipam.pool(poolId)
+      if (pool) pool.overlay = name
+      this.state.networks[net.id] = net
+      undo.push('forget network', async () => { delete this.state.networks[net.id]; if (pool) delete pool.overlay; await this.d.store.commit() })
+      await this.d.store.commit()
+      this.d.log.info({ network: net.id, overlay: name, vni: att.vni, bridge: att.bridge }, 'overlay network joined')
+    }, this.undoLog)
+  }
+
+  /** The overlay a pool belongs to, if any. */
+  overlayOfPool (poolId: string): string | undefined {
+    return this.d.ipam.pool(poolId)?.overlay
+  }
+
+  /** Endpoint addresses of an overlay pool come from the cluster; the answer is a CIDR, as the engine expects. */
+  async requestOverlayAddress (poolId: string, overlay: string, preferred: string, reclaim: boolean): Promise<string> {
+    const pool = this.d.ipam.pool(poolId)!
+    const ip = await this.d.overlay!.allocateAddress(overlay, preferred === '' ? undefined : preferred, reclaim)
+    return `${ip}/${prefixOf(pool.subnet)}`
+  }
+
+  async releaseOverlayAddress (overlay: string, ip: string): Promise<void> {
+    await this.d.overlay?.releaseAddress(overlay, ip)
+  }
+
+  /** This host's cluster state, re-asserted in Redis at every (re)connect. */
+  localClusterState (): LocalClusterState {
+    const nets = this.networks().filter((n) => n.overlay)
+    const byId = new Map(nets.map((n) => [n.id, n]))
+    const eps = this.endpoints().filter((e) => byId.has(e.networkId))
+    return {
+      overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni })),
+      addresses: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip: e.address })),
+      endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address, mac: e.mac })),
+    }
+  }
+
   async deleteNetwork (id: string): Promise<void> {
     return this.locks.run(id, async () => {
       const net = this.state.networks[id]
       if (!net) return
       for (const ep of this.endpoints(id)) await this.removeEndpointNow(ep)
       await this.d.firewall.removeNetwork(id)
-      if (net.ownsBridge) await this.d.links.deleteLink(net.bridge)
+      if (net.overlay) await this.d.overlay?.detach(net.overlay.name)
+      else if (net.ownsBridge) await this.d.links.deleteLink(net.bridge)
       delete this.state.networks[id]
       await this.d.store.commit()
       // With no ferry network left, nothing of ferry stays in the firewall.
@@ -211,6 +294,11 @@ export class NetworkDriver {
         this.state.endpoints[ep.id] = ep
         undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit() })
         await this.d.store.commit()
+        if (net.overlay) {
+          // Published at create, not at join: remote hosts get a head start on programming it.
+          undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
+          await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
+        }
       }, this.undoLog)
       this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
       return input.mac === '' ? { mac } : {}
@@ -263,6 +351,8 @@ export class NetworkDriver {
 
   /** Remove an endpoint's kernel and firewall state and its record (caller holds the network lock and commits). */
   private async removeEndpointNow (ep: EndpointRecord): Promise<void> {
+    const overlay = this.state.networks[ep.networkId]?.overlay
+    if (overlay) await this.d.overlay?.withdraw(overlay.name, ep.id)
     if (ep.ports.length > 0) await this.d.firewall.removeEndpoint(ep.id)
     await this.d.links.deleteLink(ep.hostVeth)
     await this.d.links.deleteLink(ep.containerVeth)

@@ -47,6 +47,8 @@ export interface NetworkRecord {
   /** The user's -o options, kept for inspect. */
   options: Record<string, string>
   createdAt: string
+  /** Set for a multi-host overlay network (-o ferry.overlay=NAME). */
+  overlay?: { name: string, vni: number }
 }
 
 export interface EndpointRecord {
@@ -81,6 +83,8 @@ export interface PoolRecord {
   createdAt: string
   /** The last address handed out without a preference (allocation continues after it). */
   cursor?: string
+  /** The overlay this pool belongs to: its endpoint addresses are allocated cluster-wide. */
+  overlay?: string
 }
 
 export interface AddressUse {

@@ -186,10 +186,22 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   })
   route<ReleasePoolReq>('IpamDriver.ReleasePool', schemas.ReleasePool, async (b) => { await ipam.releasePool(b.PoolID); return {} })
   route<RequestAddressReq>('IpamDriver.RequestAddress', schemas.RequestAddress, async (b) => {
+    const overlay = driver.overlayOfPool(b.PoolID)
+    const isGateway = b.Options?.RequestAddressType === 'com.docker.network.gateway'
+    if (overlay !== undefined && !isGateway) {
+      // An overlay's endpoint addresses are allocated cluster-wide, atomically in Redis.
+      return { Address: await driver.requestOverlayAddress(b.PoolID, overlay, b.Address ?? '', ipam.isReplaying()), Data: {} }
+    }
     const r = await ipam.requestAddress({ poolId: b.PoolID, address: b.Address ?? '', options: b.Options ?? null })
     return { Address: r.address, Data: r.data }
   })
-  route<ReleaseAddressReq>('IpamDriver.ReleaseAddress', schemas.ReleaseAddress, async (b) => { await ipam.releaseAddress(b.PoolID, b.Address); return {} })
+  route<ReleaseAddressReq>('IpamDriver.ReleaseAddress', schemas.ReleaseAddress, async (b) => {
+    const overlay = driver.overlayOfPool(b.PoolID)
+    // The gateway is held by the overlay itself ('@gateway'), so releasing it here is a no-op there.
+    if (overlay !== undefined) await driver.releaseOverlayAddress(overlay, b.Address.split('/')[0]!)
+    await ipam.releaseAddress(b.PoolID, b.Address)
+    return {}
+  })
 
   return app
 }

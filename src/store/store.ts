@@ -16,6 +16,8 @@ export interface State {
   networks: Record<string, NetworkRecord>
   endpoints: Record<string, EndpointRecord>
   pools: Record<string, PoolRecord>
+  /** This host's id in a cluster, made once and kept. */
+  hostId?: string
 }
 
 export function emptyState (): State {

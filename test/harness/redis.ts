@@ -38,18 +38,22 @@ export async function freePort (): Promise<number> {
 class Server implements RedisServer {
   private proc: ChildProcess | undefined
   private exited: Promise<void> = Promise.resolve()
-  constructor (readonly port: number) {}
+  constructor (readonly port: number, readonly host = '127.0.0.1', readonly ns?: string) {}
 
-  get url (): string { return `redis://127.0.0.1:${this.port}` }
+  get url (): string { return `redis://${this.host}:${this.port}` }
+
+  /** argv prefix that runs a program where the server lives. */
+  private get where (): string[] { return this.ns === undefined ? [] : ['ip', 'netns', 'exec', this.ns] }
 
   async start (): Promise<void> {
     if (this.proc) return
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const argv = [...this.where, 'redis-server', '--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no',
+      '--protected-mode', 'no', '--loglevel', 'warning']
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
     this.proc = proc
     this.exited = new Promise((resolve) => proc.once('exit', () => { if (this.proc === proc) this.proc = undefined; resolve() }))
     for (let i = 0; i < 100; i++) {
-      const out = sh(['redis-cli', '-p', String(this.port), 'ping'], { allowFailure: true })
+      const out = sh([...this.where, 'redis-cli', '-h', this.host, '-p', String(this.port), 'ping'], { allowFailure: true })
       if (out.trim() === 'PONG') return
       if (!this.proc) throw new Error(`redis-server on port ${this.port} exited at start`)
       await delay(50)
@@ -70,17 +74,20 @@ class Server implements RedisServer {
   }
 
   cli (args: string[]): string {
-    return sh(['redis-cli', '-p', String(this.port), ...args])
+    return sh([...this.where, 'redis-cli', '-h', this.host, '-p', String(this.port), ...args])
   }
 
   keys (pattern: string): string[] {
-    return sh(['redis-cli', '-p', String(this.port), '--scan', '--pattern', pattern]).split('\n').filter(Boolean).sort()
+    return sh([...this.where, 'redis-cli', '-h', this.host, '-p', String(this.port), '--scan', '--pattern', pattern]).split('\n').filter(Boolean).sort()
   }
 }
 
-/** Start a redis-server for the test; it is killed on teardown. */
-export async function redisServer (t: TeardownHost): Promise<RedisServer> {
-  const s = new Server(await freePort())
+/**
+ * Start a redis-server for the test; it is killed on teardown. By default on a free
+ * loopback port; with `ns` and `host`, inside that namespace on that address.
+ */
+export async function redisServer (t: TeardownHost, where: { ns?: string, host?: string, port?: number } = {}): Promise<RedisServer> {
+  const s = new Server(where.port ?? await freePort(), where.host, where.ns)
   t.teardown(() => s.kill())
   await s.start()
   return s

@@ -1,0 +1,76 @@
+/**
+ * The overlay as the network driver sees it: define or join an overlay, allocate
+ * its addresses cluster-wide, publish and withdraw endpoints. Behind it, the
+ * Redis control plane (src/cluster) and the VXLAN data plane (src/vxlan).
+ */
+import type { Logger } from 'pino'
+import type { ClusterStore, LocalClusterState } from '../cluster/types.js'
+import type { PeerSync } from '../vxlan/peers.js'
+import { isUnavailable } from '../cluster/client.js'
+
+export interface OverlayAttachment { vni: number, bridge: string, mtu: number }
+
+export interface OverlayService {
+  attach (req: { name: string, subnet: string, gateway: string, vni?: number, mtu?: number }): Promise<OverlayAttachment>
+  /** This host leaves the overlay (devices removed, cluster told). */
+  detach (name: string): Promise<void>
+  allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string>
+  releaseAddress (overlay: string, ip: string): Promise<void>
+  publish (overlay: string, endpointId: string, ip: string, mac: string): Promise<void>
+  withdraw (overlay: string, endpointId: string): Promise<void>
+}
+
+export class ClusterOverlay implements OverlayService {
+  constructor (readonly cluster: ClusterStore, readonly peers: PeerSync, private readonly log: Logger) {}
+
+  /** At agent start: re-assert this host's state, and rebuild the devices of every overlay it has. */
+  async start (local: LocalClusterState, overlays: Array<{ name: string, subnet: string, gateway: string, vni: number, mtu?: number }>): Promise<void> {
+    this.peers.start()
+    for (const o of overlays) await this.peers.attach(o)
+    // Reachability of Redis must not hold the agent back: local networking works without it.
+    await this.cluster.start(local).catch((err: unknown) => this.log.warn({ err }, 'cluster store not reachable yet; retrying in the background'))
+  }
+
+  async stop (): Promise<void> {
+    this.peers.stop()
+    await this.cluster.close()
+  }
+
+  async attach (req: { name: string, subnet: string, gateway: string, vni?: number, mtu?: number }): Promise<OverlayAttachment> {
+    const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni })
+    try {
+      const d = await this.peers.attach({ name: req.name, vni: def.vni, subnet: def.subnet, gateway: def.gateway, mtu: req.mtu })
+      return { vni: def.vni, bridge: d.bridge, mtu: d.mtu }
+    } catch (err) {
+      await this.cluster.removeOverlayHost(req.name).catch(() => undefined)
+      throw err
+    }
+  }
+
+  async detach (name: string): Promise<void> {
+    await this.peers.detach(name)
+    await this.tolerant(() => this.cluster.removeOverlayHost(name))
+  }
+
+  allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string> {
+    return this.cluster.allocateAddress(overlay, preferred, { reclaim })
+  }
+
+  async releaseAddress (overlay: string, ip: string): Promise<void> {
+    await this.tolerant(() => this.cluster.releaseAddress(overlay, ip))
+  }
+
+  async publish (overlay: string, endpointId: string, ip: string, mac: string): Promise<void> {
+    await this.cluster.publishEndpoint({ overlay, endpointId, ip, mac })
+  }
+
+  async withdraw (overlay: string, endpointId: string): Promise<void> {
+    await this.tolerant(() => this.cluster.withdrawEndpoint(overlay, endpointId))
+  }
+
+  /** Removals made while Redis is down are remembered by the store and replayed on reconnect. */
+  private async tolerant (fn: () => Promise<unknown>): Promise<void> {
+    try { await fn() } catch (err) { if (!isUnavailable(err)) throw err }
+  }
+
+}

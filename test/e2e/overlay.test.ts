@@ -1,0 +1,172 @@
+/**
+ * The multi-host overlay end to end: three simulated hosts (each a namespace with
+ * its own dockerd and ferry agent, under its own plugin name) joined by an
+ * underlay bridge, one redis-server on the underlay.
+ */
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { netns, nsExec, sh, ipJson } from '../harness/netns.js'
+import { startDockerd, type Dockerd } from '../harness/dockerd.js'
+import { ensureBusyboxImage } from '../harness/image.js'
+import { startAgent, type Agent } from '../harness/agent.js'
+import { redisServer } from '../harness/redis.js'
+
+const REDIS_IP = '192.0.2.5'
+const SUBNET = '10.40.0.0/16'
+const SERVE = (text: string) => `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`
+
+interface Host { name: string, ns: string, ip: string, d: Dockerd, agent: Agent, plugin: string }
+
+async function until (what: string, fn: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await fn()) return
+    await sleep(200)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+await t.test('overlay across three hosts', async (t) => {
+  const ul = netns(t, 'fyoul')
+  nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
+  nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
+  nsExec(ul, ['ip', 'link', 'set', 'ulbr', 'up'])
+  const redis = await redisServer(t, { ns: ul, host: REDIS_IP, port: 6379 })
+
+  const hosts: Host[] = []
+  for (const i of [1, 2, 3]) {
+    const ns = netns(t, `fyoh${i}`)
+    const ip = `192.0.2.1${i}`
+    sh(['ip', '-n', ul, 'link', 'add', `vh${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    sh(['ip', '-n', ul, 'link', 'set', `vh${i}`, 'master', 'ulbr', 'up'])
+    sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
+    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
+    const d = await startDockerd(t, { ns })
+    await ensureBusyboxImage(d)
+    const plugin = `fyo${i}x${process.pid}`
+    const agent = await startAgent(t, {
+      ns, pluginName: plugin, dockerd: d,
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `h${i}`, '--host-ttl', '4'],
+    })
+    hosts.push({ name: `h${i}`, ns, ip, d, agent, plugin })
+  }
+  const [h1, h2, h3] = hosts as [Host, Host, Host]
+  t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(`${h.name} agent log:\n${h.agent.logs().slice(-3000)}`) })
+  const create = (h: Host, name: string, ...args: string[]) =>
+    h.d.docker(['network', 'create', '-d', h.plugin, '--ipam-driver', h.plugin, ...args, name])
+  const run = (h: Host, ...args: string[]) => h.d.docker(['run', '--stop-timeout', '1', ...args])
+  const ipOf = async (h: Host, c: string) => (await h.d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.ov1.IPAddress}}', c])).trim()
+  const ping = (h: Host, ip: string) => run(h, '--rm', '--net', 'ov1', 'bb', 'ping', '-c', '1', '-W', '2', ip)
+  const fetch = (h: Host, ip: string) => run(h, '--rm', '--net', 'ov1', 'bb', 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 80`)
+
+  await t.test('the same command on every host joins one overlay', async (t) => {
+    for (const h of hosts) {
+      const r = await create(h, 'ov1', '--subnet', SUBNET, '-o', 'ferry.overlay=ov1')
+      t.equal(r.code, 0, `${h.name}: ${r.stderr}`)
+    }
+    const bad = await create(h3, 'ov1b', '--subnet', '10.41.0.0/16', '-o', 'ferry.overlay=ov1')
+    t.not(bad.code, 0)
+    t.match(bad.stderr, /overlay ov1 already exists with subnet 10\.40\.0\.0\/16/, bad.stderr)
+    const vxlan = ipJson<Array<{ ifname: string, linkinfo?: { info_kind: string, info_data?: { id: number, port: number, learning: boolean } } }>>(h1.ns, ['-d', 'link'])
+      .find((l) => l.linkinfo?.info_kind === 'vxlan')
+    t.ok(vxlan, 'a VXLAN device on h1')
+    t.equal(vxlan?.linkinfo?.info_data?.port, 4789)
+    t.equal(vxlan?.linkinfo?.info_data?.learning, false)
+  })
+
+  let dbIp = ''
+  await t.test('containers on different hosts reach each other', async (t) => {
+    t.equal((await run(h1, '-d', '--net', 'ov1', '--name', 'db', 'bb', 'sh', '-c', SERVE('db-on-h1'))).code, 0)
+    dbIp = await ipOf(h1, 'db')
+    t.match(dbIp, /^10\.40\./)
+    const p = await ping(h2, dbIp)
+    t.equal(p.code, 0, `h2 pings db on h1: ${p.stdout}${p.stderr}`)
+    await until('httpd on db', async () => /db-on-h1/.test((await fetch(h3, dbIp)).stdout))
+    t.pass('h3 fetches from db over the overlay')
+    const out = await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '2', '192.0.2.13'])
+    t.equal(out.code, 0, 'overlay containers reach the outside through their own host')
+  })
+
+  await t.test('concurrent docker run on every host gives unique addresses', async (t) => {
+    const names = hosts.flatMap((h) => [1, 2, 3].map((k) => ({ h, name: `c${h.name}${k}` })))
+    const results = await Promise.all(names.map(({ h, name }) => run(h, '-d', '--net', 'ov1', '--name', name, 'bb', 'sleep', '600')))
+    results.forEach((r, i) => t.equal(r.code, 0, `${names[i]!.name}: ${r.stderr}`))
+    const ips = await Promise.all(names.map(({ h, name }) => ipOf(h, name)))
+    t.equal(new Set([...ips, dbIp]).size, ips.length + 1, `all distinct: ${ips.join(' ')}`)
+    const p = await h3.d.docker(['exec', 'ch31', 'ping', '-c', '1', '-W', '2', ips[0]!])
+    t.equal(p.code, 0, 'h3 reaches a container of h1')
+  })
+
+  await t.test('the CLI shows the cluster and the peers', async (t) => {
+    const st = JSON.parse((await h1.agent.cli(['cluster', 'status', '--json'])).stdout) as { state: string, hosts: Array<{ hostId: string, vtep: string }> }
+    t.equal(st.state, 'ready')
+    t.same(st.hosts.map((h) => `${h.hostId}=${h.vtep}`).sort(), ['h1=192.0.2.11', 'h2=192.0.2.12', 'h3=192.0.2.13'])
+    t.match((await h1.agent.cli(['cluster', 'status'])).stdout, /h2\s+192\.0\.2\.12/)
+    const peers = JSON.parse((await h2.agent.cli(['peers', '--network', 'ov1', '--json'])).stdout) as Array<{ differences: number, rows: Array<{ ip: string, status: string, hostId?: string }> }>
+    t.equal(peers[0]?.differences, 0, 'kernel matches Redis')
+    t.match(peers[0]?.rows.find((r) => r.ip === dbIp), { status: 'ok', hostId: 'h1' })
+    t.match((await h2.agent.cli(['peers'])).stdout, /kernel matches Redis/)
+  })
+
+  await t.test('kill -9 of an agent, and a restart', async (t) => {
+    await h2.agent.kill('SIGKILL')
+    t.equal((await h2.d.docker(['exec', 'ch21', 'ping', '-c', '1', '-W', '2', dbIp])).code, 0, 'traffic flows while the agent is down')
+    await h2.agent.restart()
+    t.equal((await h2.d.docker(['exec', 'ch21', 'ping', '-c', '1', '-W', '2', dbIp])).code, 0, 'and after the restart')
+    t.equal((await run(h2, '-d', '--net', 'ov1', '--name', 'late2', 'bb', 'sleep', '600')).code, 0)
+    const ip = await ipOf(h2, 'late2')
+    await until('h1 reaches late2', async () => (await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', ip])).code === 0)
+    t.pass('a new container on the restarted host is reachable')
+  })
+
+  await t.test('Redis restarts with no data: the cluster converges', async (t) => {
+    await redis.restart()
+    await until('h1 re-registered', () => redis.keys('ferry:*').length > 0)
+    t.equal((await h2.d.docker(['exec', 'ch21', 'ping', '-c', '1', '-W', '2', dbIp])).code, 0, 'traffic kept flowing')
+    await until('everyone back', async () => {
+      const st = JSON.parse((await h1.agent.cli(['cluster', 'status', '--json'])).stdout) as { hosts?: unknown[] }
+      return (st.hosts?.length ?? 0) === 3
+    })
+    t.equal((await run(h3, '-d', '--net', 'ov1', '--name', 'late3', 'bb', 'sleep', '600')).code, 0)
+    const ip = await ipOf(h3, 'late3')
+    const others = await Promise.all([ipOf(h1, 'ch11'), ipOf(h2, 'ch21'), ipOf(h3, 'ch31')])
+    t.equal(new Set([ip, dbIp, ...others]).size, 5, 'no address handed out twice after the restart')
+    await until('h1 reaches late3', async () => (await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', ip])).code === 0)
+    t.pass('changes after the restart propagate')
+  })
+
+  await t.test('a host whose agent stops disappears from the others after the TTL', async (t) => {
+    const late3 = await ipOf(h3, 'late3')
+    await h3.agent.kill('SIGKILL')
+    await until('h3 removed', async () => {
+      const st = JSON.parse((await h1.agent.cli(['cluster', 'status', '--json'])).stdout) as { hosts?: Array<{ hostId: string }> }
+      return st.hosts !== undefined && !st.hosts.some((h) => h.hostId === 'h3')
+    }, 20_000)
+    await until('h3 endpoints gone from h1\'s kernel', () => !nsExec(h1.ns, ['ip', 'neigh', 'show']).includes(late3), 10_000)
+    t.pass('h3 and its endpoints are gone from h1')
+    await h3.agent.restart()
+    await until('h3 back', async () => {
+      const st = JSON.parse((await h1.agent.cli(['cluster', 'status', '--json'])).stdout) as { hosts?: Array<{ hostId: string }> }
+      return st.hosts?.some((h) => h.hostId === 'h3') ?? false
+    })
+    await until('h1 reaches late3 again', async () => (await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', late3])).code === 0)
+    t.pass('h3 rejoins with its endpoints')
+  })
+
+  await t.test('removing the network on every host leaves nothing behind', async (t) => {
+    for (const h of hosts) {
+      const ids = (await h.d.dockerOk(['ps', '-aq'])).split('\n').filter(Boolean)
+      if (ids.length > 0) await h.d.dockerOk(['rm', '-f', ...ids])
+      const r = await h.d.docker(['network', 'rm', 'ov1'])
+      t.equal(r.code, 0, `${h.name}: ${r.stderr}`)
+    }
+    for (const h of hosts) {
+      const links = ipJson<Array<{ ifname: string }>>(h.ns, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fy'))
+      t.same(links, [], `${h.name}: no ferry device`)
+      t.notMatch(nsExec(h.ns, ['ip', 'neigh', 'show']), /10\.40\./, `${h.name}: no neighbour entry`)
+      t.notMatch(nsExec(h.ns, ['bridge', 'fdb', 'show']), /dst 192\.0\.2\./, `${h.name}: no FDB entry`)
+    }
+    const keys = redis.keys('ferry:*').filter((k) => !/^ferry:(host|hosts|rev|events)/.test(k))
+    t.same(keys, [], `no overlay key left in Redis (${keys.join(' ')})`)
+  })
+})
