@@ -27,6 +27,10 @@ import { RedisClusterStore } from '../cluster/redis.js'
 import { openOverlayDataPlane } from '../vxlan/apply.js'
 import { PeerSync } from '../vxlan/peers.js'
 import { ClusterOverlay } from '../overlay/service.js'
+import { DnsServer } from '../dns/server.js'
+import { AgentRecordSource, scopeOf } from '../dns/source.js'
+import { EngineWatcher } from '../docker/watch.js'
+import type { ClusterEndpoint } from '../cluster/types.js'
 
 export interface AgentConfig {
   pluginName: string
@@ -39,6 +43,8 @@ export interface AgentConfig {
   reconcileIntervalMs: number
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
   cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number }
+  /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
+  dns: { enabled: boolean, upstreams: string[], port?: number }
 }
 
 export type AgentStatus = 'starting' | 'running' | 'stopping' | 'stopped'
@@ -57,6 +63,12 @@ export class Agent implements AgentView {
   private engine: EngineClient
   private timer?: NodeJS.Timeout
   private overlay?: ClusterOverlay
+  private dns?: DnsServer
+  private records = new AgentRecordSource()
+  private watcher?: EngineWatcher
+  private remote = new Map<string, ClusterEndpoint[]>()
+  private published = new Map<string, string>()
+  private syncQueued = false
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
 
   constructor (cfg: AgentConfig, log: Logger) {
@@ -93,6 +105,7 @@ export class Agent implements AgentView {
       if (this.cfg.cluster) this.overlay = await this.openCluster(this.cfg.cluster)
       this.driver = new NetworkDriver({
         store: this.store, links: this.links, firewall, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
+        onChange: () => this.queueSync(),
       })
       if (this.overlay) {
         const overlays = this.driver.networks().filter((n) => n.overlay).map((n) => ({
@@ -103,6 +116,7 @@ export class Agent implements AgentView {
         this.cleanups.push(() => this.overlay!.stop())
       }
       await this.reconcileNow('start')
+      if (this.cfg.dns.enabled) await this.startDns()
 
       this.api = buildApiServer(this, this.log)
       await this.api.listen({ path: this.cfg.apiSocket })
@@ -135,6 +149,95 @@ export class Agent implements AgentView {
       await this.cleanups.pop()!().catch((err: unknown) => this.log.error({ err }, 'cleanup failed'))
     }
     this.setStatus('stopped')
+  }
+
+  /** DNS: the server, the engine watcher that learns names, and the cluster feed of remote names. */
+  private async startDns (): Promise<void> {
+    const log = this.log.child({ component: 'dns' })
+    this.dns = new DnsServer({
+      records: this.records,
+      clientNetworks: this.records.clientNetworks,
+      upstreams: this.cfg.dns.upstreams.length > 0 ? { servers: this.cfg.dns.upstreams } : {},
+      log,
+    })
+    this.cleanups.push(() => this.dns!.close())
+    this.watcher = new EngineWatcher(this.cfg.dockerHost, this.engine, log)
+    this.watcher.on('change', () => this.queueSync())
+    this.watcher.start()
+    this.cleanups.push(async () => this.watcher?.stop())
+    if (this.overlay) {
+      const unsubscribe = this.overlay.cluster.subscribe((ev) => {
+        if (['endpoint-published', 'endpoint-withdrawn', 'resync', 'host-removed', 'overlay-removed'].includes(ev.kind)) void this.refreshRemote()
+      })
+      this.cleanups.push(async () => unsubscribe())
+    }
+    await this.syncNow()
+  }
+
+  private async refreshRemote (): Promise<void> {
+    if (!this.overlay) return
+    for (const n of this.driver.networks()) {
+      if (!n.overlay) continue
+      try { this.remote.set(n.overlay.name, await this.overlay.cluster.endpoints(n.overlay.name)) } catch { /* keep the last known */ }
+    }
+    this.queueSync()
+  }
+
+  private queueSync (): void {
+    if (this.syncQueued || !this.dns) return
+    this.syncQueued = true
+    setImmediate(() => { this.syncQueued = false; void this.syncNow() })
+  }
+
+  /** Records, listen addresses and the names this host publishes for its overlay endpoints. */
+  private async syncNow (): Promise<void> {
+    if (!this.dns) return
+    const networks = this.driver.networks()
+    const endpoints = this.driver.endpoints()
+    this.records.update({ networks, endpoints, names: this.watcher?.all() ?? [], remote: this.remote, hostId: this.overlay?.cluster.hostId })
+    const gateways = [...new Set(networks.map((n) => n.gateway))].map((ip) => ({ ip, port: this.cfg.dns.port ?? 53 }))
+    try {
+      await this.dns.setAddresses(gateways)
+    } catch (err) {
+      this.log.warn({ err: toFerryError(err).message }, 'DNS could not listen on every gateway address')
+    }
+    if (!this.overlay) return
+    for (const ep of endpoints) {
+      const net = networks.find((n) => n.id === ep.networkId)
+      const names = this.records.localNames.get(ep.id)
+      if (!net?.overlay || !names) continue
+      const key = names.join(',')
+      if (this.published.get(ep.id) === key) continue
+      this.published.set(ep.id, key)
+      await this.overlay.publish(net.overlay.name, ep.id, ep.address, ep.mac, names)
+        .catch((err: unknown) => { this.published.delete(ep.id); this.log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
+    }
+  }
+
+  // ---- DNS views, for the admin API ----
+  private scopeFor (network: string): string {
+    const n = this.driver.networks().find((x) => x.id === network || x.id.startsWith(network) || x.overlay?.name === network)
+    return n ? scopeOf(n) : network
+  }
+
+  async dnsRecords (network?: string): Promise<unknown[]> {
+    if (!this.dns) throw new FerryError('UNSUPPORTED', 'the DNS server is off (--no-dns-server)')
+    const names = await this.engineNames()
+    const byName = new Map([...names.networks].map(([id, name]) => [name, id]))
+    const scope = network === undefined ? undefined : this.scopeFor(byName.get(network) ?? network)
+    return this.records.records().filter((r) => scope === undefined || r.network === scope).map((r) => ({
+      network: r.network.startsWith('overlay:') ? r.network : (names.networks.get(r.network) ?? r.network.slice(0, 12)),
+      name: r.name, aliases: r.aliases, ip: r.ip,
+    }))
+  }
+
+  async dnsQuery (name: string, type: 'A' | 'PTR' | 'AAAA', network: string): Promise<Record<string, unknown>> {
+    if (!this.dns) throw new FerryError('UNSUPPORTED', 'the DNS server is off (--no-dns-server)')
+    const names = await this.engineNames()
+    const byName = new Map([...names.networks].map(([id, n]) => [n, id]))
+    const scope = this.scopeFor(byName.get(network) ?? network)
+    const res = await this.dns.query(name, type, [scope]) as unknown as { rcode?: string, answers?: Array<{ name: string, type: string, ttl?: number, data?: unknown }> }
+    return { rcode: res.rcode ?? 'NOERROR', answers: (res.answers ?? []).map((a) => ({ name: a.name, type: a.type, ttl: a.ttl, data: a.data })) }
   }
 
   private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {

@@ -20,6 +20,8 @@ export interface AgentFlags {
   advertiseAddr?: string
   hostId?: string
   hostTtl?: number
+  dns: string[]
+  dnsServer: boolean
 }
 
 function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
@@ -34,6 +36,14 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
     throw new FerryError('INVALID_OPTION', `--host-id "${flags.hostId}" must be letters, digits, '_', '.' or '-' (up to 63)`)
   }
   return { url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000 }
+}
+
+function checkUpstream (s: string): string {
+  const m = /^(\d+\.\d+\.\d+\.\d+)(?::(\d{1,5}))?$/.exec(s)
+  if (!m || !isIpv4(m[1]!) || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) {
+    throw new FerryError('INVALID_OPTION', `--dns "${s}" must be an IPv4 address, optionally with :port`)
+  }
+  return s
 }
 
 const PLUGIN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
@@ -55,6 +65,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       defaultPools: flags.defaultAddressPool.length > 0 ? flags.defaultAddressPool.map(parseDefaultPool) : undefined,
       reconcileIntervalMs: flags.reconcileInterval * 1000,
       cluster: clusterConfig(flags),
+      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream) },
     }, log)
     await agent.start()
   } catch (err) {

@@ -19,6 +19,8 @@ export interface AgentView {
   reconcile (): Promise<Record<string, unknown>>
   clusterStatus (): Promise<Record<string, unknown>>
   peers (network?: string): Promise<unknown[]>
+  dnsRecords (network?: string): Promise<unknown[]>
+  dnsQuery (name: string, type: 'A' | 'AAAA' | 'PTR', network: string): Promise<Record<string, unknown>>
 }
 
 const idOrName = { type: 'string', minLength: 1, maxLength: 256 } as const
@@ -73,6 +75,17 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
     })
   app.post('/v1/reconcile', async () => agent.reconcile())
   app.get('/v1/cluster', async () => agent.clusterStatus())
+  app.get<{ Querystring: { network?: string } }>('/v1/dns/records', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
+    async (req) => agent.dnsRecords(req.query.network))
+  app.get<{ Querystring: { name: string, type: 'A' | 'AAAA' | 'PTR', network: string } }>('/v1/dns/query', {
+    schema: {
+      querystring: {
+        type: 'object',
+        required: ['name', 'network'],
+        properties: { name: { type: 'string', minLength: 1, maxLength: 253 }, network: idOrName, type: { type: 'string', enum: ['A', 'AAAA', 'PTR'], default: 'A' } },
+      },
+    },
+  }, async (req) => agent.dnsQuery(req.query.name, req.query.type, req.query.network))
   app.get<{ Querystring: { network?: string } }>('/v1/peers', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => agent.peers(req.query.network))
   return app

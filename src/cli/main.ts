@@ -53,10 +53,12 @@ export function buildCli (): Command {
     .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
+    .option('--dns <ip>', 'upstream resolver for names ferry does not know (repeatable; default: the host\'s resolv.conf)', collect, [])
+    .option('--no-dns-server', 'do not serve DNS on the networks\' gateway addresses')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number
+      defaultAddressPool: string[], reconcileInterval: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -119,6 +121,26 @@ export function buildCli (): Command {
         out(`${r.network} (overlay ${r.overlay}, vni ${r.vni}): ${r.differences === 0 ? 'kernel matches Redis' : `${r.differences} difference(s)`}\n`)
         out(table(['IP', 'MAC', 'HOST', 'VTEP', 'STATUS'], r.rows.map((p) => [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : '')])))
       }
+    })
+
+  const dns = program.command('dns').description("ferry's DNS records")
+  dns.command('ls').description('list the records').option('--network <network>', 'only this network').option('--json', 'print JSON')
+    .action(async (o: JsonOpt & { network?: string }) => {
+      const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
+      const recs = await api<Array<{ network: string, name: string, aliases: string[], ip: string }>>('GET', `/v1/dns/records${q}`)
+      if (o.json) { json(recs); return }
+      out(table(['NETWORK', 'NAME', 'ADDRESS', 'ALIASES'], recs.map((r) => [r.network, r.name, r.ip, r.aliases.join(', ') || '-'])))
+    })
+  dns.command('query').description('what a container on NETWORK would get for NAME').argument('<name>')
+    .requiredOption('--network <network>', 'the asking container\'s network')
+    .addOption(new Option('--type <type>', 'record type').choices(['A', 'AAAA', 'PTR']).default('A'))
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: JsonOpt & { network: string, type: string }) => {
+      const r = await api<{ rcode: string, answers: Array<{ name: string, type: string, data: unknown }> }>('GET',
+        `/v1/dns/query?name=${encodeURIComponent(name)}&type=${o.type}&network=${encodeURIComponent(o.network)}`)
+      if (o.json) { json(r); return }
+      if (r.answers.length === 0) { out(`${name}: no ferry record (${r.rcode}); a container would get the upstream's answer\n`); return }
+      out(r.answers.map((a) => `${a.name}\t${a.type}\t${String(a.data)}`).join('\n') + '\n')
     })
 
   program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')

@@ -319,7 +319,7 @@ export class ClusterClient implements ClusterStore {
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {
-    return checkEndpoint({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: this.hostId, vtep: this.vtep })
+    return checkEndpoint({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: this.hostId, vtep: this.vtep, names: ep.names })
   }
 
   /** One heartbeat; a host that finds it was removed (missed its TTL) re-asserts everything. */
@@ -403,7 +403,7 @@ export class ClusterClient implements ClusterStore {
     checkOverlayName(ep.overlay)
     const full = this.fullEndpoint(ep)
     const key = epKey(ep.overlay, full.endpointId)
-    const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac }
+    const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac, names: full.names }
     const before = this.ownEndpoints.get(key)
     this.ownEndpoints.set(key, pub)
     this.tombstones = this.tombstones.filter((t) => !(t.kind === 'withdraw' && t.overlay === ep.overlay && t.endpointId === full.endpointId))

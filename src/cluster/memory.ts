@@ -39,7 +39,8 @@ interface OverlayRecord {
 }
 
 function sameEndpoint (a: ClusterEndpoint, b: ClusterEndpoint): boolean {
-  return a.endpointId === b.endpointId && a.ip === b.ip && a.mac === b.mac && a.hostId === b.hostId && a.vtep === b.vtep
+  return a.endpointId === b.endpointId && a.ip === b.ip && a.mac === b.mac && a.hostId === b.hostId && a.vtep === b.vtep &&
+    (a.names ?? []).join(',') === (b.names ?? []).join(',')
 }
 
 function err (code: ConstructorParameters<typeof FerryError>[0], message: string): FerryError {

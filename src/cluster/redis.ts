@@ -19,6 +19,7 @@ import type { BackendListener, ClusterBackend, HostKeep, HostRegistration, VniMo
 import { ClusterClient, type ClusterClientOptions } from './client.js'
 import { SCRIPTS, type LuaScript } from './lua.js'
 import { parseClusterUrl, type ClusterUrl } from './url.js'
+import { checkNames } from './validate.js'
 import type {
   ClusterChange, ClusterEndpoint, ClusterSnapshot, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest,
 } from './types.js'
@@ -125,7 +126,10 @@ function toEndpoint (json: unknown): ClusterEndpoint | undefined {
     const e = JSON.parse(str(json)) as Partial<ClusterEndpoint>
     if (typeof e.endpointId !== 'string' || typeof e.ip !== 'string' || typeof e.mac !== 'string' ||
       typeof e.hostId !== 'string' || typeof e.vtep !== 'string') return undefined
-    return { endpointId: e.endpointId, ip: e.ip, mac: e.mac, hostId: e.hostId, vtep: e.vtep }
+    const out: ClusterEndpoint = { endpointId: e.endpointId, ip: e.ip, mac: e.mac, hostId: e.hostId, vtep: e.vtep }
+    const names = checkNames(e.names)
+    if (names) out.names = names
+    return out
   } catch {
     return undefined
   }
@@ -137,7 +141,7 @@ function byId (a: ClusterEndpoint, b: ClusterEndpoint): number {
 
 /** The stored form of an endpoint: fixed key order, so that equal endpoints are equal strings. */
 export function endpointJson (ep: ClusterEndpoint): string {
-  return JSON.stringify({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep })
+  return JSON.stringify({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep, ...(ep.names ? { names: ep.names } : {}) })
 }
 
 /** A change message from the channel, or undefined when it is not one. */

@@ -51,6 +51,8 @@ export interface ClusterEndpoint {
   mac: string
   hostId: string
   vtep: string
+  /** DNS names of the endpoint (container name first, then aliases), for ferry's DNS on every host. */
+  names?: string[]
 }
 
 /** What a host publishes: hostId and vtep default to the publishing host's. */
@@ -59,6 +61,7 @@ export interface EndpointPublication {
   endpointId: string
   ip: string
   mac: string
+  names?: string[]
 }
 
 export interface OverlaySnapshot {

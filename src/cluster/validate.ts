@@ -91,12 +91,24 @@ export function checkOverlayAddress (overlay: string, subnet: string, ip: string
   return intToIp(n)
 }
 
+const DNS_NAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$/
+
+/** Names published with an endpoint: at most 32, each a plausible DNS name; others are dropped. */
+export function checkNames (names: unknown): string[] | undefined {
+  if (!Array.isArray(names)) return undefined
+  const ok = names.filter((n): n is string => typeof n === 'string' && DNS_NAME_RE.test(n)).slice(0, 32)
+  return ok.length > 0 ? ok : undefined
+}
+
 export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
-  return {
+  const out: ClusterEndpoint = {
     endpointId: checkEndpointId(ep.endpointId),
     ip: intToIp(ipToInt(checkIp(ep.ip, 'endpoint address'))),
     mac: checkMac(ep.mac),
     hostId: checkHostId(ep.hostId),
     vtep: checkIp(ep.vtep, 'VTEP address'),
   }
+  const names = checkNames(ep.names)
+  if (names) out.names = names
+  return out
 }

@@ -56,6 +56,8 @@ export interface NetworkDriverDeps {
   ports: PortPublisher
   /** The multi-host overlay; absent when the agent runs without --cluster. */
   overlay?: OverlayService
+  /** Called after networks or endpoints changed (DNS records, listen addresses). */
+  onChange?: () => void
   log: Logger
   now?: () => Date
 }
@@ -157,6 +159,7 @@ export class NetworkDriver {
         await this.d.store.commit()
       }, this.undoLog)
       this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
+      this.d.onChange?.()
     })
   }
 
@@ -203,6 +206,7 @@ export class NetworkDriver {
       undo.push('forget network', async () => { delete this.state.networks[net.id]; if (pool) delete pool.overlay; await this.d.store.commit() })
       await this.d.store.commit()
       this.d.log.info({ network: net.id, overlay: name, vni: att.vni, bridge: att.bridge }, 'overlay network joined')
+      this.d.onChange?.()
     }, this.undoLog)
   }
 
@@ -247,6 +251,7 @@ export class NetworkDriver {
       // With no ferry network left, nothing of ferry stays in the firewall.
       if (this.networks().length === 0) await this.d.firewall.teardown()
       this.d.log.info({ network: id, bridge: net.bridge }, 'network deleted')
+      this.d.onChange?.()
     })
   }
 
@@ -301,6 +306,7 @@ export class NetworkDriver {
         }
       }, this.undoLog)
       this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
+      this.d.onChange?.()
       return input.mac === '' ? { mac } : {}
     })
   }
@@ -346,6 +352,7 @@ export class NetworkDriver {
       }
       await this.removeEndpointNow(ep)
       await this.d.store.commit()
+      this.d.onChange?.()
     })
   }
 

@@ -16,7 +16,7 @@ export interface OverlayService {
   detach (name: string): Promise<void>
   allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string>
   releaseAddress (overlay: string, ip: string): Promise<void>
-  publish (overlay: string, endpointId: string, ip: string, mac: string): Promise<void>
+  publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void>
   withdraw (overlay: string, endpointId: string): Promise<void>
 }
 
@@ -60,8 +60,8 @@ export class ClusterOverlay implements OverlayService {
     await this.tolerant(() => this.cluster.releaseAddress(overlay, ip))
   }
 
-  async publish (overlay: string, endpointId: string, ip: string, mac: string): Promise<void> {
-    await this.cluster.publishEndpoint({ overlay, endpointId, ip, mac })
+  async publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void> {
+    await this.cluster.publishEndpoint({ overlay, endpointId, ip, mac, names })
   }
 
   async withdraw (overlay: string, endpointId: string): Promise<void> {

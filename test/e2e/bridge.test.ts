@@ -6,6 +6,7 @@
  */
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { spawn } from 'node:child_process'
 import { netns, link, nsExec, ipJson } from '../harness/netns.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
@@ -22,7 +23,11 @@ await t.test('bridge networks with a real engine', async (t) => {
   const d = await startDockerd(t, { ns: host })
   await ensureBusyboxImage(d)
   const plugin = `fyb${process.pid}`
-  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d })
+  // The upstream resolver for names ferry does not know lives "outside".
+  const responder = spawn('ip', ['netns', 'exec', outside, 'env', '-u', 'NODE_OPTIONS', process.execPath,
+    new URL('../fixtures/dns-responder.mjs', import.meta.url).pathname, OUTSIDE_IP, '53'], { stdio: 'ignore' })
+  t.teardown(() => { responder.kill('SIGKILL') })
+  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--dns', OUTSIDE_IP] })
   const net = (name: string, ...args: string[]) => d.docker(['network', 'create', '-d', plugin, '--ipam-driver', plugin, ...args, name])
   const run = (...args: string[]) => d.docker(['run', '--stop-timeout', '1', ...args])
   const fyLinks = () => ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fy'))
@@ -104,6 +109,29 @@ await t.test('bridge networks with a real engine', async (t) => {
     const missing = await cli('network', 'inspect', 'nosuchnet')
     t.equal(missing.code, 3)
     t.equal(missing.stderr.trim(), 'ferry: no ferry network is named "nosuchnet" or has that id')
+  })
+
+  await t.test('ferry serves DNS on the gateway: names by network, forwarding, PTR', async (t) => {
+    const dnsLs = async () => JSON.parse((await cli('dns', 'ls', '--network', 'front', '--json')).stdout) as Array<{ name: string, ip: string }>
+    for (let i = 0; i < 40 && !(await dnsLs()).some((r) => r.name === 'cli'); i++) await sleep(250)
+    const recs = await dnsLs()
+    t.match(recs.find((r) => r.name === 'web'), { ip: '10.20.0.2' }, 'web learned from the engine')
+    const look = await d.docker(['exec', 'cli', 'nslookup', 'web', '10.20.0.1'])
+    t.match(look.stdout, /10\.20\.0\.2/, `a container asks ferry: ${look.stdout}${look.stderr}`)
+    const ptr = await d.docker(['exec', 'cli', 'nslookup', '10.20.0.2', '10.20.0.1'])
+    t.match(ptr.stdout, /web/, `PTR: ${ptr.stdout}`)
+    const up = await d.docker(['exec', 'cli', 'nslookup', 'www.example.test', '10.20.0.1'])
+    t.match(up.stdout, /192\.0\.2\.99/, `other names go upstream: ${up.stdout}${up.stderr}`)
+    const other = await run('--rm', '--net', 'back', 'bb', 'nslookup', 'web', '10.20.0.1')
+    t.notMatch(other.stdout, /10\.20\.0\.2/, 'a container of another network does not see the name')
+    const q = await cli('dns', 'query', 'web', '--network', 'front')
+    t.match(q.stdout, /web\s+A\s+10\.20\.0\.2/)
+    t.equal((await run('-d', '--net', 'front', '--name', 'brief', 'bb', 'sleep', '600')).code, 0)
+    for (let i = 0; i < 40 && !(await dnsLs()).some((r) => r.name === 'brief'); i++) await sleep(250)
+    t.ok((await dnsLs()).some((r) => r.name === 'brief'), 'a new container gets a record')
+    await d.dockerOk(['rm', '-f', 'brief'])
+    for (let i = 0; i < 40 && (await dnsLs()).some((r) => r.name === 'brief'); i++) await sleep(250)
+    t.notOk((await dnsLs()).some((r) => r.name === 'brief'), 'the record goes with its container')
   })
 
   await t.test('the engine shows ferry\'s errors', async (t) => {

@@ -100,7 +100,10 @@ export async function startAgent (t: TeardownHost, opts: AgentOptions): Promise<
 
 /** The agent's command line (without the node program); pure. */
 export function agentArgs (o: { entry: string, pluginName: string, stateDir: string, apiSocket: string, args: readonly string[] }): string[] {
-  return [o.entry, 'agent', '--plugin-name', o.pluginName, '--state-dir', o.stateDir, '--api-socket', o.apiSocket, '--log-level', 'debug', ...o.args]
+  // No DNS query may leave the machine: unless the test names its own upstream, ferry's
+  // DNS forwards to a closed loopback port (refused at once) instead of the host's resolv.conf.
+  const dns = o.args.includes('--dns') ? [] : ['--dns', '127.0.0.1:1']
+  return [o.entry, 'agent', '--plugin-name', o.pluginName, '--state-dir', o.stateDir, '--api-socket', o.apiSocket, '--log-level', 'debug', ...dns, ...o.args]
 }
 
 class AgentProcess implements Agent {
