@@ -41,7 +41,8 @@ await t.test('overlay across three hosts', async (t) => {
     sh(['ip', '-n', ul, 'link', 'set', `vh${i}`, 'master', 'ulbr', 'up'])
     sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
     sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
-    const d = await startDockerd(t, { ns })
+    // Docker's resolver forwards what it does not know to ferry on the overlay's gateway, the same address on every host.
+    const d = await startDockerd(t, { ns, dns: '10.40.0.1' })
     await ensureBusyboxImage(d)
     const plugin = `fyo${i}x${process.pid}`
     const agent = await startAgent(t, {
@@ -85,6 +86,20 @@ await t.test('overlay across three hosts', async (t) => {
     t.pass('h3 fetches from db over the overlay')
     const out = await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '2', '192.0.2.13'])
     t.equal(out.code, 0, 'overlay containers reach the outside through their own host')
+  })
+
+  await t.test('a container on one host resolves a container on another by name', async (t) => {
+    let out = ''
+    await until('db resolvable from h2', async () => {
+      const r = await run(h2, '--rm', '--net', 'ov1', 'bb', 'nslookup', 'db')
+      out = r.stdout + r.stderr
+      return out.includes(dbIp)
+    }, 15_000).catch(() => undefined)
+    t.match(out, new RegExp(dbIp.replace(/\./g, '\\.')), `through Docker's resolver and ferry: ${out}`)
+    const direct = await run(h3, '--rm', '--net', 'ov1', 'bb', 'nslookup', 'db', '10.40.0.1')
+    t.match(direct.stdout, new RegExp(dbIp.replace(/\./g, '\\.')), 'asking ferry directly on h3')
+    const ls = JSON.parse((await h3.agent.cli(['dns', 'ls', '--network', 'ov1', '--json'])).stdout) as Array<{ name: string, ip: string }>
+    t.match(ls.find((r) => r.name === 'db'), { ip: dbIp }, 'ferry dns ls on h3 lists db of h1')
   })
 
   await t.test('concurrent docker run on every host gives unique addresses', async (t) => {
