@@ -13,7 +13,7 @@ import type { LinkDriver } from '../kernel/types.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
 import type { Ipam } from '../ipam/ipam.js'
 import { defaultBridgeName, macForIp, normalizeMac, vethNames } from '../bridge/names.js'
-import { parseNetworkOptions } from '../bridge/options.js'
+import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
 import { desiredBridge, planReconcile } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
 import { KeyedMutex } from '../util/mutex.js'
@@ -123,7 +123,7 @@ export class NetworkDriver {
       if (!pool) {
         throw new FerryError('INVALID_REQUEST', `subnet ${input.subnet} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
       }
-      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts.overlay, opts.vni, pool.id)
+      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool.id)
       const bridge = opts.bridgeName ?? defaultBridgeName(input.id)
       const other = this.networks().find((n) => n.bridge === bridge)
       if (other) throw new FerryError('NAME_CONFLICT', `bridge ${bridge} is already used by ferry network ${other.id.slice(0, 12)}`)
@@ -131,21 +131,7 @@ export class NetworkDriver {
       if (link) {
         throw new FerryError('NAME_CONFLICT', `a ${link.kind ?? 'network'} device named ${bridge} already exists and is not ferry's: choose another com.docker.network.bridge.name or remove it`)
       }
-      const net: NetworkRecord = {
-        id: input.id,
-        bridge,
-        ownsBridge: true,
-        subnet: input.subnet,
-        gateway: addrOf(input.gatewayCidr),
-        poolId: pool.id,
-        mtu: opts.mtu,
-        icc: opts.icc,
-        masquerade: opts.masquerade,
-        internal: opts.internal,
-        hostBindingIp: opts.hostBindingIp,
-        options: Object.fromEntries(Object.entries(input.generic).map(([k, v]) => [k, String(v)])),
-        createdAt: this.now(),
-      }
+      const net = this.networkRecord(input, opts, pool.id, { bridge, ownsBridge: true, mtu: opts.mtu })
       await withUndo(async (undo) => {
         const b = desiredBridge(net)
         undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
@@ -169,35 +155,35 @@ export class NetworkDriver {
    * overlay data plane; the pool is tied to the overlay so that endpoint addresses
    * are allocated cluster-wide from now on.
    */
-  private async createOverlayNetwork (input: CreateNetworkInput, name: string, vni: number | undefined, poolId: string): Promise<void> {
+  private networkRecord (input: CreateNetworkInput, opts: NetworkOptions, poolId: string,
+    link: Pick<NetworkRecord, 'bridge' | 'ownsBridge' | 'mtu' | 'overlay'>): NetworkRecord {
+    return {
+      id: input.id,
+      subnet: input.subnet,
+      gateway: addrOf(input.gatewayCidr),
+      poolId,
+      icc: opts.icc,
+      masquerade: opts.masquerade,
+      internal: opts.internal,
+      hostBindingIp: opts.hostBindingIp,
+      options: Object.fromEntries(Object.entries(input.generic).map(([k, v]) => [k, String(v)])),
+      createdAt: this.now(),
+      ...link,
+    }
+  }
+
+  private async createOverlayNetwork (input: CreateNetworkInput, opts: NetworkOptions, name: string, poolId: string): Promise<void> {
     const overlay = this.d.overlay!
     const taken = this.networks().find((n) => n.overlay?.name === name)
     if (taken && taken.subnet !== input.subnet) {
       throw new FerryError('NAME_CONFLICT', `overlay ${name} already exists with subnet ${taken.subnet} (this host asked for ${input.subnet})`)
     }
     if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
-    const opts = parseNetworkOptions(input.generic, input.internal)
     const userMtu = input.generic['com.docker.network.driver.mtu'] !== undefined ? opts.mtu : undefined
-    const gateway = addrOf(input.gatewayCidr)
     await withUndo(async (undo) => {
-      const att = await overlay.attach({ name, subnet: input.subnet, gateway, vni, mtu: userMtu })
+      const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))
-      const net: NetworkRecord = {
-        id: input.id,
-        bridge: att.bridge,
-        ownsBridge: false,
-        subnet: input.subnet,
-        gateway,
-        poolId,
-        mtu: att.mtu,
-        icc: opts.icc,
-        masquerade: opts.masquerade,
-        internal: opts.internal,
-        hostBindingIp: opts.hostBindingIp,
-        options: Object.fromEntries(Object.entries(input.generic).map(([k, v]) => [k, String(v)])),
-        createdAt: this.now(),
-        overlay: { name, vni: att.vni },
-      }
+      const net = this.networkRecord(input, opts, poolId, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
       undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
       await this.d.firewall.addNetwork(natNetwork(net))
       const pool = this.d.ipam.pool(poolId)
