@@ -80,7 +80,9 @@ await t.test('overlay across three hosts', async (t) => {
     t.equal((await run(h1, '-d', '--net', 'ov1', '--name', 'db', 'bb', 'sh', '-c', SERVE('db-on-h1'))).code, 0)
     dbIp = await ipOf(h1, 'db')
     t.match(dbIp, /^10\.40\./)
-    const p = await ping(h2, dbIp)
+    // Peers are programmed within milliseconds of the publication; allow for a loaded machine.
+    let p = await ping(h2, dbIp)
+    for (let i = 0; i < 5 && p.code !== 0; i++) p = await ping(h2, dbIp)
     t.equal(p.code, 0, `h2 pings db on h1: ${p.stdout}${p.stderr}`)
     await until('httpd on db', async () => /db-on-h1/.test((await fetch(h3, dbIp)).stdout))
     t.pass('h3 fetches from db over the overlay')
@@ -108,8 +110,8 @@ await t.test('overlay across three hosts', async (t) => {
     results.forEach((r, i) => t.equal(r.code, 0, `${names[i]!.name}: ${r.stderr}`))
     const ips = await Promise.all(names.map(({ h, name }) => ipOf(h, name)))
     t.equal(new Set([...ips, dbIp]).size, ips.length + 1, `all distinct: ${ips.join(' ')}`)
-    const p = await h3.d.docker(['exec', 'ch31', 'ping', '-c', '1', '-W', '2', ips[0]!])
-    t.equal(p.code, 0, 'h3 reaches a container of h1')
+    await until('h3 reaches a container of h1', async () => (await h3.d.docker(['exec', 'ch31', 'ping', '-c', '1', '-W', '1', ips[0]!])).code === 0)
+    t.pass('h3 reaches a container of h1')
   })
 
   await t.test('the CLI shows the cluster and the peers', async (t) => {
