@@ -28,9 +28,18 @@ import { openOverlayDataPlane } from '../vxlan/apply.js'
 import { PeerSync } from '../vxlan/peers.js'
 import { ClusterOverlay } from '../overlay/service.js'
 import { DnsServer } from '../dns/server.js'
+import type { RateLimit } from '../dns/ratelimit.js'
 import { AgentRecordSource, scopeOf } from '../dns/source.js'
 import { EngineWatcher } from '../docker/watch.js'
 import type { ClusterEndpoint } from '../cluster/types.js'
+import { FerryMetrics } from '../metrics/registry.js'
+import { snapshotAgent } from '../metrics/snapshot.js'
+import { startMetricsServer } from '../metrics/server.js'
+import type { MetricsConfig } from '../metrics/config.js'
+import { RuntimeService, type DefaultBridgeConfig } from '../runtime/service.js'
+import { ChildProcessNamespaces } from '../runtime/netns.js'
+import { withStoredLinks } from '../runtime/firewall.js'
+import type { RuntimeApi } from '../api/runtime.js'
 
 export interface AgentConfig {
   pluginName: string
@@ -44,10 +53,24 @@ export interface AgentConfig {
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
   cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
-  dns: { enabled: boolean, upstreams: string[], port?: number }
+  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number }
+  /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
+  defaultBridge?: DefaultBridgeConfig
+  /** Containers attached without the engine: resolv.conf search domains, and how often dead ones are looked for (ms). */
+  runtime?: { dnsSearch: string[], dnsOptions: string[], watchIntervalMs: number }
+  /** Turn on net.ipv4.ip_forward at start (dockerd's --ip-forward); default true. */
+  ipForward?: boolean
+  /** The opt-in Prometheus endpoint (--metrics-listen); undefined = no listener. */
+  metrics?: MetricsConfig
 }
 
 export type AgentStatus = 'starting' | 'running' | 'stopping' | 'stopped'
+
+/** Create a socket with no window in which others may connect (umask 077 while it is made). */
+async function rootOnly<T> (fn: () => Promise<T>): Promise<T> {
+  const old = process.umask(0o077)
+  try { return await fn() } finally { process.umask(old) }
+}
 
 export class Agent implements AgentView {
   private status_: AgentStatus = 'starting'
@@ -70,6 +93,7 @@ export class Agent implements AgentView {
   private published = new Map<string, string>()
   private syncQueued = false
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
+  private runtime_?: RuntimeService
 
   constructor (cfg: AgentConfig, log: Logger) {
     this.cfg = cfg
@@ -92,8 +116,9 @@ export class Agent implements AgentView {
       this.store = await FileStore.open(this.cfg.stateDir)
       this.links = await openLinkDriver()
       this.cleanups.push(async () => this.links.close())
-      await writeSysctl('net.ipv4.ip_forward', '1')
-      const firewall = new IptablesDriver({ logger: this.log.child({ component: 'nat' }) })
+      if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
+      const iptables = new IptablesDriver({ logger: this.log.child({ component: 'nat' }) })
+      const firewall = withStoredLinks(iptables, () => this.runtime_?.desiredLinks() ?? [])
       const ipam = new Ipam({
         store: this.store,
         defaultPools: this.cfg.defaultPools,
@@ -107,6 +132,17 @@ export class Agent implements AgentView {
         store: this.store, links: this.links, firewall, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
         onChange: () => this.queueSync(),
       })
+      this.runtime_ = new RuntimeService({
+        store: this.store, driver: this.driver, ipam, links: this.links, firewall, ns: new ChildProcessNamespaces(),
+        filesDir: path.join(this.cfg.stateDir, 'containers'), log: this.log.child({ component: 'runtime' }),
+        dns: {
+          servers: this.cfg.dns.upstreams.filter((u) => !u.includes(':')),
+          search: this.cfg.runtime?.dnsSearch ?? [],
+          options: this.cfg.runtime?.dnsOptions ?? [],
+        },
+        embeddedDns: this.cfg.dns.enabled,
+        onChange: () => this.queueSync(),
+      })
       if (this.overlay) {
         const overlays = this.driver.networks().filter((n) => n.overlay).map((n) => ({
           name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
@@ -116,13 +152,17 @@ export class Agent implements AgentView {
         this.cleanups.push(() => this.overlay!.stop())
       }
       await this.reconcileNow('start')
+      await this.runtime_.ensureDefaultNetwork(this.cfg.defaultBridge)
+      await this.runtime_.start(this.cfg.runtime?.watchIntervalMs ?? 1000)
+      this.cleanups.push(async () => this.runtime_?.stop())
       if (this.cfg.dns.enabled) await this.startDns()
 
       this.api = buildApiServer(this, this.log)
-      await this.api.listen({ path: this.cfg.apiSocket })
+      await rootOnly(() => this.api!.listen({ path: this.cfg.apiSocket }))
       await fs.chmod(this.cfg.apiSocket, 0o600)
-      this.plugin = buildPluginServer({ driver: this.driver, ipam, log: this.log })
-      await this.plugin.listen({ path: this.pluginSocket })
+      const metrics = this.cfg.metrics ? await this.startMetrics(this.cfg.metrics) : undefined
+      this.plugin = buildPluginServer({ driver: this.driver, ipam, log: this.log, onCall: metrics?.onCall })
+      await rootOnly(() => this.plugin!.listen({ path: this.pluginSocket }))
       await fs.chmod(this.pluginSocket, 0o600)
       if (this.cfg.reconcileIntervalMs > 0) {
         this.timer = setInterval(() => { void this.reconcileNow('periodic').catch(() => undefined) }, this.cfg.reconcileIntervalMs)
@@ -151,6 +191,22 @@ export class Agent implements AgentView {
     this.setStatus('stopped')
   }
 
+  /** The opt-in Prometheus endpoint; everything but plugin calls is read from the agent on each scrape. */
+  private async startMetrics (cfg: MetricsConfig): Promise<FerryMetrics> {
+    const overlay = this.overlay
+    const metrics = new FerryMetrics(() => snapshotAgent({
+      networks: () => this.driver.networks(),
+      endpoints: () => this.driver.endpoints(),
+      reconcile: this.reconciles,
+      store: this.store,
+      dns: this.dns,
+      cluster: overlay && { status: () => overlay.cluster.status(), revision: () => overlay.cluster.revision(), peers: () => overlay.peers.status() },
+    }))
+    const server = await startMetricsServer(cfg, metrics, this.log.child({ component: 'metrics' }))
+    this.cleanups.push(() => server.close())
+    return metrics
+  }
+
   /** DNS: the server, the engine watcher that learns names, and the cluster feed of remote names. */
   private async startDns (): Promise<void> {
     const log = this.log.child({ component: 'dns' })
@@ -158,6 +214,8 @@ export class Agent implements AgentView {
       records: this.records,
       clientNetworks: this.records.clientNetworks,
       upstreams: this.cfg.dns.upstreams.length > 0 ? { servers: this.cfg.dns.upstreams } : {},
+      rateLimit: this.cfg.dns.rateLimit,
+      udpHelpers: this.cfg.dns.udpHelpers,
       log,
     })
     this.cleanups.push(() => this.dns!.close())
@@ -194,7 +252,8 @@ export class Agent implements AgentView {
     if (!this.dns) return
     const networks = this.driver.networks()
     const endpoints = this.driver.endpoints()
-    this.records.update({ networks, endpoints, names: this.watcher?.all() ?? [], remote: this.remote, hostId: this.overlay?.cluster.hostId })
+    const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
+    this.records.update({ networks, endpoints, names, remote: this.remote, hostId: this.overlay?.cluster.hostId })
     const gateways = [...new Set(networks.map((n) => n.gateway))].map((ip) => ({ ip, port: this.cfg.dns.port ?? 53 }))
     try {
       await this.dns.setAddresses(gateways)
@@ -298,6 +357,11 @@ export class Agent implements AgentView {
   // ---- AgentView, for the admin API ----
   async reconcile (): Promise<Record<string, unknown>> { return this.reconcileNow('requested') }
 
+  runtime (): RuntimeApi {
+    if (!this.runtime_) throw new FerryError('AGENT_NOT_RUNNING', 'the agent is still starting')
+    return this.runtime_
+  }
+
   async status (): Promise<Record<string, unknown>> {
     return {
       version: VERSION,
@@ -326,7 +390,7 @@ export class Agent implements AgentView {
     const names = await this.engineNames()
     const eps = this.driver.endpoints()
     return this.driver.networks().map((n) => ({
-      ...n, name: names.networks.get(n.id) ?? n.id.slice(0, 12), endpoints: eps.filter((e) => e.networkId === n.id).length,
+      ...n, name: names.networks.get(n.id) ?? this.runtime_?.networkName(n.id) ?? n.id.slice(0, 12), endpoints: eps.filter((e) => e.networkId === n.id).length,
     }))
   }
 
@@ -336,9 +400,9 @@ export class Agent implements AgentView {
       const c = names.endpoints.get(e.id)
       return {
         ...e,
-        container: c?.containerName.replace(/^\//, '') ?? '',
+        container: c?.containerName.replace(/^\//, '') ?? this.runtime_?.endpointOwner(e.id) ?? '',
         containerId: c?.containerId ?? '',
-        networkName: names.networks.get(e.networkId) ?? e.networkId.slice(0, 12),
+        networkName: names.networks.get(e.networkId) ?? this.runtime_?.networkName(e.networkId) ?? e.networkId.slice(0, 12),
       }
     })
   }

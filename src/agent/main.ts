@@ -6,8 +6,11 @@ import { DEFAULT_DOCKER_HOST } from '../docker/client.js'
 import { parseDefaultPool } from '../ipam/ipam.js'
 import { Agent, type AgentConfig } from './agent.js'
 import { isIpv4 } from '../bridge/options.js'
+import { metricsConfig } from '../metrics/config.js'
+import type { RateLimit } from '../dns/ratelimit.js'
+import { defaultBridgeConfig, type RuntimeFlags } from '../runtime/flags.js'
 
-export interface AgentFlags {
+export interface AgentFlags extends RuntimeFlags {
   pluginName: string
   pluginDir: string
   stateDir: string
@@ -22,6 +25,13 @@ export interface AgentFlags {
   hostTtl?: number
   dns: string[]
   dnsServer: boolean
+  /** `--dns-rate-limit`: queries per second per source, or 'off'. Default: the server's (2000/s). */
+  dnsRateLimit?: string
+  /** `--dns-udp-helpers`: extra UDP serving processes. Default 0. */
+  dnsUdpHelpers?: number
+  /** `--metrics-listen HOST:PORT` and `--metrics-token FILE` (src/metrics/config.ts). */
+  metricsListen?: string
+  metricsToken?: string
 }
 
 function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
@@ -46,6 +56,14 @@ function checkUpstream (s: string): string {
   return s
 }
 
+/** `--dns-rate-limit n|off` → bursts of twice the rate, or no limit; undefined keeps the server's default. */
+export function dnsRateLimit (s: string | undefined): RateLimit | false | undefined {
+  if (s === undefined) return undefined
+  if (s === 'off') return false
+  if (!/^\d+$/.test(s) || Number(s) < 1) throw new FerryError('INVALID_OPTION', `--dns-rate-limit "${s}" must be a positive number of queries per second, or off`)
+  return { perSecond: Number(s), burst: 2 * Number(s) }
+}
+
 const PLUGIN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
 export async function runAgent (flags: AgentFlags): Promise<void> {
@@ -65,7 +83,11 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       defaultPools: flags.defaultAddressPool.length > 0 ? flags.defaultAddressPool.map(parseDefaultPool) : undefined,
       reconcileIntervalMs: flags.reconcileInterval * 1000,
       cluster: clusterConfig(flags),
-      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream) },
+      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers },
+      defaultBridge: defaultBridgeConfig(flags),
+      runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },
+      ipForward: flags.ipForward ?? true,
+      metrics: metricsConfig(flags),
     }, log)
     await agent.start()
   } catch (err) {

@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import { fastifyOptions } from '../util/http.js'
 import { ERROR_CODES, FerryError, httpStatus, toFerryError } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
+import { registerRuntimeRoutes, type RuntimeApi } from './runtime.js'
 
 export interface NetworkView extends NetworkRecord { name: string, endpoints: number }
 export interface EndpointView extends EndpointRecord { container: string, containerId: string, networkName: string }
@@ -21,6 +22,8 @@ export interface AgentView {
   peers (network?: string): Promise<unknown[]>
   dnsRecords (network?: string): Promise<unknown[]>
   dnsQuery (name: string, type: 'A' | 'AAAA' | 'PTR', network: string): Promise<Record<string, unknown>>
+  /** attach/detach/run and networks made without the engine (src/api/runtime.ts). */
+  runtime (): RuntimeApi
 }
 
 const idOrName = { type: 'string', minLength: 1, maxLength: 256 } as const
@@ -88,5 +91,6 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
   }, async (req) => agent.dnsQuery(req.query.name, req.query.type, req.query.network))
   app.get<{ Querystring: { network?: string } }>('/v1/peers', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => agent.peers(req.query.network))
+  registerRuntimeRoutes(app, () => agent.runtime())
   return app
 }

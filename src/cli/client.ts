@@ -1,29 +1,45 @@
-/** The CLI's client of the agent's admin API (HTTP/JSON over a unix socket). */
+/**
+ * The client of the agent's admin API (HTTP/JSON over a unix socket), shared by
+ * the CLI, the runtime commands and the CNI plugin. Errors come back as the
+ * agent's FerryError (code and sentence); an agent that is not there is
+ * AGENT_NOT_RUNNING with a sentence that says how to start it.
+ */
 import http from 'node:http'
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
 
 export const DEFAULT_API_SOCKET = '/run/ferry/ferry.sock'
 
+export type Method = 'GET' | 'POST' | 'DELETE'
+
+export type ApiRequest = <T>(method: Method, path: string, body?: unknown) => Promise<T>
+
 export function apiSocketFrom (flag: string | undefined): string {
   return flag ?? process.env.FERRY_API_SOCKET ?? DEFAULT_API_SOCKET
 }
 
-export function apiCall<T> (socketPath: string, method: 'GET' | 'POST', path: string, timeoutMs = 30_000): Promise<T> {
+export function apiRequester (socketPath: string, timeoutMs = 60_000): ApiRequest {
+  return <T>(method: Method, path: string, body?: unknown) => apiCall<T>(socketPath, method, path, body, timeoutMs)
+}
+
+export function apiCall<T> (socketPath: string, method: Method, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  // fastify wants a JSON body with a JSON content type: a POST without one sends {}.
+  const payload = body === undefined ? (method === 'POST' ? '{}' : undefined) : JSON.stringify(body)
+  const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method, timeout: timeoutMs, headers: method === 'POST' ? { 'content-type': 'application/json', 'content-length': '2' } : {} }, (res) => {
+    const req = http.request({ socketPath, path, method, timeout: timeoutMs, headers }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString()
-        let body: unknown
-        try { body = JSON.parse(text) } catch { body = undefined }
+        let parsed: unknown
+        try { parsed = JSON.parse(text) } catch { parsed = undefined }
         if ((res.statusCode ?? 500) >= 300) {
-          const e = (body as { error?: { code?: string, message?: string } } | undefined)?.error
+          const e = (parsed as { error?: { code?: string, message?: string } } | undefined)?.error
           const code = (e?.code ?? 'INTERNAL') as ErrorCode
           reject(new FerryError(code in ERROR_CODES ? code : 'INTERNAL', e?.message ?? `the agent answered ${res.statusCode}: ${text.trim()}`))
           return
         }
-        resolve(body as T)
+        resolve(parsed as T)
       })
     })
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
@@ -36,6 +52,6 @@ export function apiCall<T> (socketPath: string, method: 'GET' | 'POST', path: st
         reject(new FerryError('AGENT_NOT_RUNNING', `cannot talk to the agent on ${socketPath}: ${err.message}`, { cause: err }))
       }
     })
-    req.end(method === 'POST' ? '{}' : undefined)
+    req.end(payload)
   })
 }

@@ -7,6 +7,8 @@ import { Command, Option, InvalidArgumentError } from 'commander'
 import { exitCode, FerryError, toFerryError } from '../errors/errors.js'
 import { VERSION } from '../version.js'
 import { apiCall, apiSocketFrom } from './client.js'
+import { registerRuntimeCommands } from './runtime.js'
+import { registerOpsCommands } from './ops.js'
 import { duration, table } from './table.js'
 import type { EndpointView, NetworkView } from '../api/server.js'
 import type { PortBinding } from '../model/types.js'
@@ -55,10 +57,15 @@ export function buildCli (): Command {
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
     .option('--dns <ip>', 'upstream resolver for names ferry does not know (repeatable; default: the host\'s resolv.conf)', collect, [])
     .option('--no-dns-server', 'do not serve DNS on the networks\' gateway addresses')
+    .option('--dns-rate-limit <n|off>', 'DNS queries per second per source (bursts of twice that), or off (default 2000)')
+    .option('--dns-udp-helpers <n>', 'extra processes serving DNS over UDP (1 doubles the throughput on a 2-core host)', positiveInt, 0)
+    .option('--metrics-listen <ip:port>', 'serve Prometheus metrics on GET /metrics there (off by default; a non-loopback address needs --metrics-token)')
+    .option('--metrics-token <file>', 'require Authorization: Bearer <the first line of FILE> for /metrics (the file must be mode 600)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean
+      defaultAddressPool: string[], reconcileInterval: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean,
+      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -163,6 +170,8 @@ export function buildCli (): Command {
       if (o.json) { json(r); return }
       out(r.links === 0 && !r.firewall ? 'nothing to repair\n' : `repaired ${r.links} link operation(s)${r.firewall ? ' and the firewall' : ''}\n`)
     })
+  registerRuntimeCommands(program)
+  registerOpsCommands(program)
   return program
 }
 

@@ -16,7 +16,7 @@ import { defaultBridgeName, macForIp, normalizeMac, vethNames } from '../bridge/
 import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
 import { desiredBridge, planReconcile } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
-import { KeyedMutex } from '../util/mutex.js'
+import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { addrOf, prefixOf } from '../util/ip.js'
 import type { OverlayService } from '../overlay/service.js'
@@ -74,8 +74,15 @@ export class NetworkDriver {
   private readonly d: NetworkDriverDeps
   /** One queue per network for network and endpoint changes; a global one for port allocation. */
   private readonly locks = new KeyedMutex()
+  /** Requests are readers, reconcile is the writer (see RwLock). */
+  private readonly rw = new RwLock()
 
   constructor (deps: NetworkDriverDeps) { this.d = deps }
+
+  /** A request: beside other requests, never during a reconcile; one at a time per key. */
+  private op<T> (key: string, fn: () => Promise<T>): Promise<T> {
+    return this.rw.read(() => this.locks.run(key, fn))
+  }
 
   private get state () { return this.d.store.state }
   private now (): string { return (this.d.now?.() ?? new Date()).toISOString() }
@@ -113,7 +120,7 @@ export class NetworkDriver {
     if (opts.overlay === undefined && opts.vni !== undefined) {
       throw new FerryError('INVALID_OPTION', 'option ferry.vni only applies to an overlay network: add -o ferry.overlay=NAME')
     }
-    return this.locks.run(input.id, async () => {
+    return this.op(input.id, async () => {
       const existing = this.state.networks[input.id]
       if (existing) {
         if (existing.subnet === input.subnet) return // the engine retried
@@ -225,7 +232,7 @@ export class NetworkDriver {
   }
 
   async deleteNetwork (id: string): Promise<void> {
-    return this.locks.run(id, async () => {
+    return this.op(id, async () => {
       const net = this.state.networks[id]
       if (!net) return
       for (const ep of this.endpoints(id)) await this.removeEndpointNow(ep)
@@ -242,7 +249,7 @@ export class NetworkDriver {
   }
 
   async createEndpoint (input: CreateEndpointInput): Promise<{ mac?: string }> {
-    return this.locks.run(input.networkId, async () => {
+    return this.op(input.networkId, async () => {
       const net = this.network(input.networkId)
       const address = addrOf(input.addressCidr)
       const prefixLen = prefixOf(input.addressCidr)
@@ -298,7 +305,7 @@ export class NetworkDriver {
   }
 
   async join (networkId: string, endpointId: string, sandboxKey: string): Promise<JoinResult> {
-    return this.locks.run(networkId, async () => {
+    return this.op(networkId, async () => {
       const net = this.network(networkId)
       const ep = this.endpoint(networkId, endpointId)
       const host = await this.d.links.getLink(ep.hostVeth)
@@ -317,7 +324,7 @@ export class NetworkDriver {
   }
 
   async leave (networkId: string, endpointId: string): Promise<void> {
-    return this.locks.run(networkId, async () => {
+    return this.op(networkId, async () => {
       const ep = this.state.endpoints[endpointId]
       if (!ep) return
       ep.joined = false
@@ -327,7 +334,7 @@ export class NetworkDriver {
   }
 
   async deleteEndpoint (networkId: string, endpointId: string): Promise<void> {
-    return this.locks.run(networkId, async () => {
+    return this.op(networkId, async () => {
       const ep = this.state.endpoints[endpointId]
       if (!ep) {
         // Half-gone from an earlier crash: clean what may be left in the kernel.
@@ -355,7 +362,7 @@ export class NetworkDriver {
 
   /** Ports are allocated under one global lock: host ports are shared by every network. */
   async programExternalConnectivity (networkId: string, endpointId: string, requests: PortRequest[] | undefined): Promise<void> {
-    return this.locks.run(networkId, () => this.locks.run('ports', async () => {
+    return this.op(networkId, () => this.locks.run('ports', async () => {
       const net = this.network(networkId)
       const ep = this.endpoint(networkId, endpointId)
       if (net.internal) return
@@ -377,7 +384,7 @@ export class NetworkDriver {
   }
 
   async revokeExternalConnectivity (networkId: string, endpointId: string): Promise<void> {
-    return this.locks.run(networkId, () => this.locks.run('ports', async () => {
+    return this.op(networkId, () => this.locks.run('ports', async () => {
       const ep = this.state.endpoints[endpointId]
       if (!ep || ep.ports.length === 0) return
       await this.d.firewall.removeEndpoint(ep.id)
@@ -402,7 +409,7 @@ export class NetworkDriver {
    * rewrite the firewall. Returns what it repaired.
    */
   async reconcile (): Promise<{ links: number, firewall: boolean }> {
-    return this.locks.run('reconcile', async () => {
+    return this.rw.write(async () => {
       const [links, addrs] = await Promise.all([this.d.links.listLinks(), this.d.links.listAddresses()])
       const ops = planReconcile(this.networks(), this.endpoints(), links, addrs)
       try {

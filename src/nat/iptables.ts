@@ -20,11 +20,11 @@ import { readSysctl, writeSysctl } from '../kernel/sysctl.js'
 import type { PortBinding } from '../model/types.js'
 import { Mutex } from '../util/mutex.js'
 import {
-  addEndpointRules, emptyRuleset, isWildcard, planBase, planEndpoint, shortId, validateEndpoint, validateNetwork,
+  addEndpointRules, emptyRuleset, isWildcard, planBase, planEndpoint, shortId, validateEndpoint, validateLink, validateNetwork,
   type EndpointPlan, type PlanOptions, type Ruleset,
 } from './plan.js'
 import { batchSize, diffEndpoint, diffViews, emptyBatch, mergeBatch, parseSave, renderBatch, viewOf, type Batch } from './restore.js'
-import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from './types.js'
+import type { FirewallDriver, FirewallState, LinkFirewall, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
 /** The pino-compatible subset ferry logs through. */
 export interface NatLogger {
@@ -79,9 +79,10 @@ interface EndpointEntry { ep: NatEndpoint, plan: EndpointPlan }
 interface Change {
   endpoints: Map<string, { before?: EndpointEntry, after?: EndpointEntry }>
   networks: Map<string, { before?: NatNetwork, after?: NatNetwork }>
+  links: Map<string, { before?: NatLink }>
 }
 
-export class IptablesDriver implements FirewallDriver {
+export class IptablesDriver implements FirewallDriver, LinkFirewall {
   private readonly restoreArgv: string[]
   private readonly saveArgv: string[]
   private readonly conntrackArgv: string[]
@@ -93,6 +94,8 @@ export class IptablesDriver implements FirewallDriver {
 
   private readonly networks = new Map<string, NatNetwork>()
   private readonly endpoints = new Map<string, EndpointEntry>()
+  /** Legacy links (ICC exceptions); their rules are part of the network-level plan. */
+  private readonly links = new Map<string, NatLink>()
   /** Per network id: endpoints that publish on loopback. */
   private readonly localnetCount = new Map<string, number>()
   /** The network-level plan last applied; undefined = kernel state unknown (reconcile first). */
@@ -118,7 +121,7 @@ export class IptablesDriver implements FirewallDriver {
 
   /** The desired state as the driver holds it. */
   state (): FirewallState {
-    return { networks: [...this.networks.values()], endpoints: [...this.endpoints.values()].map((e) => e.ep) }
+    return { networks: [...this.networks.values()], endpoints: [...this.endpoints.values()].map((e) => e.ep), links: [...this.links.values()] }
   }
 
   /** The full plan of the desired state (what reconcile converges to). */
@@ -176,11 +179,39 @@ export class IptablesDriver implements FirewallDriver {
     })
   }
 
+  async allowLink (link: NatLink): Promise<void> {
+    validateLink(link)
+    return this.mutex.run(async () => {
+      const change = this.newChange()
+      this.setLink(change, link.id, link)
+      await this.commit(change)
+    })
+  }
+
+  async removeLink (id: string): Promise<void> {
+    return this.mutex.run(async () => {
+      if (!this.links.has(id)) return
+      const change = this.newChange()
+      this.setLink(change, id, undefined)
+      await this.commit(change)
+    })
+  }
+
+  linkIds (): string[] {
+    return [...this.links.keys()]
+  }
+
   async reconcile (state: FirewallState): Promise<boolean> {
     for (const n of state.networks) validateNetwork(n)
     for (const ep of state.endpoints) validateEndpoint(ep)
+    for (const l of state.links ?? []) validateLink(l)
     return this.mutex.run(async () => {
       const change = this.newChange()
+      if (state.links !== undefined) {
+        const want = new Map(state.links.map((l) => [l.id, l]))
+        for (const id of this.links.keys()) if (!want.has(id)) this.setLink(change, id, undefined)
+        for (const l of want.values()) this.setLink(change, l.id, l)
+      }
       const nets = new Map(state.networks.map((n) => [n.id, n]))
       for (const id of this.networks.keys()) if (!nets.has(id)) this.setNetwork(change, id, undefined)
       for (const n of state.networks) this.setNetwork(change, n.id, n)
@@ -215,6 +246,7 @@ export class IptablesDriver implements FirewallDriver {
       await this.flushRemovedUdp(udpTargets)
       this.networks.clear()
       this.endpoints.clear()
+      this.links.clear()
       this.localnetCount.clear()
       this.base = undefined
       errors.throwIfAny('firewall teardown failed')
@@ -225,7 +257,13 @@ export class IptablesDriver implements FirewallDriver {
   // Desired state bookkeeping.
 
   private newChange (): Change {
-    return { endpoints: new Map(), networks: new Map() }
+    return { endpoints: new Map(), networks: new Map(), links: new Map() }
+  }
+
+  private setLink (change: Change, id: string, link: NatLink | undefined): void {
+    if (!change.links.has(id)) change.links.set(id, { before: this.links.get(id) })
+    if (link === undefined) this.links.delete(id)
+    else this.links.set(id, link)
   }
 
   private setNetwork (change: Change, id: string, net: NatNetwork | undefined): void {
@@ -267,6 +305,10 @@ export class IptablesDriver implements FirewallDriver {
       if (before === undefined) this.networks.delete(id)
       else this.networks.set(id, before)
     }
+    for (const [id, { before }] of change.links) {
+      if (before === undefined) this.links.delete(id)
+      else this.links.set(id, before)
+    }
   }
 
   private localnetBridges (): Set<string> {
@@ -279,7 +321,7 @@ export class IptablesDriver implements FirewallDriver {
   }
 
   private planBaseNow (): Ruleset {
-    return planBase([...this.networks.values()], this.localnetBridges(), this.planOpts)
+    return planBase([...this.networks.values()], this.localnetBridges(), this.planOpts, [...this.links.values()])
   }
 
   // -------------------------------------------------------------------------

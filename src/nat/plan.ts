@@ -12,6 +12,8 @@
  *                                        internal networks, established, published ports, isolation, ICC, egress
  *   filter FERRY-USER         user       the administrator's; created when missing, never edited
  *   filter FERRY-PUBLISH      unordered  one ACCEPT per published port range (DNAT'd connections only)
+ *   filter FERRY-LINKS        unordered  legacy links on ICC-off networks: two ACCEPTs per linked port;
+ *                                        exists (and is jumped to, right after FERRY-USER) only when needed
  *   filter FERRY-INPUT        ordered    drops forged 127.0.0.0/8 traffic on bridges that have route_localnet=1
  *   nat    FERRY-DNAT         unordered  one DNAT per published port range, reached for local destinations only
  *   nat    FERRY-POSTROUTING  ordered    per-network MASQUERADE, loopback MASQUERADE for localhost publishing
@@ -25,7 +27,7 @@
 import { FerryError } from '../errors/errors.js'
 import { canonical, isCidr, isIp } from '../ipam/cidr.js'
 import type { PortBinding } from '../model/types.js'
-import type { FirewallState, NatEndpoint, NatNetwork } from './types.js'
+import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
 export type TableName = 'raw' | 'nat' | 'filter'
 /** Tables in the order a batch touches them. */
@@ -87,6 +89,7 @@ export const CHAIN = {
   forward: 'FERRY-FORWARD',
   user: 'FERRY-USER',
   publish: 'FERRY-PUBLISH',
+  links: 'FERRY-LINKS',
   input: 'FERRY-INPUT',
   dnat: 'FERRY-DNAT',
   postrouting: 'FERRY-POSTROUTING',
@@ -131,6 +134,15 @@ export function validateBinding (b: PortBinding, where: string): void {
   const ctrLen = b.containerPortEnd - b.containerPort
   if (ctrLen !== 0 && ctrLen !== hostLen) {
     throw bad(`${where}: host ports ${b.hostPort}-${b.hostPortEnd} and container ports ${b.containerPort}-${b.containerPortEnd} differ in length`)
+  }
+}
+
+export function validateLink (link: NatLink): void {
+  if (!ID_RE.test(link.id)) throw bad(`link id "${link.id}" is not valid`)
+  if (!ID_RE.test(link.networkId)) throw bad(`network id "${link.networkId}" of link ${link.id} is not valid`)
+  if (!isIp(link.parentIp) || !isIp(link.childIp)) throw bad(`link ${link.id}: "${link.parentIp}" and "${link.childIp}" must be IPv4 addresses`)
+  for (const p of link.ports) {
+    if (!['tcp', 'udp', 'sctp'].includes(p.proto) || !validPort(p.port)) throw bad(`link ${link.id}: port ${p.port}/${String(p.proto)} is not valid`)
   }
 }
 
@@ -213,6 +225,32 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
 }
 
 // ---------------------------------------------------------------------------
+// Links.
+
+/**
+ * The FERRY-LINKS rules of legacy links, as Docker writes them for `--icc=false`:
+ * the parent reaches each exposed port of the child, and the child answers from
+ * it. Links on ICC networks (everything is allowed already), on unknown
+ * networks and links without ports add nothing. Sorted, deduplicated.
+ */
+export function planLinks (links: readonly NatLink[], networks: readonly NatNetwork[]): string[] {
+  const byId = new Map(networks.map((n) => [n.id, n]))
+  const out = new Set<string>()
+  for (const l of [...links].sort((a, b) => a.id.localeCompare(b.id))) {
+    const net = byId.get(l.networkId)
+    if (net === undefined || net.icc) continue
+    const tag = comment(`link ${l.id}`)
+    const ports = [...l.ports].sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port)
+    for (const p of ports) {
+      const dev = `-i ${net.bridge} -o ${net.bridge} -p ${p.proto} -m ${p.proto}`
+      out.add(`-s ${l.parentIp}/32 -d ${l.childIp}/32 ${dev} --dport ${p.port} ${tag} -j ACCEPT`)
+      out.add(`-s ${l.childIp}/32 -d ${l.parentIp}/32 ${dev} --sport ${p.port} ${tag} -j ACCEPT`)
+    }
+  }
+  return [...out]
+}
+
+// ---------------------------------------------------------------------------
 // Network level.
 
 function emptyTables (): Record<TableName, Record<string, ChainPlan>> {
@@ -223,8 +261,10 @@ function sortedNetworks (networks: readonly NatNetwork[]): NatNetwork[] {
   return [...networks].sort((a, b) => a.bridge.localeCompare(b.bridge) || a.id.localeCompare(b.id))
 }
 
-function forwardRules (networks: NatNetwork[]): string[] {
+function forwardRules (networks: NatNetwork[], links: boolean): string[] {
   const rules = [`${comment('user')} -j ${CHAIN.user}`]
+  // Link exceptions come before every drop: they only accept traffic inside one bridge.
+  if (links) rules.push(`${comment('links')} -j ${CHAIN.links}`)
   const iccRule = (n: NatNetwork): string => `-i ${n.bridge} -o ${n.bridge} ${comment(`icc ${shortId(n.id)}`)} -j ${n.icc ? 'ACCEPT' : 'DROP'}`
   const internal = networks.filter((n) => n.internal)
   const external = networks.filter((n) => !n.internal)
@@ -251,7 +291,9 @@ function forwardRules (networks: NatNetwork[]): string[] {
  * jumps, and the rules that depend only on the networks and on which bridges
  * carry loopback publications.
  */
-export function planBase (networks: readonly NatNetwork[], localnetBridges: ReadonlySet<string>, opts: PlanOptions = {}): Ruleset {
+export function planBase (
+  networks: readonly NatNetwork[], localnetBridges: ReadonlySet<string>, opts: PlanOptions = {}, links: readonly NatLink[] = [],
+): Ruleset {
   const localnetOn = opts.hostAddrsLocalnet ?? true
   const nets = sortedNetworks(networks)
   const tables = emptyTables()
@@ -270,7 +312,9 @@ export function planBase (networks: readonly NatNetwork[], localnetBridges: Read
 
   tables.filter[CHAIN.user] = { kind: 'user', rules: [] }
   tables.filter[CHAIN.publish] = { kind: 'unordered', rules: [] }
-  tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets) }
+  const linkRules = planLinks(links, nets)
+  if (linkRules.length > 0) tables.filter[CHAIN.links] = { kind: 'unordered', rules: linkRules }
+  tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets, linkRules.length > 0) }
   tables.filter[CHAIN.input] = {
     kind: 'ordered',
     rules: localnet.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
@@ -315,11 +359,12 @@ export function localnetBridgesOf (state: FirewallState, plans: ReadonlyMap<stri
 export function planRules (state: FirewallState, opts: PlanOptions = {}): Ruleset {
   for (const n of state.networks) validateNetwork(n)
   for (const ep of state.endpoints) validateEndpoint(ep)
+  for (const l of state.links ?? []) validateLink(l)
   const byId = new Map(state.networks.map((n) => [n.id, n]))
   const plans = new Map<string, EndpointPlan>()
   const endpoints = [...state.endpoints].sort((a, b) => a.id.localeCompare(b.id))
   for (const ep of endpoints) plans.set(ep.id, planEndpoint(ep, byId.get(ep.networkId), opts))
-  const rs = planBase(state.networks, localnetBridgesOf(state, plans), opts)
+  const rs = planBase(state.networks, localnetBridgesOf(state, plans), opts, state.links)
   for (const ep of endpoints) {
     const p = plans.get(ep.id)
     if (p !== undefined) addEndpointRules(rs, p)

@@ -4,7 +4,7 @@
  * iptables rules as data (src/nat/plan.ts, pure) and applies the difference in
  * one `iptables-restore --noflush -w` batch.
  */
-import type { PortBinding } from '../model/types.js'
+import type { ExposedPort, PortBinding } from '../model/types.js'
 
 export interface NatNetwork {
   id: string
@@ -26,6 +26,34 @@ export interface NatEndpoint {
 export interface FirewallState {
   networks: NatNetwork[]
   endpoints: NatEndpoint[]
+  /** Legacy links (ICC exceptions); undefined = keep the links the driver holds. */
+  links?: NatLink[]
+}
+
+/**
+ * A legacy container link (`--link child:alias`) on a network with ICC off:
+ * the parent may open connections to the child's exposed ports, and the child
+ * answers from them, as Docker's link rules allow. Nothing on an ICC network.
+ */
+export interface NatLink {
+  id: string
+  networkId: string
+  /** The container that declared the link. */
+  parentIp: string
+  /** The linked container. */
+  childIp: string
+  /** The child's exposed ports. */
+  ports: ExposedPort[]
+}
+
+/** The firewall intent of links, kept apart from FirewallDriver so that its fakes need not change. */
+export interface LinkFirewall {
+  /** Allow (or replace) one link's traffic. */
+  allowLink (link: NatLink): Promise<void>
+  /** Forget one link; unknown ids are fine. */
+  removeLink (id: string): Promise<void>
+  /** Ids of the links the driver holds. */
+  linkIds (): string[]
 }
 
 export interface FirewallDriver {

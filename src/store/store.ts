@@ -8,6 +8,7 @@ import { promises as fs, constants as fsc } from 'node:fs'
 import path from 'node:path'
 import { FerryError } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
+import type { ContainerRecord } from '../runtime/types.js'
 
 export const STATE_VERSION = 1
 
@@ -18,6 +19,10 @@ export interface State {
   pools: Record<string, PoolRecord>
   /** This host's id in a cluster, made once and kept. */
   hostId?: string
+  /** Namespaces attached by `ferry attach`, `ferry run` and the CNI plugin, by container name. */
+  containers?: Record<string, ContainerRecord>
+  /** Names of the networks ferry created itself (`ferry network create`, the default network), by id. */
+  networkNames?: Record<string, string>
 }
 
 export function emptyState (): State {

@@ -19,3 +19,40 @@ export class KeyedMutex {
     return result
   }
 }
+
+/**
+ * Many readers or one writer. ferry's request handlers are readers (they may run
+ * side by side, each under its own keyed lock); reconcile is the writer: it must
+ * never see a half-made endpoint (a veth created but not yet recorded) and take
+ * it for a leftover. A waiting writer holds back new readers, so it cannot starve.
+ */
+export class RwLock {
+  private readers = 0
+  private idle: Array<() => void> = []
+  private gate: Promise<void> = Promise.resolve()
+  private readonly writers = new Mutex()
+
+  async read<T> (fn: () => Promise<T>): Promise<T> {
+    let g: Promise<void>
+    do { g = this.gate; await g } while (g !== this.gate)
+    this.readers++
+    try {
+      return await fn()
+    } finally {
+      if (--this.readers === 0) for (const wake of this.idle.splice(0)) wake()
+    }
+  }
+
+  write<T> (fn: () => Promise<T>): Promise<T> {
+    return this.writers.run(async () => {
+      let open!: () => void
+      this.gate = new Promise((resolve) => { open = resolve })
+      try {
+        while (this.readers > 0) await new Promise<void>((resolve) => this.idle.push(resolve))
+        return await fn()
+      } finally {
+        open()
+      }
+    })
+  }
+}

@@ -347,7 +347,15 @@ class EngineProcess implements Dockerd {
       if (mounted.length > 0) throw new Error(`mounts left under ${this.dir}: ${mounted.join(', ')}`)
       if (!KEEP_DIRS) rmSync(this.dir, { recursive: true, force: true })
     })
-    await errors.run('check for leftovers', () => {
+    await errors.run('check for leftovers', async () => {
+      // A runc init that was starting a container when the engine died can surface
+      // after the last scan: kill what turns up, a few times, before calling it a leak.
+      for (let round = 0; round < 5; round++) {
+        const pids = this.#processes()
+        if (pids.length === 0) break
+        await killAndWait(pids, 5_000)
+        await removeCgroups(this.cgroupParent)
+      }
       const left = this.leftovers().filter((l) => !(KEEP_DIRS && l.startsWith('directory ')))
       if (left.length > 0) throw new Error(left.join('; '))
     })

@@ -1,0 +1,183 @@
+/**
+ * The CLI's runtime commands, registered on the program by src/cli/main.ts:
+ *
+ *   ferry attach --netns PATH|--pid PID --name NAME [--net NETWORK] [-p …] [--expose …] [--ip IP]
+ *                [--network-alias A] [--link NAME:ALIAS] [--dns IP] [--dns-search D] [--ifname eth0]
+ *   ferry detach NAME
+ *   ferry run [--name N] [--net bridge|host|none|container:NAME|NETWORK] [-p …] [-P] [--expose …]
+ *             [--link …] [--network-alias …] [--ip …] [--dns …] [--dns-search …] [-h HOSTNAME] -- CMD…
+ *   ferry ps [--json]
+ *   ferry network create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [-o K=V …]
+ *   ferry network rm NAME
+ *
+ * and the agent's dockerd-style flags for the default network (-b/--bridge, --bip,
+ * --icc, --ip-masq, --mtu, --ip-forward, --dns-search, --dns-opt).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { FerryError } from '../errors/errors.js'
+import { apiRequester, type ApiRequest } from '../runtime/client.js'
+import { parseBool } from '../runtime/flags.js'
+import { runContainer } from '../runtime/run.js'
+import type { AttachWire } from '../runtime/spec.js'
+import type { AttachResult } from '../runtime/types.js'
+import type { ContainerView } from '../api/runtime.js'
+import { apiSocketFrom } from './client.js'
+import { table } from './table.js'
+
+function collect (value: string, prev: string[]): string[] { return [...prev, value] }
+
+function bool (v: string | undefined): boolean {
+  if (v === undefined) return true
+  try { return parseBool(v) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
+}
+
+function int (v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number')
+  return Number(v)
+}
+
+function out (text: string): void { process.stdout.write(text) }
+
+interface NetOpts {
+  net?: string
+  network?: string
+  publish: string[]
+  publishAll?: boolean
+  expose: string[]
+  ip?: string
+  networkAlias: string[]
+  link: string[]
+  dns: string[]
+  dnsSearch: string[]
+  dnsOption: string[]
+}
+
+/** The options attach and run share, as Docker spells them. */
+function netOptions (cmd: Command): Command {
+  return cmd
+    .option('--net <mode>', 'bridge (the default network), none, container:NAME or a ferry network (default: bridge)')
+    .addOption(new Option('--network <mode>', 'the same as --net').hideHelp())
+    .option('-p, --publish <spec>', 'publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO] (repeatable)', collect, [])
+    .option('-P, --publish-all', 'publish every exposed port on a free host port')
+    .option('--expose <port>', 'expose a port or range: PORT[-END][/PROTO] (repeatable)', collect, [])
+    .option('--ip <ip>', 'the address on the network (default: the next free one)')
+    .option('--network-alias <alias>', 'another DNS name on the network (repeatable)', collect, [])
+    .option('--link <name:alias>', 'link to another container (repeatable)', collect, [])
+    .option('--dns <ip>', 'name server for /etc/resolv.conf (repeatable)', collect, [])
+    .option('--dns-search <domain>', 'search domain for /etc/resolv.conf (repeatable)', collect, [])
+    .option('--dns-option <opt>', 'option for /etc/resolv.conf (repeatable)', collect, [])
+}
+
+function wireOf (o: NetOpts): Omit<AttachWire, 'name'> {
+  const w: Omit<AttachWire, 'name'> = {
+    net: o.network ?? o.net ?? 'bridge', publish: o.publish, publishAll: o.publishAll === true, expose: o.expose, aliases: o.networkAlias,
+    links: o.link, dns: o.dns, dnsSearch: o.dnsSearch, dnsOptions: o.dnsOption,
+  }
+  if (o.ip !== undefined) w.ip = o.ip
+  return w
+}
+
+function describe (c: ContainerView): string {
+  if (c.mode === 'none') return 'loopback only'
+  if (c.mode === 'container') return `namespace of ${c.sharesWith ?? '?'}`
+  return `${c.address ?? '?'}/${c.prefixLen ?? '?'} on ${c.networkName}${c.gateway ? ` via ${c.gateway}` : ''}`
+}
+
+export function registerRuntimeCommands (program: Command): void {
+  const api: ApiRequest = (method, path, body) => apiRequester(apiSocketFrom(program.opts<{ apiSocket?: string }>().apiSocket))(method, path, body)
+
+  const agent = program.commands.find((c) => c.name() === 'agent')
+  agent
+    ?.option('-b, --bridge <name>', 'the default network\'s bridge, as dockerd\'s (e.g. docker0); absent or "none": no default network')
+    .option('--bip <cidr>', 'the default bridge\'s address and prefix, e.g. 172.17.0.1/16 (default: a free default pool)')
+    .addOption(new Option('--icc [bool]', 'traffic between containers of the default network').argParser(bool))
+    .addOption(new Option('--ip-masq [bool]', 'outbound NAT for the default network').argParser(bool))
+    .option('--mtu <n>', 'MTU of the default network', int)
+    .addOption(new Option('--ip-forward [bool]', 'turn on net.ipv4.ip_forward at start (default true)').argParser(bool))
+    .option('--dns-search <domain>', 'search domain for containers attached without the engine (repeatable)', collect, [])
+    .option('--dns-opt <opt>', 'resolv.conf option for containers attached without the engine (repeatable)', collect, [])
+    .option('--watch-interval <seconds>', 'how often dead attached processes are looked for', int)
+
+  netOptions(program.command('attach')
+    .description('give a network namespace made by another runtime a ferry network')
+    .requiredOption('--name <name>', 'a name for it (ferry detach NAME undoes it)')
+    .option('--netns <path>', 'the namespace, as a path (/var/run/netns/x, /proc/PID/ns/net)')
+    .option('--pid <pid>', 'the namespace of this process (detached when it exits)', int)
+    .option('--ifname <name>', 'interface name inside', 'eth0')
+    .option('--json', 'print JSON'))
+    .action(async (o: NetOpts & { name: string, netns?: string, pid?: number, ifname: string, json?: boolean }) => {
+      const body: AttachWire = { ...wireOf(o), name: o.name, ifname: o.ifname, owner: 'attach' }
+      if (o.netns !== undefined) body.netns = o.netns
+      if (o.pid !== undefined) { body.pid = o.pid; body.watchPid = o.pid }
+      const r = await api<AttachResult & { container: ContainerView }>('POST', '/v1/containers', body)
+      for (const w of r.warnings) process.stderr.write(`${w}\n`)
+      if (o.json) { out(JSON.stringify(r, null, 2) + '\n'); return }
+      out(`${r.container.name}: ${describe(r.container)}\n`)
+    })
+
+  program.command('detach')
+    .description('undo ferry attach (or clean up after a ferry run): the veth, address, ports and links go')
+    .argument('<name>', 'the container name')
+    .action(async (name: string) => {
+      const r = await api<{ removed: boolean }>('DELETE', `/v1/containers/${encodeURIComponent(name)}`)
+      if (!r.removed) process.stderr.write(`${name} was not attached (nothing to do)\n`)
+    })
+
+  netOptions(program.command('run')
+    .description('run a command in its own network, mount and UTS namespaces, networked by ferry')
+    .helpOption('--help', 'display help for command')
+    .option('--name <name>', 'container name (default: run-<random>)')
+    .option('-h, --hostname <name>', 'host name inside (default: the container id\'s first 12 characters)')
+    .option('--rm', 'accepted for Docker compatibility: ferry always removes the container')
+    .argument('<command...>', 'the command and its arguments, after --'))
+    .action(async (cmd: string[], o: NetOpts & { name?: string, hostname?: string }) => {
+      const code = await runContainer({
+        ...wireOf(o), publishAll: o.publishAll === true, name: o.name, hostname: o.hostname, cmd,
+        publish: o.publish, expose: o.expose, links: o.link, aliases: o.networkAlias, dns: o.dns, dnsSearch: o.dnsSearch, dnsOptions: o.dnsOption,
+      }, api, { warn: (m) => process.stderr.write(`${m}\n`) })
+      process.exitCode = code
+    })
+
+  program.command('ps')
+    .description('containers attached through ferry (attach, run, CNI)')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const list = await api<ContainerView[]>('GET', '/v1/containers')
+      if (o.json) { out(JSON.stringify(list, null, 2) + '\n'); return }
+      out(table(['NAME', 'ID', 'OWNER', 'NETWORK', 'ADDRESS', 'PID', 'LINKS'],
+        list.map((c) => [c.name, c.id.slice(0, 12), c.owner, c.networkName, c.address ?? '-', c.watch ? String(c.watch.pid) : '-',
+          c.links.map((l) => `${l.name}:${l.alias}`).join(',') || '-'])))
+    })
+
+  const network = program.commands.find((c) => c.name() === 'network')
+  if (network === undefined) throw new FerryError('INTERNAL', 'the network command must be defined before the runtime commands')
+  network.command('create')
+    .description('create a ferry network without the Docker engine (for attach, run and CNI)')
+    .argument('<name>', 'network name')
+    .option('--subnet <cidr>', 'subnet (default: a free default pool)')
+    .option('--gateway <ip>', 'gateway address (default: the first free one)')
+    .option('--ip-range <cidr>', 'allocate container addresses from this part of the subnet')
+    .option('--internal', 'no way out: no default route, no NAT')
+    .option('-o, --opt <key=value>', 'driver option, as with docker network create -o (repeatable)', collect, [])
+    .action(async (name: string, o: { subnet?: string, gateway?: string, ipRange?: string, internal?: boolean, opt: string[] }) => {
+      const options: Record<string, string> = {}
+      for (const kv of o.opt) {
+        const i = kv.indexOf('=')
+        if (i <= 0) throw new FerryError('INVALID_OPTION', `-o ${kv}: expected KEY=VALUE`)
+        options[kv.slice(0, i)] = kv.slice(i + 1)
+      }
+      const body: Record<string, unknown> = { name, internal: o.internal === true, options }
+      if (o.subnet !== undefined) body.subnet = o.subnet
+      if (o.gateway !== undefined) body.gateway = o.gateway
+      if (o.ipRange !== undefined) body.ipRange = o.ipRange
+      const net = await api<{ id: string }>('POST', '/v1/networks', body)
+      out(`${net.id}\n`)
+    })
+  network.command('rm')
+    .description('remove a network made with ferry network create')
+    .argument('<name>', 'network name or id')
+    .action(async (name: string) => {
+      await api('DELETE', `/v1/networks/${encodeURIComponent(name)}`)
+      out(`${name}\n`)
+    })
+}

@@ -1,0 +1,266 @@
+/**
+ * `ferry doctor`'s verdicts, as pure functions of the facts the probes gathered
+ * (src/doctor/probes.ts): each returns one result, printed as one line
+ *
+ *   ok|warn|fail <check>: <what> — <how to fix>
+ *
+ * `fail` means ferry cannot work as asked; `warn` means a feature is degraded
+ * or a setting is risky. The exit code is 1 when any check fails.
+ */
+
+export type CheckStatus = 'ok' | 'warn' | 'fail'
+
+export interface CheckResult {
+  status: CheckStatus
+  /** Stable dotted name, e.g. `kernel.vxlan`, `engine.reachable`. */
+  check: string
+  what: string
+  /** How to fix it (warn/fail), or a hint. */
+  fix?: string
+}
+
+export function ok (check: string, what: string, fix?: string): CheckResult { return fix === undefined ? { status: 'ok', check, what } : { status: 'ok', check, what, fix } }
+export function warn (check: string, what: string, fix: string): CheckResult { return { status: 'warn', check, what, fix } }
+export function fail (check: string, what: string, fix: string): CheckResult { return { status: 'fail', check, what, fix } }
+
+/** One line, without a newline; messages are made single-line. */
+export function formatResult (r: CheckResult): string {
+  const one = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim()
+  return `${r.status.padEnd(4)} ${r.check}: ${one(r.what)}${r.fix === undefined ? '' : ` — ${one(r.fix)}`}`
+}
+
+export function summarize (results: readonly CheckResult[]): { ok: number, warn: number, fail: number } {
+  const n = { ok: 0, warn: 0, fail: 0 }
+  for (const r of results) n[r.status]++
+  return n
+}
+
+export function formatReport (results: readonly CheckResult[]): string {
+  const n = summarize(results)
+  return [...results.map(formatResult), '', `${n.ok} ok, ${n.warn} warnings, ${n.fail} failures`].join('\n') + '\n'
+}
+
+export function doctorExitCode (results: readonly CheckResult[]): 0 | 1 {
+  return results.some((r) => r.status === 'fail') ? 1 : 0
+}
+
+// ---- kernel ----
+
+/** The kernel module behind each link kind the agent creates. */
+const LINK_MODULES = { bridge: 'bridge', veth: 'veth', vxlan: 'vxlan' } as const
+export type ProbedLink = keyof typeof LINK_MODULES
+
+/** `error` is the failure of creating a throwaway device of that kind in a scratch namespace. */
+export function judgeLinkKind (kind: ProbedLink, error: string | undefined): CheckResult {
+  const check = `kernel.${kind}`
+  if (error === undefined) return ok(check, `can create ${kind} devices`)
+  const needed = kind === 'vxlan' ? ' (needed for ferry.overlay networks only)' : ''
+  return fail(check, `cannot create a ${kind} device${needed}: ${error}`,
+    `load the module (modprobe ${LINK_MODULES[kind]}) and list it in /etc/modules-load.d/ferry.conf; a kernel without CONFIG_${kind.toUpperCase()} cannot run ferry`)
+}
+
+export function judgeBrNetfilter (present: boolean): CheckResult {
+  if (present) return ok('kernel.br_netfilter', 'loaded (/proc/sys/net/bridge exists)')
+  return warn('kernel.br_netfilter', 'not loaded: iptables does not see traffic between containers of one bridge, so networks with enable_icc=false cannot block it',
+    'modprobe br_netfilter, and add br_netfilter to /etc/modules-load.d/ferry.conf')
+}
+
+// ---- sysctls ----
+
+export function judgeIpForward (value: string | undefined): CheckResult {
+  const check = 'sysctl.ip_forward'
+  if (value === '1') return ok(check, 'net.ipv4.ip_forward = 1')
+  return warn(check, `net.ipv4.ip_forward = ${value ?? 'unreadable'}: containers cannot reach other networks or the outside`,
+    'the agent sets it to 1 when it starts; if it is running, something reset it: find the sysctl.d file or service that writes 0, then restart the agent')
+}
+
+/** Only asked when br_netfilter is loaded. */
+export function judgeBridgeNfCall (value: string | undefined): CheckResult {
+  const check = 'sysctl.bridge-nf-call-iptables'
+  if (value === '1') return ok(check, 'net.bridge.bridge-nf-call-iptables = 1')
+  return warn(check, `net.bridge.bridge-nf-call-iptables = ${value ?? 'unreadable'}: enable_icc=false does not block traffic inside a network`,
+    'sysctl -w net.bridge.bridge-nf-call-iptables=1 and persist it in /etc/sysctl.d/90-ferry.conf')
+}
+
+// ---- iptables ----
+
+export interface IptablesFacts {
+  /** `iptables --version` output; undefined when iptables is missing. */
+  version?: string
+  /** Rule counts (`-A` lines) per backend; undefined when that backend's save tool is missing. */
+  rules: { nft?: number, legacy?: number }
+}
+
+export function iptablesBackend (version: string): 'nft' | 'legacy' | 'unknown' {
+  if (/\(nf_tables\)/.test(version)) return 'nft'
+  if (/\(legacy\)/.test(version)) return 'legacy'
+  return 'unknown'
+}
+
+export function judgeIptables (f: IptablesFacts): CheckResult[] {
+  if (f.version === undefined) {
+    return [fail('iptables.backend', 'iptables is not installed: ferry programs NAT and isolation with iptables-restore', 'apt-get install iptables (or your distribution\'s package)')]
+  }
+  const backend = iptablesBackend(f.version)
+  const out: CheckResult[] = [backend === 'unknown'
+    ? warn('iptables.backend', `cannot tell the backend from "${f.version.trim()}"`, 'use iptables 1.8 or later, which prints (nf_tables) or (legacy)')
+    : ok('iptables.backend', `${f.version.trim()}`)]
+  const other = backend === 'nft' ? 'legacy' : backend === 'legacy' ? 'nft' : undefined
+  const otherRules = other === undefined ? undefined : f.rules[other]
+  if (other !== undefined && otherRules !== undefined && otherRules > 0) {
+    out.push(fail('iptables.mixed', `the ${other} backend also holds ${otherRules} rule(s) while iptables uses ${backend}: the kernel evaluates both, and a DROP in either drops ferry's traffic`,
+      `make Docker and every other firewall tool use the ${backend} backend (update-alternatives --config iptables), then clear the ${other} tables (iptables-${other}-save shows them)`))
+  } else {
+    out.push(ok('iptables.mixed', `only the ${backend} backend has rules`))
+  }
+  return out
+}
+
+// ---- the Docker engine ----
+
+export interface EngineFacts {
+  dockerHost: string
+  /** Why /version failed; undefined when it answered. */
+  error?: string
+  version?: string
+  apiVersion?: string
+  liveRestore?: boolean
+  /** Whether a DOCKER-USER or DOCKER chain exists in the filter table (the engine runs with --iptables=true). */
+  managesIptables?: boolean
+  /** The engine's networks of ferry's driver: name, and the IPAM driver each was created with. */
+  networks?: Array<{ name: string, ipamDriver: string }>
+}
+
+export function judgeEngine (f: EngineFacts, pluginName: string): CheckResult[] {
+  if (f.error !== undefined || f.version === undefined) {
+    return [fail('engine.reachable', `no Docker engine answers at ${f.dockerHost}: ${f.error ?? 'no version'}`,
+      'start it (systemctl start docker), or point DOCKER_HOST / --docker-host at it')]
+  }
+  const out: CheckResult[] = [ok('engine.reachable', `Docker ${f.version} (API ${f.apiVersion ?? '?'}) at ${f.dockerHost}`)]
+  if (f.managesIptables !== undefined) {
+    out.push(ok('engine.iptables', f.managesIptables
+      ? 'the engine manages iptables (--iptables=true): its FORWARD policy is DROP and ferry accepts its own networks\' traffic in FERRY-FORWARD'
+      : 'the engine runs with --iptables=false: ferry still programs its own networks; the engine\'s bridge networks get no NAT'))
+  }
+  if (f.liveRestore !== undefined) {
+    out.push(f.liveRestore
+      ? ok('engine.live-restore', 'on: containers keep running (and keep their ferry network) while the engine restarts')
+      : ok('engine.live-restore', 'off: containers stop when the engine restarts', 'set "live-restore": true in /etc/docker/daemon.json to keep them running'))
+  }
+  if (f.networks !== undefined) {
+    const wrong = f.networks.filter((n) => n.ipamDriver !== pluginName && n.ipamDriver !== `${pluginName}:latest`)
+    if (wrong.length > 0) {
+      out.push(fail('engine.networks', `${wrong.map((n) => n.name).join(', ')}: created with the ${pluginName} driver but IPAM ${wrong.map((n) => n.ipamDriver).join(', ')}, so containers on them cannot start`,
+        `recreate them with --ipam-driver ${pluginName}`))
+    } else if (f.networks.length === 0) {
+      out.push(ok('engine.networks', `no ${pluginName} network yet`, `docker network create -d ${pluginName} --ipam-driver ${pluginName} NAME`))
+    } else {
+      out.push(ok('engine.networks', `${f.networks.length} ${pluginName} network(s): ${f.networks.map((n) => n.name).join(', ')}`))
+    }
+  }
+  return out
+}
+
+// ---- the agent ----
+
+export interface SocketFacts {
+  path: string
+  /** Why it could not be examined (missing…); undefined when stat worked. */
+  error?: string
+  isSocket?: boolean
+  mode?: number
+  uid?: number
+}
+
+/** A socket the agent serves must exist and be root-only (0600, owned by root). */
+export function judgeSocket (check: string, what: string, s: SocketFacts): CheckResult {
+  if (s.error !== undefined) return fail(check, `${what} ${s.path}: ${s.error}`, 'start the agent (systemctl start ferry), or give the paths it uses (--plugin-name/--plugin-dir, --api-socket)')
+  if (s.isSocket !== true) return fail(check, `${s.path} is not a socket`, `remove it and restart the agent (systemctl restart ferry)`)
+  const mode = (s.mode ?? 0) & 0o777
+  if ((mode & 0o077) !== 0 || s.uid !== 0) {
+    return fail(check, `${what} ${s.path} has mode ${mode.toString(8)} and owner uid ${s.uid ?? '?'}: anyone with access can change the host's networking`,
+      'restart the agent (it makes its sockets 0600, root-owned); never chmod them open: give admins sudo instead')
+  }
+  return ok(check, `${what} ${s.path} is root-only (0600)`)
+}
+
+export interface AgentFacts {
+  apiSocket: string
+  error?: string
+  status?: { version?: unknown, status?: unknown, uptimeSeconds?: unknown, networks?: unknown, endpoints?: unknown, reconcile?: { lastError?: unknown } }
+}
+
+export function judgeAgent (f: AgentFacts): CheckResult[] {
+  if (f.error !== undefined || f.status === undefined) {
+    return [fail('agent.api', `no agent answers on ${f.apiSocket}: ${f.error ?? 'no status'}`, 'start it (systemctl start ferry, or ferry agent), or point --api-socket / FERRY_API_SOCKET at its socket')]
+  }
+  const s = f.status
+  const out = [ok('agent.api', `ferry ${String(s.version)} ${String(s.status)}, up ${String(s.uptimeSeconds)} s, ${String(s.networks)} network(s), ${String(s.endpoints)} endpoint(s)`)]
+  const err = s.reconcile?.lastError
+  if (typeof err === 'string' && err !== '') {
+    out.push(warn('agent.reconcile', `the last reconcile failed: ${err}`, 'read the agent log (journalctl -u ferry), fix the cause, then ferry reconcile'))
+  }
+  return out
+}
+
+/** The plugin socket must answer the way the engine asks (NetworkDriver.GetCapabilities). */
+export function judgePluginAnswer (path: string, error: string | undefined): CheckResult {
+  if (error === undefined) return ok('agent.plugin', `${path} answers the engine's NetworkDriver.GetCapabilities`)
+  return fail('agent.plugin', `${path} does not answer the engine: ${error}`,
+    'the engine finds plugins by this path: run the agent with the same --plugin-dir and --plugin-name, and before docker.service (ferry install)')
+}
+
+// ---- Redis and clocks ----
+
+export interface RedisFacts {
+  url: string
+  error?: string
+  version?: string
+  /** Median PING round trip (ms). */
+  latencyMs?: number
+}
+
+function versionAtLeast (v: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = v.split('.').map(Number)
+  return a > major || (a === major && b >= minor)
+}
+
+export function judgeRedis (f: RedisFacts): CheckResult[] {
+  if (f.error !== undefined || f.version === undefined) {
+    return [fail('redis.reachable', `cannot reach ${f.url}: ${f.error ?? 'no version'}`, 'check the address, the password (redis://:PASSWORD@host:port), TLS (rediss://) and the firewall between the hosts')]
+  }
+  const out: CheckResult[] = []
+  if (!versionAtLeast(f.version, 5, 0)) {
+    out.push(fail('redis.version', `Redis ${f.version} at ${f.url}: ferry's scripts need Redis 5.0 or later (effects replication)`, 'upgrade Redis'))
+  } else if (!versionAtLeast(f.version, 7, 0)) {
+    out.push(warn('redis.version', `Redis ${f.version} at ${f.url}: ferry is tested with Redis 7`, 'upgrade to Redis 7 when you can'))
+  } else {
+    out.push(ok('redis.version', `Redis ${f.version} at ${f.url}`))
+  }
+  const ms = f.latencyMs ?? 0
+  const lat = `round trip ${ms.toFixed(2)} ms`
+  if (ms > 100) out.push(fail('redis.latency', `${lat}: every network and container change waits for Redis`, 'run Redis close to the hosts (same site), or fix the network path'))
+  else if (ms > 10) out.push(warn('redis.latency', `${lat}: container starts on overlays are slowed`, 'run Redis closer to the hosts'))
+  else out.push(ok('redis.latency', lat))
+  return out
+}
+
+/**
+ * Offset of this host's clock from Redis' (ms, positive = this host is ahead).
+ * ferry's heartbeats and TTLs use Redis' clock, so skew does not break
+ * membership; it breaks TLS certificate checks and the reading of logs.
+ */
+export function judgeClockSkew (offsetMs: number | undefined, rttMs: number): CheckResult {
+  const check = 'clock.skew'
+  if (offsetMs === undefined) return warn(check, 'could not compare this host\'s clock with Redis\'', 'check that Redis answers TIME')
+  const s = Math.abs(offsetMs) / 1000
+  const what = `this host's clock is ${s.toFixed(3)} s ${offsetMs >= 0 ? 'ahead of' : 'behind'} Redis' (±${(rttMs / 2000).toFixed(3)} s)`
+  if (s > 60) return fail(check, `${what}: TLS certificate checks and the order of events in logs go wrong`, 'run an NTP client on every host and on Redis (systemd-timesyncd, chrony)')
+  if (s > 1) return warn(check, `${what}: logs of different hosts no longer line up`, 'run an NTP client on every host and on Redis (systemd-timesyncd, chrony)')
+  return ok(check, what)
+}
+
+/** Offset of the local clock from a remote TIME read between `sentMs` and `receivedMs`, assuming a symmetric path. */
+export function clockOffset (remoteMs: number, sentMs: number, receivedMs: number): number {
+  return (sentMs + receivedMs) / 2 - remoteMs
+}

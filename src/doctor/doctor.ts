@@ -1,0 +1,70 @@
+/**
+ * `ferry doctor`: gathers the facts (probes.ts, redis.ts) and turns them into
+ * one verdict per check (checks.ts), in a fixed order: kernel, sysctls,
+ * iptables, engine, agent, Redis and clock.
+ */
+import path from 'node:path'
+import {
+  judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables,
+  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink,
+} from './checks.js'
+import {
+  exists, probeAgent, probeEngine, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
+} from './probes.js'
+import { probeRedis } from './redis.js'
+
+/** Where the engine looks for plugin sockets; not configurable in the engine. */
+export const ENGINE_PLUGIN_DIR = '/run/docker/plugins'
+
+export interface DoctorOptions {
+  pluginName: string
+  pluginDir: string
+  apiSocket: string
+  dockerHost: string
+  /** Redis URL: check reachability, version, latency and clock skew. */
+  cluster?: string
+}
+
+/** Whether the agent's plugin directory is the engine's (pure). */
+export function judgePluginDir (pluginDir: string): CheckResult {
+  if (path.resolve(pluginDir) === ENGINE_PLUGIN_DIR) return ok('engine.plugin-dir', `the engine looks for plugin sockets in ${ENGINE_PLUGIN_DIR}, where the agent serves`)
+  return warn('engine.plugin-dir', `the agent serves in ${pluginDir}, but the engine looks for sockets only in ${ENGINE_PLUGIN_DIR}`,
+    `drop --plugin-dir, or write a spec file /etc/docker/plugins/<name>.spec holding unix://${pluginDir}/<name>.sock`)
+}
+
+export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
+  const pluginSocket = path.join(o.pluginDir, `${o.pluginName}.sock`)
+  const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis] = await Promise.all([
+    probeLinkKinds(),
+    exists('/proc/sys/net/bridge'),
+    sysctlOrUndefined('net.ipv4.ip_forward'),
+    sysctlOrUndefined('net.bridge.bridge-nf-call-iptables'),
+    probeIptables(),
+    probeSocket(pluginSocket),
+    probeSocket(o.apiSocket),
+    probeAgent(o.apiSocket),
+    o.cluster === undefined ? Promise.resolve(undefined) : probeRedis(o.cluster),
+  ])
+  const [engine, pluginAnswer] = await Promise.all([
+    probeEngine(o.dockerHost, o.pluginName, iptables.filterSave),
+    pluginSock.error === undefined && pluginSock.isSocket === true ? probePluginAnswer(pluginSocket) : Promise.resolve(undefined),
+  ])
+
+  const results: CheckResult[] = []
+  for (const kind of Object.keys(links) as ProbedLink[]) results.push(judgeLinkKind(kind, links[kind]))
+  results.push(judgeBrNetfilter(brNetfilter))
+  results.push(judgeIpForward(ipForward))
+  if (brNetfilter) results.push(judgeBridgeNfCall(nfCall))
+  results.push(...judgeIptables(iptables))
+  results.push(...judgeEngine(engine, o.pluginName))
+  results.push(judgePluginDir(o.pluginDir))
+  results.push(judgeSocket('agent.plugin-socket', 'plugin socket', pluginSock))
+  if (pluginSock.error === undefined && pluginSock.isSocket === true) results.push(judgePluginAnswer(pluginSocket, pluginAnswer))
+  results.push(...judgeAgent(agent))
+  if (agent.error === undefined) results.push(judgeSocket('agent.api-socket', 'API socket', apiSock))
+  if (redis !== undefined) {
+    results.push(...judgeRedis(redis))
+    if (redis.error === undefined) results.push(judgeClockSkew(redis.offsetMs, redis.timeRttMs ?? 0))
+  }
+  return results
+}

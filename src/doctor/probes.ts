@@ -1,0 +1,154 @@
+/**
+ * What `ferry doctor` looks at, gathered as plain facts (verdicts are in
+ * checks.ts). Read-only, with one exception: the kernel feature probe creates a
+ * scratch network namespace, creates one throwaway device of each kind inside
+ * it, and deletes the namespace — it never touches the namespace doctor runs in.
+ */
+import { promises as fs } from 'node:fs'
+import http from 'node:http'
+import { randomBytes } from 'node:crypto'
+import { execFile } from '../kernel/exec.js'
+import { readSysctl } from '../kernel/sysctl.js'
+import { EngineClient } from '../docker/client.js'
+import { apiCall } from '../cli/client.js'
+import type { AgentFacts, EngineFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
+
+const TIMEOUT_MS = 5000
+
+/** `ip link add` arguments of one throwaway device per kind (names are fixed: the namespace is new). */
+export const LINK_PROBES: Record<ProbedLink, string[]> = {
+  bridge: ['fydoc-br', 'type', 'bridge'],
+  veth: ['fydoc-va', 'type', 'veth', 'peer', 'name', 'fydoc-vb'],
+  vxlan: ['fydoc-vx', 'type', 'vxlan', 'id', '4242', 'dstport', '4789'],
+}
+
+/** Try to create each kind of device in a scratch namespace; the error text per kind, undefined = works. */
+export async function probeLinkKinds (): Promise<Record<ProbedLink, string | undefined>> {
+  const ns = `fydoc-${process.pid}-${randomBytes(2).toString('hex')}`
+  const out = { bridge: undefined, veth: undefined, vxlan: undefined } as Record<ProbedLink, string | undefined>
+  const made = await execFile(['ip', 'netns', 'add', ns], { allowFailure: true, timeoutMs: TIMEOUT_MS })
+  if (made.code !== 0) {
+    const why = `cannot create a scratch network namespace: ${made.stderr.trim()}`
+    return { bridge: why, veth: why, vxlan: why }
+  }
+  try {
+    for (const kind of Object.keys(LINK_PROBES) as ProbedLink[]) {
+      const r = await execFile(['ip', '-n', ns, 'link', 'add', ...LINK_PROBES[kind]], { allowFailure: true, timeoutMs: TIMEOUT_MS })
+      out[kind] = r.code === 0 ? undefined : (r.stderr.trim() || `ip exited ${r.code}`)
+    }
+  } finally {
+    await execFile(['ip', 'netns', 'del', ns], { allowFailure: true, timeoutMs: TIMEOUT_MS })
+  }
+  return out
+}
+
+export async function exists (path: string): Promise<boolean> {
+  return fs.access(path).then(() => true, () => false)
+}
+
+export async function sysctlOrUndefined (key: string): Promise<string | undefined> {
+  return readSysctl(key).catch(() => undefined)
+}
+
+/** Rule lines (`-A …`) of an iptables-save text. */
+export function countRules (save: string): number {
+  return save.split('\n').filter((l) => l.startsWith('-A ')).length
+}
+
+/** Whether the engine's chains are in a filter table dump (it runs with --iptables=true). */
+export function engineChains (save: string): boolean {
+  return /^:DOCKER(-USER)? /m.test(save)
+}
+
+async function run (argv: string[]): Promise<string | undefined> {
+  try {
+    const r = await execFile(argv, { allowFailure: true, timeoutMs: TIMEOUT_MS })
+    return r.code === 0 ? r.stdout : undefined
+  } catch {
+    return undefined // not installed
+  }
+}
+
+export async function probeIptables (): Promise<IptablesFacts & { filterSave?: string }> {
+  const [version, nft, legacy, filterSave] = await Promise.all([
+    run(['iptables', '--version']),
+    run(['iptables-nft-save']),
+    run(['iptables-legacy-save']),
+    run(['iptables-save', '-t', 'filter']),
+  ])
+  const facts: IptablesFacts & { filterSave?: string } = { rules: {} }
+  if (version !== undefined) facts.version = version
+  if (nft !== undefined) facts.rules.nft = countRules(nft)
+  if (legacy !== undefined) facts.rules.legacy = countRules(legacy)
+  if (filterSave !== undefined) facts.filterSave = filterSave
+  return facts
+}
+
+interface EngineNetwork { Name: string, Driver: string, IPAM?: { Driver?: string } }
+
+export async function probeEngine (dockerHost: string, pluginName: string, filterSave: string | undefined): Promise<EngineFacts> {
+  const facts: EngineFacts = { dockerHost }
+  let engine: EngineClient
+  try {
+    engine = new EngineClient(dockerHost, TIMEOUT_MS)
+  } catch (err) {
+    facts.error = (err as Error).message
+    return facts
+  }
+  try {
+    const v = await engine.get<{ Version?: string, ApiVersion?: string }>('/version')
+    facts.version = v.Version ?? 'unknown'
+    if (v.ApiVersion !== undefined) facts.apiVersion = v.ApiVersion
+    const [info, nets] = await Promise.all([
+      engine.get<{ LiveRestoreEnabled?: boolean }>('/info'),
+      engine.get<EngineNetwork[]>('/networks'),
+    ])
+    if (typeof info.LiveRestoreEnabled === 'boolean') facts.liveRestore = info.LiveRestoreEnabled
+    facts.networks = nets.filter((n) => n.Driver === pluginName || n.Driver === `${pluginName}:latest`)
+      .map((n) => ({ name: n.Name, ipamDriver: n.IPAM?.Driver ?? 'default' }))
+    if (filterSave !== undefined) facts.managesIptables = engineChains(filterSave)
+  } catch (err) {
+    facts.error = (err as Error).message
+  }
+  return facts
+}
+
+export async function probeSocket (path: string): Promise<SocketFacts> {
+  try {
+    const st = await fs.stat(path)
+    return { path, isSocket: st.isSocket(), mode: st.mode, uid: st.uid }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return { path, error: code === 'ENOENT' ? 'does not exist' : (err as Error).message }
+  }
+}
+
+/** POST /NetworkDriver.GetCapabilities exactly as the engine sends it; undefined = a valid answer. */
+export function probePluginAnswer (socketPath: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = http.request({
+      socketPath, method: 'POST', path: '/NetworkDriver.GetCapabilities', timeout: TIMEOUT_MS,
+      headers: { Host: '', 'User-Agent': 'Go-http-client/1.1', 'Content-Length': '0', Accept: 'application/vnd.docker.plugins.v1.2+json' },
+    }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString()
+        let scope: unknown
+        try { scope = (JSON.parse(text) as { Scope?: unknown }).Scope } catch { /* below */ }
+        resolve(res.statusCode === 200 && typeof scope === 'string' ? undefined : `answered ${res.statusCode}: ${text.slice(0, 200)}`)
+      })
+    })
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)))
+    req.on('error', (err) => resolve(err.message))
+    req.end()
+  })
+}
+
+export async function probeAgent (apiSocket: string): Promise<AgentFacts> {
+  try {
+    return { apiSocket, status: await apiCall<NonNullable<AgentFacts['status']>>(apiSocket, 'GET', '/v1/status', undefined, TIMEOUT_MS) }
+  } catch (err) {
+    return { apiSocket, error: (err as Error).message }
+  }
+}

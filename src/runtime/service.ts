@@ -1,0 +1,505 @@
+/**
+ * ferry's networking for runtimes other than the Docker engine, and for plain
+ * processes: attach a network namespace to a ferry network (or to none, or to
+ * another container's namespace), detach it, and watch for namespaces whose
+ * process died. It reuses the Docker path's pieces exactly as the engine drives
+ * them: IPAM for addresses, NetworkDriver.createEndpoint / join /
+ * programExternalConnectivity for the veth and the ports, and the firewall's
+ * link intent for `--link` on ICC-off networks. Work inside namespaces goes
+ * through NamespaceOps (child processes only).
+ *
+ * Also here: networks made without the engine (`ferry network create`, names kept
+ * in the store) and the docker0-style default network of the agent's --bridge flags.
+ *
+ * Every mutation is serialized by one mutex, validates first, applies with an
+ * undo stack and persists; detach is idempotent and keeps going past failures.
+ */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
+import { ErrorList, FerryError } from '../errors/errors.js'
+import type { NetworkRecord } from '../model/types.js'
+import type { Store } from '../store/store.js'
+import type { LinkDriver } from '../kernel/types.js'
+import type { LinkFirewall, NatLink } from '../nat/types.js'
+import type { NetworkDriver } from '../driver/network.js'
+import { GATEWAY_ADDRESS_TYPE, REQUEST_ADDRESS_TYPE, type Ipam } from '../ipam/ipam.js'
+import { canonical, isCidr } from '../ipam/cidr.js'
+import { vethNames } from '../bridge/names.js'
+import { Mutex } from '../util/mutex.js'
+import { withUndo, type UndoStack } from '../util/undo.js'
+import { addrOf, prefixOf } from '../util/ip.js'
+import { containerResolvConf, linkEnv, parseResolvConf, renderHosts, renderResolvConf } from './files.js'
+import type { NamespaceOps } from './netns.js'
+import { validateNetworkName } from './spec.js'
+import type { AttachResult, AttachSpec, ContainerRecord, NetworkCreateSpec } from './types.js'
+import type { ContainerNames } from '../docker/watch.js'
+
+/** The name of the default network, as in Docker. */
+export const DEFAULT_NETWORK = 'bridge'
+
+/** The agent's dockerd-style flags for the default network. */
+export interface DefaultBridgeConfig {
+  bridge: string
+  /** Gateway address with prefix (dockerd's --bip); undefined = a pool from the default address pools. */
+  bip?: string
+  icc: boolean
+  masquerade: boolean
+  mtu?: number
+}
+
+export interface RuntimeDeps {
+  store: Store
+  driver: NetworkDriver
+  ipam: Ipam
+  links: LinkDriver
+  firewall: LinkFirewall
+  ns: NamespaceOps
+  /** Where generated hosts and resolv.conf files go (<dir>/<container id>/). */
+  filesDir: string
+  log: Logger
+  /** The agent's --dns, --dns-search, --dns-opt: defaults for every container. */
+  dns?: { servers: string[], search: string[], options: string[] }
+  /** The agent serves DNS on every gateway: containers on a network use it unless --dns says otherwise. */
+  embeddedDns?: boolean
+  /** Called after every attach and detach (the DNS records follow). */
+  onChange?: () => void
+  /** The host's resolv.conf text (default: /etc/resolv.conf). */
+  hostResolvConf?: () => Promise<string>
+  now?: () => Date
+}
+
+function newId (): string {
+  return randomBytes(32).toString('hex')
+}
+
+export class RuntimeService {
+  private readonly d: RuntimeDeps
+  private readonly mutex = new Mutex()
+  private timer?: NodeJS.Timeout
+  private watching = false
+
+  constructor (deps: RuntimeDeps) { this.d = deps }
+
+  private get state () { return this.d.store.state }
+  private get records (): Record<string, ContainerRecord> { return (this.state.containers ??= {}) }
+  private get names (): Record<string, string> { return (this.state.networkNames ??= {}) }
+  private now (): string { return (this.d.now?.() ?? new Date()).toISOString() }
+  private undoLog = (what: string, err: unknown): void => { this.d.log.error({ err, what }, 'rollback step failed') }
+
+  // ---------------------------------------------------------------- queries
+
+  containers (): ContainerRecord[] { return Object.values(this.records) }
+
+  container (name: string): ContainerRecord {
+    const c = this.records[name] ?? this.containers().find((r) => r.id.startsWith(name) && name.length >= 4)
+    if (!c) throw new FerryError('ENDPOINT_NOT_FOUND', `no container "${name}" is attached through ferry`)
+    return c
+  }
+
+  /** The container attached with this endpoint, if any. */
+  endpointOwner (endpointId: string): string | undefined {
+    return this.containers().find((c) => c.endpointId === endpointId)?.name
+  }
+
+  /**
+   * Names for the DNS server, in the engine watcher's shape: each container on a
+   * network answers to its name, its network aliases, its short id and the names
+   * of the containers that share its namespace; its links give aliases too.
+   */
+  dnsNames (): ContainerNames[] {
+    const all = this.containers()
+    return all.filter((c) => c.mode === 'network' && c.endpointId !== undefined && c.networkId !== undefined).map((c) => {
+      const sharers = all.filter((o) => o.mode === 'container' && this.owner(o) === c).map((o) => o.name)
+      return {
+        containerId: c.id,
+        name: c.name,
+        endpoints: new Map([[c.endpointId!, { networkId: c.networkId!, aliases: [...c.aliases, c.id.slice(0, 12), ...sharers] }]]),
+        links: c.links.map((l) => ({ target: l.name, alias: l.alias })),
+      }
+    })
+  }
+
+  /** The name ferry gave a network it created itself. */
+  networkName (id: string): string | undefined { return this.names[id] }
+
+  /** A network by ferry name, id or unique id prefix; 'bridge' is the default network. */
+  network (key: string): NetworkRecord {
+    const byName = Object.entries(this.names).find(([, n]) => n === key)?.[0]
+    if (byName !== undefined) return this.d.driver.network(byName)
+    if (key === DEFAULT_NETWORK) {
+      throw new FerryError('NETWORK_NOT_FOUND', 'the agent has no default network: start it with --bridge NAME (and --bip CIDR), or give --net NETWORK')
+    }
+    const nets = this.d.driver.networks()
+    const exact = nets.find((n) => n.id === key)
+    if (exact) return exact
+    const prefixed = key.length >= 4 ? nets.filter((n) => n.id.startsWith(key)) : []
+    if (prefixed.length === 1) return prefixed[0]!
+    throw new FerryError('NETWORK_NOT_FOUND', `no ferry network is named "${key}" or has that id (ferry network ls lists them)`)
+  }
+
+  /** A container's record after following `--net container:` to the one that owns the namespace. */
+  private owner (c: ContainerRecord): ContainerRecord {
+    let cur = c
+    for (let i = 0; i < 16 && cur.sharesWith !== undefined; i++) {
+      const next = this.records[cur.sharesWith]
+      if (!next) break
+      cur = next
+    }
+    return cur
+  }
+
+  /** The links the firewall must allow (ICC exceptions), derived from the records. */
+  desiredLinks (): NatLink[] {
+    const out: NatLink[] = []
+    for (const parent of this.containers()) {
+      if (parent.mode !== 'network' || parent.address === undefined) continue
+      for (const l of parent.links) {
+        const named = this.records[l.name]
+        if (!named) continue
+        const child = this.owner(named)
+        if (child.networkId !== parent.networkId || child.address === undefined) continue
+        const ports = [...child.exposed, ...(named === child ? [] : named.exposed)]
+        out.push({ id: `${parent.id.slice(0, 12)}-${l.alias}`.slice(0, 128), networkId: parent.networkId!, parentIp: parent.address, childIp: child.address, ports })
+      }
+    }
+    return out
+  }
+
+  // ---------------------------------------------------------------- attach
+
+  async attach (spec: AttachSpec): Promise<AttachResult> {
+    return this.mutex.run(async () => {
+      const existing = this.records[spec.name]
+      if (existing) return this.reattach(existing, spec)
+      const warnings: string[] = []
+      const id = newId()
+      const netnsPath = spec.target.kind === 'pid' ? `/proc/${spec.target.pid}/ns/net` : spec.target.path
+      const rec: ContainerRecord = {
+        id,
+        name: spec.name,
+        owner: spec.owner,
+        mode: spec.mode.kind,
+        netns: netnsPath,
+        ifname: spec.ifname,
+        aliases: spec.aliases,
+        links: spec.links,
+        exposed: spec.exposed,
+        hostname: spec.hostname !== '' ? spec.hostname : id.slice(0, 12),
+        dns: spec.dns,
+        dnsSearch: spec.dnsSearch,
+        createdAt: this.now(),
+      }
+      if (spec.target.kind === 'pid') rec.pid = spec.target.pid
+      const watchPid = spec.watchPid
+      if (watchPid !== undefined) {
+        const startTime = await this.d.ns.startTime(watchPid)
+        if (startTime === undefined) throw new FerryError('INVALID_REQUEST', `process ${watchPid} does not exist`)
+        rec.watch = { pid: watchPid, startTime }
+      }
+      let enterPid: number | undefined
+      await withUndo(async (undo) => {
+        if (spec.mode.kind === 'container') {
+          const target = this.owner(this.container(spec.mode.container))
+          if (target.mode === 'container') throw new FerryError('INVALID_REQUEST', `container ${target.name} has no namespace of its own`)
+          rec.sharesWith = target.name
+          rec.netns = target.netns
+          rec.hostname = target.hostname
+          enterPid = target.pid
+          if (target.pid !== undefined) rec.pid = target.pid
+          else delete rec.pid
+        } else {
+          await this.d.ns.checkForeignNetns(netnsPath)
+          if (spec.mode.kind === 'none') await this.d.ns.loopbackUp(netnsPath)
+          else await this.connect(rec, spec, netnsPath, undo)
+        }
+        const linked = this.resolveLinks(rec)
+        if (rec.mode !== 'container') {
+          rec.filesDir = path.join(this.d.filesDir, id)
+          undo.push('remove generated files', () => fs.rm(rec.filesDir!, { recursive: true, force: true }))
+          const files = await this.writeFiles(rec, spec, linked)
+          if (spec.setupFiles) await this.d.ns.setupFiles(rec.pid!, files, rec.hostname)
+        }
+        this.records[rec.name] = rec
+        undo.push('forget container', async () => { delete this.records[rec.name]; await this.d.store.commit() })
+        await this.d.store.commit()
+        await this.syncLinks()
+      }, this.undoLog)
+      this.d.onChange?.()
+      this.d.log.info({ container: rec.name, mode: rec.mode, network: rec.networkId, address: rec.address, netns: rec.netns }, 'container attached')
+      return this.result(rec, warnings, enterPid)
+    })
+  }
+
+  /** The same name again: the same request is answered from the record (idempotent); anything else is a conflict. */
+  private reattach (rec: ContainerRecord, spec: AttachSpec): AttachResult {
+    const netns = spec.target.kind === 'pid' ? `/proc/${spec.target.pid}/ns/net` : spec.target.path
+    const sameNetwork = (): boolean => {
+      if (spec.mode.kind !== 'network') return true
+      try { return this.network(spec.mode.network).id === rec.networkId } catch { return false }
+    }
+    const same = rec.mode === spec.mode.kind && (rec.mode === 'container' || rec.netns === netns) && sameNetwork()
+    if (!same) throw new FerryError('NAME_CONFLICT', `the name "${rec.name}" is already used by container ${rec.id.slice(0, 12)}: detach it first (ferry detach ${rec.name})`)
+    return this.result(rec, [], this.owner(rec).pid)
+  }
+
+  private result (rec: ContainerRecord, warnings: string[], enterPid?: number): AttachResult {
+    const env: Record<string, string> = { HOSTNAME: rec.hostname }
+    for (const l of this.resolveLinks(rec)) Object.assign(env, linkEnv(rec.name, l.alias, l.address, l.exposed))
+    const out: AttachResult = { container: rec, env, warnings }
+    if (enterPid !== undefined) out.enterPid = enterPid
+    return out
+  }
+
+  /** Address, endpoint, veth into the namespace, ports. */
+  private async connect (rec: ContainerRecord, spec: AttachSpec, netnsPath: string, undo: UndoStack): Promise<void> {
+    const net = this.network(spec.mode.kind === 'network' ? spec.mode.network : DEFAULT_NETWORK)
+    const cidr = await this.allocateAddress(net, spec.ip)
+    undo.push(`release ${cidr}`, () => this.releaseAddress(net, addrOf(cidr)))
+    const endpointId = newId()
+    await this.d.driver.createEndpoint({ networkId: net.id, endpointId, addressCidr: cidr, mac: '', portRequests: spec.ports, exposed: spec.exposed })
+    undo.push('delete endpoint', () => this.d.driver.deleteEndpoint(net.id, endpointId))
+    const ep = this.state.endpoints[endpointId]!
+    const join = await this.d.driver.join(net.id, endpointId, netnsPath)
+    await this.d.ns.moveLink(vethNames(endpointId).container, netnsPath)
+    await this.d.ns.configure(netnsPath, { dev: join.srcName, ifname: spec.ifname, cidr, gateway: join.gateway })
+    if (spec.ports.length > 0) await this.d.driver.programExternalConnectivity(net.id, endpointId, spec.ports)
+    rec.networkId = net.id
+    rec.endpointId = endpointId
+    rec.address = addrOf(cidr)
+    rec.prefixLen = prefixOf(cidr)
+    if (join.gateway !== undefined) rec.gateway = join.gateway
+    rec.mac = ep.mac
+  }
+
+  private async allocateAddress (net: NetworkRecord, ip: string | undefined): Promise<string> {
+    const overlay = this.d.driver.overlayOfPool(net.poolId)
+    if (overlay !== undefined) return this.d.driver.requestOverlayAddress(net.poolId, overlay, ip ?? '', false)
+    const r = await this.d.ipam.requestAddress({ poolId: net.poolId, address: ip ?? '', options: null })
+    return r.address
+  }
+
+  private async releaseAddress (net: NetworkRecord, ip: string): Promise<void> {
+    const overlay = this.d.driver.overlayOfPool(net.poolId)
+    if (overlay !== undefined) await this.d.driver.releaseOverlayAddress(overlay, ip)
+    await this.d.ipam.releaseAddress(net.poolId, ip)
+  }
+
+  /** The linked containers, checked: each must be attached, on the same network. */
+  private resolveLinks (rec: ContainerRecord): Array<{ alias: string, name: string, id: string, address: string, exposed: ContainerRecord['exposed'] }> {
+    return rec.links.map((l) => {
+      const named = this.records[l.name]
+      if (!named) throw new FerryError('ENDPOINT_NOT_FOUND', `--link ${l.name}:${l.alias}: no container "${l.name}" is attached through ferry`)
+      const child = this.owner(named)
+      if (rec.mode !== 'network' || child.networkId !== rec.networkId || child.address === undefined) {
+        throw new FerryError('INVALID_REQUEST', `--link ${l.name}:${l.alias}: container ${l.name} is not on the same network as ${rec.name}`)
+      }
+      return { alias: l.alias, name: named.name, id: named.id, address: child.address, exposed: [...child.exposed, ...(named === child ? [] : named.exposed)] }
+    })
+  }
+
+  private async writeFiles (rec: ContainerRecord, spec: AttachSpec, linked: ReturnType<RuntimeService['resolveLinks']>): Promise<{ hosts: string, resolv: string }> {
+    const dir = rec.filesDir!
+    await fs.mkdir(dir, { recursive: true, mode: 0o755 })
+    const hosts = path.join(dir, 'hosts')
+    const resolv = path.join(dir, 'resolv.conf')
+    await fs.writeFile(hosts, renderHosts({ hostname: rec.hostname, address: rec.address, links: linked }), { mode: 0o644 })
+    let hostText = ''
+    try { hostText = await (this.d.hostResolvConf ?? (() => fs.readFile('/etc/resolv.conf', 'utf8')))() } catch { /* none: fallback servers */ }
+    const defaults = this.d.dns ?? { servers: [], search: [], options: [] }
+    // On a network, ferry's own DNS server answers on the gateway and forwards the rest.
+    const gateway = rec.networkId !== undefined && this.d.embeddedDns === true ? this.state.networks[rec.networkId]?.gateway : undefined
+    const conf = containerResolvConf(parseResolvConf(hostText), {
+      nameservers: spec.dns.length > 0 ? spec.dns : gateway !== undefined ? [gateway] : defaults.servers,
+      search: spec.dnsSearch.length > 0 ? spec.dnsSearch : defaults.search,
+      options: spec.dnsOptions.length > 0 ? spec.dnsOptions : defaults.options,
+    })
+    await fs.writeFile(resolv, renderResolvConf(conf), { mode: 0o644 })
+    return { hosts, resolv }
+  }
+
+  /** Bring the firewall's links in line with the records. */
+  private async syncLinks (): Promise<void> {
+    const want = this.desiredLinks()
+    const ids = new Set(want.map((l) => l.id))
+    for (const id of this.d.firewall.linkIds()) if (!ids.has(id)) await this.d.firewall.removeLink(id)
+    for (const l of want) await this.d.firewall.allowLink(l)
+  }
+
+  // ---------------------------------------------------------------- detach
+
+  /** Undo an attach. Unknown names succeed (false). Keeps going past failures and reports them together. */
+  async detach (name: string, why = 'requested'): Promise<boolean> {
+    return this.mutex.run(() => this.detachNow(name, why))
+  }
+
+  private async detachNow (name: string, why: string): Promise<boolean> {
+    const rec = this.records[name]
+    if (!rec) return false
+    const errors = new ErrorList()
+    if (rec.networkId !== undefined && rec.endpointId !== undefined) {
+      const net = this.state.networks[rec.networkId]
+      const networkId = rec.networkId
+      const endpointId = rec.endpointId
+      await errors.run('delete the endpoint', () => this.d.driver.deleteEndpoint(networkId, endpointId))
+      if (net && rec.address !== undefined) await errors.run(`release ${rec.address}`, () => this.releaseAddress(net, rec.address!))
+    }
+    delete this.records[name]
+    await errors.run('save the state', () => this.d.store.commit())
+    await errors.run('update link rules', () => this.syncLinks())
+    if (rec.filesDir !== undefined) await errors.run('remove generated files', () => fs.rm(rec.filesDir!, { recursive: true, force: true }))
+    this.d.log.info({ container: name, why }, 'container detached')
+    this.d.onChange?.()
+    errors.throwIfAny(`detach of ${name} was incomplete`)
+    return true
+  }
+
+  // ---------------------------------------------------------------- watch
+
+  /**
+   * One pass of the watchdog: detach containers whose watched process exited
+   * (or was replaced by another with the same pid), and those whose veth is
+   * gone (their namespace was destroyed). Returns the names detached.
+   */
+  async watchOnce (): Promise<string[]> {
+    const gone: Array<{ name: string, why: string }> = []
+    if (this.containers().length === 0) return []
+    const linkNames = new Set((await this.d.links.listLinks()).map((l) => l.name))
+    for (const rec of this.containers()) {
+      if (rec.watch !== undefined) {
+        const st = await this.d.ns.startTime(rec.watch.pid)
+        if (st !== rec.watch.startTime) { gone.push({ name: rec.name, why: `process ${rec.watch.pid} exited` }); continue }
+      }
+      if (rec.endpointId !== undefined) {
+        const ep = this.state.endpoints[rec.endpointId]
+        if (!ep) gone.push({ name: rec.name, why: 'its endpoint was deleted' })
+        else if (!linkNames.has(ep.hostVeth)) gone.push({ name: rec.name, why: 'its network namespace is gone' })
+      }
+    }
+    for (const g of gone) {
+      try {
+        await this.detach(g.name, g.why)
+      } catch (err) {
+        this.d.log.error({ err, container: g.name }, 'detach by the watchdog failed')
+      }
+    }
+    return gone.map((g) => g.name)
+  }
+
+  /** Run a pass now, then every intervalMs. */
+  async start (intervalMs: number): Promise<void> {
+    await this.watchOnce()
+    if (intervalMs <= 0) return
+    this.timer = setInterval(() => {
+      if (this.watching) return
+      this.watching = true
+      void this.watchOnce().catch((err: unknown) => this.d.log.error({ err }, 'watchdog pass failed')).finally(() => { this.watching = false })
+    }, intervalMs)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    if (this.timer) clearInterval(this.timer)
+  }
+
+  // ---------------------------------------------------------------- networks
+
+  async createNetwork (spec: NetworkCreateSpec): Promise<NetworkRecord> {
+    validateNetworkName(spec.name)
+    if (spec.name === DEFAULT_NETWORK) throw new FerryError('INVALID_OPTION', `"${DEFAULT_NETWORK}" is the default network: the agent makes it from its --bridge flags`)
+    return this.mutex.run(() => this.createNetworkNow(spec))
+  }
+
+  private async createNetworkNow (spec: NetworkCreateSpec): Promise<NetworkRecord> {
+    if (Object.values(this.names).includes(spec.name)) throw new FerryError('NAME_CONFLICT', `a ferry network named ${spec.name} already exists`)
+    for (const [what, v] of [['--subnet', spec.subnet], ['--ip-range', spec.ipRange]] as const) {
+      if (v !== undefined && !isCidr(v)) throw new FerryError('INVALID_CIDR', `${what} ${v} is not IPv4 CIDR notation`)
+    }
+    const ipam = this.d.ipam
+    return withUndo(async (undo) => {
+      const pool = await ipam.requestPool({ addressSpace: ipam.addressSpaces().LocalDefaultAddressSpace, pool: spec.subnet ?? '', subPool: spec.ipRange ?? '', options: {}, v6: false })
+      undo.push(`release pool ${pool.pool}`, () => ipam.releasePool(pool.poolId))
+      const gw = await ipam.requestAddress({ poolId: pool.poolId, address: spec.gateway ?? '', options: { [REQUEST_ADDRESS_TYPE]: GATEWAY_ADDRESS_TYPE } })
+      undo.push(`release gateway ${gw.address}`, () => ipam.releaseAddress(pool.poolId, gw.address))
+      const id = newId()
+      this.names[id] = spec.name
+      undo.push('forget the name', async () => { delete this.names[id]; await this.d.store.commit() })
+      await this.d.driver.createNetwork({ id, subnet: pool.pool, gatewayCidr: gw.address, generic: spec.options, internal: spec.internal, ipv6: false, extraIpv4Data: 0 })
+      await this.d.store.commit()
+      this.d.log.info({ network: id, name: spec.name, subnet: pool.pool }, 'network created by ferry')
+      return this.d.driver.network(id)
+    }, this.undoLog)
+  }
+
+  async removeNetwork (key: string): Promise<void> {
+    return this.mutex.run(() => this.removeNetworkNow(this.network(key)))
+  }
+
+  private async removeNetworkNow (net: NetworkRecord): Promise<void> {
+    const name = this.names[net.id]
+    if (name === undefined) throw new FerryError('INVALID_REQUEST', `network ${net.id.slice(0, 12)} was created by the Docker engine: remove it with docker network rm`)
+    const users = this.containers().filter((c) => c.networkId === net.id).map((c) => c.name)
+    const others = this.d.driver.endpoints(net.id).length - users.length
+    if (users.length > 0 || others > 0) {
+      throw new FerryError('NAME_CONFLICT', `network ${name} has active endpoints${users.length > 0 ? ` (${users.join(', ')})` : ''}: detach them first`)
+    }
+    await this.d.driver.deleteNetwork(net.id)
+    const errors = new ErrorList()
+    await errors.run('release the gateway', () => this.d.ipam.releaseAddress(net.poolId, net.gateway))
+    await errors.run('release the pool', () => this.d.ipam.releasePool(net.poolId))
+    delete this.names[net.id]
+    await errors.run('save the state', () => this.d.store.commit())
+    this.d.log.info({ network: net.id, name }, 'network removed')
+    errors.throwIfAny(`removal of network ${name} was incomplete`)
+  }
+
+  /**
+   * The default network from the agent's flags. Absent flags (or --bridge none):
+   * ferry has no default network, and removes the one it made earlier if nothing
+   * uses it. A device of that name that is not ferry's is never taken over.
+   */
+  async ensureDefaultNetwork (cfg: DefaultBridgeConfig | undefined): Promise<void> {
+    return this.mutex.run(async () => {
+      const id = Object.entries(this.names).find(([, n]) => n === DEFAULT_NETWORK)?.[0]
+      const existing = id === undefined ? undefined : this.state.networks[id]
+      if (id !== undefined && !existing) delete this.names[id]
+      if (existing && (cfg === undefined || !matchesDefault(existing, cfg))) {
+        if (this.d.driver.endpoints(existing.id).length > 0) {
+          if (cfg === undefined) {
+            this.d.log.warn({ bridge: existing.bridge }, 'the default network is in use: it stays until its containers are detached')
+            return
+          }
+          throw new FerryError('INVALID_OPTION', `the default network (bridge ${existing.bridge}, ${existing.subnet}) has containers attached and differs from the flags: detach them, or start the agent with the flags it was made with`)
+        }
+        await this.removeNetworkNow(existing)
+      } else if (existing) {
+        return
+      }
+      if (cfg === undefined) return
+      const link = await this.d.links.getLink(cfg.bridge)
+      if (link) {
+        throw new FerryError('NAME_CONFLICT', `a ${link.kind ?? 'network'} device named ${cfg.bridge} already exists and is not ferry's (dockerd's default bridge?): ` +
+          'ferry will not take it over. Remove it or stop what owns it, give the agent another --bridge NAME, or leave --bridge out (--bridge none)')
+      }
+      const options: Record<string, string> = {
+        'com.docker.network.bridge.name': cfg.bridge,
+        'com.docker.network.bridge.enable_icc': String(cfg.icc),
+        'com.docker.network.bridge.enable_ip_masquerade': String(cfg.masquerade),
+      }
+      if (cfg.mtu !== undefined) options['com.docker.network.driver.mtu'] = String(cfg.mtu)
+      const spec: NetworkCreateSpec = { name: DEFAULT_NETWORK, internal: false, options }
+      if (cfg.bip !== undefined) {
+        spec.subnet = canonical(cfg.bip)
+        spec.gateway = addrOf(cfg.bip)
+      }
+      await this.createNetworkNow(spec)
+    })
+  }
+}
+
+function matchesDefault (n: NetworkRecord, cfg: DefaultBridgeConfig): boolean {
+  return n.bridge === cfg.bridge && n.icc === cfg.icc && n.masquerade === cfg.masquerade &&
+    (cfg.mtu === undefined || n.mtu === cfg.mtu) &&
+    (cfg.bip === undefined || (n.subnet === canonical(cfg.bip) && n.gateway === addrOf(cfg.bip)))
+}

@@ -1,0 +1,100 @@
+import t from 'tap'
+import {
+  clockOffset, doctorExitCode, fail, formatReport, formatResult, iptablesBackend, judgeAgent, judgeBridgeNfCall, judgeBrNetfilter,
+  judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables, judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn,
+} from '../../src/doctor/checks.js'
+import { judgePluginDir } from '../../src/doctor/doctor.js'
+import { countRules, engineChains, LINK_PROBES } from '../../src/doctor/probes.js'
+import { redisVersion } from '../../src/doctor/redis.js'
+
+const statuses = (rs: Array<{ status: string, check: string }>): string[] => rs.map((r) => `${r.status} ${r.check}`)
+
+t.test('one line per check, exit code 1 only on a failure', async (t) => {
+  t.equal(formatResult(ok('kernel.bridge', 'can create bridge devices')), 'ok   kernel.bridge: can create bridge devices')
+  t.equal(formatResult(fail('agent.api', 'no agent\nanswers', 'start it')), 'fail agent.api: no agent answers — start it')
+  t.equal(formatResult(warn('x.y', 'a', 'b')), 'warn x.y: a — b')
+  const rs = [ok('a', 'x'), warn('b', 'y', 'z')]
+  t.equal(doctorExitCode(rs), 0)
+  t.equal(doctorExitCode([...rs, fail('c', 'd', 'e')]), 1)
+  t.equal(formatReport([...rs, fail('c', 'd', 'e')]).trimEnd().split('\n').pop(), '1 ok, 1 warnings, 1 failures')
+  for (const line of formatReport(rs).split('\n').slice(0, 2)) t.match(line, /^(ok|warn|fail) +\S+: /)
+})
+
+t.test('kernel and sysctls', async (t) => {
+  t.equal(judgeLinkKind('vxlan', undefined).status, 'ok')
+  const r = judgeLinkKind('vxlan', 'Error: Unknown device type.')
+  t.equal(r.status, 'fail')
+  t.match(r.fix, /modprobe vxlan/)
+  t.match(r.what, /overlay/)
+  t.equal(judgeBrNetfilter(true).status, 'ok')
+  t.match(judgeBrNetfilter(false), { status: 'warn', fix: /modprobe br_netfilter/ })
+  t.equal(judgeIpForward('1').status, 'ok')
+  t.equal(judgeIpForward('0').status, 'warn')
+  t.equal(judgeIpForward(undefined).status, 'warn')
+  t.equal(judgeBridgeNfCall('1').status, 'ok')
+  t.match(judgeBridgeNfCall('0'), { status: 'warn', fix: /bridge-nf-call-iptables=1/ })
+  t.same(Object.keys(LINK_PROBES), ['bridge', 'veth', 'vxlan'])
+})
+
+t.test('iptables backends', async (t) => {
+  t.equal(iptablesBackend('iptables v1.8.9 (nf_tables)\n'), 'nft')
+  t.equal(iptablesBackend('iptables v1.8.7 (legacy)'), 'legacy')
+  t.equal(iptablesBackend('iptables v1.6.1'), 'unknown')
+  t.same(statuses(judgeIptables({ rules: {} })), ['fail iptables.backend'])
+  t.same(statuses(judgeIptables({ version: 'iptables v1.8.9 (nf_tables)', rules: { nft: 40, legacy: 0 } })), ['ok iptables.backend', 'ok iptables.mixed'])
+  t.same(statuses(judgeIptables({ version: 'iptables v1.8.9 (nf_tables)', rules: { nft: 40 } })), ['ok iptables.backend', 'ok iptables.mixed'])
+  const mixed = judgeIptables({ version: 'iptables v1.8.9 (nf_tables)', rules: { nft: 40, legacy: 12 } })
+  t.same(statuses(mixed), ['ok iptables.backend', 'fail iptables.mixed'])
+  t.match(mixed[1]!.what, /legacy backend also holds 12 rule/)
+  t.match(mixed[1]!.fix, /update-alternatives/)
+  t.same(statuses(judgeIptables({ version: 'iptables v1.8.7 (legacy)', rules: { nft: 3, legacy: 9 } })), ['ok iptables.backend', 'fail iptables.mixed'])
+  t.equal(countRules('*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j X\n-A FORWARD -j Y\nCOMMIT\n'), 2)
+  t.ok(engineChains('*filter\n:DOCKER-USER - [0:0]\n'))
+  t.ok(engineChains('*filter\n:DOCKER - [0:0]\n'))
+  t.notOk(engineChains('*filter\n:FERRY-FORWARD - [0:0]\n:DOCKERX - [0:0]\n'))
+})
+
+t.test('the engine', async (t) => {
+  const down = judgeEngine({ dockerHost: 'unix:///x.sock', error: 'connect ENOENT' }, 'ferry')
+  t.same(statuses(down), ['fail engine.reachable'])
+  t.match(down[0]!.what, /unix:\/\/\/x\.sock/)
+  const up = judgeEngine({ dockerHost: 'unix:///d.sock', version: '20.10.24', apiVersion: '1.41', liveRestore: false, managesIptables: true, networks: [{ name: 'front', ipamDriver: 'ferry' }] }, 'ferry')
+  t.same(statuses(up), ['ok engine.reachable', 'ok engine.iptables', 'ok engine.live-restore', 'ok engine.networks'])
+  t.match(up[2]!.fix, /live-restore/)
+  t.match(up[3]!.what, /1 ferry network\(s\): front/)
+  const wrongIpam = judgeEngine({ dockerHost: 'd', version: '1', networks: [{ name: 'a', ipamDriver: 'ferry' }, { name: 'b', ipamDriver: 'default' }] }, 'ferry')
+  t.same(statuses(wrongIpam), ['ok engine.reachable', 'fail engine.networks'])
+  t.match(wrongIpam[1]!.fix, /--ipam-driver ferry/)
+  t.match(judgeEngine({ dockerHost: 'd', version: '1', networks: [] }, 'ferry')[1]!, { status: 'ok', fix: /docker network create -d ferry --ipam-driver ferry/ })
+  t.equal(judgePluginDir('/run/docker/plugins/').status, 'ok')
+  t.equal(judgePluginDir('/tmp/plugins').status, 'warn')
+})
+
+t.test('the agent and its sockets', async (t) => {
+  t.equal(judgeSocket('agent.api-socket', 'API socket', { path: '/s', isSocket: true, mode: 0o140600, uid: 0 }).status, 'ok')
+  t.match(judgeSocket('agent.api-socket', 'API socket', { path: '/s', isSocket: true, mode: 0o140666, uid: 0 }), { status: 'fail', what: /mode 666/ })
+  t.equal(judgeSocket('agent.api-socket', 'API socket', { path: '/s', isSocket: true, mode: 0o140600, uid: 1000 }).status, 'fail')
+  t.equal(judgeSocket('agent.api-socket', 'API socket', { path: '/s', isSocket: false, mode: 0o100600, uid: 0 }).status, 'fail')
+  t.match(judgeSocket('agent.plugin-socket', 'plugin socket', { path: '/s', error: 'does not exist' }), { status: 'fail', what: /does not exist/ })
+  t.same(statuses(judgeAgent({ apiSocket: '/a', error: 'the ferry agent is not running' })), ['fail agent.api'])
+  t.same(statuses(judgeAgent({ apiSocket: '/a', status: { version: '0.1.0', status: 'running', uptimeSeconds: 3, networks: 1, endpoints: 2, reconcile: { lastError: '' } } })), ['ok agent.api'])
+  t.same(statuses(judgeAgent({ apiSocket: '/a', status: { version: '0.1.0', reconcile: { lastError: 'iptables-restore failed' } } })), ['ok agent.api', 'warn agent.reconcile'])
+  t.equal(judgePluginAnswer('/p.sock', undefined).status, 'ok')
+  t.equal(judgePluginAnswer('/p.sock', 'ECONNREFUSED').status, 'fail')
+})
+
+t.test('Redis and clocks', async (t) => {
+  t.equal(redisVersion('# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:0\r\n'), '7.0.15')
+  t.equal(redisVersion('nothing'), undefined)
+  t.same(statuses(judgeRedis({ url: 'redis://r', error: 'ECONNREFUSED' })), ['fail redis.reachable'])
+  t.same(statuses(judgeRedis({ url: 'redis://r', version: '7.0.15', latencyMs: 0.3 })), ['ok redis.version', 'ok redis.latency'])
+  t.same(statuses(judgeRedis({ url: 'redis://r', version: '6.2.1', latencyMs: 20 })), ['warn redis.version', 'warn redis.latency'])
+  t.same(statuses(judgeRedis({ url: 'redis://r', version: '4.0.9', latencyMs: 250 })), ['fail redis.version', 'fail redis.latency'])
+  t.same(statuses(judgeRedis({ url: 'redis://r', version: '10.0.0', latencyMs: 1 })), ['ok redis.version', 'ok redis.latency'])
+  t.equal(clockOffset(1000, 1100, 1300), 200, 'local midpoint minus remote')
+  t.equal(clockOffset(1000, 900, 1100), 0)
+  t.equal(judgeClockSkew(15, 1).status, 'ok')
+  t.match(judgeClockSkew(-2500, 1), { status: 'warn', what: /2\.500 s behind/ })
+  t.match(judgeClockSkew(120_000, 1), { status: 'fail', fix: /NTP/ })
+  t.equal(judgeClockSkew(undefined, 0).status, 'warn')
+})

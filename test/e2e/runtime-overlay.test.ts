@@ -1,0 +1,81 @@
+/**
+ * `ferry run` on a multi-host overlay, without the engine: two simulated hosts
+ * (namespaces with a ferry agent each) on an underlay bridge with one
+ * redis-server. An overlay network made with `ferry network create -o
+ * ferry.overlay=…` works as a bridge network does: a command on one host reaches
+ * a command on the other by address and by name, and everything is given back.
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { execFile } from '../../src/kernel/exec.js'
+import { netns, nsExec, sh, ipJson } from '../harness/netns.js'
+import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
+import { redisServer } from '../harness/redis.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const ENTRY = join(REPO, 'bin', 'ferry')
+const REDIS_IP = '192.0.2.5'
+
+interface Host { ns: string, agent: Agent }
+
+const ferry = (h: Host, args: string[]) =>
+  execFile(['ip', 'netns', 'exec', h.ns, ...NODE, ENTRY, ...args], { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, allowFailure: true, timeoutMs: 30_000 })
+
+await t.test('ferry run on an overlay across two hosts', async (t) => {
+  const ul = netns(t, 'fyrul')
+  nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
+  nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
+  nsExec(ul, ['ip', 'link', 'set', 'ulbr', 'up'])
+  await redisServer(t, { ns: ul, host: REDIS_IP, port: 6379 })
+  const hosts: Host[] = []
+  for (const i of [1, 2]) {
+    const ns = netns(t, `fyro${i}`)
+    const ip = `192.0.2.2${i}`
+    sh(['ip', '-n', ul, 'link', 'add', `vr${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    sh(['ip', '-n', ul, 'link', 'set', `vr${i}`, 'master', 'ulbr', 'up'])
+    sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
+    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
+    const agent = await startAgent(t, {
+      ns, pluginName: `fyro${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `r${i}`, '--reconcile-interval', '0'],
+    })
+    hosts.push({ ns, agent })
+  }
+  const [h1, h2] = hosts as [Host, Host]
+  t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(h.agent.logs().split('\n').filter((l) => !l.includes('engine event')).slice(-40).join('\n')) })
+
+  for (const h of hosts) {
+    const r = await ferry(h, ['network', 'create', 'ov', '--subnet', '10.46.0.0/24', '-o', 'ferry.overlay=ov'])
+    t.equal(r.code, 0, r.stderr)
+  }
+  const server = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'far', '--net', 'ov', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', 'across-the-overlay'],
+    { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
+  const done = new Promise((res) => server.once('exit', res))
+  t.teardown(async () => { if (server.exitCode === null) { server.kill('SIGKILL'); await done } })
+  let far: { address?: string } | undefined
+  for (let i = 0; i < 100 && far?.address === undefined; i++) {
+    await sleep(100)
+    far = (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((c) => c.name === 'far')
+  }
+  t.match(far?.address, /^10\.46\.0\.\d+$/, 'an address from the cluster-wide allocation')
+
+  let out = ''
+  for (let i = 0; i < 30 && !(out.includes('across-the-overlay') && out.includes(`Address: ${far!.address!}`)); i++) {
+    const r = await ferry(h2, ['run', '--net', 'ov', '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${far!.address!} 80; nslookup far`])
+    out = r.stdout
+    if (!out.includes('across-the-overlay')) await sleep(300)
+  }
+  t.match(out, /across-the-overlay/, 'reached on the other host by address')
+  t.match(out, new RegExp(`Name:\\s+far\\nAddress: ${far!.address!.replace(/\./g, '\\.')}`), 'and by name through ferry\'s DNS')
+
+  server.kill('SIGTERM')
+  await done
+  for (const h of hosts) {
+    t.same(JSON.parse((await ferry(h, ['ps', '--json'])).stdout), [], 'nothing attached')
+    t.same(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fyh')), [], 'no veth left')
+    t.equal((await ferry(h, ['network', 'rm', 'ov'])).code, 0)
+  }
+})

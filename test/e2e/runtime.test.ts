@@ -1,0 +1,262 @@
+/**
+ * ferry without the Docker engine, end to end: `ferry run` in every mode, links,
+ * `container:` sharing, host and none modes, `ferry attach`/`detach` of namespaces
+ * the test makes, published ports, the default network from dockerd-style flags
+ * (and its refusal of a foreign bridge), and cleanup after every command exits,
+ * `kill -9` of `ferry run` included.
+ *
+ * The agent runs in a test namespace ("host"); every ferry command runs there too
+ * (`ip netns exec host node bin/ferry …`), so `--net host` means that namespace.
+ * Build first (`npm run build`): the agent and the CLI run from dist/.
+ */
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, readFileSync, readlinkSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { execFile, type ExecResult } from '../../src/kernel/exec.js'
+import { netns, nsExec, ipJson, sh } from '../harness/netns.js'
+import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const ENTRY = join(REPO, 'bin', 'ferry')
+const NO_ENGINE = 'unix:///nonexistent/ferry-test-docker.sock'
+
+if (!existsSync(join(REPO, 'dist', 'cli', 'runtime.js'))) t.fail('dist/ is missing or old: run `npm run build` first')
+
+interface Ctx { host: string, agent: Agent }
+
+function env (c: Ctx): NodeJS.ProcessEnv {
+  return { ...cleanEnv(), FERRY_API_SOCKET: c.agent.apiSocket }
+}
+
+/** A ferry command inside the agent's namespace; never throws on a non-zero exit. */
+function ferry (c: Ctx, args: string[], timeoutMs = 30_000): Promise<ExecResult> {
+  return execFile(['ip', 'netns', 'exec', c.host, ...NODE, ENTRY, ...args], { env: env(c), allowFailure: true, timeoutMs })
+}
+
+/** A ferry command left running (ferry run of a server); killed on teardown. */
+function ferryBg (tt: { teardown (fn: () => unknown): void }, c: Ctx, args: string[]): ChildProcess & { output: () => string, done: Promise<number | null> } {
+  const child = spawn('ip', ['netns', 'exec', c.host, ...NODE, ENTRY, ...args], { env: env(c), stdio: ['ignore', 'pipe', 'pipe'] })
+  let text = ''
+  child.stdout.on('data', (b: Buffer) => { text += b.toString() })
+  child.stderr.on('data', (b: Buffer) => { text += b.toString() })
+  const done = new Promise<number | null>((res) => child.once('exit', (code) => res(code)))
+  tt.teardown(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await done } })
+  return Object.assign(child, { output: () => text, done })
+}
+
+interface PsEntry { name: string, address?: string, watch?: { pid: number }, links: unknown[] }
+
+async function ps (c: Ctx): Promise<PsEntry[]> {
+  const r = await ferry(c, ['ps', '--json'])
+  if (r.code !== 0) throw new Error(`ferry ps failed: ${r.stderr}`)
+  return JSON.parse(r.stdout) as PsEntry[]
+}
+
+async function waitFor<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(100)
+  }
+}
+
+async function running (c: Ctx, name: string): Promise<PsEntry> {
+  return waitFor(`${name} to be attached`, async () => (await ps(c)).find((p) => p.name === name))
+}
+
+function hostVeths (c: Ctx): string[] {
+  return ipJson<Array<{ ifname: string }>>(c.host, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fyh'))
+}
+
+/** A process that exists and is not a zombie waiting to be reaped. */
+function alive (pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^\S+ \(.*\) [ZX]/.test(stat)
+  } catch {
+    return false
+  }
+}
+
+await t.test('ferry without the engine', async (t) => {
+  const host = netns(t, 'fyrh')
+  const agent = await startAgent(t, {
+    ns: host, pluginName: `fyrt${process.pid}`, dockerHost: NO_ENGINE,
+    args: ['--bridge', 'docker0', '--bip', '10.61.0.1/24', '--icc=false', '--watch-interval', '1', '--reconcile-interval', '0'],
+  })
+  const c: Ctx = { host, agent }
+  t.teardown(() => { if (!t.passing()) t.comment(`agent log:\n${agent.logs().split('\n').filter((l) => !l.includes('"component":"dns"')).slice(-80).join('\n')}`) })
+  const holders: number[] = []
+
+  await t.test('the default network comes from the dockerd-style flags', async (t) => {
+    const nets = JSON.parse((await ferry(c, ['network', 'ls', '--json'])).stdout) as Array<{ name: string, bridge: string, subnet: string, gateway: string, icc: boolean }>
+    const def = nets.find((n) => n.name === 'bridge')
+    t.match(def, { bridge: 'docker0', subnet: '10.61.0.0/24', gateway: '10.61.0.1', icc: false })
+    const addrs = ipJson<Array<{ addr_info: Array<{ local: string }> }>>(host, ['-4', 'addr', 'show', 'docker0'])
+    t.same(addrs[0]?.addr_info.map((a) => a.local), ['10.61.0.1'])
+  })
+
+  await t.test('bridge mode, links, container: sharing, ICC exceptions', async (t) => {
+    const db = ferryBg(t, c, ['run', '--name', 'db', '--expose', '5432', '--', 'busybox', 'nc', '-ll', '-p', '5432', '-e', 'echo', 'db-answer'])
+    const dbRec = await running(c, 'db')
+    const other = ferryBg(t, c, ['run', '--name', 'other', '--expose', '80', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', 'other-answer'])
+    await running(c, 'other')
+    holders.push(dbRec.watch!.pid)
+    t.equal(dbRec.address, '10.61.0.2', 'first address of the default network')
+
+    const web = ferryBg(t, c, ['run', '--name', 'web', '--link', 'db:database', '-h', 'webhost', '--', 'busybox', 'sleep', '600'])
+    await running(c, 'web')
+    const links = nsExec(host, ['iptables-save', '-t', 'filter']).split('\n').filter((l) => l.startsWith('-A FERRY-LINKS'))
+    t.equal(links.length, 2, `one rule each way for 5432/tcp: ${links.join('\n')}`)
+
+    // A second command in web's namespaces: same address, same files, same hostname.
+    const inWeb = await ferry(c, ['run', '--net', 'container:web', '--', 'busybox', 'sh', '-c', [
+      'hostname', 'ip -o -4 addr show eth0', 'grep database /etc/hosts', 'echo | nc -w 2 database 5432', 'echo | nc -w 2 db 5432',
+      'if echo | nc -w 2 other 80; then echo other-reachable; else echo other-blocked; fi',
+      'cat /etc/resolv.conf', 'nslookup database', 'nslookup web',
+    ].join('; ')])
+    t.equal(inWeb.code, 0, inWeb.stderr)
+    t.match(inWeb.stdout, /^webhost$/m, 'the hostname of web')
+    t.match(inWeb.stdout, /inet 10\.61\.0\.4\//, "web's address")
+    t.match(inWeb.stdout, /^10\.61\.0\.2\tdatabase [0-9a-f]{12} db$/m, 'the link in /etc/hosts')
+    t.equal((inWeb.stdout.match(/db-answer/g) ?? []).length, 2, 'the linked port answers by alias and by name')
+    t.match(inWeb.stdout, /other-blocked/, 'ICC off: a container without a link is not reachable')
+    t.match(inWeb.stdout, /^nameserver 10\.61\.0\.1$/m, "ferry's DNS on the gateway")
+    t.match(inWeb.stdout, /Name:\s+database\nAddress: 10\.61\.0\.2/, 'the link alias in DNS')
+    t.match(inWeb.stdout, /Name:\s+web\nAddress: 10\.61\.0\.4/, 'the container name in DNS')
+
+    // An agent restart keeps the containers and their link rules, and forgets nothing it should keep.
+    await agent.restart()
+    t.same((await ps(c)).map((p) => p.name).sort(), ['db', 'other', 'web'], 'still attached after a restart')
+    const after = nsExec(host, ['iptables-save', '-t', 'filter']).split('\n').filter((l) => l.startsWith('-A FERRY-LINKS'))
+    t.same(after, links, 'link rules kept across the restart')
+    const still = await ferry(c, ['run', '--net', 'container:web', '--', 'busybox', 'sh', '-c', 'echo | nc -w 2 database 5432'])
+    t.match(still.stdout, /db-answer/, 'the link still works')
+
+    const envRun = await ferry(c, ['run', '--name', 'web2', '--link', 'db:database', '--', 'busybox', 'sh', '-c', 'env | grep ^DATABASE | sort'])
+    t.equal(envRun.stdout, [
+      'DATABASE_NAME=/web2/database',
+      'DATABASE_PORT=tcp://10.61.0.2:5432',
+      'DATABASE_PORT_5432_TCP=tcp://10.61.0.2:5432',
+      'DATABASE_PORT_5432_TCP_ADDR=10.61.0.2',
+      'DATABASE_PORT_5432_TCP_PORT=5432',
+      'DATABASE_PORT_5432_TCP_PROTO=tcp',
+    ].join('\n') + '\n', "Docker's link variables")
+
+    web.kill('SIGTERM')
+    t.equal(await web.done, 143, 'SIGTERM passed to the command; 128+15')
+    db.kill('SIGINT')
+    other.kill('SIGINT')
+    await Promise.all([db.done, other.done])
+    t.same(await ps(c), [], 'everything detached')
+    t.notMatch(nsExec(host, ['iptables-save']), /FERRY-LINKS/, 'no link rule left')
+  })
+
+  await t.test('exit codes, signals, published ports', async (t) => {
+    t.equal((await ferry(c, ['run', '--', 'busybox', 'sh', '-c', 'exit 7'])).code, 7, 'exit code passed through')
+    const trap = ferryBg(t, c, ['run', '--name', 'trap', '--', 'busybox', 'sh', '-c', 'trap "exit 42" TERM; while true; do sleep 0.1; done'])
+    await running(c, 'trap')
+    await sleep(300)
+    trap.kill('SIGTERM')
+    t.equal(await trap.done, 42, 'the command handles the signal itself')
+
+    const pub = ferryBg(t, c, ['run', '--name', 'pub', '-p', '8080:80', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', 'published'])
+    await running(c, 'pub')
+    const got = await waitFor('the published port', async () => {
+      const r = nsExec(host, ['busybox', 'nc', '-w', '2', '10.61.0.1', '8080'], { allowFailure: true, input: '' })
+      return r.includes('published') ? r : undefined
+    })
+    t.match(got, /published/, 'reached through host port 8080')
+    pub.kill('SIGTERM')
+    await pub.done
+    t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8080/, 'DNAT rule gone')
+  })
+
+  await t.test('none and host modes', async (t) => {
+    const none = await ferry(c, ['run', '--net', 'none', '--', 'busybox', 'ip', '-o', 'link'])
+    t.equal(none.code, 0, none.stderr)
+    t.equal(none.stdout.trim().split('\n').length, 1, 'one interface')
+    t.match(none.stdout, /^1: lo: <LOOPBACK,UP/, 'loopback, up')
+    const hostNs = nsExec(host, ['readlink', '/proc/self/ns/net']).trim()
+    const h = await ferry(c, ['run', '--net', 'host', '-p', '80:80', '--', 'readlink', '/proc/self/ns/net'])
+    t.equal(h.stdout.trim(), hostNs, "the host's namespace (the agent's)")
+    t.match(h.stderr, /Published ports are discarded when using host network mode/)
+    t.same(await ps(c), [])
+  })
+
+  await t.test('kill -9 of ferry run: the agent cleans up', async (t) => {
+    const victim = ferryBg(t, c, ['run', '--name', 'victim', '-p', '8081:81', '--expose', '81', '--', 'busybox', 'sleep', '600'])
+    const rec = await running(c, 'victim')
+    const holder = rec.watch!.pid
+    holders.push(holder)
+    t.equal(hostVeths(c).length, 1)
+    victim.kill('SIGKILL')
+    await victim.done
+    await waitFor('the agent to notice', async () => ((await ps(c)).length === 0 ? true : undefined))
+    t.same(hostVeths(c), [], 'no veth left')
+    t.notOk(alive(holder), 'the namespace holder died with ferry run')
+    t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8081/, 'no port rule left')
+  })
+
+  await t.test('attach and detach a namespace made by someone else', async (t) => {
+    t.equal((await ferry(c, ['network', 'create', 'back', '--subnet', '10.62.0.0/24'])).code, 0)
+    const x = netns(t, 'fyrx')
+    const at = await ferry(c, ['attach', '--netns', `/var/run/netns/${x}`, '--name', 'x', '--net', 'back', '-p', '9000:9000'])
+    t.equal(at.code, 0, at.stderr)
+    t.match(at.stdout, /x: 10\.62\.0\.2\/24 on back via 10\.62\.0\.1/)
+    const again = await ferry(c, ['attach', '--netns', `/var/run/netns/${x}`, '--name', 'x', '--net', 'back', '-p', '9000:9000'])
+    t.equal(again.code, 0, 'attach is idempotent')
+    const links = ipJson<Array<{ ifname: string, address: string, mtu: number, operstate: string }>>(x, ['link'])
+    t.match(links.find((l) => l.ifname === 'eth0'), { address: '02:42:0a:3e:00:02', mtu: 1500 })
+    t.match(nsExec(x, ['ip', 'route']), /default via 10\.62\.0\.1 dev eth0/)
+    const server = spawn('ip', ['netns', 'exec', x, 'busybox', 'nc', '-l', '-p', '9000', '-e', 'echo', 'attached'], { stdio: 'ignore' })
+    t.teardown(() => { server.kill('SIGKILL') })
+    const got = await waitFor('the attached namespace to answer', async () => {
+      const r = nsExec(host, ['busybox', 'nc', '-w', '2', '10.62.0.1', '9000'], { allowFailure: true, input: '' })
+      return r.includes('attached') ? r : undefined
+    })
+    t.match(got, /attached/)
+    t.equal((await ferry(c, ['attach', '--netns', `/var/run/netns/${x}`, '--name', 'x', '--net', 'bridge'])).code, 4, 'the same name elsewhere: conflict')
+    t.equal((await ferry(c, ['detach', 'x'])).code, 0)
+    t.same(ipJson<Array<{ ifname: string }>>(x, ['link']).map((l) => l.ifname), ['lo'], 'eth0 gone from the namespace')
+    const twice = await ferry(c, ['detach', 'x'])
+    t.equal(twice.code, 0, 'detach is idempotent')
+
+    // --pid: detached when the process exits.
+    const proc = spawn('unshare', ['--net', '--', 'sleep', '600'], { stdio: 'ignore' })
+    t.teardown(() => { proc.kill('SIGKILL') })
+    await waitFor('unshare', async () => (readlinkSync(`/proc/${proc.pid!}/ns/net`) !== readlinkSync('/proc/self/ns/net') ? true : undefined))
+    const byPid = await ferry(c, ['attach', '--pid', String(proc.pid), '--name', 'p', '--net', 'back'])
+    t.equal(byPid.code, 0, byPid.stderr)
+    proc.kill('SIGKILL')
+    await waitFor('the agent to detach p', async () => ((await ps(c)).some((e) => e.name === 'p') ? undefined : true))
+    t.equal((await ferry(c, ['network', 'rm', 'back'])).code, 0)
+    t.equal((await ferry(c, ['attach', '--netns', '/proc/self/ns/net', '--name', 'self', '--net', 'bridge'])).code, 2, "the agent's own namespace is refused")
+  })
+
+  await t.test('nothing is left behind', async (t) => {
+    t.same(await ps(c), [])
+    t.same(hostVeths(c), [])
+    for (const pid of holders) t.notOk(alive(pid), `holder ${pid} is gone`)
+    t.notMatch(sh(['pgrep', '-af', 'sleep infinity'], { allowFailure: true }), new RegExp(`^(${holders.join('|')}) `, 'm'))
+  })
+})
+
+await t.test('a bridge that is not ferry\'s is refused', async (t) => {
+  const host = netns(t, 'fyrf')
+  nsExec(host, ['ip', 'link', 'add', 'docker0', 'type', 'bridge'])
+  let message = ''
+  try {
+    await startAgent(t, { ns: host, pluginName: `fyrf${process.pid}`, dockerHost: NO_ENGINE, args: ['--bridge', 'docker0'], readyTimeoutMs: 15_000 })
+  } catch (err) {
+    message = (err as Error).message
+  }
+  t.match(message, /a bridge device named docker0 already exists and is not ferry's/)
+  t.same(ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).sort(), ['docker0', 'lo'], 'left as it was')
+  t.notMatch(nsExec(host, ['iptables-save']), /FERRY/, 'no rule either')
+})

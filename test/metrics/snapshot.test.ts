@@ -1,0 +1,48 @@
+import t from 'tap'
+import { clusterSnapshot, countEndpoints, countNetworks, countPorts, snapshotAgent } from '../../src/metrics/snapshot.js'
+import type { EndpointRecord, NetworkRecord, PortBinding } from '../../src/model/types.js'
+import { newMetrics } from '../../src/dns/metrics.js'
+import type { ClusterStatus } from '../../src/cluster/types.js'
+import type { PeerSyncStatus } from '../../src/vxlan/peers.js'
+
+const net = (id: string, overlay?: string): NetworkRecord => ({ id, overlay: overlay === undefined ? undefined : { name: overlay, vni: 1 } } as unknown as NetworkRecord)
+const port = (proto: 'tcp' | 'udp', hostPort: number, hostPortEnd = hostPort): PortBinding =>
+  ({ proto, hostIp: '', hostPort, hostPortEnd, containerIp: '10.0.0.2', containerPort: 80, containerPortEnd: 80 + hostPortEnd - hostPort })
+const ep = (joined: boolean, ports: PortBinding[] = []): EndpointRecord => ({ joined, ports } as unknown as EndpointRecord)
+
+const status: ClusterStatus = { state: 'ready', url: 'redis://r:6379', hostId: 'h1', vtep: '10.0.0.1', commands: 33 }
+const peers: PeerSyncStatus = { revision: 8, synced: true, overlays: [{ name: 'ov', vni: 5, bridge: 'b', vxlan: 'v', peers: 4, skipped: 0 }] }
+
+t.test('counting', async (t) => {
+  t.same(countNetworks([net('a'), net('b', 'ov'), net('c')]), { bridge: 2, overlay: 1 })
+  t.same(countEndpoints([ep(true), ep(false), ep(true)]), { created: 1, joined: 2 })
+  t.same(countPorts([ep(true, [port('tcp', 80), port('tcp', 8000, 8009)]), ep(true, [port('udp', 53)])]), { tcp: 11, udp: 1, sctp: 0 })
+  t.same(clusterSnapshot(status, peers, 10), { connected: true, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }], revision: 10 })
+  t.same(clusterSnapshot({ ...status, state: 'down' }, peers, undefined), { connected: false, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }] })
+})
+
+t.test('snapshotAgent reads live parts; a Redis that does not answer leaves the revision out', async (t) => {
+  const dns = { metrics: newMetrics() }
+  dns.metrics.queries = 3
+  const reconcile = { runs: 1, repairs: 0, lastError: '' }
+  const parts = {
+    networks: () => [net('a')],
+    endpoints: () => [ep(true, [port('tcp', 1)])],
+    reconcile,
+    store: { writes: 2, lastWriteMs: 1 },
+    dns,
+    cluster: { status: () => status, revision: () => new Promise<number>(() => {}), peers: () => peers },
+  }
+  const t0 = Date.now()
+  const s = await snapshotAgent(parts)
+  t.ok(Date.now() - t0 < 3000, 'bounded wait for Redis')
+  t.equal(s.cluster?.revision, undefined)
+  t.equal(s.dns?.queries, 3)
+  t.same(s.reconcile, { runs: 1, repairs: 0, failing: false })
+  reconcile.lastError = 'boom'
+  const s2 = await snapshotAgent({ ...parts, cluster: { ...parts.cluster, revision: async () => 9 } })
+  t.equal(s2.cluster?.revision, 9)
+  t.equal(s2.reconcile.failing, true)
+  const s3 = await snapshotAgent({ ...parts, cluster: { ...parts.cluster, revision: async () => { throw new Error('down') } } })
+  t.equal(s3.cluster?.revision, undefined)
+})

@@ -1,0 +1,45 @@
+/** Pure helpers of the namespace adapter, ferry run and the agent flags. */
+import t from 'tap'
+import { FerryError } from '../../src/errors/errors.js'
+import { interfaceBatch, parseStartTime } from '../../src/runtime/netns.js'
+import { HOLDER_ARGV, attachBody, commandArgv, exitStatus } from '../../src/runtime/run.js'
+import { defaultBridgeConfig, parseBool } from '../../src/runtime/flags.js'
+
+t.test('ip -batch for a moved veth', async (t) => {
+  t.equal(interfaceBatch({ dev: 'fyc0123', ifname: 'eth0', cidr: '10.61.0.2/24', gateway: '10.61.0.1' }), [
+    'link set dev lo up', 'link set dev fyc0123 name eth0', 'addr add 10.61.0.2/24 dev eth0', 'link set dev eth0 up', 'route add default via 10.61.0.1 dev eth0', '',
+  ].join('\n'))
+  t.notMatch(interfaceBatch({ dev: 'eth0', ifname: 'eth0', cidr: '10.61.0.2/24' }), /name|route/, 'no rename, no route on an internal network')
+})
+
+t.test('start time from /proc/PID/stat, even with spaces and parentheses in the name', async (t) => {
+  const fields = Array.from({ length: 50 }, (_, i) => String(i + 3))
+  t.equal(parseStartTime(`123 (a (weird) name) ${fields.join(' ')}`), '22')
+  t.equal(parseStartTime('garbage'), undefined)
+})
+
+t.test('ferry run argv', async (t) => {
+  t.same(HOLDER_ARGV.slice(0, 6), ['unshare', '--net', '--mount', '--uts', '--propagation', 'private'])
+  t.same(commandArgv({ kind: 'host' }, '/w', ['sh', '-c', 'x']), ['setpriv', '--pdeathsig', 'KILL', '--', 'sh', '-c', 'x'])
+  t.same(commandArgv({ kind: 'pid', pid: 9 }, '/w', ['id']), ['nsenter', '--target=9', '--net', '--mount', '--uts', '--wd=/w', '--', 'setpriv', '--pdeathsig', 'KILL', '--', 'id'])
+  t.same(commandArgv({ kind: 'netns', path: '/run/netns/x' }, '/w', ['id']), ['nsenter', '--net=/run/netns/x', '--', 'setpriv', '--pdeathsig', 'KILL', '--', 'id'])
+  t.equal(exitStatus(3, null), 3)
+  t.equal(exitStatus(null, 'SIGKILL'), 137)
+  const req = { net: 'bridge', publish: ['80'], publishAll: false, expose: [], links: ['db:d'], aliases: [], dns: [], dnsSearch: [], dnsOptions: [], cmd: ['x'] }
+  t.match(attachBody(req, 'web', 7), { name: 'web', pid: 7, watchPid: 7, owner: 'run', setupFiles: true, links: ['db:d'] })
+  t.match(attachBody({ ...req, net: 'container:web' }, 'c', 7), { setupFiles: false })
+})
+
+t.test('dockerd-style agent flags', async (t) => {
+  t.equal(parseBool('false'), false)
+  t.equal(parseBool('1'), true)
+  t.throws(() => parseBool('maybe'), FerryError)
+  t.equal(defaultBridgeConfig({}), undefined, 'opt-in: no --bridge, no default network')
+  t.equal(defaultBridgeConfig({ bridge: 'none' }), undefined)
+  t.same(defaultBridgeConfig({ bridge: 'docker0', bip: '172.17.0.1/16', icc: false, mtu: 1450 }), { bridge: 'docker0', bip: '172.17.0.1/16', icc: false, masquerade: true, mtu: 1450 })
+  t.throws(() => defaultBridgeConfig({ bip: '172.17.0.1/16' }), /give --bridge NAME too/)
+  t.throws(() => defaultBridgeConfig({ bridge: 'docker0', bip: '172.17.0.0/16' }), /host address/)
+  t.throws(() => defaultBridgeConfig({ bridge: 'docker0', bip: '172.17.0.1' }), /prefix/)
+  t.throws(() => defaultBridgeConfig({ bridge: 'docker0', mtu: 10 }), /68-65535/)
+  t.throws(() => defaultBridgeConfig({ bridge: 'a-name-far-too-long' }), FerryError)
+})
