@@ -50,6 +50,8 @@ export interface AgentConfig {
   defaultPools?: DefaultPool[]
   /** How often the agent checks the kernel against its store (ms); 0 = never. */
   reconcileIntervalMs: number
+  /** An endpoint of an engine network that the engine has not known for this long is deleted (ms). */
+  orphanGraceMs?: number
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
   cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
@@ -86,6 +88,9 @@ export class Agent implements AgentView {
   private engine: EngineClient
   private timer?: NodeJS.Timeout
   private overlay?: ClusterOverlay
+  private ipam!: Ipam
+  /** Endpoints the engine does not know, and since when (see collectOrphans). */
+  private orphanSince = new Map<string, number>()
   private dns?: DnsServer
   private records = new AgentRecordSource()
   private watcher?: EngineWatcher
@@ -119,7 +124,7 @@ export class Agent implements AgentView {
       if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
       const iptables = new IptablesDriver({ logger: this.log.child({ component: 'nat' }) })
       const firewall = withStoredLinks(iptables, () => this.runtime_?.desiredLinks() ?? [])
-      const ipam = new Ipam({
+      const ipam = this.ipam = new Ipam({
         store: this.store,
         defaultPools: this.cfg.defaultPools,
         hostNetworks: async () => {
@@ -165,7 +170,10 @@ export class Agent implements AgentView {
       await rootOnly(() => this.plugin!.listen({ path: this.pluginSocket }))
       await fs.chmod(this.pluginSocket, 0o600)
       if (this.cfg.reconcileIntervalMs > 0) {
-        this.timer = setInterval(() => { void this.reconcileNow('periodic').catch(() => undefined) }, this.cfg.reconcileIntervalMs)
+        this.timer = setInterval(() => {
+          void this.reconcileNow('periodic').catch(() => undefined)
+          void this.collectOrphans().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'collecting orphaned endpoints failed'))
+        }, this.cfg.reconcileIntervalMs)
         this.timer.unref()
       }
       this.setStatus('running')
@@ -333,6 +341,39 @@ export class Agent implements AgentView {
       if (nets.length === 0) throw new FerryError('NETWORK_NOT_FOUND', `no overlay network "${network}" on this host`)
     }
     return Promise.all(nets.map(async (n) => ({ network: names.networks.get(n.id) ?? n.id.slice(0, 12), ...(await this.overlay!.peers.report(n.overlay!.name)) })))
+  }
+
+  /**
+   * The engine calls DeleteEndpoint for every endpoint it made, except when it dies
+   * between CreateEndpoint and Join (observed in the soak): such an endpoint holds
+   * its address, its veth and, on an overlay, a peer on every host forever. An
+   * endpoint of a network the engine knows, that no container of the engine has
+   * had for the grace period, is deleted and its address released. Nothing is
+   * collected while the engine cannot be asked.
+   */
+  private async collectOrphans (): Promise<void> {
+    const names = await this.engine.names([this.cfg.pluginName, `${this.cfg.pluginName}:latest`], 0)
+    if (this.engine.lastError !== '') return
+    const now = Date.now()
+    const grace = this.cfg.orphanGraceMs ?? 60_000
+    const seen = new Set<string>()
+    for (const ep of this.driver.endpoints()) {
+      seen.add(ep.id)
+      if (names.endpoints.has(ep.id) || !names.networks.has(ep.networkId) || this.runtime_?.endpointOwner(ep.id) !== undefined) {
+        this.orphanSince.delete(ep.id)
+        continue
+      }
+      const since = this.orphanSince.get(ep.id) ?? now
+      this.orphanSince.set(ep.id, since)
+      if (now - since < grace) continue
+      const net = this.driver.network(ep.networkId)
+      this.log.warn({ endpoint: ep.id, network: ep.networkId, address: ep.address }, 'deleting an endpoint the engine no longer knows')
+      await this.driver.deleteEndpoint(ep.networkId, ep.id)
+      if (net.overlay) await this.driver.releaseOverlayAddress(net.overlay.name, ep.address)
+      else await this.ipam.releaseAddress(net.poolId, ep.address)
+      this.orphanSince.delete(ep.id)
+    }
+    for (const id of [...this.orphanSince.keys()]) if (!seen.has(id)) this.orphanSince.delete(id)
   }
 
   private async reconcileNow (why: string): Promise<Record<string, unknown>> {

@@ -18,6 +18,7 @@ export interface AgentFlags extends RuntimeFlags {
   dockerHost?: string
   defaultAddressPool: string[]
   reconcileInterval: number
+  orphanGrace: number
   logLevel: string
   cluster?: string
   advertiseAddr?: string
@@ -82,6 +83,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       dockerHost: flags.dockerHost ?? process.env.DOCKER_HOST ?? DEFAULT_DOCKER_HOST,
       defaultPools: flags.defaultAddressPool.length > 0 ? flags.defaultAddressPool.map(parseDefaultPool) : undefined,
       reconcileIntervalMs: flags.reconcileInterval * 1000,
+      orphanGraceMs: flags.orphanGrace * 1000,
       cluster: clusterConfig(flags),
       dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers },
       defaultBridge: defaultBridgeConfig(flags),

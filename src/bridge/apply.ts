@@ -5,7 +5,7 @@ import type { LinkOp } from './plan.js'
 export async function applyLinkOps (links: LinkDriver, ops: LinkOp[]): Promise<void> {
   for (const op of ops) {
     switch (op.op) {
-      case 'createBridge': await links.createBridge(op.name, { mtu: op.mtu }); break
+      case 'createBridge': await links.createBridge(op.name, { mtu: op.mtu, mac: op.mac }); break
       case 'setMtu': await links.setMtu(op.name, op.mtu); break
       case 'addAddress': await links.addAddress(op.name, op.cidr); break
       case 'setUp': await links.setUp(op.name, true); break

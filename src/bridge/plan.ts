@@ -5,14 +5,14 @@
  */
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { AddressInfo, LinkInfo } from '../kernel/types.js'
-import { isFerryLinkName } from './names.js'
+import { isFerryLinkName, macForIp } from './names.js'
 import { prefixOf } from '../util/ip.js'
 
-export interface DesiredBridge { name: string, mtu: number, address: string }
+export interface DesiredBridge { name: string, mtu: number, address: string, mac: string }
 export interface DesiredVeth { host: string, container: string, mtu: number, mac: string, master: string }
 
 export type LinkOp =
-  | { op: 'createBridge', name: string, mtu: number }
+  | { op: 'createBridge', name: string, mtu: number, mac: string }
   | { op: 'setMtu', name: string, mtu: number }
   | { op: 'addAddress', name: string, cidr: string }
   | { op: 'setUp', name: string }
@@ -21,7 +21,7 @@ export type LinkOp =
   | { op: 'deleteLink', name: string, why: string }
 
 export function desiredBridge (net: NetworkRecord): DesiredBridge {
-  return { name: net.bridge, mtu: net.mtu, address: `${net.gateway}/${prefixOf(net.subnet)}` }
+  return { name: net.bridge, mtu: net.mtu, address: `${net.gateway}/${prefixOf(net.subnet)}`, mac: macForIp(net.gateway) }
 }
 
 export function desiredVeth (ep: EndpointRecord, net: NetworkRecord): DesiredVeth {
@@ -48,7 +48,7 @@ export function planReconcile (
     wanted.add(b.name)
     const link = byName.get(b.name)
     if (!link) {
-      ops.push({ op: 'createBridge', name: b.name, mtu: b.mtu })
+      ops.push({ op: 'createBridge', name: b.name, mtu: b.mtu, mac: b.mac })
     } else if (link.mtu !== b.mtu) {
       ops.push({ op: 'setMtu', name: b.name, mtu: b.mtu })
     }

@@ -51,6 +51,7 @@ export function buildCli (): Command {
     .option('--docker-host <url>', "the engine's API, for names (default $DOCKER_HOST or unix:///var/run/docker.sock)")
     .option('--default-address-pool <spec>', 'base=CIDR,size=N for automatic pools (repeatable; Docker\'s defaults otherwise)', collect, [])
     .option('--reconcile-interval <seconds>', 'check the kernel against the store every N seconds (0 = only at start)', positiveInt, 5)
+    .option('--orphan-grace <seconds>', 'delete an endpoint the engine has not known for this long (it died between CreateEndpoint and Join)', positiveInt, 60)
     .option('--cluster <url>', 'Redis for multi-host overlays: redis://[:password@]host:port, rediss://… (TLS) or sentinel://[:password@]host:port[,host:port]/master')
     .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
@@ -64,7 +65,7 @@ export function buildCli (): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean,
+      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean,
       dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')

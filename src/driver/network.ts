@@ -20,6 +20,7 @@ import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { addrOf, prefixOf } from '../util/ip.js'
 import type { OverlayService } from '../overlay/service.js'
+import { vxlanName } from '../vxlan/plan.js'
 import type { LocalClusterState } from '../cluster/types.js'
 
 export interface CreateNetworkInput {
@@ -142,7 +143,8 @@ export class NetworkDriver {
       await withUndo(async (undo) => {
         const b = desiredBridge(net)
         undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
-        await this.d.links.createBridge(bridge, { mtu: b.mtu })
+        // A fixed MAC: otherwise the bridge takes its lowest port's, and changes as containers come and go.
+        await this.d.links.createBridge(bridge, { mtu: b.mtu, mac: b.mac })
         await this.d.links.addAddress(bridge, b.address)
         await this.d.links.setUp(bridge, true)
         undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
@@ -293,6 +295,9 @@ export class NetworkDriver {
         undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit() })
         await this.d.store.commit()
         if (net.overlay) {
+          // The bridge may have learned this MAC on the VXLAN port while the address
+          // was a remote container's: forget it, or frames from the tunnel are dropped.
+          await this.d.links.deleteFdb({ dev: vxlanName(net.overlay.vni), mac, master: true })
           // Published at create, not at join: remote hosts get a head start on programming it.
           undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
           await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)

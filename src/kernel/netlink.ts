@@ -484,6 +484,7 @@ export class NetlinkDriver implements LinkDriver {
   private fdbBody (index: number, entry: FdbEntry): Uint8Array[] {
     const attrs: rt.NeighborAttrs = { lladdr: macToBuffer(entry.mac) }
     if (entry.dst !== undefined) attrs.dst = ipv4ToBuffer(entry.dst)
+    if (entry.master) return neighborBody({ family: AF_BRIDGE, ifindex: index, flags: { master: true } }, attrs)
     return neighborBody({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, attrs)
   }
 

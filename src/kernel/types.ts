@@ -30,7 +30,13 @@ export interface RouteInfo {
   table: number
 }
 
-export interface FdbEntry { dev: string, mac: string, dst?: string }
+export interface FdbEntry {
+  dev: string
+  mac: string
+  dst?: string
+  /** An entry of the bridge the device is a port of (NTF_MASTER), e.g. one it learned; default: the device's own (NTF_SELF). */
+  master?: boolean
+}
 export interface NeighEntry { dev: string, ip: string, mac: string }
 
 export interface VxlanSpec {

@@ -8,7 +8,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { spawn } from 'node:child_process'
 import { netns, link, nsExec, ipJson } from '../harness/netns.js'
-import { startDockerd } from '../harness/dockerd.js'
+import { startDockerd, unixHttp } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
 import { startAgent } from '../harness/agent.js'
 
@@ -27,7 +27,7 @@ await t.test('bridge networks with a real engine', async (t) => {
   const responder = spawn('ip', ['netns', 'exec', outside, 'env', '-u', 'NODE_OPTIONS', process.execPath,
     new URL('../fixtures/dns-responder.mjs', import.meta.url).pathname, OUTSIDE_IP, '53'], { stdio: 'ignore' })
   t.teardown(() => { responder.kill('SIGKILL') })
-  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--dns', OUTSIDE_IP] })
+  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--dns', OUTSIDE_IP, '--orphan-grace', '2', '--reconcile-interval', '1'] })
   const net = (name: string, ...args: string[]) => d.docker(['network', 'create', '-d', plugin, '--ipam-driver', plugin, ...args, name])
   const run = (...args: string[]) => d.docker(['run', '--stop-timeout', '1', ...args])
   const fyLinks = () => ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fy'))
@@ -65,6 +65,9 @@ await t.test('bridge networks with a real engine', async (t) => {
     t.equal(ping.code, 0, `ping by name: ${ping.stdout}${ping.stderr}`)
     const mac = (await d.dockerOk(['exec', 'web', 'cat', '/sys/class/net/eth0/address'])).trim()
     t.equal(mac, '02:42:0a:14:00:02', 'deterministic MAC')
+    const bridge = (JSON.parse((await cli('network', 'inspect', 'front')).stdout) as { bridge: string }).bridge
+    const br = ipJson<Array<{ address: string }>>(host, ['link', 'show', bridge])[0]
+    t.equal(br?.address, '02:42:0a:14:00:01', 'the bridge has a fixed MAC (it does not follow its ports)')
   })
 
   await t.test('outbound traffic is masqueraded', async (t) => {
@@ -149,6 +152,25 @@ await t.test('bridge networks with a real engine', async (t) => {
     await d.docker(['rm', '-f', 'tiny1', 'tiny2'])
     t.equal((await d.docker(['network', 'rm', 'tiny'])).code, 0)
     t.notOk(fyLinks().some((n) => n.startsWith('fyh') && !n), 'nothing half-created')
+  })
+
+  await t.test('an endpoint the engine made but never joined (it died in between) is collected', async (t) => {
+    const plugin = (method: string, body: unknown) => unixHttp({ socketPath: agent.pluginSocket, method: 'POST', path: `/${method}`, body: JSON.stringify(body) })
+    const net = JSON.parse((await cli('network', 'inspect', 'front')).stdout) as { id: string, poolId: string }
+    const addr = JSON.parse((await plugin('IpamDriver.RequestAddress', { PoolID: net.poolId, Address: '', Options: null })).body) as { Address: string }
+    const eid = 'e0'.repeat(32)
+    const ce = await plugin('NetworkDriver.CreateEndpoint', { NetworkID: net.id, EndpointID: eid, Interface: { Address: addr.Address, AddressIPv6: '', MacAddress: '' }, Options: {} })
+    t.equal(ce.status, 200, ce.body)
+    t.ok(fyLinks().includes(`fyh${eid.slice(0, 12)}`), 'its veth exists')
+    for (let i = 0; i < 40 && fyLinks().includes(`fyh${eid.slice(0, 12)}`); i++) await sleep(250)
+    t.notOk(fyLinks().includes(`fyh${eid.slice(0, 12)}`), 'collected after the grace period: veth gone')
+    const eps = JSON.parse((await cli('endpoint', 'ls', '--json')).stdout) as Array<{ id: string }>
+    t.notOk(eps.some((e) => e.id === eid), 'and its record')
+    const again = await plugin('IpamDriver.RequestAddress', { PoolID: net.poolId, Address: addr.Address.split('/')[0], Options: null })
+    t.equal(again.status, 200, `its address was released: ${again.body}`)
+    await plugin('IpamDriver.ReleaseAddress', { PoolID: net.poolId, Address: addr.Address.split('/')[0] })
+    const live = JSON.parse((await cli('endpoint', 'ls', '--network', 'front', '--json')).stdout) as Array<{ container: string }>
+    t.same(live.map((e) => e.container).sort(), ['cli', 'web'], "the engine's own endpoints are untouched")
   })
 
   await t.test('kill -9 of the agent: traffic keeps flowing, state survives', async (t) => {
