@@ -232,8 +232,19 @@ export class Agent implements AgentView {
     this.watcher.start()
     this.cleanups.push(async () => this.watcher?.stop())
     if (this.overlay) {
+      // Pushed changes are applied as they come; only a resync (or a host or
+      // overlay going away) re-reads the endpoints, which is 1.2 MB at 10,000.
       const unsubscribe = this.overlay.cluster.subscribe((ev) => {
-        if (['endpoint-published', 'endpoint-withdrawn', 'resync', 'host-removed', 'overlay-removed'].includes(ev.kind)) void this.refreshRemote()
+        if (ev.kind === 'endpoint-published') {
+          const list = (this.remote.get(ev.overlay) ?? []).filter((e) => e.endpointId !== ev.endpoint.endpointId)
+          this.remote.set(ev.overlay, [...list, ev.endpoint])
+          this.queueSync()
+        } else if (ev.kind === 'endpoint-withdrawn') {
+          this.remote.set(ev.overlay, (this.remote.get(ev.overlay) ?? []).filter((e) => e.endpointId !== ev.endpointId))
+          this.queueSync()
+        } else if (['resync', 'host-removed', 'overlay-removed', 'overlay-defined'].includes(ev.kind)) {
+          void this.refreshRemote()
+        }
       })
       this.cleanups.push(async () => unsubscribe())
     }
@@ -244,7 +255,12 @@ export class Agent implements AgentView {
     if (!this.overlay) return
     for (const n of this.driver.networks()) {
       if (!n.overlay) continue
-      try { this.remote.set(n.overlay.name, await this.overlay.cluster.endpoints(n.overlay.name)) } catch { /* keep the last known */ }
+      try {
+        this.remote.set(n.overlay.name, await this.overlay.cluster.endpoints(n.overlay.name))
+      } catch {
+        // Keep the last known; the next resync (after Redis is back) reads it again.
+        if (!this.remote.has(n.overlay.name)) this.remote.set(n.overlay.name, [])
+      }
     }
     this.queueSync()
   }
@@ -260,6 +276,8 @@ export class Agent implements AgentView {
     if (!this.dns) return
     const networks = this.driver.networks()
     const endpoints = this.driver.endpoints()
+    // An overlay joined since the last read: read its endpoints once, then follow the pushes.
+    if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote()
     const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
     this.records.update({ networks, endpoints, names, remote: this.remote, hostId: this.overlay?.cluster.hostId })
     const gateways = [...new Set(networks.map((n) => n.gateway))].map((ip) => ({ ip, port: this.cfg.dns.port ?? 53 }))
