@@ -1,0 +1,303 @@
+/**
+ * DNS comparison benchmark (issue 5), not a test:
+ *
+ *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10]
+ *
+ * One "host" namespace with a dockerd and a ferry agent; a ferry network with
+ * `--containers` named containers (web0, web1, …) and a `client` container.
+ * From inside the client's network namespace (`nsenter -t PID -n`), dnsperf asks
+ * `web7 A` for `--seconds` per run, with 100 queries in flight and with 1, against:
+ *
+ * - ferry's DNS on the network's gateway (port 53), started with
+ *   `--dns-rate-limit off` (the default 2000/s per source would be the figure)
+ *   and `--dns-udp-helpers 0`, then again with `--dns-udp-helpers 1`;
+ * - Docker's embedded resolver, 127.0.0.11 inside the same container (the
+ *   engine answers the names of containers on the network);
+ * - aardvark-dns (Podman's) on the same gateway address, port 5353, configured
+ *   with the same containers and addresses (it answers only clients it knows).
+ *
+ * At 100 in flight: `--rounds` rounds; each runs every server once, in rotated
+ * order, ferry's helpers alternating 0/1 between rounds (the agent restarts on
+ * the same state), so that drift in the machine's load hits everyone alike;
+ * medians are compared. Then each server once at 1 in flight.
+ * Every answer is checked once before the runs. dnsperf's `-v` prints each
+ * query's latency, from which p50 and p99 are taken; q/s and losses come from
+ * its summary. Needs `apt-get install dnsperf aardvark-dns` (aardvark-dns is
+ * optional: without it that row is skipped). Run as root; the npm script builds
+ * dist/ first. Everything lives in a namespace removed at the end, on failure
+ * and on Ctrl-C; queries go only to addresses inside it.
+ */
+import { spawn } from 'node:child_process'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { netns, sh } from '../test/harness/netns.js'
+import { startDockerd, type Dockerd } from '../test/harness/dockerd.js'
+import { ensureBusyboxImage } from '../test/harness/image.js'
+import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
+import { execFile } from '../src/kernel/exec.js'
+import { argInt, ms, quantile, runBench, section, table, type Teardowns } from './lib.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const SECONDS = argInt('seconds', 5)
+const ROUNDS = Math.max(2, argInt('rounds', 4))
+const CONTAINERS = Math.max(8, argInt('containers', 10))
+const SUBNET = '10.89.0.0/24'
+const GATEWAY = '10.89.0.1'
+const QUERY = 'web7'
+const WINDOWS = [100, 1]
+const AARDVARK = '/usr/lib/podman/aardvark-dns'
+const AARDVARK_PORT = 5353
+
+interface Target { label: string, ip: string, port: number }
+
+interface Run {
+  label: string
+  inflight: number
+  qps: number
+  p50: number
+  p99: number
+  /** dnsperf's own average, ms. */
+  avg: number
+  completed: number
+  lost: number
+  /** Answers other than NOERROR. */
+  errors: number
+}
+
+// ---- one query, to check each server's answer ----------------------------------------------------
+
+/** Sends one A query from the current namespace and prints {rcode, answers} (dns-packet from the repo's node_modules). */
+const ASK = `
+const dgram = require('dgram'); const p = require(process.argv[4]); const s = dgram.createSocket('udp4');
+s.on('message', (m) => { const r = p.decode(m); console.log(JSON.stringify({ rcode: r.rcode, answers: (r.answers || []).map((a) => a.data) })); process.exit(0) });
+setTimeout(() => { console.log(JSON.stringify({ rcode: 'TIMEOUT', answers: [] })); process.exit(0) }, 3000);
+s.send(p.encode({ type: 'query', id: 7, flags: p.RECURSION_DESIRED, questions: [{ type: 'A', name: process.argv[1] }] }), Number(process.argv[3]), process.argv[2]);`
+
+async function ask (pid: number, target: Target, name: string): Promise<{ rcode: string, answers: string[] }> {
+  const r = await execFile(['nsenter', '-t', String(pid), '-n', ...NODE, '-e', ASK, name, target.ip, String(target.port), join(REPO, 'node_modules', 'dns-packet')], { timeoutMs: 20_000 })
+  return JSON.parse(r.stdout.trim()) as { rcode: string, answers: string[] }
+}
+
+async function expectAnswer (pid: number, target: Target, ip: string): Promise<void> {
+  const got = await ask(pid, target, QUERY)
+  if (!got.answers.includes(ip)) throw new Error(`${target.label} answered ${QUERY} with ${got.rcode} ${got.answers.join(',') || '(nothing)'}, expected ${ip}`)
+}
+
+// ---- dnsperf ------------------------------------------------------------------------------------------
+
+/** Parse dnsperf's output: per-query latencies (-v lines "> RCODE name type seconds") and the summary. */
+function parseDnsperf (text: string): { latencies: number[], errors: number, qps: number, avg: number, completed: number, lost: number } {
+  const latencies: number[] = []
+  let errors = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('> ')) continue
+    const parts = line.split(' ')
+    if (parts[1] !== 'NOERROR') errors++
+    latencies.push(Number(parts[parts.length - 1]) * 1000)
+  }
+  const pick = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN)
+  return {
+    latencies,
+    errors,
+    qps: pick(/Queries per second:\s+([\d.]+)/),
+    avg: pick(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    completed: pick(/Queries completed:\s+(\d+)/),
+    lost: pick(/Queries lost:\s+(\d+)/),
+  }
+}
+
+/** dnsperf from the client's namespace; its output goes to a file (a pipe would slow it down). */
+async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, inflight: number, seconds: number): Promise<Run> {
+  const data = join(dir, 'queries')
+  writeFileSync(data, `${QUERY} A\n`)
+  const outFile = join(dir, `dnsperf-${target.port}-${inflight}.txt`)
+  const fd = openSync(outFile, 'w')
+  const argv = ['nsenter', '-t', String(pid), '-n', 'dnsperf', '-s', target.ip, '-p', String(target.port), '-d', data,
+    '-c', '1', '-T', '1', '-q', String(inflight), '-l', String(seconds), '-t', '2', '-v']
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, 'pipe'] })
+  closeSync(fd)
+  // It lives in the container's namespace, which the engine's teardown does not search: stop it on an interrupt.
+  t.teardown(() => { child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString() })
+  const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 20) * 1000)
+  const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)))
+  clearTimeout(timer)
+  const text = readFileSync(outFile, 'utf8')
+  rmSync(outFile, { force: true })
+  if (code !== 0) throw new Error(`dnsperf against ${target.label} exited ${code}: ${stderr}${text.slice(-500)}`)
+  const p = parseDnsperf(text)
+  return {
+    label: target.label, inflight, qps: p.qps, avg: p.avg, completed: p.completed, lost: p.lost, errors: p.errors,
+    p50: quantile(p.latencies, 0.5), p99: quantile(p.latencies, 0.99),
+  }
+}
+
+/** A 1 s warm-up, then each window. */
+async function measure (t: Teardowns, dir: string, pid: number, target: Target, windows: readonly number[] = WINDOWS): Promise<Run[]> {
+  await dnsperf(t, dir, pid, target, 10, 1)
+  const runs: Run[] = []
+  for (const n of windows) {
+    const r = await dnsperf(t, dir, pid, target, n, SECONDS)
+    console.log(`${target.label}, ${n} in flight: ${r.qps.toFixed(0)} q/s, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, avg ${ms(r.avg)} ms, lost ${r.lost}, errors ${r.errors}`)
+    runs.push(r)
+  }
+  return runs
+}
+
+// ---- the servers ------------------------------------------------------------------------------------
+
+/** A ferry agent with the rate limit off and `helpers` UDP helpers; ready once it answers for QUERY. */
+async function startFerry (t: Teardowns, d: Dockerd, stateDir: string, plugin: string, helpers: number): Promise<Agent> {
+  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(helpers)] })
+}
+
+/** Wait until ferry has learnt the containers' names from the engine. */
+async function waitForRecord (agent: Agent, ip: string): Promise<void> {
+  const end = Date.now() + 30_000
+  while (Date.now() < end) {
+    const r = await agent.cli(['dns', 'query', QUERY, '--network', 'fnet', '--json'])
+    if (r.code === 0 && (JSON.parse(r.stdout) as { answers: Array<{ data: unknown }> }).answers.some((a) => a.data === ip)) return
+    await sleep(200)
+  }
+  throw new Error(`ferry did not learn ${QUERY} within 30 s`)
+}
+
+/** aardvark-dns on GATEWAY:AARDVARK_PORT with the containers' names (its config format: aardvark-dns's docs/configuration.md). */
+function startAardvark (t: Teardowns, ns: string, dir: string, containers: ReadonlyArray<{ id: string, ip: string, name: string }>): void {
+  const conf = join(dir, 'aardvark')
+  mkdirSync(conf)
+  // First line: the listen (gateway) address; then "<id> <ipv4> <ipv6> <names>", the IPv6 column empty.
+  writeFileSync(join(conf, 'fnet'), [GATEWAY, ...containers.map((c) => `${c.id} ${c.ip}  ${c.name}`)].join('\n') + '\n')
+  t.teardown(() => {
+    const pidFile = join(conf, 'aardvark.pid')
+    if (!existsSync(pidFile)) return
+    try { process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL') } catch { /* gone */ }
+  })
+  // `run` forks: the server stays in the namespace (and dies with it at the latest).
+  sh(['ip', 'netns', 'exec', ns, AARDVARK, '--config', conf, '-p', String(AARDVARK_PORT), 'run'])
+}
+
+// ---- main ----------------------------------------------------------------------------------------------
+
+/** The median, the two middle values averaged for an even count (servers have 2 or 4 runs). */
+function mid (xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const h = Math.floor(s.length / 2)
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2
+}
+
+/** Median figures of one server over its runs at one window. */
+interface Summary { label: string, inflight: number, runs: number, qps: number, qpsMin: number, qpsMax: number, p50: number, p99: number, avg: number, lost: number, errors: number }
+
+function summarize (runs: readonly Run[]): Summary[] {
+  const keys = [...new Set(runs.map((r) => `${r.inflight}\t${r.label}`))]
+  return keys.map((k) => {
+    const [n, label] = k.split('\t') as [string, string]
+    const rs = runs.filter((r) => r.label === label && r.inflight === Number(n))
+    const med = (f: (r: Run) => number): number => mid(rs.map(f))
+    return {
+      label, inflight: Number(n), runs: rs.length, qps: med((r) => r.qps), qpsMin: Math.min(...rs.map((r) => r.qps)), qpsMax: Math.max(...rs.map((r) => r.qps)),
+      p50: med((r) => r.p50), p99: med((r) => r.p99), avg: med((r) => r.avg), lost: rs.reduce((x, r) => x + r.lost, 0), errors: rs.reduce((x, r) => x + r.errors, 0),
+    }
+  })
+}
+
+function rows (sums: readonly Summary[]): string[][] {
+  return sums.map((r) => [r.label, String(r.inflight), String(r.runs), r.qps.toFixed(0), `${r.qpsMin.toFixed(0)}–${r.qpsMax.toFixed(0)}`,
+    ms(r.p50), ms(r.p99), ms(r.avg), String(r.lost), String(r.errors)])
+}
+
+function verdicts (sums: readonly Summary[], ferryLabels: readonly string[]): string[] {
+  const at = (label: string, n: number): Summary | undefined => sums.find((r) => r.label === label && r.inflight === n)
+  const others = [...new Set(sums.map((r) => r.label))].filter((l) => !ferryLabels.includes(l))
+  const best = (n: number, f: (r: Summary) => number, pick: (...xs: number[]) => number): number =>
+    pick(...others.map((l) => at(l, n)).filter((r): r is Summary => r !== undefined).map(f))
+  const goal = (ok: boolean): string => ok ? 'met' : 'MISSED'
+  return ferryLabels.map((l) => {
+    const hi = at(l, 100)
+    const lo = at(l, 1)
+    if (!hi || !lo) return `${l}: no figures`
+    const bestQps = best(100, (r) => r.qps, Math.max)
+    const bestP50 = best(1, (r) => r.p50, Math.min)
+    const bestAvg = best(1, (r) => r.avg, Math.min)
+    return `${l}: ${hi.qps.toFixed(0)} q/s at 100 in flight vs best other ${bestQps.toFixed(0)} (${goal(hi.qps >= bestQps)}); ` +
+      `p99 ${ms(hi.p99)} ms at 100 in flight (< 1 ms: ${goal(hi.p99 < 1)}; best other ${ms(best(100, (r) => r.p99, Math.min))}); ` +
+      `at 1 in flight p50 ${ms(lo.p50)} ms vs best other ${ms(bestP50)}, avg ${ms(lo.avg)} vs ${ms(bestAvg)} (${goal(lo.p50 <= bestP50 && lo.avg <= bestAvg)})`
+  })
+}
+
+await runBench(async (t) => {
+  const started = performance.now()
+  if (sh(['sh', '-c', 'command -v dnsperf || true']).trim() === '') throw new Error('dnsperf is not installed: apt-get install dnsperf aardvark-dns')
+  console.log(`ferry DNS comparison: ${QUERY} A from a container; ${ROUNDS} rounds of ${SECONDS} s at 100 in flight, then ${SECONDS} s at 1 in flight (dnsperf -c 1 -T 1)`)
+  console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores: dnsperf, the server and anything else share them)`)
+  const dir = mkdtempSync(join(tmpdir(), 'fydns-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const ns = netns(t, 'fydns')
+  const d = await startDockerd(t, { ns })
+  await ensureBusyboxImage(d)
+  const plugin = `fydns${process.pid}`
+  const stateDir = join(dir, 'state')
+  let helpers = 0
+  let agent = await startFerry(t, d, stateDir, plugin, helpers)
+  await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', SUBNET, 'fnet'])
+  const names = [...Array.from({ length: CONTAINERS }, (_, i) => `web${i}`), 'client']
+  const containers: Array<{ id: string, ip: string, name: string }> = []
+  for (const name of names) {
+    const id = (await d.dockerOk(['run', '-d', '--net', 'fnet', '--name', name, 'bb', 'sleep', '3600'])).trim()
+    const ip = (await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.fnet.IPAddress}}', name])).trim()
+    containers.push({ id, ip, name })
+  }
+  const webIp = containers.find((c) => c.name === QUERY)!.ip
+  const pid = await d.pidOf('client')
+  await waitForRecord(agent, webIp)
+
+  const ferry = (n: number): Target => ({ label: `ferry, ${n} UDP helper${n === 1 ? '' : 's'}`, ip: GATEWAY, port: 53 })
+  const docker: Target = { label: 'Docker 127.0.0.11', ip: '127.0.0.11', port: 53 }
+  const aardvark: Target = { label: 'aardvark-dns', ip: GATEWAY, port: AARDVARK_PORT }
+  const haveAardvark = existsSync(AARDVARK)
+  if (haveAardvark) startAardvark(t, ns, dir, containers)
+  else console.log(`${AARDVARK} is missing (apt-get install aardvark-dns): skipped`)
+  const others = [docker, ...(haveAardvark ? [aardvark] : [])]
+
+  /** The same agent (same state) again with `n` UDP helpers, answering. */
+  const useHelpers = async (n: number): Promise<void> => {
+    if (n === helpers) return
+    await agent.destroy()
+    agent = await startFerry(t, d, stateDir, plugin, n)
+    helpers = n
+    await waitForRecord(agent, webIp)
+    await sleep(1000) // helpers start after the server listens
+    await expectAnswer(pid, ferry(n), webIp)
+  }
+
+  section('answers')
+  for (const target of [ferry(0), ...others]) {
+    await expectAnswer(pid, target, webIp)
+    console.log(`${target.label} (${target.ip}:${target.port}) answers ${QUERY} = ${webIp}`)
+  }
+  const runs: Run[] = []
+  section(`100 in flight: ${ROUNDS} rounds, ferry's helpers alternating 0/1, servers in rotated order`)
+  for (let round = 0; round < ROUNDS; round++) {
+    await useHelpers(round % 2)
+    const order = [ferry(helpers), ...others]
+    for (let k = 0; k < order.length; k++) runs.push(...await measure(t, dir, pid, order[(round + k) % order.length]!, [100]))
+  }
+  section('1 in flight')
+  for (const target of [ferry(helpers), ...others]) runs.push(...await measure(t, dir, pid, target, [1]))
+  await useHelpers(1 - helpers)
+  runs.push(...await measure(t, dir, pid, ferry(helpers), [1]))
+
+  section('summary (medians over the runs; latencies in ms, from dnsperf -v per query)')
+  const sums = summarize(runs).sort((a, b) => b.inflight - a.inflight || a.label.localeCompare(b.label))
+  console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(sums)]))
+  console.log('at 1 in flight dnsperf idles between queries, so its q/s there measures dnsperf, not the server: compare latencies')
+  console.log('with 100 in flight, mean latency = 100 / throughput (Little\'s law): p99 < 1 ms needs well over 100k q/s')
+  console.log('goals: at least the best other server\'s q/s at 100 in flight, p99 < 1 ms at 100 in flight, no slower than the others at 1 in flight')
+  for (const v of verdicts(sums, [ferry(0).label, ferry(1).label])) console.log(v)
+  console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; benchmark time: ${((performance.now() - started) / 1000).toFixed(0)} s (plus cleanup)`)
+})

@@ -1,0 +1,753 @@
+/**
+ * Multi-host overlay benchmark (issue 4), not a test:
+ *
+ *   npm run bench:overlay [-- --containers 50 --hosts 100 --per-host 100 --seconds 3 --reps 3 --phases scale,cluster]
+ *
+ * Simulated hosts are network namespaces joined by an underlay bridge (in its
+ * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
+ *
+ * 1. Scale. `--hosts` fake hosts with `--per-host` endpoints each are written to
+ *    a fresh Redis through ferry's own ClusterStore (a child process in the
+ *    underlay namespace; fake VTEPs are underlay addresses where nothing
+ *    listens, and no traffic is sent to them). Then a FRESH agent (no engine;
+ *    the overlay is created through its plugin socket, as dockerd would):
+ *    a. join: CreateNetwork → every peer's FDB and neighbour entry in its kernel;
+ *    b. rebuild: the agent is killed, its overlay devices deleted (a reboot),
+ *       and it starts again with the overlay in its store → every peer programmed;
+ *    c. single changes at that scale: a fake host publishes one endpoint and
+ *       withdraws it, 5 times; the Redis commands each change costs (redis
+ *       MONITOR, by client and script, inside-script commands apart), and how
+ *       long the fresh agent's kernel takes to get it; once with the agent as
+ *       configured by default, once with `--no-dns-server`. Also the cost of the
+ *       planner the agent runs per change (planPeers + diffPeers over N peers).
+ *    The kernel is watched with `ip monitor neigh` / `bridge monitor fdb` in the
+ *    agent's namespace. Those drop events in a burst of thousands, so the end
+ *    of a bulk programming is taken from the agent's own debug log line
+ *    ('overlay peers programmed') once a dump confirms every entry is there.
+ * 2. Convergence. Two hosts with a dockerd and an agent each. A probe container
+ *    runs on host 2; for each of `--containers` containers, `docker run -d --ip X`
+ *    on host 1, and from `docker run` returning to the first echo reply that the
+ *    probe gets from X. The probe is a busybox ping at 10 ms intervals started
+ *    before the run, inside the probe's namespace (`nsenter -t PID -n`), with the
+ *    probe's ARP retransmit time set to 10 ms in that namespace (the kernel's 1 s
+ *    default would make the probe, not ferry, the resolution). `docker exec` is
+ *    not used for probing: its own cost is printed for comparison. Host 2's
+ *    kernel is watched too (`ip monitor neigh`): when the peer got programmed.
+ *    Negative times: reachable before `docker run` returned.
+ * 3. Throughput. A bounded TCP bulk transfer (node server and client, `--seconds`
+ *    each, `--reps` times, median) between containers on the two hosts over the
+ *    overlay, and between the two host namespaces over the plain underlay.
+ *
+ * Run as root; the npm script builds dist/ first (the agent runs from it).
+ * Namespaces, engines, agents and Redis are removed at the end, on failure and
+ * on Ctrl-C. Traffic stays inside the namespaces made here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { dirname, join as joinPath, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ipJson, netns, nsExec, sh } from '../test/harness/netns.js'
+import { startDockerd, type Dockerd } from '../test/harness/dockerd.js'
+import { ensureBusyboxImage } from '../test/harness/image.js'
+import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
+import { redisServer } from '../test/harness/redis.js'
+import { execFile } from '../src/kernel/exec.js'
+import { SCRIPTS } from '../src/cluster/lua.js'
+import { RedisClusterStore } from '../src/cluster/redis.js'
+import { diffPeers, overlayDevices, planPeers } from '../src/vxlan/plan.js'
+import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const SELF = fileURLToPath(import.meta.url)
+
+const CONTAINERS = argInt('containers', 50)
+const FAKE_HOSTS = argInt('hosts', 100)
+const PER_HOST = argInt('per-host', 100)
+const SECONDS = argInt('seconds', 3)
+const REPS = argInt('reps', 3)
+const WARMUP = 3
+const PHASES = new Set((argValue('phases') ?? 'scale,cluster').split(','))
+
+const REDIS_IP = '192.0.2.5'
+const FRESH_IP = '192.0.2.20'
+/** Fake VTEPs: 192.0.2.100 and up (the underlay /24; nothing answers there). */
+const FAKE_VTEP_BASE = 100
+const SCALE_OVERLAY = 'ovscale'
+const SCALE_SUBNET = '10.60.0.0/16'
+const SCALE_GATEWAY = '10.60.0.1'
+const CHURN_IP = '10.60.250.1'
+const OV_SUBNET = '10.40.0.0/16'
+const TP_PORT = 5201
+const PROBE_MS = 10
+
+/** `--name VALUE` from the command line. */
+function argValue (name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+
+// ---- processes whose output is read line by line ---------------------------------------------
+
+/** A long-running program whose stdout lines go to `onLine` (with the time they arrived); killed on teardown. */
+function streamLines (t: Teardowns, argv: string[], onLine: (line: string, at: number) => void): ChildProcess {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'], cwd: REPO })
+  let rest = ''
+  child.stdout!.on('data', (b: Buffer) => {
+    const at = performance.now()
+    const lines = (rest + b.toString()).split('\n')
+    rest = lines.pop() ?? ''
+    for (const l of lines) onLine(l, at)
+  })
+  child.once('error', () => { /* seen as an exit */ })
+  t.teardown(() => { child.kill('SIGKILL') })
+  return child
+}
+
+/** This file in another mode (--seed, --churn), inside namespace `ns`; resolves its last stdout line as JSON. */
+async function runSelf<T> (ns: string, mode: string, spec: unknown, timeoutMs: number): Promise<T> {
+  const r = await execFile(['ip', 'netns', 'exec', ns, ...NODE, ...process.execArgv, SELF, mode, JSON.stringify(spec)], { timeoutMs, allowFailure: true })
+  const last = r.stdout.trim().split('\n').pop() ?? ''
+  if (r.code !== 0 || !last.startsWith('{')) throw new Error(`${mode} failed (${r.code}): ${r.stderr.slice(-2000)}`)
+  return JSON.parse(last) as T
+}
+
+// ---- child modes: write the fake cluster, and one change ----------------------------------------
+
+interface SeedSpec { url: string, hosts: number, perHost: number }
+interface SeedResult { ms: number, endpoints: number, commands: number }
+interface ChurnSpec { url: string, cycles: number, gapMs: number }
+/** One publish + withdraw of the same endpoint: unix ms (Date.now) when each call began. */
+interface ChurnCycle { publishAt: number, withdrawAt: number }
+/** The cycles, when the last window ends, and the publisher's own command count per change. */
+interface ChurnResult { cycles: ChurnCycle[], endAt: number, commandsPerChange: number }
+
+const fakeHostId = (h: number): string => `fake${h}`
+const fakeVtep = (h: number): string => `192.0.2.${FAKE_VTEP_BASE + h}`
+const macOf = (ip: string): string => ['02', '42', ...ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'))].join(':')
+
+async function openFakeHost (url: string, h: number): Promise<RedisClusterStore> {
+  // No heartbeat timer, and a TTL longer than the run: the fake hosts stay registered.
+  const store = new RedisClusterStore({ url, hostId: fakeHostId(h), advertiseAddr: fakeVtep(h), heartbeatMs: 0, hostTtlMs: 3_600_000 })
+  await store.start()
+  await store.defineOverlay({ name: SCALE_OVERLAY, subnet: SCALE_SUBNET, gateway: SCALE_GATEWAY })
+  return store
+}
+
+async function seed (spec: SeedSpec): Promise<SeedResult> {
+  const t0 = performance.now()
+  let commands = 0
+  const oneHost = async (h: number): Promise<void> => {
+    const store = await openFakeHost(spec.url, h)
+    try {
+      const ips = await Promise.all(Array.from({ length: spec.perHost }, () => store.allocateAddress(SCALE_OVERLAY)))
+      await Promise.all(ips.map((ip, k) => store.publishEndpoint({ overlay: SCALE_OVERLAY, endpointId: `f${h}e${k}`, ip, mac: macOf(ip), names: [`f${h}e${k}`] })))
+      commands += store.status().commands
+    } finally {
+      await store.close()
+    }
+  }
+  for (let h = 0; h < spec.hosts; h += 10) {
+    await Promise.all(Array.from({ length: Math.min(10, spec.hosts - h) }, (_, i) => oneHost(h + i)))
+  }
+  return { ms: performance.now() - t0, endpoints: spec.hosts * spec.perHost, commands }
+}
+
+async function churn (spec: ChurnSpec): Promise<ChurnResult> {
+  const store = await openFakeHost(spec.url, 0)
+  try {
+    const ip = await store.allocateAddress(SCALE_OVERLAY, CHURN_IP, { reclaim: true })
+    await sleep(spec.gapMs) // let the re-assertion after connecting settle
+    const c0 = store.status().commands
+    const cycles: ChurnCycle[] = []
+    for (let i = 0; i < spec.cycles; i++) {
+      const publishAt = Date.now()
+      await store.publishEndpoint({ overlay: SCALE_OVERLAY, endpointId: 'churn1', ip, mac: macOf(ip), names: ['churn1'] })
+      await sleep(spec.gapMs)
+      const withdrawAt = Date.now()
+      await store.withdrawEndpoint(SCALE_OVERLAY, 'churn1')
+      await sleep(spec.gapMs)
+      cycles.push({ publishAt, withdrawAt })
+    }
+    return { cycles, endAt: Date.now(), commandsPerChange: (store.status().commands - c0) / (2 * spec.cycles) }
+  } finally {
+    await store.close()
+  }
+}
+
+// ---- the underlay -------------------------------------------------------------------------------
+
+interface Underlay { ns: string, attach (ns: string, ip: string): void }
+
+/** A namespace with the underlay bridge (REDIS_IP on it); `attach` plugs a host namespace in as eth0. */
+function underlay (t: Teardowns): Underlay {
+  const ns = netns(t, 'fyoul')
+  nsExec(ns, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
+  nsExec(ns, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
+  nsExec(ns, ['ip', 'link', 'set', 'ulbr', 'up'])
+  let n = 0
+  return {
+    ns,
+    attach (host: string, ip: string): void {
+      const v = `vh${++n}`
+      sh(['ip', '-n', ns, 'link', 'add', v, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host])
+      sh(['ip', '-n', ns, 'link', 'set', v, 'master', 'ulbr', 'up'])
+      sh(['ip', '-n', host, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
+      sh(['ip', '-n', host, 'link', 'set', 'eth0', 'up'])
+    },
+  }
+}
+
+// ---- watching a kernel's peer entries -----------------------------------------------------------
+
+/** Where a completion time came from. */
+type Source = 'monitor' | 'agent log' | 'dump'
+
+/**
+ * Permanent neighbour entries (by IP) and FDB entries with a `dst` (by MAC) of
+ * namespace `ns`, as `ip monitor` and `bridge monitor` report them, each with
+ * the time it was first seen, and every neighbour addition and deletion in
+ * order. Monitors drop events under a burst (the netlink socket's buffer is
+ * capped by the root namespace's rmem_max), so bulk counts are confirmed by a dump.
+ */
+class KernelWatch {
+  readonly neigh = new Map<string, number>()
+  readonly fdb = new Map<string, number>()
+  readonly history: Array<{ ip: string, add: boolean, at: number }> = []
+
+  constructor (t: Teardowns, readonly ns: string, private readonly ipPrefix: string) {
+    streamLines(t, ['ip', '-n', ns, 'monitor', 'neigh'], (line, at) => {
+      const add = !line.startsWith('Deleted ')
+      const text = add ? line : line.slice('Deleted '.length)
+      // A deleted permanent entry is reported FAILED first, then "Deleted … FAILED".
+      if (!text.startsWith(ipPrefix) || (add && !text.includes('PERMANENT'))) return
+      const ip = text.split(' ')[0]!
+      this.history.push({ ip, add, at })
+      if (add && !this.neigh.has(ip)) this.neigh.set(ip, at)
+    })
+    streamLines(t, ['bridge', '-n', ns, 'monitor', 'fdb'], (line, at) => {
+      if (line.startsWith('Deleted') || !line.includes(' dst ')) return
+      const mac = line.split(' ')[0]!
+      if (!this.fdb.has(mac)) this.fdb.set(mac, at)
+    })
+  }
+
+  reset (): void { this.neigh.clear(); this.fdb.clear() }
+
+  /** The first addition (or deletion) of `ip` at or after `from` (performance.now() ms). */
+  next (ip: string, add: boolean, from: number): number | undefined {
+    return this.history.find((e) => e.ip === ip && e.add === add && e.at >= from)?.at
+  }
+
+  /** Counts of the kernel's own dump (permanent neighbours under the prefix, FDB entries with a dst). */
+  dumpCounts (): { neigh: number, fdb: number } {
+    const neigh = sh(['ip', '-n', this.ns, 'neigh', 'show', 'nud', 'permanent']).split('\n').filter((l) => l.startsWith(this.ipPrefix)).length
+    const fdb = sh(['bridge', '-n', this.ns, 'fdb', 'show']).split('\n').filter((l) => l.includes(' dst ')).length
+    return { neigh, fdb }
+  }
+
+  /**
+   * Resolves when `n` neighbour and `n` FDB entries are there, with the time the
+   * last one got in: from the monitors when they saw them all; else from the
+   * agent's own "programmed" log line (`logAt`) once a dump confirms the counts;
+   * else the time a dump (every 500 ms once events pause) found them all.
+   */
+  async waitFor (n: number, timeoutMs: number, logAt: () => number | undefined): Promise<{ at: number, source: Source }> {
+    const end = performance.now() + timeoutMs
+    let lastDump = 0
+    while (performance.now() < end) {
+      if (this.neigh.size >= n && this.fdb.size >= n) {
+        return { at: Math.max(...this.neigh.values(), ...this.fdb.values()), source: 'monitor' }
+      }
+      const logged = logAt()
+      const quiet = performance.now() - Math.max(0, ...this.neigh.values(), ...this.fdb.values())
+      if ((logged !== undefined || quiet > 300) && performance.now() - lastDump > (logged !== undefined ? 20 : 500)) {
+        lastDump = performance.now()
+        const c = this.dumpCounts()
+        if (c.neigh >= n && c.fdb >= n) return logged !== undefined ? { at: logged, source: 'agent log' } : { at: lastDump, source: 'dump' }
+      }
+      await sleep(5)
+    }
+    const c = this.dumpCounts()
+    throw new Error(`${this.ns}: ${c.neigh} neighbour and ${c.fdb} FDB entries after ${timeoutMs} ms (expected ${n} each)`)
+  }
+}
+
+/** performance.now() of a unix-ms time (same clock for every process here). */
+const perfOf = (unixMs: number): number => unixMs - (Date.now() - performance.now())
+
+/**
+ * When the agent logged (debug, 'overlay peers programmed') that it had applied
+ * a plan of at least `n` peers, in its log after `offset` characters.
+ */
+function programmedAt (agent: Agent, offset: number, n: number): number | undefined {
+  for (const line of agent.logs().slice(offset).split('\n')) {
+    if (!line.includes('"overlay peers programmed"')) continue
+    try {
+      const o = JSON.parse(line) as { time?: string, peers?: number }
+      if (o.time !== undefined && (o.peers ?? 0) >= n) return perfOf(Date.parse(o.time))
+    } catch { /* not JSON */ }
+  }
+  return undefined
+}
+
+// ---- Redis MONITOR ------------------------------------------------------------------------------
+
+interface MonitorLine { at: number, client: string, command: string }
+
+const SCRIPT_BY_SHA = new Map(Object.values(SCRIPTS).map((s) => [s.sha, s.name]))
+
+/** `redis-cli monitor` lines, commands named as `evalsha:<script>`; `at` in unix ms. */
+function redisMonitor (t: Teardowns, ns: string, port: number): MonitorLine[] {
+  const lines: MonitorLine[] = []
+  const re = /^(\d+\.\d+) \[\d+ ([^\]]+)\] "([^"]+)"(?: "([^"]*)")?/
+  streamLines(t, ['ip', 'netns', 'exec', ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), 'monitor'], (line) => {
+    const m = re.exec(line)
+    if (!m) return
+    let command = m[3]!.toLowerCase()
+    if (command === 'evalsha') command = `evalsha:${SCRIPT_BY_SHA.get(m[4] ?? '') ?? m[4]}`
+    lines.push({ at: Number(m[1]) * 1000, client: m[2]!, command })
+  })
+  return lines
+}
+
+interface ChangeCost { byRole: Map<string, number>, inScripts: number, heartbeats: number, total: number }
+
+/**
+ * Commands in [from, to): top-level ones by role and command (heartbeats apart),
+ * and commands run inside scripts (those of heartbeats not counted).
+ */
+function changeCost (lines: readonly MonitorLine[], from: number, to: number, roleOf: (client: string) => string): ChangeCost {
+  const byRole = new Map<string, number>()
+  let inScripts = 0
+  let heartbeats = 0
+  let inHeartbeat = false
+  for (const l of lines) {
+    if (l.at < from || l.at >= to) continue
+    if (l.client === 'lua') {
+      if (!inHeartbeat) inScripts++
+      continue
+    }
+    inHeartbeat = l.command === 'evalsha:heartbeat'
+    if (inHeartbeat) { heartbeats++; continue }
+    const key = `${roleOf(l.client)} ${l.command}`
+    byRole.set(key, (byRole.get(key) ?? 0) + 1)
+  }
+  const total = [...byRole.values()].reduce((s, x) => s + x, 0)
+  return { byRole, inScripts, heartbeats, total }
+}
+
+/** The mean of several windows' costs. */
+function meanCost (costs: readonly ChangeCost[]): ChangeCost {
+  const byRole = new Map<string, number>()
+  for (const c of costs) for (const [k, n] of c.byRole) byRole.set(k, (byRole.get(k) ?? 0) + n / costs.length)
+  const avg = (f: (c: ChangeCost) => number): number => costs.reduce((s, c) => s + f(c), 0) / costs.length
+  return { byRole, inScripts: avg((c) => c.inScripts), heartbeats: costs.reduce((s, c) => s + c.heartbeats, 0), total: avg((c) => c.total) }
+}
+
+function costText (c: ChangeCost): string {
+  const num = (x: number): string => Number.isInteger(x) ? String(x) : x.toFixed(1)
+  const parts = [...c.byRole].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${num(n)}× ${k}`)
+  return `${num(c.total)} top-level [${parts.join(', ')}] + ${num(c.inScripts)} inside scripts` +
+    (c.heartbeats > 0 ? ` (${c.heartbeats} heartbeat(s) left out)` : '')
+}
+
+// ---- the plugin socket ----------------------------------------------------------------------------
+
+/** RequestPool → RequestAddress (gateway) → CreateNetwork with -o ferry.overlay, as `docker network create` sends them; times CreateNetwork. */
+async function createOverlayThroughPlugin (c: PluginClient, overlay: string, subnet: string): Promise<{ networkId: string, sentAt: number, repliedAt: number }> {
+  const spaces = await c.call('IpamDriver.GetDefaultAddressSpaces', {})
+  const space = String(spaces.body.LocalDefaultAddressSpace ?? 'LocalDefault')
+  const pool = await c.call('IpamDriver.RequestPool', { AddressSpace: space, Pool: subnet, SubPool: '', Options: {}, V6: false })
+  const poolId = String(pool.body.PoolID)
+  const gw = await c.call('IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+  const networkId = engineId()
+  const sentAt = performance.now()
+  await c.call('NetworkDriver.CreateNetwork', {
+    NetworkID: networkId,
+    Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { 'ferry.overlay': overlay } },
+    IPv4Data: [{ AddressSpace: space, Pool: subnet, Gateway: String(gw.body.Address) }],
+    IPv6Data: [],
+  })
+  return { networkId, sentAt, repliedAt: performance.now() }
+}
+
+async function waitSynced (agent: Agent, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    const r = await agent.cli(['cluster', 'status', '--json'])
+    if (r.code === 0 && (JSON.parse(r.stdout) as { peers?: { synced?: boolean } }).peers?.synced === true) return
+    await sleep(100)
+  }
+  throw new Error(`agent ${agent.pluginName} did not sync with the cluster within ${timeoutMs} ms`)
+}
+
+/**
+ * What the agent computes for every single change: the whole plan (planPeers)
+ * and its diff against what is programmed (diffPeers), over `n` peers that
+ * differ by one; ms, median of 7, in this process.
+ */
+function plannerCostMs (n: number): number {
+  const devices = overlayDevices({ name: SCALE_OVERLAY, vni: 4096, subnet: SCALE_SUBNET, gateway: SCALE_GATEWAY }, { vtep: FRESH_IP, mtu: 1500 })
+  const peers = Array.from({ length: n + 1 }, (_, i) => {
+    const ip = `10.60.${Math.floor((i + 2) / 256)}.${(i + 2) % 256}`
+    const h = i % FAKE_HOSTS
+    return { endpointId: `f${h}e${i}`, hostId: fakeHostId(h), ip, mac: macOf(ip), vtep: fakeVtep(h) }
+  })
+  const self = { hostId: 'fresh', vtep: FRESH_IP }
+  const before = planPeers(devices, self, peers.slice(0, n))
+  const runs: number[] = []
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now()
+    const plan = planPeers(devices, self, peers)
+    diffPeers(plan, { fdb: before.fdb, neigh: before.neigh })
+    runs.push(performance.now() - t0)
+  }
+  return median(runs)
+}
+
+// ---- phase 1: scale -------------------------------------------------------------------------------
+
+interface ChangeResult {
+  label: string
+  publish: ChangeCost
+  withdraw: ChangeCost
+  /** ms from each publish call to the peer in the fresh agent's kernel, and from each withdraw to its removal. */
+  added: number[]
+  removed: number[]
+  publisherCommands: number
+}
+
+interface ScaleResult {
+  peers: number
+  seedMs: number
+  joinReplyMs: number
+  join: { ms: number, source: Source }
+  rebuildReadyMs: number
+  rebuild: { ms: number, source: Source }
+  changes: ChangeResult[]
+  /** Size of one full read of the overlay's endpoints (what every agent's DNS does per change). */
+  endpointsReadBytes: number
+  plannerMs: number
+}
+
+const CHURN_CYCLES = 5
+const CHURN_GAP_MS = 700
+
+/** CHURN_CYCLES publish/withdraw cycles by a fake host: Redis commands per change (MONITOR) and the fresh agent's kernel. */
+async function measureChanges (t: Teardowns, label: string, ulNs: string, port: number, watch: KernelWatch): Promise<ChangeResult> {
+  const scope = t.scope()
+  try {
+    const monitor = redisMonitor(scope, ulNs, port)
+    await sleep(300)
+    const c = await runSelf<ChurnResult>(ulNs, '--churn', { url: `redis://${REDIS_IP}:${port}`, cycles: CHURN_CYCLES, gapMs: CHURN_GAP_MS } satisfies ChurnSpec, 60_000)
+    await sleep(200)
+    const roleOf = (client: string): string => client.startsWith(`${FRESH_IP}:`) ? 'agent' : client.startsWith(`${REDIS_IP}:`) ? 'publisher' : client
+    const publishes = c.cycles.map((x) => changeCost(monitor, x.publishAt, x.withdrawAt, roleOf))
+    const withdraws = c.cycles.map((x, i) => changeCost(monitor, x.withdrawAt, c.cycles[i + 1]?.publishAt ?? c.endAt, roleOf))
+    const added = c.cycles.map((x) => (watch.next(CHURN_IP, true, perfOf(x.publishAt)) ?? NaN) - perfOf(x.publishAt))
+    const removed = c.cycles.map((x) => (watch.next(CHURN_IP, false, perfOf(x.withdrawAt)) ?? NaN) - perfOf(x.withdrawAt))
+    const result = { label, publish: meanCost(publishes), withdraw: meanCost(withdraws), added, removed, publisherCommands: c.commandsPerChange }
+    console.log(`${label}: publish = ${costText(result.publish)}; withdraw = ${costText(result.withdraw)} (means over ${CHURN_CYCLES}); ` +
+      `in the kernel after the publish call p50 ${ms(median(added))} ms (max ${ms(Math.max(...added))}), removed after the withdraw p50 ${ms(median(removed))} ms (max ${ms(Math.max(...removed))})`)
+    return result
+  } finally {
+    await scope.run()
+  }
+}
+
+async function scalePhase (t: Teardowns, ul: Underlay): Promise<ScaleResult> {
+  const peers = FAKE_HOSTS * PER_HOST
+  const port = 6380
+  const url = `redis://${REDIS_IP}:${port}`
+  await redisServer(t, { ns: ul.ns, host: REDIS_IP, port })
+  section(`scale: ${FAKE_HOSTS} fake hosts × ${PER_HOST} endpoints written to Redis, then a fresh agent`)
+  const seeded = await runSelf<SeedResult>(ul.ns, '--seed', { url, hosts: FAKE_HOSTS, perHost: PER_HOST } satisfies SeedSpec, 240_000)
+  const sumLengths = "local n = 0 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do n = n + #v end return n"
+  const endpointsReadBytes = Number(sh(['ip', 'netns', 'exec', ul.ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), 'eval', sumLengths, '1', `ferry:overlay:${SCALE_OVERLAY}:eps`]).trim())
+  console.log(`seeded ${seeded.endpoints} endpoints in ${ms(seeded.ms)} ms through the ClusterStore (${seeded.commands} commands, ${(seeded.commands / seeded.endpoints).toFixed(2)} per endpoint incl. address allocation)`)
+
+  const ns = netns(t, 'fyosc')
+  ul.attach(ns, FRESH_IP)
+  const watch = new KernelWatch(t, ns, '10.60.')
+  // The state directory outlives each agent process, so the same host can start again with other flags.
+  const stateDir = mkdtempSync(joinPath(tmpdir(), 'fyosc-state-'))
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }))
+  const fresh = (extra: string[]): Promise<Agent> => startAgent(t, {
+    ns,
+    pluginName: `fyosc${process.pid}`,
+    stateDir,
+    dockerHost: 'unix:///run/ferry-bench-no-engine.sock',
+    args: ['--cluster', url, '--advertise-addr', FRESH_IP, '--host-id', 'fresh', ...extra],
+  })
+  let agent = await fresh([])
+  await waitSynced(agent, 30_000)
+  const client = new PluginClient(agent.pluginSocket)
+  t.teardown(() => client.close())
+
+  // a. join
+  let offset = agent.logs().length
+  const join = await createOverlayThroughPlugin(client, SCALE_OVERLAY, SCALE_SUBNET)
+  const joined = await watch.waitFor(peers, 60_000, () => programmedAt(agent, offset, peers))
+  const joinReplyMs = join.repliedAt - join.sentAt
+  console.log(`join: CreateNetwork answered in ${ms(joinReplyMs)} ms; ${peers} peers in the kernel ${ms(joined.at - join.sentAt)} ms after it was sent (end seen by: ${joined.source})`)
+
+  // b. rebuild after a "reboot": kill -9, delete the overlay's devices, start again
+  await agent.kill('SIGKILL')
+  const devices = ipJson<Array<{ ifname: string, linkinfo?: { info_kind?: string } }>>(ns, ['-d', 'link'])
+    .filter((l) => l.ifname.startsWith('fy') && ['vxlan', 'bridge'].includes(l.linkinfo?.info_kind ?? ''))
+  for (const d of devices) sh(['ip', '-n', ns, 'link', 'del', d.ifname])
+  if (watch.dumpCounts().neigh !== 0) throw new Error('peer entries left after deleting the overlay devices')
+  watch.reset()
+  offset = agent.logs().length
+  const restartAt = performance.now()
+  await agent.restart()
+  const readyAt = performance.now()
+  const rebuilt = await watch.waitFor(peers, 60_000, () => programmedAt(agent, offset, peers))
+  console.log(`rebuild: agent started (plugin socket answering) in ${ms(readyAt - restartAt)} ms; ${peers} peers in the kernel ${ms(rebuilt.at - restartAt)} ms after the start (end seen by: ${rebuilt.source})`)
+  await waitSynced(agent, 30_000)
+
+  // c. single changes at this scale, with the agent's DNS on (default) and off
+  const changes = [await measureChanges(t, 'one change (agent as configured by default)', ul.ns, port, watch)]
+  const st = JSON.parse((await agent.cli(['cluster', 'status', '--json'])).stdout) as { commands?: number }
+  console.log(`the fresh agent's own command counter (ferry cluster status --json → commands): ${st.commands ?? '?'} since its last start`)
+  await agent.destroy()
+  agent = await fresh(['--no-dns-server'])
+  await waitSynced(agent, 30_000)
+  changes.push(await measureChanges(t, 'one change (agent with --no-dns-server)', ul.ns, port, watch))
+  return {
+    peers, seedMs: seeded.ms, joinReplyMs, join: { ms: joined.at - join.sentAt, source: joined.source },
+    rebuildReadyMs: readyAt - restartAt, rebuild: { ms: rebuilt.at - restartAt, source: rebuilt.source }, changes, endpointsReadBytes,
+    plannerMs: plannerCostMs(peers),
+  }
+}
+
+// ---- phase 2: two hosts with engines ----------------------------------------------------------------
+
+interface Host { name: string, ns: string, ip: string, d: Dockerd, agent: Agent, plugin: string }
+
+async function startHost (t: Teardowns, ul: Underlay, i: number, url: string): Promise<Host> {
+  const ns = netns(t, `fyoh${i}`)
+  const ip = `192.0.2.1${i}`
+  ul.attach(ns, ip)
+  const d = await startDockerd(t, { ns })
+  await ensureBusyboxImage(d)
+  const plugin = `fyob${i}x${process.pid}`
+  const agent = await startAgent(t, { ns, pluginName: plugin, dockerd: d, args: ['--cluster', url, '--advertise-addr', ip, '--host-id', `h${i}`] })
+  await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', OV_SUBNET, '-o', 'ferry.overlay=ov1', 'ov1'])
+  return { name: `h${i}`, ns, ip, d, agent, plugin }
+}
+
+interface Probe { replyAt: Promise<number>, stop (): void }
+
+/**
+ * Ping `ip` every PROBE_MS from the probe's namespace until the first echo reply
+ * (resolves its arrival time) or `timeoutMs`. busybox ping is restarted if it exits.
+ */
+function probe (t: Teardowns, pid: number, ip: string, timeoutMs: number): Probe {
+  let stopped = false
+  let child: ChildProcess | undefined
+  const replyAt = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => { stopped = true; child?.kill('SIGKILL'); reject(new Error(`no echo reply from ${ip} within ${timeoutMs} ms`)) }, timeoutMs)
+    const start = (): void => {
+      if (stopped) return
+      child = streamLines(t, ['nsenter', '-t', String(pid), '-n', 'busybox', 'ping', '-i', String(PROBE_MS / 1000), '-W', '1', ip], (line, at) => {
+        if (!line.includes('bytes from')) return
+        clearTimeout(timer)
+        stopped = true
+        child?.kill('SIGKILL')
+        resolve(at)
+      })
+      child.once('exit', () => { if (!stopped) setTimeout(start, PROBE_MS) })
+    }
+    start()
+  })
+  return { replyAt, stop: () => { stopped = true; child?.kill('SIGKILL') } }
+}
+
+interface ConvergenceResult { reply: number[], kernel: number[], run: number[], execMs: number }
+
+async function convergence (t: Teardowns, h1: Host, h2: Host): Promise<ConvergenceResult> {
+  section(`convergence: docker run -d on ${h1.name} → first echo reply on ${h2.name} (${CONTAINERS} containers after ${WARMUP} warm-up)`)
+  await h2.d.dockerOk(['run', '-d', '--net', 'ov1', '--name', 'probe', 'bb', 'sleep', '3600'])
+  const pid = await h2.d.pidOf('probe')
+  // The probe's own ARP retries: 10 ms instead of 1 s (inside the probe container's namespace only).
+  sh(['nsenter', '-t', String(pid), '-n', 'sysctl', '-q', '-w', 'net.ipv4.neigh.eth0.retrans_time_ms=10'])
+  const execRuns: number[] = []
+  for (let i = 0; i < 5; i++) execRuns.push((await timed(() => h2.d.dockerOk(['exec', 'probe', 'true']))).ms)
+
+  const watch = new KernelWatch(t, h2.ns, '10.40.')
+  const reply: number[] = []
+  const kernel: number[] = []
+  const run: number[] = []
+  for (let i = 0; i < WARMUP + CONTAINERS; i++) {
+    const ip = `10.40.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`
+    const p = probe(t, pid, ip, 15_000)
+    const t0 = performance.now()
+    const r = await h1.d.docker(['run', '-d', '--net', 'ov1', '--ip', ip, '--name', `cv${i}`, 'bb', 'sleep', '3600'])
+    const returnedAt = performance.now()
+    if (r.code !== 0) { p.stop(); throw new Error(`docker run cv${i} on ${h1.name} failed: ${r.stderr}`) }
+    const at = await p.replyAt
+    if (i < WARMUP) continue
+    run.push(returnedAt - t0)
+    reply.push(at - returnedAt)
+    const k = watch.neigh.get(ip)
+    kernel.push(k === undefined ? NaN : k - returnedAt)
+  }
+  return { reply, kernel, run, execMs: median(execRuns) }
+}
+
+// ---- phase 3: throughput ---------------------------------------------------------------------------
+
+/** Counts the bytes of each connection; answers the count when the client ends; exits after 120 s in any case. */
+const TP_SERVER = `
+const net = require('net'); const [host, port] = [process.argv[1], Number(process.argv[2])];
+setTimeout(() => process.exit(0), 120000).unref();
+const srv = net.createServer((s) => { let n = 0; s.on('data', (b) => { n += b.length }); s.on('end', () => s.end(String(n))); s.on('error', () => {}) });
+srv.listen(port, host, () => console.log('ready'));`
+
+/** Sends for N seconds, then ends; prints {bytes, ms} once the server confirmed the count (bounded by a timeout). */
+const TP_CLIENT = `
+const net = require('net'); const [host, port, secs] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const buf = Buffer.alloc(256 * 1024, 97); let sent = 0; let stop = false; const t0 = process.hrtime.bigint();
+const s = net.connect(port, host, () => { const pump = () => { while (!stop) { sent += buf.length; if (!s.write(buf)) { s.once('drain', pump); return } } }; pump() });
+setTimeout(() => { stop = true; s.end() }, secs * 1000);
+let reply = ''; s.on('data', (b) => { reply += b });
+s.on('end', () => { console.log(JSON.stringify({ bytes: Number(reply), sent, ms: Number(process.hrtime.bigint() - t0) / 1e6 })); process.exit(0) });
+s.on('error', (e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1) });
+setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(1) }, secs * 1000 + 20000).unref();`
+
+/** Start the counting server with `enter` (argv prefix into a namespace); resolves when it listens. */
+async function tpServer (t: Teardowns, enter: string[], host: string): Promise<void> {
+  const child = spawn(enter[0]!, [...enter.slice(1), ...NODE, '-e', TP_SERVER, host, String(TP_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the throughput server did not start')), 15_000)
+    child.stdout.on('data', (b: Buffer) => { if (b.toString().includes('ready')) { clearTimeout(timer); resolve() } })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the throughput server exited (${code})`)) })
+  })
+}
+
+/** Mbit/s of one bounded transfer from the client namespace to host:TP_PORT. */
+async function tpTransfer (enter: string[], host: string, seconds: number): Promise<number> {
+  const r = await execFile([...enter, ...NODE, '-e', TP_CLIENT, host, String(TP_PORT), String(seconds)], { timeoutMs: seconds * 1000 + 30_000, allowFailure: true })
+  const out = JSON.parse(r.stdout.trim() || '{}') as { bytes?: number, ms?: number, error?: string }
+  if (out.bytes === undefined || out.ms === undefined || out.error !== undefined) throw new Error(`transfer to ${host} failed: ${out.error ?? r.stderr}`)
+  return out.bytes * 8 / 1e6 / (out.ms / 1000)
+}
+
+interface ThroughputResult { overlay: number[], underlay: number[], mtu: number }
+
+async function throughput (t: Teardowns, h1: Host, h2: Host): Promise<ThroughputResult> {
+  section(`throughput: ${REPS}× ${SECONDS} s TCP bulk transfer, ${h2.name} → ${h1.name}, interleaved`)
+  await h1.d.dockerOk(['run', '-d', '--net', 'ov1', '--name', 'tpsrv', 'bb', 'sleep', '3600'])
+  await h2.d.dockerOk(['run', '-d', '--net', 'ov1', '--name', 'tpcli', 'bb', 'sleep', '3600'])
+  const srvIp = (await h1.d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.ov1.IPAddress}}', 'tpsrv'])).trim()
+  const inSrv = ['nsenter', '-t', String(await h1.d.pidOf('tpsrv')), '-n']
+  const inCli = ['nsenter', '-t', String(await h2.d.pidOf('tpcli')), '-n']
+  const mtu = (JSON.parse(sh([...inSrv, 'ip', '-j', 'link', 'show', 'eth0'])) as Array<{ mtu?: number }>)[0]?.mtu ?? NaN
+  await tpServer(t, inSrv, srvIp)
+  await tpServer(t, ['ip', 'netns', 'exec', h1.ns], h1.ip)
+  await tpTransfer(inCli, srvIp, 1) // warm-up: ARP, JIT
+  await tpTransfer(['ip', 'netns', 'exec', h2.ns], h1.ip, 1)
+  const overlay: number[] = []
+  const underlayRuns: number[] = []
+  for (let i = 0; i < REPS; i++) {
+    overlay.push(await tpTransfer(inCli, srvIp, SECONDS))
+    underlayRuns.push(await tpTransfer(['ip', 'netns', 'exec', h2.ns], h1.ip, SECONDS))
+  }
+  return { overlay, underlay: underlayRuns, mtu }
+}
+
+// ---- main ----------------------------------------------------------------------------------------------
+
+/** Milliseconds that may be negative (before the reference point). */
+const sms = (x: number): string => (x < 0 ? '-' : '') + ms(Math.abs(x))
+
+function distRow (name: string, xs: readonly number[]): string[] {
+  const ok = xs.filter(Number.isFinite)
+  return [name, String(ok.length), sms(quantile(ok, 0.5)), sms(quantile(ok, 0.9)), sms(quantile(ok, 0.99)), sms(Math.min(...ok)), sms(Math.max(...ok))]
+}
+
+const goal = (ok: boolean): string => ok ? 'goal met' : 'goal MISSED'
+
+function scaleSummary (s: ScaleResult): string[] {
+  const [dflt, noDns] = s.changes
+  const change = (c: ChangeResult | undefined): string => c === undefined
+    ? ''
+    : `${c.label}: publish ${costText(c.publish)}; withdraw ${costText(c.withdraw)}; the publisher itself sent ${c.publisherCommands} per change; ` +
+      `peer in the kernel ${ms(median(c.added))} ms after the publish call (p50 of ${c.added.length}), gone ${ms(median(c.removed))} ms after the withdraw`
+  return [
+    `scale: ${s.peers} peers (${FAKE_HOSTS} hosts) programmed by a fresh agent ${ms(s.join.ms)} ms after CreateNetwork was sent (goal < 2000 ms: ${goal(s.join.ms < 2000)}); ` +
+      `CreateNetwork answered in ${ms(s.joinReplyMs)} ms (end seen by: ${s.join.source})`,
+    `scale: rebuild after a reboot (agent start with the overlay in its store): all peers ${ms(s.rebuild.ms)} ms after the process started, ` +
+      `plugin socket answering at ${ms(s.rebuildReadyMs)} ms (end seen by: ${s.rebuild.source})`,
+    `scale: Redis commands per endpoint change, ${change(dflt)}`,
+    `scale: ${change(noDns)}`,
+    `scale: per change, each agent re-plans every peer (planPeers + diffPeers over ${s.peers}: ${ms(s.plannerMs)} ms in this process) ` +
+      `and, with its DNS on, re-reads the overlay's endpoints (${(s.endpointsReadBytes / 1024).toFixed(0)} KiB from Redis)`,
+  ]
+}
+
+interface ClusterResult { conv: ConvergenceResult, tp: ThroughputResult }
+
+async function clusterPhase (t: Teardowns, ul: Underlay): Promise<ClusterResult> {
+  const url = `redis://${REDIS_IP}:6379`
+  await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
+  const h1 = await startHost(t, ul, 1, url)
+  const h2 = await startHost(t, ul, 2, url)
+  const conv = await convergence(t, h1, h2)
+  console.log(table([['ms', 'n', 'p50', 'p90', 'p99', 'min', 'max'],
+    distRow('first echo reply on h2, after docker run returned', conv.reply),
+    distRow('peer in h2\'s kernel, after docker run returned', conv.kernel),
+    distRow('peer in h2\'s kernel, after docker run started', conv.kernel.map((k, i) => k + conv.run[i]!)),
+    distRow('docker run -d on h1 (wall time)', conv.run)]))
+  console.log(`probe: busybox ping every ${PROBE_MS} ms via nsenter (\`docker exec probe true\` alone takes ${ms(conv.execMs)} ms, p50 of 5); negative: before docker run returned`)
+  const tp = await throughput(t, h1, h2)
+  console.log(table([['Mbit/s', ...tp.overlay.map((_, i) => `run ${i + 1}`), 'median'],
+    ['overlay (container → container)', ...tp.overlay.map((x) => x.toFixed(0)), median(tp.overlay).toFixed(0)],
+    ['underlay (host ns → host ns)', ...tp.underlay.map((x) => x.toFixed(0)), median(tp.underlay).toFixed(0)]]))
+  return { conv, tp }
+}
+
+function clusterSummary ({ conv, tp }: ClusterResult): string[] {
+  const p99 = quantile(conv.reply, 0.99)
+  const kernel = conv.kernel.filter(Number.isFinite)
+  return [
+    `convergence (docker run -d returned on h1 → first ping reply on h2): p50 ${sms(median(conv.reply))} ms, p99 ${sms(p99)} ms over ${conv.reply.length} (goal p99 < 200 ms: ${goal(p99 < 200)}); ` +
+      `peer in h2's kernel p50 ${sms(median(kernel))} ms, p99 ${sms(quantile(kernel, 0.99))} ms (docker run -d itself p50 ${ms(median(conv.run))} ms; negative = before it returned)`,
+    `throughput: overlay ${median(tp.overlay).toFixed(0)} Mbit/s, underlay ${median(tp.underlay).toFixed(0)} Mbit/s, ratio ${(median(tp.overlay) / median(tp.underlay)).toFixed(2)} (overlay MTU ${tp.mtu})`,
+  ]
+}
+
+async function main (t: Teardowns): Promise<void> {
+  const started = performance.now()
+  if (FAKE_HOSTS < 1 || FAKE_HOSTS > 150) throw new Error('--hosts must be 1 to 150 (fake VTEPs are 192.0.2.100 and up)')
+  if (FAKE_HOSTS * PER_HOST > 60_000) throw new Error('--hosts × --per-host must fit the /16 of the scale overlay (60,000 at most)')
+  console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${FAKE_HOSTS}×${PER_HOST} peers at scale, ${CONTAINERS} containers for convergence, ${REPS}×${SECONDS} s transfers`)
+  console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores: other work on the machine skews every figure)`)
+  const ul = underlay(t)
+  const summary: string[] = []
+  if (PHASES.has('scale')) {
+    const scope = t.scope()
+    const scale = await scalePhase(scope, ul)
+    await scope.run()
+    summary.push(...scaleSummary(scale), `seeding Redis took ${ms(scale.seedMs)} ms`)
+  }
+  if (PHASES.has('cluster')) summary.push(...clusterSummary(await clusterPhase(t, ul)))
+  section('summary')
+  for (const line of summary) console.log(line)
+  console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; benchmark time: ${((performance.now() - started) / 1000).toFixed(0)} s (plus cleanup)`)
+}
+
+const mode = process.argv[2]
+if (mode === '--seed') {
+  console.log(JSON.stringify(await seed(JSON.parse(process.argv[3]!) as SeedSpec)))
+  process.exit(0)
+} else if (mode === '--churn') {
+  console.log(JSON.stringify(await churn(JSON.parse(process.argv[3]!) as ChurnSpec)))
+  process.exit(0)
+} else {
+  await runBench(main)
+}
