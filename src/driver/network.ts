@@ -318,9 +318,10 @@ export class NetworkDriver {
         throw new FerryError('KERNEL', `the host end ${ep.hostVeth} of endpoint ${endpointId.slice(0, 12)} is gone; remove and recreate the container`)
       }
       if (!host.up) await this.d.links.setUp(ep.hostVeth, true)
+      // Informational only (nothing is rebuilt from it): it reaches the disk with the
+      // next commit, which spares every container start a synced write.
       ep.joined = true
       ep.sandboxKey = sandboxKey
-      await this.d.store.commit()
       // An internal network has no way out: no default route, and no docker_gwbridge either.
       return net.internal
         ? { srcName: ep.containerVeth, disableGatewayService: true }
@@ -334,7 +335,6 @@ export class NetworkDriver {
       if (!ep) return
       ep.joined = false
       delete ep.sandboxKey
-      await this.d.store.commit()
     })
   }
 
