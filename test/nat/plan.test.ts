@@ -102,9 +102,11 @@ t.test('a duplicate publication yields each rule once', async (t) => {
   const n1 = net(1)
   const e = ep('a', n1, 2, [(ip) => port('tcp', '', 8080, ip, 80), (ip) => port('tcp', '', 8080, ip, 80)])
   const p = planEndpoint(e, n1)
-  t.equal(p.rules.length, 3, 'one DNAT, one accept, one hairpin')
-  const e2 = ep('a', n1, 2, [(ip) => port('tcp', '127.0.0.1', 8080, ip, 80), (ip) => port('tcp', '192.0.2.1', 8080, ip, 80)])
-  t.equal(planEndpoint(e2, n1).rules.filter((r) => r.chain === CHAIN.publish).length, 1, 'accept shared by two host IPs')
+  t.equal(p.rules.length, 1, 'one DNAT (accept and hairpin are per network)')
+  t.same(p.rules.map((r) => r.table), ['nat'], 'an endpoint touches the nat table only')
+  const rs = planRules({ networks: [n1], endpoints: [e] })
+  t.equal(rs.tables.filter[CHAIN.publish]!.rules.length, 1, 'one accept of DNAT\'d connections per network')
+  t.equal(rs.tables.nat[CHAIN.hairpin]!.rules.length, 1, 'one hairpin masquerade per network')
 })
 
 t.test('the FORWARD chain puts FERRY-USER first and internal networks before published ports', async (t) => {
@@ -171,7 +173,8 @@ t.test('batches', async (t) => {
     t.notMatch(text, /^:/m, 'no chain is declared (that would flush it)')
     t.notMatch(text, /^-D/m)
     const back = renderBatch(diffEndpoint(planEndpoint(e3, n2), undefined))
-    t.equal(back.split('\n').filter((l) => l.startsWith('-D ')).length, 3, 'removal deletes its three rules')
+    t.equal(back.split('\n').filter((l) => l.startsWith('-D ')).length, 1, 'removal deletes its one rule')
+    t.notMatch(back, /^\*(filter|raw)/m, 'and touches the nat table only')
     t.notMatch(back, /^-A/m)
   })
 

@@ -31,6 +31,7 @@ COMMIT
 :FERRY-DNAT - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -43,6 +44,7 @@ COMMIT
 :FERRY-LINKS - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
 -A FERRY-LINKS -s 10.21.0.3/32 -d 10.21.0.2/32 -i fy-net1 -o fy-net1 -p sctp -m sctp --dport 9000 -m comment --comment "ferry:link web-database" -j ACCEPT
 -A FERRY-LINKS -s 10.21.0.2/32 -d 10.21.0.3/32 -i fy-net1 -o fy-net1 -p sctp -m sctp --sport 9000 -m comment --comment "ferry:link web-database" -j ACCEPT
 -A FERRY-LINKS -s 10.21.0.3/32 -d 10.21.0.2/32 -i fy-net1 -o fy-net1 -p tcp -m tcp --dport 5432 -m comment --comment "ferry:link web-database" -j ACCEPT

@@ -8,10 +8,6 @@
 exports[`test/nat/plan.test.ts > TAP > batches > one more endpoint: only its own -A lines > must match snapshot 1`] = `
 *nat
 -A FERRY-DNAT -p tcp -m tcp --dport 9000 -m comment --comment "ferry:ep e30000000000" -j DNAT --to-destination 10.22.0.2:90
--A FERRY-HAIRPIN -s 10.22.0.2/32 -d 10.22.0.2/32 -p tcp -m tcp --dport 90 -m comment --comment "ferry:ep e30000000000" -j MASQUERADE
-COMMIT
-*filter
--A FERRY-PUBLISH -d 10.22.0.2/32 -o fy-net2 -p tcp -m tcp --dport 90 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e30000000000" -j ACCEPT
 COMMIT
 
 `
@@ -67,6 +63,7 @@ COMMIT
 :FERRY-DNAT - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -78,6 +75,7 @@ COMMIT
 :FERRY-PUBLISH - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
@@ -162,6 +160,7 @@ COMMIT
 :FERRY-DNAT - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -172,6 +171,7 @@ COMMIT
 :FERRY-PUBLISH - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
@@ -222,6 +222,7 @@ COMMIT
 :FERRY-DNAT - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -233,6 +234,7 @@ COMMIT
 :FERRY-PUBLISH - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
@@ -256,7 +258,7 @@ COMMIT
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
 -A FERRY-DNAT -d 192.0.2.10/32 -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -268,7 +270,7 @@ COMMIT
 :FERRY-PUBLISH - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
@@ -300,13 +302,7 @@ COMMIT
 -A FERRY-DNAT -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
 -A FERRY-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
 -A FERRY-DNAT -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 53 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 443 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 100:109 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -318,13 +314,7 @@ COMMIT
 :FERRY-PUBLISH - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p sctp -m sctp --dport 9000 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 443 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 20000:20999 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 100:109 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
@@ -356,13 +346,7 @@ COMMIT
 -A FERRY-DNAT -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
 -A FERRY-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
 -A FERRY-DNAT -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 53 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 443 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p udp -m udp --dport 100:109 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
@@ -375,13 +359,7 @@ COMMIT
 :FERRY-PUBLISH - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p sctp -m sctp --dport 9000 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 443 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 20000:20999 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p udp -m udp --dport 100:109 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
@@ -407,8 +385,8 @@ COMMIT
 :FERRY-POSTROUTING - [0:0]
 -A FERRY-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
 -A FERRY-DNAT -p udp -m udp --dport 8081 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:81
--A FERRY-HAIRPIN -s 10.21.0.2/32 -d 10.21.0.2/32 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e10000000000" -j MASQUERADE
--A FERRY-HAIRPIN -s 10.22.0.2/32 -d 10.22.0.2/32 -p udp -m udp --dport 81 -m comment --comment "ferry:ep e20000000000" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.22.0.0/24 -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 222222222222" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
@@ -422,8 +400,8 @@ COMMIT
 :FERRY-PUBLISH - [0:0]
 :FERRY-FORWARD - [0:0]
 :FERRY-INPUT - [0:0]
--A FERRY-PUBLISH -d 10.21.0.2/32 -o fy-net1 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e10000000000" -j ACCEPT
--A FERRY-PUBLISH -d 10.22.0.2/32 -o fy-net2 -p udp -m udp --dport 81 -m conntrack --ctstate DNAT -m comment --comment "ferry:ep e20000000000" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 222222222222" -j ACCEPT
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -i fy-net3 -o fy-net3 -m comment --comment "ferry:icc 333333333333" -j ACCEPT
 -A FERRY-FORWARD -i fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
