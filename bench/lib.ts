@@ -15,7 +15,7 @@
  * that fails (a container that does not start) stops the run with its error.
  */
 import http from 'node:http'
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
@@ -352,9 +352,4 @@ export function comm (pid: number): string {
 /** Processes of network namespace `ns` whose command is `name`. */
 export function processesIn (ns: string, name: string): number[] {
   return sh(['ip', 'netns', 'pids', ns], { allowFailure: true }).split(/\s+/).filter(Boolean).map(Number).filter((p) => comm(p) === name)
-}
-
-/** The network namespace inode of a process (to tell namespaces apart). */
-export function netnsOf (pid: number): string {
-  try { return readlinkSync(`/proc/${pid}/ns/net`) } catch { return '' }
 }
