@@ -348,13 +348,17 @@ export class NetworkDriver {
         await this.d.links.deleteLink(names.container)
         return
       }
-      await this.removeEndpointNow(ep)
+      // Forget first, then clean: a crash in between leaves only what reconcile (links,
+      // rules) and the cluster re-assertion (Redis) remove by themselves. The other order
+      // left a record whose DeleteEndpoint the engine retries with an empty body.
+      delete this.state.endpoints[ep.id]
       await this.d.store.commit()
+      await this.removeEndpointNow(ep)
       this.d.onChange?.()
     })
   }
 
-  /** Remove an endpoint's kernel and firewall state and its record (caller holds the network lock and commits). */
+  /** Remove an endpoint's kernel, firewall and cluster state and its record (caller holds the network lock and commits). */
   private async removeEndpointNow (ep: EndpointRecord): Promise<void> {
     const overlay = this.state.networks[ep.networkId]?.overlay
     if (overlay) await this.d.overlay?.withdraw(overlay.name, ep.id)
