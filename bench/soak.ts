@@ -45,11 +45,9 @@ import { randomInt } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ipJson, netns, nsExec, sh } from '../test/harness/netns.js'
-import { startDockerd, type Dockerd } from '../test/harness/dockerd.js'
-import { ensureBusyboxImage } from '../test/harness/image.js'
-import { startAgent, type Agent } from '../test/harness/agent.js'
-import { redisServer, type RedisServer } from '../test/harness/redis.js'
+import { ipJson, nsExec } from '../test/harness/netns.js'
+import type { RedisServer } from '../test/harness/redis.js'
+import { startCluster, type SimHost } from '../test/harness/cluster.js'
 import { execFile, type ExecResult } from '../src/kernel/exec.js'
 import { argInt, runBench, section, table, type Teardowns } from './lib.js'
 
@@ -57,7 +55,6 @@ const MINUTES = argInt('minutes', 3)
 const SEED = argInt('seed', randomInt(1, 2 ** 31 - 1))
 const SETTLE_S = argInt('settle', 30)
 
-const REDIS_IP = '192.0.2.5'
 const OVERLAY_SUBNET = '10.40.0.0/16'
 const OVERLAY_GATEWAY = '10.40.0.1'
 const BRIDGE_SUBNET = '10.50.0.0/24'
@@ -110,14 +107,7 @@ export class Rng {
 
 type NetName = 'ov1' | 'lb'
 
-interface Host {
-  name: string
-  idx: number
-  ns: string
-  ip: string
-  d: Dockerd
-  agent: Agent
-  plugin: string
+interface Host extends SimHost {
   /** Bumped after each engine restart: loops then look for their dead containers. */
   engineEpoch: number
   /** Host port -> the container (live or being removed) that holds it. */
@@ -310,32 +300,14 @@ export function leakedKeys (keys: readonly string[]): string[] {
 // ---- setup -------------------------------------------------------------------------------------
 
 async function setUp (t: Teardowns, out: string): Promise<{ hosts: Host[], redis: RedisServer }> {
-  const ul = netns(t, 'fysul')
-  nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
-  nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
-  nsExec(ul, ['ip', 'link', 'set', 'ulbr', 'up'])
-  const redis = await redisServer(t, { ns: ul, host: REDIS_IP, port: 6379 })
-  const hosts: Host[] = []
-  for (const i of [1, 2, 3]) {
-    const ns = netns(t, `fysh${i}`)
-    const ip = `192.0.2.1${i}`
-    sh(['ip', '-n', ul, 'link', 'add', `vh${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
-    sh(['ip', '-n', ul, 'link', 'set', `vh${i}`, 'master', 'ulbr', 'up'])
-    sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
-    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
-    const d = await startDockerd(t, { ns, dns: OVERLAY_GATEWAY })
-    await ensureBusyboxImage(d)
-    const plugin = `fys${i}x${process.pid}`
-    const agent = await startAgent(t, {
-      ns, pluginName: plugin, dockerd: d,
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `h${i}`, '--host-ttl', String(HOST_TTL_S)],
-    })
-    const h: Host = { name: `h${i}`, idx: i, ns, ip, d, agent, plugin, engineEpoch: 0, ports: new Map(), doomed: new Set() }
-    hosts.push(h)
+  const cluster = await startCluster(t, { prefix: 'fys', dns: OVERLAY_GATEWAY, hostTtlS: HOST_TTL_S })
+  const hosts: Host[] = cluster.hosts.map((h) => ({ ...h, engineEpoch: 0, ports: new Map(), doomed: new Set() }))
+  const redis = cluster.redis
+  for (const h of hosts) {
     // Registered after the agent's and engine's own teardowns, so it runs before them: keep the logs.
     t.teardown(() => {
-      writeFileSync(join(out, `${h.name}-agent.log`), agent.logs())
-      writeFileSync(join(out, `${h.name}-dockerd.log`), d.logs())
+      writeFileSync(join(out, `${h.name}-agent.log`), h.agent.logs())
+      writeFileSync(join(out, `${h.name}-dockerd.log`), h.d.logs())
     })
   }
   for (const h of hosts) {

@@ -5,17 +5,13 @@
  */
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { netns, nsExec, sh, ipJson } from '../harness/netns.js'
-import { startDockerd, type Dockerd } from '../harness/dockerd.js'
-import { ensureBusyboxImage } from '../harness/image.js'
-import { startAgent, type Agent } from '../harness/agent.js'
-import { redisServer } from '../harness/redis.js'
+import { nsExec, ipJson } from '../harness/netns.js'
+import { startCluster, type SimHost } from '../harness/cluster.js'
 
-const REDIS_IP = '192.0.2.5'
 const SUBNET = '10.40.0.0/16'
 const SERVE = (text: string) => `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`
 
-interface Host { name: string, ns: string, ip: string, d: Dockerd, agent: Agent, plugin: string }
+type Host = SimHost
 
 async function until (what: string, fn: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms
@@ -27,30 +23,7 @@ async function until (what: string, fn: () => Promise<boolean> | boolean, ms = 1
 }
 
 await t.test('overlay across three hosts', async (t) => {
-  const ul = netns(t, 'fyoul')
-  nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
-  nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
-  nsExec(ul, ['ip', 'link', 'set', 'ulbr', 'up'])
-  const redis = await redisServer(t, { ns: ul, host: REDIS_IP, port: 6379 })
-
-  const hosts: Host[] = []
-  for (const i of [1, 2, 3]) {
-    const ns = netns(t, `fyoh${i}`)
-    const ip = `192.0.2.1${i}`
-    sh(['ip', '-n', ul, 'link', 'add', `vh${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
-    sh(['ip', '-n', ul, 'link', 'set', `vh${i}`, 'master', 'ulbr', 'up'])
-    sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
-    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
-    // Docker's resolver forwards what it does not know to ferry on the overlay's gateway, the same address on every host.
-    const d = await startDockerd(t, { ns, dns: '10.40.0.1' })
-    await ensureBusyboxImage(d)
-    const plugin = `fyo${i}x${process.pid}`
-    const agent = await startAgent(t, {
-      ns, pluginName: plugin, dockerd: d,
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `h${i}`, '--host-ttl', '4'],
-    })
-    hosts.push({ name: `h${i}`, ns, ip, d, agent, plugin })
-  }
+  const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4 })
   const [h1, h2, h3] = hosts as [Host, Host, Host]
   t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(`${h.name} agent log:\n${h.agent.logs().slice(-3000)}`) })
   const create = (h: Host, name: string, ...args: string[]) =>
