@@ -64,13 +64,6 @@ export interface AddressRequest {
   options: Record<string, string> | null
 }
 
-/**
- * The stored pool. `cursor` is the last address handed out dynamically to an endpoint;
- * the next search starts after it. It is not in the shared PoolRecord type yet, so it
- * is optional here: when missing (older state, or a record rebuilt elsewhere) it is
- * recovered from the allocation times (see buildIndex).
- */
-type StoredPool = PoolRecord & { cursor?: string }
 
 /** Per-pool facts derived from the record, kept to make dynamic allocation O(1) typical. */
 interface PoolIndex {
@@ -310,7 +303,7 @@ export class Ipam {
     return found
   }
 
-  private async allocate (record: StoredPool, ip: number, kind: AddressUse['kind'], moveCursor: boolean): Promise<void> {
+  private async allocate (record: PoolRecord, ip: number, kind: AddressUse['kind'], moveCursor: boolean): Promise<void> {
     const idx = this.index(record)
     const key = intToIp(ip)
     const counted = ip >= idx.window.first && ip <= idx.window.last ? 1 : 0
@@ -345,7 +338,7 @@ export class Ipam {
 }
 
 /** The search for the next endpoint address starts after this one. */
-function cursorOf (record: StoredPool, idx: PoolIndex): number {
+function cursorOf (record: PoolRecord, idx: PoolIndex): number {
   return record.cursor !== undefined && isIp(record.cursor) ? ipToInt(record.cursor) : idx.fallbackCursor
 }
 
