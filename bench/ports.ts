@@ -247,9 +247,11 @@ interface Scaling {
   agentRevokeAlone: number[]
   revokeFull: number[]
   agentRevokeFull: number[]
-  /** At the end: the store's last write (ms), its file size, iptables-save lines in the host namespace. */
+  /** At the end: the store's last write (ms), its snapshot and journal sizes, its write counts, iptables-save lines in the host namespace. */
   storeWriteMs: number
   storeBytes: number
+  journalBytes: number
+  storeWrites: string
   iptablesLines: number
   /** One iptables-restore run with CONTAINERS + 1 endpoints' rules in place. */
   probeFull: Probe
@@ -295,8 +297,9 @@ async function scaling (t: Teardowns, d: Dockerd, agent: Agent, plugin: string):
     if (i % 250 === 0 && i > 0) process.stdout.write(`  ${i} endpoints publishing…\n`)
   }
   const log2 = agent.logs().length
-  const status = JSON.parse((await agent.cli(['status', '--json'])).stdout) as { store?: { lastWriteMs?: number } }
+  const status = JSON.parse((await agent.cli(['status', '--json'])).stdout) as { store?: { lastWriteMs?: number, writes?: number, journalWrites?: number, snapshots?: number } }
   const storeBytes = statSync(join(agent.stateDir, 'state.json')).size
+  const journalBytes = statSync(join(agent.stateDir, 'state.journal')).size
   const iptablesLines = nsExec(d.ns, ['iptables-save']).split('\n').length
   const probeFull = await restoreProbe(d.ns)
   const revokeFull: number[] = []
@@ -312,6 +315,8 @@ async function scaling (t: Teardowns, d: Dockerd, agent: Agent, plugin: string):
     agentRevokeFull: revokeTimes(log.slice(log2)),
     storeWriteMs: status.store?.lastWriteMs ?? NaN,
     storeBytes,
+    journalBytes,
+    storeWrites: `${String(status.store?.writes)} writes, ${String(status.store?.journalWrites)} journaled, ${String(status.store?.snapshots)} snapshots`,
     iptablesLines,
     probeFull,
   }
@@ -416,7 +421,7 @@ await runBench(async (t) => {
     ['nothing else published', ms(median(sc.revokeAlone)), ms(median(sc.agentRevokeAlone)), String(sc.revokeAlone.length)],
     [`${CONTAINERS} others publishing`, ms(median(sc.revokeFull)), ms(median(sc.agentRevokeFull)), String(sc.revokeFull.length)],
   ]))
-  console.log(`at N=${CONTAINERS + 1}: store document ${(sc.storeBytes / 1024).toFixed(0)} KiB, last write ${ms(sc.storeWriteMs)} ms; iptables-save of the host namespace: ${sc.iptablesLines} lines; ` +
+  console.log(`at N=${CONTAINERS + 1}: store snapshot ${(sc.storeBytes / 1024).toFixed(0)} KiB + journal ${(sc.journalBytes / 1024).toFixed(0)} KiB (${sc.storeWrites}), last write ${ms(sc.storeWriteMs)} ms; iptables-save of the host namespace: ${sc.iptablesLines} lines; ` +
     `one iptables-restore run: add ${ms(sc.probeFull.add)} ms, delete ${ms(sc.probeFull.del)} ms (at N=0: ${ms(probe0.add)}, ${ms(probe0.del)})`)
   const head = (xs: number[]): number => median(xs.slice(0, 50))
   const tail = (xs: number[]): number => median(xs.slice(CONTAINERS - 50, CONTAINERS))

@@ -18,6 +18,7 @@ import { desiredBridge, planReconcile } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
+import { Stopwatch } from '../util/stopwatch.js'
 import { addrOf, prefixOf } from '../util/ip.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
@@ -150,8 +151,8 @@ export class NetworkDriver {
         undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
         await this.d.firewall.addNetwork(natNetwork(net))
         this.state.networks[net.id] = net
-        undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit() })
-        await this.d.store.commit()
+        undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
+        await this.d.store.commit(['networks', net.id])
       }, this.undoLog)
       this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
       this.d.onChange?.()
@@ -198,8 +199,9 @@ export class NetworkDriver {
       const pool = this.d.ipam.pool(poolId)
       if (pool) pool.overlay = name
       this.state.networks[net.id] = net
-      undo.push('forget network', async () => { delete this.state.networks[net.id]; if (pool) delete pool.overlay; await this.d.store.commit() })
-      await this.d.store.commit()
+      const changed = [['networks', net.id], ['pools', poolId, 'overlay']] as const
+      undo.push('forget network', async () => { delete this.state.networks[net.id]; if (pool) delete pool.overlay; await this.d.store.commit(...changed) })
+      await this.d.store.commit(...changed)
       this.d.log.info({ network: net.id, overlay: name, vni: att.vni, bridge: att.bridge }, 'overlay network joined')
       this.d.onChange?.()
     }, this.undoLog)
@@ -292,8 +294,8 @@ export class NetworkDriver {
         await this.d.links.setHairpin(names.host, true)
         await this.d.links.setUp(names.host, true)
         this.state.endpoints[ep.id] = ep
-        undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit() })
-        await this.d.store.commit()
+        undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit(['endpoints', ep.id]) })
+        await this.d.store.commit(['endpoints', ep.id])
         if (net.overlay) {
           // The bridge may have learned this MAC on the VXLAN port while the address
           // was a remote container's: forget it, or frames from the tunnel are dropped.
@@ -322,6 +324,7 @@ export class NetworkDriver {
       // next commit, which spares every container start a synced write.
       ep.joined = true
       ep.sandboxKey = sandboxKey
+      this.d.store.touch(['endpoints', ep.id])
       // An internal network has no way out: no default route, and no docker_gwbridge either.
       return net.internal
         ? { srcName: ep.containerVeth, disableGatewayService: true }
@@ -335,6 +338,7 @@ export class NetworkDriver {
       if (!ep) return
       ep.joined = false
       delete ep.sandboxKey
+      this.d.store.touch(['endpoints', ep.id])
     })
   }
 
@@ -352,7 +356,7 @@ export class NetworkDriver {
       // rules) and the cluster re-assertion (Redis) remove by themselves. The other order
       // left a record whose DeleteEndpoint the engine retries with an empty body.
       delete this.state.endpoints[ep.id]
-      await this.d.store.commit()
+      await this.d.store.commit(['endpoints', ep.id])
       await this.removeEndpointNow(ep)
       this.d.onChange?.()
     })
@@ -378,17 +382,22 @@ export class NetworkDriver {
       const wanted = requests ?? ep.portRequests
       const others = this.endpoints().filter((e) => e.id !== ep.id)
       const reqs = wanted.map((r) => (r.hostIp === '' && net.hostBindingIp !== '' ? { ...r, hostIp: net.hostBindingIp } : r))
+      const t = new Stopwatch()
       const ports = await this.d.ports.allocate(ep, reqs, others)
+      t.lap('allocate')
       const before = ep.ports
       await withUndo(async (undo) => {
         ep.portRequests = wanted
         ep.ports = ports
+        this.d.store.touch(['endpoints', ep.id])
         undo.push('restore ports', async () => { ep.ports = before })
         if (ports.length > 0 || before.length > 0) await this.d.firewall.setEndpoint(natEndpoint(ep))
+        t.lap('firewall')
         undo.push('restore firewall', () => before.length > 0 ? this.d.firewall.setEndpoint(natEndpoint({ ...ep, ports: before })) : this.d.firewall.removeEndpoint(ep.id))
-        await this.d.store.commit()
+        await this.d.store.commit(['endpoints', ep.id])
+        t.lap('store')
       }, this.undoLog)
-      if (ports.length > 0) this.d.log.info({ endpoint: ep.id, ports: ports.length }, 'ports published')
+      if (ports.length > 0) this.d.log.info({ endpoint: ep.id, ports: ports.length, ms: t.laps }, 'ports published')
     }))
   }
 
@@ -396,9 +405,13 @@ export class NetworkDriver {
     return this.op(networkId, () => this.locks.run('ports', async () => {
       const ep = this.state.endpoints[endpointId]
       if (!ep || ep.ports.length === 0) return
+      const t = new Stopwatch()
       await this.d.firewall.removeEndpoint(ep.id)
+      t.lap('firewall')
       ep.ports = []
-      await this.d.store.commit()
+      await this.d.store.commit(['endpoints', ep.id])
+      t.lap('store')
+      this.d.log.debug({ endpoint: ep.id, ms: t.laps }, 'ports revoked')
     }))
   }
 

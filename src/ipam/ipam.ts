@@ -23,7 +23,7 @@
  */
 import { ferryError, toFerryError } from '../errors/errors.js'
 import type { AddressUse, PoolRecord } from '../model/types.js'
-import type { Store } from '../store/store.js'
+import type { Store, StorePath } from '../store/store.js'
 import { Mutex } from '../util/mutex.js'
 import { bounds, canonical, intToIp, ipToInt, isCidr, isIp, overlaps, parseAddress, parseCidr, withPrefix } from './cidr.js'
 import {
@@ -169,7 +169,7 @@ export class Ipam {
       if (spec !== undefined) this.checkNoOverlap(spec)
       const record = this.newPool(req, chosen, spec !== undefined)
       this.store.state.pools[record.id] = record
-      await this.commit(() => { delete this.store.state.pools[record.id] })
+      await this.commit(() => { delete this.store.state.pools[record.id] }, ['pools', record.id])
       return { poolId: record.id, pool: record.subnet, data: {} }
     })
   }
@@ -182,7 +182,7 @@ export class Ipam {
       delete this.store.state.pools[poolId]
       this.indexes.delete(poolId)
       this.replayed.delete(poolId)
-      await this.commit(() => { this.store.state.pools[poolId] = record })
+      await this.commit(() => { this.store.state.pools[poolId] = record }, ['pools', poolId])
       return true
     })
   }
@@ -230,7 +230,7 @@ export class Ipam {
       await this.commit(() => {
         record.allocated[ip] = use
         idx.inWindow += counted
-      })
+      }, ['pools', record.id, 'allocated', ip])
       return true
     })
   }
@@ -316,7 +316,7 @@ export class Ipam {
       idx.inWindow -= counted
       if (cursor === undefined) delete record.cursor
       else record.cursor = cursor
-    })
+    }, ['pools', record.id, 'allocated', key], ['pools', record.id, 'cursor'])
   }
 
   private index (record: PoolRecord): PoolIndex {
@@ -327,9 +327,10 @@ export class Ipam {
     return idx
   }
 
-  private async commit (undo: () => void): Promise<void> {
+  /** Commit what `changed` names (everything when empty); on failure run `undo` and throw a STORE error. */
+  private async commit (undo: () => void, ...changed: StorePath[]): Promise<void> {
     try {
-      await this.store.commit()
+      await this.store.commit(...changed)
     } catch (err) {
       undo()
       throw toFerryError(err, 'STORE', 'cannot save the IPAM state')

@@ -380,8 +380,10 @@ export class IptablesDriver implements FirewallDriver, LinkFirewall {
     } catch (err) {
       throw new FerryError('KERNEL', `iptables-restore refused ferry's batch: ${(err as Error).message}`, { cause: err })
     }
-    this.log?.debug({ lines: batchSize(batch) }, 'iptables batch applied')
-    return performance.now() - t0
+    const ms = performance.now() - t0
+    const tables = text.split('\n').filter((l) => l.startsWith('*')).map((l) => l.slice(1))
+    this.log?.debug({ lines: batchSize(batch), tables, ms: Math.round(ms * 100) / 100 }, 'iptables batch applied')
+    return ms
   }
 
   /** After the rules: route_localnet, then conntrack. Never fails the change (the rules are in place). */

@@ -14,7 +14,8 @@
  *   filter FERRY-PUBLISH      unordered  one ACCEPT per published port range (DNAT'd connections only)
  *   filter FERRY-LINKS        unordered  legacy links on ICC-off networks: two ACCEPTs per linked port;
  *                                        exists (and is jumped to, right after FERRY-USER) only when needed
- *   filter FERRY-INPUT        ordered    drops forged 127.0.0.0/8 traffic on bridges that have route_localnet=1
+ *   filter FERRY-INPUT        ordered    drops forged 127.0.0.0/8 traffic from every bridge that can publish
+ *                                        (it matters where route_localnet=1, set only where needed)
  *   nat    FERRY-DNAT         unordered  one DNAT per published port range, reached for local destinations only
  *   nat    FERRY-POSTROUTING  ordered    per-network MASQUERADE, loopback MASQUERADE for localhost publishing
  *   nat    FERRY-HAIRPIN      unordered  one MASQUERADE per published range for a container reaching itself
@@ -295,7 +296,12 @@ export function planBase (
   const localnetOn = opts.hostAddrsLocalnet ?? true
   const nets = sortedNetworks(networks)
   const tables = emptyTables()
-  const localnet = nets.filter((n) => !n.internal && localnetOn && localnetBridges.has(n.bridge))
+  // The loopback MASQUERADE and the INPUT guard exist for every network that can publish,
+  // whether or not one of its ports is on loopback right now: harmless while the bridge's
+  // route_localnet is 0 (the kernel drops such packets anyway), and the first or last
+  // loopback publication then changes one sysctl, not two more tables.
+  const guarded = nets.filter((n) => !n.internal && localnetOn)
+  const localnet = guarded.filter((n) => localnetBridges.has(n.bridge))
 
   tables.raw[CHAIN.raw] = { kind: 'unordered', rules: [] }
 
@@ -313,7 +319,7 @@ export function planBase (
   for (const n of nets) {
     if (n.masquerade && !n.internal) post.push(`-s ${canonical(n.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j MASQUERADE`)
   }
-  for (const n of localnet) post.push(`-s ${LOOPBACK_NET} -o ${n.bridge} ${comment(`localnet ${shortId(n.id)}`)} -j MASQUERADE`)
+  for (const n of guarded) post.push(`-s ${LOOPBACK_NET} -o ${n.bridge} ${comment(`localnet ${shortId(n.id)}`)} -j MASQUERADE`)
   tables.nat[CHAIN.postrouting] = { kind: 'ordered', rules: post }
 
   tables.filter[CHAIN.user] = { kind: 'user', rules: [] }
@@ -326,7 +332,7 @@ export function planBase (
   tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets, linkRules.length > 0) }
   tables.filter[CHAIN.input] = {
     kind: 'ordered',
-    rules: localnet.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
+    rules: guarded.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
   }
 
   const jumps: JumpRule[] = [

@@ -14,7 +14,9 @@ export class HostPortPublisher {
   async allocate (ep: EndpointRecord, requests: PortRequest[], others: EndpointRecord[]): Promise<PortBinding[]> {
     if (requests.length === 0) return []
     const used: PortUse[] = others.flatMap((o) => o.ports.map((binding) => ({ endpointId: o.id, binding })))
-    const needsHost = requests.some((r) => r.hostPort === 0 || r.hostPortEnd > r.hostPort)
+    // Only a request that leaves ferry a choice (port 0, or a host range wider than the
+    // container's) needs the host's sockets: a fixed port or an N:N range is taken as asked.
+    const needsHost = requests.some((r) => r.hostPort === 0 || r.hostPortEnd - r.hostPort !== r.containerPortEnd - r.containerPort)
     const host: HostPorts = needsHost
       ? await this.hostPorts()
       : { range: { lo: 1, hi: 65535 }, reserved: new Set(), inUse: () => false }

@@ -27,7 +27,8 @@ t.test('a new Ipam over the same state file continues seamlessly', async (t) => 
   for (let i = 0; i < 5; i++) await first.ipam.requestAddress({ poolId: n1.poolId, address: '', options: null })
   await first.ipam.requestAddress({ poolId: n1.poolId, address: '10.123.0.50', options: null })
   await first.ipam.releaseAddress(n1.poolId, '10.123.0.3')
-  const onDisk = JSON.parse(await fs.readFile(path.join(dir, 'state.json'), 'utf8')) as { pools: Record<string, unknown> }
+  // Snapshot plus journal, as the next agent would read them.
+  const onDisk = (await FileStore.open(dir)).state
   t.same(Object.keys(onDisk.pools).sort(), [auto.poolId, n1.poolId].sort(), 'pools are on disk when the calls resolve')
 
   // "Restart": a fresh store and Ipam over the same directory.

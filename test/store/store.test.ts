@@ -1,7 +1,7 @@
 import t from 'tap'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
-import { FileStore } from '../../src/store/store.js'
+import { FileStore, applyOp, decodeJournal, encodeEntry } from '../../src/store/store.js'
 
 t.test('commit is durable, coalesced, and survives a reopen', async (t) => {
   const dir = t.testdir({})
@@ -24,4 +24,107 @@ t.test('a temp file left by a crash is ignored and removed', async (t) => {
 t.test('a corrupt or newer state file is refused with a clear message', async (t) => {
   await t.rejects(FileStore.open(t.testdir({ 'state.json': '{nope' })), { code: 'STORE', message: /cannot read state file/ })
   await t.rejects(FileStore.open(t.testdir({ 'state.json': '{"version": 99}' })), { code: 'STORE', message: /version 99/ })
+})
+
+t.test('named changes go to the journal and survive a reopen; a reopen compacts', async (t) => {
+  const dir = t.testdir({})
+  const s = await FileStore.open(dir, { verify: true })
+  const snapshots = s.snapshots
+  s.state.endpoints.a = { id: 'a', ports: [] } as never
+  await s.commit(['endpoints', 'a'])
+  s.state.pools.p = { id: 'p', allocated: {} } as never
+  await s.commit(['pools', 'p'])
+  s.state.pools.p!.allocated['10.0.0.2'] = { kind: 'endpoint', at: 'now' }
+  s.state.pools.p!.cursor = '10.0.0.2'
+  await s.commit(['pools', 'p', 'allocated', '10.0.0.2'], ['pools', 'p', 'cursor'])
+  delete s.state.endpoints.a
+  s.state.endpoints.b = { id: 'b', ports: [] } as never
+  await s.commit(['endpoints', 'a'], ['endpoints', 'b'])
+  t.equal(s.snapshots, snapshots, 'no snapshot written for named changes')
+  t.equal(s.journalWrites, 4)
+  const journal = await fs.readFile(path.join(dir, 'state.journal'), 'utf8')
+  t.equal(journal.trim().split('\n').length, 4)
+  const again = await FileStore.open(dir)
+  t.same(again.state.endpoints, { b: { id: 'b', ports: [] } })
+  t.same(again.state.pools.p, { id: 'p', allocated: { '10.0.0.2': { kind: 'endpoint', at: 'now' } }, cursor: '10.0.0.2' })
+  t.equal(await fs.readFile(path.join(dir, 'state.journal'), 'utf8'), '', 'reopening folded the journal into the snapshot')
+})
+
+t.test('touch rides with the next commit', async (t) => {
+  const dir = t.testdir({})
+  const s = await FileStore.open(dir, { verify: true })
+  s.state.endpoints.a = { id: 'a', joined: false } as never
+  await s.commit(['endpoints', 'a'])
+  ;(s.state.endpoints.a as unknown as { joined: boolean }).joined = true
+  s.touch(['endpoints', 'a'])
+  s.state.endpoints.b = { id: 'b' } as never
+  await s.commit(['endpoints', 'b'])
+  t.same((await FileStore.open(dir)).state.endpoints, { a: { id: 'a', joined: true }, b: { id: 'b' } })
+})
+
+t.test('a torn or corrupt journal tail is dropped; lines already in the snapshot are skipped', async (t) => {
+  const dir = t.testdir({})
+  const s = await FileStore.open(dir)
+  s.state.endpoints.a = { id: 'a' } as never
+  await s.commit(['endpoints', 'a'])
+  s.state.endpoints.b = { id: 'b' } as never
+  await s.commit(['endpoints', 'b'])
+  const jf = path.join(dir, 'state.journal')
+  const good = await fs.readFile(jf, 'utf8')
+  // A third append cut short by a crash, and a line whose checksum does not match.
+  await fs.writeFile(jf, good + '0000beef {"seq":3,"ops":[["set",["endpoints","c"],{"id":"c"}]]}\n' + good.slice(0, 30))
+  const again = await FileStore.open(dir)
+  t.same(Object.keys(again.state.endpoints).sort(), ['a', 'b'])
+  // The snapshot now holds seq 2: the old journal lines, were they left behind, are skipped.
+  await fs.writeFile(jf, good)
+  again.state.endpoints.a = { id: 'a', changed: true } as never
+  const third = await FileStore.open(dir)
+  t.same(Object.keys(third.state.endpoints).sort(), ['a', 'b'])
+  t.same(third.state.endpoints.a, { id: 'a' })
+})
+
+t.test('a state file from before the journal opens as it is', async (t) => {
+  const dir = t.testdir({ 'state.json': JSON.stringify({ version: 1, networks: { n: { id: 'n' } }, endpoints: {}, pools: {} }) })
+  const s = await FileStore.open(dir)
+  t.same(Object.keys(s.state.networks), ['n'])
+  s.state.endpoints.e = { id: 'e' } as never
+  await s.commit(['endpoints', 'e'])
+  t.same(Object.keys((await FileStore.open(dir)).state.endpoints), ['e'])
+})
+
+t.test('verify mode catches a change the commit did not name', async (t) => {
+  const s = await FileStore.open(t.testdir({}), { verify: true })
+  s.state.endpoints.a = { id: 'a' } as never
+  s.state.networks.n = { id: 'n' } as never
+  await t.rejects(s.commit(['endpoints', 'a']), { code: 'STORE', message: /missing a change/ })
+  s.state.endpoints.b = { id: 'b' } as never
+  await t.resolves(s.commit(), 'a full commit repairs it')
+  s.state.endpoints.c = { id: 'c' } as never
+  await t.resolves(s.commit(['endpoints', 'c']))
+})
+
+t.test('the journal is folded into a snapshot once it outgrows it', async (t) => {
+  const dir = t.testdir({})
+  const s = await FileStore.open(dir)
+  const before = s.snapshots
+  const big = 'x'.repeat(64 * 1024)
+  for (let i = 0; i < 20; i++) {
+    s.state.endpoints.a = { id: 'a', big, i } as never
+    await s.commit(['endpoints', 'a'])
+  }
+  t.ok(s.snapshots > before, 'compacted')
+  t.ok((await fs.stat(path.join(dir, 'state.journal'))).size < 1.1 * 1024 * 1024)
+  t.equal(((await FileStore.open(dir)).state.endpoints.a as unknown as { i: number }).i, 19)
+})
+
+t.test('journal encoding round-trips and stops at the first bad line', async (t) => {
+  const a = encodeEntry({ seq: 1, ops: [['set', ['endpoints', 'a'], { id: 'a' }]] })
+  const b = encodeEntry({ seq: 2, ops: [['del', ['endpoints', 'a']]] })
+  t.equal(decodeJournal(a + b).entries.length, 2)
+  t.equal(decodeJournal(a + b.slice(0, -1)).entries.length, 1, 'no newline: torn')
+  t.equal(decodeJournal(b + a).entries.length, 1, 'out of order')
+  const root: Record<string, unknown> = {}
+  applyOp(root, ['set', ['pools', 'p', 'allocated', 'x'], 1])
+  applyOp(root, ['del', ['nope', 'deeper']])
+  t.same(root, { pools: { p: { allocated: { x: 1 } } } })
 })

@@ -34,6 +34,7 @@ COMMIT
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -I POSTROUTING 1 -j FERRY-POSTROUTING
@@ -58,6 +59,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
 COMMIT
