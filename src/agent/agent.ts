@@ -13,6 +13,7 @@ import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import type { LinkDriver } from '../kernel/types.js'
 import { IptablesDriver } from '../nat/iptables.js'
+import { DisabledFirewall } from '../nat/disabled.js'
 import { Ipam, type DefaultPool } from '../ipam/ipam.js'
 import { NetworkDriver } from '../driver/network.js'
 import { HostPortPublisher } from '../nat/publisher.js'
@@ -62,6 +63,8 @@ export interface AgentConfig {
   runtime?: { dnsSearch: string[], dnsOptions: string[], watchIntervalMs: number }
   /** Turn on net.ipv4.ip_forward at start (dockerd's --ip-forward); default true. */
   ipForward?: boolean
+  /** Program NAT, publications and isolation with iptables (dockerd's --iptables); false: never run iptables. Default true. */
+  iptables?: boolean
   /** The opt-in Prometheus endpoint (--metrics-listen); undefined = no listener. */
   metrics?: MetricsConfig
 }
@@ -122,8 +125,9 @@ export class Agent implements AgentView {
       this.links = await openLinkDriver()
       this.cleanups.push(async () => this.links.close())
       if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
-      const iptables = new IptablesDriver({ logger: this.log.child({ component: 'nat' }) })
-      const firewall = withStoredLinks(iptables, () => this.runtime_?.desiredLinks() ?? [])
+      const disabled = this.cfg.iptables === false ? new DisabledFirewall() : undefined
+      const firewall = disabled ?? withStoredLinks(new IptablesDriver({ logger: this.log.child({ component: 'nat' }) }), () => this.runtime_?.desiredLinks() ?? [])
+      if (disabled) this.warnWithoutIptables()
       const ipam = this.ipam = new Ipam({
         store: this.store,
         defaultPools: this.cfg.defaultPools,
@@ -134,7 +138,7 @@ export class Agent implements AgentView {
       })
       if (this.cfg.cluster) this.overlay = await this.openCluster(this.cfg.cluster)
       this.driver = new NetworkDriver({
-        store: this.store, links: this.links, firewall, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
+        store: this.store, links: this.links, firewall, limits: disabled, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
         onChange: () => this.queueSync(),
       })
       this.runtime_ = new RuntimeService({
@@ -197,6 +201,19 @@ export class Agent implements AgentView {
       await this.cleanups.pop()!().catch((err: unknown) => this.log.error({ err }, 'cleanup failed'))
     }
     this.setStatus('stopped')
+  }
+
+  /**
+   * --iptables=false: what the store holds that the firewall no longer provides.
+   * Rules of an earlier run stay untouched (as with dockerd); ferry doctor reports them.
+   */
+  private warnWithoutIptables (): void {
+    this.log.warn('iptables is off (--iptables=false): no outbound NAT, no published ports, no isolation between networks; rules left by an earlier run stay as they are')
+    for (const n of Object.values(this.store.state.networks)) {
+      if (!n.icc) this.log.warn({ network: n.id, bridge: n.bridge }, 'this network has enable_icc=false, but without iptables nothing blocks traffic between its containers')
+    }
+    const published = Object.values(this.store.state.endpoints).filter((e) => e.ports.length > 0)
+    if (published.length > 0) this.log.warn({ endpoints: published.map((e) => e.id) }, 'these endpoints published ports with iptables on: ferry no longer maintains their rules')
   }
 
   /** The opt-in Prometheus endpoint; everything but plugin calls is read from the agent on each scrape. */
@@ -434,9 +451,17 @@ export class Agent implements AgentView {
       endpoints: Object.keys(this.store.state.endpoints).length,
       pools: Object.keys(this.store.state.pools).length,
       publishedPorts: Object.values(this.store.state.endpoints).reduce((n, e) => n + e.ports.length, 0),
-      store: { healthy: true, writes: this.store.writes, lastWriteMs: Math.round(this.store.lastWriteMs * 100) / 100 },
+      store: {
+        healthy: true,
+        writes: this.store.writes,
+        journalWrites: this.store.journalWrites,
+        snapshots: this.store.snapshots,
+        lastWriteMs: Math.round(this.store.lastWriteMs * 100) / 100,
+      },
       reconcile: { ...this.reconciles },
       engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },
+      // --iptables=false: ferry runs no iptables at all (no NAT, no publications, no isolation).
+      firewall: { iptables: this.cfg.iptables !== false },
     }
   }
 

@@ -33,6 +33,17 @@ export interface AgentFlags extends RuntimeFlags {
   /** `--metrics-listen HOST:PORT` and `--metrics-token FILE` (src/metrics/config.ts). */
   metricsListen?: string
   metricsToken?: string
+  /** `--iptables[=BOOL]`, as dockerd's: false = ferry never runs iptables. Default true. */
+  iptables?: boolean
+}
+
+/** `--iptables`, checked against the flags that only iptables can honour (dockerd refuses the same pair). */
+export function iptablesEnabled (flags: Pick<AgentFlags, 'iptables' | 'icc'>): boolean {
+  const on = flags.iptables ?? true
+  if (!on && flags.icc === false) {
+    throw new FerryError('INVALID_OPTION', '--icc=false blocks traffic between containers with iptables rules, and --iptables=false turns iptables off: set --icc or --iptables to true')
+  }
+  return on
 }
 
 function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
@@ -89,6 +100,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       defaultBridge: defaultBridgeConfig(flags),
       runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },
       ipForward: flags.ipForward ?? true,
+      iptables: iptablesEnabled(flags),
       metrics: metricsConfig(flags),
     }, log)
     await agent.start()

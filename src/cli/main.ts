@@ -5,6 +5,7 @@
  */
 import { Command, Option, InvalidArgumentError } from 'commander'
 import { exitCode, FerryError, toFerryError } from '../errors/errors.js'
+import { parseBool } from '../runtime/flags.js'
 import { VERSION } from '../version.js'
 import { apiCall, apiSocketFrom } from './client.js'
 import { registerRuntimeCommands } from './runtime.js'
@@ -27,6 +28,18 @@ function portText (p: PortBinding): string {
 }
 
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }
+
+/** The status line of the firewall; an agent older than the field shows '-'. */
+export function firewallText (f: { iptables: boolean } | undefined): string {
+  if (f === undefined) return '-'
+  return f.iptables ? 'iptables (FERRY-* chains)' : 'disabled (--iptables=false): no NAT, no published ports, no isolation'
+}
+
+/** dockerd's boolean flags: `--flag` alone is true, `--flag=false` (or 0, no, off) false. */
+function boolArg (v: string | undefined): boolean {
+  if (v === undefined) return true
+  try { return parseBool(v) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
+}
 
 function positiveInt (v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number')
@@ -62,11 +75,13 @@ export function buildCli (): Command {
     .option('--dns-udp-helpers <n>', 'extra processes serving DNS over UDP (1 doubles the throughput on a 2-core host)', positiveInt, 0)
     .option('--metrics-listen <ip:port>', 'serve Prometheus metrics on GET /metrics there (off by default; a non-loopback address needs --metrics-token)')
     .option('--metrics-token <file>', 'require Authorization: Bearer <the first line of FILE> for /metrics (the file must be mode 600)')
+    .addOption(new Option('--iptables [bool]', 'program NAT, published ports and isolation with iptables (default true); =false: ferry never runs iptables, ' +
+      'and refuses to publish ports').argParser(boolArg))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
       defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean,
-      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string
+      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string, iptables?: boolean
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -153,14 +168,15 @@ export function buildCli (): Command {
 
   program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
-      const s = await api<Record<string, unknown> & { uptimeSeconds: number, store: Record<string, unknown>, reconcile: Record<string, unknown> }>('GET', '/v1/status')
+      const s = await api<Record<string, unknown> & { uptimeSeconds: number, store: Record<string, unknown>, reconcile: Record<string, unknown>, firewall?: { iptables: boolean } }>('GET', '/v1/status')
       if (o.json) { json(s); return }
       const rows: Array<[string, string]> = [
         ['version', String(s.version)], ['status', String(s.status)], ['pid', String(s.pid)], ['uptime', duration(s.uptimeSeconds)],
         ['plugin socket', String(s.pluginSocket)], ['api socket', String(s.apiSocket)], ['state dir', String(s.stateDir)],
         ['networks', String(s.networks)], ['endpoints', String(s.endpoints)], ['pools', String(s.pools)], ['published ports', String(s.publishedPorts)],
-        ['store', `${s.store.healthy ? 'healthy' : 'UNHEALTHY'}, ${String(s.store.writes)} writes, last ${String(s.store.lastWriteMs)} ms`],
+        ['store', `${s.store.healthy ? 'healthy' : 'UNHEALTHY'}, ${String(s.store.writes)} writes (${String(s.store.journalWrites ?? 0)} journaled, ${String(s.store.snapshots ?? 0)} snapshots), last ${String(s.store.lastWriteMs)} ms`],
         ['reconcile', `${String(s.reconcile.runs)} runs, ${String(s.reconcile.repairs)} repairs${s.reconcile.lastError ? `, last error: ${String(s.reconcile.lastError)}` : ''}`],
+        ['firewall', firewallText(s.firewall)],
       ]
       out(rows.map(([k, v]) => `${(k + ':').padEnd(17)}${v}`).join('\n') + '\n')
     })

@@ -89,6 +89,10 @@ export interface IptablesFacts {
   version?: string
   /** Rule counts (`-A` lines) per backend; undefined when that backend's save tool is missing. */
   rules: { nft?: number, legacy?: number }
+  /** Lines of ferry (its chains, the jumps into them, its rules) in either backend; undefined when none could be read. */
+  ferryLines?: number
+  /** The filter table's FORWARD policy (ACCEPT, DROP); undefined when it could not be read. */
+  forwardPolicy?: string
 }
 
 export function iptablesBackend (version: string): 'nft' | 'legacy' | 'unknown' {
@@ -97,7 +101,11 @@ export function iptablesBackend (version: string): 'nft' | 'legacy' | 'unknown' 
   return 'unknown'
 }
 
-export function judgeIptables (f: IptablesFacts): CheckResult[] {
+/** `agentIptables`: the agent's --iptables, when it answered; an agent with iptables off does not need the program. */
+export function judgeIptables (f: IptablesFacts, agentIptables?: boolean): CheckResult[] {
+  if (f.version === undefined && agentIptables === false) {
+    return [ok('iptables.backend', 'iptables is not installed, and the agent runs with --iptables=false: it does not use it')]
+  }
   if (f.version === undefined) {
     return [fail('iptables.backend', 'iptables is not installed: ferry programs NAT and isolation with iptables-restore', 'apt-get install iptables (or your distribution\'s package)')]
   }
@@ -187,10 +195,14 @@ export function judgeSocket (check: string, what: string, s: SocketFacts): Check
 export interface AgentFacts {
   apiSocket: string
   error?: string
-  status?: { version?: unknown, status?: unknown, uptimeSeconds?: unknown, networks?: unknown, endpoints?: unknown, reconcile?: { lastError?: unknown } }
+  status?: {
+    version?: unknown, status?: unknown, uptimeSeconds?: unknown, networks?: unknown, endpoints?: unknown, reconcile?: { lastError?: unknown },
+    firewall?: { iptables?: unknown }
+  }
 }
 
-export function judgeAgent (f: AgentFacts): CheckResult[] {
+/** `iptables`: what iptables holds (IptablesFacts), judged only when the agent runs with --iptables=false. */
+export function judgeAgent (f: AgentFacts, iptables: Pick<IptablesFacts, 'ferryLines' | 'forwardPolicy'> = {}): CheckResult[] {
   if (f.error !== undefined || f.status === undefined) {
     return [fail('agent.api', `no agent answers on ${f.apiSocket}: ${f.error ?? 'no status'}`, 'start it (systemctl start ferry, or ferry agent), or point --api-socket / FERRY_API_SOCKET at its socket')]
   }
@@ -200,7 +212,32 @@ export function judgeAgent (f: AgentFacts): CheckResult[] {
   if (typeof err === 'string' && err !== '') {
     out.push(warn('agent.reconcile', `the last reconcile failed: ${err}`, 'read the agent log (journalctl -u ferry), fix the cause, then ferry reconcile'))
   }
+  if (s.firewall?.iptables === false) {
+    out.push(judgeNoIptables(iptables.ferryLines ?? 0))
+    if (iptables.forwardPolicy === 'DROP') out.push(forwardDropsWithoutIptables())
+  }
   return out
+}
+
+/**
+ * A FORWARD policy of DROP (the engine's --iptables=true sets it) with an agent that accepts nothing:
+ * with br_netfilter even containers of one network cannot talk (seen in test/e2e/no-iptables.test.ts).
+ */
+export function forwardDropsWithoutIptables (): CheckResult {
+  return warn('agent.forward', 'the FORWARD policy is DROP (the engine\'s --iptables=true sets it), and the agent, with --iptables=false, accepts nothing: ' +
+    'containers of ferry networks cannot reach each other or the outside',
+  'accept the traffic of ferry\'s bridges yourself, e.g. iptables -I DOCKER-USER -i fy-+ -j ACCEPT and -o fy-+ -j ACCEPT ' +
+    '(bridges named with com.docker.network.bridge.name need their own rules), or run the engine with --iptables=false too')
+}
+
+/** An agent with --iptables=false leaves an earlier run's rules alone (as dockerd does): they still act, and nothing keeps them right. */
+export function judgeNoIptables (ferryLines: number): CheckResult {
+  const check = 'agent.firewall'
+  if (ferryLines === 0) return ok(check, 'the agent runs with --iptables=false: no NAT, no published ports and no isolation from ferry, and iptables holds nothing of ferry')
+  return warn(check, `the agent runs with --iptables=false, but iptables still holds ${ferryLines} line(s) of ferry from a run with iptables on: ` +
+    'they still translate and filter traffic, and nothing updates them as containers come and go',
+  'remove them by hand: iptables-save | grep -i ferry lists them; delete the rules that jump to FERRY-* chains (iptables -t TABLE -D CHAIN …), ' +
+    'then flush and delete the FERRY-* chains (iptables -t TABLE -F NAME; iptables -t TABLE -X NAME); FERRY-USER holds your own rules')
 }
 
 /** The plugin socket must answer the way the engine asks (NetworkDriver.GetCapabilities). */

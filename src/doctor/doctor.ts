@@ -55,12 +55,13 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   results.push(judgeBrNetfilter(brNetfilter))
   results.push(judgeIpForward(ipForward))
   if (brNetfilter) results.push(judgeBridgeNfCall(nfCall))
-  results.push(...judgeIptables(iptables))
+  const agentIptables = agent.status?.firewall?.iptables
+  results.push(...judgeIptables(iptables, typeof agentIptables === 'boolean' ? agentIptables : undefined))
   results.push(...judgeEngine(engine, o.pluginName))
   results.push(judgePluginDir(o.pluginDir))
   results.push(judgeSocket('agent.plugin-socket', 'plugin socket', pluginSock))
   if (pluginSock.error === undefined && pluginSock.isSocket === true) results.push(judgePluginAnswer(pluginSocket, pluginAnswer))
-  results.push(...judgeAgent(agent))
+  results.push(...judgeAgent(agent, iptables))
   if (agent.error === undefined) results.push(judgeSocket('agent.api-socket', 'API socket', apiSock))
   if (redis !== undefined) {
     results.push(...judgeRedis(redis))

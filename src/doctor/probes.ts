@@ -55,6 +55,11 @@ export function countRules (save: string): number {
   return save.split('\n').filter((l) => l.startsWith('-A ')).length
 }
 
+/** Lines of ferry in an iptables-save text: its chains, the jumps into them and its commented rules. */
+export function ferryLines (save: string): number {
+  return save.split('\n').filter((l) => !l.startsWith('#') && /ferry/i.test(l)).length
+}
+
 /** Whether the engine's chains are in a filter table dump (it runs with --iptables=true). */
 export function engineChains (save: string): boolean {
   return /^:DOCKER(-USER)? /m.test(save)
@@ -80,7 +85,10 @@ export async function probeIptables (): Promise<IptablesFacts & { filterSave?: s
   if (version !== undefined) facts.version = version
   if (nft !== undefined) facts.rules.nft = countRules(nft)
   if (legacy !== undefined) facts.rules.legacy = countRules(legacy)
+  if (nft !== undefined || legacy !== undefined) facts.ferryLines = ferryLines(nft ?? '') + ferryLines(legacy ?? '')
   if (filterSave !== undefined) facts.filterSave = filterSave
+  const policy = filterSave === undefined ? undefined : /^:FORWARD (\w+)/m.exec(filterSave)?.[1]
+  if (policy !== undefined) facts.forwardPolicy = policy
   return facts
 }
 

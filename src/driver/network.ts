@@ -11,6 +11,7 @@ import type { EndpointRecord, ExposedPort, NetworkRecord, PortBinding, PortReque
 import type { Store } from '../store/store.js'
 import type { LinkDriver } from '../kernel/types.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
+import type { FirewallLimits } from '../nat/disabled.js'
 import type { Ipam } from '../ipam/ipam.js'
 import { defaultBridgeName, macForIp, normalizeMac, vethNames } from '../bridge/names.js'
 import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
@@ -54,6 +55,8 @@ export interface NetworkDriverDeps {
   store: Store
   links: LinkDriver
   firewall: FirewallDriver
+  /** What the firewall cannot do (--iptables=false: publish ports, enable_icc=false), checked before anything is applied. */
+  limits?: FirewallLimits
   ipam: Ipam
   ports: PortPublisher
   /** The multi-host overlay; absent when the agent runs without --cluster. */
@@ -122,6 +125,7 @@ export class NetworkDriver {
     if (opts.overlay === undefined && opts.vni !== undefined) {
       throw new FerryError('INVALID_OPTION', 'option ferry.vni only applies to an overlay network: add -o ferry.overlay=NAME')
     }
+    this.d.limits?.checkNetwork({ icc: opts.icc })
     return this.op(input.id, async () => {
       const existing = this.state.networks[input.id]
       if (existing) {
@@ -255,6 +259,8 @@ export class NetworkDriver {
   async createEndpoint (input: CreateEndpointInput): Promise<{ mac?: string }> {
     return this.op(input.networkId, async () => {
       const net = this.network(input.networkId)
+      // Refused here, not at ProgramExternalConnectivity: nothing of the request is made (an internal network publishes nothing).
+      if (!net.internal) this.d.limits?.checkPorts(input.portRequests)
       const address = addrOf(input.addressCidr)
       const prefixLen = prefixOf(input.addressCidr)
       if (!input.addressCidr.includes('/') || prefixLen !== prefixOf(net.subnet)) {
@@ -380,6 +386,7 @@ export class NetworkDriver {
       const ep = this.endpoint(networkId, endpointId)
       if (net.internal) return
       const wanted = requests ?? ep.portRequests
+      this.d.limits?.checkPorts(wanted)
       const others = this.endpoints().filter((e) => e.id !== ep.id)
       const reqs = wanted.map((r) => (r.hostIp === '' && net.hostBindingIp !== '' ? { ...r, hostIp: net.hostBindingIp } : r))
       const t = new Stopwatch()

@@ -1,10 +1,15 @@
 import t from 'tap'
-import { fakeWorld } from '../harness/fakes.js'
+import { fakeWorld, FakePublisher, silentLog } from '../harness/fakes.js'
+import { MemoryStore } from '../../src/store/store.js'
+import { FakeLinkDriver } from '../../src/kernel/fake.js'
+import { Ipam } from '../../src/ipam/ipam.js'
+import { NetworkDriver } from '../../src/driver/network.js'
+import { DisabledFirewall } from '../../src/nat/disabled.js'
 
 const NET = 'aa'.repeat(32)
 const EP = 'bb'.repeat(32)
 
-async function withNetwork (w: ReturnType<typeof fakeWorld>, generic: Record<string, unknown> = {}, internal = false) {
+async function withNetwork (w: { ipam: Ipam, driver: NetworkDriver }, generic: Record<string, unknown> = {}, internal = false) {
   const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.50.0.0/24', subPool: '', options: {}, v6: false })
   await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
   await w.driver.createNetwork({ id: NET, subnet: '10.50.0.0/24', gatewayCidr: '10.50.0.1/24', generic, internal, ipv6: false, extraIpv4Data: 0 })
@@ -91,4 +96,52 @@ t.test('endpoint create is idempotent for an engine retry', async (t) => {
   const b = await w.driver.createEndpoint(input)
   t.same(a, b)
   t.equal(w.driver.endpoints().length, 1)
+})
+
+/** The driver of an agent started with --iptables=false: the real DisabledFirewall as firewall and limits. */
+function worldWithoutIptables () {
+  const store = new MemoryStore()
+  const links = new FakeLinkDriver()
+  const firewall = new DisabledFirewall()
+  const ipam = new Ipam({ store, hostNetworks: async () => ['192.168.0.0/24'] })
+  const driver = new NetworkDriver({ store, links, firewall, limits: firewall, ipam, ports: new FakePublisher(), log: silentLog })
+  return { store, links, firewall, ipam, driver }
+}
+
+t.test('--iptables=false: publishing is refused before anything is made; the rest works', async (t) => {
+  const w = worldWithoutIptables()
+  await withNetwork(w)
+  t.ok(w.store.state.networks[NET], 'a network is created')
+  const p8080 = [{ proto: 'tcp' as const, containerPort: 80, containerPortEnd: 80, hostIp: '', hostPort: 8080, hostPortEnd: 8080 }]
+  const linksBefore = (await w.links.listLinks()).map((l) => l.name).sort()
+  await t.rejects(w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: p8080, exposed: [] }),
+    { code: 'UNSUPPORTED', message: /^cannot publish ports: the ferry agent runs with --iptables=false/ })
+  t.same((await w.links.listLinks()).map((l) => l.name).sort(), linksBefore, 'no veth')
+  t.same(w.store.state.endpoints, {}, 'no endpoint record')
+  t.same(w.links.calls.filter((c) => c.op === 'createVeth'), [], 'nothing was even tried')
+
+  // -P with nothing exposed publishes nothing; --expose alone is fine.
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: [], exposed: [{ proto: 'tcp', port: 80 }] })
+  await w.driver.join(NET, EP, '/sandbox')
+  await w.driver.programExternalConnectivity(NET, EP, [])
+  await w.driver.programExternalConnectivity(NET, EP, undefined)
+  await t.rejects(w.driver.programExternalConnectivity(NET, EP, p8080), { code: 'UNSUPPORTED', message: /cannot publish ports/ })
+  t.same(w.store.state.endpoints[EP]?.ports, [], 'nothing recorded as published')
+  t.same(await w.driver.reconcile(), { links: 0, firewall: false })
+  await w.driver.deleteEndpoint(NET, EP)
+  await w.driver.deleteNetwork(NET)
+  t.same(w.store.state.networks, {})
+})
+
+t.test('--iptables=false: enable_icc=false is refused (nothing would block the traffic); internal networks publish nothing anyway', async (t) => {
+  const w = worldWithoutIptables()
+  await t.rejects(withNetwork(w, { 'com.docker.network.bridge.enable_icc': 'false' }),
+    { code: 'UNSUPPORTED', message: /enable_icc=false needs iptables/ })
+  t.same(w.links.calls.filter((c) => c.op.startsWith('create')), [], 'no bridge')
+  const inner = worldWithoutIptables()
+  await withNetwork(inner, {}, true)
+  const p = [{ proto: 'tcp' as const, containerPort: 80, containerPortEnd: 80, hostIp: '', hostPort: 8080, hostPortEnd: 8080 }]
+  await inner.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: p, exposed: [] })
+  await inner.driver.programExternalConnectivity(NET, EP, p)
+  t.same(inner.store.state.endpoints[EP]?.ports, [], 'ignored on an internal network, as with iptables on')
 })
