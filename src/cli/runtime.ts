@@ -5,7 +5,9 @@
  *                [--network-alias A] [--link NAME:ALIAS] [--dns IP] [--dns-search D] [--ifname eth0]
  *   ferry detach NAME
  *   ferry run [--name N] [--net bridge|host|none|container:NAME|NETWORK] [-p …] [-P] [--expose …]
- *             [--link …] [--network-alias …] [--ip …] [--dns …] [--dns-search …] [-h HOSTNAME] -- CMD…
+ *             [--link …] [--network-alias …] [--ip …] [--dns …] [--dns-search …] [-h HOSTNAME]
+ *             [-e KEY[=VALUE] …] [--env-file FILE …] [-d] -- CMD…
+ *   ferry stop [-t SECONDS] NAME…       ferry rm [-f] [-t SECONDS] NAME…
  *   ferry ps [--json]
  *   ferry network create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [-o K=V …]
  *   ferry network rm NAME
@@ -14,12 +16,12 @@
  * --icc, --ip-masq, --mtu, --ip-forward, --dns-search, --dns-opt).
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { FerryError } from '../errors/errors.js'
+import { exitCode, FerryError, toFerryError } from '../errors/errors.js'
 import { apiRequester, type ApiRequest } from '../runtime/client.js'
 import { parseBool } from '../runtime/flags.js'
-import { runContainer } from '../runtime/run.js'
+import { loadEnv, runContainer } from '../runtime/run.js'
 import type { AttachWire } from '../runtime/spec.js'
-import type { AttachResult } from '../runtime/types.js'
+import { DEFAULT_STOP_GRACE_MS, type AttachResult } from '../runtime/types.js'
 import type { ContainerView } from '../api/runtime.js'
 import { apiSocketFrom } from './client.js'
 import { table } from './table.js'
@@ -55,7 +57,7 @@ interface NetOpts {
 /** The options attach and run share, as Docker spells them. */
 function netOptions (cmd: Command): Command {
   return cmd
-    .option('--net <mode>', 'bridge (the default network), none, container:NAME or a ferry network (default: bridge)')
+    .option('--net <mode>', 'bridge (the default network), none, container:NAME, host (ferry run) or a ferry network (default: bridge)')
     .addOption(new Option('--network <mode>', 'the same as --net').hideHelp())
     .option('-p, --publish <spec>', 'publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO] (repeatable)', collect, [])
     .option('-P, --publish-all', 'publish every exposed port on a free host port')
@@ -79,12 +81,20 @@ function wireOf (o: NetOpts): Omit<AttachWire, 'name'> {
 
 function describe (c: ContainerView): string {
   if (c.mode === 'none') return 'loopback only'
+  if (c.mode === 'host') return 'the host\'s network'
   if (c.mode === 'container') return `namespace of ${c.sharesWith ?? '?'}`
   return `${c.address ?? '?'}/${c.prefixLen ?? '?'} on ${c.networkName}${c.gateway ? ` via ${c.gateway}` : ''}`
 }
 
+/** The PID column of ferry ps: the command when ferry run reported it, else the process watched. */
+function pidText (c: ContainerView): string {
+  const pid = c.process?.pid ?? c.watch?.pid
+  return pid === undefined ? '-' : String(pid)
+}
+
 export function registerRuntimeCommands (program: Command): void {
-  const api: ApiRequest = (method, path, body) => apiRequester(apiSocketFrom(program.opts<{ apiSocket?: string }>().apiSocket))(method, path, body)
+  const socket = (): string => apiSocketFrom(program.opts<{ apiSocket?: string }>().apiSocket)
+  const api: ApiRequest = (method, path, body) => apiRequester(socket())(method, path, body)
 
   const agent = program.commands.find((c) => c.name() === 'agent')
   agent
@@ -129,13 +139,56 @@ export function registerRuntimeCommands (program: Command): void {
     .option('--name <name>', 'container name (default: run-<random>)')
     .option('-h, --hostname <name>', 'host name inside (default: the container id\'s first 12 characters)')
     .option('--rm', 'accepted for Docker compatibility: ferry always removes the container')
+    .option('-e, --env <KEY[=VALUE]>', 'set a variable for the command; KEY alone passes ferry run\'s own value (repeatable)', collect, [])
+    .option('--env-file <file>', 'read KEY=VALUE lines from a file, as docker run does (repeatable)', collect, [])
+    .option('-d, --detach', 'run the command in the background and print its name; output goes to <agent state dir>/logs/NAME.log')
     .argument('<command...>', 'the command and its arguments, after --'))
-    .action(async (cmd: string[], o: NetOpts & { name?: string, hostname?: string }) => {
+    .action(async (cmd: string[], o: NetOpts & { name?: string, hostname?: string, env: string[], envFile: string[], detach?: boolean }) => {
+      const env = await loadEnv(o.env, o.envFile, (key) => process.env[key])
       const code = await runContainer({
         ...wireOf(o), publishAll: o.publishAll === true, name: o.name, hostname: o.hostname, cmd,
         publish: o.publish, expose: o.expose, links: o.link, aliases: o.networkAlias, dns: o.dns, dnsSearch: o.dnsSearch, dnsOptions: o.dnsOption,
-      }, api, { warn: (m) => process.stderr.write(`${m}\n`) })
+        env, detach: o.detach === true,
+      }, api, { warn: (m) => process.stderr.write(`${m}\n`), print: (line) => out(`${line}\n`) })
       process.exitCode = code
+    })
+
+  /** stop and rm: each name in turn; a failure is reported and the others still go. */
+  const stopAll = async (names: string[], graceMs: number, opts: { removeLog: boolean, ignoreMissing: boolean }): Promise<void> => {
+    const call = apiRequester(socket(), graceMs + 30_000)
+    for (const name of names) {
+      try {
+        const r = await call<{ name: string }>('POST', `/v1/containers/${encodeURIComponent(name)}/stop`, { timeout: graceMs / 1000, removeLog: opts.removeLog })
+        out(`${r.name}\n`)
+      } catch (err) {
+        const e = toFerryError(err)
+        if (opts.ignoreMissing && e.code === 'ENDPOINT_NOT_FOUND') continue
+        process.stderr.write(`ferry: ${e.message}\n`)
+        process.exitCode = exitCode(e.category)
+      }
+    }
+  }
+  const seconds = (v: string): number => {
+    const n = int(v)
+    if (n > 3600) throw new InvalidArgumentError('at most 3600 seconds')
+    return n
+  }
+
+  program.command('stop')
+    .description('stop containers of ferry run (-d or not): SIGTERM, SIGKILL after the grace period; their network goes, a detached one\'s log stays')
+    .option('-t, --time <seconds>', 'seconds to wait for the command to exit before SIGKILL', seconds, DEFAULT_STOP_GRACE_MS / 1000)
+    .argument('<names...>', 'container names (or ids)')
+    .action(async (names: string[], o: { time: number }) => {
+      await stopAll(names, o.time * 1000, { removeLog: false, ignoreMissing: false })
+    })
+
+  program.command('rm')
+    .description('stop containers of ferry run as ferry stop does and delete the log of detached ones (also after they exited)')
+    .option('-f, --force', 'SIGKILL at once; names that do not exist are not an error')
+    .option('-t, --time <seconds>', 'seconds to wait for the command to exit before SIGKILL', seconds, DEFAULT_STOP_GRACE_MS / 1000)
+    .argument('<names...>', 'container names (or ids)')
+    .action(async (names: string[], o: { force?: boolean, time: number }) => {
+      await stopAll(names, o.force === true ? 0 : o.time * 1000, { removeLog: true, ignoreMissing: o.force === true })
     })
 
   program.command('ps')
@@ -145,7 +198,7 @@ export function registerRuntimeCommands (program: Command): void {
       const list = await api<ContainerView[]>('GET', '/v1/containers')
       if (o.json) { out(JSON.stringify(list, null, 2) + '\n'); return }
       out(table(['NAME', 'ID', 'OWNER', 'NETWORK', 'ADDRESS', 'PID', 'LINKS'],
-        list.map((c) => [c.name, c.id.slice(0, 12), c.owner, c.networkName, c.address ?? '-', c.watch ? String(c.watch.pid) : '-',
+        list.map((c) => [c.name, c.id.slice(0, 12), c.detached === true ? 'run -d' : c.owner, c.networkName, c.address ?? '-', pidText(c),
           c.links.map((l) => `${l.name}:${l.alias}`).join(',') || '-'])))
     })
 

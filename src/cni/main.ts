@@ -7,9 +7,8 @@
 import { execFile } from '../kernel/exec.js'
 import { apiRequester } from '../runtime/client.js'
 import { apiSocketFrom } from '../cli/client.js'
-import type { AttachResult, ContainerRecord } from '../runtime/types.js'
 import { FerryError } from '../errors/errors.js'
-import { errorResult, parseConfig, parseEnv, runCni, type CniDeps } from './plugin.js'
+import { errorResult, parseConfig, parseEnv, runCni, type AgentAttach, type AgentContainer, type CniDeps } from './plugin.js'
 
 async function readStdin (): Promise<string> {
   const chunks: Buffer[] = []
@@ -32,11 +31,11 @@ export async function main (): Promise<void> {
     stdin = env.command === 'VERSION' ? '' : await readStdin()
     const api = apiRequester(apiSocketFrom(socketOf(stdin)))
     const deps: CniDeps = {
-      attach: (body) => api<AttachResult>('POST', '/v1/containers', body),
+      attach: (body) => api<AgentAttach>('POST', '/v1/containers', body),
       detach: async (name) => { await api('DELETE', `/v1/containers/${encodeURIComponent(name)}`) },
       get: async (name) => {
         try {
-          return await api<ContainerRecord>('GET', `/v1/containers/${encodeURIComponent(name)}`)
+          return await api<AgentContainer>('GET', `/v1/containers/${encodeURIComponent(name)}`)
         } catch (err) {
           if (err instanceof FerryError && err.code === 'ENDPOINT_NOT_FOUND') return undefined
           throw err

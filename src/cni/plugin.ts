@@ -7,17 +7,25 @@
  *   { "cniVersion": "1.0.0", "name": "back", "type": "ferry-cni",
  *     "network": "back",              optional: the ferry network (default: "name"; "bridge" = the default network)
  *     "apiSocket": "/run/ferry/ferry.sock",   optional (else $FERRY_API_SOCKET, else the default)
- *     "capabilities": { "portMappings": true } }
- * with runtimeConfig.portMappings [{ hostPort, containerPort, protocol, hostIP }] from the runtime.
+ *     "dns": { "nameservers": [], "domain": "", "search": [], "options": [] },   optional, the spec's
+ *     "capabilities": { "portMappings": true, "aliases": true, "dns": true } }
+ * with from the runtime (CNI conventions): runtimeConfig.portMappings [{ hostPort, containerPort,
+ * protocol, hostIP }], runtimeConfig.aliases { <network name>: [alias…] } (names in ferry's DNS),
+ * runtimeConfig.dns { servers, searches, options } (this container's DNS settings).
  *
- * The attached container is named `cni-<ifname>-<container id>` (hashed when long),
- * so DEL and CHECK find it from the same environment.
+ * The result's `dns` (resultDns): ferry's DNS server on the gateway when the agent runs it,
+ * plus the configuration's `dns`; the runtime's `dns` replaces a field it gives.
+ *
+ * The attached container is named `cni-<ifname>-<container id>` (shortened past 63
+ * characters: containerName), so DEL and CHECK find it from the same environment.
  */
 import { createHash } from 'node:crypto'
+import { isIP } from 'node:net'
 import { FerryError } from '../errors/errors.js'
 import { vethNames } from '../bridge/names.js'
 import type { AttachWire } from '../runtime/spec.js'
 import type { AttachResult, ContainerRecord } from '../runtime/types.js'
+import type { ResolvConf } from '../runtime/files.js'
 
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const
 
@@ -56,15 +64,26 @@ export interface CniEnv {
 
 export interface PortMapping { hostPort: number, containerPort: number, protocol?: string, hostIP?: string }
 
+/** DNS settings in the spec's shape: the network configuration's `dns` and the result's. */
+export interface CniDns { nameservers?: string[], domain?: string, search?: string[], options?: string[] }
+
+/** The `dns` capability's runtimeConfig (CNI conventions): the runtime's settings for this container. */
+export interface RuntimeDns { servers?: string[], searches?: string[], options?: string[] }
+
 export interface CniConfig {
   cniVersion: string
   name: string
   type: string
   network?: string
   apiSocket?: string
-  runtimeConfig?: { portMappings?: PortMapping[] }
+  dns?: CniDns
+  runtimeConfig?: { portMappings?: PortMapping[], aliases?: Record<string, string[]>, dns?: RuntimeDns }
   prevResult?: unknown
 }
+
+/** A container as the agent's API shows it; `resolver` is missing from agents that predate it. */
+export type AgentContainer = ContainerRecord & { resolver?: ResolvConf }
+export type AgentAttach = AttachResult & { container: AgentContainer }
 
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/
@@ -98,16 +117,76 @@ export function parseConfig (text: string): CniConfig {
   }
   if (c.network !== undefined && typeof c.network !== 'string') throw new CniError(CNI_ERROR.INVALID_CONFIG, '"network" must be a string')
   if (c.apiSocket !== undefined && typeof c.apiSocket !== 'string') throw new CniError(CNI_ERROR.INVALID_CONFIG, '"apiSocket" must be a string')
+  const rc: unknown = c.runtimeConfig
+  if (rc !== undefined && (rc === null || typeof rc !== 'object')) throw new CniError(CNI_ERROR.INVALID_CONFIG, 'runtimeConfig must be an object')
   const pm = c.runtimeConfig?.portMappings
   if (pm !== undefined && !Array.isArray(pm)) throw new CniError(CNI_ERROR.INVALID_CONFIG, 'runtimeConfig.portMappings must be a list')
+  checkDns(c.dns, '"dns"', { nameservers: 'ips', search: 'names', options: 'names', domain: 'name' })
+  checkDns(c.runtimeConfig?.dns, 'runtimeConfig.dns', { servers: 'ips', searches: 'names', options: 'names' })
+  checkAliases(c.runtimeConfig?.aliases)
   return c as CniConfig
 }
 
-/** The agent's container name for (container id, ifname); deterministic. */
+function isObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/** Words that go into resolv.conf as they are: no spaces, no line breaks. */
+const WORD_RE = /^[^\s#;]{1,253}$/
+
+function isStringList (v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string' && WORD_RE.test(x))
+}
+
+/** A `dns` object: each known field a list of IP addresses, a list of words, or one word; other fields are left alone. */
+function checkDns (v: unknown, what: string, fields: Record<string, 'ips' | 'names' | 'name'>): void {
+  if (v === undefined) return
+  if (!isObject(v)) throw new CniError(CNI_ERROR.INVALID_CONFIG, `${what} must be an object`)
+  for (const [key, kind] of Object.entries(fields)) {
+    const f = v[key]
+    if (f === undefined) continue
+    if (kind === 'name') {
+      if (typeof f !== 'string' || (f !== '' && !WORD_RE.test(f))) throw new CniError(CNI_ERROR.INVALID_CONFIG, `${what}.${key} must be one word`)
+    } else if (!isStringList(f)) {
+      throw new CniError(CNI_ERROR.INVALID_CONFIG, `${what}.${key} must be a list of words (no spaces, '#' or ';')`)
+    } else if (kind === 'ips') {
+      const bad = f.find((ip) => isIP(ip) === 0)
+      if (bad !== undefined) throw new CniError(CNI_ERROR.INVALID_CONFIG, `${what}.${key}: "${bad}" is not an IP address`)
+    }
+  }
+}
+
+function checkAliases (v: unknown): void {
+  if (v === undefined) return
+  if (!isObject(v) || !Object.values(v).every(isStringList)) {
+    throw new CniError(CNI_ERROR.INVALID_CONFIG, 'runtimeConfig.aliases must map network names to lists of names')
+  }
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
+/** The longest DNS label: ferry's DNS server leaves out a container whose name is longer, aliases and all. */
+const DNS_LABEL_MAX = 63
+
+function hashOf (containerId: string, ifname: string): string {
+  return createHash('sha256').update(`${containerId}/${ifname}`).digest('hex')
+}
+
+/**
+ * The agent's container name for (container id, ifname); deterministic. `cni-<ifname>-<id>`,
+ * or, longer than a DNS label (a 64-hex id), `cni-<ifname>-<id's first 12>-<8 hex of a hash>`.
+ */
 export function containerName (containerId: string, ifname: string): string {
   const plain = `cni-${ifname}-${containerId}`
-  if (plain.length <= 128 && /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(plain)) return plain
-  return `cni-${createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 40)}`
+  if (plain.length <= DNS_LABEL_MAX && NAME_RE.test(plain)) return plain
+  const short = `cni-${ifname}-${containerId.slice(0, 12)}-${hashOf(containerId, ifname).slice(0, 8)}`
+  return NAME_RE.test(short) ? short : `cni-${hashOf(containerId, ifname).slice(0, 40)}`
+}
+
+/** The name earlier versions of the plugin gave (up to 128 characters): DEL and CHECK still find those attachments. */
+export function legacyContainerName (containerId: string, ifname: string): string {
+  const plain = `cni-${ifname}-${containerId}`
+  if (plain.length <= 128 && NAME_RE.test(plain)) return plain
+  return `cni-${hashOf(containerId, ifname).slice(0, 40)}`
 }
 
 /** runtimeConfig.portMappings as Docker's -p strings. */
@@ -124,7 +203,7 @@ export function publishOf (mappings: readonly PortMapping[]): string[] {
 }
 
 export function attachBody (env: CniEnv, cfg: CniConfig): AttachWire {
-  return {
+  const body: AttachWire = {
     name: containerName(env.containerId, env.ifname),
     netns: env.netns,
     net: cfg.network ?? cfg.name,
@@ -132,10 +211,39 @@ export function attachBody (env: CniEnv, cfg: CniConfig): AttachWire {
     publish: publishOf(cfg.runtimeConfig?.portMappings ?? []),
     owner: 'cni',
   }
+  // The aliases capability is keyed by the runtime's network name: the configuration's name.
+  const aliases = cfg.runtimeConfig?.aliases?.[cfg.name] ?? []
+  if (aliases.length > 0) body.aliases = [...new Set(aliases)]
+  return body
+}
+
+function unique (list: readonly string[]): string[] {
+  return [...new Set(list)]
+}
+
+/**
+ * The result's `dns`. Field by field (nameservers, search, options): the runtime's `dns`
+ * capability when it gives that field (it speaks for this one container, as --dns does for
+ * `ferry run`), else ferry's part (its DNS server on the gateway, the agent's --dns-search and
+ * --dns-opt) followed by the configuration's `dns`, without repeats. `domain` is the
+ * configuration's. Empty fields are left out. Pure.
+ */
+export function resultDns (ferry: ResolvConf | undefined, conf: CniDns | undefined, runtime: RuntimeDns | undefined): CniDns {
+  const pick = (rt: string[] | undefined, own: string[] | undefined, cf: string[] | undefined): string[] =>
+    rt !== undefined && rt.length > 0 ? unique(rt) : unique([...(own ?? []), ...(cf ?? [])])
+  const out: CniDns = {}
+  const nameservers = pick(runtime?.servers, ferry?.nameservers, conf?.nameservers)
+  if (nameservers.length > 0) out.nameservers = nameservers
+  if (conf?.domain !== undefined && conf.domain !== '') out.domain = conf.domain
+  const search = pick(runtime?.searches, ferry?.search, conf?.search)
+  if (search.length > 0) out.search = search
+  const options = pick(runtime?.options, ferry?.options, conf?.options)
+  if (options.length > 0) out.options = options
+  return out
 }
 
 /** The spec's success result for ADD. */
-export function addResult (cniVersion: string, c: ContainerRecord): Record<string, unknown> {
+export function addResult (cniVersion: string, c: ContainerRecord, dns: CniDns = {}): Record<string, unknown> {
   const interfaces: Array<Record<string, string>> = []
   const ips: Array<Record<string, unknown>> = []
   const routes: Array<Record<string, string>> = []
@@ -149,7 +257,28 @@ export function addResult (cniVersion: string, c: ContainerRecord): Record<strin
     }
     ips.push(ip)
   }
-  return { cniVersion, interfaces, ips, routes, dns: {} }
+  return { cniVersion, interfaces, ips, routes, dns }
+}
+
+/** The nameservers of a previous result, when it has any. */
+function prevNameservers (prevResult: unknown): string[] {
+  if (!isObject(prevResult) || !isObject(prevResult.dns)) return []
+  const ns = prevResult.dns.nameservers
+  return Array.isArray(ns) ? ns.filter((x): x is string => typeof x === 'string') : []
+}
+
+/**
+ * CHECK's part for DNS: a name server the runtime was given (prevResult) that is ferry's DNS
+ * server must still be served. It is ferry's when it is the network's gateway and ferry would
+ * not put it in the result now: the agent was restarted with --no-dns-server, or the network
+ * changed. Returns the problem, or undefined. Pure.
+ */
+export function dnsProblem (cfg: CniConfig, c: AgentContainer): string | undefined {
+  if (c.resolver === undefined) return undefined
+  const now = resultDns(c.resolver, cfg.dns, cfg.runtimeConfig?.dns).nameservers ?? []
+  const gone = prevNameservers(cfg.prevResult).filter((ns) => ns === c.gateway && !now.includes(ns))
+  if (gone.length === 0) return undefined
+  return `the container was given ferry's DNS server ${gone.join(', ')} as name server, but the agent no longer serves DNS there (started with --no-dns-server?)`
 }
 
 export function errorResult (cniVersion: string, err: unknown): { code: number, json: Record<string, unknown> } {
@@ -164,9 +293,9 @@ export function errorResult (cniVersion: string, err: unknown): { code: number, 
 
 /** What the plugin needs from the outside world. */
 export interface CniDeps {
-  attach (body: AttachWire): Promise<AttachResult>
+  attach (body: AttachWire): Promise<AgentAttach>
   detach (name: string): Promise<void>
-  get (name: string): Promise<ContainerRecord | undefined>
+  get (name: string): Promise<AgentContainer | undefined>
   /** The IPv4 addresses (CIDR) of `ifname` inside the namespace; undefined when the interface is missing. */
   addressesIn (netns: string, ifname: string): Promise<string[] | undefined>
 }
@@ -176,20 +305,24 @@ export async function runCni (env: CniEnv, stdin: string, deps: CniDeps): Promis
   if (env.command === 'VERSION') return JSON.stringify({ cniVersion: '1.0.0', supportedVersions: SUPPORTED_VERSIONS })
   const cfg = parseConfig(stdin)
   const name = containerName(env.containerId, env.ifname)
+  const legacy = legacyContainerName(env.containerId, env.ifname)
   if (env.command === 'ADD') {
     const r = await deps.attach(attachBody(env, cfg))
-    return JSON.stringify(addResult(cfg.cniVersion, r.container))
+    return JSON.stringify(addResult(cfg.cniVersion, r.container, resultDns(r.container.resolver, cfg.dns, cfg.runtimeConfig?.dns)))
   }
   if (env.command === 'DEL') {
     await deps.detach(name)
+    if (legacy !== name) await deps.detach(legacy)
     return ''
   }
-  const c = await deps.get(name)
+  const c = await deps.get(name) ?? (legacy !== name ? await deps.get(legacy) : undefined)
   if (c === undefined) throw new CniError(CNI_ERROR.UNKNOWN_CONTAINER, `ferry has no attachment of container ${env.containerId} on ${env.ifname}`)
   if (c.netns !== env.netns) throw new CniError(CNI_ERROR.AGENT, `container ${env.containerId} is attached in ${c.netns}, not ${env.netns}`)
   const addrs = await deps.addressesIn(env.netns, env.ifname)
   if (addrs === undefined) throw new CniError(CNI_ERROR.AGENT, `interface ${env.ifname} is missing in ${env.netns}`)
   const want = `${c.address ?? ''}/${c.prefixLen ?? 32}`
   if (c.address !== undefined && !addrs.includes(want)) throw new CniError(CNI_ERROR.AGENT, `interface ${env.ifname} in ${env.netns} lacks ${want} (has ${addrs.join(', ') || 'none'})`)
+  const dns = dnsProblem(cfg, c)
+  if (dns !== undefined) throw new CniError(CNI_ERROR.AGENT, dns)
   return ''
 }

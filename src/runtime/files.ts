@@ -2,7 +2,8 @@
  * What a container sees of its names, rendered as Docker renders it. Pure:
  *   - /etc/hosts: localhost lines, one line per link (`IP ALIAS ID12 NAME`), its own address last
  *   - /etc/resolv.conf: --dns / --dns-search / options, else the host's file without loopback servers
- *   - Docker's link environment variables (DATABASE_PORT_5432_TCP=tcp://IP:5432, …)
+ *   - Docker's link environment variables (DATABASE_PORT_5432_TCP=tcp://IP:5432, …,
+ *     DATABASE_ENV_KEY=VALUE for each -e of the linked container)
  */
 import type { ExposedPort } from '../model/types.js'
 
@@ -79,12 +80,17 @@ export function envPrefix (alias: string): string {
   return alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_')
 }
 
+/** Variables Docker does not pass on as ALIAS_ENV_*: an image's, not the container's own. */
+const NOT_LINKED = new Set(['HOME', 'PATH'])
+
 /**
  * Docker's legacy link variables for one link (docs "Legacy container links"):
- * ALIAS_NAME=/parent/alias, ALIAS_PORT=<lowest exposed port's URL>, and per port
- * ALIAS_PORT_<port>_<PROTO>{,_ADDR,_PORT,_PROTO}.
+ * ALIAS_NAME=/parent/alias, ALIAS_PORT=<lowest exposed port's URL>, per port
+ * ALIAS_PORT_<port>_<PROTO>{,_ADDR,_PORT,_PROTO}, and ALIAS_ENV_<KEY>=<value> for
+ * each variable the linked container was started with (`childEnv`, KEY=VALUE;
+ * HOME and PATH left out, as Docker does).
  */
-export function linkEnv (parentName: string, alias: string, address: string, exposed: readonly ExposedPort[]): Record<string, string> {
+export function linkEnv (parentName: string, alias: string, address: string, exposed: readonly ExposedPort[], childEnv: readonly string[] = []): Record<string, string> {
   const p = envPrefix(alias)
   const env: Record<string, string> = { [`${p}_NAME`]: `/${parentName}/${alias}` }
   const ports = [...exposed].sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto))
@@ -96,6 +102,11 @@ export function linkEnv (parentName: string, alias: string, address: string, exp
     env[`${k}_ADDR`] = address
     env[`${k}_PORT`] = String(e.port)
     env[`${k}_PROTO`] = e.proto
+  }
+  for (const kv of childEnv) {
+    const eq = kv.indexOf('=')
+    if (eq <= 0 || NOT_LINKED.has(kv.slice(0, eq))) continue
+    env[`${p}_ENV_${kv.slice(0, eq)}`] = kv.slice(eq + 1)
   }
   return env
 }

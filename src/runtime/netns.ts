@@ -7,11 +7,15 @@
  *   configure         nsenter --net=PATH -- ip -batch -                 (rename, address, up, default route)
  *   setupFiles        nsenter --target PID --mount [--net|--uts] -- mount … / hostname …
  *
+ * and the processes ferry watches and stops (/proc/PID/stat, kill), by pid and
+ * start time so that a reused pid is never mistaken for the container's.
+ *
  * The `ip -batch` text is planned by the pure `interfaceBatch` from validated values.
  */
 import { promises as fs } from 'node:fs'
 import { FerryError } from '../errors/errors.js'
 import { execFile } from '../kernel/exec.js'
+import type { ProcessRef } from './types.js'
 
 export interface InterfaceConfig {
   /** The name the veth end has when it arrives in the namespace. */
@@ -35,16 +39,34 @@ export function interfaceBatch (c: InterfaceConfig): string {
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks), or undefined when the process is gone. Pure on the text. */
 export function parseStartTime (stat: string): string | undefined {
+  return parseStat(stat)?.startTime
+}
+
+/** State (field 3), process group (field 5) and start time (field 22) of /proc/PID/stat. Pure on the text. */
+export function parseStat (stat: string): { state: string, pgrp: number, startTime: string } | undefined {
   const end = stat.lastIndexOf(')')
   if (end < 0) return undefined
   const fields = stat.slice(end + 2).split(' ')
-  // fields[0] is field 3 (state); field 22 is fields[19].
-  return fields[19]
+  // fields[0] is field 3 (state); field 5 is fields[2]; field 22 is fields[19].
+  const [state, pgrp, startTime] = [fields[0], Number(fields[2]), fields[19]]
+  if (state === undefined || startTime === undefined || !Number.isInteger(pgrp)) return undefined
+  return { state, pgrp, startTime }
+}
+
+/** A zombie (Z) or dead (X) process has exited: only its parent has not reaped it yet. */
+function exitedState (state: string): boolean {
+  return state === 'Z' || state === 'X'
 }
 
 export interface NamespaceOps {
-  /** The start time of a process, undefined when it does not exist. */
+  /** The start time of a process, undefined when it does not exist or has exited (a zombie). */
   startTime (pid: number): Promise<string | undefined>
+  /**
+   * Send a signal to the process, or to its whole process group when it leads one
+   * (ferry run -d starts the command in a session of its own). False when that
+   * process (pid and start time) is gone.
+   */
+  signal (proc: ProcessRef, sig: NodeJS.Signals): Promise<boolean>
   /** True when both paths name the same namespace (same inode). */
   sameNamespace (a: string, b: string): Promise<boolean>
   /** Fails with a clear message unless `path` is a network namespace other than the agent's own. */
@@ -64,11 +86,28 @@ async function statKey (path: string): Promise<string> {
 }
 
 export class ChildProcessNamespaces implements NamespaceOps {
-  async startTime (pid: number): Promise<string | undefined> {
+  private async stat (pid: number): Promise<ReturnType<typeof parseStat>> {
     try {
-      return parseStartTime(await fs.readFile(`/proc/${pid}/stat`, 'utf8'))
+      const st = parseStat(await fs.readFile(`/proc/${pid}/stat`, 'utf8'))
+      return st === undefined || exitedState(st.state) ? undefined : st
     } catch {
       return undefined
+    }
+  }
+
+  async startTime (pid: number): Promise<string | undefined> {
+    return (await this.stat(pid))?.startTime
+  }
+
+  async signal (proc: ProcessRef, sig: NodeJS.Signals): Promise<boolean> {
+    const st = await this.stat(proc.pid)
+    if (st === undefined || st.startTime !== proc.startTime) return false
+    try {
+      process.kill(st.pgrp === proc.pid ? -proc.pid : proc.pid, sig)
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
+      throw new FerryError('KERNEL', `could not send ${sig} to process ${proc.pid}: ${(err as Error).message}`, { cause: err })
     }
   }
 

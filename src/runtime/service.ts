@@ -9,7 +9,10 @@
  * through NamespaceOps (child processes only).
  *
  * Also here: networks made without the engine (`ferry network create`, names kept
- * in the store) and the docker0-style default network of the agent's --bridge flags.
+ * in the store), the docker0-style default network of the agent's --bridge flags,
+ * `--net host` containers (registered by name, nothing configured), and the
+ * processes of `ferry run` (-d included): which one the watchdog follows, and
+ * `ferry stop`/`ferry rm` (SIGTERM, SIGKILL after a grace period, detach).
  *
  * Every mutation is serialized by one mutex, validates first, applies with an
  * undo stack and persists; detach is idempotent and keeps going past failures.
@@ -17,6 +20,8 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { hostname as osHostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { ErrorList, FerryError } from '../errors/errors.js'
 import type { NetworkRecord } from '../model/types.js'
@@ -30,10 +35,10 @@ import { vethNames } from '../bridge/names.js'
 import { Mutex } from '../util/mutex.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
 import { addrOf, prefixOf } from '../util/ip.js'
-import { containerResolvConf, linkEnv, parseResolvConf, renderHosts, renderResolvConf } from './files.js'
+import { containerResolvConf, linkEnv, parseResolvConf, renderHosts, renderResolvConf, type ResolvConf } from './files.js'
 import type { NamespaceOps } from './netns.js'
-import { validateNetworkName } from './spec.js'
-import type { AttachResult, AttachSpec, ContainerRecord, NetworkCreateSpec } from './types.js'
+import { validateName, validateNetworkName } from './spec.js'
+import type { AttachResult, AttachSpec, ContainerRecord, NetworkCreateSpec, ProcessRef, StopOptions } from './types.js'
 import type { ContainerNames } from '../docker/watch.js'
 
 /** The name of the default network, as in Docker. */
@@ -68,7 +73,13 @@ export interface RuntimeDeps {
   /** The host's resolv.conf text (default: /etc/resolv.conf). */
   hostResolvConf?: () => Promise<string>
   now?: () => Date
+  /** Where ferry run -d commands write their output (<dir>/<name>.log); default: `logs` beside filesDir. */
+  logsDir?: string
+  /** The host's name, for --net host containers (default: os.hostname()). */
+  hostname?: () => string
 }
+/** How long a SIGKILLed process may take to be gone before stop reports a failure. */
+const KILL_WAIT_MS = 5_000
 
 function newId (): string {
   return randomBytes(32).toString('hex')
@@ -123,6 +134,17 @@ export class RuntimeService {
 
   /** The name ferry gave a network it created itself. */
   networkName (id: string): string | undefined { return this.names[id] }
+
+  /**
+   * ferry's part of a container's DNS settings, for runtimes that write resolv.conf
+   * themselves (the CNI result): its DNS server on the network's gateway when the agent
+   * runs one, the agent's --dns-search and --dns-opt. No upstreams, nothing of the host's.
+   */
+  resolverOf (rec: ContainerRecord): ResolvConf {
+    const networkId = this.owner(rec).networkId
+    const gateway = networkId !== undefined && this.d.embeddedDns === true ? this.state.networks[networkId]?.gateway : undefined
+    return { nameservers: gateway === undefined ? [] : [gateway], search: [...(this.d.dns?.search ?? [])], options: [...(this.d.dns?.options ?? [])] }
+  }
 
   /** A network by ferry name, id or unique id prefix; 'bridge' is the default network. */
   network (key: string): NetworkRecord {
@@ -191,6 +213,8 @@ export class RuntimeService {
         dnsSearch: spec.dnsSearch,
         createdAt: this.now(),
       }
+      if (spec.env.length > 0) rec.env = spec.env
+      if (spec.detached) rec.detached = true
       if (spec.target.kind === 'pid') rec.pid = spec.target.pid
       const watchPid = spec.watchPid
       if (watchPid !== undefined) {
@@ -209,17 +233,26 @@ export class RuntimeService {
           enterPid = target.pid
           if (target.pid !== undefined) rec.pid = target.pid
           else delete rec.pid
+        } else if (spec.mode.kind === 'host') {
+          rec.hostname = (this.d.hostname ?? osHostname)()
+          if (spec.ports.length > 0) warnings.push('WARNING: Published ports are discarded when using host network mode')
         } else {
           await this.d.ns.checkForeignNetns(netnsPath)
           if (spec.mode.kind === 'none') await this.d.ns.loopbackUp(netnsPath)
           else await this.connect(rec, spec, netnsPath, undo)
         }
         const linked = this.resolveLinks(rec)
-        if (rec.mode !== 'container') {
+        if (rec.mode !== 'container' && rec.mode !== 'host') {
           rec.filesDir = path.join(this.d.filesDir, id)
           undo.push('remove generated files', () => fs.rm(rec.filesDir!, { recursive: true, force: true }))
           const files = await this.writeFiles(rec, spec, linked)
           if (spec.setupFiles) await this.d.ns.setupFiles(rec.pid!, files, rec.hostname)
+        }
+        if (spec.detached) {
+          const log = rec.log = path.join(this.logsDir(), `${rec.name}.log`)
+          await fs.mkdir(path.dirname(log), { recursive: true, mode: 0o700 })
+          await fs.writeFile(log, '', { mode: 0o600 })
+          undo.push('remove the log', () => fs.rm(log, { force: true }))
         }
         this.records[rec.name] = rec
         undo.push('forget container', async () => { delete this.records[rec.name]; await this.d.store.commit() })
@@ -246,7 +279,7 @@ export class RuntimeService {
 
   private result (rec: ContainerRecord, warnings: string[], enterPid?: number): AttachResult {
     const env: Record<string, string> = { HOSTNAME: rec.hostname }
-    for (const l of this.resolveLinks(rec)) Object.assign(env, linkEnv(rec.name, l.alias, l.address, l.exposed))
+    for (const l of this.resolveLinks(rec)) Object.assign(env, linkEnv(rec.name, l.alias, l.address, l.exposed, l.env))
     const out: AttachResult = { container: rec, env, warnings }
     if (enterPid !== undefined) out.enterPid = enterPid
     return out
@@ -287,7 +320,7 @@ export class RuntimeService {
   }
 
   /** The linked containers, checked: each must be attached, on the same network. */
-  private resolveLinks (rec: ContainerRecord): Array<{ alias: string, name: string, id: string, address: string, exposed: ContainerRecord['exposed'] }> {
+  private resolveLinks (rec: ContainerRecord): Array<{ alias: string, name: string, id: string, address: string, exposed: ContainerRecord['exposed'], env: string[] }> {
     return rec.links.map((l) => {
       const named = this.records[l.name]
       if (!named) throw new FerryError('ENDPOINT_NOT_FOUND', `--link ${l.name}:${l.alias}: no container "${l.name}" is attached through ferry`)
@@ -295,7 +328,10 @@ export class RuntimeService {
       if (rec.mode !== 'network' || child.networkId !== rec.networkId || child.address === undefined) {
         throw new FerryError('INVALID_REQUEST', `--link ${l.name}:${l.alias}: container ${l.name} is not on the same network as ${rec.name}`)
       }
-      return { alias: l.alias, name: named.name, id: named.id, address: child.address, exposed: [...child.exposed, ...(named === child ? [] : named.exposed)] }
+      return {
+        alias: l.alias, name: named.name, id: named.id, address: child.address,
+        exposed: [...child.exposed, ...(named === child ? [] : named.exposed)], env: named.env ?? [],
+      }
     })
   }
 
@@ -325,6 +361,96 @@ export class RuntimeService {
     const ids = new Set(want.map((l) => l.id))
     for (const id of this.d.firewall.linkIds()) if (!ids.has(id)) await this.d.firewall.removeLink(id)
     for (const l of want) await this.d.firewall.allowLink(l)
+  }
+
+  private logsDir (): string {
+    return this.d.logsDir ?? path.join(path.dirname(this.d.filesDir), 'logs')
+  }
+
+  // ---------------------------------------------------------------- processes
+
+  /**
+   * ferry run reports the command it started. `ferry stop`/`rm` signal it from now
+   * on; for a detached command the watchdog follows it too, and the container's
+   * namespaces are entered through it (the holder that made them exits with
+   * ferry run -d). The process must be in the container's network namespace.
+   */
+  async setProcess (name: string, pid: number): Promise<ContainerRecord> {
+    return this.mutex.run(async () => {
+      const rec = this.records[name]
+      if (!rec) throw new FerryError('ENDPOINT_NOT_FOUND', `no container "${name}" is attached through ferry`)
+      if (rec.owner !== 'run') throw new FerryError('INVALID_REQUEST', `container ${name} was not started by ferry run`)
+      const startTime = await this.d.ns.startTime(pid)
+      if (startTime === undefined) throw new FerryError('INVALID_REQUEST', `process ${pid} does not exist (it exited)`)
+      const inside = await this.d.ns.sameNamespace(`/proc/${pid}/ns/net`, rec.netns).catch(() => false)
+      if (!inside) throw new FerryError('INVALID_REQUEST', `process ${pid} is not in the network namespace of ${name}`)
+      rec.process = { pid, startTime }
+      if (rec.detached === true) {
+        rec.watch = { pid, startTime }
+        if (rec.mode !== 'container') {
+          rec.pid = pid
+          rec.netns = `/proc/${pid}/ns/net`
+        }
+      }
+      await this.d.store.commit()
+      this.d.log.info({ container: name, pid, detached: rec.detached === true }, 'container process started')
+      return rec
+    })
+  }
+
+  /**
+   * `ferry stop` / `ferry rm` of a ferry run container: SIGTERM to its command (to
+   * its process group when detached), SIGKILL once the grace period is over (at
+   * once with graceMs 0), then detach. `removeLog` deletes a detached command's log.
+   * Containers of ferry attach and of CNI runtimes are refused: their runtime owns
+   * the processes. A container already gone whose log is left: `removeLog` deletes
+   * it. Returns the container's name.
+   */
+  async stopContainer (key: string, opts: StopOptions): Promise<string> {
+    let rec: ContainerRecord
+    try {
+      rec = this.container(key)
+    } catch (err) {
+      if (opts.removeLog && await this.removeLeftLog(key)) return key
+      throw err
+    }
+    if (rec.owner !== 'run') {
+      throw new FerryError('INVALID_REQUEST', `${rec.name} was attached by ${rec.owner === 'cni' ? 'a CNI runtime' : 'ferry attach'}, which owns its processes: ferry detach ${rec.name} takes its network away`)
+    }
+    if (rec.process !== undefined) await this.terminate(rec.name, rec.process, opts.graceMs)
+    await this.detach(rec.name, opts.graceMs === 0 ? 'killed' : 'stopped')
+    if (opts.removeLog && rec.log !== undefined) await fs.rm(rec.log, { force: true })
+    return rec.name
+  }
+
+  /** SIGTERM, wait, SIGKILL, wait; a process already gone is fine. */
+  private async terminate (name: string, proc: ProcessRef, graceMs: number): Promise<void> {
+    if (graceMs > 0) {
+      if (!await this.d.ns.signal(proc, 'SIGTERM')) return
+      if (await this.exitedWithin(proc, graceMs)) return
+    }
+    if (!await this.d.ns.signal(proc, 'SIGKILL')) return
+    if (await this.exitedWithin(proc, KILL_WAIT_MS)) return
+    throw new FerryError('KERNEL', `process ${proc.pid} of ${name} is still there ${KILL_WAIT_MS / 1000} s after SIGKILL`)
+  }
+
+  private async exitedWithin (proc: ProcessRef, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      if (await this.d.ns.startTime(proc.pid) !== proc.startTime) return true
+      if (Date.now() >= deadline) return false
+      await sleep(Math.min(50, Math.max(1, deadline - Date.now())))
+    }
+  }
+
+  /** The log a detached command left when it exited by itself, deleted; false when there is none. */
+  private async removeLeftLog (name: string): Promise<boolean> {
+    try {
+      await fs.rm(path.join(this.logsDir(), `${validateName(name)}.log`))
+      return true
+    } catch {
+      return false
+    }
   }
 
   // ---------------------------------------------------------------- detach

@@ -1,7 +1,8 @@
 /**
  * Pure parsing of runtime requests: Docker's option syntax (`-p`, `--expose`,
- * `--link`, `--net`) and the admin API's attach body, into ferry's validated
- * AttachSpec. Every error is a FerryError with a sentence that names the option.
+ * `--link`, `--net`, `-e`, `--env-file`) and the admin API's attach body, into
+ * ferry's validated AttachSpec. Every error is a FerryError with a sentence that
+ * names the option.
  */
 import { FerryError } from '../errors/errors.js'
 import { isIp } from '../ipam/cidr.js'
@@ -33,6 +34,10 @@ export interface AttachWire {
   setupFiles?: boolean
   owner?: 'run' | 'attach' | 'cni'
   watchPid?: number
+  /** The command's variables, KEY=VALUE (ferry run -e): kept for the *_ENV_* variables of links to it. */
+  env?: string[]
+  /** ferry run -d: the agent names a log file for the command's output. */
+  detached?: boolean
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/
@@ -136,15 +141,15 @@ export function parseLink (spec: string): LinkSpec {
   return { name, alias: a }
 }
 
-/** `--net` / `--network` of attach and run (host is handled by `ferry run` itself). */
+/** `--net` / `--network` of attach and run. */
 export function parseNetMode (net: string): NetMode {
   if (net === 'none') return { kind: 'none' }
+  if (net === 'host') return { kind: 'host' }
   if (net.startsWith('container:')) {
     const container = net.slice('container:'.length)
     validateName(container, `--net ${net}: container name`)
     return { kind: 'container', container }
   }
-  if (net === 'host') throw bad('--net host shares the host\'s namespace: there is nothing to attach (ferry run handles it)')
   if (net === 'default' || net === '') return { kind: 'network', network: 'bridge' }
   validateName(net, 'network')
   return { kind: 'network', network: net }
@@ -182,6 +187,86 @@ function target (w: AttachWire): NetnsTarget {
   return { kind: 'path', path }
 }
 
+/** One variable of the command: a value, or undefined to leave it out of the command's environment. */
+export interface EnvEntry { key: string, value: string | undefined }
+
+export type EnvLookup = (key: string) => string | undefined
+
+/**
+ * `-e KEY=VALUE` or `-e KEY`, as `docker run -e` reads it: KEY alone takes the
+ * value ferry run itself has; when it has none, KEY is left out of the command's
+ * environment (even a value the agent gives, such as HOSTNAME).
+ */
+export function parseEnvOption (spec: string, lookup: EnvLookup): EnvEntry {
+  const eq = spec.indexOf('=')
+  const key = eq < 0 ? spec : spec.slice(0, eq)
+  if (key === '') throw bad(`-e ${spec}: expected KEY=VALUE or KEY (the variable name is empty)`)
+  if (spec.includes('\0')) throw bad(`-e ${key}: a variable cannot contain a NUL byte`)
+  return { key, value: eq < 0 ? lookup(key) : spec.slice(eq + 1) }
+}
+
+/**
+ * An `--env-file`, by Docker's rules: one KEY=VALUE per line, taken literally (no
+ * quotes, no expansion, trailing spaces kept); leading white space, blank lines and
+ * lines starting with # are skipped; KEY alone takes ferry run's own value and is
+ * left out when it has none; a KEY with white space is an error.
+ */
+export function parseEnvFile (text: string, file: string, lookup: EnvLookup): EnvEntry[] {
+  const out: EnvEntry[] = []
+  const lines = text.replace(/^\uFEFF/, '').split('\n')
+  lines.forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '').replace(/^\s+/, '')
+    if (line === '' || line.startsWith('#')) return
+    const where = `--env-file ${file}, line ${i + 1}`
+    const eq = line.indexOf('=')
+    const key = eq < 0 ? line : line.slice(0, eq)
+    if (key === '') throw bad(`${where}: no variable name`)
+    if (/\s/.test(key)) throw bad(`${where}: variable "${key}" contains white space`)
+    if (line.includes('\0')) throw bad(`${where}: a variable cannot contain a NUL byte`)
+    const value = eq >= 0 ? line.slice(eq + 1) : lookup(key)
+    if (value !== undefined) out.push({ key, value })
+  })
+  return out
+}
+
+/**
+ * Entries in order (env files first, then -e, as Docker reads them), later ones
+ * winning: the KEY=VALUE list (first position of each key kept) and the keys to
+ * leave out.
+ */
+export function mergeEnv (entries: readonly EnvEntry[]): { set: string[], unset: string[] } {
+  const last = new Map<string, string | undefined>()
+  for (const e of entries) last.set(e.key, e.value)
+  const set: string[] = []
+  const unset: string[] = []
+  for (const [key, value] of last) {
+    if (value === undefined) unset.push(key)
+    else set.push(`${key}=${value}`)
+  }
+  return { set, unset }
+}
+
+/** The env list of an attach body: KEY=VALUE each, a key once (the last value, the first position). */
+function envList (list: string[] | undefined): string[] {
+  const entries = (list ?? []).map((kv): EnvEntry => {
+    const eq = kv.indexOf('=')
+    if (eq <= 0) throw bad(`env "${kv.slice(0, 64)}": expected KEY=VALUE`)
+    if (kv.includes('\0')) throw bad(`env ${kv.slice(0, eq)}: a variable cannot contain a NUL byte`)
+    return { key: kv.slice(0, eq), value: kv.slice(eq + 1) }
+  })
+  return mergeEnv(entries).set
+}
+
+/** --net host: only for ferry run, which gives its own process; nothing of a network applies. */
+function checkHostMode (w: AttachWire, spec: AttachSpec): void {
+  if (spec.owner !== 'run' || spec.target.kind !== 'pid') throw bad('--net host is for ferry run only: there is no namespace to attach')
+  if (spec.links.length > 0) throw bad('conflicting options: host type networking cannot be used with links')
+  if (spec.hostname !== '') throw bad('conflicting options: --hostname and --net host (the host\'s name is used)')
+  if (spec.ip !== undefined) throw bad(`--net ${w.net}: --ip needs a network`)
+  if (spec.aliases.length > 0) throw bad(`--net ${w.net}: --network-alias needs a network`)
+  if (spec.setupFiles) throw bad('--net host uses the host\'s /etc/hosts and host name: there are no files to set up')
+}
+
 /** Validate an attach body into an AttachSpec. Pure. */
 export function parseAttach (w: AttachWire): AttachSpec {
   validateName(w.name)
@@ -213,11 +298,18 @@ export function parseAttach (w: AttachWire): AttachSpec {
     hostname,
     setupFiles: w.setupFiles === true,
     owner: w.owner ?? 'attach',
+    env: envList(w.env),
+    detached: w.detached === true,
   }
   if (w.ip !== undefined) spec.ip = w.ip
   if (w.watchPid !== undefined) {
     if (!Number.isInteger(w.watchPid) || w.watchPid < 1) throw bad(`watch pid ${w.watchPid}: not a process id`)
     spec.watchPid = w.watchPid
+  }
+  if (spec.detached && spec.owner !== 'run') throw bad('only ferry run starts detached commands')
+  if (mode.kind === 'host') {
+    checkHostMode(w, spec)
+    return spec
   }
   if (mode.kind !== 'network') {
     if (ports.length > 0) throw bad(`--net ${w.net}: published ports need a network (Docker refuses them too)`)

@@ -15,11 +15,13 @@ export type NetnsTarget =
  *   network   - a ferry network (bridge or overlay) by name or id; 'bridge' = the default network
  *   none      - only loopback
  *   container - the network namespace of another attached container (nothing is configured)
+ *   host      - the host's namespaces (ferry run only): registered by name, nothing is configured
  */
 export type NetMode =
   | { kind: 'network', network: string }
   | { kind: 'none' }
   | { kind: 'container', container: string }
+  | { kind: 'host' }
 
 export interface LinkSpec { name: string, alias: string }
 
@@ -51,20 +53,35 @@ export interface AttachSpec {
   owner: 'run' | 'attach' | 'cni'
   /** Detach when this process exits (its start time guards against pid reuse). */
   watchPid?: number
+  /** The command's `-e` variables, KEY=VALUE (later ones win): kept for the *_ENV_* variables of links to it. */
+  env: string[]
+  /** `ferry run -d`: the command's output goes to a log file the agent names. */
+  detached: boolean
 }
+
+/** A process, with its start time (field 22 of /proc/PID/stat) against pid reuse. */
+export interface ProcessRef { pid: number, startTime: string }
 
 /** What the agent keeps for one attached namespace (State.containers, keyed by name). */
 export interface ContainerRecord {
   id: string                  // 64 hex, made by ferry
   name: string
   owner: AttachSpec['owner']
-  mode: 'network' | 'none' | 'container'
+  mode: NetMode['kind']
   /** Path of the network namespace as given (or /proc/PID/ns/net). */
   netns: string
   /** A process of the namespace, when known (for nsenter). */
   pid?: number
-  /** The process whose exit detaches, with its start time (field 22 of /proc/PID/stat). */
-  watch?: { pid: number, startTime: string }
+  /** The process whose exit detaches. */
+  watch?: ProcessRef
+  /** ferry run: the command itself, which `ferry stop`/`ferry rm` signal (absent in records of older agents). */
+  process?: ProcessRef
+  /** ferry run -d: the command runs on its own; the watchdog detaches when it exits. */
+  detached?: boolean
+  /** ferry run -d: the file that gets the command's stdout and stderr (kept after it exits). */
+  log?: string
+  /** The variables given with -e/--env-file, KEY=VALUE (absent in records of older agents). */
+  env?: string[]
   /** For mode network. */
   networkId?: string
   endpointId?: string
@@ -96,6 +113,17 @@ export interface AttachResult {
   /** Warnings for the user (ignored options). */
   warnings: string[]
 }
+
+/** How `ferry stop`/`ferry rm` end a command. */
+export interface StopOptions {
+  /** Time between SIGTERM and SIGKILL; 0 = SIGKILL at once. */
+  graceMs: number
+  /** Delete the log of a detached command too (ferry rm). */
+  removeLog: boolean
+}
+
+/** Docker's `docker stop` grace period. */
+export const DEFAULT_STOP_GRACE_MS = 10_000
 
 /** A ferry network created without the engine (`ferry network create`). */
 export interface NetworkCreateSpec {

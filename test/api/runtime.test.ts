@@ -25,7 +25,13 @@ const runtime: RuntimeApi = {
   createNetwork: async (spec) => { if (spec.name === 'dup') throw new FerryError('NAME_CONFLICT', 'exists'); return { id: 'ef'.repeat(32) } as never },
   removeNetwork: async () => undefined,
   networkName: (id) => (id === 'cd'.repeat(32) ? 'back' : undefined),
+  setProcess: async (name, pid) => {
+    if (name !== 'x') throw new FerryError('ENDPOINT_NOT_FOUND', `no container "${name}"`)
+    return record('x', { owner: 'run', process: { pid, startTime: '1' } })
+  },
+  stopContainer: async (name, opts) => { stops.push([name, opts.graceMs, opts.removeLog]); return name },
 }
+const stops: Array<[string, number, boolean]> = []
 const notUsed = async (): Promise<never> => { throw new Error('not used') }
 const agent: AgentView = {
   status: notUsed, networks: notUsed, endpoints: notUsed, reconcile: notUsed, clusterStatus: notUsed, peers: notUsed,
@@ -70,4 +76,19 @@ t.test('networks', async (t) => {
   t.equal((await app.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'dup' } })).statusCode, 409)
   t.equal((await app.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'x', options: { a: 1 } } })).statusCode, 400)
   t.same((await app.inject({ method: 'DELETE', url: '/v1/networks/back' })).json(), { removed: true })
+})
+
+t.test('the process of ferry run, stop and rm', async (t) => {
+  const p = await app.inject({ method: 'POST', url: '/v1/containers/x/process', payload: { pid: 77 } })
+  t.equal(p.statusCode, 200, p.body)
+  t.match(p.json(), { name: 'x', process: { pid: 77 }, networkName: 'back' })
+  t.equal((await app.inject({ method: 'POST', url: '/v1/containers/x/process', payload: { pid: 0 } })).statusCode, 400)
+  t.equal((await app.inject({ method: 'POST', url: '/v1/containers/nope/process', payload: { pid: 7 } })).statusCode, 404)
+  t.same((await app.inject({ method: 'POST', url: '/v1/containers/x/stop', payload: {} })).json(), { name: 'x' })
+  await app.inject({ method: 'POST', url: '/v1/containers/x/stop', payload: { timeout: 0, removeLog: true } })
+  t.same(stops, [['x', 10_000, false], ['x', 0, true]], "Docker's 10 s by default; 0 = SIGKILL at once")
+  t.equal((await app.inject({ method: 'POST', url: '/v1/containers/x/stop', payload: { timeout: -1 } })).statusCode, 400)
+  const host = await app.inject({ method: 'POST', url: '/v1/containers', payload: { name: 'h', net: 'host', pid: 42, owner: 'run', env: ['A=1'], detached: true } })
+  t.equal(host.statusCode, 201, host.body)
+  t.match(attached.at(-1), { mode: { kind: 'host' }, env: ['A=1'], detached: true })
 })

@@ -10,87 +10,25 @@
  * Build first (`npm run build`): the agent and the CLI run from dist/.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync, readlinkSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { spawn } from 'node:child_process'
+import { readlinkSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { execFile, type ExecResult } from '../../src/kernel/exec.js'
 import { netns, nsExec, ipJson, sh } from '../harness/netns.js'
-import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
+import { startAgent } from '../harness/agent.js'
+import {
+  NO_ENGINE, alive, requireBuild, startCliAgent, ferry, ferryBg, hostVeths, ps as psOf, running as runningOf, waitFor, type CliCtx,
+} from '../harness/ferry-cli.js'
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const ENTRY = join(REPO, 'bin', 'ferry')
-const NO_ENGINE = 'unix:///nonexistent/ferry-test-docker.sock'
+requireBuild(t)
 
-if (!existsSync(join(REPO, 'dist', 'cli', 'runtime.js'))) t.fail('dist/ is missing or old: run `npm run build` first')
-
-interface Ctx { host: string, agent: Agent }
-
-function env (c: Ctx): NodeJS.ProcessEnv {
-  return { ...cleanEnv(), FERRY_API_SOCKET: c.agent.apiSocket }
-}
-
-/** A ferry command inside the agent's namespace; never throws on a non-zero exit. */
-function ferry (c: Ctx, args: string[], timeoutMs = 30_000): Promise<ExecResult> {
-  return execFile(['ip', 'netns', 'exec', c.host, ...NODE, ENTRY, ...args], { env: env(c), allowFailure: true, timeoutMs })
-}
-
-/** A ferry command left running (ferry run of a server); killed on teardown. */
-function ferryBg (tt: { teardown (fn: () => unknown): void }, c: Ctx, args: string[]): ChildProcess & { output: () => string, done: Promise<number | null> } {
-  const child = spawn('ip', ['netns', 'exec', c.host, ...NODE, ENTRY, ...args], { env: env(c), stdio: ['ignore', 'pipe', 'pipe'] })
-  let text = ''
-  child.stdout.on('data', (b: Buffer) => { text += b.toString() })
-  child.stderr.on('data', (b: Buffer) => { text += b.toString() })
-  const done = new Promise<number | null>((res) => child.once('exit', (code) => res(code)))
-  tt.teardown(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await done } })
-  return Object.assign(child, { output: () => text, done })
-}
-
+type Ctx = CliCtx
 interface PsEntry { name: string, address?: string, watch?: { pid: number }, links: unknown[] }
-
-async function ps (c: Ctx): Promise<PsEntry[]> {
-  const r = await ferry(c, ['ps', '--json'])
-  if (r.code !== 0) throw new Error(`ferry ps failed: ${r.stderr}`)
-  return JSON.parse(r.stdout) as PsEntry[]
-}
-
-async function waitFor<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
-  }
-}
-
-async function running (c: Ctx, name: string): Promise<PsEntry> {
-  return waitFor(`${name} to be attached`, async () => (await ps(c)).find((p) => p.name === name))
-}
-
-function hostVeths (c: Ctx): string[] {
-  return ipJson<Array<{ ifname: string }>>(c.host, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fyh'))
-}
-
-/** A process that exists and is not a zombie waiting to be reaped. */
-function alive (pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return !/^\S+ \(.*\) [ZX]/.test(stat)
-  } catch {
-    return false
-  }
-}
+const ps = (c: Ctx): Promise<PsEntry[]> => psOf<PsEntry>(c)
+const running = (c: Ctx, name: string): Promise<PsEntry> => runningOf<PsEntry>(c, name)
 
 await t.test('ferry without the engine', async (t) => {
-  const host = netns(t, 'fyrh')
-  const agent = await startAgent(t, {
-    ns: host, pluginName: `fyrt${process.pid}`, dockerHost: NO_ENGINE,
-    args: ['--bridge', 'docker0', '--bip', '10.61.0.1/24', '--icc=false', '--watch-interval', '1', '--reconcile-interval', '0'],
-  })
-  const c: Ctx = { host, agent }
-  t.teardown(() => { if (!t.passing()) t.comment(`agent log:\n${agent.logs().split('\n').filter((l) => !l.includes('"component":"dns"')).slice(-80).join('\n')}`) })
+  const c: Ctx = await startCliAgent(t, 'fyr', '10.61.0.1/24')
+  const { host, agent } = c
   const holders: number[] = []
 
   await t.test('the default network comes from the dockerd-style flags', async (t) => {

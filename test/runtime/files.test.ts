@@ -38,3 +38,19 @@ t.test('link variables', async (t) => {
   })
   t.same(linkEnv('web', 'db', '10.61.0.2', []), { DB_NAME: '/web/db' }, 'no exposed port: only the name')
 })
+
+t.test('link variables of the linked container\'s environment (ALIAS_ENV_*)', async (t) => {
+  t.same(linkEnv('web', 'my-db', '10.61.0.2', [{ proto: 'tcp', port: 5432 }], ['POSTGRES_USER=app', 'X=a=b', 'EMPTY=', 'PATH=/x', 'HOME=/h', 'lower_case=1']), {
+    MY_DB_NAME: '/web/my-db',
+    MY_DB_PORT: 'tcp://10.61.0.2:5432',
+    MY_DB_PORT_5432_TCP: 'tcp://10.61.0.2:5432',
+    MY_DB_PORT_5432_TCP_ADDR: '10.61.0.2',
+    MY_DB_PORT_5432_TCP_PORT: '5432',
+    MY_DB_PORT_5432_TCP_PROTO: 'tcp',
+    MY_DB_ENV_POSTGRES_USER: 'app',
+    MY_DB_ENV_X: 'a=b',
+    MY_DB_ENV_EMPTY: '',
+    MY_DB_ENV_lower_case: '1',
+  }, "each -e of the linked container, its name as given; HOME and PATH left out as Docker does")
+  t.same(linkEnv('web', 'db', '10.61.0.2', [], ['noequals']), { DB_NAME: '/web/db' }, 'a malformed entry is skipped')
+})

@@ -1,8 +1,11 @@
 /** Pure helpers of the namespace adapter, ferry run and the agent flags. */
 import t from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { FerryError } from '../../src/errors/errors.js'
-import { interfaceBatch, parseStartTime } from '../../src/runtime/netns.js'
-import { HOLDER_ARGV, attachBody, commandArgv, exitStatus } from '../../src/runtime/run.js'
+import { interfaceBatch, parseStartTime, parseStat } from '../../src/runtime/netns.js'
+import { HOLDER_ARGV, attachBody, commandArgv, commandEnv, exitStatus, loadEnv, type RunRequest } from '../../src/runtime/run.js'
 import { defaultBridgeConfig, parseBool } from '../../src/runtime/flags.js'
 
 t.test('ip -batch for a moved veth', async (t) => {
@@ -16,6 +19,7 @@ t.test('start time from /proc/PID/stat, even with spaces and parentheses in the 
   const fields = Array.from({ length: 50 }, (_, i) => String(i + 3))
   t.equal(parseStartTime(`123 (a (weird) name) ${fields.join(' ')}`), '22')
   t.equal(parseStartTime('garbage'), undefined)
+  t.same(parseStat(`77 (sleep) Z 1 77 ${fields.slice(3).join(' ')}`), { state: 'Z', pgrp: 77, startTime: '22' }, 'state and process group')
 })
 
 t.test('ferry run argv', async (t) => {
@@ -23,11 +27,37 @@ t.test('ferry run argv', async (t) => {
   t.same(commandArgv({ kind: 'host' }, '/w', ['sh', '-c', 'x']), ['setpriv', '--pdeathsig', 'KILL', '--', 'sh', '-c', 'x'])
   t.same(commandArgv({ kind: 'pid', pid: 9 }, '/w', ['id']), ['nsenter', '--target=9', '--net', '--mount', '--uts', '--wd=/w', '--', 'setpriv', '--pdeathsig', 'KILL', '--', 'id'])
   t.same(commandArgv({ kind: 'netns', path: '/run/netns/x' }, '/w', ['id']), ['nsenter', '--net=/run/netns/x', '--', 'setpriv', '--pdeathsig', 'KILL', '--', 'id'])
+  t.same(commandArgv({ kind: 'pid', pid: 9 }, '/w', ['id'], { dieWithFerry: false }), ['nsenter', '--target=9', '--net', '--mount', '--uts', '--wd=/w', '--', 'id'],
+    '-d: the command outlives ferry run')
+  t.same(commandArgv({ kind: 'host' }, '/w', ['id'], { dieWithFerry: false }), ['id'])
   t.equal(exitStatus(3, null), 3)
   t.equal(exitStatus(null, 'SIGKILL'), 137)
-  const req = { net: 'bridge', publish: ['80'], publishAll: false, expose: [], links: ['db:d'], aliases: [], dns: [], dnsSearch: [], dnsOptions: [], cmd: ['x'] }
-  t.match(attachBody(req, 'web', 7), { name: 'web', pid: 7, watchPid: 7, owner: 'run', setupFiles: true, links: ['db:d'] })
+  const req: RunRequest = {
+    net: 'bridge', publish: ['80'], publishAll: false, expose: [], links: ['db:d'], aliases: [], dns: [], dnsSearch: [], dnsOptions: [], cmd: ['x'],
+    env: { set: [], unset: [] }, detach: false,
+  }
+  const body = attachBody(req, 'web', 7)
+  t.match(body, { name: 'web', pid: 7, watchPid: 7, owner: 'run', setupFiles: true, links: ['db:d'] })
+  t.notOk('env' in body || 'detached' in body, 'nothing to keep, not detached')
   t.match(attachBody({ ...req, net: 'container:web' }, 'c', 7), { setupFiles: false })
+  t.match(attachBody({ ...req, net: 'host' }, 'h', 7), { net: 'host', setupFiles: false })
+  t.match(attachBody({ ...req, env: { set: ['A=1'], unset: ['B'] }, detach: true }, 'd', 7), { env: ['A=1'], detached: true }, 'only the values go to the agent')
+})
+
+t.test("the command's environment", async (t) => {
+  const base = { PATH: '/bin', HOSTNAME: 'ferryhost', KEEP: 'k' }
+  const env = commandEnv(base, { HOSTNAME: 'abc', DB_NAME: '/web/db' }, { set: ['A=1', 'DB_NAME=mine', 'EMPTY='], unset: ['HOSTNAME'] })
+  t.same(env, { PATH: '/bin', KEEP: 'k', DB_NAME: 'mine', A: '1', EMPTY: '' }, "ferry run's, then the agent's, then -e; -e KEY unset removes")
+  t.same(base, { PATH: '/bin', HOSTNAME: 'ferryhost', KEEP: 'k' }, 'the base is not changed')
+
+  const dir = mkdtempSync(join(tmpdir(), 'fyenv-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'a.env'), 'A=from-file\nB=file\nFROM_HOST\n')
+  const lookup = (k: string): string | undefined => ({ FROM_HOST: 'h', X: 'x' } as Record<string, string>)[k]
+  t.same(await loadEnv(['B=option', 'X', 'NOPE'], [join(dir, 'a.env')], lookup),
+    { set: ['A=from-file', 'B=option', 'FROM_HOST=h', 'X=x'], unset: ['NOPE'] }, 'files first, then -e; later ones win')
+  await t.rejects(loadEnv([], [join(dir, 'missing.env')], lookup), { code: 'INVALID_OPTION', message: /--env-file .*missing\.env/ })
+  await t.rejects(loadEnv(['=x'], [], lookup), { code: 'INVALID_OPTION' })
 })
 
 t.test('dockerd-style agent flags', async (t) => {

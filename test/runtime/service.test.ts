@@ -8,19 +8,33 @@ import t from 'tap'
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fakeWorld, silentLog } from '../harness/fakes.js'
+import { fakeWorld, FakePublisher, silentLog } from '../harness/fakes.js'
+import { NetworkDriver } from '../../src/driver/network.js'
+import { DisabledFirewall } from '../../src/nat/disabled.js'
 import { FerryError } from '../../src/errors/errors.js'
 import { RuntimeService } from '../../src/runtime/service.js'
 import { parseAttach, type AttachWire } from '../../src/runtime/spec.js'
 import type { InterfaceConfig, NamespaceOps } from '../../src/runtime/netns.js'
+import type { ProcessRef } from '../../src/runtime/types.js'
 import type { LinkFirewall, NatLink } from '../../src/nat/types.js'
 
 class FakeNamespaces implements NamespaceOps {
   calls: string[] = []
   starts = new Map<number, string>()
   failConfigure = false
+  /** Processes that do not die of SIGTERM. */
+  ignoreTerm = new Set<number>()
+  signals: string[] = []
+  /** Paths in another namespace than every other path (for setProcess). */
+  elsewhere = new Set<string>()
   async startTime (pid: number) { return this.starts.get(pid) }
-  async sameNamespace () { return false }
+  async sameNamespace (a: string) { return !this.elsewhere.has(a) }
+  async signal (p: ProcessRef, sig: NodeJS.Signals) {
+    if (this.starts.get(p.pid) !== p.startTime) return false
+    this.signals.push(`${sig} ${p.pid}`)
+    if (sig === 'SIGKILL' || !this.ignoreTerm.has(p.pid)) this.starts.delete(p.pid)
+    return true
+  }
   async checkForeignNetns (path: string) { this.calls.push(`check ${path}`) }
   async moveLink (dev: string, path: string) { this.calls.push(`move ${dev} ${path}`) }
   async configure (path: string, c: InterfaceConfig) {
@@ -47,7 +61,7 @@ function world (t: { teardown (fn: () => void): void }) {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const rt = new RuntimeService({
     store: w.store, driver: w.driver, ipam: w.ipam, links: w.links, firewall: fw, ns, filesDir: dir, log: silentLog,
-    hostResolvConf: async () => 'nameserver 10.255.255.53\n', embeddedDns: true,
+    hostResolvConf: async () => 'nameserver 10.255.255.53\n', embeddedDns: true, logsDir: join(dir, 'logs'), hostname: () => 'thehost',
   })
   const attach = (wire: AttachWire) => rt.attach(parseAttach(wire))
   return { ...w, ns, fw, rt, dir, attach }
@@ -102,6 +116,29 @@ t.test('a failed attach leaves nothing behind', async (t) => {
   t.same((await w.links.listLinks()).filter((l) => l.kind === 'veth'), [], 'the veth pair was deleted')
 })
 
+t.test('--iptables=false: attach -p and -P are refused and leave nothing; --expose works; links hold no rules', async (t) => {
+  const w = fakeWorld()
+  const fw = new DisabledFirewall()
+  const driver = new NetworkDriver({ store: w.store, links: w.links, firewall: fw, limits: fw, ipam: w.ipam, ports: new FakePublisher(), log: silentLog })
+  const ns = new FakeNamespaces()
+  const dir = mkdtempSync(join(tmpdir(), 'fyrs-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const rt = new RuntimeService({ store: w.store, driver, ipam: w.ipam, links: w.links, firewall: fw, ns, filesDir: dir, log: silentLog, hostResolvConf: async () => '' })
+  await rt.createNetwork({ name: 'front', subnet: '10.70.0.0/24', internal: false, options: {} })
+  for (const wire of [{ publish: ['8080:80'] }, { publishAll: true, expose: ['80'] }]) {
+    await t.rejects(rt.attach(parseAttach({ name: 'web', net: 'front', netns: '/run/netns/web', ...wire })),
+      { code: 'UNSUPPORTED', message: /^cannot publish ports: the ferry agent runs with --iptables=false/ })
+    t.same(rt.containers(), [])
+    t.same(driver.endpoints(), [])
+    t.same(Object.keys(w.ipam.pools()[0]!.allocated), ['10.70.0.1'], 'the address was released')
+    t.same((await w.links.listLinks()).filter((l) => l.kind === 'veth'), [], 'no veth')
+  }
+  await rt.attach(parseAttach({ name: 'db', net: 'front', netns: '/run/netns/db', expose: ['5432'] }))
+  const web = await rt.attach(parseAttach({ name: 'web', net: 'front', netns: '/run/netns/web', links: ['db:database'] }))
+  t.match(web.env, { DATABASE_PORT_5432_TCP: /^tcp:\/\/10\.70\.0\.\d+:5432$/ }, 'links still give names and variables')
+  t.same(fw.linkIds(), [])
+})
+
 t.test('names, conflicts, modes', async (t) => {
   const w = world(t)
   await t.rejects(w.attach({ name: 'x', net: 'bridge', netns: '/run/netns/x' }), /no default network/)
@@ -154,4 +191,117 @@ t.test('the default network', async (t) => {
   await w.links.createBridge('docker0')
   await t.rejects(w.rt.ensureDefaultNetwork({ bridge: 'docker0', icc: true, masquerade: true }), /already exists and is not ferry's/)
   t.same(w.ipam.pools(), [], 'no pool taken')
+})
+
+t.test('-e is kept, and a link to the container gets ALIAS_ENV_* variables', async (t) => {
+  const w = world(t)
+  await w.rt.createNetwork({ name: 'front', subnet: '10.70.0.0/24', internal: false, options: {} })
+  const db = await w.attach({ name: 'db', net: 'front', pid: 100, owner: 'run', expose: ['5432'], env: ['POSTGRES_USER=app', 'PATH=/opt/bin'] })
+  t.same(db.container.env, ['POSTGRES_USER=app', 'PATH=/opt/bin'], 'kept in the record')
+  t.same(w.store.state.containers?.db?.env, ['POSTGRES_USER=app', 'PATH=/opt/bin'], 'and in the state')
+  t.notOk('POSTGRES_USER' in db.env, "the agent does not hand a container's own -e back: ferry run sets them")
+  const web = await w.attach({ name: 'web', net: 'front', pid: 101, owner: 'run', links: ['db:database'] })
+  t.match(web.env, { DATABASE_ENV_POSTGRES_USER: 'app', DATABASE_PORT_5432_TCP: 'tcp://10.70.0.2:5432' })
+  t.notOk('DATABASE_ENV_PATH' in web.env, 'PATH is not passed on (Docker)')
+  t.notOk('env' in web.container, 'no -e: no field')
+
+  // A record of an older agent (no env field) still links.
+  delete w.store.state.containers!.db!.env
+  const old = await w.attach({ name: 'web2', net: 'front', pid: 102, owner: 'run', links: ['db:database'] })
+  t.equal(Object.keys(old.env).filter((k) => k.includes('_ENV_')).length, 0)
+  t.match(old.env, { DATABASE_NAME: '/web2/database' })
+})
+
+t.test('--net host: registered by name, nothing configured; container: of it enters its process', async (t) => {
+  const w = world(t)
+  w.ns.starts.set(300, 's300')
+  const h = await w.attach({ name: 'h', net: 'host', pid: 300, watchPid: 300, owner: 'run', publish: ['80:80'], env: ['A=1'] })
+  t.match(h.container, { name: 'h', mode: 'host', netns: '/proc/300/ns/net', pid: 300, hostname: 'thehost' })
+  t.same(h.warnings, ['WARNING: Published ports are discarded when using host network mode'])
+  t.equal(h.env.HOSTNAME, 'thehost')
+  t.same(w.ns.calls, [], 'no namespace touched, no files mounted')
+  t.equal(h.container.filesDir, undefined)
+  t.same(w.driver.endpoints(), [])
+  t.same(w.rt.dnsNames(), [], 'not in DNS: not on a network')
+  const s = await w.attach({ name: 's', net: 'container:h', pid: 301, owner: 'run' })
+  t.equal(s.enterPid, 300, "the sharer enters the host container's process")
+  t.equal(s.container.sharesWith, 'h')
+  t.same(w.rt.containers().map((c) => c.name).sort(), ['h', 's'])
+  w.ns.starts.delete(300)
+  t.same(await w.rt.watchOnce(), ['h'], 'its process gone: detached')
+})
+
+t.test('ferry run -d: a log, the command followed instead of the holder, cleanup when it exits', async (t) => {
+  const w = world(t)
+  await w.rt.createNetwork({ name: 'front', subnet: '10.70.0.0/24', internal: false, options: {} })
+  w.ns.starts.set(400, 'holder')
+  const r = await w.attach({ name: 'bg', net: 'front', pid: 400, watchPid: 400, owner: 'run', detached: true, expose: ['80'] })
+  const log = join(w.dir, 'logs', 'bg.log')
+  t.match(r.container, { detached: true, log, watch: { pid: 400 } })
+  t.equal(readFileSync(log, 'utf8'), '', 'an empty log, ready for the command')
+
+  await t.rejects(w.rt.setProcess('bg', 999), /process 999 does not exist/)
+  w.ns.starts.set(401, 'cmd')
+  w.ns.elsewhere.add('/proc/401/ns/net')
+  await t.rejects(w.rt.setProcess('bg', 401), /not in the network namespace of bg/)
+  w.ns.elsewhere.clear()
+  await t.rejects(w.rt.setProcess('nope', 401), { code: 'ENDPOINT_NOT_FOUND' })
+  const rec = await w.rt.setProcess('bg', 401)
+  t.match(rec, { process: { pid: 401, startTime: 'cmd' }, watch: { pid: 401, startTime: 'cmd' }, pid: 401, netns: '/proc/401/ns/net' })
+  t.same(w.store.state.containers?.bg?.process, { pid: 401, startTime: 'cmd' }, 'persisted')
+
+  w.ns.starts.delete(400)
+  t.same(await w.rt.watchOnce(), [], 'the holder going changes nothing')
+  w.ns.starts.delete(401)
+  t.same(await w.rt.watchOnce(), ['bg'], 'the command exiting detaches')
+  t.same(w.driver.endpoints(), [])
+  t.ok(existsSync(log), 'the log stays, for a look at why it exited')
+  t.equal(await w.rt.stopContainer('bg', { graceMs: 0, removeLog: true }), 'bg', 'ferry rm of a container already gone removes its log')
+  t.notOk(existsSync(log))
+  await t.rejects(w.rt.stopContainer('bg', { graceMs: 0, removeLog: true }), { code: 'ENDPOINT_NOT_FOUND' }, 'nothing left: not found')
+
+  // A foreground run: the process is known for ferry stop, the holder stays watched.
+  w.ns.starts.set(500, 'h5')
+  w.ns.starts.set(501, 'c5')
+  await w.attach({ name: 'fg', net: 'front', pid: 500, watchPid: 500, owner: 'run' })
+  t.match(await w.rt.setProcess('fg', 501), { process: { pid: 501 }, watch: { pid: 500 }, pid: 500, netns: '/proc/500/ns/net' })
+  await w.attach({ name: 'att', net: 'front', netns: '/run/netns/att' })
+  await t.rejects(w.rt.setProcess('att', 501), /not started by ferry run/)
+})
+
+t.test('ferry stop and ferry rm', async (t) => {
+  const w = world(t)
+  await w.rt.createNetwork({ name: 'front', subnet: '10.70.0.0/24', internal: false, options: {} })
+  const start = async (name: string, pid: number) => {
+    w.ns.starts.set(pid, `st${pid}`)
+    await w.attach({ name, net: 'front', pid, watchPid: pid, owner: 'run', detached: true })
+    await w.rt.setProcess(name, pid)
+  }
+  await start('polite', 600)
+  t.equal(await w.rt.stopContainer('polite', { graceMs: 1000, removeLog: false }), 'polite')
+  t.same(w.ns.signals, ['SIGTERM 600'], 'SIGTERM was enough')
+  t.same(w.rt.containers(), [])
+  t.ok(existsSync(join(w.dir, 'logs', 'polite.log')), 'stop keeps the log')
+
+  await start('stubborn', 601)
+  w.ns.ignoreTerm.add(601)
+  const t0 = Date.now()
+  await w.rt.stopContainer('stubborn', { graceMs: 150, removeLog: true })
+  t.ok(Date.now() - t0 >= 140, 'the grace period was waited')
+  t.same(w.ns.signals.slice(1), ['SIGTERM 601', 'SIGKILL 601'], 'SIGKILL after the grace period')
+  t.notOk(existsSync(join(w.dir, 'logs', 'stubborn.log')), 'rm removes the log')
+
+  await start('forced', 602)
+  await w.rt.stopContainer('forced', { graceMs: 0, removeLog: true })
+  t.same(w.ns.signals.slice(3), ['SIGKILL 602'], 'rm -f: SIGKILL at once')
+
+  await start('gone', 603)
+  w.ns.starts.delete(603)
+  await w.rt.stopContainer('gone', { graceMs: 1000, removeLog: false })
+  t.same(w.ns.signals.length, 4, 'a process already gone is not signalled')
+  t.same(w.rt.containers(), [])
+
+  await w.attach({ name: 'att', net: 'front', netns: '/run/netns/att' })
+  await t.rejects(w.rt.stopContainer('att', { graceMs: 0, removeLog: true }), /ferry detach att/)
+  t.equal(w.rt.containers().length, 1, 'left alone')
 })

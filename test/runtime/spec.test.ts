@@ -1,7 +1,9 @@
 /** Docker's option syntax into ferry's AttachSpec (src/runtime/spec.ts). */
 import t from 'tap'
 import { FerryError } from '../../src/errors/errors.js'
-import { exposedPorts, parseAttach, parseExpose, parseLink, parseNetMode, parsePublish, validateNetworkName } from '../../src/runtime/spec.js'
+import {
+  exposedPorts, mergeEnv, parseAttach, parseEnvFile, parseEnvOption, parseExpose, parseLink, parseNetMode, parsePublish, validateNetworkName,
+} from '../../src/runtime/spec.js'
 
 const code = (fn: () => unknown): string | undefined => {
   try { fn(); return undefined } catch (err) { return err instanceof FerryError ? err.code : 'not a FerryError' }
@@ -34,7 +36,7 @@ t.test('--expose, --link, --net', async (t) => {
   t.same(parseNetMode('bridge'), { kind: 'network', network: 'bridge' })
   t.same(parseNetMode('default'), { kind: 'network', network: 'bridge' })
   t.same(parseNetMode('back'), { kind: 'network', network: 'back' })
-  t.equal(code(() => parseNetMode('host')), 'INVALID_OPTION')
+  t.same(parseNetMode('host'), { kind: 'host' })
   t.equal(code(() => parseNetMode('container:')), 'INVALID_OPTION')
   t.equal(code(() => validateNetworkName('none')), 'INVALID_OPTION')
   t.equal(code(() => validateNetworkName('back')), undefined)
@@ -68,4 +70,51 @@ t.test('attach bodies', async (t) => {
     ['bad ifname', { name: 'x', net: 'bridge', pid: 1, ifname: 'a-very-long-interface-name' }],
   ]
   for (const [what, w] of bad) t.equal(code(() => parseAttach(w)), 'INVALID_OPTION', what)
+})
+
+t.test('-e and --env-file, as docker run reads them', async (t) => {
+  const lookup = (k: string): string | undefined => ({ HOME: '/root', EMPTY: '' } as Record<string, string>)[k]
+  t.same(parseEnvOption('A=1', lookup), { key: 'A', value: '1' })
+  t.same(parseEnvOption('A=b=c', lookup), { key: 'A', value: 'b=c' }, 'the value may hold =')
+  t.same(parseEnvOption('A=', lookup), { key: 'A', value: '' })
+  t.same(parseEnvOption('HOME', lookup), { key: 'HOME', value: '/root' }, "KEY alone: ferry run's own value")
+  t.same(parseEnvOption('EMPTY', lookup), { key: 'EMPTY', value: '' })
+  t.same(parseEnvOption('UNSET', lookup), { key: 'UNSET', value: undefined }, 'not set: left out')
+  t.equal(code(() => parseEnvOption('=1', lookup)), 'INVALID_OPTION')
+  t.equal(code(() => parseEnvOption('A=\0', lookup)), 'INVALID_OPTION')
+
+  const text = '\uFEFF# comment\n\n  A=1  \nB="quoted"\r\nHOME\nUNSET\n\t# indented comment\nC=x=y\n'
+  t.same(parseEnvFile(text, 'f', lookup), [
+    { key: 'A', value: '1  ' }, { key: 'B', value: '"quoted"' }, { key: 'HOME', value: '/root' }, { key: 'C', value: 'x=y' },
+  ], 'literal values, leading space and comments skipped, KEY alone looked up (and skipped when unset)')
+  t.throws(() => parseEnvFile('A B=1\n', 'f', lookup), /--env-file f, line 1: variable "A B" contains white space/)
+  t.throws(() => parseEnvFile('ok=1\n=1\n', 'f', lookup), /line 2: no variable name/)
+
+  t.same(mergeEnv([{ key: 'A', value: '1' }, { key: 'B', value: '2' }, { key: 'A', value: '3' }, { key: 'C', value: undefined }]),
+    { set: ['A=3', 'B=2'], unset: ['C'] }, 'the last value wins, at the first position')
+  t.same(mergeEnv([{ key: 'A', value: undefined }, { key: 'A', value: 'back' }]), { set: ['A=back'], unset: [] })
+})
+
+t.test('attach bodies of ferry run: env, -d, --net host', async (t) => {
+  const run = { name: 'web', pid: 42, owner: 'run' as const }
+  t.same(parseAttach({ ...run, net: 'bridge', env: ['A=1', 'B=2', 'A=3'] }).env, ['A=3', 'B=2'])
+  t.same(parseAttach({ ...run, net: 'bridge' }).env, [])
+  t.equal(parseAttach({ ...run, net: 'bridge', detached: true }).detached, true)
+  for (const env of [['A'], ['=1'], ['A=\0']]) t.equal(code(() => parseAttach({ ...run, net: 'bridge', env })), 'INVALID_OPTION', `env ${JSON.stringify(env)}`)
+  t.equal(code(() => parseAttach({ name: 'x', net: 'bridge', netns: '/x', detached: true })), 'INVALID_OPTION', 'only ferry run detaches')
+
+  const host = parseAttach({ ...run, net: 'host', publish: ['80:80'], expose: ['443'] })
+  t.match(host, { mode: { kind: 'host' }, target: { kind: 'pid', pid: 42 } })
+  t.equal(host.ports.length, 1, 'the ports stay in the spec: the agent warns that it ignores them')
+  const bad: Array<[string, Parameters<typeof parseAttach>[0]]> = [
+    ['host for attach', { name: 'x', net: 'host', pid: 1 }],
+    ['host with a path', { name: 'x', net: 'host', netns: '/x', owner: 'run' }],
+    ['host with links', { ...run, net: 'host', links: ['db'] }],
+    ['host with a hostname', { ...run, net: 'host', hostname: 'h' }],
+    ['host with an address', { ...run, net: 'host', ip: '10.0.0.2' }],
+    ['host with aliases', { ...run, net: 'host', aliases: ['a'] }],
+    ['host with files', { ...run, net: 'host', setupFiles: true }],
+  ]
+  for (const [what, w] of bad) t.equal(code(() => parseAttach(w)), 'INVALID_OPTION', what)
+  t.throws(() => parseAttach({ ...run, net: 'host', links: ['db'] }), /host type networking cannot be used with links/)
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
+import type { PoolRecord } from '../../src/model/types.js'
 import { FileStore, applyOp, decodeJournal, encodeEntry } from '../../src/store/store.js'
 
 t.test('commit is durable, coalesced, and survives a reopen', async (t) => {
@@ -34,8 +35,9 @@ t.test('named changes go to the journal and survive a reopen; a reopen compacts'
   await s.commit(['endpoints', 'a'])
   s.state.pools.p = { id: 'p', allocated: {} } as never
   await s.commit(['pools', 'p'])
-  s.state.pools.p!.allocated['10.0.0.2'] = { kind: 'endpoint', at: 'now' }
-  s.state.pools.p!.cursor = '10.0.0.2'
+  const pool = s.state.pools.p as unknown as PoolRecord
+  pool.allocated['10.0.0.2'] = { kind: 'endpoint', at: 'now' }
+  pool.cursor = '10.0.0.2'
   await s.commit(['pools', 'p', 'allocated', '10.0.0.2'], ['pools', 'p', 'cursor'])
   delete s.state.endpoints.a
   s.state.endpoints.b = { id: 'b', ports: [] } as never
