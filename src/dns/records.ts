@@ -143,10 +143,11 @@ function addAddress (index: NetworkIndex, names: string[], ip: string, primary: 
   dataFor(index, reverseName(ip)).ptr.add(primary)
 }
 
+/** A name that does not fit in DNS (a 64+ character container name) is left out; its aliases still count, and the first one answers PTR queries. */
 function indexEntry (index: NetworkIndex, e: RecordEntry): void {
-  const primary = normalizeName(e.name)
-  if (!isEncodableName(primary)) return
-  const names = [primary, ...e.aliases.map(normalizeName).filter(isEncodableName)]
+  const names = [e.name, ...e.aliases].map(normalizeName).filter(isEncodableName)
+  const primary = names[0]
+  if (primary === undefined) return
   addAddress(index, names, e.ip, primary)
   if (e.ip6 !== undefined) addAddress(index, names, e.ip6, primary)
 }

@@ -72,7 +72,10 @@ t.test('invalid entries are skipped, not fatal', async (t) => {
     { network: 'n', name: 'good', aliases: ['x'.repeat(70), 'fine'], ip: 'not-an-ip' },
     { network: 'n', name: 'ok2', aliases: ['x'.repeat(70)], ip: '10.0.0.8' },
   ])
-  t.equal(rs.resolve('ok', 'A', ['n']), undefined, 'an entry with an unusable name is skipped whole')
+  t.same(rs.resolve('ok', 'A', ['n'])?.map((a) => a.data), ['10.0.0.9'], 'an unusable name is left out, its aliases still answer')
+  t.same(rs.resolve('9.0.0.10.in-addr.arpa', 'PTR', ['n'])?.map((a) => a.data), ['ok'], 'and the first usable one answers PTR')
+  t.equal(RecordSet.from([{ network: 'n', name: 'x'.repeat(64), aliases: [], ip: '10.0.0.7' }]).resolve('7.0.0.10.in-addr.arpa', 'PTR', ['n']), undefined,
+    'no usable name at all: no records')
   t.equal(rs.resolve('good', 'A', ['n']), undefined, 'no usable address: no records')
   t.same(rs.resolve('ok2', 'A', ['n'])?.map((a) => a.data), ['10.0.0.8'])
 })
