@@ -255,8 +255,9 @@ export class RuntimeService {
           undo.push('remove the log', () => fs.rm(log, { force: true }))
         }
         this.records[rec.name] = rec
-        undo.push('forget container', async () => { delete this.records[rec.name]; await this.d.store.commit() })
-        await this.d.store.commit()
+        const changed = ['containers', rec.name]
+        undo.push('forget container', async () => { delete this.records[rec.name]; await this.d.store.commit(changed) })
+        await this.d.store.commit(changed)
         await this.syncLinks()
       }, this.undoLog)
       this.d.onChange?.()
@@ -392,7 +393,7 @@ export class RuntimeService {
           rec.netns = `/proc/${pid}/ns/net`
         }
       }
-      await this.d.store.commit()
+      await this.d.store.commit(['containers', name])
       this.d.log.info({ container: name, pid, detached: rec.detached === true }, 'container process started')
       return rec
     })
@@ -472,7 +473,7 @@ export class RuntimeService {
       if (net && rec.address !== undefined) await errors.run(`release ${rec.address}`, () => this.releaseAddress(net, rec.address!))
     }
     delete this.records[name]
-    await errors.run('save the state', () => this.d.store.commit())
+    await errors.run('save the state', () => this.d.store.commit(['containers', name]))
     await errors.run('update link rules', () => this.syncLinks())
     if (rec.filesDir !== undefined) await errors.run('remove generated files', () => fs.rm(rec.filesDir!, { recursive: true, force: true }))
     this.d.log.info({ container: name, why }, 'container detached')
@@ -549,10 +550,12 @@ export class RuntimeService {
       const gw = await ipam.requestAddress({ poolId: pool.poolId, address: spec.gateway ?? '', options: { [REQUEST_ADDRESS_TYPE]: GATEWAY_ADDRESS_TYPE } })
       undo.push(`release gateway ${gw.address}`, () => ipam.releaseAddress(pool.poolId, gw.address))
       const id = newId()
+      // Touched now: the driver's own commit carries it (and the store's verify mode sees it named).
       this.names[id] = spec.name
-      undo.push('forget the name', async () => { delete this.names[id]; await this.d.store.commit() })
+      this.d.store.touch(['networkNames', id])
+      undo.push('forget the name', async () => { delete this.names[id]; await this.d.store.commit(['networkNames', id]) })
       await this.d.driver.createNetwork({ id, subnet: pool.pool, gatewayCidr: gw.address, generic: spec.options, internal: spec.internal, ipv6: false, extraIpv4Data: 0 })
-      await this.d.store.commit()
+      await this.d.store.commit(['networkNames', id])
       this.d.log.info({ network: id, name: spec.name, subnet: pool.pool }, 'network created by ferry')
       return this.d.driver.network(id)
     }, this.undoLog)
@@ -575,7 +578,7 @@ export class RuntimeService {
     await errors.run('release the gateway', () => this.d.ipam.releaseAddress(net.poolId, net.gateway))
     await errors.run('release the pool', () => this.d.ipam.releasePool(net.poolId))
     delete this.names[net.id]
-    await errors.run('save the state', () => this.d.store.commit())
+    await errors.run('save the state', () => this.d.store.commit(['networkNames', net.id]))
     this.d.log.info({ network: net.id, name }, 'network removed')
     errors.throwIfAny(`removal of network ${name} was incomplete`)
   }
@@ -589,7 +592,10 @@ export class RuntimeService {
     return this.mutex.run(async () => {
       const id = Object.entries(this.names).find(([, n]) => n === DEFAULT_NETWORK)?.[0]
       const existing = id === undefined ? undefined : this.state.networks[id]
-      if (id !== undefined && !existing) delete this.names[id]
+      if (id !== undefined && !existing) {
+        delete this.names[id]
+        this.d.store.touch(['networkNames', id])
+      }
       if (existing && (cfg === undefined || !matchesDefault(existing, cfg))) {
         if (this.d.driver.endpoints(existing.id).length > 0) {
           if (cfg === undefined) {
