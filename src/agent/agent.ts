@@ -19,7 +19,8 @@ import { NetworkDriver } from '../driver/network.js'
 import { HostPortPublisher } from '../nat/publisher.js'
 import { buildPluginServer } from '../plugin/server.js'
 import { buildApiServer, type AgentView, type EndpointView, type NetworkView } from '../api/server.js'
-import { EngineClient } from '../docker/client.js'
+import { EngineClient, type EngineNames } from '../docker/client.js'
+import type { PoolRecord } from '../model/types.js'
 import { claimSocket, lockStateDir } from './lock.js'
 import { VERSION } from '../version.js'
 import { hostname } from 'node:os'
@@ -408,7 +409,41 @@ export class Agent implements AgentView {
       else await this.ipam.releaseAddress(net.poolId, ep.address)
       this.orphanSince.delete(ep.id)
     }
+    for (const key of this.leakedAddresses(names)) {
+      seen.add(key.id)
+      const since = this.orphanSince.get(key.id) ?? now
+      this.orphanSince.set(key.id, since)
+      if (now - since < grace) continue
+      this.log.warn({ network: key.networkId, address: key.ip }, 'releasing an address no endpoint holds (the engine lost track of it)')
+      await this.ipam.releaseAddress(key.poolId, key.ip)
+      this.orphanSince.delete(key.id)
+    }
     for (const id of [...this.orphanSince.keys()]) if (!seen.has(id)) this.orphanSince.delete(id)
+  }
+
+  /**
+   * Endpoint addresses of ferry's bridge networks that neither a ferry endpoint nor
+   * one of the engine's holds: the engine asked for them and then lost track (an
+   * agent killed between RequestAddress and its answer makes the engine ask again;
+   * a ReleaseAddress re-sent with an empty body after an agent restart is refused).
+   * Networks the engine does not know (ferry's own) and overlays (cluster-wide
+   * addresses) are left alone; the caller waits the grace period before releasing,
+   * which also covers an address between RequestAddress and CreateEndpoint.
+   */
+  private leakedAddresses (names: EngineNames): Array<{ id: string, networkId: string, poolId: string, ip: string }> {
+    const out: Array<{ id: string, networkId: string, poolId: string, ip: string }> = []
+    for (const net of this.driver.networks()) {
+      const engineHeld = names.addresses.get(net.id)
+      if (net.overlay || engineHeld === undefined) continue
+      const pool = this.ipam.pool(net.poolId)
+      if (pool === undefined) continue
+      const held = new Set(this.driver.endpoints(net.id).map((e) => e.address))
+      for (const [ip, use] of Object.entries(pool.allocated)) {
+        if (use.kind !== 'endpoint' || held.has(ip) || engineHeld.has(ip)) continue
+        out.push({ id: `address ${net.poolId} ${ip}`, networkId: net.id, poolId: net.poolId, ip })
+      }
+    }
+    return out
   }
 
   private async reconcileNow (why: string): Promise<Record<string, unknown>> {
@@ -468,6 +503,10 @@ export class Agent implements AgentView {
   private async engineNames (): Promise<Awaited<ReturnType<EngineClient['names']>>> {
     // Admin requests are rare: ask the engine each time, so a container started a moment ago has its name.
     return this.engine.names([this.cfg.pluginName, `${this.cfg.pluginName}:latest`], 0)
+  }
+
+  pool (poolId: string): PoolRecord | undefined {
+    return this.ipam.pool(poolId)
   }
 
   async networks (): Promise<NetworkView[]> {

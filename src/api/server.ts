@@ -6,7 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { fastifyOptions } from '../util/http.js'
 import { ERROR_CODES, FerryError, httpStatus, toFerryError } from '../errors/errors.js'
-import type { EndpointRecord, NetworkRecord } from '../model/types.js'
+import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
 import { registerRuntimeRoutes, type RuntimeApi } from './runtime.js'
 
 export interface NetworkView extends NetworkRecord { name: string, endpoints: number }
@@ -24,6 +24,8 @@ export interface AgentView {
   dnsQuery (name: string, type: 'A' | 'AAAA' | 'PTR', network: string): Promise<Record<string, unknown>>
   /** attach/detach/run and networks made without the engine (src/api/runtime.ts). */
   runtime (): RuntimeApi
+  /** The IPAM pool of a network: its subnet and every allocated address (for `ferry network inspect`). */
+  pool? (poolId: string): PoolRecord | undefined
 }
 
 const idOrName = { type: 'string', minLength: 1, maxLength: 256 } as const
@@ -57,7 +59,7 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
     async (req) => {
       const net = await findNetwork(req.params.id)
       const eps = (await agent.endpoints()).filter((e) => e.networkId === net.id)
-      return { ...net, endpointList: eps }
+      return { ...net, endpointList: eps, pool: agent.pool?.(net.poolId) }
     })
   app.get<{ Querystring: { network?: string } }>('/v1/endpoints', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => {

@@ -15,6 +15,8 @@ export interface EngineNames {
   networks: Map<string, string>
   /** endpoint id -> container */
   endpoints: Map<string, { containerId: string, containerName: string }>
+  /** network id -> the IPv4 addresses (no prefix) the engine's endpoints hold, for ferry's networks only. */
+  addresses: Map<string, Set<string>>
 }
 
 interface Target { socketPath?: string, host?: string, port?: number }
@@ -61,18 +63,23 @@ export class EngineClient {
   /** Names of ferry's networks and their containers; cached for a second. Never throws. */
   async names (driverNames: string[], maxAgeMs = 1000): Promise<EngineNames> {
     if (this.cache && Date.now() - this.cache.at < maxAgeMs) return this.cache.names
-    const names: EngineNames = { networks: new Map(), endpoints: new Map() }
+    const names: EngineNames = { networks: new Map(), endpoints: new Map(), addresses: new Map() }
     try {
       const nets = await this.get<Array<{ Id: string, Name: string, Driver: string }>>('/networks')
       const ours = nets.filter((n) => driverNames.includes(n.Driver))
       for (const n of nets) names.networks.set(n.Id, n.Name)
-      type Detail = { Containers?: Record<string, { Name: string, EndpointID: string }> }
+      type Detail = { Containers?: Record<string, { Name: string, EndpointID: string, IPv4Address?: string }> }
+      // A network whose details cannot be read has no address set: callers must not take it for "holds none".
       const details = await Promise.all(ours.map((n) =>
-        this.get<Detail>(`/networks/${n.Id}`).catch((): Detail => ({ Containers: {} }))))
-      for (const d of details) {
-        for (const [cid, c] of Object.entries(d.Containers ?? {})) {
+        this.get<Detail>(`/networks/${n.Id}`).then((d) => ({ id: n.Id, d }), () => undefined)))
+      for (const x of details) {
+        if (x === undefined) continue
+        const held = new Set<string>()
+        for (const [cid, c] of Object.entries(x.d.Containers ?? {})) {
           names.endpoints.set(c.EndpointID, { containerId: cid, containerName: c.Name })
+          if (c.IPv4Address) held.add(c.IPv4Address.split('/')[0]!)
         }
+        names.addresses.set(x.id, held)
       }
       this.cache = { at: Date.now(), names }
       this.lastError = ''

@@ -173,6 +173,23 @@ await t.test('bridge networks with a real engine', async (t) => {
     t.same(live.map((e) => e.container).sort(), ['cli', 'web'], "the engine's own endpoints are untouched")
   })
 
+  await t.test('an address the engine asked for and lost track of is released; its containers keep theirs', async (t) => {
+    const plugin = (method: string, body: unknown) => unixHttp({ socketPath: agent.pluginSocket, method: 'POST', path: `/${method}`, body: JSON.stringify(body) })
+    const net = JSON.parse((await cli('network', 'inspect', 'front')).stdout) as { id: string, poolId: string }
+    const allocated = async (): Promise<string[]> => {
+      const pools = JSON.parse((await cli('network', 'inspect', 'front')).stdout) as { pool?: { allocated: Record<string, unknown> } }
+      return Object.keys(pools.pool?.allocated ?? {})
+    }
+    // What an agent killed before answering RequestAddress leaves: the engine asks again, the first stays allocated.
+    const lost = (JSON.parse((await plugin('IpamDriver.RequestAddress', { PoolID: net.poolId, Address: '', Options: null })).body) as { Address: string }).Address.split('/')[0]!
+    const before = await allocated()
+    t.ok(before.includes(lost), `${lost} is allocated`)
+    for (let i = 0; i < 40 && (await allocated()).includes(lost); i++) await sleep(250)
+    const after = await allocated()
+    t.notOk(after.includes(lost), 'released after the grace period')
+    t.same(after.sort(), before.filter((a) => a !== lost).sort(), "the gateway's and the live containers' addresses stay")
+  })
+
   await t.test('kill -9 of the agent: traffic keeps flowing, state survives', async (t) => {
     await agent.kill('SIGKILL')
     t.match((await d.docker(['exec', 'cli', ...httpGet('web')])).stdout, /hello-ferry/, 'while the agent is down')
