@@ -738,7 +738,7 @@ async function peersCheck (s: Soak): Promise<Check> {
   return { name: 'ferry peers: kernel differences from Redis, all hosts', figure: String(total), pass: total === 0, why }
 }
 
-interface StateFile { pools: Record<string, { subnet: string, allocated: Record<string, { kind: string }> }> }
+interface PoolView { subnet: string, allocated: Record<string, { kind: string }> }
 
 /** When the agent logged "endpoint created" for an endpoint id (prefix), in ms; undefined if not found. */
 export function endpointCreatedAt (log: string, id: string): number | undefined {
@@ -769,8 +769,15 @@ async function runningLeakChecks (s: Soak, live: LiveCtr[]): Promise<Check[]> {
         ...logLinesAbout(h.agent.logs(), [e.id.slice(0, 12)], 3).map((l) => `  ${h.name} log: ${l}`))
     }
     const mineLive = new Set(live.filter((c) => c.host === h).map((c) => c.ip))
-    const state = JSON.parse(readFileSync(join(h.agent.stateDir, 'state.json'), 'utf8')) as StateFile
-    for (const pool of Object.values(state.pools)) {
+    // The pools as the agent holds them (its state.json is only the last snapshot: changes since are in its journal).
+    const nets = await ferryJson<Array<{ id: string }>>(h, ['network', 'ls'])
+    const pools = await Promise.all(nets.map(async (n) => {
+      const r = await h.agent.cli(['network', 'inspect', n.id], { timeoutMs: 30_000 })
+      if (r.code !== 0) throw new Error(`ferry network inspect on ${h.name} failed: ${firstLine(r.stderr || r.stdout)}`)
+      return (JSON.parse(r.stdout) as { pool?: PoolView }).pool
+    }))
+    for (const pool of pools) {
+      if (pool === undefined) continue
       for (const [ip, use] of Object.entries(pool.allocated)) {
         if (use.kind === 'endpoint' && !mineLive.has(ip)) leakedAddrs.push(`${h.name} local IPAM ${pool.subnet}: ${ip} allocated, no live container`)
       }

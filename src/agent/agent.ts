@@ -78,6 +78,9 @@ async function rootOnly<T> (fn: () => Promise<T>): Promise<T> {
   try { return await fn() } finally { process.umask(old) }
 }
 
+/** An address no endpoint holds (see leakedAddresses). */
+interface LeakedAddress { id: string, networkId: string, poolId: string, ip: string, overlay?: string }
+
 export class Agent implements AgentView {
   private status_: AgentStatus = 'starting'
   private readonly cfg: AgentConfig
@@ -415,32 +418,36 @@ export class Agent implements AgentView {
       this.orphanSince.set(key.id, since)
       if (now - since < grace) continue
       this.log.warn({ network: key.networkId, address: key.ip }, 'releasing an address no endpoint holds (the engine lost track of it)')
-      await this.ipam.releaseAddress(key.poolId, key.ip)
+      if (key.overlay !== undefined) await this.driver.releaseOverlayAddress(key.overlay, key.ip)
+      else await this.ipam.releaseAddress(key.poolId, key.ip)
       this.orphanSince.delete(key.id)
     }
     for (const id of [...this.orphanSince.keys()]) if (!seen.has(id)) this.orphanSince.delete(id)
   }
 
   /**
-   * Endpoint addresses of ferry's bridge networks that neither a ferry endpoint nor
-   * one of the engine's holds: the engine asked for them and then lost track (an
-   * agent killed between RequestAddress and its answer makes the engine ask again;
-   * a ReleaseAddress re-sent with an empty body after an agent restart is refused).
-   * Networks the engine does not know (ferry's own) and overlays (cluster-wide
-   * addresses) are left alone; the caller waits the grace period before releasing,
-   * which also covers an address between RequestAddress and CreateEndpoint.
+   * Endpoint addresses of ferry's networks that neither a ferry endpoint nor one of
+   * the engine's holds: the engine asked for them and then lost track (an agent
+   * killed between RequestAddress and its answer makes the engine ask again; a
+   * ReleaseAddress re-sent with an empty body after an agent restart is refused).
+   * On a bridge network they are the local pool's; on an overlay, the cluster-wide
+   * addresses this host holds. Networks the engine does not know (ferry's own) are
+   * left alone; the caller waits the grace period before releasing, which also
+   * covers an address between RequestAddress and CreateEndpoint.
    */
-  private leakedAddresses (names: EngineNames): Array<{ id: string, networkId: string, poolId: string, ip: string }> {
-    const out: Array<{ id: string, networkId: string, poolId: string, ip: string }> = []
+  private leakedAddresses (names: EngineNames): LeakedAddress[] {
+    const out: LeakedAddress[] = []
     for (const net of this.driver.networks()) {
       const engineHeld = names.addresses.get(net.id)
-      if (net.overlay || engineHeld === undefined) continue
-      const pool = this.ipam.pool(net.poolId)
-      if (pool === undefined) continue
+      if (engineHeld === undefined) continue
       const held = new Set(this.driver.endpoints(net.id).map((e) => e.address))
-      for (const [ip, use] of Object.entries(pool.allocated)) {
-        if (use.kind !== 'endpoint' || held.has(ip) || engineHeld.has(ip)) continue
-        out.push({ id: `address ${net.poolId} ${ip}`, networkId: net.id, poolId: net.poolId, ip })
+      const overlay = net.overlay?.name
+      const candidates = overlay !== undefined
+        ? this.overlay?.cluster.heldAddresses?.(overlay) ?? []
+        : Object.entries(this.ipam.pool(net.poolId)?.allocated ?? {}).filter(([, use]) => use.kind === 'endpoint').map(([ip]) => ip)
+      for (const ip of candidates) {
+        if (held.has(ip) || engineHeld.has(ip) || ip === net.gateway) continue
+        out.push({ id: `address ${net.id} ${ip}`, networkId: net.id, poolId: net.poolId, ip, overlay })
       }
     }
     return out

@@ -387,6 +387,10 @@ export class ClusterClient implements ClusterStore {
     return ip
   }
 
+  heldAddresses (overlay: string): string[] {
+    return [...(this.addresses.get(overlay) ?? [])]
+  }
+
   async releaseAddress (overlay: string, ip: string): Promise<boolean> {
     checkOverlayName(overlay)
     checkIp(ip, 'address')

@@ -159,6 +159,8 @@ export interface ClusterStore {
   allocateAddress (overlay: string, preferred?: string, opts?: { reclaim?: boolean }): Promise<string>
   /** Release an address this host holds; false when it did not hold it. */
   releaseAddress (overlay: string, ip: string): Promise<boolean>
+  /** The addresses of the overlay this host holds (its own record, kept through store outages). */
+  heldAddresses? (overlay: string): string[]
   /** Publish (or update) an endpoint of this host: one command. Resolves the revision. */
   publishEndpoint (ep: EndpointPublication): Promise<number>
   /** Withdraw an endpoint; false when it was not published. */

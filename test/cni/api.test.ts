@@ -25,6 +25,8 @@ function server (resolverOf?: (c: ContainerRecord) => ResolvConf): ReturnType<ty
     createNetwork: async () => { throw new Error('not used') },
     removeNetwork: async () => undefined,
     networkName: () => 'front',
+    setProcess: async () => { throw new Error('not used') },
+    stopContainer: async () => { throw new Error('not used') },
   }
   if (resolverOf !== undefined) runtime.resolverOf = resolverOf
   const app = buildApiServer({ runtime: () => runtime } as unknown as AgentView, silentLog)

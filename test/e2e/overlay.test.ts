@@ -7,6 +7,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { nsExec, ipJson } from '../harness/netns.js'
 import { startCluster, type SimHost } from '../harness/cluster.js'
+import { unixHttp } from '../harness/dockerd.js'
 
 const SUBNET = '10.40.0.0/16'
 const SERVE = (text: string) => `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`
@@ -23,7 +24,7 @@ async function until (what: string, fn: () => Promise<boolean> | boolean, ms = 1
 }
 
 await t.test('overlay across three hosts', async (t) => {
-  const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4 })
+  const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4, agentArgs: ['--orphan-grace', '2', '--reconcile-interval', '1'] })
   const [h1, h2, h3] = hosts as [Host, Host, Host]
   t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(`${h.name} agent log:\n${h.agent.logs().slice(-3000)}`) })
   const create = (h: Host, name: string, ...args: string[]) =>
@@ -123,6 +124,17 @@ await t.test('overlay across three hosts', async (t) => {
     t.equal(new Set([ip, dbIp, ...others]).size, 5, 'no address handed out twice after the restart')
     await until('h1 reaches late3', async () => (await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', ip])).code === 0)
     t.pass('changes after the restart propagate')
+  })
+
+  await t.test('an overlay address the engine lost track of is released cluster-wide', async (t) => {
+    const net = JSON.parse((await h1.agent.cli(['network', 'inspect', 'ov1'])).stdout) as { poolId: string }
+    // What an agent killed before answering RequestAddress leaves: the engine asks again, the first stays held.
+    const r = await unixHttp({ socketPath: h1.agent.pluginSocket, method: 'POST', path: '/IpamDriver.RequestAddress', body: JSON.stringify({ PoolID: net.poolId, Address: '', Options: null }) })
+    const lost = (JSON.parse(r.body) as { Address: string }).Address.split('/')[0]!
+    t.equal(redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim(), 'h1', `${lost} is held by h1 in Redis`)
+    await until('the address released', () => redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim() === '', 15_000)
+    t.pass('released after the grace period')
+    t.equal((await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '2', dbIp])).code, 0, "db keeps its address")
   })
 
   await t.test('a host whose agent stops disappears from the others after the TTL', async (t) => {
