@@ -1,16 +1,40 @@
 /**
  * One agent per state directory and per socket. The state directory holds a pid
  * file created exclusively; a pid file whose process is gone is stale and taken
- * over. A socket that still answers belongs to a live process; one that refuses
- * is stale and removed.
+ * over. "Gone" includes a zombie not yet reaped (a killed agent whose parent is
+ * slow to reap it) and a pid the kernel has since given to a process that is not
+ * a ferry agent (pids repeat: after a reboot, or within minutes on a busy host
+ * with the default pid_max of 32768). A socket that still answers belongs to a
+ * live process; one that refuses is stale and removed.
  */
+import { readFileSync } from 'node:fs'
 import { promises as fs } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { FerryError } from '../errors/errors.js'
 
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+/** State letter of `/proc/<pid>/stat` (after the parenthesized command, which may contain spaces). */
+export function procState (stat: string): string {
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+}
+
+/** A live, non-zombie process that runs a ferry agent. Without /proc, any existing process counts. */
+export function isLiveAgent (pid: number): boolean {
+  let stat: string
+  let cmdline: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      try { process.kill(pid, 0); return true } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM' }
+    }
+    return true
+  }
+  if (procState(stat) === 'Z' || procState(stat) === 'X') return false
+  // `… bin/ferry agent …`: pids wrap (32768 by default), so a recycled one is often someone else's.
+  const argv = cmdline.split('\0')
+  return argv.includes('agent') && argv.some((a) => a.includes('ferry'))
 }
 
 export async function lockStateDir (dir: string): Promise<() => Promise<void>> {
@@ -30,7 +54,7 @@ export async function lockStateDir (dir: string): Promise<() => Promise<void>> {
         throw new FerryError('STORE', `cannot create ${file}: ${(err as Error).message}`, { cause: err })
       }
       const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim())
-      if (pid > 0 && pid !== process.pid && alive(pid)) {
+      if (pid > 0 && pid !== process.pid && isLiveAgent(pid)) {
         throw new FerryError('ALREADY_RUNNING', `another ferry agent (pid ${pid}) is already using the state directory ${dir}; stop it first or pass another --state-dir`)
       }
       await fs.rm(file, { force: true })
