@@ -135,8 +135,8 @@ await runBench(async (t) => {
   ]))
   const status = await agent.cli(['status', '--json'])
   if (status.code === 0) {
-    const st = JSON.parse(status.stdout) as { store?: { writes?: number, lastWriteMs?: number } }
-    console.log(`store: ${st.store?.writes ?? '?'} writes in this run, last write ${st.store?.lastWriteMs ?? '?'} ms (one fsync'd JSON document)`)
+    const st = JSON.parse(status.stdout) as { store?: { writes?: number, journalWrites?: number, snapshots?: number, lastWriteMs?: number } }
+    console.log(`store: ${st.store?.writes ?? '?'} writes in this run (${st.store?.journalWrites ?? '?'} journal lines, ${st.store?.snapshots ?? '?'} snapshots), last write ${st.store?.lastWriteMs ?? '?'} ms`)
   }
 
   section('summary')
