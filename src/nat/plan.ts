@@ -16,7 +16,10 @@
  *                                        exists (and is jumped to, right after FERRY-USER) only when needed
  *   filter FERRY-INPUT        ordered    drops forged 127.0.0.0/8 traffic from every bridge that can publish
  *                                        (it matters where route_localnet=1, set only where needed)
- *   nat    FERRY-DNAT         unordered  one DNAT per published port range, reached for local destinations only
+ *   nat    FERRY-DNAT         ordered    reached for local destinations only: a jump to each of its 16 buckets
+ *   nat    FERRY-DNAT-0…f     unordered  one DNAT per published port range, in the bucket of its endpoint
+ *                                        (iptables-nft searches a chain to delete from it: small chains keep
+ *                                        a removal as cheap with 1,000 endpoints as with one)
  *   nat    FERRY-POSTROUTING  ordered    per-network MASQUERADE, loopback MASQUERADE for localhost publishing
  *   nat    FERRY-HAIRPIN      unordered  one MASQUERADE per published range for a container reaching itself
  *   raw    FERRY-RAW          unordered  drops direct access to ports published on 127.0.0.0/8 (moby#45610)
@@ -25,6 +28,7 @@
  * or removed with a few `-A`/`-D` lines whatever the number of other endpoints.
  * Network-level chains are small and are rewritten whole when they change.
  */
+import { crc32 } from 'node:zlib'
 import { FerryError } from '../errors/errors.js'
 import { canonical, isCidr, isIp } from '../ipam/cidr.js'
 import type { PortBinding } from '../model/types.js'
@@ -99,6 +103,12 @@ export const CHAIN = {
 } as const
 
 export const CHAIN_PREFIX = 'FERRY-'
+
+/** FERRY-DNAT's buckets, and the one an endpoint's DNAT rules go to (by a hash of its id). */
+export const DNAT_BUCKETS = Array.from({ length: 16 }, (_, i) => `${CHAIN.dnat}-${i.toString(16)}`)
+export function dnatBucket (endpointId: string): string {
+  return DNAT_BUCKETS[crc32(endpointId) % DNAT_BUCKETS.length]!
+}
 const LOOPBACK_NET = '127.0.0.0/8'
 
 // ---------------------------------------------------------------------------
@@ -213,7 +223,7 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
     const cip = `${b.containerIp}/32`
     const hostMatch = isWildcard(b.hostIp) ? '' : `-d ${b.hostIp}/32 `
     const ctrPorts = protoPorts(b.proto, b.containerPort, b.containerPortEnd)
-    add('nat', CHAIN.dnat, `${hostMatch}${protoPorts(b.proto, b.hostPort, b.hostPortEnd)} ${tag} -j DNAT --to-destination ${dnatTarget(b)}`)
+    add('nat', dnatBucket(ep.id), `${hostMatch}${protoPorts(b.proto, b.hostPort, b.hostPortEnd)} ${tag} -j DNAT --to-destination ${dnatTarget(b)}`)
     if (!isWildcard(b.hostIp) && isLoopback(b.hostIp)) {
       // Published on loopback only: nothing but the bridge may reach the container port directly.
       add('raw', CHAIN.raw, `-d ${cip} ! -i ${net.bridge} ${ctrPorts} ${tag} -j DROP`)
@@ -305,7 +315,8 @@ export function planBase (
 
   tables.raw[CHAIN.raw] = { kind: 'unordered', rules: [] }
 
-  tables.nat[CHAIN.dnat] = { kind: 'unordered', rules: [] }
+  tables.nat[CHAIN.dnat] = { kind: 'ordered', rules: DNAT_BUCKETS.map((b) => `-j ${b}`) }
+  for (const b of DNAT_BUCKETS) tables.nat[b] = { kind: 'unordered', rules: [] }
   // Per network, not per port: a connection ferry DNAT'ed into a bridge is accepted, and
   // masqueraded when it comes from the same bridge (hairpin), so that adding or removing
   // an endpoint's publications touches the nat table's DNAT rules only (each table an

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process'
 import { link, netns, nsExec, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
 import type { IptablesDriver } from '../../src/nat/iptables.js'
-import { planRules, type Ruleset } from '../../src/nat/plan.js'
+import { DNAT_BUCKETS, dnatBucket, planRules, type Ruleset } from '../../src/nat/plan.js'
 import { diffViews, parseSave, renderBatch } from '../../src/nat/restore.js'
 import type { PortBinding, Protocol } from '../../src/model/types.js'
 import type { FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
@@ -155,7 +155,7 @@ t.test('networks and ports: plan round trip, incremental changes, reconcile, tea
   })
 
   t.test('an incremental change on a tampered chain falls back to reconcile', async (t) => {
-    ipt(ns, ['-t', 'nat', '-F', 'FERRY-DNAT'])
+    ipt(ns, ['-t', 'nat', '-F', dnatBucket(e1.id)])
     const e1b = { ...e1, ports: e1.ports.slice(1) }
     await d.call('setEndpoint', [e1b])
     t.equal((await d.call('stats')).reconciled, true, 'the -D failed, reconcile took over')
@@ -248,7 +248,9 @@ t.test('timings', async (t) => {
   t.comment(`one more endpoint with 10 others:    ferry ${small.plan.toFixed(2)} ms + restore ${small.restore.toFixed(1)} ms; removal ferry ${small.rmPlan.toFixed(2)} ms + restore ${small.rmRestore.toFixed(1)} ms`)
   t.comment(`one more endpoint with 1,000 others: ferry ${large.plan.toFixed(2)} ms + restore ${large.restore.toFixed(1)} ms; removal ferry ${large.rmPlan.toFixed(2)} ms + restore ${large.rmRestore.toFixed(1)} ms`)
   t.comment(`ferry's work for one more endpoint among 1,000: ${large.plan.toFixed(2)} ms (measured, not asserted)`)
-  t.equal(ferryLines(save(ns)).filter((l) => l.startsWith('-A FERRY-DNAT')).length, 1000)
+  t.equal(ferryLines(save(ns)).filter((l) => l.startsWith('-A FERRY-DNAT-')).length, 1000)
+  const perBucket = DNAT_BUCKETS.map((b) => ferryLines(save(ns)).filter((l) => l.startsWith(`-A ${b} `)).length)
+  t.ok(Math.max(...perBucket) < 120, `spread over the buckets: ${perBucket.join(' ')}`)
   await d.call('teardown')
   t.notMatch(save(ns), /ferry/i)
 })

@@ -8,7 +8,7 @@ import t from 'tap'
 import { FerryError } from '../../src/errors/errors.js'
 import type { PortBinding, Protocol } from '../../src/model/types.js'
 import {
-  CHAIN, emptyRuleset, planBase, planEndpoint, planRules, type PlanOptions, type Ruleset,
+  CHAIN, DNAT_BUCKETS, dnatBucket, emptyRuleset, planBase, planEndpoint, planRules, type PlanOptions, type Ruleset,
 } from '../../src/nat/plan.js'
 import { diffEndpoint, diffViews, parseSave, renderBatch, viewOf } from '../../src/nat/restore.js'
 import type { FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
@@ -122,7 +122,8 @@ t.test('the FORWARD chain puts FERRY-USER first and internal networks before pub
   const kinds = Object.fromEntries(Object.entries({ ...rs.tables.raw, ...rs.tables.nat, ...rs.tables.filter }).map(([k, v]) => [k, v.kind]))
   t.same(kinds, {
     'FERRY-RAW': 'unordered',
-    'FERRY-DNAT': 'unordered',
+    'FERRY-DNAT': 'ordered',
+    ...Object.fromEntries(DNAT_BUCKETS.map((b) => [b, 'unordered'])),
     'FERRY-HAIRPIN': 'unordered',
     'FERRY-POSTROUTING': 'ordered',
     'FERRY-USER': 'user',
@@ -181,22 +182,23 @@ t.test('batches', async (t) => {
   t.test('changing one publication of an endpoint touches only that publication', async (t) => {
     const changed = { ...e1, ports: [e1.ports[0]!, port('udp', '127.0.0.1', 5354, e1.address, 53)] }
     const text = renderBatch(diffEndpoint(planEndpoint(e1, n1), planEndpoint(changed, n1)))
-    t.same(text.split('\n').filter((l) => /^-[AD] /.test(l)).map((l) => l.slice(0, 2) + ' ' + l.split(' ')[1]), ['-D FERRY-DNAT', '-A FERRY-DNAT'])
+    t.same(text.split('\n').filter((l) => /^-[AD] /.test(l)).map((l) => l.slice(0, 2) + ' ' + l.split(' ')[1]), [`-D ${dnatBucket(e1.id)}`, `-A ${dnatBucket(e1.id)}`])
   })
 
   t.test('a kernel with a flushed ordered chain and a lost unordered rule is repaired exactly', async (t) => {
     const view = viewOf(rs)
     view.chains.filter.set(CHAIN.forward, [])
-    const dnat = view.chains.nat.get(CHAIN.dnat)!
+    const bucket = DNAT_BUCKETS.find((b) => (view.chains.nat.get(b) ?? []).length > 0)!
+    const dnat = view.chains.nat.get(bucket)!
     const lost = dnat.shift()!
     dnat.push('-p tcp -m tcp --dport 1 -j DNAT --to-destination 10.9.9.9:1') // someone else's rule in ferry's chain
     view.chains.filter.get(CHAIN.user)!.push('-s 192.0.2.0/24 -j DROP')
     const text = renderBatch(diffViews(view, rs))
     t.match(text, `:${CHAIN.forward} - [0:0]`, 'ordered chain rewritten')
-    t.notMatch(text, `:${CHAIN.dnat} `, 'unordered chain not flushed')
+    t.notMatch(text, `:${bucket} `, 'unordered chain not flushed')
     t.notMatch(text, `:${CHAIN.user} `, 'FERRY-USER never flushed')
-    t.match(text, `-A ${CHAIN.dnat} ${lost}`)
-    t.match(text, `-D ${CHAIN.dnat} -p tcp -m tcp --dport 1 -j DNAT`)
+    t.match(text, `-A ${bucket} ${lost}`)
+    t.match(text, `-D ${bucket} -p tcp -m tcp --dport 1 -j DNAT`)
   })
 
   t.test('stale chains and jumps of an older run are removed, duplicate jumps collapsed', async (t) => {
@@ -223,7 +225,8 @@ t.test('batches', async (t) => {
     const without = planBase([n1, n2], new Set())
     t.same(withLocal.localnetBridges, [n1.bridge])
     t.same(without.localnetBridges, [])
-    t.equal(withLocal.tables.nat[CHAIN.dnat]!.rules.length, 0)
+    t.ok(DNAT_BUCKETS.every((b) => withLocal.tables.nat[b]!.rules.length === 0), 'no DNAT rule without an endpoint')
+    t.same(withLocal.tables.nat[CHAIN.dnat]!.rules, DNAT_BUCKETS.map((b) => `-j ${b}`), 'FERRY-DNAT jumps to each bucket')
   })
 })
 

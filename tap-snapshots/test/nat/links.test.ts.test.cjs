@@ -29,8 +29,40 @@ exports[`test/nat/links.test.ts > TAP > golden link rules > icc off: both direct
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE

@@ -7,7 +7,7 @@
 'use strict'
 exports[`test/nat/plan.test.ts > TAP > batches > one more endpoint: only its own -A lines > must match snapshot 1`] = `
 *nat
--A FERRY-DNAT -p tcp -m tcp --dport 9000 -m comment --comment "ferry:ep e30000000000" -j DNAT --to-destination 10.22.0.2:90
+-A FERRY-DNAT-7 -p tcp -m tcp --dport 9000 -m comment --comment "ferry:ep e30000000000" -j DNAT --to-destination 10.22.0.2:90
 COMMIT
 
 `
@@ -30,12 +30,30 @@ exports[`test/nat/plan.test.ts > TAP > batches > teardown: everything goes, FERR
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
 -D PREROUTING -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -D OUTPUT -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -D POSTROUTING -j FERRY-POSTROUTING
 -X FERRY-DNAT
+-X FERRY-DNAT-0
+-X FERRY-DNAT-1
+-X FERRY-DNAT-2
+-X FERRY-DNAT-3
+-X FERRY-DNAT-4
+-X FERRY-DNAT-5
+-X FERRY-DNAT-6
+-X FERRY-DNAT-7
+-X FERRY-DNAT-8
+-X FERRY-DNAT-9
+-X FERRY-DNAT-a
+-X FERRY-DNAT-b
+-X FERRY-DNAT-c
+-X FERRY-DNAT-d
+-X FERRY-DNAT-e
+-X FERRY-DNAT-f
 -X FERRY-HAIRPIN
 -X FERRY-POSTROUTING
 COMMIT
@@ -61,8 +79,40 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
@@ -98,8 +148,40 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -129,8 +211,40 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -160,8 +274,40 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
@@ -196,8 +342,40 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
 -I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
@@ -224,8 +402,40 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
@@ -261,9 +471,41 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
--A FERRY-DNAT -d 192.0.2.10/32 -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-DNAT-f -d 192.0.2.10/32 -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
@@ -301,15 +543,47 @@ route_localnet=1 on: (none)
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
--A FERRY-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
--A FERRY-DNAT -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:53
--A FERRY-DNAT -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:9000
--A FERRY-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8443 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:443
--A FERRY-DNAT -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
--A FERRY-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
--A FERRY-DNAT -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-DNAT-f -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-DNAT-f -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:53
+-A FERRY-DNAT-f -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:9000
+-A FERRY-DNAT-f -d 127.0.0.1/32 -p tcp -m tcp --dport 8443 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:443
+-A FERRY-DNAT-f -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
+-A FERRY-DNAT-f -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
+-A FERRY-DNAT-f -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
@@ -345,15 +619,47 @@ route_localnet=1 on: fy-net1
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
--A FERRY-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
--A FERRY-DNAT -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:53
--A FERRY-DNAT -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:9000
--A FERRY-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8443 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:443
--A FERRY-DNAT -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
--A FERRY-DNAT -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
--A FERRY-DNAT -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-DNAT-f -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-DNAT-f -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:53
+-A FERRY-DNAT-f -p sctp -m sctp --dport 9000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:9000
+-A FERRY-DNAT-f -d 127.0.0.1/32 -p tcp -m tcp --dport 8443 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:443
+-A FERRY-DNAT-f -p tcp -m tcp --dport 20000:20999 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20999
+-A FERRY-DNAT-f -d 127.0.0.1/32 -p udp -m udp --dport 30000:30009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:100-109/30000
+-A FERRY-DNAT-f -p tcp -m tcp --dport 40000 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
 -A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
@@ -389,10 +695,42 @@ route_localnet=1 on: fy-net1 fy-net2
 COMMIT
 *nat
 :FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
 :FERRY-HAIRPIN - [0:0]
 :FERRY-POSTROUTING - [0:0]
--A FERRY-DNAT -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
--A FERRY-DNAT -p udp -m udp --dport 8081 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:81
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-DNAT-b -p udp -m udp --dport 8081 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:81
+-A FERRY-DNAT-f -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
 -A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
 -A FERRY-HAIRPIN -s 10.22.0.0/24 -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 222222222222" -j MASQUERADE
 -A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
