@@ -18,7 +18,8 @@ export interface Cidr {
 
 const OCTET = /^(0|[1-9][0-9]{0,2})$/
 
-function parseIpOrUndefined (ip: string): number | undefined {
+/** `10.0.0.1` → 167772161, or undefined for anything but a dotted quad. */
+export function parseIpOrUndefined (ip: string): number | undefined {
   const parts = ip.split('.')
   if (parts.length !== 4) return undefined
   let n = 0

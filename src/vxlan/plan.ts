@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
 import type { FdbEntry, NeighEntry } from '../kernel/types.js'
-import { canonical, contains, ipToInt, isIp, parseCidr } from '../ipam/cidr.js'
+import { canonical, contains, ipToInt, isIp, parseCidr, parseIpOrUndefined } from '../ipam/cidr.js'
 import { macForIp } from '../bridge/names.js'
 
 export const VXLAN_PREFIX = 'fyv-'
@@ -153,6 +153,10 @@ function ipOrder (a: string, b: string): number {
   return ipToInt(a) - ipToInt(b)
 }
 
+function prefixMask (prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+}
+
 /**
  * The FDB and neighbour entries for the remote peers of one overlay. Peers on
  * this host (same host id or VTEP) are not programmed: the local bridge reaches
@@ -162,27 +166,31 @@ function ipOrder (a: string, b: string): number {
  */
 export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: string }, peers: readonly RemotePeer[], opts: PlanOptions = {}): PeerPlan {
   const skipped: PeerConflict[] = []
-  const byIp = new Map<string, RemotePeer>()
+  const byIp = new Map<string, { p: RemotePeer, n: number }>()
   const byMac = new Map<string, RemotePeer>()
+  // Each address is parsed once: at 10,000 peers this runs on every change.
+  const subnet = parseCidr(d.subnet)
+  const mask = prefixMask(subnet.prefix)
   const sorted = [...peers].sort((a, b) => (a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0))
   for (const raw of sorted) {
     const mac = typeof raw.mac === 'string' ? raw.mac.toLowerCase() : ''
     const p: RemotePeer = { ...raw, mac }
-    if (!isIp(p.ip) || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
+    const n = typeof p.ip === 'string' ? parseIpOrUndefined(p.ip) : undefined
+    if (n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
       skipped.push({ endpointId: p.endpointId, ip: String(p.ip), reason: 'invalid' })
       continue
     }
     if (p.hostId === self.hostId || p.vtep === self.vtep) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'local' }); continue }
-    if (!contains(d.subnet, p.ip)) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'outside-subnet' }); continue }
+    if (((n & mask) >>> 0) !== subnet.network) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'outside-subnet' }); continue }
     if (p.ip === d.gateway) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'gateway' }); continue }
     const ipWinner = byIp.get(p.ip)
-    if (ipWinner) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'duplicate-ip', keptEndpointId: ipWinner.endpointId }); continue }
+    if (ipWinner) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'duplicate-ip', keptEndpointId: ipWinner.p.endpointId }); continue }
     const macWinner = byMac.get(mac)
     if (macWinner) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'duplicate-mac', keptEndpointId: macWinner.endpointId }); continue }
-    byIp.set(p.ip, p)
+    byIp.set(p.ip, { p, n })
     byMac.set(mac, p)
   }
-  const kept = [...byIp.values()].sort((a, b) => ipOrder(a.ip, b.ip))
+  const kept = [...byIp.values()].sort((a, b) => a.n - b.n).map((x) => x.p)
   const fdb: FdbEntry[] = kept.map((p) => ({ dev: d.vxlan, mac: p.mac, dst: p.vtep }))
   if (opts.flood === true) {
     const vteps = [...new Set(kept.map((p) => p.vtep))].sort(ipOrder)
