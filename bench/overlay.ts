@@ -686,7 +686,7 @@ function scaleSummary (s: ScaleResult): string[] {
     `scale: Redis commands per endpoint change, ${change(dflt)}`,
     `scale: ${change(noDns)}`,
     `scale: per change, each agent re-plans every peer (planPeers + diffPeers over ${s.peers}: ${ms(s.plannerMs)} ms in this process) ` +
-      `and, with its DNS on, re-reads the overlay's endpoints (${(s.endpointsReadBytes / 1024).toFixed(0)} KiB from Redis)`,
+      `and, with its DNS on, rebuilds its name records from the pushed change (the overlay's endpoints, ${(s.endpointsReadBytes / 1024).toFixed(0)} KiB in Redis, are read only at a resync)`,
   ]
 }
 
