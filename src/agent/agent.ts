@@ -20,7 +20,7 @@ import { HostPortPublisher } from '../nat/publisher.js'
 import { buildPluginServer } from '../plugin/server.js'
 import { buildApiServer, type AgentView, type EndpointView, type NetworkView } from '../api/server.js'
 import { EngineClient, type EngineNames } from '../docker/client.js'
-import type { PoolRecord } from '../model/types.js'
+import type { NetworkRecord, PoolRecord } from '../model/types.js'
 import { claimSocket, lockStateDir } from './lock.js'
 import { VERSION } from '../version.js'
 import { hostname } from 'node:os'
@@ -78,8 +78,8 @@ async function rootOnly<T> (fn: () => Promise<T>): Promise<T> {
   try { return await fn() } finally { process.umask(old) }
 }
 
-/** An address no endpoint holds (see leakedAddresses). */
-interface LeakedAddress { id: string, networkId: string, poolId: string, ip: string, overlay?: string }
+/** An address no endpoint holds (see leakedAddresses); `id` keys its grace period. */
+interface LeakedAddress { id: string, net: NetworkRecord, ip: string }
 
 export class Agent implements AgentView {
   private status_: AgentStatus = 'starting'
@@ -396,33 +396,34 @@ export class Agent implements AgentView {
     const now = Date.now()
     const grace = this.cfg.orphanGraceMs ?? 60_000
     const seen = new Set<string>()
+    /** True once `id` has been an orphan for the grace period (counted from the first time it is seen as one). */
+    const due = (id: string): boolean => {
+      seen.add(id)
+      const since = this.orphanSince.get(id) ?? now
+      this.orphanSince.set(id, since)
+      return now - since >= grace
+    }
     for (const ep of this.driver.endpoints()) {
-      seen.add(ep.id)
-      if (names.endpoints.has(ep.id) || !names.networks.has(ep.networkId) || this.runtime_?.endpointOwner(ep.id) !== undefined) {
-        this.orphanSince.delete(ep.id)
-        continue
-      }
-      const since = this.orphanSince.get(ep.id) ?? now
-      this.orphanSince.set(ep.id, since)
-      if (now - since < grace) continue
+      if (names.endpoints.has(ep.id) || !names.networks.has(ep.networkId) || this.runtime_?.endpointOwner(ep.id) !== undefined) continue
+      if (!due(ep.id)) continue
       const net = this.driver.network(ep.networkId)
       this.log.warn({ endpoint: ep.id, network: ep.networkId, address: ep.address }, 'deleting an endpoint the engine no longer knows')
       await this.driver.deleteEndpoint(ep.networkId, ep.id)
-      if (net.overlay) await this.driver.releaseOverlayAddress(net.overlay.name, ep.address)
-      else await this.ipam.releaseAddress(net.poolId, ep.address)
-      this.orphanSince.delete(ep.id)
+      await this.releaseAddressOf(net, ep.address)
     }
-    for (const key of this.leakedAddresses(names)) {
-      seen.add(key.id)
-      const since = this.orphanSince.get(key.id) ?? now
-      this.orphanSince.set(key.id, since)
-      if (now - since < grace) continue
-      this.log.warn({ network: key.networkId, address: key.ip }, 'releasing an address no endpoint holds (the engine lost track of it)')
-      if (key.overlay !== undefined) await this.driver.releaseOverlayAddress(key.overlay, key.ip)
-      else await this.ipam.releaseAddress(key.poolId, key.ip)
-      this.orphanSince.delete(key.id)
+    for (const leak of this.leakedAddresses(names)) {
+      if (!due(leak.id)) continue
+      this.log.warn({ network: leak.net.id, address: leak.ip }, 'releasing an address no endpoint holds (the engine lost track of it)')
+      await this.releaseAddressOf(leak.net, leak.ip)
     }
+    // Orphans that came back (or went) start their grace period afresh.
     for (const id of [...this.orphanSince.keys()]) if (!seen.has(id)) this.orphanSince.delete(id)
+  }
+
+  /** Give an endpoint address back where it came from: the cluster for an overlay, the local pool otherwise. */
+  private async releaseAddressOf (net: NetworkRecord, ip: string): Promise<void> {
+    if (net.overlay) await this.driver.releaseOverlayAddress(net.overlay.name, ip)
+    else await this.ipam.releaseAddress(net.poolId, ip)
   }
 
   /**
@@ -441,13 +442,12 @@ export class Agent implements AgentView {
       const engineHeld = names.addresses.get(net.id)
       if (engineHeld === undefined) continue
       const held = new Set(this.driver.endpoints(net.id).map((e) => e.address))
-      const overlay = net.overlay?.name
-      const candidates = overlay !== undefined
-        ? this.overlay?.cluster.heldAddresses?.(overlay) ?? []
+      const candidates = net.overlay
+        ? this.overlay?.cluster.heldAddresses?.(net.overlay.name) ?? []
         : Object.entries(this.ipam.pool(net.poolId)?.allocated ?? {}).filter(([, use]) => use.kind === 'endpoint').map(([ip]) => ip)
       for (const ip of candidates) {
         if (held.has(ip) || engineHeld.has(ip) || ip === net.gateway) continue
-        out.push({ id: `address ${net.id} ${ip}`, networkId: net.id, poolId: net.poolId, ip, overlay })
+        out.push({ id: `address ${net.id} ${ip}`, net, ip })
       }
     }
     return out

@@ -7,8 +7,7 @@
  * with the default pid_max of 32768). A socket that still answers belongs to a
  * live process; one that refuses is stale and removed.
  */
-import { readFileSync } from 'node:fs'
-import { promises as fs } from 'node:fs'
+import { promises as fs, readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { FerryError } from '../errors/errors.js'

@@ -141,9 +141,13 @@ export class RuntimeService {
    * runs one, the agent's --dns-search and --dns-opt. No upstreams, nothing of the host's.
    */
   resolverOf (rec: ContainerRecord): ResolvConf {
-    const networkId = this.owner(rec).networkId
-    const gateway = networkId !== undefined && this.d.embeddedDns === true ? this.state.networks[networkId]?.gateway : undefined
+    const gateway = this.dnsServerOf(this.owner(rec).networkId)
     return { nameservers: gateway === undefined ? [] : [gateway], search: [...(this.d.dns?.search ?? [])], options: [...(this.d.dns?.options ?? [])] }
+  }
+
+  /** On a network, ferry's own DNS server answers on the gateway (and forwards the rest) unless the agent runs without it. */
+  private dnsServerOf (networkId: string | undefined): string | undefined {
+    return networkId !== undefined && this.d.embeddedDns === true ? this.state.networks[networkId]?.gateway : undefined
   }
 
   /** A network by ferry name, id or unique id prefix; 'bridge' is the default network. */
@@ -345,8 +349,7 @@ export class RuntimeService {
     let hostText = ''
     try { hostText = await (this.d.hostResolvConf ?? (() => fs.readFile('/etc/resolv.conf', 'utf8')))() } catch { /* none: fallback servers */ }
     const defaults = this.d.dns ?? { servers: [], search: [], options: [] }
-    // On a network, ferry's own DNS server answers on the gateway and forwards the rest.
-    const gateway = rec.networkId !== undefined && this.d.embeddedDns === true ? this.state.networks[rec.networkId]?.gateway : undefined
+    const gateway = this.dnsServerOf(rec.networkId)
     const conf = containerResolvConf(parseResolvConf(hostText), {
       nameservers: spec.dns.length > 0 ? spec.dns : gateway !== undefined ? [gateway] : defaults.servers,
       search: spec.dnsSearch.length > 0 ? spec.dnsSearch : defaults.search,

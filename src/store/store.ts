@@ -75,7 +75,7 @@ const JOURNAL = 'state.journal'
 /** The journal is folded into a new snapshot once it is this large and larger than the snapshot. */
 const MIN_COMPACT_BYTES = 1 << 20
 
-export function valueAt (root: unknown, p: StorePath): unknown {
+function valueAt (root: unknown, p: StorePath): unknown {
   let cur = root
   for (const key of p) {
     if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, key)) return undefined
@@ -127,6 +127,11 @@ export function decodeJournal (text: string): { entries: JournalEntry[], validBy
     pos = nl + 1
   }
   return { entries, validBytes: Buffer.byteLength(text.slice(0, pos)), rest: text.length - pos }
+}
+
+/** The state as JSON gives it back (what a snapshot or a journal line holds). */
+function plainCopy (state: State): State {
+  return JSON.parse(JSON.stringify(state)) as State
 }
 
 /** Where two states differ, to two levels (`endpoints/<id>`), for the verify message. */
@@ -192,7 +197,7 @@ export class FileStore implements Store {
     this.journalFile = path.join(dir, JOURNAL)
     this.state = state
     this.seq = seq
-    if (verify) this.shadow = structuredClone(state)
+    if (verify) this.shadow = plainCopy(state)
   }
 
   static async open (dir: string, opts: { verify?: boolean } = {}): Promise<FileStore> {
@@ -285,9 +290,9 @@ export class FileStore implements Store {
       const v = valueAt(this.state, p)
       return v === undefined ? ['del', p] : ['set', p, v]
     })
-    // Checked now, while the values are the ones written: callers may change more during the write.
-    if (this.shadow !== undefined) this.verify(ops)
     const line = encodeEntry({ seq: this.seq + 1, ops })
+    // Checked now, against the state the line was made from: callers may change more during the write.
+    if (this.shadow !== undefined) this.verify(decodeJournal(line).entries[0]!.ops, paths)
     const bytes = Buffer.byteLength(line)
     try {
       await this.journal!.write(line)
@@ -304,16 +309,18 @@ export class FileStore implements Store {
     this.journalWrites++
   }
 
-  /** FERRY_STORE_VERIFY: the journal plus the last snapshot must give exactly the state in memory. */
-  private verify (ops: JournalOp[]): void {
-    // Values are live objects that callers keep mutating: apply copies.
-    for (const op of ops) applyOp(this.shadow as unknown as Record<string, unknown>, op[0] === 'set' ? ['set', op[1], structuredClone(op[2])] : op)
-    const want = JSON.parse(JSON.stringify(this.state)) as State
+  /**
+   * FERRY_STORE_VERIFY: the last snapshot plus the journal, replayed as `open` would
+   * (`ops` are decoded from the line about to be written), must give exactly the state.
+   */
+  private verify (ops: JournalOp[], paths: StorePath[]): void {
+    for (const op of ops) applyOp(this.shadow as unknown as Record<string, unknown>, op)
+    const want = plainCopy(this.state)
     if (isDeepStrictEqual(this.shadow, want)) return
     const shadow = this.shadow!
     this.shadow = want
     this.pendingFull = true
-    const named = ops.map((o) => o[1].join('/')).join(', ')
+    const named = paths.map((p) => p.join('/')).join(', ')
     throw new FerryError('STORE', `store journal is missing a change: a commit named only ${named} but ${differences(shadow, want).join(', ')} changed too (a caller must name what it changes)`)
   }
 
@@ -336,8 +343,11 @@ export class FileStore implements Store {
     }
     this.snapshotBytes = Buffer.byteLength(data)
     this.snapshots++
-    if (this.shadow !== undefined) this.shadow = JSON.parse(data) as State
-    if (this.shadow !== undefined) delete (this.shadow as Snapshot).journalSeq
+    if (this.shadow !== undefined) {
+      // What this snapshot holds (the state may have changed during the write).
+      const { journalSeq: _, ...written } = JSON.parse(data) as Snapshot
+      this.shadow = written
+    }
     // The snapshot holds everything up to seq: the journal starts over. Should this
     // fail, its old lines are skipped on the next open (their numbers are <= seq).
     await this.openJournal(true)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isLiveAgent, lockStateDir, procState } from '../../src/agent/lock.js'
@@ -34,11 +34,14 @@ t.test('a pid file of a dead, zombie or foreign process is stale', async (t) => 
   writeFileSync(file, `${foreign.pid}\n`)
   const r1 = await lockStateDir(dir)
   await r1()
-  // A zombie: exited, not reaped yet (the exit event is not awaited before the check).
-  const zombie = spawn('bash', ['-c', 'exec -a /usr/lib/ferry/bin/ferry true agent'], { stdio: 'ignore' })
-  for (let i = 0; i < 50 && isLiveAgent(zombie.pid!); i++) await sleep(20)
-  t.notOk(isLiveAgent(zombie.pid!), 'an exited ferry process (zombie or gone)')
-  writeFileSync(file, `${zombie.pid}\n`)
+  // A zombie: an agent that exited under a parent that does not reap it (sleep, which bash becomes).
+  const parent = spawn('bash', ['-c', "(exec -a /usr/lib/ferry/bin/ferry bash -c 'sleep 0.1; true' agent) & echo $!; exec sleep 30"], { stdio: ['ignore', 'pipe', 'ignore'] })
+  t.teardown(() => { parent.kill('SIGKILL') })
+  const zombiePid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(b.toString().trim()))))
+  await sleep(500)
+  t.match(readFileSync(`/proc/${zombiePid}/stat`, 'utf8'), /\) Z /, 'it is a zombie')
+  t.notOk(isLiveAgent(zombiePid), 'an exited agent not reaped yet')
+  writeFileSync(file, `${zombiePid}\n`)
   const r2 = await lockStateDir(dir)
   await r2()
   t.notOk(isLiveAgent(2 ** 22 + 7), 'a pid that does not exist')
