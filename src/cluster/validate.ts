@@ -288,11 +288,14 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
   return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), endpointContent(r.value), isRecord(raw) ? raw.sig : undefined)
 }
 
+const CHANGE_KINDS: ReadonlySet<string> = new Set(['host-up', 'host-removed', 'overlay-defined', 'overlay-removed', 'endpoint-published', 'endpoint-withdrawn'])
+
 /** A pushed change message (parsed from JSON): its kind, a safe revision, its fields' schemas and MACs. */
 export function readChange (raw: unknown, key?: ClusterKey): Read<ClusterChange> {
   if (!isRecord(raw)) return refused('invalid', 'a message is not an object')
   const kind = raw.kind
   const rev = raw.rev
+  if (typeof kind !== 'string' || !CHANGE_KINDS.has(kind)) return refused('invalid', 'its kind is not one ferry publishes')
   if (typeof rev !== 'number' || !Number.isSafeInteger(rev) || rev < 1) return refused('revision', 'its revision is not a safe positive whole number')
   const fields = (names: readonly string[]): Read<true> => schema(() => { onlyKeys(raw, ['kind', 'rev', ...names], `a ${String(kind).slice(0, 40)} message`); return true as const })
   switch (kind) {

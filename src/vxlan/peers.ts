@@ -399,13 +399,15 @@ export class PeerSync {
 
   /** A full read replaces everything known: hosts, definitions, claims, and the endpoints that pass. */
   private load (snap: ClusterSnapshot): void {
+    const prev = this.defs
     this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
     this.defs = new Map()
     this.known = new Map()
     this.claims = new Map()
     this.seen.clear()
     for (const o of snap.overlays) {
-      const def = this.acceptDefinition(o.definition, false)
+      // A refused definition does not take the overlay's endpoints away: the one in use stays.
+      const def = this.acceptDefinition(o.definition, false) ?? prev.get(o.definition.name) ?? this.attachedDefinition(o.definition.name)
       if (!def) continue
       const name = def.name
       this.defs.set(name, def)
@@ -413,7 +415,7 @@ export class PeerSync {
       this.claims.set(name, claims)
       const m = new Map<string, ClusterEndpoint>()
       for (const e of o.endpoints) {
-        if (!this.tiedToHost(name, e)) continue
+        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
         if (claims.get(e.ip) !== e.endpointId) {
           this.rejectEndpoint(name, e, 'address-claimed', `address ${e.ip} is claimed by ${claims.has(e.ip) ? `endpoint ${claims.get(e.ip)!.slice(0, 12)}` : 'no endpoint'}`)
           continue
@@ -440,6 +442,23 @@ export class PeerSync {
 
   private rejectEndpoint (overlay: string, e: ClusterEndpoint, reason: 'unregistered-host' | 'vtep-mismatch' | 'address-claimed' | 'outside-subnet' | 'unknown-overlay', detail: string): void {
     this.rejects.reject('endpoint', reason, `${endpointKeyName(overlay, e.endpointId.slice(0, 64))} (${e.ip} on ${e.hostId}/${e.vtep})`, detail)
+  }
+
+  private attachedDefinition (name: string): OverlayDefinition | undefined {
+    const d = this.attached.get(name)?.devices
+    return d && { name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, createdBy: '', createdAt: 0 }
+  }
+
+  /** A host address of the overlay's subnet, not its gateway. */
+  private inSubnet (def: OverlayDefinition, e: ClusterEndpoint): boolean {
+    try {
+      checkOverlayAddress(def.name, def.subnet, e.ip)
+      if (e.ip === def.gateway) throw new FerryError('INVALID_REQUEST', `${e.ip} is the gateway`)
+      return true
+    } catch (err) {
+      this.rejectEndpoint(def.name, e, 'outside-subnet', err instanceof Error ? err.message : String(err))
+      return false
+    }
   }
 
   /** The endpoint's host is registered with the VTEP the endpoint names. */
@@ -470,14 +489,7 @@ export class PeerSync {
   private acceptPublished (overlay: string, e: ClusterEndpoint): boolean {
     const def = this.defs.get(overlay)
     if (!def) { this.rejectEndpoint(overlay, e, 'unknown-overlay', `overlay ${overlay} is not defined`); return false }
-    try {
-      checkOverlayAddress(overlay, def.subnet, e.ip)
-      if (e.ip === def.gateway) throw new FerryError('INVALID_REQUEST', 'it is the gateway')
-    } catch (err) {
-      this.rejectEndpoint(overlay, e, 'outside-subnet', err instanceof Error ? err.message : String(err))
-      return false
-    }
-    if (!this.tiedToHost(overlay, e)) return false
+    if (!this.inSubnet(def, e) || !this.tiedToHost(overlay, e)) return false
     let claims = this.claims.get(overlay)
     if (!claims) { claims = new Map(); this.claims.set(overlay, claims) }
     const holder = claims.get(e.ip)

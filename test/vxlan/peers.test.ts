@@ -1,16 +1,14 @@
 import t from 'tap'
 import { MemoryCluster } from '../../src/cluster/memory.js'
 import type { ClusterEvent, ClusterStore } from '../../src/cluster/types.js'
-import { FakeLinkDriver } from '../../src/kernel/fake.js'
-import { KernelOverlayDataPlane } from '../../src/vxlan/apply.js'
-import { PeerSync } from '../../src/vxlan/peers.js'
 import { overlayMac } from '../../src/vxlan/plan.js'
 import { record } from '../harness/cluster-contract.js'
+import { peerHost, type PeerHost } from '../harness/peer-host.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
 const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
 
-interface Host { store: ClusterStore, links: FakeLinkDriver, sync: PeerSync }
+type Host = PeerHost
 
 /** A host: its cluster store, its (fake) kernel with the underlay address, its PeerSync. */
 async function host (t: T, cluster: MemoryCluster, n: number, wrap: (s: ClusterStore) => ClusterStore = (s) => s): Promise<Host> {
@@ -18,14 +16,7 @@ async function host (t: T, cluster: MemoryCluster, n: number, wrap: (s: ClusterS
   const real = cluster.connect({ hostId: `h${n}`, advertiseAddr: vtep, heartbeatMs: 0, hostTtlMs: 1000 })
   t.teardown(() => real.close())
   await real.start()
-  const store = wrap(real)
-  const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
-  await links.addAddress('eth0', `${vtep}/24`)
-  const dp = new KernelOverlayDataPlane(links, { createVxlan: (name, spec) => links.createVxlan(name, spec), batch: null })
-  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
-  sync.start()
-  t.teardown(() => sync.stop())
-  return { store, links, sync }
+  return await peerHost(t, wrap(real), vtep)
 }
 
 async function join (h: Host, vni?: number): Promise<void> {
