@@ -624,3 +624,24 @@ export class MemoryStore implements Store {
 
   touch (...changed: StorePath[]): void { this.touched.push(...changed) }
 }
+
+/** What `ferry status` and `ferry doctor` show of a loss (the API's `store.loss`). */
+export interface LossView {
+  /** `recovered with loss: 1 damaged journal line, kept at /var/lib/ferry/state.journal.damaged-…` */
+  summary: string
+  damagedJournalLines: number
+  kept: string[]
+  /** Paths the lost changes touched, when readable. */
+  keys: string[]
+}
+
+export function lossView (loss: StoreLoss | undefined): LossView | undefined {
+  if (loss === undefined) return undefined
+  const journals = loss.kept.filter((k) => k.kind === 'journal')
+  const snapshots = loss.kept.filter((k) => k.kind === 'snapshot')
+  const lines = journals.reduce((n, k) => n + (k.damagedLines ?? 0), 0)
+  const parts: string[] = []
+  if (journals.length > 0) parts.push(`${plural(lines, 'damaged journal line')}, kept at ${journals.map((k) => k.path).join(', ')}`)
+  if (snapshots.length > 0) parts.push(`a damaged state file, kept at ${snapshots.map((k) => k.path).join(', ')}`)
+  return { summary: `recovered with loss: ${parts.join('; ')}`, damagedJournalLines: lines, kept: loss.kept.map((k) => k.path), keys: loss.keys }
+}

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
-import { FileStore } from '../../src/store/store.js'
+import { FileStore, lossView } from '../../src/store/store.js'
 import { endpointRecord as ep, networkRecord as net, poolRecord } from '../fixtures/records.js'
 
 const FIXED = (): Date => new Date('2026-12-06T10:00:00.000Z')
@@ -51,6 +51,9 @@ t.test('a damaged line among 60: every intact change after it survives, the jour
   t.same(s.loss?.keys, ['endpoints/e30', 'pools/p/allocated/10.0.0.30'])
   t.match(s.loss?.report, /journal had 1 damaged line \(line 30 of 60\): 1 acknowledged change lost \(it touched endpoints\/e30, pools\/p\/allocated\/10\.0\.0\.30\), the 30 intact changes after the damage replayed; the journal is kept at .*damaged-2026/)
   t.ok((await fs.stat(kept)).isFile(), 'the damaged journal is kept aside')
+  t.same(lossView(s.loss), {
+    summary: `recovered with loss: 1 damaged journal line, kept at ${kept}`, damagedJournalLines: 1, kept: [kept], keys: ['endpoints/e30', 'pools/p/allocated/10.0.0.30'],
+  }, 'what ferry status shows')
 
   // Compactions never remove it, and a later start still reports the loss (without a new report).
   s.state.endpoints.z = ep('z')
