@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
-import { FileStore } from '../store/store.js'
+import { FileStore, lossView } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import type { LinkDriver } from '../kernel/types.js'
@@ -69,6 +69,8 @@ export interface AgentConfig {
   iptables?: boolean
   /** The opt-in Prometheus endpoint (--metrics-listen); undefined = no listener. */
   metrics?: MetricsConfig
+  /** --recover-store: start even on a damaged state file, kept aside (src/store/store.ts). */
+  recoverStore?: boolean
 }
 
 export type AgentStatus = 'starting' | 'running' | 'stopping' | 'stopped'
@@ -126,7 +128,10 @@ export class Agent implements AgentView {
       this.cleanups.push(await lockStateDir(this.cfg.stateDir))
       await claimSocket(this.pluginSocket, 'plugin')
       await claimSocket(this.cfg.apiSocket, 'API')
-      this.store = await FileStore.open(this.cfg.stateDir)
+      this.store = await FileStore.open(this.cfg.stateDir, { recover: this.cfg.recoverStore })
+      for (const note of this.store.notes) this.log.warn(note)
+      if (this.store.loss?.report) this.log.error({ kept: this.store.loss.kept.map((k) => k.path), keys: this.store.loss.keys }, this.store.loss.report)
+      else if (this.store.loss) this.log.warn({ kept: this.store.loss.kept.map((k) => k.path) }, 'the store was recovered with loss at an earlier start: ferry keeps links it cannot explain until the damaged files are moved out of the state directory (ferry doctor)')
       this.links = await openLinkDriver()
       this.cleanups.push(async () => this.links.close())
       if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
@@ -144,7 +149,7 @@ export class Agent implements AgentView {
       if (this.cfg.cluster) this.overlay = await this.openCluster(this.cfg.cluster)
       this.driver = new NetworkDriver({
         store: this.store, links: this.links, firewall, limits: disabled, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
-        onChange: () => this.queueSync(),
+        onChange: () => this.queueSync(), storeLoss: () => this.store.loss !== undefined,
       })
       this.runtime_ = new RuntimeService({
         store: this.store, driver: this.driver, ipam, links: this.links, firewall, ns: new ChildProcessNamespaces(),
@@ -483,6 +488,7 @@ export class Agent implements AgentView {
         journalWrites: this.store.journalWrites,
         snapshots: this.store.snapshots,
         lastWriteMs: Math.round(this.store.lastWriteMs * 100) / 100,
+        loss: lossView(this.store.loss),
       },
       reconcile: { ...this.reconciles },
       engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },

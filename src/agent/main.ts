@@ -37,7 +37,12 @@ export interface AgentFlags extends RuntimeFlags {
   metricsToken?: string
   /** `--iptables[=BOOL]`, as dockerd's: false = ferry never runs iptables. Default true. */
   iptables?: boolean
+  /** `--recover-store`: start on a damaged state file, kept aside. */
+  recoverStore?: boolean
 }
+
+/** The exit status of an agent that refuses a damaged store: the unit does not restart it (RestartPreventExitStatus). */
+export const EXIT_STORE_DAMAGED = 78
 
 /** `--iptables`, checked against the flags that only iptables can honour (dockerd refuses the same pair). */
 export function iptablesEnabled (flags: Pick<AgentFlags, 'iptables' | 'icc'>): boolean {
@@ -107,13 +112,14 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       ipForward: flags.ipForward ?? true,
       iptables: iptablesEnabled(flags),
       metrics: metricsConfig(flags),
+      recoverStore: flags.recoverStore === true,
     }, log)
     await agent.start()
   } catch (err) {
     const ferr = toFerryError(err)
     log.fatal({ code: ferr.code, reason: ferr.message }, 'agent failed to start')
     process.stderr.write(`ferry agent: ${ferr.message}\n`)
-    process.exit(exitCode(ferr.category))
+    process.exit(ferr.code === 'STORE_DAMAGED' ? EXIT_STORE_DAMAGED : exitCode(ferr.category))
   }
   const running = agent
   let stopping = false

@@ -32,9 +32,12 @@ export function desiredVeth (ep: EndpointRecord, net: NetworkRecord): DesiredVet
  * Operations that bring the kernel (links, addresses) to the desired state.
  * Endpoints whose host veth is gone are not recreated: their container side
  * went with the container, and the engine will delete the endpoint.
+ * `keepUnexplained`: the store lost acknowledged changes (src/store/store.ts),
+ * so a ferry-named link nothing in it needs may be a container's it forgot: it stays.
  */
 export function planReconcile (
   networks: NetworkRecord[], endpoints: EndpointRecord[], links: LinkInfo[], addrs: AddressInfo[],
+  opts: { keepUnexplained?: boolean } = {},
 ): LinkOp[] {
   const ops: LinkOp[] = []
   const byName = new Map(links.map((l) => [l.name, l]))
@@ -70,7 +73,7 @@ export function planReconcile (
     if (!host.up) ops.push({ op: 'setUp', name: v.host })
   }
   for (const l of links) {
-    if (!isFerryLinkName(l.name) || wanted.has(l.name)) continue
+    if (opts.keepUnexplained === true || !isFerryLinkName(l.name) || wanted.has(l.name)) continue
     ops.push({ op: 'deleteLink', name: l.name, why: 'ferry owns it but no network or endpoint needs it' })
   }
   return ops

@@ -34,6 +34,12 @@ function clusterKeyText (key: boolean | undefined): string {
   return key === undefined ? '-' : key ? 'in use (entries and messages are signed and checked)' : 'none (entries and messages are not authenticated)'
 }
 
+/** `recovered with loss: …; ` when the agent's store lost acknowledged changes (src/store/store.ts lossView), else ''. */
+function storeLoss (store: Record<string, unknown>): string {
+  const loss = store.loss as { summary?: unknown } | undefined
+  return typeof loss?.summary === 'string' ? `${loss.summary}; ` : ''
+}
+
 /** The status line of the firewall; an agent older than the field shows '-'. */
 export function firewallText (f: { iptables: boolean } | undefined): string {
   if (f === undefined) return '-'
@@ -83,11 +89,12 @@ export function buildCli (): Command {
     .option('--metrics-token <file>', 'require Authorization: Bearer <the first line of FILE> for /metrics (the file must be mode 600)')
     .addOption(new Option('--iptables [bool]', 'program NAT, published ports and isolation with iptables (default true); =false: ferry never runs iptables, ' +
       'and refuses to publish ports').argParser(boolArg))
+    .option('--recover-store', 'start even if the state file is damaged: keep it aside as state.json.damaged-<time> and start from what is readable plus the journal')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
       defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterKey?: string, dns: string[], dnsServer: boolean,
-      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string, iptables?: boolean
+      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -181,7 +188,7 @@ export function buildCli (): Command {
         ['version', String(s.version)], ['status', String(s.status)], ['pid', String(s.pid)], ['uptime', duration(s.uptimeSeconds)],
         ['plugin socket', String(s.pluginSocket)], ['api socket', String(s.apiSocket)], ['state dir', String(s.stateDir)],
         ['networks', String(s.networks)], ['endpoints', String(s.endpoints)], ['pools', String(s.pools)], ['published ports', String(s.publishedPorts)],
-        ['store', `${s.store.healthy ? 'healthy' : 'UNHEALTHY'}, ${String(s.store.writes)} writes (${String(s.store.journalWrites ?? 0)} journaled, ${String(s.store.snapshots ?? 0)} snapshots), last ${String(s.store.lastWriteMs)} ms`],
+        ['store', `${storeLoss(s.store)}${s.store.healthy ? 'healthy' : 'UNHEALTHY'}, ${String(s.store.writes)} writes (${String(s.store.journalWrites ?? 0)} journaled, ${String(s.store.snapshots ?? 0)} snapshots), last ${String(s.store.lastWriteMs)} ms`],
         ['reconcile', `${String(s.reconcile.runs)} runs, ${String(s.reconcile.repairs)} repairs${s.reconcile.lastError ? `, last error: ${String(s.reconcile.lastError)}` : ''}`],
         ['firewall', firewallText(s.firewall)],
         ...(s.cluster !== undefined ? [['cluster key', clusterKeyText((s.cluster as { clusterKey?: boolean }).clusterKey)] as [string, string]] : []),

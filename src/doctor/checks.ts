@@ -197,7 +197,7 @@ export interface AgentFacts {
   error?: string
   status?: {
     version?: unknown, status?: unknown, uptimeSeconds?: unknown, networks?: unknown, endpoints?: unknown, reconcile?: { lastError?: unknown },
-    firewall?: { iptables?: unknown }
+    firewall?: { iptables?: unknown }, store?: { loss?: { summary?: unknown, kept?: unknown, keys?: unknown } }
   }
 }
 
@@ -212,11 +212,28 @@ export function judgeAgent (f: AgentFacts, iptables: Pick<IptablesFacts, 'ferryL
   if (typeof err === 'string' && err !== '') {
     out.push(warn('agent.reconcile', `the last reconcile failed: ${err}`, 'read the agent log (journalctl -u ferry), fix the cause, then ferry reconcile'))
   }
+  const loss = judgeStoreLoss(s.store?.loss)
+  if (loss) out.push(loss)
   if (s.firewall?.iptables === false) {
     out.push(judgeNoIptables(iptables.ferryLines ?? 0))
     if (iptables.forwardPolicy === 'DROP') out.push(forwardDropsWithoutIptables())
   }
   return out
+}
+
+/**
+ * The agent's store lost acknowledged changes (a damaged journal line or state
+ * file, kept aside): some containers may have lost their record, their published
+ * ports or their DNS names. Reconcile keeps what it cannot explain meanwhile.
+ */
+export function judgeStoreLoss (loss: { summary?: unknown, kept?: unknown, keys?: unknown } | undefined): CheckResult | undefined {
+  if (loss === undefined || typeof loss.summary !== 'string') return undefined
+  const kept = Array.isArray(loss.kept) ? loss.kept.filter((k): k is string => typeof k === 'string') : []
+  const keys = Array.isArray(loss.keys) ? loss.keys.filter((k): k is string => typeof k === 'string') : []
+  return warn('agent.store', `the store was ${loss.summary}` + (keys.length > 0 ? ` (the lost changes touched ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', …' : ''})` : ''),
+    'find the cause first (dmesg for disk or filesystem errors, the agent log for the damaged lines); check the containers of the networks above with ' +
+    'ferry endpoint ls and docker network inspect, restart or reconnect the ones whose network is missing, then ferry reconcile; ' +
+    `while the damaged file is in the state directory the agent keeps ferry links it cannot explain and leaves the firewall as it is, so move it elsewhere (${kept.join(', ') || 'the state directory'}) once all is well`)
 }
 
 /**

@@ -63,6 +63,8 @@ export interface NetworkDriverDeps {
   overlay?: OverlayService
   /** Called after networks or endpoints changed (DNS records, listen addresses). */
   onChange?: () => void
+  /** True while the store is recovered with loss: reconcile then adds and repairs but removes nothing (links, firewall rules). */
+  storeLoss?: () => boolean
   log: Logger
   now?: () => Date
 }
@@ -83,6 +85,9 @@ export class NetworkDriver {
   private readonly rw = new RwLock()
 
   constructor (deps: NetworkDriverDeps) { this.d = deps }
+
+  /** Run `fn` with no request in flight and none starting (as a reconcile does). */
+  exclusive<T> (fn: () => Promise<T>): Promise<T> { return this.rw.write(fn) }
 
   /** A request: beside other requests, never during a reconcile; one at a time per key. */
   private op<T> (key: string, fn: () => Promise<T>): Promise<T> {
@@ -435,12 +440,14 @@ export class NetworkDriver {
   /**
    * Bring the kernel back to what the store says: recreate missing bridges and
    * addresses, re-enslave host veths, delete ferry-named links nobody needs, and
-   * rewrite the firewall. Returns what it repaired.
+   * rewrite the firewall. Returns what it repaired. While the store is recovered
+   * with loss (deps.storeLoss) it deletes no link and leaves the firewall alone.
    */
   async reconcile (): Promise<{ links: number, firewall: boolean }> {
     return this.rw.write(async () => {
       const [links, addrs] = await Promise.all([this.d.links.listLinks(), this.d.links.listAddresses()])
-      const ops = planReconcile(this.networks(), this.endpoints(), links, addrs)
+      const lossy = this.d.storeLoss?.() === true
+      const ops = planReconcile(this.networks(), this.endpoints(), links, addrs, { keepUnexplained: lossy })
       try {
         await applyLinkOps(this.d.links, ops)
       } catch (err) {
@@ -448,7 +455,11 @@ export class NetworkDriver {
       }
       for (const op of ops) this.d.log.warn({ op }, 'reconcile repaired a link')
       let firewall = false
-      if (this.networks().length === 0) {
+      if (lossy) {
+        // Rewriting the chains from a store that lost records would drop the NAT and
+        // published ports of the containers it lost: they stay until the loss is handled.
+        this.d.log.warn('reconcile leaves the firewall as it is: the store was recovered with loss (ferry doctor)')
+      } else if (this.networks().length === 0) {
         await this.d.firewall.teardown()
       } else {
         firewall = await this.d.firewall.reconcile({

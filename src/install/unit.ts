@@ -19,7 +19,9 @@
  *   their network while the agent restarts. (Docker's own unit uses
  *   KillMode=process because its containerd shims are its children; ferry has none.)
  * - `Restart=always`, `RestartSec=1`, `StartLimitIntervalSec=0`: come back within
- *   the engine's ~15 s retry window, and never stop retrying.
+ *   the engine's ~15 s retry window, and never stop retrying; except after exit
+ *   78 (`RestartPreventExitStatus`): a damaged state file, which a restart cannot
+ *   mend and the operator must look at (`ferry agent --recover-store`).
  */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
@@ -102,6 +104,8 @@ ExecStartPost=${execLine([s.node, s.ferry, 'wait-ready', '--socket', socket, '--
 TimeoutStartSec=90
 Restart=always
 RestartSec=1
+# A damaged state file (exit 78) needs the operator: no restart loop, see docs/errors.md (STORE_DAMAGED).
+RestartPreventExitStatus=78
 # systemd's default, written out: stop the agent with its DNS helpers and any running
 # ip/iptables-restore. Containers are not in this cgroup and the kernel state stays.
 KillMode=control-group

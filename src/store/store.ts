@@ -31,6 +31,7 @@ import { crc32 } from 'node:zlib'
 import { FerryError } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
 import type { ContainerRecord } from '../runtime/types.js'
+import { checkState } from './schema.js'
 
 export const STATE_VERSION = 1
 
@@ -94,13 +95,18 @@ export function applyOp (root: Record<string, unknown>, op: JournalOp): void {
     if (next === null || typeof next !== 'object') {
       if (op[0] === 'del') return
       next = {}
-      cur[key] = next
+      setOwn(cur, key, next)
     }
     cur = next as Record<string, unknown>
   }
   const last = p[p.length - 1]!
   if (op[0] === 'del') delete cur[last]
-  else cur[last] = op[2]
+  else setOwn(cur, last, op[2])
+}
+
+/** `o[k] = v` that makes an own property even for `__proto__` (a key may come from a wire string). */
+function setOwn (o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
 }
 
 export function encodeEntry (e: JournalEntry): string {
@@ -108,25 +114,95 @@ export function encodeEntry (e: JournalEntry): string {
   return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`
 }
 
-/** The entries of a journal, up to the first line that is torn, corrupt or out of order. */
-export function decodeJournal (text: string): { entries: JournalEntry[], validBytes: number, rest: number } {
+/** One journal line that is not intact: where it is, and what it would have touched (best effort). */
+export interface DamagedLine {
+  /** 1-based line number in the journal. */
+  line: number
+  /** Its sequence number, when still readable. */
+  seq?: number
+  /** `endpoints/<id>`-style paths found in what is left of it. */
+  keys: string[]
+}
+
+export interface JournalScan {
+  /** Every intact line, in file order (a line that is out of order counts as damaged). */
+  entries: JournalEntry[]
+  /** The line number of each entry. */
+  entryLines: number[]
+  /** Bad lines before the last line: written and acknowledged, then damaged. */
+  damaged: DamagedLine[]
+  /** The last line is unfinished or bad: an append that never completed, so was never acknowledged. */
+  torn: boolean
+  /** Lines in the file (an unfinished last one included). */
+  lines: number
+}
+
+const MAX_KEYS_PER_LINE = 20
+
+function isPath (p: unknown): p is string[] {
+  return Array.isArray(p) && p.length > 0 && p.every((k) => typeof k === 'string')
+}
+
+function isOp (op: unknown): op is JournalOp {
+  if (!Array.isArray(op)) return false
+  if (op[0] === 'set') return op.length === 3 && isPath(op[1])
+  return op[0] === 'del' && op.length === 2 && isPath(op[1])
+}
+
+/** The entry a journal line holds, or undefined when the line is not intact. */
+function decodeLine (line: string): JournalEntry | undefined {
+  const json = line.slice(9)
+  if (line[8] !== ' ' || crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return undefined
+  let e: unknown
+  try { e = JSON.parse(json) } catch { return undefined }
+  if (e === null || typeof e !== 'object') return undefined
+  const { seq, ops } = e as { seq?: unknown, ops?: unknown }
+  if (!Number.isSafeInteger(seq) || (seq as number) < 1 || !Array.isArray(ops) || !ops.every(isOp)) return undefined
+  return { seq: seq as number, ops }
+}
+
+/** What a damaged line still says: its sequence number and the paths of its operations, if readable. */
+function salvageLine (line: string, n: number): DamagedLine {
+  const seq = /"seq":(\d{1,15})[,}]/.exec(line)
+  const keys: string[] = []
+  for (const m of line.matchAll(/\["(?:set|del)",\[((?:"(?:[^"\\]|\\.){0,200}",?){1,8})\]/g)) {
+    try {
+      const p = JSON.parse(`[${m[1]!.replace(/,$/, '')}]`) as unknown
+      if (isPath(p)) keys.push(p.join('/'))
+    } catch { /* unreadable: nothing to say about it */ }
+    if (keys.length >= MAX_KEYS_PER_LINE) break
+  }
+  return seq ? { line: n, seq: Number(seq[1]), keys } : { line: n, keys }
+}
+
+/**
+ * Read a journal line by line. Lines are self-checking (crc32 of their JSON), so a
+ * damaged line is skipped and every intact line after it still counts; only the
+ * last line may be bad without loss (an append cut short by a crash was never
+ * acknowledged: commits are serialized, each acknowledged after its fdatasync).
+ */
+export function scanJournal (text: string): JournalScan {
+  const parts = text.split('\n')
+  const unfinished = parts.pop()!  // '' when the text ends with a newline
+  const lines = unfinished === '' ? parts : [...parts, unfinished]
   const entries: JournalEntry[] = []
-  let pos = 0
-  let lastSeq = -Infinity
-  while (pos < text.length) {
-    const nl = text.indexOf('\n', pos)
-    if (nl < 0) break
-    const line = text.slice(pos, nl)
-    const json = line.slice(9)
-    if (line[8] !== ' ' || crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) break
-    let e: JournalEntry
-    try { e = JSON.parse(json) as JournalEntry } catch { break }
-    if (!Number.isInteger(e.seq) || e.seq <= lastSeq || !Array.isArray(e.ops)) break
+  const entryLines: number[] = []
+  const bad: DamagedLine[] = []
+  let lastSeq = 0
+  lines.forEach((line, i) => {
+    const e = i === parts.length ? undefined : decodeLine(line) // the unfinished tail is never intact
+    if (e === undefined || e.seq <= lastSeq) { bad.push(salvageLine(line, i + 1)); return }
     lastSeq = e.seq
     entries.push(e)
-    pos = nl + 1
-  }
-  return { entries, validBytes: Buffer.byteLength(text.slice(0, pos)), rest: text.length - pos }
+    entryLines.push(i + 1)
+  })
+  const torn = bad.length > 0 && bad[bad.length - 1]!.line === lines.length
+  return { entries, entryLines, damaged: torn ? bad.slice(0, -1) : bad, torn, lines: lines.length }
+}
+
+/** The intact entries of a journal (see scanJournal). */
+export function decodeJournal (text: string): { entries: JournalEntry[] } {
+  return { entries: scanJournal(text).entries }
 }
 
 /** The state as JSON gives it back (what a snapshot or a journal line holds). */
@@ -156,17 +232,123 @@ function storeError (what: string, file: string, err: unknown): FerryError {
 }
 
 async function syncDir (dir: string): Promise<void> {
-  const dh = await fs.open(dir, fsc.O_RDONLY)
+  const dh = await fs.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY)
   try { await dh.sync() } finally { await dh.close() }
 }
 
+/** Read a file of the state directory, never through a symbolic link. */
 async function readIfAny (file: string): Promise<string | undefined> {
+  let fh: FileHandle
   try {
-    return await fs.readFile(file, 'utf8')
+    fh = await fs.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    if (code === 'ELOOP') throw new FerryError('STORE', `cannot read state file ${file}: it is a symbolic link, and ferry follows none in its state directory (move the real file there)`, { cause: err })
     throw storeError('read state file', file, err)
   }
+  try {
+    return await fh.readFile('utf8')
+  } catch (err) {
+    throw storeError('read state file', file, err)
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * Make the state directory, or correct its mode when it exists: it holds every
+ * network's and container's record, and only root may read or replace them.
+ * Returns a sentence for the log when the mode was corrected.
+ */
+export async function prepareStateDir (dir: string): Promise<string | undefined> {
+  try {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+    const st = await fs.stat(dir)
+    if (!st.isDirectory()) throw new Error('it is not a directory')
+    const mode = st.mode & 0o7777
+    if (mode === 0o700) return undefined
+    await fs.chmod(dir, 0o700)
+    return `the state directory ${dir} had mode ${mode.toString(8).padStart(4, '0')}; ferry set it to 0700 (only root may read or change its state)`
+  } catch (err) {
+    throw storeError('prepare state directory', dir, err)
+  }
+}
+
+/** A damaged file kept in the state directory for the operator (never removed by ferry). */
+export interface KeptFile {
+  path: string
+  kind: 'journal' | 'snapshot'
+  /** journal: damaged lines before its last line (acknowledged changes lost). */
+  damagedLines?: number
+}
+
+/** What the store lost, while any damaged file is kept in the state directory. */
+export interface StoreLoss {
+  kept: KeptFile[]
+  /** What this open lost and did, in one sentence; undefined when the kept files are from an earlier start. */
+  report?: string
+  /** `section/id` paths the lost changes touched (when still readable) and records dropped as half-valid. */
+  keys: string[]
+}
+
+export interface OpenOptions {
+  /** Check every journaled commit against the whole state (FERRY_STORE_VERIFY=1). */
+  verify?: boolean
+  /**
+   * A damaged snapshot (not JSON, a section that is not an object, a record of the
+   * wrong shape): without this, opening refuses with a sentence that says how to
+   * recover; with it (`ferry agent --recover-store`), the file is kept aside and
+   * the state is what it still holds that fits the schema, plus the journal.
+   */
+  recover?: boolean
+  now?: () => Date
+}
+
+const KEPT_RE = /^state\.(journal|json)\.damaged-[A-Za-z0-9._-]+$/
+
+/** Damaged files in the state directory, oldest first (their names carry the time). */
+async function keptFiles (dir: string): Promise<KeptFile[]> {
+  const names = (await fs.readdir(dir)).filter((n) => KEPT_RE.test(n)).sort()
+  const out: KeptFile[] = []
+  for (const n of names) {
+    const p = path.join(dir, n)
+    if (n.startsWith('state.json.')) { out.push({ path: p, kind: 'snapshot' }); continue }
+    const text = await readIfAny(p).catch(() => undefined)
+    out.push({ path: p, kind: 'journal', damagedLines: text === undefined ? 0 : scanJournal(text).damaged.length })
+  }
+  return out
+}
+
+function plural (n: number, one: string, many = `${one}s`): string { return `${n} ${n === 1 ? one : many}` }
+
+/** The first few problems, for one sentence. */
+function firstProblems (problems: string[]): string {
+  const shown = problems.slice(0, 3).join('; ')
+  return problems.length > 3 ? `${shown}; and ${problems.length - 3} more` : shown
+}
+
+interface ReadSnapshot { state?: State, seq?: number, problems: string[], dropped: string[] }
+
+/** Parse and check a snapshot; a newer version throws (that is not damage: this ferry is too old). */
+function readSnapshot (file: string, text: string): ReadSnapshot {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    return { problems: [`it is not JSON: ${(err as Error).message}`], dropped: [] }
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { problems: ['it is not a JSON object'], dropped: [] }
+  const { version, journalSeq } = parsed as { version?: unknown, journalSeq?: unknown }
+  if (typeof version === 'number' && version > STATE_VERSION) {
+    throw new FerryError('STORE', `state file ${file} has version ${version}, this ferry reads version ${STATE_VERSION}: run the ferry that wrote it`)
+  }
+  const problems: string[] = []
+  if (version !== STATE_VERSION) problems.push(`its version is ${JSON.stringify(version) ?? 'missing'}, not ${STATE_VERSION}`)
+  const seqOk = journalSeq === undefined || (Number.isSafeInteger(journalSeq) && (journalSeq as number) >= 0)
+  if (!seqOk) problems.push(`its journalSeq is ${JSON.stringify(journalSeq)}, not a whole number`)
+  const checked = checkState(parsed, STATE_VERSION)
+  return { state: checked.state, seq: seqOk ? (journalSeq as number | undefined) ?? 0 : undefined, problems: [...problems, ...checked.problems], dropped: checked.dropped }
 }
 
 export class FileStore implements Store {
@@ -200,44 +382,98 @@ export class FileStore implements Store {
     if (verify) this.shadow = plainCopy(state)
   }
 
-  static async open (dir: string, opts: { verify?: boolean } = {}): Promise<FileStore> {
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+  /** Sentences for the log about what opening corrected (the directory's mode). */
+  notes: string[] = []
+  /** Set while a damaged file is kept in the state directory: the store was recovered with loss. */
+  loss: StoreLoss | undefined
+
+  static async open (dir: string, opts: OpenOptions = {}): Promise<FileStore> {
+    const modeNote = await prepareStateDir(dir)
     const file = path.join(dir, SNAPSHOT)
     const journalFile = path.join(dir, JOURNAL)
+    const stamp = (opts.now?.() ?? new Date()).toISOString().replace(/[:.]/g, '-')
+    const said: string[] = []
+    const keys: string[] = []
     let state = emptyState()
     let seq = 0
+    /** The snapshot's journal number is known (else every intact journal line is replayed). */
+    let seqKnown = true
     const text = await readIfAny(file)
     if (text !== undefined) {
-      let parsed: Partial<Snapshot>
-      try {
-        parsed = JSON.parse(text) as Partial<Snapshot>
-      } catch (err) {
-        throw storeError('read state file', file, err)
+      const snap = readSnapshot(file, text)
+      if (snap.problems.length > 0) {
+        const why = firstProblems(snap.problems)
+        if (opts.recover !== true) {
+          throw new FerryError('STORE_DAMAGED', `state file ${file} is damaged (${why}): the agent will not start on it, and containers keep their network meanwhile; ` +
+            'to start from what is readable plus the journal, run the agent once with --recover-store (it keeps the file aside), see docs/errors.md')
+        }
+        const kept = `${file}.damaged-${stamp}`
+        await fs.rename(file, kept).catch((err: unknown) => { throw storeError('keep aside the damaged state file', file, err) })
+        said.push(`the state file was damaged (${why}); it is kept at ${kept}, and the agent starts from ${snap.state ? 'the records of it that fit the schema' : 'an empty state'} plus the journal`)
+        keys.push(...snap.dropped)
       }
-      if (parsed.version !== STATE_VERSION) {
-        throw new FerryError('STORE', `state file ${file} has version ${String(parsed.version)}, this ferry reads version ${STATE_VERSION}`)
-      }
-      seq = typeof parsed.journalSeq === 'number' ? parsed.journalSeq : 0
-      delete parsed.journalSeq
-      state = { ...emptyState(), ...parsed } as State
+      state = snap.state ?? emptyState()
+      seqKnown = snap.seq !== undefined
+      seq = snap.seq ?? 0
     }
     const journal = await readIfAny(journalFile)
     let replayed = 0
+    let keepJournal = false
     if (journal !== undefined) {
-      const { entries } = decodeJournal(journal)
-      for (const e of entries) {
+      const scan = scanJournal(journal)
+      // A damaged line before an entry the snapshot already holds lost nothing.
+      const nextSeq = (line: number): number => scan.entries[scan.entryLines.findIndex((l) => l > line)]?.seq ?? Infinity
+      const lost = scan.damaged.filter((d) => !seqKnown || !((d.seq !== undefined && d.seq <= seq) || nextSeq(d.line) <= seq))
+      // Sequence numbers follow each other: a gap is a change lost even if no line shows it.
+      let gaps = 0
+      let expected = seq + 1
+      for (const e of scan.entries) {
         if (e.seq <= seq) continue // already in the snapshot (a crash between its rename and the journal's reset)
+        if (seqKnown && e.seq > expected) gaps += e.seq - expected
+        expected = e.seq + 1
         for (const op of e.ops) applyOp(state as unknown as Record<string, unknown>, op)
         seq = e.seq
         replayed++
       }
+      if (lost.length > 0 || gaps > 0) {
+        keepJournal = true
+        const touched = [...new Set(lost.flatMap((d) => d.keys))]
+        keys.push(...touched)
+        const lines = lost.length === 0 ? 'no damaged line, but a gap in its sequence numbers' : `${plural(lost.length, 'damaged line')} (${lost.length === 1 ? 'line' : 'lines'} ${lost.map((d) => d.line).join(', ')} of ${scan.lines})`
+        const after = lost.length === 0 ? 0 : scan.entries.filter((_, i) => scan.entryLines[i]! > lost[0]!.line).length
+        said.push(`the state journal had ${lines}: ${plural(Math.max(gaps, lost.length), 'acknowledged change')} lost` +
+          (touched.length > 0 ? ` (${lost.length === 1 ? 'it' : 'they'} touched ${touched.slice(0, 8).join(', ')}${touched.length > 8 ? ', …' : ''})` : ' (what they touched is unreadable)') +
+          `, the ${plural(after, 'intact change')} after the damage replayed`)
+      }
+    }
+    // The shape again, after the journal: a change may set a field of a record that a lost line made.
+    const checked = checkState(state, STATE_VERSION)
+    if (checked.problems.length > 0) {
+      keepJournal = keepJournal || journal !== undefined
+      keys.push(...checked.dropped)
+      said.push(`${plural(checked.dropped.length || checked.problems.length, 'record')} did not fit the schema after the journal and ${checked.dropped.length === 1 ? 'is' : 'are'} dropped (${firstProblems(checked.problems)})`)
+      state = checked.state
+    }
+    if (keepJournal && journal !== undefined) {
+      const kept = `${journalFile}.damaged-${stamp}`
+      await fs.rename(journalFile, kept).catch((err: unknown) => { throw storeError('keep aside the damaged state journal', journalFile, err) })
+      said.push(`the journal is kept at ${kept}`)
     }
     // A temp file left by a crash mid-write is garbage: the rename never happened.
     await fs.rm(`${file}.tmp`, { force: true })
     const verify = opts.verify ?? process.env.FERRY_STORE_VERIFY === '1'
     const store = new FileStore(dir, state, seq, verify)
+    if (modeNote !== undefined) store.notes.push(modeNote)
+    const kept = await keptFiles(dir)
+    if (kept.length > 0) {
+      store.loss = {
+        kept,
+        keys: [...new Set(keys)],
+        ...(said.length > 0 ? { report: `the store was recovered with loss: ${said.join('; ')}; reconcile keeps ferry-named links the store cannot explain while a damaged file is kept in ${dir}` } : {}),
+      }
+    }
     // Start from a clean pair: everything in one snapshot, an empty journal.
-    if (replayed > 0 || journal === undefined || journal.length > 0 || text === undefined) await store.commit()
+    if (replayed > 0 || said.length > 0 || journal === undefined || journal.length > 0 || text === undefined) await store.commit()
     else {
       store.snapshotBytes = Buffer.byteLength(text)
       await store.openJournal(false)
@@ -329,7 +565,10 @@ export class FileStore implements Store {
     const seq = this.seq
     const data = JSON.stringify({ ...this.state, journalSeq: seq })
     try {
-      const fh = await fs.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o600)
+      // Never through a link someone left at the temp path: remove whatever is
+      // there (a link itself, not its target), then make a new file or fail.
+      await fs.rm(tmp, { force: true })
+      const fh = await fs.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)
       try {
         await fh.writeFile(data)
         await fh.sync()
@@ -356,7 +595,7 @@ export class FileStore implements Store {
   private async openJournal (reset: boolean): Promise<void> {
     try {
       if (this.journal === undefined) {
-        this.journal = await fs.open(this.journalFile, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND, 0o600)
+        this.journal = await fs.open(this.journalFile, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600)
         await syncDir(this.dir)
       }
       if (reset) {
@@ -384,4 +623,25 @@ export class MemoryStore implements Store {
   }
 
   touch (...changed: StorePath[]): void { this.touched.push(...changed) }
+}
+
+/** What `ferry status` and `ferry doctor` show of a loss (the API's `store.loss`). */
+export interface LossView {
+  /** `recovered with loss: 1 damaged journal line, kept at /var/lib/ferry/state.journal.damaged-…` */
+  summary: string
+  damagedJournalLines: number
+  kept: string[]
+  /** Paths the lost changes touched, when readable. */
+  keys: string[]
+}
+
+export function lossView (loss: StoreLoss | undefined): LossView | undefined {
+  if (loss === undefined) return undefined
+  const journals = loss.kept.filter((k) => k.kind === 'journal')
+  const snapshots = loss.kept.filter((k) => k.kind === 'snapshot')
+  const lines = journals.reduce((n, k) => n + (k.damagedLines ?? 0), 0)
+  const parts: string[] = []
+  if (journals.length > 0) parts.push(`${plural(lines, 'damaged journal line')}, kept at ${journals.map((k) => k.path).join(', ')}`)
+  if (snapshots.length > 0) parts.push(`a damaged state file, kept at ${snapshots.map((k) => k.path).join(', ')}`)
+  return { summary: `recovered with loss: ${parts.join('; ')}`, damagedJournalLines: lines, kept: loss.kept.map((k) => k.path), keys: loss.keys }
 }

@@ -79,6 +79,12 @@ t.test('the agent and its sockets', async (t) => {
   t.same(statuses(judgeAgent({ apiSocket: '/a', error: 'the ferry agent is not running' })), ['fail agent.api'])
   t.same(statuses(judgeAgent({ apiSocket: '/a', status: { version: '0.1.0', status: 'running', uptimeSeconds: 3, networks: 1, endpoints: 2, reconcile: { lastError: '' } } })), ['ok agent.api'])
   t.same(statuses(judgeAgent({ apiSocket: '/a', status: { version: '0.1.0', reconcile: { lastError: 'iptables-restore failed' } } })), ['ok agent.api', 'warn agent.reconcile'])
+  // A store recovered with loss: one warn line that says what was lost and how to go on.
+  const loss = { summary: 'recovered with loss: 1 damaged journal line, kept at /var/lib/ferry/state.journal.damaged-X', kept: ['/var/lib/ferry/state.journal.damaged-X'], keys: ['endpoints/e30'] }
+  const lossy = judgeAgent({ apiSocket: '/a', status: { version: '0.1.0', reconcile: { lastError: '' }, store: { loss } } })
+  t.same(statuses(lossy), ['ok agent.api', 'warn agent.store'])
+  t.match(formatResult(lossy[1]!), /^warn agent\.store: the store was recovered with loss: 1 damaged journal line, kept at \/var\/lib\/ferry\/state\.journal\.damaged-X \(the lost changes touched endpoints\/e30\) — .*dmesg.*docker network inspect.*ferry reconcile.*move it elsewhere \(\/var\/lib\/ferry\/state\.journal\.damaged-X\)/)
+  t.same(statuses(judgeAgent({ apiSocket: '/a', status: { version: '0.1.0', store: {} } })), ['ok agent.api'], 'no loss, no line')
   t.equal(judgePluginAnswer('/p.sock', undefined).status, 'ok')
   t.equal(judgePluginAnswer('/p.sock', 'ECONNREFUSED').status, 'fail')
 })

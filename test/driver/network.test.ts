@@ -88,6 +88,31 @@ t.test('reconcile recreates a missing bridge and removes ferry leftovers only', 
   t.equal((await w.driver.reconcile()).links, 0, 'second run has nothing to do')
 })
 
+t.test('while the store is recovered with loss, reconcile keeps the links it cannot explain and leaves the firewall', async (t) => {
+  const w = fakeWorld()
+  let lossy = true
+  const driver = new NetworkDriver({ store: w.store, links: w.links, firewall: w.firewall, ipam: w.ipam, ports: new FakePublisher(), log: silentLog, storeLoss: () => lossy })
+  await withNetwork({ ipam: w.ipam, driver })
+  const EP2 = 'cc'.repeat(32)
+  for (const [id, ip] of [[EP, '10.50.0.2/24'], [EP2, '10.50.0.3/24']] as const) {
+    await driver.createEndpoint({ networkId: NET, endpointId: id, addressCidr: ip, mac: '', portRequests: [], exposed: [] })
+  }
+  // The store lost EP2's record (a damaged journal line); its container still runs.
+  delete w.store.state.endpoints[EP2]
+  await w.links.deleteLink('fy-aaaaaaaaaaaa')
+  w.firewall.calls.length = 0
+  const r = await driver.reconcile()
+  const names = (await w.links.listLinks()).map((l) => l.name)
+  t.ok(names.includes('fy-aaaaaaaaaaaa'), 'repairs still happen')
+  t.ok(names.includes('fyhcccccccccccc') && names.includes('fyhbbbbbbbbbbbb'), 'the lost container\'s veth stays')
+  t.notOk(r.firewall)
+  t.same(w.firewall.calls, [], 'the firewall is not rewritten from a store that lost records')
+  lossy = false
+  await driver.reconcile()
+  t.notOk((await w.links.listLinks()).some((l) => l.name === 'fyhcccccccccccc'), 'once the loss is handled, reconcile removes what nothing needs, as before')
+  t.same(w.firewall.calls, ['reconcile'])
+})
+
 t.test('endpoint create is idempotent for an engine retry', async (t) => {
   const w = fakeWorld()
   await withNetwork(w)

@@ -50,6 +50,7 @@ t.test('the unit: ordered before the engine, ready before it starts, restarted f
   has('ExecStart=/usr/bin/node /opt/ferry/bin/ferry agent --plugin-name ferry2 --cluster redis://10.0.0.5:6379 --advertise-addr 10.0.0.1')
   has('ExecStartPost=/usr/bin/node /opt/ferry/bin/ferry wait-ready --socket /run/docker/plugins/ferry2.sock --timeout 60')
   has('Restart=always')
+  has('RestartPreventExitStatus=78')
   has('KillMode=control-group')
   has('WantedBy=multi-user.target')
   t.notMatch(unit, /^Requires=/m)

@@ -13,10 +13,11 @@ const storeModule = fileURLToPath(new URL('../../dist/store/store.js', import.me
 
 const WRITER = `
 const { FileStore } = await import(process.argv[1]);
+const ep = (id) => ({ id, networkId: 'n', address: '10.0.0.2', prefixLen: 24, mac: '02:42:0a:00:00:02', hostVeth: 'fyh', containerVeth: 'fyc', joined: false, portRequests: [], ports: [], exposed: [], createdAt: 'now' });
 const s = await FileStore.open(process.argv[2]);
 const k = (i) => process.argv[3] + i;
 for (let i = 0; ; i++) {
-  s.state.endpoints[k(i)] = { id: k(i), pad: 'x'.repeat(i % 7 * 300) };
+  s.state.endpoints[k(i)] = { ...ep(k(i)), pad: 'x'.repeat(i % 7 * 300) };
   if (i % 3 === 0 && i > 0) delete s.state.endpoints[k(i - 1)];
   const named = [['endpoints', k(i)], ['endpoints', k(i - 1)]];
   // Every 50th commit names nothing: a snapshot, which resets the journal.

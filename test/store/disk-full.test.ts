@@ -15,6 +15,7 @@ const storeModule = fileURLToPath(new URL('../../dist/store/store.js', import.me
 const CHILD = `
 const fs = await import('node:fs/promises');
 const { FileStore } = await import(process.argv[1]);
+const ep = (id) => ({ id, networkId: 'n', address: '10.0.0.2', prefixLen: 24, mac: '02:42:0a:00:00:02', hostVeth: 'fyh', containerVeth: 'fyc', joined: false, portRequests: [], ports: [], exposed: [], createdAt: 'now' });
 const dir = process.argv[2];
 const s = await FileStore.open(dir);
 const acked = new Map();
@@ -24,12 +25,12 @@ await fs.writeFile(dir + '/filler', Buffer.alloc(Math.max(0, (await free()) - 12
 let failure = '';
 for (let i = 0; i < 200 && failure === ''; i++) {
   const id = 'e' + i;
-  s.state.endpoints[id] = { id, pad: 'x'.repeat(900) };
+  s.state.endpoints[id] = { ...ep(id), pad: 'x'.repeat(900) };
   try { await s.commit(['endpoints', id]); acked.set(id, true); }
   catch (err) { failure = err.code + ': ' + err.message; delete s.state.endpoints[id]; }
 }
 await fs.rm(dir + '/filler');
-s.state.endpoints.after = { id: 'after' };
+s.state.endpoints.after = ep('after');
 await s.commit(['endpoints', 'after']);
 const again = await FileStore.open(dir);
 const ids = Object.keys(again.state.endpoints).sort();

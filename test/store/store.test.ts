@@ -2,12 +2,13 @@ import t from 'tap'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { PoolRecord } from '../../src/model/types.js'
-import { FileStore, applyOp, decodeJournal, encodeEntry } from '../../src/store/store.js'
+import { FileStore, applyOp, decodeJournal, encodeEntry, scanJournal } from '../../src/store/store.js'
+import { endpointRecord as ep, networkRecord as net, poolRecord } from '../fixtures/records.js'
 
 t.test('commit is durable, coalesced, and survives a reopen', async (t) => {
   const dir = t.testdir({})
   const s = await FileStore.open(dir)
-  s.state.networks.x = { id: 'x' } as never
+  s.state.networks.x = net('x')
   const commits = Array.from({ length: 50 }, () => s.commit())
   await Promise.all(commits)
   t.ok(s.writes <= 3, `50 concurrent commits coalesced into ${s.writes} writes`)
@@ -23,7 +24,7 @@ t.test('a temp file left by a crash is ignored and removed', async (t) => {
 })
 
 t.test('a corrupt or newer state file is refused with a clear message', async (t) => {
-  await t.rejects(FileStore.open(t.testdir({ 'state.json': '{nope' })), { code: 'STORE', message: /cannot read state file/ })
+  await t.rejects(FileStore.open(t.testdir({ 'state.json': '{nope' })), { code: 'STORE_DAMAGED', message: /is damaged \(it is not JSON.*--recover-store/ })
   await t.rejects(FileStore.open(t.testdir({ 'state.json': '{"version": 99}' })), { code: 'STORE', message: /version 99/ })
 })
 
@@ -31,77 +32,84 @@ t.test('named changes go to the journal and survive a reopen; a reopen compacts'
   const dir = t.testdir({})
   const s = await FileStore.open(dir, { verify: true })
   const snapshots = s.snapshots
-  s.state.endpoints.a = { id: 'a', ports: [] } as never
+  s.state.endpoints.a = ep('a')
   await s.commit(['endpoints', 'a'])
-  s.state.pools.p = { id: 'p', allocated: {} } as never
+  s.state.pools.p = poolRecord('p')
   await s.commit(['pools', 'p'])
   const pool = s.state.pools.p as unknown as PoolRecord
   pool.allocated['10.0.0.2'] = { kind: 'endpoint', at: 'now' }
   pool.cursor = '10.0.0.2'
   await s.commit(['pools', 'p', 'allocated', '10.0.0.2'], ['pools', 'p', 'cursor'])
   delete s.state.endpoints.a
-  s.state.endpoints.b = { id: 'b', ports: [] } as never
+  s.state.endpoints.b = ep('b')
   await s.commit(['endpoints', 'a'], ['endpoints', 'b'])
   t.equal(s.snapshots, snapshots, 'no snapshot written for named changes')
   t.equal(s.journalWrites, 4)
   const journal = await fs.readFile(path.join(dir, 'state.journal'), 'utf8')
   t.equal(journal.trim().split('\n').length, 4)
   const again = await FileStore.open(dir)
-  t.same(again.state.endpoints, { b: { id: 'b', ports: [] } })
-  t.same(again.state.pools.p, { id: 'p', allocated: { '10.0.0.2': { kind: 'endpoint', at: 'now' } }, cursor: '10.0.0.2' })
+  t.same(again.state.endpoints, { b: ep('b') })
+  t.same(again.state.pools.p, poolRecord('p', { allocated: { '10.0.0.2': { kind: 'endpoint', at: 'now' } }, cursor: '10.0.0.2' }))
   t.equal(await fs.readFile(path.join(dir, 'state.journal'), 'utf8'), '', 'reopening folded the journal into the snapshot')
 })
 
 t.test('touch rides with the next commit', async (t) => {
   const dir = t.testdir({})
   const s = await FileStore.open(dir, { verify: true })
-  s.state.endpoints.a = { id: 'a', joined: false } as never
+  s.state.endpoints.a = ep('a')
   await s.commit(['endpoints', 'a'])
   ;(s.state.endpoints.a as unknown as { joined: boolean }).joined = true
   s.touch(['endpoints', 'a'])
-  s.state.endpoints.b = { id: 'b' } as never
+  s.state.endpoints.b = ep('b')
   await s.commit(['endpoints', 'b'])
-  t.same((await FileStore.open(dir)).state.endpoints, { a: { id: 'a', joined: true }, b: { id: 'b' } })
+  t.same((await FileStore.open(dir)).state.endpoints, { a: ep('a', { joined: true }), b: ep('b') })
 })
 
 t.test('a torn or corrupt journal tail is dropped; lines already in the snapshot are skipped', async (t) => {
   const dir = t.testdir({})
   const s = await FileStore.open(dir)
-  s.state.endpoints.a = { id: 'a' } as never
+  s.state.endpoints.a = ep('a')
   await s.commit(['endpoints', 'a'])
-  s.state.endpoints.b = { id: 'b' } as never
+  s.state.endpoints.b = ep('b')
   await s.commit(['endpoints', 'b'])
   const jf = path.join(dir, 'state.journal')
   const good = await fs.readFile(jf, 'utf8')
-  // A third append cut short by a crash, and a line whose checksum does not match.
-  await fs.writeFile(jf, good + '0000beef {"seq":3,"ops":[["set",["endpoints","c"],{"id":"c"}]]}\n' + good.slice(0, 30))
+  // A third append that a crash left with a bad checksum (its last line), then one cut short:
+  // neither was acknowledged, so nothing is lost and nothing is kept aside.
+  await fs.writeFile(jf, good + '0000beef {"seq":3,"ops":[["set",["endpoints","c"],{"id":"c"}]]}\n')
+  const torn = await FileStore.open(dir)
+  t.same(Object.keys(torn.state.endpoints).sort(), ['a', 'b'])
+  t.equal(torn.loss, undefined)
+  await fs.writeFile(jf, good + good.slice(0, 30))
   const again = await FileStore.open(dir)
   t.same(Object.keys(again.state.endpoints).sort(), ['a', 'b'])
+  t.equal(again.loss, undefined)
+  t.same((await fs.readdir(dir)).filter((n) => n.includes('damaged')), [])
   // The snapshot now holds seq 2: the old journal lines, were they left behind, are skipped.
   await fs.writeFile(jf, good)
-  again.state.endpoints.a = { id: 'a', changed: true } as never
+  again.state.endpoints.a = ep('a', { changed: true })
   const third = await FileStore.open(dir)
   t.same(Object.keys(third.state.endpoints).sort(), ['a', 'b'])
-  t.same(third.state.endpoints.a, { id: 'a' })
+  t.same(third.state.endpoints.a, ep('a'))
 })
 
 t.test('a state file from before the journal opens as it is', async (t) => {
-  const dir = t.testdir({ 'state.json': JSON.stringify({ version: 1, networks: { n: { id: 'n' } }, endpoints: {}, pools: {} }) })
+  const dir = t.testdir({ 'state.json': JSON.stringify({ version: 1, networks: { n: net('n') }, endpoints: {}, pools: {} }) })
   const s = await FileStore.open(dir)
   t.same(Object.keys(s.state.networks), ['n'])
-  s.state.endpoints.e = { id: 'e' } as never
+  s.state.endpoints.e = ep('e')
   await s.commit(['endpoints', 'e'])
   t.same(Object.keys((await FileStore.open(dir)).state.endpoints), ['e'])
 })
 
 t.test('verify mode catches a change the commit did not name', async (t) => {
   const s = await FileStore.open(t.testdir({}), { verify: true })
-  s.state.endpoints.a = { id: 'a' } as never
-  s.state.networks.n = { id: 'n' } as never
+  s.state.endpoints.a = ep('a')
+  s.state.networks.n = ep('n')
   await t.rejects(s.commit(['endpoints', 'a']), { code: 'STORE', message: /missing a change/ })
-  s.state.endpoints.b = { id: 'b' } as never
+  s.state.endpoints.b = ep('b')
   await t.resolves(s.commit(), 'a full commit repairs it')
-  s.state.endpoints.c = { id: 'c' } as never
+  s.state.endpoints.c = ep('c')
   await t.resolves(s.commit(['endpoints', 'c']))
 })
 
@@ -111,7 +119,7 @@ t.test('the journal is folded into a snapshot once it outgrows it', async (t) =>
   const before = s.snapshots
   const big = 'x'.repeat(64 * 1024)
   for (let i = 0; i < 20; i++) {
-    s.state.endpoints.a = { id: 'a', big, i } as never
+    s.state.endpoints.a = ep('a', { big, i })
     await s.commit(['endpoints', 'a'])
   }
   t.ok(s.snapshots > before, 'compacted')
@@ -119,14 +127,24 @@ t.test('the journal is folded into a snapshot once it outgrows it', async (t) =>
   t.equal(((await FileStore.open(dir)).state.endpoints.a as unknown as { i: number }).i, 19)
 })
 
-t.test('journal encoding round-trips and stops at the first bad line', async (t) => {
+t.test('journal encoding round-trips; a bad line is skipped, and only a bad last line is torn', async (t) => {
   const a = encodeEntry({ seq: 1, ops: [['set', ['endpoints', 'a'], { id: 'a' }]] })
   const b = encodeEntry({ seq: 2, ops: [['del', ['endpoints', 'a']]] })
+  const c = encodeEntry({ seq: 3, ops: [['set', ['endpoints', 'c'], { id: 'c' }]] })
   t.equal(decodeJournal(a + b).entries.length, 2)
   t.equal(decodeJournal(a + b.slice(0, -1)).entries.length, 1, 'no newline: torn')
   t.equal(decodeJournal(b + a).entries.length, 1, 'out of order')
+  const scan = scanJournal(a + b.replace('"del"', '"dex"') + c + c.slice(0, 20))
+  t.same(scan.entries.map((e) => e.seq), [1, 3], 'the intact line after a damaged one counts')
+  t.same(scan.damaged, [{ line: 2, seq: 2, keys: [] }], 'the damaged line is reported; its op is unreadable')
+  t.equal(scan.torn, true)
+  t.same(scanJournal(a + '00000000 {"seq":2,"ops":[["set",["endpoints","x"],{"id":"x"}],["del",["pools","p","allocated","10.0.0.9"]]]}\n' + c).damaged,
+    [{ line: 2, seq: 2, keys: ['endpoints/x', 'pools/p/allocated/10.0.0.9'] }], 'a line with a bad checksum says what it touched')
   const root: Record<string, unknown> = {}
   applyOp(root, ['set', ['pools', 'p', 'allocated', 'x'], 1])
   applyOp(root, ['del', ['nope', 'deeper']])
   t.same(root, { pools: { p: { allocated: { x: 1 } } } })
+  applyOp(root, ['set', ['pools', '__proto__'], { polluted: true }])
+  t.equal(Object.getPrototypeOf(root.pools), Object.prototype, 'a key "__proto__" is an own property, never a prototype')
+  t.same(Object.keys(root.pools as object).sort(), ['__proto__', 'p'])
 })
