@@ -193,7 +193,7 @@ export class NetworkDriver {
       throw new FerryError('NAME_CONFLICT', `overlay ${name} already exists with subnet ${taken.subnet} (this host asked for ${input.subnet})`)
     }
     if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
-    const userMtu = input.generic['com.docker.network.driver.mtu'] !== undefined ? opts.mtu : undefined
+    const userMtu = Object.hasOwn(input.generic, 'com.docker.network.driver.mtu') ? opts.mtu : undefined
     await withUndo(async (undo) => {
       const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))

@@ -40,6 +40,7 @@ import type { NamespaceOps } from './netns.js'
 import { validateName, validateNetworkName } from './spec.js'
 import type { AttachResult, AttachSpec, ContainerRecord, NetworkCreateSpec, ProcessRef, StopOptions } from './types.js'
 import type { ContainerNames } from '../docker/watch.js'
+import { dict } from '../util/dict.js'
 
 /** The name of the default network, as in Docker. */
 export const DEFAULT_NETWORK = 'bridge'
@@ -94,8 +95,8 @@ export class RuntimeService {
   constructor (deps: RuntimeDeps) { this.d = deps }
 
   private get state () { return this.d.store.state }
-  private get records (): Record<string, ContainerRecord> { return (this.state.containers ??= {}) }
-  private get names (): Record<string, string> { return (this.state.networkNames ??= {}) }
+  private get records (): Record<string, ContainerRecord> { return (this.state.containers ??= dict()) }
+  private get names (): Record<string, string> { return (this.state.networkNames ??= dict()) }
   private now (): string { return (this.d.now?.() ?? new Date()).toISOString() }
   private undoLog = (what: string, err: unknown): void => { this.d.log.error({ err, what }, 'rollback step failed') }
 

@@ -145,3 +145,14 @@ t.test('--iptables=false: enable_icc=false is refused (nothing would block the t
   await inner.driver.programExternalConnectivity(NET, EP, p)
   t.same(inner.store.state.endpoints[EP]?.ports, [], 'ignored on an internal network, as with iptables on')
 })
+
+t.test('network options that are not strings are refused with a sentence before anything is made', async (t) => {
+  for (const v of [{}, JSON.parse('{"toString":"x"}'), ['1500'], 1500, null, true]) {
+    const w = fakeWorld()
+    await t.rejects(withNetwork(w, { 'com.docker.network.driver.mtu': v }), { code: 'INVALID_OPTION', message: /^option com\.docker\.network\.driver\.mtu must be a string \(-o com\.docker\.network\.driver\.mtu=VALUE\), not / }, JSON.stringify(v))
+    t.same(w.links.calls.filter((c) => c.op.startsWith('create')), [])
+  }
+  for (const k of ['constructor', 'toString', '__proto__']) {
+    await t.rejects(withNetwork(fakeWorld(), JSON.parse(`{"${k}":"x"}`) as Record<string, unknown>), { code: 'INVALID_OPTION', message: new RegExp(`^unknown option ${k};`) }, k)
+  }
+})
