@@ -21,6 +21,8 @@ import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
 import { addrOf, prefixOf } from '../util/ip.js'
+import { bounds, ipToInt, isCidr, isIp, parseAddress, prefixLen } from '../ipam/cidr.js'
+import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
 import type { LocalClusterState } from '../cluster/types.js'
@@ -33,6 +35,8 @@ export interface CreateNetworkInput {
   internal: boolean
   ipv6: boolean
   extraIpv4Data: number    // how many IPv4Data entries beyond the first
+  /** IPv4Data[0].AuxAddresses (--aux-address), CIDRs or bare IPs: no endpoint may take them. */
+  auxAddresses?: string[]
 }
 
 export interface CreateEndpointInput {
@@ -65,6 +69,26 @@ export interface NetworkDriverDeps {
   onChange?: () => void
   log: Logger
   now?: () => Date
+}
+
+/**
+ * The address CreateEndpoint carries (`10.20.0.5/24`): an IPv4 address with the
+ * network's prefix, inside its subnet, neither its network nor its broadcast
+ * address nor its gateway.
+ */
+export function parseEndpointAddress (cidr: string, net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'id'>): { address: string, prefixLen: number } {
+  const prefix = prefixLen(net.subnet)
+  if (!isCidr(cidr) || prefixLen(cidr) !== prefix) {
+    throw new FerryError('INVALID_REQUEST', `endpoint address ${JSON.stringify(cidr.slice(0, 64))} is not an IPv4 address with the prefix /${prefix} of subnet ${net.subnet}`)
+  }
+  const address = parseAddress(cidr).ip
+  const n = ipToInt(address)
+  const { first, last } = bounds(net.subnet)
+  if (n < first || n > last) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is outside the network's subnet ${net.subnet}`)
+  if (n === first) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is the network address of subnet ${net.subnet}`)
+  if (n === last) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is the broadcast address of subnet ${net.subnet}`)
+  if (address === net.gateway) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${address} is the gateway's address of network ${net.id.slice(0, 12)}`)
+  return { address, prefixLen: prefix }
 }
 
 export function natNetwork (n: NetworkRecord): NatNetwork {
@@ -126,6 +150,10 @@ export class NetworkDriver {
       throw new FerryError('INVALID_OPTION', 'option ferry.vni only applies to an overlay network: add -o ferry.overlay=NAME')
     }
     this.d.limits?.checkNetwork({ icc: opts.icc })
+    const aux = (input.auxAddresses ?? []).map((a) => {
+      if (!isIp(a) && !isCidr(a)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv4 address`)
+      return parseAddress(a).ip
+    })
     return this.op(input.id, async () => {
       const existing = this.state.networks[input.id]
       if (existing) {
@@ -157,6 +185,7 @@ export class NetworkDriver {
         this.state.networks[net.id] = net
         undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
         await this.d.store.commit(['networks', net.id])
+        await this.d.ipam.markAux(pool.id, aux)
       }, this.undoLog)
       this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
       this.d.onChange?.()
@@ -261,11 +290,7 @@ export class NetworkDriver {
       const net = this.network(input.networkId)
       // Refused here, not at ProgramExternalConnectivity: nothing of the request is made (an internal network publishes nothing).
       if (!net.internal) this.d.limits?.checkPorts(input.portRequests)
-      const address = addrOf(input.addressCidr)
-      const prefixLen = prefixOf(input.addressCidr)
-      if (!input.addressCidr.includes('/') || prefixLen !== prefixOf(net.subnet)) {
-        throw new FerryError('INVALID_REQUEST', `endpoint address ${input.addressCidr} does not belong to subnet ${net.subnet}`)
-      }
+      const { address, prefixLen } = parseEndpointAddress(input.addressCidr, net)
       const existing = this.state.endpoints[input.endpointId]
       if (existing) {
         if (existing.networkId === input.networkId && existing.address === address) {
@@ -273,6 +298,7 @@ export class NetworkDriver {
         }
         throw new FerryError('NAME_CONFLICT', `endpoint ${input.endpointId.slice(0, 12)} already exists on another network or address`)
       }
+      this.checkAddressAllocated(net, address)
       const mac = input.mac === '' ? macForIp(address) : normalizeMac(input.mac)
       const names = vethNames(input.endpointId)
       const ep: EndpointRecord = {
@@ -377,6 +403,32 @@ export class NetworkDriver {
     await this.d.links.deleteLink(ep.containerVeth)
     delete this.state.endpoints[ep.id]
     this.d.log.info({ network: ep.networkId, endpoint: ep.id }, 'endpoint deleted')
+  }
+
+  /**
+   * The engine asks IPAM for the address (RequestAddress), then creates the endpoint
+   * with it: the address must be one ferry handed out for an endpoint (the local pool,
+   * or the cluster for an overlay) and that no other endpoint holds. Not the gateway's,
+   * not an --aux-address. (parseEndpointAddress already placed it in the subnet.)
+   */
+  private checkAddressAllocated (net: NetworkRecord, ip: string): void {
+    const taken = this.endpoints(net.id).find((e) => e.address === ip)
+    if (taken) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${ip} is already used by endpoint ${taken.id.slice(0, 12)} of network ${net.id.slice(0, 12)}`)
+    if (net.overlay) {
+      // Overlay endpoint addresses are allocated cluster-wide, to this host.
+      if (this.d.overlay?.holdsAddress?.(net.overlay.name, ip) === false) {
+        throw new FerryError('INVALID_REQUEST', `endpoint address ${ip} was not allocated to this host by the cluster for overlay ${net.overlay.name}: ask IPAM for it first (docker run --ip, or no address at all)`)
+      }
+      return
+    }
+    const pool = this.d.ipam.pool(net.poolId)
+    if (!pool) throw new FerryError('INVALID_REQUEST', `the address pool ${net.poolId} of network ${net.id.slice(0, 12)} was released: no endpoint can be added to it`)
+    const use = own(pool.allocated, ip)
+    if (use === undefined) {
+      throw new FerryError('INVALID_REQUEST', `endpoint address ${ip} was not allocated by ferry's IPAM in pool ${pool.subnet}: ask IPAM for it first (docker run --ip, or no address at all)`)
+    }
+    if (use.kind === 'gateway') throw new FerryError('ADDRESS_IN_USE', `endpoint address ${ip} is the gateway's address of network ${net.id.slice(0, 12)}`)
+    if (use.kind === 'aux') throw new FerryError('ADDRESS_IN_USE', `endpoint address ${ip} is reserved as an auxiliary address (--aux-address) of network ${net.id.slice(0, 12)}`)
   }
 
   /** Ports are allocated under one global lock: host ports are shared by every network. */

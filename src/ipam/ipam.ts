@@ -241,6 +241,25 @@ export class Ipam {
     })
   }
 
+  /**
+   * The network's --aux-address entries, which the engine asked for like endpoint
+   * addresses (RequestAddress without a type) before CreateNetwork: marked `aux`, so
+   * that no endpoint can be created on them. Addresses the pool does not hold are left
+   * alone. Returns how many were marked.
+   */
+  async markAux (poolId: string, ips: readonly string[]): Promise<number> {
+    return await this.mutex.run(async () => {
+      const record = own(this.store.state.pools, poolId)
+      if (record === undefined) return 0
+      const marked = ips.filter((ip) => own(record.allocated, ip)?.kind === 'endpoint')
+      if (marked.length === 0) return 0
+      for (const ip of marked) record.allocated[ip]!.kind = 'aux'
+      await this.commit(() => { for (const ip of marked) record.allocated[ip]!.kind = 'endpoint' },
+        ...marked.map((ip) => ['pools', record.id, 'allocated', ip]))
+      return marked.length
+    })
+  }
+
   private async pickAutoSubnet (): Promise<string> {
     let host: string[]
     try {

@@ -125,6 +125,7 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
       internal: opt(b.Options, 'com.docker.network.internal') === true,
       ipv6: opt(b.Options, 'com.docker.network.enable_ipv6') === true || (b.IPv6Data ?? []).length > 0,
       extraIpv4Data: v4.length - 1,
+      auxAddresses: Object.values(first.AuxAddresses ?? {}),
     })
     return {}
   })
