@@ -249,7 +249,7 @@ export function addResult (cniVersion: string, c: ContainerRecord, dns: CniDns =
   const ips: Array<Record<string, unknown>> = []
   const routes: Array<Record<string, string>> = []
   if (c.endpointId !== undefined && c.address !== undefined) {
-    interfaces.push({ name: vethNames(c.endpointId).host }, { name: c.ifname, mac: c.mac ?? '', sandbox: c.netns })
+    interfaces.push({ name: c.hostVeth ?? vethNames(c.endpointId).host }, { name: c.ifname, mac: c.mac ?? '', sandbox: c.netns })
     const ip: Record<string, unknown> = { address: `${c.address}/${c.prefixLen ?? 32}`, interface: 1 }
     if (cniVersion.startsWith('0.3')) ip.version = '4'
     if (c.gateway !== undefined) {

@@ -13,7 +13,7 @@ import type { LinkDriver } from '../kernel/types.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
 import type { FirewallLimits } from '../nat/disabled.js'
 import type { Ipam } from '../ipam/ipam.js'
-import { defaultBridgeName, macForIp, normalizeMac, vethNames } from '../bridge/names.js'
+import { bridgeNameCandidates, macForIp, normalizeMac, pickNames, vethNameCandidates } from '../bridge/names.js'
 import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
 import { desiredBridge, planReconcile } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
@@ -105,6 +105,8 @@ export class NetworkDriver {
   private readonly locks = new KeyedMutex()
   /** Requests are readers, reconcile is the writer (see RwLock). */
   private readonly rw = new RwLock()
+  /** Kernel names chosen by requests still creating them (not yet in the store). */
+  private readonly claimed = new Set<string>()
 
   constructor (deps: NetworkDriverDeps) { this.d = deps }
 
@@ -165,31 +167,54 @@ export class NetworkDriver {
         throw new FerryError('INVALID_REQUEST', `subnet ${input.subnet} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
       }
       if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool.id)
-      const bridge = opts.bridgeName ?? defaultBridgeName(input.id)
+      if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pool.id, opts.bridgeName, aux)
+      const { bridge } = await this.pickKernelNames(bridgeNameCandidates(input.id).map((b) => ({ bridge: b })), `network ${input.id.slice(0, 12)}`)
+      try {
+        return await this.createBridgeNetwork(input, opts, pool.id, bridge, aux)
+      } finally {
+        this.claimed.delete(bridge)
+      }
+    })
+  }
+
+  /** Kernel names that no record, no request in flight and no link in the kernel has; claimed until released. */
+  private async pickKernelNames<T extends Record<string, string>> (candidates: T[], what: string): Promise<T> {
+    return pickNames(candidates, (name) => this.nameInUse(name), async (name) => (await this.d.links.getLink(name)) !== undefined,
+      (names) => { for (const n of names) this.claimed.add(n) }, what)
+  }
+
+  private nameInUse (name: string): boolean {
+    return this.claimed.has(name) || this.networks().some((n) => n.bridge === name) ||
+      this.endpoints().some((e) => e.hostVeth === name || e.containerVeth === name)
+  }
+
+  private async createBridgeNetwork (input: CreateNetworkInput, opts: NetworkOptions, poolId: string, bridge: string, aux: string[]): Promise<void> {
+    if (opts.bridgeName !== undefined) {
+      // The user's name: taken means refused (a derived name was already checked when it was picked).
       const other = this.networks().find((n) => n.bridge === bridge)
       if (other) throw new FerryError('NAME_CONFLICT', `bridge ${bridge} is already used by ferry network ${other.id.slice(0, 12)}`)
       const link = await this.d.links.getLink(bridge)
       if (link) {
         throw new FerryError('NAME_CONFLICT', `a ${link.kind ?? 'network'} device named ${bridge} already exists and is not ferry's: choose another com.docker.network.bridge.name or remove it`)
       }
-      const net = this.networkRecord(input, opts, pool.id, { bridge, ownsBridge: true, mtu: opts.mtu })
-      await withUndo(async (undo) => {
-        const b = desiredBridge(net)
-        undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
-        // A fixed MAC: otherwise the bridge takes its lowest port's, and changes as containers come and go.
-        await this.d.links.createBridge(bridge, { mtu: b.mtu, mac: b.mac })
-        await this.d.links.addAddress(bridge, b.address)
-        await this.d.links.setUp(bridge, true)
-        undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
-        await this.d.firewall.addNetwork(natNetwork(net))
-        this.state.networks[net.id] = net
-        undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
-        await this.d.store.commit(['networks', net.id])
-        await this.d.ipam.markAux(pool.id, aux)
-      }, this.undoLog)
-      this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
-      this.d.onChange?.()
-    })
+    }
+    const net = this.networkRecord(input, opts, poolId, { bridge, ownsBridge: true, mtu: opts.mtu })
+    await withUndo(async (undo) => {
+      const b = desiredBridge(net)
+      // A fixed MAC: otherwise the bridge takes its lowest port's, and changes as containers come and go.
+      await this.d.links.createBridge(bridge, { mtu: b.mtu, mac: b.mac })
+      undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
+      await this.d.links.addAddress(bridge, b.address)
+      await this.d.links.setUp(bridge, true)
+      undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
+      await this.d.firewall.addNetwork(natNetwork(net))
+      this.state.networks[net.id] = net
+      undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
+      await this.d.store.commit(['networks', net.id])
+      await this.d.ipam.markAux(poolId, aux)
+    }, this.undoLog)
+    this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
+    this.d.onChange?.()
   }
 
   /**
@@ -300,47 +325,59 @@ export class NetworkDriver {
       }
       this.checkAddressAllocated(net, address)
       const mac = input.mac === '' ? macForIp(address) : normalizeMac(input.mac)
-      const names = vethNames(input.endpointId)
-      const ep: EndpointRecord = {
-        id: input.endpointId,
-        networkId: net.id,
-        address,
-        prefixLen,
-        mac,
-        hostVeth: names.host,
-        containerVeth: names.container,
-        joined: false,
-        portRequests: input.portRequests,
-        ports: [],
-        exposed: input.exposed,
-        createdAt: this.now(),
+      const names = await this.pickKernelNames(vethNameCandidates(input.endpointId), `endpoint ${input.endpointId.slice(0, 12)}`)
+      try {
+        return await this.createEndpointNow(input, net, { address, prefixLen, mac }, names)
+      } finally {
+        this.claimed.delete(names.host)
+        this.claimed.delete(names.container)
       }
-      await withUndo(async (undo) => {
-        // A leftover pair of the same name (a crash mid-create) is replaced.
-        await this.d.links.deleteLink(names.host)
-        await this.d.links.deleteLink(names.container)
-        undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
-        await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
-        await this.d.links.setMaster(names.host, net.bridge)
-        // Hairpin: a container reaches itself through its own published port.
-        await this.d.links.setHairpin(names.host, true)
-        await this.d.links.setUp(names.host, true)
-        this.state.endpoints[ep.id] = ep
-        undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit(['endpoints', ep.id]) })
-        await this.d.store.commit(['endpoints', ep.id])
-        if (net.overlay) {
-          // The bridge may have learned this MAC on the VXLAN port while the address
-          // was a remote container's: forget it, or frames from the tunnel are dropped.
-          await this.d.links.deleteFdb({ dev: vxlanName(net.overlay.vni), mac, master: true })
-          // Published at create, not at join: remote hosts get a head start on programming it.
-          undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
-          await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
-        }
-      }, this.undoLog)
-      this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
-      this.d.onChange?.()
-      return input.mac === '' ? { mac } : {}
     })
+  }
+
+  /** The veth pair (names picked and claimed by the caller), the record, the cluster. */
+  private async createEndpointNow (input: CreateEndpointInput, net: NetworkRecord, a: { address: string, prefixLen: number, mac: string },
+    names: { host: string, container: string }): Promise<{ mac?: string }> {
+    const { address, prefixLen, mac } = a
+    const ep: EndpointRecord = {
+      id: input.endpointId,
+      networkId: net.id,
+      address,
+      prefixLen,
+      mac,
+      hostVeth: names.host,
+      containerVeth: names.container,
+      joined: false,
+      portRequests: input.portRequests,
+      ports: [],
+      exposed: input.exposed,
+      createdAt: this.now(),
+    }
+    await withUndo(async (undo) => {
+      // Names no record and no link has (pickKernelNames): nothing to replace. A pair a
+      // crash left behind under another name goes at the next reconcile.
+      await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
+      // Only once it is ours: a create that failed (a link of that name appeared) deletes nothing.
+      undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
+      await this.d.links.setMaster(names.host, net.bridge)
+      // Hairpin: a container reaches itself through its own published port.
+      await this.d.links.setHairpin(names.host, true)
+      await this.d.links.setUp(names.host, true)
+      this.state.endpoints[ep.id] = ep
+      undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit(['endpoints', ep.id]) })
+      await this.d.store.commit(['endpoints', ep.id])
+      if (net.overlay) {
+        // The bridge may have learned this MAC on the VXLAN port while the address
+        // was a remote container's: forget it, or frames from the tunnel are dropped.
+        await this.d.links.deleteFdb({ dev: vxlanName(net.overlay.vni), mac, master: true })
+        // Published at create, not at join: remote hosts get a head start on programming it.
+        undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
+        await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
+      }
+    }, this.undoLog)
+    this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
+    this.d.onChange?.()
+    return input.mac === '' ? { mac } : {}
   }
 
   async join (networkId: string, endpointId: string, sandboxKey: string): Promise<JoinResult> {
@@ -367,7 +404,7 @@ export class NetworkDriver {
   async leave (networkId: string, endpointId: string): Promise<void> {
     return this.op(networkId, async () => {
       const ep = this.state.endpoints[endpointId]
-      if (!ep) return
+      if (!ep || ep.networkId !== networkId) return
       ep.joined = false
       delete ep.sandboxKey
       this.d.store.touch(['endpoints', ep.id])
@@ -377,13 +414,9 @@ export class NetworkDriver {
   async deleteEndpoint (networkId: string, endpointId: string): Promise<void> {
     return this.op(networkId, async () => {
       const ep = this.state.endpoints[endpointId]
-      if (!ep) {
-        // Half-gone from an earlier crash: clean what may be left in the kernel.
-        const names = vethNames(endpointId)
-        await this.d.links.deleteLink(names.host)
-        await this.d.links.deleteLink(names.container)
-        return
-      }
+      // Unknown here: nothing to do. Links are only ever deleted by the names an endpoint's
+      // record holds (never derived from an id); what a crash left, reconcile removes.
+      if (!ep || ep.networkId !== networkId) return
       // Forget first, then clean: a crash in between leaves only what reconcile (links,
       // rules) and the cluster re-assertion (Redis) remove by themselves. The other order
       // left a record whose DeleteEndpoint the engine retries with an empty body.
@@ -463,7 +496,7 @@ export class NetworkDriver {
   async revokeExternalConnectivity (networkId: string, endpointId: string): Promise<void> {
     return this.op(networkId, () => this.locks.run('ports', async () => {
       const ep = this.state.endpoints[endpointId]
-      if (!ep || ep.ports.length === 0) return
+      if (!ep || ep.networkId !== networkId || ep.ports.length === 0) return
       const t = new Stopwatch()
       await this.d.firewall.removeEndpoint(ep.id)
       t.lap('firewall')

@@ -31,7 +31,6 @@ import type { LinkFirewall, NatLink } from '../nat/types.js'
 import type { NetworkDriver } from '../driver/network.js'
 import { GATEWAY_ADDRESS_TYPE, REQUEST_ADDRESS_TYPE, type Ipam } from '../ipam/ipam.js'
 import { canonical, isCidr } from '../ipam/cidr.js'
-import { vethNames } from '../bridge/names.js'
 import { Mutex } from '../util/mutex.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
 import { addrOf, prefixOf } from '../util/ip.js'
@@ -301,7 +300,7 @@ export class RuntimeService {
     undo.push('delete endpoint', () => this.d.driver.deleteEndpoint(net.id, endpointId))
     const ep = this.state.endpoints[endpointId]!
     const join = await this.d.driver.join(net.id, endpointId, netnsPath)
-    await this.d.ns.moveLink(vethNames(endpointId).container, netnsPath)
+    await this.d.ns.moveLink(ep.containerVeth, netnsPath)
     await this.d.ns.configure(netnsPath, { dev: join.srcName, ifname: spec.ifname, cidr, gateway: join.gateway })
     if (spec.ports.length > 0) await this.d.driver.programExternalConnectivity(net.id, endpointId, spec.ports)
     rec.networkId = net.id
@@ -310,6 +309,7 @@ export class RuntimeService {
     rec.prefixLen = prefixOf(cidr)
     if (join.gateway !== undefined) rec.gateway = join.gateway
     rec.mac = ep.mac
+    rec.hostVeth = ep.hostVeth
   }
 
   private async allocateAddress (net: NetworkRecord, ip: string | undefined): Promise<string> {

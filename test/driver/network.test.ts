@@ -232,3 +232,97 @@ t.test('CreateEndpoint on an overlay: the address must be held by this host in t
   await driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: cidr, mac: '', portRequests: [], exposed: [] })
   t.same(published, [EP])
 })
+
+/** A network on `subnet` with id `id`, and `n` endpoint addresses allocated from it (as the engine asks before CreateEndpoint). */
+async function networkOn (w: ReturnType<typeof fakeWorld>, id: string, subnet: string, n = 2): Promise<string[]> {
+  const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: subnet, subPool: '', options: {}, v6: false })
+  const gw = await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await w.driver.createNetwork({ id, subnet, gatewayCidr: gw.address, generic: {}, internal: false, ipv6: false, extraIpv4Data: 0 })
+  const out: string[] = []
+  for (let i = 0; i < n; i++) out.push((await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: null })).address)
+  return out
+}
+
+const linkNames = async (w: ReturnType<typeof fakeWorld>): Promise<string[]> => (await w.links.listLinks()).map((l) => l.name).sort()
+
+t.test('endpoint ids sharing their first 12 characters get distinct veths; deleting one leaves the other', async (t) => {
+  const w = fakeWorld()
+  const [a1, a2] = await networkOn(w, NET, '10.50.0.0/24')
+  const A = 'ab'.repeat(6) + '0'.repeat(52)
+  const B = 'ab'.repeat(6) + '1'.repeat(52)
+  await w.driver.createEndpoint({ networkId: NET, endpointId: A, addressCidr: a1!, mac: '', portRequests: [], exposed: [] })
+  await w.driver.createEndpoint({ networkId: NET, endpointId: B, addressCidr: a2!, mac: '', portRequests: [], exposed: [] })
+  const ea = w.store.state.endpoints[A]!
+  const eb = w.store.state.endpoints[B]!
+  t.equal(ea.hostVeth, 'fyhabababababab', 'the first keeps the usual name')
+  t.not(eb.hostVeth, ea.hostVeth, 'the second gets another host name')
+  t.not(eb.containerVeth, ea.containerVeth, 'and another container name')
+  t.match(eb.hostVeth, /^fyh[0-9a-f]{12}$/)
+  t.match(eb.containerVeth, /^fyc[0-9a-f]{12}$/)
+  const names = await linkNames(w)
+  for (const n of [ea.hostVeth, ea.containerVeth, eb.hostVeth, eb.containerVeth]) t.ok(names.includes(n), `${n} exists`)
+  t.equal((await w.driver.join(NET, B, '/x')).srcName, eb.containerVeth, 'Join hands out the recorded name')
+  t.equal((await w.driver.reconcile()).links, 0, 'reconcile finds both as they should be')
+  await w.driver.deleteEndpoint(NET, B)
+  const after = await linkNames(w)
+  t.ok(after.includes(ea.hostVeth) && after.includes(ea.containerVeth), 'the first endpoint\'s veth stays')
+  t.notOk(after.includes(eb.hostVeth) || after.includes(eb.containerVeth), 'the second\'s is gone')
+})
+
+t.test('deleting an unknown endpoint id never deletes a link, even one its id would be named after', async (t) => {
+  const w = fakeWorld()
+  const [a1] = await networkOn(w, NET, '10.50.0.0/24', 1)
+  const A = 'ab'.repeat(6) + '0'.repeat(52)
+  await w.driver.createEndpoint({ networkId: NET, endpointId: A, addressCidr: a1!, mac: '', portRequests: [], exposed: [] })
+  await w.links.createVeth('fyhcdcdcdcdcdcd', 'fyccdcdcdcdcdcd') // a leftover of some crash
+  const before = await linkNames(w)
+  await w.driver.deleteEndpoint(NET, 'ab'.repeat(6) + '9'.repeat(52)) // shares A's first 12 characters
+  await w.driver.deleteEndpoint(NET, 'cd'.repeat(32)) // named like the leftover
+  await w.driver.deleteEndpoint('ff'.repeat(32), A) // A, but on another network
+  await w.driver.leave('ff'.repeat(32), A)
+  t.same(await linkNames(w), before, 'no link deleted')
+  t.ok(w.store.state.endpoints[A], 'A is still recorded')
+  // The leftover belongs to no record: reconcile removes it, and only it.
+  await w.driver.reconcile()
+  t.same(await linkNames(w), before.filter((n) => !n.includes('cdcdcdcd')))
+})
+
+t.test('a link left with an endpoint\'s first-choice name is not deleted at create: another name is used', async (t) => {
+  const w = fakeWorld()
+  const [a1] = await networkOn(w, NET, '10.50.0.0/24', 1)
+  await w.links.createVeth('fyhbbbbbbbbbbbb', 'fycbbbbbbbbbbbb')
+  const callsBefore = w.links.calls.length
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: a1!, mac: '', portRequests: [], exposed: [] })
+  t.same(w.links.calls.slice(callsBefore).filter((c) => c.op === 'deleteLink'), [], 'nothing deleted')
+  const ep = w.store.state.endpoints[EP]!
+  t.not(ep.hostVeth, 'fyhbbbbbbbbbbbb')
+  t.ok((await linkNames(w)).includes(ep.hostVeth))
+})
+
+t.test('concurrent creates of endpoints sharing a prefix on two networks pick distinct names', async (t) => {
+  const w = fakeWorld()
+  const NET2 = 'a'.repeat(12) + 'f'.repeat(52) // shares NET's first 12 characters too
+  const [a1] = await networkOn(w, NET, '10.50.0.0/24', 1)
+  const [b1] = await networkOn(w, NET2, '10.51.0.0/24', 1)
+  const n1 = w.store.state.networks[NET]!
+  const n2 = w.store.state.networks[NET2]!
+  t.equal(n1.bridge, 'fy-aaaaaaaaaaaa')
+  t.not(n2.bridge, n1.bridge, 'networks sharing 12 characters get distinct bridges')
+  t.match(n2.bridge, /^fy-[0-9a-f]{12}$/)
+  const A = 'ab'.repeat(6) + '0'.repeat(52)
+  const B = 'ab'.repeat(6) + '1'.repeat(52)
+  await Promise.all([
+    w.driver.createEndpoint({ networkId: NET, endpointId: A, addressCidr: a1!, mac: '', portRequests: [], exposed: [] }),
+    w.driver.createEndpoint({ networkId: NET2, endpointId: B, addressCidr: b1!, mac: '', portRequests: [], exposed: [] }),
+  ])
+  const ea = w.store.state.endpoints[A]!
+  const eb = w.store.state.endpoints[B]!
+  t.not(ea.hostVeth, eb.hostVeth)
+  const links = await w.links.listLinks()
+  const master = (name: string) => links.find((l) => l.index === links.find((x) => x.name === name)?.master)?.name
+  t.equal(master(ea.hostVeth), n1.bridge)
+  t.equal(master(eb.hostVeth), n2.bridge)
+  await w.driver.deleteNetwork(NET2)
+  t.ok((await linkNames(w)).includes(n1.bridge), 'deleting the second network leaves the first bridge')
+  t.ok((await linkNames(w)).includes(ea.hostVeth))
+})
