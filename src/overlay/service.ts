@@ -18,6 +18,8 @@ export interface OverlayService {
   detach (name: string): Promise<void>
   allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string>
   releaseAddress (overlay: string, ip: string): Promise<void>
+  /** Whether `ip` is allocated to this host in the overlay (CreateEndpoint checks it); undefined when it cannot tell. */
+  holdsAddress? (overlay: string, ip: string): boolean | undefined
   publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void>
   withdraw (overlay: string, endpointId: string): Promise<void>
 }
@@ -65,6 +67,10 @@ export class ClusterOverlay implements OverlayService {
 
   async releaseAddress (overlay: string, ip: string): Promise<void> {
     await this.tolerant(() => this.cluster.releaseAddress(overlay, ip))
+  }
+
+  holdsAddress (overlay: string, ip: string): boolean | undefined {
+    return this.cluster.heldAddresses?.(overlay).includes(ip)
   }
 
   async publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void> {
