@@ -154,7 +154,10 @@ t.test('ids that are Object.prototype member names are ordinary keys, through th
   const s = await FileStore.open(dir, { verify: true })
   t.equal(s.state.endpoints.constructor, undefined, 'no inherited member')
   for (const id of ['__proto__', 'constructor', 'toString']) {
-    s.state.endpoints[id] = { id, ports: [] } as never
+    s.state.endpoints[id] = {
+      id, networkId: 'n', address: '10.0.0.2', prefixLen: 24, mac: '02:42:0a:00:00:02', hostVeth: 'fyh0', containerVeth: 'fyc0', joined: false,
+      portRequests: [], ports: [], exposed: [], createdAt: '2026-01-01T00:00:00.000Z',
+    }
     await s.commit(['endpoints', id])
   }
   t.same(Object.keys(s.state.endpoints).sort(), ['__proto__', 'constructor', 'toString'])
