@@ -316,7 +316,7 @@ export class ClusterClient implements ClusterStore {
 
   private registration (reap: boolean): HostRegistration {
     return {
-      hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registration_sig(), reap,
+      hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registrationSig(), reap,
     }
   }
 
@@ -438,7 +438,7 @@ export class ClusterClient implements ClusterStore {
     return out.sort((a, b) => (a.hostId < b.hostId ? -1 : 1))
   }
 
-  private registration_sig (): string {
+  private registrationSig (): string {
     return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep })) ?? ''
   }
 
