@@ -4,10 +4,13 @@
  * scoped by the asking client's networks, forwarding everything else upstream.
  *
  * Safe by default: a source that is no ferry network's client gets REFUSED (no
- * open resolver); each source is rate-limited (excess is dropped silently: a
- * reply would serve a reflection attack); a malformed query gets FORMERR when
- * its header can be read and is dropped otherwise; every handler is wrapped, so
- * a packet never crashes the process (a throw counts as `internalErrors`).
+ * open resolver) over UDP and is closed at accept over TCP; each source is
+ * rate-limited (excess is dropped silently: a reply would serve a reflection
+ * attack); a malformed query gets FORMERR when its header can be read and is
+ * dropped otherwise; every handler is wrapped, so a packet never crashes the
+ * process (a throw counts as `internalErrors`). TCP connections are bounded in
+ * number, time and queued bytes (tcp.ts); forwarded queries leave from a fresh
+ * source port each and their answers are checked (upstream.ts).
  *
  * TTL: ferry's answers default to TTL 0, as aardvark-dns does. Answers come from
  * a local map in microseconds, so a cache in the container saves nothing, while
