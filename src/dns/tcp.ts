@@ -28,6 +28,7 @@
  * The timers are injectable for tests (see `TcpTimers`).
  */
 import type { Socket as TcpSocket } from 'node:net'
+import { ferryError } from '../errors/errors.js'
 import type { DnsMetrics } from './metrics.js'
 
 export interface TcpLimits {
@@ -66,13 +67,13 @@ export const DEFAULT_TCP_LIMITS: Readonly<TcpLimits> = Object.freeze({
   maxQueuedBytesTotal: 16 * 1024 * 1024,
 })
 
-/** The limits with defaults filled in; throws on a value that is not a positive integer. */
+/** The limits with defaults filled in; throws INVALID_OPTION on a value that is not a positive integer. */
 export function tcpLimits (over: Partial<TcpLimits> = {}): TcpLimits {
   const out = { ...DEFAULT_TCP_LIMITS }
   for (const k of Object.keys(DEFAULT_TCP_LIMITS) as (keyof TcpLimits)[]) {
     const v = over[k]
     if (v === undefined) continue
-    if (!Number.isSafeInteger(v) || v < 1) throw new Error(`dns: tcp.${k} must be a positive integer, not ${String(v)}`)
+    if (!Number.isSafeInteger(v) || v < 1) throw ferryError('INVALID_OPTION', `dns: tcp.${k} must be a positive integer, not ${String(v)}`)
     out[k] = v
   }
   return out
