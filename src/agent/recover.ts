@@ -3,9 +3,10 @@
  * src/store/store.ts), rebuild what it can from the kernel and the engine, so that
  * no container loses its network and no address is handed out twice:
  *
- * - an endpoint the engine still has on a ferry bridge network, whose host veth is
- *   still in the kernel, gets its record back (address, MAC and veth names; its
- *   published ports are not recovered: the engine's network view does not carry them);
+ * - an endpoint the engine still has on a ferry bridge network, or that a container
+ *   record of `ferry run`/`ferry attach`/CNI names, whose host veth is still in the
+ *   kernel, gets its record back (address, MAC and veth names; its published ports
+ *   are not recovered: neither the engine's network view nor the record carries them);
  * - every address in use counts as allocated in its pool: those of the store's own
  *   endpoints (a lost RequestAddress line), those the engine's endpoints hold, and
  *   those the kernel's neighbour table shows on ferry's bridges (containers of
@@ -23,11 +24,14 @@ import { contains, isIp } from '../ipam/cidr.js'
 import type { Ipam } from '../ipam/ipam.js'
 import type { NetworkDriver } from '../driver/network.js'
 import type { Store } from '../store/store.js'
+import type { ContainerRecord } from '../runtime/types.js'
 import { toFerryError } from '../errors/errors.js'
 
 export interface RecoveryFacts {
   networks: NetworkRecord[]
   endpoints: EndpointRecord[]
+  /** The store's records of containers attached without the engine. */
+  containers: ContainerRecord[]
   pool: (poolId: string) => PoolRecord | undefined
   /** undefined: the engine could not be asked (it usually starts after ferry). */
   engine: EngineNames | undefined
@@ -78,17 +82,24 @@ export function planRecovery (f: RecoveryFacts): RecoveryPlan {
     if (net) reserve(net, ep.address, 'endpoint', `endpoint ${ep.id.slice(0, 12)} holds it`)
   }
   const known = new Set(f.endpoints.map((e) => e.id))
-  for (const [id, e] of f.engine?.endpoints ?? []) {
+  // Endpoints named by the engine, then by container records: { networkId, cidr, mac }.
+  const named: Array<[string, { networkId?: string, cidr?: string, mac?: string }, string]> = [
+    ...[...f.engine?.endpoints ?? []].map(([id, e]) => [id, e, 'the engine'] as [string, typeof e, string]),
+    ...f.containers.filter((c) => c.endpointId !== undefined && c.networkId !== undefined).map((c) => [c.endpointId!, {
+      networkId: c.networkId, cidr: c.address === undefined || c.prefixLen === undefined ? undefined : `${c.address}/${c.prefixLen}`, mac: c.mac,
+    }, `container ${c.name}`] as [string, { networkId?: string, cidr?: string, mac?: string }, string]),
+  ]
+  for (const [id, e, source] of named) {
     const net = e.networkId === undefined ? undefined : byId.get(e.networkId)
     if (!net || known.has(id)) continue
     const addr = parseEndpointCidr(e.cidr, net.subnet)
-    if (!addr) { plan.skipped.push(`${id.slice(0, 12)}: the engine gives no address of ${net.subnet} for it`); continue }
+    if (!addr) { plan.skipped.push(`${id.slice(0, 12)}: ${source} gives no address of ${net.subnet} for it`); continue }
     const other = storeAddress.get(`${net.id} ${addr.ip}`)
     if (other !== undefined) { plan.skipped.push(`${id.slice(0, 12)}: its address ${addr.ip} is endpoint ${other.slice(0, 12)}'s in the store`); continue }
     const veth = vethNames(id)
     if (!linkNames.has(veth.host)) {
       plan.skipped.push(`${id.slice(0, 12)}: its veth ${veth.host} is gone`)
-      reserve(net, addr.ip, 'recovered', `the engine's endpoint ${id.slice(0, 12)} holds it`)
+      reserve(net, addr.ip, 'recovered', `${source}'s endpoint ${id.slice(0, 12)} holds it`)
       continue
     }
     plan.endpoints.push({
@@ -96,7 +107,8 @@ export function planRecovery (f: RecoveryFacts): RecoveryPlan {
       hostVeth: veth.host, containerVeth: veth.container, joined: true, portRequests: [], ports: [], exposed: [], createdAt: f.now,
     })
     storeAddress.set(`${net.id} ${addr.ip}`, id)
-    reserve(net, addr.ip, 'endpoint', `endpoint ${id.slice(0, 12)} (rebuilt from the engine) holds it`)
+    known.add(id)
+    reserve(net, addr.ip, 'endpoint', `endpoint ${id.slice(0, 12)} (rebuilt from ${source}) holds it`)
   }
   for (const [networkId, ips] of f.engine?.addresses ?? []) {
     const net = byId.get(networkId)
@@ -137,7 +149,7 @@ export class LossRecovery {
         const networks = this.d.driver.networks()
         const neighbours = (await Promise.all(networks.filter((n) => !n.overlay).map((n) => this.d.links.listNeigh(n.bridge).catch(() => [])))).flat()
         const plan = planRecovery({
-          networks, endpoints: this.d.driver.endpoints(), pool: (id) => this.d.ipam.pool(id), engine,
+          networks, endpoints: this.d.driver.endpoints(), containers: Object.values(this.d.store.state.containers ?? {}), pool: (id) => this.d.ipam.pool(id), engine,
           links: await this.d.links.listLinks(), neighbours, now: (this.d.now?.() ?? new Date()).toISOString(),
         })
         const state = this.d.store.state

@@ -73,6 +73,18 @@ t.test('without the engine the kernel\'s part is done, and the engine\'s is trie
   t.equal(asked, 2, 'once the engine answered, recovery is done')
 })
 
+t.test('a container of ferry run or attach whose endpoint record was lost gets it back from its own record', async (t) => {
+  const net = networkRecord(NET, { subnet: '10.0.0.0/24', gateway: '10.0.0.1', bridge: 'fy-aaaaaaaaaaaa', poolId: 'p' })
+  const id = 'e5'.repeat(32)
+  const plan = planRecovery({
+    networks: [net], endpoints: [], pool: () => poolRecord('p'), engine: undefined, neighbours: [], now: 'now',
+    containers: [{ name: 'c5', endpointId: id, networkId: NET, address: '10.0.0.6', prefixLen: 24, mac: '02:42:0a:00:00:06' } as never],
+    links: [{ name: `fyh${id.slice(0, 12)}` } as never],
+  })
+  t.match(plan.endpoints, [{ id, networkId: NET, address: '10.0.0.6', prefixLen: 24, mac: '02:42:0a:00:00:06', hostVeth: `fyh${id.slice(0, 12)}`, joined: true, ports: [] }])
+  t.same(plan.reserve.map((r) => `${r.ip} ${r.kind} ${r.why}`), [`10.0.0.6 endpoint endpoint e5e5e5e5e5e5 (rebuilt from container c5) holds it`])
+})
+
 t.test('the plan: what is rebuilt, reserved and skipped', async (t) => {
   const net = networkRecord(NET, { subnet: '10.0.0.0/24', gateway: '10.0.0.1', bridge: 'fy-aaaaaaaaaaaa' })
   const pool = poolRecord('p', { allocated: { '10.0.0.1': { kind: 'gateway', at: 'x' } } })
@@ -80,6 +92,7 @@ t.test('the plan: what is rebuilt, reserved and skipped', async (t) => {
   const facts: RecoveryFacts = {
     networks: [net],
     endpoints: [endpointRecord(a, { networkId: NET, address: '10.0.0.5' })],
+    containers: [],
     pool: (id) => (id === 'p' ? pool : undefined),
     engine: {
       networks: new Map(),
