@@ -27,6 +27,7 @@ import { VERSION } from '../version.js'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { RedisClusterStore } from '../cluster/redis.js'
+import { readClusterKey } from '../cluster/key.js'
 import { openOverlayDataPlane } from '../vxlan/apply.js'
 import { PeerSync } from '../vxlan/peers.js'
 import { ClusterOverlay } from '../overlay/service.js'
@@ -56,7 +57,7 @@ export interface AgentConfig {
   /** An endpoint of an engine network that the engine has not known for this long is deleted (ms). */
   orphanGraceMs?: number
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
-  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number }
+  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
   dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number }
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
@@ -267,20 +268,9 @@ export class Agent implements AgentView {
     this.watcher.start()
     this.cleanups.push(async () => this.watcher?.stop())
     if (this.overlay) {
-      // Pushed changes are applied as they come; only a resync (or a host or
-      // overlay going away) re-reads the endpoints, which is 1.2 MB at 10,000.
-      const unsubscribe = this.overlay.cluster.subscribe((ev) => {
-        if (ev.kind === 'endpoint-published') {
-          const list = (this.remote.get(ev.overlay) ?? []).filter((e) => e.endpointId !== ev.endpoint.endpointId)
-          this.remote.set(ev.overlay, [...list, ev.endpoint])
-          this.queueSync()
-        } else if (ev.kind === 'endpoint-withdrawn') {
-          this.remote.set(ev.overlay, (this.remote.get(ev.overlay) ?? []).filter((e) => e.endpointId !== ev.endpointId))
-          this.queueSync()
-        } else if (['resync', 'host-removed', 'overlay-removed', 'overlay-defined'].includes(ev.kind)) {
-          void this.refreshRemote()
-        }
-      })
+      // Remote names come from PeerSync's vetted view of the cluster (checked,
+      // tied to registered hosts, first claim of an address wins), never raw from Redis.
+      const unsubscribe = this.overlay.peers.onRemoteChange(() => { void this.refreshRemote() })
       this.cleanups.push(async () => unsubscribe())
     }
     await this.syncNow()
@@ -288,15 +278,8 @@ export class Agent implements AgentView {
 
   private async refreshRemote (): Promise<void> {
     if (!this.overlay) return
-    for (const n of this.driver.networks()) {
-      if (!n.overlay) continue
-      try {
-        this.remote.set(n.overlay.name, await this.overlay.cluster.endpoints(n.overlay.name))
-      } catch {
-        // Keep the last known; the next resync (after Redis is back) reads it again.
-        if (!this.remote.has(n.overlay.name)) this.remote.set(n.overlay.name, [])
-      }
-    }
+    const vetted = this.overlay.peers.remoteEndpoints()
+    for (const n of this.driver.networks()) if (n.overlay) this.remote.set(n.overlay.name, vetted.get(n.overlay.name) ?? [])
     this.queueSync()
   }
 
@@ -368,7 +351,8 @@ export class Agent implements AgentView {
       await this.store.commit()
     }
     const log = this.log.child({ component: 'cluster' })
-    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log })
+    const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
+    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key })
     const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(), log: this.log.child({ component: 'peers' }) })
     return new ClusterOverlay(cluster, peers, log)
   }
@@ -519,6 +503,7 @@ export class Agent implements AgentView {
       engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },
       // --iptables=false: ferry runs no iptables at all (no NAT, no publications, no isolation).
       firewall: { iptables: this.cfg.iptables !== false },
+      ...(this.overlay ? { cluster: { clusterKey: this.overlay.cluster.status().clusterKey } } : {}),
     }
   }
 

@@ -24,6 +24,8 @@ export interface AgentFlags extends RuntimeFlags {
   advertiseAddr?: string
   hostId?: string
   hostTtl?: number
+  /** `--cluster-key FILE`: the shared secret that signs cluster entries (src/cluster/key.ts). */
+  clusterKey?: string
   dns: string[]
   dnsServer: boolean
   /** `--dns-rate-limit`: queries per second per source, or 'off'. Default: the server's (2000/s). */
@@ -54,6 +56,7 @@ export function iptablesEnabled (flags: Pick<AgentFlags, 'iptables' | 'icc'>): b
 function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
   if (flags.cluster === undefined) {
     if (flags.advertiseAddr !== undefined) throw new FerryError('INVALID_OPTION', '--advertise-addr only makes sense with --cluster')
+    if (flags.clusterKey !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-key only makes sense with --cluster')
     return undefined
   }
   if (flags.advertiseAddr === undefined || !isIpv4(flags.advertiseAddr)) {
@@ -62,7 +65,9 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
   if (flags.hostId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(flags.hostId)) {
     throw new FerryError('INVALID_OPTION', `--host-id "${flags.hostId}" must be letters, digits, '_', '.' or '-' (up to 63)`)
   }
-  return { url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000 }
+  return {
+    url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000, keyFile: flags.clusterKey,
+  }
 }
 
 function checkUpstream (s: string): string {

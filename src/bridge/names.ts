@@ -4,7 +4,13 @@
  *   bridge         fy-<network id[:12]>   (or the user's com.docker.network.bridge.name)
  *   veth host end  fyh<endpoint id[:12]>
  *   veth peer      fyc<endpoint id[:12]>  (handed to the engine, renamed eth<N> in the container)
+ * Two ids may share their first 12 characters (the wire allows any id), so these
+ * are only the first choice: when a name is taken (by another record or by a link in
+ * the kernel), the next candidate is derived from a hash of the whole id. The name
+ * chosen is recorded in the network's or endpoint's store record, and everything
+ * later (join, reconcile, delete) uses the recorded name, never a derived one.
  */
+import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
 
 export const BRIDGE_PREFIX = 'fy-'
@@ -19,6 +25,51 @@ export function defaultBridgeName (networkId: string): string {
 export function vethNames (endpointId: string): { host: string, container: string } {
   const id = endpointId.slice(0, IFNAME_MAX - HOST_VETH_PREFIX.length)
   return { host: HOST_VETH_PREFIX + id, container: CONTAINER_VETH_PREFIX + id }
+}
+
+/** How many names are tried for one id before giving up (each clash is a coincidence or an attack). */
+export const NAME_CANDIDATES = 8
+
+/** The `n`th 12-character stand-in for an id: `id[:12]` first, then hex digits of sha256(id, n). */
+function idPart (id: string, n: number): string {
+  const len = IFNAME_MAX - BRIDGE_PREFIX.length
+  if (n === 0) return id.slice(0, len)
+  return createHash('sha256').update(`${n}\u0000${id}`).digest('hex').slice(0, len)
+}
+
+/** Bridge names for a network, in the order they are tried. */
+export function bridgeNameCandidates (networkId: string): string[] {
+  return Array.from({ length: NAME_CANDIDATES }, (_, n) => BRIDGE_PREFIX + idPart(networkId, n))
+}
+
+/** Veth pair names for an endpoint, in the order they are tried. */
+export function vethNameCandidates (endpointId: string): Array<{ host: string, container: string }> {
+  return Array.from({ length: NAME_CANDIDATES }, (_, n) => {
+    const part = idPart(endpointId, n)
+    return { host: HOST_VETH_PREFIX + part, container: CONTAINER_VETH_PREFIX + part }
+  })
+}
+
+/**
+ * The first candidate none of whose names is taken: `inUse` answers from the store
+ * and the names other requests are creating (synchronously), `inKernel` from the
+ * kernel; `claim` reserves the chosen names before anything else can run. Throws
+ * NAME_CONFLICT when every candidate is taken.
+ */
+export async function pickNames<T extends Record<string, string>> (
+  candidates: readonly T[], inUse: (name: string) => boolean, inKernel: (name: string) => Promise<boolean>,
+  claim: (names: string[]) => void, what: string,
+): Promise<T> {
+  for (const c of candidates) {
+    const names = Object.values(c)
+    if (names.some(inUse)) continue
+    let exists = false
+    for (const name of names) if (await inKernel(name)) { exists = true; break }
+    // Checked again after the kernel's answers (another request may have taken it
+    // meanwhile), and claimed in the same tick.
+    if (!exists && !names.some(inUse)) { claim(names); return c }
+  }
+  throw new FerryError('NAME_CONFLICT', `every kernel name ferry can derive for ${what} is taken (${candidates.map((c) => Object.values(c)[0]).join(', ')}); remove leftover links or run ferry reconcile`)
 }
 
 /** Is this a link name ferry creates by itself (and may delete at reconcile)? */

@@ -16,9 +16,16 @@ export const OPT = {
 } as const
 
 /** Options Docker's own bridge driver knows that ferry accepts and ignores (with a reason). */
-const IGNORED: Record<string, string> = {
-  'com.docker.network.bridge.default_bridge': 'ferry networks are never the default bridge',
-  'com.docker.network.container_iface_prefix': 'the engine names the interface',
+const IGNORED = new Map<string, string>([
+  ['com.docker.network.bridge.default_bridge', 'ferry networks are never the default bridge'],
+  ['com.docker.network.container_iface_prefix', 'the engine names the interface'],
+])
+
+/** What a JSON value is, for a sentence: "an object", "a list", "a number"… */
+export function kindOf (v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'a list'
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`
 }
 
 export interface NetworkOptions {
@@ -56,12 +63,15 @@ const OVERLAY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
 /**
  * Parse the generic options (`-o k=v`) plus the engine's own flags.
- * Unknown keys are refused so that a typo does not silently do nothing.
+ * Unknown keys are refused so that a typo does not silently do nothing, and so is
+ * a value that is not a string (an object, a list, a number, null).
  */
 export function parseNetworkOptions (generic: Record<string, unknown>, internal: boolean): NetworkOptions {
   const out: NetworkOptions = { mtu: DEFAULT_MTU, masquerade: true, icc: true, hostBindingIp: '', internal }
   for (const [key, raw] of Object.entries(generic)) {
-    const v = typeof raw === 'string' ? raw : String(raw)
+    // The engine's options are map[string]string: anything else did not come from `-o KEY=VALUE`.
+    if (typeof raw !== 'string') throw new FerryError('INVALID_OPTION', `option ${key} must be a string (-o ${key}=VALUE), not ${kindOf(raw)}`)
+    const v = raw
     switch (key) {
       case OPT.bridgeName: out.bridgeName = validateIfName(v, 'bridge name'); break
       case OPT.mtu: out.mtu = parseIntIn(key, v, 68, 65535); break
@@ -77,7 +87,7 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
         break
       case OPT.vni: out.vni = parseIntIn(key, v, 1, 16777215); break
       default:
-        if (key in IGNORED) break
+        if (IGNORED.has(key)) break
         throw new FerryError('INVALID_OPTION', `unknown option ${key}; ferry understands ${Object.values(OPT).join(', ')}`)
     }
   }

@@ -29,6 +29,11 @@ function portText (p: PortBinding): string {
 
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }
 
+/** Whether cluster entries are signed; an agent older than the field shows '-'. */
+function clusterKeyText (key: boolean | undefined): string {
+  return key === undefined ? '-' : key ? 'in use (entries and messages are signed and checked)' : 'none (entries and messages are not authenticated)'
+}
+
 /** `recovered with loss: …; ` when the agent's store lost acknowledged changes (src/store/store.ts lossView), else ''. */
 function storeLoss (store: Record<string, unknown>): string {
   const loss = store.loss as { summary?: unknown } | undefined
@@ -75,6 +80,7 @@ export function buildCli (): Command {
     .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
+    .option('--cluster-key <file>', 'sign and check every cluster entry and message with the shared secret in FILE (mode 600, root, at least 32 bytes; the same on every host)')
     .option('--dns <ip>', 'upstream resolver for names ferry does not know (repeatable; default: the host\'s resolv.conf)', collect, [])
     .option('--no-dns-server', 'do not serve DNS on the networks\' gateway addresses')
     .option('--dns-rate-limit <n|off>', 'DNS queries per second per source (bursts of twice that), or off (default 2000)')
@@ -87,7 +93,7 @@ export function buildCli (): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean,
+      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterKey?: string, dns: string[], dnsServer: boolean,
       dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
@@ -133,10 +139,11 @@ export function buildCli (): Command {
   const cluster = program.command('cluster').description('the multi-host cluster')
   cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
-      const s = await api<{ state: string, url: string, hostId: string, vtep: string, revision?: number, lastError?: string,
-        hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number }> }>('GET', '/v1/cluster')
+      const s = await api<{ state: string, url: string, hostId: string, vtep: string, revision?: number, lastError?: string, clusterKey?: boolean,
+        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number }> }>('GET', '/v1/cluster')
       if (o.json) { json(s); return }
-      out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}\nrevision: ${s.revision ?? '-'}\n\n`)
+      out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}\nrevision: ${s.revision ?? '-'}\n`)
+      out(`cluster key: ${clusterKeyText(s.clusterKey)}\nrefused:  ${(s.rejected ?? []).map((r) => `${r.kind} ${r.reason} ${r.count}`).join(', ') || 'nothing'}\n\n`)
       out(table(['HOST', 'VTEP', 'VERSION', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
         h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
     })
@@ -184,6 +191,7 @@ export function buildCli (): Command {
         ['store', `${storeLoss(s.store)}${s.store.healthy ? 'healthy' : 'UNHEALTHY'}, ${String(s.store.writes)} writes (${String(s.store.journalWrites ?? 0)} journaled, ${String(s.store.snapshots ?? 0)} snapshots), last ${String(s.store.lastWriteMs)} ms`],
         ['reconcile', `${String(s.reconcile.runs)} runs, ${String(s.reconcile.repairs)} repairs${s.reconcile.lastError ? `, last error: ${String(s.reconcile.lastError)}` : ''}`],
         ['firewall', firewallText(s.firewall)],
+        ...(s.cluster !== undefined ? [['cluster key', clusterKeyText((s.cluster as { clusterKey?: boolean }).clusterKey)] as [string, string]] : []),
       ]
       out(rows.map(([k, v]) => `${(k + ':').padEnd(17)}${v}`).join('\n') + '\n')
     })

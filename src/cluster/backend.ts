@@ -6,15 +6,17 @@
  * the same cases against both. Inputs are validated by the client before they
  * get here (src/cluster/validate.ts).
  */
-import type {
-  ClusterChange, ClusterEndpoint, ClusterSnapshot, HostInfo, OverlayDefinition, OverlayRequest,
-} from './types.js'
+import type { ClusterEndpoint, OverlayRequest } from './types.js'
 
 export interface HostRegistration {
   hostId: string
   vtep: string
   version: string
   ttlMs: number
+  /** The host's keys expire this long after its last heartbeat (a few TTLs), should nobody reap it. */
+  keyTtlMs: number
+  /** The cluster key's MAC over hostId and vtep (empty without a key). */
+  sig: string
   /**
    * Also remove hosts whose TTL passed. Off for the heartbeat that re-registers
    * a host after an outage: the other hosts could not heartbeat either and get
@@ -38,8 +40,25 @@ export interface BackendListener {
   ready (): void
   /** The connection was lost (or could not be made). */
   down (error: Error): void
-  change (change: ClusterChange): void
+  /** A message from the change channel, parsed from JSON but not validated (the client does that). */
+  change (raw: unknown): void
 }
+
+/**
+ * What the store holds, as read, before validation: the client checks every
+ * entry (src/cluster/validate.ts) and refuses what fails. Definitions and hosts
+ * are plain objects whose fields may have any type; endpoints are their stored
+ * JSON (or objects) filed under `id`.
+ */
+export interface RawEndpoint { id: string, raw: unknown }
+export interface RawOverlay { definition: Record<string, unknown>, hosts: string[], endpoints: RawEndpoint[], claims: Array<{ ip: string, endpointId: string }> }
+export interface RawSnapshot { rev: number, time: number, hosts: Array<Record<string, unknown>>, overlays: RawOverlay[] }
+
+/** An allocation step: an address, or none yet after `probes` addresses looked at (call again). */
+export interface AllocationStep { ip?: string, probes: number }
+
+/** Addresses one allocation call looks at, at most: a nearly full /8 never blocks the store. */
+export const ALLOCATION_SCAN_LIMIT = 4096
 
 /** The lowest VNI the cluster hands out by itself (as Docker's swarm does) and the highest VNI there is. */
 export const VNI_AUTO_MIN = 4096
@@ -57,19 +76,37 @@ export interface ClusterBackend {
 
   /** Register or refresh a host, then (when `reap`) remove every host whose TTL has passed. */
   heartbeat (reg: HostRegistration): Promise<{ isNew: boolean, removed: string[] }>
-  define (hostId: string, req: OverlayRequest, mode: VniMode): Promise<OverlayDefinition>
+  /**
+   * Define or join. `created` says this call made the definition; `announce`
+   * false leaves the overlay-defined message to `seal` (a cluster key's MAC
+   * can only be made once the VNI is known).
+   */
+  define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }>
+  /** Store the MAC of a definition (when it still has that subnet, gateway and VNI) and announce it. */
+  seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean>
   leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }>
-  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string>
+  /**
+   * One bounded step of an allocation: looks at no more than `limit` addresses
+   * from the overlay's cursor. `scanned` is how many earlier steps of the same
+   * allocation looked at; POOL_EXHAUSTED once every address has been.
+   */
+  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): Promise<AllocationStep>
   release (hostId: string, overlay: string, ip: string): Promise<boolean>
-  /** Resolves the revision after the change (the current one when nothing changed). */
-  publish (overlay: string, ep: ClusterEndpoint): Promise<number>
+  /**
+   * Publish an endpoint of `ep.hostId` with its MAC (empty without a key).
+   * Refused (ADDRESS_IN_USE) unless the address is allocated to that host and
+   * not claimed by another endpoint of the overlay. Resolves the revision after
+   * the change (the current one when nothing changed).
+   */
+  publish (overlay: string, ep: ClusterEndpoint, sig: string): Promise<number>
   withdraw (overlay: string, endpointId: string): Promise<boolean>
   prune (hostId: string, keep: HostKeep): Promise<void>
   removeHost (hostId: string): Promise<void>
 
-  snapshot (): Promise<ClusterSnapshot>
-  overlay (name: string): Promise<OverlayDefinition | undefined>
-  endpoints (overlay: string): Promise<ClusterEndpoint[]>
-  hosts (): Promise<HostInfo[]>
+  snapshot (): Promise<RawSnapshot>
+  overlay (name: string): Promise<Record<string, unknown> | undefined>
+  /** The overlay's definition (to check addresses against) and its endpoints. */
+  endpoints (overlay: string): Promise<{ definition?: Record<string, unknown>, endpoints: RawEndpoint[] }>
+  hosts (): Promise<Array<Record<string, unknown>>>
   revision (): Promise<number>
 }

@@ -12,18 +12,25 @@
  * - the heartbeat timer (which also reaps hosts whose TTL passed);
  * - fail-fast: while the store is unreachable every call rejects at once with
  *   CLUSTER_UNAVAILABLE, and removals are remembered and replayed later;
- * - fan-out of changes to subscribers, with `resync` after each re-assertion.
+ * - fan-out of changes to subscribers, with `resync` after each re-assertion;
+ * - distrust of what comes back: every entry and message read from the store is
+ *   checked with the write path's schemas (and the cluster key's MAC when one is
+ *   in use); what fails is counted, logged once and skipped, never thrown at the
+ *   reader, so one bad entry does not stop the rest.
  */
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
 import { VERSION } from '../version.js'
-import type { BackendListener, ClusterBackend, HostKeep, HostRegistration } from './backend.js'
+import { ALLOCATION_SCAN_LIMIT, type BackendListener, type ClusterBackend, type HostKeep, type HostRegistration, type RawEndpoint } from './backend.js'
+import type { ClusterKey } from './key.js'
+import { RejectCounter, type RejectKind } from './rejects.js'
 import type {
   ClusterEndpoint, ClusterEvent, ClusterHandler, ClusterSnapshot, ClusterState, ClusterStatus, ClusterStore,
   EndpointPublication, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest,
 } from './types.js'
 import {
-  checkEndpoint, checkEndpointId, checkHostId, checkIp, checkOverlayName, checkOverlayRequest,
+  checkEndpoint, checkEndpointId, checkHostId, checkIp, checkOverlayAddress, checkOverlayName, checkOverlayRequest,
+  endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition, type Read,
 } from './validate.js'
 
 export interface ClusterClientOptions {
@@ -38,6 +45,14 @@ export interface ClusterClientOptions {
   /** How long start() waits for the first registration. Default 5000. */
   startTimeoutMs?: number
   log?: Logger
+  /** The shared --cluster-key: sign what this host writes, refuse what is not signed with it. */
+  key?: ClusterKey
+  /** Where refusals are counted; default a new counter. */
+  rejects?: RejectCounter
+  /** Removals remembered while the store is away, at most (then a full prune is due instead). Default 10000. */
+  maxTombstones?: number
+  /** Addresses one allocation call may look at (tests lower it). Default ALLOCATION_SCAN_LIMIT. */
+  allocationScanLimit?: number
 }
 
 type Tombstone =
@@ -49,6 +64,24 @@ const DEFAULT_HEARTBEAT_MS = 2000
 const DEFAULT_TTL_MS = 10_000
 const DEFAULT_START_TIMEOUT_MS = 5000
 const RETRY_ASSERT_MS = 1000
+const DEFAULT_MAX_TOMBSTONES = 10_000
+/** Host keys outlive the TTL this many times over (a reaper may be late), then expire on their own. */
+const HOST_KEY_TTLS = 3
+
+function tombKey (t: Tombstone): string {
+  switch (t.kind) {
+    case 'withdraw': return `w|${t.overlay}|${t.endpointId}`
+    case 'release': return `r|${t.overlay}|${t.ip}`
+    case 'leave': return `l|${t.overlay}`
+  }
+}
+
+/** A short, printable description of something refused, for the log. */
+function describe (raw: unknown): string {
+  let text: string
+  try { text = typeof raw === 'string' ? raw : JSON.stringify(raw) ?? String(raw) } catch { text = String(raw) }
+  return text.slice(0, 120).replace(/[^\x20-\x7e]/g, '?')
+}
 
 export function isUnavailable (err: unknown): boolean {
   return err instanceof FerryError && err.code === 'CLUSTER_UNAVAILABLE'
@@ -67,6 +100,10 @@ export class ClusterClient implements ClusterStore {
   private readonly startTimeoutMs: number
   private readonly log: Logger | undefined
   private readonly backend: ClusterBackend
+  private readonly key: ClusterKey | undefined
+  readonly rejects: RejectCounter
+  private readonly maxTombstones: number
+  private readonly scanLimit: number
 
   private state: ClusterState = 'idle'
   private lastError: string | undefined
@@ -86,7 +123,10 @@ export class ClusterClient implements ClusterStore {
   private readonly overlays = new Map<string, OverlayRequest>()
   private readonly addresses = new Map<string, Set<string>>()
   private readonly ownEndpoints = new Map<string, EndpointPublication>()
-  private tombstones: Tombstone[] = []
+  /** Removals that could not reach the store, coalesced by what they remove (bounded). */
+  private tombstones = new Map<string, Tombstone>()
+  /** Too many removals piled up while away: the next re-assertion prunes everything not in the intent instead. */
+  private tombstonesOverflowed = false
   /** True once the full local state is known (start(local)): entries not in it are pruned. */
   private pruneOnAssert = false
 
@@ -99,6 +139,10 @@ export class ClusterClient implements ClusterStore {
     this.ttlMs = opts.hostTtlMs ?? DEFAULT_TTL_MS
     this.startTimeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS
     this.log = opts.log
+    this.key = opts.key
+    this.rejects = opts.rejects ?? new RejectCounter(opts.log)
+    this.maxTombstones = opts.maxTombstones ?? DEFAULT_MAX_TOMBSTONES
+    this.scanLimit = opts.allocationScanLimit ?? ALLOCATION_SCAN_LIMIT
     if (this.heartbeatMs > 0 && this.ttlMs <= this.heartbeatMs) {
       throw new FerryError('INVALID_OPTION', `the host TTL (${this.ttlMs} ms) must be longer than the heartbeat period (${this.heartbeatMs} ms)`)
     }
@@ -152,11 +196,15 @@ export class ClusterClient implements ClusterStore {
     this.overlays.clear()
     this.addresses.clear()
     this.ownEndpoints.clear()
-    this.tombstones = []
+    this.tombstones.clear()
+    this.tombstonesOverflowed = false
   }
 
   status (): ClusterStatus {
-    const s: ClusterStatus = { state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, commands: this.backend.commandCount() }
+    const s: ClusterStatus = {
+      state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, commands: this.backend.commandCount(),
+      clusterKey: this.key !== undefined, rejected: this.rejects.list(),
+    }
     if (this.lastError !== undefined) s.lastError = this.lastError
     return s
   }
@@ -178,7 +226,12 @@ export class ClusterClient implements ClusterStore {
       this.state = 'down'
       if (was !== 'down') this.emit({ kind: 'down', error })
     },
-    change: (change) => { if (this.state !== 'closed') this.emit(change) },
+    change: (raw) => {
+      if (this.state === 'closed') return
+      const r = readChange(raw, this.key)
+      if (r.ok) this.emit(r.value)
+      else this.rejects.reject('message', r.reason, describe(raw), r.detail)
+    },
   }
 
   private emit (ev: ClusterEvent): void {
@@ -262,7 +315,9 @@ export class ClusterClient implements ClusterStore {
   }
 
   private registration (reap: boolean): HostRegistration {
-    return { hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, reap }
+    return {
+      hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registrationSig(), reap,
+    }
   }
 
   /**
@@ -281,41 +336,110 @@ export class ClusterClient implements ClusterStore {
         this.reportError(err, what)
       }
     }
-    const tombs = this.tombstones
-    this.tombstones = []
-    for (const t of tombs) {
+    for (const [k, t] of [...this.tombstones]) {
       await item(`cannot replay ${t.kind} of ${t.overlay}`, async () => {
         switch (t.kind) {
           case 'withdraw': await this.backend.withdraw(t.overlay, t.endpointId); break
           case 'release': await this.backend.release(this.hostId, t.overlay, t.ip); break
           case 'leave': await this.backend.leaveOverlay(this.hostId, t.overlay); break
         }
-      }).catch((err) => { this.tombstones.push(...tombs.slice(tombs.indexOf(t))); throw err })
+      })
+      this.tombstones.delete(k)
     }
     for (const o of [...this.overlays.values()]) {
       await item(`cannot re-define overlay ${o.name}`, async () => {
-        const def = await this.backend.define(this.hostId, o, 'prefer')
-        if (def.vni !== o.vni) this.overlays.set(o.name, { ...o, vni: def.vni })
+        const def = await this.defineChecked(o, 'prefer')
+        if (def.vni !== o.vni) {
+          this.log?.warn({ overlay: o.name, was: o.vni, now: def.vni }, 'the cluster gave this overlay another VNI when this host re-defined it')
+          this.overlays.set(o.name, { ...o, vni: def.vni })
+        }
       })
     }
     for (const [overlay, ips] of [...this.addresses]) {
       for (const ip of [...ips]) {
-        await item(`cannot reclaim address ${ip} of overlay ${overlay}`, () => this.backend.allocate(this.hostId, overlay, ip, true),
+        await item(`cannot reclaim address ${ip} of overlay ${overlay}`, () => this.allocateSteps(overlay, ip, true),
           () => { ips.delete(ip) })
       }
     }
     for (const ep of [...this.ownEndpoints.values()]) {
       await item(`cannot re-publish endpoint ${ep.endpointId.slice(0, 12)} of overlay ${ep.overlay}`,
-        () => this.backend.publish(ep.overlay, this.fullEndpoint(ep)))
+        () => this.sendEndpoint(ep.overlay, this.fullEndpoint(ep)))
     }
-    if (this.pruneOnAssert) {
+    if (this.pruneOnAssert || this.tombstonesOverflowed) {
       const keep: HostKeep = {
         overlays: [...this.overlays.keys()],
         addresses: [...this.addresses].flatMap(([o, ips]) => [...ips].map((ip) => `${o}|${ip}`)),
         endpoints: [...this.ownEndpoints.keys()],
       }
       await this.backend.prune(this.hostId, keep)
+      this.tombstonesOverflowed = false
     }
+  }
+
+  private sendEndpoint (overlay: string, full: ClusterEndpoint): Promise<number> {
+    const sig = this.key?.sign('endpoint', endpointKeyName(overlay, full.endpointId), endpointContent(full)) ?? ''
+    return this.backend.publish(overlay, full, sig)
+  }
+
+  /**
+   * Define or join through the backend, then check the answer as any read: its
+   * schema and MAC, and that it is the overlay asked for (same subnet and
+   * gateway, the VNI asked for when one is required). A definition this call
+   * created is signed and announced (seal) when a key is in use.
+   */
+  private async defineChecked (r: OverlayRequest, mode: 'require' | 'prefer'): Promise<OverlayDefinition> {
+    const { definition, created } = await this.backend.define(this.hostId, r, mode, this.key === undefined)
+    let raw: Record<string, unknown> = definition
+    if (this.key !== undefined && (created || (raw.createdBy === this.hostId && (raw.sig === undefined || raw.sig === '')))) {
+      // Only this host knows the new VNI before anyone reads it: sign it now.
+      const unsigned = readOverlayDefinition(raw)
+      if (unsigned.ok) {
+        const sig = this.key.sign('overlay', unsigned.value.name, overlayContent(unsigned.value))
+        if (await this.backend.seal(r.name, unsigned.value, sig)) raw = { ...raw, sig }
+      }
+    }
+    const def = this.accept('overlay', r.name, readOverlayDefinition(raw, this.key), raw)
+    if (def === undefined) {
+      throw new FerryError('CLUSTER_REFUSED', `the cluster store's definition of overlay ${r.name} was refused (see the log); this host does not use it`)
+    }
+    const mismatch = def.name !== r.name ? `name ${def.name}` : def.subnet !== r.subnet ? `subnet ${def.subnet}` : def.gateway !== r.gateway ? `gateway ${def.gateway}`
+      : mode === 'require' && r.vni !== undefined && def.vni !== r.vni ? `VNI ${def.vni}` : undefined
+    if (mismatch !== undefined) {
+      this.rejects.reject('overlay', 'changed-definition', r.name, `the store answered with ${mismatch}`)
+      throw new FerryError('CLUSTER_REFUSED', `the cluster store answered overlay ${r.name} with ${mismatch}, which this host did not ask for: refused`)
+    }
+    return def
+  }
+
+  /** The value of a read, or undefined after counting and logging its refusal. */
+  private accept<T> (kind: RejectKind, what: string, r: Read<T>, raw?: unknown): T | undefined {
+    if (r.ok) return r.value
+    this.rejects.reject(kind, r.reason, raw === undefined ? what : `${what} ${describe(raw)}`, r.detail)
+    return undefined
+  }
+
+  /** The valid endpoints of an overlay, read as stored; `def` (when valid) bounds their addresses. */
+  private readEndpoints (overlay: string, def: OverlayDefinition | undefined, raws: RawEndpoint[]): ClusterEndpoint[] {
+    const out: ClusterEndpoint[] = []
+    for (const e of raws) {
+      const ctx = def ? { overlay, subnet: def.subnet, gateway: def.gateway, id: e.id } : { overlay, id: e.id }
+      const ep = this.accept('endpoint', endpointKeyName(overlay, e.id.slice(0, 64)), readEndpoint(e.raw, ctx, this.key), e.raw)
+      if (ep) out.push(ep)
+    }
+    return out.sort((a, b) => (a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0))
+  }
+
+  private readHosts (rows: Array<Record<string, unknown>>): HostInfo[] {
+    const out: HostInfo[] = []
+    for (const row of rows) {
+      const h = this.accept('host', String(row.hostId).slice(0, 64), readHost(row, this.key), row)
+      if (h) out.push(h)
+    }
+    return out.sort((a, b) => (a.hostId < b.hostId ? -1 : 1))
+  }
+
+  private registrationSig (): string {
+    return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep })) ?? ''
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {
@@ -344,17 +468,53 @@ export class ClusterClient implements ClusterStore {
   // -------------------------------------------------------------------------
   // Reads
 
-  hosts (): Promise<HostInfo[]> { return this.call(() => this.backend.hosts()) }
-  snapshot (): Promise<ClusterSnapshot> { return this.call(() => this.backend.snapshot()) }
-  revision (): Promise<number> { return this.call(() => this.backend.revision()) }
-  overlay (name: string): Promise<OverlayDefinition | undefined> {
-    checkOverlayName(name)
-    return this.call(() => this.backend.overlay(name))
+  async hosts (): Promise<HostInfo[]> {
+    return this.readHosts(await this.call(() => this.backend.hosts()))
   }
 
-  endpoints (overlay: string): Promise<ClusterEndpoint[]> {
+  /** Everything, checked: a refused definition takes its overlay's endpoints with it; a refused entry only itself. */
+  async snapshot (): Promise<ClusterSnapshot> {
+    const raw = await this.call(() => this.backend.snapshot())
+    const snap: ClusterSnapshot = { rev: raw.rev, time: raw.time, hosts: this.readHosts(raw.hosts), overlays: [] }
+    for (const o of raw.overlays) {
+      const name = String(o.definition.name).slice(0, 64)
+      const def = this.accept('overlay', name, readOverlayDefinition(o.definition, this.key), o.definition)
+      if (!def) continue
+      snap.overlays.push({
+        definition: def,
+        hosts: o.hosts.filter((h) => typeof h === 'string').sort(),
+        endpoints: this.readEndpoints(def.name, def, o.endpoints),
+        claims: o.claims.filter((c) => typeof c.ip === 'string' && typeof c.endpointId === 'string'),
+      })
+    }
+    return snap
+  }
+
+  async revision (): Promise<number> {
+    const rev = await this.call(() => this.backend.revision())
+    if (!Number.isSafeInteger(rev) || rev < 0) {
+      this.rejects.reject('message', 'revision', 'the revision counter', `it is ${String(rev).slice(0, 40)}`)
+      throw new FerryError('CLUSTER_REFUSED', 'the cluster store\'s revision counter is not a safe whole number')
+    }
+    return rev
+  }
+
+  async overlay (name: string): Promise<OverlayDefinition | undefined> {
+    checkOverlayName(name)
+    const raw = await this.call(() => this.backend.overlay(name))
+    return raw === undefined ? undefined : this.accept('overlay', name, readOverlayDefinition(raw, this.key), raw)
+  }
+
+  async endpoints (overlay: string): Promise<ClusterEndpoint[]> {
     checkOverlayName(overlay)
-    return this.call(() => this.backend.endpoints(overlay))
+    const r = await this.call(() => this.backend.endpoints(overlay))
+    const def = r.definition === undefined ? undefined : this.accept('overlay', overlay, readOverlayDefinition(r.definition, this.key), r.definition)
+    return def ? this.readEndpoints(overlay, def, r.endpoints) : []
+  }
+
+  localOverlay (name: string): OverlayRequest | undefined {
+    const o = this.overlays.get(name)
+    return o ? { ...o } : undefined
   }
 
   // -------------------------------------------------------------------------
@@ -362,9 +522,9 @@ export class ClusterClient implements ClusterStore {
 
   async defineOverlay (req: OverlayRequest): Promise<OverlayDefinition> {
     const r = checkOverlayRequest(req)
-    const def = await this.call(() => this.backend.define(this.hostId, r, 'require'))
+    const def = await this.call(() => this.defineChecked(r, 'require'))
     this.overlays.set(r.name, { ...r, vni: def.vni })
-    this.tombstones = this.tombstones.filter((t) => !(t.kind === 'leave' && t.overlay === r.name))
+    this.tombstones.delete(tombKey({ kind: 'leave', overlay: r.name }))
     return def
   }
 
@@ -373,7 +533,7 @@ export class ClusterClient implements ClusterStore {
     this.overlays.delete(name)
     this.addresses.delete(name)
     for (const [k, e] of this.ownEndpoints) if (e.overlay === name) this.ownEndpoints.delete(k)
-    this.tombstones = this.tombstones.filter((t) => t.overlay !== name)
+    for (const [k, t] of this.tombstones) if (t.overlay === name) this.tombstones.delete(k)
     return await this.remembering({ kind: 'leave', overlay: name }, () => this.backend.leaveOverlay(this.hostId, name))
   }
 
@@ -381,9 +541,40 @@ export class ClusterClient implements ClusterStore {
     checkOverlayName(overlay)
     if (preferred !== undefined && preferred !== '') checkIp(preferred, 'requested address')
     const want = preferred === '' ? undefined : preferred
-    const ip = await this.call(() => this.backend.allocate(this.hostId, overlay, want, opts.reclaim === true))
+    const ip = this.checkAllocated(overlay, want, await this.call(() => this.allocateSteps(overlay, want, opts.reclaim === true)))
     this.holdAddress(overlay, ip)
-    this.tombstones = this.tombstones.filter((t) => !(t.kind === 'release' && t.overlay === overlay && t.ip === ip))
+    this.tombstones.delete(tombKey({ kind: 'release', overlay, ip }))
+    return ip
+  }
+
+  /** Bounded steps until an address is found (each step looks at no more than the scan limit). */
+  private async allocateSteps (overlay: string, want: string | undefined, reclaim: boolean): Promise<string> {
+    let scanned = 0
+    // A /8 has 2^24 addresses: even a store that never answers "exhausted" cannot keep this loop forever.
+    for (let steps = 0; steps <= 2 ** 24 / this.scanLimit + 1; steps++) {
+      const r = await this.backend.allocate(this.hostId, overlay, want, reclaim, scanned, this.scanLimit)
+      if (r.ip !== undefined) return r.ip
+      if (!Number.isSafeInteger(r.probes) || r.probes < 1) break
+      scanned += r.probes
+    }
+    throw new FerryError('POOL_EXHAUSTED', `no free address was found in overlay ${overlay}`)
+  }
+
+  /** The store's answer must be an address of the overlay (the one asked for, if any), never its gateway. */
+  private checkAllocated (overlay: string, want: string | undefined, ip: string): string {
+    const o = this.overlays.get(overlay)
+    try {
+      checkIp(ip, 'allocated address')
+      if (want !== undefined && ip !== want) throw new FerryError('INVALID_REQUEST', `this host asked for ${want}`)
+      if (o) {
+        checkOverlayAddress(overlay, o.subnet, ip)
+        if (ip === o.gateway) throw new FerryError('INVALID_REQUEST', 'it is the gateway')
+      }
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err)
+      this.rejects.reject('allocation', 'invalid', `${overlay} ${describe(ip)}`, why)
+      throw new FerryError('CLUSTER_REFUSED', `the cluster store allocated ${describe(ip)} in overlay ${overlay}, which is refused: ${why}`)
+    }
     return ip
   }
 
@@ -410,9 +601,9 @@ export class ClusterClient implements ClusterStore {
     const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac, names: full.names }
     const before = this.ownEndpoints.get(key)
     this.ownEndpoints.set(key, pub)
-    this.tombstones = this.tombstones.filter((t) => !(t.kind === 'withdraw' && t.overlay === ep.overlay && t.endpointId === full.endpointId))
+    this.tombstones.delete(tombKey({ kind: 'withdraw', overlay: ep.overlay, endpointId: full.endpointId }))
     try {
-      return await this.call(() => this.backend.publish(ep.overlay, full))
+      return await this.call(() => this.sendEndpoint(ep.overlay, full))
     } catch (err) {
       if (!isUnavailable(err)) {
         if (before) this.ownEndpoints.set(key, before)
@@ -434,8 +625,31 @@ export class ClusterClient implements ClusterStore {
     try {
       return await this.call(fn)
     } catch (err) {
-      if (isUnavailable(err)) this.tombstones.push(t)
+      if (isUnavailable(err)) this.remember(t)
       throw err
     }
+  }
+
+  /**
+   * Keep a removal for the next re-assertion, coalesced by what it removes.
+   * Past the cap nothing more is kept: the re-assertion prunes everything this
+   * host holds that is not in its intent, which covers every removal.
+   */
+  private remember (t: Tombstone): void {
+    if (this.tombstonesOverflowed) return
+    const k = tombKey(t)
+    this.tombstones.delete(k)
+    if (this.tombstones.size >= this.maxTombstones) {
+      this.log?.warn({ max: this.maxTombstones }, 'too many removals while the cluster store is away: the next reconnection prunes instead')
+      this.tombstones.clear()
+      this.tombstonesOverflowed = true
+      return
+    }
+    this.tombstones.set(k, t)
+  }
+
+  /** Removals waiting for the store (for status and tests). */
+  pendingRemovals (): { count: number, overflowed: boolean } {
+    return { count: this.tombstones.size, overflowed: this.tombstonesOverflowed }
   }
 }

@@ -16,9 +16,19 @@
  *   <p>overlay:<o>            HASH    name subnet gateway vni net prefix createdBy createdAt cursor
  *   <p>overlay:<o>:hosts      SET     hosts that use the overlay
  *   <p>overlay:<o>:addrs      HASH    ip -> owner host id ('@gateway' for the gateway)
- *   <p>overlay:<o>:eps        HASH    endpoint id -> JSON {endpointId, ip, mac, hostId, vtep}
+ *   <p>overlay:<o>:eps        HASH    endpoint id -> JSON {endpointId, ip, mac, hostId, vtep, names?, sig?}
+ *   <p>overlay:<o>:claims     HASH    ip -> the endpoint id that published it first (publish refuses a second one)
  *   <p>vnis                   HASH    vni -> overlay
  *   <p>vnicursor              STRING  the last VNI handed out
+ *
+ * Host keys (<p>host:<h> and its sets) expire a few TTLs after the host's last
+ * heartbeat, should no other host reap it. `sig` fields (host and overlay
+ * hashes, endpoint JSON) hold the --cluster-key MAC made by the writing host;
+ * scripts store and pass them on, never check them (the key never reaches Redis).
+ *
+ * Everything read back is data anyone with write access to Redis may have
+ * forged: scripts decode stored JSON with pcall and skip what does not parse,
+ * so a bad entry cannot make a script fail for everyone.
  *
  * Scripts validate before they write (a Lua error does not undo earlier writes)
  * and raise errors as `CODE message`, CODE being a ferry ErrorCode. Scripts
@@ -41,7 +51,19 @@ local function okey(o) return P .. 'overlay:' .. o end
 local function hkey(h) return P .. 'host:' .. h end
 local function split(m)
   local bar = string.find(m, '|', 1, true)
+  if not bar then return nil, nil end
   return string.sub(m, 1, bar - 1), string.sub(m, bar + 1)
+end
+local function dec(s)
+  if type(s) ~= 'string' then return nil end
+  local ok, v = pcall(cjson.decode, s)
+  if ok and type(v) == 'table' then return v end
+  return nil
+end
+local function field(s, name)
+  local e = dec(s)
+  if e and type(e[name]) == 'string' then return e[name] end
+  return nil
 end
 local function ip2int(ip)
   local a, b, c, d = string.match(ip, '^(%d+)%.(%d+)%.(%d+)%.(%d+)$')
@@ -76,14 +98,15 @@ local function delete_overlay(o)
   local ok = okey(o)
   local eps = redis.call('HGETALL', ok .. ':eps')
   for i = 1, #eps, 2 do
-    redis.call('SREM', hkey(cjson.decode(eps[i + 1]).hostId) .. ':eps', o .. '|' .. eps[i])
+    local eh = field(eps[i + 1], 'hostId')
+    if eh then redis.call('SREM', hkey(eh) .. ':eps', o .. '|' .. eps[i]) end
   end
   local addrs = redis.call('HGETALL', ok .. ':addrs')
   for i = 1, #addrs, 2 do redis.call('SREM', hkey(addrs[i + 1]) .. ':addrs', o .. '|' .. addrs[i]) end
   for _, h in ipairs(redis.call('SMEMBERS', ok .. ':hosts')) do redis.call('SREM', hkey(h) .. ':overlays', o) end
   local vni = redis.call('HGET', ok, 'vni')
   if vni then redis.call('HDEL', P .. 'vnis', vni) end
-  redis.call('DEL', ok, ok .. ':hosts', ok .. ':addrs', ok .. ':eps')
+  redis.call('DEL', ok, ok .. ':hosts', ok .. ':addrs', ok .. ':eps', ok .. ':claims')
   redis.call('SREM', P .. 'overlays', o)
   bump('"kind":"overlay-removed","name":' .. cjson.encode(o))
 end
@@ -95,13 +118,17 @@ local function leave_membership(h, o)
   delete_overlay(o)
   return true
 end
+local function unclaim(o, ip, id)
+  if ip and redis.call('HGET', okey(o) .. ':claims', ip) == id then redis.call('HDEL', okey(o) .. ':claims', ip) end
+end
 local function withdraw(o, id)
   local ek = okey(o) .. ':eps'
   local old = redis.call('HGET', ek, id)
   if not old then return false end
   redis.call('HDEL', ek, id)
-  local h = cjson.decode(old).hostId
-  redis.call('SREM', hkey(h) .. ':eps', o .. '|' .. id)
+  unclaim(o, field(old, 'ip'), id)
+  local h = field(old, 'hostId') or ''
+  if h ~= '' then redis.call('SREM', hkey(h) .. ':eps', o .. '|' .. id) end
   bump('"kind":"endpoint-withdrawn","overlay":' .. cjson.encode(o) .. ',"endpointId":' .. cjson.encode(id) .. ',"hostId":' .. cjson.encode(h))
   return true
 end
@@ -109,6 +136,7 @@ local function release(h, o, ip)
   local ak = okey(o) .. ':addrs'
   if redis.call('HGET', ak, ip) ~= h then return false end
   redis.call('HDEL', ak, ip)
+  redis.call('HDEL', okey(o) .. ':claims', ip)
   redis.call('SREM', hkey(h) .. ':addrs', o .. '|' .. ip)
   return true
 end
@@ -132,12 +160,20 @@ local function remove_host(h)
   local hk = hkey(h)
   for _, m in ipairs(redis.call('SMEMBERS', hk .. ':eps')) do
     local o, id = split(m)
-    redis.call('HDEL', okey(o) .. ':eps', id)
+    if o then
+      unclaim(o, field(redis.call('HGET', okey(o) .. ':eps', id), 'ip'), id)
+      redis.call('HDEL', okey(o) .. ':eps', id)
+    end
   end
   for _, m in ipairs(redis.call('SMEMBERS', hk .. ':addrs')) do
     local o, ip = split(m)
-    local ak = okey(o) .. ':addrs'
-    if redis.call('HGET', ak, ip) == h then redis.call('HDEL', ak, ip) end
+    if o then
+      local ak = okey(o) .. ':addrs'
+      if redis.call('HGET', ak, ip) == h then
+        redis.call('HDEL', ak, ip)
+        redis.call('HDEL', okey(o) .. ':claims', ip)
+      end
+    end
   end
   local ovs = redis.call('SMEMBERS', hk .. ':overlays')
   local existed = redis.call('EXISTS', hk) == 1 or redis.call('ZSCORE', P .. 'hosts', h)
@@ -151,30 +187,34 @@ local function host_rows()
   local rows = {}
   local hs = redis.call('ZRANGE', P .. 'hosts', 0, -1, 'WITHSCORES')
   for i = 1, #hs, 2 do
-    local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt')
-    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0' }
+    local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt', 'sig')
+    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0', f[5] or '' }
   end
   return rows
 end
 local function overlay_row(o)
-  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt')
+  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig')
   if not f[1] then return nil end
-  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0' }
+  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0', f[6] or '' }
 end
 `
 
-/** ARGV: prefix, host, vtep, version, ttl ms, reap 0|1. Returns {isNew 0|1, {removed host ids}}. */
+/** ARGV: prefix, host, vtep, version, ttl ms, reap 0|1, key ttl ms, sig. Returns {isNew 0|1, {removed host ids}}. */
 const HEARTBEAT = `
-local h, vtep, version, ttl, reap = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local h, vtep, version, ttl, reap, keyTtl, sig = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local now = now_ms()
 local hk = hkey(h)
 local isNew = not redis.call('ZSCORE', P .. 'hosts', h)
 local oldVtep = redis.call('HGET', hk, 'vtep')
+local oldSig = redis.call('HGET', hk, 'sig') or ''
 redis.call('ZADD', P .. 'hosts', fmt(now + ttl), h)
 if isNew or redis.call('HEXISTS', hk, 'registeredAt') == 0 then redis.call('HSET', hk, 'registeredAt', fmt(now)) end
-redis.call('HSET', hk, 'vtep', vtep, 'version', version, 'lastHeartbeat', fmt(now))
-if isNew or oldVtep ~= vtep then
-  bump('"kind":"host-up","host":' .. cjson.encode({ hostId = h, vtep = vtep, version = version }))
+redis.call('HSET', hk, 'vtep', vtep, 'version', version, 'lastHeartbeat', fmt(now), 'sig', sig)
+for _, k in ipairs({ hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays' }) do redis.call('PEXPIRE', k, keyTtl) end
+if isNew or oldVtep ~= vtep or oldSig ~= sig then
+  local host = { hostId = h, vtep = vtep, version = version }
+  if sig ~= '' then host.sig = sig end
+  bump('"kind":"host-up","host":' .. cjson.encode(host))
 end
 local removed = {}
 if reap == '1' then
@@ -188,11 +228,15 @@ end
 return { isNew and 1 or 0, removed }
 `
 
-/** ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max. Returns the definition row. */
+/**
+ * ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max, announce 0|1.
+ * Returns {definition row, created 0|1}; with announce 0 the overlay-defined message is left to SEAL.
+ */
 const DEFINE = `
 local h, name, subnet, gateway, vniArg, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local net, plen = tonumber(ARGV[8]), tonumber(ARGV[9])
 local vmin, vmax = tonumber(ARGV[10]), tonumber(ARGV[11])
+local announce = ARGV[12] == '1'
 local ok = okey(name)
 local ex = overlay_row(name)
 if ex then
@@ -202,7 +246,7 @@ if ex then
     fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with VNI ' .. ex[4] .. ' (this host asked for ' .. vniArg .. ')')
   end
   join(h, name)
-  return ex
+  return { ex, 0 }
 end
 local last = net + 2 ^ (32 - plen) - 1
 local others = redis.call('SMEMBERS', P .. 'overlays')
@@ -243,8 +287,21 @@ redis.call('HSET', ok .. ':addrs', gateway, '@gateway')
 redis.call('HSET', P .. 'vnis', fmt(vni), name)
 redis.call('SADD', P .. 'overlays', name)
 join(h, name)
-bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now }))
-return { name, subnet, gateway, fmt(vni), h, fmt(now) }
+if announce then
+  bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now }))
+end
+return { { name, subnet, gateway, fmt(vni), h, fmt(now), '' }, 1 }
+`
+
+/** ARGV: prefix, name, subnet, gateway, vni, sig. Stores the MAC when the definition still matches, and announces it. Returns 1 when stored. */
+const SEAL = `
+local name, subnet, gateway, vni, sig = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local ex = overlay_row(name)
+if not ex or ex[2] ~= subnet or ex[3] ~= gateway or ex[4] ~= vni then return 0 end
+redis.call('HSET', okey(name), 'sig', sig)
+bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = tonumber(vni),
+  createdBy = ex[5], createdAt = tonumber(ex[6]), sig = sig }))
+return 1
 `
 
 /** ARGV: prefix, host, name. Returns 1 when the definition was deleted. */
@@ -252,9 +309,16 @@ const LEAVE_OVERLAY = `
 return leave_overlay(ARGV[2], ARGV[3]) and 1 or 0
 `
 
-/** ARGV: prefix, host, overlay, preferred ip|'', reclaim 0|1. Returns the address. */
+/**
+ * ARGV: prefix, host, overlay, preferred ip|'', reclaim 0|1, scanned, limit.
+ * Returns {address or '', addresses looked at}. Looks at no more than limit
+ * addresses from the cursor (which moves past them), so a nearly full /8 costs
+ * many short calls rather than one that blocks Redis; scanned counts the
+ * earlier calls of the same allocation, to tell when every address was seen.
+ */
 const ALLOCATE = `
 local h, name, pref, reclaim = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local scanned, limit = tonumber(ARGV[6]), tonumber(ARGV[7])
 local ok = okey(name)
 local f = redis.call('HMGET', ok, 'net', 'prefix', 'subnet', 'cursor')
 if not f[1] then fail('NETWORK_NOT_FOUND', 'overlay ' .. name .. ' is not defined in the cluster') end
@@ -272,18 +336,24 @@ if pref ~= '' then
   local n = ip2int(pref)
   if n < first or n > last then fail('ADDRESS_OUT_OF_POOL', 'address ' .. pref .. ' is not a host address of overlay ' .. name .. ' (' .. f[3] .. ')') end
   local owner = redis.call('HGET', ak, pref)
-  if not owner or (owner == h and reclaim == '1') then return take(pref, nil) end
+  if not owner or (owner == h and reclaim == '1') then return { take(pref, nil), 1 } end
   if owner == '@gateway' then fail('ADDRESS_IN_USE', 'address ' .. pref .. ' is the gateway of overlay ' .. name) end
   fail('ADDRESS_IN_USE', 'address ' .. pref .. ' of overlay ' .. name .. ' is already allocated (by host ' .. owner .. ')')
 end
 local count = last - first + 1
 local start = tonumber(f[4]) or (first - 1)
-for i = 1, count do
+if start < first - 1 or start > last then start = first - 1 end
+local left = count - scanned
+if left <= 0 then fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. f[3] .. ')') end
+local steps = math.min(limit, left)
+for i = 1, steps do
   local n = first + ((start + i - first) % count)
   local ip = int2ip(n)
-  if redis.call('HEXISTS', ak, ip) == 0 then return take(ip, n) end
+  if redis.call('HEXISTS', ak, ip) == 0 then return { take(ip, n), i } end
 end
-fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. f[3] .. ')')
+if steps >= left then fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. f[3] .. ')') end
+redis.call('HSET', ok, 'cursor', fmt(first + ((start + steps - first) % count)))
+return { '', steps }
 `
 
 /** ARGV: prefix, host, overlay, ip. Returns 1 when released. */
@@ -291,17 +361,32 @@ const RELEASE = `
 return release(ARGV[2], ARGV[3], ARGV[4]) and 1 or 0
 `
 
-/** ARGV: prefix, host, overlay, endpoint id, endpoint JSON. Returns the revision. */
+/**
+ * ARGV: prefix, host, overlay, endpoint id, endpoint address, endpoint JSON. Returns the revision.
+ * The address must be allocated to the host and not claimed by another endpoint
+ * still published with it: the first claim of an address wins.
+ */
 const PUBLISH = `
-local h, name, id, json = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local h, name, id, ip, json = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ok = okey(name)
 if redis.call('EXISTS', ok) == 0 then fail('NETWORK_NOT_FOUND', 'overlay ' .. name .. ' is not defined in the cluster') end
 local ek = ok .. ':eps'
+local ck = ok .. ':claims'
+if redis.call('HGET', ok .. ':addrs', ip) ~= h then
+  fail('ADDRESS_IN_USE', 'address ' .. ip .. ' of overlay ' .. name .. ' is not allocated to host ' .. h)
+end
+local claimant = redis.call('HGET', ck, ip)
+if claimant and claimant ~= id and field(redis.call('HGET', ek, claimant), 'ip') == ip then
+  fail('ADDRESS_IN_USE', 'address ' .. ip .. ' of overlay ' .. name .. ' is already claimed by endpoint ' .. string.sub(claimant, 1, 12))
+end
 local old = redis.call('HGET', ek, id)
+local oldIp = field(old, 'ip')
+if oldIp and oldIp ~= ip then unclaim(name, oldIp, id) end
+redis.call('HSET', ck, ip, id)
 if old == json then return tonumber(redis.call('GET', P .. 'rev') or '0') end
 if old then
-  local oh = cjson.decode(old).hostId
-  if oh ~= h then redis.call('SREM', hkey(oh) .. ':eps', name .. '|' .. id) end
+  local oh = field(old, 'hostId')
+  if oh and oh ~= h then redis.call('SREM', hkey(oh) .. ':eps', name .. '|' .. id) end
 end
 redis.call('HSET', ek, id, json)
 redis.call('SADD', hkey(h) .. ':eps', name .. '|' .. id)
@@ -327,13 +412,14 @@ local eps, addrs, ovs = set(keep.endpoints), set(keep.addresses), set(keep.overl
 for _, m in ipairs(redis.call('SMEMBERS', hkey(h) .. ':eps')) do
   if not eps[m] then
     local o, id = split(m)
-    withdraw(o, id)
+    if o then withdraw(o, id) else redis.call('SREM', hkey(h) .. ':eps', m) end
   end
 end
 for _, m in ipairs(redis.call('SMEMBERS', hkey(h) .. ':addrs')) do
   if not addrs[m] then
     local o, ip = split(m)
-    release(h, o, ip)
+    if o then release(h, o, ip) end
+    redis.call('SREM', hkey(h) .. ':addrs', m)
   end
 end
 for _, o in ipairs(redis.call('SMEMBERS', hkey(h) .. ':overlays')) do
@@ -349,7 +435,7 @@ remove_host(ARGV[2])
 return 1
 `
 
-/** ARGV: prefix. Returns {rev, now, host rows, overlay rows {…, hosts, endpoint JSONs}}. */
+/** ARGV: prefix. Returns {rev, now, host rows, overlay rows {…, hosts, endpoint id/JSON pairs, claim ip/id pairs}}. */
 const SNAPSHOT = `
 local rev = tonumber(redis.call('GET', P .. 'rev') or '0')
 local overlays = {}
@@ -358,8 +444,9 @@ table.sort(names)
 for _, o in ipairs(names) do
   local row = overlay_row(o)
   if row then
-    row[7] = redis.call('SMEMBERS', okey(o) .. ':hosts')
-    row[8] = redis.call('HVALS', okey(o) .. ':eps')
+    row[8] = redis.call('SMEMBERS', okey(o) .. ':hosts')
+    row[9] = redis.call('HGETALL', okey(o) .. ':eps')
+    row[10] = redis.call('HGETALL', okey(o) .. ':claims')
     overlays[#overlays + 1] = row
   end
 end
@@ -376,9 +463,9 @@ const OVERLAY = `
 return overlay_row(ARGV[2])
 `
 
-/** ARGV: prefix, name. Returns the endpoint JSONs. */
+/** ARGV: prefix, name. Returns {definition row or false, endpoint id/JSON pairs}. */
 const ENDPOINTS = `
-return redis.call('HVALS', okey(ARGV[2]) .. ':eps')
+return { overlay_row(ARGV[2]) or false, redis.call('HGETALL', okey(ARGV[2]) .. ':eps') }
 `
 
 function script (name: string, body: string): LuaScript {
@@ -389,6 +476,7 @@ function script (name: string, body: string): LuaScript {
 export const SCRIPTS = {
   heartbeat: script('heartbeat', HEARTBEAT),
   define: script('define', DEFINE),
+  seal: script('seal', SEAL),
   leaveOverlay: script('leaveOverlay', LEAVE_OVERLAY),
   allocate: script('allocate', ALLOCATE),
   release: script('release', RELEASE),

@@ -13,11 +13,9 @@
 import { FerryError } from '../errors/errors.js'
 import { bounds, intToIp, ipToInt, parseCidr, rangesOverlap } from '../ipam/cidr.js'
 import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
-import type { BackendListener, ClusterBackend, HostKeep, HostRegistration, VniMode } from './backend.js'
+import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
-import type {
-  ClusterChange, ClusterEndpoint, ClusterSnapshot, HostInfo, OverlayDefinition, OverlayRequest,
-} from './types.js'
+import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
 
 /** A change before it gets its revision. */
 type ChangeBody = ClusterChange extends infer C ? C extends ClusterChange ? Omit<C, 'rev'> : never : never
@@ -25,22 +23,39 @@ type ChangeBody = ClusterChange extends infer C ? C extends ClusterChange ? Omit
 /** The owner recorded for an overlay's gateway address. */
 export const GATEWAY_OWNER = '@gateway'
 
-interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number }
+interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, keyExpiresAt: number }
+
+/** An endpoint as stored: normally a ClusterEndpoint with its MAC; tests may forge anything (forgeEndpoint). */
+type StoredEndpoint = Record<string, unknown>
 
 interface OverlayRecord {
   def: OverlayDefinition
+  sig: string
   net: number
   prefix: number
   cursor?: number
   hosts: Set<string>
   /** ip -> owner host id (or GATEWAY_OWNER). */
   addrs: Map<string, string>
-  eps: Map<string, ClusterEndpoint>
+  eps: Map<string, StoredEndpoint>
+  /** ip -> the endpoint that published it first. */
+  claims: Map<string, string>
 }
 
-function sameEndpoint (a: ClusterEndpoint, b: ClusterEndpoint): boolean {
-  return a.endpointId === b.endpointId && a.ip === b.ip && a.mac === b.mac && a.hostId === b.hostId && a.vtep === b.vtep &&
-    (a.names ?? []).join(',') === (b.names ?? []).join(',')
+function stored (ep: ClusterEndpoint, sig: string): StoredEndpoint {
+  const s: StoredEndpoint = { endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep }
+  if (ep.names) s.names = [...ep.names]
+  if (sig !== '') s.sig = sig
+  return s
+}
+
+function sameStored (a: StoredEndpoint, b: StoredEndpoint): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
+
+function strField (e: StoredEndpoint | undefined, name: string): string | undefined {
+  const v = e?.[name]
+  return typeof v === 'string' ? v : undefined
 }
 
 function err (code: ConstructorParameters<typeof FerryError>[0], message: string): FerryError {
@@ -120,11 +135,26 @@ export class MemoryCluster {
   // -------------------------------------------------------------------------
   // Server-side steps (each one atomic), mirroring the Lua scripts.
 
-  private bump (change: ChangeBody): number {
+  /** Bump the revision and publish the change (stored endpoints and signed entries go as stored, MAC included). */
+  private bump (change: ChangeBody | { kind: string, [k: string]: unknown }): number {
     this.rev = (this.rev ?? this.now() * 1000) + 1
-    const full = { ...change, rev: this.rev } as ClusterChange
+    const full = { ...change, rev: this.rev }
     for (const c of this.conns) c.deliver(structuredClone(full))
     return this.rev
+  }
+
+  /** Test hook: what a Redis writer could do, publish any message to every host. */
+  forgeChange (raw: unknown): void {
+    for (const c of this.conns) c.deliver(structuredClone(raw))
+  }
+
+  /** Test hook: store anything as an endpoint entry (no claim, no message). */
+  forgeEndpoint (overlay: string, id: string, raw: Record<string, unknown>): void {
+    this.overlayRecords.get(overlay)?.eps.set(id, structuredClone(raw))
+  }
+
+  private unclaim (o: OverlayRecord, ip: string | undefined, id: string): void {
+    if (ip !== undefined && o.claims.get(ip) === id) o.claims.delete(ip)
   }
 
   private cleanupIfEmpty (): void {
@@ -142,7 +172,7 @@ export class MemoryCluster {
   private deleteOverlay (name: string): void {
     const o = this.overlayRecords.get(name)
     if (!o) return
-    for (const [id, ep] of o.eps) this.hostEps.get(ep.hostId)?.delete(`${name}|${id}`)
+    for (const [id, ep] of o.eps) this.hostEps.get(strField(ep, 'hostId') ?? '')?.delete(`${name}|${id}`)
     for (const [ip, owner] of o.addrs) this.hostAddrs.get(owner)?.delete(`${name}|${ip}`)
     for (const h of o.hosts) this.hostOverlays.get(h)?.delete(name)
     for (const m of [this.hostEps, this.hostAddrs, this.hostOverlays]) for (const [k, s] of m) if (s.size === 0) m.delete(k)
@@ -156,8 +186,13 @@ export class MemoryCluster {
     const old = this.hostRecords.get(reg.hostId)
     const isNew = !this.expiries.has(reg.hostId)
     this.expiries.set(reg.hostId, now + reg.ttlMs)
-    this.hostRecords.set(reg.hostId, { vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt })
-    if (isNew || old?.vtep !== reg.vtep) this.bump({ kind: 'host-up', host: { hostId: reg.hostId, vtep: reg.vtep, version: reg.version } })
+    this.hostRecords.set(reg.hostId, {
+      vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt, sig: reg.sig, keyExpiresAt: now + reg.keyTtlMs,
+    })
+    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig) {
+      const host = { hostId: reg.hostId, vtep: reg.vtep, version: reg.version, ...(reg.sig !== '' ? { sig: reg.sig } : {}) }
+      this.bump({ kind: 'host-up', host })
+    }
     const removed: string[] = []
     if (!reg.reap) return { isNew, removed }
     for (const [h, exp] of [...this.expiries].sort((a, b) => a[1] - b[1])) {
@@ -169,12 +204,14 @@ export class MemoryCluster {
   removeHost (hostId: string): void {
     for (const m of this.hostEps.get(hostId) ?? []) {
       const [ov, id] = m.split('|') as [string, string]
-      this.overlayRecords.get(ov)?.eps.delete(id)
+      const o = this.overlayRecords.get(ov)
+      if (o) this.unclaim(o, strField(o.eps.get(id), 'ip'), id)
+      o?.eps.delete(id)
     }
     for (const m of this.hostAddrs.get(hostId) ?? []) {
       const [ov, ip] = m.split('|') as [string, string]
       const o = this.overlayRecords.get(ov)
-      if (o?.addrs.get(ip) === hostId) o.addrs.delete(ip)
+      if (o?.addrs.get(ip) === hostId) { o.addrs.delete(ip); o.claims.delete(ip) }
     }
     const ovs = [...(this.hostOverlays.get(hostId) ?? [])]
     const existed = this.expiries.has(hostId) || this.hostRecords.has(hostId)
@@ -199,7 +236,11 @@ export class MemoryCluster {
     return true
   }
 
-  define (hostId: string, req: OverlayRequest, mode: VniMode): OverlayDefinition {
+  private rawDefinition (o: OverlayRecord): Record<string, unknown> {
+    return { ...o.def, ...(o.sig !== '' ? { sig: o.sig } : {}) }
+  }
+
+  define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): { definition: Record<string, unknown>, created: boolean } {
     const ex = this.overlayRecords.get(req.name)
     if (ex) {
       const d = ex.def
@@ -209,7 +250,7 @@ export class MemoryCluster {
         throw err('NAME_CONFLICT', `overlay ${req.name} already exists with VNI ${d.vni} (this host asked for ${req.vni})`)
       }
       this.joinOverlay(hostId, req.name)
-      return { ...d }
+      return { definition: this.rawDefinition(ex), created: false }
     }
     const c = parseCidr(req.subnet)
     const range = bounds(c)
@@ -234,13 +275,22 @@ export class MemoryCluster {
       this.vniCursor = vni
     }
     const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: hostId, createdAt: this.now() }
-    this.overlayRecords.set(req.name, {
-      def, net: c.network, prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(),
-    })
+    const rec: OverlayRecord = {
+      def, sig: '', net: c.network, prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
+    }
+    this.overlayRecords.set(req.name, rec)
     this.vnis.set(vni, req.name)
     this.joinOverlay(hostId, req.name)
-    this.bump({ kind: 'overlay-defined', overlay: { ...def } })
-    return { ...def }
+    if (announce) this.bump({ kind: 'overlay-defined', overlay: { ...def } })
+    return { definition: this.rawDefinition(rec), created: true }
+  }
+
+  seal (name: string, d: { subnet: string, gateway: string, vni: number }, sig: string): boolean {
+    const o = this.overlayRecords.get(name)
+    if (!o || o.def.subnet !== d.subnet || o.def.gateway !== d.gateway || o.def.vni !== d.vni) return false
+    o.sig = sig
+    this.bump({ kind: 'overlay-defined', overlay: { ...o.def, sig } })
+    return true
   }
 
   leaveOverlay (hostId: string, name: string): { deleted: boolean } {
@@ -266,7 +316,7 @@ export class MemoryCluster {
     return o
   }
 
-  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean): string {
+  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): AllocationStep {
     const o = this.overlayOrThrow(overlay)
     const size = 2 ** (32 - o.prefix)
     const first = o.net + 1
@@ -282,40 +332,55 @@ export class MemoryCluster {
       const n = ipToInt(preferred)
       if (n < first || n > last) throw err('ADDRESS_OUT_OF_POOL', `address ${preferred} is not a host address of overlay ${overlay} (${o.def.subnet})`)
       const owner = o.addrs.get(preferred)
-      if (owner === undefined) return take(preferred, undefined)
-      if (owner === hostId && reclaim) return take(preferred, undefined)
+      if (owner === undefined || (owner === hostId && reclaim)) return { ip: take(preferred, undefined), probes: 1 }
       if (owner === GATEWAY_OWNER) throw err('ADDRESS_IN_USE', `address ${preferred} is the gateway of overlay ${overlay}`)
       throw err('ADDRESS_IN_USE', `address ${preferred} of overlay ${overlay} is already allocated (by host ${owner})`)
     }
     const count = last - first + 1
     const start = o.cursor ?? first - 1
-    for (let i = 1; i <= count; i++) {
+    const left = count - scanned
+    if (left <= 0) throw err('POOL_EXHAUSTED', `no free address is left in overlay ${overlay} (${o.def.subnet})`)
+    const steps = Math.min(limit, left)
+    for (let i = 1; i <= steps; i++) {
       const n = first + ((start + i - first) % count)
       const ip = intToIp(n)
-      if (!o.addrs.has(ip)) return take(ip, n)
+      if (!o.addrs.has(ip)) return { ip: take(ip, n), probes: i }
     }
-    throw err('POOL_EXHAUSTED', `no free address is left in overlay ${overlay} (${o.def.subnet})`)
+    if (steps >= left) throw err('POOL_EXHAUSTED', `no free address is left in overlay ${overlay} (${o.def.subnet})`)
+    o.cursor = first + ((start + steps - first) % count)
+    return { probes: steps }
   }
 
   release (hostId: string, overlay: string, ip: string): boolean {
     const o = this.overlayRecords.get(overlay)
     if (!o || o.addrs.get(ip) !== hostId) return false
     o.addrs.delete(ip)
+    o.claims.delete(ip)
     const s = this.hostAddrs.get(hostId)
     s?.delete(`${overlay}|${ip}`)
     if (s?.size === 0) this.hostAddrs.delete(hostId)
     return true
   }
 
-  publish (overlay: string, ep: ClusterEndpoint): number {
+  publish (overlay: string, ep: ClusterEndpoint, sig: string): number {
     const o = this.overlayOrThrow(overlay)
+    if (o.addrs.get(ep.ip) !== ep.hostId) throw err('ADDRESS_IN_USE', `address ${ep.ip} of overlay ${overlay} is not allocated to host ${ep.hostId}`)
+    const claimant = o.claims.get(ep.ip)
+    if (claimant !== undefined && claimant !== ep.endpointId && strField(o.eps.get(claimant), 'ip') === ep.ip) {
+      throw err('ADDRESS_IN_USE', `address ${ep.ip} of overlay ${overlay} is already claimed by endpoint ${claimant.slice(0, 12)}`)
+    }
     const old = o.eps.get(ep.endpointId)
-    if (old && sameEndpoint(old, ep)) return this.rev ?? 0
-    if (old && old.hostId !== ep.hostId) this.hostEps.get(old.hostId)?.delete(`${overlay}|${ep.endpointId}`)
-    o.eps.set(ep.endpointId, { ...ep })
+    const oldIp = strField(old, 'ip')
+    if (oldIp !== ep.ip) this.unclaim(o, oldIp, ep.endpointId)
+    o.claims.set(ep.ip, ep.endpointId)
+    const entry = stored(ep, sig)
+    if (old && sameStored(old, entry)) return this.rev ?? 0
+    const oldHost = strField(old, 'hostId')
+    if (oldHost !== undefined && oldHost !== ep.hostId) this.hostEps.get(oldHost)?.delete(`${overlay}|${ep.endpointId}`)
+    o.eps.set(ep.endpointId, entry)
     setOf(this.hostEps, ep.hostId).add(`${overlay}|${ep.endpointId}`)
     this.joinOverlay(ep.hostId, overlay)
-    return this.bump({ kind: 'endpoint-published', overlay, endpoint: { ...ep } })
+    return this.bump({ kind: 'endpoint-published', overlay, endpoint: structuredClone(entry) })
   }
 
   withdraw (overlay: string, endpointId: string): boolean {
@@ -323,10 +388,12 @@ export class MemoryCluster {
     const old = o?.eps.get(endpointId)
     if (!o || !old) return false
     o.eps.delete(endpointId)
-    const s = this.hostEps.get(old.hostId)
+    this.unclaim(o, strField(old, 'ip'), endpointId)
+    const oldHost = strField(old, 'hostId') ?? ''
+    const s = this.hostEps.get(oldHost)
     s?.delete(`${overlay}|${endpointId}`)
-    if (s?.size === 0) this.hostEps.delete(old.hostId)
-    this.bump({ kind: 'endpoint-withdrawn', overlay, endpointId, hostId: old.hostId })
+    if (s?.size === 0) this.hostEps.delete(oldHost)
+    this.bump({ kind: 'endpoint-withdrawn', overlay, endpointId, hostId: oldHost })
     return true
   }
 
@@ -350,38 +417,48 @@ export class MemoryCluster {
     this.cleanupIfEmpty()
   }
 
-  private hostInfo (hostId: string): HostInfo | undefined {
+  /** A host row; its record is gone once its keys expired (a few TTLs without heartbeat or reaper), as in Redis. */
+  private hostInfo (hostId: string): Record<string, unknown> | undefined {
     const r = this.hostRecords.get(hostId)
     const exp = this.expiries.get(hostId)
-    if (!r || exp === undefined) return undefined
-    return { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
+    if (!r || exp === undefined || r.keyExpiresAt <= this.now()) return undefined
+    const h: HostInfo & { sig?: string } = { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
+    if (r.sig !== '') h.sig = r.sig
+    return { ...h }
   }
 
-  hosts (): HostInfo[] {
-    return [...this.expiries.keys()].sort().map((h) => this.hostInfo(h)).filter((h): h is HostInfo => h !== undefined)
+  hosts (): Array<Record<string, unknown>> {
+    return [...this.expiries.keys()].sort().map((h) => this.hostInfo(h)).filter((h): h is Record<string, unknown> => h !== undefined)
   }
 
-  overlay (name: string): OverlayDefinition | undefined {
+  overlay (name: string): Record<string, unknown> | undefined {
     const o = this.overlayRecords.get(name)
-    return o ? { ...o.def } : undefined
+    return o ? this.rawDefinition(o) : undefined
   }
 
-  endpoints (overlay: string): ClusterEndpoint[] {
+  private rawEndpoints (o: OverlayRecord): RawEndpoint[] {
+    return [...o.eps].map(([id, raw]) => ({ id, raw: structuredClone(raw) }))
+  }
+
+  endpoints (overlay: string): { definition?: Record<string, unknown>, endpoints: RawEndpoint[] } {
     const o = this.overlayRecords.get(overlay)
-    if (!o) return []
-    return [...o.eps.values()].sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1)).map((e) => ({ ...e }))
+    if (!o) return { endpoints: [] }
+    return { definition: this.rawDefinition(o), endpoints: this.rawEndpoints(o) }
   }
 
   revision (): number { return this.rev ?? 0 }
 
-  snapshot (): ClusterSnapshot {
+  snapshot (): RawSnapshot {
     return {
       rev: this.revision(),
       time: this.now(),
       hosts: this.hosts(),
       overlays: [...this.overlayRecords.keys()].sort().map((name) => {
         const o = this.overlayRecords.get(name)!
-        return { definition: { ...o.def }, hosts: [...o.hosts].sort(), endpoints: this.endpoints(name) }
+        return {
+          definition: this.rawDefinition(o), hosts: [...o.hosts], endpoints: this.rawEndpoints(o),
+          claims: [...o.claims].map(([ip, endpointId]) => ({ ip, endpointId })),
+        }
       }),
     }
   }
@@ -415,8 +492,8 @@ export class MemoryBackend implements ClusterBackend {
   lost (): void { queueMicrotask(() => this.listener?.down(new Error('connection lost'))) }
   /** @internal the server is back */
   reconnected (): void { queueMicrotask(() => { if (!this.closed) this.listener?.ready() }) }
-  /** @internal a published change */
-  deliver (change: ClusterChange): void { queueMicrotask(() => { if (!this.closed) this.listener?.change(change) }) }
+  /** @internal a published change (or anything a test forges) */
+  deliver (change: unknown): void { queueMicrotask(() => { if (!this.closed) this.listener?.change(change) }) }
 
   /** One command: fails when the server is down, runs atomically otherwise. */
   private async run<T> (fn: () => T): Promise<T> {
@@ -426,14 +503,15 @@ export class MemoryBackend implements ClusterBackend {
   }
 
   heartbeat (reg: HostRegistration) { return this.run(() => this.cluster.heartbeat(reg)) }
-  define (hostId: string, req: OverlayRequest, mode: VniMode) { return this.run(() => this.cluster.define(hostId, req, mode)) }
+  define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean) { return this.run(() => this.cluster.define(hostId, req, mode, announce)) }
+  seal (name: string, d: { subnet: string, gateway: string, vni: number }, sig: string) { return this.run(() => this.cluster.seal(name, d, sig)) }
   leaveOverlay (hostId: string, name: string) { return this.run(() => this.cluster.leaveOverlay(hostId, name)) }
-  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean) {
-    return this.run(() => this.cluster.allocate(hostId, overlay, preferred, reclaim))
+  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number) {
+    return this.run(() => this.cluster.allocate(hostId, overlay, preferred, reclaim, scanned, limit))
   }
 
   release (hostId: string, overlay: string, ip: string) { return this.run(() => this.cluster.release(hostId, overlay, ip)) }
-  publish (overlay: string, ep: ClusterEndpoint) { return this.run(() => this.cluster.publish(overlay, ep)) }
+  publish (overlay: string, ep: ClusterEndpoint, sig: string) { return this.run(() => this.cluster.publish(overlay, ep, sig)) }
   withdraw (overlay: string, endpointId: string) { return this.run(() => this.cluster.withdraw(overlay, endpointId)) }
   prune (hostId: string, keep: HostKeep) { return this.run(() => this.cluster.prune(hostId, keep)) }
   removeHost (hostId: string) { return this.run(() => this.cluster.removeHost(hostId)) }

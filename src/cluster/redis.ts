@@ -15,20 +15,17 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
 import { parseCidr } from '../ipam/cidr.js'
 import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
-import type { BackendListener, ClusterBackend, HostKeep, HostRegistration, VniMode } from './backend.js'
+import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
 import { SCRIPTS, type LuaScript } from './lua.js'
 import { parseClusterUrl, type ClusterUrl } from './url.js'
-import { checkNames } from './validate.js'
-import type {
-  ClusterChange, ClusterEndpoint, ClusterSnapshot, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest,
-} from './types.js'
+import { MAX_STORED_JSON, endpointContent } from './validate.js'
+import type { ClusterEndpoint, LocalClusterState, OverlayRequest } from './types.js'
 
 export const DEFAULT_PREFIX = 'ferry:'
 const DEFAULT_COMMAND_TIMEOUT_MS = 3000
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000
 const PREFIX_RE = /^[A-Za-z0-9_.-]{1,32}:$/
-const CHANGE_KINDS = new Set(['host-up', 'host-removed', 'overlay-defined', 'overlay-removed', 'endpoint-published', 'endpoint-withdrawn'])
 
 export interface RedisClusterOptions extends ClusterClientOptions {
   /** redis://…, rediss://… or sentinel://… (see src/cluster/url.ts). */
@@ -113,45 +110,44 @@ function list (v: unknown): unknown[] {
   return Array.isArray(v) ? v : []
 }
 
-function toDefinition (row: unknown[]): OverlayDefinition {
-  return { name: str(row[0]), subnet: str(row[1]), gateway: str(row[2]), vni: num(row[3]), createdBy: str(row[4]), createdAt: num(row[5]) }
+/** A definition row as a plain object; types are checked by the client (readOverlayDefinition). */
+function toDefinition (row: unknown[]): Record<string, unknown> {
+  const d: Record<string, unknown> = { name: str(row[0]), subnet: str(row[1]), gateway: str(row[2]), vni: num(row[3]), createdBy: str(row[4]), createdAt: num(row[5]) }
+  if (str(row[6]) !== '') d.sig = str(row[6])
+  return d
 }
 
-function toHost (row: unknown[]): HostInfo {
-  return { hostId: str(row[0]), vtep: str(row[1]), version: str(row[2]), lastHeartbeat: num(row[3]), expiresAt: num(row[4]), registeredAt: num(row[5]) }
+function toHost (row: unknown[]): Record<string, unknown> {
+  const h: Record<string, unknown> = { hostId: str(row[0]), vtep: str(row[1]), version: str(row[2]), lastHeartbeat: num(row[3]), expiresAt: num(row[4]), registeredAt: num(row[5]) }
+  if (str(row[6]) !== '') h.sig = str(row[6])
+  return h
 }
 
-function toEndpoint (json: unknown): ClusterEndpoint | undefined {
+/** HGETALL pairs as id/value entries. */
+function pairs (v: unknown): Array<[string, unknown]> {
+  const l = list(v)
+  const out: Array<[string, unknown]> = []
+  for (let i = 0; i + 1 < l.length; i += 2) out.push([str(l[i]), l[i + 1]])
+  return out
+}
+
+function toEndpoints (v: unknown): RawEndpoint[] {
+  return pairs(v).map(([id, raw]) => ({ id, raw }))
+}
+
+/** The stored form of an endpoint: its canonical content, with the cluster key's MAC when there is one. */
+export function endpointJson (ep: ClusterEndpoint, sig = ''): string {
+  const content = endpointContent(ep)
+  return sig === '' ? content : `${content.slice(0, -1)},"sig":${JSON.stringify(sig)}}`
+}
+
+/** A message from the change channel as JSON, or undefined when it is too long or not JSON (the client checks the rest). */
+export function parseChange (message: string): unknown {
+  if (message.length > 2 * MAX_STORED_JSON) return { kind: 'oversized message' }
   try {
-    const e = JSON.parse(str(json)) as Partial<ClusterEndpoint>
-    if (typeof e.endpointId !== 'string' || typeof e.ip !== 'string' || typeof e.mac !== 'string' ||
-      typeof e.hostId !== 'string' || typeof e.vtep !== 'string') return undefined
-    const out: ClusterEndpoint = { endpointId: e.endpointId, ip: e.ip, mac: e.mac, hostId: e.hostId, vtep: e.vtep }
-    const names = checkNames(e.names)
-    if (names) out.names = names
-    return out
+    return JSON.parse(message) as unknown
   } catch {
-    return undefined
-  }
-}
-
-function byId (a: ClusterEndpoint, b: ClusterEndpoint): number {
-  return a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0
-}
-
-/** The stored form of an endpoint: fixed key order, so that equal endpoints are equal strings. */
-export function endpointJson (ep: ClusterEndpoint): string {
-  return JSON.stringify({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep, ...(ep.names ? { names: ep.names } : {}) })
-}
-
-/** A change message from the channel, or undefined when it is not one. */
-export function parseChange (message: string): ClusterChange | undefined {
-  try {
-    const c = JSON.parse(message) as { kind?: unknown, rev?: unknown }
-    if (typeof c.kind !== 'string' || !CHANGE_KINDS.has(c.kind) || typeof c.rev !== 'number') return undefined
-    return c as ClusterChange
-  } catch {
-    return undefined
+    return { kind: 'unparsable message' }
   }
 }
 
@@ -205,8 +201,7 @@ export class RedisBackend implements ClusterBackend {
     })
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return
-      const change = parseChange(message)
-      if (change) this.listener?.change(change)
+      this.listener?.change(parseChange(message))
     })
     cmd.connect().catch((err: Error) => { this.lastError = err })
     sub.connect().catch((err: Error) => { this.lastError = err })
@@ -269,31 +264,37 @@ export class RedisBackend implements ClusterBackend {
   }
 
   async heartbeat (reg: HostRegistration): Promise<{ isNew: boolean, removed: string[] }> {
-    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0']))
+    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0', reg.keyTtlMs, reg.sig]))
     return { isNew: num(r[0]) === 1, removed: list(r[1]).map(str) }
   }
 
-  async define (hostId: string, req: OverlayRequest, mode: VniMode): Promise<OverlayDefinition> {
+  async define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }> {
     const c = parseCidr(req.subnet)
-    const r = await this.run(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
-      mode, c.network, c.prefix, VNI_AUTO_MIN, VNI_MAX])
-    return toDefinition(list(r))
+    const r = list(await this.run(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
+      mode, c.network, c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0']))
+    return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
+  }
+
+  async seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean> {
+    return num(await this.run(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig])) === 1
   }
 
   async leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }> {
     return { deleted: num(await this.run(SCRIPTS.leaveOverlay, [hostId, name])) === 1 }
   }
 
-  async allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string> {
-    return str(await this.run(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0']))
+  async allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): Promise<AllocationStep> {
+    const r = list(await this.run(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0', scanned, limit]))
+    const ip = str(r[0])
+    return ip === '' ? { probes: num(r[1]) } : { ip, probes: num(r[1]) }
   }
 
   async release (hostId: string, overlay: string, ip: string): Promise<boolean> {
     return num(await this.run(SCRIPTS.release, [hostId, overlay, ip])) === 1
   }
 
-  async publish (overlay: string, ep: ClusterEndpoint): Promise<number> {
-    return num(await this.run(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, endpointJson(ep)]))
+  async publish (overlay: string, ep: ClusterEndpoint, sig: string): Promise<number> {
+    return num(await this.run(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, ep.ip, endpointJson(ep, sig)]))
   }
 
   async withdraw (overlay: string, endpointId: string): Promise<boolean> {
@@ -308,36 +309,37 @@ export class RedisBackend implements ClusterBackend {
     await this.run(SCRIPTS.removeHost, [hostId])
   }
 
-  async snapshot (): Promise<ClusterSnapshot> {
+  async snapshot (): Promise<RawSnapshot> {
     const r = list(await this.run(SCRIPTS.snapshot, []))
     return {
       rev: num(r[0]),
       time: num(r[1]),
-      hosts: list(r[2]).map((h) => toHost(list(h))).sort((a, b) => (a.hostId < b.hostId ? -1 : 1)),
+      hosts: list(r[2]).map((h) => toHost(list(h))),
       overlays: list(r[3]).map((row) => {
         const o = list(row)
         return {
           definition: toDefinition(o),
-          hosts: list(o[6]).map(str).sort(),
-          endpoints: list(o[7]).map(toEndpoint).filter((e): e is ClusterEndpoint => e !== undefined).sort(byId),
+          hosts: list(o[7]).map(str),
+          endpoints: toEndpoints(o[8]),
+          claims: pairs(o[9]).map(([ip, id]) => ({ ip, endpointId: str(id) })),
         }
       }),
     }
   }
 
-  async overlay (name: string): Promise<OverlayDefinition | undefined> {
+  async overlay (name: string): Promise<Record<string, unknown> | undefined> {
     const r = await this.run(SCRIPTS.overlay, [name])
     return Array.isArray(r) ? toDefinition(r) : undefined
   }
 
-  async endpoints (overlay: string): Promise<ClusterEndpoint[]> {
+  async endpoints (overlay: string): Promise<{ definition?: Record<string, unknown>, endpoints: RawEndpoint[] }> {
     const r = list(await this.run(SCRIPTS.endpoints, [overlay]))
-    return r.map(toEndpoint).filter((e): e is ClusterEndpoint => e !== undefined).sort(byId)
+    const endpoints = toEndpoints(r[1])
+    return Array.isArray(r[0]) ? { definition: toDefinition(r[0]), endpoints } : { endpoints }
   }
 
-  async hosts (): Promise<HostInfo[]> {
-    const r = list(await this.run(SCRIPTS.hosts, []))
-    return r.map((h) => toHost(list(h))).sort((a, b) => (a.hostId < b.hostId ? -1 : 1))
+  async hosts (): Promise<Array<Record<string, unknown>>> {
+    return list(await this.run(SCRIPTS.hosts, [])).map((h) => toHost(list(h)))
   }
 
   async revision (): Promise<number> {
@@ -345,7 +347,8 @@ export class RedisBackend implements ClusterBackend {
     if (!cmd || !this.isReady()) throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} is not reachable`)
     this.commands++
     try {
-      return num(await cmd.get(`${this.prefix}rev`))
+      const v = await cmd.get(`${this.prefix}rev`)
+      return v === null ? 0 : /^\d{1,16}$/.test(v) ? Number(v) : NaN
     } catch (err) {
       throw mapRedisError(err, this.description)
     }

@@ -9,6 +9,7 @@
  * (src/cluster/redis.ts) and an in-memory model with the same semantics
  * (src/cluster/memory.ts) for unit tests of consumers.
  */
+import type { RejectCounter } from './rejects.js'
 
 /** A registered host (agent). Times are milliseconds since the epoch, by the server's clock. */
 export interface HostInfo {
@@ -69,6 +70,12 @@ export interface OverlaySnapshot {
   /** Hosts that use the overlay (the definition goes when the last one leaves). */
   hosts: string[]
   endpoints: ClusterEndpoint[]
+  /**
+   * The store's claim records: which endpoint published each address first
+   * (set atomically by the publish script, which refuses a second claimant).
+   * An endpoint whose address is claimed by another one is not used.
+   */
+  claims: Array<{ ip: string, endpointId: string }>
 }
 
 /** A consistent read of everything, with the revision it reflects. */
@@ -122,6 +129,10 @@ export interface ClusterStatus {
   /** Commands sent to the store so far (a benchmark metric: commands per change). */
   commands: number
   lastError?: string
+  /** Entries and messages signed and checked with a shared --cluster-key. */
+  clusterKey: boolean
+  /** What was refused from the store (invalid, wrongly signed, inconsistent), by kind and reason. */
+  rejected: Array<{ kind: string, reason: string, count: number }>
 }
 
 export interface ClusterStore {
@@ -166,6 +177,10 @@ export interface ClusterStore {
   /** Withdraw an endpoint; false when it was not published. */
   withdrawEndpoint (overlay: string, endpointId: string): Promise<boolean>
   endpoints (overlay: string): Promise<ClusterEndpoint[]>
+  /** This host's own request for an overlay (what it defined or joined), if it uses it. */
+  localOverlay? (name: string): OverlayRequest | undefined
+  /** Where refusals of what the store holds are counted (shared with PeerSync). */
+  readonly rejects?: RejectCounter
   snapshot (): Promise<ClusterSnapshot>
   revision (): Promise<number>
   /** Receive changes; a `resync` is delivered at once when the store is ready. Returns the unsubscribe. */

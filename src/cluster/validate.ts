@@ -1,12 +1,17 @@
 /**
- * Validation of everything a host sends to the cluster store, before it gets
- * there: names that become parts of Redis keys, addresses, MACs and VNIs. Pure;
- * throws FerryError with a sentence naming the bad input.
+ * The schemas of everything stored in or published through the cluster store,
+ * shared by the write path (a host checks what it sends: the `check*`
+ * functions throw FerryError with a sentence naming the bad input) and the read
+ * path (the `read*` functions run the same checks on what comes back from the
+ * store, plus the cluster key's MAC when one is in use, and answer a refusal
+ * with a reason instead of throwing). Pure.
  */
 import { FerryError } from '../errors/errors.js'
 import { bounds, canonical, contains, intToIp, ipToInt, isIp, parseCidr } from '../ipam/cidr.js'
 import { VNI_MAX } from './backend.js'
-import type { ClusterEndpoint, OverlayRequest } from './types.js'
+import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
+import type { ClusterKey, SignedKind } from './key.js'
+import type { RejectReason } from './rejects.js'
 
 /** Overlay names as `-o ferry.overlay` accepts them (never '|' or ':', which key names use). */
 export const OVERLAY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
@@ -91,13 +96,29 @@ export function checkOverlayAddress (overlay: string, subnet: string, ip: string
   return intToIp(n)
 }
 
-const DNS_NAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$/
+/** One DNS label: letters, digits, '_' and '-' (not first or last), 1 to 63 bytes. */
+const DNS_LABEL_RE = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/
+export const MAX_NAMES = 32
 
-/** Names published with an endpoint: at most 32, each a plausible DNS name; others are dropped. */
+/** A DNS name made of valid labels, at most 253 bytes. */
+export function isDnsName (n: unknown): n is string {
+  return typeof n === 'string' && n.length > 0 && n.length <= 253 && n.split('.').every((l) => DNS_LABEL_RE.test(l))
+}
+
+/** Names a host publishes with an endpoint: the valid DNS names among its own, at most 32 (others are dropped). */
 export function checkNames (names: unknown): string[] | undefined {
   if (!Array.isArray(names)) return undefined
-  const ok = names.filter((n): n is string => typeof n === 'string' && DNS_NAME_RE.test(n)).slice(0, 32)
+  const ok = names.filter(isDnsName).slice(0, MAX_NAMES)
   return ok.length > 0 ? ok : undefined
+}
+
+/** Names read from the store: an array of at most 32 valid DNS names, or the entry is refused. */
+function strictNames (names: unknown): string[] | undefined {
+  if (names === undefined) return undefined
+  if (!Array.isArray(names) || names.length === 0 || names.length > MAX_NAMES || !names.every(isDnsName)) {
+    throw new FerryError('INVALID_REQUEST', `names must be an array of 1 to ${MAX_NAMES} DNS names`)
+  }
+  return [...names]
 }
 
 export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
@@ -111,4 +132,215 @@ export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
   const names = checkNames(ep.names)
   if (names) out.names = names
   return out
+}
+
+// ---------------------------------------------------------------------------
+// Canonical forms (what the cluster key's MAC covers)
+
+/** The stored form of an endpoint without its MAC: fixed key order, so that equal endpoints are equal strings. */
+export function endpointContent (ep: ClusterEndpoint): string {
+  return JSON.stringify({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep, ...(ep.names ? { names: ep.names } : {}) })
+}
+
+export function hostContent (h: { hostId: string, vtep: string }): string {
+  return JSON.stringify({ hostId: h.hostId, vtep: h.vtep })
+}
+
+export function overlayContent (d: { name: string, subnet: string, gateway: string, vni: number }): string {
+  return JSON.stringify({ name: d.name, subnet: d.subnet, gateway: d.gateway, vni: d.vni })
+}
+
+export function endpointKeyName (overlay: string, endpointId: string): string {
+  return `${overlay}|${endpointId}`
+}
+
+// ---------------------------------------------------------------------------
+// The read path
+
+/** An entry read from the store: accepted (normalized), or refused with a reason. */
+export type Read<T> = { ok: true, value: T } | { ok: false, reason: RejectReason, detail: string }
+
+/** Stored JSON (an endpoint or a message) longer than this is refused unparsed. */
+export const MAX_STORED_JSON = 16 * 1024
+
+function refused<T> (reason: RejectReason, detail: string): Read<T> {
+  return { ok: false, reason, detail }
+}
+
+function isRecord (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function str (v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new FerryError('INVALID_REQUEST', `${what} is not a string`)
+  return v
+}
+
+function safeInt (v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new FerryError('INVALID_REQUEST', `${what} is not a whole number`)
+  return v
+}
+
+function onlyKeys (o: Record<string, unknown>, allowed: readonly string[], what: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new FerryError('INVALID_REQUEST', `${what} has an unknown field "${k.slice(0, 40)}"`)
+}
+
+/** Run schema checks; a thrown error becomes an `invalid` refusal. */
+function schema<T> (fn: () => T): Read<T> {
+  try {
+    return { ok: true, value: fn() }
+  } catch (err) {
+    return refused('invalid', err instanceof Error ? err.message : String(err))
+  }
+}
+
+/** With a key, the MAC must be there and right; without one, MACs are ignored. */
+function macCheck<T> (value: T, key: ClusterKey | undefined, kind: SignedKind, name: string, content: string, sig: unknown): Read<T> {
+  if (key === undefined) return { ok: true, value }
+  if (sig === undefined || sig === '') return refused('missing-mac', 'it carries no MAC of the cluster key')
+  if (!key.verify(kind, name, content, sig)) return refused('bad-mac', 'its MAC does not match the cluster key')
+  return { ok: true, value }
+}
+
+function checkCanonicalIp (ip: string, what: string): string {
+  if (intToIp(ipToInt(checkIp(ip, what))) !== ip) throw new FerryError('INVALID_REQUEST', `${what} ${ip} is not canonical`)
+  return ip
+}
+
+/** A host as read from the store (a row of the hosts set, or a host-up message without times). */
+export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolean } = {}): Read<HostInfo> {
+  const r = schema(() => {
+    if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'a host is not an object')
+    if (opts.times === false) onlyKeys(raw, ['hostId', 'vtep', 'version', 'sig'], 'the host')
+    const version = str(raw.version ?? '', 'version')
+    if (version.length > 64 || !/^[\x20-\x7e]*$/.test(version)) throw new FerryError('INVALID_REQUEST', 'version is not short printable text')
+    const times = opts.times !== false
+    return {
+      hostId: checkHostId(str(raw.hostId, 'host id')),
+      vtep: checkCanonicalIp(str(raw.vtep, 'VTEP'), 'VTEP address'),
+      version,
+      lastHeartbeat: times ? safeInt(raw.lastHeartbeat, 'lastHeartbeat') : 0,
+      expiresAt: times ? safeInt(raw.expiresAt, 'expiresAt') : 0,
+      registeredAt: times ? safeInt(raw.registeredAt, 'registeredAt') : 0,
+    }
+  })
+  if (!r.ok || !isRecord(raw)) return r
+  return macCheck(r.value, key, 'host', r.value.hostId, hostContent(r.value), raw.sig)
+}
+
+/** An overlay definition as read from the store, checked as a request is and signed when a key is in use. */
+export function readOverlayDefinition (raw: unknown, key?: ClusterKey): Read<OverlayDefinition> {
+  const r = schema(() => {
+    if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an overlay definition is not an object')
+    onlyKeys(raw, ['name', 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig'], 'the overlay definition')
+    const vni = checkVni(safeInt(raw.vni, 'vni'))
+    const req = checkOverlayRequest({ name: str(raw.name, 'name'), subnet: str(raw.subnet, 'subnet'), gateway: str(raw.gateway, 'gateway'), vni })
+    if (req.subnet !== raw.subnet || req.gateway !== raw.gateway) throw new FerryError('INVALID_REQUEST', 'its subnet or gateway is not canonical')
+    return { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: checkHostId(str(raw.createdBy, 'createdBy')), createdAt: safeInt(raw.createdAt, 'createdAt') }
+  })
+  if (!r.ok || !isRecord(raw)) return r
+  return macCheck(r.value, key, 'overlay', r.value.name, overlayContent(r.value), raw.sig)
+}
+
+/** Where an endpoint was read: its overlay (and subnet and gateway when known), and its field in the store. */
+export interface EndpointContext {
+  overlay: string
+  subnet?: string
+  gateway?: string
+  /** The id the store files it under (the hash field): it must be the entry's own. */
+  id?: string
+}
+
+/** An endpoint as read from the store: the write path's checks, strict names, no unknown field, its MAC. */
+export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterKey): Read<ClusterEndpoint> {
+  if (typeof raw === 'string') {
+    if (raw.length > MAX_STORED_JSON) return refused('too-large', `it is ${raw.length} bytes long`)
+    try {
+      raw = JSON.parse(raw) as unknown
+    } catch {
+      return refused('invalid', 'it is not JSON')
+    }
+  }
+  let outside = false
+  const r = schema(() => {
+    if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an endpoint is not an object')
+    onlyKeys(raw, ['endpointId', 'ip', 'mac', 'hostId', 'vtep', 'names', 'sig'], 'the endpoint')
+    const ep: ClusterEndpoint = {
+      endpointId: checkEndpointId(str(raw.endpointId, 'endpoint id')),
+      ip: checkCanonicalIp(str(raw.ip, 'ip'), 'endpoint address'),
+      mac: str(raw.mac, 'mac'),
+      hostId: checkHostId(str(raw.hostId, 'host id')),
+      vtep: checkCanonicalIp(str(raw.vtep, 'VTEP'), 'VTEP address'),
+    }
+    if (checkMac(ep.mac) !== ep.mac) throw new FerryError('INVALID_REQUEST', 'its MAC address is not in lower case')
+    if (ctx.id !== undefined && ctx.id !== ep.endpointId) throw new FerryError('INVALID_REQUEST', `it is filed under another id (${ctx.id.slice(0, 64)})`)
+    if (ctx.subnet !== undefined) {
+      outside = true
+      checkOverlayAddress(ctx.overlay, ctx.subnet, ep.ip)
+      if (ep.ip === ctx.gateway) throw new FerryError('INVALID_REQUEST', `it claims the gateway address ${ep.ip}`)
+      outside = false
+    }
+    const names = strictNames(raw.names)
+    if (names) ep.names = names
+    return ep
+  })
+  if (!r.ok) return outside ? refused('outside-subnet', r.detail) : r
+  return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), endpointContent(r.value), isRecord(raw) ? raw.sig : undefined)
+}
+
+const CHANGE_KINDS: ReadonlySet<string> = new Set(['host-up', 'host-removed', 'overlay-defined', 'overlay-removed', 'endpoint-published', 'endpoint-withdrawn'])
+
+/** A pushed change message (parsed from JSON): its kind, a safe revision, its fields' schemas and MACs. */
+export function readChange (raw: unknown, key?: ClusterKey): Read<ClusterChange> {
+  if (!isRecord(raw)) return refused('invalid', 'a message is not an object')
+  const kind = raw.kind
+  const rev = raw.rev
+  if (typeof kind !== 'string' || !CHANGE_KINDS.has(kind)) return refused('invalid', 'its kind is not one ferry publishes')
+  if (typeof rev !== 'number' || !Number.isSafeInteger(rev) || rev < 1) return refused('revision', 'its revision is not a safe positive whole number')
+  const fields = (names: readonly string[]): Read<true> => schema(() => { onlyKeys(raw, ['kind', 'rev', ...names], `a ${String(kind).slice(0, 40)} message`); return true as const })
+  switch (kind) {
+    case 'host-up': {
+      const f = fields(['host'])
+      if (!f.ok) return f
+      const h = readHost(raw.host, key, { times: false })
+      if (!h.ok) return h
+      return { ok: true, value: { kind, rev, host: { hostId: h.value.hostId, vtep: h.value.vtep, version: h.value.version } } }
+    }
+    case 'host-removed': {
+      const f = fields(['hostId'])
+      if (!f.ok) return f
+      return schema(() => ({ kind, rev, hostId: checkHostId(str(raw.hostId, 'host id')) }))
+    }
+    case 'overlay-defined': {
+      const f = fields(['overlay'])
+      if (!f.ok) return f
+      const d = readOverlayDefinition(raw.overlay, key)
+      if (!d.ok) return d
+      return { ok: true, value: { kind, rev, overlay: d.value } }
+    }
+    case 'overlay-removed': {
+      const f = fields(['name'])
+      if (!f.ok) return f
+      return schema(() => ({ kind, rev, name: checkOverlayName(str(raw.name, 'name')) }))
+    }
+    case 'endpoint-published': {
+      const f = fields(['overlay', 'endpoint'])
+      if (!f.ok) return f
+      const o = schema(() => checkOverlayName(str(raw.overlay, 'overlay')))
+      if (!o.ok) return o
+      const e = readEndpoint(raw.endpoint, { overlay: o.value }, key)
+      if (!e.ok) return e
+      return { ok: true, value: { kind, rev, overlay: o.value, endpoint: e.value } }
+    }
+    case 'endpoint-withdrawn': {
+      const f = fields(['overlay', 'endpointId', 'hostId'])
+      if (!f.ok) return f
+      return schema(() => ({
+        kind, rev, overlay: checkOverlayName(str(raw.overlay, 'overlay')), endpointId: checkEndpointId(str(raw.endpointId, 'endpoint id')),
+        hostId: checkHostId(str(raw.hostId, 'host id')),
+      }))
+    }
+    default:
+      return refused('invalid', 'its kind is not one ferry publishes')
+  }
 }

@@ -26,6 +26,7 @@ import { vethNames } from '../bridge/names.js'
 import type { AttachWire } from '../runtime/spec.js'
 import type { AttachResult, ContainerRecord } from '../runtime/types.js'
 import type { ResolvConf } from '../runtime/files.js'
+import { own } from '../util/dict.js'
 
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const
 
@@ -212,7 +213,7 @@ export function attachBody (env: CniEnv, cfg: CniConfig): AttachWire {
     owner: 'cni',
   }
   // The aliases capability is keyed by the runtime's network name: the configuration's name.
-  const aliases = cfg.runtimeConfig?.aliases?.[cfg.name] ?? []
+  const aliases = own(cfg.runtimeConfig?.aliases, cfg.name) ?? []
   if (aliases.length > 0) body.aliases = [...new Set(aliases)]
   return body
 }
@@ -248,7 +249,7 @@ export function addResult (cniVersion: string, c: ContainerRecord, dns: CniDns =
   const ips: Array<Record<string, unknown>> = []
   const routes: Array<Record<string, string>> = []
   if (c.endpointId !== undefined && c.address !== undefined) {
-    interfaces.push({ name: vethNames(c.endpointId).host }, { name: c.ifname, mac: c.mac ?? '', sandbox: c.netns })
+    interfaces.push({ name: c.hostVeth ?? vethNames(c.endpointId).host }, { name: c.ifname, mac: c.mac ?? '', sandbox: c.netns })
     const ip: Record<string, unknown> = { address: `${c.address}/${c.prefixLen ?? 32}`, interface: 1 }
     if (cniVersion.startsWith('0.3')) ip.version = '4'
     if (c.gateway !== undefined) {

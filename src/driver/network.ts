@@ -13,7 +13,7 @@ import type { LinkDriver } from '../kernel/types.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
 import type { FirewallLimits } from '../nat/disabled.js'
 import type { Ipam } from '../ipam/ipam.js'
-import { defaultBridgeName, macForIp, normalizeMac, vethNames } from '../bridge/names.js'
+import { bridgeNameCandidates, macForIp, normalizeMac, pickNames, vethNameCandidates } from '../bridge/names.js'
 import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
 import { desiredBridge, planReconcile } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
@@ -21,6 +21,8 @@ import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
 import { addrOf, prefixOf } from '../util/ip.js'
+import { bounds, ipToInt, isCidr, isIp, parseAddress, prefixLen } from '../ipam/cidr.js'
+import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
 import type { LocalClusterState } from '../cluster/types.js'
@@ -33,6 +35,8 @@ export interface CreateNetworkInput {
   internal: boolean
   ipv6: boolean
   extraIpv4Data: number    // how many IPv4Data entries beyond the first
+  /** IPv4Data[0].AuxAddresses (--aux-address), CIDRs or bare IPs: no endpoint may take them. */
+  auxAddresses?: string[]
 }
 
 export interface CreateEndpointInput {
@@ -69,6 +73,26 @@ export interface NetworkDriverDeps {
   now?: () => Date
 }
 
+/**
+ * The address CreateEndpoint carries (`10.20.0.5/24`): an IPv4 address with the
+ * network's prefix, inside its subnet, neither its network nor its broadcast
+ * address nor its gateway.
+ */
+export function parseEndpointAddress (cidr: string, net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'id'>): { address: string, prefixLen: number } {
+  const prefix = prefixLen(net.subnet)
+  if (!isCidr(cidr) || prefixLen(cidr) !== prefix) {
+    throw new FerryError('INVALID_REQUEST', `endpoint address ${JSON.stringify(cidr.slice(0, 64))} is not an IPv4 address with the prefix /${prefix} of subnet ${net.subnet}`)
+  }
+  const address = parseAddress(cidr).ip
+  const n = ipToInt(address)
+  const { first, last } = bounds(net.subnet)
+  if (n < first || n > last) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is outside the network's subnet ${net.subnet}`)
+  if (n === first) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is the network address of subnet ${net.subnet}`)
+  if (n === last) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is the broadcast address of subnet ${net.subnet}`)
+  if (address === net.gateway) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${address} is the gateway's address of network ${net.id.slice(0, 12)}`)
+  return { address, prefixLen: prefix }
+}
+
 export function natNetwork (n: NetworkRecord): NatNetwork {
   return { id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal }
 }
@@ -83,6 +107,8 @@ export class NetworkDriver {
   private readonly locks = new KeyedMutex()
   /** Requests are readers, reconcile is the writer (see RwLock). */
   private readonly rw = new RwLock()
+  /** Kernel names chosen by requests still creating them (not yet in the store). */
+  private readonly claimed = new Set<string>()
 
   constructor (deps: NetworkDriverDeps) { this.d = deps }
 
@@ -131,6 +157,10 @@ export class NetworkDriver {
       throw new FerryError('INVALID_OPTION', 'option ferry.vni only applies to an overlay network: add -o ferry.overlay=NAME')
     }
     this.d.limits?.checkNetwork({ icc: opts.icc })
+    const aux = (input.auxAddresses ?? []).map((a) => {
+      if (!isIp(a) && !isCidr(a)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv4 address`)
+      return parseAddress(a).ip
+    })
     return this.op(input.id, async () => {
       const existing = this.state.networks[input.id]
       if (existing) {
@@ -142,30 +172,54 @@ export class NetworkDriver {
         throw new FerryError('INVALID_REQUEST', `subnet ${input.subnet} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
       }
       if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool.id)
-      const bridge = opts.bridgeName ?? defaultBridgeName(input.id)
+      if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pool.id, opts.bridgeName, aux)
+      const { bridge } = await this.pickKernelNames(bridgeNameCandidates(input.id).map((b) => ({ bridge: b })), `network ${input.id.slice(0, 12)}`)
+      try {
+        return await this.createBridgeNetwork(input, opts, pool.id, bridge, aux)
+      } finally {
+        this.claimed.delete(bridge)
+      }
+    })
+  }
+
+  /** Kernel names that no record, no request in flight and no link in the kernel has; claimed until released. */
+  private async pickKernelNames<T extends Record<string, string>> (candidates: T[], what: string): Promise<T> {
+    return pickNames(candidates, (name) => this.nameInUse(name), async (name) => (await this.d.links.getLink(name)) !== undefined,
+      (names) => { for (const n of names) this.claimed.add(n) }, what)
+  }
+
+  private nameInUse (name: string): boolean {
+    return this.claimed.has(name) || this.networks().some((n) => n.bridge === name) ||
+      this.endpoints().some((e) => e.hostVeth === name || e.containerVeth === name)
+  }
+
+  private async createBridgeNetwork (input: CreateNetworkInput, opts: NetworkOptions, poolId: string, bridge: string, aux: string[]): Promise<void> {
+    if (opts.bridgeName !== undefined) {
+      // The user's name: taken means refused (a derived name was already checked when it was picked).
       const other = this.networks().find((n) => n.bridge === bridge)
       if (other) throw new FerryError('NAME_CONFLICT', `bridge ${bridge} is already used by ferry network ${other.id.slice(0, 12)}`)
       const link = await this.d.links.getLink(bridge)
       if (link) {
         throw new FerryError('NAME_CONFLICT', `a ${link.kind ?? 'network'} device named ${bridge} already exists and is not ferry's: choose another com.docker.network.bridge.name or remove it`)
       }
-      const net = this.networkRecord(input, opts, pool.id, { bridge, ownsBridge: true, mtu: opts.mtu })
-      await withUndo(async (undo) => {
-        const b = desiredBridge(net)
-        undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
-        // A fixed MAC: otherwise the bridge takes its lowest port's, and changes as containers come and go.
-        await this.d.links.createBridge(bridge, { mtu: b.mtu, mac: b.mac })
-        await this.d.links.addAddress(bridge, b.address)
-        await this.d.links.setUp(bridge, true)
-        undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
-        await this.d.firewall.addNetwork(natNetwork(net))
-        this.state.networks[net.id] = net
-        undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
-        await this.d.store.commit(['networks', net.id])
-      }, this.undoLog)
-      this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
-      this.d.onChange?.()
-    })
+    }
+    const net = this.networkRecord(input, opts, poolId, { bridge, ownsBridge: true, mtu: opts.mtu })
+    await withUndo(async (undo) => {
+      const b = desiredBridge(net)
+      // A fixed MAC: otherwise the bridge takes its lowest port's, and changes as containers come and go.
+      await this.d.links.createBridge(bridge, { mtu: b.mtu, mac: b.mac })
+      undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
+      await this.d.links.addAddress(bridge, b.address)
+      await this.d.links.setUp(bridge, true)
+      undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
+      await this.d.firewall.addNetwork(natNetwork(net))
+      this.state.networks[net.id] = net
+      undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
+      await this.d.store.commit(['networks', net.id])
+      await this.d.ipam.markAux(poolId, aux)
+    }, this.undoLog)
+    this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
+    this.d.onChange?.()
   }
 
   /**
@@ -198,7 +252,7 @@ export class NetworkDriver {
       throw new FerryError('NAME_CONFLICT', `overlay ${name} already exists with subnet ${taken.subnet} (this host asked for ${input.subnet})`)
     }
     if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
-    const userMtu = input.generic['com.docker.network.driver.mtu'] !== undefined ? opts.mtu : undefined
+    const userMtu = Object.hasOwn(input.generic, 'com.docker.network.driver.mtu') ? opts.mtu : undefined
     await withUndo(async (undo) => {
       const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))
@@ -266,11 +320,7 @@ export class NetworkDriver {
       const net = this.network(input.networkId)
       // Refused here, not at ProgramExternalConnectivity: nothing of the request is made (an internal network publishes nothing).
       if (!net.internal) this.d.limits?.checkPorts(input.portRequests)
-      const address = addrOf(input.addressCidr)
-      const prefixLen = prefixOf(input.addressCidr)
-      if (!input.addressCidr.includes('/') || prefixLen !== prefixOf(net.subnet)) {
-        throw new FerryError('INVALID_REQUEST', `endpoint address ${input.addressCidr} does not belong to subnet ${net.subnet}`)
-      }
+      const { address, prefixLen } = parseEndpointAddress(input.addressCidr, net)
       const existing = this.state.endpoints[input.endpointId]
       if (existing) {
         if (existing.networkId === input.networkId && existing.address === address) {
@@ -278,48 +328,61 @@ export class NetworkDriver {
         }
         throw new FerryError('NAME_CONFLICT', `endpoint ${input.endpointId.slice(0, 12)} already exists on another network or address`)
       }
+      this.checkAddressAllocated(net, address)
       const mac = input.mac === '' ? macForIp(address) : normalizeMac(input.mac)
-      const names = vethNames(input.endpointId)
-      const ep: EndpointRecord = {
-        id: input.endpointId,
-        networkId: net.id,
-        address,
-        prefixLen,
-        mac,
-        hostVeth: names.host,
-        containerVeth: names.container,
-        joined: false,
-        portRequests: input.portRequests,
-        ports: [],
-        exposed: input.exposed,
-        createdAt: this.now(),
+      const names = await this.pickKernelNames(vethNameCandidates(input.endpointId), `endpoint ${input.endpointId.slice(0, 12)}`)
+      try {
+        return await this.createEndpointNow(input, net, { address, prefixLen, mac }, names)
+      } finally {
+        this.claimed.delete(names.host)
+        this.claimed.delete(names.container)
       }
-      await withUndo(async (undo) => {
-        // A leftover pair of the same name (a crash mid-create) is replaced.
-        await this.d.links.deleteLink(names.host)
-        await this.d.links.deleteLink(names.container)
-        undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
-        await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
-        await this.d.links.setMaster(names.host, net.bridge)
-        // Hairpin: a container reaches itself through its own published port.
-        await this.d.links.setHairpin(names.host, true)
-        await this.d.links.setUp(names.host, true)
-        this.state.endpoints[ep.id] = ep
-        undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit(['endpoints', ep.id]) })
-        await this.d.store.commit(['endpoints', ep.id])
-        if (net.overlay) {
-          // The bridge may have learned this MAC on the VXLAN port while the address
-          // was a remote container's: forget it, or frames from the tunnel are dropped.
-          await this.d.links.deleteFdb({ dev: vxlanName(net.overlay.vni), mac, master: true })
-          // Published at create, not at join: remote hosts get a head start on programming it.
-          undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
-          await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
-        }
-      }, this.undoLog)
-      this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
-      this.d.onChange?.()
-      return input.mac === '' ? { mac } : {}
     })
+  }
+
+  /** The veth pair (names picked and claimed by the caller), the record, the cluster. */
+  private async createEndpointNow (input: CreateEndpointInput, net: NetworkRecord, a: { address: string, prefixLen: number, mac: string },
+    names: { host: string, container: string }): Promise<{ mac?: string }> {
+    const { address, prefixLen, mac } = a
+    const ep: EndpointRecord = {
+      id: input.endpointId,
+      networkId: net.id,
+      address,
+      prefixLen,
+      mac,
+      hostVeth: names.host,
+      containerVeth: names.container,
+      joined: false,
+      portRequests: input.portRequests,
+      ports: [],
+      exposed: input.exposed,
+      createdAt: this.now(),
+    }
+    await withUndo(async (undo) => {
+      // Names no record and no link has (pickKernelNames): nothing to replace. A pair a
+      // crash left behind under another name goes at the next reconcile.
+      await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
+      // Only once it is ours: a create that failed (a link of that name appeared) deletes nothing.
+      undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
+      await this.d.links.setMaster(names.host, net.bridge)
+      // Hairpin: a container reaches itself through its own published port.
+      await this.d.links.setHairpin(names.host, true)
+      await this.d.links.setUp(names.host, true)
+      this.state.endpoints[ep.id] = ep
+      undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit(['endpoints', ep.id]) })
+      await this.d.store.commit(['endpoints', ep.id])
+      if (net.overlay) {
+        // The bridge may have learned this MAC on the VXLAN port while the address
+        // was a remote container's: forget it, or frames from the tunnel are dropped.
+        await this.d.links.deleteFdb({ dev: vxlanName(net.overlay.vni), mac, master: true })
+        // Published at create, not at join: remote hosts get a head start on programming it.
+        undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
+        await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
+      }
+    }, this.undoLog)
+    this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
+    this.d.onChange?.()
+    return input.mac === '' ? { mac } : {}
   }
 
   async join (networkId: string, endpointId: string, sandboxKey: string): Promise<JoinResult> {
@@ -346,7 +409,7 @@ export class NetworkDriver {
   async leave (networkId: string, endpointId: string): Promise<void> {
     return this.op(networkId, async () => {
       const ep = this.state.endpoints[endpointId]
-      if (!ep) return
+      if (!ep || ep.networkId !== networkId) return
       ep.joined = false
       delete ep.sandboxKey
       this.d.store.touch(['endpoints', ep.id])
@@ -356,13 +419,9 @@ export class NetworkDriver {
   async deleteEndpoint (networkId: string, endpointId: string): Promise<void> {
     return this.op(networkId, async () => {
       const ep = this.state.endpoints[endpointId]
-      if (!ep) {
-        // Half-gone from an earlier crash: clean what may be left in the kernel.
-        const names = vethNames(endpointId)
-        await this.d.links.deleteLink(names.host)
-        await this.d.links.deleteLink(names.container)
-        return
-      }
+      // Unknown here: nothing to do. Links are only ever deleted by the names an endpoint's
+      // record holds (never derived from an id); what a crash left, reconcile removes.
+      if (!ep || ep.networkId !== networkId) return
       // Forget first, then clean: a crash in between leaves only what reconcile (links,
       // rules) and the cluster re-assertion (Redis) remove by themselves. The other order
       // left a record whose DeleteEndpoint the engine retries with an empty body.
@@ -382,6 +441,32 @@ export class NetworkDriver {
     await this.d.links.deleteLink(ep.containerVeth)
     delete this.state.endpoints[ep.id]
     this.d.log.info({ network: ep.networkId, endpoint: ep.id }, 'endpoint deleted')
+  }
+
+  /**
+   * The engine asks IPAM for the address (RequestAddress), then creates the endpoint
+   * with it: the address must be one ferry handed out for an endpoint (the local pool,
+   * or the cluster for an overlay) and that no other endpoint holds. Not the gateway's,
+   * not an --aux-address. (parseEndpointAddress already placed it in the subnet.)
+   */
+  private checkAddressAllocated (net: NetworkRecord, ip: string): void {
+    const taken = this.endpoints(net.id).find((e) => e.address === ip)
+    if (taken) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${ip} is already used by endpoint ${taken.id.slice(0, 12)} of network ${net.id.slice(0, 12)}`)
+    if (net.overlay) {
+      // Overlay endpoint addresses are allocated cluster-wide, to this host.
+      if (this.d.overlay?.holdsAddress?.(net.overlay.name, ip) === false) {
+        throw new FerryError('INVALID_REQUEST', `endpoint address ${ip} was not allocated to this host by the cluster for overlay ${net.overlay.name}: ask IPAM for it first (docker run --ip, or no address at all)`)
+      }
+      return
+    }
+    const pool = this.d.ipam.pool(net.poolId)
+    if (!pool) throw new FerryError('INVALID_REQUEST', `the address pool ${net.poolId} of network ${net.id.slice(0, 12)} was released: no endpoint can be added to it`)
+    const use = own(pool.allocated, ip)
+    if (use === undefined) {
+      throw new FerryError('INVALID_REQUEST', `endpoint address ${ip} was not allocated by ferry's IPAM in pool ${pool.subnet}: ask IPAM for it first (docker run --ip, or no address at all)`)
+    }
+    if (use.kind === 'gateway') throw new FerryError('ADDRESS_IN_USE', `endpoint address ${ip} is the gateway's address of network ${net.id.slice(0, 12)}`)
+    if (use.kind === 'aux') throw new FerryError('ADDRESS_IN_USE', `endpoint address ${ip} is reserved as an auxiliary address (--aux-address) of network ${net.id.slice(0, 12)}`)
   }
 
   /** Ports are allocated under one global lock: host ports are shared by every network. */
@@ -416,7 +501,7 @@ export class NetworkDriver {
   async revokeExternalConnectivity (networkId: string, endpointId: string): Promise<void> {
     return this.op(networkId, () => this.locks.run('ports', async () => {
       const ep = this.state.endpoints[endpointId]
-      if (!ep || ep.ports.length === 0) return
+      if (!ep || ep.networkId !== networkId || ep.ports.length === 0) return
       const t = new Stopwatch()
       await this.d.firewall.removeEndpoint(ep.id)
       t.lap('firewall')

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   ALREADY_RUNNING: { category: 'conflict', doc: 'Another agent already uses this state directory or socket.' },
   ENGINE_UNAVAILABLE: { category: 'unavailable', doc: 'The Docker engine API could not be reached.' },
   CLUSTER_UNAVAILABLE: { category: 'unavailable', doc: 'The cluster store (Redis) is not configured or not reachable.' },
+  CLUSTER_REFUSED: { category: 'conflict', doc: 'Something read from the cluster store failed validation or the --cluster-key check, or is not what this host asked for, and was refused.' },
   KERNEL: { category: 'internal', doc: 'The kernel refused a change (netlink, sysctl or iptables).' },
   STORE: { category: 'internal', doc: 'The local state store could not be read or written.' },
   STORE_DAMAGED: { category: 'internal', doc: 'The state file is damaged (not JSON, or records of the wrong shape): the agent refuses to start on it until it is recovered (ferry agent --recover-store).' },

@@ -25,9 +25,10 @@ import { ferryError, toFerryError } from '../errors/errors.js'
 import type { AddressUse, PoolRecord } from '../model/types.js'
 import type { Store, StorePath } from '../store/store.js'
 import { Mutex } from '../util/mutex.js'
+import { own, toDict } from '../util/dict.js'
 import { bounds, canonical, intToIp, ipToInt, isCidr, isIp, overlaps, parseAddress, parseCidr, withPrefix } from './cidr.js'
 import {
-  DOCKER_DEFAULT_POOLS, allocationWindow, findFree, formatDefaultPool, parsePoolSpec, pickAutoSubnet, poolIdFor,
+  DOCKER_DEFAULT_POOLS, RESERVED_BLOCKS, allocationWindow, findFree, formatDefaultPool, parsePoolSpec, pickAutoSubnet, poolIdFor,
   windowSize, type DefaultPool, type PoolSpec,
 } from './pools.js'
 
@@ -153,6 +154,11 @@ export class Ipam {
   async requestPool (req: PoolRequest): Promise<{ poolId: string, pool: string, data: Record<string, string> }> {
     if (req.v6) throw ferryError('UNSUPPORTED', 'ferry does not support IPv6 pools yet')
     if (req.addressSpace === '') throw ferryError('INVALID_REQUEST', 'the pool request has no address space')
+    // Only the names GetDefaultAddressSpaces gave: the space is part of the pool id, so nothing else gets in.
+    if (req.addressSpace !== this.spaces.local && req.addressSpace !== this.spaces.global) {
+      throw ferryError('INVALID_REQUEST',
+        `address space ${JSON.stringify(req.addressSpace.slice(0, 64))} is not ferry's: it serves ${this.spaces.local} and ${this.spaces.global} (create the network with --ipam-driver ferry)`)
+    }
     if (req.pool === '' && req.subPool !== '') {
       throw ferryError('INVALID_REQUEST', `ip range ${req.subPool} was given without a subnet; give --subnet too`)
     }
@@ -188,7 +194,7 @@ export class Ipam {
   }
 
   async requestAddress (req: AddressRequest): Promise<{ address: string, data: Record<string, string> }> {
-    const isGateway = req.options?.[REQUEST_ADDRESS_TYPE] === GATEWAY_ADDRESS_TYPE
+    const isGateway = own(req.options, REQUEST_ADDRESS_TYPE) === GATEWAY_ADDRESS_TYPE
     const preferred = req.address === '' ? undefined : parseAddress(req.address).ip
     return await this.mutex.run(async () => {
       const record = this.store.state.pools[req.poolId]
@@ -253,6 +259,25 @@ export class Ipam {
     })
   }
 
+  /**
+   * The network's --aux-address entries, which the engine asked for like endpoint
+   * addresses (RequestAddress without a type) before CreateNetwork: marked `aux`, so
+   * that no endpoint can be created on them. Addresses the pool does not hold are left
+   * alone. Returns how many were marked.
+   */
+  async markAux (poolId: string, ips: readonly string[]): Promise<number> {
+    return await this.mutex.run(async () => {
+      const record = own(this.store.state.pools, poolId)
+      if (record === undefined) return 0
+      const marked = ips.filter((ip) => own(record.allocated, ip)?.kind === 'endpoint')
+      if (marked.length === 0) return 0
+      for (const ip of marked) record.allocated[ip]!.kind = 'aux'
+      await this.commit(() => { for (const ip of marked) record.allocated[ip]!.kind = 'endpoint' },
+        ...marked.map((ip) => ['pools', record.id, 'allocated', ip]))
+      return marked.length
+    })
+  }
+
   private async pickAutoSubnet (): Promise<string> {
     let host: string[]
     try {
@@ -260,7 +285,7 @@ export class Ipam {
     } catch (err) {
       throw toFerryError(err, 'INTERNAL', 'cannot list the host\'s networks to choose a free pool')
     }
-    const taken = [...this.pools().map((p) => p.subnet), ...hostBlockers(host)]
+    const taken = [...this.pools().map((p) => p.subnet), ...hostBlockers(host), ...RESERVED_BLOCKS.map((b) => b.cidr)]
     const subnet = pickAutoSubnet(this.defaultPools, taken)
     if (subnet === undefined) {
       const list = this.defaultPools.map(formatDefaultPool).join('; ')
@@ -287,7 +312,7 @@ export class Ipam {
       subnet: spec.subnet,
       userDefined,
       allocated: {},
-      options: { ...req.options },
+      options: toDict(req.options),
       createdAt: this.now().toISOString(),
     }
     if (spec.range !== undefined) record.range = spec.range

@@ -16,7 +16,7 @@
  *   subnet, not the range (libnetwork checks `p.Pool.Contains(prefAddress)` on the subnet).
  */
 import { ferryError } from '../errors/errors.js'
-import { blockSize, bounds, canonical, containsCidr, formatCidr, isCidr, parseCidr } from './cidr.js'
+import { blockSize, bounds, canonical, containsCidr, formatCidr, isCidr, overlaps, parseCidr } from './cidr.js'
 
 /** One `--default-address-pool`: split `base` into subnets of prefix length `size`. */
 export interface DefaultPool {
@@ -37,6 +37,45 @@ export const DOCKER_DEFAULT_POOLS: DefaultPool[] = [
 
 /** Smallest pool ferry accepts: a /30 holds a gateway and one container. */
 export const MAX_POOL_PREFIX = 30
+/** Largest pool ferry accepts: a /8 (wider ones, such as 128.0.0.0/1, would swallow the host's routes). */
+export const MIN_POOL_PREFIX = 8
+
+/**
+ * Blocks that can never be a container network (RFC 6890): the kernel treats them
+ * specially, or routing them to a bridge would cut the host off. A pool that overlaps
+ * one of them is refused, and an auto pool never lands in one.
+ */
+export const RESERVED_BLOCKS: ReadonlyArray<{ cidr: string, what: string }> = [
+  { cidr: '0.0.0.0/8', what: '"this network" (RFC 1122)' },
+  { cidr: '127.0.0.0/8', what: 'loopback' },
+  { cidr: '169.254.0.0/16', what: 'link-local' },
+  { cidr: '224.0.0.0/4', what: 'multicast' },
+  { cidr: '240.0.0.0/4', what: 'reserved (RFC 1112), with the limited broadcast address 255.255.255.255' },
+]
+
+/** The reserved block `cidr` overlaps, if any. */
+export function reservedOverlap (cidr: string): { cidr: string, what: string } | undefined {
+  return RESERVED_BLOCKS.find((b) => overlaps(b.cidr, cidr))
+}
+
+/**
+ * A pool must be /8 to /30 and overlap no reserved block. `what` names it in the
+ * sentence ("pool", "default address pool base=…").
+ */
+export function checkPoolBlock (subnet: string, what: string): void {
+  const prefix = parseCidr(subnet).prefix
+  if (prefix > MAX_POOL_PREFIX) {
+    throw ferryError('INVALID_REQUEST',
+      `${what} ${subnet} is too small: a network needs at least a /${MAX_POOL_PREFIX} (network address, gateway, one container, broadcast address)`)
+  }
+  if (prefix < MIN_POOL_PREFIX) {
+    throw ferryError('INVALID_REQUEST', `${what} ${subnet} is wider than a /${MIN_POOL_PREFIX}: ferry takes pools from /${MIN_POOL_PREFIX} to /${MAX_POOL_PREFIX}`)
+  }
+  const reserved = reservedOverlap(subnet)
+  if (reserved !== undefined) {
+    throw ferryError('INVALID_REQUEST', `${what} ${subnet} overlaps ${reserved.cidr}, which is ${reserved.what} and cannot be a container network`)
+  }
+}
 
 /** `{ base: '10.10.0.0/16', size: 24 }` → `base=10.10.0.0/16,size=24`. */
 export function formatDefaultPool (p: DefaultPool): string {
@@ -75,6 +114,9 @@ export function parseDefaultPool (spec: string): DefaultPool {
     throw ferryError('INVALID_REQUEST',
       `default address pool "${spec}": size /${size} must be between the base's /${c.prefix} and /${MAX_POOL_PREFIX}`)
   }
+  if (size < MIN_POOL_PREFIX) {
+    throw ferryError('INVALID_REQUEST', `default address pool "${spec}": size /${size} is wider than a /${MIN_POOL_PREFIX}: ferry takes pools from /${MIN_POOL_PREFIX} to /${MAX_POOL_PREFIX}`)
+  }
   return { base: formatCidr(c), size }
 }
 
@@ -86,22 +128,15 @@ export interface PoolSpec {
 
 /**
  * Validate an explicit pool (`--subnet`) and optional SubPool (`--ip-range`).
- * Canonicalizes both (see the module comment); refuses /31, /32 and /0 pools and a
- * range that is not inside the subnet. A range equal to the subnet is dropped.
+ * Canonicalizes both (see the module comment); refuses pools outside /8–/30, pools
+ * that overlap a reserved block (checkPoolBlock) and a range that is not inside the subnet. A range equal to the subnet is dropped.
  */
 export function parsePoolSpec (pool: string, subPool: string): PoolSpec {
   if (!isCidr(pool)) {
     throw ferryError('INVALID_CIDR', `pool "${pool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.0/24)`)
   }
   const subnet = canonical(pool)
-  const prefix = parseCidr(subnet).prefix
-  if (prefix > MAX_POOL_PREFIX) {
-    throw ferryError('INVALID_REQUEST',
-      `pool ${subnet} is too small: a network needs at least a /${MAX_POOL_PREFIX} (network address, gateway, one container, broadcast address)`)
-  }
-  if (prefix === 0) {
-    throw ferryError('INVALID_REQUEST', `pool ${subnet} would cover every IPv4 address; give a real subnet`)
-  }
+  checkPoolBlock(subnet, 'pool')
   if (subPool === '') return { subnet }
   if (!isCidr(subPool)) {
     throw ferryError('INVALID_CIDR', `ip range "${subPool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.128/25)`)

@@ -43,6 +43,10 @@ export interface ClusterSnapshot {
   synced: boolean
   /** Remote peers programmed in the kernel, per overlay. */
   overlays: Array<{ name: string, peers: number }>
+  /** Entries and messages signed and checked with --cluster-key. */
+  clusterKey: boolean
+  /** What was refused from the store, by kind and reason (cumulative). */
+  rejected: Array<{ kind: string, reason: string, count: number }>
 }
 
 export type SnapshotSource = () => Promise<AgentSnapshot>
@@ -112,6 +116,8 @@ export class FerryMetrics {
   private readonly syncLag: Gauge
   private readonly synced: Gauge
   private readonly peers: Gauge<'overlay'>
+  private readonly clusterKey: Gauge
+  private readonly clusterRejected: Counter<'kind' | 'reason'>
 
   /** Metrics shown only while their part of the agent runs (DNS, cluster): name by metric. */
   private readonly optional = new Map<Metric, string>()
@@ -149,6 +155,10 @@ export class FerryMetrics {
     this.syncLag = this.optionalGauge({ name: 'ferry_overlay_sync_lag_revisions', help: 'Cluster revision minus the revision this host applied' })
     this.synced = this.optionalGauge({ name: 'ferry_overlay_synced', help: '1 when the peer tables are in sync with the cluster' })
     this.peers = this.optionalGauge({ name: 'ferry_overlay_peers', help: 'Remote peers programmed in the kernel, by overlay', labelNames: ['overlay'] })
+    this.clusterKey = this.optionalGauge({ name: 'ferry_cluster_key', help: '1 when cluster entries and messages are signed and checked with --cluster-key' })
+    this.clusterRejected = this.optionalCounter({
+      name: 'ferry_cluster_rejected_total', help: 'Entries and messages read from the cluster store and refused (invalid, wrongly signed, inconsistent), by kind and reason', labelNames: ['kind', 'reason'],
+    })
   }
 
   private optionalCounter<T extends string> (cfg: CounterConfiguration<T>): Counter<T> {
@@ -216,13 +226,16 @@ export class FerryMetrics {
 
   private applyCluster (c: ClusterSnapshot | undefined): void {
     this.clusterCommands.reset()
-    const gauges = [this.clusterConnected, this.clusterRevision, this.syncRevision, this.syncLag, this.synced, this.peers]
+    this.clusterRejected.reset()
+    const gauges = [this.clusterConnected, this.clusterRevision, this.syncRevision, this.syncLag, this.synced, this.peers, this.clusterKey]
     for (const g of gauges) g.reset()
-    this.show([this.clusterCommands, ...gauges], c !== undefined)
+    this.show([this.clusterCommands, this.clusterRejected, ...gauges], c !== undefined)
     this.show([this.clusterRevision, this.syncLag], c?.revision !== undefined)
     if (c === undefined) return
     this.clusterConnected.set(c.connected ? 1 : 0)
+    this.clusterKey.set(c.clusterKey ? 1 : 0)
     mirror(this.clusterCommands, c.commands)
+    for (const r of c.rejected) mirror(this.clusterRejected, r.count, { kind: r.kind, reason: r.reason })
     this.syncRevision.set(c.applied)
     this.synced.set(c.synced ? 1 : 0)
     if (c.revision !== undefined) {

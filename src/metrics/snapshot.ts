@@ -52,6 +52,8 @@ export function clusterSnapshot (status: ClusterStatus, peers: PeerSyncStatus, r
     applied: peers.revision,
     synced: peers.synced,
     overlays: peers.overlays.map((o) => ({ name: o.name, peers: o.peers })),
+    clusterKey: status.clusterKey,
+    rejected: status.rejected,
   }
   if (revision !== undefined) s.revision = revision
   return s

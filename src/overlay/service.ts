@@ -7,6 +7,8 @@ import type { Logger } from 'pino'
 import type { ClusterStore, LocalClusterState } from '../cluster/types.js'
 import type { PeerSync } from '../vxlan/peers.js'
 import { isUnavailable } from '../cluster/client.js'
+import { FerryError } from '../errors/errors.js'
+import { canonical } from '../ipam/cidr.js'
 
 export interface OverlayAttachment { vni: number, bridge: string, mtu: number }
 
@@ -16,6 +18,8 @@ export interface OverlayService {
   detach (name: string): Promise<void>
   allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string>
   releaseAddress (overlay: string, ip: string): Promise<void>
+  /** Whether `ip` is allocated to this host in the overlay (CreateEndpoint checks it); undefined when it cannot tell. */
+  holdsAddress? (overlay: string, ip: string): boolean | undefined
   publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void>
   withdraw (overlay: string, endpointId: string): Promise<void>
 }
@@ -38,6 +42,11 @@ export class ClusterOverlay implements OverlayService {
 
   async attach (req: { name: string, subnet: string, gateway: string, vni?: number, mtu?: number }): Promise<OverlayAttachment> {
     const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni })
+    if (def.name !== req.name || def.subnet !== canonical(req.subnet) || def.gateway !== req.gateway || (req.vni !== undefined && def.vni !== req.vni)) {
+      // The store checks this too (src/cluster/client.ts); the data plane is built only from what was asked for.
+      await this.cluster.removeOverlayHost(req.name).catch(() => undefined)
+      throw new FerryError('CLUSTER_REFUSED', `the cluster answered overlay ${req.name} with subnet ${def.subnet}, gateway ${def.gateway}, VNI ${def.vni}, which this host did not ask for: refused`)
+    }
     try {
       const d = await this.peers.attach({ name: req.name, vni: def.vni, subnet: def.subnet, gateway: def.gateway, mtu: req.mtu })
       return { vni: def.vni, bridge: d.bridge, mtu: d.mtu }
@@ -58,6 +67,10 @@ export class ClusterOverlay implements OverlayService {
 
   async releaseAddress (overlay: string, ip: string): Promise<void> {
     await this.tolerant(() => this.cluster.releaseAddress(overlay, ip))
+  }
+
+  holdsAddress (overlay: string, ip: string): boolean | undefined {
+    return this.cluster.heldAddresses?.(overlay).includes(ip)
   }
 
   async publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void> {

@@ -16,6 +16,7 @@ import type {
   ConnectivityReq, CreateEndpointReq, CreateNetworkReq, EndpointReq, JoinReq, NetworkReq,
   ReleaseAddressReq, ReleasePoolReq, RequestAddressReq, RequestPoolReq, PortMapWire, ExposedPortWire,
 } from './wire.js'
+import { own } from '../util/dict.js'
 import { EXPOSED_KEY, MAC_KEY, PORTMAP_KEY, parseExposed, parsePortMap } from './ports.js'
 
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json'
@@ -96,7 +97,8 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   }
 
   const { driver, ipam } = deps
-  const opt = (o: Record<string, unknown> | null | undefined, k: string): unknown => (o ?? {})[k]
+  /** An option the engine sent (own keys only: never a member of Object.prototype). */
+  const opt = (o: Record<string, unknown> | null | undefined, k: string): unknown => own(o, k)
 
   route('Plugin.Activate', schemas.Empty, () => {
     // A new engine process: it may now replay what it holds (RequiresRequestReplay).
@@ -123,6 +125,7 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
       internal: opt(b.Options, 'com.docker.network.internal') === true,
       ipv6: opt(b.Options, 'com.docker.network.enable_ipv6') === true || (b.IPv6Data ?? []).length > 0,
       extraIpv4Data: v4.length - 1,
+      auxAddresses: Object.values(first.AuxAddresses ?? {}),
     })
     return {}
   })

@@ -10,6 +10,8 @@ const str = { type: 'string' } as const
 const strOrNull = { type: ['string', 'null'] } as const
 const anyObj = { type: ['object', 'null'] } as const
 const ID = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' } as const
+/** ferry's pool ids are `<address space>/<subnet>[#n]`: printable, short. */
+const POOL_ID = { type: 'string', pattern: '^[\\x21-\\x7e]{1,160}$' } as const
 
 export interface PortMapWire { Proto: number, IP?: string, Port: number, HostIP?: string, HostPort?: number, HostPortEnd?: number }
 export interface ExposedPortWire { Proto: number, Port: number }
@@ -118,16 +120,16 @@ export const schemas = {
       V6: { type: 'boolean' },
     },
   },
-  ReleasePool: { type: 'object', required: ['PoolID'], properties: { PoolID: { type: 'string', minLength: 1 } } },
+  ReleasePool: { type: 'object', required: ['PoolID'], properties: { PoolID: POOL_ID } },
   RequestAddress: {
     type: 'object',
     required: ['PoolID'],
-    properties: { PoolID: { type: 'string', minLength: 1 }, Address: str, Options: { type: ['object', 'null'], additionalProperties: str } },
+    properties: { PoolID: POOL_ID, Address: str, Options: { type: ['object', 'null'], additionalProperties: str } },
   },
   ReleaseAddress: {
     type: 'object',
     required: ['PoolID', 'Address'],
-    properties: { PoolID: { type: 'string', minLength: 1 }, Address: str },
+    properties: { PoolID: POOL_ID, Address: str },
   },
   Empty: anyObj,
 } as const

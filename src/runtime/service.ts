@@ -31,7 +31,6 @@ import type { LinkFirewall, NatLink } from '../nat/types.js'
 import type { NetworkDriver } from '../driver/network.js'
 import { GATEWAY_ADDRESS_TYPE, REQUEST_ADDRESS_TYPE, type Ipam } from '../ipam/ipam.js'
 import { canonical, isCidr } from '../ipam/cidr.js'
-import { vethNames } from '../bridge/names.js'
 import { Mutex } from '../util/mutex.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
 import { addrOf, prefixOf } from '../util/ip.js'
@@ -40,6 +39,7 @@ import type { NamespaceOps } from './netns.js'
 import { validateName, validateNetworkName } from './spec.js'
 import type { AttachResult, AttachSpec, ContainerRecord, NetworkCreateSpec, ProcessRef, StopOptions } from './types.js'
 import type { ContainerNames } from '../docker/watch.js'
+import { dict } from '../util/dict.js'
 
 /** The name of the default network, as in Docker. */
 export const DEFAULT_NETWORK = 'bridge'
@@ -94,8 +94,8 @@ export class RuntimeService {
   constructor (deps: RuntimeDeps) { this.d = deps }
 
   private get state () { return this.d.store.state }
-  private get records (): Record<string, ContainerRecord> { return (this.state.containers ??= {}) }
-  private get names (): Record<string, string> { return (this.state.networkNames ??= {}) }
+  private get records (): Record<string, ContainerRecord> { return (this.state.containers ??= dict()) }
+  private get names (): Record<string, string> { return (this.state.networkNames ??= dict()) }
   private now (): string { return (this.d.now?.() ?? new Date()).toISOString() }
   private undoLog = (what: string, err: unknown): void => { this.d.log.error({ err, what }, 'rollback step failed') }
 
@@ -300,7 +300,7 @@ export class RuntimeService {
     undo.push('delete endpoint', () => this.d.driver.deleteEndpoint(net.id, endpointId))
     const ep = this.state.endpoints[endpointId]!
     const join = await this.d.driver.join(net.id, endpointId, netnsPath)
-    await this.d.ns.moveLink(vethNames(endpointId).container, netnsPath)
+    await this.d.ns.moveLink(ep.containerVeth, netnsPath)
     await this.d.ns.configure(netnsPath, { dev: join.srcName, ifname: spec.ifname, cidr, gateway: join.gateway })
     if (spec.ports.length > 0) await this.d.driver.programExternalConnectivity(net.id, endpointId, spec.ports)
     rec.networkId = net.id
@@ -309,6 +309,7 @@ export class RuntimeService {
     rec.prefixLen = prefixOf(cidr)
     if (join.gateway !== undefined) rec.gateway = join.gateway
     rec.mac = ep.mac
+    rec.hostVeth = ep.hostVeth
   }
 
   private async allocateAddress (net: NetworkRecord, ip: string | undefined): Promise<string> {

@@ -85,6 +85,8 @@ export interface ContainerRecord {
   /** For mode network. */
   networkId?: string
   endpointId?: string
+  /** The host end of its veth pair, as the endpoint's record names it (absent in records of older agents). */
+  hostVeth?: string
   address?: string
   prefixLen?: number
   gateway?: string

@@ -9,6 +9,7 @@
  * section; a record that does not fit (a wrong type, a missing field, a key that
  * is not its id) drops that record. The caller decides whether problems are fatal.
  */
+import { dict } from '../util/dict.js'
 import type { State } from './store.js'
 
 type Schema =
@@ -136,7 +137,7 @@ export interface StateCheck {
 export function checkState (input: unknown, version: number): StateCheck {
   const problems: string[] = []
   const dropped: string[] = []
-  const state: State = { version, networks: {}, endpoints: {}, pools: {}, containers: {}, networkNames: {} }
+  const state: State = { version, networks: dict(), endpoints: dict(), pools: dict(), containers: dict(), networkNames: dict() }
   if (!isPlainObject(input)) return { state, problems: [`the state is ${describe(input)}, not an object`], dropped }
   for (const [name, { schema, key }] of Object.entries(SECTIONS) as Array<[Section, { schema: Schema, key: string | undefined }]>) {
     const raw = input[name]

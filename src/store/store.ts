@@ -32,6 +32,7 @@ import { FerryError } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
 import type { ContainerRecord } from '../runtime/types.js'
 import { checkState } from './schema.js'
+import { dict, toDict } from '../util/dict.js'
 
 export const STATE_VERSION = 1
 
@@ -48,8 +49,14 @@ export interface State {
   networkNames?: Record<string, string>
 }
 
+/** The maps keyed by ids and names have no prototype (src/util/dict.ts): 'constructor' or '__proto__' is an ordinary key. */
 export function emptyState (): State {
-  return { version: STATE_VERSION, networks: {}, endpoints: {}, pools: {}, containers: {}, networkNames: {} }
+  return { version: STATE_VERSION, networks: dict(), endpoints: dict(), pools: dict(), containers: dict(), networkNames: dict() }
+}
+
+/** The state with its id-keyed maps made prototype-free (as read from a snapshot). */
+function withDicts (s: State): State {
+  return { ...s, networks: toDict(s.networks), endpoints: toDict(s.endpoints), pools: toDict(s.pools), containers: toDict(s.containers), networkNames: toDict(s.networkNames) }
 }
 
 /** Where a change is, from the top of the state: `['endpoints', id]`, `['pools', id, 'allocated', ip]`. */
@@ -207,7 +214,7 @@ export function decodeJournal (text: string): { entries: JournalEntry[] } {
 
 /** The state as JSON gives it back (what a snapshot or a journal line holds). */
 function plainCopy (state: State): State {
-  return JSON.parse(JSON.stringify(state)) as State
+  return withDicts(JSON.parse(JSON.stringify(state)) as State)
 }
 
 /** Where two states differ, to two levels (`endpoints/<id>`), for the verify message. */
@@ -412,7 +419,7 @@ export class FileStore implements Store {
         said.push(`the state file was damaged (${why}); it is kept at ${kept}, and the agent starts from ${snap.state ? 'the records of it that fit the schema' : 'an empty state'} plus the journal`)
         keys.push(...snap.dropped)
       }
-      state = snap.state ?? emptyState()
+      state = withDicts(snap.state ?? emptyState())
       seqKnown = snap.seq !== undefined
       seq = snap.seq ?? 0
     }
@@ -585,7 +592,7 @@ export class FileStore implements Store {
     if (this.shadow !== undefined) {
       // What this snapshot holds (the state may have changed during the write).
       const { journalSeq: _, ...written } = JSON.parse(data) as Snapshot
-      this.shadow = written
+      this.shadow = withDicts(written)
     }
     // The snapshot holds everything up to seq: the journal starts over. Should this
     // fail, its old lines are skipped on the next open (their numbers are <= seq).

@@ -12,6 +12,19 @@
  *   no kernel read) or from the kernel (after a resync, an error, at attach and
  *   every `fullReconcileMs`); the diff goes to the data plane. Reconciles are
  *   serialized per overlay and coalesced (a burst of changes costs one run).
+ * - Nothing from the store is trusted (the client has checked each entry's
+ *   schema and MAC already; what follows needs the whole picture): an endpoint
+ *   is used only while its host is registered with the VTEP it names, inside
+ *   its overlay's subnet, and holding its address's claim (the store's record
+ *   of the first endpoint to publish it; a later claimant is ignored). A
+ *   definition that changes the VNI, subnet or gateway under an overlay this
+ *   host runs is refused unless this host's own define/join answered it. A
+ *   message whose revision another message already took with other content,
+ *   or a revision ahead of the store's counter, triggers a full read. What is
+ *   refused is logged once, counted (ferry_cluster_rejected_total) and skipped.
+ * - Changes buffered during a full read are coalesced by what they change (the
+ *   latest per endpoint, host or overlay), at most `maxBuffered`; past that,
+ *   another full read replaces them.
  * - While the store is down nothing is removed from the kernel: remote peers
  *   stay programmed (stale at worst) until the next resync says otherwise.
  * - `report(overlay)` gives both views, the cluster's (fresh from the store,
@@ -20,7 +33,9 @@
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
 import { KeyedMutex } from '../util/mutex.js'
-import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterStore, OverlayDefinition } from '../cluster/types.js'
+import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
+import { RejectCounter } from '../cluster/rejects.js'
+import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
 import {
   diffPeers, overlayDevices, planPeers,
@@ -37,6 +52,10 @@ export interface PeerSyncOptions {
   fullReconcileMs?: number
   /** Delay before retrying a failed reconcile. Default 1000. */
   retryMs?: number
+  /** Where refusals are counted; default the store's counter. */
+  rejects?: RejectCounter
+  /** Changes kept while a full read runs, at most (then another full read). Default 10000. */
+  maxBuffered?: number
 }
 
 interface Attached {
@@ -95,6 +114,25 @@ export interface PeerSyncStatus {
 
 const DEFAULT_FULL_RECONCILE_MS = 60_000
 const DEFAULT_RETRY_MS = 1000
+const DEFAULT_MAX_BUFFERED = 10_000
+/** Revisions remembered with their content, to notice a second message claiming one. */
+const SEEN_REVISIONS = 256
+
+/** What a change is about: the latest change per key is all a replay needs. */
+function changeKey (ev: ClusterChange): string {
+  switch (ev.kind) {
+    case 'endpoint-published': return `e|${ev.overlay}|${ev.endpoint.endpointId}`
+    case 'endpoint-withdrawn': return `e|${ev.overlay}|${ev.endpointId}`
+    case 'host-up': return `h|${ev.host.hostId}`
+    case 'host-removed': return `h|${ev.hostId}`
+    case 'overlay-defined': return `o|${ev.overlay.name}`
+    case 'overlay-removed': return `o|${ev.name}`
+  }
+}
+
+function sameDefinition (a: { vni?: number, subnet: string, gateway: string }, b: { vni?: number, subnet: string, gateway: string }): boolean {
+  return a.vni === b.vni && a.subnet === b.subnet && a.gateway === b.gateway
+}
 
 function byIp (a: { ip: string }, b: { ip: string }): number {
   const n = (ip: string): number => ip.split('.').reduce((acc, x) => acc * 256 + Number(x), 0)
@@ -113,10 +151,22 @@ export class PeerSync {
   /** overlay -> endpoint id -> endpoint, for every overlay of the cluster. */
   private known = new Map<string, Map<string, ClusterEndpoint>>()
   private defs = new Map<string, OverlayDefinition>()
+  /** hostId -> VTEP of every registered host. */
+  private hosts = new Map<string, string>()
+  /** overlay -> ip -> the endpoint holding the address's claim. */
+  private claims = new Map<string, Map<string, string>>()
   private rev = -1
   private syncing: Promise<void> | undefined
   private syncAgain = false
-  private buffer: ClusterChange[] = []
+  /** Changes that arrived during a full read: the latest per key, and every revision seen. */
+  private buffer = new Map<string, ClusterChange>()
+  private bufferRevs = new Set<number>()
+  private bufferOverflow = false
+  private readonly maxBuffered: number
+  /** rev -> content of recently applied changes. */
+  private readonly seen = new Map<number, string>()
+  readonly rejects: RejectCounter
+  private readonly remoteListeners = new Set<() => void>()
   private lastError: string | undefined
   /** False from a `down` until the next successful full read. */
   private online = false
@@ -132,6 +182,30 @@ export class PeerSync {
     this.flood = opts.flood ?? false
     this.fullReconcileMs = opts.fullReconcileMs ?? DEFAULT_FULL_RECONCILE_MS
     this.retryMs = opts.retryMs ?? DEFAULT_RETRY_MS
+    this.rejects = opts.rejects ?? opts.store.rejects ?? new RejectCounter(opts.log)
+    this.maxBuffered = opts.maxBuffered ?? DEFAULT_MAX_BUFFERED
+  }
+
+  /** The vetted endpoints of every overlay (for DNS names of remote containers). */
+  remoteEndpoints (): Map<string, ClusterEndpoint[]> {
+    return new Map([...this.known].map(([name, m]) => [name, [...m.values()]]))
+  }
+
+  /** Call `fn` whenever the vetted endpoints may have changed. Returns the unsubscribe. */
+  onRemoteChange (fn: () => void): () => void {
+    this.remoteListeners.add(fn)
+    return () => { this.remoteListeners.delete(fn) }
+  }
+
+  private remoteChanged (): void {
+    for (const fn of [...this.remoteListeners]) {
+      try { fn() } catch (err) { this.log?.error({ err }, 'a remote endpoint listener failed') }
+    }
+  }
+
+  /** Buffered changes (for status and tests). */
+  buffered (): { changes: number, revisions: number, overflowed: boolean } {
+    return { changes: this.buffer.size, revisions: this.bufferRevs.size, overflowed: this.bufferOverflow }
   }
 
   /** Subscribe to the store (a ready store answers with `resync` at once). */
@@ -140,7 +214,10 @@ export class PeerSync {
     this.stopped = false
     this.unsubscribe = this.store.subscribe((ev) => { this.onEvent(ev) })
     if (this.fullReconcileMs > 0) {
-      this.timer = setInterval(() => { for (const name of this.attached.keys()) this.schedule(name, true) }, this.fullReconcileMs)
+      this.timer = setInterval(() => {
+        for (const name of this.attached.keys()) this.schedule(name, true)
+        void this.checkRevision()
+      }, this.fullReconcileMs)
       this.timer.unref()
     }
   }
@@ -231,8 +308,18 @@ export class PeerSync {
       case 'down': this.online = false; this.lastError = ev.error.message; return
       case 'error': return
     }
-    if (this.syncing) { this.buffer.push(ev); return }
-    if (this.rev < 0) { this.buffer.push(ev); void this.resync(); return }
+    if (this.syncing) { this.bufferChange(ev); return }
+    if (this.rev < 0) { this.bufferChange(ev); void this.resync(); return }
+    const fp = JSON.stringify(ev)
+    const before = this.seen.get(ev.rev)
+    if (before !== undefined) {
+      if (before !== fp) {
+        // Two messages claim one revision: at least one is forged. Only the store's entries can tell.
+        this.rejects.reject('message', 'revision', `revision ${ev.rev}`, 'another message already had this revision; re-reading the store')
+        void this.resync()
+      }
+      return
+    }
     if (ev.rev <= this.rev) return
     if (ev.rev !== this.rev + 1) {
       this.log?.info({ have: this.rev, got: ev.rev }, 'cluster revision gap: full resync')
@@ -240,6 +327,46 @@ export class PeerSync {
       return
     }
     this.apply(ev)
+  }
+
+  private bufferChange (ev: ClusterChange): void {
+    if (this.bufferOverflow) return
+    this.bufferRevs.add(ev.rev)
+    const k = changeKey(ev)
+    const had = this.buffer.get(k)
+    if (!had || had.rev < ev.rev) this.buffer.set(k, ev)
+    if (this.bufferRevs.size > this.maxBuffered) {
+      this.log?.warn({ max: this.maxBuffered }, 'too many cluster changes during a full read: reading again instead of buffering')
+      this.clearBuffer()
+      this.bufferOverflow = true
+      this.syncAgain = true
+    }
+  }
+
+  private clearBuffer (): void {
+    this.buffer.clear()
+    this.bufferRevs.clear()
+    this.bufferOverflow = false
+  }
+
+  private remember (rev: number, fp: string): void {
+    this.seen.set(rev, fp)
+    if (this.seen.size > SEEN_REVISIONS) this.seen.delete(this.seen.keys().next().value as number)
+  }
+
+  /**
+   * Compare the revision applied here with the store's counter: ahead of it means
+   * a forged message took a revision nobody made; re-read. Runs with the full
+   * reconciles; resolves whether a resync was started.
+   */
+  async checkRevision (): Promise<boolean> {
+    if (this.syncing || this.rev < 0) return false
+    let stored: number
+    try { stored = await this.store.revision() } catch { return false }
+    if (this.rev <= stored) return false
+    this.rejects.reject('message', 'revision', `revision ${this.rev}`, `it is ahead of the store's counter (${stored}); re-reading the store`)
+    void this.resync()
+    return true
   }
 
   /** Full read from the store; changes that arrive meanwhile are replayed after it. */
@@ -250,18 +377,10 @@ export class PeerSync {
         this.syncAgain = false
         try {
           const snap = await this.store.snapshot()
-          this.known = new Map(snap.overlays.map((o) => [o.definition.name, new Map(o.endpoints.map((e) => [e.endpointId, e]))]))
-          this.defs = new Map(snap.overlays.map((o) => [o.definition.name, o.definition]))
-          this.rev = snap.rev
+          this.load(snap)
           this.online = true
           this.lastError = undefined
-          const pending = this.buffer.sort((a, b) => a.rev - b.rev)
-          this.buffer = []
-          for (const ev of pending) {
-            if (ev.rev <= this.rev) continue
-            if (ev.rev !== this.rev + 1) { this.syncAgain = true; break }
-            this.apply(ev, false)
-          }
+          this.replayBuffer()
         } catch (err) {
           // The store went away again: keep what is programmed; its next `resync` retries.
           this.rev = -1
@@ -270,43 +389,178 @@ export class PeerSync {
         }
       } while (this.syncAgain && !this.stopped)
       this.syncing = undefined
-      if (this.rev >= 0) for (const name of this.attached.keys()) this.schedule(name, true)
+      if (this.rev >= 0) {
+        for (const name of this.attached.keys()) this.schedule(name, true)
+        this.remoteChanged()
+      }
     })()
     return this.syncing
   }
 
+  /** A full read replaces everything known: hosts, definitions, claims, and the endpoints that pass. */
+  private load (snap: ClusterSnapshot): void {
+    const prev = this.defs
+    this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
+    this.defs = new Map()
+    this.known = new Map()
+    this.claims = new Map()
+    this.seen.clear()
+    for (const o of snap.overlays) {
+      // A refused definition does not take the overlay's endpoints away: the one in use stays.
+      const def = this.acceptDefinition(o.definition, false) ?? prev.get(o.definition.name) ?? this.attachedDefinition(o.definition.name)
+      if (!def) continue
+      const name = def.name
+      this.defs.set(name, def)
+      const claims = new Map(o.claims.map((c) => [c.ip, c.endpointId]))
+      this.claims.set(name, claims)
+      const m = new Map<string, ClusterEndpoint>()
+      for (const e of o.endpoints) {
+        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
+        if (claims.get(e.ip) !== e.endpointId) {
+          this.rejectEndpoint(name, e, 'address-claimed', `address ${e.ip} is claimed by ${claims.has(e.ip) ? `endpoint ${claims.get(e.ip)!.slice(0, 12)}` : 'no endpoint'}`)
+          continue
+        }
+        m.set(e.endpointId, e)
+      }
+      this.known.set(name, m)
+    }
+    this.rev = snap.rev
+  }
+
+  /** Changes that came during the full read, after it; another read when some revision is missing. */
+  private replayBuffer (): void {
+    const pending = [...this.buffer.values()].filter((ev) => ev.rev > this.rev).sort((a, b) => a.rev - b.rev)
+    let max = this.rev
+    let count = 0
+    for (const r of this.bufferRevs) if (r > this.rev) { count++; if (r > max) max = r }
+    const complete = !this.bufferOverflow && count === max - this.rev
+    this.clearBuffer()
+    if (!complete) { this.syncAgain = true; return }
+    for (const ev of pending) this.apply(ev, false)
+    this.rev = max
+  }
+
+  private rejectEndpoint (overlay: string, e: ClusterEndpoint, reason: 'unregistered-host' | 'vtep-mismatch' | 'address-claimed' | 'outside-subnet' | 'unknown-overlay', detail: string): void {
+    this.rejects.reject('endpoint', reason, `${endpointKeyName(overlay, e.endpointId.slice(0, 64))} (${e.ip} on ${e.hostId}/${e.vtep})`, detail)
+  }
+
+  private attachedDefinition (name: string): OverlayDefinition | undefined {
+    const d = this.attached.get(name)?.devices
+    return d && { name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, createdBy: '', createdAt: 0 }
+  }
+
+  /** A host address of the overlay's subnet, not its gateway. */
+  private inSubnet (def: OverlayDefinition, e: ClusterEndpoint): boolean {
+    try {
+      checkOverlayAddress(def.name, def.subnet, e.ip)
+      if (e.ip === def.gateway) throw new FerryError('INVALID_REQUEST', `${e.ip} is the gateway`)
+      return true
+    } catch (err) {
+      this.rejectEndpoint(def.name, e, 'outside-subnet', err instanceof Error ? err.message : String(err))
+      return false
+    }
+  }
+
+  /** The endpoint's host is registered with the VTEP the endpoint names. */
+  private tiedToHost (overlay: string, e: ClusterEndpoint): boolean {
+    const vtep = this.hosts.get(e.hostId)
+    if (vtep === undefined) { this.rejectEndpoint(overlay, e, 'unregistered-host', `host ${e.hostId} is not registered`); return false }
+    if (vtep !== e.vtep) { this.rejectEndpoint(overlay, e, 'vtep-mismatch', `host ${e.hostId} is registered with VTEP ${vtep}`); return false }
+    return true
+  }
+
+  /**
+   * A definition is taken unless it changes the VNI, subnet or gateway under an
+   * overlay this host runs (or, for a pushed change, under one it knows), and
+   * this host's own define/join did not answer that definition.
+   */
+  private acceptDefinition (def: OverlayDefinition, pushed: boolean): OverlayDefinition | undefined {
+    const a = this.attached.get(def.name)
+    const before = a ? { vni: a.devices.vni, subnet: a.devices.subnet, gateway: a.devices.gateway } : pushed ? this.defs.get(def.name) : undefined
+    if (!before || sameDefinition(before, def)) return def
+    const own = this.store.localOverlay?.(def.name)
+    if (own && sameDefinition(own, def)) return def
+    this.rejects.reject('overlay', 'changed-definition', def.name,
+      `it changes VNI ${before.vni ?? '?'} ${before.subnet} gw ${before.gateway} to VNI ${def.vni} ${def.subnet} gw ${def.gateway}, which this host did not define`)
+    return undefined
+  }
+
+  /** A pushed endpoint: tied to its host, inside its overlay, and not taking another endpoint's address. */
+  private acceptPublished (overlay: string, e: ClusterEndpoint): boolean {
+    const def = this.defs.get(overlay)
+    if (!def) { this.rejectEndpoint(overlay, e, 'unknown-overlay', `overlay ${overlay} is not defined`); return false }
+    if (!this.inSubnet(def, e) || !this.tiedToHost(overlay, e)) return false
+    let claims = this.claims.get(overlay)
+    if (!claims) { claims = new Map(); this.claims.set(overlay, claims) }
+    const holder = claims.get(e.ip)
+    if (holder !== undefined && holder !== e.endpointId && this.known.get(overlay)?.get(holder)?.ip === e.ip) {
+      this.rejectEndpoint(overlay, e, 'address-claimed', `address ${e.ip} is claimed by endpoint ${holder.slice(0, 12)}, which published it first`)
+      return false
+    }
+    const old = this.known.get(overlay)?.get(e.endpointId)
+    if (old && old.ip !== e.ip && claims.get(old.ip) === e.endpointId) claims.delete(old.ip)
+    claims.set(e.ip, e.endpointId)
+    return true
+  }
+
   private apply (ev: ClusterChange, schedule = true): void {
     this.rev = ev.rev
+    this.remember(ev.rev, JSON.stringify(ev))
     const touched = new Set<string>()
+    const dropHost = (hostId: string, keep?: string): void => {
+      for (const [name, m] of this.known) {
+        for (const [id, e] of m) {
+          if (e.hostId !== hostId || e.vtep === keep) continue
+          m.delete(id)
+          if (this.claims.get(name)?.get(e.ip) === id) this.claims.get(name)?.delete(e.ip)
+          touched.add(name)
+        }
+      }
+    }
     switch (ev.kind) {
       case 'endpoint-published': {
+        if (!this.acceptPublished(ev.overlay, ev.endpoint)) break
         let m = this.known.get(ev.overlay)
         if (!m) { m = new Map(); this.known.set(ev.overlay, m) }
         m.set(ev.endpoint.endpointId, ev.endpoint)
         touched.add(ev.overlay)
         break
       }
-      case 'endpoint-withdrawn':
-        if (this.known.get(ev.overlay)?.delete(ev.endpointId) === true) touched.add(ev.overlay)
+      case 'endpoint-withdrawn': {
+        const old = this.known.get(ev.overlay)?.get(ev.endpointId)
+        if (!old) break
+        this.known.get(ev.overlay)?.delete(ev.endpointId)
+        if (this.claims.get(ev.overlay)?.get(old.ip) === ev.endpointId) this.claims.get(ev.overlay)?.delete(old.ip)
+        touched.add(ev.overlay)
         break
+      }
       case 'host-removed':
-        for (const [name, m] of this.known) {
-          for (const [id, e] of m) if (e.hostId === ev.hostId) { m.delete(id); touched.add(name) }
-        }
+        this.hosts.delete(ev.hostId)
+        dropHost(ev.hostId)
         break
-      case 'overlay-defined':
-        this.defs.set(ev.overlay.name, ev.overlay)
-        touched.add(ev.overlay.name)
+      case 'host-up':
+        // A host that comes back with another VTEP re-publishes its endpoints; the old ones no longer match.
+        this.hosts.set(ev.host.hostId, ev.host.vtep)
+        dropHost(ev.host.hostId, ev.host.vtep)
         break
+      case 'overlay-defined': {
+        const def = this.acceptDefinition(ev.overlay, true)
+        if (!def) break
+        this.defs.set(def.name, def)
+        touched.add(def.name)
+        break
+      }
       case 'overlay-removed':
         this.defs.delete(ev.name)
         this.known.delete(ev.name)
+        this.claims.delete(ev.name)
         touched.add(ev.name)
         break
-      case 'host-up':
-        break
     }
-    if (schedule) for (const name of touched) this.schedule(name, false)
+    if (schedule) {
+      for (const name of touched) this.schedule(name, false)
+      if (touched.size > 0) this.remoteChanged()
+    }
   }
 
   // -------------------------------------------------------------------------

@@ -60,6 +60,7 @@ t.test('every key is under the ferry: prefix; a publication is one EVALSHA on th
   const r2 = record(h2)
   await r2.wait('resync')
   const n = 200
+  for (let i = 0; i < n; i++) await h1.allocateAddress('ov1', `10.30.1.${i + 1}`)
   const before = evalshaCalls()
   const c0 = h1.status().commands
   const lat: number[] = []

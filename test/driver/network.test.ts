@@ -5,6 +5,7 @@ import { FakeLinkDriver } from '../../src/kernel/fake.js'
 import { Ipam } from '../../src/ipam/ipam.js'
 import { NetworkDriver } from '../../src/driver/network.js'
 import { DisabledFirewall } from '../../src/nat/disabled.js'
+import type { OverlayService } from '../../src/overlay/service.js'
 
 const NET = 'aa'.repeat(32)
 const EP = 'bb'.repeat(32)
@@ -13,6 +14,8 @@ async function withNetwork (w: { ipam: Ipam, driver: NetworkDriver }, generic: R
   const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.50.0.0/24', subPool: '', options: {}, v6: false })
   await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
   await w.driver.createNetwork({ id: NET, subnet: '10.50.0.0/24', gatewayCidr: '10.50.0.1/24', generic, internal, ipv6: false, extraIpv4Data: 0 })
+  // What the engine does before each CreateEndpoint: the tests' endpoint addresses come from IPAM.
+  for (const ip of ['10.50.0.2', '10.50.0.3']) await w.ipam.requestAddress({ poolId: pool.poolId, address: ip, options: null })
   return pool.poolId
 }
 
@@ -169,4 +172,182 @@ t.test('--iptables=false: enable_icc=false is refused (nothing would block the t
   await inner.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: p, exposed: [] })
   await inner.driver.programExternalConnectivity(NET, EP, p)
   t.same(inner.store.state.endpoints[EP]?.ports, [], 'ignored on an internal network, as with iptables on')
+})
+
+t.test('network options that are not strings are refused with a sentence before anything is made', async (t) => {
+  for (const v of [{}, JSON.parse('{"toString":"x"}'), ['1500'], 1500, null, true]) {
+    const w = fakeWorld()
+    await t.rejects(withNetwork(w, { 'com.docker.network.driver.mtu': v }), { code: 'INVALID_OPTION', message: /^option com\.docker\.network\.driver\.mtu must be a string \(-o com\.docker\.network\.driver\.mtu=VALUE\), not / }, JSON.stringify(v))
+    t.same(w.links.calls.filter((c) => c.op.startsWith('create')), [])
+  }
+  for (const k of ['constructor', 'toString', '__proto__']) {
+    await t.rejects(withNetwork(fakeWorld(), JSON.parse(`{"${k}":"x"}`) as Record<string, unknown>), { code: 'INVALID_OPTION', message: new RegExp(`^unknown option ${k};`) }, k)
+  }
+})
+
+t.test('CreateEndpoint refuses every address ferry did not hand out for an endpoint, and leaves nothing behind', async (t) => {
+  const w = fakeWorld()
+  const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.50.0.0/24', subPool: '', options: {}, v6: false })
+  await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await w.ipam.requestAddress({ poolId: pool.poolId, address: '10.50.0.9', options: null }) // --aux-address r=10.50.0.9
+  await w.driver.createNetwork({ id: NET, subnet: '10.50.0.0/24', gatewayCidr: '10.50.0.1/24', generic: {}, internal: false, ipv6: false, extraIpv4Data: 0, auxAddresses: ['10.50.0.9/24'] })
+  t.equal(w.ipam.pool(pool.poolId)?.allocated['10.50.0.9']?.kind, 'aux', 'the aux address is marked')
+  const a2 = await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: null })
+  t.equal(a2.address, '10.50.0.2/24')
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: a2.address, mac: '', portRequests: [], exposed: [] })
+  const before = { links: (await w.links.listLinks()).map((l) => l.name).sort(), endpoints: Object.keys(w.store.state.endpoints), calls: w.links.calls.length }
+  const EP2 = 'cc'.repeat(32)
+  const bad: Array<[string, string, RegExp]> = [
+    ['8.8.8.8/24', 'ADDRESS_OUT_OF_POOL', /^endpoint address 8\.8\.8\.8 is outside the network's subnet 10\.50\.0\.0\/24$/],
+    ['10.51.0.2/24', 'ADDRESS_OUT_OF_POOL', /outside the network's subnet/],
+    ['10.50.0.0/24', 'ADDRESS_OUT_OF_POOL', /^endpoint address 10\.50\.0\.0 is the network address of subnet 10\.50\.0\.0\/24$/],
+    ['10.50.0.255/24', 'ADDRESS_OUT_OF_POOL', /^endpoint address 10\.50\.0\.255 is the broadcast address of subnet 10\.50\.0\.0\/24$/],
+    ['10.50.0.1/24', 'ADDRESS_IN_USE', /^endpoint address 10\.50\.0\.1 is the gateway's address of network aaaaaaaaaaaa$/],
+    ['10.50.0.77/24', 'INVALID_REQUEST', /^endpoint address 10\.50\.0\.77 was not allocated by ferry's IPAM in pool 10\.50\.0\.0\/24: ask IPAM for it first/],
+    ['10.50.0.9/24', 'ADDRESS_IN_USE', /^endpoint address 10\.50\.0\.9 is reserved as an auxiliary address \(--aux-address\) of network aaaaaaaaaaaa$/],
+    ['10.50.0.2/24', 'ADDRESS_IN_USE', /^endpoint address 10\.50\.0\.2 is already used by endpoint bbbbbbbbbbbb of network aaaaaaaaaaaa$/],
+    ['10.50.0.2/16', 'INVALID_REQUEST', /^endpoint address "10\.50\.0\.2\/16" is not an IPv4 address with the prefix \/24 of subnet 10\.50\.0\.0\/24$/],
+    ['10.50.0.2', 'INVALID_REQUEST', /is not an IPv4 address with the prefix \/24/],
+    ['10.50.0.02/24', 'INVALID_REQUEST', /is not an IPv4 address/],
+    ['10.50.0.2/24/24', 'INVALID_REQUEST', /is not an IPv4 address/],
+    ['garbage\n', 'INVALID_REQUEST', /^endpoint address "garbage\\n" is not/],
+    ['', 'INVALID_REQUEST', /is not an IPv4 address/],
+  ]
+  for (const [addressCidr, code, message] of bad) {
+    await t.rejects(w.driver.createEndpoint({ networkId: NET, endpointId: EP2, addressCidr, mac: '', portRequests: [], exposed: [] }), { code, message }, JSON.stringify(addressCidr))
+  }
+  t.equal(w.links.calls.length, before.calls, 'the kernel was not asked anything')
+  t.same((await w.links.listLinks()).map((l) => l.name).sort(), before.links, 'no link made or removed')
+  t.same(Object.keys(w.store.state.endpoints), before.endpoints, 'no endpoint recorded')
+  // Once released by the engine, an address can no longer be used either.
+  await w.ipam.releaseAddress(pool.poolId, '10.50.0.3')
+  const a3 = await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: null })
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP2, addressCidr: a3.address, mac: '', portRequests: [], exposed: [] })
+  t.equal(w.store.state.endpoints[EP2]?.address, '10.50.0.3', 'an address from IPAM is accepted')
+  // The pool released under the network (the engine's order at network rm): nothing can be added.
+  await w.ipam.releasePool(pool.poolId)
+  await t.rejects(w.driver.createEndpoint({ networkId: NET, endpointId: 'dd'.repeat(32), addressCidr: '10.50.0.4/24', mac: '', portRequests: [], exposed: [] }), { code: 'INVALID_REQUEST', message: /address pool FerryLocal\/10\.50\.0\.0\/24 of network aaaaaaaaaaaa was released/ })
+})
+
+t.test('CreateEndpoint on an overlay: the address must be held by this host in the cluster', async (t) => {
+  const held = new Set<string>()
+  const published: string[] = []
+  const overlay: OverlayService = {
+    attach: async () => ({ vni: 4096, bridge: 'fyo-ov1', mtu: 1450 }),
+    detach: async () => undefined,
+    allocateAddress: async (_o, preferred) => { const ip = preferred ?? '10.60.0.5'; held.add(ip); return ip },
+    releaseAddress: async (_o, ip) => { held.delete(ip) },
+    holdsAddress: (_o, ip) => held.has(ip),
+    publish: async (_o, id) => { published.push(id) },
+    withdraw: async () => undefined,
+  }
+  const store = new MemoryStore()
+  const links = new FakeLinkDriver()
+  await links.createBridge('fyo-ov1')
+  const ipam = new Ipam({ store, hostNetworks: async () => [] })
+  const driver = new NetworkDriver({ store, links, firewall: new DisabledFirewall(), ipam, ports: new FakePublisher(), overlay, log: silentLog })
+  const pool = await ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.60.0.0/24', subPool: '', options: {}, v6: false })
+  await ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await driver.createNetwork({ id: NET, subnet: '10.60.0.0/24', gatewayCidr: '10.60.0.1/24', generic: { 'ferry.overlay': 'ov1' }, internal: false, ipv6: false, extraIpv4Data: 0 })
+  await t.rejects(driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.60.0.7/24', mac: '', portRequests: [], exposed: [] }),
+    { code: 'INVALID_REQUEST', message: /^endpoint address 10\.60\.0\.7 was not allocated to this host by the cluster for overlay ov1/ })
+  await t.rejects(driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.60.0.1/24', mac: '', portRequests: [], exposed: [] }), { code: 'ADDRESS_IN_USE', message: /gateway/ })
+  t.same(published, [], 'nothing published')
+  const cidr = await driver.requestOverlayAddress(pool.poolId, 'ov1', '', false)
+  await driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: cidr, mac: '', portRequests: [], exposed: [] })
+  t.same(published, [EP])
+})
+
+/** A network on `subnet` with id `id`, and `n` endpoint addresses allocated from it (as the engine asks before CreateEndpoint). */
+async function networkOn (w: ReturnType<typeof fakeWorld>, id: string, subnet: string, n = 2): Promise<string[]> {
+  const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: subnet, subPool: '', options: {}, v6: false })
+  const gw = await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await w.driver.createNetwork({ id, subnet, gatewayCidr: gw.address, generic: {}, internal: false, ipv6: false, extraIpv4Data: 0 })
+  const out: string[] = []
+  for (let i = 0; i < n; i++) out.push((await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: null })).address)
+  return out
+}
+
+const linkNames = async (w: ReturnType<typeof fakeWorld>): Promise<string[]> => (await w.links.listLinks()).map((l) => l.name).sort()
+
+t.test('endpoint ids sharing their first 12 characters get distinct veths; deleting one leaves the other', async (t) => {
+  const w = fakeWorld()
+  const [a1, a2] = await networkOn(w, NET, '10.50.0.0/24')
+  const A = 'ab'.repeat(6) + '0'.repeat(52)
+  const B = 'ab'.repeat(6) + '1'.repeat(52)
+  await w.driver.createEndpoint({ networkId: NET, endpointId: A, addressCidr: a1!, mac: '', portRequests: [], exposed: [] })
+  await w.driver.createEndpoint({ networkId: NET, endpointId: B, addressCidr: a2!, mac: '', portRequests: [], exposed: [] })
+  const ea = w.store.state.endpoints[A]!
+  const eb = w.store.state.endpoints[B]!
+  t.equal(ea.hostVeth, 'fyhabababababab', 'the first keeps the usual name')
+  t.not(eb.hostVeth, ea.hostVeth, 'the second gets another host name')
+  t.not(eb.containerVeth, ea.containerVeth, 'and another container name')
+  t.match(eb.hostVeth, /^fyh[0-9a-f]{12}$/)
+  t.match(eb.containerVeth, /^fyc[0-9a-f]{12}$/)
+  const names = await linkNames(w)
+  for (const n of [ea.hostVeth, ea.containerVeth, eb.hostVeth, eb.containerVeth]) t.ok(names.includes(n), `${n} exists`)
+  t.equal((await w.driver.join(NET, B, '/x')).srcName, eb.containerVeth, 'Join hands out the recorded name')
+  t.equal((await w.driver.reconcile()).links, 0, 'reconcile finds both as they should be')
+  await w.driver.deleteEndpoint(NET, B)
+  const after = await linkNames(w)
+  t.ok(after.includes(ea.hostVeth) && after.includes(ea.containerVeth), 'the first endpoint\'s veth stays')
+  t.notOk(after.includes(eb.hostVeth) || after.includes(eb.containerVeth), 'the second\'s is gone')
+})
+
+t.test('deleting an unknown endpoint id never deletes a link, even one its id would be named after', async (t) => {
+  const w = fakeWorld()
+  const [a1] = await networkOn(w, NET, '10.50.0.0/24', 1)
+  const A = 'ab'.repeat(6) + '0'.repeat(52)
+  await w.driver.createEndpoint({ networkId: NET, endpointId: A, addressCidr: a1!, mac: '', portRequests: [], exposed: [] })
+  await w.links.createVeth('fyhcdcdcdcdcdcd', 'fyccdcdcdcdcdcd') // a leftover of some crash
+  const before = await linkNames(w)
+  await w.driver.deleteEndpoint(NET, 'ab'.repeat(6) + '9'.repeat(52)) // shares A's first 12 characters
+  await w.driver.deleteEndpoint(NET, 'cd'.repeat(32)) // named like the leftover
+  await w.driver.deleteEndpoint('ff'.repeat(32), A) // A, but on another network
+  await w.driver.leave('ff'.repeat(32), A)
+  t.same(await linkNames(w), before, 'no link deleted')
+  t.ok(w.store.state.endpoints[A], 'A is still recorded')
+  // The leftover belongs to no record: reconcile removes it, and only it.
+  await w.driver.reconcile()
+  t.same(await linkNames(w), before.filter((n) => !n.includes('cdcdcdcd')))
+})
+
+t.test('a link left with an endpoint\'s first-choice name is not deleted at create: another name is used', async (t) => {
+  const w = fakeWorld()
+  const [a1] = await networkOn(w, NET, '10.50.0.0/24', 1)
+  await w.links.createVeth('fyhbbbbbbbbbbbb', 'fycbbbbbbbbbbbb')
+  const callsBefore = w.links.calls.length
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: a1!, mac: '', portRequests: [], exposed: [] })
+  t.same(w.links.calls.slice(callsBefore).filter((c) => c.op === 'deleteLink'), [], 'nothing deleted')
+  const ep = w.store.state.endpoints[EP]!
+  t.not(ep.hostVeth, 'fyhbbbbbbbbbbbb')
+  t.ok((await linkNames(w)).includes(ep.hostVeth))
+})
+
+t.test('concurrent creates of endpoints sharing a prefix on two networks pick distinct names', async (t) => {
+  const w = fakeWorld()
+  const NET2 = 'a'.repeat(12) + 'f'.repeat(52) // shares NET's first 12 characters too
+  const [a1] = await networkOn(w, NET, '10.50.0.0/24', 1)
+  const [b1] = await networkOn(w, NET2, '10.51.0.0/24', 1)
+  const n1 = w.store.state.networks[NET]!
+  const n2 = w.store.state.networks[NET2]!
+  t.equal(n1.bridge, 'fy-aaaaaaaaaaaa')
+  t.not(n2.bridge, n1.bridge, 'networks sharing 12 characters get distinct bridges')
+  t.match(n2.bridge, /^fy-[0-9a-f]{12}$/)
+  const A = 'ab'.repeat(6) + '0'.repeat(52)
+  const B = 'ab'.repeat(6) + '1'.repeat(52)
+  await Promise.all([
+    w.driver.createEndpoint({ networkId: NET, endpointId: A, addressCidr: a1!, mac: '', portRequests: [], exposed: [] }),
+    w.driver.createEndpoint({ networkId: NET2, endpointId: B, addressCidr: b1!, mac: '', portRequests: [], exposed: [] }),
+  ])
+  const ea = w.store.state.endpoints[A]!
+  const eb = w.store.state.endpoints[B]!
+  t.not(ea.hostVeth, eb.hostVeth)
+  const links = await w.links.listLinks()
+  const master = (name: string) => links.find((l) => l.index === links.find((x) => x.name === name)?.master)?.name
+  t.equal(master(ea.hostVeth), n1.bridge)
+  t.equal(master(eb.hostVeth), n2.bridge)
+  await w.driver.deleteNetwork(NET2)
+  t.ok((await linkNames(w)).includes(n1.bridge), 'deleting the second network leaves the first bridge')
+  t.ok((await linkNames(w)).includes(ea.hostVeth))
 })

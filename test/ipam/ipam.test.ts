@@ -477,3 +477,38 @@ t.test('performance: 10k allocations in a /16, a few in a /8', async (t) => {
   t.equal((await ipam.requestAddress({ poolId: big.poolId, address: '', options: null })).address, '11.0.7.210/8')
   t.comment(`2k allocations in a /8: ${(performance.now() - t0).toFixed(0)} ms`)
 })
+
+t.test('address spaces: only the names GetDefaultAddressSpaces gives', async (t) => {
+  const { ipam, store } = setup()
+  for (const space of ['Ferry\nLocal', 'FerryLocal/10.0.0.0/8', 'LocalDefault', 'constructor', 'ferrylocal']) {
+    const err = await rejects(ipam.requestPool(pool('10.20.0.0/24', '', { addressSpace: space })))
+    t.equal(err.code, 'INVALID_REQUEST', JSON.stringify(space))
+    t.equal(err.message, `address space ${JSON.stringify(space)} is not ferry's: it serves FerryLocal and FerryGlobal (create the network with --ipam-driver ferry)`)
+  }
+  t.same(Object.keys(store.state.pools), [], 'nothing recorded')
+  const custom = setup({ addressSpaces: { local: 'L', global: 'G' } }).ipam
+  t.equal((await custom.requestPool(pool('10.20.0.0/24', '', { addressSpace: 'G' }))).poolId, 'G/10.20.0.0/24')
+  t.equal((await rejects(custom.requestPool(pool('10.21.0.0/24')))).code, 'INVALID_REQUEST', 'FerryLocal is not the custom agent\'s')
+})
+
+t.test('reserved pools are refused; auto pools skip reserved blocks', async (t) => {
+  const { ipam } = setup({ defaultPools: [{ base: '127.0.0.0/8', size: 24 }, { base: '224.0.0.0/4', size: 16 }, { base: '10.0.0.0/8', size: 24 }] })
+  for (const p of ['127.0.0.0/16', '0.0.0.0/8', '224.0.0.0/4', '128.0.0.0/1', '169.254.1.0/24', '255.255.255.0/24']) {
+    t.equal((await rejects(ipam.requestPool(pool(p)))).code, 'INVALID_REQUEST', p)
+  }
+  t.equal((await ipam.requestPool(pool(''))).pool, '10.0.0.0/24', 'the reserved default pools are skipped')
+})
+
+t.test('pool options keyed by prototype names are kept as ordinary keys', async (t) => {
+  const { ipam } = setup()
+  const options = JSON.parse('{"__proto__":"a","constructor":"b","toString":"c"}') as Record<string, string>
+  const p = await ipam.requestPool(pool('10.20.0.0/24', '', { options }))
+  const rec = ipam.pool(p.poolId)!
+  t.same(Object.keys(rec.options).sort(), ['__proto__', 'constructor', 'toString'])
+  t.equal(JSON.parse(JSON.stringify(rec.options)).__proto__, 'a')
+  t.equal(ipam.pool('constructor'), undefined)
+  t.equal(ipam.pool('__proto__'), undefined)
+  // A gateway request whose options carry a prototype name.
+  const gw = await ipam.requestAddress({ poolId: p.poolId, address: '', options: JSON.parse('{"__proto__":{"RequestAddressType":"com.docker.network.gateway"}}') as Record<string, string> })
+  t.equal(rec.allocated[gw.address.split('/')[0]!]?.kind, 'endpoint', 'an inherited RequestAddressType does not count')
+})

@@ -2,7 +2,7 @@ import t from 'tap'
 import { FerryError } from '../../src/errors/errors.js'
 import { ipToInt } from '../../src/ipam/cidr.js'
 import {
-  DOCKER_DEFAULT_POOLS, allocationWindow, findFree, formatDefaultPool, parseDefaultPool, parsePoolSpec, pickAutoSubnet,
+  DOCKER_DEFAULT_POOLS, RESERVED_BLOCKS, allocationWindow, findFree, formatDefaultPool, parseDefaultPool, parsePoolSpec, pickAutoSubnet,
   poolIdFor, windowSize,
 } from '../../src/ipam/pools.js'
 
@@ -36,6 +36,7 @@ t.test('parseDefaultPool', async (t) => {
     ['base=10.10.0.0/16,size=x', 'INVALID_REQUEST', /size "x" is not a prefix length/],
     ['base=10.10.0.0/16,size=8', 'INVALID_REQUEST', /size \/8 must be between the base's \/16 and \/30/],
     ['base=10.10.0.0/16,size=31', 'INVALID_REQUEST', /must be between/],
+    ['base=0.0.0.0/0,size=4', 'INVALID_REQUEST', /size \/4 is wider than a \/8: ferry takes pools from \/8 to \/30/],
   ]
   for (const [spec, code, msg] of bad) {
     const err = caught(() => parseDefaultPool(spec))
@@ -69,6 +70,39 @@ t.test('parsePoolSpec', async (t) => {
   t.equal(err.code, 'INVALID_REQUEST')
   t.equal(err.message, 'ip range 10.20.1.0/25 is not inside pool 10.20.0.0/24')
   t.equal(caught(() => parsePoolSpec('10.20.0.0/24', '10.20.0.0/23')).code, 'INVALID_REQUEST', 'range larger than pool')
+})
+
+t.test('parsePoolSpec: reserved blocks and pools wider than a /8 are refused', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['127.0.0.0/16', /^pool 127\.0\.0\.0\/16 overlaps 127\.0\.0\.0\/8, which is loopback and cannot be a container network$/],
+    ['127.1.2.0/24', /overlaps 127\.0\.0\.0\/8, which is loopback/],
+    ['0.0.0.0/8', /overlaps 0\.0\.0\.0\/8, which is "this network"/],
+    ['224.0.0.0/4', /^pool 224\.0\.0\.0\/4 is wider than a \/8/],
+    ['224.0.0.0/8', /overlaps 224\.0\.0\.0\/4, which is multicast/],
+    ['239.1.0.0/16', /multicast/],
+    ['240.0.0.0/8', /overlaps 240\.0\.0\.0\/4, which is reserved/],
+    ['255.255.255.252/30', /limited broadcast address 255\.255\.255\.255/],
+    ['169.254.0.0/24', /overlaps 169\.254\.0\.0\/16, which is link-local/],
+    ['128.0.0.0/1', /^pool 128\.0\.0\.0\/1 is wider than a \/8: ferry takes pools from \/8 to \/30$/],
+    ['10.0.0.0/7', /is wider than a \/8/],
+    ['0.0.0.0/0', /is wider than a \/8/],
+  ]
+  for (const [pool, msg] of cases) {
+    const err = caught(() => parsePoolSpec(pool, ''))
+    t.equal(err.code, 'INVALID_REQUEST', pool)
+    t.match(err.message, msg, pool)
+  }
+  // Neighbours of the reserved blocks are fine.
+  for (const ok of ['1.0.0.0/8', '126.0.0.0/8', '128.0.0.0/8', '169.253.0.0/16', '223.255.255.0/24', '11.0.0.0/8']) {
+    t.same(parsePoolSpec(ok, ''), { subnet: ok }, ok)
+  }
+})
+
+t.test('pickAutoSubnet with the reserved blocks as blockers never lands in one', async (t) => {
+  const reserved = RESERVED_BLOCKS.map((b) => b.cidr)
+  t.equal(pickAutoSubnet([{ base: '126.0.0.0/7', size: 8 }], reserved), '126.0.0.0/8')
+  t.equal(pickAutoSubnet([{ base: '127.0.0.0/8', size: 24 }], reserved), undefined)
+  t.equal(pickAutoSubnet([{ base: '0.0.0.0/0', size: 8 }], reserved), '1.0.0.0/8')
 })
 
 t.test('pickAutoSubnet', async (t) => {

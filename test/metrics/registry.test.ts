@@ -87,7 +87,8 @@ t.test('DNS counters by type and failure reason', async (t) => {
 })
 
 t.test('overlay: peers, revision, lag; revision absent when Redis does not answer', async (t) => {
-  let snap = base({ cluster: { connected: true, commands: 120, revision: 42, applied: 40, synced: false, overlays: [{ name: 'ov1', peers: 3 }, { name: 'ov2', peers: 0 }] } })
+  let snap = base({ cluster: { connected: true, commands: 120, revision: 42, applied: 40, synced: false, overlays: [{ name: 'ov1', peers: 3 }, { name: 'ov2', peers: 0 }],
+    clusterKey: true, rejected: [{ kind: 'endpoint', reason: 'unregistered-host', count: 3 }] } })
   const m = new FerryMetrics(async () => snap)
   let text = await m.render()
   t.equal(sample(text, 'ferry_cluster_connected'), 1)
@@ -98,8 +99,10 @@ t.test('overlay: peers, revision, lag; revision absent when Redis does not answe
   t.equal(sample(text, 'ferry_overlay_synced'), 0)
   t.equal(sample(text, 'ferry_overlay_peers{overlay="ov1"}'), 3)
   t.equal(sample(text, 'ferry_overlay_peers{overlay="ov2"}'), 0)
+  t.equal(sample(text, 'ferry_cluster_key'), 1)
+  t.equal(sample(text, 'ferry_cluster_rejected_total{kind="endpoint",reason="unregistered-host"}'), 3)
 
-  snap = base({ cluster: { connected: false, commands: 130, applied: 40, synced: false, overlays: [{ name: 'ov1', peers: 3 }] } })
+  snap = base({ cluster: { connected: false, commands: 130, applied: 40, synced: false, overlays: [{ name: 'ov1', peers: 3 }], clusterKey: false, rejected: [] } })
   text = await m.render()
   t.equal(sample(text, 'ferry_cluster_connected'), 0)
   t.notMatch(text, 'ferry_cluster_revision', 'unknown revision: no sample rather than a wrong 0')

@@ -10,15 +10,16 @@ const port = (proto: 'tcp' | 'udp', hostPort: number, hostPortEnd = hostPort): P
   ({ proto, hostIp: '', hostPort, hostPortEnd, containerIp: '10.0.0.2', containerPort: 80, containerPortEnd: 80 + hostPortEnd - hostPort })
 const ep = (joined: boolean, ports: PortBinding[] = []): EndpointRecord => ({ joined, ports } as unknown as EndpointRecord)
 
-const status: ClusterStatus = { state: 'ready', url: 'redis://r:6379', hostId: 'h1', vtep: '10.0.0.1', commands: 33 }
+const rejected = [{ kind: 'endpoint', reason: 'bad-mac', count: 2 }]
+const status: ClusterStatus = { state: 'ready', url: 'redis://r:6379', hostId: 'h1', vtep: '10.0.0.1', commands: 33, clusterKey: true, rejected }
 const peers: PeerSyncStatus = { revision: 8, synced: true, overlays: [{ name: 'ov', vni: 5, bridge: 'b', vxlan: 'v', peers: 4, skipped: 0 }] }
 
 t.test('counting', async (t) => {
   t.same(countNetworks([net('a'), net('b', 'ov'), net('c')]), { bridge: 2, overlay: 1 })
   t.same(countEndpoints([ep(true), ep(false), ep(true)]), { created: 1, joined: 2 })
   t.same(countPorts([ep(true, [port('tcp', 80), port('tcp', 8000, 8009)]), ep(true, [port('udp', 53)])]), { tcp: 11, udp: 1, sctp: 0 })
-  t.same(clusterSnapshot(status, peers, 10), { connected: true, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }], revision: 10 })
-  t.same(clusterSnapshot({ ...status, state: 'down' }, peers, undefined), { connected: false, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }] })
+  t.same(clusterSnapshot(status, peers, 10), { connected: true, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }], revision: 10, clusterKey: true, rejected })
+  t.same(clusterSnapshot({ ...status, state: 'down' }, peers, undefined), { connected: false, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }], clusterKey: true, rejected })
 })
 
 t.test('snapshotAgent reads live parts; a Redis that does not answer leaves the revision out', async (t) => {

@@ -148,3 +148,25 @@ t.test('journal encoding round-trips; a bad line is skipped, and only a bad last
   t.equal(Object.getPrototypeOf(root.pools), Object.prototype, 'a key "__proto__" is an own property, never a prototype')
   t.same(Object.keys(root.pools as object).sort(), ['__proto__', 'p'])
 })
+
+t.test('ids that are Object.prototype member names are ordinary keys, through the journal and a snapshot', async (t) => {
+  const dir = t.testdir({})
+  const s = await FileStore.open(dir, { verify: true })
+  t.equal(s.state.endpoints.constructor, undefined, 'no inherited member')
+  for (const id of ['__proto__', 'constructor', 'toString']) {
+    s.state.endpoints[id] = {
+      id, networkId: 'n', address: '10.0.0.2', prefixLen: 24, mac: '02:42:0a:00:00:02', hostVeth: 'fyh0', containerVeth: 'fyc0', joined: false,
+      portRequests: [], ports: [], exposed: [], createdAt: '2026-01-01T00:00:00.000Z',
+    }
+    await s.commit(['endpoints', id])
+  }
+  t.same(Object.keys(s.state.endpoints).sort(), ['__proto__', 'constructor', 'toString'])
+  const journaled = await FileStore.open(dir)
+  t.same(Object.keys(journaled.state.endpoints).sort(), ['__proto__', 'constructor', 'toString'], 'replayed from the journal')
+  t.equal(journaled.state.endpoints.__proto__?.id, '__proto__')
+  t.equal(journaled.state.networks.constructor, undefined)
+  await journaled.commit()
+  const snap = await FileStore.open(dir)
+  t.same(Object.keys(snap.state.endpoints).sort(), ['__proto__', 'constructor', 'toString'], 'read from a snapshot')
+  t.equal(snap.state.pools.hasOwnProperty, undefined)
+})

@@ -1,16 +1,14 @@
 import t from 'tap'
 import { MemoryCluster } from '../../src/cluster/memory.js'
 import type { ClusterEvent, ClusterStore } from '../../src/cluster/types.js'
-import { FakeLinkDriver } from '../../src/kernel/fake.js'
-import { KernelOverlayDataPlane } from '../../src/vxlan/apply.js'
-import { PeerSync } from '../../src/vxlan/peers.js'
 import { overlayMac } from '../../src/vxlan/plan.js'
 import { record } from '../harness/cluster-contract.js'
+import { peerHost, type PeerHost } from '../harness/peer-host.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
 const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
 
-interface Host { store: ClusterStore, links: FakeLinkDriver, sync: PeerSync }
+type Host = PeerHost
 
 /** A host: its cluster store, its (fake) kernel with the underlay address, its PeerSync. */
 async function host (t: T, cluster: MemoryCluster, n: number, wrap: (s: ClusterStore) => ClusterStore = (s) => s): Promise<Host> {
@@ -18,14 +16,7 @@ async function host (t: T, cluster: MemoryCluster, n: number, wrap: (s: ClusterS
   const real = cluster.connect({ hostId: `h${n}`, advertiseAddr: vtep, heartbeatMs: 0, hostTtlMs: 1000 })
   t.teardown(() => real.close())
   await real.start()
-  const store = wrap(real)
-  const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
-  await links.addAddress('eth0', `${vtep}/24`)
-  const dp = new KernelOverlayDataPlane(links, { createVxlan: (name, spec) => links.createVxlan(name, spec), batch: null })
-  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
-  sync.start()
-  t.teardown(() => sync.stop())
-  return { store, links, sync }
+  return await peerHost(t, wrap(real), vtep)
 }
 
 async function join (h: Host, vni?: number): Promise<void> {
@@ -197,18 +188,30 @@ t.test('drift in the kernel is reported and repaired by a full reconcile', async
   t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2'], ['10.30.0.13', '02:42:0a:1e:00:0d', '192.168.50.2']])
 })
 
-t.test('a duplicate address is flagged, the smallest endpoint id wins', async (t) => {
+t.test('the first claim of an address wins, whatever the ids: a later claimant is refused by the store and ignored by readers', async (t) => {
   const cluster = new MemoryCluster()
   const h1 = await host(t, cluster, 1)
   const h2 = await host(t, cluster, 2)
   const h3 = await host(t, cluster, 3)
   for (const h of [h1, h2, h3]) await join(h)
-  await h2.store.publishEndpoint({ overlay: 'ov1', endpointId: 'bbb', ip: '10.30.0.12', mac: '02:42:0a:1e:00:0c' })
-  await h3.store.publishEndpoint({ overlay: 'ov1', endpointId: 'aaa', ip: '10.30.0.12', mac: '02:42:0a:1e:01:0c' })
-  t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:01:0c', '192.168.50.3']])
-  const r = await h1.sync.report('ov1')
-  t.equal(r.conflicts, 1)
-  t.match(r.rows.find((x) => x.status === 'conflict'), { endpointId: 'bbb', detail: /claimed by endpoint aaa, which wins/ })
+  await publish(h2, 'bbb', '10.30.0.12')
+  await t.rejects(h3.store.publishEndpoint({ overlay: 'ov1', endpointId: 'aaa', ip: '10.30.0.12', mac: '02:42:0a:1e:01:0c' }),
+    { code: 'ADDRESS_IN_USE', message: /not allocated to host h3/ })
+  t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2']])
+  // A Redis writer: a message and an entry for endpoint "0" (the smallest id) claiming the same address.
+  const stolen = { endpointId: '0', ip: '10.30.0.12', mac: '02:42:0a:1e:01:0c', hostId: 'h3', vtep: '192.168.50.3' }
+  cluster.forgeChange({ kind: 'endpoint-published', rev: (await h1.store.revision()) + 1, overlay: 'ov1', endpoint: stolen })
+  await publish(h3, 'e3', '10.30.0.13')
+  t.same(await peersOf(h1), [['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2'], ['10.30.0.13', '02:42:0a:1e:00:0d', '192.168.50.3']],
+    'the forged claim is ignored; the next valid change still lands')
+  cluster.forgeEndpoint('ov1', '0', stolen)
+  const rejected = h1.sync.rejects.total()
+  cluster.stop()
+  cluster.start()
+  await until('resynced', async () => h1.sync.rejects.total() > rejected)
+  await until('resynced', async () => (await peersOf(h1)).length === 2 && h1.sync.status().synced)
+  t.same((await peersOf(h1))[0], ['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2'], 'after a full read too')
+  t.ok(h1.sync.rejects.list().some((r) => r.kind === 'endpoint' && r.reason === 'address-claimed'), 'counted')
 })
 
 t.test('an attach with a stale VNI follows the cluster\'s definition', async (t) => {
