@@ -22,6 +22,7 @@ import { buildApiServer, type AgentView, type EndpointView, type NetworkView } f
 import { EngineClient, type EngineNames } from '../docker/client.js'
 import type { NetworkRecord, PoolRecord } from '../model/types.js'
 import { claimSocket, lockStateDir } from './lock.js'
+import { LossRecovery } from './recover.js'
 import { VERSION } from '../version.js'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
@@ -109,6 +110,8 @@ export class Agent implements AgentView {
   private syncQueued = false
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
   private runtime_?: RuntimeService
+  /** Set while the store is recovered with loss: rebuilds from the kernel and the engine (src/agent/recover.ts). */
+  private recovery?: LossRecovery
 
   constructor (cfg: AgentConfig, log: Logger) {
     this.cfg = cfg
@@ -170,6 +173,11 @@ export class Agent implements AgentView {
         await this.overlay.start(this.driver.localClusterState(), overlays)
         this.cleanups.push(() => this.overlay!.stop())
       }
+      if (this.store.loss) {
+        const engineNames = async () => { const n = await this.engineNames(); return this.engine.lastError === '' ? n : undefined }
+        this.recovery = new LossRecovery({ store: this.store, driver: this.driver, ipam, links: this.links, engine: engineNames, log: this.log.child({ component: 'recovery' }) })
+        await this.recovery.run()
+      }
       await this.reconcileNow('start')
       await this.runtime_.ensureDefaultNetwork(this.cfg.defaultBridge)
       await this.runtime_.start(this.cfg.runtime?.watchIntervalMs ?? 1000)
@@ -185,6 +193,7 @@ export class Agent implements AgentView {
       await fs.chmod(this.pluginSocket, 0o600)
       if (this.cfg.reconcileIntervalMs > 0) {
         this.timer = setInterval(() => {
+          void this.recovery?.run()
           void this.reconcileNow('periodic').catch(() => undefined)
           void this.collectOrphans().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'collecting orphaned endpoints failed'))
         }, this.cfg.reconcileIntervalMs)
