@@ -31,6 +31,7 @@ import { readClusterKey } from '../cluster/key.js'
 import { openOverlayDataPlane } from '../vxlan/apply.js'
 import { PeerSync } from '../vxlan/peers.js'
 import { ClusterOverlay } from '../overlay/service.js'
+import { PublishedNames } from '../overlay/names.js'
 import { DnsServer } from '../dns/server.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import { AgentRecordSource, scopeOf } from '../dns/source.js'
@@ -106,7 +107,8 @@ export class Agent implements AgentView {
   private records = new AgentRecordSource()
   private watcher?: EngineWatcher
   private remote = new Map<string, ClusterEndpoint[]>()
-  private published = new Map<string, string>()
+  /** Names published for this host's overlay endpoints; forgets endpoints that are gone. */
+  private published = new PublishedNames()
   private syncQueued = false
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
   private runtime_?: RuntimeService
@@ -305,15 +307,9 @@ export class Agent implements AgentView {
       this.log.warn({ err: toFerryError(err).message }, 'DNS could not listen on every gateway address')
     }
     if (!this.overlay) return
-    for (const ep of endpoints) {
-      const net = networks.find((n) => n.id === ep.networkId)
-      const names = this.records.localNames.get(ep.id)
-      if (!net?.overlay || !names) continue
-      const key = names.join(',')
-      if (this.published.get(ep.id) === key) continue
-      this.published.set(ep.id, key)
-      await this.overlay.publish(net.overlay.name, ep.id, ep.address, ep.mac, names)
-        .catch((err: unknown) => { this.published.delete(ep.id); this.log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
+    for (const { overlay, endpoint: ep, names } of this.published.due(endpoints, networks, this.records.localNames)) {
+      await this.overlay.publish(overlay, ep.id, ep.address, ep.mac, names)
+        .catch((err: unknown) => { this.published.failed(ep.id); this.log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
     }
   }
 

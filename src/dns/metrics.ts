@@ -35,7 +35,20 @@ export interface DnsMetrics {
   /** UDP answers sent empty with TC set. */
   truncated: number
   tcpConnections: number
+  /** TCP connections closed at accept: the total cap was reached. */
   tcpRejected: number
+  /** ...closed at accept: the source is no ferry network's client. */
+  tcpRejectedNonClient: number
+  /** ...closed at accept: the source has its cap of connections open. */
+  tcpRejectedPerSource: number
+  /** TCP connections dropped because their client did not read its answers (queued bytes past the cap). */
+  tcpSlowReaders: number
+  /** TCP connections dropped idle, or because a query's bytes did not all arrive in time. */
+  tcpTimeouts: number
+  /** TCP connections closed gracefully at their lifetime or query count. */
+  tcpClosedAtLimit: number
+  /** Upstream UDP answers with the wrong source, id or question (the query was asked again over TCP). */
+  spoofedAnswers: number
   /** Bugs: a handler threw. Should stay 0. */
   internalErrors: number
 }
@@ -47,6 +60,7 @@ export function newMetrics (): DnsMetrics {
     answered: 0, nodata: 0, forwarded: 0,
     upstreamAnswers: 0, upstreamTimeouts: 0, upstreamErrors: 0, upstreamRetries: 0,
     servfail: 0, refused: 0, formerr: 0, notimp: 0, badvers: 0, dropped: 0,
-    rateLimited: 0, truncated: 0, tcpConnections: 0, tcpRejected: 0, internalErrors: 0,
+    rateLimited: 0, truncated: 0, tcpConnections: 0, tcpRejected: 0, tcpRejectedNonClient: 0, tcpRejectedPerSource: 0,
+    tcpSlowReaders: 0, tcpTimeouts: 0, tcpClosedAtLimit: 0, spoofedAnswers: 0, internalErrors: 0,
   }
 }

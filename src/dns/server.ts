@@ -4,10 +4,13 @@
  * scoped by the asking client's networks, forwarding everything else upstream.
  *
  * Safe by default: a source that is no ferry network's client gets REFUSED (no
- * open resolver); each source is rate-limited (excess is dropped silently: a
- * reply would serve a reflection attack); a malformed query gets FORMERR when
- * its header can be read and is dropped otherwise; every handler is wrapped, so
- * a packet never crashes the process (a throw counts as `internalErrors`).
+ * open resolver) over UDP and is closed at accept over TCP; each source is
+ * rate-limited (excess is dropped silently: a reply would serve a reflection
+ * attack); a malformed query gets FORMERR when its header can be read and is
+ * dropped otherwise; every handler is wrapped, so a packet never crashes the
+ * process (a throw counts as `internalErrors`). TCP connections are bounded in
+ * number, time and queued bytes (tcp.ts); forwarded queries leave from a fresh
+ * source port each and their answers are checked (upstream.ts).
  *
  * TTL: ferry's answers default to TTL 0, as aardvark-dns does. Answers come from
  * a local map in microseconds, so a cache in the container saves nothing, while
@@ -34,7 +37,8 @@ import { HelperPool } from './helpers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
 import { RateLimiter, type RateLimit } from './ratelimit.js'
 import { RecordSet, type RecordSource } from './records.js'
-import { Forwarder, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamSource, upstreamKey } from './upstream.js'
+import { TcpFront, tcpLimits, type TcpLimits, type TcpStats, type TcpTimers } from './tcp.js'
+import { Forwarder, literalLookup, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamSource, upstreamKey } from './upstream.js'
 import {
   buildAnswer, buildEmpty, CLASS_IN, isTruncated, Parse, parseQuery, Query, rcodeOf,
   RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL, setEdns,
@@ -76,10 +80,10 @@ export interface DnsServerOptions {
   ttlSeconds?: number
   /** Per source address; default 2000/s with bursts of 4000. false: no limit (benchmarks). */
   rateLimit?: RateLimit | false
-  /** TCP connections are closed after this idle time, default 10 s. */
-  tcpIdleMs?: number
-  /** Open TCP connections at most, default 1024. */
-  maxTcpConnections?: number
+  /** Limits of DNS over TCP; see tcp.ts for each one and its default (`DEFAULT_TCP_LIMITS`). */
+  tcp?: Partial<TcpLimits>
+  /** Timers of the TCP limits (tests pass fake ones); default the real ones. */
+  tcpTimers?: TcpTimers
   /**
    * UDP helper processes sharing the listen sockets (see helpers.ts), default 0.
    * One doubles the throughput on a 2-core host; each costs a Node process
@@ -105,9 +109,6 @@ interface Listener {
 /** What `handle` decided: a response to send, nothing, or "forward it". */
 const FORWARD = Symbol('forward')
 type Outcome = Buffer | undefined | typeof FORWARD
-
-type LiteralLookup = (host: string, opts: unknown, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void) => void
-const literalLookup: LiteralLookup = (host, _opts, cb) => cb(null, host, host.includes(':') ? 6 : 4)
 
 function listenKey (a: ListenAddress): string {
   return upstreamKey(a)
@@ -142,7 +143,7 @@ export class DnsServer {
   private dirty = true
   private started: Promise<void> | undefined
   private closed = false
-  private tcpOpen = 0
+  private readonly tcp: TcpFront
   private upstreamView: { from: readonly Upstream[], listeners: number, list: readonly Upstream[] } | undefined
   private listenerVersion = 0
   private helpers: HelperPool | undefined
@@ -174,6 +175,14 @@ export class DnsServer {
       metrics: this.metrics,
       log: opts.log,
     })
+    this.tcp = new TcpFront({
+      limits: tcpLimits(opts.tcp),
+      metrics: this.metrics,
+      isClient: (src) => opts.clientNetworks(src).length > 0,
+      onQuery: (src, msg, reply) => this.onTcpMessage(src, msg, reply),
+      onError: (err) => this.internalError(err),
+      timers: opts.tcpTimers,
+    })
     this.cache = new AnswerCache(RecordSet.empty(), this.ttl)
     opts.records.on('change', this.onChange)
   }
@@ -200,6 +209,16 @@ export class DnsServer {
    */
   clientsChanged (): void {
     this.helpers?.flushClients()
+  }
+
+  /** TCP connections and the answer bytes they hold now. */
+  tcpStats (): TcpStats {
+    return this.tcp.stats
+  }
+
+  /** UDP sockets open now towards upstreams (one per forwarded UDP query in flight). */
+  get upstreamSockets (): number {
+    return this.forwarder.udpSockets
   }
 
   /** UDP helper processes serving now (0 without helpers, or while they start). */
@@ -262,6 +281,7 @@ export class DnsServer {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.tcp.closed = true
     this.opts.records.off('change', this.onChange)
     this.upstreamSource.close()
     clearImmediate(this.helperPush)
@@ -440,56 +460,15 @@ export class DnsServer {
     }
   }
 
-  private onTcpConnection (l: Listener, sock: TcpSocket): void {
-    try {
-      if (this.tcpOpen >= (this.opts.maxTcpConnections ?? 1024) || this.closed) {
-        this.metrics.tcpRejected++
-        sock.destroy()
-        return
-      }
-      this.tcpOpen++
-      this.metrics.tcpConnections++
-      l.conns.add(sock)
-      sock.setNoDelay(true)
-      sock.setTimeout(this.opts.tcpIdleMs ?? 10_000, () => sock.destroy())
-      sock.on('error', () => sock.destroy())
-      sock.on('close', () => {
-        this.tcpOpen--
-        l.conns.delete(sock)
-      })
-      const src = sock.remoteAddress ?? ''
-      let acc: Buffer | undefined
-      sock.on('data', (chunk: Buffer) => {
-        try {
-          let buf = acc === undefined ? chunk : Buffer.concat([acc, chunk])
-          acc = undefined
-          while (buf.length >= 2) {
-            const len = buf.readUInt16BE(0)
-            if (buf.length < 2 + len) break
-            this.onTcpMessage(sock, src, buf.subarray(2, 2 + len))
-            buf = buf.subarray(2 + len)
-          }
-          if (buf.length > 0) acc = buf
-        } catch (err) {
-          this.internalError(err)
-          sock.destroy()
-        }
-      })
-    } catch (err) {
-      this.internalError(err)
-      sock.destroy()
-    }
-  }
-
-  private onTcpMessage (sock: TcpSocket, src: string, msg: Buffer): void {
+  /** A query read from a TCP connection (see tcp.ts); `reply` is called once. */
+  private onTcpMessage (src: string, msg: Buffer, reply: (resp: Buffer | undefined) => void): void {
     this.metrics.tcp++
     const out = this.handle(msg, src, undefined, true)
-    if (out === undefined) return
     if (out !== FORWARD) {
-      writeFrame(sock, out)
+      reply(out)
       return
     }
-    this.forward(Buffer.from(msg), this.q.clone(), true, (resp) => writeFrame(sock, resp))
+    this.forward(Buffer.from(msg), this.q.clone(), true, reply)
   }
 
   private async bind (a: ListenAddress): Promise<Listener> {
@@ -516,7 +495,7 @@ export class DnsServer {
         this.metrics.dropped++
         this.log?.debug({ err, listen: l.key }, 'dns: udp socket error')
       })
-      tcp.on('connection', (sock) => this.onTcpConnection(l, sock))
+      tcp.on('connection', (sock) => this.tcp.accept(sock, l.conns))
       tcp.on('error', (err) => this.log?.warn({ err, listen: l.key }, 'dns: tcp server error'))
       return l
     }
@@ -529,12 +508,4 @@ export class DnsServer {
     l.conns.clear()
     await Promise.all([l.udp.close().catch(() => undefined), closeTcp(l.tcp)])
   }
-}
-
-function writeFrame (sock: TcpSocket, msg: Buffer): void {
-  if (sock.destroyed || !sock.writable) return
-  const frame = Buffer.allocUnsafe(2 + msg.length)
-  frame.writeUInt16BE(msg.length, 0)
-  msg.copy(frame, 2)
-  sock.write(frame)
 }

@@ -74,7 +74,9 @@ export function methodLabel (raw: string): string {
 const DNS_FAILURES: ReadonlyArray<[keyof DnsMetrics, string]> = [
   ['servfail', 'servfail'], ['refused', 'refused'], ['formerr', 'formerr'], ['notimp', 'notimp'], ['badvers', 'badvers'],
   ['dropped', 'dropped'], ['rateLimited', 'rate_limited'], ['upstreamTimeouts', 'upstream_timeout'],
-  ['upstreamErrors', 'upstream_error'], ['tcpRejected', 'tcp_rejected'], ['internalErrors', 'internal_error'],
+  ['upstreamErrors', 'upstream_error'], ['tcpRejected', 'tcp_rejected'], ['tcpRejectedNonClient', 'tcp_rejected_non_client'],
+  ['tcpRejectedPerSource', 'tcp_rejected_per_source'], ['tcpSlowReaders', 'tcp_slow_reader'], ['tcpTimeouts', 'tcp_timeout'],
+  ['spoofedAnswers', 'upstream_spoofed'], ['internalErrors', 'internal_error'],
 ]
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
