@@ -60,13 +60,14 @@ t.test('an endpoint the store lost comes back from the engine; addresses in use 
 t.test('without the engine the kernel\'s part is done, and the engine\'s is tried again', async (t) => {
   const w = fakeWorld()
   const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.50.0.0/24', subPool: '', options: {}, v6: false })
+  await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
   await w.driver.createNetwork({ id: NET, subnet: '10.50.0.0/24', gatewayCidr: '10.50.0.1/24', generic: {}, internal: false, ipv6: false, extraIpv4Data: 0 })
   await w.links.addNeigh({ dev: 'fy-aaaaaaaaaaaa', ip: '10.50.0.7', mac: '02:42:0a:32:00:07' })
   let engine: EngineNames | undefined
   let asked = 0
   const r = new LossRecovery({ store: w.store, driver: w.driver, ipam: w.ipam, links: w.links, engine: async () => { asked++; return engine }, log: silentLog })
   await r.run()
-  t.same(Object.keys(w.store.state.pools[pool.poolId]!.allocated), ['10.50.0.7'])
+  t.same(Object.keys(w.store.state.pools[pool.poolId]!.allocated), ['10.50.0.1', '10.50.0.7'])
   engine = engineWith([])
   await r.run()
   await r.run()
