@@ -449,6 +449,7 @@ export class Agent implements AgentView {
 
   private async reconcileNow (why: string): Promise<Record<string, unknown>> {
     try {
+      if (await this.store.recheckLoss()) this.log.warn('the damaged store files are gone from the state directory: reconcile removes what nothing needs again')
       const r = await this.driver.reconcile()
       this.reconciles.runs++
       this.reconciles.lastAt = new Date().toISOString()

@@ -504,6 +504,18 @@ export class FileStore implements Store {
     return store
   }
 
+  /**
+   * Look again for the damaged files (the operator moves them out once the loss is
+   * handled): true when the last one is gone and the store is no longer in loss.
+   */
+  async recheckLoss (): Promise<boolean> {
+    if (this.loss === undefined) return false
+    const kept = await keptFiles(this.dir)
+    if (kept.length > 0) { this.loss = { ...this.loss, kept }; return false }
+    this.loss = undefined
+    return true
+  }
+
   touch (...changed: StorePath[]): void {
     for (const p of changed) this.pending.set(p.join('\u0000'), p)
   }

@@ -66,5 +66,12 @@ await t.test('a damaged journal line loses no container', async (t) => {
   t.equal(ninth.code, 0, ninth.stderr)
   t.match(ninth.stdout, new RegExp(`c9: ${addr(9).replace(/\./g, '\\.')}/24`), 'the next free address')
   t.match(nsExec(spaces[4]!, ['ip', '-4', '-o', 'addr', 'show', 'eth0']), new RegExp(`inet ${addr(5).replace(/\./g, '\\.')}/24`), 'the fifth keeps its address')
+  // The operator has checked: the kept file goes, and the next reconcile is a normal one that
+  // needs every container's veth (the fifth's endpoint record was rebuilt from its container record).
+  await fs.rm(path.join(agent.stateDir, kept[0]!))
+  t.equal((await ferry(c, ['reconcile'])).code, 0)
+  t.notMatch((await ferry(c, ['status'])).stdout, /recovered with loss/)
+  t.equal(hostVeths(c).length, N + 1, 'every container keeps its veth')
   for (let i = 1; i <= 9; i++) await ferry(c, ['detach', `c${i}`])
+  t.same(hostVeths(c), [], 'detach removes the rebuilt endpoint too')
 })
