@@ -272,7 +272,8 @@ t.test('a fresh agent programs 10,000 peers from Redis (100 hosts x 100 endpoint
     await s.defineOverlay(OV)
     for (let e = 0; e < 100; e++) {
       const n = 2 + i * 100 + e
-      const ip = `10.30.${n >> 8}.${n & 255}`
+      // An address is published only by the host the cluster allocated it to.
+      const ip = await s.allocateAddress('ov1', `10.30.${n >> 8}.${n & 255}`)
       await s.publishEndpoint({ overlay: 'ov1', endpointId: `sim${i}e${e}`, ip, mac: overlayMac(ip) })
     }
   }))
