@@ -184,6 +184,19 @@ export interface ForwarderMetrics {
   spoofedAnswers: number
 }
 
+/** Time and timers; tests pass fake ones. */
+export interface Clock {
+  now: () => number
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+}
+
 export interface ForwarderOptions {
   upstreams: () => readonly Upstream[]
   timeoutMs: number
@@ -191,6 +204,7 @@ export interface ForwarderOptions {
   /** Queries in flight at most, so also UDP sockets open at most. */
   maxPending: number
   metrics: ForwarderMetrics
+  clock?: Clock
   log?: Logger
 }
 
@@ -216,7 +230,7 @@ interface Pending {
   /** The socket of the current UDP attempt (its own source port). */
   udpSock: UdpSocket | undefined
   tcpSock: TcpSocket | undefined
-  timer: NodeJS.Timeout | undefined
+  timer: unknown
   last: Buffer | undefined
   done: ForwardDone
 }
@@ -242,8 +256,11 @@ export class Forwarder {
   private readonly ids = new IdPool()
   private closed = false
   private udpOpen = 0
+  private readonly clock: Clock
 
-  constructor (private readonly opts: ForwarderOptions) {}
+  constructor (private readonly opts: ForwarderOptions) {
+    this.clock = opts.clock ?? realClock
+  }
 
   get inFlight (): number {
     return this.pending.size
@@ -278,7 +295,7 @@ export class Forwarder {
 
   /** Healthy upstreams first, in configured order, then those that failed lately. */
   private order (list: readonly Upstream[]): Upstream[] {
-    const now = Date.now()
+    const now = this.clock.now()
     const up: Upstream[] = []
     const down: Upstream[] = []
     for (const u of list) ((this.downUntil.get(upstreamKey(u)) ?? 0) > now ? down : up).push(u)
@@ -286,7 +303,7 @@ export class Forwarder {
   }
 
   private markDown (u: Upstream): void {
-    this.downUntil.set(upstreamKey(u), Date.now() + this.opts.downMs)
+    this.downUntil.set(upstreamKey(u), this.clock.now() + this.opts.downMs)
   }
 
   private markUp (u: Upstream): void {
@@ -299,7 +316,7 @@ export class Forwarder {
 
   private send (p: Pending): void {
     const u = p.order[p.next]!
-    p.timer = setTimeout(() => this.onTimeout(p), this.opts.timeoutMs)
+    p.timer = this.clock.setTimeout(() => this.onTimeout(p), this.opts.timeoutMs)
     if (p.tcp) this.sendTcp(p, u)
     else this.sendUdp(p, u)
   }
@@ -383,7 +400,7 @@ export class Forwarder {
   }
 
   private stopAttempt (p: Pending): void {
-    clearTimeout(p.timer)
+    this.clock.clearTimeout(p.timer)
     p.timer = undefined
     if (p.udpSock !== undefined) {
       const s = p.udpSock
