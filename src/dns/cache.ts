@@ -289,7 +289,10 @@ export class DnsCache {
     }
     this.delete(key)
     const e: Entry = {
-      key, name, bytes: p.bytes, qEnd, ttlOffsets: p.ttlOffsets, ttls: p.ttls.map(clamp), storedAt: now,
+      key, name, bytes: p.bytes, qEnd, ttlOffsets: p.ttlOffsets,
+      // A negative answer's records live as long as the negative TTL (RFC 2308 5: the SOA's TTL is min(TTL, MINIMUM)).
+      ttls: p.ttls.map((x) => p.negative ? Math.min(clamp(x), ttl) : clamp(x)),
+      storedAt: now,
       expires: now + ttl * 1000, ttl, negative: p.negative, hits: 0, prefetching: false, size,
     }
     this.entries.set(key, e)

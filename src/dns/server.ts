@@ -363,19 +363,27 @@ export class DnsServer {
   private answers (): AnswerCache {
     if (this.dirty) {
       this.dirty = false
+      const before = this.cache.records
       this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl)
-      this.flushOwnNames(this.cache.records)
+      this.flushNewNames(before, this.cache.records)
     }
     return this.cache
   }
 
-  /** Drop cached upstream answers for names ferry answers now (in any network). */
-  private flushOwnNames (records: RecordSet): void {
+  /**
+   * Drop cached upstream answers for names ferry starts answering (known in
+   * some network now, in none before). Clients of that network get ferry's
+   * answer anyway (its records come first); this keeps the cache from holding
+   * what no one should be told any more.
+   */
+  private flushNewNames (before: RecordSet, after: RecordSet): void {
     const c = this.fwdCache
     if (c === undefined || c.size === 0) return
-    const nets = records.networks()
-    for (const name of [...c.names()]) {
-      if (records.lookup(keyToName(name), nets) !== undefined) c.flushName(name)
+    const netsBefore = before.networks()
+    const netsAfter = after.networks()
+    for (const key of [...c.names()]) {
+      const name = keyToName(key)
+      if (after.lookup(name, netsAfter) !== undefined && before.lookup(name, netsBefore) === undefined) c.flushName(key)
     }
   }
 
