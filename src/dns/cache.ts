@@ -35,6 +35,7 @@
  * after ferry's own records, so a cached answer never carries a ferry name;
  * `flushName` drops a name the moment ferry starts answering it.
  */
+import { ferryError } from '../errors/errors.js'
 import { HEADER, type Query, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_OPT } from './wire.js'
 
 export interface CacheOptions {
@@ -219,8 +220,16 @@ export class DnsCache {
   private readonly byName = new Map<string, Set<string>>()
   readonly opts: CacheOptions
 
+  /** Options left undefined take their default; a value that is not a non-negative integer throws INVALID_OPTION. */
   constructor (opts: Partial<CacheOptions> = {}, readonly stats: CacheCounters = newCacheCounters()) {
-    this.opts = { ...DEFAULT_CACHE, ...opts }
+    const o = { ...DEFAULT_CACHE }
+    for (const k of Object.keys(DEFAULT_CACHE) as (keyof CacheOptions)[]) {
+      const v = opts[k]
+      if (v === undefined) continue
+      if (!Number.isSafeInteger(v) || v < 0) throw ferryError('INVALID_OPTION', `dns: cache.${k} must be a whole number, not ${String(v)}`)
+      o[k] = v
+    }
+    this.opts = o
   }
 
   get size (): number {

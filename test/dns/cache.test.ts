@@ -301,3 +301,9 @@ t.test('server: answers served stale when no upstream answers', async (t) => {
     return await p
   })()), 'SERVFAIL', 'a name never cached: SERVFAIL')
 })
+
+t.test('options: undefined takes the default, nonsense is refused', async (t) => {
+  t.equal(new DnsCache({ maxEntries: undefined, ttlCap: 60 }).opts.maxEntries, 10_000)
+  t.throws(() => new DnsCache({ ttlCap: -1 }), { code: 'INVALID_OPTION' })
+  t.throws(() => new DnsCache({ maxBytes: 1.5 }), { code: 'INVALID_OPTION' })
+})
