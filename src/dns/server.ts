@@ -492,6 +492,18 @@ export class DnsServer {
     m.forwarded++
     const c = this.fwdCache
     const key = c === undefined ? '' : cacheKey(q)
+    if (c !== undefined && this.forwarder.allDown()) {
+      // Every upstream failed lately: a stale answer now (RFC 8767), and the
+      // query goes on in the background (it probes them, and refreshes the entry).
+      const stale = c.stale(key, msg, q, this.clock.now())
+      if (stale !== undefined) {
+        reply(this.fitted(msg, q, stale, tcp))
+        this.forwarder.forward(Buffer.from(msg), q.qEnd, tcp, (resp) => {
+          if (resp !== null) c.store(key, q.key, resp, q.qEnd, this.clock.now())
+        })
+        return
+      }
+    }
     this.forwarder.forward(Buffer.from(msg), q.qEnd, tcp, (resp) => {
       try {
         if (resp === null) {
