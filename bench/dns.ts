@@ -182,22 +182,28 @@ async function external (): Promise<void> {
     { label: 'external name, cache off (every query upstream)', extra: ['--no-cache'], name: 'cached.example.test' },
     { label: 'a new external name per query (cache misses)', extra: [], name: (n) => `q${n}.example.test` },
   ]
+  const rounds = Number(arg('rounds', '3'))
+  const servers: Array<{ child: ChildProcess, port: number }> = []
   try {
-    console.log(`upstream: dns-responder.mjs on ${upIp}:${upPort} (its own process); ${seconds} s per run`)
-    for (const r of runs) {
-      const { child, port } = await startChild(['--upstream', `${upIp}:${upPort}`, ...r.extra])
-      try {
-        console.log(`# ${r.label}`)
-        for (const n of windows) {
-          await load(SERVER_IP, port, r.name, n, 1)
-          const res = await load(SERVER_IP, port, r.name, n, seconds)
-          console.log(`node load in flight ${String(n).padStart(3)}: ${res.qps} q/s, p50 ${res.p50.toFixed(3)} ms, p99 ${res.p99.toFixed(3)} ms (${res.queries} answers, ${res.lost} lost)`)
+    for (const r of runs) servers.push(await startChild(['--upstream', `${upIp}:${upPort}`, ...r.extra]))
+    console.log(`upstream: dns-responder.mjs on ${upIp}:${upPort} (its own process); ${rounds} rounds of ${seconds} s per run, the runs interleaved; medians`)
+    for (const n of windows) {
+      const results: Result[][] = runs.map(() => [])
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < runs.length; i++) {
+          const port = servers[i]!.port
+          if (round === 0) await load(SERVER_IP, port, runs[i]!.name, n, 1)
+          results[i]!.push(await load(SERVER_IP, port, runs[i]!.name, n, seconds))
         }
-      } finally {
-        child.kill('SIGTERM')
+      }
+      for (let i = 0; i < runs.length; i++) {
+        const med = (f: (r: Result) => number): number => results[i]!.map(f).sort((a, b) => a - b)[Math.floor(rounds / 2)]!
+        const all = results[i]!.map((r) => r.qps).join(', ')
+        console.log(`in flight ${String(n).padStart(3)}, ${runs[i]!.label}: ${med((r) => r.qps)} q/s (runs: ${all}), p50 ${med((r) => r.p50).toFixed(3)} ms, p99 ${med((r) => r.p99).toFixed(3)} ms, lost ${results[i]!.reduce((a, r) => a + r.lost, 0)}`)
       }
     }
   } finally {
+    for (const sv of servers) sv.child.kill('SIGTERM')
     responder.kill('SIGTERM')
   }
 }
