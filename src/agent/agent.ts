@@ -341,7 +341,7 @@ export class Agent implements AgentView {
     const flushed = flush ? this.dns.cacheFlush() : 0
     const stats = this.dns.cacheStats()
     if (stats === undefined) throw new FerryError('UNSUPPORTED', 'the DNS cache is off')
-    return { ...stats, flushed }
+    return { ...stats, flushed, upstreams: this.dns.upstreamHealth() }
   }
 
   private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {

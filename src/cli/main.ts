@@ -185,7 +185,8 @@ export function buildCli (): Command {
   dns.command('cache').description('the cache of forwarded answers: size, hits, misses; --flush empties it')
     .option('--flush', 'empty the cache first').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { flush?: boolean }) => {
-      const c = await api<{ entries: number, bytes: number, hits: number, misses: number, evictions: number, stale: number, prefetches: number, maxEntries: number, maxBytes: number, flushed: number }>(
+      const c = await api<{ entries: number, bytes: number, hits: number, misses: number, evictions: number, stale: number, prefetches: number, maxEntries: number, maxBytes: number, flushed: number,
+        upstreams?: Array<{ upstream: string, srttMs?: number, misses: number, downUntil: number }> }>(
         o.flush === true ? 'DELETE' : 'GET', '/v1/dns/cache')
       if (o.json) { json(c); return }
       const asked = c.hits + c.misses
@@ -193,6 +194,10 @@ export function buildCli (): Command {
       out(`${c.entries}/${c.maxEntries} entries, ${(c.bytes / 1024).toFixed(1)}/${(c.maxBytes / 1024).toFixed(0)} KiB; ` +
         `${c.hits} hits, ${c.misses} misses (${asked === 0 ? '-' : `${(100 * c.hits / asked).toFixed(1)}%`} hit rate), ` +
         `${c.evictions} evictions, ${c.prefetches} prefetches, ${c.stale} served stale\n`)
+      if (c.upstreams !== undefined && c.upstreams.length > 0) {
+        out(table(['UPSTREAM', 'SRTT', 'STATE'], c.upstreams.map((u) => [u.upstream, u.srttMs === undefined ? '-' : `${u.srttMs.toFixed(1)} ms`,
+          u.downUntil > 0 ? `down until ${new Date(u.downUntil).toISOString()}` : u.misses > 0 ? `${u.misses} missed` : 'up'])))
+      }
     })
 
   program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')

@@ -39,7 +39,7 @@ import { type DnsMetrics, newMetrics } from './metrics.js'
 import { RateLimiter, type RateLimit } from './ratelimit.js'
 import { RecordSet, type RecordSource } from './records.js'
 import { TcpFront, tcpLimits, type TcpLimits, type TcpStats, type TcpTimers } from './tcp.js'
-import { type Clock, Forwarder, literalLookup, realClock, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamSource, upstreamKey } from './upstream.js'
+import { type Clock, Forwarder, literalLookup, realClock, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamHealth, type UpstreamSource, upstreamKey } from './upstream.js'
 import {
   buildAnswer, buildEmpty, CLASS_IN, isTruncated, keyToName, Parse, parseQuery, Query, rcodeOf,
   RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL, setEdns,
@@ -231,6 +231,11 @@ export class DnsServer {
       entries: m.cacheEntries, bytes: m.cacheBytes, hits: m.cacheHits, misses: m.cacheMisses, evictions: m.cacheEvictions,
       stale: m.cacheStale, prefetches: m.cachePrefetches, maxEntries: c.opts.maxEntries, maxBytes: c.opts.maxBytes,
     }
+  }
+
+  /** Each upstream's smoothed round trip and state (for `ferry dns cache`). */
+  upstreamHealth (): UpstreamHealth[] {
+    return this.forwarder.upstreamHealth()
   }
 
   /** Empty the forwarded-answer cache; returns how many entries went. */
