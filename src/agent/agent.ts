@@ -22,6 +22,7 @@ import { buildApiServer, type AgentView, type EndpointView, type NetworkView } f
 import { EngineClient, type EngineNames } from '../docker/client.js'
 import type { NetworkRecord, PoolRecord } from '../model/types.js'
 import { claimSocket, lockStateDir } from './lock.js'
+import { LossRecovery } from './recover.js'
 import { VERSION } from '../version.js'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
@@ -30,6 +31,7 @@ import { readClusterKey } from '../cluster/key.js'
 import { openOverlayDataPlane } from '../vxlan/apply.js'
 import { PeerSync } from '../vxlan/peers.js'
 import { ClusterOverlay } from '../overlay/service.js'
+import { PublishedNames } from '../overlay/names.js'
 import { DnsServer } from '../dns/server.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import type { CacheOptions } from '../dns/cache.js'
@@ -106,10 +108,13 @@ export class Agent implements AgentView {
   private records = new AgentRecordSource()
   private watcher?: EngineWatcher
   private remote = new Map<string, ClusterEndpoint[]>()
-  private published = new Map<string, string>()
+  /** Names published for this host's overlay endpoints; forgets endpoints that are gone. */
+  private published = new PublishedNames()
   private syncQueued = false
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
   private runtime_?: RuntimeService
+  /** Set while the store is recovered with loss: rebuilds from the kernel and the engine (src/agent/recover.ts). */
+  private recovery?: LossRecovery
 
   constructor (cfg: AgentConfig, log: Logger) {
     this.cfg = cfg
@@ -171,6 +176,11 @@ export class Agent implements AgentView {
         await this.overlay.start(this.driver.localClusterState(), overlays)
         this.cleanups.push(() => this.overlay!.stop())
       }
+      if (this.store.loss) {
+        const engineNames = async () => { const n = await this.engineNames(); return this.engine.lastError === '' ? n : undefined }
+        this.recovery = new LossRecovery({ store: this.store, driver: this.driver, ipam, links: this.links, engine: engineNames, log: this.log.child({ component: 'recovery' }) })
+        await this.recovery.run()
+      }
       await this.reconcileNow('start')
       await this.runtime_.ensureDefaultNetwork(this.cfg.defaultBridge)
       await this.runtime_.start(this.cfg.runtime?.watchIntervalMs ?? 1000)
@@ -186,6 +196,7 @@ export class Agent implements AgentView {
       await fs.chmod(this.pluginSocket, 0o600)
       if (this.cfg.reconcileIntervalMs > 0) {
         this.timer = setInterval(() => {
+          void this.recovery?.run()
           void this.reconcileNow('periodic').catch(() => undefined)
           void this.collectOrphans().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'collecting orphaned endpoints failed'))
         }, this.cfg.reconcileIntervalMs)
@@ -298,15 +309,9 @@ export class Agent implements AgentView {
       this.log.warn({ err: toFerryError(err).message }, 'DNS could not listen on every gateway address')
     }
     if (!this.overlay) return
-    for (const ep of endpoints) {
-      const net = networks.find((n) => n.id === ep.networkId)
-      const names = this.records.localNames.get(ep.id)
-      if (!net?.overlay || !names) continue
-      const key = names.join(',')
-      if (this.published.get(ep.id) === key) continue
-      this.published.set(ep.id, key)
-      await this.overlay.publish(net.overlay.name, ep.id, ep.address, ep.mac, names)
-        .catch((err: unknown) => { this.published.delete(ep.id); this.log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
+    for (const { overlay, endpoint: ep, names } of this.published.due(endpoints, networks, this.records.localNames)) {
+      await this.overlay.publish(overlay, ep.id, ep.address, ep.mac, names)
+        .catch((err: unknown) => { this.published.failed(ep.id); this.log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
     }
   }
 
@@ -454,6 +459,7 @@ export class Agent implements AgentView {
 
   private async reconcileNow (why: string): Promise<Record<string, unknown>> {
     try {
+      if (await this.store.recheckLoss()) this.log.warn('the damaged store files are gone from the state directory: reconcile removes what nothing needs again')
       const r = await this.driver.reconcile()
       this.reconciles.runs++
       this.reconciles.lastAt = new Date().toISOString()

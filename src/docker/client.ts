@@ -13,8 +13,8 @@ export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
 export interface EngineNames {
   /** network id -> name */
   networks: Map<string, string>
-  /** endpoint id -> container */
-  endpoints: Map<string, { containerId: string, containerName: string }>
+  /** endpoint id -> container (network, address and MAC for ferry's networks, when the engine gave them) */
+  endpoints: Map<string, { containerId: string, containerName: string, networkId?: string, cidr?: string, mac?: string }>
   /** network id -> the IPv4 addresses (no prefix) the engine's endpoints hold, for ferry's networks only. */
   addresses: Map<string, Set<string>>
 }
@@ -68,7 +68,7 @@ export class EngineClient {
       const nets = await this.get<Array<{ Id: string, Name: string, Driver: string }>>('/networks')
       const ours = nets.filter((n) => driverNames.includes(n.Driver))
       for (const n of nets) names.networks.set(n.Id, n.Name)
-      type Detail = { Containers?: Record<string, { Name: string, EndpointID: string, IPv4Address?: string }> }
+      type Detail = { Containers?: Record<string, { Name: string, EndpointID: string, IPv4Address?: string, MacAddress?: string }> }
       // A network whose details cannot be read has no address set: callers must not take it for "holds none".
       const details = await Promise.all(ours.map((n) =>
         this.get<Detail>(`/networks/${n.Id}`).then((d) => ({ id: n.Id, d }), () => undefined)))
@@ -76,7 +76,11 @@ export class EngineClient {
         if (x === undefined) continue
         const held = new Set<string>()
         for (const [cid, c] of Object.entries(x.d.Containers ?? {})) {
-          names.endpoints.set(c.EndpointID, { containerId: cid, containerName: c.Name })
+          names.endpoints.set(c.EndpointID, {
+            containerId: cid, containerName: c.Name, networkId: x.id,
+            ...(typeof c.IPv4Address === 'string' && c.IPv4Address !== '' ? { cidr: c.IPv4Address } : {}),
+            ...(typeof c.MacAddress === 'string' && c.MacAddress !== '' ? { mac: c.MacAddress } : {}),
+          })
           if (c.IPv4Address) held.add(c.IPv4Address.split('/')[0]!)
         }
         names.addresses.set(x.id, held)

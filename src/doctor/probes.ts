@@ -14,6 +14,8 @@ import { apiCall } from '../cli/client.js'
 import type { AgentFacts, EngineFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
 
 const TIMEOUT_MS = 5000
+/** Link creation waits for the kernel's rtnl lock, which a busy host (namespaces being deleted) holds for seconds. */
+const LINK_TIMEOUT_MS = 20_000
 
 /** `ip link add` arguments of one throwaway device per kind (names are fixed: the namespace is new). */
 export const LINK_PROBES: Record<ProbedLink, string[]> = {
@@ -33,7 +35,7 @@ export async function probeLinkKinds (): Promise<Record<ProbedLink, string | und
   }
   try {
     for (const kind of Object.keys(LINK_PROBES) as ProbedLink[]) {
-      const r = await execFile(['ip', '-n', ns, 'link', 'add', ...LINK_PROBES[kind]], { allowFailure: true, timeoutMs: TIMEOUT_MS })
+      const r = await execFile(['ip', '-n', ns, 'link', 'add', ...LINK_PROBES[kind]], { allowFailure: true, timeoutMs: LINK_TIMEOUT_MS })
       out[kind] = r.code === 0 ? undefined : (r.stderr.trim() || `ip exited ${r.code}`)
     }
   } finally {

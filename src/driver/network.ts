@@ -74,23 +74,29 @@ export interface NetworkDriverDeps {
 }
 
 /**
- * The address CreateEndpoint carries (`10.20.0.5/24`): an IPv4 address with the
- * network's prefix, inside its subnet, neither its network nor its broadcast
- * address nor its gateway.
+ * An address of a network's subnet as the engine sends it (`10.20.0.5/24`): an IPv4
+ * address with the subnet's prefix, inside it, neither its network nor its broadcast
+ * address. `what` starts the sentence ("endpoint address", "gateway").
  */
-export function parseEndpointAddress (cidr: string, net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'id'>): { address: string, prefixLen: number } {
-  const prefix = prefixLen(net.subnet)
+export function parseSubnetAddress (cidr: string, subnet: string, what: string): { address: string, prefixLen: number } {
+  const prefix = prefixLen(subnet)
   if (!isCidr(cidr) || prefixLen(cidr) !== prefix) {
-    throw new FerryError('INVALID_REQUEST', `endpoint address ${JSON.stringify(cidr.slice(0, 64))} is not an IPv4 address with the prefix /${prefix} of subnet ${net.subnet}`)
+    throw new FerryError('INVALID_REQUEST', `${what} ${JSON.stringify(cidr.slice(0, 64))} is not an IPv4 address with the prefix /${prefix} of subnet ${subnet}`)
   }
   const address = parseAddress(cidr).ip
   const n = ipToInt(address)
-  const { first, last } = bounds(net.subnet)
-  if (n < first || n > last) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is outside the network's subnet ${net.subnet}`)
-  if (n === first) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is the network address of subnet ${net.subnet}`)
-  if (n === last) throw new FerryError('ADDRESS_OUT_OF_POOL', `endpoint address ${address} is the broadcast address of subnet ${net.subnet}`)
-  if (address === net.gateway) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${address} is the gateway's address of network ${net.id.slice(0, 12)}`)
+  const { first, last } = bounds(subnet)
+  if (n < first || n > last) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is outside the network's subnet ${subnet}`)
+  if (n === first) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is the network address of subnet ${subnet}`)
+  if (n === last) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is the broadcast address of subnet ${subnet}`)
   return { address, prefixLen: prefix }
+}
+
+/** The address CreateEndpoint carries: a host address of the subnet that is not the gateway's. */
+export function parseEndpointAddress (cidr: string, net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'id'>): { address: string, prefixLen: number } {
+  const a = parseSubnetAddress(cidr, net.subnet, 'endpoint address')
+  if (a.address === net.gateway) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${a.address} is the gateway's address of network ${net.id.slice(0, 12)}`)
+  return a
 }
 
 export function natNetwork (n: NetworkRecord): NatNetwork {
@@ -170,6 +176,11 @@ export class NetworkDriver {
       const pool = this.d.ipam.poolBySubnet(input.subnet)
       if (!pool) {
         throw new FerryError('INVALID_REQUEST', `subnet ${input.subnet} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
+      }
+      // The gateway the engine got from RequestAddress (the bridge's address): one of the subnet's, allocated as the gateway.
+      const gw = parseSubnetAddress(input.gatewayCidr, pool.subnet, 'gateway').address
+      if (own(pool.allocated, gw)?.kind !== 'gateway') {
+        throw new FerryError('INVALID_REQUEST', `gateway ${gw} was not allocated by ferry's IPAM as the gateway of pool ${pool.subnet}`)
       }
       if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool.id)
       if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pool.id, opts.bridgeName, aux)

@@ -219,6 +219,24 @@ export class Ipam {
   }
 
   /**
+   * Mark an address as held without a request: the store lost its allocation (a
+   * damaged journal line) while the kernel or the engine shows it in use, so it
+   * must never be handed out again. An address outside the pool's hosts, or
+   * already held, is left alone. Returns whether it was reserved now.
+   */
+  async reserve (poolId: string, ip: string, kind: 'endpoint' | 'recovered'): Promise<boolean> {
+    return await this.mutex.run(async () => {
+      const record = this.store.state.pools[poolId]
+      if (record === undefined || !isIp(ip) || record.allocated[ip] !== undefined) return false
+      const n = ipToInt(ip)
+      const b = bounds(record.subnet)
+      if (n <= b.first || n >= b.last) return false
+      await this.allocate(record, n, kind, false)
+      return true
+    })
+  }
+
+  /**
    * Release one address (bare IP or CIDR). Releasing what ferry does not hold, or in a
    * pool it does not know, succeeds and returns false: the engine retries and replays.
    */

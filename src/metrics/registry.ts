@@ -25,7 +25,8 @@ export interface AgentSnapshot {
   /** Published host ports (a range counts each port), by protocol. */
   publishedPorts: { tcp: number, udp: number, sctp: number }
   reconcile: { runs: number, repairs: number, failing: boolean }
-  store: { writes: number, lastWriteMs: number }
+  /** damagedFiles: damaged journal or state files kept in the state directory (a loss to look at). */
+  store: { writes: number, lastWriteMs: number, damagedFiles?: number }
   /** Absent when the DNS server is off. */
   dns?: DnsMetrics
   /** Absent without --cluster. */
@@ -103,6 +104,7 @@ export class FerryMetrics {
   private readonly reconcileFailing: Gauge
   private readonly storeWrites: Counter
   private readonly storeLastWrite: Gauge
+  private readonly storeDamaged: Gauge
 
   private readonly dnsQueries: Counter<'transport'>
   private readonly dnsByType: Counter<'type'>
@@ -146,6 +148,7 @@ export class FerryMetrics {
     this.reconcileFailing = new Gauge({ name: 'ferry_reconcile_failing', help: '1 when the last reconcile failed', registers })
     this.storeWrites = new Counter({ name: 'ferry_store_writes_total', help: 'Durable writes of the local state file', registers })
     this.storeLastWrite = new Gauge({ name: 'ferry_store_last_write_seconds', help: 'Duration of the last state file write (write, fsync, rename, fsync of the directory)', registers })
+    this.storeDamaged = new Gauge({ name: 'ferry_store_damaged_files', help: 'Damaged journal or state files kept in the state directory: the store was recovered with loss (ferry doctor says what to do)', registers })
 
     this.dnsQueries = this.optionalCounter({ name: 'ferry_dns_queries_total', help: 'DNS packets received, by transport', labelNames: ['transport'] })
     this.dnsByType = this.optionalCounter({ name: 'ferry_dns_questions_total', help: 'Parsed DNS queries, by question type', labelNames: ['type'] })
@@ -215,6 +218,7 @@ export class FerryMetrics {
     this.reconcileFailing.set(s.reconcile.failing ? 1 : 0)
     mirror(this.storeWrites, s.store.writes)
     this.storeLastWrite.set(s.store.lastWriteMs / 1000)
+    this.storeDamaged.set(s.store.damagedFiles ?? 0)
     this.applyDns(s.dns)
     this.applyCluster(s.cluster)
   }

@@ -17,7 +17,7 @@ export interface SnapshotParts {
   networks: () => NetworkRecord[]
   endpoints: () => EndpointRecord[]
   reconcile: { runs: number, repairs: number, lastError: string }
-  store: { writes: number, lastWriteMs: number }
+  store: { writes: number, lastWriteMs: number, loss?: { kept: readonly unknown[] } }
   dns?: { metrics: DnsMetrics }
   cluster?: {
     status: () => ClusterStatus
@@ -76,7 +76,7 @@ export async function snapshotAgent (p: SnapshotParts): Promise<AgentSnapshot> {
     endpoints: countEndpoints(endpoints),
     publishedPorts: countPorts(endpoints),
     reconcile: { runs: p.reconcile.runs, repairs: p.reconcile.repairs, failing: p.reconcile.lastError !== '' },
-    store: { writes: p.store.writes, lastWriteMs: p.store.lastWriteMs },
+    store: { writes: p.store.writes, lastWriteMs: p.store.lastWriteMs, damagedFiles: p.store.loss?.kept.length ?? 0 },
   }
   if (p.dns !== undefined) snap.dns = p.dns.metrics
   if (p.cluster !== undefined) {

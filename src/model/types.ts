@@ -88,6 +88,7 @@ export interface PoolRecord {
 }
 
 export interface AddressUse {
-  kind: 'gateway' | 'aux' | 'endpoint'
+  /** recovered: seen in use in the kernel or the engine after the store lost its allocation (never released by ferry on its own). */
+  kind: 'gateway' | 'aux' | 'endpoint' | 'recovered'
   at: string                 // ISO time of allocation
 }

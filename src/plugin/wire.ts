@@ -104,7 +104,7 @@ export const schemas = {
   Join: {
     type: 'object',
     required: ['NetworkID', 'EndpointID', 'SandboxKey'],
-    properties: { NetworkID: ID, EndpointID: ID, SandboxKey: str, Options: endpointOptions },
+    properties: { NetworkID: ID, EndpointID: ID, SandboxKey: { type: 'string', maxLength: 4096 }, Options: endpointOptions },
   },
   Connectivity: {
     type: 'object',

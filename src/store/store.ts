@@ -212,6 +212,39 @@ export function decodeJournal (text: string): { entries: JournalEntry[] } {
   return { entries: scanJournal(text).entries }
 }
 
+/** What replaying a journal did: its last sequence number, how many entries it applied, and what it lost. */
+export interface Replay { seq: number, replayed: number, loss?: { sentence: string, keys: string[] } }
+
+/**
+ * Apply a journal's intact entries after the snapshot's number `from.seq` to
+ * `state`. Damaged lines are skipped (only the torn last line is silently so);
+ * one that sits before an entry the snapshot holds lost nothing. A gap in the
+ * sequence numbers is a loss too, when the snapshot's number is known.
+ */
+export function replayJournal (state: State, text: string, from: { seq: number, known: boolean }): Replay {
+  const scan = scanJournal(text)
+  const nextSeq = (line: number): number => scan.entries[scan.entryLines.findIndex((l) => l > line)]?.seq ?? Infinity
+  const lost = scan.damaged.filter((d) => !from.known || !((d.seq !== undefined && d.seq <= from.seq) || nextSeq(d.line) <= from.seq))
+  let seq = from.seq
+  let replayed = 0
+  let gaps = 0
+  for (const e of scan.entries) {
+    if (e.seq <= from.seq) continue // already in the snapshot (a crash between its rename and the journal's reset)
+    if (from.known && e.seq > seq + 1) gaps += e.seq - seq - 1
+    for (const op of e.ops) applyOp(state as unknown as Record<string, unknown>, op)
+    seq = e.seq
+    replayed++
+  }
+  if (lost.length === 0 && gaps === 0) return { seq, replayed }
+  const touched = [...new Set(lost.flatMap((d) => d.keys))]
+  const lines = lost.length === 0 ? 'no damaged line, but a gap in its sequence numbers' : `${plural(lost.length, 'damaged line')} (${lost.length === 1 ? 'line' : 'lines'} ${lost.map((d) => d.line).join(', ')} of ${scan.lines})`
+  const after = lost.length === 0 ? 0 : scan.entries.filter((_, i) => scan.entryLines[i]! > lost[0]!.line).length
+  const sentence = `the state journal had ${lines}: ${plural(Math.max(gaps, lost.length), 'acknowledged change')} lost` +
+    (touched.length > 0 ? ` (${lost.length === 1 ? 'it' : 'they'} touched ${touched.slice(0, 8).join(', ')}${touched.length > 8 ? ', …' : ''})` : ' (what they touched is unreadable)') +
+    `, the ${plural(after, 'intact change')} after the damage replayed`
+  return { seq, replayed, loss: { sentence, keys: touched } }
+}
+
 /** The state as JSON gives it back (what a snapshot or a journal line holds). */
 function plainCopy (state: State): State {
   return withDicts(JSON.parse(JSON.stringify(state)) as State)
@@ -427,30 +460,13 @@ export class FileStore implements Store {
     let replayed = 0
     let keepJournal = false
     if (journal !== undefined) {
-      const scan = scanJournal(journal)
-      // A damaged line before an entry the snapshot already holds lost nothing.
-      const nextSeq = (line: number): number => scan.entries[scan.entryLines.findIndex((l) => l > line)]?.seq ?? Infinity
-      const lost = scan.damaged.filter((d) => !seqKnown || !((d.seq !== undefined && d.seq <= seq) || nextSeq(d.line) <= seq))
-      // Sequence numbers follow each other: a gap is a change lost even if no line shows it.
-      let gaps = 0
-      let expected = seq + 1
-      for (const e of scan.entries) {
-        if (e.seq <= seq) continue // already in the snapshot (a crash between its rename and the journal's reset)
-        if (seqKnown && e.seq > expected) gaps += e.seq - expected
-        expected = e.seq + 1
-        for (const op of e.ops) applyOp(state as unknown as Record<string, unknown>, op)
-        seq = e.seq
-        replayed++
-      }
-      if (lost.length > 0 || gaps > 0) {
+      const r = replayJournal(state, journal, { seq, known: seqKnown })
+      seq = r.seq
+      replayed = r.replayed
+      if (r.loss) {
         keepJournal = true
-        const touched = [...new Set(lost.flatMap((d) => d.keys))]
-        keys.push(...touched)
-        const lines = lost.length === 0 ? 'no damaged line, but a gap in its sequence numbers' : `${plural(lost.length, 'damaged line')} (${lost.length === 1 ? 'line' : 'lines'} ${lost.map((d) => d.line).join(', ')} of ${scan.lines})`
-        const after = lost.length === 0 ? 0 : scan.entries.filter((_, i) => scan.entryLines[i]! > lost[0]!.line).length
-        said.push(`the state journal had ${lines}: ${plural(Math.max(gaps, lost.length), 'acknowledged change')} lost` +
-          (touched.length > 0 ? ` (${lost.length === 1 ? 'it' : 'they'} touched ${touched.slice(0, 8).join(', ')}${touched.length > 8 ? ', …' : ''})` : ' (what they touched is unreadable)') +
-          `, the ${plural(after, 'intact change')} after the damage replayed`)
+        said.push(r.loss.sentence)
+        keys.push(...r.loss.keys)
       }
     }
     // The shape again, after the journal: a change may set a field of a record that a lost line made.
@@ -486,6 +502,18 @@ export class FileStore implements Store {
       await store.openJournal(false)
     }
     return store
+  }
+
+  /**
+   * Look again for the damaged files (the operator moves them out once the loss is
+   * handled): true when the last one is gone and the store is no longer in loss.
+   */
+  async recheckLoss (): Promise<boolean> {
+    if (this.loss === undefined) return false
+    const kept = await keptFiles(this.dir)
+    if (kept.length > 0) { this.loss = { ...this.loss, kept }; return false }
+    this.loss = undefined
+    return true
   }
 
   touch (...changed: StorePath[]): void {

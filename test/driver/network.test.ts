@@ -351,3 +351,26 @@ t.test('concurrent creates of endpoints sharing a prefix on two networks pick di
   t.ok((await linkNames(w)).includes(n1.bridge), 'deleting the second network leaves the first bridge')
   t.ok((await linkNames(w)).includes(ea.hostVeth))
 })
+
+t.test('CreateNetwork takes only the gateway ferry\'s IPAM handed out, and makes nothing otherwise', async (t) => {
+  const w = fakeWorld()
+  const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.50.0.0/24', subPool: '', options: {}, v6: false })
+  await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await w.ipam.requestAddress({ poolId: pool.poolId, address: '10.50.0.7', options: null })
+  const create = (gatewayCidr: string) => w.driver.createNetwork({ id: NET, subnet: '10.50.0.0/24', gatewayCidr, generic: {}, internal: false, ipv6: false, extraIpv4Data: 0 })
+  const bad: Array<[string, string, RegExp]> = [
+    ['', 'INVALID_REQUEST', /^gateway "" is not an IPv4 address with the prefix \/24 of subnet 10\.50\.0\.0\/24$/],
+    ['10.50.0.1', 'INVALID_REQUEST', /is not an IPv4 address with the prefix/],
+    ['10.50.0.1/16', 'INVALID_REQUEST', /is not an IPv4 address with the prefix/],
+    ['8.8.8.8/24', 'ADDRESS_OUT_OF_POOL', /^gateway 8\.8\.8\.8 is outside the network's subnet 10\.50\.0\.0\/24$/],
+    ['10.50.0.0/24', 'ADDRESS_OUT_OF_POOL', /network address/],
+    ['10.50.0.255/24', 'ADDRESS_OUT_OF_POOL', /broadcast address/],
+    ['10.50.0.7/24', 'INVALID_REQUEST', /^gateway 10\.50\.0\.7 was not allocated by ferry's IPAM as the gateway of pool 10\.50\.0\.0\/24$/],
+    ['10.50.0.9/24', 'INVALID_REQUEST', /was not allocated by ferry's IPAM as the gateway/],
+  ]
+  for (const [gw, code, message] of bad) await t.rejects(create(gw), { code, message }, JSON.stringify(gw))
+  t.same(w.links.calls.filter((c) => c.op !== 'getLink'), [], 'the kernel was not changed')
+  t.same(Object.keys(w.store.state.networks), [])
+  await create('10.50.0.1/24')
+  t.equal(w.store.state.networks[NET]?.gateway, '10.50.0.1')
+})

@@ -107,10 +107,13 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
   })
 
   await t.test('a detached command that exits by itself is cleaned up; its log stays', async (t) => {
-    const { r } = await detached(['--name', 'short', '-p', '8090:90', '--', 'busybox', 'sh', '-c', 'echo bye from short; sleep 1'])
+    // The command exits when the test says so (a file appears), not after a sleep a busy machine may outlast.
+    const go = join(t.testdir({}), 'go')
+    const { r } = await detached(['--name', 'short', '-p', '8090:90', '--', 'busybox', 'sh', '-c', `echo bye from short; while [ ! -e ${go} ]; do sleep 0.1; done`])
     t.equal(r.code, 0, r.stderr)
     const rec = await running(c, 'short')
     t.match(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8090/, 'its port is published')
+    writeFileSync(go, '')
     await waitFor('the watchdog to detach it', async () => ((await ps(c)).some((p) => p.name === 'short') ? undefined : true))
     t.same(hostVeths(c), [], 'no veth left')
     t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8090/, 'no port rule left')

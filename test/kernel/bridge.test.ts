@@ -227,3 +227,30 @@ t.test('a bridge deleted by hand comes back at reconcile', async (t) => {
   t.equal((await s.w.call('reconcile')).links, 0, 'a second reconcile has nothing to do')
   checkTraffic(t, s, 'after reconcile')
 })
+
+t.test('endpoint ids sharing their first 12 characters: two veth pairs; an unknown id deletes nothing', async (t) => {
+  const host = netns(t, 'fyb')
+  const c1 = netns(t, 'fyc')
+  const w = await startWorld(t, host, stateDir(t))
+  const pool = await w.call('requestPool', [{ addressSpace: 'FerryLocal', pool: SUBNET, subPool: '', options: {}, v6: false }])
+  const gw = await w.call('requestAddress', [{ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } }])
+  await w.call('createNetwork', [{ id: NET, subnet: SUBNET, gatewayCidr: gw.address, generic: {}, internal: false, ipv6: false, extraIpv4Data: 0 }])
+  const A = 'ab'.repeat(6) + '0'.repeat(52)
+  const B = 'ab'.repeat(6) + '1'.repeat(52)
+  const a = await w.call('requestAddress', [{ poolId: pool.poolId, address: '', options: {} }])
+  const b = await w.call('requestAddress', [{ poolId: pool.poolId, address: '', options: {} }])
+  await w.call('createEndpoint', [{ networkId: NET, endpointId: A, addressCidr: a.address, mac: '', portRequests: [], exposed: [] }])
+  await w.call('createEndpoint', [{ networkId: NET, endpointId: B, addressCidr: b.address, mac: '', portRequests: [], exposed: [] }])
+  const st = await w.call('state')
+  const ea = st.endpoints[A]!
+  const eb = st.endpoints[B]!
+  t.same(ferryLinks(host), [BRIDGE, ea.hostVeth, ea.containerVeth, eb.hostVeth, eb.containerVeth].sort(), 'two distinct veth pairs, as recorded')
+  for (const name of [ea.hostVeth, eb.hostVeth]) t.match(linkOf(host, name), { master: BRIDGE }, `${name} on the bridge`)
+
+  await w.call('deleteEndpoint', [NET, 'ab'.repeat(6) + '2'.repeat(52)])
+  t.equal(ferryLinks(host).length, 5, 'an unknown id sharing the prefix deleted nothing')
+  await w.call('deleteEndpoint', [NET, B])
+  t.same(ferryLinks(host), [BRIDGE, ea.hostVeth, ea.containerVeth].sort(), 'B gone, A intact')
+  plugContainer(host, c1, ea.containerVeth, a.address)
+  t.ok(pings(c1, GATEWAY), 'A still reaches its gateway')
+})

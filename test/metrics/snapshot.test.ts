@@ -40,6 +40,9 @@ t.test('snapshotAgent reads live parts; a Redis that does not answer leaves the 
   t.equal(s.cluster?.revision, undefined)
   t.equal(s.dns?.queries, 3)
   t.same(s.reconcile, { runs: 1, repairs: 0, failing: false })
+  t.same(s.store, { writes: 2, lastWriteMs: 1, damagedFiles: 0 })
+  const lossy = await snapshotAgent({ ...parts, cluster: undefined, store: { writes: 2, lastWriteMs: 1, loss: { kept: ['/s/state.journal.damaged-x'] } } })
+  t.equal(lossy.store.damagedFiles, 1, 'a kept damaged file counts')
   reconcile.lastError = 'boom'
   const s2 = await snapshotAgent({ ...parts, cluster: { ...parts.cluster, revision: async () => 9 } })
   t.equal(s2.cluster?.revision, 9)

@@ -187,3 +187,24 @@ t.test('reserved pools and address spaces with control characters are refused wi
   // The global space is ferry's too (a swarm-scoped request).
   t.equal((await call(t, app, 'IpamDriver.RequestPool', { AddressSpace: 'FerryGlobal', Pool: '10.9.0.0/24' })).status, 200)
 })
+
+t.test('CreateEndpoint over the wire with every bad address: a 4xx with one sentence, nothing made', async (t) => {
+  const w = fakeWorld()
+  const app = buildPluginServer({ driver: w.driver, ipam: w.ipam, log: silentLog })
+  t.teardown(() => app.close())
+  const pool = await call(t, app, 'IpamDriver.RequestPool', { AddressSpace: 'FerryLocal', Pool: '10.123.0.0/24', SubPool: '', Options: {}, V6: false })
+  const poolId = pool.body.PoolID as string
+  const gw = await call(t, app, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await call(t, app, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '10.123.0.5', Options: null })
+  t.equal((await call(t, app, 'NetworkDriver.CreateNetwork', { NetworkID: N, Options: {}, IPv4Data: [{ AddressSpace: 'FerryLocal', Pool: '10.123.0.0/24', Gateway: gw.body.Address, AuxAddresses: { r: '10.123.0.5/24' } }] })).status, 200)
+  const ok = await call(t, app, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: null })
+  t.equal((await call(t, app, 'NetworkDriver.CreateEndpoint', { NetworkID: N, EndpointID: 'e1', Interface: { Address: ok.body.Address } })).status, 200)
+  const before = w.links.calls.length
+  for (const addr of ['8.8.8.8/24', '10.123.0.1/24', '10.123.0.0/24', '10.123.0.255/24', '10.123.0.77/24', '10.123.0.5/24', ok.body.Address, '10.123.0.2/16', '10.123.0.2', 'x']) {
+    const r = await call(t, app, 'NetworkDriver.CreateEndpoint', { NetworkID: N, EndpointID: 'e2', Interface: { Address: addr } })
+    t.ok(r.status >= 400 && r.status < 500, `${String(addr)}: ${r.status}`)
+    t.match(r.body.Err, /^(endpoint address|the address pool) .+$/, String(r.body.Err))
+  }
+  t.equal(w.links.calls.length, before, 'the kernel was not asked anything')
+  t.same(Object.keys(w.store.state.endpoints), ['e1'])
+})

@@ -64,8 +64,13 @@ t.test('a damaged line among 60: every intact change after it survives, the jour
   t.same(again.loss?.kept, [{ path: kept, kind: 'journal', damagedLines: 1 }])
   t.equal(again.loss?.report, undefined, 'nothing new was lost')
   await again.close()
-  // Once the operator removes the kept file, the store is whole again.
+  // Once the operator removes the kept file, the store is whole again (at once, and at the next start).
+  const running = await FileStore.open(dir)
+  t.equal(await running.recheckLoss(), false, 'still kept')
   await fs.rm(kept)
+  t.equal(await running.recheckLoss(), true, 'gone: no longer in loss')
+  t.equal(running.loss, undefined)
+  await running.close()
   t.equal((await FileStore.open(dir)).loss, undefined)
 })
 

@@ -1,0 +1,175 @@
+/**
+ * After the store lost acknowledged changes (a damaged journal line or state file,
+ * src/store/store.ts), rebuild what it can from the kernel and the engine, so that
+ * no container loses its network and no address is handed out twice:
+ *
+ * - an endpoint the engine still has on a ferry bridge network, or that a container
+ *   record of `ferry run`/`ferry attach`/CNI names, whose host veth is still in the
+ *   kernel, gets its record back (address, MAC and veth names; its published ports
+ *   are not recovered: neither the engine's network view nor the record carries them);
+ * - every address in use counts as allocated in its pool: those of the store's own
+ *   endpoints (a lost RequestAddress line), those the engine's endpoints hold, and
+ *   those the kernel's neighbour table shows on ferry's bridges (containers of
+ *   `ferry run`, `ferry attach` and CNI, which the engine does not know). The last
+ *   two are reserved as `recovered`, which ferry never releases on its own.
+ *
+ * planRecovery is pure; LossRecovery runs it with the driver's requests held off.
+ */
+import type { Logger } from 'pino'
+import type { EngineNames } from '../docker/client.js'
+import type { LinkInfo, NeighEntry } from '../kernel/types.js'
+import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
+import { macForIp, normalizeMac, vethNames } from '../bridge/names.js'
+import { contains, isIp } from '../ipam/cidr.js'
+import type { Ipam } from '../ipam/ipam.js'
+import type { NetworkDriver } from '../driver/network.js'
+import type { Store } from '../store/store.js'
+import type { ContainerRecord } from '../runtime/types.js'
+import { toFerryError } from '../errors/errors.js'
+
+export interface RecoveryFacts {
+  networks: NetworkRecord[]
+  endpoints: EndpointRecord[]
+  /** The store's records of containers attached without the engine. */
+  containers: ContainerRecord[]
+  pool: (poolId: string) => PoolRecord | undefined
+  /** undefined: the engine could not be asked (it usually starts after ferry). */
+  engine: EngineNames | undefined
+  links: LinkInfo[]
+  /** Neighbour entries of ferry's bridges. */
+  neighbours: NeighEntry[]
+  now: string
+}
+
+export interface Reservation { poolId: string, ip: string, kind: 'endpoint' | 'recovered', why: string }
+
+export interface RecoveryPlan {
+  endpoints: EndpointRecord[]
+  reserve: Reservation[]
+  /** Engine endpoints that could not be rebuilt, and why (for the log). */
+  skipped: string[]
+}
+
+/** "10.0.0.5/24" -> its parts, when it is an IPv4 address with a prefix inside `subnet`. */
+function parseEndpointCidr (cidr: string | undefined, subnet: string): { ip: string, prefixLen: number } | undefined {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(cidr ?? '')
+  if (!m || !isIp(m[1]!) || !contains(subnet, m[1]!)) return undefined
+  return { ip: m[1]!, prefixLen: Number(m[2]) }
+}
+
+function macOr (mac: string | undefined, ip: string): string {
+  try { return mac === undefined ? macForIp(ip) : normalizeMac(mac) } catch { return macForIp(ip) }
+}
+
+export function planRecovery (f: RecoveryFacts): RecoveryPlan {
+  const plan: RecoveryPlan = { endpoints: [], reserve: [], skipped: [] }
+  const bridges = f.networks.filter((n) => !n.overlay)
+  const byId = new Map(bridges.map((n) => [n.id, n]))
+  const linkNames = new Set(f.links.map((l) => l.name))
+  const held = new Map<string, Set<string>>() // poolId -> addresses allocated or planned
+  const isHeld = (poolId: string, ip: string): boolean => f.pool(poolId)?.allocated[ip] !== undefined || held.get(poolId)?.has(ip) === true
+  const reserve = (net: NetworkRecord, ip: string, kind: Reservation['kind'], why: string): void => {
+    if (ip === net.gateway || !contains(net.subnet, ip) || isHeld(net.poolId, ip) || f.pool(net.poolId) === undefined) return
+    const set = held.get(net.poolId) ?? new Set<string>()
+    set.add(ip)
+    held.set(net.poolId, set)
+    plan.reserve.push({ poolId: net.poolId, ip, kind, why })
+  }
+  const storeAddress = new Map<string, string>() // `${networkId} ${ip}` -> endpoint id
+  for (const ep of f.endpoints) {
+    storeAddress.set(`${ep.networkId} ${ep.address}`, ep.id)
+    const net = byId.get(ep.networkId)
+    if (net) reserve(net, ep.address, 'endpoint', `endpoint ${ep.id.slice(0, 12)} holds it`)
+  }
+  const known = new Set(f.endpoints.map((e) => e.id))
+  // Endpoints named by the engine, then by container records: { networkId, cidr, mac }.
+  const named: Array<[string, { networkId?: string, cidr?: string, mac?: string }, string]> = [
+    ...[...f.engine?.endpoints ?? []].map(([id, e]) => [id, e, 'the engine'] as [string, typeof e, string]),
+    ...f.containers.filter((c) => c.endpointId !== undefined && c.networkId !== undefined).map((c) => [c.endpointId!, {
+      networkId: c.networkId, cidr: c.address === undefined || c.prefixLen === undefined ? undefined : `${c.address}/${c.prefixLen}`, mac: c.mac,
+    }, `container ${c.name}`] as [string, { networkId?: string, cidr?: string, mac?: string }, string]),
+  ]
+  for (const [id, e, source] of named) {
+    const net = e.networkId === undefined ? undefined : byId.get(e.networkId)
+    if (!net || known.has(id)) continue
+    const addr = parseEndpointCidr(e.cidr, net.subnet)
+    if (!addr) { plan.skipped.push(`${id.slice(0, 12)}: ${source} gives no address of ${net.subnet} for it`); continue }
+    const other = storeAddress.get(`${net.id} ${addr.ip}`)
+    if (other !== undefined) { plan.skipped.push(`${id.slice(0, 12)}: its address ${addr.ip} is endpoint ${other.slice(0, 12)}'s in the store`); continue }
+    const veth = vethNames(id)
+    if (!linkNames.has(veth.host)) {
+      plan.skipped.push(`${id.slice(0, 12)}: its veth ${veth.host} is gone`)
+      reserve(net, addr.ip, 'recovered', `${source}'s endpoint ${id.slice(0, 12)} holds it`)
+      continue
+    }
+    plan.endpoints.push({
+      id, networkId: net.id, address: addr.ip, prefixLen: addr.prefixLen, mac: macOr(e.mac, addr.ip),
+      hostVeth: veth.host, containerVeth: veth.container, joined: true, portRequests: [], ports: [], exposed: [], createdAt: f.now,
+    })
+    storeAddress.set(`${net.id} ${addr.ip}`, id)
+    known.add(id)
+    reserve(net, addr.ip, 'endpoint', `endpoint ${id.slice(0, 12)} (rebuilt from ${source}) holds it`)
+  }
+  for (const [networkId, ips] of f.engine?.addresses ?? []) {
+    const net = byId.get(networkId)
+    if (net) for (const ip of ips) if (isIp(ip)) reserve(net, ip, 'recovered', 'the engine shows it in use')
+  }
+  const byBridge = new Map(bridges.map((n) => [n.bridge, n]))
+  for (const n of f.neighbours) {
+    const net = byBridge.get(n.dev)
+    if (net && isIp(n.ip)) reserve(net, n.ip, 'recovered', `the kernel has a neighbour ${n.ip} on ${n.dev}`)
+  }
+  return plan
+}
+
+export interface LossRecoveryDeps {
+  store: Store
+  driver: NetworkDriver
+  ipam: Ipam
+  links: { listLinks (): Promise<LinkInfo[]>, listNeigh (dev: string): Promise<NeighEntry[]> }
+  /** The engine's view, or undefined when it cannot be asked. */
+  engine: () => Promise<EngineNames | undefined>
+  log: Logger
+  now?: () => Date
+}
+
+/** Runs planRecovery until the engine has answered once (the kernel's part runs every time until then). */
+export class LossRecovery {
+  private done = false
+  private running = false
+
+  constructor (private readonly d: LossRecoveryDeps) {}
+
+  async run (): Promise<void> {
+    if (this.done || this.running) return
+    this.running = true
+    try {
+      const engine = await this.d.engine()
+      await this.d.driver.exclusive(async () => {
+        const networks = this.d.driver.networks()
+        const neighbours = (await Promise.all(networks.filter((n) => !n.overlay).map((n) => this.d.links.listNeigh(n.bridge).catch(() => [])))).flat()
+        const plan = planRecovery({
+          networks, endpoints: this.d.driver.endpoints(), containers: Object.values(this.d.store.state.containers ?? {}), pool: (id) => this.d.ipam.pool(id), engine,
+          links: await this.d.links.listLinks(), neighbours, now: (this.d.now?.() ?? new Date()).toISOString(),
+        })
+        const state = this.d.store.state
+        for (const ep of plan.endpoints) {
+          if (state.endpoints[ep.id] !== undefined) continue
+          state.endpoints[ep.id] = ep
+          await this.d.store.commit(['endpoints', ep.id])
+        }
+        let reserved = 0
+        for (const r of plan.reserve) if (await this.d.ipam.reserve(r.poolId, r.ip, r.kind)) reserved++
+        if (plan.endpoints.length > 0 || reserved > 0 || plan.skipped.length > 0) {
+          this.d.log.warn({ endpoints: plan.endpoints.map((e) => e.id), reserved: plan.reserve.filter((r) => r.kind === 'recovered').map((r) => `${r.ip} (${r.why})`), skipped: plan.skipped },
+            `store recovery: ${plan.endpoints.length} endpoint record(s) rebuilt from the engine and the kernel (their published ports are not recovered: reconnect those containers to publish again), ${reserved} address(es) marked in use`)
+        }
+      })
+      this.done = engine !== undefined
+    } catch (err) {
+      this.d.log.warn({ err: toFerryError(err).message }, 'store recovery from the kernel and the engine failed; it is tried again at the next reconcile')
+    } finally {
+      this.running = false
+    }
+  }
+}
