@@ -15,6 +15,13 @@
  * a loopback gateway address). `--from` sets the clients' source address (aardvark
  * answers quickly only to sources that are its containers: run the whole bench in
  * a scratch namespace where that address is on lo). Traffic stays on loopback.
+ *
+ * `--external`: names that are not ferry's, forwarded to an upstream on loopback
+ * (test/fixtures/dns-responder.mjs in a process of its own). Three runs per
+ * window: one external name asked again and again (answered from the cache),
+ * the same with the cache off (`cache: false`: every query goes upstream, as
+ * before the cache and as with Docker's resolver), and a fresh name per query
+ * (always a miss: the forwarding path itself).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
@@ -40,8 +47,11 @@ async function serve (): Promise<void> {
     network: 'bench', name: `web${i}`, aliases: [`alias${i}`], ip: `10.99.${Math.floor(i / 250)}.${(i % 250) + 2}`,
   }))
   const nets = ['bench']
+  const upstream = arg('upstream', '')
   const server = new DnsServer({
-    records: new StaticRecordSource(entries), clientNetworks: () => nets, rateLimit: false, upstreams: { servers: [] }, udpHelpers: Number(arg('helpers', '0')),
+    records: new StaticRecordSource(entries), clientNetworks: () => nets, rateLimit: false,
+    upstreams: { servers: upstream === '' ? [] : [upstream] }, udpHelpers: Number(arg('helpers', '0')),
+    cache: process.argv.includes('--no-cache') ? false : undefined,
   })
   const [addr] = await server.listen([{ ip: SERVER_IP, port: Number(arg('port', '0')) }])
   const until = Date.now() + 30_000
@@ -63,11 +73,13 @@ interface Result {
 }
 
 /** Keep `inflight` queries outstanding for `seconds`; time every answer. */
-function load (ip: string, port: number, name: string, inflight: number, seconds: number): Promise<Result> {
+function load (ip: string, port: number, name: string | ((n: number) => string), inflight: number, seconds: number): Promise<Result> {
   return new Promise((resolve) => {
     const s = createSocket('udp4')
     const sentAt = new Float64Array(65536)
-    const template = dnsPacket.encode({ type: 'query', id: 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] })
+    const encode = (n: string): Buffer => dnsPacket.encode({ type: 'query', id: 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: n }] })
+    const template = typeof name === 'string' ? encode(name) : undefined
+    let serial = 0
     const lat: number[] = []
     let nextId = 0
     let done = 0
@@ -78,7 +90,7 @@ function load (ip: string, port: number, name: string, inflight: number, seconds
     const sendOne = (): void => {
       const id = nextId
       nextId = (nextId + 1) & 0xffff
-      const msg = Buffer.from(template)
+      const msg = template !== undefined ? Buffer.from(template) : encode((name as (n: number) => string)(serial++))
       msg.writeUInt16BE(id, 0)
       sentAt[id] = performance.now()
       outstanding++
@@ -118,9 +130,9 @@ function load (ip: string, port: number, name: string, inflight: number, seconds
   })
 }
 
-function startChild (): Promise<{ child: ChildProcess, port: number }> {
+function startChild (extra: string[] = []): Promise<{ child: ChildProcess, port: number }> {
   const self = fileURLToPath(import.meta.url)
-  const child = spawn(process.execPath, [...process.execArgv, self, '--serve', '--helpers', arg('helpers', '0')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...process.execArgv, self, '--serve', '--helpers', arg('helpers', '0'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (d) => {
@@ -148,7 +160,59 @@ function dnsperf (ip: string, port: number, name: string, inflight: number, seco
   }
 }
 
+/** A free UDP port on `ip` (bound and released). */
+async function freePort (ip: string): Promise<number> {
+  const s = createSocket('udp4')
+  await new Promise<void>((resolve) => s.bind(0, ip, resolve))
+  const port = s.address().port
+  await new Promise<void>((resolve) => s.close(resolve))
+  return port
+}
+
+/** `--external`: cached, cache off, and always-missed external names (see the module comment). */
+async function external (): Promise<void> {
+  const seconds = Number(arg('seconds', '5'))
+  const windows = arg('inflight', '1,100').split(',').map(Number)
+  const upIp = '127.53.0.2'
+  const upPort = await freePort(upIp)
+  const responder = spawn(process.execPath, [fileURLToPath(new URL('../test/fixtures/dns-responder.mjs', import.meta.url)), upIp, String(upPort)], { stdio: 'ignore' })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const runs: Array<{ label: string, extra: string[], name: string | ((n: number) => string) }> = [
+    { label: 'external name, cached', extra: [], name: 'cached.example.test' },
+    { label: 'external name, cache off (every query upstream)', extra: ['--no-cache'], name: 'cached.example.test' },
+    { label: 'a new external name per query (cache misses)', extra: [], name: (n) => `q${n}.example.test` },
+  ]
+  const rounds = Number(arg('rounds', '3'))
+  const servers: Array<{ child: ChildProcess, port: number }> = []
+  try {
+    for (const r of runs) servers.push(await startChild(['--upstream', `${upIp}:${upPort}`, ...r.extra]))
+    console.log(`upstream: dns-responder.mjs on ${upIp}:${upPort} (its own process); ${rounds} rounds of ${seconds} s per run, the runs interleaved; medians`)
+    for (const n of windows) {
+      const results: Result[][] = runs.map(() => [])
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < runs.length; i++) {
+          const port = servers[i]!.port
+          if (round === 0) await load(SERVER_IP, port, runs[i]!.name, n, 1)
+          results[i]!.push(await load(SERVER_IP, port, runs[i]!.name, n, seconds))
+        }
+      }
+      for (let i = 0; i < runs.length; i++) {
+        const med = (f: (r: Result) => number): number => results[i]!.map(f).sort((a, b) => a - b)[Math.floor(rounds / 2)]!
+        const all = results[i]!.map((r) => r.qps).join(', ')
+        console.log(`in flight ${String(n).padStart(3)}, ${runs[i]!.label}: ${med((r) => r.qps)} q/s (runs: ${all}), p50 ${med((r) => r.p50).toFixed(3)} ms, p99 ${med((r) => r.p99).toFixed(3)} ms, lost ${results[i]!.reduce((a, r) => a + r.lost, 0)}`)
+      }
+    }
+  } finally {
+    for (const sv of servers) sv.child.kill('SIGTERM')
+    responder.kill('SIGTERM')
+  }
+}
+
 async function main (): Promise<void> {
+  if (process.argv.includes('--external')) {
+    await external()
+    return
+  }
   const seconds = Number(arg('seconds', '5'))
   const name = arg('name', 'web7')
   const windows = arg('inflight', '1,100').split(',').map(Number)

@@ -34,6 +34,7 @@ import { ClusterOverlay } from '../overlay/service.js'
 import { PublishedNames } from '../overlay/names.js'
 import { DnsServer } from '../dns/server.js'
 import type { RateLimit } from '../dns/ratelimit.js'
+import type { CacheOptions } from '../dns/cache.js'
 import { AgentRecordSource, scopeOf } from '../dns/source.js'
 import { EngineWatcher } from '../docker/watch.js'
 import type { ClusterEndpoint } from '../cluster/types.js'
@@ -60,7 +61,7 @@ export interface AgentConfig {
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
   cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
-  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number }
+  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false }
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
   defaultBridge?: DefaultBridgeConfig
   /** Containers attached without the engine: resolv.conf search domains, and how often dead ones are looked for (ms). */
@@ -262,6 +263,7 @@ export class Agent implements AgentView {
       upstreams: this.cfg.dns.upstreams.length > 0 ? { servers: this.cfg.dns.upstreams } : {},
       rateLimit: this.cfg.dns.rateLimit,
       udpHelpers: this.cfg.dns.udpHelpers,
+      cache: this.cfg.dns.cache,
       log,
     })
     this.cleanups.push(() => this.dns!.close())
@@ -337,6 +339,14 @@ export class Agent implements AgentView {
     const scope = this.scopeFor(byName.get(network) ?? network)
     const res = await this.dns.query(name, type, [scope]) as unknown as { rcode?: string, answers?: Array<{ name: string, type: string, ttl?: number, data?: unknown }> }
     return { rcode: res.rcode ?? 'NOERROR', answers: (res.answers ?? []).map((a) => ({ name: a.name, type: a.type, ttl: a.ttl, data: a.data })) }
+  }
+
+  async dnsCache (flush: boolean): Promise<Record<string, unknown>> {
+    if (!this.dns) throw new FerryError('UNSUPPORTED', 'the DNS server is off (--no-dns-server)')
+    const flushed = flush ? this.dns.cacheFlush() : 0
+    const stats = this.dns.cacheStats()
+    if (stats === undefined) throw new FerryError('UNSUPPORTED', 'the DNS cache is off')
+    return { ...stats, flushed, upstreams: this.dns.upstreamHealth() }
   }
 
   private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {

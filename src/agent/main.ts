@@ -32,6 +32,9 @@ export interface AgentFlags extends RuntimeFlags {
   dnsRateLimit?: string
   /** `--dns-udp-helpers`: extra UDP serving processes. Default 0. */
   dnsUdpHelpers?: number
+  /** `--dns-cache-size` (0: no cache) and `--dns-ttl-cap` seconds. Default: the server's (10000, 3600). */
+  dnsCacheSize?: number
+  dnsTtlCap?: number
   /** `--metrics-listen HOST:PORT` and `--metrics-token FILE` (src/metrics/config.ts). */
   metricsListen?: string
   metricsToken?: string
@@ -106,7 +109,8 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       reconcileIntervalMs: flags.reconcileInterval * 1000,
       orphanGraceMs: flags.orphanGrace * 1000,
       cluster: clusterConfig(flags),
-      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers },
+      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers,
+        cache: flags.dnsCacheSize === 0 ? false : { maxEntries: flags.dnsCacheSize, ttlCap: flags.dnsTtlCap } },
       defaultBridge: defaultBridgeConfig(flags),
       runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },
       ipForward: flags.ipForward ?? true,

@@ -22,6 +22,8 @@ export interface AgentView {
   peers (network?: string): Promise<unknown[]>
   dnsRecords (network?: string): Promise<unknown[]>
   dnsQuery (name: string, type: 'A' | 'AAAA' | 'PTR', network: string): Promise<Record<string, unknown>>
+  /** The forwarded-answer cache's size and counters, emptied first with `flush` (`ferry dns cache`). */
+  dnsCache? (flush: boolean): Promise<Record<string, unknown>>
   /** attach/detach/run and networks made without the engine (src/api/runtime.ts). */
   runtime (): RuntimeApi
   /** The IPAM pool of a network: its subnet and every allocated address (for `ferry network inspect`). */
@@ -91,6 +93,12 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
       },
     },
   }, async (req) => agent.dnsQuery(req.query.name, req.query.type, req.query.network))
+  const dnsCache = async (flush: boolean): Promise<Record<string, unknown>> => {
+    if (agent.dnsCache === undefined) throw new FerryError('UNSUPPORTED', 'this agent has no DNS cache')
+    return await agent.dnsCache(flush)
+  }
+  app.get('/v1/dns/cache', async () => dnsCache(false))
+  app.delete('/v1/dns/cache', async () => dnsCache(true))
   app.get<{ Querystring: { network?: string } }>('/v1/peers', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => agent.peers(req.query.network))
   registerRuntimeRoutes(app, () => agent.runtime())

@@ -63,7 +63,7 @@ export function buildCli (): Command {
     .version(VERSION)
     .option('--api-socket <path>', "the agent's API socket (default: $FERRY_API_SOCKET or /run/ferry/ferry.sock)")
     .showHelpAfterError()
-  const api = <T>(method: 'GET' | 'POST', path: string): Promise<T> =>
+  const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<T> =>
     apiCall<T>(apiSocketFrom(program.opts<GlobalOpts>().apiSocket), method, path)
 
   program.command('agent')
@@ -85,6 +85,8 @@ export function buildCli (): Command {
     .option('--no-dns-server', 'do not serve DNS on the networks\' gateway addresses')
     .option('--dns-rate-limit <n|off>', 'DNS queries per second per source (bursts of twice that), or off (default 2000)')
     .option('--dns-udp-helpers <n>', 'extra processes serving DNS over UDP (1 doubles the throughput on a 2-core host)', positiveInt, 0)
+    .option('--dns-cache-size <n>', 'answers of upstreams cached at most, 0: no cache (default 10000)', positiveInt)
+    .option('--dns-ttl-cap <seconds>', 'cached answers are kept at most this long, whatever their TTL (default 3600)', positiveInt)
     .option('--metrics-listen <ip:port>', 'serve Prometheus metrics on GET /metrics there (off by default; a non-loopback address needs --metrics-token)')
     .option('--metrics-token <file>', 'require Authorization: Bearer <the first line of FILE> for /metrics (the file must be mode 600)')
     .addOption(new Option('--iptables [bool]', 'program NAT, published ports and isolation with iptables (default true); =false: ferry never runs iptables, ' +
@@ -94,7 +96,7 @@ export function buildCli (): Command {
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
       defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterKey?: string, dns: string[], dnsServer: boolean,
-      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean
+      dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -178,6 +180,24 @@ export function buildCli (): Command {
       if (o.json) { json(r); return }
       if (r.answers.length === 0) { out(`${name}: no ferry record (${r.rcode}); a container would get the upstream's answer\n`); return }
       out(r.answers.map((a) => `${a.name}\t${a.type}\t${String(a.data)}`).join('\n') + '\n')
+    })
+
+  dns.command('cache').description('the cache of forwarded answers: size, hits, misses; --flush empties it')
+    .option('--flush', 'empty the cache first').option('--json', 'print JSON')
+    .action(async (o: JsonOpt & { flush?: boolean }) => {
+      const c = await api<{ entries: number, bytes: number, hits: number, misses: number, evictions: number, stale: number, prefetches: number, maxEntries: number, maxBytes: number, flushed: number,
+        upstreams?: Array<{ upstream: string, srttMs?: number, misses: number, downUntil: number }> }>(
+        o.flush === true ? 'DELETE' : 'GET', '/v1/dns/cache')
+      if (o.json) { json(c); return }
+      const asked = c.hits + c.misses
+      if (o.flush === true) out(`flushed ${c.flushed} entries\n`)
+      out(`${c.entries}/${c.maxEntries} entries, ${(c.bytes / 1024).toFixed(1)}/${(c.maxBytes / 1024).toFixed(0)} KiB; ` +
+        `${c.hits} hits, ${c.misses} misses (${asked === 0 ? '-' : `${(100 * c.hits / asked).toFixed(1)}%`} hit rate), ` +
+        `${c.evictions} evictions, ${c.prefetches} prefetches, ${c.stale} served stale\n`)
+      if (c.upstreams !== undefined && c.upstreams.length > 0) {
+        out(table(['UPSTREAM', 'SRTT', 'STATE'], c.upstreams.map((u) => [u.upstream, u.srttMs === undefined ? '-' : `${u.srttMs.toFixed(1)} ms`,
+          u.downUntil > 0 ? `down until ${new Date(u.downUntil).toISOString()}` : u.misses > 0 ? `${u.misses} missed` : 'up'])))
+      }
     })
 
   program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')

@@ -2,7 +2,9 @@
  * Counters of the DNS server: one plain object, incremented in place on the hot
  * path, read by whoever exposes them (the agent's API, a Prometheus endpoint).
  */
-export interface DnsMetrics {
+import { type CacheCounters, newCacheCounters } from './cache.js'
+
+export interface DnsMetrics extends CacheCounters {
   /** Every packet received (before rate limiting). */
   queries: number
   udp: number
@@ -62,5 +64,6 @@ export function newMetrics (): DnsMetrics {
     servfail: 0, refused: 0, formerr: 0, notimp: 0, badvers: 0, dropped: 0,
     rateLimited: 0, truncated: 0, tcpConnections: 0, tcpRejected: 0, tcpRejectedNonClient: 0, tcpRejectedPerSource: 0,
     tcpSlowReaders: 0, tcpTimeouts: 0, tcpClosedAtLimit: 0, spoofedAnswers: 0, internalErrors: 0,
+    ...newCacheCounters(),
   }
 }

@@ -33,14 +33,15 @@ import dnsPacket, { type DecodedPacket, type RecordType } from 'dns-packet'
 import type { Logger } from 'pino'
 import { ErrorList, toFerryError } from '../errors/errors.js'
 import { AnswerCache, rrsFor } from './answers.js'
+import { cacheKey, type CacheOptions, DnsCache } from './cache.js'
 import { HelperPool } from './helpers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
 import { RateLimiter, type RateLimit } from './ratelimit.js'
 import { RecordSet, type RecordSource } from './records.js'
 import { TcpFront, tcpLimits, type TcpLimits, type TcpStats, type TcpTimers } from './tcp.js'
-import { Forwarder, literalLookup, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamSource, upstreamKey } from './upstream.js'
+import { type Clock, Forwarder, literalLookup, realClock, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamHealth, type UpstreamSource, upstreamKey } from './upstream.js'
 import {
-  buildAnswer, buildEmpty, CLASS_IN, isTruncated, Parse, parseQuery, Query, rcodeOf,
+  buildAnswer, buildEmpty, CLASS_IN, isTruncated, keyToName, Parse, parseQuery, Query, rcodeOf,
   RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL, setEdns,
   TYPE_A, TYPE_AAAA, TYPE_PTR,
 } from './wire.js'
@@ -92,6 +93,10 @@ export interface DnsServerOptions {
   udpHelpers?: number
   /** How long a helper trusts what it learnt of a client's networks, default 1000 ms. */
   helperClientTtlMs?: number
+  /** The cache of forwarded answers (cache.ts; defaults there); false: none. */
+  cache?: Partial<CacheOptions> | false
+  /** Time and timers of the cache and the forwarder (tests pass fake ones); default the real ones. */
+  clock?: Clock
   log?: Logger
 }
 
@@ -137,6 +142,9 @@ export class DnsServer {
   private readonly limiter: RateLimiter | undefined
   private readonly upstreamSource: UpstreamSource
   private readonly forwarder: Forwarder
+  private readonly clock: Clock
+  /** Forwarded answers (main process only: helpers pass every miss of theirs here). */
+  private readonly fwdCache: DnsCache | undefined
   private readonly ttl: number
   private readonly log: Logger | undefined
   private cache: AnswerCache
@@ -161,6 +169,8 @@ export class DnsServer {
   constructor (private readonly opts: DnsServerOptions) {
     this.log = opts.log
     this.ttl = opts.ttlSeconds ?? 0
+    this.clock = opts.clock ?? realClock
+    this.fwdCache = opts.cache === false ? undefined : new DnsCache(opts.cache ?? {}, this.metrics)
     const rl = opts.rateLimit ?? DEFAULT_RATE_LIMIT
     this.limiter = rl === false ? undefined : new RateLimiter(rl)
     const up = opts.upstreams ?? {}
@@ -173,6 +183,7 @@ export class DnsServer {
       downMs: up.downMs ?? 30_000,
       maxPending: up.maxPending ?? 1024,
       metrics: this.metrics,
+      clock: this.clock,
       log: opts.log,
     })
     this.tcp = new TcpFront({
@@ -209,6 +220,27 @@ export class DnsServer {
    */
   clientsChanged (): void {
     this.helpers?.flushClients()
+  }
+
+  /** The forwarded-answer cache's size and counters; undefined when it is off. */
+  cacheStats (): { entries: number, bytes: number, hits: number, misses: number, evictions: number, stale: number, prefetches: number, maxEntries: number, maxBytes: number } | undefined {
+    const c = this.fwdCache
+    if (c === undefined) return undefined
+    const m = this.metrics
+    return {
+      entries: m.cacheEntries, bytes: m.cacheBytes, hits: m.cacheHits, misses: m.cacheMisses, evictions: m.cacheEvictions,
+      stale: m.cacheStale, prefetches: m.cachePrefetches, maxEntries: c.opts.maxEntries, maxBytes: c.opts.maxBytes,
+    }
+  }
+
+  /** Each upstream's smoothed round trip and state (for `ferry dns cache`). */
+  upstreamHealth (): UpstreamHealth[] {
+    return this.forwarder.upstreamHealth()
+  }
+
+  /** Empty the forwarded-answer cache; returns how many entries went. */
+  cacheFlush (): number {
+    return this.fwdCache?.flush() ?? 0
   }
 
   /** TCP connections and the answer bytes they hold now. */
@@ -336,9 +368,39 @@ export class DnsServer {
   private answers (): AnswerCache {
     if (this.dirty) {
       this.dirty = false
+      const before = this.cache.records
       this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl)
+      this.flushNewNames(before, this.cache.records)
     }
     return this.cache
+  }
+
+  /**
+   * Drop cached upstream answers for names ferry starts answering (known in
+   * some network now, in none before). Clients of that network get ferry's
+   * answer anyway (its records come first); this keeps the cache from holding
+   * what no one should be told any more.
+   */
+  private flushNewNames (before: RecordSet, after: RecordSet): void {
+    const c = this.fwdCache
+    if (c === undefined || c.size === 0) return
+    const netsBefore = before.networks()
+    const netsAfter = after.networks()
+    for (const key of [...c.names()]) {
+      const name = keyToName(key)
+      if (after.lookup(name, netsAfter) !== undefined && before.lookup(name, netsBefore) === undefined) c.flushName(key)
+    }
+  }
+
+  /** Ask the upstreams for a cached entry's question again and store the answer (prefetch). */
+  private refresh (key: string): void {
+    const c = this.fwdCache
+    const fresh = c?.queryFor(key)
+    if (c === undefined || fresh === undefined) return
+    const name = key.slice(0, -6) // the wire name; cacheKey appends six characters
+    this.forwarder.forward(fresh.msg, fresh.qEnd, false, (resp) => {
+      if (resp === null || !c.store(key, name, resp, fresh.qEnd, this.clock.now())) c.prefetchFailed(key)
+    })
   }
 
   /**
@@ -392,6 +454,15 @@ export class DnsServer {
         return out
       }
     }
+    // Not ferry's in this scope: the cache, then the upstreams.
+    if (this.fwdCache !== undefined) {
+      const key = cacheKey(q)
+      const hit = this.fwdCache.lookup(key, msg, q, this.clock.now())
+      if (hit !== undefined) {
+        if (hit.prefetch) this.refresh(key)
+        return this.fitted(msg, q, hit.resp, tcp)
+      }
+    }
     return FORWARD
   }
 
@@ -406,29 +477,53 @@ export class DnsServer {
     const opts = (p.additionals ?? []).filter((a) => a.type === 'OPT')
     if (opts.length > 1) return Parse.FormErr
     const opt = opts[0]
-    if (opt !== undefined && opt.type === 'OPT') setEdns(q, opt.udpPayloadSize, opt.ednsVersion)
+    if (opt !== undefined && opt.type === 'OPT') setEdns(q, opt.udpPayloadSize, opt.ednsVersion, opt.flags)
     return Parse.Ok
   }
 
-  /** Forward `msg` (the client's query, parsed into `q`) and reply with the upstream's answer or SERVFAIL. */
+  /** `resp` as this client takes it: over UDP, larger than its limit → empty with TC (it asks again over TCP). */
+  private fitted (msg: Buffer, q: Query, resp: Buffer, tcp: boolean): Buffer {
+    if (tcp || resp.length <= q.udpLimit()) return resp
+    this.metrics.truncated++
+    return buildEmpty(msg, q, rcodeOf(resp) & 0x0f, true)
+  }
+
+  /**
+   * Forward `msg` (the client's query, parsed into `q`) and reply with the
+   * upstream's answer (cached on the way), else a stale cached one, else SERVFAIL.
+   */
   private forward (msg: Buffer, q: Query, tcp: boolean, reply: (resp: Buffer) => void): void {
     const m = this.metrics
     m.forwarded++
+    const c = this.fwdCache
+    const key = c === undefined ? '' : cacheKey(q)
+    if (c !== undefined && this.forwarder.allDown()) {
+      // Every upstream failed lately: a stale answer now (RFC 8767), and the
+      // query goes on in the background (it probes them, and refreshes the entry).
+      const stale = c.stale(key, msg, q, this.clock.now())
+      if (stale !== undefined) {
+        reply(this.fitted(msg, q, stale, tcp))
+        this.forwarder.forward(Buffer.from(msg), q.qEnd, tcp, (resp) => {
+          if (resp !== null) c.store(key, q.key, resp, q.qEnd, this.clock.now())
+        })
+        return
+      }
+    }
     this.forwarder.forward(Buffer.from(msg), q.qEnd, tcp, (resp) => {
       try {
         if (resp === null) {
+          const stale = c?.stale(key, msg, q, this.clock.now())
+          if (stale !== undefined) {
+            reply(this.fitted(msg, q, stale, tcp))
+            return
+          }
           m.servfail++
           reply(buildEmpty(msg, q, RCODE_SERVFAIL))
           return
         }
         m.upstreamAnswers++
-        if (!tcp && resp.length > q.udpLimit()) {
-          // The upstream allowed itself more than this client takes: it asks again over TCP.
-          m.truncated++
-          reply(buildEmpty(msg, q, rcodeOf(resp) & 0x0f, true))
-          return
-        }
-        reply(resp)
+        c?.store(key, q.key, resp, q.qEnd, this.clock.now())
+        reply(this.fitted(msg, q, resp, tcp))
       } catch (err) {
         this.internalError(err)
       }

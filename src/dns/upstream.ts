@@ -16,9 +16,12 @@
  *
  * The forwarder relays the client's query bytes (so EDNS options, DO and
  * cookies pass through) with a fresh random id, over the client's transport.
- * Each upstream gets `timeoutMs`; a timeout, an error, SERVFAIL or REFUSED
- * moves to the next one; when none is left the caller answers SERVFAIL. An
- * upstream that failed is tried after the healthy ones for `downMs`.
+ * Failover (see `Forwarder`): the next upstream is asked too once the current
+ * one has been silent for an adaptive timeout (3 × its smoothed round trip,
+ * 100–800 ms), at once on an error, SERVFAIL or REFUSED; each attempt gives up
+ * after `timeoutMs`; when none is left the caller answers SERVFAIL (or stale).
+ * An upstream that failed is tried after the healthy ones for `downMs`, and
+ * probed in the background meanwhile.
  *
  * Spoofing: each UDP attempt gets a fresh socket, so a fresh source port the
  * kernel picks at random from the ephemeral range, and the socket is
@@ -184,13 +187,34 @@ export interface ForwarderMetrics {
   spoofedAnswers: number
 }
 
+/** Time and timers; tests pass fake ones. */
+export interface Clock {
+  now: () => number
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+}
+
 export interface ForwarderOptions {
   upstreams: () => readonly Upstream[]
+  /** How long one attempt may wait for its answer at most (the hard timeout), ms. */
   timeoutMs: number
+  /** How long a failed upstream is tried after the others, unless an answer of its own comes first, ms. */
   downMs: number
   /** Queries in flight at most, so also UDP sockets open at most. */
   maxPending: number
   metrics: ForwarderMetrics
+  /** Bounds of the adaptive timeout after which the next upstream is asked too, ms (default 100 and 800). */
+  hedgeMinMs?: number
+  hedgeMaxMs?: number
+  /** How often a failed upstream gets a background probe, ms (default 1000). */
+  probeMs?: number
+  clock?: Clock
   log?: Logger
 }
 
@@ -204,19 +228,52 @@ type LiteralLookup = (host: string, opts: unknown, cb: (err: NodeJS.ErrnoExcepti
  */
 export const literalLookup: LiteralLookup = (host, _opts, cb) => cb(null, host, host.includes(':') ? 6 : 4)
 
+/** What the forwarder knows of one upstream. */
+export interface UpstreamHealth {
+  upstream: string
+  /** Smoothed round-trip time (EWMA, 1/8), ms; undefined before its first answer. */
+  srttMs: number | undefined
+  /** Attempts in a row that got no answer within their adaptive timeout. */
+  misses: number
+  /** Asked after the others until then (epoch ms), unless an answer comes first. 0: healthy. */
+  downUntil: number
+}
+
+interface Health {
+  srtt: number | undefined
+  misses: number
+  downUntil: number
+  nextProbe: number
+}
+
+/** Assumed round trip of an upstream that never answered yet, ms. */
+const INITIAL_SRTT_MS = 100
+/** Consecutive misses (no answer within the adaptive timeout) that mark an upstream down. */
+const MISSES_DOWN = 3
+
+/** One upstream asked for one query: its own socket (own source port). */
+interface Attempt {
+  u: Upstream
+  tcp: boolean
+  sentAt: number
+  udpSock: UdpSocket | undefined
+  tcpSock: TcpSocket | undefined
+  timer: unknown
+}
+
 interface Pending {
   id: number
   origId: number
   query: Buffer
   qEnd: number
-  /** Over TCP: the client's transport, or after a suspicious UDP answer. */
+  /** Over TCP: the client's transport. */
   tcp: boolean
   order: Upstream[]
+  /** The next upstream of `order` to ask. */
   next: number
-  /** The socket of the current UDP attempt (its own source port). */
-  udpSock: UdpSocket | undefined
-  tcpSock: TcpSocket | undefined
-  timer: NodeJS.Timeout | undefined
+  attempts: Set<Attempt>
+  /** When it fires, the next upstream is asked too (the ones asked keep their chance). */
+  hedge: unknown
   last: Buffer | undefined
   done: ForwardDone
 }
@@ -236,14 +293,33 @@ class IdPool {
   }
 }
 
+/**
+ * Failover: the first upstream (healthy ones first, in configured order) is
+ * asked; if it has not answered after an adaptive timeout — 3 × its smoothed
+ * round trip, within [hedgeMinMs, hedgeMaxMs] — the next one is asked too,
+ * and the first answer from either wins. An error (ICMP refused) moves on at
+ * once; each attempt gives up after `timeoutMs`. An upstream that misses its
+ * timeout 3 times in a row, errs or times out is down: asked after the healthy
+ * ones for `downMs`, and meanwhile sent a copy of a live query every `probeMs`
+ * in the background (nobody waits for it), whose answer brings it back at once.
+ */
 export class Forwarder {
   private readonly pending = new Map<number, Pending>()
-  private readonly downUntil = new Map<string, number>()
+  private readonly health = new Map<string, Health>()
   private readonly ids = new IdPool()
   private closed = false
   private udpOpen = 0
+  private readonly clock: Clock
+  private readonly hedgeMin: number
+  private readonly hedgeMax: number
+  private readonly probeMs: number
 
-  constructor (private readonly opts: ForwarderOptions) {}
+  constructor (private readonly opts: ForwarderOptions) {
+    this.clock = opts.clock ?? realClock
+    this.hedgeMin = opts.hedgeMinMs ?? 100
+    this.hedgeMax = Math.max(this.hedgeMin, Math.min(opts.hedgeMaxMs ?? 800, opts.timeoutMs))
+    this.probeMs = opts.probeMs ?? 1000
+  }
 
   get inFlight (): number {
     return this.pending.size
@@ -252,6 +328,27 @@ export class Forwarder {
   /** UDP sockets open now (one per UDP attempt in flight). */
   get udpSockets (): number {
     return this.udpOpen
+  }
+
+  /** What is known of each configured upstream (for status and tests). */
+  upstreamHealth (): UpstreamHealth[] {
+    const now = this.clock.now()
+    return this.opts.upstreams().map((u) => {
+      const h = this.health.get(upstreamKey(u))
+      return { upstream: upstreamKey(u), srttMs: h?.srtt, misses: h?.misses ?? 0, downUntil: h !== undefined && h.downUntil > now ? h.downUntil : 0 }
+    })
+  }
+
+  /** Whether every upstream failed lately (none, too): the server then serves stale answers without waiting. */
+  allDown (): boolean {
+    const now = this.clock.now()
+    return this.opts.upstreams().every((u) => this.isDown(upstreamKey(u), now))
+  }
+
+  /** The adaptive timeout of `u`: how long to wait for it before asking the next one too. */
+  hedgeMs (u: Upstream): number {
+    const srtt = this.health.get(upstreamKey(u))?.srtt ?? INITIAL_SRTT_MS
+    return Math.min(this.hedgeMax, Math.max(this.hedgeMin, Math.ceil(3 * srtt)))
   }
 
   /**
@@ -264,64 +361,137 @@ export class Forwarder {
       done(null)
       return
     }
+    const order = this.order(list)
+    this.probeDown(order, query, qEnd, tcp)
+    this.start(query, qEnd, tcp, order, done)
+  }
+
+  private start (query: Buffer, qEnd: number, tcp: boolean, order: Upstream[], done: ForwardDone): void {
     let id = this.ids.next()
     while (this.pending.has(id)) id = this.ids.next()
     const origId = query.readUInt16BE(0)
     query.writeUInt16BE(id, 0)
-    const p: Pending = {
-      id, origId, query, qEnd, tcp, order: this.order(list), next: 0,
-      udpSock: undefined, tcpSock: undefined, timer: undefined, last: undefined, done,
-    }
+    const p: Pending = { id, origId, query, qEnd, tcp, order, next: 0, attempts: new Set(), hedge: undefined, last: undefined, done }
     this.pending.set(id, p)
-    this.send(p)
+    this.askNext(p)
+  }
+
+  /**
+   * A copy of this query to each down upstream whose probe is due, except the
+   * first asked (then the query itself is the probe). Its answer counts only
+   * for the upstream's health.
+   */
+  private probeDown (order: readonly Upstream[], query: Buffer, qEnd: number, tcp: boolean): void {
+    const now = this.clock.now()
+    for (let i = 1; i < order.length; i++) {
+      const u = order[i]!
+      const key = upstreamKey(u)
+      if (!this.isDown(key, now)) continue
+      const h = this.healthOf(key)
+      if (h.nextProbe > now || this.pending.size >= this.opts.maxPending) continue
+      h.nextProbe = now + this.probeMs
+      this.start(Buffer.from(query), qEnd, tcp, [u], () => undefined)
+    }
   }
 
   /** Healthy upstreams first, in configured order, then those that failed lately. */
   private order (list: readonly Upstream[]): Upstream[] {
-    const now = Date.now()
+    const now = this.clock.now()
     const up: Upstream[] = []
     const down: Upstream[] = []
-    for (const u of list) ((this.downUntil.get(upstreamKey(u)) ?? 0) > now ? down : up).push(u)
+    for (const u of list) (this.isDown(upstreamKey(u), now) ? down : up).push(u)
     return down.length === 0 ? up : [...up, ...down]
   }
 
-  private markDown (u: Upstream): void {
-    this.downUntil.set(upstreamKey(u), Date.now() + this.opts.downMs)
+  private healthOf (key: string): Health {
+    let h = this.health.get(key)
+    if (h === undefined) {
+      if (this.health.size > 256) this.health.clear() // upstreams come and go with resolv.conf
+      h = { srtt: undefined, misses: 0, downUntil: 0, nextProbe: 0 }
+      this.health.set(key, h)
+    }
+    return h
   }
 
-  private markUp (u: Upstream): void {
-    if (this.downUntil.size > 0) this.downUntil.delete(upstreamKey(u))
+  private isDown (key: string, now: number): boolean {
+    const h = this.health.get(key)
+    return h !== undefined && h.downUntil > now
+  }
+
+  private markDown (u: Upstream): void {
+    const h = this.healthOf(upstreamKey(u))
+    const now = this.clock.now()
+    if (h.downUntil <= now) h.nextProbe = now + this.probeMs
+    h.downUntil = now + this.opts.downMs
+  }
+
+  /** An answer from `u` after `rtt` ms: it is up, and its round trip is learnt. */
+  private answered (u: Upstream, rtt: number): void {
+    const h = this.healthOf(upstreamKey(u))
+    h.srtt = h.srtt === undefined ? rtt : h.srtt + (rtt - h.srtt) / 8
+    h.misses = 0
+    h.downUntil = 0
   }
 
   private live (p: Pending): boolean {
     return this.pending.get(p.id) === p
   }
 
-  private send (p: Pending): void {
-    const u = p.order[p.next]!
-    p.timer = setTimeout(() => this.onTimeout(p), this.opts.timeoutMs)
-    if (p.tcp) this.sendTcp(p, u)
-    else this.sendUdp(p, u)
+  /** Ask the next upstream of `p`'s order, and arm the hedge towards the one after. */
+  private askNext (p: Pending): void {
+    this.clock.clearTimeout(p.hedge)
+    p.hedge = undefined
+    const u = p.order[p.next]
+    if (u === undefined) return
+    if (p.next > 0) this.opts.metrics.upstreamRetries++
+    p.next++
+    this.attempt(p, u, p.tcp)
+    if (p.next < p.order.length) {
+      p.hedge = this.clock.setTimeout(() => this.onHedge(p, u), this.hedgeMs(u))
+    }
   }
 
-  /** One UDP attempt: a fresh socket (fresh source port) connected to `u`. */
-  private sendUdp (p: Pending, u: Upstream): void {
+  /** `u` did not answer within its adaptive timeout: ask the next upstream too. */
+  private onHedge (p: Pending, u: Upstream): void {
+    p.hedge = undefined
+    if (!this.live(p)) return
+    this.opts.metrics.upstreamTimeouts++
+    const h = this.healthOf(upstreamKey(u))
+    if (++h.misses >= MISSES_DOWN) this.markDown(u)
+    this.askNext(p)
+  }
+
+  private attempt (p: Pending, u: Upstream, tcp: boolean): void {
+    const a: Attempt = { u, tcp, sentAt: this.clock.now(), udpSock: undefined, tcpSock: undefined, timer: undefined }
+    p.attempts.add(a)
+    a.timer = this.clock.setTimeout(() => this.onTimeout(p, a), this.opts.timeoutMs)
+    if (tcp) this.sendTcp(p, a)
+    else this.sendUdp(p, a)
+  }
+
+  private current (p: Pending, a: Attempt): boolean {
+    return p.attempts.has(a) && this.live(p)
+  }
+
+  /** One UDP attempt: a fresh socket (fresh source port) connected to its upstream. */
+  private sendUdp (p: Pending, a: Attempt): void {
+    const u = a.u
     const sock = createSocket({ type: isIPv6(u.ip) ? 'udp6' : 'udp4', lookup: literalLookup })
-    p.udpSock = sock
+    a.udpSock = sock
     this.udpOpen++
-    const current = (): boolean => p.udpSock === sock && this.live(p)
+    const current = (): boolean => a.udpSock === sock && this.current(p, a)
     sock.on('message', (msg, rinfo) => {
       try {
-        if (current()) this.onUdpMessage(p, sock, msg, rinfo)
+        if (current()) this.onUdpMessage(p, a, sock, msg, rinfo)
       } catch (err) {
         this.opts.log?.error({ err }, 'dns forwarder: response handler failed')
       }
     })
     // A connected UDP socket reports ICMP errors (ECONNREFUSED) here, and a
-    // failed bind (EMFILE) too: this query moves on at once.
+    // failed bind (EMFILE) too: this attempt ends at once.
     sock.on('error', (err) => {
       try {
-        if (current()) this.fail(p, err)
+        if (current()) this.fail(p, a, err)
       } catch (e) {
         this.opts.log?.error({ err: e }, 'dns forwarder: error handler failed')
       }
@@ -329,91 +499,90 @@ export class Forwarder {
     try {
       sock.connect(u.port, u.ip, () => {
         if (!current()) return
-        sock.send(p.query, (err) => { if (err && current()) this.fail(p, err) })
+        sock.send(p.query, (err) => { if (err && current()) this.fail(p, a, err) })
       })
     } catch (err) {
-      this.fail(p, err)
+      this.fail(p, a, err)
     }
   }
 
-  /** What came back on `p`'s own socket: its answer, or a forgery (then ask again over TCP). */
-  private onUdpMessage (p: Pending, sock: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
+  /** What came back on an attempt's own socket: its answer, or a forgery (then ask again over TCP). */
+  private onUdpMessage (p: Pending, a: Attempt, sock: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
     // The kernel already drops datagrams from anyone but the connected peer;
     // checked again so that a change there cannot go unnoticed.
     // A datagram can also arrive in the moment between bind and connect.
     let peer: { address: string, port: number } | undefined
     try { peer = sock.remoteAddress() } catch { peer = undefined }
     if (peer !== undefined && rinfo.port === peer.port && rinfo.address === peer.address && this.isAnswerTo(p, msg)) {
-      this.onResponse(p, msg)
+      this.onResponse(p, a, msg)
       return
     }
     this.opts.metrics.spoofedAnswers++
-    this.opts.log?.debug({ upstream: upstreamKey(p.order[p.next]!), from: `${rinfo.address}:${rinfo.port}` }, 'dns forwarder: a UDP answer did not match its query; asking again over TCP')
-    this.stopAttempt(p)
-    p.tcp = true
+    this.opts.log?.debug({ upstream: upstreamKey(a.u), from: `${rinfo.address}:${rinfo.port}` }, 'dns forwarder: a UDP answer did not match its query; asking again over TCP')
+    this.stopAttempt(p, a)
     this.opts.metrics.upstreamRetries++
-    this.send(p)
+    this.attempt(p, a.u, true)
   }
 
-  private onTimeout (p: Pending): void {
-    if (!this.live(p)) return
+  private onTimeout (p: Pending, a: Attempt): void {
+    if (!this.current(p, a)) return
     this.opts.metrics.upstreamTimeouts++
-    const u = p.order[p.next]
-    if (u !== undefined) this.markDown(u)
-    this.tryNext(p)
+    this.markDown(a.u)
+    this.attemptEnded(p, a)
   }
 
-  private fail (p: Pending, err: unknown): void {
+  private fail (p: Pending, a: Attempt, err: unknown): void {
     this.opts.metrics.upstreamErrors++
-    const u = p.order[p.next]
-    this.opts.log?.debug({ err, upstream: u && upstreamKey(u) }, 'dns upstream failed')
-    if (u !== undefined) this.markDown(u)
-    this.tryNext(p)
+    this.opts.log?.debug({ err, upstream: upstreamKey(a.u) }, 'dns upstream failed')
+    this.markDown(a.u)
+    this.attemptEnded(p, a)
   }
 
-  private tryNext (p: Pending): void {
-    this.stopAttempt(p)
-    p.next++
-    if (p.next >= p.order.length) {
-      this.finish(p, p.last ?? null)
+  /** An attempt ended without an answer to give: wait for the others, else ask the next, else give up. */
+  private attemptEnded (p: Pending, a: Attempt): void {
+    this.stopAttempt(p, a)
+    if (p.attempts.size > 0) return
+    if (p.next < p.order.length) {
+      this.askNext(p)
       return
     }
-    this.opts.metrics.upstreamRetries++
-    this.send(p)
+    this.finish(p, p.last ?? null)
   }
 
-  private stopAttempt (p: Pending): void {
-    clearTimeout(p.timer)
-    p.timer = undefined
-    if (p.udpSock !== undefined) {
-      const s = p.udpSock
-      p.udpSock = undefined
+  private stopAttempt (p: Pending, a: Attempt): void {
+    p.attempts.delete(a)
+    this.clock.clearTimeout(a.timer)
+    a.timer = undefined
+    if (a.udpSock !== undefined) {
+      const s = a.udpSock
+      a.udpSock = undefined
       this.udpOpen--
       try { s.close() } catch { /* already closed */ }
     }
-    if (p.tcpSock !== undefined) {
-      p.tcpSock.destroy()
-      p.tcpSock = undefined
+    if (a.tcpSock !== undefined) {
+      a.tcpSock.destroy()
+      a.tcpSock = undefined
     }
   }
 
   private finish (p: Pending, resp: Buffer | null): void {
-    this.stopAttempt(p)
+    for (const a of [...p.attempts]) this.stopAttempt(p, a)
+    this.clock.clearTimeout(p.hedge)
+    p.hedge = undefined
     this.pending.delete(p.id)
     if (resp !== null) resp.writeUInt16BE(p.origId, 0)
     p.done(resp)
   }
 
-  /** A response from the upstream `p` is waiting on. */
-  private onResponse (p: Pending, resp: Buffer): void {
-    const u = p.order[p.next]!
+  /** A response from the upstream of attempt `a`. */
+  private onResponse (p: Pending, a: Attempt, resp: Buffer): void {
+    this.answered(a.u, this.clock.now() - a.sentAt)
     const rcode = rcodeOf(resp)
-    if ((rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) && p.next + 1 < p.order.length) {
+    if (rcode === RCODE_SERVFAIL || rcode === RCODE_REFUSED) {
       p.last = resp
-      this.tryNext(p)
+      this.attemptEnded(p, a)
       return
     }
-    this.markUp(u)
     this.finish(p, resp)
   }
 
@@ -423,10 +592,11 @@ export class Forwarder {
       sameQuestion(p.query, p.qEnd, resp)
   }
 
-  private sendTcp (p: Pending, u: Upstream): void {
+  private sendTcp (p: Pending, a: Attempt): void {
+    const u = a.u
     const sock = connect({ host: u.ip, port: u.port, lookup: literalLookup })
-    p.tcpSock = sock
-    const current = (): boolean => p.tcpSock === sock && this.live(p)
+    a.tcpSock = sock
+    const current = (): boolean => a.tcpSock === sock && this.current(p, a)
     const frame = Buffer.allocUnsafe(2 + p.query.length)
     frame.writeUInt16BE(p.query.length, 0)
     p.query.copy(frame, 2)
@@ -449,22 +619,25 @@ export class Forwarder {
         }
         got += chunk.copy(resp, got)
         if (got < resp.length) return
-        if (this.isAnswerTo(p, resp)) this.onResponse(p, resp)
-        else this.fail(p, ferryError('INTERNAL', 'upstream answered another question over TCP'))
+        if (this.isAnswerTo(p, resp)) this.onResponse(p, a, resp)
+        else this.fail(p, a, ferryError('INTERNAL', 'upstream answered another question over TCP'))
       } catch (err) {
         this.opts.log?.error({ err }, 'dns forwarder: tcp handler failed')
       }
     })
-    sock.on('error', (err) => { if (current()) this.fail(p, err) })
+    sock.on('error', (err) => { if (current()) this.fail(p, a, err) })
     sock.on('close', () => {
-      if (current()) this.fail(p, ferryError('INTERNAL', 'upstream closed the TCP connection'))
+      if (current()) this.fail(p, a, ferryError('INTERNAL', 'upstream closed the TCP connection'))
     })
   }
 
   /** Drop every pending query (their callbacks are not called) and close the sockets. */
   async close (): Promise<void> {
     this.closed = true
-    for (const p of this.pending.values()) this.stopAttempt(p)
+    for (const p of this.pending.values()) {
+      for (const a of [...p.attempts]) this.stopAttempt(p, a)
+      this.clock.clearTimeout(p.hedge)
+    }
     this.pending.clear()
   }
 }

@@ -42,6 +42,7 @@ const FLAG_AA = 0x04
 const FLAG_TC = 0x02
 const FLAG_RD = 0x01
 const FLAG_RA = 0x80
+const FLAG_CD = 0x10
 
 /** What `parseQuery` says about a packet. */
 export const Parse = {
@@ -71,6 +72,10 @@ export class Query {
   edns = false
   ednsSize = 0
   ednsVersion = 0
+  /** The CD (checking disabled) bit of the request. */
+  cd = false
+  /** The DO (DNSSEC OK) bit of the request's OPT record. */
+  dnssecOk = false
 
   /** A copy, for a query that outlives the next packet (a forward). */
   clone (): Query {
@@ -113,12 +118,14 @@ function readQName (msg: Buffer, off: number, q: Query): number {
 /** Parse header, question and an optional OPT record of a query into `q`. */
 export function parseQuery (msg: Buffer, q: Query): Parse {
   q.edns = false
+  q.dnssecOk = false
   q.qEnd = HEADER
   q.key = ''
   if (msg.length < HEADER) return Parse.Drop
   q.id = msg.readUInt16BE(0)
   const b2 = msg[2]!
   q.flags = b2 & 0x79
+  q.cd = (msg[3]! & FLAG_CD) !== 0
   if ((b2 & FLAG_QR) !== 0) return Parse.Drop
   if ((b2 & 0x78) !== 0) return Parse.NotImp
   const qd = msg.readUInt16BE(4)
@@ -141,14 +148,16 @@ export function parseQuery (msg: Buffer, q: Query): Parse {
   q.edns = true
   q.ednsSize = msg.readUInt16BE(o + 3)
   q.ednsVersion = msg[o + 6]!
+  q.dnssecOk = (msg[o + 7]! & 0x80) !== 0
   return Parse.Ok
 }
 
 /** Record the EDNS fields found by a full decoder into `q` (for Unusual packets). */
-export function setEdns (q: Query, udpPayloadSize: number | undefined, version: number | undefined): void {
+export function setEdns (q: Query, udpPayloadSize: number | undefined, version: number | undefined, flags = 0): void {
   q.edns = true
   q.ednsSize = udpPayloadSize ?? MAX_UDP_PLAIN
   q.ednsVersion = version ?? 0
+  q.dnssecOk = (flags & 0x8000) !== 0
 }
 
 function writeOpt (buf: Buffer, off: number, extRcode: number): void {

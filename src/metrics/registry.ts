@@ -112,6 +112,10 @@ export class FerryMetrics {
   private readonly dnsForwarded: Counter
   private readonly dnsFailures: Counter<'reason'>
   private readonly dnsTruncated: Counter
+  private readonly dnsCacheHits: Counter
+  private readonly dnsCacheMisses: Counter
+  private readonly dnsCacheEvictions: Counter
+  private readonly dnsCacheEntries: Gauge
 
   private readonly clusterConnected: Gauge
   private readonly clusterCommands: Counter
@@ -152,6 +156,10 @@ export class FerryMetrics {
     this.dnsForwarded = this.optionalCounter({ name: 'ferry_dns_forwarded_total', help: 'DNS queries sent to an upstream resolver' })
     this.dnsFailures = this.optionalCounter({ name: 'ferry_dns_failures_total', help: 'DNS failures, by reason', labelNames: ['reason'] })
     this.dnsTruncated = this.optionalCounter({ name: 'ferry_dns_truncated_total', help: 'UDP answers sent truncated (TC)' })
+    this.dnsCacheHits = this.optionalCounter({ name: 'ferry_dns_cache_hits_total', help: 'Queries for names not ferry\'s answered from the cache of forwarded answers' })
+    this.dnsCacheMisses = this.optionalCounter({ name: 'ferry_dns_cache_misses_total', help: 'Queries for names not ferry\'s that the cache could not answer (then forwarded)' })
+    this.dnsCacheEvictions = this.optionalCounter({ name: 'ferry_dns_cache_evictions_total', help: 'Cached answers dropped to stay within the entry and byte bounds' })
+    this.dnsCacheEntries = this.optionalGauge({ name: 'ferry_dns_cache_entries', help: 'Answers in the cache of forwarded answers' })
 
     this.clusterConnected = this.optionalGauge({ name: 'ferry_cluster_connected', help: '1 when the cluster store (Redis) is connected and ready' })
     this.clusterCommands = this.optionalCounter({ name: 'ferry_cluster_commands_total', help: 'Commands sent to the cluster store' })
@@ -216,10 +224,17 @@ export class FerryMetrics {
   }
 
   private applyDns (d: DnsMetrics | undefined): void {
-    const all = [this.dnsQueries, this.dnsByType, this.dnsAnswers, this.dnsForwarded, this.dnsFailures, this.dnsTruncated]
+    const all = [this.dnsQueries, this.dnsByType, this.dnsAnswers, this.dnsForwarded, this.dnsFailures, this.dnsTruncated, this.dnsCacheHits, this.dnsCacheMisses, this.dnsCacheEvictions]
     for (const c of all) c.reset()
-    this.show(all, d !== undefined)
+    this.dnsCacheEntries.reset()
+    this.show([...all, this.dnsCacheEntries], d !== undefined)
     if (d === undefined) return
+    mirror(this.dnsCacheHits, d.cacheHits)
+    mirror(this.dnsCacheMisses, d.cacheMisses)
+    mirror(this.dnsCacheEvictions, d.cacheEvictions)
+    this.dnsCacheEntries.set(d.cacheEntries)
+    mirror(this.dnsAnswers, d.cacheHits, { source: 'cache' })
+    mirror(this.dnsAnswers, d.cacheStale, { source: 'stale' })
     mirror(this.dnsQueries, d.udp, { transport: 'udp' })
     mirror(this.dnsQueries, d.tcp, { transport: 'tcp' })
     for (const type of ['A', 'AAAA', 'PTR', 'other'] as const) mirror(this.dnsByType, d.byType[type], { type })

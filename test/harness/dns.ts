@@ -150,3 +150,50 @@ export async function deadPort (ip: string): Promise<string> {
   await new Promise<void>((resolve) => s.close(resolve))
   return `${ip}:${port}`
 }
+
+/**
+ * A fake clock for the DNS cache and forwarder: `now` moves only with
+ * `advance`, which fires the timers that fall due, in order of their time.
+ */
+export class FakeClock {
+  private t: number
+  private seq = 0
+  private readonly timers = new Map<number, { at: number, fn: () => void }>()
+  /** Every timer ever set, in order: its delay in ms. */
+  readonly delays: number[] = []
+
+  constructor (start = 1_000_000) {
+    this.t = start
+  }
+
+  now = (): number => this.t
+
+  setTimeout = (fn: () => void, ms: number): unknown => {
+    const id = ++this.seq
+    this.delays.push(ms)
+    this.timers.set(id, { at: this.t + ms, fn })
+    return id
+  }
+
+  clearTimeout = (h: unknown): void => {
+    this.timers.delete(h as number)
+  }
+
+  /** Timers pending now, as delays from now. */
+  pending (): number[] {
+    return [...this.timers.values()].map((x) => x.at - this.t).sort((a, b) => a - b)
+  }
+
+  advance (ms: number): void {
+    const end = this.t + ms
+    for (;;) {
+      let next: [number, { at: number, fn: () => void }] | undefined
+      for (const e of this.timers) if (e[1].at <= end && (next === undefined || e[1].at < next[1].at)) next = e
+      if (next === undefined) break
+      this.timers.delete(next[0])
+      this.t = next[1].at
+      next[1].fn()
+    }
+    this.t = end
+  }
+}

@@ -89,6 +89,18 @@ t.test('DNS counters by type and failure reason', async (t) => {
   t.equal(sample(text, 'ferry_dns_truncated_total'), 1)
 })
 
+t.test('DNS cache: hits, misses, evictions, entries', async (t) => {
+  const dns = newMetrics()
+  Object.assign(dns, { cacheHits: 40, cacheMisses: 9, cacheEvictions: 2, cacheEntries: 7, cacheStale: 1 })
+  const text = await new FerryMetrics(async () => base({ dns })).render()
+  t.equal(sample(text, 'ferry_dns_cache_hits_total'), 40)
+  t.equal(sample(text, 'ferry_dns_cache_misses_total'), 9)
+  t.equal(sample(text, 'ferry_dns_cache_evictions_total'), 2)
+  t.equal(sample(text, 'ferry_dns_cache_entries'), 7)
+  t.equal(sample(text, 'ferry_dns_answers_total{source="cache"}'), 40)
+  t.equal(sample(text, 'ferry_dns_answers_total{source="stale"}'), 1)
+})
+
 t.test('overlay: peers, revision, lag; revision absent when Redis does not answer', async (t) => {
   let snap = base({ cluster: { connected: true, commands: 120, revision: 42, applied: 40, synced: false, overlays: [{ name: 'ov1', peers: 3 }, { name: 'ov2', peers: 0 }],
     clusterKey: true, rejected: [{ kind: 'endpoint', reason: 'unregistered-host', count: 3 }] } })
