@@ -11,6 +11,7 @@ export const OPT = {
   masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
   icc: 'com.docker.network.bridge.enable_icc',
   hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
+  gatewayModeV4: 'com.docker.network.bridge.gateway_mode_ipv4',
   overlay: 'ferry.overlay',
   vni: 'ferry.vni',
 } as const
@@ -19,6 +20,33 @@ export const OPT = {
 const IGNORED = new Map<string, string>([
   ['com.docker.network.bridge.default_bridge', 'ferry networks are never the default bridge'],
   ['com.docker.network.container_iface_prefix', 'the engine names the interface'],
+])
+
+/**
+ * The engine's own flags, which it also leaves among the -o options when they come from
+ * `-o` or the daemon's `default-network-opts` (moby daemon/network.go:332-349): the engine
+ * has already read them into the top-level flags ferry checks, so here they need only be booleans.
+ */
+const ENGINE_FLAGS = new Set(['com.docker.network.enable_ipv4', 'com.docker.network.enable_ipv6'])
+
+/**
+ * Options of Docker's bridge driver (Docker 27–29) that ferry refuses, each with what ferry
+ * does instead: never ignored silently (docs/compatibility.md).
+ */
+export const REFUSED = new Map<string, string>([
+  ['com.docker.network.bridge.gateway_mode_ipv6', 'ferry networks have no IPv6 yet'],
+  ['com.docker.network.bridge.trusted_host_interfaces',
+    'ferry lets other interfaces reach a container only through its published ports; to let one reach containers directly, accept it in the FERRY-USER chain (iptables -I FERRY-USER -i IFACE -o BRIDGE -j ACCEPT)'],
+  ['com.docker.network.bridge.inhibit_ipv4', 'ferry always puts the gateway address on the bridge'],
+  ['com.docker.network.host_ipv4', 'ferry masquerades outbound traffic to the address of the way out; give the source address with your own SNAT rule instead'],
+  ['com.docker.network.host_ipv6', 'ferry networks have no IPv6 yet'],
+])
+
+/** Docker's gateway modes (moby drivers/bridge/bridge_linux.go newGwMode) other than nat, and what ferry does instead. */
+const GATEWAY_MODES_REFUSED = new Map<string, string>([
+  ['nat-unprotected', 'ferry always drops direct access to a container\'s unpublished ports from outside its network (mode nat); accept what you need in the FERRY-USER chain'],
+  ['routed', 'ferry has no routed mode: use -o com.docker.network.bridge.enable_ip_masquerade=false for no NAT on the way out, and accept direct access in the FERRY-USER chain'],
+  ['isolated', 'ferry always gives the bridge the gateway address: use --internal for a network with no way in or out'],
 ])
 
 /** What a JSON value is, for a sentence: "an object", "a list", "a number"… */
@@ -86,9 +114,20 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
         out.overlay = v
         break
       case OPT.vni: out.vni = parseIntIn(key, v, 1, 16777215); break
-      default:
+      case OPT.gatewayModeV4: {
+        // nat is what ferry always does: DNAT for published ports, masquerade out, direct access dropped.
+        if (v === 'nat') break
+        const why = GATEWAY_MODES_REFUSED.get(v)
+        if (why !== undefined) throw new FerryError('UNSUPPORTED', `option ${key}=${v} is not supported: ${why}`)
+        throw new FerryError('INVALID_OPTION', `option ${key} must be nat, nat-unprotected, routed or isolated, not "${v}"`)
+      }
+      default: {
         if (IGNORED.has(key)) break
+        if (ENGINE_FLAGS.has(key)) { parseBool(key, v); break }
+        const why = REFUSED.get(key)
+        if (why !== undefined) throw new FerryError('UNSUPPORTED', `option ${key} is not supported: ${why}`)
         throw new FerryError('INVALID_OPTION', `unknown option ${key}; ferry understands ${Object.values(OPT).join(', ')}`)
+      }
     }
   }
   return out

@@ -12,7 +12,7 @@ import type { Store } from '../store/store.js'
 import type { LinkDriver } from '../kernel/types.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
 import type { FirewallLimits } from '../nat/disabled.js'
-import type { Ipam } from '../ipam/ipam.js'
+import { IPV6_REFUSED, type Ipam } from '../ipam/ipam.js'
 import { bridgeNameCandidates, macForIp, normalizeMac, pickNames, vethNameCandidates } from '../bridge/names.js'
 import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
 import { desiredBridge, planReconcile } from '../bridge/plan.js'
@@ -152,9 +152,12 @@ export class NetworkDriver {
     return e
   }
 
-  async createNetwork (input: CreateNetworkInput): Promise<void> {
-    if (input.ipv6) throw new FerryError('UNSUPPORTED', 'ferry networks do not support IPv6 yet: create the network without --ipv6')
-    if (input.extraIpv4Data > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take exactly one IPv4 subnet')
+  /**
+   * Check a network's flags and -o options without touching anything: what CreateNetwork
+   * refuses, refused before the engine allocates a pool (NetworkDriver.GwAllocCheck, Docker 28+).
+   */
+  checkNetwork (input: Pick<CreateNetworkInput, 'generic' | 'internal' | 'ipv6'>): NetworkOptions {
+    if (input.ipv6) throw new FerryError('UNSUPPORTED', IPV6_REFUSED)
     const opts = parseNetworkOptions(input.generic, input.internal)
     if (opts.overlay !== undefined && !this.d.overlay) {
       throw new FerryError('CLUSTER_UNAVAILABLE', `network option ferry.overlay=${opts.overlay} needs a cluster: start the agent with --cluster redis://HOST:PORT --advertise-addr IP`)
@@ -163,6 +166,13 @@ export class NetworkDriver {
       throw new FerryError('INVALID_OPTION', 'option ferry.vni only applies to an overlay network: add -o ferry.overlay=NAME')
     }
     this.d.limits?.checkNetwork({ icc: opts.icc })
+    return opts
+  }
+
+  async createNetwork (input: CreateNetworkInput): Promise<void> {
+    if (input.ipv6) throw new FerryError('UNSUPPORTED', IPV6_REFUSED)
+    if (input.extraIpv4Data > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take exactly one IPv4 subnet')
+    const opts = this.checkNetwork(input)
     const aux = (input.auxAddresses ?? []).map((a) => {
       if (!isIp(a) && !isCidr(a)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv4 address`)
       return parseAddress(a).ip

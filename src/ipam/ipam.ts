@@ -35,6 +35,9 @@ import {
 export { DOCKER_DEFAULT_POOLS, parseDefaultPool, type DefaultPool } from './pools.js'
 
 /** RequestAddress option key the engine sets on the gateway request… */
+/** One sentence for every IPv6 request (RequestPool V6, CreateNetwork, GwAllocCheck): docs/compatibility.md. */
+export const IPV6_REFUSED = 'ferry networks do not support IPv6 yet: create the network without --ipv6 (and without com.docker.network.enable_ipv6 in the daemon\'s default-network-opts)'
+
 export const REQUEST_ADDRESS_TYPE = 'RequestAddressType'
 /** …and its value. */
 export const GATEWAY_ADDRESS_TYPE = 'com.docker.network.gateway'
@@ -152,7 +155,7 @@ export class Ipam {
   }
 
   async requestPool (req: PoolRequest): Promise<{ poolId: string, pool: string, data: Record<string, string> }> {
-    if (req.v6) throw ferryError('UNSUPPORTED', 'ferry does not support IPv6 pools yet')
+    if (req.v6) throw ferryError('UNSUPPORTED', IPV6_REFUSED)
     if (req.addressSpace === '') throw ferryError('INVALID_REQUEST', 'the pool request has no address space')
     // Only the names GetDefaultAddressSpaces gave: the space is part of the pool id, so nothing else gets in.
     if (req.addressSpace !== this.spaces.local && req.addressSpace !== this.spaces.global) {

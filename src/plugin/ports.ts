@@ -13,6 +13,7 @@ import { PROTO_BY_NUMBER, type ExposedPortWire, type PortMapWire } from './wire.
 export const PORTMAP_KEY = 'com.docker.network.portmap'
 export const EXPOSED_KEY = 'com.docker.network.endpoint.exposedports'
 export const MAC_KEY = 'com.docker.network.endpoint.macaddress'
+export const IFNAME_KEY = 'com.docker.network.endpoint.ifname'
 
 function proto (n: number): Protocol {
   const p = PROTO_BY_NUMBER[n]

@@ -13,11 +13,11 @@ import type { NetworkDriver } from '../driver/network.js'
 import type { Ipam } from '../ipam/ipam.js'
 import { schemas } from './wire.js'
 import type {
-  ConnectivityReq, CreateEndpointReq, CreateNetworkReq, EndpointReq, JoinReq, NetworkReq,
+  ConnectivityReq, CreateEndpointReq, CreateNetworkReq, EndpointReq, GwAllocCheckReq, JoinReq, NetworkReq,
   ReleaseAddressReq, ReleasePoolReq, RequestAddressReq, RequestPoolReq, PortMapWire, ExposedPortWire,
 } from './wire.js'
 import { own } from '../util/dict.js'
-import { EXPOSED_KEY, MAC_KEY, PORTMAP_KEY, parseExposed, parsePortMap } from './ports.js'
+import { EXPOSED_KEY, IFNAME_KEY, MAC_KEY, PORTMAP_KEY, parseExposed, parsePortMap } from './ports.js'
 
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json'
 export const REPLAY_WINDOW_MS = 30_000
@@ -110,20 +110,41 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   })
 
   // ---- NetworkDriver ----
-  route('NetworkDriver.GetCapabilities', schemas.Empty, () => ({ Scope: 'local', ConnectivityScope: 'global' }))
+  /**
+   * The flags and -o options of a network, from CreateNetwork's or GwAllocCheck's Options.
+   * Engines since 28 send enable_ipv4 (false: `--ipv4=false`); ferry networks need IPv4.
+   */
+  const networkFlags = (o: Record<string, unknown> | null | undefined, ipv6Data = 0): { generic: Record<string, unknown>, internal: boolean, ipv6: boolean } => {
+    if (opt(o, 'com.docker.network.enable_ipv4') === false) {
+      throw new FerryError('UNSUPPORTED', 'ferry networks need IPv4: create the network without --ipv4=false')
+    }
+    const generic = opt(o, 'com.docker.network.generic')
+    return {
+      generic: (generic && typeof generic === 'object') ? generic as Record<string, unknown> : {},
+      internal: opt(o, 'com.docker.network.internal') === true,
+      ipv6: opt(o, 'com.docker.network.enable_ipv6') === true || ipv6Data > 0,
+    }
+  }
+
+  // GwAllocChecker (Docker 28+): the engine asks before it allocates anything, so ferry refuses a
+  // network it cannot make here, with nothing to roll back. ferry never skips the gateway: the
+  // bridge holds it and Join returns it as the containers' default route.
+  route('NetworkDriver.GetCapabilities', schemas.Empty, () => ({ Scope: 'local', ConnectivityScope: 'global', GwAllocChecker: true }))
+  route<GwAllocCheckReq>('NetworkDriver.GwAllocCheck', schemas.GwAllocCheck, (b) => {
+    driver.checkNetwork(networkFlags(b.Options))
+    return { SkipIPv4: false, SkipIPv6: false }
+  })
   route<CreateNetworkReq>('NetworkDriver.CreateNetwork', schemas.CreateNetwork, async (b) => {
     endReplay()
+    const flags = networkFlags(b.Options, (b.IPv6Data ?? []).length)
     const v4 = b.IPv4Data ?? []
     const first = v4[0]
     if (!first) throw new FerryError('INVALID_REQUEST', 'CreateNetwork carries no IPv4 pool: create ferry networks with --ipam-driver ferry')
-    const generic = opt(b.Options, 'com.docker.network.generic')
     await driver.createNetwork({
       id: b.NetworkID,
       subnet: first.Pool,
       gatewayCidr: first.Gateway ?? '',
-      generic: (generic && typeof generic === 'object') ? generic as Record<string, unknown> : {},
-      internal: opt(b.Options, 'com.docker.network.internal') === true,
-      ipv6: opt(b.Options, 'com.docker.network.enable_ipv6') === true || (b.IPv6Data ?? []).length > 0,
+      ...flags,
       extraIpv4Data: v4.length - 1,
       auxAddresses: Object.values(first.AuxAddresses ?? {}),
     })
@@ -135,6 +156,10 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
     const iface = b.Interface ?? {}
     if (!iface.Address) throw new FerryError('INVALID_REQUEST', 'CreateEndpoint carries no IPv4 address: ferry networks need --ipam-driver ferry')
     if (iface.AddressIPv6) throw new FerryError('UNSUPPORTED', 'ferry endpoints do not support IPv6 yet')
+    if (opt(b.Options, IFNAME_KEY) !== undefined) {
+      // The remote driver protocol cannot carry it (moby drivers/remote/driver.go passes no DstName).
+      throw new FerryError('UNSUPPORTED', `endpoint option ${IFNAME_KEY} is not supported: the engine does not pass interface names to remote drivers, so ferry's interfaces are named eth<N>`)
+    }
     let mac = iface.MacAddress ?? ''
     const macOpt = opt(b.Options, MAC_KEY)
     if (mac === '' && typeof macOpt === 'string' && macOpt !== '') {
@@ -172,11 +197,13 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
     await driver.revokeExternalConnectivity(b.NetworkID, b.EndpointID)
     return {}
   })
-  // Swarm-only calls: never sent outside swarm (observed); answered harmlessly.
+  // Swarm-only calls: never sent outside swarm (observed); answered harmlessly. The engine
+  // registers a network allocator only for a driver of Scope global (moby drivers/remote/driver.go:67),
+  // and ferry's is local, so AllocateNetwork and FreeNetwork are not sent to it by any engine.
   route('NetworkDriver.DiscoverNew', schemas.Discover, () => ({}))
   route('NetworkDriver.DiscoverDelete', schemas.Discover, () => ({}))
-  route('NetworkDriver.AllocateNetwork', schemas.Empty, () => { throw new FerryError('UNSUPPORTED', 'ferry does not take part in swarm network allocation') })
-  route('NetworkDriver.FreeNetwork', schemas.Empty, () => ({}))
+  route('NetworkDriver.AllocateNetwork', schemas.AllocateNetwork, () => { throw new FerryError('UNSUPPORTED', 'ferry does not take part in swarm network allocation') })
+  route('NetworkDriver.FreeNetwork', schemas.Network, () => ({}))
 
   // ---- IpamDriver ----
   route('IpamDriver.GetCapabilities', schemas.Empty, () => ipam.capabilities())

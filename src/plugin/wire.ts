@@ -23,6 +23,8 @@ export interface CreateNetworkReq {
   IPv4Data?: IpamDataWire[] | null
   IPv6Data?: IpamDataWire[] | null
 }
+/** Docker 28+: sent before any pool is allocated when GetCapabilities said GwAllocChecker. */
+export interface GwAllocCheckReq { Options?: Record<string, unknown> | null }
 export interface NetworkReq { NetworkID: string }
 export interface EndpointReq { NetworkID: string, EndpointID: string }
 export interface CreateEndpointReq extends EndpointReq {
@@ -71,25 +73,40 @@ const ipamData = {
   },
 } as const
 
+/** CreateNetwork's and GwAllocCheck's Options: the engine's flags beside the -o map. */
+const networkOptions = {
+  type: ['object', 'null'],
+  properties: {
+    'com.docker.network.generic': { type: ['object', 'null'] },
+    'com.docker.network.internal': { type: 'boolean' },
+    'com.docker.network.enable_ipv4': { type: 'boolean' },
+    'com.docker.network.enable_ipv6': { type: 'boolean' },
+  },
+} as const
+
 export const schemas = {
+  GwAllocCheck: { type: 'object', properties: { Options: networkOptions } },
   CreateNetwork: {
     type: 'object',
     required: ['NetworkID'],
     properties: {
       NetworkID: ID,
-      Options: {
-        type: ['object', 'null'],
-        properties: {
-          'com.docker.network.generic': { type: ['object', 'null'] },
-          'com.docker.network.internal': { type: 'boolean' },
-          'com.docker.network.enable_ipv6': { type: 'boolean' },
-        },
-      },
+      Options: networkOptions,
       IPv4Data: { type: ['array', 'null'], items: ipamData },
       IPv6Data: { type: ['array', 'null'], items: ipamData },
     },
   },
   Network: { type: 'object', required: ['NetworkID'], properties: { NetworkID: ID } },
+  AllocateNetwork: {
+    type: 'object',
+    required: ['NetworkID'],
+    properties: {
+      NetworkID: ID,
+      Options: { type: ['object', 'null'], additionalProperties: str },
+      IPv4Data: { type: ['array', 'null'], items: ipamData },
+      IPv6Data: { type: ['array', 'null'], items: ipamData },
+    },
+  },
   Endpoint: { type: 'object', required: ['NetworkID', 'EndpointID'], properties: { NetworkID: ID, EndpointID: ID } },
   CreateEndpoint: {
     type: 'object',

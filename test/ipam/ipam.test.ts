@@ -1,6 +1,6 @@
 import t from 'tap'
 import { FerryError } from '../../src/errors/errors.js'
-import { GATEWAY_ADDRESS_TYPE, Ipam, REQUEST_ADDRESS_TYPE, type IpamOptions } from '../../src/ipam/ipam.js'
+import { GATEWAY_ADDRESS_TYPE, IPV6_REFUSED, Ipam, REQUEST_ADDRESS_TYPE, type IpamOptions } from '../../src/ipam/ipam.js'
 import { MemoryStore, emptyState, type State, type Store } from '../../src/store/store.js'
 
 const GW = { [REQUEST_ADDRESS_TYPE]: GATEWAY_ADDRESS_TYPE }
@@ -78,7 +78,7 @@ t.test('pool validation', async (t) => {
   const { ipam, store } = setup()
   let err = await rejects(ipam.requestPool({ ...pool('10.20.0.0/24'), v6: true }))
   t.equal(err.code, 'UNSUPPORTED')
-  t.equal(err.message, 'ferry does not support IPv6 pools yet')
+  t.equal(err.message, IPV6_REFUSED)
   err = await rejects(ipam.requestPool({ ...pool(''), v6: true }))
   t.equal(err.code, 'UNSUPPORTED')
   err = await rejects(ipam.requestPool(pool('10.20.0.0/24', '', { addressSpace: '' })))

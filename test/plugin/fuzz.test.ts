@@ -11,11 +11,13 @@ const METHODS = [
   'Plugin.Activate', 'NetworkDriver.GetCapabilities', 'NetworkDriver.CreateNetwork', 'NetworkDriver.DeleteNetwork',
   'NetworkDriver.CreateEndpoint', 'NetworkDriver.DeleteEndpoint', 'NetworkDriver.EndpointOperInfo', 'NetworkDriver.Join',
   'NetworkDriver.Leave', 'NetworkDriver.ProgramExternalConnectivity', 'NetworkDriver.RevokeExternalConnectivity',
-  'NetworkDriver.DiscoverNew', 'NetworkDriver.DiscoverDelete', 'IpamDriver.GetCapabilities', 'IpamDriver.GetDefaultAddressSpaces',
+  'NetworkDriver.DiscoverNew', 'NetworkDriver.DiscoverDelete', 'NetworkDriver.GwAllocCheck', 'NetworkDriver.AllocateNetwork',
+  'NetworkDriver.FreeNetwork', 'IpamDriver.GetCapabilities', 'IpamDriver.GetDefaultAddressSpaces',
   'IpamDriver.RequestPool', 'IpamDriver.ReleasePool', 'IpamDriver.RequestAddress', 'IpamDriver.ReleaseAddress',
 ]
 const N = 'ab'.repeat(32)
 const VALID: Record<string, unknown> = {
+  'NetworkDriver.GwAllocCheck': { Options: { 'com.docker.network.enable_ipv4': true, 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': { 'com.docker.network.bridge.gateway_mode_ipv4': 'nat' } } },
   'NetworkDriver.CreateNetwork': { NetworkID: N, Options: { 'com.docker.network.generic': {} }, IPv4Data: [{ Pool: '10.9.0.0/24', Gateway: '10.9.0.1/24' }] },
   'NetworkDriver.CreateEndpoint': { NetworkID: N, EndpointID: N, Interface: { Address: '10.9.0.2/24' }, Options: { 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 8080 }] } },
   'NetworkDriver.Join': { NetworkID: N, EndpointID: N, SandboxKey: '/x' },
@@ -89,7 +91,7 @@ t.test('thousands of random and mutated bodies', async (t) => {
   // Still serving, and a valid flow works.
   const ok = await app.inject({ method: 'POST', url: '/NetworkDriver.GetCapabilities', payload: '' })
   t.equal(ok.statusCode, 200)
-  t.same(JSON.parse(ok.body), { Scope: 'local', ConnectivityScope: 'global' })
+  t.same(JSON.parse(ok.body), { Scope: 'local', ConnectivityScope: 'global', GwAllocChecker: true })
 })
 
 /** Every plugin call answers below 500; the answer's body. */

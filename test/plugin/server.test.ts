@@ -27,7 +27,7 @@ function setup (t: Tap.Test) {
 t.test('activate and capabilities (empty bodies)', async (t) => {
   const { app } = setup(t)
   t.same(await call(app, 'Plugin.Activate'), { status: 200, body: { Implements: ['NetworkDriver', 'IpamDriver'] } })
-  t.same((await call(app, 'NetworkDriver.GetCapabilities')).body, { Scope: 'local', ConnectivityScope: 'global' })
+  t.same((await call(app, 'NetworkDriver.GetCapabilities')).body, { Scope: 'local', ConnectivityScope: 'global', GwAllocChecker: true })
   t.same((await call(app, 'IpamDriver.GetCapabilities')).body, { RequiresMACAddress: false, RequiresRequestReplay: true })
   const spaces = (await call(app, 'IpamDriver.GetDefaultAddressSpaces')).body
   t.type(spaces.LocalDefaultAddressSpace, 'string')
