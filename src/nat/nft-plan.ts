@@ -51,9 +51,9 @@
  * other networks and, with ICC off, between containers of one bridge.
  */
 import { FerryError } from '../errors/errors.js'
-import { canonical, isIp } from '../ipam/cidr.js'
+import { canonical } from '../ipam/cidr.js'
 import type { PortBinding, Protocol } from '../model/types.js'
-import { isLoopback, isWildcard, shortId, validateEndpoint, validateLink, validateNetwork, type PlanOptions } from './plan.js'
+import { isLoopback, isWildcard, validateEndpoint, validateLink, validateNetwork, type PlanOptions } from './plan.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
 export const NFT_FAMILY = 'inet'
@@ -326,12 +326,6 @@ export function planSkeleton (opts: PlanOptions = {}): NftTablePlan {
   return { sets: skeletonSets(), chains: skeletonChains(opts) }
 }
 
-export function validateOutbound (net: NatNetwork): void {
-  if (net.outboundAddr !== undefined && !isIp(net.outboundAddr)) {
-    throw new FerryError('INVALID_REQUEST', `outbound address "${net.outboundAddr}" of network ${shortId(net.id)} is not an IPv4 address`)
-  }
-}
-
 /** Add elements to a plan (in place). Duplicates are kept once. */
 export function addElements (plan: NftTablePlan, elements: readonly NftElement[]): void {
   const byName = new Map(plan.sets.map((s) => [s.name, s]))
@@ -351,7 +345,7 @@ export interface NftStatePlan {
 
 /** The whole plan for a state; elements sorted (the kernel lists sets in no particular order). */
 export function planTable (state: FirewallState, opts: PlanOptions = {}): NftStatePlan {
-  for (const n of state.networks) { validateNetwork(n); validateOutbound(n) }
+  for (const n of state.networks) validateNetwork(n)
   for (const ep of state.endpoints) validateEndpoint(ep)
   for (const l of state.links ?? []) validateLink(l)
   const byId = new Map(state.networks.map((n) => [n.id, n]))
