@@ -12,8 +12,8 @@ import { FileStore } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import type { LinkDriver } from '../kernel/types.js'
-import { IptablesDriver } from '../nat/iptables.js'
 import { DisabledFirewall } from '../nat/disabled.js'
+import { chooseBackend, openFirewall, type BackendChoice, type FirewallBackend } from '../nat/backend.js'
 import { Ipam, type DefaultPool } from '../ipam/ipam.js'
 import { NetworkDriver } from '../driver/network.js'
 import { HostPortPublisher } from '../nat/publisher.js'
@@ -66,6 +66,8 @@ export interface AgentConfig {
   ipForward?: boolean
   /** Program NAT, publications and isolation with iptables (dockerd's --iptables); false: never run iptables. Default true. */
   iptables?: boolean
+  /** `--firewall-backend` (dockerd's flag); undefined = nftables where it works, else iptables (src/nat/backend.ts). */
+  firewallBackend?: FirewallBackend
   /** The opt-in Prometheus endpoint (--metrics-listen); undefined = no listener. */
   metrics?: MetricsConfig
 }
@@ -106,6 +108,7 @@ export class Agent implements AgentView {
   private syncQueued = false
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
   private runtime_?: RuntimeService
+  private firewallChoice?: BackendChoice
 
   constructor (cfg: AgentConfig, log: Logger) {
     this.cfg = cfg
@@ -130,7 +133,7 @@ export class Agent implements AgentView {
       this.cleanups.push(async () => this.links.close())
       if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
       const disabled = this.cfg.iptables === false ? new DisabledFirewall() : undefined
-      const firewall = disabled ?? withStoredLinks(new IptablesDriver({ logger: this.log.child({ component: 'nat' }) }), () => this.runtime_?.desiredLinks() ?? [])
+      const firewall = disabled ?? withStoredLinks(await this.openFirewall(), () => this.runtime_?.desiredLinks() ?? [])
       if (disabled) this.warnWithoutIptables()
       const ipam = this.ipam = new Ipam({
         store: this.store,
@@ -205,6 +208,15 @@ export class Agent implements AgentView {
       await this.cleanups.pop()!().catch((err: unknown) => this.log.error({ err }, 'cleanup failed'))
     }
     this.setStatus('stopped')
+  }
+
+  /** The firewall backend (--firewall-backend, or the default), with every trace of the other one removed. */
+  private async openFirewall (): Promise<ReturnType<typeof openFirewall>['driver']> {
+    const choice = this.firewallChoice = await chooseBackend(this.cfg.firewallBackend)
+    this.log.info(choice, 'firewall backend')
+    const opened = openFirewall(choice.backend, { logger: this.log.child({ component: 'nat' }) })
+    await opened.removeOther()
+    return opened.driver
   }
 
   /**
@@ -503,7 +515,7 @@ export class Agent implements AgentView {
       reconcile: { ...this.reconciles },
       engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },
       // --iptables=false: ferry runs no iptables at all (no NAT, no publications, no isolation).
-      firewall: { iptables: this.cfg.iptables !== false },
+      firewall: { iptables: this.cfg.iptables !== false, backend: this.firewallChoice?.backend ?? 'disabled', reason: this.firewallChoice?.reason ?? '--iptables=false' },
     }
   }
 

@@ -9,6 +9,7 @@ import { isIpv4 } from '../bridge/options.js'
 import { metricsConfig } from '../metrics/config.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import { defaultBridgeConfig, type RuntimeFlags } from '../runtime/flags.js'
+import { parseBackend } from '../nat/backend.js'
 
 export interface AgentFlags extends RuntimeFlags {
   pluginName: string
@@ -35,6 +36,8 @@ export interface AgentFlags extends RuntimeFlags {
   metricsToken?: string
   /** `--iptables[=BOOL]`, as dockerd's: false = ferry never runs iptables. Default true. */
   iptables?: boolean
+  /** `--firewall-backend nftables|iptables` (dockerd's flag); default: nftables where it works. */
+  firewallBackend?: string
 }
 
 /** `--iptables`, checked against the flags that only iptables can honour (dockerd refuses the same pair). */
@@ -101,6 +104,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },
       ipForward: flags.ipForward ?? true,
       iptables: iptablesEnabled(flags),
+      firewallBackend: parseBackend(flags.firewallBackend),
       metrics: metricsConfig(flags),
     }, log)
     await agent.start()

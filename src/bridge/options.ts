@@ -11,6 +11,8 @@ export const OPT = {
   masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
   icc: 'com.docker.network.bridge.enable_icc',
   hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
+  /** Outbound address: SNAT to this host address instead of masquerading (Docker's option, netavark's outbound_addr). */
+  hostIpv4: 'com.docker.network.host_ipv4',
   overlay: 'ferry.overlay',
   vni: 'ferry.vni',
 } as const
@@ -28,6 +30,8 @@ export interface NetworkOptions {
   icc: boolean
   hostBindingIp: string
   internal: boolean
+  /** com.docker.network.host_ipv4 */
+  outboundAddr?: string
   overlay?: string
   vni?: number
 }
@@ -70,6 +74,10 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
       case OPT.hostBinding:
         if (v !== '' && !isIpv4(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address, not "${v}"`)
         out.hostBindingIp = v === '0.0.0.0' ? '' : v
+        break
+      case OPT.hostIpv4:
+        if (!isIpv4(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address of this host, not "${v}"`)
+        out.outboundAddr = v
         break
       case OPT.overlay:
         if (!OVERLAY_NAME_RE.test(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be a name of letters, digits, '_', '.' or '-' (up to 63), not "${v}"`)

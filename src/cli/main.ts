@@ -30,9 +30,11 @@ function portText (p: PortBinding): string {
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }
 
 /** The status line of the firewall; an agent older than the field shows '-'. */
-export function firewallText (f: { iptables: boolean } | undefined): string {
+export function firewallText (f: { iptables: boolean, backend?: string, reason?: string } | undefined): string {
   if (f === undefined) return '-'
-  return f.iptables ? 'iptables (FERRY-* chains)' : 'disabled (--iptables=false): no NAT, no published ports, no isolation'
+  if (!f.iptables) return 'disabled (--iptables=false): no NAT, no published ports, no isolation'
+  if (f.backend === 'nftables') return `nftables (table inet ferry; ${f.reason ?? ''})`
+  return `iptables (FERRY-* chains${f.reason !== undefined ? `; ${f.reason}` : ''})`
 }
 
 /** dockerd's boolean flags: `--flag` alone is true, `--flag=false` (or 0, no, off) false. */
@@ -77,11 +79,13 @@ export function buildCli (): Command {
     .option('--metrics-token <file>', 'require Authorization: Bearer <the first line of FILE> for /metrics (the file must be mode 600)')
     .addOption(new Option('--iptables [bool]', 'program NAT, published ports and isolation with iptables (default true); =false: ferry never runs iptables, ' +
       'and refuses to publish ports').argParser(boolArg))
+    .addOption(new Option('--firewall-backend <backend>', 'nftables (table inet ferry) or iptables (FERRY-* chains); default: nftables when nft and the kernel support it')
+      .choices(['nftables', 'iptables']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
       defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, dns: string[], dnsServer: boolean,
-      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string, iptables?: boolean
+      dnsRateLimit?: string, dnsUdpHelpers: number, metricsListen?: string, metricsToken?: string, iptables?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -168,7 +172,7 @@ export function buildCli (): Command {
 
   program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
-      const s = await api<Record<string, unknown> & { uptimeSeconds: number, store: Record<string, unknown>, reconcile: Record<string, unknown>, firewall?: { iptables: boolean } }>('GET', '/v1/status')
+      const s = await api<Record<string, unknown> & { uptimeSeconds: number, store: Record<string, unknown>, reconcile: Record<string, unknown>, firewall?: { iptables: boolean, backend?: string, reason?: string } }>('GET', '/v1/status')
       if (o.json) { json(s); return }
       const rows: Array<[string, string]> = [
         ['version', String(s.version)], ['status', String(s.status)], ['pid', String(s.pid)], ['uptime', duration(s.uptimeSeconds)],

@@ -14,7 +14,7 @@ import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
 import type { FirewallLimits } from '../nat/disabled.js'
 import type { Ipam } from '../ipam/ipam.js'
 import { defaultBridgeName, macForIp, normalizeMac, vethNames } from '../bridge/names.js'
-import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
+import { OPT, parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
 import { desiredBridge, planReconcile } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
@@ -68,7 +68,11 @@ export interface NetworkDriverDeps {
 }
 
 export function natNetwork (n: NetworkRecord): NatNetwork {
-  return { id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal }
+  const outboundAddr = n.options[OPT.hostIpv4]
+  return {
+    id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal,
+    ...(outboundAddr !== undefined && outboundAddr !== '' ? { outboundAddr } : {}),
+  }
 }
 
 export function natEndpoint (e: EndpointRecord): NatEndpoint {
