@@ -27,6 +27,7 @@
  * again, kept at teardown when it holds rules) and `publish` (the DNAT lookups).
  *
  * Sets and maps (every element names what it belongs to by its content):
+ *   bridges             ifname                         every ferry bridge (traffic through them is marked, see FORWARD_MARK)
  *   external, internal  ifname                         bridges of networks with/without a way out
  *   localnet            ifname                         bridges whose networks may publish on loopback (guard + masquerade)
  *   icc                 ifname . ifname : verdict      per bridge, traffic inside it: accept or drop
@@ -61,6 +62,14 @@ export const NFT_TABLE = 'ferry'
 /** `inet ferry`, as nft commands name it. */
 export const TABLE_REF = `${NFT_FAMILY} ${NFT_TABLE}`
 export const USER_CHAIN = 'user'
+/**
+ * The packet mark bit ferry's forward chain sets on traffic of its bridges, so that
+ * one iptables rule can accept it where iptables' FORWARD policy is DROP. One bit,
+ * outside those of kube-proxy (0x4000, 0x8000), Weave (0x20000, 0x40000), Cilium
+ * (0x0f00, 0xf000) and Istio (0x539); Calico's default mask 0xffff0000 includes it.
+ */
+export const FORWARD_MARK = 0x01000000
+export const FORWARD_MARK_HEX = '0x01000000'
 
 export interface NftSetPlan {
   name: string
@@ -111,6 +120,7 @@ function map (name: string, type: string, interval = false): NftSetPlan {
 /** Every set and map, in the order nft lists them (creation order). */
 function skeletonSets (): NftSetPlan[] {
   return [
+    set('bridges', IFNAME),
     set('external', IFNAME),
     set('internal', IFNAME),
     set('localnet', IFNAME),
@@ -164,6 +174,10 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
       name: 'filter-forward',
       hook: 'type filter hook forward priority filter - 10; policy accept;',
       rules: [
+        // Marked for iptables: a FORWARD policy of DROP (an engine's --iptables=true) accepts what carries the
+        // mark (src/nat/iptables-accept.ts); what ferry drops below is dropped whatever the mark.
+        `iifname @bridges meta mark set meta mark | ${FORWARD_MARK_HEX}`,
+        `oifname @bridges meta mark set meta mark | ${FORWARD_MARK_HEX}`,
         `jump ${USER_CHAIN}`,
         // Link exceptions first: they only accept traffic inside one ICC-off bridge.
         'iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept',
@@ -221,6 +235,7 @@ export function networkElements (net: NatNetwork, opts: PlanOptions = {}): NftEl
   const localnetOn = opts.hostAddrsLocalnet ?? true
   const br = quote(net.bridge)
   const out: NftElement[] = [
+    { set: 'bridges', key: br },
     { set: net.internal ? 'internal' : 'external', key: br },
     { set: 'icc', key: `${br} . ${br}`, value: net.icc ? 'accept' : 'drop' },
   ]

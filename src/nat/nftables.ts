@@ -24,11 +24,14 @@ import {
 import { parseNftTable } from './nft-parse.js'
 import type { Change } from './desired.js'
 import { FirewallDriverBase, type DriverBaseOptions } from './driver-base.js'
+import { IptablesForwardAccept } from './iptables-accept.js'
 import type { NatLink, NatNetwork } from './types.js'
 
 export interface NftablesDriverOptions extends DriverBaseOptions {
   /** The nft program (argv prefix); default ['nft']. */
   nft?: string[]
+  /** The iptables program for the FORWARD accept (src/nat/iptables-accept.ts); default ['iptables', '-w', '5']. */
+  iptables?: string[]
 }
 
 const NFT_TIMEOUT_MS = 30_000
@@ -44,10 +47,12 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   private readonly nft: string[]
   /** Elements in the kernel, by set and key; undefined = kernel state unknown (reconcile first). */
   private held: Map<string, Held> | undefined
+  private readonly forwardAccept: IptablesForwardAccept
 
   constructor (opts: NftablesDriverOptions = {}) {
     super(opts, endpointElements)
     this.nft = opts.nft ?? ['nft']
+    this.forwardAccept = new IptablesForwardAccept(this.run, this.log, opts.iptables)
   }
 
   /** The full plan of the desired state (what reconcile converges to). */
@@ -69,6 +74,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   protected async teardownKernel (): Promise<void> {
     const text = renderTeardown(await this.listTable())
     if (text !== '') await this.apply(text)
+    await this.forwardAccept.remove()
   }
 
   // -------------------------------------------------------------------------
@@ -197,8 +203,9 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     this.held = needed
     this.stats_ = { planMs, restoreMs, lines: same ? 0 : text.split('\n').length - 1, reconciled: true }
     const sysctlRepaired = await this.localnet.sync(this.desired.networks.values(), this.desired.localnetBridges(), true)
+    const acceptRepaired = await this.forwardAccept.sync()
     if (!same) this.log?.debug({ existed: kernel !== undefined }, 'nftables table rewritten')
-    return !same || sysctlRepaired
+    return !same || sysctlRepaired || acceptRepaired
   }
 
   /** Run one `nft -f -` transaction; returns its duration in ms. */

@@ -186,3 +186,22 @@ t.test('traffic', async (t) => {
     nothingLeft: (t, ns) => { t.notMatch(ruleset(ns), /ferry/, 'nft list ruleset has no trace of ferry') },
   })
 })
+
+t.test('traffic beside an engine with its defaults (iptables FORWARD policy DROP)', async (t) => {
+  await trafficScenario(t, {
+    hostNs: (t, bridges) => {
+      const ns = hostNs(t, bridges)
+      nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'DROP'])
+      nsExec(ns, ['iptables', '-w', '-N', 'DOCKER-USER'])
+      nsExec(ns, ['iptables', '-w', '-A', 'FORWARD', '-j', 'DOCKER-USER'])
+      return ns
+    },
+    driver: (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>,
+    blocksBefore: true,
+    nothingLeft: (t, ns) => {
+      t.notMatch(ruleset(ns), /table inet ferry/, 'no table inet ferry')
+      t.notMatch(nsExec(ns, ['iptables', '-w', '-S', 'FORWARD']), /ferry/, 'the FORWARD accept went with it')
+      t.match(nsExec(ns, ['iptables', '-w', '-S', 'FORWARD']), /-P FORWARD DROP\n-A FORWARD -j DOCKER-USER/, 'the engine\'s policy and jump untouched')
+    },
+  })
+})

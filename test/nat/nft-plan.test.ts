@@ -90,6 +90,7 @@ t.test('networks and links are elements too; the chains never depend on the stat
   const full = planTable({ networks: [net(1), net(2, { icc: false, internal: true })], endpoints: [ep('e1', net(1), 2, PORTS)] }).table
   t.same(full.chains, empty.chains, 'same chains and rules whatever the state')
   t.same(networkElements(net(4, { masquerade: false }), { hostAddrsLocalnet: false }), [
+    { set: 'bridges', key: '"fy-net4"' },
     { set: 'external', key: '"fy-net4"' },
     { set: 'icc', key: '"fy-net4" . "fy-net4"', value: 'accept' },
     { set: 'subnets', key: '"fy-net4" . 10.24.0.0/24' },

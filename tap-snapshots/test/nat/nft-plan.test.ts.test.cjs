@@ -8,6 +8,7 @@
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > icc off 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -38,6 +39,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -55,6 +58,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1" }
 add element inet ferry external { "fy-net1" }
 add element inet ferry localnet { "fy-net1" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : drop }
@@ -66,6 +70,7 @@ add element inet ferry masq { 10.21.0.0/24 }
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > internal network publishes nothing 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -96,6 +101,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -113,6 +120,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net3" }
 add element inet ferry internal { "fy-net3" }
 add element inet ferry icc { "fy-net3" . "fy-net3" : accept }
 
@@ -121,6 +129,7 @@ add element inet ferry icc { "fy-net3" . "fy-net3" : accept }
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > internal network with icc off 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -151,6 +160,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -168,6 +179,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net3" }
 add element inet ferry internal { "fy-net3" }
 add element inet ferry icc { "fy-net3" . "fy-net3" : drop }
 
@@ -176,6 +188,7 @@ add element inet ferry icc { "fy-net3" . "fy-net3" : drop }
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > links: only on the icc-off network 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -206,6 +219,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -223,6 +238,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1", "fy-net2" }
 add element inet ferry external { "fy-net1", "fy-net2" }
 add element inet ferry localnet { "fy-net1", "fy-net2" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : accept, "fy-net2" . "fy-net2" : drop }
@@ -236,6 +252,7 @@ add element inet ferry link_from { "fy-net2" . 10.22.0.3 . 10.22.0.2 . tcp . 543
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > masquerade off 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -266,6 +283,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -283,6 +302,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1" }
 add element inet ferry external { "fy-net1" }
 add element inet ferry localnet { "fy-net1" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
@@ -293,6 +313,7 @@ add element inet ferry subnets { "fy-net1" . 10.21.0.0/24 }
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > no network: the fixed chains and empty sets 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -323,6 +344,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -346,6 +369,7 @@ add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masqu
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > one network, icc, masquerade 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -376,6 +400,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -393,6 +419,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1" }
 add element inet ferry external { "fy-net1" }
 add element inet ferry localnet { "fy-net1" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
@@ -404,6 +431,7 @@ add element inet ferry masq { 10.21.0.0/24 }
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > only a specific host IP: no route_localnet 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -434,6 +462,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -451,6 +481,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1" }
 add element inet ferry external { "fy-net1" }
 add element inet ferry localnet { "fy-net1" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
@@ -463,6 +494,7 @@ add element inet ferry host_port { 192.0.2.10 . tcp . 8080 : 10.21.0.2 . 80 }
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > outbound address: SNAT instead of masquerade 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -493,6 +525,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -510,6 +544,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1" }
 add element inet ferry external { "fy-net1" }
 add element inet ferry localnet { "fy-net1" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
@@ -521,6 +556,7 @@ add element inet ferry snat_to { 10.21.0.0/24 : 198.51.100.7 }
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > same without localhost publishing 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -551,6 +587,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output ip daddr != 127.0.0.0/8 fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -568,6 +606,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1" }
 add element inet ferry external { "fy-net1" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
 add element inet ferry subnets { "fy-net1" . 10.21.0.0/24 }
@@ -583,6 +622,7 @@ add element inet ferry lo_from { "fy-net1" . 10.21.0.2 . tcp . 443, "fy-net1" . 
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > tcp/udp/sctp, host IP given / 127.0.0.1 / empty, ranges with and without offset 1`] = `
 route_localnet=1 on: fy-net1
 add table inet ferry
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -613,6 +653,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -630,6 +672,7 @@ add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
 add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
 add rule inet ferry nat-postrouting ip saddr @masq masquerade
 add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net1" }
 add element inet ferry external { "fy-net1" }
 add element inet ferry localnet { "fy-net1" }
 add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
@@ -656,6 +699,7 @@ add table inet ferry
 flush chain inet ferry nat-prerouting
 flush set inet ferry external
 flush map inet ferry any_keep
+add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
@@ -686,6 +730,8 @@ add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4pr
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
 add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
