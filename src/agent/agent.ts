@@ -216,6 +216,8 @@ export class Agent implements AgentView {
     this.log.info(choice, 'firewall backend')
     const opened = openFirewall(choice.backend, { logger: this.log.child({ component: 'nat' }) })
     await opened.removeOther()
+    const stopWatch = opened.watch()
+    this.cleanups.push(async () => stopWatch())
     return opened.driver
   }
 

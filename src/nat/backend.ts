@@ -62,6 +62,8 @@ export interface OpenedFirewall {
   driver: FirewallDriver & LinkFirewall
   /** Remove what the other backend left (best effort; logs what it could not remove). */
   removeOther (): Promise<void>
+  /** Restore the table at once when someone removes it (nftables: `nft monitor`); returns how to stop. */
+  watch (): () => void
 }
 
 export function openFirewall (backend: FirewallBackend, opts: { logger?: NatLogger, run?: Runner } = {}): OpenedFirewall {
@@ -71,6 +73,11 @@ export function openFirewall (backend: FirewallBackend, opts: { logger?: NatLogg
   const tool = backend === 'nftables' ? 'iptables-save' : 'nft'
   return {
     driver,
+    watch: () => {
+      if (!(driver instanceof NftablesDriver)) return () => undefined
+      driver.startWatch()
+      return () => driver.stopWatch()
+    },
     removeOther: async () => {
       // Without the other tool there is nothing of it to remove (a host with no iptables at all).
       const present = await run([tool, '--version'], { allowFailure: true, timeoutMs: 10_000 }).then((r) => r.code === 0, () => false)

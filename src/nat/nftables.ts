@@ -26,6 +26,7 @@ import type { Change } from './desired.js'
 import { FirewallDriverBase, type DriverBaseOptions } from './driver-base.js'
 import { IptablesForwardAccept } from './iptables-accept.js'
 import type { NatLink, NatNetwork } from './types.js'
+import { spawnLines, type LineChild } from '../kernel/exec.js'
 
 export interface NftablesDriverOptions extends DriverBaseOptions {
   /** The nft program (argv prefix); default ['nft']. */
@@ -40,6 +41,15 @@ function elementId (e: NftElement): string {
   return `${e.set}\0${e.key}`
 }
 
+/**
+ * A line of `nft monitor destroy` that means someone took part of ferry's table away
+ * (`nft flush ruleset`, a firewalld reload, `nft delete table inet ferry`, a flushed
+ * chain). Element deletions are not: ferry makes those itself at every removal.
+ */
+export function isTamperEvent (line: string): boolean {
+  return /^delete (table|chain|rule|set|map) inet ferry\b/.test(line)
+}
+
 /** An element the kernel holds, and how many of ferry's objects need it. */
 interface Held { e: NftElement, n: number }
 
@@ -48,6 +58,11 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   /** Elements in the kernel, by set and key; undefined = kernel state unknown (reconcile first). */
   private held: Map<string, Held> | undefined
   private readonly forwardAccept: IptablesForwardAccept
+  private watcher: LineChild | undefined
+  private watching = false
+  private restoreTimer: NodeJS.Timeout | undefined
+  private restartTimer: NodeJS.Timeout | undefined
+  private restores = 0
 
   constructor (opts: NftablesDriverOptions = {}) {
     super(opts, endpointElements)
@@ -217,6 +232,76 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
       throw new FerryError('KERNEL', `nft refused ferry's transaction: ${(err as Error).message}`, { cause: err })
     }
     return performance.now() - t0
+  }
+
+  // -------------------------------------------------------------------------
+  // Restore after someone else's flush: nftables events, not only the periodic reconcile.
+
+  /**
+   * Watch `nft monitor destroy` (a child process; lines read with a bound) and
+   * rewrite the table as soon as someone removes part of it. Idempotent. The
+   * child is started again a second after it dies, until stopWatch().
+   */
+  startWatch (): void {
+    if (this.watching) return
+    this.watching = true
+    const start = (): void => {
+      if (!this.watching) return
+      const child = spawnLines([...this.nft, 'monitor', 'destroy'], (line) => { if (isTamperEvent(line)) this.scheduleRestore() }, {
+        onError: (err) => this.log?.warn({ err: err.message }, 'nft monitor could not run: a removed table comes back at the next periodic reconcile only'),
+      })
+      this.watcher = child
+      void child.exited.then(() => {
+        if (!this.watching) return
+        this.restartTimer = setTimeout(start, 1000)
+        this.restartTimer.unref()
+      })
+    }
+    start()
+  }
+
+  stopWatch (): void {
+    this.watching = false
+    this.watcher?.stop()
+    this.watcher = undefined
+    if (this.restoreTimer !== undefined) clearTimeout(this.restoreTimer)
+    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer)
+    this.restoreTimer = undefined
+  }
+
+  /** How many times the watcher rewrote the table (for tests and status). */
+  watchStats (): { watching: boolean, restores: number } {
+    return { watching: this.watching, restores: this.restores }
+  }
+
+  /** Called when stdin of the nsnode harness closes, and by the agent at stop. */
+  close (): void {
+    this.stopWatch()
+  }
+
+  /** A burst of events (a flush deletes many rules) makes one restore, 50 ms after the first. */
+  private scheduleRestore (): void {
+    if (this.restoreTimer !== undefined) return
+    this.restoreTimer = setTimeout(() => {
+      this.restoreTimer = undefined
+      void this.restoreNow()
+    }, 50)
+  }
+
+  private async restoreNow (): Promise<void> {
+    await this.exclusive(async () => {
+      // Nothing to restore when ferry has no network (its own teardown deletes the table too).
+      if (this.desired.networks.size === 0) return
+      try {
+        if (await this.reconcileKernel()) {
+          this.restores++
+          this.log?.warn({}, 'someone removed part of table inet ferry: rewritten')
+        }
+      } catch (err) {
+        this.forgetKernel()
+        this.log?.warn({ err: (err as Error).message }, 'restoring table inet ferry failed; the next change or reconcile tries again')
+      }
+    })
   }
 
   /** True when the administrator's chain exists and holds rules (for status and tests). */
