@@ -197,7 +197,7 @@ export interface AgentFacts {
   error?: string
   status?: {
     version?: unknown, status?: unknown, uptimeSeconds?: unknown, networks?: unknown, endpoints?: unknown, reconcile?: { lastError?: unknown },
-    firewall?: { iptables?: unknown }
+    firewall?: { iptables?: unknown, backend?: unknown, reason?: unknown }
   }
 }
 
@@ -211,6 +211,10 @@ export function judgeAgent (f: AgentFacts, iptables: Pick<IptablesFacts, 'ferryL
   const err = s.reconcile?.lastError
   if (typeof err === 'string' && err !== '') {
     out.push(warn('agent.reconcile', `the last reconcile failed: ${err}`, 'read the agent log (journalctl -u ferry), fix the cause, then ferry reconcile'))
+  }
+  if (s.firewall?.iptables !== false && typeof s.firewall?.backend === 'string') {
+    const where = s.firewall.backend === 'nftables' ? 'table inet ferry' : 'FERRY-* chains'
+    out.push(ok('agent.firewall', `firewall backend ${s.firewall.backend} (${where}): ${String(s.firewall.reason ?? '')}`))
   }
   if (s.firewall?.iptables === false) {
     out.push(judgeNoIptables(iptables.ferryLines ?? 0))

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process'
 import type { Test } from 'tap'
-import { link, netns, nsExec, sh } from './netns.js'
+import { link, netns, nsExec, sh, type TeardownHost } from './netns.js'
 import type { NsNode } from './nsnode.js'
 import type { PortBinding, Protocol } from '../../src/model/types.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
@@ -58,7 +58,7 @@ export function greeting (ns: string, ip: string, port: number): string {
   return nsExec(ns, ['nc', '-w', '2', ip, String(port)], { allowFailure: true, timeoutMs: 10_000, input: '' }).trim()
 }
 
-export function container (t: Test, host: string, bridge: string, cidr: string, gateway: string, veth: string): string {
+export function container (t: TeardownHost, host: string, bridge: string, cidr: string, gateway: string, veth: string): string {
   const c = netns(t, 'fyc')
   sh(['ip', '-n', host, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c])
   sh(['ip', '-n', host, 'link', 'set', veth, 'master', bridge, 'up'])
@@ -145,4 +145,45 @@ export async function udpConntrackScenario (
   await d.call('removeEndpoint', [e.id])
   t.notMatch(nsExec(ns, ['conntrack', '-L', '-p', 'udp']), /src=10\.31\.0\.2/, 'DNAT\'d flow flushed on removal')
   await d.call('teardown')
+}
+
+// ---------------------------------------------------------------------------
+// End-to-end suites run once per backend: what each backend shows of ferry.
+
+export const BACKENDS = ['iptables', 'nftables'] as const
+export type Backend = typeof BACKENDS[number]
+
+/** Everything of ferry's in `ns`'s firewall, both tools (one line each; '' when nothing). */
+export function ferryTraces (ns: string): string {
+  const ipt = nsExec(ns, ['iptables-save'], { allowFailure: true }).split('\n').filter((l) => /ferry/i.test(l))
+  const nft = nsExec(ns, ['nft', 'list', 'ruleset'], { allowFailure: true }).split('\n').filter((l) => /ferry/i.test(l))
+  return [...ipt, ...nft].join('\n')
+}
+
+/**
+ * How many DNAT rules (iptables) or map elements (nftables) publish host port
+ * `port` (a number, or a range written `a:b`).
+ */
+export function publishedCount (backend: Backend, ns: string, port: number | string): number {
+  if (backend === 'iptables') {
+    return nsExec(ns, ['iptables-save', '-t', 'nat']).split('\n').filter((l) => l.includes('DNAT') && l.includes(`--dport ${port} `)).length
+  }
+  const key = String(port).replace(':', '-')
+  const text = nsExec(ns, ['nft', 'list', 'table', 'inet', 'ferry'], { allowFailure: true })
+  const maps = ['any_port', 'any_keep', 'host_port', 'host_keep']
+  let n = 0
+  let inMap = false
+  for (const line of text.split('\n')) {
+    const head = /^\s*map (\S+) \{/.exec(line)
+    if (head !== null) inMap = maps.includes(head[1]!)
+    if (!inMap) continue
+    for (const m of line.matchAll(/(?:^|[{,]) *([^,{}]*? \. (\d+(?:-\d+)?) : [^,{}]*)/g)) if (m[2] === key) n++
+  }
+  return n
+}
+
+/** Take every publication away, as someone else's firewall tool might (not caught by the nftables watcher: elements only). */
+export function flushPublications (backend: Backend, ns: string): void {
+  if (backend === 'iptables') nsExec(ns, ['iptables', '-t', 'nat', '-F', 'FERRY-DNAT'])
+  else for (const m of ['any_port', 'any_keep', 'host_port', 'host_keep']) nsExec(ns, ['nft', 'flush', 'map', 'inet', 'ferry', m])
 }
