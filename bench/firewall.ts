@@ -48,16 +48,20 @@ const ONE: NatEndpoint = { id: 'one'.padEnd(64, '0'), networkId: NET.id, address
 const RANGE: NatEndpoint = { id: 'range'.padEnd(64, '0'), networkId: NET.id, address: '10.64.200.3', ports: [tcp(40000, '10.64.200.3', 40000, 200)] }
 const SERVED: NatEndpoint = { id: 'served'.padEnd(64, '0'), networkId: NET.id, address: SERVER_IP, ports: [tcp(8080, SERVER_IP, 80)] }
 
-async function sample (d: Driver, ep: NatEndpoint, n: number): Promise<{ add: number[], rm: number[], lines: number }> {
+async function sample (d: Driver, ep: NatEndpoint, n: number): Promise<{ add: number[], rm: number[], plan: number[], lines: number }> {
   const add: number[] = []
   const rm: number[] = []
+  const plan: number[] = []
   let lines = 0
   for (let i = 0; i < n; i++) {
     add.push((await d.timed('setEndpoint', [ep])).ms)
-    lines = (await d.call('stats')).lines
+    const s = await d.call('stats')
+    lines = s.lines
+    plan.push(s.planMs)
     rm.push((await d.timed('removeEndpoint', [ep.id])).ms)
+    plan.push((await d.call('stats')).planMs)
   }
-  return { add, rm, lines }
+  return { add, rm, plan, lines }
 }
 
 /** Sequential TCP connections from `ns` to ip:port for a fixed count; connections per second. */
@@ -97,7 +101,7 @@ async function benchBackend (t: Teardowns, backend: Backend, sizes: number[], sa
     const rss = d.pid === undefined ? '-' : `${(childRss(d.pid) / 1024).toFixed(0)} MiB`
     rows.push([backend, size.toLocaleString('en'), ms(quantile(one.add, 0.5)), ms(quantile(one.add, 0.99)), ms(quantile(one.rm, 0.5)), ms(quantile(one.rm, 0.99)),
       ms(quantile(range.add, 0.5)), ms(quantile(range.add, 0.99)), ms(quantile(range.rm, 0.5)), ms(quantile(range.rm, 0.99)),
-      `${range.lines}`, rate, rss, `${(setupMs / 1000).toFixed(1)} s`])
+      `${range.lines}`, ms(quantile([...one.plan, ...range.plan], 0.99)), rate, rss, `${(setupMs / 1000).toFixed(1)} s`])
     console.log(`  ${backend} with ${size} ports published: done (${load()})`)
   }
   await d.call('teardown')
@@ -119,8 +123,9 @@ await runBench(async (t) => {
   const backends = (argStr('backends') ?? 'nftables,iptables').split(',') as Backend[]
   section(`firewall: one container's publications among already published ports (${samples} samples each; ${load()})`)
   console.log('the FirewallDriver driven directly in a namespace (not through the plugin API); times inside the driver process: planning + one iptables-restore or nft run')
-  const rows: string[][] = [['backend', 'published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99', 'lines', 'conn/s', 'RSS', 'setup']]
+  const rows: string[][] = [['backend', 'published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99', 'lines', 'ferry p99', 'conn/s', 'RSS', 'setup']]
   for (const b of backends) rows.push(...await benchBackend(t, b, sizes, samples, connections))
   console.log(table(rows))
-  console.log('lines: rules (iptables) or elements (nftables) the 200-port range adds; conn/s: sequential TCP connections through a published port from another namespace')
+  console.log('lines: rules (iptables) or elements (nftables) the 200-port range adds; ferry p99: ferry\'s own planning and rendering of every change above ' +
+    '(the rest is the iptables-restore or nft process); conn/s: sequential TCP connections through a published port from another namespace')
 })

@@ -66,11 +66,27 @@ export interface OpenedFirewall {
   watch (): () => void
 }
 
+/**
+ * Remove every trace of `backend` (ferry's FERRY-* chains and jumps, or table inet
+ * ferry and its FORWARD accept), the administrator's chain kept when it holds rules.
+ * Nothing to do when its tool is not installed. Best effort: a failure is logged.
+ */
+export async function removeBackend (backend: FirewallBackend, opts: { logger?: NatLogger, run?: Runner } = {}): Promise<void> {
+  const run = opts.run ?? execFile
+  const tool = backend === 'iptables' ? 'iptables-save' : 'nft'
+  const present = await run([tool, '--version'], { allowFailure: true, timeoutMs: 10_000 }).then((r) => r.code === 0, () => false)
+  if (!present) return
+  const driver = backend === 'iptables' ? new IptablesDriver({ run }) : new NftablesDriver({ run })
+  try {
+    await driver.teardown()
+  } catch (err) {
+    opts.logger?.warn({ err: toFerryError(err).message }, `removing the rules of the ${backend} backend failed`)
+  }
+}
+
 export function openFirewall (backend: FirewallBackend, opts: { logger?: NatLogger, run?: Runner } = {}): OpenedFirewall {
   const run = opts.run ?? execFile
   const driver = backend === 'nftables' ? new NftablesDriver({ logger: opts.logger, run }) : new IptablesDriver({ logger: opts.logger, run })
-  const other = backend === 'nftables' ? new IptablesDriver({ run }) : new NftablesDriver({ run })
-  const tool = backend === 'nftables' ? 'iptables-save' : 'nft'
   return {
     driver,
     watch: () => {
@@ -78,15 +94,14 @@ export function openFirewall (backend: FirewallBackend, opts: { logger?: NatLogg
       driver.startWatch()
       return () => driver.stopWatch()
     },
-    removeOther: async () => {
-      // Without the other tool there is nothing of it to remove (a host with no iptables at all).
-      const present = await run([tool, '--version'], { allowFailure: true, timeoutMs: 10_000 }).then((r) => r.code === 0, () => false)
-      if (!present) return
-      try {
-        await other.teardown()
-      } catch (err) {
-        opts.logger?.warn({ err: toFerryError(err).message }, `removing the rules of the ${backend === 'nftables' ? 'iptables' : 'nftables'} backend failed`)
-      }
-    },
+    // Without the other tool there is nothing of it to remove (a host with no iptables at all).
+    removeOther: () => removeBackend(backend === 'nftables' ? 'iptables' : 'nftables', { logger: opts.logger, run }),
   }
+}
+
+/** The default backend, opened, with the other one removed (what the agent does at start); for tests and tools. */
+export async function openDefaultFirewall (): Promise<FirewallDriver & LinkFirewall> {
+  const opened = openFirewall((await chooseBackend(undefined)).backend)
+  await opened.removeOther()
+  return opened.driver
 }

@@ -343,12 +343,14 @@ export function planSkeleton (opts: PlanOptions = {}): NftTablePlan {
 
 /** Add elements to a plan (in place). Duplicates are kept once. */
 export function addElements (plan: NftTablePlan, elements: readonly NftElement[]): void {
-  const byName = new Map(plan.sets.map((s) => [s.name, s]))
+  const byName = new Map(plan.sets.map((s) => [s.name, { s, seen: new Set(s.elements) }]))
   for (const e of elements) {
-    const s = byName.get(e.set)
-    if (s === undefined) throw new FerryError('INTERNAL', `element for unknown set ${e.set}`)
+    const entry = byName.get(e.set)
+    if (entry === undefined) throw new FerryError('INTERNAL', `element for unknown set ${e.set}`)
     const text = elementText(e)
-    if (!s.elements.includes(text)) s.elements.push(text)
+    if (entry.seen.has(text)) continue
+    entry.seen.add(text)
+    entry.s.elements.push(text)
   }
 }
 

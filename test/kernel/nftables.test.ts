@@ -7,8 +7,10 @@
  * namespaces (test/harness/firewall.ts, shared with the iptables driver's test).
  */
 import t, { type Test } from 'tap'
-import { existsSync } from 'node:fs'
-import { link, netns, nsExec } from '../harness/netns.js'
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { link, netns, nsExec, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
 import { addBridges, bind, connect, container, endpoint, net, serve, trafficScenario, udpConntrackScenario, waitListening } from '../harness/firewall.js'
 import type { NftablesDriver } from '../../src/nat/nftables.js'
@@ -240,4 +242,48 @@ t.test('restore after someone else flushes: nft monitor events, proved with traf
   await new Promise((r) => setTimeout(r, 200))
   t.notMatch(ruleset(host), /ferry/, 'its own teardown is not undone by the watcher')
   await d.call('stopWatch')
+})
+
+t.test('a host with no iptables program at all: the default is nftables and everything works', async (t) => {
+  const bin = mkdtempSync(join(tmpdir(), 'ferry-noipt-'))
+  t.teardown(() => rmSync(bin, { recursive: true, force: true }))
+  // Only nft (and sysctl's /proc files, which need no program): no iptables, iptables-save, nor conntrack.
+  symlinkSync(sh(['sh', '-c', 'command -v nft']).trim(), join(bin, 'nft'))
+  const n1 = net(1)
+  const host = hostNs(t, [{ name: n1.bridge, cidr: '10.31.0.1/24' }])
+  const outside = netns(t, 'fyo')
+  link({ ns: host, ifname: 'uplink', cidr: '198.51.100.1/24' }, { ns: outside, ifname: 'eth0', cidr: '198.51.100.2/24' })
+  const c1 = container(t, host, n1.bridge, '10.31.0.2/24', '10.31.0.1', 'fyh1')
+  serve(c1, 80, 'c1')
+  await waitListening(c1, 80)
+  const d = await nsNode<FirewallDriver>(t, host, { module: 'dist/nat/backend.js', factory: 'openDefaultFirewall', path: bin })
+  await d.call('addNetwork', [n1])
+  await d.call('setEndpoint', [{ id: 'c1'.padEnd(64, '0'), networkId: n1.id, address: '10.31.0.2', ports: [bind('udp', '', 5353, '10.31.0.2', 53), bind('tcp', '', 8080, '10.31.0.2', 80)] }])
+  t.match(list(host), /table inet ferry/, 'nftables was chosen')
+  t.equal(connect(outside, '198.51.100.1', 8080), 'hello c1', 'published port from outside')
+  await d.call('removeEndpoint', ['c1'.padEnd(64, '0')])
+  t.equal(connect(outside, '198.51.100.1', 8080), '', 'removed (conntrack missing: only logged)')
+  await d.call('teardown')
+  t.notMatch(ruleset(host), /ferry/, 'nothing left')
+})
+
+t.test('switching backends is clean: each removes every trace of the other', async (t) => {
+  const n1 = net(1)
+  const ns = hostNs(t, [{ name: n1.bridge }])
+  nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'DROP'])
+  const state: FirewallState = { networks: [n1], endpoints: [endpoint('e1', n1, 2, [(ip) => bind('tcp', '', 8080, ip, 80)])] }
+  const ipt = await nsNode<FirewallDriver>(t, ns, { module: 'dist/nat/iptables.js', factory: 'openIptablesDriver' })
+  await ipt.call('reconcile', [state])
+  await ipt.close()
+  t.match(nsExec(ns, ['iptables-save']), /FERRY-DNAT/, 'the iptables backend\'s chains')
+  const tools = await nsNode<typeof import('../../src/nat/backend.js')>(t, ns, { module: 'dist/nat/backend.js' })
+  await tools.call('removeBackend', ['iptables'])
+  t.notMatch(nsExec(ns, ['iptables-save']), /ferry/i, 'an agent on nftables removes them all')
+  const d = await driver(t, ns)
+  await d.call('reconcile', [state])
+  await d.close()
+  t.match(nsExec(ns, ['iptables', '-w', '-S', 'FORWARD']), /ferry: accepted by table inet ferry/, 'the nftables backend\'s FORWARD accept (policy DROP)')
+  await tools.call('removeBackend', ['nftables'])
+  t.equal(ruleset(ns).match(/ferry/g), null, 'an agent on iptables removes table inet ferry and the FORWARD accept')
+  t.notMatch(nsExec(ns, ['iptables-save']), /ferry/i)
 })
