@@ -471,13 +471,14 @@ export function renderRewrite (kernel: NftKernelTable | undefined, plan: NftTabl
  * The transaction that removes ferry from nftables: the whole table, or, when the
  * administrator's chain holds rules, everything but that chain (and the table).
  */
-export function renderTeardown (kernel: NftKernelTable | undefined): string {
+export function renderTeardown (kernel: NftKernelTable | undefined, opts: { keepSets?: boolean } = {}): string {
   if (kernel === undefined) return ''
   const user = kernel.chains.get(USER_CHAIN)
   if (user === undefined || user.rules.length === 0) return `delete table ${TABLE_REF}\n`
   const out: string[] = []
   for (const name of kernel.chains.keys()) if (name !== USER_CHAIN) out.push(`flush chain ${TABLE_REF} ${name}`)
   for (const name of kernel.chains.keys()) if (name !== USER_CHAIN) out.push(`delete chain ${TABLE_REF} ${name}`)
-  for (const [name, k] of kernel.sets) out.push(`delete ${k.kind} ${TABLE_REF} ${name}`)
+  // keepSets: the admin's rules name some of them (nft refuses to delete a set in use): emptied instead.
+  for (const [name, k] of kernel.sets) out.push(`${opts.keepSets === true ? 'flush' : 'delete'} ${k.kind} ${TABLE_REF} ${name}`)
   return out.length === 0 ? '' : out.join('\n') + '\n'
 }

@@ -84,11 +84,21 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
 
   /**
    * Remove the table. When the administrator's `user` chain holds rules, it stays
-   * (in an otherwise empty table), as FERRY-USER does with iptables.
+   * (in an otherwise empty table, or with ferry's sets emptied when its rules name
+   * them), as FERRY-USER does with iptables.
    */
   protected async teardownKernel (): Promise<void> {
-    const text = renderTeardown(await this.listTable())
-    if (text !== '') await this.apply(text)
+    const kernel = await this.listTable()
+    const text = renderTeardown(kernel)
+    if (text !== '') {
+      try {
+        await this.apply(text)
+      } catch (err) {
+        // The admin's user chain names one of ferry's sets: keep the sets, emptied.
+        this.log?.warn({ err: (err as Error).message }, 'table inet ferry: the user chain uses ferry\'s sets; they stay, empty')
+        await this.apply(renderTeardown(kernel, { keepSets: true }))
+      }
+    }
     await this.forwardAccept.remove()
   }
 

@@ -16,7 +16,7 @@ import { addBridges, bind, connect, container, endpoint, net, serve, trafficScen
 import type { NftablesDriver } from '../../src/nat/nftables.js'
 import { planTable, sameTable } from '../../src/nat/nft-plan.js'
 import { parseNftTable } from '../../src/nat/nft-parse.js'
-import type { FirewallDriver, FirewallState, NatEndpoint, NatLink } from '../../src/nat/types.js'
+import type { FirewallDriver, FirewallState, NatEndpoint, NatLink, NatNetwork } from '../../src/nat/types.js'
 
 type Driver = NsNode<NftablesDriver>
 
@@ -166,6 +166,7 @@ t.test('networks and ports: plan round trip, element deltas, reconcile, teardown
     await d.call('teardown')
     t.match(list(ns), /chain user \{\n\s+ip saddr 192\.0\.2\.0\/24 drop\n\s+\}/, 'a non-empty user chain stays')
     t.same([...(parseNftTable(list(ns))?.chains.keys() ?? [])], ['user'], 'and nothing else')
+    t.same([...(parseNftTable(list(ns))?.sets.keys() ?? [])], [], 'no set')
     nft(ns, ['flush', 'chain', 'inet', 'ferry', 'user'])
     await d.call('teardown')
     t.notMatch(ruleset(ns), /ferry/, 'nft list ruleset has no trace of ferry')
@@ -173,6 +174,17 @@ t.test('networks and ports: plan round trip, element deltas, reconcile, teardown
     t.equal(sysctl(ns, `net.ipv4.conf.${n1.bridge}.route_localnet`), '0')
     await d.call('teardown')
     t.pass('teardown twice is fine')
+  })
+
+  await t.test('teardown when a user rule names one of ferry\'s sets', async (t) => {
+    await d.call('reconcile', [state])
+    nft(ns, ['add', 'rule', 'inet', 'ferry', 'user', 'iifname', '@external', 'ip', 'saddr', '192.0.2.0/24', 'drop'])
+    await d.call('teardown')
+    t.same([...(parseNftTable(list(ns))?.chains.keys() ?? [])], ['user'], 'only the user chain')
+    t.same(elements(ns, 'external'), [], 'and ferry\'s sets, empty (nft refuses to delete a set in use)')
+    nft(ns, ['flush', 'chain', 'inet', 'ferry', 'user'])
+    await d.call('teardown')
+    t.notMatch(ruleset(ns), /ferry/, 'gone once the user chain is empty')
   })
 })
 
@@ -208,14 +220,20 @@ t.test('traffic beside an engine with its defaults (iptables FORWARD policy DROP
   })
 })
 
-t.test('restore after someone else flushes: nft monitor events, proved with traffic', async (t) => {
-  const n1 = net(1)
+/** A host with network n1 (10.31.0.0/24), a container 10.31.0.2 serving `hello c1` on 80, and an outside namespace. */
+async function oneContainerHost (t: Test, n1: NatNetwork): Promise<{ host: string, outside: string }> {
   const host = hostNs(t, [{ name: n1.bridge, cidr: '10.31.0.1/24' }])
   const outside = netns(t, 'fyo')
   link({ ns: host, ifname: 'uplink', cidr: '198.51.100.1/24' }, { ns: outside, ifname: 'eth0', cidr: '198.51.100.2/24' })
   const c1 = container(t, host, n1.bridge, '10.31.0.2/24', '10.31.0.1', 'fyh1')
   serve(c1, 80, 'c1')
   await waitListening(c1, 80)
+  return { host, outside }
+}
+
+t.test('restore after someone else flushes: nft monitor events, proved with traffic', async (t) => {
+  const n1 = net(1)
+  const { host, outside } = await oneContainerHost(t, n1)
   const d = await driver(t, host)
   await d.call('addNetwork', [n1])
   await d.call('setEndpoint', [{ id: 'c1'.padEnd(64, '0'), networkId: n1.id, address: '10.31.0.2', ports: [bind('tcp', '', 8080, '10.31.0.2', 80)] }])
@@ -250,12 +268,7 @@ t.test('a host with no iptables program at all: the default is nftables and ever
   // Only nft (and sysctl's /proc files, which need no program): no iptables, iptables-save, nor conntrack.
   symlinkSync(sh(['sh', '-c', 'command -v nft']).trim(), join(bin, 'nft'))
   const n1 = net(1)
-  const host = hostNs(t, [{ name: n1.bridge, cidr: '10.31.0.1/24' }])
-  const outside = netns(t, 'fyo')
-  link({ ns: host, ifname: 'uplink', cidr: '198.51.100.1/24' }, { ns: outside, ifname: 'eth0', cidr: '198.51.100.2/24' })
-  const c1 = container(t, host, n1.bridge, '10.31.0.2/24', '10.31.0.1', 'fyh1')
-  serve(c1, 80, 'c1')
-  await waitListening(c1, 80)
+  const { host, outside } = await oneContainerHost(t, n1)
   const d = await nsNode<FirewallDriver>(t, host, { module: 'dist/nat/backend.js', factory: 'openDefaultFirewall', path: bin })
   await d.call('addNetwork', [n1])
   await d.call('setEndpoint', [{ id: 'c1'.padEnd(64, '0'), networkId: n1.id, address: '10.31.0.2', ports: [bind('udp', '', 5353, '10.31.0.2', 53), bind('tcp', '', 8080, '10.31.0.2', 80)] }])
