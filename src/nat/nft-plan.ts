@@ -35,17 +35,21 @@
  *   masq                ipv4_addr (interval)           subnets masqueraded on the way out
  *   snat_to             ipv4_addr : ipv4_addr          subnets SNAT'd to a chosen host address (com.docker.network.host_ipv4)
  *   link_to, link_from  ifname . ip . ip . proto . port  legacy links on ICC-off networks (parent -> child port, and back)
- *   host_port           ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service   ports published on one host
- *   host_keep           ipv4_addr . inet_proto . inet_service : ipv4_addr                  address (interval: ranges);
- *                                                                                          _keep keeps the port (N:N ranges)
- *   any_port, any_keep  inet_proto . inet_service : …  the same for every local address (host IP 0.0.0.0 or empty)
+ *   host_port           ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service   one port published on one host
+ *                                                                                          address (a hash: O(1) to change)
+ *   host_range          the same, flags interval   a range of host ports onto one container port
+ *   host_keep           ipv4_addr . inet_proto . inet_service : ipv4_addr (interval)       an N:N range (DNAT keeps the port)
+ *   any_port, any_range, any_keep   inet_proto . inet_service : …   the same for every local address (host IP 0.0.0.0 or empty)
  *   lo_only             ipv4_addr . inet_proto . inet_service (interval)   container ports published on 127.0.0.0/8 only
  *   lo_from             ifname . ipv4_addr . inet_proto . inet_service     … and the bridge that may still reach them
- * A range of host ports onto the same range of container ports is one interval
- * element of a `_keep` map (DNAT to the address keeps the port); a range onto
- * one container port is one interval element of a `_port` map; a range onto a
- * shifted range (8000-8009:80-89) is one `_port` element per port, since nft
- * has no port-offset DNAT.
+ * Single ports live in hash maps, ranges in interval maps: the kernel's set for
+ * concatenated intervals (pipapo) copies its whole lookup table on every change,
+ * so a change of an interval map costs in proportion to the ranges it holds, and
+ * 10,000 single ports must not be there. A range of host ports onto the same range
+ * of container ports is one interval element of a `_keep` map (DNAT to the address
+ * keeps the port); a range onto one container port is one element of a `_range`
+ * map; a range onto a shifted range (8000-8009:80-89) is one `_port` element per
+ * port, since nft has no port-offset DNAT.
  *
  * Everything in the table matches IPv4 only (`ip saddr`/`ip daddr`), except the
  * interface-only forward rules, which also keep IPv6 (link-local) traffic out of
@@ -130,9 +134,11 @@ function skeletonSets (): NftSetPlan[] {
     map('snat_to', 'ipv4_addr : ipv4_addr', true),
     set('link_to', `${IFNAME} . ipv4_addr . ipv4_addr . inet_proto . inet_service`),
     set('link_from', `${IFNAME} . ipv4_addr . ipv4_addr . inet_proto . inet_service`),
-    map('host_port', `${PORT_KEY} : ipv4_addr . inet_service`, true),
+    map('host_port', `${PORT_KEY} : ipv4_addr . inet_service`),
+    map('host_range', `${PORT_KEY} : ipv4_addr . inet_service`, true),
     map('host_keep', `${PORT_KEY} : ipv4_addr`, true),
-    map('any_port', 'inet_proto . inet_service : ipv4_addr . inet_service', true),
+    map('any_port', 'inet_proto . inet_service : ipv4_addr . inet_service'),
+    map('any_range', 'inet_proto . inet_service : ipv4_addr . inet_service', true),
     map('any_keep', 'inet_proto . inet_service : ipv4_addr', true),
     set('lo_only', PORT_KEY, true),
     set('lo_from', `${IFNAME} . ${PORT_KEY}`, true),
@@ -150,8 +156,10 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
       name: 'publish',
       rules: [
         `${L4} dnat ip to ip daddr . meta l4proto . th dport map @host_port`,
+        `${L4} dnat ip to ip daddr . meta l4proto . th dport map @host_range`,
         `${L4} dnat ip to ip daddr . meta l4proto . th dport map @host_keep`,
         `${L4} dnat ip to meta l4proto . th dport map @any_port`,
+        `${L4} dnat ip to meta l4proto . th dport map @any_range`,
         `${L4} dnat ip to meta l4proto . th dport map @any_keep`,
       ],
     },
@@ -266,9 +274,9 @@ function mergeRanges (ranges: Array<[number, number]>): Array<[number, number]> 
 function dnatElements (b: PortBinding): NftElement[] {
   const wildcard = isWildcard(b.hostIp)
   const prefix = wildcard ? `${b.proto}` : `${b.hostIp} . ${b.proto}`
-  const mapOf = (kind: 'port' | 'keep'): string => `${wildcard ? 'any' : 'host'}_${kind}`
+  const mapOf = (kind: 'port' | 'range' | 'keep'): string => `${wildcard ? 'any' : 'host'}_${kind}`
   if (b.containerPort === b.containerPortEnd) {
-    return [{ set: mapOf('port'), key: `${prefix} . ${ports(b.hostPort, b.hostPortEnd)}`, value: `${b.containerIp} . ${b.containerPort}` }]
+    return [{ set: mapOf(b.hostPort === b.hostPortEnd ? 'port' : 'range'), key: `${prefix} . ${ports(b.hostPort, b.hostPortEnd)}`, value: `${b.containerIp} . ${b.containerPort}` }]
   }
   if (b.hostPort === b.containerPort) {
     return [{ set: mapOf('keep'), key: `${prefix} . ${ports(b.hostPort, b.hostPortEnd)}`, value: b.containerIp }]

@@ -170,7 +170,7 @@ export function publishedCount (backend: Backend, ns: string, port: number | str
   }
   const key = String(port).replace(':', '-')
   const text = nsExec(ns, ['nft', 'list', 'table', 'inet', 'ferry'], { allowFailure: true })
-  const maps = ['any_port', 'any_keep', 'host_port', 'host_keep']
+  const maps = ['any_port', 'any_range', 'any_keep', 'host_port', 'host_range', 'host_keep']
   let n = 0
   let inMap = false
   for (const line of text.split('\n')) {
@@ -185,5 +185,5 @@ export function publishedCount (backend: Backend, ns: string, port: number | str
 /** Take every publication away, as someone else's firewall tool might (not caught by the nftables watcher: elements only). */
 export function flushPublications (backend: Backend, ns: string): void {
   if (backend === 'iptables') nsExec(ns, ['iptables', '-t', 'nat', '-F', 'FERRY-DNAT'])
-  else for (const m of ['any_port', 'any_keep', 'host_port', 'host_keep']) nsExec(ns, ['nft', 'flush', 'map', 'inet', 'ferry', m])
+  else for (const m of ['any_port', 'any_range', 'any_keep', 'host_port', 'host_range', 'host_keep']) nsExec(ns, ['nft', 'flush', 'map', 'inet', 'ferry', m])
 }

@@ -18,9 +18,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -33,8 +35,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -80,9 +84,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -95,8 +101,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -139,9 +147,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -154,8 +164,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -198,9 +210,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -213,8 +227,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -262,9 +278,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -277,8 +295,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -323,9 +343,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -338,8 +360,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -379,9 +403,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -394,8 +420,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -441,9 +469,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -456,8 +486,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -504,9 +536,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -519,8 +553,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -566,9 +602,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -581,8 +619,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -612,7 +652,8 @@ add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
 add element inet ferry subnets { "fy-net1" . 10.21.0.0/24 }
 add element inet ferry masq { 10.21.0.0/24 }
 add element inet ferry host_port { 127.0.0.1 . tcp . 8443 : 10.21.0.2 . 443, 127.0.0.1 . udp . 30000 : 10.21.0.2 . 100, 127.0.0.1 . udp . 30001 : 10.21.0.2 . 101, 127.0.0.1 . udp . 30002 : 10.21.0.2 . 102, 127.0.0.1 . udp . 30003 : 10.21.0.2 . 103, 192.0.2.10 . udp . 5353 : 10.21.0.2 . 53 }
-add element inet ferry any_port { sctp . 9000 : 10.21.0.2 . 9000, tcp . 40000-40004 : 10.21.0.2 . 22, tcp . 8080 : 10.21.0.2 . 80 }
+add element inet ferry any_port { sctp . 9000 : 10.21.0.2 . 9000, tcp . 8080 : 10.21.0.2 . 80 }
+add element inet ferry any_range { tcp . 40000-40004 : 10.21.0.2 . 22 }
 add element inet ferry any_keep { tcp . 20000-20199 : 10.21.0.2 }
 add element inet ferry lo_only { 10.21.0.2 . tcp . 443, 10.21.0.2 . udp . 100-103 }
 add element inet ferry lo_from { "fy-net1" . 10.21.0.2 . tcp . 443, "fy-net1" . 10.21.0.2 . udp . 100-103 }
@@ -632,9 +673,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -647,8 +690,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
@@ -679,7 +724,8 @@ add element inet ferry icc { "fy-net1" . "fy-net1" : accept }
 add element inet ferry subnets { "fy-net1" . 10.21.0.0/24 }
 add element inet ferry masq { 10.21.0.0/24 }
 add element inet ferry host_port { 127.0.0.1 . tcp . 8443 : 10.21.0.2 . 443, 127.0.0.1 . udp . 30000 : 10.21.0.2 . 100, 127.0.0.1 . udp . 30001 : 10.21.0.2 . 101, 127.0.0.1 . udp . 30002 : 10.21.0.2 . 102, 127.0.0.1 . udp . 30003 : 10.21.0.2 . 103, 192.0.2.10 . udp . 5353 : 10.21.0.2 . 53 }
-add element inet ferry any_port { sctp . 9000 : 10.21.0.2 . 9000, tcp . 40000-40004 : 10.21.0.2 . 22, tcp . 8080 : 10.21.0.2 . 80 }
+add element inet ferry any_port { sctp . 9000 : 10.21.0.2 . 9000, tcp . 8080 : 10.21.0.2 . 80 }
+add element inet ferry any_range { tcp . 40000-40004 : 10.21.0.2 . 22 }
 add element inet ferry any_keep { tcp . 20000-20199 : 10.21.0.2 }
 add element inet ferry lo_only { 10.21.0.2 . tcp . 443, 10.21.0.2 . udp . 100-103 }
 add element inet ferry lo_from { "fy-net1" . 10.21.0.2 . tcp . 443, "fy-net1" . 10.21.0.2 . udp . 100-103 }
@@ -709,9 +755,11 @@ add set inet ferry masq { type ipv4_addr; flags interval; }
 add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
 add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
 add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
-add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
 add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
 add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
@@ -724,8 +772,10 @@ add chain inet ferry filter-forward { type filter hook forward priority filter -
 add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
 add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
 add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
 add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
 add rule inet ferry nat-prerouting fib daddr type local jump publish
