@@ -95,3 +95,25 @@ export function spawnLines (argv: readonly string[], onLine: (line: string) => v
   })
   return { exited, stop: () => { child.kill('SIGTERM') } }
 }
+
+/** A long-running child fed through stdin, whose stderr is handed over as it comes. */
+export interface InteractiveChild {
+  write (text: string): void
+  readonly exited: Promise<void>
+  stop (): void
+}
+
+/** Start a long-running program (argv, no shell) to talk to through stdin; stdout is ignored. */
+export function spawnInteractive (argv: readonly string[], onStderr: (chunk: string) => void): InteractiveChild {
+  const [cmd, ...args] = argv
+  if (cmd === undefined) throw new FerryError('INTERNAL', 'spawnInteractive needs a program')
+  const child = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] })
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', onStderr)
+  child.stdin.on('error', () => { /* seen as the exit */ })
+  const exited = new Promise<void>((resolve) => {
+    child.on('error', () => resolve())
+    child.on('close', () => resolve())
+  })
+  return { write: (text) => { child.stdin.write(text) }, exited, stop: () => { child.kill('SIGTERM') } }
+}

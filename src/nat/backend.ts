@@ -62,7 +62,7 @@ export interface OpenedFirewall {
   driver: FirewallDriver & LinkFirewall
   /** Remove what the other backend left (best effort; logs what it could not remove). */
   removeOther (): Promise<void>
-  /** Restore the table at once when someone removes it (nftables: `nft monitor`); returns how to stop. */
+  /** Restore the table at once when someone removes it (nftables: `nft monitor`); returns how to stop (and end the nft session). */
   watch (): () => void
 }
 
@@ -76,7 +76,7 @@ export async function removeBackend (backend: FirewallBackend, opts: { logger?: 
   const tool = backend === 'iptables' ? 'iptables-save' : 'nft'
   const present = await run([tool, '--version'], { allowFailure: true, timeoutMs: 10_000 }).then((r) => r.code === 0, () => false)
   if (!present) return
-  const driver = backend === 'iptables' ? new IptablesDriver({ run }) : new NftablesDriver({ run })
+  const driver = backend === 'iptables' ? new IptablesDriver({ run }) : new NftablesDriver({ run, session: false })
   try {
     await driver.teardown()
   } catch (err) {
@@ -86,13 +86,14 @@ export async function removeBackend (backend: FirewallBackend, opts: { logger?: 
 
 export function openFirewall (backend: FirewallBackend, opts: { logger?: NatLogger, run?: Runner } = {}): OpenedFirewall {
   const run = opts.run ?? execFile
-  const driver = backend === 'nftables' ? new NftablesDriver({ logger: opts.logger, run }) : new IptablesDriver({ logger: opts.logger, run })
+  // A given runner (tests) means no long-running nft session either.
+  const driver = backend === 'nftables' ? new NftablesDriver({ logger: opts.logger, run, session: opts.run === undefined }) : new IptablesDriver({ logger: opts.logger, run })
   return {
     driver,
     watch: () => {
       if (!(driver instanceof NftablesDriver)) return () => undefined
       driver.startWatch()
-      return () => driver.stopWatch()
+      return () => driver.close()
     },
     // Without the other tool there is nothing of it to remove (a host with no iptables at all).
     removeOther: () => removeBackend(backend === 'nftables' ? 'iptables' : 'nftables', { logger: opts.logger, run }),

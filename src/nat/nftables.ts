@@ -25,6 +25,7 @@ import { parseNftTable } from './nft-parse.js'
 import type { Change } from './desired.js'
 import { FirewallDriverBase, type DriverBaseOptions } from './driver-base.js'
 import { IptablesForwardAccept } from './iptables-accept.js'
+import { NftSession } from './nft-session.js'
 import type { NatLink, NatNetwork } from './types.js'
 import { spawnLines, type LineChild } from '../kernel/exec.js'
 
@@ -33,6 +34,8 @@ export interface NftablesDriverOptions extends DriverBaseOptions {
   nft?: string[]
   /** The iptables program for the FORWARD accept (src/nat/iptables-accept.ts); default ['iptables', '-w', '5']. */
   iptables?: string[]
+  /** Element deltas through one long-running `nft -i` (src/nat/nft-session.ts); default true. */
+  session?: boolean
 }
 
 const NFT_TIMEOUT_MS = 30_000
@@ -63,11 +66,13 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   private restoreTimer: NodeJS.Timeout | undefined
   private restartTimer: NodeJS.Timeout | undefined
   private restores = 0
+  private readonly session: NftSession | undefined
 
   constructor (opts: NftablesDriverOptions = {}) {
     super(opts, endpointElements)
     this.nft = opts.nft ?? ['nft']
     this.forwardAccept = new IptablesForwardAccept(this.run, this.log, opts.iptables)
+    this.session = opts.session === false ? undefined : new NftSession(this.nft)
   }
 
   /** The full plan of the desired state (what reconcile converges to). */
@@ -192,7 +197,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     const lines = [...elementLines('delete', del), ...elementLines('add', add)]
     const planMs = performance.now() - t0
     try {
-      const restoreMs = lines.length === 0 ? 0 : await this.apply(lines.join('\n') + '\n')
+      const restoreMs = lines.length === 0 ? 0 : await this.applyDelta(lines.join('\n') + '\n')
       for (const [id, h] of next) {
         if (h === undefined) held.delete(id)
         else held.set(id, h)
@@ -231,6 +236,14 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     const acceptRepaired = await this.forwardAccept.sync()
     if (!same) this.log?.debug({ existed: kernel !== undefined }, 'nftables table rewritten')
     return !same || sysctlRepaired || acceptRepaired
+  }
+
+  /** An element delta: through the long-running session when it fits, else `nft -f -`. Returns ms. */
+  private async applyDelta (text: string): Promise<number> {
+    if (this.session === undefined || !NftSession.fits(text)) return this.apply(text)
+    const t0 = performance.now()
+    await this.session.run(text)
+    return performance.now() - t0
   }
 
   /** Run one `nft -f -` transaction; returns its duration in ms. */
@@ -287,6 +300,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   /** Called when stdin of the nsnode harness closes, and by the agent at stop. */
   close (): void {
     this.stopWatch()
+    this.session?.close()
   }
 
   /** A burst of events (a flush deletes many rules) makes one restore, 50 ms after the first. */

@@ -33,7 +33,7 @@ const n1: NatNetwork = { id: 'n1'.padEnd(64, 'a'), bridge: 'fy-n1', subnet: '10.
 
 t.test('element deltas, reference counts, fallback', async (t) => {
   const f = fake()
-  const d = new NftablesDriver({ run: f.run, sysctl })
+  const d = new NftablesDriver({ run: f.run, sysctl, session: false })
   await d.addNetwork(n1)
   t.match(f.batches[0], /^add table inet ferry\n/, 'the first change writes the whole table')
   const link = { id: 'l1', networkId: n1.id, parentIp: '10.31.0.2', childIp: '10.31.0.3', ports: [{ proto: 'tcp' as const, port: 80 }] }
