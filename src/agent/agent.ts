@@ -12,8 +12,8 @@ import { FileStore, lossView } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import type { LinkDriver } from '../kernel/types.js'
-import { IptablesDriver } from '../nat/iptables.js'
 import { DisabledFirewall } from '../nat/disabled.js'
+import { chooseBackend, openFirewall, type BackendChoice, type FirewallBackend } from '../nat/backend.js'
 import { Ipam, type DefaultPool } from '../ipam/ipam.js'
 import { NetworkDriver } from '../driver/network.js'
 import { HostPortPublisher } from '../nat/publisher.js'
@@ -70,6 +70,8 @@ export interface AgentConfig {
   ipForward?: boolean
   /** Program NAT, publications and isolation with iptables (dockerd's --iptables); false: never run iptables. Default true. */
   iptables?: boolean
+  /** `--firewall-backend` (dockerd's flag); undefined = nftables where it works, else iptables (src/nat/backend.ts). */
+  firewallBackend?: FirewallBackend
   /** The opt-in Prometheus endpoint (--metrics-listen); undefined = no listener. */
   metrics?: MetricsConfig
   /** --recover-store: start even on a damaged state file, kept aside (src/store/store.ts). */
@@ -115,6 +117,7 @@ export class Agent implements AgentView {
   private runtime_?: RuntimeService
   /** Set while the store is recovered with loss: rebuilds from the kernel and the engine (src/agent/recover.ts). */
   private recovery?: LossRecovery
+  private firewallChoice?: BackendChoice
 
   constructor (cfg: AgentConfig, log: Logger) {
     this.cfg = cfg
@@ -142,7 +145,7 @@ export class Agent implements AgentView {
       this.cleanups.push(async () => this.links.close())
       if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
       const disabled = this.cfg.iptables === false ? new DisabledFirewall() : undefined
-      const firewall = disabled ?? withStoredLinks(new IptablesDriver({ logger: this.log.child({ component: 'nat' }) }), () => this.runtime_?.desiredLinks() ?? [])
+      const firewall = disabled ?? withStoredLinks(await this.openFirewall(), () => this.runtime_?.desiredLinks() ?? [])
       if (disabled) this.warnWithoutIptables()
       const ipam = this.ipam = new Ipam({
         store: this.store,
@@ -223,6 +226,17 @@ export class Agent implements AgentView {
       await this.cleanups.pop()!().catch((err: unknown) => this.log.error({ err }, 'cleanup failed'))
     }
     this.setStatus('stopped')
+  }
+
+  /** The firewall backend (--firewall-backend, or the default), with every trace of the other one removed. */
+  private async openFirewall (): Promise<ReturnType<typeof openFirewall>['driver']> {
+    const choice = this.firewallChoice = await chooseBackend(this.cfg.firewallBackend)
+    this.log.info(choice, 'firewall backend')
+    const opened = openFirewall(choice.backend, { logger: this.log.child({ component: 'nat' }) })
+    await opened.removeOther()
+    const stopWatch = opened.watch()
+    this.cleanups.push(async () => stopWatch())
+    return opened.driver
   }
 
   /**
@@ -509,7 +523,7 @@ export class Agent implements AgentView {
       reconcile: { ...this.reconciles },
       engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },
       // --iptables=false: ferry runs no iptables at all (no NAT, no publications, no isolation).
-      firewall: { iptables: this.cfg.iptables !== false },
+      firewall: { iptables: this.cfg.iptables !== false, backend: this.firewallChoice?.backend ?? 'disabled', reason: this.firewallChoice?.reason ?? '--iptables=false' },
       ...(this.overlay ? { cluster: { clusterKey: this.overlay.cluster.status().clusterKey } } : {}),
     }
   }

@@ -9,6 +9,7 @@ import { isIpv4 } from '../bridge/options.js'
 import { metricsConfig } from '../metrics/config.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import { defaultBridgeConfig, type RuntimeFlags } from '../runtime/flags.js'
+import { parseBackend } from '../nat/backend.js'
 
 export interface AgentFlags extends RuntimeFlags {
   pluginName: string
@@ -42,6 +43,8 @@ export interface AgentFlags extends RuntimeFlags {
   iptables?: boolean
   /** `--recover-store`: start on a damaged state file, kept aside. */
   recoverStore?: boolean
+  /** `--firewall-backend nftables|iptables` (dockerd's flag); default: nftables where it works. */
+  firewallBackend?: string
 }
 
 /** The exit status of an agent that refuses a damaged store: the unit does not restart it (RestartPreventExitStatus). */
@@ -115,6 +118,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },
       ipForward: flags.ipForward ?? true,
       iptables: iptablesEnabled(flags),
+      firewallBackend: parseBackend(flags.firewallBackend),
       metrics: metricsConfig(flags),
       recoverStore: flags.recoverStore === true,
     }, log)

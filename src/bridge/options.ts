@@ -12,6 +12,8 @@ export const OPT = {
   icc: 'com.docker.network.bridge.enable_icc',
   hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
   gatewayModeV4: 'com.docker.network.bridge.gateway_mode_ipv4',
+  /** Outbound address: SNAT to this host address instead of masquerading (Docker's option, netavark's outbound_addr). */
+  hostIpv4: 'com.docker.network.host_ipv4',
   overlay: 'ferry.overlay',
   vni: 'ferry.vni',
 } as const
@@ -38,7 +40,6 @@ export const REFUSED = new Map<string, string>([
   ['com.docker.network.bridge.trusted_host_interfaces',
     'ferry lets other interfaces reach a container only through its published ports; to let one reach containers directly, accept it in the FERRY-USER chain (iptables -I FERRY-USER -i IFACE -o BRIDGE -j ACCEPT)'],
   ['com.docker.network.bridge.inhibit_ipv4', 'ferry always puts the gateway address on the bridge'],
-  ['com.docker.network.host_ipv4', 'ferry masquerades outbound traffic to the address of the way out; give the source address with your own SNAT rule instead'],
   ['com.docker.network.host_ipv6', 'ferry networks have no IPv6 yet'],
 ])
 
@@ -63,6 +64,8 @@ export interface NetworkOptions {
   icc: boolean
   hostBindingIp: string
   internal: boolean
+  /** com.docker.network.host_ipv4 */
+  outboundAddr?: string
   overlay?: string
   vni?: number
 }
@@ -108,6 +111,10 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
       case OPT.hostBinding:
         if (v !== '' && !isIpv4(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address, not "${v}"`)
         out.hostBindingIp = v === '0.0.0.0' ? '' : v
+        break
+      case OPT.hostIpv4:
+        if (!isIpv4(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address of this host, not "${v}"`)
+        out.outboundAddr = v
         break
       case OPT.overlay:
         if (!OVERLAY_NAME_RE.test(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be a name of letters, digits, '_', '.' or '-' (up to 63), not "${v}"`)

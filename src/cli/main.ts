@@ -41,9 +41,11 @@ function storeLoss (store: Record<string, unknown>): string {
 }
 
 /** The status line of the firewall; an agent older than the field shows '-'. */
-export function firewallText (f: { iptables: boolean } | undefined): string {
+export function firewallText (f: { iptables: boolean, backend?: string, reason?: string } | undefined): string {
   if (f === undefined) return '-'
-  return f.iptables ? 'iptables (FERRY-* chains)' : 'disabled (--iptables=false): no NAT, no published ports, no isolation'
+  if (!f.iptables) return 'disabled (--iptables=false): no NAT, no published ports, no isolation'
+  if (f.backend === 'nftables') return `nftables (table inet ferry; ${f.reason ?? ''})`
+  return `iptables (FERRY-* chains${f.reason !== undefined ? `; ${f.reason}` : ''})`
 }
 
 /** dockerd's boolean flags: `--flag` alone is true, `--flag=false` (or 0, no, off) false. */
@@ -92,11 +94,13 @@ export function buildCli (): Command {
     .addOption(new Option('--iptables [bool]', 'program NAT, published ports and isolation with iptables (default true); =false: ferry never runs iptables, ' +
       'and refuses to publish ports').argParser(boolArg))
     .option('--recover-store', 'start even if the state file is damaged: keep it aside as state.json.damaged-<time> and start from what is readable plus the journal')
+    .addOption(new Option('--firewall-backend <backend>', 'nftables (table inet ferry) or iptables (FERRY-* chains); default: nftables when nft and the kernel support it')
+      .choices(['nftables', 'iptables']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
       defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterKey?: string, dns: string[], dnsServer: boolean,
-      dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean
+      dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket
@@ -202,7 +206,7 @@ export function buildCli (): Command {
 
   program.command('status').description("the agent's version, uptime, counts and store health").option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
-      const s = await api<Record<string, unknown> & { uptimeSeconds: number, store: Record<string, unknown>, reconcile: Record<string, unknown>, firewall?: { iptables: boolean } }>('GET', '/v1/status')
+      const s = await api<Record<string, unknown> & { uptimeSeconds: number, store: Record<string, unknown>, reconcile: Record<string, unknown>, firewall?: { iptables: boolean, backend?: string, reason?: string } }>('GET', '/v1/status')
       if (o.json) { json(s); return }
       const rows: Array<[string, string]> = [
         ['version', String(s.version)], ['status', String(s.status)], ['pid', String(s.pid)], ['uptime', duration(s.uptimeSeconds)],

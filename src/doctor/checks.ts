@@ -197,7 +197,7 @@ export interface AgentFacts {
   error?: string
   status?: {
     version?: unknown, status?: unknown, uptimeSeconds?: unknown, networks?: unknown, endpoints?: unknown, reconcile?: { lastError?: unknown },
-    firewall?: { iptables?: unknown }, store?: { loss?: { summary?: unknown, kept?: unknown, keys?: unknown } }
+    firewall?: { iptables?: unknown, backend?: unknown, reason?: unknown }, store?: { loss?: { summary?: unknown, kept?: unknown, keys?: unknown } }
   }
 }
 
@@ -214,6 +214,10 @@ export function judgeAgent (f: AgentFacts, iptables: Pick<IptablesFacts, 'ferryL
   }
   const loss = judgeStoreLoss(s.store?.loss)
   if (loss) out.push(loss)
+  if (s.firewall?.iptables !== false && typeof s.firewall?.backend === 'string') {
+    const where = s.firewall.backend === 'nftables' ? 'table inet ferry' : 'FERRY-* chains'
+    out.push(ok('agent.firewall', `firewall backend ${s.firewall.backend} (${where}): ${String(s.firewall.reason ?? '')}`))
+  }
   if (s.firewall?.iptables === false) {
     out.push(judgeNoIptables(iptables.ferryLines ?? 0))
     if (iptables.forwardPolicy === 'DROP') out.push(forwardDropsWithoutIptables())

@@ -14,7 +14,7 @@ import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
 import type { FirewallLimits } from '../nat/disabled.js'
 import { IPV6_REFUSED, type Ipam } from '../ipam/ipam.js'
 import { bridgeNameCandidates, macForIp, normalizeMac, pickNames, vethNameCandidates } from '../bridge/names.js'
-import { parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
+import { OPT, parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
 import { desiredBridge, planReconcile } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
@@ -100,7 +100,11 @@ export function parseEndpointAddress (cidr: string, net: Pick<NetworkRecord, 'su
 }
 
 export function natNetwork (n: NetworkRecord): NatNetwork {
-  return { id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal }
+  const outboundAddr = n.options[OPT.hostIpv4]
+  return {
+    id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal,
+    ...(outboundAddr !== undefined && outboundAddr !== '' ? { outboundAddr } : {}),
+  }
 }
 
 export function natEndpoint (e: EndpointRecord): NatEndpoint {

@@ -127,6 +127,7 @@ export function validateNetwork (net: NatNetwork): void {
   if (!BRIDGE_RE.test(net.bridge)) throw bad(`bridge name "${net.bridge}" of network ${shortId(net.id)} is not a valid interface name`)
   if (!isCidr(net.subnet)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
   if (!isIp(net.gateway)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
+  if (net.outboundAddr !== undefined && !isIp(net.outboundAddr)) throw bad(`outbound address "${net.outboundAddr}" of network ${shortId(net.id)} is not an IPv4 address`)
 }
 
 function validPort (n: number): boolean {
@@ -328,7 +329,9 @@ export function planBase (
   }
   const post = [`${comment('hairpin')} -j ${CHAIN.hairpin}`]
   for (const n of nets) {
-    if (n.masquerade && !n.internal) post.push(`-s ${canonical(n.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j MASQUERADE`)
+    // com.docker.network.host_ipv4: a chosen host address instead of the outgoing interface's.
+    const out = n.outboundAddr === undefined ? 'MASQUERADE' : `SNAT --to-source ${n.outboundAddr}`
+    if (n.masquerade && !n.internal) post.push(`-s ${canonical(n.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j ${out}`)
   }
   for (const n of guarded) post.push(`-s ${LOOPBACK_NET} -o ${n.bridge} ${comment(`localnet ${shortId(n.id)}`)} -j MASQUERADE`)
   tables.nat[CHAIN.postrouting] = { kind: 'ordered', rules: post }

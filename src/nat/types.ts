@@ -14,6 +14,8 @@ export interface NatNetwork {
   icc: boolean
   masquerade: boolean
   internal: boolean
+  /** `com.docker.network.host_ipv4`: SNAT outbound traffic to this host address instead of masquerading. */
+  outboundAddr?: string
 }
 
 export interface NatEndpoint {

@@ -11,10 +11,11 @@ import { netns, link, nsExec, ipJson } from '../harness/netns.js'
 import { startDockerd, unixHttp } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
 import { startAgent } from '../harness/agent.js'
+import { BACKENDS, ferryTraces } from '../harness/firewall.js'
 
 const OUTSIDE_IP = '203.0.113.2'
 
-await t.test('bridge networks with a real engine', async (t) => {
+for (const backend of BACKENDS) await t.test(`bridge networks with a real engine (--firewall-backend ${backend})`, async (t) => {
   const host = netns(t, 'fyeh')
   const outside = netns(t, 'fyeo')
   link({ ns: host, ifname: 'uplink', cidr: '203.0.113.1/24' }, { ns: outside, ifname: 'eth0', cidr: `${OUTSIDE_IP}/24` })
@@ -22,12 +23,12 @@ await t.test('bridge networks with a real engine', async (t) => {
 
   const d = await startDockerd(t, { ns: host })
   await ensureBusyboxImage(d)
-  const plugin = `fyb${process.pid}`
+  const plugin = `fyb${process.pid}${backend[0]}`
   // The upstream resolver for names ferry does not know lives "outside".
   const responder = spawn('ip', ['netns', 'exec', outside, 'env', '-u', 'NODE_OPTIONS', process.execPath,
     new URL('../fixtures/dns-responder.mjs', import.meta.url).pathname, OUTSIDE_IP, '53'], { stdio: 'ignore' })
   t.teardown(() => { responder.kill('SIGKILL') })
-  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--dns', OUTSIDE_IP, '--orphan-grace', '2', '--reconcile-interval', '1'] })
+  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--dns', OUTSIDE_IP, '--orphan-grace', '2', '--reconcile-interval', '1', '--firewall-backend', backend] })
   const net = (name: string, ...args: string[]) => d.docker(['network', 'create', '-d', plugin, '--ipam-driver', plugin, ...args, name])
   const run = (...args: string[]) => d.docker(['run', '--stop-timeout', '1', ...args])
   const fyLinks = () => ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fy'))
@@ -109,6 +110,7 @@ await t.test('bridge networks with a real engine', async (t) => {
     t.equal(st.status, 'running')
     t.equal(st.networks, 4, "front, back, nomasq, inner")
     t.match((await cli('status')).stdout, /uptime:/)
+    t.match((await cli('status')).stdout, new RegExp(`^firewall: +${backend} \\(`, 'm'), 'ferry status names the backend')
     const missing = await cli('network', 'inspect', 'nosuchnet')
     t.equal(missing.code, 3)
     t.equal(missing.stderr.trim(), 'ferry: no ferry network is named "nosuchnet" or has that id')
@@ -236,6 +238,6 @@ await t.test('bridge networks with a real engine', async (t) => {
     const st = JSON.parse((await cli('status', '--json')).stdout) as { networks: number, endpoints: number, pools: number }
     t.same({ networks: st.networks, endpoints: st.endpoints, pools: st.pools }, { networks: 0, endpoints: 0, pools: 0 })
     t.same(fyLinks(), [], 'no ferry link left')
-    t.notMatch(nsExec(host, ['iptables-save']), /ferry|FERRY/, 'no ferry rule left')
+    t.equal(ferryTraces(host), '', 'no ferry rule left in iptables-save nor in nft list ruleset')
   })
 })

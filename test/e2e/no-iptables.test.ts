@@ -49,7 +49,7 @@ await t.test('the agent with --iptables=false', async (t) => {
 
   await t.test('ferry status shows the firewall disabled', async (t) => {
     const st = JSON.parse((await agent.cli(['status', '--json'])).stdout) as { firewall?: { iptables: boolean } }
-    t.same(st.firewall, { iptables: false })
+    t.same(st.firewall, { iptables: false, backend: 'disabled', reason: '--iptables=false' })
     t.match((await agent.cli(['status'])).stdout, /^firewall: +disabled \(--iptables=false\)/m)
   })
 

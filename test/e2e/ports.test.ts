@@ -11,6 +11,7 @@ import { netns, link, nsExec, sh } from '../harness/netns.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
 import { startAgent } from '../harness/agent.js'
+import { BACKENDS, ferryTraces, flushPublications, publishedCount } from '../harness/firewall.js'
 
 const HOST_IP = '203.0.113.1'
 const OUTSIDE_IP = '203.0.113.2'
@@ -18,15 +19,15 @@ const OUTSIDE_IP = '203.0.113.2'
 const SERVE = (port: number, text: string, ...more: number[]) =>
   `mkdir -p /www && echo ${text} > /www/index.html && ${more.map((p) => `httpd -p ${p} -h /www && `).join('')}exec httpd -f -p ${port} -h /www`
 
-await t.test('port publishing with a real engine', async (t) => {
+for (const backend of BACKENDS) await t.test(`port publishing with a real engine (--firewall-backend ${backend})`, async (t) => {
   const host = netns(t, 'fyph')
   const outside = netns(t, 'fypo')
   link({ ns: host, ifname: 'uplink', cidr: `${HOST_IP}/24` }, { ns: outside, ifname: 'eth0', cidr: `${OUTSIDE_IP}/24` })
   nsExec(host, ['ip', 'route', 'add', 'default', 'via', OUTSIDE_IP])
   const d = await startDockerd(t, { ns: host })
   await ensureBusyboxImage(d)
-  const plugin = `fyp${process.pid}`
-  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--reconcile-interval', '1'] })
+  const plugin = `fyp${process.pid}${backend[0]}`
+  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--reconcile-interval', '1', '--firewall-backend', backend] })
   t.teardown(() => { if (!t.passing()) t.comment(`agent log:\n${agent.logs().slice(-5000)}`) })
   const net = (name: string, ...args: string[]) => d.docker(['network', 'create', '-d', plugin, '--ipam-driver', plugin, ...args, name])
   const run = (...args: string[]) => d.docker(['run', '--stop-timeout', '1', ...args])
@@ -46,7 +47,7 @@ await t.test('port publishing with a real engine', async (t) => {
   }
   const ctrGet = (ctr: string, ip: string, port: number) =>
     d.docker(['exec', ctr, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} ${port}`])
-  const dnatCount = (port: number | string) => nsExec(host, ['iptables-save', '-t', 'nat']).split('\n').filter((l) => l.includes('DNAT') && l.includes(`--dport ${port} `)).length
+  const dnatCount = (port: number | string) => publishedCount(backend, host, port)
 
   t.equal((await net('front', '--subnet', '10.30.0.0/24')).code, 0)
 
@@ -115,7 +116,7 @@ await t.test('port publishing with a real engine', async (t) => {
     const r = await run('-d', '--net', 'front', '--name', 'clash', '-p', '8080:80', 'bb', 'sleep', '600')
     t.not(r.code, 0)
     t.match(r.stderr, /8080\/tcp .*already published/, r.stderr)
-    t.equal(dnatCount(8080), 1, 'one DNAT rule for 8080')
+    t.equal(dnatCount(8080), 1, 'one DNAT rule (or map element) for 8080')
     t.notOk((await ferryPorts()).some((p) => p.container === 'clash'))
     await d.docker(['rm', '-f', 'clash'])
   })
@@ -130,22 +131,33 @@ await t.test('port publishing with a real engine', async (t) => {
   })
 
   await t.test('rules come back after a flush and after kill -9', async (t) => {
-    nsExec(host, ['iptables', '-t', 'nat', '-F', 'FERRY-DNAT'])
+    flushPublications(backend, host)
     t.equal(curl(outside, `http://${HOST_IP}:8080/`), '', 'flushed: unreachable')
     const r = await agent.cli(['reconcile'])
     t.equal(r.code, 0, r.stderr)
     t.match(curl(outside, `http://${HOST_IP}:8080/`), /web80/, 'ferry reconcile restored it')
-    nsExec(host, ['iptables', '-t', 'nat', '-F', 'FERRY-DNAT'])
+    flushPublications(backend, host)
     let back = false
     for (let i = 0; i < 40 && !back; i++) { await sleep(250); back = /web80/.test(curl(outside, `http://${HOST_IP}:8080/`)) }
     t.ok(back, 'the periodic check restored it within seconds')
     await agent.kill('SIGKILL')
     t.match(curl(outside, `http://${HOST_IP}:8080/`), /web80/, 'rules stay while the agent is down')
-    nsExec(host, ['iptables', '-t', 'nat', '-F', 'FERRY-DNAT'])
+    flushPublications(backend, host)
     await agent.restart()
     t.match(curl(outside, `http://${HOST_IP}:8080/`), /web80/, 'restored at start')
     t.equal(dnatCount(8080), 1, 'not duplicated')
   })
+
+  if (backend === 'nftables') {
+    await t.test('nft flush ruleset: the table comes back at once (nftables events), the port answers again', async (t) => {
+      t.match(await agent.cli(['status']).then((r) => r.stdout), /^firewall: +nftables \(table inet ferry; --firewall-backend nftables\)/m, 'ferry status names the backend and why')
+      nsExec(host, ['nft', 'flush', 'ruleset'])
+      let tries = 0
+      while (!/web80/.test(curl(outside, `http://${HOST_IP}:8080/`)) && tries < 8) tries++
+      t.ok(tries < 8, `answered again after ${tries} failed tries of curl (3 s each at most)`)
+      t.match(agent.logs(), /someone removed part of table inet ferry: rewritten/, 'restored by the watcher')
+    })
+  }
 
   await t.test('removing containers removes exactly their rules; nothing of ferry stays', async (t) => {
     await d.dockerOk(['rm', '-f', 'web'])
@@ -154,6 +166,6 @@ await t.test('port publishing with a real engine', async (t) => {
     const ids = (await d.dockerOk(['ps', '-aq'])).split('\n').filter(Boolean)
     if (ids.length > 0) await d.dockerOk(['rm', '-f', ...ids])
     for (const n of ['front', 'noicc']) t.equal((await d.docker(['network', 'rm', n])).code, 0)
-    t.notMatch(nsExec(host, ['iptables-save']), /ferry|FERRY/i, 'iptables-save shows nothing of ferry')
+    t.equal(ferryTraces(host), '', 'neither iptables-save nor nft list ruleset shows anything of ferry')
   })
 })

@@ -103,7 +103,10 @@ export function agentArgs (o: { entry: string, pluginName: string, stateDir: str
   // No DNS query may leave the machine: unless the test names its own upstream, ferry's
   // DNS forwards to a closed loopback port (refused at once) instead of the host's resolv.conf.
   const dns = o.args.includes('--dns') ? [] : ['--dns', '127.0.0.1:1']
-  return [o.entry, 'agent', '--plugin-name', o.pluginName, '--state-dir', o.stateDir, '--api-socket', o.apiSocket, '--log-level', 'debug', ...dns, ...o.args]
+  // Suites that look at iptables rules run on iptables unless they name a backend
+  // (test/e2e/ports.test.ts and bridge.test.ts run once per backend).
+  const backend = o.args.includes('--firewall-backend') ? [] : ['--firewall-backend', 'iptables']
+  return [o.entry, 'agent', '--plugin-name', o.pluginName, '--state-dir', o.stateDir, '--api-socket', o.apiSocket, '--log-level', 'debug', ...dns, ...backend, ...o.args]
 }
 
 class AgentProcess implements Agent {

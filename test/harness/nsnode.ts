@@ -62,6 +62,8 @@ export interface NsNodeOptions {
   module: string
   /** Exported (async) factory whose result receives the calls; omit to call the module's exports. */
   factory?: string
+  /** PATH of the child (e.g. a directory holding only some programs); default: this process's. */
+  path?: string
 }
 
 class Child<T> implements NsNode<T> {
@@ -133,7 +135,7 @@ class Child<T> implements NsNode<T> {
 /** Start a child in `ns` that serves calls to the module (or its factory's result). */
 export async function nsNode<T = Record<string, (...args: never[]) => unknown>> (t: TeardownHost, ns: string, opts: NsNodeOptions): Promise<NsNode<T>> {
   const modulePath = resolve(REPO_ROOT, opts.module)
-  const argv = ['netns', 'exec', ns, process.execPath, CHILD, modulePath]
+  const argv = ['netns', 'exec', ns, ...(opts.path !== undefined ? ['env', `PATH=${opts.path}`] : []), process.execPath, CHILD, modulePath]
   if (opts.factory !== undefined) argv.push(opts.factory)
   const child = new Child<T>(ns, spawn('ip', argv, { stdio: ['pipe', 'pipe', 'pipe'] }))
   t.teardown(() => child.close())

@@ -7,14 +7,13 @@
  */
 import t, { type Test } from 'tap'
 import { existsSync } from 'node:fs'
-import { spawn } from 'node:child_process'
-import { link, netns, nsExec, sh } from '../harness/netns.js'
+import { netns, nsExec } from '../harness/netns.js'
+import { addBridges, bind, endpoint, net, trafficScenario, udpConntrackScenario } from '../harness/firewall.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
 import type { IptablesDriver } from '../../src/nat/iptables.js'
 import { DNAT_BUCKETS, dnatBucket, planRules, type Ruleset } from '../../src/nat/plan.js'
 import { diffViews, parseSave, renderBatch } from '../../src/nat/restore.js'
-import type { PortBinding, Protocol } from '../../src/model/types.js'
-import type { FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
+import type { FirewallDriver, FirewallState, NatEndpoint } from '../../src/nat/types.js'
 
 type Driver = NsNode<IptablesDriver>
 
@@ -44,29 +43,12 @@ function plannedLines (rs: Ruleset): string[] {
     .sort()
 }
 
-function net (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
-  return { id: `net${n}`.padEnd(64, 'a'), bridge: `fy-n${n}`, subnet: `10.3${n}.0.0/24`, gateway: `10.3${n}.0.1`, icc: true, masquerade: true, internal: false, ...over }
-}
-
-function bind (proto: Protocol, hostIp: string, hostPort: number, containerIp: string, containerPort: number, len = 1): PortBinding {
-  return { proto, hostIp, hostPort, hostPortEnd: hostPort + len - 1, containerIp, containerPort, containerPortEnd: containerPort + len - 1 }
-}
-
-function endpoint (id: string, n: NatNetwork, host: number, ports: Array<(ip: string) => PortBinding>): NatEndpoint {
-  const address = n.gateway.replace(/\.1$/, `.${host}`)
-  return { id: id.padEnd(64, '0'), networkId: n.id, address, ports: ports.map((p) => p(address)) }
-}
-
 /** A namespace like the agent's: FORWARD policy DROP, forwarding on, the bridges present. */
 function hostNs (t: Test, bridges: Array<{ name: string, cidr?: string }>): string {
   const ns = netns(t, 'fyn')
   ipt(ns, ['-P', 'FORWARD', 'DROP'])
   nsExec(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
-  for (const b of bridges) {
-    sh(['ip', '-n', ns, 'link', 'add', b.name, 'type', 'bridge'])
-    if (b.cidr !== undefined) sh(['ip', '-n', ns, 'addr', 'add', b.cidr, 'dev', b.name])
-    sh(['ip', '-n', ns, 'link', 'set', b.name, 'up'])
-  }
+  addBridges(ns, bridges)
   return ns
 }
 
@@ -197,21 +179,7 @@ t.test('networks and ports: plan round trip, incremental changes, reconcile, tea
 })
 
 t.test('stale UDP conntrack entries are flushed when a port is published and removed', async (t) => {
-  const n1 = net(1)
-  const ns = hostNs(t, [{ name: n1.bridge, cidr: '10.31.0.1/24' }])
-  const d = await driver(t, ns)
-  await d.call('addNetwork', [n1])
-  // A client hammers the port before it is published: its flow points at the host.
-  nsExec(ns, ['sh', '-c', 'echo x | nc -u -w1 -p 41000 127.0.0.1 5353'], { allowFailure: true })
-  t.match(nsExec(ns, ['conntrack', '-L', '-p', 'udp']), /dport=5353/, 'a flow to the unpublished port')
-  const e = endpoint('u1', n1, 2, [(ip) => bind('udp', '', 5353, ip, 53)])
-  await d.call('setEndpoint', [e])
-  t.notMatch(nsExec(ns, ['conntrack', '-L', '-p', 'udp']), /sport=41000 dport=5353/, 'gone once the port is published')
-  nsExec(ns, ['sh', '-c', 'echo x | nc -u -w1 -p 41001 127.0.0.1 5353'], { allowFailure: true })
-  t.match(nsExec(ns, ['conntrack', '-L', '-p', 'udp']), /sport=41001 dport=5353.*src=10\.31\.0\.2/, 'new flow DNAT\'d to the container')
-  await d.call('removeEndpoint', [e.id])
-  t.notMatch(nsExec(ns, ['conntrack', '-L', '-p', 'udp']), /src=10\.31\.0\.2/, 'DNAT\'d flow flushed on removal')
-  await d.call('teardown')
+  await udpConntrackScenario(t, hostNs, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>)
 })
 
 t.test('timings', async (t) => {
@@ -255,78 +223,11 @@ t.test('timings', async (t) => {
   t.notMatch(save(ns), /ferry/i)
 })
 
-// ---------------------------------------------------------------------------
-// Traffic: a host namespace with two ferry bridges, containers as namespaces, and an
-// "outside" namespace on an uplink.
-
-/** A TCP server in `ns` that answers every connection with `hello <name>` (killed with the namespace). */
-function serve (ns: string, port: number, name: string): void {
-  const code = `require('net').createServer((s) => s.end('hello ${name}\\n')).listen(${port}, () => console.log('up'))`
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'], detached: false })
-  child.unref()
-}
-
-async function waitListening (ns: string, port: number): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (nsExec(ns, ['ss', '-Htln', `sport = :${port}`]).trim() !== '') return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`nothing listens on ${port} in ${ns}`)
-}
-
-/** Connect from `ns`; the server's greeting, or '' when the connection fails. */
-function connect (ns: string, ip: string, port: number): string {
-  return nsExec(ns, ['nc', '-w', '2', ip, String(port)], { allowFailure: true, timeoutMs: 10_000, input: '' }).trim()
-}
-
-function container (t: Test, host: string, bridge: string, cidr: string, gateway: string, veth: string): string {
-  const c = netns(t, 'fyc')
-  sh(['ip', '-n', host, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c])
-  sh(['ip', '-n', host, 'link', 'set', veth, 'master', bridge, 'up'])
-  // The bridge driver's job in ferry: without hairpin a container cannot reach itself through a published port.
-  sh(['bridge', '-n', host, 'link', 'set', 'dev', veth, 'hairpin', 'on'])
-  sh(['ip', '-n', c, 'addr', 'add', cidr, 'dev', 'eth0'])
-  sh(['ip', '-n', c, 'link', 'set', 'eth0', 'up'])
-  sh(['ip', '-n', c, 'route', 'add', 'default', 'via', gateway])
-  return c
-}
-
 t.test('traffic', async (t) => {
-  const n1 = net(1)
-  const n2 = net(2)
-  const host = hostNs(t, [{ name: n1.bridge, cidr: '10.31.0.1/24' }, { name: n2.bridge, cidr: '10.32.0.1/24' }])
-  const outside = netns(t, 'fyo')
-  link({ ns: host, ifname: 'uplink', cidr: '198.51.100.1/24' }, { ns: outside, ifname: 'eth0', cidr: '198.51.100.2/24' })
-  const c1 = container(t, host, n1.bridge, '10.31.0.2/24', '10.31.0.1', 'fyh1')
-  const c2 = container(t, host, n1.bridge, '10.31.0.3/24', '10.31.0.1', 'fyh2')
-  const c3 = container(t, host, n2.bridge, '10.32.0.2/24', '10.32.0.1', 'fyh3')
-  serve(c1, 80, 'c1')
-  serve(c1, 81, 'c1-81')
-  await waitListening(c1, 80)
-  await waitListening(c1, 81)
-
-  t.equal(connect(c2, '10.31.0.2', 80), '', 'before ferry: FORWARD DROP blocks containers on one bridge')
-
-  const d = await driver(t, host)
-  await d.call('addNetwork', [n1])
-  await d.call('addNetwork', [n2])
-  await d.call('setEndpoint', [{ id: 'c1'.padEnd(64, '0'), networkId: n1.id, address: '10.31.0.2', ports: [bind('tcp', '', 8080, '10.31.0.2', 80), bind('tcp', '127.0.0.1', 8081, '10.31.0.2', 81)] }])
-
-  t.equal(connect(c2, '10.31.0.2', 80), 'hello c1', 'ICC on one bridge')
-  t.equal(connect(c3, '10.31.0.2', 80), '', 'isolation: another ferry network cannot reach c1 directly')
-  t.equal(connect(outside, '198.51.100.1', 8080), 'hello c1', 'published port from outside')
-  t.equal(connect(host, '127.0.0.1', 8080), 'hello c1', 'localhost publishing from the host')
-  t.equal(connect(host, '198.51.100.1', 8080), 'hello c1', 'host address from the host')
-  t.equal(connect(c1, '10.31.0.1', 8080), 'hello c1', 'hairpin: the container through its own published port')
-  t.equal(connect(c2, '198.51.100.1', 8080), 'hello c1', 'a neighbour through the published port')
-  t.equal(connect(c3, '10.32.0.1', 8080), 'hello c1', 'another network through the published port')
-  t.equal(connect(host, '127.0.0.1', 8081), 'hello c1-81', '127.0.0.1-published port from the host')
-  t.equal(connect(outside, '198.51.100.1', 8081), '', '127.0.0.1-published port not on the uplink address')
-  sh(['ip', '-n', outside, 'route', 'add', '10.31.0.0/24', 'via', '198.51.100.1'])
-  t.equal(connect(outside, '10.31.0.2', 81), '', '127.0.0.1-published port not reachable by routing to the container (moby#45610)')
-  t.equal(connect(outside, '10.31.0.2', 80), '', 'unpublished direct access from outside is dropped')
-
-  await d.call('teardown')
-  t.equal(connect(outside, '198.51.100.1', 8080), '', 'after teardown: nothing published')
-  t.notMatch(save(host), /ferry/i)
+  await trafficScenario(t, {
+    hostNs,
+    driver: (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>,
+    blocksBefore: true,
+    nothingLeft: (t, ns) => { t.notMatch(save(ns), /ferry/i, 'iptables-save has no trace of ferry') },
+  })
 })

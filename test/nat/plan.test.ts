@@ -51,6 +51,7 @@ t.test('golden plans', async (t) => {
   t.matchSnapshot(snap({ networks: [n1], endpoints: [] }), 'one network, icc, masquerade')
   t.matchSnapshot(snap({ networks: [net(1, { icc: false })], endpoints: [] }), 'icc off')
   t.matchSnapshot(snap({ networks: [net(1, { masquerade: false })], endpoints: [] }), 'masquerade off')
+  t.matchSnapshot(snap({ networks: [net(1, { outboundAddr: '198.51.100.7' })], endpoints: [] }), 'outbound address (host_ipv4): SNAT instead of MASQUERADE')
   const internal = net(3, { internal: true })
   t.matchSnapshot(snap({
     networks: [internal],

@@ -533,6 +533,75 @@ COMMIT
 
 `
 
+exports[`test/nat/plan.test.ts > TAP > golden plans > outbound address (host_ipv4): SNAT instead of MASQUERADE 1`] = `
+route_localnet=1 on: (none)
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j SNAT --to-source 198.51.100.7
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
 exports[`test/nat/plan.test.ts > TAP > golden plans > same without localhost publishing 1`] = `
 route_localnet=1 on: (none)
 *raw

@@ -1,0 +1,131 @@
+/**
+ * `npm run bench:firewall`: the cost of one container's publications for both
+ * firewall backends side by side, as more and more ports are already published.
+ *
+ * The FirewallDriver is driven directly (not through the plugin API or the
+ * engine): each backend runs in a child process inside a fresh network namespace
+ * (test/harness/nsnode.ts), exactly the driver the agent uses. For 0, 1,000 and
+ * 10,000 ports already published (by 1 endpoint per 10 ports), it times
+ * setEndpoint/removeEndpoint of one endpoint publishing 1 TCP port and of one
+ * publishing a 200-port TCP range (`--samples` each, default 50), inside the
+ * child (ferry's planning + the iptables-restore or nft run), and reports p50/p99.
+ * Then the packet path: TCP connections per second through a published port from
+ * another namespace, at 0 and at 10,000 published ports, and the driver
+ * process's RSS. Docker's built-in driver is not measured here (bench:ports
+ * measures it for ranges); see the README for its published per-rule costs.
+ *
+ *   npm run bench:firewall [-- --samples 50 --sizes 0,1000,10000 --backends nftables,iptables --connections 2000]
+ */
+import { spawn } from 'node:child_process'
+import { argInt, argStr, load, ms, quantile, runBench, section, table, rssKiB, type Teardowns } from './lib.js'
+import { link, netns, nsExec, sh } from '../test/harness/netns.js'
+import { nsNode, type NsNode } from '../test/harness/nsnode.js'
+import { addBridges, container, waitListening } from '../test/harness/firewall.js'
+import type { FirewallDriver, NatEndpoint, NatNetwork } from '../src/nat/types.js'
+import type { PortBinding } from '../src/model/types.js'
+
+type Backend = 'nftables' | 'iptables'
+type Driver = NsNode<FirewallDriver & { stats (): { planMs: number, restoreMs: number, lines: number, reconciled: boolean } }>
+
+const NET: NatNetwork = { id: 'bench'.padEnd(64, '0'), bridge: 'fy-bench', subnet: '10.64.0.0/16', gateway: '10.64.0.1', icc: true, masquerade: true, internal: false }
+const SERVER_IP = '10.64.255.2'
+
+function tcp (hostPort: number, ip: string, containerPort: number, len = 1): PortBinding {
+  return { proto: 'tcp', hostIp: '', hostPort, hostPortEnd: hostPort + len - 1, containerIp: ip, containerPort, containerPortEnd: containerPort + len - 1 }
+}
+
+/** `ports` published by endpoints of ten ports each, host ports from 10000 up (sparse: every other port). */
+function existing (ports: number): NatEndpoint[] {
+  const out: NatEndpoint[] = []
+  for (let i = 0; i < ports / 10; i++) {
+    const address = `10.64.${1 + Math.floor(i / 250)}.${2 + (i % 250)}`
+    out.push({ id: `x${String(i).padStart(6, '0')}`.padEnd(64, '0'), networkId: NET.id, address, ports: Array.from({ length: 10 }, (_, j) => tcp(10000 + 2 * (10 * i + j), address, 80 + j)) })
+  }
+  return out
+}
+
+const ONE: NatEndpoint = { id: 'one'.padEnd(64, '0'), networkId: NET.id, address: '10.64.200.2', ports: [tcp(9000, '10.64.200.2', 80)] }
+const RANGE: NatEndpoint = { id: 'range'.padEnd(64, '0'), networkId: NET.id, address: '10.64.200.3', ports: [tcp(40000, '10.64.200.3', 40000, 200)] }
+const SERVED: NatEndpoint = { id: 'served'.padEnd(64, '0'), networkId: NET.id, address: SERVER_IP, ports: [tcp(8080, SERVER_IP, 80)] }
+
+async function sample (d: Driver, ep: NatEndpoint, n: number): Promise<{ add: number[], rm: number[], plan: number[], lines: number }> {
+  const add: number[] = []
+  const rm: number[] = []
+  const plan: number[] = []
+  let lines = 0
+  for (let i = 0; i < n; i++) {
+    add.push((await d.timed('setEndpoint', [ep])).ms)
+    const s = await d.call('stats')
+    lines = s.lines
+    plan.push(s.planMs)
+    rm.push((await d.timed('removeEndpoint', [ep.id])).ms)
+    plan.push((await d.call('stats')).planMs)
+  }
+  return { add, rm, plan, lines }
+}
+
+/** Sequential TCP connections from `ns` to ip:port for a fixed count; connections per second. */
+function connectionRate (ns: string, ip: string, port: number, count: number): number {
+  const code = `const net=require('net');let n=0;const t0=process.hrtime.bigint();const go=()=>{const s=net.connect(${port},'${ip}');s.on('data',()=>{});s.on('error',(e)=>{console.error(e.message);process.exit(1)});s.on('close',()=>{if(++n<${count})go();else{console.log(String(${count}/(Number(process.hrtime.bigint()-t0)/1e9)))}})};go()`
+  return Number(nsExec(ns, ['env', '-u', 'NODE_OPTIONS', process.execPath, '-e', code], { timeoutMs: 300_000 }).trim())
+}
+
+async function benchBackend (t: Teardowns, backend: Backend, sizes: number[], samples: number, connections: number): Promise<string[][]> {
+  const scope = t.scope()
+  const host = netns(scope, 'fyfb')
+  nsExec(host, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+  addBridges(host, [{ name: NET.bridge, cidr: '10.64.0.1/16' }])
+  const outside = netns(scope, 'fyfo')
+  link({ ns: host, ifname: 'uplink', cidr: '198.51.100.1/24' }, { ns: outside, ifname: 'eth0', cidr: '198.51.100.2/24' })
+  const server = container(scope, host, NET.bridge, `${SERVER_IP}/16`, '10.64.0.1', 'fyhsrv')
+  const srv = spawn('ip', ['netns', 'exec', server, 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e',
+    "require('net').createServer((s)=>s.end('x')).listen(80)"], { stdio: 'ignore' })
+  scope.teardown(() => { srv.kill('SIGKILL') })
+  await waitListening(server, 80)
+
+  const d = await nsNode(scope, host, backend === 'nftables'
+    ? { module: 'dist/nat/nftables.js', factory: 'openNftablesDriver' }
+    : { module: 'dist/nat/iptables.js', factory: 'openIptablesDriver' }) as Driver
+  await d.call('addNetwork', [NET])
+  const rows: string[][] = []
+  for (const size of sizes) {
+    const t0 = Date.now()
+    await d.call('reconcile', [{ networks: [NET], endpoints: [...existing(size), SERVED] }])
+    const setupMs = Date.now() - t0
+    const one = await sample(d, ONE, samples)
+    const range = await sample(d, RANGE, samples)
+    let rate = '-'
+    if (connections > 0 && (size === sizes[0] || size === sizes[sizes.length - 1])) {
+      rate = connectionRate(outside, '198.51.100.1', 8080, connections).toFixed(0)
+    }
+    const rss = d.pid === undefined ? '-' : `${(childRss(d.pid) / 1024).toFixed(0)} MiB`
+    rows.push([backend, size.toLocaleString('en'), ms(quantile(one.add, 0.5)), ms(quantile(one.add, 0.99)), ms(quantile(one.rm, 0.5)), ms(quantile(one.rm, 0.99)),
+      ms(quantile(range.add, 0.5)), ms(quantile(range.add, 0.99)), ms(quantile(range.rm, 0.5)), ms(quantile(range.rm, 0.99)),
+      `${range.lines}`, ms(quantile([...one.plan, ...range.plan], 0.99)), rate, rss, `${(setupMs / 1000).toFixed(1)} s`])
+    console.log(`  ${backend} with ${size} ports published: done (${load()})`)
+  }
+  await d.call('teardown')
+  await scope.run()
+  return rows
+}
+
+/** RSS of the node child under `ip netns exec` (the pid given is the `ip` process, which execs node). */
+function childRss (pid: number): number {
+  try { return rssKiB(pid) } catch { return NaN }
+}
+
+await runBench(async (t) => {
+  if (process.getuid?.() !== 0) throw new Error('bench:firewall must run as root (namespaces)')
+  sh(['nft', '--version'])
+  const samples = argInt('samples', 50)
+  const connections = argInt('connections', 2000)
+  const sizes = (argStr('sizes') ?? '0,1000,10000').split(',').map(Number)
+  const backends = (argStr('backends') ?? 'nftables,iptables').split(',') as Backend[]
+  section(`firewall: one container's publications among already published ports (${samples} samples each; ${load()})`)
+  console.log('the FirewallDriver driven directly in a namespace (not through the plugin API); times inside the driver process: planning + one iptables-restore or nft run')
+  const rows: string[][] = [['backend', 'published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99', 'lines', 'ferry p99', 'conn/s', 'RSS', 'setup']]
+  for (const b of backends) rows.push(...await benchBackend(t, b, sizes, samples, connections))
+  console.log(table(rows))
+  console.log('lines: rules (iptables) or elements (nftables) the 200-port range adds; ferry p99: ferry\'s own planning and rendering of every change above ' +
+    '(the rest is the iptables-restore or nft process); conn/s: sequential TCP connections through a published port from another namespace')
+})

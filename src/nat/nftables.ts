@@ -1,0 +1,340 @@
+/**
+ * The nftables executor of the FirewallDriver: ferry's own table `inet ferry`
+ * (planned by src/nat/nft-plan.ts), every change one `nft -f -` transaction fed
+ * through stdin.
+ *
+ * - The chains never change after creation: a network, an endpoint or a link
+ *   is elements of sets and maps, so a change is `delete element` / `add element`
+ *   lines for the objects it touches, whatever the number of others.
+ * - Elements are reference-counted (two links may allow the same port), so one
+ *   object's removal never takes away what another still needs.
+ * - The first call (or any call after a failure) lists the table and rewrites it
+ *   in one transaction when it differs from the plan (the admin's `user` chain
+ *   kept); a transaction the kernel refuses (someone deleted an element) falls
+ *   back to that. nft transactions are atomic: a refused one changes nothing.
+ * - route_localnet and conntrack as the iptables driver (src/nat/host-effects.ts).
+ * Kernel changes are serialized with one mutex.
+ */
+import { performance } from 'node:perf_hooks'
+import { FerryError } from '../errors/errors.js'
+import {
+  addElements, elementLines, endpointElements, linkElements, networkElements, planSkeleton, renderRewrite, renderTeardown, sameTable,
+  NFT_FAMILY, NFT_TABLE, USER_CHAIN, type NftElement, type NftEndpointPlan, type NftKernelTable, type NftTablePlan,
+} from './nft-plan.js'
+import { parseNftTable } from './nft-parse.js'
+import type { Change } from './desired.js'
+import { FirewallDriverBase, type DriverBaseOptions } from './driver-base.js'
+import { IptablesForwardAccept } from './iptables-accept.js'
+import { NftSession } from './nft-session.js'
+import type { NatLink, NatNetwork } from './types.js'
+import { spawnLines, type LineChild } from '../kernel/exec.js'
+
+export interface NftablesDriverOptions extends DriverBaseOptions {
+  /** The nft program (argv prefix); default ['nft']. */
+  nft?: string[]
+  /** The iptables program for the FORWARD accept (src/nat/iptables-accept.ts); default ['iptables', '-w', '5']. */
+  iptables?: string[]
+  /** Element deltas through one long-running `nft -i` (src/nat/nft-session.ts); default true. */
+  session?: boolean
+}
+
+const NFT_TIMEOUT_MS = 30_000
+
+function elementId (e: NftElement): string {
+  return `${e.set}\0${e.key}`
+}
+
+/**
+ * A line of `nft monitor destroy` that means someone took part of ferry's table away
+ * (`nft flush ruleset`, a firewalld reload, `nft delete table inet ferry`, a flushed
+ * chain). Element deletions are not: ferry makes those itself at every removal.
+ */
+export function isTamperEvent (line: string): boolean {
+  return /^delete (table|chain|rule|set|map) inet ferry\b/.test(line)
+}
+
+/** An element the kernel holds, and how many of ferry's objects need it. */
+interface Held { e: NftElement, n: number }
+
+export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
+  private readonly nft: string[]
+  /** Elements in the kernel, by set and key; undefined = kernel state unknown (reconcile first). */
+  private held: Map<string, Held> | undefined
+  private readonly forwardAccept: IptablesForwardAccept
+  private watcher: LineChild | undefined
+  private watching = false
+  private restoreTimer: NodeJS.Timeout | undefined
+  private restartTimer: NodeJS.Timeout | undefined
+  private restores = 0
+  private readonly session: NftSession | undefined
+
+  constructor (opts: NftablesDriverOptions = {}) {
+    super(opts, endpointElements)
+    this.nft = opts.nft ?? ['nft']
+    this.forwardAccept = new IptablesForwardAccept(this.run, this.log, opts.iptables)
+    this.session = opts.session === false ? undefined : new NftSession(this.nft)
+  }
+
+  /** The full plan of the desired state (what reconcile converges to). */
+  plan (): NftTablePlan {
+    const table = planSkeleton(this.planOpts)
+    addElements(table, [...this.neededElements().values()].map((h) => h.e))
+    for (const s of table.sets) s.elements.sort()
+    return table
+  }
+
+  protected forgetKernel (): void {
+    this.held = undefined
+  }
+
+  /**
+   * Remove the table. When the administrator's `user` chain holds rules, it stays
+   * (in an otherwise empty table, or with ferry's sets emptied when its rules name
+   * them), as FERRY-USER does with iptables.
+   */
+  protected async teardownKernel (): Promise<void> {
+    const kernel = await this.listTable()
+    const text = renderTeardown(kernel)
+    if (text !== '') {
+      try {
+        await this.apply(text)
+      } catch (err) {
+        // The admin's user chain names one of ferry's sets: keep the sets, emptied.
+        this.log?.warn({ err: (err as Error).message }, 'table inet ferry: the user chain uses ferry\'s sets; they stay, empty')
+        await this.apply(renderTeardown(kernel, { keepSets: true }))
+      }
+    }
+    await this.forwardAccept.remove()
+  }
+
+  // -------------------------------------------------------------------------
+  // Elements.
+
+  private linkOwnElements (link: NatLink | undefined, net: NatNetwork | undefined): NftElement[] {
+    return link === undefined ? [] : linkElements(link, net)
+  }
+
+  /** Every element the desired state needs, with reference counts. */
+  private neededElements (): Map<string, Held> {
+    const out = new Map<string, Held>()
+    const add = (elements: readonly NftElement[]): void => {
+      for (const e of elements) {
+        const h = out.get(elementId(e))
+        if (h === undefined) out.set(elementId(e), { e, n: 1 })
+        else h.n++
+      }
+    }
+    for (const n of this.desired.networks.values()) add(networkElements(n, this.planOpts))
+    for (const e of this.desired.endpoints.values()) add(e.plan.elements)
+    for (const l of this.desired.links.values()) add(this.linkOwnElements(l, this.desired.networks.get(l.networkId)))
+    return out
+  }
+
+  /** The elements a change takes away and brings, for the objects it touched only. */
+  private changeElements (change: Change<NftEndpointPlan>): { removed: NftElement[], added: NftElement[] } {
+    const removed: NftElement[] = []
+    const added: NftElement[] = []
+    for (const { before, after } of change.networks.values()) {
+      if (before !== undefined) removed.push(...networkElements(before, this.planOpts))
+      if (after !== undefined) added.push(...networkElements(after, this.planOpts))
+    }
+    for (const { before, after } of change.endpoints.values()) {
+      if (before !== undefined) removed.push(...before.plan.elements)
+      if (after !== undefined) added.push(...after.plan.elements)
+    }
+    // A link's elements depend on its network (bridge, ICC): links of changed networks are re-planned too.
+    const netBefore = (id: string): NatNetwork | undefined => {
+      const c = change.networks.get(id)
+      return c !== undefined ? c.before : this.desired.networks.get(id)
+    }
+    const links = new Map<string, { before?: NatLink, after?: NatLink }>(change.links)
+    for (const l of this.desired.links.values()) {
+      if (change.networks.has(l.networkId) && !links.has(l.id)) links.set(l.id, { before: l, after: l })
+    }
+    for (const { before, after } of links.values()) {
+      if (before !== undefined) removed.push(...this.linkOwnElements(before, netBefore(before.networkId)))
+      if (after !== undefined) added.push(...this.linkOwnElements(after, this.desired.networks.get(after.networkId)))
+    }
+    return { removed, added }
+  }
+
+  /** The delta of reference counts, and the element lines it takes. */
+  private delta (held: Map<string, Held>, removed: readonly NftElement[], added: readonly NftElement[]): {
+    next: Map<string, Held | undefined>, del: NftElement[], add: NftElement[]
+  } {
+    const next = new Map<string, Held | undefined>()
+    const count = (e: NftElement, by: number): void => {
+      const id = elementId(e)
+      const cur = next.has(id) ? next.get(id) : held.get(id)
+      const n = (cur?.n ?? 0) + by
+      next.set(id, n > 0 ? { e: by > 0 ? e : (cur?.e ?? e), n } : undefined)
+    }
+    for (const e of removed) count(e, -1)
+    for (const e of added) count(e, +1)
+    const del: NftElement[] = []
+    const add: NftElement[] = []
+    for (const [id, after] of next) {
+      const before = held.get(id)
+      if (before !== undefined && (after === undefined || after.e.value !== before.e.value)) del.push(before.e)
+      if (after !== undefined && (before === undefined || after.e.value !== before.e.value)) add.push(after.e)
+    }
+    return { next, del, add }
+  }
+
+  // -------------------------------------------------------------------------
+  // Applying.
+
+  /** Apply a change as element deltas (or by reconcile when the kernel state is unknown). */
+  protected async commitKernel (change: Change<NftEndpointPlan>): Promise<void> {
+    const held = this.held
+    if (held === undefined) {
+      await this.reconcileKernel()
+      return
+    }
+    const t0 = performance.now()
+    const { removed, added } = this.changeElements(change)
+    const { next, del, add } = this.delta(held, removed, added)
+    const lines = [...elementLines('delete', del), ...elementLines('add', add)]
+    const planMs = performance.now() - t0
+    try {
+      const restoreMs = lines.length === 0 ? 0 : await this.applyDelta(lines.join('\n') + '\n')
+      for (const [id, h] of next) {
+        if (h === undefined) held.delete(id)
+        else held.set(id, h)
+      }
+      this.stats_ = { planMs, restoreMs, lines: del.length + add.length, reconciled: false }
+    } catch (err) {
+      this.log?.warn({ err }, 'incremental nftables change failed; reconciling with the table as the kernel lists it')
+      await this.reconcileKernel()
+    }
+  }
+
+  /** `nft list table inet ferry`, parsed; undefined when there is no such table. */
+  async listTable (): Promise<NftKernelTable | undefined> {
+    const res = await this.run([...this.nft, 'list', 'table', NFT_FAMILY, NFT_TABLE], { allowFailure: true, timeoutMs: NFT_TIMEOUT_MS })
+    if (res.code !== 0) {
+      if (/No such file or directory/.test(res.stderr)) return undefined
+      throw new FerryError('KERNEL', `nft could not list table ${NFT_FAMILY} ${NFT_TABLE}: ${res.stderr.trim() || `exit ${res.code}`}`)
+    }
+    return parseNftTable(res.stdout)
+  }
+
+  /** Read the kernel; rewrite the table in one transaction when it differs from the plan. True when repaired. */
+  protected async reconcileKernel (): Promise<boolean> {
+    const kernel = await this.listTable()
+    const t0 = performance.now()
+    const needed = this.neededElements()
+    const table = planSkeleton(this.planOpts)
+    addElements(table, [...needed.values()].map((h) => h.e))
+    const same = sameTable(kernel, table)
+    const text = same ? '' : renderRewrite(kernel, table)
+    const planMs = performance.now() - t0
+    const restoreMs = same ? 0 : await this.apply(text)
+    this.held = needed
+    this.stats_ = { planMs, restoreMs, lines: same ? 0 : text.split('\n').length - 1, reconciled: true }
+    const sysctlRepaired = await this.localnet.sync(this.desired.networks.values(), this.desired.localnetBridges(), true)
+    const acceptRepaired = await this.forwardAccept.sync()
+    if (!same) this.log?.debug({ existed: kernel !== undefined }, 'nftables table rewritten')
+    return !same || sysctlRepaired || acceptRepaired
+  }
+
+  /** An element delta: through the long-running session when it fits, else `nft -f -`. Returns ms. */
+  private async applyDelta (text: string): Promise<number> {
+    if (this.session === undefined || !NftSession.fits(text)) return this.apply(text)
+    const t0 = performance.now()
+    await this.session.run(text)
+    return performance.now() - t0
+  }
+
+  /** Run one `nft -f -` transaction; returns its duration in ms. */
+  private async apply (text: string): Promise<number> {
+    const t0 = performance.now()
+    try {
+      await this.run([...this.nft, '-f', '-'], { input: text, timeoutMs: NFT_TIMEOUT_MS })
+    } catch (err) {
+      throw new FerryError('KERNEL', `nft refused ferry's transaction: ${(err as Error).message}`, { cause: err })
+    }
+    return performance.now() - t0
+  }
+
+  // -------------------------------------------------------------------------
+  // Restore after someone else's flush: nftables events, not only the periodic reconcile.
+
+  /**
+   * Watch `nft monitor destroy` (a child process; lines read with a bound) and
+   * rewrite the table as soon as someone removes part of it. Idempotent. The
+   * child is started again a second after it dies, until stopWatch().
+   */
+  startWatch (): void {
+    if (this.watching) return
+    this.watching = true
+    const start = (): void => {
+      if (!this.watching) return
+      const child = spawnLines([...this.nft, 'monitor', 'destroy'], (line) => { if (isTamperEvent(line)) this.scheduleRestore() }, {
+        onError: (err) => this.log?.warn({ err: err.message }, 'nft monitor could not run: a removed table comes back at the next periodic reconcile only'),
+      })
+      this.watcher = child
+      void child.exited.then(() => {
+        if (!this.watching) return
+        this.restartTimer = setTimeout(start, 1000)
+        this.restartTimer.unref()
+      })
+    }
+    start()
+  }
+
+  stopWatch (): void {
+    this.watching = false
+    this.watcher?.stop()
+    this.watcher = undefined
+    if (this.restoreTimer !== undefined) clearTimeout(this.restoreTimer)
+    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer)
+    this.restoreTimer = undefined
+  }
+
+  /** How many times the watcher rewrote the table (for tests and status). */
+  watchStats (): { watching: boolean, restores: number } {
+    return { watching: this.watching, restores: this.restores }
+  }
+
+  /** Called when stdin of the nsnode harness closes, and by the agent at stop. */
+  close (): void {
+    this.stopWatch()
+    this.session?.close()
+  }
+
+  /** A burst of events (a flush deletes many rules) makes one restore, 50 ms after the first. */
+  private scheduleRestore (): void {
+    if (this.restoreTimer !== undefined) return
+    this.restoreTimer = setTimeout(() => {
+      this.restoreTimer = undefined
+      void this.restoreNow()
+    }, 50)
+  }
+
+  private async restoreNow (): Promise<void> {
+    await this.exclusive(async () => {
+      // Nothing to restore when ferry has no network (its own teardown deletes the table too).
+      if (this.desired.networks.size === 0) return
+      try {
+        if (await this.reconcileKernel()) {
+          this.restores++
+          this.log?.warn({}, 'someone removed part of table inet ferry: rewritten')
+        }
+      } catch (err) {
+        this.forgetKernel()
+        this.log?.warn({ err: (err as Error).message }, 'restoring table inet ferry failed; the next change or reconcile tries again')
+      }
+    })
+  }
+
+  /** True when the administrator's chain exists and holds rules (for status and tests). */
+  async userChainRules (): Promise<string[]> {
+    return (await this.listTable())?.chains.get(USER_CHAIN)?.rules ?? []
+  }
+}
+
+/** Factory for test/harness/nsnode.ts and the agent: a driver with the default programs. */
+export function openNftablesDriver (): NftablesDriver {
+  return new NftablesDriver()
+}
