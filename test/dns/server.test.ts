@@ -4,6 +4,7 @@
  * Upstreams are fake DNS servers started by the tests on other loopback ports.
  */
 import t from 'tap'
+import { mulberry32 } from '../harness/random.js'
 import { createSocket } from 'node:dgram'
 import { connect, createServer, type Server as TcpServer } from 'node:net'
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
@@ -485,17 +486,7 @@ t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
   t.same(server.upstreams(), [{ ip: '127.53.1.13', port: 53 }], 'server upstreams follow resolv.conf')
 })
 
-/** mulberry32: a small seeded PRNG, so a failing fuzz run can be replayed. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 function mutate (rand: () => number, base: Buffer): Buffer {
   const b = Buffer.from(base)
