@@ -261,7 +261,11 @@ export class Agent implements AgentView {
     if (this.overlay) {
       // Remote names come from PeerSync's vetted view of the cluster (checked,
       // tied to registered hosts, first claim of an address wins), never raw from Redis.
-      const unsubscribe = this.overlay.peers.onRemoteChange(() => { void this.refreshRemote() })
+      // A pushed change patches the records of the endpoints it names; a full read replaces them all.
+      const unsubscribe = this.overlay.peers.onRemoteChange((changes) => {
+        if (changes) this.records.remoteChanged(changes)
+        else void this.refreshRemote()
+      })
       this.cleanups.push(async () => unsubscribe())
     }
     await this.syncNow()
@@ -271,7 +275,7 @@ export class Agent implements AgentView {
     if (!this.overlay) return
     const vetted = this.overlay.peers.remoteEndpoints()
     for (const n of this.driver.networks()) if (n.overlay) this.remote.set(n.overlay.name, vetted.get(n.overlay.name) ?? [])
-    this.queueSync()
+    this.records.setRemote(this.remote, this.overlay.cluster.hostId)
   }
 
   private queueSync (): void {
@@ -288,7 +292,7 @@ export class Agent implements AgentView {
     // An overlay joined since the last read: read its endpoints once, then follow the pushes.
     if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote()
     const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
-    this.records.update({ networks, endpoints, names, remote: this.remote, hostId: this.overlay?.cluster.hostId })
+    this.records.update({ networks, endpoints, names, remote: new Map(), hostId: this.overlay?.cluster.hostId })
     const gateways = [...new Set(networks.map((n) => n.gateway))].map((ip) => ({ ip, port: this.cfg.dns.port ?? 53 }))
     try {
       await this.dns.setAddresses(gateways)

@@ -33,7 +33,7 @@ import { AnswerCache, rrsFor } from './answers.js'
 import { HelperPool } from './helpers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
 import { RateLimiter, type RateLimit } from './ratelimit.js'
-import { RecordSet, type RecordSource } from './records.js'
+import { RecordSet, type RecordDelta, type RecordSource } from './records.js'
 import { Forwarder, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamSource, upstreamKey } from './upstream.js'
 import {
   buildAnswer, buildEmpty, CLASS_IN, isTruncated, Parse, parseQuery, Query, rcodeOf,
@@ -157,6 +157,16 @@ export class DnsServer {
     }
   }
 
+  /** A few entries changed: patch the index in place (no rebuild); the answers are re-encoded lazily. */
+  private readonly onDelta = (d: RecordDelta): void => {
+    if (!this.dirty) {
+      this.cache.records.apply(d)
+      this.cache = new AnswerCache(this.cache.records, this.ttl)
+    }
+    // A full push already queued reads the records after this delta.
+    if (this.helpers !== undefined && this.helperPush === undefined) this.helpers.delta(d)
+  }
+
   constructor (private readonly opts: DnsServerOptions) {
     this.log = opts.log
     this.ttl = opts.ttlSeconds ?? 0
@@ -176,6 +186,7 @@ export class DnsServer {
     })
     this.cache = new AnswerCache(RecordSet.empty(), this.ttl)
     opts.records.on('change', this.onChange)
+    opts.records.on('delta', this.onDelta)
   }
 
   /** The records as the server sees them now (for `ferry dns ls`). */
@@ -263,6 +274,7 @@ export class DnsServer {
     if (this.closed) return
     this.closed = true
     this.opts.records.off('change', this.onChange)
+    this.opts.records.off('delta', this.onDelta)
     this.upstreamSource.close()
     clearImmediate(this.helperPush)
     await this.helpers?.close()
@@ -299,7 +311,7 @@ export class DnsServer {
           metrics: this.metrics,
           log: this.log,
         })
-        this.helpers.start(this.opts.records.records())
+        this.helpers.start(() => this.opts.records.records())
       }
     }
     return this.started
