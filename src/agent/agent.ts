@@ -44,6 +44,9 @@ import { ChildProcessNamespaces } from '../runtime/netns.js'
 import { withStoredLinks } from '../runtime/firewall.js'
 import type { RuntimeApi } from '../api/runtime.js'
 
+/** A plugin request waits this long for a cluster store that is reconnecting (a restart, a failover) before it fails. */
+export const DEFAULT_CLUSTER_WAIT_MS = 10_000
+
 export interface AgentConfig {
   pluginName: string
   pluginDir: string
@@ -56,7 +59,8 @@ export interface AgentConfig {
   /** An endpoint of an engine network that the engine has not known for this long is deleted (ms). */
   orphanGraceMs?: number
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
-  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string }
+  /** waitMs: how long a request waits for an unreachable cluster store (--cluster-wait; default 10 s). */
+  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
   dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number }
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
@@ -347,7 +351,8 @@ export class Agent implements AgentView {
     }
     const log = this.log.child({ component: 'cluster' })
     const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
-    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key })
+    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key,
+      unavailableWaitMs: c.waitMs ?? DEFAULT_CLUSTER_WAIT_MS })
     const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(), log: this.log.child({ component: 'peers' }) })
     return new ClusterOverlay(cluster, peers, log)
   }

@@ -165,3 +165,36 @@ t.test('sentinel:// finds the master through a real redis-sentinel', async (t) =
   await s.leave()
   t.same(server.keys('*'), [])
 })
+
+t.test('a request made while Redis restarts waits for it (--cluster-wait) instead of failing; a longer outage fails clearly', async (t) => {
+  const other = await redisServer(t)
+  const OV = { name: 'ovw', subnet: '10.61.0.0/24', gateway: '10.61.0.1' }
+  const s = new RedisClusterStore({ url: other.url, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, unavailableWaitMs: 60_000 })
+  t.teardown(() => s.close())
+  const r = record(s)
+  await s.start({ overlays: [], addresses: [], endpoints: [] })
+  await s.defineOverlay(OV)
+  const events: string[] = []
+  await other.kill()
+  await r.wait('down', undefined, 5000)
+  events.push('redis down')
+  // The engine's request arrives while the agent is reconnecting.
+  const request = s.allocateAddress(OV.name).then((ip) => { events.push(`allocated ${ip}`); return ip }, (err: Error) => { events.push(`failed: ${err.message}`) })
+  await delay(0)
+  events.push('redis restarting')
+  await other.start()
+  events.push('redis back')
+  const ip = await request
+  t.same(events, ['redis down', 'redis restarting', 'redis back', 'allocated 10.61.0.2'], 'the request waited for the store and then succeeded')
+  t.equal(ip, '10.61.0.2')
+  t.same(await s.overlay(OV.name).then((d) => d?.subnet), OV.subnet, 'the overlay was re-asserted before the request ran (Redis lost every key)')
+
+  // A short wait, and Redis stays away: the request fails with the clear error once the wait is over.
+  const quick = new RedisClusterStore({ url: other.url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0, unavailableWaitMs: 300 })
+  t.teardown(() => quick.close())
+  const rq = record(quick)
+  await quick.start()
+  await other.kill()
+  await rq.wait('down', undefined, 5000)
+  await t.rejects(quick.defineOverlay(OV), { code: 'CLUSTER_UNAVAILABLE', message: /not reachable .*did not come back within 0\.3 s/ })
+})
