@@ -76,5 +76,10 @@ t.test('change messages and retry delays', async (t) => {
   t.match(readChange(parseChange('{"kind":"host-removed"}')), { ok: false, reason: 'revision' })
   t.match(readChange(parseChange('not json')), { ok: false, reason: 'invalid' })
   t.match(readChange(parseChange('x'.repeat(40_000))), { ok: false, reason: 'invalid' })
-  t.same([1, 2, 3, 4, 5, 50].map(retryDelay), [100, 200, 400, 500, 500, 500])
+  // Equal jitter: between half and all of 100, 200, 400, 800, then 1000 ms forever.
+  t.same([1, 2, 3, 4, 5, 50].map((a) => retryDelay(a, () => 1)), [100, 200, 400, 800, 1000, 1000])
+  t.same([1, 2, 3, 4, 5, 50].map((a) => retryDelay(a, () => 0)), [50, 100, 200, 400, 500, 500])
+  t.same([0, 1].map((a) => retryDelay(a, () => 0.5)), [75, 75], 'the first retry too')
+  const spread = new Set(Array.from({ length: 200 }, () => retryDelay(9)))
+  t.ok(spread.size > 50 && [...spread].every((d) => d >= 500 && d <= 1000), 'a thousand agents reconnecting at once are spread over half a second')
 })
