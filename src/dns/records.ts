@@ -127,11 +127,38 @@ export function ipv6Bytes (ip: string): Uint8Array | undefined {
   return out
 }
 
-/** Each datum with the number of entries that give it (two entries may give one name the same address). */
+/**
+ * Each datum with the number of entries that give it (two entries may give one
+ * name the same address): one value held once is the string itself, the
+ * common case, so that 100,000 names cost no Map each.
+ */
+type Counted = string | Map<string, number>
+
+function countedValues (c: Counted | undefined): string[] {
+  return c === undefined ? [] : typeof c === 'string' ? [c] : [...c.keys()]
+}
+
+function countedAdd (c: Counted | undefined, v: string): Counted {
+  if (c === undefined) return v
+  if (typeof c === 'string') return new Map(c === v ? [[v, 2]] : [[c, 1], [v, 1]])
+  c.set(v, (c.get(v) ?? 0) + 1)
+  return c
+}
+
+function countedRemove (c: Counted | undefined, v: string): Counted | undefined {
+  if (c === undefined || typeof c === 'string') return c === v ? undefined : c
+  const n = (c.get(v) ?? 0) - 1
+  if (n > 0) c.set(v, n)
+  else c.delete(v)
+  if (c.size === 0) return undefined
+  const [only] = c
+  return c.size === 1 && only !== undefined && only[1] === 1 ? only[0] : c
+}
+
 interface NameData {
-  a: Map<string, number>
-  aaaa: Map<string, number>
-  ptr: Map<string, number>
+  a?: Counted
+  aaaa?: Counted
+  ptr?: Counted
 }
 
 type NetworkIndex = Map<string, NameData>
@@ -140,14 +167,13 @@ function bump (index: NetworkIndex, name: string, kind: keyof NameData, value: s
   let d = index.get(name)
   if (d === undefined) {
     if (by < 0) return
-    d = { a: new Map(), aaaa: new Map(), ptr: new Map() }
+    d = {}
     index.set(name, d)
   }
-  const m = d[kind]
-  const n = (m.get(value) ?? 0) + by
-  if (n > 0) m.set(value, n)
-  else m.delete(value)
-  if (d.a.size === 0 && d.aaaa.size === 0 && d.ptr.size === 0) index.delete(name)
+  const next = by > 0 ? countedAdd(d[kind], value) : countedRemove(d[kind], value)
+  if (next === undefined) delete d[kind]
+  else d[kind] = next
+  if (d.a === undefined && d.aaaa === undefined && d.ptr === undefined) index.delete(name)
 }
 
 function countAddress (index: NetworkIndex, names: string[], ip: string, primary: string, by: 1 | -1): void {
@@ -217,25 +243,22 @@ export class RecordSet {
    */
   lookup (qname: string, networks: readonly string[]): NameRecords | undefined {
     const name = normalizeName(qname)
-    let found: NameData | undefined
-    let merged = false
+    let found: NameRecords | undefined
     for (const net of networks) {
       const d = this.byNetwork.get(net)?.get(name)
       if (d === undefined) continue
+      const here = { a: countedValues(d.a), aaaa: countedValues(d.aaaa), ptr: countedValues(d.ptr) }
       if (found === undefined) {
-        found = d
+        found = here
       } else {
-        if (!merged) {
-          found = { a: new Map(found.a), aaaa: new Map(found.aaaa), ptr: new Map(found.ptr) }
-          merged = true
-        }
-        for (const x of d.a.keys()) found.a.set(x, 1)
-        for (const x of d.aaaa.keys()) found.aaaa.set(x, 1)
-        for (const x of d.ptr.keys()) found.ptr.set(x, 1)
+        // Merged scopes: each address once.
+        const f = found
+        f.a = [...new Set([...f.a, ...here.a])]
+        f.aaaa = [...new Set([...f.aaaa, ...here.aaaa])]
+        f.ptr = [...new Set([...f.ptr, ...here.ptr])]
       }
     }
-    if (found === undefined) return undefined
-    return { a: [...found.a.keys()], aaaa: [...found.aaaa.keys()], ptr: [...found.ptr.keys()] }
+    return found
   }
 
   /**
@@ -261,9 +284,9 @@ export class RecordSet {
     for (const [net, index] of this.byNetwork) {
       if (network !== undefined && net !== network) continue
       for (const [name, d] of index) {
-        for (const data of d.a.keys()) out.push({ network: net, name, type: 'A', data })
-        for (const data of d.aaaa.keys()) out.push({ network: net, name, type: 'AAAA', data })
-        for (const data of d.ptr.keys()) out.push({ network: net, name, type: 'PTR', data })
+        for (const data of countedValues(d.a)) out.push({ network: net, name, type: 'A', data })
+        for (const data of countedValues(d.aaaa)) out.push({ network: net, name, type: 'AAAA', data })
+        for (const data of countedValues(d.ptr)) out.push({ network: net, name, type: 'PTR', data })
       }
     }
     return out.sort((x, y) => x.network.localeCompare(y.network) || x.name.localeCompare(y.name) ||

@@ -174,7 +174,7 @@ function peerCheck (d: OverlayDevices): PeerCheck {
 /** One peer alone: the normalized peer and its address as a number, or why it is left out (duplicates aside). */
 function checkPeer (d: OverlayDevices, c: PeerCheck, self: { hostId: string, vtep: string }, raw: RemotePeer): { p: RemotePeer, n: number } | PeerConflict {
   const mac = typeof raw.mac === 'string' ? raw.mac.toLowerCase() : ''
-  const p: RemotePeer = { ...raw, mac }
+  const p: RemotePeer = raw.mac === mac ? raw : { ...raw, mac }
   const n = typeof p.ip === 'string' ? parseIpOrUndefined(p.ip) : undefined
   if (n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
     return { endpointId: p.endpointId, ip: String(p.ip), reason: 'invalid' }
@@ -231,17 +231,30 @@ function samePeer (a: RemotePeer, b: RemotePeer): boolean {
   return a.endpointId === b.endpointId && a.hostId === b.hostId && a.ip === b.ip && a.mac === b.mac && a.vtep === b.vtep
 }
 
-function addTo (m: Map<string, Set<string>>, key: string, id: string): void {
-  let s = m.get(key)
-  if (!s) { s = new Set(); m.set(key, s) }
-  s.add(id)
+/** Ids by key: one id is the string itself (the common case: no Set per peer). */
+type Users = Map<string, string | Set<string>>
+
+function addTo (m: Users, key: string, id: string): void {
+  const s = m.get(key)
+  if (s === undefined || s === id) m.set(key, id)
+  else if (typeof s === 'string') m.set(key, new Set([s, id]))
+  else s.add(id)
 }
 
-function removeFrom (m: Map<string, Set<string>>, key: string, id: string): void {
+function removeFrom (m: Users, key: string, id: string): void {
   const s = m.get(key)
-  if (!s) return
+  if (s === undefined) return
+  if (typeof s === 'string') { if (s === id) m.delete(key); return }
   s.delete(id)
-  if (s.size === 0) m.delete(key)
+  const [only] = s
+  if (s.size === 1 && only !== undefined) m.set(key, only)
+  else if (s.size === 0) m.delete(key)
+}
+
+/** Does anyone but `id` use the key? */
+function othersUse (m: Users, key: string, id: string): boolean {
+  const s = m.get(key)
+  return s !== undefined && (typeof s === 'string' ? s !== id : s.size > 1 || !s.has(id))
 }
 
 /**
@@ -257,13 +270,13 @@ export class PeerPlanner {
   private readonly check: PeerCheck
   private readonly peers = new Map<string, RemotePeer>()
   /** Every given peer by address and by (lower-case) MAC, valid or not: a shared one means "plan in full". */
-  private readonly ipUsers = new Map<string, Set<string>>()
-  private readonly macUsers = new Map<string, Set<string>>()
+  private readonly ipUsers: Users = new Map()
+  private readonly macUsers: Users = new Map()
+  /** The programmed peers (their FDB and neighbour entries are the table) and the others, with why. */
   private readonly kept = new Map<string, RemotePeer>()
   private readonly skipped = new Map<string, PeerConflict>()
+  /** Programmed peers per VTEP (flood entries). */
   private readonly vteps = new Map<string, number>()
-  private fdb = new Map<string, FdbEntry>()
-  private neigh = new Map<string, NeighEntry>()
   /** Full plans made so far (for tests and benchmarks: deltas must not make any). */
   fullPlans = 0
 
@@ -299,7 +312,11 @@ export class PeerPlanner {
   }
 
   table (): PeerTable {
-    return { fdb: [...this.fdb.values()], neigh: [...this.neigh.values()] }
+    const fdb: FdbEntry[] = []
+    const neigh: NeighEntry[] = []
+    for (const p of this.kept.values()) { fdb.push(peerFdb(this.devices, p)); neigh.push(peerNeigh(this.devices, p)) }
+    for (const vtep of this.vteps.keys()) fdb.push(floodFdb(this.devices, vtep))
+    return { fdb, neigh }
   }
 
   size (): { peers: number, programmed: number, skipped: number } {
@@ -310,8 +327,7 @@ export class PeerPlanner {
 
   private isShared (p: RemotePeer): boolean {
     const mac = typeof p.mac === 'string' ? p.mac.toLowerCase() : ''
-    const others = (s: Set<string> | undefined): boolean => s !== undefined && (s.size > 1 || !s.has(p.endpointId))
-    return others(this.ipUsers.get(String(p.ip))) || others(this.macUsers.get(mac))
+    return othersUse(this.ipUsers, String(p.ip), p.endpointId) || othersUse(this.macUsers, mac, p.endpointId)
   }
 
   private index (p: RemotePeer): void {
@@ -337,8 +353,6 @@ export class PeerPlanner {
       this.kept.delete(id)
       before.fdb.push(peerFdb(this.devices, was))
       before.neigh.push(peerNeigh(this.devices, was))
-      this.fdb.delete(fdbKey(peerFdb(this.devices, was)))
-      this.neigh.delete(neighKey(peerNeigh(this.devices, was)))
       this.countVtep(was.vtep, -1, before, after)
     }
     this.skipped.delete(id)
@@ -346,12 +360,8 @@ export class PeerPlanner {
       const r = checkPeer(this.devices, this.check, this.self, next)
       if ('p' in r) {
         this.kept.set(id, r.p)
-        const f = peerFdb(this.devices, r.p)
-        const n = peerNeigh(this.devices, r.p)
-        after.fdb.push(f)
-        after.neigh.push(n)
-        this.fdb.set(fdbKey(f), f)
-        this.neigh.set(neighKey(n), n)
+        after.fdb.push(peerFdb(this.devices, r.p))
+        after.neigh.push(peerNeigh(this.devices, r.p))
         this.countVtep(r.p.vtep, 1, before, after)
       } else {
         this.skipped.set(id, r)
@@ -367,17 +377,14 @@ export class PeerPlanner {
     const now = had + delta
     if (now > 0) this.vteps.set(vtep, now)
     else this.vteps.delete(vtep)
-    const e = floodFdb(this.devices, vtep)
-    if (had === 0 && now > 0) { after.fdb.push(e); this.fdb.set(fdbKey(e), e) }
-    if (had > 0 && now === 0) { before.fdb.push(e); this.fdb.delete(fdbKey(e)) }
+    if (had === 0 && now > 0) after.fdb.push(floodFdb(this.devices, vtep))
+    if (had > 0 && now === 0) before.fdb.push(floodFdb(this.devices, vtep))
   }
 
   private replan (): PeerOp[] {
     this.fullPlans++
     const plan = planPeers(this.devices, this.self, [...this.peers.values()], this.opts)
     const ops = diffPeers(plan, this.table())
-    this.fdb = new Map(plan.fdb.map((e) => [fdbKey(e), e]))
-    this.neigh = new Map(plan.neigh.map((e) => [neighKey(e), e]))
     this.kept.clear()
     for (const p of plan.peers) this.kept.set(p.endpointId, p)
     this.skipped.clear()
