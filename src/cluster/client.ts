@@ -278,7 +278,17 @@ export class ClusterClient implements ClusterStore {
     if (this.state === 'closed') throw this.unavailable('the cluster client is closed')
     if (!this.opened) throw this.unavailable('the cluster client is not started')
     const wait = this.waitMs > 0 && !this.left
-    if (this.backend.isReady() && (this.state === 'ready' || !wait)) return await fn()
+    const up = (): boolean => this.backend.isReady() && this.state === 'ready'
+    if (this.backend.isReady() && (this.state === 'ready' || !wait)) {
+      try {
+        return await fn()
+      } catch (err) {
+        // The connection dropped under the command (a restart, a failover): once the store is
+        // back, run it once more. Every change is idempotent, and an allocation that got through
+        // before the drop is not in this host's intent, so the re-assertion that comes first prunes it.
+        if (!wait || !isUnavailable(err) || up()) throw err
+      }
+    }
     const why = (): string => `the cluster store ${this.backend.description} is not reachable${this.lastError ? ` (${this.lastError})` : ''}` +
       `${wait ? ` and did not come back within ${(this.waitMs / 1000).toFixed(1)} s` : ''}; retrying in the background`
     if (!wait) throw this.unavailable(why())

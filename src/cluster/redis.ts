@@ -172,10 +172,14 @@ export class RedisBackend implements ClusterBackend {
   private lastError: Error | undefined
 
   private readonly scanPage: number
+  private readonly waitReplicas: number
+  private readonly waitMs: number
 
   constructor (url: ClusterUrl, o: { hostId: string, prefix: string, commandTimeoutMs: number, connectTimeoutMs: number, scanPage: number }) {
     this.description = url.redacted
     this.scanPage = o.scanPage
+    this.waitReplicas = url.waitReplicas
+    this.waitMs = o.commandTimeoutMs
     this.prefix = o.prefix
     this.channel = `${o.prefix}events`
     this.options = redisOptions(url, o)
@@ -251,6 +255,30 @@ export class RedisBackend implements ClusterBackend {
 
   commandCount (): number { return this.commands }
 
+  /**
+   * A change (`?wait=N`): run it, then wait until N replicas have it (Redis
+   * WAIT), so that it survives a failover once acknowledged. Fewer in time: the
+   * change is not acknowledged (CLUSTER_UNAVAILABLE); what it did on the
+   * primary is this host's to redo or prune at its next re-assertion.
+   */
+  private async change (s: LuaScript, args: Array<string | number>): Promise<unknown> {
+    const r = await this.run(s, args)
+    if (this.waitReplicas === 0) return r
+    const cmd = this.cmd
+    if (!cmd) throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} is not reachable`)
+    this.commands++
+    let acked: unknown
+    try {
+      acked = await cmd.call('WAIT', String(this.waitReplicas), String(Math.max(1, this.waitMs - 100)))
+    } catch (err) {
+      throw mapRedisError(err, `${this.description} (WAIT)`)
+    }
+    if (num(acked) < this.waitReplicas) {
+      throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} did not replicate ${s.name} to ${this.waitReplicas} replica(s) in time (${num(acked)} did)`)
+    }
+    return r
+  }
+
   /** One EVALSHA (an EVAL when the server does not know the script yet, e.g. after a restart). */
   private async run (s: LuaScript, args: Array<string | number>): Promise<unknown> {
     const cmd = this.cmd
@@ -278,43 +306,43 @@ export class RedisBackend implements ClusterBackend {
 
   async define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }> {
     const c = parseCidr(req.subnet)
-    const r = list(await this.run(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
+    const r = list(await this.change(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
       mode, c.network, c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0']))
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 
   async seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean> {
-    return num(await this.run(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig])) === 1
+    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig])) === 1
   }
 
   async leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }> {
-    return { deleted: num(await this.run(SCRIPTS.leaveOverlay, [hostId, name])) === 1 }
+    return { deleted: num(await this.change(SCRIPTS.leaveOverlay, [hostId, name])) === 1 }
   }
 
   async allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): Promise<AllocationStep> {
-    const r = list(await this.run(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0', scanned, limit]))
+    const r = list(await this.change(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0', scanned, limit]))
     const ip = str(r[0])
     return ip === '' ? { probes: num(r[1]) } : { ip, probes: num(r[1]) }
   }
 
   async release (hostId: string, overlay: string, ip: string): Promise<boolean> {
-    return num(await this.run(SCRIPTS.release, [hostId, overlay, ip])) === 1
+    return num(await this.change(SCRIPTS.release, [hostId, overlay, ip])) === 1
   }
 
   async publish (overlay: string, ep: ClusterEndpoint, sig: string): Promise<number> {
-    return num(await this.run(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, ep.ip, endpointJson(ep, sig)]))
+    return num(await this.change(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, ep.ip, endpointJson(ep, sig)]))
   }
 
   async withdraw (overlay: string, endpointId: string): Promise<boolean> {
-    return num(await this.run(SCRIPTS.withdraw, [overlay, endpointId])) === 1
+    return num(await this.change(SCRIPTS.withdraw, [overlay, endpointId])) === 1
   }
 
   async prune (hostId: string, keep: HostKeep): Promise<void> {
-    await this.run(SCRIPTS.prune, [hostId, JSON.stringify(keep)])
+    await this.change(SCRIPTS.prune, [hostId, JSON.stringify(keep)])
   }
 
   async removeHost (hostId: string): Promise<void> {
-    await this.run(SCRIPTS.removeHost, [hostId])
+    await this.change(SCRIPTS.removeHost, [hostId])
   }
 
   /**
