@@ -241,6 +241,13 @@ class KernelWatch {
 
   reset (): void { this.neigh.clear(); this.fdb.clear() }
 
+  /** The latest first-seen time (0 when none): a loop, since 100,000 values overflow Math.max's arguments. */
+  private latest (): number {
+    let max = 0
+    for (const m of [this.neigh, this.fdb]) for (const at of m.values()) if (at > max) max = at
+    return max
+  }
+
   /** The first addition (or deletion) of `ip` at or after `from` (performance.now() ms). */
   next (ip: string, add: boolean, from: number): number | undefined {
     return this.history.find((e) => e.ip === ip && e.add === add && e.at >= from)?.at
@@ -264,10 +271,10 @@ class KernelWatch {
     let lastDump = 0
     while (performance.now() < end) {
       if (this.neigh.size >= n && this.fdb.size >= n) {
-        return { at: Math.max(...this.neigh.values(), ...this.fdb.values()), source: 'monitor' }
+        return { at: this.latest(), source: 'monitor' }
       }
       const logged = logAt()
-      const quiet = performance.now() - Math.max(0, ...this.neigh.values(), ...this.fdb.values())
+      const quiet = performance.now() - this.latest()
       if ((logged !== undefined || quiet > 300) && performance.now() - lastDump > (logged !== undefined ? 20 : 500)) {
         lastDump = performance.now()
         const c = this.dumpCounts()
