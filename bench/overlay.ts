@@ -1,12 +1,13 @@
 /**
  * Multi-host overlay benchmark (issue 4), not a test:
  *
- *   npm run bench:overlay [-- --containers 50 --hosts 100 --per-host 100 --seconds 3 --reps 3 --phases scale,cluster]
+ *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster]
  *
  * Simulated hosts are network namespaces joined by an underlay bridge (in its
  * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
  *
- * 1. Scale. `--hosts` fake hosts with `--per-host` endpoints each are written to
+ * 1. Scale, once per `--sizes` (remote endpoints): up to 1,000 fake hosts with
+ *    100 endpoints each (fewer for small sizes) are written to
  *    a fresh Redis through ferry's own ClusterStore (a child process in the
  *    underlay namespace; fake VTEPs are underlay addresses where nothing
  *    listens, and no traffic is sent to them). Then a FRESH agent (no engine;
@@ -15,11 +16,13 @@
  *    b. rebuild: the agent is killed, its overlay devices deleted (a reboot),
  *       and it starts again with the overlay in its store → every peer programmed;
  *    c. single changes at that scale: a fake host publishes one endpoint and
- *       withdraws it, 5 times; the Redis commands each change costs (redis
+ *       withdraws it, 20 times; the Redis commands each change costs (redis
  *       MONITOR, by client and script, inside-script commands apart), and how
- *       long the fresh agent's kernel takes to get it; once with the agent as
- *       configured by default, once with `--no-dns-server`. Also the cost of the
- *       planner the agent runs per change (planPeers + diffPeers over N peers).
+ *       long the fresh agent's kernel takes to get it (p50, p99), with the
+ *       agent as configured by default (its DNS on). Also the cost of the
+ *       planner the agent runs per change (PeerPlanner.upsert among N peers);
+ *    d. the agent's RSS (VmRSS, and its peak VmHWM) with every peer programmed,
+ *       and Redis' memory per endpoint (INFO used_memory before and after the seed).
  *    The kernel is watched with `ip monitor neigh` / `bridge monitor fdb` in the
  *    agent's namespace. Those drop events in a burst of thousands, so the end
  *    of a bulk programming is taken from the agent's own debug log line
@@ -56,15 +59,17 @@ import { redisServer } from '../test/harness/redis.js'
 import { execFile } from '../src/kernel/exec.js'
 import { SCRIPTS } from '../src/cluster/lua.js'
 import { RedisClusterStore } from '../src/cluster/redis.js'
-import { diffPeers, overlayDevices, planPeers } from '../src/vxlan/plan.js'
+import { PeerPlanner, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SELF = fileURLToPath(import.meta.url)
 
 const CONTAINERS = argInt('containers', 50)
-const FAKE_HOSTS = argInt('hosts', 100)
-const PER_HOST = argInt('per-host', 100)
+const SIZES = (argValue('sizes') ?? '10,1000,10000,100000').split(',').map(Number)
+/** Endpoints per fake host, and at most this many fake hosts. */
+const PER_HOST_MAX = 100
+const HOSTS_MAX = 1000
 const SECONDS = argInt('seconds', 3)
 const REPS = argInt('reps', 3)
 const WARMUP = 3
@@ -72,12 +77,12 @@ const PHASES = new Set((argValue('phases') ?? 'scale,cluster').split(','))
 
 const REDIS_IP = '192.0.2.5'
 const FRESH_IP = '192.0.2.20'
-/** Fake VTEPs: 192.0.2.100 and up (the underlay /24; nothing answers there). */
-const FAKE_VTEP_BASE = 100
 const SCALE_OVERLAY = 'ovscale'
-const SCALE_SUBNET = '10.60.0.0/16'
+/** A /14: room for 100,000 endpoints (10.60.0.0 to 10.63.255.255). */
+const SCALE_SUBNET = '10.60.0.0/14'
 const SCALE_GATEWAY = '10.60.0.1'
-const CHURN_IP = '10.60.250.1'
+const SCALE_PREFIX = '10.6'
+const CHURN_IP = '10.63.250.1'
 const OV_SUBNET = '10.40.0.0/16'
 const TP_PORT = 5201
 const PROBE_MS = 10
@@ -124,7 +129,8 @@ interface ChurnCycle { publishAt: number, withdrawAt: number }
 interface ChurnResult { cycles: ChurnCycle[], endAt: number, commandsPerChange: number }
 
 const fakeHostId = (h: number): string => `fake${h}`
-const fakeVtep = (h: number): string => `192.0.2.${FAKE_VTEP_BASE + h}`
+/** Fake VTEPs in 198.18.0.0/15 (benchmarking addresses; no route, nothing is ever sent there). */
+const fakeVtep = (h: number): string => `198.18.${(h + 1) >> 8}.${(h + 1) & 255}`
 const macOf = (ip: string): string => ['02', '42', ...ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'))].join(':')
 
 async function openFakeHost (url: string, h: number): Promise<RedisClusterStore> {
@@ -235,6 +241,13 @@ class KernelWatch {
 
   reset (): void { this.neigh.clear(); this.fdb.clear() }
 
+  /** The latest first-seen time (0 when none): a loop, since 100,000 values overflow Math.max's arguments. */
+  private latest (): number {
+    let max = 0
+    for (const m of [this.neigh, this.fdb]) for (const at of m.values()) if (at > max) max = at
+    return max
+  }
+
   /** The first addition (or deletion) of `ip` at or after `from` (performance.now() ms). */
   next (ip: string, add: boolean, from: number): number | undefined {
     return this.history.find((e) => e.ip === ip && e.add === add && e.at >= from)?.at
@@ -258,10 +271,10 @@ class KernelWatch {
     let lastDump = 0
     while (performance.now() < end) {
       if (this.neigh.size >= n && this.fdb.size >= n) {
-        return { at: Math.max(...this.neigh.values(), ...this.fdb.values()), source: 'monitor' }
+        return { at: this.latest(), source: 'monitor' }
       }
       const logged = logAt()
-      const quiet = performance.now() - Math.max(0, ...this.neigh.values(), ...this.fdb.values())
+      const quiet = performance.now() - this.latest()
       if ((logged !== undefined || quiet > 300) && performance.now() - lastDump > (logged !== undefined ? 20 : 500)) {
         lastDump = performance.now()
         const c = this.dumpCounts()
@@ -384,25 +397,20 @@ async function waitSynced (agent: Agent, timeoutMs: number): Promise<void> {
 }
 
 /**
- * What the agent computes for every single change: the whole plan (planPeers)
- * and its diff against what is programmed (diffPeers), over `n` peers that
- * differ by one; ms, median of 7, in this process.
+ * What the agent computes for every single change: one PeerPlanner upsert (or
+ * removal) among `n` peers; µs per change, median of 7 runs of 100, in this process.
  */
-function plannerCostMs (n: number): number {
+function plannerCostUs (n: number): number {
   const devices = overlayDevices({ name: SCALE_OVERLAY, vni: 4096, subnet: SCALE_SUBNET, gateway: SCALE_GATEWAY }, { vtep: FRESH_IP, mtu: 1500 })
-  const peers = Array.from({ length: n + 1 }, (_, i) => {
-    const ip = `10.60.${Math.floor((i + 2) / 256)}.${(i + 2) % 256}`
-    const h = i % FAKE_HOSTS
-    return { endpointId: `f${h}e${i}`, hostId: fakeHostId(h), ip, mac: macOf(ip), vtep: fakeVtep(h) }
-  })
-  const self = { hostId: 'fresh', vtep: FRESH_IP }
-  const before = planPeers(devices, self, peers.slice(0, n))
+  const ipOf = (i: number): string => `10.${60 + ((i + 2) >> 16)}.${((i + 2) >> 8) & 255}.${(i + 2) & 255}`
+  const peer = (i: number, h = i % HOSTS_MAX): RemotePeer => ({ endpointId: `f${h}e${i}`, hostId: fakeHostId(h), ip: ipOf(i), mac: macOf(ipOf(i)), vtep: fakeVtep(h) })
+  const planner = new PeerPlanner(devices, { hostId: 'fresh', vtep: FRESH_IP })
+  planner.reset(Array.from({ length: n }, (_, i) => peer(i)))
   const runs: number[] = []
-  for (let i = 0; i < 7; i++) {
+  for (let r = 0; r < 7; r++) {
     const t0 = performance.now()
-    const plan = planPeers(devices, self, peers)
-    diffPeers(plan, { fdb: before.fdb, neigh: before.neigh })
-    runs.push(performance.now() - t0)
+    for (let k = 0; k < 50; k++) { planner.upsert(peer(n + k)); planner.remove(peer(n + k).endpointId) }
+    runs.push((performance.now() - t0) * 1000 / 100)
   }
   return median(runs)
 }
@@ -421,6 +429,12 @@ interface ChangeResult {
 
 interface ScaleResult {
   peers: number
+  hosts: number
+  /** The agent with every peer programmed: VmRSS and VmHWM (KiB). */
+  rssKiB: number
+  hwmKiB: number
+  /** Redis used_memory added by the seed, per endpoint (bytes). */
+  redisBytesPerEndpoint: number
   seedMs: number
   joinReplyMs: number
   join: { ms: number, source: Source }
@@ -429,11 +443,11 @@ interface ScaleResult {
   changes: ChangeResult[]
   /** Size of one full read of the overlay's endpoints (what every agent's DNS does per change). */
   endpointsReadBytes: number
-  plannerMs: number
+  plannerUs: number
 }
 
-const CHURN_CYCLES = 5
-const CHURN_GAP_MS = 700
+const CHURN_CYCLES = 20
+const CHURN_GAP_MS = 300
 
 /** CHURN_CYCLES publish/withdraw cycles by a fake host: Redis commands per change (MONITOR) and the fresh agent's kernel. */
 async function measureChanges (t: Teardowns, label: string, ulNs: string, port: number, watch: KernelWatch): Promise<ChangeResult> {
@@ -457,20 +471,37 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
   }
 }
 
-async function scalePhase (t: Teardowns, ul: Underlay): Promise<ScaleResult> {
-  const peers = FAKE_HOSTS * PER_HOST
+/** VmRSS and VmHWM of a process, KiB (NaN when gone). */
+function memoryOf (pid: number | undefined): { rss: number, hwm: number } {
+  if (pid === undefined) return { rss: NaN, hwm: NaN }
+  const status = sh(['cat', `/proc/${pid}/status`], { allowFailure: true })
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+  return { rss: field('VmRSS'), hwm: field('VmHWM') }
+}
+
+function redisUsedMemory (ns: string, port: number): number {
+  const info = sh(['ip', 'netns', 'exec', ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), 'info', 'memory'])
+  return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN)
+}
+
+async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<ScaleResult> {
+  const hosts = Math.min(HOSTS_MAX, Math.max(1, Math.ceil(size / PER_HOST_MAX)))
+  const perHost = Math.ceil(size / hosts)
+  const peers = hosts * perHost
   const port = 6380
   const url = `redis://${REDIS_IP}:${port}`
   await redisServer(t, { ns: ul.ns, host: REDIS_IP, port })
-  section(`scale: ${FAKE_HOSTS} fake hosts × ${PER_HOST} endpoints written to Redis, then a fresh agent`)
-  const seeded = await runSelf<SeedResult>(ul.ns, '--seed', { url, hosts: FAKE_HOSTS, perHost: PER_HOST } satisfies SeedSpec, 240_000)
+  section(`scale: ${hosts} fake hosts × ${perHost} endpoints written to Redis, then a fresh agent`)
+  const memBefore = redisUsedMemory(ul.ns, port)
+  const seeded = await runSelf<SeedResult>(ul.ns, '--seed', { url, hosts, perHost } satisfies SeedSpec, 900_000)
+  const redisBytesPerEndpoint = (redisUsedMemory(ul.ns, port) - memBefore) / peers
   const sumLengths = "local n = 0 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do n = n + #v end return n"
   const endpointsReadBytes = Number(sh(['ip', 'netns', 'exec', ul.ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), 'eval', sumLengths, '1', `ferry:overlay:${SCALE_OVERLAY}:eps`]).trim())
   console.log(`seeded ${seeded.endpoints} endpoints in ${ms(seeded.ms)} ms through the ClusterStore (${seeded.commands} commands, ${(seeded.commands / seeded.endpoints).toFixed(2)} per endpoint incl. address allocation)`)
 
   const ns = netns(t, 'fyosc')
   ul.attach(ns, FRESH_IP)
-  const watch = new KernelWatch(t, ns, '10.60.')
+  const watch = new KernelWatch(t, ns, SCALE_PREFIX)
   // The state directory outlives each agent process, so the same host can start again with other flags.
   const stateDir = mkdtempSync(joinPath(tmpdir(), 'fyosc-state-'))
   t.teardown(() => rmSync(stateDir, { recursive: true, force: true }))
@@ -489,7 +520,7 @@ async function scalePhase (t: Teardowns, ul: Underlay): Promise<ScaleResult> {
   // a. join
   let offset = agent.logs().length
   const join = await createOverlayThroughPlugin(client, SCALE_OVERLAY, SCALE_SUBNET)
-  const joined = await watch.waitFor(peers, 60_000, () => programmedAt(agent, offset, peers))
+  const joined = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   const joinReplyMs = join.repliedAt - join.sentAt
   console.log(`join: CreateNetwork answered in ${ms(joinReplyMs)} ms; ${peers} peers in the kernel ${ms(joined.at - join.sentAt)} ms after it was sent (end seen by: ${joined.source})`)
 
@@ -504,22 +535,24 @@ async function scalePhase (t: Teardowns, ul: Underlay): Promise<ScaleResult> {
   const restartAt = performance.now()
   await agent.restart()
   const readyAt = performance.now()
-  const rebuilt = await watch.waitFor(peers, 60_000, () => programmedAt(agent, offset, peers))
+  const rebuilt = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   console.log(`rebuild: agent started (plugin socket answering) in ${ms(readyAt - restartAt)} ms; ${peers} peers in the kernel ${ms(rebuilt.at - restartAt)} ms after the start (end seen by: ${rebuilt.source})`)
-  await waitSynced(agent, 30_000)
+  await waitSynced(agent, 60_000)
 
-  // c. single changes at this scale, with the agent's DNS on (default) and off
+  // c. single changes at this scale, with the agent as configured by default (its DNS on)
   const changes = [await measureChanges(t, 'one change (agent as configured by default)', ul.ns, port, watch)]
   const st = JSON.parse((await agent.cli(['cluster', 'status', '--json'])).stdout) as { commands?: number }
   console.log(`the fresh agent's own command counter (ferry cluster status --json → commands): ${st.commands ?? '?'} since its last start`)
+  // d. memory, with every peer programmed and its names in the DNS records
+  const mem = memoryOf(agent.pid())
+  console.log(`agent memory with ${peers} remote endpoints: VmRSS ${(mem.rss / 1024).toFixed(0)} MiB (peak ${(mem.hwm / 1024).toFixed(0)} MiB); ` +
+    `Redis ${redisBytesPerEndpoint.toFixed(0)} bytes per endpoint`)
   await agent.destroy()
-  agent = await fresh(['--no-dns-server'])
-  await waitSynced(agent, 30_000)
-  changes.push(await measureChanges(t, 'one change (agent with --no-dns-server)', ul.ns, port, watch))
   return {
-    peers, seedMs: seeded.ms, joinReplyMs, join: { ms: joined.at - join.sentAt, source: joined.source },
+    peers, hosts, rssKiB: mem.rss, hwmKiB: mem.hwm, redisBytesPerEndpoint,
+    seedMs: seeded.ms, joinReplyMs, join: { ms: joined.at - join.sentAt, source: joined.source },
     rebuildReadyMs: readyAt - restartAt, rebuild: { ms: rebuilt.at - restartAt, source: rebuilt.source }, changes, endpointsReadBytes,
-    plannerMs: plannerCostMs(peers),
+    plannerUs: plannerCostUs(peers),
   }
 }
 
@@ -673,21 +706,26 @@ function distRow (name: string, xs: readonly number[]): string[] {
 const goal = (ok: boolean): string => ok ? 'goal met' : 'goal MISSED'
 
 function scaleSummary (s: ScaleResult): string[] {
-  const [dflt, noDns] = s.changes
+  const [dflt] = s.changes
   const change = (c: ChangeResult | undefined): string => c === undefined
     ? ''
-    : `${c.label}: publish ${costText(c.publish)}; withdraw ${costText(c.withdraw)}; the publisher itself sent ${c.publisherCommands} per change; ` +
-      `peer in the kernel ${ms(median(c.added))} ms after the publish call (p50 of ${c.added.length}), gone ${ms(median(c.removed))} ms after the withdraw`
+    : `${c.label}: publish ${costText(c.publish)}; withdraw ${costText(c.withdraw)}; the publisher itself sent ${c.publisherCommands} per change`
   return [
-    `scale: ${s.peers} peers (${FAKE_HOSTS} hosts) programmed by a fresh agent ${ms(s.join.ms)} ms after CreateNetwork was sent (goal < 2000 ms: ${goal(s.join.ms < 2000)}); ` +
-      `CreateNetwork answered in ${ms(s.joinReplyMs)} ms (end seen by: ${s.join.source})`,
-    `scale: rebuild after a reboot (agent start with the overlay in its store): all peers ${ms(s.rebuild.ms)} ms after the process started, ` +
-      `plugin socket answering at ${ms(s.rebuildReadyMs)} ms (end seen by: ${s.rebuild.source})`,
-    `scale: Redis commands per endpoint change, ${change(dflt)}`,
-    `scale: ${change(noDns)}`,
-    `scale: per change, each agent re-plans every peer (planPeers + diffPeers over ${s.peers}: ${ms(s.plannerMs)} ms in this process) ` +
-      `and, with its DNS on, rebuilds its name records from the pushed change (the overlay's endpoints, ${(s.endpointsReadBytes / 1024).toFixed(0)} KiB in Redis, are read only at a resync)`,
+    `scale ${s.peers}: ${s.peers} peers (${s.hosts} hosts) programmed by a fresh agent ${ms(s.join.ms)} ms after CreateNetwork was sent; ` +
+      `CreateNetwork answered in ${ms(s.joinReplyMs)} ms (end seen by: ${s.join.source}); rebuild after a reboot ${ms(s.rebuild.ms)} ms ` +
+      `(plugin socket answering at ${ms(s.rebuildReadyMs)} ms; end seen by: ${s.rebuild.source})`,
+    `scale ${s.peers}: Redis commands per endpoint change, ${change(dflt)}`,
+    `scale ${s.peers}: per change, each agent plans that endpoint alone (PeerPlanner: ${s.plannerUs.toFixed(1)} µs in this process) and patches ` +
+      `its DNS records (the overlay's endpoints, ${(s.endpointsReadBytes / 1024).toFixed(0)} KiB in Redis, are read only at a resync, in pages)`,
   ]
+}
+
+/** One row per size: the figures of the README's table. */
+function scaleTable (rows: readonly ScaleResult[]): string {
+  const kernel = (r: ScaleResult): number[] => [...(r.changes[0]?.added ?? []), ...(r.changes[0]?.removed ?? [])].filter(Number.isFinite)
+  return table([['remote endpoints', 'hosts', 'change→kernel p50 ms', 'p99 ms', 'full programming ms', 'rebuild ms', 'agent RSS MiB (peak)', 'Redis B/endpoint', 'planner µs/change'],
+    ...rows.map((r) => [String(r.peers), String(r.hosts), sms(quantile(kernel(r), 0.5)), sms(quantile(kernel(r), 0.99)), ms(r.join.ms), ms(r.rebuild.ms),
+      `${(r.rssKiB / 1024).toFixed(0)} (${(r.hwmKiB / 1024).toFixed(0)})`, r.redisBytesPerEndpoint.toFixed(0), r.plannerUs.toFixed(1)])])
 }
 
 interface ClusterResult { conv: ConvergenceResult, tp: ThroughputResult }
@@ -723,17 +761,21 @@ function clusterSummary ({ conv, tp }: ClusterResult): string[] {
 
 async function main (t: Teardowns): Promise<void> {
   const started = performance.now()
-  if (FAKE_HOSTS < 1 || FAKE_HOSTS > 150) throw new Error('--hosts must be 1 to 150 (fake VTEPs are 192.0.2.100 and up)')
-  if (FAKE_HOSTS * PER_HOST > 60_000) throw new Error('--hosts × --per-host must fit the /16 of the scale overlay (60,000 at most)')
-  console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${FAKE_HOSTS}×${PER_HOST} peers at scale, ${CONTAINERS} containers for convergence, ${REPS}×${SECONDS} s transfers`)
+  if (SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 200_000)) throw new Error('--sizes must be whole numbers from 1 to 200,000 (the /14 of the scale overlay)')
+  console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${SIZES.join(', ')} peers at scale, ${CONTAINERS} containers for convergence, ${REPS}×${SECONDS} s transfers`)
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores: other work on the machine skews every figure)`)
   const ul = underlay(t)
   const summary: string[] = []
   if (PHASES.has('scale')) {
-    const scope = t.scope()
-    const scale = await scalePhase(scope, ul)
-    await scope.run()
-    summary.push(...scaleSummary(scale), `seeding Redis took ${ms(scale.seedMs)} ms`)
+    const rows: ScaleResult[] = []
+    for (const size of SIZES) {
+      const scope = t.scope()
+      const scale = await scalePhase(scope, ul, size)
+      await scope.run()
+      rows.push(scale)
+      summary.push(...scaleSummary(scale), `seeding Redis with ${scale.peers} took ${ms(scale.seedMs)} ms`)
+    }
+    summary.push(scaleTable(rows))
   }
   if (PHASES.has('cluster')) summary.push(...clusterSummary(await clusterPhase(t, ul)))
   section('summary')

@@ -50,6 +50,7 @@ import type { RedisServer } from '../test/harness/redis.js'
 import { startCluster, type SimHost } from '../test/harness/cluster.js'
 import { execFile, type ExecResult } from '../src/kernel/exec.js'
 import { argInt, runBench, section, table, type Teardowns } from './lib.js'
+import { mulberry32 } from '../test/harness/random.js'
 
 const MINUTES = argInt('minutes', 3)
 const SEED = argInt('seed', randomInt(1, 2 ** 31 - 1))
@@ -84,17 +85,7 @@ const HTTP_GET = (ip: string, port: number): string => `printf 'GET / HTTP/1.0\\
 
 // ---- seeded randomness -------------------------------------------------------------
 
-/** mulberry32: a small, good-enough PRNG; the same seed gives the same sequence. */
-export function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { mulberry32 }
 
 /** A PRNG per actor (loop or injector), derived from the seed and the actor's name. */
 export class Rng {

@@ -47,6 +47,9 @@ import { ChildProcessNamespaces } from '../runtime/netns.js'
 import { withStoredLinks } from '../runtime/firewall.js'
 import type { RuntimeApi } from '../api/runtime.js'
 
+/** A plugin request waits this long for a cluster store that is reconnecting (a restart, a failover) before it fails. */
+export const DEFAULT_CLUSTER_WAIT_MS = 10_000
+
 export interface AgentConfig {
   pluginName: string
   pluginDir: string
@@ -59,7 +62,8 @@ export interface AgentConfig {
   /** An endpoint of an engine network that the engine has not known for this long is deleted (ms). */
   orphanGraceMs?: number
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
-  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string }
+  /** waitMs: how long a request waits for an unreachable cluster store (--cluster-wait; default 10 s). */
+  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
   dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false }
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
@@ -288,7 +292,11 @@ export class Agent implements AgentView {
     if (this.overlay) {
       // Remote names come from PeerSync's vetted view of the cluster (checked,
       // tied to registered hosts, first claim of an address wins), never raw from Redis.
-      const unsubscribe = this.overlay.peers.onRemoteChange(() => { void this.refreshRemote() })
+      // A pushed change patches the records of the endpoints it names; a full read replaces them all.
+      const unsubscribe = this.overlay.peers.onRemoteChange((changes) => {
+        if (changes) this.records.remoteChanged(changes)
+        else void this.refreshRemote()
+      })
       this.cleanups.push(async () => unsubscribe())
     }
     await this.syncNow()
@@ -298,7 +306,7 @@ export class Agent implements AgentView {
     if (!this.overlay) return
     const vetted = this.overlay.peers.remoteEndpoints()
     for (const n of this.driver.networks()) if (n.overlay) this.remote.set(n.overlay.name, vetted.get(n.overlay.name) ?? [])
-    this.queueSync()
+    this.records.setRemote(this.remote, this.overlay.cluster.hostId)
   }
 
   private queueSync (): void {
@@ -315,7 +323,7 @@ export class Agent implements AgentView {
     // An overlay joined since the last read: read its endpoints once, then follow the pushes.
     if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote()
     const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
-    this.records.update({ networks, endpoints, names, remote: this.remote, hostId: this.overlay?.cluster.hostId })
+    this.records.update({ networks, endpoints, names, remote: new Map(), hostId: this.overlay?.cluster.hostId })
     const gateways = [...new Set(networks.map((n) => n.gateway))].map((ip) => ({ ip, port: this.cfg.dns.port ?? 53 }))
     try {
       await this.dns.setAddresses(gateways)
@@ -372,7 +380,8 @@ export class Agent implements AgentView {
     }
     const log = this.log.child({ component: 'cluster' })
     const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
-    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key })
+    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key,
+      unavailableWaitMs: c.waitMs ?? DEFAULT_CLUSTER_WAIT_MS })
     const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(), log: this.log.child({ component: 'peers' }) })
     return new ClusterOverlay(cluster, peers, log)
   }

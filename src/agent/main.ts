@@ -25,6 +25,8 @@ export interface AgentFlags extends RuntimeFlags {
   advertiseAddr?: string
   hostId?: string
   hostTtl?: number
+  /** `--cluster-wait SECONDS`: how long a request waits for an unreachable cluster store (default 10). */
+  clusterWait?: number
   /** `--cluster-key FILE`: the shared secret that signs cluster entries (src/cluster/key.ts). */
   clusterKey?: string
   dns: string[]
@@ -63,6 +65,7 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
   if (flags.cluster === undefined) {
     if (flags.advertiseAddr !== undefined) throw new FerryError('INVALID_OPTION', '--advertise-addr only makes sense with --cluster')
     if (flags.clusterKey !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-key only makes sense with --cluster')
+    if (flags.clusterWait !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-wait only makes sense with --cluster')
     return undefined
   }
   if (flags.advertiseAddr === undefined || !isIpv4(flags.advertiseAddr)) {
@@ -73,6 +76,7 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
   }
   return {
     url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000, keyFile: flags.clusterKey,
+    waitMs: flags.clusterWait === undefined ? undefined : flags.clusterWait * 1000,
   }
 }
 

@@ -10,8 +10,11 @@
  *   pub/sub loses what happens while a host is away, and a store restarted
  *   without persistence loses everything;
  * - the heartbeat timer (which also reaps hosts whose TTL passed);
- * - fail-fast: while the store is unreachable every call rejects at once with
- *   CLUSTER_UNAVAILABLE, and removals are remembered and replayed later;
+ * - short outages hidden: a call made while the store is unreachable (a
+ *   restart, a failover) waits up to `unavailableWaitMs` for the connection to
+ *   come back and this host to be re-asserted, then runs; past that (or at
+ *   once with 0, the default) it rejects with CLUSTER_UNAVAILABLE, and removals
+ *   are remembered and replayed later;
  * - fan-out of changes to subscribers, with `resync` after each re-assertion;
  * - distrust of what comes back: every entry and message read from the store is
  *   checked with the write path's schemas (and the cluster key's MAC when one is
@@ -53,6 +56,8 @@ export interface ClusterClientOptions {
   maxTombstones?: number
   /** Addresses one allocation call may look at (tests lower it). Default ALLOCATION_SCAN_LIMIT. */
   allocationScanLimit?: number
+  /** How long a call waits for an unreachable store to come back before it fails (the agent's --cluster-wait). Default 0: fail at once. */
+  unavailableWaitMs?: number
 }
 
 type Tombstone =
@@ -104,6 +109,7 @@ export class ClusterClient implements ClusterStore {
   readonly rejects: RejectCounter
   private readonly maxTombstones: number
   private readonly scanLimit: number
+  private readonly waitMs: number
 
   private state: ClusterState = 'idle'
   private lastError: string | undefined
@@ -143,6 +149,8 @@ export class ClusterClient implements ClusterStore {
     this.rejects = opts.rejects ?? new RejectCounter(opts.log)
     this.maxTombstones = opts.maxTombstones ?? DEFAULT_MAX_TOMBSTONES
     this.scanLimit = opts.allocationScanLimit ?? ALLOCATION_SCAN_LIMIT
+    this.waitMs = opts.unavailableWaitMs ?? 0
+    if (!Number.isFinite(this.waitMs) || this.waitMs < 0) throw new FerryError('INVALID_OPTION', `the cluster wait (${this.waitMs} ms) must be 0 or more`)
     if (this.heartbeatMs > 0 && this.ttlMs <= this.heartbeatMs) {
       throw new FerryError('INVALID_OPTION', `the host TTL (${this.ttlMs} ms) must be longer than the heartbeat period (${this.heartbeatMs} ms)`)
     }
@@ -155,15 +163,8 @@ export class ClusterClient implements ClusterStore {
     if (this.state === 'closed') return Promise.reject(this.unavailable('the cluster client is closed'))
     if (local !== undefined) this.loadIntent(local)
     this.left = false
-    const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.resolve !== ok)
-        reject(this.unavailable(`could not register with the cluster store ${this.backend.description} within ${this.startTimeoutMs} ms` +
-          `${this.lastError ? ` (${this.lastError})` : ''}; still trying in the background`))
-      }, this.startTimeoutMs)
-      const ok = (): void => { clearTimeout(timer); resolve() }
-      this.waiters.push({ resolve: ok, reject: (e) => { clearTimeout(timer); reject(e) } })
-    })
+    const done = this.whenReady(this.startTimeoutMs, () => `could not register with the cluster store ${this.backend.description} within ${this.startTimeoutMs} ms` +
+      `${this.lastError ? ` (${this.lastError})` : ''}; still trying in the background`)
     if (!this.opened) {
       this.opened = true
       this.state = 'connecting'
@@ -256,13 +257,48 @@ export class ClusterClient implements ClusterStore {
     return new FerryError('CLUSTER_UNAVAILABLE', why)
   }
 
-  /** Run a backend call, failing fast while the store is unreachable. */
+  /** Resolves at the next successful (re-)registration; rejects with `why` after `ms`, or when the client closes. */
+  private whenReady (ms: number, why: () => string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== ok)
+        reject(this.unavailable(why()))
+      }, ms)
+      const ok = (): void => { clearTimeout(timer); resolve() }
+      this.waiters.push({ resolve: ok, reject: (e) => { clearTimeout(timer); reject(e) } })
+    })
+  }
+
+  /**
+   * Run a backend call. While the store is unreachable (or this host is being
+   * re-asserted after a reconnection) the call waits, up to `unavailableWaitMs`,
+   * for it to be back; then it fails with CLUSTER_UNAVAILABLE.
+   */
   private async call<T> (fn: () => Promise<T>): Promise<T> {
     if (this.state === 'closed') throw this.unavailable('the cluster client is closed')
     if (!this.opened) throw this.unavailable('the cluster client is not started')
-    if (!this.backend.isReady()) {
-      throw this.unavailable(`the cluster store ${this.backend.description} is not reachable${this.lastError ? ` (${this.lastError})` : ''}; retrying in the background`)
+    const wait = this.waitMs > 0 && !this.left
+    const up = (): boolean => this.backend.isReady() && this.state === 'ready'
+    if (this.backend.isReady() && (this.state === 'ready' || !wait)) {
+      try {
+        return await fn()
+      } catch (err) {
+        // The connection dropped under the command (a restart, a failover): once the store is
+        // back, run it once more. Every change is idempotent, and an allocation that got through
+        // before the drop is not in this host's intent, so the re-assertion that comes first prunes it.
+        if (!wait || !isUnavailable(err) || up()) throw err
+      }
     }
+    const why = (): string => `the cluster store ${this.backend.description} is not reachable${this.lastError ? ` (${this.lastError})` : ''}` +
+      `${wait ? ` and did not come back within ${(this.waitMs / 1000).toFixed(1)} s` : ''}; retrying in the background`
+    if (!wait) throw this.unavailable(why())
+    try {
+      await this.whenReady(this.waitMs, why)
+    } catch (err) {
+      // Connected but still re-asserting this host when the wait ran out: go ahead.
+      if (!this.backend.isReady()) throw err
+    }
+    if (!this.backend.isReady()) throw this.unavailable(why())
     return await fn()
   }
 

@@ -435,7 +435,13 @@ remove_host(ARGV[2])
 return 1
 `
 
-/** ARGV: prefix. Returns {rev, now, host rows, overlay rows {…, hosts, endpoint id/JSON pairs, claim ip/id pairs}}. */
+/**
+ * ARGV: prefix. Returns {rev, now, host rows, overlay rows {…, hosts}}: the
+ * head of a full read. The endpoints and claims of each overlay follow in
+ * pages (HSCAN), so no reply holds a whole large overlay and Redis is never
+ * busy with one reader for long; changes made meanwhile come through the
+ * change channel with revisions after `rev`, and the reader replays them.
+ */
 const SNAPSHOT = `
 local rev = tonumber(redis.call('GET', P .. 'rev') or '0')
 local overlays = {}
@@ -445,8 +451,6 @@ for _, o in ipairs(names) do
   local row = overlay_row(o)
   if row then
     row[8] = redis.call('SMEMBERS', okey(o) .. ':hosts')
-    row[9] = redis.call('HGETALL', okey(o) .. ':eps')
-    row[10] = redis.call('HGETALL', okey(o) .. ':claims')
     overlays[#overlays + 1] = row
   end
 end
@@ -463,9 +467,9 @@ const OVERLAY = `
 return overlay_row(ARGV[2])
 `
 
-/** ARGV: prefix, name. Returns {definition row or false, endpoint id/JSON pairs}. */
+/** ARGV: prefix, name. Returns the definition row or false (the endpoints follow in pages). */
 const ENDPOINTS = `
-return { overlay_row(ARGV[2]) or false, redis.call('HGETALL', okey(ARGV[2]) .. ':eps') }
+return { overlay_row(ARGV[2]) or false }
 `
 
 function script (name: string, body: string): LuaScript {

@@ -25,6 +25,8 @@ import type { ClusterEndpoint, LocalClusterState, OverlayRequest } from './types
 export const DEFAULT_PREFIX = 'ferry:'
 const DEFAULT_COMMAND_TIMEOUT_MS = 3000
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000
+/** Entries asked per HSCAN page of a full read (a hint to Redis: each reply holds about this many). */
+export const DEFAULT_SCAN_PAGE = 1000
 const PREFIX_RE = /^[A-Za-z0-9_.-]{1,32}:$/
 
 export interface RedisClusterOptions extends ClusterClientOptions {
@@ -34,11 +36,18 @@ export interface RedisClusterOptions extends ClusterClientOptions {
   prefix?: string
   commandTimeoutMs?: number
   connectTimeoutMs?: number
+  /** Entries per page when reading an overlay's endpoints (tests lower it). Default DEFAULT_SCAN_PAGE. */
+  scanPage?: number
 }
 
-/** Reconnection delay: 100, 200, 400, then 500 ms forever. */
-export function retryDelay (attempt: number): number {
-  return Math.min(50 * 2 ** Math.min(attempt, 4), 500)
+/**
+ * Reconnection delay: 100, 200, 400, 800, then 1000 ms forever, each drawn
+ * between half and all of that ("equal jitter"), so that a thousand agents
+ * that lost Redis at once do not all come back (and resync) at the same instant.
+ */
+export function retryDelay (attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(50 * 2 ** Math.min(Math.max(attempt, 1), 5), 1000)
+  return Math.round(ceiling / 2 + (ceiling / 2) * Math.min(Math.max(random(), 0), 1))
 }
 
 /** The ioredis options for a parsed URL (exported for tests). */
@@ -51,7 +60,7 @@ export function redisOptions (url: ClusterUrl, o: { hostId: string, commandTimeo
     autoResubscribe: false,
     commandTimeout: o.commandTimeoutMs,
     connectTimeout: o.connectTimeoutMs,
-    retryStrategy: retryDelay,
+    retryStrategy: (attempt: number) => retryDelay(attempt),
     connectionName: `ferry-${o.hostId}`,
     db: url.db,
   }
@@ -75,7 +84,7 @@ export function redisOptions (url: ClusterUrl, o: { hostId: string, commandTimeo
   } else {
     opts.sentinels = url.target.sentinels.map((s) => ({ host: s.host, port: s.port }))
     opts.name = url.target.masterName
-    opts.sentinelRetryStrategy = retryDelay
+    opts.sentinelRetryStrategy = (attempt: number) => retryDelay(attempt)
     if (url.password !== undefined) opts.sentinelPassword = url.password
     if (url.username !== undefined) opts.sentinelUsername = url.username
     if (url.tls !== undefined) opts.enableTLSForSentinelMode = true
@@ -131,10 +140,6 @@ function pairs (v: unknown): Array<[string, unknown]> {
   return out
 }
 
-function toEndpoints (v: unknown): RawEndpoint[] {
-  return pairs(v).map(([id, raw]) => ({ id, raw }))
-}
-
 /** The stored form of an endpoint: its canonical content, with the cluster key's MAC when there is one. */
 export function endpointJson (ep: ClusterEndpoint, sig = ''): string {
   const content = endpointContent(ep)
@@ -166,8 +171,15 @@ export class RedisBackend implements ClusterBackend {
   private commands = 0
   private lastError: Error | undefined
 
-  constructor (url: ClusterUrl, o: { hostId: string, prefix: string, commandTimeoutMs: number, connectTimeoutMs: number }) {
+  private readonly scanPage: number
+  private readonly waitReplicas: number
+  private readonly waitMs: number
+
+  constructor (url: ClusterUrl, o: { hostId: string, prefix: string, commandTimeoutMs: number, connectTimeoutMs: number, scanPage: number }) {
     this.description = url.redacted
+    this.scanPage = o.scanPage
+    this.waitReplicas = url.waitReplicas
+    this.waitMs = o.commandTimeoutMs
     this.prefix = o.prefix
     this.channel = `${o.prefix}events`
     this.options = redisOptions(url, o)
@@ -243,6 +255,30 @@ export class RedisBackend implements ClusterBackend {
 
   commandCount (): number { return this.commands }
 
+  /**
+   * A change (`?wait=N`): run it, then wait until N replicas have it (Redis
+   * WAIT), so that it survives a failover once acknowledged. Fewer in time: the
+   * change is not acknowledged (CLUSTER_UNAVAILABLE); what it did on the
+   * primary is this host's to redo or prune at its next re-assertion.
+   */
+  private async change (s: LuaScript, args: Array<string | number>): Promise<unknown> {
+    const r = await this.run(s, args)
+    if (this.waitReplicas === 0) return r
+    const cmd = this.cmd
+    if (!cmd) throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} is not reachable`)
+    this.commands++
+    let acked: unknown
+    try {
+      acked = await cmd.call('WAIT', String(this.waitReplicas), String(Math.max(1, this.waitMs - 100)))
+    } catch (err) {
+      throw mapRedisError(err, `${this.description} (WAIT)`)
+    }
+    if (num(acked) < this.waitReplicas) {
+      throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} did not replicate ${s.name} to ${this.waitReplicas} replica(s) in time (${num(acked)} did)`)
+    }
+    return r
+  }
+
   /** One EVALSHA (an EVAL when the server does not know the script yet, e.g. after a restart). */
   private async run (s: LuaScript, args: Array<string | number>): Promise<unknown> {
     const cmd = this.cmd
@@ -270,61 +306,88 @@ export class RedisBackend implements ClusterBackend {
 
   async define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }> {
     const c = parseCidr(req.subnet)
-    const r = list(await this.run(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
+    const r = list(await this.change(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
       mode, c.network, c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0']))
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 
   async seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean> {
-    return num(await this.run(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig])) === 1
+    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig])) === 1
   }
 
   async leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }> {
-    return { deleted: num(await this.run(SCRIPTS.leaveOverlay, [hostId, name])) === 1 }
+    return { deleted: num(await this.change(SCRIPTS.leaveOverlay, [hostId, name])) === 1 }
   }
 
   async allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): Promise<AllocationStep> {
-    const r = list(await this.run(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0', scanned, limit]))
+    const r = list(await this.change(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0', scanned, limit]))
     const ip = str(r[0])
     return ip === '' ? { probes: num(r[1]) } : { ip, probes: num(r[1]) }
   }
 
   async release (hostId: string, overlay: string, ip: string): Promise<boolean> {
-    return num(await this.run(SCRIPTS.release, [hostId, overlay, ip])) === 1
+    return num(await this.change(SCRIPTS.release, [hostId, overlay, ip])) === 1
   }
 
   async publish (overlay: string, ep: ClusterEndpoint, sig: string): Promise<number> {
-    return num(await this.run(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, ep.ip, endpointJson(ep, sig)]))
+    return num(await this.change(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, ep.ip, endpointJson(ep, sig)]))
   }
 
   async withdraw (overlay: string, endpointId: string): Promise<boolean> {
-    return num(await this.run(SCRIPTS.withdraw, [overlay, endpointId])) === 1
+    return num(await this.change(SCRIPTS.withdraw, [overlay, endpointId])) === 1
   }
 
   async prune (hostId: string, keep: HostKeep): Promise<void> {
-    await this.run(SCRIPTS.prune, [hostId, JSON.stringify(keep)])
+    await this.change(SCRIPTS.prune, [hostId, JSON.stringify(keep)])
   }
 
   async removeHost (hostId: string): Promise<void> {
-    await this.run(SCRIPTS.removeHost, [hostId])
+    await this.change(SCRIPTS.removeHost, [hostId])
+  }
+
+  /**
+   * Every field of a hash, read in pages of about `scanPage` (HSCAN). A field
+   * changed during the read may be missed or seen twice (the last one is kept);
+   * the change channel brings what changed after the read started.
+   */
+  private async scanHash (key: string): Promise<Array<[string, unknown]>> {
+    const cmd = this.cmd
+    const fields = new Map<string, unknown>()
+    let cursor = '0'
+    do {
+      if (!cmd || !this.isReady()) throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} went away during a full read`)
+      this.commands++
+      let reply: [string, string[]]
+      try {
+        reply = await cmd.hscan(key, cursor, 'COUNT', this.scanPage)
+      } catch (err) {
+        throw mapRedisError(err, `${this.description} (HSCAN)`)
+      }
+      cursor = str(reply[0])
+      for (const [field, value] of pairs(reply[1])) fields.set(field, value)
+    } while (cursor !== '0')
+    return [...fields]
+  }
+
+  private okey (overlay: string): string {
+    return `${this.prefix}overlay:${overlay}`
   }
 
   async snapshot (): Promise<RawSnapshot> {
     const r = list(await this.run(SCRIPTS.snapshot, []))
-    return {
-      rev: num(r[0]),
-      time: num(r[1]),
-      hosts: list(r[2]).map((h) => toHost(list(h))),
-      overlays: list(r[3]).map((row) => {
-        const o = list(row)
-        return {
-          definition: toDefinition(o),
-          hosts: list(o[7]).map(str),
-          endpoints: toEndpoints(o[8]),
-          claims: pairs(o[9]).map(([ip, id]) => ({ ip, endpointId: str(id) })),
-        }
-      }),
+    const overlays: RawSnapshot['overlays'] = []
+    for (const row of list(r[3])) {
+      const o = list(row)
+      const definition = toDefinition(o)
+      const key = this.okey(str(definition.name))
+      overlays.push({
+        definition,
+        hosts: list(o[7]).map(str),
+        endpoints: (await this.scanHash(`${key}:eps`)).map(([id, raw]) => ({ id, raw })),
+        claims: (await this.scanHash(`${key}:claims`)).map(([ip, id]) => ({ ip, endpointId: str(id) })),
+      })
     }
+    return { rev: num(r[0]), time: num(r[1]), hosts: list(r[2]).map((h) => toHost(list(h))), overlays }
   }
 
   async overlay (name: string): Promise<Record<string, unknown> | undefined> {
@@ -334,7 +397,7 @@ export class RedisBackend implements ClusterBackend {
 
   async endpoints (overlay: string): Promise<{ definition?: Record<string, unknown>, endpoints: RawEndpoint[] }> {
     const r = list(await this.run(SCRIPTS.endpoints, [overlay]))
-    const endpoints = toEndpoints(r[1])
+    const endpoints = (await this.scanHash(`${this.okey(overlay)}:eps`)).map(([id, raw]) => ({ id, raw }))
     return Array.isArray(r[0]) ? { definition: toDefinition(r[0]), endpoints } : { endpoints }
   }
 
@@ -365,6 +428,7 @@ export class RedisClusterStore extends ClusterClient {
       prefix,
       commandTimeoutMs: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      scanPage: opts.scanPage ?? DEFAULT_SCAN_PAGE,
     })
     super(backend, opts)
   }

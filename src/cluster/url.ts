@@ -2,9 +2,12 @@
  * Parsing of `--cluster` URLs into ferry's own connection description, with a
  * sentence for every mistake (FerryError INVALID_OPTION). Pure: no I/O.
  *
- *   redis://[[user]:password@]host[:port][/db]
- *   rediss://[[user]:password@]host[:port][/db][?ca=/path/ca.pem][&servername=name]   (TLS)
- *   sentinel://[[user]:password@]host:port[,host:port…]/mastername[?tls=true]
+ *   redis://[[user]:password@]host[:port][/db][?wait=N]
+ *   rediss://[[user]:password@]host[:port][/db][?ca=/path/ca.pem][&servername=name][&wait=N]   (TLS)
+ *   sentinel://[[user]:password@]host:port[,host:port…]/mastername[?tls=true][&wait=N]
+ *
+ * `wait=N`: every change waits (Redis WAIT) until N replicas have it, so that
+ * an acknowledged allocation survives a failover (docs/cluster.md).
  *
  * The port defaults to 6379 (26379 for sentinels). A sentinel password is used
  * both for the sentinels and for the master.
@@ -23,6 +26,8 @@ export interface ClusterUrl {
   password?: string
   db: number
   tls?: { servername?: string, caFile?: string }
+  /** Replicas that must have each change before it is acknowledged (WAIT); 0 = none. */
+  waitReplicas: number
   /** The URL with the password replaced by '***', for logs and status. */
   redacted: string
 }
@@ -84,6 +89,13 @@ function parseBool (url: string, key: string, v: string): boolean {
   throw bad(url, `parameter ${key} must be true or false, not "${v}"`)
 }
 
+function parseWait (url: string, params: Map<string, string>): number {
+  const v = params.get('wait')
+  if (v === undefined) return 0
+  if (!/^\d$/.test(v)) throw bad(url, `parameter wait must be a number of replicas from 0 to 9, not "${v}"`)
+  return Number(v)
+}
+
 /** Parse and validate a `--cluster` URL. */
 export function parseClusterUrl (url: string): ClusterUrl {
   const m = /^([a-z]+):\/\/(?:([^@/?]*)@)?([^/?]*)(\/[^?]*)?(?:\?(.*))?$/i.exec(url.trim())
@@ -109,8 +121,8 @@ export function parseClusterUrl (url: string): ClusterUrl {
       const hp = parseHostPort(url, hosts, DEFAULT_PORT)
       const dbRaw = path.replace(/^\//, '')
       if (dbRaw !== '' && (!/^\d{1,2}$/.test(dbRaw) || Number(dbRaw) > 15)) throw bad(url, `database "${dbRaw}" must be a number from 0 to 15`)
-      const params = parseQuery(url, query, scheme === 'rediss' ? ['ca', 'servername'] : [])
-      const result: ClusterUrl = { ...base, target: { kind: 'standalone', host: hp.host, port: hp.port }, db: dbRaw === '' ? 0 : Number(dbRaw) }
+      const params = parseQuery(url, query, scheme === 'rediss' ? ['ca', 'servername', 'wait'] : ['wait'])
+      const result: ClusterUrl = { ...base, target: { kind: 'standalone', host: hp.host, port: hp.port }, db: dbRaw === '' ? 0 : Number(dbRaw), waitReplicas: parseWait(url, params) }
       if (scheme === 'rediss') {
         const tls: { servername?: string, caFile?: string } = { servername: params.get('servername') ?? hp.host }
         const ca = params.get('ca')
@@ -128,8 +140,8 @@ export function parseClusterUrl (url: string): ClusterUrl {
       const masterName = decode(url, path.replace(/^\//, ''), 'master name')
       if (masterName === '') throw bad(url, 'the master name is missing (sentinel://HOST:PORT/MASTER)')
       if (!MASTER_RE.test(masterName)) throw bad(url, `master name "${masterName}" may only hold letters, digits, '_', '.' and '-'`)
-      const params = parseQuery(url, query, ['tls'])
-      const result: ClusterUrl = { ...base, target: { kind: 'sentinel', sentinels, masterName }, db: 0 }
+      const params = parseQuery(url, query, ['tls', 'wait'])
+      const result: ClusterUrl = { ...base, target: { kind: 'sentinel', sentinels, masterName }, db: 0, waitReplicas: parseWait(url, params) }
       if (params.has('tls') && parseBool(url, 'tls', params.get('tls') ?? '')) result.tls = {}
       return result
     }

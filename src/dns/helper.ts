@@ -45,6 +45,10 @@ class Helper {
         this.cache = new AnswerCache(RecordSet.from(cmd.entries), this.ttl)
         this.clients.clear()
         return
+      case 'delta':
+        this.cache.records.apply(cmd.delta)
+        this.cache = new AnswerCache(this.cache.records, this.ttl)
+        return
       case 'client':
         if (this.clients.size >= MAX_CLIENTS) this.clients.clear()
         this.clients.set(cmd.ip, cmd.networks)

@@ -24,12 +24,13 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { DnsMetrics } from './metrics.js'
 import type { RateLimit } from './ratelimit.js'
-import type { RecordEntry } from './records.js'
+import type { RecordDelta, RecordEntry } from './records.js'
 
 /** Main → helper. */
 export type HelperCommand =
   | { t: 'init', ttl: number, rateLimit: RateLimit | false, clientTtlMs: number }
   | { t: 'records', entries: readonly RecordEntry[] }
+  | { t: 'delta', delta: RecordDelta }
   | { t: 'client', ip: string, networks: readonly string[] }
   | { t: 'flush-clients' }
   | { t: 'listen', key: string }
@@ -76,12 +77,13 @@ export class HelperPool {
    * earlier is read by the IPC layer before the helper listens, and its packets are lost. */
   private readonly ready = new Set<ChildProcess>()
   private readonly sockets = new Map<string, UdpSocket>()
-  private entries: readonly RecordEntry[] = []
+  /** The records a helper that becomes ready is given (the current ones: deltas sent before it are in them). */
+  private entries: () => readonly RecordEntry[] = () => []
   private closed = false
 
   constructor (private readonly opts: HelperPoolOptions) {}
 
-  start (entries: readonly RecordEntry[]): void {
+  start (entries: () => readonly RecordEntry[]): void {
     this.entries = entries
     for (let i = 0; i < this.opts.count; i++) this.spawn()
   }
@@ -111,7 +113,7 @@ export class HelperPool {
   private onReady (child: ChildProcess): void {
     this.ready.add(child)
     this.send(child, { t: 'init', ttl: this.opts.ttl, rateLimit: this.opts.rateLimit, clientTtlMs: this.opts.clientTtlMs })
-    this.send(child, { t: 'records', entries: this.entries })
+    this.send(child, { t: 'records', entries: this.entries() })
     for (const [key, sock] of this.sockets) this.send(child, { t: 'listen', key }, sock)
   }
 
@@ -140,8 +142,11 @@ export class HelperPool {
   }
 
   records (entries: readonly RecordEntry[]): void {
-    this.entries = entries
     this.broadcast({ t: 'records', entries })
+  }
+
+  delta (delta: RecordDelta): void {
+    this.broadcast({ t: 'delta', delta })
   }
 
   client (ip: string, networks: readonly string[]): void {

@@ -30,11 +30,23 @@ export interface RecordEntry {
   ip6?: string
 }
 
-/** Where a RecordSet comes from; emits 'change' whenever `records()` would differ. */
+/** Entries that went and came: `records()` after it is `records()` before it, less `remove`, plus `add`. */
+export interface RecordDelta {
+  remove: readonly RecordEntry[]
+  add: readonly RecordEntry[]
+}
+
+/**
+ * Where a RecordSet comes from; emits 'change' whenever `records()` would
+ * differ (read them all again), or 'delta' with only what changed (a remote
+ * overlay endpoint published or withdrawn: no rebuild).
+ */
 export interface RecordSource {
   records (): readonly RecordEntry[]
   on (event: 'change', listener: () => void): unknown
   off (event: 'change', listener: () => void): unknown
+  on (event: 'delta', listener: (d: RecordDelta) => void): unknown
+  off (event: 'delta', listener: (d: RecordDelta) => void): unknown
 }
 
 /** The data ferry holds for one name in one scope. Empty arrays for types it lacks. */
@@ -115,58 +127,104 @@ export function ipv6Bytes (ip: string): Uint8Array | undefined {
   return out
 }
 
-interface NameData {
-  a: Set<string>
-  aaaa: Set<string>
-  ptr: Set<string>
+/**
+ * Each datum with the number of entries that give it (two entries may give one
+ * name the same address): one value held once is the string itself, the
+ * common case, so that 100,000 names cost no Map each.
+ */
+type Counted = string | Map<string, number>
+
+function countedValues (c: Counted | undefined): string[] {
+  return c === undefined ? [] : typeof c === 'string' ? [c] : [...c.keys()]
 }
 
-function emptyData (): NameData {
-  return { a: new Set(), aaaa: new Set(), ptr: new Set() }
+function countedAdd (c: Counted | undefined, v: string): Counted {
+  if (c === undefined) return v
+  if (typeof c === 'string') return new Map(c === v ? [[v, 2]] : [[c, 1], [v, 1]])
+  c.set(v, (c.get(v) ?? 0) + 1)
+  return c
+}
+
+function countedRemove (c: Counted | undefined, v: string): Counted | undefined {
+  if (c === undefined || typeof c === 'string') return c === v ? undefined : c
+  const n = (c.get(v) ?? 0) - 1
+  if (n > 0) c.set(v, n)
+  else c.delete(v)
+  if (c.size === 0) return undefined
+  const [only] = c
+  return c.size === 1 && only !== undefined && only[1] === 1 ? only[0] : c
+}
+
+interface NameData {
+  a?: Counted
+  aaaa?: Counted
+  ptr?: Counted
 }
 
 type NetworkIndex = Map<string, NameData>
 
-function dataFor (index: NetworkIndex, name: string): NameData {
+function bump (index: NetworkIndex, name: string, kind: keyof NameData, value: string, by: 1 | -1): void {
   let d = index.get(name)
   if (d === undefined) {
-    d = emptyData()
+    if (by < 0) return
+    d = {}
     index.set(name, d)
   }
-  return d
+  const next = by > 0 ? countedAdd(d[kind], value) : countedRemove(d[kind], value)
+  if (next === undefined) delete d[kind]
+  else d[kind] = next
+  if (d.a === undefined && d.aaaa === undefined && d.ptr === undefined) index.delete(name)
 }
 
-function addAddress (index: NetworkIndex, names: string[], ip: string, primary: string): void {
+function countAddress (index: NetworkIndex, names: string[], ip: string, primary: string, by: 1 | -1): void {
   const v4 = isIPv4(ip)
   if (!v4 && !isIPv6(ip)) return
-  for (const n of names) (v4 ? dataFor(index, n).a : dataFor(index, n).aaaa).add(ip)
-  dataFor(index, reverseName(ip)).ptr.add(primary)
+  for (const n of names) bump(index, n, v4 ? 'a' : 'aaaa', ip, by)
+  bump(index, reverseName(ip), 'ptr', primary, by)
 }
 
 /** A name that does not fit in DNS (a 64+ character container name) is left out; its aliases still count, and the first one answers PTR queries. */
-function indexEntry (index: NetworkIndex, e: RecordEntry): void {
+function countEntry (index: NetworkIndex, e: RecordEntry, by: 1 | -1): void {
   const names = [e.name, ...e.aliases].map(normalizeName).filter(isEncodableName)
   const primary = names[0]
   if (primary === undefined) return
-  addAddress(index, names, e.ip, primary)
-  if (e.ip6 !== undefined) addAddress(index, names, e.ip6, primary)
+  countAddress(index, names, e.ip, primary, by)
+  if (e.ip6 !== undefined) countAddress(index, names, e.ip6, primary, by)
 }
 
-/** An immutable index of entries by network and name. */
+/**
+ * An index of entries by network and name. Built from a list, then changed
+ * entry by entry (`add`, `remove`: the cost of one entry, whatever the size).
+ */
 export class RecordSet {
-  private constructor (private readonly byNetwork: ReadonlyMap<string, NetworkIndex>) {}
+  private constructor (private readonly byNetwork: Map<string, NetworkIndex>) {}
 
   static from (entries: readonly RecordEntry[]): RecordSet {
-    const byNetwork = new Map<string, NetworkIndex>()
-    for (const e of entries) {
-      let index = byNetwork.get(e.network)
-      if (index === undefined) {
-        index = new Map()
-        byNetwork.set(e.network, index)
-      }
-      indexEntry(index, e)
+    const set = new RecordSet(new Map())
+    for (const e of entries) set.add(e)
+    return set
+  }
+
+  add (e: RecordEntry): void {
+    let index = this.byNetwork.get(e.network)
+    if (index === undefined) {
+      index = new Map()
+      this.byNetwork.set(e.network, index)
     }
-    return new RecordSet(byNetwork)
+    countEntry(index, e, 1)
+  }
+
+  /** Remove an entry added before (the same content); one never added changes nothing. */
+  remove (e: RecordEntry): void {
+    const index = this.byNetwork.get(e.network)
+    if (index === undefined) return
+    countEntry(index, e, -1)
+    if (index.size === 0) this.byNetwork.delete(e.network)
+  }
+
+  apply (d: RecordDelta): void {
+    for (const e of d.remove) this.remove(e)
+    for (const e of d.add) this.add(e)
   }
 
   static empty (): RecordSet {
@@ -185,25 +243,22 @@ export class RecordSet {
    */
   lookup (qname: string, networks: readonly string[]): NameRecords | undefined {
     const name = normalizeName(qname)
-    let found: NameData | undefined
-    let merged = false
+    let found: NameRecords | undefined
     for (const net of networks) {
       const d = this.byNetwork.get(net)?.get(name)
       if (d === undefined) continue
+      const here = { a: countedValues(d.a), aaaa: countedValues(d.aaaa), ptr: countedValues(d.ptr) }
       if (found === undefined) {
-        found = d
+        found = here
       } else {
-        if (!merged) {
-          found = { a: new Set(found.a), aaaa: new Set(found.aaaa), ptr: new Set(found.ptr) }
-          merged = true
-        }
-        for (const x of d.a) found.a.add(x)
-        for (const x of d.aaaa) found.aaaa.add(x)
-        for (const x of d.ptr) found.ptr.add(x)
+        // Merged scopes: each address once.
+        const f = found
+        f.a = [...new Set([...f.a, ...here.a])]
+        f.aaaa = [...new Set([...f.aaaa, ...here.aaaa])]
+        f.ptr = [...new Set([...f.ptr, ...here.ptr])]
       }
     }
-    if (found === undefined) return undefined
-    return { a: [...found.a], aaaa: [...found.aaaa], ptr: [...found.ptr] }
+    return found
   }
 
   /**
@@ -229,9 +284,9 @@ export class RecordSet {
     for (const [net, index] of this.byNetwork) {
       if (network !== undefined && net !== network) continue
       for (const [name, d] of index) {
-        for (const data of d.a) out.push({ network: net, name, type: 'A', data })
-        for (const data of d.aaaa) out.push({ network: net, name, type: 'AAAA', data })
-        for (const data of d.ptr) out.push({ network: net, name, type: 'PTR', data })
+        for (const data of countedValues(d.a)) out.push({ network: net, name, type: 'A', data })
+        for (const data of countedValues(d.aaaa)) out.push({ network: net, name, type: 'AAAA', data })
+        for (const data of countedValues(d.ptr)) out.push({ network: net, name, type: 'PTR', data })
       }
     }
     return out.sort((x, y) => x.network.localeCompare(y.network) || x.name.localeCompare(y.name) ||
@@ -264,5 +319,15 @@ export class StaticRecordSource extends EventEmitter implements RecordSource {
   /** Remove every entry `match` accepts. */
   remove (match: (e: RecordEntry) => boolean): void {
     this.set(this.entries.filter((e) => !match(e)))
+  }
+
+  /** Change a few entries and say only that ('delta'), as the agent does for remote overlay endpoints. */
+  delta (d: RecordDelta): void {
+    for (const r of d.remove) {
+      const i = this.entries.findIndex((e) => JSON.stringify(e) === JSON.stringify(r))
+      if (i >= 0) this.entries.splice(i, 1)
+    }
+    this.entries.push(...d.add)
+    this.emit('delta', d)
   }
 }

@@ -37,7 +37,7 @@ import { cacheKey, type CacheOptions, DnsCache } from './cache.js'
 import { HelperPool } from './helpers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
 import { RateLimiter, type RateLimit } from './ratelimit.js'
-import { RecordSet, type RecordSource } from './records.js'
+import { RecordSet, type RecordDelta, type RecordSource } from './records.js'
 import { TcpFront, tcpLimits, type TcpLimits, type TcpStats, type TcpTimers } from './tcp.js'
 import { type Clock, Forwarder, literalLookup, realClock, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamHealth, type UpstreamSource, upstreamKey } from './upstream.js'
 import {
@@ -166,6 +166,16 @@ export class DnsServer {
     }
   }
 
+  /** A few entries changed: patch the index in place (no rebuild); the answers are re-encoded lazily. */
+  private readonly onDelta = (d: RecordDelta): void => {
+    if (!this.dirty) {
+      this.cache.records.apply(d)
+      this.cache = new AnswerCache(this.cache.records, this.ttl)
+    }
+    // A full push already queued reads the records after this delta.
+    if (this.helpers !== undefined && this.helperPush === undefined) this.helpers.delta(d)
+  }
+
   constructor (private readonly opts: DnsServerOptions) {
     this.log = opts.log
     this.ttl = opts.ttlSeconds ?? 0
@@ -196,6 +206,7 @@ export class DnsServer {
     })
     this.cache = new AnswerCache(RecordSet.empty(), this.ttl)
     opts.records.on('change', this.onChange)
+    opts.records.on('delta', this.onDelta)
   }
 
   /** The records as the server sees them now (for `ferry dns ls`). */
@@ -315,6 +326,7 @@ export class DnsServer {
     this.closed = true
     this.tcp.closed = true
     this.opts.records.off('change', this.onChange)
+    this.opts.records.off('delta', this.onDelta)
     this.upstreamSource.close()
     clearImmediate(this.helperPush)
     await this.helpers?.close()
@@ -351,7 +363,7 @@ export class DnsServer {
           metrics: this.metrics,
           log: this.log,
         })
-        this.helpers.start(this.opts.records.records())
+        this.helpers.start(() => this.opts.records.records())
       }
     }
     return this.started

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events'
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { ContainerNames } from '../docker/watch.js'
 import type { ClusterEndpoint } from '../cluster/types.js'
-import type { RecordEntry, RecordSource } from './records.js'
+import type { RecordDelta, RecordEntry, RecordSource } from './records.js'
 
 export function scopeOf (net: Pick<NetworkRecord, 'id' | 'overlay'>): string {
   return net.overlay ? `overlay:${net.overlay.name}` : net.id
@@ -60,33 +60,111 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
   }
   for (const [overlay, eps] of inp.remote) {
     for (const e of eps) {
-      if (e.hostId === inp.hostId || !e.names || e.names.length === 0) continue
-      entries.push({ network: `overlay:${overlay}`, name: e.names[0]!, aliases: e.names.slice(1), ip: e.ip })
+      const entry = remoteEntry(overlay, e, inp.hostId)
+      if (entry) entries.push(entry)
     }
   }
   return { entries, clients, local }
 }
 
+/** The record of another host's overlay endpoint (none for this host's own, or without names). */
+export function remoteEntry (overlay: string, e: ClusterEndpoint, hostId: string | undefined): RecordEntry | undefined {
+  if (e.hostId === hostId || !e.names || e.names.length === 0) return undefined
+  return { network: `overlay:${overlay}`, name: e.names[0]!, aliases: e.names.slice(1), ip: e.ip }
+}
+
+function sameEntry (a: RecordEntry, b: RecordEntry): boolean {
+  return a.network === b.network && a.name === b.name && a.ip === b.ip && a.ip6 === b.ip6 &&
+    a.aliases.length === b.aliases.length && a.aliases.every((x, i) => x === b.aliases[i])
+}
+
+/** One remote endpoint that changed (its vetted record, or none when it is gone). */
+export interface RemoteEndpointChange {
+  overlay: string
+  endpointId: string
+  endpoint?: ClusterEndpoint
+}
+
 const NONE: readonly string[] = Object.freeze([])
 
+/**
+ * The agent's records in two parts: this host's (rebuilt by `update` when the
+ * engine or the driver change something) and other hosts' overlay endpoints
+ * (replaced by `setRemote` after a full read, then changed endpoint by
+ * endpoint by `remoteChanged`, which emits a 'delta' and costs the same
+ * whatever the size of the overlay).
+ */
 export class AgentRecordSource extends EventEmitter implements RecordSource {
-  private entries: RecordEntry[] = []
+  private localEntries: RecordEntry[] = []
+  /** overlay -> endpoint id -> its record, for the overlays this host runs. */
+  private remote = new Map<string, Map<string, RecordEntry>>()
+  private hostId: string | undefined
+  private all: RecordEntry[] | undefined
   private clients = new Map<string, string[]>()
   localNames = new Map<string, string[]>()
 
-  records (): readonly RecordEntry[] { return this.entries }
+  records (): readonly RecordEntry[] {
+    if (this.all === undefined) {
+      const all = [...this.localEntries]
+      for (const m of this.remote.values()) for (const e of m.values()) all.push(e)
+      this.all = all
+    }
+    return this.all
+  }
 
   /** The scopes a client may see; the same array while nothing changes. */
   clientNetworks = (srcIp: string): readonly string[] => this.clients.get(srcIp) ?? NONE
 
+  /** This host's records (and, when `inp.remote` has overlays, theirs replaced as by `setRemote`). */
   update (inp: RecordInputs): void {
-    const next = buildRecords(inp)
-    const same = JSON.stringify(next.entries) === JSON.stringify(this.entries) &&
+    const next = buildRecords({ ...inp, remote: new Map() })
+    const same = JSON.stringify(next.entries) === JSON.stringify(this.localEntries) &&
       JSON.stringify([...next.clients]) === JSON.stringify([...this.clients])
     this.localNames = next.local
-    if (same) return
-    this.entries = next.entries
+    if (inp.remote.size > 0) this.replaceRemote(inp.remote, inp.hostId)
+    else if (same) return
+    this.localEntries = next.entries
     this.clients = next.clients
+    this.all = undefined
     this.emit('change')
+  }
+
+  /** Replace the remote records of the overlays this host runs (after a full read of the cluster). */
+  setRemote (remote: ReadonlyMap<string, readonly ClusterEndpoint[]>, hostId: string | undefined): void {
+    this.replaceRemote(remote, hostId)
+    this.all = undefined
+    this.emit('change')
+  }
+
+  private replaceRemote (remote: ReadonlyMap<string, readonly ClusterEndpoint[]>, hostId: string | undefined): void {
+    this.hostId = hostId
+    this.remote = new Map()
+    for (const [overlay, eps] of remote) {
+      const m = new Map<string, RecordEntry>()
+      for (const e of eps) {
+        const entry = remoteEntry(overlay, e, hostId)
+        if (entry) m.set(e.endpointId, entry)
+      }
+      this.remote.set(overlay, m)
+    }
+  }
+
+  /** Remote endpoints changed: their records only (overlays this host does not run are ignored). */
+  remoteChanged (changes: readonly RemoteEndpointChange[]): void {
+    const remove: RecordEntry[] = []
+    const add: RecordEntry[] = []
+    for (const c of changes) {
+      const m = this.remote.get(c.overlay)
+      if (!m) continue
+      const before = m.get(c.endpointId)
+      const after = c.endpoint && remoteEntry(c.overlay, c.endpoint, this.hostId)
+      if (before && after && sameEntry(before, after)) continue
+      if (before) { remove.push(before); m.delete(c.endpointId) }
+      if (after) { add.push(after); m.set(c.endpointId, after) }
+    }
+    if (remove.length === 0 && add.length === 0) return
+    this.all = undefined
+    const d: RecordDelta = { remove, add }
+    this.emit('delta', d)
   }
 }

@@ -7,11 +7,15 @@
  *   revision or a gap in revisions triggers a full read (snapshot); changes that
  *   arrive meanwhile are buffered and replayed after it. Otherwise each change
  *   is applied as it comes (revision = previous + 1; older ones are ignored).
- * - Each attached overlay is reconciled by the planner: desired entries from the
- *   known endpoints, actual ones from what was last programmed (incremental,
- *   no kernel read) or from the kernel (after a resync, an error, at attach and
- *   every `fullReconcileMs`); the diff goes to the data plane. Reconciles are
- *   serialized per overlay and coalesced (a burst of changes costs one run).
+ * - Each attached overlay keeps its plan (PeerPlanner, plan.ts). A pushed change
+ *   of an endpoint is planned and applied as a delta: the FDB and neighbour
+ *   entries of that endpoint only, with no kernel read, so its cost does not
+ *   depend on the number of peers. The full plan, diffed against what the
+ *   kernel reports, runs at attach, after a resync (every reconnection or
+ *   revision gap), after an error, on `reconcileAll` and every
+ *   `fullReconcileMs`. Reconciles are serialized per overlay and coalesced (a
+ *   burst of changes costs one run). Listeners (the DNS records) get the
+ *   changed endpoints too, or "everything" after a full read.
  * - Nothing from the store is trusted (the client has checked each entry's
  *   schema and MAC already; what follows needs the whole picture): an endpoint
  *   is used only while its host is registered with the VTEP it names, inside
@@ -38,8 +42,8 @@ import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
 import {
-  diffPeers, overlayDevices, planPeers,
-  type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerPlan, type PeerTable, type Underlay,
+  PeerPlanner, diffPeers, overlayDevices, planPeers,
+  type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
 } from './plan.js'
 
 export interface PeerSyncOptions {
@@ -61,9 +65,12 @@ export interface PeerSyncOptions {
 interface Attached {
   local: LocalOverlay
   devices: OverlayDevices
-  /** What the kernel has, as far as we know (undefined = read it). */
-  programmed?: PeerTable
-  plan?: PeerPlan
+  /** The plan as programmed, kept up to date change by change (undefined until the first full reconcile). */
+  planner?: PeerPlanner
+  /** The next reconcile reads the kernel and plans every peer (attach, resync, error, periodic repair). */
+  full: boolean
+  /** Endpoints changed since the last reconcile: only their entries are planned and applied. */
+  pending: Set<string>
   scheduled: boolean
   retry?: NodeJS.Timeout
   lastError?: string
@@ -103,6 +110,23 @@ export interface PeerReport {
   /** Rows that are not ok: missing, mismatch or stale (conflicts are counted apart). */
   differences: number
   conflicts: number
+}
+
+/** One remote endpoint that changed: `endpoint` is its vetted record, absent when it is gone. */
+export interface RemoteChange {
+  overlay: string
+  endpointId: string
+  endpoint?: ClusterEndpoint
+}
+
+/** Told of remote endpoint changes; `undefined` means anything may have changed (read `remoteEndpoints()`). */
+export type RemoteListener = (changes?: readonly RemoteChange[]) => void
+
+/** Kernel work done so far (for tests and benchmarks: a delta must not cost a full plan). */
+export interface PeerSyncCounters {
+  fullReconciles: number
+  deltaReconciles: number
+  kernelOps: number
 }
 
 export interface PeerSyncStatus {
@@ -166,7 +190,8 @@ export class PeerSync {
   /** rev -> content of recently applied changes. */
   private readonly seen = new Map<number, string>()
   readonly rejects: RejectCounter
-  private readonly remoteListeners = new Set<() => void>()
+  private readonly remoteListeners = new Set<RemoteListener>()
+  readonly counters: PeerSyncCounters = { fullReconciles: 0, deltaReconciles: 0, kernelOps: 0 }
   private lastError: string | undefined
   /** False from a `down` until the next successful full read. */
   private online = false
@@ -191,15 +216,19 @@ export class PeerSync {
     return new Map([...this.known].map(([name, m]) => [name, [...m.values()]]))
   }
 
-  /** Call `fn` whenever the vetted endpoints may have changed. Returns the unsubscribe. */
-  onRemoteChange (fn: () => void): () => void {
+  /**
+   * Call `fn` whenever the vetted endpoints change: with the endpoints that
+   * changed, or with nothing when anything may have (a resync, an overlay
+   * defined or removed). Returns the unsubscribe.
+   */
+  onRemoteChange (fn: RemoteListener): () => void {
     this.remoteListeners.add(fn)
     return () => { this.remoteListeners.delete(fn) }
   }
 
-  private remoteChanged (): void {
+  private remoteChanged (changes?: readonly RemoteChange[]): void {
     for (const fn of [...this.remoteListeners]) {
-      try { fn() } catch (err) { this.log?.error({ err }, 'a remote endpoint listener failed') }
+      try { fn(changes) } catch (err) { this.log?.error({ err }, 'a remote endpoint listener failed') }
     }
   }
 
@@ -241,7 +270,7 @@ export class PeerSync {
       await this.dp.ensureDevices(devices)
       const prev = this.attached.get(local.name)
       if (prev?.retry) clearTimeout(prev.retry)
-      this.attached.set(local.name, { local: { ...local }, devices, scheduled: false })
+      this.attached.set(local.name, { local: { ...local }, devices, full: true, pending: new Set(), scheduled: false })
       await this.reconcile(local.name)
       return devices
     })
@@ -266,7 +295,7 @@ export class PeerSync {
   async reconcileAll (): Promise<void> {
     await Promise.all([...this.attached.keys()].map((name) => this.locks.run(name, async () => {
       const a = this.attached.get(name)
-      if (a) delete a.programmed
+      if (a) a.full = true
       await this.reconcile(name)
     })))
   }
@@ -287,7 +316,7 @@ export class PeerSync {
       overlays: [...this.attached.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, a]) => {
         const o: PeerSyncStatus['overlays'][number] = {
           name, vni: a.devices.vni, bridge: a.devices.bridge, vxlan: a.devices.vxlan,
-          peers: a.plan?.peers.length ?? 0, skipped: a.plan?.skipped.filter((x) => x.reason !== 'local').length ?? 0,
+          peers: a.planner?.size().programmed ?? 0, skipped: a.planner?.size().skipped ?? 0,
         }
         if (a.lastError !== undefined) o.lastError = a.lastError
         if (a.lastReconcile !== undefined) o.lastReconcile = a.lastReconcile
@@ -506,14 +535,20 @@ export class PeerSync {
   private apply (ev: ClusterChange, schedule = true): void {
     this.rev = ev.rev
     this.remember(ev.rev, JSON.stringify(ev))
-    const touched = new Set<string>()
+    /** Overlays whose every endpoint may have changed, and single endpoints that did. */
+    const whole = new Set<string>()
+    const changed: RemoteChange[] = []
+    const endpointChanged = (overlay: string, endpointId: string): void => {
+      const e = this.known.get(overlay)?.get(endpointId)
+      changed.push(e ? { overlay, endpointId, endpoint: e } : { overlay, endpointId })
+    }
     const dropHost = (hostId: string, keep?: string): void => {
       for (const [name, m] of this.known) {
         for (const [id, e] of m) {
           if (e.hostId !== hostId || e.vtep === keep) continue
           m.delete(id)
           if (this.claims.get(name)?.get(e.ip) === id) this.claims.get(name)?.delete(e.ip)
-          touched.add(name)
+          endpointChanged(name, id)
         }
       }
     }
@@ -523,7 +558,7 @@ export class PeerSync {
         let m = this.known.get(ev.overlay)
         if (!m) { m = new Map(); this.known.set(ev.overlay, m) }
         m.set(ev.endpoint.endpointId, ev.endpoint)
-        touched.add(ev.overlay)
+        endpointChanged(ev.overlay, ev.endpoint.endpointId)
         break
       }
       case 'endpoint-withdrawn': {
@@ -531,7 +566,7 @@ export class PeerSync {
         if (!old) break
         this.known.get(ev.overlay)?.delete(ev.endpointId)
         if (this.claims.get(ev.overlay)?.get(old.ip) === ev.endpointId) this.claims.get(ev.overlay)?.delete(old.ip)
-        touched.add(ev.overlay)
+        endpointChanged(ev.overlay, ev.endpointId)
         break
       }
       case 'host-removed':
@@ -544,23 +579,26 @@ export class PeerSync {
         dropHost(ev.host.hostId, ev.host.vtep)
         break
       case 'overlay-defined': {
+        const before = this.defs.get(ev.overlay.name)
         const def = this.acceptDefinition(ev.overlay, true)
         if (!def) break
         this.defs.set(def.name, def)
-        touched.add(def.name)
+        // A host joining (the same definition again) changes nothing here.
+        if (!before || !sameDefinition(before, def)) whole.add(def.name)
         break
       }
       case 'overlay-removed':
         this.defs.delete(ev.name)
         this.known.delete(ev.name)
         this.claims.delete(ev.name)
-        touched.add(ev.name)
+        whole.add(ev.name)
         break
     }
-    if (schedule) {
-      for (const name of touched) this.schedule(name, false)
-      if (touched.size > 0) this.remoteChanged()
-    }
+    if (!schedule) return
+    for (const name of whole) this.schedule(name, true)
+    for (const c of changed) if (!whole.has(c.overlay)) this.scheduleEndpoint(c.overlay, c.endpointId)
+    if (whole.size > 0) this.remoteChanged()
+    else if (changed.length > 0) this.remoteChanged(changed)
   }
 
   // -------------------------------------------------------------------------
@@ -571,11 +609,19 @@ export class PeerSync {
     return this.underlayCache
   }
 
-  /** Reconcile `name` soon (coalesced); `full` re-reads the kernel first. */
+  /** Program the change of one endpoint soon (coalesced with the others). */
+  private scheduleEndpoint (name: string, endpointId: string): void {
+    const a = this.attached.get(name)
+    if (!a || this.stopped) return
+    if (!a.full) a.pending.add(endpointId)
+    this.schedule(name, false)
+  }
+
+  /** Reconcile `name` soon (coalesced); `full` re-reads the kernel and plans every peer. */
   private schedule (name: string, full: boolean): void {
     const a = this.attached.get(name)
     if (!a || this.stopped) return
-    if (full) delete a.programmed
+    if (full) { a.full = true; a.pending.clear() }
     if (a.scheduled) return
     a.scheduled = true
     void this.locks.run(name, async () => {
@@ -589,10 +635,16 @@ export class PeerSync {
     return [...(this.known.get(name)?.values() ?? [])]
   }
 
-  /** One reconcile of an attached overlay; runs under its lock. Errors are recorded and retried. */
+  /**
+   * One reconcile of an attached overlay; runs under its lock. Full: every peer
+   * planned and compared with what the kernel reports. Otherwise only the
+   * endpoints changed since the last run, against the plan as programmed.
+   * Errors are recorded and retried (in full).
+   */
   private async reconcile (name: string): Promise<void> {
     const a = this.attached.get(name)
     if (!a) return
+    let ops: PeerOp[] = []
     try {
       const def = this.defs.get(name)
       if (def && def.vni !== a.devices.vni) {
@@ -600,19 +652,37 @@ export class PeerSync {
         a.local = { ...a.local, vni: def.vni }
         a.devices = overlayDevices(a.local, await this.underlay())
         await this.dp.ensureDevices(a.devices)
-        delete a.programmed
+        a.full = true
       }
-      const plan = planPeers(a.devices, { hostId: this.store.hostId, vtep: this.store.vtep }, this.remotePeers(name), { flood: this.flood })
-      const actual = a.programmed ?? await this.dp.readPeers(a.devices.vxlan)
-      const ops = diffPeers(plan, actual)
-      delete a.programmed
-      await this.dp.applyPeerOps(ops)
-      a.programmed = { fdb: plan.fdb, neigh: plan.neigh }
-      a.plan = plan
+      if (a.full || !a.planner || a.planner.devices !== a.devices) {
+        a.full = true
+        a.pending.clear()
+        const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: this.store.vtep }, { flood: this.flood })
+        planner.reset(this.remotePeers(name))
+        a.planner = planner
+        ops = diffPeers(planner.table(), await this.dp.readPeers(a.devices.vxlan))
+        await this.dp.applyPeerOps(ops)
+        a.full = false
+        this.counters.fullReconciles++
+      } else {
+        const planner = a.planner
+        const m = this.known.get(name)
+        const ids = [...a.pending]
+        a.pending.clear()
+        for (const id of ids) {
+          const e = m?.get(id)
+          for (const o of e ? planner.upsert(e) : planner.remove(id)) ops.push(o)
+        }
+        await this.dp.applyPeerOps(ops)
+        this.counters.deltaReconciles++
+      }
+      this.counters.kernelOps += ops.length
       a.lastReconcile = Date.now()
       delete a.lastError
-      if (ops.length > 0) this.log?.debug({ overlay: name, ops: ops.length, peers: plan.peers.length }, 'overlay peers programmed')
+      if (ops.length > 0) this.log?.debug({ overlay: name, ops: ops.length, peers: a.planner.size().programmed }, 'overlay peers programmed')
     } catch (err) {
+      // What the kernel has is no longer known: the retry reads it.
+      a.full = true
       const e = toFerryError(err, 'KERNEL', `cannot program the peers of overlay ${name}`)
       a.lastError = e.message
       this.log?.error({ err: e, overlay: name }, 'overlay reconcile failed; retrying')

@@ -164,40 +164,235 @@ function prefixMask (prefix: number): number {
  * out. When two endpoints claim the same IP (or MAC), the one with the smallest
  * endpoint id wins, deterministically on every host, and the other is reported.
  */
+interface PeerCheck { subnet: number, mask: number }
+
+function peerCheck (d: OverlayDevices): PeerCheck {
+  const subnet = parseCidr(d.subnet)
+  return { subnet: subnet.network, mask: prefixMask(subnet.prefix) }
+}
+
+/** One peer alone: the normalized peer and its address as a number, or why it is left out (duplicates aside). */
+function checkPeer (d: OverlayDevices, c: PeerCheck, self: { hostId: string, vtep: string }, raw: RemotePeer): { p: RemotePeer, n: number } | PeerConflict {
+  const mac = typeof raw.mac === 'string' ? raw.mac.toLowerCase() : ''
+  const p: RemotePeer = raw.mac === mac ? raw : { ...raw, mac }
+  const n = typeof p.ip === 'string' ? parseIpOrUndefined(p.ip) : undefined
+  if (n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
+    return { endpointId: p.endpointId, ip: String(p.ip), reason: 'invalid' }
+  }
+  if (p.hostId === self.hostId || p.vtep === self.vtep) return { endpointId: p.endpointId, ip: p.ip, reason: 'local' }
+  if (((n & c.mask) >>> 0) !== c.subnet) return { endpointId: p.endpointId, ip: p.ip, reason: 'outside-subnet' }
+  if (p.ip === d.gateway) return { endpointId: p.endpointId, ip: p.ip, reason: 'gateway' }
+  return { p, n }
+}
+
+function byEndpointId (a: RemotePeer, b: RemotePeer): number {
+  return a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0
+}
+
+/**
+ * The FDB and neighbour entries for the remote peers of one overlay. Peers on
+ * this host (same host id or VTEP) are not programmed: the local bridge reaches
+ * them. Invalid records, addresses outside the subnet and the gateway are left
+ * out. When two endpoints claim the same IP (or MAC), the one with the smallest
+ * endpoint id wins, deterministically on every host, and the other is reported.
+ */
 export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: string }, peers: readonly RemotePeer[], opts: PlanOptions = {}): PeerPlan {
   const skipped: PeerConflict[] = []
   const byIp = new Map<string, { p: RemotePeer, n: number }>()
   const byMac = new Map<string, RemotePeer>()
-  // Each address is parsed once: at 10,000 peers this runs on every change.
-  const subnet = parseCidr(d.subnet)
-  const mask = prefixMask(subnet.prefix)
-  const sorted = [...peers].sort((a, b) => (a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0))
-  for (const raw of sorted) {
-    const mac = typeof raw.mac === 'string' ? raw.mac.toLowerCase() : ''
-    const p: RemotePeer = { ...raw, mac }
-    const n = typeof p.ip === 'string' ? parseIpOrUndefined(p.ip) : undefined
-    if (n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
-      skipped.push({ endpointId: p.endpointId, ip: String(p.ip), reason: 'invalid' })
-      continue
-    }
-    if (p.hostId === self.hostId || p.vtep === self.vtep) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'local' }); continue }
-    if (((n & mask) >>> 0) !== subnet.network) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'outside-subnet' }); continue }
-    if (p.ip === d.gateway) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'gateway' }); continue }
+  // Each address is parsed once.
+  const c = peerCheck(d)
+  for (const raw of [...peers].sort(byEndpointId)) {
+    const r = checkPeer(d, c, self, raw)
+    if (!('p' in r)) { skipped.push(r); continue }
+    const { p } = r
     const ipWinner = byIp.get(p.ip)
     if (ipWinner) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'duplicate-ip', keptEndpointId: ipWinner.p.endpointId }); continue }
-    const macWinner = byMac.get(mac)
+    const macWinner = byMac.get(p.mac)
     if (macWinner) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'duplicate-mac', keptEndpointId: macWinner.endpointId }); continue }
-    byIp.set(p.ip, { p, n })
-    byMac.set(mac, p)
+    byIp.set(p.ip, r)
+    byMac.set(p.mac, p)
   }
   const kept = [...byIp.values()].sort((a, b) => a.n - b.n).map((x) => x.p)
-  const fdb: FdbEntry[] = kept.map((p) => ({ dev: d.vxlan, mac: p.mac, dst: p.vtep }))
+  const fdb: FdbEntry[] = kept.map((p) => peerFdb(d, p))
   if (opts.flood === true) {
     const vteps = [...new Set(kept.map((p) => p.vtep))].sort(ipOrder)
-    fdb.push(...vteps.map((vtep) => ({ dev: d.vxlan, mac: ZERO_MAC, dst: vtep })))
+    fdb.push(...vteps.map((vtep) => floodFdb(d, vtep)))
   }
-  const neigh: NeighEntry[] = kept.map((p) => ({ dev: d.vxlan, ip: p.ip, mac: p.mac }))
+  const neigh: NeighEntry[] = kept.map((p) => peerNeigh(d, p))
   return { fdb, neigh, peers: kept, skipped }
+}
+
+function peerFdb (d: OverlayDevices, p: RemotePeer): FdbEntry { return { dev: d.vxlan, mac: p.mac, dst: p.vtep } }
+function peerNeigh (d: OverlayDevices, p: RemotePeer): NeighEntry { return { dev: d.vxlan, ip: p.ip, mac: p.mac } }
+function floodFdb (d: OverlayDevices, vtep: string): FdbEntry { return { dev: d.vxlan, mac: ZERO_MAC, dst: vtep } }
+
+function samePeer (a: RemotePeer, b: RemotePeer): boolean {
+  return a.endpointId === b.endpointId && a.hostId === b.hostId && a.ip === b.ip && a.mac === b.mac && a.vtep === b.vtep
+}
+
+/** Ids by key: one id is the string itself (the common case: no Set per peer). */
+type Users = Map<string, string | Set<string>>
+
+function addTo (m: Users, key: string, id: string): void {
+  const s = m.get(key)
+  if (s === undefined || s === id) m.set(key, id)
+  else if (typeof s === 'string') m.set(key, new Set([s, id]))
+  else s.add(id)
+}
+
+function removeFrom (m: Users, key: string, id: string): void {
+  const s = m.get(key)
+  if (s === undefined) return
+  if (typeof s === 'string') { if (s === id) m.delete(key); return }
+  s.delete(id)
+  const [only] = s
+  if (s.size === 1 && only !== undefined) m.set(key, only)
+  else if (s.size === 0) m.delete(key)
+}
+
+/** Does anyone but `id` use the key? */
+function othersUse (m: Users, key: string, id: string): boolean {
+  const s = m.get(key)
+  return s !== undefined && (typeof s === 'string' ? s !== id : s.size > 1 || !s.has(id))
+}
+
+/**
+ * The plan of one overlay kept up to date change by change: the same result as
+ * `planPeers` over the current peers, at a cost per change that does not depend
+ * on how many peers there are. An upsert or removal of a peer whose address and
+ * MAC no other peer uses touches that peer's entries only (and its VTEP's flood
+ * entry); a change that involves a duplicate address or MAC (whose winner
+ * depends on the other claimants) is planned in full instead. Each call returns
+ * the operations that take the previous plan to the new one.
+ */
+export class PeerPlanner {
+  private readonly check: PeerCheck
+  private readonly peers = new Map<string, RemotePeer>()
+  /** Every given peer by address and by (lower-case) MAC, valid or not: a shared one means "plan in full". */
+  private readonly ipUsers: Users = new Map()
+  private readonly macUsers: Users = new Map()
+  /** The programmed peers (their FDB and neighbour entries are the table) and the others, with why. */
+  private readonly kept = new Map<string, RemotePeer>()
+  private readonly skipped = new Map<string, PeerConflict>()
+  /** Programmed peers per VTEP (flood entries). */
+  private readonly vteps = new Map<string, number>()
+  /** Full plans made so far (for tests and benchmarks: deltas must not make any). */
+  fullPlans = 0
+
+  constructor (readonly devices: OverlayDevices, private readonly self: { hostId: string, vtep: string }, private readonly opts: PlanOptions = {}) {
+    this.check = peerCheck(devices)
+  }
+
+  /** Replace every peer; the operations from the previous plan to the new one. */
+  reset (peers: readonly RemotePeer[]): PeerOp[] {
+    for (const id of [...this.peers.keys()]) this.unindex(id)
+    for (const p of peers) this.index(p)
+    return this.replan()
+  }
+
+  /** Add or change one peer. */
+  upsert (peer: RemotePeer): PeerOp[] {
+    const id = peer.endpointId
+    const old = this.peers.get(id)
+    if (old && samePeer(old, peer)) return []
+    const shared = (old !== undefined && this.isShared(old)) || this.isShared(peer)
+    if (old) this.unindex(id)
+    this.index(peer)
+    return shared ? this.replan() : this.single(id, peer)
+  }
+
+  /** Remove one peer (unknown: nothing to do). */
+  remove (endpointId: string): PeerOp[] {
+    const old = this.peers.get(endpointId)
+    if (!old) return []
+    const shared = this.isShared(old)
+    this.unindex(endpointId)
+    return shared ? this.replan() : this.single(endpointId, undefined)
+  }
+
+  table (): PeerTable {
+    const fdb: FdbEntry[] = []
+    const neigh: NeighEntry[] = []
+    for (const p of this.kept.values()) { fdb.push(peerFdb(this.devices, p)); neigh.push(peerNeigh(this.devices, p)) }
+    for (const vtep of this.vteps.keys()) fdb.push(floodFdb(this.devices, vtep))
+    return { fdb, neigh }
+  }
+
+  size (): { peers: number, programmed: number, skipped: number } {
+    let skipped = 0
+    for (const s of this.skipped.values()) if (s.reason !== 'local') skipped++
+    return { peers: this.peers.size, programmed: this.kept.size, skipped }
+  }
+
+  private isShared (p: RemotePeer): boolean {
+    const mac = typeof p.mac === 'string' ? p.mac.toLowerCase() : ''
+    return othersUse(this.ipUsers, String(p.ip), p.endpointId) || othersUse(this.macUsers, mac, p.endpointId)
+  }
+
+  private index (p: RemotePeer): void {
+    this.peers.set(p.endpointId, p)
+    addTo(this.ipUsers, String(p.ip), p.endpointId)
+    addTo(this.macUsers, typeof p.mac === 'string' ? p.mac.toLowerCase() : '', p.endpointId)
+  }
+
+  private unindex (id: string): void {
+    const p = this.peers.get(id)
+    if (!p) return
+    this.peers.delete(id)
+    removeFrom(this.ipUsers, String(p.ip), id)
+    removeFrom(this.macUsers, typeof p.mac === 'string' ? p.mac.toLowerCase() : '', id)
+  }
+
+  /** The peer `id` alone changed to `next` (undefined: gone); nobody else shares its address or MAC. */
+  private single (id: string, next: RemotePeer | undefined): PeerOp[] {
+    const before: PeerTable = { fdb: [], neigh: [] }
+    const after: PeerTable = { fdb: [], neigh: [] }
+    const was = this.kept.get(id)
+    if (was) {
+      this.kept.delete(id)
+      before.fdb.push(peerFdb(this.devices, was))
+      before.neigh.push(peerNeigh(this.devices, was))
+      this.countVtep(was.vtep, -1, before, after)
+    }
+    this.skipped.delete(id)
+    if (next) {
+      const r = checkPeer(this.devices, this.check, this.self, next)
+      if ('p' in r) {
+        this.kept.set(id, r.p)
+        after.fdb.push(peerFdb(this.devices, r.p))
+        after.neigh.push(peerNeigh(this.devices, r.p))
+        this.countVtep(r.p.vtep, 1, before, after)
+      } else {
+        this.skipped.set(id, r)
+      }
+    }
+    return diffPeers(after, before)
+  }
+
+  /** Flood entries: one per VTEP that has at least one programmed peer. */
+  private countVtep (vtep: string, delta: number, before: PeerTable, after: PeerTable): void {
+    if (this.opts.flood !== true) return
+    const had = this.vteps.get(vtep) ?? 0
+    const now = had + delta
+    if (now > 0) this.vteps.set(vtep, now)
+    else this.vteps.delete(vtep)
+    if (had === 0 && now > 0) after.fdb.push(floodFdb(this.devices, vtep))
+    if (had > 0 && now === 0) before.fdb.push(floodFdb(this.devices, vtep))
+  }
+
+  private replan (): PeerOp[] {
+    this.fullPlans++
+    const plan = planPeers(this.devices, this.self, [...this.peers.values()], this.opts)
+    const ops = diffPeers(plan, this.table())
+    this.kept.clear()
+    for (const p of plan.peers) this.kept.set(p.endpointId, p)
+    this.skipped.clear()
+    for (const s of plan.skipped) this.skipped.set(s.endpointId, s)
+    this.vteps.clear()
+    if (this.opts.flood === true) for (const p of plan.peers) this.vteps.set(p.vtep, (this.vteps.get(p.vtep) ?? 0) + 1)
+    return ops
+  }
 }
 
 export type PeerOp =

@@ -165,3 +165,72 @@ t.test('sentinel:// finds the master through a real redis-sentinel', async (t) =
   await s.leave()
   t.same(server.keys('*'), [])
 })
+
+t.test('a request made while Redis restarts waits for it (--cluster-wait) instead of failing; a longer outage fails clearly', async (t) => {
+  const other = await redisServer(t)
+  const OV = { name: 'ovw', subnet: '10.61.0.0/24', gateway: '10.61.0.1' }
+  const s = new RedisClusterStore({ url: other.url, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, unavailableWaitMs: 60_000 })
+  t.teardown(() => s.close())
+  const r = record(s)
+  await s.start({ overlays: [], addresses: [], endpoints: [] })
+  await s.defineOverlay(OV)
+  const events: string[] = []
+  await other.kill()
+  await r.wait('down', undefined, 5000)
+  events.push('redis down')
+  // The engine's request arrives while the agent is reconnecting.
+  const request = s.allocateAddress(OV.name).then((ip) => { events.push(`allocated ${ip}`); return ip }, (err: Error) => { events.push(`failed: ${err.message}`) })
+  await delay(0)
+  events.push('redis restarting')
+  await other.start()
+  events.push('redis back')
+  const ip = await request
+  t.same(events, ['redis down', 'redis restarting', 'redis back', 'allocated 10.61.0.2'], 'the request waited for the store and then succeeded')
+  t.equal(ip, '10.61.0.2')
+  t.same(await s.overlay(OV.name).then((d) => d?.subnet), OV.subnet, 'the overlay was re-asserted before the request ran (Redis lost every key)')
+
+  // A short wait, and Redis stays away: the request fails with the clear error once the wait is over.
+  const quick = new RedisClusterStore({ url: other.url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0, unavailableWaitMs: 300 })
+  t.teardown(() => quick.close())
+  const rq = record(quick)
+  await quick.start()
+  await other.kill()
+  await rq.wait('down', undefined, 5000)
+  await t.rejects(quick.defineOverlay(OV), { code: 'CLUSTER_UNAVAILABLE', message: /not reachable .*did not come back within 0\.3 s/ })
+})
+
+t.test('a full read pages through a large overlay (HSCAN), never one reply of the whole set', async (t) => {
+  const other = await redisServer(t)
+  const N = 1200
+  const pub = new RedisClusterStore({ url: other.url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
+  t.teardown(() => pub.close())
+  await pub.start()
+  await pub.defineOverlay({ name: 'big', subnet: '10.62.0.0/16', gateway: '10.62.0.1' })
+  for (let i = 0; i < N; i++) {
+    const n = 2 + i
+    const ip = `10.62.${n >> 8}.${n & 255}`
+    await pub.allocateAddress('big', ip)
+    await pub.publishEndpoint({ overlay: 'big', endpointId: `e${i}`, ip, mac: `02:42:0a:3e:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` })
+  }
+  const reader = new RedisClusterStore({ url: other.url, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, scanPage: 100 })
+  t.teardown(() => reader.close())
+  await reader.start()
+  // What the server sends per reply: MONITOR shows every command of the read.
+  const monitor = spawn('redis-cli', ['-p', String(other.port), 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  t.teardown(() => { monitor.kill('SIGKILL') })
+  const lines: string[] = []
+  monitor.stdout.setEncoding('utf8').on('data', (d: string) => { lines.push(...d.split('\n').filter(Boolean)) })
+  await delay(200)
+  const before = reader.status().commands
+  const snap = await reader.snapshot()
+  const used = reader.status().commands - before
+  t.equal(snap.overlays[0]?.endpoints.length, N, 'every endpoint is read')
+  t.equal(snap.overlays[0]?.claims.length, N, 'and every claim')
+  t.equal(new Set(snap.overlays[0]?.endpoints.map((e) => e.endpointId)).size, N, 'each once')
+  t.ok(used >= 2 * N / 100, `${used} commands for ${N} endpoints in pages of about 100`)
+  await delay(200)
+  const scans = lines.filter((l) => /"hscan"/i.test(l))
+  t.ok(scans.length >= 2 * N / 100 && scans.every((l) => /"COUNT" "100"/i.test(l)), `${scans.length} HSCAN pages of 100 on the server`)
+  t.notOk(lines.some((l) => /"hgetall"/i.test(l)), 'no HGETALL of the whole hash')
+  t.equal((await reader.endpoints('big')).length, N, 'the report\'s read of one overlay pages too')
+})

@@ -4,19 +4,19 @@ import { parseClusterUrl, redact } from '../../src/cluster/url.js'
 import { mapRedisError, parseChange, redisOptions, retryDelay } from '../../src/cluster/redis.js'
 
 t.test('redis://', async (t) => {
-  t.same(parseClusterUrl('redis://10.0.0.5:6379'), { target: { kind: 'standalone', host: '10.0.0.5', port: 6379 }, db: 0, redacted: 'redis://10.0.0.5:6379' })
-  t.same(parseClusterUrl('redis://redis.example'), { target: { kind: 'standalone', host: 'redis.example', port: 6379 }, db: 0, redacted: 'redis://redis.example' })
+  t.same(parseClusterUrl('redis://10.0.0.5:6379'), { target: { kind: 'standalone', host: '10.0.0.5', port: 6379 }, db: 0, waitReplicas: 0, redacted: 'redis://10.0.0.5:6379' })
+  t.same(parseClusterUrl('redis://redis.example'), { target: { kind: 'standalone', host: 'redis.example', port: 6379 }, db: 0, waitReplicas: 0, redacted: 'redis://redis.example' })
   t.same(parseClusterUrl('redis://:p%40ss@10.0.0.5/3'), {
-    target: { kind: 'standalone', host: '10.0.0.5', port: 6379 }, db: 3, password: 'p@ss', redacted: 'redis://:***@10.0.0.5/3',
+    target: { kind: 'standalone', host: '10.0.0.5', port: 6379 }, db: 3, waitReplicas: 0, password: 'p@ss', redacted: 'redis://:***@10.0.0.5/3',
   })
   t.same(parseClusterUrl('redis://ferry:pw@[::1]:7000'), {
-    target: { kind: 'standalone', host: '::1', port: 7000 }, db: 0, username: 'ferry', password: 'pw', redacted: 'redis://ferry:***@[::1]:7000',
+    target: { kind: 'standalone', host: '::1', port: 7000 }, db: 0, waitReplicas: 0, username: 'ferry', password: 'pw', redacted: 'redis://ferry:***@[::1]:7000',
   })
 })
 
 t.test('rediss:// (TLS)', async (t) => {
   t.same(parseClusterUrl('rediss://:pw@redis.example:6380'), {
-    target: { kind: 'standalone', host: 'redis.example', port: 6380 }, db: 0, password: 'pw', tls: { servername: 'redis.example' }, redacted: 'rediss://:***@redis.example:6380',
+    target: { kind: 'standalone', host: 'redis.example', port: 6380 }, db: 0, waitReplicas: 0, password: 'pw', tls: { servername: 'redis.example' }, redacted: 'rediss://:***@redis.example:6380',
   })
   t.same(parseClusterUrl('rediss://10.0.0.5?ca=/etc/ferry/ca.pem&servername=redis.internal').tls, { servername: 'redis.internal', caFile: '/etc/ferry/ca.pem' })
   const opts = redisOptions(parseClusterUrl('rediss://:pw@redis.example:6380'), { hostId: 'h1', commandTimeoutMs: 1, connectTimeoutMs: 2 })
@@ -28,7 +28,7 @@ t.test('rediss:// (TLS)', async (t) => {
 t.test('sentinel://', async (t) => {
   t.same(parseClusterUrl('sentinel://:pw@10.0.0.5:26379,10.0.0.6:26380,10.0.0.7/mymaster'), {
     target: { kind: 'sentinel', masterName: 'mymaster', sentinels: [{ host: '10.0.0.5', port: 26379 }, { host: '10.0.0.6', port: 26380 }, { host: '10.0.0.7', port: 26379 }] },
-    db: 0, password: 'pw', redacted: 'sentinel://:***@10.0.0.5:26379,10.0.0.6:26380,10.0.0.7/mymaster',
+    db: 0, waitReplicas: 0, password: 'pw', redacted: 'sentinel://:***@10.0.0.5:26379,10.0.0.6:26380,10.0.0.7/mymaster',
   })
   t.same(parseClusterUrl('sentinel://s1:26379/m?tls=true').tls, {})
   const opts = redisOptions(parseClusterUrl('sentinel://:pw@s1:26379/m'), { hostId: 'h1', commandTimeoutMs: 1, connectTimeoutMs: 2 })
@@ -45,8 +45,8 @@ t.test('mistakes get a sentence', async (t) => {
     ['redis://10.0.0.5:x', /port "x"/],
     ['redis://10.0.0.5/db', /database "db"/],
     ['redis://a,b', /takes one host/],
-    ['redis://h?ca=x', /parameter "ca" is not understood \(none are for this scheme\)/],
-    ['rediss://h?foo=1', /parameter "foo" is not understood \(use ca, servername\)/],
+    ['redis://h?ca=x', /parameter "ca" is not understood \(use wait\)/],
+    ['rediss://h?foo=1', /parameter "foo" is not understood \(use ca, servername, wait\)/],
     ['rediss://h?ca=', /needs a file path/],
     ['sentinel://s1:26379', /master name is missing/],
     ['sentinel:///m', /at least one sentinel/],
@@ -76,5 +76,19 @@ t.test('change messages and retry delays', async (t) => {
   t.match(readChange(parseChange('{"kind":"host-removed"}')), { ok: false, reason: 'revision' })
   t.match(readChange(parseChange('not json')), { ok: false, reason: 'invalid' })
   t.match(readChange(parseChange('x'.repeat(40_000))), { ok: false, reason: 'invalid' })
-  t.same([1, 2, 3, 4, 5, 50].map(retryDelay), [100, 200, 400, 500, 500, 500])
+  // Equal jitter: between half and all of 100, 200, 400, 800, then 1000 ms forever.
+  t.same([1, 2, 3, 4, 5, 50].map((a) => retryDelay(a, () => 1)), [100, 200, 400, 800, 1000, 1000])
+  t.same([1, 2, 3, 4, 5, 50].map((a) => retryDelay(a, () => 0)), [50, 100, 200, 400, 500, 500])
+  t.same([0, 1].map((a) => retryDelay(a, () => 0.5)), [75, 75], 'the first retry too')
+  const spread = new Set(Array.from({ length: 200 }, () => retryDelay(9)))
+  t.ok(spread.size > 50 && [...spread].every((d) => d >= 500 && d <= 1000), 'a thousand agents reconnecting at once are spread over half a second')
+})
+
+t.test('wait=N: changes wait for N replicas', async (t) => {
+  t.equal(parseClusterUrl('sentinel://10.0.0.5:26379/ferry?wait=1').waitReplicas, 1)
+  t.equal(parseClusterUrl('redis://10.0.0.5?wait=2').waitReplicas, 2)
+  t.equal(parseClusterUrl('rediss://10.0.0.5?ca=/x.pem&wait=1').waitReplicas, 1)
+  t.equal(parseClusterUrl('sentinel://10.0.0.5:26379/ferry?tls=true').waitReplicas, 0)
+  t.throws(() => parseClusterUrl('redis://10.0.0.5?wait=x'), { code: 'INVALID_OPTION', message: /wait must be a number of replicas/ })
+  t.throws(() => parseClusterUrl('redis://10.0.0.5?wait=10'), { code: 'INVALID_OPTION' })
 })

@@ -2,6 +2,7 @@ import t from 'tap'
 import { ipv6Bytes, isEncodableName, normalizeName, RecordSet, reverseName, StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
 import { encodeRRSet, keyToName, TYPE_A, wireKey } from '../../src/dns/wire.js'
 import { AnswerCache, rrsFor } from '../../src/dns/answers.js'
+import { mulberry32 } from '../harness/random.js'
 
 const entries: RecordEntry[] = [
   { network: 'n1', name: 'web', aliases: ['frontend', 'a1b2c3d4e5f6'], ip: '10.1.0.2' },
@@ -134,4 +135,41 @@ t.test('wire keys and precomputed answers', async (t) => {
   t.equal(view.get(wireKey('web')), e, 'cached')
   t.equal(view.get(wireKey('nope')), undefined)
   t.equal(view.get(wireKey('nope')), undefined, 'negative is cached too')
+})
+
+t.test('a RecordSet changed entry by entry equals one built from the final entries', async (t) => {
+  const rand = mulberry32(16)
+  const pool: RecordEntry[] = [
+    ...entries,
+    { network: 'n1', name: 'web2', aliases: ['frontend'], ip: '10.1.0.2' },   // the same alias and address as web
+    { network: 'n1', name: 'web', aliases: [], ip: '10.1.0.9' },
+    { network: 'overlay:o', name: 'x', aliases: ['y'], ip: '10.9.0.2' },
+    { network: 'overlay:o', name: 'x', aliases: ['y'], ip: '10.9.0.3' },
+  ]
+  for (let run = 0; run < 30; run++) {
+    const set = RecordSet.empty()
+    const have: RecordEntry[] = []
+    for (let step = 0; step < 40; step++) {
+      if (have.length > 0 && rand() < 0.4) {
+        const [gone] = have.splice(Math.floor(rand() * have.length), 1)
+        set.remove(gone!)
+      } else {
+        const e = pool[Math.floor(rand() * pool.length)]!
+        have.push(e)
+        set.add(e)
+      }
+      if (JSON.stringify(set.list()) !== JSON.stringify(RecordSet.from(have).list()) || JSON.stringify(set.networks()) !== JSON.stringify(RecordSet.from(have).networks())) {
+        t.fail(`run ${run} step ${step}: the patched set differs from a rebuilt one`)
+        return
+      }
+    }
+  }
+  const set = RecordSet.from([pool[0]!, pool[6]!])
+  set.remove(pool[0]!)
+  t.same(set.lookup('frontend', ['n1'])?.a, ['10.1.0.2'], 'an address two entries give stays while one of them does')
+  set.remove(pool[0]!)
+  t.same(set.lookup('web2', ['n1'])?.a, ['10.1.0.2'], 'removing an entry that is not there changes nothing')
+  set.remove(pool[6]!)
+  t.equal(set.lookup('frontend', ['n1']), undefined)
+  t.same(set.networks(), [])
 })

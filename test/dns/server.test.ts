@@ -4,6 +4,7 @@
  * Upstreams are fake DNS servers started by the tests on other loopback ports.
  */
 import t from 'tap'
+import { mulberry32 } from '../harness/random.js'
 import { createSocket } from 'node:dgram'
 import { connect } from 'node:net'
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import dnsPacket, { type Packet, type RecordType } from 'dns-packet'
 import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
-import { StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
+import { RecordSet, StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
 import { ResolvConfUpstreams, parseResolvConf, parseUpstream } from '../../src/dns/upstream.js'
 import { datas, deadPort, fakeUpstream, query, rcode, tcpAsk, udpAsk, udpDecoded } from '../harness/dns.js'
 
@@ -342,17 +343,7 @@ t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
   t.same(server.upstreams(), [{ ip: '127.53.1.13', port: 53 }], 'server upstreams follow resolv.conf')
 })
 
-/** mulberry32: a small seeded PRNG, so a failing fuzz run can be replayed. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 function mutate (rand: () => number, base: Buffer): Buffer {
   const b = Buffer.from(base)
@@ -433,6 +424,18 @@ t.test('fuzz: thousands of random and mutated packets, then it still answers', a
   t.same(datas(await tcpAsk(addr, query('web'), C1)), ['10.1.0.2'], 'still answers over TCP')
 })
 
+t.test('a delta of the records is answered at once, without rebuilding them', async (t) => {
+  const { addr, server, src } = await startServer(t)
+  t.same(datas(await udpDecoded(addr, query('web'), C1)), ['10.1.0.2'])
+  const before = server.records()
+  src.delta({ remove: [{ network: 'n1', name: 'web', aliases: ['frontend', '0123456789ab'], ip: '10.1.0.2' }], add: [{ network: 'n1', name: 'late', aliases: ['web'], ip: '10.1.0.77' }] })
+  t.same(datas(await udpDecoded(addr, query('late'), C1)), ['10.1.0.77'], 'a name added by a delta answers')
+  t.same(datas(await udpDecoded(addr, query('web'), C1)), ['10.1.0.77'], 'a cached answer is not served stale')
+  t.equal(rcode(await udpDecoded(addr, query('frontend'), C1)), 'SERVFAIL', 'a removed alias is no longer ferry\'s (forwarded; no upstream)')
+  t.equal(server.records(), before, 'the same record set, patched in place')
+  t.same(server.records().list('n1'), RecordSet.from(src.records()).list('n1'), 'equal to a rebuild from the source')
+})
+
 t.test('UDP helper processes: same answers, scoping, record changes, forwarding', async (t) => {
   const up = await fakeUpstream('127.53.1.16', (q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 1, data: '192.0.2.8' }] }))
   t.teardown(() => up.close())
@@ -463,6 +466,13 @@ t.test('UDP helper processes: same answers, scoping, record changes, forwarding'
     if (JSON.stringify(last) === '["192.0.2.8"]') break
   }
   t.same(last, ['192.0.2.8'], 'a removed record is gone from the helper too (now forwarded)')
+  src.delta({ remove: [], add: [{ network: 'n1', name: 'web', aliases: [], ip: '10.1.0.66' }] })
+  const until3 = Date.now() + 3000
+  for (let i = 0; Date.now() < until3; i++) {
+    last = datas(await udpDecoded(addr, query('web', 'A', { id: i }), C1))
+    if (JSON.stringify(last) === '["10.1.0.66"]') break
+  }
+  t.same(last, ['10.1.0.66'], 'a record added by a delta reaches the helper')
   let more = 0
   const s2 = createSocket('udp4')
   await new Promise<void>((resolve) => s2.bind(0, C1, resolve))

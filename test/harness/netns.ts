@@ -17,7 +17,7 @@ export interface TeardownHost { teardown (fn: () => unknown): void }
 /** Run a command (argv, no shell); returns stdout, throws with stderr on failure. */
 export function sh (argv: string[], opts: { input?: string, allowFailure?: boolean, timeoutMs?: number, env?: NodeJS.ProcessEnv } = {}): string {
   const [cmd, ...args] = argv
-  const r = spawnSync(cmd!, args, { input: opts.input, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env })
+  const r = spawnSync(cmd!, args, { input: opts.input, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env, maxBuffer: 256 * 1024 * 1024 })
   if (r.status !== 0 && !opts.allowFailure) {
     throw new Error(`${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`)
   }

@@ -38,7 +38,7 @@ export async function freePort (): Promise<number> {
 class Server implements RedisServer {
   private proc: ChildProcess | undefined
   private exited: Promise<void> = Promise.resolve()
-  constructor (readonly port: number, readonly host = '127.0.0.1', readonly ns?: string) {}
+  constructor (readonly port: number, readonly host = '127.0.0.1', readonly ns?: string, private readonly args: readonly string[] = []) {}
 
   get url (): string { return `redis://${this.host}:${this.port}` }
 
@@ -48,7 +48,7 @@ class Server implements RedisServer {
   async start (): Promise<void> {
     if (this.proc) return
     const argv = [...this.where, 'redis-server', '--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no',
-      '--protected-mode', 'no', '--loglevel', 'warning']
+      '--protected-mode', 'no', '--loglevel', 'warning', ...this.args]
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
     this.proc = proc
     this.exited = new Promise((resolve) => proc.once('exit', () => { if (this.proc === proc) this.proc = undefined; resolve() }))
@@ -86,8 +86,8 @@ class Server implements RedisServer {
  * Start a redis-server for the test; it is killed on teardown. By default on a free
  * loopback port; with `ns` and `host`, inside that namespace on that address.
  */
-export async function redisServer (t: TeardownHost, where: { ns?: string, host?: string, port?: number } = {}): Promise<RedisServer> {
-  const s = new Server(where.port ?? await freePort(), where.host, where.ns)
+export async function redisServer (t: TeardownHost, where: { ns?: string, host?: string, port?: number, args?: string[] } = {}): Promise<RedisServer> {
+  const s = new Server(where.port ?? await freePort(), where.host, where.ns, where.args)
   t.teardown(() => s.kill())
   await s.start()
   return s

@@ -4,6 +4,8 @@ import type { ClusterEvent, ClusterStore } from '../../src/cluster/types.js'
 import { overlayMac } from '../../src/vxlan/plan.js'
 import { record } from '../harness/cluster-contract.js'
 import { peerHost, type PeerHost } from '../harness/peer-host.js'
+import { RecordingDataPlane } from '../harness/recording-dataplane.js'
+import { PeerSync, type RemoteChange } from '../../src/vxlan/peers.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
 const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
@@ -249,4 +251,71 @@ t.test('record helper sanity: stop() unsubscribes', async (t) => {
   h1.sync.stop()
   await join(h1)
   t.equal(h1.sync.status().overlays.length, 1)
+})
+
+t.test('one change among 10,000 remote peers costs O(1) kernel operations, no kernel read and no full plan', async (t) => {
+  const cluster = new MemoryCluster()
+  const N = 10_000
+  const HOSTS = 20
+  const remotes: ClusterStore[] = []
+  for (let h = 0; h < HOSTS; h++) {
+    const s = cluster.connect({ hostId: `r${h}`, advertiseAddr: `192.168.60.${h + 1}`, heartbeatMs: 0, hostTtlMs: 3_600_000 })
+    t.teardown(() => s.close())
+    await s.start()
+    await s.defineOverlay(OV)
+    remotes.push(s)
+  }
+  for (let i = 0; i < N; i++) {
+    const n = 2 + i
+    const ip = `10.30.${n >> 8}.${n & 255}`
+    const s = remotes[i % HOSTS]!
+    await s.allocateAddress('ov1', ip)
+    await s.publishEndpoint({ overlay: 'ov1', endpointId: `e${i}`, ip, mac: overlayMac(ip), names: [`c${i}`] })
+  }
+  const store = cluster.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, hostTtlMs: 3_600_000 })
+  t.teardown(() => store.close())
+  await store.start()
+  const dp = new RecordingDataPlane('192.168.50.1')
+  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  const def = await store.defineOverlay(OV)
+  await sync.attach({ ...OV, vni: def.vni })
+  await sync.settled()
+  t.equal(dp.neigh.size, N, 'every remote peer is programmed')
+  t.equal(dp.fdb.size, N)
+
+  const changes: Array<readonly RemoteChange[] | undefined> = []
+  sync.onRemoteChange((c) => { changes.push(c) })
+  const before = { ...sync.counters }
+  const reads = dp.reads
+  const opsAt = (): number => dp.ops.length
+  // A new endpoint, a move to another address, a withdrawal: each its own entries only.
+  let mark = opsAt()
+  const s0 = remotes[3]!
+  await s0.allocateAddress('ov1', '10.30.250.9')
+  await s0.publishEndpoint({ overlay: 'ov1', endpointId: 'new', ip: '10.30.250.9', mac: overlayMac('10.30.250.9') })
+  await sync.settled()
+  t.same(dp.ops.slice(mark).map((o) => o.op), ['addFdb', 'addNeigh'], 'published: one FDB and one neighbour entry')
+  mark = opsAt()
+  await s0.allocateAddress('ov1', '10.30.250.10')
+  await s0.publishEndpoint({ overlay: 'ov1', endpointId: 'new', ip: '10.30.250.10', mac: overlayMac('10.30.250.10') })
+  await sync.settled()
+  t.same(dp.ops.slice(mark).map((o) => o.op), ['deleteNeigh', 'deleteFdb', 'addFdb', 'addNeigh'], 'moved: the old entries go, the new ones come')
+  mark = opsAt()
+  await s0.withdrawEndpoint('ov1', 'new')
+  await sync.settled()
+  t.same(dp.ops.slice(mark).map((o) => o.op), ['deleteNeigh', 'deleteFdb'], 'withdrawn: its two entries go')
+  t.equal(dp.reads, reads, 'no kernel read')
+  t.same({ full: sync.counters.fullReconciles - before.fullReconciles, delta: sync.counters.deltaReconciles - before.deltaReconciles },
+    { full: 0, delta: 3 }, 'three delta reconciles, no full one')
+  t.same(changes.map((c) => c?.map((x) => [x.endpointId, x.endpoint?.ip ?? null])), [
+    [['new', '10.30.250.9']], [['new', '10.30.250.10']], [['new', null]],
+  ], 'listeners get the endpoint that changed, never "everything"')
+  t.equal(dp.neigh.size, N)
+  t.same(sync.status().overlays[0]?.peers, N)
+  // A full reconcile finds nothing to repair: the deltas left the kernel as the full plan wants it.
+  mark = opsAt()
+  await sync.reconcileAll()
+  t.equal(dp.ops.length, mark, 'a full reconcile after the deltas changes nothing')
 })

@@ -1,8 +1,9 @@
 import t from 'tap'
 import {
-  applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, planPeers, vxlanName,
+  PeerPlanner, applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, planPeers, vxlanName,
   type OverlayDevices, type PeerTable, type RemotePeer,
 } from '../../src/vxlan/plan.js'
+import { mulberry32 } from '../harness/random.js'
 
 const SELF = { hostId: 'h1', vtep: '192.168.50.1' }
 const OV = { name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
@@ -195,4 +196,91 @@ t.test('plan of 10,000 peers is fast and its diff against itself is empty', asyn
   t.equal(again.length, 0)
   t.comment(`plan + 2 diffs of 10,000 peers: ${ms.toFixed(1)} ms`)
   t.ok(ms < 1000)
+})
+
+const rng = mulberry32
+
+/** Tables as comparable text: entries sorted by key. */
+function tableText (x: PeerTable): string {
+  const f = x.fdb.map((e) => `${e.dev} ${e.mac.toLowerCase()} ${e.dst ?? ''}`).sort()
+  const n = x.neigh.map((e) => `${e.dev} ${e.ip} ${e.mac.toLowerCase()}`).sort()
+  return JSON.stringify({ f, n })
+}
+
+for (const flood of [false, true]) {
+  t.test(`incremental planner: random deltas applied to a recording kernel equal the full plan of the final state${flood ? ' (flood)' : ''}`, async (t) => {
+    const seeds = 40
+    for (let seed = 1; seed <= seeds; seed++) {
+      const r = rng(seed * 7919 + (flood ? 1 : 0))
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+      // Few addresses, MACs and hosts, so duplicates, moves, local and invalid peers all happen.
+      const ips = ['10.30.0.2', '10.30.0.3', '10.30.0.4', '10.30.0.5', '10.30.0.1', '10.31.0.2', 'nope']
+      const vteps = ['192.168.50.1', '192.168.50.2', '192.168.50.3', '192.168.50.4']
+      const ids = ['a', 'b', 'c', 'd', 'e', 'f']
+      const planner = new PeerPlanner(dev(), SELF, { flood })
+      const current = new Map<string, RemotePeer>()
+      let kernel: PeerTable = { fdb: [], neigh: [] }
+      for (let step = 0; step < 60; step++) {
+        const id = pick(ids)
+        let ops
+        if (r() < 0.3) {
+          current.delete(id)
+          ops = planner.remove(id)
+        } else {
+          const ip = pick(ips)
+          const vtep = pick(vteps)
+          const mac = r() < 0.8 ? (ip === 'nope' ? 'zz' : overlayMac(ip)) : pick(['02:42:00:00:00:01', '02:42:00:00:00:02', 'ff:ff:ff:ff:ff:ff'])
+          const p = peer(id, ip, vtep, vtep === SELF.vtep && r() < 0.5 ? SELF.hostId : `host-${vtep}`, r() < 0.1 ? mac.toUpperCase() : mac)
+          current.set(id, p)
+          ops = planner.upsert(p)
+        }
+        kernel = applyOpsToTable(kernel, ops)
+        const want = planPeers(dev(), SELF, [...current.values()], { flood })
+        if (tableText(kernel) !== tableText(want)) {
+          t.fail(`seed ${seed} step ${step}: the kernel after the deltas differs from the full plan`, { kernel: tableText(kernel), want: tableText(want) })
+          return
+        }
+        if (tableText(planner.table()) !== tableText(want)) { t.fail(`seed ${seed} step ${step}: the planner's table differs`); return }
+      }
+    }
+    t.ok(true, `${seeds} random sequences of 60 changes each match the full plan after every change`)
+  })
+}
+
+t.test('incremental planner: one change among 10,000 peers is O(1) kernel operations and no full plan', async (t) => {
+  const peers: RemotePeer[] = []
+  for (let i = 0; i < 10_000; i++) {
+    const n = 2 + i
+    peers.push(peer(`p${i}`, `10.30.${n >> 8}.${n & 255}`, `192.168.51.${(i % 200) + 1}`))
+  }
+  for (const flood of [false, true]) {
+    const planner = new PeerPlanner(dev(), SELF, { flood })
+    const first = planner.reset(peers)
+    t.equal(first.length, 20_000 + (flood ? 200 : 0), 'the first plan programs everything')
+    t.equal(planner.fullPlans, 1)
+    const added = planner.upsert(peer('new', '10.30.200.1', '192.168.51.7'))
+    t.same(added.map((o) => o.op), ['addFdb', 'addNeigh'], 'a new peer: its FDB and neighbour entries')
+    const moved = planner.upsert(peer('new', '10.30.200.1', '192.168.52.9'))
+    t.same(moved.map((o) => o.op), flood ? ['addFdb', 'addFdb'] : ['addFdb'], 'a move: the FDB entry is replaced (and the new VTEP\'s flood entry)')
+    const renumbered = planner.upsert(peer('new', '10.30.200.2', '192.168.52.9'))
+    t.same(renumbered.map((o) => o.op).sort(), ['addFdb', 'addNeigh', 'deleteFdb', 'deleteNeigh'], 'a new address: the old entries go, the new ones come')
+    const gone = planner.remove('new')
+    t.same(gone.map((o) => o.op), flood ? ['deleteNeigh', 'deleteFdb', 'deleteFdb'] : ['deleteNeigh', 'deleteFdb'])
+    t.same(planner.remove('p5').map((o) => o.op), ['deleteNeigh', 'deleteFdb'])
+    t.same(planner.upsert(peers[5]!).map((o) => o.op), ['addFdb', 'addNeigh'])
+    t.same(planner.upsert(peers[5]!), [], 'the same peer again: nothing')
+    t.equal(planner.fullPlans, 1, 'no change re-planned every peer')
+    t.equal(planner.size().programmed, 10_000)
+  }
+})
+
+t.test('incremental planner: a duplicate address is planned in full, with the same winner as planPeers', async (t) => {
+  const planner = new PeerPlanner(dev(), SELF)
+  planner.reset([peer('b', '10.30.0.2', '192.168.50.2'), peer('c', '10.30.0.3', '192.168.50.3')])
+  const ops = planner.upsert(peer('a', '10.30.0.2', '192.168.50.4', 'host-x', '02:42:00:00:00:aa'))
+  t.equal(planner.fullPlans, 2)
+  t.same(ops.map((o) => o.op).sort(), ['addFdb', 'addNeigh', 'deleteFdb'], 'the smaller id takes the address')
+  t.same(planner.size(), { peers: 3, programmed: 2, skipped: 1 })
+  planner.remove('a')
+  t.equal(tableText(planner.table()), tableText(planPeers(dev(), SELF, [peer('b', '10.30.0.2', '192.168.50.2'), peer('c', '10.30.0.3', '192.168.50.3')])))
 })

@@ -1,0 +1,95 @@
+/**
+ * Redis Sentinel failover with real processes on loopback: a primary, two
+ * replicas and three `redis-server --sentinel` (quorum 2). Three hosts allocate
+ * addresses through `sentinel://…?wait=1` while the primary is killed: every
+ * host follows the new primary, no address is handed out twice, and every
+ * acknowledged allocation is on the new primary.
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { RedisClusterStore } from '../../src/cluster/redis.js'
+import { freePort, redisServer } from '../harness/redis.js'
+import { sh } from '../harness/netns.js'
+
+const cli = (port: number, args: string[]): string => sh(['redis-cli', '-p', String(port), ...args], { allowFailure: true })
+
+async function until (what: string, check: () => boolean, tries = 400): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (check()) return
+    await delay(50)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+t.test('kill the primary while three hosts allocate: they follow the new primary, no address twice, none lost', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-failover-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // Replication writes RDB files: each server keeps its own in the scratch directory (never in the
+  // working directory, where a later redis-server would load it).
+  const own = (name: string): string[] => ['--dir', dir, '--dbfilename', `${name}.rdb`]
+  const primary = await redisServer(t, { args: own('primary') })
+  const replicas = [
+    await redisServer(t, { args: [...own('replica1'), '--replicaof', '127.0.0.1', String(primary.port)] }),
+    await redisServer(t, { args: [...own('replica2'), '--replicaof', '127.0.0.1', String(primary.port)] }),
+  ]
+  await until('both replicas in sync', () => /connected_slaves:2/.test(cli(primary.port, ['info', 'replication'])))
+  const sentinels: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort()
+    const conf = join(dir, `sentinel${i}.conf`)
+    writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nprotected-mode no\nsentinel monitor fy 127.0.0.1 ${primary.port} 2\n` +
+      'sentinel down-after-milliseconds fy 500\nsentinel failover-timeout fy 3000\nsentinel parallel-syncs fy 2\n')
+    const proc = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+    t.teardown(() => { proc.kill('SIGKILL') })
+    sentinels.push(port)
+  }
+  // Each sentinel knows the two others (through the primary's hello channel): a quorum can form.
+  await until('the sentinels to know each other', () => sentinels.every((p) => /num-other-sentinels\n2\n/.test(cli(p, ['sentinel', 'master', 'fy']))))
+  const url = `sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/fy?wait=1`
+  const OV = { name: 'ovf', subnet: '10.70.0.0/16', gateway: '10.70.0.1' }
+  const hosts = await Promise.all([1, 2, 3].map(async (n) => {
+    const s = new RedisClusterStore({ url, hostId: `h${n}`, advertiseAddr: `192.168.50.${n}`, heartbeatMs: 0, unavailableWaitMs: 60_000, startTimeoutMs: 10_000 })
+    t.teardown(() => s.close())
+    await s.start({ overlays: [], addresses: [], endpoints: [] })
+    await s.defineOverlay(OV)
+    return s
+  }))
+
+  const PER_HOST = 40
+  const handed: Array<{ ip: string, host: string }> = []
+  const failures: string[] = []
+  let killed = false
+  const allocations = hosts.map(async (s) => {
+    for (let i = 0; i < PER_HOST; i++) {
+      try {
+        handed.push({ ip: await s.allocateAddress(OV.name), host: s.hostId })
+      } catch (err) {
+        failures.push(`${s.hostId}: ${(err as Error).message}`)
+      }
+    }
+  })
+  // Kill the primary once a third of the allocations are acknowledged.
+  await until('a third of the allocations', () => handed.length >= PER_HOST)
+  await primary.kill()
+  killed = true
+  const failedOverFrom = handed.length
+  await Promise.all(allocations)
+  t.ok(killed)
+  const newPrimary = Number(cli(sentinels[0]!, ['sentinel', 'get-master-addr-by-name', 'fy']).split('\n')[1])
+  t.ok(replicas.some((r) => r.port === newPrimary), `a replica was promoted (port ${newPrimary})`)
+  t.ok(handed.length > failedOverFrom, `allocations went on after the failover (${handed.length - failedOverFrom} of ${handed.length})`)
+  t.same(failures, [], 'no request failed: those made during the failover waited for the new primary')
+  const ips = handed.map((h) => h.ip)
+  t.equal(new Set(ips).size, ips.length, `no address handed out twice (${ips.length} addresses)`)
+  // Every acknowledged allocation is on the new primary, held by the host it was given to.
+  const owners = new Map<string, string>()
+  const pairs = cli(newPrimary, ['hgetall', `ferry:overlay:${OV.name}:addrs`]).split('\n').filter(Boolean)
+  for (let i = 0; i + 1 < pairs.length; i += 2) owners.set(pairs[i]!, pairs[i + 1]!)
+  const lost = handed.filter((h) => owners.get(h.ip) !== h.host)
+  t.same(lost, [], 'no acknowledged allocation lost in the failover')
+  for (const s of hosts) t.equal(s.status().state, 'ready', `${s.hostId} follows the new primary`)
+})
