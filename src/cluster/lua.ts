@@ -1,6 +1,6 @@
 /**
  * The Lua scripts that make every cluster change one atomic Redis command
- * (EVALSHA). They mirror MemoryCluster (src/cluster/memory.ts) step by step.
+ * (EVALSHA). They mirror MemoryCluster (test/harness/cluster-memory.ts) step by step.
  * Each script gets the key prefix as ARGV[1] (default `ferry:`); keys:
  *
  *   <p>rev                    STRING  global revision: seeded from the server clock in µs when

@@ -7,7 +7,7 @@
  * Two implementations share one client (src/cluster/client.ts) and differ only
  * in the backend that does the atomic work: Redis through Lua scripts
  * (src/cluster/redis.ts) and an in-memory model with the same semantics
- * (src/cluster/memory.ts) for unit tests of consumers.
+ * (test/harness/cluster-memory.ts) for unit tests of consumers.
  */
 import type { RejectCounter } from './rejects.js'
 

@@ -1,7 +1,7 @@
 /**
  * The link/address driver: ferry's typed view of rtnetlink. The real
  * implementation (src/kernel/netlink.ts) talks to the kernel through the
- * `netlink` package; src/kernel/fake.ts records calls for unit tests.
+ * `netlink` package; test/harness/kernel-fake.ts records calls for unit tests.
  * Every mutation is idempotent where the kernel allows: creating what exists
  * with the same kind, or deleting what is already gone, succeeds.
  */

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { fakeWorld, FakePublisher, silentLog } from '../harness/fakes.js'
 import { MemoryStore } from '../../src/store/store.js'
-import { FakeLinkDriver } from '../../src/kernel/fake.js'
+import { FakeLinkDriver } from '../harness/kernel-fake.js'
 import { Ipam } from '../../src/ipam/ipam.js'
 import { NetworkDriver } from '../../src/driver/network.js'
 import { DisabledFirewall } from '../../src/nat/disabled.js'

@@ -1,6 +1,6 @@
 /**
  * The ClusterStore contract: the same cases run against the in-memory store
- * (test/cluster/memory.test.ts) and the Redis store (test/cluster/redis.test.ts),
+ * (test/harness/cluster-memory.test.ts) and the Redis store (test/cluster/redis.test.ts),
  * so that the fake keeps the real store's semantics. Every case ends with every
  * host leaving and checks that nothing is left in the store.
  */

@@ -1,6 +1,6 @@
 /** A host's overlay side for unit tests: a recording fake kernel with the underlay address, and a started PeerSync over `store`. */
 import type { ClusterStore } from '../../src/cluster/types.js'
-import { FakeLinkDriver } from '../../src/kernel/fake.js'
+import { FakeLinkDriver } from './kernel-fake.js'
 import { KernelOverlayDataPlane } from '../../src/vxlan/apply.js'
 import { PeerSync, type PeerSyncOptions } from '../../src/vxlan/peers.js'
 import type { TeardownHost } from './netns.js'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { FakeLinkDriver } from '../../src/kernel/fake.js'
+import { FakeLinkDriver } from '../harness/kernel-fake.js'
 import {
   KernelOverlayDataPlane, batchLine, batchRuns, ipLinkAddVxlanArgv, type BatchRunner,
 } from '../../src/vxlan/apply.js'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryCluster } from '../../src/cluster/memory.js'
+import { MemoryCluster } from '../harness/cluster-memory.js'
 import type { ClusterEvent, ClusterStore } from '../../src/cluster/types.js'
 import { overlayMac } from '../../src/vxlan/plan.js'
 import { record } from '../harness/cluster-contract.js'

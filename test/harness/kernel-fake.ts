@@ -6,8 +6,8 @@
  * records every call in `calls`, and can be told to fail the Nth call of an
  * operation (`failOn`) so that rollback paths can be tested.
  */
-import { FerryError } from '../errors/errors.js'
-import type { AddressInfo, FdbEntry, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from './types.js'
+import { FerryError } from '../../src/errors/errors.js'
+import type { AddressInfo, FdbEntry, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from '../../src/kernel/types.js'
 
 /** The name of a LinkDriver method. */
 export type LinkOp = { [K in keyof LinkDriver]: LinkDriver[K] extends (...args: never[]) => unknown ? K : never }[keyof LinkDriver]

@@ -10,12 +10,12 @@
  * `stop()`/`start()` make the server unreachable and back (`stop({ loseData: true })`
  * also loses all data, like Redis without persistence), `restart()` does both, `isEmpty()` says nothing is left.
  */
-import { FerryError } from '../errors/errors.js'
-import { bounds, intToIp, ipToInt, parseCidr, rangesOverlap } from '../ipam/cidr.js'
-import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
-import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
-import { ClusterClient, type ClusterClientOptions } from './client.js'
-import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
+import { FerryError } from '../../src/errors/errors.js'
+import { bounds, intToIp, ipToInt, parseCidr, rangesOverlap } from '../../src/ipam/cidr.js'
+import { VNI_AUTO_MIN, VNI_MAX } from '../../src/cluster/backend.js'
+import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from '../../src/cluster/backend.js'
+import { ClusterClient, type ClusterClientOptions } from '../../src/cluster/client.js'
+import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from '../../src/cluster/types.js'
 
 /** A change before it gets its revision. */
 type ChangeBody = ClusterChange extends infer C ? C extends ClusterChange ? Omit<C, 'rev'> : never : never

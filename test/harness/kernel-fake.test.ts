@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { FerryError } from '../../src/errors/errors.js'
-import { FakeLinkDriver } from '../../src/kernel/fake.js'
+import { FakeLinkDriver } from './kernel-fake.js'
 
 t.test('starts with lo and the seeded links', async (t) => {
   const d = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 9000, mac: '52:54:00:AA:BB:CC', up: true }] })

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { MemoryCluster } from '../../src/cluster/memory.js'
+import { MemoryCluster } from './cluster-memory.js'
 import type { ClusterStore } from '../../src/cluster/types.js'
-import { clusterContract, record } from '../harness/cluster-contract.js'
+import { clusterContract, record } from './cluster-contract.js'
 
 let cluster = new MemoryCluster()
 
