@@ -68,6 +68,19 @@ t.test('A records for names, aliases and short ids; case and trailing dot', asyn
   t.equal(server.metrics.byType.A, 6)
 })
 
+t.test('ttlSeconds: the TTL of every answer of ferry\'s own, over UDP and TCP, after a change too', async (t) => {
+  const { addr, src } = await startServer(t, { ttlSeconds: 7 })
+  const ttls = (r: { answers?: readonly unknown[] }): number[] => (r.answers ?? []).map((a) => (a as { ttl: number }).ttl)
+  t.same(ttls(await udpDecoded(addr, query('web'))), [7])
+  t.same(ttls(await udpDecoded(addr, query('db', 'ANY' as RecordType))), [7, 7])
+  t.same(ttls(await udpDecoded(addr, query('2.0.1.10.in-addr.arpa', 'PTR'))), [7])
+  t.same(ttls(await tcpAsk(addr, query('db', 'AAAA'))), [7])
+  src.delta({ remove: [], add: [{ network: 'n1', name: 'late', aliases: [], ip: '10.1.0.44' }] })
+  t.same(ttls(await udpDecoded(addr, query('late'))), [7], 'a record added by a delta')
+  src.add({ network: 'n1', name: 'later', aliases: [], ip: '10.1.0.45' })
+  t.same(ttls(await udpDecoded(addr, query('later'))), [7], 'a record added by a rebuild')
+})
+
 t.test('AAAA, NODATA, PTR', async (t) => {
   const { addr } = await startServer(t)
   t.same(datas(await udpDecoded(addr, query('db', 'AAAA'))), ['fd00:1::3'])
