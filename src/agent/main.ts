@@ -38,6 +38,8 @@ export interface AgentFlags extends RuntimeFlags {
   /** `--dns-cache-size` (0: no cache) and `--dns-ttl-cap` seconds. Default: the server's (10000, 3600). */
   dnsCacheSize?: number
   dnsTtlCap?: number
+  /** `--dns-ttl SECONDS`: TTL of ferry's own answers, 0–3600. Default: the server's (0). */
+  dnsTtl?: string
   /** `--metrics-listen HOST:PORT` and `--metrics-token FILE` (src/metrics/config.ts). */
   metricsListen?: string
   metricsToken?: string
@@ -96,6 +98,15 @@ export function dnsRateLimit (s: string | undefined): RateLimit | false | undefi
   return { perSecond: Number(s), burst: 2 * Number(s) }
 }
 
+export const MAX_DNS_TTL = 3600
+
+/** `--dns-ttl SECONDS` → a whole number of seconds 0–3600; undefined keeps the server's default (0). */
+export function dnsTtl (s: string | undefined): number | undefined {
+  if (s === undefined) return undefined
+  if (!/^\d{1,5}$/.test(s) || Number(s) > MAX_DNS_TTL) throw new FerryError('INVALID_OPTION', `--dns-ttl "${s}" must be a whole number of seconds from 0 to ${MAX_DNS_TTL}`)
+  return Number(s)
+}
+
 const PLUGIN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
 export async function runAgent (flags: AgentFlags): Promise<void> {
@@ -116,7 +127,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       reconcileIntervalMs: flags.reconcileInterval * 1000,
       orphanGraceMs: flags.orphanGrace * 1000,
       cluster: clusterConfig(flags),
-      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers,
+      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers, ttlSeconds: dnsTtl(flags.dnsTtl),
         cache: flags.dnsCacheSize === 0 ? false : { maxEntries: flags.dnsCacheSize, ttlCap: flags.dnsTtlCap } },
       defaultBridge: defaultBridgeConfig(flags),
       runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },

@@ -9,13 +9,15 @@
  * membership is unchanged), else by its joined content.
  */
 import type { RecordSet } from './records.js'
-import { EMPTY_RRSET, encodeRRSet, keyToName, type RRSet, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR } from './wire.js'
+import { EMPTY_RRSET, encodeRRSet, keyToName, type RRSet, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, TYPE_SRV } from './wire.js'
 
 /** Encoded records of one name in one scope. */
 export interface EncodedName {
   a: RRSet
   aaaa: RRSet
   ptr: RRSet
+  /** With the targets' addresses as additional records. */
+  srv: RRSet
   any: RRSet
 }
 
@@ -25,6 +27,7 @@ export function rrsFor (e: EncodedName, qtype: number): RRSet {
     case TYPE_A: return e.a
     case TYPE_AAAA: return e.aaaa
     case TYPE_PTR: return e.ptr
+    case TYPE_SRV: return e.srv
     case TYPE_ANY: return e.any
     default: return EMPTY_RRSET
   }
@@ -55,10 +58,40 @@ export class ScopeView {
     const a = encodeRRSet(TYPE_A, this.ttl, recs.a)
     const aaaa = encodeRRSet(TYPE_AAAA, this.ttl, recs.aaaa)
     const ptr = encodeRRSet(TYPE_PTR, this.ttl, recs.ptr)
-    const any = { bytes: Buffer.concat([a.bytes, aaaa.bytes, ptr.bytes]), count: a.count + aaaa.count + ptr.count }
-    const e: EncodedName = { a, aaaa, ptr, any }
+    const srv = this.encodeSrv(recs.srv)
+    const any = { bytes: Buffer.concat([a.bytes, aaaa.bytes, ptr.bytes, srv.bytes]), count: a.count + aaaa.count + ptr.count + srv.count }
+    const e: EncodedName = { a, aaaa, ptr, srv, any }
     this.names.set(key, e)
     return e
+  }
+
+  /**
+   * Whether a wire key that is not ferry's in this scope is `_<x>._tcp|_udp.NAME`
+   * with NAME ferry's here: ferry holds every SRV record of its names, so such a
+   * query is NXDOMAIN, not a question for the upstreams.
+   */
+  unknownService (key: string): boolean {
+    if (key.charCodeAt(1) !== 0x5f) return false // '_'
+    const second = 1 + key.charCodeAt(0)
+    if (key.charCodeAt(second) !== 4) return false
+    const proto = key.slice(second + 1, second + 5)
+    if (proto !== '_tcp' && proto !== '_udp') return false
+    const rest = key.slice(second + 5)
+    return rest !== '' && this.get(rest) !== undefined
+  }
+
+  /** SRV records ("<port> <target>"), each target's A and AAAA records of this scope as additional records. */
+  private encodeSrv (datas: readonly string[]): RRSet {
+    const srv = encodeRRSet(TYPE_SRV, this.ttl, datas)
+    if (srv.count === 0) return srv
+    const extra: RRSet[] = []
+    for (const target of new Set(datas.map((d) => d.slice(d.indexOf(' ') + 1)))) {
+      const t = this.records.lookup(target, this.networks)
+      if (t === undefined) continue
+      extra.push(encodeRRSet(TYPE_A, this.ttl, t.a, target), encodeRRSet(TYPE_AAAA, this.ttl, t.aaaa, target))
+    }
+    srv.extra = { bytes: Buffer.concat(extra.map((x) => x.bytes)), count: extra.reduce((n, x) => n + x.count, 0) }
+    return srv
   }
 }
 

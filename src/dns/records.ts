@@ -8,6 +8,12 @@
  * the networks it is attached to and no others. Names are case-insensitive, may
  * carry a trailing dot, and need no search domain ("web", "web.").
  *
+ * SRV: each published port of an entry gives `_<containerPort>._<proto>.<name>`
+ * for its name and every alias (priority 0, weight 0, port the container port,
+ * target the container name), in the same scope as its A records. Docker's
+ * resolver has SRV only for swarm services (`_<port name>._<proto>.<service>`);
+ * ports here have no names, so the number stands for it (`_80._tcp.web`).
+ *
  * Link aliases are published like network aliases (visible to every container of
  * the network), not only to the container that declared the link as Docker does.
  *
@@ -28,7 +34,17 @@ export interface RecordEntry {
   ip: string
   /** A second (IPv6) address, for dual-stack endpoints. */
   ip6?: string
+  /** Published container ports (SRV records); at most MAX_SRV_PORTS are used. */
+  ports?: readonly ServicePort[]
 }
+
+export interface ServicePort {
+  proto: 'tcp' | 'udp'
+  port: number
+}
+
+/** SRV names per entry at most (a published range of 10,000 ports gives the first 64). */
+export const MAX_SRV_PORTS = 64
 
 /** Entries that went and came: `records()` after it is `records()` before it, less `remove`, plus `add`. */
 export interface RecordDelta {
@@ -54,9 +70,11 @@ export interface NameRecords {
   a: string[]
   aaaa: string[]
   ptr: string[]
+  /** `"<port> <target>"` of each SRV record. */
+  srv: string[]
 }
 
-export type LocalRecordType = 'A' | 'AAAA' | 'PTR'
+export type LocalRecordType = 'A' | 'AAAA' | 'PTR' | 'SRV'
 
 export interface LocalAnswer {
   name: string
@@ -159,6 +177,7 @@ interface NameData {
   a?: Counted
   aaaa?: Counted
   ptr?: Counted
+  srv?: Counted
 }
 
 type NetworkIndex = Map<string, NameData>
@@ -173,7 +192,7 @@ function bump (index: NetworkIndex, name: string, kind: keyof NameData, value: s
   const next = by > 0 ? countedAdd(d[kind], value) : countedRemove(d[kind], value)
   if (next === undefined) delete d[kind]
   else d[kind] = next
-  if (d.a === undefined && d.aaaa === undefined && d.ptr === undefined) index.delete(name)
+  if (d.a === undefined && d.aaaa === undefined && d.ptr === undefined && d.srv === undefined) index.delete(name)
 }
 
 function countAddress (index: NetworkIndex, names: string[], ip: string, primary: string, by: 1 | -1): void {
@@ -190,6 +209,28 @@ function countEntry (index: NetworkIndex, e: RecordEntry, by: 1 | -1): void {
   if (primary === undefined) return
   countAddress(index, names, e.ip, primary, by)
   if (e.ip6 !== undefined) countAddress(index, names, e.ip6, primary, by)
+  for (const p of srvPorts(e.ports)) {
+    for (const n of names) {
+      const owner = `_${p.port}._${p.proto}.${n}`
+      if (isEncodableName(owner)) bump(index, owner, 'srv', `${p.port} ${primary}`, by)
+    }
+  }
+}
+
+/** The valid ports of an entry, each once, at most MAX_SRV_PORTS. */
+function srvPorts (ports: readonly ServicePort[] | undefined): ServicePort[] {
+  if (ports === undefined || ports.length === 0) return []
+  const seen = new Set<string>()
+  const out: ServicePort[] = []
+  for (const p of ports) {
+    if ((p.proto !== 'tcp' && p.proto !== 'udp') || !Number.isInteger(p.port) || p.port < 1 || p.port > 65535) continue
+    const k = `${p.proto}/${p.port}`
+    if (seen.has(k)) continue
+    seen.add(k)
+    out.push(p)
+    if (out.length >= MAX_SRV_PORTS) break
+  }
+  return out
 }
 
 /**
@@ -247,7 +288,7 @@ export class RecordSet {
     for (const net of networks) {
       const d = this.byNetwork.get(net)?.get(name)
       if (d === undefined) continue
-      const here = { a: countedValues(d.a), aaaa: countedValues(d.aaaa), ptr: countedValues(d.ptr) }
+      const here = { a: countedValues(d.a), aaaa: countedValues(d.aaaa), ptr: countedValues(d.ptr), srv: countedValues(d.srv) }
       if (found === undefined) {
         found = here
       } else {
@@ -256,6 +297,7 @@ export class RecordSet {
         f.a = [...new Set([...f.a, ...here.a])]
         f.aaaa = [...new Set([...f.aaaa, ...here.aaaa])]
         f.ptr = [...new Set([...f.ptr, ...here.ptr])]
+        f.srv = [...new Set([...f.srv, ...here.srv])]
       }
     }
     return found
@@ -275,6 +317,7 @@ export class RecordSet {
     if (want === 'A' || want === 'ANY') for (const data of recs.a) out.push({ name, type: 'A', data })
     if (want === 'AAAA' || want === 'ANY') for (const data of recs.aaaa) out.push({ name, type: 'AAAA', data })
     if (want === 'PTR' || want === 'ANY') for (const data of recs.ptr) out.push({ name, type: 'PTR', data })
+    if (want === 'SRV' || want === 'ANY') for (const data of recs.srv) out.push({ name, type: 'SRV', data })
     return out
   }
 
@@ -287,6 +330,7 @@ export class RecordSet {
         for (const data of countedValues(d.a)) out.push({ network: net, name, type: 'A', data })
         for (const data of countedValues(d.aaaa)) out.push({ network: net, name, type: 'AAAA', data })
         for (const data of countedValues(d.ptr)) out.push({ network: net, name, type: 'PTR', data })
+        for (const data of countedValues(d.srv)) out.push({ network: net, name, type: 'SRV', data })
       }
     }
     return out.sort((x, y) => x.network.localeCompare(y.network) || x.name.localeCompare(y.name) ||

@@ -42,7 +42,7 @@ import { TcpFront, tcpLimits, type TcpLimits, type TcpStats, type TcpTimers } fr
 import { type Clock, Forwarder, literalLookup, realClock, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamHealth, type UpstreamSource, upstreamKey } from './upstream.js'
 import {
   buildAnswer, buildEmpty, CLASS_IN, isTruncated, keyToName, Parse, parseQuery, Query, rcodeOf,
-  RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL, setEdns,
+  RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, setEdns,
   TYPE_A, TYPE_AAAA, TYPE_PTR,
 } from './wire.js'
 
@@ -456,7 +456,8 @@ export class DnsServer {
       return buildEmpty(msg, q, RCODE_REFUSED)
     }
     if (q.qclass === CLASS_IN) {
-      const e = this.answers().view(nets).get(q.key)
+      const view = this.answers().view(nets)
+      const e = view.get(q.key)
       if (e !== undefined) {
         const rrs = rrsFor(e, t)
         m.answered++
@@ -464,6 +465,10 @@ export class DnsServer {
         const out = buildAnswer(msg, q, rrs, tcp ? MAX_TCP_MESSAGE : q.udpLimit())
         if (isTruncated(out)) m.truncated++
         return out
+      }
+      if (view.unknownService(q.key)) {
+        m.answered++
+        return buildEmpty(msg, q, RCODE_NXDOMAIN, false, true)
       }
     }
     // Not ferry's in this scope: the cache, then the upstreams.

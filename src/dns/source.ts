@@ -6,10 +6,10 @@
  * every host. Also answers "which scopes may this client see" by source address.
  */
 import { EventEmitter } from 'node:events'
-import type { EndpointRecord, NetworkRecord } from '../model/types.js'
+import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
 import type { ContainerNames } from '../docker/watch.js'
 import type { ClusterEndpoint } from '../cluster/types.js'
-import type { RecordDelta, RecordEntry, RecordSource } from './records.js'
+import { MAX_SRV_PORTS, type RecordDelta, type RecordEntry, type RecordSource, type ServicePort } from './records.js'
 
 export function scopeOf (net: Pick<NetworkRecord, 'id' | 'overlay'>): string {
   return net.overlay ? `overlay:${net.overlay.name}` : net.id
@@ -43,7 +43,8 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     const known = byEndpoint.get(ep.id)
     if (!known) continue
     const aliases = known.aliases.filter((a) => a !== known.c.name)
-    const entry = { network: scope, name: known.c.name, aliases, ip: ep.address }
+    const ports = servicePorts(ep.ports)
+    const entry = { network: scope, name: known.c.name, aliases, ip: ep.address, ...(ports.length > 0 ? { ports } : {}) }
     entries.push(entry)
     entryOf.set(`${scope}|${known.c.name}`, entry)
     local.set(ep.id, [known.c.name, ...aliases])
@@ -65,6 +66,23 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     }
   }
   return { entries, clients, local }
+}
+
+/** The container ports an endpoint publishes (SRV records), TCP and UDP, ranges expanded up to MAX_SRV_PORTS. */
+export function servicePorts (bindings: readonly PortBinding[] | undefined): ServicePort[] {
+  const out: ServicePort[] = []
+  const seen = new Set<string>()
+  for (const b of bindings ?? []) {
+    if (b.proto !== 'tcp' && b.proto !== 'udp') continue
+    const end = Math.max(b.containerPort, b.containerPortEnd || b.containerPort)
+    for (let port = b.containerPort; port <= end && out.length < MAX_SRV_PORTS; port++) {
+      const k = `${b.proto}/${port}`
+      if (seen.has(k)) continue
+      seen.add(k)
+      out.push({ proto: b.proto, port })
+    }
+  }
+  return out
 }
 
 /** The record of another host's overlay endpoint (none for this host's own, or without names). */

@@ -24,6 +24,7 @@ export const OPT_RR_LEN = 11
 export const TYPE_A = 1
 export const TYPE_PTR = 12
 export const TYPE_AAAA = 28
+export const TYPE_SRV = 33
 export const TYPE_OPT = 41
 export const TYPE_ANY = 255
 export const CLASS_IN = 1
@@ -170,20 +171,22 @@ function writeOpt (buf: Buffer, off: number, extRcode: number): void {
   buf.writeUInt16BE(0, off + 9)
 }
 
-function writeHeader (buf: Buffer, q: Query, flags3: number, rcode: number, ancount: number, withQuestion: boolean, withOpt: boolean): void {
+function writeHeader (buf: Buffer, q: Query, flags3: number, rcode: number, ancount: number, withQuestion: boolean, withOpt: boolean, arcount = 0): void {
   buf.writeUInt16BE(q.id, 0)
   buf[2] = FLAG_QR | (q.flags & 0x79) | flags3
   buf[3] = FLAG_RA | (rcode & 0x0f)
   buf.writeUInt16BE(withQuestion ? 1 : 0, 4)
   buf.writeUInt16BE(ancount, 6)
   buf.writeUInt16BE(0, 8)
-  buf.writeUInt16BE(withOpt ? 1 : 0, 10)
+  buf.writeUInt16BE(arcount + (withOpt ? 1 : 0), 10)
 }
 
 /** Precomputed resource records for one name and type, names compressed to the question. */
 export interface RRSet {
   bytes: Buffer
   count: number
+  /** Additional-section records (the addresses of SRV targets); dropped first when the answer does not fit. */
+  extra?: RRSet
 }
 
 export const EMPTY_RRSET: RRSet = { bytes: Buffer.alloc(0), count: 0 }
@@ -196,13 +199,17 @@ export const EMPTY_RRSET: RRSet = { bytes: Buffer.alloc(0), count: 0 }
 export function buildAnswer (msg: Buffer, q: Query, rrs: RRSet, limit: number): Buffer {
   const opt = q.edns ? OPT_RR_LEN : 0
   let len = q.qEnd + rrs.bytes.length + opt
+  let extra = rrs.extra
+  if (extra !== undefined && len + extra.bytes.length <= limit) len += extra.bytes.length
+  else extra = undefined
   const truncated = len > limit
   if (truncated) len = q.qEnd + opt
   const buf = Buffer.allocUnsafe(len)
   msg.copy(buf, 0, 0, q.qEnd)
-  writeHeader(buf, q, FLAG_AA | (truncated ? FLAG_TC : 0), RCODE_NOERROR, truncated ? 0 : rrs.count, true, q.edns)
+  writeHeader(buf, q, FLAG_AA | (truncated ? FLAG_TC : 0), RCODE_NOERROR, truncated ? 0 : rrs.count, true, q.edns, extra?.count ?? 0)
   let off = q.qEnd
   if (!truncated) off += rrs.bytes.copy(buf, off)
+  if (extra !== undefined) off += extra.bytes.copy(buf, off)
   if (q.edns) writeOpt(buf, off, 0)
   return buf
 }
@@ -210,14 +217,15 @@ export function buildAnswer (msg: Buffer, q: Query, rrs: RRSet, limit: number): 
 /**
  * A response with no records: the question when it was parsed, the rcode, and
  * an OPT record when the query had one. Used for REFUSED, FORMERR, SERVFAIL,
- * NOTIMP, BADVERS and for an empty truncated answer (`truncated`).
+ * NOTIMP, BADVERS, ferry's own NXDOMAIN (`authoritative`) and for an empty
+ * truncated answer (`truncated`).
  */
-export function buildEmpty (msg: Buffer, q: Query, rcode: number, truncated = false): Buffer {
+export function buildEmpty (msg: Buffer, q: Query, rcode: number, truncated = false, authoritative = false): Buffer {
   const withQuestion = q.qEnd > HEADER
   const opt = q.edns ? OPT_RR_LEN : 0
   const buf = Buffer.allocUnsafe(q.qEnd + opt)
   if (withQuestion) msg.copy(buf, HEADER, HEADER, q.qEnd)
-  writeHeader(buf, q, truncated ? FLAG_TC : 0, rcode, 0, withQuestion, q.edns)
+  writeHeader(buf, q, (truncated ? FLAG_TC : 0) | (authoritative ? FLAG_AA : 0), rcode, 0, withQuestion, q.edns)
   if (q.edns) writeOpt(buf, q.qEnd, rcode >> 4)
   return buf
 }
@@ -272,21 +280,38 @@ function rdataOf (type: number, data: string): Buffer {
     if (b === undefined) throw new Error(`not an IPv6 address: ${data}`)
     return Buffer.from(b)
   }
+  if (type === TYPE_SRV) {
+    // "<port> <target>": priority 0, weight 0, the target uncompressed (RFC 2782).
+    const sp = data.indexOf(' ')
+    const port = Number(data.slice(0, sp))
+    if (sp < 1 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`not an SRV datum: ${data}`)
+    const target = encodeName(data.slice(sp + 1))
+    const b = Buffer.alloc(6 + target.length)
+    b.writeUInt16BE(port, 4)
+    target.copy(b, 6)
+    return b
+  }
   return encodeName(data)
 }
 
-/** Records `type` with each of `datas`, owner name a pointer to the question (offset 12). */
-export function encodeRRSet (type: number, ttl: number, datas: readonly string[]): RRSet {
+/**
+ * Records `type` with each of `datas`, owner name a pointer to the question
+ * (offset 12), or `owner` written out (additional records of another name).
+ */
+export function encodeRRSet (type: number, ttl: number, datas: readonly string[], owner?: string): RRSet {
   const parts: Buffer[] = []
+  const ownerBytes = owner === undefined ? undefined : encodeName(owner)
+  const o = ownerBytes?.length ?? 2
   for (const d of datas) {
     const rdata = rdataOf(type, d)
-    const rr = Buffer.allocUnsafe(12 + rdata.length)
-    rr.writeUInt16BE(0xc000 | HEADER, 0)
-    rr.writeUInt16BE(type, 2)
-    rr.writeUInt16BE(CLASS_IN, 4)
-    rr.writeUInt32BE(ttl, 6)
-    rr.writeUInt16BE(rdata.length, 10)
-    rdata.copy(rr, 12)
+    const rr = Buffer.allocUnsafe(o + 10 + rdata.length)
+    if (ownerBytes === undefined) rr.writeUInt16BE(0xc000 | HEADER, 0)
+    else ownerBytes.copy(rr, 0)
+    rr.writeUInt16BE(type, o)
+    rr.writeUInt16BE(CLASS_IN, o + 2)
+    rr.writeUInt32BE(ttl, o + 4)
+    rr.writeUInt16BE(rdata.length, o + 8)
+    rdata.copy(rr, o + 10)
     parts.push(rr)
   }
   return { bytes: Buffer.concat(parts), count: datas.length }

@@ -520,6 +520,7 @@ export class NetworkDriver {
         t.lap('store')
       }, this.undoLog)
       if (ports.length > 0) this.d.log.info({ endpoint: ep.id, ports: ports.length, ms: t.laps }, 'ports published')
+      if (ports.length > 0 || before.length > 0) this.d.onChange?.() // DNS: SRV records of published ports
     }))
   }
 
@@ -534,6 +535,7 @@ export class NetworkDriver {
       await this.d.store.commit(['endpoints', ep.id])
       t.lap('store')
       this.d.log.debug({ endpoint: ep.id, ms: t.laps }, 'ports revoked')
+      this.d.onChange?.()
     }))
   }
 

@@ -1,7 +1,7 @@
 /** The agent's --iptables flag: parsing as dockerd spells it, its conflict with --icc=false, and how status shows it. */
 import t from 'tap'
 import { buildCli, firewallText } from '../../src/cli/main.js'
-import { iptablesEnabled } from '../../src/agent/main.js'
+import { dnsTtl, iptablesEnabled } from '../../src/agent/main.js'
 
 /** The options `ferry agent ARGS` hands to runAgent (the action is replaced: nothing starts). */
 async function agentOpts (args: string[]): Promise<Record<string, unknown>> {
@@ -36,4 +36,15 @@ t.test('ferry status shows the firewall', async (t) => {
   t.match(firewallText({ iptables: false }), /^disabled \(--iptables=false\)/)
   t.match(firewallText({ iptables: true }), /^iptables/)
   t.equal(firewallText(undefined), '-')
+})
+
+t.test('--dns-ttl: whole seconds from 0 to 3600, else a clear error', async (t) => {
+  t.equal((await agentOpts(['--dns-ttl', '5'])).dnsTtl, '5', 'passed on as given, checked by the agent')
+  t.equal(dnsTtl(undefined), undefined, 'absent: the server\'s default')
+  t.equal(dnsTtl('0'), 0)
+  t.equal(dnsTtl('5'), 5)
+  t.equal(dnsTtl('3600'), 3600)
+  for (const bad of ['3601', '-1', '1.5', '', 'ten', '1e3', '99999999999']) {
+    t.throws(() => dnsTtl(bad), { code: 'INVALID_OPTION', message: /--dns-ttl ".*" must be a whole number of seconds from 0 to 3600/ }, bad)
+  }
 })

@@ -145,6 +145,8 @@ t.test('a RecordSet changed entry by entry equals one built from the final entri
     { network: 'n1', name: 'web', aliases: [], ip: '10.1.0.9' },
     { network: 'overlay:o', name: 'x', aliases: ['y'], ip: '10.9.0.2' },
     { network: 'overlay:o', name: 'x', aliases: ['y'], ip: '10.9.0.3' },
+    { network: 'n1', name: 'svc', aliases: ['frontend'], ip: '10.1.0.7', ports: [{ proto: 'tcp', port: 80 }, { proto: 'udp', port: 53 }] },
+    { network: 'n1', name: 'svc2', aliases: ['frontend'], ip: '10.1.0.8', ports: [{ proto: 'tcp', port: 80 }] },
   ]
   for (let run = 0; run < 30; run++) {
     const set = RecordSet.empty()
@@ -172,4 +174,23 @@ t.test('a RecordSet changed entry by entry equals one built from the final entri
   set.remove(pool[6]!)
   t.equal(set.lookup('frontend', ['n1']), undefined)
   t.same(set.networks(), [])
+})
+
+t.test('SRV: each published port under the name and every alias, target the container name, scoped', async (t) => {
+  const set = RecordSet.from([
+    { network: 'n1', name: 'web', aliases: ['frontend'], ip: '10.1.0.2', ports: [{ proto: 'tcp', port: 80 }, { proto: 'tcp', port: 80 }, { proto: 'udp', port: 53 }] },
+    { network: 'n1', name: 'web2', aliases: ['frontend'], ip: '10.1.0.3', ports: [{ proto: 'tcp', port: 80 }] },
+    { network: 'n2', name: 'api', aliases: [], ip: '10.2.0.2', ports: [{ proto: 'tcp', port: 0 }, { proto: 'sctp' as 'tcp', port: 9 }, { proto: 'tcp', port: 1.5 }] },
+  ])
+  t.same(set.resolve('_80._tcp.web', 'SRV', ['n1']), [{ name: '_80._tcp.web', type: 'SRV', data: '80 web' }], 'a duplicate port counts once')
+  t.same(set.resolve('_53._udp.WEB.', 'SRV', ['n1']), [{ name: '_53._udp.web', type: 'SRV', data: '53 web' }])
+  t.same(set.resolve('_80._tcp.frontend', 'SRV', ['n1'])?.map((a) => a.data).sort(), ['80 web', '80 web2'], 'an alias of two containers: both')
+  t.same(set.resolve('_80._tcp.web', 'A', ['n1']), [], 'the SRV name exists: other types are NODATA')
+  t.equal(set.resolve('_80._tcp.web', 'SRV', ['n2']), undefined, 'another network sees nothing')
+  t.equal(set.resolve('_53._tcp.web', 'SRV', ['n1']), undefined, 'a port published over UDP only')
+  t.same(set.list('n2').map((r) => r.type).sort(), ['A', 'PTR'], 'invalid ports (0, sctp, not whole) are skipped')
+  const many = RecordSet.from([{ network: 'n1', name: 'r', aliases: [], ip: '10.1.0.9', ports: Array.from({ length: 100 }, (_, i) => ({ proto: 'tcp' as const, port: 1000 + i })) }])
+  t.equal(many.list().filter((r) => r.type === 'SRV').length, 64, 'at most 64 ports per entry')
+  set.remove({ network: 'n1', name: 'web2', aliases: ['frontend'], ip: '10.1.0.3', ports: [{ proto: 'tcp', port: 80 }] })
+  t.same(set.resolve('_80._tcp.frontend', 'SRV', ['n1'])?.map((a) => a.data), ['80 web'], 'removed with its entry')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AgentRecordSource, buildRecords } from '../../src/dns/source.js'
+import { AgentRecordSource, buildRecords, servicePorts } from '../../src/dns/source.js'
 import { RecordSet, type RecordDelta } from '../../src/dns/records.js'
 import type { ClusterEndpoint } from '../../src/cluster/types.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
@@ -51,4 +51,20 @@ t.test('remote overlay endpoints change the records one by one: a delta, never a
   src.update({ networks: [NET], endpoints: [], names: [], remote: new Map(), hostId: 'h1' })
   t.equal(changes, 3)
   t.equal(src.records().length, 1000)
+})
+
+t.test('published container ports become SRV records of the endpoint\'s entry', async (t) => {
+  const bind = (proto: 'tcp' | 'udp' | 'sctp', containerPort: number, containerPortEnd = containerPort) =>
+    ({ proto, hostIp: '', hostPort: 8000, hostPortEnd: 8000, containerIp: EP.address, containerPort, containerPortEnd })
+  t.same(servicePorts(undefined), [])
+  t.same(servicePorts([bind('tcp', 80), bind('tcp', 80), bind('udp', 53), bind('sctp', 9), bind('tcp', 7000, 7002)]),
+    [{ proto: 'tcp', port: 80 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 7000 }, { proto: 'tcp', port: 7001 }, { proto: 'tcp', port: 7002 }],
+    'each port once (two host addresses publish one port twice), sctp left out, ranges expanded')
+  t.equal(servicePorts([bind('tcp', 1, 65535)]).length, 64, 'a huge range gives the first 64')
+  const ep = { ...EP, ports: [bind('tcp', 80)] } as unknown as EndpointRecord
+  const { entries } = buildRecords({ networks: [NET], endpoints: [ep], names: [NAMES], remote: new Map() })
+  const set = RecordSet.from(entries)
+  t.same(set.resolve('_80._tcp.local', 'SRV', ['overlay:ov1']), [{ name: '_80._tcp.local', type: 'SRV', data: '80 local' }])
+  const none = buildRecords({ networks: [NET], endpoints: [EP], names: [NAMES], remote: new Map() })
+  t.equal(none.entries[0]?.ports, undefined, 'no ports: the entry is as before')
 })
