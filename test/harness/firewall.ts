@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import { link, netns, nsExec, sh, type TeardownHost } from './netns.js'
 import type { NsNode } from './nsnode.js'
 import type { PortBinding, Protocol } from '../../src/model/types.js'
-import type { FirewallDriver, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
+import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
 
 export function net (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
   return { id: `net${n}`.padEnd(64, 'a'), bridge: `fy-n${n}`, subnet: `10.3${n}.0.0/24`, gateway: `10.3${n}.0.1`, icc: true, masquerade: true, internal: false, ...over }
@@ -22,6 +22,34 @@ export function bind (proto: Protocol, hostIp: string, hostPort: number, contain
 export function endpoint (id: string, n: NatNetwork, host: number, ports: Array<(ip: string) => PortBinding>): NatEndpoint {
   const address = n.gateway.replace(/\.1$/, `.${host}`)
   return { id: id.padEnd(64, '0'), networkId: n.id, address, ports: ports.map((p) => p(address)) }
+}
+
+/** The option matrix both kernel tests start from: a plain network, one with ICC and masquerade off, an internal one. */
+export function matrixNetworks (): [NatNetwork, NatNetwork, NatNetwork] {
+  return [net(1), net(2, { icc: false, masquerade: false }), net(3, { internal: true })]
+}
+
+/**
+ * Add the matrix's networks through `d`, then two endpoints publishing every kind of
+ * binding (any address, one host address, sctp, 127.0.0.1 only, a `rangeLen`-port
+ * range, a UDP range); returns the state the driver now holds.
+ */
+export async function applyMatrix (d: NsNode<FirewallDriver>, nets: [NatNetwork, NatNetwork, NatNetwork], rangeLen: number):
+Promise<{ e1: NatEndpoint, e3: NatEndpoint, state: FirewallState }> {
+  const [n1, , n3] = nets
+  for (const n of nets) await d.call('addNetwork', [n])
+  const e1 = endpoint('e1', n1, 2, [
+    (ip) => bind('tcp', '', 8080, ip, 80),
+    (ip) => bind('udp', '192.0.2.10', 5353, ip, 53),
+    (ip) => bind('sctp', '', 9000, ip, 9000),
+    (ip) => bind('tcp', '127.0.0.1', 8443, ip, 443),
+    (ip) => bind('tcp', '', 20000, ip, 20000, rangeLen),
+    (ip) => bind('udp', '', 30000, ip, 100, 10),
+  ])
+  const e3 = endpoint('e3', n3, 2, [(ip) => bind('tcp', '', 8090, ip, 80)])
+  await d.call('setEndpoint', [e1])
+  await d.call('setEndpoint', [e3])
+  return { e1, e3, state: { networks: [...nets], endpoints: [e1, e3] } }
 }
 
 /** Bridges (optionally with an address) in `ns`, up. */

@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap'
 import { existsSync } from 'node:fs'
 import { netns, nsExec } from '../harness/netns.js'
-import { addBridges, bind, endpoint, net, trafficScenario, udpConntrackScenario } from '../harness/firewall.js'
+import { addBridges, applyMatrix, matrixNetworks, bind, endpoint, net, trafficScenario, udpConntrackScenario } from '../harness/firewall.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
 import type { IptablesDriver } from '../../src/nat/iptables.js'
 import { DNAT_BUCKETS, dnatBucket, planRules, type Ruleset } from '../../src/nat/plan.js'
@@ -66,28 +66,14 @@ async function expectPlan (t: Test, ns: string, state: FirewallState, msg: strin
 }
 
 t.test('networks and ports: plan round trip, incremental changes, reconcile, teardown', async (t) => {
-  const n1 = net(1)
-  const n2 = net(2, { icc: false, masquerade: false })
-  const n3 = net(3, { internal: true })
-  const ns = hostNs(t, [{ name: n1.bridge }, { name: n2.bridge }, { name: n3.bridge }])
+  const nets = matrixNetworks()
+  const [n1, n2, n3] = nets
+  const ns = hostNs(t, nets.map((n) => ({ name: n.bridge })))
   ipt(ns, ['-A', 'FORWARD', '-j', 'ACCEPT', '-m', 'comment', '--comment', 'someone else'])
   const d = await driver(t, ns)
-
-  await d.call('addNetwork', [n1])
-  await d.call('addNetwork', [n2])
-  await d.call('addNetwork', [n3])
-  const e1 = endpoint('e1', n1, 2, [
-    (ip) => bind('tcp', '', 8080, ip, 80),
-    (ip) => bind('udp', '192.0.2.10', 5353, ip, 53),
-    (ip) => bind('sctp', '', 9000, ip, 9000),
-    (ip) => bind('tcp', '127.0.0.1', 8443, ip, 443),
-    (ip) => bind('tcp', '', 20000, ip, 20000, 100),
-    (ip) => ({ ...bind('udp', '', 30000, ip, 100, 10) }),
-  ])
-  const e3 = endpoint('e3', n3, 2, [(ip) => bind('tcp', '', 8090, ip, 80)])
-  await d.call('setEndpoint', [e1])
-  await d.call('setEndpoint', [e3])
-  let state: FirewallState = { networks: [n1, n2, n3], endpoints: [e1, e3] }
+  const applied = await applyMatrix(d, nets, 100)
+  const { e1, e3 } = applied
+  let state: FirewallState = applied.state
   await expectPlan(t, ns, state, 'after setup')
   t.equal(sysctl(ns, `net.ipv4.conf.${n1.bridge}.route_localnet`), '1', 'route_localnet on the bridge with loopback publications')
   t.equal(sysctl(ns, `net.ipv4.conf.${n2.bridge}.route_localnet`), '0', 'and not elsewhere')

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { link, netns, nsExec, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
-import { addBridges, bind, connect, container, endpoint, net, serve, trafficScenario, udpConntrackScenario, waitListening } from '../harness/firewall.js'
+import { addBridges, applyMatrix, matrixNetworks, bind, connect, container, endpoint, net, serve, trafficScenario, udpConntrackScenario, waitListening } from '../harness/firewall.js'
 import type { NftablesDriver } from '../../src/nat/nftables.js'
 import { planTable, sameTable } from '../../src/nat/nft-plan.js'
 import { parseNftTable } from '../../src/nat/nft-parse.js'
@@ -59,28 +59,14 @@ function elements (ns: string, set: string): string[] {
 }
 
 t.test('networks and ports: plan round trip, element deltas, reconcile, teardown', async (t) => {
-  const n1 = net(1)
-  const n2 = net(2, { icc: false, masquerade: false })
-  const n3 = net(3, { internal: true })
-  const ns = hostNs(t, [{ name: n1.bridge }, { name: n2.bridge }, { name: n3.bridge }])
+  const nets = matrixNetworks()
+  const [n1, n2, n3] = nets
+  const ns = hostNs(t, nets.map((n) => ({ name: n.bridge })))
   otherTable(ns)
   const d = await driver(t, ns)
-
-  await d.call('addNetwork', [n1])
-  await d.call('addNetwork', [n2])
-  await d.call('addNetwork', [n3])
-  const e1 = endpoint('e1', n1, 2, [
-    (ip) => bind('tcp', '', 8080, ip, 80),
-    (ip) => bind('udp', '192.0.2.10', 5353, ip, 53),
-    (ip) => bind('sctp', '', 9000, ip, 9000),
-    (ip) => bind('tcp', '127.0.0.1', 8443, ip, 443),
-    (ip) => bind('tcp', '', 20000, ip, 20000, 200),
-    (ip) => ({ ...bind('udp', '', 30000, ip, 100, 10) }),
-  ])
-  const e3 = endpoint('e3', n3, 2, [(ip) => bind('tcp', '', 8090, ip, 80)])
-  await d.call('setEndpoint', [e1])
-  await d.call('setEndpoint', [e3])
-  let state: FirewallState = { networks: [n1, n2, n3], endpoints: [e1, e3] }
+  const applied = await applyMatrix(d, nets, 200)
+  const { e1, e3 } = applied
+  let state: FirewallState = applied.state
   expectPlan(t, ns, state, 'after setup')
   t.same(elements(ns, 'any_keep'), ['tcp . 20000-20199 : 10.31.0.2'], 'a 200-port range is one interval element')
   t.equal(sysctl(ns, `net.ipv4.conf.${n1.bridge}.route_localnet`), '1', 'route_localnet on the bridge with loopback publications')
