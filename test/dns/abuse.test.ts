@@ -17,8 +17,8 @@ import { DEFAULT_CACHE } from '../../src/dns/cache.js'
 import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
 import { StaticRecordSource } from '../../src/dns/records.js'
 import type { DnsMetrics } from '../../src/dns/metrics.js'
-import { DEFAULT_TCP_LIMITS, type TcpStats, type TcpTimers } from '../../src/dns/tcp.js'
-import { datas, fakeUpstream, query, rcode, tcpAsk, udpAsk } from '../harness/dns.js'
+import { DEFAULT_TCP_LIMITS, type TcpStats } from '../../src/dns/tcp.js'
+import { datas, FakeClock, fakeUpstream, query, rcode, tcpAsk, udpAsk } from '../harness/dns.js'
 
 const SERVER_IP = '127.54.0.1'
 /** Every 127.54.10.x is a client on n1; anything else is a stranger. */
@@ -26,41 +26,13 @@ const client = (i: number): string => `127.54.10.${i}`
 const STRANGER = '127.54.99.1'
 const clientNetworks = (ip: string): readonly string[] => ip.startsWith('127.54.10.') ? ['n1'] : []
 
-/** Timers that move only when told to. */
-class FakeTimers implements TcpTimers {
-  now = 0
-  private seq = 0
-  private readonly due = new Map<number, { at: number, fn: () => void }>()
-  setTimeout = (fn: () => void, ms: number): unknown => {
-    const id = ++this.seq
-    this.due.set(id, { at: this.now + ms, fn })
-    return id
-  }
-
-  clearTimeout = (h: unknown): void => { this.due.delete(h as number) }
-
-  /** Move the clock, firing what falls due in order. */
-  advance (ms: number): void {
-    const until = this.now + ms
-    for (;;) {
-      let next: [number, { at: number, fn: () => void }] | undefined
-      for (const e of this.due) if (e[1].at <= until && (next === undefined || e[1].at < next[1].at)) next = e
-      if (next === undefined) break
-      this.due.delete(next[0])
-      this.now = next[1].at
-      next[1].fn()
-    }
-    this.now = until
-  }
-}
-
 /** Resolve once `cond` holds (checked after each turn of the event loop). */
 async function until (cond: () => boolean | Promise<boolean>): Promise<void> {
   while (!await cond()) await new Promise((resolve) => setTimeout(resolve, 2))
 }
 
 async function startServer (t: Test, over: Partial<DnsServerOptions> = {}) {
-  const timers = new FakeTimers()
+  const timers = new FakeClock(0)
   const records = new StaticRecordSource([{ network: 'n1', name: 'web', aliases: [], ip: '10.1.0.2' }])
   const server = new DnsServer({ records, clientNetworks, upstreams: { servers: [] }, tcpTimers: timers, ...over })
   t.teardown(() => server.close())
@@ -339,11 +311,11 @@ t.test('a trickling client hits the query deadline; trickled bytes do not keep a
   for (; sent < 4; sent++) {
     c.sock.write(bytes.subarray(sent, sent + 1))
     await until(() => server.tcpStats().bytesReceived === base + sent + 1)
-    t.notOk(c.isClosed(), `open after ${sent + 1} bytes, ${timers.now} ms`)
+    t.notOk(c.isClosed(), `open after ${sent + 1} bytes, ${timers.now()} ms`)
     timers.advance(step)
   }
   await c.closed
-  t.equal(timers.now, lim.queryDeadlineMs, `closed at the deadline of the query (${timers.now} ms), long before the idle time (${lim.idleMs} ms)`)
+  t.equal(timers.now(), lim.queryDeadlineMs, `closed at the deadline of the query (${timers.now()} ms), long before the idle time (${lim.idleMs} ms)`)
   t.equal(server.metrics.tcpTimeouts, 1)
   t.equal(c.answers.length, 0)
   t.equal(server.metrics.tcp, 0, 'the query never counted as received')
@@ -373,16 +345,16 @@ t.test('idle connections close; lifetime and query count are capped, gracefully'
   // Another server, whose connections may carry more than 3 queries.
   const other = await startServer(t)
   const long = await open(other.addr, client(3))
-  const t0 = other.timers.now
+  const t0 = other.timers.now()
   // A query every 4 s keeps it from idling; it still ends at its lifetime.
   const every = 4000
-  for (let i = 0; other.timers.now - t0 + every < lim.maxLifetimeMs; i++) {
+  for (let i = 0; other.timers.now() - t0 + every < lim.maxLifetimeMs; i++) {
     long.sock.write(frame(query('web')))
     await until(() => long.answers.length === i + 1)
     other.timers.advance(every)
   }
   t.notOk(long.isClosed(), 'open just before its lifetime')
-  other.timers.advance(lim.maxLifetimeMs - (other.timers.now - t0))
+  other.timers.advance(lim.maxLifetimeMs - (other.timers.now() - t0))
   await long.closed
   t.ok(long.ended(), 'a long-lived connection is ended at its lifetime')
   t.equal(other.server.metrics.tcpClosedAtLimit, 1)
