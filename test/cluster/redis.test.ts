@@ -183,9 +183,9 @@ t.test('a request made while Redis restarts waits for it (--cluster-wait) instea
   await delay(0)
   events.push('redis restarting')
   await other.start()
-  events.push('redis back')
   const ip = await request
-  t.same(events, ['redis down', 'redis restarting', 'redis back', 'allocated 10.61.0.2'], 'the request waited for the store and then succeeded')
+  // The client may reconnect (and answer) before the harness's own check sees the new server: only the order up to the restart is fixed.
+  t.same(events, ['redis down', 'redis restarting', 'allocated 10.61.0.2'], 'the request waited for the store and then succeeded')
   t.equal(ip, '10.61.0.2')
   t.same(await s.overlay(OV.name).then((d) => d?.subnet), OV.subnet, 'the overlay was re-asserted before the request ran (Redis lost every key)')
 
