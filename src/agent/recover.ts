@@ -20,7 +20,7 @@ import type { EngineNames } from '../docker/client.js'
 import type { LinkInfo, NeighEntry } from '../kernel/types.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
 import { macForIp, normalizeMac, vethNames } from '../bridge/names.js'
-import { contains, isIp } from '../ipam/cidr.js'
+import { contains, isCidr, isIp, parseAddress } from '../util/ip.js'
 import type { Ipam } from '../ipam/ipam.js'
 import type { NetworkDriver } from '../driver/network.js'
 import type { Store } from '../store/store.js'
@@ -50,11 +50,11 @@ export interface RecoveryPlan {
   skipped: string[]
 }
 
-/** "10.0.0.5/24" -> its parts, when it is an IPv4 address with a prefix inside `subnet`. */
+/** "10.0.0.5/24" -> its parts, when it is an address with a prefix inside `subnet`. */
 function parseEndpointCidr (cidr: string | undefined, subnet: string): { ip: string, prefixLen: number } | undefined {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(cidr ?? '')
-  if (!m || !isIp(m[1]!) || !contains(subnet, m[1]!)) return undefined
-  return { ip: m[1]!, prefixLen: Number(m[2]) }
+  const p = cidr !== undefined && isCidr(cidr) ? parseAddress(cidr) : undefined
+  if (p?.prefix === undefined || !contains(subnet, p.ip)) return undefined
+  return { ip: p.ip, prefixLen: p.prefix }
 }
 
 function macOr (mac: string | undefined, ip: string): string {

@@ -11,6 +11,7 @@
  * later (join, reconcile, delete) uses the recorded name, never a derived one.
  */
 import { createHash } from 'node:crypto'
+import { ipToBytes } from '../util/ip.js'
 import { FerryError } from '../errors/errors.js'
 
 export const BRIDGE_PREFIX = 'fy-'
@@ -89,7 +90,7 @@ export function validateIfName (name: string, what: string): string {
 
 /** A locally administered MAC derived from the IPv4 address, as Docker does (02:42:a.b.c.d). */
 export function macForIp (ip: string): string {
-  const bytes = ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'))
+  const bytes = [...ipToBytes(ip).subarray(-4)].map((x) => x.toString(16).padStart(2, '0'))
   return ['02', '42', ...bytes].join(':')
 }
 

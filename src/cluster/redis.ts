@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
-import { parseCidr } from '../ipam/cidr.js'
+import { parseCidr } from '../util/ip.js'
 import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
 import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
@@ -307,7 +307,7 @@ export class RedisBackend implements ClusterBackend {
   async define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }> {
     const c = parseCidr(req.subnet)
     const r = list(await this.change(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
-      mode, c.network, c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0']))
+      mode, Number(c.network), c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0']))
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 

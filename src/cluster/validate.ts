@@ -7,7 +7,7 @@
  * with a reason instead of throwing). Pure.
  */
 import { FerryError } from '../errors/errors.js'
-import { bounds, canonical, contains, intToIp, ipToInt, isIp, parseCidr } from '../ipam/cidr.js'
+import { bounds, canonical, contains, ipString, ipValue, isIp, parseCidr, type Range } from '../util/ip.js'
 import { VNI_MAX } from './backend.js'
 import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
 import type { ClusterKey, SignedKind } from './key.js'
@@ -42,7 +42,7 @@ export function checkEndpointId (id: string): string {
 }
 
 export function checkIp (ip: string, what: string): string {
-  if (!isIp(ip)) throw new FerryError('INVALID_CIDR', `${what} "${ip}" is not an IPv4 address`)
+  if (!isIp(ip, 4)) throw new FerryError('INVALID_CIDR', `${what} "${ip}" is not an IPv4 address`)
   return ip
 }
 
@@ -60,27 +60,27 @@ export function checkVni (vni: number): number {
   return vni
 }
 
-/** The usable host range of an overlay subnet, as integers. */
-export function hostRange (subnet: string): { first: number, last: number } {
+/** The usable host range of an overlay subnet (IPv4 today), as values. */
+export function hostRange (subnet: string): Range {
   const b = bounds(subnet)
-  return { first: b.first + 1, last: b.last - 1 }
+  return { first: b.first + 1n, last: b.last - 1n }
 }
 
 /** Validate an overlay request; the subnet comes back canonical. */
 export function checkOverlayRequest (req: OverlayRequest): OverlayRequest {
   checkOverlayName(req.name)
-  const c = parseCidr(req.subnet)
+  const c = parseCidr(req.subnet, 4)
   if (c.prefix < MIN_PREFIX || c.prefix > MAX_PREFIX) {
     throw new FerryError('INVALID_OPTION', `overlay ${req.name}: subnet ${req.subnet} must have a prefix from /${MIN_PREFIX} to /${MAX_PREFIX}`)
   }
   const subnet = canonical(req.subnet)
   checkIp(req.gateway, 'gateway')
   const r = hostRange(subnet)
-  const g = ipToInt(req.gateway)
+  const g = ipValue(req.gateway, 4)
   if (g < r.first || g > r.last) {
     throw new FerryError('INVALID_OPTION', `overlay ${req.name}: gateway ${req.gateway} is not a host address of ${subnet}`)
   }
-  const out: OverlayRequest = { name: req.name, subnet, gateway: intToIp(g) }
+  const out: OverlayRequest = { name: req.name, subnet, gateway: ipString(4, g) }
   if (req.vni !== undefined) out.vni = checkVni(req.vni)
   return out
 }
@@ -89,11 +89,11 @@ export function checkOverlayRequest (req: OverlayRequest): OverlayRequest {
 export function checkOverlayAddress (overlay: string, subnet: string, ip: string): string {
   checkIp(ip, 'address')
   const r = hostRange(subnet)
-  const n = ipToInt(ip)
+  const n = ipValue(ip)
   if (!contains(subnet, ip) || n < r.first || n > r.last) {
     throw new FerryError('ADDRESS_OUT_OF_POOL', `address ${ip} is not a host address of overlay ${overlay} (${subnet})`)
   }
-  return intToIp(n)
+  return ipString(4, n)
 }
 
 /** One DNS label: letters, digits, '_' and '-' (not first or last), 1 to 63 bytes. */
@@ -124,7 +124,7 @@ function strictNames (names: unknown): string[] | undefined {
 export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
   const out: ClusterEndpoint = {
     endpointId: checkEndpointId(ep.endpointId),
-    ip: intToIp(ipToInt(checkIp(ep.ip, 'endpoint address'))),
+    ip: ipString(4, ipValue(checkIp(ep.ip, 'endpoint address'), 4)),
     mac: checkMac(ep.mac),
     hostId: checkHostId(ep.hostId),
     vtep: checkIp(ep.vtep, 'VTEP address'),
@@ -203,7 +203,7 @@ function macCheck<T> (value: T, key: ClusterKey | undefined, kind: SignedKind, n
 }
 
 function checkCanonicalIp (ip: string, what: string): string {
-  if (intToIp(ipToInt(checkIp(ip, what))) !== ip) throw new FerryError('INVALID_REQUEST', `${what} ${ip} is not canonical`)
+  if (ipString(4, ipValue(checkIp(ip, what), 4)) !== ip) throw new FerryError('INVALID_REQUEST', `${what} ${ip} is not canonical`)
   return ip
 }
 

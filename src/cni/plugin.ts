@@ -20,7 +20,7 @@
  * characters: containerName), so DEL and CHECK find it from the same environment.
  */
 import { createHash } from 'node:crypto'
-import { isIP } from 'node:net'
+import { isIp } from '../util/ip.js'
 import { FerryError } from '../errors/errors.js'
 import { vethNames } from '../bridge/names.js'
 import type { AttachWire } from '../runtime/spec.js'
@@ -151,7 +151,7 @@ function checkDns (v: unknown, what: string, fields: Record<string, 'ips' | 'nam
     } else if (!isStringList(f)) {
       throw new CniError(CNI_ERROR.INVALID_CONFIG, `${what}.${key} must be a list of words (no spaces, '#' or ';')`)
     } else if (kind === 'ips') {
-      const bad = f.find((ip) => isIP(ip) === 0)
+      const bad = f.find((ip) => !isIp(ip))
       if (bad !== undefined) throw new CniError(CNI_ERROR.INVALID_CONFIG, `${what}.${key}: "${bad}" is not an IP address`)
     }
   }

@@ -21,7 +21,7 @@
  * use `StaticRecordSource`.
  */
 import { EventEmitter } from 'node:events'
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIp, reverseName } from '../util/ip.js'
 
 export interface RecordEntry {
   /** The network the endpoint is on (the id the client→networks callback returns). */
@@ -106,45 +106,6 @@ export function isEncodableName (name: string): boolean {
   return true
 }
 
-/** 10.0.0.2 → 2.0.0.10.in-addr.arpa; 2001:db8::1 → 1.0.0.…8.b.d.0.1.0.0.2.ip6.arpa */
-export function reverseName (ip: string): string {
-  if (isIPv4(ip)) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`
-  const bytes = ipv6Bytes(ip)
-  if (bytes === undefined) throw new Error(`not an IP address: ${ip}`)
-  const nibbles: string[] = []
-  for (let i = 15; i >= 0; i--) {
-    const b = bytes[i] ?? 0
-    nibbles.push((b & 0xf).toString(16), (b >> 4).toString(16))
-  }
-  return `${nibbles.join('.')}.ip6.arpa`
-}
-
-/** The 16 bytes of an IPv6 address (with `::` and a dotted IPv4 tail), or undefined. */
-export function ipv6Bytes (ip: string): Uint8Array | undefined {
-  if (!isIPv6(ip)) return undefined
-  let text = ip.split('%')[0] ?? ip
-  const out = new Uint8Array(16)
-  const lastColon = text.lastIndexOf(':')
-  const tail = text.slice(lastColon + 1)
-  let tailBytes: number[] = []
-  if (tail.includes('.')) {
-    tailBytes = tail.split('.').map(Number)
-    text = text.slice(0, lastColon + 1) + '0:0'
-  }
-  const [head = '', rest] = text.split('::')
-  const headGroups = head === '' ? [] : head.split(':')
-  const restGroups = rest === undefined || rest === '' ? [] : rest.split(':')
-  const zeros = 8 - headGroups.length - restGroups.length
-  const groups = rest === undefined ? headGroups : [...headGroups, ...Array<string>(zeros).fill('0'), ...restGroups]
-  groups.forEach((g, i) => {
-    const v = parseInt(g, 16)
-    out[i * 2] = v >> 8
-    out[i * 2 + 1] = v & 0xff
-  })
-  if (tailBytes.length === 4) out.set(tailBytes, 12)
-  return out
-}
-
 /**
  * Each datum with the number of entries that give it (two entries may give one
  * name the same address): one value held once is the string itself, the
@@ -196,8 +157,8 @@ function bump (index: NetworkIndex, name: string, kind: keyof NameData, value: s
 }
 
 function countAddress (index: NetworkIndex, names: string[], ip: string, primary: string, by: 1 | -1): void {
-  const v4 = isIPv4(ip)
-  if (!v4 && !isIPv6(ip)) return
+  if (!isIp(ip)) return
+  const v4 = isIp(ip, 4)
   for (const n of names) bump(index, n, v4 ? 'a' : 'aaaa', ip, by)
   bump(index, reverseName(ip), 'ptr', primary, by)
 }

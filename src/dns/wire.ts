@@ -10,8 +10,7 @@
  * Names are looked up by their *wire key*: the question name's bytes (length
  * octets and labels, no final zero) lowercased, as a latin1 string.
  */
-import { isIPv4 } from 'node:net'
-import { ipv6Bytes } from './records.js'
+import { ipToBytes, isIp } from '../util/ip.js'
 
 export const HEADER = 12
 export const MAX_UDP_PLAIN = 512
@@ -272,13 +271,12 @@ export function keyToName (key: string): string {
 
 function rdataOf (type: number, data: string): Buffer {
   if (type === TYPE_A) {
-    if (!isIPv4(data)) throw new Error(`not an IPv4 address: ${data}`)
-    return Buffer.from(data.split('.').map(Number))
+    if (!isIp(data, 4)) throw new Error(`not an IPv4 address: ${data}`)
+    return ipToBytes(data)
   }
   if (type === TYPE_AAAA) {
-    const b = ipv6Bytes(data)
-    if (b === undefined) throw new Error(`not an IPv6 address: ${data}`)
-    return Buffer.from(b)
+    if (!isIp(data, 6)) throw new Error(`not an IPv6 address: ${data}`)
+    return ipToBytes(data)
   }
   if (type === TYPE_SRV) {
     // "<port> <target>": priority 0, weight 0, the target uncompressed (RFC 2782).

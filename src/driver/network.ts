@@ -21,7 +21,7 @@ import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
 import { addrOf, prefixOf } from '../util/ip.js'
-import { bounds, ipToInt, isCidr, isIp, parseAddress, prefixLen } from '../ipam/cidr.js'
+import { bounds, ipValue, isCidr, isIp, parseAddress, parseCidr } from '../util/ip.js'
 import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
@@ -79,16 +79,17 @@ export interface NetworkDriverDeps {
  * address. `what` starts the sentence ("endpoint address", "gateway").
  */
 export function parseSubnetAddress (cidr: string, subnet: string, what: string): { address: string, prefixLen: number } {
-  const prefix = prefixLen(subnet)
-  if (!isCidr(cidr) || prefixLen(cidr) !== prefix) {
-    throw new FerryError('INVALID_REQUEST', `${what} ${JSON.stringify(cidr.slice(0, 64))} is not an IPv4 address with the prefix /${prefix} of subnet ${subnet}`)
+  const s = parseCidr(subnet)
+  const prefix = s.prefix
+  if (!isCidr(cidr, s.family) || parseCidr(cidr).prefix !== prefix) {
+    throw new FerryError('INVALID_REQUEST', `${what} ${JSON.stringify(cidr.slice(0, 64))} is not an IPv${s.family} address with the prefix /${prefix} of subnet ${subnet}`)
   }
   const address = parseAddress(cidr).ip
-  const n = ipToInt(address)
-  const { first, last } = bounds(subnet)
+  const n = ipValue(address)
+  const { first, last } = bounds(s)
   if (n < first || n > last) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is outside the network's subnet ${subnet}`)
-  if (n === first) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is the network address of subnet ${subnet}`)
-  if (n === last) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is the broadcast address of subnet ${subnet}`)
+  if (n === first) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is the ${s.family === 4 ? 'network' : 'subnet-router anycast'} address of subnet ${subnet}`)
+  if (s.family === 4 && n === last) throw new FerryError('ADDRESS_OUT_OF_POOL', `${what} ${address} is the broadcast address of subnet ${subnet}`)
   return { address, prefixLen: prefix }
 }
 
@@ -178,7 +179,7 @@ export class NetworkDriver {
     if (input.extraIpv4Data > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take exactly one IPv4 subnet')
     const opts = this.checkNetwork(input)
     const aux = (input.auxAddresses ?? []).map((a) => {
-      if (!isIp(a) && !isCidr(a)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv4 address`)
+      if (!isIp(a, 4) && !isCidr(a, 4)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv4 address`)
       return parseAddress(a).ip
     })
     return this.op(input.id, async () => {

@@ -26,7 +26,7 @@ import type { AddressUse, PoolRecord } from '../model/types.js'
 import type { Store, StorePath } from '../store/store.js'
 import { Mutex } from '../util/mutex.js'
 import { own, toDict } from '../util/dict.js'
-import { bounds, canonical, intToIp, ipToInt, isCidr, isIp, overlaps, parseAddress, parseCidr, withPrefix } from './cidr.js'
+import { bounds, canonical, ipString, ipValue, isCidr, isIp, overlaps, parseAddress, parseCidr, withPrefix, type Range } from '../util/ip.js'
 import {
   DOCKER_DEFAULT_POOLS, RESERVED_BLOCKS, allocationWindow, findFree, formatDefaultPool, parsePoolSpec, pickAutoSubnet, poolIdFor,
   windowSize, type DefaultPool, type PoolSpec,
@@ -72,11 +72,11 @@ export interface AddressRequest {
 /** Per-pool facts derived from the record, kept to make dynamic allocation O(1) typical. */
 interface PoolIndex {
   record: PoolRecord
-  window: { first: number, last: number }
+  window: Range
   /** Allocated addresses inside `window`. */
-  inWindow: number
+  inWindow: bigint
   /** Cursor to use when the record has none. */
-  fallbackCursor: number
+  fallbackCursor: bigint
 }
 
 export class Ipam {
@@ -204,9 +204,9 @@ export class Ipam {
       if (record === undefined) {
         throw ferryError('POOL_NOT_FOUND', `pool ${req.poolId} is not known to ferry (it was never requested or was released)`)
       }
-      const prefix = parseCidr(record.subnet).prefix
+      const { prefix, family } = parseCidr(record.subnet)
       const kind: AddressUse['kind'] = isGateway ? 'gateway' : 'endpoint'
-      let ip: number
+      let ip: bigint
       if (preferred !== undefined) {
         ip = this.checkPreferred(record, preferred)
         if (record.allocated[preferred] !== undefined) {
@@ -217,7 +217,7 @@ export class Ipam {
         ip = this.pickAddress(record, isGateway)
       }
       await this.allocate(record, ip, kind, preferred === undefined && !isGateway)
-      return { address: withPrefix(intToIp(ip), prefix), data: {} }
+      return { address: withPrefix(ipString(family, ip), prefix), data: {} }
     })
   }
 
@@ -231,9 +231,10 @@ export class Ipam {
     return await this.mutex.run(async () => {
       const record = this.store.state.pools[poolId]
       if (record === undefined || !isIp(ip) || record.allocated[ip] !== undefined) return false
-      const n = ipToInt(ip)
-      const b = bounds(record.subnet)
-      if (n <= b.first || n >= b.last) return false
+      const c = parseCidr(record.subnet)
+      const n = ipValue(ip, c.family)
+      const b = bounds(c)
+      if (n <= b.first || n > b.last || (c.family === 4 && n === b.last)) return false
       await this.allocate(record, n, kind, false)
       return true
     })
@@ -250,8 +251,8 @@ export class Ipam {
       const use = record?.allocated[ip]
       if (record === undefined || use === undefined) return false
       const idx = this.index(record)
-      const n = ipToInt(ip)
-      const counted = n >= idx.window.first && n <= idx.window.last ? 1 : 0
+      const n = ipValue(ip)
+      const counted = n >= idx.window.first && n <= idx.window.last ? 1n : 0n
       delete record.allocated[ip]
       idx.inWindow -= counted
       await this.commit(() => {
@@ -323,25 +324,30 @@ export class Ipam {
   }
 
   /** A preferred address must be a host address of the subnet (the range does not matter). */
-  private checkPreferred (record: PoolRecord, ip: string): number {
-    const n = ipToInt(ip)
-    const { first, last } = bounds(record.subnet)
+  private checkPreferred (record: PoolRecord, ip: string): bigint {
+    const c = parseCidr(record.subnet)
+    const p = parseAddress(ip)
+    if (p.family !== c.family) throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is not an IPv${c.family} address, as pool ${record.subnet} is`)
+    const n = ipValue(p.ip)
+    const { first, last } = bounds(c)
     if (n < first || n > last) throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is outside pool ${record.subnet}`)
     if (n === first) {
-      throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is the network address of pool ${record.subnet} and cannot be assigned`)
+      const what = c.family === 4 ? 'network address' : 'subnet-router anycast address'
+      throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is the ${what} of pool ${record.subnet} and cannot be assigned`)
     }
-    if (n === last) {
+    if (c.family === 4 && n === last) {
       throw ferryError('ADDRESS_OUT_OF_POOL', `${ip} is the broadcast address of pool ${record.subnet} and cannot be assigned`)
     }
     return n
   }
 
-  private pickAddress (record: PoolRecord, isGateway: boolean): number {
+  private pickAddress (record: PoolRecord, isGateway: boolean): bigint {
     const idx = this.index(record)
-    const start = isGateway ? idx.window.first : cursorOf(record, idx) + 1
+    const family = parseCidr(record.subnet).family
+    const start = isGateway ? idx.window.first : cursorOf(record, idx) + 1n
     const found = idx.inWindow >= windowSize(idx.window)
       ? undefined
-      : findFree(idx.window, start, (n) => record.allocated[intToIp(n)] !== undefined)
+      : findFree(idx.window, start, (n) => record.allocated[ipString(family, n)] !== undefined)
     if (found === undefined) {
       const where = record.range === undefined ? `pool ${record.subnet}` : `ip range ${record.range} of pool ${record.subnet}`
       throw ferryError('POOL_EXHAUSTED', `no free address left in ${where}`)
@@ -349,10 +355,10 @@ export class Ipam {
     return found
   }
 
-  private async allocate (record: PoolRecord, ip: number, kind: AddressUse['kind'], moveCursor: boolean): Promise<void> {
+  private async allocate (record: PoolRecord, ip: bigint, kind: AddressUse['kind'], moveCursor: boolean): Promise<void> {
     const idx = this.index(record)
-    const key = intToIp(ip)
-    const counted = ip >= idx.window.first && ip <= idx.window.last ? 1 : 0
+    const key = ipString(parseCidr(record.subnet).family, ip)
+    const counted = ip >= idx.window.first && ip <= idx.window.last ? 1n : 0n
     const cursor = record.cursor
     record.allocated[key] = { kind, at: this.now().toISOString() }
     idx.inWindow += counted
@@ -385,8 +391,8 @@ export class Ipam {
 }
 
 /** The search for the next endpoint address starts after this one. */
-function cursorOf (record: PoolRecord, idx: PoolIndex): number {
-  return record.cursor !== undefined && isIp(record.cursor) ? ipToInt(record.cursor) : idx.fallbackCursor
+function cursorOf (record: PoolRecord, idx: PoolIndex): bigint {
+  return record.cursor !== undefined && isIp(record.cursor) ? ipValue(record.cursor) : idx.fallbackCursor
 }
 
 /**
@@ -396,11 +402,11 @@ function cursorOf (record: PoolRecord, idx: PoolIndex): number {
  */
 function buildIndex (record: PoolRecord): PoolIndex {
   const window = allocationWindow(record.subnet, record.range)
-  let inWindow = 0
-  let cursor = window.first - 1
+  let inWindow = 0n
+  let cursor = window.first - 1n
   let cursorAt = ''
   for (const [ip, use] of Object.entries(record.allocated)) {
-    const n = ipToInt(ip)
+    const n = ipValue(ip)
     if (n < window.first || n > window.last) continue
     inWindow++
     if (use.kind === 'endpoint' && (use.at > cursorAt || (use.at === cursorAt && n > cursor))) {

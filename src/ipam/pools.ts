@@ -16,7 +16,7 @@
  *   subnet, not the range (libnetwork checks `p.Pool.Contains(prefAddress)` on the subnet).
  */
 import { ferryError } from '../errors/errors.js'
-import { blockSize, bounds, canonical, containsCidr, formatCidr, isCidr, overlaps, parseCidr } from './cidr.js'
+import { blockSize, bounds, canonical, containsCidr, formatCidr, isCidr, overlaps, parseCidr, type Range } from '../util/ip.js'
 
 /** One `--default-address-pool`: split `base` into subnets of prefix length `size`. */
 export interface DefaultPool {
@@ -102,7 +102,7 @@ export function parseDefaultPool (spec: string): DefaultPool {
   if (base === undefined || sizeText === undefined) {
     throw ferryError('INVALID_REQUEST', `default address pool "${spec}" is not valid: ${usage}`)
   }
-  if (!isCidr(base)) {
+  if (!isCidr(base, 4)) {
     throw ferryError('INVALID_CIDR', `default address pool "${spec}": base "${base}" is not an IPv4 CIDR (${usage})`)
   }
   const c = parseCidr(base)
@@ -132,13 +132,13 @@ export interface PoolSpec {
  * that overlap a reserved block (checkPoolBlock) and a range that is not inside the subnet. A range equal to the subnet is dropped.
  */
 export function parsePoolSpec (pool: string, subPool: string): PoolSpec {
-  if (!isCidr(pool)) {
+  if (!isCidr(pool, 4)) {
     throw ferryError('INVALID_CIDR', `pool "${pool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.0/24)`)
   }
   const subnet = canonical(pool)
   checkPoolBlock(subnet, 'pool')
   if (subPool === '') return { subnet }
-  if (!isCidr(subPool)) {
+  if (!isCidr(subPool, 4)) {
     throw ferryError('INVALID_CIDR', `ip range "${subPool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.128/25)`)
   }
   const range = canonical(subPool)
@@ -155,33 +155,33 @@ export function parsePoolSpec (pool: string, subPool: string): PoolSpec {
  * so a /8 split into /24s costs O(blockers · log blockers), not O(candidates).
  */
 export function pickAutoSubnet (defaults: readonly DefaultPool[], taken: readonly string[]): string | undefined {
-  const blockers = mergeIntervals(taken.map((cidr) => bounds(cidr)))
   for (const dp of defaults) {
+    const family = parseCidr(dp.base).family
+    // Blockers of the other family never overlap; each default pool sweeps its own family's.
+    const blockers = mergeIntervals(taken.filter((cidr) => parseCidr(cidr).family === family).map((cidr) => bounds(cidr)))
     const base = bounds(dp.base)
-    const step = blockSize(dp.size)
+    const step = blockSize(family, dp.size)
     let i = 0
     let candidate = base.first
-    while (candidate + step - 1 <= base.last) {
-      const last = candidate + step - 1
-      while (i < blockers.length && (blockers[i] as Interval).last < candidate) i++
+    while (candidate + step - 1n <= base.last) {
+      const last = candidate + step - 1n
+      while (i < blockers.length && (blockers[i] as Range).last < candidate) i++
       const hit = blockers[i]
-      if (hit === undefined || hit.first > last) return formatCidr({ network: candidate, prefix: dp.size })
+      if (hit === undefined || hit.first > last) return formatCidr({ family, network: candidate, prefix: dp.size })
       // Next aligned candidate after the blocker (base is aligned to step since size >= base prefix).
-      candidate = Math.ceil((hit.last + 1) / step) * step
+      candidate = ((hit.last + 1n + step - 1n) / step) * step
     }
   }
   return undefined
 }
 
-interface Interval { first: number, last: number }
-
-/** Sort and merge overlapping or adjacent intervals. */
-function mergeIntervals (list: Interval[]): Interval[] {
-  const sorted = [...list].sort((a, b) => a.first - b.first)
-  const out: Interval[] = []
+/** Sort and merge overlapping or adjacent ranges. */
+function mergeIntervals (list: Range[]): Range[] {
+  const sorted = [...list].sort((a, b) => a.first < b.first ? -1 : a.first > b.first ? 1 : 0)
+  const out: Range[] = []
   for (const iv of sorted) {
     const prev = out[out.length - 1]
-    if (prev !== undefined && iv.first <= prev.last + 1) prev.last = Math.max(prev.last, iv.last)
+    if (prev !== undefined && iv.first <= prev.last + 1n) prev.last = iv.last > prev.last ? iv.last : prev.last
     else out.push({ ...iv })
   }
   return out
@@ -191,15 +191,18 @@ function mergeIntervals (list: Interval[]): Interval[] {
  * Integer window that dynamic requests are served from: the range (or the subnet),
  * minus the subnet's network and broadcast addresses.
  */
-export function allocationWindow (subnet: string, range?: string): { first: number, last: number } {
-  const s = bounds(subnet)
+export function allocationWindow (subnet: string, range?: string): Range {
+  const c = parseCidr(subnet)
+  const s = bounds(c)
   const r = range === undefined ? s : bounds(range)
-  return { first: Math.max(r.first, s.first + 1), last: Math.min(r.last, s.last - 1) }
+  // IPv6 has no broadcast address: only the subnet-router anycast address (the first) is kept out.
+  const sLast = c.family === 6 ? s.last : s.last - 1n
+  return { first: r.first > s.first + 1n ? r.first : s.first + 1n, last: r.last < sLast ? r.last : sLast }
 }
 
 /** Number of addresses in a window (0 if empty). */
-export function windowSize (w: { first: number, last: number }): number {
-  return Math.max(0, w.last - w.first + 1)
+export function windowSize (w: Range): bigint {
+  return w.last >= w.first ? w.last - w.first + 1n : 0n
 }
 
 /**
@@ -207,13 +210,13 @@ export function windowSize (w: { first: number, last: number }): number {
  * `used` is false. Returns undefined when every address is used. Cost is the number
  * of used addresses skipped, so a serial cursor makes it O(1) on typical pools.
  */
-export function findFree (window: { first: number, last: number }, start: number, used: (ip: number) => boolean): number | undefined {
+export function findFree (window: Range, start: bigint, used: (ip: bigint) => boolean): bigint | undefined {
   const size = windowSize(window)
-  if (size === 0) return undefined
+  if (size === 0n) return undefined
   let ip = start < window.first || start > window.last ? window.first : start
-  for (let i = 0; i < size; i++) {
+  for (let i = 0n; i < size; i++) {
     if (!used(ip)) return ip
-    ip = ip === window.last ? window.first : ip + 1
+    ip = ip === window.last ? window.first : ip + 1n
   }
   return undefined
 }

@@ -22,14 +22,16 @@ import {
   ifla, parseAttributes, parseError, rt,
 } from 'netlink'
 import type { MessageInfo, NetlinkMessage, StreamData } from 'netlink'
-import { isIPv4 } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import { FerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
+import { ipFromBytes, ipToBytes, isIp, lastAddress, parseAddress, type Family } from '../util/ip.js'
 import { errnoName, errnoNumber, errnoText } from './errno.js'
 import type { AddressInfo, FdbEntry, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from './types.js'
 
 const AF_INET = 2
+const AF_INET6 = 10
+const AF_UNSPEC = 0
 const AF_BRIDGE = 7
 const RT_TABLE_LOCAL = 255
 const REQUEST_TIMEOUT_MS = 10_000
@@ -69,29 +71,31 @@ export function isUnicastMac (mac: string): boolean {
   return (first & 1) === 0 && mac.toLowerCase() !== ZERO_MAC
 }
 
-export function ipv4ToBuffer (ip: string): Buffer {
-  if (!isIPv4(ip)) throw new FerryError('INVALID_CIDR', `invalid IPv4 address "${ip}"`)
-  return Buffer.from(ip.split('.').map(Number))
+/** An address of either family to its bytes; INVALID_CIDR for anything else. */
+export function ipToBuffer (ip: string): Buffer {
+  if (!isIp(ip)) throw new FerryError('INVALID_CIDR', `invalid IP address "${ip}"`)
+  return ipToBytes(ip)
 }
 
-export function bufferToIpv4 (buf: Uint8Array): string {
-  return Array.from(buf.subarray(0, 4)).join('.')
+/** `address/n` of either family; INVALID_CIDR for anything else (a bare address is refused). */
+export function parseCidr (cidr: string): { ip: string, prefix: number, family: Family } {
+  const p = cidr.includes('/') ? parseAddress(cidr) : undefined
+  if (p?.prefix === undefined) throw new FerryError('INVALID_CIDR', `invalid CIDR "${cidr}"`)
+  return { ip: p.ip, prefix: p.prefix, family: p.family }
 }
 
-export function parseCidr (cidr: string): { ip: string, prefix: number } {
-  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr)
-  const prefix = Number(m?.[2])
-  if (!m || !isIPv4(m[1] ?? '') || prefix > 32) throw new FerryError('INVALID_CIDR', `invalid IPv4 CIDR "${cidr}"`)
-  return { ip: m[1] ?? '', prefix }
-}
-
-/** The directed broadcast address of ip/prefix (as `ip addr add … brd +` computes it). */
+/** The directed broadcast address of an IPv4 ip/prefix (as `ip addr add … brd +` computes it). */
 export function broadcastOf (ip: string, prefix: number): string {
-  const addr = ipv4ToBuffer(ip).readUInt32BE(0)
-  const host = prefix === 0 ? 0xffffffff : (2 ** (32 - prefix)) - 1
-  const out = Buffer.alloc(4)
-  out.writeUInt32BE((addr | host) >>> 0)
-  return bufferToIpv4(out)
+  return lastAddress(`${ip}/${prefix}`)
+}
+
+function afOf (family: Family): number {
+  return family === 4 ? AF_INET : AF_INET6
+}
+
+/** IPv6 link-local addresses (fe80::/10) are the kernel's own on every link: ferry neither lists nor manages them. */
+function isLinkLocal6 (bytes: Uint8Array): boolean {
+  return bytes.length === 16 && bytes[0] === 0xfe && ((bytes[1] ?? 0) & 0xc0) === 0x80
 }
 
 function u16be (n: number): Buffer {
@@ -131,7 +135,11 @@ export function vethInfoData (peer: string, opts: { mtu?: number, mac?: string }
 export function vxlanInfoData (spec: VxlanSpec, linkIndex?: number): Buffer {
   const data: ifla.Vxlan = { id: spec.vni, port: u16be(spec.port), learning: spec.learning ? 1 : 0 }
   if (spec.proxy) data.proxy = 1
-  if (spec.local !== undefined) data.local = ipv4ToBuffer(spec.local)
+  if (spec.local !== undefined) {
+    // IFLA_VXLAN_LOCAL carries IPv4; an IPv6 underlay (IFLA_VXLAN_LOCAL6) is not supported yet.
+    if (!isIp(spec.local, 4)) throw new FerryError('INVALID_CIDR', `the VXLAN underlay address ${spec.local} is not IPv4: IPv6 underlays are not supported yet`)
+    data.local = ipToBuffer(spec.local)
+  }
   if (linkIndex !== undefined) data.link = linkIndex
   return encodeAttrs(ifla.formatVxlan(data))
 }
@@ -431,51 +439,60 @@ export class NetlinkDriver implements LinkDriver {
   }
 
   async addAddress (name: string, cidr: string): Promise<void> {
-    const { ip, prefix } = parseCidr(cidr)
+    const { ip, prefix, family } = parseCidr(cidr)
     const what = `cannot add address ${cidr} to ${name}`
     const link = await this.requireLink(what, name)
-    const attrs: rt.AddressAttrs = { local: ipv4ToBuffer(ip), address: ipv4ToBuffer(ip) }
-    if (prefix < 31) attrs.broadcast = ipv4ToBuffer(broadcastOf(ip, prefix))
-    const body = addressBody({ family: AF_INET, prefixlen: prefix, index: link.index }, attrs)
+    const attrs: rt.AddressAttrs = { local: ipToBuffer(ip), address: ipToBuffer(ip) }
+    if (family === 4 && prefix < 31) attrs.broadcast = ipToBuffer(broadcastOf(ip, prefix))
+    // An IPv6 gateway is usable at once: no duplicate address detection (ferry's IPAM owns the subnet).
+    const data: rt.Address = { family: afOf(family), prefixlen: prefix, index: link.index }
+    if (family === 6) data.flags = { nodad: true }
+    const body = addressBody(data, attrs)
     await this.change(what, rt.MessageType.NEWADDR, body, FlagsNew.CREATE | FlagsNew.EXCL, ['EEXIST'])
   }
 
   async deleteAddress (name: string, cidr: string): Promise<void> {
-    const { ip, prefix } = parseCidr(cidr)
+    const { ip, prefix, family } = parseCidr(cidr)
     const link = await this.getLink(name)
     if (link === undefined) return
-    const body = addressBody({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: ipv4ToBuffer(ip), address: ipv4ToBuffer(ip) })
+    const body = addressBody({ family: afOf(family), prefixlen: prefix, index: link.index }, { local: ipToBuffer(ip), address: ipToBuffer(ip) })
     await this.change(`cannot delete address ${cidr} from ${name}`, rt.MessageType.DELADDR, body, 0, ['EADDRNOTAVAIL', 'ENODEV'])
   }
 
   async listAddresses (): Promise<AddressInfo[]> {
     const names = await this.linkNames()
-    const msgs = await this.dump('cannot list addresses', rt.MessageType.GETADDR, addressBody({ family: AF_INET }, {}))
+    const msgs = await this.dump('cannot list addresses', rt.MessageType.GETADDR, addressBody({ family: AF_UNSPEC }, {}))
     const out: AddressInfo[] = []
     for (const m of msgs) {
       if (m.type !== rt.MessageType.NEWADDR) continue
       const { data, attrs } = rt.parseAddressMessage(m.data)
-      const ip = attrs.local ?? attrs.address
-      if (data.family !== AF_INET || ip === undefined) continue
+      const bytes = attrs.local ?? attrs.address
+      const ip = bytes === undefined ? undefined : ipFromBytes(bytes)
+      if ((data.family !== AF_INET && data.family !== AF_INET6) || bytes === undefined || ip === undefined || isLinkLocal6(bytes)) continue
       const index = data.index ?? 0
-      out.push({ ifname: names.get(index) ?? attrs.label ?? '', index, cidr: `${bufferToIpv4(ip)}/${data.prefixlen ?? 32}` })
+      out.push({ ifname: names.get(index) ?? attrs.label ?? '', index, cidr: `${ip}/${data.prefixlen ?? (bytes.length * 8)}` })
     }
     return out
   }
 
   async listRoutes (): Promise<RouteInfo[]> {
     const names = await this.linkNames()
-    const msgs = await this.dump('cannot list routes', rt.MessageType.GETROUTE, routeBody({ family: AF_INET }))
+    const msgs = await this.dump('cannot list routes', rt.MessageType.GETROUTE, routeBody({ family: AF_UNSPEC }))
     const out: RouteInfo[] = []
     for (const m of msgs) {
       if (m.type !== rt.MessageType.NEWROUTE) continue
       const { data, attrs } = rt.parseRouteMessage(m.data)
       const table = attrs.table ?? data.table ?? 0
-      if (data.family !== AF_INET || table === RT_TABLE_LOCAL) continue
-      const route: RouteInfo = { dst: attrs.dst ? `${bufferToIpv4(attrs.dst)}/${data.dstLen ?? 32}` : '0.0.0.0/0', table }
+      if ((data.family !== AF_INET && data.family !== AF_INET6) || table === RT_TABLE_LOCAL) continue
+      const v6 = data.family === AF_INET6
+      const dst = attrs.dst === undefined ? undefined : ipFromBytes(attrs.dst)
+      // Link-local and multicast routes of IPv6 are the kernel's own on every link.
+      if (v6 && dst !== undefined && (isLinkLocal6(attrs.dst!) || dst.startsWith('ff'))) continue
+      const route: RouteInfo = { dst: dst !== undefined ? `${dst}/${data.dstLen ?? (v6 ? 128 : 32)}` : v6 ? '::/0' : '0.0.0.0/0', table }
       const dev = attrs.oif === undefined ? undefined : names.get(attrs.oif)
       if (dev !== undefined) route.dev = dev
-      if (attrs.gateway !== undefined) route.gateway = bufferToIpv4(attrs.gateway)
+      const gw = attrs.gateway === undefined ? undefined : ipFromBytes(attrs.gateway)
+      if (gw !== undefined) route.gateway = gw
       out.push(route)
     }
     return out
@@ -483,7 +500,7 @@ export class NetlinkDriver implements LinkDriver {
 
   private fdbBody (index: number, entry: FdbEntry): Uint8Array[] {
     const attrs: rt.NeighborAttrs = { lladdr: macToBuffer(entry.mac) }
-    if (entry.dst !== undefined) attrs.dst = ipv4ToBuffer(entry.dst)
+    if (entry.dst !== undefined) attrs.dst = ipToBuffer(entry.dst)
     if (entry.master) return neighborBody({ family: AF_BRIDGE, ifindex: index, flags: { master: true } }, attrs)
     return neighborBody({ family: AF_BRIDGE, ifindex: index, state: { permanent: true }, flags: { self: true } }, attrs)
   }
@@ -525,7 +542,8 @@ export class NetlinkDriver implements LinkDriver {
       const mac = bufferToMac(attrs.lladdr)
       if (!isUnicastMac(mac) && mac !== ZERO_MAC) continue
       const entry: FdbEntry = { dev, mac }
-      if (attrs.dst !== undefined && attrs.dst.length === 4) entry.dst = bufferToIpv4(attrs.dst)
+      const dst = attrs.dst === undefined ? undefined : ipFromBytes(attrs.dst)
+      if (dst !== undefined) entry.dst = dst
       out.push(entry)
     }
     return out
@@ -534,29 +552,30 @@ export class NetlinkDriver implements LinkDriver {
   async addNeigh (entry: NeighEntry): Promise<void> {
     const what = `cannot add neighbour ${entry.ip} lladdr ${entry.mac} on ${entry.dev}`
     const link = await this.requireLink(what, entry.dev)
-    const body = neighborBody({ family: AF_INET, ifindex: link.index, state: { permanent: true } },
-      { dst: ipv4ToBuffer(entry.ip), lladdr: macToBuffer(entry.mac) })
+    const body = neighborBody({ family: afOf(parseAddress(entry.ip).family), ifindex: link.index, state: { permanent: true } },
+      { dst: ipToBuffer(entry.ip), lladdr: macToBuffer(entry.mac) })
     await this.change(what, rt.MessageType.NEWNEIGH, body, FlagsNew.CREATE | FlagsNew.REPLACE)
   }
 
   async deleteNeigh (entry: NeighEntry): Promise<void> {
     const link = await this.getLink(entry.dev)
     if (link === undefined) return
-    const body = neighborBody({ family: AF_INET, ifindex: link.index }, { dst: ipv4ToBuffer(entry.ip) })
+    const body = neighborBody({ family: afOf(parseAddress(entry.ip).family), ifindex: link.index }, { dst: ipToBuffer(entry.ip) })
     await this.change(`cannot delete neighbour ${entry.ip} on ${entry.dev}`, rt.MessageType.DELNEIGH, body, 0, ['ENOENT', 'ENODEV'])
   }
 
-  /** The permanent IPv4 neighbours of `dev` ([] when it does not exist). */
+  /** The permanent neighbours of `dev`, both families ([] when it does not exist). */
   async listNeigh (dev: string): Promise<NeighEntry[]> {
     const link = await this.getLink(dev)
     if (link === undefined) return []
-    const msgs = await this.dump(`cannot list neighbours of ${dev}`, rt.MessageType.GETNEIGH, neighborBody({ family: AF_INET }, {}))
+    const msgs = await this.dump(`cannot list neighbours of ${dev}`, rt.MessageType.GETNEIGH, neighborBody({ family: AF_UNSPEC }, {}))
     const out: NeighEntry[] = []
     for (const m of msgs) {
       if (m.type !== rt.MessageType.NEWNEIGH) continue
       const { data, attrs } = rt.parseNeighborMessage(m.data)
       if (data.ifindex !== link.index || data.state?.permanent !== true || attrs.dst === undefined || attrs.lladdr === undefined) continue
-      out.push({ dev, ip: bufferToIpv4(attrs.dst), mac: bufferToMac(attrs.lladdr) })
+      const ip = ipFromBytes(attrs.dst)
+      if (ip !== undefined) out.push({ dev, ip, mac: bufferToMac(attrs.lladdr) })
     }
     return out
   }

@@ -6,7 +6,7 @@
  * token").
  */
 import { promises as fs } from 'node:fs'
-import { isIP } from 'node:net'
+import { isIp, parseIpOrUndefined } from '../util/ip.js'
 import { FerryError } from '../errors/errors.js'
 
 export interface MetricsListen { host: string, port: number }
@@ -22,16 +22,18 @@ export function parseMetricsListen (spec: string): MetricsListen {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(spec)
   const host = m?.[1] ?? m?.[2]
   const port = Number(m?.[3])
-  if (m === null || host === undefined || !(host === 'localhost' || isIP(host) !== 0) || port < 1 || port > 65535) {
+  if (m === null || host === undefined || !(host === 'localhost' || isIp(host)) || port < 1 || port > 65535) {
     throw new FerryError('INVALID_OPTION', `--metrics-listen "${spec}" must be IP:PORT (for example 127.0.0.1:9323, or [::1]:9323)`)
   }
   return { host: host === 'localhost' ? '127.0.0.1' : host, port }
 }
 
 export function isLoopback (host: string): boolean {
-  if (isIP(host) === 4) return host.startsWith('127.')
-  if (isIP(host) === 6) return host === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(host) || /^::ffff:127\./i.test(host)
-  return false
+  const p = parseIpOrUndefined(host)
+  if (p === undefined) return false
+  if (p.family === 4) return p.value >> 24n === 127n
+  // ::1, or an IPv4-mapped loopback address (::ffff:127.x.y.z)
+  return p.value === 1n || (p.value >> 24n) === 0xffff7fn
 }
 
 /** The metrics part of the agent's config from its flags; undefined when not asked for. */

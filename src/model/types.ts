@@ -1,7 +1,9 @@
 /**
  * ferry's own validated types, shared by the subsystems. The Docker wire shapes live
  * in src/plugin/wire.ts and are converted into these at the boundary.
- * All addresses are IPv4 dotted quads; subnets are CIDR strings in canonical form.
+ * Addresses are canonical strings of src/util/ip.ts (IPv4 dotted quads, IPv6 in RFC 5952
+ * form); subnets are canonical CIDR strings. A network has an IPv4 subnet and, when it is
+ * dual-stack, an IPv6 one beside it: the `…6` fields.
  */
 
 export type Protocol = 'tcp' | 'udp' | 'sctp'
@@ -17,10 +19,14 @@ export interface PortRequest {
   hostPortEnd: number       // equals hostPort for a single port (0 when hostPort is 0)
 }
 
-/** A publication after host-port allocation: what is programmed in the kernel. */
+/**
+ * A publication after host-port allocation: what is programmed in the kernel. Its family
+ * is containerIp's: a port published on all addresses of a dual-stack container is two
+ * bindings, one per family, with the same host port.
+ */
 export interface PortBinding {
   proto: Protocol
-  hostIp: string            // '' = every address of the host
+  hostIp: string            // '' = every address of the host in containerIp's family
   hostPort: number
   hostPortEnd: number
   containerIp: string
@@ -38,6 +44,16 @@ export interface NetworkRecord {
   subnet: string             // e.g. 10.20.0.0/24
   gateway: string            // e.g. 10.20.0.1
   poolId: string
+  /** The IPv6 subnet of a dual-stack network (docker network create --ipv6), e.g. fd00:1::/64. */
+  subnet6?: string
+  /** The IPv6 gateway on the bridge, e.g. fd00:1::1. */
+  gateway6?: string
+  poolId6?: string
+  /**
+   * com.docker.network.bridge.gateway_mode_ipv6: 'nat' (default: masquerade and DNAT like IPv4)
+   * or 'routed' (no NAT; published ports are only opened in the filter, the host routes the prefix).
+   */
+  gatewayMode6?: 'nat' | 'routed'
   mtu: number
   icc: boolean
   masquerade: boolean
@@ -56,6 +72,9 @@ export interface EndpointRecord {
   networkId: string
   address: string            // container IPv4
   prefixLen: number
+  /** The container's IPv6 address on a dual-stack network (CreateEndpoint's AddressIPv6, without prefix). */
+  address6?: string
+  prefixLen6?: number
   mac: string
   hostVeth: string           // host end, enslaved to the bridge
   containerVeth: string      // handed to the engine in Join

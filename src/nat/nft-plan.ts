@@ -56,7 +56,7 @@
  * other networks and, with ICC off, between containers of one bridge.
  */
 import { FerryError } from '../errors/errors.js'
-import { canonical } from '../ipam/cidr.js'
+import { canonical } from '../util/ip.js'
 import type { PortBinding, Protocol } from '../model/types.js'
 import { isLoopback, isWildcard, validateEndpoint, validateLink, validateNetwork, type PlanOptions } from './plan.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'

@@ -30,7 +30,7 @@
  */
 import { crc32 } from 'node:zlib'
 import { FerryError } from '../errors/errors.js'
-import { canonical, isCidr, isIp } from '../ipam/cidr.js'
+import { canonical, isCidr, isIp } from '../util/ip.js'
 import type { PortBinding } from '../model/types.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
@@ -125,9 +125,9 @@ function bad (msg: string): FerryError {
 export function validateNetwork (net: NatNetwork): void {
   if (!ID_RE.test(net.id)) throw bad(`network id "${net.id}" is not valid`)
   if (!BRIDGE_RE.test(net.bridge)) throw bad(`bridge name "${net.bridge}" of network ${shortId(net.id)} is not a valid interface name`)
-  if (!isCidr(net.subnet)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
-  if (!isIp(net.gateway)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
-  if (net.outboundAddr !== undefined && !isIp(net.outboundAddr)) throw bad(`outbound address "${net.outboundAddr}" of network ${shortId(net.id)} is not an IPv4 address`)
+  if (!isCidr(net.subnet, 4)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
+  if (!isIp(net.gateway, 4)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
+  if (net.outboundAddr !== undefined && !isIp(net.outboundAddr, 4)) throw bad(`outbound address "${net.outboundAddr}" of network ${shortId(net.id)} is not an IPv4 address`)
 }
 
 function validPort (n: number): boolean {
@@ -136,8 +136,8 @@ function validPort (n: number): boolean {
 
 export function validateBinding (b: PortBinding, where: string): void {
   if (!['tcp', 'udp', 'sctp'].includes(b.proto)) throw bad(`${where}: protocol "${String(b.proto)}" is not tcp, udp or sctp`)
-  if (b.hostIp !== '' && !isIp(b.hostIp)) throw bad(`${where}: host IP "${b.hostIp}" is not an IPv4 address`)
-  if (!isIp(b.containerIp)) throw bad(`${where}: container IP "${b.containerIp}" is not an IPv4 address`)
+  if (b.hostIp !== '' && !isIp(b.hostIp, 4)) throw bad(`${where}: host IP "${b.hostIp}" is not an IPv4 address`)
+  if (!isIp(b.containerIp, 4)) throw bad(`${where}: container IP "${b.containerIp}" is not an IPv4 address`)
   const ranges: Array<[number, number, string]> = [[b.hostPort, b.hostPortEnd, 'host'], [b.containerPort, b.containerPortEnd, 'container']]
   for (const [lo, hi, what] of ranges) {
     if (!validPort(lo) || !validPort(hi) || hi < lo) throw bad(`${where}: ${what} ports ${lo}-${hi} are not a valid range of 1-65535`)
@@ -152,7 +152,7 @@ export function validateBinding (b: PortBinding, where: string): void {
 export function validateLink (link: NatLink): void {
   if (!ID_RE.test(link.id)) throw bad(`link id "${link.id}" is not valid`)
   if (!ID_RE.test(link.networkId)) throw bad(`network id "${link.networkId}" of link ${link.id} is not valid`)
-  if (!isIp(link.parentIp) || !isIp(link.childIp)) throw bad(`link ${link.id}: "${link.parentIp}" and "${link.childIp}" must be IPv4 addresses`)
+  if (!isIp(link.parentIp, 4) || !isIp(link.childIp, 4)) throw bad(`link ${link.id}: "${link.parentIp}" and "${link.childIp}" must be IPv4 addresses`)
   for (const p of link.ports) {
     if (!['tcp', 'udp', 'sctp'].includes(p.proto) || !validPort(p.port)) throw bad(`link ${link.id}: port ${p.port}/${String(p.proto)} is not valid`)
   }
@@ -160,7 +160,7 @@ export function validateLink (link: NatLink): void {
 
 export function validateEndpoint (ep: NatEndpoint): void {
   if (!ID_RE.test(ep.id)) throw bad(`endpoint id "${ep.id}" is not valid`)
-  if (!isIp(ep.address)) throw bad(`address "${ep.address}" of endpoint ${shortId(ep.id)} is not an IPv4 address`)
+  if (!isIp(ep.address, 4)) throw bad(`address "${ep.address}" of endpoint ${shortId(ep.id)} is not an IPv4 address`)
   for (const b of ep.ports) validateBinding(b, `endpoint ${shortId(ep.id)}`)
 }
 

@@ -8,7 +8,7 @@ import type { ClusterStore, LocalClusterState } from '../cluster/types.js'
 import type { PeerSync } from '../vxlan/peers.js'
 import { isUnavailable } from '../cluster/client.js'
 import { FerryError } from '../errors/errors.js'
-import { canonical } from '../ipam/cidr.js'
+import { canonical } from '../util/ip.js'
 
 export interface OverlayAttachment { vni: number, bridge: string, mtu: number }
 

@@ -11,7 +11,7 @@
  *   --dns-search, --dns-opt   defaults for containers' resolv.conf
  */
 import { FerryError } from '../errors/errors.js'
-import { isCidr, parseCidr, bounds, ipToInt } from '../ipam/cidr.js'
+import { isCidr, parseCidr, bounds, ipValue } from '../util/ip.js'
 import { validateIfName } from '../bridge/names.js'
 import type { DefaultBridgeConfig } from './service.js'
 
@@ -43,10 +43,10 @@ export function defaultBridgeConfig (f: RuntimeFlags): DefaultBridgeConfig | und
   }
   const cfg: DefaultBridgeConfig = { bridge: validateIfName(f.bridge, '--bridge'), icc: f.icc ?? true, masquerade: f.ipMasq ?? true }
   if (f.bip !== undefined) {
-    if (!isCidr(f.bip)) throw new FerryError('INVALID_CIDR', `--bip ${f.bip}: expected the bridge's address with a prefix, e.g. 172.17.0.1/16`)
+    if (!isCidr(f.bip, 4)) throw new FerryError('INVALID_CIDR', `--bip ${f.bip}: expected the bridge's address with a prefix, e.g. 172.17.0.1/16`)
     const c = parseCidr(f.bip)
     const b = bounds(f.bip)
-    const n = ipToInt(f.bip.split('/')[0]!)
+    const n = ipValue(f.bip.split('/')[0]!)
     if (c.prefix > 30 || n === b.first || n === b.last) throw new FerryError('INVALID_CIDR', `--bip ${f.bip}: the address must be a host address of a /30 or larger subnet`)
     cfg.bip = f.bip
   }

@@ -30,7 +30,7 @@ import type { LinkDriver } from '../kernel/types.js'
 import type { LinkFirewall, NatLink } from '../nat/types.js'
 import type { NetworkDriver } from '../driver/network.js'
 import { GATEWAY_ADDRESS_TYPE, REQUEST_ADDRESS_TYPE, type Ipam } from '../ipam/ipam.js'
-import { canonical, isCidr } from '../ipam/cidr.js'
+import { canonical, isCidr } from '../util/ip.js'
 import { Mutex } from '../util/mutex.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
 import { addrOf, prefixOf } from '../util/ip.js'
@@ -545,7 +545,7 @@ export class RuntimeService {
   private async createNetworkNow (spec: NetworkCreateSpec): Promise<NetworkRecord> {
     if (Object.values(this.names).includes(spec.name)) throw new FerryError('NAME_CONFLICT', `a ferry network named ${spec.name} already exists`)
     for (const [what, v] of [['--subnet', spec.subnet], ['--ip-range', spec.ipRange]] as const) {
-      if (v !== undefined && !isCidr(v)) throw new FerryError('INVALID_CIDR', `${what} ${v} is not IPv4 CIDR notation`)
+      if (v !== undefined && !isCidr(v, 4)) throw new FerryError('INVALID_CIDR', `${what} ${v} is not IPv4 CIDR notation`)
     }
     const ipam = this.d.ipam
     return withUndo(async (undo) => {

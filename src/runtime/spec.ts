@@ -5,7 +5,7 @@
  * names the option.
  */
 import { FerryError } from '../errors/errors.js'
-import { isIp } from '../ipam/cidr.js'
+import { isIp } from '../util/ip.js'
 import type { ExposedPort, PortRequest, Protocol } from '../model/types.js'
 import { validateIfName } from '../bridge/names.js'
 import type { AttachSpec, LinkSpec, NetMode, NetnsTarget } from './types.js'
@@ -122,7 +122,7 @@ export function parsePublish (spec: string): PortRequest {
   } else {
     throw bad(`${what}: expected [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO] (IPv6 host addresses are not supported)`)
   }
-  if (hostIp !== '' && !isIp(hostIp)) throw bad(`${what}: "${hostIp}" is not an IPv4 address`)
+  if (hostIp !== '' && !isIp(hostIp, 4)) throw bad(`${what}: "${hostIp}" is not an IPv4 address`)
   if (hostIp === '0.0.0.0') hostIp = ''
   const [cLo, cHi] = parseRange(ctrPart, what)
   if (hostPart === '') return { proto, containerPort: cLo, containerPortEnd: cHi, hostIp, hostPort: 0, hostPortEnd: 0 }
@@ -172,7 +172,7 @@ export function exposedPorts (expose: ExposedPort[], publish: PortRequest[]): Ex
 }
 
 function ipList (list: string[] | undefined, what: string): string[] {
-  for (const ip of list ?? []) if (!isIp(ip)) throw bad(`${what} ${ip}: not an IPv4 address`)
+  for (const ip of list ?? []) if (!isIp(ip, 4)) throw bad(`${what} ${ip}: not an IPv4 address`)
   return [...(list ?? [])]
 }
 
@@ -282,7 +282,7 @@ export function parseAttach (w: AttachWire): AttachSpec {
   for (const a of w.aliases ?? []) if (!DNS_NAME_RE.test(a)) throw bad(`--network-alias ${a}: not a valid host name`)
   for (const s of w.dnsSearch ?? []) if (!DNS_NAME_RE.test(s)) throw bad(`--dns-search ${s}: not a valid domain`)
   for (const o of w.dnsOptions ?? []) if (!/^[a-zA-Z0-9_:.-]{1,64}$/.test(o)) throw bad(`--dns-option ${o}: not a resolv.conf option`)
-  if (w.ip !== undefined && !isIp(w.ip)) throw bad(`--ip ${w.ip}: not an IPv4 address`)
+  if (w.ip !== undefined && !isIp(w.ip, 4)) throw bad(`--ip ${w.ip}: not an IPv4 address`)
   const spec: AttachSpec = {
     name: w.name,
     target: target(w),

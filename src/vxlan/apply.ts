@@ -19,8 +19,7 @@ import { execFile } from '../kernel/exec.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import type { LinkDriver, LinkInfo, VxlanSpec } from '../kernel/types.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
-import { addrOf } from '../util/ip.js'
-import { isIp } from '../ipam/cidr.js'
+import { addrOf, familyOf, isIp } from '../util/ip.js'
 import {
   DEFAULT_UNDERLAY_MTU, VXLAN_PREFIX, ZERO_MAC, applyOpsToTable, diffPeers, overlayMac,
   type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
@@ -165,7 +164,7 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
       await this.links.setMtu(d.bridge, d.mtu)
     }
     for (const a of await this.links.listAddresses()) {
-      if (a.ifname === d.bridge && a.cidr !== d.gatewayCidr) await this.links.deleteAddress(d.bridge, a.cidr)
+      if (a.ifname === d.bridge && a.cidr !== d.gatewayCidr && familyOf(a.cidr) === familyOf(d.gatewayCidr)) await this.links.deleteAddress(d.bridge, a.cidr)
     }
     await this.links.addAddress(d.bridge, d.gatewayCidr)
     // A VXLAN device of another VNI on this bridge (the overlay was defined again) goes.

@@ -37,6 +37,7 @@
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
 import { KeyedMutex } from '../util/mutex.js'
+import { compareIps } from '../util/ip.js'
 import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
 import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
@@ -159,8 +160,7 @@ function sameDefinition (a: { vni?: number, subnet: string, gateway: string }, b
 }
 
 function byIp (a: { ip: string }, b: { ip: string }): number {
-  const n = (ip: string): number => ip.split('.').reduce((acc, x) => acc * 256 + Number(x), 0)
-  return n(a.ip) - n(b.ip)
+  return compareIps(a.ip, b.ip)
 }
 
 export class PeerSync {

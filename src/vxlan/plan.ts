@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
 import type { FdbEntry, NeighEntry } from '../kernel/types.js'
-import { canonical, contains, ipToInt, isIp, parseCidr, parseIpOrUndefined } from '../ipam/cidr.js'
+import { canonical, compareIps, contains, isIp, maskOf, parseCidr, parseIpOrUndefined } from '../util/ip.js'
 import { macForIp } from '../bridge/names.js'
 
 export const VXLAN_PREFIX = 'fyv-'
@@ -149,13 +149,7 @@ export interface PlanOptions {
   flood?: boolean
 }
 
-function ipOrder (a: string, b: string): number {
-  return ipToInt(a) - ipToInt(b)
-}
-
-function prefixMask (prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
-}
+const ipOrder = compareIps
 
 /**
  * The FDB and neighbour entries for the remote peers of one overlay. Peers on
@@ -164,23 +158,24 @@ function prefixMask (prefix: number): number {
  * out. When two endpoints claim the same IP (or MAC), the one with the smallest
  * endpoint id wins, deterministically on every host, and the other is reported.
  */
-interface PeerCheck { subnet: number, mask: number }
+interface PeerCheck { subnet: bigint, mask: bigint, family: 4 | 6 }
 
 function peerCheck (d: OverlayDevices): PeerCheck {
   const subnet = parseCidr(d.subnet)
-  return { subnet: subnet.network, mask: prefixMask(subnet.prefix) }
+  return { subnet: subnet.network, mask: maskOf(subnet.family, subnet.prefix), family: subnet.family }
 }
 
 /** One peer alone: the normalized peer and its address as a number, or why it is left out (duplicates aside). */
-function checkPeer (d: OverlayDevices, c: PeerCheck, self: { hostId: string, vtep: string }, raw: RemotePeer): { p: RemotePeer, n: number } | PeerConflict {
+function checkPeer (d: OverlayDevices, c: PeerCheck, self: { hostId: string, vtep: string }, raw: RemotePeer): { p: RemotePeer, n: bigint } | PeerConflict {
   const mac = typeof raw.mac === 'string' ? raw.mac.toLowerCase() : ''
   const p: RemotePeer = raw.mac === mac ? raw : { ...raw, mac }
-  const n = typeof p.ip === 'string' ? parseIpOrUndefined(p.ip) : undefined
-  if (n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
+  const parsed = typeof p.ip === 'string' ? parseIpOrUndefined(p.ip) : undefined
+  const n = parsed?.value
+  if (parsed === undefined || n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
     return { endpointId: p.endpointId, ip: String(p.ip), reason: 'invalid' }
   }
   if (p.hostId === self.hostId || p.vtep === self.vtep) return { endpointId: p.endpointId, ip: p.ip, reason: 'local' }
-  if (((n & c.mask) >>> 0) !== c.subnet) return { endpointId: p.endpointId, ip: p.ip, reason: 'outside-subnet' }
+  if (parsed.family !== c.family || (n & c.mask) !== c.subnet) return { endpointId: p.endpointId, ip: p.ip, reason: 'outside-subnet' }
   if (p.ip === d.gateway) return { endpointId: p.endpointId, ip: p.ip, reason: 'gateway' }
   return { p, n }
 }
@@ -198,7 +193,7 @@ function byEndpointId (a: RemotePeer, b: RemotePeer): number {
  */
 export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: string }, peers: readonly RemotePeer[], opts: PlanOptions = {}): PeerPlan {
   const skipped: PeerConflict[] = []
-  const byIp = new Map<string, { p: RemotePeer, n: number }>()
+  const byIp = new Map<string, { p: RemotePeer, n: bigint }>()
   const byMac = new Map<string, RemotePeer>()
   // Each address is parsed once.
   const c = peerCheck(d)
@@ -213,7 +208,7 @@ export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: stri
     byIp.set(p.ip, r)
     byMac.set(p.mac, p)
   }
-  const kept = [...byIp.values()].sort((a, b) => a.n - b.n).map((x) => x.p)
+  const kept = [...byIp.values()].sort((a, b) => a.n < b.n ? -1 : a.n > b.n ? 1 : 0).map((x) => x.p)
   const fdb: FdbEntry[] = kept.map((p) => peerFdb(d, p))
   if (opts.flood === true) {
     const vteps = [...new Set(kept.map((p) => p.vtep))].sort(ipOrder)

@@ -11,7 +11,11 @@
  * also loses all data, like Redis without persistence), `restart()` does both, `isEmpty()` says nothing is left.
  */
 import { FerryError } from '../../src/errors/errors.js'
-import { bounds, intToIp, ipToInt, parseCidr, rangesOverlap } from '../../src/ipam/cidr.js'
+import { bounds, ipString, ipValue, parseCidr, rangesOverlap } from '../../src/util/ip.js'
+
+/** The overlay is IPv4: its addresses as numbers, as the Redis scripts hold them. */
+const ipToInt = (ip: string): number => Number(ipValue(ip, 4))
+const intToIp = (n: number): string => ipString(4, BigInt(n))
 import { VNI_AUTO_MIN, VNI_MAX } from '../../src/cluster/backend.js'
 import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from '../../src/cluster/backend.js'
 import { ClusterClient, type ClusterClientOptions } from '../../src/cluster/client.js'
@@ -255,7 +259,7 @@ export class MemoryCluster {
     const c = parseCidr(req.subnet)
     const range = bounds(c)
     for (const o of [...this.overlayRecords.values()].sort((a, b) => a.def.name.localeCompare(b.def.name))) {
-      if (rangesOverlap(range, bounds({ network: o.net, prefix: o.prefix }))) {
+      if (rangesOverlap(range, bounds({ family: 4, network: BigInt(o.net), prefix: o.prefix }))) {
         throw err('POOL_OVERLAP', `subnet ${req.subnet} of overlay ${req.name} overlaps overlay ${o.def.name} (${o.def.subnet})`)
       }
     }
@@ -276,7 +280,7 @@ export class MemoryCluster {
     }
     const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: hostId, createdAt: this.now() }
     const rec: OverlayRecord = {
-      def, sig: '', net: c.network, prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
+      def, sig: '', net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
     }
     this.overlayRecords.set(req.name, rec)
     this.vnis.set(vni, req.name)

@@ -6,6 +6,7 @@
  * records every call in `calls`, and can be told to fail the Nth call of an
  * operation (`failOn`) so that rollback paths can be tested.
  */
+import { bitsOf, canonical, parseCidr, parseIp } from '../../src/util/ip.js'
 import { FerryError } from '../../src/errors/errors.js'
 import type { AddressInfo, FdbEntry, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from '../../src/kernel/types.js'
 
@@ -61,33 +62,9 @@ function isUnicastMac (mac: string): boolean {
   return (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== ZERO_MAC
 }
 
-function ipToInt (ip: string): number {
-  return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0)
-}
-
-function intToIp (n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.')
-}
-
 function checkIp (ip: string): string {
-  const parts = ip.split('.')
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
-    throw new FerryError('INVALID_CIDR', `invalid IPv4 address "${ip}"`)
-  }
+  parseIp(ip)
   return ip
-}
-
-function parseCidr (cidr: string): { ip: string, prefix: number } {
-  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr)
-  const prefix = Number(m?.[2])
-  if (!m || prefix > 32) throw new FerryError('INVALID_CIDR', `invalid IPv4 CIDR "${cidr}"`)
-  return { ip: checkIp(m[1] ?? ''), prefix }
-}
-
-function networkOf (cidr: string): string {
-  const { ip, prefix } = parseCidr(cidr)
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
-  return `${intToIp((ipToInt(ip) & mask) >>> 0)}/${prefix}`
 }
 
 export class FakeLinkDriver implements LinkDriver {
@@ -355,8 +332,8 @@ export class FakeLinkDriver implements LinkDriver {
   listRoutes (): Promise<RouteInfo[]> {
     return this.op('listRoutes', [], () => {
       const connected: RouteInfo[] = this.addresses
-        .filter((a) => this.links.get(a.ifname)?.up === true && a.ifname !== 'lo' && parseCidr(a.cidr).prefix < 32)
-        .map((a) => ({ dst: networkOf(a.cidr), dev: a.ifname, table: MAIN_TABLE }))
+        .filter((a) => this.links.get(a.ifname)?.up === true && a.ifname !== 'lo' && parseCidr(a.cidr).prefix < bitsOf(parseCidr(a.cidr).family))
+        .map((a) => ({ dst: canonical(a.cidr), dev: a.ifname, table: MAIN_TABLE }))
       return [...this.routes.map((r) => ({ ...r })), ...connected]
     })
   }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { FerryError } from '../../src/errors/errors.js'
-import { ipToInt } from '../../src/ipam/cidr.js'
+import { ipValue as ipToInt } from '../../src/util/ip.js'
 import {
   DOCKER_DEFAULT_POOLS, RESERVED_BLOCKS, allocationWindow, findFree, formatDefaultPool, parseDefaultPool, parsePoolSpec, pickAutoSubnet,
   poolIdFor, windowSize,
@@ -131,25 +131,30 @@ t.test('pickAutoSubnet', async (t) => {
 t.test('allocationWindow, windowSize, findFree', async (t) => {
   const w = allocationWindow('10.20.0.0/24')
   t.same(w, { first: ipToInt('10.20.0.1'), last: ipToInt('10.20.0.254') })
-  t.equal(windowSize(w), 254)
+  t.equal(windowSize(w), 254n)
   t.same(allocationWindow('10.20.0.0/24', '10.20.0.128/25'), { first: ipToInt('10.20.0.128'), last: ipToInt('10.20.0.254') })
   t.same(allocationWindow('10.20.0.0/24', '10.20.0.0/25'), { first: ipToInt('10.20.0.1'), last: ipToInt('10.20.0.127') })
   t.same(allocationWindow('10.243.0.0/16', '10.243.3.0/24'), { first: ipToInt('10.243.3.0'), last: ipToInt('10.243.3.255') },
     'only the subnet network/broadcast are reserved (libnetwork)')
-  t.equal(windowSize(allocationWindow('10.20.0.0/30')), 2)
-  t.equal(windowSize(allocationWindow('10.20.0.0/24', '10.20.0.0/32')), 0, 'a range that is only the network address is empty')
+  t.equal(windowSize(allocationWindow('10.20.0.0/30')), 2n)
+  t.equal(windowSize(allocationWindow('10.20.0.0/24', '10.20.0.0/32')), 0n, 'a range that is only the network address is empty')
 
-  const small = { first: 10, last: 14 }
-  const used = new Set([10, 11, 13])
-  t.equal(findFree(small, 10, (n) => used.has(n)), 12)
-  t.equal(findFree(small, 13, (n) => used.has(n)), 14)
-  t.equal(findFree(small, 15, (n) => used.has(n)), 12, 'start past the end wraps to the first')
-  t.equal(findFree(small, 3, (n) => used.has(n)), 12, 'start before the window starts at the first')
-  used.add(14)
-  t.equal(findFree(small, 13, (n) => used.has(n)), 12, 'wraps around')
-  used.add(12)
-  t.equal(findFree(small, 10, (n) => used.has(n)), undefined)
-  t.equal(findFree({ first: 5, last: 4 }, 5, () => false), undefined)
+  const small = { first: 10n, last: 14n }
+  const used = new Set([10n, 11n, 13n])
+  t.equal(findFree(small, 10n, (n) => used.has(n)), 12n)
+  t.equal(findFree(small, 13n, (n) => used.has(n)), 14n)
+  t.equal(findFree(small, 15n, (n) => used.has(n)), 12n, 'start past the end wraps to the first')
+  t.equal(findFree(small, 3n, (n) => used.has(n)), 12n, 'start before the window starts at the first')
+  used.add(14n)
+  t.equal(findFree(small, 13n, (n) => used.has(n)), 12n, 'wraps around')
+  used.add(12n)
+  t.equal(findFree(small, 10n, (n) => used.has(n)), undefined)
+  t.equal(findFree({ first: 5n, last: 4n }, 5n, () => false), undefined)
+
+  const v6 = allocationWindow('fd00:1::/64')
+  t.same(v6, { first: ipToInt('fd00:1::1'), last: ipToInt('fd00:1::ffff:ffff:ffff:ffff') }, 'IPv6 keeps only the subnet-router anycast address out')
+  t.equal(windowSize(v6), 2n ** 64n - 1n)
+  t.same(allocationWindow('fd00:1::/64', 'fd00:1::100/120'), { first: ipToInt('fd00:1::100'), last: ipToInt('fd00:1::1ff') })
 })
 
 t.test('poolIdFor', async (t) => {

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { isIp } from '../../src/util/ip.js'
 import {
   PeerPlanner, applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, planPeers, vxlanName,
   type OverlayDevices, type PeerTable, type RemotePeer,
@@ -11,7 +12,7 @@ const U = { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' }
 
 function dev (): OverlayDevices { return overlayDevices(OV, U) }
 
-function peer (id: string, ip: string, vtep: string, hostId = `host-${vtep}`, mac = overlayMac(ip)): RemotePeer {
+function peer (id: string, ip: string, vtep: string, hostId = `host-${vtep}`, mac = isIp(ip) ? overlayMac(ip) : '02:42:00:00:00:99'): RemotePeer {
   return { endpointId: id, hostId, ip, mac, vtep }
 }
 
