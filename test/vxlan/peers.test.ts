@@ -4,7 +4,7 @@ import type { ClusterEvent, ClusterStore } from '../../src/cluster/types.js'
 import { overlayMac } from '../../src/vxlan/plan.js'
 import { record } from '../harness/cluster-contract.js'
 import { peerHost, type PeerHost } from '../harness/peer-host.js'
-import { RecordingDataPlane } from '../harness/recording-dataplane.js'
+import { GatedDataPlane, RecordingDataPlane } from '../harness/recording-dataplane.js'
 import { PeerSync, type RemoteChange } from '../../src/vxlan/peers.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
@@ -319,28 +319,6 @@ t.test('one change among 10,000 remote peers costs O(1) kernel operations, no ke
   await sync.reconcileAll()
   t.equal(dp.ops.length, mark, 'a full reconcile after the deltas changes nothing')
 })
-
-/** A data plane whose kernel reads can be held: a full reconcile stops there until `release()`. */
-class GatedDataPlane extends RecordingDataPlane {
-  private gate: Promise<void> | undefined
-  private open: (() => void) | undefined
-  private entered: (() => void) | undefined
-  /** The next kernel read waits; resolves when a full reconcile has reached it. */
-  hold (): Promise<void> {
-    this.gate = new Promise((resolve) => { this.open = resolve })
-    return new Promise((resolve) => { this.entered = resolve })
-  }
-
-  release (): void { this.gate = undefined; this.open?.() }
-
-  override async readPeers (vxlan: string): ReturnType<RecordingDataPlane['readPeers']> {
-    const gate = this.gate
-    this.entered?.()
-    this.entered = undefined
-    await gate
-    return await super.readPeers(vxlan)
-  }
-}
 
 async function gatedHost (t: T, cluster: MemoryCluster, wrap: (s: ClusterStore) => ClusterStore = (s) => s): Promise<{ store: ClusterStore, dp: GatedDataPlane, sync: PeerSync }> {
   const real = cluster.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, hostTtlMs: 3_600_000 })
