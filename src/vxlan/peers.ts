@@ -645,6 +645,11 @@ export class PeerSync {
     const a = this.attached.get(name)
     if (!a) return
     let ops: PeerOp[] = []
+    // The request is taken now, before any await: a full reconcile asked for while this one
+    // runs (a resync that ends meanwhile) runs after it, and an endpoint that changes meanwhile
+    // stays pending for the next run instead of being folded into a plan already made.
+    let full = a.full
+    a.full = false
     try {
       const def = this.defs.get(name)
       if (def && def.vni !== a.devices.vni) {
@@ -652,17 +657,16 @@ export class PeerSync {
         a.local = { ...a.local, vni: def.vni }
         a.devices = overlayDevices(a.local, await this.underlay())
         await this.dp.ensureDevices(a.devices)
-        a.full = true
+        full = true
       }
-      if (a.full || !a.planner || a.planner.devices !== a.devices) {
-        a.full = true
+      if (full || !a.planner || a.planner.devices !== a.devices) {
+        // Everything pending so far is in the endpoints planned here; what changes from now on is not.
         a.pending.clear()
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: this.store.vtep }, { flood: this.flood })
         planner.reset(this.remotePeers(name))
         a.planner = planner
         ops = diffPeers(planner.table(), await this.dp.readPeers(a.devices.vxlan))
         await this.dp.applyPeerOps(ops)
-        a.full = false
         this.counters.fullReconciles++
       } else {
         const planner = a.planner

@@ -9,7 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { RedisClusterStore, connectCluster, type RedisClusterOptions } from '../../src/cluster/redis.js'
+import { RedisBackend, RedisClusterStore, connectCluster, type RedisClusterOptions } from '../../src/cluster/redis.js'
+import { ClusterClient } from '../../src/cluster/client.js'
+import { parseClusterUrl } from '../../src/cluster/url.js'
+import { PeerSync } from '../../src/vxlan/peers.js'
+import { overlayMac } from '../../src/vxlan/plan.js'
+import { GatedDataPlane } from '../harness/recording-dataplane.js'
 import { clusterContract, record } from '../harness/cluster-contract.js'
 import { freePort, redisServer } from '../harness/redis.js'
 import { sh } from '../harness/netns.js'
@@ -233,4 +238,59 @@ t.test('a full read pages through a large overlay (HSCAN), never one reply of th
   t.ok(scans.length >= 2 * N / 100 && scans.every((l) => /"COUNT" "100"/i.test(l)), `${scans.length} HSCAN pages of 100 on the server`)
   t.notOk(lines.some((l) => /"hgetall"/i.test(l)), 'no HGETALL of the whole hash')
   t.equal((await reader.endpoints('big')).length, N, 'the report\'s read of one overlay pages too')
+})
+
+t.test('after a reconnection, endpoints published between two HSCAN pages of the full read, or while its full reconcile runs, are programmed at once', async (t) => {
+  const other = await redisServer(t)
+  const N = 120
+  const pub = new RedisClusterStore({ url: other.url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
+  t.teardown(() => pub.close())
+  await pub.start()
+  const ov = { name: 'pg', subnet: '10.64.0.0/16', gateway: '10.64.0.1' }
+  await pub.defineOverlay(ov)
+  const publish = async (id: string, n: number): Promise<string> => {
+    const ip = `10.64.${n >> 8}.${n & 255}`
+    await pub.allocateAddress('pg', ip)
+    await pub.publishEndpoint({ overlay: 'pg', endpointId: id, ip, mac: overlayMac(ip) })
+    return ip
+  }
+  for (let i = 0; i < N; i++) await publish(`e${i}`, 2 + i)
+  const backend = new RedisBackend(parseClusterUrl(other.url), { hostId: 'h1', prefix: 'ferry:', commandTimeoutMs: 3000, connectTimeoutMs: 2000, scanPage: 20 })
+  const reader = new ClusterClient(backend, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
+  t.teardown(() => reader.close())
+  await reader.start()
+  const dp = new GatedDataPlane('192.168.50.1')
+  const sync = new PeerSync({ store: reader, dataPlane: dp, fullReconcileMs: 0 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  await sync.attach({ ...ov, vni: (await reader.defineOverlay(ov)).vni })
+  await sync.settled()
+  t.equal(dp.neigh.size, N, 'every endpoint programmed')
+
+  // h2 publishes "mid" right after the first HSCAN page of the endpoints (the command connection's own hscan, wrapped).
+  const cmd = (backend as unknown as { cmd: { hscan: (...a: unknown[]) => Promise<unknown> } }).cmd
+  const hscan = cmd.hscan.bind(cmd)
+  let pages = 0
+  let mid = ''
+  cmd.hscan = async (...args: unknown[]) => {
+    const r = await hscan(...args)
+    if (String(args[0]).endsWith(':eps') && pages++ === 0) mid = await publish('mid', 1000)
+    return r
+  }
+  const reading = dp.hold()
+  // h1's two connections drop (what a Redis restart does to it): it reconnects, re-asserts itself and reads everything again.
+  const ids = other.cli(['client', 'list']).split('\n').filter((l) => / name=ferry-h1 /.test(l)).map((l) => /^id=(\d+)/.exec(l)?.[1] ?? '')
+  t.equal(ids.length, 2, 'h1 has a command and a subscriber connection')
+  for (const id of ids) other.cli(['client', 'kill', 'id', id])
+  await reading
+  t.ok(pages >= 2, `the full read took ${pages} HSCAN pages of the endpoints`)
+  t.ok(sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'mid'), 'what was published between two pages is known after the read')
+  // The full reconcile that follows the read is at its kernel read: h2 publishes "late".
+  const late = await publish('late', 1001)
+  while (sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'late') !== true) await delay(5)
+  dp.release()
+  await sync.settled()
+  t.ok(dp.neigh.has(mid), `${mid} (published between two pages) is programmed`)
+  t.ok(dp.neigh.has(late), `${late} (published during the full reconcile) is programmed`)
+  t.equal(dp.neigh.size, N + 2, 'and nothing else is missing')
 })

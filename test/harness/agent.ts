@@ -77,8 +77,11 @@ export interface Agent {
   signal (sig: NodeJS.Signals): void
   /** Send a signal (default SIGTERM) and wait for the agent to exit (bounded; SIGKILL after). */
   kill (sig?: NodeJS.Signals, timeoutMs?: number): Promise<AgentExit>
-  /** Stop it if running, then start it again with the same options and wait until ready. */
-  restart (): Promise<void>
+  /**
+   * Stop it if running, then start it again with the same options and wait until ready;
+   * `args`, when given, replace the appended arguments for this start and the later ones.
+   */
+  restart (opts?: { args?: string[] }): Promise<void>
   /** The agent's stdout and stderr of every start so far. */
   logs (): string
   /** `node bin/ferry <args>` with FERRY_API_SOCKET set (host namespaces, argv, no shell). Never throws on a non-zero exit. */
@@ -114,7 +117,7 @@ class AgentProcess implements Agent {
   readonly pluginSocket: string
   readonly stateDir: string
   readonly apiSocket: string
-  readonly #opts: AgentOptions
+  #opts: AgentOptions
   readonly #dir: string
   readonly #logFile: string
   readonly #entry: string
@@ -207,8 +210,9 @@ class AgentProcess implements Agent {
     return await proc.exited
   }
 
-  async restart (): Promise<void> {
+  async restart (opts: { args?: string[] } = {}): Promise<void> {
     await this.kill('SIGTERM')
+    if (opts.args !== undefined) this.#opts = { ...this.#opts, args: [...opts.args] }
     await this.start()
   }
 

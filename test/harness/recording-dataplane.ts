@@ -45,3 +45,25 @@ export class RecordingDataPlane implements OverlayDataPlane {
     return applyOpsToTable({ fdb: [], neigh: [] }, this.ops.filter((o) => o.entry.dev === dev))
   }
 }
+
+/** A data plane whose kernel reads can be held: a full reconcile stops there until `release()`. */
+export class GatedDataPlane extends RecordingDataPlane {
+  private gate: Promise<void> | undefined
+  private open: (() => void) | undefined
+  private entered: (() => void) | undefined
+  /** The next kernel read waits; resolves when a full reconcile has reached it. */
+  hold (): Promise<void> {
+    this.gate = new Promise((resolve) => { this.open = resolve })
+    return new Promise((resolve) => { this.entered = resolve })
+  }
+
+  release (): void { this.gate = undefined; this.open?.() }
+
+  override async readPeers (vxlan: string): ReturnType<RecordingDataPlane['readPeers']> {
+    const gate = this.gate
+    this.entered?.()
+    this.entered = undefined
+    await gate
+    return await super.readPeers(vxlan)
+  }
+}

@@ -4,7 +4,7 @@ import type { ClusterEvent, ClusterStore } from '../../src/cluster/types.js'
 import { overlayMac } from '../../src/vxlan/plan.js'
 import { record } from '../harness/cluster-contract.js'
 import { peerHost, type PeerHost } from '../harness/peer-host.js'
-import { RecordingDataPlane } from '../harness/recording-dataplane.js'
+import { GatedDataPlane, RecordingDataPlane } from '../harness/recording-dataplane.js'
 import { PeerSync, type RemoteChange } from '../../src/vxlan/peers.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
@@ -318,4 +318,61 @@ t.test('one change among 10,000 remote peers costs O(1) kernel operations, no ke
   mark = opsAt()
   await sync.reconcileAll()
   t.equal(dp.ops.length, mark, 'a full reconcile after the deltas changes nothing')
+})
+
+async function gatedHost (t: T, cluster: MemoryCluster, wrap: (s: ClusterStore) => ClusterStore = (s) => s): Promise<{ store: ClusterStore, dp: GatedDataPlane, sync: PeerSync }> {
+  const real = cluster.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, hostTtlMs: 3_600_000 })
+  t.teardown(() => real.close())
+  await real.start()
+  const store = wrap(real)
+  const dp = new GatedDataPlane('192.168.50.1')
+  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  await sync.attach({ ...OV, vni: (await store.defineOverlay(OV)).vni })
+  await sync.settled()
+  return { store, dp, sync }
+}
+
+t.test('an endpoint published while the full reconcile after a resync runs is programmed right after it', async (t) => {
+  const cluster = new MemoryCluster()
+  const h1 = await gatedHost(t, cluster)
+  const h2 = await host(t, cluster, 2)
+  await join(h2)
+  await publish(h2, 'e1', '10.30.0.11')
+  await h1.sync.settled()
+  t.same([...h1.dp.neigh.keys()], ['10.30.0.11'])
+  // The store comes back (a restart): the resync's full reconcile reads the kernel, and h2 publishes meanwhile.
+  const reading = h1.dp.hold()
+  cluster.stop()
+  cluster.start()
+  await reading
+  await publish(h2, 'e2', '10.30.0.12')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(h1.sync.remoteEndpoints().get('ov1')?.map((e) => e.endpointId).sort(), ['e1', 'e2'], 'the change reached the host during the reconcile')
+  h1.dp.release()
+  await h1.sync.settled()
+  t.same([...h1.dp.neigh.keys()].sort(), ['10.30.0.11', '10.30.0.12'], 'and is in the kernel without waiting for the periodic full reconcile')
+  t.equal(h1.dp.fdb.get(overlayMac('10.30.0.12')), '192.168.50.2')
+})
+
+t.test('a resync that ends while an earlier full reconcile runs gets a full reconcile of its own', async (t) => {
+  const cluster = new MemoryCluster()
+  // h1's subscription loses the message of e2, so only a full read brings it.
+  const h1 = await gatedHost(t, cluster, (s) => lossy(s, (e) => e.kind === 'endpoint-published' && e.endpoint.endpointId === 'e2'))
+  const h2 = await host(t, cluster, 2)
+  await join(h2)
+  await publish(h2, 'e1', '10.30.0.11')
+  await h1.sync.settled()
+  const reading = h1.dp.hold()
+  const repair = h1.sync.reconcileAll()
+  await reading
+  // While that reconcile holds the kernel read: e2 is lost on the way, e3 shows the gap, and the full read finds both.
+  await publish(h2, 'e2', '10.30.0.12')
+  await publish(h2, 'e3', '10.30.0.13')
+  while (h1.sync.remoteEndpoints().get('ov1')?.length !== 3) await new Promise((resolve) => setImmediate(resolve))
+  h1.dp.release()
+  await repair
+  await h1.sync.settled()
+  t.same([...h1.dp.neigh.keys()].sort(), ['10.30.0.11', '10.30.0.12', '10.30.0.13'], 'what the full read found is programmed')
 })
