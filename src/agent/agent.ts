@@ -351,7 +351,7 @@ export class Agent implements AgentView {
     const scope = network === undefined ? undefined : this.scopeFor(byName.get(network) ?? network)
     return this.records.records().filter((r) => scope === undefined || r.network === scope).map((r) => ({
       network: r.network.startsWith('overlay:') ? r.network : (names.networks.get(r.network) ?? r.network.slice(0, 12)),
-      name: r.name, aliases: r.aliases, ip: r.ip,
+      name: r.name, aliases: r.aliases, ip: r.ip, ...(r.ip6 !== undefined ? { ip6: r.ip6 } : {}),
     }))
   }
 

@@ -38,13 +38,20 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     const net = netById.get(ep.networkId)
     if (!net) continue
     const scope = scopeOf(net)
-    const scopes = clients.get(ep.address) ?? []
-    if (!scopes.includes(scope)) clients.set(ep.address, [...scopes, scope])
+    // A client is known by each of its addresses: a dual-stack container asks over either family.
+    for (const ip of endpointAddresses(ep)) {
+      const scopes = clients.get(ip) ?? []
+      if (!scopes.includes(scope)) clients.set(ip, [...scopes, scope])
+    }
     const known = byEndpoint.get(ep.id)
     if (!known) continue
     const aliases = known.aliases.filter((a) => a !== known.c.name)
     const ports = servicePorts(ep.ports)
-    const entry = { network: scope, name: known.c.name, aliases, ip: ep.address, ...(ports.length > 0 ? { ports } : {}) }
+    const entry = {
+      network: scope, name: known.c.name, aliases, ip: ep.address,
+      ...(ep.address6 !== undefined && ep.address6 !== '' ? { ip6: ep.address6 } : {}),
+      ...(ports.length > 0 ? { ports } : {}),
+    }
     entries.push(entry)
     entryOf.set(`${scope}|${known.c.name}`, entry)
     local.set(ep.id, [known.c.name, ...aliases])
@@ -66,6 +73,14 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     }
   }
   return { entries, clients, local }
+}
+
+/**
+ * The addresses of an endpoint, IPv4 first, as the store holds them (canonical text, so
+ * they equal the source address a socket reports); an IPv6-only endpoint has no IPv4 one.
+ */
+export function endpointAddresses (ep: Pick<EndpointRecord, 'address' | 'address6'>): string[] {
+  return [ep.address, ep.address6].filter((ip): ip is string => ip !== undefined && ip !== '')
 }
 
 /** The container ports an endpoint publishes (SRV records), TCP and UDP, ranges expanded up to MAX_SRV_PORTS. */
