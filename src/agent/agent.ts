@@ -35,7 +35,7 @@ import { PublishedNames } from '../overlay/names.js'
 import { DnsServer } from '../dns/server.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import type { CacheOptions } from '../dns/cache.js'
-import { AgentRecordSource, scopeOf } from '../dns/source.js'
+import { AgentRecordSource, listenAddresses, scopeOf } from '../dns/source.js'
 import { EngineWatcher } from '../docker/watch.js'
 import type { ClusterEndpoint } from '../cluster/types.js'
 import { FerryMetrics } from '../metrics/registry.js'
@@ -325,7 +325,7 @@ export class Agent implements AgentView {
     if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote()
     const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
     this.records.update({ networks, endpoints, names, remote: new Map(), hostId: this.overlay?.cluster.hostId })
-    const gateways = [...new Set(networks.map((n) => n.gateway))].map((ip) => ({ ip, port: this.cfg.dns.port ?? 53 }))
+    const gateways = listenAddresses(networks, this.cfg.dns.port ?? 53)
     try {
       await this.dns.setAddresses(gateways)
     } catch (err) {

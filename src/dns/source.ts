@@ -47,9 +47,11 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     if (!known) continue
     const aliases = known.aliases.filter((a) => a !== known.c.name)
     const ports = servicePorts(ep.ports)
+    // An IPv6-only endpoint's one address is its entry's `ip`.
+    const [ip = '', ip6] = endpointAddresses(ep)
     const entry = {
-      network: scope, name: known.c.name, aliases, ip: ep.address,
-      ...(ep.address6 !== undefined && ep.address6 !== '' ? { ip6: ep.address6 } : {}),
+      network: scope, name: known.c.name, aliases, ip,
+      ...(ip6 !== undefined ? { ip6 } : {}),
       ...(ports.length > 0 ? { ports } : {}),
     }
     entries.push(entry)
@@ -81,6 +83,15 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
  */
 export function endpointAddresses (ep: Pick<EndpointRecord, 'address' | 'address6'>): string[] {
   return [ep.address, ep.address6].filter((ip): ip is string => ip !== undefined && ip !== '')
+}
+
+/**
+ * Where the DNS server listens: each network's gateway address, and its IPv6
+ * gateway when it is dual-stack (or IPv6-only), each address once.
+ */
+export function listenAddresses (networks: readonly Pick<NetworkRecord, 'gateway' | 'gateway6'>[], port: number): Array<{ ip: string, port: number }> {
+  const ips = new Set(networks.flatMap((n) => [n.gateway, n.gateway6]).filter((ip): ip is string => ip !== undefined && ip !== ''))
+  return [...ips].map((ip) => ({ ip, port }))
 }
 
 /** The container ports an endpoint publishes (SRV records), TCP and UDP, ranges expanded up to MAX_SRV_PORTS. */

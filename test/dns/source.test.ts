@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AgentRecordSource, buildRecords, servicePorts } from '../../src/dns/source.js'
+import { AgentRecordSource, buildRecords, listenAddresses, servicePorts } from '../../src/dns/source.js'
 import { RecordSet, type RecordDelta } from '../../src/dns/records.js'
 import type { ClusterEndpoint } from '../../src/cluster/types.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
@@ -97,4 +97,17 @@ t.test('dual-stack endpoints: AAAA for names, aliases and links, PTR in ip6.arpa
   }], 'PTR of the IPv6 address names the container')
   t.same(rs.resolve('2.0.40.10.in-addr.arpa', 'PTR', scope)?.map((a) => a.data), ['web'])
   t.equal(rs.resolve('web', 'AAAA', ['other']), undefined, 'another scope does not see it')
+})
+
+t.test('listenAddresses: each gateway, and the IPv6 gateway of a dual-stack or IPv6-only network, once each', async (t) => {
+  const nets = [
+    { gateway: '10.1.0.1' },
+    { gateway: '10.2.0.1', gateway6: 'fd00:2::1' },
+    { gateway: '', gateway6: 'fd00:3::1' },
+    { gateway: '10.1.0.1', gateway6: 'fd00:2::1' },
+  ] as unknown as NetworkRecord[]
+  t.same(listenAddresses(nets, 53), [
+    { ip: '10.1.0.1', port: 53 }, { ip: '10.2.0.1', port: 53 }, { ip: 'fd00:2::1', port: 53 }, { ip: 'fd00:3::1', port: 53 },
+  ])
+  t.same(listenAddresses([], 53), [])
 })
