@@ -436,6 +436,10 @@ t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
   t.same(parseUpstream('127.0.0.1:5353'), { ip: '127.0.0.1', port: 5353 })
   t.same(parseUpstream('[::1]:54'), { ip: '::1', port: 54 })
   t.same(parseUpstream('fd00::1'), { ip: 'fd00::1', port: 53 })
+  t.same(parseUpstream('[FD00:1:0::0001]:53'), { ip: 'fd00:1::1', port: 53 }, 'IPv6 in canonical text, as listen addresses are')
+  t.same(parseUpstream('fe80::1%eth0'), { ip: 'fe80::1%eth0', port: 53 }, 'a link-local one keeps its zone')
+  t.throws(() => parseUpstream('10.0.0.1%eth0'), { code: 'INVALID_OPTION' })
+  t.same(parseResolvConf('nameserver FD00::0053\nnameserver 10.0.0.300\n'), [{ ip: 'fd00::53', port: 53 }])
   t.throws(() => parseUpstream('dns.example'), { code: 'INVALID_OPTION' })
   t.throws(() => parseUpstream('1.1.1.1:0'), { code: 'INVALID_OPTION' })
   t.same(parseResolvConf('# c\nsearch x\nnameserver 10.0.0.1 # home\nnameserver ::1\nnameserver bogus\n;nameserver 1.1.1.1\noptions ndots:2\n'),
