@@ -33,6 +33,7 @@ import { PeerSync } from '../vxlan/peers.js'
 import { ClusterOverlay } from '../overlay/service.js'
 import { PublishedNames } from '../overlay/names.js'
 import { DnsServer } from '../dns/server.js'
+import { resolvConfServers } from '../dns/upstream.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import type { CacheOptions } from '../dns/cache.js'
 import { AgentRecordSource, listenAddresses, scopeOf } from '../dns/source.js'
@@ -168,7 +169,7 @@ export class Agent implements AgentView {
         store: this.store, driver: this.driver, ipam, links: this.links, firewall, ns: new ChildProcessNamespaces(),
         filesDir: path.join(this.cfg.stateDir, 'containers'), log: this.log.child({ component: 'runtime' }),
         dns: {
-          servers: this.cfg.dns.upstreams.filter((u) => !u.includes(':')),
+          servers: resolvConfServers(this.cfg.dns.upstreams),
           search: this.cfg.runtime?.dnsSearch ?? [],
           options: this.cfg.runtime?.dnsOptions ?? [],
         },

@@ -97,6 +97,20 @@ function upstreamIp (text: string): string | undefined {
   return isIp(text) ? normalizeIp(text) : undefined
 }
 
+/**
+ * The `--dns` upstreams a container's resolv.conf can name: those on port 53 (resolv.conf
+ * has no port), IPv4 and IPv6, in canonical text, each once; invalid specs are left out.
+ */
+export function resolvConfServers (specs: readonly string[]): string[] {
+  const out = new Set<string>()
+  for (const spec of specs) {
+    let u: Upstream
+    try { u = parseUpstream(spec) } catch { continue }
+    if (u.port === 53) out.add(u.ip)
+  }
+  return [...out]
+}
+
 /** The `nameserver` lines of a resolv.conf, in order (invalid ones skipped). */
 export function parseResolvConf (text: string): Upstream[] {
   const out: Upstream[] = []

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import dnsPacket, { type Packet, type RecordType } from 'dns-packet'
 import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
 import { RecordSet, StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
-import { ResolvConfUpstreams, parseResolvConf, parseUpstream } from '../../src/dns/upstream.js'
+import { ResolvConfUpstreams, parseResolvConf, parseUpstream, resolvConfServers } from '../../src/dns/upstream.js'
 import { datas, deadPort, fakeUpstream, query, rcode, tcpAsk, udpAsk, udpDecoded } from '../harness/dns.js'
 
 const SERVER_IP = '127.53.0.1'
@@ -441,6 +441,8 @@ t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
   t.throws(() => parseUpstream('10.0.0.1%eth0'), { code: 'INVALID_OPTION' })
   t.same(parseResolvConf('nameserver FD00::0053\nnameserver 10.0.0.300\n'), [{ ip: 'fd00::53', port: 53 }])
   t.throws(() => parseUpstream('dns.example'), { code: 'INVALID_OPTION' })
+  t.same(resolvConfServers(['1.1.1.1', '10.0.0.1:5353', '[FD00::53]:53', 'fd00::53', '2001:db8::1', '[::1]:54', 'bogus']), ['1.1.1.1', 'fd00::53', '2001:db8::1'],
+    'a container\'s resolv.conf: the port-53 upstreams of both families (it used to drop every IPv6 one)')
   t.throws(() => parseUpstream('1.1.1.1:0'), { code: 'INVALID_OPTION' })
   t.same(parseResolvConf('# c\nsearch x\nnameserver 10.0.0.1 # home\nnameserver ::1\nnameserver bogus\n;nameserver 1.1.1.1\noptions ndots:2\n'),
     [{ ip: '10.0.0.1', port: 53 }, { ip: '::1', port: 53 }])
