@@ -622,3 +622,27 @@ t.test('UDP helper processes: same answers, scoping, record changes, forwarding'
   t.ok(server.metrics.answered >= 450, `helper counters reach the server's metrics (${server.metrics.answered})`)
   t.equal(server.metrics.internalErrors, 0)
 })
+
+t.test('UDP helper processes on an IPv6 listener: IPv6 clients answered by both readers, an unknown IPv6 source refused', async (t) => {
+  let known = true
+  const { server } = await startServer(t, { udpHelpers: 1, clientNetworks: (ip) => (ip === V6_CLIENT && known ? N1 : clientNetworks(ip)) })
+  const [addr6] = await server.listen([{ ip: '::1', port: 0 }])
+  const until = Date.now() + 30_000
+  while (server.helpersReady() < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(server.helpersReady(), 1, 'the helper started')
+  const s = createSocket('udp6')
+  await new Promise<void>((resolve) => s.bind(0, V6_CLIENT, resolve))
+  const answers = new Map<number, unknown[]>()
+  s.on('message', (m) => { const p = dnsPacket.decode(m); answers.set(p.id!, datas(p)) })
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 100; i++) s.send(query('db', 'AAAA', { id: round * 100 + i }), addr6!.port, addr6!.ip)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  s.close()
+  t.equal(answers.size, 300, 'no query lost')
+  t.ok([...answers.values()].every((d) => JSON.stringify(d) === '["fd00:1::3"]'), 'all the same answer')
+  known = false
+  server.clientsChanged()
+  t.equal(rcode(await udpDecoded(addr6!, query('db', 'AAAA'), V6_CLIENT)), 'REFUSED', 'no longer a client: refused')
+  t.equal(server.metrics.internalErrors, 0)
+})
