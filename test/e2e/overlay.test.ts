@@ -4,24 +4,19 @@
  * underlay bridge, one redis-server on the underlay.
  */
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { nsExec, ipJson } from '../harness/netns.js'
 import { startCluster, type SimHost } from '../harness/cluster.js'
 import { unixHttp } from '../harness/dockerd.js'
+import { until as untilWithin, type UntilOptions } from '../harness/until.js'
 
 const SUBNET = '10.40.0.0/16'
 const SERVE = (text: string) => `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`
 
 type Host = SimHost
 
-async function until (what: string, fn: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await fn()) return
-    await sleep(200)
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
+/** Checks every 200 ms for up to 10 s unless told otherwise: each check runs commands in the hosts. */
+const E2E: UntilOptions = { timeoutMs: 10_000, everyMs: 200 }
+const until = (what: string, fn: () => Promise<boolean> | boolean, opts: UntilOptions = E2E): Promise<void> => untilWithin(what, fn, opts)
 
 await t.test('overlay across three hosts', async (t) => {
   const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4, agentArgs: ['--orphan-grace', '2', '--reconcile-interval', '1'] })
@@ -132,7 +127,7 @@ await t.test('overlay across three hosts', async (t) => {
     const r = await unixHttp({ socketPath: h1.agent.pluginSocket, method: 'POST', path: '/IpamDriver.RequestAddress', body: JSON.stringify({ PoolID: net.poolId, Address: '', Options: null }) })
     const lost = (JSON.parse(r.body) as { Address: string }).Address.split('/')[0]!
     t.equal(redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim(), 'h1', `${lost} is held by h1 in Redis`)
-    await until('the address released', () => redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim() === '', 15_000)
+    await until('the address released', () => redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim() === '', { timeoutMs: 15_000, everyMs: 200 })
     t.pass('released after the grace period')
     t.equal(redis.cli(['hget', 'ferry:overlay:ov1:addrs', dbIp]).trim(), 'h1', "db's address, held by a live container, stays h1's")
   })
@@ -144,7 +139,7 @@ await t.test('overlay across three hosts', async (t) => {
       const st = JSON.parse((await h1.agent.cli(['cluster', 'status', '--json'])).stdout) as { hosts?: Array<{ hostId: string }> }
       return st.hosts !== undefined && !st.hosts.some((h) => h.hostId === 'h3')
     }, 20_000)
-    await until('h3 endpoints gone from h1\'s kernel', () => !nsExec(h1.ns, ['ip', 'neigh', 'show']).includes(late3), 10_000)
+    await until('h3 endpoints gone from h1\'s kernel', () => !nsExec(h1.ns, ['ip', 'neigh', 'show']).includes(late3), E2E)
     t.pass('h3 and its endpoints are gone from h1')
     await h3.agent.restart()
     await until('h3 back', async () => {
