@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { execFile } from '../kernel/exec.js'
 import { readSysctl } from '../kernel/sysctl.js'
 import { EngineClient } from '../docker/client.js'
-import { apiCall } from '../cli/client.js'
+import { apiCall } from '../api/client.js'
 import type { AgentFacts, EngineFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
 
 const TIMEOUT_MS = 5000
