@@ -4,9 +4,9 @@
  * agent's FerryError (code and sentence); an agent that is not there is
  * AGENT_NOT_RUNNING with a sentence that says how to start it.
  */
-import http from 'node:http'
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
 import type { ApiMethod as Method, ApiRequest } from '../model/types.js'
+import { exchange } from '../util/exchange.js'
 
 export const DEFAULT_API_SOCKET = '/run/ferry/ferry.sock'
 
@@ -24,33 +24,21 @@ export function apiCall<T> (socketPath: string, method: Method, path: string, bo
   // fastify wants a JSON body with a JSON content type: a POST without one sends {}.
   const payload = body === undefined ? (method === 'POST' ? '{}' : undefined) : JSON.stringify(body)
   const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method, timeout: timeoutMs, headers }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString()
-        let parsed: unknown
-        try { parsed = JSON.parse(text) } catch { parsed = undefined }
-        if ((res.statusCode ?? 500) >= 300) {
-          const e = (parsed as { error?: { code?: string, message?: string } } | undefined)?.error
-          const code = (e?.code ?? 'INTERNAL') as ErrorCode
-          reject(new FerryError(code in ERROR_CODES ? code : 'INTERNAL', e?.message ?? `the agent answered ${res.statusCode}: ${text.trim()}`))
-          return
-        }
-        resolve(parsed as T)
-      })
-    })
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-        reject(new FerryError('AGENT_NOT_RUNNING', `the ferry agent is not running: nothing answers on ${socketPath} (start it with "ferry agent", or point --api-socket / FERRY_API_SOCKET at its socket)`))
-      } else if (err.code === 'EACCES') {
-        reject(new FerryError('AGENT_NOT_RUNNING', `permission denied on ${socketPath}: the agent's socket is root-only, run the CLI as root`))
-      } else {
-        reject(new FerryError('AGENT_NOT_RUNNING', `cannot talk to the agent on ${socketPath}: ${err.message}`, { cause: err }))
-      }
-    })
-    req.end(payload)
+  return exchange({ socketPath, method, path, headers, body: payload, timeoutMs }).then(({ status, text }) => {
+    let parsed: unknown
+    try { parsed = JSON.parse(text) } catch { parsed = undefined }
+    if (status >= 300) {
+      const e = (parsed as { error?: { code?: string, message?: string } } | undefined)?.error
+      const code = (e?.code ?? 'INTERNAL') as ErrorCode
+      throw new FerryError(code in ERROR_CODES ? code : 'INTERNAL', e?.message ?? `the agent answered ${status}: ${text.trim()}`)
+    }
+    return parsed as T
+  }, (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+      throw new FerryError('AGENT_NOT_RUNNING', `the ferry agent is not running: nothing answers on ${socketPath} (start it with "ferry agent", or point --api-socket / FERRY_API_SOCKET at its socket)`)
+    } else if (err.code === 'EACCES') {
+      throw new FerryError('AGENT_NOT_RUNNING', `permission denied on ${socketPath}: the agent's socket is root-only, run the CLI as root`)
+    }
+    throw new FerryError('AGENT_NOT_RUNNING', `cannot talk to the agent on ${socketPath}: ${err.message}`, { cause: err })
   })
 }
