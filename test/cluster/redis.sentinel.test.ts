@@ -29,7 +29,7 @@ t.test('kill the primary while three hosts allocate: they follow the new primary
     await redisServer(t, { args: [...own('replica1'), '--replicaof', '127.0.0.1', String(primary.port)] }),
     await redisServer(t, { args: [...own('replica2'), '--replicaof', '127.0.0.1', String(primary.port)] }),
   ]
-  await until('both replicas in sync', () => /connected_slaves:2/.test(cli(primary.port, ['info', 'replication'])), { timeoutMs: 20_000, everyMs: 50 })
+  await until('both replicas in sync', () => /connected_slaves:2/.test(cli(primary.port, ['info', 'replication'])), { timeoutMs: 40_000, everyMs: 50 })
   const sentinels: number[] = []
   for (let i = 0; i < 3; i++) {
     const port = await freePort()
@@ -41,7 +41,7 @@ t.test('kill the primary while three hosts allocate: they follow the new primary
     sentinels.push(port)
   }
   // Each sentinel knows the two others (through the primary's hello channel): a quorum can form.
-  await until('the sentinels to know each other', () => sentinels.every((p) => /num-other-sentinels\n2\n/.test(cli(p, ['sentinel', 'master', 'fy']))), { timeoutMs: 20_000, everyMs: 50 })
+  await until('the sentinels to know each other', () => sentinels.every((p) => /num-other-sentinels\n2\n/.test(cli(p, ['sentinel', 'master', 'fy']))), { timeoutMs: 40_000, everyMs: 50 })
   const url = `sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/fy?wait=1`
   const OV = { name: 'ovf', subnet: '10.70.0.0/16', gateway: '10.70.0.1' }
   const hosts = await Promise.all([1, 2, 3].map(async (n) => {
@@ -66,7 +66,7 @@ t.test('kill the primary while three hosts allocate: they follow the new primary
     }
   })
   // Kill the primary once a third of the allocations are acknowledged.
-  await until('a third of the allocations', () => handed.length >= PER_HOST, { timeoutMs: 20_000, everyMs: 50 })
+  await until('a third of the allocations', () => handed.length >= PER_HOST, { timeoutMs: 40_000, everyMs: 50 })
   await primary.kill()
   killed = true
   const failedOverFrom = handed.length

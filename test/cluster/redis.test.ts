@@ -18,6 +18,7 @@ import { GatedDataPlane } from '../harness/recording-dataplane.js'
 import { clusterContract, record } from '../harness/cluster-contract.js'
 import { freePort, redisServer } from '../harness/redis.js'
 import { sh } from '../harness/netns.js'
+import { until } from '../harness/until.js'
 
 const server = await redisServer(t)
 
@@ -153,11 +154,7 @@ t.test('sentinel:// finds the master through a real redis-sentinel', async (t) =
   writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nprotected-mode no\nsentinel monitor fymaster 127.0.0.1 ${server.port} 1\n`)
   const proc = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
   t.teardown(() => { proc.kill('SIGKILL') })
-  for (let i = 0; i < 100; i++) {
-    const out = sh(['redis-cli', '-p', String(port), 'sentinel', 'get-master-addr-by-name', 'fymaster'], { allowFailure: true })
-    if (out.includes('127.0.0.1')) break
-    await delay(50)
-  }
+  await until('the sentinel to know its master', () => sh(['redis-cli', '-p', String(port), 'sentinel', 'get-master-addr-by-name', 'fymaster'], { allowFailure: true }).includes('127.0.0.1'), { everyMs: 50 })
   const s = await connectCluster({ url: `sentinel://127.0.0.1:${port},127.0.0.1:1/fymaster`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
   t.teardown(() => s.close())
   const def = await s.defineOverlay({ name: 'ovs', subnet: '10.60.0.0/24', gateway: '10.60.0.1' })
@@ -283,7 +280,7 @@ t.test('after a reconnection, endpoints published between two HSCAN pages of the
   t.ok(sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'mid'), 'what was published between two pages is known after the read')
   // The full reconcile that follows the read is at its kernel read: h2 publishes "late".
   const late = await publish('late', 1001)
-  while (sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'late') !== true) await delay(5)
+  await until('"late" to be known', () => sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'late') === true, { everyMs: 5 })
   dp.release()
   await sync.settled()
   t.ok(dp.neigh.has(mid), `${mid} (published between two pages) is programmed`)
