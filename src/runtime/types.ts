@@ -3,7 +3,7 @@
  * plugin): what a caller asks for (AttachSpec, validated by spec.ts) and what
  * the agent keeps per attached namespace (ContainerRecord, in the store).
  */
-import type { ContainerOwner, ContainerRecord, ExposedPort, LinkSpec, PortRequest } from '../model/types.js'
+import type { ContainerMode, ContainerOwner, ContainerRecord, ExposedPort, LinkSpec, PortRequest } from '../model/types.js'
 
 // The record the store keeps lives in src/model (the store is below the runtime); re-exported for the runtime's users.
 export type { ContainerMode, ContainerOwner, ContainerRecord, LinkSpec, ProcessRef } from '../model/types.js'
@@ -25,6 +25,10 @@ export type NetMode =
   | { kind: 'none' }
   | { kind: 'container', container: string }
   | { kind: 'host' }
+
+/** Compiles only while NetMode's kinds are exactly the stored record's modes (ContainerMode, src/model). */
+type Agrees<T extends true> = T
+export type NetModeKindsAreContainerModes = Agrees<[NetMode['kind']] extends [ContainerMode] ? ([ContainerMode] extends [NetMode['kind']] ? true : false) : false>
 
 /** A validated attach request. */
 export interface AttachSpec {
