@@ -1,5 +1,5 @@
 import t from 'tap'
-import { until, untilValue } from './until.js'
+import { observe, until, untilValue } from './until.js'
 
 t.test('untilValue returns the first value that is not undefined, null or false', async (t) => {
   let n = 0
@@ -28,4 +28,11 @@ t.test('a number is the timeout; async checks are awaited', async (t) => {
   let n = 0
   await until('async n', async () => ++n === 2, 1000)
   t.equal(n, 2)
+})
+
+t.test('observe returns the last value, whether or not it is done', async (t) => {
+  let n = 0
+  t.equal(await observe(() => ++n, (v) => v === 3, { everyMs: 1 }), 3)
+  n = 0
+  t.equal(await observe(() => ++n, () => false, { timeoutMs: 20, everyMs: 5 }) >= 2, true, 'the last of several checks')
 })

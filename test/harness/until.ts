@@ -27,3 +27,17 @@ export async function untilValue<T> (what: string, fn: () => T | undefined | nul
 export async function until (what: string, check: () => boolean | Promise<boolean>, opts: UntilOptions | number = {}): Promise<void> {
   await untilValue(what, async () => (await check()) || undefined, opts)
 }
+
+/**
+ * Check `fn` until `done` holds for its value or the time is up, and return the last value either way: for a
+ * wait followed by an assertion on what was last seen (whose diff then says what was wrong).
+ */
+export async function observe<T> (fn: () => T | Promise<T>, done: (v: T) => boolean, opts: UntilOptions | number = {}): Promise<T> {
+  const { timeoutMs = 5000, everyMs = 10 } = typeof opts === 'number' ? { timeoutMs: opts } : opts
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (done(v) || Date.now() > deadline) return v
+    await (everyMs > 0 ? sleep(everyMs) : yieldOnce())
+  }
+}
