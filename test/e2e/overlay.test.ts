@@ -16,7 +16,8 @@ type Host = SimHost
 
 /** Checks every 200 ms for up to 10 s unless told otherwise: each check runs commands in the hosts. */
 const E2E: UntilOptions = { timeoutMs: 10_000, everyMs: 200 }
-const until = (what: string, fn: () => Promise<boolean> | boolean, opts: UntilOptions = E2E): Promise<void> => untilWithin(what, fn, opts)
+const until = (what: string, fn: () => Promise<boolean> | boolean, opts: UntilOptions | number = E2E): Promise<void> =>
+  untilWithin(what, fn, typeof opts === 'number' ? { ...E2E, timeoutMs: opts } : opts)
 
 await t.test('overlay across three hosts', async (t) => {
   const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4, agentArgs: ['--orphan-grace', '2', '--reconcile-interval', '1'] })
