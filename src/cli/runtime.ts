@@ -17,13 +17,12 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { exitCode, FerryError, toFerryError } from '../errors/errors.js'
-import { apiRequester, type ApiRequest } from '../runtime/client.js'
+import { apiRequester, apiSocketFrom, type ApiRequest } from '../api/client.js'
 import { parseBool } from '../runtime/flags.js'
 import { loadEnv, runContainer } from '../runtime/run.js'
 import type { AttachWire } from '../runtime/spec.js'
 import { DEFAULT_STOP_GRACE_MS, type AttachResult } from '../runtime/types.js'
 import type { ContainerView } from '../api/runtime.js'
-import { apiSocketFrom } from './client.js'
 import { table } from './table.js'
 
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }

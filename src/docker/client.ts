@@ -5,7 +5,7 @@
  * call that fails or takes longer than the timeout yields no names, and callers
  * fall back to ids.
  */
-import http from 'node:http'
+import { exchange } from '../util/exchange.js'
 import { FerryError } from '../errors/errors.js'
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
@@ -40,24 +40,15 @@ export class EngineClient {
     this.timeoutMs = timeoutMs
   }
 
-  get<T> (path: string): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const req = http.request({ ...this.target, path: `/v1.41${path}`, method: 'GET', timeout: this.timeoutMs }, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString()
-          if ((res.statusCode ?? 500) >= 300) {
-            reject(new FerryError('ENGINE_UNAVAILABLE', `engine answered ${res.statusCode} for ${path}: ${text.trim()}`))
-            return
-          }
-          try { resolve(JSON.parse(text) as T) } catch (err) { reject(new FerryError('ENGINE_UNAVAILABLE', `engine sent invalid JSON for ${path}`, { cause: err })) }
-        })
-      })
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)))
-      req.on('error', (err) => reject(new FerryError('ENGINE_UNAVAILABLE', `cannot reach the Docker engine: ${err.message}`, { cause: err })))
-      req.end()
-    })
+  async get<T> (path: string): Promise<T> {
+    let answer: { status: number, text: string }
+    try {
+      answer = await exchange({ ...this.target, method: 'GET', path: `/v1.41${path}`, timeoutMs: this.timeoutMs })
+    } catch (err) {
+      throw new FerryError('ENGINE_UNAVAILABLE', `cannot reach the Docker engine: ${(err as Error).message}`, { cause: err })
+    }
+    if (answer.status >= 300) throw new FerryError('ENGINE_UNAVAILABLE', `engine answered ${answer.status} for ${path}: ${answer.text.trim()}`)
+    try { return JSON.parse(answer.text) as T } catch (err) { throw new FerryError('ENGINE_UNAVAILABLE', `engine sent invalid JSON for ${path}`, { cause: err }) }
   }
 
   /** Names of ferry's networks and their containers; cached for a second. Never throws. */

@@ -5,12 +5,12 @@
  * it, and deletes the namespace — it never touches the namespace doctor runs in.
  */
 import { promises as fs } from 'node:fs'
-import http from 'node:http'
+import { exchange } from '../util/exchange.js'
 import { randomBytes } from 'node:crypto'
 import { execFile } from '../kernel/exec.js'
 import { readSysctl } from '../kernel/sysctl.js'
 import { EngineClient } from '../docker/client.js'
-import { apiCall } from '../cli/client.js'
+import { apiCall } from '../api/client.js'
 import type { AgentFacts, EngineFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
 
 const TIMEOUT_MS = 5000
@@ -134,25 +134,19 @@ export async function probeSocket (path: string): Promise<SocketFacts> {
 }
 
 /** POST /NetworkDriver.GetCapabilities exactly as the engine sends it; undefined = a valid answer. */
-export function probePluginAnswer (socketPath: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const req = http.request({
-      socketPath, method: 'POST', path: '/NetworkDriver.GetCapabilities', timeout: TIMEOUT_MS,
+export async function probePluginAnswer (socketPath: string): Promise<string | undefined> {
+  let answer: { status: number, text: string }
+  try {
+    answer = await exchange({
+      socketPath, method: 'POST', path: '/NetworkDriver.GetCapabilities', timeoutMs: TIMEOUT_MS, maxBytes: 64 * 1024,
       headers: { Host: '', 'User-Agent': 'Go-http-client/1.1', 'Content-Length': '0', Accept: 'application/vnd.docker.plugins.v1.2+json' },
-    }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString()
-        let scope: unknown
-        try { scope = (JSON.parse(text) as { Scope?: unknown }).Scope } catch { /* below */ }
-        resolve(res.statusCode === 200 && typeof scope === 'string' ? undefined : `answered ${res.statusCode}: ${text.slice(0, 200)}`)
-      })
     })
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)))
-    req.on('error', (err) => resolve(err.message))
-    req.end()
-  })
+  } catch (err) {
+    return (err as Error).message
+  }
+  let scope: unknown
+  try { scope = (JSON.parse(answer.text) as { Scope?: unknown }).Scope } catch { /* not JSON: said below */ }
+  return answer.status === 200 && typeof scope === 'string' ? undefined : `answered ${answer.status}: ${answer.text.slice(0, 200)}`
 }
 
 export async function probeAgent (apiSocket: string): Promise<AgentFacts> {

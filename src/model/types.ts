@@ -111,3 +111,66 @@ export interface AddressUse {
   kind: 'gateway' | 'aux' | 'endpoint' | 'recovered'
   at: string                 // ISO time of allocation
 }
+
+// ---- containers attached without the engine (src/runtime: ferry run, ferry attach, CNI) ----
+
+/** Who attached a container: decides nothing but is shown. */
+export type ContainerOwner = 'run' | 'attach' | 'cni'
+
+/** A container's network mode (src/runtime/types.ts NetMode's kinds). */
+export type ContainerMode = 'network' | 'none' | 'container' | 'host'
+
+export interface LinkSpec { name: string, alias: string }
+
+/** A process, with its start time (field 22 of /proc/PID/stat) against pid reuse. */
+export interface ProcessRef { pid: number, startTime: string }
+
+/** What the agent keeps for one attached namespace (State.containers, keyed by name). */
+export interface ContainerRecord {
+  id: string                  // 64 hex, made by ferry
+  name: string
+  owner: ContainerOwner
+  mode: ContainerMode
+  /** Path of the network namespace as given (or /proc/PID/ns/net). */
+  netns: string
+  /** A process of the namespace, when known (for nsenter). */
+  pid?: number
+  /** The process whose exit detaches. */
+  watch?: ProcessRef
+  /** ferry run: the command itself, which `ferry stop`/`ferry rm` signal (absent in records of older agents). */
+  process?: ProcessRef
+  /** ferry run -d: the command runs on its own; the watchdog detaches when it exits. */
+  detached?: boolean
+  /** ferry run -d: the file that gets the command's stdout and stderr (kept after it exits). */
+  log?: string
+  /** The variables given with -e/--env-file, KEY=VALUE (absent in records of older agents). */
+  env?: string[]
+  /** For mode network. */
+  networkId?: string
+  endpointId?: string
+  /** The host end of its veth pair, as the endpoint's record names it (absent in records of older agents). */
+  hostVeth?: string
+  address?: string
+  prefixLen?: number
+  gateway?: string
+  mac?: string
+  ifname: string
+  /** For mode container: the container whose namespace this one shares. */
+  sharesWith?: string
+  aliases: string[]
+  links: LinkSpec[]
+  exposed: ExposedPort[]
+  hostname: string
+  dns: string[]
+  dnsSearch: string[]
+  /** Where the generated hosts and resolv.conf live, when written. */
+  filesDir?: string
+  createdAt: string
+}
+
+// ---- the admin API as its callers see it (the client is src/api/client.ts) ----
+
+export type ApiMethod = 'GET' | 'POST' | 'DELETE'
+
+/** One call of the agent's admin API: the answer's JSON, or the agent's FerryError. */
+export type ApiRequest = <T>(method: ApiMethod, path: string, body?: unknown) => Promise<T>

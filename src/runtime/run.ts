@@ -32,7 +32,7 @@ import { constants } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FerryError } from '../errors/errors.js'
 import { mergeEnv, parseEnvFile, parseEnvOption, type AttachWire, type EnvEntry, type EnvLookup } from './spec.js'
-import type { ApiRequest } from './client.js'
+import type { ApiRequest } from '../model/types.js'
 import { parseStat } from './netns.js'
 import type { AttachResult } from './types.js'
 

@@ -3,7 +3,10 @@
  * plugin): what a caller asks for (AttachSpec, validated by spec.ts) and what
  * the agent keeps per attached namespace (ContainerRecord, in the store).
  */
-import type { ExposedPort, PortRequest } from '../model/types.js'
+import type { ContainerMode, ContainerOwner, ContainerRecord, ExposedPort, LinkSpec, PortRequest } from '../model/types.js'
+
+// The record the store keeps lives in src/model (the store is below the runtime); re-exported for the runtime's users.
+export type { ContainerMode, ContainerOwner, ContainerRecord, LinkSpec, ProcessRef } from '../model/types.js'
 
 /** Where the namespace to configure is. */
 export type NetnsTarget =
@@ -23,7 +26,9 @@ export type NetMode =
   | { kind: 'container', container: string }
   | { kind: 'host' }
 
-export interface LinkSpec { name: string, alias: string }
+/** Compiles only while NetMode's kinds are exactly the stored record's modes (ContainerMode, src/model). */
+type Agrees<T extends true> = T
+export type NetModeKindsAreContainerModes = Agrees<[NetMode['kind']] extends [ContainerMode] ? ([ContainerMode] extends [NetMode['kind']] ? true : false) : false>
 
 /** A validated attach request. */
 export interface AttachSpec {
@@ -50,59 +55,13 @@ export interface AttachSpec {
    */
   setupFiles: boolean
   /** Who asked: decides nothing but is shown. */
-  owner: 'run' | 'attach' | 'cni'
+  owner: ContainerOwner
   /** Detach when this process exits (its start time guards against pid reuse). */
   watchPid?: number
   /** The command's `-e` variables, KEY=VALUE (later ones win): kept for the *_ENV_* variables of links to it. */
   env: string[]
   /** `ferry run -d`: the command's output goes to a log file the agent names. */
   detached: boolean
-}
-
-/** A process, with its start time (field 22 of /proc/PID/stat) against pid reuse. */
-export interface ProcessRef { pid: number, startTime: string }
-
-/** What the agent keeps for one attached namespace (State.containers, keyed by name). */
-export interface ContainerRecord {
-  id: string                  // 64 hex, made by ferry
-  name: string
-  owner: AttachSpec['owner']
-  mode: NetMode['kind']
-  /** Path of the network namespace as given (or /proc/PID/ns/net). */
-  netns: string
-  /** A process of the namespace, when known (for nsenter). */
-  pid?: number
-  /** The process whose exit detaches. */
-  watch?: ProcessRef
-  /** ferry run: the command itself, which `ferry stop`/`ferry rm` signal (absent in records of older agents). */
-  process?: ProcessRef
-  /** ferry run -d: the command runs on its own; the watchdog detaches when it exits. */
-  detached?: boolean
-  /** ferry run -d: the file that gets the command's stdout and stderr (kept after it exits). */
-  log?: string
-  /** The variables given with -e/--env-file, KEY=VALUE (absent in records of older agents). */
-  env?: string[]
-  /** For mode network. */
-  networkId?: string
-  endpointId?: string
-  /** The host end of its veth pair, as the endpoint's record names it (absent in records of older agents). */
-  hostVeth?: string
-  address?: string
-  prefixLen?: number
-  gateway?: string
-  mac?: string
-  ifname: string
-  /** For mode container: the container whose namespace this one shares. */
-  sharesWith?: string
-  aliases: string[]
-  links: LinkSpec[]
-  exposed: ExposedPort[]
-  hostname: string
-  dns: string[]
-  dnsSearch: string[]
-  /** Where the generated hosts and resolv.conf live, when written. */
-  filesDir?: string
-  createdAt: string
 }
 
 /** The answer to an attach: the record, plus what `ferry run` hands to the command. */

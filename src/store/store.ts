@@ -30,7 +30,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { crc32 } from 'node:zlib'
 import { FerryError } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
-import type { ContainerRecord } from '../runtime/types.js'
+import type { ContainerRecord } from '../model/types.js'
 import { checkState } from './schema.js'
 import { dict, toDict } from '../util/dict.js'
 

@@ -18,6 +18,7 @@ import { GatedDataPlane } from '../harness/recording-dataplane.js'
 import { clusterContract, record } from '../harness/cluster-contract.js'
 import { freePort, redisServer } from '../harness/redis.js'
 import { sh } from '../harness/netns.js'
+import { until } from '../harness/until.js'
 
 const server = await redisServer(t)
 
@@ -96,12 +97,11 @@ t.test('heartbeat timers: a host that stops (kill -9) is removed after its TTL',
   const r = record(live)
   await delay(1500)
   t.same((await live.hosts()).map((h) => h.hostId), ['dead', 'live'], 'heartbeats keep both')
-  const t0 = Date.now()
   await dead.close()
+  t.same((await live.hosts()).map((h) => h.hostId), ['dead', 'live'], 'a stopped host is not removed at once: its registration lives out its TTL')
   const ev = await r.wait('host-removed', undefined, 5000)
-  const took = Date.now() - t0
-  t.match(ev, { hostId: 'dead' })
-  t.ok(took >= 700 && took <= 2000, `removed ${took} ms after its agent stopped (TTL 1000, heartbeat 200)`)
+  t.match(ev, { hostId: 'dead' }, 'then it is removed (TTL 1000, heartbeat 200)')
+  t.same((await live.hosts()).map((h) => h.hostId), ['live'])
   t.same(await live.snapshot().then((s) => s.overlays), [], 'its overlay went with it (no other host used it)')
   await live.leave()
   t.same(server.keys('*'), [])
@@ -111,12 +111,9 @@ t.test('an unreachable store: start times out, calls fail fast, connect closes',
   const port = await freePort()
   const s = new RedisClusterStore({ url: `redis://127.0.0.1:${port}`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, startTimeoutMs: 400 })
   t.teardown(() => s.close())
-  const t0 = Date.now()
-  await t.rejects(s.start(), { code: 'CLUSTER_UNAVAILABLE', message: /ECONNREFUSED|connect/ })
-  t.ok(Date.now() - t0 < 1000, 'start gives up after its timeout')
-  const t1 = Date.now()
-  await t.rejects(s.defineOverlay({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }), { code: 'CLUSTER_UNAVAILABLE', message: new RegExp(`127.0.0.1:${port}`) })
-  t.ok(Date.now() - t1 < 50, 'a call fails at once')
+  await t.rejects(s.start(), { code: 'CLUSTER_UNAVAILABLE', message: /ECONNREFUSED|connect/ }, 'start gives up after its timeout')
+  await t.rejects(s.defineOverlay({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }), { code: 'CLUSTER_UNAVAILABLE', message: new RegExp(`127.0.0.1:${port}`) }, 'a call fails while the store is down')
+  t.equal(s.status().state, 'down', 'and the store says so')
   await t.rejects(connectCluster({ url: `redis://127.0.0.1:${port}`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, startTimeoutMs: 200 }),
     { code: 'CLUSTER_UNAVAILABLE' })
   t.throws(() => new RedisClusterStore({ url: 'http://x', hostId: 'h1', advertiseAddr: '192.168.50.1' }), { code: 'INVALID_OPTION' })
@@ -157,11 +154,7 @@ t.test('sentinel:// finds the master through a real redis-sentinel', async (t) =
   writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nprotected-mode no\nsentinel monitor fymaster 127.0.0.1 ${server.port} 1\n`)
   const proc = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
   t.teardown(() => { proc.kill('SIGKILL') })
-  for (let i = 0; i < 100; i++) {
-    const out = sh(['redis-cli', '-p', String(port), 'sentinel', 'get-master-addr-by-name', 'fymaster'], { allowFailure: true })
-    if (out.includes('127.0.0.1')) break
-    await delay(50)
-  }
+  await until('the sentinel to know its master', () => sh(['redis-cli', '-p', String(port), 'sentinel', 'get-master-addr-by-name', 'fymaster'], { allowFailure: true }).includes('127.0.0.1'), { everyMs: 50 })
   const s = await connectCluster({ url: `sentinel://127.0.0.1:${port},127.0.0.1:1/fymaster`, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
   t.teardown(() => s.close())
   const def = await s.defineOverlay({ name: 'ovs', subnet: '10.60.0.0/24', gateway: '10.60.0.1' })
@@ -287,7 +280,7 @@ t.test('after a reconnection, endpoints published between two HSCAN pages of the
   t.ok(sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'mid'), 'what was published between two pages is known after the read')
   // The full reconcile that follows the read is at its kernel read: h2 publishes "late".
   const late = await publish('late', 1001)
-  while (sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'late') !== true) await delay(5)
+  await until('"late" to be known', () => sync.remoteEndpoints().get('pg')?.some((e) => e.endpointId === 'late') === true, { everyMs: 5 })
   dp.release()
   await sync.settled()
   t.ok(dp.neigh.has(mid), `${mid} (published between two pages) is programmed`)

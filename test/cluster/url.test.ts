@@ -70,7 +70,7 @@ t.test('redis errors become FerryErrors', async (t) => {
 })
 
 t.test('change messages and retry delays', async (t) => {
-  // The backend only parses; the client checks every message with readChange (test/cluster/forged.test.ts tries them all).
+  // The backend only parses; the client checks every message with readChange (test/cluster/redis.forged.test.ts tries them all).
   t.same(readChange(parseChange('{"rev":5,"kind":"host-removed","hostId":"h2"}')), { ok: true, value: { kind: 'host-removed', rev: 5, hostId: 'h2' } })
   t.match(readChange(parseChange('{"rev":5,"kind":"other"}')), { ok: false, reason: 'invalid' })
   t.match(readChange(parseChange('{"kind":"host-removed"}')), { ok: false, reason: 'revision' })

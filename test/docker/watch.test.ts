@@ -12,13 +12,12 @@ import path from 'node:path'
 import { pino } from 'pino'
 import { EngineClient } from '../../src/docker/client.js'
 import { Backoff, EngineWatcher, type WatchTimers } from '../../src/docker/watch.js'
+import { until as untilChecked } from '../harness/until.js'
 
 const log = pino({ level: 'silent' })
 
-/** Let pending I/O and promise callbacks run until `cond` holds (no wall-clock bound). */
-async function until (cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((resolve) => setImmediate(resolve))
-}
+/** Let pending I/O and promise callbacks run until `cond` holds (no wall-clock pause between checks). */
+const until = (cond: () => boolean): Promise<void> => untilChecked(cond.toString(), cond, { everyMs: 0 })
 
 class FakeTimers implements WatchTimers {
   clock = 0

@@ -20,6 +20,7 @@ import { netns, nsExec, ipJson } from '../harness/netns.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
 import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
+import { observe } from '../harness/until.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -74,11 +75,8 @@ await t.test('the agent with --iptables=false', async (t) => {
     t.equal((await run('-d', '--net', 'front', '--name', 'cli', 'bb', 'sleep', '600')).code, 0)
     const ip = (await d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.front.IPAddress}}', 'web'])).trim()
     t.match(ip, /^10\.71\.0\.\d+$/)
-    let get = ''
-    for (let i = 0; i < 12 && !/hello-noipt/.test(get); i++) {
-      get = (await d.docker(['exec', 'cli', 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 80`])).stdout
-      if (!/hello-noipt/.test(get)) await sleep(250)
-    }
+    const get = await observe(async () => (await d.docker(['exec', 'cli', 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 80`])).stdout,
+      (g) => /hello-noipt/.test(g), { timeoutMs: 40_000, everyMs: 250 })
     t.match(get, /hello-noipt/, 'by address')
     const ping = await d.docker(['exec', 'cli', 'ping', '-c', '1', '-W', '2', 'web'])
     t.equal(ping.code, 0, `by name: ${ping.stdout}${ping.stderr}`)

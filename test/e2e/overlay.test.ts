@@ -4,24 +4,20 @@
  * underlay bridge, one redis-server on the underlay.
  */
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { nsExec, ipJson } from '../harness/netns.js'
 import { startCluster, type SimHost } from '../harness/cluster.js'
 import { unixHttp } from '../harness/dockerd.js'
+import { until as untilWithin, type UntilOptions } from '../harness/until.js'
 
 const SUBNET = '10.40.0.0/16'
 const SERVE = (text: string) => `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`
 
 type Host = SimHost
 
-async function until (what: string, fn: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await fn()) return
-    await sleep(200)
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
+/** Checks every 200 ms for up to 10 s unless told otherwise: each check runs commands in the hosts. */
+const E2E: UntilOptions = { timeoutMs: 10_000, everyMs: 200 }
+const until = (what: string, fn: () => Promise<boolean> | boolean, opts: UntilOptions | number = E2E): Promise<void> =>
+  untilWithin(what, fn, typeof opts === 'number' ? { ...E2E, timeoutMs: opts } : opts)
 
 await t.test('overlay across three hosts', async (t) => {
   const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4, agentArgs: ['--orphan-grace', '2', '--reconcile-interval', '1'] })
@@ -59,7 +55,7 @@ await t.test('overlay across three hosts', async (t) => {
     for (let i = 0; i < 5 && p.code !== 0; i++) p = await ping(h2, dbIp)
     t.equal(p.code, 0, `h2 pings db on h1: ${p.stdout}${p.stderr}`)
     await until('httpd on db', async () => /db-on-h1/.test((await fetch(h3, dbIp)).stdout))
-    t.pass('h3 fetches from db over the overlay')
+    t.match((await fetch(h3, dbIp)).stdout, /db-on-h1/, 'h3 fetches from db over the overlay')
     const out = await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '2', '192.0.2.13'])
     t.equal(out.code, 0, 'overlay containers reach the outside through their own host')
   })
@@ -85,7 +81,7 @@ await t.test('overlay across three hosts', async (t) => {
     const ips = await Promise.all(names.map(({ h, name }) => ipOf(h, name)))
     t.equal(new Set([...ips, dbIp]).size, ips.length + 1, `all distinct: ${ips.join(' ')}`)
     await until('h3 reaches a container of h1', async () => (await h3.d.docker(['exec', 'ch31', 'ping', '-c', '1', '-W', '1', ips[0]!])).code === 0)
-    t.pass('h3 reaches a container of h1')
+    t.equal((await h3.d.docker(['exec', 'ch31', 'ping', '-c', '1', '-W', '1', ips[0]!])).code, 0, 'h3 reaches a container of h1')
   })
 
   await t.test('the CLI shows the cluster and the peers', async (t) => {
@@ -107,7 +103,7 @@ await t.test('overlay across three hosts', async (t) => {
     t.equal((await run(h2, '-d', '--net', 'ov1', '--name', 'late2', 'bb', 'sleep', '600')).code, 0)
     const ip = await ipOf(h2, 'late2')
     await until('h1 reaches late2', async () => (await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', ip])).code === 0)
-    t.pass('a new container on the restarted host is reachable')
+    t.equal((await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', ip])).code, 0, 'a new container on the restarted host is reachable')
   })
 
   await t.test('Redis restarts with no data: the cluster converges', async (t) => {
@@ -123,7 +119,7 @@ await t.test('overlay across three hosts', async (t) => {
     const others = await Promise.all([ipOf(h1, 'ch11'), ipOf(h2, 'ch21'), ipOf(h3, 'ch31')])
     t.equal(new Set([ip, dbIp, ...others]).size, 5, 'no address handed out twice after the restart')
     await until('h1 reaches late3', async () => (await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', ip])).code === 0)
-    t.pass('changes after the restart propagate')
+    t.equal((await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', ip])).code, 0, 'changes after the restart propagate')
   })
 
   await t.test('an overlay address the engine lost track of is released cluster-wide', async (t) => {
@@ -132,8 +128,8 @@ await t.test('overlay across three hosts', async (t) => {
     const r = await unixHttp({ socketPath: h1.agent.pluginSocket, method: 'POST', path: '/IpamDriver.RequestAddress', body: JSON.stringify({ PoolID: net.poolId, Address: '', Options: null }) })
     const lost = (JSON.parse(r.body) as { Address: string }).Address.split('/')[0]!
     t.equal(redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim(), 'h1', `${lost} is held by h1 in Redis`)
-    await until('the address released', () => redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim() === '', 15_000)
-    t.pass('released after the grace period')
+    await until('the address released', () => redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim() === '', { timeoutMs: 15_000, everyMs: 200 })
+    t.equal(redis.cli(['hget', 'ferry:overlay:ov1:addrs', lost]).trim(), '', 'released after the grace period')
     t.equal(redis.cli(['hget', 'ferry:overlay:ov1:addrs', dbIp]).trim(), 'h1', "db's address, held by a live container, stays h1's")
   })
 
@@ -144,15 +140,15 @@ await t.test('overlay across three hosts', async (t) => {
       const st = JSON.parse((await h1.agent.cli(['cluster', 'status', '--json'])).stdout) as { hosts?: Array<{ hostId: string }> }
       return st.hosts !== undefined && !st.hosts.some((h) => h.hostId === 'h3')
     }, 20_000)
-    await until('h3 endpoints gone from h1\'s kernel', () => !nsExec(h1.ns, ['ip', 'neigh', 'show']).includes(late3), 10_000)
-    t.pass('h3 and its endpoints are gone from h1')
+    await until('h3 endpoints gone from h1\'s kernel', () => !nsExec(h1.ns, ['ip', 'neigh', 'show']).includes(late3), E2E)
+    t.notMatch(nsExec(h1.ns, ['ip', 'neigh', 'show']), late3, 'h3 and its endpoints are gone from h1')
     await h3.agent.restart()
     await until('h3 back', async () => {
       const st = JSON.parse((await h1.agent.cli(['cluster', 'status', '--json'])).stdout) as { hosts?: Array<{ hostId: string }> }
       return st.hosts?.some((h) => h.hostId === 'h3') ?? false
     })
     await until('h1 reaches late3 again', async () => (await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', late3])).code === 0)
-    t.pass('h3 rejoins with its endpoints')
+    t.equal((await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '1', late3])).code, 0, 'h3 rejoins with its endpoints')
   })
 
   await t.test('removing the network on every host leaves nothing behind', async (t) => {

@@ -9,12 +9,12 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { execFile } from '../../src/kernel/exec.js'
 import { ipJson } from '../harness/netns.js'
 import { underlay, underlayHost } from '../harness/underlay.js'
 import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
 import { redisServer } from '../harness/redis.js'
+import { observe } from '../harness/until.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -49,19 +49,12 @@ await t.test('ferry run on an overlay across two hosts', async (t) => {
     { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
   const done = new Promise((res) => server.once('exit', res))
   t.teardown(async () => { if (server.exitCode === null) { server.kill('SIGKILL'); await done } })
-  let far: { address?: string } | undefined
-  for (let i = 0; i < 100 && far?.address === undefined; i++) {
-    await sleep(100)
-    far = (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((c) => c.name === 'far')
-  }
+  const far = await observe(async () => (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((c) => c.name === 'far'),
+    (f) => f?.address !== undefined, { timeoutMs: 40_000, everyMs: 100 })
   t.match(far?.address, /^10\.46\.0\.\d+$/, 'an address from the cluster-wide allocation')
 
-  let out = ''
-  for (let i = 0; i < 30 && !(out.includes('across-the-overlay') && out.includes(`Address: ${far!.address!}`)); i++) {
-    const r = await ferry(h2, ['run', '--net', 'ov', '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${far!.address!} 80; nslookup far`])
-    out = r.stdout
-    if (!out.includes('across-the-overlay')) await sleep(300)
-  }
+  const out = await observe(async () => (await ferry(h2, ['run', '--net', 'ov', '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${far!.address!} 80; nslookup far`])).stdout,
+    (o) => o.includes('across-the-overlay') && o.includes(`Address: ${far!.address!}`), { timeoutMs: 60_000, everyMs: 300 })
   t.match(out, /across-the-overlay/, 'reached on the other host by address')
   t.match(out, new RegExp(`Name:\\s+far\\nAddress: ${far!.address!.replace(/\./g, '\\.')}`), 'and by name through ferry\'s DNS')
 

@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { execFile, type ExecResult } from '../../src/kernel/exec.js'
 import { ErrorList, ferryError } from '../../src/errors/errors.js'
 import { uniqueName, type TeardownHost } from './netns.js'
+import { until } from './until.js'
 
 export type { ExecResult } from '../../src/kernel/exec.js'
 
@@ -512,11 +513,7 @@ export async function killAndWait (pids: readonly number[], timeoutMs: number): 
   for (const pid of pids) {
     try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
   }
-  const deadline = Date.now() + timeoutMs
-  while (pids.some(isAlive)) {
-    if (Date.now() > deadline) throw new Error(`processes still alive after SIGKILL: ${pids.filter(isAlive).join(' ')}`)
-    await sleep(20)
-  }
+  await until(`processes ${pids.join(' ')} to die after SIGKILL`, () => !pids.some(isAlive), { timeoutMs, everyMs: 20 })
 }
 
 // ---- cgroups and mounts --------------------------------------------------------

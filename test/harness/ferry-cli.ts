@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { untilValue } from './until.js'
 import { execFile, type ExecResult } from '../../src/kernel/exec.js'
 import { ipJson, netns, type TeardownHost } from './netns.js'
 import { NODE, cleanEnv, startAgent, type Agent } from './agent.js'
@@ -55,14 +55,9 @@ export async function ps<T extends { name: string }> (c: CliCtx): Promise<T[]> {
   return JSON.parse(r.stdout) as T[]
 }
 
+/** Checks `fn` every 100 ms for up to `timeoutMs` until it gives a value (the harness's `untilValue`). */
 export async function waitFor<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
-  }
+  return untilValue(what, fn, { timeoutMs, everyMs: 100 })
 }
 
 /** The container's `ferry ps` entry, once it is attached. */

@@ -10,6 +10,7 @@ import { link, netns, nsExec, sh, type TeardownHost } from './netns.js'
 import type { NsNode } from './nsnode.js'
 import type { PortBinding, Protocol } from '../../src/model/types.js'
 import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
+import { until } from './until.js'
 
 export function net (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
   return { id: `net${n}`.padEnd(64, 'a'), bridge: `fy-n${n}`, subnet: `10.3${n}.0.0/24`, gateway: `10.3${n}.0.1`, icc: true, masquerade: true, internal: false, ...over }
@@ -69,11 +70,7 @@ export function serve (ns: string, port: number, name: string): void {
 }
 
 export async function waitListening (ns: string, port: number): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (nsExec(ns, ['ss', '-Htln', `sport = :${port}`]).trim() !== '') return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`nothing listens on ${port} in ${ns}`)
+  await until(`something to listen on ${port} in ${ns}`, () => nsExec(ns, ['ss', '-Htln', `sport = :${port}`]).trim() !== '', { timeoutMs: 2500, everyMs: 50 })
 }
 
 /** Connect from `ns`; the server's greeting without the peer address, or '' when the connection fails. */

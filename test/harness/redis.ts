@@ -6,8 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { setTimeout as delay } from 'node:timers/promises'
 import { sh, type TeardownHost } from './netns.js'
+import { until } from './until.js'
 
 export interface RedisServer {
   readonly port: number
@@ -52,13 +52,11 @@ class Server implements RedisServer {
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
     this.proc = proc
     this.exited = new Promise((resolve) => proc.once('exit', () => { if (this.proc === proc) this.proc = undefined; resolve() }))
-    for (let i = 0; i < 100; i++) {
-      const out = sh([...this.where, 'redis-cli', '-h', this.host, '-p', String(this.port), 'ping'], { allowFailure: true })
-      if (out.trim() === 'PONG') return
+    await until(`redis-server on port ${this.port} to answer`, () => {
+      if (sh([...this.where, 'redis-cli', '-h', this.host, '-p', String(this.port), 'ping'], { allowFailure: true }).trim() === 'PONG') return true
       if (!this.proc) throw new Error(`redis-server on port ${this.port} exited at start`)
-      await delay(50)
-    }
-    throw new Error(`redis-server on port ${this.port} did not answer`)
+      return false
+    }, { everyMs: 50 })
   }
 
   async kill (): Promise<void> {

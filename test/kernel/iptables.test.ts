@@ -160,7 +160,7 @@ t.test('networks and ports: plan round trip, incremental changes, reconcile, tea
     t.notMatch(save(ns), /ferry/i, 'iptables-save has no trace of ferry')
     t.equal(sysctl(ns, `net.ipv4.conf.${n1.bridge}.route_localnet`), '0')
     await d.call('teardown')
-    t.pass('teardown twice is fine')
+    t.notMatch(save(ns), /ferry/i, 'teardown twice is fine: still no trace of ferry')
   })
 })
 
@@ -181,7 +181,6 @@ t.test('timings', async (t) => {
   const rmStats = await d.call('stats')
   t.comment(`1,000-port range publication (tcp+udp): ferry ${addStats.planMs.toFixed(2)} ms + iptables-restore ${addStats.restoreMs.toFixed(1)} ms; call ${add.ms.toFixed(1)} ms (incl. conntrack)`)
   t.comment(`its removal: ferry ${rmStats.planMs.toFixed(2)} ms + iptables-restore ${rmStats.restoreMs.toFixed(1)} ms; call ${rm.ms.toFixed(1)} ms (incl. conntrack)`)
-  t.comment(`ferry's own work: ${addStats.planMs.toFixed(2)} ms to add, ${rmStats.planMs.toFixed(2)} ms to remove (goal 20 ms; measured, not asserted)`)
 
   const many = (n: number): NatEndpoint[] => Array.from({ length: n }, (_, i) => {
     const address = `10.64.${Math.floor((i + 2) / 256)}.${(i + 2) % 256}`
@@ -201,7 +200,6 @@ t.test('timings', async (t) => {
   const large = await measure(1000)
   t.comment(`one more endpoint with 10 others:    ferry ${small.plan.toFixed(2)} ms + restore ${small.restore.toFixed(1)} ms; removal ferry ${small.rmPlan.toFixed(2)} ms + restore ${small.rmRestore.toFixed(1)} ms`)
   t.comment(`one more endpoint with 1,000 others: ferry ${large.plan.toFixed(2)} ms + restore ${large.restore.toFixed(1)} ms; removal ferry ${large.rmPlan.toFixed(2)} ms + restore ${large.rmRestore.toFixed(1)} ms`)
-  t.comment(`ferry's work for one more endpoint among 1,000: ${large.plan.toFixed(2)} ms (measured, not asserted)`)
   t.equal(ferryLines(save(ns)).filter((l) => l.startsWith('-A FERRY-DNAT-')).length, 1000)
   const perBucket = DNAT_BUCKETS.map((b) => ferryLines(save(ns)).filter((l) => l.startsWith(`-A ${b} `)).length)
   t.ok(Math.max(...perBucket) < 120, `spread over the buckets: ${perBucket.join(' ')}`)

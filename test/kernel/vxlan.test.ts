@@ -15,6 +15,7 @@ import { diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } fro
 import { ipJson, netns, nsExec, sh } from '../harness/netns.js'
 import { nsNode, type NsNode } from '../harness/nsnode.js'
 import { redisServer } from '../harness/redis.js'
+import { until } from '../harness/until.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
 const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
@@ -71,14 +72,6 @@ function pings (from: string, to: string, size = 56): boolean {
 async function pingsSoon (from: string, to: string, tries = 5): Promise<boolean> {
   for (let i = 0; i < tries; i++) if (pings(from, to)) return true
   return false
-}
-
-async function until (what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
 }
 
 interface JsonNeigh { dst: string, lladdr?: string, state?: string[] }
@@ -238,7 +231,6 @@ t.test('programming 10,000 peers (100 hosts x 100 endpoints) into a namespace', 
   t.equal(k.neigh.length, 10_000, '10,000 neighbour entries')
   t.equal(k.fdb.length, 10_000, '10,000 FDB entries')
   t.comment(`10,000 peers: ${total.toFixed(0)} ms end to end (kernel read ${read.ms.toFixed(0)} ms, batched apply ${applied.ms.toFixed(0)} ms in the namespace)`)
-  t.comment(`goal under 2 s: ${total.toFixed(0)} ms (measured, not asserted: timing is for bench/)`)
 
   const r0 = performance.now()
   const again = diffPeers(plan, await h!.dp.readPeers(d.vxlan))
@@ -294,7 +286,6 @@ t.test('a fresh agent programs 10,000 peers from Redis (100 hosts x 100 endpoint
   t.equal(k.neigh.length, 10_000)
   t.equal(k.fdb.length, 10_000)
   t.comment(`fresh agent: connect, snapshot, plan and program 10,000 peers: ${total.toFixed(0)} ms`)
-  t.comment(`goal under 2 s: ${total.toFixed(0)} ms (measured, not asserted: timing is for bench/)`)
   await sync.detach('ov1')
   await store.leave()
   await Promise.all(writers.map((s) => s.leave()))

@@ -164,21 +164,23 @@ t.test('diff then apply reaches the desired table, from any start (exhaustive ov
     })
   }
   let pairs = 0
+  const failures: string[] = []
   const norm = (x: PeerTable) => JSON.stringify({ fdb: [...x.fdb].sort((a, b) => a.mac.localeCompare(b.mac)), neigh: [...x.neigh].sort((a, b) => a.ip.localeCompare(b.ip)) })
   for (const want of tables) {
     for (const have of tables) {
       const ops = diffPeers(want, have)
       const after = applyOpsToTable(have, ops)
-      if (norm(after) !== norm(want)) t.fail(`from ${norm(have)} to ${norm(want)}`)
-      if (diffPeers(want, after).length !== 0) t.fail('not idempotent')
+      if (norm(after) !== norm(want)) failures.push(`from ${norm(have)} to ${norm(want)}: got ${norm(after)}`)
+      else if (diffPeers(want, after).length !== 0) failures.push(`from ${norm(have)} to ${norm(want)}: not idempotent`)
       pairs++
     }
   }
-  t.equal(pairs, tables.length ** 2)
-  t.pass(`${pairs} start/goal pairs converge in one diff`)
+  t.equal(pairs, tables.length ** 2, 'every start/goal pair was tried')
+  t.same(failures, [], `all ${pairs} start/goal pairs converge in one diff, and a second diff is empty`)
 })
 
-t.test('plan of 10,000 peers is fast and its diff against itself is empty', async (t) => {
+// Its time is measured by bench/planners.ts (npm run bench:planners), not here.
+t.test('plan of 10,000 peers: 20,000 operations from nothing, and its diff against itself is empty', async (t) => {
   const peers: RemotePeer[] = []
   for (let h = 0; h < 100; h++) {
     for (let e = 0; e < 100; e++) {
@@ -187,16 +189,12 @@ t.test('plan of 10,000 peers is fast and its diff against itself is empty', asyn
       peers.push(peer(`h${h}e${e}`, ip, `192.168.51.${h + 1}`, `host${h}`))
     }
   }
-  const t0 = performance.now()
   const p = planPeers(dev(), SELF, peers)
   const ops = diffPeers(p, { fdb: [], neigh: [] })
   const again = diffPeers(p, p)
-  const ms = performance.now() - t0
   t.equal(p.peers.length, 10_000)
   t.equal(ops.length, 20_000)
   t.equal(again.length, 0)
-  t.comment(`plan + 2 diffs of 10,000 peers: ${ms.toFixed(1)} ms`)
-  t.ok(ms < 1000)
 })
 
 const rng = mulberry32

@@ -14,16 +14,9 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { RedisClusterStore } from '../../src/cluster/redis.js'
 import { freePort, redisServer } from '../harness/redis.js'
 import { sh } from '../harness/netns.js'
+import { until } from '../harness/until.js'
 
 const cli = (port: number, args: string[]): string => sh(['redis-cli', '-p', String(port), ...args], { allowFailure: true })
-
-async function until (what: string, check: () => boolean, tries = 400): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (check()) return
-    await delay(50)
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 t.test('kill the primary while three hosts allocate: they follow the new primary, no address twice, none lost', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-failover-'))
@@ -36,7 +29,7 @@ t.test('kill the primary while three hosts allocate: they follow the new primary
     await redisServer(t, { args: [...own('replica1'), '--replicaof', '127.0.0.1', String(primary.port)] }),
     await redisServer(t, { args: [...own('replica2'), '--replicaof', '127.0.0.1', String(primary.port)] }),
   ]
-  await until('both replicas in sync', () => /connected_slaves:2/.test(cli(primary.port, ['info', 'replication'])))
+  await until('both replicas in sync', () => /connected_slaves:2/.test(cli(primary.port, ['info', 'replication'])), { timeoutMs: 40_000, everyMs: 50 })
   const sentinels: number[] = []
   for (let i = 0; i < 3; i++) {
     const port = await freePort()
@@ -48,7 +41,7 @@ t.test('kill the primary while three hosts allocate: they follow the new primary
     sentinels.push(port)
   }
   // Each sentinel knows the two others (through the primary's hello channel): a quorum can form.
-  await until('the sentinels to know each other', () => sentinels.every((p) => /num-other-sentinels\n2\n/.test(cli(p, ['sentinel', 'master', 'fy']))))
+  await until('the sentinels to know each other', () => sentinels.every((p) => /num-other-sentinels\n2\n/.test(cli(p, ['sentinel', 'master', 'fy']))), { timeoutMs: 40_000, everyMs: 50 })
   const url = `sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/fy?wait=1`
   const OV = { name: 'ovf', subnet: '10.70.0.0/16', gateway: '10.70.0.1' }
   const hosts = await Promise.all([1, 2, 3].map(async (n) => {
@@ -73,7 +66,7 @@ t.test('kill the primary while three hosts allocate: they follow the new primary
     }
   })
   // Kill the primary once a third of the allocations are acknowledged.
-  await until('a third of the allocations', () => handed.length >= PER_HOST)
+  await until('a third of the allocations', () => handed.length >= PER_HOST, { timeoutMs: 40_000, everyMs: 50 })
   await primary.kill()
   killed = true
   const failedOverFrom = handed.length

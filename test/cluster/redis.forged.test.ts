@@ -13,6 +13,7 @@ import { overlayMac } from '../../src/vxlan/plan.js'
 import { buildRecords } from '../../src/dns/source.js'
 import { redisServer } from '../harness/redis.js'
 import { peerHost, type PeerHost } from '../harness/peer-host.js'
+import { until } from '../harness/until.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
 const OV = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
@@ -31,14 +32,6 @@ async function host (t: T, n: number, key?: ClusterKey): Promise<Host> {
   const def = await store.defineOverlay(OV)
   await h.sync.attach({ ...OV, vni: def.vni })
   return h
-}
-
-async function until (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 /** What the kernel (fake) has on the observer: [ip, mac, vtep] per neighbour, and every link name. */

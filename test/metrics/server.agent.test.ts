@@ -8,6 +8,7 @@ import http from 'node:http'
 import { netns, nsExec, uniqueName } from '../harness/netns.js'
 import { startAgent } from '../harness/agent.js'
 import { redisServer } from '../harness/redis.js'
+import { untilValue } from '../harness/until.js'
 
 const PORT = 9323
 const N1 = '8202ce046a9453e028a5bdf94d5d110858a259ca27328f15d691d0e8e4c561c1'
@@ -89,11 +90,7 @@ t.test('with --cluster: the overlay families', async (t) => {
   const ns = netns(t, 'fym')
   const redis = await redisServer(t, { ns })
   await startAgent(t, { ns, pluginName: uniqueName('fym'), args: ['--metrics-listen', `127.0.0.1:${PORT}`, '--cluster', redis.url, '--advertise-addr', '127.0.0.1'] })
-  let body = ''
-  for (let i = 0; i < 50 && !/^ferry_cluster_connected 1$/m.test(body); i++) {
-    body = scrape(ns).body
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  const body = await untilValue('the agent to report its cluster connected', () => { const b = scrape(ns).body; return /^ferry_cluster_connected 1$/m.test(b) && b }, { everyMs: 100 })
   t.match(body, /^ferry_cluster_connected 1$/m)
   t.match(body, /^ferry_cluster_commands_total [1-9]\d*$/m)
   t.match(body, /^ferry_cluster_revision \d+$/m)

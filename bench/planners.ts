@@ -1,0 +1,58 @@
+/**
+ * Timings of the pure planners, moved out of the unit tests (which assert what the planners compute,
+ * never how long they take): `npm run bench:planners`. Each figure is the median of RUNS runs, printed
+ * beside its goal; a figure over its goal is printed as such, nothing fails.
+ */
+import { performance } from 'node:perf_hooks'
+import type { PortRequest } from '../src/model/types.js'
+import { allocatePorts, type PortUse } from '../src/nat/ports.js'
+import { pickAutoSubnet } from '../src/ipam/pools.js'
+import { diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../src/vxlan/plan.js'
+
+const RUNS = 9
+
+function median (fn: () => void): number {
+  const ms: number[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now()
+    fn()
+    ms.push(performance.now() - t0)
+  }
+  ms.sort((a, b) => a - b)
+  return ms[Math.floor(ms.length / 2)]!
+}
+
+function report (what: string, ms: number, goalMs: number): void {
+  console.log(`${what}: ${ms.toFixed(2)} ms (goal < ${goalMs} ms${ms > goalMs ? ': OVER' : ''})`)
+}
+
+// VXLAN: plan and diff 10,000 peers (100 hosts × 100 endpoints).
+const peers: RemotePeer[] = []
+for (let h = 0; h < 100; h++) {
+  for (let e = 0; e < 100; e++) {
+    const n = 2 + h * 100 + e
+    const ip = `10.30.${n >> 8}.${n & 255}`
+    peers.push({ endpointId: `h${h}e${e}`, ip, mac: overlayMac(ip), vtep: `192.168.51.${h + 1}`, hostId: `host${h}` })
+  }
+}
+const dev = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
+report('vxlan: plan + 2 diffs of 10,000 peers', median(() => {
+  const p = planPeers(dev, { hostId: 'h1', vtep: '192.168.50.1' }, peers)
+  diffPeers(p, { fdb: [], neigh: [] })
+  diffPeers(p, p)
+}), 1000)
+
+// Host ports: an ephemeral pick past 1,000 publications.
+const used: PortUse[] = Array.from({ length: 1000 }, (_, i) => ({
+  endpointId: `e${i}`,
+  binding: { proto: 'tcp', hostIp: '', hostPort: 10000 + i, hostPortEnd: 10000 + i, containerIp: '10.20.0.9', containerPort: 80, containerPortEnd: 80 },
+}))
+const req: PortRequest = { proto: 'tcp', hostIp: '', hostPort: 0, hostPortEnd: 0, containerPort: 80, containerPortEnd: 80 }
+report('ports: ephemeral pick past 1,000 publications', median(() => {
+  allocatePorts([req], used, { lo: 10000, hi: 60999 }, new Set(), () => false, { containerIp: '10.20.0.2' })
+}), 200)
+
+// IPAM: an automatic /24 in a /8 with 20,000 blockers.
+const blockers: string[] = []
+for (let i = 0; i < 20000; i++) blockers.push(`10.${i >> 8}.${i & 255}.0/24`)
+report('ipam: auto /24 in a /8 past 20,000 blockers', median(() => { pickAutoSubnet([{ base: '10.0.0.0/8', size: 24 }], blockers) }), 500)

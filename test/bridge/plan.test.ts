@@ -1,0 +1,60 @@
+import t from 'tap'
+import { desiredBridge, desiredVeth, planReconcile } from '../../src/bridge/plan.js'
+import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
+import type { AddressInfo, LinkInfo } from '../../src/kernel/types.js'
+
+const NET: NetworkRecord = {
+  id: 'a'.repeat(64), bridge: 'fy-aaaaaaaaaaaa', ownsBridge: true, subnet: '10.20.0.0/24', gateway: '10.20.0.1', poolId: 'p1',
+  mtu: 1450, icc: true, masquerade: true, internal: false, hostBindingIp: '0.0.0.0', options: {}, createdAt: '2026-01-01T00:00:00Z',
+}
+const EP: EndpointRecord = {
+  id: 'e'.repeat(64), networkId: NET.id, address: '10.20.0.2', prefixLen: 24, mac: '02:42:0a:14:00:02',
+  hostVeth: 'fyheeeeeeeeeeee', containerVeth: 'fyceeeeeeeeeeee', joined: true, portRequests: [], ports: [], exposed: [], createdAt: '2026-01-01T00:00:00Z',
+}
+const link = (index: number, name: string, o: Partial<LinkInfo> = {}): LinkInfo => ({ index, name, mtu: 1450, mac: '02:42:0a:14:00:01', up: true, ...o })
+const BR = link(10, NET.bridge, { kind: 'bridge' })
+const HOST = link(11, EP.hostVeth, { kind: 'veth', master: 10, hairpin: true })
+const ADDR: AddressInfo = { ifname: NET.bridge, index: 10, cidr: '10.20.0.1/24' }
+
+t.test('desired bridge and veth', async (t) => {
+  t.same(desiredBridge(NET), { name: NET.bridge, mtu: 1450, address: '10.20.0.1/24', mac: '02:42:0a:14:00:01' })
+  t.same(desiredVeth(EP, NET), { host: EP.hostVeth, container: EP.containerVeth, mtu: 1450, mac: EP.mac, master: NET.bridge })
+})
+
+t.test('an empty kernel: the bridge is made, addressed and brought up; a missing veth is not recreated', async (t) => {
+  t.same(planReconcile([NET], [EP], [], []), [
+    { op: 'createBridge', name: NET.bridge, mtu: 1450, mac: '02:42:0a:14:00:01' },
+    { op: 'addAddress', name: NET.bridge, cidr: '10.20.0.1/24' },
+    { op: 'setUp', name: NET.bridge },
+  ])
+})
+
+t.test('a kernel that matches: nothing to do', async (t) => {
+  t.same(planReconcile([NET], [EP], [BR, HOST], [ADDR]), [])
+})
+
+t.test('drift: MTU, down links, a lost master, hairpin off', async (t) => {
+  t.same(planReconcile([NET], [EP], [{ ...BR, mtu: 1500, up: false }, { ...HOST, up: false, master: undefined }], [ADDR]), [
+    { op: 'setMtu', name: NET.bridge, mtu: 1450 },
+    { op: 'setUp', name: NET.bridge },
+    { op: 'setMaster', name: EP.hostVeth, master: NET.bridge },
+    { op: 'setHairpin', name: EP.hostVeth },
+    { op: 'setUp', name: EP.hostVeth },
+  ])
+  t.same(planReconcile([NET], [EP], [BR, { ...HOST, hairpin: false }], [ADDR]), [{ op: 'setHairpin', name: EP.hostVeth }], 'hairpin turned off')
+  t.same(planReconcile([NET], [EP], [BR, { ...HOST, hairpin: undefined }], [ADDR]), [], 'an unreported hairpin mode is left alone')
+  t.same(planReconcile([NET], [EP], [BR, HOST], [{ ...ADDR, cidr: '10.20.0.9/24' }]), [{ op: 'addAddress', name: NET.bridge, cidr: '10.20.0.1/24' }], 'another address does not count')
+})
+
+t.test('links ferry owns that nothing needs are deleted, unless the store lost changes; others stay', async (t) => {
+  const stray = link(20, 'fyh111111111111', { kind: 'veth' })
+  const foreign = link(21, 'eth0')
+  const ops = planReconcile([NET], [], [BR, stray, foreign, HOST], [ADDR])
+  t.same(ops.map((o) => o.op === 'deleteLink' ? o.name : o.op), ['fyh111111111111', EP.hostVeth])
+  t.same(planReconcile([NET], [], [BR, stray, foreign], [ADDR], { keepUnexplained: true }), [], 'keepUnexplained keeps them')
+})
+
+t.test('overlay networks and endpoints of unknown networks are not the bridge plan\'s', async (t) => {
+  const ov: NetworkRecord = { ...NET, id: 'b'.repeat(64), bridge: 'fy-bbbbbbbbbbbb', overlay: { name: 'ov1', vni: 4096 } }
+  t.same(planReconcile([ov], [{ ...EP, networkId: 'nope' }], [], []), [])
+})
