@@ -11,6 +11,7 @@ import { FerryError, toFerryError } from '../errors/errors.js'
 import { FileStore, lossView } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
+import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
 import type { LinkDriver } from '../kernel/types.js'
 import { DisabledFirewall } from '../nat/disabled.js'
 import { chooseBackend, openFirewall, type BackendChoice, type FirewallBackend } from '../nat/backend.js'
@@ -154,6 +155,8 @@ export class Agent implements AgentView {
       const ipam = this.ipam = new Ipam({
         store: this.store,
         defaultPools: this.cfg.defaultPools,
+        // The default IPv6 pool's ULA prefix comes from the host's identity (pools.ts derivedIpv6Pool).
+        hostIdentity: await hostIdentity(this.store.state.hostId),
         hostNetworks: async () => {
           const [routes, addrs] = await Promise.all([this.links.listRoutes(), this.links.listAddresses()])
           return [...routes.filter((r) => r.dst !== '0.0.0.0/0').map((r) => r.dst), ...addrs.map((a) => a.cidr)]
@@ -163,6 +166,7 @@ export class Agent implements AgentView {
       this.driver = new NetworkDriver({
         store: this.store, links: this.links, firewall, limits: disabled, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
         onChange: () => this.queueSync(), storeLoss: () => this.store.loss !== undefined,
+        ...(this.cfg.ipForward === false ? {} : { ipv6Forwarding: async () => { await enableIpv6Forwarding(kernelForwardingDeps((o, m) => this.log.warn(o, m))) } }),
       })
       this.runtime_ = new RuntimeService({
         store: this.store, driver: this.driver, ipam, links: this.links, firewall, ns: new ChildProcessNamespaces(),
@@ -569,3 +573,8 @@ export class Agent implements AgentView {
   }
 }
 
+/** /etc/machine-id (systemd's stable host id), else the agent's host id, else the host name. */
+async function hostIdentity (hostId: string | undefined): Promise<string> {
+  const id = await fs.readFile('/etc/machine-id', 'utf8').then((t) => t.trim(), () => '')
+  return id !== '' ? id : hostId ?? hostname()
+}
