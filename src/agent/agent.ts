@@ -91,8 +91,8 @@ async function rootOnly<T> (fn: () => Promise<T>): Promise<T> {
   try { return await fn() } finally { process.umask(old) }
 }
 
-/** An address no endpoint holds (see leakedAddresses); `id` keys its grace period. */
-interface LeakedAddress { id: string, net: NetworkRecord, ip: string }
+/** An address no endpoint holds (see leakedAddresses); `id` keys its grace period; `poolId` set for an IPv6 address (the network's IPv6 pool). */
+interface LeakedAddress { id: string, net: NetworkRecord, ip: string, poolId?: string }
 
 export class Agent implements AgentView {
   private status_: AgentStatus = 'starting'
@@ -442,11 +442,13 @@ export class Agent implements AgentView {
       this.log.warn({ endpoint: ep.id, network: ep.networkId, address: ep.address }, 'deleting an endpoint the engine no longer knows')
       await this.driver.deleteEndpoint(ep.networkId, ep.id)
       await this.releaseAddressOf(net, ep.address)
+      if (ep.address6 !== undefined && net.poolId6 !== undefined) await this.ipam.releaseAddress(net.poolId6, ep.address6)
     }
     for (const leak of this.leakedAddresses(names)) {
       if (!due(leak.id)) continue
       this.log.warn({ network: leak.net.id, address: leak.ip }, 'releasing an address no endpoint holds (the engine lost track of it)')
-      await this.releaseAddressOf(leak.net, leak.ip)
+      if (leak.poolId !== undefined) await this.ipam.releaseAddress(leak.poolId, leak.ip)
+      else await this.releaseAddressOf(leak.net, leak.ip)
     }
     // Orphans that came back (or went) start their grace period afresh.
     for (const id of [...this.orphanSince.keys()]) if (!seen.has(id)) this.orphanSince.delete(id)
@@ -473,13 +475,18 @@ export class Agent implements AgentView {
     for (const net of this.driver.networks()) {
       const engineHeld = names.addresses.get(net.id)
       if (engineHeld === undefined) continue
-      const held = new Set(this.driver.endpoints(net.id).map((e) => e.address))
-      const candidates = net.overlay
-        ? this.overlay?.cluster.heldAddresses?.(net.overlay.name) ?? []
-        : Object.entries(this.ipam.pool(net.poolId)?.allocated ?? {}).filter(([, use]) => use.kind === 'endpoint').map(([ip]) => ip)
+      const held = new Set(this.driver.endpoints(net.id).flatMap((e) => e.address6 === undefined ? [e.address] : [e.address, e.address6]))
+      const endpointIps = (poolId: string | undefined): string[] => poolId === undefined
+        ? []
+        : Object.entries(this.ipam.pool(poolId)?.allocated ?? {}).filter(([, use]) => use.kind === 'endpoint').map(([ip]) => ip)
+      const candidates = net.overlay ? this.overlay?.cluster.heldAddresses?.(net.overlay.name) ?? [] : endpointIps(net.poolId)
       for (const ip of candidates) {
         if (held.has(ip) || engineHeld.has(ip) || ip === net.gateway) continue
         out.push({ id: `address ${net.id} ${ip}`, net, ip })
+      }
+      for (const ip of endpointIps(net.poolId6)) {
+        if (held.has(ip) || engineHeld.has(ip)) continue
+        out.push({ id: `address ${net.id} ${ip}`, net, ip, poolId: net.poolId6 })
       }
     }
     return out

@@ -10,7 +10,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { netns, nsExec, ipJson } from '../harness/netns.js'
-import { startDockerd } from '../harness/dockerd.js'
+import { startDockerd, unixHttp } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
 import { startAgent } from '../harness/agent.js'
 
@@ -21,7 +21,7 @@ await t.test('dual-stack bridge networks with a real engine', async (t) => {
   const d = await startDockerd(t, { ns: host })
   await ensureBusyboxImage(d)
   const plugin = `fy6${process.pid}`
-  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--reconcile-interval', '1', '--no-dns-server'] })
+  const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: ['--reconcile-interval', '1', '--orphan-grace', '2', '--no-dns-server'] })
   t.teardown(() => { if (t.passing()) return; t.comment(`agent log:\n${agent.logs().slice(-6000)}`) })
   const net = (name: string, ...args: string[]) => d.docker(['network', 'create', '-d', plugin, '--ipam-driver', plugin, ...args, name])
   const run = (...args: string[]) => d.docker(['run', '--stop-timeout', '1', ...args])
@@ -39,8 +39,9 @@ await t.test('dual-stack bridge networks with a real engine', async (t) => {
   await t.test('a dual-stack network with a given IPv6 subnet and range', async (t) => {
     const r = await net('dual', '--ipv6', '--subnet', '10.40.0.0/24', '--subnet', 'fd00:40::/64', '--ip-range', 'fd00:40::100/120', '-o', 'com.docker.network.driver.mtu=1400')
     t.equal(r.code, 0, r.stderr)
-    const cfg = (await d.dockerOk(['network', 'inspect', '-f', '{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}},{{.IPRange}},{{.Gateway}} {{end}}', 'dual'])).trim()
-    t.equal(cfg, 'true 10.40.0.0/24,,10.40.0.1 fd00:40::/64,fd00:40::100/120,fd00:40::100', 'docker network inspect shows the IPv6 config')
+    // The engine shows a gateway in IPAM.Config only when the user gave one (--gateway).
+    const cfg = (await d.dockerOk(['network', 'inspect', '-f', '{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}},{{.IPRange}} {{end}}', 'dual'])).trim()
+    t.equal(cfg, 'true 10.40.0.0/24, fd00:40::/64,fd00:40::100/120', 'docker network inspect shows the IPv6 config')
     const ferry = JSON.parse((await agent.cli(['network', 'inspect', 'dual'])).stdout) as Record<string, unknown>
     t.match(ferry, { subnet6: 'fd00:40::/64', gateway6: 'fd00:40::100', gatewayMode6: 'nat' })
     const bridge = await bridgeOf('dual')
@@ -76,13 +77,29 @@ await t.test('dual-stack bridge networks with a real engine', async (t) => {
     if (veth !== undefined) t.equal(sysctl(`${veth}/disable_ipv6`), '1', 'the host end of the veth takes no IPv6 address')
   })
 
-  await t.test('an IPv6 address outside the subnet, a taken one, and a v4-only network\'s --ip6 are refused', async (t) => {
+  await t.test('an IPv6 address outside the subnet and a taken one are refused', async (t) => {
     const outside = await run('--rm', '--net', 'dual', '--ip6', 'fd00:41::5', 'bb', 'true')
     t.not(outside.code, 0)
     t.match(outside.stderr, /outside pool fd00:40::\/64|fd00:41::5/, outside.stderr)
     const taken = await run('--rm', '--net', 'dual', '--ip6', 'fd00:40::beef', 'bb', 'true')
     t.not(taken.code, 0)
     t.match(taken.stderr, /already in use/, taken.stderr)
+  })
+
+  await t.test('an IPv6 address the engine asked for and lost track of is released; the containers keep theirs', async (t) => {
+    const plugin = (method: string, body: unknown) => unixHttp({ socketPath: agent.pluginSocket, method: 'POST', path: `/${method}`, body: JSON.stringify(body) })
+    const inspect = async () => JSON.parse((await agent.cli(['network', 'inspect', 'dual'])).stdout) as { poolId6: string, pool6?: unknown }
+    const poolId6 = (await inspect()).poolId6
+    const res = await plugin('IpamDriver.RequestAddress', { PoolID: poolId6, Address: '', Options: null })
+    t.equal(res.status, 200, res.body)
+    const lost = (JSON.parse(res.body) as { Address: string }).Address.split('/')[0]!
+    const again = () => plugin('IpamDriver.RequestAddress', { PoolID: poolId6, Address: lost, Options: null })
+    let r = await again()
+    t.equal(r.status, 409, `${lost} is held: ${r.body}`)
+    for (let i = 0; i < 40 && r.status !== 200; i++) { await sleep(250); r = await again() }
+    t.equal(r.status, 200, `released after the grace period: ${r.body}`)
+    await plugin('IpamDriver.ReleaseAddress', { PoolID: poolId6, Address: lost })
+    t.equal((await ping6('cli6', 'fd00:40::101')).code, 0, 'the containers\' addresses stay')
   })
 
   await t.test('an IPv6 network without a subnet gets a /64 of the host\'s unique-local /48', async (t) => {
@@ -99,7 +116,8 @@ await t.test('dual-stack bridge networks with a real engine', async (t) => {
     t.equal(`${ip}/64`, (await containerV6('auto2'))[0])
     const p = await ping6('auto1', ip)
     t.equal(p.code, 0, `${p.stdout}${p.stderr}`)
-    const gw = (await d.dockerOk(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Gateway}} {{end}}', 'dualauto'])).trim().split(' ').find((s) => s.includes(':'))!
+    const gw = (JSON.parse((await agent.cli(['network', 'inspect', 'dualauto'])).stdout) as { gateway6: string }).gateway6
+    t.equal(`${gw}/64`, bridgeV6(await bridgeOf('dualauto'))[0], 'the bridge holds it')
     t.equal((await ping6('auto1', gw)).code, 0, 'the gateway')
     const other = await net('dualauto2', '--ipv6')
     t.equal(other.code, 0, other.stderr)
