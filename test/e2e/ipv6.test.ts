@@ -141,6 +141,20 @@ await t.test('dual-stack bridge networks with a real engine', async (t) => {
     t.equal((await ping6('late6', 'fd00:40::beef')).code, 0, 'a container started after the restart')
   })
 
+  await t.test('kill -9 of the engine: the IPv6 pools and addresses are replayed, nothing is handed out twice', async (t) => {
+    await d.kill()
+    await d.restart()
+    t.equal((await d.docker(['start', 'web6', 'cli6'])).code, 0, 'containers start again on the dual-stack network')
+    t.equal(await v6Of('cli6', 'dual'), 'fd00:40::beef', '--ip6 kept')
+    t.same(await containerV6('cli6'), ['fd00:40::beef/64'])
+    const web = await v6Of('web6', 'dual')
+    const p = await ping6('cli6', web)
+    t.equal(p.code, 0, `${p.stdout}${p.stderr}`)
+    const dup = await net('dup6', '--ipv6', '--subnet', '10.41.0.0/24', '--subnet', 'fd00:40::/64')
+    t.not(dup.code, 0, 'a held IPv6 pool is not handed out twice after the replay')
+    t.match(dup.stderr, /fd00:40::\/64 overlaps pool fd00:40::\/64/, dup.stderr)
+  })
+
   await t.test('removal leaves no IPv6 address or pool behind', async (t) => {
     await d.dockerOk(['rm', '-f', 'web6', 'cli6', 'late6', 'auto1', 'auto2'])
     const bridge = await bridgeOf('dual')
