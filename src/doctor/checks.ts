@@ -79,7 +79,7 @@ export function judgeIpForward (value: string | undefined): CheckResult {
  * accept_ra=1 ignore router advertisements (docs/ipv6.md). `forwarding` undefined: no IPv6 in the kernel.
  */
 export function judgeIpv6AcceptRa (forwarding: string | undefined, affected: readonly string[]): CheckResult {
-  const check = 'sysctl.ipv6-accept-ra'
+  const check = 'sysctl.accept_ra'
   if (forwarding === undefined) return ok(check, 'no IPv6 in this kernel')
   if (forwarding !== '1') return ok(check, 'net.ipv6.conf.all.forwarding = 0: router advertisements are accepted as configured')
   if (affected.length === 0) return ok(check, 'IPv6 forwarding on; no interface with accept_ra=1')
