@@ -5,10 +5,12 @@
  *
  * In one "host" network namespace with one dockerd and one ferry agent:
  *
- * 1. `docker run --rm bb true` wall time on a ferry network, on a network of
- *    Docker's built-in bridge driver and with `--net none`, interleaved (each
- *    round runs the three in a rotated order), after a warm-up: p50, p90 and the
- *    ratio ferry/built-in (goal ≤ 1.05). The agent's own handler times for the
+ * 1. `docker run --rm bb true` wall time on a ferry network, on a dual-stack ferry
+ *    network (`--ipv6`), on networks of Docker's built-in bridge driver (IPv4-only and
+ *    dual-stack) and with `--net none`, interleaved (each round runs the five in a rotated
+ *    order), after a warm-up: p50, p90, the ratio ferry/built-in (goal ≤ 1.05) and the
+ *    ratio dual-stack/IPv4-only (issue #15's goal ≤ 1.10), for ferry and for the built-in
+ *    driver (what the engine itself adds for IPv6). The agent's own handler times for the
  *    calls of those runs come from its debug log.
  * 2. The agent's latency for CreateEndpoint+Join, driving the plugin socket
  *    exactly as dockerd does (RequestAddress → CreateEndpoint → Join →
@@ -64,11 +66,13 @@ await runBench(async (t) => {
   const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: benchAgentArgs(), ...(stateDir !== undefined ? { stateDir } : {}) })
   keepAgentLog(t, agent)
   await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', '10.77.0.0/24', 'fnet'])
+  await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--ipv6', '--subnet', '10.76.0.0/24', '--subnet', 'fd00:76::/64', 'fnet6'])
   await d.dockerOk(['network', 'create', '-d', 'bridge', '--subnet', '10.78.0.0/24', 'bnet'])
+  await d.dockerOk(['network', 'create', '-d', 'bridge', '--ipv6', '--subnet', '10.75.0.0/24', '--subnet', 'fd00:75::/64', 'bnet6'])
 
   // ---- 1. docker run --rm latency ----
   section('docker run --rm bb true (wall time of the docker CLI, ms)')
-  const variants: Variant[] = [{ name: 'ferry', net: 'fnet' }, { name: 'builtin bridge', net: 'bnet' }, { name: '--net none', net: 'none' }]
+  const variants: Variant[] = [{ name: 'ferry', net: 'fnet' }, { name: 'ferry dual-stack', net: 'fnet6' }, { name: 'builtin bridge', net: 'bnet' }, { name: 'builtin dual-stack', net: 'bnet6' }, { name: '--net none', net: 'none' }]
   const runOnce = async (v: Variant): Promise<number> => {
     const r = await timed(() => d.docker(['run', '--rm', '--net', v.net, 'bb', 'true']))
     if (r.value.code !== 0) throw new Error(`docker run --net ${v.net} failed: ${r.value.stderr}`)
@@ -83,14 +87,18 @@ await runBench(async (t) => {
       samples.get(v.name)!.push(await runOnce(v))
     }
   }
+  // Per ferry container: the IPv4-only and the dual-stack runs both go through the agent.
   const runCalls = pluginCalls(agent.logs().slice(logStart))
+  const ferryRuns = 2 * ROUNDS
   console.log(table([HEADER, ...variants.map((v) => row(v.name, samples.get(v.name)!))]))
   const p50 = (name: string): number => median(samples.get(name)!)
   const ratio = p50('ferry') / p50('builtin bridge')
+  const dualRatio = p50('ferry dual-stack') / p50('ferry')
+  const builtinDualRatio = p50('builtin dual-stack') / p50('builtin bridge')
   console.log(`network cost over --net none (p50): ferry ${ms(p50('ferry') - p50('--net none'))} ms, builtin ${ms(p50('builtin bridge') - p50('--net none'))} ms`)
   console.log('the agent\'s handler time per ferry container (from its debug log, ms):')
-  console.log(table([['method', 'ms/container'], ...perMethod(runCalls, ROUNDS)]))
-  const agentPerRun = runCalls.reduce((s, c) => s + c.ms, 0) / ROUNDS
+  console.log(table([['method', 'ms/container'], ...perMethod(runCalls, ferryRuns)]))
+  const agentPerRun = runCalls.reduce((s, c) => s + c.ms, 0) / ferryRuns
 
   // ---- 2. the agent's own latency, through the plugin socket ----
   section(`plugin socket, as dockerd drives it (${SAMPLES} endpoints, one at a time, ms, client side)`)
@@ -143,6 +151,8 @@ await runBench(async (t) => {
   const goal = (ok: boolean): string => ok ? 'goal met' : 'goal MISSED'
   console.log(`docker run --rm p50: ferry ${ms(p50('ferry'))} ms, builtin ${ms(p50('builtin bridge'))} ms, --net none ${ms(p50('--net none'))} ms (${ROUNDS} interleaved runs each)`)
   console.log(`docker run ratio ferry/builtin (p50): ${ratio.toFixed(3)} (goal ≤ 1.05: ${goal(ratio <= 1.05)}); p90 ratio ${(quantile(samples.get('ferry')!, 0.9) / quantile(samples.get('builtin bridge')!, 0.9)).toFixed(3)}`)
+  console.log(`docker run ratio dual-stack/IPv4-only ferry (p50): ${dualRatio.toFixed(3)} (${ms(p50('ferry dual-stack'))} vs ${ms(p50('ferry'))} ms; goal ≤ 1.10: ${goal(dualRatio <= 1.10)}); p90 ratio ${(quantile(samples.get('ferry dual-stack')!, 0.9) / quantile(samples.get('ferry')!, 0.9)).toFixed(3)}`)
+  console.log(`the same for Docker's built-in bridge driver: ${builtinDualRatio.toFixed(3)} (${ms(p50('builtin dual-stack'))} vs ${ms(p50('builtin bridge'))} ms): the engine's own IPv6 cost; ferry dual-stack/builtin dual-stack ${(p50('ferry dual-stack') / p50('builtin dual-stack')).toFixed(3)}`)
   console.log(`agent handler time per docker run (all plugin calls): ${ms(agentPerRun)} ms`)
   console.log(`agent CreateEndpoint+Join: p50 ${ms(median(ceJoin))} ms, p99 ${ms(quantile(ceJoin, 0.99))} ms over ${SAMPLES} (goal p50 ≤ 5 ms: ${goal(median(ceJoin) <= 5)})`)
   console.log(`agent full setup p50 ${ms(median(fullSetup))} ms, teardown (Leave+DeleteEndpoint) p50 ${ms(median(leaveDelete))} ms p99 ${ms(quantile(leaveDelete, 0.99))} ms, full teardown p50 ${ms(median(fullTeardown))} ms`)

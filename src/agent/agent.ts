@@ -11,6 +11,7 @@ import { FerryError, toFerryError } from '../errors/errors.js'
 import { FileStore, lossView } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
+import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
 import type { LinkDriver } from '../kernel/types.js'
 import { DisabledFirewall } from '../nat/disabled.js'
 import { chooseBackend, openFirewall, type BackendChoice, type FirewallBackend } from '../nat/backend.js'
@@ -91,8 +92,8 @@ async function rootOnly<T> (fn: () => Promise<T>): Promise<T> {
   try { return await fn() } finally { process.umask(old) }
 }
 
-/** An address no endpoint holds (see leakedAddresses); `id` keys its grace period. */
-interface LeakedAddress { id: string, net: NetworkRecord, ip: string }
+/** An address no endpoint holds (see leakedAddresses); `id` keys its grace period; `poolId` set for an IPv6 address (the network's IPv6 pool). */
+interface LeakedAddress { id: string, net: NetworkRecord, ip: string, poolId?: string }
 
 export class Agent implements AgentView {
   private status_: AgentStatus = 'starting'
@@ -155,6 +156,8 @@ export class Agent implements AgentView {
       const ipam = this.ipam = new Ipam({
         store: this.store,
         defaultPools: this.cfg.defaultPools,
+        // The default IPv6 pool's ULA prefix comes from the host's identity (pools.ts derivedIpv6Pool).
+        hostIdentity: await hostIdentity(this.store.state.hostId),
         hostNetworks: async () => {
           const [routes, addrs] = await Promise.all([this.links.listRoutes(), this.links.listAddresses()])
           return [...routes.filter((r) => r.dst !== '0.0.0.0/0').map((r) => r.dst), ...addrs.map((a) => a.cidr)]
@@ -164,6 +167,7 @@ export class Agent implements AgentView {
       this.driver = new NetworkDriver({
         store: this.store, links: this.links, firewall, limits: disabled, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
         onChange: () => this.queueSync(), storeLoss: () => this.store.loss !== undefined,
+        ...(this.cfg.ipForward === false ? {} : { ipv6Forwarding: async () => { await enableIpv6Forwarding(kernelForwardingDeps((o, m) => this.log.warn(o, m))) } }),
       })
       this.runtime_ = new RuntimeService({
         store: this.store, driver: this.driver, ipam, links: this.links, firewall, ns: new ChildProcessNamespaces(),
@@ -439,11 +443,13 @@ export class Agent implements AgentView {
       this.log.warn({ endpoint: ep.id, network: ep.networkId, address: ep.address }, 'deleting an endpoint the engine no longer knows')
       await this.driver.deleteEndpoint(ep.networkId, ep.id)
       await this.releaseAddressOf(net, ep.address)
+      if (ep.address6 !== undefined && net.poolId6 !== undefined) await this.ipam.releaseAddress(net.poolId6, ep.address6)
     }
     for (const leak of this.leakedAddresses(names)) {
       if (!due(leak.id)) continue
       this.log.warn({ network: leak.net.id, address: leak.ip }, 'releasing an address no endpoint holds (the engine lost track of it)')
-      await this.releaseAddressOf(leak.net, leak.ip)
+      if (leak.poolId !== undefined) await this.ipam.releaseAddress(leak.poolId, leak.ip)
+      else await this.releaseAddressOf(leak.net, leak.ip)
     }
     // Orphans that came back (or went) start their grace period afresh.
     for (const id of [...this.orphanSince.keys()]) if (!seen.has(id)) this.orphanSince.delete(id)
@@ -470,13 +476,18 @@ export class Agent implements AgentView {
     for (const net of this.driver.networks()) {
       const engineHeld = names.addresses.get(net.id)
       if (engineHeld === undefined) continue
-      const held = new Set(this.driver.endpoints(net.id).map((e) => e.address))
-      const candidates = net.overlay
-        ? this.overlay?.cluster.heldAddresses?.(net.overlay.name) ?? []
-        : Object.entries(this.ipam.pool(net.poolId)?.allocated ?? {}).filter(([, use]) => use.kind === 'endpoint').map(([ip]) => ip)
+      const held = new Set(this.driver.endpoints(net.id).flatMap((e) => e.address6 === undefined ? [e.address] : [e.address, e.address6]))
+      const endpointIps = (poolId: string | undefined): string[] => poolId === undefined
+        ? []
+        : Object.entries(this.ipam.pool(poolId)?.allocated ?? {}).filter(([, use]) => use.kind === 'endpoint').map(([ip]) => ip)
+      const candidates = net.overlay ? this.overlay?.cluster.heldAddresses?.(net.overlay.name) ?? [] : endpointIps(net.poolId)
       for (const ip of candidates) {
         if (held.has(ip) || engineHeld.has(ip) || ip === net.gateway) continue
         out.push({ id: `address ${net.id} ${ip}`, net, ip })
+      }
+      for (const ip of endpointIps(net.poolId6)) {
+        if (held.has(ip) || engineHeld.has(ip)) continue
+        out.push({ id: `address ${net.id} ${ip}`, net, ip, poolId: net.poolId6 })
       }
     }
     return out
@@ -570,3 +581,8 @@ export class Agent implements AgentView {
   }
 }
 
+/** /etc/machine-id (systemd's stable host id), else the agent's host id, else the host name. */
+async function hostIdentity (hostId: string | undefined): Promise<string> {
+  const id = await fs.readFile('/etc/machine-id', 'utf8').then((t) => t.trim(), () => '')
+  return id !== '' ? id : hostId ?? hostname()
+}

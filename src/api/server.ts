@@ -61,7 +61,8 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
     async (req) => {
       const net = await findNetwork(req.params.id)
       const eps = (await agent.endpoints()).filter((e) => e.networkId === net.id)
-      return { ...net, endpointList: eps, pool: agent.pool?.(net.poolId) }
+      const pool6 = net.poolId6 === undefined ? undefined : agent.pool?.(net.poolId6)
+      return { ...net, endpointList: eps, pool: agent.pool?.(net.poolId), ...(pool6 === undefined ? {} : { pool6 }) }
     })
   app.get<{ Querystring: { network?: string } }>('/v1/endpoints', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => {

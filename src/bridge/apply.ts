@@ -11,6 +11,7 @@ export async function applyLinkOps (links: LinkDriver, ops: LinkOp[]): Promise<v
       case 'setUp': await links.setUp(op.name, true); break
       case 'setMaster': await links.setMaster(op.name, op.master); break
       case 'setHairpin': await links.setHairpin(op.name, true); break
+      case 'setIpv6Conf': await links.setIpv6Conf(op.name, op.key, op.value); break
       case 'deleteLink': await links.deleteLink(op.name); break
     }
   }

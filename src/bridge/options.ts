@@ -12,6 +12,8 @@ export const OPT = {
   icc: 'com.docker.network.bridge.enable_icc',
   hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
   gatewayModeV4: 'com.docker.network.bridge.gateway_mode_ipv4',
+  /** nat (default) or routed, for the IPv6 side of a dual-stack network (NetworkRecord.gatewayMode6). */
+  gatewayModeV6: 'com.docker.network.bridge.gateway_mode_ipv6',
   /** Outbound address: SNAT to this host address instead of masquerading (Docker's option, netavark's outbound_addr). */
   hostIpv4: 'com.docker.network.host_ipv4',
   overlay: 'ferry.overlay',
@@ -36,11 +38,10 @@ const ENGINE_FLAGS = new Set(['com.docker.network.enable_ipv4', 'com.docker.netw
  * does instead: never ignored silently (docs/compatibility.md).
  */
 export const REFUSED = new Map<string, string>([
-  ['com.docker.network.bridge.gateway_mode_ipv6', 'ferry networks have no IPv6 yet'],
   ['com.docker.network.bridge.trusted_host_interfaces',
     'ferry lets other interfaces reach a container only through its published ports; to let one reach containers directly, accept it in the FERRY-USER chain (iptables -I FERRY-USER -i IFACE -o BRIDGE -j ACCEPT)'],
   ['com.docker.network.bridge.inhibit_ipv4', 'ferry always puts the gateway address on the bridge'],
-  ['com.docker.network.host_ipv6', 'ferry networks have no IPv6 yet'],
+  ['com.docker.network.host_ipv6', 'ferry masquerades IPv6 traffic leaving the network; it has no fixed outbound IPv6 address yet'],
 ])
 
 /** Docker's gateway modes (moby drivers/bridge/bridge_linux.go newGwMode) other than nat, and what ferry does instead. */
@@ -68,6 +69,8 @@ export interface NetworkOptions {
   outboundAddr?: string
   overlay?: string
   vni?: number
+  /** com.docker.network.bridge.gateway_mode_ipv6 (default nat); meaningful on a dual-stack network only. */
+  gatewayMode6: 'nat' | 'routed'
 }
 
 export const DEFAULT_MTU = 1500
@@ -98,7 +101,7 @@ const OVERLAY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
  * a value that is not a string (an object, a list, a number, null).
  */
 export function parseNetworkOptions (generic: Record<string, unknown>, internal: boolean): NetworkOptions {
-  const out: NetworkOptions = { mtu: DEFAULT_MTU, masquerade: true, icc: true, hostBindingIp: '', internal }
+  const out: NetworkOptions = { mtu: DEFAULT_MTU, masquerade: true, icc: true, hostBindingIp: '', internal, gatewayMode6: 'nat' }
   for (const [key, raw] of Object.entries(generic)) {
     // The engine's options are map[string]string: anything else did not come from `-o KEY=VALUE`.
     if (typeof raw !== 'string') throw new FerryError('INVALID_OPTION', `option ${key} must be a string (-o ${key}=VALUE), not ${kindOf(raw)}`)
@@ -127,6 +130,13 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
         const why = GATEWAY_MODES_REFUSED.get(v)
         if (why !== undefined) throw new FerryError('UNSUPPORTED', `option ${key}=${v} is not supported: ${why}`)
         throw new FerryError('INVALID_OPTION', `option ${key} must be nat, nat-unprotected, routed or isolated, not "${v}"`)
+      }
+      case OPT.gatewayModeV6: {
+        // routed: no NAT for the IPv6 side, the host routes the prefix (the firewall's business).
+        if (v === 'nat' || v === 'routed') { out.gatewayMode6 = v; break }
+        const why = GATEWAY_MODES_REFUSED.get(v)
+        if (why !== undefined) throw new FerryError('UNSUPPORTED', `option ${key}=${v} is not supported: ferry's IPv6 gateway modes are nat and routed`)
+        throw new FerryError('INVALID_OPTION', `option ${key} must be nat or routed, not "${v}"`)
       }
       default: {
         if (IGNORED.has(key)) break

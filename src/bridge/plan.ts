@@ -4,11 +4,32 @@
  * reports, the operations that make it so. The executor (apply.ts) runs them.
  */
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
-import type { AddressInfo, LinkInfo } from '../kernel/types.js'
+import type { AddressInfo, Ipv6ConfKey, LinkInfo } from '../kernel/types.js'
 import { isFerryLinkName, macForIp } from './names.js'
 import { prefixOf } from '../util/ip.js'
 
-export interface DesiredBridge { name: string, mtu: number, address: string, mac: string }
+export type { Ipv6ConfKey } from '../kernel/types.js'
+
+/**
+ * The per-interface IPv6 settings (net.ipv6.conf.<bridge>.*) of a dual-stack bridge, set
+ * explicitly so that nothing depends on the namespace's defaults: IPv6 on, no router
+ * advertisements accepted (the bridge is a router for its containers, and with forwarding
+ * on the kernel would ignore them anyway), no SLAAC address of its own.
+ */
+export const BRIDGE_IPV6_CONF: ReadonlyArray<[Ipv6ConfKey, string]> = [['disable_ipv6', '0'], ['accept_ra', '0'], ['autoconf', '0']]
+export const IPV6_CONF_KEYS: readonly Ipv6ConfKey[] = BRIDGE_IPV6_CONF.map(([k]) => k)
+
+export interface DesiredBridge {
+  name: string
+  mtu: number
+  /** The IPv4 gateway with the subnet's prefix (`10.20.0.1/24`). */
+  address: string
+  /** Every address of the bridge: the IPv4 gateway, then the IPv6 one on a dual-stack network (`fd00:1::1/64`). */
+  addresses: string[]
+  /** The IPv6 settings it must have: BRIDGE_IPV6_CONF on a dual-stack network, none otherwise (left as the kernel has them). */
+  ipv6Conf: ReadonlyArray<[Ipv6ConfKey, string]>
+  mac: string
+}
 export interface DesiredVeth { host: string, container: string, mtu: number, mac: string, master: string }
 
 export type LinkOp =
@@ -18,10 +39,43 @@ export type LinkOp =
   | { op: 'setUp', name: string }
   | { op: 'setMaster', name: string, master: string }
   | { op: 'setHairpin', name: string }
+  | { op: 'setIpv6Conf', name: string, key: Ipv6ConfKey, value: string }
   | { op: 'deleteLink', name: string, why: string }
 
 export function desiredBridge (net: NetworkRecord): DesiredBridge {
-  return { name: net.bridge, mtu: net.mtu, address: `${net.gateway}/${prefixOf(net.subnet)}`, mac: macForIp(net.gateway) }
+  const address = `${net.gateway}/${prefixOf(net.subnet)}`
+  const dual = net.subnet6 !== undefined && net.gateway6 !== undefined
+  return {
+    name: net.bridge,
+    mtu: net.mtu,
+    address,
+    addresses: dual ? [address, `${net.gateway6}/${prefixOf(net.subnet6!)}`] : [address],
+    ipv6Conf: dual ? BRIDGE_IPV6_CONF : [],
+    mac: macForIp(net.gateway),
+  }
+}
+
+/**
+ * What a bridge just created needs, in order: IPv6 settings (before the IPv6 address,
+ * which needs disable_ipv6=0, and before it is up, so it never solicits or accepts an
+ * RA), addresses, up. The reconcile plans the same operations for what is missing.
+ */
+export function bridgeSetupOps (b: DesiredBridge): LinkOp[] {
+  return [
+    ...b.ipv6Conf.map(([key, value]): LinkOp => ({ op: 'setIpv6Conf', name: b.name, key, value })),
+    ...b.addresses.map((cidr): LinkOp => ({ op: 'addAddress', name: b.name, cidr })),
+    { op: 'setUp', name: b.name },
+  ]
+}
+
+/**
+ * The host end of a veth on a dual-stack network is only a bridge port: IPv6 off on it, so it
+ * takes no link-local or SLAAC address and sends no router solicitation. (The container end
+ * loses its settings when the engine moves it into the container's namespace.) On an IPv4-only
+ * network nothing is set: IPv6 may be missing from the kernel altogether.
+ */
+export function hostVethOps (host: string, net: Pick<NetworkRecord, 'subnet6'>): LinkOp[] {
+  return net.subnet6 === undefined ? [] : [{ op: 'setIpv6Conf', name: host, key: 'disable_ipv6', value: '1' }]
 }
 
 export function desiredVeth (ep: EndpointRecord, net: NetworkRecord): DesiredVeth {
@@ -37,7 +91,7 @@ export function desiredVeth (ep: EndpointRecord, net: NetworkRecord): DesiredVet
  */
 export function planReconcile (
   networks: NetworkRecord[], endpoints: EndpointRecord[], links: LinkInfo[], addrs: AddressInfo[],
-  opts: { keepUnexplained?: boolean } = {},
+  opts: { keepUnexplained?: boolean, ipv6Conf?: ReadonlyMap<string, ReadonlyMap<Ipv6ConfKey, string>> } = {},
 ): LinkOp[] {
   const ops: LinkOp[] = []
   const byName = new Map(links.map((l) => [l.name, l]))
@@ -55,8 +109,17 @@ export function planReconcile (
     } else if (link.mtu !== b.mtu) {
       ops.push({ op: 'setMtu', name: b.name, mtu: b.mtu })
     }
-    if (!addrs.some((a) => a.ifname === b.name && a.cidr === b.address)) ops.push({ op: 'addAddress', name: b.name, cidr: b.address })
-    if (!link?.up) ops.push({ op: 'setUp', name: b.name })
+    const conf = link ? opts.ipv6Conf?.get(b.name) : undefined
+    const setup = bridgeSetupOps(b).filter((op) => {
+      switch (op.op) {
+        // A bridge just created (no link yet) gets every setting; an existing one those that differ.
+        case 'setIpv6Conf': return conf?.get(op.key) !== op.value
+        case 'addAddress': return !addrs.some((a) => a.ifname === b.name && a.cidr === op.cidr)
+        case 'setUp': return !link?.up
+        default: return true
+      }
+    })
+    ops.push(...setup)
   }
   for (const ep of endpoints) {
     const net = netById.get(ep.networkId)

@@ -7,6 +7,7 @@
  */
 import { exchange } from '../util/exchange.js'
 import { FerryError } from '../errors/errors.js'
+import { formatIp, parseIpOrUndefined } from '../util/ip.js'
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
 
@@ -15,7 +16,7 @@ export interface EngineNames {
   networks: Map<string, string>
   /** endpoint id -> container (network, address and MAC for ferry's networks, when the engine gave them) */
   endpoints: Map<string, { containerId: string, containerName: string, networkId?: string, cidr?: string, mac?: string }>
-  /** network id -> the IPv4 addresses (no prefix) the engine's endpoints hold, for ferry's networks only. */
+  /** network id -> the IPv4 and IPv6 addresses (no prefix, canonical) the engine's endpoints hold, for ferry's networks only. */
   addresses: Map<string, Set<string>>
 }
 
@@ -59,7 +60,7 @@ export class EngineClient {
       const nets = await this.get<Array<{ Id: string, Name: string, Driver: string }>>('/networks')
       const ours = nets.filter((n) => driverNames.includes(n.Driver))
       for (const n of nets) names.networks.set(n.Id, n.Name)
-      type Detail = { Containers?: Record<string, { Name: string, EndpointID: string, IPv4Address?: string, MacAddress?: string }> }
+      type Detail = { Containers?: Record<string, { Name: string, EndpointID: string, IPv4Address?: string, IPv6Address?: string, MacAddress?: string }> }
       // A network whose details cannot be read has no address set: callers must not take it for "holds none".
       const details = await Promise.all(ours.map((n) =>
         this.get<Detail>(`/networks/${n.Id}`).then((d) => ({ id: n.Id, d }), () => undefined)))
@@ -73,6 +74,8 @@ export class EngineClient {
             ...(typeof c.MacAddress === 'string' && c.MacAddress !== '' ? { mac: c.MacAddress } : {}),
           })
           if (c.IPv4Address) held.add(c.IPv4Address.split('/')[0]!)
+          const v6 = typeof c.IPv6Address === 'string' ? parseIpOrUndefined(c.IPv6Address.split('/')[0]!) : undefined
+          if (v6 !== undefined) held.add(formatIp(v6))
         }
         names.addresses.set(x.id, held)
       }

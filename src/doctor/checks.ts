@@ -74,6 +74,19 @@ export function judgeIpForward (value: string | undefined): CheckResult {
     'the agent sets it to 1 when it starts; if it is running, something reset it: find the sysctl.d file or service that writes 0, then restart the agent')
 }
 
+/**
+ * With IPv6 forwarding on (ferry turns it on with the first dual-stack network), interfaces with
+ * accept_ra=1 ignore router advertisements (docs/ipv6.md). `forwarding` undefined: no IPv6 in the kernel.
+ */
+export function judgeIpv6AcceptRa (forwarding: string | undefined, affected: readonly string[]): CheckResult {
+  const check = 'sysctl.accept_ra'
+  if (forwarding === undefined) return ok(check, 'no IPv6 in this kernel')
+  if (forwarding !== '1') return ok(check, 'net.ipv6.conf.all.forwarding = 0: router advertisements are accepted as configured')
+  if (affected.length === 0) return ok(check, 'IPv6 forwarding on; no interface with accept_ra=1')
+  return warn(check, `IPv6 forwarding is on, so ${affected.join(', ')} (accept_ra=1) ignore router advertisements: an address or route they take from RAs is lost when it expires`,
+    'set net.ipv6.conf.<interface>.accept_ra=2 on those that need RAs, in /etc/sysctl.d/90-ferry.conf (docs/ipv6.md)')
+}
+
 /** Only asked when br_netfilter is loaded. */
 export function judgeBridgeNfCall (value: string | undefined): CheckResult {
   const check = 'sysctl.bridge-nf-call-iptables'

@@ -5,13 +5,14 @@
  */
 import path from 'node:path'
 import {
-  judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables,
+  judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables, judgeIpv6AcceptRa,
   judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink,
 } from './checks.js'
 import {
   exists, probeAgent, probeEngine, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
 } from './probes.js'
 import { probeRedis } from './redis.js'
+import { kernelForwardingDeps, raAffected } from '../kernel/forwarding.js'
 
 /** Where the engine looks for plugin sockets; not configurable in the engine. */
 export const ENGINE_PLUGIN_DIR = '/run/docker/plugins'
@@ -34,7 +35,7 @@ export function judgePluginDir (pluginDir: string): CheckResult {
 
 export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   const pluginSocket = path.join(o.pluginDir, `${o.pluginName}.sock`)
-  const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis] = await Promise.all([
+  const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis, forward6, raIfaces] = await Promise.all([
     probeLinkKinds(),
     exists('/proc/sys/net/bridge'),
     sysctlOrUndefined('net.ipv4.ip_forward'),
@@ -44,6 +45,8 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     probeSocket(o.apiSocket),
     probeAgent(o.apiSocket),
     o.cluster === undefined ? Promise.resolve(undefined) : probeRedis(o.cluster),
+    sysctlOrUndefined('net.ipv6.conf.all.forwarding'),
+    raAffected(kernelForwardingDeps(() => {})).catch(() => []),
   ])
   const [engine, pluginAnswer] = await Promise.all([
     probeEngine(o.dockerHost, o.pluginName, iptables.filterSave),
@@ -54,6 +57,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   for (const kind of Object.keys(links) as ProbedLink[]) results.push(judgeLinkKind(kind, links[kind]))
   results.push(judgeBrNetfilter(brNetfilter))
   results.push(judgeIpForward(ipForward))
+  results.push(judgeIpv6AcceptRa(forward6, raIfaces))
   if (brNetfilter) results.push(judgeBridgeNfCall(nfCall))
   const agentIptables = agent.status?.firewall?.iptables
   results.push(...judgeIptables(iptables, typeof agentIptables === 'boolean' ? agentIptables : undefined))

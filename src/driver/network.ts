@@ -12,16 +12,16 @@ import type { Store } from '../store/store.js'
 import type { LinkDriver } from '../kernel/types.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../nat/types.js'
 import type { FirewallLimits } from '../nat/disabled.js'
-import { IPV6_REFUSED, type Ipam } from '../ipam/ipam.js'
+import type { Ipam } from '../ipam/ipam.js'
 import { bridgeNameCandidates, macForIp, normalizeMac, pickNames, vethNameCandidates } from '../bridge/names.js'
 import { OPT, parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
-import { desiredBridge, planReconcile } from '../bridge/plan.js'
+import { IPV6_CONF_KEYS, bridgeSetupOps, desiredBridge, hostVethOps, planReconcile, type Ipv6ConfKey } from '../bridge/plan.js'
 import { applyLinkOps } from '../bridge/apply.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
 import { addrOf, prefixOf } from '../util/ip.js'
-import { bounds, ipValue, isCidr, isIp, parseAddress, parseCidr } from '../util/ip.js'
+import { bounds, ipValue, isCidr, isIp, parseAddress, parseCidr, type Family } from '../util/ip.js'
 import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
@@ -35,6 +35,12 @@ export interface CreateNetworkInput {
   internal: boolean
   ipv6: boolean
   extraIpv4Data: number    // how many IPv4Data entries beyond the first
+  /** IPv6Data[0].Pool and .Gateway of a dual-stack network (--ipv6); both absent on an IPv4-only one. */
+  subnet6?: string
+  gatewayCidr6?: string
+  extraIpv6Data?: number   // how many IPv6Data entries beyond the first
+  /** IPv6Data[0].AuxAddresses. */
+  auxAddresses6?: string[]
   /** IPv4Data[0].AuxAddresses (--aux-address), CIDRs or bare IPs: no endpoint may take them. */
   auxAddresses?: string[]
 }
@@ -43,12 +49,14 @@ export interface CreateEndpointInput {
   networkId: string
   endpointId: string
   addressCidr: string
+  /** Interface.AddressIPv6 (`fd00:1::2/64`) on a dual-stack network; absent or '' otherwise. */
+  addressCidr6?: string
   mac: string              // '' = ferry picks
   portRequests: PortRequest[]
   exposed: ExposedPort[]
 }
 
-export interface JoinResult { srcName: string, gateway?: string, disableGatewayService: boolean }
+export interface JoinResult { srcName: string, gateway?: string, gateway6?: string, disableGatewayService: boolean }
 
 /** Allocates host ports for an endpoint's publications (src/nat/publisher.ts). */
 export interface PortPublisher {
@@ -65,6 +73,8 @@ export interface NetworkDriverDeps {
   ports: PortPublisher
   /** The multi-host overlay; absent when the agent runs without --cluster. */
   overlay?: OverlayService
+  /** Turns IPv6 forwarding on (src/kernel/forwarding.ts); called while a dual-stack network exists. Absent: left alone. */
+  ipv6Forwarding?: () => Promise<void>
   /** Called after networks or endpoints changed (DNS records, listen addresses). */
   onChange?: () => void
   /** True while the store is recovered with loss: reconcile then adds and repairs but removes nothing (links, firewall rules). */
@@ -97,6 +107,16 @@ export function parseSubnetAddress (cidr: string, subnet: string, what: string):
 export function parseEndpointAddress (cidr: string, net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'id'>): { address: string, prefixLen: number } {
   const a = parseSubnetAddress(cidr, net.subnet, 'endpoint address')
   if (a.address === net.gateway) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${a.address} is the gateway's address of network ${net.id.slice(0, 12)}`)
+  return a
+}
+
+/** The IPv6 address CreateEndpoint carries (AddressIPv6): only on a dual-stack network, in subnet6, not gateway6. */
+export function parseEndpointAddress6 (cidr: string, net: Pick<NetworkRecord, 'subnet6' | 'gateway6' | 'id'>): { address: string, prefixLen: number } {
+  if (net.subnet6 === undefined || net.gateway6 === undefined) {
+    throw new FerryError('INVALID_REQUEST', `endpoint IPv6 address ${JSON.stringify(cidr.slice(0, 64))} given on network ${net.id.slice(0, 12)}, which has no IPv6 subnet (it was created without --ipv6)`)
+  }
+  const a = parseSubnetAddress(cidr, net.subnet6, 'endpoint IPv6 address')
+  if (a.address === net.gateway6) throw new FerryError('ADDRESS_IN_USE', `endpoint IPv6 address ${a.address} is the gateway's address of network ${net.id.slice(0, 12)}`)
   return a
 }
 
@@ -162,8 +182,10 @@ export class NetworkDriver {
    * refuses, refused before the engine allocates a pool (NetworkDriver.GwAllocCheck, Docker 28+).
    */
   checkNetwork (input: Pick<CreateNetworkInput, 'generic' | 'internal' | 'ipv6'>): NetworkOptions {
-    if (input.ipv6) throw new FerryError('UNSUPPORTED', IPV6_REFUSED)
     const opts = parseNetworkOptions(input.generic, input.internal)
+    if (input.ipv6 && opts.overlay !== undefined) {
+      throw new FerryError('UNSUPPORTED', `overlay networks are IPv4 only: create overlay ${opts.overlay} without --ipv6`)
+    }
     if (opts.overlay !== undefined && !this.d.overlay) {
       throw new FerryError('CLUSTER_UNAVAILABLE', `network option ferry.overlay=${opts.overlay} needs a cluster: start the agent with --cluster redis://HOST:PORT --advertise-addr IP`)
     }
@@ -175,37 +197,52 @@ export class NetworkDriver {
   }
 
   async createNetwork (input: CreateNetworkInput): Promise<void> {
-    if (input.ipv6) throw new FerryError('UNSUPPORTED', IPV6_REFUSED)
     if (input.extraIpv4Data > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take exactly one IPv4 subnet')
+    if ((input.extraIpv6Data ?? 0) > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take at most one IPv6 subnet')
+    if (input.ipv6 && input.subnet6 === undefined) {
+      throw new FerryError('INVALID_REQUEST', 'the engine asked for an IPv6 network but sent no IPv6 pool: create ferry networks with --ipam-driver ferry')
+    }
     const opts = this.checkNetwork(input)
-    const aux = (input.auxAddresses ?? []).map((a) => {
-      if (!isIp(a, 4) && !isCidr(a, 4)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv4 address`)
+    const auxOf = (list: string[] | undefined, family: Family): string[] => (list ?? []).map((a) => {
+      if (!isIp(a, family) && !isCidr(a, family)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv${family} address`)
       return parseAddress(a).ip
     })
+    const aux = { v4: auxOf(input.auxAddresses, 4), v6: auxOf(input.auxAddresses6, 6) }
     return this.op(input.id, async () => {
       const existing = this.state.networks[input.id]
       if (existing) {
         if (existing.subnet === input.subnet) return // the engine retried
         throw new FerryError('NAME_CONFLICT', `network ${input.id.slice(0, 12)} already exists with subnet ${existing.subnet}`)
       }
-      const pool = this.d.ipam.poolBySubnet(input.subnet)
-      if (!pool) {
-        throw new FerryError('INVALID_REQUEST', `subnet ${input.subnet} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
-      }
-      // The gateway the engine got from RequestAddress (the bridge's address): one of the subnet's, allocated as the gateway.
-      const gw = parseSubnetAddress(input.gatewayCidr, pool.subnet, 'gateway').address
-      if (own(pool.allocated, gw)?.kind !== 'gateway') {
-        throw new FerryError('INVALID_REQUEST', `gateway ${gw} was not allocated by ferry's IPAM as the gateway of pool ${pool.subnet}`)
-      }
+      const pool = this.checkPoolGateway(input.subnet, input.gatewayCidr, 4)
+      const pool6 = input.subnet6 === undefined ? undefined : this.checkPoolGateway(input.subnet6, input.gatewayCidr6 ?? '', 6)
+      const pools = { poolId: pool.id, ...(pool6 === undefined ? {} : { poolId6: pool6.id }) }
       if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool.id)
-      if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pool.id, opts.bridgeName, aux)
+      if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pools, opts.bridgeName, aux)
       const { bridge } = await this.pickKernelNames(bridgeNameCandidates(input.id).map((b) => ({ bridge: b })), `network ${input.id.slice(0, 12)}`)
       try {
-        return await this.createBridgeNetwork(input, opts, pool.id, bridge, aux)
+        return await this.createBridgeNetwork(input, opts, pools, bridge, aux)
       } finally {
         this.claimed.delete(bridge)
       }
     })
+  }
+
+  /**
+   * The pool of `subnet` (IPv4Data[0] or IPv6Data[0]) must be ferry's, of that family, and the
+   * gateway the engine got from RequestAddress (the bridge's address) one of its addresses,
+   * allocated as the gateway.
+   */
+  private checkPoolGateway (subnet: string, gatewayCidr: string, family: Family): { id: string, subnet: string } {
+    const pool = isCidr(subnet, family) ? this.d.ipam.poolBySubnet(subnet) : undefined
+    if (!pool) {
+      throw new FerryError('INVALID_REQUEST', `IPv${family} subnet ${JSON.stringify(subnet.slice(0, 64))} was not allocated by ferry's IPAM: create ferry networks with --ipam-driver ferry`)
+    }
+    const gw = parseSubnetAddress(gatewayCidr, pool.subnet, family === 4 ? 'gateway' : 'IPv6 gateway').address
+    if (own(pool.allocated, gw)?.kind !== 'gateway') {
+      throw new FerryError('INVALID_REQUEST', `gateway ${gw} was not allocated by ferry's IPAM as the gateway of pool ${pool.subnet}`)
+    }
+    return pool
   }
 
   /** Kernel names that no record, no request in flight and no link in the kernel has; claimed until released. */
@@ -219,7 +256,9 @@ export class NetworkDriver {
       this.endpoints().some((e) => e.hostVeth === name || e.containerVeth === name)
   }
 
-  private async createBridgeNetwork (input: CreateNetworkInput, opts: NetworkOptions, poolId: string, bridge: string, aux: string[]): Promise<void> {
+  private async createBridgeNetwork (input: CreateNetworkInput, opts: NetworkOptions, pools: { poolId: string, poolId6?: string }, bridge: string,
+    aux: { v4: string[], v6: string[] }): Promise<void> {
+    const { poolId } = pools
     if (opts.bridgeName !== undefined) {
       // The user's name: taken means refused (a derived name was already checked when it was picked).
       const other = this.networks().find((n) => n.bridge === bridge)
@@ -229,22 +268,24 @@ export class NetworkDriver {
         throw new FerryError('NAME_CONFLICT', `a ${link.kind ?? 'network'} device named ${bridge} already exists and is not ferry's: choose another com.docker.network.bridge.name or remove it`)
       }
     }
-    const net = this.networkRecord(input, opts, poolId, { bridge, ownsBridge: true, mtu: opts.mtu })
+    const net = this.networkRecord(input, opts, pools, { bridge, ownsBridge: true, mtu: opts.mtu })
     await withUndo(async (undo) => {
       const b = desiredBridge(net)
       // A fixed MAC: otherwise the bridge takes its lowest port's, and changes as containers come and go.
       await this.d.links.createBridge(bridge, { mtu: b.mtu, mac: b.mac })
       undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
-      await this.d.links.addAddress(bridge, b.address)
-      await this.d.links.setUp(bridge, true)
+      // The same operations a reconcile uses: IPv6 settings, addresses, up.
+      await applyLinkOps(this.d.links, bridgeSetupOps(b))
+      if (net.subnet6 !== undefined) await this.d.ipv6Forwarding?.()
       undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
       await this.d.firewall.addNetwork(natNetwork(net))
       this.state.networks[net.id] = net
       undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
       await this.d.store.commit(['networks', net.id])
-      await this.d.ipam.markAux(poolId, aux)
+      await this.d.ipam.markAux(poolId, aux.v4)
+      if (pools.poolId6 !== undefined) await this.d.ipam.markAux(pools.poolId6, aux.v6)
     }, this.undoLog)
-    this.d.log.info({ network: net.id, bridge, subnet: net.subnet }, 'network created')
+    this.d.log.info({ network: net.id, bridge, subnet: net.subnet, subnet6: net.subnet6 }, 'network created')
     this.d.onChange?.()
   }
 
@@ -254,13 +295,17 @@ export class NetworkDriver {
    * overlay data plane; the pool is tied to the overlay so that endpoint addresses
    * are allocated cluster-wide from now on.
    */
-  private networkRecord (input: CreateNetworkInput, opts: NetworkOptions, poolId: string,
+  private networkRecord (input: CreateNetworkInput, opts: NetworkOptions, pools: { poolId: string, poolId6?: string },
     link: Pick<NetworkRecord, 'bridge' | 'ownsBridge' | 'mtu' | 'overlay'>): NetworkRecord {
+    const v6: Partial<NetworkRecord> = input.subnet6 === undefined || pools.poolId6 === undefined
+      ? {}
+      : { subnet6: input.subnet6, gateway6: addrOf(input.gatewayCidr6 ?? ''), poolId6: pools.poolId6, gatewayMode6: opts.gatewayMode6 }
     return {
       id: input.id,
       subnet: input.subnet,
       gateway: addrOf(input.gatewayCidr),
-      poolId,
+      poolId: pools.poolId,
+      ...v6,
       icc: opts.icc,
       masquerade: opts.masquerade,
       internal: opts.internal,
@@ -282,7 +327,7 @@ export class NetworkDriver {
     await withUndo(async (undo) => {
       const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))
-      const net = this.networkRecord(input, opts, poolId, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
+      const net = this.networkRecord(input, opts, { poolId }, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
       undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
       await this.d.firewall.addNetwork(natNetwork(net))
       const pool = this.d.ipam.pool(poolId)
@@ -347,18 +392,20 @@ export class NetworkDriver {
       // Refused here, not at ProgramExternalConnectivity: nothing of the request is made (an internal network publishes nothing).
       if (!net.internal) this.d.limits?.checkPorts(input.portRequests)
       const { address, prefixLen } = parseEndpointAddress(input.addressCidr, net)
+      const v6 = input.addressCidr6 === undefined || input.addressCidr6 === '' ? undefined : parseEndpointAddress6(input.addressCidr6, net)
       const existing = this.state.endpoints[input.endpointId]
       if (existing) {
-        if (existing.networkId === input.networkId && existing.address === address) {
+        if (existing.networkId === input.networkId && existing.address === address && existing.address6 === v6?.address) {
           return input.mac === '' ? { mac: existing.mac } : {}
         }
         throw new FerryError('NAME_CONFLICT', `endpoint ${input.endpointId.slice(0, 12)} already exists on another network or address`)
       }
-      this.checkAddressAllocated(net, address)
+      this.checkAddressAllocated(net, address, 4)
+      if (v6 !== undefined) this.checkAddressAllocated(net, v6.address, 6)
       const mac = input.mac === '' ? macForIp(address) : normalizeMac(input.mac)
       const names = await this.pickKernelNames(vethNameCandidates(input.endpointId), `endpoint ${input.endpointId.slice(0, 12)}`)
       try {
-        return await this.createEndpointNow(input, net, { address, prefixLen, mac }, names)
+        return await this.createEndpointNow(input, net, { address, prefixLen, mac, ...(v6 === undefined ? {} : { address6: v6.address, prefixLen6: v6.prefixLen }) }, names)
       } finally {
         this.claimed.delete(names.host)
         this.claimed.delete(names.container)
@@ -367,7 +414,8 @@ export class NetworkDriver {
   }
 
   /** The veth pair (names picked and claimed by the caller), the record, the cluster. */
-  private async createEndpointNow (input: CreateEndpointInput, net: NetworkRecord, a: { address: string, prefixLen: number, mac: string },
+  private async createEndpointNow (input: CreateEndpointInput, net: NetworkRecord,
+    a: { address: string, prefixLen: number, mac: string, address6?: string, prefixLen6?: number },
     names: { host: string, container: string }): Promise<{ mac?: string }> {
     const { address, prefixLen, mac } = a
     const ep: EndpointRecord = {
@@ -375,6 +423,7 @@ export class NetworkDriver {
       networkId: net.id,
       address,
       prefixLen,
+      ...(a.address6 === undefined ? {} : { address6: a.address6, prefixLen6: a.prefixLen6 }),
       mac,
       hostVeth: names.host,
       containerVeth: names.container,
@@ -390,6 +439,8 @@ export class NetworkDriver {
       await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
       // Only once it is ours: a create that failed (a link of that name appeared) deletes nothing.
       undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
+      // The host end of a dual-stack network's port takes no IPv6 address (no link-local, no SLAAC, no RS).
+      await applyLinkOps(this.d.links, hostVethOps(names.host, net))
       await this.d.links.setMaster(names.host, net.bridge)
       // Hairpin: a container reaches itself through its own published port.
       await this.d.links.setHairpin(names.host, true)
@@ -406,7 +457,7 @@ export class NetworkDriver {
         await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
       }
     }, this.undoLog)
-    this.d.log.info({ network: net.id, endpoint: ep.id, address, veth: names.host }, 'endpoint created')
+    this.d.log.info({ network: net.id, endpoint: ep.id, address, address6: ep.address6, veth: names.host }, 'endpoint created')
     this.d.onChange?.()
     return input.mac === '' ? { mac } : {}
   }
@@ -428,7 +479,7 @@ export class NetworkDriver {
       // An internal network has no way out: no default route, and no docker_gwbridge either.
       return net.internal
         ? { srcName: ep.containerVeth, disableGatewayService: true }
-        : { srcName: ep.containerVeth, gateway: net.gateway, disableGatewayService: false }
+        : { srcName: ep.containerVeth, gateway: net.gateway, ...(net.gateway6 === undefined ? {} : { gateway6: net.gateway6 }), disableGatewayService: false }
     })
   }
 
@@ -475,8 +526,8 @@ export class NetworkDriver {
    * or the cluster for an overlay) and that no other endpoint holds. Not the gateway's,
    * not an --aux-address. (parseEndpointAddress already placed it in the subnet.)
    */
-  private checkAddressAllocated (net: NetworkRecord, ip: string): void {
-    const taken = this.endpoints(net.id).find((e) => e.address === ip)
+  private checkAddressAllocated (net: NetworkRecord, ip: string, family: Family): void {
+    const taken = this.endpoints(net.id).find((e) => (family === 4 ? e.address : e.address6) === ip)
     if (taken) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${ip} is already used by endpoint ${taken.id.slice(0, 12)} of network ${net.id.slice(0, 12)}`)
     if (net.overlay) {
       // Overlay endpoint addresses are allocated cluster-wide, to this host.
@@ -485,8 +536,9 @@ export class NetworkDriver {
       }
       return
     }
-    const pool = this.d.ipam.pool(net.poolId)
-    if (!pool) throw new FerryError('INVALID_REQUEST', `the address pool ${net.poolId} of network ${net.id.slice(0, 12)} was released: no endpoint can be added to it`)
+    const poolId = family === 4 ? net.poolId : net.poolId6 ?? ''
+    const pool = this.d.ipam.pool(poolId)
+    if (!pool) throw new FerryError('INVALID_REQUEST', `the IPv${family} address pool ${poolId} of network ${net.id.slice(0, 12)} was released: no endpoint can be added to it`)
     const use = own(pool.allocated, ip)
     if (use === undefined) {
       throw new FerryError('INVALID_REQUEST', `endpoint address ${ip} was not allocated by ferry's IPAM in pool ${pool.subnet}: ask IPAM for it first (docker run --ip, or no address at all)`)
@@ -550,6 +602,22 @@ export class NetworkDriver {
     }
   }
 
+  /** The IPv6 settings of the dual-stack bridges that exist (the reconcile checks them). */
+  private async readIpv6Conf (present: string[]): Promise<Map<string, Map<Ipv6ConfKey, string>>> {
+    const names = new Set(present)
+    const out = new Map<string, Map<Ipv6ConfKey, string>>()
+    for (const net of this.networks()) {
+      if (net.subnet6 === undefined || net.overlay || !names.has(net.bridge)) continue
+      const conf = new Map<Ipv6ConfKey, string>()
+      for (const key of IPV6_CONF_KEYS) {
+        const v = await this.d.links.getIpv6Conf(net.bridge, key)
+        if (v !== undefined) conf.set(key, v)
+      }
+      out.set(net.bridge, conf)
+    }
+    return out
+  }
+
   /**
    * Bring the kernel back to what the store says: recreate missing bridges and
    * addresses, re-enslave host veths, delete ferry-named links nobody needs, and
@@ -559,14 +627,16 @@ export class NetworkDriver {
   async reconcile (): Promise<{ links: number, firewall: boolean }> {
     return this.rw.write(async () => {
       const [links, addrs] = await Promise.all([this.d.links.listLinks(), this.d.links.listAddresses()])
+      const ipv6Conf = await this.readIpv6Conf(links.map((l) => l.name))
       const lossy = this.d.storeLoss?.() === true
-      const ops = planReconcile(this.networks(), this.endpoints(), links, addrs, { keepUnexplained: lossy })
+      const ops = planReconcile(this.networks(), this.endpoints(), links, addrs, { keepUnexplained: lossy, ipv6Conf })
       try {
         await applyLinkOps(this.d.links, ops)
       } catch (err) {
         throw toFerryError(err, 'KERNEL', 'reconcile of links failed')
       }
       for (const op of ops) this.d.log.warn({ op }, 'reconcile repaired a link')
+      if (this.networks().some((n) => n.subnet6 !== undefined)) await this.d.ipv6Forwarding?.()
       let firewall = false
       if (lossy) {
         // Rewriting the chains from a store that lost records would drop the NAT and

@@ -26,18 +26,15 @@ import type { AddressUse, PoolRecord } from '../model/types.js'
 import type { Store, StorePath } from '../store/store.js'
 import { Mutex } from '../util/mutex.js'
 import { own, toDict } from '../util/dict.js'
-import { bounds, canonical, ipString, ipValue, isCidr, isIp, overlaps, parseAddress, parseCidr, withPrefix, type Range } from '../util/ip.js'
+import { bounds, canonical, ipString, ipValue, isCidr, isIp, overlaps, parseAddress, parseCidr, withPrefix, type Family, type Range } from '../util/ip.js'
 import {
   DOCKER_DEFAULT_POOLS, RESERVED_BLOCKS, allocationWindow, findFree, formatDefaultPool, parsePoolSpec, pickAutoSubnet, poolIdFor,
-  windowSize, type DefaultPool, type PoolSpec,
+  windowSize, withIpv6Default, type DefaultPool, type PoolSpec,
 } from './pools.js'
 
-export { DOCKER_DEFAULT_POOLS, parseDefaultPool, type DefaultPool } from './pools.js'
+export { DOCKER_DEFAULT_POOLS, derivedIpv6Pool, parseDefaultPool, type DefaultPool } from './pools.js'
 
 /** RequestAddress option key the engine sets on the gateway request… */
-/** One sentence for every IPv6 request (RequestPool V6, CreateNetwork, GwAllocCheck): docs/compatibility.md. */
-export const IPV6_REFUSED = 'ferry networks do not support IPv6 yet: create the network without --ipv6 (and without com.docker.network.enable_ipv6 in the daemon\'s default-network-opts)'
-
 export const REQUEST_ADDRESS_TYPE = 'RequestAddressType'
 /** …and its value. */
 export const GATEWAY_ADDRESS_TYPE = 'com.docker.network.gateway'
@@ -45,6 +42,11 @@ export const GATEWAY_ADDRESS_TYPE = 'com.docker.network.gateway'
 export interface IpamOptions {
   store: Store
   defaultPools?: DefaultPool[]
+  /**
+   * What the default IPv6 pool is derived from when `defaultPools` has no IPv6 base
+   * (pools.ts derivedIpv6Pool): the host's /etc/machine-id, or the agent's host id.
+   */
+  hostIdentity?: string
   /** CIDRs the host already uses (routes, addresses); auto pools never overlap these. Called at each auto-pool pick. */
   hostNetworks: () => Promise<string[]>
   addressSpaces?: { local: string, global: string }
@@ -93,7 +95,7 @@ export class Ipam {
 
   constructor (opts: IpamOptions) {
     this.store = opts.store
-    this.defaultPools = opts.defaultPools ?? DOCKER_DEFAULT_POOLS
+    this.defaultPools = withIpv6Default(opts.defaultPools ?? DOCKER_DEFAULT_POOLS, opts.hostIdentity ?? '')
     this.hostNetworks = opts.hostNetworks
     this.spaces = opts.addressSpaces ?? { local: 'FerryLocal', global: 'FerryGlobal' }
     this.now = opts.now ?? (() => new Date())
@@ -155,7 +157,6 @@ export class Ipam {
   }
 
   async requestPool (req: PoolRequest): Promise<{ poolId: string, pool: string, data: Record<string, string> }> {
-    if (req.v6) throw ferryError('UNSUPPORTED', IPV6_REFUSED)
     if (req.addressSpace === '') throw ferryError('INVALID_REQUEST', 'the pool request has no address space')
     // Only the names GetDefaultAddressSpaces gave: the space is part of the pool id, so nothing else gets in.
     if (req.addressSpace !== this.spaces.local && req.addressSpace !== this.spaces.global) {
@@ -165,7 +166,8 @@ export class Ipam {
     if (req.pool === '' && req.subPool !== '') {
       throw ferryError('INVALID_REQUEST', `ip range ${req.subPool} was given without a subnet; give --subnet too`)
     }
-    const spec = req.pool === '' ? undefined : parsePoolSpec(req.pool, req.subPool)
+    const family: Family = req.v6 ? 6 : 4
+    const spec = req.pool === '' ? undefined : parsePoolSpec(req.pool, req.subPool, family)
     return await this.mutex.run(async () => {
       if (spec !== undefined && this.replaying) {
         const held = this.pools().find((p) => p.subnet === spec.subnet && p.range === spec.range)
@@ -174,7 +176,7 @@ export class Ipam {
           return { poolId: held.id, pool: held.subnet, data: {} }
         }
       }
-      const chosen = spec ?? { subnet: await this.pickAutoSubnet() }
+      const chosen = spec ?? { subnet: await this.pickAutoSubnet(family) }
       if (spec !== undefined) this.checkNoOverlap(spec)
       const record = this.newPool(req, chosen, spec !== undefined)
       this.store.state.pools[record.id] = record
@@ -282,7 +284,7 @@ export class Ipam {
     })
   }
 
-  private async pickAutoSubnet (): Promise<string> {
+  private async pickAutoSubnet (family: Family): Promise<string> {
     let host: string[]
     try {
       host = await this.hostNetworks()
@@ -290,11 +292,12 @@ export class Ipam {
       throw toFerryError(err, 'INTERNAL', 'cannot list the host\'s networks to choose a free pool')
     }
     const taken = [...this.pools().map((p) => p.subnet), ...hostBlockers(host), ...RESERVED_BLOCKS.map((b) => b.cidr)]
-    const subnet = pickAutoSubnet(this.defaultPools, taken)
+    const defaults = this.defaultPools.filter((p) => parseCidr(p.base).family === family)
+    const subnet = pickAutoSubnet(defaults, taken)
     if (subnet === undefined) {
-      const list = this.defaultPools.map(formatDefaultPool).join('; ')
+      const list = defaults.map(formatDefaultPool).join('; ')
       throw ferryError('POOL_EXHAUSTED',
-        `no free subnet left in the default address pools (${list === '' ? 'none configured' : list}): ` +
+        `no free subnet left in the IPv${family} default address pools (${list === '' ? 'none configured' : list}): ` +
         'each one overlaps a ferry pool or a host network. Add pools with ferry\'s ' +
         '--default-address-pool base=<cidr>,size=<prefix> option, or give the network a --subnet')
     }
@@ -417,13 +420,12 @@ function buildIndex (record: PoolRecord): PoolIndex {
   return { record, window, inWindow, fallbackCursor: cursor }
 }
 
-/** Host networks that can block an auto pool: IPv4 only, default routes (/0) ignored, bare IPs as /32. */
+/** Host networks that can block an auto pool, both families: default routes (/0) ignored, bare IPs as /32 or /128. */
 function hostBlockers (networks: string[]): string[] {
   const out: string[] = []
   for (const net of networks) {
-    if (net.includes(':')) continue
-    const cidr = net.includes('/') ? net : `${net}/32`
-    if (!isCidr(cidr)) throw ferryError('INTERNAL', `host network "${net}" is not an IPv4 address or CIDR`)
+    const cidr = net.includes('/') ? net : `${net}/${net.includes(':') ? 128 : 32}`
+    if (!isCidr(cidr)) throw ferryError('INTERNAL', `host network "${net}" is not an IP address or CIDR`)
     if (parseCidr(cidr).prefix === 0) continue
     out.push(cidr)
   }

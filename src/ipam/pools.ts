@@ -16,7 +16,8 @@
  *   subnet, not the range (libnetwork checks `p.Pool.Contains(prefAddress)` on the subnet).
  */
 import { ferryError } from '../errors/errors.js'
-import { blockSize, bounds, canonical, containsCidr, formatCidr, isCidr, overlaps, parseCidr, type Range } from '../util/ip.js'
+import { createHash } from 'node:crypto'
+import { blockSize, bounds, canonical, containsCidr, formatCidr, isCidr, overlaps, parseCidr, type Family, type Range } from '../util/ip.js'
 
 /** One `--default-address-pool`: split `base` into subnets of prefix length `size`. */
 export interface DefaultPool {
@@ -35,10 +36,22 @@ export const DOCKER_DEFAULT_POOLS: DefaultPool[] = [
   { base: '192.168.0.0/16', size: 20 },
 ]
 
-/** Smallest pool ferry accepts: a /30 holds a gateway and one container. */
+/** Smallest IPv4 pool ferry accepts: a /30 holds a gateway and one container. */
 export const MAX_POOL_PREFIX = 30
-/** Largest pool ferry accepts: a /8 (wider ones, such as 128.0.0.0/1, would swallow the host's routes). */
+/** Largest IPv4 pool ferry accepts: a /8 (wider ones, such as 128.0.0.0/1, would swallow the host's routes). */
 export const MIN_POOL_PREFIX = 8
+
+/**
+ * Pool sizes per family, widest (min prefix) to smallest (max prefix). IPv6: a /48 is a
+ * whole site's allocation (RFC 6177), so a wider pool would take a provider's prefix and
+ * shadow the host's routes; a /120 (256 addresses, as a /24) is the smallest kept, since
+ * anything smaller saves nothing in a 2^64 space and only invites exhaustion. /64 is the
+ * normal size (SLAAC-sized, what Docker's default pools hand out).
+ */
+export const POOL_LIMITS: Readonly<Record<Family, { min: number, max: number }>> = {
+  4: { min: MIN_POOL_PREFIX, max: MAX_POOL_PREFIX },
+  6: { min: 48, max: 120 },
+}
 
 /**
  * Blocks that can never be a container network (RFC 6890): the kernel treats them
@@ -51,6 +64,11 @@ export const RESERVED_BLOCKS: ReadonlyArray<{ cidr: string, what: string }> = [
   { cidr: '169.254.0.0/16', what: 'link-local' },
   { cidr: '224.0.0.0/4', what: 'multicast' },
   { cidr: '240.0.0.0/4', what: 'reserved (RFC 1112), with the limited broadcast address 255.255.255.255' },
+  { cidr: '::/128', what: 'the unspecified address' },
+  { cidr: '::1/128', what: 'loopback' },
+  { cidr: '::ffff:0:0/96', what: 'IPv4-mapped (RFC 4291)' },
+  { cidr: 'fe80::/10', what: 'link-local' },
+  { cidr: 'ff00::/8', what: 'multicast' },
 ]
 
 /** The reserved block `cidr` overlaps, if any. */
@@ -59,22 +77,41 @@ export function reservedOverlap (cidr: string): { cidr: string, what: string } |
 }
 
 /**
- * A pool must be /8 to /30 and overlap no reserved block. `what` names it in the
- * sentence ("pool", "default address pool base=…").
+ * A pool must lie within its family's POOL_LIMITS (/8–/30, /48–/120) and overlap no
+ * reserved block. `what` names it in the sentence ("pool", "default address pool base=…").
  */
 export function checkPoolBlock (subnet: string, what: string): void {
-  const prefix = parseCidr(subnet).prefix
-  if (prefix > MAX_POOL_PREFIX) {
-    throw ferryError('INVALID_REQUEST',
-      `${what} ${subnet} is too small: a network needs at least a /${MAX_POOL_PREFIX} (network address, gateway, one container, broadcast address)`)
+  const { prefix, family } = parseCidr(subnet)
+  const { min, max } = POOL_LIMITS[family]
+  if (prefix > max) {
+    throw ferryError('INVALID_REQUEST', family === 4
+      ? `${what} ${subnet} is too small: a network needs at least a /${max} (network address, gateway, one container, broadcast address)`
+      : `${what} ${subnet} is too small: ferry takes IPv6 pools from /${min} to /${max} (a /64 is usual)`)
   }
-  if (prefix < MIN_POOL_PREFIX) {
-    throw ferryError('INVALID_REQUEST', `${what} ${subnet} is wider than a /${MIN_POOL_PREFIX}: ferry takes pools from /${MIN_POOL_PREFIX} to /${MAX_POOL_PREFIX}`)
+  if (prefix < min) {
+    throw ferryError('INVALID_REQUEST', `${what} ${subnet} is wider than a /${min}: ferry takes ${family === 4 ? '' : 'IPv6 '}pools from /${min} to /${max}`)
   }
   const reserved = reservedOverlap(subnet)
   if (reserved !== undefined) {
     throw ferryError('INVALID_REQUEST', `${what} ${subnet} overlaps ${reserved.cidr}, which is ${reserved.what} and cannot be a container network`)
   }
+}
+
+/**
+ * The default IPv6 pool when none is configured: a unique-local /48 (RFC 4193) whose
+ * 40-bit global id is taken from a hash of the host's identity (/etc/machine-id), so it
+ * is stable across restarts and differs between hosts, split into /64s. Docker 27+ does
+ * the same from its engine id (moby daemon/config deriveULABaseNetwork).
+ */
+export function derivedIpv6Pool (hostIdentity: string): DefaultPool {
+  const h = createHash('sha256').update(`ferry-ula:${hostIdentity}`).digest()
+  const hex = (i: number): string => h.subarray(i, i + 2).toString('hex')
+  return { base: canonical(`fd${h.subarray(0, 1).toString('hex')}:${hex(1)}:${hex(3)}::/48`), size: 64 }
+}
+
+/** The default pools with a derived IPv6 one added when none of them is IPv6. */
+export function withIpv6Default (pools: readonly DefaultPool[], hostIdentity: string): DefaultPool[] {
+  return pools.some((p) => parseCidr(p.base).family === 6) ? [...pools] : [...pools, derivedIpv6Pool(hostIdentity)]
 }
 
 /** `{ base: '10.10.0.0/16', size: 24 }` → `base=10.10.0.0/16,size=24`. */
@@ -87,7 +124,7 @@ export function formatDefaultPool (p: DefaultPool): string {
  * The base is canonicalized; size must lie between the base prefix and /30.
  */
 export function parseDefaultPool (spec: string): DefaultPool {
-  const usage = 'expected base=<IPv4 CIDR>,size=<prefix length>, for example base=10.10.0.0/16,size=24'
+  const usage = 'expected base=<CIDR>,size=<prefix length>, for example base=10.10.0.0/16,size=24 or base=fd00:1::/48,size=64'
   const fields = new Map<string, string>()
   for (const item of spec.split(',')) {
     const eq = item.indexOf('=')
@@ -102,20 +139,21 @@ export function parseDefaultPool (spec: string): DefaultPool {
   if (base === undefined || sizeText === undefined) {
     throw ferryError('INVALID_REQUEST', `default address pool "${spec}" is not valid: ${usage}`)
   }
-  if (!isCidr(base, 4)) {
-    throw ferryError('INVALID_CIDR', `default address pool "${spec}": base "${base}" is not an IPv4 CIDR (${usage})`)
+  if (!isCidr(base)) {
+    throw ferryError('INVALID_CIDR', `default address pool "${spec}": base "${base}" is not a CIDR (${usage})`)
   }
   const c = parseCidr(base)
-  if (!/^[0-9]{1,2}$/.test(sizeText)) {
+  const { min, max } = POOL_LIMITS[c.family]
+  if (!/^[0-9]{1,3}$/.test(sizeText)) {
     throw ferryError('INVALID_REQUEST', `default address pool "${spec}": size "${sizeText}" is not a prefix length (${usage})`)
   }
   const size = Number(sizeText)
-  if (size < c.prefix || size > MAX_POOL_PREFIX) {
+  if (size < c.prefix || size > max) {
     throw ferryError('INVALID_REQUEST',
-      `default address pool "${spec}": size /${size} must be between the base's /${c.prefix} and /${MAX_POOL_PREFIX}`)
+      `default address pool "${spec}": size /${size} must be between the base's /${c.prefix} and /${max}`)
   }
-  if (size < MIN_POOL_PREFIX) {
-    throw ferryError('INVALID_REQUEST', `default address pool "${spec}": size /${size} is wider than a /${MIN_POOL_PREFIX}: ferry takes pools from /${MIN_POOL_PREFIX} to /${MAX_POOL_PREFIX}`)
+  if (size < min) {
+    throw ferryError('INVALID_REQUEST', `default address pool "${spec}": size /${size} is wider than a /${min}: ferry takes ${c.family === 4 ? '' : 'IPv6 '}pools from /${min} to /${max}`)
   }
   return { base: formatCidr(c), size }
 }
@@ -128,18 +166,22 @@ export interface PoolSpec {
 
 /**
  * Validate an explicit pool (`--subnet`) and optional SubPool (`--ip-range`).
- * Canonicalizes both (see the module comment); refuses pools outside /8–/30, pools
+ * Canonicalizes both (see the module comment); refuses pools outside POOL_LIMITS, pools
  * that overlap a reserved block (checkPoolBlock) and a range that is not inside the subnet. A range equal to the subnet is dropped.
  */
-export function parsePoolSpec (pool: string, subPool: string): PoolSpec {
-  if (!isCidr(pool, 4)) {
-    throw ferryError('INVALID_CIDR', `pool "${pool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.0/24)`)
+export function parsePoolSpec (pool: string, subPool: string, family: Family = 4): PoolSpec {
+  const example = family === 4 ? '10.20.0.0/24' : 'fd00:1::/64'
+  if (!isCidr(pool, family)) {
+    const other = isCidr(pool, family === 4 ? 6 : 4)
+      ? ` (the engine asked for an IPv${family} pool${family === 4 ? '' : ' for --ipv6'}: give --subnet an IPv${family} subnet${family === 4 ? ' first, and the IPv6 one with --ipv6' : ''})`
+      : ''
+    throw ferryError('INVALID_CIDR', `pool "${pool}" is not an IPv${family} subnet in CIDR notation (for example ${example})${other}`)
   }
   const subnet = canonical(pool)
   checkPoolBlock(subnet, 'pool')
   if (subPool === '') return { subnet }
-  if (!isCidr(subPool, 4)) {
-    throw ferryError('INVALID_CIDR', `ip range "${subPool}" is not an IPv4 subnet in CIDR notation (for example 10.20.0.128/25)`)
+  if (!isCidr(subPool, family)) {
+    throw ferryError('INVALID_CIDR', `ip range "${subPool}" is not an IPv${family} subnet in CIDR notation (for example ${family === 4 ? '10.20.0.128/25' : 'fd00:1::/80'})`)
   }
   const range = canonical(subPool)
   if (!containsCidr(subnet, range)) {

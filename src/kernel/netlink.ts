@@ -27,7 +27,8 @@ import { FerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
 import { ipFromBytes, ipToBytes, isIp, lastAddress, parseAddress, type Family } from '../util/ip.js'
 import { errnoName, errnoNumber, errnoText } from './errno.js'
-import type { AddressInfo, FdbEntry, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from './types.js'
+import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from './types.js'
+import { readSysctl, writeSysctl } from './sysctl.js'
 
 const AF_INET = 2
 const AF_INET6 = 10
@@ -431,6 +432,21 @@ export class NetlinkDriver implements LinkDriver {
   async setMtu (name: string, mtu: number): Promise<void> {
     checkIfname(name)
     await this.change(`cannot set MTU ${mtu} on ${name}`, rt.MessageType.SETLINK, linkBody({}, { ifname: name, mtu }), 0)
+  }
+
+  /** Through /proc/sys, which shows this process's network namespace: the agent's own. */
+  async setIpv6Conf (name: string, key: Ipv6ConfKey, value: string): Promise<void> {
+    checkIfname(name)
+    await writeSysctl(['net', 'ipv6', 'conf', name, key], value)
+  }
+
+  async getIpv6Conf (name: string, key: Ipv6ConfKey): Promise<string | undefined> {
+    checkIfname(name)
+    try {
+      return await readSysctl(['net', 'ipv6', 'conf', name, key])
+    } catch {
+      return undefined
+    }
   }
 
   async deleteLink (name: string): Promise<void> {

@@ -51,6 +51,9 @@ export interface VxlanSpec {
   mac?: string
 }
 
+/** The per-interface IPv6 settings ferry sets (net.ipv6.conf.<ifname>.<key>). */
+export type Ipv6ConfKey = 'disable_ipv6' | 'accept_ra' | 'autoconf'
+
 export interface LinkDriver {
   listLinks (): Promise<LinkInfo[]>
   getLink (name: string): Promise<LinkInfo | undefined>
@@ -69,6 +72,10 @@ export interface LinkDriver {
   setHairpin (name: string, on: boolean): Promise<void>
   setUp (name: string, up: boolean): Promise<void>
   setMtu (name: string, mtu: number): Promise<void>
+  /** net.ipv6.conf.<name>.<key> in the driver's own network namespace. */
+  setIpv6Conf (name: string, key: Ipv6ConfKey, value: string): Promise<void>
+  /** Its value; undefined when the interface or IPv6 is absent (a kernel without IPv6). */
+  getIpv6Conf (name: string, key: Ipv6ConfKey): Promise<string | undefined>
   /** Deleting a link that does not exist succeeds. */
   deleteLink (name: string): Promise<void>
   /** Adding an address that is already there succeeds. */

@@ -112,11 +112,12 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   // ---- NetworkDriver ----
   /**
    * The flags and -o options of a network, from CreateNetwork's or GwAllocCheck's Options.
-   * Engines since 28 send enable_ipv4 (false: `--ipv4=false`); ferry networks need IPv4.
+   * Engines since 28 send enable_ipv4 (false: `--ipv4=false`); ferry networks need IPv4
+   * (an IPv6-only network is refused; Docker 20.10 cannot ask for one).
    */
   const networkFlags = (o: Record<string, unknown> | null | undefined, ipv6Data = 0): { generic: Record<string, unknown>, internal: boolean, ipv6: boolean } => {
     if (opt(o, 'com.docker.network.enable_ipv4') === false) {
-      throw new FerryError('UNSUPPORTED', 'ferry networks need IPv4: create the network without --ipv4=false')
+      throw new FerryError('UNSUPPORTED', 'ferry networks need IPv4: IPv6-only networks are not supported, create the network without --ipv4=false (add --ipv6 for dual-stack)')
     }
     const generic = opt(o, 'com.docker.network.generic')
     return {
@@ -136,10 +137,12 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   })
   route<CreateNetworkReq>('NetworkDriver.CreateNetwork', schemas.CreateNetwork, async (b) => {
     endReplay()
-    const flags = networkFlags(b.Options, (b.IPv6Data ?? []).length)
+    const v6 = b.IPv6Data ?? []
+    const flags = networkFlags(b.Options, v6.length)
     const v4 = b.IPv4Data ?? []
     const first = v4[0]
-    if (!first) throw new FerryError('INVALID_REQUEST', 'CreateNetwork carries no IPv4 pool: create ferry networks with --ipam-driver ferry')
+    if (!first) throw new FerryError('INVALID_REQUEST', 'CreateNetwork carries no IPv4 pool: ferry networks need IPv4 (IPv6-only networks are not supported) and --ipam-driver ferry')
+    const first6 = v6[0]
     await driver.createNetwork({
       id: b.NetworkID,
       subnet: first.Pool,
@@ -147,6 +150,7 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
       ...flags,
       extraIpv4Data: v4.length - 1,
       auxAddresses: Object.values(first.AuxAddresses ?? {}),
+      ...(first6 === undefined ? {} : { subnet6: first6.Pool, gatewayCidr6: first6.Gateway ?? '', extraIpv6Data: v6.length - 1, auxAddresses6: Object.values(first6.AuxAddresses ?? {}) }),
     })
     return {}
   })
@@ -155,7 +159,6 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
     endReplay()
     const iface = b.Interface ?? {}
     if (!iface.Address) throw new FerryError('INVALID_REQUEST', 'CreateEndpoint carries no IPv4 address: ferry networks need --ipam-driver ferry')
-    if (iface.AddressIPv6) throw new FerryError('UNSUPPORTED', 'ferry endpoints do not support IPv6 yet')
     if (opt(b.Options, IFNAME_KEY) !== undefined) {
       // The remote driver protocol cannot carry it (moby drivers/remote/driver.go passes no DstName).
       throw new FerryError('UNSUPPORTED', `endpoint option ${IFNAME_KEY} is not supported: the engine does not pass interface names to remote drivers, so ferry's interfaces are named eth<N>`)
@@ -170,6 +173,8 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
       networkId: b.NetworkID,
       endpointId: b.EndpointID,
       addressCidr: iface.Address,
+      // The engine sets the IPv6 address on the interface itself: it is never answered back.
+      ...(iface.AddressIPv6 ? { addressCidr6: iface.AddressIPv6 } : {}),
       mac,
       portRequests: parsePortMap(opt(b.Options, PORTMAP_KEY) as PortMapWire[] | undefined),
       exposed: parseExposed(opt(b.Options, EXPOSED_KEY) as ExposedPortWire[] | undefined),
@@ -183,6 +188,7 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
     const r = await driver.join(b.NetworkID, b.EndpointID, b.SandboxKey)
     const res: Record<string, unknown> = { InterfaceName: { SrcName: r.srcName, DstPrefix: 'eth' } }
     if (r.gateway) res.Gateway = r.gateway
+    if (r.gateway6) res.GatewayIPv6 = r.gateway6
     if (r.disableGatewayService) res.DisableGatewayService = true
     return res
   })

@@ -33,7 +33,10 @@ const network: Schema = {
     id: str, bridge: str, ownsBridge: bool, subnet: str, gateway: str, poolId: str, mtu: int,
     icc: bool, masquerade: bool, internal: bool, hostBindingIp: str, options: { map: str }, createdAt: str,
   },
-  optional: { overlay: { fields: { name: str, vni: int } } },
+  optional: {
+    overlay: { fields: { name: str, vni: int } },
+    subnet6: str, gateway6: str, poolId6: str, gatewayMode6: { enum: ['nat', 'routed'] },
+  },
 }
 
 const endpoint: Schema = {
@@ -41,7 +44,7 @@ const endpoint: Schema = {
     id: str, networkId: str, address: str, prefixLen: int, mac: str, hostVeth: str, containerVeth: str, joined: bool,
     portRequests: { array: portRequest }, ports: { array: portBinding }, exposed: { array: exposed }, createdAt: str,
   },
-  optional: { sandboxKey: str },
+  optional: { sandboxKey: str, address6: str, prefixLen6: int },
 }
 
 const pool: Schema = {

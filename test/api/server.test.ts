@@ -30,3 +30,14 @@ t.test('an agent without a cache: a clear error, not a crash', async (t) => {
   t.equal(r.statusCode, 400)
   t.match(r.json(), { error: { code: 'UNSUPPORTED' } })
 })
+
+t.test('network inspect shows a dual-stack network\'s IPv6 pool beside its IPv4 one', async (t) => {
+  const net = { id: 'a'.repeat(64), name: 'dual', poolId: 'P4', poolId6: 'P6', subnet: '10.1.0.0/24', subnet6: 'fd00:1::/64' }
+  const pools: Record<string, unknown> = { P4: { id: 'P4', subnet: '10.1.0.0/24' }, P6: { id: 'P6', subnet: 'fd00:1::/64' } }
+  const agent = { ...base, networks: async () => [net], endpoints: async () => [], pool: (id: string) => pools[id] } as unknown as AgentView
+  const app = buildApiServer(agent, silentLog)
+  t.teardown(() => app.close())
+  const r = await app.inject({ method: 'GET', url: '/v1/networks/dual' })
+  t.equal(r.statusCode, 200, r.body)
+  t.match(r.json(), { subnet6: 'fd00:1::/64', pool: { subnet: '10.1.0.0/24' }, pool6: { subnet: 'fd00:1::/64' } })
+})

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { desiredBridge, desiredVeth, planReconcile } from '../../src/bridge/plan.js'
+import { BRIDGE_IPV6_CONF, bridgeSetupOps, desiredBridge, desiredVeth, hostVethOps, planReconcile } from '../../src/bridge/plan.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
-import type { AddressInfo, LinkInfo } from '../../src/kernel/types.js'
+import type { AddressInfo, Ipv6ConfKey, LinkInfo } from '../../src/kernel/types.js'
 
 const NET: NetworkRecord = {
   id: 'a'.repeat(64), bridge: 'fy-aaaaaaaaaaaa', ownsBridge: true, subnet: '10.20.0.0/24', gateway: '10.20.0.1', poolId: 'p1',
@@ -11,13 +11,13 @@ const EP: EndpointRecord = {
   id: 'e'.repeat(64), networkId: NET.id, address: '10.20.0.2', prefixLen: 24, mac: '02:42:0a:14:00:02',
   hostVeth: 'fyheeeeeeeeeeee', containerVeth: 'fyceeeeeeeeeeee', joined: true, portRequests: [], ports: [], exposed: [], createdAt: '2026-01-01T00:00:00Z',
 }
-const link = (index: number, name: string, o: Partial<LinkInfo> = {}): LinkInfo => ({ index, name, mtu: 1450, mac: '02:42:0a:14:00:01', up: true, ...o })
-const BR = link(10, NET.bridge, { kind: 'bridge' })
-const HOST = link(11, EP.hostVeth, { kind: 'veth', master: 10, hairpin: true })
+const linkAt = (index: number, name: string, o: Partial<LinkInfo> = {}): LinkInfo => ({ index, name, mtu: 1450, mac: '02:42:0a:14:00:01', up: true, ...o })
+const BR = linkAt(10, NET.bridge, { kind: 'bridge' })
+const HOST = linkAt(11, EP.hostVeth, { kind: 'veth', master: 10, hairpin: true })
 const ADDR: AddressInfo = { ifname: NET.bridge, index: 10, cidr: '10.20.0.1/24' }
 
 t.test('desired bridge and veth', async (t) => {
-  t.same(desiredBridge(NET), { name: NET.bridge, mtu: 1450, address: '10.20.0.1/24', mac: '02:42:0a:14:00:01' })
+  t.same(desiredBridge(NET), { name: NET.bridge, mtu: 1450, address: '10.20.0.1/24', addresses: ['10.20.0.1/24'], ipv6Conf: [], mac: '02:42:0a:14:00:01' })
   t.same(desiredVeth(EP, NET), { host: EP.hostVeth, container: EP.containerVeth, mtu: 1450, mac: EP.mac, master: NET.bridge })
 })
 
@@ -47,8 +47,8 @@ t.test('drift: MTU, down links, a lost master, hairpin off', async (t) => {
 })
 
 t.test('links ferry owns that nothing needs are deleted, unless the store lost changes; others stay', async (t) => {
-  const stray = link(20, 'fyh111111111111', { kind: 'veth' })
-  const foreign = link(21, 'eth0')
+  const stray = linkAt(20, 'fyh111111111111', { kind: 'veth' })
+  const foreign = linkAt(21, 'eth0')
   const ops = planReconcile([NET], [], [BR, stray, foreign, HOST], [ADDR])
   t.same(ops.map((o) => o.op === 'deleteLink' ? o.name : o.op), ['fyh111111111111', EP.hostVeth])
   t.same(planReconcile([NET], [], [BR, stray, foreign], [ADDR], { keepUnexplained: true }), [], 'keepUnexplained keeps them')
@@ -57,4 +57,40 @@ t.test('links ferry owns that nothing needs are deleted, unless the store lost c
 t.test('overlay networks and endpoints of unknown networks are not the bridge plan\'s', async (t) => {
   const ov: NetworkRecord = { ...NET, id: 'b'.repeat(64), bridge: 'fy-bbbbbbbbbbbb', overlay: { name: 'ov1', vni: 4096 } }
   t.same(planReconcile([ov], [{ ...EP, networkId: 'nope' }], [], []), [])
+})
+
+const v4: NetworkRecord = {
+  id: 'n1', bridge: 'fy-n1', ownsBridge: true, subnet: '10.20.0.0/24', gateway: '10.20.0.1', poolId: 'p', mtu: 1500,
+  icc: true, masquerade: true, internal: false, hostBindingIp: '', options: {}, createdAt: '',
+}
+const dual: NetworkRecord = { ...v4, id: 'n2', bridge: 'fy-n2', subnet6: 'fd00:1::/64', gateway6: 'fd00:1::1', poolId6: 'p6', gatewayMode6: 'nat' }
+const link = (name: string, index: number) => ({ name, index, mtu: 1500, up: true, kind: 'bridge', mac: '02:42:0a:14:00:01' })
+
+t.test('a dual-stack bridge: IPv6 settings, then both gateways, then up', async (t) => {
+  t.same(desiredBridge(dual).addresses, ['10.20.0.1/24', 'fd00:1::1/64'])
+  t.same(bridgeSetupOps(desiredBridge(dual)), [
+    { op: 'setIpv6Conf', name: 'fy-n2', key: 'disable_ipv6', value: '0' },
+    { op: 'setIpv6Conf', name: 'fy-n2', key: 'accept_ra', value: '0' },
+    { op: 'setIpv6Conf', name: 'fy-n2', key: 'autoconf', value: '0' },
+    { op: 'addAddress', name: 'fy-n2', cidr: '10.20.0.1/24' },
+    { op: 'addAddress', name: 'fy-n2', cidr: 'fd00:1::1/64' },
+    { op: 'setUp', name: 'fy-n2' },
+  ])
+  t.same(bridgeSetupOps(desiredBridge(v4)), [{ op: 'addAddress', name: 'fy-n1', cidr: '10.20.0.1/24' }, { op: 'setUp', name: 'fy-n1' }],
+    'an IPv4-only bridge: no IPv6 setting (the kernel may have no IPv6)')
+  t.same(hostVethOps('fyh1', dual), [{ op: 'setIpv6Conf', name: 'fyh1', key: 'disable_ipv6', value: '1' }])
+  t.same(hostVethOps('fyh1', v4), [])
+})
+
+t.test('reconcile restores a missing IPv6 gateway and IPv6 settings that drifted, and nothing that is right', async (t) => {
+  const good = new Map<Ipv6ConfKey, string>(BRIDGE_IPV6_CONF)
+  const addrs = [{ ifname: 'fy-n2', index: 2, cidr: '10.20.0.1/24' }, { ifname: 'fy-n2', index: 2, cidr: 'fd00:1::1/64' }]
+  t.same(planReconcile([dual], [], [link('fy-n2', 2)], addrs, { ipv6Conf: new Map([['fy-n2', good]]) }), [], 'all in place')
+  const drifted = new Map(good).set('accept_ra', '1')
+  t.same(planReconcile([dual], [], [link('fy-n2', 2)], addrs.slice(0, 1), { ipv6Conf: new Map([['fy-n2', drifted]]) }), [
+    { op: 'setIpv6Conf', name: 'fy-n2', key: 'accept_ra', value: '0' },
+    { op: 'addAddress', name: 'fy-n2', cidr: 'fd00:1::1/64' },
+  ])
+  const gone = planReconcile([dual], [], [], [])
+  t.same(gone.map((o) => o.op), ['createBridge', 'setIpv6Conf', 'setIpv6Conf', 'setIpv6Conf', 'addAddress', 'addAddress', 'setUp'], 'a bridge recreated gets everything')
 })

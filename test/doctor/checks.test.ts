@@ -1,7 +1,7 @@
 import t from 'tap'
 import {
   clockOffset, doctorExitCode, fail, formatReport, formatResult, iptablesBackend, judgeAgent, judgeBridgeNfCall, judgeBrNetfilter,
-  judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables, judgeLinkKind, judgeNoIptables, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn,
+  judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables, judgeIpv6AcceptRa, judgeLinkKind, judgeNoIptables, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn,
 } from '../../src/doctor/checks.js'
 import { judgePluginDir } from '../../src/doctor/doctor.js'
 import { countRules, engineChains, ferryLines, LINK_PROBES } from '../../src/doctor/probes.js'
@@ -129,4 +129,14 @@ t.test('an agent with --iptables=false: rules left by an earlier run are a warni
   t.equal(judgeNoIptables(0).status, 'ok')
   t.same(statuses(judgeIptables({ rules: {} }, false)), ['ok iptables.backend'])
   t.same(statuses(judgeIptables({ rules: {} }, true)), ['fail iptables.backend'])
+})
+
+t.test('IPv6 forwarding and interfaces that then ignore router advertisements', async (t) => {
+  t.equal(judgeIpv6AcceptRa(undefined, []).status, 'ok')
+  t.equal(judgeIpv6AcceptRa('0', ['eth0']).status, 'ok', 'forwarding off: RAs accepted as configured')
+  t.equal(judgeIpv6AcceptRa('1', []).status, 'ok')
+  const w = judgeIpv6AcceptRa('1', ['eth0', 'wlan0'])
+  t.equal(w.status, 'warn')
+  t.match(w.what, /eth0, wlan0 \(accept_ra=1\) ignore router advertisements/)
+  t.match(w.fix, /accept_ra=2/)
 })

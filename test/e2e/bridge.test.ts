@@ -147,9 +147,9 @@ for (const backend of BACKENDS) await t.test(`bridge networks with a real engine
     t.not(bad.code, 0)
     t.match(bad.stderr, /com\.docker\.network\.driver\.mtu must be a whole number/, bad.stderr)
     // Refused with ferry's sentence, with nothing left: the subnet can be used right after.
-    const v6 = await net('v6', '--subnet', '10.26.0.0/24', '--ipv6')
+    const v6 = await net('v6', '--ipv6', '--subnet', '10.26.0.0/24', '--subnet', 'fe80::/64')
     t.not(v6.code, 0)
-    t.match(v6.stderr, /do not support IPv6 yet: create the network without --ipv6/, v6.stderr)
+    t.match(v6.stderr, /pool fe80::\/64 overlaps fe80::\/10, which is link-local and cannot be a container network/, v6.stderr)
     const routed = await net('routed', '--subnet', '10.26.0.0/24', '-o', 'com.docker.network.bridge.gateway_mode_ipv4=routed')
     t.not(routed.code, 0)
     t.match(routed.stderr, /gateway_mode_ipv4=routed is not supported: ferry has no routed mode/, routed.stderr)

@@ -8,7 +8,7 @@
  */
 import { bitsOf, canonical, parseCidr, parseIp } from '../../src/util/ip.js'
 import { FerryError } from '../../src/errors/errors.js'
-import type { AddressInfo, FdbEntry, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from '../../src/kernel/types.js'
+import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from '../../src/kernel/types.js'
 
 /** The name of a LinkDriver method. */
 export type LinkOp = { [K in keyof LinkDriver]: LinkDriver[K] extends (...args: never[]) => unknown ? K : never }[keyof LinkDriver]
@@ -35,11 +35,16 @@ interface FakeLink {
   hairpin?: boolean
   peer?: string
   vxlan?: VxlanSpec
+  /** net.ipv6.conf.<name>.* values set (the kernel's defaults otherwise: IPV6_CONF_DEFAULTS). */
+  ipv6Conf?: Map<Ipv6ConfKey, string>
 }
+
+/** A fresh interface's IPv6 settings in a namespace with the kernel defaults. */
+export const IPV6_CONF_DEFAULTS: Readonly<Record<Ipv6ConfKey, string>> = { disable_ipv6: '0', accept_ra: '1', autoconf: '1' }
 
 interface Failure { op: LinkOp, at: number, error: Error }
 
-const READ_OPS: ReadonlySet<LinkOp> = new Set<LinkOp>(['listLinks', 'getLink', 'listAddresses', 'listRoutes', 'listFdb', 'listNeigh'])
+const READ_OPS: ReadonlySet<LinkOp> = new Set<LinkOp>(['listLinks', 'getLink', 'listAddresses', 'listRoutes', 'listFdb', 'listNeigh', 'getIpv6Conf'])
 const ZERO_MAC = '00:00:00:00:00:00'
 const MAIN_TABLE = 254
 
@@ -307,10 +312,27 @@ export class FakeLinkDriver implements LinkDriver {
     })
   }
 
+  setIpv6Conf (name: string, key: Ipv6ConfKey, value: string): Promise<void> {
+    return this.op('setIpv6Conf', [name, key, value], () => {
+      const link = this.need(`cannot write sysctl net/ipv6/conf/${name}/${key}=${value}`, name)
+      link.ipv6Conf ??= new Map()
+      link.ipv6Conf.set(key, value)
+    })
+  }
+
+  getIpv6Conf (name: string, key: Ipv6ConfKey): Promise<string | undefined> {
+    return this.op('getIpv6Conf', [name, key], () => {
+      const link = this.links.get(name)
+      return link === undefined ? undefined : link.ipv6Conf?.get(key) ?? IPV6_CONF_DEFAULTS[key]
+    })
+  }
+
   addAddress (name: string, cidr: string): Promise<void> {
     return this.op('addAddress', [name, cidr], () => {
-      parseCidr(cidr)
-      this.need(`cannot add address ${cidr} to ${name}`, name)
+      const c = parseCidr(cidr)
+      const link = this.need(`cannot add address ${cidr} to ${name}`, name)
+      // As the kernel: no IPv6 address on an interface with IPv6 disabled.
+      if (c.family === 6 && link.ipv6Conf?.get('disable_ipv6') === '1') throw kernel(`cannot add address ${cidr} to ${name}`, 'Permission denied')
       if (!this.addresses.some((a) => a.ifname === name && a.cidr === cidr)) this.addresses.push({ ifname: name, cidr })
     })
   }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { FerryError } from '../../src/errors/errors.js'
-import { GATEWAY_ADDRESS_TYPE, IPV6_REFUSED, Ipam, REQUEST_ADDRESS_TYPE, type IpamOptions } from '../../src/ipam/ipam.js'
+import { GATEWAY_ADDRESS_TYPE, Ipam, derivedIpv6Pool, REQUEST_ADDRESS_TYPE, type IpamOptions } from '../../src/ipam/ipam.js'
 import { MemoryStore, emptyState, type State, type Store } from '../../src/store/store.js'
 
 const GW = { [REQUEST_ADDRESS_TYPE]: GATEWAY_ADDRESS_TYPE }
@@ -77,10 +77,13 @@ t.test('non-canonical subnets are masked, like libnetwork', async (t) => {
 t.test('pool validation', async (t) => {
   const { ipam, store } = setup()
   let err = await rejects(ipam.requestPool({ ...pool('10.20.0.0/24'), v6: true }))
-  t.equal(err.code, 'UNSUPPORTED')
-  t.equal(err.message, IPV6_REFUSED)
-  err = await rejects(ipam.requestPool({ ...pool(''), v6: true }))
-  t.equal(err.code, 'UNSUPPORTED')
+  t.equal(err.code, 'INVALID_CIDR')
+  t.match(err.message, /^pool "10\.20\.0\.0\/24" is not an IPv6 subnet in CIDR notation \(for example fd00:1::\/64\) \(the engine asked for an IPv6 pool for --ipv6/)
+  err = await rejects(ipam.requestPool({ ...pool('fd00:1::/64'), v6: false }))
+  t.equal(err.code, 'INVALID_CIDR')
+  t.match(err.message, /is not an IPv4 subnet .*give --subnet an IPv4 subnet first, and the IPv6 one with --ipv6/)
+  err = await rejects(ipam.requestPool({ ...pool('fd00:1::/64', '10.0.0.0/24'), v6: true }))
+  t.equal(err.code, 'INVALID_CIDR')
   err = await rejects(ipam.requestPool(pool('10.20.0.0/24', '', { addressSpace: '' })))
   t.equal(err.code, 'INVALID_REQUEST')
   err = await rejects(ipam.requestPool(pool('', '10.20.0.0/25')))
@@ -144,7 +147,7 @@ t.test('auto pools: exhaustion names the pools and the way out', async (t) => {
   t.equal((await ipam.requestPool(pool(''))).pool, '10.99.0.0/24')
   const err = await rejects(ipam.requestPool(pool('')))
   t.equal(err.code, 'POOL_EXHAUSTED')
-  t.match(err.message, 'no free subnet left in the default address pools (base=10.99.0.0/23,size=24)')
+  t.match(err.message, 'no free subnet left in the IPv4 default address pools (base=10.99.0.0/23,size=24)')
   t.match(err.message, '--default-address-pool base=<cidr>,size=<prefix>')
   const none = setup({ defaultPools: [] }).ipam
   t.match((await rejects(none.requestPool(pool('')))).message, 'none configured')
@@ -355,6 +358,7 @@ t.test('every mutation awaits the commit; a failed commit is undone', async (t) 
       await new Promise<void>((resolve) => { release = resolve })
       if (fail) throw new FerryError('STORE', 'disk full')
     },
+    touch: () => {},
   }
   const ipam = new Ipam({ store: slow, hostNetworks: async () => [] })
   const flush = async () => { await new Promise((resolve) => setImmediate(resolve)) }
@@ -511,4 +515,73 @@ t.test('pool options keyed by prototype names are kept as ordinary keys', async 
   // A gateway request whose options carry a prototype name.
   const gw = await ipam.requestAddress({ poolId: p.poolId, address: '', options: JSON.parse('{"__proto__":{"RequestAddressType":"com.docker.network.gateway"}}') as Record<string, string> })
   t.equal(rec.allocated[gw.address.split('/')[0]!]?.kind, 'endpoint', 'an inherited RequestAddressType does not count')
+})
+
+
+const v6pool = (p: string, subPool = '') => ({ ...pool(p, subPool), v6: true })
+
+t.test('IPv6 pools: given, with a range, limits and reserved blocks', async (t) => {
+  const { ipam, store } = setup()
+  const a = await ipam.requestPool(v6pool('fd00:1:0:0::5/64', 'fd00:1::ff:0/112'))
+  t.same(a, { poolId: 'FerryLocal/fd00:1::/64', pool: 'fd00:1::/64', data: {} }, 'masked and canonical (RFC 5952)')
+  t.equal(store.state.pools[a.poolId]?.range, 'fd00:1::ff:0/112')
+  const bad: Array<[string, RegExp]> = [
+    ['fd00:2::/47', /^pool fd00:2::\/47 is wider than a \/48: ferry takes IPv6 pools from \/48 to \/120$/],
+    ['fd00:2::/121', /^pool fd00:2::\/121 is too small: ferry takes IPv6 pools from \/48 to \/120/],
+    ['ff05::/64', /overlaps ff00::\/8, which is multicast/],
+    ['fe80::/64', /overlaps fe80::\/10, which is link-local/],
+    ['::ffff:0:0/104', /overlaps ::ffff:0:0\/96, which is IPv4-mapped/],
+    ['::/64', /overlaps ::\/128, which is the unspecified address/],
+    ['fd00:1::/48', /overlaps pool fd00:1::\/64 already used by ferry/],
+  ]
+  for (const [cidr, re] of bad) t.match((await rejects(ipam.requestPool(v6pool(cidr)))).message, re, cidr)
+  t.equal(Object.keys(store.state.pools).length, 1)
+  t.ok(await ipam.requestPool(pool('10.1.0.0/24')), 'an IPv4 pool beside it')
+})
+
+t.test('IPv6 auto pools: /64s of the host-derived ULA /48, avoiding ferry pools and host networks', async (t) => {
+  const base = derivedIpv6Pool('host-a')
+  t.match(base.base, /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/48$/)
+  t.equal(base.size, 64)
+  t.same(derivedIpv6Pool('host-a'), base, 'stable')
+  t.not(derivedIpv6Pool('host-b').base, base.base, 'differs between hosts')
+  const first = base.base.replace('::/48', '::/64')
+  const second = base.base.replace('::/48', ':1::/64')
+  const third = base.base.replace('::/48', ':2::/64')
+  const { ipam } = setup({ hostIdentity: 'host-a', host: [second.replace('::/64', '::7'), '::/0', '2001:db8::/32'] })
+  t.equal((await ipam.requestPool(v6pool(''))).pool, first)
+  t.equal((await ipam.requestPool(v6pool(''))).pool, third, 'skips a host address (as a /128) and ferry\'s own')
+  t.equal((await ipam.requestPool(pool(''))).pool, '172.17.0.0/16', 'IPv4 auto pools unchanged')
+  // A configured IPv6 base replaces the derived one.
+  const custom = setup({ defaultPools: [{ base: '10.0.0.0/8', size: 24 }, { base: 'fd12:3456:789a::/48', size: 64 }] }).ipam
+  t.equal((await custom.requestPool(v6pool(''))).pool, 'fd12:3456:789a::/64')
+  const v4only = setup({ defaultPools: [{ base: '10.0.0.0/8', size: 24 }], hostIdentity: 'host-a' }).ipam
+  t.equal((await v4only.requestPool(v6pool(''))).pool, first, 'IPv4-only defaults keep the derived IPv6 pool')
+  const full = setup({ defaultPools: [{ base: 'fd12:3456:789a::/64', size: 64 }], host: ['fd12:3456:789a::/64'] }).ipam
+  t.match((await rejects(full.requestPool(v6pool('')))).message, /no free subnet left in the IPv6 default address pools \(base=fd12:3456:789a::\/64,size=64\)/)
+})
+
+t.test('IPv6 addresses: gateway, dynamic, fixed (--ip6), release, replay', async (t) => {
+  const { ipam, store } = setup()
+  const { poolId } = await ipam.requestPool(v6pool('fd00:1::/64'))
+  t.same(await ipam.requestAddress({ poolId, address: '', options: GW }), { address: 'fd00:1::1/64', data: {} })
+  t.same(await ipam.requestAddress({ poolId, address: '', options: null }), { address: 'fd00:1::2/64', data: {} })
+  t.same(await ipam.requestAddress({ poolId, address: 'fd00:1:0::00ab', options: null }), { address: 'fd00:1::ab/64', data: {} }, 'canonical')
+  t.equal(store.state.pools[poolId]?.allocated['fd00:1::ab']?.kind, 'endpoint')
+  t.equal((await rejects(ipam.requestAddress({ poolId, address: 'fd00:1::ab', options: null }))).code, 'ADDRESS_IN_USE')
+  t.match((await rejects(ipam.requestAddress({ poolId, address: 'fd00:2::1', options: null }))).message, 'fd00:2::1 is outside pool fd00:1::/64')
+  t.match((await rejects(ipam.requestAddress({ poolId, address: '10.0.0.1', options: null }))).message, 'is not an IPv6 address, as pool fd00:1::/64 is')
+  t.match((await rejects(ipam.requestAddress({ poolId, address: 'fd00:1::', options: null }))).message, 'subnet-router anycast address')
+  t.ok(await ipam.requestAddress({ poolId, address: 'fd00:1::ffff:ffff:ffff:ffff', options: null }), 'IPv6 has no broadcast address')
+  // An engine restarted after a crash replays what it holds.
+  ipam.beginReplay()
+  t.same(await ipam.requestPool(v6pool('fd00:1::/64')), { poolId, pool: 'fd00:1::/64', data: {} })
+  t.same(await ipam.requestAddress({ poolId, address: 'fd00:1::1', options: GW }), { address: 'fd00:1::1/64', data: {} })
+  t.same(await ipam.requestAddress({ poolId, address: 'fd00:1::ab', options: null }), { address: 'fd00:1::ab/64', data: {} })
+  ipam.endReplay()
+  t.equal(await ipam.releaseAddress(poolId, 'fd00:1::ab/64'), true)
+  t.equal(store.state.pools[poolId]?.allocated['fd00:1::ab'], undefined)
+  t.same(await ipam.requestAddress({ poolId, address: '', options: null }), { address: 'fd00:1::3/64', data: {} }, 'serial after the cursor')
+  t.equal(await ipam.releasePool(poolId), true)
+  t.same(store.state.pools, {})
 })

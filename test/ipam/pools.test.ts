@@ -24,15 +24,20 @@ t.test('parseDefaultPool', async (t) => {
   t.same(parseDefaultPool(' size=24 , base=10.10.0.0/16 '), { base: '10.10.0.0/16', size: 24 }, 'any order, spaces')
   t.same(parseDefaultPool('base=10.10.3.0/16,size=16'), { base: '10.10.0.0/16', size: 16 }, 'base canonicalized')
   t.same(parseDefaultPool('base=10.0.0.0/8,size=30'), { base: '10.0.0.0/8', size: 30 })
+  t.same(parseDefaultPool('base=fd00:0:0::1/48,size=64'), { base: 'fd00::/48', size: 64 }, 'IPv6 base, canonical (Docker\'s syntax)')
+  t.same(parseDefaultPool('base=fd00::/48,size=120'), { base: 'fd00::/48', size: 120 })
   const bad: Array<[string, string, RegExp]> = [
-    ['', 'INVALID_REQUEST', /expected base=<IPv4 CIDR>,size=<prefix length>/],
+    ['', 'INVALID_REQUEST', /expected base=<CIDR>,size=<prefix length>, for example base=10.10.0.0\/16,size=24 or base=fd00:1::\/48,size=64/],
     ['base=10.10.0.0/16', 'INVALID_REQUEST', /not valid/],
     ['size=24', 'INVALID_REQUEST', /not valid/],
     ['base=10.10.0.0/16,size=24,x=1', 'INVALID_REQUEST', /not valid/],
     ['base=10.10.0.0/16,base=10.11.0.0/16,size=24', 'INVALID_REQUEST', /not valid/],
     ['base 10.10.0.0/16,size=24', 'INVALID_REQUEST', /not valid/],
-    ['base=10.10.0.0,size=24', 'INVALID_CIDR', /base "10.10.0.0" is not an IPv4 CIDR/],
-    ['base=fd00::/48,size=64', 'INVALID_CIDR', /is not an IPv4 CIDR/],
+    ['base=10.10.0.0,size=24', 'INVALID_CIDR', /base "10.10.0.0" is not a CIDR/],
+    ['base=fd00::/48,size=47', 'INVALID_REQUEST', /size \/47 must be between the base's \/48 and \/120/],
+    ['base=fd00::/40,size=44', 'INVALID_REQUEST', /size \/44 is wider than a \/48: ferry takes IPv6 pools from \/48 to \/120/],
+    ['base=fd00::/64,size=121', 'INVALID_REQUEST', /size \/121 must be between the base's \/64 and \/120/],
+    ['base=fd00::zz/48,size=64', 'INVALID_CIDR', /is not a CIDR/],
     ['base=10.10.0.0/16,size=x', 'INVALID_REQUEST', /size "x" is not a prefix length/],
     ['base=10.10.0.0/16,size=8', 'INVALID_REQUEST', /size \/8 must be between the base's \/16 and \/30/],
     ['base=10.10.0.0/16,size=31', 'INVALID_REQUEST', /must be between/],

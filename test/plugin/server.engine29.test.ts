@@ -79,12 +79,69 @@ t.test('CreateNetwork refuses the same (engines before 28 send no GwAllocCheck)'
   }
 })
 
-t.test('an IPv6 pool request (20.10 sends it after the IPv4 pool) is refused with the IPv6 sentence', async (t) => {
-  const { app, store } = setup(t)
-  const res = await call(app, 'IpamDriver.RequestPool', { AddressSpace: 'FerryLocal', Pool: '', SubPool: '', Options: {}, V6: true })
+t.test('a dual-stack network as 20.10 asks for it (--ipv6): pools, gateways, endpoint, Join, delete', async (t) => {
+  const { app, store, links } = setup(t)
+  const gw = { RequestAddressType: 'com.docker.network.gateway' }
+  const p4 = (await call(app, 'IpamDriver.RequestPool', { AddressSpace: 'FerryLocal', Pool: '10.123.0.0/24', SubPool: '', Options: {}, V6: false })).body
+  const p6 = (await call(app, 'IpamDriver.RequestPool', { AddressSpace: 'FerryLocal', Pool: 'fd00:7::/64', SubPool: '', Options: {}, V6: true })).body
+  t.same(p6, { PoolID: 'FerryLocal/fd00:7::/64', Pool: 'fd00:7::/64', Data: {} })
+  t.same((await call(app, 'IpamDriver.RequestAddress', { PoolID: p4.PoolID, Address: '', Options: gw })).body, { Address: '10.123.0.1/24', Data: {} })
+  t.same((await call(app, 'IpamDriver.RequestAddress', { PoolID: p6.PoolID, Address: '', Options: gw })).body, { Address: 'fd00:7::1/64', Data: {} })
+  const bad = await call(app, 'NetworkDriver.CreateNetwork', {
+    NetworkID: N1, Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': { 'com.docker.network.bridge.gateway_mode_ipv6': 'isolated' } },
+    IPv4Data: [{ AddressSpace: 'FerryLocal', Gateway: '10.123.0.1/24', Pool: '10.123.0.0/24' }],
+    IPv6Data: [{ AddressSpace: 'FerryLocal', Gateway: 'fd00:7::1/64', Pool: 'fd00:7::/64' }],
+  })
+  t.match(bad, { status: 400, body: { Err: /gateway_mode_ipv6=isolated is not supported/ } })
+  const cn = await call(app, 'NetworkDriver.CreateNetwork', {
+    NetworkID: N1, Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': { 'com.docker.network.bridge.gateway_mode_ipv6': 'routed' } },
+    IPv4Data: [{ AddressSpace: 'FerryLocal', Gateway: '10.123.0.1/24', Pool: '10.123.0.0/24' }],
+    IPv6Data: [{ AddressSpace: 'FerryLocal', Gateway: 'fd00:7::1/64', Pool: 'fd00:7::/64' }],
+  })
+  t.equal(cn.status, 200, JSON.stringify(cn.body))
+  t.match(store.state.networks[N1], { subnet: '10.123.0.0/24', gateway: '10.123.0.1', subnet6: 'fd00:7::/64', gateway6: 'fd00:7::1', poolId6: 'FerryLocal/fd00:7::/64', gatewayMode6: 'routed' })
+  const addrs = (await links.listAddresses()).filter((a) => a.ifname === 'fy-8202ce046a94').map((a) => a.cidr)
+  t.same(addrs, ['10.123.0.1/24', 'fd00:7::1/64'], 'both gateways on the bridge')
+  t.equal(await links.getIpv6Conf('fy-8202ce046a94', 'accept_ra'), '0')
+  t.equal(await links.getIpv6Conf('fy-8202ce046a94', 'autoconf'), '0')
+  t.equal(await links.getIpv6Conf('fy-8202ce046a94', 'disable_ipv6'), '0')
+  t.same((await call(app, 'IpamDriver.RequestAddress', { PoolID: p4.PoolID, Address: '', Options: {} })).body, { Address: '10.123.0.2/24', Data: {} })
+  t.same((await call(app, 'IpamDriver.RequestAddress', { PoolID: p6.PoolID, Address: 'fd00:7::a', Options: {} })).body, { Address: 'fd00:7::a/64', Data: {} })
+  const outside = await call(app, 'NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EPA, Interface: { Address: '10.123.0.2/24', AddressIPv6: 'fd00:8::a/64', MacAddress: '' } })
+  t.match(outside, { status: 400, body: { Err: /endpoint IPv6 address "fd00:8::a\/64" is not an IPv6 address with the prefix \/64 of subnet fd00:7::\/64|outside the network's subnet fd00:7::\/64/ } })
+  const gwAddr = await call(app, 'NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EPA, Interface: { Address: '10.123.0.2/24', AddressIPv6: 'fd00:7::1/64', MacAddress: '' } })
+  t.match(gwAddr, { status: 409, body: { Err: /endpoint IPv6 address fd00:7::1 is the gateway's address/ } })
+  const ep = await call(app, 'NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EPA, Interface: { Address: '10.123.0.2/24', AddressIPv6: 'fd00:7:0::a/64', MacAddress: '' } })
+  t.equal(ep.status, 200, JSON.stringify(ep.body))
+  t.notOk((ep.body.Interface as Record<string, unknown>).AddressIPv6, 'the engine\'s own IPv6 address is never answered back')
+  t.match(store.state.endpoints[EPA], { address: '10.123.0.2', prefixLen: 24, address6: 'fd00:7::a', prefixLen6: 64 })
+  t.equal(await links.getIpv6Conf('fyh4165a5631641', 'disable_ipv6'), '1', 'the host end takes no IPv6 address')
+  const join = await call(app, 'NetworkDriver.Join', { NetworkID: N1, EndpointID: EPA, SandboxKey: '/var/run/docker/netns/x' })
+  t.match(join.body, { Gateway: '10.123.0.1', GatewayIPv6: 'fd00:7::1' })
+  await call(app, 'NetworkDriver.Leave', { NetworkID: N1, EndpointID: EPA })
+  await call(app, 'NetworkDriver.DeleteEndpoint', { NetworkID: N1, EndpointID: EPA })
+  await call(app, 'NetworkDriver.DeleteNetwork', { NetworkID: N1 })
+  for (const [pool, a] of [[p4.PoolID, '10.123.0.2/24'], [p4.PoolID, '10.123.0.1/24'], [p6.PoolID, 'fd00:7::a/64'], [p6.PoolID, 'fd00:7::1/64']]) {
+    await call(app, 'IpamDriver.ReleaseAddress', { PoolID: pool, Address: a })
+  }
+  await call(app, 'IpamDriver.ReleasePool', { PoolID: p4.PoolID })
+  await call(app, 'IpamDriver.ReleasePool', { PoolID: p6.PoolID })
+  t.same(store.state.pools, {}, 'no pool left')
+  t.notOk(await links.getLink('fy-8202ce046a94'))
+})
+
+t.test('an IPv6 address on an IPv4-only network, and --ipv6 on an overlay, are refused with a sentence', async (t) => {
+  const { app } = setup(t)
+  let pool = ''
+  for (const step of fixture.lifecycle.slice(0, 9)) {
+    const res = await call(app, step.method, step.body === undefined ? undefined : withPool(step.body, pool))
+    if (step.method === 'IpamDriver.RequestPool') pool = String(res.body.PoolID)
+  }
+  const res = await call(app, 'NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EPA, Interface: { Address: '10.123.0.2/24', AddressIPv6: 'fd00::2/64', MacAddress: '' } })
   t.equal(res.status, 400)
-  t.match(res.body.Error, /do not support IPv6 yet: create the network without --ipv6/)
-  t.same(store.state.pools, {})
+  t.match(res.body.Err, /endpoint IPv6 address "fd00::2\/64" given on network 8202ce046a94, which has no IPv6 subnet \(it was created without --ipv6\)/)
+  const ov = await call(app, 'NetworkDriver.GwAllocCheck', { Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': { 'ferry.overlay': 'ov1' } } })
+  t.match(ov, { status: 400, body: { Err: /overlay networks are IPv4 only: create overlay ov1 without --ipv6/ } })
 })
 
 t.test('an IPv4-less CreateNetwork (no IPv4Data, enable_ipv4 false) is refused clearly', async (t) => {
@@ -95,7 +152,7 @@ t.test('an IPv4-less CreateNetwork (no IPv4Data, enable_ipv4 false) is refused c
     IPv4Data: [], IPv6Data: [{ AddressSpace: 'FerryLocal', Gateway: 'fd00::1/64', Pool: 'fd00::/64' }],
   })
   t.equal(res.status, 400)
-  t.equal(res.body.Err, 'ferry networks need IPv4: create the network without --ipv4=false')
+  t.equal(res.body.Err, 'ferry networks need IPv4: IPv6-only networks are not supported, create the network without --ipv4=false (add --ipv6 for dual-stack)')
 })
 
 t.test('the per-endpoint interface name option is refused (the protocol cannot carry it)', async (t) => {
