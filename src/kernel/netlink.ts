@@ -25,7 +25,7 @@ import type { MessageInfo, NetlinkMessage, StreamData } from 'netlink'
 import { setTimeout as delay } from 'node:timers/promises'
 import { FerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
-import { ipFromBytes, ipToBytes, isIp, lastAddress, parseAddress, type Family } from '../util/ip.js'
+import { ipFromBytes, ipToBytes, isCidr, isIp, lastAddress, parseAddress, type Family } from '../util/ip.js'
 import { errnoName, errnoNumber, errnoText } from './errno.js'
 import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from './types.js'
 import { readSysctl, writeSysctl } from './sysctl.js'
@@ -80,7 +80,7 @@ export function ipToBuffer (ip: string): Buffer {
 
 /** `address/n` of either family; INVALID_CIDR for anything else (a bare address is refused). */
 export function parseCidr (cidr: string): { ip: string, prefix: number, family: Family } {
-  const p = cidr.includes('/') ? parseAddress(cidr) : undefined
+  const p = isCidr(cidr) ? parseAddress(cidr) : undefined
   if (p?.prefix === undefined) throw new FerryError('INVALID_CIDR', `invalid CIDR "${cidr}"`)
   return { ip: p.ip, prefix: p.prefix, family: p.family }
 }

@@ -6,7 +6,7 @@
  * records every call in `calls`, and can be told to fail the Nth call of an
  * operation (`failOn`) so that rollback paths can be tested.
  */
-import { bitsOf, canonical, parseCidr, parseIp } from '../../src/util/ip.js'
+import { bitsOf, canonical, isCidr, parseCidr, parseIp } from '../../src/util/ip.js'
 import { FerryError } from '../../src/errors/errors.js'
 import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from '../../src/kernel/types.js'
 
@@ -65,6 +65,12 @@ function normMac (mac: string): string {
 
 function isUnicastMac (mac: string): boolean {
   return (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== ZERO_MAC
+}
+
+/** As src/kernel/netlink.ts: `address/n` of either family, or INVALID_CIDR with the same sentence. */
+function checkCidr (cidr: string): ReturnType<typeof parseCidr> {
+  if (!isCidr(cidr)) throw new FerryError('INVALID_CIDR', `invalid CIDR "${cidr}"`)
+  return parseCidr(cidr)
 }
 
 function checkIp (ip: string): string {
@@ -329,7 +335,7 @@ export class FakeLinkDriver implements LinkDriver {
 
   addAddress (name: string, cidr: string): Promise<void> {
     return this.op('addAddress', [name, cidr], () => {
-      const c = parseCidr(cidr)
+      const c = checkCidr(cidr)
       const link = this.need(`cannot add address ${cidr} to ${name}`, name)
       // As the kernel: no IPv6 address on an interface with IPv6 disabled.
       if (c.family === 6 && link.ipv6Conf?.get('disable_ipv6') === '1') throw kernel(`cannot add address ${cidr} to ${name}`, 'Permission denied')
@@ -339,7 +345,7 @@ export class FakeLinkDriver implements LinkDriver {
 
   deleteAddress (name: string, cidr: string): Promise<void> {
     return this.op('deleteAddress', [name, cidr], () => {
-      parseCidr(cidr)
+      checkCidr(cidr)
       this.addresses = this.addresses.filter((a) => !(a.ifname === name && a.cidr === cidr))
     })
   }
