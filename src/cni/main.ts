@@ -5,8 +5,7 @@
  * CHECK's read of the interface (`nsenter --net=NETNS ip -j addr show dev IFNAME`, both families).
  */
 import { execFile } from '../kernel/exec.js'
-import { apiRequester } from '../runtime/client.js'
-import { apiSocketFrom } from '../cli/client.js'
+import { apiRequester, apiSocketFrom } from '../api/client.js'
 import { FerryError } from '../errors/errors.js'
 import { errorResult, parseConfig, parseEnv, runCni, type AgentAttach, type AgentContainer, type CniDeps } from './plugin.js'
 

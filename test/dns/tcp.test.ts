@@ -1,4 +1,4 @@
-/** The TCP limits' defaults and validation (the limits at work: test/dns/abuse.test.ts). */
+/** The TCP limits' defaults and validation (the limits at work: test/dns/server.abuse.test.ts). */
 import t from 'tap'
 import { DEFAULT_TCP_LIMITS, tcpLimits } from '../../src/dns/tcp.js'
 

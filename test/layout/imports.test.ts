@@ -13,12 +13,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const SRC = join(ROOT, 'src')
 
 /** Arrows still allowed, "from -> to" by folder, each with the file that makes it and why. */
-const ALLOWED = new Map<string, string>([
-  // src/cni is being changed by another helper: once src/cni/main.ts imports src/api/client.ts,
-  // delete src/runtime/client.ts and src/cli/client.ts (re-exports kept only for it) and these two lines.
-  ['runtime -> api', 'src/runtime/client.ts re-exports src/api/client.ts for src/cni/main.ts'],
-  ['cni -> cli', 'src/cni/main.ts imports apiSocketFrom from src/cli/client.ts (a re-export of src/api/client.ts)'],
-])
+const ALLOWED = new Map<string, string>([])
 
 /** The README's layers: folder -> rank (0 = lowest). */
 function layers (): Map<string, number> {

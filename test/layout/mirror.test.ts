@@ -15,8 +15,6 @@ const TIERS = new Set(['kernel', 'e2e', 'layout'])
 // Test files that still mirror no source file, each with why; remove a line when its file is renamed or split.
 const NOT_YET = new Set([
   'test/cni/api.test.ts', // the CNI plugin's use of the admin API (src/cni is being changed: rename with it)
-  'test/dns/abuse.test.ts', // attacks on the DNS server: server.abuse.test.ts (src/dns is being changed)
-  'test/ipam/ipam-persist.test.ts', // ipam.persist.test.ts (src/ipam is being changed)
   'test/nat/isolation.test.ts', // plan.isolation.test.ts (src/nat is being changed)
   'test/nat/links.test.ts', // plan.links.test.ts (src/nat is being changed)
   'test/metrics/dashboard.test.ts', // docs/grafana-dashboard.json against the registry's metric names
