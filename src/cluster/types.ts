@@ -10,6 +10,7 @@
  * (test/harness/cluster-memory.ts) for unit tests of consumers.
  */
 import type { RejectCounter } from './rejects.js'
+import type { WireGuardInfo } from '../wireguard/plan.js'
 
 /** A registered host (agent). Times are milliseconds since the epoch, by the server's clock. */
 export interface HostInfo {
@@ -21,6 +22,8 @@ export interface HostInfo {
   /** When the host is removed unless it sends another heartbeat. */
   expiresAt: number
   registeredAt: number
+  /** Its WireGuard public key, port and tunnel address (encrypted overlays), when it publishes them. */
+  wg?: WireGuardInfo
 }
 
 /** What a host asks for when it creates an overlay network (the same on every host). */
@@ -89,7 +92,7 @@ export interface ClusterSnapshot {
 
 /** A change, pushed to every host; `rev` is the global revision after it. */
 export type ClusterChange =
-  | { kind: 'host-up', rev: number, host: Pick<HostInfo, 'hostId' | 'vtep' | 'version'> }
+  | { kind: 'host-up', rev: number, host: Pick<HostInfo, 'hostId' | 'vtep' | 'version' | 'wg'> }
   | { kind: 'host-removed', rev: number, hostId: string }
   | { kind: 'overlay-defined', rev: number, overlay: OverlayDefinition }
   | { kind: 'overlay-removed', rev: number, name: string }

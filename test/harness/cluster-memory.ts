@@ -27,7 +27,7 @@ type ChangeBody = ClusterChange extends infer C ? C extends ClusterChange ? Omit
 /** The owner recorded for an overlay's gateway address. */
 export const GATEWAY_OWNER = '@gateway'
 
-interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, keyExpiresAt: number }
+interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, wg: string, keyExpiresAt: number }
 
 /** An endpoint as stored: normally a ClusterEndpoint with its MAC; tests may forge anything (forgeEndpoint). */
 type StoredEndpoint = Record<string, unknown>
@@ -191,10 +191,10 @@ export class MemoryCluster {
     const isNew = !this.expiries.has(reg.hostId)
     this.expiries.set(reg.hostId, now + reg.ttlMs)
     this.hostRecords.set(reg.hostId, {
-      vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt, sig: reg.sig, keyExpiresAt: now + reg.keyTtlMs,
+      vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt, sig: reg.sig, wg: reg.wg, keyExpiresAt: now + reg.keyTtlMs,
     })
-    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig) {
-      const host = { hostId: reg.hostId, vtep: reg.vtep, version: reg.version, ...(reg.sig !== '' ? { sig: reg.sig } : {}) }
+    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig || old.wg !== reg.wg) {
+      const host = { hostId: reg.hostId, vtep: reg.vtep, version: reg.version, ...(reg.sig !== '' ? { sig: reg.sig } : {}), ...(reg.wg !== '' ? { wg: reg.wg } : {}) }
       this.bump({ kind: 'host-up', host })
     }
     const removed: string[] = []
@@ -426,8 +426,9 @@ export class MemoryCluster {
     const r = this.hostRecords.get(hostId)
     const exp = this.expiries.get(hostId)
     if (!r || exp === undefined || r.keyExpiresAt <= this.now()) return undefined
-    const h: HostInfo & { sig?: string } = { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
+    const h: Omit<HostInfo, 'wg'> & { sig?: string, wg?: string } = { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
     if (r.sig !== '') h.sig = r.sig
+    if (r.wg !== '') h.wg = r.wg
     return { ...h }
   }
 
