@@ -399,7 +399,7 @@ export class Agent implements AgentView {
       cluster.hosts().catch(() => undefined),
       cluster.revision().catch(() => undefined),
     ])
-    return { ...status, revision, hosts, peers: peers.status() }
+    return { ...status, revision, hosts, peers: peers.status(), wireguard: await peers.wireguardStatus() }
   }
 
   async peers (network?: string): Promise<unknown[]> {

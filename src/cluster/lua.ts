@@ -233,6 +233,7 @@ return { isNew and 1 or 0, removed }
 
 /**
  * ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max, announce 0|1.
+ * ARGV 13: encryption ('' = plain, 'wireguard'), compared on join (stored apart from the signed definition).
  * Returns {definition row, created 0|1}; with announce 0 the overlay-defined message is left to SEAL.
  */
 const DEFINE = `
@@ -240,9 +241,15 @@ local h, name, subnet, gateway, vniArg, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5
 local net, plen = tonumber(ARGV[8]), tonumber(ARGV[9])
 local vmin, vmax = tonumber(ARGV[10]), tonumber(ARGV[11])
 local announce = ARGV[12] == '1'
+local enc = ARGV[13] or ''
 local ok = okey(name)
 local ex = overlay_row(name)
 if ex then
+  local exEnc = redis.call('HGET', ok, 'encrypt') or ''
+  if exEnc ~= enc then
+    local function what(e) if e == '' then return 'plain' end return 'encrypted (ferry.encrypt=' .. e .. ')' end
+    fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists ' .. what(exEnc) .. ' (this host asked for it ' .. what(enc) .. ')')
+  end
   if ex[2] ~= subnet then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with subnet ' .. ex[2] .. ' (this host asked for ' .. subnet .. ')') end
   if ex[3] ~= gateway then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with gateway ' .. ex[3] .. ' (this host asked for ' .. gateway .. ')') end
   if mode == 'require' and vniArg ~= '' and vniArg ~= ex[4] then
@@ -286,6 +293,7 @@ end
 local now = now_ms()
 redis.call('HSET', ok, 'name', name, 'subnet', subnet, 'gateway', gateway, 'vni', fmt(vni), 'net', fmt(net), 'prefix', fmt(plen),
   'createdBy', h, 'createdAt', fmt(now))
+if enc ~= '' then redis.call('HSET', ok, 'encrypt', enc) end
 redis.call('HSET', ok .. ':addrs', gateway, '@gateway')
 redis.call('HSET', P .. 'vnis', fmt(vni), name)
 redis.call('SADD', P .. 'overlays', name)

@@ -308,7 +308,7 @@ export class RedisBackend implements ClusterBackend {
   async define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }> {
     const c = parseCidr(req.subnet)
     const r = list(await this.change(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
-      mode, Number(c.network), c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0']))
+      mode, Number(c.network), c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0', req.encrypt ?? '']))
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 

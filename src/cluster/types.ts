@@ -35,6 +35,8 @@ export interface OverlayRequest {
   gateway: string
   /** A user-given VNI (-o ferry.vni); absent = the cluster allocates one from 4096 up. */
   vni?: number
+  /** -o ferry.encrypt=wireguard; joining with another value is refused (NAME_CONFLICT). */
+  encrypt?: 'wireguard'
 }
 
 /** The cluster-wide definition of an overlay. */

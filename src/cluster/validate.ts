@@ -83,6 +83,10 @@ export function checkOverlayRequest (req: OverlayRequest): OverlayRequest {
   }
   const out: OverlayRequest = { name: req.name, subnet, gateway: ipString(4, g) }
   if (req.vni !== undefined) out.vni = checkVni(req.vni)
+  if (req.encrypt !== undefined) {
+    if (req.encrypt !== 'wireguard') throw new FerryError('INVALID_OPTION', `overlay ${req.name}: encryption must be "wireguard"`)
+    out.encrypt = req.encrypt
+  }
   return out
 }
 

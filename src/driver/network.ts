@@ -321,7 +321,8 @@ export class NetworkDriver {
     const byId = new Map(nets.map((n) => [n.id, n]))
     const eps = this.endpoints().filter((e) => byId.has(e.networkId))
     return {
-      overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni })),
+      overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
+        ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}) })),
       addresses: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip: e.address })),
       endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address, mac: e.mac })),
     }

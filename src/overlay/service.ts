@@ -42,7 +42,7 @@ export class ClusterOverlay implements OverlayService {
   }
 
   async attach (req: OverlayAttachRequest): Promise<OverlayAttachment> {
-    const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni })
+    const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni, ...(req.encrypt ? { encrypt: req.encrypt } : {}) })
     if (def.name !== req.name || def.subnet !== canonical(req.subnet) || def.gateway !== req.gateway || (req.vni !== undefined && def.vni !== req.vni)) {
       // The store checks this too (src/cluster/client.ts); the data plane is built only from what was asked for.
       await this.cluster.removeOverlayHost(req.name).catch(() => undefined)

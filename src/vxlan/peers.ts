@@ -42,7 +42,7 @@ import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, Clu
 import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
-import type { WireGuardMesh } from '../wireguard/mesh.js'
+import type { MeshStatus, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
   PeerPlanner, diffPeers, overlayDevices, planPeers,
@@ -328,6 +328,11 @@ export class PeerSync {
     })
     this.wg.setHosts(hosts).catch((err: unknown) => { this.log?.error({ err }, 'cannot program the WireGuard peers') })
     for (const [name, a] of this.attached) if (a.local.encrypt !== undefined) this.schedule(name, true)
+  }
+
+  /** This host's WireGuard mesh: mode, device, peers with handshake age and bytes (undefined without one). */
+  async wireguardStatus (): Promise<MeshStatus | undefined> {
+    return await this.wg?.status()
   }
 
   devices (name: string): OverlayDevices | undefined {

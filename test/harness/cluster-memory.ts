@@ -35,6 +35,7 @@ type StoredEndpoint = Record<string, unknown>
 interface OverlayRecord {
   def: OverlayDefinition
   sig: string
+  encrypt?: 'wireguard'
   net: number
   prefix: number
   cursor?: number
@@ -248,6 +249,8 @@ export class MemoryCluster {
     const ex = this.overlayRecords.get(req.name)
     if (ex) {
       const d = ex.def
+      const what = (e: string | undefined): string => (e === undefined ? 'plain' : `encrypted (ferry.encrypt=${e})`)
+      if ((ex.encrypt ?? undefined) !== req.encrypt) throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${what(ex.encrypt)} (this host asked for it ${what(req.encrypt)})`)
       if (d.subnet !== req.subnet) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with subnet ${d.subnet} (this host asked for ${req.subnet})`)
       if (d.gateway !== req.gateway) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with gateway ${d.gateway} (this host asked for ${req.gateway})`)
       if (mode === 'require' && req.vni !== undefined && req.vni !== d.vni) {
@@ -280,7 +283,7 @@ export class MemoryCluster {
     }
     const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: hostId, createdAt: this.now() }
     const rec: OverlayRecord = {
-      def, sig: '', net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
+      def, sig: '', ...(req.encrypt ? { encrypt: req.encrypt } : {}), net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
     }
     this.overlayRecords.set(req.name, rec)
     this.vnis.set(vni, req.name)
