@@ -16,18 +16,17 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { execFile } from '../../src/kernel/exec.js'
-import { netns, nsExec, sh, ipJson } from '../harness/netns.js'
-import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
-import { redisServer } from '../harness/redis.js'
+import { sh, ipJson } from '../harness/netns.js'
+import { NODE, cleanEnv } from '../harness/agent.js'
+import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
 import { wgDeviceName, tunnelAddress } from '../../src/wireguard/plan.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
-const REDIS_IP = '192.0.2.5'
 const PLAIN = 'plain-payload-7f3a51'
 const SECRET = 'secret-payload-9c1e27'
 
-interface Host { ns: string, id: string, agent: Agent }
+type Host = RuntimeHost
 
 const ferry = (h: Host, args: string[]) =>
   execFile(['ip', 'netns', 'exec', h.ns, ...NODE, ENTRY, ...args], { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, allowFailure: true, timeoutMs: 30_000 })
@@ -37,29 +36,10 @@ function wgProcesses (dev: string): string {
 }
 
 await t.test('an encrypted overlay across two hosts', async (t) => {
-  const ul = netns(t, 'fywul')
-  nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
-  nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
-  nsExec(ul, ['ip', 'link', 'set', 'ulbr', 'up'])
-  await redisServer(t, { ns: ul, host: REDIS_IP, port: 6379 })
-  const hosts: Host[] = []
   const id = (i: number): string => `wg${i}x${process.pid}`
   t.not(tunnelAddress(id(1)), tunnelAddress(id(2)), 'distinct tunnel addresses')
-  for (const i of [1, 2]) {
-    const ns = netns(t, `fyw${i}`)
-    const ip = `192.0.2.2${i}`
-    sh(['ip', '-n', ul, 'link', 'add', `vr${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
-    sh(['ip', '-n', ul, 'link', 'set', `vr${i}`, 'master', 'ulbr', 'up'])
-    sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
-    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
-    const agent = await startAgent(t, {
-      ns, pluginName: `fyw${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', id(i), '--reconcile-interval', '0'],
-    })
-    hosts.push({ ns, id: id(i), agent })
-  }
+  const { ul, hosts } = await runtimeHosts(t, { prefix: 'fyw', count: 2, hostId: id })
   const [h1, h2] = hosts as [Host, Host]
-  t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(h.agent.logs().split('\n').filter((l) => !l.includes('engine event')).slice(-40).join('\n')) })
 
   for (const h of hosts) {
     let r = await ferry(h, ['network', 'create', 'ovp', '--subnet', '10.47.0.0/24', '-o', 'ferry.overlay=ovp'])
@@ -67,12 +47,12 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     r = await ferry(h, ['network', 'create', 'ove', '--subnet', '10.48.0.0/24', '-o', 'ferry.overlay=ove', '-o', 'ferry.encrypt=wireguard'])
     t.equal(r.code, 0, r.stderr)
   }
-  const dev1 = wgDeviceName(h1.id)
+  const dev1 = wgDeviceName(h1.hostId)
   const links = ipJson<Array<{ ifname: string, mtu: number, linkinfo?: { info_kind: string, info_data?: { port: number, local?: string } } }>>(h1.ns, ['-d', 'link'])
   const wg = links.find((l) => l.ifname === dev1)
   t.equal(wg?.mtu, 1440, 'the WireGuard device: underlay MTU - 60')
   const vx = links.filter((l) => l.linkinfo?.info_kind === 'vxlan').map((l) => [l.linkinfo?.info_data?.port, l.linkinfo?.info_data?.local, l.mtu]).sort()
-  t.same(vx, [[4789, '192.0.2.21', 1450], [4799, tunnelAddress(h1.id), 1390]], 'plain VXLAN on the underlay, encrypted VXLAN on the tunnel address, MTU 1500 - 60 - 50')
+  t.same(vx, [[4789, '192.0.2.21', 1450], [4799, tunnelAddress(h1.hostId), 1390]], 'plain VXLAN on the underlay, encrypted VXLAN on the tunnel address, MTU 1500 - 60 - 50')
 
   // Capture host 1's underlay port.
   const dir = mkdtempSync(join(tmpdir(), 'ferry-wgcap-'))
@@ -120,7 +100,7 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   t.match(await fetch('ove', secretIp!, SECRET), SECRET, 'reached over the encrypted overlay')
 
   const peers = JSON.parse((await h2.agent.cli(['cluster', 'status', '--json'])).stdout) as { wireguard?: { peers: Array<{ hostId: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }> } }
-  const p1 = peers.wireguard?.peers.find((p) => p.hostId === h1.id)
+  const p1 = peers.wireguard?.peers.find((p) => p.hostId === h1.hostId)
   t.ok(p1 !== undefined && p1.handshakeAgeS !== undefined && p1.rxBytes > 0 && p1.txBytes > 0, `h2 shows a handshake with h1 and bytes both ways: ${JSON.stringify(peers.wireguard)}`)
 
   await sleep(300)
@@ -137,11 +117,11 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   for (const s of servers) await s.kill()
   for (const h of hosts) {
     t.equal((await ferry(h, ['network', 'rm', 'ove'])).code, 0)
-    const dev = wgDeviceName(h.id)
-    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.id}: no WireGuard device left`)
+    const dev = wgDeviceName(h.hostId)
+    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.hostId}: no WireGuard device left`)
     for (let i = 0; i < 30 && (wgProcesses(dev) !== '' || existsSync(`/var/run/wireguard/${dev}.sock`)); i++) await sleep(100)
-    t.equal(wgProcesses(dev), '', `${h.id}: no wireguard-go left`)
-    t.notOk(existsSync(`/var/run/wireguard/${dev}.sock`), `${h.id}: no UAPI socket left`)
+    t.equal(wgProcesses(dev), '', `${h.hostId}: no wireguard-go left`)
+    t.notOk(existsSync(`/var/run/wireguard/${dev}.sock`), `${h.hostId}: no UAPI socket left`)
     t.equal((await ferry(h, ['network', 'rm', 'ovp'])).code, 0)
   }
 })
