@@ -6,12 +6,13 @@
 import path from 'node:path'
 import {
   judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables,
-  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink,
+  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard,
 } from './checks.js'
 import {
   exists, probeAgent, probeEngine, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
 } from './probes.js'
 import { probeRedis } from './redis.js'
+import { detectWireGuard } from '../wireguard/device.js'
 
 /** Where the engine looks for plugin sockets; not configurable in the engine. */
 export const ENGINE_PLUGIN_DIR = '/run/docker/plugins'
@@ -34,7 +35,7 @@ export function judgePluginDir (pluginDir: string): CheckResult {
 
 export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   const pluginSocket = path.join(o.pluginDir, `${o.pluginName}.sock`)
-  const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis] = await Promise.all([
+  const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis, wireguard] = await Promise.all([
     probeLinkKinds(),
     exists('/proc/sys/net/bridge'),
     sysctlOrUndefined('net.ipv4.ip_forward'),
@@ -44,6 +45,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     probeSocket(o.apiSocket),
     probeAgent(o.apiSocket),
     o.cluster === undefined ? Promise.resolve(undefined) : probeRedis(o.cluster),
+    detectWireGuard(),
   ])
   const [engine, pluginAnswer] = await Promise.all([
     probeEngine(o.dockerHost, o.pluginName, iptables.filterSave),
@@ -66,6 +68,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   if (redis !== undefined) {
     results.push(...judgeRedis(redis))
     if (redis.error === undefined) results.push(judgeClockSkew(redis.offsetMs, redis.timeRttMs ?? 0))
+    results.push(judgeWireGuard(wireguard))
   }
   return results
 }

@@ -130,3 +130,10 @@ t.test('an agent with --iptables=false: rules left by an earlier run are a warni
   t.same(statuses(judgeIptables({ rules: {} }, false)), ['ok iptables.backend'])
   t.same(statuses(judgeIptables({ rules: {} }, true)), ['fail iptables.backend'])
 })
+
+t.test('wireguard: userspace or missing, and what it costs', async (t) => {
+  const { judgeWireGuard } = await import('../../src/doctor/checks.js')
+  t.match(judgeWireGuard({ kernelModule: false, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', check: 'wireguard', what: /userspace WireGuard \(\/usr\/bin\/wireguard-go\) \(no kernel module\)/, fix: /fraction of the plain overlay/ })
+  t.match(judgeWireGuard({ kernelModule: true, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', what: /kernel module is loaded but ferry does not use it yet/ })
+  t.match(judgeWireGuard({ kernelModule: false, userspace: undefined }), { status: 'warn', what: /encrypted overlays are refused/, fix: 'apt-get install wireguard-go' })
+})
