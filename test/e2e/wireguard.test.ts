@@ -103,6 +103,23 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   const p1 = peers.wireguard?.peers.find((p) => p.hostId === h1.hostId)
   t.ok(p1 !== undefined && p1.handshakeAgeS !== undefined && p1.rxBytes > 0 && p1.txBytes > 0, `h2 shows a handshake with h1 and bytes both ways: ${JSON.stringify(peers.wireguard)}`)
 
+  if (process.env.FERRY_WG_BENCH === '1') {
+    // A figure, not a check: MB/s of one TCP stream from h2 to h1 over each overlay (busybox nc, 64 MiB).
+    for (const net of ['ovp', 'ove']) {
+      const sink = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', `sink${net}`, '--net', net, '--', 'busybox', 'sh', '-c', 'nc -l -p 5001 > /dev/null'],
+        { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
+      const sinkDone = new Promise((res) => sink.once('exit', res))
+      const ip = await addr(`sink${net}`)
+      await sleep(500)
+      const start = process.hrtime.bigint()
+      const r = await ferry(h2, ['run', '--net', net, '--', 'busybox', 'sh', '-c', `dd if=/dev/zero bs=1M count=64 2>/dev/null | nc -w 5 ${ip ?? 'none'} 5001`])
+      const s = Number(process.hrtime.bigint() - start) / 1e9
+      t.comment(`bench ${net}: 64 MiB in ${s.toFixed(2)} s = ${(64 / s).toFixed(1)} MiB/s (exit ${r.code}; includes ~1 s of ferry run start-up)`)
+      await Promise.race([sinkDone, sleep(5000)])
+      if (sink.exitCode === null && sink.signalCode === null) { sink.kill('SIGKILL'); await sinkDone }
+    }
+  }
+
   await sleep(300)
   dump.kill('SIGINT')
   await dumpDone
