@@ -135,7 +135,12 @@ export class UserspaceWireGuard implements WireGuardDriver {
         throw new FerryError('KERNEL', `${this.program} started but ${this.socket(dev)} does not answer`)
       }
     }
-    parseUapiSet(await uapiRequest(this.socket(dev), uapiSet({ privateKey: cfg.privateKey, listenPort: cfg.listenPort }, [], [])))
+    // Set again only what differs: a new listen port rebinds the socket.
+    const now = await this.read(dev)
+    const change: { privateKey?: string, listenPort?: number } = {}
+    if (now?.privateKey !== cfg.privateKey) change.privateKey = cfg.privateKey
+    if (now?.listenPort !== cfg.listenPort) change.listenPort = cfg.listenPort
+    if (Object.keys(change).length > 0) parseUapiSet(await uapiRequest(this.socket(dev), uapiSet(change, [], [])))
     const link = await this.links.getLink(dev)
     if (link?.mtu !== cfg.mtu) await this.links.setMtu(dev, cfg.mtu)
     for (const a of await this.links.listAddresses()) {

@@ -165,7 +165,8 @@ export interface WgPeerState {
 }
 
 export interface WgDeviceState {
-  publicKey?: string
+  /** The device's private key (base64): compared, never shown. */
+  privateKey?: string
   listenPort?: number
   peers: WgPeerState[]
 }
@@ -222,7 +223,7 @@ export function parseUapiGet (text: string): WgDeviceState {
     const v = line.slice(i + 1)
     const int = (): number => { const n = Number(v); if (!Number.isSafeInteger(n) || n < 0) throw new FerryError('KERNEL', `the WireGuard device answered ${k}=${v.slice(0, 30)}`); return n }
     switch (k) {
-      case 'private_key': break
+      case 'private_key': state.privateKey = keyFromHex(v); break
       case 'listen_port': state.listenPort = int(); break
       case 'fwmark': break
       case 'public_key':

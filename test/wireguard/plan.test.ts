@@ -71,7 +71,7 @@ t.test('UAPI: set renders keys in hex and removes peers that go; get is parsed',
   const got = parseUapiGet([`private_key=${hex(priv)}`, 'listen_port=51820', `public_key=${hex(a)}`, 'endpoint=10.0.0.2:51820',
     'last_handshake_time_sec=1700000000', 'last_handshake_time_nsec=500000000', 'tx_bytes=100', 'rx_bytes=200', 'persistent_keepalive_interval=25',
     'allowed_ip=100.64.0.2/32', 'protocol_version=1', 'errno=0', '', ''].join('\n'))
-  t.same(got, { listenPort: 51820, peers: [{ publicKey: a, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'], keepalive: 25, lastHandshake: 1700000000500, rxBytes: 200, txBytes: 100 }] })
+  t.same(got, { privateKey: priv, listenPort: 51820, peers: [{ publicKey: a, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'], keepalive: 25, lastHandshake: 1700000000500, rxBytes: 200, txBytes: 100 }] })
   t.throws(() => parseUapiGet('errno=1\n\n'), /errno 1/)
   t.throws(() => parseUapiGet('listen_port=1\n'), /no errno/)
   t.throws(() => parseUapiGet('rubbish\nerrno=0\n'), /without '='/)
