@@ -11,21 +11,41 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { execFile } from '../../src/kernel/exec.js'
-import { ipJson } from '../harness/netns.js'
-import { NODE, cleanEnv } from '../harness/agent.js'
-import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
+import { netns, nsExec, sh, ipJson } from '../harness/netns.js'
+import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
+import { redisServer } from '../harness/redis.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
+const REDIS_IP = '192.0.2.5'
 
-type Host = RuntimeHost
+interface Host { ns: string, agent: Agent }
 
 const ferry = (h: Host, args: string[]) =>
   execFile(['ip', 'netns', 'exec', h.ns, ...NODE, ENTRY, ...args], { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, allowFailure: true, timeoutMs: 30_000 })
 
 await t.test('ferry run on an overlay across two hosts', async (t) => {
-  const { hosts } = await runtimeHosts(t, { prefix: 'fyro', count: 2, hostId: (i) => `r${i}` })
+  const ul = netns(t, 'fyrul')
+  nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
+  nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
+  nsExec(ul, ['ip', 'link', 'set', 'ulbr', 'up'])
+  await redisServer(t, { ns: ul, host: REDIS_IP, port: 6379 })
+  const hosts: Host[] = []
+  for (const i of [1, 2]) {
+    const ns = netns(t, `fyro${i}`)
+    const ip = `192.0.2.2${i}`
+    sh(['ip', '-n', ul, 'link', 'add', `vr${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    sh(['ip', '-n', ul, 'link', 'set', `vr${i}`, 'master', 'ulbr', 'up'])
+    sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
+    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
+    const agent = await startAgent(t, {
+      ns, pluginName: `fyro${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `r${i}`, '--reconcile-interval', '0'],
+    })
+    hosts.push({ ns, agent })
+  }
   const [h1, h2] = hosts as [Host, Host]
+  t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(h.agent.logs().split('\n').filter((l) => !l.includes('engine event')).slice(-40).join('\n')) })
 
   for (const h of hosts) {
     const r = await ferry(h, ['network', 'create', 'ov', '--subnet', '10.46.0.0/24', '-o', 'ferry.overlay=ov'])
