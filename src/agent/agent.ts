@@ -34,9 +34,10 @@ import { openWireGuardMesh } from '../wireguard/open.js'
 import { ClusterOverlay } from '../overlay/service.js'
 import { PublishedNames } from '../overlay/names.js'
 import { DnsServer } from '../dns/server.js'
+import { resolvConfServers } from '../dns/upstream.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import type { CacheOptions } from '../dns/cache.js'
-import { AgentRecordSource, scopeOf } from '../dns/source.js'
+import { AgentRecordSource, listenAddresses, scopeOf } from '../dns/source.js'
 import { EngineWatcher } from '../docker/watch.js'
 import type { ClusterEndpoint } from '../cluster/types.js'
 import { FerryMetrics } from '../metrics/registry.js'
@@ -169,7 +170,7 @@ export class Agent implements AgentView {
         store: this.store, driver: this.driver, ipam, links: this.links, firewall, ns: new ChildProcessNamespaces(),
         filesDir: path.join(this.cfg.stateDir, 'containers'), log: this.log.child({ component: 'runtime' }),
         dns: {
-          servers: this.cfg.dns.upstreams.filter((u) => !u.includes(':')),
+          servers: resolvConfServers(this.cfg.dns.upstreams),
           search: this.cfg.runtime?.dnsSearch ?? [],
           options: this.cfg.runtime?.dnsOptions ?? [],
         },
@@ -327,7 +328,7 @@ export class Agent implements AgentView {
     if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote()
     const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
     this.records.update({ networks, endpoints, names, remote: new Map(), hostId: this.overlay?.cluster.hostId })
-    const gateways = [...new Set(networks.map((n) => n.gateway))].map((ip) => ({ ip, port: this.cfg.dns.port ?? 53 }))
+    const gateways = listenAddresses(networks, this.cfg.dns.port ?? 53)
     try {
       await this.dns.setAddresses(gateways)
     } catch (err) {
@@ -353,7 +354,7 @@ export class Agent implements AgentView {
     const scope = network === undefined ? undefined : this.scopeFor(byName.get(network) ?? network)
     return this.records.records().filter((r) => scope === undefined || r.network === scope).map((r) => ({
       network: r.network.startsWith('overlay:') ? r.network : (names.networks.get(r.network) ?? r.network.slice(0, 12)),
-      name: r.name, aliases: r.aliases, ip: r.ip,
+      name: r.name, aliases: r.aliases, ip: r.ip, ...(r.ip6 !== undefined ? { ip6: r.ip6 } : {}),
     }))
   }
 

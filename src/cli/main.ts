@@ -181,9 +181,9 @@ export function buildCli (): Command {
   dns.command('ls').description('list the records').option('--network <network>', 'only this network').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
       const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
-      const recs = await api<Array<{ network: string, name: string, aliases: string[], ip: string }>>('GET', `/v1/dns/records${q}`)
+      const recs = await api<Array<{ network: string, name: string, aliases: string[], ip: string, ip6?: string }>>('GET', `/v1/dns/records${q}`)
       if (o.json) { json(recs); return }
-      out(table(['NETWORK', 'NAME', 'ADDRESS', 'ALIASES'], recs.map((r) => [r.network, r.name, r.ip, r.aliases.join(', ') || '-'])))
+      out(table(['NETWORK', 'NAME', 'ADDRESS', 'ALIASES'], recs.map((r) => [r.network, r.name, [r.ip, r.ip6].filter((a) => a !== undefined && a !== '').join(', '), r.aliases.join(', ') || '-'])))
     })
   dns.command('query').description('what a container on NETWORK would get for NAME').argument('<name>')
     .requiredOption('--network <network>', 'the asking container\'s network')

@@ -250,6 +250,21 @@ export class RedisBackend implements ClusterBackend {
     }))
   }
 
+  /**
+   * A failed command as a FerryError. A command that timed out means the connection may be dead
+   * without its socket knowing: a partition drops packets and sends no reset, and TCP keeps
+   * retransmitting (its backoff reaching minutes) long after the network is back. So both
+   * connections are dropped and made anew (with retryStrategy's backoff, at most 1 s between
+   * attempts): the host is back within about a second of its network (test/e2e/partition.test.ts).
+   */
+  private failed (err: unknown, where: string): FerryError {
+    if (err instanceof Error && err.message === 'Command timed out' && !this.closed) {
+      this.lastError = err
+      for (const c of [this.cmd, this.sub]) c?.disconnect(true)
+    }
+    return mapRedisError(err, where)
+  }
+
   isReady (): boolean {
     return !this.closed && this.cmd?.status === 'ready' && this.sub?.status === 'ready' && this.subscribed && this.scriptsLoaded
   }
@@ -272,7 +287,7 @@ export class RedisBackend implements ClusterBackend {
     try {
       acked = await cmd.call('WAIT', String(this.waitReplicas), String(Math.max(1, this.waitMs - 100)))
     } catch (err) {
-      throw mapRedisError(err, `${this.description} (WAIT)`)
+      throw this.failed(err, `${this.description} (WAIT)`)
     }
     if (num(acked) < this.waitReplicas) {
       throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} did not replicate ${s.name} to ${this.waitReplicas} replica(s) in time (${num(acked)} did)`)
@@ -290,13 +305,13 @@ export class RedisBackend implements ClusterBackend {
     try {
       return await cmd.evalsha(s.sha, 0, this.prefix, ...args)
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw mapRedisError(err, `${this.description} (${s.name})`)
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw this.failed(err, `${this.description} (${s.name})`)
     }
     this.commands++
     try {
       return await cmd.eval(s.source, 0, this.prefix, ...args)
     } catch (err) {
-      throw mapRedisError(err, `${this.description} (${s.name})`)
+      throw this.failed(err, `${this.description} (${s.name})`)
     }
   }
 
@@ -362,7 +377,7 @@ export class RedisBackend implements ClusterBackend {
       try {
         reply = await cmd.hscan(key, cursor, 'COUNT', this.scanPage)
       } catch (err) {
-        throw mapRedisError(err, `${this.description} (HSCAN)`)
+        throw this.failed(err, `${this.description} (HSCAN)`)
       }
       cursor = str(reply[0])
       for (const [field, value] of pairs(reply[1])) fields.set(field, value)
@@ -414,7 +429,7 @@ export class RedisBackend implements ClusterBackend {
       const v = await cmd.get(`${this.prefix}rev`)
       return v === null ? 0 : /^\d{1,16}$/.test(v) ? Number(v) : NaN
     } catch (err) {
-      throw mapRedisError(err, this.description)
+      throw this.failed(err, this.description)
     }
   }
 }

@@ -2,7 +2,7 @@
  * bin/ferry-cni: the CNI plugin process. Reads the environment and stdin, hands
  * the work to the ferry agent's admin API, prints the result (or the spec's error
  * JSON) on stdout and exits 0 (or 1). Nothing here touches the kernel except
- * CHECK's read of the interface (`nsenter --net=NETNS ip -j -4 addr show dev IFNAME`).
+ * CHECK's read of the interface (`nsenter --net=NETNS ip -j addr show dev IFNAME`, both families).
  */
 import { execFile } from '../kernel/exec.js'
 import { apiRequester } from '../runtime/client.js'
@@ -42,7 +42,7 @@ export async function main (): Promise<void> {
         }
       },
       addressesIn: async (netns, ifname) => {
-        const r = await execFile(['nsenter', `--net=${netns}`, '--', 'ip', '-j', '-4', 'addr', 'show', 'dev', ifname], { allowFailure: true, timeoutMs: 10_000 })
+        const r = await execFile(['nsenter', `--net=${netns}`, '--', 'ip', '-j', 'addr', 'show', 'dev', ifname], { allowFailure: true, timeoutMs: 10_000 })
         if (r.code !== 0) return undefined
         const list = JSON.parse(r.stdout || '[]') as Array<{ addr_info?: Array<{ local: string, prefixlen: number }> }>
         return (list[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`)

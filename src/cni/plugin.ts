@@ -20,7 +20,7 @@
  * characters: containerName), so DEL and CHECK find it from the same environment.
  */
 import { createHash } from 'node:crypto'
-import { isIp } from '../util/ip.js'
+import { familyOf, formatCidr, isIp, withPrefix, type Family } from '../util/ip.js'
 import { FerryError } from '../errors/errors.js'
 import { vethNames } from '../bridge/names.js'
 import type { AttachWire } from '../runtime/spec.js'
@@ -82,8 +82,32 @@ export interface CniConfig {
   prevResult?: unknown
 }
 
-/** A container as the agent's API shows it; `resolver` is missing from agents that predate it. */
-export type AgentContainer = ContainerRecord & { resolver?: ResolvConf }
+/**
+ * A container as the agent's API shows it; `resolver` is missing from agents that predate it.
+ * `address6`, `prefixLen6` and `gateway6` are its IPv6 side when it is dual-stack (agents
+ * that attach IPv4 only leave them out); an IPv6-only container's address may be `address`.
+ */
+export type AgentContainer = ContainerRecord & { resolver?: ResolvConf, address6?: string, prefixLen6?: number, gateway6?: string }
+
+/** One address of the container's interface, of either family. */
+export interface CniAddress {
+  family: Family
+  address: string
+  prefixLen: number
+  gateway?: string
+}
+
+/** The container's addresses, IPv4 first (what ADD reports and CHECK looks for); anything that is no address is left out. Pure. */
+export function containerAddresses (c: AgentContainer): CniAddress[] {
+  const out: CniAddress[] = []
+  const sides: Array<[string | undefined, number | undefined, string | undefined]> = [[c.address, c.prefixLen, c.gateway], [c.address6, c.prefixLen6, c.gateway6]]
+  for (const [address, prefixLen, gateway] of sides) {
+    const family = address !== undefined && isIp(address) ? familyOf(address) : undefined
+    if (address === undefined || family === undefined) continue
+    out.push({ family, address, prefixLen: prefixLen ?? (family === 4 ? 32 : 128), ...(gateway !== undefined && isIp(gateway, family) ? { gateway } : {}) })
+  }
+  return out
+}
 export type AgentAttach = AttachResult & { container: AgentContainer }
 
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -243,20 +267,27 @@ export function resultDns (ferry: ResolvConf | undefined, conf: CniDns | undefin
   return out
 }
 
-/** The spec's success result for ADD. */
-export function addResult (cniVersion: string, c: ContainerRecord, dns: CniDns = {}): Record<string, unknown> {
+/**
+ * The spec's success result for ADD: one `ips` entry per address of the container (IPv4
+ * first; a dual-stack one has two), each with its gateway and a default route of its
+ * family through it (`0.0.0.0/0`, `::/0`).
+ */
+export function addResult (cniVersion: string, c: AgentContainer, dns: CniDns = {}): Record<string, unknown> {
   const interfaces: Array<Record<string, string>> = []
   const ips: Array<Record<string, unknown>> = []
   const routes: Array<Record<string, string>> = []
-  if (c.endpointId !== undefined && c.address !== undefined) {
+  const addrs = containerAddresses(c)
+  if (c.endpointId !== undefined && addrs.length > 0) {
     interfaces.push({ name: c.hostVeth ?? vethNames(c.endpointId).host }, { name: c.ifname, mac: c.mac ?? '', sandbox: c.netns })
-    const ip: Record<string, unknown> = { address: `${c.address}/${c.prefixLen ?? 32}`, interface: 1 }
-    if (cniVersion.startsWith('0.3')) ip.version = '4'
-    if (c.gateway !== undefined) {
-      ip.gateway = c.gateway
-      routes.push({ dst: '0.0.0.0/0', gw: c.gateway })
+    for (const a of addrs) {
+      const ip: Record<string, unknown> = { address: `${a.address}/${a.prefixLen}`, interface: 1 }
+      if (cniVersion.startsWith('0.3')) ip.version = String(a.family)
+      if (a.gateway !== undefined) {
+        ip.gateway = a.gateway
+        routes.push({ dst: formatCidr({ family: a.family, network: 0n, prefix: 0 }), gw: a.gateway })
+      }
+      ips.push(ip)
     }
-    ips.push(ip)
   }
   return { cniVersion, interfaces, ips, routes, dns }
 }
@@ -277,7 +308,8 @@ function prevNameservers (prevResult: unknown): string[] {
 export function dnsProblem (cfg: CniConfig, c: AgentContainer): string | undefined {
   if (c.resolver === undefined) return undefined
   const now = resultDns(c.resolver, cfg.dns, cfg.runtimeConfig?.dns).nameservers ?? []
-  const gone = prevNameservers(cfg.prevResult).filter((ns) => ns === c.gateway && !now.includes(ns))
+  const gateways = new Set(containerAddresses(c).map((a) => a.gateway))
+  const gone = prevNameservers(cfg.prevResult).filter((ns) => gateways.has(ns) && !now.includes(ns))
   if (gone.length === 0) return undefined
   return `the container was given ferry's DNS server ${gone.join(', ')} as name server, but the agent no longer serves DNS there (started with --no-dns-server?)`
 }
@@ -297,8 +329,15 @@ export interface CniDeps {
   attach (body: AttachWire): Promise<AgentAttach>
   detach (name: string): Promise<void>
   get (name: string): Promise<AgentContainer | undefined>
-  /** The IPv4 addresses (CIDR) of `ifname` inside the namespace; undefined when the interface is missing. */
+  /** The addresses (CIDR, both families) of `ifname` inside the namespace; undefined when the interface is missing. */
   addressesIn (netns: string, ifname: string): Promise<string[] | undefined>
+}
+
+/** `FD00::2/64` → `fd00::2/64` (the address in canonical text, the prefix kept); as given when it is no address. */
+function canonicalAddress (cidr: string): string {
+  const slash = cidr.indexOf('/')
+  const ip = cidr.slice(0, slash)
+  return slash > 0 && isIp(ip) ? withPrefix(ip, Number(cidr.slice(slash + 1))) : cidr
 }
 
 /** Run one CNI command; returns the JSON to print on stdout ('' for DEL and CHECK). */
@@ -321,8 +360,11 @@ export async function runCni (env: CniEnv, stdin: string, deps: CniDeps): Promis
   if (c.netns !== env.netns) throw new CniError(CNI_ERROR.AGENT, `container ${env.containerId} is attached in ${c.netns}, not ${env.netns}`)
   const addrs = await deps.addressesIn(env.netns, env.ifname)
   if (addrs === undefined) throw new CniError(CNI_ERROR.AGENT, `interface ${env.ifname} is missing in ${env.netns}`)
-  const want = `${c.address ?? ''}/${c.prefixLen ?? 32}`
-  if (c.address !== undefined && !addrs.includes(want)) throw new CniError(CNI_ERROR.AGENT, `interface ${env.ifname} in ${env.netns} lacks ${want} (has ${addrs.join(', ') || 'none'})`)
+  const have = new Set(addrs.map(canonicalAddress))
+  for (const a of containerAddresses(c)) {
+    const want = withPrefix(a.address, a.prefixLen)
+    if (!have.has(want)) throw new CniError(CNI_ERROR.AGENT, `interface ${env.ifname} in ${env.netns} lacks ${want} (has ${addrs.join(', ') || 'none'})`)
+  }
   const dns = dnsProblem(cfg, c)
   if (dns !== undefined) throw new CniError(CNI_ERROR.AGENT, dns)
   return ''

@@ -7,7 +7,7 @@
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram'
 import { AnswerCache, rrsFor } from './answers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
-import { RateLimiter } from './ratelimit.js'
+import { RateLimiter, rateKey } from './ratelimit.js'
 import { RecordSet } from './records.js'
 import { HELPER_FLAG, type HelperCommand, type HelperEvent } from './helpers.js'
 import { buildAnswer, buildEmpty, CLASS_IN, isTruncated, Parse, parseQuery, Query, RCODE_REFUSED, TYPE_A, TYPE_AAAA, TYPE_PTR } from './wire.js'
@@ -81,7 +81,7 @@ class Helper {
       }
       const m = this.metrics
       if (nets.length === 0) {
-        if (!this.take(rinfo.address)) return
+        if (!this.take(rateKey(rinfo.address, () => false))) return
         m.queries++
         m.udp++
         m.refused++

@@ -1,6 +1,6 @@
 /**
- * A token bucket per source address: each source may send `burst` queries at
- * once and `perSecond` on average. The clock is injectable for tests.
+ * A token bucket per source (an address, or an unknown IPv6 source's /64: see
+ * rateKey): each source may send `burst` queries at once and `perSecond` on average. The clock is injectable for tests.
  *
  * The table is bounded (`maxSources`, default 65,536) by two generations: new
  * and refreshed sources go into the current map; when it holds half the bound,
@@ -12,6 +12,27 @@
  * addresses no longer resets its limit (it used to: the table was emptied at
  * once when full). Each `take` is O(1) with no scan.
  */
+import { formatCidr, maskOf, parseIpOrUndefined } from '../util/ip.js'
+
+/**
+ * The bucket a source's queries take from. IPv4 sources and known clients (an
+ * address ferry gave to an endpoint: `isClient`) have one each. An IPv6 source
+ * that is no client shares one bucket with its whole /64: a container that adds
+ * addresses to its interface (any of the 2^64 of its network's prefix) would
+ * otherwise get a fresh bucket per address and could flood at will; per /64, the
+ * addresses it invents draw from one bucket, while every real client keeps its
+ * own (keying real clients per /64 would put all containers of a /64 network in
+ * one bucket, and one busy container would starve the others). A zone (`%eth0`)
+ * is left out; an unreadable source is its own key.
+ */
+export function rateKey (src: string, isClient: (src: string) => boolean): string {
+  if (!src.includes(':') || isClient(src)) return src
+  const zone = src.indexOf('%')
+  const p = parseIpOrUndefined(zone < 0 ? src : src.slice(0, zone))
+  if (p === undefined || p.family !== 6) return src
+  return formatCidr({ family: 6, network: p.value & maskOf(6, 64), prefix: 64 })
+}
+
 export interface RateLimit {
   perSecond: number
   burst: number

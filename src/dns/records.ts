@@ -30,9 +30,9 @@ export interface RecordEntry {
   name: string
   /** Network aliases, link aliases, short container id: answer A/AAAA only. */
   aliases: readonly string[]
-  /** The endpoint's address on the network, IPv4 or IPv6. */
+  /** The endpoint's address on the network: IPv4, or IPv6 for an IPv6-only endpoint. */
   ip: string
-  /** A second (IPv6) address, for dual-stack endpoints. */
+  /** The IPv6 address of a dual-stack endpoint. */
   ip6?: string
   /** Published container ports (SRV records); at most MAX_SRV_PORTS are used. */
   ports?: readonly ServicePort[]

@@ -36,7 +36,7 @@ import { AnswerCache, rrsFor } from './answers.js'
 import { cacheKey, type CacheOptions, DnsCache } from './cache.js'
 import { HelperPool } from './helpers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
-import { RateLimiter, type RateLimit } from './ratelimit.js'
+import { RateLimiter, rateKey, type RateLimit } from './ratelimit.js'
 import { RecordSet, type RecordDelta, type RecordSource } from './records.js'
 import { TcpFront, tcpLimits, type TcpLimits, type TcpStats, type TcpTimers } from './tcp.js'
 import { type Clock, Forwarder, literalLookup, realClock, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamHealth, type UpstreamSource, upstreamKey } from './upstream.js'
@@ -176,6 +176,8 @@ export class DnsServer {
     if (this.helpers !== undefined && this.helperPush === undefined) this.helpers.delta(d)
   }
 
+  private readonly isClient = (src: string): boolean => this.opts.clientNetworks(src).length > 0
+
   constructor (private readonly opts: DnsServerOptions) {
     this.log = opts.log
     this.ttl = opts.ttlSeconds ?? 0
@@ -199,7 +201,7 @@ export class DnsServer {
     this.tcp = new TcpFront({
       limits: tcpLimits(opts.tcp),
       metrics: this.metrics,
-      isClient: (src) => opts.clientNetworks(src).length > 0,
+      isClient: this.isClient,
       onQuery: (src, msg, reply) => this.onTcpMessage(src, msg, reply),
       onError: (err) => this.internalError(err),
       timers: opts.tcpTimers,
@@ -422,7 +424,7 @@ export class DnsServer {
   private handle (msg: Buffer, src: string, networks: readonly string[] | undefined, tcp: boolean): Outcome {
     const m = this.metrics
     m.queries++
-    if (this.limiter !== undefined && networks === undefined && !this.limiter.take(src)) {
+    if (this.limiter !== undefined && networks === undefined && !this.limiter.take(rateKey(src, this.isClient))) {
       m.rateLimited++
       return undefined
     }

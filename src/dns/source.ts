@@ -38,13 +38,22 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     const net = netById.get(ep.networkId)
     if (!net) continue
     const scope = scopeOf(net)
-    const scopes = clients.get(ep.address) ?? []
-    if (!scopes.includes(scope)) clients.set(ep.address, [...scopes, scope])
+    // A client is known by each of its addresses: a dual-stack container asks over either family.
+    for (const ip of endpointAddresses(ep)) {
+      const scopes = clients.get(ip) ?? []
+      if (!scopes.includes(scope)) clients.set(ip, [...scopes, scope])
+    }
     const known = byEndpoint.get(ep.id)
     if (!known) continue
     const aliases = known.aliases.filter((a) => a !== known.c.name)
     const ports = servicePorts(ep.ports)
-    const entry = { network: scope, name: known.c.name, aliases, ip: ep.address, ...(ports.length > 0 ? { ports } : {}) }
+    // An IPv6-only endpoint's one address is its entry's `ip`.
+    const [ip = '', ip6] = endpointAddresses(ep)
+    const entry = {
+      network: scope, name: known.c.name, aliases, ip,
+      ...(ip6 !== undefined ? { ip6 } : {}),
+      ...(ports.length > 0 ? { ports } : {}),
+    }
     entries.push(entry)
     entryOf.set(`${scope}|${known.c.name}`, entry)
     local.set(ep.id, [known.c.name, ...aliases])
@@ -66,6 +75,23 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     }
   }
   return { entries, clients, local }
+}
+
+/**
+ * The addresses of an endpoint, IPv4 first, as the store holds them (canonical text, so
+ * they equal the source address a socket reports); an IPv6-only endpoint has no IPv4 one.
+ */
+export function endpointAddresses (ep: Pick<EndpointRecord, 'address' | 'address6'>): string[] {
+  return [ep.address, ep.address6].filter((ip): ip is string => ip !== undefined && ip !== '')
+}
+
+/**
+ * Where the DNS server listens: each network's gateway address, and its IPv6
+ * gateway when it is dual-stack (or IPv6-only), each address once.
+ */
+export function listenAddresses (networks: readonly Pick<NetworkRecord, 'gateway' | 'gateway6'>[], port: number): Array<{ ip: string, port: number }> {
+  const ips = new Set(networks.flatMap((n) => [n.gateway, n.gateway6]).filter((ip): ip is string => ip !== undefined && ip !== ''))
+  return [...ips].map((ip) => ({ ip, port }))
 }
 
 /** The container ports an endpoint publishes (SRV records), TCP and UDP, ranges expanded up to MAX_SRV_PORTS. */

@@ -53,6 +53,7 @@ import { connect, isIP, isIPv6, type Socket as TcpSocket } from 'node:net'
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
 import type { Logger } from 'pino'
 import { ferryError } from '../errors/errors.js'
+import { isIp, normalizeIp } from '../util/ip.js'
 import { HEADER, rcodeOf, RCODE_REFUSED, RCODE_SERVFAIL, sameQuestion } from './wire.js'
 
 export interface Upstream {
@@ -78,10 +79,36 @@ export function parseUpstream (spec: string): Upstream {
     ip = h!
     port = Number(p)
   }
-  if (isIP(ip.split('%')[0] ?? ip) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+  const canon = upstreamIp(ip)
+  if (canon === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw ferryError('INVALID_OPTION', `not a DNS server address: ${JSON.stringify(spec)} (want IP or IP:port)`)
   }
-  return { ip, port }
+  return { ip: canon, port }
+}
+
+/**
+ * A name server's address in canonical text (`FD00:1::0001` → `fd00:1::1`, so that
+ * ferry's own IPv6 listen addresses are recognised however they are spelt), a
+ * link-local one with its zone kept as given; undefined when it is no address.
+ */
+function upstreamIp (text: string): string | undefined {
+  const zone = text.indexOf('%')
+  if (zone >= 0) return isIP(text.slice(0, zone)) === 6 && zone < text.length - 1 ? text : undefined
+  return isIp(text) ? normalizeIp(text) : undefined
+}
+
+/**
+ * The `--dns` upstreams a container's resolv.conf can name: those on port 53 (resolv.conf
+ * has no port), IPv4 and IPv6, in canonical text, each once; invalid specs are left out.
+ */
+export function resolvConfServers (specs: readonly string[]): string[] {
+  const out = new Set<string>()
+  for (const spec of specs) {
+    let u: Upstream
+    try { u = parseUpstream(spec) } catch { continue }
+    if (u.port === 53) out.add(u.ip)
+  }
+  return [...out]
 }
 
 /** The `nameserver` lines of a resolv.conf, in order (invalid ones skipped). */
@@ -91,8 +118,9 @@ export function parseResolvConf (text: string): Upstream[] {
     const line = raw.replace(/[#;].*$/, '').trim()
     const [kw, addr] = line.split(/\s+/)
     if (kw !== 'nameserver' || addr === undefined) continue
-    if (isIP(addr.split('%')[0] ?? addr) === 0) continue
-    out.push({ ip: addr, port: 53 })
+    const ip = upstreamIp(addr)
+    if (ip === undefined) continue
+    out.push({ ip, port: 53 })
   }
   return out
 }

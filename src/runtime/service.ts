@@ -141,13 +141,22 @@ export class RuntimeService {
    * runs one, the agent's --dns-search and --dns-opt. No upstreams, nothing of the host's.
    */
   resolverOf (rec: ContainerRecord): ResolvConf {
-    const gateway = this.dnsServerOf(this.owner(rec).networkId)
-    return { nameservers: gateway === undefined ? [] : [gateway], search: [...(this.d.dns?.search ?? [])], options: [...(this.d.dns?.options ?? [])] }
+    return { nameservers: this.dnsServersOf(this.owner(rec)), search: [...(this.d.dns?.search ?? [])], options: [...(this.d.dns?.options ?? [])] }
   }
 
-  /** On a network, ferry's own DNS server answers on the gateway (and forwards the rest) unless the agent runs without it. */
-  private dnsServerOf (networkId: string | undefined): string | undefined {
-    return networkId !== undefined && this.d.embeddedDns === true ? this.state.networks[networkId]?.gateway : undefined
+  /**
+   * On a network, ferry's own DNS server answers on the gateway (and forwards the rest)
+   * unless the agent runs without it: the gateway of each family the container has an
+   * address in (IPv4 first; the IPv6 gateway of a dual-stack network when its endpoint
+   * has an IPv6 address). [] when there is none.
+   */
+  private dnsServersOf (rec: Pick<ContainerRecord, 'networkId' | 'endpointId'>): string[] {
+    const net = rec.networkId === undefined ? undefined : this.state.networks[rec.networkId]
+    if (net === undefined || this.d.embeddedDns !== true) return []
+    const ep = rec.endpointId === undefined ? undefined : this.state.endpoints[rec.endpointId]
+    const v4 = ep === undefined || ep.address !== ''
+    const v6 = ep?.address6 !== undefined && ep.address6 !== ''
+    return [v4 ? net.gateway : '', v6 ? net.gateway6 ?? '' : ''].filter((ip) => ip !== '')
   }
 
   /** A network by ferry name, id or unique id prefix; 'bridge' is the default network. */
@@ -350,9 +359,9 @@ export class RuntimeService {
     let hostText = ''
     try { hostText = await (this.d.hostResolvConf ?? (() => fs.readFile('/etc/resolv.conf', 'utf8')))() } catch { /* none: fallback servers */ }
     const defaults = this.d.dns ?? { servers: [], search: [], options: [] }
-    const gateway = this.dnsServerOf(rec.networkId)
+    const gateways = this.dnsServersOf(rec)
     const conf = containerResolvConf(parseResolvConf(hostText), {
-      nameservers: spec.dns.length > 0 ? spec.dns : gateway !== undefined ? [gateway] : defaults.servers,
+      nameservers: spec.dns.length > 0 ? spec.dns : gateways.length > 0 ? gateways : defaults.servers,
       search: spec.dnsSearch.length > 0 ? spec.dnsSearch : defaults.search,
       options: spec.dnsOptions.length > 0 ? spec.dnsOptions : defaults.options,
     })

@@ -141,3 +141,28 @@ t.test('dnsProblem ignores malformed previous results', async (t) => {
   t.equal(dnsProblem(cfg, container({ resolver: ferryOff })), undefined)
   t.type(new CniError(1, 'x'), Error)
 })
+
+t.test('a dual-stack container: ips of both families, a default route per family, CHECK of both addresses, DNS on both gateways', async (t) => {
+  const dual = container({ address6: 'fd00:63::2', prefixLen6: 64, gateway6: 'fd00:63::1', resolver: { nameservers: ['10.63.0.1', 'fd00:63::1'], search: [], options: [] } })
+  const r = addResult('1.0.0', dual, resultDns(dual.resolver, undefined, undefined))
+  t.same(r.ips, [
+    { address: '10.63.0.2/24', interface: 1, gateway: '10.63.0.1' },
+    { address: 'fd00:63::2/64', interface: 1, gateway: 'fd00:63::1' },
+  ])
+  t.same(r.routes, [{ dst: '0.0.0.0/0', gw: '10.63.0.1' }, { dst: '::/0', gw: 'fd00:63::1' }])
+  t.same(r.dns, { nameservers: ['10.63.0.1', 'fd00:63::1'] })
+  t.same((addResult('0.3.1', dual).ips as Array<{ version: string }>).map((i) => i.version), ['4', '6'], '0.3.x: version per family')
+  const only6 = container({ address: 'fd00:64::5', prefixLen: 64, gateway: 'fd00:64::1' })
+  t.same(addResult('1.0.0', only6).routes, [{ dst: '::/0', gw: 'fd00:64::1' }], 'an IPv6-only container: its one address in the IPv4 fields still gives ::/0')
+  const noGw = container({ gateway: undefined, address6: 'fd00:63::2', prefixLen6: 64, gateway6: '10.63.0.1' })
+  t.same(addResult('1.0.0', noGw).routes, [], 'no gateway, or one of the wrong family: no route')
+  t.same(addResult('1.0.0', container({ address6: 'not-an-ip' })).ips, [{ address: '10.63.0.2/24', interface: 1, gateway: '10.63.0.1' }], 'a bad address6 is left out')
+
+  const env: CniEnv = { command: 'CHECK', containerId: 'c0ffee', netns: '/run/netns/x', ifname: 'eth0' }
+  const conf = { cniVersion: '1.0.0', name: 'front', type: 'ferry-cni' }
+  t.equal(await runCni(env, JSON.stringify(conf), fakeDeps(dual, ['10.63.0.2/24', 'FD00:63:0::2/64', 'fe80::1/64'])), '', 'both addresses present (however spelt): CHECK passes')
+  await t.rejects(runCni(env, JSON.stringify(conf), fakeDeps(dual, ['10.63.0.2/24', 'fe80::1/64'])), { code: CNI_ERROR.AGENT, message: /lacks fd00:63::2\/64/ }, 'the IPv6 address missing: CHECK fails')
+  const prev = { ...conf, prevResult: r }
+  await t.rejects(runCni(env, JSON.stringify(prev), fakeDeps({ ...dual, resolver: { nameservers: ['10.63.0.1'], search: [], options: [] } }, ['10.63.0.2/24', 'fd00:63::2/64'])),
+    { message: /ferry's DNS server fd00:63::1 / }, 'the IPv6 gateway no longer served: CHECK fails')
+})

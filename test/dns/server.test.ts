@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import dnsPacket, { type Packet, type RecordType } from 'dns-packet'
 import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
 import { RecordSet, StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
-import { ResolvConfUpstreams, parseResolvConf, parseUpstream } from '../../src/dns/upstream.js'
+import { ResolvConfUpstreams, parseResolvConf, parseUpstream, resolvConfServers } from '../../src/dns/upstream.js'
 import { datas, deadPort, fakeUpstream, query, rcode, tcpAsk, udpAsk, udpDecoded } from '../harness/dns.js'
 
 const SERVER_IP = '127.53.0.1'
@@ -27,6 +27,9 @@ const N2 = ['n2']
 const N12 = ['n1', 'n2']
 const clients: Record<string, readonly string[]> = { [C1]: N1, [C2]: N2, [C12]: N12 }
 const clientNetworks = (ip: string): readonly string[] => clients[ip] ?? []
+/** The IPv6 client (::1, the only IPv6 loopback address), on n1 where a test says so. */
+const V6_CLIENT = '::1'
+const withV6Client = (ip: string): readonly string[] => (ip === V6_CLIENT ? N1 : clientNetworks(ip))
 
 const many = Array.from({ length: 60 }, (_, i): RecordEntry => ({ network: 'n1', name: `replica${i}`, aliases: ['big'], ip: `10.1.1.${i + 10}` }))
 
@@ -298,20 +301,81 @@ t.test('a record disappears when its source changes; new ones appear', async (t)
   t.same(datas(await udpDecoded(addr, query('newbie'))), ['10.1.0.77'])
 })
 
-t.test('rate limiting per source address', async (t) => {
-  const { addr, server } = await startServer(t, { rateLimit: { perSecond: 5, burst: 20 } })
-  const s = createSocket('udp4')
-  let got = 0
-  s.on('message', () => { got++ })
-  await new Promise<void>((resolve) => s.bind(0, C1, resolve))
-  const msg = query('web')
-  for (let i = 0; i < 100; i++) s.send(msg, addr.port, addr.ip)
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  s.close()
-  t.ok(got >= 20 && got <= 23, `a burst of 20 answered, the rest dropped (${got})`)
-  t.ok(server.metrics.rateLimited >= 77)
-  t.same(datas(await udpDecoded(addr, query('web'), C2)), ['10.2.0.9'], 'another source is not affected')
+for (const family of [4, 6] as const) {
+  t.test(`rate limiting per source address (IPv${family})`, async (t) => {
+    // Over IPv6 the client is ::1 (the only IPv6 loopback address), listening on ::1.
+    const client = family === 4 ? C1 : V6_CLIENT
+    const { addr: addr4, server } = await startServer(t, { rateLimit: { perSecond: 5, burst: 20 }, clientNetworks: withV6Client })
+    const addr = family === 4 ? addr4 : (await server.listen([{ ip: V6_CLIENT, port: 0 }]))[0]!
+    const s = createSocket(family === 4 ? 'udp4' : 'udp6')
+    let got = 0
+    s.on('message', () => { got++ })
+    await new Promise<void>((resolve) => s.bind(0, client, resolve))
+    const msg = query('web')
+    for (let i = 0; i < 100; i++) s.send(msg, addr.port, addr.ip)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    s.close()
+    t.ok(got >= 20 && got <= 23, `a burst of 20 answered, the rest dropped (${got})`)
+    t.ok(server.metrics.rateLimited >= 77)
+    t.same(datas(await udpDecoded(addr4, query('web'), C2)), ['10.2.0.9'], 'another source is not affected')
+  })
+}
 
+t.test('IPv6: listening on ::1 beside an IPv4 address; AAAA, NODATA and PTR (ip6.arpa) over UDP and TCP from an IPv6 client', async (t) => {
+  const up = await fakeUpstream('127.53.1.21', (q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 5, data: '192.0.2.99' }] }) as Packet)
+  t.teardown(() => up.close())
+  const src = new StaticRecordSource([...baseEntries(), { network: 'n1', name: 'six', aliases: ['sixalias'], ip: 'fd00:1::6' }])
+  const { server, addr: addr4 } = await startServer(t, { clientNetworks: withV6Client, upstreams: { servers: [up.spec] } }, src)
+  const [addr6] = await server.listen([{ ip: '::1', port: 0 }])
+  t.same(server.addresses().map((a) => a.ip).sort(), ['127.53.0.1', '::1'])
+  const ptr6 = '3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa'
+  for (const [how, ask] of [
+    ['UDP', (m: Buffer) => udpDecoded(addr6!, m, V6_CLIENT)],
+    ['TCP', (m: Buffer) => tcpAsk(addr6!, m, V6_CLIENT)],
+  ] as const) {
+    t.same(datas(await ask(query('db', 'AAAA'))), ['fd00:1::3'], `${how}: AAAA of a dual-stack name`)
+    t.same(datas(await ask(query('postgres', 'AAAA'))), ['fd00:1::3'], `${how}: AAAA of its alias`)
+    t.same(datas(await ask(query('db'))), ['10.1.0.3'], `${how}: its A, asked over IPv6`)
+    t.same(datas(await ask(query(ptr6, 'PTR'))), ['db'], `${how}: PTR in ip6.arpa`)
+    t.same(datas(await ask(query('sixalias', 'AAAA'))), ['fd00:1::6'], `${how}: AAAA of an IPv6-only name`)
+    for (const [name, type] of [['web', 'AAAA'], ['six', 'A']] as const) {
+      const r = await ask(query(name, type))
+      t.equal(rcode(r), 'NOERROR', `${how}: ${type} of ${name}: NOERROR`)
+      t.same(r.answers, [], `${how}: ${type} of ${name}: no answer (NODATA), not NXDOMAIN`)
+      t.ok(r.flag_aa)
+    }
+  }
+  t.same(up.seen, [], 'NODATA answers are ferry\'s own: nothing forwarded')
+  t.same(datas(await udpDecoded(addr4, query('db', 'AAAA'), C1)), ['fd00:1::3'], 'the IPv4 listener answers AAAA too')
+  t.equal(rcode(await udpDecoded(addr6!, query('db', 'AAAA'), V6_CLIENT)), 'NOERROR')
+  const stranger = await startServer(t)
+  const [s6] = await stranger.server.listen([{ ip: '::1', port: 0 }])
+  t.equal(rcode(await udpDecoded(s6!, query('db', 'AAAA'), V6_CLIENT)), 'REFUSED', 'an IPv6 source that is no client is refused')
+  await server.unlisten([addr6!])
+  t.equal(await udpAsk(addr6!, query('db', 'AAAA'), V6_CLIENT, 200), undefined, 'the IPv6 listener closes')
+})
+
+t.test('forwarding to an IPv6 upstream ([::1]:port): over UDP, and over TCP after a truncated answer', async (t) => {
+  const txt = Array.from({ length: 12 }, (_, i) => `${i}`.repeat(100))
+  const up = await fakeUpstream('::1', (q) => {
+    const name = q.questions![0]!.name
+    return (name === 'big.example'
+      ? { answers: [{ type: 'TXT', name, ttl: 5, data: [...txt] }] }
+      : { answers: [{ type: 'AAAA', name, ttl: 5, data: '2001:db8::7' }] }) as Packet
+  })
+  t.teardown(() => up.close())
+  t.match(up.spec, /^\[::1\]:\d+$/)
+  const { addr, server } = await startServer(t, { upstreams: { servers: [up.spec] }, cache: false, clientNetworks: withV6Client })
+  const [addr6] = await server.listen([{ ip: '::1', port: 0 }])
+  t.same(server.upstreams(), [{ ip: '::1', port: up.addr.port }], 'an upstream on ::1 at another port is not ferry\'s own listener')
+  t.same(datas(await udpDecoded(addr, query('far.example', 'AAAA'))), ['2001:db8::7'], 'UDP query, forwarded over UDP to ::1')
+  const udp = await udpDecoded(addr6!, query('big.example'), V6_CLIENT)
+  t.ok(udp.flag_tc, 'a forwarded answer larger than 512 bytes: TC')
+  const tcp = await tcpAsk(addr6!, query('big.example'), V6_CLIENT)
+  t.same((tcp.answers?.[0] as { data: Buffer[] }).data.map(String), txt, 'in full over TCP')
+  t.same(up.seen.map((s) => [s.q.questions?.[0]?.name, s.tcp]), [['far.example', false], ['big.example', false], ['big.example', true]],
+    'the retry over TCP went to the IPv6 upstream over TCP')
+  t.equal(server.metrics.servfail, 0)
 })
 
 t.test('protocol errors: FORMERR, NOTIMP, BADVERS, drops', async (t) => {
@@ -372,7 +436,13 @@ t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
   t.same(parseUpstream('127.0.0.1:5353'), { ip: '127.0.0.1', port: 5353 })
   t.same(parseUpstream('[::1]:54'), { ip: '::1', port: 54 })
   t.same(parseUpstream('fd00::1'), { ip: 'fd00::1', port: 53 })
+  t.same(parseUpstream('[FD00:1:0::0001]:53'), { ip: 'fd00:1::1', port: 53 }, 'IPv6 in canonical text, as listen addresses are')
+  t.same(parseUpstream('fe80::1%eth0'), { ip: 'fe80::1%eth0', port: 53 }, 'a link-local one keeps its zone')
+  t.throws(() => parseUpstream('10.0.0.1%eth0'), { code: 'INVALID_OPTION' })
+  t.same(parseResolvConf('nameserver FD00::0053\nnameserver 10.0.0.300\n'), [{ ip: 'fd00::53', port: 53 }])
   t.throws(() => parseUpstream('dns.example'), { code: 'INVALID_OPTION' })
+  t.same(resolvConfServers(['1.1.1.1', '10.0.0.1:5353', '[FD00::53]:53', 'fd00::53', '2001:db8::1', '[::1]:54', 'bogus']), ['1.1.1.1', 'fd00::53', '2001:db8::1'],
+    'a container\'s resolv.conf: the port-53 upstreams of both families (it used to drop every IPv6 one)')
   t.throws(() => parseUpstream('1.1.1.1:0'), { code: 'INVALID_OPTION' })
   t.same(parseResolvConf('# c\nsearch x\nnameserver 10.0.0.1 # home\nnameserver ::1\nnameserver bogus\n;nameserver 1.1.1.1\noptions ndots:2\n'),
     [{ ip: '10.0.0.1', port: 53 }, { ip: '::1', port: 53 }])
@@ -550,5 +620,29 @@ t.test('UDP helper processes: same answers, scoping, record changes, forwarding'
   s2.close()
   t.equal(more, 50)
   t.ok(server.metrics.answered >= 450, `helper counters reach the server's metrics (${server.metrics.answered})`)
+  t.equal(server.metrics.internalErrors, 0)
+})
+
+t.test('UDP helper processes on an IPv6 listener: IPv6 clients answered by both readers, an unknown IPv6 source refused', async (t) => {
+  let known = true
+  const { server } = await startServer(t, { udpHelpers: 1, clientNetworks: (ip) => (ip === V6_CLIENT && known ? N1 : clientNetworks(ip)) })
+  const [addr6] = await server.listen([{ ip: '::1', port: 0 }])
+  const until = Date.now() + 30_000
+  while (server.helpersReady() < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(server.helpersReady(), 1, 'the helper started')
+  const s = createSocket('udp6')
+  await new Promise<void>((resolve) => s.bind(0, V6_CLIENT, resolve))
+  const answers = new Map<number, unknown[]>()
+  s.on('message', (m) => { const p = dnsPacket.decode(m); answers.set(p.id!, datas(p)) })
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 100; i++) s.send(query('db', 'AAAA', { id: round * 100 + i }), addr6!.port, addr6!.ip)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  s.close()
+  t.equal(answers.size, 300, 'no query lost')
+  t.ok([...answers.values()].every((d) => JSON.stringify(d) === '["fd00:1::3"]'), 'all the same answer')
+  known = false
+  server.clientsChanged()
+  t.equal(rcode(await udpDecoded(addr6!, query('db', 'AAAA'), V6_CLIENT)), 'REFUSED', 'no longer a client: refused')
   t.equal(server.metrics.internalErrors, 0)
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AgentRecordSource, buildRecords, servicePorts } from '../../src/dns/source.js'
+import { AgentRecordSource, buildRecords, listenAddresses, servicePorts } from '../../src/dns/source.js'
 import { RecordSet, type RecordDelta } from '../../src/dns/records.js'
 import type { ClusterEndpoint } from '../../src/cluster/types.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
@@ -67,4 +67,47 @@ t.test('published container ports become SRV records of the endpoint\'s entry', 
   t.same(set.resolve('_80._tcp.local', 'SRV', ['overlay:ov1']), [{ name: '_80._tcp.local', type: 'SRV', data: '80 local' }])
   const none = buildRecords({ networks: [NET], endpoints: [EP], names: [NAMES], remote: new Map() })
   t.equal(none.entries[0]?.ports, undefined, 'no ports: the entry is as before')
+})
+
+t.test('dual-stack endpoints: AAAA for names, aliases and links, PTR in ip6.arpa, clients known by both addresses', async (t) => {
+  const net = { id: 'd'.repeat(64), gateway: '10.40.0.1', gateway6: 'fd00:40::1' } as unknown as NetworkRecord
+  const web = { id: 'w'.repeat(64), networkId: net.id, address: '10.40.0.2', address6: 'fd00:40::2' } as unknown as EndpointRecord
+  const db = { id: 'b'.repeat(64), networkId: net.id, address: '10.40.0.3' } as unknown as EndpointRecord
+  const only6 = { id: 'o'.repeat(64), networkId: net.id, address: '', address6: 'fd00:40::4' } as unknown as EndpointRecord
+  const names: ContainerNames[] = [
+    { containerId: 'c1', name: 'web', endpoints: new Map([[web.id, { networkId: net.id, aliases: ['front'] }]]), links: [] },
+    { containerId: 'c2', name: 'db', endpoints: new Map([[db.id, { networkId: net.id, aliases: [] }]]), links: [{ target: 'web', alias: 'www' }] },
+    { containerId: 'c3', name: 'six', endpoints: new Map([[only6.id, { networkId: net.id, aliases: [] }]]), links: [] },
+  ]
+  const { entries, clients } = buildRecords({ networks: [net], endpoints: [web, db, only6], names, remote: new Map() })
+  t.same(entries.find((e) => e.name === 'web'), { network: net.id, name: 'web', aliases: ['front', 'www'], ip: '10.40.0.2', ip6: 'fd00:40::2' })
+  t.equal(entries.find((e) => e.name === 'db')?.ip6, undefined, 'an IPv4-only endpoint has no ip6')
+  t.same([...clients.keys()].sort(), ['10.40.0.2', '10.40.0.3', 'fd00:40::2', 'fd00:40::4'], 'each address of each endpoint is a client; no empty address')
+  const rs = RecordSet.from(entries)
+  const scope = [net.id]
+  for (const n of ['web', 'front', 'www']) {
+    t.same(rs.resolve(n, 'AAAA', scope), [{ name: n, type: 'AAAA', data: 'fd00:40::2' }], `AAAA of ${n}`)
+    t.same(rs.resolve(n, 'A', scope), [{ name: n, type: 'A', data: '10.40.0.2' }], `A of ${n}`)
+  }
+  t.same(rs.resolve('db', 'AAAA', scope), [], 'AAAA of an IPv4-only name: NODATA (not undefined, which forwards)')
+  t.same(rs.resolve('six', 'A', scope), [], 'A of an IPv6-only name: NODATA')
+  t.same(rs.resolve('six', 'AAAA', scope), [{ name: 'six', type: 'AAAA', data: 'fd00:40::4' }])
+  t.same(rs.resolve('2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.0.0.0.0.d.f.ip6.arpa.', 'PTR', scope), [{
+    name: '2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.0.0.0.0.d.f.ip6.arpa', type: 'PTR', data: 'web',
+  }], 'PTR of the IPv6 address names the container')
+  t.same(rs.resolve('2.0.40.10.in-addr.arpa', 'PTR', scope)?.map((a) => a.data), ['web'])
+  t.equal(rs.resolve('web', 'AAAA', ['other']), undefined, 'another scope does not see it')
+})
+
+t.test('listenAddresses: each gateway, and the IPv6 gateway of a dual-stack or IPv6-only network, once each', async (t) => {
+  const nets = [
+    { gateway: '10.1.0.1' },
+    { gateway: '10.2.0.1', gateway6: 'fd00:2::1' },
+    { gateway: '', gateway6: 'fd00:3::1' },
+    { gateway: '10.1.0.1', gateway6: 'fd00:2::1' },
+  ] as unknown as NetworkRecord[]
+  t.same(listenAddresses(nets, 53), [
+    { ip: '10.1.0.1', port: 53 }, { ip: '10.2.0.1', port: 53 }, { ip: 'fd00:2::1', port: 53 }, { ip: 'fd00:3::1', port: 53 },
+  ])
+  t.same(listenAddresses([], 53), [])
 })

@@ -11,7 +11,8 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { execFile } from '../../src/kernel/exec.js'
-import { netns, nsExec, sh, ipJson } from '../harness/netns.js'
+import { ipJson } from '../harness/netns.js'
+import { underlay, underlayHost } from '../harness/underlay.js'
 import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
 import { redisServer } from '../harness/redis.js'
 
@@ -25,19 +26,12 @@ const ferry = (h: Host, args: string[]) =>
   execFile(['ip', 'netns', 'exec', h.ns, ...NODE, ENTRY, ...args], { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, allowFailure: true, timeoutMs: 30_000 })
 
 await t.test('ferry run on an overlay across two hosts', async (t) => {
-  const ul = netns(t, 'fyrul')
-  nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
-  nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
-  nsExec(ul, ['ip', 'link', 'set', 'ulbr', 'up'])
-  await redisServer(t, { ns: ul, host: REDIS_IP, port: 6379 })
+  const ul = underlay(t, 'fyrul', REDIS_IP)
+  await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
   const hosts: Host[] = []
   for (const i of [1, 2]) {
-    const ns = netns(t, `fyro${i}`)
     const ip = `192.0.2.2${i}`
-    sh(['ip', '-n', ul, 'link', 'add', `vr${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
-    sh(['ip', '-n', ul, 'link', 'set', `vr${i}`, 'master', 'ulbr', 'up'])
-    sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
-    sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
+    const ns = underlayHost(t, ul, `fyro${i}`, `vr${i}`, ip)
     const agent = await startAgent(t, {
       ns, pluginName: `fyro${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
       args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `r${i}`, '--reconcile-interval', '0'],

@@ -4,7 +4,7 @@
  * servers on loopback.
  */
 import { createSocket } from 'node:dgram'
-import { connect, createServer, type Server as TcpServer } from 'node:net'
+import { connect, createServer, isIPv6, type Server as TcpServer } from 'node:net'
 import dnsPacket, { type Answer, type DecodedPacket, type Packet, type RecordType } from 'dns-packet'
 import type { ListenAddress } from '../../src/dns/server.js'
 
@@ -28,7 +28,7 @@ export function query (name: string, type: RecordType = 'A', o: QueryOpts = {}):
 /** Send one datagram from `from`; the first reply, or undefined after `timeoutMs`. */
 export function udpAsk (server: ListenAddress, msg: Buffer, from = DEFAULT_CLIENT, timeoutMs = 1000): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
-    const s = createSocket('udp4')
+    const s = createSocket(isIPv6(from) ? 'udp6' : 'udp4')
     const timer = setTimeout(() => { s.close(); resolve(undefined) }, timeoutMs)
     s.on('message', (m) => { clearTimeout(timer); s.close(); resolve(m) })
     s.on('error', (err) => { clearTimeout(timer); s.close(); reject(err) })
@@ -96,7 +96,7 @@ export async function fakeUpstream (ip: string, handler: Handler, tcpRaw?: (raw:
     return dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED | rcode, questions: q.questions, ...rest })
   }
   for (let attempt = 0; ; attempt++) {
-    const udp = createSocket('udp4')
+    const udp = createSocket(isIPv6(ip) ? 'udp6' : 'udp4')
     await new Promise<void>((resolve) => udp.bind(0, ip, resolve))
     const port = udp.address().port
     const tcp: TcpServer = createServer((s) => {
@@ -132,7 +132,7 @@ export async function fakeUpstream (ip: string, handler: Handler, tcpRaw?: (raw:
     })
     return {
       addr: { ip, port },
-      spec: `${ip}:${port}`,
+      spec: isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`,
       seen,
       close: async () => {
         udp.close()
@@ -144,7 +144,7 @@ export async function fakeUpstream (ip: string, handler: Handler, tcpRaw?: (raw:
 
 /** A loopback UDP port nobody listens on (ICMP port unreachable). */
 export async function deadPort (ip: string): Promise<string> {
-  const s = createSocket('udp4')
+  const s = createSocket(isIPv6(ip) ? 'udp6' : 'udp4')
   await new Promise<void>((resolve) => s.bind(0, ip, resolve))
   const port = s.address().port
   await new Promise<void>((resolve) => s.close(resolve))

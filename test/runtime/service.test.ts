@@ -305,3 +305,23 @@ t.test('ferry stop and ferry rm', async (t) => {
   await t.rejects(w.rt.stopContainer('att', { graceMs: 0, removeLog: true }), /ferry detach att/)
   t.equal(w.rt.containers().length, 1, 'left alone')
 })
+
+t.test("ferry's DNS servers for a container: the gateway of each family it has an address in", async (t) => {
+  const w = world(t)
+  await w.rt.createNetwork({ name: 'dual', subnet: '10.71.0.0/24', internal: false, options: {} })
+  w.ns.starts.set(100, 'st100')
+  const r = await w.attach({ name: 'c6', net: 'dual', pid: 100, watchPid: 100 })
+  const rec = r.container
+  t.same(w.rt.resolverOf(rec).nameservers, ['10.71.0.1'], 'IPv4 only: the IPv4 gateway')
+  // What a dual-stack network and endpoint look like once the driver hands out IPv6 (the runtime does not yet).
+  const net = w.store.state.networks[rec.networkId!]!
+  const ep = w.store.state.endpoints[rec.endpointId!]!
+  net.gateway6 = 'fd00:71::1'
+  t.same(w.rt.resolverOf(rec).nameservers, ['10.71.0.1'], 'a dual-stack network, an endpoint without IPv6: no IPv6 server it could not reach')
+  ep.address6 = 'fd00:71::2'
+  t.same(w.rt.resolverOf(rec).nameservers, ['10.71.0.1', 'fd00:71::1'], 'a dual-stack endpoint: both gateways, IPv4 first')
+  ep.address = ''
+  t.same(w.rt.resolverOf(rec).nameservers, ['fd00:71::1'], 'an IPv6-only endpoint: the IPv6 gateway')
+  ep.address = '10.71.0.2'
+  await w.rt.detach('c6')
+})
