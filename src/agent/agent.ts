@@ -31,6 +31,7 @@ import { RedisClusterStore } from '../cluster/redis.js'
 import { readClusterKey } from '../cluster/key.js'
 import { openOverlayDataPlane } from '../vxlan/apply.js'
 import { PeerSync } from '../vxlan/peers.js'
+import { openWireGuardMesh } from '../wireguard/open.js'
 import { ClusterOverlay } from '../overlay/service.js'
 import { PublishedNames } from '../overlay/names.js'
 import { DnsServer } from '../dns/server.js'
@@ -65,7 +66,7 @@ export interface AgentConfig {
   orphanGraceMs?: number
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
   /** waitMs: how long a request waits for an unreachable cluster store (--cluster-wait; default 10 s). */
-  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number }
+  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number, wireguardPort?: number }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
   dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number }
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
@@ -184,6 +185,7 @@ export class Agent implements AgentView {
         const overlays = this.driver.networks().filter((n) => n.overlay).map((n) => ({
           name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
           mtu: n.options['com.docker.network.driver.mtu'] !== undefined ? n.mtu : undefined,
+          ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}),
         }))
         await this.overlay.start(this.driver.localClusterState(), overlays)
         this.cleanups.push(() => this.overlay!.stop())
@@ -386,9 +388,10 @@ export class Agent implements AgentView {
     }
     const log = this.log.child({ component: 'cluster' })
     const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
+    const wireguard = await openWireGuardMesh({ hostId, stateDir: this.cfg.stateDir, port: c.wireguardPort, log: this.log.child({ component: 'wireguard' }) })
     const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key,
-      unavailableWaitMs: c.waitMs ?? DEFAULT_CLUSTER_WAIT_MS })
-    const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(), log: this.log.child({ component: 'peers' }) })
+      unavailableWaitMs: c.waitMs ?? DEFAULT_CLUSTER_WAIT_MS, wireguard: wireguard?.info() })
+    const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(), log: this.log.child({ component: 'peers' }), wireguard })
     return new ClusterOverlay(cluster, peers, log)
   }
 
@@ -401,7 +404,7 @@ export class Agent implements AgentView {
       cluster.hosts().catch(() => undefined),
       cluster.revision().catch(() => undefined),
     ])
-    return { ...status, revision, hosts, peers: peers.status() }
+    return { ...status, revision, hosts, peers: peers.status(), wireguard: await peers.wireguardStatus() }
   }
 
   async peers (network?: string): Promise<unknown[]> {

@@ -18,6 +18,7 @@ export const OPT = {
   hostIpv4: 'com.docker.network.host_ipv4',
   overlay: 'ferry.overlay',
   vni: 'ferry.vni',
+  encrypt: 'ferry.encrypt',
 } as const
 
 /** Options Docker's own bridge driver knows that ferry accepts and ignores (with a reason). */
@@ -71,6 +72,8 @@ export interface NetworkOptions {
   vni?: number
   /** com.docker.network.bridge.gateway_mode_ipv6 (default nat); meaningful on a dual-stack network only. */
   gatewayMode6: 'nat' | 'routed'
+  /** ferry.encrypt=wireguard: the overlay travels inside WireGuard (src/wireguard). */
+  encrypt?: 'wireguard'
 }
 
 export const DEFAULT_MTU = 1500
@@ -124,6 +127,10 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
         out.overlay = v
         break
       case OPT.vni: out.vni = parseIntIn(key, v, 1, 16777215); break
+      case OPT.encrypt:
+        if (v !== 'wireguard') throw new FerryError('INVALID_OPTION', `option ${key} must be "wireguard", not "${v}"`)
+        out.encrypt = 'wireguard'
+        break
       case OPT.gatewayModeV4: {
         // nat is what ferry always does: DNAT for published ports, masquerade out, direct access dropped.
         if (v === 'nat') break

@@ -144,16 +144,25 @@ export function buildCli (): Command {
           `${p.containerIp}:${p.containerPort === p.containerPortEnd ? p.containerPort : `${p.containerPort}-${p.containerPortEnd}`}`])))
     })
 
+  interface WireGuardView {
+    mode: string, device: string, active: boolean, tunnel: string, port: number,
+    peers: Array<{ hostId: string, endpoint: string, tunnel: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }>
+  }
+  const wireGuardText = (w: WireGuardView): string =>
+    `\nwireguard: ${w.mode} (wireguard-go), device ${w.device} ${w.active ? 'up' : 'down: no encrypted overlay on this host'}, tunnel ${w.tunnel}, port ${w.port}\n` +
+    table(['PEER', 'ENDPOINT', 'TUNNEL', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES'], w.peers.map((p) => [
+      p.hostId, p.endpoint, p.tunnel, p.handshakeAgeS === undefined ? 'never' : `${p.handshakeAgeS}s ago`, String(p.rxBytes), String(p.txBytes)]))
   const cluster = program.command('cluster').description('the multi-host cluster')
   cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
       const s = await api<{ state: string, url: string, hostId: string, vtep: string, revision?: number, lastError?: string, clusterKey?: boolean,
-        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number }> }>('GET', '/v1/cluster')
+        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number }>, wireguard?: WireGuardView }>('GET', '/v1/cluster')
       if (o.json) { json(s); return }
       out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}\nrevision: ${s.revision ?? '-'}\n`)
       out(`cluster key: ${clusterKeyText(s.clusterKey)}\nrefused:  ${(s.rejected ?? []).map((r) => `${r.kind} ${r.reason} ${r.count}`).join(', ') || 'nothing'}\n\n`)
       out(table(['HOST', 'VTEP', 'VERSION', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
         h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
+      if (s.wireguard) out(wireGuardText(s.wireguard))
     })
   program.command('peers').description('remote endpoints of the overlays, as programmed in the kernel and as known in Redis')
     .option('--network <network>', 'only this overlay network').option('--json', 'print JSON')

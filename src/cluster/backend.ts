@@ -15,8 +15,10 @@ export interface HostRegistration {
   ttlMs: number
   /** The host's keys expire this long after its last heartbeat (a few TTLs), should nobody reap it. */
   keyTtlMs: number
-  /** The cluster key's MAC over hostId and vtep (empty without a key). */
+  /** The cluster key's MAC over hostId, vtep and wg (empty without a key). */
   sig: string
+  /** The host's WireGuard information as canonical JSON text ('' = none). */
+  wg: string
   /**
    * Also remove hosts whose TTL passed. Off for the heartbeat that re-registers
    * a host after an outage: the other hosts could not heartbeat either and get

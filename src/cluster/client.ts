@@ -35,6 +35,7 @@ import {
   checkEndpoint, checkEndpointId, checkHostId, checkIp, checkOverlayAddress, checkOverlayName, checkOverlayRequest,
   endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition, type Read,
 } from './validate.js'
+import { checkWireGuardInfo, wireGuardContent, type WireGuardInfo } from '../wireguard/plan.js'
 
 export interface ClusterClientOptions {
   hostId: string
@@ -58,6 +59,8 @@ export interface ClusterClientOptions {
   allocationScanLimit?: number
   /** How long a call waits for an unreachable store to come back before it fails (the agent's --cluster-wait). Default 0: fail at once. */
   unavailableWaitMs?: number
+  /** This host's WireGuard public key, port and tunnel address, published with its registration. */
+  wireguard?: WireGuardInfo
 }
 
 type Tombstone =
@@ -99,6 +102,7 @@ function epKey (overlay: string, endpointId: string): string {
 export class ClusterClient implements ClusterStore {
   readonly hostId: string
   readonly vtep: string
+  readonly wireguard: WireGuardInfo | undefined
   private readonly version: string
   private readonly heartbeatMs: number
   private readonly ttlMs: number
@@ -140,6 +144,7 @@ export class ClusterClient implements ClusterStore {
     this.backend = backend
     this.hostId = checkHostId(opts.hostId)
     this.vtep = checkIp(opts.advertiseAddr, 'advertise address')
+    this.wireguard = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
     this.version = opts.version ?? VERSION
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
     this.ttlMs = opts.hostTtlMs ?? DEFAULT_TTL_MS
@@ -353,6 +358,7 @@ export class ClusterClient implements ClusterStore {
   private registration (reap: boolean): HostRegistration {
     return {
       hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registrationSig(), reap,
+      wg: this.wireguard ? wireGuardContent(this.wireguard) : '',
     }
   }
 
@@ -475,7 +481,7 @@ export class ClusterClient implements ClusterStore {
   }
 
   private registrationSig (): string {
-    return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep })) ?? ''
+    return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep, wg: this.wireguard })) ?? ''
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {

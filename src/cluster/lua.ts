@@ -187,8 +187,8 @@ local function host_rows()
   local rows = {}
   local hs = redis.call('ZRANGE', P .. 'hosts', 0, -1, 'WITHSCORES')
   for i = 1, #hs, 2 do
-    local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt', 'sig')
-    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0', f[5] or '' }
+    local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt', 'sig', 'wg')
+    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0', f[5] or '', f[6] or '' }
   end
   return rows
 end
@@ -199,21 +199,24 @@ local function overlay_row(o)
 end
 `
 
-/** ARGV: prefix, host, vtep, version, ttl ms, reap 0|1, key ttl ms, sig. Returns {isNew 0|1, {removed host ids}}. */
+/** ARGV: prefix, host, vtep, version, ttl ms, reap 0|1, key ttl ms, sig, wg. Returns {isNew 0|1, {removed host ids}}. */
 const HEARTBEAT = `
-local h, vtep, version, ttl, reap, keyTtl, sig = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local h, vtep, version, ttl, reap, keyTtl, sig, wg = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9] or ''
 local now = now_ms()
 local hk = hkey(h)
 local isNew = not redis.call('ZSCORE', P .. 'hosts', h)
 local oldVtep = redis.call('HGET', hk, 'vtep')
 local oldSig = redis.call('HGET', hk, 'sig') or ''
+local oldWg = redis.call('HGET', hk, 'wg') or ''
 redis.call('ZADD', P .. 'hosts', fmt(now + ttl), h)
 if isNew or redis.call('HEXISTS', hk, 'registeredAt') == 0 then redis.call('HSET', hk, 'registeredAt', fmt(now)) end
 redis.call('HSET', hk, 'vtep', vtep, 'version', version, 'lastHeartbeat', fmt(now), 'sig', sig)
+if wg ~= '' then redis.call('HSET', hk, 'wg', wg) else redis.call('HDEL', hk, 'wg') end
 for _, k in ipairs({ hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays' }) do redis.call('PEXPIRE', k, keyTtl) end
-if isNew or oldVtep ~= vtep or oldSig ~= sig then
+if isNew or oldVtep ~= vtep or oldSig ~= sig or oldWg ~= wg then
   local host = { hostId = h, vtep = vtep, version = version }
   if sig ~= '' then host.sig = sig end
+  if wg ~= '' then host.wg = wg end
   bump('"kind":"host-up","host":' .. cjson.encode(host))
 end
 local removed = {}
@@ -230,6 +233,7 @@ return { isNew and 1 or 0, removed }
 
 /**
  * ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max, announce 0|1.
+ * ARGV 13: encryption ('' = plain, 'wireguard'), compared on join (stored apart from the signed definition).
  * Returns {definition row, created 0|1}; with announce 0 the overlay-defined message is left to SEAL.
  */
 const DEFINE = `
@@ -237,9 +241,15 @@ local h, name, subnet, gateway, vniArg, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5
 local net, plen = tonumber(ARGV[8]), tonumber(ARGV[9])
 local vmin, vmax = tonumber(ARGV[10]), tonumber(ARGV[11])
 local announce = ARGV[12] == '1'
+local enc = ARGV[13] or ''
 local ok = okey(name)
 local ex = overlay_row(name)
 if ex then
+  local exEnc = redis.call('HGET', ok, 'encrypt') or ''
+  if exEnc ~= enc then
+    local function what(e) if e == '' then return 'plain' end return 'encrypted (ferry.encrypt=' .. e .. ')' end
+    fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists ' .. what(exEnc) .. ' (this host asked for it ' .. what(enc) .. ')')
+  end
   if ex[2] ~= subnet then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with subnet ' .. ex[2] .. ' (this host asked for ' .. subnet .. ')') end
   if ex[3] ~= gateway then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with gateway ' .. ex[3] .. ' (this host asked for ' .. gateway .. ')') end
   if mode == 'require' and vniArg ~= '' and vniArg ~= ex[4] then
@@ -283,6 +293,7 @@ end
 local now = now_ms()
 redis.call('HSET', ok, 'name', name, 'subnet', subnet, 'gateway', gateway, 'vni', fmt(vni), 'net', fmt(net), 'prefix', fmt(plen),
   'createdBy', h, 'createdAt', fmt(now))
+if enc ~= '' then redis.call('HSET', ok, 'encrypt', enc) end
 redis.call('HSET', ok .. ':addrs', gateway, '@gateway')
 redis.call('HSET', P .. 'vnis', fmt(vni), name)
 redis.call('SADD', P .. 'overlays', name)

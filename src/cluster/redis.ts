@@ -129,6 +129,7 @@ function toDefinition (row: unknown[]): Record<string, unknown> {
 function toHost (row: unknown[]): Record<string, unknown> {
   const h: Record<string, unknown> = { hostId: str(row[0]), vtep: str(row[1]), version: str(row[2]), lastHeartbeat: num(row[3]), expiresAt: num(row[4]), registeredAt: num(row[5]) }
   if (str(row[6]) !== '') h.sig = str(row[6])
+  if (str(row[7]) !== '') h.wg = str(row[7])
   return h
 }
 
@@ -315,14 +316,14 @@ export class RedisBackend implements ClusterBackend {
   }
 
   async heartbeat (reg: HostRegistration): Promise<{ isNew: boolean, removed: string[] }> {
-    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0', reg.keyTtlMs, reg.sig]))
+    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0', reg.keyTtlMs, reg.sig, reg.wg]))
     return { isNew: num(r[0]) === 1, removed: list(r[1]).map(str) }
   }
 
   async define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }> {
     const c = parseCidr(req.subnet)
     const r = list(await this.change(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
-      mode, Number(c.network), c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0']))
+      mode, Number(c.network), c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0', req.encrypt ?? '']))
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 

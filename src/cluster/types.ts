@@ -10,6 +10,7 @@
  * (test/harness/cluster-memory.ts) for unit tests of consumers.
  */
 import type { RejectCounter } from './rejects.js'
+import type { WireGuardInfo } from '../wireguard/plan.js'
 
 /** A registered host (agent). Times are milliseconds since the epoch, by the server's clock. */
 export interface HostInfo {
@@ -21,6 +22,8 @@ export interface HostInfo {
   /** When the host is removed unless it sends another heartbeat. */
   expiresAt: number
   registeredAt: number
+  /** Its WireGuard public key, port and tunnel address (encrypted overlays), when it publishes them. */
+  wg?: WireGuardInfo
 }
 
 /** What a host asks for when it creates an overlay network (the same on every host). */
@@ -32,6 +35,8 @@ export interface OverlayRequest {
   gateway: string
   /** A user-given VNI (-o ferry.vni); absent = the cluster allocates one from 4096 up. */
   vni?: number
+  /** -o ferry.encrypt=wireguard; joining with another value is refused (NAME_CONFLICT). */
+  encrypt?: 'wireguard'
 }
 
 /** The cluster-wide definition of an overlay. */
@@ -89,7 +94,7 @@ export interface ClusterSnapshot {
 
 /** A change, pushed to every host; `rev` is the global revision after it. */
 export type ClusterChange =
-  | { kind: 'host-up', rev: number, host: Pick<HostInfo, 'hostId' | 'vtep' | 'version'> }
+  | { kind: 'host-up', rev: number, host: Pick<HostInfo, 'hostId' | 'vtep' | 'version' | 'wg'> }
   | { kind: 'host-removed', rev: number, hostId: string }
   | { kind: 'overlay-defined', rev: number, overlay: OverlayDefinition }
   | { kind: 'overlay-removed', rev: number, name: string }

@@ -12,6 +12,7 @@ import { VNI_MAX } from './backend.js'
 import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
 import type { ClusterKey, SignedKind } from './key.js'
 import type { RejectReason } from './rejects.js'
+import { readWireGuardContent, wireGuardContent, type WireGuardInfo } from '../wireguard/plan.js'
 
 /** Overlay names as `-o ferry.overlay` accepts them (never '|' or ':', which key names use). */
 export const OVERLAY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
@@ -82,6 +83,10 @@ export function checkOverlayRequest (req: OverlayRequest): OverlayRequest {
   }
   const out: OverlayRequest = { name: req.name, subnet, gateway: ipString(4, g) }
   if (req.vni !== undefined) out.vni = checkVni(req.vni)
+  if (req.encrypt !== undefined) {
+    if (req.encrypt !== 'wireguard') throw new FerryError('INVALID_OPTION', `overlay ${req.name}: encryption must be "wireguard"`)
+    out.encrypt = req.encrypt
+  }
   return out
 }
 
@@ -142,8 +147,8 @@ export function endpointContent (ep: ClusterEndpoint): string {
   return JSON.stringify({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep, ...(ep.names ? { names: ep.names } : {}) })
 }
 
-export function hostContent (h: { hostId: string, vtep: string }): string {
-  return JSON.stringify({ hostId: h.hostId, vtep: h.vtep })
+export function hostContent (h: { hostId: string, vtep: string, wg?: WireGuardInfo }): string {
+  return JSON.stringify({ hostId: h.hostId, vtep: h.vtep, ...(h.wg ? { wg: wireGuardContent(h.wg) } : {}) })
 }
 
 export function overlayContent (d: { name: string, subnet: string, gateway: string, vni: number }): string {
@@ -211,7 +216,7 @@ function checkCanonicalIp (ip: string, what: string): string {
 export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolean } = {}): Read<HostInfo> {
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'a host is not an object')
-    if (opts.times === false) onlyKeys(raw, ['hostId', 'vtep', 'version', 'sig'], 'the host')
+    if (opts.times === false) onlyKeys(raw, ['hostId', 'vtep', 'version', 'wg', 'sig'], 'the host')
     const version = str(raw.version ?? '', 'version')
     if (version.length > 64 || !/^[\x20-\x7e]*$/.test(version)) throw new FerryError('INVALID_REQUEST', 'version is not short printable text')
     const times = opts.times !== false
@@ -222,6 +227,8 @@ export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolea
       lastHeartbeat: times ? safeInt(raw.lastHeartbeat, 'lastHeartbeat') : 0,
       expiresAt: times ? safeInt(raw.expiresAt, 'expiresAt') : 0,
       registeredAt: times ? safeInt(raw.registeredAt, 'registeredAt') : 0,
+      // Stored and pushed as its canonical JSON text (what the MAC covers).
+      ...(raw.wg === undefined || raw.wg === '' ? {} : { wg: readWireGuardContent(raw.wg) }),
     }
   })
   if (!r.ok || !isRecord(raw)) return r
@@ -304,7 +311,7 @@ export function readChange (raw: unknown, key?: ClusterKey): Read<ClusterChange>
       if (!f.ok) return f
       const h = readHost(raw.host, key, { times: false })
       if (!h.ok) return h
-      return { ok: true, value: { kind, rev, host: { hostId: h.value.hostId, vtep: h.value.vtep, version: h.value.version } } }
+      return { ok: true, value: { kind, rev, host: { hostId: h.value.hostId, vtep: h.value.vtep, version: h.value.version, ...(h.value.wg ? { wg: h.value.wg } : {}) } } }
     }
     case 'host-removed': {
       const f = fields(['hostId'])

@@ -335,3 +335,13 @@ export function judgeClockSkew (offsetMs: number | undefined, rttMs: number): Ch
 export function clockOffset (remoteMs: number, sentMs: number, receivedMs: number): number {
   return (sentMs + receivedMs) / 2 - remoteMs
 }
+
+/** Which WireGuard encrypted overlays (-o ferry.encrypt=wireguard) would use, and what that costs. */
+export function judgeWireGuard (f: { kernelModule: boolean, userspace: string | undefined }): CheckResult {
+  if (f.userspace !== undefined) {
+    return ok('wireguard', `encrypted overlays use userspace WireGuard (${f.userspace})${f.kernelModule ? '; the kernel module is loaded but ferry does not use it yet' : ' (no kernel module)'}`,
+      'userspace WireGuard costs a copy through TUN and a context switch per packet: expect a fraction of the plain overlay\'s throughput (docs/encryption.md)')
+  }
+  return warn('wireguard', `no wireguard-go${f.kernelModule ? ' (the kernel module is loaded, but ferry needs wireguard-go for now)' : ' and no kernel module'}: encrypted overlays are refused`,
+    'apt-get install wireguard-go')
+}

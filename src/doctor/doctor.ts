@@ -6,13 +6,14 @@
 import path from 'node:path'
 import {
   judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables, judgeIpv6AcceptRa,
-  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink,
+  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard,
 } from './checks.js'
 import {
   exists, probeAgent, probeEngine, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
 } from './probes.js'
 import { probeRedis } from './redis.js'
 import { kernelForwardingDeps, raAffected } from '../kernel/forwarding.js'
+import { detectWireGuard } from '../wireguard/device.js'
 
 /** Where the engine looks for plugin sockets; not configurable in the engine. */
 export const ENGINE_PLUGIN_DIR = '/run/docker/plugins'
@@ -35,7 +36,7 @@ export function judgePluginDir (pluginDir: string): CheckResult {
 
 export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   const pluginSocket = path.join(o.pluginDir, `${o.pluginName}.sock`)
-  const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis, forward6, raIfaces] = await Promise.all([
+  const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis, forward6, raIfaces, wireguard] = await Promise.all([
     probeLinkKinds(),
     exists('/proc/sys/net/bridge'),
     sysctlOrUndefined('net.ipv4.ip_forward'),
@@ -47,6 +48,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     o.cluster === undefined ? Promise.resolve(undefined) : probeRedis(o.cluster),
     sysctlOrUndefined('net.ipv6.conf.all.forwarding'),
     raAffected(kernelForwardingDeps(() => {})).catch(() => []),
+    detectWireGuard(),
   ])
   const [engine, pluginAnswer] = await Promise.all([
     probeEngine(o.dockerHost, o.pluginName, iptables.filterSave),
@@ -70,6 +72,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   if (redis !== undefined) {
     results.push(...judgeRedis(redis))
     if (redis.error === undefined) results.push(judgeClockSkew(redis.offsetMs, redis.timeRttMs ?? 0))
+    results.push(judgeWireGuard(wireguard))
   }
   return results
 }

@@ -192,6 +192,9 @@ export class NetworkDriver {
     if (opts.overlay === undefined && opts.vni !== undefined) {
       throw new FerryError('INVALID_OPTION', 'option ferry.vni only applies to an overlay network: add -o ferry.overlay=NAME')
     }
+    if (opts.overlay === undefined && opts.encrypt !== undefined) {
+      throw new FerryError('INVALID_OPTION', 'option ferry.encrypt only applies to an overlay network: add -o ferry.overlay=NAME')
+    }
     this.d.limits?.checkNetwork({ icc: opts.icc })
     return opts
   }
@@ -325,7 +328,7 @@ export class NetworkDriver {
     if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
     const userMtu = Object.hasOwn(input.generic, 'com.docker.network.driver.mtu') ? opts.mtu : undefined
     await withUndo(async (undo) => {
-      const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu })
+      const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu, encrypt: opts.encrypt })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))
       const net = this.networkRecord(input, opts, { poolId }, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
       undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
@@ -363,7 +366,8 @@ export class NetworkDriver {
     const byId = new Map(nets.map((n) => [n.id, n]))
     const eps = this.endpoints().filter((e) => byId.has(e.networkId))
     return {
-      overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni })),
+      overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
+        ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}) })),
       addresses: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip: e.address })),
       endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address, mac: e.mac })),
     }

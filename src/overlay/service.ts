@@ -11,9 +11,10 @@ import { FerryError } from '../errors/errors.js'
 import { canonical } from '../util/ip.js'
 
 export interface OverlayAttachment { vni: number, bridge: string, mtu: number }
+export interface OverlayAttachRequest { name: string, subnet: string, gateway: string, vni?: number, mtu?: number, encrypt?: 'wireguard' }
 
 export interface OverlayService {
-  attach (req: { name: string, subnet: string, gateway: string, vni?: number, mtu?: number }): Promise<OverlayAttachment>
+  attach (req: OverlayAttachRequest): Promise<OverlayAttachment>
   /** This host leaves the overlay (devices removed, cluster told). */
   detach (name: string): Promise<void>
   allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string>
@@ -28,7 +29,7 @@ export class ClusterOverlay implements OverlayService {
   constructor (readonly cluster: ClusterStore, readonly peers: PeerSync, private readonly log: Logger) {}
 
   /** At agent start: re-assert this host's state, and rebuild the devices of every overlay it has. */
-  async start (local: LocalClusterState, overlays: Array<{ name: string, subnet: string, gateway: string, vni: number, mtu?: number }>): Promise<void> {
+  async start (local: LocalClusterState, overlays: Array<OverlayAttachRequest & { vni: number }>): Promise<void> {
     this.peers.start()
     for (const o of overlays) await this.peers.attach(o)
     // Reachability of Redis must not hold the agent back: local networking works without it.
@@ -40,15 +41,15 @@ export class ClusterOverlay implements OverlayService {
     await this.cluster.close()
   }
 
-  async attach (req: { name: string, subnet: string, gateway: string, vni?: number, mtu?: number }): Promise<OverlayAttachment> {
-    const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni })
+  async attach (req: OverlayAttachRequest): Promise<OverlayAttachment> {
+    const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni, ...(req.encrypt ? { encrypt: req.encrypt } : {}) })
     if (def.name !== req.name || def.subnet !== canonical(req.subnet) || def.gateway !== req.gateway || (req.vni !== undefined && def.vni !== req.vni)) {
       // The store checks this too (src/cluster/client.ts); the data plane is built only from what was asked for.
       await this.cluster.removeOverlayHost(req.name).catch(() => undefined)
       throw new FerryError('CLUSTER_REFUSED', `the cluster answered overlay ${req.name} with subnet ${def.subnet}, gateway ${def.gateway}, VNI ${def.vni}, which this host did not ask for: refused`)
     }
     try {
-      const d = await this.peers.attach({ name: req.name, vni: def.vni, subnet: def.subnet, gateway: def.gateway, mtu: req.mtu })
+      const d = await this.peers.attach({ name: req.name, vni: def.vni, subnet: def.subnet, gateway: def.gateway, mtu: req.mtu, ...(req.encrypt ? { encrypt: req.encrypt } : {}) })
       return { vni: def.vni, bridge: d.bridge, mtu: d.mtu }
     } catch (err) {
       await this.cluster.removeOverlayHost(req.name).catch(() => undefined)

@@ -42,6 +42,8 @@ import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, Clu
 import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
+import type { MeshStatus, WireGuardMesh } from '../wireguard/mesh.js'
+import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
   PeerPlanner, diffPeers, overlayDevices, planPeers,
   type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
@@ -61,6 +63,8 @@ export interface PeerSyncOptions {
   rejects?: RejectCounter
   /** Changes kept while a full read runs, at most (then another full read). Default 10000. */
   maxBuffered?: number
+  /** This host's WireGuard mesh: needed for encrypted overlays (`encrypt: 'wireguard'`). */
+  wireguard?: WireGuardMesh
 }
 
 interface Attached {
@@ -177,6 +181,9 @@ export class PeerSync {
   private defs = new Map<string, OverlayDefinition>()
   /** hostId -> VTEP of every registered host. */
   private hosts = new Map<string, string>()
+  /** hostId -> WireGuard information of every registered host that publishes it. */
+  private hostWg = new Map<string, WireGuardInfo>()
+  private readonly wg: WireGuardMesh | undefined
   /** overlay -> ip -> the endpoint holding the address's claim. */
   private claims = new Map<string, Map<string, string>>()
   private rev = -1
@@ -209,6 +216,7 @@ export class PeerSync {
     this.retryMs = opts.retryMs ?? DEFAULT_RETRY_MS
     this.rejects = opts.rejects ?? opts.store.rejects ?? new RejectCounter(opts.log)
     this.maxBuffered = opts.maxBuffered ?? DEFAULT_MAX_BUFFERED
+    this.wg = opts.wireguard
   }
 
   /** The vetted endpoints of every overlay (for DNS names of remote containers). */
@@ -266,7 +274,7 @@ export class PeerSync {
    */
   async attach (local: LocalOverlay): Promise<OverlayDevices> {
     return await this.locks.run(local.name, async () => {
-      const devices = overlayDevices(local, await this.underlay())
+      const devices = overlayDevices(this.localFor(local), await this.underlayFor(local))
       await this.dp.ensureDevices(devices)
       const prev = this.attached.get(local.name)
       if (prev?.retry) clearTimeout(prev.retry)
@@ -284,7 +292,47 @@ export class PeerSync {
       if (a.retry) clearTimeout(a.retry)
       this.attached.delete(name)
       await this.dp.removeDevices(a.devices)
+      if (a.local.encrypt !== undefined && this.wg?.isActive === true && ![...this.attached.values()].some((x) => x.local.encrypt !== undefined)) {
+        await this.wg.deactivate()
+      }
     })
+  }
+
+  /** An encrypted overlay's VXLAN uses its own port (see src/wireguard/plan.ts). */
+  private localFor (local: LocalOverlay): LocalOverlay {
+    return local.encrypt === undefined || local.port !== undefined ? local : { ...local, port: ENCRYPTED_VXLAN_PORT }
+  }
+
+  /** The underlay of an overlay: the host's VTEP, or for an encrypted one its WireGuard tunnel address. */
+  private async underlayFor (local: LocalOverlay): Promise<Underlay> {
+    const u = await this.underlay()
+    if (local.encrypt === undefined) return u
+    if (!this.wg) throw new FerryError('UNSUPPORTED', `overlay ${local.name} asks for WireGuard encryption, which this agent has not set up`)
+    const t = await this.wg.activate(u.mtu)
+    return { vtep: t.local, mtu: t.mtu }
+  }
+
+  /** An endpoint as an overlay programs it: for an encrypted one, its host's tunnel address as the VTEP (none: not programmed). */
+  private peerView (a: Attached, e: ClusterEndpoint | undefined): ClusterEndpoint | undefined {
+    if (e === undefined || a.local.encrypt === undefined) return e
+    const tunnel = this.wg?.tunnels().get(e.hostId)
+    return tunnel === undefined ? undefined : { ...e, vtep: tunnel }
+  }
+
+  /** Hosts changed: re-plan the WireGuard peers, and every encrypted overlay (its VTEPs are the tunnels). */
+  private hostsChanged (): void {
+    if (!this.wg) return
+    const hosts = [...this.hosts].map(([hostId, vtep]) => {
+      const wg = this.hostWg.get(hostId)
+      return wg ? { hostId, vtep, wg } : { hostId, vtep }
+    })
+    this.wg.setHosts(hosts).catch((err: unknown) => { this.log?.error({ err }, 'cannot program the WireGuard peers') })
+    for (const [name, a] of this.attached) if (a.local.encrypt !== undefined) this.schedule(name, true)
+  }
+
+  /** This host's WireGuard mesh: mode, device, peers with handshake age and bytes (undefined without one). */
+  async wireguardStatus (): Promise<MeshStatus | undefined> {
+    return await this.wg?.status()
   }
 
   devices (name: string): OverlayDevices | undefined {
@@ -419,6 +467,7 @@ export class PeerSync {
       } while (this.syncAgain && !this.stopped)
       this.syncing = undefined
       if (this.rev >= 0) {
+        this.hostsChanged()
         for (const name of this.attached.keys()) this.schedule(name, true)
         this.remoteChanged()
       }
@@ -430,6 +479,7 @@ export class PeerSync {
   private load (snap: ClusterSnapshot): void {
     const prev = this.defs
     this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
+    this.hostWg = new Map(snap.hosts.flatMap((h) => (h.wg ? [[h.hostId, h.wg] as const] : [])))
     this.defs = new Map()
     this.known = new Map()
     this.claims = new Map()
@@ -571,12 +621,17 @@ export class PeerSync {
       }
       case 'host-removed':
         this.hosts.delete(ev.hostId)
+        this.hostWg.delete(ev.hostId)
         dropHost(ev.hostId)
+        if (schedule) this.hostsChanged()
         break
       case 'host-up':
         // A host that comes back with another VTEP re-publishes its endpoints; the old ones no longer match.
         this.hosts.set(ev.host.hostId, ev.host.vtep)
+        if (ev.host.wg) this.hostWg.set(ev.host.hostId, ev.host.wg)
+        else this.hostWg.delete(ev.host.hostId)
         dropHost(ev.host.hostId, ev.host.vtep)
+        if (schedule) this.hostsChanged()
         break
       case 'overlay-defined': {
         const before = this.defs.get(ev.overlay.name)
@@ -632,7 +687,10 @@ export class PeerSync {
   }
 
   private remotePeers (name: string): ClusterEndpoint[] {
-    return [...(this.known.get(name)?.values() ?? [])]
+    const all = [...(this.known.get(name)?.values() ?? [])]
+    const a = this.attached.get(name)
+    if (!a || a.local.encrypt === undefined) return all
+    return all.flatMap((e) => { const v = this.peerView(a, e); return v ? [v] : [] })
   }
 
   /**
@@ -655,14 +713,14 @@ export class PeerSync {
       if (def && def.vni !== a.devices.vni) {
         this.log?.warn({ overlay: name, was: a.devices.vni, now: def.vni }, 'the overlay\'s VNI changed in the cluster: rebuilding its VXLAN device')
         a.local = { ...a.local, vni: def.vni }
-        a.devices = overlayDevices(a.local, await this.underlay())
+        a.devices = overlayDevices(this.localFor(a.local), await this.underlayFor(a.local))
         await this.dp.ensureDevices(a.devices)
         full = true
       }
       if (full || !a.planner || a.planner.devices !== a.devices) {
         // Everything pending so far is in the endpoints planned here; what changes from now on is not.
         a.pending.clear()
-        const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: this.store.vtep }, { flood: this.flood })
+        const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
         planner.reset(this.remotePeers(name))
         a.planner = planner
         ops = diffPeers(planner.table(), await this.dp.readPeers(a.devices.vxlan))
@@ -674,7 +732,7 @@ export class PeerSync {
         const ids = [...a.pending]
         a.pending.clear()
         for (const id of ids) {
-          const e = m?.get(id)
+          const e = this.peerView(a, m?.get(id))
           for (const o of e ? planner.upsert(e) : planner.remove(id)) ops.push(o)
         }
         await this.dp.applyPeerOps(ops)
@@ -709,11 +767,12 @@ export class PeerSync {
     let revision = this.rev
     try {
       ;[endpoints, revision] = await Promise.all([this.store.endpoints(name), this.store.revision()])
+      endpoints = endpoints.flatMap((e) => { const v = this.peerView(a, e); return v ? [v] : [] })
     } catch {
       source = 'cache'
       endpoints = this.remotePeers(name)
     }
-    const self = { hostId: this.store.hostId, vtep: this.store.vtep }
+    const self = { hostId: this.store.hostId, vtep: a.devices.local }
     const plan = planPeers(a.devices, self, endpoints, { flood: this.flood })
     const kernel = await this.dp.readPeers(a.devices.vxlan)
     return { overlay: name, vni: a.devices.vni, bridge: a.devices.bridge, vxlan: a.devices.vxlan, source, revision,

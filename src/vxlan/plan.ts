@@ -58,6 +58,8 @@ export interface LocalOverlay {
   mtu?: number
   /** VXLAN UDP port; default 4789. */
   port?: number
+  /** Carry the overlay inside WireGuard (src/wireguard). */
+  encrypt?: 'wireguard'
 }
 
 /** This host's side of the tunnel. */

@@ -140,3 +140,10 @@ t.test('IPv6 forwarding and interfaces that then ignore router advertisements', 
   t.match(w.what, /eth0, wlan0 \(accept_ra=1\) ignore router advertisements/)
   t.match(w.fix, /accept_ra=2/)
 })
+
+t.test('wireguard: userspace or missing, and what it costs', async (t) => {
+  const { judgeWireGuard } = await import('../../src/doctor/checks.js')
+  t.match(judgeWireGuard({ kernelModule: false, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', check: 'wireguard', what: /userspace WireGuard \(\/usr\/bin\/wireguard-go\) \(no kernel module\)/, fix: /fraction of the plain overlay/ })
+  t.match(judgeWireGuard({ kernelModule: true, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', what: /kernel module is loaded but ferry does not use it yet/ })
+  t.match(judgeWireGuard({ kernelModule: false, userspace: undefined }), { status: 'warn', what: /encrypted overlays are refused/, fix: 'apt-get install wireguard-go' })
+})

@@ -96,6 +96,16 @@ export function clusterContract (t: Test, env: ContractEnv): void {
     await t.rejects(h1.defineOverlay({ name: 'ov6', subnet: '10.36.0.0/24', gateway: '10.37.0.1' }), { code: 'INVALID_OPTION', message: /not a host address/ })
     await t.rejects(h1.defineOverlay({ name: 'ov6', subnet: '10.36.0.0/24', gateway: '10.36.0.1', vni: 0 }), { code: 'INVALID_OPTION' })
     await t.rejects(h1.defineOverlay({ name: 'ov6', subnet: 'nonsense', gateway: '10.36.0.1' }), { code: 'INVALID_CIDR' })
+    await t.rejects(h2.defineOverlay({ ...OV, encrypt: 'wireguard' }), {
+      code: 'NAME_CONFLICT', message: 'overlay ov1 already exists plain (this host asked for it encrypted (ferry.encrypt=wireguard))',
+    })
+    const enc = await h1.defineOverlay({ name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', encrypt: 'wireguard' })
+    t.match(await h2.defineOverlay({ name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', encrypt: 'wireguard' }), { vni: enc.vni }, 'an encrypted overlay is joined encrypted')
+    await t.rejects(h2.defineOverlay({ name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1' }), {
+      code: 'NAME_CONFLICT', message: 'overlay ove already exists encrypted (ferry.encrypt=wireguard) (this host asked for it plain)',
+    })
+    await h1.removeOverlayHost('ove')
+    await h2.removeOverlayHost('ove')
     await leaveAll([h1, h2])
     t.ok(await env.isEmpty(), 'nothing left')
   })

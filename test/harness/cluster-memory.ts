@@ -27,7 +27,7 @@ type ChangeBody = ClusterChange extends infer C ? C extends ClusterChange ? Omit
 /** The owner recorded for an overlay's gateway address. */
 export const GATEWAY_OWNER = '@gateway'
 
-interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, keyExpiresAt: number }
+interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, wg: string, keyExpiresAt: number }
 
 /** An endpoint as stored: normally a ClusterEndpoint with its MAC; tests may forge anything (forgeEndpoint). */
 type StoredEndpoint = Record<string, unknown>
@@ -35,6 +35,7 @@ type StoredEndpoint = Record<string, unknown>
 interface OverlayRecord {
   def: OverlayDefinition
   sig: string
+  encrypt?: 'wireguard'
   net: number
   prefix: number
   cursor?: number
@@ -191,10 +192,10 @@ export class MemoryCluster {
     const isNew = !this.expiries.has(reg.hostId)
     this.expiries.set(reg.hostId, now + reg.ttlMs)
     this.hostRecords.set(reg.hostId, {
-      vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt, sig: reg.sig, keyExpiresAt: now + reg.keyTtlMs,
+      vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt, sig: reg.sig, wg: reg.wg, keyExpiresAt: now + reg.keyTtlMs,
     })
-    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig) {
-      const host = { hostId: reg.hostId, vtep: reg.vtep, version: reg.version, ...(reg.sig !== '' ? { sig: reg.sig } : {}) }
+    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig || old.wg !== reg.wg) {
+      const host = { hostId: reg.hostId, vtep: reg.vtep, version: reg.version, ...(reg.sig !== '' ? { sig: reg.sig } : {}), ...(reg.wg !== '' ? { wg: reg.wg } : {}) }
       this.bump({ kind: 'host-up', host })
     }
     const removed: string[] = []
@@ -248,6 +249,8 @@ export class MemoryCluster {
     const ex = this.overlayRecords.get(req.name)
     if (ex) {
       const d = ex.def
+      const what = (e: string | undefined): string => (e === undefined ? 'plain' : `encrypted (ferry.encrypt=${e})`)
+      if ((ex.encrypt ?? undefined) !== req.encrypt) throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${what(ex.encrypt)} (this host asked for it ${what(req.encrypt)})`)
       if (d.subnet !== req.subnet) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with subnet ${d.subnet} (this host asked for ${req.subnet})`)
       if (d.gateway !== req.gateway) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with gateway ${d.gateway} (this host asked for ${req.gateway})`)
       if (mode === 'require' && req.vni !== undefined && req.vni !== d.vni) {
@@ -280,7 +283,7 @@ export class MemoryCluster {
     }
     const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: hostId, createdAt: this.now() }
     const rec: OverlayRecord = {
-      def, sig: '', net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
+      def, sig: '', ...(req.encrypt ? { encrypt: req.encrypt } : {}), net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
     }
     this.overlayRecords.set(req.name, rec)
     this.vnis.set(vni, req.name)
@@ -426,8 +429,9 @@ export class MemoryCluster {
     const r = this.hostRecords.get(hostId)
     const exp = this.expiries.get(hostId)
     if (!r || exp === undefined || r.keyExpiresAt <= this.now()) return undefined
-    const h: HostInfo & { sig?: string } = { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
+    const h: Omit<HostInfo, 'wg'> & { sig?: string, wg?: string } = { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
     if (r.sig !== '') h.sig = r.sig
+    if (r.wg !== '') h.wg = r.wg
     return { ...h }
   }
 

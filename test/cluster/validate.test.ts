@@ -1,0 +1,45 @@
+/** What is read from Redis about a host's WireGuard side: strict schema, covered by the cluster key's MAC. */
+import t from 'tap'
+import { ClusterKey } from '../../src/cluster/key.js'
+import { hostContent, readChange, readHost } from '../../src/cluster/validate.js'
+import { generateKeyPair } from '../../src/wireguard/keys.js'
+import { wireGuardContent } from '../../src/wireguard/plan.js'
+
+const wg = { publicKey: generateKeyPair().publicKey, port: 51820, tunnel: '100.64.7.9' }
+const row = { hostId: 'h1', vtep: '192.0.2.1', version: '1', lastHeartbeat: 1, expiresAt: 2, registeredAt: 1 }
+
+t.test('a host row with WireGuard information is read into its parts', async (t) => {
+  const r = readHost({ ...row, wg: wireGuardContent(wg) })
+  t.same(r, { ok: true, value: { ...row, wg } })
+  t.same(readHost(row), { ok: true, value: row }, 'a host without it is fine')
+})
+
+t.test('bad WireGuard information refuses the host', async (t) => {
+  for (const bad of [
+    JSON.stringify({ ...wg, publicKey: 'AAAA' }),
+    JSON.stringify({ ...wg, tunnel: '100.64.7.9/32' }),
+    JSON.stringify({ ...wg, port: 70000 }),
+    JSON.stringify({ ...wg, extra: true }),
+    JSON.stringify({ port: wg.port, publicKey: wg.publicKey, tunnel: wg.tunnel }),
+    'x'.repeat(1000),
+    42,
+  ]) {
+    const r = readHost({ ...row, wg: bad })
+    t.equal(r.ok, false, String(bad).slice(0, 60))
+  }
+})
+
+t.test('with a cluster key, the MAC covers the WireGuard information', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  const sig = key.sign('host', 'h1', hostContent({ hostId: 'h1', vtep: row.vtep, wg }))
+  t.equal(readHost({ ...row, wg: wireGuardContent(wg), sig }, key).ok, true)
+  const forged = { ...wg, publicKey: generateKeyPair().publicKey }
+  const r = readHost({ ...row, wg: wireGuardContent(forged), sig }, key)
+  t.match(r, { ok: false, reason: 'bad-mac' }, 'another key under the same MAC is refused')
+  t.match(readHost({ ...row, sig }, key), { ok: false, reason: 'bad-mac' }, 'and so is the information removed')
+})
+
+t.test('a host-up message carries it', async (t) => {
+  const r = readChange({ kind: 'host-up', rev: 3, host: { hostId: 'h1', vtep: row.vtep, version: '1', wg: wireGuardContent(wg) } })
+  t.same(r, { ok: true, value: { kind: 'host-up', rev: 3, host: { hostId: 'h1', vtep: row.vtep, version: '1', wg } } })
+})

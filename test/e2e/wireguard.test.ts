@@ -1,0 +1,144 @@
+/**
+ * Encrypted overlays end to end (userspace WireGuard, `wireguard-go`): two
+ * simulated hosts (namespaces with a ferry agent each, no engine) on an
+ * underlay bridge with one redis-server. Each host joins a plain overlay and an
+ * encrypted one (`-o ferry.encrypt=wireguard`); a `ferry run` command on one
+ * host reaches one on the other over both. tcpdump on host 1's underlay port
+ * sees the plain overlay's payload and never the encrypted one's, which
+ * crosses as WireGuard (UDP 51820). Removing the encrypted network leaves no
+ * WireGuard device, process or socket.
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { execFile } from '../../src/kernel/exec.js'
+import { sh, ipJson } from '../harness/netns.js'
+import { NODE, cleanEnv } from '../harness/agent.js'
+import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
+import { wgDeviceName, tunnelAddress } from '../../src/wireguard/plan.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const ENTRY = join(REPO, 'bin', 'ferry')
+const PLAIN = 'plain-payload-7f3a51'
+const SECRET = 'secret-payload-9c1e27'
+
+type Host = RuntimeHost
+
+const ferry = (h: Host, args: string[]) =>
+  execFile(['ip', 'netns', 'exec', h.ns, ...NODE, ENTRY, ...args], { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, allowFailure: true, timeoutMs: 30_000 })
+
+function wgProcesses (dev: string): string {
+  return sh(['pgrep', '-f', `^wireguard-go ${dev}$`], { allowFailure: true }).trim()
+}
+
+await t.test('an encrypted overlay across two hosts', async (t) => {
+  const id = (i: number): string => `wg${i}x${process.pid}`
+  t.not(tunnelAddress(id(1)), tunnelAddress(id(2)), 'distinct tunnel addresses')
+  const { ul, hosts } = await runtimeHosts(t, { prefix: 'fyw', count: 2, hostId: id })
+  const [h1, h2] = hosts as [Host, Host]
+
+  for (const h of hosts) {
+    let r = await ferry(h, ['network', 'create', 'ovp', '--subnet', '10.47.0.0/24', '-o', 'ferry.overlay=ovp'])
+    t.equal(r.code, 0, r.stderr)
+    r = await ferry(h, ['network', 'create', 'ove', '--subnet', '10.48.0.0/24', '-o', 'ferry.overlay=ove', '-o', 'ferry.encrypt=wireguard'])
+    t.equal(r.code, 0, r.stderr)
+  }
+  const dev1 = wgDeviceName(h1.hostId)
+  const links = ipJson<Array<{ ifname: string, mtu: number, linkinfo?: { info_kind: string, info_data?: { port: number, local?: string } } }>>(h1.ns, ['-d', 'link'])
+  const wg = links.find((l) => l.ifname === dev1)
+  t.equal(wg?.mtu, 1440, 'the WireGuard device: underlay MTU - 60')
+  const vx = links.filter((l) => l.linkinfo?.info_kind === 'vxlan').map((l) => [l.linkinfo?.info_data?.port, l.linkinfo?.info_data?.local, l.mtu]).sort()
+  t.same(vx, [[4789, '192.0.2.21', 1450], [4799, tunnelAddress(h1.hostId), 1390]], 'plain VXLAN on the underlay, encrypted VXLAN on the tunnel address, MTU 1500 - 60 - 50')
+
+  // Capture host 1's underlay port.
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-wgcap-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const pcap = join(dir, 'ul.pcap')
+  const dump = spawn('ip', ['netns', 'exec', ul, 'tcpdump', '-i', 'vr1', '-n', '-U', '-s', '0', '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const dumpDone = new Promise((res) => dump.once('exit', res))
+  t.teardown(async () => { if (dump.exitCode === null) { dump.kill('SIGKILL'); await dumpDone } })
+  let dumpErr = ''
+  dump.stderr.on('data', (b: Buffer) => { dumpErr += b.toString() })
+  for (let i = 0; i < 50 && !dumpErr.includes('listening on'); i++) await sleep(100)
+  t.match(dumpErr, /listening on vr1/)
+
+  const servers: Array<{ kill: () => Promise<void> }> = []
+  const serve = (net: string, name: string, text: string) => {
+    const p = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', name, '--net', net, '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', text],
+      { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
+    const done = new Promise((res) => p.once('exit', res))
+    const kill = async (): Promise<void> => { if (p.exitCode === null && p.signalCode === null) { p.kill('SIGTERM'); await done } }
+    servers.push({ kill })
+    t.teardown(async () => { if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await done } })
+  }
+  serve('ovp', 'plainsrv', PLAIN)
+  serve('ove', 'secretsrv', SECRET)
+  const addr = async (name: string): Promise<string | undefined> => {
+    for (let i = 0; i < 100; i++) {
+      const c = (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((x) => x.name === name)
+      if (c?.address !== undefined) return c.address
+      await sleep(100)
+    }
+    return undefined
+  }
+  const plainIp = await addr('plainsrv')
+  const secretIp = await addr('secretsrv')
+  t.match(secretIp, /^10\.48\.0\.\d+$/)
+  const fetch = async (net: string, ip: string, want: string): Promise<string> => {
+    let out = ''
+    for (let i = 0; i < 30 && !out.includes(want); i++) {
+      out = (await ferry(h2, ['run', '--net', net, '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${ip} 80`])).stdout
+      if (!out.includes(want)) await sleep(300)
+    }
+    return out
+  }
+  t.match(await fetch('ovp', plainIp!, PLAIN), PLAIN, 'reached over the plain overlay')
+  t.match(await fetch('ove', secretIp!, SECRET), SECRET, 'reached over the encrypted overlay')
+
+  const peers = JSON.parse((await h2.agent.cli(['cluster', 'status', '--json'])).stdout) as { wireguard?: { peers: Array<{ hostId: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }> } }
+  const p1 = peers.wireguard?.peers.find((p) => p.hostId === h1.hostId)
+  t.ok(p1 !== undefined && p1.handshakeAgeS !== undefined && p1.rxBytes > 0 && p1.txBytes > 0, `h2 shows a handshake with h1 and bytes both ways: ${JSON.stringify(peers.wireguard)}`)
+
+  if (process.env.FERRY_WG_BENCH === '1') {
+    // A figure, not a check: MB/s of one TCP stream from h2 to h1 over each overlay (busybox nc, 64 MiB).
+    for (const net of ['ovp', 'ove']) {
+      const sink = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', `sink${net}`, '--net', net, '--', 'busybox', 'sh', '-c', 'nc -l -p 5001 > /dev/null'],
+        { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
+      const sinkDone = new Promise((res) => sink.once('exit', res))
+      const ip = await addr(`sink${net}`)
+      await sleep(500)
+      const start = process.hrtime.bigint()
+      const r = await ferry(h2, ['run', '--net', net, '--', 'busybox', 'sh', '-c', `dd if=/dev/zero bs=1M count=64 2>/dev/null | nc -w 5 ${ip ?? 'none'} 5001`])
+      const s = Number(process.hrtime.bigint() - start) / 1e9
+      t.comment(`bench ${net}: 64 MiB in ${s.toFixed(2)} s = ${(64 / s).toFixed(1)} MiB/s (exit ${r.code}; includes ~1 s of ferry run start-up)`)
+      await Promise.race([sinkDone, sleep(5000)])
+      if (sink.exitCode === null && sink.signalCode === null) { sink.kill('SIGKILL'); await sinkDone }
+    }
+  }
+
+  await sleep(300)
+  dump.kill('SIGINT')
+  await dumpDone
+  const captured = readFileSync(pcap)
+  t.ok(captured.includes(PLAIN), 'the plain overlay\'s payload is on the underlay')
+  t.notOk(captured.includes(SECRET), 'the encrypted overlay\'s payload never is')
+  const wgPackets = sh(['tcpdump', '-r', pcap, '-n', 'udp port 51820'], { allowFailure: true }).split('\n').filter(Boolean).length
+  t.ok(wgPackets > 0, `WireGuard packets crossed the underlay (${wgPackets})`)
+  const vxlanEncrypted = sh(['tcpdump', '-r', pcap, '-n', 'udp port 4799'], { allowFailure: true }).split('\n').filter(Boolean).length
+  t.equal(vxlanEncrypted, 0, 'no encrypted overlay VXLAN packet in the clear')
+
+  for (const s of servers) await s.kill()
+  for (const h of hosts) {
+    t.equal((await ferry(h, ['network', 'rm', 'ove'])).code, 0)
+    const dev = wgDeviceName(h.hostId)
+    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.hostId}: no WireGuard device left`)
+    for (let i = 0; i < 30 && (wgProcesses(dev) !== '' || existsSync(`/var/run/wireguard/${dev}.sock`)); i++) await sleep(100)
+    t.equal(wgProcesses(dev), '', `${h.hostId}: no wireguard-go left`)
+    t.notOk(existsSync(`/var/run/wireguard/${dev}.sock`), `${h.hostId}: no UAPI socket left`)
+    t.equal((await ferry(h, ['network', 'rm', 'ovp'])).code, 0)
+  }
+})

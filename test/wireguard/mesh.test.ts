@@ -1,0 +1,106 @@
+/**
+ * Encrypted overlays through PeerSync and the WireGuard mesh, on the memory
+ * cluster with fake kernels and a recording WireGuard driver: the FDB sends
+ * to the peers' tunnel addresses, every other host is a WireGuard peer, a host
+ * that leaves is removed from the device, and the device goes with the last
+ * encrypted overlay.
+ */
+import t from 'tap'
+import { MemoryCluster } from '../harness/cluster-memory.js'
+import { peerHost, type PeerHost } from '../harness/peer-host.js'
+import { overlayMac } from '../../src/vxlan/plan.js'
+import { generateKeyPair } from '../../src/wireguard/keys.js'
+import { WireGuardMesh } from '../../src/wireguard/mesh.js'
+import type { WireGuardConfig, WireGuardDriver } from '../../src/wireguard/device.js'
+import type { WgDeviceState, WgPeer } from '../../src/wireguard/plan.js'
+
+type T = Parameters<Parameters<typeof t.test>[1]>[0]
+
+class RecordingWireGuard implements WireGuardDriver {
+  readonly mode = 'userspace' as const
+  devices = new Map<string, { cfg: WireGuardConfig, peers: WgPeer[] }>()
+  async ensure (dev: string, cfg: WireGuardConfig): Promise<void> { const d = this.devices.get(dev); this.devices.set(dev, { cfg, peers: d?.peers ?? [] }) }
+  async setPeers (dev: string, peers: readonly WgPeer[]): Promise<void> {
+    const d = this.devices.get(dev)
+    if (!d) throw new Error(`no device ${dev}`)
+    d.peers = [...peers]
+  }
+  async read (dev: string): Promise<WgDeviceState | undefined> {
+    const d = this.devices.get(dev)
+    return d && { peers: d.peers.map((p) => ({ publicKey: p.publicKey, allowedIps: p.allowedIps, keepalive: p.keepalive, lastHandshake: 0, rxBytes: 0, txBytes: 0 })) }
+  }
+  async remove (dev: string): Promise<void> { this.devices.delete(dev) }
+}
+
+interface Host extends PeerHost { wg: RecordingWireGuard, mesh: WireGuardMesh }
+
+async function host (t: T, cluster: MemoryCluster, n: number): Promise<Host> {
+  const vtep = `192.168.50.${n}`
+  const wg = new RecordingWireGuard()
+  const mesh = new WireGuardMesh({ hostId: `h${n}`, keys: generateKeyPair(), port: 51820, tunnel: `100.64.0.${n}`, driver: wg })
+  const store = cluster.connect({ hostId: `h${n}`, advertiseAddr: vtep, heartbeatMs: 0, hostTtlMs: 1000, wireguard: mesh.info() })
+  t.teardown(() => store.close())
+  await store.start()
+  return { ...(await peerHost(t, store, vtep, { wireguard: mesh })), wg, mesh }
+}
+
+const ENC = { name: 'ove', subnet: '10.31.0.0/24', gateway: '10.31.0.1', encrypt: 'wireguard' as const }
+
+async function join (h: Host): Promise<void> {
+  const def = await h.store.defineOverlay(ENC)
+  await h.sync.attach({ ...ENC, vni: def.vni })
+}
+
+async function publish (h: Host, id: string, ip: string): Promise<void> {
+  await h.store.allocateAddress('ove', ip)
+  await h.store.publishEndpoint({ overlay: 'ove', endpointId: id, ip, mac: overlayMac(ip) })
+}
+
+async function fdbOf (h: Host): Promise<Array<[string, string]>> {
+  await h.sync.settled()
+  const dev = h.sync.devices('ove')?.vxlan ?? 'none'
+  return (await h.links.listFdb(dev)).map((e): [string, string] => [e.mac, e.dst ?? '']).sort()
+}
+
+t.test('an encrypted overlay sends to tunnel addresses through one WireGuard device per host', async (t) => {
+  const cluster = new MemoryCluster()
+  const [h1, h2, h3] = [await host(t, cluster, 1), await host(t, cluster, 2), await host(t, cluster, 3)] as [Host, Host, Host]
+  for (const h of [h1, h2, h3]) await join(h)
+  t.match(h1.sync.devices('ove'), { local: '100.64.0.1', port: 4799, mtu: 1390 }, 'VXLAN from the tunnel address, port 4799, MTU 1500 - 60 - 50')
+  t.equal(h1.sync.devices('ove')?.dev, undefined, 'not bound to the underlay device')
+  const dev1 = h1.mesh.device
+  t.match(h1.wg.devices.get(dev1)?.cfg, { listenPort: 51820, addressCidr: '100.64.0.1/16', mtu: 1440 })
+  await publish(h2, 'e2', '10.31.0.12')
+  await publish(h3, 'e3', '10.31.0.13')
+  t.same(await fdbOf(h1), [[overlayMac('10.31.0.12'), '100.64.0.2'], [overlayMac('10.31.0.13'), '100.64.0.3']], 'FDB entries point at the peers\' tunnel addresses')
+  const peers = (): Array<[string, string, string[]]> => (h1.wg.devices.get(dev1)?.peers ?? []).map((p) => [p.hostId, p.endpoint, p.allowedIps])
+  t.same(peers(), [['h2', '192.168.50.2:51820', ['100.64.0.2/32']], ['h3', '192.168.50.3:51820', ['100.64.0.3/32']]])
+  const st = await h1.sync.wireguardStatus()
+  t.match(st, { mode: 'userspace', device: dev1, active: true, tunnel: '100.64.0.1', peers: [{ hostId: 'h2', tunnel: '100.64.0.2' }, { hostId: 'h3' }] })
+
+  await h3.store.leave()
+  await h1.sync.settled()
+  for (let i = 0; i < 50 && peers().length !== 1; i++) await new Promise((resolve) => setImmediate(resolve))
+  t.same(peers(), [['h2', '192.168.50.2:51820', ['100.64.0.2/32']]], 'a host that leaves is removed from the device')
+  t.same(await fdbOf(h1), [[overlayMac('10.31.0.12'), '100.64.0.2']], 'and its endpoints from the FDB')
+
+  await h1.sync.detach('ove')
+  t.equal(h1.wg.devices.size, 0, 'the device goes with the last encrypted overlay')
+})
+
+t.test('a plain overlay beside an encrypted one keeps the underlay; a plain-only host has no device', async (t) => {
+  const cluster = new MemoryCluster()
+  const [h1, h2] = [await host(t, cluster, 1), await host(t, cluster, 2)] as [Host, Host]
+  const plain = { name: 'ovp', subnet: '10.32.0.0/24', gateway: '10.32.0.1' }
+  for (const h of [h1, h2]) {
+    const def = await h.store.defineOverlay(plain)
+    await h.sync.attach({ ...plain, vni: def.vni })
+  }
+  t.match(h1.sync.devices('ovp'), { local: '192.168.50.1', port: 4789, mtu: 1450, dev: 'eth0' })
+  t.equal(h1.wg.devices.size, 0, 'no WireGuard device without an encrypted overlay')
+  await t.rejects(h2.store.defineOverlay({ ...plain, encrypt: 'wireguard' }), { code: 'NAME_CONFLICT', message: /already exists plain/ })
+  await join(h1)
+  t.equal(h1.wg.devices.size, 1)
+  await h1.sync.detach('ovp')
+  t.equal(h1.wg.devices.size, 1, 'removing the plain overlay keeps the device')
+})

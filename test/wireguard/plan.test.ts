@@ -1,0 +1,80 @@
+import t from 'tap'
+import { generateKeyPair } from '../../src/wireguard/keys.js'
+import {
+  checkWireGuardInfo, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName, wireGuardContent,
+  type WireGuardInfo,
+} from '../../src/wireguard/plan.js'
+import { contains } from '../../src/util/ip.js'
+
+const k = (): string => generateKeyPair().publicKey
+const info = (tunnel: string, publicKey = k()): WireGuardInfo => ({ publicKey, port: 51820, tunnel })
+
+t.test('names and tunnel addresses are deterministic and in range', async (t) => {
+  t.equal(wgDeviceName('host-a'), wgDeviceName('host-a'))
+  t.ok(wgDeviceName('host-a').length <= 15)
+  t.not(wgDeviceName('host-a'), wgDeviceName('host-b'))
+  const a = tunnelAddress('host-a')
+  t.equal(tunnelAddress('host-a'), a)
+  t.ok(contains('100.64.0.0/16', a))
+  t.not(a, '100.64.0.0'); t.not(a, '100.64.255.255')
+  t.ok(contains('10.9.8.0/24', tunnelAddress('x', '10.9.8.0/24')))
+  t.throws(() => tunnelAddress('x', '10.0.0.0/30'), /\/8 to \/24/)
+})
+
+t.test('what a host publishes is checked strictly', async (t) => {
+  const good = info('100.64.1.2')
+  t.same(checkWireGuardInfo(good), good)
+  t.same(readWireGuardContent(wireGuardContent(good)), good)
+  t.throws(() => checkWireGuardInfo({ ...good, extra: 1 }), /unknown field/)
+  t.throws(() => checkWireGuardInfo({ ...good, publicKey: 'x' }), /32 bytes/)
+  t.throws(() => checkWireGuardInfo({ ...good, port: 0 }), /port/)
+  t.throws(() => checkWireGuardInfo({ ...good, tunnel: '100.64.1.2/32' }), /canonical IPv4/)
+  t.throws(() => checkWireGuardInfo({ ...good, tunnel: '10.0.0.1' }), /not a host address of 100.64.0.0\/16/)
+  t.throws(() => checkWireGuardInfo({ ...good, tunnel: '100.64.0.0' }), /not a host address/)
+  t.throws(() => readWireGuardContent('{"port":51820,"publicKey":"' + good.publicKey + '","tunnel":"100.64.1.2"}'), /canonical form/)
+  t.throws(() => readWireGuardContent('x'.repeat(300)), /short JSON/)
+  t.throws(() => readWireGuardContent('{'), /not JSON/)
+})
+
+t.test('the mesh: every other host is a peer; duplicates of tunnel or key lose to the smaller host id', async (t) => {
+  const self = { hostId: 'h1', wg: info('100.64.0.1') }
+  const shared = k()
+  const plan = planMesh(self, [
+    { hostId: 'h1', vtep: '10.0.0.1', wg: self.wg },
+    { hostId: 'h3', vtep: '10.0.0.3', wg: info('100.64.0.3', shared) },
+    { hostId: 'h2', vtep: '10.0.0.2', wg: info('100.64.0.2') },
+    { hostId: 'h4', vtep: '10.0.0.4', wg: info('100.64.0.3') },
+    { hostId: 'h5', vtep: '10.0.0.5', wg: info('100.64.0.5', shared) },
+    { hostId: 'h6', vtep: '10.0.0.6', wg: info('100.64.0.1') },
+    { hostId: 'h7', vtep: '10.0.0.7' },
+    { hostId: 'h8', vtep: '10.0.0.8', wg: info('10.1.1.1') },
+  ])
+  t.same(plan.peers.map((p) => [p.hostId, p.endpoint, p.allowedIps]), [
+    ['h2', '10.0.0.2:51820', ['100.64.0.2/32']],
+    ['h3', '10.0.0.3:51820', ['100.64.0.3/32']],
+  ])
+  t.same(plan.skipped.map((s) => [s.hostId, s.reason]), [['h4', 'duplicate-tunnel'], ['h5', 'duplicate-key'], ['h6', 'self-tunnel'], ['h8', 'invalid']])
+  t.same([...tunnelsOf(plan)], [['h2', '100.64.0.2'], ['h3', '100.64.0.3']])
+})
+
+t.test('UAPI: set renders keys in hex and removes peers that go; get is parsed', async (t) => {
+  const priv = generateKeyPair().privateKey
+  const a = k(); const b = k()
+  const hex = (x: string): string => Buffer.from(x, 'base64').toString('hex')
+  const text = uapiSet({ privateKey: priv, listenPort: 51820 }, [{ hostId: 'h2', publicKey: a, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'], keepalive: 25 }],
+    [{ publicKey: b, allowedIps: [], keepalive: 0, lastHandshake: 0, rxBytes: 0, txBytes: 0 }])
+  t.equal(text, ['set=1', `private_key=${hex(priv)}`, 'listen_port=51820', `public_key=${hex(b)}`, 'remove=true',
+    `public_key=${hex(a)}`, 'endpoint=10.0.0.2:51820', 'persistent_keepalive_interval=25', 'replace_allowed_ips=true', 'allowed_ip=100.64.0.2/32', '', ''].join('\n'))
+  t.match(uapiSet({}, [], undefined), /replace_peers=true/)
+  t.throws(() => uapiSet({}, [{ hostId: 'x', publicKey: a, endpoint: '10.0.0.2:51820\nprivate_key=00', allowedIps: [], keepalive: 25 }], []), /refusing to render endpoint/)
+  t.throws(() => uapiSet({}, [{ hostId: 'x', publicKey: a, endpoint: '10.0.0.2:1', allowedIps: ['0.0.0.0/0'], keepalive: 25 }], []), /refusing to render allowed IP/)
+  const got = parseUapiGet([`private_key=${hex(priv)}`, 'listen_port=51820', `public_key=${hex(a)}`, 'endpoint=10.0.0.2:51820',
+    'last_handshake_time_sec=1700000000', 'last_handshake_time_nsec=500000000', 'tx_bytes=100', 'rx_bytes=200', 'persistent_keepalive_interval=25',
+    'allowed_ip=100.64.0.2/32', 'protocol_version=1', 'errno=0', '', ''].join('\n'))
+  t.same(got, { privateKey: priv, listenPort: 51820, peers: [{ publicKey: a, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'], keepalive: 25, lastHandshake: 1700000000500, rxBytes: 200, txBytes: 100 }] })
+  t.throws(() => parseUapiGet('errno=1\n\n'), /errno 1/)
+  t.throws(() => parseUapiGet('listen_port=1\n'), /no errno/)
+  t.throws(() => parseUapiGet('rubbish\nerrno=0\n'), /without '='/)
+  t.doesNotThrow(() => parseUapiSet('errno=0\n\n'))
+  t.throws(() => parseUapiSet('errno=-22\n\n'), /refused/)
+})
