@@ -30,7 +30,7 @@
  */
 import { crc32 } from 'node:zlib'
 import { FerryError } from '../errors/errors.js'
-import { canonical, isCidr, isIp } from '../util/ip.js'
+import { canonical, familyOf, isCidr, isIp, normalizeIp, type Family } from '../util/ip.js'
 import type { PortBinding } from '../model/types.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
@@ -128,6 +128,49 @@ export function validateNetwork (net: NatNetwork): void {
   if (!isCidr(net.subnet, 4)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
   if (!isIp(net.gateway, 4)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
   if (net.outboundAddr !== undefined && !isIp(net.outboundAddr, 4)) throw bad(`outbound address "${net.outboundAddr}" of network ${shortId(net.id)} is not an IPv4 address`)
+  if (net.subnet6 !== undefined && !isCidr(net.subnet6, 6)) throw bad(`IPv6 subnet "${net.subnet6}" of network ${shortId(net.id)} is not IPv6 CIDR notation`)
+  if (net.gateway6 !== undefined && !isIp(net.gateway6, 6)) throw bad(`IPv6 gateway "${net.gateway6}" of network ${shortId(net.id)} is not an IPv6 address`)
+  if (net.outboundAddr6 !== undefined && !isIp(net.outboundAddr6, 6)) throw bad(`IPv6 outbound address "${net.outboundAddr6}" of network ${shortId(net.id)} is not an IPv6 address`)
+  if (net.mode6 !== undefined && net.mode6 !== 'nat' && net.mode6 !== 'routed') throw bad(`IPv6 gateway mode "${String(net.mode6)}" of network ${shortId(net.id)} is not nat or routed`)
+}
+
+/** The families a network carries: IPv4 always, IPv6 when it has an IPv6 subnet. */
+export function networkFamilies (net: NatNetwork): Family[] {
+  return net.subnet6 === undefined ? [4] : [4, 6]
+}
+
+/** A network's subnet and outbound SNAT address in one family (undefined: the network has no such subnet). */
+export function familySubnet (net: NatNetwork, family: Family): { subnet: string, outboundAddr?: string } | undefined {
+  if (family === 4) return { subnet: net.subnet, ...(net.outboundAddr !== undefined ? { outboundAddr: net.outboundAddr } : {}) }
+  if (net.subnet6 === undefined) return undefined
+  return { subnet: net.subnet6, ...(net.outboundAddr6 !== undefined ? { outboundAddr: net.outboundAddr6 } : {}) }
+}
+
+/** Whether a network masquerades outbound traffic of `family` (IPv6 'routed' never does). */
+export function masqueradesFamily (net: NatNetwork, family: Family): boolean {
+  return net.masquerade && !net.internal && (family === 4 || net.mode6 !== 'routed')
+}
+
+/** True when a binding is not NAT'd but opened in the filter (an IPv6 binding on a 'routed' network). */
+export function isRouted (b: PortBinding, net: NatNetwork): boolean {
+  return net.mode6 === 'routed' && bindingFamily(b) === 6
+}
+
+/** A binding's family: its container address's. */
+export function bindingFamily (b: PortBinding): Family {
+  return familyOf(b.containerIp) ?? 4
+}
+
+/**
+ * Why a host address cannot carry a publication, or undefined. Linux has no route_localnet
+ * for IPv6: a packet from ::1 never leaves the loopback device, so a DNAT from [::1] to a
+ * container cannot work without a proxy process (Docker's userland proxy), which ferry has not.
+ */
+export function unpublishableHostIp (hostIp: string): string | undefined {
+  if (isIp(hostIp, 6) && normalizeIp(hostIp) === '::1') {
+    return 'IPv6 loopback [::1] cannot be published: Linux cannot forward ::1 traffic to a container (there is no route_localnet for IPv6); publish on 127.0.0.1 or on a host address'
+  }
+  return undefined
 }
 
 function validPort (n: number): boolean {
@@ -136,8 +179,12 @@ function validPort (n: number): boolean {
 
 export function validateBinding (b: PortBinding, where: string): void {
   if (!['tcp', 'udp', 'sctp'].includes(b.proto)) throw bad(`${where}: protocol "${String(b.proto)}" is not tcp, udp or sctp`)
-  if (b.hostIp !== '' && !isIp(b.hostIp, 4)) throw bad(`${where}: host IP "${b.hostIp}" is not an IPv4 address`)
-  if (!isIp(b.containerIp, 4)) throw bad(`${where}: container IP "${b.containerIp}" is not an IPv4 address`)
+  if (!isIp(b.containerIp)) throw bad(`${where}: container IP "${b.containerIp}" is not an IP address`)
+  if (b.hostIp !== '' && !isIp(b.hostIp, bindingFamily(b))) {
+    throw bad(`${where}: host IP "${b.hostIp}" is not an IPv${bindingFamily(b)} address like its container IP ${b.containerIp}`)
+  }
+  const refused = unpublishableHostIp(b.hostIp)
+  if (refused !== undefined) throw bad(`${where}: ${refused}`)
   const ranges: Array<[number, number, string]> = [[b.hostPort, b.hostPortEnd, 'host'], [b.containerPort, b.containerPortEnd, 'container']]
   for (const [lo, hi, what] of ranges) {
     if (!validPort(lo) || !validPort(hi) || hi < lo) throw bad(`${where}: ${what} ports ${lo}-${hi} are not a valid range of 1-65535`)
@@ -152,7 +199,8 @@ export function validateBinding (b: PortBinding, where: string): void {
 export function validateLink (link: NatLink): void {
   if (!ID_RE.test(link.id)) throw bad(`link id "${link.id}" is not valid`)
   if (!ID_RE.test(link.networkId)) throw bad(`network id "${link.networkId}" of link ${link.id} is not valid`)
-  if (!isIp(link.parentIp, 4) || !isIp(link.childIp, 4)) throw bad(`link ${link.id}: "${link.parentIp}" and "${link.childIp}" must be IPv4 addresses`)
+  const fam = familyOf(link.parentIp)
+  if (fam === undefined || !isIp(link.childIp, fam)) throw bad(`link ${link.id}: "${link.parentIp}" and "${link.childIp}" must be addresses of one family`)
   for (const p of link.ports) {
     if (!['tcp', 'udp', 'sctp'].includes(p.proto) || !validPort(p.port)) throw bad(`link ${link.id}: port ${p.port}/${String(p.proto)} is not valid`)
   }
@@ -161,6 +209,7 @@ export function validateLink (link: NatLink): void {
 export function validateEndpoint (ep: NatEndpoint): void {
   if (!ID_RE.test(ep.id)) throw bad(`endpoint id "${ep.id}" is not valid`)
   if (!isIp(ep.address, 4)) throw bad(`address "${ep.address}" of endpoint ${shortId(ep.id)} is not an IPv4 address`)
+  if (ep.address6 !== undefined && !isIp(ep.address6, 6)) throw bad(`IPv6 address "${ep.address6}" of endpoint ${shortId(ep.id)} is not an IPv6 address`)
   for (const b of ep.ports) validateBinding(b, `endpoint ${shortId(ep.id)}`)
 }
 
@@ -184,8 +233,9 @@ function protoPorts (proto: string, lo: number, hi: number): string {
   return `-p ${proto} -m ${proto} --dport ${portSpec(lo, hi)}`
 }
 
+/** Every address of the host in the binding's family: '' (as stored), 0.0.0.0 or ::. */
 export function isWildcard (hostIp: string): boolean {
-  return hostIp === '' || hostIp === '0.0.0.0'
+  return hostIp === '' || hostIp === '0.0.0.0' || hostIp === '::'
 }
 
 export function isLoopback (ip: string): boolean {
