@@ -59,6 +59,8 @@ export interface JumpRule {
 }
 
 export interface Ruleset {
+  /** The address family: iptables (4) or ip6tables (6). */
+  family: Family
   /** Per table, chain name -> plan, in creation order. */
   tables: Record<TableName, Record<string, ChainPlan>>
   jumps: JumpRule[]
@@ -76,8 +78,9 @@ export interface PlanOptions {
   hostAddrsLocalnet?: boolean
 }
 
-/** A rule that belongs to one endpoint, in one of the unordered chains. */
+/** A rule that belongs to one endpoint, in one of the unordered chains of one family's ruleset. */
 export interface EndpointRule {
+  family: Family
   table: TableName
   chain: string
   rule: string
@@ -100,6 +103,8 @@ export const CHAIN = {
   postrouting: 'FERRY-POSTROUTING',
   hairpin: 'FERRY-HAIRPIN',
   raw: 'FERRY-RAW',
+  routed: 'FERRY-ROUTED',
+  routedPorts: 'FERRY-ROUTED-PORTS',
 } as const
 
 export const CHAIN_PREFIX = 'FERRY-'
@@ -248,9 +253,15 @@ export function isLoopback (ip: string): boolean {
  * NF_NAT_RANGE_PROTO_OFFSET); a range of host ports onto one container port maps all to it.
  */
 function dnatTarget (b: PortBinding): string {
-  if (b.containerPort === b.containerPortEnd) return `${b.containerIp}:${b.containerPort}`
+  const ip = bindingFamily(b) === 6 ? `[${normalizeIp(b.containerIp)}]` : b.containerIp
+  if (b.containerPort === b.containerPortEnd) return `${ip}:${b.containerPort}`
   const base = b.hostPort === b.containerPort ? '' : `/${b.hostPort}`
-  return `${b.containerIp}:${b.containerPort}-${b.containerPortEnd}${base}`
+  return `${ip}:${b.containerPort}-${b.containerPortEnd}${base}`
+}
+
+/** One address as iptables-save prints it in a match: `10.0.0.2/32`, `fd00::2/128`. */
+function hostMask (ip: string): string {
+  return familyOf(ip) === 6 ? `${normalizeIp(ip)}/128` : `${ip}/32`
 }
 
 // ---------------------------------------------------------------------------
@@ -261,23 +272,29 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
   const localnetOn = opts.hostAddrsLocalnet ?? true
   const out: EndpointRule[] = []
   const seen = new Set<string>()
-  const add = (table: TableName, chain: string, rule: string): void => {
-    const key = `${table} ${chain} ${rule}`
+  const add = (family: Family, table: TableName, chain: string, rule: string): void => {
+    const key = `${family} ${table} ${chain} ${rule}`
     if (seen.has(key)) return
     seen.add(key)
-    out.push({ table, chain, rule })
+    out.push({ family, table, chain, rule })
   }
   let localnet = false
   if (net === undefined || net.internal) return { rules: out, localnet }
   const tag = comment(`ep ${shortId(ep.id)}`)
   for (const b of ep.ports) {
-    const cip = `${b.containerIp}/32`
-    const hostMatch = isWildcard(b.hostIp) ? '' : `-d ${b.hostIp}/32 `
+    const family = bindingFamily(b)
+    const cip = hostMask(b.containerIp)
     const ctrPorts = protoPorts(b.proto, b.containerPort, b.containerPortEnd)
-    add('nat', dnatBucket(ep.id), `${hostMatch}${protoPorts(b.proto, b.hostPort, b.hostPortEnd)} ${tag} -j DNAT --to-destination ${dnatTarget(b)}`)
+    if (isRouted(b, net)) {
+      // No NAT: the container port is opened in the filter (src/nat/plan.ts planBase: not from ferry's bridges).
+      add(family, 'filter', CHAIN.routedPorts, `-d ${cip} -o ${net.bridge} ${ctrPorts} ${tag} -j ACCEPT`)
+      continue
+    }
+    const hostMatch = isWildcard(b.hostIp) ? '' : `-d ${hostMask(b.hostIp)} `
+    add(family, 'nat', dnatBucket(ep.id), `${hostMatch}${protoPorts(b.proto, b.hostPort, b.hostPortEnd)} ${tag} -j DNAT --to-destination ${dnatTarget(b)}`)
     if (!isWildcard(b.hostIp) && isLoopback(b.hostIp)) {
       // Published on loopback only: nothing but the bridge may reach the container port directly.
-      add('raw', CHAIN.raw, `-d ${cip} ! -i ${net.bridge} ${ctrPorts} ${tag} -j DROP`)
+      add(family, 'raw', CHAIN.raw, `-d ${cip} ! -i ${net.bridge} ${ctrPorts} ${tag} -j DROP`)
     }
     if (localnetOn && (isWildcard(b.hostIp) || isLoopback(b.hostIp))) localnet = true
   }
@@ -293,18 +310,18 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
  * it. Links on ICC networks (everything is allowed already), on unknown
  * networks and links without ports add nothing. Sorted, deduplicated.
  */
-export function planLinks (links: readonly NatLink[], networks: readonly NatNetwork[]): string[] {
+export function planLinks (links: readonly NatLink[], networks: readonly NatNetwork[], family: Family = 4): string[] {
   const byId = new Map(networks.map((n) => [n.id, n]))
   const out = new Set<string>()
   for (const l of [...links].sort((a, b) => a.id.localeCompare(b.id))) {
     const net = byId.get(l.networkId)
-    if (net === undefined || net.icc) continue
+    if (net === undefined || net.icc || familyOf(l.parentIp) !== family) continue
     const tag = comment(`link ${l.id}`)
     const ports = [...l.ports].sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port)
     for (const p of ports) {
       const dev = `-i ${net.bridge} -o ${net.bridge} -p ${p.proto} -m ${p.proto}`
-      out.add(`-s ${l.parentIp}/32 -d ${l.childIp}/32 ${dev} --dport ${p.port} ${tag} -j ACCEPT`)
-      out.add(`-s ${l.childIp}/32 -d ${l.parentIp}/32 ${dev} --sport ${p.port} ${tag} -j ACCEPT`)
+      out.add(`-s ${hostMask(l.parentIp)} -d ${hostMask(l.childIp)} ${dev} --dport ${p.port} ${tag} -j ACCEPT`)
+      out.add(`-s ${hostMask(l.childIp)} -d ${hostMask(l.parentIp)} ${dev} --sport ${p.port} ${tag} -j ACCEPT`)
     }
   }
   return [...out]
@@ -321,7 +338,7 @@ function sortedNetworks (networks: readonly NatNetwork[]): NatNetwork[] {
   return [...networks].sort((a, b) => a.bridge.localeCompare(b.bridge) || a.id.localeCompare(b.id))
 }
 
-function forwardRules (networks: NatNetwork[], links: boolean): string[] {
+function forwardRules (networks: NatNetwork[], links: boolean, routed: readonly NatNetwork[]): string[] {
   const rules = [`${comment('user')} -j ${CHAIN.user}`]
   // Link exceptions come before every drop: they only accept traffic inside one bridge.
   if (links) rules.push(`${comment('links')} -j ${CHAIN.links}`)
@@ -336,6 +353,8 @@ function forwardRules (networks: NatNetwork[], links: boolean): string[] {
   for (const n of external) {
     rules.push(`-o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${comment(`ct ${shortId(n.id)}`)} -j ACCEPT`)
   }
+  // Routed mode: published container ports, open to what does not come from a ferry bridge (FERRY-ROUTED).
+  for (const n of routed) rules.push(`-o ${n.bridge} ${comment(`routed ${shortId(n.id)}`)} -j ${CHAIN.routed}`)
   rules.push(`${comment('publish')} -j ${CHAIN.publish}`)
   // Isolation: nothing else (another ferry bridge, the uplink) forwards into a bridge
   // except the replies and published ports accepted above. Every network's drop comes
@@ -352,11 +371,15 @@ function forwardRules (networks: NatNetwork[], links: boolean): string[] {
  * carry loopback publications.
  */
 export function planBase (
-  networks: readonly NatNetwork[], localnetBridges: ReadonlySet<string>, opts: PlanOptions = {}, links: readonly NatLink[] = [],
+  networks: readonly NatNetwork[], localnetBridges: ReadonlySet<string>, opts: PlanOptions = {}, links: readonly NatLink[] = [], family: Family = 4,
 ): Ruleset {
-  const localnetOn = opts.hostAddrsLocalnet ?? true
+  // IPv6 has no route_localnet: nothing is published on ::1, so no loopback rules (unpublishableHostIp).
+  const localnetOn = family === 4 && (opts.hostAddrsLocalnet ?? true)
   const nets = sortedNetworks(networks)
   const tables = emptyTables()
+  // Every bridge is in both families' forward rules (isolation is per interface: netavark#1515);
+  // addresses only where the network has a subnet of the family.
+  const subnetOf = (n: NatNetwork): string | undefined => { const fs = familySubnet(n, family); return fs === undefined ? undefined : canonical(fs.subnet) }
   // The loopback MASQUERADE and the INPUT guard exist for every network that can publish,
   // whether or not one of its ports is on loopback right now: harmless while the bridge's
   // route_localnet is 0 (the kernel drops such packets anyway), and the first or last
@@ -375,13 +398,18 @@ export function planBase (
   const external = nets.filter((n) => !n.internal)
   tables.nat[CHAIN.hairpin] = {
     kind: 'unordered',
-    rules: external.map((n) => `-s ${canonical(n.subnet)} -o ${n.bridge} -m conntrack --ctstate DNAT ${comment(`hairpin ${shortId(n.id)}`)} -j MASQUERADE`),
+    rules: external.flatMap((n) => {
+      const subnet = subnetOf(n)
+      return subnet === undefined ? [] : [`-s ${subnet} -o ${n.bridge} -m conntrack --ctstate DNAT ${comment(`hairpin ${shortId(n.id)}`)} -j MASQUERADE`]
+    }),
   }
   const post = [`${comment('hairpin')} -j ${CHAIN.hairpin}`]
   for (const n of nets) {
-    // com.docker.network.host_ipv4: a chosen host address instead of the outgoing interface's.
-    const out = n.outboundAddr === undefined ? 'MASQUERADE' : `SNAT --to-source ${n.outboundAddr}`
-    if (n.masquerade && !n.internal) post.push(`-s ${canonical(n.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j ${out}`)
+    const fs = familySubnet(n, family)
+    if (fs === undefined || !masqueradesFamily(n, family)) continue
+    // com.docker.network.host_ipv4 (host_ipv6): a chosen host address instead of the outgoing interface's.
+    const out = fs.outboundAddr === undefined ? 'MASQUERADE' : `SNAT --to-source ${normalizeIp(fs.outboundAddr)}`
+    post.push(`-s ${canonical(fs.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j ${out}`)
   }
   for (const n of guarded) post.push(`-s ${LOOPBACK_NET} -o ${n.bridge} ${comment(`localnet ${shortId(n.id)}`)} -j MASQUERADE`)
   tables.nat[CHAIN.postrouting] = { kind: 'ordered', rules: post }
@@ -391,9 +419,15 @@ export function planBase (
     kind: 'unordered',
     rules: external.map((n) => `-o ${n.bridge} -m conntrack --ctstate DNAT ${comment(`publish ${shortId(n.id)}`)} -j ACCEPT`),
   }
-  const linkRules = planLinks(links, nets)
+  const linkRules = planLinks(links, nets, family)
   if (linkRules.length > 0) tables.filter[CHAIN.links] = { kind: 'unordered', rules: linkRules }
-  tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets, linkRules.length > 0) }
+  const routed = family === 6 ? external.filter((n) => n.mode6 === 'routed' && n.subnet6 !== undefined) : []
+  if (routed.length > 0) {
+    // Traffic from any ferry bridge goes back to the isolation rules; the rest meets the opened ports.
+    tables.filter[CHAIN.routed] = { kind: 'ordered', rules: [...nets.map((n) => `-i ${n.bridge} -j RETURN`), `-j ${CHAIN.routedPorts}`] }
+    tables.filter[CHAIN.routedPorts] = { kind: 'unordered', rules: [] }
+  }
+  tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets, linkRules.length > 0, routed) }
   tables.filter[CHAIN.input] = {
     kind: 'ordered',
     rules: guarded.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
@@ -405,18 +439,21 @@ export function planBase (
     {
       table: 'nat',
       chain: 'OUTPUT',
-      rule: localnetOn ? `-m addrtype --dst-type LOCAL -j ${CHAIN.dnat}` : `! -d ${LOOPBACK_NET} -m addrtype --dst-type LOCAL -j ${CHAIN.dnat}`,
+      rule: family === 6
+        ? `! -d ::1/128 -m addrtype --dst-type LOCAL -j ${CHAIN.dnat}`
+        : localnetOn ? `-m addrtype --dst-type LOCAL -j ${CHAIN.dnat}` : `! -d ${LOOPBACK_NET} -m addrtype --dst-type LOCAL -j ${CHAIN.dnat}`,
     },
     { table: 'nat', chain: 'POSTROUTING', rule: `-j ${CHAIN.postrouting}` },
     { table: 'filter', chain: 'FORWARD', rule: `-j ${CHAIN.forward}` },
     { table: 'filter', chain: 'INPUT', rule: `-j ${CHAIN.input}` },
   ]
-  return { tables, jumps, localnetBridges: localnet.map((n) => n.bridge) }
+  return { family, tables, jumps, localnetBridges: localnet.map((n) => n.bridge) }
 }
 
-/** Add one endpoint's rules to a ruleset (in place). */
+/** Add one endpoint's rules of the ruleset's family to it (in place). */
 export function addEndpointRules (rs: Ruleset, plan: EndpointPlan): void {
   for (const r of plan.rules) {
+    if (r.family !== rs.family) continue
     const chain = rs.tables[r.table][r.chain]
     if (chain === undefined) throw new FerryError('INTERNAL', `endpoint rule for unknown chain ${r.table}/${r.chain}`)
     chain.rules.push(r.rule)
@@ -434,8 +471,8 @@ export function localnetBridgesOf (state: FirewallState, plans: ReadonlyMap<stri
   return out
 }
 
-/** The whole plan for a state. */
-export function planRules (state: FirewallState, opts: PlanOptions = {}): Ruleset {
+/** The whole plan for a state, in one family (iptables: 4, ip6tables: 6). */
+export function planRules (state: FirewallState, opts: PlanOptions = {}, family: Family = 4): Ruleset {
   for (const n of state.networks) validateNetwork(n)
   for (const ep of state.endpoints) validateEndpoint(ep)
   for (const l of state.links ?? []) validateLink(l)
@@ -443,7 +480,7 @@ export function planRules (state: FirewallState, opts: PlanOptions = {}): Rulese
   const plans = new Map<string, EndpointPlan>()
   const endpoints = [...state.endpoints].sort((a, b) => a.id.localeCompare(b.id))
   for (const ep of endpoints) plans.set(ep.id, planEndpoint(ep, byId.get(ep.networkId), opts))
-  const rs = planBase(state.networks, localnetBridgesOf(state, plans), opts, state.links)
+  const rs = planBase(state.networks, localnetBridgesOf(state, plans), opts, state.links, family)
   for (const ep of endpoints) {
     const p = plans.get(ep.id)
     if (p !== undefined) addEndpointRules(rs, p)
@@ -452,6 +489,6 @@ export function planRules (state: FirewallState, opts: PlanOptions = {}): Rulese
 }
 
 /** The plan of "nothing": what teardown converges to. */
-export function emptyRuleset (): Ruleset {
-  return { tables: emptyTables(), jumps: [], localnetBridges: [] }
+export function emptyRuleset (family: Family = 4): Ruleset {
+  return { family, tables: emptyTables(), jumps: [], localnetBridges: [] }
 }

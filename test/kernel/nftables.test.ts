@@ -344,6 +344,16 @@ for (const f of FAMILIES) {
   })
 }
 
+for (const f of FAMILIES) {
+  t.test(`traffic over IPv${f} with FORWARD policy DROP in iptables and ip6tables (an engine's default)`, async (t) => {
+    await familyScenario(t, f, async (t, ns) => {
+      nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'DROP'])
+      nsExec(ns, ['ip6tables', '-w', '-P', 'FORWARD', 'DROP'])
+      return await (driver(t, ns) as Promise<NsNode<FirewallDriver>>)
+    })
+  })
+}
+
 t.test('IPv6 routed mode', async (t) => {
   await routedScenario(t, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>)
 })
