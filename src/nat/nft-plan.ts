@@ -51,9 +51,14 @@
  * map; a range onto a shifted range (8000-8009:80-89) is one `_port` element per
  * port, since nft has no port-offset DNAT.
  *
- * Everything in the table matches IPv4 only (`ip saddr`/`ip daddr`), except the
- * interface-only forward rules, which also keep IPv6 (link-local) traffic out of
- * other networks and, with ICC off, between containers of one bridge.
+ * Both families: every address-keyed set above has an IPv6 twin named with a `6`
+ * (subnets6, masq6, snat_to6, link_to6, host_port6, …, routed6) and every rule that
+ * reads one is generated per family from one template (NFT_FAMILIES: `ip`/`ip6`,
+ * `ipv4_addr`/`ipv6_addr`). The interface-only rules (ICC, internal, isolation) serve
+ * both families at once. A binding's family is its container address's. `routed6`:
+ * `ifname . ipv6_addr . inet_proto . inet_service` (interval), the published container
+ * ports of IPv6 'routed' networks, accepted from anything but a ferry bridge; `routed`
+ * is its IPv4 twin (empty: IPv4 is always NAT'd today). No lo_only6: [::1] is refused.
  */
 import { FerryError } from '../errors/errors.js'
 import { canonical, familyOf, normalizeIp, type Family } from '../util/ip.js'
