@@ -116,12 +116,17 @@ export class IptablesDriver extends FirewallDriverBase<EndpointPlan> {
     })
     const planMs = performance.now() - t0
     try {
-      let restoreMs = 0
-      for (const { family, newBase, batch } of batches) {
-        restoreMs += await this.restore(family, batch)
+      // iptables-restore and ip6tables-restore at once: a dual-stack change costs one run's time, not two.
+      // Both settle before a failure falls back to reconcile, so no run overlaps the reconcile's.
+      const runs = await Promise.allSettled(batches.map(async ({ family, newBase, batch }) => {
+        const ms = await this.restore(family, batch)
         this.base[family] = newBase
-      }
-      this.stats_ = { planMs, restoreMs, lines: batches.reduce((n, b) => n + batchSize(b.batch), 0), reconciled: false }
+        return ms
+      }))
+      const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
+      const times = runs.map((r) => (r.status === 'fulfilled' ? r.value : 0))
+      this.stats_ = { planMs, restoreMs: Math.max(0, ...times), lines: batches.reduce((n, b) => n + batchSize(b.batch), 0), reconciled: false }
     } catch (err) {
       this.log?.warn({ err }, 'incremental firewall change failed; reconciling with iptables-save and ip6tables-save')
       await this.reconcileKernel()
