@@ -157,7 +157,7 @@ async function benchDual (t: Teardowns, backend: Backend, samples: number, mb: n
   await d.call('teardown')
   await scope.run()
   const [t4, t6] = [median(runs[4]), median(runs[6])]
-  console.log(`  ${backend} dual-stack: done (${load()})`)
+  console.log(`  ${backend} dual-stack: done (${load()}); MiB/s per round, IPv4: ${runs[4].map((x) => x.toFixed(0)).join(' ')}; IPv6: ${runs[6].map((x) => x.toFixed(0)).join(' ')}`)
   return [backend, ms(quantile(s4.add, 0.5)), ms(quantile(s4.rm, 0.5)), ms(quantile(s46.add, 0.5)), ms(quantile(s46.rm, 0.5)), `${s46.lines}`,
     mb > 0 ? t4.toFixed(0) : '-', mb > 0 ? t6.toFixed(0) : '-', mb > 0 ? (t6 / t4).toFixed(3) : '-']
 }

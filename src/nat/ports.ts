@@ -75,14 +75,15 @@ export function findConflict (used: readonly PortUse[], proto: Protocol, targets
 
 /** The targets of a request: one per family it reaches that the endpoint has an address in. */
 export function targetsOf (r: PortRequest, opts: AllocateOptions): Target[] {
-  const refused = unpublishableHostIp(r.hostIp)
-  if (refused !== undefined) throw new FerryError('INVALID_REQUEST', refused)
   const addr: Record<Family, string | undefined> = { 4: opts.containerIp, 6: opts.containerIp6 }
   const families: Family[] = r.hostIp === '' ? [4, 6] : r.hostIp === '0.0.0.0' ? [4] : r.hostIp === '::' ? [6] : [familyOf(r.hostIp) ?? 4]
   const out: Target[] = []
   for (const family of families) {
     const containerIp = addr[family]
     if (containerIp === undefined || containerIp === '') continue
+    // Only where it would be programmed: an IPv4-only endpoint ignores [::1] as it ignores every IPv6 address.
+    const refused = unpublishableHostIp(r.hostIp)
+    if (refused !== undefined) throw new FerryError('INVALID_REQUEST', refused)
     out.push({ family, hostIp: wildcard(r.hostIp) ? '' : r.hostIp, containerIp })
   }
   return out

@@ -174,6 +174,7 @@ t.test('dual-stack: a port on all addresses is one binding per family, same host
     'an ephemeral port is free in both families')
   t.same(alloc6([req('tcp', '', 0, 80)], [], { previous: [b('', RANGE.lo + 5, CIP), b('', RANGE.lo + 5, CIP6)] }), [b('', RANGE.lo + 5, CIP), b('', RANGE.lo + 5, CIP6)], 'keeps its old port')
   t.match(err(() => alloc6([req('tcp', '::1', 8080, 80)]))?.message, /IPv6 loopback \[::1\] cannot be published/, '::1 is refused with a sentence')
+  t.same(alloc([req('tcp', '::1', 8080, 80)]), [], 'an IPv4-only endpoint ignores it, as every IPv6 address (as before IPv6)')
 })
 
 t.test('dual-stack: ports are per family', async (t) => {
