@@ -13,14 +13,20 @@
  * another namespace, at 0 and at 10,000 published ports, and the driver
  * process's RSS. Docker's built-in driver is not measured here (bench:ports
  * measures it for ranges); see the README for its published per-rule costs.
+ * Last, dual-stack (`--dual-mb 0` skips it): publish/unpublish of one port on an
+ * IPv4-only endpoint against the same port on a dual-stack one (a binding per
+ * family), and the throughput of one published port over IPv6 against IPv4 in
+ * the same run (interleaved rounds, from an outside namespace, `--dual-mb` MiB each).
  *
- *   npm run bench:firewall [-- --samples 50 --sizes 0,1000,10000 --backends nftables,iptables --connections 2000]
+ *   npm run bench:firewall [-- --samples 50 --sizes 0,1000,10000 --backends nftables,iptables --connections 2000 --dual-mb 256 --dual-reps 5]
  */
 import { spawn } from 'node:child_process'
-import { argInt, argStr, load, ms, quantile, runBench, section, table, rssKiB, type Teardowns } from './lib.js'
+import { STREAM_CLIENT, STREAM_SERVER, argInt, argStr, load, median, ms, quantile, runBench, section, table, rssKiB, type Teardowns } from './lib.js'
+import { NODE } from '../test/harness/agent.js'
+import { execFile } from '../src/kernel/exec.js'
 import { link, netns, nsExec, sh } from '../test/harness/netns.js'
 import { nsNode, type NsNode } from '../test/harness/nsnode.js'
-import { addBridges, container, waitListening } from '../test/harness/firewall.js'
+import { FAM, addBridges, container, dualContainer, dualEndpoint, dualHost, dualNet, dualOutside, waitListening } from '../test/harness/firewall.js'
 import type { FirewallDriver, NatEndpoint, NatNetwork } from '../src/nat/types.js'
 import type { PortBinding } from '../src/model/types.js'
 
@@ -114,6 +120,48 @@ function childRss (pid: number): number {
   try { return rssKiB(pid) } catch { return NaN }
 }
 
+// ---- dual-stack ------------------------------------------------------------------------------
+
+/** MiB/s of one transfer of `mb` MiB from `ns` to ip:port. */
+async function transfer (ns: string, ip: string, port: number, mb: number): Promise<number> {
+  const r = await execFile(['ip', 'netns', 'exec', ns, ...NODE, '-e', STREAM_CLIENT, ip, String(port), '60000'], { timeoutMs: 70_000 })
+  const out = JSON.parse(r.stdout) as { bytes: number, ms: number, err?: string }
+  if (out.bytes !== mb * 1024 * 1024) throw new Error(`transfer to ${ip}:${port} got ${out.bytes} bytes (${out.err ?? 'short'})`)
+  return out.bytes / 1024 / 1024 / (out.ms / 1000)
+}
+
+async function benchDual (t: Teardowns, backend: Backend, samples: number, mb: number, reps: number): Promise<string[]> {
+  const scope = t.scope()
+  const host = dualHost(scope, [1], 'fyfd')
+  const outside = dualOutside(scope, host)
+  const server = dualContainer(scope, host, 1, 2, 'fyhsrv')
+  const srv = spawn('ip', ['netns', 'exec', server, ...NODE, '-e', STREAM_SERVER, String(mb * 1024 * 1024), '9000', '::'], { stdio: 'ignore' })
+  scope.teardown(() => { srv.kill('SIGKILL') })
+  await waitListening(server, 9000)
+  const d = await nsNode(scope, host, backend === 'nftables'
+    ? { module: 'dist/nat/nftables.js', factory: 'openNftablesDriver' }
+    : { module: 'dist/nat/iptables.js', factory: 'openIptablesDriver' }) as Driver
+  const n1 = dualNet(1)
+  await d.call('addNetwork', [n1])
+  const one = (f: 4 | 6, ip: string): PortBinding[] => [tcp(9100, ip, 80)]
+  const v4only = { ...dualEndpoint('one4', n1, 1, 3, (f, ip) => (f === 4 ? one(f, ip) : [])), address6: undefined }
+  const dual = dualEndpoint('one46', n1, 1, 4, one)
+  const s4 = await sample(d, v4only, samples)
+  const s46 = await sample(d, dual, samples)
+  await d.call('setEndpoint', [dualEndpoint('served', n1, 1, 2, (_f, ip) => [tcp(8080, ip, 9000)])])
+  const runs: Record<4 | 6, number[]> = { 4: [], 6: [] }
+  if (mb > 0) {
+    for (const f of [4, 6] as const) await transfer(outside, FAM[f].up(1), 8080, mb) // warm-up
+    for (let i = 0; i < reps; i++) for (const f of [4, 6] as const) runs[f].push(await transfer(outside, FAM[f].up(1), 8080, mb))
+  }
+  await d.call('teardown')
+  await scope.run()
+  const [t4, t6] = [median(runs[4]), median(runs[6])]
+  console.log(`  ${backend} dual-stack: done (${load()}); MiB/s per round, IPv4: ${runs[4].map((x) => x.toFixed(0)).join(' ')}; IPv6: ${runs[6].map((x) => x.toFixed(0)).join(' ')}`)
+  return [backend, ms(quantile(s4.add, 0.5)), ms(quantile(s4.rm, 0.5)), ms(quantile(s46.add, 0.5)), ms(quantile(s46.rm, 0.5)), `${s46.lines}`,
+    mb > 0 ? t4.toFixed(0) : '-', mb > 0 ? t6.toFixed(0) : '-', mb > 0 ? (t6 / t4).toFixed(3) : '-']
+}
+
 await runBench(async (t) => {
   if (process.getuid?.() !== 0) throw new Error('bench:firewall must run as root (namespaces)')
   sh(['nft', '--version'])
@@ -128,4 +176,11 @@ await runBench(async (t) => {
   console.log(table(rows))
   console.log('lines: rules (iptables) or elements (nftables) the 200-port range adds; ferry p99: ferry\'s own planning and rendering of every change above ' +
     '(the rest is the iptables-restore or nft process); conn/s: sequential TCP connections through a published port from another namespace')
+  const dualMb = argInt('dual-mb', 256)
+  const dualReps = argInt('dual-reps', 5)
+  section(`dual-stack: one port on an IPv4-only endpoint vs on a dual-stack one (${samples} samples), and throughput over IPv6 vs IPv4 (MiB/s, median of ${dualReps} interleaved rounds × ${dualMb} MiB)`)
+  const dual: string[][] = [['backend', 'v4 add p50', 'rm p50', 'dual add p50', 'rm p50', 'dual lines', 'IPv4 MiB/s', 'IPv6 MiB/s', 'IPv6/IPv4']]
+  for (const b of backends) dual.push(await benchDual(t, b, samples, dualMb, dualReps))
+  console.log(table(dual))
+  console.log('dual lines: rules (iptables + ip6tables) or elements (nftables) the dual-stack port adds; throughput: node client in an outside namespace to the host\'s uplink address, DNAT to a node server in the container')
 })

@@ -353,3 +353,24 @@ export function comm (pid: number): string {
 export function processesIn (ns: string, name: string): number[] {
   return sh(['ip', 'netns', 'pids', ns], { allowFailure: true }).split(/\s+/).filter(Boolean).map(Number).filter((p) => comm(p) === name)
 }
+
+// ---- throughput: a streaming server and a counting client (node -e code, run in a namespace) ----
+
+/** Streams argv[1] bytes to every connection on port argv[2] (address argv[3], default 0.0.0.0); exits by itself after 5 minutes. */
+export const STREAM_SERVER = `
+const net = require('net'); const size = Number(process.argv[1]); const port = Number(process.argv[2]);
+const buf = Buffer.alloc(1 << 20, 120);
+net.createServer((s) => {
+  let left = size; s.on('error', () => {});
+  const pump = () => { while (left > 0) { const n = Math.min(left, buf.length); left -= n; if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) { s.once('drain', pump); return } } s.end() };
+  pump();
+}).listen(port, process.argv[3] || '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(0), 300000);`
+
+/** Connects to argv[1]:argv[2], counts bytes to the end; prints {bytes, ms}; gives up after argv[3] ms. */
+export const STREAM_CLIENT = `
+const net = require('net'); const t0 = process.hrtime.bigint(); let bytes = 0;
+const done = (err) => { console.log(JSON.stringify({ bytes, ms: Number(process.hrtime.bigint() - t0) / 1e6, err })); process.exit(0) };
+const s = net.connect(Number(process.argv[2]), process.argv[1]);
+s.on('data', (b) => { bytes += b.length }); s.on('end', () => done()); s.on('error', (e) => done(e.message));
+setTimeout(() => { s.destroy(); done('timeout') }, Number(process.argv[3]));`

@@ -40,7 +40,7 @@ import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
 import { link, netns, nsExec, sh } from '../test/harness/netns.js'
 import { execFile } from '../src/kernel/exec.js'
 import {
-  PluginClient, argFlag, argInt, benchAgentArgs, benchStateDir, comm, keepAgentLog, countLogged, load, median, mib, ms, pluginCalls, processesIn, pssKiB, rssKiB, runBench, section, setupEndpoint,
+  PluginClient, STREAM_CLIENT, STREAM_SERVER, argFlag, argInt, benchAgentArgs, benchStateDir, comm, keepAgentLog, countLogged, load, median, mib, ms, pluginCalls, processesIn, pssKiB, rssKiB, runBench, section, setupEndpoint,
   table, teardownEndpoint, timed, type EndpointHandle, type Teardowns,
 } from './lib.js'
 
@@ -188,30 +188,11 @@ async function restoreProbe (ns: string): Promise<Probe> {
 
 // ---- throughput through a published port --------------------------------------------------------
 
-/** Streams argv[1] bytes to every connection on port argv[2]; exits by itself after 5 minutes. */
-const SERVER = `
-const net = require('net'); const size = Number(process.argv[1]); const port = Number(process.argv[2]);
-const buf = Buffer.alloc(1 << 20, 120);
-net.createServer((s) => {
-  let left = size; s.on('error', () => {});
-  const pump = () => { while (left > 0) { const n = Math.min(left, buf.length); left -= n; if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) { s.once('drain', pump); return } } s.end() };
-  pump();
-}).listen(port, '0.0.0.0', () => console.log('ready'));
-setTimeout(() => process.exit(0), 300000);`
-
-/** Connects to argv[1]:argv[2], counts bytes to the end; prints {bytes, ms}; gives up after argv[3] ms. */
-const CLIENT = `
-const net = require('net'); const t0 = process.hrtime.bigint(); let bytes = 0;
-const done = (err) => { console.log(JSON.stringify({ bytes, ms: Number(process.hrtime.bigint() - t0) / 1e6, err })); process.exit(0) };
-const s = net.connect(Number(process.argv[2]), process.argv[1]);
-s.on('data', (b) => { bytes += b.length }); s.on('end', () => done()); s.on('error', (e) => done(e.message));
-setTimeout(() => { s.destroy(); done('timeout') }, Number(process.argv[3]));`
-
 interface Throughput { outside: number, localhost: number }
 
 /** Start a server in the container's network namespace; resolves when it listens. */
 async function startServer (t: Teardowns, pid: number, port: number): Promise<void> {
-  const child = spawn('nsenter', ['-t', String(pid), '-n', ...NODE, '-e', SERVER, String(MB * 1024 * 1024), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn('nsenter', ['-t', String(pid), '-n', ...NODE, '-e', STREAM_SERVER, String(MB * 1024 * 1024), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the throughput server did not start')), 10_000)
@@ -222,7 +203,7 @@ async function startServer (t: Teardowns, pid: number, port: number): Promise<vo
 
 /** MiB/s of one transfer from `ns` to ip:port; throws unless every byte arrived. */
 async function transfer (ns: string, ip: string, port: number): Promise<number> {
-  const r = await execFile(['ip', 'netns', 'exec', ns, ...NODE, '-e', CLIENT, ip, String(port), String(TRANSFER_TIMEOUT_MS)], { timeoutMs: TRANSFER_TIMEOUT_MS + 10_000 })
+  const r = await execFile(['ip', 'netns', 'exec', ns, ...NODE, '-e', STREAM_CLIENT, ip, String(port), String(TRANSFER_TIMEOUT_MS)], { timeoutMs: TRANSFER_TIMEOUT_MS + 10_000 })
   const out = JSON.parse(r.stdout) as { bytes: number, ms: number, err?: string }
   if (out.bytes !== MB * 1024 * 1024) throw new Error(`transfer from ${ns} to ${ip}:${port} got ${out.bytes} bytes (${out.err ?? 'short'})`)
   return out.bytes / 1024 / 1024 / (out.ms / 1000)

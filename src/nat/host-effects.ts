@@ -8,6 +8,7 @@ import type { ExecOptions, ExecResult } from '../kernel/exec.js'
 import { readSysctl, writeSysctl } from '../kernel/sysctl.js'
 import type { PortBinding } from '../model/types.js'
 import { isWildcard } from './plan.js'
+import { familyOf, isIp, normalizeIp } from '../util/ip.js'
 import type { NatNetwork } from './types.js'
 import { udpDelta, type Change, type DesiredState, type LocalnetPlan } from './desired.js'
 
@@ -110,17 +111,22 @@ export class UdpConntrack {
     for (const ip of targets) await this.conntrack(['-D', '-p', 'udp', '--dst-nat', ip])
   }
 
-  /** List UDP flows once; delete those aimed at a newly published host port that are not DNAT'd to it. */
+  /** List UDP flows once per family; delete those aimed at a newly published host port that are not DNAT'd to it. */
   async flushStale (added: readonly PortBinding[]): Promise<void> {
-    if (added.length === 0) return
-    const res = await this.conntrack(['-L', '-p', 'udp'])
-    if (res === undefined) return
-    const stale = parseConntrack(res.stdout).filter((f) => added.some((b) =>
-      f.dport >= b.hostPort && f.dport <= b.hostPortEnd &&
-      (isWildcard(b.hostIp) || f.dst === b.hostIp) &&
-      f.replySrc !== b.containerIp))
-    for (const f of stale) {
-      await this.conntrack(['-D', '-p', 'udp', '-s', f.src, '-d', f.dst, '--sport', String(f.sport), '--dport', String(f.dport)])
+    for (const family of [4, 6] as const) {
+      const mine = added.filter((b) => (familyOf(b.containerIp) ?? 4) === family)
+      if (mine.length === 0) continue
+      // conntrack lists IPv4 unless told otherwise.
+      const res = await this.conntrack(['-L', '-p', 'udp', ...(family === 6 ? ['-f', 'ipv6'] : [])])
+      if (res === undefined) continue
+      const same = (a: string, b: string): boolean => a === b || (isIp(a) && isIp(b) && normalizeIp(a) === normalizeIp(b))
+      const stale = parseConntrack(res.stdout).filter((f) => mine.some((b) =>
+        f.dport >= b.hostPort && f.dport <= b.hostPortEnd &&
+        (isWildcard(b.hostIp) || same(f.dst, b.hostIp)) &&
+        !same(f.replySrc, b.containerIp)))
+      for (const f of stale) {
+        await this.conntrack(['-D', '-p', 'udp', '-s', f.src, '-d', f.dst, '--sport', String(f.sport), '--dport', String(f.dport)])
+      }
     }
   }
 }

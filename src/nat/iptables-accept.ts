@@ -19,7 +19,9 @@
  * an engine started after the agent is caught at the next periodic check), put
  * first when missing, removed when the policy is ACCEPT again and at teardown.
  * Whichever `iptables` is installed (nft or legacy backend) is used: that is the
- * one the engine and ufw use. A host without iptables has nothing to do.
+ * one the engine and ufw use. A host without iptables has nothing to do. The same
+ * holds for ip6tables (Docker 27+ sets its FORWARD policy to DROP too): the nftables
+ * driver keeps one IptablesForwardAccept per program.
  */
 import { toFerryError } from '../errors/errors.js'
 import type { NatLogger, Runner } from './host-effects.js'

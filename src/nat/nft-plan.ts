@@ -51,14 +51,22 @@
  * map; a range onto a shifted range (8000-8009:80-89) is one `_port` element per
  * port, since nft has no port-offset DNAT.
  *
- * Everything in the table matches IPv4 only (`ip saddr`/`ip daddr`), except the
- * interface-only forward rules, which also keep IPv6 (link-local) traffic out of
- * other networks and, with ICC off, between containers of one bridge.
+ * Both families: every address-keyed set above has an IPv6 twin named with a `6`
+ * (subnets6, masq6, snat_to6, link_to6, host_port6, …, routed6) and every rule that
+ * reads one is generated per family from one template (NFT_FAMILIES: `ip`/`ip6`,
+ * `ipv4_addr`/`ipv6_addr`). The interface-only rules (ICC, internal, isolation) serve
+ * both families at once. A binding's family is its container address's. `routed6`:
+ * `ifname . ipv6_addr . inet_proto . inet_service` (interval), the published container
+ * ports of IPv6 'routed' networks, accepted from anything but a ferry bridge; `routed`
+ * is its IPv4 twin (empty: IPv4 is always NAT'd today). No lo_only6: [::1] is refused.
  */
 import { FerryError } from '../errors/errors.js'
-import { canonical } from '../util/ip.js'
+import { canonical, familyOf, normalizeIp, type Family } from '../util/ip.js'
 import type { PortBinding, Protocol } from '../model/types.js'
-import { isLoopback, isWildcard, validateEndpoint, validateLink, validateNetwork, type PlanOptions } from './plan.js'
+import {
+  bindingFamily, familySubnet, isLoopback, isRouted, isWildcard, masqueradesFamily, networkFamilies, validateEndpoint, validateLink, validateNetwork,
+  type PlanOptions,
+} from './plan.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
 export const NFT_FAMILY = 'inet'
@@ -111,7 +119,19 @@ export interface NftEndpointPlan {
 }
 
 const IFNAME = 'ifname'
-const PORT_KEY = 'ipv4_addr . inet_proto . inet_service'
+
+/**
+ * What differs between the families in the table: the address type of sets, the payload
+ * keyword of rules, and the suffix of set names (IPv4's sets keep their names, IPv6's end in 6).
+ */
+export interface NftFamily { family: Family, sfx: '' | '6', addr: 'ipv4_addr' | 'ipv6_addr', ip: 'ip' | 'ip6' }
+export const NFT_FAMILIES: readonly NftFamily[] = [
+  { family: 4, sfx: '', addr: 'ipv4_addr', ip: 'ip' },
+  { family: 6, sfx: '6', addr: 'ipv6_addr', ip: 'ip6' },
+]
+export function nftFamily (family: Family): NftFamily {
+  return family === 4 ? NFT_FAMILIES[0]! : NFT_FAMILIES[1]!
+}
 
 function set (name: string, type: string, interval = false): NftSetPlan {
   return { name, kind: 'set', spec: [`type ${type}`, ...(interval ? ['flags interval'] : [])], elements: [] }
@@ -121,28 +141,43 @@ function map (name: string, type: string, interval = false): NftSetPlan {
   return { ...set(name, type, interval), kind: 'map' }
 }
 
+/** The address-keyed sets and maps of one family. */
+function familySets ({ sfx, addr }: NftFamily): NftSetPlan[] {
+  const portKey = `${addr} . inet_proto . inet_service`
+  return [
+    set(`subnets${sfx}`, `${IFNAME} . ${addr}`, true),
+    set(`masq${sfx}`, addr, true),
+    map(`snat_to${sfx}`, `${addr} : ${addr}`, true),
+    set(`link_to${sfx}`, `${IFNAME} . ${addr} . ${addr} . inet_proto . inet_service`),
+    set(`link_from${sfx}`, `${IFNAME} . ${addr} . ${addr} . inet_proto . inet_service`),
+    map(`host_port${sfx}`, `${portKey} : ${addr} . inet_service`),
+    map(`host_range${sfx}`, `${portKey} : ${addr} . inet_service`, true),
+    map(`host_keep${sfx}`, `${portKey} : ${addr}`, true),
+    map(`any_port${sfx}`, `inet_proto . inet_service : ${addr} . inet_service`),
+    map(`any_range${sfx}`, `inet_proto . inet_service : ${addr} . inet_service`, true),
+    map(`any_keep${sfx}`, `inet_proto . inet_service : ${addr}`, true),
+    set(`routed${sfx}`, `${IFNAME} . ${portKey}`, true),
+  ]
+}
+
 /** Every set and map, in the order nft lists them (creation order). */
 function skeletonSets (): NftSetPlan[] {
+  const v4 = nftFamily(4)
   return [
     set('bridges', IFNAME),
     set('external', IFNAME),
     set('internal', IFNAME),
     set('localnet', IFNAME),
     map('icc', `${IFNAME} . ${IFNAME} : verdict`),
-    set('subnets', `${IFNAME} . ipv4_addr`, true),
-    set('masq', 'ipv4_addr', true),
-    map('snat_to', 'ipv4_addr : ipv4_addr', true),
-    set('link_to', `${IFNAME} . ipv4_addr . ipv4_addr . inet_proto . inet_service`),
-    set('link_from', `${IFNAME} . ipv4_addr . ipv4_addr . inet_proto . inet_service`),
-    map('host_port', `${PORT_KEY} : ipv4_addr . inet_service`),
-    map('host_range', `${PORT_KEY} : ipv4_addr . inet_service`, true),
-    map('host_keep', `${PORT_KEY} : ipv4_addr`, true),
-    map('any_port', 'inet_proto . inet_service : ipv4_addr . inet_service'),
-    map('any_range', 'inet_proto . inet_service : ipv4_addr . inet_service', true),
-    map('any_keep', 'inet_proto . inet_service : ipv4_addr', true),
-    set('lo_only', PORT_KEY, true),
-    set('lo_from', `${IFNAME} . ${PORT_KEY}`, true),
+    ...NFT_FAMILIES.flatMap(familySets),
+    set('lo_only', `${v4.addr} . inet_proto . inet_service`, true),
+    set('lo_from', `${IFNAME} . ${v4.addr} . inet_proto . inet_service`, true),
   ]
+}
+
+/** One rule per family, from a template. */
+function perFamily (rule: (f: NftFamily) => string): string[] {
+  return NFT_FAMILIES.map(rule)
 }
 
 const L4 = 'meta l4proto { tcp, udp, sctp }'
@@ -154,14 +189,14 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
     { name: USER_CHAIN, rules: [] },
     {
       name: 'publish',
-      rules: [
-        `${L4} dnat ip to ip daddr . meta l4proto . th dport map @host_port`,
-        `${L4} dnat ip to ip daddr . meta l4proto . th dport map @host_range`,
-        `${L4} dnat ip to ip daddr . meta l4proto . th dport map @host_keep`,
-        `${L4} dnat ip to meta l4proto . th dport map @any_port`,
-        `${L4} dnat ip to meta l4proto . th dport map @any_range`,
-        `${L4} dnat ip to meta l4proto . th dport map @any_keep`,
-      ],
+      rules: NFT_FAMILIES.flatMap(({ ip, sfx }) => [
+        `${L4} dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @host_port${sfx}`,
+        `${L4} dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @host_range${sfx}`,
+        `${L4} dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @host_keep${sfx}`,
+        `${L4} dnat ${ip} to meta l4proto . th dport map @any_port${sfx}`,
+        `${L4} dnat ${ip} to meta l4proto . th dport map @any_range${sfx}`,
+        `${L4} dnat ${ip} to meta l4proto . th dport map @any_keep${sfx}`,
+      ]),
     },
     {
       name: 'raw-prerouting',
@@ -176,7 +211,12 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
     {
       name: 'nat-output',
       hook: 'type nat hook output priority -110; policy accept;',
-      rules: [localnetOn ? 'fib daddr type local jump publish' : 'ip daddr != 127.0.0.0/8 fib daddr type local jump publish'],
+      rules: [
+        // ::1 is never published (src/nat/plan.ts unpublishableHostIp): a connection to it is refused at once
+        // instead of being sent to a container it cannot reach.
+        'ip6 daddr ::1 return',
+        localnetOn ? 'fib daddr type local jump publish' : 'ip daddr != 127.0.0.0/8 fib daddr type local jump publish',
+      ],
     },
     {
       name: 'filter-forward',
@@ -188,8 +228,8 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
         `oifname @bridges meta mark set meta mark | ${FORWARD_MARK_HEX}`,
         `jump ${USER_CHAIN}`,
         // Link exceptions first: they only accept traffic inside one ICC-off bridge.
-        'iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept',
-        'iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept',
+        ...perFamily(({ ip, sfx }) => `iifname . ${ip} saddr . ${ip} daddr . meta l4proto . th dport @link_to${sfx} accept`),
+        ...perFamily(({ ip, sfx }) => `iifname . ${ip} saddr . ${ip} daddr . meta l4proto . th sport @link_from${sfx} accept`),
         // Internal networks: nothing leaves or enters them, not even a published port of another network.
         'iifname @internal iifname . oifname vmap @icc',
         'iifname @internal drop',
@@ -197,6 +237,8 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
         'oifname @external ct state established,related accept',
         'oifname @external ct status dnat accept',
         'iifname . oifname vmap @icc',
+        // Routed mode: a published container port is open to what comes from outside ferry's bridges.
+        ...perFamily(({ ip, sfx }) => `iifname != @bridges oifname . ${ip} daddr . meta l4proto . th dport @routed${sfx} accept`),
         // Isolation: nothing else (another ferry bridge, the uplink) forwards into a bridge.
         'oifname @external drop',
         'iifname @external accept',
@@ -212,10 +254,10 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
       hook: 'type nat hook postrouting priority srcnat - 10; policy accept;',
       rules: [
         // Hairpin: a connection DNAT'd back into the bridge it came from answers through the host.
-        'ct status dnat oifname . ip saddr @subnets masquerade',
-        'oifname . ip saddr @subnets return',
-        'snat ip to ip saddr map @snat_to',
-        'ip saddr @masq masquerade',
+        ...perFamily(({ ip, sfx }) => `ct status dnat oifname . ${ip} saddr @subnets${sfx} masquerade`),
+        ...perFamily(({ ip, sfx }) => `oifname . ${ip} saddr @subnets${sfx} return`),
+        ...perFamily(({ ip, sfx }) => `snat ${ip} to ${ip} saddr map @snat_to${sfx}`),
+        ...perFamily(({ ip, sfx }) => `${ip} saddr @masq${sfx} masquerade`),
         'oifname @localnet ip saddr 127.0.0.0/8 masquerade',
       ],
     },
@@ -229,10 +271,10 @@ function quote (ifname: string): string {
   return `"${ifname}"`
 }
 
-/** A subnet as nft prints an interval of addresses (a /32 is a plain address). */
+/** A subnet as nft prints an interval of addresses (a /32 or /128 is a plain address). */
 function subnetText (cidr: string): string {
   const c = canonical(cidr)
-  return c.endsWith('/32') ? c.slice(0, -3) : c
+  return c.endsWith('/32') || c.endsWith('/128') ? c.slice(0, c.lastIndexOf('/')) : c
 }
 
 function ports (lo: number, hi: number): string {
@@ -248,11 +290,16 @@ export function networkElements (net: NatNetwork, opts: PlanOptions = {}): NftEl
     { set: 'icc', key: `${br} . ${br}`, value: net.icc ? 'accept' : 'drop' },
   ]
   if (net.internal) return out
-  const subnet = subnetText(net.subnet)
-  out.push({ set: 'subnets', key: `${br} . ${subnet}` })
-  if (net.masquerade) {
-    if (net.outboundAddr !== undefined) out.push({ set: 'snat_to', key: subnet, value: net.outboundAddr })
-    else out.push({ set: 'masq', key: subnet })
+  for (const family of networkFamilies(net)) {
+    const fs = familySubnet(net, family)
+    if (fs === undefined) continue
+    const { sfx } = nftFamily(family)
+    const subnet = subnetText(fs.subnet)
+    out.push({ set: `subnets${sfx}`, key: `${br} . ${subnet}` })
+    if (masqueradesFamily(net, family)) {
+      if (fs.outboundAddr !== undefined) out.push({ set: `snat_to${sfx}`, key: subnet, value: normalizeIp(fs.outboundAddr) })
+      else out.push({ set: `masq${sfx}`, key: subnet })
+    }
   }
   if (localnetOn) out.push({ set: 'localnet', key: br })
   return out
@@ -270,21 +317,27 @@ function mergeRanges (ranges: Array<[number, number]>): Array<[number, number]> 
   return out
 }
 
-/** The DNAT elements of one publication. */
-function dnatElements (b: PortBinding): NftElement[] {
+/** The DNAT elements of one publication (in its family's maps), or its filter opening when routed. */
+function bindingElements (b: PortBinding, net: NatNetwork): NftElement[] {
+  const { sfx } = nftFamily(bindingFamily(b))
+  const containerIp = normalizeIp(b.containerIp)
+  if (isRouted(b, net)) {
+    // No NAT: the container port itself is opened (the host port means nothing here, as in Docker's routed mode).
+    return [{ set: `routed${sfx}`, key: `${quote(net.bridge)} . ${containerIp} . ${b.proto} . ${ports(b.containerPort, b.containerPortEnd)}` }]
+  }
   const wildcard = isWildcard(b.hostIp)
-  const prefix = wildcard ? `${b.proto}` : `${b.hostIp} . ${b.proto}`
-  const mapOf = (kind: 'port' | 'range' | 'keep'): string => `${wildcard ? 'any' : 'host'}_${kind}`
+  const prefix = wildcard ? `${b.proto}` : `${normalizeIp(b.hostIp)} . ${b.proto}`
+  const mapOf = (kind: 'port' | 'range' | 'keep'): string => `${wildcard ? 'any' : 'host'}_${kind}${sfx}`
   if (b.containerPort === b.containerPortEnd) {
-    return [{ set: mapOf(b.hostPort === b.hostPortEnd ? 'port' : 'range'), key: `${prefix} . ${ports(b.hostPort, b.hostPortEnd)}`, value: `${b.containerIp} . ${b.containerPort}` }]
+    return [{ set: mapOf(b.hostPort === b.hostPortEnd ? 'port' : 'range'), key: `${prefix} . ${ports(b.hostPort, b.hostPortEnd)}`, value: `${containerIp} . ${b.containerPort}` }]
   }
   if (b.hostPort === b.containerPort) {
-    return [{ set: mapOf('keep'), key: `${prefix} . ${ports(b.hostPort, b.hostPortEnd)}`, value: b.containerIp }]
+    return [{ set: mapOf('keep'), key: `${prefix} . ${ports(b.hostPort, b.hostPortEnd)}`, value: containerIp }]
   }
   // nft has no port-offset DNAT: one element per port.
   const out: NftElement[] = []
   for (let i = 0; i <= b.hostPortEnd - b.hostPort; i++) {
-    out.push({ set: mapOf('port'), key: `${prefix} . ${b.hostPort + i}`, value: `${b.containerIp} . ${b.containerPort + i}` })
+    out.push({ set: mapOf('port'), key: `${prefix} . ${b.hostPort + i}`, value: `${containerIp} . ${b.containerPort + i}` })
   }
   return out
 }
@@ -298,7 +351,7 @@ export function endpointElements (ep: NatEndpoint, net: NatNetwork | undefined, 
   const seen = new Set<string>()
   const loopbackOnly = new Map<Protocol, Array<[number, number]>>()
   for (const b of ep.ports) {
-    for (const e of dnatElements(b)) {
+    for (const e of bindingElements(b, net)) {
       const k = `${e.set} ${e.key}`
       if (seen.has(k)) continue
       seen.add(k)
@@ -323,6 +376,8 @@ export function endpointElements (ep: NatEndpoint, net: NatNetwork | undefined, 
 export function linkElements (link: NatLink, net: NatNetwork | undefined): NftElement[] {
   if (net === undefined || net.icc) return []
   const br = quote(net.bridge)
+  const { sfx } = nftFamily(familyOf(link.parentIp) ?? 4)
+  const [parent, child] = [normalizeIp(link.parentIp), normalizeIp(link.childIp)]
   const seen = new Set<string>()
   const out: NftElement[] = []
   for (const p of [...link.ports].sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port)) {
@@ -330,8 +385,8 @@ export function linkElements (link: NatLink, net: NatNetwork | undefined): NftEl
     if (seen.has(k)) continue
     seen.add(k)
     out.push(
-      { set: 'link_to', key: `${br} . ${link.parentIp} . ${link.childIp} . ${p.proto} . ${p.port}` },
-      { set: 'link_from', key: `${br} . ${link.childIp} . ${link.parentIp} . ${p.proto} . ${p.port}` },
+      { set: `link_to${sfx}`, key: `${br} . ${parent} . ${child} . ${p.proto} . ${p.port}` },
+      { set: `link_from${sfx}`, key: `${br} . ${child} . ${parent} . ${p.proto} . ${p.port}` },
     )
   }
   return out

@@ -34,6 +34,8 @@ export interface NftablesDriverOptions extends DriverBaseOptions {
   nft?: string[]
   /** The iptables program for the FORWARD accept (src/nat/iptables-accept.ts); default ['iptables', '-w', '5']. */
   iptables?: string[]
+  /** The same for IPv6 (an engine's ip6tables FORWARD policy DROP); default ['ip6tables', '-w', '5']. */
+  ip6tables?: string[]
   /** Element deltas through one long-running `nft -i` (src/nat/nft-session.ts); default true. */
   session?: boolean
 }
@@ -60,7 +62,8 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   private readonly nft: string[]
   /** Elements in the kernel, by set and key; undefined = kernel state unknown (reconcile first). */
   private held: Map<string, Held> | undefined
-  private readonly forwardAccept: IptablesForwardAccept
+  /** The FORWARD accept of marked traffic, in iptables and in ip6tables. */
+  private readonly forwardAccept: IptablesForwardAccept[]
   private watcher: LineChild | undefined
   private watching = false
   private restoreTimer: NodeJS.Timeout | undefined
@@ -71,7 +74,10 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   constructor (opts: NftablesDriverOptions = {}) {
     super(opts, endpointElements)
     this.nft = opts.nft ?? ['nft']
-    this.forwardAccept = new IptablesForwardAccept(this.run, this.log, opts.iptables)
+    this.forwardAccept = [
+      new IptablesForwardAccept(this.run, this.log, opts.iptables),
+      new IptablesForwardAccept(this.run, this.log, opts.ip6tables ?? ['ip6tables', '-w', '5']),
+    ]
     this.session = opts.session === false ? undefined : new NftSession(this.nft)
   }
 
@@ -104,7 +110,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
         await this.apply(renderTeardown(kernel, { keepSets: true }))
       }
     }
-    await this.forwardAccept.remove()
+    for (const a of this.forwardAccept) await a.remove()
   }
 
   // -------------------------------------------------------------------------
@@ -233,7 +239,8 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     this.held = needed
     this.stats_ = { planMs, restoreMs, lines: same ? 0 : text.split('\n').length - 1, reconciled: true }
     const sysctlRepaired = await this.localnet.sync(this.desired.networks.values(), this.desired.localnetBridges(), true)
-    const acceptRepaired = await this.forwardAccept.sync()
+    let acceptRepaired = false
+    for (const a of this.forwardAccept) acceptRepaired = (await a.sync()) || acceptRepaired
     if (!same) this.log?.debug({ existed: kernel !== undefined }, 'nftables table rewritten')
     return !same || sysctlRepaired || acceptRepaired
   }

@@ -30,7 +30,7 @@
  */
 import { crc32 } from 'node:zlib'
 import { FerryError } from '../errors/errors.js'
-import { canonical, isCidr, isIp } from '../util/ip.js'
+import { canonical, familyOf, isCidr, isIp, normalizeIp, type Family } from '../util/ip.js'
 import type { PortBinding } from '../model/types.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
@@ -59,6 +59,8 @@ export interface JumpRule {
 }
 
 export interface Ruleset {
+  /** The address family: iptables (4) or ip6tables (6). */
+  family: Family
   /** Per table, chain name -> plan, in creation order. */
   tables: Record<TableName, Record<string, ChainPlan>>
   jumps: JumpRule[]
@@ -76,8 +78,9 @@ export interface PlanOptions {
   hostAddrsLocalnet?: boolean
 }
 
-/** A rule that belongs to one endpoint, in one of the unordered chains. */
+/** A rule that belongs to one endpoint, in one of the unordered chains of one family's ruleset. */
 export interface EndpointRule {
+  family: Family
   table: TableName
   chain: string
   rule: string
@@ -100,6 +103,8 @@ export const CHAIN = {
   postrouting: 'FERRY-POSTROUTING',
   hairpin: 'FERRY-HAIRPIN',
   raw: 'FERRY-RAW',
+  routed: 'FERRY-ROUTED',
+  routedPorts: 'FERRY-ROUTED-PORTS',
 } as const
 
 export const CHAIN_PREFIX = 'FERRY-'
@@ -128,6 +133,49 @@ export function validateNetwork (net: NatNetwork): void {
   if (!isCidr(net.subnet, 4)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
   if (!isIp(net.gateway, 4)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
   if (net.outboundAddr !== undefined && !isIp(net.outboundAddr, 4)) throw bad(`outbound address "${net.outboundAddr}" of network ${shortId(net.id)} is not an IPv4 address`)
+  if (net.subnet6 !== undefined && !isCidr(net.subnet6, 6)) throw bad(`IPv6 subnet "${net.subnet6}" of network ${shortId(net.id)} is not IPv6 CIDR notation`)
+  if (net.gateway6 !== undefined && !isIp(net.gateway6, 6)) throw bad(`IPv6 gateway "${net.gateway6}" of network ${shortId(net.id)} is not an IPv6 address`)
+  if (net.outboundAddr6 !== undefined && !isIp(net.outboundAddr6, 6)) throw bad(`IPv6 outbound address "${net.outboundAddr6}" of network ${shortId(net.id)} is not an IPv6 address`)
+  if (net.mode6 !== undefined && net.mode6 !== 'nat' && net.mode6 !== 'routed') throw bad(`IPv6 gateway mode "${String(net.mode6)}" of network ${shortId(net.id)} is not nat or routed`)
+}
+
+/** The families a network carries: IPv4 always, IPv6 when it has an IPv6 subnet. */
+export function networkFamilies (net: NatNetwork): Family[] {
+  return net.subnet6 === undefined ? [4] : [4, 6]
+}
+
+/** A network's subnet and outbound SNAT address in one family (undefined: the network has no such subnet). */
+export function familySubnet (net: NatNetwork, family: Family): { subnet: string, outboundAddr?: string } | undefined {
+  if (family === 4) return { subnet: net.subnet, ...(net.outboundAddr !== undefined ? { outboundAddr: net.outboundAddr } : {}) }
+  if (net.subnet6 === undefined) return undefined
+  return { subnet: net.subnet6, ...(net.outboundAddr6 !== undefined ? { outboundAddr: net.outboundAddr6 } : {}) }
+}
+
+/** Whether a network masquerades outbound traffic of `family` (IPv6 'routed' never does). */
+export function masqueradesFamily (net: NatNetwork, family: Family): boolean {
+  return net.masquerade && !net.internal && (family === 4 || net.mode6 !== 'routed')
+}
+
+/** True when a binding is not NAT'd but opened in the filter (an IPv6 binding on a 'routed' network). */
+export function isRouted (b: PortBinding, net: NatNetwork): boolean {
+  return net.mode6 === 'routed' && bindingFamily(b) === 6
+}
+
+/** A binding's family: its container address's. */
+export function bindingFamily (b: PortBinding): Family {
+  return familyOf(b.containerIp) ?? 4
+}
+
+/**
+ * Why a host address cannot carry a publication, or undefined. Linux has no route_localnet
+ * for IPv6: a packet from ::1 never leaves the loopback device, so a DNAT from [::1] to a
+ * container cannot work without a proxy process (Docker's userland proxy), which ferry has not.
+ */
+export function unpublishableHostIp (hostIp: string): string | undefined {
+  if (isIp(hostIp, 6) && normalizeIp(hostIp) === '::1') {
+    return 'IPv6 loopback [::1] cannot be published: Linux cannot forward ::1 traffic to a container (there is no route_localnet for IPv6); publish on 127.0.0.1 or on a host address'
+  }
+  return undefined
 }
 
 function validPort (n: number): boolean {
@@ -136,8 +184,12 @@ function validPort (n: number): boolean {
 
 export function validateBinding (b: PortBinding, where: string): void {
   if (!['tcp', 'udp', 'sctp'].includes(b.proto)) throw bad(`${where}: protocol "${String(b.proto)}" is not tcp, udp or sctp`)
-  if (b.hostIp !== '' && !isIp(b.hostIp, 4)) throw bad(`${where}: host IP "${b.hostIp}" is not an IPv4 address`)
-  if (!isIp(b.containerIp, 4)) throw bad(`${where}: container IP "${b.containerIp}" is not an IPv4 address`)
+  if (!isIp(b.containerIp)) throw bad(`${where}: container IP "${b.containerIp}" is not an IP address`)
+  if (b.hostIp !== '' && !isIp(b.hostIp, bindingFamily(b))) {
+    throw bad(`${where}: host IP "${b.hostIp}" is not an IPv${bindingFamily(b)} address like its container IP ${b.containerIp}`)
+  }
+  const refused = unpublishableHostIp(b.hostIp)
+  if (refused !== undefined) throw bad(`${where}: ${refused}`)
   const ranges: Array<[number, number, string]> = [[b.hostPort, b.hostPortEnd, 'host'], [b.containerPort, b.containerPortEnd, 'container']]
   for (const [lo, hi, what] of ranges) {
     if (!validPort(lo) || !validPort(hi) || hi < lo) throw bad(`${where}: ${what} ports ${lo}-${hi} are not a valid range of 1-65535`)
@@ -152,7 +204,8 @@ export function validateBinding (b: PortBinding, where: string): void {
 export function validateLink (link: NatLink): void {
   if (!ID_RE.test(link.id)) throw bad(`link id "${link.id}" is not valid`)
   if (!ID_RE.test(link.networkId)) throw bad(`network id "${link.networkId}" of link ${link.id} is not valid`)
-  if (!isIp(link.parentIp, 4) || !isIp(link.childIp, 4)) throw bad(`link ${link.id}: "${link.parentIp}" and "${link.childIp}" must be IPv4 addresses`)
+  const fam = familyOf(link.parentIp)
+  if (fam === undefined || !isIp(link.childIp, fam)) throw bad(`link ${link.id}: "${link.parentIp}" and "${link.childIp}" must be addresses of one family`)
   for (const p of link.ports) {
     if (!['tcp', 'udp', 'sctp'].includes(p.proto) || !validPort(p.port)) throw bad(`link ${link.id}: port ${p.port}/${String(p.proto)} is not valid`)
   }
@@ -161,6 +214,7 @@ export function validateLink (link: NatLink): void {
 export function validateEndpoint (ep: NatEndpoint): void {
   if (!ID_RE.test(ep.id)) throw bad(`endpoint id "${ep.id}" is not valid`)
   if (!isIp(ep.address, 4)) throw bad(`address "${ep.address}" of endpoint ${shortId(ep.id)} is not an IPv4 address`)
+  if (ep.address6 !== undefined && !isIp(ep.address6, 6)) throw bad(`IPv6 address "${ep.address6}" of endpoint ${shortId(ep.id)} is not an IPv6 address`)
   for (const b of ep.ports) validateBinding(b, `endpoint ${shortId(ep.id)}`)
 }
 
@@ -184,8 +238,9 @@ function protoPorts (proto: string, lo: number, hi: number): string {
   return `-p ${proto} -m ${proto} --dport ${portSpec(lo, hi)}`
 }
 
+/** Every address of the host in the binding's family: '' (as stored), 0.0.0.0 or ::. */
 export function isWildcard (hostIp: string): boolean {
-  return hostIp === '' || hostIp === '0.0.0.0'
+  return hostIp === '' || hostIp === '0.0.0.0' || hostIp === '::'
 }
 
 export function isLoopback (ip: string): boolean {
@@ -198,9 +253,15 @@ export function isLoopback (ip: string): boolean {
  * NF_NAT_RANGE_PROTO_OFFSET); a range of host ports onto one container port maps all to it.
  */
 function dnatTarget (b: PortBinding): string {
-  if (b.containerPort === b.containerPortEnd) return `${b.containerIp}:${b.containerPort}`
+  const ip = bindingFamily(b) === 6 ? `[${normalizeIp(b.containerIp)}]` : b.containerIp
+  if (b.containerPort === b.containerPortEnd) return `${ip}:${b.containerPort}`
   const base = b.hostPort === b.containerPort ? '' : `/${b.hostPort}`
-  return `${b.containerIp}:${b.containerPort}-${b.containerPortEnd}${base}`
+  return `${ip}:${b.containerPort}-${b.containerPortEnd}${base}`
+}
+
+/** One address as iptables-save prints it in a match: `10.0.0.2/32`, `fd00::2/128`. */
+function hostMask (ip: string): string {
+  return familyOf(ip) === 6 ? `${normalizeIp(ip)}/128` : `${ip}/32`
 }
 
 // ---------------------------------------------------------------------------
@@ -211,23 +272,29 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
   const localnetOn = opts.hostAddrsLocalnet ?? true
   const out: EndpointRule[] = []
   const seen = new Set<string>()
-  const add = (table: TableName, chain: string, rule: string): void => {
-    const key = `${table} ${chain} ${rule}`
+  const add = (family: Family, table: TableName, chain: string, rule: string): void => {
+    const key = `${family} ${table} ${chain} ${rule}`
     if (seen.has(key)) return
     seen.add(key)
-    out.push({ table, chain, rule })
+    out.push({ family, table, chain, rule })
   }
   let localnet = false
   if (net === undefined || net.internal) return { rules: out, localnet }
   const tag = comment(`ep ${shortId(ep.id)}`)
   for (const b of ep.ports) {
-    const cip = `${b.containerIp}/32`
-    const hostMatch = isWildcard(b.hostIp) ? '' : `-d ${b.hostIp}/32 `
+    const family = bindingFamily(b)
+    const cip = hostMask(b.containerIp)
     const ctrPorts = protoPorts(b.proto, b.containerPort, b.containerPortEnd)
-    add('nat', dnatBucket(ep.id), `${hostMatch}${protoPorts(b.proto, b.hostPort, b.hostPortEnd)} ${tag} -j DNAT --to-destination ${dnatTarget(b)}`)
+    if (isRouted(b, net)) {
+      // No NAT: the container port is opened in the filter (src/nat/plan.ts planBase: not from ferry's bridges).
+      add(family, 'filter', CHAIN.routedPorts, `-d ${cip} -o ${net.bridge} ${ctrPorts} ${tag} -j ACCEPT`)
+      continue
+    }
+    const hostMatch = isWildcard(b.hostIp) ? '' : `-d ${hostMask(b.hostIp)} `
+    add(family, 'nat', dnatBucket(ep.id), `${hostMatch}${protoPorts(b.proto, b.hostPort, b.hostPortEnd)} ${tag} -j DNAT --to-destination ${dnatTarget(b)}`)
     if (!isWildcard(b.hostIp) && isLoopback(b.hostIp)) {
       // Published on loopback only: nothing but the bridge may reach the container port directly.
-      add('raw', CHAIN.raw, `-d ${cip} ! -i ${net.bridge} ${ctrPorts} ${tag} -j DROP`)
+      add(family, 'raw', CHAIN.raw, `-d ${cip} ! -i ${net.bridge} ${ctrPorts} ${tag} -j DROP`)
     }
     if (localnetOn && (isWildcard(b.hostIp) || isLoopback(b.hostIp))) localnet = true
   }
@@ -243,18 +310,18 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
  * it. Links on ICC networks (everything is allowed already), on unknown
  * networks and links without ports add nothing. Sorted, deduplicated.
  */
-export function planLinks (links: readonly NatLink[], networks: readonly NatNetwork[]): string[] {
+export function planLinks (links: readonly NatLink[], networks: readonly NatNetwork[], family: Family = 4): string[] {
   const byId = new Map(networks.map((n) => [n.id, n]))
   const out = new Set<string>()
   for (const l of [...links].sort((a, b) => a.id.localeCompare(b.id))) {
     const net = byId.get(l.networkId)
-    if (net === undefined || net.icc) continue
+    if (net === undefined || net.icc || familyOf(l.parentIp) !== family) continue
     const tag = comment(`link ${l.id}`)
     const ports = [...l.ports].sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port)
     for (const p of ports) {
       const dev = `-i ${net.bridge} -o ${net.bridge} -p ${p.proto} -m ${p.proto}`
-      out.add(`-s ${l.parentIp}/32 -d ${l.childIp}/32 ${dev} --dport ${p.port} ${tag} -j ACCEPT`)
-      out.add(`-s ${l.childIp}/32 -d ${l.parentIp}/32 ${dev} --sport ${p.port} ${tag} -j ACCEPT`)
+      out.add(`-s ${hostMask(l.parentIp)} -d ${hostMask(l.childIp)} ${dev} --dport ${p.port} ${tag} -j ACCEPT`)
+      out.add(`-s ${hostMask(l.childIp)} -d ${hostMask(l.parentIp)} ${dev} --sport ${p.port} ${tag} -j ACCEPT`)
     }
   }
   return [...out]
@@ -271,7 +338,7 @@ function sortedNetworks (networks: readonly NatNetwork[]): NatNetwork[] {
   return [...networks].sort((a, b) => a.bridge.localeCompare(b.bridge) || a.id.localeCompare(b.id))
 }
 
-function forwardRules (networks: NatNetwork[], links: boolean): string[] {
+function forwardRules (networks: NatNetwork[], links: boolean, routed: readonly NatNetwork[]): string[] {
   const rules = [`${comment('user')} -j ${CHAIN.user}`]
   // Link exceptions come before every drop: they only accept traffic inside one bridge.
   if (links) rules.push(`${comment('links')} -j ${CHAIN.links}`)
@@ -286,6 +353,8 @@ function forwardRules (networks: NatNetwork[], links: boolean): string[] {
   for (const n of external) {
     rules.push(`-o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${comment(`ct ${shortId(n.id)}`)} -j ACCEPT`)
   }
+  // Routed mode: published container ports, open to what does not come from a ferry bridge (FERRY-ROUTED).
+  for (const n of routed) rules.push(`-o ${n.bridge} ${comment(`routed ${shortId(n.id)}`)} -j ${CHAIN.routed}`)
   rules.push(`${comment('publish')} -j ${CHAIN.publish}`)
   // Isolation: nothing else (another ferry bridge, the uplink) forwards into a bridge
   // except the replies and published ports accepted above. Every network's drop comes
@@ -302,11 +371,15 @@ function forwardRules (networks: NatNetwork[], links: boolean): string[] {
  * carry loopback publications.
  */
 export function planBase (
-  networks: readonly NatNetwork[], localnetBridges: ReadonlySet<string>, opts: PlanOptions = {}, links: readonly NatLink[] = [],
+  networks: readonly NatNetwork[], localnetBridges: ReadonlySet<string>, opts: PlanOptions = {}, links: readonly NatLink[] = [], family: Family = 4,
 ): Ruleset {
-  const localnetOn = opts.hostAddrsLocalnet ?? true
+  // IPv6 has no route_localnet: nothing is published on ::1, so no loopback rules (unpublishableHostIp).
+  const localnetOn = family === 4 && (opts.hostAddrsLocalnet ?? true)
   const nets = sortedNetworks(networks)
   const tables = emptyTables()
+  // Every bridge is in both families' forward rules (isolation is per interface: netavark#1515);
+  // addresses only where the network has a subnet of the family.
+  const subnetOf = (n: NatNetwork): string | undefined => { const fs = familySubnet(n, family); return fs === undefined ? undefined : canonical(fs.subnet) }
   // The loopback MASQUERADE and the INPUT guard exist for every network that can publish,
   // whether or not one of its ports is on loopback right now: harmless while the bridge's
   // route_localnet is 0 (the kernel drops such packets anyway), and the first or last
@@ -325,13 +398,18 @@ export function planBase (
   const external = nets.filter((n) => !n.internal)
   tables.nat[CHAIN.hairpin] = {
     kind: 'unordered',
-    rules: external.map((n) => `-s ${canonical(n.subnet)} -o ${n.bridge} -m conntrack --ctstate DNAT ${comment(`hairpin ${shortId(n.id)}`)} -j MASQUERADE`),
+    rules: external.flatMap((n) => {
+      const subnet = subnetOf(n)
+      return subnet === undefined ? [] : [`-s ${subnet} -o ${n.bridge} -m conntrack --ctstate DNAT ${comment(`hairpin ${shortId(n.id)}`)} -j MASQUERADE`]
+    }),
   }
   const post = [`${comment('hairpin')} -j ${CHAIN.hairpin}`]
   for (const n of nets) {
-    // com.docker.network.host_ipv4: a chosen host address instead of the outgoing interface's.
-    const out = n.outboundAddr === undefined ? 'MASQUERADE' : `SNAT --to-source ${n.outboundAddr}`
-    if (n.masquerade && !n.internal) post.push(`-s ${canonical(n.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j ${out}`)
+    const fs = familySubnet(n, family)
+    if (fs === undefined || !masqueradesFamily(n, family)) continue
+    // com.docker.network.host_ipv4 (host_ipv6): a chosen host address instead of the outgoing interface's.
+    const out = fs.outboundAddr === undefined ? 'MASQUERADE' : `SNAT --to-source ${normalizeIp(fs.outboundAddr)}`
+    post.push(`-s ${canonical(fs.subnet)} ! -o ${n.bridge} ${comment(`masq ${shortId(n.id)}`)} -j ${out}`)
   }
   for (const n of guarded) post.push(`-s ${LOOPBACK_NET} -o ${n.bridge} ${comment(`localnet ${shortId(n.id)}`)} -j MASQUERADE`)
   tables.nat[CHAIN.postrouting] = { kind: 'ordered', rules: post }
@@ -341,9 +419,15 @@ export function planBase (
     kind: 'unordered',
     rules: external.map((n) => `-o ${n.bridge} -m conntrack --ctstate DNAT ${comment(`publish ${shortId(n.id)}`)} -j ACCEPT`),
   }
-  const linkRules = planLinks(links, nets)
+  const linkRules = planLinks(links, nets, family)
   if (linkRules.length > 0) tables.filter[CHAIN.links] = { kind: 'unordered', rules: linkRules }
-  tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets, linkRules.length > 0) }
+  const routed = family === 6 ? external.filter((n) => n.mode6 === 'routed' && n.subnet6 !== undefined) : []
+  if (routed.length > 0) {
+    // Traffic from any ferry bridge goes back to the isolation rules; the rest meets the opened ports.
+    tables.filter[CHAIN.routed] = { kind: 'ordered', rules: [...nets.map((n) => `-i ${n.bridge} -j RETURN`), `-j ${CHAIN.routedPorts}`] }
+    tables.filter[CHAIN.routedPorts] = { kind: 'unordered', rules: [] }
+  }
+  tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets, linkRules.length > 0, routed) }
   tables.filter[CHAIN.input] = {
     kind: 'ordered',
     rules: guarded.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
@@ -355,18 +439,21 @@ export function planBase (
     {
       table: 'nat',
       chain: 'OUTPUT',
-      rule: localnetOn ? `-m addrtype --dst-type LOCAL -j ${CHAIN.dnat}` : `! -d ${LOOPBACK_NET} -m addrtype --dst-type LOCAL -j ${CHAIN.dnat}`,
+      rule: family === 6
+        ? `! -d ::1/128 -m addrtype --dst-type LOCAL -j ${CHAIN.dnat}`
+        : localnetOn ? `-m addrtype --dst-type LOCAL -j ${CHAIN.dnat}` : `! -d ${LOOPBACK_NET} -m addrtype --dst-type LOCAL -j ${CHAIN.dnat}`,
     },
     { table: 'nat', chain: 'POSTROUTING', rule: `-j ${CHAIN.postrouting}` },
     { table: 'filter', chain: 'FORWARD', rule: `-j ${CHAIN.forward}` },
     { table: 'filter', chain: 'INPUT', rule: `-j ${CHAIN.input}` },
   ]
-  return { tables, jumps, localnetBridges: localnet.map((n) => n.bridge) }
+  return { family, tables, jumps, localnetBridges: localnet.map((n) => n.bridge) }
 }
 
-/** Add one endpoint's rules to a ruleset (in place). */
+/** Add one endpoint's rules of the ruleset's family to it (in place). */
 export function addEndpointRules (rs: Ruleset, plan: EndpointPlan): void {
   for (const r of plan.rules) {
+    if (r.family !== rs.family) continue
     const chain = rs.tables[r.table][r.chain]
     if (chain === undefined) throw new FerryError('INTERNAL', `endpoint rule for unknown chain ${r.table}/${r.chain}`)
     chain.rules.push(r.rule)
@@ -384,8 +471,8 @@ export function localnetBridgesOf (state: FirewallState, plans: ReadonlyMap<stri
   return out
 }
 
-/** The whole plan for a state. */
-export function planRules (state: FirewallState, opts: PlanOptions = {}): Ruleset {
+/** The whole plan for a state, in one family (iptables: 4, ip6tables: 6). */
+export function planRules (state: FirewallState, opts: PlanOptions = {}, family: Family = 4): Ruleset {
   for (const n of state.networks) validateNetwork(n)
   for (const ep of state.endpoints) validateEndpoint(ep)
   for (const l of state.links ?? []) validateLink(l)
@@ -393,7 +480,7 @@ export function planRules (state: FirewallState, opts: PlanOptions = {}): Rulese
   const plans = new Map<string, EndpointPlan>()
   const endpoints = [...state.endpoints].sort((a, b) => a.id.localeCompare(b.id))
   for (const ep of endpoints) plans.set(ep.id, planEndpoint(ep, byId.get(ep.networkId), opts))
-  const rs = planBase(state.networks, localnetBridgesOf(state, plans), opts, state.links)
+  const rs = planBase(state.networks, localnetBridgesOf(state, plans), opts, state.links, family)
   for (const ep of endpoints) {
     const p = plans.get(ep.id)
     if (p !== undefined) addEndpointRules(rs, p)
@@ -402,6 +489,6 @@ export function planRules (state: FirewallState, opts: PlanOptions = {}): Rulese
 }
 
 /** The plan of "nothing": what teardown converges to. */
-export function emptyRuleset (): Ruleset {
-  return { tables: emptyTables(), jumps: [], localnetBridges: [] }
+export function emptyRuleset (family: Family = 4): Ruleset {
+  return { family, tables: emptyTables(), jumps: [], localnetBridges: [] }
 }

@@ -20,6 +20,8 @@ export class HostPortPublisher {
     const host: HostPorts = needsHost
       ? await this.hostPorts()
       : { range: { lo: 1, hi: 65535 }, reserved: new Set(), inUse: () => false }
-    return allocatePorts(requests, used, host.range, host.reserved, host.inUse, { containerIp: ep.address, previous: ep.ports })
+    return allocatePorts(requests, used, host.range, host.reserved, host.inUse, {
+      containerIp: ep.address, ...(ep.address6 !== undefined ? { containerIp6: ep.address6 } : {}), previous: ep.ports,
+    })
   }
 }

@@ -14,6 +14,7 @@ import {
   CHAIN, CHAIN_PREFIX, TABLES,
   type EndpointPlan, type EndpointRule, type Ruleset, type TableName,
 } from './plan.js'
+import type { Family } from '../util/ip.js'
 
 /** What the kernel (or the last applied plan) holds of ferry's. */
 export interface KernelView {
@@ -197,11 +198,12 @@ function ruleKey (r: EndpointRule): string {
   return `${r.table}\n${r.chain}\n${r.rule}`
 }
 
-/** `-D`/`-A` lines that replace one endpoint's rules with another's (either may be absent). */
-export function diffEndpoint (before: EndpointPlan | undefined, after: EndpointPlan | undefined): Batch {
+/** `-D`/`-A` lines that replace one endpoint's rules of `family` with another's (either may be absent). */
+export function diffEndpoint (before: EndpointPlan | undefined, after: EndpointPlan | undefined, family: Family = 4): Batch {
   const batch = emptyBatch()
-  const old = new Map((before?.rules ?? []).map((r) => [ruleKey(r), r]))
-  const next = new Map((after?.rules ?? []).map((r) => [ruleKey(r), r]))
+  const mine = (p: EndpointPlan | undefined): EndpointRule[] => (p?.rules ?? []).filter((r) => r.family === family)
+  const old = new Map(mine(before).map((r) => [ruleKey(r), r]))
+  const next = new Map(mine(after).map((r) => [ruleKey(r), r]))
   for (const [k, r] of old) if (!next.has(k)) batch[r.table].del.push([r.chain, r.rule])
   for (const [k, r] of next) if (!old.has(k)) batch[r.table].add.push([r.chain, r.rule])
   return batch

@@ -16,12 +16,26 @@ export interface NatNetwork {
   internal: boolean
   /** `com.docker.network.host_ipv4`: SNAT outbound traffic to this host address instead of masquerading. */
   outboundAddr?: string
+  /** The IPv6 subnet of a dual-stack network (canonical CIDR); absent: IPv4 only. */
+  subnet6?: string
+  gateway6?: string
+  /**
+   * How IPv6 leaves the network (`com.docker.network.bridge.gateway_mode_ipv6`): 'nat' (default) masquerades
+   * and DNATs published ports as IPv4 does; 'routed' does neither: the host routes the prefix, and the
+   * forward filter lets in the container ports that are published, nothing else.
+   */
+  mode6?: 'nat' | 'routed'
+  /** `com.docker.network.host_ipv6`: SNAT outbound IPv6 to this host address instead of masquerading. */
+  outboundAddr6?: string
 }
 
 export interface NatEndpoint {
   id: string
   networkId: string
   address: string
+  /** The container's IPv6 address on a dual-stack network. */
+  address6?: string
+  /** Each binding's family is its containerIp's (address or address6). */
   ports: PortBinding[]
 }
 
@@ -33,7 +47,8 @@ export interface FirewallState {
 }
 
 /**
- * A legacy container link (`--link child:alias`) on a network with ICC off:
+ * A legacy container link (`--link child:alias`) on a network with ICC off (one per family:
+ * parentIp and childIp are both IPv4 or both IPv6):
  * the parent may open connections to the child's exposed ports, and the child
  * answers from them, as Docker's link rules allow. Nothing on an ICC network.
  */

@@ -7,7 +7,7 @@
  */
 import { FerryError } from '../errors/errors.js'
 import type { ExposedPort, PortRequest, Protocol } from '../model/types.js'
-import { isIpv4 } from '../bridge/options.js'
+import { isIp, normalizeIp } from '../util/ip.js'
 import { PROTO_BY_NUMBER, type ExposedPortWire, type PortMapWire } from './wire.js'
 
 export const PORTMAP_KEY = 'com.docker.network.portmap'
@@ -21,11 +21,15 @@ function proto (n: number): Protocol {
   return p
 }
 
-function hostIp (ip: string | undefined | null): string | undefined {
-  if (ip === undefined || ip === null || ip === '' || ip === '0.0.0.0') return ''
-  if (isIpv4(ip)) return ip
-  if (ip.includes(':')) return undefined // IPv6 binding: ferry publishes IPv4 only
-  throw new FerryError('INVALID_REQUEST', `host IP "${ip}" of a port mapping is not an IPv4 address`)
+/**
+ * The request's host IP: '' (no address given: every address of both families), '0.0.0.0' (every
+ * IPv4 address), '::' (every IPv6 address) or one address, canonical. Which family a publication
+ * reaches is decided at allocation (src/nat/ports.ts), from the endpoint's addresses.
+ */
+function hostIp (ip: string | undefined | null): string {
+  if (ip === undefined || ip === null || ip === '') return ''
+  if (isIp(ip)) return normalizeIp(ip)
+  throw new FerryError('INVALID_REQUEST', `host IP "${ip}" of a port mapping is not an IP address`)
 }
 
 export function parseExposed (list: ExposedPortWire[] | null | undefined): ExposedPort[] {
@@ -46,7 +50,6 @@ export function parsePortMap (list: PortMapWire[] | null | undefined): PortReque
   const single: PortRequest[] = []
   for (const m of list ?? []) {
     const ip = hostIp(m.HostIP)
-    if (ip === undefined) continue
     const hostPort = m.HostPort ?? 0
     let hostPortEnd = m.HostPortEnd ?? 0
     if (m.Port < 1) throw new FerryError('INVALID_REQUEST', `container port ${m.Port} is not a valid port (1-65535)`)

@@ -69,6 +69,12 @@ export function serve (ns: string, port: number, name: string): void {
   child.unref()
 }
 
+/** serve() each [ns, port, name], then wait until all listen. */
+export async function serveAll (servers: Array<[string, number, string]>): Promise<void> {
+  for (const [ns, port, name] of servers) serve(ns, port, name)
+  for (const [ns, port] of servers) await waitListening(ns, port)
+}
+
 export async function waitListening (ns: string, port: number): Promise<void> {
   await until(`something to listen on ${port} in ${ns}`, () => nsExec(ns, ['ss', '-Htln', `sport = :${port}`]).trim() !== '', { timeoutMs: 2500, everyMs: 50 })
 }
@@ -81,6 +87,17 @@ export function connect (ns: string, ip: string, port: number): string {
 /** Connect from `ns`; the server's whole greeting (`hello <name> <peer address>`), or ''. */
 export function greeting (ns: string, ip: string, port: number): string {
   return nsExec(ns, ['nc', '-w', '2', ip, String(port)], { allowFailure: true, timeoutMs: 10_000, input: '' }).trim()
+}
+
+/** greeting(), without blocking the event loop (for many probes at once). */
+export function greetingAsync (ns: string, ip: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', ns, 'nc', '-w', '3', ip, String(port)], { stdio: ['ignore', 'pipe', 'ignore'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { if (out.length < 1024) out += d.toString() })
+    child.on('close', () => resolve(out.trim()))
+    child.on('error', () => resolve(''))
+  })
 }
 
 export function container (t: TeardownHost, host: string, bridge: string, cidr: string, gateway: string, veth: string): string {
@@ -186,7 +203,7 @@ export function ferryTraces (ns: string): string {
 }
 
 /** The DNAT maps of table inet ferry (src/nat/nft-plan.ts). */
-const PORT_MAPS = ['any_port', 'any_range', 'any_keep', 'host_port', 'host_range', 'host_keep']
+const PORT_MAPS = ['any_port', 'any_range', 'any_keep', 'host_port', 'host_range', 'host_keep'].flatMap((m) => [m, `${m}6`])
 
 /**
  * How many DNAT rules (iptables) or map elements (nftables) publish host port
@@ -215,4 +232,188 @@ export function flushPublications (backend: Backend, ns: string): void {
   if (backend === 'iptables') nsExec(ns, ['iptables', '-t', 'nat', '-F', 'FERRY-DNAT'])
   // One transaction, as quick as iptables' one -F: the agent's periodic reconcile (1 s in the suites) races with the check that follows.
   else nsExec(ns, ['nft', '-f', '-'], { input: PORT_MAPS.map((m) => `flush map inet ferry ${m}\n`).join('') })
+}
+
+// ---------------------------------------------------------------------------
+// Both families: one scenario, run once per family (src/nat/*: IPv6 is a parameter, not a copy).
+
+export type Fam = 4 | 6
+export const FAMILIES: readonly Fam[] = [4, 6]
+
+/** Addresses of the dual-stack scenarios: network n's host h, the uplink's host h, and prefix lengths. */
+export const FAM = {
+  4: { addr: (n: number, h: number) => `10.3${n}.0.${h}`, plen: 24, up: (h: number) => `198.51.100.${h}`, upPlen: 24, subnet: (n: number) => `10.3${n}.0.0/24` },
+  6: { addr: (n: number, h: number) => `fd00:3${n}::${h}`, plen: 64, up: (h: number) => `2001:db8:100::${h}`, upPlen: 64, subnet: (n: number) => `fd00:3${n}::/64` },
+} as const
+
+/** A dual-stack test network: net(n) with fd00:3n::/64 beside 10.3n.0.0/24. */
+export function dualNet (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
+  return net(n, { subnet6: FAM[6].subnet(n), gateway6: FAM[6].addr(n, 1), ...over })
+}
+
+/** A dual-stack endpoint: host h of network n, `ports(family, containerIp)` for each family. */
+export function dualEndpoint (id: string, n: NatNetwork, netNo: number, h: number, ports: (f: Fam, ip: string) => PortBinding[]): NatEndpoint {
+  const address = FAM[4].addr(netNo, h)
+  const address6 = FAM[6].addr(netNo, h)
+  return { id: id.padEnd(64, '0'), networkId: n.id, address, address6, ports: [...ports(4, address), ...ports(6, address6)] }
+}
+
+/** Add an address without duplicate address detection (an IPv6 one is usable at once). */
+export function addAddr (ns: string, dev: string, cidr: string, extra: string[] = []): void {
+  sh(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : []), ...extra])
+}
+
+/** A host namespace forwarding both families, with dual-stack bridges for networks `nos` (gateway .1 / ::1). */
+export function dualHost (t: TeardownHost, nos: number[], prefix = 'fyd'): string {
+  const ns = netns(t, prefix)
+  nsExec(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+  nsExec(ns, ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1'])
+  addBridges(ns, nos.map((n) => ({ name: net(n).bridge })))
+  for (const n of nos) {
+    for (const f of FAMILIES) addAddr(ns, net(n).bridge, `${FAM[f].addr(n, 1)}/${FAM[f].plen}`)
+  }
+  return ns
+}
+
+/** A container namespace on network n's bridge with both addresses and both default routes. */
+export function dualContainer (t: TeardownHost, host: string, n: number, h: number, veth: string): string {
+  const c = container(t, host, net(n).bridge, `${FAM[4].addr(n, h)}/${FAM[4].plen}`, FAM[4].addr(n, 1), veth)
+  addAddr(c, 'eth0', `${FAM[6].addr(n, h)}/${FAM[6].plen}`)
+  sh(['ip', '-n', c, '-6', 'route', 'add', 'default', 'via', FAM[6].addr(n, 1)])
+  return c
+}
+
+/** An "outside" namespace on an uplink of `host`, dual-stack (host .1/::1, outside .2/::2, the host also .9/::9). */
+export function dualOutside (t: TeardownHost, host: string): string {
+  const outside = netns(t, 'fyo')
+  link({ ns: host, ifname: 'uplink', cidr: `${FAM[4].up(1)}/${FAM[4].upPlen}` }, { ns: outside, ifname: 'eth0', cidr: `${FAM[4].up(2)}/${FAM[4].upPlen}` })
+  addAddr(host, 'uplink', `${FAM[6].up(1)}/${FAM[6].upPlen}`)
+  addAddr(outside, 'eth0', `${FAM[6].up(2)}/${FAM[6].upPlen}`)
+  addAddr(host, 'uplink', `${FAM[4].up(9)}/${FAM[4].upPlen}`)
+  // Deprecated, so that IPv6 source selection (and masquerade) keeps ::1, as IPv4 keeps the primary .1.
+  addAddr(host, 'uplink', `${FAM[6].up(9)}/${FAM[6].upPlen}`, ['preferred_lft', '0'])
+  return outside
+}
+
+/**
+ * Published ports, hairpin, ICC off, isolation, internal networks and the way out, in
+ * family `f`, on dual-stack networks: the same assertions for IPv4 and IPv6, except
+ * loopback (127.0.0.1 is published, ::1 is refused: src/nat/plan.ts unpublishableHostIp).
+ */
+export async function familyScenario (t: Test, f: Fam, driver: TrafficOptions['driver']): Promise<void> {
+  const A = FAM[f]
+  const n1 = dualNet(1)
+  const n2 = dualNet(2, { icc: false, outboundAddr: FAM[4].up(9), outboundAddr6: FAM[6].up(9) })
+  const n3 = dualNet(3, { internal: true })
+  const host = dualHost(t, [1, 2, 3])
+  const outside = dualOutside(t, host)
+  const c1 = dualContainer(t, host, 1, 2, 'fyh1')
+  const c2 = dualContainer(t, host, 1, 3, 'fyh2')
+  const c3 = dualContainer(t, host, 2, 2, 'fyh3')
+  const c4 = dualContainer(t, host, 2, 3, 'fyh4')
+  const c5 = dualContainer(t, host, 3, 2, 'fyh5')
+  await serveAll([[c1, 80, 'c1'], [c1, 81, 'c1-81'], [c3, 80, 'c3'], [c5, 80, 'c5'], [outside, 7000, 'outside']])
+
+  const d = await driver(t, host)
+  for (const n of [n1, n2, n3]) await d.call('addNetwork', [n])
+  const e1 = dualEndpoint('c1', n1, 1, 2, (g, ip) => [bind('tcp', '', 8080, ip, 80), ...(g === 4 ? [bind('tcp', '127.0.0.1', 8081, ip, 81)] : [])])
+  await d.call('setEndpoint', [e1])
+  await d.call('setEndpoint', [dualEndpoint('c5', n3, 3, 2, (_g, ip) => [bind('tcp', '', 8090, ip, 80)])])
+
+  t.equal(connect(c2, A.addr(1, 2), 80), 'hello c1', 'ICC on one bridge')
+  t.equal(connect(c4, A.addr(2, 2), 80), '', 'ICC off: no traffic between containers of one bridge')
+  t.equal(connect(c3, A.addr(1, 2), 80), '', 'isolation: another ferry network cannot reach c1 directly')
+  t.equal(connect(c1, A.addr(2, 2), 80), '', 'isolation, the other way')
+  t.equal(connect(outside, A.up(1), 8080), 'hello c1', 'published port from outside')
+  t.equal(connect(host, A.up(1), 8080), 'hello c1', 'host address from the host')
+  t.equal(connect(c1, A.addr(1, 1), 8080), 'hello c1', 'hairpin: the container through its own published port (gateway address)')
+  t.equal(connect(c1, A.up(1), 8080), 'hello c1', 'hairpin: the container through the host\'s address')
+  t.equal(connect(c2, A.up(1), 8080), 'hello c1', 'a neighbour through the published port')
+  t.equal(connect(c3, A.addr(2, 1), 8080), 'hello c1', 'another network through the published port')
+  t.equal(greeting(c1, A.up(2), 7000), `hello outside ${A.up(1)}`, 'the way out: masqueraded to the uplink address')
+  t.equal(greeting(c3, A.up(2), 7000), `hello outside ${A.up(9)}`, 'SNAT to the chosen outbound address')
+  t.equal(connect(c5, A.up(2), 7000), '', 'internal: no way out')
+  t.equal(connect(c5, A.addr(1, 2), 80), '', 'internal: no other network')
+  t.equal(connect(c1, A.addr(3, 2), 80), '', 'internal: not reachable from another network')
+  t.equal(connect(outside, A.up(1), 8090), '', 'internal: publishes nothing')
+  sh(['ip', '-n', outside, ...(f === 6 ? ['-6'] : []), 'route', 'add', A.subnet(1), 'via', A.up(1)])
+  t.equal(connect(outside, A.addr(1, 2), 80), '', 'unpublished direct access from outside is dropped')
+  if (f === 4) {
+    t.equal(connect(host, '127.0.0.1', 8081), 'hello c1-81', '127.0.0.1-published port from the host')
+    t.equal(connect(host, '127.0.0.1', 8080), 'hello c1', 'localhost publishing from the host')
+    t.equal(connect(outside, A.up(1), 8081), '', 'loopback-only port not on the uplink address')
+    t.equal(connect(outside, A.addr(1, 2), 81), '', 'loopback-only port not reachable by routing to the container (moby#45610)')
+  } else {
+    t.equal(connect(host, '::1', 8080), '', '::1 is not published (Linux cannot forward ::1 to a container)')
+    await t.rejects(d.call('setEndpoint', [{ ...e1, ports: [bind('tcp', '::1', 8082, e1.address6!, 81)] }]), /IPv6 loopback \[::1\] cannot be published/)
+  }
+
+  await d.call('teardown')
+  t.equal(connect(outside, A.up(1), 8080), '', 'after teardown: nothing published')
+}
+
+/**
+ * IPv6 routed mode (gateway_mode_ipv6=routed): no masquerade, no DNAT; the published
+ * container port is reachable at the container's own address from outside, nothing
+ * else is, and other ferry networks stay isolated. IPv4 of the same network keeps NAT.
+ */
+export async function routedScenario (t: Test, driver: TrafficOptions['driver']): Promise<void> {
+  const n1 = dualNet(1, { mode6: 'routed' })
+  const n2 = dualNet(2)
+  const host = dualHost(t, [1, 2])
+  const outside = dualOutside(t, host)
+  const c1 = dualContainer(t, host, 1, 2, 'fyh1')
+  const c3 = dualContainer(t, host, 2, 2, 'fyh3')
+  await serveAll([[c1, 80, 'c1'], [c1, 81, 'c1-81'], [outside, 7000, 'outside']])
+  const d = await driver(t, host)
+  await d.call('addNetwork', [n1])
+  await d.call('addNetwork', [n2])
+  await d.call('setEndpoint', [dualEndpoint('c1', n1, 1, 2, (_g, ip) => [bind('tcp', '', 8080, ip, 80)])])
+  sh(['ip', '-n', outside, '-6', 'route', 'add', FAM[6].subnet(1), 'via', FAM[6].up(1)])
+  t.equal(connect(outside, FAM[6].addr(1, 2), 80), 'hello c1', 'routed: the published container port at the container\'s address')
+  t.equal(connect(outside, FAM[6].addr(1, 2), 81), '', 'routed: an unpublished port is dropped')
+  t.equal(connect(outside, FAM[6].up(1), 8080), '', 'routed: no DNAT on the host\'s IPv6 address')
+  t.equal(connect(outside, FAM[4].up(1), 8080), 'hello c1', 'IPv4 of the same network is still published by DNAT')
+  t.equal(greeting(c1, FAM[6].up(2), 7000), `hello outside ${FAM[6].addr(1, 2)}`, 'routed: no masquerade on the way out')
+  t.equal(greeting(c1, FAM[4].up(2), 7000), `hello outside ${FAM[4].up(1)}`, 'IPv4 still masqueraded')
+  t.equal(connect(c3, FAM[6].addr(1, 2), 80), '', 'routed: another ferry network stays isolated')
+  await d.call('teardown')
+}
+
+/**
+ * netavark#1515: for every pair of containers on ferry networks (and the outside), the
+ * same connections succeed over IPv4 and over IPv6. Returns the reachability matrix
+ * per family (`from->to` keys) for the caller's expectations.
+ */
+export async function isolationMatrix (t: Test, driver: TrafficOptions['driver']): Promise<Record<Fam, Map<string, boolean>>> {
+  const nets = [dualNet(1), dualNet(2, { icc: false }), dualNet(3, { internal: true }), dualNet(4, { internal: true, icc: false })]
+  const host = dualHost(t, [1, 2, 3, 4])
+  const outside = dualOutside(t, host)
+  const nodes: Array<{ name: string, ns: string, addr: (f: Fam) => string }> = []
+  for (const [i, n] of [1, 2, 3, 4].entries()) {
+    for (const h of [2, 3]) {
+      const ns = dualContainer(t, host, n, h, `fyh${i}${h}`)
+      nodes.push({ name: `n${n}c${h}`, ns, addr: (f) => FAM[f].addr(n, h) })
+    }
+  }
+  nodes.push({ name: 'outside', ns: outside, addr: (f) => FAM[f].up(2) })
+  for (const f of FAMILIES) sh(['ip', '-n', outside, ...(f === 6 ? ['-6'] : []), 'route', 'add', f === 4 ? '10.30.0.0/16' : 'fd00:30::/28', 'via', FAM[f].up(1)])
+  await serveAll(nodes.map((n) => [n.ns, 80, n.name]))
+  const d = await driver(t, host)
+  for (const n of nets) await d.call('addNetwork', [n])
+  const out: Record<Fam, Map<string, boolean>> = { 4: new Map(), 6: new Map() }
+  // Every pair at once (a dropped connection waits for nc's timeout).
+  const probes: Array<Promise<void>> = []
+  for (const f of FAMILIES) {
+    for (const a of nodes) {
+      for (const b of nodes) {
+        if (a === b) continue
+        probes.push(greetingAsync(a.ns, b.addr(f), 80).then((g) => { out[f].set(`${a.name}->${b.name}`, g.startsWith(`hello ${b.name} `)) }))
+      }
+    }
+  }
+  await Promise.all(probes)
+  for (const [k, v4] of out[4]) t.equal(out[6].get(k), v4, `${k}: IPv6 ${v4 ? 'reachable' : 'isolated'} as IPv4`)
+  await d.call('teardown')
+  return out
 }

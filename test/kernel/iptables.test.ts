@@ -8,7 +8,10 @@
 import t, { type Test } from 'tap'
 import { existsSync } from 'node:fs'
 import { netns, nsExec } from '../harness/netns.js'
-import { addBridges, applyMatrix, matrixNetworks, bind, endpoint, net, trafficScenario, udpConntrackScenario } from '../harness/firewall.js'
+import {
+  addBridges, applyMatrix, matrixNetworks, bind, dualEndpoint, dualHost, dualNet, endpoint, familyScenario, FAMILIES, isolationMatrix, net, routedScenario,
+  trafficScenario, udpConntrackScenario,
+} from '../harness/firewall.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
 import type { IptablesDriver } from '../../src/nat/iptables.js'
 import { DNAT_BUCKETS, dnatBucket, planRules, type Ruleset } from '../../src/nat/plan.js'
@@ -214,4 +217,55 @@ t.test('traffic', async (t) => {
     blocksBefore: true,
     nothingLeft: (t, ns) => { t.notMatch(save(ns), /ferry/i, 'iptables-save has no trace of ferry') },
   })
+})
+
+// ---------------------------------------------------------------------------
+// Both families: iptables and ip6tables from the same plan.
+
+const drv = (t: Test, ns: string): Promise<NsNode<FirewallDriver>> => driver(t, ns) as Promise<NsNode<FirewallDriver>>
+
+function dropBoth (ns: string): void {
+  ipt(ns, ['-P', 'FORWARD', 'DROP'])
+  nsExec(ns, ['ip6tables', '-w', '-P', 'FORWARD', 'DROP'])
+}
+
+for (const f of FAMILIES) {
+  t.test(`traffic over IPv${f} on dual-stack networks (FORWARD policy DROP in both families)`, async (t) => {
+    await familyScenario(t, f, async (t, ns) => { dropBoth(ns); return await drv(t, ns) })
+  })
+}
+
+t.test('IPv6 routed mode', async (t) => {
+  await routedScenario(t, async (t, ns) => { dropBoth(ns); return await drv(t, ns) })
+})
+
+t.test('isolation holds the same in both families (netavark#1515)', async (t) => {
+  const m = await isolationMatrix(t, async (t, ns) => { dropBoth(ns); return await drv(t, ns) })
+  t.equal(m[6].get('n1c2->n1c3'), true, 'ICC on')
+  t.equal(m[6].get('n2c2->n2c3'), false, 'ICC off')
+  t.equal(m[6].get('n1c2->n2c2'), false, 'between networks')
+  t.equal(m[6].get('n1c2->outside'), true, 'the way out')
+  t.equal(m[6].get('n3c2->outside'), false, 'internal: no way out')
+})
+
+t.test('dual-stack: ip6tables-save holds the IPv6 plan; a second reconcile changes nothing', async (t) => {
+  const n1 = dualNet(1)
+  const n2 = dualNet(2, { mode6: 'routed' })
+  const ns = dualHost(t, [1, 2])
+  const d = await driver(t, ns)
+  const e1 = dualEndpoint('e1', n1, 1, 2, (g, ip) => [bind('tcp', '', 8080, ip, 80), bind('udp', g === 4 ? '192.0.2.10' : '2001:db8::5', 5353, ip, 53)])
+  const e2 = dualEndpoint('e2', n2, 2, 2, (_g, ip) => [bind('tcp', '', 9090, ip, 90)])
+  const state: FirewallState = { networks: [n1, n2], endpoints: [e1, e2] }
+  t.equal(await d.call('reconcile', [state]), true, 'programmed')
+  const save6 = nsExec(ns, ['ip6tables-save'])
+  const view = parseSave(save6)
+  t.equal(renderBatch(diffViews(view, planRules(state, {}, 6))), '', 'ip6tables holds exactly the IPv6 plan')
+  t.equal(renderBatch(diffViews(parseSave(nsExec(ns, ['iptables-save'])), planRules(state, {}, 4))), '', 'iptables the IPv4 one')
+  t.match(save6, /--to-destination \[fd00:31::2\]:80/)
+  t.match(save6, /-A FERRY-ROUTED-PORTS -d fd00:32::2\/128 -o fy-n2 -p tcp -m tcp --dport 90 /)
+  t.equal(await d.call('reconcile', [state]), false, 'a second reconcile changes nothing')
+  await d.call('removeEndpoint', [e1.id])
+  t.notMatch(nsExec(ns, ['ip6tables-save']), /fd00:31::2/, 'removal takes the IPv6 rules away')
+  await d.call('teardown')
+  t.notMatch(nsExec(ns, ['ip6tables-save']), /FERRY/, 'teardown: nothing in ip6tables')
 })

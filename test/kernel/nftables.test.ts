@@ -12,7 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { link, netns, nsExec, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
-import { addBridges, applyMatrix, matrixNetworks, bind, connect, container, endpoint, net, serve, trafficScenario, udpConntrackScenario, waitListening } from '../harness/firewall.js'
+import {
+  addBridges, applyMatrix, matrixNetworks, bind, connect, container, dualEndpoint, dualHost, dualNet, endpoint, familyScenario, FAMILIES, isolationMatrix, net,
+  routedScenario, serve, trafficScenario, udpConntrackScenario, waitListening,
+} from '../harness/firewall.js'
 import type { NftablesDriver } from '../../src/nat/nftables.js'
 import { planTable, sameTable } from '../../src/nat/nft-plan.js'
 import { parseNftTable } from '../../src/nat/nft-parse.js'
@@ -281,4 +284,84 @@ t.test('switching backends is clean: each removes every trace of the other', asy
   await tools.call('removeBackend', ['nftables'])
   t.equal(ruleset(ns).match(/ferry/g), null, 'an agent on iptables removes table inet ferry and the FORWARD accept')
   t.notMatch(nsExec(ns, ['iptables-save']), /ferry/i)
+})
+
+// ---------------------------------------------------------------------------
+// Both families.
+
+t.test('dual-stack: IPv6 elements round trip, deltas and an idempotent reconcile', async (t) => {
+  const n1 = dualNet(1)
+  const n2 = dualNet(2, { mode6: 'routed', icc: false, outboundAddr6: '2001:db8::9' })
+  const ns = dualHost(t, [1, 2])
+  const d = await driver(t, ns)
+  await d.call('addNetwork', [n1])
+  await d.call('addNetwork', [n2])
+  const ports = (off: number) => (f: 4 | 6, ip: string): Array<ReturnType<typeof bind>> => [
+    bind('tcp', '', 8080 + off, ip, 80),
+    bind('udp', f === 4 ? '192.0.2.10' : '2001:db8::5', 5353 + off, ip, 53),
+    bind('tcp', f === 4 ? '0.0.0.0' : '::', 20000 + off, ip, 20000 + off, 100),
+    bind('tcp', '', 30000 + off, ip, 22, 1),
+    bind('sctp', f === 4 ? '192.0.2.10' : '2001:db8::5', 40000 + off, ip, 40, 5),
+  ]
+  const e1 = dualEndpoint('e1', n1, 1, 2, ports(0))
+  const e2 = dualEndpoint('e2', n2, 2, 2, ports(1000))
+  await d.call('setEndpoint', [e1])
+  await d.call('setEndpoint', [e2])
+  const links = [
+    { id: 'l4', networkId: n2.id, parentIp: '10.32.0.2', childIp: '10.32.0.3', ports: [{ proto: 'tcp' as const, port: 5432 }] },
+    { id: 'l6', networkId: n2.id, parentIp: 'fd00:32::2', childIp: 'fd00:32::3', ports: [{ proto: 'tcp' as const, port: 5432 }] },
+  ]
+  for (const l of links) await d.call('allowLink', [l])
+  const state: FirewallState = { networks: [n1, n2], endpoints: [e1, e2], links }
+  expectPlan(t, ns, state, 'dual-stack')
+  t.same(elements(ns, 'any_keep6'), ['tcp . 20000-20099 : fd00:31::2'], 'an IPv6 N:N range is one interval element')
+  t.same(elements(ns, 'masq6'), ['fd00:31::/64'], 'only the nat-mode network is masqueraded over IPv6')
+  t.ok(elements(ns, 'routed6').includes('"fy-n2" . fd00:32::2 . tcp . 80'), 'the routed network\'s published port is opened')
+  t.equal(await d.call('reconcile', [state]), false, 'a reconcile right after changes nothing')
+  t.equal(await d.call('reconcile', [state]), false, 'nor does a second one')
+  const before = list(ns)
+  const e3 = dualEndpoint('e3', n1, 1, 3, (f, ip) => [bind('tcp', '', 8081, ip, 81)])
+  await d.call('setEndpoint', [e3])
+  t.equal((await d.call('stats')).lines, 2, 'one element per family')
+  t.ok(elements(ns, 'any_port6').includes('tcp . 8081 : fd00:31::3 . 81'))
+  await d.call('removeEndpoint', [e3.id])
+  t.equal(list(ns), before, 'removal restores the previous table')
+  nft(ns, ['flush', 'map', 'inet', 'ferry', 'any_port6'])
+  t.equal(await d.call('reconcile', [state]), true, 'a lost IPv6 element is a difference')
+  expectPlan(t, ns, state, 'repaired')
+  t.equal(await d.call('reconcile', [state]), false, 'and then idempotent')
+  await d.call('teardown')
+  t.notMatch(ruleset(ns), /ferry/, 'nothing left')
+})
+
+for (const f of FAMILIES) {
+  t.test(`traffic over IPv${f} on dual-stack networks`, async (t) => {
+    await familyScenario(t, f, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>)
+  })
+}
+
+for (const f of FAMILIES) {
+  t.test(`traffic over IPv${f} with FORWARD policy DROP in iptables and ip6tables (an engine's default)`, async (t) => {
+    await familyScenario(t, f, async (t, ns) => {
+      nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'DROP'])
+      nsExec(ns, ['ip6tables', '-w', '-P', 'FORWARD', 'DROP'])
+      return await (driver(t, ns) as Promise<NsNode<FirewallDriver>>)
+    })
+  })
+}
+
+t.test('IPv6 routed mode', async (t) => {
+  await routedScenario(t, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>)
+})
+
+t.test('isolation holds the same in both families (netavark#1515)', async (t) => {
+  const m = await isolationMatrix(t, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>)
+  t.equal(m[4].get('n1c2->n1c3'), true, 'ICC on')
+  t.equal(m[4].get('n2c2->n2c3'), false, 'ICC off')
+  t.equal(m[4].get('n1c2->n2c2'), false, 'between networks')
+  t.equal(m[4].get('n1c2->outside'), true, 'the way out')
+  t.equal(m[4].get('n3c2->n3c3'), true, 'inside an internal network')
+  t.equal(m[4].get('n3c2->outside'), false, 'internal: no way out')
+  t.equal(m[4].get('n4c2->n4c3'), false, 'internal, ICC off')
+  t.equal(m[4].get('outside->n1c2'), false, 'unpublished from outside')
 })

@@ -54,7 +54,7 @@ t.test('openFirewall removes the other backend only where its tool exists', asyn
   const ipt = openFirewall('iptables', { run: run(['nft']) })
   t.ok(ipt.driver instanceof IptablesDriver)
   await ipt.removeOther()
-  t.same(calls, ['nft --version', 'nft list table inet ferry', 'iptables -w 5 -t filter -S FORWARD'], 'the nftables table and the FORWARD accept are looked for (and absent here)')
+  t.same(calls, ['nft --version', 'nft list table inet ferry', 'iptables -w 5 -t filter -S FORWARD', 'ip6tables -w 5 -t filter -S FORWARD'], 'the nftables table and the FORWARD accepts are looked for (and absent here)')
 })
 
 t.test('com.docker.network.host_ipv4', async (t) => {

@@ -16,10 +16,18 @@ class FakeIptables {
   calls: string[][] = []
   failNext = 0
   conntrackOut = ''
+  /** ip6tables: the same emulator, for the IPv6 batches. */
+  v6: FakeIptables | undefined
+
+  constructor (family: 4 | 6 = 4) {
+    if (family === 4) this.v6 = new FakeIptables(6)
+  }
 
   run = async (argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> => {
     this.calls.push([...argv])
     const [cmd] = argv
+    if (cmd === 'ip6tables-save' && this.v6 !== undefined) return { stdout: this.v6.save(), stderr: '', code: 0 }
+    if (cmd === 'ip6tables-restore' && this.v6 !== undefined) { this.v6.restore(opts.input ?? ''); return { stdout: '', stderr: '', code: 0 } }
     if (cmd === 'iptables-save') return { stdout: this.save(), stderr: '', code: 0 }
     if (cmd === 'conntrack') return argv.includes('-L') ? { stdout: this.conntrackOut, stderr: '', code: 0 } : { stdout: '', stderr: '0 flow entries have been deleted.', code: 1 }
     if (cmd !== 'iptables-restore') throw new Error(`unexpected ${argv.join(' ')}`)
@@ -183,4 +191,27 @@ t.test('reconcile adopts a state and drops what is no longer in it', async (t) =
   t.notMatch(fake.save(), 'fy-n1')
   await d.teardown()
   t.notMatch(fake.save(), /FERRY/)
+})
+
+t.test('both families: one ip6tables-restore batch beside the iptables one, IPv6 rules in it', async (t) => {
+  const { fake, d } = setup()
+  const dual: NatNetwork = { ...n1, subnet6: 'fd00:20::/64', gateway6: 'fd00:20::1' }
+  await d.addNetwork(dual)
+  t.equal(fake.count('ip6tables-save'), 1)
+  await d.setEndpoint({ ...e1, address6: 'fd00:20::2', ports: [...e1.ports, { ...e1.ports[0]!, containerIp: 'fd00:20::2' }] })
+  t.ok(fake.v6!.tables.get('nat')?.get('FERRY-POSTROUTING')?.some((r) => r.startsWith('-s fd00:20::/64 ! -o fy-n1')), 'IPv6 masquerade in ip6tables')
+  t.ok([...fake.v6!.tables.get('nat')!.values()].flat().some((r) => r.includes('--to-destination [fd00:20::2]:53')), 'IPv6 DNAT in ip6tables')
+  t.notOk([...fake.tables.get('nat')!.values()].flat().some((r) => r.includes('fd00')), 'nothing IPv6 in iptables')
+  await d.removeEndpoint(e1.id)
+  t.notOk([...fake.v6!.tables.get('nat')!.values()].flat().some((r) => r.includes('fd00:20::2')), 'removed from ip6tables')
+  t.equal(fake.count('ip6tables-save'), 1, 'no more reads')
+})
+
+t.test('without a usable ip6tables, IPv4 goes on alone until a network needs IPv6', async (t) => {
+  const { fake, d } = setup()
+  fake.v6 = undefined
+  await d.addNetwork(n1)
+  await d.setEndpoint(e1)
+  t.ok([...fake.tables.get('nat')!.values()].flat().some((r) => r.includes('10.20.0.2:53')), 'IPv4 programmed')
+  await t.rejects(d.addNetwork({ ...n1, id: 'n2', bridge: 'fy-n2', subnet: '10.21.0.0/24', gateway: '10.21.0.1', subnet6: 'fd00:21::/64', gateway6: 'fd00:21::1' }), /ip6tables-save/)
 })

@@ -147,3 +147,85 @@ t.test('rewrite and teardown batches', async (t) => {
   t.equal(renderTeardown(parseNftTable(LISTED.replace('\t\tip saddr 192.0.2.0/24 drop\n', ''))), 'delete table inet ferry\n', 'an empty user chain goes with the table')
   t.matchSnapshot(renderTeardown(k), 'a user chain with rules stays')
 })
+
+// ---------------------------------------------------------------------------
+// Both families: the same cases, once per family (IPv6's sets end in 6).
+
+function dual (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
+  return net(n, { subnet6: `fd00:${n}::/64`, gateway6: `fd00:${n}::1`, ...over })
+}
+
+function dualEp (id: string, network: NatNetwork, host: number, ports: (family: 4 | 6) => Array<(ip: string) => PortBinding>): NatEndpoint {
+  const address = network.gateway.replace(/\.1$/, `.${host}`)
+  const address6 = `fd00:${network.subnet6!.split(':')[1]!}::${host}`
+  return { id: id.padEnd(64, '0'), networkId: network.id, address, address6, ports: [...ports(4).map((p) => p(address)), ...ports(6).map((p) => p(address6))] }
+}
+
+const HOST = { 4: '192.0.2.10', 6: '2001:db8::5' } as const
+const SFX = { 4: '', 6: '6' } as const
+
+/** Every -p form but loopback, in one family. */
+function familyPorts (f: 4 | 6): Array<(ip: string) => PortBinding> {
+  return [
+    (ip) => port('tcp', '', 8080, ip, 80),
+    (ip) => port('udp', HOST[f], 5353, ip, 53),
+    (ip) => port('sctp', '', 9000, ip, 9000),
+    (ip) => port('tcp', '', 20000, ip, 20000, 200),
+    (ip) => port('tcp', f === 4 ? '0.0.0.0' : '::', 40000, ip, 22, 1, 5),
+    (ip) => port('tcp', HOST[f], 50000, ip, 50000, 3),
+  ]
+}
+
+t.test('golden tables, dual-stack', async (t) => {
+  const n1 = dual(1)
+  t.matchSnapshot(snap({ networks: [n1], endpoints: [dualEp('e1', n1, 2, familyPorts)] }), 'dual-stack network (IPv6 nat mode): both families published')
+  const r = dual(2, { mode6: 'routed' })
+  t.matchSnapshot(snap({ networks: [r], endpoints: [dualEp('e2', r, 2, familyPorts)] }), 'IPv6 routed mode: no masquerade, no DNAT, published container ports opened')
+  t.matchSnapshot(snap({ networks: [dual(3, { outboundAddr6: '2001:db8::7', icc: false })], endpoints: [] }), 'IPv6 outbound address, icc off')
+})
+
+for (const f of [4, 6] as const) {
+  t.test(`IPv${f}: publications are elements of the family's maps`, async (t) => {
+    const n1 = dual(1)
+    const e = dualEp('e1', n1, 2, (g) => (g === f ? familyPorts(g) : []))
+    const addr = f === 4 ? e.address : e.address6!
+    const p = endpointElements(e, n1)
+    t.same(new Set(p.elements.map((x) => x.set)), new Set(['any_port', 'host_port', 'any_keep', 'any_range', 'host_keep'].map((s) => s + SFX[f])))
+    t.same(p.elements.find((x) => x.set === `any_port${SFX[f]}` && x.key === 'tcp . 8080'), { set: `any_port${SFX[f]}`, key: 'tcp . 8080', value: `${addr} . 80` })
+    t.same(p.elements.find((x) => x.set === `host_port${SFX[f]}`), { set: `host_port${SFX[f]}`, key: `${HOST[f]} . udp . 5353`, value: `${addr} . 53` })
+    t.same(p.elements.filter((x) => x.set === `host_keep${SFX[f]}`), [{ set: `host_keep${SFX[f]}`, key: `${HOST[f]} . tcp . 50000-50002`, value: addr }])
+    const subnet = f === 4 ? '10.21.0.0/24' : 'fd00:1::/64'
+    t.ok(networkElements(n1).some((x) => x.set === `masq${SFX[f]}` && x.key === subnet), 'masqueraded')
+    t.ok(networkElements(n1).some((x) => x.set === `subnets${SFX[f]}` && x.key === `"fy-net1" . ${subnet}`), 'hairpin subnet')
+    const link = { id: 'l', networkId: n1.id, parentIp: f === 4 ? '10.21.0.2' : 'fd00:1::2', childIp: f === 4 ? '10.21.0.3' : 'fd00:1::3', ports: [{ proto: 'tcp' as const, port: 5432 }] }
+    const off = dual(1, { icc: false })
+    t.same(linkElements(link, off).map((x) => x.set), [`link_to${SFX[f]}`, `link_from${SFX[f]}`])
+  })
+}
+
+t.test('IPv6 routed mode: the container port is opened in the filter, IPv4 keeps its DNAT', async (t) => {
+  const r = dual(2, { mode6: 'routed' })
+  const e = dualEp('e2', r, 2, () => [(ip) => port('tcp', '', 8080, ip, 80), (ip) => port('udp', '', 7000, ip, 7000, 10)])
+  const p = endpointElements(e, r)
+  t.same(p.elements.filter((x) => x.set.endsWith('6')), [
+    { set: 'routed6', key: '"fy-net2" . fd00:2::2 . tcp . 80' },
+    { set: 'routed6', key: '"fy-net2" . fd00:2::2 . udp . 7000-7009' },
+  ])
+  t.ok(p.elements.some((x) => x.set === 'any_port' && x.value === '10.22.0.2 . 80'), 'IPv4 still DNAT')
+  t.notOk(networkElements(r).some((x) => x.set === 'masq6'), 'no IPv6 masquerade')
+  t.ok(networkElements(r).some((x) => x.set === 'masq'), 'IPv4 masquerade')
+})
+
+t.test('IPv6 validation', async (t) => {
+  const n1 = dual(1)
+  const with6 = (b: PortBinding): FirewallState => ({ networks: [n1], endpoints: [{ ...dualEp('e', n1, 2, () => []), ports: [b] }] })
+  t.throws(() => planTable(with6(port('tcp', '::1', 8080, 'fd00:1::2', 80))), { code: 'INVALID_REQUEST', message: /IPv6 loopback \[::1\] cannot be published/ })
+  t.throws(() => planTable(with6(port('tcp', '192.0.2.1', 8080, 'fd00:1::2', 80))), { code: 'INVALID_REQUEST', message: /not an IPv6 address like its container IP/ })
+  t.throws(() => planTable(with6(port('tcp', '2001:db8::1', 8080, '10.21.0.2', 80))), { code: 'INVALID_REQUEST' })
+  t.throws(() => planTable({ networks: [dual(1, { subnet6: 'fd00::/64 }' })], endpoints: [] }), { code: 'INVALID_REQUEST' })
+  t.throws(() => planTable({ networks: [dual(1, { mode6: 'bridge' as 'nat' })], endpoints: [] }), { code: 'INVALID_REQUEST' })
+  t.throws(() => planTable({ networks: [n1], endpoints: [{ ...dualEp('e', n1, 2, () => []), address6: 'fd00::1 . tcp' }] }), { code: 'INVALID_REQUEST' })
+  t.doesNotThrow(() => planTable(with6(port('tcp', '2001:DB8:0::5', 8080, 'fd00:1::2', 80))), 'any spelling of an address is fine')
+  t.same(endpointElements({ ...dualEp('e', n1, 2, () => []), ports: [port('tcp', '2001:DB8:0::5', 8080, 'FD00:1:0::2', 80)] }, n1).elements,
+    [{ set: 'host_port6', key: '2001:db8::5 . tcp . 8080', value: 'fd00:1::2 . 80' }], 'elements are canonical, as nft prints them')
+})

@@ -257,3 +257,62 @@ t.test('parseSave keeps only ferry chains and jumps into them', async (t) => {
   t.same([...view.jumps.nat.entries()], [['OUTPUT', ['-m addrtype --dst-type LOCAL -g FERRY-DNAT']]])
   t.same([...view.chains.nat.entries()], [])
 })
+
+// ---------------------------------------------------------------------------
+// Both families: the same planner, family a parameter (ip6tables gets the IPv6 plan).
+
+function dual (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
+  return net(n, { subnet6: `fd00:${n}::/64`, gateway6: `fd00:${n}::1`, ...over })
+}
+
+function dualEp (id: string, network: NatNetwork, host: number, ports: (f: 4 | 6, ip: string) => PortBinding[]): NatEndpoint {
+  const address = network.gateway.replace(/\.1$/, `.${host}`)
+  const address6 = `${network.gateway6!.replace(/1$/, '')}${host}`
+  return { id: id.padEnd(64, '0'), networkId: network.id, address, address6, ports: [...ports(4, address), ...ports(6, address6)] }
+}
+
+const HOST = { 4: '192.0.2.10', 6: '2001:db8::5' } as const
+const familyPorts = (f: 4 | 6, ip: string): PortBinding[] => [
+  port('tcp', '', 8080, ip, 80),
+  port('udp', HOST[f], 5353, ip, 53),
+  port('tcp', '', 20000, ip, 20000, 100),
+  port('tcp', f === 4 ? '0.0.0.0' : '::', 40000, ip, 22, 1, 5),
+  port('sctp', HOST[f], 8000, ip, 80, 10),
+]
+
+t.test('golden plans, both families', async (t) => {
+  const n1 = dual(1)
+  const routed = dual(2, { mode6: 'routed', icc: false })
+  const v4only = net(3)
+  const state: FirewallState = {
+    networks: [n1, routed, v4only, dual(4, { outboundAddr6: '2001:db8::9' })],
+    endpoints: [dualEp('e1', n1, 2, familyPorts), dualEp('e2', routed, 2, familyPorts)],
+    links: [{ id: 'l6', networkId: routed.id, parentIp: 'fd00:2::2', childIp: 'fd00:2::3', ports: [{ proto: 'tcp', port: 5432 }] }],
+  }
+  for (const f of [4, 6] as const) {
+    const rs = planRules(state, {}, f)
+    t.equal(rs.family, f)
+    t.matchSnapshot(fresh(rs), `IPv${f}: nat mode, routed mode (IPv6), an IPv4-only network, an IPv6 outbound address`)
+  }
+  const rs6 = planRules(state, {}, 6)
+  const forward = rs6.tables.filter[CHAIN.forward]!.rules.join('\n')
+  t.match(forward, /! -i fy-net3 -o fy-net3 .* -j DROP/, 'an IPv4-only network\'s bridge is isolated over IPv6 too (netavark#1515)')
+  t.same(rs6.tables.filter[CHAIN.routedPorts]!.rules.filter((r) => r.includes('--dport 80 ')), [
+    '-d fd00:2::2/128 -o fy-net2 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e20000000000" -j ACCEPT',
+  ], 'routed: the container port opened')
+  t.notMatch(rs6.tables.nat[CHAIN.postrouting]!.rules.join('\n'), /fd00:2::/, 'routed: no masquerade')
+  t.notOk(planRules(state, {}, 4).tables.filter[CHAIN.routed], 'no routed chain for IPv4')
+  t.same(rs6.localnetBridges, [], 'no route_localnet for IPv6')
+})
+
+t.test('a dual-stack endpoint: one rule set per family, applied by diffEndpoint per family', async (t) => {
+  const n1 = dual(1)
+  const p = planEndpoint(dualEp('e1', n1, 2, (f, ip) => [port('tcp', '', 8080, ip, 80)]), n1)
+  t.same(p.rules.map((r) => [r.family, r.rule.replace(/ -m comment.*-j/, ' -j')]), [
+    [4, '-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.21.0.2:80'],
+    [6, '-p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:1::2]:80'],
+  ])
+  t.match(renderBatch(diffEndpoint(undefined, p, 6)), /\[fd00:1::2\]:80/)
+  t.notMatch(renderBatch(diffEndpoint(undefined, p, 6)), /10\.21\.0\.2/)
+  t.notMatch(renderBatch(diffEndpoint(undefined, p, 4)), /fd00/)
+})

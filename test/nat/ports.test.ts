@@ -61,8 +61,9 @@ t.test('conflicts', async (t) => {
   t.match(r?.message, /^host ports 8000-8100\/tcp on 0.0.0.0 are already published by endpoint 1234abcd/, 'range overlap')
   t.equal(err(() => alloc([req('tcp', '', 9000, 80), req('tcp', '', 9000, 81)]))?.code, 'PORT_CONFLICT', 'two requests of one call')
   t.match(err(() => alloc([req('tcp', '', 9000, 80), req('tcp', '', 9000, 81)]))?.message, /the same endpoint/)
-  t.ok(findConflict([use('a', 'sctp', '', 100, 200)], 'sctp', '10.0.0.1', 200, 300))
-  t.notOk(findConflict([use('a', 'sctp', '', 100, 200)], 'sctp', '10.0.0.1', 201, 300))
+  t.ok(findConflict([use('a', 'sctp', '', 100, 200)], 'sctp', [{ family: 4, hostIp: '10.0.0.1', containerIp: CIP }], 200, 300))
+  t.notOk(findConflict([use('a', 'sctp', '', 100, 200)], 'sctp', [{ family: 4, hostIp: '10.0.0.1', containerIp: CIP }], 201, 300))
+  t.notOk(findConflict([use('a', 'sctp', '', 100, 200)], 'sctp', [{ family: 6, hostIp: '', containerIp: 'fd00::2' }], 100, 300), 'another family is another socket space')
 })
 
 t.test('bad requests', async (t) => {
@@ -145,4 +146,47 @@ t.test('HostPortPublisher against other endpoints', async (t) => {
   t.same([got[0]?.hostPort, got[0]?.containerIp], [40000, '10.20.0.2'])
   t.equal(reads, 1)
   t.same(await pub.allocate(me, [], [other]), [])
+})
+
+// ---------------------------------------------------------------------------
+// Both families.
+
+const CIP6 = 'fd00:20::2'
+
+function alloc6 (requests: PortRequest[], used: PortUse[] = [], opts: { inUse?: (p: Protocol, n: number) => boolean, previous?: PortBinding[] } = {}): PortBinding[] {
+  return allocatePorts(requests, used, RANGE, new Set(), opts.inUse ?? none, { containerIp: CIP, containerIp6: CIP6, previous: opts.previous })
+}
+
+function use6 (endpointId: string, proto: Protocol, hostIp: string, lo: number): PortUse {
+  return { endpointId, binding: { proto, hostIp, hostPort: lo, hostPortEnd: lo, containerIp: 'fd00:20::9', containerPort: 80, containerPortEnd: 80 } }
+}
+
+const b = (hostIp: string, hostPort: number, containerIp: string, containerPort = 80): PortBinding =>
+  ({ proto: 'tcp', hostIp, hostPort, hostPortEnd: hostPort, containerIp, containerPort, containerPortEnd: containerPort })
+
+t.test('dual-stack: a port on all addresses is one binding per family, same host port', async (t) => {
+  t.same(alloc6([req('tcp', '', 8080, 80)]), [b('', 8080, CIP), b('', 8080, CIP6)])
+  t.same(alloc6([req('tcp', '0.0.0.0', 8080, 80)]), [b('', 8080, CIP)], '0.0.0.0 is IPv4 only')
+  t.same(alloc6([req('tcp', '::', 8080, 80)]), [b('', 8080, CIP6)], ':: is IPv6 only')
+  t.same(alloc6([req('tcp', '2001:db8::5', 0, 80)]), [b('2001:db8::5', RANGE.lo, CIP6)], '[2001:db8::5]::80 picks a port')
+  t.same(alloc([req('tcp', '::', 8080, 80), req('tcp', '2001:db8::5', 8081, 80)]), [], 'an IPv4-only endpoint publishes nothing over IPv6')
+  t.same(alloc6([req('tcp', '', 0, 80)], [use6('x', 'tcp', '', RANGE.lo)]), [b('', RANGE.lo + 1, CIP), b('', RANGE.lo + 1, CIP6)],
+    'an ephemeral port is free in both families')
+  t.same(alloc6([req('tcp', '', 0, 80)], [], { previous: [b('', RANGE.lo + 5, CIP), b('', RANGE.lo + 5, CIP6)] }), [b('', RANGE.lo + 5, CIP), b('', RANGE.lo + 5, CIP6)], 'keeps its old port')
+  t.match(err(() => alloc6([req('tcp', '::1', 8080, 80)]))?.message, /IPv6 loopback \[::1\] cannot be published/, '::1 is refused with a sentence')
+  t.same(alloc([req('tcp', '::1', 8080, 80)]), [], 'an IPv4-only endpoint ignores it, as every IPv6 address (as before IPv6)')
+})
+
+t.test('dual-stack: ports are per family', async (t) => {
+  t.same(alloc6([req('tcp', '0.0.0.0', 8080, 80)], [use6('x', 'tcp', '', 8080)]), [b('', 8080, CIP)], 'IPv6 [::]:8080 of another endpoint does not hold 0.0.0.0:8080')
+  const e = err(() => alloc6([req('tcp', '', 8080, 80)], [use6('x', 'tcp', '', 8080)]))
+  t.equal(e?.code, 'PORT_CONFLICT')
+  t.equal(e?.message, 'host port 8080/tcp on :: is already published by endpoint x ([fd00:20::9]:80)')
+  t.equal(err(() => alloc6([req('tcp', '2001:db8::5', 8080, 80)], [use6('x', 'tcp', '', 8080)]))?.code, 'PORT_CONFLICT', 'a specific IPv6 address against the IPv6 wildcard')
+})
+
+t.test('netavark#1338: -p 8080:8080 and -p [::]:8080:8080 together are one publication per family', async (t) => {
+  const out = alloc6([req('tcp', '', 8080, 8080), req('tcp', '::', 8080, 8080)])
+  t.same(out, [b('', 8080, CIP, 8080), b('', 8080, CIP6, 8080)], 'no duplicate, no conflict')
+  t.same(alloc6([req('tcp', '::', 8080, 8080), req('tcp', '', 8080, 8080)]), [b('', 8080, CIP6, 8080), b('', 8080, CIP, 8080)], 'in either order')
 })

@@ -17,10 +17,12 @@ t.test('the forms of -p', async (t) => {
   ]), [
     { proto: 'sctp', containerPort: 9, containerPortEnd: 9, hostIp: '', hostPort: 9999, hostPortEnd: 9999 },
     { proto: 'tcp', containerPort: 82, containerPortEnd: 82, hostIp: '', hostPort: 8000, hostPortEnd: 8010 },
+    { proto: 'tcp', containerPort: 81, containerPortEnd: 81, hostIp: '::', hostPort: 8081, hostPortEnd: 8081 },
     { proto: 'tcp', containerPort: 80, containerPortEnd: 80, hostIp: '127.0.0.1', hostPort: 0, hostPortEnd: 0 },
-    { proto: 'udp', containerPort: 53, containerPortEnd: 53, hostIp: '', hostPort: 5353, hostPortEnd: 5353 },
-  ])
+    { proto: 'udp', containerPort: 53, containerPortEnd: 53, hostIp: '0.0.0.0', hostPort: 5353, hostPortEnd: 5353 },
+  ], 'IPv6 host addresses are kept; 0.0.0.0 and :: name one family, no address both')
+  t.same(parsePortMap([{ Proto: 6, Port: 80, HostIP: '2001:DB8:0::5', HostPort: 0 }]).map((r) => r.hostIp), ['2001:db8::5'], 'canonical')
   t.throws(() => parsePortMap([{ Proto: 99, Port: 1 }]), { code: 'INVALID_REQUEST', message: /protocol number 99/ })
-  t.throws(() => parsePortMap([{ Proto: 6, Port: 1, HostIP: 'banana' }]), { message: /not an IPv4 address/ })
+  t.throws(() => parsePortMap([{ Proto: 6, Port: 1, HostIP: 'banana' }]), { message: /not an IP address/ })
   t.same(parseExposed([{ Proto: 6, Port: 80 }, { Proto: 6, Port: 80 }, { Proto: 17, Port: 53 }]), [{ proto: 'tcp', port: 80 }, { proto: 'udp', port: 53 }])
 })

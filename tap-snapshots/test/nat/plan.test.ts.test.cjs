@@ -837,3 +837,214 @@ COMMIT
 COMMIT
 
 `
+
+exports[`test/nat/plan.test.ts > TAP > golden plans, both families > IPv4: nat mode, routed mode (IPv6), an IPv4-only network, an IPv6 outbound address 1`] = `
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-DNAT-b -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:80
+-A FERRY-DNAT-b -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:53
+-A FERRY-DNAT-b -p tcp -m tcp --dport 20000:20099 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:20000-20099
+-A FERRY-DNAT-b -p tcp -m tcp --dport 40000:40004 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:22
+-A FERRY-DNAT-b -d 192.0.2.10/32 -p sctp -m sctp --dport 8000:8009 -m comment --comment "ferry:ep e20000000000" -j DNAT --to-destination 10.22.0.2:80-89/8000
+-A FERRY-DNAT-f -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80
+-A FERRY-DNAT-f -d 192.0.2.10/32 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:53
+-A FERRY-DNAT-f -p tcp -m tcp --dport 20000:20099 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:20000-20099
+-A FERRY-DNAT-f -p tcp -m tcp --dport 40000:40004 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:22
+-A FERRY-DNAT-f -d 192.0.2.10/32 -p sctp -m sctp --dport 8000:8009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination 10.21.0.2:80-89/8000
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.22.0.0/24 -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 222222222222" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.23.0.0/24 -o fy-net3 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 333333333333" -j MASQUERADE
+-A FERRY-HAIRPIN -s 10.24.0.0/24 -o fy-net4 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 444444444444" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s 10.22.0.0/24 ! -o fy-net2 -m comment --comment "ferry:masq 222222222222" -j MASQUERADE
+-A FERRY-POSTROUTING -s 10.23.0.0/24 ! -o fy-net3 -m comment --comment "ferry:masq 333333333333" -j MASQUERADE
+-A FERRY-POSTROUTING -s 10.24.0.0/24 ! -o fy-net4 -m comment --comment "ferry:masq 444444444444" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net2 -m comment --comment "ferry:localnet 222222222222" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net3 -m comment --comment "ferry:localnet 333333333333" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net4 -m comment --comment "ferry:localnet 444444444444" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 222222222222" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net3 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 333333333333" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net4 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 444444444444" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -o fy-net2 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 222222222222" -j ACCEPT
+-A FERRY-FORWARD -o fy-net3 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 333333333333" -j ACCEPT
+-A FERRY-FORWARD -o fy-net4 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 444444444444" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD ! -i fy-net2 -o fy-net2 -m comment --comment "ferry:isolate 222222222222" -j DROP
+-A FERRY-FORWARD ! -i fy-net3 -o fy-net3 -m comment --comment "ferry:isolate 333333333333" -j DROP
+-A FERRY-FORWARD ! -i fy-net4 -o fy-net4 -m comment --comment "ferry:isolate 444444444444" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net2 -o fy-net2 -m comment --comment "ferry:icc 222222222222" -j DROP
+-A FERRY-FORWARD -i fy-net3 -o fy-net3 -m comment --comment "ferry:icc 333333333333" -j ACCEPT
+-A FERRY-FORWARD -i fy-net4 -o fy-net4 -m comment --comment "ferry:icc 444444444444" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net2 ! -o fy-net2 -m comment --comment "ferry:out 222222222222" -j ACCEPT
+-A FERRY-FORWARD -i fy-net3 ! -o fy-net3 -m comment --comment "ferry:out 333333333333" -j ACCEPT
+-A FERRY-FORWARD -i fy-net4 ! -o fy-net4 -m comment --comment "ferry:out 444444444444" -j ACCEPT
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net2 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 222222222222" -j DROP
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net3 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 333333333333" -j DROP
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net4 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 444444444444" -j DROP
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > golden plans, both families > IPv6: nat mode, routed mode (IPv6), an IPv4-only network, an IPv6 outbound address 1`] = `
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-DNAT-f -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination [fd00:1::2]:80
+-A FERRY-DNAT-f -d 2001:db8::5/128 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination [fd00:1::2]:53
+-A FERRY-DNAT-f -p tcp -m tcp --dport 20000:20099 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination [fd00:1::2]:20000-20099
+-A FERRY-DNAT-f -p tcp -m tcp --dport 40000:40004 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination [fd00:1::2]:22
+-A FERRY-DNAT-f -d 2001:db8::5/128 -p sctp -m sctp --dport 8000:8009 -m comment --comment "ferry:ep e10000000000" -j DNAT --to-destination [fd00:1::2]:80-89/8000
+-A FERRY-HAIRPIN -s fd00:1::/64 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
+-A FERRY-HAIRPIN -s fd00:2::/64 -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 222222222222" -j MASQUERADE
+-A FERRY-HAIRPIN -s fd00:4::/64 -o fy-net4 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 444444444444" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s fd00:1::/64 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s fd00:4::/64 ! -o fy-net4 -m comment --comment "ferry:masq 444444444444" -j SNAT --to-source 2001:db8::9
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 ! -d ::1/128 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-LINKS - [0:0]
+:FERRY-ROUTED - [0:0]
+:FERRY-ROUTED-PORTS - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 222222222222" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net3 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 333333333333" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net4 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 444444444444" -j ACCEPT
+-A FERRY-LINKS -s fd00:2::2/128 -d fd00:2::3/128 -i fy-net2 -o fy-net2 -p tcp -m tcp --dport 5432 -m comment --comment "ferry:link l6" -j ACCEPT
+-A FERRY-LINKS -s fd00:2::3/128 -d fd00:2::2/128 -i fy-net2 -o fy-net2 -p tcp -m tcp --sport 5432 -m comment --comment "ferry:link l6" -j ACCEPT
+-A FERRY-ROUTED -i fy-net1 -j RETURN
+-A FERRY-ROUTED -i fy-net2 -j RETURN
+-A FERRY-ROUTED -i fy-net3 -j RETURN
+-A FERRY-ROUTED -i fy-net4 -j RETURN
+-A FERRY-ROUTED -j FERRY-ROUTED-PORTS
+-A FERRY-ROUTED-PORTS -d fd00:2::2/128 -o fy-net2 -p tcp -m tcp --dport 80 -m comment --comment "ferry:ep e20000000000" -j ACCEPT
+-A FERRY-ROUTED-PORTS -d fd00:2::2/128 -o fy-net2 -p udp -m udp --dport 53 -m comment --comment "ferry:ep e20000000000" -j ACCEPT
+-A FERRY-ROUTED-PORTS -d fd00:2::2/128 -o fy-net2 -p tcp -m tcp --dport 20000:20099 -m comment --comment "ferry:ep e20000000000" -j ACCEPT
+-A FERRY-ROUTED-PORTS -d fd00:2::2/128 -o fy-net2 -p tcp -m tcp --dport 22 -m comment --comment "ferry:ep e20000000000" -j ACCEPT
+-A FERRY-ROUTED-PORTS -d fd00:2::2/128 -o fy-net2 -p sctp -m sctp --dport 80:89 -m comment --comment "ferry:ep e20000000000" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -m comment --comment "ferry:links" -j FERRY-LINKS
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -o fy-net2 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 222222222222" -j ACCEPT
+-A FERRY-FORWARD -o fy-net3 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 333333333333" -j ACCEPT
+-A FERRY-FORWARD -o fy-net4 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 444444444444" -j ACCEPT
+-A FERRY-FORWARD -o fy-net2 -m comment --comment "ferry:routed 222222222222" -j FERRY-ROUTED
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD ! -i fy-net2 -o fy-net2 -m comment --comment "ferry:isolate 222222222222" -j DROP
+-A FERRY-FORWARD ! -i fy-net3 -o fy-net3 -m comment --comment "ferry:isolate 333333333333" -j DROP
+-A FERRY-FORWARD ! -i fy-net4 -o fy-net4 -m comment --comment "ferry:isolate 444444444444" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net2 -o fy-net2 -m comment --comment "ferry:icc 222222222222" -j DROP
+-A FERRY-FORWARD -i fy-net3 -o fy-net3 -m comment --comment "ferry:icc 333333333333" -j ACCEPT
+-A FERRY-FORWARD -i fy-net4 -o fy-net4 -m comment --comment "ferry:icc 444444444444" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net2 ! -o fy-net2 -m comment --comment "ferry:out 222222222222" -j ACCEPT
+-A FERRY-FORWARD -i fy-net3 ! -o fy-net3 -m comment --comment "ferry:out 333333333333" -j ACCEPT
+-A FERRY-FORWARD -i fy-net4 ! -o fy-net4 -m comment --comment "ferry:out 444444444444" -j ACCEPT
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
