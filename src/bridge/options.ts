@@ -4,6 +4,7 @@
  */
 import { FerryError } from '../errors/errors.js'
 import { validateIfName } from './names.js'
+import { isIp, normalizeIp } from '../util/ip.js'
 
 export const OPT = {
   bridgeName: 'com.docker.network.bridge.name',
@@ -16,6 +17,8 @@ export const OPT = {
   gatewayModeV6: 'com.docker.network.bridge.gateway_mode_ipv6',
   /** Outbound address: SNAT to this host address instead of masquerading (Docker's option, netavark's outbound_addr). */
   hostIpv4: 'com.docker.network.host_ipv4',
+  /** Outbound IPv6 address of a dual-stack network (Docker's option): SNAT to it instead of masquerading. */
+  hostIpv6: 'com.docker.network.host_ipv6',
   overlay: 'ferry.overlay',
   vni: 'ferry.vni',
   encrypt: 'ferry.encrypt',
@@ -42,7 +45,6 @@ export const REFUSED = new Map<string, string>([
   ['com.docker.network.bridge.trusted_host_interfaces',
     'ferry lets other interfaces reach a container only through its published ports; to let one reach containers directly, accept it in the FERRY-USER chain (iptables -I FERRY-USER -i IFACE -o BRIDGE -j ACCEPT)'],
   ['com.docker.network.bridge.inhibit_ipv4', 'ferry always puts the gateway address on the bridge'],
-  ['com.docker.network.host_ipv6', 'ferry masquerades IPv6 traffic leaving the network; it has no fixed outbound IPv6 address yet'],
 ])
 
 /** Docker's gateway modes (moby drivers/bridge/bridge_linux.go newGwMode) other than nat, and what ferry does instead. */
@@ -68,6 +70,8 @@ export interface NetworkOptions {
   internal: boolean
   /** com.docker.network.host_ipv4 */
   outboundAddr?: string
+  /** com.docker.network.host_ipv6 (canonical) */
+  outboundAddr6?: string
   overlay?: string
   vni?: number
   /** com.docker.network.bridge.gateway_mode_ipv6 (default nat); meaningful on a dual-stack network only. */
@@ -92,9 +96,7 @@ function parseIntIn (key: string, v: string, lo: number, hi: number): number {
   return n
 }
 
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
-
-export function isIpv4 (s: string): boolean { return IPV4_RE.test(s) }
+export function isIpv4 (s: string): boolean { return isIp(s, 4) }
 
 const OVERLAY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
@@ -121,6 +123,10 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
       case OPT.hostIpv4:
         if (!isIpv4(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address of this host, not "${v}"`)
         out.outboundAddr = v
+        break
+      case OPT.hostIpv6:
+        if (!isIp(v, 6)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv6 address of this host, not "${v}"`)
+        out.outboundAddr6 = normalizeIp(v)
         break
       case OPT.overlay:
         if (!OVERLAY_NAME_RE.test(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be a name of letters, digits, '_', '.' or '-' (up to 63), not "${v}"`)

@@ -20,8 +20,7 @@ import { applyLinkOps } from '../bridge/apply.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
-import { addrOf, prefixOf } from '../util/ip.js'
-import { bounds, ipValue, isCidr, isIp, parseAddress, parseCidr, type Family } from '../util/ip.js'
+import { addrOf, bounds, ipValue, isCidr, isIp, normalizeIp, parseAddress, parseCidr, prefixOf, type Family } from '../util/ip.js'
 import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
@@ -120,16 +119,26 @@ export function parseEndpointAddress6 (cidr: string, net: Pick<NetworkRecord, 's
   return a
 }
 
+/** What the firewall needs of a network: the IPv6 side only when the network is dual-stack. */
 export function natNetwork (n: NetworkRecord): NatNetwork {
   const outboundAddr = n.options[OPT.hostIpv4]
+  const outboundAddr6 = n.options[OPT.hostIpv6]
   return {
     id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal,
     ...(outboundAddr !== undefined && outboundAddr !== '' ? { outboundAddr } : {}),
+    ...(n.subnet6 !== undefined && n.gateway6 !== undefined
+      ? {
+          subnet6: n.subnet6,
+          gateway6: n.gateway6,
+          mode6: n.gatewayMode6 ?? 'nat',
+          ...(outboundAddr6 !== undefined && outboundAddr6 !== '' ? { outboundAddr6: normalizeIp(outboundAddr6, 6) } : {}),
+        }
+      : {}),
   }
 }
 
 export function natEndpoint (e: EndpointRecord): NatEndpoint {
-  return { id: e.id, networkId: e.networkId, address: e.address, ports: e.ports }
+  return { id: e.id, networkId: e.networkId, address: e.address, ...(e.address6 !== undefined ? { address6: e.address6 } : {}), ports: e.ports }
 }
 
 export class NetworkDriver {
