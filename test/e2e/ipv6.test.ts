@@ -4,7 +4,8 @@
  * given IPv6 subnet and with one ferry picks; containers get their IPv6 addresses, reach each
  * other and the gateway over IPv6 as soon as `docker run` returns, `--ip6` works, the agent's
  * reconcile restores the bridge's IPv6 gateway, a restart keeps it all, and removal leaves no
- * IPv6 address or pool behind. The firewall programs IPv4 only this round: what is checked
+ * IPv6 address or pool behind. (The firewall over IPv6, published ports, NAT and isolation, is proven in
+ * test/e2e/ports.test.ts and bridge.test.ts and the kernel tests.) What is checked
  * over IPv6 stays on the bridge (container to container, container to gateway).
  */
 import t from 'tap'
