@@ -14,7 +14,7 @@ import { startDockerd, unixHttp } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
 import { startAgent } from '../harness/agent.js'
 import { BACKENDS, FAMILIES, ferryTraces } from '../harness/firewall.js'
-import { FAMILY, UPLINK, dualUplink } from '../harness/uplink.js'
+import { FAMILY, UPLINK, containerAddr, dualUplink } from '../harness/uplink.js'
 
 const OUTSIDE_IP = UPLINK[4].outside
 
@@ -78,8 +78,7 @@ for (const backend of BACKENDS) await t.test(`bridge networks with a real engine
   for (const fam of FAMILIES) {
     const F = FAMILY[fam]
     const base = fam === 4 ? 50 : 60
-    const addrOf = async (ctr: string, network: string) =>
-      (await d.dockerOk(['inspect', '-f', `{{.NetworkSettings.Networks.${network}.${F.addrKey}}}`, ctr])).trim()
+    const addrOf = (ctr: string, network: string) => containerAddr(d, fam, ctr, network)
     const ping = (args: string[], to: string, wait = '1') => d.docker([...args, ...F.ping, '-c', '1', '-W', wait, to])
     const [a, b, nomasq, inner] = ['a', 'b', 'nomasq', 'inner'].map((n) => `${n}${fam}`) as [string, string, string, string]
 

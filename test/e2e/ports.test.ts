@@ -15,7 +15,7 @@ import { startDockerd } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
 import { startAgent } from '../harness/agent.js'
 import { BACKENDS, FAMILIES, ferryTraces, flushPublications, publishedCount } from '../harness/firewall.js'
-import { FAMILY, UPLINK, dualUplink, url } from '../harness/uplink.js'
+import { FAMILY, UPLINK, containerAddr, dualUplink, url } from '../harness/uplink.js'
 
 /** A container command serving `text` over HTTP on each port (httpd without -f goes to the background). */
 const SERVE = (port: number, text: string, ...more: number[]) =>
@@ -51,8 +51,7 @@ for (const backend of BACKENDS) for (const fam of FAMILIES) await t.test(`port p
   }
   const ctrGet = (ctr: string, ip: string, port: number) =>
     d.docker(['exec', ctr, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} ${port}`])
-  const addrOf = async (ctr: string, network: string) =>
-    (await d.dockerOk(['inspect', '-f', `{{.NetworkSettings.Networks.${network}.${F.addrKey}}}`, ctr])).trim()
+  const addrOf = (ctr: string, network: string) => containerAddr(d, fam, ctr, network)
   const dnatCount = (port: number | string) => publishedCount(backend, host, port)
   /** A port published on all addresses: one binding per family of the network (dual-stack: 2). */
   const perPublication = fam === 6 ? 2 : 1
@@ -96,6 +95,7 @@ for (const backend of BACKENDS) for (const fam of FAMILIES) await t.test(`port p
       await d.docker(['rm', '-f', 'local6'])
     }
     const ip = await addrOf('local', 'front')
+    t.match(curl(host, url(ip, 80)), /local80/, `the container serves on ${ip}, reached from the host`)
     nsExec(outside, [...F.ip, 'route', 'add', F.subnet(30), 'via', F.host])
     t.equal(curl(outside, url(ip, 80)), '', 'not from outside straight to the container address (moby#45610)')
     t.equal(curl(outside, url(await addrOf('web', 'front'), 80)), '', 'nor to a container with published ports, on its own port')

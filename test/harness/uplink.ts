@@ -5,8 +5,10 @@
  * networks, hairpin and loopback runs in both, parameterised, not copied). The
  * IPv6 variant uses dual-stack networks: Docker 20.10 wants an IPv4 subnet too.
  */
+import { isIp } from '../../src/util/ip.js'
 import { link, nsExec } from './netns.js'
 import { addAddr, type Fam } from './firewall.js'
+import type { Dockerd } from './dockerd.js'
 
 export interface Family {
   /** The host's and the outside's addresses on the uplink. */
@@ -62,4 +64,11 @@ export function dualUplink (host: string, outside: string): void {
   addAddr(outside, 'eth0', `${UPLINK[6].outside}/${UPLINK[6].plen}`)
   nsExec(host, ['ip', 'route', 'add', 'default', 'via', UPLINK[4].outside])
   nsExec(host, ['ip', '-6', 'route', 'add', 'default', 'via', UPLINK[6].outside])
+}
+
+/** A container's address of family `fam` on `network`, as the engine reports it; throws when it has none. */
+export async function containerAddr (d: Dockerd, fam: Fam, ctr: string, network: string): Promise<string> {
+  const ip = (await d.dockerOk(['inspect', '-f', `{{.NetworkSettings.Networks.${network}.${FAMILY[fam].addrKey}}}`, ctr])).trim()
+  if (!isIp(ip, fam)) throw new Error(`${ctr} has no IPv${fam} address on ${network}: "${ip}"`)
+  return ip
 }
