@@ -195,9 +195,9 @@ export async function udpConntrackScenario (
 export const BACKENDS = ['iptables', 'nftables'] as const
 export type Backend = typeof BACKENDS[number]
 
-/** Everything of ferry's in `ns`'s firewall, both tools (one line each; '' when nothing). */
+/** Everything of ferry's in `ns`'s firewall, both tools, both families (one line each; '' when nothing). */
 export function ferryTraces (ns: string): string {
-  const ipt = nsExec(ns, ['iptables-save'], { allowFailure: true }).split('\n').filter((l) => /ferry/i.test(l))
+  const ipt = ['iptables-save', 'ip6tables-save'].flatMap((save) => nsExec(ns, [save], { allowFailure: true }).split('\n').filter((l) => /ferry/i.test(l)))
   const nft = nsExec(ns, ['nft', 'list', 'ruleset'], { allowFailure: true }).split('\n').filter((l) => /ferry/i.test(l))
   return [...ipt, ...nft].join('\n')
 }
@@ -206,12 +206,14 @@ export function ferryTraces (ns: string): string {
 const PORT_MAPS = ['any_port', 'any_range', 'any_keep', 'host_port', 'host_range', 'host_keep'].flatMap((m) => [m, `${m}6`])
 
 /**
- * How many DNAT rules (iptables) or map elements (nftables) publish host port
- * `port` (a number, or a range written `a:b`).
+ * How many DNAT rules (iptables and ip6tables) or map elements (nftables, both
+ * families' maps) publish host port `port` (a number, or a range written `a:b`):
+ * a port published on all addresses of a dual-stack container counts 2.
  */
 export function publishedCount (backend: Backend, ns: string, port: number | string): number {
   if (backend === 'iptables') {
-    return nsExec(ns, ['iptables-save', '-t', 'nat']).split('\n').filter((l) => l.includes('DNAT') && l.includes(`--dport ${port} `)).length
+    return ['iptables-save', 'ip6tables-save'].flatMap((save) => nsExec(ns, [save, '-t', 'nat']).split('\n'))
+      .filter((l) => l.includes('DNAT') && l.includes(`--dport ${port} `)).length
   }
   const key = String(port).replace(':', '-')
   const text = nsExec(ns, ['nft', 'list', 'table', 'inet', 'ferry'], { allowFailure: true })
@@ -229,7 +231,7 @@ export function publishedCount (backend: Backend, ns: string, port: number | str
 
 /** Take every publication away, as someone else's firewall tool might (not caught by the nftables watcher: elements only). */
 export function flushPublications (backend: Backend, ns: string): void {
-  if (backend === 'iptables') nsExec(ns, ['iptables', '-t', 'nat', '-F', 'FERRY-DNAT'])
+  if (backend === 'iptables') for (const tool of ['iptables', 'ip6tables']) nsExec(ns, [tool, '-t', 'nat', '-F', 'FERRY-DNAT'])
   // One transaction, as quick as iptables' one -F: the agent's periodic reconcile (1 s in the suites) races with the check that follows.
   else nsExec(ns, ['nft', '-f', '-'], { input: PORT_MAPS.map((m) => `flush map inet ferry ${m}\n`).join('') })
 }
