@@ -5,7 +5,7 @@ import { FerryError, exitCode, toFerryError } from '../errors/errors.js'
 import { DEFAULT_DOCKER_HOST } from '../docker/client.js'
 import { parseDefaultPool } from '../ipam/ipam.js'
 import { Agent, type AgentConfig } from './agent.js'
-import { isIpv4 } from '../bridge/options.js'
+import { isIp } from '../util/ip.js'
 import { metricsConfig } from '../metrics/config.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import { defaultBridgeConfig, type RuntimeFlags } from '../runtime/flags.js'
@@ -70,7 +70,7 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
     if (flags.clusterWait !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-wait only makes sense with --cluster')
     return undefined
   }
-  if (flags.advertiseAddr === undefined || !isIpv4(flags.advertiseAddr)) {
+  if (flags.advertiseAddr === undefined || !isIp(flags.advertiseAddr, 4)) {
     throw new FerryError('INVALID_OPTION', "--cluster needs --advertise-addr IP: this host's underlay address, where other hosts send VXLAN traffic")
   }
   if (flags.hostId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(flags.hostId)) {
@@ -84,7 +84,7 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
 
 function checkUpstream (s: string): string {
   const m = /^(\d+\.\d+\.\d+\.\d+)(?::(\d{1,5}))?$/.exec(s)
-  if (!m || !isIpv4(m[1]!) || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) {
+  if (!m || !isIp(m[1]!, 4) || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) {
     throw new FerryError('INVALID_OPTION', `--dns "${s}" must be an IPv4 address, optionally with :port`)
   }
   return s

@@ -96,8 +96,6 @@ function parseIntIn (key: string, v: string, lo: number, hi: number): number {
   return n
 }
 
-export function isIpv4 (s: string): boolean { return isIp(s, 4) }
-
 const OVERLAY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
 /**
@@ -117,11 +115,11 @@ export function parseNetworkOptions (generic: Record<string, unknown>, internal:
       case OPT.masquerade: out.masquerade = parseBool(key, v); break
       case OPT.icc: out.icc = parseBool(key, v); break
       case OPT.hostBinding:
-        if (v !== '' && !isIpv4(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address, not "${v}"`)
+        if (v !== '' && !isIp(v, 4)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address, not "${v}"`)
         out.hostBindingIp = v === '0.0.0.0' ? '' : v
         break
       case OPT.hostIpv4:
-        if (!isIpv4(v)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address of this host, not "${v}"`)
+        if (!isIp(v, 4)) throw new FerryError('INVALID_OPTION', `option ${key} must be an IPv4 address of this host, not "${v}"`)
         out.outboundAddr = v
         break
       case OPT.hostIpv6:
