@@ -188,7 +188,11 @@ export class RuntimeService {
     return cur
   }
 
-  /** The links the firewall must allow (ICC exceptions), derived from the records. */
+  /**
+   * The links the firewall must allow (ICC exceptions), derived from the records:
+   * one per family both containers have an address in. The IPv6 one's id is the IPv4
+   * one's behind `6-`, which no IPv4 id starts with (those start with 12 hex digits).
+   */
   desiredLinks (): NatLink[] {
     const out: NatLink[] = []
     for (const parent of this.containers()) {
@@ -199,7 +203,11 @@ export class RuntimeService {
         const child = this.owner(named)
         if (child.networkId !== parent.networkId || child.address === undefined) continue
         const ports = [...child.exposed, ...(named === child ? [] : named.exposed)]
-        out.push({ id: `${parent.id.slice(0, 12)}-${l.alias}`.slice(0, 128), networkId: parent.networkId!, parentIp: parent.address, childIp: child.address, ports })
+        const id = `${parent.id.slice(0, 12)}-${l.alias}`.slice(0, 126)
+        out.push({ id, networkId: parent.networkId!, parentIp: parent.address, childIp: child.address, ports })
+        if (parent.address6 !== undefined && child.address6 !== undefined) {
+          out.push({ id: `6-${id}`, networkId: parent.networkId!, parentIp: parent.address6, childIp: child.address6, ports })
+        }
       }
     }
     return out

@@ -377,3 +377,18 @@ t.test('the default network with --ipv6 and --fixed-cidr-v6', async (t) => {
   t.equal(w.ipam.pools().length, 1, 'the IPv6 pool was released')
   await w.rt.ensureDefaultNetwork(undefined)
 })
+
+t.test('a --link on a dual-stack network: an ICC exception of each family', async (t) => {
+  const w = world(t)
+  await w.rt.createNetwork({ name: 'dual', ipv6: true, subnet: '10.76.0.0/24', subnet6: 'fd00:76::/64', internal: false, options: { 'com.docker.network.bridge.enable_icc': 'false' } })
+  const db = await w.attach({ name: 'db', net: 'dual', netns: '/run/netns/db', expose: ['5432'] })
+  const web = await w.attach({ name: 'web', net: 'dual', netns: '/run/netns/web', links: ['db:database'] })
+  const id = `${web.container.id.slice(0, 12)}-database`
+  t.same([...w.fw.links.values()].map((l) => [l.id, l.parentIp, l.childIp, l.ports]), [
+    [id, web.container.address, db.container.address, [{ proto: 'tcp', port: 5432 }]],
+    [`6-${id}`, web.container.address6, db.container.address6, [{ proto: 'tcp', port: 5432 }]],
+  ])
+  await w.rt.detach('db')
+  t.same(w.fw.linkIds(), [], 'both go with their target')
+  await w.rt.detach('web')
+})
