@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
-import { FileStore, lossView } from '../store/store.js'
+import { FileStore, keepHostId, lossView } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
@@ -380,12 +380,8 @@ export class Agent implements AgentView {
   }
 
   private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {
-    let hostId = c.hostId ?? this.store.state.hostId
-    if (!hostId) {
-      hostId = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`
-      this.store.state.hostId = hostId
-      await this.store.commit()
-    }
+    const hostId = c.hostId !== undefined && c.hostId !== '' ? c.hostId
+      : await keepHostId(this.store, () => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`)
     const log = this.log.child({ component: 'cluster' })
     const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
     const wireguard = await openWireGuardMesh({ hostId, stateDir: this.cfg.stateDir, port: c.wireguardPort, log: this.log.child({ component: 'wireguard' }) })

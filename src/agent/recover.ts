@@ -25,6 +25,7 @@ import { macForIp, normalizeMac, vethNames } from '../bridge/names.js'
 import { contains, isCidr, isIp, parseAddress } from '../util/ip.js'
 import type { Ipam } from '../ipam/ipam.js'
 import type { NetworkDriver } from '../driver/network.js'
+import { recordEndpoint } from '../driver/records.js'
 import type { Store } from '../store/store.js'
 import type { ContainerRecord } from '../runtime/types.js'
 import { toFerryError } from '../errors/errors.js'
@@ -173,11 +174,9 @@ export class LossRecovery {
           networks, endpoints: this.d.driver.endpoints(), containers: Object.values(this.d.store.state.containers ?? {}), pool: (id) => this.d.ipam.pool(id), engine,
           links: await this.d.links.listLinks(), neighbours, now: (this.d.now?.() ?? new Date()).toISOString(),
         })
-        const state = this.d.store.state
         for (const ep of plan.endpoints) {
-          if (state.endpoints[ep.id] !== undefined) continue
-          state.endpoints[ep.id] = ep
-          await this.d.store.commit(['endpoints', ep.id])
+          if (this.d.store.state.endpoints[ep.id] !== undefined) continue
+          await this.d.store.commit(recordEndpoint(this.d.store, ep))
         }
         let reserved = 0
         for (const r of plan.reserve) if (await this.d.ipam.reserve(r.poolId, r.ip, r.kind)) reserved++

@@ -35,7 +35,7 @@
  *   or the cached one when it is down) and the kernel's, and their differences.
  */
 import type { Logger } from 'pino'
-import { FerryError, toFerryError } from '../errors/errors.js'
+import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
 import { KeyedMutex } from '../util/mutex.js'
 import { compareIps } from '../util/ip.js'
 import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
@@ -291,10 +291,14 @@ export class PeerSync {
       if (!a) return
       if (a.retry) clearTimeout(a.retry)
       this.attached.delete(name)
-      await this.dp.removeDevices(a.devices)
-      if (a.local.encrypt !== undefined && this.wg?.isActive === true && ![...this.attached.values()].some((x) => x.local.encrypt !== undefined)) {
-        await this.wg.deactivate()
+      // Best effort: the tunnel goes with the last encrypted overlay even when the devices could not.
+      const errors = new ErrorList()
+      await errors.run(`removing ${a.devices.bridge} and ${a.devices.vxlan}`, () => this.dp.removeDevices(a.devices))
+      const wg = this.wg
+      if (a.local.encrypt !== undefined && wg?.isActive === true && ![...this.attached.values()].some((x) => x.local.encrypt !== undefined)) {
+        await errors.run('stopping the WireGuard tunnel', () => wg.deactivate())
       }
+      errors.throwIfAny(`detaching overlay ${name} was incomplete`)
     })
   }
 

@@ -215,3 +215,15 @@ t.test('without a usable ip6tables, IPv4 goes on alone until a network needs IPv
   t.ok([...fake.tables.get('nat')!.values()].flat().some((r) => r.includes('10.20.0.2:53')), 'IPv4 programmed')
   await t.rejects(d.addNetwork({ ...n1, id: 'n2', bridge: 'fy-n2', subnet: '10.21.0.0/24', gateway: '10.21.0.1', subnet6: 'fd00:21::/64', gateway6: 'fd00:21::1' }), /ip6tables-save/)
 })
+
+t.test('teardown is best effort: the IPv6 rules go even when removing the IPv4 ones failed', async (t) => {
+  const { fake, d } = setup()
+  await d.addNetwork({ ...n1, subnet6: 'fd00:20::/64', gateway6: 'fd00:20::1' })
+  t.match(fake.v6!.save(), /FERRY/, 'IPv6 rules in place')
+  fake.failNext = 1
+  await t.rejects(d.teardown(), { code: 'KERNEL', message: /line 2 failed/ })
+  t.notMatch(fake.v6!.save(), /FERRY/, 'ip6tables-restore ran after iptables-restore failed')
+  t.match(fake.save(), /FERRY/, 'the IPv4 rules that failed to go are still there')
+  await d.teardown()
+  t.notMatch(fake.save(), /FERRY/, 'a second teardown removes them')
+})
