@@ -210,8 +210,8 @@ export class Agent implements AgentView {
       await fs.chmod(this.pluginSocket, 0o600)
       if (this.cfg.reconcileIntervalMs > 0) {
         this.timer = setInterval(() => {
-          void this.recovery?.run()
-          void this.reconcileNow('periodic').catch(() => undefined)
+          void this.recovery?.run() // never rejects: it logs a failed recovery and tries again next time
+          void this.reconcileNow('periodic').catch(() => undefined) // reconcileNow logs and counts its own failure
           void this.collectOrphans().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'collecting orphaned endpoints failed'))
         }, this.cfg.reconcileIntervalMs)
         this.timer.unref()
@@ -303,7 +303,7 @@ export class Agent implements AgentView {
       // A pushed change patches the records of the endpoints it names; a full read replaces them all.
       const unsubscribe = this.overlay.peers.onRemoteChange((changes) => {
         if (changes) this.records.remoteChanged(changes)
-        else void this.refreshRemote()
+        else void this.refreshRemote() // no await inside: it only reads PeerSync's view
       })
       this.cleanups.push(async () => unsubscribe())
     }
@@ -320,7 +320,7 @@ export class Agent implements AgentView {
   private queueSync (): void {
     if (this.syncQueued || !this.dns) return
     this.syncQueued = true
-    setImmediate(() => { this.syncQueued = false; void this.syncNow() })
+    setImmediate(() => { this.syncQueued = false; void this.syncNow().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'DNS sync failed')) })
   }
 
   /** Records, listen addresses and the names this host publishes for its overlay endpoints. */
@@ -329,7 +329,7 @@ export class Agent implements AgentView {
     const networks = this.driver.networks()
     const endpoints = this.driver.endpoints()
     // An overlay joined since the last read: read its endpoints once, then follow the pushes.
-    if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote()
+    if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote() // only reads PeerSync's view
     const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
     this.records.update({ networks, endpoints, names, remote: new Map(), hostId: this.overlay?.cluster.hostId })
     const gateways = listenAddresses(networks, this.cfg.dns.port ?? 53)

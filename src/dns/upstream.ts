@@ -165,7 +165,7 @@ export class ResolvConfUpstreams implements UpstreamSource {
     } catch {
       // no inotify on this folder: the periodic check does the job
     }
-    this.poll = setInterval(() => { void this.check() }, this.pollMs)
+    this.poll = setInterval(() => { void this.check() }, this.pollMs) // check never rejects: it logs an unreadable file
     this.poll.unref()
   }
 
@@ -194,7 +194,7 @@ export class ResolvConfUpstreams implements UpstreamSource {
   private schedule (): void {
     if (this.closed) return
     clearTimeout(this.debounce)
-    this.debounce = setTimeout(() => { void this.check() }, 50)
+    this.debounce = setTimeout(() => { void this.check() }, 50) // never rejects
     this.debounce.unref()
   }
 

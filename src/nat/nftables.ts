@@ -285,7 +285,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
         onError: (err) => this.log?.warn({ err: err.message }, 'nft monitor could not run: a removed table comes back at the next periodic reconcile only'),
       })
       this.watcher = child
-      void child.exited.then(() => {
+      void child.exited.then(() => { // exited never rejects
         if (!this.watching) return
         this.restartTimer = setTimeout(start, 1000)
         this.restartTimer.unref()
@@ -319,7 +319,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     if (this.restoreTimer !== undefined) return
     this.restoreTimer = setTimeout(() => {
       this.restoreTimer = undefined
-      void this.restoreNow()
+      void this.restoreNow() // never rejects: a failed restore is logged
     }, 50)
   }
 
