@@ -290,6 +290,7 @@ export class Agent implements AgentView {
       udpHelpers: this.cfg.dns.udpHelpers,
       cache: this.cfg.dns.cache,
       ttlSeconds: this.cfg.dns.ttlSeconds,
+      ...(this.cfg.runtime?.dnsSearch.length ? { searchDomains: this.cfg.runtime.dnsSearch } : {}),
       log,
     })
     this.cleanups.push(() => this.dns!.close())

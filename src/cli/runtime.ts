@@ -103,7 +103,7 @@ export function registerRuntimeCommands (program: Command): void {
     .addOption(new Option('--ip-masq [bool]', 'outbound NAT for the default network').argParser(bool))
     .option('--mtu <n>', 'MTU of the default network', int)
     .addOption(new Option('--ip-forward [bool]', 'turn on net.ipv4.ip_forward at start (default true)').argParser(bool))
-    .option('--dns-search <domain>', 'search domain for containers attached without the engine (repeatable)', collect, [])
+    .option('--dns-search <domain>', 'search domain for containers attached without the engine, and the one ferry\'s DNS answers NAME.<domain> for (repeatable; default: the host\'s resolv.conf)', collect, [])
     .option('--dns-opt <opt>', 'resolv.conf option for containers attached without the engine (repeatable)', collect, [])
     .option('--watch-interval <seconds>', 'how often dead attached processes are looked for', int)
 
