@@ -166,6 +166,8 @@ export class DnsServer {
   private upstreamView: { from: readonly Upstream[], listeners: number, list: readonly Upstream[] } | undefined
   private listenerVersion = 0
   private helpers: HelperPool | undefined
+  /** The search list the helpers were given last. */
+  private helperSearch: SearchDomains | undefined
   private helperPush: NodeJS.Immediate | undefined
   private readonly onChange = (): void => {
     this.dirty = true
@@ -277,6 +279,11 @@ export class DnsServer {
   /** UDP sockets open now towards upstreams (one per forwarded UDP query in flight). */
   get upstreamSockets (): number {
     return this.forwarder.udpSockets
+  }
+
+  /** Packets the UDP helpers passed to this process so far (0 without helpers). */
+  helperDeferred (): number {
+    return this.helpers?.deferred ?? 0
   }
 
   /** UDP helper processes serving now (0 without helpers, or while they start). */
@@ -399,14 +406,20 @@ export class DnsServer {
   }
 
   private answers (): AnswerCache {
+    const search = this.searchDomains()
     if (this.dirty) {
       this.dirty = false
       const before = this.cache.records
-      this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl, this.searchDomains())
+      this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl, search)
       this.flushNewNames(before, this.cache.records)
-    } else if (this.cache.search !== this.searchDomains()) {
-      this.cache = new AnswerCache(this.cache.records, this.ttl, this.searchDomains())
+    } else if (this.cache.search !== search) {
+      this.cache = new AnswerCache(this.cache.records, this.ttl, search)
       this.flushNewNames(this.cache.records, this.cache.records, true)
+    }
+    // Helpers learn the search list from here: what they cannot answer comes here first.
+    if (this.helpers !== undefined && this.helperSearch !== search) {
+      this.helperSearch = search
+      this.helpers.search(search.domains)
     }
     return this.cache
   }

@@ -4,6 +4,8 @@
  * answered at once, and none of them reaches the upstream.
  */
 import t from 'tap'
+import { createSocket } from 'node:dgram'
+import dnsPacket from 'dns-packet'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -98,4 +100,29 @@ t.test('with --dns upstreams and no search list given, the host\'s resolv.conf s
   t.same(server.searchDomains().domains, ['example.com'])
   t.same(datas(await udpDecoded(addr, query('web.example.com'), C1)), ['10.1.0.2'])
   t.equal(up.seen.length, 0)
+})
+
+t.test('UDP helpers answer search expansions themselves once they know the client', async (t) => {
+  const { addr, server, up } = await setup(t, { udpHelpers: 1, helperClientTtlMs: 600_000 })
+  await untilValue('the helper started', () => server.helpersReady() === 1, 30_000)
+  // The client's first packets teach the helper its networks (and the search list, with the answers).
+  const s = createSocket('udp4')
+  t.teardown(() => s.close())
+  await new Promise<void>((resolve) => s.bind(0, C1, resolve))
+  const got = new Map<number, unknown[]>()
+  s.on('message', (m) => { const p = dnsPacket.decode(m); got.set(p.id!, datas(p)) })
+  const burst = async (from: number, n: number): Promise<void> => {
+    for (let i = from; i < from + n; i++) s.send(query(i % 2 === 0 ? 'web.corp.example' : 'front.example.com', 'A', { id: i }), addr.port, addr.ip)
+    await untilValue(`answers ${from}..${from + n - 1}`, () => [...got.keys()].filter((id) => id >= from && id < from + n).length === n)
+  }
+  await untilValue('the helper knows the client', async () => {
+    const before = server.helperDeferred()
+    await burst(got.size, 20)
+    return before > 0 && server.helperDeferred() === before
+  })
+  const before = server.helperDeferred()
+  await burst(got.size, 200)
+  t.equal(server.helperDeferred(), before, 'none of 200 expansions was passed to the main process')
+  t.equal(got.size, [...got.values()].filter((d) => JSON.stringify(d) === '["10.1.0.2"]').length, 'every answer right, from either reader')
+  t.equal(up.seen.length, 0, 'none went upstream')
 })
