@@ -3,6 +3,10 @@
  * of every ferry network, port 53), answering the names of a `RecordSource`
  * scoped by the asking client's networks, forwarding everything else upstream.
  *
+ * A question `NAME.<search domain>` with NAME one of ferry's names in the
+ * client's scope is answered at once too (search.ts), so the search path a stub
+ * resolver walks for a short name never goes upstream.
+ *
  * Safe by default: a source that is no ferry network's client gets REFUSED (no
  * open resolver) over UDP and is closed at accept over TCP; each source is
  * rate-limited (excess is dropped silently: a reply would serve a reflection
