@@ -68,7 +68,7 @@ export interface AgentConfig {
   /** waitMs: how long a request waits for an unreachable cluster store (--cluster-wait; default 10 s). */
   cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number, wireguardPort?: number }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
-  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number }
+  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number, engineClients?: string[] }
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
   defaultBridge?: DefaultBridgeConfig
   /** Containers attached without the engine: resolv.conf search domains, and how often dead ones are looked for (ms). */
@@ -282,6 +282,7 @@ export class Agent implements AgentView {
   /** DNS: the server, the engine watcher that learns names, and the cluster feed of remote names. */
   private async startDns (): Promise<void> {
     const log = this.log.child({ component: 'dns' })
+    this.records.setEngineClients(this.cfg.dns.engineClients ?? [])
     this.dns = new DnsServer({
       records: this.records,
       clientNetworks: this.records.clientNetworks,
@@ -290,6 +291,7 @@ export class Agent implements AgentView {
       udpHelpers: this.cfg.dns.udpHelpers,
       cache: this.cfg.dns.cache,
       ttlSeconds: this.cfg.dns.ttlSeconds,
+      ...(this.cfg.runtime?.dnsSearch.length ? { searchDomains: this.cfg.runtime.dnsSearch } : {}),
       log,
     })
     this.cleanups.push(() => this.dns!.close())

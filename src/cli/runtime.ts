@@ -128,7 +128,7 @@ export function registerRuntimeCommands (program: Command): void {
     .addOption(new Option('--ipv6 [bool]', 'a dual-stack default network').argParser(bool))
     .option('--fixed-cidr-v6 <cidr>', 'the default network\'s IPv6 subnet (with --ipv6; default: a /64 of the default IPv6 pool)')
     .addOption(new Option('--ip-forward [bool]', 'turn on net.ipv4.ip_forward at start (default true)').argParser(bool))
-    .option('--dns-search <domain>', 'search domain for containers attached without the engine (repeatable)', collect, [])
+    .option('--dns-search <domain>', 'search domain for containers attached without the engine, and the one ferry\'s DNS answers NAME.<domain> for (repeatable; default: the host\'s resolv.conf)', collect, [])
     .option('--dns-opt <opt>', 'resolv.conf option for containers attached without the engine (repeatable)', collect, [])
     .option('--watch-interval <seconds>', 'how often dead attached processes are looked for', int)
 
