@@ -14,8 +14,8 @@ import { writeSysctl } from '../kernel/sysctl.js'
 import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
 import type { LinkDriver } from '../kernel/types.js'
 import { DisabledFirewall } from '../nat/disabled.js'
-import { chooseBackend, openFirewall, type BackendChoice, type FirewallBackend } from '../nat/backend.js'
-import { Ipam, type DefaultPool } from '../ipam/ipam.js'
+import { chooseBackend, openFirewall, type BackendChoice } from '../nat/backend.js'
+import { Ipam } from '../ipam/ipam.js'
 import { NetworkDriver } from '../driver/network.js'
 import { Collector } from '../driver/collect.js'
 import { HostPortPublisher } from '../nat/publisher.js'
@@ -34,55 +34,16 @@ import { openOverlayDataPlane } from '../vxlan/apply.js'
 import { PeerSync } from '../vxlan/peers.js'
 import { openWireGuardMesh } from '../wireguard/open.js'
 import { ClusterOverlay } from '../overlay/service.js'
-import { DnsServer } from '../dns/server.js'
 import { resolvConfServers } from '../dns/upstream.js'
-import type { RateLimit } from '../dns/ratelimit.js'
-import type { CacheOptions } from '../dns/cache.js'
-import { AgentRecordSource } from '../dns/source.js'
-import { DnsFeed } from '../dns/feed.js'
-import { EngineWatcher } from '../docker/watch.js'
+import { openAgentDns, type AgentDns } from '../dns/feed.js'
 import { FerryMetrics } from '../metrics/registry.js'
 import { snapshotAgent } from '../metrics/snapshot.js'
 import { startMetricsServer } from '../metrics/server.js'
 import type { MetricsConfig } from '../metrics/config.js'
-import { RuntimeService, type DefaultBridgeConfig } from '../runtime/service.js'
+import { DEFAULT_CLUSTER_WAIT_MS, type AgentConfig } from './config.js'
+import { RuntimeService } from '../runtime/service.js'
 import { ChildProcessNamespaces } from '../runtime/netns.js'
 import { withStoredLinks } from '../runtime/firewall.js'
-
-/** A plugin request waits this long for a cluster store that is reconnecting (a restart, a failover) before it fails. */
-export const DEFAULT_CLUSTER_WAIT_MS = 10_000
-
-export interface AgentConfig {
-  pluginName: string
-  pluginDir: string
-  stateDir: string
-  apiSocket: string
-  dockerHost: string
-  defaultPools?: DefaultPool[]
-  /** How often the agent checks the kernel against its store (ms); 0 = never. */
-  reconcileIntervalMs: number
-  /** An endpoint of an engine network that the engine has not known for this long is deleted (ms). */
-  orphanGraceMs?: number
-  /** Multi-host overlay: the Redis control plane and this host's underlay address. */
-  /** waitMs: how long a request waits for an unreachable cluster store (--cluster-wait; default 10 s). */
-  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number, wireguardPort?: number }
-  /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
-  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number }
-  /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
-  defaultBridge?: DefaultBridgeConfig
-  /** Containers attached without the engine: resolv.conf search domains, and how often dead ones are looked for (ms). */
-  runtime?: { dnsSearch: string[], dnsOptions: string[], watchIntervalMs: number }
-  /** Turn on net.ipv4.ip_forward at start (dockerd's --ip-forward); default true. */
-  ipForward?: boolean
-  /** Program NAT, publications and isolation with iptables (dockerd's --iptables); false: never run iptables. Default true. */
-  iptables?: boolean
-  /** `--firewall-backend` (dockerd's flag); undefined = nftables where it works, else iptables (src/nat/backend.ts). */
-  firewallBackend?: FirewallBackend
-  /** The opt-in Prometheus endpoint (--metrics-listen); undefined = no listener. */
-  metrics?: MetricsConfig
-  /** --recover-store: start even on a damaged state file, kept aside (src/store/store.ts). */
-  recoverStore?: boolean
-}
 
 export type AgentStatus = 'starting' | 'running' | 'stopping' | 'stopped'
 
@@ -107,7 +68,7 @@ export class Agent {
   private timer?: NodeJS.Timeout
   private overlay?: ClusterOverlay
   private ipam!: Ipam
-  private dns?: { server: DnsServer, records: AgentRecordSource, feed: DnsFeed }
+  private dns?: AgentDns
   private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
   private runtime_?: RuntimeService
   /** Set while the store is recovered with loss: rebuilds from the kernel and the engine (src/agent/recover.ts). */
@@ -273,26 +234,12 @@ export class Agent {
 
   /** DNS: the server, and the feed of its records (src/dns/feed.ts). */
   private async startDns (): Promise<void> {
-    const log = this.log.child({ component: 'dns' })
-    const records = new AgentRecordSource()
-    const server = new DnsServer({
-      records,
-      clientNetworks: records.clientNetworks,
-      upstreams: this.cfg.dns.upstreams.length > 0 ? { servers: this.cfg.dns.upstreams } : {},
-      rateLimit: this.cfg.dns.rateLimit,
-      udpHelpers: this.cfg.dns.udpHelpers,
-      cache: this.cfg.dns.cache,
-      ttlSeconds: this.cfg.dns.ttlSeconds,
-      log,
-    })
-    this.cleanups.push(() => server.close())
-    const feed = new DnsFeed({
-      records, server, watcher: new EngineWatcher(this.cfg.dockerHost, this.engine, log), port: this.cfg.dns.port ?? 53, overlay: this.overlay, log,
+    const dns = this.dns = openAgentDns(this.cfg.dns, {
+      dockerHost: this.cfg.dockerHost, engine: this.engine, overlay: this.overlay, log: this.log.child({ component: 'dns' }),
       networks: () => this.driver.networks(), endpoints: () => this.driver.endpoints(), localNames: () => this.runtime_?.dnsNames() ?? [],
     })
-    this.dns = { server, records, feed }
-    this.cleanups.push(async () => feed.stop())
-    await feed.start()
+    this.cleanups.push(() => dns.close())
+    await dns.feed.start()
   }
 
   private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {

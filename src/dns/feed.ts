@@ -17,10 +17,38 @@ import type { Logger } from 'pino'
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { ContainerNames } from '../docker/watch.js'
 import type { PeerSync } from '../vxlan/peers.js'
+import { EngineWatcher } from '../docker/watch.js'
+import type { EngineClient } from '../docker/client.js'
 import { toFerryError } from '../errors/errors.js'
-import type { DnsServer } from './server.js'
+import { DnsServer } from './server.js'
+import type { RateLimit } from './ratelimit.js'
+import type { CacheOptions } from './cache.js'
 import { AgentRecordSource, listenAddresses } from './source.js'
 import { PublishedNames } from './published.js'
+
+/** The embedded DNS server on every network's gateway:53 (--dns, --no-dns-server, --dns-cache-size, --dns-ttl…); upstreams from --dns, else resolv.conf. */
+export interface DnsConfig { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number }
+
+/** The agent's DNS: the server, its records, and the feed that keeps them (started with `feed.start()`). */
+export interface AgentDns { server: DnsServer, records: AgentRecordSource, feed: DnsFeed, close (): Promise<void> }
+
+/** The DNS server of `cfg` and its feed, with the engine watcher that learns the engine's names. */
+export function openAgentDns (cfg: DnsConfig, deps: Omit<DnsFeedOptions, 'records' | 'server' | 'watcher' | 'port'> & { dockerHost: string, engine: EngineClient }): AgentDns {
+  const records = new AgentRecordSource()
+  const server = new DnsServer({
+    records,
+    clientNetworks: records.clientNetworks,
+    upstreams: cfg.upstreams.length > 0 ? { servers: cfg.upstreams } : {},
+    rateLimit: cfg.rateLimit,
+    udpHelpers: cfg.udpHelpers,
+    cache: cfg.cache,
+    ttlSeconds: cfg.ttlSeconds,
+    log: deps.log,
+  })
+  const { dockerHost, engine, ...rest } = deps
+  const feed = new DnsFeed({ ...rest, records, server, watcher: new EngineWatcher(dockerHost, engine, deps.log), port: cfg.port ?? 53 })
+  return { server, records, feed, close: async () => { feed.stop(); await server.close() } }
+}
 
 /** The engine's container names as the watcher learns them (src/docker/watch.ts). */
 export interface NameWatcher {
