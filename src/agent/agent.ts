@@ -1,6 +1,9 @@
 /**
- * The ferry agent: opens the store and the kernel drivers, reconciles the kernel
- * with the store, then serves the Docker plugin socket and the admin API socket.
+ * The ferry agent: wiring and lifecycle. It opens the store and the kernel drivers,
+ * composes the network driver, IPAM, firewall, runtime, overlay and DNS (its feed:
+ * src/dns/feed.ts), reconciles the kernel with the store at start and on a timer
+ * (with the collection of what the engine left behind: src/driver/collect.ts), then
+ * serves the Docker plugin socket and the admin API socket (its views: src/api/views.ts).
  * Its lifecycle is one typed status with one setter.
  */
 import { promises as fs } from 'node:fs'
