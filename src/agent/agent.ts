@@ -21,6 +21,7 @@ import { chooseBackend, openFirewall, type BackendChoice } from '../nat/backend.
 import { Ipam } from '../ipam/ipam.js'
 import { NetworkDriver } from '../driver/network.js'
 import { Collector } from '../driver/collect.js'
+import { Reconciler } from '../driver/reconciler.js'
 import { HostPortPublisher } from '../nat/publisher.js'
 import { buildPluginServer } from '../plugin/server.js'
 import { buildApiServer } from '../api/server.js'
@@ -72,7 +73,7 @@ export class Agent {
   private overlay?: ClusterOverlay
   private ipam!: Ipam
   private dns?: AgentDns
-  private reconciles = { runs: 0, repairs: 0, lastError: '' as string, lastAt: '' as string }
+  private reconciler!: Reconciler
   private runtime_?: RuntimeService
   /** Set while the store is recovered with loss: rebuilds from the kernel and the engine (src/agent/recover.ts). */
   private recovery?: LossRecovery
@@ -122,6 +123,7 @@ export class Agent {
         onChange: () => this.dns?.feed.queueSync(), storeLoss: () => this.store.loss !== undefined,
         ...(this.cfg.ipForward === false ? {} : { ipv6Forwarding: async () => { await enableIpv6Forwarding(kernelForwardingDeps((o, m) => this.log.warn(o, m))) } }),
       })
+      this.reconciler = new Reconciler({ driver: this.driver, store: this.store, log: this.log })
       this.runtime_ = new RuntimeService({
         store: this.store, driver: this.driver, ipam, links: this.links, firewall, ns: new ChildProcessNamespaces(),
         filesDir: path.join(this.cfg.stateDir, 'containers'), log: this.log.child({ component: 'runtime' }),
@@ -146,7 +148,7 @@ export class Agent {
         this.recovery = new LossRecovery({ store: this.store, driver: this.driver, ipam, links: this.links, engine: () => this.engineNamesIfUp(), log: this.log.child({ component: 'recovery' }) })
         await this.recovery.run()
       }
-      await this.reconcileNow('start')
+      await this.reconciler.run('start')
       await this.runtime_.ensureDefaultNetwork(this.cfg.defaultBridge)
       await this.runtime_.start(this.cfg.runtime?.watchIntervalMs ?? 1000)
       this.cleanups.push(async () => this.runtime_?.stop())
@@ -167,7 +169,7 @@ export class Agent {
         })
         this.timer = setInterval(() => {
           void this.recovery?.run()
-          void this.reconcileNow('periodic').catch(() => undefined)
+          void this.reconciler.run('periodic').catch(() => undefined)
           void collector.collect().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'collecting orphaned endpoints failed'))
         }, this.cfg.reconcileIntervalMs)
         this.timer.unref()
@@ -225,7 +227,7 @@ export class Agent {
     const metrics = new FerryMetrics(() => snapshotAgent({
       networks: () => this.driver.networks(),
       endpoints: () => this.driver.endpoints(),
-      reconcile: this.reconciles,
+      reconcile: this.reconciler.counters,
       store: this.store,
       dns: this.dns?.server,
       cluster: overlay && { status: () => overlay.cluster.status(), revision: () => overlay.cluster.revision(), peers: () => overlay.peers.status() },
@@ -261,32 +263,12 @@ export class Agent {
     return new ClusterOverlay(cluster, peers, log)
   }
 
-  private async reconcileNow (why: string): Promise<Record<string, unknown>> {
-    try {
-      if (await this.store.recheckLoss()) this.log.warn('the damaged store files are gone from the state directory: reconcile removes what nothing needs again')
-      const r = await this.driver.reconcile()
-      this.reconciles.runs++
-      this.reconciles.lastAt = new Date().toISOString()
-      this.reconciles.lastError = ''
-      if (r.links > 0 || r.firewall) {
-        this.reconciles.repairs++
-        this.log.warn({ why, ...r }, 'reconcile repaired the kernel state')
-      }
-      return { ...r }
-    } catch (err) {
-      const ferr = toFerryError(err, 'KERNEL', 'reconcile failed')
-      this.reconciles.lastError = ferr.message
-      this.log.error({ err: ferr, why }, 'reconcile failed')
-      throw ferr
-    }
-  }
-
   /** The admin API's views (src/api/views.ts) of this agent. */
   private views (): AgentViews {
     return new AgentViews({
       driver: this.driver, ipam: this.ipam, store: this.store, engineNames: () => this.engineNames(),
       runtimeNames: () => this.runtime_, dns: () => this.dns, overlay: () => this.overlay,
-      reconcile: () => this.reconcileNow('requested'),
+      reconcile: () => this.reconciler.run('requested'),
       runtime: () => {
         if (!this.runtime_) throw new FerryError('AGENT_NOT_RUNNING', 'the agent is still starting')
         return this.runtime_
@@ -299,7 +281,7 @@ export class Agent {
         pluginSocket: this.pluginSocket,
         apiSocket: this.cfg.apiSocket,
         stateDir: this.cfg.stateDir,
-        reconcile: { ...this.reconciles },
+        reconcile: { ...this.reconciler.counters },
         engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },
         firewall: { iptables: this.cfg.iptables !== false, backend: this.firewallChoice?.backend ?? 'disabled', reason: this.firewallChoice?.reason ?? '--iptables=false' },
       }),
