@@ -115,7 +115,10 @@ export class DnsFeed {
   queueSync (): void {
     if (this.queued || this.stopped) return
     this.queued = true
-    setImmediate(() => { this.queued = false; void this.syncNow() })
+    setImmediate(() => {
+      this.queued = false
+      this.syncNow().catch((err: unknown) => this.o.log.error({ err: toFerryError(err) }, 'updating the DNS records failed'))
+    })
   }
 
   /** Replace every remote record from the peer sync's view, for the overlays this host runs. */

@@ -154,3 +154,24 @@ t.test('this host\'s overlay names are published once per change; a failure is s
   t.same(w.published, ['ov e1 10.9.0.2 web,www', 'ov e1 10.9.0.2 web,www,api'])
   w.feed.stop()
 })
+
+t.test('a sync that fails is logged, and the next one runs', async (t) => {
+  const w = world()
+  const logged: string[] = []
+  const log = { ...silentLog, error: (_o: unknown, msg: string) => { logged.push(msg) }, warn: () => undefined } as unknown as typeof silentLog
+  let broken = false
+  const feed = new DnsFeed({
+    records: w.records, server: { setAddresses: async (a) => { w.listens.push(a.map((x) => x.ip)); return [...a] } }, watcher: w.watcher, port: 53, log,
+    networks: () => { if (broken) throw new Error('store being rewritten'); return w.networks }, endpoints: () => w.endpoints, localNames: () => [],
+  })
+  await feed.start()
+  broken = true
+  feed.queueSync()
+  await until('the failure logged', () => logged.length > 0)
+  t.same(logged, ['updating the DNS records failed'])
+  broken = false
+  feed.queueSync()
+  await until('the next sync ran', () => w.listens.length > 1)
+  t.same(w.listens, [['10.1.0.1'], ['10.1.0.1']])
+  feed.stop()
+})
