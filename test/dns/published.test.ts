@@ -1,5 +1,5 @@
 import t from 'tap'
-import { PublishedNames } from '../../src/overlay/names.js'
+import { PublishedNames } from '../../src/dns/published.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
 
 const ov = { id: 'n-ov', overlay: { name: 'ov1', vni: 4096 } } as NetworkRecord
