@@ -4,16 +4,11 @@ import { BridgeDriver } from '../../src/bridge/driver.js'
 import { IPV6_CONF_KEYS, planReconcile, type Ipv6ConfKey } from '../../src/bridge/plan.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
 import { withUndo } from '../../src/util/undo.js'
+import { endpointRecord, networkRecord } from '../fixtures/records.js'
 
-const V4: NetworkRecord = {
-  id: 'a'.repeat(64), bridge: 'fy-aaaaaaaaaaaa', ownsBridge: true, subnet: '10.20.0.0/24', gateway: '10.20.0.1', poolId: 'p1',
-  mtu: 1450, icc: true, masquerade: true, internal: false, hostBindingIp: '', options: {}, createdAt: '2026-01-01T00:00:00Z',
-}
+const V4 = networkRecord('a'.repeat(64), { subnet: '10.20.0.0/24', gateway: '10.20.0.1', mtu: 1450 })
 const DUAL: NetworkRecord = { ...V4, subnet6: 'fd00:1::/64', gateway6: 'fd00:1::1', poolId6: 'p6', gatewayMode6: 'nat' }
-const EP: EndpointRecord = {
-  id: 'e'.repeat(64), networkId: V4.id, address: '10.20.0.2', prefixLen: 24, mac: '02:42:0a:14:00:02',
-  hostVeth: 'fyheeeeeeeeeeee', containerVeth: 'fyceeeeeeeeeeee', joined: false, portRequests: [], ports: [], exposed: [], createdAt: '2026-01-01T00:00:00Z',
-}
+const EP = endpointRecord('e'.repeat(64), { networkId: V4.id, address: '10.20.0.2', mac: '02:42:0a:14:00:02' })
 
 function world () {
   const links = new FakeLinkDriver({ links: [{ name: 'eth0' }] })
