@@ -59,7 +59,7 @@ async function serve (): Promise<void> {
   process.stdout.write(JSON.stringify({ port: addr!.port }) + '\n')
   process.on('SIGTERM', () => {
     process.stderr.write(JSON.stringify({ metrics: server.metrics }) + '\n')
-    void server.close().then(() => process.exit(0))
+    void server.close().finally(() => process.exit(0)) // exits either way
   })
 }
 

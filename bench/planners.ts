@@ -7,6 +7,8 @@ import { performance } from 'node:perf_hooks'
 import type { PortRequest } from '../src/model/types.js'
 import { allocatePorts, type PortUse } from '../src/nat/ports.js'
 import { pickAutoSubnet } from '../src/ipam/pools.js'
+import { GATEWAY_ADDRESS_TYPE, Ipam, REQUEST_ADDRESS_TYPE } from '../src/ipam/ipam.js'
+import { MemoryStore } from '../src/store/store.js'
 import { diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../src/vxlan/plan.js'
 
 const RUNS = 9
@@ -56,3 +58,41 @@ report('ports: ephemeral pick past 1,000 publications', median(() => {
 const blockers: string[] = []
 for (let i = 0; i < 20000; i++) blockers.push(`10.${i >> 8}.${i & 255}.0/24`)
 report('ipam: auto /24 in a /8 past 20,000 blockers', median(() => { pickAutoSubnet([{ base: '10.0.0.0/8', size: 24 }], blockers) }), 500)
+
+// IPAM over the in-memory store (moved from test/ipam/ipam.test.ts): serial allocations in a /16,
+// more after releasing half of them behind the cursor, and allocations in a /8. Each run starts
+// from a fresh IPAM; the figure is the median of RUNS runs.
+async function medianAsync (fn: () => Promise<void>): Promise<number> {
+  const ms: number[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now()
+    await fn()
+    ms.push(performance.now() - t0)
+  }
+  ms.sort((a, b) => a - b)
+  return ms[Math.floor(ms.length / 2)]!
+}
+const GW = { [REQUEST_ADDRESS_TYPE]: GATEWAY_ADDRESS_TYPE }
+async function freshPool (cidr: string): Promise<{ ipam: Ipam, poolId: string }> {
+  const ipam = new Ipam({ store: new MemoryStore(), hostNetworks: async () => [] })
+  const { poolId } = await ipam.requestPool({ addressSpace: 'FerryLocal', pool: cidr, subPool: '', options: {}, v6: false })
+  await ipam.requestAddress({ poolId, address: '', options: GW })
+  return { ipam, poolId }
+}
+report('ipam: 10,000 serial allocations in a /16', await medianAsync(async () => {
+  const { ipam, poolId } = await freshPool('10.64.0.0/16')
+  for (let i = 0; i < 10000; i++) await ipam.requestAddress({ poolId, address: '', options: null })
+}), 2000)
+const released = await freshPool('10.64.0.0/16')
+for (let i = 0; i < 10000; i++) await released.ipam.requestAddress({ poolId: released.poolId, address: '', options: null })
+for (let i = 2; i < 5000; i++) await released.ipam.releaseAddress(released.poolId, `10.64.${i >> 8}.${i & 255}`)
+report('ipam: 1,000 allocations (each released again) after releasing 5,000 behind the cursor', await medianAsync(async () => {
+  for (let i = 0; i < 1000; i++) {
+    const { address } = await released.ipam.requestAddress({ poolId: released.poolId, address: '', options: null })
+    await released.ipam.releaseAddress(released.poolId, address.split('/')[0]!)
+  }
+}), 1000)
+report('ipam: 2,000 allocations in a /8', await medianAsync(async () => {
+  const { ipam, poolId } = await freshPool('11.0.0.0/8')
+  for (let i = 0; i < 2000; i++) await ipam.requestAddress({ poolId, address: '', options: null })
+}), 1000)

@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
-import { FileStore, lossView } from '../store/store.js'
+import { FileStore, keepHostId, lossView } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
@@ -68,7 +68,7 @@ export interface AgentConfig {
   /** waitMs: how long a request waits for an unreachable cluster store (--cluster-wait; default 10 s). */
   cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number, wireguardPort?: number }
   /** The embedded DNS server on every network's gateway:53; upstreams from --dns, else resolv.conf. */
-  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number }
+  dns: { enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number, engineClients?: string[] }
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */
   defaultBridge?: DefaultBridgeConfig
   /** Containers attached without the engine: resolv.conf search domains, and how often dead ones are looked for (ms). */
@@ -210,8 +210,8 @@ export class Agent implements AgentView {
       await fs.chmod(this.pluginSocket, 0o600)
       if (this.cfg.reconcileIntervalMs > 0) {
         this.timer = setInterval(() => {
-          void this.recovery?.run()
-          void this.reconcileNow('periodic').catch(() => undefined)
+          void this.recovery?.run() // never rejects: it logs a failed recovery and tries again next time
+          void this.reconcileNow('periodic').catch(() => undefined) // reconcileNow logs and counts its own failure
           void this.collectOrphans().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'collecting orphaned endpoints failed'))
         }, this.cfg.reconcileIntervalMs)
         this.timer.unref()
@@ -282,6 +282,7 @@ export class Agent implements AgentView {
   /** DNS: the server, the engine watcher that learns names, and the cluster feed of remote names. */
   private async startDns (): Promise<void> {
     const log = this.log.child({ component: 'dns' })
+    this.records.setEngineClients(this.cfg.dns.engineClients ?? [])
     this.dns = new DnsServer({
       records: this.records,
       clientNetworks: this.records.clientNetworks,
@@ -290,6 +291,7 @@ export class Agent implements AgentView {
       udpHelpers: this.cfg.dns.udpHelpers,
       cache: this.cfg.dns.cache,
       ttlSeconds: this.cfg.dns.ttlSeconds,
+      ...(this.cfg.runtime?.dnsSearch.length ? { searchDomains: this.cfg.runtime.dnsSearch } : {}),
       log,
     })
     this.cleanups.push(() => this.dns!.close())
@@ -303,7 +305,7 @@ export class Agent implements AgentView {
       // A pushed change patches the records of the endpoints it names; a full read replaces them all.
       const unsubscribe = this.overlay.peers.onRemoteChange((changes) => {
         if (changes) this.records.remoteChanged(changes)
-        else void this.refreshRemote()
+        else void this.refreshRemote() // no await inside: it only reads PeerSync's view
       })
       this.cleanups.push(async () => unsubscribe())
     }
@@ -320,7 +322,7 @@ export class Agent implements AgentView {
   private queueSync (): void {
     if (this.syncQueued || !this.dns) return
     this.syncQueued = true
-    setImmediate(() => { this.syncQueued = false; void this.syncNow() })
+    setImmediate(() => { this.syncQueued = false; void this.syncNow().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'DNS sync failed')) })
   }
 
   /** Records, listen addresses and the names this host publishes for its overlay endpoints. */
@@ -329,7 +331,7 @@ export class Agent implements AgentView {
     const networks = this.driver.networks()
     const endpoints = this.driver.endpoints()
     // An overlay joined since the last read: read its endpoints once, then follow the pushes.
-    if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote()
+    if (this.overlay && networks.some((n) => n.overlay && !this.remote.has(n.overlay.name))) void this.refreshRemote() // only reads PeerSync's view
     const names = [...(this.watcher?.all() ?? []), ...(this.runtime_?.dnsNames() ?? [])]
     this.records.update({ networks, endpoints, names, remote: new Map(), hostId: this.overlay?.cluster.hostId })
     const gateways = listenAddresses(networks, this.cfg.dns.port ?? 53)
@@ -380,12 +382,8 @@ export class Agent implements AgentView {
   }
 
   private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {
-    let hostId = c.hostId ?? this.store.state.hostId
-    if (!hostId) {
-      hostId = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`
-      this.store.state.hostId = hostId
-      await this.store.commit()
-    }
+    const hostId = c.hostId !== undefined && c.hostId !== '' ? c.hostId
+      : await keepHostId(this.store, () => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`)
     const log = this.log.child({ component: 'cluster' })
     const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
     const wireguard = await openWireGuardMesh({ links: this.links, hostId, stateDir: this.cfg.stateDir, port: c.wireguardPort, log: this.log.child({ component: 'wireguard' }) })

@@ -8,6 +8,7 @@ import { Agent, type AgentConfig } from './agent.js'
 import { isIp } from '../util/ip.js'
 import { metricsConfig } from '../metrics/config.js'
 import type { RateLimit } from '../dns/ratelimit.js'
+import { engineClientPrefixes } from '../dns/source.js'
 import { defaultBridgeConfig, type RuntimeFlags } from '../runtime/flags.js'
 import { parseBackend } from '../nat/backend.js'
 
@@ -40,6 +41,8 @@ export interface AgentFlags extends RuntimeFlags {
   dnsTtlCap?: number
   /** `--dns-ttl SECONDS`: TTL of ferry's own answers, 0–3600. Default: the server's (0). */
   dnsTtl?: string
+  /** `--dns-engine-clients CIDR`: containers of the engine's own networks that may ask ferry's DNS (overlay names). */
+  dnsEngineClients?: string[]
   /** `--metrics-listen HOST:PORT` and `--metrics-token FILE` (src/metrics/config.ts). */
   metricsListen?: string
   metricsToken?: string
@@ -127,7 +130,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       reconcileIntervalMs: flags.reconcileInterval * 1000,
       orphanGraceMs: flags.orphanGrace * 1000,
       cluster: clusterConfig(flags),
-      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers, ttlSeconds: dnsTtl(flags.dnsTtl),
+      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers, ttlSeconds: dnsTtl(flags.dnsTtl), engineClients: engineClientPrefixes(flags.dnsEngineClients ?? []),
         cache: flags.dnsCacheSize === 0 ? false : { maxEntries: flags.dnsCacheSize, ttlCap: flags.dnsTtlCap } },
       defaultBridge: defaultBridgeConfig(flags),
       runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },

@@ -5,9 +5,11 @@
  *
  * - an endpoint the engine still has on a ferry bridge network, or that a container
  *   record of `ferry run`/`ferry attach`/CNI names, whose host veth is still in the
- *   kernel, gets its record back (address, MAC and veth names; its published ports
- *   are not recovered: neither the engine's network view nor the record carries them);
- * - every address in use counts as allocated in its pool: those of the store's own
+ *   kernel, gets its record back (address, IPv6 address on a dual-stack network, MAC
+ *   and veth names; its published ports are not recovered: neither the engine's
+ *   network view nor the record carries them);
+ * - every address in use, of either family, counts as allocated in its pool (the
+ *   IPv4 or the IPv6 pool of its network): those of the store's own
  *   endpoints (a lost RequestAddress line), those the engine's endpoints hold, and
  *   those the kernel's neighbour table shows on ferry's bridges (containers of
  *   `ferry run`, `ferry attach` and CNI, which the engine does not know). The last
@@ -23,6 +25,7 @@ import { macForIp, normalizeMac, vethNames } from '../bridge/names.js'
 import { contains, isCidr, isIp, parseAddress } from '../util/ip.js'
 import type { Ipam } from '../ipam/ipam.js'
 import type { NetworkDriver } from '../driver/network.js'
+import { recordEndpoint } from '../driver/records.js'
 import type { Store } from '../store/store.js'
 import type { ContainerRecord } from '../runtime/types.js'
 import { toFerryError } from '../errors/errors.js'
@@ -61,6 +64,13 @@ function macOr (mac: string | undefined, ip: string): string {
   try { return mac === undefined ? macForIp(ip) : normalizeMac(mac) } catch { return macForIp(ip) }
 }
 
+/** The pool and gateway of the network's side (IPv4 or IPv6) whose subnet holds ip; undefined when neither does. */
+function sideOf (net: NetworkRecord, ip: string): { poolId: string, gateway: string | undefined } | undefined {
+  if (contains(net.subnet, ip)) return { poolId: net.poolId, gateway: net.gateway }
+  if (net.subnet6 !== undefined && net.poolId6 !== undefined && contains(net.subnet6, ip)) return { poolId: net.poolId6, gateway: net.gateway6 }
+  return undefined
+}
+
 export function planRecovery (f: RecoveryFacts): RecoveryPlan {
   const plan: RecoveryPlan = { endpoints: [], reserve: [], skipped: [] }
   const bridges = f.networks.filter((n) => !n.overlay)
@@ -69,25 +79,31 @@ export function planRecovery (f: RecoveryFacts): RecoveryPlan {
   const held = new Map<string, Set<string>>() // poolId -> addresses allocated or planned
   const isHeld = (poolId: string, ip: string): boolean => f.pool(poolId)?.allocated[ip] !== undefined || held.get(poolId)?.has(ip) === true
   const reserve = (net: NetworkRecord, ip: string, kind: Reservation['kind'], why: string): void => {
-    if (ip === net.gateway || !contains(net.subnet, ip) || isHeld(net.poolId, ip) || f.pool(net.poolId) === undefined) return
-    const set = held.get(net.poolId) ?? new Set<string>()
+    const side = sideOf(net, ip)
+    if (side === undefined || ip === side.gateway || isHeld(side.poolId, ip) || f.pool(side.poolId) === undefined) return
+    const set = held.get(side.poolId) ?? new Set<string>()
     set.add(ip)
-    held.set(net.poolId, set)
-    plan.reserve.push({ poolId: net.poolId, ip, kind, why })
+    held.set(side.poolId, set)
+    plan.reserve.push({ poolId: side.poolId, ip, kind, why })
   }
   const storeAddress = new Map<string, string>() // `${networkId} ${ip}` -> endpoint id
   for (const ep of f.endpoints) {
-    storeAddress.set(`${ep.networkId} ${ep.address}`, ep.id)
     const net = byId.get(ep.networkId)
-    if (net) reserve(net, ep.address, 'endpoint', `endpoint ${ep.id.slice(0, 12)} holds it`)
+    for (const ip of [ep.address, ep.address6]) {
+      if (ip === undefined || ip === '') continue
+      storeAddress.set(`${ep.networkId} ${ip}`, ep.id)
+      if (net) reserve(net, ip, 'endpoint', `endpoint ${ep.id.slice(0, 12)} holds it`)
+    }
   }
   const known = new Set(f.endpoints.map((e) => e.id))
   // Endpoints named by the engine, then by container records: { networkId, cidr, mac }.
-  const named: Array<[string, { networkId?: string, cidr?: string, mac?: string }, string]> = [
-    ...[...f.engine?.endpoints ?? []].map(([id, e]) => [id, e, 'the engine'] as [string, typeof e, string]),
+  type Named = { networkId?: string, cidr?: string, cidr6?: string, mac?: string }
+  const withPrefix = (ip: string | undefined, prefix: number | undefined): string | undefined => (ip === undefined || prefix === undefined ? undefined : `${ip}/${prefix}`)
+  const named: Array<[string, Named, string]> = [
+    ...[...f.engine?.endpoints ?? []].map(([id, e]) => [id, e, 'the engine'] as [string, Named, string]),
     ...f.containers.filter((c) => c.endpointId !== undefined && c.networkId !== undefined).map((c) => [c.endpointId!, {
-      networkId: c.networkId, cidr: c.address === undefined || c.prefixLen === undefined ? undefined : `${c.address}/${c.prefixLen}`, mac: c.mac,
-    }, `container ${c.name}`] as [string, { networkId?: string, cidr?: string, mac?: string }, string]),
+      networkId: c.networkId, cidr: withPrefix(c.address, c.prefixLen), cidr6: withPrefix(c.address6, c.prefixLen6), mac: c.mac,
+    }, `container ${c.name}`] as [string, Named, string]),
   ]
   for (const [id, e, source] of named) {
     const net = e.networkId === undefined ? undefined : byId.get(e.networkId)
@@ -96,19 +112,25 @@ export function planRecovery (f: RecoveryFacts): RecoveryPlan {
     if (!addr) { plan.skipped.push(`${id.slice(0, 12)}: ${source} gives no address of ${net.subnet} for it`); continue }
     const other = storeAddress.get(`${net.id} ${addr.ip}`)
     if (other !== undefined) { plan.skipped.push(`${id.slice(0, 12)}: its address ${addr.ip} is endpoint ${other.slice(0, 12)}'s in the store`); continue }
+    // The IPv6 address comes back only when it is of the network's IPv6 subnet and nobody else's.
+    const v6 = net.subnet6 === undefined ? undefined : parseEndpointCidr(e.cidr6, net.subnet6)
+    const addr6 = v6 !== undefined && !storeAddress.has(`${net.id} ${v6.ip}`) ? v6 : undefined
     const veth = vethNames(id)
     if (!linkNames.has(veth.host)) {
       plan.skipped.push(`${id.slice(0, 12)}: its veth ${veth.host} is gone`)
-      reserve(net, addr.ip, 'recovered', `${source}'s endpoint ${id.slice(0, 12)} holds it`)
+      for (const a of [addr, addr6]) if (a !== undefined) reserve(net, a.ip, 'recovered', `${source}'s endpoint ${id.slice(0, 12)} holds it`)
       continue
     }
     plan.endpoints.push({
-      id, networkId: net.id, address: addr.ip, prefixLen: addr.prefixLen, mac: macOr(e.mac, addr.ip),
-      hostVeth: veth.host, containerVeth: veth.container, joined: true, portRequests: [], ports: [], exposed: [], createdAt: f.now,
+      id, networkId: net.id, address: addr.ip, prefixLen: addr.prefixLen, ...(addr6 === undefined ? {} : { address6: addr6.ip, prefixLen6: addr6.prefixLen }),
+      mac: macOr(e.mac, addr.ip), hostVeth: veth.host, containerVeth: veth.container, joined: true, portRequests: [], ports: [], exposed: [], createdAt: f.now,
     })
-    storeAddress.set(`${net.id} ${addr.ip}`, id)
     known.add(id)
-    reserve(net, addr.ip, 'endpoint', `endpoint ${id.slice(0, 12)} (rebuilt from ${source}) holds it`)
+    for (const a of [addr, addr6]) {
+      if (a === undefined) continue
+      storeAddress.set(`${net.id} ${a.ip}`, id)
+      reserve(net, a.ip, 'endpoint', `endpoint ${id.slice(0, 12)} (rebuilt from ${source}) holds it`)
+    }
   }
   for (const [networkId, ips] of f.engine?.addresses ?? []) {
     const net = byId.get(networkId)
@@ -152,11 +174,9 @@ export class LossRecovery {
           networks, endpoints: this.d.driver.endpoints(), containers: Object.values(this.d.store.state.containers ?? {}), pool: (id) => this.d.ipam.pool(id), engine,
           links: await this.d.links.listLinks(), neighbours, now: (this.d.now?.() ?? new Date()).toISOString(),
         })
-        const state = this.d.store.state
         for (const ep of plan.endpoints) {
-          if (state.endpoints[ep.id] !== undefined) continue
-          state.endpoints[ep.id] = ep
-          await this.d.store.commit(['endpoints', ep.id])
+          if (this.d.store.state.endpoints[ep.id] !== undefined) continue
+          await this.d.store.commit(recordEndpoint(this.d.store, ep))
         }
         let reserved = 0
         for (const r of plan.reserve) if (await this.d.ipam.reserve(r.poolId, r.ip, r.kind)) reserved++

@@ -62,6 +62,7 @@ const attachBody = {
     net: str,
     ifname: str,
     ip: str,
+    ip6: str,
     publish: strList,
     publishAll: { type: 'boolean' },
     expose: strList,
@@ -102,6 +103,10 @@ const networkBody = {
     subnet: str,
     gateway: str,
     ipRange: str,
+    ipv6: { type: 'boolean' },
+    subnet6: str,
+    gateway6: str,
+    ipRange6: str,
     internal: { type: 'boolean' },
     options: { type: 'object', additionalProperties: { type: 'string', maxLength: 4096 } },
   },
@@ -135,13 +140,15 @@ export function registerRuntimeRoutes (app: FastifyInstance, runtime: () => Runt
       return { name: await runtime().stopContainer(req.params.name, { graceMs, removeLog: req.body.removeLog === true }) }
     })
 
-  app.post<{ Body: { name: string, subnet?: string, gateway?: string, ipRange?: string, internal?: boolean, options?: Record<string, string> } }>(
+  app.post<{ Body: { name: string, subnet?: string, gateway?: string, ipRange?: string, ipv6?: boolean, subnet6?: string, gateway6?: string, ipRange6?: string, internal?: boolean, options?: Record<string, string> } }>(
     '/v1/networks', { schema: { body: networkBody } }, async (req, reply) => {
       const b = req.body
       const spec: NetworkCreateSpec = { name: b.name, internal: b.internal === true, options: b.options ?? {} }
-      if (b.subnet !== undefined) spec.subnet = b.subnet
-      if (b.gateway !== undefined) spec.gateway = b.gateway
-      if (b.ipRange !== undefined) spec.ipRange = b.ipRange
+      for (const k of ['subnet', 'gateway', 'ipRange', 'subnet6', 'gateway6', 'ipRange6'] as const) {
+        const v = b[k]
+        if (v !== undefined) spec[k] = v
+      }
+      if (b.ipv6 === true) spec.ipv6 = true
       const net = await runtime().createNetwork(spec)
       return reply.code(201).send({ ...net, name: b.name })
     })

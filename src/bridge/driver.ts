@@ -6,6 +6,7 @@
  * reconcile reach the same kernel state by the same operations. The network driver
  * (src/driver/network.ts) calls it for requests and for the reconcile alike.
  */
+import { ErrorList } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { LinkDriver, LinkInfo } from '../kernel/types.js'
 import type { UndoStack } from '../util/undo.js'
@@ -64,10 +65,16 @@ export class BridgeDriver {
     return true
   }
 
-  /** Delete an endpoint's veth pair by the names its record holds (gone already is fine). */
-  async removeEndpoint (ep: Pick<EndpointRecord, 'hostVeth' | 'containerVeth'>): Promise<void> {
-    const why = 'its endpoint was deleted'
-    await applyLinkOps(this.links, [{ op: 'deleteLink', name: ep.hostVeth, why }, { op: 'deleteLink', name: ep.containerVeth, why }])
+  /**
+   * Delete an endpoint's veth pair by the names its record holds (gone already is fine). Best
+   * effort: both ends are tried; failures go to `errors` when given, else are thrown together.
+   */
+  async removeEndpoint (ep: Pick<EndpointRecord, 'hostVeth' | 'containerVeth'>, errors?: ErrorList): Promise<void> {
+    const list = errors ?? new ErrorList()
+    for (const name of [ep.hostVeth, ep.containerVeth]) {
+      await list.run(`deleting veth ${name}`, () => applyLinkOps(this.links, [{ op: 'deleteLink', name, why: 'its endpoint was deleted' }]))
+    }
+    if (errors === undefined) list.throwIfAny(`deleting the veth pair ${ep.hostVeth} failed`)
   }
 
   /**

@@ -90,6 +90,7 @@ export function buildCli (): Command {
     .option('--dns-udp-helpers <n>', 'extra processes serving DNS over UDP (1 doubles the throughput on a 2-core host)', positiveInt, 0)
     .option('--dns-cache-size <n>', 'answers of upstreams cached at most, 0: no cache (default 10000)', positiveInt)
     .option('--dns-ttl <seconds>', 'TTL of ferry\'s own answers, 0 to 3600 (default 0: clients never hold a moved container\'s old address)')
+    .option('--dns-engine-clients <cidr>', 'containers of the engine\'s own networks (e.g. 172.17.0.0/16) whose resolver, the engine\'s --dns, is ferry: they see every overlay\'s names (repeatable)', collect, [])
     .option('--dns-ttl-cap <seconds>', 'cached answers are kept at most this long, whatever their TTL (default 3600)', positiveInt)
     .option('--metrics-listen <ip:port>', 'serve Prometheus metrics on GET /metrics there (off by default; a non-loopback address needs --metrics-token)')
     .option('--metrics-token <file>', 'require Authorization: Bearer <the first line of FILE> for /metrics (the file must be mode 600)')
@@ -102,7 +103,7 @@ export function buildCli (): Command {
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
       defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, dns: string[], dnsServer: boolean,
-      dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
+      dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket

@@ -5,15 +5,16 @@
  *                [--network-alias A] [--link NAME:ALIAS] [--dns IP] [--dns-search D] [--ifname eth0]
  *   ferry detach NAME
  *   ferry run [--name N] [--net bridge|host|none|container:NAME|NETWORK] [-p …] [-P] [--expose …]
- *             [--link …] [--network-alias …] [--ip …] [--dns …] [--dns-search …] [-h HOSTNAME]
+ *             [--link …] [--network-alias …] [--ip …] [--ip6 …] [--dns …] [--dns-search …] [-h HOSTNAME]
  *             [-e KEY[=VALUE] …] [--env-file FILE …] [-d] -- CMD…
  *   ferry stop [-t SECONDS] NAME…       ferry rm [-f] [-t SECONDS] NAME…
  *   ferry ps [--json]
- *   ferry network create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [-o K=V …]
+ *   ferry network create NAME [--ipv6] [--subnet CIDR …] [--gateway IP …] [--ip-range CIDR …] [--internal] [-o K=V …]
+ *                        (one --subnet, --gateway, --ip-range per family, as docker network create takes them)
  *   ferry network rm NAME
  *
  * and the agent's dockerd-style flags for the default network (-b/--bridge, --bip,
- * --icc, --ip-masq, --mtu, --ip-forward, --dns-search, --dns-opt).
+ * --ipv6, --fixed-cidr-v6, --icc, --ip-masq, --mtu, --ip-forward, --dns-search, --dns-opt).
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { exitCode, FerryError, toFerryError } from '../errors/errors.js'
@@ -24,6 +25,7 @@ import type { AttachWire } from '../runtime/spec.js'
 import { DEFAULT_STOP_GRACE_MS, type AttachResult } from '../runtime/types.js'
 import type { ContainerView } from '../api/runtime.js'
 import { table } from './table.js'
+import { isCidr, isIp } from '../util/ip.js'
 
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }
 
@@ -46,6 +48,7 @@ interface NetOpts {
   publishAll?: boolean
   expose: string[]
   ip?: string
+  ip6?: string
   networkAlias: string[]
   link: string[]
   dns: string[]
@@ -62,6 +65,7 @@ function netOptions (cmd: Command): Command {
     .option('-P, --publish-all', 'publish every exposed port on a free host port')
     .option('--expose <port>', 'expose a port or range: PORT[-END][/PROTO] (repeatable)', collect, [])
     .option('--ip <ip>', 'the address on the network (default: the next free one)')
+    .option('--ip6 <ip>', 'the IPv6 address on a dual-stack network (default: the next free one)')
     .option('--network-alias <alias>', 'another DNS name on the network (repeatable)', collect, [])
     .option('--link <name:alias>', 'link to another container (repeatable)', collect, [])
     .option('--dns <ip>', 'name server for /etc/resolv.conf (repeatable)', collect, [])
@@ -75,6 +79,7 @@ function wireOf (o: NetOpts): Omit<AttachWire, 'name'> {
     links: o.link, dns: o.dns, dnsSearch: o.dnsSearch, dnsOptions: o.dnsOption,
   }
   if (o.ip !== undefined) w.ip = o.ip
+  if (o.ip6 !== undefined) w.ip6 = o.ip6
   return w
 }
 
@@ -82,7 +87,25 @@ function describe (c: ContainerView): string {
   if (c.mode === 'none') return 'loopback only'
   if (c.mode === 'host') return 'the host\'s network'
   if (c.mode === 'container') return `namespace of ${c.sharesWith ?? '?'}`
-  return `${c.address ?? '?'}/${c.prefixLen ?? '?'} on ${c.networkName}${c.gateway ? ` via ${c.gateway}` : ''}`
+  const v6 = c.address6 === undefined ? '' : ` and ${c.address6}/${c.prefixLen6 ?? '?'}${c.gateway6 ? ` via ${c.gateway6}` : ''}`
+  return `${c.address ?? '?'}/${c.prefixLen ?? '?'} on ${c.networkName}${c.gateway ? ` via ${c.gateway}` : ''}${v6}`
+}
+
+/** `--subnet`, `--gateway` and `--ip-range` as docker network create takes them: repeatable, at most one of each family. */
+export function addressOptions (o: { subnet: string[], gateway: string[], ipRange: string[] }): Record<string, string> {
+  const body: Record<string, string> = {}
+  const sort = (flag: string, key: string, values: string[], isFamily: (v: string, f: 4 | 6) => boolean): void => {
+    for (const v of values) {
+      const family = isFamily(v, 6) ? 6 : 4
+      const k = family === 6 ? `${key}6` : key
+      if (body[k] !== undefined) throw new FerryError('INVALID_OPTION', `${flag} ${v}: only one ${flag} per address family (${body[k]} was given too)`)
+      body[k] = v
+    }
+  }
+  sort('--subnet', 'subnet', o.subnet, (v, f) => isCidr(v, f))
+  sort('--gateway', 'gateway', o.gateway, (v, f) => isIp(v, f))
+  sort('--ip-range', 'ipRange', o.ipRange, (v, f) => isCidr(v, f))
+  return body
 }
 
 /** The PID column of ferry ps: the command when ferry run reported it, else the process watched. */
@@ -102,8 +125,10 @@ export function registerRuntimeCommands (program: Command): void {
     .addOption(new Option('--icc [bool]', 'traffic between containers of the default network').argParser(bool))
     .addOption(new Option('--ip-masq [bool]', 'outbound NAT for the default network').argParser(bool))
     .option('--mtu <n>', 'MTU of the default network', int)
+    .addOption(new Option('--ipv6 [bool]', 'a dual-stack default network').argParser(bool))
+    .option('--fixed-cidr-v6 <cidr>', 'the default network\'s IPv6 subnet (with --ipv6; default: a /64 of the default IPv6 pool)')
     .addOption(new Option('--ip-forward [bool]', 'turn on net.ipv4.ip_forward at start (default true)').argParser(bool))
-    .option('--dns-search <domain>', 'search domain for containers attached without the engine (repeatable)', collect, [])
+    .option('--dns-search <domain>', 'search domain for containers attached without the engine, and the one ferry\'s DNS answers NAME.<domain> for (repeatable; default: the host\'s resolv.conf)', collect, [])
     .option('--dns-opt <opt>', 'resolv.conf option for containers attached without the engine (repeatable)', collect, [])
     .option('--watch-interval <seconds>', 'how often dead attached processes are looked for', int)
 
@@ -197,7 +222,7 @@ export function registerRuntimeCommands (program: Command): void {
       const list = await api<ContainerView[]>('GET', '/v1/containers')
       if (o.json) { out(JSON.stringify(list, null, 2) + '\n'); return }
       out(table(['NAME', 'ID', 'OWNER', 'NETWORK', 'ADDRESS', 'PID', 'LINKS'],
-        list.map((c) => [c.name, c.id.slice(0, 12), c.detached === true ? 'run -d' : c.owner, c.networkName, c.address ?? '-', pidText(c),
+        list.map((c) => [c.name, c.id.slice(0, 12), c.detached === true ? 'run -d' : c.owner, c.networkName, [c.address, c.address6].filter((a) => a !== undefined).join(', ') || '-', pidText(c),
           c.links.map((l) => `${l.name}:${l.alias}`).join(',') || '-'])))
     })
 
@@ -206,22 +231,21 @@ export function registerRuntimeCommands (program: Command): void {
   network.command('create')
     .description('create a ferry network without the Docker engine (for attach, run and CNI)')
     .argument('<name>', 'network name')
-    .option('--subnet <cidr>', 'subnet (default: a free default pool)')
-    .option('--gateway <ip>', 'gateway address (default: the first free one)')
-    .option('--ip-range <cidr>', 'allocate container addresses from this part of the subnet')
+    .option('--ipv6', 'dual-stack: an IPv6 subnet too (given with --subnet, or a /64 of the default IPv6 pool)')
+    .option('--subnet <cidr>', 'subnet, one per family (default: a free default pool)', collect, [])
+    .option('--gateway <ip>', 'gateway address, one per family (default: the first free one)', collect, [])
+    .option('--ip-range <cidr>', 'allocate container addresses from this part of the subnet, one per family', collect, [])
     .option('--internal', 'no way out: no default route, no NAT')
     .option('-o, --opt <key=value>', 'driver option, as with docker network create -o (repeatable)', collect, [])
-    .action(async (name: string, o: { subnet?: string, gateway?: string, ipRange?: string, internal?: boolean, opt: string[] }) => {
+    .action(async (name: string, o: { subnet: string[], gateway: string[], ipRange: string[], ipv6?: boolean, internal?: boolean, opt: string[] }) => {
       const options: Record<string, string> = {}
       for (const kv of o.opt) {
         const i = kv.indexOf('=')
         if (i <= 0) throw new FerryError('INVALID_OPTION', `-o ${kv}: expected KEY=VALUE`)
         options[kv.slice(0, i)] = kv.slice(i + 1)
       }
-      const body: Record<string, unknown> = { name, internal: o.internal === true, options }
-      if (o.subnet !== undefined) body.subnet = o.subnet
-      if (o.gateway !== undefined) body.gateway = o.gateway
-      if (o.ipRange !== undefined) body.ipRange = o.ipRange
+      const body: Record<string, unknown> = { name, internal: o.internal === true, options, ...addressOptions(o) }
+      if (o.ipv6 === true) body.ipv6 = true
       const net = await api<{ id: string }>('POST', '/v1/networks', body)
       out(`${net.id}\n`)
     })

@@ -175,7 +175,7 @@ export class ClusterClient implements ClusterStore {
       this.state = 'connecting'
       this.backend.open(this.listener)
       if (this.heartbeatMs > 0) {
-        this.timer = setInterval(() => { void this.tick() }, this.heartbeatMs)
+        this.timer = setInterval(() => { void this.tick() }, this.heartbeatMs) // tick never rejects: it reports a failed heartbeat
         this.timer.unref()
       }
     } else if (this.state === 'ready') {

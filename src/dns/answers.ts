@@ -7,8 +7,13 @@
  * Scopes are found by the identity of the networks array the client callback
  * returns (a WeakMap: no allocation when the agent hands out the same array while
  * membership is unchanged), else by its joined content.
+ *
+ * A name that is not ferry's but a search expansion of one of its names in the
+ * scope (`web.<search domain>`, search.ts) gets that name's records, under the
+ * name asked (owner names point at the question).
  */
 import type { RecordSet } from './records.js'
+import { SearchDomains } from './search.js'
 import { EMPTY_RRSET, encodeRRSet, keyToName, type RRSet, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, TYPE_SRV } from './wire.js'
 
 /** Encoded records of one name in one scope. */
@@ -41,28 +46,44 @@ export class ScopeView {
   private readonly names = new Map<string, EncodedName | null>()
   private negatives = 0
 
-  constructor (private readonly records: RecordSet, private readonly networks: readonly string[], private readonly ttl: number) {}
+  constructor (
+    private readonly records: RecordSet, private readonly networks: readonly string[], private readonly ttl: number,
+    private readonly search: SearchDomains = SearchDomains.none,
+  ) {}
 
-  /** The encoded records for a wire key, or undefined when the name is not ferry's in this scope. */
+  /**
+   * The encoded records for a wire key — ferry's name in this scope, else the
+   * name it is a search expansion of — or undefined when neither is ferry's here.
+   */
   get (key: string): EncodedName | undefined {
     const hit = this.names.get(key)
     if (hit !== undefined) return hit ?? undefined
-    const recs = this.records.lookup(keyToName(key), this.networks)
-    if (recs === undefined) {
+    let e = this.own(key)
+    for (const k of e === undefined ? this.search.stripped(key) : []) {
+      e = this.own(k)
+      if (e !== undefined) break
+    }
+    if (e === undefined) {
       if (this.negatives < MAX_NEGATIVE) {
         this.names.set(key, null)
         this.negatives++
       }
       return undefined
     }
+    this.names.set(key, e)
+    return e
+  }
+
+  /** The records of the name of `key` itself in this scope, encoded (not remembered). */
+  private own (key: string): EncodedName | undefined {
+    const recs = this.records.lookup(keyToName(key), this.networks)
+    if (recs === undefined) return undefined
     const a = encodeRRSet(TYPE_A, this.ttl, recs.a)
     const aaaa = encodeRRSet(TYPE_AAAA, this.ttl, recs.aaaa)
     const ptr = encodeRRSet(TYPE_PTR, this.ttl, recs.ptr)
     const srv = this.encodeSrv(recs.srv)
     const any = { bytes: Buffer.concat([a.bytes, aaaa.bytes, ptr.bytes, srv.bytes]), count: a.count + aaaa.count + ptr.count + srv.count }
-    const e: EncodedName = { a, aaaa, ptr, srv, any }
-    this.names.set(key, e)
-    return e
+    return { a, aaaa, ptr, srv, any }
   }
 
   /**
@@ -99,7 +120,7 @@ export class AnswerCache {
   private readonly byArray = new WeakMap<readonly string[], ScopeView>()
   private readonly byKey = new Map<string, ScopeView>()
 
-  constructor (readonly records: RecordSet, private readonly ttl: number) {}
+  constructor (readonly records: RecordSet, private readonly ttl: number, readonly search: SearchDomains = SearchDomains.none) {}
 
   view (networks: readonly string[]): ScopeView {
     const known = this.byArray.get(networks)
@@ -108,7 +129,7 @@ export class AnswerCache {
     let v = this.byKey.get(key)
     if (v === undefined) {
       if (this.byKey.size >= MAX_SCOPES) this.byKey.clear()
-      v = new ScopeView(this.records, [...networks], this.ttl)
+      v = new ScopeView(this.records, [...networks], this.ttl, this.search)
       this.byKey.set(key, v)
     }
     this.byArray.set(networks, v)

@@ -9,6 +9,7 @@ import { AnswerCache, rrsFor } from './answers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
 import { RateLimiter, rateKey } from './ratelimit.js'
 import { RecordSet } from './records.js'
+import { SearchDomains } from './search.js'
 import { HELPER_FLAG, type HelperCommand, type HelperEvent } from './helpers.js'
 import { buildAnswer, buildEmpty, CLASS_IN, isTruncated, Parse, parseQuery, Query, RCODE_REFUSED, TYPE_A, TYPE_AAAA, TYPE_PTR } from './wire.js'
 
@@ -19,6 +20,7 @@ const MAX_DEFERRED = 2048
 class Helper {
   private cache = new AnswerCache(RecordSet.empty(), 0)
   private ttl = 0
+  private search = SearchDomains.none
   private limiter: RateLimiter | undefined
   private readonly clients = new Map<string, readonly string[]>()
   private readonly sockets = new Map<string, UdpSocket>()
@@ -42,12 +44,16 @@ class Helper {
         this.flushTimer.unref()
         return
       case 'records':
-        this.cache = new AnswerCache(RecordSet.from(cmd.entries), this.ttl)
+        this.cache = new AnswerCache(RecordSet.from(cmd.entries), this.ttl, this.search)
         this.clients.clear()
+        return
+      case 'search':
+        this.search = new SearchDomains(cmd.domains)
+        this.cache = new AnswerCache(this.cache.records, this.ttl, this.search)
         return
       case 'delta':
         this.cache.records.apply(cmd.delta)
-        this.cache = new AnswerCache(this.cache.records, this.ttl)
+        this.cache = new AnswerCache(this.cache.records, this.ttl, this.search)
         return
       case 'client':
         if (this.clients.size >= MAX_CLIENTS) this.clients.clear()

@@ -30,6 +30,7 @@ import type { RecordDelta, RecordEntry } from './records.js'
 export type HelperCommand =
   | { t: 'init', ttl: number, rateLimit: RateLimit | false, clientTtlMs: number }
   | { t: 'records', entries: readonly RecordEntry[] }
+  | { t: 'search', domains: readonly string[] }
   | { t: 'delta', delta: RecordDelta }
   | { t: 'client', ip: string, networks: readonly string[] }
   | { t: 'flush-clients' }
@@ -79,7 +80,10 @@ export class HelperPool {
   private readonly sockets = new Map<string, UdpSocket>()
   /** The records a helper that becomes ready is given (the current ones: deltas sent before it are in them). */
   private entries: () => readonly RecordEntry[] = () => []
+  private searchList: readonly string[] = []
   private closed = false
+  /** Packets the helpers passed on to the main process (not theirs to answer, or from a client they do not know yet). */
+  deferred = 0
 
   constructor (private readonly opts: HelperPoolOptions) {}
 
@@ -94,7 +98,10 @@ export class HelperPool {
     child.on('message', (m: HelperEvent) => {
       try {
         if (m.t === 'ready') this.onReady(child)
-        else if (m.t === 'query') this.opts.onQuery(m.key, Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.port)
+        else if (m.t === 'query') {
+          this.deferred++
+          this.opts.onQuery(m.key, Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.port)
+        }
         else if (m.t === 'metrics') addMetrics(this.opts.metrics, m)
       } catch (err) {
         this.opts.metrics.internalErrors++
@@ -113,6 +120,7 @@ export class HelperPool {
   private onReady (child: ChildProcess): void {
     this.ready.add(child)
     this.send(child, { t: 'init', ttl: this.opts.ttl, rateLimit: this.opts.rateLimit, clientTtlMs: this.opts.clientTtlMs })
+    if (this.searchList.length > 0) this.send(child, { t: 'search', domains: this.searchList })
     this.send(child, { t: 'records', entries: this.entries() })
     for (const [key, sock] of this.sockets) this.send(child, { t: 'listen', key }, sock)
   }
@@ -143,6 +151,12 @@ export class HelperPool {
 
   records (entries: readonly RecordEntry[]): void {
     this.broadcast({ t: 'records', entries })
+  }
+
+  /** The search domains the helpers answer expansions of (search.ts). */
+  search (domains: readonly string[]): void {
+    this.searchList = domains
+    this.broadcast({ t: 'search', domains })
   }
 
   delta (delta: RecordDelta): void {

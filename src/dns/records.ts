@@ -100,7 +100,6 @@ export function isEncodableName (name: string): boolean {
   if (name === '' || name.length > MAX_NAME) return false
   for (const label of name.split('.')) {
     if (label.length === 0 || label.length > MAX_LABEL) return false
-    // eslint-disable-next-line no-control-regex
     if (/[^\x21-\x7e]/.test(label)) return false
   }
   return true

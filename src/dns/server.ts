@@ -3,6 +3,10 @@
  * of every ferry network, port 53), answering the names of a `RecordSource`
  * scoped by the asking client's networks, forwarding everything else upstream.
  *
+ * A question `NAME.<search domain>` with NAME one of ferry's names in the
+ * client's scope is answered at once too (search.ts), so the search path a stub
+ * resolver walks for a short name never goes upstream.
+ *
  * Safe by default: a source that is no ferry network's client gets REFUSED (no
  * open resolver) over UDP and is closed at accept over TCP; each source is
  * rate-limited (excess is dropped silently: a reply would serve a reflection
@@ -38,6 +42,7 @@ import { HelperPool } from './helpers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
 import { RateLimiter, rateKey, type RateLimit } from './ratelimit.js'
 import { RecordSet, type RecordDelta, type RecordSource } from './records.js'
+import { SearchDomains } from './search.js'
 import { TcpFront, tcpLimits, type TcpLimits, type TcpStats, type TcpTimers } from './tcp.js'
 import { type Clock, Forwarder, literalLookup, realClock, ResolvConfUpstreams, StaticUpstreams, type Upstream, type UpstreamHealth, type UpstreamSource, upstreamKey } from './upstream.js'
 import {
@@ -93,6 +98,13 @@ export interface DnsServerOptions {
   udpHelpers?: number
   /** How long a helper trusts what it learnt of a client's networks, default 1000 ms. */
   helperClientTtlMs?: number
+  /**
+   * The search domains containers are given (search.ts): `NAME.<domain>` with
+   * NAME one of ferry's names in the client's scope is answered at once. Default:
+   * the `search` line of the host's resolv.conf (`upstreams.resolvConf`), as the
+   * engine gives containers, re-read when it changes.
+   */
+  searchDomains?: readonly string[]
   /** The cache of forwarded answers (cache.ts; defaults there); false: none. */
   cache?: Partial<CacheOptions> | false
   /** Time and timers of the cache and the forwarder (tests pass fake ones); default the real ones. */
@@ -141,6 +153,9 @@ export class DnsServer {
   private readonly q = new Query()
   private readonly limiter: RateLimiter | undefined
   private readonly upstreamSource: UpstreamSource
+  /** The host's resolv.conf, when its nameservers or its search list are used. */
+  private readonly resolv: ResolvConfUpstreams | undefined
+  private readonly fixedSearch: SearchDomains | undefined
   private readonly forwarder: Forwarder
   private readonly clock: Clock
   /** Forwarded answers (main process only: helpers pass every miss of theirs here). */
@@ -155,6 +170,8 @@ export class DnsServer {
   private upstreamView: { from: readonly Upstream[], listeners: number, list: readonly Upstream[] } | undefined
   private listenerVersion = 0
   private helpers: HelperPool | undefined
+  /** The search list the helpers were given last. */
+  private helperSearch: SearchDomains | undefined
   private helperPush: NodeJS.Immediate | undefined
   private readonly onChange = (): void => {
     this.dirty = true
@@ -170,7 +187,7 @@ export class DnsServer {
   private readonly onDelta = (d: RecordDelta): void => {
     if (!this.dirty) {
       this.cache.records.apply(d)
-      this.cache = new AnswerCache(this.cache.records, this.ttl)
+      this.cache = new AnswerCache(this.cache.records, this.ttl, this.searchDomains())
     }
     // A full push already queued reads the records after this delta.
     if (this.helpers !== undefined && this.helperPush === undefined) this.helpers.delta(d)
@@ -186,9 +203,11 @@ export class DnsServer {
     const rl = opts.rateLimit ?? DEFAULT_RATE_LIMIT
     this.limiter = rl === false ? undefined : new RateLimiter(rl)
     const up = opts.upstreams ?? {}
-    this.upstreamSource = up.servers !== undefined
-      ? new StaticUpstreams(up.servers)
-      : new ResolvConfUpstreams(up.resolvConf ?? '/etc/resolv.conf', up.pollMs ?? 5000, opts.log)
+    this.fixedSearch = opts.searchDomains === undefined ? undefined : new SearchDomains(opts.searchDomains)
+    this.resolv = up.servers === undefined || this.fixedSearch === undefined
+      ? new ResolvConfUpstreams(up.resolvConf ?? '/etc/resolv.conf', up.pollMs ?? 5000, up.servers === undefined ? opts.log : undefined)
+      : undefined
+    this.upstreamSource = up.servers !== undefined ? new StaticUpstreams(up.servers) : this.resolv!
     this.forwarder = new Forwarder({
       upstreams: () => this.upstreams(),
       timeoutMs: up.timeoutMs ?? 2000,
@@ -206,7 +225,7 @@ export class DnsServer {
       onError: (err) => this.internalError(err),
       timers: opts.tcpTimers,
     })
-    this.cache = new AnswerCache(RecordSet.empty(), this.ttl)
+    this.cache = new AnswerCache(RecordSet.empty(), this.ttl, this.searchDomains())
     opts.records.on('change', this.onChange)
     opts.records.on('delta', this.onDelta)
   }
@@ -264,6 +283,11 @@ export class DnsServer {
   /** UDP sockets open now towards upstreams (one per forwarded UDP query in flight). */
   get upstreamSockets (): number {
     return this.forwarder.udpSockets
+  }
+
+  /** Packets the UDP helpers passed to this process so far (0 without helpers). */
+  helperDeferred (): number {
+    return this.helpers?.deferred ?? 0
   }
 
   /** UDP helper processes serving now (0 without helpers, or while they start). */
@@ -330,6 +354,7 @@ export class DnsServer {
     this.opts.records.off('change', this.onChange)
     this.opts.records.off('delta', this.onDelta)
     this.upstreamSource.close()
+    this.resolv?.close()
     clearImmediate(this.helperPush)
     await this.helpers?.close()
     const ls = [...this.listeners.values()]
@@ -353,7 +378,7 @@ export class DnsServer {
 
   private start (): Promise<void> {
     if (this.started === undefined) {
-      this.started = this.upstreamSource instanceof ResolvConfUpstreams ? this.upstreamSource.start() : Promise.resolve()
+      this.started = this.resolv?.start() ?? Promise.resolve()
       const n = this.opts.udpHelpers ?? 0
       if (n > 0) {
         this.helpers = new HelperPool({
@@ -379,30 +404,47 @@ export class DnsServer {
     this.helpers?.client(address, this.opts.clientNetworks(address))
   }
 
+  /** The search domains now (the same object while they do not change). */
+  searchDomains (): SearchDomains {
+    return this.fixedSearch ?? this.resolv?.search ?? SearchDomains.none
+  }
+
   private answers (): AnswerCache {
+    const search = this.searchDomains()
     if (this.dirty) {
       this.dirty = false
       const before = this.cache.records
-      this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl)
+      this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl, search)
       this.flushNewNames(before, this.cache.records)
+    } else if (this.cache.search !== search) {
+      this.cache = new AnswerCache(this.cache.records, this.ttl, search)
+      this.flushNewNames(this.cache.records, this.cache.records, true)
+    }
+    // Helpers learn the search list from here: what they cannot answer comes here first.
+    if (this.helpers !== undefined && this.helperSearch !== search) {
+      this.helperSearch = search
+      this.helpers.search(search.domains)
     }
     return this.cache
   }
 
   /**
    * Drop cached upstream answers for names ferry starts answering (known in
-   * some network now, in none before). Clients of that network get ferry's
-   * answer anyway (its records come first); this keeps the cache from holding
-   * what no one should be told any more.
+   * some network now, in none before), itself or as a search expansion (with
+   * `searchChanged`, every name ferry answers through the new search list).
+   * Clients of that network get ferry's answer anyway (its records come first);
+   * this keeps the cache from holding what no one should be told any more.
    */
-  private flushNewNames (before: RecordSet, after: RecordSet): void {
+  private flushNewNames (before: RecordSet, after: RecordSet, searchChanged = false): void {
     const c = this.fwdCache
     if (c === undefined || c.size === 0) return
     const netsBefore = before.networks()
     const netsAfter = after.networks()
+    const search = this.searchDomains()
+    const known = (rs: RecordSet, nets: readonly string[], key: string): boolean =>
+      rs.lookup(keyToName(key), nets) !== undefined || search.stripped(key).some((k) => rs.lookup(keyToName(k), nets) !== undefined)
     for (const key of [...c.names()]) {
-      const name = keyToName(key)
-      if (after.lookup(name, netsAfter) !== undefined && before.lookup(name, netsBefore) === undefined) c.flushName(key)
+      if (known(after, netsAfter, key) && (searchChanged || !known(before, netsBefore, key))) c.flushName(key)
     }
   }
 

@@ -9,6 +9,8 @@ import { EventEmitter } from 'node:events'
 import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
 import type { ContainerNames } from '../docker/watch.js'
 import type { ClusterEndpoint } from '../cluster/types.js'
+import { FerryError } from '../errors/errors.js'
+import { canonical, contains, familyOf, isCidr, isIp } from '../util/ip.js'
 import { MAX_SRV_PORTS, type RecordDelta, type RecordEntry, type RecordSource, type ServicePort } from './records.js'
 
 export function scopeOf (net: Pick<NetworkRecord, 'id' | 'overlay'>): string {
@@ -131,12 +133,29 @@ export interface RemoteEndpointChange {
 
 const NONE: readonly string[] = Object.freeze([])
 
+/** `--dns-engine-clients`: the prefixes, canonical; INVALID_OPTION for one that is not a prefix. */
+export function engineClientPrefixes (cidrs: readonly string[]): string[] {
+  return cidrs.map((c) => {
+    if (!isCidr(c)) throw new FerryError('INVALID_OPTION', `--dns-engine-clients "${c}" must be a prefix such as 172.17.0.0/16 or fd00:17::/64`)
+    return canonical(c)
+  })
+}
+
+/** Sources remembered per engine-client check at most (then the memo starts again). */
+const MAX_OUTSIDE_MEMO = 4096
+
 /**
  * The agent's records in two parts: this host's (rebuilt by `update` when the
  * engine or the driver change something) and other hosts' overlay endpoints
  * (replaced by `setRemote` after a full read, then changed endpoint by
  * endpoint by `remoteChanged`, which emits a 'delta' and costs the same
  * whatever the size of the overlay).
+ *
+ * Engine clients (`--dns-engine-clients`): a source address in one of these
+ * prefixes that is no endpoint of ferry's — a container on one of the engine's
+ * own networks whose resolver (the engine's `--dns`) points at ferry — sees the
+ * names of every overlay this host runs, and is forwarded like a client. The
+ * names of ferry's local networks stay with their own containers.
  */
 export class AgentRecordSource extends EventEmitter implements RecordSource {
   private localEntries: RecordEntry[] = []
@@ -146,6 +165,9 @@ export class AgentRecordSource extends EventEmitter implements RecordSource {
   private all: RecordEntry[] | undefined
   private clients = new Map<string, string[]>()
   localNames = new Map<string, string[]>()
+  private engineClients: readonly string[] = []
+  private overlayScopes: readonly string[] = NONE
+  private readonly outsideMemo = new Map<string, boolean>()
 
   records (): readonly RecordEntry[] {
     if (this.all === undefined) {
@@ -157,11 +179,33 @@ export class AgentRecordSource extends EventEmitter implements RecordSource {
   }
 
   /** The scopes a client may see; the same array while nothing changes. */
-  clientNetworks = (srcIp: string): readonly string[] => this.clients.get(srcIp) ?? NONE
+  clientNetworks = (srcIp: string): readonly string[] => this.clients.get(srcIp) ?? this.outside(srcIp)
+
+  /**
+   * The prefixes of the engine's networks whose containers may ask (see above);
+   * throws INVALID_OPTION naming a bad one.
+   */
+  setEngineClients (cidrs: readonly string[]): void {
+    this.engineClients = engineClientPrefixes(cidrs)
+    this.outsideMemo.clear()
+  }
+
+  private outside (srcIp: string): readonly string[] {
+    if (this.engineClients.length === 0 || this.overlayScopes.length === 0) return NONE
+    let inside = this.outsideMemo.get(srcIp)
+    if (inside === undefined) {
+      inside = isIp(srcIp) && this.engineClients.some((c) => familyOf(c) === familyOf(srcIp) && contains(c, srcIp))
+      if (this.outsideMemo.size >= MAX_OUTSIDE_MEMO) this.outsideMemo.clear()
+      this.outsideMemo.set(srcIp, inside)
+    }
+    return inside ? this.overlayScopes : NONE
+  }
 
   /** This host's records (and, when `inp.remote` has overlays, theirs replaced as by `setRemote`). */
   update (inp: RecordInputs): void {
     const next = buildRecords({ ...inp, remote: new Map() })
+    const overlays = inp.networks.filter((n) => n.overlay).map(scopeOf).sort()
+    if (overlays.join('\0') !== this.overlayScopes.join('\0')) this.overlayScopes = overlays.length === 0 ? NONE : overlays
     const same = JSON.stringify(next.entries) === JSON.stringify(this.localEntries) &&
       JSON.stringify([...next.clients]) === JSON.stringify([...this.clients])
     this.localNames = next.local

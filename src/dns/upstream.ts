@@ -54,6 +54,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import type { Logger } from 'pino'
 import { ferryError } from '../errors/errors.js'
 import { isIp, normalizeIp } from '../util/ip.js'
+import { parseResolvSearch, SearchDomains } from './search.js'
 import { HEADER, rcodeOf, RCODE_REFUSED, RCODE_SERVFAIL, sameQuestion } from './wire.js'
 
 export interface Upstream {
@@ -140,9 +141,11 @@ export class StaticUpstreams implements UpstreamSource {
   close (): void {}
 }
 
-/** The nameservers of a resolv.conf, kept current. Call `start()` once. */
+/** The nameservers of a resolv.conf, and its search list (search.ts), kept current. Call `start()` once. */
 export class ResolvConfUpstreams implements UpstreamSource {
   private list: readonly Upstream[] = []
+  /** The file's search list; a new object only when it changes. */
+  search = SearchDomains.none
   private signature = ''
   private watcher: FSWatcher | undefined
   private poll: NodeJS.Timeout | undefined
@@ -165,7 +168,7 @@ export class ResolvConfUpstreams implements UpstreamSource {
     } catch {
       // no inotify on this folder: the periodic check does the job
     }
-    this.poll = setInterval(() => { void this.check() }, this.pollMs)
+    this.poll = setInterval(() => { void this.check() }, this.pollMs) // check never rejects: it logs an unreadable file
     this.poll.unref()
   }
 
@@ -178,6 +181,8 @@ export class ResolvConfUpstreams implements UpstreamSource {
       const text = await readFile(this.path, 'utf8')
       this.signature = sig
       this.unreadable = false
+      const search = new SearchDomains(parseResolvSearch(text))
+      if (!search.same(this.search)) this.search = search
       const next = parseResolvConf(text)
       if (next.map(upstreamKey).join(',') === this.list.map(upstreamKey).join(',')) return false
       this.list = next
@@ -194,7 +199,7 @@ export class ResolvConfUpstreams implements UpstreamSource {
   private schedule (): void {
     if (this.closed) return
     clearTimeout(this.debounce)
-    this.debounce = setTimeout(() => { void this.check() }, 50)
+    this.debounce = setTimeout(() => { void this.check() }, 50) // never rejects
     this.debounce.unref()
   }
 

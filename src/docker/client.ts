@@ -15,7 +15,7 @@ export interface EngineNames {
   /** network id -> name */
   networks: Map<string, string>
   /** endpoint id -> container (network, address and MAC for ferry's networks, when the engine gave them) */
-  endpoints: Map<string, { containerId: string, containerName: string, networkId?: string, cidr?: string, mac?: string }>
+  endpoints: Map<string, { containerId: string, containerName: string, networkId?: string, cidr?: string, cidr6?: string, mac?: string }>
   /** network id -> the IPv4 and IPv6 addresses (no prefix, canonical) the engine's endpoints hold, for ferry's networks only. */
   addresses: Map<string, Set<string>>
 }
@@ -71,6 +71,7 @@ export class EngineClient {
           names.endpoints.set(c.EndpointID, {
             containerId: cid, containerName: c.Name, networkId: x.id,
             ...(typeof c.IPv4Address === 'string' && c.IPv4Address !== '' ? { cidr: c.IPv4Address } : {}),
+            ...(typeof c.IPv6Address === 'string' && c.IPv6Address !== '' ? { cidr6: c.IPv6Address } : {}),
             ...(typeof c.MacAddress === 'string' && c.MacAddress !== '' ? { mac: c.MacAddress } : {}),
           })
           if (c.IPv4Address) held.add(c.IPv4Address.split('/')[0]!)

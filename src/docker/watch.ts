@@ -220,7 +220,7 @@ export class EngineWatcher extends EventEmitter {
     const req = http.request({ ...target, path: `/v1.41/events?filters=${filters}`, method: 'GET' }, (res) => {
       if (res.statusCode !== 200) { res.resume(); lost(new Error(`engine answered ${res.statusCode}`)); return }
       this.connectedAt = this.timers.now()
-      void this.refreshAll()
+      void this.refreshAll() // never rejects: a failed read is logged, a failed inspection forgets the container
       let buf = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => {
@@ -266,6 +266,6 @@ export class EngineWatcher extends EventEmitter {
       this.containers.delete(id)
       this.emit('change')
     }
-    void this.refresh(id)
+    void this.refresh(id) // never rejects (see refreshAll)
   }
 }

@@ -182,6 +182,51 @@ export function judgeEngine (f: EngineFacts, pluginName: string): CheckResult[] 
   return out
 }
 
+/** The engine's own `--dns` (the name servers its containers forward to): where it is set, and what it says. */
+export interface EngineDnsFacts {
+  /** dockerd's process, when one serving `dockerHost` was found. */
+  pid?: number
+  /** The daemon.json read (dockerd's --config-file, default /etc/docker/daemon.json). */
+  configFile?: string
+  /** `--dns` on dockerd's command line, then `"dns"` of its daemon.json. */
+  servers: string[]
+  /** What could not be read (missing files are not errors: they set nothing). */
+  errors: string[]
+}
+
+/** What ferry's DNS listens on, as its agent says: undefined `enabled` when it could not be asked. */
+export interface FerryDnsFacts {
+  enabled?: boolean
+  /** Gateway addresses of ferry's networks (where the server listens, port 53), overlays' first. */
+  addresses: string[]
+  overlays: number
+}
+
+/**
+ * Whether the engine's containers forward what its resolver does not know to ferry (its `--dns` is one of
+ * ferry's listen addresses): needed for names of other hosts' overlay containers, and for any overlay name
+ * from a container on one of the engine's own networks (docs/dns.md).
+ */
+export function judgeEngineDns (engine: EngineDnsFacts, ferry: FerryDnsFacts): CheckResult {
+  const check = 'engine.dns'
+  if (ferry.enabled === false) return ok(check, 'the agent runs with --no-dns-server: the engine has no ferry resolver to point at')
+  if (ferry.enabled === undefined || ferry.addresses.length === 0) return ok(check, 'ferry\'s DNS listens on no address yet (no ferry network)')
+  const mine = engine.servers.filter((s) => ferry.addresses.includes(s))
+  const where = engine.pid === undefined ? 'the engine' : `dockerd (pid ${engine.pid}${engine.configFile === undefined ? '' : `, ${engine.configFile}`})`
+  const cannot = engine.errors.length > 0 ? ` (could not read everything: ${engine.errors.join('; ')})` : ''
+  const how = `add "dns": ["${ferry.addresses[0]!}"] to the engine's daemon.json (or dockerd --dns ${ferry.addresses[0]!}) and restart it; ` +
+    'give the agent --dns-engine-clients with the subnets of the engine\'s own networks whose containers should see overlay names (docs/dns.md)'
+  if (mine.length > 0) {
+    return ok(check, `${where} forwards its containers' other names to ferry (${mine.join(', ')}): names of other hosts' overlay containers resolve through it`,
+      'containers on the engine\'s own networks are answered only from the prefixes given to the agent\'s --dns-engine-clients')
+  }
+  const what = engine.servers.length > 0
+    ? `${where} forwards its containers' other names to ${engine.servers.join(', ')}, none of ferry's addresses (${ferry.addresses.join(', ')})${cannot}`
+    : `${where} sets no --dns: its containers forward to the host's resolvers, not to ferry${cannot}`
+  if (ferry.overlays === 0) return ok(check, `${what}; no overlay network here, so nothing is missed`, how)
+  return warn(check, `${what}: names of other hosts' overlay containers do not resolve from Docker containers`, how)
+}
+
 // ---- the agent ----
 
 export interface SocketFacts {

@@ -1,15 +1,15 @@
 /**
  * `ferry doctor`: gathers the facts (probes.ts, redis.ts) and turns them into
  * one verdict per check (checks.ts), in a fixed order: kernel, sysctls,
- * iptables, engine, agent, Redis and clock.
+ * iptables, engine, agent (then the engine's --dns against ferry's DNS), Redis and clock.
  */
 import path from 'node:path'
 import {
-  judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables, judgeIpv6AcceptRa,
+  judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeEngineDns, judgeIpForward, judgeIptables, judgeIpv6AcceptRa,
   judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard,
 } from './checks.js'
 import {
-  exists, probeAgent, probeEngine, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
+  exists, probeAgent, probeEngine, probeEngineDns, probeFerryDns, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
 } from './probes.js'
 import { probeRedis } from './redis.js'
 import { kernelForwardingDeps, raAffected } from '../kernel/forwarding.js'
@@ -50,9 +50,11 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     raAffected(kernelForwardingDeps(() => {})).catch(() => []),
     detectWireGuard(),
   ])
-  const [engine, pluginAnswer] = await Promise.all([
+  const [engine, pluginAnswer, engineDns, ferryDns] = await Promise.all([
     probeEngine(o.dockerHost, o.pluginName, iptables.filterSave),
     pluginSock.error === undefined && pluginSock.isSocket === true ? probePluginAnswer(pluginSocket) : Promise.resolve(undefined),
+    probeEngineDns(o.dockerHost),
+    agent.error === undefined ? probeFerryDns(o.apiSocket) : Promise.resolve(undefined),
   ])
 
   const results: CheckResult[] = []
@@ -69,6 +71,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   if (pluginSock.error === undefined && pluginSock.isSocket === true) results.push(judgePluginAnswer(pluginSocket, pluginAnswer))
   results.push(...judgeAgent(agent, iptables))
   if (agent.error === undefined) results.push(judgeSocket('agent.api-socket', 'API socket', apiSock))
+  if (engine.error === undefined && ferryDns !== undefined) results.push(judgeEngineDns(engineDns, ferryDns))
   if (redis !== undefined) {
     results.push(...judgeRedis(redis))
     if (redis.error === undefined) results.push(judgeClockSkew(redis.offsetMs, redis.timeRttMs ?? 0))

@@ -11,7 +11,7 @@ import { execFile } from '../kernel/exec.js'
 import { readSysctl } from '../kernel/sysctl.js'
 import { EngineClient } from '../docker/client.js'
 import { apiCall } from '../api/client.js'
-import type { AgentFacts, EngineFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
+import type { AgentFacts, EngineDnsFacts, EngineFacts, FerryDnsFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
 
 const TIMEOUT_MS = 5000
 /** Link creation waits for the kernel's rtnl lock, which a busy host (namespaces being deleted) holds for seconds. */
@@ -155,4 +155,101 @@ export async function probeAgent (apiSocket: string): Promise<AgentFacts> {
   } catch (err) {
     return { apiSocket, error: (err as Error).message }
   }
+}
+
+/** `--dns X`, `--dns=X` and `--config-file`/`--config-file=` of a dockerd command line (pure). */
+export function parseDockerdArgs (argv: readonly string[]): { dns: string[], configFile?: string, hosts: string[] } {
+  const out: { dns: string[], configFile?: string, hosts: string[] } = { dns: [], hosts: [] }
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!
+    const eq = a.indexOf('=')
+    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined]
+    if (flag !== '--dns' && flag !== '--config-file' && flag !== '-H' && flag !== '--host') continue
+    const value = inline ?? argv[++i]
+    if (value === undefined) break
+    if (flag === '--dns') out.dns.push(value)
+    else if (flag === '--config-file') out.configFile = value
+    else out.hosts.push(value)
+  }
+  return out
+}
+
+/** `"dns"` of a daemon.json text (pure); throws a sentence when the text is not what dockerd reads. */
+export function daemonJsonDns (text: string, file: string): string[] {
+  let cfg: unknown
+  try { cfg = JSON.parse(text) } catch (err) { throw new Error(`${file} is not JSON: ${(err as Error).message}`) }
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new Error(`${file} is not a JSON object`)
+  const dns = (cfg as { dns?: unknown }).dns
+  if (dns === undefined) return []
+  if (!Array.isArray(dns) || !dns.every((d) => typeof d === 'string')) throw new Error(`${file}: "dns" is not a list of addresses`)
+  return dns
+}
+
+const DEFAULT_ENGINE_HOST = 'unix:///var/run/docker.sock'
+const DEFAULT_DAEMON_JSON = '/etc/docker/daemon.json'
+
+/** The same engine address whichever way it is spelt (unix:///run/… and unix:///var/run/… are one file on most hosts). */
+function sameHost (a: string, b: string): boolean {
+  const norm = (h: string): string => h.replace(/^unix:\/\//, '').replace(/^\/var\/run\//, '/run/')
+  return norm(a) === norm(b)
+}
+
+/**
+ * The engine's `--dns`: dockerd's process serving `dockerHost` (found in /proc by its
+ * -H, or the one with none for the default socket), its command line, and its daemon.json.
+ * The engine's API does not say (`docker info` has no DNS field).
+ */
+export async function probeEngineDns (dockerHost: string, procDir = '/proc'): Promise<EngineDnsFacts> {
+  const facts: EngineDnsFacts = { servers: [], errors: [] }
+  let entries: string[]
+  try { entries = await fs.readdir(procDir) } catch (err) {
+    facts.errors.push(`cannot list ${procDir}: ${(err as Error).message}`)
+    return facts
+  }
+  let found: { pid: number, args: ReturnType<typeof parseDockerdArgs> } | undefined
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue
+    let argv: string[]
+    try { argv = (await fs.readFile(`${procDir}/${e}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '') } catch { continue }
+    if (argv[0] === undefined || !/(^|\/)dockerd$/.test(argv[0])) continue
+    const args = parseDockerdArgs(argv)
+    const serves = args.hosts.length === 0 ? sameHost(dockerHost, DEFAULT_ENGINE_HOST) : args.hosts.some((h) => sameHost(h, dockerHost))
+    if (serves) {
+      found = { pid: Number(e), args }
+      break
+    }
+  }
+  if (found === undefined) {
+    facts.errors.push(`no dockerd process serving ${dockerHost} was found`)
+    return facts
+  }
+  facts.pid = found.pid
+  facts.servers.push(...found.args.dns)
+  const file = found.args.configFile ?? DEFAULT_DAEMON_JSON
+  facts.configFile = file
+  try {
+    facts.servers.push(...daemonJsonDns(await fs.readFile(file, 'utf8'), file))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') facts.errors.push((err as Error).message)
+  }
+  return facts
+}
+
+export async function probeFerryDns (apiSocket: string): Promise<FerryDnsFacts> {
+  const facts: FerryDnsFacts = { addresses: [], overlays: 0 }
+  try {
+    const nets = await apiCall<Array<{ id: string, gateway?: string, gateway6?: string, overlay?: unknown }>>(apiSocket, 'GET', '/v1/networks', undefined, TIMEOUT_MS)
+    const local = nets.filter((n) => n.overlay === undefined)
+    const sorted = [...nets.filter((n) => n.overlay !== undefined), ...local]
+    facts.overlays = nets.length - local.length
+    facts.addresses = [...new Set(sorted.flatMap((n) => [n.gateway, n.gateway6]).filter((a): a is string => typeof a === 'string' && a !== ''))]
+    // Whether the server runs: the records of one network (a local one: fewer), refused with UNSUPPORTED when it is off.
+    const one = local[0] ?? sorted[0]
+    if (one === undefined) return facts
+    await apiCall(apiSocket, 'GET', `/v1/dns/records?network=${encodeURIComponent(one.id)}`, undefined, TIMEOUT_MS)
+    facts.enabled = true
+  } catch (err) {
+    if ((err as { code?: string }).code === 'UNSUPPORTED') facts.enabled = false
+  }
+  return facts
 }

@@ -7,7 +7,7 @@
  * Deletes are idempotent: deleting what is already (half) gone succeeds.
  */
 import type { Logger } from 'pino'
-import { FerryError, toFerryError } from '../errors/errors.js'
+import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
 import type { EndpointRecord, ExposedPort, NetworkRecord, PortBinding, PortRequest } from '../model/types.js'
 import type { Store } from '../store/store.js'
 import type { LinkDriver } from '../kernel/types.js'
@@ -25,6 +25,7 @@ import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
 import type { LocalClusterState } from '../cluster/types.js'
+import { forgetEndpoint, forgetNetwork, markJoined, markLeft, recordEndpoint, recordNetwork, setPorts } from './records.js'
 
 export interface CreateNetworkInput {
   id: string
@@ -293,9 +294,9 @@ export class NetworkDriver {
       if (net.subnet6 !== undefined) await this.d.ipv6Forwarding?.()
       undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
       await this.d.firewall.addNetwork(natNetwork(net))
-      this.state.networks[net.id] = net
-      undo.push('forget network', async () => { delete this.state.networks[net.id]; await this.d.store.commit(['networks', net.id]) })
-      await this.d.store.commit(['networks', net.id])
+      const path = recordNetwork(this.d.store, net)
+      undo.push('forget network', async () => { await this.d.store.commit(forgetNetwork(this.d.store, net.id)) })
+      await this.d.store.commit(path)
       await this.d.ipam.markAux(poolId, aux.v4)
       if (pools.poolId6 !== undefined) await this.d.ipam.markAux(pools.poolId6, aux.v6)
     }, this.undoLog)
@@ -344,11 +345,9 @@ export class NetworkDriver {
       const net = this.networkRecord(input, opts, { poolId }, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
       undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
       await this.d.firewall.addNetwork(natNetwork(net))
-      const pool = this.d.ipam.pool(poolId)
-      if (pool) pool.overlay = name
-      this.state.networks[net.id] = net
-      const changed = [['networks', net.id], ['pools', poolId, 'overlay']] as const
-      undo.push('forget network', async () => { delete this.state.networks[net.id]; if (pool) delete pool.overlay; await this.d.store.commit(...changed) })
+      // The pool's tie to the overlay reaches the disk with the network's record, in one write.
+      const changed = [this.d.ipam.markOverlay(poolId, name), recordNetwork(this.d.store, net)]
+      undo.push('forget network', async () => { this.d.ipam.unmarkOverlay(poolId); forgetNetwork(this.d.store, net.id); await this.d.store.commit(...changed) })
       await this.d.store.commit(...changed)
       this.d.log.info({ network: net.id, overlay: name, vni: att.vni, bridge: att.bridge }, 'overlay network joined')
       this.d.onChange?.()
@@ -388,16 +387,22 @@ export class NetworkDriver {
     return this.op(id, async () => {
       const net = this.state.networks[id]
       if (!net) return
-      for (const ep of this.endpoints(id)) await this.removeEndpointNow(ep)
-      await this.d.firewall.removeNetwork(id)
-      if (net.overlay) await this.d.overlay?.detach(net.overlay.name)
-      else await this.bridge.removeNetwork(net)
-      delete this.state.networks[id]
-      await this.d.store.commit()
+      // Best effort: each step runs whatever failed before it, and every failure is reported
+      // in one sentence. The record stays while a step failed, so that a retry finishes the job.
+      const errors = new ErrorList()
+      for (const ep of this.endpoints(id)) await this.removeEndpointNow(ep, errors)
+      await errors.run(`removing the firewall rules of network ${id.slice(0, 12)}`, () => this.d.firewall.removeNetwork(id))
+      const overlay = net.overlay
+      if (overlay) await errors.run(`leaving overlay ${overlay.name}`, () => this.d.overlay?.detach(overlay.name))
+      else if (net.ownsBridge) await errors.run(`deleting bridge ${net.bridge}`, () => this.bridge.removeNetwork(net))
+      const whole = errors.errors.length === 0
+      if (whole) forgetNetwork(this.d.store, id)
+      await errors.run('saving the state', () => this.d.store.commit())
       // With no ferry network left, nothing of ferry stays in the firewall.
-      if (this.networks().length === 0) await this.d.firewall.teardown()
-      this.d.log.info({ network: id, bridge: net.bridge }, 'network deleted')
+      if (whole && this.networks().length === 0) await errors.run('removing ferry\'s firewall', () => this.d.firewall.teardown())
+      if (whole) this.d.log.info({ network: id, bridge: net.bridge }, 'network deleted')
       this.d.onChange?.()
+      errors.throwIfAny(`deleting network ${id.slice(0, 12)} was incomplete`)
     })
   }
 
@@ -456,9 +461,9 @@ export class NetworkDriver {
       // On an overlay, the bridge may have learned this MAC on the VXLAN port while the address
       // was a remote container's: forgotten, or frames from the tunnel are dropped.
       await this.bridge.addEndpoint(ep, net, { undo, ...(net.overlay ? { forgetOn: vxlanName(net.overlay.vni) } : {}) })
-      this.state.endpoints[ep.id] = ep
-      undo.push('forget endpoint', async () => { delete this.state.endpoints[ep.id]; await this.d.store.commit(['endpoints', ep.id]) })
-      await this.d.store.commit(['endpoints', ep.id])
+      const path = recordEndpoint(this.d.store, ep)
+      undo.push('forget endpoint', async () => { await this.d.store.commit(forgetEndpoint(this.d.store, ep.id)) })
+      await this.d.store.commit(path)
       if (net.overlay) {
         // Published at create, not at join: remote hosts get a head start on programming it.
         undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
@@ -479,9 +484,7 @@ export class NetworkDriver {
       }
       // Informational only (nothing is rebuilt from it): it reaches the disk with the
       // next commit, which spares every container start a synced write.
-      ep.joined = true
-      ep.sandboxKey = sandboxKey
-      this.d.store.touch(['endpoints', ep.id])
+      this.d.store.touch(markJoined(ep, sandboxKey))
       // An internal network has no way out: no default route, and no docker_gwbridge either.
       return net.internal
         ? { srcName: ep.containerVeth, disableGatewayService: true }
@@ -493,9 +496,7 @@ export class NetworkDriver {
     return this.op(networkId, async () => {
       const ep = this.state.endpoints[endpointId]
       if (!ep || ep.networkId !== networkId) return
-      ep.joined = false
-      delete ep.sandboxKey
-      this.d.store.touch(['endpoints', ep.id])
+      this.d.store.touch(markLeft(ep))
     })
   }
 
@@ -508,20 +509,27 @@ export class NetworkDriver {
       // Forget first, then clean: a crash in between leaves only what reconcile (links,
       // rules) and the cluster re-assertion (Redis) remove by themselves. The other order
       // left a record whose DeleteEndpoint the engine retries with an empty body.
-      delete this.state.endpoints[ep.id]
-      await this.d.store.commit(['endpoints', ep.id])
-      await this.removeEndpointNow(ep)
+      await this.d.store.commit(forgetEndpoint(this.d.store, ep.id))
+      const errors = new ErrorList()
+      await this.removeEndpointNow(ep, errors)
       this.d.onChange?.()
+      errors.throwIfAny(`deleting endpoint ${ep.id.slice(0, 12)} was incomplete`)
     })
   }
 
-  /** Remove an endpoint's kernel, firewall and cluster state and its record (caller holds the network lock and commits). */
-  private async removeEndpointNow (ep: EndpointRecord): Promise<void> {
+  /**
+   * Remove an endpoint's kernel, firewall and cluster state, then its record (caller holds the
+   * network lock and commits). Best effort: every step runs, failures go to `errors`, and the
+   * record stays when one failed.
+   */
+  private async removeEndpointNow (ep: EndpointRecord, errors: ErrorList): Promise<void> {
+    const failed = errors.errors.length
     const overlay = this.state.networks[ep.networkId]?.overlay
-    if (overlay) await this.d.overlay?.withdraw(overlay.name, ep.id)
-    if (ep.ports.length > 0) await this.d.firewall.removeEndpoint(ep.id)
-    await this.bridge.removeEndpoint(ep)
-    delete this.state.endpoints[ep.id]
+    if (overlay) await errors.run(`withdrawing endpoint ${ep.id.slice(0, 12)} from overlay ${overlay.name}`, () => this.d.overlay?.withdraw(overlay.name, ep.id))
+    if (ep.ports.length > 0) await errors.run(`removing the published ports of endpoint ${ep.id.slice(0, 12)}`, () => this.d.firewall.removeEndpoint(ep.id))
+    await this.bridge.removeEndpoint(ep, errors)
+    if (errors.errors.length > failed) return
+    forgetEndpoint(this.d.store, ep.id)
     this.d.log.info({ network: ep.networkId, endpoint: ep.id }, 'endpoint deleted')
   }
 
@@ -567,10 +575,8 @@ export class NetworkDriver {
       t.lap('allocate')
       const before = ep.ports
       await withUndo(async (undo) => {
-        ep.portRequests = wanted
-        ep.ports = ports
-        this.d.store.touch(['endpoints', ep.id])
-        undo.push('restore ports', async () => { ep.ports = before })
+        this.d.store.touch(setPorts(ep, ports, wanted))
+        undo.push('restore ports', async () => { setPorts(ep, before) })
         if (ports.length > 0 || before.length > 0) await this.d.firewall.setEndpoint(natEndpoint(ep))
         t.lap('firewall')
         undo.push('restore firewall', () => before.length > 0 ? this.d.firewall.setEndpoint(natEndpoint({ ...ep, ports: before })) : this.d.firewall.removeEndpoint(ep.id))
@@ -589,8 +595,7 @@ export class NetworkDriver {
       const t = new Stopwatch()
       await this.d.firewall.removeEndpoint(ep.id)
       t.lap('firewall')
-      ep.ports = []
-      await this.d.store.commit(['endpoints', ep.id])
+      await this.d.store.commit(setPorts(ep, []))
       t.lap('store')
       this.d.log.debug({ endpoint: ep.id, ms: t.laps }, 'ports revoked')
       this.d.onChange?.()

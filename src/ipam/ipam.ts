@@ -18,7 +18,7 @@
  * peers' stale ARP entries have time to expire. The gateway takes the first free
  * address of the window, as libnetwork does for a request without preference.
  *
- * Only this class may change `store.state.pools`: it keeps a small in-memory index
+ * Only this class may change `store.state.pools` (test/layout/owners.test.ts checks it): it keeps a small in-memory index
  * per pool (allocation count in the window) rebuilt whenever the record object changes.
  */
 import { ferryError, toFerryError } from '../errors/errors.js'
@@ -282,6 +282,23 @@ export class Ipam {
         ...marked.map((ip) => ['pools', record.id, 'allocated', ip]))
       return marked.length
     })
+  }
+
+  /**
+   * Tie a pool to an overlay (its endpoint addresses come from the cluster from now on), or
+   * untie it. Changes memory only and returns the path: the caller commits it with the
+   * network record that makes the tie, so that both reach the disk in one write.
+   */
+  markOverlay (poolId: string, overlay: string): StorePath {
+    const record = own(this.store.state.pools, poolId)
+    if (record !== undefined) record.overlay = overlay
+    return ['pools', poolId, 'overlay']
+  }
+
+  unmarkOverlay (poolId: string): StorePath {
+    const record = own(this.store.state.pools, poolId)
+    if (record !== undefined) delete record.overlay
+    return ['pools', poolId, 'overlay']
   }
 
   private async pickAutoSubnet (family: Family): Promise<string> {

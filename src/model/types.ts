@@ -153,6 +153,10 @@ export interface ContainerRecord {
   address?: string
   prefixLen?: number
   gateway?: string
+  /** The IPv6 side on a dual-stack network (absent on an IPv4-only one and in records of older agents). */
+  address6?: string
+  prefixLen6?: number
+  gateway6?: string
   mac?: string
   ifname: string
   /** For mode container: the container whose namespace this one shares. */

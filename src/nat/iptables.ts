@@ -17,7 +17,7 @@
  * Kernel changes are serialized with one mutex.
  */
 import { performance } from 'node:perf_hooks'
-import { FerryError } from '../errors/errors.js'
+import { ErrorList, FerryError } from '../errors/errors.js'
 import { addEndpointRules, emptyRuleset, planBase, planEndpoint, type EndpointPlan, type Ruleset } from './plan.js'
 import { batchSize, diffEndpoint, diffViews, mergeBatch, parseSave, renderBatch, viewOf, type Batch } from './restore.js'
 import type { Change } from './desired.js'
@@ -96,10 +96,15 @@ export class IptablesDriver extends FirewallDriverBase<EndpointPlan> {
   }
 
   protected async teardownKernel (): Promise<void> {
+    // Best effort: one family's rules go even when the other's could not.
+    const errors = new ErrorList()
     for (const family of FAMILIES) {
-      const text = await this.save(family)
-      if (text !== undefined) await this.restore(family, diffViews(parseSave(text), emptyRuleset(family)))
+      await errors.run(`removing ferry's IPv${family} rules`, async () => {
+        const text = await this.save(family)
+        if (text !== undefined) await this.restore(family, diffViews(parseSave(text), emptyRuleset(family)))
+      })
     }
+    errors.throwIfAny('removing ferry\'s iptables rules was incomplete')
   }
 
   /** Apply a change incrementally (or by reconcile when the kernel state is unknown). */

@@ -230,6 +230,10 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
         // Link exceptions first: they only accept traffic inside one ICC-off bridge.
         ...perFamily(({ ip, sfx }) => `iifname . ${ip} saddr . ${ip} daddr . meta l4proto . th dport @link_to${sfx} accept`),
         ...perFamily(({ ip, sfx }) => `iifname . ${ip} saddr . ${ip} daddr . meta l4proto . th sport @link_from${sfx} accept`),
+        // Neighbour discovery inside a bridge, as ARP is for IPv4: an ICC-off bridge would take the solicitations
+        // and no IPv6 link could connect. Hop limit 255 holds only for bridged packets: a routed one (between
+        // bridges) was decremented before this hook, so nothing crosses bridges here.
+        'iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept',
         // Internal networks: nothing leaves or enters them, not even a published port of another network.
         'iifname @internal iifname . oifname vmap @icc',
         'iifname @internal drop',

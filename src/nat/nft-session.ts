@@ -56,7 +56,7 @@ export class NftSession {
     const child = spawnInteractive([...this.nft, '-i'], (chunk) => this.onStderr(chunk))
     this.child = child
     this.buffer = ''
-    void child.exited.then(() => {
+    void child.exited.then(() => { // exited never rejects
       if (this.child === child) this.fail(new FerryError('KERNEL', 'nft session: the nft process exited'))
     })
     return child

@@ -16,7 +16,7 @@
  * Kernel changes are serialized with one mutex.
  */
 import { performance } from 'node:perf_hooks'
-import { FerryError } from '../errors/errors.js'
+import { ErrorList, FerryError } from '../errors/errors.js'
 import {
   addElements, elementLines, endpointElements, linkElements, networkElements, planSkeleton, renderRewrite, renderTeardown, sameTable,
   NFT_FAMILY, NFT_TABLE, USER_CHAIN, type NftElement, type NftEndpointPlan, type NftKernelTable, type NftTablePlan,
@@ -99,9 +99,12 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
    * them), as FERRY-USER does with iptables.
    */
   protected async teardownKernel (): Promise<void> {
-    const kernel = await this.listTable()
-    const text = renderTeardown(kernel)
-    if (text !== '') {
+    // Best effort: the FORWARD accepts go even when the table could not.
+    const errors = new ErrorList()
+    await errors.run('removing table inet ferry', async () => {
+      const kernel = await this.listTable()
+      const text = renderTeardown(kernel)
+      if (text === '') return
       try {
         await this.apply(text)
       } catch (err) {
@@ -109,8 +112,9 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
         this.log?.warn({ err: (err as Error).message }, 'table inet ferry: the user chain uses ferry\'s sets; they stay, empty')
         await this.apply(renderTeardown(kernel, { keepSets: true }))
       }
-    }
-    for (const a of this.forwardAccept) await a.remove()
+    })
+    for (const a of this.forwardAccept) await errors.run('removing the FORWARD accept of ferry\'s marked traffic', () => a.remove())
+    errors.throwIfAny('removing ferry\'s nftables rules was incomplete')
   }
 
   // -------------------------------------------------------------------------
@@ -281,7 +285,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
         onError: (err) => this.log?.warn({ err: err.message }, 'nft monitor could not run: a removed table comes back at the next periodic reconcile only'),
       })
       this.watcher = child
-      void child.exited.then(() => {
+      void child.exited.then(() => { // exited never rejects
         if (!this.watching) return
         this.restartTimer = setTimeout(start, 1000)
         this.restartTimer.unref()
@@ -315,7 +319,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     if (this.restoreTimer !== undefined) return
     this.restoreTimer = setTimeout(() => {
       this.restoreTimer = undefined
-      void this.restoreNow()
+      void this.restoreNow() // never rejects: a failed restore is logged
     }, 50)
   }
 

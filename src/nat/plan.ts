@@ -309,6 +309,9 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
  * the parent reaches each exposed port of the child, and the child answers from
  * it. Links on ICC networks (everything is allowed already), on unknown
  * networks and links without ports add nothing. Sorted, deduplicated.
+ * In IPv6 a bridge with a link also lets neighbour discovery (ICMPv6 135, 136)
+ * through inside it, as ARP is for IPv4 (ebtables', not iptables', business):
+ * without it the ICC drop takes the solicitations and no link can connect.
  */
 export function planLinks (links: readonly NatLink[], networks: readonly NatNetwork[], family: Family = 4): string[] {
   const byId = new Map(networks.map((n) => [n.id, n]))
@@ -318,6 +321,9 @@ export function planLinks (links: readonly NatLink[], networks: readonly NatNetw
     if (net === undefined || net.icc || familyOf(l.parentIp) !== family) continue
     const tag = comment(`link ${l.id}`)
     const ports = [...l.ports].sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port)
+    if (family === 6 && ports.length > 0) {
+      for (const type of [135, 136]) out.add(`-i ${net.bridge} -o ${net.bridge} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} ${comment(`link-nd ${shortId(net.id)}`)} -j ACCEPT`)
+    }
     for (const p of ports) {
       const dev = `-i ${net.bridge} -o ${net.bridge} -p ${p.proto} -m ${p.proto}`
       out.add(`-s ${hostMask(l.parentIp)} -d ${hostMask(l.childIp)} ${dev} --dport ${p.port} ${tag} -j ACCEPT`)

@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import type { ClusterStore, LocalClusterState } from '../cluster/types.js'
 import type { PeerSync } from '../vxlan/peers.js'
 import { isUnavailable } from '../cluster/client.js'
-import { FerryError } from '../errors/errors.js'
+import { ErrorList, FerryError } from '../errors/errors.js'
 import { canonical } from '../util/ip.js'
 
 export interface OverlayAttachment { vni: number, bridge: string, mtu: number }
@@ -57,9 +57,12 @@ export class ClusterOverlay implements OverlayService {
     }
   }
 
+  /** Best effort: the cluster is told this host left even when its devices could not be removed. */
   async detach (name: string): Promise<void> {
-    await this.peers.detach(name)
-    await this.tolerant(() => this.cluster.removeOverlayHost(name))
+    const errors = new ErrorList()
+    await errors.run(`removing the devices of overlay ${name}`, () => this.peers.detach(name))
+    await errors.run(`telling the cluster this host left overlay ${name}`, () => this.tolerant(() => this.cluster.removeOverlayHost(name)))
+    errors.throwIfAny(`leaving overlay ${name} was incomplete`)
   }
 
   allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string> {

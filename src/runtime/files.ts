@@ -11,6 +11,8 @@ export interface HostsInput {
   hostname: string
   /** The container's own address; undefined for --net none. */
   address?: string
+  /** Its IPv6 address on a dual-stack network: a second line for the hostname, as Docker writes. */
+  address6?: string
   links: Array<{ alias: string, name: string, id: string, address: string }>
 }
 
@@ -30,6 +32,7 @@ export function renderHosts (h: HostsInput): string {
     lines.push(`${l.address}\t${names.join(' ')}`)
   }
   lines.push(h.address === undefined ? `127.0.1.1\t${h.hostname}` : `${h.address}\t${h.hostname}`)
+  if (h.address !== undefined && h.address6 !== undefined) lines.push(`${h.address6}\t${h.hostname}`)
   return lines.join('\n') + '\n'
 }
 

@@ -7,11 +7,13 @@
  *   --icc[=BOOL]          traffic between its containers (default true)
  *   --ip-masq[=BOOL]      outbound NAT (default true)
  *   --mtu N               its MTU
+ *   --ipv6[=BOOL]         dual-stack default network (dockerd's flag)
+ *   --fixed-cidr-v6 CIDR  its IPv6 subnet (default: a /64 of the default IPv6 pool); needs --ipv6, as in dockerd
  *   --ip-forward[=BOOL]   turn on net.ipv4.ip_forward (default true)
  *   --dns-search, --dns-opt   defaults for containers' resolv.conf
  */
 import { FerryError } from '../errors/errors.js'
-import { isCidr, parseCidr, bounds, ipValue } from '../util/ip.js'
+import { isCidr, parseCidr, bounds, ipValue, canonical } from '../util/ip.js'
 import { validateIfName } from '../bridge/names.js'
 import type { DefaultBridgeConfig } from './service.js'
 
@@ -21,6 +23,8 @@ export interface RuntimeFlags {
   icc?: boolean
   ipMasq?: boolean
   mtu?: number
+  ipv6?: boolean
+  fixedCidrV6?: string
   ipForward?: boolean
   dnsSearch?: string[]
   dnsOpt?: string[]
@@ -37,7 +41,8 @@ export function parseBool (v: string): boolean {
 
 export function defaultBridgeConfig (f: RuntimeFlags): DefaultBridgeConfig | undefined {
   if (f.bridge === undefined || f.bridge === 'none') {
-    const given = ([['--bip', f.bip], ['--mtu', f.mtu]] as const).filter(([, v]) => v !== undefined).map(([k]) => k)
+    const given = ([['--bip', f.bip], ['--mtu', f.mtu], ['--fixed-cidr-v6', f.fixedCidrV6], ['--ipv6', f.ipv6 === true ? true : undefined]] as const)
+      .filter(([, v]) => v !== undefined).map(([k]) => k)
     if (given.length > 0) throw new FerryError('INVALID_OPTION', `${given.join(' and ')} configure the default network: give --bridge NAME too`)
     return undefined
   }
@@ -50,6 +55,14 @@ export function defaultBridgeConfig (f: RuntimeFlags): DefaultBridgeConfig | und
     if (c.prefix > 30 || n === b.first || n === b.last) throw new FerryError('INVALID_CIDR', `--bip ${f.bip}: the address must be a host address of a /30 or larger subnet`)
     cfg.bip = f.bip
   }
+  if (f.fixedCidrV6 !== undefined) {
+    if (f.ipv6 !== true) throw new FerryError('INVALID_OPTION', `--fixed-cidr-v6 ${f.fixedCidrV6}: give --ipv6 too (the default network is IPv4-only without it)`)
+    if (!isCidr(f.fixedCidrV6, 6)) throw new FerryError('INVALID_CIDR', `--fixed-cidr-v6 ${f.fixedCidrV6}: expected an IPv6 subnet, e.g. fd00:1::/64`)
+    const prefix = parseCidr(f.fixedCidrV6).prefix
+    if (prefix < 48 || prefix > 120) throw new FerryError('INVALID_CIDR', `--fixed-cidr-v6 ${f.fixedCidrV6}: the prefix must be /48 to /120`)
+    cfg.fixedCidr6 = canonical(f.fixedCidrV6)
+  }
+  if (f.ipv6 === true) cfg.ipv6 = true
   if (f.mtu !== undefined) {
     if (!Number.isInteger(f.mtu) || f.mtu < 68 || f.mtu > 65535) throw new FerryError('INVALID_OPTION', `--mtu ${f.mtu}: expected 68-65535`)
     cfg.mtu = f.mtu

@@ -26,14 +26,21 @@ export interface InterfaceConfig {
   cidr: string
   /** Default route; undefined on an internal network. */
   gateway?: string
+  /** The IPv6 address with prefix on a dual-stack network (usable at once: no DAD), and its default route. */
+  cidr6?: string
+  gateway6?: string
 }
 
 /** The `ip -batch` lines that configure a moved veth end; loopback comes up too. Pure. */
 export function interfaceBatch (c: InterfaceConfig): string {
   const lines = ['link set dev lo up']
   if (c.dev !== c.ifname) lines.push(`link set dev ${c.dev} name ${c.ifname}`)
-  lines.push(`addr add ${c.cidr} dev ${c.ifname}`, `link set dev ${c.ifname} up`)
-  if (c.gateway !== undefined) lines.push(`route add default via ${c.gateway} dev ${c.ifname}`)
+  lines.push(`addr add ${c.cidr} dev ${c.ifname}`)
+  if (c.cidr6 !== undefined) lines.push(`addr add ${c.cidr6} dev ${c.ifname} nodad`)
+  lines.push(`link set dev ${c.ifname} up`)
+  for (const gw of [c.gateway, c.cidr6 === undefined ? undefined : c.gateway6]) {
+    if (gw !== undefined) lines.push(`route add default via ${gw} dev ${c.ifname}`)
+  }
   return lines.join('\n') + '\n'
 }
 

@@ -343,7 +343,7 @@ async function hasExited (child: ChildProcess): Promise<boolean> {
  */
 async function execOrExit (child: ChildProcess): Promise<number | undefined> {
   let status: number | undefined
-  void exited(child).then(({ code, signal }) => { status = exitStatus(code, signal) })
+  void exited(child).then(({ code, signal }) => { status = exitStatus(code, signal) }) // exited never rejects
   const deadline = Date.now() + EXEC_WAIT_MS
   while (Date.now() < deadline) {
     if (status !== undefined) return status

@@ -52,6 +52,9 @@ export interface DefaultBridgeConfig {
   icc: boolean
   masquerade: boolean
   mtu?: number
+  /** dockerd's --ipv6: the default network is dual-stack, its IPv6 subnet --fixed-cidr-v6 or a /64 of the default IPv6 pool. */
+  ipv6?: boolean
+  fixedCidr6?: string
 }
 
 export interface RuntimeDeps {
@@ -185,7 +188,11 @@ export class RuntimeService {
     return cur
   }
 
-  /** The links the firewall must allow (ICC exceptions), derived from the records. */
+  /**
+   * The links the firewall must allow (ICC exceptions), derived from the records:
+   * one per family both containers have an address in. The IPv6 one's id is the IPv4
+   * one's behind `6-`, which no IPv4 id starts with (those start with 12 hex digits).
+   */
   desiredLinks (): NatLink[] {
     const out: NatLink[] = []
     for (const parent of this.containers()) {
@@ -196,7 +203,11 @@ export class RuntimeService {
         const child = this.owner(named)
         if (child.networkId !== parent.networkId || child.address === undefined) continue
         const ports = [...child.exposed, ...(named === child ? [] : named.exposed)]
-        out.push({ id: `${parent.id.slice(0, 12)}-${l.alias}`.slice(0, 128), networkId: parent.networkId!, parentIp: parent.address, childIp: child.address, ports })
+        const id = `${parent.id.slice(0, 12)}-${l.alias}`.slice(0, 126)
+        out.push({ id, networkId: parent.networkId!, parentIp: parent.address, childIp: child.address, ports })
+        if (parent.address6 !== undefined && child.address6 !== undefined) {
+          out.push({ id: `6-${id}`, networkId: parent.networkId!, parentIp: parent.address6, childIp: child.address6, ports })
+        }
       }
     }
     return out
@@ -304,19 +315,30 @@ export class RuntimeService {
     const net = this.network(spec.mode.kind === 'network' ? spec.mode.network : DEFAULT_NETWORK)
     const cidr = await this.allocateAddress(net, spec.ip)
     undo.push(`release ${cidr}`, () => this.releaseAddress(net, addrOf(cidr)))
+    const cidr6 = await this.allocateAddress6(net, spec.ip6)
+    if (cidr6 !== undefined) undo.push(`release ${cidr6}`, () => this.d.ipam.releaseAddress(net.poolId6!, addrOf(cidr6)))
     const endpointId = newId()
-    await this.d.driver.createEndpoint({ networkId: net.id, endpointId, addressCidr: cidr, mac: '', portRequests: spec.ports, exposed: spec.exposed })
+    await this.d.driver.createEndpoint({
+      networkId: net.id, endpointId, addressCidr: cidr, ...(cidr6 === undefined ? {} : { addressCidr6: cidr6 }), mac: '', portRequests: spec.ports, exposed: spec.exposed,
+    })
     undo.push('delete endpoint', () => this.d.driver.deleteEndpoint(net.id, endpointId))
     const ep = this.state.endpoints[endpointId]!
     const join = await this.d.driver.join(net.id, endpointId, netnsPath)
     await this.d.ns.moveLink(ep.containerVeth, netnsPath)
-    await this.d.ns.configure(netnsPath, { dev: join.srcName, ifname: spec.ifname, cidr, gateway: join.gateway })
+    await this.d.ns.configure(netnsPath, {
+      dev: join.srcName, ifname: spec.ifname, cidr, gateway: join.gateway, ...(cidr6 === undefined ? {} : { cidr6, gateway6: join.gateway6 }),
+    })
     if (spec.ports.length > 0) await this.d.driver.programExternalConnectivity(net.id, endpointId, spec.ports)
     rec.networkId = net.id
     rec.endpointId = endpointId
     rec.address = addrOf(cidr)
     rec.prefixLen = prefixOf(cidr)
     if (join.gateway !== undefined) rec.gateway = join.gateway
+    if (cidr6 !== undefined) {
+      rec.address6 = addrOf(cidr6)
+      rec.prefixLen6 = prefixOf(cidr6)
+      if (join.gateway6 !== undefined) rec.gateway6 = join.gateway6
+    }
     rec.mac = ep.mac
     rec.hostVeth = ep.hostVeth
   }
@@ -326,6 +348,15 @@ export class RuntimeService {
     if (overlay !== undefined) return this.d.driver.requestOverlayAddress(net.poolId, overlay, ip ?? '', false)
     const r = await this.d.ipam.requestAddress({ poolId: net.poolId, address: ip ?? '', options: null })
     return r.address
+  }
+
+  /** The endpoint's IPv6 address (with prefix) on a dual-stack network; undefined on an IPv4-only one, where --ip6 is refused. */
+  private async allocateAddress6 (net: NetworkRecord, ip6: string | undefined): Promise<string | undefined> {
+    if (net.poolId6 === undefined) {
+      if (ip6 !== undefined) throw new FerryError('INVALID_REQUEST', `--ip6 ${ip6}: network ${this.names[net.id] ?? net.id.slice(0, 12)} has no IPv6 subnet (create it with --ipv6)`)
+      return undefined
+    }
+    return (await this.d.ipam.requestAddress({ poolId: net.poolId6, address: ip6 ?? '', options: null })).address
   }
 
   private async releaseAddress (net: NetworkRecord, ip: string): Promise<void> {
@@ -355,7 +386,7 @@ export class RuntimeService {
     await fs.mkdir(dir, { recursive: true, mode: 0o755 })
     const hosts = path.join(dir, 'hosts')
     const resolv = path.join(dir, 'resolv.conf')
-    await fs.writeFile(hosts, renderHosts({ hostname: rec.hostname, address: rec.address, links: linked }), { mode: 0o644 })
+    await fs.writeFile(hosts, renderHosts({ hostname: rec.hostname, address: rec.address, ...(rec.address6 === undefined ? {} : { address6: rec.address6 }), links: linked }), { mode: 0o644 })
     let hostText = ''
     try { hostText = await (this.d.hostResolvConf ?? (() => fs.readFile('/etc/resolv.conf', 'utf8')))() } catch { /* none: fallback servers */ }
     const defaults = this.d.dns ?? { servers: [], search: [], options: [] }
@@ -484,6 +515,8 @@ export class RuntimeService {
       const endpointId = rec.endpointId
       await errors.run('delete the endpoint', () => this.d.driver.deleteEndpoint(networkId, endpointId))
       if (net && rec.address !== undefined) await errors.run(`release ${rec.address}`, () => this.releaseAddress(net, rec.address!))
+      const pool6 = net?.poolId6
+      if (pool6 !== undefined && rec.address6 !== undefined) await errors.run(`release ${rec.address6}`, () => this.d.ipam.releaseAddress(pool6, rec.address6!))
     }
     delete this.records[name]
     await errors.run('save the state', () => this.d.store.commit(['containers', name]))
@@ -553,23 +586,29 @@ export class RuntimeService {
 
   private async createNetworkNow (spec: NetworkCreateSpec): Promise<NetworkRecord> {
     if (Object.values(this.names).includes(spec.name)) throw new FerryError('NAME_CONFLICT', `a ferry network named ${spec.name} already exists`)
-    for (const [what, v] of [['--subnet', spec.subnet], ['--ip-range', spec.ipRange]] as const) {
-      if (v !== undefined && !isCidr(v, 4)) throw new FerryError('INVALID_CIDR', `${what} ${v} is not IPv4 CIDR notation`)
-    }
+    checkNetworkSpec(spec)
     const ipam = this.d.ipam
     return withUndo(async (undo) => {
-      const pool = await ipam.requestPool({ addressSpace: ipam.addressSpaces().LocalDefaultAddressSpace, pool: spec.subnet ?? '', subPool: spec.ipRange ?? '', options: {}, v6: false })
-      undo.push(`release pool ${pool.pool}`, () => ipam.releasePool(pool.poolId))
-      const gw = await ipam.requestAddress({ poolId: pool.poolId, address: spec.gateway ?? '', options: { [REQUEST_ADDRESS_TYPE]: GATEWAY_ADDRESS_TYPE } })
-      undo.push(`release gateway ${gw.address}`, () => ipam.releaseAddress(pool.poolId, gw.address))
+      const side = async (v6: boolean, subnet = '', ipRange = '', gateway = ''): Promise<{ pool: string, gateway: string }> => {
+        const pool = await ipam.requestPool({ addressSpace: ipam.addressSpaces().LocalDefaultAddressSpace, pool: subnet, subPool: ipRange, options: {}, v6 })
+        undo.push(`release pool ${pool.pool}`, () => ipam.releasePool(pool.poolId))
+        const gw = await ipam.requestAddress({ poolId: pool.poolId, address: gateway, options: { [REQUEST_ADDRESS_TYPE]: GATEWAY_ADDRESS_TYPE } })
+        undo.push(`release gateway ${gw.address}`, () => ipam.releaseAddress(pool.poolId, gw.address))
+        return { pool: pool.pool, gateway: gw.address }
+      }
+      const v4 = await side(false, spec.subnet, spec.ipRange, spec.gateway)
+      const v6 = spec.ipv6 === true ? await side(true, spec.subnet6, spec.ipRange6, spec.gateway6) : undefined
       const id = newId()
       // Touched now: the driver's own commit carries it (and the store's verify mode sees it named).
       this.names[id] = spec.name
       this.d.store.touch(['networkNames', id])
       undo.push('forget the name', async () => { delete this.names[id]; await this.d.store.commit(['networkNames', id]) })
-      await this.d.driver.createNetwork({ id, subnet: pool.pool, gatewayCidr: gw.address, generic: spec.options, internal: spec.internal, ipv6: false, extraIpv4Data: 0 })
+      await this.d.driver.createNetwork({
+        id, subnet: v4.pool, gatewayCidr: v4.gateway, generic: spec.options, internal: spec.internal, extraIpv4Data: 0,
+        ...(v6 === undefined ? { ipv6: false } : { ipv6: true, subnet6: v6.pool, gatewayCidr6: v6.gateway }),
+      })
       await this.d.store.commit(['networkNames', id])
-      this.d.log.info({ network: id, name: spec.name, subnet: pool.pool }, 'network created by ferry')
+      this.d.log.info({ network: id, name: spec.name, subnet: v4.pool, subnet6: v6?.pool }, 'network created by ferry')
       return this.d.driver.network(id)
     }, this.undoLog)
   }
@@ -590,6 +629,11 @@ export class RuntimeService {
     const errors = new ErrorList()
     await errors.run('release the gateway', () => this.d.ipam.releaseAddress(net.poolId, net.gateway))
     await errors.run('release the pool', () => this.d.ipam.releasePool(net.poolId))
+    const pool6 = net.poolId6
+    if (pool6 !== undefined) {
+      if (net.gateway6 !== undefined) await errors.run('release the IPv6 gateway', () => this.d.ipam.releaseAddress(pool6, net.gateway6!))
+      await errors.run('release the IPv6 pool', () => this.d.ipam.releasePool(pool6))
+    }
     delete this.names[net.id]
     await errors.run('save the state', () => this.d.store.commit(['networkNames', net.id]))
     this.d.log.info({ network: net.id, name }, 'network removed')
@@ -638,6 +682,10 @@ export class RuntimeService {
         spec.subnet = canonical(cfg.bip)
         spec.gateway = addrOf(cfg.bip)
       }
+      if (cfg.ipv6 === true) {
+        spec.ipv6 = true
+        if (cfg.fixedCidr6 !== undefined) spec.subnet6 = canonical(cfg.fixedCidr6)
+      }
       await this.createNetworkNow(spec)
     })
   }
@@ -646,5 +694,19 @@ export class RuntimeService {
 function matchesDefault (n: NetworkRecord, cfg: DefaultBridgeConfig): boolean {
   return n.bridge === cfg.bridge && n.icc === cfg.icc && n.masquerade === cfg.masquerade &&
     (cfg.mtu === undefined || n.mtu === cfg.mtu) &&
-    (cfg.bip === undefined || (n.subnet === canonical(cfg.bip) && n.gateway === addrOf(cfg.bip)))
+    (cfg.bip === undefined || (n.subnet === canonical(cfg.bip) && n.gateway === addrOf(cfg.bip))) &&
+    (cfg.ipv6 === true) === (n.subnet6 !== undefined) &&
+    (cfg.fixedCidr6 === undefined || n.subnet6 === canonical(cfg.fixedCidr6))
+}
+
+/** The address options of `ferry network create`, each of its family; the IPv6 ones only with --ipv6. */
+function checkNetworkSpec (spec: NetworkCreateSpec): void {
+  const fields = [['--subnet', spec.subnet, 4], ['--ip-range', spec.ipRange, 4], ['--subnet', spec.subnet6, 6], ['--ip-range', spec.ipRange6, 6]] as const
+  for (const [what, v, family] of fields) {
+    if (v !== undefined && !isCidr(v, family)) throw new FerryError('INVALID_CIDR', `${what} ${v} is not IPv${family} CIDR notation`)
+  }
+  const v6Given = [spec.subnet6, spec.ipRange6, spec.gateway6].find((v) => v !== undefined)
+  if (v6Given !== undefined && spec.ipv6 !== true) {
+    throw new FerryError('INVALID_OPTION', `${v6Given} is an IPv6 setting but the network is not dual-stack: add --ipv6`)
+  }
 }

@@ -19,6 +19,8 @@ export interface AttachWire {
   net: string
   ifname?: string
   ip?: string
+  /** --ip6: the IPv6 address on a dual-stack network. */
+  ip6?: string
   /** Docker's -p syntax: [ip:][hostPort[-end]:]containerPort[-end][/proto]. */
   publish?: string[]
   publishAll?: boolean
@@ -262,7 +264,7 @@ function checkHostMode (w: AttachWire, spec: AttachSpec): void {
   if (spec.owner !== 'run' || spec.target.kind !== 'pid') throw bad('--net host is for ferry run only: there is no namespace to attach')
   if (spec.links.length > 0) throw bad('conflicting options: host type networking cannot be used with links')
   if (spec.hostname !== '') throw bad('conflicting options: --hostname and --net host (the host\'s name is used)')
-  if (spec.ip !== undefined) throw bad(`--net ${w.net}: --ip needs a network`)
+  if (spec.ip !== undefined || spec.ip6 !== undefined) throw bad(`--net ${w.net}: --ip${spec.ip === undefined ? '6' : ''} needs a network`)
   if (spec.aliases.length > 0) throw bad(`--net ${w.net}: --network-alias needs a network`)
   if (spec.setupFiles) throw bad('--net host uses the host\'s /etc/hosts and host name: there are no files to set up')
 }
@@ -283,6 +285,7 @@ export function parseAttach (w: AttachWire): AttachSpec {
   for (const s of w.dnsSearch ?? []) if (!DNS_NAME_RE.test(s)) throw bad(`--dns-search ${s}: not a valid domain`)
   for (const o of w.dnsOptions ?? []) if (!/^[a-zA-Z0-9_:.-]{1,64}$/.test(o)) throw bad(`--dns-option ${o}: not a resolv.conf option`)
   if (w.ip !== undefined && !isIp(w.ip, 4)) throw bad(`--ip ${w.ip}: not an IPv4 address`)
+  if (w.ip6 !== undefined && !isIp(w.ip6, 6)) throw bad(`--ip6 ${w.ip6}: not an IPv6 address`)
   const spec: AttachSpec = {
     name: w.name,
     target: target(w),
@@ -302,6 +305,7 @@ export function parseAttach (w: AttachWire): AttachSpec {
     detached: w.detached === true,
   }
   if (w.ip !== undefined) spec.ip = w.ip
+  if (w.ip6 !== undefined) spec.ip6 = w.ip6
   if (w.watchPid !== undefined) {
     if (!Number.isInteger(w.watchPid) || w.watchPid < 1) throw bad(`watch pid ${w.watchPid}: not a process id`)
     spec.watchPid = w.watchPid
@@ -313,7 +317,7 @@ export function parseAttach (w: AttachWire): AttachSpec {
   }
   if (mode.kind !== 'network') {
     if (ports.length > 0) throw bad(`--net ${w.net}: published ports need a network (Docker refuses them too)`)
-    if (spec.ip !== undefined) throw bad(`--net ${w.net}: --ip needs a network`)
+    if (spec.ip !== undefined || spec.ip6 !== undefined) throw bad(`--net ${w.net}: --ip${spec.ip === undefined ? '6' : ''} needs a network`)
     if (spec.aliases.length > 0) throw bad(`--net ${w.net}: --network-alias needs a network`)
   }
   if (mode.kind === 'container') {

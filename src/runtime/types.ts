@@ -39,6 +39,8 @@ export interface AttachSpec {
   ifname: string
   /** Preferred address; undefined = IPAM picks. */
   ip?: string
+  /** Preferred IPv6 address on a dual-stack network (--ip6); undefined = IPAM picks. */
+  ip6?: string
   ports: PortRequest[]
   exposed: ExposedPort[]
   aliases: string[]
@@ -92,6 +94,11 @@ export interface NetworkCreateSpec {
   subnet?: string
   gateway?: string
   ipRange?: string
+  /** Dual-stack (--ipv6): an IPv6 subnet too, given or a /64 of the default IPv6 pool. */
+  ipv6?: boolean
+  subnet6?: string
+  gateway6?: string
+  ipRange6?: string
   internal: boolean
   options: Record<string, string>
 }

@@ -647,6 +647,19 @@ export class FileStore implements Store {
   }
 }
 
+/**
+ * This host's id in a cluster: the one the state keeps, or else a new one from `make`, kept
+ * from now on (durable once resolved). The store owns `hostId`; nothing else writes it.
+ */
+export async function keepHostId (store: Store, make: () => string): Promise<string> {
+  const kept = store.state.hostId
+  if (kept !== undefined && kept !== '') return kept
+  const id = make()
+  store.state.hostId = id
+  await store.commit()
+  return id
+}
+
 /** In-memory store for unit tests. */
 export class MemoryStore implements Store {
   readonly state: State = emptyState()

@@ -15,7 +15,7 @@ export class KeyedMutex {
     const result = prev.then(fn, fn)
     const tail = result.catch(() => undefined)
     this.tails.set(key, tail)
-    void tail.then(() => { if (this.tails.get(key) === tail) this.tails.delete(key) })
+    void tail.then(() => { if (this.tails.get(key) === tail) this.tails.delete(key) }) // tail never rejects
     return result
   }
 }

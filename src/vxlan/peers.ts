@@ -35,7 +35,7 @@
  *   or the cached one when it is down) and the kernel's, and their differences.
  */
 import type { Logger } from 'pino'
-import { FerryError, toFerryError } from '../errors/errors.js'
+import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
 import { KeyedMutex } from '../util/mutex.js'
 import { compareIps } from '../util/ip.js'
 import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
@@ -253,7 +253,7 @@ export class PeerSync {
     if (this.fullReconcileMs > 0) {
       this.timer = setInterval(() => {
         for (const name of this.attached.keys()) this.schedule(name, true)
-        void this.checkRevision()
+        void this.checkRevision() // never rejects: a failed read answers false
       }, this.fullReconcileMs)
       this.timer.unref()
     }
@@ -291,10 +291,14 @@ export class PeerSync {
       if (!a) return
       if (a.retry) clearTimeout(a.retry)
       this.attached.delete(name)
-      await this.dp.removeDevices(a.devices)
-      if (a.local.encrypt !== undefined && this.wg?.isActive === true && ![...this.attached.values()].some((x) => x.local.encrypt !== undefined)) {
-        await this.wg.deactivate()
+      // Best effort: the tunnel goes with the last encrypted overlay even when the devices could not.
+      const errors = new ErrorList()
+      await errors.run(`removing ${a.devices.bridge} and ${a.devices.vxlan}`, () => this.dp.removeDevices(a.devices))
+      const wg = this.wg
+      if (a.local.encrypt !== undefined && wg?.isActive === true && ![...this.attached.values()].some((x) => x.local.encrypt !== undefined)) {
+        await errors.run('stopping the WireGuard tunnel', () => wg.deactivate())
       }
+      errors.throwIfAny(`detaching overlay ${name} was incomplete`)
     })
   }
 
@@ -381,26 +385,27 @@ export class PeerSync {
   private onEvent (ev: ClusterEvent): void {
     if (this.stopped) return
     switch (ev.kind) {
-      case 'resync': void this.resync(); return
+      case 'resync': void this.resync(); return // resync never rejects: it logs a failed read
       case 'down': this.online = false; this.lastError = ev.error.message; return
       case 'error': return
+      default: break // a change: applied below, in revision order
     }
     if (this.syncing) { this.bufferChange(ev); return }
-    if (this.rev < 0) { this.bufferChange(ev); void this.resync(); return }
+    if (this.rev < 0) { this.bufferChange(ev); void this.resync(); return } // never rejects
     const fp = JSON.stringify(ev)
     const before = this.seen.get(ev.rev)
     if (before !== undefined) {
       if (before !== fp) {
         // Two messages claim one revision: at least one is forged. Only the store's entries can tell.
         this.rejects.reject('message', 'revision', `revision ${ev.rev}`, 'another message already had this revision; re-reading the store')
-        void this.resync()
+        void this.resync() // never rejects
       }
       return
     }
     if (ev.rev <= this.rev) return
     if (ev.rev !== this.rev + 1) {
       this.log?.info({ have: this.rev, got: ev.rev }, 'cluster revision gap: full resync')
-      void this.resync()
+      void this.resync() // never rejects
       return
     }
     this.apply(ev)
@@ -442,11 +447,11 @@ export class PeerSync {
     try { stored = await this.store.revision() } catch { return false }
     if (this.rev <= stored) return false
     this.rejects.reject('message', 'revision', `revision ${this.rev}`, `it is ahead of the store's counter (${stored}); re-reading the store`)
-    void this.resync()
+    void this.resync() // never rejects
     return true
   }
 
-  /** Full read from the store; changes that arrive meanwhile are replayed after it. */
+  /** Full read from the store; changes that arrive meanwhile are replayed after it. Never rejects: a failed read is logged and kept in lastError. */
   private resync (): Promise<void> {
     if (this.syncing) { this.syncAgain = true; return this.syncing }
     this.syncing = (async () => {
@@ -679,7 +684,7 @@ export class PeerSync {
     if (full) { a.full = true; a.pending.clear() }
     if (a.scheduled) return
     a.scheduled = true
-    void this.locks.run(name, async () => {
+    void this.locks.run(name, async () => { // never rejects: reconcile records its errors and retries
       a.scheduled = false
       if (this.attached.get(name) !== a) return
       await this.reconcile(name)

@@ -48,3 +48,10 @@ t.test('--dns-ttl: whole seconds from 0 to 3600, else a clear error', async (t) 
     t.throws(() => dnsTtl(bad), { code: 'INVALID_OPTION', message: /--dns-ttl ".*" must be a whole number of seconds from 0 to 3600/ }, bad)
   }
 })
+
+t.test('--dns-engine-clients and --dns-search: repeatable, passed on as given', async (t) => {
+  const o = await agentOpts(['--dns-engine-clients', '172.17.0.0/16', '--dns-engine-clients', 'fd00:17::/64', '--dns-search', 'corp.example'])
+  t.same(o.dnsEngineClients, ['172.17.0.0/16', 'fd00:17::/64'])
+  t.same(o.dnsSearch, ['corp.example'])
+  t.same((await agentOpts([])).dnsEngineClients, [], 'none by default: the engine\'s networks are strangers')
+})

@@ -116,3 +116,33 @@ t.test('the plan: what is rebuilt, reserved and skipped', async (t) => {
     "its address 10.0.0.5 is endpoint a1a1a1a1a1a1's in the store", 'the engine gives no address of 10.0.0.0/24 for it', 'its veth fyha4a4a4a4a4a4 is gone',
   ])
 })
+
+t.test('dual-stack: IPv6 addresses come back with their endpoints and are reserved in the IPv6 pool', async (t) => {
+  const net = networkRecord(NET, { subnet: '10.0.0.0/24', gateway: '10.0.0.1', bridge: 'fy-aaaaaaaaaaaa', poolId: 'p', subnet6: 'fd00:9::/64', gateway6: 'fd00:9::1', poolId6: 'p6' })
+  const pools: Record<string, ReturnType<typeof poolRecord>> = { p: poolRecord('p'), p6: poolRecord('p6', { subnet: 'fd00:9::/64' }) }
+  const [a, b, c, d] = ['d1', 'd2', 'd3', 'd4'].map((p) => p.repeat(32)) as [string, string, string, string]
+  const plan = planRecovery({
+    networks: [net], pool: (id) => pools[id], now: 'now',
+    endpoints: [endpointRecord(a, { networkId: NET, address: '10.0.0.5', address6: 'fd00:9::5' })],
+    containers: [{ name: 'r', endpointId: c, networkId: NET, address: '10.0.0.7', prefixLen: 24, address6: 'fd00:9::7', prefixLen6: 64 } as never],
+    engine: {
+      networks: new Map(),
+      endpoints: new Map([
+        [b, { containerId: 'x', containerName: '/b', networkId: NET, cidr: '10.0.0.6/24', cidr6: 'fd00:9::6/64' }],
+        [d, { containerId: 'x', containerName: '/d', networkId: NET, cidr: '10.0.0.8/24', cidr6: 'fd00:9::5/64' }], // a's IPv6 address
+      ]),
+      addresses: new Map([[NET, new Set(['fd00:9::20', 'fd00:9::1', 'fd00:77::1'])]]),
+    },
+    links: [b, c, d].map((id) => ({ name: `fyh${id.slice(0, 12)}` }) as never),
+    neighbours: [{ dev: 'fy-aaaaaaaaaaaa', ip: 'fd00:9::30', mac: 'x' }],
+  })
+  t.match(plan.endpoints.find((e) => e.id === b), { address: '10.0.0.6', address6: 'fd00:9::6', prefixLen6: 64 }, 'from the engine: both families')
+  t.match(plan.endpoints.find((e) => e.id === c), { address: '10.0.0.7', address6: 'fd00:9::7', prefixLen6: 64 }, 'from a container record: both families')
+  const fromD = plan.endpoints.find((e) => e.id === d)!
+  t.equal(fromD.address, '10.0.0.8')
+  t.equal(fromD.address6, undefined, "an IPv6 address another endpoint holds is not given to this one")
+  t.same(plan.reserve.filter((r) => r.poolId === 'p6').map((r) => `${r.ip} ${r.kind}`), [
+    'fd00:9::5 endpoint', 'fd00:9::6 endpoint', 'fd00:9::7 endpoint', 'fd00:9::20 recovered', 'fd00:9::30 recovered',
+  ], 'every IPv6 address in use is reserved in the IPv6 pool; the gateway and addresses of other subnets are not')
+  t.same(plan.reserve.filter((r) => r.poolId === 'p').map((r) => r.ip), ['10.0.0.5', '10.0.0.6', '10.0.0.8', '10.0.0.7'])
+})

@@ -4,6 +4,7 @@ import { BridgeDriver } from '../../src/bridge/driver.js'
 import { IPV6_CONF_KEYS, planReconcile, type Ipv6ConfKey } from '../../src/bridge/plan.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
 import { withUndo } from '../../src/util/undo.js'
+import { ErrorList } from '../../src/errors/errors.js'
 import { endpointRecord, networkRecord } from '../fixtures/records.js'
 
 const V4 = networkRecord('a'.repeat(64), { subnet: '10.20.0.0/24', gateway: '10.20.0.1', mtu: 1450 })
@@ -145,4 +146,19 @@ t.test('reconcile brings back what requests made, deletes what nothing needs, an
   t.same(await pending(links, [DUAL], [EP]), [], 'the kernel matches the records again')
   t.equal((await links.listLinks()).some((l) => l.name.endsWith('111111111111')), false, 'the stray pair is gone')
   t.same(await bridge.reconcile([DUAL], [EP]), [], 'a second reconcile does nothing')
+})
+
+t.test('removeEndpoint tries both ends: failures are thrown together, or go to the caller\'s list', async (t) => {
+  const { links, bridge } = world()
+  await bridge.ensureNetwork(V4)
+  await bridge.addEndpoint(EP, V4)
+  links.failOn('deleteLink', 1, new Error('EBUSY'))
+  await t.rejects(bridge.removeEndpoint(EP), { message: `deleting veth ${EP.hostVeth}: EBUSY` })
+  t.same(links.callsOf('deleteLink').map((c) => c.args[0]), [EP.hostVeth, EP.containerVeth], 'the second end was tried too')
+  const errors = new ErrorList()
+  links.failOn('deleteLink', 1, new Error('EBUSY'))
+  await bridge.removeEndpoint(EP, errors)
+  t.same(errors.errors.map((e) => (e as Error).message), [`deleting veth ${EP.hostVeth}: EBUSY`])
+  await bridge.removeEndpoint(EP)
+  t.same((await links.listLinks()).map((l) => l.name).sort(), [V4.bridge, 'eth0', 'lo'].sort())
 })

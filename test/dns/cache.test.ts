@@ -10,6 +10,7 @@ import { parseQuery, Parse, Query, wireKey } from '../../src/dns/wire.js'
 import { DnsServer, type DnsServerOptions } from '../../src/dns/server.js'
 import { StaticRecordSource } from '../../src/dns/records.js'
 import { datas, FakeClock, fakeUpstream, type Handler, query, rcode, udpDecoded } from '../harness/dns.js'
+import { until as untilChecked } from '../harness/until.js'
 
 const T0 = 5_000_000
 
@@ -203,10 +204,7 @@ const C1 = '127.53.10.1' // on n1
 const C2 = '127.53.10.2' // on n2
 const nets: Record<string, readonly string[]> = { [C1]: ['n1'], [C2]: ['n2'] }
 
-async function until (cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((resolve) => setTimeout(resolve, 2))
-  if (!cond()) throw new Error('condition never held')
-}
+const until = (cond: () => boolean): Promise<void> => untilChecked(cond.toString(), cond, { everyMs: 2 })
 
 async function cachedServer (t: Tap.Test, handler: Handler, over: Partial<DnsServerOptions> = {}) {
   const up = await fakeUpstream('127.53.2.1', handler)

@@ -19,6 +19,7 @@ import { StaticRecordSource } from '../../src/dns/records.js'
 import type { DnsMetrics } from '../../src/dns/metrics.js'
 import { DEFAULT_TCP_LIMITS, type TcpStats } from '../../src/dns/tcp.js'
 import { datas, FakeClock, fakeUpstream, query, rcode, tcpAsk, udpAsk } from '../harness/dns.js'
+import { until as untilChecked } from '../harness/until.js'
 
 const SERVER_IP = '127.54.0.1'
 /** Every 127.54.10.x is a client on n1; anything else is a stranger. */
@@ -26,10 +27,8 @@ const client = (i: number): string => `127.54.10.${i}`
 const STRANGER = '127.54.99.1'
 const clientNetworks = (ip: string): readonly string[] => ip.startsWith('127.54.10.') ? ['n1'] : []
 
-/** Resolve once `cond` holds (checked after each turn of the event loop). */
-async function until (cond: () => boolean | Promise<boolean>): Promise<void> {
-  while (!await cond()) await new Promise((resolve) => setTimeout(resolve, 2))
-}
+/** Resolve once `cond` holds (checked every 2 ms; a failure after 5 s, never a hang). */
+const until = (cond: () => boolean | Promise<boolean>): Promise<void> => untilChecked(cond.toString(), cond, { everyMs: 2 })
 
 async function startServer (t: Test, over: Partial<DnsServerOptions> = {}) {
   const timers = new FakeClock(0)

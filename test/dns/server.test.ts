@@ -14,7 +14,8 @@ import dnsPacket, { type Packet, type RecordType } from 'dns-packet'
 import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
 import { RecordSet, StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
 import { ResolvConfUpstreams, parseResolvConf, parseUpstream, resolvConfServers } from '../../src/dns/upstream.js'
-import { datas, deadPort, fakeUpstream, query, rcode, tcpAsk, udpAsk, udpDecoded } from '../harness/dns.js'
+import { datas, deadPort, FakeClock, fakeUpstream, query, rcode, tcpAsk, udpAsk, udpDecoded } from '../harness/dns.js'
+import { observe, until } from '../harness/until.js'
 
 const SERVER_IP = '127.53.0.1'
 const C1 = '127.53.10.1' // a client on n1
@@ -213,44 +214,50 @@ t.test('upstream fallback: a dead one, a silent one, a SERVFAIL one, then a good
   const failing = await fakeUpstream('127.53.1.5', () => ({ rcode: 2 }))
   t.teardown(() => Promise.all([good.close(), silent.close(), failing.close()]))
   const dead = await deadPort('127.53.1.6')
-  const { addr, server } = await startServer(t, { upstreams: { servers: [dead, silent.spec, failing.spec, good.spec], timeoutMs: 300 } })
-  const t0 = Date.now()
-  const r = await udpDecoded(addr, query('example.org'), C1, 3000)
-  const took = Date.now() - t0
-  t.same(datas(r), ['192.0.2.1'])
-  t.ok(took >= 280 && took < 1500, `one timeout spent (silent upstream), the dead one skipped at once: ${took} ms`)
-  t.equal(server.metrics.upstreamTimeouts, 1)
+  // The clock decides when an upstream is given up: the order of events, not the time taken.
+  const clock = new FakeClock()
+  const { addr, server } = await startServer(t, { clock, upstreams: { servers: [dead, silent.spec, failing.spec, good.spec], timeoutMs: 300 } })
+  let answered = false
+  const first = udpDecoded(addr, query('example.org'), C1, 3000).finally(() => { answered = true })
+  await until('the silent upstream asked', () => silent.seen.length === 1)
+  t.same([failing.seen.length, good.seen.length, answered], [0, 0, false], 'the dead one skipped at once; the silent one waited for, until the clock says')
+  clock.advance(300)
+  t.same(datas(await first), ['192.0.2.1'])
+  t.equal(server.metrics.upstreamTimeouts, 1, 'one timeout spent (the silent upstream)')
   t.ok(server.metrics.upstreamErrors >= 1, 'ICMP refused counted')
   t.equal(silent.seen.length, 1)
   t.equal(failing.seen.length, 1)
-  // The failed ones are now tried last: the next query goes to the good one first.
-  const t1 = Date.now()
-  t.same(datas(await udpDecoded(addr, query('example.net'), C1, 3000)), ['192.0.2.1'])
-  t.ok(Date.now() - t1 < 1500, 'failed upstreams are tried after the healthy one (no timeout spent again)')
+  // The dead and the silent one are down now, asked after the others: the next query needs no clock advance.
+  t.same(datas(await udpDecoded(addr, query('example.net'), C1, 3000)), ['192.0.2.1'], 'answered with no clock advance: no timeout spent again')
+  t.same([silent.seen.length, failing.seen.length], [1, 2], 'the silent one not asked again; the SERVFAIL one (which answers at once) still is')
 })
 
 t.test('all upstreams down: SERVFAIL within the timeout', async (t) => {
   const dead1 = await deadPort('127.53.1.7')
   const dead2 = await deadPort('127.53.1.8')
-  const { addr: a1 } = await startServer(t, { upstreams: { servers: [dead1, dead2], timeoutMs: 2000 } })
-  const t0 = Date.now()
+  const { addr: a1 } = await startServer(t, { clock: new FakeClock(), upstreams: { servers: [dead1, dead2], timeoutMs: 2000 } })
   const r = await udpDecoded(a1, query('example.com'), C1, 3000)
-  t.equal(rcode(r), 'SERVFAIL')
-  t.ok(Date.now() - t0 < 1500, `refused upstreams give SERVFAIL well within the timeout (${Date.now() - t0} ms)`)
+  t.equal(rcode(r), 'SERVFAIL', 'refused upstreams give SERVFAIL with no clock advance: no timeout waited for')
   t.equal(r.id, 4242)
 
   const s1 = await fakeUpstream('127.53.1.9', () => null)
   const s2 = await fakeUpstream('127.53.1.10', () => null)
   t.teardown(() => Promise.all([s1.close(), s2.close()]))
-  const { addr: a2, server } = await startServer(t, { upstreams: { servers: [s1.spec, s2.spec], timeoutMs: 250 } })
-  const t1 = Date.now()
-  const r2 = await udpDecoded(a2, query('example.com'), C1, 3000)
-  const took = Date.now() - t1
-  t.equal(rcode(r2), 'SERVFAIL')
-  t.ok(took >= 480 && took < 1200, `silent upstreams: SERVFAIL after one timeout each (${took} ms)`)
+  const clock = new FakeClock()
+  const { addr: a2, server } = await startServer(t, { clock, upstreams: { servers: [s1.spec, s2.spec], timeoutMs: 250 } })
+  let answered = false
+  const second = udpDecoded(a2, query('example.com'), C1, 3000).finally(() => { answered = true })
+  await until('the first silent upstream asked', () => s1.seen.length === 1)
+  clock.advance(250)
+  await until('the second silent upstream asked', () => s2.seen.length === 1)
+  t.notOk(answered, 'no answer while the second one has time left')
+  clock.advance(250)
+  t.equal(rcode(await second), 'SERVFAIL', 'silent upstreams: SERVFAIL after one timeout each')
   t.equal(server.metrics.servfail, 1)
-  const tcp = await tcpAsk(a2, query('example.com'))
-  t.equal(rcode(tcp), 'SERVFAIL', 'over TCP too')
+  const tcp = tcpAsk(a2, query('example.com'))
+  await until('asked again over TCP', () => s1.seen.length + s2.seen.length > 2)
+  clock.advance(500)
+  t.equal(rcode(await tcp), 'SERVFAIL', 'over TCP too')
 
   const { addr: a3 } = await startServer(t, { upstreams: { servers: [] } })
   t.equal(rcode(await udpDecoded(a3, query('example.com'))), 'SERVFAIL', 'no upstream at all: SERVFAIL')
@@ -305,7 +312,8 @@ for (const family of [4, 6] as const) {
   t.test(`rate limiting per source address (IPv${family})`, async (t) => {
     // Over IPv6 the client is ::1 (the only IPv6 loopback address), listening on ::1.
     const client = family === 4 ? C1 : V6_CLIENT
-    const { addr: addr4, server } = await startServer(t, { rateLimit: { perSecond: 5, burst: 20 }, clientNetworks: withV6Client })
+    // A token per 1000 s after the burst: however long sending takes, exactly the burst is answered.
+    const { addr: addr4, server } = await startServer(t, { rateLimit: { perSecond: 0.001, burst: 20 }, clientNetworks: withV6Client })
     const addr = family === 4 ? addr4 : (await server.listen([{ ip: V6_CLIENT, port: 0 }]))[0]!
     const s = createSocket(family === 4 ? 'udp4' : 'udp6')
     let got = 0
@@ -313,10 +321,10 @@ for (const family of [4, 6] as const) {
     await new Promise<void>((resolve) => s.bind(0, client, resolve))
     const msg = query('web')
     for (let i = 0; i < 100; i++) s.send(msg, addr.port, addr.ip)
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    t.equal(await observe(() => got + server.metrics.rateLimited, (n) => n >= 100), 100, 'every query answered or dropped')
     s.close()
-    t.ok(got >= 20 && got <= 23, `a burst of 20 answered, the rest dropped (${got})`)
-    t.ok(server.metrics.rateLimited >= 77)
+    t.equal(got, 20, 'a burst of 20 answered')
+    t.equal(server.metrics.rateLimited, 80, 'the rest dropped')
     t.same(datas(await udpDecoded(addr4, query('web'), C2)), ['10.2.0.9'], 'another source is not affected')
   })
 }
@@ -458,9 +466,7 @@ t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
   // Replaced by rename, as resolvconf and editors do: fs.watch sees it.
   await writeFile(join(dir, 'resolv.conf.new'), 'nameserver 127.0.0.10\nnameserver 127.0.0.11\n')
   await rename(join(dir, 'resolv.conf.new'), path)
-  const until = Date.now() + 3000
-  while (src.current().length !== 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.same(src.current().map((u) => u.ip), ['127.0.0.10', '127.0.0.11'], 'picked up by the watcher')
+  t.same(await observe(() => src.current().map((u) => u.ip), (ips) => ips.length === 2), ['127.0.0.10', '127.0.0.11'], 'picked up by the watcher')
   await rm(path)
   t.equal(await src.check(), false)
   t.equal(src.current().length, 2, 'a vanished file keeps the last list')
@@ -476,9 +482,7 @@ t.test('upstream specs and resolv.conf, re-read on change', async (t) => {
   const { server } = await startServer(t, { upstreams: { resolvConf: conf2, pollMs: 50 } })
   t.same(server.upstreams(), [{ ip: '127.53.1.14', port: 53 }])
   await writeFile(conf2, 'nameserver 127.53.1.13\n')
-  const until2 = Date.now() + 3000
-  while (server.upstreams()[0]?.ip !== '127.53.1.13' && Date.now() < until2) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.same(server.upstreams(), [{ ip: '127.53.1.13', port: 53 }], 'server upstreams follow resolv.conf')
+  t.same(await observe(() => server.upstreams(), (ups) => ups[0]?.ip === '127.53.1.13'), [{ ip: '127.53.1.13', port: 53 }], 'server upstreams follow resolv.conf')
 })
 
 const prng = mulberry32
@@ -578,9 +582,7 @@ t.test('UDP helper processes: same answers, scoping, record changes, forwarding'
   const up = await fakeUpstream('127.53.1.16', (q) => ({ answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 1, data: '192.0.2.8' }] }))
   t.teardown(() => up.close())
   const { addr, server, src } = await startServer(t, { udpHelpers: 1, upstreams: { servers: [up.spec] } })
-  const until = Date.now() + 30_000
-  while (server.helpersReady() < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(server.helpersReady(), 1, 'the helper started')
+  t.equal(await observe(() => server.helpersReady(), (n) => n >= 1, 30_000), 1, 'the helper started')
   // Many queries: the kernel spreads them over both readers; every one is answered right.
   const s = createSocket('udp4')
   await new Promise<void>((resolve) => s.bind(0, C1, resolve))
@@ -590,36 +592,28 @@ t.test('UDP helper processes: same answers, scoping, record changes, forwarding'
     for (let i = 0; i < 100; i++) s.send(query('web', 'A', { id: round * 100 + i }), addr.port, addr.ip)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+  t.equal(await observe(() => answers.size, (n) => n >= 400), 400, 'no query lost')
   s.close()
-  t.equal(answers.size, 400, 'no query lost')
   t.ok([...answers.values()].every((d) => JSON.stringify(d) === '["10.1.0.2"]'), 'all the same answer')
   t.same(datas(await udpDecoded(addr, query('web'), C2)), ['10.2.0.9'], 'scoped')
   t.equal(rcode(await udpDecoded(addr, query('web'), STRANGER)), 'REFUSED')
   t.same(datas(await udpDecoded(addr, query('example.com'), C1)), ['192.0.2.8'], 'forwarded through the main process')
   src.remove((e) => e.name === 'web' && e.network === 'n1')
-  let last: unknown[] = []
-  const until2 = Date.now() + 3000
-  for (let i = 0; Date.now() < until2; i++) {
-    last = datas(await udpDecoded(addr, query('web', 'A', { id: i }), C1))
-    if (JSON.stringify(last) === '["192.0.2.8"]') break
-  }
-  t.same(last, ['192.0.2.8'], 'a removed record is gone from the helper too (now forwarded)')
+  let id = 0
+  const web = async (): Promise<unknown[]> => datas(await udpDecoded(addr, query('web', 'A', { id: id++ }), C1))
+  t.same(await observe(web, (d) => JSON.stringify(d) === '["192.0.2.8"]', { everyMs: 0 }), ['192.0.2.8'], 'a removed record is gone from the helper too (now forwarded)')
   src.delta({ remove: [], add: [{ network: 'n1', name: 'web', aliases: [], ip: '10.1.0.66' }] })
-  const until3 = Date.now() + 3000
-  for (let i = 0; Date.now() < until3; i++) {
-    last = datas(await udpDecoded(addr, query('web', 'A', { id: i }), C1))
-    if (JSON.stringify(last) === '["10.1.0.66"]') break
-  }
-  t.same(last, ['10.1.0.66'], 'a record added by a delta reaches the helper')
+  t.same(await observe(web, (d) => JSON.stringify(d) === '["10.1.0.66"]', { everyMs: 0 }), ['10.1.0.66'], 'a record added by a delta reaches the helper')
   let more = 0
   const s2 = createSocket('udp4')
   await new Promise<void>((resolve) => s2.bind(0, C1, resolve))
   s2.on('message', (m) => { if (JSON.stringify(datas(dnsPacket.decode(m))) === '["10.1.0.3"]') more++ })
   for (let i = 0; i < 50; i++) s2.send(query('db', 'A', { id: i }), addr.port, addr.ip)
-  await new Promise((resolve) => setTimeout(resolve, 1300))
+  t.equal(await observe(() => more, (n) => n >= 50), 50, 'every answer arrives')
   s2.close()
-  t.equal(more, 50)
-  t.ok(server.metrics.answered >= 450, `helper counters reach the server's metrics (${server.metrics.answered})`)
+  // The helper reports its counters every second.
+  const answered = await observe(() => server.metrics.answered, (n) => n >= 450)
+  t.ok(answered >= 450, `helper counters reach the server's metrics (${answered})`)
   t.equal(server.metrics.internalErrors, 0)
 })
 
@@ -627,9 +621,7 @@ t.test('UDP helper processes on an IPv6 listener: IPv6 clients answered by both 
   let known = true
   const { server } = await startServer(t, { udpHelpers: 1, clientNetworks: (ip) => (ip === V6_CLIENT && known ? N1 : clientNetworks(ip)) })
   const [addr6] = await server.listen([{ ip: '::1', port: 0 }])
-  const until = Date.now() + 30_000
-  while (server.helpersReady() < 1 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(server.helpersReady(), 1, 'the helper started')
+  t.equal(await observe(() => server.helpersReady(), (n) => n >= 1, 30_000), 1, 'the helper started')
   const s = createSocket('udp6')
   await new Promise<void>((resolve) => s.bind(0, V6_CLIENT, resolve))
   const answers = new Map<number, unknown[]>()
@@ -638,8 +630,8 @@ t.test('UDP helper processes on an IPv6 listener: IPv6 clients answered by both 
     for (let i = 0; i < 100; i++) s.send(query('db', 'AAAA', { id: round * 100 + i }), addr6!.port, addr6!.ip)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+  t.equal(await observe(() => answers.size, (n) => n >= 300), 300, 'no query lost')
   s.close()
-  t.equal(answers.size, 300, 'no query lost')
   t.ok([...answers.values()].every((d) => JSON.stringify(d) === '["fd00:1::3"]'), 'all the same answer')
   known = false
   server.clientsChanged()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AgentRecordSource, buildRecords, listenAddresses, servicePorts } from '../../src/dns/source.js'
+import { AgentRecordSource, buildRecords, engineClientPrefixes, listenAddresses, servicePorts } from '../../src/dns/source.js'
 import { RecordSet, type RecordDelta } from '../../src/dns/records.js'
 import type { ClusterEndpoint } from '../../src/cluster/types.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
@@ -110,4 +110,28 @@ t.test('listenAddresses: each gateway, and the IPv6 gateway of a dual-stack or I
     { ip: '10.1.0.1', port: 53 }, { ip: '10.2.0.1', port: 53 }, { ip: 'fd00:2::1', port: 53 }, { ip: 'fd00:3::1', port: 53 },
   ])
   t.same(listenAddresses([], 53), [])
+})
+
+t.test('engine clients (--dns-engine-clients): a source in the prefixes sees every overlay\'s names, not local networks\' names', async (t) => {
+  const LOCAL = { id: 'l'.repeat(64), gateway: '10.40.0.1' } as unknown as NetworkRecord
+  const NET2 = { id: 'm'.repeat(64), gateway: '10.31.0.1', overlay: { name: 'ov2', vni: 4097 } } as unknown as NetworkRecord
+  const src = new AgentRecordSource()
+  t.same(src.clientNetworks('172.17.0.2'), [], 'no prefixes: a stranger')
+  src.setEngineClients(['172.17.0.5/16', 'FD00:17::/64'])
+  t.same(src.clientNetworks('172.17.0.2'), [], 'no overlay yet: nothing to see, still a stranger (REFUSED)')
+  src.update({ networks: [NET, NET2, LOCAL], endpoints: [EP], names: [NAMES], remote: new Map(), hostId: 'h1' })
+  const scopes = src.clientNetworks('172.17.0.2')
+  t.same(scopes, ['overlay:ov1', 'overlay:ov2'], 'every overlay, not the local network')
+  t.equal(src.clientNetworks('172.17.9.9'), scopes, 'the same array for every engine client (the server\'s answers are found by it)')
+  t.same(src.clientNetworks('fd00:17::42'), scopes, 'IPv6 prefixes too')
+  t.same(src.clientNetworks('172.18.0.2'), [], 'outside the prefixes: a stranger')
+  t.same(src.clientNetworks('fd00:18::1'), [])
+  t.same(src.clientNetworks('10.30.0.2'), ['overlay:ov1'], 'ferry\'s own endpoints keep their own scope')
+  src.update({ networks: [NET, NET2, LOCAL], endpoints: [EP], names: [NAMES], remote: new Map(), hostId: 'h1' })
+  t.equal(src.clientNetworks('172.17.0.2'), scopes, 'unchanged networks keep the array')
+  src.update({ networks: [NET2, LOCAL], endpoints: [], names: [], remote: new Map(), hostId: 'h1' })
+  t.same(src.clientNetworks('172.17.0.2'), ['overlay:ov2'], 'an overlay gone is gone for them too')
+  t.throws(() => src.setEngineClients(['172.17.0.0']), { code: 'INVALID_OPTION', message: /--dns-engine-clients "172.17.0.0" must be a prefix/ })
+  t.throws(() => engineClientPrefixes(['nope/8']), { code: 'INVALID_OPTION' })
+  t.same(engineClientPrefixes(['172.17.0.5/16', 'FD00:17::1/64']), ['172.17.0.0/16', 'fd00:17::/64'])
 })

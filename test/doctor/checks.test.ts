@@ -1,7 +1,7 @@
 import t from 'tap'
 import {
   clockOffset, doctorExitCode, fail, formatReport, formatResult, iptablesBackend, judgeAgent, judgeBridgeNfCall, judgeBrNetfilter,
-  judgeClockSkew, judgeEngine, judgeIpForward, judgeIptables, judgeIpv6AcceptRa, judgeLinkKind, judgeNoIptables, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn,
+  judgeClockSkew, judgeEngine, judgeEngineDns, judgeIpForward, judgeIptables, judgeIpv6AcceptRa, judgeLinkKind, judgeNoIptables, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn,
 } from '../../src/doctor/checks.js'
 import { judgePluginDir } from '../../src/doctor/doctor.js'
 import { countRules, engineChains, ferryLines, LINK_PROBES } from '../../src/doctor/probes.js'
@@ -146,4 +146,22 @@ t.test('wireguard: userspace or missing, and what it costs', async (t) => {
   t.match(judgeWireGuard({ kernelModule: false, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', check: 'wireguard', what: /userspace WireGuard \(\/usr\/bin\/wireguard-go\) \(no kernel module\)/, fix: /fraction of the plain overlay/ })
   t.match(judgeWireGuard({ kernelModule: true, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', what: /kernel module is loaded but ferry does not use it yet/ })
   t.match(judgeWireGuard({ kernelModule: false, userspace: undefined }), { status: 'warn', what: /encrypted overlays are refused/, fix: 'apt-get install wireguard-go' })
+})
+
+t.test('engine.dns: whether the engine\'s --dns is one of ferry\'s listen addresses', async (t) => {
+  const ferry = { enabled: true, addresses: ['10.30.0.1', '10.77.0.1'], overlays: 1 }
+  const set = judgeEngineDns({ pid: 42, configFile: '/etc/docker/daemon.json', servers: ['10.30.0.1', '1.1.1.1'], errors: [] }, ferry)
+  t.equal(set.status, 'ok')
+  t.match(set.what, /dockerd \(pid 42, \/etc\/docker\/daemon.json\) forwards its containers' other names to ferry \(10.30.0.1\)/)
+  t.match(set.fix, /--dns-engine-clients/)
+  const other = judgeEngineDns({ pid: 42, servers: ['1.1.1.1'], errors: [] }, ferry)
+  t.equal(other.status, 'warn', 'an overlay here, and the engine asks someone else')
+  t.match(other.what, /forwards its containers' other names to 1.1.1.1, none of ferry's addresses \(10.30.0.1, 10.77.0.1\): names of other hosts' overlay containers do not resolve/)
+  t.match(other.fix, /"dns": \["10.30.0.1"\]/)
+  const none = judgeEngineDns({ pid: 42, servers: [], errors: ['/etc/docker/daemon.json is not JSON: x'] }, ferry)
+  t.equal(none.status, 'warn')
+  t.match(none.what, /sets no --dns: .*could not read everything: \/etc\/docker\/daemon.json is not JSON/)
+  t.equal(judgeEngineDns({ servers: [], errors: ['no dockerd process serving unix:///x.sock was found'] }, { ...ferry, overlays: 0 }).status, 'ok', 'no overlay: nothing is missed')
+  t.match(judgeEngineDns({ servers: [], errors: [] }, { enabled: false, addresses: ['10.30.0.1'], overlays: 1 }), { status: 'ok', what: /--no-dns-server/ })
+  t.match(judgeEngineDns({ servers: ['10.30.0.1'], errors: [] }, { enabled: true, addresses: [], overlays: 0 }), { status: 'ok', what: /no address yet/ })
 })

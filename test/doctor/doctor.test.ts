@@ -62,6 +62,9 @@ t.test('next to an engine, an agent and Redis: all good', async (t) => {
   ]) t.equal(status(report, c), 'ok', c)
   t.not(status(report, 'redis.latency'), 'fail', 'latency: warn at most on a busy test machine')
   t.match(report.checks.find((c) => c.check === 'engine.networks')?.what, /1 .* network\(s\): front/)
+  t.equal(status(report, 'engine.dns'), 'ok', 'no overlay: an engine --dns elsewhere misses nothing')
+  t.match(report.checks.find((c) => c.check === 'engine.dns')?.what, /dockerd \(pid \d+, .*daemon\.json\) forwards its containers' other names to [\d.]+, none of ferry's addresses \(10\.77\.0\.1\)/,
+    'the harness engine found by its -H, its --dns read')
   t.equal(code, report.checks.some((c) => c.status === 'fail') ? 1 : 0)
   t.same(scratchNamespaces(), [], 'the probe namespace is removed')
 })

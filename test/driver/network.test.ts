@@ -1,5 +1,5 @@
 import t from 'tap'
-import { fakeWorld, FakePublisher, silentLog } from '../harness/fakes.js'
+import { fakeWorld, FakePublisher, overlayWorld, silentLog } from '../harness/fakes.js'
 import { MemoryStore } from '../../src/store/store.js'
 import { FakeLinkDriver } from '../harness/kernel-fake.js'
 import { Ipam } from '../../src/ipam/ipam.js'
@@ -241,19 +241,13 @@ t.test('CreateEndpoint on an overlay: the address must be held by this host in t
     publish: async (_o, id) => { published.push(id) },
     withdraw: async () => undefined,
   }
-  const store = new MemoryStore()
-  const links = new FakeLinkDriver()
-  await links.createBridge('fyo-ov1')
-  const ipam = new Ipam({ store, hostNetworks: async () => [] })
-  const driver = new NetworkDriver({ store, links, firewall: new DisabledFirewall(), ipam, ports: new FakePublisher(), overlay, log: silentLog })
-  const pool = await ipam.requestPool({ addressSpace: 'FerryLocal', pool: '10.60.0.0/24', subPool: '', options: {}, v6: false })
-  await ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
-  await driver.createNetwork({ id: NET, subnet: '10.60.0.0/24', gatewayCidr: '10.60.0.1/24', generic: { 'ferry.overlay': 'ov1' }, internal: false, ipv6: false, extraIpv4Data: 0 })
+  const { driver, poolId, createOverlay } = await overlayWorld(overlay)
+  await createOverlay(NET)
   await t.rejects(driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.60.0.7/24', mac: '', portRequests: [], exposed: [] }),
     { code: 'INVALID_REQUEST', message: /^endpoint address 10\.60\.0\.7 was not allocated to this host by the cluster for overlay ov1/ })
   await t.rejects(driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.60.0.1/24', mac: '', portRequests: [], exposed: [] }), { code: 'ADDRESS_IN_USE', message: /gateway/ })
   t.same(published, [], 'nothing published')
-  const cidr = await driver.requestOverlayAddress(pool.poolId, 'ov1', '', false)
+  const cidr = await driver.requestOverlayAddress(poolId, 'ov1', '', false)
   await driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: cidr, mac: '', portRequests: [], exposed: [] })
   t.same(published, [EP])
 })

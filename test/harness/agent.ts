@@ -180,7 +180,7 @@ class AgentProcess implements Agent {
     const timeoutMs = this.#opts.readyTimeoutMs ?? 30_000
     const deadline = Date.now() + timeoutMs
     let exit: AgentExit | undefined
-    void exited.then((e) => { exit = e })
+    void exited.then((e) => { exit = e }) // exited never rejects
     let last = ''
     while (Date.now() < deadline && exit === undefined) {
       try {

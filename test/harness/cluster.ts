@@ -15,7 +15,7 @@ export const REDIS_IP = '192.0.2.5'
 
 export interface SimHost { name: string, idx: number, ns: string, ip: string, d: Dockerd, agent: Agent, plugin: string }
 
-export async function startCluster (t: TeardownHost, o: { prefix: string, hosts?: number, dns: string, hostTtlS: number, agentArgs?: string[] }): Promise<{ hosts: SimHost[], redis: RedisServer }> {
+export async function startCluster (t: TeardownHost, o: { prefix: string, hosts?: number, dns: string, hostTtlS: number, agentArgs?: string[] }): Promise<{ hosts: SimHost[], redis: RedisServer, underlay: string }> {
   const ul = netns(t, `${o.prefix}ul`)
   nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
   nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
@@ -39,5 +39,5 @@ export async function startCluster (t: TeardownHost, o: { prefix: string, hosts?
     })
     hosts.push({ name: `h${i}`, idx: i, ns, ip, d, agent, plugin })
   }
-  return { hosts, redis }
+  return { hosts, redis, underlay: ul }
 }

@@ -241,7 +241,7 @@ class EngineProcess implements Dockerd {
   async #waitReady (exited: Promise<void>): Promise<void> {
     const deadline = Date.now() + this.#startTimeoutMs
     let gone = false
-    void exited.then(() => { gone = true })
+    void exited.then(() => { gone = true }) // exited never rejects
     let last = ''
     while (Date.now() < deadline) {
       if (gone) break

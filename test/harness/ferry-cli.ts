@@ -89,11 +89,11 @@ export function requireBuild (t: { fail (msg: string): void }): void {
  * `bip` (ICC off, watchdog every second, no periodic reconcile); its log is printed
  * when the test fails.
  */
-export async function startCliAgent (t: TeardownHost & { passing (): boolean, comment (msg: string): void }, name: string, bip: string): Promise<CliCtx> {
+export async function startCliAgent (t: TeardownHost & { passing (): boolean, comment (msg: string): void }, name: string, bip: string, extra: string[] = []): Promise<CliCtx> {
   const host = netns(t, `${name}h`)
   const agent = await startAgent(t, {
     ns: host, pluginName: `${name}t${process.pid}`, dockerHost: NO_ENGINE,
-    args: ['--bridge', 'docker0', '--bip', bip, '--icc=false', '--watch-interval', '1', '--reconcile-interval', '0'],
+    args: ['--bridge', 'docker0', '--bip', bip, '--icc=false', '--watch-interval', '1', '--reconcile-interval', '0', ...extra],
   })
   t.teardown(() => { if (!t.passing()) t.comment(`agent log:\n${agent.logs().split('\n').filter((l) => !l.includes('"component":"dns"')).slice(-80).join('\n')}`) })
   return { host, agent }

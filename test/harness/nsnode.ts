@@ -100,7 +100,7 @@ class Child<T> implements NsNode<T> {
         this.pending.delete(reply.id)
         p.resolve(reply)
       })
-      void this.exitedPromise.then(() => { clearTimeout(timer); reject(new Error(`nsnode child in ${this.ns} exited: ${this.stderr.trim()}`)) })
+      void this.exitedPromise.then(() => { clearTimeout(timer); reject(new Error(`nsnode child in ${this.ns} exited: ${this.stderr.trim()}`)) }) // exitedPromise never rejects
     })
   }
 

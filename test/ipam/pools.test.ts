@@ -125,12 +125,10 @@ t.test('pickAutoSubnet', async (t) => {
   t.equal(pickAutoSubnet(tens, ['10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/25']), '10.0.3.0/24')
   t.equal(pickAutoSubnet(tens, ['10.0.0.128/25']), '10.0.1.0/24', 'partial overlap blocks the candidate')
 
-  // A /8 split into /24s with 20k scattered blockers stays fast.
+  // A /8 split into /24s with 20k scattered blockers (its time: bench/planners.ts).
   const blockers: string[] = []
   for (let i = 0; i < 20000; i++) blockers.push(`10.${i >> 8}.${i & 255}.0/24`)
-  const t0 = performance.now()
   t.equal(pickAutoSubnet(tens, blockers), '10.78.32.0/24')
-  t.comment(`20k blockers: ${(performance.now() - t0).toFixed(1)} ms`)
 })
 
 t.test('allocationWindow, windowSize, findFree', async (t) => {

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs'
 import { netns, nsExec } from '../harness/netns.js'
 import {
   addBridges, applyMatrix, matrixNetworks, bind, dualEndpoint, dualHost, dualNet, endpoint, familyScenario, FAMILIES, isolationMatrix, net, routedScenario,
-  trafficScenario, udpConntrackScenario,
+  udpConntrackScenario,
 } from '../harness/firewall.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
 import type { IptablesDriver } from '../../src/nat/iptables.js'
@@ -210,15 +210,6 @@ t.test('timings', async (t) => {
   t.notMatch(save(ns), /ferry/i)
 })
 
-t.test('traffic', async (t) => {
-  await trafficScenario(t, {
-    hostNs,
-    driver: (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>,
-    blocksBefore: true,
-    nothingLeft: (t, ns) => { t.notMatch(save(ns), /ferry/i, 'iptables-save has no trace of ferry') },
-  })
-})
-
 // ---------------------------------------------------------------------------
 // Both families: iptables and ip6tables from the same plan.
 
@@ -231,7 +222,7 @@ function dropBoth (ns: string): void {
 
 for (const f of FAMILIES) {
   t.test(`traffic over IPv${f} on dual-stack networks (FORWARD policy DROP in both families)`, async (t) => {
-    await familyScenario(t, f, async (t, ns) => { dropBoth(ns); return await drv(t, ns) })
+    await familyScenario(t, f, drv, { setup: dropBoth, blocksBefore: true })
   })
 }
 

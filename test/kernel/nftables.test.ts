@@ -14,7 +14,7 @@ import { link, netns, nsExec, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsNode, type NsNode } from '../harness/nsnode.js'
 import {
   addBridges, applyMatrix, matrixNetworks, bind, connect, container, dualEndpoint, dualHost, dualNet, endpoint, familyScenario, FAMILIES, isolationMatrix, net,
-  routedScenario, serve, trafficScenario, udpConntrackScenario, waitListening,
+  routedScenario, serve, udpConntrackScenario, waitListening,
 } from '../harness/firewall.js'
 import type { NftablesDriver } from '../../src/nat/nftables.js'
 import { planTable, sameTable } from '../../src/nat/nft-plan.js'
@@ -183,33 +183,6 @@ t.test('stale UDP conntrack entries are flushed when a port is published and rem
   await udpConntrackScenario(t, hostNs, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>)
 })
 
-t.test('traffic', async (t) => {
-  await trafficScenario(t, {
-    hostNs,
-    driver: (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>,
-    blocksBefore: false,
-    nothingLeft: (t, ns) => { t.notMatch(ruleset(ns), /ferry/, 'nft list ruleset has no trace of ferry') },
-  })
-})
-
-t.test('traffic beside an engine with its defaults (iptables FORWARD policy DROP)', async (t) => {
-  await trafficScenario(t, {
-    hostNs: (t, bridges) => {
-      const ns = hostNs(t, bridges)
-      nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'DROP'])
-      nsExec(ns, ['iptables', '-w', '-N', 'DOCKER-USER'])
-      nsExec(ns, ['iptables', '-w', '-A', 'FORWARD', '-j', 'DOCKER-USER'])
-      return ns
-    },
-    driver: (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>,
-    blocksBefore: true,
-    nothingLeft: (t, ns) => {
-      t.notMatch(ruleset(ns), /table inet ferry/, 'no table inet ferry')
-      t.notMatch(nsExec(ns, ['iptables', '-w', '-S', 'FORWARD']), /ferry/, 'the FORWARD accept went with it')
-      t.match(nsExec(ns, ['iptables', '-w', '-S', 'FORWARD']), /-P FORWARD DROP\n-A FORWARD -j DOCKER-USER/, 'the engine\'s policy and jump untouched')
-    },
-  })
-})
 
 /** A host with network n1 (10.31.0.0/24), a container 10.31.0.2 serving `hello c1` on 80, and an outside namespace. */
 async function oneContainerHost (t: Test, n1: NatNetwork): Promise<{ host: string, outside: string }> {
@@ -341,11 +314,19 @@ for (const f of FAMILIES) {
 }
 
 for (const f of FAMILIES) {
-  t.test(`traffic over IPv${f} with FORWARD policy DROP in iptables and ip6tables (an engine's default)`, async (t) => {
-    await familyScenario(t, f, async (t, ns) => {
-      nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'DROP'])
-      nsExec(ns, ['ip6tables', '-w', '-P', 'FORWARD', 'DROP'])
-      return await (driver(t, ns) as Promise<NsNode<FirewallDriver>>)
+  t.test(`traffic over IPv${f} beside an engine with its defaults (FORWARD policy DROP and a DOCKER-USER jump in iptables and ip6tables)`, async (t) => {
+    await familyScenario(t, f, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>, {
+      setup: (ns) => {
+        for (const tool of ['iptables', 'ip6tables']) {
+          nsExec(ns, [tool, '-w', '-P', 'FORWARD', 'DROP'])
+          nsExec(ns, [tool, '-w', '-N', 'DOCKER-USER'])
+          nsExec(ns, [tool, '-w', '-A', 'FORWARD', '-j', 'DOCKER-USER'])
+        }
+      },
+      blocksBefore: true,
+      untouched: (t, ns) => {
+        for (const tool of ['iptables', 'ip6tables']) t.match(nsExec(ns, [tool, '-w', '-S', 'FORWARD']), /-P FORWARD DROP\n-A FORWARD -j DOCKER-USER/, `${tool}: the engine's policy and jump untouched`)
+      },
     })
   })
 }

@@ -124,7 +124,7 @@ t.test('the first change reads the kernel, later ones only write', async (t) => 
 })
 
 t.test('route_localnet follows loopback publications; a missing bridge is skipped', async (t) => {
-  const { sysctl, d } = setup()
+  const { fake, sysctl, d } = setup()
   await d.addNetwork(n1)
   await d.setEndpoint(e1)
   t.equal(sysctl.values.get('net.ipv4.conf.fy-n1.route_localnet'), '1')
@@ -133,7 +133,8 @@ t.test('route_localnet follows loopback publications; a missing bridge is skippe
   const n2 = { ...n1, id: 'n2', bridge: 'fy-gone', subnet: '10.21.0.0/24', gateway: '10.21.0.1' }
   await d.addNetwork(n2)
   await d.setEndpoint({ ...e1, id: 'e2', networkId: 'n2', address: '10.21.0.2', ports: [{ ...e1.ports[0]!, hostPort: 5354, hostPortEnd: 5354, containerIp: '10.21.0.2' }] })
-  t.pass('no error for a bridge that does not exist (yet)')
+  t.match(fake.save(), 'ferry:ep e2', 'no error for a bridge that does not exist (yet): the endpoint is programmed')
+  t.notOk(sysctl.values.has('net.ipv4.conf.fy-gone.route_localnet'), 'and nothing written for the missing bridge')
 })
 
 t.test('UDP changes flush conntrack in one command per container', async (t) => {
@@ -179,7 +180,8 @@ t.test('input is validated before anything runs', async (t) => {
   t.equal(fake.calls.length, 0)
   await d.removeEndpoint('unknown')
   await d.removeNetwork('unknown')
-  t.pass('removing what is not there is fine')
+  t.equal(fake.calls.length, 0, 'removing what is not there is fine: nothing runs')
+  t.same(d.state(), { networks: [], endpoints: [], links: [] }, 'and nothing is desired')
 })
 
 t.test('reconcile adopts a state and drops what is no longer in it', async (t) => {
@@ -215,4 +217,16 @@ t.test('without a usable ip6tables, IPv4 goes on alone until a network needs IPv
   await d.setEndpoint(e1)
   t.ok([...fake.tables.get('nat')!.values()].flat().some((r) => r.includes('10.20.0.2:53')), 'IPv4 programmed')
   await t.rejects(d.addNetwork({ ...n1, id: 'n2', bridge: 'fy-n2', subnet: '10.21.0.0/24', gateway: '10.21.0.1', subnet6: 'fd00:21::/64', gateway6: 'fd00:21::1' }), /ip6tables-save/)
+})
+
+t.test('teardown is best effort: the IPv6 rules go even when removing the IPv4 ones failed', async (t) => {
+  const { fake, d } = setup()
+  await d.addNetwork({ ...n1, subnet6: 'fd00:20::/64', gateway6: 'fd00:20::1' })
+  t.match(fake.v6!.save(), /FERRY/, 'IPv6 rules in place')
+  fake.failNext = 1
+  await t.rejects(d.teardown(), { code: 'KERNEL', message: /line 2 failed/ })
+  t.notMatch(fake.v6!.save(), /FERRY/, 'ip6tables-restore ran after iptables-restore failed')
+  t.match(fake.save(), /FERRY/, 'the IPv4 rules that failed to go are still there')
+  await d.teardown()
+  t.notMatch(fake.save(), /FERRY/, 'a second teardown removes them')
 })

@@ -71,3 +71,17 @@ t.test('the watcher reacts to others removing ferry\'s objects, not to element d
   t.notOk(isTamperEvent('delete table inet ferryother'))
   t.notOk(isTamperEvent('delete table ip filter'))
 })
+
+t.test('teardown is best effort: the FORWARD accepts are removed even when the table could not be', async (t) => {
+  const calls: string[] = []
+  const run = async (argv: readonly string[]): Promise<ExecResult> => {
+    calls.push(argv.slice(0, 1).concat(argv.slice(-2)).join(' '))
+    if (argv[0] === 'nft') return { stdout: '', stderr: 'Error: Operation not permitted', code: 1 }
+    // iptables and ip6tables each hold ferry's accept once; -D takes it away.
+    if (argv.includes('-S')) return { stdout: '-P FORWARD DROP\n-A FORWARD -m mark --mark 0x1/0x1 -m comment --comment "ferry: accepted by table inet ferry" -j ACCEPT\n', stderr: '', code: 0 }
+    return { stdout: '', stderr: '', code: 0 }
+  }
+  const d = new NftablesDriver({ run, sysctl, session: false })
+  await t.rejects(d.teardown(), { code: 'KERNEL', message: /nft could not list table inet ferry: Error: Operation not permitted/ })
+  t.same(calls.filter((c) => c.includes('ACCEPT')).map((c) => c.split(' ')[0]), ['iptables', 'ip6tables'], 'both accepts were deleted after the table failed')
+})

@@ -100,14 +100,11 @@ t.test('a host range onto one container port picks one free port', async (t) => 
   t.equal(err(() => alloc([req('tcp', '', 8000, 80, { hostEnd: 8001 })], [], { inUse: () => true }))?.code, 'NO_FREE_PORT', 'all taken by host sockets')
 })
 
-t.test('1,000 endpoints each holding a port: allocation stays fast', async (t) => {
+// Its time is measured by bench/planners.ts (npm run bench:planners), not here.
+t.test('1,000 endpoints each holding a port: the pick is the first free port past them', async (t) => {
   const used = Array.from({ length: 1000 }, (_, i) => use(`e${i}`, 'tcp', '', 10000 + i))
-  const t0 = performance.now()
   const r = allocatePorts([req('tcp', '', 0, 80)], used, { lo: 10000, hi: 60999 }, new Set(), none, { containerIp: CIP })
-  const ms = performance.now() - t0
   t.equal(r[0]?.hostPort, 11000)
-  t.comment(`ephemeral pick past 1,000 publications: ${ms.toFixed(2)} ms`)
-  t.ok(ms < 200)
 })
 
 t.test('/proc parsers', async (t) => {

@@ -13,6 +13,11 @@ t.test('ip -batch for a moved veth', async (t) => {
     'link set dev lo up', 'link set dev fyc0123 name eth0', 'addr add 10.61.0.2/24 dev eth0', 'link set dev eth0 up', 'route add default via 10.61.0.1 dev eth0', '',
   ].join('\n'))
   t.notMatch(interfaceBatch({ dev: 'eth0', ifname: 'eth0', cidr: '10.61.0.2/24' }), /name|route/, 'no rename, no route on an internal network')
+  t.equal(interfaceBatch({ dev: 'eth0', ifname: 'eth0', cidr: '10.61.0.2/24', gateway: '10.61.0.1', cidr6: 'fd00:61::2/64', gateway6: 'fd00:61::1' }), [
+    'link set dev lo up', 'addr add 10.61.0.2/24 dev eth0', 'addr add fd00:61::2/64 dev eth0 nodad', 'link set dev eth0 up',
+    'route add default via 10.61.0.1 dev eth0', 'route add default via fd00:61::1 dev eth0', '',
+  ].join('\n'), 'dual-stack: the IPv6 address without DAD (usable at once) and a default route of each family')
+  t.notMatch(interfaceBatch({ dev: 'eth0', ifname: 'eth0', cidr: '10.61.0.2/24', gateway6: 'fd00:61::1' }), /route/, 'no IPv6 route without an IPv6 address')
 })
 
 t.test('start time from /proc/PID/stat, even with spaces and parentheses in the name', async (t) => {
@@ -72,4 +77,10 @@ t.test('dockerd-style agent flags', async (t) => {
   t.throws(() => defaultBridgeConfig({ bridge: 'docker0', bip: '172.17.0.1' }), /prefix/)
   t.throws(() => defaultBridgeConfig({ bridge: 'docker0', mtu: 10 }), /68-65535/)
   t.throws(() => defaultBridgeConfig({ bridge: 'a-name-far-too-long' }), FerryError)
+  t.same(defaultBridgeConfig({ bridge: 'docker0', ipv6: true, fixedCidrV6: 'FD00:17:0::/64' }), { bridge: 'docker0', icc: true, masquerade: true, ipv6: true, fixedCidr6: 'fd00:17::/64' })
+  t.same(defaultBridgeConfig({ bridge: 'docker0', ipv6: true }), { bridge: 'docker0', icc: true, masquerade: true, ipv6: true }, '--ipv6 alone: a /64 of the default pool')
+  t.throws(() => defaultBridgeConfig({ bridge: 'docker0', fixedCidrV6: 'fd00:17::/64' }), /give --ipv6 too/)
+  t.throws(() => defaultBridgeConfig({ bridge: 'docker0', ipv6: true, fixedCidrV6: '10.0.0.0/8' }), /expected an IPv6 subnet/)
+  t.throws(() => defaultBridgeConfig({ bridge: 'docker0', ipv6: true, fixedCidrV6: 'fd00::/32' }), /\/48 to \/120/)
+  t.throws(() => defaultBridgeConfig({ ipv6: true }), /--ipv6 configure the default network: give --bridge NAME too/)
 })

@@ -42,7 +42,7 @@ class FakeNamespaces implements NamespaceOps {
   async moveLink (dev: string, path: string) { this.calls.push(`move ${dev} ${path}`) }
   async configure (path: string, c: InterfaceConfig) {
     if (this.failConfigure) throw new FerryError('KERNEL', 'ip refused')
-    this.calls.push(`configure ${path} ${c.ifname} ${c.cidr} ${c.gateway ?? '-'}`)
+    this.calls.push(`configure ${path} ${c.ifname} ${c.cidr} ${c.gateway ?? '-'}${c.cidr6 === undefined ? '' : ` ${c.cidr6} ${c.gateway6 ?? '-'}`}`)
   }
   async loopbackUp (path: string) { this.calls.push(`lo ${path}`) }
   async setupFiles (pid: number, _f: { hosts: string, resolv: string }, hostname: string) { this.calls.push(`files ${pid} ${hostname}`) }
@@ -315,17 +315,80 @@ t.test("ferry's DNS servers for a container: the gateway of each family it has a
   await w.rt.createNetwork({ name: 'dual', subnet: '10.71.0.0/24', internal: false, options: {} })
   w.ns.starts.set(100, 'st100')
   const r = await w.attach({ name: 'c6', net: 'dual', pid: 100, watchPid: 100 })
-  const rec = r.container
-  t.same(w.rt.resolverOf(rec).nameservers, ['10.71.0.1'], 'IPv4 only: the IPv4 gateway')
-  // What a dual-stack network and endpoint look like once the driver hands out IPv6 (the runtime does not yet).
-  const net = w.store.state.networks[rec.networkId!]!
-  const ep = w.store.state.endpoints[rec.endpointId!]!
-  net.gateway6 = 'fd00:71::1'
-  t.same(w.rt.resolverOf(rec).nameservers, ['10.71.0.1'], 'a dual-stack network, an endpoint without IPv6: no IPv6 server it could not reach')
-  ep.address6 = 'fd00:71::2'
-  t.same(w.rt.resolverOf(rec).nameservers, ['10.71.0.1', 'fd00:71::1'], 'a dual-stack endpoint: both gateways, IPv4 first')
-  ep.address = ''
-  t.same(w.rt.resolverOf(rec).nameservers, ['fd00:71::1'], 'an IPv6-only endpoint: the IPv6 gateway')
-  ep.address = '10.71.0.2'
+  t.same(w.rt.resolverOf(r.container).nameservers, ['10.71.0.1'], 'IPv4 only: the IPv4 gateway')
   await w.rt.detach('c6')
+  await w.rt.createNetwork({ name: 'dual6', ipv6: true, subnet: '10.72.0.0/24', subnet6: 'fd00:72::/64', internal: false, options: {} })
+  const d = await w.attach({ name: 'd6', net: 'dual6', netns: '/run/netns/d6' })
+  t.same(w.rt.resolverOf(d.container).nameservers, ['10.72.0.1', 'fd00:72::1'], 'a dual-stack endpoint: both gateways, IPv4 first')
+  // An IPv6-only endpoint (as a CNI result may describe one): the IPv6 gateway alone.
+  const ep = w.store.state.endpoints[d.container.endpointId!]!
+  ep.address = ''
+  t.same(w.rt.resolverOf(d.container).nameservers, ['fd00:72::1'], 'an IPv6-only endpoint: the IPv6 gateway')
+  ep.address = '10.72.0.2'
+  await w.rt.detach('d6')
+})
+
+t.test('dual-stack networks without the engine: both families, --ip6, release, rollback', async (t) => {
+  const w = world(t)
+  await t.rejects(w.rt.createNetwork({ name: 'x', subnet6: 'fd00:73::/64', internal: false, options: {} }), /IPv6 setting but the network is not dual-stack: add --ipv6/)
+  await t.rejects(w.rt.createNetwork({ name: 'x', ipv6: true, subnet6: '10.0.0.0/24', internal: false, options: {} }), /--subnet 10\.0\.0\.0\/24 is not IPv6 CIDR/)
+  t.same(w.ipam.pools(), [], 'refused before any pool is taken')
+  const net = await w.rt.createNetwork({ name: 'dual', ipv6: true, subnet: '10.73.0.0/24', subnet6: 'fd00:73::/64', gateway6: 'fd00:73::fe', internal: false, options: {} })
+  t.match(net, { subnet: '10.73.0.0/24', gateway: '10.73.0.1', subnet6: 'fd00:73::/64', gateway6: 'fd00:73::fe' })
+  const auto = await w.rt.createNetwork({ name: 'auto6', ipv6: true, internal: false, options: {} })
+  t.match(auto.subnet6, /^fd[0-9a-f:]+::\/64$/, 'no IPv6 subnet given: a /64 of the default IPv6 pool')
+  await w.rt.removeNetwork('auto6')
+
+  w.ns.starts.set(100, 'st100')
+  const a = await w.attach({ name: 'a', net: 'dual', pid: 100, watchPid: 100, setupFiles: true })
+  t.match(a.container, { address: '10.73.0.2', prefixLen: 24, gateway: '10.73.0.1', address6: 'fd00:73::1', prefixLen6: 64, gateway6: 'fd00:73::fe' })
+  t.equal(w.ns.calls.find((c) => c.startsWith('configure')), 'configure /proc/100/ns/net eth0 10.73.0.2/24 10.73.0.1 fd00:73::1/64 fd00:73::fe')
+  t.match(w.store.state.endpoints[a.container.endpointId!], { address: '10.73.0.2', address6: 'fd00:73::1' }, 'the endpoint has both: DNS and the firewall see both')
+  t.match(readFileSync(join(w.dir, a.container.id, 'hosts'), 'utf8'), new RegExp(`^10\\.73\\.0\\.2\t${a.container.hostname}\nfd00:73::1\t${a.container.hostname}\n$`, 'm'), 'both addresses in /etc/hosts')
+  const b = await w.attach({ name: 'b', net: 'dual', netns: '/run/netns/b', ip6: 'fd00:73::99' })
+  t.equal(b.container.address6, 'fd00:73::99', '--ip6')
+  await t.rejects(w.attach({ name: 'c', net: 'dual', netns: '/run/netns/c', ip6: 'fd00:73::99' }), /in use|allocated/i, 'an IPv6 address in use is refused')
+  await t.rejects(w.attach({ name: 'c', net: 'dual', netns: '/run/netns/c', ip6: 'fd00:99::5' }), /fd00:99::5/, 'outside the subnet')
+  w.ns.failConfigure = true
+  await t.rejects(w.attach({ name: 'c', net: 'dual', netns: '/run/netns/c' }), /ip refused/)
+  w.ns.failConfigure = false
+  const pool6 = () => Object.keys(w.ipam.pools().find((p) => p.subnet === 'fd00:73::/64')!.allocated).sort()
+  t.same(pool6(), ['fd00:73::1', 'fd00:73::99', 'fd00:73::fe'], 'failed attaches gave their IPv6 addresses back')
+
+  await w.rt.createNetwork({ name: 'v4', subnet: '10.74.0.0/24', internal: false, options: {} })
+  await t.rejects(w.attach({ name: 'c', net: 'v4', netns: '/run/netns/c', ip6: 'fd00:74::5' }), /--ip6 fd00:74::5: network v4 has no IPv6 subnet \(create it with --ipv6\)/)
+
+  await w.rt.detach('a')
+  await w.rt.detach('b')
+  t.same(pool6(), ['fd00:73::fe'], 'detach released the IPv6 addresses')
+  await w.rt.removeNetwork('dual')
+  await w.rt.removeNetwork('v4')
+  t.same(w.ipam.pools(), [], 'both pools of the dual-stack network released')
+})
+
+t.test('the default network with --ipv6 and --fixed-cidr-v6', async (t) => {
+  const w = world(t)
+  await w.rt.ensureDefaultNetwork({ bridge: 'docker0', bip: '10.75.0.1/24', icc: true, masquerade: true, ipv6: true, fixedCidr6: 'fd00:75::/64' })
+  t.match(w.rt.network('bridge'), { subnet: '10.75.0.0/24', subnet6: 'fd00:75::/64', gateway6: 'fd00:75::1' })
+  await w.rt.ensureDefaultNetwork({ bridge: 'docker0', bip: '10.75.0.1/24', icc: true, masquerade: true, ipv6: true, fixedCidr6: 'fd00:75::/64' })
+  t.equal(w.driver.networks().length, 1, 'the same flags again: kept')
+  await w.rt.ensureDefaultNetwork({ bridge: 'docker0', bip: '10.75.0.1/24', icc: true, masquerade: true })
+  t.equal(w.rt.network('bridge').subnet6, undefined, 'without --ipv6: made again IPv4-only')
+  t.equal(w.ipam.pools().length, 1, 'the IPv6 pool was released')
+  await w.rt.ensureDefaultNetwork(undefined)
+})
+
+t.test('a --link on a dual-stack network: an ICC exception of each family', async (t) => {
+  const w = world(t)
+  await w.rt.createNetwork({ name: 'dual', ipv6: true, subnet: '10.76.0.0/24', subnet6: 'fd00:76::/64', internal: false, options: { 'com.docker.network.bridge.enable_icc': 'false' } })
+  const db = await w.attach({ name: 'db', net: 'dual', netns: '/run/netns/db', expose: ['5432'] })
+  const web = await w.attach({ name: 'web', net: 'dual', netns: '/run/netns/web', links: ['db:database'] })
+  const id = `${web.container.id.slice(0, 12)}-database`
+  t.same([...w.fw.links.values()].map((l) => [l.id, l.parentIp, l.childIp, l.ports]), [
+    [id, web.container.address, db.container.address, [{ proto: 'tcp', port: 5432 }]],
+    [`6-${id}`, web.container.address6, db.container.address6, [{ proto: 'tcp', port: 5432 }]],
+  ])
+  await w.rt.detach('db')
+  t.same(w.fw.linkIds(), [], 'both go with their target')
+  await w.rt.detach('web')
 })

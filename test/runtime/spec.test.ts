@@ -51,6 +51,8 @@ t.test('attach bodies', async (t) => {
   const base = { name: 'web', net: 'bridge', pid: 42 }
   const s = parseAttach({ ...base, publish: ['8080:80'], expose: ['443'], links: ['db:database'], dns: ['10.0.0.53'], ip: '10.61.0.9' })
   t.match(s, { name: 'web', target: { kind: 'pid', pid: 42 }, mode: { kind: 'network', network: 'bridge' }, ifname: 'eth0', ip: '10.61.0.9', owner: 'attach', setupFiles: false })
+  t.equal(parseAttach({ ...base, ip6: 'fd00:61::9' }).ip6, 'fd00:61::9', '--ip6')
+  t.throws(() => parseAttach({ name: 'x', net: 'none', pid: 1, ip6: 'fd00::5' }), /--net none: --ip6 needs a network/)
   t.same(s.exposed, [{ proto: 'tcp', port: 80 }, { proto: 'tcp', port: 443 }])
   const all = parseAttach({ ...base, publish: ['8080:80'], expose: ['80', '443'], publishAll: true })
   t.same(all.ports.map((p) => `${p.hostPort}:${p.containerPort}`), ['8080:80', '0:443'], '-P adds the exposed ports not yet published')
@@ -65,6 +67,10 @@ t.test('attach bodies', async (t) => {
     ['hostname with container:', { name: 'x', net: 'container:web', pid: 1, hostname: 'h' }],
     ['files without a pid', { name: 'x', net: 'bridge', netns: '/x', setupFiles: true }],
     ['bad ip', { name: 'x', net: 'bridge', pid: 1, ip: '10.0.0.300' }],
+    ['an IPv6 address for --ip', { name: 'x', net: 'bridge', pid: 1, ip: 'fd00::5' }],
+    ['an IPv4 address for --ip6', { name: 'x', net: 'bridge', pid: 1, ip6: '10.0.0.5' }],
+    ['a zone in --ip6', { name: 'x', net: 'bridge', pid: 1, ip6: 'fe80::1%eth0' }],
+    ['--ip6 with none', { name: 'x', net: 'none', pid: 1, ip6: 'fd00::5' }],
     ['bad dns', { name: 'x', net: 'bridge', pid: 1, dns: ['example.com'] }],
     ['bad hostname', { name: 'x', net: 'bridge', pid: 1, hostname: 'a b' }],
     ['bad ifname', { name: 'x', net: 'bridge', pid: 1, ifname: 'a-very-long-interface-name' }],
@@ -112,6 +118,7 @@ t.test('attach bodies of ferry run: env, -d, --net host', async (t) => {
     ['host with links', { ...run, net: 'host', links: ['db'] }],
     ['host with a hostname', { ...run, net: 'host', hostname: 'h' }],
     ['host with an address', { ...run, net: 'host', ip: '10.0.0.2' }],
+    ['host with an IPv6 address', { ...run, net: 'host', ip6: 'fd00::2' }],
     ['host with aliases', { ...run, net: 'host', aliases: ['a'] }],
     ['host with files', { ...run, net: 'host', setupFiles: true }],
   ]

@@ -2,7 +2,7 @@ import t from 'tap'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { PoolRecord } from '../../src/model/types.js'
-import { FileStore, applyOp, decodeJournal, encodeEntry, scanJournal } from '../../src/store/store.js'
+import { FileStore, MemoryStore, applyOp, decodeJournal, encodeEntry, keepHostId, scanJournal } from '../../src/store/store.js'
 import { endpointRecord as ep, networkRecord as net, poolRecord } from '../fixtures/records.js'
 
 t.test('commit is durable, coalesced, and survives a reopen', async (t) => {
@@ -169,4 +169,16 @@ t.test('ids that are Object.prototype member names are ordinary keys, through th
   const snap = await FileStore.open(dir)
   t.same(Object.keys(snap.state.endpoints).sort(), ['__proto__', 'constructor', 'toString'], 'read from a snapshot')
   t.equal(snap.state.pools.hasOwnProperty, undefined)
+})
+
+t.test('keepHostId: the first id made is kept and committed; later calls return it without making one', async (t) => {
+  const s = new MemoryStore()
+  let made = 0
+  const make = (): string => `host-${++made}`
+  t.equal(await keepHostId(s, make), 'host-1')
+  t.equal(s.commits, 1, 'committed once')
+  t.equal(await keepHostId(s, make), 'host-1', 'the kept one')
+  t.equal(made, 1, 'no second id made')
+  t.equal(s.commits, 1, 'nothing more to commit')
+  t.equal(s.state.hostId, 'host-1')
 })

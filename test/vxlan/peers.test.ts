@@ -5,7 +5,7 @@ import { overlayMac } from '../../src/vxlan/plan.js'
 import { record } from '../harness/cluster-contract.js'
 import { peerHost, type PeerHost } from '../harness/peer-host.js'
 import { GatedDataPlane, RecordingDataPlane } from '../harness/recording-dataplane.js'
-import { PeerSync, type RemoteChange } from '../../src/vxlan/peers.js'
+import { PeerSync, type PeerSyncOptions, type RemoteChange } from '../../src/vxlan/peers.js'
 import { until } from '../harness/until.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
@@ -370,4 +370,29 @@ t.test('a resync that ends while an earlier full reconcile runs gets a full reco
   await repair
   await h1.sync.settled()
   t.same([...h1.dp.neigh.keys()].sort(), ['10.30.0.11', '10.30.0.12', '10.30.0.13'], 'what the full read found is programmed')
+})
+
+t.test('detach is best effort: the WireGuard tunnel stops even when the devices could not be removed', async (t) => {
+  const cluster = new MemoryCluster()
+  const steps: string[] = []
+  let active = false
+  const wg = {
+    get isActive () { return active },
+    activate: async () => { active = true; return { local: '100.64.0.1', mtu: 1420, dev: 'fyw0' } },
+    deactivate: async () => { steps.push('deactivate'); active = false },
+    tunnels: () => new Map<string, string>(),
+    setHosts: async () => undefined,
+    status: async () => undefined,
+  }
+  const real = cluster.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, hostTtlMs: 1000 })
+  t.teardown(() => real.close())
+  await real.start()
+  const h = await peerHost(t, real, '192.168.50.1', { wireguard: wg as unknown as NonNullable<PeerSyncOptions['wireguard']> })
+  const def = await h.store.defineOverlay({ ...OV, encrypt: 'wireguard' })
+  await h.sync.attach({ ...OV, vni: def.vni, encrypt: 'wireguard' })
+  t.ok(active, 'the tunnel runs for the encrypted overlay')
+  h.links.failOn('deleteLink', 1, new Error('EBUSY'))
+  await t.rejects(h.sync.detach('ov1'), { message: /^delete fyv-\d+: EBUSY$/ })
+  t.same(steps, ['deactivate'], 'the tunnel stopped after the devices failed')
+  t.equal(h.links.callsOf('deleteLink').length, 2, 'both devices were tried')
 })

@@ -70,6 +70,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -164,6 +165,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -255,6 +257,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -346,6 +349,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -442,6 +446,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -535,6 +540,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -623,6 +629,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -717,6 +724,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -812,6 +820,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -906,6 +915,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -1005,6 +1015,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -1105,6 +1116,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -1211,6 +1223,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -1307,6 +1320,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop
@@ -1418,6 +1432,7 @@ add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto 
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
 add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
 add rule inet ferry filter-forward iifname @internal drop
 add rule inet ferry filter-forward oifname @internal drop

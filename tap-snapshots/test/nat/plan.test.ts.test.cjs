@@ -1011,6 +1011,8 @@ COMMIT
 -A FERRY-PUBLISH -o fy-net2 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 222222222222" -j ACCEPT
 -A FERRY-PUBLISH -o fy-net3 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 333333333333" -j ACCEPT
 -A FERRY-PUBLISH -o fy-net4 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 444444444444" -j ACCEPT
+-A FERRY-LINKS -i fy-net2 -o fy-net2 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m comment --comment "ferry:link-nd 222222222222" -j ACCEPT
+-A FERRY-LINKS -i fy-net2 -o fy-net2 -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m comment --comment "ferry:link-nd 222222222222" -j ACCEPT
 -A FERRY-LINKS -s fd00:2::2/128 -d fd00:2::3/128 -i fy-net2 -o fy-net2 -p tcp -m tcp --dport 5432 -m comment --comment "ferry:link l6" -j ACCEPT
 -A FERRY-LINKS -s fd00:2::3/128 -d fd00:2::2/128 -i fy-net2 -o fy-net2 -p tcp -m tcp --sport 5432 -m comment --comment "ferry:link l6" -j ACCEPT
 -A FERRY-ROUTED -i fy-net1 -j RETURN
