@@ -252,10 +252,10 @@ export class Agent {
       : await keepHostId(this.store, () => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`)
     const log = this.log.child({ component: 'cluster' })
     const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
-    const wireguard = await openWireGuardMesh({ hostId, stateDir: this.cfg.stateDir, port: c.wireguardPort, log: this.log.child({ component: 'wireguard' }) })
+    const wireguard = await openWireGuardMesh({ links: this.links, hostId, stateDir: this.cfg.stateDir, port: c.wireguardPort, log: this.log.child({ component: 'wireguard' }) })
     const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key,
       unavailableWaitMs: c.waitMs ?? DEFAULT_CLUSTER_WAIT_MS, wireguard: wireguard?.info() })
-    const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(), log: this.log.child({ component: 'peers' }), wireguard })
+    const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(this.links), log: this.log.child({ component: 'peers' }), wireguard })
     return new ClusterOverlay(cluster, peers, log)
   }
 

@@ -1,7 +1,10 @@
 /**
  * Pure planning of the bridge data plane: from the networks and endpoints ferry
  * holds, the links and addresses that must exist; and from what the kernel
- * reports, the operations that make it so. The executor (apply.ts) runs them.
+ * reports, the operations that make it so. One planner per object (planBridge,
+ * planVeth), used alike by a request (driver.ts: the object does not exist yet)
+ * and by the reconcile (planReconcile: every object against a dump of the kernel).
+ * The executor (apply.ts) runs them.
  */
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { AddressInfo, Ipv6ConfKey, LinkInfo } from '../kernel/types.js'
@@ -34,12 +37,16 @@ export interface DesiredVeth { host: string, container: string, mtu: number, mac
 
 export type LinkOp =
   | { op: 'createBridge', name: string, mtu: number, mac: string }
+  /** A veth pair; the MAC is the container end's (`peer`). */
+  | { op: 'createVeth', name: string, peer: string, mtu: number, peerMac: string }
   | { op: 'setMtu', name: string, mtu: number }
   | { op: 'addAddress', name: string, cidr: string }
   | { op: 'setUp', name: string }
   | { op: 'setMaster', name: string, master: string }
   | { op: 'setHairpin', name: string }
   | { op: 'setIpv6Conf', name: string, key: Ipv6ConfKey, value: string }
+  /** Forget a MAC the bridge learned on its port `dev` (an FDB entry of the master, NTF_MASTER). */
+  | { op: 'forgetMac', dev: string, mac: string }
   | { op: 'deleteLink', name: string, why: string }
 
 export function desiredBridge (net: NetworkRecord): DesiredBridge {
@@ -82,6 +89,59 @@ export function desiredVeth (ep: EndpointRecord, net: NetworkRecord): DesiredVet
   return { host: ep.hostVeth, container: ep.containerVeth, mtu: net.mtu, mac: ep.mac, master: net.bridge }
 }
 
+/** What the kernel shows of a bridge: its link (undefined: none), its addresses, its IPv6 settings (undefined: not read). */
+export interface BridgeState {
+  link: LinkInfo | undefined
+  addresses: readonly string[]
+  ipv6Conf?: ReadonlyMap<Ipv6ConfKey, string>
+}
+
+/**
+ * The operations that make one bridge as `b` says: created when it has no link (then every
+ * setting: IPv6 settings, addresses, up), otherwise only what differs (MTU, a setting, a
+ * missing address, down).
+ */
+export function planBridge (b: DesiredBridge, has: BridgeState): LinkOp[] {
+  const { link } = has
+  const ops: LinkOp[] = []
+  if (!link) {
+    ops.push({ op: 'createBridge', name: b.name, mtu: b.mtu, mac: b.mac })
+  } else if (link.mtu !== b.mtu) {
+    ops.push({ op: 'setMtu', name: b.name, mtu: b.mtu })
+  }
+  const conf = link ? has.ipv6Conf : undefined
+  const setup = bridgeSetupOps(b).filter((op) => {
+    switch (op.op) {
+      case 'setIpv6Conf': return conf?.get(op.key) !== op.value
+      case 'addAddress': return !has.addresses.includes(op.cidr)
+      case 'setUp': return !link?.up
+      default: return true
+    }
+  })
+  return [...ops, ...setup]
+}
+
+/** What the kernel shows of an endpoint's host end: up, the name of its master, its hairpin mode (undefined: not reported). */
+export interface HostEndState { up: boolean, master?: string, hairpin?: boolean }
+
+/**
+ * The operations for one endpoint's veth pair. `host` undefined: there is no pair yet (a
+ * request: the pair, the host end's IPv6 settings, then it is enslaved, hairpin on and up);
+ * otherwise what the host end lacks of that (the reconcile): its master, hairpin (a port
+ * (re-)enslaved to another bridge starts with hairpin off; an unreported mode is left alone), up.
+ */
+export function planVeth (ep: EndpointRecord, net: NetworkRecord, host: HostEndState | undefined): LinkOp[] {
+  const v = desiredVeth(ep, net)
+  const ops: LinkOp[] = host !== undefined
+    ? []
+    : [{ op: 'createVeth', name: v.host, peer: v.container, mtu: v.mtu, peerMac: v.mac }, ...hostVethOps(v.host, net)]
+  const h = host ?? { up: false }
+  if (h.master !== v.master) ops.push({ op: 'setMaster', name: v.host, master: v.master })
+  if (h.master !== v.master || h.hairpin === false) ops.push({ op: 'setHairpin', name: v.host })
+  if (!h.up) ops.push({ op: 'setUp', name: v.host })
+  return ops
+}
+
 /**
  * Operations that bring the kernel (links, addresses) to the desired state.
  * Endpoints whose host veth is gone are not recreated: their container side
@@ -98,42 +158,28 @@ export function planReconcile (
   const byIndex = new Map(links.map((l) => [l.index, l]))
   const netById = new Map(networks.map((n) => [n.id, n]))
   const wanted = new Set<string>()
+  const addrsOf = new Map<string, string[]>()
+  for (const a of addrs) {
+    const list = addrsOf.get(a.ifname)
+    if (list) list.push(a.cidr)
+    else addrsOf.set(a.ifname, [a.cidr])
+  }
   for (const net of networks) {
     // An overlay's bridge and VXLAN device belong to the overlay data plane (src/vxlan).
     if (net.overlay) continue
     const b = desiredBridge(net)
     wanted.add(b.name)
-    const link = byName.get(b.name)
-    if (!link) {
-      ops.push({ op: 'createBridge', name: b.name, mtu: b.mtu, mac: b.mac })
-    } else if (link.mtu !== b.mtu) {
-      ops.push({ op: 'setMtu', name: b.name, mtu: b.mtu })
-    }
-    const conf = link ? opts.ipv6Conf?.get(b.name) : undefined
-    const setup = bridgeSetupOps(b).filter((op) => {
-      switch (op.op) {
-        // A bridge just created (no link yet) gets every setting; an existing one those that differ.
-        case 'setIpv6Conf': return conf?.get(op.key) !== op.value
-        case 'addAddress': return !addrs.some((a) => a.ifname === b.name && a.cidr === op.cidr)
-        case 'setUp': return !link?.up
-        default: return true
-      }
-    })
-    ops.push(...setup)
+    ops.push(...planBridge(b, { link: byName.get(b.name), addresses: addrsOf.get(b.name) ?? [], ipv6Conf: opts.ipv6Conf?.get(b.name) }))
   }
   for (const ep of endpoints) {
     const net = netById.get(ep.networkId)
     if (!net) continue
-    const v = desiredVeth(ep, net)
-    wanted.add(v.host)
-    wanted.add(v.container)
-    const host = byName.get(v.host)
+    wanted.add(ep.hostVeth)
+    wanted.add(ep.containerVeth)
+    const host = byName.get(ep.hostVeth)
     if (!host) continue
     const master = host.master === undefined ? undefined : byIndex.get(host.master)?.name
-    if (master !== v.master) ops.push({ op: 'setMaster', name: v.host, master: v.master })
-    // A port (re-)enslaved to another bridge starts with hairpin off; an unreported mode is left alone.
-    if (master !== v.master || host.hairpin === false) ops.push({ op: 'setHairpin', name: v.host })
-    if (!host.up) ops.push({ op: 'setUp', name: v.host })
+    ops.push(...planVeth(ep, net, { up: host.up, master, hairpin: host.hairpin }))
   }
   for (const l of links) {
     if (opts.keepUnexplained === true || !isFerryLinkName(l.name) || wanted.has(l.name)) continue

@@ -1,8 +1,9 @@
 /**
  * ferry's network driver at the level of intent, free of HTTP: it turns the
  * engine's validated requests into store records, kernel links (through the
- * LinkDriver) and firewall state (through the FirewallDriver). Every mutation
- * validates first, then applies with an undo stack, then persists.
+ * bridge driver, src/bridge/driver.ts: the operations its reconcile plans too)
+ * and firewall state (through the FirewallDriver). Every mutation validates
+ * first, then applies with an undo stack, then persists.
  * Deletes are idempotent: deleting what is already (half) gone succeeds.
  */
 import type { Logger } from 'pino'
@@ -15,8 +16,7 @@ import type { FirewallLimits } from '../nat/disabled.js'
 import type { Ipam } from '../ipam/ipam.js'
 import { bridgeNameCandidates, macForIp, normalizeMac, pickNames, vethNameCandidates } from '../bridge/names.js'
 import { OPT, parseNetworkOptions, type NetworkOptions } from '../bridge/options.js'
-import { IPV6_CONF_KEYS, bridgeSetupOps, desiredBridge, hostVethOps, planReconcile, type Ipv6ConfKey } from '../bridge/plan.js'
-import { applyLinkOps } from '../bridge/apply.js'
+import { BridgeDriver } from '../bridge/driver.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
@@ -151,7 +151,13 @@ export class NetworkDriver {
   /** Kernel names chosen by requests still creating them (not yet in the store). */
   private readonly claimed = new Set<string>()
 
-  constructor (deps: NetworkDriverDeps) { this.d = deps }
+  /** The bridge data plane: every link and address this driver changes, for requests and the reconcile. */
+  private readonly bridge: BridgeDriver
+
+  constructor (deps: NetworkDriverDeps) {
+    this.d = deps
+    this.bridge = new BridgeDriver(deps.links)
+  }
 
   /** Run `fn` with no request in flight and none starting (as a reconcile does). */
   exclusive<T> (fn: () => Promise<T>): Promise<T> { return this.rw.write(fn) }
@@ -260,7 +266,7 @@ export class NetworkDriver {
 
   /** Kernel names that no record, no request in flight and no link in the kernel has; claimed until released. */
   private async pickKernelNames<T extends Record<string, string>> (candidates: T[], what: string): Promise<T> {
-    return pickNames(candidates, (name) => this.nameInUse(name), async (name) => (await this.d.links.getLink(name)) !== undefined,
+    return pickNames(candidates, (name) => this.nameInUse(name), async (name) => (await this.bridge.link(name)) !== undefined,
       (names) => { for (const n of names) this.claimed.add(n) }, what)
   }
 
@@ -276,19 +282,15 @@ export class NetworkDriver {
       // The user's name: taken means refused (a derived name was already checked when it was picked).
       const other = this.networks().find((n) => n.bridge === bridge)
       if (other) throw new FerryError('NAME_CONFLICT', `bridge ${bridge} is already used by ferry network ${other.id.slice(0, 12)}`)
-      const link = await this.d.links.getLink(bridge)
+      const link = await this.bridge.link(bridge)
       if (link) {
         throw new FerryError('NAME_CONFLICT', `a ${link.kind ?? 'network'} device named ${bridge} already exists and is not ferry's: choose another com.docker.network.bridge.name or remove it`)
       }
     }
     const net = this.networkRecord(input, opts, pools, { bridge, ownsBridge: true, mtu: opts.mtu })
     await withUndo(async (undo) => {
-      const b = desiredBridge(net)
-      // A fixed MAC: otherwise the bridge takes its lowest port's, and changes as containers come and go.
-      await this.d.links.createBridge(bridge, { mtu: b.mtu, mac: b.mac })
-      undo.push(`delete bridge ${bridge}`, () => this.d.links.deleteLink(bridge))
-      // The same operations a reconcile uses: IPv6 settings, addresses, up.
-      await applyLinkOps(this.d.links, bridgeSetupOps(b))
+      // The same operations a reconcile plans for a missing bridge: created (a fixed MAC), IPv6 settings, addresses, up.
+      await this.bridge.ensureNetwork(net, undo)
       if (net.subnet6 !== undefined) await this.d.ipv6Forwarding?.()
       undo.push(`remove firewall rules of ${bridge}`, () => this.d.firewall.removeNetwork(net.id))
       await this.d.firewall.addNetwork(natNetwork(net))
@@ -392,7 +394,7 @@ export class NetworkDriver {
       await errors.run(`removing the firewall rules of network ${id.slice(0, 12)}`, () => this.d.firewall.removeNetwork(id))
       const overlay = net.overlay
       if (overlay) await errors.run(`leaving overlay ${overlay.name}`, () => this.d.overlay?.detach(overlay.name))
-      else if (net.ownsBridge) await errors.run(`deleting bridge ${net.bridge}`, () => this.d.links.deleteLink(net.bridge))
+      else if (net.ownsBridge) await errors.run(`deleting bridge ${net.bridge}`, () => this.bridge.removeNetwork(net))
       const whole = errors.errors.length === 0
       if (whole) forgetNetwork(this.d.store, id)
       await errors.run('saving the state', () => this.d.store.commit())
@@ -453,23 +455,16 @@ export class NetworkDriver {
     }
     await withUndo(async (undo) => {
       // Names no record and no link has (pickKernelNames): nothing to replace. A pair a
-      // crash left behind under another name goes at the next reconcile.
-      await this.d.links.createVeth(names.host, names.container, { mtu: net.mtu, peerMac: mac })
-      // Only once it is ours: a create that failed (a link of that name appeared) deletes nothing.
-      undo.push(`delete veth ${names.host}`, () => this.d.links.deleteLink(names.host))
-      // The host end of a dual-stack network's port takes no IPv6 address (no link-local, no SLAAC, no RS).
-      await applyLinkOps(this.d.links, hostVethOps(names.host, net))
-      await this.d.links.setMaster(names.host, net.bridge)
-      // Hairpin: a container reaches itself through its own published port.
-      await this.d.links.setHairpin(names.host, true)
-      await this.d.links.setUp(names.host, true)
+      // crash left behind under another name goes at the next reconcile. The pair is deleted
+      // again (undo) only once it is ours. The host end of a dual-stack network's port takes no
+      // IPv6 address; hairpin on: a container reaches itself through its own published port.
+      // On an overlay, the bridge may have learned this MAC on the VXLAN port while the address
+      // was a remote container's: forgotten, or frames from the tunnel are dropped.
+      await this.bridge.addEndpoint(ep, net, { undo, ...(net.overlay ? { forgetOn: vxlanName(net.overlay.vni) } : {}) })
       const path = recordEndpoint(this.d.store, ep)
       undo.push('forget endpoint', async () => { await this.d.store.commit(forgetEndpoint(this.d.store, ep.id)) })
       await this.d.store.commit(path)
       if (net.overlay) {
-        // The bridge may have learned this MAC on the VXLAN port while the address
-        // was a remote container's: forget it, or frames from the tunnel are dropped.
-        await this.d.links.deleteFdb({ dev: vxlanName(net.overlay.vni), mac, master: true })
         // Published at create, not at join: remote hosts get a head start on programming it.
         undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
         await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
@@ -484,11 +479,9 @@ export class NetworkDriver {
     return this.op(networkId, async () => {
       const net = this.network(networkId)
       const ep = this.endpoint(networkId, endpointId)
-      const host = await this.d.links.getLink(ep.hostVeth)
-      if (!host) {
+      if (!await this.bridge.upEndpoint(ep)) {
         throw new FerryError('KERNEL', `the host end ${ep.hostVeth} of endpoint ${endpointId.slice(0, 12)} is gone; remove and recreate the container`)
       }
-      if (!host.up) await this.d.links.setUp(ep.hostVeth, true)
       // Informational only (nothing is rebuilt from it): it reaches the disk with the
       // next commit, which spares every container start a synced write.
       this.d.store.touch(markJoined(ep, sandboxKey))
@@ -534,8 +527,7 @@ export class NetworkDriver {
     const overlay = this.state.networks[ep.networkId]?.overlay
     if (overlay) await errors.run(`withdrawing endpoint ${ep.id.slice(0, 12)} from overlay ${overlay.name}`, () => this.d.overlay?.withdraw(overlay.name, ep.id))
     if (ep.ports.length > 0) await errors.run(`removing the published ports of endpoint ${ep.id.slice(0, 12)}`, () => this.d.firewall.removeEndpoint(ep.id))
-    await errors.run(`deleting veth ${ep.hostVeth}`, () => this.d.links.deleteLink(ep.hostVeth))
-    await errors.run(`deleting veth ${ep.containerVeth}`, () => this.d.links.deleteLink(ep.containerVeth))
+    await this.bridge.removeEndpoint(ep, errors)
     if (errors.errors.length > failed) return
     forgetEndpoint(this.d.store, ep.id)
     this.d.log.info({ network: ep.networkId, endpoint: ep.id }, 'endpoint deleted')
@@ -620,22 +612,6 @@ export class NetworkDriver {
     }
   }
 
-  /** The IPv6 settings of the dual-stack bridges that exist (the reconcile checks them). */
-  private async readIpv6Conf (present: string[]): Promise<Map<string, Map<Ipv6ConfKey, string>>> {
-    const names = new Set(present)
-    const out = new Map<string, Map<Ipv6ConfKey, string>>()
-    for (const net of this.networks()) {
-      if (net.subnet6 === undefined || net.overlay || !names.has(net.bridge)) continue
-      const conf = new Map<Ipv6ConfKey, string>()
-      for (const key of IPV6_CONF_KEYS) {
-        const v = await this.d.links.getIpv6Conf(net.bridge, key)
-        if (v !== undefined) conf.set(key, v)
-      }
-      out.set(net.bridge, conf)
-    }
-    return out
-  }
-
   /**
    * Bring the kernel back to what the store says: recreate missing bridges and
    * addresses, re-enslave host veths, delete ferry-named links nobody needs, and
@@ -644,15 +620,10 @@ export class NetworkDriver {
    */
   async reconcile (): Promise<{ links: number, firewall: boolean }> {
     return this.rw.write(async () => {
-      const [links, addrs] = await Promise.all([this.d.links.listLinks(), this.d.links.listAddresses()])
-      const ipv6Conf = await this.readIpv6Conf(links.map((l) => l.name))
       const lossy = this.d.storeLoss?.() === true
-      const ops = planReconcile(this.networks(), this.endpoints(), links, addrs, { keepUnexplained: lossy, ipv6Conf })
-      try {
-        await applyLinkOps(this.d.links, ops)
-      } catch (err) {
+      const ops = await this.bridge.reconcile(this.networks(), this.endpoints(), { keepUnexplained: lossy }).catch((err: unknown) => {
         throw toFerryError(err, 'KERNEL', 'reconcile of links failed')
-      }
+      })
       for (const op of ops) this.d.log.warn({ op }, 'reconcile repaired a link')
       if (this.networks().some((n) => n.subnet6 !== undefined)) await this.d.ipv6Forwarding?.()
       let firewall = false

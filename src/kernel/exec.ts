@@ -16,6 +16,9 @@ export interface ExecOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/** How programs start: execFile, or a recording fake in unit tests. */
+export type Runner = (argv: readonly string[], opts?: ExecOptions) => Promise<ExecResult>
+
 export function execFile (argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const [cmd, ...args] = argv
   if (cmd === undefined) throw new FerryError('INTERNAL', 'execFile needs a program')

@@ -54,3 +54,11 @@ export async function writeSysctl (key: SysctlKey, value: string): Promise<void>
     throw new FerryError('KERNEL', `cannot write sysctl ${describe(key)}=${value}: ${reason(err)}`, { cause: err })
   }
 }
+
+/** Reading and writing kernel parameters: /proc/sys (procSysctl), or a fake in unit tests. */
+export interface SysctlAccess {
+  read (key: SysctlKey): Promise<string>
+  write (key: SysctlKey, value: string): Promise<void>
+}
+
+export const procSysctl: SysctlAccess = { read: readSysctl, write: writeSysctl }

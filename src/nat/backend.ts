@@ -15,7 +15,8 @@ import { FerryError, toFerryError } from '../errors/errors.js'
 import { execFile } from '../kernel/exec.js'
 import { IptablesDriver } from './iptables.js'
 import { NftablesDriver } from './nftables.js'
-import type { NatLogger, Runner } from './host-effects.js'
+import type { NatLogger } from './host-effects.js'
+import type { Runner } from '../kernel/exec.js'
 import type { FirewallDriver, LinkFirewall } from './types.js'
 
 export const FIREWALL_BACKENDS = ['nftables', 'iptables'] as const

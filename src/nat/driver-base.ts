@@ -6,11 +6,13 @@
  * plan (`reconcileKernel`) and how its rules are removed (`teardownKernel`).
  */
 import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
-import { execFile } from '../kernel/exec.js'
+import { execFile, type Runner } from '../kernel/exec.js'
+import { Conntrack } from '../kernel/conntrack.js'
+import { procSysctl, type SysctlAccess } from '../kernel/sysctl.js'
 import { Mutex } from '../util/mutex.js'
 import { shortId, validateEndpoint, validateLink, validateNetwork, type PlanOptions } from './plan.js'
 import { DesiredState, type Change, type LocalnetPlan } from './desired.js'
-import { afterFirewallChange, defaultSysctl, LocalnetSysctl, UdpConntrack, type NatLogger, type Runner, type SysctlAccess } from './host-effects.js'
+import { afterFirewallChange, LocalnetSysctl, UdpConntrack, type NatLogger } from './host-effects.js'
 import type { FirewallDriver, FirewallState, LinkFirewall, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
 export interface DriverBaseOptions {
@@ -49,8 +51,8 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
     this.planOpts = opts.plan ?? {}
     this.run = opts.run ?? execFile
     this.desired = new DesiredState((ep, net) => planEndpoint(ep, net, this.planOpts))
-    this.localnet = new LocalnetSysctl(opts.sysctl ?? defaultSysctl)
-    this.conntrack = new UdpConntrack(this.run, opts.conntrack ?? ['conntrack'], this.log)
+    this.localnet = new LocalnetSysctl(opts.sysctl ?? procSysctl)
+    this.conntrack = new UdpConntrack(new Conntrack(this.run, opts.conntrack), this.log)
   }
 
   /** Apply a recorded change to the kernel; throw (the change is then undone) when it cannot be. */

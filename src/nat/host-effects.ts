@@ -4,8 +4,8 @@
  * conntrack entries of UDP publications that appear or go away.
  */
 import { ErrorList } from '../errors/errors.js'
-import type { ExecOptions, ExecResult } from '../kernel/exec.js'
-import { readSysctl, writeSysctl } from '../kernel/sysctl.js'
+import type { Conntrack, UdpFlow } from '../kernel/conntrack.js'
+import type { SysctlAccess } from '../kernel/sysctl.js'
 import type { PortBinding } from '../model/types.js'
 import { isWildcard } from './plan.js'
 import { familyOf, isIp, normalizeIp } from '../util/ip.js'
@@ -17,16 +17,6 @@ export interface NatLogger {
   debug (obj: object, msg?: string): void
   warn (obj: object, msg?: string): void
 }
-
-/** Per-bridge kernel parameters (route_localnet), in the agent's namespace. */
-export interface SysctlAccess {
-  read (key: readonly string[]): Promise<string>
-  write (key: readonly string[], value: string): Promise<void>
-}
-
-export type Runner = (argv: readonly string[], opts?: ExecOptions) => Promise<ExecResult>
-
-export const defaultSysctl: SysctlAccess = { read: readSysctl, write: writeSysctl }
 
 function localnetKey (bridge: string): string[] {
   return ['net', 'ipv4', 'conf', bridge, 'route_localnet']
@@ -89,26 +79,26 @@ export class LocalnetSysctl {
 /**
  * Conntrack (moby#8795): flows that predate a UDP publication keep going to the
  * host, and flows DNAT'd to a removed publication keep going to the container.
- * Never fails a change (the rules are in place); failures are logged.
+ * Never fails a change (the rules are in place); failures are logged. The program
+ * itself runs through src/kernel/conntrack.ts.
  */
 export class UdpConntrack {
-  constructor (private readonly run: Runner, private readonly argv: readonly string[], private readonly log: NatLogger | undefined) {}
+  constructor (private readonly conntrack: Conntrack, private readonly log: NatLogger | undefined) {}
 
-  private async conntrack (args: string[]): Promise<ExecResult | undefined> {
+  /** Run one conntrack call; a failure is logged, and answered by undefined. */
+  private async attempt<T> (what: string, fn: () => Promise<T>): Promise<T | undefined> {
     try {
-      const res = await this.run([...this.argv, ...args], { allowFailure: true, timeoutMs: 10_000 })
-      if (res.code === 0 || /\b0 flow entries\b/.test(res.stderr)) return res
-      this.log?.warn({ args, stderr: res.stderr.trim(), code: res.code }, 'conntrack failed')
+      return await fn()
     } catch (err) {
-      this.log?.warn({ err, args }, 'conntrack could not run')
+      this.log?.warn({ err, what }, 'conntrack failed')
+      return undefined
     }
-    return undefined
   }
 
   /** One `conntrack -D --dst-nat <container>` per container address whose UDP publications went away. */
   async flushRemoved (removed: readonly PortBinding[]): Promise<void> {
     const targets = new Set(removed.map((b) => b.containerIp))
-    for (const ip of targets) await this.conntrack(['-D', '-p', 'udp', '--dst-nat', ip])
+    for (const ip of targets) await this.attempt(`delete flows DNAT'd to ${ip}`, () => this.conntrack.deleteUdpDstNat(ip))
   }
 
   /** List UDP flows once per family; delete those aimed at a newly published host port that are not DNAT'd to it. */
@@ -116,36 +106,16 @@ export class UdpConntrack {
     for (const family of [4, 6] as const) {
       const mine = added.filter((b) => (familyOf(b.containerIp) ?? 4) === family)
       if (mine.length === 0) continue
-      // conntrack lists IPv4 unless told otherwise.
-      const res = await this.conntrack(['-L', '-p', 'udp', ...(family === 6 ? ['-f', 'ipv6'] : [])])
-      if (res === undefined) continue
+      const flows: UdpFlow[] | undefined = await this.attempt(`list IPv${family} UDP flows`, () => this.conntrack.listUdp(family))
+      if (flows === undefined) continue
       const same = (a: string, b: string): boolean => a === b || (isIp(a) && isIp(b) && normalizeIp(a) === normalizeIp(b))
-      const stale = parseConntrack(res.stdout).filter((f) => mine.some((b) =>
+      const stale = flows.filter((f) => mine.some((b) =>
         f.dport >= b.hostPort && f.dport <= b.hostPortEnd &&
         (isWildcard(b.hostIp) || same(f.dst, b.hostIp)) &&
         !same(f.replySrc, b.containerIp)))
-      for (const f of stale) {
-        await this.conntrack(['-D', '-p', 'udp', '-s', f.src, '-d', f.dst, '--sport', String(f.sport), '--dport', String(f.dport)])
-      }
+      for (const f of stale) await this.attempt(`delete flow ${f.src}:${f.sport} -> ${f.dst}:${f.dport}`, () => this.conntrack.deleteUdpFlow(f))
     }
   }
-}
-
-/** One UDP flow of `conntrack -L -p udp`. */
-export interface UdpFlow { src: string, dst: string, sport: number, dport: number, replySrc: string }
-
-/** Parse `conntrack -L` lines (original tuple first, reply tuple second). */
-export function parseConntrack (text: string): UdpFlow[] {
-  const out: UdpFlow[] = []
-  for (const line of text.split('\n')) {
-    const src = [...line.matchAll(/\bsrc=(\S+)/g)].map((m) => m[1] ?? '')
-    const dst = [...line.matchAll(/\bdst=(\S+)/g)].map((m) => m[1] ?? '')
-    const sport = [...line.matchAll(/\bsport=(\d+)/g)].map((m) => Number(m[1]))
-    const dport = [...line.matchAll(/\bdport=(\d+)/g)].map((m) => Number(m[1]))
-    if (src.length < 2 || dst.length < 1 || sport.length < 1 || dport.length < 1) continue
-    out.push({ src: src[0]!, dst: dst[0]!, sport: sport[0]!, dport: dport[0]!, replySrc: src[1]! })
-  }
-  return out
 }
 
 /** route_localnet, then conntrack, after a change's rules are in place; never throws. */

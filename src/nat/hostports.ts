@@ -1,10 +1,12 @@
 /**
  * What the host says about its ports, read from /proc in the calling process's
- * network namespace (the agent's): the ephemeral range, the reserved ports and
- * the ports that host sockets hold (TCP listeners, bound UDP sockets, SCTP
- * endpoints, IPv4 and IPv6). The parsers are pure and exported for tests.
+ * network namespace (the agent's): the ephemeral range and the reserved ports
+ * (sysctls, through src/kernel/sysctl.ts), and the ports that host sockets hold
+ * (TCP listeners, bound UDP sockets, SCTP endpoints, IPv4 and IPv6). The parsers
+ * are pure and exported for tests.
  */
 import { readFile } from 'node:fs/promises'
+import { readSysctl } from '../kernel/sysctl.js'
 import type { Protocol } from '../model/types.js'
 import type { PortRange } from './ports.js'
 
@@ -74,8 +76,8 @@ async function readOr (path: string, fallback: string): Promise<string> {
 /** Read the host's port facts now. Missing files (no IPv6, no SCTP module) count as empty. */
 export async function readHostPorts (): Promise<HostPorts> {
   const [range, reserved, tcp, tcp6, udp, udp6, sctp] = await Promise.all([
-    readOr('/proc/sys/net/ipv4/ip_local_port_range', ''),
-    readOr('/proc/sys/net/ipv4/ip_local_reserved_ports', ''),
+    readSysctl('net.ipv4.ip_local_port_range').catch(() => ''),
+    readSysctl('net.ipv4.ip_local_reserved_ports').catch(() => ''),
     readOr('/proc/net/tcp', ''),
     readOr('/proc/net/tcp6', ''),
     readOr('/proc/net/udp', ''),

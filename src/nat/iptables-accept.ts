@@ -24,7 +24,8 @@
  * driver keeps one IptablesForwardAccept per program.
  */
 import { toFerryError } from '../errors/errors.js'
-import type { NatLogger, Runner } from './host-effects.js'
+import type { NatLogger } from './host-effects.js'
+import type { Runner } from '../kernel/exec.js'
 import { FORWARD_MARK } from './nft-plan.js'
 
 const COMMENT = 'ferry: accepted by table inet ferry'

@@ -24,7 +24,9 @@ import type { Change } from './desired.js'
 import { FirewallDriverBase, type DriverBaseOptions } from './driver-base.js'
 import type { Family } from '../util/ip.js'
 
-export { parseConntrack, type NatLogger, type Runner, type SysctlAccess, type UdpFlow } from './host-effects.js'
+export type { NatLogger } from './host-effects.js'
+export type { Runner } from '../kernel/exec.js'
+export type { SysctlAccess } from '../kernel/sysctl.js'
 export type { ApplyStats } from './driver-base.js'
 
 export interface IptablesDriverOptions extends DriverBaseOptions {

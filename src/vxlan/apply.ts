@@ -6,32 +6,21 @@
  *   and a VXLAN device (learning off, proxy ARP on, source = the VTEP address)
  *   enslaved to it; undone on failure, idempotent.
  * - Peers: a few operations go through the LinkDriver (netlink, one request
- *   each); many go in batches to `bridge -batch` / `ip -batch` (one process for
- *   thousands of entries, ~10x faster than one netlink round trip per entry).
+ *   each); many go in batches to `bridge -batch` / `ip -batch` (src/kernel/iproute.ts).
  *   A batch runs with -force; when some lines fail, the result is checked
  *   against the kernel and only what is really missing is an error.
- * - The VXLAN device is created with `ip link add … proxy` because the
- *   LinkDriver's VxlanSpec has no proxy flag yet (the kernel cannot set it
- *   later). Give `createVxlan: (n, s) => links.createVxlan(n, s)` once it has.
+ * - It runs over the agent's own LinkDriver (one rtnetlink socket per agent).
  */
 import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
-import { execFile } from '../kernel/exec.js'
+import { batchRuns, runBatch, type BatchRunner } from '../kernel/iproute.js'
 import { openLinkDriver } from '../kernel/netlink.js'
-import type { LinkDriver, LinkInfo, VxlanSpec } from '../kernel/types.js'
+import type { LinkDriver, LinkInfo } from '../kernel/types.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
-import { addrOf, familyOf, isIp } from '../util/ip.js'
+import { addrOf, familyOf } from '../util/ip.js'
 import {
-  DEFAULT_UNDERLAY_MTU, VXLAN_PREFIX, ZERO_MAC, applyOpsToTable, diffPeers, overlayMac,
+  DEFAULT_UNDERLAY_MTU, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac,
   type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
 } from './plan.js'
-
-/** A VXLAN spec with the proxy-ARP flag the overlay needs. */
-export type OverlayVxlanSpec = VxlanSpec & { proxy: boolean }
-
-export type VxlanCreator = (name: string, spec: OverlayVxlanSpec) => Promise<void>
-
-/** Runs batch lines through `ip` or `bridge`; resolves the failures' text ('' when all lines succeeded). */
-export type BatchRunner = (tool: 'ip' | 'bridge', lines: readonly string[]) => Promise<string>
 
 /** The overlay data plane of one host (network namespace). */
 export interface OverlayDataPlane {
@@ -49,8 +38,7 @@ export interface OverlayDataPlane {
 }
 
 export interface DataPlaneOptions {
-  createVxlan?: VxlanCreator
-  /** null = never batch (every operation through the LinkDriver). */
+  /** null = never batch (every operation through the LinkDriver). Default: src/kernel/iproute.ts runBatch. */
   batch?: BatchRunner | null
   /** Batch when a call has more operations than this. Default 16. */
   batchThreshold?: number
@@ -59,81 +47,14 @@ export interface DataPlaneOptions {
 }
 
 const DEFAULT_BATCH_THRESHOLD = 16
-const BATCH_TIMEOUT_MS = 120_000
-const DEV_RE = /^[A-Za-z0-9_.-]{1,15}$/
-const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/
-
-/** `bridge -force -batch -` / `ip -force -batch -` with the lines on stdin. */
-export const ipBatch: BatchRunner = async (tool, lines) => {
-  const r = await execFile([tool, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFailure: true, timeoutMs: BATCH_TIMEOUT_MS })
-  return r.code === 0 ? '' : (r.stderr.trim() || `${tool} -batch exited ${r.code}`)
-}
-
-function safe (value: string | undefined, re: RegExp | ((s: string) => boolean), what: string): string {
-  const ok = value !== undefined && (typeof re === 'function' ? re(value) : re.test(value))
-  if (!ok) throw new FerryError('INTERNAL', `refusing to render ${what} "${String(value)}" into a batch line`)
-  return value
-}
-
-/** One `ip -batch` or `bridge -batch` line for an operation (values are checked, never passed through). */
-export function batchLine (o: PeerOp): { tool: 'ip' | 'bridge', line: string } {
-  const dev = safe(o.entry.dev, DEV_RE, 'device')
-  const mac = safe(o.entry.mac.toLowerCase(), MAC_RE, 'MAC')
-  switch (o.op) {
-    case 'addNeigh': return { tool: 'ip', line: `neigh replace ${safe(o.entry.ip, isIp, 'IP')} lladdr ${mac} dev ${dev} nud permanent` }
-    case 'deleteNeigh': return { tool: 'ip', line: `neigh del ${safe(o.entry.ip, isIp, 'IP')} dev ${dev}` }
-    case 'addFdb': {
-      const dst = o.entry.dst === undefined ? '' : ` dst ${safe(o.entry.dst, isIp, 'IP')}`
-      return { tool: 'bridge', line: `fdb ${mac === ZERO_MAC ? 'append' : 'replace'} ${mac} dev ${dev}${dst} self permanent` }
-    }
-    case 'deleteFdb': {
-      const dst = o.entry.dst === undefined ? '' : ` dst ${safe(o.entry.dst, isIp, 'IP')}`
-      return { tool: 'bridge', line: `fdb del ${mac} dev ${dev}${dst} self` }
-    }
-  }
-}
-
-/** Split ops into consecutive runs of the same tool, keeping their order. */
-export function batchRuns (ops: readonly PeerOp[]): Array<{ tool: 'ip' | 'bridge', lines: string[] }> {
-  const runs: Array<{ tool: 'ip' | 'bridge', lines: string[] }> = []
-  for (const o of ops) {
-    const { tool, line } = batchLine(o)
-    const last = runs[runs.length - 1]
-    if (last && last.tool === tool) last.lines.push(line)
-    else runs.push({ tool, lines: [line] })
-  }
-  return runs
-}
-
-/** `ip link add NAME mtu M type vxlan id V dstport P nolearning proxy [local L] [dev D]`. */
-export function ipLinkAddVxlanArgv (name: string, spec: OverlayVxlanSpec): string[] {
-  const argv = ['ip', 'link', 'add', safe(name, DEV_RE, 'device')]
-  if (spec.mtu !== undefined) argv.push('mtu', String(spec.mtu))
-  if (spec.mac !== undefined) argv.push('address', safe(spec.mac, MAC_RE, 'MAC'))
-  argv.push('type', 'vxlan', 'id', String(spec.vni), 'dstport', String(spec.port), spec.learning ? 'learning' : 'nolearning')
-  if (spec.proxy) argv.push('proxy')
-  if (spec.local !== undefined) argv.push('local', safe(spec.local, isIp, 'IP'))
-  if (spec.dev !== undefined) argv.push('dev', safe(spec.dev, DEV_RE, 'device'))
-  return argv
-}
 
 export class KernelOverlayDataPlane implements OverlayDataPlane {
-  private readonly createVxlan: VxlanCreator
   private readonly batch: BatchRunner | null
   private readonly threshold: number
 
   constructor (private readonly links: LinkDriver, private readonly opts: DataPlaneOptions = {}) {
-    this.createVxlan = opts.createVxlan ?? ((name, spec) => this.links.createVxlan(name, spec))
-    this.batch = opts.batch === undefined ? ipBatch : opts.batch
+    this.batch = opts.batch === undefined ? runBatch : opts.batch
     this.threshold = opts.batchThreshold ?? DEFAULT_BATCH_THRESHOLD
-  }
-
-  private async ipCreateVxlan (name: string, spec: OverlayVxlanSpec): Promise<void> {
-    const r = await execFile(ipLinkAddVxlanArgv(name, spec), { allowFailure: true })
-    if (r.code === 0) return
-    const existing = await this.links.getLink(name)
-    if (existing?.kind === 'vxlan') return
-    throw new FerryError('KERNEL', `cannot create vxlan ${name}: ${r.stderr.trim()}`)
   }
 
   async ensureDevices (d: OverlayDevices): Promise<void> {
@@ -173,9 +94,9 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
     }
     if (!vx) {
       undo.push(`delete vxlan ${d.vxlan}`, () => this.links.deleteLink(d.vxlan))
-      const spec: OverlayVxlanSpec = { vni: d.vni, port: d.port, local: d.local, learning: false, proxy: true, mtu: d.mtu }
-      if (d.dev !== undefined) spec.dev = d.dev
-      await this.createVxlan(d.vxlan, spec)
+      await this.links.createVxlan(d.vxlan, {
+        vni: d.vni, port: d.port, local: d.local, learning: false, proxy: true, mtu: d.mtu, ...(d.dev === undefined ? {} : { dev: d.dev }),
+      })
     } else if (vx.mtu !== d.mtu) {
       await this.links.setMtu(d.vxlan, d.mtu)
     }
@@ -249,7 +170,10 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
   }
 }
 
-/** The real data plane of the calling process's network namespace (its own rtnetlink socket). */
-export async function openOverlayDataPlane (): Promise<OverlayDataPlane> {
-  return new KernelOverlayDataPlane(await openLinkDriver(), { ownsLinks: true })
+/**
+ * The real data plane over `links` (the agent passes its own LinkDriver: one rtnetlink socket).
+ * Without one (a test's child in a namespace) it opens a LinkDriver of its own and closes it on close().
+ */
+export async function openOverlayDataPlane (links?: LinkDriver): Promise<OverlayDataPlane> {
+  return links === undefined ? new KernelOverlayDataPlane(await openLinkDriver(), { ownsLinks: true }) : new KernelOverlayDataPlane(links)
 }

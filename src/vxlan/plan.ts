@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
 import type { FdbEntry, NeighEntry } from '../kernel/types.js'
+import type { NeighFdbOp } from '../kernel/iproute.js'
 import { canonical, compareIps, contains, isIp, maskOf, parseCidr, parseIpOrUndefined } from '../util/ip.js'
 import { macForIp } from '../bridge/names.js'
 
@@ -392,11 +393,8 @@ export class PeerPlanner {
   }
 }
 
-export type PeerOp =
-  | { op: 'addFdb', entry: FdbEntry }
-  | { op: 'deleteFdb', entry: FdbEntry }
-  | { op: 'addNeigh', entry: NeighEntry }
-  | { op: 'deleteNeigh', entry: NeighEntry }
+/** An FDB or neighbour change of a VXLAN device (the LinkDriver runs it, or an iproute batch line: src/kernel/iproute.ts). */
+export type PeerOp = NeighFdbOp
 
 function isUnicast (mac: string): boolean {
   return (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== ZERO_MAC

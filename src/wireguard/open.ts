@@ -5,13 +5,14 @@
  * (encrypted overlays are then refused with a clear error).
  */
 import type { Logger } from 'pino'
-import { openLinkDriver } from '../kernel/netlink.js'
+import type { LinkDriver } from '../kernel/types.js'
 import { detectWireGuard, UserspaceWireGuard } from './device.js'
 import { loadOrCreateKeyPair } from './keys.js'
 import { WireGuardMesh } from './mesh.js'
 import { DEFAULT_TUNNEL_RANGE, DEFAULT_WG_PORT, checkPort, tunnelAddress } from './plan.js'
 
-export async function openWireGuardMesh (opts: { hostId: string, stateDir: string, port?: number, range?: string, log?: Logger }): Promise<WireGuardMesh | undefined> {
+/** `links`: the agent's LinkDriver (one rtnetlink socket per agent). */
+export async function openWireGuardMesh (opts: { links: LinkDriver, hostId: string, stateDir: string, port?: number, range?: string, log?: Logger }): Promise<WireGuardMesh | undefined> {
   const d = await detectWireGuard()
   if (d.userspace === undefined) {
     opts.log?.warn({ kernelModule: d.kernelModule }, 'wireguard-go is not installed: encrypted overlays (-o ferry.encrypt=wireguard) are refused')
@@ -21,7 +22,7 @@ export async function openWireGuardMesh (opts: { hostId: string, stateDir: strin
   const keys = await loadOrCreateKeyPair(opts.stateDir)
   const mesh = new WireGuardMesh({
     hostId: opts.hostId, keys, port: checkPort(opts.port ?? DEFAULT_WG_PORT), tunnel: tunnelAddress(opts.hostId, range), range,
-    driver: new UserspaceWireGuard({ links: await openLinkDriver() }), log: opts.log,
+    driver: new UserspaceWireGuard({ links: opts.links }), log: opts.log,
   })
   opts.log?.info({ mode: 'userspace', kernelModule: d.kernelModule, device: mesh.device, tunnel: mesh.info().tunnel }, 'WireGuard ready for encrypted overlays')
   return mesh

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BRIDGE_IPV6_CONF, bridgeSetupOps, desiredBridge, desiredVeth, hostVethOps, planReconcile } from '../../src/bridge/plan.js'
+import { BRIDGE_IPV6_CONF, bridgeSetupOps, desiredBridge, desiredVeth, hostVethOps, planBridge, planReconcile, planVeth } from '../../src/bridge/plan.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
 import type { AddressInfo, Ipv6ConfKey, LinkInfo } from '../../src/kernel/types.js'
 
@@ -93,4 +93,30 @@ t.test('reconcile restores a missing IPv6 gateway and IPv6 settings that drifted
   ])
   const gone = planReconcile([dual], [], [], [])
   t.same(gone.map((o) => o.op), ['createBridge', 'setIpv6Conf', 'setIpv6Conf', 'setIpv6Conf', 'addAddress', 'addAddress', 'setUp'], 'a bridge recreated gets everything')
+})
+
+t.test('one planner per object: a veth pair a request makes, and what a reconcile repairs of it, in both families', async (t) => {
+  for (const net of [v4, dual]) {
+    const ep: EndpointRecord = { ...EP, networkId: net.id }
+    t.same(planVeth(ep, net, undefined), [
+      { op: 'createVeth', name: EP.hostVeth, peer: EP.containerVeth, mtu: 1500, peerMac: EP.mac },
+      ...(net.subnet6 === undefined ? [] : [{ op: 'setIpv6Conf', name: EP.hostVeth, key: 'disable_ipv6', value: '1' }]),
+      { op: 'setMaster', name: EP.hostVeth, master: net.bridge },
+      { op: 'setHairpin', name: EP.hostVeth },
+      { op: 'setUp', name: EP.hostVeth },
+    ], `a new pair (${net.id})`)
+    t.same(planVeth(ep, net, { up: true, master: net.bridge, hairpin: true }), [], 'a port as it should be')
+    t.same(planVeth(ep, net, { up: true, master: 'fy-other' }), [
+      { op: 'setMaster', name: EP.hostVeth, master: net.bridge }, { op: 'setHairpin', name: EP.hostVeth },
+    ], 'moved to another bridge: enslaved back, hairpin again')
+  }
+})
+
+t.test('one planner per object: a bridge a request makes is what a reconcile makes of a missing one', async (t) => {
+  for (const net of [v4, dual]) {
+    t.same(planBridge(desiredBridge(net), { link: undefined, addresses: [] }), planReconcile([net], [], [], []), net.id)
+  }
+  t.same(planBridge(desiredBridge(v4), { link: { ...link('fy-n1', 2), mtu: 9000 }, addresses: ['10.20.0.1/24'] }), [{ op: 'setMtu', name: 'fy-n1', mtu: 1500 }])
+  t.same(planBridge(desiredBridge(dual), { link: link('fy-n2', 2), addresses: ['10.20.0.1/24', 'fd00:1::1/64'] }).map((o) => o.op),
+    ['setIpv6Conf', 'setIpv6Conf', 'setIpv6Conf'], 'settings not read: all of them written')
 })

@@ -10,7 +10,7 @@ export interface PeerHost<S extends ClusterStore = ClusterStore> { store: S, lin
 export async function peerHost<S extends ClusterStore> (t: TeardownHost, store: S, vtep: string, opts: Partial<PeerSyncOptions> = {}): Promise<PeerHost<S>> {
   const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
   await links.addAddress('eth0', `${vtep}/24`)
-  const dp = new KernelOverlayDataPlane(links, { createVxlan: (name, spec) => links.createVxlan(name, spec), batch: null })
+  const dp = new KernelOverlayDataPlane(links, { batch: null })
   const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20, ...opts })
   sync.start()
   t.teardown(() => sync.stop())

@@ -7,7 +7,8 @@
 import t from 'tap'
 import type { ExecOptions, ExecResult } from '../../src/kernel/exec.js'
 import { FerryError } from '../../src/errors/errors.js'
-import { IptablesDriver, parseConntrack, type SysctlAccess } from '../../src/nat/iptables.js'
+import { IptablesDriver, type SysctlAccess } from '../../src/nat/iptables.js'
+import { parseConntrack } from '../../src/kernel/conntrack.js'
 import type { NatEndpoint, NatNetwork } from '../../src/nat/types.js'
 
 /** Chains per table, as iptables-restore would leave them (built-ins hold only what ferry put there). */

@@ -7,7 +7,7 @@ import t from 'tap'
 import type { ExecOptions, ExecResult } from '../../src/kernel/exec.js'
 import { FerryError } from '../../src/errors/errors.js'
 import { NftablesDriver, isTamperEvent } from '../../src/nat/nftables.js'
-import type { SysctlAccess } from '../../src/nat/host-effects.js'
+import type { SysctlAccess } from '../../src/kernel/sysctl.js'
 import type { NatNetwork } from '../../src/nat/types.js'
 
 const sysctl: SysctlAccess = { read: async () => '0', write: async () => undefined }

@@ -1,15 +1,14 @@
 import t from 'tap'
 import { FakeLinkDriver } from '../harness/kernel-fake.js'
-import {
-  KernelOverlayDataPlane, batchLine, batchRuns, ipLinkAddVxlanArgv, type BatchRunner,
-} from '../../src/vxlan/apply.js'
+import { KernelOverlayDataPlane } from '../../src/vxlan/apply.js'
+import { batchLine, batchRuns, type BatchRunner } from '../../src/kernel/iproute.js'
 import { overlayDevices, type PeerOp } from '../../src/vxlan/plan.js'
 
 const D = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
 
 function world (batch: BatchRunner | null = null) {
   const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
-  const dp = new KernelOverlayDataPlane(links, { createVxlan: (n, s) => links.createVxlan(n, s), batch, batchThreshold: 4 })
+  const dp = new KernelOverlayDataPlane(links, { batch, batchThreshold: 4 })
   return { links, dp }
 }
 
@@ -112,18 +111,18 @@ t.test('a partly failed batch: only entries really missing are an error', async 
     }
     return errors.join('\n')
   }
-  const dp = new KernelOverlayDataPlane(links, { createVxlan: (n, s) => links.createVxlan(n, s), batch: apply, batchThreshold: 1 })
+  const dp = new KernelOverlayDataPlane(links, { batch: apply, batchThreshold: 1 })
   await dp.ensureDevices(D)
   await dp.applyPeerOps([{ op: 'deleteNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.9', mac: '02:42:0a:1e:00:09' } }, ...ADD])
   t.same((await dp.readPeers('fyv-1000')).neigh, [ADD[1]!.entry], 'deleting what is gone is not an error')
-  const lying = new KernelOverlayDataPlane(links, { createVxlan: (n, s) => links.createVxlan(n, s), batch: async () => 'RTNETLINK answers: Invalid argument', batchThreshold: 1 })
+  const lying = new KernelOverlayDataPlane(links, { batch: async () => 'RTNETLINK answers: Invalid argument', batchThreshold: 1 })
   await t.rejects(lying.applyPeerOps([
     { op: 'addFdb', entry: { dev: 'fyv-1000', mac: '02:42:0a:1e:00:05', dst: '192.168.50.2' } },
     { op: 'addNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.5', mac: '02:42:0a:1e:00:05' } },
   ]), { code: 'KERNEL', message: 'cannot program 2 of 2 peer entries: RTNETLINK answers: Invalid argument' })
 })
 
-t.test('batch lines and ip link argv never pass unchecked values', async (t) => {
+t.test('batch lines never pass unchecked values', async (t) => {
   t.same(batchLine({ op: 'addNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.2', mac: '02:42:0A:1E:00:02' } }),
     { tool: 'ip', line: 'neigh replace 10.30.0.2 lladdr 02:42:0a:1e:00:02 dev fyv-1000 nud permanent' })
   t.same(batchLine({ op: 'deleteFdb', entry: { dev: 'fyv-1000', mac: '02:42:0a:1e:00:02' } }), { tool: 'bridge', line: 'fdb del 02:42:0a:1e:00:02 dev fyv-1000 self' })
@@ -131,7 +130,4 @@ t.test('batch lines and ip link argv never pass unchecked values', async (t) => 
   t.throws(() => batchLine({ op: 'addNeigh', entry: { dev: 'fyv-1', ip: '10.30.0.2\nlink del eth0', mac: '02:42:0a:1e:00:02' } }), { code: 'INTERNAL' })
   t.throws(() => batchLine({ op: 'addFdb', entry: { dev: 'fyv-1', mac: '02:42:0a:1e:00:02', dst: '1.2.3.4 ; x' } }), { code: 'INTERNAL' })
   t.same(batchRuns([]), [])
-  t.same(ipLinkAddVxlanArgv('fyv-1000', { vni: 4096, port: 4789, local: '192.168.50.1', dev: 'eth0', learning: false, proxy: true, mtu: 1450 }),
-    ['ip', 'link', 'add', 'fyv-1000', 'mtu', '1450', 'type', 'vxlan', 'id', '4096', 'dstport', '4789', 'nolearning', 'proxy', 'local', '192.168.50.1', 'dev', 'eth0'])
-  t.same(ipLinkAddVxlanArgv('fyv-1', { vni: 1, port: 8472, learning: true, proxy: false }), ['ip', 'link', 'add', 'fyv-1', 'type', 'vxlan', 'id', '1', 'dstport', '8472', 'learning'])
 })
