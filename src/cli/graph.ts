@@ -14,63 +14,29 @@ import { FerryError } from '../errors/errors.js'
 import { apiRequester, apiSocketFrom, type ApiRequest } from '../api/client.js'
 import { execFile } from '../kernel/exec.js'
 import { compareIps } from '../util/ip.js'
-import type { PortBinding } from '../model/types.js'
-import type { ClusterEndpoint, HostInfo } from '../cluster/types.js'
-import type { PeerReportRow } from '../vxlan/peers.js'
+import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
+import type { ClusterStatus, HostInfo } from '../cluster/types.js'
+import type { PeerReport, PeerReportRow } from '../vxlan/peers.js'
 
 // ---------------------------------------------------------------------------
 // What the admin API answers (only the fields the graph reads)
 
-export interface GraphNetworkInput {
-  id: string
-  name: string
-  bridge: string
-  subnet: string
-  gateway: string
-  subnet6?: string
-  gateway6?: string
-  internal: boolean
-  icc: boolean
-  overlay?: { name: string, vni: number }
-}
+/** GET /v1/networks: a network record with its name (the fields below are the record's, so the two cannot drift apart). */
+export type GraphNetworkInput = Pick<NetworkRecord, 'id' | 'bridge' | 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'internal' | 'icc' | 'overlay'> & { name: string }
 
-export interface GraphEndpointInput {
-  id: string
-  networkId: string
-  container: string
-  containerId: string
-  address: string
-  prefixLen: number
-  address6?: string
-  prefixLen6?: number
-  joined: boolean
-  ports: PortBinding[]
-}
+/** GET /v1/endpoints: an endpoint record with its container's name and id ('' when unknown). */
+export type GraphEndpointInput = Pick<EndpointRecord, 'id' | 'networkId' | 'address' | 'prefixLen' | 'address6' | 'prefixLen6' | 'joined' | 'ports'> &
+{ container: string, containerId: string }
 
 export type GraphHostInput = Pick<HostInfo, 'hostId' | 'vtep' | 'version' | 'lastHeartbeat' | 'expiresAt'>
 
-export interface GraphClusterInput {
-  state: string
-  url: string
-  hostId: string
-  vtep: string
-  revision?: number
-  lastError?: string
-  /** Absent when the store could not be read. */
-  hosts?: GraphHostInput[]
-}
+/** GET /v1/cluster: the store's status, its revision and hosts (absent when the store could not be read). */
+export type GraphClusterInput = Pick<ClusterStatus, 'state' | 'url' | 'hostId' | 'vtep' | 'lastError'> & { revision?: number, hosts?: GraphHostInput[] }
 
 export type GraphPeerRowInput = Pick<PeerReportRow, 'ip' | 'mac' | 'endpointId' | 'hostId' | 'vtep' | 'kernelVtep' | 'status' | 'detail'>
 
-export interface GraphPeerReportInput {
-  network: string
-  overlay: string
-  vni: number
-  vxlan: string
-  source: 'cluster' | 'cache'
-  cluster: ClusterEndpoint[]
-  rows: GraphPeerRowInput[]
-}
+/** GET /v1/peers: one report per overlay, named. */
+export type GraphPeerReportInput = Pick<PeerReport, 'overlay' | 'vni' | 'vxlan' | 'source' | 'cluster'> & { network: string, rows: GraphPeerRowInput[] }
 
 export interface GraphInput {
   /** This host's name when the agent runs without a cluster (it has no host id then). */

@@ -76,10 +76,10 @@ t.test('an agent without a cluster: one host, named after the machine', async (t
 
 t.test('Redis down: the cluster state, hosts unread and cached peers are differences', async (t) => {
   const { hosts: _hosts, ...cluster } = threeHosts.cluster!
-  const g = buildGraph({ ...threeHosts, cluster: { ...cluster, state: 'reconnecting', lastError: 'connect ECONNREFUSED' }, peers: threeHosts.peers.map((p) => ({ ...p, source: 'cache' as const })) })
+  const g = buildGraph({ ...threeHosts, cluster: { ...cluster, state: 'down', lastError: 'connect ECONNREFUSED' }, peers: threeHosts.peers.map((p) => ({ ...p, source: 'cache' as const })) })
   t.same(g.differences.slice(0, 3), [
     'cluster: the list of hosts could not be read from Redis',
-    'cluster: reconnecting (connect ECONNREFUSED)',
+    'cluster: down (connect ECONNREFUSED)',
     "ov1: Redis could not be read; its side is the agent's last known state",
   ])
   t.same(g.hosts.find((h) => h.id === 'host-b'), { id: 'host-b', self: false, vtep: '10.0.0.12', state: 'unknown' }, 'a host known only from its endpoints')
