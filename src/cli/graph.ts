@@ -13,7 +13,7 @@ import { type Command, Option } from 'commander'
 import { FerryError } from '../errors/errors.js'
 import { apiRequester, apiSocketFrom, type ApiRequest } from '../api/client.js'
 import { execFile } from '../kernel/exec.js'
-import { compareIps } from '../util/ip.js'
+import { compareIps, prefixLen } from '../util/ip.js'
 import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
 import type { ClusterStatus, HostInfo } from '../cluster/types.js'
 import type { PeerReport, PeerReportRow } from '../vxlan/peers.js'
@@ -192,13 +192,14 @@ export function buildGraph (input: GraphInput): GraphModel {
       if (report.source === 'cache') differences.push(`${n.name}: Redis could not be read; its side is the agent's last known state`)
       const rowsById = new Map(report.rows.flatMap((r) => (r.endpointId === undefined ? [] : [[r.endpointId, r] as const])))
       const hostsOfOverlay = new Map<string, number>()
+      const prefix = prefixLen(n.subnet)
       for (const e of report.cluster) {
         const host = useHost(e.hostId, e.vtep)
         onHosts.add(host)
         const row = rowsById.get(e.endpointId)
         const state: EndpointState = row === undefined || row.status === 'stale' ? 'missing' : row.status
         const name = e.names?.[0] ?? `endpoint ${e.endpointId.slice(0, 12)}`
-        const ep: GraphEndpoint = { id: e.endpointId, host, network: n.id, name, addresses: [e.ip], ports: [], source: 'cluster', state }
+        const ep: GraphEndpoint = { id: e.endpointId, host, network: n.id, name, addresses: [`${e.ip}/${prefix}`], ports: [], source: 'cluster', state }
         if (state !== 'ok') {
           ep.detail = row?.detail ?? 'not in the plan'
           differences.push(`${n.name}: ${e.ip} (${name} on ${host}) is in Redis but ${state === 'mismatch' ? 'programmed differently' : 'not programmed'}: ${ep.detail}`)
@@ -212,7 +213,7 @@ export function buildGraph (input: GraphInput): GraphModel {
         const host = vtep === undefined ? useHost('unknown VTEP') : useHost(byVtep.get(vtep) ?? `unknown VTEP ${vtep}`, vtep)
         onHosts.add(host)
         const what = r.ip !== '' ? r.ip : r.mac
-        endpoints.push({ id: `kernel ${what}`, host, network: n.id, name: r.ip !== '' && r.mac !== '' ? `MAC ${r.mac}` : what, addresses: r.ip !== '' ? [r.ip] : [], ports: [], source: 'kernel', state: 'stale', detail: r.detail ?? 'not in Redis' })
+        endpoints.push({ id: `kernel ${what}`, host, network: n.id, name: r.ip !== '' && r.mac !== '' ? `MAC ${r.mac}` : what, addresses: r.ip !== '' ? [`${r.ip}/${prefix}`] : [], ports: [], source: 'kernel', state: 'stale', detail: r.detail ?? 'not in Redis' })
         differences.push(`${n.name}: ${what} is programmed here (to ${vtep ?? 'no VTEP'}) but not in Redis`)
         hostsOfOverlay.set(host, (hostsOfOverlay.get(host) ?? 0) + 1)
       }

@@ -45,9 +45,9 @@ graph ferry {
     graph [label="host host-b\\nferry 0.9.0\\nheartbeat 1.5 s ago", style="rounded", color="gray40"];
     h1_vtep [shape=diamond, label="VTEP\\n10.0.0.12"];
     h1_n1 [shape=box, style="rounded", label="network ov1\\n10.30.0.0/16 gw 10.30.0.1\\noverlay ov1 vni 4096"];
-    e3 [shape=ellipse, label="cache\\n10.30.0.3\\n(from Redis)"];
+    e3 [shape=ellipse, label="cache\\n10.30.0.3/16\\n(from Redis)"];
     e3 -- h1_n1;
-    e4 [shape=ellipse, label="worker\\n10.30.0.4\\n(from Redis)\\nMISSING: no FDB entry", color="#c0392b", fontcolor="#c0392b"];
+    e4 [shape=ellipse, label="worker\\n10.30.0.4/16\\n(from Redis)\\nMISSING: no FDB entry", color="#c0392b", fontcolor="#c0392b"];
     e4 -- h1_n1 [color="#c0392b"];
     h1_n1 -- h1_vtep;
   }
@@ -55,7 +55,7 @@ graph ferry {
     graph [label="host host-c\\nferry 0.8.2\\nheartbeat 7.2 s ago (LATE)", style="rounded", color="#d68910", penwidth=2];
     h2_vtep [shape=diamond, label="VTEP\\n10.0.0.13"];
     h2_n1 [shape=box, style="rounded", label="network ov1\\n10.30.0.0/16 gw 10.30.0.1\\noverlay ov1 vni 4096"];
-    e5 [shape=ellipse, label="batch\\n10.30.0.5\\n(from Redis)"];
+    e5 [shape=ellipse, label="batch\\n10.30.0.5/16\\n(from Redis)"];
     e5 -- h2_n1;
     h2_n1 -- h2_vtep;
   }
@@ -63,7 +63,7 @@ graph ferry {
     graph [label="host unknown VTEP 10.0.0.99\\nnot registered in Redis (UNKNOWN)", style="rounded", color="#d68910", penwidth=2];
     h3_vtep [shape=diamond, label="VTEP\\n10.0.0.99"];
     h3_n1 [shape=box, style="rounded", label="network ov1\\n10.30.0.0/16 gw 10.30.0.1\\noverlay ov1 vni 4096"];
-    e6 [shape=ellipse, label="MAC 02:42:0a:1e:00:09\\n10.30.0.9\\n(only in the kernel)\\nSTALE: in the kernel, not in the cluster", color="#c0392b", fontcolor="#c0392b", style="dashed"];
+    e6 [shape=ellipse, label="MAC 02:42:0a:1e:00:09\\n10.30.0.9/16\\n(only in the kernel)\\nSTALE: in the kernel, not in the cluster", color="#c0392b", fontcolor="#c0392b", style="dashed"];
     e6 -- h3_n1 [color="#c0392b"];
     h3_n1 -- h3_vtep;
   }
@@ -199,7 +199,7 @@ exports[`test/cli/graph.test.ts > TAP > three hosts: golden JSON and DOT > json 
       "network": "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
       "name": "cache",
       "addresses": [
-        "10.30.0.3"
+        "10.30.0.3/16"
       ],
       "ports": [],
       "source": "cluster",
@@ -211,7 +211,7 @@ exports[`test/cli/graph.test.ts > TAP > three hosts: golden JSON and DOT > json 
       "network": "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
       "name": "worker",
       "addresses": [
-        "10.30.0.4"
+        "10.30.0.4/16"
       ],
       "ports": [],
       "source": "cluster",
@@ -224,7 +224,7 @@ exports[`test/cli/graph.test.ts > TAP > three hosts: golden JSON and DOT > json 
       "network": "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
       "name": "batch",
       "addresses": [
-        "10.30.0.5"
+        "10.30.0.5/16"
       ],
       "ports": [],
       "source": "cluster",
@@ -236,7 +236,7 @@ exports[`test/cli/graph.test.ts > TAP > three hosts: golden JSON and DOT > json 
       "network": "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
       "name": "MAC 02:42:0a:1e:00:09",
       "addresses": [
-        "10.30.0.9"
+        "10.30.0.9/16"
       ],
       "ports": [],
       "source": "kernel",
