@@ -152,6 +152,7 @@ export function buildGraph (input: GraphInput): GraphModel {
     if (nets.length === 0) throw new FerryError('NETWORK_NOT_FOUND', `no ferry network is named "${key}" or has that id`)
     if (nets.length > 1) throw new FerryError('INVALID_REQUEST', `"${key}" matches ${nets.length} networks; give more of the id`)
   }
+  nets = [...nets].sort(byName)
   const c = input.cluster
   const self = c?.hostId ?? input.hostname
   const differences: string[] = []
@@ -238,11 +239,8 @@ export function buildGraph (input: GraphInput): GraphModel {
   }
 
   const hostList = [...hosts.values()].sort((a, b) => (a.self ? -1 : b.self ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  for (const h of hostList) {
-    if (h.state === 'late' || h.state === 'expired') {
-      differences.unshift(`host ${h.id}: last heartbeat ${h.heartbeatAgeS ?? '?'} s ago (${h.state === 'late' ? 'late' : 'past its TTL, about to be removed'})`)
-    }
-  }
+  differences.unshift(...hostList.filter((h) => h.state === 'late' || h.state === 'expired').map((h) =>
+    `host ${h.id}: last heartbeat ${h.heartbeatAgeS ?? '?'} s ago (${h.state === 'late' ? 'late' : 'past its TTL, about to be removed'})`))
   if (c !== undefined && c.state !== 'ready') differences.unshift(`cluster: ${c.state}${c.lastError !== undefined ? ` (${c.lastError})` : ''}`)
   if (c !== undefined && c.hosts === undefined) differences.unshift('cluster: the list of hosts could not be read from Redis')
 
@@ -250,7 +248,6 @@ export function buildGraph (input: GraphInput): GraphModel {
   const netOrder = new Map(nets.map((n) => n.id).map((id, i) => [id, i]))
   endpoints.sort((a, b) => (hostOrder.get(a.host)! - hostOrder.get(b.host)!) || (netOrder.get(a.network)! - netOrder.get(b.network)!) ||
     compareAddress(a, b) || byName(a, b))
-  networks.sort(byName)
   return {
     self,
     ...(c !== undefined ? { cluster: { url: c.url, state: c.state, ...(c.revision !== undefined ? { revision: c.revision } : {}) } } : {}),

@@ -45,6 +45,15 @@ t.test('three hosts: the model marks what differs', async (t) => {
   t.same(g.networks.map((n) => [n.name, n.hosts]), [['front', ['host-a']], ['ov1', ['host-a', 'host-b', 'host-c', 'unknown VTEP 10.0.0.99']]])
 })
 
+t.test('a host past its TTL is expired, one past half of it late, listed in host order', async (t) => {
+  const now = threeHosts.now
+  const hosts = threeHosts.cluster!.hosts!.map((h) => (h.hostId === 'host-b' ? { ...h, lastHeartbeat: now - 11_000, expiresAt: now - 1000 } : h))
+  const g = buildGraph({ ...threeHosts, cluster: { ...threeHosts.cluster!, hosts } })
+  t.same(g.hosts.map((h) => h.state), ['this host', 'expired', 'late', 'unknown'])
+  t.same(g.differences.slice(0, 2), ['host host-b: last heartbeat 11 s ago (past its TTL, about to be removed)', 'host host-c: last heartbeat 7.2 s ago (late)'])
+  t.match(renderDot(g), /heartbeat 11 s ago \(EXPIRED\)/)
+})
+
 t.test('three hosts: golden JSON and DOT', async (t) => {
   const g = buildGraph(threeHosts)
   t.same(JSON.parse(renderJson(g)), g, 'the JSON is the model')
