@@ -10,6 +10,7 @@ import { VERSION } from '../version.js'
 import { apiCall, apiSocketFrom } from '../api/client.js'
 import { registerRuntimeCommands } from './runtime.js'
 import { registerOpsCommands } from './ops.js'
+import { registerGraphCommand } from './graph.js'
 import { duration, table } from './table.js'
 import type { EndpointView, NetworkView } from '../api/server.js'
 import type { PortBinding } from '../model/types.js'
@@ -240,6 +241,7 @@ export function buildCli (): Command {
     })
   registerRuntimeCommands(program)
   registerOpsCommands(program)
+  registerGraphCommand(program)
   return program
 }
 
