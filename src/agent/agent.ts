@@ -11,12 +11,12 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
-import { FileStore, keepHostId } from '../store/store.js'
+import { FileStore } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
 import type { LinkDriver } from '../kernel/types.js'
-import { DisabledFirewall } from '../nat/disabled.js'
+import { DisabledFirewall, warnWithoutIptables } from '../nat/disabled.js'
 import { chooseBackend, openFirewall, type BackendChoice } from '../nat/backend.js'
 import { Ipam } from '../ipam/ipam.js'
 import { NetworkDriver } from '../driver/network.js'
@@ -31,13 +31,8 @@ import { claimSocket, lockStateDir } from './lock.js'
 import { LossRecovery } from './recover.js'
 import { VERSION } from '../version.js'
 import { hostname } from 'node:os'
-import { randomBytes } from 'node:crypto'
-import { RedisClusterStore } from '../cluster/redis.js'
-import { readClusterKey } from '../cluster/key.js'
-import { openOverlayDataPlane } from '../vxlan/apply.js'
-import { PeerSync } from '../vxlan/peers.js'
-import { openWireGuardMesh } from '../wireguard/open.js'
-import { ClusterOverlay } from '../overlay/service.js'
+import type { ClusterOverlay } from '../overlay/service.js'
+import { openClusterOverlay, overlaysOf } from '../overlay/open.js'
 import { resolvConfServers } from '../dns/upstream.js'
 import { openAgentDns, type AgentDns } from '../dns/feed.js'
 import { FerryMetrics } from '../metrics/registry.js'
@@ -106,7 +101,7 @@ export class Agent {
       if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
       const disabled = this.cfg.iptables === false ? new DisabledFirewall() : undefined
       const firewall = disabled ?? withStoredLinks(await this.openFirewall(), () => this.runtime_?.desiredLinks() ?? [])
-      if (disabled) this.warnWithoutIptables()
+      if (disabled) warnWithoutIptables(Object.values(this.store.state.networks), Object.values(this.store.state.endpoints), this.log)
       const ipam = this.ipam = new Ipam({
         store: this.store,
         defaultPools: this.cfg.defaultPools,
@@ -117,7 +112,10 @@ export class Agent {
           return [...routes.filter((r) => r.dst !== '0.0.0.0/0').map((r) => r.dst), ...addrs.map((a) => a.cidr)]
         },
       })
-      if (this.cfg.cluster) this.overlay = await this.openCluster(this.cfg.cluster)
+      if (this.cfg.cluster) {
+        this.overlay = await openClusterOverlay({ ...this.cfg.cluster, waitMs: this.cfg.cluster.waitMs ?? DEFAULT_CLUSTER_WAIT_MS },
+          { store: this.store, links: this.links, stateDir: this.cfg.stateDir, version: VERSION, log: this.log })
+      }
       this.driver = new NetworkDriver({
         store: this.store, links: this.links, firewall, limits: disabled, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
         onChange: () => this.dns?.feed.queueSync(), storeLoss: () => this.store.loss !== undefined,
@@ -136,12 +134,7 @@ export class Agent {
         onChange: () => this.dns?.feed.queueSync(),
       })
       if (this.overlay) {
-        const overlays = this.driver.networks().filter((n) => n.overlay).map((n) => ({
-          name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
-          mtu: n.options['com.docker.network.driver.mtu'] !== undefined ? n.mtu : undefined,
-          ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}),
-        }))
-        await this.overlay.start(this.driver.localClusterState(), overlays)
+        await this.overlay.start(this.driver.localClusterState(), overlaysOf(this.driver.networks()))
         this.cleanups.push(() => this.overlay!.stop())
       }
       if (this.store.loss) {
@@ -208,19 +201,6 @@ export class Agent {
     return opened.driver
   }
 
-  /**
-   * --iptables=false: what the store holds that the firewall no longer provides.
-   * Rules of an earlier run stay untouched (as with dockerd); ferry doctor reports them.
-   */
-  private warnWithoutIptables (): void {
-    this.log.warn('iptables is off (--iptables=false): no outbound NAT, no published ports, no isolation between networks; rules left by an earlier run stay as they are')
-    for (const n of Object.values(this.store.state.networks)) {
-      if (!n.icc) this.log.warn({ network: n.id, bridge: n.bridge }, 'this network has enable_icc=false, but without iptables nothing blocks traffic between its containers')
-    }
-    const published = Object.values(this.store.state.endpoints).filter((e) => e.ports.length > 0)
-    if (published.length > 0) this.log.warn({ endpoints: published.map((e) => e.id) }, 'these endpoints published ports with iptables on: ferry no longer maintains their rules')
-  }
-
   /** The opt-in Prometheus endpoint; everything but plugin calls is read from the agent on each scrape. */
   private async startMetrics (cfg: MetricsConfig): Promise<FerryMetrics> {
     const overlay = this.overlay
@@ -245,18 +225,6 @@ export class Agent {
     })
     this.cleanups.push(() => dns.close())
     await dns.feed.start()
-  }
-
-  private async openCluster (c: NonNullable<AgentConfig['cluster']>): Promise<ClusterOverlay> {
-    const hostId = c.hostId !== undefined && c.hostId !== '' ? c.hostId
-      : await keepHostId(this.store, () => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`)
-    const log = this.log.child({ component: 'cluster' })
-    const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
-    const wireguard = await openWireGuardMesh({ links: this.links, hostId, stateDir: this.cfg.stateDir, port: c.wireguardPort, log: this.log.child({ component: 'wireguard' }) })
-    const cluster = new RedisClusterStore({ url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: VERSION, hostTtlMs: c.hostTtlMs, log, key,
-      unavailableWaitMs: c.waitMs ?? DEFAULT_CLUSTER_WAIT_MS, wireguard: wireguard?.info() })
-    const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(this.links), log: this.log.child({ component: 'peers' }), wireguard })
-    return new ClusterOverlay(cluster, peers, log)
   }
 
   /** The admin API's views (src/api/views.ts) of this agent. */

@@ -10,8 +10,9 @@
  * A network with enable_icc=false is refused the same way: nothing would block
  * the traffic it asks to block.
  */
+import type { Logger } from 'pino'
 import { FerryError } from '../errors/errors.js'
-import type { PortRequest } from '../model/types.js'
+import type { EndpointRecord, NetworkRecord, PortRequest } from '../model/types.js'
 import type { FirewallDriver, LinkFirewall, NatEndpoint, NatNetwork } from './types.js'
 
 /** What a firewall cannot do, checked before anything of a request is applied. */
@@ -20,6 +21,19 @@ export interface FirewallLimits {
   checkPorts (requests: readonly PortRequest[]): void
   /** Throws when the network asks for what this firewall cannot do. */
   checkNetwork (net: Pick<NatNetwork, 'icc'>): void
+}
+
+/**
+ * At start with --iptables=false: what the store holds that the firewall no longer provides.
+ * Rules of an earlier run stay untouched (as with dockerd); ferry doctor reports them.
+ */
+export function warnWithoutIptables (networks: readonly NetworkRecord[], endpoints: readonly EndpointRecord[], log: Pick<Logger, 'warn'>): void {
+  log.warn('iptables is off (--iptables=false): no outbound NAT, no published ports, no isolation between networks; rules left by an earlier run stay as they are')
+  for (const n of networks) {
+    if (!n.icc) log.warn({ network: n.id, bridge: n.bridge }, 'this network has enable_icc=false, but without iptables nothing blocks traffic between its containers')
+  }
+  const published = endpoints.filter((e) => e.ports.length > 0)
+  if (published.length > 0) log.warn({ endpoints: published.map((e) => e.id) }, 'these endpoints published ports with iptables on: ferry no longer maintains their rules')
 }
 
 /** The refusal of a request that publishes ports while the agent runs with --iptables=false. */
