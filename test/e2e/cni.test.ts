@@ -14,9 +14,11 @@
  *      --network-alias (the aliases capability), and `--rm` gives everything back.
  * Podman runs rootful with a private storage root (vfs), runroot, CNI config and
  * plugin directories; its container namespace is its own, ferry's bridge is in the
- * test namespace. Build first (`npm run build`).
+ * test namespace. Parts 1 and 2 run once per firewall backend (the agent's
+ * `--firewall-backend`); the --no-dns-server agent, which no firewall concerns, once.
+ * Build first (`npm run build`).
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, mkdirSync, copyFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -25,23 +27,30 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { execFile, type ExecResult } from '../../src/kernel/exec.js'
 import { netns, nsExec, ipJson, sh } from '../harness/netns.js'
-import { NODE, cleanEnv, startAgent } from '../harness/agent.js'
+import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
+import { BACKENDS, publishedCount, type Backend } from '../harness/firewall.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const PLUGIN = join(REPO, 'bin', 'ferry-cni')
 const NO_ENGINE = 'unix:///nonexistent/ferry-test-docker.sock'
 
-const host = netns(t, 'fych')
-const agent = await startAgent(t, { ns: host, pluginName: `fyc${process.pid}`, dockerHost: NO_ENGINE, args: ['--reconcile-interval', '0'] })
-t.teardown(() => { if (!t.passing()) t.comment(agent.logs().split('\n').filter((l) => !l.includes('"component":"dns"')).slice(-60).join('\n')) })
-const created = await agent.cli(['network', 'create', 'front', '--subnet', '10.63.0.0/24'])
-if (created.code !== 0) t.fail(`network create: ${created.stderr}`)
+interface Ctx { host: string, agent: Agent }
 
-function veths (): string[] {
+/** An agent on `backend` in a new test namespace, with the network `front` made. */
+async function frontAgent (t: Test, backend: Backend): Promise<Ctx> {
+  const host = netns(t, `fych${backend[0]!}`)
+  const agent = await startAgent(t, { ns: host, pluginName: `fyc${backend[0]!}${process.pid}`, dockerHost: NO_ENGINE, args: ['--reconcile-interval', '0', '--firewall-backend', backend] })
+  t.teardown(() => { if (!t.passing()) t.comment(agent.logs().split('\n').filter((l) => !l.includes('"component":"dns"')).slice(-60).join('\n')) })
+  const created = await agent.cli(['network', 'create', 'front', '--subnet', '10.63.0.0/24'])
+  if (created.code !== 0) t.fail(`network create: ${created.stderr}`)
+  return { host, agent }
+}
+
+function veths ({ host }: Ctx): string[] {
   return ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fyh'))
 }
 
-async function ps (): Promise<Array<{ name: string, owner: string, address?: string }>> {
+async function ps ({ agent }: Ctx): Promise<Array<{ name: string, owner: string, address?: string }>> {
   return JSON.parse((await agent.cli(['ps', '--json'])).stdout) as Array<{ name: string, owner: string, address?: string }>
 }
 
@@ -51,7 +60,8 @@ function cni (command: string, vars: Record<string, string>, config: unknown): P
   return execFile([...NODE, PLUGIN], { env, input: config === undefined ? '' : JSON.stringify(config), allowFailure: true, timeoutMs: 30_000 })
 }
 
-await t.test('the plugin executed as the CNI spec says', async (t) => {
+async function executedAsTheSpecSays (t: Test, c: Ctx, backend: Backend): Promise<void> {
+  const { host, agent } = c
   const x = netns(t, 'fycx')
   const conf = {
     cniVersion: '1.0.0', name: 'front', type: 'ferry-cni', apiSocket: agent.apiSocket,
@@ -73,6 +83,7 @@ await t.test('the plugin executed as the CNI spec says', async (t) => {
   t.match(nsExec(x, ['ip', '-o', '-4', 'addr', 'show', 'eth0']), /10\.63\.0\.2\/24/)
   const ports = JSON.parse((await agent.cli(['port', 'ls', '--json'])).stdout) as Array<{ hostPort: number, containerPort: number }>
   t.match(ports, [{ hostPort: 8095, containerPort: 80 }], 'portMappings published')
+  t.equal(publishedCount(backend, host, 8095), 1, 'one DNAT rule (or map element)')
   const again = await cni('ADD', vars, conf)
   t.equal(again.code, 0, 'ADD again answers the same')
   t.same(JSON.parse(again.stdout), result)
@@ -99,8 +110,9 @@ await t.test('the plugin executed as the CNI spec says', async (t) => {
   t.same(JSON.parse(version.stdout), { cniVersion: '1.0.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] })
 
   t.equal((await cni('DEL', vars, conf)).code, 0)
-  t.same(veths(), [], 'veth gone')
-  t.same(await ps(), [])
+  t.same(veths(c), [], 'veth gone')
+  t.same(await ps(c), [])
+  t.equal(publishedCount(backend, host, 8095), 0, 'its DNAT rule (or map element) gone')
   t.equal((await cni('DEL', vars, conf)).code, 0, 'DEL of what is gone succeeds')
   t.equal((await cni('DEL', { CNI_CONTAINERID: 'c0ffee01', CNI_IFNAME: 'eth0' }, conf)).code, 0, 'DEL without CNI_NETNS succeeds')
   const unknown = await cni('CHECK', vars, conf)
@@ -122,10 +134,10 @@ await t.test('the plugin executed as the CNI spec says', async (t) => {
     t.equal(r.code, 1, `${what}: exit 1`)
     t.match(JSON.parse(r.stdout), { code, msg: /\S/ }, `${what}: code ${code}`)
   }
-  t.same(await ps(), [], 'no failed ADD left anything')
-})
+  t.same(await ps(c), [], 'no failed ADD left anything')
+}
 
- await t.test('an agent without its DNS server (--no-dns-server)', async (t) => {
+await t.test('an agent without its DNS server (--no-dns-server)', async (t) => {
   const ns = netns(t, 'fycn')
   const quiet = await startAgent(t, { ns, pluginName: `fycn${process.pid}`, dockerHost: NO_ENGINE, args: ['--reconcile-interval', '0', '--no-dns-server'] })
   const made = await quiet.cli(['network', 'create', 'back', '--subnet', '10.64.0.0/24'])
@@ -150,7 +162,8 @@ await t.test('the plugin executed as the CNI spec says', async (t) => {
 
 const hasPodman = sh(['sh', '-c', 'command -v podman || true']).trim() !== ''
 
-await t.test('Podman (CNI backend) as the caller', { skip: hasPodman ? false : 'podman is not installed (apt-get install podman)' }, async (t) => {
+async function podmanAsTheCaller (t: Test, c: Ctx, backend: Backend): Promise<void> {
+  const { host, agent } = c
   const dir = mkdtempSync(join(tmpdir(), 'fypod-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   for (const d of ['cni', 'plugins', 'root', 'runroot', 'tmp', 'rootfs/bin', 'rootfs/etc', 'rootfs/proc', 'rootfs/sys', 'rootfs/dev', 'rootfs/tmp']) mkdirSync(join(dir, d), { recursive: true })
@@ -177,8 +190,8 @@ await t.test('Podman (CNI backend) as the caller', { skip: hasPodman ? false : '
   t.equal(r.code, 0, r.stderr)
   t.match(r.stdout, /inet 10\.63\.0\.\d+\/24/, "ferry's address")
   t.match(r.stdout, /default via 10\.63\.0\.1 dev eth0/, "ferry's route")
-  t.same(await ps(), [], '--rm: DEL gave everything back')
-  t.same(veths(), [])
+  t.same(await ps(c), [], '--rm: DEL gave everything back')
+  t.same(veths(c), [])
 
   // Names: Podman writes /etc/resolv.conf from the result's dns; ferry's DNS server answers for
   // the other container's --network-alias. Asked of the first name server only: the host's
@@ -190,7 +203,7 @@ await t.test('Podman (CNI backend) as the caller', { skip: hasPodman ? false : '
   let dbAddress: string | undefined
   for (let i = 0; i < 100 && dbAddress === undefined; i++) {
     await sleep(200)
-    dbAddress = (await ps()).find((c) => c.owner === 'cni')?.address
+    dbAddress = (await ps(c)).find((c) => c.owner === 'cni')?.address
   }
   t.ok(dbAddress, 'the aliased container is attached')
   const lookup = await run(['sh', '-c', "cat /etc/resolv.conf; echo ---; nslookup db $(awk '/^nameserver/ { print $2; exit }' /etc/resolv.conf)"])
@@ -202,7 +215,7 @@ await t.test('Podman (CNI backend) as the caller', { skip: hasPodman ? false : '
   t.match(named, new RegExp(`^Address: ${(dbAddress ?? 'none').replace(/\./g, '\\.')}$`, 'm'), 'the alias resolves to the other container')
   await execFile([...podmanArgs, 'kill', 'fycdb'], { env, allowFailure: true, timeoutMs: 30_000 })
   await dbDone
-  t.same(await ps(), [], 'the aliased container is gone too')
+  t.same(await ps(c), [], 'the aliased container is gone too')
 
   // A published port, while the container runs.
   const bg = spawn(podmanArgs[0]!, [...podmanArgs.slice(1), 'run', '--rm', ...limits, '--network', 'front', '-p', '8096:80', '--rootfs', join(dir, 'rootfs'),
@@ -215,10 +228,16 @@ await t.test('Podman (CNI backend) as the caller', { skip: hasPodman ? false : '
     answer = nsExec(host, ['busybox', 'nc', '-w', '1', '10.63.0.1', '8096'], { allowFailure: true, input: '' })
   }
   t.match(answer, /from-podman/, 'the portMappings capability reached ferry')
-  t.match(await ps(), [{ owner: 'cni' }])
+  t.match(await ps(c), [{ owner: 'cni' }])
   await done
-  t.same(await ps(), [], 'cleaned up after the container')
-  t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8096/)
+  t.same(await ps(c), [], 'cleaned up after the container')
+  t.equal(publishedCount(backend, host, 8096), 0, 'its DNAT rule (or map element) gone')
+}
+
+for (const backend of BACKENDS) await t.test(`the CNI plugin (--firewall-backend ${backend})`, async (t) => {
+  const c = await frontAgent(t, backend)
+  await t.test('the plugin executed as the CNI spec says', (t) => executedAsTheSpecSays(t, c, backend))
+  await t.test('Podman (CNI backend) as the caller', { skip: hasPodman ? false : 'podman is not installed (apt-get install podman)' }, (t) => podmanAsTheCaller(t, c, backend))
 })
 
 if (existsSync(join(REPO, 'dist', 'cni', 'main.js')) === false) t.fail('dist/ is missing: run `npm run build` first')

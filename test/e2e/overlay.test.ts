@@ -1,7 +1,9 @@
 /**
  * The multi-host overlay end to end: three simulated hosts (each a namespace with
  * its own dockerd and ferry agent, under its own plugin name) joined by an
- * underlay bridge, one redis-server on the underlay.
+ * underlay bridge, one redis-server on the underlay. The firewall backend is each
+ * host's own choice: h1 runs nftables, h2 and h3 iptables, and egress (an overlay
+ * container reaching the underlay through its host's masquerade) is asserted on both.
  */
 import t from 'tap'
 import { nsExec, ipJson } from '../harness/netns.js'
@@ -20,7 +22,9 @@ const until = (what: string, fn: () => Promise<boolean> | boolean, opts: UntilOp
   untilWithin(what, fn, typeof opts === 'number' ? { ...E2E, timeoutMs: opts } : opts)
 
 await t.test('overlay across three hosts', async (t) => {
-  const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4, agentArgs: ['--orphan-grace', '2', '--reconcile-interval', '1'] })
+  const { hosts, redis } = await startCluster(t, { prefix: 'fyo', dns: '10.40.0.1', hostTtlS: 4, agentArgs: ['--orphan-grace', '2', '--reconcile-interval', '1'],
+    hostArgs: (i) => ['--firewall-backend', i === 1 ? 'nftables' : 'iptables'],
+  })
   const [h1, h2, h3] = hosts as [Host, Host, Host]
   t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(`${h.name} agent log:\n${h.agent.logs().slice(-3000)}`) })
   const create = (h: Host, name: string, ...args: string[]) =>
@@ -57,7 +61,13 @@ await t.test('overlay across three hosts', async (t) => {
     await until('httpd on db', async () => /db-on-h1/.test((await fetch(h3, dbIp)).stdout))
     t.match((await fetch(h3, dbIp)).stdout, /db-on-h1/, 'h3 fetches from db over the overlay')
     const out = await h1.d.docker(['exec', 'db', 'ping', '-c', '1', '-W', '2', '192.0.2.13'])
-    t.equal(out.code, 0, 'overlay containers reach the outside through their own host')
+    t.equal(out.code, 0, 'overlay containers reach the outside through their own host (nftables on h1)')
+    for (const [h, backend] of [[h1, 'nftables'], [h2, 'iptables']] as const) {
+      const st = JSON.parse((await h.agent.cli(['status', '--json'])).stdout) as { firewall?: { backend?: string } }
+      t.equal(st.firewall?.backend, backend, `${h.name} runs ${backend}`)
+    }
+    const out2 = await run(h2, '--rm', '--net', 'ov1', 'bb', 'ping', '-c', '1', '-W', '2', '192.0.2.11')
+    t.equal(out2.code, 0, `and through h2 (iptables): ${out2.stdout}${out2.stderr}`)
   })
 
   await t.test('a container on one host resolves a container on another by name', async (t) => {

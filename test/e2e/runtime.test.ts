@@ -7,6 +7,9 @@
  *
  * The agent runs in a test namespace ("host"); every ferry command runs there too
  * (`ip netns exec host node bin/ferry …`), so `--net host` means that namespace.
+ * The whole runs once per firewall backend (`--firewall-backend iptables|nftables`):
+ * traffic is asserted the same way for both, the firewall's state through what each
+ * backend shows (FERRY-LINKS and DNAT rules, or the elements of table inet ferry).
  * Build first (`npm run build`): the agent and the CLI run from dist/.
  */
 import t from 'tap'
@@ -15,6 +18,7 @@ import { readlinkSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { netns, nsExec, ipJson, sh } from '../harness/netns.js'
 import { startAgent } from '../harness/agent.js'
+import { BACKENDS, ferryTraces, linkTraces, publishedCount } from '../harness/firewall.js'
 import {
   NO_ENGINE, alive, requireBuild, startCliAgent, ferry, ferryBg, hostVeths, ps as psOf, running as runningOf, waitFor, type CliCtx,
 } from '../harness/ferry-cli.js'
@@ -26,8 +30,8 @@ interface PsEntry { name: string, address?: string, watch?: { pid: number }, lin
 const ps = (c: Ctx): Promise<PsEntry[]> => psOf<PsEntry>(c)
 const running = (c: Ctx, name: string): Promise<PsEntry> => runningOf<PsEntry>(c, name)
 
-await t.test('ferry without the engine', async (t) => {
-  const c: Ctx = await startCliAgent(t, 'fyr', '10.61.0.1/24')
+for (const backend of BACKENDS) await t.test(`ferry without the engine (--firewall-backend ${backend})`, async (t) => {
+  const c: Ctx = await startCliAgent(t, `fyr${backend[0]!}`, '10.61.0.1/24', ['--firewall-backend', backend])
   const { host, agent } = c
   const holders: number[] = []
 
@@ -49,8 +53,8 @@ await t.test('ferry without the engine', async (t) => {
 
     const web = ferryBg(t, c, ['run', '--name', 'web', '--link', 'db:database', '-h', 'webhost', '--', 'busybox', 'sleep', '600'])
     await running(c, 'web')
-    const links = nsExec(host, ['iptables-save', '-t', 'filter']).split('\n').filter((l) => l.startsWith('-A FERRY-LINKS'))
-    t.equal(links.length, 2, `one rule each way for 5432/tcp: ${links.join('\n')}`)
+    const links = linkTraces(backend, host)
+    t.equal(links.length, 2, `one rule (or set element) each way for 5432/tcp: ${links.join('\n')}`)
 
     // A second command in web's namespaces: same address, same files, same hostname.
     const inWeb = await ferry(c, ['run', '--net', 'container:web', '--', 'busybox', 'sh', '-c', [
@@ -71,8 +75,7 @@ await t.test('ferry without the engine', async (t) => {
     // An agent restart keeps the containers and their link rules, and forgets nothing it should keep.
     await agent.restart()
     t.same((await ps(c)).map((p) => p.name).sort(), ['db', 'other', 'web'], 'still attached after a restart')
-    const after = nsExec(host, ['iptables-save', '-t', 'filter']).split('\n').filter((l) => l.startsWith('-A FERRY-LINKS'))
-    t.same(after, links, 'link rules kept across the restart')
+    t.same(linkTraces(backend, host), links, 'link rules kept across the restart')
     const still = await ferry(c, ['run', '--net', 'container:web', '--', 'busybox', 'sh', '-c', 'echo | nc -w 2 database 5432'])
     t.match(still.stdout, /db-answer/, 'the link still works')
 
@@ -92,7 +95,8 @@ await t.test('ferry without the engine', async (t) => {
     other.kill('SIGINT')
     await Promise.all([db.done, other.done])
     t.same(await ps(c), [], 'everything detached')
-    t.notMatch(nsExec(host, ['iptables-save']), /FERRY-LINKS/, 'no link rule left')
+    t.same(linkTraces(backend, host), [], 'no link rule left')
+    if (backend === 'iptables') t.notMatch(nsExec(host, ['iptables-save']), /FERRY-LINKS/, 'nor the chain')
   })
 
   await t.test('exit codes, signals, published ports', async (t) => {
@@ -110,9 +114,10 @@ await t.test('ferry without the engine', async (t) => {
       return r.includes('published') ? r : undefined
     })
     t.match(got, /published/, 'reached through host port 8080')
+    t.equal(publishedCount(backend, host, 8080), 1, 'one DNAT rule (or map element)')
     pub.kill('SIGTERM')
     await pub.done
-    t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8080/, 'DNAT rule gone')
+    t.equal(publishedCount(backend, host, 8080), 0, 'DNAT rule (or map element) gone')
   })
 
   await t.test('none and host modes', async (t) => {
@@ -133,17 +138,18 @@ await t.test('ferry without the engine', async (t) => {
     const holder = rec.watch!.pid
     holders.push(holder)
     t.equal(hostVeths(c).length, 1)
+    t.equal(publishedCount(backend, host, 8081), 1, 'one DNAT rule (or map element)')
     victim.kill('SIGKILL')
     await victim.done
     await waitFor('the agent to notice', async () => ((await ps(c)).length === 0 ? true : undefined))
     t.same(hostVeths(c), [], 'no veth left')
     t.notOk(alive(holder), 'the namespace holder died with ferry run')
-    t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8081/, 'no port rule left')
+    t.equal(publishedCount(backend, host, 8081), 0, 'no port rule (or map element) left')
   })
 
   await t.test('attach and detach a namespace made by someone else', async (t) => {
     t.equal((await ferry(c, ['network', 'create', 'back', '--subnet', '10.62.0.0/24'])).code, 0)
-    const x = netns(t, 'fyrx')
+    const x = netns(t, `fyrx${backend[0]!}`)
     const at = await ferry(c, ['attach', '--netns', `/var/run/netns/${x}`, '--name', 'x', '--net', 'back', '-p', '9000:9000'])
     t.equal(at.code, 0, at.stderr)
     t.match(at.stdout, /x: 10\.62\.0\.2\/24 on back via 10\.62\.0\.1/)
@@ -185,16 +191,16 @@ await t.test('ferry without the engine', async (t) => {
   })
 })
 
-await t.test('a bridge that is not ferry\'s is refused', async (t) => {
-  const host = netns(t, 'fyrf')
+for (const backend of BACKENDS) await t.test(`a bridge that is not ferry's is refused (--firewall-backend ${backend})`, async (t) => {
+  const host = netns(t, `fyrf${backend[0]!}`)
   nsExec(host, ['ip', 'link', 'add', 'docker0', 'type', 'bridge'])
   let message = ''
   try {
-    await startAgent(t, { ns: host, pluginName: `fyrf${process.pid}`, dockerHost: NO_ENGINE, args: ['--bridge', 'docker0'], readyTimeoutMs: 15_000 })
+    await startAgent(t, { ns: host, pluginName: `fyrf${backend[0]!}${process.pid}`, dockerHost: NO_ENGINE, args: ['--bridge', 'docker0', '--firewall-backend', backend], readyTimeoutMs: 15_000 })
   } catch (err) {
     message = (err as Error).message
   }
   t.match(message, /a bridge device named docker0 already exists and is not ferry's/)
   t.same(ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).sort(), ['docker0', 'lo'], 'left as it was')
-  t.notMatch(nsExec(host, ['iptables-save']), /FERRY/, 'no rule either')
+  t.equal(ferryTraces(host), '', 'no rule either (iptables-save, ip6tables-save, nft list ruleset)')
 })

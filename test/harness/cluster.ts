@@ -15,7 +15,8 @@ export const REDIS_IP = '192.0.2.5'
 
 export interface SimHost { name: string, idx: number, ns: string, ip: string, d: Dockerd, agent: Agent, plugin: string }
 
-export async function startCluster (t: TeardownHost, o: { prefix: string, hosts?: number, dns: string, hostTtlS: number, agentArgs?: string[] }): Promise<{ hosts: SimHost[], redis: RedisServer, underlay: string }> {
+/** `agentArgs` go to every agent, `hostArgs(i)` to host i's only (1-based; a per-host `--firewall-backend`, say). */
+export async function startCluster (t: TeardownHost, o: { prefix: string, hosts?: number, dns: string, hostTtlS: number, agentArgs?: string[], hostArgs?: (i: number) => string[] }): Promise<{ hosts: SimHost[], redis: RedisServer, underlay: string }> {
   const ul = netns(t, `${o.prefix}ul`)
   nsExec(ul, ['ip', 'link', 'add', 'ulbr', 'type', 'bridge'])
   nsExec(ul, ['ip', 'addr', 'add', `${REDIS_IP}/24`, 'dev', 'ulbr'])
@@ -35,7 +36,7 @@ export async function startCluster (t: TeardownHost, o: { prefix: string, hosts?
     const plugin = `${o.prefix}${i}x${process.pid}`
     const agent = await startAgent(t, {
       ns, pluginName: plugin, dockerd: d,
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `h${i}`, '--host-ttl', String(o.hostTtlS), ...(o.agentArgs ?? [])],
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `h${i}`, '--host-ttl', String(o.hostTtlS), ...(o.agentArgs ?? []), ...(o.hostArgs?.(i) ?? [])],
     })
     hosts.push({ name: `h${i}`, idx: i, ns, ip, d, agent, plugin })
   }

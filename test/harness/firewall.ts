@@ -10,6 +10,7 @@ import { link, netns, nsExec, sh, type TeardownHost } from './netns.js'
 import type { NsNode } from './nsnode.js'
 import type { PortBinding, Protocol } from '../../src/model/types.js'
 import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
+import { parseNftTable } from '../../src/nat/nft-parse.js'
 import { until } from './until.js'
 
 export function net (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
@@ -176,6 +177,16 @@ export function publishedCount (backend: Backend, ns: string, port: number | str
     for (const m of line.matchAll(/(?:^|[{,]) *([^,{}]*? \. (\d+(?:-\d+)?) : [^,{}]*)/g)) if (m[2] === key) n++
   }
   return n
+}
+
+/**
+ * The legacy links of `ns`, one line each, sorted: the FERRY-LINKS rules (iptables)
+ * or the elements of the link_to and link_from sets (nftables, IPv4's), two per linked port either way.
+ */
+export function linkTraces (backend: Backend, ns: string): string[] {
+  if (backend === 'iptables') return nsExec(ns, ['iptables-save', '-t', 'filter']).split('\n').filter((l) => l.startsWith('-A FERRY-LINKS')).sort()
+  const table = parseNftTable(nsExec(ns, ['nft', 'list', 'table', 'inet', 'ferry'], { allowFailure: true }))
+  return ['link_to', 'link_from'].flatMap((set) => [...(table?.sets.get(set)?.elements ?? [])].map((e) => `${set} ${e}`)).sort()
 }
 
 /** Take every publication away, as someone else's firewall tool might (not caught by the nftables watcher: elements only). */
