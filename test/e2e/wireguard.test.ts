@@ -98,7 +98,7 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-wgcap-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const pcap = join(dir, 'ul.pcap')
-  const dump = spawn('ip', ['netns', 'exec', ul, 'tcpdump', '-i', 'vr1', '-n', '-U', '-s', '0', '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const dump = spawn('ip', ['netns', 'exec', ul, 'tcpdump', '-i', 'vr1', '-n', '-U', '--immediate-mode', '-s', '0', '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] })
   const dumpDone = new Promise((res) => dump.once('exit', res))
   t.teardown(async () => { if (dump.exitCode === null) { dump.kill('SIGKILL'); await dumpDone } })
   let dumpErr = ''
@@ -185,7 +185,7 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
       .filter((l) => l.linkinfo?.info_kind === 'vxlan')
     const vniOf = (port: number): number => vxlans.find((l) => l.linkinfo?.info_data?.port === port)?.linkinfo?.info_data?.id ?? -1
     // One capture of every interface of the host for the inner packets (the outer ones go to 4789/4799).
-    const inj = spawn('ip', ['netns', 'exec', h.ns, 'tcpdump', '-i', 'any', '-n', '-l', '-A', `udp dst port ${INJECT_PORT}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const inj = spawn('ip', ['netns', 'exec', h.ns, 'tcpdump', '-i', 'any', '-n', '-l', '--immediate-mode', '-A', `udp dst port ${INJECT_PORT}`], { stdio: ['ignore', 'pipe', 'pipe'] })
     const injDone = new Promise((res) => inj.once('exit', res))
     t.teardown(async () => { if (inj.exitCode === null) { inj.kill('SIGKILL'); await injDone } })
     let injOut = ''
