@@ -211,7 +211,7 @@ export class NetworkDriver {
     if (opts.overlay === undefined && opts.encrypt !== undefined) {
       throw new FerryError('INVALID_OPTION', 'option ferry.encrypt only applies to an overlay network: add -o ferry.overlay=NAME')
     }
-    this.d.limits?.checkNetwork({ icc: opts.icc })
+    this.d.limits?.checkNetwork({ icc: opts.icc, ...(opts.encrypt !== undefined ? { encrypt: opts.encrypt } : {}) })
     return opts
   }
 

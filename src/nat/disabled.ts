@@ -8,7 +8,8 @@
  * every request that publishes is refused with one sentence, before anything of
  * it is made (FirewallLimits, checked by the network driver while validating).
  * A network with enable_icc=false is refused the same way: nothing would block
- * the traffic it asks to block.
+ * the traffic it asks to block; so is an encrypted overlay: nothing would keep
+ * plain VXLAN from the underlay out of it (docs/encryption.md: injection).
  */
 import type { Logger } from 'pino'
 import { FerryError } from '../errors/errors.js'
@@ -20,7 +21,7 @@ export interface FirewallLimits {
   /** Throws when these ports cannot be published. */
   checkPorts (requests: readonly PortRequest[]): void
   /** Throws when the network asks for what this firewall cannot do. */
-  checkNetwork (net: Pick<NatNetwork, 'icc'>): void
+  checkNetwork (net: Pick<NatNetwork, 'icc'> & { encrypt?: string }): void
 }
 
 /**
@@ -48,13 +49,20 @@ export function iccRefused (): FerryError {
     'runs with --iptables=false: leave the option out, or restart the agent without --iptables=false')
 }
 
+/** The refusal of an encrypted overlay while the agent runs with --iptables=false. */
+export function encryptRefused (): FerryError {
+  return new FerryError('UNSUPPORTED', 'ferry.encrypt=wireguard needs ferry\'s firewall to drop plain VXLAN (UDP 4799) arriving from the underlay, and the ' +
+    'ferry agent runs with --iptables=false: restart the agent without --iptables=false, or use a plain overlay')
+}
+
 export class DisabledFirewall implements FirewallDriver, LinkFirewall, FirewallLimits {
   checkPorts (requests: readonly PortRequest[]): void {
     if (requests.length > 0) throw portsRefused()
   }
 
-  checkNetwork (net: Pick<NatNetwork, 'icc'>): void {
+  checkNetwork (net: Pick<NatNetwork, 'icc'> & { encrypt?: string }): void {
     if (!net.icc) throw iccRefused()
+    if (net.encrypt !== undefined) throw encryptRefused()
   }
 
   /** Nothing to compare: the kernel's rules are not ferry's business in this mode. */

@@ -20,7 +20,9 @@
  *   filter-forward   filter hook forward     filter - 10  (-10)   before iptables' FORWARD (0), Docker 29 (filter) and
  *                                                                 firewalld (filter + 10); the admin's chain `user` is
  *                                                                 jumped to first
- *   filter-input     filter hook input       filter - 10  (-10)   the guard against forged 127.0.0.0/8 packets
+ *   filter-input     filter hook input       filter - 10  (-10)   the guard against forged 127.0.0.0/8 packets, and
+ *                                                                 encrypted overlays' VXLAN (UDP 4799) taken only from
+ *                                                                 ferry's WireGuard device (fyw-*)
  *   nat-postrouting  nat hook postrouting    srcnat - 10  (90)    before iptables' POSTROUTING (100) and firewalld
  *                                                                 (srcnat + 10): ferry's masquerade/SNAT choice wins
  * Regular chains: `user` (the administrator's: created empty, never touched
@@ -68,6 +70,7 @@ import {
   type PlanOptions,
 } from './plan.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
+import { ENCRYPTED_VXLAN_PORT, WG_PREFIX } from '../wireguard/plan.js'
 
 export const NFT_FAMILY = 'inet'
 export const NFT_TABLE = 'ferry'
@@ -251,7 +254,12 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
     {
       name: 'filter-input',
       hook: 'type filter hook input priority filter - 10; policy accept;',
-      rules: ['iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop'],
+      rules: [
+        // Encrypted overlays' VXLAN is received only from ferry's WireGuard device: the same frame sent in the
+        // clear from the underlay would be decapsulated into the overlay (docs/encryption.md: injection).
+        `udp dport ${ENCRYPTED_VXLAN_PORT} iifname != "${WG_PREFIX}*" drop`,
+        'iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop',
+      ],
     },
     {
       name: 'nat-postrouting',

@@ -15,7 +15,8 @@
  *   filter FERRY-LINKS        unordered  legacy links on ICC-off networks: two ACCEPTs per linked port;
  *                                        exists (and is jumped to, right after FERRY-USER) only when needed
  *   filter FERRY-INPUT        ordered    drops forged 127.0.0.0/8 traffic from every bridge that can publish
- *                                        (it matters where route_localnet=1, set only where needed)
+ *                                        (it matters where route_localnet=1, set only where needed), and UDP 4799
+ *                                        (encrypted overlays' VXLAN) that did not come out of ferry's WireGuard device
  *   nat    FERRY-DNAT         ordered    reached for local destinations only: a jump to each of its 16 buckets
  *   nat    FERRY-DNAT-0…f     unordered  one DNAT per published port range, in the bucket of its endpoint
  *                                        (iptables-nft searches a chain to delete from it: small chains keep
@@ -33,6 +34,7 @@ import { FerryError } from '../errors/errors.js'
 import { canonical, familyOf, isCidr, isIp, normalizeIp, type Family } from '../util/ip.js'
 import type { PortBinding } from '../model/types.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
+import { ENCRYPTED_VXLAN_PORT, WG_PREFIX } from '../wireguard/plan.js'
 
 export type TableName = 'raw' | 'nat' | 'filter'
 /** Tables in the order a batch touches them. */
@@ -436,7 +438,11 @@ export function planBase (
   tables.filter[CHAIN.forward] = { kind: 'ordered', rules: forwardRules(nets, linkRules.length > 0, routed) }
   tables.filter[CHAIN.input] = {
     kind: 'ordered',
-    rules: guarded.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
+    rules: [
+      // Encrypted overlays' VXLAN only from ferry's WireGuard device (fyw-*), in both families like the nft rule.
+      `! -i ${WG_PREFIX}+ -p udp -m udp --dport ${ENCRYPTED_VXLAN_PORT} ${comment('wireguard only')} -j DROP`,
+      ...guarded.map((n) => `-d ${LOOPBACK_NET} -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${comment(`localnet ${shortId(n.id)}`)} -j DROP`),
+    ],
   }
 
   const jumps: JumpRule[] = [

@@ -368,3 +368,13 @@ t.test('CreateNetwork takes only the gateway ferry\'s IPAM handed out, and makes
   await create('10.50.0.1/24')
   t.equal(w.store.state.networks[NET]?.gateway, '10.50.0.1')
 })
+
+t.test('--iptables=false: an encrypted overlay is refused (nothing would drop plain VXLAN from the underlay), a plain one is not', async (t) => {
+  const overlay = { attach: async () => ({ vni: 4096, bridge: 'fyo-ov1', mtu: 1450 }) } as unknown as OverlayService
+  const firewall = new DisabledFirewall()
+  const store = new MemoryStore()
+  const driver = new NetworkDriver({ store, links: new FakeLinkDriver(), firewall, limits: firewall, ipam: new Ipam({ store, hostNetworks: async () => [] }), ports: new FakePublisher(), overlay, log: silentLog })
+  t.throws(() => driver.checkNetwork({ generic: { 'ferry.overlay': 'ov1', 'ferry.encrypt': 'wireguard' }, internal: false, ipv6: false }),
+    { code: 'UNSUPPORTED', message: /^ferry\.encrypt=wireguard needs ferry's firewall to drop plain VXLAN \(UDP 4799\)/ })
+  t.equal(driver.checkNetwork({ generic: { 'ferry.overlay': 'ov1' }, internal: false, ipv6: false }).overlay, 'ov1')
+})

@@ -7,6 +7,12 @@
  * sees the plain overlay's payload and never the encrypted one's, which
  * crosses as WireGuard (UDP 51820). Removing the encrypted network leaves no
  * WireGuard device, process or socket.
+ *
+ * Injection: a VXLAN frame crafted on the underlay (from the redis namespace,
+ * no key) for the encrypted overlay, sent to a host's underlay address, is
+ * dropped by ferry's firewall before decapsulation (host 1: iptables backend,
+ * host 2: nftables), while the same frame for the plain overlay (port 4789,
+ * its VNI) is decapsulated there.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -19,7 +25,8 @@ import { execFile } from '../../src/kernel/exec.js'
 import { sh, ipJson } from '../harness/netns.js'
 import { NODE, cleanEnv } from '../harness/agent.js'
 import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
-import { wgDeviceName, tunnelAddress } from '../../src/wireguard/plan.js'
+import { until } from '../harness/until.js'
+import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT } from '../../src/wireguard/plan.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -31,6 +38,39 @@ type Host = RuntimeHost
 const ferry = (h: Host, args: string[]) =>
   execFile(['ip', 'netns', 'exec', h.ns, ...NODE, ENTRY, ...args], { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, allowFailure: true, timeoutMs: 30_000 })
 
+/** Ones' complement sum of 16-bit words (the IPv4 header checksum). */
+function ipChecksum (b: Buffer): number {
+  let sum = 0
+  for (let i = 0; i < b.length; i += 2) sum += b.readUInt16BE(i)
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16)
+  return ~sum & 0xffff
+}
+
+const INJECT_PORT = 9
+/** A VXLAN packet (header + Ethernet + IPv4 + UDP to INJECT_PORT carrying `marker`) as an underlay attacker would send it. */
+function vxlanFrame (vni: number, dstMac: string, dstIp: string, marker: string): Buffer {
+  const payload = Buffer.from(marker)
+  const udp = Buffer.alloc(8)
+  udp.writeUInt16BE(40000, 0); udp.writeUInt16BE(INJECT_PORT, 2); udp.writeUInt16BE(8 + payload.length, 4)
+  const ip = Buffer.alloc(20)
+  ip.writeUInt8(0x45, 0); ip.writeUInt16BE(20 + 8 + payload.length, 2); ip.writeUInt8(64, 8); ip.writeUInt8(17, 9)
+  Buffer.from(dstIp.split('.').map(Number)).copy(ip, 16)
+  // Source: an address of the overlay's subnet no container has.
+  Buffer.from([...dstIp.split('.').slice(0, 3).map(Number), 250]).copy(ip, 12)
+  ip.writeUInt16BE(ipChecksum(ip), 10)
+  const eth = Buffer.concat([Buffer.from(dstMac.replace(/:/g, ''), 'hex'), Buffer.from('02eeeeeeee01', 'hex'), Buffer.from([0x08, 0x00])])
+  const vx = Buffer.alloc(8)
+  vx.writeUInt8(0x08, 0); vx.writeUIntBE(vni, 4, 3)
+  return Buffer.concat([vx, eth, ip, udp, payload])
+}
+
+/** Send one UDP datagram from namespace `ns` (node's dgram; the payload as hex on argv, no shell). */
+async function sendUdp (ns: string, host: string, port: number, payload: Buffer): Promise<void> {
+  const script = 'const s=require("dgram").createSocket("udp4");s.send(Buffer.from(process.argv[1],"hex"),Number(process.argv[2]),process.argv[3],(e)=>{if(e)throw e;s.close()})'
+  const r = await execFile(['ip', 'netns', 'exec', ns, ...NODE, '-e', script, payload.toString('hex'), String(port), host], { env: cleanEnv(), allowFailure: true, timeoutMs: 10_000 })
+  if (r.code !== 0) throw new Error(`sending from ${ns} failed: ${r.stderr}`)
+}
+
 function wgProcesses (dev: string): string {
   return sh(['pgrep', '-f', `^wireguard-go ${dev}$`], { allowFailure: true }).trim()
 }
@@ -38,7 +78,7 @@ function wgProcesses (dev: string): string {
 await t.test('an encrypted overlay across two hosts', async (t) => {
   const id = (i: number): string => `wg${i}x${process.pid}`
   t.not(tunnelAddress(id(1)), tunnelAddress(id(2)), 'distinct tunnel addresses')
-  const { ul, hosts } = await runtimeHosts(t, { prefix: 'fyw', count: 2, hostId: id })
+  const { ul, hosts } = await runtimeHosts(t, { prefix: 'fyw', count: 2, hostId: id, args: (i) => ['--firewall-backend', i === 1 ? 'iptables' : 'nftables'] })
   const [h1, h2] = hosts as [Host, Host]
 
   for (const h of hosts) {
@@ -133,6 +173,43 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   t.ok(wgPackets > 0, `WireGuard packets crossed the underlay (${wgPackets})`)
   const vxlanEncrypted = sh(['tcpdump', '-r', pcap, '-n', 'udp port 4799'], { allowFailure: true }).split('\n').filter(Boolean).length
   t.equal(vxlanEncrypted, 0, 'no encrypted overlay VXLAN packet in the clear')
+
+  // Injection from the underlay, into each host (host 1's firewall is iptables, host 2's nftables). Host 1's
+  // targets are the containers (MACs from host 2's static neighbour entries); host 2 has none: broadcast.
+  const macOf = (ip: string): string => ipJson<Array<{ dst: string, lladdr?: string }>>(h2.ns, ['neigh', 'show']).find((e) => e.dst === ip)?.lladdr ?? ''
+  const targets = new Map<Host, { plain: [string, string], secret: [string, string] }>([
+    [h1, { plain: [macOf(plainIp!), plainIp!], secret: [macOf(secretIp!), secretIp!] }],
+    [h2, { plain: ['ff:ff:ff:ff:ff:ff', '10.47.0.255'], secret: ['ff:ff:ff:ff:ff:ff', '10.48.0.255'] }],
+  ])
+  for (const [h, tg] of targets) {
+    t.match(tg.plain[0], /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, `${h.hostId}: the plain target's MAC`)
+    t.match(tg.secret[0], /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, `${h.hostId}: the encrypted target's MAC`)
+    const vxlans = ipJson<Array<{ linkinfo?: { info_kind: string, info_data?: { id: number, port: number } } }>>(h.ns, ['-d', 'link'])
+      .filter((l) => l.linkinfo?.info_kind === 'vxlan')
+    const vniOf = (port: number): number => vxlans.find((l) => l.linkinfo?.info_data?.port === port)?.linkinfo?.info_data?.id ?? -1
+    // One capture of every interface of the host for the inner packets (the outer ones go to 4789/4799).
+    const inj = spawn('ip', ['netns', 'exec', h.ns, 'tcpdump', '-i', 'any', '-n', '-l', '--immediate-mode', '-A', `udp dst port ${INJECT_PORT}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const injDone = new Promise((res) => inj.once('exit', res))
+    t.teardown(async () => { if (inj.exitCode === null) { inj.kill('SIGKILL'); await injDone } })
+    let injOut = ''
+    let injErr = ''
+    inj.stdout.on('data', (b: Buffer) => { injOut += b.toString('latin1') })
+    inj.stderr.on('data', (b: Buffer) => { injErr += b.toString() })
+    await until('the injection capture listens', () => injErr.includes('listening on'), 10_000)
+    const INJ_SECRET = `injected-encrypted-${h.hostId}`
+    const INJ_PLAIN = `injected-plain-${h.hostId}`
+    // The encrypted overlay's frames first, the plain one after them on the same path: once the plain one is
+    // decapsulated, the encrypted ones have met the host's stack too.
+    for (let i = 0; i < 3; i++) await sendUdp(ul, h.ip, ENCRYPTED_VXLAN_PORT, vxlanFrame(vniOf(ENCRYPTED_VXLAN_PORT), ...tg.secret, INJ_SECRET))
+    await until('the plain overlay takes the crafted frame', async () => {
+      await sendUdp(ul, h.ip, 4789, vxlanFrame(vniOf(4789), ...tg.plain, INJ_PLAIN))
+      return injOut.includes(INJ_PLAIN)
+    }, { timeoutMs: 20_000, everyMs: 200 })
+    inj.kill('SIGINT')
+    await injDone
+    t.match(injOut, INJ_PLAIN, `${h.hostId}: a crafted frame sent to the plain overlay's VXLAN port is decapsulated into it`)
+    t.notMatch(injOut, INJ_SECRET, `${h.hostId}: the same frame to the encrypted overlay's VXLAN port on the underlay never enters it`)
+  }
 
   for (const s of servers) await s.kill()
   for (const h of hosts) {

@@ -14,7 +14,7 @@ export const REDIS_IP = '192.0.2.5'
 export interface RuntimeHost { ns: string, hostId: string, ip: string, agent: Agent }
 
 export async function runtimeHosts (t: TeardownHost & { passing (): boolean, comment (msg: string): void },
-  opts: { prefix: string, count: number, hostId: (i: number) => string }): Promise<{ ul: string, hosts: RuntimeHost[] }> {
+  opts: { prefix: string, count: number, hostId: (i: number) => string, args?: (i: number) => string[] }): Promise<{ ul: string, hosts: RuntimeHost[] }> {
   const ul = underlay(t, `${opts.prefix}ul`, REDIS_IP)
   await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
   const hosts: RuntimeHost[] = []
@@ -24,7 +24,7 @@ export async function runtimeHosts (t: TeardownHost & { passing (): boolean, com
     const hostId = opts.hostId(i)
     const agent = await startAgent(t, {
       ns, pluginName: `${opts.prefix}${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', hostId, '--reconcile-interval', '0'],
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', hostId, '--reconcile-interval', '0', ...(opts.args?.(i) ?? [])],
     })
     hosts.push({ ns, hostId, ip, agent })
   }

@@ -26,6 +26,7 @@ t.test('publications and enable_icc=false are refused with one sentence', async 
   await t.rejects(fw.setEndpoint({ id: 'e1', networkId: 'n1', address: '10.1.0.2', ports: [{ ...PORT, containerIp: '10.1.0.2' }] }), { code: 'UNSUPPORTED' })
   t.doesNotThrow(() => fw.checkNetwork({ icc: true }))
   t.throws(() => fw.checkNetwork({ icc: false }), { code: 'UNSUPPORTED', message: /enable_icc=false needs iptables/ })
+  t.throws(() => fw.checkNetwork({ icc: true, encrypt: 'wireguard' }), { code: 'UNSUPPORTED', message: /ferry.encrypt=wireguard needs ferry's firewall/ }, 'an encrypted overlay: nothing would drop plain VXLAN from the underlay')
 })
 
 t.test('at start with --iptables=false: a warning for what the store asked of the firewall', async (t) => {

@@ -91,6 +91,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT

@@ -81,6 +81,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -176,6 +177,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -268,6 +270,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -360,6 +363,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -457,6 +461,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -551,6 +556,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -640,6 +646,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -735,6 +742,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -831,6 +839,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -926,6 +935,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -1026,6 +1036,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -1127,6 +1138,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -1234,6 +1246,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -1331,6 +1344,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
@@ -1443,6 +1457,7 @@ add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta
 add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
 add rule inet ferry filter-forward oifname @external drop
 add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
 add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
 add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
 add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade

@@ -133,6 +133,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
@@ -197,6 +198,7 @@ COMMIT
 -A FERRY-FORWARD -i fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
 -A FERRY-FORWARD -o fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
 COMMIT
@@ -260,6 +262,7 @@ COMMIT
 -A FERRY-FORWARD -i fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
 -A FERRY-FORWARD -o fy-net3 -m comment --comment "ferry:internal 333333333333" -j DROP
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
 COMMIT
@@ -327,6 +330,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
@@ -388,6 +392,7 @@ COMMIT
 :FERRY-INPUT - [0:0]
 -A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
 -A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
 COMMIT
@@ -456,6 +461,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
@@ -526,6 +532,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
@@ -595,6 +602,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
@@ -672,6 +680,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
 COMMIT
@@ -749,6 +758,7 @@ COMMIT
 -A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
 -A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
@@ -830,6 +840,7 @@ COMMIT
 -A FERRY-FORWARD -i fy-net2 -o fy-net2 -m comment --comment "ferry:icc 222222222222" -j DROP
 -A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
 -A FERRY-FORWARD -i fy-net2 ! -o fy-net2 -m comment --comment "ferry:out 222222222222" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net2 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 222222222222" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
@@ -933,6 +944,7 @@ COMMIT
 -A FERRY-FORWARD -i fy-net2 ! -o fy-net2 -m comment --comment "ferry:out 222222222222" -j ACCEPT
 -A FERRY-FORWARD -i fy-net3 ! -o fy-net3 -m comment --comment "ferry:out 333333333333" -j ACCEPT
 -A FERRY-FORWARD -i fy-net4 ! -o fy-net4 -m comment --comment "ferry:out 444444444444" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net2 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 222222222222" -j DROP
 -A FERRY-INPUT -d 127.0.0.0/8 -i fy-net3 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 333333333333" -j DROP
@@ -1045,6 +1057,7 @@ COMMIT
 -A FERRY-FORWARD -i fy-net2 ! -o fy-net2 -m comment --comment "ferry:out 222222222222" -j ACCEPT
 -A FERRY-FORWARD -i fy-net3 ! -o fy-net3 -m comment --comment "ferry:out 333333333333" -j ACCEPT
 -A FERRY-FORWARD -i fy-net4 ! -o fy-net4 -m comment --comment "ferry:out 444444444444" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
 -I FORWARD 1 -j FERRY-FORWARD
 -I INPUT 1 -j FERRY-INPUT
 COMMIT
