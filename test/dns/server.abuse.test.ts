@@ -252,7 +252,11 @@ t.test('slow readers asking for 60 KiB forwarded answers: bounded queues, droppe
   t.equal((await agent.stats()).tcp.queuedBytes, 0, 'every queued byte was given back')
   t.ok(asked >= 2, `the other container asked ${asked} times during the abuse`)
   t.equal(answered, asked, `and was answered every time (${answered}/${asked})`)
-  t.ok(growth < 64, `agent RSS growth under the abuse: ${growth.toFixed(1)} MiB (bound 64 MiB)`)
+  // RSS is the allocator's and V8's as much as ferry's: on the 2-core machines of 2026-12 the same code grows 34–68 MiB
+  // here (the landed code before this bound was raised: 60–64), where another machine saw 14–30. The unbounded queues
+  // this guards against grew 251 MiB in 10 s and kept climbing; the bound sits well between. What is retained is
+  // checked exactly below (live heap and buffers).
+  t.ok(growth < 96, `agent RSS growth under the abuse: ${growth.toFixed(1)} MiB (bound 96 MiB)`)
   t.ok(liveGrowth < 4, `nothing is retained after it: live heap and buffers grew ${liveGrowth.toFixed(1)} MiB beyond the DNS cache's ${(st.metrics.cacheBytes / 2 ** 20).toFixed(1)} MiB`)
   t.ok(st.metrics.cacheBytes <= DEFAULT_CACHE.maxBytes, 'the cache stayed within its byte bound')
   t.comment(`figures: agent RSS ${(before.rss / 2 ** 20).toFixed(1)} MiB before, peak ${(after.peak / 2 ** 20).toFixed(1)} MiB (+${growth.toFixed(1)}), RSS +${retained.toFixed(1)} MiB after it, live JS heap and buffers +${liveGrowth.toFixed(1)} MiB; ` +
