@@ -24,6 +24,8 @@ import type { ClusterEndpoint, LocalClusterState, OverlayRequest } from './types
 
 export const DEFAULT_PREFIX = 'ferry:'
 const DEFAULT_COMMAND_TIMEOUT_MS = 3000
+/** How many times a change's WAIT is asked before the change counts as not acknowledged. */
+const WAIT_ATTEMPTS = 3
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000
 /** Entries asked per HSCAN page of a full read (a hint to Redis: each reply holds about this many). */
 export const DEFAULT_SCAN_PAGE = 1000
@@ -282,12 +284,17 @@ export class RedisBackend implements ClusterBackend {
     if (this.waitReplicas === 0) return r
     const cmd = this.cmd
     if (!cmd) throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} is not reachable`)
-    this.commands++
-    let acked: unknown
-    try {
-      acked = await cmd.call('WAIT', String(this.waitReplicas), String(Math.max(1, this.waitMs - 100)))
-    } catch (err) {
-      throw this.failed(err, `${this.description} (WAIT)`)
+    // Right after a failover the new primary's replicas are still re-syncing: the change is on the primary and
+    // waiting longer for them is what the caller wants (a short outage stays invisible), so WAIT is asked again,
+    // a bounded number of times, before the change counts as not acknowledged.
+    let acked: unknown = 0
+    for (let attempt = 0; attempt < WAIT_ATTEMPTS && num(acked) < this.waitReplicas; attempt++) {
+      this.commands++
+      try {
+        acked = await cmd.call('WAIT', String(this.waitReplicas), String(Math.max(1, this.waitMs - 100)))
+      } catch (err) {
+        throw this.failed(err, `${this.description} (WAIT)`)
+      }
     }
     if (num(acked) < this.waitReplicas) {
       throw new FerryError('CLUSTER_UNAVAILABLE', `the cluster store ${this.description} did not replicate ${s.name} to ${this.waitReplicas} replica(s) in time (${num(acked)} did)`)
