@@ -5,7 +5,7 @@
  * (measured with a no-op responder), and with 100 queries in flight latency is
  * then at least 100/throughput (Little's law), over 1 ms. So the server may fork
  * helpers and hand each of them every UDP listen socket (Node's public handle
- * passing, `child.send(msg, socket)`): the kernel gives each datagram to
+ * passing, `child.send(msg, socket)`; started through src/kernel/process.ts): the kernel gives each datagram to
  * whichever process reads first. A helper answers only the hot path — a query
  * from a known client for one of ferry's names — and passes every other packet
  * to the main process untouched (forwarding, REFUSED for new sources, FORMERR,
@@ -17,11 +17,11 @@
  * deferred queries; that table is flushed on every records change, on
  * `DnsServer.clientsChanged()`, and every `clientTtlMs`.
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import type { Socket as UdpSocket } from 'node:dgram'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
+import { forkModule, type ChildProcess } from '../kernel/process.js'
 import type { DnsMetrics } from './metrics.js'
 import type { RateLimit } from './ratelimit.js'
 import type { RecordDelta, RecordEntry } from './records.js'
@@ -93,7 +93,7 @@ export class HelperPool {
   }
 
   private spawn (): void {
-    const child = fork(helperEntry(), [HELPER_FLAG], { serialization: 'advanced', execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = forkModule(helperEntry(), [HELPER_FLAG])
     this.children.push(child)
     child.on('message', (m: HelperEvent) => {
       try {

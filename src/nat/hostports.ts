@@ -1,12 +1,12 @@
 /**
- * What the host says about its ports, read from /proc in the calling process's
- * network namespace (the agent's): the ephemeral range and the reserved ports
- * (sysctls, through src/kernel/sysctl.ts), and the ports that host sockets hold
- * (TCP listeners, bound UDP sockets, SCTP endpoints, IPv4 and IPv6). The parsers
- * are pure and exported for tests.
+ * What the host says about its ports in the calling process's network namespace
+ * (the agent's): the ephemeral range and the reserved ports (sysctls, through
+ * src/kernel/sysctl.ts), and the ports that host sockets hold (TCP listeners, bound
+ * UDP sockets, SCTP endpoints, IPv4 and IPv6; the kernel's socket tables, through
+ * src/kernel/sockets.ts). The parsers are pure and exported for tests.
  */
-import { readFile } from 'node:fs/promises'
 import { readSysctl } from '../kernel/sysctl.js'
+import { readSocketTables } from '../kernel/sockets.js'
 import type { Protocol } from '../model/types.js'
 import type { PortRange } from './ports.js'
 
@@ -69,20 +69,12 @@ export function parseSctpEps (text: string): Set<number> {
   return out
 }
 
-async function readOr (path: string, fallback: string): Promise<string> {
-  try { return await readFile(path, 'utf8') } catch { return fallback }
-}
-
 /** Read the host's port facts now. Missing files (no IPv6, no SCTP module) count as empty. */
 export async function readHostPorts (): Promise<HostPorts> {
-  const [range, reserved, tcp, tcp6, udp, udp6, sctp] = await Promise.all([
+  const [range, reserved, { tcp, tcp6, udp, udp6, sctp }] = await Promise.all([
     readSysctl('net.ipv4.ip_local_port_range').catch(() => ''),
     readSysctl('net.ipv4.ip_local_reserved_ports').catch(() => ''),
-    readOr('/proc/net/tcp', ''),
-    readOr('/proc/net/tcp6', ''),
-    readOr('/proc/net/udp', ''),
-    readOr('/proc/net/udp6', ''),
-    readOr('/proc/net/sctp/eps', ''),
+    readSocketTables(),
   ])
   const used: Record<Protocol, Set<number>> = {
     tcp: new Set([...parseProcNet(tcp, 'tcp'), ...parseProcNet(tcp6, 'tcp')]),

@@ -7,7 +7,7 @@
  *   configure         nsenter --net=PATH -- ip -batch -                 (rename, address, up, default route)
  *   setupFiles        nsenter --target PID --mount [--net|--uts] -- mount … / hostname …
  *
- * and the processes ferry watches and stops (/proc/PID/stat, kill), by pid and
+ * and the processes ferry watches and stops (/proc/PID/stat, kill: src/kernel/process.ts), by pid and
  * start time so that a reused pid is never mistaken for the container's.
  *
  * The `ip -batch` text is planned by the pure `interfaceBatch` from validated values.
@@ -15,6 +15,7 @@
 import { promises as fs } from 'node:fs'
 import { FerryError } from '../errors/errors.js'
 import { execFile } from '../kernel/exec.js'
+import { processStat, signalProcess } from '../kernel/process.js'
 import type { ProcessRef } from './types.js'
 
 export interface InterfaceConfig {
@@ -95,7 +96,7 @@ async function statKey (path: string): Promise<string> {
 export class ChildProcessNamespaces implements NamespaceOps {
   private async stat (pid: number): Promise<ReturnType<typeof parseStat>> {
     try {
-      const st = parseStat(await fs.readFile(`/proc/${pid}/stat`, 'utf8'))
+      const st = parseStat(await processStat(pid))
       return st === undefined || exitedState(st.state) ? undefined : st
     } catch {
       return undefined
@@ -109,13 +110,7 @@ export class ChildProcessNamespaces implements NamespaceOps {
   async signal (proc: ProcessRef, sig: NodeJS.Signals): Promise<boolean> {
     const st = await this.stat(proc.pid)
     if (st === undefined || st.startTime !== proc.startTime) return false
-    try {
-      process.kill(st.pgrp === proc.pid ? -proc.pid : proc.pid, sig)
-      return true
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
-      throw new FerryError('KERNEL', `could not send ${sig} to process ${proc.pid}: ${(err as Error).message}`, { cause: err })
-    }
+    return signalProcess(st.pgrp === proc.pid ? -proc.pid : proc.pid, sig)
   }
 
   async sameNamespace (a: string, b: string): Promise<boolean> {

@@ -25,15 +25,15 @@
  * `--net container:`); `--net container:NAME` enters NAME's process.
  * No shell anywhere: every program gets an argv array.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { open, readFile, readlink } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FerryError } from '../errors/errors.js'
 import { mergeEnv, parseEnvFile, parseEnvOption, type AttachWire, type EnvEntry, type EnvLookup } from './spec.js'
 import type { ApiRequest } from '../model/types.js'
 import { parseStat } from './netns.js'
+import { exited, networkNamespace, processComm, processStat, signalProcess, startProcess, started, type ChildProcess } from '../kernel/process.js'
 import type { AttachResult } from './types.js'
 
 /** The command's own variables: to set (KEY=VALUE, later ones win) and to leave out. */
@@ -142,37 +142,20 @@ export function exitStatus (code: number | null, signal: NodeJS.Signals | null):
   return 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0))
 }
 
-function exited (child: ChildProcess): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) { resolve({ code: child.exitCode, signal: child.signalCode }); return }
-    child.once('exit', (code, signal) => resolve({ code, signal }))
-    child.once('error', () => resolve({ code: 127, signal: null }))
-  })
-}
-
-/** Resolves once the child runs, or with the error that kept it from starting. */
-function spawned (child: ChildProcess): Promise<Error | undefined> {
-  return new Promise((resolve) => {
-    if (child.pid !== undefined) { resolve(undefined); return }
-    child.once('spawn', () => resolve(undefined))
-    child.once('error', (err) => resolve(err))
-  })
-}
-
 /** Start the holder and wait until it sits in its own namespaces (it has exec'd sleep). */
 async function startHolder (): Promise<ChildProcess> {
-  const holder = spawn(HOLDER_ARGV[0]!, HOLDER_ARGV.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+  const holder = startProcess(HOLDER_ARGV, { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   holder.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
   holder.once('error', () => { /* seen as an exit below */ })
   const pid = holder.pid
-  const ownNet = await readlink('/proc/self/ns/net')
+  const ownNet = await networkNamespace('self')
   const deadline = Date.now() + 10_000
   while (Date.now() < deadline) {
     if (pid === undefined || holder.exitCode !== null || holder.signalCode !== null) break
     try {
-      const [comm, net] = await Promise.all([readFile(`/proc/${pid}/comm`, 'utf8'), readlink(`/proc/${pid}/ns/net`)])
-      if (comm.trim() === 'sleep' && net !== ownNet) return holder
+      const [comm, net] = await Promise.all([processComm(pid), networkNamespace(pid)])
+      if (comm === 'sleep' && net !== ownNet) return holder
     } catch { /* not there yet */ }
     await sleep(5)
   }
@@ -245,7 +228,7 @@ export async function runContainer (r: RunRequest, api: ApiRequest, io: RunIo): 
 
 /** Spawn the command, report it, pass signals on, clean up after it, return its status. */
 async function supervise (argv: string[], env: NodeJS.ProcessEnv, viaNsenter: boolean, cleanup: () => Promise<void>, report: (pid: number) => Promise<void>): Promise<number> {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env })
+  const child = startProcess(argv, { stdio: 'inherit', env })
   let spawnError: Error | undefined
   child.once('error', (err) => { spawnError = err })
   const forward = (s: NodeJS.Signals): void => { child.kill(s) }
@@ -253,7 +236,7 @@ async function supervise (argv: string[], env: NodeJS.ProcessEnv, viaNsenter: bo
   // Best effort: ferry stop/rm signal the command once the agent knows it (the
   // agent checks it is in the container's namespace: nsenter must have entered).
   const reported = (async () => {
-    if ((await spawned(child)) !== undefined) return
+    if ((await started(child)) !== undefined) return
     if (!viaNsenter || await execOrExit(child) === undefined) await report(child.pid!)
   })()
   const { code, signal } = await exited(child)
@@ -291,11 +274,11 @@ async function startDetached (d: DetachedStart): Promise<number> {
   const fh = await open(d.log, 'a')
   let child: ChildProcess
   try {
-    child = spawn(d.argv[0]!, d.argv.slice(1), { detached: true, stdio: ['ignore', fh.fd, fh.fd], env: d.env })
+    child = startProcess(d.argv, { detached: true, stdio: ['ignore', fh.fd, fh.fd], env: d.env })
   } finally {
     await fh.close()
   }
-  const failed = await spawned(child)
+  const failed = await started(child)
   if (failed !== undefined) {
     await d.cleanup()
     throw new FerryError('KERNEL', `could not run ${d.argv[0]!}: ${failed.message}`, { cause: failed })
@@ -316,7 +299,7 @@ async function startDetached (d: DetachedStart): Promise<number> {
     if (d.abort.signal !== undefined) throw new FerryError('INTERNAL', `interrupted by ${d.abort.signal}`)
   } catch (err) {
     const finished = await hasExited(child)
-    if (!finished) try { process.kill(-pid, 'SIGKILL') } catch { /* gone */ }
+    if (!finished) try { signalProcess(-pid, 'SIGKILL') } catch { /* it is ours: nothing but ESRCH (handled) can refuse; the cleanup must run */ }
     await d.cleanup()
     if (d.abort.signal !== undefined) return exitStatus(null, d.abort.signal)
     if (!finished) throw err
@@ -330,7 +313,7 @@ async function startDetached (d: DetachedStart): Promise<number> {
 async function hasExited (child: ChildProcess): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return true
   try {
-    const st = parseStat(await readFile(`/proc/${child.pid!}/stat`, 'utf8'))
+    const st = parseStat(await processStat(child.pid!))
     return st === undefined || st.state === 'Z' || st.state === 'X'
   } catch {
     return true
@@ -348,7 +331,7 @@ async function execOrExit (child: ChildProcess): Promise<number | undefined> {
   while (Date.now() < deadline) {
     if (status !== undefined) return status
     try {
-      const comm = (await readFile(`/proc/${child.pid!}/comm`, 'utf8')).trim()
+      const comm = await processComm(child.pid!)
       if (comm !== 'nsenter') return undefined
     } catch { /* exiting: the exit event tells */ }
     await sleep(5)

@@ -1,0 +1,66 @@
+/**
+ * src/kernel/process.ts against the real kernel: processes started, followed,
+ * read from /proc and signalled (only the test's own children).
+ */
+import t from 'tap'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  exited, forkModule, networkNamespace, processComm, processStat, signalProcess, startProcess, started,
+} from '../../src/kernel/process.js'
+import { parseStat } from '../../src/runtime/netns.js'
+
+const FIXTURE = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures', 'fork-echo.mjs')
+
+t.test('a started process: /proc facts, a signal, its exit', async (t) => {
+  const child = startProcess(['sleep', '30'], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  t.equal(await started(child), undefined, 'it runs')
+  const pid = child.pid!
+  t.equal(await processComm(pid), 'sleep', '/proc/PID/comm, trimmed')
+  t.equal(await networkNamespace(pid), await networkNamespace('self'), 'same network namespace as the test')
+  t.match(await networkNamespace('self'), /^net:\[\d+\]$/)
+  const st = parseStat(await processStat(pid))
+  t.ok(st !== undefined && /^\d+$/.test(st.startTime), 'the stat line parses, with a start time')
+  t.equal(signalProcess(pid, 'SIGTERM'), true, 'signal sent')
+  t.same(await exited(child), { code: null, signal: 'SIGTERM' }, 'it died of that signal')
+  t.same(await exited(child), { code: null, signal: 'SIGTERM' }, 'asked again after the exit: same answer')
+  await t.rejects(processComm(pid), 'gone from /proc')
+})
+
+t.test('a program that cannot start', async (t) => {
+  const child = startProcess(['/nonexistent/ferry-test-program'], { stdio: 'ignore' })
+  const err = await started(child)
+  t.match(err, { code: 'ENOENT' }, 'the error that kept it from starting')
+  t.same(await exited(child), { code: 127, signal: null }, '127, as a shell says')
+  t.throws(() => startProcess([], { stdio: 'ignore' }), { code: 'INTERNAL' }, 'no program: refused')
+})
+
+t.test('exit status and environment', async (t) => {
+  const child = startProcess(['sh', '-c', 'exit "$FERRY_TEST_CODE"'], { stdio: 'ignore', env: { PATH: process.env.PATH, FERRY_TEST_CODE: '7' } })
+  t.same(await exited(child), { code: 7, signal: null }, 'the env given is the env it sees')
+})
+
+t.test('a detached process has a process group of its own, signalled as one', async (t) => {
+  const child = startProcess(['sleep', '30'], { stdio: 'ignore', detached: true })
+  t.teardown(() => { child.kill('SIGKILL') })
+  t.equal(await started(child), undefined)
+  const st = parseStat(await processStat(child.pid!))
+  t.equal(st?.pgrp, child.pid, 'leader of its own group')
+  t.equal(signalProcess(-child.pid!, 'SIGKILL'), true, 'the group is signalled')
+  t.same(await exited(child), { code: null, signal: 'SIGKILL' })
+})
+
+t.test('no such process: false, not an error', async (t) => {
+  // pid_max is at most 2^22: this pid never exists.
+  t.equal(signalProcess(2 ** 22 + 1, 'SIGTERM'), false)
+})
+
+t.test('a forked module talks over IPC', async (t) => {
+  const child = forkModule(FIXTURE, ['--flag'])
+  t.teardown(() => { child.kill('SIGKILL') })
+  const answer = new Promise<unknown>((resolve) => child.once('message', resolve))
+  child.send({ hello: new Uint8Array([1, 2]) })
+  t.same(await answer, { argv: ['--flag'], echo: { hello: new Uint8Array([1, 2]) } }, 'structured clone both ways (advanced serialization)')
+  t.same(await exited(child), { code: 0, signal: null })
+})
