@@ -8,7 +8,10 @@
  *   and removals that could not reach the store), re-asserted after every
  *   (re)connection and after the host finds it was removed for a missed TTL —
  *   pub/sub loses what happens while a host is away, and a store restarted
- *   without persistence loses everything;
+ *   without persistence loses everything. An endpoint's DNS names are never
+ *   taken away by a publication that does not know them: the names already in
+ *   the intent are kept, and after a restart (the agent's store keeps no names)
+ *   the names the store's record has;
  * - the heartbeat timer (which also reaps hosts whose TTL passed);
  * - short outages hidden: a call made while the store is unreachable (a
  *   restart, a failover) waits up to `unavailableWaitMs` for the connection to
@@ -99,6 +102,17 @@ function epKey (overlay: string, endpointId: string): string {
   return `${overlay}|${endpointId}`
 }
 
+/**
+ * A publication without names (`names` undefined: not known, as at CreateEndpoint or
+ * after a restart) keeps the names `known` has for the same endpoint, address and MAC;
+ * names given (even none, []) replace them.
+ */
+function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublication, 'endpointId' | 'ip' | 'mac' | 'names'> | undefined): EndpointPublication {
+  if (ep.names !== undefined || known?.names === undefined) return ep
+  if (known.endpointId !== ep.endpointId || known.ip !== ep.ip || known.mac.toLowerCase() !== ep.mac.toLowerCase()) return ep
+  return { ...ep, names: [...known.names] }
+}
+
 export class ClusterClient implements ClusterStore {
   readonly hostId: string
   readonly vtep: string
@@ -139,6 +153,12 @@ export class ClusterClient implements ClusterStore {
   private tombstonesOverflowed = false
   /** True once the full local state is known (start(local)): entries not in it are pruned. */
   private pruneOnAssert = false
+  /**
+   * Own endpoints loaded from the local state without names (the agent's store keeps none:
+   * the engine's names are learned after a restart). The next re-assertion keeps the names
+   * their records already have in the store instead of publishing them nameless.
+   */
+  private namesUnknown = new Set<string>()
 
   constructor (backend: ClusterBackend, opts: ClusterClientOptions) {
     this.backend = backend
@@ -202,6 +222,7 @@ export class ClusterClient implements ClusterStore {
     this.overlays.clear()
     this.addresses.clear()
     this.ownEndpoints.clear()
+    this.namesUnknown.clear()
     this.tombstones.clear()
     this.tombstonesOverflowed = false
   }
@@ -311,13 +332,41 @@ export class ClusterClient implements ClusterStore {
   // Re-assertion
 
   private loadIntent (local: LocalClusterState): void {
+    const before = new Map(this.ownEndpoints)
     this.overlays.clear()
     this.addresses.clear()
     this.ownEndpoints.clear()
+    this.namesUnknown.clear()
     for (const o of local.overlays) this.overlays.set(o.name, checkOverlayRequest(o))
     for (const a of local.addresses) this.holdAddress(checkOverlayName(a.overlay), checkIp(a.ip, 'address'))
-    for (const e of local.endpoints) this.ownEndpoints.set(epKey(e.overlay, e.endpointId), { ...e })
+    for (const e of local.endpoints) {
+      const key = epKey(e.overlay, e.endpointId)
+      const pub = withKnownNames({ ...e }, before.get(key))
+      this.ownEndpoints.set(key, pub)
+      if (pub.names === undefined) this.namesUnknown.add(key)
+    }
     this.pruneOnAssert = true
+  }
+
+  /**
+   * Before re-publishing endpoints whose names this host does not know (see namesUnknown):
+   * the names their records hold in the store, when the record is this host's and has the
+   * same address and MAC. Read once per overlay, checked as any read; what cannot be read
+   * is published as it is.
+   */
+  private async keepStoredNames (): Promise<void> {
+    const overlays = new Set([...this.namesUnknown].map((k) => this.ownEndpoints.get(k)?.overlay).filter((o) => o !== undefined))
+    for (const overlay of overlays) {
+      const r = await this.backend.endpoints(overlay)
+      const def = r.definition === undefined ? undefined : this.accept('overlay', overlay, readOverlayDefinition(r.definition, this.key), r.definition)
+      for (const stored of def ? this.readEndpoints(overlay, def, r.endpoints) : []) {
+        const key = epKey(overlay, stored.endpointId)
+        const own = this.ownEndpoints.get(key)
+        if (!this.namesUnknown.has(key) || own === undefined || stored.hostId !== this.hostId) continue
+        this.ownEndpoints.set(key, withKnownNames(own, stored))
+      }
+      for (const key of this.namesUnknown) if (this.ownEndpoints.get(key)?.overlay === overlay) this.namesUnknown.delete(key)
+    }
   }
 
   private holdAddress (overlay: string, ip: string): void {
@@ -403,6 +452,7 @@ export class ClusterClient implements ClusterStore {
           () => { ips.delete(ip) })
       }
     }
+    if (this.namesUnknown.size > 0) await item('cannot read the names of this host\'s endpoints', () => this.keepStoredNames())
     for (const ep of [...this.ownEndpoints.values()]) {
       await item(`cannot re-publish endpoint ${ep.endpointId.slice(0, 12)} of overlay ${ep.overlay}`,
         () => this.sendEndpoint(ep.overlay, this.fullEndpoint(ep)))
@@ -574,7 +624,7 @@ export class ClusterClient implements ClusterStore {
     checkOverlayName(name)
     this.overlays.delete(name)
     this.addresses.delete(name)
-    for (const [k, e] of this.ownEndpoints) if (e.overlay === name) this.ownEndpoints.delete(k)
+    for (const [k, e] of this.ownEndpoints) if (e.overlay === name) { this.ownEndpoints.delete(k); this.namesUnknown.delete(k) }
     for (const [k, t] of this.tombstones) if (t.overlay === name) this.tombstones.delete(k)
     return await this.remembering({ kind: 'leave', overlay: name }, () => this.backend.leaveOverlay(this.hostId, name))
   }
@@ -638,10 +688,14 @@ export class ClusterClient implements ClusterStore {
    */
   async publishEndpoint (ep: EndpointPublication): Promise<number> {
     checkOverlayName(ep.overlay)
-    const full = this.fullEndpoint(ep)
+    let full = this.fullEndpoint(ep)
     const key = epKey(ep.overlay, full.endpointId)
-    const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac, names: full.names }
     const before = this.ownEndpoints.get(key)
+    if (ep.names === undefined && before?.names !== undefined) {
+      full = this.fullEndpoint(withKnownNames({ overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac }, before))
+    }
+    const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac, names: full.names }
+    if (ep.names !== undefined) this.namesUnknown.delete(key)
     this.ownEndpoints.set(key, pub)
     this.tombstones.delete(tombKey({ kind: 'withdraw', overlay: ep.overlay, endpointId: full.endpointId }))
     try {
@@ -659,6 +713,7 @@ export class ClusterClient implements ClusterStore {
     checkOverlayName(overlay)
     checkEndpointId(endpointId)
     this.ownEndpoints.delete(epKey(overlay, endpointId))
+    this.namesUnknown.delete(epKey(overlay, endpointId))
     return await this.remembering({ kind: 'withdraw', overlay, endpointId }, () => this.backend.withdraw(overlay, endpointId))
   }
 

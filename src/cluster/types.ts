@@ -67,6 +67,7 @@ export interface EndpointPublication {
   endpointId: string
   ip: string
   mac: string
+  /** Undefined: not known (CreateEndpoint, a restart): names this host already published for it are kept. [] clears them. */
   names?: string[]
 }
 

@@ -314,4 +314,65 @@ export function clusterContract (t: Test, env: ContractEnv): void {
     await leaveAll([b])
     t.ok(await env.isEmpty(), 'nothing left')
   })
+  t.test('an endpoint\'s names survive an agent restart: its record is never published without them', async (t) => {
+    const a = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    await a.defineOverlay(OV)
+    await h2.defineOverlay(OV)
+    const ipA = await a.allocateAddress('ov1')
+    const ipB = await a.allocateAddress('ov1')
+    const macA = '02:42:0a:1e:00:02'
+    const macB = '02:42:0a:1e:00:03'
+    // CreateEndpoint publishes without names (the engine sends none), the DNS feed adds them later.
+    await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: macA })
+    await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: macA, names: ['web', 'www'] })
+    await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epB', ip: ipB, mac: macB })
+    const names = async (): Promise<Record<string, string[] | undefined>> =>
+      Object.fromEntries((await h2.endpoints('ov1')).map((e) => [e.endpointId, e.names]))
+    t.same(await names(), { epA: ['web', 'www'], epB: undefined })
+    const seen = record(h2)
+    const rev = await h2.revision()
+    await a.close()
+    // The agent restarts: its local store has the endpoints, not their names.
+    const local: LocalClusterState = {
+      overlays: [OV],
+      addresses: [{ overlay: 'ov1', ip: ipA }, { overlay: 'ov1', ip: ipB }],
+      endpoints: [{ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: macA }, { overlay: 'ov1', endpointId: 'epB', ip: ipB, mac: macB }],
+    }
+    const b = await env.store(t, 'h1', '192.168.50.1', { local })
+    t.same(await names(), { epA: ['web', 'www'], epB: undefined }, 'after the re-assertion the record still has its names')
+    t.equal(await h2.revision(), rev, 'the re-assertion changed nothing in the store')
+    // The DNS feed's first sync after the restart publishes the same names: nothing changes either.
+    await b.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: macA, names: ['web', 'www'] })
+    t.equal(await h2.revision(), rev, 'the same names again: no change')
+    // A publication that does not know the names (a second start of the client) keeps them.
+    await b.start(local)
+    await b.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: macA })
+    t.same(await names(), { epA: ['web', 'www'], epB: undefined }, 'a nameless publication and a second start keep the names')
+    t.equal(await h2.revision(), rev, 'still no change')
+    t.same(seen.events.filter((e) => e.kind === 'endpoint-published'), [], 'the other host was never told of a change')
+    // Names given replace them; none given as [] clears them.
+    await b.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: macA, names: ['api'] })
+    t.same((await names()).epA, ['api'], 'new names replace the old')
+    await b.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip: ipA, mac: macA, names: [] })
+    t.same((await names()).epA ?? [], [], '[] clears them')
+    await leaveAll([b, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
+  t.test('after a restart, a stored record keeps its names only if it is the same endpoint (address, MAC)', async (t) => {
+    const a = await env.store(t, 'h1', '192.168.50.1')
+    await a.defineOverlay(OV)
+    const ip = await a.allocateAddress('ov1')
+    await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac: '02:42:0a:1e:00:02', names: ['web'] })
+    await a.close()
+    const b = await env.store(t, 'h1', '192.168.50.1', {
+      local: { overlays: [OV], addresses: [{ overlay: 'ov1', ip }], endpoints: [{ overlay: 'ov1', endpointId: 'epA', ip, mac: '02:42:0a:1e:00:09' }] },
+    })
+    const [ep] = await b.endpoints('ov1')
+    t.equal(ep?.mac, '02:42:0a:1e:00:09', 'the local state wins')
+    t.equal(ep?.names, undefined, 'the names of the record with another MAC are not carried over')
+    await leaveAll([b])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
 }
