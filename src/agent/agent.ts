@@ -10,34 +10,32 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { FerryError, toFerryError } from '../errors/errors.js'
-import { FileStore } from '../store/store.js'
+import { FerryError } from '../errors/errors.js'
+import { FileStore, openingMessages } from '../store/store.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
 import type { LinkDriver } from '../kernel/types.js'
-import { DisabledFirewall, warnWithoutIptables } from '../nat/disabled.js'
-import { chooseBackend, openFirewall, type BackendChoice } from '../nat/backend.js'
+import { openAgentFirewall, type AgentFirewall } from '../nat/backend.js'
 import { Ipam } from '../ipam/ipam.js'
+import { hostIdentity, hostNetworks } from '../ipam/host.js'
 import { NetworkDriver } from '../driver/network.js'
 import { Collector } from '../driver/collect.js'
-import { Reconciler } from '../driver/reconciler.js'
+import { Reconciler, startPeriodic } from '../driver/reconciler.js'
 import { HostPortPublisher } from '../nat/publisher.js'
 import { buildPluginServer } from '../plugin/server.js'
 import { buildApiServer } from '../api/server.js'
-import { AgentViews, type AgentInfo } from '../api/views.js'
-import { EngineClient, type EngineNames } from '../docker/client.js'
-import { claimSocket, lockStateDir } from './lock.js'
+import { agentInfo, AgentViews } from '../api/views.js'
+import { EngineClient } from '../docker/client.js'
+import { claimSocket, listenRootOnly, lockStateDir } from './lock.js'
 import { LossRecovery } from './recover.js'
 import { VERSION } from '../version.js'
-import { hostname } from 'node:os'
 import type { ClusterOverlay } from '../overlay/service.js'
 import { openClusterOverlay, overlaysOf } from '../overlay/open.js'
 import { resolvConfServers } from '../dns/upstream.js'
 import { openAgentDns, type AgentDns } from '../dns/feed.js'
-import { FerryMetrics } from '../metrics/registry.js'
-import { snapshotAgent } from '../metrics/snapshot.js'
-import { startMetricsServer } from '../metrics/server.js'
+import type { FerryMetrics } from '../metrics/registry.js'
+import { serveAgentMetrics } from '../metrics/server.js'
 import type { MetricsConfig } from '../metrics/config.js'
 import { DEFAULT_CLUSTER_WAIT_MS, type AgentConfig } from './config.js'
 import { RuntimeService } from '../runtime/service.js'
@@ -45,12 +43,6 @@ import { ChildProcessNamespaces } from '../runtime/netns.js'
 import { withStoredLinks } from '../runtime/firewall.js'
 
 export type AgentStatus = 'starting' | 'running' | 'stopping' | 'stopped'
-
-/** Create a socket with no window in which others may connect (umask 077 while it is made). */
-async function rootOnly<T> (fn: () => Promise<T>): Promise<T> {
-  const old = process.umask(0o077)
-  try { return await fn() } finally { process.umask(old) }
-}
 
 export class Agent {
   private status_: AgentStatus = 'starting'
@@ -64,7 +56,8 @@ export class Agent {
   private plugin?: FastifyInstance
   private api?: FastifyInstance
   private engine: EngineClient
-  private timer?: NodeJS.Timeout
+  /** The engine's driver names for ferry (plain and `:latest`, as a managed plugin is named). */
+  private readonly driverNames: string[]
   private overlay?: ClusterOverlay
   private ipam!: Ipam
   private dns?: AgentDns
@@ -72,12 +65,14 @@ export class Agent {
   private runtime_?: RuntimeService
   /** Set while the store is recovered with loss: rebuilds from the kernel and the engine (src/agent/recover.ts). */
   private recovery?: LossRecovery
-  private firewallChoice?: BackendChoice
+  private firewall?: AgentFirewall
+  private stopPeriodic?: () => void
 
   constructor (cfg: AgentConfig, log: Logger) {
     this.cfg = cfg
     this.log = log
     this.engine = new EngineClient(cfg.dockerHost)
+    this.driverNames = [cfg.pluginName, `${cfg.pluginName}:latest`]
   }
 
   get pluginSocket (): string { return path.join(this.cfg.pluginDir, `${this.cfg.pluginName}.sock`) }
@@ -93,31 +88,28 @@ export class Agent {
       await claimSocket(this.pluginSocket, 'plugin')
       await claimSocket(this.cfg.apiSocket, 'API')
       this.store = await FileStore.open(this.cfg.stateDir, { recover: this.cfg.recoverStore })
-      for (const note of this.store.notes) this.log.warn(note)
-      if (this.store.loss?.report) this.log.error({ kept: this.store.loss.kept.map((k) => k.path), keys: this.store.loss.keys }, this.store.loss.report)
-      else if (this.store.loss) this.log.warn({ kept: this.store.loss.kept.map((k) => k.path) }, 'the store was recovered with loss at an earlier start: ferry keeps links it cannot explain until the damaged files are moved out of the state directory (ferry doctor)')
+      for (const m of openingMessages(this.store)) this.log[m.level](m.fields ?? {}, m.msg)
       this.links = await openLinkDriver()
       this.cleanups.push(async () => this.links.close())
       if (this.cfg.ipForward !== false) await writeSysctl('net.ipv4.ip_forward', '1')
-      const disabled = this.cfg.iptables === false ? new DisabledFirewall() : undefined
-      const firewall = disabled ?? withStoredLinks(await this.openFirewall(), () => this.runtime_?.desiredLinks() ?? [])
-      if (disabled) warnWithoutIptables(Object.values(this.store.state.networks), Object.values(this.store.state.endpoints), this.log)
+      const fw = this.firewall = await openAgentFirewall({
+        iptables: this.cfg.iptables, backend: this.cfg.firewallBackend, log: this.log,
+        networks: Object.values(this.store.state.networks), endpoints: Object.values(this.store.state.endpoints),
+      })
+      this.cleanups.push(async () => fw.close())
+      const firewall = fw.limits ? fw.driver : withStoredLinks(fw.driver, () => this.runtime_?.desiredLinks() ?? [])
       const ipam = this.ipam = new Ipam({
         store: this.store,
         defaultPools: this.cfg.defaultPools,
-        // The default IPv6 pool's ULA prefix comes from the host's identity (pools.ts derivedIpv6Pool).
         hostIdentity: await hostIdentity(this.store.state.hostId),
-        hostNetworks: async () => {
-          const [routes, addrs] = await Promise.all([this.links.listRoutes(), this.links.listAddresses()])
-          return [...routes.filter((r) => r.dst !== '0.0.0.0/0').map((r) => r.dst), ...addrs.map((a) => a.cidr)]
-        },
+        hostNetworks: () => hostNetworks(this.links),
       })
       if (this.cfg.cluster) {
         this.overlay = await openClusterOverlay({ ...this.cfg.cluster, waitMs: this.cfg.cluster.waitMs ?? DEFAULT_CLUSTER_WAIT_MS },
           { store: this.store, links: this.links, stateDir: this.cfg.stateDir, version: VERSION, log: this.log })
       }
       this.driver = new NetworkDriver({
-        store: this.store, links: this.links, firewall, limits: disabled, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
+        store: this.store, links: this.links, firewall, limits: fw.limits, ipam, ports: new HostPortPublisher(), overlay: this.overlay, log: this.log.child({ component: 'driver' }),
         onChange: () => this.dns?.feed.queueSync(), storeLoss: () => this.store.loss !== undefined,
         ...(this.cfg.ipForward === false ? {} : { ipv6Forwarding: async () => { await enableIpv6Forwarding(kernelForwardingDeps((o, m) => this.log.warn(o, m))) } }),
       })
@@ -138,7 +130,7 @@ export class Agent {
         this.cleanups.push(() => this.overlay!.stop())
       }
       if (this.store.loss) {
-        this.recovery = new LossRecovery({ store: this.store, driver: this.driver, ipam, links: this.links, engine: () => this.engineNamesIfUp(), log: this.log.child({ component: 'recovery' }) })
+        this.recovery = new LossRecovery({ store: this.store, driver: this.driver, ipam, links: this.links, engine: () => this.engine.namesIfUp(this.driverNames), log: this.log.child({ component: 'recovery' }) })
         await this.recovery.run()
       }
       await this.reconciler.run('start')
@@ -148,24 +140,16 @@ export class Agent {
       if (this.cfg.dns.enabled) await this.startDns()
 
       this.api = buildApiServer(this.views(), this.log)
-      await rootOnly(() => this.api!.listen({ path: this.cfg.apiSocket }))
-      await fs.chmod(this.cfg.apiSocket, 0o600)
+      await listenRootOnly(this.api, this.cfg.apiSocket)
       const metrics = this.cfg.metrics ? await this.startMetrics(this.cfg.metrics) : undefined
       this.plugin = buildPluginServer({ driver: this.driver, ipam, log: this.log, onCall: metrics?.onCall })
-      await rootOnly(() => this.plugin!.listen({ path: this.pluginSocket }))
-      await fs.chmod(this.pluginSocket, 0o600)
+      await listenRootOnly(this.plugin, this.pluginSocket)
       if (this.cfg.reconcileIntervalMs > 0) {
         const collector = new Collector({
-          driver: this.driver, ipam, graceMs: this.cfg.orphanGraceMs, log: this.log,
-          engineNames: () => this.engineNamesIfUp(),
+          driver: this.driver, ipam, graceMs: this.cfg.orphanGraceMs, log: this.log, engineNames: () => this.engine.namesIfUp(this.driverNames),
           endpointOwner: (id) => this.runtime_?.endpointOwner(id), heldAddresses: (o) => this.overlay?.cluster.heldAddresses?.(o),
         })
-        this.timer = setInterval(() => {
-          void this.recovery?.run() // never rejects: it logs a failed recovery and tries again next time
-          void this.reconciler.run('periodic').catch(() => undefined) // the reconciler logs and counts its own failure
-          void collector.collect().catch((err: unknown) => this.log.warn({ err: toFerryError(err).message }, 'collecting orphaned endpoints failed'))
-        }, this.cfg.reconcileIntervalMs)
-        this.timer.unref()
+        this.stopPeriodic = startPeriodic(this.cfg.reconcileIntervalMs, { recovery: () => this.recovery, reconciler: this.reconciler, collector, log: this.log })
       }
       this.setStatus('running')
       this.log.info({ plugin: this.pluginSocket, api: this.cfg.apiSocket, stateDir: this.cfg.stateDir, version: VERSION }, 'ferry agent ready')
@@ -178,7 +162,7 @@ export class Agent {
   async stop (): Promise<void> {
     if (this.status_ === 'stopping' || this.status_ === 'stopped') return
     this.setStatus('stopping')
-    if (this.timer) clearInterval(this.timer)
+    this.stopPeriodic?.()
     // Stop taking requests; the kernel state stays so containers keep their network.
     await this.plugin?.close().catch((err: unknown) => this.log.error({ err }, 'closing the plugin server failed'))
     await this.api?.close().catch((err: unknown) => this.log.error({ err }, 'closing the API server failed'))
@@ -190,36 +174,20 @@ export class Agent {
     this.setStatus('stopped')
   }
 
-  /** The firewall backend (--firewall-backend, or the default), with every trace of the other one removed. */
-  private async openFirewall (): Promise<ReturnType<typeof openFirewall>['driver']> {
-    const choice = this.firewallChoice = await chooseBackend(this.cfg.firewallBackend)
-    this.log.info(choice, 'firewall backend')
-    const opened = openFirewall(choice.backend, { logger: this.log.child({ component: 'nat' }) })
-    await opened.removeOther()
-    const stopWatch = opened.watch()
-    this.cleanups.push(async () => stopWatch())
-    return opened.driver
-  }
-
   /** The opt-in Prometheus endpoint; everything but plugin calls is read from the agent on each scrape. */
   private async startMetrics (cfg: MetricsConfig): Promise<FerryMetrics> {
     const overlay = this.overlay
-    const metrics = new FerryMetrics(() => snapshotAgent({
-      networks: () => this.driver.networks(),
-      endpoints: () => this.driver.endpoints(),
-      reconcile: this.reconciler.counters,
-      store: this.store,
-      dns: this.dns?.server,
+    const { metrics, server } = await serveAgentMetrics(cfg, {
+      networks: () => this.driver.networks(), endpoints: () => this.driver.endpoints(), reconcile: this.reconciler.counters, store: this.store, dns: this.dns?.server,
       cluster: overlay && { status: () => overlay.cluster.status(), revision: () => overlay.cluster.revision(), peers: () => overlay.peers.status() },
-    }))
-    const server = await startMetricsServer(cfg, metrics, this.log.child({ component: 'metrics' }))
+    }, this.log)
     this.cleanups.push(() => server.close())
     return metrics
   }
 
   /** DNS: the server, and the feed of its records (src/dns/feed.ts). */
   private async startDns (): Promise<void> {
-    const dns = this.dns = openAgentDns({ ...this.cfg.dns, ...(this.cfg.runtime?.dnsSearch.length ? { searchDomains: this.cfg.runtime.dnsSearch } : {}) }, {
+    const dns = this.dns = openAgentDns(this.cfg.dns, {
       dockerHost: this.cfg.dockerHost, engine: this.engine, overlay: this.overlay, log: this.log.child({ component: 'dns' }),
       networks: () => this.driver.networks(), endpoints: () => this.driver.endpoints(), localNames: () => this.runtime_?.dnsNames() ?? [],
     })
@@ -230,42 +198,18 @@ export class Agent {
   /** The admin API's views (src/api/views.ts) of this agent. */
   private views (): AgentViews {
     return new AgentViews({
-      driver: this.driver, ipam: this.ipam, store: this.store, engineNames: () => this.engineNames(),
-      runtimeNames: () => this.runtime_, dns: () => this.dns, overlay: () => this.overlay,
+      driver: this.driver, ipam: this.ipam, store: this.store, runtimeNames: () => this.runtime_, dns: () => this.dns, overlay: () => this.overlay,
+      // Admin requests are rare: the engine is asked each time, so a container started a moment ago has its name.
+      engineNames: () => this.engine.names(this.driverNames, 0),
       reconcile: () => this.reconciler.run('requested'),
       runtime: () => {
         if (!this.runtime_) throw new FerryError('AGENT_NOT_RUNNING', 'the agent is still starting')
         return this.runtime_
       },
-      info: (): AgentInfo => ({
-        version: VERSION,
-        status: this.status_,
-        pid: process.pid,
-        uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-        pluginSocket: this.pluginSocket,
-        apiSocket: this.cfg.apiSocket,
-        stateDir: this.cfg.stateDir,
-        reconcile: { ...this.reconciler.counters },
-        engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError },
-        firewall: { iptables: this.cfg.iptables !== false, backend: this.firewallChoice?.backend ?? 'disabled', reason: this.firewallChoice?.reason ?? '--iptables=false' },
+      info: () => agentInfo({
+        version: VERSION, status: this.status_, startedAt: this.startedAt, pluginSocket: this.pluginSocket, apiSocket: this.cfg.apiSocket, stateDir: this.cfg.stateDir,
+        reconcile: this.reconciler.counters, engine: { dockerHost: this.cfg.dockerHost, lastError: this.engine.lastError }, firewall: this.firewall?.choice,
       }),
     })
   }
-
-  private async engineNames (): Promise<EngineNames> {
-    // Admin requests are rare: ask the engine each time, so a container started a moment ago has its name.
-    return this.engine.names([this.cfg.pluginName, `${this.cfg.pluginName}:latest`], 0)
-  }
-
-  /** The engine's names, or undefined when it cannot be asked (nothing is collected or rebuilt then). */
-  private async engineNamesIfUp (): Promise<EngineNames | undefined> {
-    const n = await this.engineNames()
-    return this.engine.lastError === '' ? n : undefined
-  }
-}
-
-/** /etc/machine-id (systemd's stable host id), else the agent's host id, else the host name. */
-async function hostIdentity (hostId: string | undefined): Promise<string> {
-  const id = await fs.readFile('/etc/machine-id', 'utf8').then((t) => t.trim(), () => '')
-  return id !== '' ? id : hostId ?? hostname()
 }

@@ -78,3 +78,13 @@ export async function claimSocket (socketPath: string, what: string): Promise<vo
   }
   await fs.rm(socketPath, { force: true })
 }
+
+/**
+ * Serve `server` on the unix socket `socketPath`, for root alone: made while the umask
+ * is 077 (no window in which others may connect), then mode 0600.
+ */
+export async function listenRootOnly (server: { listen (opts: { path: string }): Promise<unknown> }, socketPath: string): Promise<void> {
+  const old = process.umask(0o077)
+  try { await server.listen({ path: socketPath }) } finally { process.umask(old) }
+  await fs.chmod(socketPath, 0o600)
+}

@@ -132,6 +132,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       orphanGraceMs: flags.orphanGrace * 1000,
       cluster: clusterConfig(flags),
       dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers, ttlSeconds: dnsTtl(flags.dnsTtl), engineClients: engineClientPrefixes(flags.dnsEngineClients ?? []),
+        searchDomains: flags.dnsSearch ?? [],
         cache: flags.dnsCacheSize === 0 ? false : { maxEntries: flags.dnsCacheSize, ttlCap: flags.dnsTtlCap } },
       defaultBridge: defaultBridgeConfig(flags),
       runtime: { dnsSearch: flags.dnsSearch ?? [], dnsOptions: flags.dnsOpt ?? [], watchIntervalMs: (flags.watchInterval ?? 1) * 1000 },

@@ -32,6 +32,40 @@ export interface AgentInfo {
   firewall: { iptables: boolean, backend: string, reason: string }
 }
 
+/** What the agent knows of itself, for agentInfo. */
+export interface AgentFacts {
+  version: string
+  status: string
+  /** Date.now() at start. */
+  startedAt: number
+  pluginSocket: string
+  apiSocket: string
+  stateDir: string
+  /** The reconcile counters (src/driver/reconciler.ts). */
+  reconcile: object
+  engine: { dockerHost: string, lastError: string }
+  /** The firewall backend and why; undefined with --iptables=false. */
+  firewall: { backend: string, reason: string } | undefined
+}
+
+/** The agent's own part of `ferry status`, as of `now`. */
+export function agentInfo (f: AgentFacts, now = Date.now(), pid = process.pid): AgentInfo {
+  return {
+    version: f.version,
+    status: f.status,
+    pid,
+    uptimeSeconds: Math.round((now - f.startedAt) / 1000),
+    pluginSocket: f.pluginSocket,
+    apiSocket: f.apiSocket,
+    stateDir: f.stateDir,
+    reconcile: { ...f.reconcile },
+    engine: { ...f.engine },
+    firewall: f.firewall === undefined
+      ? { iptables: false, backend: 'disabled', reason: '--iptables=false' }
+      : { iptables: true, backend: f.firewall.backend, reason: f.firewall.reason },
+  }
+}
+
 export interface ViewSources {
   driver: Pick<NetworkDriver, 'networks' | 'endpoints'>
   ipam: Pick<Ipam, 'pool'>

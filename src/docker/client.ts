@@ -52,6 +52,12 @@ export class EngineClient {
     try { return JSON.parse(answer.text) as T } catch (err) { throw new FerryError('ENGINE_UNAVAILABLE', `engine sent invalid JSON for ${path}`, { cause: err }) }
   }
 
+  /** The names, or undefined when the engine could not be asked (nothing is collected or rebuilt from a failed read). */
+  async namesIfUp (driverNames: string[], maxAgeMs = 1000): Promise<EngineNames | undefined> {
+    const n = await this.names(driverNames, maxAgeMs)
+    return this.lastError === '' ? n : undefined
+  }
+
   /** Names of ferry's networks and their containers; cached for a second. Never throws. */
   async names (driverNames: string[], maxAgeMs = 1000): Promise<EngineNames> {
     if (this.cache && Date.now() - this.cache.at < maxAgeMs) return this.cache.names

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { FerryError } from '../errors/errors.js'
 import { readTokenFile, type MetricsConfig, type MetricsListen } from './config.js'
-import type { FerryMetrics } from './registry.js'
+import { FerryMetrics } from './registry.js'
+import { snapshotAgent, type SnapshotParts } from './snapshot.js'
 
 export interface MetricsServer {
   /** The bound address (the port is the real one when 0 was asked). */
@@ -75,4 +76,11 @@ export async function startMetricsServer (cfg: MetricsConfig, metrics: FerryMetr
       server.close(() => resolve())
     }),
   }
+}
+
+/** The agent's endpoint: a registry that reads `parts` on each scrape (src/metrics/snapshot.ts), served as `cfg` says. */
+export async function serveAgentMetrics (cfg: MetricsConfig, parts: SnapshotParts, log: Logger): Promise<{ metrics: FerryMetrics, server: MetricsServer }> {
+  const metrics = new FerryMetrics(() => snapshotAgent(parts))
+  const server = await startMetricsServer(cfg, metrics, log.child({ component: 'metrics' }))
+  return { metrics, server }
 }

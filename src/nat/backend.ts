@@ -11,8 +11,11 @@
  * the other (ferry's FERRY-* chains and jumps, or `table inet ferry`), keeping only
  * the administrator's chain when it holds rules (FERRY-USER / the `user` chain).
  */
+import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
 import { execFile } from '../kernel/exec.js'
+import type { EndpointRecord, NetworkRecord } from '../model/types.js'
+import { DisabledFirewall, warnWithoutIptables, type FirewallLimits } from './disabled.js'
 import { IptablesDriver } from './iptables.js'
 import { NftablesDriver } from './nftables.js'
 import type { NatLogger } from './host-effects.js'
@@ -106,4 +109,47 @@ export async function openDefaultFirewall (): Promise<FirewallDriver & LinkFirew
   const opened = openFirewall((await chooseBackend(undefined)).backend)
   await opened.removeOther()
   return opened.driver
+}
+
+/** The agent's firewall: the chosen backend, or none (--iptables=false). */
+export interface AgentFirewall {
+  driver: FirewallDriver & LinkFirewall
+  /** What it cannot do, checked before a request is applied: set with --iptables=false. */
+  limits?: FirewallLimits
+  /** The backend and why (`ferry status`); undefined with --iptables=false. */
+  choice?: BackendChoice
+  /** Stops the watch of the table (and the nft session). */
+  close (): void
+}
+
+export interface AgentFirewallOptions {
+  /** dockerd's --iptables (default true). */
+  iptables?: boolean
+  /** --firewall-backend (default: chooseBackend's). */
+  backend?: FirewallBackend
+  log: Logger
+  /** The store's records, for the warnings of --iptables=false. */
+  networks: readonly NetworkRecord[]
+  endpoints: readonly EndpointRecord[]
+  /** Tests: how programs run, and the nftables probe. */
+  run?: Runner
+  probe?: () => Promise<string | undefined>
+}
+
+/**
+ * At agent start: with --iptables=false the disabled firewall (and warnings about what
+ * the store holds that it no longer provides); else the backend of --firewall-backend or
+ * the default, logged, every trace of the other one removed, its table watched.
+ */
+export async function openAgentFirewall (o: AgentFirewallOptions): Promise<AgentFirewall> {
+  if (o.iptables === false) {
+    const disabled = new DisabledFirewall()
+    warnWithoutIptables(o.networks, o.endpoints, o.log)
+    return { driver: disabled, limits: disabled, close: () => undefined }
+  }
+  const choice = await chooseBackend(o.backend, o.probe ?? (() => probeNftables(o.run ?? execFile)))
+  o.log.info(choice, 'firewall backend')
+  const opened = openFirewall(choice.backend, { logger: o.log.child({ component: 'nat' }), ...(o.run ? { run: o.run } : {}) })
+  await opened.removeOther()
+  return { driver: opened.driver, choice, close: opened.watch() }
 }

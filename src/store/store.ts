@@ -673,6 +673,27 @@ export class MemoryStore implements Store {
   touch (...changed: StorePath[]): void { this.touched.push(...changed) }
 }
 
+/** A line for the agent's log at start. */
+export interface OpeningMessage { level: 'warn' | 'error', msg: string, fields?: Record<string, unknown> }
+
+/**
+ * What the agent logs once the store is open: what opening corrected, and a loss
+ * (found now: the report, with the keys lost; or at an earlier start: still in loss
+ * while a damaged file is kept).
+ */
+export function openingMessages (store: Pick<FileStore, 'notes' | 'loss'>): OpeningMessage[] {
+  const out: OpeningMessage[] = store.notes.map((msg) => ({ level: 'warn', msg }))
+  const loss = store.loss
+  if (loss?.report !== undefined) out.push({ level: 'error', msg: loss.report, fields: { kept: loss.kept.map((k) => k.path), keys: loss.keys } })
+  else if (loss) {
+    out.push({
+      level: 'warn', fields: { kept: loss.kept.map((k) => k.path) },
+      msg: 'the store was recovered with loss at an earlier start: ferry keeps links it cannot explain until the damaged files are moved out of the state directory (ferry doctor)',
+    })
+  }
+  return out
+}
+
 /** What `ferry status` and `ferry doctor` show of a loss (the API's `store.loss`). */
 export interface LossView {
   /** `recovered with loss: 1 damaged journal line, kept at /var/lib/ferry/state.journal.damaged-…` */

@@ -3,7 +3,9 @@ import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isLiveAgent, lockStateDir, procState } from '../../src/agent/lock.js'
+import { isLiveAgent, listenRootOnly, lockStateDir, procState } from '../../src/agent/lock.js'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import net from 'node:net'
 
 t.test('the state letter of /proc/<pid>/stat, whatever the command name', async (t) => {
   t.equal(procState('123 (node) S 1 2 3'), 'S')
@@ -45,4 +47,25 @@ t.test('a pid file of a dead, zombie or foreign process is stale', async (t) => 
   const r2 = await lockStateDir(dir)
   await r2()
   t.notOk(isLiveAgent(2 ** 22 + 7), 'a pid that does not exist')
+})
+
+t.test('a socket served for root alone: mode 0600, made under umask 077, the umask restored', async (t) => {
+  const dir = mkdtempSync('/tmp/ferry-lock-') // a unix socket path must be short
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const sock = path.join(dir, 'api.sock')
+  const before = process.umask()
+  let umaskWhileListening = -1
+  const server = net.createServer()
+  t.teardown(() => { server.close() })
+  await listenRootOnly({
+    listen: ({ path: p }) => new Promise<void>((resolve) => {
+      umaskWhileListening = process.umask()
+      server.listen(p, resolve)
+    }),
+  }, sock)
+  t.equal(umaskWhileListening, 0o077, 'made with umask 077')
+  t.equal(statSync(sock).mode & 0o777, 0o600, 'then mode 0600')
+  t.equal(process.umask(), before, 'the umask is restored')
+  await t.rejects(listenRootOnly({ listen: async () => { throw new Error('EADDRINUSE') } }, path.join(path.dirname(sock), 'b.sock')), /EADDRINUSE/)
+  t.equal(process.umask(), before, 'restored after a failure too')
 })

@@ -1,6 +1,6 @@
 /** The admin API's views of an agent (src/api/views.ts) over fake sources: names, counters, DNS and cluster views, and their refusals. */
 import t from 'tap'
-import { AgentViews, type AgentInfo, type ViewSources } from '../../src/api/views.js'
+import { agentInfo, AgentViews, type AgentInfo, type ViewSources } from '../../src/api/views.js'
 import type { EngineNames } from '../../src/docker/client.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../../src/model/types.js'
 import type { RecordEntry } from '../../src/dns/records.js'
@@ -118,4 +118,19 @@ t.test('cluster status and peers from the overlay', async (t) => {
   t.same(await v.peers('over'), [{ network: 'over', overlay: 'ov', differences: 0 }], 'by the engine\'s name')
   await t.rejects(v.peers('front'), { code: 'NETWORK_NOT_FOUND', message: 'no overlay network "front" on this host' })
   t.match(await v.status(), { cluster: { clusterKey: 'on' } })
+})
+
+t.test('agentInfo: uptime from the start time, the firewall backend or --iptables=false', async (t) => {
+  const facts = {
+    version: '1.2.3', status: 'running', startedAt: 1_000_000, pluginSocket: '/run/docker/plugins/ferry.sock', apiSocket: '/run/ferry/ferry.sock',
+    stateDir: '/var/lib/ferry', reconcile: { runs: 2 }, engine: { dockerHost: 'unix:///var/run/docker.sock', lastError: '' },
+    firewall: { backend: 'nftables', reason: 'default: nft is installed and the kernel supports inet tables' },
+  }
+  t.same(agentInfo(facts, 1_061_400, 42), {
+    version: '1.2.3', status: 'running', pid: 42, uptimeSeconds: 61, pluginSocket: '/run/docker/plugins/ferry.sock', apiSocket: '/run/ferry/ferry.sock',
+    stateDir: '/var/lib/ferry', reconcile: { runs: 2 }, engine: { dockerHost: 'unix:///var/run/docker.sock', lastError: '' },
+    firewall: { iptables: true, backend: 'nftables', reason: 'default: nft is installed and the kernel supports inet tables' },
+  })
+  t.same(agentInfo({ ...facts, firewall: undefined }).firewall, { iptables: false, backend: 'disabled', reason: '--iptables=false' })
+  t.equal(agentInfo(facts).pid, process.pid, 'this process by default')
 })

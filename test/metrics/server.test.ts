@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { authorized, route, startMetricsServer } from '../../src/metrics/server.js'
+import { authorized, route, serveAgentMetrics, startMetricsServer } from '../../src/metrics/server.js'
 import { FerryMetrics } from '../../src/metrics/registry.js'
 
 const log = pino({ level: 'silent' })
@@ -48,6 +48,24 @@ t.test('serves /metrics on loopback without a token', async (t) => {
   t.match(r.body, 'ferry_plugin_request_duration_seconds_count{method="NetworkDriver.Join"} 1')
   t.equal((await get(s.address.port, '/other')).status, 404)
   t.equal((await get(s.address.port, '/metrics', {}, 'DELETE')).status, 405)
+})
+
+t.test('the agent\'s endpoint reads the agent on each scrape', async (t) => {
+  const networks: Array<{ id: string }> = []
+  const { metrics, server } = await serveAgentMetrics({ listen: { host: '127.0.0.1', port: 0 } }, {
+    networks: () => networks as never[],
+    endpoints: () => [],
+    reconcile: { runs: 3, repairs: 1, lastError: '' },
+    store: { writes: 7, lastWriteMs: 1.5 },
+  }, log)
+  t.teardown(() => server.close())
+  metrics.onCall('NetworkDriver.Join', 1)
+  const first = await get(server.address.port, '/metrics')
+  t.match(first.body, /ferry_reconcile_runs_total 3/)
+  t.match(first.body, 'ferry_plugin_request_duration_seconds_count{method="NetworkDriver.Join"} 1', 'plugin calls counted by the registry returned')
+  t.match(first.body, /ferry_networks\{driver="bridge"\} 0/)
+  networks.push({ id: 'n1' })
+  t.match((await get(server.address.port, '/metrics')).body, /ferry_networks\{driver="bridge"\} 1/, 'read again at the next scrape')
 })
 
 t.test('with a token, every request must carry it', async (t) => {

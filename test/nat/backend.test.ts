@@ -1,10 +1,12 @@
 /**
- * Choosing the firewall backend (src/nat/backend.ts), the host_ipv4 option
+ * Choosing the firewall backend (src/nat/backend.ts) and opening the agent's, the host_ipv4 option
  * (src/bridge/options.ts) and its way into the firewall's network
  * (src/driver/network.ts natNetwork).
  */
 import t from 'tap'
-import { chooseBackend, openFirewall, parseBackend, probeNftables } from '../../src/nat/backend.js'
+import { chooseBackend, openAgentFirewall, openFirewall, parseBackend, probeNftables } from '../../src/nat/backend.js'
+import { pino } from 'pino'
+import { DisabledFirewall } from '../../src/nat/disabled.js'
 import { parseNetworkOptions } from '../../src/bridge/options.js'
 import { natNetwork } from '../../src/driver/network.js'
 import { NftablesDriver } from '../../src/nat/nftables.js'
@@ -55,6 +57,33 @@ t.test('openFirewall removes the other backend only where its tool exists', asyn
   t.ok(ipt.driver instanceof IptablesDriver)
   await ipt.removeOther()
   t.same(calls, ['nft --version', 'nft list table inet ferry', 'iptables -w 5 -t filter -S FORWARD', 'ip6tables -w 5 -t filter -S FORWARD'], 'the nftables table and the FORWARD accepts are looked for (and absent here)')
+})
+
+t.test('openAgentFirewall: disabled with its warnings, or the chosen backend logged, the other removed', async (t) => {
+  const logged: Array<{ msg: string, backend?: string }> = []
+  const log = pino({ level: 'info' }, { write: (line: string) => { logged.push(JSON.parse(line) as { msg: string }) } })
+  const net = { id: 'n1', bridge: 'fy-n1', icc: false } as unknown as NetworkRecord
+  const off = await openAgentFirewall({ iptables: false, log, networks: [net], endpoints: [], run: async () => { throw new Error('no program may run') } })
+  t.ok(off.driver instanceof DisabledFirewall && off.limits === off.driver, 'the disabled firewall, which is also the limits')
+  t.equal(off.choice, undefined, 'no backend')
+  t.match(logged.map((l) => l.msg), [/iptables is off/, /enable_icc=false/], 'what the store holds that it no longer provides')
+  off.close()
+  logged.length = 0
+  const calls: string[] = []
+  const run = async (argv: readonly string[]): Promise<ExecResult> => {
+    calls.push(argv.join(' '))
+    return { stdout: '', stderr: '', code: argv[1] === '--version' ? 127 : 0 }
+  }
+  const ipt = await openAgentFirewall({ backend: 'iptables', log, networks: [], endpoints: [], run })
+  t.ok(ipt.driver instanceof IptablesDriver)
+  t.equal(ipt.limits, undefined, 'no limits')
+  t.same(ipt.choice, { backend: 'iptables', reason: '--firewall-backend iptables' })
+  t.match(logged, [{ msg: 'firewall backend', backend: 'iptables' }], 'the choice is logged')
+  t.same(calls, ['nft --version'], 'the other backend is looked for (absent here)')
+  ipt.close()
+  const nft = await openAgentFirewall({ log, networks: [], endpoints: [], run, probe: async () => undefined })
+  t.match(nft.choice, { backend: 'nftables', reason: /^default/ }, 'the default when nftables works')
+  nft.close()
 })
 
 t.test('com.docker.network.host_ipv4', async (t) => {

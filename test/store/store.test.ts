@@ -2,7 +2,7 @@ import t from 'tap'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { PoolRecord } from '../../src/model/types.js'
-import { FileStore, MemoryStore, applyOp, decodeJournal, encodeEntry, keepHostId, scanJournal } from '../../src/store/store.js'
+import { FileStore, MemoryStore, applyOp, decodeJournal, encodeEntry, keepHostId, openingMessages, scanJournal } from '../../src/store/store.js'
 import { endpointRecord as ep, networkRecord as net, poolRecord } from '../fixtures/records.js'
 
 t.test('commit is durable, coalesced, and survives a reopen', async (t) => {
@@ -181,4 +181,16 @@ t.test('keepHostId: the first id made is kept and committed; later calls return 
   t.equal(made, 1, 'no second id made')
   t.equal(s.commits, 1, 'nothing more to commit')
   t.equal(s.state.hostId, 'host-1')
+})
+
+t.test('openingMessages: what opening corrected, a loss found now, a loss of an earlier start', async (t) => {
+  const kept = [{ kind: 'journal' as const, path: '/s/state.journal.damaged-1', damagedLines: 1 }]
+  t.same(openingMessages({ notes: [], loss: undefined }), [], 'a clean store: nothing to say')
+  t.same(openingMessages({ notes: ['the state directory was mode 0755: set to 0700'], loss: { kept, report: 'the store was recovered with loss: …', keys: ['endpoints/e1'] } }), [
+    { level: 'warn', msg: 'the state directory was mode 0755: set to 0700' },
+    { level: 'error', msg: 'the store was recovered with loss: …', fields: { kept: ['/s/state.journal.damaged-1'], keys: ['endpoints/e1'] } },
+  ])
+  t.match(openingMessages({ notes: [], loss: { kept, keys: [] } }), [
+    { level: 'warn', msg: /at an earlier start: ferry keeps links it cannot explain/, fields: { kept: ['/s/state.journal.damaged-1'] } },
+  ])
 })
