@@ -1,4 +1,5 @@
-// tap --coverage-map (npm test, npm run test:coverage): the unit tests of the planners, the IPAM, the IP
+// tap --coverage-map (npm test, npm run test:coverage): the unit tests of the planners, the IPAM, the firewall
+// and NAT (src/nat: planners, executors over a recording runner, backend choice, host ports), the IP
 // module and the DNS records count toward those modules only; every other test runs without coverage
 // (null), so the e2e and kernel tests (and the agents they start) cost nothing more. The thresholds
 // CI enforces are the tap flags of the `test` and `test:coverage` scripts in package.json.
@@ -9,8 +10,7 @@ const ts = (dir) => readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) =>
 /** The modules whose coverage is enforced. */
 export const COVERED = [
   'src/bridge/plan.ts',
-  'src/nat/plan.ts',
-  'src/nat/nft-plan.ts',
+  ...ts('src/nat'),
   'src/vxlan/plan.ts',
   ...ts('src/ipam'),
   'src/dns/records.ts',
@@ -20,10 +20,7 @@ export const COVERED = [
 /** Their unit tests (npm run test:coverage runs these). */
 export const UNIT_TESTS = [
   'test/bridge/plan.test.ts',
-  'test/nat/plan.test.ts',
-  'test/nat/nft-plan.test.ts',
-  'test/nat/links.test.ts',
-  'test/nat/isolation.test.ts',
+  ...ts('test/nat').filter((f) => f.endsWith('.test.ts')),
   'test/vxlan/plan.test.ts',
   ...ts('test/ipam').filter((f) => f.endsWith('.test.ts')),
   'test/dns/records.test.ts',

@@ -7,10 +7,11 @@
  * with the default pid_max of 32768). A socket that still answers belongs to a
  * live process; one that refuses is stale and removed.
  */
-import { promises as fs, readFileSync } from 'node:fs'
+import { promises as fs } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { FerryError } from '../errors/errors.js'
+import { processExists, processFactsSync } from '../kernel/process.js'
 
 /** State letter of `/proc/<pid>/stat` (after the parenthesized command, which may contain spaces). */
 export function procState (stat: string): string {
@@ -19,17 +20,9 @@ export function procState (stat: string): string {
 
 /** A live, non-zombie process that runs a ferry agent. Without /proc, any existing process counts. */
 export function isLiveAgent (pid: number): boolean {
-  let stat: string
-  let cmdline: string
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      try { process.kill(pid, 0); return true } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM' }
-    }
-    return true
-  }
+  const facts = processFactsSync(pid)
+  if ('error' in facts) return facts.error === 'ENOENT' ? processExists(pid) : true
+  const { stat, cmdline } = facts
   if (procState(stat) === 'Z' || procState(stat) === 'X') return false
   // `… bin/ferry agent …`: pids wrap (32768 by default), so a recycled one is often someone else's.
   const argv = cmdline.split('\0')

@@ -2,10 +2,12 @@
  * Processes ferry starts and follows beyond one call (a program run to its end goes
  * through exec.ts): `ferry run`'s holder and command, the DNS server's UDP helpers
  * (Node processes with an IPC channel); and what the kernel says about a process
- * (/proc/PID/comm, /proc/PID/stat, its network namespace) and signals sent to it.
+ * (/proc/PID/comm, stat and cmdline, its network namespace, whether it exists) and
+ * signals sent to it.
  * Always an argv array, never a shell.
  */
 import { fork, spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { readFile, readlink } from 'node:fs/promises'
 import { FerryError } from '../errors/errors.js'
 
@@ -79,5 +81,28 @@ export function signalProcess (pid: number, sig: NodeJS.Signals): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
     throw new FerryError('KERNEL', `could not send ${sig} to process ${Math.abs(pid)}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/**
+ * /proc/PID/stat and /proc/PID/cmdline read at once, synchronously (the agent's lock is
+ * taken before anything else runs), or the error code that kept them from being read
+ * (ENOENT: no such process, or no /proc).
+ */
+export function processFactsSync (pid: number): { stat: string, cmdline: string } | { error: string } {
+  try {
+    return { stat: readFileSync(`/proc/${pid}/stat`, 'utf8'), cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8') }
+  } catch (err) {
+    return { error: (err as NodeJS.ErrnoException).code ?? 'EIO' }
+  }
+}
+
+/** Whether a process exists (signal 0); one that is not ours to signal (EPERM) exists too. */
+export function processExists (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

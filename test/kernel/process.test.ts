@@ -6,7 +6,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  exited, forkModule, networkNamespace, processComm, processStat, signalProcess, startProcess, started,
+  exited, forkModule, networkNamespace, processComm, processExists, processFactsSync, processStat, signalProcess, startProcess, started,
 } from '../../src/kernel/process.js'
 import { parseStat } from '../../src/runtime/netns.js'
 
@@ -54,6 +54,19 @@ t.test('a detached process has a process group of its own, signalled as one', as
 t.test('no such process: false, not an error', async (t) => {
   // pid_max is at most 2^22: this pid never exists.
   t.equal(signalProcess(2 ** 22 + 1, 'SIGTERM'), false)
+  t.equal(processExists(2 ** 22 + 1), false)
+  t.same(processFactsSync(2 ** 22 + 1), { error: 'ENOENT' })
+})
+
+t.test('stat and cmdline at once, and existence', async (t) => {
+  const child = startProcess(['sleep', '30'], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  t.equal(await started(child), undefined)
+  const facts = processFactsSync(child.pid!)
+  t.ok('stat' in facts && facts.stat.startsWith(`${child.pid!} (sleep) `), 'the stat line')
+  t.ok('cmdline' in facts && facts.cmdline === 'sleep\u000030\u0000', 'the argv, NUL-separated')
+  t.equal(processExists(child.pid!), true)
+  t.equal(processExists(1), true, 'init exists (signalling it may be refused: EPERM counts as existing)')
 })
 
 t.test('a forked module talks over IPC', async (t) => {
