@@ -1,9 +1,10 @@
 /**
  * The ferry agent: wiring and lifecycle. It opens the store and the kernel drivers,
- * composes the network driver, IPAM, firewall, runtime, overlay and DNS (its feed:
- * src/dns/feed.ts), reconciles the kernel with the store at start and on a timer
- * (with the collection of what the engine left behind: src/driver/collect.ts), then
- * serves the Docker plugin socket and the admin API socket (its views: src/api/views.ts).
+ * composes the network driver, IPAM, firewall (src/nat/backend.ts), runtime, overlay
+ * and DNS (its feed: src/dns/feed.ts), reconciles the kernel with the store at start
+ * and every interval (the periodic round: src/driver/reconciler.ts), then serves the
+ * Docker plugin socket and the admin API socket (its views: src/api/views.ts). What
+ * decides or composes lives beside its subsystem; this file only connects them.
  * Its lifecycle is one typed status with one setter.
  */
 import { promises as fs } from 'node:fs'
