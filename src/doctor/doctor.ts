@@ -9,10 +9,11 @@ import {
   judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard,
 } from './checks.js'
 import {
-  exists, probeAgent, probeEngine, probeEngineDns, probeFerryDns, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
+  probeAgent, probeEngine, probeEngineDns, probeFerryDns, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
 } from './probes.js'
 import { probeRedis } from './redis.js'
 import { kernelForwardingDeps, raAffected } from '../kernel/forwarding.js'
+import { sysctlExists } from '../kernel/sysctl.js'
 import { detectWireGuard } from '../wireguard/device.js'
 
 /** Where the engine looks for plugin sockets; not configurable in the engine. */
@@ -38,7 +39,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
   const pluginSocket = path.join(o.pluginDir, `${o.pluginName}.sock`)
   const [links, brNetfilter, ipForward, nfCall, iptables, pluginSock, apiSock, agent, redis, forward6, raIfaces, wireguard] = await Promise.all([
     probeLinkKinds(),
-    exists('/proc/sys/net/bridge'),
+    sysctlExists('net.bridge'),
     sysctlOrUndefined('net.ipv4.ip_forward'),
     sysctlOrUndefined('net.bridge.bridge-nf-call-iptables'),
     probeIptables(),

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs'
 import { exchange } from '../util/exchange.js'
 import { randomBytes } from 'node:crypto'
 import { execFile } from '../kernel/exec.js'
+import { listProcesses } from '../kernel/process.js'
 import { readSysctl } from '../kernel/sysctl.js'
 import { EngineClient } from '../docker/client.js'
 import { apiCall } from '../api/client.js'
@@ -42,10 +43,6 @@ export async function probeLinkKinds (): Promise<Record<ProbedLink, string | und
     await execFile(['ip', 'netns', 'del', ns], { allowFailure: true, timeoutMs: TIMEOUT_MS })
   }
   return out
-}
-
-export async function exists (path: string): Promise<boolean> {
-  return fs.access(path).then(() => true, () => false)
 }
 
 export async function sysctlOrUndefined (key: string): Promise<string | undefined> {
@@ -195,27 +192,25 @@ function sameHost (a: string, b: string): boolean {
 }
 
 /**
- * The engine's `--dns`: dockerd's process serving `dockerHost` (found in /proc by its
- * -H, or the one with none for the default socket), its command line, and its daemon.json.
+ * The engine's `--dns`: dockerd's process serving `dockerHost` (found among the host's
+ * processes, src/kernel/process.ts listProcesses, by its -H, or the one with none for the
+ * default socket), its command line, and its daemon.json.
  * The engine's API does not say (`docker info` has no DNS field).
  */
-export async function probeEngineDns (dockerHost: string, procDir = '/proc'): Promise<EngineDnsFacts> {
+export async function probeEngineDns (dockerHost: string, procDir?: string): Promise<EngineDnsFacts> {
   const facts: EngineDnsFacts = { servers: [], errors: [] }
-  let entries: string[]
-  try { entries = await fs.readdir(procDir) } catch (err) {
-    facts.errors.push(`cannot list ${procDir}: ${(err as Error).message}`)
+  let processes: Array<{ pid: number, argv: string[] }>
+  try { processes = await listProcesses(procDir) } catch (err) {
+    facts.errors.push(`cannot list ${procDir ?? '/proc'}: ${(err as Error).message}`)
     return facts
   }
   let found: { pid: number, args: ReturnType<typeof parseDockerdArgs> } | undefined
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue
-    let argv: string[]
-    try { argv = (await fs.readFile(`${procDir}/${e}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '') } catch { continue }
+  for (const { pid, argv } of processes) {
     if (argv[0] === undefined || !/(^|\/)dockerd$/.test(argv[0])) continue
     const args = parseDockerdArgs(argv)
     const serves = args.hosts.length === 0 ? sameHost(dockerHost, DEFAULT_ENGINE_HOST) : args.hosts.some((h) => sameHost(h, dockerHost))
     if (serves) {
-      found = { pid: Number(e), args }
+      found = { pid, args }
       break
     }
   }

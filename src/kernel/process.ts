@@ -8,7 +8,7 @@
  */
 import { fork, spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { readFile, readlink } from 'node:fs/promises'
+import { readdir, readFile, readlink } from 'node:fs/promises'
 import { FerryError } from '../errors/errors.js'
 
 export type { ChildProcess }
@@ -105,4 +105,20 @@ export function processExists (pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/**
+ * The processes of this host with their argv (/proc/PID/cmdline), those that can be
+ * read (a process may exit while the list is read); `procDir` for tests. Rejects when
+ * the directory cannot be listed.
+ */
+export async function listProcesses (procDir = '/proc'): Promise<Array<{ pid: number, argv: string[] }>> {
+  const out: Array<{ pid: number, argv: string[] }> = []
+  for (const e of await readdir(procDir)) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      out.push({ pid: Number(e), argv: (await readFile(`${procDir}/${e}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '') })
+    } catch { /* gone meanwhile, or not ours to read: not listed */ }
+  }
+  return out
 }

@@ -6,7 +6,7 @@
  *   ['net', 'ipv4', 'conf', 'br0.5', 'route_localnet']
  * Values are strings without the trailing newline. Errors are FerryError KERNEL.
  */
-import { readFile, writeFile } from 'node:fs/promises'
+import { access, readFile, writeFile } from 'node:fs/promises'
 import { FerryError } from '../errors/errors.js'
 import { errnoText } from './errno.js'
 
@@ -44,6 +44,11 @@ export async function readSysctl (key: SysctlKey): Promise<string> {
   } catch (err) {
     throw new FerryError('KERNEL', `cannot read sysctl ${describe(key)}: ${reason(err)}`, { cause: err })
   }
+}
+
+/** Whether a sysctl or a directory of them exists (`net.bridge` appears once br_netfilter is loaded). */
+export async function sysctlExists (key: SysctlKey): Promise<boolean> {
+  return access(sysctlPath(key)).then(() => true, () => false)
 }
 
 export async function writeSysctl (key: SysctlKey, value: string): Promise<void> {

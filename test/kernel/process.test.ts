@@ -6,7 +6,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  exited, forkModule, networkNamespace, processComm, processExists, processFactsSync, processStat, signalProcess, startProcess, started,
+  exited, forkModule, listProcesses, networkNamespace, processComm, processExists, processFactsSync, processStat, signalProcess, startProcess, started,
 } from '../../src/kernel/process.js'
 import { parseStat } from '../../src/runtime/netns.js'
 
@@ -76,4 +76,16 @@ t.test('a forked module talks over IPC', async (t) => {
   child.send({ hello: new Uint8Array([1, 2]) })
   t.same(await answer, { argv: ['--flag'], echo: { hello: new Uint8Array([1, 2]) } }, 'structured clone both ways (advanced serialization)')
   t.same(await exited(child), { code: 0, signal: null })
+})
+
+t.test('the host\'s processes with their argv', async (t) => {
+  const child = startProcess(['sleep', '31'], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  t.equal(await started(child), undefined)
+  const all = await listProcesses()
+  t.same(all.find((p) => p.pid === child.pid), { pid: child.pid, argv: ['sleep', '31'] }, 'a child of the test, by pid')
+  t.ok(all.some((p) => p.pid === process.pid), 'the test itself')
+  const dir = t.testdir({ 12: { cmdline: 'dockerd\0-H\0unix:///x.sock\0' }, 13: {}, self: { cmdline: 'no' }, stat: 'x' })
+  t.same(await listProcesses(dir), [{ pid: 12, argv: ['dockerd', '-H', 'unix:///x.sock'] }], 'numeric entries only; an unreadable one is left out')
+  await t.rejects(listProcesses(`${dir}/none`), { code: 'ENOENT' })
 })

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { netns, nsExec, sh } from '../harness/netns.js'
 import { nsNode } from '../harness/nsnode.js'
-import { readSysctl, sysctlPath } from '../../src/kernel/sysctl.js'
+import { readSysctl, sysctlExists, sysctlPath } from '../../src/kernel/sysctl.js'
 import type * as Sysctl from '../../src/kernel/sysctl.js'
 
 t.test('key forms', async (t) => {
@@ -20,6 +20,9 @@ t.test('key forms', async (t) => {
 t.test('reads (read-only, any namespace)', async (t) => {
   t.equal(await readSysctl('kernel.ostype'), 'Linux', 'value without the newline')
   await t.rejects(readSysctl('net.ipv4.no_such_key'), { code: 'KERNEL', message: 'cannot read sysctl net.ipv4.no_such_key: No such file or directory' })
+  t.equal(await sysctlExists('net.ipv4'), true, 'a directory of sysctls')
+  t.equal(await sysctlExists('kernel.ostype'), true, 'a sysctl')
+  t.equal(await sysctlExists('net.ipv4.no_such_key'), false)
 })
 
 t.test('writes inside a namespace', async (t) => {
