@@ -193,7 +193,7 @@ export function buildGraph (input: GraphInput): GraphModel {
       if (report.source === 'cache') differences.push(`${n.name}: Redis could not be read; its side is the agent's last known state`)
       const rowsById = new Map(report.rows.flatMap((r) => (r.endpointId === undefined ? [] : [[r.endpointId, r] as const])))
       const hostsOfOverlay = new Map<string, number>()
-      const prefix = prefixLen(n.subnet)
+      const prefix = prefixLen(n.subnet ?? n.subnet6 ?? '')
       for (const e of report.cluster) {
         const host = useHost(e.hostId, e.vtep)
         onHosts.add(host)

@@ -117,7 +117,7 @@ export function buildCli (): Command {
       const nets = await api<NetworkView[]>('GET', '/v1/networks')
       if (o.json) { json(nets); return }
       out(table(['NETWORK ID', 'NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'ENDPOINTS', 'FLAGS'],
-        nets.map((n) => [short(n.id), n.name, n.bridge, n.subnet, n.gateway, String(n.endpoints),
+        nets.map((n) => [short(n.id), n.name, n.bridge, n.subnet ?? n.subnet6 ?? '-', n.gateway ?? n.gateway6 ?? '-', String(n.endpoints),
           [n.internal ? 'internal' : '', n.icc ? '' : 'no-icc', n.masquerade ? '' : 'no-masq', n.mtu !== 1500 ? `mtu=${n.mtu}` : ''].filter(Boolean).join(',') || '-'])))
     })
   network.command('inspect').description('show one network as JSON').argument('<network>', 'name, id or id prefix')
