@@ -197,9 +197,9 @@ async function restoreProbe (ns: string): Promise<Probe> {
 /** MiB/s; localhost undefined where it is not measured (IPv6: nothing is published on ::1). */
 interface Throughput { outside: number, localhost: number | undefined }
 
-/** Start a server in the container's network namespace; resolves when it listens. */
-async function startServer (t: Teardowns, pid: number, port: number): Promise<void> {
-  const child = spawn('nsenter', ['-t', String(pid), '-n', ...NODE, '-e', STREAM_SERVER, String(MB * 1024 * 1024), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+/** Start a server in the container's network namespace (on `::` for IPv6 and IPv4, else 0.0.0.0); resolves when it listens. */
+async function startServer (t: Teardowns, pid: number, port: number, ip6 = false): Promise<void> {
+  const child = spawn('nsenter', ['-t', String(pid), '-n', ...NODE, '-e', STREAM_SERVER, String(MB * 1024 * 1024), String(port), ip6 ? '::' : '0.0.0.0'], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the throughput server did not start')), 10_000)
@@ -232,7 +232,7 @@ async function throughput (t: Teardowns, targets: readonly TputTarget[]): Promis
     const name = `tp${k}`
     await x.d.dockerOk(['run', '-d', '--net', x.net, '--name', name, '-p', `${port(k)}:9000`, 'bb', 'sleep', '900'])
     t.teardown(() => x.d.docker(['rm', '-f', name]))
-    await startServer(t, await x.d.pidOf(name), 9000)
+    await startServer(t, await x.d.pidOf(name), 9000, x.ip6 === true)
     await transfer(x.outside, x.ip6 === true ? HOST_IP6 : HOST_IP, port(k)) // warm-up
   }
   const runs = targets.map(() => ({ outside: [] as number[], localhost: [] as number[] }))

@@ -87,8 +87,12 @@ function describe (c: ContainerView): string {
   if (c.mode === 'none') return 'loopback only'
   if (c.mode === 'host') return 'the host\'s network'
   if (c.mode === 'container') return `namespace of ${c.sharesWith ?? '?'}`
-  const v6 = c.address6 === undefined ? '' : ` and ${c.address6}/${c.prefixLen6 ?? '?'}${c.gateway6 ? ` via ${c.gateway6}` : ''}`
-  return `${c.address ?? '?'}/${c.prefixLen ?? '?'} on ${c.networkName}${c.gateway ? ` via ${c.gateway}` : ''}${v6}`
+  // Each family it has an address in (IPv4 first; IPv6 alone on an IPv6-only network), the network after the first.
+  const sides = ([[c.address, c.prefixLen, c.gateway], [c.address6, c.prefixLen6, c.gateway6]] as const)
+    .flatMap(([ip, len, gw]) => ip === undefined ? [] : [{ addr: `${ip}/${len ?? '?'}`, via: gw ? ` via ${gw}` : '' }])
+  const [first, ...rest] = sides
+  if (first === undefined) return `? on ${c.networkName}`
+  return `${first.addr} on ${c.networkName}${first.via}${rest.map((s) => ` and ${s.addr}${s.via}`).join('')}`
 }
 
 /** `--subnet`, `--gateway` and `--ip-range` as docker network create takes them: repeatable, at most one of each family. */

@@ -161,6 +161,12 @@ for (const backend of ['iptables', 'nftables']) {
         t.match(list('map', 'any_port6'), /8089 : fd00:69::2 \. 80/, 'IPv6 DNAT')
         t.match(list('set', 'masq6'), /fd00:69::\/64/, 'IPv6 masquerade')
       }
+      const x = netns(t, `fy6o${backend[0]!}`)
+      const at = await ferry(c, ['attach', '--netns', `/var/run/netns/${x}`, '--name', 'x6', '--net', 'six'])
+      t.equal(at.code, 0, at.stderr)
+      t.match(at.stdout, /^x6: fd00:69::[0-9a-f]+\/64 on six via fd00:69::1$/m, 'ferry attach names the IPv6 address alone')
+      t.equal(nsExec(x, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']).trim(), '', 'no IPv4 address in the attached namespace')
+      t.equal((await ferry(c, ['detach', 'x6'])).code, 0)
       web.kill('SIGTERM')
       await web.done
       t.equal((await ferry(c, ['network', 'rm', 'six'])).code, 0)
