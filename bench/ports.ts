@@ -1,7 +1,8 @@
 /**
  * Port-publishing benchmark (issue 3), not a test:
  *
- *   npm run bench:ports [-- --range 1000 --containers 1000 --mb 512 --reps 3 --range-reps 7 --ferry-only --agent-log FILE --state-tmpfs --reconcile-interval 0]
+ *   npm run bench:ports [-- --range 1000 --containers 1000 --mb 512 --reps 3 --range-reps 7 --ferry-only --agent-log FILE --state-tmpfs --reconcile-interval 0
+ *                           --firewall-backend nftables|iptables]
  *
  * Two engines, each in its own "host" namespace (the second with the ferry
  * agent beside it) linked to its own "outside" namespace that stands for
