@@ -148,6 +148,7 @@ for (const backend of ['iptables', 'nftables']) {
       const got = await waitFor('http via [fd00:69::1]:8089', async () => { const out = get('http://[fd00:69::1]:8089/'); return out.includes('six-web') ? out : undefined })
       t.match(got, /six-web/, 'the port published on all addresses answers over IPv6')
       t.equal(get('http://10.66.0.1:8089/'), '', 'and not over IPv4: nothing is published there')
+      t.match((await ferry(c, ['port', 'ls', 'web6o'])).stdout, /\[::\]:8089\s+\[fd00:69::2\]:80\n/, 'ferry port ls: one IPv6 binding, in brackets')
 
       const ip6 = (args: string[]): string => nsExec(host, args, { allowFailure: true })
       if (backend === 'iptables') {
