@@ -12,6 +12,10 @@
  *    ratio dual-stack/IPv4-only (issue #15's goal ≤ 1.10), for ferry and for the built-in
  *    driver (what the engine itself adds for IPv6). The agent's own handler times for the
  *    calls of those runs come from its debug log.
+ *    The same without the engine: `ferry run --net N -- true` on an IPv4-only and on a
+ *    dual-stack network made with `ferry network create`, interleaved: ferry's own
+ *    dual-stack cost, apart from the engine's (Docker 20.10 re-executes dockerd for
+ *    each IPv6 sysctl of a sandbox: README, Benchmarks).
  * 2. The agent's latency for CreateEndpoint+Join, driving the plugin socket
  *    exactly as dockerd does (RequestAddress → CreateEndpoint → Join →
  *    ProgramExternalConnectivity → EndpointOperInfo ×2, then
@@ -30,6 +34,7 @@
 import { startDockerd } from '../test/harness/dockerd.js'
 import { ensureBusyboxImage } from '../test/harness/image.js'
 import { startAgent } from '../test/harness/agent.js'
+import { ferry, type CliCtx } from '../test/harness/ferry-cli.js'
 import { netns } from '../test/harness/netns.js'
 import {
   PluginClient, argFlag, argInt, benchAgentArgs, benchStateDir, keepAgentLog, load, mean, median, ms, pluginCalls, quantile, runBench, section, setupEndpoint, table, teardownEndpoint, timed,
@@ -100,6 +105,30 @@ await runBench(async (t) => {
   console.log(table([['method', 'ms/container'], ...perMethod(runCalls, ferryRuns)]))
   const agentPerRun = runCalls.reduce((s, c) => s + c.ms, 0) / ferryRuns
 
+  // ---- 1b. the same without the engine: ferry's own share of the dual-stack cost ----
+  section('ferry run --net N -- true, without the engine (wall time of the ferry CLI, ms)')
+  const cli: CliCtx = { host, agent }
+  for (const args of [['rnet', '--subnet', '10.73.0.0/24'], ['rnet6', '--ipv6', '--subnet', '10.72.0.0/24', '--subnet', 'fd00:72::/64']]) {
+    const r = await ferry(cli, ['network', 'create', ...args])
+    if (r.code !== 0) throw new Error(`ferry network create ${args[0]!} failed: ${r.stderr}`)
+  }
+  const runVariants: Variant[] = [{ name: 'ferry run', net: 'rnet' }, { name: 'ferry run dual-stack', net: 'rnet6' }]
+  const ferryRunOnce = async (v: Variant): Promise<number> => {
+    const r = await timed(() => ferry(cli, ['run', '--net', v.net, '--', 'true']))
+    if (r.value.code !== 0) throw new Error(`ferry run --net ${v.net} failed: ${r.value.stderr}`)
+    return r.ms
+  }
+  for (let i = 0; i < WARMUP; i++) for (const v of runVariants) await ferryRunOnce(v)
+  const runSamples = new Map<string, number[]>(runVariants.map((v) => [v.name, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < runVariants.length; k++) {
+      const v = runVariants[(round + k) % runVariants.length]!
+      runSamples.get(v.name)!.push(await ferryRunOnce(v))
+    }
+  }
+  console.log(table([HEADER, ...runVariants.map((v) => row(v.name, runSamples.get(v.name)!))]))
+  const runP50 = (name: string): number => median(runSamples.get(name)!)
+
   // ---- 2. the agent's own latency, through the plugin socket ----
   section(`plugin socket, as dockerd drives it (${SAMPLES} endpoints, one at a time, ms, client side)`)
   await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', '10.79.0.0/20', 'micro'])
@@ -153,6 +182,8 @@ await runBench(async (t) => {
   console.log(`docker run ratio ferry/builtin (p50): ${ratio.toFixed(3)} (goal ≤ 1.05: ${goal(ratio <= 1.05)}); p90 ratio ${(quantile(samples.get('ferry')!, 0.9) / quantile(samples.get('builtin bridge')!, 0.9)).toFixed(3)}`)
   console.log(`docker run ratio dual-stack/IPv4-only ferry (p50): ${dualRatio.toFixed(3)} (${ms(p50('ferry dual-stack'))} vs ${ms(p50('ferry'))} ms; goal ≤ 1.10: ${goal(dualRatio <= 1.10)}); p90 ratio ${(quantile(samples.get('ferry dual-stack')!, 0.9) / quantile(samples.get('ferry')!, 0.9)).toFixed(3)}`)
   console.log(`the same for Docker's built-in bridge driver: ${builtinDualRatio.toFixed(3)} (${ms(p50('builtin dual-stack'))} vs ${ms(p50('builtin bridge'))} ms): the engine's own IPv6 cost; ferry dual-stack/builtin dual-stack ${(p50('ferry dual-stack') / p50('builtin dual-stack')).toFixed(3)}`)
+  console.log(`without the engine, ferry run dual-stack/IPv4-only (p50): ${(runP50('ferry run dual-stack') / runP50('ferry run')).toFixed(3)} ` +
+    `(${ms(runP50('ferry run dual-stack'))} vs ${ms(runP50('ferry run'))} ms, +${ms(runP50('ferry run dual-stack') - runP50('ferry run'))} ms): ferry's own dual-stack cost`)
   console.log(`agent handler time per docker run (all plugin calls): ${ms(agentPerRun)} ms`)
   console.log(`agent CreateEndpoint+Join: p50 ${ms(median(ceJoin))} ms, p99 ${ms(quantile(ceJoin, 0.99))} ms over ${SAMPLES} (goal p50 ≤ 5 ms: ${goal(median(ceJoin) <= 5)})`)
   console.log(`agent full setup p50 ${ms(median(fullSetup))} ms, teardown (Leave+DeleteEndpoint) p50 ${ms(median(leaveDelete))} ms p99 ${ms(quantile(leaveDelete, 0.99))} ms, full teardown p50 ${ms(median(fullTeardown))} ms`)

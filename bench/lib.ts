@@ -133,7 +133,9 @@ export function benchStateDir (t: TeardownHost): string | undefined {
  * also put its own iptables-save into the per-call timings.
  */
 export function benchAgentArgs (): string[] {
-  return ['--reconcile-interval', String(argInt('reconcile-interval', 0))]
+  // `--firewall-backend nftables|iptables`: the agent's backend (the test harness's default is iptables).
+  const backend = argStr('firewall-backend')
+  return ['--reconcile-interval', String(argInt('reconcile-interval', 0)), ...(backend === undefined ? [] : ['--firewall-backend', backend])]
 }
 
 /** `--agent-log FILE`: copy the agent's debug log there before the agent is torn down. */

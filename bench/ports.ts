@@ -1,7 +1,8 @@
 /**
  * Port-publishing benchmark (issue 3), not a test:
  *
- *   npm run bench:ports [-- --range 1000 --containers 1000 --mb 512 --reps 3 --range-reps 7 --ferry-only --agent-log FILE --state-tmpfs --reconcile-interval 0]
+ *   npm run bench:ports [-- --range 1000 --containers 1000 --mb 512 --reps 3 --range-reps 7 --ferry-only --agent-log FILE --state-tmpfs --reconcile-interval 0
+ *                           --firewall-backend nftables|iptables]
  *
  * Two engines, each in its own "host" namespace (the second with the ferry
  * agent beside it) linked to its own "outside" namespace that stands for
@@ -20,7 +21,9 @@
  * outside namespace and from the host's 127.0.0.1, as a ratio to the built-in
  * driver, the three set-ups taking turns: a node server inside the container's
  * namespace streams `--mb` MiB per connection, a node client counts them
- * (bounded in size and time; addresses are the namespaces' own). Last, on ferry only: 1,000 endpoints publishing one
+ * (bounded in size and time; addresses are the namespaces' own). On ferry also a dual-stack network (`--ipv6`): one
+ * container measured from outside over IPv4 and one over IPv6, in the same rounds (issue #15's goal: IPv6 at
+ * least 0.95 of IPv4; IPv6 has no localhost publishing, see README). Last, on ferry only: 1,000 endpoints publishing one
  * port each, created through the plugin socket as dockerd would, timing the
  * publish of each, then one more; and the removal of one with nothing else
  * published and with 1,000 others (the rest goes with the namespace).
@@ -53,11 +56,15 @@ const RANGE_REPS = argInt('range-reps', 7)
 const FIRST_PORT = 20000
 const HOST_IP = '203.0.113.1'
 const OUTSIDE_IP = '203.0.113.2'
+const HOST_IP6 = '2001:db8:71::1'
+const OUTSIDE_IP6 = '2001:db8:71::2'
 const TP_PORT = 18080
 const TRANSFER_TIMEOUT_MS = 30_000
 /** `--ferry-only`: skip the built-in driver (its 1,000-port range alone takes about four minutes). */
 const FERRY_ONLY = argFlag('ferry-only')
 const FERRY = 'ferry'
+const FERRY_DUAL4 = 'ferry dual-stack, over IPv4'
+const FERRY_DUAL6 = 'ferry dual-stack, over IPv6'
 const ON = 'builtin, proxy on'
 const OFF = 'builtin, proxy off'
 
@@ -188,11 +195,15 @@ async function restoreProbe (ns: string): Promise<Probe> {
 
 // ---- throughput through a published port --------------------------------------------------------
 
-interface Throughput { outside: number, localhost: number }
+/**
+ * MiB/s; localhost undefined where it is not measured (IPv6: nothing is published on ::1); direct: from the host
+ * to the container's own address, no NAT (the dual-stack targets: what the kernel does for each family anyway).
+ */
+interface Throughput { outside: number, localhost: number | undefined, direct: number | undefined }
 
-/** Start a server in the container's network namespace; resolves when it listens. */
-async function startServer (t: Teardowns, pid: number, port: number): Promise<void> {
-  const child = spawn('nsenter', ['-t', String(pid), '-n', ...NODE, '-e', STREAM_SERVER, String(MB * 1024 * 1024), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+/** Start a server in the container's network namespace (on `::` for IPv6 and IPv4, else 0.0.0.0); resolves when it listens. */
+async function startServer (t: Teardowns, pid: number, port: number, ip6 = false): Promise<void> {
+  const child = spawn('nsenter', ['-t', String(pid), '-n', ...NODE, '-e', STREAM_SERVER, String(MB * 1024 * 1024), String(port), ip6 ? '::' : '0.0.0.0'], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the throughput server did not start')), 10_000)
@@ -209,7 +220,8 @@ async function transfer (ns: string, ip: string, port: number): Promise<number> 
   return out.bytes / 1024 / 1024 / (out.ms / 1000)
 }
 
-interface TputTarget { name: string, d: Dockerd, outside: string, net: string }
+/** `ip6`: reach the port over IPv6 from outside, and skip localhost; `direct`: also from the host to the container's address of that family. */
+interface TputTarget { name: string, d: Dockerd, outside: string, net: string, ip6?: boolean, direct?: boolean }
 
 /**
  * One container per target publishing TP_PORT with a streaming server inside;
@@ -220,21 +232,26 @@ interface TputTarget { name: string, d: Dockerd, outside: string, net: string }
 async function throughput (t: Teardowns, targets: readonly TputTarget[]): Promise<Map<string, Throughput>> {
   // Each target its own host port: two of them may share an engine and namespace.
   const port = (k: number): number => TP_PORT + k
+  const directIp: string[] = []
   for (const [k, x] of targets.entries()) {
     const name = `tp${k}`
     await x.d.dockerOk(['run', '-d', '--net', x.net, '--name', name, '-p', `${port(k)}:9000`, 'bb', 'sleep', '900'])
     t.teardown(() => x.d.docker(['rm', '-f', name]))
-    await startServer(t, await x.d.pidOf(name), 9000)
-    await transfer(x.outside, HOST_IP, port(k)) // warm-up
+    await startServer(t, await x.d.pidOf(name), 9000, x.ip6 === true)
+    await transfer(x.outside, x.ip6 === true ? HOST_IP6 : HOST_IP, port(k)) // warm-up
+    directIp.push((await x.d.dockerOk(['inspect', '-f', `{{range .NetworkSettings.Networks}}{{.${x.ip6 === true ? 'GlobalIPv6Address' : 'IPAddress'}}}{{end}}`, name])).trim())
   }
-  const runs = targets.map(() => ({ outside: [] as number[], localhost: [] as number[] }))
+  const runs = targets.map(() => ({ outside: [] as number[], localhost: [] as number[], direct: [] as number[] }))
   for (let i = 0; i < REPS; i++) {
     for (const [k, x] of targets.entries()) {
-      runs[k]!.outside.push(await transfer(x.outside, HOST_IP, port(k)))
-      runs[k]!.localhost.push(await transfer(x.d.ns, '127.0.0.1', port(k)))
+      runs[k]!.outside.push(await transfer(x.outside, x.ip6 === true ? HOST_IP6 : HOST_IP, port(k)))
+      if (x.ip6 !== true) runs[k]!.localhost.push(await transfer(x.d.ns, '127.0.0.1', port(k)))
+      if (x.direct === true) runs[k]!.direct.push(await transfer(x.d.ns, directIp[k]!, 9000))
     }
   }
-  return new Map(targets.map((x, k) => [x.name, { outside: median(runs[k]!.outside), localhost: median(runs[k]!.localhost) }]))
+  const med = (xs: number[]): number | undefined => xs.length === 0 ? undefined : median(xs)
+  for (const [k, x] of targets.entries()) console.log(`  ${x.name}: MiB/s from outside per round ${runs[k]!.outside.map((v) => v.toFixed(0)).join(' ')}`)
+  return new Map(targets.map((x, k) => [x.name, { outside: median(runs[k]!.outside), localhost: med(runs[k]!.localhost), direct: med(runs[k]!.direct) }]))
 }
 
 // ---- publishing with 1,000 endpoints already publishing -------------------------------------------
@@ -339,6 +356,10 @@ async function phase (t: Teardowns, prefix: string, userlandProxy: boolean): Pro
   const outside = netns(t, `${prefix}o`)
   link({ ns: host, ifname: 'uplink', cidr: `${HOST_IP}/24` }, { ns: outside, ifname: 'eth0', cidr: `${OUTSIDE_IP}/24` })
   nsExec(host, ['ip', 'route', 'add', 'default', 'via', OUTSIDE_IP])
+  // IPv6 on the same link (no DAD: usable at once), for the dual-stack network's IPv6 throughput.
+  nsExec(host, ['ip', '-6', 'addr', 'add', `${HOST_IP6}/64`, 'dev', 'uplink', 'nodad'])
+  nsExec(outside, ['ip', '-6', 'addr', 'add', `${OUTSIDE_IP6}/64`, 'dev', 'eth0', 'nodad'])
+  nsExec(host, ['ip', '-6', 'route', 'add', 'default', 'via', OUTSIDE_IP6])
   const d = await startDockerd(t, { ns: host, userlandProxy })
   await ensureBusyboxImage(d)
   await d.dockerOk(['network', 'create', '-d', 'bridge', '--subnet', '10.88.0.0/24', 'bnet'])
@@ -386,6 +407,8 @@ await runBench(async (t) => {
     targets.push({ name: ON, d: p.d, outside: p.outside, net: 'bnet' })
   }
   targets.push({ name: FERRY, d: p.d, outside: p.outside, net: 'fnet' })
+  await p.d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--ipv6', '--subnet', '10.87.0.0/24', '--subnet', 'fd00:87::/64', 'fnet6'])
+  targets.push({ name: FERRY_DUAL4, d: p.d, outside: p.outside, net: 'fnet6', direct: true }, { name: FERRY_DUAL6, d: p.d, outside: p.outside, net: 'fnet6', ip6: true, direct: true })
   const tput = await throughput(scope, targets)
   stamp('throughput done')
   const sc = await scaling(scope, p.d, agent, plugin)
@@ -414,7 +437,7 @@ await runBench(async (t) => {
   console.log(`the floor: one iptables-restore run spawned from node in that namespace (nft backend), adding one rule ${ms(probe0.add)} ms, deleting one ${ms(probe0.del)} ms (p50 of 10)`)
 
   section(`throughput of one published port (MiB/s, median of ${REPS} interleaved rounds × ${MB} MiB; node server in the container, node client)`)
-  console.log(table([['', 'from outside', 'from 127.0.0.1'], ...[...tput].map(([n, x]) => [n, x.outside.toFixed(0), x.localhost.toFixed(0)])]))
+  console.log(table([['', 'from outside', 'from 127.0.0.1', 'host to container, no NAT'], ...[...tput].map(([n, x]) => [n, x.outside.toFixed(0), x.localhost?.toFixed(0) ?? '-', x.direct?.toFixed(0) ?? '-'])]))
 
   section(`publishing one port while N endpoints publish one each (ms; median of the 11 calls around N, single call for "one more")`)
   const checkpoints = [0, 99, 499, CONTAINERS - 1].filter((i, k, all) => i >= 0 && i < CONTAINERS && all.indexOf(i) === k)
@@ -444,6 +467,11 @@ await runBench(async (t) => {
   const tf = tput.get(FERRY)!
   console.log(`throughput ratio ferry/builtin proxy on: outside ${ratio(tf.outside, tput.get(ON)?.outside)}, localhost ${ratio(tf.localhost, tput.get(ON)?.localhost)}; ` +
     `ferry/builtin proxy off: outside ${ratio(tf.outside, tput.get(OFF)?.outside)}, localhost ${ratio(tf.localhost, tput.get(OFF)?.localhost)}`)
+  const [d4, d6] = [tput.get(FERRY_DUAL4)!, tput.get(FERRY_DUAL6)!]
+  const v6ratio = d6.outside / d4.outside
+  console.log(`throughput over IPv6 / over IPv4 through a published port of a dual-stack ferry network, from outside: ${v6ratio.toFixed(3)} ` +
+    `(${d6.outside.toFixed(0)} vs ${d4.outside.toFixed(0)} MiB/s; goal ≥ 0.95: ${goal(v6ratio >= 0.95)}); IPv4-only ferry network ${tf.outside.toFixed(0)} MiB/s; ` +
+    `the kernel's own ratio without NAT (host to the container's address): ${ratio(d6.direct, d4.direct)} (${d6.direct?.toFixed(0) ?? '-'} vs ${d4.direct?.toFixed(0) ?? '-'} MiB/s)`)
   console.log(`one more port with ${CONTAINERS} publishing: ${ms(sc.program[CONTAINERS]!)} ms client, ${ms(sc.agentProgram[CONTAINERS]!)} ms agent; ` +
     `publish median of the first 50 ${ms(head(sc.program))} ms, of the last 50 ${ms(tail(sc.program))} ms (agent ${ms(head(sc.agentProgram))} → ${ms(tail(sc.agentProgram))} ms); ` +
     `remove ${ms(median(sc.revokeAlone))} → ${ms(median(sc.revokeFull))} ms`)

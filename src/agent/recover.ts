@@ -66,7 +66,7 @@ function macOr (mac: string | undefined, ip: string): string {
 
 /** The pool and gateway of the network's side (IPv4 or IPv6) whose subnet holds ip; undefined when neither does. */
 function sideOf (net: NetworkRecord, ip: string): { poolId: string, gateway: string | undefined } | undefined {
-  if (contains(net.subnet, ip)) return { poolId: net.poolId, gateway: net.gateway }
+  if (net.subnet !== undefined && net.poolId !== undefined && contains(net.subnet, ip)) return { poolId: net.poolId, gateway: net.gateway }
   if (net.subnet6 !== undefined && net.poolId6 !== undefined && contains(net.subnet6, ip)) return { poolId: net.poolId6, gateway: net.gateway6 }
   return undefined
 }
@@ -108,13 +108,15 @@ export function planRecovery (f: RecoveryFacts): RecoveryPlan {
   for (const [id, e, source] of named) {
     const net = e.networkId === undefined ? undefined : byId.get(e.networkId)
     if (!net || known.has(id)) continue
-    const addr = parseEndpointCidr(e.cidr, net.subnet)
-    if (!addr) { plan.skipped.push(`${id.slice(0, 12)}: ${source} gives no address of ${net.subnet} for it`); continue }
-    const other = storeAddress.get(`${net.id} ${addr.ip}`)
-    if (other !== undefined) { plan.skipped.push(`${id.slice(0, 12)}: its address ${addr.ip} is endpoint ${other.slice(0, 12)}'s in the store`); continue }
-    // The IPv6 address comes back only when it is of the network's IPv6 subnet and nobody else's.
+    const addr = net.subnet === undefined ? undefined : parseEndpointCidr(e.cidr, net.subnet)
     const v6 = net.subnet6 === undefined ? undefined : parseEndpointCidr(e.cidr6, net.subnet6)
-    const addr6 = v6 !== undefined && !storeAddress.has(`${net.id} ${v6.ip}`) ? v6 : undefined
+    // The address of the network's first family (IPv4, or IPv6 on an IPv6-only network) is required.
+    const primary = net.subnet === undefined ? v6 : addr
+    if (!primary) { plan.skipped.push(`${id.slice(0, 12)}: ${source} gives no address of ${net.subnet ?? net.subnet6 ?? '?'} for it`); continue }
+    const other = storeAddress.get(`${net.id} ${primary.ip}`)
+    if (other !== undefined) { plan.skipped.push(`${id.slice(0, 12)}: its address ${primary.ip} is endpoint ${other.slice(0, 12)}'s in the store`); continue }
+    // The IPv6 address of a dual-stack network comes back only when it is of its IPv6 subnet and nobody else's.
+    const addr6 = v6 !== undefined && (v6 === primary || !storeAddress.has(`${net.id} ${v6.ip}`)) ? v6 : undefined
     const veth = vethNames(id)
     if (!linkNames.has(veth.host)) {
       plan.skipped.push(`${id.slice(0, 12)}: its veth ${veth.host} is gone`)
@@ -122,8 +124,8 @@ export function planRecovery (f: RecoveryFacts): RecoveryPlan {
       continue
     }
     plan.endpoints.push({
-      id, networkId: net.id, address: addr.ip, prefixLen: addr.prefixLen, ...(addr6 === undefined ? {} : { address6: addr6.ip, prefixLen6: addr6.prefixLen }),
-      mac: macOr(e.mac, addr.ip), hostVeth: veth.host, containerVeth: veth.container, joined: true, portRequests: [], ports: [], exposed: [], createdAt: f.now,
+      id, networkId: net.id, ...(addr === undefined ? {} : { address: addr.ip, prefixLen: addr.prefixLen }), ...(addr6 === undefined ? {} : { address6: addr6.ip, prefixLen6: addr6.prefixLen }),
+      mac: macOr(e.mac, primary.ip), hostVeth: veth.host, containerVeth: veth.container, joined: true, portRequests: [], ports: [], exposed: [], createdAt: f.now,
     })
     known.add(id)
     for (const a of [addr, addr6]) {

@@ -103,6 +103,7 @@ const networkBody = {
     subnet: str,
     gateway: str,
     ipRange: str,
+    ipv4: { type: 'boolean' },
     ipv6: { type: 'boolean' },
     subnet6: str,
     gateway6: str,
@@ -140,7 +141,7 @@ export function registerRuntimeRoutes (app: FastifyInstance, runtime: () => Runt
       return { name: await runtime().stopContainer(req.params.name, { graceMs, removeLog: req.body.removeLog === true }) }
     })
 
-  app.post<{ Body: { name: string, subnet?: string, gateway?: string, ipRange?: string, ipv6?: boolean, subnet6?: string, gateway6?: string, ipRange6?: string, internal?: boolean, options?: Record<string, string> } }>(
+  app.post<{ Body: { name: string, subnet?: string, gateway?: string, ipRange?: string, ipv4?: boolean, ipv6?: boolean, subnet6?: string, gateway6?: string, ipRange6?: string, internal?: boolean, options?: Record<string, string> } }>(
     '/v1/networks', { schema: { body: networkBody } }, async (req, reply) => {
       const b = req.body
       const spec: NetworkCreateSpec = { name: b.name, internal: b.internal === true, options: b.options ?? {} }
@@ -149,6 +150,7 @@ export function registerRuntimeRoutes (app: FastifyInstance, runtime: () => Runt
         if (v !== undefined) spec[k] = v
       }
       if (b.ipv6 === true) spec.ipv6 = true
+      if (b.ipv4 === false) spec.ipv4 = false
       const net = await runtime().createNetwork(spec)
       return reply.code(201).send({ ...net, name: b.name })
     })

@@ -62,7 +62,7 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
       const net = await findNetwork(req.params.id)
       const eps = (await agent.endpoints()).filter((e) => e.networkId === net.id)
       const pool6 = net.poolId6 === undefined ? undefined : agent.pool?.(net.poolId6)
-      return { ...net, endpointList: eps, pool: agent.pool?.(net.poolId), ...(pool6 === undefined ? {} : { pool6 }) }
+      return { ...net, endpointList: eps, ...(net.poolId === undefined ? {} : { pool: agent.pool?.(net.poolId) }), ...(pool6 === undefined ? {} : { pool6 }) }
     })
   app.get<{ Querystring: { network?: string } }>('/v1/endpoints', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => {

@@ -88,7 +88,7 @@ export function validateIfName (name: string, what: string): string {
   return name
 }
 
-/** A locally administered MAC derived from the IPv4 address, as Docker does (02:42:a.b.c.d). */
+/** A locally administered MAC derived from the IPv4 address, as Docker does (02:42:a.b.c.d); from an IPv6 address's last four bytes. */
 export function macForIp (ip: string): string {
   const bytes = [...ipToBytes(ip).subarray(-4)].map((x) => x.toString(16).padStart(2, '0'))
   return ['02', '42', ...bytes].join(':')

@@ -10,6 +10,7 @@ import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { AddressInfo, Ipv6ConfKey, LinkInfo } from '../kernel/types.js'
 import { isFerryLinkName, macForIp } from './names.js'
 import { prefixOf } from '../util/ip.js'
+import { FerryError } from '../errors/errors.js'
 
 export type { Ipv6ConfKey } from '../kernel/types.js'
 
@@ -25,9 +26,10 @@ export const IPV6_CONF_KEYS: readonly Ipv6ConfKey[] = BRIDGE_IPV6_CONF.map(([k])
 export interface DesiredBridge {
   name: string
   mtu: number
-  /** The IPv4 gateway with the subnet's prefix (`10.20.0.1/24`). */
-  address: string
-  /** Every address of the bridge: the IPv4 gateway, then the IPv6 one on a dual-stack network (`fd00:1::1/64`). */
+  /**
+   * Every address of the bridge: the IPv4 gateway with the subnet's prefix (`10.20.0.1/24`), then the
+   * IPv6 one (`fd00:1::1/64`) on a dual-stack network; the IPv6 one alone on an IPv6-only network.
+   */
   addresses: string[]
   /** The IPv6 settings it must have: BRIDGE_IPV6_CONF on a dual-stack network, none otherwise (left as the kernel has them). */
   ipv6Conf: ReadonlyArray<[Ipv6ConfKey, string]>
@@ -50,15 +52,18 @@ export type LinkOp =
   | { op: 'deleteLink', name: string, why: string }
 
 export function desiredBridge (net: NetworkRecord): DesiredBridge {
-  const address = `${net.gateway}/${prefixOf(net.subnet)}`
-  const dual = net.subnet6 !== undefined && net.gateway6 !== undefined
+  const sides = [[net.gateway, net.subnet], [net.gateway6, net.subnet6]] as const
+  const addresses = sides.flatMap(([gw, subnet]) => gw === undefined || subnet === undefined ? [] : [`${gw}/${prefixOf(subnet)}`])
+  const v6 = net.subnet6 !== undefined && net.gateway6 !== undefined
+  const gateway = net.gateway ?? net.gateway6
+  if (gateway === undefined) throw new FerryError('INTERNAL', `network ${net.id.slice(0, 12)} has no gateway in either family`)
   return {
     name: net.bridge,
     mtu: net.mtu,
-    address,
-    addresses: dual ? [address, `${net.gateway6}/${prefixOf(net.subnet6!)}`] : [address],
-    ipv6Conf: dual ? BRIDGE_IPV6_CONF : [],
-    mac: macForIp(net.gateway),
+    addresses,
+    ipv6Conf: v6 ? BRIDGE_IPV6_CONF : [],
+    // The IPv4 gateway's bytes (02:42:a.b.c.d), or the last four of the IPv6 one's on an IPv6-only network.
+    mac: macForIp(gateway),
   }
 }
 

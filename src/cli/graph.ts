@@ -193,7 +193,7 @@ export function buildGraph (input: GraphInput): GraphModel {
       if (report.source === 'cache') differences.push(`${n.name}: Redis could not be read; its side is the agent's last known state`)
       const rowsById = new Map(report.rows.flatMap((r) => (r.endpointId === undefined ? [] : [[r.endpointId, r] as const])))
       const hostsOfOverlay = new Map<string, number>()
-      const prefix = prefixLen(n.subnet)
+      const prefix = prefixLen(n.subnet ?? n.subnet6 ?? '')
       for (const e of report.cluster) {
         const host = useHost(e.hostId, e.vtep)
         onHosts.add(host)
@@ -326,7 +326,7 @@ export function renderDot (g: GraphModel): string {
       const bid = bridgeNode(h.id, n.id)
       const lines = [`network ${n.name}`]
       if (h.self) lines.push(`bridge ${n.bridge}`)
-      lines.push(`${n.subnet} gw ${n.gateway}`)
+      if (n.subnet !== undefined) lines.push(`${n.subnet} gw ${n.gateway ?? '?'}`)
       if (n.subnet6 !== undefined) lines.push(`${n.subnet6}${n.gateway6 !== undefined ? ` gw ${n.gateway6}` : ''}`)
       if (n.overlay) lines.push(`overlay ${n.overlay.name} vni ${n.overlay.vni}`)
       if (n.flags.length > 0) lines.push(n.flags.join(', '))

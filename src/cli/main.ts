@@ -14,6 +14,7 @@ import { registerGraphCommand } from './graph.js'
 import { duration, table } from './table.js'
 import type { EndpointView, NetworkView } from '../api/server.js'
 import type { PortBinding } from '../model/types.js'
+import { familyOf } from '../util/ip.js'
 
 interface GlobalOpts { apiSocket?: string }
 interface JsonOpt { json?: boolean }
@@ -23,9 +24,16 @@ function json (v: unknown): void { out(JSON.stringify(v, null, 2) + '\n') }
 
 function short (id: string): string { return id.slice(0, 12) }
 
+/** `ip:port[-end]`: an IPv6 address in brackets; no host address is 0.0.0.0 or [::], by the binding's family (its container address's). */
+function sideText (p: PortBinding, side: 'host' | 'container'): string {
+  const [ip, lo, hi] = side === 'host' ? [p.hostIp, p.hostPort, p.hostPortEnd] : [p.containerIp, p.containerPort, p.containerPortEnd]
+  const v6 = familyOf(p.containerIp) === 6
+  const addr = ip === '' ? (v6 ? '::' : '0.0.0.0') : ip
+  return `${v6 ? `[${addr}]` : addr}:${lo === hi ? `${lo}` : `${lo}-${hi}`}`
+}
+
 function portText (p: PortBinding): string {
-  const range = (a: number, b: number): string => (a === b ? `${a}` : `${a}-${b}`)
-  return `${p.hostIp || '0.0.0.0'}:${range(p.hostPort, p.hostPortEnd)}->${p.containerIp}:${range(p.containerPort, p.containerPortEnd)}/${p.proto}`
+  return `${sideText(p, 'host')}->${sideText(p, 'container')}/${p.proto}`
 }
 
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }
@@ -117,7 +125,7 @@ export function buildCli (): Command {
       const nets = await api<NetworkView[]>('GET', '/v1/networks')
       if (o.json) { json(nets); return }
       out(table(['NETWORK ID', 'NAME', 'BRIDGE', 'SUBNET', 'GATEWAY', 'ENDPOINTS', 'FLAGS'],
-        nets.map((n) => [short(n.id), n.name, n.bridge, n.subnet, n.gateway, String(n.endpoints),
+        nets.map((n) => [short(n.id), n.name, n.bridge, n.subnet ?? n.subnet6 ?? '-', n.gateway ?? n.gateway6 ?? '-', String(n.endpoints),
           [n.internal ? 'internal' : '', n.icc ? '' : 'no-icc', n.masquerade ? '' : 'no-masq', n.mtu !== 1500 ? `mtu=${n.mtu}` : ''].filter(Boolean).join(',') || '-'])))
     })
   network.command('inspect').description('show one network as JSON').argument('<network>', 'name, id or id prefix')
@@ -142,8 +150,7 @@ export function buildCli (): Command {
       if (o.json) { json(ports); return }
       out(table(['CONTAINER', 'ENDPOINT', 'NETWORK', 'PROTO', 'HOST', 'CONTAINER PORT'],
         ports.map((p) => [p.container || '-', short(p.endpoint), p.network, p.proto,
-          `${p.hostIp || '0.0.0.0'}:${p.hostPort === p.hostPortEnd ? p.hostPort : `${p.hostPort}-${p.hostPortEnd}`}`,
-          `${p.containerIp}:${p.containerPort === p.containerPortEnd ? p.containerPort : `${p.containerPort}-${p.containerPortEnd}`}`])))
+          sideText(p, 'host'), sideText(p, 'container')])))
     })
 
   interface WireGuardView {

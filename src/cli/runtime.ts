@@ -9,7 +9,7 @@
  *             [-e KEY[=VALUE] …] [--env-file FILE …] [-d] -- CMD…
  *   ferry stop [-t SECONDS] NAME…       ferry rm [-f] [-t SECONDS] NAME…
  *   ferry ps [--json]
- *   ferry network create NAME [--ipv6] [--subnet CIDR …] [--gateway IP …] [--ip-range CIDR …] [--internal] [-o K=V …]
+ *   ferry network create NAME [--ipv6 [--ipv4=false]] [--subnet CIDR …] [--gateway IP …] [--ip-range CIDR …] [--internal] [-o K=V …]
  *                        (one --subnet, --gateway, --ip-range per family, as docker network create takes them)
  *   ferry network rm NAME
  *
@@ -87,8 +87,12 @@ function describe (c: ContainerView): string {
   if (c.mode === 'none') return 'loopback only'
   if (c.mode === 'host') return 'the host\'s network'
   if (c.mode === 'container') return `namespace of ${c.sharesWith ?? '?'}`
-  const v6 = c.address6 === undefined ? '' : ` and ${c.address6}/${c.prefixLen6 ?? '?'}${c.gateway6 ? ` via ${c.gateway6}` : ''}`
-  return `${c.address ?? '?'}/${c.prefixLen ?? '?'} on ${c.networkName}${c.gateway ? ` via ${c.gateway}` : ''}${v6}`
+  // Each family it has an address in (IPv4 first; IPv6 alone on an IPv6-only network), the network after the first.
+  const sides = ([[c.address, c.prefixLen, c.gateway], [c.address6, c.prefixLen6, c.gateway6]] as const)
+    .flatMap(([ip, len, gw]) => ip === undefined ? [] : [{ addr: `${ip}/${len ?? '?'}`, via: gw ? ` via ${gw}` : '' }])
+  const [first, ...rest] = sides
+  if (first === undefined) return `? on ${c.networkName}`
+  return `${first.addr} on ${c.networkName}${first.via}${rest.map((s) => ` and ${s.addr}${s.via}`).join('')}`
 }
 
 /** `--subnet`, `--gateway` and `--ip-range` as docker network create takes them: repeatable, at most one of each family. */
@@ -232,12 +236,13 @@ export function registerRuntimeCommands (program: Command): void {
     .description('create a ferry network without the Docker engine (for attach, run and CNI)')
     .argument('<name>', 'network name')
     .option('--ipv6', 'dual-stack: an IPv6 subnet too (given with --subnet, or a /64 of the default IPv6 pool)')
+    .addOption(new Option('--ipv4 [bool]', 'false (with --ipv6): an IPv6-only network, as Docker 28\'s --ipv4=false').argParser(bool))
     .option('--subnet <cidr>', 'subnet, one per family (default: a free default pool)', collect, [])
     .option('--gateway <ip>', 'gateway address, one per family (default: the first free one)', collect, [])
     .option('--ip-range <cidr>', 'allocate container addresses from this part of the subnet, one per family', collect, [])
     .option('--internal', 'no way out: no default route, no NAT')
     .option('-o, --opt <key=value>', 'driver option, as with docker network create -o (repeatable)', collect, [])
-    .action(async (name: string, o: { subnet: string[], gateway: string[], ipRange: string[], ipv6?: boolean, internal?: boolean, opt: string[] }) => {
+    .action(async (name: string, o: { subnet: string[], gateway: string[], ipRange: string[], ipv6?: boolean, ipv4?: boolean, internal?: boolean, opt: string[] }) => {
       const options: Record<string, string> = {}
       for (const kv of o.opt) {
         const i = kv.indexOf('=')
@@ -246,6 +251,7 @@ export function registerRuntimeCommands (program: Command): void {
       }
       const body: Record<string, unknown> = { name, internal: o.internal === true, options, ...addressOptions(o) }
       if (o.ipv6 === true) body.ipv6 = true
+      if (o.ipv4 === false) body.ipv4 = false
       const net = await api<{ id: string }>('POST', '/v1/networks', body)
       out(`${net.id}\n`)
     })

@@ -154,6 +154,7 @@ export class DnsFeed {
     }
     if (!overlay) return
     for (const { overlay: name, endpoint: ep, names } of this.published.due(endpoints, networks, records.localNames)) {
+      if (ep.address === undefined) continue // overlays are IPv4 (NetworkDriver.checkNetwork)
       await overlay.publish(name, ep.id, ep.address, ep.mac, names)
         .catch((err: unknown) => { this.published.failed(ep.id); log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
     }

@@ -99,7 +99,7 @@ export class Collector {
       const net = this.d.driver.network(ep.networkId)
       this.d.log.warn({ endpoint: ep.id, network: ep.networkId, address: ep.address }, 'deleting an endpoint the engine no longer knows')
       await this.d.driver.deleteEndpoint(ep.networkId, ep.id)
-      await this.releaseAddressOf(net, ep.address)
+      if (ep.address !== undefined) await this.releaseAddressOf(net, ep.address)
       if (ep.address6 !== undefined && net.poolId6 !== undefined) await this.d.ipam.releaseAddress(net.poolId6, ep.address6)
     }
     for (const leak of leakedAddresses(this.d, names)) {
@@ -115,6 +115,6 @@ export class Collector {
   /** Give an endpoint address back where it came from: the cluster for an overlay, the local pool otherwise. */
   private async releaseAddressOf (net: NetworkRecord, ip: string): Promise<void> {
     if (net.overlay) await this.d.driver.releaseOverlayAddress(net.overlay.name, ip)
-    else await this.d.ipam.releaseAddress(net.poolId, ip)
+    else if (net.poolId !== undefined) await this.d.ipam.releaseAddress(net.poolId, ip)
   }
 }

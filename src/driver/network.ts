@@ -29,13 +29,16 @@ import { forgetEndpoint, forgetNetwork, markJoined, markLeft, recordEndpoint, re
 
 export interface CreateNetworkInput {
   id: string
-  subnet: string           // IPv4Data[0].Pool
-  gatewayCidr: string      // IPv4Data[0].Gateway
+  /** IPv4Data[0].Pool and .Gateway; both absent on an IPv6-only network (Docker 28's `--ipv4=false --ipv6`). */
+  subnet?: string
+  gatewayCidr?: string
   generic: Record<string, unknown>
   internal: boolean
   ipv6: boolean
+  /** false: an IPv6-only network (`--ipv4=false`, Docker 28's enable_ipv4); then no IPv4 subnet is given. Absent: true. */
+  ipv4?: boolean
   extraIpv4Data: number    // how many IPv4Data entries beyond the first
-  /** IPv6Data[0].Pool and .Gateway of a dual-stack network (--ipv6); both absent on an IPv4-only one. */
+  /** IPv6Data[0].Pool and .Gateway of a dual-stack or IPv6-only network (--ipv6); both absent on an IPv4-only one. */
   subnet6?: string
   gatewayCidr6?: string
   extraIpv6Data?: number   // how many IPv6Data entries beyond the first
@@ -48,8 +51,9 @@ export interface CreateNetworkInput {
 export interface CreateEndpointInput {
   networkId: string
   endpointId: string
-  addressCidr: string
-  /** Interface.AddressIPv6 (`fd00:1::2/64`) on a dual-stack network; absent or '' otherwise. */
+  /** Interface.Address (`10.20.0.2/24`); absent or '' on an IPv6-only network. */
+  addressCidr?: string
+  /** Interface.AddressIPv6 (`fd00:1::2/64`) on a dual-stack or IPv6-only network; absent or '' otherwise. */
   addressCidr6?: string
   mac: string              // '' = ferry picks
   portRequests: PortRequest[]
@@ -105,12 +109,15 @@ export function parseSubnetAddress (cidr: string, subnet: string, what: string):
 
 /** The address CreateEndpoint carries: a host address of the subnet that is not the gateway's. */
 export function parseEndpointAddress (cidr: string, net: Pick<NetworkRecord, 'subnet' | 'gateway' | 'id'>): { address: string, prefixLen: number } {
+  if (net.subnet === undefined) {
+    throw new FerryError('INVALID_REQUEST', `endpoint IPv4 address ${JSON.stringify(cidr.slice(0, 64))} given on network ${net.id.slice(0, 12)}, which is IPv6-only (it was created with --ipv4=false)`)
+  }
   const a = parseSubnetAddress(cidr, net.subnet, 'endpoint address')
   if (a.address === net.gateway) throw new FerryError('ADDRESS_IN_USE', `endpoint address ${a.address} is the gateway's address of network ${net.id.slice(0, 12)}`)
   return a
 }
 
-/** The IPv6 address CreateEndpoint carries (AddressIPv6): only on a dual-stack network, in subnet6, not gateway6. */
+/** The IPv6 address CreateEndpoint carries (AddressIPv6): only on a dual-stack or IPv6-only network, in subnet6, not gateway6. */
 export function parseEndpointAddress6 (cidr: string, net: Pick<NetworkRecord, 'subnet6' | 'gateway6' | 'id'>): { address: string, prefixLen: number } {
   if (net.subnet6 === undefined || net.gateway6 === undefined) {
     throw new FerryError('INVALID_REQUEST', `endpoint IPv6 address ${JSON.stringify(cidr.slice(0, 64))} given on network ${net.id.slice(0, 12)}, which has no IPv6 subnet (it was created without --ipv6)`)
@@ -120,12 +127,13 @@ export function parseEndpointAddress6 (cidr: string, net: Pick<NetworkRecord, 's
   return a
 }
 
-/** What the firewall needs of a network: the IPv6 side only when the network is dual-stack. */
+/** What the firewall needs of a network: each side (IPv4, IPv6) the network has. */
 export function natNetwork (n: NetworkRecord): NatNetwork {
   const outboundAddr = n.options[OPT.hostIpv4]
   const outboundAddr6 = n.options[OPT.hostIpv6]
   return {
-    id: n.id, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, icc: n.icc, masquerade: n.masquerade, internal: n.internal,
+    id: n.id, bridge: n.bridge, icc: n.icc, masquerade: n.masquerade, internal: n.internal,
+    ...(n.subnet !== undefined && n.gateway !== undefined ? { subnet: n.subnet, gateway: n.gateway } : {}),
     ...(outboundAddr !== undefined && outboundAddr !== '' ? { outboundAddr } : {}),
     ...(n.subnet6 !== undefined && n.gateway6 !== undefined
       ? {
@@ -139,7 +147,7 @@ export function natNetwork (n: NetworkRecord): NatNetwork {
 }
 
 export function natEndpoint (e: EndpointRecord): NatEndpoint {
-  return { id: e.id, networkId: e.networkId, address: e.address, ...(e.address6 !== undefined ? { address6: e.address6 } : {}), ports: e.ports }
+  return { id: e.id, networkId: e.networkId, ...(e.address !== undefined ? { address: e.address } : {}), ...(e.address6 !== undefined ? { address6: e.address6 } : {}), ports: e.ports }
 }
 
 export class NetworkDriver {
@@ -197,8 +205,14 @@ export class NetworkDriver {
    * Check a network's flags and -o options without touching anything: what CreateNetwork
    * refuses, refused before the engine allocates a pool (NetworkDriver.GwAllocCheck, Docker 28+).
    */
-  checkNetwork (input: Pick<CreateNetworkInput, 'generic' | 'internal' | 'ipv6'>): NetworkOptions {
+  checkNetwork (input: Pick<CreateNetworkInput, 'generic' | 'internal' | 'ipv6' | 'ipv4'>): NetworkOptions {
     const opts = parseNetworkOptions(input.generic, input.internal)
+    if (input.ipv4 === false && !input.ipv6) {
+      throw new FerryError('INVALID_OPTION', 'a network needs at least one address family: --ipv4=false takes --ipv6 (an IPv6-only network)')
+    }
+    if (input.ipv4 === false && opts.overlay !== undefined) {
+      throw new FerryError('UNSUPPORTED', `overlay networks need IPv4: create overlay ${opts.overlay} without --ipv4=false`)
+    }
     if (input.ipv6 && opts.overlay !== undefined) {
       throw new FerryError('UNSUPPORTED', `overlay networks are IPv4 only: create overlay ${opts.overlay} without --ipv6`)
     }
@@ -216,12 +230,19 @@ export class NetworkDriver {
   }
 
   async createNetwork (input: CreateNetworkInput): Promise<void> {
+    // The flags and options first: refused as GwAllocCheck refuses them, whatever the pools.
+    const opts = this.checkNetwork(input)
     if (input.extraIpv4Data > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take exactly one IPv4 subnet')
     if ((input.extraIpv6Data ?? 0) > 0) throw new FerryError('UNSUPPORTED', 'ferry networks take at most one IPv6 subnet')
     if (input.ipv6 && input.subnet6 === undefined) {
       throw new FerryError('INVALID_REQUEST', 'the engine asked for an IPv6 network but sent no IPv6 pool: create ferry networks with --ipam-driver ferry')
     }
-    const opts = this.checkNetwork(input)
+    if (input.ipv4 !== false && input.subnet === undefined) {
+      throw new FerryError('INVALID_REQUEST', 'the engine asked for an IPv4 network but sent no IPv4 pool: create ferry networks with --ipam-driver ferry')
+    }
+    if (input.ipv4 === false && input.subnet !== undefined) {
+      throw new FerryError('INVALID_REQUEST', `the engine asked for an IPv6-only network (enable_ipv4 false) but sent the IPv4 pool ${JSON.stringify(input.subnet.slice(0, 64))}`)
+    }
     const auxOf = (list: string[] | undefined, family: Family): string[] => (list ?? []).map((a) => {
       if (!isIp(a, family) && !isCidr(a, family)) throw new FerryError('INVALID_REQUEST', `aux address ${JSON.stringify(a.slice(0, 64))} is not an IPv${family} address`)
       return parseAddress(a).ip
@@ -230,13 +251,14 @@ export class NetworkDriver {
     return this.op(input.id, async () => {
       const existing = this.state.networks[input.id]
       if (existing) {
-        if (existing.subnet === input.subnet) return // the engine retried
-        throw new FerryError('NAME_CONFLICT', `network ${input.id.slice(0, 12)} already exists with subnet ${existing.subnet}`)
+        if (existing.subnet === input.subnet && existing.subnet6 === input.subnet6) return // the engine retried
+        throw new FerryError('NAME_CONFLICT', `network ${input.id.slice(0, 12)} already exists with subnet ${existing.subnet ?? existing.subnet6 ?? '?'}`)
       }
-      const pool = this.checkPoolGateway(input.subnet, input.gatewayCidr, 4)
+      const pool = input.subnet === undefined ? undefined : this.checkPoolGateway(input.subnet, input.gatewayCidr ?? '', 4)
       const pool6 = input.subnet6 === undefined ? undefined : this.checkPoolGateway(input.subnet6, input.gatewayCidr6 ?? '', 6)
-      const pools = { poolId: pool.id, ...(pool6 === undefined ? {} : { poolId6: pool6.id }) }
-      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool.id)
+      const pools = { ...(pool === undefined ? {} : { poolId: pool.id }), ...(pool6 === undefined ? {} : { poolId6: pool6.id }) }
+      // An overlay has an IPv4 pool (checkNetwork refuses --ipv4=false there).
+      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool?.id ?? '')
       if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pools, opts.bridgeName, aux)
       const { bridge } = await this.pickKernelNames(bridgeNameCandidates(input.id).map((b) => ({ bridge: b })), `network ${input.id.slice(0, 12)}`)
       try {
@@ -275,9 +297,8 @@ export class NetworkDriver {
       this.endpoints().some((e) => e.hostVeth === name || e.containerVeth === name)
   }
 
-  private async createBridgeNetwork (input: CreateNetworkInput, opts: NetworkOptions, pools: { poolId: string, poolId6?: string }, bridge: string,
+  private async createBridgeNetwork (input: CreateNetworkInput, opts: NetworkOptions, pools: { poolId?: string, poolId6?: string }, bridge: string,
     aux: { v4: string[], v6: string[] }): Promise<void> {
-    const { poolId } = pools
     if (opts.bridgeName !== undefined) {
       // The user's name: taken means refused (a derived name was already checked when it was picked).
       const other = this.networks().find((n) => n.bridge === bridge)
@@ -297,7 +318,7 @@ export class NetworkDriver {
       const path = recordNetwork(this.d.store, net)
       undo.push('forget network', async () => { await this.d.store.commit(forgetNetwork(this.d.store, net.id)) })
       await this.d.store.commit(path)
-      await this.d.ipam.markAux(poolId, aux.v4)
+      if (pools.poolId !== undefined) await this.d.ipam.markAux(pools.poolId, aux.v4)
       if (pools.poolId6 !== undefined) await this.d.ipam.markAux(pools.poolId6, aux.v6)
     }, this.undoLog)
     this.d.log.info({ network: net.id, bridge, subnet: net.subnet, subnet6: net.subnet6 }, 'network created')
@@ -310,16 +331,17 @@ export class NetworkDriver {
    * overlay data plane; the pool is tied to the overlay so that endpoint addresses
    * are allocated cluster-wide from now on.
    */
-  private networkRecord (input: CreateNetworkInput, opts: NetworkOptions, pools: { poolId: string, poolId6?: string },
+  private networkRecord (input: CreateNetworkInput, opts: NetworkOptions, pools: { poolId?: string, poolId6?: string },
     link: Pick<NetworkRecord, 'bridge' | 'ownsBridge' | 'mtu' | 'overlay'>): NetworkRecord {
+    const v4: Partial<NetworkRecord> = input.subnet === undefined || pools.poolId === undefined
+      ? {}
+      : { subnet: input.subnet, gateway: addrOf(input.gatewayCidr ?? ''), poolId: pools.poolId }
     const v6: Partial<NetworkRecord> = input.subnet6 === undefined || pools.poolId6 === undefined
       ? {}
       : { subnet6: input.subnet6, gateway6: addrOf(input.gatewayCidr6 ?? ''), poolId6: pools.poolId6, gatewayMode6: opts.gatewayMode6 }
     return {
       id: input.id,
-      subnet: input.subnet,
-      gateway: addrOf(input.gatewayCidr),
-      poolId: pools.poolId,
+      ...v4,
       ...v6,
       icc: opts.icc,
       masquerade: opts.masquerade,
@@ -334,13 +356,14 @@ export class NetworkDriver {
   private async createOverlayNetwork (input: CreateNetworkInput, opts: NetworkOptions, name: string, poolId: string): Promise<void> {
     const overlay = this.d.overlay!
     const taken = this.networks().find((n) => n.overlay?.name === name)
-    if (taken && taken.subnet !== input.subnet) {
-      throw new FerryError('NAME_CONFLICT', `overlay ${name} already exists with subnet ${taken.subnet} (this host asked for ${input.subnet})`)
+    const subnet = input.subnet ?? ''
+    if (taken && taken.subnet !== subnet) {
+      throw new FerryError('NAME_CONFLICT', `overlay ${name} already exists with subnet ${taken.subnet ?? '?'} (this host asked for ${subnet})`)
     }
     if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
     const userMtu = Object.hasOwn(input.generic, 'com.docker.network.driver.mtu') ? opts.mtu : undefined
     await withUndo(async (undo) => {
-      const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu, encrypt: opts.encrypt })
+      const att = await overlay.attach({ name, subnet, gateway: addrOf(input.gatewayCidr ?? ''), vni: opts.vni, mtu: userMtu, encrypt: opts.encrypt })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))
       const net = this.networkRecord(input, opts, { poolId }, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
       undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
@@ -372,14 +395,15 @@ export class NetworkDriver {
 
   /** This host's cluster state, re-asserted in Redis at every (re)connect. */
   localClusterState (): LocalClusterState {
+    // Overlays are IPv4 (checkNetwork refuses --ipv4=false there), and so are their endpoints.
     const nets = this.networks().filter((n) => n.overlay)
     const byId = new Map(nets.map((n) => [n.id, n]))
     const eps = this.endpoints().filter((e) => byId.has(e.networkId))
     return {
-      overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
+      overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet!, gateway: n.gateway!, vni: n.overlay!.vni,
         ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}) })),
-      addresses: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip: e.address })),
-      endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address, mac: e.mac })),
+      addresses: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip: e.address! })),
+      endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address!, mac: e.mac })),
     }
   }
 
@@ -411,21 +435,26 @@ export class NetworkDriver {
       const net = this.network(input.networkId)
       // Refused here, not at ProgramExternalConnectivity: nothing of the request is made (an internal network publishes nothing).
       if (!net.internal) this.d.limits?.checkPorts(input.portRequests)
-      const { address, prefixLen } = parseEndpointAddress(input.addressCidr, net)
-      const v6 = input.addressCidr6 === undefined || input.addressCidr6 === '' ? undefined : parseEndpointAddress6(input.addressCidr6, net)
+      const given = (cidr: string | undefined): cidr is string => cidr !== undefined && cidr !== ''
+      const v4 = given(input.addressCidr) ? parseEndpointAddress(input.addressCidr, net) : undefined
+      const v6 = given(input.addressCidr6) ? parseEndpointAddress6(input.addressCidr6, net) : undefined
+      // The address of each family the network has (IPv6 on a dual-stack one is optional, as it always was).
+      if (v4 === undefined && net.subnet !== undefined) throw new FerryError('INVALID_REQUEST', 'CreateEndpoint carries no IPv4 address: ferry networks need --ipam-driver ferry')
+      if (v6 === undefined && net.subnet === undefined) throw new FerryError('INVALID_REQUEST', 'CreateEndpoint carries no IPv6 address on an IPv6-only network: ferry networks need --ipam-driver ferry')
       const existing = this.state.endpoints[input.endpointId]
       if (existing) {
-        if (existing.networkId === input.networkId && existing.address === address && existing.address6 === v6?.address) {
+        if (existing.networkId === input.networkId && existing.address === v4?.address && existing.address6 === v6?.address) {
           return input.mac === '' ? { mac: existing.mac } : {}
         }
         throw new FerryError('NAME_CONFLICT', `endpoint ${input.endpointId.slice(0, 12)} already exists on another network or address`)
       }
-      this.checkAddressAllocated(net, address, 4)
+      if (v4 !== undefined) this.checkAddressAllocated(net, v4.address, 4)
       if (v6 !== undefined) this.checkAddressAllocated(net, v6.address, 6)
-      const mac = input.mac === '' ? macForIp(address) : normalizeMac(input.mac)
+      const mac = input.mac === '' ? macForIp(v4?.address ?? v6!.address) : normalizeMac(input.mac)
       const names = await this.pickKernelNames(vethNameCandidates(input.endpointId), `endpoint ${input.endpointId.slice(0, 12)}`)
       try {
-        return await this.createEndpointNow(input, net, { address, prefixLen, mac, ...(v6 === undefined ? {} : { address6: v6.address, prefixLen6: v6.prefixLen }) }, names)
+        const a = { mac, ...(v4 === undefined ? {} : { address: v4.address, prefixLen: v4.prefixLen }), ...(v6 === undefined ? {} : { address6: v6.address, prefixLen6: v6.prefixLen }) }
+        return await this.createEndpointNow(input, net, a, names)
       } finally {
         this.claimed.delete(names.host)
         this.claimed.delete(names.container)
@@ -435,14 +464,13 @@ export class NetworkDriver {
 
   /** The veth pair (names picked and claimed by the caller), the record, the cluster. */
   private async createEndpointNow (input: CreateEndpointInput, net: NetworkRecord,
-    a: { address: string, prefixLen: number, mac: string, address6?: string, prefixLen6?: number },
+    a: { mac: string, address?: string, prefixLen?: number, address6?: string, prefixLen6?: number },
     names: { host: string, container: string }): Promise<{ mac?: string }> {
-    const { address, prefixLen, mac } = a
+    const { address, mac } = a
     const ep: EndpointRecord = {
       id: input.endpointId,
       networkId: net.id,
-      address,
-      prefixLen,
+      ...(address === undefined ? {} : { address, prefixLen: a.prefixLen }),
       ...(a.address6 === undefined ? {} : { address6: a.address6, prefixLen6: a.prefixLen6 }),
       mac,
       hostVeth: names.host,
@@ -464,7 +492,7 @@ export class NetworkDriver {
       const path = recordEndpoint(this.d.store, ep)
       undo.push('forget endpoint', async () => { await this.d.store.commit(forgetEndpoint(this.d.store, ep.id)) })
       await this.d.store.commit(path)
-      if (net.overlay) {
+      if (net.overlay && address !== undefined) {
         // Published at create, not at join: remote hosts get a head start on programming it.
         undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
         await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
@@ -488,7 +516,7 @@ export class NetworkDriver {
       // An internal network has no way out: no default route, and no docker_gwbridge either.
       return net.internal
         ? { srcName: ep.containerVeth, disableGatewayService: true }
-        : { srcName: ep.containerVeth, gateway: net.gateway, ...(net.gateway6 === undefined ? {} : { gateway6: net.gateway6 }), disableGatewayService: false }
+        : { srcName: ep.containerVeth, ...(net.gateway === undefined ? {} : { gateway: net.gateway }), ...(net.gateway6 === undefined ? {} : { gateway6: net.gateway6 }), disableGatewayService: false }
     })
   }
 
@@ -549,7 +577,7 @@ export class NetworkDriver {
       }
       return
     }
-    const poolId = family === 4 ? net.poolId : net.poolId6 ?? ''
+    const poolId = (family === 4 ? net.poolId : net.poolId6) ?? ''
     const pool = this.d.ipam.pool(poolId)
     if (!pool) throw new FerryError('INVALID_REQUEST', `the IPv${family} address pool ${poolId} of network ${net.id.slice(0, 12)} was released: no endpoint can be added to it`)
     const use = own(pool.allocated, ip)

@@ -2,8 +2,9 @@
  * ferry's own validated types, shared by the subsystems. The Docker wire shapes live
  * in src/plugin/wire.ts and are converted into these at the boundary.
  * Addresses are canonical strings of src/util/ip.ts (IPv4 dotted quads, IPv6 in RFC 5952
- * form); subnets are canonical CIDR strings. A network has an IPv4 subnet and, when it is
- * dual-stack, an IPv6 one beside it: the `…6` fields.
+ * form); subnets are canonical CIDR strings. A network has an IPv4 subnet, an IPv6 one (the
+ * `…6` fields), or both (dual-stack); an IPv6-only network (Docker 28's `--ipv4=false --ipv6`)
+ * has no IPv4 fields, nor have its endpoints.
  */
 
 export type Protocol = 'tcp' | 'udp' | 'sctp'
@@ -41,10 +42,11 @@ export interface NetworkRecord {
   bridge: string             // Linux bridge name
   /** True when ferry created the bridge and may delete it. */
   ownsBridge: boolean
-  subnet: string             // e.g. 10.20.0.0/24
-  gateway: string            // e.g. 10.20.0.1
-  poolId: string
-  /** The IPv6 subnet of a dual-stack network (docker network create --ipv6), e.g. fd00:1::/64. */
+  /** The IPv4 side (absent on an IPv6-only network): subnet e.g. 10.20.0.0/24, gateway e.g. 10.20.0.1. */
+  subnet?: string
+  gateway?: string
+  poolId?: string
+  /** The IPv6 subnet of a dual-stack or IPv6-only network (docker network create --ipv6), e.g. fd00:1::/64. */
   subnet6?: string
   /** The IPv6 gateway on the bridge, e.g. fd00:1::1. */
   gateway6?: string
@@ -70,9 +72,10 @@ export interface NetworkRecord {
 export interface EndpointRecord {
   id: string                 // Docker EndpointID
   networkId: string
-  address: string            // container IPv4
-  prefixLen: number
-  /** The container's IPv6 address on a dual-stack network (CreateEndpoint's AddressIPv6, without prefix). */
+  /** The container's IPv4 address (absent on an IPv6-only network). */
+  address?: string
+  prefixLen?: number
+  /** The container's IPv6 address on a dual-stack or IPv6-only network (CreateEndpoint's AddressIPv6, without prefix). */
   address6?: string
   prefixLen6?: number
   mac: string

@@ -313,7 +313,8 @@ export function networkElements (net: NatNetwork, opts: PlanOptions = {}): NftEl
       else out.push({ set: `masq${sfx}`, key: subnet })
     }
   }
-  if (localnetOn) out.push({ set: 'localnet', key: br })
+  // Loopback publications are IPv4 (there is no route_localnet for IPv6): not on an IPv6-only network.
+  if (localnetOn && net.subnet !== undefined) out.push({ set: 'localnet', key: br })
   return out
 }
 
@@ -372,7 +373,8 @@ export function endpointElements (ep: NatEndpoint, net: NatNetwork | undefined, 
     if (!isWildcard(b.hostIp) && isLoopback(b.hostIp)) {
       loopbackOnly.set(b.proto, [...(loopbackOnly.get(b.proto) ?? []), [b.containerPort, b.containerPortEnd]])
     }
-    if (localnetOn && (isWildcard(b.hostIp) || isLoopback(b.hostIp))) localnet = true
+    // 127.0.0.1 reaches IPv4 bindings only (an IPv6-only network never needs route_localnet).
+    if (localnetOn && bindingFamily(b) === 4 && (isWildcard(b.hostIp) || isLoopback(b.hostIp))) localnet = true
   }
   // Published on loopback only: nothing but the bridge may reach the container port directly.
   for (const [proto, ranges] of [...loopbackOnly].sort((a, b) => a[0].localeCompare(b[0]))) {

@@ -132,8 +132,9 @@ function bad (msg: string): FerryError {
 export function validateNetwork (net: NatNetwork): void {
   if (!ID_RE.test(net.id)) throw bad(`network id "${net.id}" is not valid`)
   if (!BRIDGE_RE.test(net.bridge)) throw bad(`bridge name "${net.bridge}" of network ${shortId(net.id)} is not a valid interface name`)
-  if (!isCidr(net.subnet, 4)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
-  if (!isIp(net.gateway, 4)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
+  if (net.subnet === undefined && net.subnet6 === undefined) throw bad(`network ${shortId(net.id)} has neither an IPv4 nor an IPv6 subnet`)
+  if (net.subnet !== undefined && !isCidr(net.subnet, 4)) throw bad(`subnet "${net.subnet}" of network ${shortId(net.id)} is not IPv4 CIDR notation`)
+  if (net.gateway !== undefined && !isIp(net.gateway, 4)) throw bad(`gateway "${net.gateway}" of network ${shortId(net.id)} is not an IPv4 address`)
   if (net.outboundAddr !== undefined && !isIp(net.outboundAddr, 4)) throw bad(`outbound address "${net.outboundAddr}" of network ${shortId(net.id)} is not an IPv4 address`)
   if (net.subnet6 !== undefined && !isCidr(net.subnet6, 6)) throw bad(`IPv6 subnet "${net.subnet6}" of network ${shortId(net.id)} is not IPv6 CIDR notation`)
   if (net.gateway6 !== undefined && !isIp(net.gateway6, 6)) throw bad(`IPv6 gateway "${net.gateway6}" of network ${shortId(net.id)} is not an IPv6 address`)
@@ -141,14 +142,14 @@ export function validateNetwork (net: NatNetwork): void {
   if (net.mode6 !== undefined && net.mode6 !== 'nat' && net.mode6 !== 'routed') throw bad(`IPv6 gateway mode "${String(net.mode6)}" of network ${shortId(net.id)} is not nat or routed`)
 }
 
-/** The families a network carries: IPv4 always, IPv6 when it has an IPv6 subnet. */
+/** The families a network carries: IPv4 unless it is IPv6-only, IPv6 when it has an IPv6 subnet. */
 export function networkFamilies (net: NatNetwork): Family[] {
-  return net.subnet6 === undefined ? [4] : [4, 6]
+  return ([4, 6] as const).filter((f) => familySubnet(net, f) !== undefined)
 }
 
 /** A network's subnet and outbound SNAT address in one family (undefined: the network has no such subnet). */
 export function familySubnet (net: NatNetwork, family: Family): { subnet: string, outboundAddr?: string } | undefined {
-  if (family === 4) return { subnet: net.subnet, ...(net.outboundAddr !== undefined ? { outboundAddr: net.outboundAddr } : {}) }
+  if (family === 4) return net.subnet === undefined ? undefined : { subnet: net.subnet, ...(net.outboundAddr !== undefined ? { outboundAddr: net.outboundAddr } : {}) }
   if (net.subnet6 === undefined) return undefined
   return { subnet: net.subnet6, ...(net.outboundAddr6 !== undefined ? { outboundAddr: net.outboundAddr6 } : {}) }
 }
@@ -215,7 +216,8 @@ export function validateLink (link: NatLink): void {
 
 export function validateEndpoint (ep: NatEndpoint): void {
   if (!ID_RE.test(ep.id)) throw bad(`endpoint id "${ep.id}" is not valid`)
-  if (!isIp(ep.address, 4)) throw bad(`address "${ep.address}" of endpoint ${shortId(ep.id)} is not an IPv4 address`)
+  if (ep.address === undefined && ep.address6 === undefined) throw bad(`endpoint ${shortId(ep.id)} has neither an IPv4 nor an IPv6 address`)
+  if (ep.address !== undefined && !isIp(ep.address, 4)) throw bad(`address "${ep.address}" of endpoint ${shortId(ep.id)} is not an IPv4 address`)
   if (ep.address6 !== undefined && !isIp(ep.address6, 6)) throw bad(`IPv6 address "${ep.address6}" of endpoint ${shortId(ep.id)} is not an IPv6 address`)
   for (const b of ep.ports) validateBinding(b, `endpoint ${shortId(ep.id)}`)
 }
@@ -298,7 +300,8 @@ export function planEndpoint (ep: NatEndpoint, net: NatNetwork | undefined, opts
       // Published on loopback only: nothing but the bridge may reach the container port directly.
       add(family, 'raw', CHAIN.raw, `-d ${cip} ! -i ${net.bridge} ${ctrPorts} ${tag} -j DROP`)
     }
-    if (localnetOn && (isWildcard(b.hostIp) || isLoopback(b.hostIp))) localnet = true
+    // 127.0.0.1 reaches IPv4 bindings only (an IPv6-only network never needs route_localnet).
+    if (localnetOn && family === 4 && (isWildcard(b.hostIp) || isLoopback(b.hostIp))) localnet = true
   }
   return { rules: out, localnet }
 }
@@ -391,8 +394,9 @@ export function planBase (
   // The loopback MASQUERADE and the INPUT guard exist for every network that can publish,
   // whether or not one of its ports is on loopback right now: harmless while the bridge's
   // route_localnet is 0 (the kernel drops such packets anyway), and the first or last
-  // loopback publication then changes one sysctl, not two more tables.
-  const guarded = nets.filter((n) => !n.internal && localnetOn)
+  // loopback publication then changes one sysctl, not two more tables. (Not for an IPv6-only
+  // network: nothing of it can be published on 127.0.0.1, so it gets no IPv4 NAT rule at all.)
+  const guarded = nets.filter((n) => !n.internal && localnetOn && n.subnet !== undefined)
   const localnet = guarded.filter((n) => localnetBridges.has(n.bridge))
 
   tables.raw[CHAIN.raw] = { kind: 'unordered', rules: [] }

@@ -32,9 +32,9 @@ export interface PortUse {
 export interface PortRange { lo: number, hi: number }
 
 export interface AllocateOptions {
-  /** The container address the bindings point to. */
-  containerIp: string
-  /** The container's IPv6 address, on a dual-stack network. */
+  /** The container's IPv4 address the bindings point to (absent on an IPv6-only network). */
+  containerIp?: string
+  /** The container's IPv6 address, on a dual-stack or IPv6-only network. */
   containerIp6?: string
   /** The endpoint's earlier bindings: an ephemeral request keeps its old port when it is still free. */
   previous?: readonly PortBinding[]

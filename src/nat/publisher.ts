@@ -21,7 +21,7 @@ export class HostPortPublisher {
       ? await this.hostPorts()
       : { range: { lo: 1, hi: 65535 }, reserved: new Set(), inUse: () => false }
     return allocatePorts(requests, used, host.range, host.reserved, host.inUse, {
-      containerIp: ep.address, ...(ep.address6 !== undefined ? { containerIp6: ep.address6 } : {}), previous: ep.ports,
+      ...(ep.address !== undefined ? { containerIp: ep.address } : {}), ...(ep.address6 !== undefined ? { containerIp6: ep.address6 } : {}), previous: ep.ports,
     })
   }
 }

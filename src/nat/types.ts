@@ -9,14 +9,15 @@ import type { ExposedPort, PortBinding } from '../model/types.js'
 export interface NatNetwork {
   id: string
   bridge: string
-  subnet: string
-  gateway: string
+  /** The IPv4 subnet and gateway; absent on an IPv6-only network. */
+  subnet?: string
+  gateway?: string
   icc: boolean
   masquerade: boolean
   internal: boolean
   /** `com.docker.network.host_ipv4`: SNAT outbound traffic to this host address instead of masquerading. */
   outboundAddr?: string
-  /** The IPv6 subnet of a dual-stack network (canonical CIDR); absent: IPv4 only. */
+  /** The IPv6 subnet of a dual-stack or IPv6-only network (canonical CIDR); absent: IPv4 only. */
   subnet6?: string
   gateway6?: string
   /**
@@ -32,7 +33,8 @@ export interface NatNetwork {
 export interface NatEndpoint {
   id: string
   networkId: string
-  address: string
+  /** The container's IPv4 address; absent on an IPv6-only network. */
+  address?: string
   /** The container's IPv6 address on a dual-stack network. */
   address6?: string
   /** Each binding's family is its containerIp's (address or address6). */

@@ -112,18 +112,16 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   // ---- NetworkDriver ----
   /**
    * The flags and -o options of a network, from CreateNetwork's or GwAllocCheck's Options.
-   * Engines since 28 send enable_ipv4 (false: `--ipv4=false`); ferry networks need IPv4
-   * (an IPv6-only network is refused; Docker 20.10 cannot ask for one).
+   * Engines since 28 send enable_ipv4 (false: `--ipv4=false`, an IPv6-only network, which
+   * then has no IPv4Data; Docker 20.10 never sends it and always asks for an IPv4 pool).
    */
-  const networkFlags = (o: Record<string, unknown> | null | undefined, ipv6Data = 0): { generic: Record<string, unknown>, internal: boolean, ipv6: boolean } => {
-    if (opt(o, 'com.docker.network.enable_ipv4') === false) {
-      throw new FerryError('UNSUPPORTED', 'ferry networks need IPv4: IPv6-only networks are not supported, create the network without --ipv4=false (add --ipv6 for dual-stack)')
-    }
+  const networkFlags = (o: Record<string, unknown> | null | undefined, ipv6Data = 0): { generic: Record<string, unknown>, internal: boolean, ipv6: boolean, ipv4: boolean } => {
     const generic = opt(o, 'com.docker.network.generic')
     return {
       generic: (generic && typeof generic === 'object') ? generic as Record<string, unknown> : {},
       internal: opt(o, 'com.docker.network.internal') === true,
       ipv6: opt(o, 'com.docker.network.enable_ipv6') === true || ipv6Data > 0,
+      ipv4: opt(o, 'com.docker.network.enable_ipv4') !== false,
     }
   }
 
@@ -141,15 +139,14 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
     const flags = networkFlags(b.Options, v6.length)
     const v4 = b.IPv4Data ?? []
     const first = v4[0]
-    if (!first) throw new FerryError('INVALID_REQUEST', 'CreateNetwork carries no IPv4 pool: ferry networks need IPv4 (IPv6-only networks are not supported) and --ipam-driver ferry')
+    if (!first && v6.length === 0) throw new FerryError('INVALID_REQUEST', 'CreateNetwork carries no address pool (neither IPv4Data nor IPv6Data): create ferry networks with --ipam-driver ferry')
     const first6 = v6[0]
     await driver.createNetwork({
       id: b.NetworkID,
-      subnet: first.Pool,
-      gatewayCidr: first.Gateway ?? '',
       ...flags,
-      extraIpv4Data: v4.length - 1,
-      auxAddresses: Object.values(first.AuxAddresses ?? {}),
+      // enable_ipv4 false (Docker 28's --ipv4=false): an IPv6-only network, with IPv6Data and no IPv4Data.
+      extraIpv4Data: Math.max(0, v4.length - 1),
+      ...(first === undefined ? {} : { subnet: first.Pool, gatewayCidr: first.Gateway ?? '', auxAddresses: Object.values(first.AuxAddresses ?? {}) }),
       ...(first6 === undefined ? {} : { subnet6: first6.Pool, gatewayCidr6: first6.Gateway ?? '', extraIpv6Data: v6.length - 1, auxAddresses6: Object.values(first6.AuxAddresses ?? {}) }),
     })
     return {}
@@ -158,7 +155,6 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   route<CreateEndpointReq>('NetworkDriver.CreateEndpoint', schemas.CreateEndpoint, async (b) => {
     endReplay()
     const iface = b.Interface ?? {}
-    if (!iface.Address) throw new FerryError('INVALID_REQUEST', 'CreateEndpoint carries no IPv4 address: ferry networks need --ipam-driver ferry')
     if (opt(b.Options, IFNAME_KEY) !== undefined) {
       // The remote driver protocol cannot carry it (moby drivers/remote/driver.go passes no DstName).
       throw new FerryError('UNSUPPORTED', `endpoint option ${IFNAME_KEY} is not supported: the engine does not pass interface names to remote drivers, so ferry's interfaces are named eth<N>`)
@@ -172,7 +168,8 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
     const res = await driver.createEndpoint({
       networkId: b.NetworkID,
       endpointId: b.EndpointID,
-      addressCidr: iface.Address,
+      // Each family the network has must come with its address (the driver checks: an IPv6-only network's endpoint has AddressIPv6 alone).
+      ...(iface.Address ? { addressCidr: iface.Address } : {}),
       // The engine sets the IPv6 address on the interface itself: it is never answered back.
       ...(iface.AddressIPv6 ? { addressCidr6: iface.AddressIPv6 } : {}),
       mac,

@@ -11,7 +11,7 @@ export interface HostsInput {
   hostname: string
   /** The container's own address; undefined for --net none. */
   address?: string
-  /** Its IPv6 address on a dual-stack network: a second line for the hostname, as Docker writes. */
+  /** Its IPv6 address on a dual-stack network (a second line for the hostname, as Docker writes) or an IPv6-only one. */
   address6?: string
   links: Array<{ alias: string, name: string, id: string, address: string }>
 }
@@ -31,8 +31,9 @@ export function renderHosts (h: HostsInput): string {
     const names = [l.alias, l.id.slice(0, 12), l.name].filter((n, i, all) => all.indexOf(n) === i)
     lines.push(`${l.address}\t${names.join(' ')}`)
   }
-  lines.push(h.address === undefined ? `127.0.1.1\t${h.hostname}` : `${h.address}\t${h.hostname}`)
-  if (h.address !== undefined && h.address6 !== undefined) lines.push(`${h.address6}\t${h.hostname}`)
+  // Its own addresses (IPv4 then IPv6; IPv6 alone on an IPv6-only network), or 127.0.1.1 without any.
+  const own = [h.address, h.address6].filter((ip): ip is string => ip !== undefined)
+  for (const ip of own.length === 0 ? ['127.0.1.1'] : own) lines.push(`${ip}\t${h.hostname}`)
   return lines.join('\n') + '\n'
 }
 

@@ -23,11 +23,11 @@ export interface InterfaceConfig {
   dev: string
   /** Its name inside (eth0). */
   ifname: string
-  /** Address with prefix, e.g. 10.20.0.2/24. */
-  cidr: string
+  /** IPv4 address with prefix, e.g. 10.20.0.2/24; undefined on an IPv6-only network. */
+  cidr?: string
   /** Default route; undefined on an internal network. */
   gateway?: string
-  /** The IPv6 address with prefix on a dual-stack network (usable at once: no DAD), and its default route. */
+  /** The IPv6 address with prefix on a dual-stack or IPv6-only network (usable at once: no DAD), and its default route. */
   cidr6?: string
   gateway6?: string
 }
@@ -36,10 +36,10 @@ export interface InterfaceConfig {
 export function interfaceBatch (c: InterfaceConfig): string {
   const lines = ['link set dev lo up']
   if (c.dev !== c.ifname) lines.push(`link set dev ${c.dev} name ${c.ifname}`)
-  lines.push(`addr add ${c.cidr} dev ${c.ifname}`)
+  if (c.cidr !== undefined) lines.push(`addr add ${c.cidr} dev ${c.ifname}`)
   if (c.cidr6 !== undefined) lines.push(`addr add ${c.cidr6} dev ${c.ifname} nodad`)
   lines.push(`link set dev ${c.ifname} up`)
-  for (const gw of [c.gateway, c.cidr6 === undefined ? undefined : c.gateway6]) {
+  for (const gw of [c.cidr === undefined ? undefined : c.gateway, c.cidr6 === undefined ? undefined : c.gateway6]) {
     if (gw !== undefined) lines.push(`route add default via ${gw} dev ${c.ifname}`)
   }
   return lines.join('\n') + '\n'

@@ -157,9 +157,10 @@ export class RuntimeService {
     const net = rec.networkId === undefined ? undefined : this.state.networks[rec.networkId]
     if (net === undefined || this.d.embeddedDns !== true) return []
     const ep = rec.endpointId === undefined ? undefined : this.state.endpoints[rec.endpointId]
-    const v4 = ep === undefined || ep.address !== ''
-    const v6 = ep?.address6 !== undefined && ep.address6 !== ''
-    return [v4 ? net.gateway : '', v6 ? net.gateway6 ?? '' : ''].filter((ip) => ip !== '')
+    const has = (ip: string | undefined): boolean => ip !== undefined && ip !== ''
+    const v4 = ep === undefined ? net.gateway !== undefined : has(ep.address)
+    const v6 = ep !== undefined && has(ep.address6)
+    return [v4 ? net.gateway : undefined, v6 ? net.gateway6 : undefined].filter((ip): ip is string => ip !== undefined)
   }
 
   /** A network by ferry name, id or unique id prefix; 'bridge' is the default network. */
@@ -196,15 +197,17 @@ export class RuntimeService {
   desiredLinks (): NatLink[] {
     const out: NatLink[] = []
     for (const parent of this.containers()) {
-      if (parent.mode !== 'network' || parent.address === undefined) continue
+      if (parent.mode !== 'network') continue
       for (const l of parent.links) {
         const named = this.records[l.name]
         if (!named) continue
         const child = this.owner(named)
-        if (child.networkId !== parent.networkId || child.address === undefined) continue
+        if (child.networkId !== parent.networkId) continue
         const ports = [...child.exposed, ...(named === child ? [] : named.exposed)]
         const id = `${parent.id.slice(0, 12)}-${l.alias}`.slice(0, 126)
-        out.push({ id, networkId: parent.networkId!, parentIp: parent.address, childIp: child.address, ports })
+        if (parent.address !== undefined && child.address !== undefined) {
+          out.push({ id, networkId: parent.networkId!, parentIp: parent.address, childIp: child.address, ports })
+        }
         if (parent.address6 !== undefined && child.address6 !== undefined) {
           out.push({ id: `6-${id}`, networkId: parent.networkId!, parentIp: parent.address6, childIp: child.address6, ports })
         }
@@ -314,26 +317,28 @@ export class RuntimeService {
   private async connect (rec: ContainerRecord, spec: AttachSpec, netnsPath: string, undo: UndoStack): Promise<void> {
     const net = this.network(spec.mode.kind === 'network' ? spec.mode.network : DEFAULT_NETWORK)
     const cidr = await this.allocateAddress(net, spec.ip)
-    undo.push(`release ${cidr}`, () => this.releaseAddress(net, addrOf(cidr)))
+    if (cidr !== undefined) undo.push(`release ${cidr}`, () => this.releaseAddress(net, addrOf(cidr)))
     const cidr6 = await this.allocateAddress6(net, spec.ip6)
     if (cidr6 !== undefined) undo.push(`release ${cidr6}`, () => this.d.ipam.releaseAddress(net.poolId6!, addrOf(cidr6)))
     const endpointId = newId()
     await this.d.driver.createEndpoint({
-      networkId: net.id, endpointId, addressCidr: cidr, ...(cidr6 === undefined ? {} : { addressCidr6: cidr6 }), mac: '', portRequests: spec.ports, exposed: spec.exposed,
+      networkId: net.id, endpointId, ...(cidr === undefined ? {} : { addressCidr: cidr }), ...(cidr6 === undefined ? {} : { addressCidr6: cidr6 }), mac: '', portRequests: spec.ports, exposed: spec.exposed,
     })
     undo.push('delete endpoint', () => this.d.driver.deleteEndpoint(net.id, endpointId))
     const ep = this.state.endpoints[endpointId]!
     const join = await this.d.driver.join(net.id, endpointId, netnsPath)
     await this.d.ns.moveLink(ep.containerVeth, netnsPath)
     await this.d.ns.configure(netnsPath, {
-      dev: join.srcName, ifname: spec.ifname, cidr, gateway: join.gateway, ...(cidr6 === undefined ? {} : { cidr6, gateway6: join.gateway6 }),
+      dev: join.srcName, ifname: spec.ifname, ...(cidr === undefined ? {} : { cidr, gateway: join.gateway }), ...(cidr6 === undefined ? {} : { cidr6, gateway6: join.gateway6 }),
     })
     if (spec.ports.length > 0) await this.d.driver.programExternalConnectivity(net.id, endpointId, spec.ports)
     rec.networkId = net.id
     rec.endpointId = endpointId
-    rec.address = addrOf(cidr)
-    rec.prefixLen = prefixOf(cidr)
-    if (join.gateway !== undefined) rec.gateway = join.gateway
+    if (cidr !== undefined) {
+      rec.address = addrOf(cidr)
+      rec.prefixLen = prefixOf(cidr)
+      if (join.gateway !== undefined) rec.gateway = join.gateway
+    }
     if (cidr6 !== undefined) {
       rec.address6 = addrOf(cidr6)
       rec.prefixLen6 = prefixOf(cidr6)
@@ -343,14 +348,20 @@ export class RuntimeService {
     rec.hostVeth = ep.hostVeth
   }
 
-  private async allocateAddress (net: NetworkRecord, ip: string | undefined): Promise<string> {
-    const overlay = this.d.driver.overlayOfPool(net.poolId)
-    if (overlay !== undefined) return this.d.driver.requestOverlayAddress(net.poolId, overlay, ip ?? '', false)
-    const r = await this.d.ipam.requestAddress({ poolId: net.poolId, address: ip ?? '', options: null })
+  /** The endpoint's IPv4 address (with prefix); undefined on an IPv6-only network, where --ip is refused. */
+  private async allocateAddress (net: NetworkRecord, ip: string | undefined): Promise<string | undefined> {
+    const poolId = net.poolId
+    if (poolId === undefined) {
+      if (ip !== undefined) throw new FerryError('INVALID_REQUEST', `--ip ${ip}: network ${this.names[net.id] ?? net.id.slice(0, 12)} is IPv6-only (created with --ipv4=false): give --ip6`)
+      return undefined
+    }
+    const overlay = this.d.driver.overlayOfPool(poolId)
+    if (overlay !== undefined) return this.d.driver.requestOverlayAddress(poolId, overlay, ip ?? '', false)
+    const r = await this.d.ipam.requestAddress({ poolId, address: ip ?? '', options: null })
     return r.address
   }
 
-  /** The endpoint's IPv6 address (with prefix) on a dual-stack network; undefined on an IPv4-only one, where --ip6 is refused. */
+  /** The endpoint's IPv6 address (with prefix) on a dual-stack or IPv6-only network; undefined on an IPv4-only one, where --ip6 is refused. */
   private async allocateAddress6 (net: NetworkRecord, ip6: string | undefined): Promise<string | undefined> {
     if (net.poolId6 === undefined) {
       if (ip6 !== undefined) throw new FerryError('INVALID_REQUEST', `--ip6 ${ip6}: network ${this.names[net.id] ?? net.id.slice(0, 12)} has no IPv6 subnet (create it with --ipv6)`)
@@ -360,9 +371,11 @@ export class RuntimeService {
   }
 
   private async releaseAddress (net: NetworkRecord, ip: string): Promise<void> {
-    const overlay = this.d.driver.overlayOfPool(net.poolId)
+    const poolId = net.poolId
+    if (poolId === undefined) return
+    const overlay = this.d.driver.overlayOfPool(poolId)
     if (overlay !== undefined) await this.d.driver.releaseOverlayAddress(overlay, ip)
-    await this.d.ipam.releaseAddress(net.poolId, ip)
+    await this.d.ipam.releaseAddress(poolId, ip)
   }
 
   /** The linked containers, checked: each must be attached, on the same network. */
@@ -371,11 +384,13 @@ export class RuntimeService {
       const named = this.records[l.name]
       if (!named) throw new FerryError('ENDPOINT_NOT_FOUND', `--link ${l.name}:${l.alias}: no container "${l.name}" is attached through ferry`)
       const child = this.owner(named)
-      if (rec.mode !== 'network' || child.networkId !== rec.networkId || child.address === undefined) {
+      // Its IPv4 address, or its IPv6 one on an IPv6-only network.
+      const address = child.address ?? child.address6
+      if (rec.mode !== 'network' || child.networkId !== rec.networkId || address === undefined) {
         throw new FerryError('INVALID_REQUEST', `--link ${l.name}:${l.alias}: container ${l.name} is not on the same network as ${rec.name}`)
       }
       return {
-        alias: l.alias, name: named.name, id: named.id, address: child.address,
+        alias: l.alias, name: named.name, id: named.id, address,
         exposed: [...child.exposed, ...(named === child ? [] : named.exposed)], env: named.env ?? [],
       }
     })
@@ -596,7 +611,7 @@ export class RuntimeService {
         undo.push(`release gateway ${gw.address}`, () => ipam.releaseAddress(pool.poolId, gw.address))
         return { pool: pool.pool, gateway: gw.address }
       }
-      const v4 = await side(false, spec.subnet, spec.ipRange, spec.gateway)
+      const v4 = spec.ipv4 === false ? undefined : await side(false, spec.subnet, spec.ipRange, spec.gateway)
       const v6 = spec.ipv6 === true ? await side(true, spec.subnet6, spec.ipRange6, spec.gateway6) : undefined
       const id = newId()
       // Touched now: the driver's own commit carries it (and the store's verify mode sees it named).
@@ -604,11 +619,12 @@ export class RuntimeService {
       this.d.store.touch(['networkNames', id])
       undo.push('forget the name', async () => { delete this.names[id]; await this.d.store.commit(['networkNames', id]) })
       await this.d.driver.createNetwork({
-        id, subnet: v4.pool, gatewayCidr: v4.gateway, generic: spec.options, internal: spec.internal, extraIpv4Data: 0,
+        id, generic: spec.options, internal: spec.internal, extraIpv4Data: 0,
+        ...(v4 === undefined ? { ipv4: false } : { subnet: v4.pool, gatewayCidr: v4.gateway }),
         ...(v6 === undefined ? { ipv6: false } : { ipv6: true, subnet6: v6.pool, gatewayCidr6: v6.gateway }),
       })
       await this.d.store.commit(['networkNames', id])
-      this.d.log.info({ network: id, name: spec.name, subnet: v4.pool, subnet6: v6?.pool }, 'network created by ferry')
+      this.d.log.info({ network: id, name: spec.name, subnet: v4?.pool, subnet6: v6?.pool }, 'network created by ferry')
       return this.d.driver.network(id)
     }, this.undoLog)
   }
@@ -627,8 +643,11 @@ export class RuntimeService {
     }
     await this.d.driver.deleteNetwork(net.id)
     const errors = new ErrorList()
-    await errors.run('release the gateway', () => this.d.ipam.releaseAddress(net.poolId, net.gateway))
-    await errors.run('release the pool', () => this.d.ipam.releasePool(net.poolId))
+    const pool = net.poolId
+    if (pool !== undefined) {
+      if (net.gateway !== undefined) await errors.run('release the gateway', () => this.d.ipam.releaseAddress(pool, net.gateway!))
+      await errors.run('release the pool', () => this.d.ipam.releasePool(pool))
+    }
     const pool6 = net.poolId6
     if (pool6 !== undefined) {
       if (net.gateway6 !== undefined) await errors.run('release the IPv6 gateway', () => this.d.ipam.releaseAddress(pool6, net.gateway6!))
@@ -659,7 +678,7 @@ export class RuntimeService {
             this.d.log.warn({ bridge: existing.bridge }, 'the default network is in use: it stays until its containers are detached')
             return
           }
-          throw new FerryError('INVALID_OPTION', `the default network (bridge ${existing.bridge}, ${existing.subnet}) has containers attached and differs from the flags: detach them, or start the agent with the flags it was made with`)
+          throw new FerryError('INVALID_OPTION', `the default network (bridge ${existing.bridge}, ${existing.subnet ?? existing.subnet6 ?? '?'}) has containers attached and differs from the flags: detach them, or start the agent with the flags it was made with`)
         }
         await this.removeNetworkNow(existing)
       } else if (existing) {
@@ -708,5 +727,12 @@ function checkNetworkSpec (spec: NetworkCreateSpec): void {
   const v6Given = [spec.subnet6, spec.ipRange6, spec.gateway6].find((v) => v !== undefined)
   if (v6Given !== undefined && spec.ipv6 !== true) {
     throw new FerryError('INVALID_OPTION', `${v6Given} is an IPv6 setting but the network is not dual-stack: add --ipv6`)
+  }
+  if (spec.ipv4 === false && spec.ipv6 !== true) {
+    throw new FerryError('INVALID_OPTION', 'a network needs at least one address family: --ipv4=false takes --ipv6 (an IPv6-only network)')
+  }
+  const v4Given = [spec.subnet, spec.ipRange, spec.gateway].find((v) => v !== undefined)
+  if (v4Given !== undefined && spec.ipv4 === false) {
+    throw new FerryError('INVALID_OPTION', `${v4Given} is an IPv4 setting but the network is IPv6-only (--ipv4=false)`)
   }
 }

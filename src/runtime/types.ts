@@ -94,6 +94,8 @@ export interface NetworkCreateSpec {
   subnet?: string
   gateway?: string
   ipRange?: string
+  /** false (--ipv4=false, with --ipv6): an IPv6-only network, no IPv4 subnet. Absent: IPv4. */
+  ipv4?: boolean
   /** Dual-stack (--ipv6): an IPv6 subnet too, given or a /64 of the default IPv6 pool. */
   ipv6?: boolean
   subnet6?: string

@@ -30,21 +30,21 @@ const exposed: Schema = { fields: { proto, port: int } }
 
 const network: Schema = {
   fields: {
-    id: str, bridge: str, ownsBridge: bool, subnet: str, gateway: str, poolId: str, mtu: int,
+    id: str, bridge: str, ownsBridge: bool, mtu: int,
     icc: bool, masquerade: bool, internal: bool, hostBindingIp: str, options: { map: str }, createdAt: str,
   },
   optional: {
     overlay: { fields: { name: str, vni: int } },
-    subnet6: str, gateway6: str, poolId6: str, gatewayMode6: { enum: ['nat', 'routed'] },
+    subnet: str, gateway: str, poolId: str, subnet6: str, gateway6: str, poolId6: str, gatewayMode6: { enum: ['nat', 'routed'] },
   },
 }
 
 const endpoint: Schema = {
   fields: {
-    id: str, networkId: str, address: str, prefixLen: int, mac: str, hostVeth: str, containerVeth: str, joined: bool,
+    id: str, networkId: str, mac: str, hostVeth: str, containerVeth: str, joined: bool,
     portRequests: { array: portRequest }, ports: { array: portBinding }, exposed: { array: exposed }, createdAt: str,
   },
-  optional: { sandboxKey: str, address6: str, prefixLen6: int },
+  optional: { sandboxKey: str, address: str, prefixLen: int, address6: str, prefixLen6: int },
 }
 
 const pool: Schema = {

@@ -17,8 +17,16 @@ const HOST = linkAt(11, EP.hostVeth, { kind: 'veth', master: 10, hairpin: true }
 const ADDR: AddressInfo = { ifname: NET.bridge, index: 10, cidr: '10.20.0.1/24' }
 
 t.test('desired bridge and veth', async (t) => {
-  t.same(desiredBridge(NET), { name: NET.bridge, mtu: 1450, address: '10.20.0.1/24', addresses: ['10.20.0.1/24'], ipv6Conf: [], mac: '02:42:0a:14:00:01' })
+  t.same(desiredBridge(NET), { name: NET.bridge, mtu: 1450, addresses: ['10.20.0.1/24'], ipv6Conf: [], mac: '02:42:0a:14:00:01' })
   t.same(desiredVeth(EP, NET), { host: EP.hostVeth, container: EP.containerVeth, mtu: 1450, mac: EP.mac, master: NET.bridge })
+})
+
+t.test('an IPv6-only network: the IPv6 gateway alone, the IPv6 settings, a MAC from the gateway\'s last four bytes', async (t) => {
+  const { subnet: _s, gateway: _g, poolId: _p, ...rest } = NET
+  const only6: NetworkRecord = { ...rest, subnet6: 'fd00:20::/64', gateway6: 'fd00:20::1', poolId6: 'p6' }
+  t.same(desiredBridge(only6), { name: NET.bridge, mtu: 1450, addresses: ['fd00:20::1/64'], ipv6Conf: BRIDGE_IPV6_CONF, mac: '02:42:00:00:00:01' })
+  t.same(hostVethOps('fyh1', only6), [{ op: 'setIpv6Conf', name: 'fyh1', key: 'disable_ipv6', value: '1' }])
+  t.throws(() => desiredBridge(rest), { code: 'INTERNAL', message: /has no gateway in either family/ }, 'a record with no family cannot be planned')
 })
 
 t.test('an empty kernel: the bridge is made, addressed and brought up; a missing veth is not recreated', async (t) => {

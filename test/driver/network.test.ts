@@ -211,7 +211,7 @@ t.test('CreateEndpoint refuses every address ferry did not hand out for an endpo
     ['10.50.0.02/24', 'INVALID_REQUEST', /is not an IPv4 address/],
     ['10.50.0.2/24/24', 'INVALID_REQUEST', /is not an IPv4 address/],
     ['garbage\n', 'INVALID_REQUEST', /^endpoint address "garbage\\n" is not/],
-    ['', 'INVALID_REQUEST', /is not an IPv4 address/],
+    ['', 'INVALID_REQUEST', /^CreateEndpoint carries no IPv4 address: ferry networks need --ipam-driver ferry$/],
   ]
   for (const [addressCidr, code, message] of bad) {
     await t.rejects(w.driver.createEndpoint({ networkId: NET, endpointId: EP2, addressCidr, mac: '', portRequests: [], exposed: [] }), { code, message }, JSON.stringify(addressCidr))
@@ -377,4 +377,48 @@ t.test('--iptables=false: an encrypted overlay is refused (nothing would drop pl
   t.throws(() => driver.checkNetwork({ generic: { 'ferry.overlay': 'ov1', 'ferry.encrypt': 'wireguard' }, internal: false, ipv6: false }),
     { code: 'UNSUPPORTED', message: /^ferry\.encrypt=wireguard needs ferry's firewall to drop plain VXLAN \(UDP 4799\)/ })
   t.equal(driver.checkNetwork({ generic: { 'ferry.overlay': 'ov1' }, internal: false, ipv6: false }).overlay, 'ov1')
+})
+
+t.test('an IPv6-only network (--ipv4=false): the IPv6 side alone in the record, the bridge, Join, the firewall and the reconcile', async (t) => {
+  const w = fakeWorld()
+  const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: 'fd00:50::/64', subPool: '', options: {}, v6: true })
+  const gw = await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await w.driver.createNetwork({ id: NET, generic: {}, internal: false, ipv4: false, ipv6: true, extraIpv4Data: 0, subnet6: 'fd00:50::/64', gatewayCidr6: gw.address })
+  const net = w.store.state.networks[NET]!
+  t.match(net, { subnet6: 'fd00:50::/64', gateway6: 'fd00:50::1', poolId6: pool.poolId, gatewayMode6: 'nat' })
+  t.notOk('subnet' in net || 'gateway' in net || 'poolId' in net, 'no IPv4 field')
+  const bridge = net.bridge
+  t.same((await w.links.listAddresses()).filter((a) => a.ifname === bridge).map((a) => a.cidr), ['fd00:50::1/64'])
+  t.equal((await w.links.getLink(bridge))?.mac, '02:42:00:00:00:01', 'the bridge MAC from the IPv6 gateway\'s last four bytes')
+  t.equal(await w.links.getIpv6Conf(bridge, 'disable_ipv6'), '0')
+  t.same(w.firewall.networks.get(NET), { id: NET, bridge, icc: true, masquerade: true, internal: false, subnet6: 'fd00:50::/64', gateway6: 'fd00:50::1', mode6: 'nat' })
+
+  const a6 = await w.ipam.requestAddress({ poolId: pool.poolId, address: '', options: null })
+  await t.rejects(w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', addressCidr6: a6.address, mac: '', portRequests: [], exposed: [] }),
+    { code: 'INVALID_REQUEST', message: /^endpoint IPv4 address "10\.50\.0\.2\/24" given on network aaaaaaaaaaaa, which is IPv6-only \(it was created with --ipv4=false\)$/ })
+  await t.rejects(w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '', mac: '', portRequests: [], exposed: [] }),
+    { code: 'INVALID_REQUEST', message: /no IPv6 address on an IPv6-only network/ })
+  const res = await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr6: a6.address, mac: '', portRequests: [], exposed: [] })
+  t.same(res, { mac: '02:42:00:00:00:02' })
+  const ep = w.store.state.endpoints[EP]!
+  t.match(ep, { address6: 'fd00:50::2', prefixLen6: 64 })
+  t.notOk('address' in ep || 'prefixLen' in ep, 'no IPv4 address')
+  t.same(await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr6: a6.address, mac: '', portRequests: [], exposed: [] }), { mac: '02:42:00:00:00:02' }, 'an engine retry')
+  t.same(await w.driver.join(NET, EP, '/var/run/docker/netns/x'), { srcName: ep.containerVeth, gateway6: 'fd00:50::1', disableGatewayService: false })
+  await w.links.deleteAddress(bridge, 'fd00:50::1/64')
+  t.same(await w.driver.reconcile(), { links: 1, firewall: false })
+  t.same((await w.links.listAddresses()).filter((a) => a.ifname === bridge).map((a) => a.cidr), ['fd00:50::1/64'], 'the reconcile puts back the IPv6 gateway alone')
+  await w.driver.deleteEndpoint(NET, EP)
+  await w.driver.deleteNetwork(NET)
+  t.notOk(await w.links.getLink(bridge))
+})
+
+t.test('--ipv4=false needs --ipv6 and is not for overlays; the pools must match the flags', async (t) => {
+  const w = fakeWorld()
+  await t.rejects(w.driver.createNetwork({ id: NET, generic: {}, internal: false, ipv4: false, ipv6: false, extraIpv4Data: 0 }), { code: 'INVALID_OPTION', message: /at least one address family/ })
+  await t.rejects(w.driver.createNetwork({ id: NET, generic: { 'ferry.overlay': 'ov1' }, internal: false, ipv4: false, ipv6: true, extraIpv4Data: 0, subnet6: 'fd00:50::/64', gatewayCidr6: 'fd00:50::1/64' }),
+    { code: 'UNSUPPORTED', message: 'overlay networks need IPv4: create overlay ov1 without --ipv4=false' })
+  await t.rejects(w.driver.createNetwork({ id: NET, generic: {}, internal: false, ipv6: true, extraIpv4Data: 0, subnet6: 'fd00:50::/64', gatewayCidr6: 'fd00:50::1/64' }),
+    { code: 'INVALID_REQUEST', message: /asked for an IPv4 network but sent no IPv4 pool/ })
+  t.same(w.store.state.networks, {})
 })

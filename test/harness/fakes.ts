@@ -47,7 +47,7 @@ export class FakePublisher implements PortPublisher {
       const hostPort = r.hostPort === 0 ? this.next++ : r.hostPort
       const clash = others.find((o) => o.ports.some((p) => p.proto === r.proto && p.hostPort === hostPort))
       if (clash) throw new FerryError('PORT_CONFLICT', `host port ${hostPort}/${r.proto} is already published by endpoint ${clash.id.slice(0, 12)}`)
-      return { proto: r.proto, hostIp: r.hostIp, hostPort, hostPortEnd: hostPort + (r.containerPortEnd - r.containerPort), containerIp: ep.address, containerPort: r.containerPort, containerPortEnd: r.containerPortEnd }
+      return { proto: r.proto, hostIp: r.hostIp, hostPort, hostPortEnd: hostPort + (r.containerPortEnd - r.containerPort), containerIp: ep.address ?? ep.address6 ?? '', containerPort: r.containerPort, containerPortEnd: r.containerPortEnd }
     })
   }
 }

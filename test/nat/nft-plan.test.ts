@@ -24,7 +24,7 @@ function port (proto: Protocol, host: string, hostPort: number, containerIp: str
 }
 
 function ep (id: string, network: NatNetwork, host: number, ports: Array<(ip: string) => PortBinding>): NatEndpoint {
-  const address = network.gateway.replace(/\.1$/, `.${host}`)
+  const address = network.gateway!.replace(/\.1$/, `.${host}`)
   return { id: id.padEnd(64, '0'), networkId: network.id, address, ports: ports.map((p) => p(address)) }
 }
 
@@ -156,7 +156,7 @@ function dual (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
 }
 
 function dualEp (id: string, network: NatNetwork, host: number, ports: (family: 4 | 6) => Array<(ip: string) => PortBinding>): NatEndpoint {
-  const address = network.gateway.replace(/\.1$/, `.${host}`)
+  const address = network.gateway!.replace(/\.1$/, `.${host}`)
   const address6 = `fd00:${network.subnet6!.split(':')[1]!}::${host}`
   return { id: id.padEnd(64, '0'), networkId: network.id, address, address6, ports: [...ports(4).map((p) => p(address)), ...ports(6).map((p) => p(address6))] }
 }
@@ -202,6 +202,20 @@ for (const f of [4, 6] as const) {
     t.same(linkElements(link, off).map((x) => x.set), [`link_to${SFX[f]}`, `link_from${SFX[f]}`])
   })
 }
+
+t.test('an IPv6-only network: IPv6 elements only, no localnet, no IPv4 masquerade', async (t) => {
+  const n5 = dual(5)
+  delete n5.subnet
+  delete n5.gateway
+  const e5: NatEndpoint = { id: 'e5'.padEnd(64, '0'), networkId: n5.id, address6: 'fd00:5::2', ports: familyPorts(6).map((p) => p('fd00:5::2')) }
+  t.matchSnapshot(snap({ networks: [n5], endpoints: [e5] }), 'an IPv6-only network')
+  const els = networkElements(n5)
+  t.same(els.filter((x) => ['masq', 'snat_to', 'subnets', 'localnet'].includes(x.set)), [], 'nothing of IPv4, and no localnet guard or masquerade')
+  t.ok(els.some((x) => x.set === 'masq6' && x.key === 'fd00:5::/64'), 'IPv6 masquerade')
+  const p = endpointElements(e5, n5)
+  t.ok(p.elements.every((x) => x.set.endsWith('6')), 'IPv6 maps only')
+  t.equal(p.localnet, false, 'no route_localnet')
+})
 
 t.test('IPv6 routed mode: the container port is opened in the filter, IPv4 keeps its DNAT', async (t) => {
   const r = dual(2, { mode6: 'routed' })

@@ -31,7 +31,7 @@ function port (proto: Protocol, host: string, hostPort: number, containerIp: str
 }
 
 function ep (id: string, network: NatNetwork, host: number, ports: Array<(ip: string) => PortBinding>): NatEndpoint {
-  const address = network.gateway.replace(/\.1$/, `.${host}`)
+  const address = network.gateway!.replace(/\.1$/, `.${host}`)
   return { id: id.padEnd(64, '0'), networkId: network.id, address, ports: ports.map((p) => p(address)) }
 }
 
@@ -266,7 +266,7 @@ function dual (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
 }
 
 function dualEp (id: string, network: NatNetwork, host: number, ports: (f: 4 | 6, ip: string) => PortBinding[]): NatEndpoint {
-  const address = network.gateway.replace(/\.1$/, `.${host}`)
+  const address = network.gateway!.replace(/\.1$/, `.${host}`)
   const address6 = `${network.gateway6!.replace(/1$/, '')}${host}`
   return { id: id.padEnd(64, '0'), networkId: network.id, address, address6, ports: [...ports(4, address), ...ports(6, address6)] }
 }
@@ -303,6 +303,32 @@ t.test('golden plans, both families', async (t) => {
   t.notMatch(rs6.tables.nat[CHAIN.postrouting]!.rules.join('\n'), /fd00:2::/, 'routed: no masquerade')
   t.notOk(planRules(state, {}, 4).tables.filter[CHAIN.routed], 'no routed chain for IPv4')
   t.same(rs6.localnetBridges, [], 'no route_localnet for IPv6')
+})
+
+/** An IPv6-only network (`--ipv4=false --ipv6`): the dual-stack one without its IPv4 side. */
+function only6 (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
+  const d = dual(n, over)
+  delete d.subnet
+  delete d.gateway
+  return d
+}
+
+t.test('an IPv6-only network: IPv6 as on a dual-stack network, nothing of it in the IPv4 NAT, its bridge isolated in both', async (t) => {
+  const n5 = only6(5)
+  const e5: NatEndpoint = { id: 'e5'.padEnd(64, '0'), networkId: n5.id, address6: 'fd00:5::2', ports: familyPorts(6, 'fd00:5::2') }
+  const state: FirewallState = { networks: [n5, dual(1)], endpoints: [e5] }
+  for (const f of [4, 6] as const) t.matchSnapshot(fresh(planRules(state, {}, f)), `IPv${f}: an IPv6-only network beside a dual-stack one`)
+  const rs4 = planRules(state, {}, 4)
+  const nat4 = Object.values(rs4.tables.nat).flatMap((c) => c.rules).join('\n')
+  t.notMatch(nat4, /fy-net5|fd00:5::/, 'no IPv4 NAT rule for it: no masquerade, no hairpin, no loopback rule')
+  t.match(rs4.tables.filter[CHAIN.forward]!.rules.join('\n'), /! -i fy-net5 -o fy-net5 .* -j DROP/, 'its bridge isolated over IPv4 too')
+  t.same(rs4.localnetBridges, [], 'no route_localnet: nothing of it answers on 127.0.0.1')
+  const rs6 = planRules(state, {}, 6)
+  t.match(rs6.tables.nat[CHAIN.postrouting]!.rules.join('\n'), /-s fd00:5::\/64 ! -o fy-net5 .* -j MASQUERADE/)
+  t.same(planEndpoint(e5, n5).rules.map((r) => r.family).filter((f) => f === 4), [], 'its publications are IPv6 rules only')
+  t.same(planEndpoint(e5, n5).localnet, false)
+  t.throws(() => planRules({ networks: [only6(6, { subnet6: undefined, gateway6: undefined })], endpoints: [] }, {}, 4), { code: 'INVALID_REQUEST', message: /neither an IPv4 nor an IPv6 subnet/ })
+  t.throws(() => planRules({ networks: [n5], endpoints: [{ ...e5, address6: undefined }] }, {}, 6), { code: 'INVALID_REQUEST', message: /neither an IPv4 nor an IPv6 address/ })
 })
 
 t.test('a dual-stack endpoint: one rule set per family, applied by diffEndpoint per family', async (t) => {

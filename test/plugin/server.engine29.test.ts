@@ -11,7 +11,7 @@ import { fakeWorld, silentLog } from '../harness/fakes.js'
 interface Step { method: string, source: string, body?: unknown, expect?: Record<string, unknown> }
 interface Refusal { what: string, options: Record<string, unknown>, refused: string | null }
 const fixture = JSON.parse(readFileSync(new URL('../fixtures/engine-29-requests.json', import.meta.url), 'utf8')) as
-  { lifecycle: Step[], gwAllocCheck: Refusal[] }
+  { lifecycle: Step[], ipv6Only: Step[], gwAllocCheck: Refusal[] }
 
 const N1 = '8202ce046a9453e028a5bdf94d5d110858a259ca27328f15d691d0e8e4c561c1'
 const EPA = '4165a563164108a7381e6dffcfdfab4eb7bd6c8aca0d2dccaf021a0205971004'
@@ -32,21 +32,32 @@ function setup (t: Tap.Test) {
 
 const withPool = (body: unknown, pool: string): unknown => JSON.parse(JSON.stringify(body ?? null).replaceAll('"$POOL"', JSON.stringify(pool))) ?? undefined
 
-t.test('a Docker 29 lifecycle: create, run with a port, stop, network rm', async (t) => {
-  const { app, links, firewall, store } = setup(t)
+/** Send each step as the engine does (the PoolID ferry answered where '$POOL' stands): every one succeeds; `check` sees each answer. */
+async function replay (t: Tap.Test, app: ReturnType<typeof buildPluginServer>, steps: Step[],
+  check: (step: Step, body: Record<string, unknown>, pool: string) => Promise<void> | void): Promise<void> {
   let pool = ''
-  for (const step of fixture.lifecycle) {
+  for (const step of steps) {
     const res = await call(app, step.method, step.body === undefined ? undefined : withPool(step.body, pool))
     t.equal(res.status, 200, `${step.method} (${step.source}): ${JSON.stringify(res.body)}`)
     if (step.method === 'IpamDriver.RequestPool') pool = String(res.body.PoolID)
     if (step.expect !== undefined) t.match(res.body, step.expect, step.method)
+    await check(step, res.body, pool)
+  }
+}
+
+/** After network rm: no bridge, no record, no pool. */
+async function nothingLeft (t: Tap.Test, w: Pick<ReturnType<typeof setup>, 'links' | 'store'>): Promise<void> {
+  t.notOk(await w.links.getLink('fy-8202ce046a94'), 'the bridge is gone')
+  t.same([w.store.state.networks, w.store.state.endpoints, w.store.state.pools], [{}, {}, {}], 'no network, endpoint or pool left')
+}
+
+t.test('a Docker 29 lifecycle: create, run with a port, stop, network rm', async (t) => {
+  const { app, links, firewall, store } = setup(t)
+  await replay(t, app, fixture.lifecycle, async (step) => {
     if (step.method === 'NetworkDriver.ProgramExternalConnectivity') t.equal(firewall.endpoints.get(EPA)?.ports.length, 1, 'the port is published')
     if (step.method === 'NetworkDriver.CreateNetwork') t.equal((await links.getLink('fy-8202ce046a94'))?.mtu, 1400)
-  }
-  t.notOk(await links.getLink('fy-8202ce046a94'))
-  t.same(store.state.networks, {})
-  t.same(store.state.endpoints, {})
-  t.same(store.state.pools, {})
+  })
+  await nothingLeft(t, { links, store })
 })
 
 t.test('GwAllocCheck: options ferry cannot honour are refused before any pool exists', async (t) => {
@@ -144,15 +155,52 @@ t.test('an IPv6 address on an IPv4-only network, and --ipv6 on an overlay, are r
   t.match(ov, { status: 400, body: { Err: /overlay networks are IPv4 only: create overlay ov1 without --ipv6/ } })
 })
 
-t.test('an IPv4-less CreateNetwork (no IPv4Data, enable_ipv4 false) is refused clearly', async (t) => {
-  const { app } = setup(t)
-  const res = await call(app, 'NetworkDriver.CreateNetwork', {
-    NetworkID: N1,
-    Options: { 'com.docker.network.enable_ipv4': false, 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': {} },
-    IPv4Data: [], IPv6Data: [{ AddressSpace: 'FerryLocal', Gateway: 'fd00::1/64', Pool: 'fd00::/64' }],
+t.test('an IPv6-only network as Docker 28+ makes it (--ipv4=false --ipv6): no IPv4 pool, address, gateway or rule', async (t) => {
+  const { app, links, firewall, store } = setup(t)
+  await replay(t, app, fixture.ipv6Only, async (step, body, pool) => {
+    if (step.method === 'NetworkDriver.CreateNetwork') {
+      const net = store.state.networks[N1]!
+      t.match(net, { subnet6: 'fd00:123::/64', gateway6: 'fd00:123::1', poolId6: pool })
+      t.same([net.subnet, net.gateway, net.poolId], [undefined, undefined, undefined], 'no IPv4 side')
+      t.same((await links.listAddresses()).filter((a) => a.ifname === 'fy-8202ce046a94').map((a) => a.cidr), ['fd00:123::1/64'], 'the IPv6 gateway alone on the bridge')
+      t.equal(await links.getIpv6Conf('fy-8202ce046a94', 'accept_ra'), '0')
+      const nat = firewall.networks.get(N1)!
+      t.same([nat.subnet, nat.gateway, nat.subnet6], [undefined, undefined, 'fd00:123::/64'], 'the firewall gets the IPv6 side only')
+    }
+    if (step.method === 'NetworkDriver.CreateEndpoint') {
+      const ep = store.state.endpoints[EPA]!
+      t.match(ep, { address6: 'fd00:123::2', prefixLen6: 64 })
+      t.same([ep.address, ep.prefixLen], [undefined, undefined], 'no IPv4 address')
+    }
+    if (step.method === 'NetworkDriver.Join') t.notOk('Gateway' in body, 'no IPv4 gateway: the engine sets the IPv6 default route only')
+    if (step.method === 'NetworkDriver.ProgramExternalConnectivity') {
+      t.match(firewall.endpoints.get(EPA)?.ports, [{ containerIp: 'fd00:123::2', hostPort: 18080, containerPort: 80 }], 'the port is published to the IPv6 address')
+    }
   })
-  t.equal(res.status, 400)
-  t.equal(res.body.Err, 'ferry networks need IPv4: IPv6-only networks are not supported, create the network without --ipv4=false (add --ipv6 for dual-stack)')
+  await nothingLeft(t, { links, store })
+})
+
+t.test('an IPv6-only CreateNetwork without its IPv6 pool, an IPv4 pool with enable_ipv4 false, and an IPv4 address on it are refused', async (t) => {
+  const { app } = setup(t)
+  const v6only = { 'com.docker.network.enable_ipv4': false, 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': {} }
+  const none = await call(app, 'NetworkDriver.CreateNetwork', { NetworkID: N1, Options: v6only, IPv4Data: [], IPv6Data: [] })
+  t.match(none, { status: 400, body: { Err: /^CreateNetwork carries no address pool \(neither IPv4Data nor IPv6Data\)/ } })
+  const p4 = (await call(app, 'IpamDriver.RequestPool', { AddressSpace: 'FerryLocal', Pool: '10.123.0.0/24', SubPool: '', Options: {}, V6: false })).body
+  await call(app, 'IpamDriver.RequestAddress', { PoolID: p4.PoolID, Address: '10.123.0.1', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+  const p6 = (await call(app, 'IpamDriver.RequestPool', { AddressSpace: 'FerryLocal', Pool: 'fd00:124::/64', SubPool: '', Options: {}, V6: true })).body
+  await call(app, 'IpamDriver.RequestAddress', { PoolID: p6.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } })
+  const v4Data = [{ AddressSpace: 'FerryLocal', Gateway: '10.123.0.1/24', Pool: '10.123.0.0/24' }]
+  const v6Data = [{ AddressSpace: 'FerryLocal', Gateway: 'fd00:124::1/64', Pool: 'fd00:124::/64' }]
+  const both = await call(app, 'NetworkDriver.CreateNetwork', { NetworkID: N1, Options: v6only, IPv4Data: v4Data, IPv6Data: v6Data })
+  t.match(both, { status: 400, body: { Err: /IPv6-only network \(enable_ipv4 false\) but sent the IPv4 pool "10\.123\.0\.0\/24"/ } })
+  const noV4 = await call(app, 'NetworkDriver.CreateNetwork', { NetworkID: N1, Options: { 'com.docker.network.enable_ipv6': true }, IPv4Data: [], IPv6Data: v6Data })
+  t.match(noV4, { status: 400, body: { Err: /asked for an IPv4 network but sent no IPv4 pool/ } }, 'without enable_ipv4 false (an engine before 28) IPv4 is expected')
+  t.equal((await call(app, 'NetworkDriver.CreateNetwork', { NetworkID: N1, Options: v6only, IPv4Data: [], IPv6Data: v6Data })).status, 200)
+  const addr = await call(app, 'IpamDriver.RequestAddress', { PoolID: p6.PoolID, Address: '', Options: {} })
+  const v4ep = await call(app, 'NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EPA, Interface: { Address: '10.123.0.2/24', AddressIPv6: String(addr.body.Address), MacAddress: '' } })
+  t.match(v4ep, { status: 400, body: { Err: /endpoint IPv4 address "10\.123\.0\.2\/24" given on network 8202ce046a94, which is IPv6-only/ } })
+  const noAddr = await call(app, 'NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EPA, Interface: { Address: '', AddressIPv6: '', MacAddress: '' } })
+  t.match(noAddr, { status: 400, body: { Err: /CreateEndpoint carries no IPv6 address on an IPv6-only network/ } })
 })
 
 t.test('the per-endpoint interface name option is refused (the protocol cannot carry it)', async (t) => {

@@ -9,6 +9,9 @@ t.test('hosts', async (t) => {
     links: [{ alias: 'database', name: 'db', id: 'ab'.repeat(32), address: '10.61.0.2' }, { alias: 'cache', name: 'cache', id: 'cd'.repeat(32), address: '10.61.0.3' }],
   }))
   t.match(renderHosts({ hostname: 'lonely', links: [] }), /^127\.0\.1\.1\tlonely$/m, 'no address: the hostname on 127.0.1.1')
+  const six = renderHosts({ hostname: 'six', address6: 'fd00:1::2', links: [] })
+  t.match(six, /^fd00:1::2\tsix$/m, 'IPv6-only: the hostname on its IPv6 address')
+  t.notMatch(six, /127\.0\.1\.1/, 'and not on 127.0.1.1')
 })
 
 t.test('resolv.conf', async (t) => {

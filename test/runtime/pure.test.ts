@@ -18,6 +18,9 @@ t.test('ip -batch for a moved veth', async (t) => {
     'route add default via 10.61.0.1 dev eth0', 'route add default via fd00:61::1 dev eth0', '',
   ].join('\n'), 'dual-stack: the IPv6 address without DAD (usable at once) and a default route of each family')
   t.notMatch(interfaceBatch({ dev: 'eth0', ifname: 'eth0', cidr: '10.61.0.2/24', gateway6: 'fd00:61::1' }), /route/, 'no IPv6 route without an IPv6 address')
+  t.equal(interfaceBatch({ dev: 'eth0', ifname: 'eth0', gateway: '10.61.0.1', cidr6: 'fd00:61::2/64', gateway6: 'fd00:61::1' }), [
+    'link set dev lo up', 'addr add fd00:61::2/64 dev eth0 nodad', 'link set dev eth0 up', 'route add default via fd00:61::1 dev eth0', '',
+  ].join('\n'), 'IPv6-only: no IPv4 address, no IPv4 route')
 })
 
 t.test('start time from /proc/PID/stat, even with spaces and parentheses in the name', async (t) => {

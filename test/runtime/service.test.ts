@@ -42,7 +42,7 @@ class FakeNamespaces implements NamespaceOps {
   async moveLink (dev: string, path: string) { this.calls.push(`move ${dev} ${path}`) }
   async configure (path: string, c: InterfaceConfig) {
     if (this.failConfigure) throw new FerryError('KERNEL', 'ip refused')
-    this.calls.push(`configure ${path} ${c.ifname} ${c.cidr} ${c.gateway ?? '-'}${c.cidr6 === undefined ? '' : ` ${c.cidr6} ${c.gateway6 ?? '-'}`}`)
+    this.calls.push(`configure ${path} ${c.ifname} ${c.cidr ?? '-'} ${c.gateway ?? '-'}${c.cidr6 === undefined ? '' : ` ${c.cidr6} ${c.gateway6 ?? '-'}`}`)
   }
   async loopbackUp (path: string) { this.calls.push(`lo ${path}`) }
   async setupFiles (pid: number, _f: { hosts: string, resolv: string }, hostname: string) { this.calls.push(`files ${pid} ${hostname}`) }
@@ -364,6 +364,37 @@ t.test('dual-stack networks without the engine: both families, --ip6, release, r
   await w.rt.removeNetwork('dual')
   await w.rt.removeNetwork('v4')
   t.same(w.ipam.pools(), [], 'both pools of the dual-stack network released')
+})
+
+t.test('IPv6-only networks without the engine (--ipv4=false --ipv6): one IPv6 address, its route, DNS and hosts, --ip refused', async (t) => {
+  const w = world(t)
+  await t.rejects(w.rt.createNetwork({ name: 'x', ipv4: false, internal: false, options: {} }), /at least one address family: --ipv4=false takes --ipv6/)
+  await t.rejects(w.rt.createNetwork({ name: 'x', ipv4: false, ipv6: true, subnet: '10.77.0.0/24', internal: false, options: {} }), /10\.77\.0\.0\/24 is an IPv4 setting but the network is IPv6-only/)
+  t.same(w.ipam.pools(), [], 'refused before any pool is taken')
+  const net = await w.rt.createNetwork({ name: 'six', ipv4: false, ipv6: true, subnet6: 'fd00:77::/64', internal: false, options: {} })
+  t.match(net, { subnet6: 'fd00:77::/64', gateway6: 'fd00:77::1' })
+  t.same([net.subnet, net.gateway, net.poolId], [undefined, undefined, undefined], 'no IPv4 side')
+  t.same(w.ipam.pools().map((p) => p.subnet), ['fd00:77::/64'], 'one pool: the IPv6 one')
+  const auto = await w.rt.createNetwork({ name: 'auto', ipv4: false, ipv6: true, internal: false, options: {} })
+  t.match(auto.subnet6, /^fd[0-9a-f:]+::\/64$/, 'no subnet given: a /64 of the default IPv6 pool')
+  t.equal(auto.subnet, undefined)
+  await w.rt.removeNetwork('auto')
+
+  w.ns.starts.set(100, 'st100')
+  const a = await w.attach({ name: 'a', net: 'six', pid: 100, watchPid: 100, setupFiles: true })
+  t.match(a.container, { address6: 'fd00:77::2', prefixLen6: 64, gateway6: 'fd00:77::1' })
+  t.same([a.container.address, a.container.gateway], [undefined, undefined], 'no IPv4 address')
+  t.equal(w.ns.calls.find((c) => c.startsWith('configure')), 'configure /proc/100/ns/net eth0 - - fd00:77::2/64 fd00:77::1', 'the IPv6 address and default route only')
+  t.same(w.rt.resolverOf(a.container).nameservers, ['fd00:77::1'], 'ferry\'s DNS on the IPv6 gateway')
+  t.match(readFileSync(join(w.dir, a.container.id, 'hosts'), 'utf8'), new RegExp(`^fd00:77::2\t${a.container.hostname}\n$`, 'm'), 'its IPv6 address in /etc/hosts')
+  await t.rejects(w.attach({ name: 'b', net: 'six', netns: '/run/netns/b', ip: '10.77.0.5' }), /--ip 10\.77\.0\.5: network six is IPv6-only \(created with --ipv4=false\): give --ip6/)
+  const b = await w.attach({ name: 'b', net: 'six', netns: '/run/netns/b', ip6: 'fd00:77::99', links: ['a:alias'] })
+  t.equal(b.container.address6, 'fd00:77::99', '--ip6')
+  t.same(w.rt.desiredLinks().map((l) => [l.parentIp, l.childIp]), [['fd00:77::99', 'fd00:77::2']], 'a --link is an IPv6 exception only')
+  await w.rt.detach('b')
+  await w.rt.detach('a')
+  await w.rt.removeNetwork('six')
+  t.same(w.ipam.pools(), [], 'the IPv6 pool released')
 })
 
 t.test('the default network with --ipv6 and --fixed-cidr-v6', async (t) => {

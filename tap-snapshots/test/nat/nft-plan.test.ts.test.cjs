@@ -5,6 +5,106 @@
  * Make sure to inspect the output below.  Do not ignore changes!
  */
 'use strict'
+exports[`test/nat/nft-plan.test.ts > TAP > an IPv6-only network: IPv6 elements only, no localnet, no IPv4 masquerade > an IPv6-only network 1`] = `
+route_localnet=1 on: (none)
+add table inet ferry
+add set inet ferry bridges { type ifname; }
+add set inet ferry external { type ifname; }
+add set inet ferry internal { type ifname; }
+add set inet ferry localnet { type ifname; }
+add map inet ferry icc { type ifname . ifname : verdict; }
+add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
+add set inet ferry masq { type ipv4_addr; flags interval; }
+add map inet ferry snat_to { type ipv4_addr : ipv4_addr; flags interval; }
+add set inet ferry link_to { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
+add set inet ferry link_from { type ifname . ipv4_addr . ipv4_addr . inet_proto . inet_service; }
+add map inet ferry host_port { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry host_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry host_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
+add map inet ferry any_port { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet ferry any_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }
+add map inet ferry any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
+add set inet ferry routed { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
+add set inet ferry subnets6 { type ifname . ipv6_addr; flags interval; }
+add set inet ferry masq6 { type ipv6_addr; flags interval; }
+add map inet ferry snat_to6 { type ipv6_addr : ipv6_addr; flags interval; }
+add set inet ferry link_to6 { type ifname . ipv6_addr . ipv6_addr . inet_proto . inet_service; }
+add set inet ferry link_from6 { type ifname . ipv6_addr . ipv6_addr . inet_proto . inet_service; }
+add map inet ferry host_port6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+add map inet ferry host_range6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; flags interval; }
+add map inet ferry host_keep6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr; flags interval; }
+add map inet ferry any_port6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
+add map inet ferry any_range6 { type inet_proto . inet_service : ipv6_addr . inet_service; flags interval; }
+add map inet ferry any_keep6 { type inet_proto . inet_service : ipv6_addr; flags interval; }
+add set inet ferry routed6 { type ifname . ipv6_addr . inet_proto . inet_service; flags interval; }
+add set inet ferry lo_only { type ipv4_addr . inet_proto . inet_service; flags interval; }
+add set inet ferry lo_from { type ifname . ipv4_addr . inet_proto . inet_service; flags interval; }
+add chain inet ferry user
+add chain inet ferry publish
+add chain inet ferry raw-prerouting { type filter hook prerouting priority raw - 10; policy accept; }
+add chain inet ferry nat-prerouting { type nat hook prerouting priority dstnat - 10; policy accept; }
+add chain inet ferry nat-output { type nat hook output priority -110; policy accept; }
+add chain inet ferry filter-forward { type filter hook forward priority filter - 10; policy accept; }
+add chain inet ferry filter-input { type filter hook input priority filter - 10; policy accept; }
+add chain inet ferry nat-postrouting { type nat hook postrouting priority srcnat - 10; policy accept; }
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_range
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @host_keep
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_port
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_range
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @any_keep
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip6 to ip6 daddr . meta l4proto . th dport map @host_port6
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip6 to ip6 daddr . meta l4proto . th dport map @host_range6
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip6 to ip6 daddr . meta l4proto . th dport map @host_keep6
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip6 to meta l4proto . th dport map @any_port6
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip6 to meta l4proto . th dport map @any_range6
+add rule inet ferry publish meta l4proto { tcp, udp, sctp } dnat ip6 to meta l4proto . th dport map @any_keep6
+add rule inet ferry raw-prerouting ip daddr . meta l4proto . th dport @lo_only iifname . ip daddr . meta l4proto . th dport != @lo_from drop
+add rule inet ferry nat-prerouting fib daddr type local jump publish
+add rule inet ferry nat-output ip6 daddr ::1 return
+add rule inet ferry nat-output fib daddr type local jump publish
+add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
+add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
+add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
+add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
+add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th sport @link_from6 accept
+add rule inet ferry filter-forward iifname @bridges icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept
+add rule inet ferry filter-forward iifname @internal iifname . oifname vmap @icc
+add rule inet ferry filter-forward iifname @internal drop
+add rule inet ferry filter-forward oifname @internal drop
+add rule inet ferry filter-forward oifname @external ct state established,related accept
+add rule inet ferry filter-forward oifname @external ct status dnat accept
+add rule inet ferry filter-forward iifname . oifname vmap @icc
+add rule inet ferry filter-forward iifname != @bridges oifname . ip daddr . meta l4proto . th dport @routed accept
+add rule inet ferry filter-forward iifname != @bridges oifname . ip6 daddr . meta l4proto . th dport @routed6 accept
+add rule inet ferry filter-forward oifname @external drop
+add rule inet ferry filter-forward iifname @external accept
+add rule inet ferry filter-input udp dport 4799 iifname != "fyw-*" drop
+add rule inet ferry filter-input iifname @localnet ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop
+add rule inet ferry nat-postrouting ct status dnat oifname . ip saddr @subnets masquerade
+add rule inet ferry nat-postrouting ct status dnat oifname . ip6 saddr @subnets6 masquerade
+add rule inet ferry nat-postrouting oifname . ip saddr @subnets return
+add rule inet ferry nat-postrouting oifname . ip6 saddr @subnets6 return
+add rule inet ferry nat-postrouting snat ip to ip saddr map @snat_to
+add rule inet ferry nat-postrouting snat ip6 to ip6 saddr map @snat_to6
+add rule inet ferry nat-postrouting ip saddr @masq masquerade
+add rule inet ferry nat-postrouting ip6 saddr @masq6 masquerade
+add rule inet ferry nat-postrouting oifname @localnet ip saddr 127.0.0.0/8 masquerade
+add element inet ferry bridges { "fy-net5" }
+add element inet ferry external { "fy-net5" }
+add element inet ferry icc { "fy-net5" . "fy-net5" : accept }
+add element inet ferry subnets6 { "fy-net5" . fd00:5::/64 }
+add element inet ferry masq6 { fd00:5::/64 }
+add element inet ferry host_port6 { 2001:db8::5 . udp . 5353 : fd00:5::2 . 53 }
+add element inet ferry host_keep6 { 2001:db8::5 . tcp . 50000-50002 : fd00:5::2 }
+add element inet ferry any_port6 { sctp . 9000 : fd00:5::2 . 9000, tcp . 8080 : fd00:5::2 . 80 }
+add element inet ferry any_range6 { tcp . 40000-40004 : fd00:5::2 . 22 }
+add element inet ferry any_keep6 { tcp . 20000-20199 : fd00:5::2 }
+
+`
+
 exports[`test/nat/nft-plan.test.ts > TAP > golden tables > icc off 1`] = `
 route_localnet=1 on: (none)
 add table inet ferry

@@ -5,6 +5,159 @@
  * Make sure to inspect the output below.  Do not ignore changes!
  */
 'use strict'
+exports[`test/nat/plan.test.ts > TAP > an IPv6-only network: IPv6 as on a dual-stack network, nothing of it in the IPv4 NAT, its bridge isolated in both > IPv4: an IPv6-only network beside a dual-stack one 1`] = `
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-HAIRPIN -s 10.21.0.0/24 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s 10.21.0.0/24 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s 127.0.0.0/8 -o fy-net1 -m comment --comment "ferry:localnet 111111111111" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net5 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 555555555555" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -o fy-net5 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 555555555555" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD ! -i fy-net5 -o fy-net5 -m comment --comment "ferry:isolate 555555555555" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net5 -o fy-net5 -m comment --comment "ferry:icc 555555555555" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net5 ! -o fy-net5 -m comment --comment "ferry:out 555555555555" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
+-A FERRY-INPUT -d 127.0.0.0/8 -i fy-net1 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "ferry:localnet 111111111111" -j DROP
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
+exports[`test/nat/plan.test.ts > TAP > an IPv6-only network: IPv6 as on a dual-stack network, nothing of it in the IPv4 NAT, its bridge isolated in both > IPv6: an IPv6-only network beside a dual-stack one 1`] = `
+*raw
+:FERRY-RAW - [0:0]
+-I PREROUTING 1 -j FERRY-RAW
+COMMIT
+*nat
+:FERRY-DNAT - [0:0]
+:FERRY-DNAT-0 - [0:0]
+:FERRY-DNAT-1 - [0:0]
+:FERRY-DNAT-2 - [0:0]
+:FERRY-DNAT-3 - [0:0]
+:FERRY-DNAT-4 - [0:0]
+:FERRY-DNAT-5 - [0:0]
+:FERRY-DNAT-6 - [0:0]
+:FERRY-DNAT-7 - [0:0]
+:FERRY-DNAT-8 - [0:0]
+:FERRY-DNAT-9 - [0:0]
+:FERRY-DNAT-a - [0:0]
+:FERRY-DNAT-b - [0:0]
+:FERRY-DNAT-c - [0:0]
+:FERRY-DNAT-d - [0:0]
+:FERRY-DNAT-e - [0:0]
+:FERRY-DNAT-f - [0:0]
+:FERRY-HAIRPIN - [0:0]
+:FERRY-POSTROUTING - [0:0]
+-A FERRY-DNAT -j FERRY-DNAT-0
+-A FERRY-DNAT -j FERRY-DNAT-1
+-A FERRY-DNAT -j FERRY-DNAT-2
+-A FERRY-DNAT -j FERRY-DNAT-3
+-A FERRY-DNAT -j FERRY-DNAT-4
+-A FERRY-DNAT -j FERRY-DNAT-5
+-A FERRY-DNAT -j FERRY-DNAT-6
+-A FERRY-DNAT -j FERRY-DNAT-7
+-A FERRY-DNAT -j FERRY-DNAT-8
+-A FERRY-DNAT -j FERRY-DNAT-9
+-A FERRY-DNAT -j FERRY-DNAT-a
+-A FERRY-DNAT -j FERRY-DNAT-b
+-A FERRY-DNAT -j FERRY-DNAT-c
+-A FERRY-DNAT -j FERRY-DNAT-d
+-A FERRY-DNAT -j FERRY-DNAT-e
+-A FERRY-DNAT -j FERRY-DNAT-f
+-A FERRY-DNAT-e -p tcp -m tcp --dport 8080 -m comment --comment "ferry:ep e50000000000" -j DNAT --to-destination [fd00:5::2]:80
+-A FERRY-DNAT-e -d 2001:db8::5/128 -p udp -m udp --dport 5353 -m comment --comment "ferry:ep e50000000000" -j DNAT --to-destination [fd00:5::2]:53
+-A FERRY-DNAT-e -p tcp -m tcp --dport 20000:20099 -m comment --comment "ferry:ep e50000000000" -j DNAT --to-destination [fd00:5::2]:20000-20099
+-A FERRY-DNAT-e -p tcp -m tcp --dport 40000:40004 -m comment --comment "ferry:ep e50000000000" -j DNAT --to-destination [fd00:5::2]:22
+-A FERRY-DNAT-e -d 2001:db8::5/128 -p sctp -m sctp --dport 8000:8009 -m comment --comment "ferry:ep e50000000000" -j DNAT --to-destination [fd00:5::2]:80-89/8000
+-A FERRY-HAIRPIN -s fd00:1::/64 -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 111111111111" -j MASQUERADE
+-A FERRY-HAIRPIN -s fd00:5::/64 -o fy-net5 -m conntrack --ctstate DNAT -m comment --comment "ferry:hairpin 555555555555" -j MASQUERADE
+-A FERRY-POSTROUTING -m comment --comment "ferry:hairpin" -j FERRY-HAIRPIN
+-A FERRY-POSTROUTING -s fd00:1::/64 ! -o fy-net1 -m comment --comment "ferry:masq 111111111111" -j MASQUERADE
+-A FERRY-POSTROUTING -s fd00:5::/64 ! -o fy-net5 -m comment --comment "ferry:masq 555555555555" -j MASQUERADE
+-I PREROUTING 1 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I OUTPUT 1 ! -d ::1/128 -m addrtype --dst-type LOCAL -j FERRY-DNAT
+-I POSTROUTING 1 -j FERRY-POSTROUTING
+COMMIT
+*filter
+:FERRY-USER - [0:0]
+:FERRY-PUBLISH - [0:0]
+:FERRY-FORWARD - [0:0]
+:FERRY-INPUT - [0:0]
+-A FERRY-PUBLISH -o fy-net1 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 111111111111" -j ACCEPT
+-A FERRY-PUBLISH -o fy-net5 -m conntrack --ctstate DNAT -m comment --comment "ferry:publish 555555555555" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:user" -j FERRY-USER
+-A FERRY-FORWARD -o fy-net1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 111111111111" -j ACCEPT
+-A FERRY-FORWARD -o fy-net5 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "ferry:ct 555555555555" -j ACCEPT
+-A FERRY-FORWARD -m comment --comment "ferry:publish" -j FERRY-PUBLISH
+-A FERRY-FORWARD ! -i fy-net1 -o fy-net1 -m comment --comment "ferry:isolate 111111111111" -j DROP
+-A FERRY-FORWARD ! -i fy-net5 -o fy-net5 -m comment --comment "ferry:isolate 555555555555" -j DROP
+-A FERRY-FORWARD -i fy-net1 -o fy-net1 -m comment --comment "ferry:icc 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net5 -o fy-net5 -m comment --comment "ferry:icc 555555555555" -j ACCEPT
+-A FERRY-FORWARD -i fy-net1 ! -o fy-net1 -m comment --comment "ferry:out 111111111111" -j ACCEPT
+-A FERRY-FORWARD -i fy-net5 ! -o fy-net5 -m comment --comment "ferry:out 555555555555" -j ACCEPT
+-A FERRY-INPUT ! -i fyw-+ -p udp -m udp --dport 4799 -m comment --comment "ferry:wireguard only" -j DROP
+-I FORWARD 1 -j FERRY-FORWARD
+-I INPUT 1 -j FERRY-INPUT
+COMMIT
+
+`
+
 exports[`test/nat/plan.test.ts > TAP > batches > one more endpoint: only its own -A lines > must match snapshot 1`] = `
 *nat
 -A FERRY-DNAT-7 -p tcp -m tcp --dport 9000 -m comment --comment "ferry:ep e30000000000" -j DNAT --to-destination 10.22.0.2:90
