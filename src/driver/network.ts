@@ -20,7 +20,7 @@ import { BridgeDriver } from '../bridge/driver.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
-import { addrOf, bounds, ipValue, isCidr, isIp, normalizeIp, parseAddress, parseCidr, prefixOf, type Family } from '../util/ip.js'
+import { addrOf, bounds, familyOf, ipValue, isCidr, isIp, normalizeIp, parseAddress, parseCidr, prefixOf, type Family } from '../util/ip.js'
 import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
@@ -199,9 +199,6 @@ export class NetworkDriver {
    */
   checkNetwork (input: Pick<CreateNetworkInput, 'generic' | 'internal' | 'ipv6'>): NetworkOptions {
     const opts = parseNetworkOptions(input.generic, input.internal)
-    if (input.ipv6 && opts.overlay !== undefined) {
-      throw new FerryError('UNSUPPORTED', `overlay networks are IPv4 only: create overlay ${opts.overlay} without --ipv6`)
-    }
     if (opts.overlay !== undefined && !this.d.overlay) {
       throw new FerryError('CLUSTER_UNAVAILABLE', `network option ferry.overlay=${opts.overlay} needs a cluster: start the agent with --cluster redis://HOST:PORT --advertise-addr IP`)
     }
@@ -236,7 +233,7 @@ export class NetworkDriver {
       const pool = this.checkPoolGateway(input.subnet, input.gatewayCidr, 4)
       const pool6 = input.subnet6 === undefined ? undefined : this.checkPoolGateway(input.subnet6, input.gatewayCidr6 ?? '', 6)
       const pools = { poolId: pool.id, ...(pool6 === undefined ? {} : { poolId6: pool6.id }) }
-      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool.id)
+      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pools)
       if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pools, opts.bridgeName, aux)
       const { bridge } = await this.pickKernelNames(bridgeNameCandidates(input.id).map((b) => ({ bridge: b })), `network ${input.id.slice(0, 12)}`)
       try {
@@ -331,7 +328,8 @@ export class NetworkDriver {
     }
   }
 
-  private async createOverlayNetwork (input: CreateNetworkInput, opts: NetworkOptions, name: string, poolId: string): Promise<void> {
+  private async createOverlayNetwork (input: CreateNetworkInput, opts: NetworkOptions, name: string, pools: { poolId: string, poolId6?: string }): Promise<void> {
+    const { poolId, poolId6 } = pools
     const overlay = this.d.overlay!
     const taken = this.networks().find((n) => n.overlay?.name === name)
     if (taken && taken.subnet !== input.subnet) {
@@ -340,14 +338,18 @@ export class NetworkDriver {
     if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
     const userMtu = Object.hasOwn(input.generic, 'com.docker.network.driver.mtu') ? opts.mtu : undefined
     await withUndo(async (undo) => {
-      const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu, encrypt: opts.encrypt })
+      // A dual-stack overlay (--ipv6): its IPv6 subnet and gateway are part of the cluster-wide definition.
+      const v6 = input.subnet6 === undefined || poolId6 === undefined ? {} : { subnet6: input.subnet6, gateway6: addrOf(input.gatewayCidr6 ?? '') }
+      const att = await overlay.attach({ name, subnet: input.subnet, gateway: addrOf(input.gatewayCidr), vni: opts.vni, mtu: userMtu, encrypt: opts.encrypt, ...v6 })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))
-      const net = this.networkRecord(input, opts, { poolId }, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
+      const net = this.networkRecord(input, opts, pools, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
       undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
+      if (net.subnet6 !== undefined) await this.d.ipv6Forwarding?.()
       await this.d.firewall.addNetwork(natNetwork(net))
-      // The pool's tie to the overlay reaches the disk with the network's record, in one write.
-      const changed = [this.d.ipam.markOverlay(poolId, name), recordNetwork(this.d.store, net)]
-      undo.push('forget network', async () => { this.d.ipam.unmarkOverlay(poolId); forgetNetwork(this.d.store, net.id); await this.d.store.commit(...changed) })
+      // The pools' tie to the overlay reaches the disk with the network's record, in one write.
+      const ids = poolId6 === undefined ? [poolId] : [poolId, poolId6]
+      const changed = [...ids.map((id) => this.d.ipam.markOverlay(id, name)), recordNetwork(this.d.store, net)]
+      undo.push('forget network', async () => { for (const id of ids) this.d.ipam.unmarkOverlay(id); forgetNetwork(this.d.store, net.id); await this.d.store.commit(...changed) })
       await this.d.store.commit(...changed)
       this.d.log.info({ network: net.id, overlay: name, vni: att.vni, bridge: att.bridge }, 'overlay network joined')
       this.d.onChange?.()
@@ -362,7 +364,7 @@ export class NetworkDriver {
   /** Endpoint addresses of an overlay pool come from the cluster; the answer is a CIDR, as the engine expects. */
   async requestOverlayAddress (poolId: string, overlay: string, preferred: string, reclaim: boolean): Promise<string> {
     const pool = this.d.ipam.pool(poolId)!
-    const ip = await this.d.overlay!.allocateAddress(overlay, preferred === '' ? undefined : preferred, reclaim)
+    const ip = await this.d.overlay!.allocateAddress(overlay, preferred === '' ? undefined : preferred, reclaim, familyOf(pool.subnet) ?? 4)
     return `${ip}/${prefixOf(pool.subnet)}`
   }
 
@@ -377,9 +379,10 @@ export class NetworkDriver {
     const eps = this.endpoints().filter((e) => byId.has(e.networkId))
     return {
       overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
-        ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}) })),
-      addresses: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip: e.address })),
-      endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address, mac: e.mac })),
+        ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}),
+        ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { subnet6: n.subnet6, gateway6: n.gateway6 } : {}) })),
+      addresses: eps.flatMap((e) => (e.address6 === undefined ? [e.address] : [e.address, e.address6]).map((ip) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip }))),
+      endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address, ...(e.address6 !== undefined ? { ip6: e.address6 } : {}), mac: e.mac })),
     }
   }
 
@@ -467,7 +470,7 @@ export class NetworkDriver {
       if (net.overlay) {
         // Published at create, not at join: remote hosts get a head start on programming it.
         undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
-        await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
+        await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac, undefined, ep.address6)
       }
     }, this.undoLog)
     this.d.log.info({ network: net.id, endpoint: ep.id, address, address6: ep.address6, veth: names.host }, 'endpoint created')

@@ -38,6 +38,7 @@ export async function openClusterOverlay (c: ClusterConfig, deps: { store: Store
 export function overlaysOf (networks: readonly NetworkRecord[]): Array<OverlayAttachRequest & { vni: number }> {
   return networks.filter((n) => n.overlay).map((n) => ({
     name: n.overlay!.name, subnet: n.subnet, gateway: n.gateway, vni: n.overlay!.vni,
+    ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { subnet6: n.subnet6, gateway6: n.gateway6 } : {}),
     mtu: n.options['com.docker.network.driver.mtu'] !== undefined ? n.mtu : undefined,
     ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}),
   }))
