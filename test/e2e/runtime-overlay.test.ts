@@ -4,6 +4,8 @@
  * redis-server. An overlay network made with `ferry network create -o
  * ferry.overlay=…` works as a bridge network does: a command on one host reaches
  * a command on the other by address and by name, and everything is given back.
+ * The same test runs on an IPv4 overlay and on a dual-stack one (`--ipv6`), where
+ * each check runs over both families: TCP, ping and the name's A/AAAA record.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -22,47 +24,60 @@ const REDIS_IP = '192.0.2.5'
 
 interface Host { ns: string, agent: Agent }
 
+/** The overlays the test runs on, and the families each one is checked over. */
+const STACKS = [
+  { name: 'an IPv4', create: ['--subnet', '10.46.0.0/24'], families: [4] as const, prefix: 'fyr' },
+  { name: 'a dual-stack', create: ['--ipv6', '--subnet', '10.47.0.0/24', '--subnet', 'fd00:47::/64'], families: [4, 6] as const, prefix: 'fys' },
+]
+
 const ferry = (h: Host, args: string[]) =>
   execFile(['ip', 'netns', 'exec', h.ns, ...NODE, ENTRY, ...args], { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, allowFailure: true, timeoutMs: 30_000 })
 
-await t.test('ferry run on an overlay across two hosts', async (t) => {
-  const ul = underlay(t, 'fyrul', REDIS_IP)
-  await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
-  const hosts: Host[] = []
-  for (const i of [1, 2]) {
-    const ip = `192.0.2.2${i}`
-    const ns = underlayHost(t, ul, `fyro${i}`, `vr${i}`, ip)
-    const agent = await startAgent(t, {
-      ns, pluginName: `fyro${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `r${i}`, '--reconcile-interval', '0'],
-    })
-    hosts.push({ ns, agent })
-  }
-  const [h1, h2] = hosts as [Host, Host]
-  t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(h.agent.logs().split('\n').filter((l) => !l.includes('engine event')).slice(-40).join('\n')) })
+for (const stack of STACKS) {
+  await t.test(`ferry run on ${stack.name} overlay across two hosts`, async (t) => {
+    const ul = underlay(t, `${stack.prefix}ul`, REDIS_IP)
+    await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
+    const hosts: Host[] = []
+    for (const i of [1, 2]) {
+      const ip = `192.0.2.2${i}`
+      const ns = underlayHost(t, ul, `${stack.prefix}o${i}`, `vr${i}`, ip)
+      const agent = await startAgent(t, {
+        ns, pluginName: `${stack.prefix}o${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
+        args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `r${i}`, '--reconcile-interval', '0'],
+      })
+      hosts.push({ ns, agent })
+    }
+    const [h1, h2] = hosts as [Host, Host]
+    t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(h.agent.logs().split('\n').filter((l) => !l.includes('engine event')).slice(-40).join('\n')) })
 
-  for (const h of hosts) {
-    const r = await ferry(h, ['network', 'create', 'ov', '--subnet', '10.46.0.0/24', '-o', 'ferry.overlay=ov'])
-    t.equal(r.code, 0, r.stderr)
-  }
-  const server = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'far', '--net', 'ov', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', 'across-the-overlay'],
-    { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
-  const done = new Promise((res) => server.once('exit', res))
-  t.teardown(async () => { if (server.exitCode === null) { server.kill('SIGKILL'); await done } })
-  const far = await observe(async () => (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((c) => c.name === 'far'),
-    (f) => f?.address !== undefined, { timeoutMs: 40_000, everyMs: 100 })
-  t.match(far?.address, /^10\.46\.0\.\d+$/, 'an address from the cluster-wide allocation')
+    for (const h of hosts) {
+      const r = await ferry(h, ['network', 'create', 'ov', ...stack.create, '-o', 'ferry.overlay=ov'])
+      t.equal(r.code, 0, r.stderr)
+    }
+    const server = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'far', '--net', 'ov', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', 'across-the-overlay'],
+      { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
+    const done = new Promise((res) => server.once('exit', res))
+    t.teardown(async () => { if (server.exitCode === null) { server.kill('SIGKILL'); await done } })
+    const far = await observe(async () => (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string, address6?: string }>).find((c) => c.name === 'far'),
+      (f) => f?.address !== undefined, { timeoutMs: 40_000, everyMs: 100 })
+    t.match(far?.address, /^10\.4[67]\.0\.\d+$/, 'an address from the cluster-wide allocation')
+    if (stack.families.includes(6)) t.match(far?.address6, /^fd00:47::[0-9a-f]+$/, 'and an IPv6 one from the cluster-wide IPv6 allocation')
 
-  const out = await observe(async () => (await ferry(h2, ['run', '--net', 'ov', '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${far!.address!} 80; nslookup far`])).stdout,
-    (o) => o.includes('across-the-overlay') && o.includes(`Address: ${far!.address!}`), { timeoutMs: 60_000, everyMs: 300 })
-  t.match(out, /across-the-overlay/, 'reached on the other host by address')
-  t.match(out, new RegExp(`Name:\\s+far\\nAddress: ${far!.address!.replace(/\./g, '\\.')}`), 'and by name through ferry\'s DNS')
+    for (const family of stack.families) {
+      const ip = (family === 4 ? far?.address : far?.address6) ?? ''
+      const out = await observe(async () => (await ferry(h2, ['run', '--net', 'ov', '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${ip} 80; ping -c 1 -W 2 ${ip}; nslookup far`])).stdout,
+        (o) => o.includes('across-the-overlay') && o.includes(' 0% packet loss') && o.includes(`Address: ${ip}`), { timeoutMs: 60_000, everyMs: 300 })
+      t.match(out, /across-the-overlay/, `reached on the other host by address over IPv${family}`)
+      t.match(out, / 0% packet loss/, `and pinged over IPv${family}`)
+      t.match(out, new RegExp(`Name:\\s+far\\nAddress: ${ip.replace(/\./g, '\\.')}`), `and by name through ferry's DNS (${family === 4 ? 'A' : 'AAAA'})`)
+    }
 
-  server.kill('SIGTERM')
-  await done
-  for (const h of hosts) {
-    t.same(JSON.parse((await ferry(h, ['ps', '--json'])).stdout), [], 'nothing attached')
-    t.same(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fyh')), [], 'no veth left')
-    t.equal((await ferry(h, ['network', 'rm', 'ov'])).code, 0)
-  }
-})
+    server.kill('SIGTERM')
+    await done
+    for (const h of hosts) {
+      t.same(JSON.parse((await ferry(h, ['ps', '--json'])).stdout), [], 'nothing attached')
+      t.same(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).map((l) => l.ifname).filter((n) => n.startsWith('fyh')), [], 'no veth left')
+      t.equal((await ferry(h, ['network', 'rm', 'ov'])).code, 0)
+    }
+  })
+}
