@@ -144,7 +144,7 @@ export class ClusterClient implements ClusterStore {
   constructor (backend: ClusterBackend, opts: ClusterClientOptions) {
     this.backend = backend
     this.hostId = checkHostId(opts.hostId)
-    this.vtep = checkIp(opts.advertiseAddr, 'advertise address')
+    this.vtep = checkAnyIp(opts.advertiseAddr, 'advertise address')
     this.wireguard = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
     this.version = opts.version ?? VERSION
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS

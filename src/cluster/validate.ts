@@ -159,7 +159,7 @@ export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
     ip: ipString(4, ipValue(checkIp(ep.ip, 'endpoint address'), 4)),
     mac: checkMac(ep.mac),
     hostId: checkHostId(ep.hostId),
-    vtep: checkIp(ep.vtep, 'VTEP address'),
+    vtep: checkAnyIp(ep.vtep, 'VTEP address'),
   }
   if (ep.ip6 !== undefined) out.ip6 = ipString(6, ipValue(checkIp(ep.ip6, 'endpoint IPv6 address', 6), 6))
   const names = checkNames(ep.names)
@@ -243,6 +243,12 @@ function checkCanonicalIp (ip: string, what: string, family: Family = 4): string
   return ip
 }
 
+/** A VTEP: an underlay address of either family (an IPv6 underlay), canonical. */
+function checkCanonicalVtep (ip: string): string {
+  if (checkAnyIp(ip, 'VTEP address') !== ip) throw new FerryError('INVALID_REQUEST', `VTEP address ${ip} is not canonical`)
+  return ip
+}
+
 /** A host as read from the store (a row of the hosts set, or a host-up message without times). */
 export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolean } = {}): Read<HostInfo> {
   const r = schema(() => {
@@ -253,7 +259,7 @@ export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolea
     const times = opts.times !== false
     return {
       hostId: checkHostId(str(raw.hostId, 'host id')),
-      vtep: checkCanonicalIp(str(raw.vtep, 'VTEP'), 'VTEP address'),
+      vtep: checkCanonicalVtep(str(raw.vtep, 'VTEP')),
       version,
       lastHeartbeat: times ? safeInt(raw.lastHeartbeat, 'lastHeartbeat') : 0,
       expiresAt: times ? safeInt(raw.expiresAt, 'expiresAt') : 0,
@@ -317,7 +323,7 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
       ip: checkCanonicalIp(str(raw.ip, 'ip'), 'endpoint address'),
       mac: str(raw.mac, 'mac'),
       hostId: checkHostId(str(raw.hostId, 'host id')),
-      vtep: checkCanonicalIp(str(raw.vtep, 'VTEP'), 'VTEP address'),
+      vtep: checkCanonicalVtep(str(raw.vtep, 'VTEP')),
     }
     if (raw.ip6 !== undefined) ep.ip6 = checkCanonicalIp(str(raw.ip6, 'ip6'), 'endpoint IPv6 address', 6)
     if (checkMac(ep.mac) !== ep.mac) throw new FerryError('INVALID_REQUEST', 'its MAC address is not in lower case')

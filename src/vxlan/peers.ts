@@ -863,5 +863,6 @@ function conflictText (s: PeerConflict): string {
     case 'outside-subnet': return 'address outside the overlay subnet'
     case 'gateway': return 'endpoint claims the gateway address'
     case 'local': return 'on this host'
+    case 'vtep-family': return 'its host\'s VTEP is of the other address family than this host\'s underlay'
   }
 }

@@ -26,8 +26,9 @@ import { macForIp } from '../bridge/names.js'
 export const VXLAN_PREFIX = 'fyv-'
 export const OVERLAY_BRIDGE_PREFIX = 'fyo-'
 export const DEFAULT_VXLAN_PORT = 4789
-/** Inner Ethernet 14 + outer IPv4 20 + UDP 8 + VXLAN 8. */
+/** Inner Ethernet 14 + outer IPv4 20 + UDP 8 + VXLAN 8; over an IPv6 underlay the outer header is 40 bytes: 70. */
 export const VXLAN_OVERHEAD = 50
+export const VXLAN_OVERHEAD6 = 70
 export const DEFAULT_UNDERLAY_MTU = 1500
 export const ZERO_MAC = '00:00:00:00:00:00'
 const IFNAME_MAX = 15
@@ -109,7 +110,7 @@ export function overlaySides (d: Pick<OverlayDevices, 'subnet' | 'gateway' | 'su
 
 export function overlayDevices (o: LocalOverlay, u: Underlay): OverlayDevices {
   if (!Number.isInteger(o.vni) || o.vni < 1 || o.vni > 16777215) throw new FerryError('INVALID_OPTION', `VNI ${o.vni} must be from 1 to 16777215`)
-  if (!isIp(u.vtep)) throw new FerryError('INVALID_OPTION', `VTEP address "${u.vtep}" is not an IPv4 address`)
+  if (!isIp(u.vtep)) throw new FerryError('INVALID_OPTION', `VTEP address "${u.vtep}" is not an IP address`)
   const subnet = canonical(o.subnet)
   if (!isIp(o.gateway) || !contains(subnet, o.gateway)) throw new FerryError('INVALID_OPTION', `gateway ${o.gateway} is not in ${subnet}`)
   if ((o.subnet6 === undefined) !== (o.gateway6 === undefined)) throw new FerryError('INVALID_OPTION', `overlay ${o.name}: an IPv6 subnet needs an IPv6 gateway`)
@@ -119,9 +120,10 @@ export function overlayDevices (o: LocalOverlay, u: Underlay): OverlayDevices {
   }
   const port = o.port ?? DEFAULT_VXLAN_PORT
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new FerryError('INVALID_OPTION', `VXLAN port ${port} must be from 1 to 65535`)
-  const mtu = o.mtu ?? u.mtu - VXLAN_OVERHEAD
+  const overhead = isIp(u.vtep, 4) ? VXLAN_OVERHEAD : VXLAN_OVERHEAD6
+  const mtu = o.mtu ?? u.mtu - overhead
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
-    throw new FerryError('INVALID_OPTION', `overlay MTU ${mtu} must be from 68 to 65535${o.mtu === undefined ? ` (underlay MTU ${u.mtu} - ${VXLAN_OVERHEAD})` : ''}`)
+    throw new FerryError('INVALID_OPTION', `overlay MTU ${mtu} must be from 68 to 65535${o.mtu === undefined ? ` (underlay MTU ${u.mtu} - ${overhead})` : ''}`)
   }
   const d: OverlayDevices = {
     overlay: o.name,
@@ -165,7 +167,7 @@ export interface PeerTable {
 export interface PeerConflict {
   endpointId: string
   ip: string
-  reason: 'local' | 'invalid' | 'outside-subnet' | 'gateway' | 'duplicate-ip' | 'duplicate-mac'
+  reason: 'local' | 'invalid' | 'outside-subnet' | 'gateway' | 'duplicate-ip' | 'duplicate-mac' | 'vtep-family'
   /** For duplicates: the endpoint that won. */
   keptEndpointId?: string
 }
@@ -216,6 +218,8 @@ function checkPeer (c: PeerCheck, self: { hostId: string, vtep: string }, raw: R
     return { endpointId: p.endpointId, ip: ips.join(' '), reason: 'invalid' }
   }
   if (p.hostId === self.hostId || p.vtep === self.vtep) return { endpointId: p.endpointId, ip: p.ip, reason: 'local' }
+  // A VXLAN device sends from one underlay family: a peer behind a VTEP of the other one cannot be reached.
+  if (isIp(p.vtep, 4) !== isIp(self.vtep, 4)) return { endpointId: p.endpointId, ip: p.ip, reason: 'vtep-family' }
   // Address i must be of side i's family and in its subnet: IPv4 first, then IPv6 on a dual-stack overlay only.
   for (const [i, a] of parsed.entries()) {
     const side = c[i]

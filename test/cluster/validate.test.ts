@@ -105,3 +105,11 @@ t.test('the write path: a host\'s own endpoint and overlay request with their IP
   t.same(checkOverlayAddress('ov1', 'fd00:30::/120', 'fd00:30::ff'), 'fd00:30::ff', 'IPv6 has no broadcast address: the last one is a host')
   t.throws(() => checkOverlayAddress('ov1', 'fd00:30::/120', 'fd00:30::'), { code: 'ADDRESS_OUT_OF_POOL' }, 'the subnet-router anycast address is not handed out')
 })
+
+t.test('an IPv6 underlay: a host and an endpoint with an IPv6 VTEP, canonical', async (t) => {
+  t.same(readHost({ ...row, vtep: 'fd00:ff::1' }), { ok: true, value: { ...row, vtep: 'fd00:ff::1' } })
+  t.match(readHost({ ...row, vtep: 'FD00:ff::1' }), { ok: false, detail: /VTEP address FD00:ff::1 is not canonical/ })
+  t.same(readEndpoint({ ...ep, vtep: 'fd00:ff::2' }, ctx6), { ok: true, value: { ...ep, vtep: 'fd00:ff::2' } })
+  t.match(readEndpoint({ ...ep, vtep: 'fd00:ff::/64' }, ctx6), { ok: false, detail: /is not an IP address/ })
+  t.same(checkEndpoint({ ...ep, vtep: 'FD00:FF:0::2' }).vtep, 'fd00:ff::2')
+})

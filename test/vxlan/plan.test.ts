@@ -132,6 +132,21 @@ t.test('plan of a dual-stack overlay: what is left out of the IPv6 side, and why
   t.same(v4only.skipped.map((s) => [s.endpointId, s.reason]), [['e1', 'outside-subnet']], 'an IPv6 address on an IPv4-only overlay is refused')
 })
 
+t.test('an IPv6 underlay: 70 bytes of overhead, FDB entries to IPv6 VTEPs, peers behind a VTEP of the other family left out', async (t) => {
+  const U6 = { vtep: 'fd00:ff::1', mtu: 1500, dev: 'eth0' }
+  const SELF6 = { hostId: 'h1', vtep: 'fd00:ff::1' }
+  const d = overlayDevices(OV6, U6)
+  t.match(d, { mtu: 1430, local: 'fd00:ff::1' })
+  t.throws(() => overlayDevices(OV, { ...U6, mtu: 130 }), { code: 'INVALID_OPTION', message: /underlay MTU 130 - 70/ })
+  const p = planPeers(d, SELF6, [
+    { ...peer('e2', '10.30.0.2', 'fd00:ff::2'), ip6: 'fd00:30::2' },
+    peer('e3', '10.30.0.3', '192.168.50.3'),
+  ], { flood: true })
+  t.same(p.fdb, [{ dev: 'fyv-1000', mac: '02:42:0a:1e:00:02', dst: 'fd00:ff::2' }, { dev: 'fyv-1000', mac: '00:00:00:00:00:00', dst: 'fd00:ff::2' }])
+  t.same(p.skipped.map((s) => [s.endpointId, s.reason]), [['e3', 'vtep-family']])
+  t.same(planPeers(dev(), SELF, [peer('e2', '10.30.0.2', 'fd00:ff::2')]).skipped.map((s) => s.reason), ['vtep-family'], 'and the other way round')
+})
+
 t.test('plan: flood entries, one per remote VTEP, only when asked', async (t) => {
   const peers = [peer('e1', '10.30.0.2', '192.168.50.3'), peer('e2', '10.30.0.3', '192.168.50.2'), peer('e3', '10.30.0.4', '192.168.50.2')]
   const p = planPeers(dev(), SELF, peers, { flood: true })
