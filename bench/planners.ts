@@ -9,7 +9,7 @@ import { allocatePorts, type PortUse } from '../src/nat/ports.js'
 import { pickAutoSubnet } from '../src/ipam/pools.js'
 import { GATEWAY_ADDRESS_TYPE, Ipam, REQUEST_ADDRESS_TYPE } from '../src/ipam/ipam.js'
 import { MemoryStore } from '../src/store/store.js'
-import { diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../src/vxlan/plan.js'
+import { PeerPlanner, diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../src/vxlan/plan.js'
 
 const RUNS = 9
 
@@ -28,21 +28,32 @@ function report (what: string, ms: number, goalMs: number): void {
   console.log(`${what}: ${ms.toFixed(2)} ms (goal < ${goalMs} ms${ms > goalMs ? ': OVER' : ''})`)
 }
 
-// VXLAN: plan and diff 10,000 peers (100 hosts × 100 endpoints).
-const peers: RemotePeer[] = []
-for (let h = 0; h < 100; h++) {
-  for (let e = 0; e < 100; e++) {
-    const n = 2 + h * 100 + e
-    const ip = `10.30.${n >> 8}.${n & 255}`
-    peers.push({ endpointId: `h${h}e${e}`, ip, mac: overlayMac(ip), vtep: `192.168.51.${h + 1}`, hostId: `host${h}` })
+// VXLAN: plan and diff 10,000 peers (100 hosts × 100 endpoints), on an IPv4 and on a dual-stack overlay (an IPv6
+// address per peer: one more neighbour entry each); then one change among them through the incremental planner.
+for (const dual of [false, true]) {
+  const stack = dual ? 'dual-stack' : 'IPv4'
+  const peers: RemotePeer[] = []
+  for (let h = 0; h < 100; h++) {
+    for (let e = 0; e < 100; e++) {
+      const n = 2 + h * 100 + e
+      const ip = `10.30.${n >> 8}.${n & 255}`
+      peers.push({ endpointId: `h${h}e${e}`, ip, ...(dual ? { ip6: `fd00:30::${n.toString(16)}` } : {}), mac: overlayMac(ip), vtep: `192.168.51.${h + 1}`, hostId: `host${h}` })
+    }
   }
+  const dev = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1', ...(dual ? { subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' } : {}) },
+    { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
+  report(`vxlan (${stack}): plan + 2 diffs of 10,000 peers`, median(() => {
+    const p = planPeers(dev, { hostId: 'h1', vtep: '192.168.50.1' }, peers)
+    diffPeers(p, { fdb: [], neigh: [] })
+    diffPeers(p, p)
+  }), 1000)
+  const planner = new PeerPlanner(dev, { hostId: 'h1', vtep: '192.168.50.1' })
+  planner.reset(peers)
+  let k = 0
+  report(`vxlan (${stack}): 1,000 single-peer changes among 10,000 peers`, median(() => {
+    for (let i = 0; i < 1000; i++, k++) planner.upsert({ ...peers[k % peers.length]!, vtep: `192.168.52.${(k % 200) + 1}` })
+  }), 100)
 }
-const dev = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
-report('vxlan: plan + 2 diffs of 10,000 peers', median(() => {
-  const p = planPeers(dev, { hostId: 'h1', vtep: '192.168.50.1' }, peers)
-  diffPeers(p, { fdb: [], neigh: [] })
-  diffPeers(p, p)
-}), 1000)
 
 // Host ports: an ephemeral pick past 1,000 publications.
 const used: PortUse[] = Array.from({ length: 1000 }, (_, i) => ({

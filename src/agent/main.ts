@@ -74,7 +74,7 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
     if (flags.clusterWait !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-wait only makes sense with --cluster')
     return undefined
   }
-  if (flags.advertiseAddr === undefined || !isIp(flags.advertiseAddr, 4)) {
+  if (flags.advertiseAddr === undefined || !isIp(flags.advertiseAddr)) {
     throw new FerryError('INVALID_OPTION', "--cluster needs --advertise-addr IP: this host's underlay address, where other hosts send VXLAN traffic")
   }
   if (flags.hostId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(flags.hostId)) {

@@ -7,6 +7,7 @@
  * get here (src/cluster/validate.ts).
  */
 import type { ClusterEndpoint, OverlayRequest } from './types.js'
+import type { Family } from '../util/ip.js'
 
 export interface HostRegistration {
   hostId: string
@@ -84,15 +85,16 @@ export interface ClusterBackend {
    * can only be made once the VNI is known).
    */
   define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }>
-  /** Store the MAC of a definition (when it still has that subnet, gateway and VNI) and announce it. */
-  seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean>
+  /** Store the MAC of a definition (when it still has those subnets, gateways and VNI) and announce it. */
+  seal (name: string, def: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string): Promise<boolean>
   leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }>
   /**
    * One bounded step of an allocation: looks at no more than `limit` addresses
    * from the overlay's cursor. `scanned` is how many earlier steps of the same
-   * allocation looked at; POOL_EXHAUSTED once every address has been.
+   * allocation looked at; POOL_EXHAUSTED once every address has been. `family` 6 allocates from the
+   * IPv6 subnet of a dual-stack overlay (from its first 2^32 addresses; a preferred one anywhere in it).
    */
-  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): Promise<AllocationStep>
+  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number, family?: Family): Promise<AllocationStep>
   release (hostId: string, overlay: string, ip: string): Promise<boolean>
   /**
    * Publish an endpoint of `ep.hostId` with its MAC (empty without a key).

@@ -35,10 +35,11 @@ import type {
   EndpointPublication, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest,
 } from './types.js'
 import {
-  checkEndpoint, checkEndpointId, checkHostId, checkIp, checkOverlayAddress, checkOverlayName, checkOverlayRequest,
+  checkAnyIp, checkEndpoint, checkEndpointId, checkHostId, checkIp, checkOverlayAddress, checkOverlayName, checkOverlayRequest,
   endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition, type Read,
 } from './validate.js'
 import { checkWireGuardInfo, wireGuardContent, type WireGuardInfo } from '../wireguard/plan.js'
+import { familyOf, type Family } from '../util/ip.js'
 
 export interface ClusterClientOptions {
   hostId: string
@@ -107,9 +108,9 @@ function epKey (overlay: string, endpointId: string): string {
  * after a restart) keeps the names `known` has for the same endpoint, address and MAC;
  * names given (even none, []) replace them.
  */
-function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublication, 'endpointId' | 'ip' | 'mac' | 'names'> | undefined): EndpointPublication {
+function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublication, 'endpointId' | 'ip' | 'ip6' | 'mac' | 'names'> | undefined): EndpointPublication {
   if (ep.names !== undefined || known?.names === undefined) return ep
-  if (known.endpointId !== ep.endpointId || known.ip !== ep.ip || known.mac.toLowerCase() !== ep.mac.toLowerCase()) return ep
+  if (known.endpointId !== ep.endpointId || known.ip !== ep.ip || known.ip6 !== ep.ip6 || known.mac.toLowerCase() !== ep.mac.toLowerCase()) return ep
   return { ...ep, names: [...known.names] }
 }
 
@@ -163,7 +164,7 @@ export class ClusterClient implements ClusterStore {
   constructor (backend: ClusterBackend, opts: ClusterClientOptions) {
     this.backend = backend
     this.hostId = checkHostId(opts.hostId)
-    this.vtep = checkIp(opts.advertiseAddr, 'advertise address')
+    this.vtep = checkAnyIp(opts.advertiseAddr, 'advertise address')
     this.wireguard = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
     this.version = opts.version ?? VERSION
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
@@ -338,7 +339,7 @@ export class ClusterClient implements ClusterStore {
     this.ownEndpoints.clear()
     this.namesUnknown.clear()
     for (const o of local.overlays) this.overlays.set(o.name, checkOverlayRequest(o))
-    for (const a of local.addresses) this.holdAddress(checkOverlayName(a.overlay), checkIp(a.ip, 'address'))
+    for (const a of local.addresses) this.holdAddress(checkOverlayName(a.overlay), checkAnyIp(a.ip, 'address'))
     for (const e of local.endpoints) {
       const key = epKey(e.overlay, e.endpointId)
       const pub = withKnownNames({ ...e }, before.get(key))
@@ -448,7 +449,7 @@ export class ClusterClient implements ClusterStore {
     }
     for (const [overlay, ips] of [...this.addresses]) {
       for (const ip of [...ips]) {
-        await item(`cannot reclaim address ${ip} of overlay ${overlay}`, () => this.allocateSteps(overlay, ip, true),
+        await item(`cannot reclaim address ${ip} of overlay ${overlay}`, () => this.allocateSteps(overlay, ip, true, familyOf(ip) ?? 4),
           () => { ips.delete(ip) })
       }
     }
@@ -495,6 +496,7 @@ export class ClusterClient implements ClusterStore {
       throw new FerryError('CLUSTER_REFUSED', `the cluster store's definition of overlay ${r.name} was refused (see the log); this host does not use it`)
     }
     const mismatch = def.name !== r.name ? `name ${def.name}` : def.subnet !== r.subnet ? `subnet ${def.subnet}` : def.gateway !== r.gateway ? `gateway ${def.gateway}`
+      : def.subnet6 !== r.subnet6 || def.gateway6 !== r.gateway6 ? (def.subnet6 === undefined ? 'no IPv6 subnet' : `IPv6 subnet ${def.subnet6} gateway ${def.gateway6 ?? '?'}`)
       : mode === 'require' && r.vni !== undefined && def.vni !== r.vni ? `VNI ${def.vni}` : undefined
     if (mismatch !== undefined) {
       this.rejects.reject('overlay', 'changed-definition', r.name, `the store answered with ${mismatch}`)
@@ -514,7 +516,7 @@ export class ClusterClient implements ClusterStore {
   private readEndpoints (overlay: string, def: OverlayDefinition | undefined, raws: RawEndpoint[]): ClusterEndpoint[] {
     const out: ClusterEndpoint[] = []
     for (const e of raws) {
-      const ctx = def ? { overlay, subnet: def.subnet, gateway: def.gateway, id: e.id } : { overlay, id: e.id }
+      const ctx = def ? { overlay, subnet: def.subnet, gateway: def.gateway, subnet6: def.subnet6, gateway6: def.gateway6, id: e.id } : { overlay, id: e.id }
       const ep = this.accept('endpoint', endpointKeyName(overlay, e.id.slice(0, 64)), readEndpoint(e.raw, ctx, this.key), e.raw)
       if (ep) out.push(ep)
     }
@@ -535,7 +537,7 @@ export class ClusterClient implements ClusterStore {
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {
-    return checkEndpoint({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: this.hostId, vtep: this.vtep, names: ep.names })
+    return checkEndpoint({ endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: this.hostId, vtep: this.vtep, names: ep.names })
   }
 
   /** One heartbeat; a host that finds it was removed (missed its TTL) re-asserts everything. */
@@ -629,22 +631,28 @@ export class ClusterClient implements ClusterStore {
     return await this.remembering({ kind: 'leave', overlay: name }, () => this.backend.leaveOverlay(this.hostId, name))
   }
 
-  async allocateAddress (overlay: string, preferred?: string, opts: { reclaim?: boolean } = {}): Promise<string> {
+  async allocateAddress (overlay: string, preferred?: string, opts: { reclaim?: boolean, family?: Family } = {}): Promise<string> {
     checkOverlayName(overlay)
-    if (preferred !== undefined && preferred !== '') checkIp(preferred, 'requested address')
-    const want = preferred === '' ? undefined : preferred
-    const ip = this.checkAllocated(overlay, want, await this.call(() => this.allocateSteps(overlay, want, opts.reclaim === true)))
+    const family = opts.family ?? (preferred !== undefined && preferred !== '' ? familyOf(preferred) ?? 4 : 4)
+    let want = preferred === '' ? undefined : preferred
+    if (want !== undefined) {
+      checkIp(want, 'requested address', family)
+      // The store checks an IPv4 address against the subnet itself; an IPv6 one is checked here (and made canonical).
+      const sub = family === 6 ? this.overlays.get(overlay)?.subnet6 : undefined
+      want = sub === undefined ? checkAnyIp(want, 'requested address') : checkOverlayAddress(overlay, sub, want)
+    }
+    const ip = this.checkAllocated(overlay, want, family, await this.call(() => this.allocateSteps(overlay, want, opts.reclaim === true, family)))
     this.holdAddress(overlay, ip)
     this.tombstones.delete(tombKey({ kind: 'release', overlay, ip }))
     return ip
   }
 
   /** Bounded steps until an address is found (each step looks at no more than the scan limit). */
-  private async allocateSteps (overlay: string, want: string | undefined, reclaim: boolean): Promise<string> {
+  private async allocateSteps (overlay: string, want: string | undefined, reclaim: boolean, family: Family): Promise<string> {
     let scanned = 0
     // A /8 has 2^24 addresses: even a store that never answers "exhausted" cannot keep this loop forever.
     for (let steps = 0; steps <= 2 ** 24 / this.scanLimit + 1; steps++) {
-      const r = await this.backend.allocate(this.hostId, overlay, want, reclaim, scanned, this.scanLimit)
+      const r = await this.backend.allocate(this.hostId, overlay, want, reclaim, scanned, this.scanLimit, family)
       if (r.ip !== undefined) return r.ip
       if (!Number.isSafeInteger(r.probes) || r.probes < 1) break
       scanned += r.probes
@@ -653,14 +661,16 @@ export class ClusterClient implements ClusterStore {
   }
 
   /** The store's answer must be an address of the overlay (the one asked for, if any), never its gateway. */
-  private checkAllocated (overlay: string, want: string | undefined, ip: string): string {
+  private checkAllocated (overlay: string, want: string | undefined, family: Family, ip: string): string {
     const o = this.overlays.get(overlay)
     try {
-      checkIp(ip, 'allocated address')
+      checkIp(ip, 'allocated address', family)
       if (want !== undefined && ip !== want) throw new FerryError('INVALID_REQUEST', `this host asked for ${want}`)
-      if (o) {
-        checkOverlayAddress(overlay, o.subnet, ip)
-        if (ip === o.gateway) throw new FerryError('INVALID_REQUEST', 'it is the gateway')
+      const side = o && (family === 4 ? { subnet: o.subnet, gateway: o.gateway } : { subnet: o.subnet6, gateway: o.gateway6 })
+      if (side !== undefined) {
+        if (side.subnet === undefined) throw new FerryError('INVALID_REQUEST', 'this host uses the overlay without IPv6')
+        if (checkOverlayAddress(overlay, side.subnet, ip) !== ip) throw new FerryError('INVALID_REQUEST', 'it is not canonical')
+        if (ip === side.gateway) throw new FerryError('INVALID_REQUEST', 'it is the gateway')
       }
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err)
@@ -676,7 +686,7 @@ export class ClusterClient implements ClusterStore {
 
   async releaseAddress (overlay: string, ip: string): Promise<boolean> {
     checkOverlayName(overlay)
-    checkIp(ip, 'address')
+    checkAnyIp(ip, 'address')
     this.addresses.get(overlay)?.delete(ip)
     return await this.remembering({ kind: 'release', overlay, ip }, () => this.backend.release(this.hostId, overlay, ip))
   }
@@ -692,9 +702,9 @@ export class ClusterClient implements ClusterStore {
     const key = epKey(ep.overlay, full.endpointId)
     const before = this.ownEndpoints.get(key)
     if (ep.names === undefined && before?.names !== undefined) {
-      full = this.fullEndpoint(withKnownNames({ overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac }, before))
+      full = this.fullEndpoint(withKnownNames({ overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, ...(full.ip6 !== undefined ? { ip6: full.ip6 } : {}), mac: full.mac }, before))
     }
-    const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, mac: full.mac, names: full.names }
+    const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, ...(full.ip6 !== undefined ? { ip6: full.ip6 } : {}), mac: full.mac, names: full.names }
     if (ep.names !== undefined) this.namesUnknown.delete(key)
     this.ownEndpoints.set(key, pub)
     this.tombstones.delete(tombKey({ kind: 'withdraw', overlay: ep.overlay, endpointId: full.endpointId }))

@@ -13,11 +13,12 @@
  *   <p>host:<h>:addrs         SET     "<overlay>|<ip>" the host holds
  *   <p>host:<h>:overlays      SET     overlays the host uses
  *   <p>overlays               SET     overlay names
- *   <p>overlay:<o>            HASH    name subnet gateway vni net prefix createdBy createdAt cursor
+ *   <p>overlay:<o>            HASH    name subnet gateway vni net prefix createdBy createdAt cursor, and for a
+ *                                     dual-stack overlay subnet6 gateway6 net6 (its 8 groups, "a,b,…") prefix6 cursor6
  *   <p>overlay:<o>:hosts      SET     hosts that use the overlay
- *   <p>overlay:<o>:addrs      HASH    ip -> owner host id ('@gateway' for the gateway)
- *   <p>overlay:<o>:eps        HASH    endpoint id -> JSON {endpointId, ip, mac, hostId, vtep, names?, sig?}
- *   <p>overlay:<o>:claims     HASH    ip -> the endpoint id that published it first (publish refuses a second one)
+ *   <p>overlay:<o>:addrs      HASH    ip -> owner host id ('@gateway' for the gateways), IPv4 and IPv6 alike
+ *   <p>overlay:<o>:eps        HASH    endpoint id -> JSON {endpointId, ip, ip6?, mac, hostId, vtep, names?, sig?}
+ *   <p>overlay:<o>:claims     HASH    ip -> the endpoint id that published it first (publish refuses a second one), both families
  *   <p>vnis                   HASH    vni -> overlay
  *   <p>vnicursor              STRING  the last VNI handed out
  *
@@ -78,6 +79,50 @@ local function int2ip(n)
   local a = math.floor(n / 256)
   return fmt(a) .. '.' .. fmt(b) .. '.' .. fmt(c) .. '.' .. fmt(d)
 end
+local function v6groups(csv)
+  local g = {}
+  for x in string.gmatch(csv or '', '%d+') do g[#g + 1] = tonumber(x) end
+  return g
+end
+-- RFC 5952 text of 8 groups: lower-case hex, the longest run (2+) of zero groups as '::'.
+local function v6fmt(g)
+  local bs, bl, cs, cl = 0, 0, 0, 0
+  for i = 1, 8 do
+    if g[i] == 0 then
+      if cl == 0 then cs = i end
+      cl = cl + 1
+      if cl > bl then bs, bl = cs, cl end
+    else
+      cl = 0
+    end
+  end
+  local head, tail = {}, {}
+  if bl < 2 then bs, bl = 9, 0 end
+  for j = 1, bs - 1 do head[#head + 1] = string.format('%x', g[j]) end
+  for j = bs + bl, 8 do tail[#tail + 1] = string.format('%x', g[j]) end
+  if bl == 0 then return table.concat(head, ':') end
+  return table.concat(head, ':') .. '::' .. table.concat(tail, ':')
+end
+-- The address n (below 2^32) after the network net: it fits the last two groups (subnets are /48 to /120).
+local function v6add(net, n)
+  local g = {}
+  for i = 1, 8 do g[i] = net[i] or 0 end
+  local low = g[7] * 65536 + g[8] + n
+  g[7] = math.floor(low / 65536) % 65536
+  g[8] = low % 65536
+  return v6fmt(g)
+end
+-- Do two IPv6 prefixes (groups, length) overlap? Their first min(length) bits agree.
+local function v6overlap(a, pa, b, pb)
+  local p = math.min(pa, pb)
+  for i = 1, 8 do
+    local bits = math.min(16, p - 16 * (i - 1))
+    if bits <= 0 then return true end
+    local d = 2 ^ (16 - bits)
+    if math.floor((a[i] or 0) / d) ~= math.floor((b[i] or 0) / d) then return false end
+  end
+  return true
+end
 local function bump(body)
   local rk = P .. 'rev'
   if redis.call('EXISTS', rk) == 0 then redis.call('SET', rk, fmt(now_ms() * 1000)) end
@@ -127,6 +172,7 @@ local function withdraw(o, id)
   if not old then return false end
   redis.call('HDEL', ek, id)
   unclaim(o, field(old, 'ip'), id)
+  unclaim(o, field(old, 'ip6'), id)
   local h = field(old, 'hostId') or ''
   if h ~= '' then redis.call('SREM', hkey(h) .. ':eps', o .. '|' .. id) end
   bump('"kind":"endpoint-withdrawn","overlay":' .. cjson.encode(o) .. ',"endpointId":' .. cjson.encode(id) .. ',"hostId":' .. cjson.encode(h))
@@ -161,7 +207,9 @@ local function remove_host(h)
   for _, m in ipairs(redis.call('SMEMBERS', hk .. ':eps')) do
     local o, id = split(m)
     if o then
-      unclaim(o, field(redis.call('HGET', okey(o) .. ':eps', id), 'ip'), id)
+      local old = redis.call('HGET', okey(o) .. ':eps', id)
+      unclaim(o, field(old, 'ip'), id)
+      unclaim(o, field(old, 'ip6'), id)
       redis.call('HDEL', okey(o) .. ':eps', id)
     end
   end
@@ -193,9 +241,9 @@ local function host_rows()
   return rows
 end
 local function overlay_row(o)
-  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig')
+  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig', 'subnet6', 'gateway6')
   if not f[1] then return nil end
-  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0', f[6] or '' }
+  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0', f[6] or '', f[7] or '', f[8] or '' }
 end
 `
 
@@ -234,6 +282,7 @@ return { isNew and 1 or 0, removed }
 /**
  * ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max, announce 0|1.
  * ARGV 13: encryption ('' = plain, 'wireguard'), compared on join (stored apart from the signed definition).
+ * ARGV 14-17: the IPv6 side of a dual-stack overlay: subnet6, gateway6, its network as 8 groups "a,b,…", prefix6 ('' = IPv4 only).
  * Returns {definition row, created 0|1}; with announce 0 the overlay-defined message is left to SEAL.
  */
 const DEFINE = `
@@ -242,6 +291,7 @@ local net, plen = tonumber(ARGV[8]), tonumber(ARGV[9])
 local vmin, vmax = tonumber(ARGV[10]), tonumber(ARGV[11])
 local announce = ARGV[12] == '1'
 local enc = ARGV[13] or ''
+local s6, g6, net6, plen6 = ARGV[14] or '', ARGV[15] or '', ARGV[16] or '', tonumber(ARGV[17] or '0')
 local ok = okey(name)
 local ex = overlay_row(name)
 if ex then
@@ -252,6 +302,10 @@ if ex then
   end
   if ex[2] ~= subnet then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with subnet ' .. ex[2] .. ' (this host asked for ' .. subnet .. ')') end
   if ex[3] ~= gateway then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with gateway ' .. ex[3] .. ' (this host asked for ' .. gateway .. ')') end
+  if ex[8] ~= s6 or ex[9] ~= g6 then
+    local function stack(s, g) if s == '' then return 'IPv4-only' end return 'dual-stack with IPv6 subnet ' .. s .. ' and gateway ' .. g end
+    fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists ' .. stack(ex[8], ex[9]) .. ' (this host asked for it ' .. stack(s6, g6) .. ')')
+  end
   if mode == 'require' and vniArg ~= '' and vniArg ~= ex[4] then
     fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with VNI ' .. ex[4] .. ' (this host asked for ' .. vniArg .. ')')
   end
@@ -262,10 +316,13 @@ local last = net + 2 ^ (32 - plen) - 1
 local others = redis.call('SMEMBERS', P .. 'overlays')
 table.sort(others)
 for _, o in ipairs(others) do
-  local f = redis.call('HMGET', okey(o), 'net', 'prefix', 'subnet')
+  local f = redis.call('HMGET', okey(o), 'net', 'prefix', 'subnet', 'net6', 'prefix6', 'subnet6')
   local on, op = tonumber(f[1]), tonumber(f[2])
   if on and op and net <= on + 2 ^ (32 - op) - 1 and on <= last then
     fail('POOL_OVERLAP', 'subnet ' .. subnet .. ' of overlay ' .. name .. ' overlaps overlay ' .. o .. ' (' .. f[3] .. ')')
+  end
+  if s6 ~= '' and f[4] and tonumber(f[5]) and v6overlap(v6groups(net6), plen6, v6groups(f[4]), tonumber(f[5])) then
+    fail('POOL_OVERLAP', 'IPv6 subnet ' .. s6 .. ' of overlay ' .. name .. ' overlaps overlay ' .. o .. ' (' .. (f[6] or '?') .. ')')
   end
 end
 local vni = nil
@@ -295,23 +352,32 @@ redis.call('HSET', ok, 'name', name, 'subnet', subnet, 'gateway', gateway, 'vni'
   'createdBy', h, 'createdAt', fmt(now))
 if enc ~= '' then redis.call('HSET', ok, 'encrypt', enc) end
 redis.call('HSET', ok .. ':addrs', gateway, '@gateway')
+if s6 ~= '' then
+  redis.call('HSET', ok, 'subnet6', s6, 'gateway6', g6, 'net6', net6, 'prefix6', fmt(plen6))
+  redis.call('HSET', ok .. ':addrs', g6, '@gateway')
+end
 redis.call('HSET', P .. 'vnis', fmt(vni), name)
 redis.call('SADD', P .. 'overlays', name)
 join(h, name)
 if announce then
-  bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now }))
+  bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now,
+    subnet6 = s6 ~= '' and s6 or nil, gateway6 = s6 ~= '' and g6 or nil }))
 end
-return { { name, subnet, gateway, fmt(vni), h, fmt(now), '' }, 1 }
+return { { name, subnet, gateway, fmt(vni), h, fmt(now), '', s6, s6 ~= '' and g6 or '' }, 1 }
 `
 
-/** ARGV: prefix, name, subnet, gateway, vni, sig. Stores the MAC when the definition still matches, and announces it. Returns 1 when stored. */
+/**
+ * ARGV: prefix, name, subnet, gateway, vni, sig, subnet6|'', gateway6|''. Stores the MAC when the definition
+ * still matches, and announces it. Returns 1 when stored.
+ */
 const SEAL = `
 local name, subnet, gateway, vni, sig = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local s6, g6 = ARGV[7] or '', ARGV[8] or ''
 local ex = overlay_row(name)
-if not ex or ex[2] ~= subnet or ex[3] ~= gateway or ex[4] ~= vni then return 0 end
+if not ex or ex[2] ~= subnet or ex[3] ~= gateway or ex[4] ~= vni or ex[8] ~= s6 or ex[9] ~= g6 then return 0 end
 redis.call('HSET', okey(name), 'sig', sig)
 bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = tonumber(vni),
-  createdBy = ex[5], createdAt = tonumber(ex[6]), sig = sig }))
+  createdBy = ex[5], createdAt = tonumber(ex[6]), sig = sig, subnet6 = s6 ~= '' and s6 or nil, gateway6 = s6 ~= '' and g6 or nil }))
 return 1
 `
 
@@ -330,40 +396,56 @@ return leave_overlay(ARGV[2], ARGV[3]) and 1 or 0
 const ALLOCATE = `
 local h, name, pref, reclaim = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local scanned, limit = tonumber(ARGV[6]), tonumber(ARGV[7])
+local v6 = ARGV[8] == '6'
 local ok = okey(name)
-local f = redis.call('HMGET', ok, 'net', 'prefix', 'subnet', 'cursor')
-if not f[1] then fail('NETWORK_NOT_FOUND', 'overlay ' .. name .. ' is not defined in the cluster') end
-local net, plen = tonumber(f[1]), tonumber(f[2])
-local first, last = net + 1, net + 2 ^ (32 - plen) - 2
+if redis.call('EXISTS', ok) == 0 then fail('NETWORK_NOT_FOUND', 'overlay ' .. name .. ' is not defined in the cluster') end
+-- The family's range as numbers from first to last, toip(n) its address, and its cursor field:
+-- IPv4 addresses are numbers; IPv6 ones are offsets (1 to 2^32 - 1 at most) from the subnet's network.
+local first, last, toip, cfield, sub
+if v6 then
+  local f = redis.call('HMGET', ok, 'net6', 'prefix6', 'subnet6')
+  if not f[1] then fail('ADDRESS_OUT_OF_POOL', 'overlay ' .. name .. ' has no IPv6 subnet (it was defined without --ipv6)') end
+  local net, plen = v6groups(f[1]), tonumber(f[2])
+  first, last, cfield, sub = 1, 2 ^ math.min(32, 128 - plen) - 1, 'cursor6', f[3]
+  toip = function(n) return v6add(net, n) end
+else
+  local f = redis.call('HMGET', ok, 'net', 'prefix', 'subnet')
+  local net, plen = tonumber(f[1]), tonumber(f[2])
+  first, last, cfield, sub = net + 1, net + 2 ^ (32 - plen) - 2, 'cursor', f[3]
+  toip = int2ip
+end
 local ak = ok .. ':addrs'
 local function take(ip, n)
   redis.call('HSET', ak, ip, h)
-  if n then redis.call('HSET', ok, 'cursor', fmt(n)) end
+  if n then redis.call('HSET', ok, cfield, fmt(n)) end
   redis.call('SADD', hkey(h) .. ':addrs', name .. '|' .. ip)
   join(h, name)
   return ip
 end
 if pref ~= '' then
-  local n = ip2int(pref)
-  if n < first or n > last then fail('ADDRESS_OUT_OF_POOL', 'address ' .. pref .. ' is not a host address of overlay ' .. name .. ' (' .. f[3] .. ')') end
+  -- An IPv6 preferred address was checked against the subnet by the client (it is canonical text).
+  if not v6 then
+    local n = ip2int(pref)
+    if n < first or n > last then fail('ADDRESS_OUT_OF_POOL', 'address ' .. pref .. ' is not a host address of overlay ' .. name .. ' (' .. sub .. ')') end
+  end
   local owner = redis.call('HGET', ak, pref)
   if not owner or (owner == h and reclaim == '1') then return { take(pref, nil), 1 } end
   if owner == '@gateway' then fail('ADDRESS_IN_USE', 'address ' .. pref .. ' is the gateway of overlay ' .. name) end
   fail('ADDRESS_IN_USE', 'address ' .. pref .. ' of overlay ' .. name .. ' is already allocated (by host ' .. owner .. ')')
 end
 local count = last - first + 1
-local start = tonumber(f[4]) or (first - 1)
+local start = tonumber(redis.call('HGET', ok, cfield)) or (first - 1)
 if start < first - 1 or start > last then start = first - 1 end
 local left = count - scanned
-if left <= 0 then fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. f[3] .. ')') end
+if left <= 0 then fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. sub .. ')') end
 local steps = math.min(limit, left)
 for i = 1, steps do
   local n = first + ((start + i - first) % count)
-  local ip = int2ip(n)
+  local ip = toip(n)
   if redis.call('HEXISTS', ak, ip) == 0 then return { take(ip, n), i } end
 end
-if steps >= left then fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. f[3] .. ')') end
-redis.call('HSET', ok, 'cursor', fmt(first + ((start + steps - first) % count)))
+if steps >= left then fail('POOL_EXHAUSTED', 'no free address is left in overlay ' .. name .. ' (' .. sub .. ')') end
+redis.call('HSET', ok, cfield, fmt(first + ((start + steps - first) % count)))
 return { '', steps }
 `
 
@@ -373,27 +455,33 @@ return release(ARGV[2], ARGV[3], ARGV[4]) and 1 or 0
 `
 
 /**
- * ARGV: prefix, host, overlay, endpoint id, endpoint address, endpoint JSON. Returns the revision.
+ * ARGV: prefix, host, overlay, endpoint id, endpoint address, endpoint JSON, endpoint IPv6 address|''. Returns the revision.
  * The address must be allocated to the host and not claimed by another endpoint
  * still published with it: the first claim of an address wins.
  */
 const PUBLISH = `
 local h, name, id, ip, json = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local ip6 = ARGV[7] or ''
 local ok = okey(name)
 if redis.call('EXISTS', ok) == 0 then fail('NETWORK_NOT_FOUND', 'overlay ' .. name .. ' is not defined in the cluster') end
 local ek = ok .. ':eps'
 local ck = ok .. ':claims'
-if redis.call('HGET', ok .. ':addrs', ip) ~= h then
-  fail('ADDRESS_IN_USE', 'address ' .. ip .. ' of overlay ' .. name .. ' is not allocated to host ' .. h)
-end
-local claimant = redis.call('HGET', ck, ip)
-if claimant and claimant ~= id and field(redis.call('HGET', ek, claimant), 'ip') == ip then
-  fail('ADDRESS_IN_USE', 'address ' .. ip .. ' of overlay ' .. name .. ' is already claimed by endpoint ' .. string.sub(claimant, 1, 12))
+local mine = { { ip, 'ip' } }
+if ip6 ~= '' then mine[2] = { ip6, 'ip6' } end
+for _, a in ipairs(mine) do
+  if redis.call('HGET', ok .. ':addrs', a[1]) ~= h then
+    fail('ADDRESS_IN_USE', 'address ' .. a[1] .. ' of overlay ' .. name .. ' is not allocated to host ' .. h)
+  end
+  local claimant = redis.call('HGET', ck, a[1])
+  if claimant and claimant ~= id and field(redis.call('HGET', ek, claimant), a[2]) == a[1] then
+    fail('ADDRESS_IN_USE', 'address ' .. a[1] .. ' of overlay ' .. name .. ' is already claimed by endpoint ' .. string.sub(claimant, 1, 12))
+  end
 end
 local old = redis.call('HGET', ek, id)
-local oldIp = field(old, 'ip')
+local oldIp, oldIp6 = field(old, 'ip'), field(old, 'ip6')
 if oldIp and oldIp ~= ip then unclaim(name, oldIp, id) end
-redis.call('HSET', ck, ip, id)
+if oldIp6 and oldIp6 ~= ip6 then unclaim(name, oldIp6, id) end
+for _, a in ipairs(mine) do redis.call('HSET', ck, a[1], id) end
 if old == json then return tonumber(redis.call('GET', P .. 'rev') or '0') end
 if old then
   local oh = field(old, 'hostId')
@@ -461,7 +549,7 @@ table.sort(names)
 for _, o in ipairs(names) do
   local row = overlay_row(o)
   if row then
-    row[8] = redis.call('SMEMBERS', okey(o) .. ':hosts')
+    row[10] = redis.call('SMEMBERS', okey(o) .. ':hosts')
     overlays[#overlays + 1] = row
   end
 end

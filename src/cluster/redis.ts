@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
-import { parseCidr } from '../util/ip.js'
+import { parseCidr, type Family } from '../util/ip.js'
 import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
 import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
@@ -117,6 +117,11 @@ function num (v: unknown): number {
   return Number.isFinite(n) ? n : 0
 }
 
+/** The eight 16-bit groups of an IPv6 address value, first first (the define script's form of a network). */
+function groupsOf (n: bigint): number[] {
+  return Array.from({ length: 8 }, (_, i) => Number((n >> BigInt(16 * (7 - i))) & 0xffffn))
+}
+
 function list (v: unknown): unknown[] {
   return Array.isArray(v) ? v : []
 }
@@ -125,6 +130,7 @@ function list (v: unknown): unknown[] {
 function toDefinition (row: unknown[]): Record<string, unknown> {
   const d: Record<string, unknown> = { name: str(row[0]), subnet: str(row[1]), gateway: str(row[2]), vni: num(row[3]), createdBy: str(row[4]), createdAt: num(row[5]) }
   if (str(row[6]) !== '') d.sig = str(row[6])
+  if (str(row[7]) !== '') { d.subnet6 = str(row[7]); d.gateway6 = str(row[8]) }
   return d
 }
 
@@ -329,21 +335,23 @@ export class RedisBackend implements ClusterBackend {
 
   async define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }> {
     const c = parseCidr(req.subnet)
+    const c6 = req.subnet6 === undefined ? undefined : parseCidr(req.subnet6, 6)
+    const v6 = c6 === undefined ? [] : [req.subnet6 ?? '', req.gateway6 ?? '', groupsOf(c6.network).join(','), c6.prefix]
     const r = list(await this.change(SCRIPTS.define, [hostId, req.name, req.subnet, req.gateway, req.vni === undefined ? '' : String(req.vni),
-      mode, Number(c.network), c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0', req.encrypt ?? '']))
+      mode, Number(c.network), c.prefix, VNI_AUTO_MIN, VNI_MAX, announce ? '1' : '0', req.encrypt ?? '', ...v6]))
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 
-  async seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean> {
-    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig])) === 1
+  async seal (name: string, def: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string): Promise<boolean> {
+    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig, def.subnet6 ?? '', def.gateway6 ?? ''])) === 1
   }
 
   async leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }> {
     return { deleted: num(await this.change(SCRIPTS.leaveOverlay, [hostId, name])) === 1 }
   }
 
-  async allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): Promise<AllocationStep> {
-    const r = list(await this.change(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0', scanned, limit]))
+  async allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number, family: Family = 4): Promise<AllocationStep> {
+    const r = list(await this.change(SCRIPTS.allocate, [hostId, overlay, preferred ?? '', reclaim ? '1' : '0', scanned, limit, String(family)]))
     const ip = str(r[0])
     return ip === '' ? { probes: num(r[1]) } : { ip, probes: num(r[1]) }
   }
@@ -353,7 +361,7 @@ export class RedisBackend implements ClusterBackend {
   }
 
   async publish (overlay: string, ep: ClusterEndpoint, sig: string): Promise<number> {
-    return num(await this.change(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, ep.ip, endpointJson(ep, sig)]))
+    return num(await this.change(SCRIPTS.publish, [ep.hostId, overlay, ep.endpointId, ep.ip, endpointJson(ep, sig), ep.ip6 ?? '']))
   }
 
   async withdraw (overlay: string, endpointId: string): Promise<boolean> {
@@ -405,7 +413,7 @@ export class RedisBackend implements ClusterBackend {
       const key = this.okey(str(definition.name))
       overlays.push({
         definition,
-        hosts: list(o[7]).map(str),
+        hosts: list(o[9]).map(str),
         endpoints: (await this.scanHash(`${key}:eps`)).map(([id, raw]) => ({ id, raw })),
         claims: (await this.scanHash(`${key}:claims`)).map(([ip, id]) => ({ ip, endpointId: str(id) })),
       })

@@ -37,6 +37,9 @@ export interface OverlayRequest {
   vni?: number
   /** -o ferry.encrypt=wireguard; joining with another value is refused (NAME_CONFLICT). */
   encrypt?: 'wireguard'
+  /** A dual-stack overlay (--ipv6): its canonical IPv6 subnet and gateway, both or neither. */
+  subnet6?: string
+  gateway6?: string
 }
 
 /** The cluster-wide definition of an overlay. */
@@ -44,6 +47,9 @@ export interface OverlayDefinition {
   name: string
   subnet: string
   gateway: string
+  /** The IPv6 side of a dual-stack overlay (both or neither). */
+  subnet6?: string
+  gateway6?: string
   vni: number
   /** The host that defined it first. */
   createdBy: string
@@ -54,6 +60,8 @@ export interface OverlayDefinition {
 export interface ClusterEndpoint {
   endpointId: string
   ip: string
+  /** Its IPv6 address on a dual-stack overlay. */
+  ip6?: string
   mac: string
   hostId: string
   vtep: string
@@ -66,6 +74,7 @@ export interface EndpointPublication {
   overlay: string
   endpointId: string
   ip: string
+  ip6?: string
   mac: string
   /** Undefined: not known (CreateEndpoint, a restart): names this host already published for it are kept. [] clears them. */
   names?: string[]
@@ -171,9 +180,10 @@ export interface ClusterStore {
   /**
    * A free address of the overlay (serially after the last one handed out), or
    * `preferred`. ADDRESS_IN_USE when preferred is held (unless `reclaim` and this
-   * host holds it), ADDRESS_OUT_OF_POOL outside the subnet, POOL_EXHAUSTED when full.
+   * host holds it), ADDRESS_OUT_OF_POOL outside the subnet, POOL_EXHAUSTED when full. `family` 6 (or an
+   * IPv6 `preferred`): from the IPv6 subnet of a dual-stack overlay, with the same guarantees.
    */
-  allocateAddress (overlay: string, preferred?: string, opts?: { reclaim?: boolean }): Promise<string>
+  allocateAddress (overlay: string, preferred?: string, opts?: { reclaim?: boolean, family?: 4 | 6 }): Promise<string>
   /** Release an address this host holds; false when it did not hold it. */
   releaseAddress (overlay: string, ip: string): Promise<boolean>
   /** The addresses of the overlay this host holds (its own record, kept through store outages). */

@@ -7,7 +7,7 @@
  * with a reason instead of throwing). Pure.
  */
 import { FerryError } from '../errors/errors.js'
-import { bounds, canonical, contains, ipString, ipValue, isIp, parseCidr, type Range } from '../util/ip.js'
+import { bounds, canonical, contains, familyName, ipString, ipValue, isIp, parseCidr, type Family, type Range } from '../util/ip.js'
 import { VNI_MAX } from './backend.js'
 import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
 import type { ClusterKey, SignedKind } from './key.js'
@@ -19,9 +19,11 @@ export const OVERLAY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 const ENDPOINT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/
-/** Overlays need room for a gateway and endpoints: /8 to /30. */
+/** Overlays need room for a gateway and endpoints: /8 to /30, and /48 to /120 for the IPv6 side of a dual-stack one. */
 export const MIN_PREFIX = 8
 export const MAX_PREFIX = 30
+export const MIN_PREFIX6 = 48
+export const MAX_PREFIX6 = 120
 
 export function checkHostId (hostId: string): string {
   if (!HOST_ID_RE.test(hostId)) {
@@ -42,9 +44,15 @@ export function checkEndpointId (id: string): string {
   return id
 }
 
-export function checkIp (ip: string, what: string): string {
-  if (!isIp(ip, 4)) throw new FerryError('INVALID_CIDR', `${what} "${ip}" is not an IPv4 address`)
+export function checkIp (ip: string, what: string, family: Family = 4): string {
+  if (!isIp(ip, family)) throw new FerryError('INVALID_CIDR', `${what} "${ip}" is not an ${familyName(family)} address`)
   return ip
+}
+
+/** An address of either family, canonical. */
+export function checkAnyIp (ip: string, what: string): string {
+  if (!isIp(ip)) throw new FerryError('INVALID_CIDR', `${what} "${ip}" is not an IP address`)
+  return ipString(isIp(ip, 4) ? 4 : 6, ipValue(ip))
 }
 
 /** A unicast MAC in lower case. */
@@ -61,27 +69,45 @@ export function checkVni (vni: number): number {
   return vni
 }
 
-/** The usable host range of an overlay subnet (IPv4 today), as values. */
+/**
+ * The usable host range of an overlay subnet, as values: IPv4 without the network and broadcast
+ * addresses, IPv6 without the subnet-router anycast address (the first), as Docker's IPAM.
+ */
 export function hostRange (subnet: string): Range {
   const b = bounds(subnet)
-  return { first: b.first + 1n, last: b.last - 1n }
+  return { first: b.first + 1n, last: parseCidr(subnet).family === 4 ? b.last - 1n : b.last }
 }
 
-/** Validate an overlay request; the subnet comes back canonical. */
+/** One side (family) of an overlay request: its subnet and gateway, canonical. */
+function checkSide (name: string, family: Family, subnet: string, gateway: string): { subnet: string, gateway: string } {
+  const [min, max] = family === 4 ? [MIN_PREFIX, MAX_PREFIX] : [MIN_PREFIX6, MAX_PREFIX6]
+  const c = parseCidr(subnet, family)
+  if (c.prefix < min || c.prefix > max) {
+    throw new FerryError('INVALID_OPTION', `overlay ${name}: ${family === 6 ? 'IPv6 ' : ''}subnet ${subnet} must have a prefix from /${min} to /${max}`)
+  }
+  const canon = canonical(subnet)
+  checkIp(gateway, family === 4 ? 'gateway' : 'IPv6 gateway', family)
+  const r = hostRange(canon)
+  const g = ipValue(gateway, family)
+  if (g < r.first || g > r.last) {
+    throw new FerryError('INVALID_OPTION', `overlay ${name}: ${family === 6 ? 'IPv6 ' : ''}gateway ${gateway} is not a host address of ${canon}`)
+  }
+  return { subnet: canon, gateway: ipString(family, g) }
+}
+
+/** Validate an overlay request; the subnets come back canonical. */
 export function checkOverlayRequest (req: OverlayRequest): OverlayRequest {
   checkOverlayName(req.name)
-  const c = parseCidr(req.subnet, 4)
-  if (c.prefix < MIN_PREFIX || c.prefix > MAX_PREFIX) {
-    throw new FerryError('INVALID_OPTION', `overlay ${req.name}: subnet ${req.subnet} must have a prefix from /${MIN_PREFIX} to /${MAX_PREFIX}`)
+  const v4 = checkSide(req.name, 4, req.subnet, req.gateway)
+  const out: OverlayRequest = { name: req.name, subnet: v4.subnet, gateway: v4.gateway }
+  if ((req.subnet6 === undefined) !== (req.gateway6 === undefined)) {
+    throw new FerryError('INVALID_OPTION', `overlay ${req.name}: a dual-stack overlay needs both an IPv6 subnet and an IPv6 gateway`)
   }
-  const subnet = canonical(req.subnet)
-  checkIp(req.gateway, 'gateway')
-  const r = hostRange(subnet)
-  const g = ipValue(req.gateway, 4)
-  if (g < r.first || g > r.last) {
-    throw new FerryError('INVALID_OPTION', `overlay ${req.name}: gateway ${req.gateway} is not a host address of ${subnet}`)
+  if (req.subnet6 !== undefined && req.gateway6 !== undefined) {
+    const v6 = checkSide(req.name, 6, req.subnet6, req.gateway6)
+    out.subnet6 = v6.subnet
+    out.gateway6 = v6.gateway
   }
-  const out: OverlayRequest = { name: req.name, subnet, gateway: ipString(4, g) }
   if (req.vni !== undefined) out.vni = checkVni(req.vni)
   if (req.encrypt !== undefined) {
     if (req.encrypt !== 'wireguard') throw new FerryError('INVALID_OPTION', `overlay ${req.name}: encryption must be "wireguard"`)
@@ -90,15 +116,16 @@ export function checkOverlayRequest (req: OverlayRequest): OverlayRequest {
   return out
 }
 
-/** An address an overlay may hand out (inside the subnet, not network or broadcast). */
+/** An address an overlay may hand out (inside the subnet, of its family; not network or broadcast). */
 export function checkOverlayAddress (overlay: string, subnet: string, ip: string): string {
-  checkIp(ip, 'address')
+  const family = parseCidr(subnet).family
+  checkIp(ip, 'address', family)
   const r = hostRange(subnet)
-  const n = ipValue(ip)
+  const n = ipValue(ip, family)
   if (!contains(subnet, ip) || n < r.first || n > r.last) {
     throw new FerryError('ADDRESS_OUT_OF_POOL', `address ${ip} is not a host address of overlay ${overlay} (${subnet})`)
   }
-  return ipString(4, n)
+  return ipString(family, n)
 }
 
 /** One DNS label: letters, digits, '_' and '-' (not first or last), 1 to 63 bytes. */
@@ -132,8 +159,9 @@ export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
     ip: ipString(4, ipValue(checkIp(ep.ip, 'endpoint address'), 4)),
     mac: checkMac(ep.mac),
     hostId: checkHostId(ep.hostId),
-    vtep: checkIp(ep.vtep, 'VTEP address'),
+    vtep: checkAnyIp(ep.vtep, 'VTEP address'),
   }
+  if (ep.ip6 !== undefined) out.ip6 = ipString(6, ipValue(checkIp(ep.ip6, 'endpoint IPv6 address', 6), 6))
   const names = checkNames(ep.names)
   if (names) out.names = names
   return out
@@ -144,15 +172,18 @@ export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
 
 /** The stored form of an endpoint without its MAC: fixed key order, so that equal endpoints are equal strings. */
 export function endpointContent (ep: ClusterEndpoint): string {
-  return JSON.stringify({ endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep, ...(ep.names ? { names: ep.names } : {}) })
+  return JSON.stringify({
+    endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep,
+    ...(ep.names ? { names: ep.names } : {}),
+  })
 }
 
 export function hostContent (h: { hostId: string, vtep: string, wg?: WireGuardInfo }): string {
   return JSON.stringify({ hostId: h.hostId, vtep: h.vtep, ...(h.wg ? { wg: wireGuardContent(h.wg) } : {}) })
 }
 
-export function overlayContent (d: { name: string, subnet: string, gateway: string, vni: number }): string {
-  return JSON.stringify({ name: d.name, subnet: d.subnet, gateway: d.gateway, vni: d.vni })
+export function overlayContent (d: { name: string, subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }): string {
+  return JSON.stringify({ name: d.name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, ...(d.subnet6 !== undefined ? { subnet6: d.subnet6, gateway6: d.gateway6 } : {}) })
 }
 
 export function endpointKeyName (overlay: string, endpointId: string): string {
@@ -207,8 +238,14 @@ function macCheck<T> (value: T, key: ClusterKey | undefined, kind: SignedKind, n
   return { ok: true, value }
 }
 
-function checkCanonicalIp (ip: string, what: string): string {
-  if (ipString(4, ipValue(checkIp(ip, what), 4)) !== ip) throw new FerryError('INVALID_REQUEST', `${what} ${ip} is not canonical`)
+function checkCanonicalIp (ip: string, what: string, family: Family = 4): string {
+  if (ipString(family, ipValue(checkIp(ip, what, family), family)) !== ip) throw new FerryError('INVALID_REQUEST', `${what} ${ip} is not canonical`)
+  return ip
+}
+
+/** A VTEP: an underlay address of either family (an IPv6 underlay), canonical. */
+function checkCanonicalVtep (ip: string): string {
+  if (checkAnyIp(ip, 'VTEP address') !== ip) throw new FerryError('INVALID_REQUEST', `VTEP address ${ip} is not canonical`)
   return ip
 }
 
@@ -222,7 +259,7 @@ export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolea
     const times = opts.times !== false
     return {
       hostId: checkHostId(str(raw.hostId, 'host id')),
-      vtep: checkCanonicalIp(str(raw.vtep, 'VTEP'), 'VTEP address'),
+      vtep: checkCanonicalVtep(str(raw.vtep, 'VTEP')),
       version,
       lastHeartbeat: times ? safeInt(raw.lastHeartbeat, 'lastHeartbeat') : 0,
       expiresAt: times ? safeInt(raw.expiresAt, 'expiresAt') : 0,
@@ -239,11 +276,17 @@ export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolea
 export function readOverlayDefinition (raw: unknown, key?: ClusterKey): Read<OverlayDefinition> {
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an overlay definition is not an object')
-    onlyKeys(raw, ['name', 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig'], 'the overlay definition')
+    onlyKeys(raw, ['name', 'subnet', 'gateway', 'subnet6', 'gateway6', 'vni', 'createdBy', 'createdAt', 'sig'], 'the overlay definition')
     const vni = checkVni(safeInt(raw.vni, 'vni'))
-    const req = checkOverlayRequest({ name: str(raw.name, 'name'), subnet: str(raw.subnet, 'subnet'), gateway: str(raw.gateway, 'gateway'), vni })
-    if (req.subnet !== raw.subnet || req.gateway !== raw.gateway) throw new FerryError('INVALID_REQUEST', 'its subnet or gateway is not canonical')
-    return { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: checkHostId(str(raw.createdBy, 'createdBy')), createdAt: safeInt(raw.createdAt, 'createdAt') }
+    const v6 = raw.subnet6 === undefined && raw.gateway6 === undefined ? {} : { subnet6: str(raw.subnet6, 'subnet6'), gateway6: str(raw.gateway6, 'gateway6') }
+    const req = checkOverlayRequest({ name: str(raw.name, 'name'), subnet: str(raw.subnet, 'subnet'), gateway: str(raw.gateway, 'gateway'), vni, ...v6 })
+    if (req.subnet !== raw.subnet || req.gateway !== raw.gateway || req.subnet6 !== raw.subnet6 || req.gateway6 !== raw.gateway6) {
+      throw new FerryError('INVALID_REQUEST', 'its subnet or gateway is not canonical')
+    }
+    return {
+      name: req.name, subnet: req.subnet, gateway: req.gateway, ...(req.subnet6 !== undefined ? { subnet6: req.subnet6, gateway6: req.gateway6 } : {}),
+      vni, createdBy: checkHostId(str(raw.createdBy, 'createdBy')), createdAt: safeInt(raw.createdAt, 'createdAt'),
+    }
   })
   if (!r.ok || !isRecord(raw)) return r
   return macCheck(r.value, key, 'overlay', r.value.name, overlayContent(r.value), raw.sig)
@@ -254,6 +297,9 @@ export interface EndpointContext {
   overlay: string
   subnet?: string
   gateway?: string
+  /** The IPv6 side when known; with `subnet` known and no `subnet6`, an IPv6 address is refused. */
+  subnet6?: string
+  gateway6?: string
   /** The id the store files it under (the hash field): it must be the entry's own. */
   id?: string
 }
@@ -271,20 +317,26 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
   let outside = false
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an endpoint is not an object')
-    onlyKeys(raw, ['endpointId', 'ip', 'mac', 'hostId', 'vtep', 'names', 'sig'], 'the endpoint')
+    onlyKeys(raw, ['endpointId', 'ip', 'ip6', 'mac', 'hostId', 'vtep', 'names', 'sig'], 'the endpoint')
     const ep: ClusterEndpoint = {
       endpointId: checkEndpointId(str(raw.endpointId, 'endpoint id')),
       ip: checkCanonicalIp(str(raw.ip, 'ip'), 'endpoint address'),
       mac: str(raw.mac, 'mac'),
       hostId: checkHostId(str(raw.hostId, 'host id')),
-      vtep: checkCanonicalIp(str(raw.vtep, 'VTEP'), 'VTEP address'),
+      vtep: checkCanonicalVtep(str(raw.vtep, 'VTEP')),
     }
+    if (raw.ip6 !== undefined) ep.ip6 = checkCanonicalIp(str(raw.ip6, 'ip6'), 'endpoint IPv6 address', 6)
     if (checkMac(ep.mac) !== ep.mac) throw new FerryError('INVALID_REQUEST', 'its MAC address is not in lower case')
     if (ctx.id !== undefined && ctx.id !== ep.endpointId) throw new FerryError('INVALID_REQUEST', `it is filed under another id (${ctx.id.slice(0, 64)})`)
     if (ctx.subnet !== undefined) {
       outside = true
       checkOverlayAddress(ctx.overlay, ctx.subnet, ep.ip)
       if (ep.ip === ctx.gateway) throw new FerryError('INVALID_REQUEST', `it claims the gateway address ${ep.ip}`)
+      if (ep.ip6 !== undefined) {
+        if (ctx.subnet6 === undefined) throw new FerryError('INVALID_REQUEST', `it has an IPv6 address (${ep.ip6}) on an IPv4-only overlay`)
+        checkOverlayAddress(ctx.overlay, ctx.subnet6, ep.ip6)
+        if (ep.ip6 === ctx.gateway6) throw new FerryError('INVALID_REQUEST', `it claims the IPv6 gateway address ${ep.ip6}`)
+      }
       outside = false
     }
     const names = strictNames(raw.names)

@@ -68,7 +68,7 @@ export interface NameWatcher {
 export interface FeedOverlay {
   readonly cluster: { readonly hostId: string }
   readonly peers: Pick<PeerSync, 'onRemoteChange' | 'remoteEndpoints'>
-  publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void>
+  publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string): Promise<void>
 }
 
 export interface DnsFeedOptions {
@@ -154,8 +154,8 @@ export class DnsFeed {
     }
     if (!overlay) return
     for (const { overlay: name, endpoint: ep, names } of this.published.due(endpoints, networks, records.localNames)) {
-      if (ep.address === undefined) continue // overlays are IPv4 (NetworkDriver.checkNetwork)
-      await overlay.publish(name, ep.id, ep.address, ep.mac, names)
+      if (ep.address === undefined) continue // overlays always have IPv4 (NetworkDriver.checkNetwork refuses --ipv4=false there)
+      await overlay.publish(name, ep.id, ep.address, ep.mac, names, ep.address6)
         .catch((err: unknown) => { this.published.failed(ep.id); log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
     }
   }

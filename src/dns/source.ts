@@ -113,10 +113,10 @@ export function servicePorts (bindings: readonly PortBinding[] | undefined): Ser
   return out
 }
 
-/** The record of another host's overlay endpoint (none for this host's own, or without names). */
+/** The record of another host's overlay endpoint (none for this host's own, or without names): A, and AAAA on a dual-stack overlay. */
 export function remoteEntry (overlay: string, e: ClusterEndpoint, hostId: string | undefined): RecordEntry | undefined {
   if (e.hostId === hostId || !e.names || e.names.length === 0) return undefined
-  return { network: `overlay:${overlay}`, name: e.names[0]!, aliases: e.names.slice(1), ip: e.ip }
+  return { network: `overlay:${overlay}`, name: e.names[0]!, aliases: e.names.slice(1), ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}) }
 }
 
 function sameEntry (a: RecordEntry, b: RecordEntry): boolean {

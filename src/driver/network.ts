@@ -20,7 +20,7 @@ import { BridgeDriver } from '../bridge/driver.js'
 import { KeyedMutex, RwLock } from '../util/mutex.js'
 import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
-import { addrOf, bounds, ipValue, isCidr, isIp, normalizeIp, parseAddress, parseCidr, prefixOf, type Family } from '../util/ip.js'
+import { addrOf, bounds, familyOf, ipValue, isCidr, isIp, normalizeIp, parseAddress, parseCidr, prefixOf, type Family } from '../util/ip.js'
 import { own } from '../util/dict.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
@@ -211,10 +211,7 @@ export class NetworkDriver {
       throw new FerryError('INVALID_OPTION', 'a network needs at least one address family: --ipv4=false takes --ipv6 (an IPv6-only network)')
     }
     if (input.ipv4 === false && opts.overlay !== undefined) {
-      throw new FerryError('UNSUPPORTED', `overlay networks need IPv4: create overlay ${opts.overlay} without --ipv4=false`)
-    }
-    if (input.ipv6 && opts.overlay !== undefined) {
-      throw new FerryError('UNSUPPORTED', `overlay networks are IPv4 only: create overlay ${opts.overlay} without --ipv6`)
+      throw new FerryError('UNSUPPORTED', `overlay networks need IPv4: create overlay ${opts.overlay} without --ipv4=false (dual-stack with --ipv6)`)
     }
     if (opts.overlay !== undefined && !this.d.overlay) {
       throw new FerryError('CLUSTER_UNAVAILABLE', `network option ferry.overlay=${opts.overlay} needs a cluster: start the agent with --cluster redis://HOST:PORT --advertise-addr IP`)
@@ -258,7 +255,7 @@ export class NetworkDriver {
       const pool6 = input.subnet6 === undefined ? undefined : this.checkPoolGateway(input.subnet6, input.gatewayCidr6 ?? '', 6)
       const pools = { ...(pool === undefined ? {} : { poolId: pool.id }), ...(pool6 === undefined ? {} : { poolId6: pool6.id }) }
       // An overlay has an IPv4 pool (checkNetwork refuses --ipv4=false there).
-      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, pool?.id ?? '')
+      if (opts.overlay !== undefined) return this.createOverlayNetwork(input, opts, opts.overlay, { ...pools, poolId: pool?.id ?? '' })
       if (opts.bridgeName !== undefined) return this.createBridgeNetwork(input, opts, pools, opts.bridgeName, aux)
       const { bridge } = await this.pickKernelNames(bridgeNameCandidates(input.id).map((b) => ({ bridge: b })), `network ${input.id.slice(0, 12)}`)
       try {
@@ -353,7 +350,8 @@ export class NetworkDriver {
     }
   }
 
-  private async createOverlayNetwork (input: CreateNetworkInput, opts: NetworkOptions, name: string, poolId: string): Promise<void> {
+  private async createOverlayNetwork (input: CreateNetworkInput, opts: NetworkOptions, name: string, pools: { poolId: string, poolId6?: string }): Promise<void> {
+    const { poolId, poolId6 } = pools
     const overlay = this.d.overlay!
     const taken = this.networks().find((n) => n.overlay?.name === name)
     const subnet = input.subnet ?? ''
@@ -363,14 +361,18 @@ export class NetworkDriver {
     if (taken) throw new FerryError('NAME_CONFLICT', `overlay ${name} is already joined on this host by network ${taken.id.slice(0, 12)}`)
     const userMtu = Object.hasOwn(input.generic, 'com.docker.network.driver.mtu') ? opts.mtu : undefined
     await withUndo(async (undo) => {
-      const att = await overlay.attach({ name, subnet, gateway: addrOf(input.gatewayCidr ?? ''), vni: opts.vni, mtu: userMtu, encrypt: opts.encrypt })
+      // A dual-stack overlay (--ipv6): its IPv6 subnet and gateway are part of the cluster-wide definition.
+      const v6 = input.subnet6 === undefined || poolId6 === undefined ? {} : { subnet6: input.subnet6, gateway6: addrOf(input.gatewayCidr6 ?? '') }
+      const att = await overlay.attach({ name, subnet, gateway: addrOf(input.gatewayCidr ?? ''), vni: opts.vni, mtu: userMtu, encrypt: opts.encrypt, ...v6 })
       undo.push(`leave overlay ${name}`, () => overlay.detach(name))
-      const net = this.networkRecord(input, opts, { poolId }, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
+      const net = this.networkRecord(input, opts, pools, { bridge: att.bridge, ownsBridge: false, mtu: att.mtu, overlay: { name, vni: att.vni } })
       undo.push('remove firewall rules', () => this.d.firewall.removeNetwork(net.id))
+      if (net.subnet6 !== undefined) await this.d.ipv6Forwarding?.()
       await this.d.firewall.addNetwork(natNetwork(net))
-      // The pool's tie to the overlay reaches the disk with the network's record, in one write.
-      const changed = [this.d.ipam.markOverlay(poolId, name), recordNetwork(this.d.store, net)]
-      undo.push('forget network', async () => { this.d.ipam.unmarkOverlay(poolId); forgetNetwork(this.d.store, net.id); await this.d.store.commit(...changed) })
+      // The pools' tie to the overlay reaches the disk with the network's record, in one write.
+      const ids = poolId6 === undefined ? [poolId] : [poolId, poolId6]
+      const changed = [...ids.map((id) => this.d.ipam.markOverlay(id, name)), recordNetwork(this.d.store, net)]
+      undo.push('forget network', async () => { for (const id of ids) this.d.ipam.unmarkOverlay(id); forgetNetwork(this.d.store, net.id); await this.d.store.commit(...changed) })
       await this.d.store.commit(...changed)
       this.d.log.info({ network: net.id, overlay: name, vni: att.vni, bridge: att.bridge }, 'overlay network joined')
       this.d.onChange?.()
@@ -385,7 +387,7 @@ export class NetworkDriver {
   /** Endpoint addresses of an overlay pool come from the cluster; the answer is a CIDR, as the engine expects. */
   async requestOverlayAddress (poolId: string, overlay: string, preferred: string, reclaim: boolean): Promise<string> {
     const pool = this.d.ipam.pool(poolId)!
-    const ip = await this.d.overlay!.allocateAddress(overlay, preferred === '' ? undefined : preferred, reclaim)
+    const ip = await this.d.overlay!.allocateAddress(overlay, preferred === '' ? undefined : preferred, reclaim, familyOf(pool.subnet) ?? 4)
     return `${ip}/${prefixOf(pool.subnet)}`
   }
 
@@ -395,15 +397,16 @@ export class NetworkDriver {
 
   /** This host's cluster state, re-asserted in Redis at every (re)connect. */
   localClusterState (): LocalClusterState {
-    // Overlays are IPv4 (checkNetwork refuses --ipv4=false there), and so are their endpoints.
     const nets = this.networks().filter((n) => n.overlay)
     const byId = new Map(nets.map((n) => [n.id, n]))
     const eps = this.endpoints().filter((e) => byId.has(e.networkId))
     return {
+      // Overlays always have IPv4 (checkNetwork refuses --ipv4=false there), and so do their endpoints.
       overlays: nets.map((n) => ({ name: n.overlay!.name, subnet: n.subnet!, gateway: n.gateway!, vni: n.overlay!.vni,
-        ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}) })),
-      addresses: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip: e.address! })),
-      endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address!, mac: e.mac })),
+        ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}),
+        ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { subnet6: n.subnet6, gateway6: n.gateway6 } : {}) })),
+      addresses: eps.flatMap((e) => (e.address6 === undefined ? [e.address!] : [e.address!, e.address6]).map((ip) => ({ overlay: byId.get(e.networkId)!.overlay!.name, ip }))),
+      endpoints: eps.map((e) => ({ overlay: byId.get(e.networkId)!.overlay!.name, endpointId: e.id, ip: e.address!, ...(e.address6 !== undefined ? { ip6: e.address6 } : {}), mac: e.mac })),
     }
   }
 
@@ -495,7 +498,7 @@ export class NetworkDriver {
       if (net.overlay && address !== undefined) {
         // Published at create, not at join: remote hosts get a head start on programming it.
         undo.push('withdraw from the cluster', () => this.d.overlay!.withdraw(net.overlay!.name, ep.id))
-        await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac)
+        await this.d.overlay!.publish(net.overlay.name, ep.id, address, mac, undefined, ep.address6)
       }
     }, this.undoLog)
     this.d.log.info({ network: net.id, endpoint: ep.id, address, address6: ep.address6, veth: names.host }, 'endpoint created')

@@ -137,9 +137,10 @@ export function vxlanInfoData (spec: VxlanSpec, linkIndex?: number): Buffer {
   const data: ifla.Vxlan = { id: spec.vni, port: u16be(spec.port), learning: spec.learning ? 1 : 0 }
   if (spec.proxy) data.proxy = 1
   if (spec.local !== undefined) {
-    // IFLA_VXLAN_LOCAL carries IPv4; an IPv6 underlay (IFLA_VXLAN_LOCAL6) is not supported yet.
-    if (!isIp(spec.local, 4)) throw new FerryError('INVALID_CIDR', `the VXLAN underlay address ${spec.local} is not IPv4: IPv6 underlays are not supported yet`)
-    data.local = ipToBuffer(spec.local)
+    // IFLA_VXLAN_LOCAL carries an IPv4 underlay address, IFLA_VXLAN_LOCAL6 an IPv6 one.
+    if (!isIp(spec.local)) throw new FerryError('INVALID_CIDR', `the VXLAN underlay address ${spec.local} is not an IP address`)
+    if (isIp(spec.local, 4)) data.local = ipToBuffer(spec.local)
+    else data.local6 = ipToBuffer(spec.local)
   }
   if (linkIndex !== undefined) data.link = linkIndex
   return encodeAttrs(ifla.formatVxlan(data))

@@ -36,9 +36,10 @@ export async function openClusterOverlay (c: ClusterConfig, deps: { store: Store
 
 /** The overlays of the agent's network records, as a restart rebuilds them (MTU only where it was given). */
 export function overlaysOf (networks: readonly NetworkRecord[]): Array<OverlayAttachRequest & { vni: number }> {
-  // Overlays are IPv4 (NetworkDriver.checkNetwork refuses --ipv4=false there).
+  // Overlays always have IPv4 (NetworkDriver.checkNetwork refuses --ipv4=false there), IPv6 too when dual-stack.
   return networks.filter((n) => n.overlay).map((n) => ({
     name: n.overlay!.name, subnet: n.subnet!, gateway: n.gateway!, vni: n.overlay!.vni,
+    ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { subnet6: n.subnet6, gateway6: n.gateway6 } : {}),
     mtu: n.options['com.docker.network.driver.mtu'] !== undefined ? n.mtu : undefined,
     ...(n.options['ferry.encrypt'] === 'wireguard' ? { encrypt: 'wireguard' as const } : {}),
   }))

@@ -11,17 +11,22 @@ import { ErrorList, FerryError } from '../errors/errors.js'
 import { canonical } from '../util/ip.js'
 
 export interface OverlayAttachment { vni: number, bridge: string, mtu: number }
-export interface OverlayAttachRequest { name: string, subnet: string, gateway: string, vni?: number, mtu?: number, encrypt?: 'wireguard' }
+export interface OverlayAttachRequest {
+  name: string, subnet: string, gateway: string, vni?: number, mtu?: number, encrypt?: 'wireguard'
+  /** A dual-stack overlay (--ipv6): its IPv6 subnet and gateway, the same on every host. */
+  subnet6?: string, gateway6?: string
+}
 
 export interface OverlayService {
   attach (req: OverlayAttachRequest): Promise<OverlayAttachment>
   /** This host leaves the overlay (devices removed, cluster told). */
   detach (name: string): Promise<void>
-  allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string>
+  /** An address of the overlay's IPv4 subnet, or of its IPv6 one with `family` 6. */
+  allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean, family?: 4 | 6): Promise<string>
   releaseAddress (overlay: string, ip: string): Promise<void>
   /** Whether `ip` is allocated to this host in the overlay (CreateEndpoint checks it); undefined when it cannot tell. */
   holdsAddress? (overlay: string, ip: string): boolean | undefined
-  publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void>
+  publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string): Promise<void>
   withdraw (overlay: string, endpointId: string): Promise<void>
 }
 
@@ -42,14 +47,16 @@ export class ClusterOverlay implements OverlayService {
   }
 
   async attach (req: OverlayAttachRequest): Promise<OverlayAttachment> {
-    const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni, ...(req.encrypt ? { encrypt: req.encrypt } : {}) })
-    if (def.name !== req.name || def.subnet !== canonical(req.subnet) || def.gateway !== req.gateway || (req.vni !== undefined && def.vni !== req.vni)) {
+    const v6 = req.subnet6 !== undefined && req.gateway6 !== undefined ? { subnet6: canonical(req.subnet6), gateway6: req.gateway6 } : {}
+    const def = await this.cluster.defineOverlay({ name: req.name, subnet: req.subnet, gateway: req.gateway, vni: req.vni, ...(req.encrypt ? { encrypt: req.encrypt } : {}), ...v6 })
+    if (def.name !== req.name || def.subnet !== canonical(req.subnet) || def.gateway !== req.gateway || (req.vni !== undefined && def.vni !== req.vni) ||
+      def.subnet6 !== v6.subnet6 || def.gateway6 !== v6.gateway6) {
       // The store checks this too (src/cluster/client.ts); the data plane is built only from what was asked for.
       await this.cluster.removeOverlayHost(req.name).catch(() => undefined)
       throw new FerryError('CLUSTER_REFUSED', `the cluster answered overlay ${req.name} with subnet ${def.subnet}, gateway ${def.gateway}, VNI ${def.vni}, which this host did not ask for: refused`)
     }
     try {
-      const d = await this.peers.attach({ name: req.name, vni: def.vni, subnet: def.subnet, gateway: def.gateway, mtu: req.mtu, ...(req.encrypt ? { encrypt: req.encrypt } : {}) })
+      const d = await this.peers.attach({ name: req.name, vni: def.vni, subnet: def.subnet, gateway: def.gateway, mtu: req.mtu, ...(req.encrypt ? { encrypt: req.encrypt } : {}), ...v6 })
       return { vni: def.vni, bridge: d.bridge, mtu: d.mtu }
     } catch (err) {
       await this.cluster.removeOverlayHost(req.name).catch(() => undefined)
@@ -65,8 +72,8 @@ export class ClusterOverlay implements OverlayService {
     errors.throwIfAny(`leaving overlay ${name} was incomplete`)
   }
 
-  allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean): Promise<string> {
-    return this.cluster.allocateAddress(overlay, preferred, { reclaim })
+  allocateAddress (overlay: string, preferred: string | undefined, reclaim: boolean, family: 4 | 6 = 4): Promise<string> {
+    return this.cluster.allocateAddress(overlay, preferred, { reclaim, family })
   }
 
   async releaseAddress (overlay: string, ip: string): Promise<void> {
@@ -77,8 +84,8 @@ export class ClusterOverlay implements OverlayService {
     return this.cluster.heldAddresses?.(overlay).includes(ip)
   }
 
-  async publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[]): Promise<void> {
-    await this.cluster.publishEndpoint({ overlay, endpointId, ip, mac, names })
+  async publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string): Promise<void> {
+    await this.cluster.publishEndpoint({ overlay, endpointId, ip, ...(ip6 !== undefined ? { ip6 } : {}), mac, names })
   }
 
   async withdraw (overlay: string, endpointId: string): Promise<void> {

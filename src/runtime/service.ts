@@ -316,10 +316,10 @@ export class RuntimeService {
   /** Address, endpoint, veth into the namespace, ports. */
   private async connect (rec: ContainerRecord, spec: AttachSpec, netnsPath: string, undo: UndoStack): Promise<void> {
     const net = this.network(spec.mode.kind === 'network' ? spec.mode.network : DEFAULT_NETWORK)
-    const cidr = await this.allocateAddress(net, spec.ip)
-    if (cidr !== undefined) undo.push(`release ${cidr}`, () => this.releaseAddress(net, addrOf(cidr)))
+    const cidr = await this.allocateAddress4(net, spec.ip)
+    if (cidr !== undefined) undo.push(`release ${cidr}`, () => this.releaseAddress(net.poolId!, addrOf(cidr)))
     const cidr6 = await this.allocateAddress6(net, spec.ip6)
-    if (cidr6 !== undefined) undo.push(`release ${cidr6}`, () => this.d.ipam.releaseAddress(net.poolId6!, addrOf(cidr6)))
+    if (cidr6 !== undefined) undo.push(`release ${cidr6}`, () => this.releaseAddress(net.poolId6!, addrOf(cidr6)))
     const endpointId = newId()
     await this.d.driver.createEndpoint({
       networkId: net.id, endpointId, ...(cidr === undefined ? {} : { addressCidr: cidr }), ...(cidr6 === undefined ? {} : { addressCidr6: cidr6 }), mac: '', portRequests: spec.ports, exposed: spec.exposed,
@@ -349,12 +349,16 @@ export class RuntimeService {
   }
 
   /** The endpoint's IPv4 address (with prefix); undefined on an IPv6-only network, where --ip is refused. */
-  private async allocateAddress (net: NetworkRecord, ip: string | undefined): Promise<string | undefined> {
-    const poolId = net.poolId
-    if (poolId === undefined) {
+  private async allocateAddress4 (net: NetworkRecord, ip: string | undefined): Promise<string | undefined> {
+    if (net.poolId === undefined) {
       if (ip !== undefined) throw new FerryError('INVALID_REQUEST', `--ip ${ip}: network ${this.names[net.id] ?? net.id.slice(0, 12)} is IPv6-only (created with --ipv4=false): give --ip6`)
       return undefined
     }
+    return await this.allocateAddress(net.poolId, ip)
+  }
+
+  /** An address of the pool (either family): from the cluster when the pool is an overlay's, else from ferry's IPAM. */
+  private async allocateAddress (poolId: string, ip: string | undefined): Promise<string> {
     const overlay = this.d.driver.overlayOfPool(poolId)
     if (overlay !== undefined) return this.d.driver.requestOverlayAddress(poolId, overlay, ip ?? '', false)
     const r = await this.d.ipam.requestAddress({ poolId, address: ip ?? '', options: null })
@@ -367,12 +371,10 @@ export class RuntimeService {
       if (ip6 !== undefined) throw new FerryError('INVALID_REQUEST', `--ip6 ${ip6}: network ${this.names[net.id] ?? net.id.slice(0, 12)} has no IPv6 subnet (create it with --ipv6)`)
       return undefined
     }
-    return (await this.d.ipam.requestAddress({ poolId: net.poolId6, address: ip6 ?? '', options: null })).address
+    return await this.allocateAddress(net.poolId6, ip6)
   }
 
-  private async releaseAddress (net: NetworkRecord, ip: string): Promise<void> {
-    const poolId = net.poolId
-    if (poolId === undefined) return
+  private async releaseAddress (poolId: string, ip: string): Promise<void> {
     const overlay = this.d.driver.overlayOfPool(poolId)
     if (overlay !== undefined) await this.d.driver.releaseOverlayAddress(overlay, ip)
     await this.d.ipam.releaseAddress(poolId, ip)
@@ -529,9 +531,10 @@ export class RuntimeService {
       const networkId = rec.networkId
       const endpointId = rec.endpointId
       await errors.run('delete the endpoint', () => this.d.driver.deleteEndpoint(networkId, endpointId))
-      if (net && rec.address !== undefined) await errors.run(`release ${rec.address}`, () => this.releaseAddress(net, rec.address!))
+      const pool4 = net?.poolId
+      if (pool4 !== undefined && rec.address !== undefined) await errors.run(`release ${rec.address}`, () => this.releaseAddress(pool4, rec.address!))
       const pool6 = net?.poolId6
-      if (pool6 !== undefined && rec.address6 !== undefined) await errors.run(`release ${rec.address6}`, () => this.d.ipam.releaseAddress(pool6, rec.address6!))
+      if (pool6 !== undefined && rec.address6 !== undefined) await errors.run(`release ${rec.address6}`, () => this.releaseAddress(pool6, rec.address6!))
     }
     delete this.records[name]
     await errors.run('save the state', () => this.d.store.commit(['containers', name]))

@@ -16,7 +16,8 @@ import { batchRuns, runBatch, type BatchRunner } from '../kernel/iproute.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import type { LinkDriver, LinkInfo } from '../kernel/types.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
-import { addrOf, familyOf } from '../util/ip.js'
+import { addrOf, contains, familyOf } from '../util/ip.js'
+import { BRIDGE_IPV6_CONF } from '../bridge/plan.js'
 import {
   DEFAULT_UNDERLAY_MTU, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac,
   type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
@@ -84,10 +85,16 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
     } else if (br.mtu !== d.mtu) {
       await this.links.setMtu(d.bridge, d.mtu)
     }
+    // A dual-stack overlay's bridge: IPv6 settings set explicitly (as a dual-stack bridge network's), before its address.
+    if (d.gatewayCidr6 !== undefined) for (const [key, value] of BRIDGE_IPV6_CONF) await this.links.setIpv6Conf(d.bridge, key, value)
+    const want = d.gatewayCidr6 === undefined ? [d.gatewayCidr] : [d.gatewayCidr, d.gatewayCidr6]
+    const families = new Set(want.map(familyOf))
     for (const a of await this.links.listAddresses()) {
-      if (a.ifname === d.bridge && a.cidr !== d.gatewayCidr && familyOf(a.cidr) === familyOf(d.gatewayCidr)) await this.links.deleteAddress(d.bridge, a.cidr)
+      if (a.ifname === d.bridge && !want.includes(a.cidr) && families.has(familyOf(a.cidr)) && !contains('fe80::/10', addrOf(a.cidr))) {
+        await this.links.deleteAddress(d.bridge, a.cidr)
+      }
     }
-    await this.links.addAddress(d.bridge, d.gatewayCidr)
+    for (const cidr of want) await this.links.addAddress(d.bridge, cidr)
     // A VXLAN device of another VNI on this bridge (the overlay was defined again) goes.
     for (const l of links) {
       if (br && l.master === br.index && l.kind === 'vxlan' && l.name.startsWith(VXLAN_PREFIX) && l.name !== d.vxlan) await this.links.deleteLink(l.name)
@@ -100,6 +107,9 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
     } else if (vx.mtu !== d.mtu) {
       await this.links.setMtu(d.vxlan, d.mtu)
     }
+    // Proxy NDP answers from the device's IPv6 neighbour table, which needs IPv6 on (the kernel refuses
+    // IPv6 neighbours on a device with disable_ipv6=1): the bridge's explicit settings, no RA, no SLAAC.
+    if (d.gatewayCidr6 !== undefined) for (const [key, value] of BRIDGE_IPV6_CONF) await this.links.setIpv6Conf(d.vxlan, key, value)
     await this.links.setMaster(d.vxlan, d.bridge)
     await this.links.setUp(d.vxlan, true)
     await this.links.setUp(d.bridge, true)

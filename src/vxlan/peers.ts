@@ -159,8 +159,15 @@ function changeKey (ev: ClusterChange): string {
   }
 }
 
-function sameDefinition (a: { vni?: number, subnet: string, gateway: string }, b: { vni?: number, subnet: string, gateway: string }): boolean {
-  return a.vni === b.vni && a.subnet === b.subnet && a.gateway === b.gateway
+type DefinitionFields = Pick<OverlayDefinition, 'subnet' | 'gateway' | 'subnet6' | 'gateway6'> & { vni?: number }
+
+function sameDefinition (a: DefinitionFields, b: DefinitionFields): boolean {
+  return a.vni === b.vni && a.subnet === b.subnet && a.gateway === b.gateway && a.subnet6 === b.subnet6 && a.gateway6 === b.gateway6
+}
+
+/** An endpoint's addresses, one per family it has: each is claimed apart in the store. */
+function endpointIps (e: ClusterEndpoint): string[] {
+  return e.ip6 === undefined ? [e.ip] : [e.ip, e.ip6]
 }
 
 function byIp (a: { ip: string }, b: { ip: string }): number {
@@ -500,8 +507,10 @@ export class PeerSync {
       const m = new Map<string, ClusterEndpoint>()
       for (const e of o.endpoints) {
         if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
-        if (claims.get(e.ip) !== e.endpointId) {
-          this.rejectEndpoint(name, e, 'address-claimed', `address ${e.ip} is claimed by ${claims.has(e.ip) ? `endpoint ${claims.get(e.ip)!.slice(0, 12)}` : 'no endpoint'}`)
+        const unclaimed = endpointIps(e).find((ip) => claims.get(ip) !== e.endpointId)
+        if (unclaimed !== undefined) {
+          const holder = claims.get(unclaimed)
+          this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
           continue
         }
         m.set(e.endpointId, e)
@@ -530,14 +539,19 @@ export class PeerSync {
 
   private attachedDefinition (name: string): OverlayDefinition | undefined {
     const d = this.attached.get(name)?.devices
-    return d && { name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, createdBy: '', createdAt: 0 }
+    return d && { name, subnet: d.subnet, gateway: d.gateway, ...(d.subnet6 !== undefined ? { subnet6: d.subnet6, gateway6: d.gateway6 } : {}), vni: d.vni, createdBy: '', createdAt: 0 }
   }
 
-  /** A host address of the overlay's subnet, not its gateway. */
+  /** A host address of the overlay's subnet, not its gateway (and the same for an IPv6 address on a dual-stack overlay). */
   private inSubnet (def: OverlayDefinition, e: ClusterEndpoint): boolean {
     try {
       checkOverlayAddress(def.name, def.subnet, e.ip)
       if (e.ip === def.gateway) throw new FerryError('INVALID_REQUEST', `${e.ip} is the gateway`)
+      if (e.ip6 !== undefined) {
+        if (def.subnet6 === undefined) throw new FerryError('INVALID_REQUEST', `${e.ip6} is an IPv6 address on an IPv4-only overlay`)
+        checkOverlayAddress(def.name, def.subnet6, e.ip6)
+        if (e.ip6 === def.gateway6) throw new FerryError('INVALID_REQUEST', `${e.ip6} is the IPv6 gateway`)
+      }
       return true
     } catch (err) {
       this.rejectEndpoint(def.name, e, 'outside-subnet', err instanceof Error ? err.message : String(err))
@@ -560,7 +574,8 @@ export class PeerSync {
    */
   private acceptDefinition (def: OverlayDefinition, pushed: boolean): OverlayDefinition | undefined {
     const a = this.attached.get(def.name)
-    const before = a ? { vni: a.devices.vni, subnet: a.devices.subnet, gateway: a.devices.gateway } : pushed ? this.defs.get(def.name) : undefined
+    const before: DefinitionFields | undefined = a ? { vni: a.devices.vni, subnet: a.devices.subnet, gateway: a.devices.gateway, subnet6: a.devices.subnet6, gateway6: a.devices.gateway6 }
+      : pushed ? this.defs.get(def.name) : undefined
     if (!before || sameDefinition(before, def)) return def
     const own = this.store.localOverlay?.(def.name)
     if (own && sameDefinition(own, def)) return def
@@ -576,14 +591,18 @@ export class PeerSync {
     if (!this.inSubnet(def, e) || !this.tiedToHost(overlay, e)) return false
     let claims = this.claims.get(overlay)
     if (!claims) { claims = new Map(); this.claims.set(overlay, claims) }
-    const holder = claims.get(e.ip)
-    if (holder !== undefined && holder !== e.endpointId && this.known.get(overlay)?.get(holder)?.ip === e.ip) {
-      this.rejectEndpoint(overlay, e, 'address-claimed', `address ${e.ip} is claimed by endpoint ${holder.slice(0, 12)}, which published it first`)
-      return false
+    const known = this.known.get(overlay)
+    for (const ip of endpointIps(e)) {
+      const holder = claims.get(ip)
+      const held = holder === undefined ? undefined : known?.get(holder)
+      if (holder !== undefined && holder !== e.endpointId && held !== undefined && endpointIps(held).includes(ip)) {
+        this.rejectEndpoint(overlay, e, 'address-claimed', `address ${ip} is claimed by endpoint ${holder.slice(0, 12)}, which published it first`)
+        return false
+      }
     }
-    const old = this.known.get(overlay)?.get(e.endpointId)
-    if (old && old.ip !== e.ip && claims.get(old.ip) === e.endpointId) claims.delete(old.ip)
-    claims.set(e.ip, e.endpointId)
+    const old = known?.get(e.endpointId)
+    for (const ip of old ? endpointIps(old) : []) if (!endpointIps(e).includes(ip) && claims.get(ip) === e.endpointId) claims.delete(ip)
+    for (const ip of endpointIps(e)) claims.set(ip, e.endpointId)
     return true
   }
 
@@ -602,7 +621,7 @@ export class PeerSync {
         for (const [id, e] of m) {
           if (e.hostId !== hostId || e.vtep === keep) continue
           m.delete(id)
-          if (this.claims.get(name)?.get(e.ip) === id) this.claims.get(name)?.delete(e.ip)
+          for (const ip of endpointIps(e)) if (this.claims.get(name)?.get(ip) === id) this.claims.get(name)?.delete(ip)
           endpointChanged(name, id)
         }
       }
@@ -620,7 +639,7 @@ export class PeerSync {
         const old = this.known.get(ev.overlay)?.get(ev.endpointId)
         if (!old) break
         this.known.get(ev.overlay)?.delete(ev.endpointId)
-        if (this.claims.get(ev.overlay)?.get(old.ip) === ev.endpointId) this.claims.get(ev.overlay)?.delete(old.ip)
+        for (const ip of endpointIps(old)) if (this.claims.get(ev.overlay)?.get(ip) === ev.endpointId) this.claims.get(ev.overlay)?.delete(ip)
         endpointChanged(ev.overlay, ev.endpointId)
         break
       }
@@ -844,5 +863,6 @@ function conflictText (s: PeerConflict): string {
     case 'outside-subnet': return 'address outside the overlay subnet'
     case 'gateway': return 'endpoint claims the gateway address'
     case 'local': return 'on this host'
+    case 'vtep-family': return 'its host\'s VTEP is of the other address family than this host\'s underlay'
   }
 }

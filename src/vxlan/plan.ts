@@ -3,8 +3,11 @@
  * entries only): per overlay and host, a bridge holding the gateway address and
  * a VXLAN device (learning off, proxy ARP on) enslaved to it; for every remote
  * endpoint, a permanent FDB entry (its MAC -> its host's VTEP, on the VXLAN
- * device) and a permanent neighbour entry (its IP -> its MAC, which the VXLAN
- * device answers ARP from, so ARP never crosses the tunnel). Optionally, the
+ * device) and a permanent neighbour entry per address (its IP -> its MAC, which
+ * the VXLAN device answers ARP from, and on a dual-stack overlay neighbour
+ * solicitations for its IPv6 address too: proxy NDP; neither crosses the
+ * tunnel). Both families go through the same code: a peer has one address per
+ * family of the overlay. Optionally, the
  * all-zeros "flood" entries (one per remote VTEP) for broadcast and unknown
  * unicast; off by default, because with proxy ARP nothing needs flooding and a
  * flooded ARP for the gateway (the same address on every host) would get
@@ -23,8 +26,9 @@ import { macForIp } from '../bridge/names.js'
 export const VXLAN_PREFIX = 'fyv-'
 export const OVERLAY_BRIDGE_PREFIX = 'fyo-'
 export const DEFAULT_VXLAN_PORT = 4789
-/** Inner Ethernet 14 + outer IPv4 20 + UDP 8 + VXLAN 8. */
+/** Inner Ethernet 14 + outer IPv4 20 + UDP 8 + VXLAN 8; over an IPv6 underlay the outer header is 40 bytes: 70. */
 export const VXLAN_OVERHEAD = 50
+export const VXLAN_OVERHEAD6 = 70
 export const DEFAULT_UNDERLAY_MTU = 1500
 export const ZERO_MAC = '00:00:00:00:00:00'
 const IFNAME_MAX = 15
@@ -55,6 +59,9 @@ export interface LocalOverlay {
   vni: number
   subnet: string
   gateway: string
+  /** The IPv6 side of a dual-stack overlay (both or neither). */
+  subnet6?: string
+  gateway6?: string
   /** MTU of the overlay (-o com.docker.network.driver.mtu); default: underlay MTU - 50. */
   mtu?: number
   /** VXLAN UDP port; default 4789. */
@@ -88,18 +95,35 @@ export interface OverlayDevices {
   dev?: string
   /** The bridge's address: gateway/prefix. */
   gatewayCidr: string
+  /** A dual-stack overlay: its IPv6 subnet and the bridge's IPv6 address (gateway6/prefix). */
+  subnet6?: string
+  gateway6?: string
+  gatewayCidr6?: string
+}
+
+/** The subnet and gateway of each family of an overlay (IPv4 first). */
+export function overlaySides (d: Pick<OverlayDevices, 'subnet' | 'gateway' | 'subnet6' | 'gateway6'>): Array<{ family: 4 | 6, subnet: string, gateway: string }> {
+  const sides: Array<{ family: 4 | 6, subnet: string, gateway: string }> = [{ family: 4, subnet: d.subnet, gateway: d.gateway }]
+  if (d.subnet6 !== undefined && d.gateway6 !== undefined) sides.push({ family: 6, subnet: d.subnet6, gateway: d.gateway6 })
+  return sides
 }
 
 export function overlayDevices (o: LocalOverlay, u: Underlay): OverlayDevices {
   if (!Number.isInteger(o.vni) || o.vni < 1 || o.vni > 16777215) throw new FerryError('INVALID_OPTION', `VNI ${o.vni} must be from 1 to 16777215`)
-  if (!isIp(u.vtep)) throw new FerryError('INVALID_OPTION', `VTEP address "${u.vtep}" is not an IPv4 address`)
+  if (!isIp(u.vtep)) throw new FerryError('INVALID_OPTION', `VTEP address "${u.vtep}" is not an IP address`)
   const subnet = canonical(o.subnet)
   if (!isIp(o.gateway) || !contains(subnet, o.gateway)) throw new FerryError('INVALID_OPTION', `gateway ${o.gateway} is not in ${subnet}`)
+  if ((o.subnet6 === undefined) !== (o.gateway6 === undefined)) throw new FerryError('INVALID_OPTION', `overlay ${o.name}: an IPv6 subnet needs an IPv6 gateway`)
+  const subnet6 = o.subnet6 === undefined ? undefined : canonical(o.subnet6)
+  if (subnet6 !== undefined && (!isIp(o.gateway6 ?? '', 6) || !contains(subnet6, o.gateway6 ?? ''))) {
+    throw new FerryError('INVALID_OPTION', `IPv6 gateway ${o.gateway6 ?? ''} is not in ${subnet6}`)
+  }
   const port = o.port ?? DEFAULT_VXLAN_PORT
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new FerryError('INVALID_OPTION', `VXLAN port ${port} must be from 1 to 65535`)
-  const mtu = o.mtu ?? u.mtu - VXLAN_OVERHEAD
+  const overhead = isIp(u.vtep, 4) ? VXLAN_OVERHEAD : VXLAN_OVERHEAD6
+  const mtu = o.mtu ?? u.mtu - overhead
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
-    throw new FerryError('INVALID_OPTION', `overlay MTU ${mtu} must be from 68 to 65535${o.mtu === undefined ? ` (underlay MTU ${u.mtu} - ${VXLAN_OVERHEAD})` : ''}`)
+    throw new FerryError('INVALID_OPTION', `overlay MTU ${mtu} must be from 68 to 65535${o.mtu === undefined ? ` (underlay MTU ${u.mtu} - ${overhead})` : ''}`)
   }
   const d: OverlayDevices = {
     overlay: o.name,
@@ -113,6 +137,11 @@ export function overlayDevices (o: LocalOverlay, u: Underlay): OverlayDevices {
     local: u.vtep,
     gatewayCidr: `${o.gateway}/${parseCidr(subnet).prefix}`,
   }
+  if (subnet6 !== undefined && o.gateway6 !== undefined) {
+    d.subnet6 = subnet6
+    d.gateway6 = o.gateway6
+    d.gatewayCidr6 = `${o.gateway6}/${parseCidr(subnet6, 6).prefix}`
+  }
   if (u.dev !== undefined) d.dev = u.dev
   return d
 }
@@ -122,6 +151,8 @@ export interface RemotePeer {
   endpointId: string
   hostId: string
   ip: string
+  /** Its IPv6 address on a dual-stack overlay. */
+  ip6?: string
   mac: string
   vtep: string
 }
@@ -136,7 +167,7 @@ export interface PeerTable {
 export interface PeerConflict {
   endpointId: string
   ip: string
-  reason: 'local' | 'invalid' | 'outside-subnet' | 'gateway' | 'duplicate-ip' | 'duplicate-mac'
+  reason: 'local' | 'invalid' | 'outside-subnet' | 'gateway' | 'duplicate-ip' | 'duplicate-mac' | 'vtep-family'
   /** For duplicates: the endpoint that won. */
   keptEndpointId?: string
 }
@@ -161,25 +192,42 @@ const ipOrder = compareIps
  * out. When two endpoints claim the same IP (or MAC), the one with the smallest
  * endpoint id wins, deterministically on every host, and the other is reported.
  */
-interface PeerCheck { subnet: bigint, mask: bigint, family: 4 | 6 }
+/** Per family of the overlay: its subnet as network and mask, and its gateway. */
+type PeerCheck = Array<{ family: 4 | 6, subnet: bigint, mask: bigint, gateway: string }>
 
 function peerCheck (d: OverlayDevices): PeerCheck {
-  const subnet = parseCidr(d.subnet)
-  return { subnet: subnet.network, mask: maskOf(subnet.family, subnet.prefix), family: subnet.family }
+  return overlaySides(d).map((side) => {
+    const c = parseCidr(side.subnet, side.family)
+    return { family: side.family, subnet: c.network, mask: maskOf(c.family, c.prefix), gateway: side.gateway }
+  })
 }
 
-/** One peer alone: the normalized peer and its address as a number, or why it is left out (duplicates aside). */
-function checkPeer (d: OverlayDevices, c: PeerCheck, self: { hostId: string, vtep: string }, raw: RemotePeer): { p: RemotePeer, n: bigint } | PeerConflict {
+/** A peer's addresses, one per family it has (the IPv4 one first). */
+function peerIps (p: RemotePeer): string[] {
+  return p.ip6 === undefined ? [String(p.ip)] : [String(p.ip), String(p.ip6)]
+}
+
+/** One peer alone: the normalized peer and its IPv4 address as a number, or why it is left out (duplicates aside). */
+function checkPeer (c: PeerCheck, self: { hostId: string, vtep: string }, raw: RemotePeer): { p: RemotePeer, n: bigint } | PeerConflict {
   const mac = typeof raw.mac === 'string' ? raw.mac.toLowerCase() : ''
   const p: RemotePeer = raw.mac === mac ? raw : { ...raw, mac }
-  const parsed = typeof p.ip === 'string' ? parseIpOrUndefined(p.ip) : undefined
-  const n = parsed?.value
-  if (parsed === undefined || n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
-    return { endpointId: p.endpointId, ip: String(p.ip), reason: 'invalid' }
+  const ips = peerIps(p)
+  const parsed = ips.map((ip) => (typeof ip === 'string' ? parseIpOrUndefined(ip) : undefined))
+  const n = parsed[0]?.value
+  if (parsed.includes(undefined) || n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
+    return { endpointId: p.endpointId, ip: ips.join(' '), reason: 'invalid' }
   }
   if (p.hostId === self.hostId || p.vtep === self.vtep) return { endpointId: p.endpointId, ip: p.ip, reason: 'local' }
-  if (parsed.family !== c.family || (n & c.mask) !== c.subnet) return { endpointId: p.endpointId, ip: p.ip, reason: 'outside-subnet' }
-  if (p.ip === d.gateway) return { endpointId: p.endpointId, ip: p.ip, reason: 'gateway' }
+  // A VXLAN device sends from one underlay family: a peer behind a VTEP of the other one cannot be reached.
+  if (isIp(p.vtep, 4) !== isIp(self.vtep, 4)) return { endpointId: p.endpointId, ip: p.ip, reason: 'vtep-family' }
+  // Address i must be of side i's family and in its subnet: IPv4 first, then IPv6 on a dual-stack overlay only.
+  for (const [i, a] of parsed.entries()) {
+    const side = c[i]
+    if (a === undefined || side === undefined || a.family !== side.family || (a.value & side.mask) !== side.subnet) {
+      return { endpointId: p.endpointId, ip: ips[i] ?? '', reason: 'outside-subnet' }
+    }
+    if (ips[i] === side.gateway) return { endpointId: p.endpointId, ip: ips[i] ?? '', reason: 'gateway' }
+  }
   return { p, n }
 }
 
@@ -201,32 +249,35 @@ export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: stri
   // Each address is parsed once.
   const c = peerCheck(d)
   for (const raw of [...peers].sort(byEndpointId)) {
-    const r = checkPeer(d, c, self, raw)
+    const r = checkPeer(c, self, raw)
     if (!('p' in r)) { skipped.push(r); continue }
     const { p } = r
-    const ipWinner = byIp.get(p.ip)
-    if (ipWinner) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'duplicate-ip', keptEndpointId: ipWinner.p.endpointId }); continue }
+    const ips = peerIps(p)
+    const taken = ips.find((ip) => byIp.has(ip))
+    const ipWinner = taken === undefined ? undefined : byIp.get(taken)
+    if (taken !== undefined && ipWinner) { skipped.push({ endpointId: p.endpointId, ip: taken, reason: 'duplicate-ip', keptEndpointId: ipWinner.p.endpointId }); continue }
     const macWinner = byMac.get(p.mac)
     if (macWinner) { skipped.push({ endpointId: p.endpointId, ip: p.ip, reason: 'duplicate-mac', keptEndpointId: macWinner.endpointId }); continue }
-    byIp.set(p.ip, r)
+    for (const ip of ips) byIp.set(ip, r)
     byMac.set(p.mac, p)
   }
-  const kept = [...byIp.values()].sort((a, b) => a.n < b.n ? -1 : a.n > b.n ? 1 : 0).map((x) => x.p)
+  const kept = [...new Set(byIp.values())].sort((a, b) => a.n < b.n ? -1 : a.n > b.n ? 1 : 0).map((x) => x.p)
   const fdb: FdbEntry[] = kept.map((p) => peerFdb(d, p))
   if (opts.flood === true) {
     const vteps = [...new Set(kept.map((p) => p.vtep))].sort(ipOrder)
     fdb.push(...vteps.map((vtep) => floodFdb(d, vtep)))
   }
-  const neigh: NeighEntry[] = kept.map((p) => peerNeigh(d, p))
+  const neigh: NeighEntry[] = kept.flatMap((p) => peerNeigh(d, p))
   return { fdb, neigh, peers: kept, skipped }
 }
 
 function peerFdb (d: OverlayDevices, p: RemotePeer): FdbEntry { return { dev: d.vxlan, mac: p.mac, dst: p.vtep } }
-function peerNeigh (d: OverlayDevices, p: RemotePeer): NeighEntry { return { dev: d.vxlan, ip: p.ip, mac: p.mac } }
+/** One neighbour entry per address of the peer (ARP and NDP are answered from them alike). */
+function peerNeigh (d: OverlayDevices, p: RemotePeer): NeighEntry[] { return peerIps(p).map((ip) => ({ dev: d.vxlan, ip, mac: p.mac })) }
 function floodFdb (d: OverlayDevices, vtep: string): FdbEntry { return { dev: d.vxlan, mac: ZERO_MAC, dst: vtep } }
 
 function samePeer (a: RemotePeer, b: RemotePeer): boolean {
-  return a.endpointId === b.endpointId && a.hostId === b.hostId && a.ip === b.ip && a.mac === b.mac && a.vtep === b.vtep
+  return a.endpointId === b.endpointId && a.hostId === b.hostId && a.ip === b.ip && a.ip6 === b.ip6 && a.mac === b.mac && a.vtep === b.vtep
 }
 
 /** Ids by key: one id is the string itself (the common case: no Set per peer). */
@@ -312,7 +363,7 @@ export class PeerPlanner {
   table (): PeerTable {
     const fdb: FdbEntry[] = []
     const neigh: NeighEntry[] = []
-    for (const p of this.kept.values()) { fdb.push(peerFdb(this.devices, p)); neigh.push(peerNeigh(this.devices, p)) }
+    for (const p of this.kept.values()) { fdb.push(peerFdb(this.devices, p)); neigh.push(...peerNeigh(this.devices, p)) }
     for (const vtep of this.vteps.keys()) fdb.push(floodFdb(this.devices, vtep))
     return { fdb, neigh }
   }
@@ -325,12 +376,12 @@ export class PeerPlanner {
 
   private isShared (p: RemotePeer): boolean {
     const mac = typeof p.mac === 'string' ? p.mac.toLowerCase() : ''
-    return othersUse(this.ipUsers, String(p.ip), p.endpointId) || othersUse(this.macUsers, mac, p.endpointId)
+    return peerIps(p).some((ip) => othersUse(this.ipUsers, ip, p.endpointId)) || othersUse(this.macUsers, mac, p.endpointId)
   }
 
   private index (p: RemotePeer): void {
     this.peers.set(p.endpointId, p)
-    addTo(this.ipUsers, String(p.ip), p.endpointId)
+    for (const ip of peerIps(p)) addTo(this.ipUsers, ip, p.endpointId)
     addTo(this.macUsers, typeof p.mac === 'string' ? p.mac.toLowerCase() : '', p.endpointId)
   }
 
@@ -338,7 +389,7 @@ export class PeerPlanner {
     const p = this.peers.get(id)
     if (!p) return
     this.peers.delete(id)
-    removeFrom(this.ipUsers, String(p.ip), id)
+    for (const ip of peerIps(p)) removeFrom(this.ipUsers, ip, id)
     removeFrom(this.macUsers, typeof p.mac === 'string' ? p.mac.toLowerCase() : '', id)
   }
 
@@ -350,16 +401,16 @@ export class PeerPlanner {
     if (was) {
       this.kept.delete(id)
       before.fdb.push(peerFdb(this.devices, was))
-      before.neigh.push(peerNeigh(this.devices, was))
+      before.neigh.push(...peerNeigh(this.devices, was))
       this.countVtep(was.vtep, -1, before, after)
     }
     this.skipped.delete(id)
     if (next) {
-      const r = checkPeer(this.devices, this.check, this.self, next)
+      const r = checkPeer(this.check, this.self, next)
       if ('p' in r) {
         this.kept.set(id, r.p)
         after.fdb.push(peerFdb(this.devices, r.p))
-        after.neigh.push(peerNeigh(this.devices, r.p))
+        after.neigh.push(...peerNeigh(this.devices, r.p))
         this.countVtep(r.p.vtep, 1, before, after)
       } else {
         this.skipped.set(id, r)

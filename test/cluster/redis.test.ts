@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { RedisBackend, RedisClusterStore, connectCluster, type RedisClusterOptions } from '../../src/cluster/redis.js'
 import { ClusterClient } from '../../src/cluster/client.js'
+import { ClusterKey } from '../../src/cluster/key.js'
 import { parseClusterUrl } from '../../src/cluster/url.js'
 import { PeerSync } from '../../src/vxlan/peers.js'
 import { overlayMac } from '../../src/vxlan/plan.js'
@@ -298,4 +299,26 @@ t.test('?wait=1 with no replica: WAIT is asked three times, then the change coun
   const before = waits()
   await t.rejects(backend.define('h1', { name: 'ovw', subnet: '10.66.0.0/16', gateway: '10.66.0.1' }, 'auto' as never, false), /did not replicate .* to 1 replica\(s\) in time \(0 did\)/)
   t.equal(waits() - before, 3, 'three WAITs, not one: a failover\'s re-syncing replica gets time to catch up')
+})
+
+t.test('a dual-stack overlay signed with a cluster key, between hosts with IPv6 VTEPs: define, seal, publish, read back', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 3))
+  const [a, b] = [store('h1', 'fd00:ff::1', { key }), store('h2', 'fd00:ff::2', { key })]
+  t.teardown(() => a.close())
+  t.teardown(() => b.close())
+  await a.start()
+  await b.start()
+  const req = { name: 'ovk', subnet: '10.30.0.0/16', gateway: '10.30.0.1', subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' }
+  t.match(await a.defineOverlay(req), req, 'the definer seals the definition with its IPv6 side')
+  t.match(await b.defineOverlay(req), req, 'and the other host accepts its MAC')
+  const ip = await b.allocateAddress('ovk')
+  const ip6 = await b.allocateAddress('ovk', undefined, { family: 6 })
+  await b.publishEndpoint({ overlay: 'ovk', endpointId: 'e1', ip, ip6, mac: '02:42:0a:1e:00:02' })
+  const snap = await a.snapshot()
+  t.match(snap.overlays[0]?.endpoints, [{ ip, ip6, vtep: 'fd00:ff::2' }])
+  t.same(snap.hosts.map((h) => h.vtep), ['fd00:ff::1', 'fd00:ff::2'])
+  t.same(a.status().rejected, [], 'nothing refused')
+  await a.leave()
+  await b.leave()
+  t.same(server.keys('*'), [], 'nothing left')
 })

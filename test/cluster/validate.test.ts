@@ -1,7 +1,9 @@
 /** What is read from Redis about a host's WireGuard side: strict schema, covered by the cluster key's MAC. */
 import t from 'tap'
 import { ClusterKey } from '../../src/cluster/key.js'
-import { hostContent, readChange, readHost } from '../../src/cluster/validate.js'
+import {
+  checkEndpoint, checkOverlayAddress, checkOverlayRequest, endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition,
+} from '../../src/cluster/validate.js'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import { wireGuardContent } from '../../src/wireguard/plan.js'
 
@@ -42,4 +44,72 @@ t.test('with a cluster key, the MAC covers the WireGuard information', async (t)
 t.test('a host-up message carries it', async (t) => {
   const r = readChange({ kind: 'host-up', rev: 3, host: { hostId: 'h1', vtep: row.vtep, version: '1', wg: wireGuardContent(wg) } })
   t.same(r, { ok: true, value: { kind: 'host-up', rev: 3, host: { hostId: 'h1', vtep: row.vtep, version: '1', wg } } })
+})
+
+// Dual-stack overlays: the definition's IPv6 side and an endpoint's IPv6 address, read as strictly as the IPv4 ones.
+const def = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1', vni: 4096, createdBy: 'h1', createdAt: 1 }
+const def6 = { ...def, subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' }
+const ep = { endpointId: 'ep1', ip: '10.30.0.2', mac: '02:42:0a:1e:00:02', hostId: 'h2', vtep: '192.0.2.2' }
+const ctx6 = { overlay: 'ov1', subnet: def6.subnet, gateway: def6.gateway, subnet6: def6.subnet6, gateway6: def6.gateway6 }
+
+t.test('a dual-stack definition is read with its IPv6 subnet and gateway; a malformed IPv6 side refuses it', async (t) => {
+  t.same(readOverlayDefinition(def6), { ok: true, value: def6 })
+  t.same(readOverlayDefinition(def), { ok: true, value: def }, 'an IPv4-only one has none')
+  for (const [bad, why] of [
+    [{ ...def6, gateway6: undefined }, /gateway6 is not a string/],
+    [{ ...def6, subnet6: 'fd00:30:0::/64' }, /not canonical/],
+    [{ ...def6, gateway6: 'fd00:30:0::1' }, /not canonical/],
+    [{ ...def6, subnet6: '10.40.0.0/16' }, /not an IPv6|IPv6/],
+    [{ ...def6, gateway6: 'fd00:31::1' }, /IPv6 gateway fd00:31::1 is not a host address of fd00:30::\/64/],
+    [{ ...def6, gateway6: 'fd00:30::' }, /not a host address/],
+    [{ ...def6, subnet6: 'fd00:30::/24' }, /prefix from \/48 to \/120/],
+    [{ ...def6, subnet6: 7 }, /subnet6 is not a string/],
+  ] as const) {
+    t.match(readOverlayDefinition(bad), { ok: false, reason: 'invalid', detail: why }, JSON.stringify(bad).slice(0, 80))
+  }
+})
+
+t.test('with a cluster key, the MAC covers the IPv6 side of a definition', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  const sig = key.sign('overlay', 'ov1', overlayContent(def6))
+  t.equal(readOverlayDefinition({ ...def6, sig }, key).ok, true)
+  t.match(readOverlayDefinition({ ...def6, subnet6: 'fd00:31::/64', gateway6: 'fd00:31::1', sig }, key), { ok: false, reason: 'bad-mac' }, 'another IPv6 subnet')
+  t.match(readOverlayDefinition({ ...def, sig }, key), { ok: false, reason: 'bad-mac' }, 'the IPv6 side removed')
+})
+
+t.test('an endpoint\'s IPv6 address: canonical, in the overlay\'s IPv6 subnet, not its gateway, only on a dual-stack overlay', async (t) => {
+  t.same(readEndpoint({ ...ep, ip6: 'fd00:30::2' }, ctx6), { ok: true, value: { ...ep, ip6: 'fd00:30::2' } })
+  t.same(readEndpoint(JSON.stringify({ ...ep, ip6: 'fd00:30::2' }), ctx6), { ok: true, value: { ...ep, ip6: 'fd00:30::2' } }, 'as stored JSON')
+  t.same(readEndpoint(ep, ctx6), { ok: true, value: ep }, 'an endpoint without one on a dual-stack overlay')
+  t.match(readEndpoint({ ...ep, ip6: 'fd00:30:0::2' }, ctx6), { ok: false, reason: 'invalid', detail: /not canonical/ })
+  t.match(readEndpoint({ ...ep, ip6: 'FD00:30::2' }, ctx6), { ok: false, reason: 'invalid', detail: /not canonical/ })
+  t.match(readEndpoint({ ...ep, ip6: '10.30.0.9' }, ctx6), { ok: false, reason: 'invalid', detail: /not an IPv6 address/ })
+  t.match(readEndpoint({ ...ep, ip6: 42 }, ctx6), { ok: false, reason: 'invalid', detail: /ip6 is not a string/ })
+  t.match(readEndpoint({ ...ep, ip6: 'fd00:99::2' }, ctx6), { ok: false, reason: 'outside-subnet', detail: /fd00:99::2 is not a host address of overlay ov1 \(fd00:30::\/64\)/ })
+  t.match(readEndpoint({ ...ep, ip6: 'fd00:30::1' }, ctx6), { ok: false, reason: 'outside-subnet', detail: /claims the IPv6 gateway address fd00:30::1/ })
+  t.match(readEndpoint({ ...ep, ip6: 'fd00:30::2' }, { overlay: 'ov1', subnet: def.subnet, gateway: def.gateway }), { ok: false, reason: 'outside-subnet', detail: /on an IPv4-only overlay/ })
+  t.same(readEndpoint({ ...ep, ip6: 'fd00:30::2' }, { overlay: 'ov1' }), { ok: true, value: { ...ep, ip6: 'fd00:30::2' } }, 'a pushed message (no definition at hand): schema only')
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  const sig = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), endpointContent({ ...ep, ip6: 'fd00:30::2' }))
+  t.equal(readEndpoint({ ...ep, ip6: 'fd00:30::2', sig }, ctx6, key).ok, true)
+  t.match(readEndpoint({ ...ep, ip6: 'fd00:30::3', sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'the MAC covers the IPv6 address')
+  t.match(readEndpoint({ ...ep, sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'and its absence')
+})
+
+t.test('the write path: a host\'s own endpoint and overlay request with their IPv6 side, canonical', async (t) => {
+  t.same(checkEndpoint({ ...ep, ip6: 'FD00:30:0::2' }), { ...ep, ip6: 'fd00:30::2' })
+  t.throws(() => checkEndpoint({ ...ep, ip6: '10.30.0.3' }), { code: 'INVALID_CIDR', message: /endpoint IPv6 address "10.30.0.3" is not an IPv6 address/ })
+  t.same(checkOverlayRequest({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1', subnet6: 'fd00:30::5/64', gateway6: 'FD00:30::1' }),
+    { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1', subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' })
+  t.throws(() => checkOverlayRequest({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1', subnet6: 'fd00:30::/64' }), { code: 'INVALID_OPTION' })
+  t.same(checkOverlayAddress('ov1', 'fd00:30::/120', 'fd00:30::ff'), 'fd00:30::ff', 'IPv6 has no broadcast address: the last one is a host')
+  t.throws(() => checkOverlayAddress('ov1', 'fd00:30::/120', 'fd00:30::'), { code: 'ADDRESS_OUT_OF_POOL' }, 'the subnet-router anycast address is not handed out')
+})
+
+t.test('an IPv6 underlay: a host and an endpoint with an IPv6 VTEP, canonical', async (t) => {
+  t.same(readHost({ ...row, vtep: 'fd00:ff::1' }), { ok: true, value: { ...row, vtep: 'fd00:ff::1' } })
+  t.match(readHost({ ...row, vtep: 'FD00:ff::1' }), { ok: false, detail: /VTEP address FD00:ff::1 is not canonical/ })
+  t.same(readEndpoint({ ...ep, vtep: 'fd00:ff::2' }, ctx6), { ok: true, value: { ...ep, vtep: 'fd00:ff::2' } })
+  t.match(readEndpoint({ ...ep, vtep: 'fd00:ff::/64' }, ctx6), { ok: false, detail: /is not an IP address/ })
+  t.same(checkEndpoint({ ...ep, vtep: 'FD00:FF:0::2' }).vtep, 'fd00:ff::2')
 })

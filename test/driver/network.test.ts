@@ -252,6 +252,40 @@ t.test('CreateEndpoint on an overlay: the address must be held by this host in t
   t.same(published, [EP])
 })
 
+t.test('a dual-stack overlay: the IPv6 side goes to the cluster, both pools are the overlay\'s, the endpoint is published with both addresses', async (t) => {
+  const held = new Set<string>()
+  const calls: unknown[] = []
+  const overlay: OverlayService = {
+    attach: async (req) => { calls.push(['attach', req]); return { vni: 4096, bridge: 'fyo-ov1', mtu: 1450 } },
+    detach: async () => undefined,
+    allocateAddress: async (_o, preferred, _r, family) => { const ip = preferred ?? (family === 6 ? 'fd00:60::5' : '10.60.0.5'); held.add(ip); return ip },
+    releaseAddress: async (_o, ip) => { held.delete(ip) },
+    holdsAddress: (_o, ip) => held.has(ip),
+    publish: async (...args) => { calls.push(['publish', ...args]) },
+    withdraw: async () => undefined,
+  }
+  const { driver, ipam, poolId } = await overlayWorld(overlay)
+  const pool6 = await ipam.requestPool({ addressSpace: 'FerryLocal', pool: 'fd00:60::/64', subPool: '', options: {}, v6: true })
+  await ipam.requestAddress({ poolId: pool6.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })
+  await driver.createNetwork({
+    id: NET, subnet: '10.60.0.0/24', gatewayCidr: '10.60.0.1/24', subnet6: 'fd00:60::/64', gatewayCidr6: 'fd00:60::1/64',
+    generic: { 'ferry.overlay': 'ov1' }, internal: false, ipv6: true, extraIpv4Data: 0,
+  })
+  t.match(calls[0], ['attach', { name: 'ov1', subnet: '10.60.0.0/24', gateway: '10.60.0.1', subnet6: 'fd00:60::/64', gateway6: 'fd00:60::1' }])
+  t.same([driver.overlayOfPool(poolId), driver.overlayOfPool(pool6.poolId)], ['ov1', 'ov1'], 'both pools are tied to the overlay')
+  const cidr = await driver.requestOverlayAddress(poolId, 'ov1', '', false)
+  const cidr6 = await driver.requestOverlayAddress(pool6.poolId, 'ov1', '', false)
+  t.same([cidr, cidr6], ['10.60.0.5/24', 'fd00:60::5/64'], 'each pool\'s address from the cluster, in its family')
+  await t.rejects(driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: cidr, addressCidr6: 'fd00:60::9/64', mac: '', portRequests: [], exposed: [] }),
+    { code: 'INVALID_REQUEST', message: /^endpoint address fd00:60::9 was not allocated to this host by the cluster for overlay ov1/ })
+  await driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: cidr, addressCidr6: cidr6, mac: '', portRequests: [], exposed: [] })
+  t.same(calls[1], ['publish', 'ov1', EP, '10.60.0.5', '02:42:0a:3c:00:05', undefined, 'fd00:60::5'])
+  const local = driver.localClusterState()
+  t.same(local.overlays, [{ name: 'ov1', subnet: '10.60.0.0/24', gateway: '10.60.0.1', vni: 4096, subnet6: 'fd00:60::/64', gateway6: 'fd00:60::1' }])
+  t.same(local.addresses, [{ overlay: 'ov1', ip: '10.60.0.5' }, { overlay: 'ov1', ip: 'fd00:60::5' }], 'both addresses are re-asserted after a reconnect')
+  t.same(local.endpoints, [{ overlay: 'ov1', endpointId: EP, ip: '10.60.0.5', ip6: 'fd00:60::5', mac: '02:42:0a:3c:00:05' }])
+})
+
 /** A network on `subnet` with id `id`, and `n` endpoint addresses allocated from it (as the engine asks before CreateEndpoint). */
 async function networkOn (w: ReturnType<typeof fakeWorld>, id: string, subnet: string, n = 2): Promise<string[]> {
   const pool = await w.ipam.requestPool({ addressSpace: 'FerryLocal', pool: subnet, subPool: '', options: {}, v6: false })

@@ -70,6 +70,28 @@ await t.test('overlay across three hosts', async (t) => {
     t.equal(out2.code, 0, `and through h2 (iptables): ${out2.stdout}${out2.stderr}`)
   })
 
+  await t.test('a dual-stack overlay: containers on two hosts reach each other over IPv4 and IPv6; an IPv4-only join is refused', async (t) => {
+    for (const h of [h1, h2]) {
+      const r = await create(h, 'ov6', '--ipv6', '--subnet', '10.42.0.0/16', '--subnet', 'fd00:42::/64', '-o', 'ferry.overlay=ov6')
+      t.equal(r.code, 0, `${h.name}: ${r.stderr}`)
+    }
+    const bad = await create(h3, 'ov6', '--subnet', '10.42.0.0/16', '-o', 'ferry.overlay=ov6')
+    t.match(bad.stderr, /overlay ov6 already exists dual-stack with IPv6 subnet fd00:42::\/64 and gateway fd00:42::1 \(this host asked for it IPv4-only\)/, bad.stderr)
+    t.equal((await run(h1, '-d', '--net', 'ov6', '--name', 'web6', 'bb', 'sh', '-c', SERVE('web6-on-h1'))).code, 0)
+    const inspect = (field: string) => h1.d.dockerOk(['inspect', '-f', `{{.NetworkSettings.Networks.ov6.${field}}}`, 'web6'])
+    const addrs = { 4: (await inspect('IPAddress')).trim(), 6: (await inspect('GlobalIPv6Address')).trim() }
+    t.match(addrs, { 4: /^10\.42\./, 6: /^fd00:42::[0-9a-f]+$/ }, 'an address of each family from the cluster')
+    for (const family of [4, 6] as const) {
+      const ip = addrs[family]
+      const check = () => run(h2, '--rm', '--net', 'ov6', 'bb', 'sh', '-c', `ping -c 1 -W 2 ${ip} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 80`)
+      await until(`h2 reaches web6 on h1 over IPv${family}`, async () => /web6-on-h1/.test((await check()).stdout), 30_000)
+      const out = await check()
+      t.match(out.stdout, / 0% packet loss[\s\S]*web6-on-h1/, `h2 pings and fetches from web6 on h1 over IPv${family}`)
+    }
+    await h1.d.dockerOk(['rm', '-f', 'web6'])
+    for (const h of [h1, h2]) t.equal((await h.d.docker(['network', 'rm', 'ov6'])).code, 0, `${h.name}: ov6 removed`)
+  })
+
   await t.test('a container on one host resolves a container on another by name', async (t) => {
     let out = ''
     await until('db resolvable from h2', async () => {

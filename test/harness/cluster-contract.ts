@@ -185,6 +185,62 @@ export function clusterContract (t: Test, env: ContractEnv): void {
     t.ok(await env.isEmpty(), 'nothing left')
   })
 
+  t.test('dual-stack overlays: the IPv6 side in the definition, its conflicts, cluster-wide IPv6 addresses, endpoints with both', async (t) => {
+    const DS = { ...OV, subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' }
+    const h1 = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    const def = await h1.defineOverlay({ ...DS, subnet6: 'fd00:30:0:0:0:0:0:7/64' })
+    t.match(def, { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1', subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1', vni: 4096 }, 'canonical IPv6 subnet')
+    t.same(await h2.defineOverlay(DS), def, 'the same dual-stack command joins')
+    t.same(await h2.overlay('ov1'), def, 'read back with its IPv6 side')
+    await t.rejects(h2.defineOverlay(OV), {
+      code: 'NAME_CONFLICT', message: 'overlay ov1 already exists dual-stack with IPv6 subnet fd00:30::/64 and gateway fd00:30::1 (this host asked for it IPv4-only)',
+    })
+    await t.rejects(h2.defineOverlay({ ...DS, subnet6: 'fd00:31::/64', gateway6: 'fd00:31::1' }), {
+      code: 'NAME_CONFLICT', message: /already exists dual-stack with IPv6 subnet fd00:30::\/64 .*asked for it dual-stack with IPv6 subnet fd00:31::\/64/,
+    })
+    await t.rejects(h2.defineOverlay({ ...DS, gateway6: 'fd00:30::fe' }), { code: 'NAME_CONFLICT', message: /gateway fd00:30::fe\)$/ })
+    await t.rejects(h2.defineOverlay({ ...DS, gateway6: undefined }), { code: 'INVALID_OPTION', message: /needs both an IPv6 subnet and an IPv6 gateway/ })
+    await t.rejects(h2.defineOverlay({ ...DS, subnet6: 'fd00:30::/32', gateway6: 'fd00:30::1' }), { code: 'INVALID_OPTION', message: /IPv6 subnet fd00:30::\/32 must have a prefix from \/48 to \/120/ })
+    await h1.defineOverlay({ name: 'v4only', subnet: '10.50.0.0/24', gateway: '10.50.0.1' })
+    await t.rejects(h2.defineOverlay({ name: 'ov2', subnet: '10.60.0.0/24', gateway: '10.60.0.1', subnet6: 'fd00:30:0:0:1::/80', gateway6: 'fd00:30::1:0:0:1' }), {
+      code: 'POOL_OVERLAP', message: 'IPv6 subnet fd00:30:0:0:1::/80 of overlay ov2 overlaps overlay ov1 (fd00:30::/64)',
+    })
+    // Addresses: serial from the subnet's start, never the gateway, never twice across hosts.
+    const got = [await h1.allocateAddress('ov1', undefined, { family: 6 }), await h2.allocateAddress('ov1', undefined, { family: 6 }),
+      await h1.allocateAddress('ov1', undefined, { family: 6 })]
+    t.same(got, ['fd00:30::2', 'fd00:30::3', 'fd00:30::4'], 'serial IPv6 addresses, after the gateway')
+    await t.rejects(h2.allocateAddress('ov1', 'fd00:30::2'), { code: 'ADDRESS_IN_USE', message: 'address fd00:30::2 of overlay ov1 is already allocated (by host h1)' })
+    await t.rejects(h2.allocateAddress('ov1', 'fd00:30::1'), { code: 'ADDRESS_IN_USE', message: 'address fd00:30::1 is the gateway of overlay ov1' })
+    await t.rejects(h2.allocateAddress('ov1', 'fd00:31::5'), { code: 'ADDRESS_OUT_OF_POOL', message: /fd00:31::5 is not a host address of overlay ov1/ })
+    t.equal(await h2.allocateAddress('ov1', 'fd00:30:0:0:0:0:1:0'), 'fd00:30::1:0', 'a preferred address anywhere in the subnet, made canonical')
+    await t.rejects(h1.allocateAddress('v4only', undefined, { family: 6 }), { code: 'ADDRESS_OUT_OF_POOL', message: 'overlay v4only has no IPv6 subnet (it was defined without --ipv6)' })
+    const all = (await Promise.all([h1, h2].map((h) => Promise.all(Array.from({ length: env.concurrency }, () => h.allocateAddress('ov1', undefined, { family: 6 })))))).flat()
+    t.equal(new Set([...all, ...got, 'fd00:30::1:0']).size, all.length + 4, 'concurrent IPv6 allocations from two hosts never collide')
+    // Endpoints: the IPv6 address must be allocated to the publishing host, and is claimed like the IPv4 one.
+    const r1 = record(h1)
+    await r1.wait('resync')
+    const ip = await h2.allocateAddress('ov1')
+    await t.rejects(h2.publishEndpoint({ overlay: 'ov1', endpointId: 'ep6', ip, ip6: 'fd00:30::2', mac: '02:42:0a:1e:00:02' }), {
+      code: 'ADDRESS_IN_USE', message: 'address fd00:30::2 of overlay ov1 is not allocated to host h2',
+    })
+    const rev = await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'ep6', ip, ip6: 'fd00:30:0::3', mac: '02:42:0a:1e:00:02' })
+    const ev = await r1.wait('endpoint-published')
+    t.same(ev, { kind: 'endpoint-published', rev, overlay: 'ov1', endpoint: { endpointId: 'ep6', ip, ip6: 'fd00:30::3', mac: '02:42:0a:1e:00:02', hostId: 'h2', vtep: '192.168.50.2' } })
+    t.same(await h1.endpoints('ov1'), [{ endpointId: 'ep6', ip, ip6: 'fd00:30::3', mac: '02:42:0a:1e:00:02', hostId: 'h2', vtep: '192.168.50.2' }])
+    const ip2 = await h2.allocateAddress('ov1')
+    await t.rejects(h2.publishEndpoint({ overlay: 'ov1', endpointId: 'ep7', ip: ip2, ip6: 'fd00:30::3', mac: '02:42:0a:1e:00:03' }), {
+      code: 'ADDRESS_IN_USE', message: 'address fd00:30::3 of overlay ov1 is already claimed by endpoint ep6',
+    })
+    const snap = await h1.snapshot()
+    t.same(snap.overlays.find((o) => o.definition.name === 'ov1')?.claims.filter((c) => c.endpointId === 'ep6').map((c) => c.ip).sort(), [ip, 'fd00:30::3'].sort(), 'both addresses claimed')
+    t.equal(await h2.withdrawEndpoint('ov1', 'ep6'), true)
+    t.equal(await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'ep7', ip: ip2, ip6: 'fd00:30::3', mac: '02:42:0a:1e:00:03' }) > rev, true, 'the claim went with the withdrawal')
+    t.equal(await h2.releaseAddress('ov1', 'fd00:30::1:0'), true, 'an IPv6 address is released like an IPv4 one')
+    await leaveAll([h1, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
   t.test('the last host to leave an overlay deletes its definition', async (t) => {
     const h1 = await env.store(t, 'h1', '192.168.50.1')
     const h2 = await env.store(t, 'h2', '192.168.50.2')

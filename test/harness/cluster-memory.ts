@@ -39,6 +39,10 @@ interface OverlayRecord {
   net: number
   prefix: number
   cursor?: number
+  /** The IPv6 side of a dual-stack overlay: its network, prefix and cursor (an offset from the network). */
+  net6?: bigint
+  prefix6?: number
+  cursor6?: number
   hosts: Set<string>
   /** ip -> owner host id (or GATEWAY_OWNER). */
   addrs: Map<string, string>
@@ -48,7 +52,7 @@ interface OverlayRecord {
 }
 
 function stored (ep: ClusterEndpoint, sig: string): StoredEndpoint {
-  const s: StoredEndpoint = { endpointId: ep.endpointId, ip: ep.ip, mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep }
+  const s: StoredEndpoint = { endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep }
   if (ep.names) s.names = [...ep.names]
   if (sig !== '') s.sig = sig
   return s
@@ -210,7 +214,7 @@ export class MemoryCluster {
     for (const m of this.hostEps.get(hostId) ?? []) {
       const [ov, id] = m.split('|') as [string, string]
       const o = this.overlayRecords.get(ov)
-      if (o) this.unclaim(o, strField(o.eps.get(id), 'ip'), id)
+      if (o) for (const f of ['ip', 'ip6']) this.unclaim(o, strField(o.eps.get(id), f), id)
       o?.eps.delete(id)
     }
     for (const m of this.hostAddrs.get(hostId) ?? []) {
@@ -253,6 +257,10 @@ export class MemoryCluster {
       if ((ex.encrypt ?? undefined) !== req.encrypt) throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${what(ex.encrypt)} (this host asked for it ${what(req.encrypt)})`)
       if (d.subnet !== req.subnet) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with subnet ${d.subnet} (this host asked for ${req.subnet})`)
       if (d.gateway !== req.gateway) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with gateway ${d.gateway} (this host asked for ${req.gateway})`)
+      if (d.subnet6 !== req.subnet6 || d.gateway6 !== req.gateway6) {
+        const stack = (s6?: string, g6?: string): string => (s6 === undefined ? 'IPv4-only' : `dual-stack with IPv6 subnet ${s6} and gateway ${g6 ?? ''}`)
+        throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${stack(d.subnet6, d.gateway6)} (this host asked for it ${stack(req.subnet6, req.gateway6)})`)
+      }
       if (mode === 'require' && req.vni !== undefined && req.vni !== d.vni) {
         throw err('NAME_CONFLICT', `overlay ${req.name} already exists with VNI ${d.vni} (this host asked for ${req.vni})`)
       }
@@ -264,6 +272,9 @@ export class MemoryCluster {
     for (const o of [...this.overlayRecords.values()].sort((a, b) => a.def.name.localeCompare(b.def.name))) {
       if (rangesOverlap(range, bounds({ family: 4, network: BigInt(o.net), prefix: o.prefix }))) {
         throw err('POOL_OVERLAP', `subnet ${req.subnet} of overlay ${req.name} overlaps overlay ${o.def.name} (${o.def.subnet})`)
+      }
+      if (req.subnet6 !== undefined && o.def.subnet6 !== undefined && rangesOverlap(bounds(req.subnet6), bounds(o.def.subnet6))) {
+        throw err('POOL_OVERLAP', `IPv6 subnet ${req.subnet6} of overlay ${req.name} overlaps overlay ${o.def.name} (${o.def.subnet6})`)
       }
     }
     let vni = req.vni
@@ -281,9 +292,16 @@ export class MemoryCluster {
       if (vni === undefined) throw err('POOL_EXHAUSTED', 'no free VNI is left in the cluster')
       this.vniCursor = vni
     }
-    const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: hostId, createdAt: this.now() }
+    const v6 = req.subnet6 === undefined ? {} : { subnet6: req.subnet6, gateway6: req.gateway6 }
+    const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, ...v6, vni, createdBy: hostId, createdAt: this.now() }
     const rec: OverlayRecord = {
       def, sig: '', ...(req.encrypt ? { encrypt: req.encrypt } : {}), net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
+    }
+    if (req.subnet6 !== undefined && req.gateway6 !== undefined) {
+      const c6 = parseCidr(req.subnet6, 6)
+      rec.net6 = c6.network
+      rec.prefix6 = c6.prefix
+      rec.addrs.set(req.gateway6, GATEWAY_OWNER)
     }
     this.overlayRecords.set(req.name, rec)
     this.vnis.set(vni, req.name)
@@ -292,9 +310,9 @@ export class MemoryCluster {
     return { definition: this.rawDefinition(rec), created: true }
   }
 
-  seal (name: string, d: { subnet: string, gateway: string, vni: number }, sig: string): boolean {
+  seal (name: string, d: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string): boolean {
     const o = this.overlayRecords.get(name)
-    if (!o || o.def.subnet !== d.subnet || o.def.gateway !== d.gateway || o.def.vni !== d.vni) return false
+    if (!o || o.def.subnet !== d.subnet || o.def.gateway !== d.gateway || o.def.vni !== d.vni || o.def.subnet6 !== d.subnet6 || o.def.gateway6 !== d.gateway6) return false
     o.sig = sig
     this.bump({ kind: 'overlay-defined', overlay: { ...o.def, sig } })
     return true
@@ -323,20 +341,24 @@ export class MemoryCluster {
     return o
   }
 
-  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number): AllocationStep {
+  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number, family: 4 | 6 = 4): AllocationStep {
     const o = this.overlayOrThrow(overlay)
-    const size = 2 ** (32 - o.prefix)
-    const first = o.net + 1
-    const last = o.net + size - 2
+    // IPv4 addresses as numbers; IPv6 ones as offsets (1 to 2^32 - 1 at most) from the network, as the script does.
+    const net6 = o.net6
+    if (family === 6 && (net6 === undefined || o.prefix6 === undefined)) throw err('ADDRESS_OUT_OF_POOL', `overlay ${overlay} has no IPv6 subnet (it was defined without --ipv6)`)
+    const [first, last] = family === 4 ? [o.net + 1, o.net + 2 ** (32 - o.prefix) - 2] : [1, 2 ** Math.min(32, 128 - (o.prefix6 ?? 0)) - 1]
+    const toIp = (n: number): string => (net6 === undefined || family === 4 ? intToIp(n) : ipString(6, net6 + BigInt(n)))
+    const subnet = family === 4 ? o.def.subnet : o.def.subnet6
     const take = (ip: string, n: number | undefined): string => {
       o.addrs.set(ip, hostId)
-      if (n !== undefined) o.cursor = n
+      if (n !== undefined) { if (family === 4) o.cursor = n; else o.cursor6 = n }
       setOf(this.hostAddrs, hostId).add(`${overlay}|${ip}`)
       this.joinOverlay(hostId, overlay)
       return ip
     }
     if (preferred !== undefined) {
-      const n = ipToInt(preferred)
+      // An IPv6 preferred address was checked against the subnet by the client.
+      const n = family === 4 ? ipToInt(preferred) : first
       if (n < first || n > last) throw err('ADDRESS_OUT_OF_POOL', `address ${preferred} is not a host address of overlay ${overlay} (${o.def.subnet})`)
       const owner = o.addrs.get(preferred)
       if (owner === undefined || (owner === hostId && reclaim)) return { ip: take(preferred, undefined), probes: 1 }
@@ -344,17 +366,18 @@ export class MemoryCluster {
       throw err('ADDRESS_IN_USE', `address ${preferred} of overlay ${overlay} is already allocated (by host ${owner})`)
     }
     const count = last - first + 1
-    const start = o.cursor ?? first - 1
+    const start = (family === 4 ? o.cursor : o.cursor6) ?? first - 1
     const left = count - scanned
-    if (left <= 0) throw err('POOL_EXHAUSTED', `no free address is left in overlay ${overlay} (${o.def.subnet})`)
+    if (left <= 0) throw err('POOL_EXHAUSTED', `no free address is left in overlay ${overlay} (${subnet ?? ''})`)
     const steps = Math.min(limit, left)
     for (let i = 1; i <= steps; i++) {
       const n = first + ((start + i - first) % count)
-      const ip = intToIp(n)
+      const ip = toIp(n)
       if (!o.addrs.has(ip)) return { ip: take(ip, n), probes: i }
     }
-    if (steps >= left) throw err('POOL_EXHAUSTED', `no free address is left in overlay ${overlay} (${o.def.subnet})`)
-    o.cursor = first + ((start + steps - first) % count)
+    if (steps >= left) throw err('POOL_EXHAUSTED', `no free address is left in overlay ${overlay} (${subnet ?? ''})`)
+    if (family === 4) o.cursor = first + ((start + steps - first) % count)
+    else o.cursor6 = first + ((start + steps - first) % count)
     return { probes: steps }
   }
 
@@ -371,15 +394,20 @@ export class MemoryCluster {
 
   publish (overlay: string, ep: ClusterEndpoint, sig: string): number {
     const o = this.overlayOrThrow(overlay)
-    if (o.addrs.get(ep.ip) !== ep.hostId) throw err('ADDRESS_IN_USE', `address ${ep.ip} of overlay ${overlay} is not allocated to host ${ep.hostId}`)
-    const claimant = o.claims.get(ep.ip)
-    if (claimant !== undefined && claimant !== ep.endpointId && strField(o.eps.get(claimant), 'ip') === ep.ip) {
-      throw err('ADDRESS_IN_USE', `address ${ep.ip} of overlay ${overlay} is already claimed by endpoint ${claimant.slice(0, 12)}`)
+    const mine: Array<[string, 'ip' | 'ip6']> = ep.ip6 === undefined ? [[ep.ip, 'ip']] : [[ep.ip, 'ip'], [ep.ip6, 'ip6']]
+    for (const [ip, f] of mine) {
+      if (o.addrs.get(ip) !== ep.hostId) throw err('ADDRESS_IN_USE', `address ${ip} of overlay ${overlay} is not allocated to host ${ep.hostId}`)
+      const claimant = o.claims.get(ip)
+      if (claimant !== undefined && claimant !== ep.endpointId && strField(o.eps.get(claimant), f) === ip) {
+        throw err('ADDRESS_IN_USE', `address ${ip} of overlay ${overlay} is already claimed by endpoint ${claimant.slice(0, 12)}`)
+      }
     }
     const old = o.eps.get(ep.endpointId)
     const oldIp = strField(old, 'ip')
+    const oldIp6 = strField(old, 'ip6')
     if (oldIp !== ep.ip) this.unclaim(o, oldIp, ep.endpointId)
-    o.claims.set(ep.ip, ep.endpointId)
+    if (oldIp6 !== ep.ip6) this.unclaim(o, oldIp6, ep.endpointId)
+    for (const [ip] of mine) o.claims.set(ip, ep.endpointId)
     const entry = stored(ep, sig)
     if (old && sameStored(old, entry)) return this.rev ?? 0
     const oldHost = strField(old, 'hostId')
@@ -396,6 +424,7 @@ export class MemoryCluster {
     if (!o || !old) return false
     o.eps.delete(endpointId)
     this.unclaim(o, strField(old, 'ip'), endpointId)
+    this.unclaim(o, strField(old, 'ip6'), endpointId)
     const oldHost = strField(old, 'hostId') ?? ''
     const s = this.hostEps.get(oldHost)
     s?.delete(`${overlay}|${endpointId}`)
@@ -512,10 +541,10 @@ export class MemoryBackend implements ClusterBackend {
 
   heartbeat (reg: HostRegistration) { return this.run(() => this.cluster.heartbeat(reg)) }
   define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean) { return this.run(() => this.cluster.define(hostId, req, mode, announce)) }
-  seal (name: string, d: { subnet: string, gateway: string, vni: number }, sig: string) { return this.run(() => this.cluster.seal(name, d, sig)) }
+  seal (name: string, d: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string) { return this.run(() => this.cluster.seal(name, d, sig)) }
   leaveOverlay (hostId: string, name: string) { return this.run(() => this.cluster.leaveOverlay(hostId, name)) }
-  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number) {
-    return this.run(() => this.cluster.allocate(hostId, overlay, preferred, reclaim, scanned, limit))
+  allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number, family?: 4 | 6) {
+    return this.run(() => this.cluster.allocate(hostId, overlay, preferred, reclaim, scanned, limit, family))
   }
 
   release (hostId: string, overlay: string, ip: string) { return this.run(() => this.cluster.release(hostId, overlay, ip)) }

@@ -141,7 +141,7 @@ t.test('a dual-stack network as 20.10 asks for it (--ipv6): pools, gateways, end
   t.notOk(await links.getLink('fy-8202ce046a94'))
 })
 
-t.test('an IPv6 address on an IPv4-only network, and --ipv6 on an overlay, are refused with a sentence', async (t) => {
+t.test('an IPv6 address on an IPv4-only network is refused with a sentence; --ipv6 on an overlay needs only a cluster', async (t) => {
   const { app } = setup(t)
   let pool = ''
   for (const step of fixture.lifecycle.slice(0, 9)) {
@@ -152,7 +152,7 @@ t.test('an IPv6 address on an IPv4-only network, and --ipv6 on an overlay, are r
   t.equal(res.status, 400)
   t.match(res.body.Err, /endpoint IPv6 address "fd00::2\/64" given on network 8202ce046a94, which has no IPv6 subnet \(it was created without --ipv6\)/)
   const ov = await call(app, 'NetworkDriver.GwAllocCheck', { Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': { 'ferry.overlay': 'ov1' } } })
-  t.match(ov, { status: 400, body: { Err: /overlay networks are IPv4 only: create overlay ov1 without --ipv6/ } })
+  t.match(ov, { status: 503, body: { Err: /network option ferry.overlay=ov1 needs a cluster/ } }, 'dual-stack overlays are supported: only the missing cluster is refused')
 })
 
 t.test('an IPv6-only network as Docker 28+ makes it (--ipv4=false --ipv6): no IPv4 pool, address, gateway or rule', async (t) => {

@@ -29,6 +29,25 @@ t.test('ensureDevices builds bridge + VXLAN device, idempotently', async (t) => 
   await t.rejects(dp.underlay('192.168.50.9'), { code: 'INVALID_OPTION', message: 'the advertise address 192.168.50.9 is not an address of this host' })
 })
 
+t.test('ensureDevices of a dual-stack overlay: both gateways on the bridge, explicit IPv6 settings on the bridge and the VXLAN device', async (t) => {
+  const { links, dp } = world()
+  const D6 = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1', subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' },
+    { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
+  await dp.ensureDevices(D6)
+  await links.addAddress(D6.bridge, 'fe80::42/64')
+  await links.addAddress(D6.bridge, 'fd00:99::1/64')
+  await dp.ensureDevices(D6)
+  t.same((await links.listAddresses()).filter((a) => a.ifname === D6.bridge).map((a) => a.cidr).sort(), ['10.30.0.1/16', 'fd00:30::1/64', 'fe80::42/64'],
+    'a stray IPv6 address goes; the link-local one stays')
+  for (const dev of [D6.bridge, D6.vxlan]) {
+    // The VXLAN device needs IPv6 on: the kernel keeps no IPv6 neighbour (proxy NDP) on a device with disable_ipv6=1.
+    t.same([await links.getIpv6Conf(dev, 'disable_ipv6'), await links.getIpv6Conf(dev, 'accept_ra'), await links.getIpv6Conf(dev, 'autoconf')], ['0', '0', '0'], dev)
+  }
+  const { dp: dp4, links: links4 } = world()
+  await dp4.ensureDevices(D)
+  t.notOk(links4.mutations.some((c) => c.op === 'setIpv6Conf'), 'an IPv4-only overlay leaves IPv6 settings alone')
+})
+
 t.test('ensureDevices repairs: MTU, stray address, the VXLAN device of an old VNI', async (t) => {
   const { links, dp } = world()
   await dp.ensureDevices(overlayDevices({ name: 'ov1', vni: 77, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500 }))

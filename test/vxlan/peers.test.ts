@@ -63,6 +63,39 @@ t.test('remote endpoints are programmed and removed; local ones are not', async 
   await t.rejects(h1.sync.report('ov1'), { code: 'NETWORK_NOT_FOUND' })
 })
 
+t.test('a dual-stack overlay: a neighbour entry per family for each remote endpoint; an IPv6 address outside the subnet or taken is refused', async (t) => {
+  const cluster = new MemoryCluster()
+  const OV6 = { ...OV, subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' }
+  const hosts = [await host(t, cluster, 1), await host(t, cluster, 2), await host(t, cluster, 3)] as const
+  const [h1, h2, h3] = hosts
+  for (const h of hosts) {
+    const def = await h.store.defineOverlay(OV6)
+    await h.sync.attach({ ...OV6, vni: def.vni })
+  }
+  t.match(h1.sync.devices('ov1'), { subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1', gatewayCidr6: 'fd00:30::1/64' })
+  const publish6 = async (h: Host, id: string, ip: string, ip6: string): Promise<void> => {
+    await h.store.allocateAddress('ov1', ip)
+    await h.store.allocateAddress('ov1', ip6)
+    await h.store.publishEndpoint({ overlay: 'ov1', endpointId: id, ip, ip6, mac: overlayMac(ip) })
+  }
+  await publish6(h2, 'e2', '10.30.0.12', 'fd00:30::12')
+  await publish(h3, 'e3', '10.30.0.13')
+  t.same(await peersOf(h1), [
+    ['10.30.0.12', '02:42:0a:1e:00:0c', '192.168.50.2'], ['10.30.0.13', '02:42:0a:1e:00:0d', '192.168.50.3'], ['fd00:30::12', '02:42:0a:1e:00:0c', '192.168.50.2'],
+  ], 'both families of a dual-stack endpoint, the IPv4 one of an endpoint without IPv6')
+  const forged = { endpointId: 'e9', ip: '10.30.0.19', ip6: 'fd00:99::19', mac: overlayMac('10.30.0.19'), hostId: 'h3', vtep: '192.168.50.3' }
+  cluster.forgeChange({ kind: 'endpoint-published', rev: (await h1.store.revision()) + 1, overlay: 'ov1', endpoint: forged })
+  const stolen = { ...forged, ip6: 'fd00:30::12' }
+  cluster.forgeChange({ kind: 'endpoint-published', rev: (await h1.store.revision()) + 2, overlay: 'ov1', endpoint: stolen })
+  await publish6(h3, 'e4', '10.30.0.14', 'fd00:30::14')
+  t.equal((await peersOf(h1)).length, 5, 'the forged endpoints are ignored; the next valid change lands')
+  t.ok(h1.sync.rejects.list().some((r) => r.kind === 'endpoint' && r.reason === 'outside-subnet'), 'an IPv6 address outside the IPv6 subnet is counted')
+  t.ok(h1.sync.rejects.list().some((r) => r.kind === 'endpoint' && r.reason === 'address-claimed'), 'and another endpoint\'s IPv6 address')
+  await h2.store.withdrawEndpoint('ov1', 'e2')
+  t.same((await peersOf(h1)).map(([ip]) => ip), ['10.30.0.13', '10.30.0.14', 'fd00:30::14'], 'a withdrawn endpoint takes both entries with it')
+  t.match(h1.sync.status(), { overlays: [{ name: 'ov1', peers: 2, skipped: 0 }] })
+})
+
 t.test('a late host gets every existing peer at attach; a burst of changes converges', async (t) => {
   const cluster = new MemoryCluster()
   const h2 = await host(t, cluster, 2)

@@ -10,7 +10,16 @@ const SELF = { hostId: 'h1', vtep: '192.168.50.1' }
 const OV = { name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
 const U = { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' }
 
+const OV6 = { ...OV, subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' }
+
 function dev (): OverlayDevices { return overlayDevices(OV, U) }
+function dev6 (): OverlayDevices { return overlayDevices(OV6, U) }
+
+/** The IPv6 address of a dual-stack peer whose IPv4 address is `ip`: fd00:30:: plus its last two bytes. */
+function v6Of (ip: string): string {
+  const [, , c, d] = ip.split('.').map(Number) as [number, number, number, number]
+  return `fd00:30::${((c << 8) + d).toString(16)}`
+}
 
 function peer (id: string, ip: string, vtep: string, hostId = `host-${vtep}`, mac = isIp(ip) ? overlayMac(ip) : '02:42:00:00:00:99'): RemotePeer {
   return { endpointId: id, hostId, ip, mac, vtep }
@@ -49,6 +58,13 @@ t.test('devices: MTU from the underlay minus 50 unless set; port 4789 unless set
   t.throws(() => overlayDevices(OV, { vtep: 'x', mtu: 1500 }), { code: 'INVALID_OPTION' })
 })
 
+t.test('devices of a dual-stack overlay: the IPv6 subnet and the bridge\'s IPv6 address beside the IPv4 ones', async (t) => {
+  t.same(dev6(), { ...dev(), subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1', gatewayCidr6: 'fd00:30::1/64' })
+  t.equal(overlayDevices({ ...OV6, subnet6: 'fd00:30::7/64' }, U).subnet6, 'fd00:30::/64', 'canonical IPv6 subnet')
+  t.throws(() => overlayDevices({ ...OV6, gateway6: 'fd00:31::1' }, U), { code: 'INVALID_OPTION', message: /IPv6 gateway fd00:31::1 is not in fd00:30::\/64/ })
+  t.throws(() => overlayDevices({ ...OV6, gateway6: undefined }, U), { code: 'INVALID_OPTION', message: /needs an IPv6 gateway/ })
+})
+
 t.test('plan: one FDB and one neighbour entry per remote endpoint, sorted by IP', async (t) => {
   const peers = [
     peer('e3', '10.30.0.10', '192.168.50.3'),
@@ -70,6 +86,65 @@ t.test('plan: one FDB and one neighbour entry per remote endpoint, sorted by IP'
   t.same(p.skipped, [])
   t.same(planPeers(dev(), SELF, [...peers].reverse()), p, 'input order does not matter')
   t.same(planPeers(dev(), SELF, []), { fdb: [], neigh: [], peers: [], skipped: [] })
+})
+
+t.test('plan of a dual-stack overlay: one FDB entry per peer, one neighbour entry per address (ARP and NDP proxied alike)', async (t) => {
+  const peers = [
+    { ...peer('e3', '10.30.0.10', '192.168.50.3'), ip6: 'fd00:30::a' },
+    { ...peer('e2', '10.30.0.9', '192.168.50.2') },
+    { ...peer('e1', '10.30.0.2', '192.168.50.2'), ip6: 'fd00:30::2' },
+  ]
+  const p = planPeers(dev6(), SELF, peers)
+  const v4 = planPeers(dev(), SELF, peers.map((x) => ({ ...x, ip6: undefined })))
+  t.same(p.fdb, v4.fdb, 'the FDB entries of the IPv4 plan (above): one per peer, whatever its addresses')
+  t.equal(p.fdb.length, 3)
+  t.same(p.neigh, [
+    { dev: 'fyv-1000', ip: '10.30.0.2', mac: '02:42:0a:1e:00:02' },
+    { dev: 'fyv-1000', ip: 'fd00:30::2', mac: '02:42:0a:1e:00:02' },
+    { dev: 'fyv-1000', ip: '10.30.0.9', mac: '02:42:0a:1e:00:09' },
+    { dev: 'fyv-1000', ip: '10.30.0.10', mac: '02:42:0a:1e:00:0a' },
+    { dev: 'fyv-1000', ip: 'fd00:30::a', mac: '02:42:0a:1e:00:0a' },
+  ], 'a peer without an IPv6 address has its IPv4 neighbour entry only')
+  t.same(p.skipped, [])
+  t.same(planPeers(dev6(), SELF, [...peers].reverse()), p, 'input order does not matter')
+  t.same(diffPeers(p, { fdb: [], neigh: [] }).map((o) => o.op), ['addFdb', 'addFdb', 'addFdb', 'addNeigh', 'addNeigh', 'addNeigh', 'addNeigh', 'addNeigh'])
+})
+
+t.test('plan of a dual-stack overlay: what is left out of the IPv6 side, and why', async (t) => {
+  const peers: RemotePeer[] = [
+    { ...peer('outside6', '10.30.0.2', '192.168.50.2'), ip6: 'fd00:99::2' },
+    { ...peer('gw6', '10.30.0.3', '192.168.50.2'), ip6: 'fd00:30::1' },
+    { ...peer('v4-as-v6', '10.30.0.4', '192.168.50.2'), ip6: '10.30.0.44' },
+    { ...peer('bad6', '10.30.0.5', '192.168.50.2'), ip6: 'fd00:30::zz' },
+    { ...peer('a-first', '10.30.0.6', '192.168.50.2'), ip6: 'fd00:30::6' },
+    { ...peer('b-dup6', '10.30.0.7', '192.168.50.3'), ip6: 'fd00:30::6' },
+  ]
+  const p = planPeers(dev6(), SELF, peers)
+  t.same(p.peers.map((x) => x.endpointId), ['a-first'])
+  t.same(p.skipped.map((s) => [s.endpointId, s.reason, s.ip, s.keptEndpointId]).sort(), [
+    ['b-dup6', 'duplicate-ip', 'fd00:30::6', 'a-first'],
+    ['bad6', 'invalid', '10.30.0.5 fd00:30::zz', undefined],
+    ['gw6', 'gateway', 'fd00:30::1', undefined],
+    ['outside6', 'outside-subnet', 'fd00:99::2', undefined],
+    ['v4-as-v6', 'outside-subnet', '10.30.0.44', undefined],
+  ])
+  const v4only = planPeers(dev(), SELF, [{ ...peer('e1', '10.30.0.2', '192.168.50.2'), ip6: 'fd00:30::2' }])
+  t.same(v4only.skipped.map((s) => [s.endpointId, s.reason]), [['e1', 'outside-subnet']], 'an IPv6 address on an IPv4-only overlay is refused')
+})
+
+t.test('an IPv6 underlay: 70 bytes of overhead, FDB entries to IPv6 VTEPs, peers behind a VTEP of the other family left out', async (t) => {
+  const U6 = { vtep: 'fd00:ff::1', mtu: 1500, dev: 'eth0' }
+  const SELF6 = { hostId: 'h1', vtep: 'fd00:ff::1' }
+  const d = overlayDevices(OV6, U6)
+  t.match(d, { mtu: 1430, local: 'fd00:ff::1' })
+  t.throws(() => overlayDevices(OV, { ...U6, mtu: 130 }), { code: 'INVALID_OPTION', message: /underlay MTU 130 - 70/ })
+  const p = planPeers(d, SELF6, [
+    { ...peer('e2', '10.30.0.2', 'fd00:ff::2'), ip6: 'fd00:30::2' },
+    peer('e3', '10.30.0.3', '192.168.50.3'),
+  ], { flood: true })
+  t.same(p.fdb, [{ dev: 'fyv-1000', mac: '02:42:0a:1e:00:02', dst: 'fd00:ff::2' }, { dev: 'fyv-1000', mac: '00:00:00:00:00:00', dst: 'fd00:ff::2' }])
+  t.same(p.skipped.map((s) => [s.endpointId, s.reason]), [['e3', 'vtep-family']])
+  t.same(planPeers(dev(), SELF, [peer('e2', '10.30.0.2', 'fd00:ff::2')]).skipped.map((s) => s.reason), ['vtep-family'], 'and the other way round')
 })
 
 t.test('plan: flood entries, one per remote VTEP, only when asked', async (t) => {
@@ -246,31 +321,56 @@ for (const flood of [false, true]) {
   })
 }
 
-t.test('incremental planner: one change among 10,000 peers is O(1) kernel operations and no full plan', async (t) => {
-  const peers: RemotePeer[] = []
-  for (let i = 0; i < 10_000; i++) {
-    const n = 2 + i
-    peers.push(peer(`p${i}`, `10.30.${n >> 8}.${n & 255}`, `192.168.51.${(i % 200) + 1}`))
-  }
-  for (const flood of [false, true]) {
-    const planner = new PeerPlanner(dev(), SELF, { flood })
-    const first = planner.reset(peers)
-    t.equal(first.length, 20_000 + (flood ? 200 : 0), 'the first plan programs everything')
-    t.equal(planner.fullPlans, 1)
-    const added = planner.upsert(peer('new', '10.30.200.1', '192.168.51.7'))
-    t.same(added.map((o) => o.op), ['addFdb', 'addNeigh'], 'a new peer: its FDB and neighbour entries')
-    const moved = planner.upsert(peer('new', '10.30.200.1', '192.168.52.9'))
-    t.same(moved.map((o) => o.op), flood ? ['addFdb', 'addFdb'] : ['addFdb'], 'a move: the FDB entry is replaced (and the new VTEP\'s flood entry)')
-    const renumbered = planner.upsert(peer('new', '10.30.200.2', '192.168.52.9'))
-    t.same(renumbered.map((o) => o.op).sort(), ['addFdb', 'addNeigh', 'deleteFdb', 'deleteNeigh'], 'a new address: the old entries go, the new ones come')
-    const gone = planner.remove('new')
-    t.same(gone.map((o) => o.op), flood ? ['deleteNeigh', 'deleteFdb', 'deleteFdb'] : ['deleteNeigh', 'deleteFdb'])
-    t.same(planner.remove('p5').map((o) => o.op), ['deleteNeigh', 'deleteFdb'])
-    t.same(planner.upsert(peers[5]!).map((o) => o.op), ['addFdb', 'addNeigh'])
-    t.same(planner.upsert(peers[5]!), [], 'the same peer again: nothing')
-    t.equal(planner.fullPlans, 1, 'no change re-planned every peer')
-    t.equal(planner.size().programmed, 10_000)
-  }
+/** The two stacks an overlay can have: IPv4, and dual-stack where every peer has an IPv6 address too (one more neighbour entry). */
+const STACKS = [
+  { name: 'IPv4', devices: dev, peer: (id: string, ip: string, vtep: string): RemotePeer => peer(id, ip, vtep), neigh: 1 },
+  { name: 'dual-stack', devices: dev6, peer: (id: string, ip: string, vtep: string): RemotePeer => ({ ...peer(id, ip, vtep), ip6: v6Of(ip) }), neigh: 2 },
+]
+
+for (const stack of STACKS) {
+  t.test(`incremental planner (${stack.name}): one change among 10,000 peers is O(1) kernel operations and no full plan`, async (t) => {
+    const peers: RemotePeer[] = []
+    for (let i = 0; i < 10_000; i++) {
+      const n = 2 + i
+      peers.push(stack.peer(`p${i}`, `10.30.${n >> 8}.${n & 255}`, `192.168.51.${(i % 200) + 1}`))
+    }
+    const neighs = (op: string): string[] => Array<string>(stack.neigh).fill(op)
+    for (const flood of [false, true]) {
+      const planner = new PeerPlanner(stack.devices(), SELF, { flood })
+      const first = planner.reset(peers)
+      t.equal(first.length, 10_000 * (1 + stack.neigh) + (flood ? 200 : 0), 'the first plan programs everything')
+      t.equal(planner.fullPlans, 1)
+      const added = planner.upsert(stack.peer('new', '10.30.200.1', '192.168.51.7'))
+      t.same(added.map((o) => o.op), ['addFdb', ...neighs('addNeigh')], 'a new peer: its FDB entry and a neighbour entry per address')
+      const moved = planner.upsert(stack.peer('new', '10.30.200.1', '192.168.52.9'))
+      t.same(moved.map((o) => o.op), flood ? ['addFdb', 'addFdb'] : ['addFdb'], 'a move: the FDB entry is replaced (and the new VTEP\'s flood entry)')
+      const renumbered = planner.upsert(stack.peer('new', '10.30.200.2', '192.168.52.9'))
+      t.same(renumbered.map((o) => o.op).sort(), ['addFdb', ...neighs('addNeigh'), 'deleteFdb', ...neighs('deleteNeigh')], 'a new address: the old entries go, the new ones come')
+      const gone = planner.remove('new')
+      t.same(gone.map((o) => o.op), [...neighs('deleteNeigh'), 'deleteFdb', ...(flood ? ['deleteFdb'] : [])])
+      t.same(planner.remove('p5').map((o) => o.op), [...neighs('deleteNeigh'), 'deleteFdb'])
+      t.same(planner.upsert(peers[5]!).map((o) => o.op), ['addFdb', ...neighs('addNeigh')])
+      t.same(planner.upsert(peers[5]!), [], 'the same peer again: nothing')
+      t.equal(planner.fullPlans, 1, 'no change re-planned every peer')
+      t.equal(planner.size().programmed, 10_000)
+      t.equal(tableText(planner.table()), tableText(planPeers(stack.devices(), SELF, [...peers], { flood })), 'the same table as a full plan')
+    }
+  })
+}
+
+t.test('incremental planner (dual-stack): a peer that gains or loses its IPv6 address changes that neighbour entry only', async (t) => {
+  const planner = new PeerPlanner(dev6(), SELF)
+  const base = peer('e1', '10.30.0.2', '192.168.50.2')
+  planner.reset([base, peer('e2', '10.30.0.3', '192.168.50.2')])
+  t.same(planner.upsert({ ...base, ip6: 'fd00:30::2' }), [{ op: 'addNeigh', entry: { dev: 'fyv-1000', ip: 'fd00:30::2', mac: '02:42:0a:1e:00:02' } }])
+  t.same(planner.upsert(base), [{ op: 'deleteNeigh', entry: { dev: 'fyv-1000', ip: 'fd00:30::2', mac: '02:42:0a:1e:00:02' } }])
+  t.same(planner.upsert({ ...peer('e3', '10.30.0.4', '192.168.50.3'), ip6: 'fd00:30::2' }).map((o) => o.op), ['addFdb', 'addNeigh', 'addNeigh'])
+  t.same(planner.upsert({ ...base, ip6: 'fd00:30::2' }), [
+    { op: 'deleteNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.4', mac: '02:42:0a:1e:00:04' } },
+    { op: 'deleteFdb', entry: { dev: 'fyv-1000', mac: '02:42:0a:1e:00:04', dst: '192.168.50.3' } },
+    { op: 'addNeigh', entry: { dev: 'fyv-1000', ip: 'fd00:30::2', mac: '02:42:0a:1e:00:02' } },
+  ], 'a peer that takes another\'s IPv6 address is planned in full: the smaller endpoint id wins it, the other peer goes')
+  t.equal(planner.fullPlans, 2)
 })
 
 t.test('incremental planner: a duplicate address is planned in full, with the same winner as planPeers', async (t) => {
