@@ -85,7 +85,7 @@ export interface ClusterBackend {
    */
   define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }>
   /** Store the MAC of a definition (when it still has that subnet, gateway and VNI) and announce it. */
-  seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean>
+  seal (name: string, def: { subnet: string, gateway: string, vni: number, encrypt?: 'wireguard' }, sig: string): Promise<boolean>
   leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }>
   /**
    * One bounded step of an allocation: looks at no more than `limit` addresses

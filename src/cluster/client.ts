@@ -445,7 +445,8 @@ export class ClusterClient implements ClusterStore {
       throw new FerryError('CLUSTER_REFUSED', `the cluster store's definition of overlay ${r.name} was refused (see the log); this host does not use it`)
     }
     const mismatch = def.name !== r.name ? `name ${def.name}` : def.subnet !== r.subnet ? `subnet ${def.subnet}` : def.gateway !== r.gateway ? `gateway ${def.gateway}`
-      : mode === 'require' && r.vni !== undefined && def.vni !== r.vni ? `VNI ${def.vni}` : undefined
+      : mode === 'require' && r.vni !== undefined && def.vni !== r.vni ? `VNI ${def.vni}`
+        : def.encrypt !== r.encrypt ? (def.encrypt === undefined ? 'a plain definition' : `encryption ${def.encrypt}`) : undefined
     if (mismatch !== undefined) {
       this.rejects.reject('overlay', 'changed-definition', r.name, `the store answered with ${mismatch}`)
       throw new FerryError('CLUSTER_REFUSED', `the cluster store answered overlay ${r.name} with ${mismatch}, which this host did not ask for: refused`)

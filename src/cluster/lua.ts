@@ -193,9 +193,9 @@ local function host_rows()
   return rows
 end
 local function overlay_row(o)
-  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig')
+  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig', 'encrypt')
   if not f[1] then return nil end
-  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0', f[6] or '' }
+  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0', f[6] or '', f[7] or '' }
 end
 `
 
@@ -233,7 +233,7 @@ return { isNew and 1 or 0, removed }
 
 /**
  * ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max, announce 0|1.
- * ARGV 13: encryption ('' = plain, 'wireguard'), compared on join (stored apart from the signed definition).
+ * ARGV 13: encryption ('' = plain, 'wireguard'): part of the definition (and of its MAC), compared on join.
  * Returns {definition row, created 0|1}; with announce 0 the overlay-defined message is left to SEAL.
  */
 const DEFINE = `
@@ -245,7 +245,7 @@ local enc = ARGV[13] or ''
 local ok = okey(name)
 local ex = overlay_row(name)
 if ex then
-  local exEnc = redis.call('HGET', ok, 'encrypt') or ''
+  local exEnc = ex[8]
   if exEnc ~= enc then
     local function what(e) if e == '' then return 'plain' end return 'encrypted (ferry.encrypt=' .. e .. ')' end
     fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists ' .. what(exEnc) .. ' (this host asked for it ' .. what(enc) .. ')')
@@ -299,19 +299,22 @@ redis.call('HSET', P .. 'vnis', fmt(vni), name)
 redis.call('SADD', P .. 'overlays', name)
 join(h, name)
 if announce then
-  bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now }))
+  local d = { name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now }
+  if enc ~= '' then d.encrypt = enc end
+  bump('"kind":"overlay-defined","overlay":' .. cjson.encode(d))
 end
-return { { name, subnet, gateway, fmt(vni), h, fmt(now), '' }, 1 }
+return { { name, subnet, gateway, fmt(vni), h, fmt(now), '', enc }, 1 }
 `
 
-/** ARGV: prefix, name, subnet, gateway, vni, sig. Stores the MAC when the definition still matches, and announces it. Returns 1 when stored. */
+/** ARGV: prefix, name, subnet, gateway, vni, sig, encryption|''. Stores the MAC when the definition still matches, and announces it. Returns 1 when stored. */
 const SEAL = `
-local name, subnet, gateway, vni, sig = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local name, subnet, gateway, vni, sig, enc = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7] or ''
 local ex = overlay_row(name)
-if not ex or ex[2] ~= subnet or ex[3] ~= gateway or ex[4] ~= vni then return 0 end
+if not ex or ex[2] ~= subnet or ex[3] ~= gateway or ex[4] ~= vni or ex[8] ~= enc then return 0 end
 redis.call('HSET', okey(name), 'sig', sig)
-bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = tonumber(vni),
-  createdBy = ex[5], createdAt = tonumber(ex[6]), sig = sig }))
+local d = { name = name, subnet = subnet, gateway = gateway, vni = tonumber(vni), createdBy = ex[5], createdAt = tonumber(ex[6]), sig = sig }
+if enc ~= '' then d.encrypt = enc end
+bump('"kind":"overlay-defined","overlay":' .. cjson.encode(d))
 return 1
 `
 
@@ -461,7 +464,7 @@ table.sort(names)
 for _, o in ipairs(names) do
   local row = overlay_row(o)
   if row then
-    row[8] = redis.call('SMEMBERS', okey(o) .. ':hosts')
+    row[#row + 1] = redis.call('SMEMBERS', okey(o) .. ':hosts')
     overlays[#overlays + 1] = row
   end
 end

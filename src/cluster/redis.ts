@@ -125,6 +125,7 @@ function list (v: unknown): unknown[] {
 function toDefinition (row: unknown[]): Record<string, unknown> {
   const d: Record<string, unknown> = { name: str(row[0]), subnet: str(row[1]), gateway: str(row[2]), vni: num(row[3]), createdBy: str(row[4]), createdAt: num(row[5]) }
   if (str(row[6]) !== '') d.sig = str(row[6])
+  if (str(row[7]) !== '') d.encrypt = str(row[7])
   return d
 }
 
@@ -334,8 +335,8 @@ export class RedisBackend implements ClusterBackend {
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 
-  async seal (name: string, def: { subnet: string, gateway: string, vni: number }, sig: string): Promise<boolean> {
-    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig])) === 1
+  async seal (name: string, def: { subnet: string, gateway: string, vni: number, encrypt?: 'wireguard' }, sig: string): Promise<boolean> {
+    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig, def.encrypt ?? ''])) === 1
   }
 
   async leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }> {
@@ -405,7 +406,8 @@ export class RedisBackend implements ClusterBackend {
       const key = this.okey(str(definition.name))
       overlays.push({
         definition,
-        hosts: list(o[7]).map(str),
+        // The snapshot script appends the hosts after the definition's fields.
+        hosts: list(o[o.length - 1]).map(str),
         endpoints: (await this.scanHash(`${key}:eps`)).map(([id, raw]) => ({ id, raw })),
         claims: (await this.scanHash(`${key}:claims`)).map(([ip, id]) => ({ ip, endpointId: str(id) })),
       })

@@ -45,6 +45,8 @@ export interface OverlayDefinition {
   subnet: string
   gateway: string
   vni: number
+  /** -o ferry.encrypt=wireguard: part of the definition (and of its MAC); absent = plain. */
+  encrypt?: 'wireguard'
   /** The host that defined it first. */
   createdBy: string
   createdAt: number

@@ -151,8 +151,8 @@ export function hostContent (h: { hostId: string, vtep: string, wg?: WireGuardIn
   return JSON.stringify({ hostId: h.hostId, vtep: h.vtep, ...(h.wg ? { wg: wireGuardContent(h.wg) } : {}) })
 }
 
-export function overlayContent (d: { name: string, subnet: string, gateway: string, vni: number }): string {
-  return JSON.stringify({ name: d.name, subnet: d.subnet, gateway: d.gateway, vni: d.vni })
+export function overlayContent (d: { name: string, subnet: string, gateway: string, vni: number, encrypt?: 'wireguard' }): string {
+  return JSON.stringify({ name: d.name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, ...(d.encrypt !== undefined ? { encrypt: d.encrypt } : {}) })
 }
 
 export function endpointKeyName (overlay: string, endpointId: string): string {
@@ -239,11 +239,16 @@ export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolea
 export function readOverlayDefinition (raw: unknown, key?: ClusterKey): Read<OverlayDefinition> {
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an overlay definition is not an object')
-    onlyKeys(raw, ['name', 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig'], 'the overlay definition')
+    onlyKeys(raw, ['name', 'subnet', 'gateway', 'vni', 'encrypt', 'createdBy', 'createdAt', 'sig'], 'the overlay definition')
     const vni = checkVni(safeInt(raw.vni, 'vni'))
-    const req = checkOverlayRequest({ name: str(raw.name, 'name'), subnet: str(raw.subnet, 'subnet'), gateway: str(raw.gateway, 'gateway'), vni })
+    // Stored as '' or absent for a plain overlay; anything else must be an encryption ferry knows.
+    const encrypt = raw.encrypt === undefined || raw.encrypt === '' ? undefined : str(raw.encrypt, 'encrypt') as OverlayRequest['encrypt']
+    const req = checkOverlayRequest({ name: str(raw.name, 'name'), subnet: str(raw.subnet, 'subnet'), gateway: str(raw.gateway, 'gateway'), vni, ...(encrypt !== undefined ? { encrypt } : {}) })
     if (req.subnet !== raw.subnet || req.gateway !== raw.gateway) throw new FerryError('INVALID_REQUEST', 'its subnet or gateway is not canonical')
-    return { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: checkHostId(str(raw.createdBy, 'createdBy')), createdAt: safeInt(raw.createdAt, 'createdAt') }
+    return {
+      name: req.name, subnet: req.subnet, gateway: req.gateway, vni, ...(req.encrypt !== undefined ? { encrypt: req.encrypt } : {}),
+      createdBy: checkHostId(str(raw.createdBy, 'createdBy')), createdAt: safeInt(raw.createdAt, 'createdAt'),
+    }
   })
   if (!r.ok || !isRecord(raw)) return r
   return macCheck(r.value, key, 'overlay', r.value.name, overlayContent(r.value), raw.sig)

@@ -159,8 +159,11 @@ function changeKey (ev: ClusterChange): string {
   }
 }
 
-function sameDefinition (a: { vni?: number, subnet: string, gateway: string }, b: { vni?: number, subnet: string, gateway: string }): boolean {
-  return a.vni === b.vni && a.subnet === b.subnet && a.gateway === b.gateway
+type DefinitionParts = Pick<OverlayDefinition, 'subnet' | 'gateway' | 'encrypt'> & { vni?: number }
+
+/** Encryption is part of the definition: a plain definition never replaces an encrypted one, nor the reverse. */
+function sameDefinition (a: DefinitionParts, b: DefinitionParts): boolean {
+  return a.vni === b.vni && a.subnet === b.subnet && a.gateway === b.gateway && a.encrypt === b.encrypt
 }
 
 function byIp (a: { ip: string }, b: { ip: string }): number {
@@ -529,8 +532,9 @@ export class PeerSync {
   }
 
   private attachedDefinition (name: string): OverlayDefinition | undefined {
-    const d = this.attached.get(name)?.devices
-    return d && { name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, createdBy: '', createdAt: 0 }
+    const a = this.attached.get(name)
+    const d = a?.devices
+    return d && { name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, ...(a.local.encrypt !== undefined ? { encrypt: a.local.encrypt } : {}), createdBy: '', createdAt: 0 }
   }
 
   /** A host address of the overlay's subnet, not its gateway. */
@@ -560,12 +564,12 @@ export class PeerSync {
    */
   private acceptDefinition (def: OverlayDefinition, pushed: boolean): OverlayDefinition | undefined {
     const a = this.attached.get(def.name)
-    const before = a ? { vni: a.devices.vni, subnet: a.devices.subnet, gateway: a.devices.gateway } : pushed ? this.defs.get(def.name) : undefined
+    const before = a ? { vni: a.devices.vni, subnet: a.devices.subnet, gateway: a.devices.gateway, encrypt: a.local.encrypt } : pushed ? this.defs.get(def.name) : undefined
     if (!before || sameDefinition(before, def)) return def
     const own = this.store.localOverlay?.(def.name)
     if (own && sameDefinition(own, def)) return def
     this.rejects.reject('overlay', 'changed-definition', def.name,
-      `it changes VNI ${before.vni ?? '?'} ${before.subnet} gw ${before.gateway} to VNI ${def.vni} ${def.subnet} gw ${def.gateway}, which this host did not define`)
+      `it changes VNI ${before.vni ?? '?'} ${before.subnet} gw ${before.gateway} ${before.encrypt ?? 'plain'} to VNI ${def.vni} ${def.subnet} gw ${def.gateway} ${def.encrypt ?? 'plain'}, which this host did not define`)
     return undefined
   }
 

@@ -1,7 +1,7 @@
-/** What is read from Redis about a host's WireGuard side: strict schema, covered by the cluster key's MAC. */
+/** What is read from Redis about WireGuard: a host's information and an overlay's encryption, strict schema, covered by the cluster key's MAC. */
 import t from 'tap'
 import { ClusterKey } from '../../src/cluster/key.js'
-import { hostContent, readChange, readHost } from '../../src/cluster/validate.js'
+import { hostContent, overlayContent, readChange, readHost, readOverlayDefinition } from '../../src/cluster/validate.js'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import { wireGuardContent } from '../../src/wireguard/plan.js'
 
@@ -42,4 +42,28 @@ t.test('with a cluster key, the MAC covers the WireGuard information', async (t)
 t.test('a host-up message carries it', async (t) => {
   const r = readChange({ kind: 'host-up', rev: 3, host: { hostId: 'h1', vtep: row.vtep, version: '1', wg: wireGuardContent(wg) } })
   t.same(r, { ok: true, value: { kind: 'host-up', rev: 3, host: { hostId: 'h1', vtep: row.vtep, version: '1', wg } } })
+})
+
+const def = { name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', vni: 4100, createdBy: 'h1', createdAt: 5 }
+
+t.test('an overlay definition carries its encryption', async (t) => {
+  t.same(readOverlayDefinition({ ...def, encrypt: 'wireguard' }), { ok: true, value: { ...def, encrypt: 'wireguard' } })
+  t.same(readOverlayDefinition(def), { ok: true, value: def }, 'absent: plain')
+  t.same(readOverlayDefinition({ ...def, encrypt: '' }), { ok: true, value: def }, 'empty (as Redis answers a missing field): plain')
+  for (const bad of ['ipsec', 'WireGuard', 7, null]) {
+    t.match(readOverlayDefinition({ ...def, encrypt: bad }), { ok: false, reason: 'invalid' }, `encrypt ${String(bad)} is refused`)
+  }
+  t.equal(overlayContent(def), '{"name":"ove","subnet":"10.39.0.0/24","gateway":"10.39.0.1","vni":4100}', 'a plain definition is signed as before')
+})
+
+t.test('with a cluster key, the MAC covers the encryption of a definition', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 9))
+  const sig = key.sign('overlay', 'ove', overlayContent({ ...def, encrypt: 'wireguard' }))
+  t.match(readOverlayDefinition({ ...def, encrypt: 'wireguard', sig }, key), { ok: true, value: { encrypt: 'wireguard' } })
+  t.match(readOverlayDefinition({ ...def, sig }, key), { ok: false, reason: 'bad-mac' }, 'the flag removed (made plain) is refused')
+  const plainSig = key.sign('overlay', 'ove', overlayContent(def))
+  t.match(readOverlayDefinition({ ...def, encrypt: 'wireguard', sig: plainSig }, key), { ok: false, reason: 'bad-mac' }, 'and added to a plain one')
+  const msg = { kind: 'overlay-defined', rev: 4, overlay: { ...def, encrypt: 'wireguard', sig } }
+  t.match(readChange(msg, key), { ok: true, value: { overlay: { encrypt: 'wireguard' } } }, 'an overlay-defined message carries it')
+  t.match(readChange({ ...msg, overlay: { ...def, sig } }, key), { ok: false, reason: 'bad-mac' })
 })

@@ -35,7 +35,6 @@ type StoredEndpoint = Record<string, unknown>
 interface OverlayRecord {
   def: OverlayDefinition
   sig: string
-  encrypt?: 'wireguard'
   net: number
   prefix: number
   cursor?: number
@@ -250,7 +249,7 @@ export class MemoryCluster {
     if (ex) {
       const d = ex.def
       const what = (e: string | undefined): string => (e === undefined ? 'plain' : `encrypted (ferry.encrypt=${e})`)
-      if ((ex.encrypt ?? undefined) !== req.encrypt) throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${what(ex.encrypt)} (this host asked for it ${what(req.encrypt)})`)
+      if (d.encrypt !== req.encrypt) throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${what(d.encrypt)} (this host asked for it ${what(req.encrypt)})`)
       if (d.subnet !== req.subnet) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with subnet ${d.subnet} (this host asked for ${req.subnet})`)
       if (d.gateway !== req.gateway) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with gateway ${d.gateway} (this host asked for ${req.gateway})`)
       if (mode === 'require' && req.vni !== undefined && req.vni !== d.vni) {
@@ -281,9 +280,11 @@ export class MemoryCluster {
       if (vni === undefined) throw err('POOL_EXHAUSTED', 'no free VNI is left in the cluster')
       this.vniCursor = vni
     }
-    const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, vni, createdBy: hostId, createdAt: this.now() }
+    const def: OverlayDefinition = {
+      name: req.name, subnet: req.subnet, gateway: req.gateway, vni, ...(req.encrypt ? { encrypt: req.encrypt } : {}), createdBy: hostId, createdAt: this.now(),
+    }
     const rec: OverlayRecord = {
-      def, sig: '', ...(req.encrypt ? { encrypt: req.encrypt } : {}), net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
+      def, sig: '', net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
     }
     this.overlayRecords.set(req.name, rec)
     this.vnis.set(vni, req.name)
@@ -292,9 +293,9 @@ export class MemoryCluster {
     return { definition: this.rawDefinition(rec), created: true }
   }
 
-  seal (name: string, d: { subnet: string, gateway: string, vni: number }, sig: string): boolean {
+  seal (name: string, d: { subnet: string, gateway: string, vni: number, encrypt?: 'wireguard' }, sig: string): boolean {
     const o = this.overlayRecords.get(name)
-    if (!o || o.def.subnet !== d.subnet || o.def.gateway !== d.gateway || o.def.vni !== d.vni) return false
+    if (!o || o.def.subnet !== d.subnet || o.def.gateway !== d.gateway || o.def.vni !== d.vni || o.def.encrypt !== d.encrypt) return false
     o.sig = sig
     this.bump({ kind: 'overlay-defined', overlay: { ...o.def, sig } })
     return true
@@ -512,7 +513,7 @@ export class MemoryBackend implements ClusterBackend {
 
   heartbeat (reg: HostRegistration) { return this.run(() => this.cluster.heartbeat(reg)) }
   define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean) { return this.run(() => this.cluster.define(hostId, req, mode, announce)) }
-  seal (name: string, d: { subnet: string, gateway: string, vni: number }, sig: string) { return this.run(() => this.cluster.seal(name, d, sig)) }
+  seal (name: string, d: { subnet: string, gateway: string, vni: number, encrypt?: 'wireguard' }, sig: string) { return this.run(() => this.cluster.seal(name, d, sig)) }
   leaveOverlay (hostId: string, name: string) { return this.run(() => this.cluster.leaveOverlay(hostId, name)) }
   allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number) {
     return this.run(() => this.cluster.allocate(hostId, overlay, preferred, reclaim, scanned, limit))
