@@ -162,6 +162,12 @@ export class AgentViews implements AgentView {
     return { ...status, revision, hosts, peers: peers.status(), wireguard: await peers.wireguardStatus() }
   }
 
+  async rotateKey (): Promise<Record<string, unknown>> {
+    const overlay = this.s.overlay()
+    if (!overlay) throw new FerryError('CLUSTER_UNAVAILABLE', NO_CLUSTER)
+    return { ...await overlay.peers.rotateWireGuardKey() }
+  }
+
   async peers (network?: string): Promise<unknown[]> {
     const overlay = this.s.overlay()
     if (!overlay) throw new FerryError('CLUSTER_UNAVAILABLE', NO_CLUSTER)

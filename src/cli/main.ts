@@ -66,8 +66,8 @@ export function buildCli (): Command {
     .version(VERSION)
     .option('--api-socket <path>', "the agent's API socket (default: $FERRY_API_SOCKET or /run/ferry/ferry.sock)")
     .showHelpAfterError()
-  const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<T> =>
-    apiCall<T>(apiSocketFrom(program.opts<GlobalOpts>().apiSocket), method, path)
+  const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string, timeoutMs?: number): Promise<T> =>
+    apiCall<T>(apiSocketFrom(program.opts<GlobalOpts>().apiSocket), method, path, undefined, timeoutMs)
 
   program.command('agent')
     .description('run the agent (as root): serves the Docker plugin socket and the admin API')
@@ -83,6 +83,7 @@ export function buildCli (): Command {
     .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
+    .option('--key-rotation-interval <seconds>', 'rotate this host\'s WireGuard key every N seconds (at least 60), as `ferry cluster rotate-key` does', positiveInt)
     .option('--cluster-wait <seconds>', 'a request that needs the cluster store while it is unreachable waits this long for it to come back (0 = fail at once; default 10)', positiveInt)
     .option('--cluster-key <file>', 'sign and check every cluster entry and message with the shared secret in FILE (mode 600, root, at least 32 bytes; the same on every host)')
     .option('--dns <ip>', 'upstream resolver for names ferry does not know (repeatable; default: the host\'s resolv.conf)', collect, [])
@@ -103,7 +104,7 @@ export function buildCli (): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, dns: string[], dnsServer: boolean,
+      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, dns: string[], dnsServer: boolean,
       dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
@@ -165,6 +166,14 @@ export function buildCli (): Command {
       out(table(['HOST', 'VTEP', 'VERSION', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
         h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
       if (s.wireguard) out(wireGuardText(s.wireguard))
+    })
+  cluster.command('rotate-key').description('a new WireGuard key for this host; running connections keep flowing (docs/encryption.md)').option('--json', 'print JSON')
+    .action(async (o: JsonOpt) => {
+      const r = await api<{ publicKey: string, device: string, port: number, switched: string[], late: string[], overlapMs: number }>('POST', '/v1/cluster/rotate-key', 120_000)
+      if (o.json) { json(r); return }
+      out(`new public key ${r.publicKey} on ${r.device}, port ${r.port}\n` +
+        `peers on the new key: ${r.switched.join(', ') || 'none'}${r.late.length > 0 ? `; not yet (they switch when they program it): ${r.late.join(', ')}` : ''}\n` +
+        `both keys accepted for ${r.overlapMs} ms\n`)
     })
   program.command('peers').description('remote endpoints of the overlays, as programmed in the kernel and as known in Redis')
     .option('--network <network>', 'only this overlay network').option('--json', 'print JSON')

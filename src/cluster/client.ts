@@ -102,7 +102,7 @@ function epKey (overlay: string, endpointId: string): string {
 export class ClusterClient implements ClusterStore {
   readonly hostId: string
   readonly vtep: string
-  readonly wireguard: WireGuardInfo | undefined
+  private wg: WireGuardInfo | undefined
   private readonly version: string
   private readonly heartbeatMs: number
   private readonly ttlMs: number
@@ -144,7 +144,7 @@ export class ClusterClient implements ClusterStore {
     this.backend = backend
     this.hostId = checkHostId(opts.hostId)
     this.vtep = checkIp(opts.advertiseAddr, 'advertise address')
-    this.wireguard = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
+    this.wg = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
     this.version = opts.version ?? VERSION
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
     this.ttlMs = opts.hostTtlMs ?? DEFAULT_TTL_MS
@@ -358,7 +358,7 @@ export class ClusterClient implements ClusterStore {
   private registration (reap: boolean): HostRegistration {
     return {
       hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registrationSig(), reap,
-      wg: this.wireguard ? wireGuardContent(this.wireguard) : '',
+      wg: this.wg ? wireGuardContent(this.wg) : '',
     }
   }
 
@@ -482,7 +482,7 @@ export class ClusterClient implements ClusterStore {
   }
 
   private registrationSig (): string {
-    return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep, wg: this.wireguard })) ?? ''
+    return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep, wg: this.wg })) ?? ''
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {
@@ -490,6 +490,15 @@ export class ClusterClient implements ClusterStore {
   }
 
   /** One heartbeat; a host that finds it was removed (missed its TTL) re-asserts everything. */
+  /** This host's WireGuard information. */
+  get wireguard (): WireGuardInfo | undefined { return this.wg }
+
+  /** New WireGuard information (a rotated key): registered at once, so every host gets it in a host-up change. */
+  async setWireGuard (info: WireGuardInfo): Promise<void> {
+    this.wg = checkWireGuardInfo(info, undefined)
+    await this.heartbeat()
+  }
+
   async heartbeat (): Promise<void> {
     const r = await this.call(() => this.backend.heartbeat(this.registration(true)))
     if (r.removed.length > 0) this.log?.info({ hosts: r.removed }, 'removed hosts whose heartbeat stopped')

@@ -153,6 +153,8 @@ export interface ClusterStore {
    * background (subscribers then get `resync`). Without `local`, nothing is pruned.
    */
   start (local?: LocalClusterState): Promise<void>
+  /** Publish new WireGuard information of this host (a rotated key) with its registration, at once. */
+  setWireGuard? (info: WireGuardInfo): Promise<void>
   /** Send a heartbeat now (it also removes hosts whose TTL has passed). */
   heartbeat (): Promise<void>
   hosts (): Promise<HostInfo[]>

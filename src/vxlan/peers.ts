@@ -42,7 +42,7 @@ import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, Clu
 import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
-import type { MeshStatus, WireGuardMesh } from '../wireguard/mesh.js'
+import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
   PeerPlanner, diffPeers, overlayDevices, planPeers,
@@ -265,6 +265,7 @@ export class PeerSync {
   /** Stop listening. Kernel state is left as it is (live traffic keeps flowing). */
   stop (): void {
     this.stopped = true
+    this.wg?.rotateEvery(undefined)
     this.unsubscribe?.()
     this.unsubscribe = undefined
     if (this.timer) clearInterval(this.timer)
@@ -335,6 +336,12 @@ export class PeerSync {
     })
     this.wg.setHosts(hosts).catch((err: unknown) => { this.log?.error({ err }, 'cannot program the WireGuard peers') })
     for (const [name, a] of this.attached) if (a.local.encrypt !== undefined) this.schedule(name, true)
+  }
+
+  /** `ferry cluster rotate-key`: a new WireGuard key for this host (src/wireguard/mesh.ts). */
+  async rotateWireGuardKey (): Promise<RotationResult> {
+    if (!this.wg) throw new FerryError('UNSUPPORTED', 'this agent has no WireGuard (wireguard-go is not installed): there is no key to rotate')
+    return await this.wg.rotateKey()
   }
 
   /** This host's WireGuard mesh: mode, device, peers with handshake age and bytes (undefined without one). */

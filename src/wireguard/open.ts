@@ -7,7 +7,8 @@
 import type { Logger } from 'pino'
 import type { LinkDriver } from '../kernel/types.js'
 import { detectWireGuard, UserspaceWireGuard } from './device.js'
-import { loadOrCreateKeyPair } from './keys.js'
+import path from 'node:path'
+import { KEY_FILE, loadOrCreateKeyPair, writeKeyFile } from './keys.js'
 import { WireGuardMesh } from './mesh.js'
 import { DEFAULT_TUNNEL_RANGE, DEFAULT_WG_PORT, checkPort, tunnelAddress } from './plan.js'
 
@@ -23,7 +24,9 @@ export async function openWireGuardMesh (opts: { links: LinkDriver, hostId: stri
   const mesh = new WireGuardMesh({
     hostId: opts.hostId, keys, port: checkPort(opts.port ?? DEFAULT_WG_PORT), tunnel: tunnelAddress(opts.hostId, range), range,
     driver: new UserspaceWireGuard({ links: opts.links }), log: opts.log,
+    saveKey: (privateKey) => writeKeyFile(path.join(opts.stateDir, KEY_FILE), privateKey),
   })
+  await mesh.adopt()
   opts.log?.info({ mode: 'userspace', kernelModule: d.kernelModule, device: mesh.device, tunnel: mesh.info().tunnel }, 'WireGuard ready for encrypted overlays')
   return mesh
 }

@@ -54,8 +54,18 @@ export interface MeshPlan {
   skipped: WgSkip[]
 }
 
-export function wgDeviceName (hostId: string): string {
-  return WG_PREFIX + createHash('sha256').update(hostId).digest('hex').slice(0, IFNAME_MAX - WG_PREFIX.length)
+/**
+ * The name of this host's WireGuard device in `slot` 0 or 1. A key rotation
+ * brings the new key up on the other slot's device (and port), then retires
+ * the old one, so the device alternates between the two names.
+ */
+export function wgDeviceName (hostId: string, slot: 0 | 1 = 0): string {
+  return WG_PREFIX + createHash('sha256').update(slot === 0 ? hostId : `${hostId}\nslot 1`).digest('hex').slice(0, IFNAME_MAX - WG_PREFIX.length)
+}
+
+/** The listen port of a slot: the configured port, and the one above it for slot 1. */
+export function wgSlotPort (port: number, slot: 0 | 1): number {
+  return checkPort(port + slot)
 }
 
 export function checkPort (port: unknown, what = 'WireGuard port'): number {

@@ -8,6 +8,10 @@
  * crosses as WireGuard (UDP 51820). Removing the encrypted network leaves no
  * WireGuard device, process or socket.
  *
+ * Key rotation: while a TCP stream runs from host 2 to host 1 over the encrypted overlay, each host
+ * rotates its key (`ferry cluster rotate-key`); the other switches before the old key is retired, and the
+ * stream ends complete with no reset.
+ *
  * Injection: a VXLAN frame crafted on the underlay (from the redis namespace,
  * no key) for the encrypted overlay, sent to a host's underlay address, is
  * dropped by ferry's firewall before decapsulation (host 1: iptables backend,
@@ -26,7 +30,8 @@ import { sh, ipJson } from '../harness/netns.js'
 import { NODE, cleanEnv } from '../harness/agent.js'
 import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
 import { until } from '../harness/until.js'
-import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT } from '../../src/wireguard/plan.js'
+import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT, parseUapiGet } from '../../src/wireguard/plan.js'
+import { uapiRequest } from '../../src/wireguard/device.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -69,6 +74,17 @@ async function sendUdp (ns: string, host: string, port: number, payload: Buffer)
   const script = 'const s=require("dgram").createSocket("udp4");s.send(Buffer.from(process.argv[1],"hex"),Number(process.argv[2]),process.argv[3],(e)=>{if(e)throw e;s.close()})'
   const r = await execFile(['ip', 'netns', 'exec', ns, ...NODE, '-e', script, payload.toString('hex'), String(port), host], { env: cleanEnv(), allowFailure: true, timeoutMs: 10_000 })
   if (r.code !== 0) throw new Error(`sending from ${ns} failed: ${r.stderr}`)
+}
+
+/** The public key a host's device has for the peer of `tunnel` (read over the UAPI socket of whichever slot's device runs). */
+async function peerKeyFor (hostId: string, tunnel: string): Promise<string> {
+  for (const dev of [wgDeviceName(hostId), wgDeviceName(hostId, 1)]) {
+    const sock = `/var/run/wireguard/${dev}.sock`
+    if (!existsSync(sock)) continue
+    const state = parseUapiGet(await uapiRequest(sock, 'get=1\n\n'))
+    return state.peers.find((p) => p.allowedIps.includes(`${tunnel}/32`))?.publicKey ?? ''
+  }
+  return ''
 }
 
 function wgProcesses (dev: string): string {
@@ -211,14 +227,54 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     t.notMatch(injOut, INJ_SECRET, `${h.hostId}: the same frame to the encrypted overlay's VXLAN port on the underlay never enters it`)
   }
 
+  // Key rotation under a running TCP stream: h2 sends numbered lines to a container on h1 over the encrypted
+  // overlay for ~12 s; h1 rotates its key, then h2 does. The stream ends complete (every byte counted by the
+  // server), the sender exits 0 (no reset), and each rotation saw the other host switch to the new key.
+  const LINES = 600
+  const expected = Array.from({ length: LINES }, (_, i) => `line${i}\n`).join('').length
+  const sink = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'streamsrv', '--net', 'ove', '--', 'busybox', 'sh', '-c', 'nc -l -p 5002 | wc -c'],
+    { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: ['pipe', 'pipe', 'ignore'] })
+  // Its stdin stays open (busybox nc stops at the end of its stdin) until the stream is over.
+  let counted = ''
+  sink.stdout.on('data', (b: Buffer) => { counted += b.toString() })
+  const sinkDone = new Promise((res) => sink.once('exit', res))
+  t.teardown(async () => { if (sink.exitCode === null && sink.signalCode === null) { sink.kill('SIGKILL'); await sinkDone } })
+  const streamIp = await addr('streamsrv')
+  t.match(streamIp, /^10\.48\.0\.\d+$/)
+  await sleep(500)
+  const sender = ferry(h2, ['run', '--net', 'ove', '--', 'busybox', 'sh', '-c',
+    `i=0; while [ $i -lt ${LINES} ]; do echo line$i; i=$((i+1)); sleep 0.02; done | nc -w 3 ${streamIp ?? 'none'} 5002`])
+  await sleep(3000)
+  const keyBefore = await peerKeyFor(h2.hostId, tunnelAddress(h1.hostId))
+  for (const [h, other] of [[h1, h2], [h2, h1]] as Array<[Host, Host]>) {
+    const r = await h.agent.cli(['cluster', 'rotate-key', '--json'])
+    t.equal(r.code, 0, r.stderr)
+    const rot = JSON.parse(r.stdout || '{}') as { publicKey?: string, device?: string, port?: number, switched?: string[], late?: string[], overlapMs?: number }
+    t.same([rot.switched, rot.late, rot.port], [[other.hostId], [], 51821], `${h.hostId}: ${other.hostId} switched to the new key before the old one was retired`)
+    t.equal(rot.device, wgDeviceName(h.hostId, 1), `${h.hostId}: the new key runs on the second slot's device`)
+    t.comment(`${h.hostId}: both keys accepted for ${rot.overlapMs ?? -1} ms`)
+    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === wgDeviceName(h.hostId)), `${h.hostId}: the old device is gone`)
+    await sleep(1500)
+  }
+  t.not(await peerKeyFor(h2.hostId, tunnelAddress(h1.hostId)), keyBefore, 'h2 programs h1\'s new key')
+  const sent = await sender
+  t.equal(sent.code, 0, `the sender ended without an error (no reset): ${sent.stderr}`)
+  t.comment(`stream: sender out ${JSON.stringify(sent.stdout.slice(-200))} err ${JSON.stringify(sent.stderr.slice(-200))}, server counted ${JSON.stringify(counted)}`)
+  sink.stdin?.end()
+  await Promise.race([sinkDone, sleep(10_000)])
+  t.equal(Number(counted.trim() || 'NaN'), expected, 'every byte of the stream arrived across both rotations')
+  t.match(await fetch('ove', secretIp!, SECRET), SECRET, 'new connections work on the new keys')
+
   for (const s of servers) await s.kill()
   for (const h of hosts) {
     t.equal((await ferry(h, ['network', 'rm', 'ove'])).code, 0)
-    const dev = wgDeviceName(h.hostId)
-    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.hostId}: no WireGuard device left`)
-    for (let i = 0; i < 30 && (wgProcesses(dev) !== '' || existsSync(`/var/run/wireguard/${dev}.sock`)); i++) await sleep(100)
-    t.equal(wgProcesses(dev), '', `${h.hostId}: no wireguard-go left`)
-    t.notOk(existsSync(`/var/run/wireguard/${dev}.sock`), `${h.hostId}: no UAPI socket left`)
+    for (const dev of [wgDeviceName(h.hostId), wgDeviceName(h.hostId, 1)]) {
+      t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.hostId}: no WireGuard device ${dev} left`)
+      for (let i = 0; i < 30 && (wgProcesses(dev) !== '' || existsSync(`/var/run/wireguard/${dev}.sock`)); i++) await sleep(100)
+      t.equal(wgProcesses(dev), '', `${h.hostId}: no wireguard-go left`)
+      t.notOk(existsSync(`/var/run/wireguard/${dev}.sock`), `${h.hostId}: no UAPI socket left`)
+    }
+    t.notOk(sh(['ip', '-n', h.ns, 'route'], { allowFailure: true }).includes('100.64.'), `${h.hostId}: no tunnel route left`)
     t.equal((await ferry(h, ['network', 'rm', 'ovp'])).code, 0)
   }
 })
