@@ -210,7 +210,9 @@ export class Agent {
       reconcile: this.reconciler.counters,
       store: this.store,
       dns: this.dns?.server,
-      cluster: overlay && { status: () => overlay.cluster.status(), revision: () => overlay.cluster.revision(), peers: () => overlay.peers.status() },
+      cluster: overlay && {
+        status: () => overlay.cluster.status(), revision: () => overlay.cluster.revision(), peers: () => overlay.peers.status(), wireguard: () => overlay.peers.wireguardStatus(),
+      },
     }))
     const server = await startMetricsServer(cfg, metrics, this.log.child({ component: 'metrics' }))
     this.cleanups.push(() => server.close())

@@ -149,12 +149,13 @@ export function buildCli (): Command {
 
   interface WireGuardView {
     mode: string, device: string, active: boolean, tunnel: string, port: number,
-    peers: Array<{ hostId: string, endpoint: string, tunnel: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }>
+    peers: Array<{ hostId: string, endpoint: string, tunnel: string, handshakeAgeS?: number, rxBytes: number, txBytes: number, encrypted: boolean }>
   }
+  const handshakeText = (age: number | undefined): string => (age === undefined ? 'never' : `${age}s ago`)
   const wireGuardText = (w: WireGuardView): string =>
     `\nwireguard: ${w.mode} (wireguard-go), device ${w.device} ${w.active ? 'up' : 'down: no encrypted overlay on this host'}, tunnel ${w.tunnel}, port ${w.port}\n` +
-    table(['PEER', 'ENDPOINT', 'TUNNEL', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES'], w.peers.map((p) => [
-      p.hostId, p.endpoint, p.tunnel, p.handshakeAgeS === undefined ? 'never' : `${p.handshakeAgeS}s ago`, String(p.rxBytes), String(p.txBytes)]))
+    table(['PEER', 'ENDPOINT', 'TUNNEL', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES', 'ENCRYPTED'], w.peers.map((p) => [
+      p.hostId, p.endpoint, p.tunnel, handshakeText(p.handshakeAgeS), String(p.rxBytes), String(p.txBytes), p.encrypted ? 'yes' : 'no (no session)']))
   const cluster = program.command('cluster').description('the multi-host cluster')
   cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
@@ -179,12 +180,18 @@ export function buildCli (): Command {
     .option('--network <network>', 'only this overlay network').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
       const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
-      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number,
-        rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string }> }>>('GET', `/v1/peers${q}`)
+      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number, encrypted: boolean,
+        rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string,
+          wireguard?: { handshakeAgeS?: number, rxBytes: number, txBytes: number, encrypted: boolean } }> }>>('GET', `/v1/peers${q}`)
       if (o.json) { json(reports); return }
       for (const r of reports) {
-        out(`${r.network} (overlay ${r.overlay}, vni ${r.vni}): ${r.differences === 0 ? 'kernel matches Redis' : `${r.differences} difference(s)`}\n`)
-        out(table(['IP', 'MAC', 'HOST', 'VTEP', 'STATUS'], r.rows.map((p) => [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : '')])))
+        out(`${r.network} (overlay ${r.overlay}, vni ${r.vni}, ${r.encrypted ? 'encrypted: WireGuard' : 'plain'}): ${r.differences === 0 ? 'kernel matches Redis' : `${r.differences} difference(s)`}\n`)
+        out(table(['IP', 'MAC', 'HOST', 'VTEP', 'STATUS', 'ENCRYPTED', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES'], r.rows.map((p) => {
+          const w = p.wireguard
+          const enc = !r.encrypted ? 'no (plain overlay)' : w?.encrypted === true ? 'yes' : 'no session'
+          return [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : ''), enc,
+            w ? handshakeText(w.handshakeAgeS) : '-', w ? String(w.rxBytes) : '-', w ? String(w.txBytes) : '-']
+        })))
       }
     })
 

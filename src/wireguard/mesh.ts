@@ -63,8 +63,12 @@ export interface MeshPeerStatus {
   tunnel: string
   /** Seconds since the last handshake; undefined = never. */
   handshakeAgeS?: number
+  /** The last handshake (ms since the epoch); undefined = never. */
+  lastHandshake?: number
   rxBytes: number
   txBytes: number
+  /** A session younger than WireGuard's reject-after time (180 s): what goes to this peer is encrypted now. */
+  encrypted: boolean
 }
 
 export interface MeshStatus {
@@ -84,6 +88,8 @@ export interface MeshStatus {
 }
 
 const DEFAULT_ROTATION_WAIT_MS = 30_000
+/** WireGuard's REJECT_AFTER_TIME: a session older than this carries nothing. */
+export const SESSION_LIFETIME_S = 180
 const ROTATION_POLL_MS = 50
 
 export class WireGuardMesh {
@@ -275,8 +281,14 @@ export class WireGuardMesh {
     const byKey = new Map((state?.peers ?? []).map((p) => [p.publicKey, p]))
     for (const p of this.plan.peers) {
       const k = byKey.get(p.publicKey)
-      const row: MeshPeerStatus = { hostId: p.hostId, endpoint: p.endpoint, tunnel: (p.allowedIps[0] ?? '').split('/')[0] ?? '', rxBytes: k?.rxBytes ?? 0, txBytes: k?.txBytes ?? 0 }
-      if (k !== undefined && k.lastHandshake > 0) row.handshakeAgeS = Math.max(0, Math.round((now - k.lastHandshake) / 1000))
+      const row: MeshPeerStatus = {
+        hostId: p.hostId, endpoint: p.endpoint, tunnel: (p.allowedIps[0] ?? '').split('/')[0] ?? '', rxBytes: k?.rxBytes ?? 0, txBytes: k?.txBytes ?? 0, encrypted: false,
+      }
+      if (k !== undefined && k.lastHandshake > 0) {
+        row.handshakeAgeS = Math.max(0, Math.round((now - k.lastHandshake) / 1000))
+        row.lastHandshake = k.lastHandshake
+        row.encrypted = (now - k.lastHandshake) / 1000 < SESSION_LIFETIME_S
+      }
       s.peers.push(row)
     }
     if (this.lastError !== undefined) s.lastError = this.lastError

@@ -161,6 +161,15 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   const peers = JSON.parse((await h2.agent.cli(['cluster', 'status', '--json'])).stdout) as { wireguard?: { peers: Array<{ hostId: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }> } }
   const p1 = peers.wireguard?.peers.find((p) => p.hostId === h1.hostId)
   t.ok(p1 !== undefined && p1.handshakeAgeS !== undefined && p1.rxBytes > 0 && p1.txBytes > 0, `h2 shows a handshake with h1 and bytes both ways: ${JSON.stringify(peers.wireguard)}`)
+  t.match(p1, { encrypted: true }, 'and that traffic to h1 is encrypted')
+  const reports = JSON.parse((await h2.agent.cli(['peers', '--json'])).stdout || '[]') as Array<{ overlay: string, encrypted: boolean, rows: Array<{ hostId?: string, wireguard?: { encrypted: boolean, rxBytes: number } }> }>
+  const byOverlay = new Map(reports.map((r) => [r.overlay, r]))
+  t.match(byOverlay.get('ovp'), { encrypted: false }, 'ferry peers: the plain overlay is plain')
+  t.equal(byOverlay.get('ovp')?.rows.some((r) => r.wireguard !== undefined), false, 'with no WireGuard column')
+  t.match(byOverlay.get('ove'), { encrypted: true }, 'ferry peers: the encrypted overlay is encrypted')
+  t.match(byOverlay.get('ove')?.rows.find((r) => r.hostId === h1.hostId), { wireguard: { encrypted: true } }, 'and h1\'s endpoints show the WireGuard session')
+  const table = (await h2.agent.cli(['peers'])).stdout
+  t.match(table, /ENCRYPTED/, `ferry peers prints the column: ${table}`)
 
   if (process.env.FERRY_WG_BENCH === '1') {
     // A figure, not a check: MB/s of one TCP stream from h2 to h1 over each overlay (busybox nc, 64 MiB).

@@ -126,10 +126,16 @@ t.test('a key rotation: the new key on the other device, mirrored, published; pe
   for (const h of [h1, h2, h3]) await join(h)
   const old = h1.mesh.info()
   const dev0 = h1.mesh.device
+  const before = await h1.mesh.status()
+  t.match(before.peers, [{ hostId: 'h2', encrypted: false }, { hostId: 'h3', encrypted: false }], 'no handshake yet: nothing encrypted yet')
+  t.equal(before.peers[0]?.handshakeAgeS, undefined)
   // h2 answers handshakes on the new key (it has programmed it); h3 never does (say it is cut off).
   h1.wg.handshakes = (key) => key === h2.mesh.info().publicKey
   const r = await h1.mesh.rotateKey()
   t.not(r.publicKey, old.publicKey, 'a new key')
+  const after = await h1.mesh.status()
+  t.match(after.peers, [{ hostId: 'h2', encrypted: true, handshakeAgeS: 0 }, { hostId: 'h3', encrypted: false }], 'a peer with a session is encrypted now')
+  t.ok(after.lastRotation !== undefined)
   t.equal(saved.get('h1') !== undefined && h1.wg.devices.get(r.device)?.cfg.privateKey === saved.get('h1'), true, 'kept in the key file before it was published')
   t.match(r, { port: 51821, switched: ['h2'], late: ['h3'] })
   t.not(r.device, dev0, 'the other slot\'s device')
