@@ -7,6 +7,7 @@ import { parseDefaultPool } from '../ipam/ipam.js'
 import { Agent } from './agent.js'
 import type { AgentConfig } from './config.js'
 import { isIp } from '../util/ip.js'
+import { checkEndpoint } from '../wireguard/plan.js'
 import { metricsConfig } from '../metrics/config.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import { engineClientPrefixes } from '../dns/source.js'
@@ -33,6 +34,8 @@ export interface AgentFlags extends RuntimeFlags {
   clusterKey?: string
   /** `--key-rotation-interval SECONDS`: rotate this host's WireGuard key this often (docs/encryption.md). */
   keyRotationInterval?: number
+  /** `--wireguard-endpoint IP:PORT`: where peers reach this host's WireGuard, behind NAT (docs/encryption.md). */
+  wireguardEndpoint?: string
   dns: string[]
   dnsServer: boolean
   /** `--dns-rate-limit`: queries per second per source, or 'off'. Default: the server's (2000/s). */
@@ -75,6 +78,7 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
     if (flags.clusterKey !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-key only makes sense with --cluster')
     if (flags.clusterWait !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-wait only makes sense with --cluster')
     if (flags.keyRotationInterval !== undefined) throw new FerryError('INVALID_OPTION', '--key-rotation-interval only makes sense with --cluster')
+    if (flags.wireguardEndpoint !== undefined) throw new FerryError('INVALID_OPTION', '--wireguard-endpoint only makes sense with --cluster')
     return undefined
   }
   if (flags.advertiseAddr === undefined || !isIp(flags.advertiseAddr, 4)) {
@@ -87,6 +91,7 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
     url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000, keyFile: flags.clusterKey,
     waitMs: flags.clusterWait === undefined ? undefined : flags.clusterWait * 1000,
     ...(flags.keyRotationInterval === undefined ? {} : { keyRotationMs: keyRotationMs(flags.keyRotationInterval) }),
+    ...(flags.wireguardEndpoint === undefined ? {} : { wireguardEndpoint: checkEndpoint(flags.wireguardEndpoint, '--wireguard-endpoint') }),
   }
 }
 

@@ -83,6 +83,7 @@ export function buildCli (): Command {
     .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
+    .option('--wireguard-endpoint <ip:port>', 'where other hosts reach this host\'s WireGuard when it is behind NAT (the NAT forwards this port and the one above it to 51820 and 51821)')
     .option('--key-rotation-interval <seconds>', 'rotate this host\'s WireGuard key every N seconds (at least 60), as `ferry cluster rotate-key` does', positiveInt)
     .option('--cluster-wait <seconds>', 'a request that needs the cluster store while it is unreachable waits this long for it to come back (0 = fail at once; default 10)', positiveInt)
     .option('--cluster-key <file>', 'sign and check every cluster entry and message with the shared secret in FILE (mode 600, root, at least 32 bytes; the same on every host)')
@@ -104,7 +105,7 @@ export function buildCli (): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, dns: string[], dnsServer: boolean,
+      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, wireguardEndpoint?: string, dns: string[], dnsServer: boolean,
       dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')

@@ -24,7 +24,7 @@ import { prefixLen } from '../util/ip.js'
 import type { WireGuardDriver } from './device.js'
 import { generateKeyPair, type KeyPair } from './keys.js'
 import {
-  DEFAULT_KEEPALIVE, DEFAULT_TUNNEL_RANGE, WG_OVERHEAD, planMesh, tunnelsOf, wgDeviceName, wgSlotPort,
+  DEFAULT_KEEPALIVE, DEFAULT_TUNNEL_RANGE, WG_OVERHEAD, planMesh, slotEndpoint, tunnelsOf, wgDeviceName, wgSlotPort,
   type MeshHost, type MeshPlan, type WgSkip, type WireGuardInfo,
 } from './plan.js'
 
@@ -33,6 +33,8 @@ export interface MeshOptions {
   keys: KeyPair
   port: number
   tunnel: string
+  /** --wireguard-endpoint: where peers reach this host (behind NAT), for slot 0; slot 1 uses the port above. */
+  endpoint?: string
   range?: string
   keepalive?: number
   driver: WireGuardDriver
@@ -117,7 +119,8 @@ export class WireGuardMesh {
 
   /** What this host publishes beside its registration. */
   info (): WireGuardInfo {
-    return { publicKey: this.keys.publicKey, port: wgSlotPort(this.opts.port, this.slot), tunnel: this.opts.tunnel }
+    const endpoint = slotEndpoint(this.opts.endpoint, this.slot)
+    return { publicKey: this.keys.publicKey, port: wgSlotPort(this.opts.port, this.slot), tunnel: this.opts.tunnel, ...(endpoint !== undefined ? { endpoint } : {}) }
   }
 
   /** Where a new key is published (the cluster client's registration); set once the client exists. */

@@ -63,3 +63,7 @@ t.test('--key-rotation-interval: whole seconds, at least a minute', async (t) =>
   t.throws(() => keyRotationMs(59), { code: 'INVALID_OPTION', message: /from 60/ })
   t.throws(() => keyRotationMs(400 * 86400), { code: 'INVALID_OPTION' })
 })
+
+t.test('--wireguard-endpoint is taken as given, checked when the agent starts', async (t) => {
+  t.equal((await agentOpts(['--wireguard-endpoint', '203.0.113.7:51820'])).wireguardEndpoint, '203.0.113.7:51820')
+})

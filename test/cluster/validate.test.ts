@@ -37,6 +37,10 @@ t.test('with a cluster key, the MAC covers the WireGuard information', async (t)
   const r = readHost({ ...row, wg: wireGuardContent(forged), sig }, key)
   t.match(r, { ok: false, reason: 'bad-mac' }, 'another key under the same MAC is refused')
   t.match(readHost({ ...row, sig }, key), { ok: false, reason: 'bad-mac' }, 'and so is the information removed')
+  const nat = { ...wg, endpoint: '203.0.113.7:51820' }
+  const natSig = key.sign('host', 'h1', hostContent({ hostId: 'h1', vtep: row.vtep, wg: nat }))
+  t.equal(readHost({ ...row, wg: wireGuardContent(nat), sig: natSig }, key).ok, true, 'a public endpoint (behind NAT) is signed with it')
+  t.match(readHost({ ...row, wg: wireGuardContent({ ...nat, endpoint: '198.51.100.9:51820' }), sig: natSig }, key), { ok: false, reason: 'bad-mac' }, 'and cannot be redirected')
 })
 
 t.test('a host-up message carries it', async (t) => {

@@ -45,11 +45,11 @@ interface Host extends PeerHost { wg: RecordingWireGuard, mesh: WireGuardMesh }
 
 const saved = new Map<string, string>()
 
-async function host (t: T, cluster: MemoryCluster, n: number): Promise<Host> {
+async function host (t: T, cluster: MemoryCluster, n: number, endpoint?: string): Promise<Host> {
   const vtep = `192.168.50.${n}`
   const wg = new RecordingWireGuard()
   const mesh = new WireGuardMesh({
-    hostId: `h${n}`, keys: generateKeyPair(), port: 51820, tunnel: `100.64.0.${n}`, driver: wg, rotationWaitMs: 300,
+    hostId: `h${n}`, keys: generateKeyPair(), port: 51820, tunnel: `100.64.0.${n}`, driver: wg, rotationWaitMs: 300, ...(endpoint !== undefined ? { endpoint } : {}),
     saveKey: async (k) => { saved.set(`h${n}`, k) },
   })
   const store = cluster.connect({ hostId: `h${n}`, advertiseAddr: vtep, heartbeatMs: 0, hostTtlMs: 1000, wireguard: mesh.info() })
@@ -179,4 +179,20 @@ t.test('--key-rotation-interval rotates on a timer until stopped; one rotation a
   h1.mesh.rotateEvery(undefined)
   t.not(h1.mesh.info().publicKey, second, 'the timer rotated the key')
   t.not(second, first)
+})
+
+t.test('a host behind NAT (--wireguard-endpoint): peers send to its public endpoint, which follows a key rotation to the port above', async (t) => {
+  const cluster = new MemoryCluster()
+  const [h1, h2] = [await host(t, cluster, 1, '203.0.113.7:40000'), await host(t, cluster, 2)] as [Host, Host]
+  for (const h of [h1, h2]) await join(h)
+  const endpointOfH1 = async (): Promise<string | undefined> => {
+    await h2.sync.settled()
+    return h2.wg.devices.get(h2.mesh.device)?.peers.find((p) => p.hostId === 'h1')?.endpoint
+  }
+  t.equal(await endpointOfH1(), '203.0.113.7:40000')
+  t.match(h2.wg.devices.get(h2.mesh.device)?.peers.find((p) => p.hostId === 'h1'), { keepalive: 25 }, 'with persistent keepalive (the NAT keeps its mapping)')
+  h1.wg.handshakes = () => true
+  await h1.mesh.rotateKey()
+  for (let i = 0; i < 50 && (await endpointOfH1()) !== '203.0.113.7:40001'; i++) await new Promise((resolve) => setImmediate(resolve))
+  t.equal(await endpointOfH1(), '203.0.113.7:40001')
 })
