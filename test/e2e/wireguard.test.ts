@@ -6,7 +6,7 @@
  * host reaches one on the other over both. tcpdump on host 1's underlay port
  * sees the plain overlay's payload and never the encrypted one's, which
  * crosses as WireGuard (UDP 51820). Removing the encrypted network leaves no
- * WireGuard device, process or socket.
+ * WireGuard device, process or socket. Asking for a plain overlay encrypted is refused.
  *
  * Key rotation: while a TCP stream runs from host 2 to host 1 over the encrypted overlay, each host
  * rotates its key (`ferry cluster rotate-key`); the other switches before the old key is retired, and the
@@ -103,6 +103,13 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     r = await ferry(h, ['network', 'create', 'ove', '--subnet', '10.48.0.0/24', '-o', 'ferry.overlay=ove', '-o', 'ferry.encrypt=wireguard'])
     t.equal(r.code, 0, r.stderr)
   }
+  // Encryption is part of the overlay's definition: h2 asking for h1's plain overlay encrypted is refused.
+  t.equal((await ferry(h1, ['network', 'create', 'ovc', '--subnet', '10.49.0.0/24', '-o', 'ferry.overlay=ovc'])).code, 0)
+  const clash = await ferry(h2, ['network', 'create', 'ovc', '--subnet', '10.49.0.0/24', '-o', 'ferry.overlay=ovc', '-o', 'ferry.encrypt=wireguard'])
+  t.not(clash.code, 0, 'an encrypted request for a plain overlay fails')
+  t.match(clash.stderr, 'overlay ovc already exists plain (this host asked for it encrypted (ferry.encrypt=wireguard))', `with a clear sentence: ${clash.stderr}`)
+  t.equal((await ferry(h1, ['network', 'rm', 'ovc'])).code, 0)
+
   const dev1 = wgDeviceName(h1.hostId)
   const links = ipJson<Array<{ ifname: string, mtu: number, linkinfo?: { info_kind: string, info_data?: { port: number, local?: string } } }>>(h1.ns, ['-d', 'link'])
   const wg = links.find((l) => l.ifname === dev1)
