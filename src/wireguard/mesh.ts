@@ -197,16 +197,37 @@ export class WireGuardMesh {
    * key is replaced and published at once.
    */
   async rotateKey (): Promise<RotationResult> {
+    if (this.rotating) throw new FerryError('NAME_CONFLICT', 'a key rotation of this host is already under way (its second WireGuard device is in use)')
+    this.rotating = true
+    try {
+      return await this.rotate()
+    } finally {
+      this.rotating = false
+    }
+  }
+
+  private rotating = false
+
+  private async rotate (): Promise<RotationResult> {
     const next = generateKeyPair()
     const started = Date.now()
+    const before = { keys: this.keys, slot: this.slot }
     const to: 0 | 1 = this.slot === 0 ? 1 : 0
+    const dev = wgDeviceName(this.opts.hostId, to)
+    const unstage = (): Promise<void> => this.lock.run(async () => {
+      this.retiring = undefined
+      await this.opts.driver.remove(dev)
+    })
     const staged = await this.lock.run(async () => {
-      if (this.retiring !== undefined) throw new FerryError('NAME_CONFLICT', 'a key rotation of this host is already under way (its second WireGuard device is in use)')
       if (!this.active) return false
-      const dev = wgDeviceName(this.opts.hostId, to)
-      await this.opts.driver.ensure(dev, this.config(next, to, false))
-      await this.opts.driver.setPeers(dev, this.plan.peers)
-      await this.opts.driver.mirror(this.device, dev)
+      try {
+        await this.opts.driver.ensure(dev, this.config(next, to, false))
+        await this.opts.driver.setPeers(dev, this.plan.peers)
+        await this.opts.driver.mirror(this.device, dev)
+      } catch (err) {
+        await this.opts.driver.remove(dev).catch(() => undefined)
+        throw toFerryError(err, 'KERNEL', `cannot bring the new WireGuard key up on ${dev}`)
+      }
       this.retiring = this.device
       return true
     })
@@ -214,13 +235,24 @@ export class WireGuardMesh {
       // From here a restart comes back with the new key (and finds its device by it).
       await this.opts.saveKey?.(next.privateKey)
     } catch (err) {
-      if (staged) await this.lock.run(async () => { await this.opts.driver.remove(wgDeviceName(this.opts.hostId, to)); this.retiring = undefined })
+      if (staged) await unstage()
       throw toFerryError(err, 'INTERNAL', 'cannot keep the new WireGuard key')
     }
     this.keys = next
     if (staged) this.slot = to
     this.replan()
-    await this.publisher?.(this.info())
+    try {
+      await this.publisher?.(this.info())
+    } catch (err) {
+      // The peers were not told: back to the old key (kept again, and registered again when the store answers).
+      this.keys = before.keys
+      this.slot = before.slot
+      this.replan()
+      if (staged) await unstage()
+      await this.opts.saveKey?.(before.keys.privateKey)
+      await this.publisher?.(this.info()).catch(() => undefined)
+      throw toFerryError(err, 'CLUSTER_UNAVAILABLE', 'cannot publish the new WireGuard key: the old one stays')
+    }
     const switched = staged ? await this.waitForHandshakes(started) : []
     if (staged) {
       await this.lock.run(async () => {

@@ -24,7 +24,11 @@ class RecordingWireGuard implements WireGuardDriver {
   /** Peers (by public key) that answer a handshake. */
   handshakes = (_key: string): boolean => false
   async routeRange (dev: string, range: string): Promise<void> { this.steps.push(`route ${range} ${dev}`) }
-  async mirror (from: string, to: string): Promise<void> { this.steps.push(`mirror ${from} ${to}`) }
+  failMirror = false
+  async mirror (from: string, to: string): Promise<void> {
+    if (this.failMirror) throw new Error('tc: no such qdisc')
+    this.steps.push(`mirror ${from} ${to}`)
+  }
   async ensure (dev: string, cfg: WireGuardConfig): Promise<void> { const d = this.devices.get(dev); this.devices.set(dev, { cfg, peers: d?.peers ?? [] }) }
   async setPeers (dev: string, peers: readonly WgPeer[]): Promise<void> {
     const d = this.devices.get(dev)
@@ -195,4 +199,24 @@ t.test('a host behind NAT (--wireguard-endpoint): peers send to its public endpo
   await h1.mesh.rotateKey()
   for (let i = 0; i < 50 && (await endpointOfH1()) !== '203.0.113.7:40001'; i++) await new Promise((resolve) => setImmediate(resolve))
   t.equal(await endpointOfH1(), '203.0.113.7:40001')
+})
+
+t.test('a rotation that fails part way leaves the old key working', async (t) => {
+  const cluster = new MemoryCluster()
+  const [h1, h2] = [await host(t, cluster, 1), await host(t, cluster, 2)] as [Host, Host]
+  for (const h of [h1, h2]) await join(h)
+  const old = h1.mesh.info()
+  const dev0 = h1.mesh.device
+  h1.wg.failMirror = true
+  await t.rejects(h1.mesh.rotateKey(), { code: 'KERNEL', message: /cannot bring the new WireGuard key up/ })
+  t.same([...h1.wg.devices.keys()], [dev0], 'the new device is removed')
+  t.same(h1.mesh.info(), old, 'the key is unchanged')
+  h1.wg.failMirror = false
+  // The store cannot be told: the new key is taken back (kept again in the key file), the old device stays.
+  h1.mesh.setPublisher(async (info) => { if (info.publicKey !== old.publicKey) throw new Error('store down') })
+  await t.rejects(h1.mesh.rotateKey(), { code: 'CLUSTER_UNAVAILABLE', message: /the old one stays/ })
+  t.same(h1.mesh.info(), old)
+  t.equal(saved.get('h1'), h1.wg.devices.get(dev0)?.cfg.privateKey, 'the key file holds the old key again')
+  t.same([...h1.wg.devices.keys()], [dev0])
+  t.equal((await h1.mesh.status()).retiring, undefined)
 })
