@@ -180,7 +180,9 @@ export class Agent {
     const overlay = this.overlay
     const { metrics, server } = await serveAgentMetrics(cfg, {
       networks: () => this.driver.networks(), endpoints: () => this.driver.endpoints(), reconcile: this.reconciler.counters, store: this.store, dns: this.dns?.server,
-      cluster: overlay && { status: () => overlay.cluster.status(), revision: () => overlay.cluster.revision(), peers: () => overlay.peers.status() },
+      cluster: overlay && {
+        status: () => overlay.cluster.status(), revision: () => overlay.cluster.revision(), peers: () => overlay.peers.status(), wireguard: () => overlay.peers.wireguardStatus(),
+      },
     }, this.log)
     this.cleanups.push(() => server.close())
     return metrics

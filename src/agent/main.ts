@@ -7,6 +7,7 @@ import { parseDefaultPool } from '../ipam/ipam.js'
 import { Agent } from './agent.js'
 import type { AgentConfig } from './config.js'
 import { isIp } from '../util/ip.js'
+import { checkEndpoint } from '../wireguard/plan.js'
 import { metricsConfig } from '../metrics/config.js'
 import type { RateLimit } from '../dns/ratelimit.js'
 import { engineClientPrefixes } from '../dns/source.js'
@@ -31,6 +32,10 @@ export interface AgentFlags extends RuntimeFlags {
   clusterWait?: number
   /** `--cluster-key FILE`: the shared secret that signs cluster entries (src/cluster/key.ts). */
   clusterKey?: string
+  /** `--key-rotation-interval SECONDS`: rotate this host's WireGuard key this often (docs/encryption.md). */
+  keyRotationInterval?: number
+  /** `--wireguard-endpoint IP:PORT`: where peers reach this host's WireGuard, behind NAT (docs/encryption.md). */
+  wireguardEndpoint?: string
   dns: string[]
   dnsServer: boolean
   /** `--dns-rate-limit`: queries per second per source, or 'off'. Default: the server's (2000/s). */
@@ -72,6 +77,8 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
     if (flags.advertiseAddr !== undefined) throw new FerryError('INVALID_OPTION', '--advertise-addr only makes sense with --cluster')
     if (flags.clusterKey !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-key only makes sense with --cluster')
     if (flags.clusterWait !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-wait only makes sense with --cluster')
+    if (flags.keyRotationInterval !== undefined) throw new FerryError('INVALID_OPTION', '--key-rotation-interval only makes sense with --cluster')
+    if (flags.wireguardEndpoint !== undefined) throw new FerryError('INVALID_OPTION', '--wireguard-endpoint only makes sense with --cluster')
     return undefined
   }
   if (flags.advertiseAddr === undefined || !isIp(flags.advertiseAddr)) {
@@ -83,7 +90,17 @@ function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
   return {
     url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000, keyFile: flags.clusterKey,
     waitMs: flags.clusterWait === undefined ? undefined : flags.clusterWait * 1000,
+    ...(flags.keyRotationInterval === undefined ? {} : { keyRotationMs: keyRotationMs(flags.keyRotationInterval) }),
+    ...(flags.wireguardEndpoint === undefined ? {} : { wireguardEndpoint: checkEndpoint(flags.wireguardEndpoint, '--wireguard-endpoint') }),
   }
+}
+
+/** At least a minute apart (a rotation waits up to 30 s for the peers), at most a year (a timer's range). */
+export function keyRotationMs (seconds: number): number {
+  if (!Number.isInteger(seconds) || seconds < 60 || seconds > 365 * 86400) {
+    throw new FerryError('INVALID_OPTION', `--key-rotation-interval ${seconds} must be a whole number of seconds from 60 to ${365 * 86400}`)
+  }
+  return seconds * 1000
 }
 
 function checkUpstream (s: string): string {

@@ -19,6 +19,8 @@ export interface AgentView {
   endpoints (): Promise<EndpointView[]>
   reconcile (): Promise<Record<string, unknown>>
   clusterStatus (): Promise<Record<string, unknown>>
+  /** A new WireGuard key for this host, with no gap for running connections (`ferry cluster rotate-key`). */
+  rotateKey? (): Promise<Record<string, unknown>>
   peers (network?: string): Promise<unknown[]>
   dnsRecords (network?: string): Promise<unknown[]>
   dnsQuery (name: string, type: 'A' | 'AAAA' | 'PTR', network: string): Promise<Record<string, unknown>>
@@ -83,6 +85,10 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
     })
   app.post('/v1/reconcile', async () => agent.reconcile())
   app.get('/v1/cluster', async () => agent.clusterStatus())
+  app.post('/v1/cluster/rotate-key', async () => {
+    if (agent.rotateKey === undefined) throw new FerryError('UNSUPPORTED', 'this agent cannot rotate its WireGuard key')
+    return await agent.rotateKey()
+  })
   app.get<{ Querystring: { network?: string } }>('/v1/dns/records', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => agent.dnsRecords(req.query.network))
   app.get<{ Querystring: { name: string, type: 'A' | 'AAAA' | 'PTR', network: string } }>('/v1/dns/query', {

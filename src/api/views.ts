@@ -14,7 +14,7 @@ import type { NetworkDriver } from '../driver/network.js'
 import type { ClusterOverlay } from '../overlay/service.js'
 import type { DnsServer } from '../dns/server.js'
 import { scopeOf, type AgentRecordSource } from '../dns/source.js'
-import type { PoolRecord } from '../model/types.js'
+import type { NetworkRecord, PoolRecord } from '../model/types.js'
 import type { AgentView, EndpointView, NetworkView } from './server.js'
 import type { RuntimeApi } from './runtime.js'
 
@@ -83,6 +83,11 @@ export interface ViewSources {
 }
 
 const NO_DNS = 'the DNS server is off (--no-dns-server)'
+/** An overlay network carried inside WireGuard (-o ferry.encrypt=wireguard). */
+function encrypted (n: NetworkRecord): boolean {
+  return n.options['ferry.encrypt'] === 'wireguard'
+}
+
 const NO_CLUSTER = 'this agent runs without a cluster: start it with --cluster redis://HOST:PORT --advertise-addr IP'
 
 export class AgentViews implements AgentView {
@@ -196,6 +201,12 @@ export class AgentViews implements AgentView {
     return { ...status, revision, hosts, peers: peers.status(), wireguard: await peers.wireguardStatus() }
   }
 
+  async rotateKey (): Promise<Record<string, unknown>> {
+    const overlay = this.s.overlay()
+    if (!overlay) throw new FerryError('CLUSTER_UNAVAILABLE', NO_CLUSTER)
+    return { ...await overlay.peers.rotateWireGuardKey() }
+  }
+
   async peers (network?: string): Promise<unknown[]> {
     const overlay = this.s.overlay()
     if (!overlay) throw new FerryError('CLUSTER_UNAVAILABLE', NO_CLUSTER)
@@ -205,6 +216,20 @@ export class AgentViews implements AgentView {
       nets = nets.filter((n) => n.overlay!.name === network || n.id.startsWith(network) || names.networks.get(n.id) === network)
       if (nets.length === 0) throw new FerryError('NETWORK_NOT_FOUND', `no overlay network "${network}" on this host`)
     }
-    return Promise.all(nets.map(async (n) => ({ network: names.networks.get(n.id) ?? n.id.slice(0, 12), ...(await overlay.peers.report(n.overlay!.name)) })))
+    // Per remote host of an encrypted overlay: its WireGuard handshake, bytes and whether traffic to it is encrypted now.
+    const wg = nets.some(encrypted) ? await overlay.peers.wireguardStatus().catch(() => undefined) : undefined
+    const byHost = new Map((wg?.peers ?? []).map((p) => [p.hostId, p]))
+    return Promise.all(nets.map(async (n) => {
+      const r = await overlay.peers.report(n.overlay!.name)
+      const head = { network: names.networks.get(n.id) ?? n.id.slice(0, 12), encrypted: encrypted(n) }
+      if (!encrypted(n)) return { ...head, ...r }
+      return {
+        ...head, ...r,
+        rows: r.rows.map((row) => {
+          const p = row.hostId === undefined ? undefined : byHost.get(row.hostId)
+          return p === undefined ? row : { ...row, wireguard: { handshakeAgeS: p.handshakeAgeS, rxBytes: p.rxBytes, txBytes: p.txBytes, encrypted: p.encrypted } }
+        }),
+      }
+    }))
   }
 }

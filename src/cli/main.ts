@@ -74,8 +74,8 @@ export function buildCli (): Command {
     .version(VERSION)
     .option('--api-socket <path>', "the agent's API socket (default: $FERRY_API_SOCKET or /run/ferry/ferry.sock)")
     .showHelpAfterError()
-  const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<T> =>
-    apiCall<T>(apiSocketFrom(program.opts<GlobalOpts>().apiSocket), method, path)
+  const api = <T>(method: 'GET' | 'POST' | 'DELETE', path: string, timeoutMs?: number): Promise<T> =>
+    apiCall<T>(apiSocketFrom(program.opts<GlobalOpts>().apiSocket), method, path, undefined, timeoutMs)
 
   program.command('agent')
     .description('run the agent (as root): serves the Docker plugin socket and the admin API')
@@ -91,6 +91,8 @@ export function buildCli (): Command {
     .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
+    .option('--wireguard-endpoint <ip:port>', 'where other hosts reach this host\'s WireGuard when it is behind NAT (the NAT forwards this port and the one above it to 51820 and 51821)')
+    .option('--key-rotation-interval <seconds>', 'rotate this host\'s WireGuard key every N seconds (at least 60), as `ferry cluster rotate-key` does', positiveInt)
     .option('--cluster-wait <seconds>', 'a request that needs the cluster store while it is unreachable waits this long for it to come back (0 = fail at once; default 10)', positiveInt)
     .option('--cluster-key <file>', 'sign and check every cluster entry and message with the shared secret in FILE (mode 600, root, at least 32 bytes; the same on every host)')
     .option('--dns <ip>', 'upstream resolver for names ferry does not know (repeatable; default: the host\'s resolv.conf)', collect, [])
@@ -111,7 +113,7 @@ export function buildCli (): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, dns: string[], dnsServer: boolean,
+      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, wireguardEndpoint?: string, dns: string[], dnsServer: boolean,
       dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
@@ -155,12 +157,13 @@ export function buildCli (): Command {
 
   interface WireGuardView {
     mode: string, device: string, active: boolean, tunnel: string, port: number,
-    peers: Array<{ hostId: string, endpoint: string, tunnel: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }>
+    peers: Array<{ hostId: string, endpoint: string, tunnel: string, handshakeAgeS?: number, rxBytes: number, txBytes: number, encrypted: boolean }>
   }
+  const handshakeText = (age: number | undefined): string => (age === undefined ? 'never' : `${age}s ago`)
   const wireGuardText = (w: WireGuardView): string =>
     `\nwireguard: ${w.mode} (wireguard-go), device ${w.device} ${w.active ? 'up' : 'down: no encrypted overlay on this host'}, tunnel ${w.tunnel}, port ${w.port}\n` +
-    table(['PEER', 'ENDPOINT', 'TUNNEL', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES'], w.peers.map((p) => [
-      p.hostId, p.endpoint, p.tunnel, p.handshakeAgeS === undefined ? 'never' : `${p.handshakeAgeS}s ago`, String(p.rxBytes), String(p.txBytes)]))
+    table(['PEER', 'ENDPOINT', 'TUNNEL', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES', 'ENCRYPTED'], w.peers.map((p) => [
+      p.hostId, p.endpoint, p.tunnel, handshakeText(p.handshakeAgeS), String(p.rxBytes), String(p.txBytes), p.encrypted ? 'yes' : 'no (no session)']))
   const cluster = program.command('cluster').description('the multi-host cluster')
   cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
@@ -173,16 +176,30 @@ export function buildCli (): Command {
         h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
       if (s.wireguard) out(wireGuardText(s.wireguard))
     })
+  cluster.command('rotate-key').description('a new WireGuard key for this host; running connections keep flowing (docs/encryption.md)').option('--json', 'print JSON')
+    .action(async (o: JsonOpt) => {
+      const r = await api<{ publicKey: string, device: string, port: number, switched: string[], late: string[], overlapMs: number }>('POST', '/v1/cluster/rotate-key', 120_000)
+      if (o.json) { json(r); return }
+      out(`new public key ${r.publicKey} on ${r.device}, port ${r.port}\n` +
+        `peers on the new key: ${r.switched.join(', ') || 'none'}${r.late.length > 0 ? `; not yet (they switch when they program it): ${r.late.join(', ')}` : ''}\n` +
+        `both keys accepted for ${r.overlapMs} ms\n`)
+    })
   program.command('peers').description('remote endpoints of the overlays, as programmed in the kernel and as known in Redis')
     .option('--network <network>', 'only this overlay network').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
       const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
-      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number,
-        rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string }> }>>('GET', `/v1/peers${q}`)
+      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number, encrypted: boolean,
+        rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string,
+          wireguard?: { handshakeAgeS?: number, rxBytes: number, txBytes: number, encrypted: boolean } }> }>>('GET', `/v1/peers${q}`)
       if (o.json) { json(reports); return }
       for (const r of reports) {
-        out(`${r.network} (overlay ${r.overlay}, vni ${r.vni}): ${r.differences === 0 ? 'kernel matches Redis' : `${r.differences} difference(s)`}\n`)
-        out(table(['IP', 'MAC', 'HOST', 'VTEP', 'STATUS'], r.rows.map((p) => [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : '')])))
+        out(`${r.network} (overlay ${r.overlay}, vni ${r.vni}, ${r.encrypted ? 'encrypted: WireGuard' : 'plain'}): ${r.differences === 0 ? 'kernel matches Redis' : `${r.differences} difference(s)`}\n`)
+        out(table(['IP', 'MAC', 'HOST', 'VTEP', 'STATUS', 'ENCRYPTED', 'LAST HANDSHAKE', 'RX BYTES', 'TX BYTES'], r.rows.map((p) => {
+          const w = p.wireguard
+          const enc = !r.encrypted ? 'no (plain overlay)' : w?.encrypted === true ? 'yes' : 'no session'
+          return [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : ''), enc,
+            w ? handshakeText(w.handshakeAgeS) : '-', w ? String(w.rxBytes) : '-', w ? String(w.txBytes) : '-']
+        })))
       }
     })
 

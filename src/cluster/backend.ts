@@ -85,8 +85,8 @@ export interface ClusterBackend {
    * can only be made once the VNI is known).
    */
   define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean): Promise<{ definition: Record<string, unknown>, created: boolean }>
-  /** Store the MAC of a definition (when it still has those subnets, gateways and VNI) and announce it. */
-  seal (name: string, def: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string): Promise<boolean>
+  /** Store the MAC of a definition (when it still has those subnets, gateways, VNI and encryption) and announce it. */
+  seal (name: string, def: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number, encrypt?: 'wireguard' }, sig: string): Promise<boolean>
   leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }>
   /**
    * One bounded step of an allocation: looks at no more than `limit` addresses

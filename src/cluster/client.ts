@@ -117,7 +117,7 @@ function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublicatio
 export class ClusterClient implements ClusterStore {
   readonly hostId: string
   readonly vtep: string
-  readonly wireguard: WireGuardInfo | undefined
+  private wg: WireGuardInfo | undefined
   private readonly version: string
   private readonly heartbeatMs: number
   private readonly ttlMs: number
@@ -165,7 +165,7 @@ export class ClusterClient implements ClusterStore {
     this.backend = backend
     this.hostId = checkHostId(opts.hostId)
     this.vtep = checkAnyIp(opts.advertiseAddr, 'advertise address')
-    this.wireguard = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
+    this.wg = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
     this.version = opts.version ?? VERSION
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
     this.ttlMs = opts.hostTtlMs ?? DEFAULT_TTL_MS
@@ -408,7 +408,7 @@ export class ClusterClient implements ClusterStore {
   private registration (reap: boolean): HostRegistration {
     return {
       hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registrationSig(), reap,
-      wg: this.wireguard ? wireGuardContent(this.wireguard) : '',
+      wg: this.wg ? wireGuardContent(this.wg) : '',
     }
   }
 
@@ -497,7 +497,8 @@ export class ClusterClient implements ClusterStore {
     }
     const mismatch = def.name !== r.name ? `name ${def.name}` : def.subnet !== r.subnet ? `subnet ${def.subnet}` : def.gateway !== r.gateway ? `gateway ${def.gateway}`
       : def.subnet6 !== r.subnet6 || def.gateway6 !== r.gateway6 ? (def.subnet6 === undefined ? 'no IPv6 subnet' : `IPv6 subnet ${def.subnet6} gateway ${def.gateway6 ?? '?'}`)
-      : mode === 'require' && r.vni !== undefined && def.vni !== r.vni ? `VNI ${def.vni}` : undefined
+        : mode === 'require' && r.vni !== undefined && def.vni !== r.vni ? `VNI ${def.vni}`
+          : def.encrypt !== r.encrypt ? (def.encrypt === undefined ? 'a plain definition' : `encryption ${def.encrypt}`) : undefined
     if (mismatch !== undefined) {
       this.rejects.reject('overlay', 'changed-definition', r.name, `the store answered with ${mismatch}`)
       throw new FerryError('CLUSTER_REFUSED', `the cluster store answered overlay ${r.name} with ${mismatch}, which this host did not ask for: refused`)
@@ -533,7 +534,7 @@ export class ClusterClient implements ClusterStore {
   }
 
   private registrationSig (): string {
-    return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep, wg: this.wireguard })) ?? ''
+    return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep, wg: this.wg })) ?? ''
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {
@@ -541,6 +542,15 @@ export class ClusterClient implements ClusterStore {
   }
 
   /** One heartbeat; a host that finds it was removed (missed its TTL) re-asserts everything. */
+  /** This host's WireGuard information. */
+  get wireguard (): WireGuardInfo | undefined { return this.wg }
+
+  /** New WireGuard information (a rotated key): registered at once, so every host gets it in a host-up change. */
+  async setWireGuard (info: WireGuardInfo): Promise<void> {
+    this.wg = checkWireGuardInfo(info, undefined)
+    await this.heartbeat()
+  }
+
   async heartbeat (): Promise<void> {
     const r = await this.call(() => this.backend.heartbeat(this.registration(true)))
     if (r.removed.length > 0) this.log?.info({ hosts: r.removed }, 'removed hosts whose heartbeat stopped')

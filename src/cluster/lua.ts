@@ -241,9 +241,9 @@ local function host_rows()
   return rows
 end
 local function overlay_row(o)
-  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig', 'subnet6', 'gateway6')
+  local f = redis.call('HMGET', okey(o), 'subnet', 'gateway', 'vni', 'createdBy', 'createdAt', 'sig', 'encrypt', 'subnet6', 'gateway6')
   if not f[1] then return nil end
-  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0', f[6] or '', f[7] or '', f[8] or '' }
+  return { o, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '0', f[6] or '', f[7] or '', f[8] or '', f[9] or '' }
 end
 `
 
@@ -281,8 +281,9 @@ return { isNew and 1 or 0, removed }
 
 /**
  * ARGV: prefix, host, name, subnet, gateway, vni|'', mode, net, prefix len, vni min, vni max, announce 0|1.
- * ARGV 13: encryption ('' = plain, 'wireguard'), compared on join (stored apart from the signed definition).
+ * ARGV 13: encryption ('' = plain, 'wireguard'): part of the definition (and of its MAC), compared on join.
  * ARGV 14-17: the IPv6 side of a dual-stack overlay: subnet6, gateway6, its network as 8 groups "a,b,…", prefix6 ('' = IPv4 only).
+ * A definition row: { name, subnet, gateway, vni, createdBy, createdAt, sig, encrypt, subnet6, gateway6 } ('' where absent).
  * Returns {definition row, created 0|1}; with announce 0 the overlay-defined message is left to SEAL.
  */
 const DEFINE = `
@@ -295,16 +296,16 @@ local s6, g6, net6, plen6 = ARGV[14] or '', ARGV[15] or '', ARGV[16] or '', tonu
 local ok = okey(name)
 local ex = overlay_row(name)
 if ex then
-  local exEnc = redis.call('HGET', ok, 'encrypt') or ''
+  local exEnc = ex[8]
   if exEnc ~= enc then
     local function what(e) if e == '' then return 'plain' end return 'encrypted (ferry.encrypt=' .. e .. ')' end
     fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists ' .. what(exEnc) .. ' (this host asked for it ' .. what(enc) .. ')')
   end
   if ex[2] ~= subnet then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with subnet ' .. ex[2] .. ' (this host asked for ' .. subnet .. ')') end
   if ex[3] ~= gateway then fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with gateway ' .. ex[3] .. ' (this host asked for ' .. gateway .. ')') end
-  if ex[8] ~= s6 or ex[9] ~= g6 then
+  if ex[9] ~= s6 or ex[10] ~= g6 then
     local function stack(s, g) if s == '' then return 'IPv4-only' end return 'dual-stack with IPv6 subnet ' .. s .. ' and gateway ' .. g end
-    fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists ' .. stack(ex[8], ex[9]) .. ' (this host asked for it ' .. stack(s6, g6) .. ')')
+    fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists ' .. stack(ex[9], ex[10]) .. ' (this host asked for it ' .. stack(s6, g6) .. ')')
   end
   if mode == 'require' and vniArg ~= '' and vniArg ~= ex[4] then
     fail('NAME_CONFLICT', 'overlay ' .. name .. ' already exists with VNI ' .. ex[4] .. ' (this host asked for ' .. vniArg .. ')')
@@ -360,24 +361,28 @@ redis.call('HSET', P .. 'vnis', fmt(vni), name)
 redis.call('SADD', P .. 'overlays', name)
 join(h, name)
 if announce then
-  bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now,
-    subnet6 = s6 ~= '' and s6 or nil, gateway6 = s6 ~= '' and g6 or nil }))
+  local d = { name = name, subnet = subnet, gateway = gateway, vni = vni, createdBy = h, createdAt = now }
+  if enc ~= '' then d.encrypt = enc end
+  if s6 ~= '' then d.subnet6 = s6; d.gateway6 = g6 end
+  bump('"kind":"overlay-defined","overlay":' .. cjson.encode(d))
 end
-return { { name, subnet, gateway, fmt(vni), h, fmt(now), '', s6, s6 ~= '' and g6 or '' }, 1 }
+return { { name, subnet, gateway, fmt(vni), h, fmt(now), '', enc, s6, s6 ~= '' and g6 or '' }, 1 }
 `
 
 /**
- * ARGV: prefix, name, subnet, gateway, vni, sig, subnet6|'', gateway6|''. Stores the MAC when the definition
- * still matches, and announces it. Returns 1 when stored.
+ * ARGV: prefix, name, subnet, gateway, vni, sig, encryption|'', subnet6|'', gateway6|''. Stores the MAC when the
+ * definition still matches, and announces it. Returns 1 when stored.
  */
 const SEAL = `
-local name, subnet, gateway, vni, sig = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local s6, g6 = ARGV[7] or '', ARGV[8] or ''
+local name, subnet, gateway, vni, sig, enc = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7] or ''
+local s6, g6 = ARGV[8] or '', ARGV[9] or ''
 local ex = overlay_row(name)
-if not ex or ex[2] ~= subnet or ex[3] ~= gateway or ex[4] ~= vni or ex[8] ~= s6 or ex[9] ~= g6 then return 0 end
+if not ex or ex[2] ~= subnet or ex[3] ~= gateway or ex[4] ~= vni or ex[8] ~= enc or ex[9] ~= s6 or ex[10] ~= g6 then return 0 end
 redis.call('HSET', okey(name), 'sig', sig)
-bump('"kind":"overlay-defined","overlay":' .. cjson.encode({ name = name, subnet = subnet, gateway = gateway, vni = tonumber(vni),
-  createdBy = ex[5], createdAt = tonumber(ex[6]), sig = sig, subnet6 = s6 ~= '' and s6 or nil, gateway6 = s6 ~= '' and g6 or nil }))
+local d = { name = name, subnet = subnet, gateway = gateway, vni = tonumber(vni), createdBy = ex[5], createdAt = tonumber(ex[6]), sig = sig }
+if enc ~= '' then d.encrypt = enc end
+if s6 ~= '' then d.subnet6 = s6; d.gateway6 = g6 end
+bump('"kind":"overlay-defined","overlay":' .. cjson.encode(d))
 return 1
 `
 
@@ -549,7 +554,7 @@ table.sort(names)
 for _, o in ipairs(names) do
   local row = overlay_row(o)
   if row then
-    row[10] = redis.call('SMEMBERS', okey(o) .. ':hosts')
+    row[#row + 1] = redis.call('SMEMBERS', okey(o) .. ':hosts')
     overlays[#overlays + 1] = row
   end
 end

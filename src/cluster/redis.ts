@@ -130,7 +130,8 @@ function list (v: unknown): unknown[] {
 function toDefinition (row: unknown[]): Record<string, unknown> {
   const d: Record<string, unknown> = { name: str(row[0]), subnet: str(row[1]), gateway: str(row[2]), vni: num(row[3]), createdBy: str(row[4]), createdAt: num(row[5]) }
   if (str(row[6]) !== '') d.sig = str(row[6])
-  if (str(row[7]) !== '') { d.subnet6 = str(row[7]); d.gateway6 = str(row[8]) }
+  if (str(row[7]) !== '') d.encrypt = str(row[7])
+  if (str(row[8]) !== '') { d.subnet6 = str(row[8]); d.gateway6 = str(row[9]) }
   return d
 }
 
@@ -342,8 +343,8 @@ export class RedisBackend implements ClusterBackend {
     return { definition: toDefinition(list(r[0])), created: num(r[1]) === 1 }
   }
 
-  async seal (name: string, def: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string): Promise<boolean> {
-    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig, def.subnet6 ?? '', def.gateway6 ?? ''])) === 1
+  async seal (name: string, def: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number, encrypt?: 'wireguard' }, sig: string): Promise<boolean> {
+    return num(await this.change(SCRIPTS.seal, [name, def.subnet, def.gateway, String(def.vni), sig, def.encrypt ?? '', def.subnet6 ?? '', def.gateway6 ?? ''])) === 1
   }
 
   async leaveOverlay (hostId: string, name: string): Promise<{ deleted: boolean }> {
@@ -413,7 +414,8 @@ export class RedisBackend implements ClusterBackend {
       const key = this.okey(str(definition.name))
       overlays.push({
         definition,
-        hosts: list(o[9]).map(str),
+        // The snapshot script appends the hosts after the definition's fields.
+        hosts: list(o[o.length - 1]).map(str),
         endpoints: (await this.scanHash(`${key}:eps`)).map(([id, raw]) => ({ id, raw })),
         claims: (await this.scanHash(`${key}:claims`)).map(([ip, id]) => ({ ip, endpointId: str(id) })),
       })

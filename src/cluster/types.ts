@@ -51,6 +51,8 @@ export interface OverlayDefinition {
   subnet6?: string
   gateway6?: string
   vni: number
+  /** -o ferry.encrypt=wireguard: part of the definition (and of its MAC); absent = plain. */
+  encrypt?: 'wireguard'
   /** The host that defined it first. */
   createdBy: string
   createdAt: number
@@ -161,6 +163,8 @@ export interface ClusterStore {
    * background (subscribers then get `resync`). Without `local`, nothing is pruned.
    */
   start (local?: LocalClusterState): Promise<void>
+  /** Publish new WireGuard information of this host (a rotated key) with its registration, at once. */
+  setWireGuard? (info: WireGuardInfo): Promise<void>
   /** Send a heartbeat now (it also removes hosts whose TTL has passed). */
   heartbeat (): Promise<void>
   hosts (): Promise<HostInfo[]>

@@ -182,8 +182,12 @@ export function hostContent (h: { hostId: string, vtep: string, wg?: WireGuardIn
   return JSON.stringify({ hostId: h.hostId, vtep: h.vtep, ...(h.wg ? { wg: wireGuardContent(h.wg) } : {}) })
 }
 
-export function overlayContent (d: { name: string, subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }): string {
-  return JSON.stringify({ name: d.name, subnet: d.subnet, gateway: d.gateway, vni: d.vni, ...(d.subnet6 !== undefined ? { subnet6: d.subnet6, gateway6: d.gateway6 } : {}) })
+export function overlayContent (d: { name: string, subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number, encrypt?: 'wireguard' }): string {
+  return JSON.stringify({
+    name: d.name, subnet: d.subnet, gateway: d.gateway, vni: d.vni,
+    ...(d.subnet6 !== undefined ? { subnet6: d.subnet6, gateway6: d.gateway6 } : {}),
+    ...(d.encrypt !== undefined ? { encrypt: d.encrypt } : {}),
+  })
 }
 
 export function endpointKeyName (overlay: string, endpointId: string): string {
@@ -276,16 +280,19 @@ export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolea
 export function readOverlayDefinition (raw: unknown, key?: ClusterKey): Read<OverlayDefinition> {
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an overlay definition is not an object')
-    onlyKeys(raw, ['name', 'subnet', 'gateway', 'subnet6', 'gateway6', 'vni', 'createdBy', 'createdAt', 'sig'], 'the overlay definition')
+    onlyKeys(raw, ['name', 'subnet', 'gateway', 'subnet6', 'gateway6', 'vni', 'encrypt', 'createdBy', 'createdAt', 'sig'], 'the overlay definition')
     const vni = checkVni(safeInt(raw.vni, 'vni'))
     const v6 = raw.subnet6 === undefined && raw.gateway6 === undefined ? {} : { subnet6: str(raw.subnet6, 'subnet6'), gateway6: str(raw.gateway6, 'gateway6') }
-    const req = checkOverlayRequest({ name: str(raw.name, 'name'), subnet: str(raw.subnet, 'subnet'), gateway: str(raw.gateway, 'gateway'), vni, ...v6 })
+    // Stored as '' or absent for a plain overlay; anything else must be an encryption ferry knows.
+    const encrypt = raw.encrypt === undefined || raw.encrypt === '' ? undefined : str(raw.encrypt, 'encrypt') as OverlayRequest['encrypt']
+    const req = checkOverlayRequest({ name: str(raw.name, 'name'), subnet: str(raw.subnet, 'subnet'), gateway: str(raw.gateway, 'gateway'), vni, ...v6, ...(encrypt !== undefined ? { encrypt } : {}) })
     if (req.subnet !== raw.subnet || req.gateway !== raw.gateway || req.subnet6 !== raw.subnet6 || req.gateway6 !== raw.gateway6) {
       throw new FerryError('INVALID_REQUEST', 'its subnet or gateway is not canonical')
     }
     return {
       name: req.name, subnet: req.subnet, gateway: req.gateway, ...(req.subnet6 !== undefined ? { subnet6: req.subnet6, gateway6: req.gateway6 } : {}),
-      vni, createdBy: checkHostId(str(raw.createdBy, 'createdBy')), createdAt: safeInt(raw.createdAt, 'createdAt'),
+      vni, ...(req.encrypt !== undefined ? { encrypt: req.encrypt } : {}),
+      createdBy: checkHostId(str(raw.createdBy, 'createdBy')), createdAt: safeInt(raw.createdAt, 'createdAt'),
     }
   })
   if (!r.ok || !isRecord(raw)) return r

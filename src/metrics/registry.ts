@@ -48,6 +48,16 @@ export interface ClusterSnapshot {
   clusterKey: boolean
   /** What was refused from the store, by kind and reason (cumulative). */
   rejected: Array<{ kind: string, reason: string, count: number }>
+  /** This host's WireGuard device and its peers (absent without wireguard-go). */
+  wireguard?: WireGuardSnapshot
+}
+
+export interface WireGuardSnapshot {
+  /** The device is up (an encrypted overlay is attached here). */
+  active: boolean
+  /** When this host's key was last rotated (ms since the epoch), since the agent started. */
+  lastRotation?: number
+  peers: Array<{ hostId: string, lastHandshake?: number, rxBytes: number, txBytes: number, encrypted: boolean }>
 }
 
 export type SnapshotSource = () => Promise<AgentSnapshot>
@@ -126,6 +136,12 @@ export class FerryMetrics {
   private readonly peers: Gauge<'overlay'>
   private readonly clusterKey: Gauge
   private readonly clusterRejected: Counter<'kind' | 'reason'>
+  private readonly wgActive: Gauge
+  private readonly wgRotation: Gauge
+  private readonly wgHandshake: Gauge<'peer'>
+  private readonly wgEncrypted: Gauge<'peer'>
+  private readonly wgRx: Counter<'peer'>
+  private readonly wgTx: Counter<'peer'>
 
   /** Metrics shown only while their part of the agent runs (DNS, cluster): name by metric. */
   private readonly optional = new Map<Metric, string>()
@@ -172,6 +188,14 @@ export class FerryMetrics {
     this.clusterRejected = this.optionalCounter({
       name: 'ferry_cluster_rejected_total', help: 'Entries and messages read from the cluster store and refused (invalid, wrongly signed, inconsistent), by kind and reason', labelNames: ['kind', 'reason'],
     })
+    this.wgActive = this.optionalGauge({ name: 'ferry_wireguard_active', help: "1 when this host's WireGuard device is up (an encrypted overlay is attached here)" })
+    this.wgRotation = this.optionalGauge({ name: 'ferry_wireguard_last_key_rotation_timestamp_seconds', help: "When this host's WireGuard key was last rotated (absent when not since the agent started)" })
+    this.wgHandshake = this.optionalGauge({
+      name: 'ferry_wireguard_peer_last_handshake_timestamp_seconds', help: 'Last WireGuard handshake with a peer host (absent: never); the handshake age is time() minus this', labelNames: ['peer'],
+    })
+    this.wgEncrypted = this.optionalGauge({ name: 'ferry_wireguard_peer_encrypted', help: '1 when traffic to the peer host goes encrypted now (a WireGuard session younger than 180 s)', labelNames: ['peer'] })
+    this.wgRx = this.optionalCounter({ name: 'ferry_wireguard_peer_receive_bytes_total', help: 'Bytes received from the peer host through WireGuard (restarts at a key rotation)', labelNames: ['peer'] })
+    this.wgTx = this.optionalCounter({ name: 'ferry_wireguard_peer_transmit_bytes_total', help: 'Bytes sent to the peer host through WireGuard (restarts at a key rotation)', labelNames: ['peer'] })
   }
 
   private optionalCounter<T extends string> (cfg: CounterConfiguration<T>): Counter<T> {
@@ -221,6 +245,7 @@ export class FerryMetrics {
     this.storeDamaged.set(s.store.damagedFiles ?? 0)
     this.applyDns(s.dns)
     this.applyCluster(s.cluster)
+    this.applyWireGuard(s.cluster?.wireguard)
   }
 
   private applyDns (d: DnsMetrics | undefined): void {
@@ -264,6 +289,24 @@ export class FerryMetrics {
       this.syncLag.set(Math.max(0, c.revision - Math.max(c.applied, 0)))
     }
     for (const o of c.overlays) this.peers.set({ overlay: o.name }, o.peers)
+  }
+
+  private applyWireGuard (w: WireGuardSnapshot | undefined): void {
+    const counters = [this.wgRx, this.wgTx]
+    const gauges = [this.wgActive, this.wgRotation, this.wgHandshake, this.wgEncrypted]
+    for (const m of [...counters, ...gauges]) m.reset()
+    this.show([...counters, ...gauges], w !== undefined)
+    this.show([this.wgRotation], w?.lastRotation !== undefined)
+    if (w === undefined) return
+    this.wgActive.set(w.active ? 1 : 0)
+    if (w.lastRotation !== undefined) this.wgRotation.set(w.lastRotation / 1000)
+    for (const p of w.peers) {
+      const peer = { peer: p.hostId }
+      if (p.lastHandshake !== undefined) this.wgHandshake.set(peer, p.lastHandshake / 1000)
+      this.wgEncrypted.set(peer, p.encrypted ? 1 : 0)
+      mirror(this.wgRx, p.rxBytes, peer)
+      mirror(this.wgTx, p.txBytes, peer)
+    }
   }
 
   get contentType (): string { return this.registry.contentType }

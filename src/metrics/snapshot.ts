@@ -8,7 +8,8 @@ import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { DnsMetrics } from '../dns/metrics.js'
 import type { ClusterStatus } from '../cluster/types.js'
 import type { PeerSyncStatus } from '../vxlan/peers.js'
-import type { AgentSnapshot, ClusterSnapshot } from './registry.js'
+import type { MeshStatus } from '../wireguard/mesh.js'
+import type { AgentSnapshot, ClusterSnapshot, WireGuardSnapshot } from './registry.js'
 
 const REVISION_TIMEOUT_MS = 1000
 
@@ -23,6 +24,8 @@ export interface SnapshotParts {
     status: () => ClusterStatus
     revision: () => Promise<number>
     peers: () => PeerSyncStatus
+    /** This host's WireGuard mesh (undefined without one): read over wireguard-go's socket, bounded in time. */
+    wireguard?: () => Promise<MeshStatus | undefined>
   }
 }
 
@@ -59,6 +62,15 @@ export function clusterSnapshot (status: ClusterStatus, peers: PeerSyncStatus, r
   return s
 }
 
+/** The metrics' view of the mesh: whether it is up, and per peer host its handshake, bytes and encryption. */
+export function wireGuardSnapshot (m: MeshStatus): WireGuardSnapshot {
+  return {
+    active: m.active,
+    ...(m.lastRotation !== undefined ? { lastRotation: m.lastRotation } : {}),
+    peers: m.peers.map((p) => ({ hostId: p.hostId, rxBytes: p.rxBytes, txBytes: p.txBytes, encrypted: p.encrypted, ...(p.lastHandshake !== undefined ? { lastHandshake: p.lastHandshake } : {}) })),
+  }
+}
+
 async function within<T> (p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), ms) })
@@ -83,6 +95,8 @@ export async function snapshotAgent (p: SnapshotParts): Promise<AgentSnapshot> {
     const status = p.cluster.status()
     const revision = status.state === 'ready' ? await within(p.cluster.revision(), REVISION_TIMEOUT_MS) : undefined
     snap.cluster = clusterSnapshot(status, p.cluster.peers(), revision)
+    const wg = p.cluster.wireguard === undefined ? undefined : await within(p.cluster.wireguard(), REVISION_TIMEOUT_MS)
+    if (wg !== undefined) snap.cluster.wireguard = wireGuardSnapshot(wg)
   }
   return snap
 }

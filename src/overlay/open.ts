@@ -18,7 +18,13 @@ import { openWireGuardMesh } from '../wireguard/open.js'
 import { ClusterOverlay, type OverlayAttachRequest } from './service.js'
 
 /** The agent's --cluster settings (waitMs: how long a request waits for an unreachable cluster store). */
-export interface ClusterConfig { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs: number, wireguardPort?: number }
+export interface ClusterConfig {
+  url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs: number, wireguardPort?: number
+  /** --key-rotation-interval: rotate this host's WireGuard key this often. */
+  keyRotationMs?: number
+  /** --wireguard-endpoint IP:PORT: where peers reach this host's WireGuard (behind NAT). */
+  wireguardEndpoint?: string
+}
 
 export async function openClusterOverlay (c: ClusterConfig, deps: { store: Store, links: LinkDriver, stateDir: string, version: string, log: Logger }): Promise<ClusterOverlay> {
   const hostId = c.hostId !== undefined && c.hostId !== ''
@@ -26,10 +32,12 @@ export async function openClusterOverlay (c: ClusterConfig, deps: { store: Store
     : await keepHostId(deps.store, () => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`)
   const log = deps.log.child({ component: 'cluster' })
   const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
-  const wireguard = await openWireGuardMesh({ links: deps.links, hostId, stateDir: deps.stateDir, port: c.wireguardPort, log: deps.log.child({ component: 'wireguard' }) })
+  const wireguard = await openWireGuardMesh({ links: deps.links, hostId, stateDir: deps.stateDir, port: c.wireguardPort, endpoint: c.wireguardEndpoint, log: deps.log.child({ component: 'wireguard' }) })
   const cluster = new RedisClusterStore({
     url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: deps.version, hostTtlMs: c.hostTtlMs, log, key, unavailableWaitMs: c.waitMs, wireguard: wireguard?.info(),
   })
+  if (wireguard && cluster.setWireGuard) wireguard.setPublisher((info) => cluster.setWireGuard(info))
+  if (wireguard && c.keyRotationMs !== undefined) wireguard.rotateEvery(c.keyRotationMs)
   const peers = new PeerSync({ store: cluster, dataPlane: await openOverlayDataPlane(deps.links), log: deps.log.child({ component: 'peers' }), wireguard })
   return new ClusterOverlay(cluster, peers, log)
 }

@@ -42,7 +42,7 @@ import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, Clu
 import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
-import type { MeshStatus, WireGuardMesh } from '../wireguard/mesh.js'
+import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
   PeerPlanner, diffPeers, overlayDevices, planPeers,
@@ -159,10 +159,11 @@ function changeKey (ev: ClusterChange): string {
   }
 }
 
-type DefinitionFields = Pick<OverlayDefinition, 'subnet' | 'gateway' | 'subnet6' | 'gateway6'> & { vni?: number }
+type DefinitionFields = Pick<OverlayDefinition, 'subnet' | 'gateway' | 'subnet6' | 'gateway6' | 'encrypt'> & { vni?: number }
 
+/** Encryption is part of the definition: a plain definition never replaces an encrypted one, nor the reverse. */
 function sameDefinition (a: DefinitionFields, b: DefinitionFields): boolean {
-  return a.vni === b.vni && a.subnet === b.subnet && a.gateway === b.gateway && a.subnet6 === b.subnet6 && a.gateway6 === b.gateway6
+  return a.vni === b.vni && a.subnet === b.subnet && a.gateway === b.gateway && a.subnet6 === b.subnet6 && a.gateway6 === b.gateway6 && a.encrypt === b.encrypt
 }
 
 /** An endpoint's addresses, one per family it has: each is claimed apart in the store. */
@@ -269,6 +270,7 @@ export class PeerSync {
   /** Stop listening. Kernel state is left as it is (live traffic keeps flowing). */
   stop (): void {
     this.stopped = true
+    this.wg?.rotateEvery(undefined)
     this.unsubscribe?.()
     this.unsubscribe = undefined
     if (this.timer) clearInterval(this.timer)
@@ -339,6 +341,12 @@ export class PeerSync {
     })
     this.wg.setHosts(hosts).catch((err: unknown) => { this.log?.error({ err }, 'cannot program the WireGuard peers') })
     for (const [name, a] of this.attached) if (a.local.encrypt !== undefined) this.schedule(name, true)
+  }
+
+  /** `ferry cluster rotate-key`: a new WireGuard key for this host (src/wireguard/mesh.ts). */
+  async rotateWireGuardKey (): Promise<RotationResult> {
+    if (!this.wg) throw new FerryError('UNSUPPORTED', 'this agent has no WireGuard (wireguard-go is not installed): there is no key to rotate')
+    return await this.wg.rotateKey()
   }
 
   /** This host's WireGuard mesh: mode, device, peers with handshake age and bytes (undefined without one). */
@@ -538,8 +546,12 @@ export class PeerSync {
   }
 
   private attachedDefinition (name: string): OverlayDefinition | undefined {
-    const d = this.attached.get(name)?.devices
-    return d && { name, subnet: d.subnet, gateway: d.gateway, ...(d.subnet6 !== undefined ? { subnet6: d.subnet6, gateway6: d.gateway6 } : {}), vni: d.vni, createdBy: '', createdAt: 0 }
+    const a = this.attached.get(name)
+    const d = a?.devices
+    return d && {
+      name, subnet: d.subnet, gateway: d.gateway, ...(d.subnet6 !== undefined ? { subnet6: d.subnet6, gateway6: d.gateway6 } : {}), vni: d.vni,
+      ...(a.local.encrypt !== undefined ? { encrypt: a.local.encrypt } : {}), createdBy: '', createdAt: 0,
+    }
   }
 
   /** A host address of the overlay's subnet, not its gateway (and the same for an IPv6 address on a dual-stack overlay). */
@@ -574,13 +586,14 @@ export class PeerSync {
    */
   private acceptDefinition (def: OverlayDefinition, pushed: boolean): OverlayDefinition | undefined {
     const a = this.attached.get(def.name)
-    const before: DefinitionFields | undefined = a ? { vni: a.devices.vni, subnet: a.devices.subnet, gateway: a.devices.gateway, subnet6: a.devices.subnet6, gateway6: a.devices.gateway6 }
+    const before: DefinitionFields | undefined = a
+      ? { vni: a.devices.vni, subnet: a.devices.subnet, gateway: a.devices.gateway, subnet6: a.devices.subnet6, gateway6: a.devices.gateway6, encrypt: a.local.encrypt }
       : pushed ? this.defs.get(def.name) : undefined
     if (!before || sameDefinition(before, def)) return def
     const own = this.store.localOverlay?.(def.name)
     if (own && sameDefinition(own, def)) return def
     this.rejects.reject('overlay', 'changed-definition', def.name,
-      `it changes VNI ${before.vni ?? '?'} ${before.subnet} gw ${before.gateway} to VNI ${def.vni} ${def.subnet} gw ${def.gateway}, which this host did not define`)
+      `it changes VNI ${before.vni ?? '?'} ${before.subnet} gw ${before.gateway} ${before.encrypt ?? 'plain'} to VNI ${def.vni} ${def.subnet} gw ${def.gateway} ${def.encrypt ?? 'plain'}, which this host did not define`)
     return undefined
   }
 

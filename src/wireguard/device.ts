@@ -17,6 +17,8 @@ import { promises as fs } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FerryError } from '../errors/errors.js'
 import { execFile } from '../kernel/exec.js'
+import { writeSysctl } from '../kernel/sysctl.js'
+import { parseCidr } from '../util/ip.js'
 import type { LinkDriver } from '../kernel/types.js'
 import { parseUapiGet, parseUapiSet, uapiSet, type WgDeviceState, type WgPeer } from './plan.js'
 
@@ -33,6 +35,12 @@ export interface WireGuardConfig {
   /** The tunnel address with its prefix, e.g. 100.64.3.7/16. */
   addressCidr: string
   mtu: number
+  /**
+   * false: the address without its prefix route (`noprefixroute`), for the second
+   * device of a key rotation, which must not take the tunnel range's route
+   * before the switch (default true).
+   */
+  prefixRoute?: boolean
 }
 
 /** The WireGuard device of this host (one executor per implementation). */
@@ -46,6 +54,10 @@ export interface WireGuardDriver {
   read (dev: string): Promise<WgDeviceState | undefined>
   /** Delete the device (gone already is fine). */
   remove (dev: string): Promise<void>
+  /** Route the tunnel range through `dev` (replacing the route of another device): one atomic change. */
+  routeRange (dev: string, range: string): Promise<void>
+  /** Copy every packet sent through `from` to `to` as well (a key rotation; gone with `from`). */
+  mirror (from: string, to: string): Promise<void>
 }
 
 export interface Detection { kernelModule: boolean, userspace: string | undefined, mode: WireGuardMode | undefined }
@@ -146,8 +158,25 @@ export class UserspaceWireGuard implements WireGuardDriver {
     for (const a of await this.links.listAddresses()) {
       if (a.ifname === dev && a.cidr !== cfg.addressCidr) await this.links.deleteAddress(dev, a.cidr)
     }
-    await this.links.addAddress(dev, cfg.addressCidr)
+    if (cfg.prefixRoute === false) await ip(['address', 'replace', checked(cfg.addressCidr), 'dev', dev, 'noprefixroute'])
+    else await this.links.addAddress(dev, cfg.addressCidr)
+    // During a key rotation both devices receive from the peers while the tunnel range routes through one:
+    // loose reverse-path filtering (2 wins over a strict 1 in net.ipv4.conf.all) lets the other device take them.
+    await writeSysctl(['net', 'ipv4', 'conf', dev, 'rp_filter'], '2')
     await this.links.setUp(dev, true)
+  }
+
+  async routeRange (dev: string, range: string): Promise<void> {
+    await ip(['route', 'replace', checked(range), 'dev', checkDev(dev)])
+  }
+
+  async mirror (from: string, to: string): Promise<void> {
+    checkDev(from)
+    checkDev(to)
+    // clsact on the old device; one u32 match-all filter whose action mirrors each packet to the new device.
+    await ip(['qdisc', 'replace', 'dev', from, 'clsact'], 'tc')
+    await ip(['filter', 'replace', 'dev', from, 'egress', 'pref', '1', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0',
+      'action', 'mirred', 'egress', 'mirror', 'dev', to], 'tc')
   }
 
   async setPeers (dev: string, peers: readonly WgPeer[]): Promise<void> {
@@ -170,6 +199,18 @@ export class UserspaceWireGuard implements WireGuardDriver {
     }
     await fs.rm(this.socket(dev), { force: true })
   }
+}
+
+/** An IPv4 CIDR checked before it goes into an argv. */
+function checked (cidr: string): string {
+  parseCidr(cidr, 4)
+  return cidr
+}
+
+/** One `ip` (or `tc`) command as an argv array; a failure is a KERNEL error with its stderr. */
+async function ip (args: readonly string[], program: 'ip' | 'tc' = 'ip'): Promise<void> {
+  const r = await execFile([program, ...args], { allowFailure: true, timeoutMs: 10_000 })
+  if (r.code !== 0) throw new FerryError('KERNEL', `${program} ${args.join(' ')} failed: ${(r.stderr.trim() || `exit ${r.code}`).split('\n')[0] ?? ''}`)
 }
 
 /** wireguard-go daemonizes with its output to /dev/null only when LOG_LEVEL is unset (else it would hold our pipes). */

@@ -35,6 +35,11 @@ export interface WireGuardInfo {
   port: number
   /** Its tunnel address (IPv4). */
   tunnel: string
+  /**
+   * Where peers send to reach it, `IPv4:port`, when that is not its advertise
+   * address and port: a host behind NAT (--wireguard-endpoint). Absent: `<vtep>:<port>`.
+   */
+  endpoint?: string
 }
 
 /** One peer of this host's device. */
@@ -54,8 +59,18 @@ export interface MeshPlan {
   skipped: WgSkip[]
 }
 
-export function wgDeviceName (hostId: string): string {
-  return WG_PREFIX + createHash('sha256').update(hostId).digest('hex').slice(0, IFNAME_MAX - WG_PREFIX.length)
+/**
+ * The name of this host's WireGuard device in `slot` 0 or 1. A key rotation
+ * brings the new key up on the other slot's device (and port), then retires
+ * the old one, so the device alternates between the two names.
+ */
+export function wgDeviceName (hostId: string, slot: 0 | 1 = 0): string {
+  return WG_PREFIX + createHash('sha256').update(slot === 0 ? hostId : `${hostId}\nslot 1`).digest('hex').slice(0, IFNAME_MAX - WG_PREFIX.length)
+}
+
+/** The listen port of a slot: the configured port, and the one above it for slot 1. */
+export function wgSlotPort (port: number, slot: 0 | 1): number {
+  return checkPort(port + slot)
 }
 
 export function checkPort (port: unknown, what = 'WireGuard port'): number {
@@ -82,21 +97,41 @@ export function tunnelAddress (hostId: string, range = DEFAULT_TUNNEL_RANGE): st
 export function checkWireGuardInfo (raw: unknown, range: string | undefined = DEFAULT_TUNNEL_RANGE): WireGuardInfo {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FerryError('INVALID_REQUEST', 'the WireGuard information is not an object')
   const r = raw as Record<string, unknown>
-  for (const k of Object.keys(r)) if (k !== 'publicKey' && k !== 'port' && k !== 'tunnel') throw new FerryError('INVALID_REQUEST', `the WireGuard information has an unknown field "${k.slice(0, 32)}"`)
+  for (const k of Object.keys(r)) {
+    if (k !== 'publicKey' && k !== 'port' && k !== 'tunnel' && k !== 'endpoint') throw new FerryError('INVALID_REQUEST', `the WireGuard information has an unknown field "${k.slice(0, 32)}"`)
+  }
+  const endpoint = r.endpoint === undefined ? {} : { endpoint: checkEndpoint(r.endpoint) }
   const publicKey = checkKey(r.publicKey, 'the WireGuard public key')
   const port = checkPort(r.port)
   const tunnel = r.tunnel
   if (typeof tunnel !== 'string' || !isIp(tunnel, 4) || ipString(4, ipValue(tunnel, 4)) !== tunnel) throw new FerryError('INVALID_REQUEST', 'the WireGuard tunnel address is not a canonical IPv4 address')
-  if (range === undefined) return { publicKey, port, tunnel }
+  if (range === undefined) return { publicKey, port, tunnel, ...endpoint }
   const b = bounds(checkTunnelRange(range))
   const n = ipValue(tunnel, 4)
   if (!contains(range, tunnel) || n === b.first || n === b.last) throw new FerryError('INVALID_REQUEST', `the WireGuard tunnel address ${tunnel} is not a host address of ${range}`)
-  return { publicKey, port, tunnel }
+  return { publicKey, port, tunnel, ...endpoint }
+}
+
+/** A WireGuard endpoint `IPv4:port` in canonical form (--wireguard-endpoint, and what hosts publish). */
+export function checkEndpoint (raw: unknown, what = 'the WireGuard endpoint'): string {
+  const m = typeof raw === 'string' ? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(raw) : null
+  if (!m || !isIp(m[1]!, 4) || ipString(4, ipValue(m[1]!, 4)) !== m[1] || String(Number(m[2])) !== m[2]) {
+    throw new FerryError('INVALID_OPTION', `${what} ${String(raw).slice(0, 40)} must be an IPv4 address and a port, e.g. 203.0.113.7:51820`)
+  }
+  checkPort(Number(m[2]), `the port of ${what}`)
+  return raw as string
+}
+
+/** The endpoint a host publishes for a slot: a configured one moves to the port above it with the device (key rotation). */
+export function slotEndpoint (endpoint: string | undefined, slot: 0 | 1): string | undefined {
+  if (endpoint === undefined) return undefined
+  const i = endpoint.lastIndexOf(':')
+  return `${endpoint.slice(0, i)}:${checkPort(Number(endpoint.slice(i + 1)) + slot)}`
 }
 
 /** The canonical text of the information (what is stored and signed). */
 export function wireGuardContent (w: WireGuardInfo): string {
-  return JSON.stringify({ publicKey: w.publicKey, port: w.port, tunnel: w.tunnel })
+  return JSON.stringify({ publicKey: w.publicKey, port: w.port, tunnel: w.tunnel, ...(w.endpoint !== undefined ? { endpoint: w.endpoint } : {}) })
 }
 
 /** Read the stored text (at most 256 bytes of JSON); the range is checked by the planner, which knows it. */
@@ -129,7 +164,7 @@ export function planMesh (self: { hostId: string, wg: WireGuardInfo }, hosts: It
       skipped.push({ hostId: h.hostId, reason: 'invalid', detail: (err as Error).message })
       continue
     }
-    if (!isIp(h.vtep, 4)) { skipped.push({ hostId: h.hostId, reason: 'invalid', detail: `endpoint address ${h.vtep} is not IPv4` }); continue }
+    if (w.endpoint === undefined && !isIp(h.vtep, 4)) { skipped.push({ hostId: h.hostId, reason: 'invalid', detail: `endpoint address ${h.vtep} is not IPv4` }); continue }
     const tHolder = tunnels.get(w.tunnel)
     if (tHolder !== undefined) {
       skipped.push({ hostId: h.hostId, reason: tHolder === self.hostId ? 'self-tunnel' : 'duplicate-tunnel', detail: `tunnel address ${w.tunnel} is held by ${tHolder}` })
@@ -139,7 +174,8 @@ export function planMesh (self: { hostId: string, wg: WireGuardInfo }, hosts: It
     if (kHolder !== undefined) { skipped.push({ hostId: h.hostId, reason: 'duplicate-key', detail: `public key is held by ${kHolder}` }); continue }
     tunnels.set(w.tunnel, h.hostId)
     keys.set(w.publicKey, h.hostId)
-    peers.push({ hostId: h.hostId, publicKey: w.publicKey, endpoint: `${h.vtep}:${w.port}`, allowedIps: [`${w.tunnel}/32`], keepalive })
+    // Persistent keepalive on every peer keeps a NAT's mapping open for a host behind it.
+    peers.push({ hostId: h.hostId, publicKey: w.publicKey, endpoint: w.endpoint ?? `${h.vtep}:${w.port}`, allowedIps: [`${w.tunnel}/32`], keepalive })
   }
   return { peers, skipped }
 }

@@ -1,7 +1,7 @@
 /** The agent's --iptables flag: parsing as dockerd spells it, its conflict with --icc=false, and how status shows it. */
 import t from 'tap'
 import { buildCli, firewallText } from '../../src/cli/main.js'
-import { dnsTtl, iptablesEnabled } from '../../src/agent/main.js'
+import { dnsTtl, iptablesEnabled, keyRotationMs } from '../../src/agent/main.js'
 
 /** The options `ferry agent ARGS` hands to runAgent (the action is replaced: nothing starts). */
 async function agentOpts (args: string[]): Promise<Record<string, unknown>> {
@@ -54,4 +54,16 @@ t.test('--dns-engine-clients and --dns-search: repeatable, passed on as given', 
   t.same(o.dnsEngineClients, ['172.17.0.0/16', 'fd00:17::/64'])
   t.same(o.dnsSearch, ['corp.example'])
   t.same((await agentOpts([])).dnsEngineClients, [], 'none by default: the engine\'s networks are strangers')
+})
+
+t.test('--key-rotation-interval: whole seconds, at least a minute', async (t) => {
+  t.equal((await agentOpts(['--key-rotation-interval', '86400'])).keyRotationInterval, 86400)
+  t.equal((await agentOpts([])).keyRotationInterval, undefined, 'absent: no periodic rotation')
+  t.equal(keyRotationMs(3600), 3_600_000)
+  t.throws(() => keyRotationMs(59), { code: 'INVALID_OPTION', message: /from 60/ })
+  t.throws(() => keyRotationMs(400 * 86400), { code: 'INVALID_OPTION' })
+})
+
+t.test('--wireguard-endpoint is taken as given, checked when the agent starts', async (t) => {
+  t.equal((await agentOpts(['--wireguard-endpoint', '203.0.113.7:51820'])).wireguardEndpoint, '203.0.113.7:51820')
 })

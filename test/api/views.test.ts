@@ -7,7 +7,7 @@ import type { RecordEntry } from '../../src/dns/records.js'
 
 const BR = { id: 'b'.repeat(64), poolId: 'P4', gateway: '10.1.0.1' } as NetworkRecord
 const RT = { id: 'r'.repeat(64), poolId: 'PR', gateway: '10.2.0.1' } as NetworkRecord
-const OV = { id: 'o'.repeat(64), poolId: 'PO', gateway: '10.9.0.1', overlay: { name: 'ov', vni: 4097 } } as NetworkRecord
+const OV = { id: 'o'.repeat(64), poolId: 'PO', gateway: '10.9.0.1', overlay: { name: 'ov', vni: 4097 }, options: {} } as unknown as NetworkRecord
 const ep = (id: string, networkId: string, ports: unknown[] = []) => ({ id, networkId, address: '10.1.0.2', ports }) as unknown as EndpointRecord
 const ENDPOINTS = [ep('e1', BR.id, [{ proto: 'tcp', containerPort: 80, hostPort: 8080 }]), ep('e2', RT.id), ep('e3', OV.id)]
 const NAMES: EngineNames = {
@@ -114,8 +114,8 @@ t.test('cluster status and peers from the overlay', async (t) => {
   } as unknown as ReturnType<ViewSources['overlay']>
   const v = new AgentViews(sources({ overlay: () => overlay }))
   t.same(await v.clusterStatus(), { state: 'ready', hostId: 'h1', clusterKey: 'on', revision: 12, hosts: undefined, peers: { revision: 12, synced: true, overlays: [] }, wireguard: undefined })
-  t.same(await v.peers(), [{ network: 'over', overlay: 'ov', differences: 0 }])
-  t.same(await v.peers('over'), [{ network: 'over', overlay: 'ov', differences: 0 }], 'by the engine\'s name')
+  t.same(await v.peers(), [{ network: 'over', encrypted: false, overlay: 'ov', differences: 0 }])
+  t.same(await v.peers('over'), [{ network: 'over', encrypted: false, overlay: 'ov', differences: 0 }], 'by the engine\'s name')
   await t.rejects(v.peers('front'), { code: 'NETWORK_NOT_FOUND', message: 'no overlay network "front" on this host' })
   t.match(await v.status(), { cluster: { clusterKey: 'on' } })
 })
@@ -133,4 +133,23 @@ t.test('agentInfo: uptime from the start time, the firewall backend or --iptable
   })
   t.same(agentInfo({ ...facts, firewall: undefined }).firewall, { iptables: false, backend: 'disabled', reason: '--iptables=false' })
   t.equal(agentInfo(facts).pid, process.pid, 'this process by default')
+})
+
+t.test('peers of an encrypted overlay carry their host\'s WireGuard handshake, bytes and encryption', async (t) => {
+  const EV = { ...OV, id: 'e'.repeat(64), overlay: { name: 'ev', vni: 4098 }, options: { 'ferry.encrypt': 'wireguard' } } as unknown as NetworkRecord
+  const rows = [{ ip: '10.9.0.5', mac: '02:00:00:00:00:05', hostId: 'h2', status: 'ok' }, { ip: '10.9.0.6', mac: '02:00:00:00:00:06', hostId: 'h3', status: 'missing' }]
+  const overlay = {
+    cluster: { status: () => ({}), hosts: async () => [], revision: async () => 1 },
+    peers: {
+      status: () => ({}),
+      wireguardStatus: async () => ({ peers: [{ hostId: 'h2', handshakeAgeS: 4, lastHandshake: 1, rxBytes: 10, txBytes: 20, encrypted: true }] }),
+      report: async (name: string) => ({ overlay: name, differences: 1, rows }),
+    },
+  } as unknown as ReturnType<ViewSources['overlay']>
+  const base = sources({ overlay: () => overlay })
+  const v = new AgentViews({ ...base, driver: { ...base.driver, networks: () => [OV, EV] } as unknown as ViewSources['driver'] })
+  const [plain, enc] = await v.peers() as Array<Record<string, unknown>>
+  t.match(plain, { overlay: 'ov', encrypted: false })
+  t.match(enc, { overlay: 'ev', encrypted: true })
+  t.same(enc?.rows, [{ ...rows[0], wireguard: { handshakeAgeS: 4, rxBytes: 10, txBytes: 20, encrypted: true } }, rows[1]], 'a host without a WireGuard peer has no such column')
 })

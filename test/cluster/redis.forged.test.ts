@@ -211,3 +211,20 @@ t.test('with --cluster-key: unsigned, wrongly signed and moved entries are refus
   t.ok((await plain.endpoints('ov1')).some((e) => e.endpointId === `ok${serial}`), 'an agent without a key reads signed entries')
   t.match(plain.status(), { clusterKey: false })
 })
+
+t.test('with --cluster-key: an encrypted overlay made plain in Redis is refused, not joined in the clear', async (t) => {
+  const stores = [1, 2].map((n) => new RedisClusterStore({ url: server.url, hostId: `e${n}`, advertiseAddr: `192.168.51.${n}`, heartbeatMs: 0, hostTtlMs: 60_000, key: KEY }))
+  const [e1, e2] = stores as [RedisClusterStore, RedisClusterStore]
+  for (const s of stores) { t.teardown(() => s.close()); await s.start() }
+  const OVE = { name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', encrypt: 'wireguard' as const }
+  t.match(await e1.defineOverlay(OVE), { encrypt: 'wireguard' })
+  t.equal(server.cli(['hget', 'ferry:overlay:ove', 'encrypt']).trim(), 'wireguard', 'stored with the definition')
+  // A Redis writer strips the flag: the store now says plain, the MAC still covers "encrypted".
+  server.cli(['hdel', 'ferry:overlay:ove', 'encrypt'])
+  await t.rejects(e2.defineOverlay({ ...OVE, encrypt: undefined }), { code: 'CLUSTER_REFUSED', message: /definition of overlay ove was refused/ })
+  t.ok(e2.rejects.list().some((r) => r.kind === 'overlay' && r.reason === 'bad-mac'), 'as a wrong MAC')
+  t.equal(await e1.overlay('ove'), undefined, 'every keyed reader refuses it')
+  server.cli(['hset', 'ferry:overlay:ove', 'encrypt', 'wireguard'])
+  t.match(await e2.defineOverlay(OVE), { encrypt: 'wireguard' }, 'put back, it is joined encrypted')
+  for (const s of stores) await s.leave()
+})

@@ -1,4 +1,4 @@
-/** What is read from Redis about a host's WireGuard side: strict schema, covered by the cluster key's MAC. */
+/** What is read from Redis about WireGuard: a host's information and an overlay's encryption, strict schema, covered by the cluster key's MAC. */
 import t from 'tap'
 import { ClusterKey } from '../../src/cluster/key.js'
 import {
@@ -39,6 +39,10 @@ t.test('with a cluster key, the MAC covers the WireGuard information', async (t)
   const r = readHost({ ...row, wg: wireGuardContent(forged), sig }, key)
   t.match(r, { ok: false, reason: 'bad-mac' }, 'another key under the same MAC is refused')
   t.match(readHost({ ...row, sig }, key), { ok: false, reason: 'bad-mac' }, 'and so is the information removed')
+  const nat = { ...wg, endpoint: '203.0.113.7:51820' }
+  const natSig = key.sign('host', 'h1', hostContent({ hostId: 'h1', vtep: row.vtep, wg: nat }))
+  t.equal(readHost({ ...row, wg: wireGuardContent(nat), sig: natSig }, key).ok, true, 'a public endpoint (behind NAT) is signed with it')
+  t.match(readHost({ ...row, wg: wireGuardContent({ ...nat, endpoint: '198.51.100.9:51820' }), sig: natSig }, key), { ok: false, reason: 'bad-mac' }, 'and cannot be redirected')
 })
 
 t.test('a host-up message carries it', async (t) => {
@@ -112,4 +116,28 @@ t.test('an IPv6 underlay: a host and an endpoint with an IPv6 VTEP, canonical', 
   t.same(readEndpoint({ ...ep, vtep: 'fd00:ff::2' }, ctx6), { ok: true, value: { ...ep, vtep: 'fd00:ff::2' } })
   t.match(readEndpoint({ ...ep, vtep: 'fd00:ff::/64' }, ctx6), { ok: false, detail: /is not an IP address/ })
   t.same(checkEndpoint({ ...ep, vtep: 'FD00:FF:0::2' }).vtep, 'fd00:ff::2')
+})
+
+const defE = { name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', vni: 4100, createdBy: 'h1', createdAt: 5 }
+
+t.test('an overlay definition carries its encryption', async (t) => {
+  t.same(readOverlayDefinition({ ...defE, encrypt: 'wireguard' }), { ok: true, value: { ...defE, encrypt: 'wireguard' } })
+  t.same(readOverlayDefinition(defE), { ok: true, value: defE }, 'absent: plain')
+  t.same(readOverlayDefinition({ ...defE, encrypt: '' }), { ok: true, value: defE }, 'empty (as Redis answers a missing field): plain')
+  for (const bad of ['ipsec', 'WireGuard', 7, null]) {
+    t.match(readOverlayDefinition({ ...defE, encrypt: bad }), { ok: false, reason: 'invalid' }, `encrypt ${String(bad)} is refused`)
+  }
+  t.equal(overlayContent(defE), '{"name":"ove","subnet":"10.39.0.0/24","gateway":"10.39.0.1","vni":4100}', 'a plain definition is signed as before')
+})
+
+t.test('with a cluster key, the MAC covers the encryption of a definition', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 9))
+  const sig = key.sign('overlay', 'ove', overlayContent({ ...defE, encrypt: 'wireguard' }))
+  t.match(readOverlayDefinition({ ...defE, encrypt: 'wireguard', sig }, key), { ok: true, value: { encrypt: 'wireguard' } })
+  t.match(readOverlayDefinition({ ...defE, sig }, key), { ok: false, reason: 'bad-mac' }, 'the flag removed (made plain) is refused')
+  const plainSig = key.sign('overlay', 'ove', overlayContent(defE))
+  t.match(readOverlayDefinition({ ...defE, encrypt: 'wireguard', sig: plainSig }, key), { ok: false, reason: 'bad-mac' }, 'and added to a plain one')
+  const msg = { kind: 'overlay-defined', rev: 4, overlay: { ...defE, encrypt: 'wireguard', sig } }
+  t.match(readChange(msg, key), { ok: true, value: { overlay: { encrypt: 'wireguard' } } }, 'an overlay-defined message carries it')
+  t.match(readChange({ ...msg, overlay: { ...defE, sig } }, key), { ok: false, reason: 'bad-mac' })
 })

@@ -6,7 +6,11 @@
  * host reaches one on the other over both. tcpdump on host 1's underlay port
  * sees the plain overlay's payload and never the encrypted one's, which
  * crosses as WireGuard (UDP 51820). Removing the encrypted network leaves no
- * WireGuard device, process or socket.
+ * WireGuard device, process or socket. Asking for a plain overlay encrypted is refused.
+ *
+ * Key rotation: while a TCP stream runs from host 2 to host 1 over the encrypted overlay, each host
+ * rotates its key (`ferry cluster rotate-key`); the other switches before the old key is retired, and the
+ * stream ends complete with no reset.
  *
  * Injection: a VXLAN frame crafted on the underlay (from the redis namespace,
  * no key) for the encrypted overlay, sent to a host's underlay address, is
@@ -26,7 +30,8 @@ import { sh, ipJson } from '../harness/netns.js'
 import { NODE, cleanEnv } from '../harness/agent.js'
 import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
 import { until } from '../harness/until.js'
-import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT } from '../../src/wireguard/plan.js'
+import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT, parseUapiGet } from '../../src/wireguard/plan.js'
+import { uapiRequest } from '../../src/wireguard/device.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -71,6 +76,17 @@ async function sendUdp (ns: string, host: string, port: number, payload: Buffer)
   if (r.code !== 0) throw new Error(`sending from ${ns} failed: ${r.stderr}`)
 }
 
+/** The public key a host's device has for the peer of `tunnel` (read over the UAPI socket of whichever slot's device runs). */
+async function peerKeyFor (hostId: string, tunnel: string): Promise<string> {
+  for (const dev of [wgDeviceName(hostId), wgDeviceName(hostId, 1)]) {
+    const sock = `/var/run/wireguard/${dev}.sock`
+    if (!existsSync(sock)) continue
+    const state = parseUapiGet(await uapiRequest(sock, 'get=1\n\n'))
+    return state.peers.find((p) => p.allowedIps.includes(`${tunnel}/32`))?.publicKey ?? ''
+  }
+  return ''
+}
+
 function wgProcesses (dev: string): string {
   return sh(['pgrep', '-f', `^wireguard-go ${dev}$`], { allowFailure: true }).trim()
 }
@@ -87,6 +103,13 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     r = await ferry(h, ['network', 'create', 'ove', '--subnet', '10.48.0.0/24', '-o', 'ferry.overlay=ove', '-o', 'ferry.encrypt=wireguard'])
     t.equal(r.code, 0, r.stderr)
   }
+  // Encryption is part of the overlay's definition: h2 asking for h1's plain overlay encrypted is refused.
+  t.equal((await ferry(h1, ['network', 'create', 'ovc', '--subnet', '10.49.0.0/24', '-o', 'ferry.overlay=ovc'])).code, 0)
+  const clash = await ferry(h2, ['network', 'create', 'ovc', '--subnet', '10.49.0.0/24', '-o', 'ferry.overlay=ovc', '-o', 'ferry.encrypt=wireguard'])
+  t.not(clash.code, 0, 'an encrypted request for a plain overlay fails')
+  t.match(clash.stderr, 'overlay ovc already exists plain (this host asked for it encrypted (ferry.encrypt=wireguard))', `with a clear sentence: ${clash.stderr}`)
+  t.equal((await ferry(h1, ['network', 'rm', 'ovc'])).code, 0)
+
   const dev1 = wgDeviceName(h1.hostId)
   const links = ipJson<Array<{ ifname: string, mtu: number, linkinfo?: { info_kind: string, info_data?: { port: number, local?: string } } }>>(h1.ns, ['-d', 'link'])
   const wg = links.find((l) => l.ifname === dev1)
@@ -145,6 +168,15 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   const peers = JSON.parse((await h2.agent.cli(['cluster', 'status', '--json'])).stdout) as { wireguard?: { peers: Array<{ hostId: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }> } }
   const p1 = peers.wireguard?.peers.find((p) => p.hostId === h1.hostId)
   t.ok(p1 !== undefined && p1.handshakeAgeS !== undefined && p1.rxBytes > 0 && p1.txBytes > 0, `h2 shows a handshake with h1 and bytes both ways: ${JSON.stringify(peers.wireguard)}`)
+  t.match(p1, { encrypted: true }, 'and that traffic to h1 is encrypted')
+  const reports = JSON.parse((await h2.agent.cli(['peers', '--json'])).stdout || '[]') as Array<{ overlay: string, encrypted: boolean, rows: Array<{ hostId?: string, wireguard?: { encrypted: boolean, rxBytes: number } }> }>
+  const byOverlay = new Map(reports.map((r) => [r.overlay, r]))
+  t.match(byOverlay.get('ovp'), { encrypted: false }, 'ferry peers: the plain overlay is plain')
+  t.equal(byOverlay.get('ovp')?.rows.some((r) => r.wireguard !== undefined), false, 'with no WireGuard column')
+  t.match(byOverlay.get('ove'), { encrypted: true }, 'ferry peers: the encrypted overlay is encrypted')
+  t.match(byOverlay.get('ove')?.rows.find((r) => r.hostId === h1.hostId), { wireguard: { encrypted: true } }, 'and h1\'s endpoints show the WireGuard session')
+  const table = (await h2.agent.cli(['peers'])).stdout
+  t.match(table, /ENCRYPTED/, `ferry peers prints the column: ${table}`)
 
   if (process.env.FERRY_WG_BENCH === '1') {
     // A figure, not a check: MB/s of one TCP stream from h2 to h1 over each overlay (busybox nc, 64 MiB).
@@ -211,14 +243,62 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     t.notMatch(injOut, INJ_SECRET, `${h.hostId}: the same frame to the encrypted overlay's VXLAN port on the underlay never enters it`)
   }
 
+  // Key rotation under a running TCP stream: h2 sends numbered lines to a container on h1 over the encrypted
+  // overlay for ~12 s; h1 rotates its key, then h2 does. The stream ends complete and in order (the server
+  // prints each line it gets), the sender exits 0 (no reset), and each rotation saw the other host switch to
+  // the new key. The longest gap between two lines at the server (stamped with /proc/uptime, 10 ms steps) is a
+  // figure, not a check.
+  const LINES = 600
+  const expected = Array.from({ length: LINES }, (_, i) => `line${i}`)
+  const sink = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'streamsrv', '--net', 'ove', '--', 'busybox', 'sh', '-c',
+    'nc -l -p 5002 | while read -r l; do read -r up idle < /proc/uptime; echo "$up $l"; done'],
+    { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: ['pipe', 'pipe', 'ignore'] })
+  // Its stdin stays open (busybox nc stops at the end of its stdin) until the stream is over.
+  let counted = ''
+  sink.stdout.on('data', (b: Buffer) => { counted += b.toString() })
+  const sinkDone = new Promise((res) => sink.once('exit', res))
+  t.teardown(async () => { if (sink.exitCode === null && sink.signalCode === null) { sink.kill('SIGKILL'); await sinkDone } })
+  const streamIp = await addr('streamsrv')
+  t.match(streamIp, /^10\.48\.0\.\d+$/)
+  await sleep(500)
+  const sender = ferry(h2, ['run', '--net', 'ove', '--', 'busybox', 'sh', '-c',
+    `i=0; while [ $i -lt ${LINES} ]; do echo line$i; i=$((i+1)); sleep 0.02; done | nc -w 3 ${streamIp ?? 'none'} 5002`])
+  await sleep(3000)
+  const keyBefore = await peerKeyFor(h2.hostId, tunnelAddress(h1.hostId))
+  for (const [h, other] of [[h1, h2], [h2, h1]] as Array<[Host, Host]>) {
+    const r = await h.agent.cli(['cluster', 'rotate-key', '--json'])
+    t.equal(r.code, 0, r.stderr)
+    const rot = JSON.parse(r.stdout || '{}') as { publicKey?: string, device?: string, port?: number, switched?: string[], late?: string[], overlapMs?: number }
+    t.same([rot.switched, rot.late, rot.port], [[other.hostId], [], 51821], `${h.hostId}: ${other.hostId} switched to the new key before the old one was retired`)
+    t.equal(rot.device, wgDeviceName(h.hostId, 1), `${h.hostId}: the new key runs on the second slot's device`)
+    t.comment(`${h.hostId}: both keys accepted for ${rot.overlapMs ?? -1} ms`)
+    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === wgDeviceName(h.hostId)), `${h.hostId}: the old device is gone`)
+    await sleep(1500)
+  }
+  t.not(await peerKeyFor(h2.hostId, tunnelAddress(h1.hostId)), keyBefore, 'h2 programs h1\'s new key')
+  const sent = await sender
+  t.equal(sent.code, 0, `the sender ended without an error (no reset): ${sent.stderr}`)
+  sink.stdin?.end()
+  await Promise.race([sinkDone, sleep(10_000)])
+  const got = counted.trim().split('\n').map((l) => l.split(' '))
+  t.same(got.map((l) => l[1]), expected, 'every line of the stream arrived, in order, across both rotations')
+  const stamps = got.map((l) => Number(l[0]))
+  if (stamps.every(Number.isFinite)) {
+    const gaps = stamps.slice(1).map((v, i) => v - stamps[i]!)
+    t.comment(`stream: ${LINES} lines sent every 20 ms; longest gap at the server ${(Math.max(...gaps) * 1000).toFixed(0)} ms, median ${(gaps.sort((a, b) => a - b)[Math.floor(gaps.length / 2)]! * 1000).toFixed(0)} ms`)
+  }
+  t.match(await fetch('ove', secretIp!, SECRET), SECRET, 'new connections work on the new keys')
+
   for (const s of servers) await s.kill()
   for (const h of hosts) {
     t.equal((await ferry(h, ['network', 'rm', 'ove'])).code, 0)
-    const dev = wgDeviceName(h.hostId)
-    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.hostId}: no WireGuard device left`)
-    for (let i = 0; i < 30 && (wgProcesses(dev) !== '' || existsSync(`/var/run/wireguard/${dev}.sock`)); i++) await sleep(100)
-    t.equal(wgProcesses(dev), '', `${h.hostId}: no wireguard-go left`)
-    t.notOk(existsSync(`/var/run/wireguard/${dev}.sock`), `${h.hostId}: no UAPI socket left`)
+    for (const dev of [wgDeviceName(h.hostId), wgDeviceName(h.hostId, 1)]) {
+      t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.hostId}: no WireGuard device ${dev} left`)
+      for (let i = 0; i < 30 && (wgProcesses(dev) !== '' || existsSync(`/var/run/wireguard/${dev}.sock`)); i++) await sleep(100)
+      t.equal(wgProcesses(dev), '', `${h.hostId}: no wireguard-go left`)
+      t.notOk(existsSync(`/var/run/wireguard/${dev}.sock`), `${h.hostId}: no UAPI socket left`)
+    }
+    t.notOk(sh(['ip', '-n', h.ns, 'route'], { allowFailure: true }).includes('100.64.'), `${h.hostId}: no tunnel route left`)
     t.equal((await ferry(h, ['network', 'rm', 'ovp'])).code, 0)
   }
 })

@@ -100,7 +100,11 @@ export function clusterContract (t: Test, env: ContractEnv): void {
       code: 'NAME_CONFLICT', message: 'overlay ov1 already exists plain (this host asked for it encrypted (ferry.encrypt=wireguard))',
     })
     const enc = await h1.defineOverlay({ name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', encrypt: 'wireguard' })
-    t.match(await h2.defineOverlay({ name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', encrypt: 'wireguard' }), { vni: enc.vni }, 'an encrypted overlay is joined encrypted')
+    t.match(enc, { name: 'ove', encrypt: 'wireguard' }, 'the definition carries its encryption')
+    t.same(await h2.defineOverlay({ name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1', encrypt: 'wireguard' }), enc, 'an encrypted overlay is joined encrypted')
+    t.same(await h2.overlay('ove'), enc, 'and read back encrypted')
+    t.equal((await h2.overlay('ov1'))?.encrypt, undefined, 'a plain one has none')
+    t.match((await h1.snapshot()).overlays.find((o) => o.definition.name === 'ove'), { definition: enc, hosts: ['h1', 'h2'] }, 'the snapshot has it, and its hosts')
     await t.rejects(h2.defineOverlay({ name: 'ove', subnet: '10.39.0.0/24', gateway: '10.39.0.1' }), {
       code: 'NAME_CONFLICT', message: 'overlay ove already exists encrypted (ferry.encrypt=wireguard) (this host asked for it plain)',
     })

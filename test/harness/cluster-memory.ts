@@ -35,7 +35,6 @@ type StoredEndpoint = Record<string, unknown>
 interface OverlayRecord {
   def: OverlayDefinition
   sig: string
-  encrypt?: 'wireguard'
   net: number
   prefix: number
   cursor?: number
@@ -254,7 +253,7 @@ export class MemoryCluster {
     if (ex) {
       const d = ex.def
       const what = (e: string | undefined): string => (e === undefined ? 'plain' : `encrypted (ferry.encrypt=${e})`)
-      if ((ex.encrypt ?? undefined) !== req.encrypt) throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${what(ex.encrypt)} (this host asked for it ${what(req.encrypt)})`)
+      if (d.encrypt !== req.encrypt) throw err('NAME_CONFLICT', `overlay ${req.name} already exists ${what(d.encrypt)} (this host asked for it ${what(req.encrypt)})`)
       if (d.subnet !== req.subnet) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with subnet ${d.subnet} (this host asked for ${req.subnet})`)
       if (d.gateway !== req.gateway) throw err('NAME_CONFLICT', `overlay ${req.name} already exists with gateway ${d.gateway} (this host asked for ${req.gateway})`)
       if (d.subnet6 !== req.subnet6 || d.gateway6 !== req.gateway6) {
@@ -293,9 +292,11 @@ export class MemoryCluster {
       this.vniCursor = vni
     }
     const v6 = req.subnet6 === undefined ? {} : { subnet6: req.subnet6, gateway6: req.gateway6 }
-    const def: OverlayDefinition = { name: req.name, subnet: req.subnet, gateway: req.gateway, ...v6, vni, createdBy: hostId, createdAt: this.now() }
+    const def: OverlayDefinition = {
+      name: req.name, subnet: req.subnet, gateway: req.gateway, ...v6, vni, ...(req.encrypt ? { encrypt: req.encrypt } : {}), createdBy: hostId, createdAt: this.now(),
+    }
     const rec: OverlayRecord = {
-      def, sig: '', ...(req.encrypt ? { encrypt: req.encrypt } : {}), net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
+      def, sig: '', net: Number(c.network), prefix: c.prefix, hosts: new Set(), addrs: new Map([[req.gateway, GATEWAY_OWNER]]), eps: new Map(), claims: new Map(),
     }
     if (req.subnet6 !== undefined && req.gateway6 !== undefined) {
       const c6 = parseCidr(req.subnet6, 6)
@@ -310,9 +311,9 @@ export class MemoryCluster {
     return { definition: this.rawDefinition(rec), created: true }
   }
 
-  seal (name: string, d: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string): boolean {
+  seal (name: string, d: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number, encrypt?: 'wireguard' }, sig: string): boolean {
     const o = this.overlayRecords.get(name)
-    if (!o || o.def.subnet !== d.subnet || o.def.gateway !== d.gateway || o.def.vni !== d.vni || o.def.subnet6 !== d.subnet6 || o.def.gateway6 !== d.gateway6) return false
+    if (!o || o.def.subnet !== d.subnet || o.def.gateway !== d.gateway || o.def.vni !== d.vni || o.def.subnet6 !== d.subnet6 || o.def.gateway6 !== d.gateway6 || o.def.encrypt !== d.encrypt) return false
     o.sig = sig
     this.bump({ kind: 'overlay-defined', overlay: { ...o.def, sig } })
     return true
@@ -541,7 +542,7 @@ export class MemoryBackend implements ClusterBackend {
 
   heartbeat (reg: HostRegistration) { return this.run(() => this.cluster.heartbeat(reg)) }
   define (hostId: string, req: OverlayRequest, mode: VniMode, announce: boolean) { return this.run(() => this.cluster.define(hostId, req, mode, announce)) }
-  seal (name: string, d: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number }, sig: string) { return this.run(() => this.cluster.seal(name, d, sig)) }
+  seal (name: string, d: { subnet: string, gateway: string, subnet6?: string, gateway6?: string, vni: number, encrypt?: 'wireguard' }, sig: string) { return this.run(() => this.cluster.seal(name, d, sig)) }
   leaveOverlay (hostId: string, name: string) { return this.run(() => this.cluster.leaveOverlay(hostId, name)) }
   allocate (hostId: string, overlay: string, preferred: string | undefined, reclaim: boolean, scanned: number, limit: number, family?: 4 | 6) {
     return this.run(() => this.cluster.allocate(hostId, overlay, preferred, reclaim, scanned, limit, family))

@@ -135,3 +135,33 @@ t.test('concurrent scrapes each get a whole snapshot', async (t) => {
   const texts = await Promise.all([m.render(), m.render(), m.render()])
   t.same(texts.map((x) => sample(x, 'ferry_reconcile_runs_total')), [1, 2, 3])
 })
+
+t.test('WireGuard metrics: per peer host its last handshake, bytes and encryption; absent without wireguard-go', async (t) => {
+  const cluster = { connected: true, commands: 1, applied: 1, synced: true, overlays: [], clusterKey: false, rejected: [] }
+  let snap = base({
+    cluster: {
+      ...cluster,
+      wireguard: {
+        active: true, lastRotation: 1_700_000_000_000,
+        peers: [{ hostId: 'h2', lastHandshake: 1_700_000_100_000, rxBytes: 1000, txBytes: 2000, encrypted: true }, { hostId: 'h3', rxBytes: 0, txBytes: 0, encrypted: false }],
+      },
+    },
+  })
+  const m = new FerryMetrics(async () => snap)
+  let text = await m.render()
+  t.equal(sample(text, 'ferry_wireguard_active'), 1)
+  t.equal(sample(text, 'ferry_wireguard_last_key_rotation_timestamp_seconds'), 1_700_000_000)
+  t.equal(sample(text, 'ferry_wireguard_peer_last_handshake_timestamp_seconds{peer="h2"}'), 1_700_000_100)
+  t.equal(sample(text, 'ferry_wireguard_peer_last_handshake_timestamp_seconds{peer="h3"}'), undefined, 'never: no sample')
+  t.equal(sample(text, 'ferry_wireguard_peer_receive_bytes_total{peer="h2"}'), 1000)
+  t.equal(sample(text, 'ferry_wireguard_peer_transmit_bytes_total{peer="h2"}'), 2000)
+  t.equal(sample(text, 'ferry_wireguard_peer_encrypted{peer="h2"}'), 1)
+  t.equal(sample(text, 'ferry_wireguard_peer_encrypted{peer="h3"}'), 0)
+  snap = base({ cluster: { ...cluster, wireguard: { active: false, peers: [] } } })
+  text = await m.render()
+  t.equal(sample(text, 'ferry_wireguard_active'), 0)
+  t.notMatch(text, 'ferry_wireguard_peer_encrypted{', 'a peer gone: its series gone')
+  t.notMatch(text, 'ferry_wireguard_last_key_rotation', 'no rotation: no sample')
+  snap = base({ cluster })
+  t.notMatch(await m.render(), 'ferry_wireguard_', 'no wireguard-go: families gone')
+})

@@ -48,4 +48,18 @@ t.test('snapshotAgent reads live parts; a Redis that does not answer leaves the 
   t.equal(s2.reconcile.failing, true)
   const s3 = await snapshotAgent({ ...parts, cluster: { ...parts.cluster, revision: async () => { throw new Error('down') } } })
   t.equal(s3.cluster?.revision, undefined)
+  t.equal(s3.cluster?.wireguard, undefined, 'no mesh: no WireGuard part')
+
+  const mesh = {
+    mode: 'userspace' as const, device: 'fyw-x', active: true, publicKey: 'k', tunnel: '100.64.0.1', port: 51820, skipped: [], lastRotation: 5,
+    peers: [{ hostId: 'h2', endpoint: '192.0.2.2:51820', tunnel: '100.64.0.2', handshakeAgeS: 3, lastHandshake: 7, rxBytes: 1, txBytes: 2, encrypted: true },
+      { hostId: 'h3', endpoint: '192.0.2.3:51820', tunnel: '100.64.0.3', rxBytes: 0, txBytes: 0, encrypted: false }],
+  }
+  const s4 = await snapshotAgent({ ...parts, cluster: { ...parts.cluster, revision: async () => 9, wireguard: async () => mesh } })
+  t.same(s4.cluster?.wireguard, {
+    active: true, lastRotation: 5,
+    peers: [{ hostId: 'h2', rxBytes: 1, txBytes: 2, encrypted: true, lastHandshake: 7 }, { hostId: 'h3', rxBytes: 0, txBytes: 0, encrypted: false }],
+  })
+  const s5 = await snapshotAgent({ ...parts, cluster: { ...parts.cluster, revision: async () => 9, wireguard: () => new Promise<undefined>(() => {}) } })
+  t.equal(s5.cluster?.wireguard, undefined, 'a WireGuard socket that does not answer is left out, in bounded time')
 })

@@ -413,6 +413,7 @@ t.test('detach is best effort: the WireGuard tunnel stops even when the devices 
     get isActive () { return active },
     activate: async () => { active = true; return { local: '100.64.0.1', mtu: 1420, dev: 'fyw0' } },
     deactivate: async () => { steps.push('deactivate'); active = false },
+    rotateEvery: () => {},
     tunnels: () => new Map<string, string>(),
     setHosts: async () => undefined,
     status: async () => undefined,

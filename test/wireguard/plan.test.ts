@@ -1,7 +1,8 @@
 import t from 'tap'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import {
-  checkWireGuardInfo, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName, wireGuardContent,
+  checkEndpoint, checkWireGuardInfo, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, slotEndpoint, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName,
+  wireGuardContent,
   type WireGuardInfo,
 } from '../../src/wireguard/plan.js'
 import { contains } from '../../src/util/ip.js'
@@ -77,4 +78,21 @@ t.test('UAPI: set renders keys in hex and removes peers that go; get is parsed',
   t.throws(() => parseUapiGet('rubbish\nerrno=0\n'), /without '='/)
   t.doesNotThrow(() => parseUapiSet('errno=0\n\n'))
   t.throws(() => parseUapiSet('errno=-22\n\n'), /refused/)
+})
+
+t.test('a host behind NAT publishes its public endpoint; peers send there, with keepalive', async (t) => {
+  const nat = { ...info('100.64.0.2'), endpoint: '203.0.113.7:40000' }
+  t.same(checkWireGuardInfo(nat), nat)
+  t.same(readWireGuardContent(wireGuardContent(nat)), nat, 'stored and read back (the MAC covers the same text)')
+  t.equal(wireGuardContent(info('100.64.0.2')).includes('endpoint'), false, 'absent: the text of a host without one is as before')
+  for (const bad of ['203.0.113.7', '203.0.113.7:0', '203.0.113.7:65536', 'host.example:51820', '203.0.113.07:51820', '203.0.113.7:051820', '[2001:db8::1]:51820', 7]) {
+    t.throws(() => checkWireGuardInfo({ ...nat, endpoint: bad }), /IPv4 address and a port|port/, `endpoint ${String(bad)} is refused`)
+  }
+  const plan = planMesh({ hostId: 'h1', wg: info('100.64.0.1') }, [{ hostId: 'h2', vtep: '10.0.0.2', wg: nat }, { hostId: 'h3', vtep: '192.0.2.3', wg: info('100.64.0.3') }])
+  t.same(plan.peers.map((p) => [p.hostId, p.endpoint, p.keepalive]), [['h2', '203.0.113.7:40000', 25], ['h3', '192.0.2.3:51820', 25]])
+  t.equal(slotEndpoint('203.0.113.7:40000', 1), '203.0.113.7:40001', 'a rotated key listens on the port above: so does the published endpoint')
+  t.equal(slotEndpoint('203.0.113.7:40000', 0), '203.0.113.7:40000')
+  t.equal(slotEndpoint(undefined, 1), undefined)
+  t.equal(checkEndpoint('198.51.100.1:51820', '--wireguard-endpoint'), '198.51.100.1:51820')
+  t.throws(() => checkEndpoint('nope', '--wireguard-endpoint'), { code: 'INVALID_OPTION', message: /--wireguard-endpoint nope must be an IPv4 address and a port/ })
 })
