@@ -298,7 +298,8 @@ export class RedisBackend implements ClusterBackend {
     for (let attempt = 0; attempt < WAIT_ATTEMPTS && num(acked) < this.waitReplicas; attempt++) {
       this.commands++
       try {
-        acked = await cmd.call('WAIT', String(this.waitReplicas), String(Math.max(1, this.waitMs - 100)))
+        // The server's WAIT ends at half the client's command timeout: the other half is the answer's margin on a busy host.
+        acked = await cmd.call('WAIT', String(this.waitReplicas), String(Math.max(1, Math.floor(this.waitMs / 2))))
       } catch (err) {
         throw this.failed(err, `${this.description} (WAIT)`)
       }

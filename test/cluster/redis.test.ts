@@ -291,7 +291,7 @@ t.test('after a reconnection, endpoints published between two HSCAN pages of the
 
 t.test('?wait=1 with no replica: WAIT is asked three times, then the change counts as not acknowledged', async (t) => {
   const other = await redisServer(t)
-  const backend = new RedisBackend(parseClusterUrl(`${other.url}?wait=1`), { hostId: 'h1', prefix: 'ferry:', commandTimeoutMs: 300, connectTimeoutMs: 2000, scanPage: 20 })
+  const backend = new RedisBackend(parseClusterUrl(`${other.url}?wait=1`), { hostId: 'h1', prefix: 'ferry:', commandTimeoutMs: 1000, connectTimeoutMs: 2000, scanPage: 20 })
   const client = new ClusterClient(backend, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, unavailableWaitMs: 0 })
   t.teardown(() => client.close())
   await client.start().catch(() => undefined) // its registration is a change too: not acknowledged either
