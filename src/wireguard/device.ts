@@ -12,11 +12,11 @@
  * the link stops it and removes its socket (as with the kernel module, the
  * device outlives an agent restart).
  */
-import { connect } from 'node:net'
 import { promises as fs } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FerryError } from '../errors/errors.js'
 import { execFile } from '../kernel/exec.js'
+import { uapiRequest } from '../kernel/wireguard-uapi.js'
 import { writeSysctl } from '../kernel/sysctl.js'
 import { parseCidr } from '../util/ip.js'
 import type { LinkDriver } from '../kernel/types.js'
@@ -24,8 +24,6 @@ import { parseUapiGet, parseUapiSet, uapiSet, type WgDeviceState, type WgPeer } 
 
 export const UAPI_DIR = '/var/run/wireguard'
 const DEV_RE = /^[A-Za-z0-9_.-]{1,15}$/
-const UAPI_TIMEOUT_MS = 5000
-const MAX_ANSWER = 16 * 1024 * 1024
 
 export type WireGuardMode = 'kernel' | 'userspace'
 
@@ -73,33 +71,6 @@ export async function detectWireGuard (wireguardGo = 'wireguard-go'): Promise<De
 function checkDev (dev: string): string {
   if (!DEV_RE.test(dev)) throw new FerryError('INTERNAL', `refusing WireGuard device name "${dev}"`)
   return dev
-}
-
-/** One request on the UAPI socket; resolves the answer (the device closes after `errno=` and a blank line). */
-export function uapiRequest (socket: string, request: string, timeoutMs = UAPI_TIMEOUT_MS): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(socket)
-    const chunks: Buffer[] = []
-    let size = 0
-    const timer = setTimeout(() => { s.destroy(); reject(new FerryError('KERNEL', `the WireGuard socket ${socket} did not answer within ${timeoutMs} ms`)) }, timeoutMs)
-    const done = (err?: Error): void => {
-      clearTimeout(timer)
-      s.destroy()
-      if (err) reject(err)
-      else resolve(Buffer.concat(chunks).toString('utf8'))
-    }
-    s.on('connect', () => s.write(request))
-    s.on('data', (b: Buffer) => {
-      chunks.push(b)
-      size += b.length
-      if (size > MAX_ANSWER) { done(new FerryError('KERNEL', `the WireGuard socket ${socket} answered more than ${MAX_ANSWER} bytes`)); return }
-      // An answer ends with "errno=N\n\n".
-      const text = Buffer.concat(chunks).toString('utf8')
-      if (/(^|\n)errno=-?\d+\n\n$/.test(text)) done()
-    })
-    s.on('end', () => done())
-    s.on('error', (e) => done(new FerryError('KERNEL', `cannot reach the WireGuard socket ${socket}: ${e.message}`, { cause: e })))
-  })
 }
 
 export interface UserspaceOptions {

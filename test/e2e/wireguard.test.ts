@@ -31,7 +31,7 @@ import { NODE, cleanEnv } from '../harness/agent.js'
 import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
 import { until } from '../harness/until.js'
 import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT, parseUapiGet } from '../../src/wireguard/plan.js'
-import { uapiRequest } from '../../src/wireguard/device.js'
+import { uapiRequest } from '../../src/kernel/wireguard-uapi.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
