@@ -4,6 +4,8 @@
  * redis-server. An overlay network made with `ferry network create -o
  * ferry.overlay=…` works as a bridge network does: a command on one host reaches
  * a command on the other by address and by name, and everything is given back.
+ * Each host has its own firewall backend (host 1 nftables, host 2 iptables), so
+ * the overlay's traffic leaves one backend's host and enters the other's.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -15,6 +17,7 @@ import { underlay, underlayHost } from '../harness/underlay.js'
 import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
 import { redisServer } from '../harness/redis.js'
 import { observe } from '../harness/until.js'
+import { backendInUse } from '../harness/firewall.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -34,7 +37,7 @@ await t.test('ferry run on an overlay across two hosts', async (t) => {
     const ns = underlayHost(t, ul, `fyro${i}`, `vr${i}`, ip)
     const agent = await startAgent(t, {
       ns, pluginName: `fyro${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `r${i}`, '--reconcile-interval', '0'],
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `r${i}`, '--reconcile-interval', '0', '--firewall-backend', i === 1 ? 'nftables' : 'iptables'],
     })
     hosts.push({ ns, agent })
   }
@@ -45,6 +48,7 @@ await t.test('ferry run on an overlay across two hosts', async (t) => {
     const r = await ferry(h, ['network', 'create', 'ov', '--subnet', '10.46.0.0/24', '-o', 'ferry.overlay=ov'])
     t.equal(r.code, 0, r.stderr)
   }
+  t.same([backendInUse(h1.ns), backendInUse(h2.ns)], ['nftables', 'iptables'], 'host 1 filters with table inet ferry, host 2 with iptables')
   const server = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'far', '--net', 'ov', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', 'across-the-overlay'],
     { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
   const done = new Promise((res) => server.once('exit', res))
