@@ -2,11 +2,16 @@
  * The firewall's desired state as a driver holds it (networks, endpoints with their
  * per-backend plan, links), with changes recorded so that one the kernel refuses is
  * undone. Shared by the iptables and nftables drivers; pure bookkeeping, no I/O.
+ * An object set again with an equal value keeps its entry (an endpoint's plan is not
+ * made again; the change records the same object before and after), so a reconcile
+ * with nothing changed costs comparisons only.
  */
+import { isDeepStrictEqual } from 'node:util'
 import type { PortBinding } from '../model/types.js'
 import type { FirewallState, NatEndpoint, NatLink, NatNetwork } from './types.js'
 
-export interface EndpointEntry<P> { ep: NatEndpoint, plan: P }
+/** An endpoint, its plan, and the network object the plan was made with. */
+export interface EndpointEntry<P> { ep: NatEndpoint, plan: P, net?: NatNetwork }
 
 /** A change to the desired state: each object's value before it, and after. */
 export interface Change<P> {
@@ -35,17 +40,22 @@ export class DesiredState<P extends LocalnetPlan> {
     return { endpoints: new Map(), networks: new Map(), links: new Map() }
   }
 
-  setLink (change: Change<P>, id: string, link: NatLink | undefined): void {
+  setLink (change: Change<P>, id: string, value: NatLink | undefined): void {
+    const before = this.links.get(id)
+    const link = before !== undefined && isDeepStrictEqual(before, value) ? before : value
     const c = change.links.get(id)
-    if (c === undefined) change.links.set(id, { before: this.links.get(id), after: link })
+    if (c === undefined) change.links.set(id, { before, after: link })
     else c.after = link
     if (link === undefined) this.links.delete(id)
     else this.links.set(id, link)
   }
 
-  setNetwork (change: Change<P>, id: string, net: NatNetwork | undefined): void {
+  setNetwork (change: Change<P>, id: string, value: NatNetwork | undefined): void {
+    const before = this.networks.get(id)
+    // An equal value keeps the object: the plans made with it stay valid (setEndpoint).
+    const net = before !== undefined && isDeepStrictEqual(before, value) ? before : value
     const c = change.networks.get(id)
-    if (c === undefined) change.networks.set(id, { before: this.networks.get(id), after: net })
+    if (c === undefined) change.networks.set(id, { before, after: net })
     else c.after = net
     if (net === undefined) this.networks.delete(id)
     else this.networks.set(id, net)
@@ -61,7 +71,9 @@ export class DesiredState<P extends LocalnetPlan> {
 
   setEndpoint (change: Change<P>, id: string, ep: NatEndpoint | undefined): void {
     const before = this.endpoints.get(id)
-    const after = ep === undefined ? undefined : { ep, plan: this.planEndpoint(ep, this.networks.get(ep.networkId)) }
+    const net = ep === undefined ? undefined : this.networks.get(ep.networkId)
+    const same = before !== undefined && ep !== undefined && before.net === net && isDeepStrictEqual(before.ep, ep)
+    const after = ep === undefined ? undefined : same ? before : { ep, plan: this.planEndpoint(ep, net), net }
     const c = change.endpoints.get(id)
     if (c === undefined) change.endpoints.set(id, { before, after })
     else c.after = after

@@ -140,15 +140,17 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     return out
   }
 
-  /** The elements a change takes away and brings, for the objects it touched only. */
+  /** The elements a change takes away and brings, for the objects it changed only (set again unchanged: the same object). */
   private changeElements (change: Change<NftEndpointPlan>): { removed: NftElement[], added: NftElement[] } {
     const removed: NftElement[] = []
     const added: NftElement[] = []
     for (const { before, after } of change.networks.values()) {
+      if (before === after) continue
       if (before !== undefined) removed.push(...networkElements(before, this.planOpts))
       if (after !== undefined) added.push(...networkElements(after, this.planOpts))
     }
     for (const { before, after } of change.endpoints.values()) {
+      if (before === after) continue
       if (before !== undefined) removed.push(...before.plan.elements)
       if (after !== undefined) added.push(...after.plan.elements)
     }

@@ -1,14 +1,17 @@
 /**
  * The agent's lifecycle as an admin meets it: one agent per state dir and per
  * socket, a clean SIGTERM, sockets root-only, the CLI's errors when the agent is
- * not there, and bad flags refused with one sentence.
+ * not there, and bad flags refused with one sentence. Once per firewall backend:
+ * the nftables one runs children of its own (`nft monitor`, a long-running
+ * `nft -i`), which a clean stop must not leave behind.
  */
 import t from 'tap'
-import { statSync, existsSync } from 'node:fs'
+import { statSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execFile } from '../../src/kernel/exec.js'
 import { netns } from '../harness/netns.js'
 import { startAgent, NODE } from '../harness/agent.js'
+import { BACKENDS } from '../harness/firewall.js'
 
 const FERRY = join(import.meta.dirname, '..', '..', 'bin', 'ferry')
 const ferry = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -16,10 +19,22 @@ const ferry = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 const inNs = (ns: string, args: string[]) =>
   execFile(['ip', 'netns', 'exec', ns, ...NODE, FERRY, ...args], { allowFailure: true, timeoutMs: 30_000 })
 
-await t.test('agent lifecycle', async (t) => {
-  const ns = netns(t, 'fyag')
-  const plugin = `fyag${process.pid}`
-  const agent = await startAgent(t, { ns, pluginName: plugin })
+/** The processes in namespace `ns`, as `pid argv`. */
+async function processes (ns: string): Promise<string[]> {
+  const pids = (await execFile(['ip', 'netns', 'pids', ns])).stdout.split('\n').filter(Boolean)
+  return pids.flatMap((pid) => {
+    try {
+      return [`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')}`]
+    } catch {
+      return [] // exited meanwhile
+    }
+  })
+}
+
+for (const backend of BACKENDS) await t.test(`agent lifecycle (--firewall-backend ${backend})`, async (t) => {
+  const ns = netns(t, `fyag${backend[0]!}`)
+  const plugin = `fyag${backend[0]!}${process.pid}`
+  const agent = await startAgent(t, { ns, pluginName: plugin, args: ['--firewall-backend', backend] })
 
   await t.test('sockets are root-only', async (t) => {
     t.equal(statSync(agent.pluginSocket).mode & 0o777, 0o600)
@@ -51,10 +66,13 @@ await t.test('agent lifecycle', async (t) => {
   })
 
   await t.test('SIGTERM stops it cleanly; the CLI then says the agent is not running', async (t) => {
+    const running = await processes(ns)
+    if (backend === 'nftables') t.ok(running.some((p) => /\bnft monitor\b/.test(p)), `the agent watches nftables events: ${running.join('; ')}`)
     const exit = await agent.kill('SIGTERM')
     t.same(exit, { code: 0, signal: null })
     t.notOk(existsSync(agent.pluginSocket), 'plugin socket removed')
     t.notOk(existsSync(agent.apiSocket), 'API socket removed')
+    t.same(await processes(ns), [], 'no process of the agent is left in its namespace (nft monitor, nft -i)')
     const r = await ferry(['status'], { FERRY_API_SOCKET: agent.apiSocket })
     t.equal(r.code, 5)
     t.match(r.stderr, /^ferry: the ferry agent is not running: nothing answers on /)

@@ -9,6 +9,8 @@
  * - Engine clients: a container on a plain Docker bridge network resolves a
  *   container of another host's overlay by name through ferry when its subnet is
  *   in the agent's --dns-engine-clients, and is refused otherwise.
+ * Host 1's agent runs nftables, host 2's iptables, each beside its engine (which
+ * keeps its own iptables rules); the engine clients are checked on both hosts.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -16,6 +18,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startCluster, REDIS_IP, type SimHost } from '../harness/cluster.js'
 import { until, type UntilOptions } from '../harness/until.js'
+import { backendInUse } from '../harness/firewall.js'
 
 const SUBNET = '10.42.0.0/16'
 const GATEWAY = '10.42.0.1'
@@ -28,6 +31,7 @@ await t.test('DNS through the engine\'s --dns: stale answers and engine clients'
   const { hosts, underlay } = await startCluster(t, {
     prefix: 'fyn', hosts: 2, dns: GATEWAY, hostTtlS: 4,
     agentArgs: ['--dns', REDIS_IP, '--dns-engine-clients', ENGINE_CLIENTS, '--reconcile-interval', '1'],
+    hostArgs: (i) => ['--firewall-backend', i === 1 ? 'nftables' : 'iptables'],
   })
   const [h1, h2] = hosts as [SimHost, SimHost]
   t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(`${h.name} agent log:\n${h.agent.logs().slice(-3000)}`) })
@@ -66,19 +70,24 @@ await t.test('DNS through the engine\'s --dns: stale answers and engine clients'
     t.ok(after.stale > before.stale, `served from the stale cache (stale ${before.stale} → ${after.stale})`)
   })
 
-  await t.test('a container on a plain Docker network resolves another host\'s overlay container through ferry', async (t) => {
+  await t.test('a container on a plain Docker network resolves an overlay container through ferry (both hosts, both backends)', async (t) => {
+    t.same([backendInUse(h1.ns), backendInUse(h2.ns)], ['nftables', 'iptables'], 'host 1 filters with table inet ferry, host 2 with iptables')
     t.equal((await h1.d.docker(['run', '-d', '--stop-timeout', '1', '--net', 'ovd', '--name', 'db', 'bb', 'sleep', '600'])).code, 0)
     const dbIp = (await h1.d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.ovd.IPAddress}}', 'db'])).trim()
     t.match(dbIp, /^10\.42\./)
-    t.equal((await h2.d.docker(['network', 'create', '--subnet', ENGINE_CLIENTS, 'plain'])).code, 0)
-    t.equal((await h2.d.docker(['network', 'create', '--subnet', '172.31.0.0/16', 'elsewhere'])).code, 0)
-    let out = ''
-    await until('db resolvable from a plain network of h2', async () => (out = await lookup(h2, ['--net', 'plain'], 'db')).includes(dbIp), E2E).catch(() => undefined)
-    t.match(out, new RegExp(dbIp.replace(/\./g, '\\.')), `through Docker's resolver and ferry (--dns-engine-clients): ${out}`)
-    const refused = await lookup(h2, ['--net', 'elsewhere'], 'db')
-    t.notMatch(refused, new RegExp(dbIp.replace(/\./g, '\\.')), `a network outside --dns-engine-clients is refused: ${refused}`)
-    const doctor = await h2.agent.cli(['doctor', '--docker-host', h2.d.host, '--plugin-name', h2.plugin, '--json'])
-    const check = (JSON.parse(doctor.stdout) as { checks: Array<{ check: string, status: string, what: string }> }).checks.find((c) => c.check === 'engine.dns')
-    t.match(check, { status: 'ok', what: /forwards its containers' other names to ferry \(10\.42\.0\.1\)/ }, 'ferry doctor sees the engine\'s --dns')
+    const dbRe = new RegExp(dbIp.replace(/\./g, '\\.'))
+    // Host 2 resolves it from Redis; host 1, where it runs, from its own records.
+    for (const h of [h1, h2]) {
+      t.equal((await h.d.docker(['network', 'create', '--subnet', ENGINE_CLIENTS, 'plain'])).code, 0)
+      t.equal((await h.d.docker(['network', 'create', '--subnet', '172.31.0.0/16', 'elsewhere'])).code, 0)
+      let out = ''
+      await until(`db resolvable from a plain network of ${h.name}`, async () => (out = await lookup(h, ['--net', 'plain'], 'db')).includes(dbIp), E2E).catch(() => undefined)
+      t.match(out, dbRe, `${h.name}: through Docker's resolver and ferry (--dns-engine-clients): ${out}`)
+      const refused = await lookup(h, ['--net', 'elsewhere'], 'db')
+      t.notMatch(refused, dbRe, `${h.name}: a network outside --dns-engine-clients is refused: ${refused}`)
+      const doctor = await h.agent.cli(['doctor', '--docker-host', h.d.host, '--plugin-name', h.plugin, '--json'])
+      const check = (JSON.parse(doctor.stdout) as { checks: Array<{ check: string, status: string, what: string }> }).checks.find((c) => c.check === 'engine.dns')
+      t.match(check, { status: 'ok', what: /forwards its containers' other names to ferry \(10\.42\.0\.1\)/ }, `${h.name}: ferry doctor sees the engine's --dns`)
+    }
   })
 })

@@ -7,6 +7,8 @@
  *   last known peers (the kernel entries of hosts 1 and 2's containers stay);
  * then the link comes back: host 3 registers again, re-asserts its endpoint, hosts 1 and 2 program
  * it again and reach its container across the overlay; nothing is left over afterwards.
+ * Both firewall backends: hosts 1 and 3 run nftables, host 2 iptables, so the traffic
+ * checked (1 to 3, 3 to 2) crosses both, in each direction.
  */
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -18,6 +20,7 @@ import { underlay, underlayHost } from '../harness/underlay.js'
 import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
 import { redisServer } from '../harness/redis.js'
 import { waitFor } from '../harness/ferry-cli.js'
+import { backendInUse } from '../harness/firewall.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -51,7 +54,7 @@ await t.test('a host cut from the underlay is withdrawn everywhere within the TT
     const ns = underlayHost(t, ul, `fypa${i}`, `vp${i}`, ip)
     const agent = await startAgent(t, {
       ns, pluginName: `fypa${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
-      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `p${i}`, '--host-ttl', '5', '--reconcile-interval', '0'],
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', ip, '--host-id', `p${i}`, '--host-ttl', '5', '--reconcile-interval', '0', '--firewall-backend', i === 2 ? 'iptables' : 'nftables'],
     })
     hosts.push({ i, ns, agent })
   }
@@ -62,6 +65,7 @@ await t.test('a host cut from the underlay is withdrawn everywhere within the TT
     const r = await ferry(h, ['network', 'create', 'ov', '--subnet', '10.47.0.0/24', '-o', 'ferry.overlay=ov'])
     t.equal(r.code, 0, r.stderr)
   }
+  t.same(hosts.map((h) => backendInUse(h.ns)), ['nftables', 'iptables', 'nftables'], 'hosts 1 and 3 filter with table inet ferry, host 2 with iptables')
   const servers: ChildProcess[] = []
   t.teardown(async () => {
     for (const s of servers) {

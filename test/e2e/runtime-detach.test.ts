@@ -5,7 +5,9 @@
  * `--net host` containers registered by name (listed, shared with `--net container:`).
  *
  * As in runtime.test.ts, the agent and every ferry command run in a test namespace
- * ("host"). Build first (`npm run build`): they run from dist/.
+ * ("host"). Build first (`npm run build`): they run from dist/. The parts the firewall
+ * takes part in (a link on the ICC-off default bridge, a published port, nothing left
+ * over) run once per firewall backend, the others once (on iptables).
  */
 import t from 'tap'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -16,6 +18,7 @@ import { nsExec, sh } from '../harness/netns.js'
 import {
   alive, requireBuild, startCliAgent, ferry, ferryBg, hostVeths, ps as psOf, running as runningOf, waitFor, type CliCtx,
 } from '../harness/ferry-cli.js'
+import { BACKENDS, linkTraces, publishedCount } from '../harness/firewall.js'
 
 requireBuild(t)
 
@@ -34,8 +37,10 @@ function group (pgid: number): number[] {
   return sh(['pgrep', '-g', String(pgid)], { allowFailure: true }).split('\n').filter(Boolean).map(Number).filter(alive)
 }
 
-await t.test('ferry run: environment, -d, stop and rm, host containers', async (t) => {
-  const c: Ctx = await startCliAgent(t, 'fyd', '10.63.0.1/24')
+for (const backend of BACKENDS) await t.test(`ferry run: environment, -d, stop and rm, host containers (--firewall-backend ${backend})`, async (t) => {
+  const c: Ctx = await startCliAgent(t, `fyd${backend[0]!}`, '10.63.0.1/24', ['--firewall-backend', backend])
+  /** The parts no firewall takes part in run once. */
+  const once = backend === BACKENDS[0]
   const { host, agent } = c
   const started: number[] = []
   // Detached commands outlive any ferry command: kill what a failed test leaves.
@@ -50,7 +55,7 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
     return { r }
   }
 
-  await t.test('-e and --env-file reach the command', async (t) => {
+  if (once) await t.test('-e and --env-file reach the command', async (t) => {
     const file = join(agent.stateDir, '..', 'test.env')
     writeFileSync(file, '# a comment\nFROM_FILE=file value\nOVERRIDDEN=file\n')
     const r = await ferry(c, ['run', '-e', 'A=1', '--env', 'B', '-e', 'OVERRIDDEN=option', '--env-file', file, '-e', 'HOSTNAME', '--',
@@ -81,7 +86,7 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
     const client = await ferry(c, ['run', '--link', 'db:database', '--', 'busybox', 'sh', '-c', 'env | grep _ENV_ | sort; echo | nc -w 2 database 5432'])
     t.equal(client.code, 0, client.stderr)
     t.equal(client.stdout, 'DATABASE_ENV_POSTGRES_USER=app\ndb-answer\n', 'DATABASE_ENV_* (not PATH), and the detached server answers')
-    t.equal(nsExec(host, ['iptables-save', '-t', 'filter']).split('\n').filter((l) => l.startsWith('-A FERRY-LINKS')).length, 0, 'the link went with its container')
+    t.same(linkTraces(backend, host), [], 'the link went with its container')
 
     // The agent restarts: the detached container keeps its record, its network and its watchdog.
     await agent.restart()
@@ -110,17 +115,17 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
     const { r } = await detached(['--name', 'short', '-p', '8090:90', '--', 'busybox', 'sh', '-c', `echo bye from short; while [ ! -e ${go} ]; do sleep 0.1; done`])
     t.equal(r.code, 0, r.stderr)
     const rec = await running(c, 'short')
-    t.match(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8090/, 'its port is published')
+    t.equal(publishedCount(backend, host, 8090), 1, 'its port is published')
     writeFileSync(go, '')
     await waitFor('the watchdog to detach it', async () => ((await ps(c)).some((p) => p.name === 'short') ? undefined : true))
     t.same(hostVeths(c), [], 'no veth left')
-    t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 8090/, 'no port rule left')
+    t.equal(publishedCount(backend, host, 8090), 0, 'no port rule (or map element) left')
     t.equal(readFileSync(rec.log!, 'utf8'), 'bye from short\n', 'the log is kept, to read why it exited')
     t.equal((await ferry(c, ['rm', 'short'])).code, 0, 'rm of the gone container deletes its log')
     t.notOk(existsSync(rec.log!))
   })
 
-  await t.test('stop: SIGTERM, then SIGKILL after the grace period', async (t) => {
+  if (once) await t.test('stop: SIGTERM, then SIGKILL after the grace period', async (t) => {
     // The shell runs its trap once the current sleep ends (within 0.2 s): the line is in the log only if
     // SIGKILL waited for the grace period after SIGTERM.
     const { r } = await detached(['--name', 'stubborn', '--', 'busybox', 'sh', '-c', 'trap "echo got TERM" TERM; while true; do sleep 0.2; done'])
@@ -144,7 +149,7 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
     t.same(await ps(c), [])
   })
 
-  await t.test('a command that cannot be executed', async (t) => {
+  if (once) await t.test('a command that cannot be executed', async (t) => {
     const { r } = await detached(['--name', 'bad', '--', 'no-such-command-here'])
     t.equal(r.code, 127)
     t.match(r.stderr, /no-such-command-here could not be executed/)
@@ -158,7 +163,7 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
     t.equal((await ferry(c, ['rm', 'quick'])).code, 0, 'its (empty) log removed')
   })
 
-  await t.test('--net host: listed by name; --net container: of it shares the host network', async (t) => {
+  if (once) await t.test('--net host: listed by name; --net container: of it shares the host network', async (t) => {
     const hostNs = nsExec(host, ['readlink', '/proc/self/ns/net']).trim()
     const { r } = await detached(['--net', 'host', '--name', 'hostc', '-p', '80:80', '--', 'busybox', 'nc', '-ll', '-p', '7070', '-e', 'echo', 'host-answer'])
     t.equal(r.code, 0, r.stderr)
@@ -166,7 +171,7 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
     const rec = await running(c, 'hostc')
     t.match(rec, { mode: 'host', networkName: 'host', detached: true })
     t.equal(rec.address, undefined)
-    t.notMatch(nsExec(host, ['iptables-save', '-t', 'nat']), /--dport 80\b/, 'nothing published')
+    t.equal(publishedCount(backend, host, 80), 0, 'nothing published')
     const shared = await ferry(c, ['run', '--net', 'container:hostc', '--', 'busybox', 'sh', '-c', 'readlink /proc/self/ns/net; echo | nc -w 2 127.0.0.1 7070'])
     t.equal(shared.code, 0, shared.stderr)
     t.equal(shared.stdout, `${hostNs}\nhost-answer\n`, "the host's namespace, where hostc listens")
@@ -185,6 +190,7 @@ await t.test('ferry run: environment, -d, stop and rm, host containers', async (
     t.same(await ps(c), [])
     t.same(hostVeths(c), [])
     for (const pid of started) t.same(group(pid), [], `process group ${pid} is gone`)
-    t.notMatch(nsExec(host, ['iptables-save']), /FERRY-LINKS -s|--dport (8090|5432)/)
+    t.same(linkTraces(backend, host), [], 'no link rule (or set element)')
+    t.same([8090, 5432].map((p) => publishedCount(backend, host, p)), [0, 0], 'no published port')
   })
 })

@@ -7,6 +7,8 @@
  * The same test runs on an IPv4 overlay and on a dual-stack one (`--ipv6`), where
  * each check runs over both families: TCP, ping and the name's A/AAAA record;
  * and on a dual-stack one over an IPv6 underlay (VTEPs with IPv6 addresses).
+ * Each host has its own firewall backend (host 1 nftables, host 2 iptables), so
+ * the overlay's traffic leaves one backend's host and enters the other's.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -18,6 +20,7 @@ import { underlay, underlayHost } from '../harness/underlay.js'
 import { NODE, cleanEnv, startAgent, type Agent } from '../harness/agent.js'
 import { redisServer } from '../harness/redis.js'
 import { observe } from '../harness/until.js'
+import { backendInUse } from '../harness/firewall.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const ENTRY = join(REPO, 'bin', 'ferry')
@@ -49,7 +52,7 @@ for (const stack of STACKS) {
       if (stack.underlay === 6) sh(['ip', '-n', ns, 'addr', 'add', `${vtep}/64`, 'dev', 'eth0', 'nodad'])
       const agent = await startAgent(t, {
         ns, pluginName: `${stack.prefix}o${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
-        args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', vtep, '--host-id', `r${i}`, '--reconcile-interval', '0'],
+        args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', vtep, '--host-id', `r${i}`, '--reconcile-interval', '0', '--firewall-backend', i === 1 ? 'nftables' : 'iptables'],
       })
       hosts.push({ ns, agent })
     }
@@ -62,6 +65,7 @@ for (const stack of STACKS) {
       const vxlan = ipJson<Array<{ linkinfo?: { info_kind: string, info_data?: Record<string, unknown> } }>>(h.ns, ['-d', 'link']).find((l) => l.linkinfo?.info_kind === 'vxlan')
       t.match(JSON.stringify(vxlan?.linkinfo?.info_data), stack.underlay === 6 ? /"local6?":"fd00:ff::2\d"/ : /"local":"192\.0\.2\.2\d"/, `the VXLAN device sends from the IPv${stack.underlay} VTEP`)
     }
+    t.same([backendInUse(h1.ns), backendInUse(h2.ns)], ['nftables', 'iptables'], 'host 1 filters with table inet ferry, host 2 with iptables')
     const server = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'far', '--net', 'ov', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', 'across-the-overlay'],
       { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
     const done = new Promise((res) => server.once('exit', res))

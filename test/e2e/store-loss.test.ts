@@ -4,33 +4,39 @@
  * After a restart and `ferry reconcile`, every container still has its veth and
  * answers, the intact changes after the damage are there, `ferry status` and
  * `ferry doctor` report the loss, and a new container never gets a used address.
- * Without the engine; the agent and its namespaces are the test's own.
+ * Without the engine; the agent and its namespaces are the test's own. Once per
+ * firewall backend: the first container publishes a port, which the reconcile of a
+ * store recovered with loss leaves as it is (iptables rules or map elements).
  */
 import t from 'tap'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { netns, nsExec, sh } from '../harness/netns.js'
 import { requireBuild, startCliAgent, ferry, hostVeths, ps as psOf, type CliCtx } from '../harness/ferry-cli.js'
+import { BACKENDS, publishedCount } from '../harness/firewall.js'
 
 requireBuild(t)
 
 const N = 8
 const addr = (i: number): string => `10.73.0.${i + 1}`
 
-await t.test('a damaged journal line loses no container', async (t) => {
-  const c: CliCtx = await startCliAgent(t, 'fyj', '10.74.0.1/24')
+const PORT = 8071
+
+for (const backend of BACKENDS) await t.test(`a damaged journal line loses no container (--firewall-backend ${backend})`, async (t) => {
+  const c: CliCtx = await startCliAgent(t, `fyj${backend[0]!}`, '10.74.0.1/24', ['--firewall-backend', backend])
   const { host, agent } = c
   t.equal((await ferry(c, ['network', 'create', 'back', '--subnet', '10.73.0.0/24'])).code, 0)
   const spaces: string[] = []
   for (let i = 1; i <= N; i++) {
     const x = netns(t, 'fyjx')
     spaces.push(x)
-    const at = await ferry(c, ['attach', '--netns', `/var/run/netns/${x}`, '--name', `c${i}`, '--net', 'back'])
+    const at = await ferry(c, ['attach', '--netns', `/var/run/netns/${x}`, '--name', `c${i}`, '--net', 'back', ...(i === 1 ? ['-p', `${PORT}:80`] : [])])
     t.equal(at.code, 0, at.stderr)
     t.match(at.stdout, new RegExp(`c${i}: ${addr(i).replace(/\./g, '\\.')}/24`))
   }
   const veths = hostVeths(c).sort()
   t.equal(veths.length, N)
+  t.equal(publishedCount(backend, host, PORT), 1, 'the first container publishes its port')
   await agent.kill()
 
   // Damage the line that recorded the fifth container's endpoint.
@@ -50,6 +56,7 @@ await t.test('a damaged journal line loses no container', async (t) => {
   const r = await ferry(c, ['reconcile'])
   t.equal(r.code, 0, r.stderr)
   t.same(hostVeths(c).sort(), veths, 'reconcile removed no container\'s veth')
+  t.equal(publishedCount(backend, host, PORT), 1, 'nor the first container\'s published port (the firewall is left as it is)')
   for (let i = 1; i <= N; i++) {
     const ping = sh(['ip', 'netns', 'exec', host, 'busybox', 'ping', '-c', '1', '-W', '2', addr(i)], { allowFailure: true })
     t.match(ping, /1 received|1 packets received/, `c${i} answers`)
@@ -74,4 +81,5 @@ await t.test('a damaged journal line loses no container', async (t) => {
   t.equal(hostVeths(c).length, N + 1, 'every container keeps its veth')
   for (let i = 1; i <= 9; i++) await ferry(c, ['detach', `c${i}`])
   t.same(hostVeths(c), [], 'detach removes the rebuilt endpoint too')
+  t.equal(publishedCount(backend, host, PORT), 0, 'and the published port')
 })

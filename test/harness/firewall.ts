@@ -152,6 +152,16 @@ export function ferryTraces (ns: string): string {
   return [...ipt, ...nft].join('\n')
 }
 
+/**
+ * Which backend holds ferry's rules in `ns` ('iptables', 'nftables', 'both' or 'none'):
+ * for the suites whose hosts each run their own, to show the traffic they check crossed both.
+ */
+export function backendInUse (ns: string): Backend | 'both' | 'none' {
+  const ipt = /^:FERRY-/m.test(nsExec(ns, ['iptables-save', '-t', 'filter'], { allowFailure: true }))
+  const nft = nsExec(ns, ['nft', 'list', 'table', 'inet', 'ferry'], { allowFailure: true }).includes('chain filter-forward')
+  return ipt && nft ? 'both' : ipt ? 'iptables' : nft ? 'nftables' : 'none'
+}
+
 /** The DNAT maps of table inet ferry (src/nat/nft-plan.ts). */
 const PORT_MAPS = ['any_port', 'any_range', 'any_keep', 'host_port', 'host_range', 'host_keep'].flatMap((m) => [m, `${m}6`])
 
