@@ -19,7 +19,10 @@
  * At 100 in flight: `--rounds` rounds; each runs every server once, in rotated
  * order, ferry's helpers alternating 0/1 between rounds (the agent restarts on
  * the same state), so that drift in the machine's load hits everyone alike;
- * medians are compared. Then each server once at 1 in flight.
+ * medians are compared. Then each server once at 1 in flight (latencies only: dnsperf -q 1
+ * paces itself at 30–60 q/s against any fast server, a Python UDP echo on loopback included).
+ * Then the issue's fixed offered rate, `--rate` q/s (dnsperf -Q, default 20,000) with up to 200
+ * in flight, `--rounds` rounds in rotated order: the latency distribution under a given load.
  * Every answer is checked once before the runs. dnsperf's `-v` prints each
  * query's latency, from which p50 and p99 are taken; q/s and losses come from
  * its summary. Needs `apt-get install dnsperf aardvark-dns` (aardvark-dns is
@@ -48,6 +51,9 @@ const SUBNET = '10.89.0.0/24'
 const GATEWAY = '10.89.0.1'
 const QUERY = 'web7'
 const WINDOWS = [100, 1]
+/** The issue's fixed offered rate (dnsperf -Q) and the queries allowed in flight under it. */
+const RATE = argInt('rate', 20_000)
+const RATE_INFLIGHT = 200
 const AARDVARK = '/usr/lib/podman/aardvark-dns'
 const AARDVARK_PORT = 5353
 
@@ -65,6 +71,7 @@ interface Run {
   lost: number
   /** Answers other than NOERROR. */
   errors: number
+  p999: number
 }
 
 // ---- one query, to check each server's answer ----------------------------------------------------
@@ -110,13 +117,13 @@ function parseDnsperf (text: string): { latencies: number[], errors: number, qps
 }
 
 /** dnsperf from the client's namespace; its output goes to a file (a pipe would slow it down). */
-async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, inflight: number, seconds: number): Promise<Run> {
+async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, inflight: number, seconds: number, rate?: number): Promise<Run> {
   const data = join(dir, 'queries')
   writeFileSync(data, `${QUERY} A\n`)
   const outFile = join(dir, `dnsperf-${target.port}-${inflight}.txt`)
   const fd = openSync(outFile, 'w')
   const argv = ['nsenter', '-t', String(pid), '-n', 'dnsperf', '-s', target.ip, '-p', String(target.port), '-d', data,
-    '-c', '1', '-T', '1', '-q', String(inflight), '-l', String(seconds), '-t', '2', '-v']
+    '-c', '1', '-T', '1', '-q', String(inflight), '-l', String(seconds), '-t', '2', '-v', ...(rate === undefined ? [] : ['-Q', String(rate)])]
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, 'pipe'] })
   closeSync(fd)
   // It lives in the container's namespace, which the engine's teardown does not search: stop it on an interrupt.
@@ -132,7 +139,7 @@ async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, 
   const p = parseDnsperf(text)
   return {
     label: target.label, inflight, qps: p.qps, avg: p.avg, completed: p.completed, lost: p.lost, errors: p.errors,
-    p50: quantile(p.latencies, 0.5), p99: quantile(p.latencies, 0.99),
+    p50: quantile(p.latencies, 0.5), p99: quantile(p.latencies, 0.99), p999: quantile(p.latencies, 0.999),
   }
 }
 
@@ -292,12 +299,32 @@ await runBench(async (t) => {
   await useHelpers(1 - helpers)
   runs.push(...await measure(t, dir, pid, ferry(helpers), [1]))
 
+  section(`fixed offered rate: ${RATE} q/s (dnsperf -Q ${RATE}, up to ${RATE_INFLIGHT} in flight), ${SECONDS} s each, ${ROUNDS} rounds in rotated order`)
+  const fixed: Run[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    await useHelpers(round % 2)
+    const order = [ferry(helpers), ...others]
+    for (let k = 0; k < order.length; k++) {
+      const target = order[(round + k) % order.length]!
+      const r = await dnsperf(t, dir, pid, target, RATE_INFLIGHT, SECONDS, RATE)
+      console.log(`${target.label} at ${RATE} q/s: ${r.qps.toFixed(0)} q/s done, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, p99.9 ${ms(r.p999)} ms, lost ${r.lost}, errors ${r.errors}`)
+      fixed.push(r)
+    }
+  }
+
   section('summary (medians over the runs; latencies in ms, from dnsperf -v per query)')
   const sums = summarize(runs).sort((a, b) => b.inflight - a.inflight || a.label.localeCompare(b.label))
   console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(sums)]))
   console.log('at 1 in flight dnsperf idles between queries, so its q/s there measures dnsperf, not the server: compare latencies')
+  console.log('(dnsperf -q 1 paces itself at 30–60 q/s against any server that answers fast, a 6-line Python UDP echo on loopback as well; with -q 2 the same echo does ~3,700 q/s)')
   console.log('with 100 in flight, mean latency = 100 / throughput (Little\'s law): p99 < 1 ms needs well over 100k q/s')
   console.log('goals: at least the best other server\'s q/s at 100 in flight, p99 < 1 ms at 100 in flight, no slower than the others at 1 in flight')
   for (const v of verdicts(sums, [ferry(0).label, ferry(1).label])) console.log(v)
+  const fixedSums = summarize(fixed).sort((a, b) => a.label.localeCompare(b.label))
+  console.log(`\nat a fixed ${RATE} q/s (medians over the runs):`)
+  console.log(table([['server', 'in flight ≤', 'runs', 'q/s done', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(fixedSums)]))
+  for (const f of fixedSums.filter((r) => r.label.startsWith('ferry'))) {
+    console.log(`${f.label}: p99 ${ms(f.p99)} ms at ${RATE} q/s (goal ≤ 1 ms: ${f.p99 <= 1 ? 'met' : 'MISSED'}; best other ${ms(Math.min(...fixedSums.filter((r) => !r.label.startsWith('ferry')).map((r) => r.p99)))} ms)`)
+  }
   console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; benchmark time: ${((performance.now() - started) / 1000).toFixed(0)} s (plus cleanup)`)
 })
