@@ -8,7 +8,7 @@
  */
 import { fork, spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { readdir, readFile, readlink } from 'node:fs/promises'
+import { readdir, readFile, readlink, stat } from 'node:fs/promises'
 import { FerryError } from '../errors/errors.js'
 
 export type { ChildProcess }
@@ -68,6 +68,15 @@ export function processStat (pid: number): Promise<string> {
 /** The network namespace of a process, as /proc/PID/ns/net names it (`net:[4026531840]`); rejects when it is gone. */
 export function networkNamespace (pid: number | 'self'): Promise<string> {
   return readlink(`/proc/${pid}/ns/net`)
+}
+
+/**
+ * The identity of a namespace file (/proc/PID/ns/*, /run/netns/NAME): two paths name the same
+ * namespace when their keys are equal. Rejects when the path does not exist.
+ */
+export async function namespaceKey (path: string): Promise<string> {
+  const s = await stat(path)
+  return `${s.dev}:${s.ino}`
 }
 
 /**

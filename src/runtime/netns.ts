@@ -12,10 +12,9 @@
  *
  * The `ip -batch` text is planned by the pure `interfaceBatch` from validated values.
  */
-import { promises as fs } from 'node:fs'
 import { FerryError } from '../errors/errors.js'
 import { execFile } from '../kernel/exec.js'
-import { processStat, signalProcess } from '../kernel/process.js'
+import { namespaceKey, processStat, signalProcess } from '../kernel/process.js'
 import type { ProcessRef } from './types.js'
 
 export interface InterfaceConfig {
@@ -88,11 +87,6 @@ export interface NamespaceOps {
   hasLink (netnsPath: string, ifname: string): Promise<boolean>
 }
 
-async function statKey (path: string): Promise<string> {
-  const s = await fs.stat(path)
-  return `${s.dev}:${s.ino}`
-}
-
 export class ChildProcessNamespaces implements NamespaceOps {
   private async stat (pid: number): Promise<ReturnType<typeof parseStat>> {
     try {
@@ -114,17 +108,17 @@ export class ChildProcessNamespaces implements NamespaceOps {
   }
 
   async sameNamespace (a: string, b: string): Promise<boolean> {
-    return (await statKey(a)) === (await statKey(b))
+    return (await namespaceKey(a)) === (await namespaceKey(b))
   }
 
   async checkForeignNetns (path: string): Promise<void> {
     let key: string
     try {
-      key = await statKey(path)
+      key = await namespaceKey(path)
     } catch (err) {
       throw new FerryError('INVALID_REQUEST', `network namespace ${path} does not exist (${(err as Error).message})`, { cause: err })
     }
-    if (key === await statKey('/proc/self/ns/net')) {
+    if (key === await namespaceKey('/proc/self/ns/net')) {
       throw new FerryError('INVALID_REQUEST', `${path} is the agent's own network namespace: ferry configures only namespaces made for containers`)
     }
   }

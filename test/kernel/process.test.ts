@@ -6,7 +6,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  exited, forkModule, listProcesses, networkNamespace, processComm, processExists, processFactsSync, processStat, signalProcess, startProcess, started,
+  exited, forkModule, listProcesses, namespaceKey, networkNamespace, processComm, processExists, processFactsSync, processStat, signalProcess, startProcess, started,
 } from '../../src/kernel/process.js'
 import { parseStat } from '../../src/runtime/netns.js'
 
@@ -20,6 +20,9 @@ t.test('a started process: /proc facts, a signal, its exit', async (t) => {
   t.equal(await processComm(pid), 'sleep', '/proc/PID/comm, trimmed')
   t.equal(await networkNamespace(pid), await networkNamespace('self'), 'same network namespace as the test')
   t.match(await networkNamespace('self'), /^net:\[\d+\]$/)
+  t.equal(await namespaceKey(`/proc/${pid}/ns/net`), await namespaceKey('/proc/self/ns/net'), 'the same namespace by its file\'s identity')
+  t.not(await namespaceKey('/proc/self/ns/net'), await namespaceKey('/proc/self/ns/mnt'), 'and another namespace differs')
+  await t.rejects(namespaceKey('/proc/self/ns/no-such-namespace'), 'no such file: rejected')
   const st = parseStat(await processStat(pid))
   t.ok(st !== undefined && /^\d+$/.test(st.startTime), 'the stat line parses, with a start time')
   t.equal(signalProcess(pid, 'SIGTERM'), true, 'signal sent')
