@@ -1,0 +1,14 @@
+#!/bin/sh
+# Entrypoint of ferry's Docker managed plugin: maps the plugin's settings (`docker plugin set`)
+# to `ferry agent` flags. The engine serves /run/docker/plugins of the plugin as its socket
+# directory; the interface socket is ferry.sock. No setting is evaluated by the shell.
+set -eu
+set -- --plugin-name ferry --plugin-dir /run/docker/plugins --state-dir /var/lib/ferry \
+  --api-socket /run/ferry/ferry.sock --docker-host unix:///var/run/docker.sock --log-level "${LOG_LEVEL:-info}"
+if [ -n "${CLUSTER:-}" ]; then set -- "$@" --cluster "$CLUSTER"; fi
+if [ -n "${ADVERTISE_ADDR:-}" ]; then set -- "$@" --advertise-addr "$ADVERTISE_ADDR"; fi
+if [ -n "${FIREWALL_BACKEND:-}" ]; then set -- "$@" --firewall-backend "$FIREWALL_BACKEND"; fi
+# ARGS is split on spaces on purpose (one flag per word); globbing is off.
+set -f
+# shellcheck disable=SC2086
+exec /usr/local/bin/node /opt/ferry/bin/ferry agent "$@" ${ARGS:-}
