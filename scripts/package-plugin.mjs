@@ -105,7 +105,7 @@ function pluginConfig () {
     interface: { types: ['docker.networkdriver/1.0', 'docker.ipamdriver/1.0'], socket: 'ferry.sock' },
     network: { type: 'host' },
     linux: {
-      capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_NET_RAW', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_MODULE',
+      capabilities: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_NET_RAW', 'CAP_NET_BIND_SERVICE',
         'CAP_DAC_OVERRIDE', 'CAP_CHOWN', 'CAP_FOWNER', 'CAP_KILL', 'CAP_SETUID', 'CAP_SETGID'],
       devices: [{ path: '/dev/net/tun' }],
     },
@@ -113,7 +113,6 @@ function pluginConfig () {
       bind('state', '/var/lib/ferry', "the agent's state (networks, endpoints, addresses): kept across disable, enable and upgrade"),
       bind('api', '/run/ferry', "the agent's API socket, where `ferry` on the host finds it"),
       bind('docker', '/var/run/docker.sock', "the engine's API, for container names (DNS) and orphan cleanup"),
-      bind('modules', '/lib/modules', 'kernel modules (read by nft, iptables, ip when a module must be loaded)'),
     ],
     env: [
       env('CLUSTER', '', 'Redis URL of the cluster (--cluster); empty: a single host'),

@@ -3,6 +3,10 @@
 # to `ferry agent` flags. The engine serves /run/docker/plugins of the plugin as its socket
 # directory; the interface socket is ferry.sock. No setting is evaluated by the shell.
 set -eu
+# The engine gives every plugin a read-only /proc/sys (its default OCI spec); the agent sets its
+# sysctls (ip_forward, the bridges' and veths' settings) there, in the host's network namespace
+# it shares. CAP_SYS_ADMIN in the plugin's own mount namespace makes it writable again.
+mount -o remount,bind,rw /proc/sys 2>/dev/null || umount /proc/sys
 set -- --plugin-name ferry --plugin-dir /run/docker/plugins --state-dir /var/lib/ferry \
   --api-socket /run/ferry/ferry.sock --docker-host unix:///var/run/docker.sock --log-level "${LOG_LEVEL:-info}"
 if [ -n "${CLUSTER:-}" ]; then set -- "$@" --cluster "$CLUSTER"; fi
