@@ -88,7 +88,7 @@ mkdirSync(app, { recursive: true })
 for (const d of ['bin', 'dist']) cpSync(join(REPO, d), join(app, d), { recursive: true })
 copyFileSync(join(REPO, 'package.json'), join(app, 'package.json'))
 cpSync(join(deps, 'node_modules'), join(app, 'node_modules'), { recursive: true })
-for (const d of ['run/docker/plugins', 'run/ferry', 'var/lib/ferry']) mkdirSync(join(rootfs, d), { recursive: true })
+for (const d of ['run/docker/plugins', 'host/run', 'host/var/lib']) mkdirSync(join(rootfs, d), { recursive: true })
 writeFileSync(join(rootfs, 'usr', 'local', 'bin', 'ferry-plugin'), readFileSync(join(REPO, 'scripts', 'plugin-entrypoint.sh')), { mode: 0o755 })
 writeFileSync(join(out, 'config.json'), `${JSON.stringify(pluginConfig(), null, 2)}\n`)
 say(`done: docker plugin create ferry ${out}`)
@@ -96,7 +96,7 @@ say(`done: docker plugin create ferry ${out}`)
 /** Docker's plugin config v1 (docs.docker.com/engine/extend/config/). */
 function pluginConfig () {
   const env = (name, value, description) => ({ name, description, settable: ['value'], value })
-  const bind = (name, path, description) => ({ name, description, source: path, destination: path, type: 'bind', options: ['rbind'], settable: ['source'] })
+  const bind = (name, source, destination, description) => ({ name, description, source, destination, type: 'bind', options: ['rbind'], settable: ['source'] })
   return {
     description: 'ferry: container networking agent (network and IPAM driver, bridge, NAT, VXLAN overlay, DNS)',
     documentation: 'https://github.com/ferry/ferry/blob/main/docs/plugin.md',
@@ -109,10 +109,11 @@ function pluginConfig () {
         'CAP_DAC_OVERRIDE', 'CAP_CHOWN', 'CAP_FOWNER', 'CAP_KILL', 'CAP_SETUID', 'CAP_SETGID'],
       devices: [{ path: '/dev/net/tun' }],
     },
+    // Whole directories that always exist on the host (a bind source must exist, and /run is empty
+    // after a boot, when the engine starts the plugin); the entrypoint makes ferry's own in them.
     mounts: [
-      bind('state', '/var/lib/ferry', "the agent's state (networks, endpoints, addresses): kept across disable, enable and upgrade"),
-      bind('api', '/run/ferry', "the agent's API socket, where `ferry` on the host finds it"),
-      bind('docker', '/var/run/docker.sock', "the engine's API, for container names (DNS) and orphan cleanup"),
+      bind('run', '/run', '/host/run', "the host's /run: the agent's API socket (/run/ferry/ferry.sock, where `ferry` finds it), the engine's socket, the xtables lock"),
+      bind('lib', '/var/lib', '/host/var/lib', "the host's /var/lib: the agent's state in /var/lib/ferry, kept across disable, enable and upgrade"),
     ],
     env: [
       env('CLUSTER', '', 'Redis URL of the cluster (--cluster); empty: a single host'),

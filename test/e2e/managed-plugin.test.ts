@@ -48,7 +48,7 @@ await t.test('ferry as a Docker managed plugin', { skip: debootstrap ? false : '
     t.equal(config.network.type, 'host')
     for (const c of ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_NET_RAW']) t.ok(config.linux.capabilities.includes(c), c)
     t.same(config.env.filter((e) => e.settable.includes('value')).map((e) => e.name).sort(), ['ADVERTISE_ADDR', 'ARGS', 'CLUSTER', 'FIREWALL_BACKEND', 'LOG_LEVEL'])
-    t.same(config.mounts.map((m) => m.name), ['state', 'api', 'docker'])
+    t.same(config.mounts.map((m) => m.name), ['run', 'lib'])
     const rootfs = join(out, 'rootfs')
     t.ok(existsSync(join(rootfs, config.entrypoint[0]!)), 'the entrypoint is in the rootfs')
     const version = sh(['env', '-u', 'NODE_OPTIONS', 'chroot', rootfs, '/usr/local/bin/node', '/opt/ferry/bin/ferry', '--version']).trim()
@@ -66,9 +66,12 @@ await t.test('ferry as a Docker managed plugin', { skip: debootstrap ? false : '
   dualUplink(host, outside)
   const d = await startDockerd(t, { ns: host })
   await ensureBusyboxImage(d)
-  const stateDir = join(work, 'state')
-  const apiDir = join(work, 'api')
-  sh(['mkdir', '-m', '0700', stateDir, apiDir])
+  // The engine's directory holds its socket (docker.sock): it stands for the host's /run.
+  const runDir = d.dir
+  const libDir = join(work, 'lib')
+  sh(['mkdir', '-m', '0700', libDir])
+  const apiDir = join(runDir, 'ferry')
+  const stateDir = join(libDir, 'ferry')
   const ferry = (args: string[]) => execFile([...NODE, join(REPO, 'bin', 'ferry'), ...args],
     { env: { ...cleanEnv(), FERRY_API_SOCKET: join(apiDir, 'ferry.sock') }, allowFailure: true, timeoutMs: 30_000 })
   const links = () => ipJson<Array<{ ifname: string }>>(host, ['link']).map((l) => l.ifname).filter((n) => /^(fy|ferry)/.test(n))
@@ -79,7 +82,7 @@ await t.test('ferry as a Docker managed plugin', { skip: debootstrap ? false : '
 
   await t.test('docker plugin create, set, enable', async (t) => {
     t.equal((await d.docker(['plugin', 'create', 'ferry', out], { timeoutMs: 300_000 })).code, 0, 'docker plugin create ferry DIR')
-    const set = await d.docker(['plugin', 'set', 'ferry', 'LOG_LEVEL=debug', `state.source=${stateDir}`, `api.source=${apiDir}`, `docker.source=${d.socket}`])
+    const set = await d.docker(['plugin', 'set', 'ferry', 'LOG_LEVEL=debug', `run.source=${runDir}`, `lib.source=${libDir}`])
     t.equal(set.code, 0, set.stderr)
     const en = await d.docker(['plugin', 'enable', 'ferry'], { timeoutMs: 120_000 })
     t.equal(en.code, 0, en.stderr)
