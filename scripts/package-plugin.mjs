@@ -56,7 +56,13 @@ function cached (dir, what, make) {
   mkdirSync(tmp, { recursive: true })
   say(`${what}: building ${dir}`)
   make(tmp)
-  renameSync(tmp, dir)
+  try {
+    renameSync(tmp, dir)
+  } catch (e) {
+    // Another run made the same entry meanwhile: it is as good as ours.
+    if (!existsSync(dir)) throw e
+    rmSync(tmp, { recursive: true, force: true })
+  }
   return dir
 }
 
