@@ -73,6 +73,8 @@ const HOSTS_MAX = 1000
 const SECONDS = argInt('seconds', 3)
 const REPS = argInt('reps', 3)
 const WARMUP = 3
+/** `--cpu-prof DIR`: the fresh agent of the scale phase writes V8 CPU profiles there (on a clean exit). */
+const CPU_PROF = argValue('cpu-prof')
 const PHASES = new Set((argValue('phases') ?? 'scale,cluster').split(','))
 
 const REDIS_IP = '192.0.2.5'
@@ -511,6 +513,7 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
     stateDir,
     dockerHost: 'unix:///run/ferry-bench-no-engine.sock',
     args: ['--cluster', url, '--advertise-addr', FRESH_IP, '--host-id', 'fresh', ...extra],
+    ...(CPU_PROF === undefined ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)] }),
   })
   let agent = await fresh([])
   await waitSynced(agent, 30_000)

@@ -458,8 +458,11 @@ export class PeerSync {
       do {
         this.syncAgain = false
         try {
+          const t0 = performance.now()
           const snap = await this.store.snapshot()
+          const t1 = performance.now()
           this.load(snap)
+          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1) }, 'cluster read in full')
           this.online = true
           this.lastError = undefined
           this.replayBuffer()
@@ -725,11 +728,17 @@ export class PeerSync {
       if (full || !a.planner || a.planner.devices !== a.devices) {
         // Everything pending so far is in the endpoints planned here; what changes from now on is not.
         a.pending.clear()
+        const t0 = performance.now()
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
         planner.reset(this.remotePeers(name))
         a.planner = planner
-        ops = diffPeers(planner.table(), await this.dp.readPeers(a.devices.vxlan))
+        const t1 = performance.now()
+        const kernel = await this.dp.readPeers(a.devices.vxlan)
+        const t2 = performance.now()
+        ops = diffPeers(planner.table(), kernel)
+        const t3 = performance.now()
         await this.dp.applyPeerOps(ops)
+        this.log?.debug({ overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3) }, 'overlay full reconcile')
         this.counters.fullReconciles++
       } else {
         const planner = a.planner
