@@ -403,11 +403,13 @@ export class RedisBackend implements ClusterBackend {
       const o = list(row)
       const definition = toDefinition(o)
       const key = this.okey(str(definition.name))
+      // The two hashes are paged at once: their HSCANs interleave on the connection (half the round trips' wait).
+      const [eps, claims] = await Promise.all([this.scanHash(`${key}:eps`), this.scanHash(`${key}:claims`)])
       overlays.push({
         definition,
         hosts: list(o[7]).map(str),
-        endpoints: (await this.scanHash(`${key}:eps`)).map(([id, raw]) => ({ id, raw })),
-        claims: (await this.scanHash(`${key}:claims`)).map(([ip, id]) => ({ ip, endpointId: str(id) })),
+        endpoints: eps.map(([id, raw]) => ({ id, raw })),
+        claims: claims.map(([ip, id]) => ({ ip, endpointId: str(id) })),
       })
     }
     return { rev: num(r[0]), time: num(r[1]), hosts: list(r[2]).map((h) => toHost(list(h))), overlays }

@@ -730,7 +730,7 @@ export class PeerSync {
         a.pending.clear()
         const t0 = performance.now()
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
-        planner.reset(this.remotePeers(name))
+        planner.load(this.remotePeers(name))
         a.planner = planner
         const t1 = performance.now()
         const kernel = await this.dp.readPeers(a.devices.vxlan)
