@@ -36,6 +36,8 @@ const AF_UNSPEC = 0
 const AF_BRIDGE = 7
 const RT_TABLE_LOCAL = 255
 const REQUEST_TIMEOUT_MS = 10_000
+/** The buffer each rtnetlink reply is read into (see openLinkDriver). */
+const DUMP_READ_BYTES = 65536
 const DUMP_ATTEMPTS = 10
 const ZERO_MAC = '00:00:00:00:00:00'
 const MAX_IFNAME = 15
@@ -609,7 +611,12 @@ export class NetlinkDriver implements LinkDriver {
 /** Open an rtnetlink socket in the calling process's network namespace. */
 export async function openLinkDriver (): Promise<LinkDriver> {
   try {
-    return new NetlinkDriver(new RtnlSocket(new RawNetlinkSocket(Protocol.ROUTE)))
+    // Replies are read into a 64 KiB buffer, not peeked at their exact size: the kernel sizes a dump's
+    // replies after the largest read it has seen (up to 32 KiB), and a VXLAN FDB dump re-walks the device's
+    // table from the start for every reply, so 4 KiB replies made reading 100,000 entries back take 5.7 s
+    // instead of 1.3 s. No rtnetlink reply ferry asks for comes near 64 KiB (a dump's are at most 32 KiB).
+    const raw = new RawNetlinkSocket(Protocol.ROUTE, { messagePeeking: false, msgBufferSize: DUMP_READ_BYTES, recvBufferSize: 0, sendBufferSize: 0 })
+    return new NetlinkDriver(new RtnlSocket(raw))
   } catch (err) {
     throw new FerryError('KERNEL', `cannot open rtnetlink socket: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
   }
