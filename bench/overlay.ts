@@ -1,7 +1,7 @@
 /**
  * Multi-host overlay benchmark (issue 4), not a test:
  *
- *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster]
+ *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster --cpu-prof DIR]
  *
  * Simulated hosts are network namespaces joined by an underlay bridge (in its
  * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
@@ -22,7 +22,10 @@
  *       agent as configured by default (its DNS on). Also the cost of the
  *       planner the agent runs per change (PeerPlanner.upsert among N peers);
  *    d. the agent's RSS (VmRSS, and its peak VmHWM) with every peer programmed,
- *       and Redis' memory per endpoint (INFO used_memory before and after the seed).
+ *       and Redis' memory per endpoint (INFO used_memory before and after the seed);
+ *    e. a Redis restart that keeps the data (SAVE, kill -9, start from the dump):
+ *       from the kill to the agent's full reconcile after its full read (its
+ *       debug log), and every peer still programmed.
  *    The kernel is watched with `ip monitor neigh` / `bridge monitor fdb` in the
  *    agent's namespace. Those drop events in a burst of thousands, so the end
  *    of a bulk programming is taken from the agent's own debug log line
@@ -55,7 +58,7 @@ import { ipJson, netns, nsExec, sh } from '../test/harness/netns.js'
 import { startDockerd, type Dockerd } from '../test/harness/dockerd.js'
 import { ensureBusyboxImage } from '../test/harness/image.js'
 import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
-import { redisServer } from '../test/harness/redis.js'
+import { redisServer, type RedisServer } from '../test/harness/redis.js'
 import { execFile } from '../src/kernel/exec.js'
 import { SCRIPTS } from '../src/cluster/lua.js'
 import { RedisClusterStore } from '../src/cluster/redis.js'
@@ -73,6 +76,8 @@ const HOSTS_MAX = 1000
 const SECONDS = argInt('seconds', 3)
 const REPS = argInt('reps', 3)
 const WARMUP = 3
+/** `--cpu-prof DIR`: the fresh agent of the scale phase writes V8 CPU profiles there (on a clean exit). */
+const CPU_PROF = argValue('cpu-prof')
 const PHASES = new Set((argValue('phases') ?? 'scale,cluster').split(','))
 
 const REDIS_IP = '192.0.2.5'
@@ -440,6 +445,8 @@ interface ScaleResult {
   join: { ms: number, source: Source }
   rebuildReadyMs: number
   rebuild: { ms: number, source: Source }
+  /** From killing Redis (restarted with its data) to the agent's next full reconcile after its full read. */
+  redisRestartMs: number
   changes: ChangeResult[]
   /** Size of one full read of the overlay's endpoints (what every agent's DNS does per change). */
   endpointsReadBytes: number
@@ -484,13 +491,46 @@ function redisUsedMemory (ns: string, port: number): number {
   return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN)
 }
 
+/** When the agent logged (debug) a full reconcile that followed a full read, in its log after `offset` characters. */
+function resyncedAt (agent: Agent, offset: number): number | undefined {
+  let read = false
+  for (const line of agent.logs().slice(offset).split('\n')) {
+    if (line.includes('"cluster read in full"')) read = true
+    else if (read && line.includes('"overlay full reconcile"')) {
+      try { return perfOf(Date.parse((JSON.parse(line) as { time: string }).time)) } catch { /* not JSON */ }
+    }
+  }
+  return undefined
+}
+
+/** SAVE, kill -9 and start Redis again from its dump; until the agent has read everything again and re-checked its kernel. */
+async function redisRestart (agent: Agent, redis: RedisServer, watch: KernelWatch, peers: number): Promise<{ redisMs: number, resyncedMs: number, entries: number }> {
+  redis.cli(['save'])
+  const offset = agent.logs().length
+  const t0 = performance.now()
+  await redis.restart()
+  const redisMs = performance.now() - t0
+  const end = performance.now() + 120_000
+  let at: number | undefined
+  while ((at = resyncedAt(agent, offset)) === undefined) {
+    if (performance.now() > end) throw new Error('the agent did not resync within 120 s of a Redis restart')
+    await sleep(20)
+  }
+  const c = watch.dumpCounts()
+  if (c.neigh < peers || c.fdb < peers) throw new Error(`after the Redis restart: ${c.neigh} neighbour and ${c.fdb} FDB entries (expected ${peers} each)`)
+  return { redisMs, resyncedMs: at - t0, entries: Math.min(c.neigh, c.fdb) }
+}
+
 async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<ScaleResult> {
   const hosts = Math.min(HOSTS_MAX, Math.max(1, Math.ceil(size / PER_HOST_MAX)))
   const perHost = Math.ceil(size / hosts)
   const peers = hosts * perHost
   const port = 6380
   const url = `redis://${REDIS_IP}:${port}`
-  await redisServer(t, { ns: ul.ns, host: REDIS_IP, port })
+  // Its dump goes to a directory of its own: the Redis restart below keeps the data (SAVE, kill -9, start from the dump).
+  const redisDir = mkdtempSync(joinPath(tmpdir(), 'fyosc-redis-'))
+  t.teardown(() => rmSync(redisDir, { recursive: true, force: true }))
+  const redis = await redisServer(t, { ns: ul.ns, host: REDIS_IP, port, args: ['--dir', redisDir] })
   section(`scale: ${hosts} fake hosts × ${perHost} endpoints written to Redis, then a fresh agent`)
   const memBefore = redisUsedMemory(ul.ns, port)
   const seeded = await runSelf<SeedResult>(ul.ns, '--seed', { url, hosts, perHost } satisfies SeedSpec, 900_000)
@@ -511,6 +551,7 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
     stateDir,
     dockerHost: 'unix:///run/ferry-bench-no-engine.sock',
     args: ['--cluster', url, '--advertise-addr', FRESH_IP, '--host-id', 'fresh', ...extra],
+    ...(CPU_PROF === undefined ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)] }),
   })
   let agent = await fresh([])
   await waitSynced(agent, 30_000)
@@ -547,11 +588,16 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   const mem = memoryOf(agent.pid())
   console.log(`agent memory with ${peers} remote endpoints: VmRSS ${(mem.rss / 1024).toFixed(0)} MiB (peak ${(mem.hwm / 1024).toFixed(0)} MiB); ` +
     `Redis ${redisBytesPerEndpoint.toFixed(0)} bytes per endpoint`)
+  // e. a Redis restart that keeps its data: the agent reconnects, reads the cluster in full again and re-checks its kernel
+  const restart = await redisRestart(agent, redis, watch, peers)
+  console.log(`Redis restart (data kept): answering again ${ms(restart.redisMs)} ms after the kill; the agent had re-read ${peers} endpoints and ` +
+    `re-checked its kernel ${ms(restart.resyncedMs)} ms after the kill (${restart.entries} entries still programmed)`)
+
   await agent.destroy()
   return {
     peers, hosts, rssKiB: mem.rss, hwmKiB: mem.hwm, redisBytesPerEndpoint,
     seedMs: seeded.ms, joinReplyMs, join: { ms: joined.at - join.sentAt, source: joined.source },
-    rebuildReadyMs: readyAt - restartAt, rebuild: { ms: rebuilt.at - restartAt, source: rebuilt.source }, changes, endpointsReadBytes,
+    rebuildReadyMs: readyAt - restartAt, rebuild: { ms: rebuilt.at - restartAt, source: rebuilt.source }, redisRestartMs: restart.resyncedMs, changes, endpointsReadBytes,
     plannerUs: plannerCostUs(peers),
   }
 }
@@ -723,8 +769,8 @@ function scaleSummary (s: ScaleResult): string[] {
 /** One row per size: the figures of the README's table. */
 function scaleTable (rows: readonly ScaleResult[]): string {
   const kernel = (r: ScaleResult): number[] => [...(r.changes[0]?.added ?? []), ...(r.changes[0]?.removed ?? [])].filter(Number.isFinite)
-  return table([['remote endpoints', 'hosts', 'change→kernel p50 ms', 'p99 ms', 'full programming ms', 'rebuild ms', 'agent RSS MiB (peak)', 'Redis B/endpoint', 'planner µs/change'],
-    ...rows.map((r) => [String(r.peers), String(r.hosts), sms(quantile(kernel(r), 0.5)), sms(quantile(kernel(r), 0.99)), ms(r.join.ms), ms(r.rebuild.ms),
+  return table([['remote endpoints', 'hosts', 'change→kernel p50 ms', 'p99 ms', 'full programming ms', 'rebuild ms', 'Redis restart → resynced ms', 'agent RSS MiB (peak)', 'Redis B/endpoint', 'planner µs/change'],
+    ...rows.map((r) => [String(r.peers), String(r.hosts), sms(quantile(kernel(r), 0.5)), sms(quantile(kernel(r), 0.99)), ms(r.join.ms), ms(r.rebuild.ms), ms(r.redisRestartMs),
       `${(r.rssKiB / 1024).toFixed(0)} (${(r.hwmKiB / 1024).toFixed(0)})`, r.redisBytesPerEndpoint.toFixed(0), r.plannerUs.toFixed(1)])])
 }
 

@@ -413,12 +413,14 @@ export class RedisBackend implements ClusterBackend {
       const o = list(row)
       const definition = toDefinition(o)
       const key = this.okey(str(definition.name))
+      // The two hashes are paged at once: their HSCANs interleave on the connection (half the round trips' wait).
+      const [eps, claims] = await Promise.all([this.scanHash(`${key}:eps`), this.scanHash(`${key}:claims`)])
       overlays.push({
         definition,
         // The snapshot script appends the hosts after the definition's fields.
         hosts: list(o[o.length - 1]).map(str),
-        endpoints: (await this.scanHash(`${key}:eps`)).map(([id, raw]) => ({ id, raw })),
-        claims: (await this.scanHash(`${key}:claims`)).map(([ip, id]) => ({ ip, endpointId: str(id) })),
+        endpoints: eps.map(([id, raw]) => ({ id, raw })),
+        claims: claims.map(([ip, id]) => ({ ip, endpointId: str(id) })),
       })
     }
     return { rev: num(r[0]), time: num(r[1]), hosts: list(r[2]).map((h) => toHost(list(h))), overlays }

@@ -235,10 +235,10 @@ function schema<T> (fn: () => T): Read<T> {
 }
 
 /** With a key, the MAC must be there and right; without one, MACs are ignored. */
-function macCheck<T> (value: T, key: ClusterKey | undefined, kind: SignedKind, name: string, content: string, sig: unknown): Read<T> {
+function macCheck<T> (value: T, key: ClusterKey | undefined, kind: SignedKind, name: string, content: string | (() => string), sig: unknown): Read<T> {
   if (key === undefined) return { ok: true, value }
   if (sig === undefined || sig === '') return refused('missing-mac', 'it carries no MAC of the cluster key')
-  if (!key.verify(kind, name, content, sig)) return refused('bad-mac', 'its MAC does not match the cluster key')
+  if (!key.verify(kind, name, typeof content === 'string' ? content : content(), sig)) return refused('bad-mac', 'its MAC does not match the cluster key')
   return { ok: true, value }
 }
 
@@ -351,7 +351,7 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
     return ep
   })
   if (!r.ok) return outside ? refused('outside-subnet', r.detail) : r
-  return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), endpointContent(r.value), isRecord(raw) ? raw.sig : undefined)
+  return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), () => endpointContent(r.value), isRecord(raw) ? raw.sig : undefined)
 }
 
 const CHANGE_KINDS: ReadonlySet<string> = new Set(['host-up', 'host-removed', 'overlay-defined', 'overlay-removed', 'endpoint-published', 'endpoint-withdrawn'])

@@ -37,20 +37,36 @@ export function bitsOf (family: Family): number {
   return family === 4 ? 32 : 128
 }
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/
 const V6_CHARS = /^[0-9a-fA-F:.]+$/
 
+/**
+ * A dotted quad, by hand (no split, no regular expression: it runs for every address a
+ * 100,000-endpoint resync reads): four decimal octets of 1 to 3 digits, no leading zero, ≤ 255.
+ */
 function parseV4 (ip: string): bigint | undefined {
-  const parts = ip.split('.')
-  if (parts.length !== 4) return undefined
+  const len = ip.length
+  if (len < 7 || len > 15) return undefined
   let n = 0
-  for (const part of parts) {
-    if (!OCTET.test(part)) return undefined
-    const v = Number(part)
-    if (v > 255) return undefined
-    n = n * 256 + v
+  let octet = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < len; i++) {
+    const c = ip.charCodeAt(i)
+    if (c === 46) { // '.'
+      if (digits === 0 || ++dots > 3) return undefined
+      n = n * 256 + octet
+      octet = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined // a leading zero
+      octet = octet * 10 + (c - 48)
+      if (++digits > 3 || octet > 255) return undefined
+    } else {
+      return undefined
+    }
   }
-  return BigInt(n)
+  if (dots !== 3 || digits === 0) return undefined
+  return BigInt(n * 256 + octet)
 }
 
 function parseV6 (ip: string): bigint | undefined {
@@ -184,8 +200,21 @@ export function isCidr (cidr: string, family?: Family): boolean {
   return c !== undefined && (family === undefined || c.ip.family === family)
 }
 
+/** CIDRs parsed lately (the same few subnets are checked against every address of a resync); cleared when full. */
+const parsedCidrs = new Map<string, Cidr>()
+const PARSED_CIDRS_MAX = 256
+
 /** Parse a CIDR; the result's network has the host bits cleared. Throws INVALID_CIDR. */
 export function parseCidr (cidr: string, family?: Family): Cidr {
+  const hit = parsedCidrs.get(cidr)
+  if (hit !== undefined && (family === undefined || hit.family === family)) return { ...hit }
+  const parsed = parseCidrUncached(cidr, family)
+  if (parsedCidrs.size >= PARSED_CIDRS_MAX) parsedCidrs.clear()
+  parsedCidrs.set(cidr, parsed)
+  return { ...parsed }
+}
+
+function parseCidrUncached (cidr: string, family?: Family): Cidr {
   const c = parseCidrOrUndefined(cidr)
   if (c === undefined || (family !== undefined && c.ip.family !== family)) {
     const example = family === 6 ? 'fd00:1::/64, n from 0 to 128' : family === 4 ? 'a.b.c.d/n with n from 0 to 32' : 'a.b.c.d/n or fd00:1::/64'

@@ -12,7 +12,7 @@
  * - It runs over the agent's own LinkDriver (one rtnetlink socket per agent).
  */
 import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
-import { batchRuns, runBatch, type BatchRunner } from '../kernel/iproute.js'
+import { batchRuns, runBatch, type BatchRunner, type BatchTool } from '../kernel/iproute.js'
 import { openLinkDriver } from '../kernel/netlink.js'
 import type { LinkDriver, LinkInfo } from '../kernel/types.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
@@ -141,10 +141,11 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
       }
       return
     }
+    const batch = this.batch
     const failures: string[] = []
-    for (const run of batchRuns(ops)) {
-      const failed = await this.batch(run.tool, run.lines)
-      if (failed !== '') failures.push(failed)
+    for (const stage of batchStages(ops)) {
+      // The runs of one stage (additions only, one per tool) go at once: `bridge` and `ip` in parallel.
+      for (const failed of await Promise.all(stage.map((run) => batch(run.tool, run.lines)))) if (failed !== '') failures.push(failed)
     }
     if (failures.length > 0) await this.verify(ops, failures)
   }
@@ -178,6 +179,30 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
   close (): void {
     if (this.opts.ownsLinks === true) this.links.close()
   }
+}
+
+/**
+ * The batch runs of `ops` (src/kernel/iproute.ts batchRuns) in stages that run one
+ * after the other. Consecutive runs that only add entries make one stage, their lines
+ * merged per tool (at most an FDB and a neighbour batch, run at once: additions are
+ * replaces, so their order across tools does not matter to the result, only for the
+ * milliseconds between them); a run that deletes anything is a stage alone, so every
+ * removal keeps its place before or after the additions around it.
+ */
+export function batchStages (ops: readonly PeerOp[]): Array<Array<{ tool: BatchTool, lines: string[] }>> {
+  const stages: Array<Array<{ tool: BatchTool, lines: string[] }>> = []
+  let additions: Array<{ tool: BatchTool, lines: string[] }> | undefined
+  let i = 0
+  for (const run of batchRuns(ops)) {
+    const addsOnly = ops.slice(i, i + run.lines.length).every((o) => o.op === 'addFdb' || o.op === 'addNeigh')
+    i += run.lines.length
+    if (!addsOnly) { additions = undefined; stages.push([run]); continue }
+    if (!additions) { additions = []; stages.push(additions) }
+    const same = additions.find((r) => r.tool === run.tool)
+    if (same) for (const line of run.lines) same.lines.push(line)
+    else additions.push(run)
+  }
+  return stages
 }
 
 /**

@@ -11,9 +11,10 @@
  *   of an endpoint is planned and applied as a delta: the FDB and neighbour
  *   entries of that endpoint only, with no kernel read, so its cost does not
  *   depend on the number of peers. The full plan, diffed against what the
- *   kernel reports, runs at attach, after a resync (every reconnection or
- *   revision gap), after an error, on `reconcileAll` and every
- *   `fullReconcileMs`. Reconciles are serialized per overlay and coalesced (a
+ *   kernel reports, runs at attach, after an error, on `reconcileAll` and every
+ *   `fullReconcileMs`; after a resync (every reconnection or revision gap) the
+ *   full plan is diffed against the plan as programmed instead (reading back
+ *   100,000 peers from the kernel takes seconds; drift is the periodic repair's). Reconciles are serialized per overlay and coalesced (a
  *   burst of changes costs one run). Listeners (the DNS records) get the
  *   changed endpoints too, or "everything" after a full read.
  * - Nothing from the store is trusted (the client has checked each entry's
@@ -65,6 +66,8 @@ export interface PeerSyncOptions {
   maxBuffered?: number
   /** This host's WireGuard mesh: needed for encrypted overlays (`encrypt: 'wireguard'`). */
   wireguard?: WireGuardMesh
+  /** The full reconcile after a resync reads the kernel too (as a repair does). Default false: it diffs against the plan as programmed. */
+  readKernelOnResync?: boolean
 }
 
 interface Attached {
@@ -72,8 +75,10 @@ interface Attached {
   devices: OverlayDevices
   /** The plan as programmed, kept up to date change by change (undefined until the first full reconcile). */
   planner?: PeerPlanner
-  /** The next reconcile reads the kernel and plans every peer (attach, resync, error, periodic repair). */
+  /** The next reconcile plans every peer (attach, resync, error, periodic repair). */
   full: boolean
+  /** That full plan is diffed against what the kernel reports (attach, error, repair), not against the plan as programmed (resync). */
+  readKernel: boolean
   /** Endpoints changed since the last reconcile: only their entries are planned and applied. */
   pending: Set<string>
   scheduled: boolean
@@ -192,6 +197,7 @@ export class PeerSync {
   /** hostId -> WireGuard information of every registered host that publishes it. */
   private hostWg = new Map<string, WireGuardInfo>()
   private readonly wg: WireGuardMesh | undefined
+  private readonly readKernelOnResync: boolean
   /** overlay -> ip -> the endpoint holding the address's claim. */
   private claims = new Map<string, Map<string, string>>()
   private rev = -1
@@ -225,6 +231,7 @@ export class PeerSync {
     this.rejects = opts.rejects ?? opts.store.rejects ?? new RejectCounter(opts.log)
     this.maxBuffered = opts.maxBuffered ?? DEFAULT_MAX_BUFFERED
     this.wg = opts.wireguard
+    this.readKernelOnResync = opts.readKernelOnResync ?? false
   }
 
   /** The vetted endpoints of every overlay (for DNS names of remote containers). */
@@ -260,7 +267,7 @@ export class PeerSync {
     this.unsubscribe = this.store.subscribe((ev) => { this.onEvent(ev) })
     if (this.fullReconcileMs > 0) {
       this.timer = setInterval(() => {
-        for (const name of this.attached.keys()) this.schedule(name, true)
+        for (const name of this.attached.keys()) this.schedule(name, true, true)
         void this.checkRevision() // never rejects: a failed read answers false
       }, this.fullReconcileMs)
       this.timer.unref()
@@ -287,7 +294,7 @@ export class PeerSync {
       await this.dp.ensureDevices(devices)
       const prev = this.attached.get(local.name)
       if (prev?.retry) clearTimeout(prev.retry)
-      this.attached.set(local.name, { local: { ...local }, devices, full: true, pending: new Set(), scheduled: false })
+      this.attached.set(local.name, { local: { ...local }, devices, full: true, readKernel: true, pending: new Set(), scheduled: false })
       await this.reconcile(local.name)
       return devices
     })
@@ -362,7 +369,7 @@ export class PeerSync {
   async reconcileAll (): Promise<void> {
     await Promise.all([...this.attached.keys()].map((name) => this.locks.run(name, async () => {
       const a = this.attached.get(name)
-      if (a) a.full = true
+      if (a) { a.full = true; a.readKernel = true }
       await this.reconcile(name)
     })))
   }
@@ -473,8 +480,11 @@ export class PeerSync {
       do {
         this.syncAgain = false
         try {
+          const t0 = performance.now()
           const snap = await this.store.snapshot()
+          const t1 = performance.now()
           this.load(snap)
+          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1) }, 'cluster read in full')
           this.online = true
           this.lastError = undefined
           this.replayBuffer()
@@ -488,7 +498,7 @@ export class PeerSync {
       this.syncing = undefined
       if (this.rev >= 0) {
         this.hostsChanged()
-        for (const name of this.attached.keys()) this.schedule(name, true)
+        for (const name of this.attached.keys()) this.schedule(name, true, this.readKernelOnResync)
         this.remoteChanged()
       }
     })()
@@ -709,11 +719,12 @@ export class PeerSync {
     this.schedule(name, false)
   }
 
-  /** Reconcile `name` soon (coalesced); `full` re-reads the kernel and plans every peer. */
-  private schedule (name: string, full: boolean): void {
+  /** Reconcile `name` soon (coalesced); `full` plans every peer, `readKernel` diffs that against what the kernel reports. */
+  private schedule (name: string, full: boolean, readKernel = false): void {
     const a = this.attached.get(name)
     if (!a || this.stopped) return
     if (full) { a.full = true; a.pending.clear() }
+    if (readKernel) a.readKernel = true
     if (a.scheduled) return
     a.scheduled = true
     void this.locks.run(name, async () => { // never rejects: reconcile records its errors and retries
@@ -745,6 +756,8 @@ export class PeerSync {
     // stays pending for the next run instead of being folded into a plan already made.
     let full = a.full
     a.full = false
+    let readKernel = a.readKernel
+    a.readKernel = false
     try {
       const def = this.defs.get(name)
       if (def && def.vni !== a.devices.vni) {
@@ -753,15 +766,23 @@ export class PeerSync {
         a.devices = overlayDevices(this.localFor(a.local), await this.underlayFor(a.local))
         await this.dp.ensureDevices(a.devices)
         full = true
+        readKernel = true
       }
       if (full || !a.planner || a.planner.devices !== a.devices) {
         // Everything pending so far is in the endpoints planned here; what changes from now on is not.
         a.pending.clear()
+        const t0 = performance.now()
+        const programmed = readKernel || !a.planner || a.planner.devices !== a.devices ? undefined : a.planner.table()
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
-        planner.reset(this.remotePeers(name))
+        planner.load(this.remotePeers(name))
         a.planner = planner
-        ops = diffPeers(planner.table(), await this.dp.readPeers(a.devices.vxlan))
+        const t1 = performance.now()
+        const kernel = programmed ?? await this.dp.readPeers(a.devices.vxlan)
+        const t2 = performance.now()
+        ops = diffPeers(planner.table(), kernel)
+        const t3 = performance.now()
         await this.dp.applyPeerOps(ops)
+        this.log?.debug({ overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3) }, 'overlay full reconcile')
         this.counters.fullReconciles++
       } else {
         const planner = a.planner
@@ -782,11 +803,12 @@ export class PeerSync {
     } catch (err) {
       // What the kernel has is no longer known: the retry reads it.
       a.full = true
+      a.readKernel = true
       const e = toFerryError(err, 'KERNEL', `cannot program the peers of overlay ${name}`)
       a.lastError = e.message
       this.log?.error({ err: e, overlay: name }, 'overlay reconcile failed; retrying')
       if (!a.retry && !this.stopped) {
-        a.retry = setTimeout(() => { delete a.retry; this.schedule(name, true) }, this.retryMs)
+        a.retry = setTimeout(() => { delete a.retry; this.schedule(name, true, true) }, this.retryMs)
         a.retry.unref()
       }
     }

@@ -340,6 +340,16 @@ export class PeerPlanner {
     return this.replan()
   }
 
+  /**
+   * Replace every peer without computing the operations (a full reconcile diffs
+   * `table()` against what the kernel reports instead): half the work of `reset`.
+   */
+  load (peers: readonly RemotePeer[]): void {
+    for (const id of [...this.peers.keys()]) this.unindex(id)
+    for (const p of peers) this.index(p)
+    this.adopt(this.fullPlan())
+  }
+
   /** Add or change one peer. */
   upsert (peer: RemotePeer): PeerOp[] {
     const id = peer.endpointId
@@ -431,16 +441,25 @@ export class PeerPlanner {
   }
 
   private replan (): PeerOp[] {
-    this.fullPlans++
-    const plan = planPeers(this.devices, this.self, [...this.peers.values()], this.opts)
+    const plan = this.fullPlan()
     const ops = diffPeers(plan, this.table())
+    this.adopt(plan)
+    return ops
+  }
+
+  private fullPlan (): PeerPlan {
+    this.fullPlans++
+    return planPeers(this.devices, this.self, [...this.peers.values()], this.opts)
+  }
+
+  /** The plan as the programmed state (kept and skipped peers, flood VTEPs). */
+  private adopt (plan: PeerPlan): void {
     this.kept.clear()
     for (const p of plan.peers) this.kept.set(p.endpointId, p)
     this.skipped.clear()
     for (const s of plan.skipped) this.skipped.set(s.endpointId, s)
     this.vteps.clear()
     if (this.opts.flood === true) for (const p of plan.peers) this.vteps.set(p.vtep, (this.vteps.get(p.vtep) ?? 0) + 1)
-    return ops
   }
 }
 

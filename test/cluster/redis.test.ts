@@ -254,7 +254,7 @@ t.test('after a reconnection, endpoints published between two HSCAN pages of the
   t.teardown(() => reader.close())
   await reader.start()
   const dp = new GatedDataPlane('192.168.50.1')
-  const sync = new PeerSync({ store: reader, dataPlane: dp, fullReconcileMs: 0 })
+  const sync = new PeerSync({ store: reader, dataPlane: dp, fullReconcileMs: 0, readKernelOnResync: true })
   sync.start()
   t.teardown(() => sync.stop())
   await sync.attach({ ...ov, vni: (await reader.defineOverlay(ov)).vni })

@@ -60,6 +60,8 @@ export interface AgentOptions {
   args?: string[]
   /** The entry script. Default: <repo>/bin/ferry. */
   entry?: string
+  /** Options for node itself, before the entry script (a benchmark's `--cpu-prof`). */
+  nodeArgs?: string[]
   /** How long to wait for Plugin.Activate. Default 30 s. */
   readyTimeoutMs?: number
 }
@@ -147,7 +149,7 @@ class AgentProcess implements Agent {
     if (this.#destroyed) throw ferryError('INTERNAL', `agent ${this.pluginName} was destroyed`)
     if (this.pid() !== undefined) return
     const enter = this.#opts.dockerd?.enterArgv() ?? ['ip', 'netns', 'exec', this.#opts.ns]
-    const argv = [...enter, ...NODE, ...agentArgs({
+    const argv = [...enter, ...NODE, ...(this.#opts.nodeArgs ?? []), ...agentArgs({
       entry: this.#entry,
       pluginName: this.pluginName,
       stateDir: this.stateDir,

@@ -7,7 +7,7 @@ import t from 'tap'
 import { existsSync } from 'node:fs'
 import { ipJson, netns, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsDriver, nsNode } from '../harness/nsnode.js'
-import { brportMode, hairpinBody, type NetlinkDriver } from '../../src/kernel/netlink.js'
+import { brportMode, bufferToMac, hairpinBody, macToBuffer, type NetlinkDriver } from '../../src/kernel/netlink.js'
 import { execFile } from '../../src/kernel/exec.js'
 
 interface IpLink {
@@ -94,6 +94,12 @@ t.test('links: bridge, veth, vxlan, enslave, up, MTU, MAC', async (t) => {
   t.equal(linkOf(ns, 'fy-ve0')?.master, undefined, 'released')
   await d.call('setUp', ['fy-ve0', false])
   t.notOk(linkOf(ns, 'fy-ve0')?.flags.includes('UP'), 'down')
+})
+
+t.test('MAC bytes to text and back: lower case, two digits per byte', async (t) => {
+  t.equal(bufferToMac(Uint8Array.from([0x02, 0x42, 0x0a, 0xff, 0x00, 0x9c])), '02:42:0a:ff:00:9c')
+  t.equal(bufferToMac(macToBuffer('02:42:0A:FF:00:9C')), '02:42:0a:ff:00:9c')
+  t.equal(bufferToMac(new Uint8Array(0)), '')
 })
 
 t.test('hairpin message = the one `bridge link set dev X hairpin on` sends', async (t) => {

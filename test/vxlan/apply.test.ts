@@ -1,6 +1,6 @@
 import t from 'tap'
 import { FakeLinkDriver } from '../harness/kernel-fake.js'
-import { KernelOverlayDataPlane } from '../../src/vxlan/apply.js'
+import { KernelOverlayDataPlane, batchStages } from '../../src/vxlan/apply.js'
 import { batchLine, batchRuns, type BatchRunner } from '../../src/kernel/iproute.js'
 import { overlayDevices, type PeerOp } from '../../src/vxlan/plan.js'
 
@@ -114,6 +114,27 @@ t.test('many peer operations go in batches, in order, one run per tool change', 
       'fdb append 00:00:00:00:00:00 dev fyv-1000 dst 192.168.50.2 self permanent'] },
     { tool: 'ip', lines: ['neigh replace 10.30.0.2 lladdr 02:42:0a:1e:00:02 dev fyv-1000 nud permanent'] },
   ])
+})
+
+t.test('additions only: the FDB and neighbour batches run at once, one per tool; a removal keeps its place', async (t) => {
+  const started: string[] = []
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const runs: Array<{ tool: string, lines: readonly string[] }> = []
+  const { dp } = world(async (tool, lines) => { started.push(tool); runs.push({ tool, lines }); await gate; return '' })
+  const peer = (i: number): PeerOp[] => [
+    { op: 'addFdb', entry: { dev: 'fyv-1000', mac: `02:42:0a:1e:00:${String(10 + i)}`, dst: '192.168.50.2' } },
+    { op: 'addNeigh', entry: { dev: 'fyv-1000', ip: `10.30.0.${10 + i}`, mac: `02:42:0a:1e:00:${String(10 + i)}` } },
+  ]
+  const applied = dp.applyPeerOps([...peer(1), ...peer(2), ...peer(3)])
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(started, ['bridge', 'ip'], 'both started before either ended')
+  release()
+  await applied
+  t.same(runs.map((r) => [r.tool, r.lines.length]), [['bridge', 3], ['ip', 3]], 'lines merged per tool, in their order')
+  t.same(batchStages([...peer(1), { op: 'deleteNeigh', entry: { dev: 'fyv-1000', ip: '10.30.0.9', mac: '02:42:0a:1e:00:09' } }, ...peer(2)])
+    .map((stage) => stage.map((r) => `${r.tool}:${r.lines.length}`)), [['bridge:1'], ['ip:2'], ['bridge:1', 'ip:1']],
+  'a run with a removal is a stage alone')
 })
 
 t.test('a partly failed batch: only entries really missing are an error', async (t) => {

@@ -354,7 +354,8 @@ async function gatedHost (t: T, cluster: MemoryCluster, wrap: (s: ClusterStore) 
   await real.start()
   const store = wrap(real)
   const dp = new GatedDataPlane('192.168.50.1')
-  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
+  // Its resyncs read the kernel as a repair does: the tests below hold that read.
+  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20, readKernelOnResync: true })
   sync.start()
   t.teardown(() => sync.stop())
   await sync.attach({ ...OV, vni: (await store.defineOverlay(OV)).vni })
@@ -429,4 +430,35 @@ t.test('detach is best effort: the WireGuard tunnel stops even when the devices 
   await t.rejects(h.sync.detach('ov1'), { message: /^delete fyv-\d+: EBUSY$/ })
   t.same(steps, ['deactivate'], 'the tunnel stopped after the devices failed')
   t.equal(h.links.callsOf('deleteLink').length, 2, 'both devices were tried')
+})
+
+t.test('the full reconcile after a resync diffs against the plan as programmed: no kernel read; a repair reads it', async (t) => {
+  const cluster = new MemoryCluster()
+  const real = cluster.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, hostTtlMs: 3_600_000 })
+  t.teardown(() => real.close())
+  await real.start()
+  let reads = 0
+  class CountingDataPlane extends GatedDataPlane {
+    override async readPeers (vxlan: string): ReturnType<GatedDataPlane['readPeers']> { reads++; return await super.readPeers(vxlan) }
+  }
+  const dp = new CountingDataPlane('192.168.50.1')
+  const sync = new PeerSync({ store: real, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  await sync.attach({ ...OV, vni: (await real.defineOverlay(OV)).vni })
+  const h2 = await host(t, cluster, 2)
+  await join(h2)
+  await publish(h2, 'e1', '10.30.0.11')
+  await publish(h2, 'e2', '10.30.0.12')
+  await sync.settled()
+  t.equal(reads, 1, 'the attach read the kernel')
+  const before = sync.counters.fullReconciles
+  cluster.stop({ loseData: true })
+  cluster.start()
+  await until('h2 re-asserted and h1 resynced', async () => { await sync.settled(); return sync.counters.fullReconciles > before && (await real.endpoints('ov1')).length === 2 })
+  await sync.settled()
+  t.equal(reads, 1, 'the resync did not read the kernel')
+  t.same([...dp.neigh.keys()].sort(), ['10.30.0.11', '10.30.0.12'], 'and every peer is programmed')
+  await sync.reconcileAll()
+  t.equal(reads, 2, 'a repair reads it')
 })

@@ -383,3 +383,18 @@ t.test('incremental planner: a duplicate address is planned in full, with the sa
   planner.remove('a')
   t.equal(tableText(planner.table()), tableText(planPeers(dev(), SELF, [peer('b', '10.30.0.2', '192.168.50.2'), peer('c', '10.30.0.3', '192.168.50.3')])))
 })
+
+t.test('incremental planner: load takes every peer as reset does, without the operations', async (t) => {
+  const peers = [peer('b', '10.30.0.2', '192.168.50.2'), peer('c', '10.30.0.3', '192.168.50.3'), peer('a', '10.30.0.2', '192.168.50.4', 'host-x', '02:42:00:00:00:aa')]
+  for (const flood of [false, true]) {
+    const loaded = new PeerPlanner(dev(), SELF, { flood })
+    const reset = new PeerPlanner(dev(), SELF, { flood })
+    loaded.load([peer('z', '10.30.0.9', '192.168.50.9')])
+    loaded.load(peers)
+    reset.reset(peers)
+    t.equal(tableText(loaded.table()), tableText(reset.table()), 'the same table as reset')
+    t.same(loaded.size(), reset.size())
+    t.equal(tableText(loaded.table()), tableText(planPeers(dev(), SELF, peers, { flood })), 'the same table as planPeers')
+    t.same(loaded.remove('c').map((o) => o.op), ['deleteNeigh', 'deleteFdb', ...(flood ? ['deleteFdb'] : [])], 'changes after it are deltas')
+  }
+})
