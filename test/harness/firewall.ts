@@ -11,7 +11,7 @@ import type { NsNode } from './nsnode.js'
 import type { PortBinding, Protocol } from '../../src/model/types.js'
 import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from '../../src/nat/types.js'
 import { parseNftTable } from '../../src/nat/nft-parse.js'
-import { until } from './until.js'
+import { observe, until } from './until.js'
 
 export function net (n: number, over: Partial<NatNetwork> = {}): NatNetwork {
   return { id: `net${n}`.padEnd(64, 'a'), bridge: `fy-n${n}`, subnet: `10.3${n}.0.0/24`, gateway: `10.3${n}.0.1`, icc: true, masquerade: true, internal: false, ...over }
@@ -361,7 +361,10 @@ export async function routedScenario (t: Test, driver: OpenDriver): Promise<void
   await d.call('addNetwork', [n2])
   await d.call('setEndpoint', [dualEndpoint('c1', n1, 1, 2, (_g, ip) => [bind('tcp', '', 8080, ip, 80)])])
   sh(['ip', '-n', outside, '-6', 'route', 'add', FAM[6].subnet(1), 'via', FAM[6].up(1)])
-  t.equal(connect(outside, FAM[6].addr(1, 2), 80), 'hello c1', 'routed: the published container port at the container\'s address')
+  // The first IPv6 connection over the fresh uplink has missed nc's 2 s window now and then when this scenario ran
+  // after the others in one process (never alone): the path must appear within 10 s, and is then asserted as seen.
+  const first = await observe(() => connect(outside, FAM[6].addr(1, 2), 80), (v) => v === 'hello c1', { timeoutMs: 10_000, everyMs: 200 })
+  t.equal(first, 'hello c1', 'routed: the published container port at the container\'s address')
   t.equal(connect(outside, FAM[6].addr(1, 2), 81), '', 'routed: an unpublished port is dropped')
   t.equal(connect(outside, FAM[6].up(1), 8080), '', 'routed: no DNAT on the host\'s IPv6 address')
   t.equal(connect(outside, FAM[4].up(1), 8080), 'hello c1', 'IPv4 of the same network is still published by DNAT')
