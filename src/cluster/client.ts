@@ -108,6 +108,11 @@ function epKey (overlay: string, endpointId: string): string {
  * after a restart) keeps the names `known` has for the same endpoint, address and MAC;
  * names given (even none, []) replace them.
  */
+/** The publication of a checked endpoint (its canonical addresses and MAC, its names as given). */
+function publicationOf (overlay: string, e: ClusterEndpoint): EndpointPublication {
+  return { overlay, endpointId: e.endpointId, ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}), mac: e.mac, names: e.names }
+}
+
 function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublication, 'endpointId' | 'ip' | 'ip6' | 'mac' | 'names'> | undefined): EndpointPublication {
   if (ep.names !== undefined || known?.names === undefined) return ep
   if (known.endpointId !== ep.endpointId || known.ip !== ep.ip || known.ip6 !== ep.ip6 || known.mac.toLowerCase() !== ep.mac.toLowerCase()) return ep
@@ -541,7 +546,6 @@ export class ClusterClient implements ClusterStore {
     return checkEndpoint({ endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: this.hostId, vtep: this.vtep, names: ep.names })
   }
 
-  /** One heartbeat; a host that finds it was removed (missed its TTL) re-asserts everything. */
   /** This host's WireGuard information. */
   get wireguard (): WireGuardInfo | undefined { return this.wg }
 
@@ -551,6 +555,7 @@ export class ClusterClient implements ClusterStore {
     await this.heartbeat()
   }
 
+  /** One heartbeat; a host that finds it was removed (missed its TTL) re-asserts everything. */
   async heartbeat (): Promise<void> {
     const r = await this.call(() => this.backend.heartbeat(this.registration(true)))
     if (r.removed.length > 0) this.log?.info({ hosts: r.removed }, 'removed hosts whose heartbeat stopped')
@@ -708,13 +713,13 @@ export class ClusterClient implements ClusterStore {
    */
   async publishEndpoint (ep: EndpointPublication): Promise<number> {
     checkOverlayName(ep.overlay)
-    let full = this.fullEndpoint(ep)
-    const key = epKey(ep.overlay, full.endpointId)
+    const checked = this.fullEndpoint(ep)
+    const key = epKey(ep.overlay, checked.endpointId)
     const before = this.ownEndpoints.get(key)
-    if (ep.names === undefined && before?.names !== undefined) {
-      full = this.fullEndpoint(withKnownNames({ overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, ...(full.ip6 !== undefined ? { ip6: full.ip6 } : {}), mac: full.mac }, before))
-    }
-    const pub: EndpointPublication = { overlay: ep.overlay, endpointId: full.endpointId, ip: full.ip, ...(full.ip6 !== undefined ? { ip6: full.ip6 } : {}), mac: full.mac, names: full.names }
+    // A publication without names keeps the names this host already published for the same endpoint ([] clears them).
+    const given = publicationOf(ep.overlay, checked)
+    const pub = ep.names === undefined ? withKnownNames(given, before) : given
+    const full = pub.names === checked.names ? checked : this.fullEndpoint(pub)
     if (ep.names !== undefined) this.namesUnknown.delete(key)
     this.ownEndpoints.set(key, pub)
     this.tombstones.delete(tombKey({ kind: 'withdraw', overlay: ep.overlay, endpointId: full.endpointId }))
