@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { RedisClusterStore } from '../../src/cluster/redis.js'
 import { freePort, redisServer } from '../harness/redis.js'
 import { sh } from '../harness/netns.js'
-import { until } from '../harness/until.js'
+import { observe, until } from '../harness/until.js'
 
 const cli = (port: number, args: string[]): string => sh(['redis-cli', '-p', String(port), ...args], { allowFailure: true })
 
@@ -87,15 +87,20 @@ t.test('kill the primary while three hosts allocate: they follow the new primary
   t.same(failures, [], 'no request failed: those made during the failover waited for the new primary')
   const ips = handed.map((h) => h.ip)
   t.equal(new Set(ips).size, ips.length, `no address handed out twice (${ips.length} addresses)`)
-  // Every acknowledged allocation is on the new primary, held by the host it was given to.
-  const owners = new Map<string, string>()
-  const pairs = cli(newPrimary, ['hgetall', `ferry:overlay:${OV.name}:addrs`]).split('\n').filter(Boolean)
-  for (let i = 0; i + 1 < pairs.length; i += 2) owners.set(pairs[i]!, pairs[i + 1]!)
-  const lost = handed.filter((h) => owners.get(h.ip) !== h.host)
-  t.same(lost, [], 'no acknowledged allocation lost in the failover')
   // Its subscriber connection may still be finding the new primary when the last allocation returns.
   for (const s of hosts) {
     await until(`${s.hostId} to be ready`, () => s.status().state === 'ready', { timeoutMs: 20_000, everyMs: 50 }).catch(() => undefined)
     t.equal(s.status().state, 'ready', `${s.hostId} follows the new primary`)
   }
+  // Every acknowledged allocation is on the new primary, held by the host it was given to: there already, or (where
+  // asynchronous replication lost it: Sentinel may promote the replica that had not acknowledged it) re-asserted by
+  // its owner once it follows the new primary, as after a Redis restart.
+  const lostNow = (): Array<{ ip: string, host: string }> => {
+    const owners = new Map<string, string>()
+    const pairs = cli(newPrimary, ['hgetall', `ferry:overlay:${OV.name}:addrs`]).split('\n').filter(Boolean)
+    for (let i = 0; i + 1 < pairs.length; i += 2) owners.set(pairs[i]!, pairs[i + 1]!)
+    return handed.filter((h) => owners.get(h.ip) !== h.host)
+  }
+  const lost = await observe(lostNow, (l) => l.length === 0, { timeoutMs: 15_000, everyMs: 100 })
+  t.same(lost, [], 'no acknowledged allocation lost in the failover')
 })
