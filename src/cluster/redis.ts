@@ -24,8 +24,8 @@ import type { ClusterEndpoint, LocalClusterState, OverlayRequest } from './types
 
 export const DEFAULT_PREFIX = 'ferry:'
 const DEFAULT_COMMAND_TIMEOUT_MS = 3000
-/** How many times a change's WAIT is asked before the change counts as not acknowledged. */
-const WAIT_ATTEMPTS = 3
+/** How many times a change's WAIT (half the command timeout each) is asked before the change counts as not acknowledged. */
+const WAIT_ATTEMPTS = 6
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000
 /** Entries asked per HSCAN page of a full read (a hint to Redis: each reply holds about this many). */
 export const DEFAULT_SCAN_PAGE = 1000
