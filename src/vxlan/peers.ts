@@ -328,7 +328,7 @@ export class PeerSync {
     const u = await this.underlay()
     if (local.encrypt === undefined) return u
     if (!this.wg) throw new FerryError('UNSUPPORTED', `overlay ${local.name} asks for WireGuard encryption, which this agent has not set up`)
-    const t = await this.wg.activate(u.mtu)
+    const t = await this.wg.activate(u)
     return { vtep: t.local, mtu: t.mtu }
   }
 

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
-import { bounds, contains, ipString, ipValue, isIp, parseCidr } from '../util/ip.js'
+import { bounds, contains, familyOf, ipString, ipValue, isIp, normalizeIp, parseCidr } from '../util/ip.js'
 import { checkKey, keyFromHex, keyHex } from './keys.js'
 
 export const WG_PREFIX = 'fyw-'
@@ -24,6 +24,29 @@ export const DEFAULT_WG_PORT = 51820
 export const DEFAULT_TUNNEL_RANGE = '100.64.0.0/16'
 /** Outer IPv4 20 + UDP 8 + WireGuard header 32. */
 export const WG_OVERHEAD = 60
+/** Outer IPv6 40 + UDP 8 + WireGuard header 32. */
+export const WG_OVERHEAD6 = 80
+
+/**
+ * What WireGuard adds to a packet on an underlay of the family of `addr` (this host's VTEP, or the endpoint it
+ * publishes): the one place the WireGuard device's MTU (underlay MTU minus this) is derived from. The encrypted
+ * VXLAN inside is always IPv4 (tunnel addresses): it takes 50 more whatever the underlay.
+ */
+export function wgOverhead (...addrs: Array<string | undefined>): number {
+  return addrs.some((a) => a !== undefined && familyOf(splitEndpoint(a)?.ip ?? a) === 6) ? WG_OVERHEAD6 : WG_OVERHEAD
+}
+
+/** `ip:port`, an IPv6 address in brackets (WireGuard's endpoint notation). */
+export function joinEndpoint (ip: string, port: number): string {
+  return isIp(ip, 6) ? `[${ip}]:${port}` : `${ip}:${port}`
+}
+
+/** An endpoint `IPv4:port` or `[IPv6]:port` split, or undefined when it is neither (the address not checked). */
+function splitEndpoint (e: string): { ip: string, port: string, family: 4 | 6 } | undefined {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3})|\[([0-9a-fA-F:.]{2,45})\]):(\d{1,5})$/.exec(e)
+  if (!m) return undefined
+  return m[1] !== undefined ? { ip: m[1], port: m[3]!, family: 4 } : { ip: m[2]!, port: m[3]!, family: 6 }
+}
 /** VXLAN port of encrypted overlays: apart from 4789, so the plain VXLAN socket never takes their VNIs. */
 export const ENCRYPTED_VXLAN_PORT = 4799
 export const DEFAULT_KEEPALIVE = 25
@@ -36,7 +59,7 @@ export interface WireGuardInfo {
   /** Its tunnel address (IPv4). */
   tunnel: string
   /**
-   * Where peers send to reach it, `IPv4:port`, when that is not its advertise
+   * Where peers send to reach it, `IPv4:port` or `[IPv6]:port`, when that is not its advertise
    * address and port: a host behind NAT (--wireguard-endpoint). Absent: `<vtep>:<port>`.
    */
   endpoint?: string
@@ -112,13 +135,16 @@ export function checkWireGuardInfo (raw: unknown, range: string | undefined = DE
   return { publicKey, port, tunnel, ...endpoint }
 }
 
-/** A WireGuard endpoint `IPv4:port` in canonical form (--wireguard-endpoint, and what hosts publish). */
+/**
+ * A WireGuard endpoint in canonical form, `IPv4:port` or `[IPv6]:port` (RFC 5952 form in brackets)
+ * (--wireguard-endpoint, and what hosts publish).
+ */
 export function checkEndpoint (raw: unknown, what = 'the WireGuard endpoint'): string {
-  const m = typeof raw === 'string' ? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(raw) : null
-  if (!m || !isIp(m[1]!, 4) || ipString(4, ipValue(m[1]!, 4)) !== m[1] || String(Number(m[2])) !== m[2]) {
-    throw new FerryError('INVALID_OPTION', `${what} ${String(raw).slice(0, 40)} must be an IPv4 address and a port, e.g. 203.0.113.7:51820`)
+  const m = typeof raw === 'string' ? splitEndpoint(raw) : undefined
+  if (!m || !isIp(m.ip, m.family) || normalizeIp(m.ip) !== m.ip || String(Number(m.port)) !== m.port) {
+    throw new FerryError('INVALID_OPTION', `${what} ${String(raw).slice(0, 60)} must be an IP address and a port, e.g. 203.0.113.7:51820 or [2001:db8::7]:51820`)
   }
-  checkPort(Number(m[2]), `the port of ${what}`)
+  checkPort(Number(m.port), `the port of ${what}`)
   return raw as string
 }
 
@@ -164,7 +190,7 @@ export function planMesh (self: { hostId: string, wg: WireGuardInfo }, hosts: It
       skipped.push({ hostId: h.hostId, reason: 'invalid', detail: (err as Error).message })
       continue
     }
-    if (w.endpoint === undefined && !isIp(h.vtep, 4)) { skipped.push({ hostId: h.hostId, reason: 'invalid', detail: `endpoint address ${h.vtep} is not IPv4` }); continue }
+    if (w.endpoint === undefined && !isIp(h.vtep)) { skipped.push({ hostId: h.hostId, reason: 'invalid', detail: `endpoint address ${h.vtep} is not an IP address` }); continue }
     const tHolder = tunnels.get(w.tunnel)
     if (tHolder !== undefined) {
       skipped.push({ hostId: h.hostId, reason: tHolder === self.hostId ? 'self-tunnel' : 'duplicate-tunnel', detail: `tunnel address ${w.tunnel} is held by ${tHolder}` })
@@ -175,7 +201,7 @@ export function planMesh (self: { hostId: string, wg: WireGuardInfo }, hosts: It
     tunnels.set(w.tunnel, h.hostId)
     keys.set(w.publicKey, h.hostId)
     // Persistent keepalive on every peer keeps a NAT's mapping open for a host behind it.
-    peers.push({ hostId: h.hostId, publicKey: w.publicKey, endpoint: w.endpoint ?? `${h.vtep}:${w.port}`, allowedIps: [`${w.tunnel}/32`], keepalive })
+    peers.push({ hostId: h.hostId, publicKey: w.publicKey, endpoint: w.endpoint ?? joinEndpoint(h.vtep, w.port), allowedIps: [`${w.tunnel}/32`], keepalive })
   }
   return { peers, skipped }
 }
@@ -208,8 +234,8 @@ export interface WgDeviceState {
 }
 
 function endpointOk (e: string): boolean {
-  const i = e.lastIndexOf(':')
-  return i > 0 && isIp(e.slice(0, i), 4) && /^\d{1,5}$/.test(e.slice(i + 1)) && Number(e.slice(i + 1)) <= 65535
+  const m = splitEndpoint(e)
+  return m !== undefined && isIp(m.ip, m.family) && Number(m.port) <= 65535
 }
 
 function uapiPeerLines (p: WgPeer): string[] {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import {
-  checkEndpoint, checkWireGuardInfo, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, slotEndpoint, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName,
+  checkEndpoint, checkWireGuardInfo, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, slotEndpoint, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName, wgOverhead,
   wireGuardContent,
   type WireGuardInfo,
 } from '../../src/wireguard/plan.js'
@@ -85,8 +85,8 @@ t.test('a host behind NAT publishes its public endpoint; peers send there, with 
   t.same(checkWireGuardInfo(nat), nat)
   t.same(readWireGuardContent(wireGuardContent(nat)), nat, 'stored and read back (the MAC covers the same text)')
   t.equal(wireGuardContent(info('100.64.0.2')).includes('endpoint'), false, 'absent: the text of a host without one is as before')
-  for (const bad of ['203.0.113.7', '203.0.113.7:0', '203.0.113.7:65536', 'host.example:51820', '203.0.113.07:51820', '203.0.113.7:051820', '[2001:db8::1]:51820', 7]) {
-    t.throws(() => checkWireGuardInfo({ ...nat, endpoint: bad }), /IPv4 address and a port|port/, `endpoint ${String(bad)} is refused`)
+  for (const bad of ['203.0.113.7', '203.0.113.7:0', '203.0.113.7:65536', 'host.example:51820', '203.0.113.07:51820', '203.0.113.7:051820', '[2001:DB8::1]:51820', '2001:db8::1:51820', '[2001:db8::1]', '[2001:db8:0:0:0:0:0:1]:51820', '[203.0.113.7]:1', 7]) {
+    t.throws(() => checkWireGuardInfo({ ...nat, endpoint: bad }), /an IP address and a port|port/, `endpoint ${String(bad)} is refused`)
   }
   const plan = planMesh({ hostId: 'h1', wg: info('100.64.0.1') }, [{ hostId: 'h2', vtep: '10.0.0.2', wg: nat }, { hostId: 'h3', vtep: '192.0.2.3', wg: info('100.64.0.3') }])
   t.same(plan.peers.map((p) => [p.hostId, p.endpoint, p.keepalive]), [['h2', '203.0.113.7:40000', 25], ['h3', '192.0.2.3:51820', 25]])
@@ -94,5 +94,21 @@ t.test('a host behind NAT publishes its public endpoint; peers send there, with 
   t.equal(slotEndpoint('203.0.113.7:40000', 0), '203.0.113.7:40000')
   t.equal(slotEndpoint(undefined, 1), undefined)
   t.equal(checkEndpoint('198.51.100.1:51820', '--wireguard-endpoint'), '198.51.100.1:51820')
-  t.throws(() => checkEndpoint('nope', '--wireguard-endpoint'), { code: 'INVALID_OPTION', message: /--wireguard-endpoint nope must be an IPv4 address and a port/ })
+  t.throws(() => checkEndpoint('nope', '--wireguard-endpoint'), { code: 'INVALID_OPTION', message: /--wireguard-endpoint nope must be an IP address and a port/ })
+})
+
+t.test('an IPv6 underlay: endpoints in brackets, 80 bytes of WireGuard overhead', async (t) => {
+  const v6 = { ...info('100.64.0.2'), endpoint: '[2001:db8::7]:40000' }
+  t.same(readWireGuardContent(wireGuardContent(v6)), v6, 'a published IPv6 endpoint is read back')
+  t.equal(checkEndpoint('[2001:db8::7]:51820', '--wireguard-endpoint'), '[2001:db8::7]:51820')
+  t.equal(slotEndpoint('[2001:db8::7]:40000', 1), '[2001:db8::7]:40001', 'a rotation moves an IPv6 endpoint\'s port too')
+  const plan = planMesh({ hostId: 'h1', wg: info('100.64.0.1') }, [{ hostId: 'h2', vtep: 'fd00:ff::22', wg: info('100.64.0.2') }, { hostId: 'h3', vtep: '10.0.0.3', wg: { ...v6, tunnel: '100.64.0.3' } }])
+  t.same(plan.peers.map((p) => [p.hostId, p.endpoint, p.allowedIps]), [['h2', '[fd00:ff::22]:51820', ['100.64.0.2/32']], ['h3', '[2001:db8::7]:40000', ['100.64.0.3/32']]],
+    'an IPv6 VTEP is a peer (the tunnel inside stays IPv4)')
+  t.match(uapiSet({}, plan.peers.slice(0, 1), []), /\nendpoint=\[fd00:ff::22\]:51820\n/, 'rendered for wireguard-go in brackets')
+  t.throws(() => uapiSet({}, [{ ...plan.peers[0]!, endpoint: '[fd00::1]:1\nprivate_key=00' }], []), /refusing to render endpoint/)
+  const got = parseUapiGet(['public_key=' + Buffer.from(plan.peers[0]!.publicKey, 'base64').toString('hex'), 'endpoint=[fd00:ff::22]:51820', 'errno=0', ''].join('\n'))
+  t.equal(got.peers[0]?.endpoint, '[fd00:ff::22]:51820')
+  t.same([wgOverhead('192.0.2.1'), wgOverhead('fd00:ff::21'), wgOverhead('192.0.2.1', '[2001:db8::7]:51820'), wgOverhead('192.0.2.1', '203.0.113.7:51820'), wgOverhead()],
+    [60, 80, 80, 60, 60], 'IPv4 outer header 20, IPv6 40 (this host\'s VTEP or the endpoint it publishes)')
 })
