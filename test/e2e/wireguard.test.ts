@@ -1,16 +1,27 @@
 /**
- * Encrypted overlays end to end (userspace WireGuard, `wireguard-go`): two
- * simulated hosts (namespaces with a ferry agent each, no engine) on an
- * underlay bridge with one redis-server. Each host joins a plain overlay and an
- * encrypted one (`-o ferry.encrypt=wireguard`); a `ferry run` command on one
- * host reaches one on the other over both. tcpdump on host 1's underlay port
- * sees the plain overlay's payload and never the encrypted one's, which
- * crosses as WireGuard (UDP 51820). Removing the encrypted network leaves no
- * WireGuard device, process or socket. Asking for a plain overlay encrypted is refused.
+ * Encrypted overlays end to end (userspace WireGuard, `wireguard-go`): three
+ * simulated hosts (namespaces with a ferry agent each, no engine) with one
+ * redis-server. Hosts 1 and 2 sit on an underlay bridge; host 3 sits behind a
+ * NAT (a router namespace masquerading its private link onto the underlay and
+ * forwarding UDP 51820-51821 to it), started with `--wireguard-endpoint
+ * <router>:51820`. Hosts 1 and 2 join a plain overlay and an encrypted one
+ * (`-o ferry.encrypt=wireguard`) side by side, host 3 the encrypted one (a plain
+ * overlay's VXLAN cannot cross its NAT: docs/encryption.md). A `ferry run`
+ * command on one host reaches one on another by address and by name over both,
+ * and across the NAT both ways. tcpdump on host 1's underlay port sees the plain
+ * overlay's payload and never the encrypted one's, which crosses as WireGuard
+ * (UDP 51820). Asking for a plain overlay encrypted is refused.
  *
- * Key rotation: while a TCP stream runs from host 2 to host 1 over the encrypted overlay, each host
- * rotates its key (`ferry cluster rotate-key`); the other switches before the old key is retired, and the
- * stream ends complete with no reset.
+ * Key rotation: while a TCP stream runs from host 2 to host 1 over the encrypted overlay, hosts 1 and 2
+ * rotate their keys (`ferry cluster rotate-key`); the two others switch before the old key is retired, and
+ * the stream ends complete with no reset.
+ *
+ * Departure: host 3's agent is killed; once its heartbeat is older than the host TTL, hosts 1 and 2 drop
+ * it from their WireGuard devices (read over the UAPI socket) and go on reaching each other. Removing the
+ * encrypted network leaves no WireGuard device, process, socket or tunnel route.
+ *
+ * An IPv6 underlay: two hosts whose VTEPs are IPv6 addresses carry an encrypted overlay through
+ * WireGuard endpoints `[IPv6]:port`, with the MTU of WireGuard over IPv6 (underlay - 80 - 50).
  *
  * Injection: a VXLAN frame crafted on the underlay (from the redis namespace,
  * no key) for the encrypted overlay, sent to a host's underlay address, is
@@ -26,11 +37,13 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { execFile } from '../../src/kernel/exec.js'
-import { sh, ipJson } from '../harness/netns.js'
-import { NODE, cleanEnv } from '../harness/agent.js'
-import { runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
-import { until } from '../harness/until.js'
-import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT, parseUapiGet } from '../../src/wireguard/plan.js'
+import { sh, ipJson, link, netns, nsExec, type TeardownHost } from '../harness/netns.js'
+import { NODE, cleanEnv, startAgent } from '../harness/agent.js'
+import { REDIS_IP, runtimeHosts, type RuntimeHost } from '../harness/runtime-hosts.js'
+import { underlay, underlayHost } from '../harness/underlay.js'
+import { redisServer } from '../harness/redis.js'
+import { observe, until } from '../harness/until.js'
+import { wgDeviceName, tunnelAddress, ENCRYPTED_VXLAN_PORT, parseUapiGet, type WgDeviceState } from '../../src/wireguard/plan.js'
 import { uapiRequest } from '../../src/kernel/wireguard-uapi.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -76,31 +89,65 @@ async function sendUdp (ns: string, host: string, port: number, payload: Buffer)
   if (r.code !== 0) throw new Error(`sending from ${ns} failed: ${r.stderr}`)
 }
 
-/** The public key a host's device has for the peer of `tunnel` (read over the UAPI socket of whichever slot's device runs). */
-async function peerKeyFor (hostId: string, tunnel: string): Promise<string> {
+/** A host's device as wireguard-go reports it (over the UAPI socket of whichever slot's device runs). */
+async function deviceState (hostId: string): Promise<WgDeviceState | undefined> {
   for (const dev of [wgDeviceName(hostId), wgDeviceName(hostId, 1)]) {
     const sock = `/var/run/wireguard/${dev}.sock`
-    if (!existsSync(sock)) continue
-    const state = parseUapiGet(await uapiRequest(sock, 'get=1\n\n'))
-    return state.peers.find((p) => p.allowedIps.includes(`${tunnel}/32`))?.publicKey ?? ''
+    if (existsSync(sock)) return parseUapiGet(await uapiRequest(sock, 'get=1\n\n'))
   }
-  return ''
+  return undefined
+}
+
+/** The public key a host's device has for the peer of `tunnel` ('' for none). */
+async function peerKeyFor (hostId: string, tunnel: string): Promise<string> {
+  return (await deviceState(hostId))?.peers.find((p) => p.allowedIps.includes(`${tunnel}/32`))?.publicKey ?? ''
+}
+
+const NAT_PRIVATE = { router: '10.99.0.1', host: '10.99.0.2' }
+const NAT_PUBLIC = '192.0.2.23'
+
+/**
+ * A host behind NAT: a router namespace on the underlay (`port` on the bridge, NAT_PUBLIC) with a private
+ * link to the host (NAT_PRIVATE); the router masquerades what the host sends and forwards UDP 51820-51821
+ * (the two WireGuard slots) to it. Returns the host's namespace.
+ */
+function natHost (t: TeardownHost, ulNs: string, prefix: string, port: string): string {
+  const router = underlayHost(t, { ns: ulNs, bridge: 'ulbr' }, `${prefix}r`, port, `${NAT_PUBLIC}`)
+  const ns = netns(t, `${prefix}3`)
+  link({ ns: router, ifname: 'lan', cidr: `${NAT_PRIVATE.router}/24` }, { ns, ifname: 'eth0', cidr: `${NAT_PRIVATE.host}/24` })
+  nsExec(ns, ['ip', 'route', 'add', 'default', 'via', NAT_PRIVATE.router])
+  nsExec(router, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+  nsExec(router, ['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', 'eth0', '-j', 'MASQUERADE'])
+  nsExec(router, ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-i', 'eth0', '-p', 'udp', '--dport', '51820:51821', '-j', 'DNAT', '--to-destination', NAT_PRIVATE.host])
+  return ns
 }
 
 function wgProcesses (dev: string): string {
   return sh(['pgrep', '-f', `^wireguard-go ${dev}$`], { allowFailure: true }).trim()
 }
 
-await t.test('an encrypted overlay across two hosts', async (t) => {
+await t.test('an encrypted overlay across three hosts, one behind NAT', async (t) => {
   const id = (i: number): string => `wg${i}x${process.pid}`
-  t.not(tunnelAddress(id(1)), tunnelAddress(id(2)), 'distinct tunnel addresses')
+  t.equal(new Set([1, 2, 3].map((i) => tunnelAddress(id(i)))).size, 3, 'distinct tunnel addresses')
   const { ul, hosts } = await runtimeHosts(t, { prefix: 'fyw', count: 2, hostId: id, args: (i) => ['--firewall-backend', i === 1 ? 'iptables' : 'nftables'] })
   const [h1, h2] = hosts as [Host, Host]
+  // Host 3, behind NAT: its VTEP is its private address; peers reach its WireGuard at the router's address.
+  const ns3 = natHost(t, ul, 'fyw', 'vr3')
+  const h3: Host = {
+    ns: ns3, hostId: id(3), ip: NAT_PRIVATE.host,
+    agent: await startAgent(t, {
+      ns: ns3, pluginName: `fyw3x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', NAT_PRIVATE.host, '--host-id', id(3), '--reconcile-interval', '0', '--wireguard-endpoint', `${NAT_PUBLIC}:51820`],
+    }),
+  }
+  t.teardown(() => { if (!t.passing()) t.comment(h3.agent.logs().split('\n').filter((l) => !l.includes('engine event')).slice(-40).join('\n')) })
 
   for (const h of hosts) {
-    let r = await ferry(h, ['network', 'create', 'ovp', '--subnet', '10.47.0.0/24', '-o', 'ferry.overlay=ovp'])
+    const r = await ferry(h, ['network', 'create', 'ovp', '--subnet', '10.47.0.0/24', '-o', 'ferry.overlay=ovp'])
     t.equal(r.code, 0, r.stderr)
-    r = await ferry(h, ['network', 'create', 'ove', '--subnet', '10.48.0.0/24', '-o', 'ferry.overlay=ove', '-o', 'ferry.encrypt=wireguard'])
+  }
+  for (const h of [h1, h2, h3]) {
+    const r = await ferry(h, ['network', 'create', 'ove', '--subnet', '10.48.0.0/24', '-o', 'ferry.overlay=ove', '-o', 'ferry.encrypt=wireguard'])
     t.equal(r.code, 0, r.stderr)
   }
   // Encryption is part of the overlay's definition: h2 asking for h1's plain overlay encrypted is refused.
@@ -133,19 +180,22 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   t.match(dumpErr, /listening on vr1/)
 
   const servers: Array<{ kill: () => Promise<void> }> = []
-  const serve = (net: string, name: string, text: string) => {
-    const p = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', name, '--net', net, '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', text],
-      { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
+  const serve = (h: Host, net: string, name: string, text: string) => {
+    const p = spawn('ip', ['netns', 'exec', h.ns, ...NODE, ENTRY, 'run', '--name', name, '--net', net, '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', text],
+      { env: { ...cleanEnv(), FERRY_API_SOCKET: h.agent.apiSocket }, stdio: 'ignore' })
     const done = new Promise((res) => p.once('exit', res))
     const kill = async (): Promise<void> => { if (p.exitCode === null && p.signalCode === null) { p.kill('SIGTERM'); await done } }
     servers.push({ kill })
     t.teardown(async () => { if (p.exitCode === null && p.signalCode === null) { p.kill('SIGKILL'); await done } })
+    return kill
   }
-  serve('ovp', 'plainsrv', PLAIN)
-  serve('ove', 'secretsrv', SECRET)
-  const addr = async (name: string): Promise<string | undefined> => {
+  const NATTED = 'natted-payload-4d8b03'
+  serve(h1, 'ovp', 'plainsrv', PLAIN)
+  serve(h1, 'ove', 'secretsrv', SECRET)
+  const stopNat = serve(h3, 'ove', 'natsrv', NATTED)
+  const addr = async (name: string, h: Host = h1): Promise<string | undefined> => {
     for (let i = 0; i < 100; i++) {
-      const c = (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((x) => x.name === name)
+      const c = (JSON.parse((await ferry(h, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((x) => x.name === name)
       if (c?.address !== undefined) return c.address
       await sleep(100)
     }
@@ -153,17 +203,25 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
   }
   const plainIp = await addr('plainsrv')
   const secretIp = await addr('secretsrv')
+  const natIp = await addr('natsrv', h3)
   t.match(secretIp, /^10\.48\.0\.\d+$/)
-  const fetch = async (net: string, ip: string, want: string): Promise<string> => {
-    let out = ''
-    for (let i = 0; i < 30 && !out.includes(want); i++) {
-      out = (await ferry(h2, ['run', '--net', net, '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${ip} 80`])).stdout
-      if (!out.includes(want)) await sleep(300)
-    }
-    return out
-  }
-  t.match(await fetch('ovp', plainIp!, PLAIN), PLAIN, 'reached over the plain overlay')
-  t.match(await fetch('ove', secretIp!, SECRET), SECRET, 'reached over the encrypted overlay')
+  t.match(natIp, /^10\.48\.0\.\d+$/)
+  /** A `ferry run` on `from` fetches `ip`:80 (and, with `name`, resolves it through ferry's DNS) until it answers `want`. */
+  const fetch = async (net: string, ip: string, want: string, from: Host = h2, name?: string): Promise<string> =>
+    observe(async () => (await ferry(from, ['run', '--net', net, '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${ip} 80${name !== undefined ? `; nslookup ${name}` : ''}`])).stdout,
+      (out) => out.includes(want) && (name === undefined || out.includes(`Address: ${ip}`)), { timeoutMs: 30_000, everyMs: 300 })
+  const resolved = (ip: string): RegExp => new RegExp(`Address: ${ip.replace(/\./g, '\\.')}`)
+  t.match(await fetch('ovp', plainIp!, PLAIN, h2, 'plainsrv'), resolved(plainIp!), 'reached over the plain overlay, by name too')
+  const viaWg = await fetch('ove', secretIp!, SECRET, h2, 'secretsrv')
+  t.match(viaWg, SECRET, 'reached over the encrypted overlay')
+  t.match(viaWg, resolved(secretIp!), 'and resolved by name over it')
+  // Across the NAT, both ways: host 3 reaches host 1 (out through the masquerade), hosts 1 and 2 reach host 3
+  // (in through the forward of its published endpoint).
+  t.match(await fetch('ove', secretIp!, SECRET, h3, 'secretsrv'), resolved(secretIp!), 'host 3 behind NAT reaches host 1 over the encrypted overlay, by name')
+  t.match(await fetch('ove', natIp!, NATTED, h1, 'natsrv'), resolved(natIp!), 'host 1 reaches host 3 behind NAT, by name')
+  t.match(await fetch('ove', natIp!, NATTED, h2), NATTED, 'and so does host 2')
+  const st1 = await deviceState(h1.hostId)
+  t.equal(st1?.peers.find((p) => p.allowedIps.includes(`${tunnelAddress(h3.hostId)}/32`))?.endpoint, `${NAT_PUBLIC}:51820`, 'host 1 sends to host 3\'s published endpoint')
 
   const peers = JSON.parse((await h2.agent.cli(['cluster', 'status', '--json'])).stdout) as { wireguard?: { peers: Array<{ hostId: string, handshakeAgeS?: number, rxBytes: number, txBytes: number }> } }
   const p1 = peers.wireguard?.peers.find((p) => p.hostId === h1.hostId)
@@ -245,8 +303,8 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
 
   // Key rotation under a running TCP stream: h2 sends numbered lines to a container on h1 over the encrypted
   // overlay for ~12 s; h1 rotates its key, then h2 does. The stream ends complete and in order (the server
-  // prints each line it gets), the sender exits 0 (no reset), and each rotation saw the other host switch to
-  // the new key. The longest gap between two lines at the server (stamped with /proc/uptime, 10 ms steps) is a
+  // prints each line it gets), the sender exits 0 (no reset), and each rotation saw both other hosts (host 3
+  // behind its NAT among them) switch to the new key. The longest gap between two lines at the server (stamped with /proc/uptime, 10 ms steps) is a
   // figure, not a check.
   const LINES = 600
   const expected = Array.from({ length: LINES }, (_, i) => `line${i}`)
@@ -265,11 +323,12 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     `i=0; while [ $i -lt ${LINES} ]; do echo line$i; i=$((i+1)); sleep 0.02; done | nc -w 3 ${streamIp ?? 'none'} 5002`])
   await sleep(3000)
   const keyBefore = await peerKeyFor(h2.hostId, tunnelAddress(h1.hostId))
-  for (const [h, other] of [[h1, h2], [h2, h1]] as Array<[Host, Host]>) {
+  for (const [h, others] of [[h1, [h2, h3]], [h2, [h1, h3]]] as Array<[Host, Host[]]>) {
     const r = await h.agent.cli(['cluster', 'rotate-key', '--json'])
     t.equal(r.code, 0, r.stderr)
     const rot = JSON.parse(r.stdout || '{}') as { publicKey?: string, device?: string, port?: number, switched?: string[], late?: string[], overlapMs?: number }
-    t.same([rot.switched, rot.late, rot.port], [[other.hostId], [], 51821], `${h.hostId}: ${other.hostId} switched to the new key before the old one was retired`)
+    const ids = others.map((o) => o.hostId).sort()
+    t.same([[...rot.switched ?? []].sort(), rot.late, rot.port], [ids, [], 51821], `${h.hostId}: ${ids.join(' and ')} switched to the new key before the old one was retired`)
     t.equal(rot.device, wgDeviceName(h.hostId, 1), `${h.hostId}: the new key runs on the second slot's device`)
     t.comment(`${h.hostId}: both keys accepted for ${rot.overlapMs ?? -1} ms`)
     t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === wgDeviceName(h.hostId)), `${h.hostId}: the old device is gone`)
@@ -288,6 +347,18 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     t.comment(`stream: ${LINES} lines sent every 20 ms; longest gap at the server ${(Math.max(...gaps) * 1000).toFixed(0)} ms, median ${(gaps.sort((a, b) => a - b)[Math.floor(gaps.length / 2)]! * 1000).toFixed(0)} ms`)
   }
   t.match(await fetch('ove', secretIp!, SECRET), SECRET, 'new connections work on the new keys')
+  t.match(await fetch('ove', secretIp!, SECRET, h3), SECRET, 'from behind the NAT too')
+
+  // A host's departure: host 3's agent stops (killed: no goodbye); once its heartbeat is older than the host
+  // TTL (10 s), the next heartbeat of another host removes it, and hosts 1 and 2 drop it from their devices.
+  await stopNat()
+  await h3.agent.kill('SIGKILL')
+  const t3 = `${tunnelAddress(h3.hostId)}/32`
+  for (const h of [h1, h2]) {
+    const st = await observe(() => deviceState(h.hostId), (d) => d !== undefined && !d.peers.some((p) => p.allowedIps.includes(t3)), { timeoutMs: 40_000, everyMs: 250 })
+    t.same(st?.peers.map((p) => p.allowedIps).sort(), [[`${tunnelAddress((h === h1 ? h2 : h1).hostId)}/32`]], `${h.hostId}: host 3 is no WireGuard peer any more, the other host still is`)
+  }
+  t.match(await fetch('ove', secretIp!, SECRET), SECRET, 'hosts 1 and 2 still reach each other over the encrypted overlay')
 
   for (const s of servers) await s.kill()
   for (const h of hosts) {
@@ -300,5 +371,75 @@ await t.test('an encrypted overlay across two hosts', async (t) => {
     }
     t.notOk(sh(['ip', '-n', h.ns, 'route'], { allowFailure: true }).includes('100.64.'), `${h.hostId}: no tunnel route left`)
     t.equal((await ferry(h, ['network', 'rm', 'ovp'])).code, 0)
+  }
+})
+
+await t.test('an encrypted overlay over an IPv6 underlay', async (t) => {
+  // As test/e2e/runtime-overlay.test.ts: the VTEPs are IPv6 addresses of the underlay link, Redis stays on IPv4.
+  const ul = underlay(t, 'fy6ul', REDIS_IP)
+  await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
+  const hosts: Host[] = []
+  for (const i of [1, 2]) {
+    const ns = underlayHost(t, ul, `fy6h${i}`, `vr${i}`, `192.0.2.2${i}`)
+    const vtep = `fd00:ff::2${i}`
+    sh(['ip', '-n', ns, 'addr', 'add', `${vtep}/64`, 'dev', 'eth0', 'nodad'])
+    const hostId = `wg6${i}x${process.pid}`
+    const agent = await startAgent(t, {
+      ns, pluginName: `fy6h${i}x${process.pid}`, dockerHost: 'unix:///nonexistent/ferry-test-docker.sock',
+      args: ['--cluster', `redis://${REDIS_IP}:6379`, '--advertise-addr', vtep, '--host-id', hostId, '--reconcile-interval', '0', '--firewall-backend', i === 1 ? 'nftables' : 'iptables'],
+    })
+    hosts.push({ ns, hostId, ip: vtep, agent })
+  }
+  const [h1, h2] = hosts as [Host, Host]
+  t.teardown(() => { if (!t.passing()) for (const h of hosts) t.comment(h.agent.logs().split('\n').filter((l) => !l.includes('engine event')).slice(-40).join('\n')) })
+  for (const h of hosts) {
+    const r = await ferry(h, ['network', 'create', 'ove6', '--subnet', '10.49.0.0/24', '-o', 'ferry.overlay=ove6', '-o', 'ferry.encrypt=wireguard'])
+    t.equal(r.code, 0, r.stderr)
+  }
+  const links = ipJson<Array<{ ifname: string, mtu: number, linkinfo?: { info_kind: string, info_data?: { port: number, local?: string } } }>>(h1.ns, ['-d', 'link'])
+  t.equal(links.find((l) => l.ifname === wgDeviceName(h1.hostId))?.mtu, 1420, 'the WireGuard device: underlay MTU - 80 (IPv6 40, UDP 8, WireGuard 32)')
+  t.same(links.filter((l) => l.linkinfo?.info_kind === 'vxlan').map((l) => [l.linkinfo?.info_data?.port, l.linkinfo?.info_data?.local, l.mtu]),
+    [[ENCRYPTED_VXLAN_PORT, tunnelAddress(h1.hostId), 1370]], 'the encrypted VXLAN on the (IPv4) tunnel address, MTU 1500 - 80 - 50')
+
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-wg6cap-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const pcap = join(dir, 'ul.pcap')
+  const dump = spawn('ip', ['netns', 'exec', ul.ns, 'tcpdump', '-i', 'vr1', '-n', '--immediate-mode', '-U', '-s', '0', '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const dumpDone = new Promise((res) => dump.once('exit', res))
+  t.teardown(async () => { if (dump.exitCode === null) { dump.kill('SIGKILL'); await dumpDone } })
+  let dumpErr = ''
+  dump.stderr.on('data', (b: Buffer) => { dumpErr += b.toString() })
+  await until('tcpdump listens', () => dumpErr.includes('listening on'), 10_000)
+
+  const server = spawn('ip', ['netns', 'exec', h1.ns, ...NODE, ENTRY, 'run', '--name', 'far6', '--net', 'ove6', '--', 'busybox', 'nc', '-ll', '-p', '80', '-e', 'echo', SECRET],
+    { env: { ...cleanEnv(), FERRY_API_SOCKET: h1.agent.apiSocket }, stdio: 'ignore' })
+  const done = new Promise((res) => server.once('exit', res))
+  t.teardown(async () => { if (server.exitCode === null && server.signalCode === null) { server.kill('SIGKILL'); await done } })
+  const far = await observe(async () => (JSON.parse((await ferry(h1, ['ps', '--json'])).stdout || '[]') as Array<{ name: string, address?: string }>).find((c) => c.name === 'far6'),
+    (f) => f?.address !== undefined, { timeoutMs: 40_000, everyMs: 100 })
+  const ip = far?.address ?? 'none'
+  const out = await observe(async () => (await ferry(h2, ['run', '--net', 'ove6', '--', 'busybox', 'sh', '-c', `echo | nc -w 2 ${ip} 80; nslookup far6`])).stdout,
+    (o) => o.includes(SECRET) && o.includes(`Address: ${ip}`), { timeoutMs: 40_000, everyMs: 300 })
+  t.match(out, SECRET, 'reached on the other host over the encrypted overlay')
+  t.match(out, new RegExp(`Address: ${ip.replace(/\./g, '\\.')}`), 'and resolved by name over it')
+  const st = await deviceState(h2.hostId)
+  t.same(st?.peers.map((p) => [p.endpoint, p.allowedIps]), [[`[${h1.ip}]:51820`, [`${tunnelAddress(h1.hostId)}/32`]]], 'host 2 sends to host 1\'s IPv6 endpoint')
+
+  await sleep(300)
+  dump.kill('SIGINT')
+  await dumpDone
+  t.notOk(readFileSync(pcap).includes(SECRET), 'the payload never crosses the underlay in the clear')
+  const wg6 = sh(['tcpdump', '-r', pcap, '-n', 'ip6 and udp port 51820'], { allowFailure: true }).split('\n').filter(Boolean).length
+  t.ok(wg6 > 0, `WireGuard over IPv6 crossed the underlay (${wg6} packets)`)
+
+  server.kill('SIGTERM')
+  await done
+  for (const h of hosts) {
+    t.equal((await ferry(h, ['network', 'rm', 'ove6'])).code, 0)
+    const dev = wgDeviceName(h.hostId)
+    t.notOk(ipJson<Array<{ ifname: string }>>(h.ns, ['link']).some((l) => l.ifname === dev), `${h.hostId}: no WireGuard device left`)
+    const left = await observe(() => [wgProcesses(dev), existsSync(`/var/run/wireguard/${dev}.sock`)], ([p, sock]) => p === '' && sock === false, { timeoutMs: 5000, everyMs: 100 })
+    t.same(left, ['', false], `${h.hostId}: no wireguard-go and no UAPI socket left`)
+    t.notOk(sh(['ip', '-n', h.ns, 'route'], { allowFailure: true }).includes('100.64.'), `${h.hostId}: no tunnel route left`)
   }
 })
