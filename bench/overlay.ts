@@ -30,7 +30,9 @@
  *    agent's namespace. Those drop events in a burst of thousands, so the end
  *    of a bulk programming is taken from the agent's own debug log line
  *    ('overlay peers programmed') once a dump confirms every entry is there.
- * 2. Convergence. Two hosts with a dockerd and an agent each. A probe container
+ * 2. Convergence. Two hosts with a dockerd and an agent each, and two overlays
+ *    side by side: a plain one and an encrypted one (`-o ferry.encrypt=wireguard`,
+ *    docs/encryption.md; wireguard-go). For each overlay in turn, a probe container
  *    runs on host 2; for each of `--containers` containers, `docker run -d --ip X`
  *    on host 1, and from `docker run` returning to the first echo reply that the
  *    probe gets from X. The probe is a busybox ping at 10 ms intervals started
@@ -40,9 +42,17 @@
  *    not used for probing: its own cost is printed for comparison. Host 2's
  *    kernel is watched too (`ip monitor neigh`): when the peer got programmed.
  *    Negative times: reachable before `docker run` returned.
- * 3. Throughput. A bounded TCP bulk transfer (node server and client, `--seconds`
- *    each, `--reps` times, median) between containers on the two hosts over the
- *    overlay, and between the two host namespaces over the plain underlay.
+ * 3. Throughput and latency, over three paths: between the two host namespaces
+ *    over the underlay alone, and between containers on the two hosts over the
+ *    plain overlay and over the encrypted one (ratios against the plain overlay,
+ *    the anchor). Throughput: a bounded TCP bulk transfer (node server and client,
+ *    `--seconds` each, `--reps` times interleaved, median). Latency: 2,000 TCP
+ *    round trips of 64 bytes on one connection (p50, p99).
+ * 4. Key-rotation gap. On the encrypted overlay, a TCP stream of 64-byte
+ *    requests every 10 ms, each echoed, for 8 s; host 1 rotates its key
+ *    (`ferry cluster rotate-key`) at 1.5 s and host 2 1.5 s after that. The
+ *    figure is the longest time between two echoes arriving (the stall), against
+ *    the same stream without a rotation; the stream must end without an error.
  *
  * Run as root; the npm script builds dist/ first (the agent runs from it).
  * Namespaces, engines, agents and Redis are removed at the end, on failure and
@@ -88,8 +98,18 @@ const SCALE_SUBNET = '10.60.0.0/14'
 const SCALE_GATEWAY = '10.60.0.1'
 const SCALE_PREFIX = '10.6'
 const CHURN_IP = '10.63.250.1'
-const OV_SUBNET = '10.40.0.0/16'
+/** The two overlays of the cluster phase: plain (the anchor) and encrypted. */
+const OVERLAYS = [
+  { label: 'plain overlay', net: 'ov1', subnet: '10.40.0.0/16', prefix: '10.40', opts: [] as string[] },
+  { label: 'encrypted overlay', net: 'ove1', subnet: '10.41.0.0/16', prefix: '10.41', opts: ['-o', 'ferry.encrypt=wireguard'] },
+] as const
+type Overlay = typeof OVERLAYS[number]
 const TP_PORT = 5201
+const LAT_PORT = 5202
+/** Round trips of the latency measure, and the stall stream's request interval and length. */
+const LAT_TRIPS = 2000
+const STALL_EVERY_MS = 10
+const STALL_SECONDS = 8
 const PROBE_MS = 10
 
 /** `--name VALUE` from the command line. */
@@ -614,7 +634,7 @@ async function startHost (t: Teardowns, ul: Underlay, i: number, url: string): P
   await ensureBusyboxImage(d)
   const plugin = `fyob${i}x${process.pid}`
   const agent = await startAgent(t, { ns, pluginName: plugin, dockerd: d, args: ['--cluster', url, '--advertise-addr', ip, '--host-id', `h${i}`] })
-  await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', OV_SUBNET, '-o', 'ferry.overlay=ov1', 'ov1'])
+  for (const ov of OVERLAYS) await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', ov.subnet, '-o', `ferry.overlay=${ov.net}`, ...ov.opts, ov.net])
   return { name: `h${i}`, ns, ip, d, agent, plugin }
 }
 
@@ -647,26 +667,27 @@ function probe (t: Teardowns, pid: number, ip: string, timeoutMs: number): Probe
 
 interface ConvergenceResult { reply: number[], kernel: number[], run: number[], execMs: number }
 
-async function convergence (t: Teardowns, h1: Host, h2: Host): Promise<ConvergenceResult> {
-  section(`convergence: docker run -d on ${h1.name} → first echo reply on ${h2.name} (${CONTAINERS} containers after ${WARMUP} warm-up)`)
-  await h2.d.dockerOk(['run', '-d', '--net', 'ov1', '--name', 'probe', 'bb', 'sleep', '3600'])
-  const pid = await h2.d.pidOf('probe')
+async function convergence (t: Teardowns, h1: Host, h2: Host, ov: Overlay): Promise<ConvergenceResult> {
+  section(`convergence, ${ov.label}: docker run -d on ${h1.name} → first echo reply on ${h2.name} (${CONTAINERS} containers after ${WARMUP} warm-up)`)
+  const probeName = `probe-${ov.net}`
+  await h2.d.dockerOk(['run', '-d', '--net', ov.net, '--name', probeName, 'bb', 'sleep', '3600'])
+  const pid = await h2.d.pidOf(probeName)
   // The probe's own ARP retries: 10 ms instead of 1 s (inside the probe container's namespace only).
   sh(['nsenter', '-t', String(pid), '-n', 'sysctl', '-q', '-w', 'net.ipv4.neigh.eth0.retrans_time_ms=10'])
   const execRuns: number[] = []
-  for (let i = 0; i < 5; i++) execRuns.push((await timed(() => h2.d.dockerOk(['exec', 'probe', 'true']))).ms)
+  for (let i = 0; i < 5; i++) execRuns.push((await timed(() => h2.d.dockerOk(['exec', probeName, 'true']))).ms)
 
-  const watch = new KernelWatch(t, h2.ns, '10.40.')
+  const watch = new KernelWatch(t, h2.ns, `${ov.prefix}.`)
   const reply: number[] = []
   const kernel: number[] = []
   const run: number[] = []
   for (let i = 0; i < WARMUP + CONTAINERS; i++) {
-    const ip = `10.40.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`
+    const ip = `${ov.prefix}.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`
     const p = probe(t, pid, ip, 15_000)
     const t0 = performance.now()
-    const r = await h1.d.docker(['run', '-d', '--net', 'ov1', '--ip', ip, '--name', `cv${i}`, 'bb', 'sleep', '3600'])
+    const r = await h1.d.docker(['run', '-d', '--net', ov.net, '--ip', ip, '--name', `cv-${ov.net}-${i}`, 'bb', 'sleep', '3600'])
     const returnedAt = performance.now()
-    if (r.code !== 0) { p.stop(); throw new Error(`docker run cv${i} on ${h1.name} failed: ${r.stderr}`) }
+    if (r.code !== 0) { p.stop(); throw new Error(`docker run cv-${ov.net}-${i} on ${h1.name} failed: ${r.stderr}`) }
     const at = await p.replyAt
     if (i < WARMUP) continue
     run.push(returnedAt - t0)
@@ -699,13 +720,7 @@ setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.ex
 
 /** Start the counting server with `enter` (argv prefix into a namespace); resolves when it listens. */
 async function tpServer (t: Teardowns, enter: string[], host: string): Promise<void> {
-  const child = spawn(enter[0]!, [...enter.slice(1), ...NODE, '-e', TP_SERVER, host, String(TP_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(() => { child.kill('SIGKILL') })
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the throughput server did not start')), 15_000)
-    child.stdout.on('data', (b: Buffer) => { if (b.toString().includes('ready')) { clearTimeout(timer); resolve() } })
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the throughput server exited (${code})`)) })
-  })
+  await startServer(t, enter, TP_SERVER, host, TP_PORT)
 }
 
 /** Mbit/s of one bounded transfer from the client namespace to host:TP_PORT. */
@@ -716,27 +731,116 @@ async function tpTransfer (enter: string[], host: string, seconds: number): Prom
   return out.bytes * 8 / 1e6 / (out.ms / 1000)
 }
 
-interface ThroughputResult { overlay: number[], underlay: number[], mtu: number }
+/** Echoes everything on port argv[2] (address argv[1]); exits after 5 minutes in any case. */
+const ECHO_SERVER = `
+const net = require('net');
+setTimeout(() => process.exit(0), 300000).unref();
+net.createServer((s) => { s.setNoDelay(true); s.on('error', () => {}); s.pipe(s) }).listen(Number(process.argv[2]), process.argv[1], () => console.log('ready'));`
 
-async function throughput (t: Teardowns, h1: Host, h2: Host): Promise<ThroughputResult> {
-  section(`throughput: ${REPS}× ${SECONDS} s TCP bulk transfer, ${h2.name} → ${h1.name}, interleaved`)
-  await h1.d.dockerOk(['run', '-d', '--net', 'ov1', '--name', 'tpsrv', 'bb', 'sleep', '3600'])
-  await h2.d.dockerOk(['run', '-d', '--net', 'ov1', '--name', 'tpcli', 'bb', 'sleep', '3600'])
-  const srvIp = (await h1.d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.ov1.IPAddress}}', 'tpsrv'])).trim()
-  const inSrv = ['nsenter', '-t', String(await h1.d.pidOf('tpsrv')), '-n']
-  const inCli = ['nsenter', '-t', String(await h2.d.pidOf('tpcli')), '-n']
-  const mtu = (JSON.parse(sh([...inSrv, 'ip', '-j', 'link', 'show', 'eth0'])) as Array<{ mtu?: number }>)[0]?.mtu ?? NaN
-  await tpServer(t, inSrv, srvIp)
-  await tpServer(t, ['ip', 'netns', 'exec', h1.ns], h1.ip)
-  await tpTransfer(inCli, srvIp, 1) // warm-up: ARP, JIT
-  await tpTransfer(['ip', 'netns', 'exec', h2.ns], h1.ip, 1)
-  const overlay: number[] = []
-  const underlayRuns: number[] = []
-  for (let i = 0; i < REPS; i++) {
-    overlay.push(await tpTransfer(inCli, srvIp, SECONDS))
-    underlayRuns.push(await tpTransfer(['ip', 'netns', 'exec', h2.ns], h1.ip, SECONDS))
+/** argv[3] round trips of 64 bytes, one at a time, after 50 unmeasured; prints {us: [...]}, or {error}. */
+const LAT_CLIENT = `
+const net = require('net'); const [host, port, n] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const msg = Buffer.alloc(64, 98); const us = []; let i = -50; let got = 0; let t0 = 0n;
+const s = net.connect(port, host, () => { s.setNoDelay(true); t0 = process.hrtime.bigint(); s.write(msg) });
+s.on('data', (b) => { got += b.length; if (got < 64) return; got -= 64;
+  if (i >= 0) us.push(Number(process.hrtime.bigint() - t0) / 1000);
+  if (++i >= n) { console.log(JSON.stringify({ us })); process.exit(0) }
+  t0 = process.hrtime.bigint(); s.write(msg) });
+s.on('error', (e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1) });
+setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(1) }, 60000).unref();`
+
+/**
+ * 64 bytes every argv[3] ms for argv[4] s, each echoed; prints the longest time between two arrivals of echoed
+ * data ({maxGapMs, echoes, sent, error?}): a stall of the stream. Ends with an error on a reset.
+ */
+const STALL_CLIENT = `
+const net = require('net'); const [host, port, every, secs] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4])];
+const msg = Buffer.alloc(64, 99); let sent = 0; let bytes = 0; let last = 0; let maxGap = 0; let timer;
+const done = (error) => { clearInterval(timer); console.log(JSON.stringify({ maxGapMs: maxGap, echoes: Math.floor(bytes / 64), sent, error })); process.exit(error ? 1 : 0) };
+const s = net.connect(port, host, () => { s.setNoDelay(true); last = performance.now(); timer = setInterval(() => { s.write(msg); sent++ }, every);
+  setTimeout(() => { clearInterval(timer); setTimeout(() => done(bytes >= sent * 64 ? undefined : 'echoes missing'), 3000) }, secs * 1000) });
+s.on('data', (b) => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; bytes += b.length });
+s.on('error', (e) => done(String(e)));`
+
+/** Start node code `code` (argv: host, port) with `enter` (argv prefix into a namespace); resolves when it prints 'ready'. */
+async function startServer (t: Teardowns, enter: string[], code: string, host: string, port: number): Promise<void> {
+  const child = spawn(enter[0]!, [...enter.slice(1), ...NODE, '-e', code, host, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server on ${host}:${port} did not start`)), 15_000)
+    child.stdout.on('data', (b: Buffer) => { if (b.toString().includes('ready')) { clearTimeout(timer); resolve() } })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the server on ${host}:${port} exited (${code})`)) })
+  })
+}
+
+/** Run node client code in a namespace; its stdout's JSON, or an error with what it said. */
+async function runClient<T extends { error?: string }> (enter: string[], code: string, args: Array<string | number>, timeoutMs: number): Promise<T> {
+  const r = await execFile([...enter, ...NODE, '-e', code, ...args.map(String)], { timeoutMs, allowFailure: true })
+  const out = JSON.parse(r.stdout.trim() || '{}') as T
+  if (out.error !== undefined || r.code !== 0) throw new Error(`${args.slice(0, 2).join(':')}: ${out.error ?? r.stderr}`)
+  return out
+}
+
+/** One path of the throughput and latency phase: how to enter the server's and the client's namespaces, and the server's address. */
+interface Path { label: string, inSrv: string[], inCli: string[], srvIp: string, mtu: number }
+
+interface PathResult { label: string, mbit: number[], latUs: number[], mtu: number }
+
+/** The paths: the underlay (host namespaces), then each overlay between two containers made for it. */
+async function paths (h1: Host, h2: Host): Promise<Path[]> {
+  const out: Path[] = [{ label: 'underlay (host ns → host ns)', inSrv: ['ip', 'netns', 'exec', h1.ns], inCli: ['ip', 'netns', 'exec', h2.ns], srvIp: h1.ip, mtu: NaN }]
+  for (const ov of OVERLAYS) {
+    await h1.d.dockerOk(['run', '-d', '--net', ov.net, '--name', `tpsrv-${ov.net}`, 'bb', 'sleep', '3600'])
+    await h2.d.dockerOk(['run', '-d', '--net', ov.net, '--name', `tpcli-${ov.net}`, 'bb', 'sleep', '3600'])
+    const srvIp = (await h1.d.dockerOk(['inspect', '-f', `{{.NetworkSettings.Networks.${ov.net}.IPAddress}}`, `tpsrv-${ov.net}`])).trim()
+    const inSrv = ['nsenter', '-t', String(await h1.d.pidOf(`tpsrv-${ov.net}`)), '-n']
+    const inCli = ['nsenter', '-t', String(await h2.d.pidOf(`tpcli-${ov.net}`)), '-n']
+    const mtu = (JSON.parse(sh([...inSrv, 'ip', '-j', 'link', 'show', 'eth0'])) as Array<{ mtu?: number }>)[0]?.mtu ?? NaN
+    out.push({ label: `${ov.label} (container → container)`, inSrv, inCli, srvIp, mtu })
   }
-  return { overlay, underlay: underlayRuns, mtu }
+  return out
+}
+
+async function throughput (t: Teardowns, h1: Host, h2: Host): Promise<PathResult[]> {
+  section(`throughput and latency: ${REPS}× ${SECONDS} s TCP bulk transfer and ${LAT_TRIPS} round trips of 64 bytes, ${h2.name} → ${h1.name}, interleaved`)
+  const ps = await paths(h1, h2)
+  for (const p of ps) {
+    await tpServer(t, p.inSrv, p.srvIp)
+    await startServer(t, p.inSrv, ECHO_SERVER, p.srvIp, LAT_PORT)
+    await tpTransfer(p.inCli, p.srvIp, 1) // warm-up: ARP, JIT, the WireGuard handshake
+  }
+  const res: PathResult[] = ps.map((p) => ({ label: p.label, mbit: [], latUs: [], mtu: p.mtu }))
+  for (let i = 0; i < REPS; i++) {
+    for (const [j, p] of ps.entries()) res[j]!.mbit.push(await tpTransfer(p.inCli, p.srvIp, SECONDS))
+  }
+  for (const [j, p] of ps.entries()) res[j]!.latUs = (await runClient<{ us: number[], error?: string }>(p.inCli, LAT_CLIENT, [p.srvIp, LAT_PORT, LAT_TRIPS], 70_000)).us
+  return res
+}
+
+interface RotationGap { baselineMs: number[], rotationMs: number[], overlapMs: number[] }
+
+/** The longest stall of an echoed stream on the encrypted overlay, without and with a key rotation of each host (see the module comment). */
+async function rotationGap (h1: Host, h2: Host): Promise<RotationGap> {
+  const ov = OVERLAYS[1]
+  section(`key-rotation gap: ${ov.label}, 64 bytes echoed every ${STALL_EVERY_MS} ms for ${STALL_SECONDS} s, ${h2.name} → ${h1.name}; ${REPS}× without and with a rotation of each host`)
+  const srvIp = (await h1.d.dockerOk(['inspect', '-f', `{{.NetworkSettings.Networks.${ov.net}.IPAddress}}`, `tpsrv-${ov.net}`])).trim()
+  const inCli = ['nsenter', '-t', String(await h2.d.pidOf(`tpcli-${ov.net}`)), '-n']
+  const stream = (): Promise<{ maxGapMs: number, error?: string }> => runClient(inCli, STALL_CLIENT, [srvIp, LAT_PORT, STALL_EVERY_MS, STALL_SECONDS], STALL_SECONDS * 1000 + 30_000)
+  const out: RotationGap = { baselineMs: [], rotationMs: [], overlapMs: [] }
+  for (let i = 0; i < REPS; i++) {
+    out.baselineMs.push((await stream()).maxGapMs)
+    const running = stream()
+    for (const h of [h1, h2]) {
+      await sleep(1500)
+      const r = await h.agent.cli(['cluster', 'rotate-key', '--json'])
+      if (r.code !== 0) throw new Error(`ferry cluster rotate-key on ${h.name} failed: ${r.stderr}`)
+      const rot = JSON.parse(r.stdout) as { overlapMs: number, late: string[] }
+      if (rot.late.length > 0) throw new Error(`${h.name}'s rotation retired the old key before ${rot.late.join(', ')} switched`)
+      out.overlapMs.push(rot.overlapMs)
+    }
+    out.rotationMs.push((await running).maxGapMs)
+  }
+  return out
 }
 
 // ---- main ----------------------------------------------------------------------------------------------
@@ -774,34 +878,57 @@ function scaleTable (rows: readonly ScaleResult[]): string {
       `${(r.rssKiB / 1024).toFixed(0)} (${(r.hwmKiB / 1024).toFixed(0)})`, r.redisBytesPerEndpoint.toFixed(0), r.plannerUs.toFixed(1)])])
 }
 
-interface ClusterResult { conv: ConvergenceResult, tp: ThroughputResult }
+interface ClusterResult { conv: ConvergenceResult[], tp: PathResult[], gap: RotationGap }
+
+const ratio = (x: number, anchor: number): string => (x / anchor).toFixed(2)
 
 async function clusterPhase (t: Teardowns, ul: Underlay): Promise<ClusterResult> {
   const url = `redis://${REDIS_IP}:6379`
   await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
   const h1 = await startHost(t, ul, 1, url)
   const h2 = await startHost(t, ul, 2, url)
-  const conv = await convergence(t, h1, h2)
-  console.log(table([['ms', 'n', 'p50', 'p90', 'p99', 'min', 'max'],
-    distRow('first echo reply on h2, after docker run returned', conv.reply),
-    distRow('peer in h2\'s kernel, after docker run returned', conv.kernel),
-    distRow('peer in h2\'s kernel, after docker run started', conv.kernel.map((k, i) => k + conv.run[i]!)),
-    distRow('docker run -d on h1 (wall time)', conv.run)]))
-  console.log(`probe: busybox ping every ${PROBE_MS} ms via nsenter (\`docker exec probe true\` alone takes ${ms(conv.execMs)} ms, p50 of 5); negative: before docker run returned`)
+  const conv: ConvergenceResult[] = []
+  for (const ov of OVERLAYS) {
+    const c = await convergence(t, h1, h2, ov)
+    conv.push(c)
+    console.log(table([['ms', 'n', 'p50', 'p90', 'p99', 'min', 'max'],
+      distRow('first echo reply on h2, after docker run returned', c.reply),
+      distRow('peer in h2\'s kernel, after docker run returned', c.kernel),
+      distRow('peer in h2\'s kernel, after docker run started', c.kernel.map((k, i) => k + c.run[i]!)),
+      distRow('docker run -d on h1 (wall time)', c.run)]))
+    console.log(`probe: busybox ping every ${PROBE_MS} ms via nsenter (\`docker exec\` alone takes ${ms(c.execMs)} ms, p50 of 5); negative: before docker run returned`)
+  }
   const tp = await throughput(t, h1, h2)
-  console.log(table([['Mbit/s', ...tp.overlay.map((_, i) => `run ${i + 1}`), 'median'],
-    ['overlay (container → container)', ...tp.overlay.map((x) => x.toFixed(0)), median(tp.overlay).toFixed(0)],
-    ['underlay (host ns → host ns)', ...tp.underlay.map((x) => x.toFixed(0)), median(tp.underlay).toFixed(0)]]))
-  return { conv, tp }
+  const anchor = tp[1]!
+  console.log(table([['Mbit/s', ...anchor.mbit.map((_, i) => `run ${i + 1}`), 'median', '/ plain overlay', 'latency p50 µs', 'p99 µs', '/ plain overlay (p50)', 'MTU'],
+    ...tp.map((p) => [p.label, ...p.mbit.map((x) => x.toFixed(0)), median(p.mbit).toFixed(0), ratio(median(p.mbit), median(anchor.mbit)),
+      median(p.latUs).toFixed(0), quantile(p.latUs, 0.99).toFixed(0), ratio(median(p.latUs), median(anchor.latUs)), Number.isFinite(p.mtu) ? String(p.mtu) : '1500 (underlay)'])]))
+  const gap = await rotationGap(h1, h2)
+  console.log(table([['longest stall ms', ...gap.baselineMs.map((_, i) => `run ${i + 1}`), 'max'],
+    ['no rotation', ...gap.baselineMs.map(ms), ms(Math.max(...gap.baselineMs))],
+    ['h1 then h2 rotate their keys', ...gap.rotationMs.map(ms), ms(Math.max(...gap.rotationMs))]]))
+  console.log(`both keys accepted during each rotation: ${gap.overlapMs.map(ms).join(', ')} ms`)
+  return { conv, tp, gap }
 }
 
-function clusterSummary ({ conv, tp }: ClusterResult): string[] {
-  const p99 = quantile(conv.reply, 0.99)
-  const kernel = conv.kernel.filter(Number.isFinite)
+function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
+  const lines = conv.map((c, i) => {
+    const p99 = quantile(c.reply, 0.99)
+    const kernel = c.kernel.filter(Number.isFinite)
+    return `convergence, ${OVERLAYS[i]!.label} (docker run -d returned on h1 → first ping reply on h2): p50 ${sms(median(c.reply))} ms, p99 ${sms(p99)} ms over ${c.reply.length} (goal p99 < 200 ms: ${goal(p99 < 200)}); ` +
+      `peer in h2's kernel p50 ${sms(median(kernel))} ms, p99 ${sms(quantile(kernel, 0.99))} ms (docker run -d itself p50 ${ms(median(c.run))} ms; negative = before it returned)`
+  })
+  const [under, plain, enc] = tp as [PathResult, PathResult, PathResult]
+  const mb = (p: PathResult): number => median(p.mbit)
+  const lat = (p: PathResult): number => median(p.latUs)
   return [
-    `convergence (docker run -d returned on h1 → first ping reply on h2): p50 ${sms(median(conv.reply))} ms, p99 ${sms(p99)} ms over ${conv.reply.length} (goal p99 < 200 ms: ${goal(p99 < 200)}); ` +
-      `peer in h2's kernel p50 ${sms(median(kernel))} ms, p99 ${sms(quantile(kernel, 0.99))} ms (docker run -d itself p50 ${ms(median(conv.run))} ms; negative = before it returned)`,
-    `throughput: overlay ${median(tp.overlay).toFixed(0)} Mbit/s, underlay ${median(tp.underlay).toFixed(0)} Mbit/s, ratio ${(median(tp.overlay) / median(tp.underlay)).toFixed(2)} (overlay MTU ${tp.mtu})`,
+    ...lines,
+    `throughput (anchor: the plain overlay, ${mb(plain).toFixed(0)} Mbit/s, MTU ${plain.mtu}): underlay ${mb(under).toFixed(0)} Mbit/s (${ratio(mb(under), mb(plain))}), ` +
+      `encrypted overlay ${mb(enc).toFixed(0)} Mbit/s (${ratio(mb(enc), mb(plain))}, MTU ${enc.mtu}; userspace wireguard-go)`,
+    `latency p50 (anchor: the plain overlay, ${lat(plain).toFixed(0)} µs): underlay ${lat(under).toFixed(0)} µs (${ratio(lat(under), lat(plain))}), encrypted overlay ${lat(enc).toFixed(0)} µs (${ratio(lat(enc), lat(plain))}); ` +
+      `p99 ${quantile(under.latUs, 0.99).toFixed(0)} / ${quantile(plain.latUs, 0.99).toFixed(0)} / ${quantile(enc.latUs, 0.99).toFixed(0)} µs`,
+    `key-rotation gap: longest stall of an echoed stream (64 B every ${STALL_EVERY_MS} ms) ${ms(Math.max(...gap.rotationMs))} ms while both hosts rotated (median of runs ${ms(median(gap.rotationMs))}), ` +
+      `${ms(Math.max(...gap.baselineMs))} ms without a rotation; both keys accepted ${ms(median(gap.overlapMs))} ms per rotation (median)`,
   ]
 }
 
