@@ -935,7 +935,8 @@ function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
 async function main (t: Teardowns): Promise<void> {
   const started = performance.now()
   if (SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 200_000)) throw new Error('--sizes must be whole numbers from 1 to 200,000 (the /14 of the scale overlay)')
-  console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${SIZES.join(', ')} peers at scale, ${CONTAINERS} containers for convergence, ${REPS}×${SECONDS} s transfers`)
+  const what = [...(PHASES.has('scale') ? [`${SIZES.join(', ')} peers at scale`] : []), ...(PHASES.has('cluster') ? [`${CONTAINERS} containers for convergence per overlay (plain, encrypted), ${REPS}×${SECONDS} s transfers`] : [])]
+  console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${what.join(', ')}`)
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores: other work on the machine skews every figure)`)
   const ul = underlay(t)
   const summary: string[] = []

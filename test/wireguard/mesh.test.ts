@@ -49,8 +49,7 @@ interface Host extends PeerHost { wg: RecordingWireGuard, mesh: WireGuardMesh }
 
 const saved = new Map<string, string>()
 
-async function host (t: T, cluster: MemoryCluster, n: number, endpoint?: string): Promise<Host> {
-  const vtep = `192.168.50.${n}`
+async function host (t: T, cluster: MemoryCluster, n: number, endpoint?: string, vtep = `192.168.50.${n}`): Promise<Host> {
   const wg = new RecordingWireGuard()
   const mesh = new WireGuardMesh({
     hostId: `h${n}`, keys: generateKeyPair(), port: 51820, tunnel: `100.64.0.${n}`, driver: wg, rotationWaitMs: 300, ...(endpoint !== undefined ? { endpoint } : {}),
@@ -199,6 +198,17 @@ t.test('a host behind NAT (--wireguard-endpoint): peers send to its public endpo
   await h1.mesh.rotateKey()
   for (let i = 0; i < 50 && (await endpointOfH1()) !== '203.0.113.7:40001'; i++) await new Promise((resolve) => setImmediate(resolve))
   t.equal(await endpointOfH1(), '203.0.113.7:40001')
+})
+
+t.test('an IPv6 underlay: peers at [IPv6]:port, the WireGuard device 80 bytes under the underlay, the tunnel still IPv4', async (t) => {
+  const cluster = new MemoryCluster()
+  const [h1, h2] = [await host(t, cluster, 1, undefined, 'fd00:50::1'), await host(t, cluster, 2, undefined, 'fd00:50::2')] as [Host, Host]
+  for (const h of [h1, h2]) await join(h)
+  t.match(h1.wg.devices.get(h1.mesh.device)?.cfg, { addressCidr: '100.64.0.1/16', mtu: 1420 }, 'underlay MTU - 80 (IPv6 40, UDP 8, WireGuard 32)')
+  t.match(h1.sync.devices('ove'), { local: '100.64.0.1', port: 4799, mtu: 1370 }, 'the encrypted VXLAN on the IPv4 tunnel address, MTU 1500 - 80 - 50')
+  await publish(h2, 'e2', '10.31.0.12')
+  t.same(await fdbOf(h1), [[overlayMac('10.31.0.12'), '100.64.0.2']], 'the FDB points at the peer\'s tunnel address')
+  t.same((h1.wg.devices.get(h1.mesh.device)?.peers ?? []).map((p) => [p.hostId, p.endpoint]), [['h2', '[fd00:50::2]:51820']], 'the peer\'s endpoint is its IPv6 VTEP in brackets')
 })
 
 t.test('a rotation that fails part way leaves the old key working', async (t) => {
