@@ -8,7 +8,7 @@ import { fastifyOptions } from '../util/http.js'
 import { ERROR_CODES, FerryError, httpStatus, toFerryError } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
 import { registerRuntimeRoutes, type RuntimeApi } from './runtime.js'
-import { resolveEndpoints, resolveNetwork } from '../util/resolve.js'
+import { MAX_KEY_LENGTH, resolveEndpoints, resolveNetwork } from '../util/resolve.js'
 
 export interface NetworkView extends NetworkRecord { name: string, endpoints: number }
 export interface EndpointView extends EndpointRecord { container: string, containerId: string, networkName: string }
@@ -33,7 +33,7 @@ export interface AgentView {
   pool? (poolId: string): PoolRecord | undefined
 }
 
-const idOrName = { type: 'string', minLength: 1, maxLength: 256 } as const
+const idOrName = { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH } as const
 
 export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance {
   // A name or id in the path may be as long as the schemas allow (src/util/resolve.ts MAX_KEY_LENGTH), not the router's default 100.
