@@ -8,6 +8,7 @@ import { fastifyOptions } from '../util/http.js'
 import { ERROR_CODES, FerryError, httpStatus, toFerryError } from '../errors/errors.js'
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
 import { registerRuntimeRoutes, type RuntimeApi } from './runtime.js'
+import { MAX_KEY_LENGTH, resolveEndpoints, resolveNetwork } from '../util/resolve.js'
 
 export interface NetworkView extends NetworkRecord { name: string, endpoints: number }
 export interface EndpointView extends EndpointRecord { container: string, containerId: string, networkName: string }
@@ -32,10 +33,11 @@ export interface AgentView {
   pool? (poolId: string): PoolRecord | undefined
 }
 
-const idOrName = { type: 'string', minLength: 1, maxLength: 256 } as const
+const idOrName = { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH } as const
 
 export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance {
-  const app = Fastify(fastifyOptions(log, 'api'))
+  // A name or id in the path may be as long as the schemas allow (src/util/resolve.ts MAX_KEY_LENGTH), not the router's default 100.
+  const app = Fastify({ ...fastifyOptions(log, 'api'), routerOptions: { maxParamLength: 1024 } })
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const ferr = error.validation
       ? new FerryError('INVALID_REQUEST', `invalid request: ${error.message}`, { cause: error })
@@ -47,15 +49,7 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
     reply.code(404).send({ error: { code: 'UNKNOWN_METHOD', category: ERROR_CODES.UNKNOWN_METHOD.category, message: `no such API route ${request.method} ${request.url}` } })
   })
 
-  const findNetwork = async (key: string): Promise<NetworkView> => {
-    const nets = await agent.networks()
-    const exact = nets.find((n) => n.id === key || n.name === key || n.bridge === key)
-    if (exact) return exact
-    const prefixed = nets.filter((n) => n.id.startsWith(key))
-    if (prefixed.length === 1) return prefixed[0]!
-    if (prefixed.length > 1) throw new FerryError('INVALID_REQUEST', `"${key}" matches ${prefixed.length} networks; give more of the id`)
-    throw new FerryError('NETWORK_NOT_FOUND', `no ferry network is named "${key}" or has that id`)
-  }
+  const findNetwork = async (key: string): Promise<NetworkView> => resolveNetwork(key, await agent.networks())
 
   app.get('/v1/status', async () => agent.status())
   app.get('/v1/networks', async () => agent.networks())
@@ -75,11 +69,11 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
     })
   app.get<{ Querystring: { target?: string } }>('/v1/ports', { schema: { querystring: { type: 'object', properties: { target: idOrName } } } },
     async (req) => {
-      let eps = (await agent.endpoints()).filter((e) => e.ports.length > 0)
+      let eps = await agent.endpoints()
       const target = req.query.target
       if (target) {
-        eps = eps.filter((e) => e.id.startsWith(target) || e.container === target || (e.containerId !== '' && e.containerId.startsWith(target)))
-        if (eps.length === 0) throw new FerryError('ENDPOINT_NOT_FOUND', `no container or endpoint "${target}" publishes ports through ferry`)
+        eps = resolveEndpoints(target, eps)
+        if (eps.length === 0) throw new FerryError('ENDPOINT_NOT_FOUND', `no container or endpoint is named "${target}" or has that id (ferry endpoint ls lists them)`)
       }
       return eps.flatMap((e) => e.ports.map((p) => ({ ...p, endpoint: e.id, container: e.container, network: e.networkName })))
     })

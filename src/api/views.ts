@@ -7,6 +7,7 @@
  * moment ago has its name.
  */
 import { FerryError } from '../errors/errors.js'
+import { resolveNetwork } from '../util/resolve.js'
 import { lossView, type FileStore } from '../store/store.js'
 import type { EngineNames } from '../docker/client.js'
 import type { Ipam } from '../ipam/ipam.js'
@@ -72,7 +73,7 @@ export interface ViewSources {
   store: Pick<FileStore, 'state' | 'writes' | 'journalWrites' | 'snapshots' | 'lastWriteMs' | 'loss'>
   engineNames (): Promise<EngineNames>
   /** Names ferry gave what it made without the engine (src/runtime); undefined while starting. */
-  runtimeNames (): { networkName (id: string): string | undefined, endpointOwner (id: string): string | undefined } | undefined
+  runtimeNames (): { networkName (id: string): string | undefined, endpointOwner (id: string): string | undefined, endpointOwnerId? (id: string): string | undefined } | undefined
   /** The DNS server and its records; undefined with --no-dns-server. */
   dns (): { server: Pick<DnsServer, 'query' | 'cacheFlush' | 'cacheStats' | 'upstreamHealth'>, records: Pick<AgentRecordSource, 'records'> } | undefined
   /** undefined without --cluster. */
@@ -143,29 +144,22 @@ export class AgentViews implements AgentView {
       return {
         ...e,
         container: c?.containerName.replace(/^\//, '') ?? runtime?.endpointOwner(e.id) ?? '',
-        containerId: c?.containerId ?? '',
+        containerId: c?.containerId ?? runtime?.endpointOwnerId?.(e.id) ?? '',
         networkName: names.networks.get(e.networkId) ?? runtime?.networkName(e.networkId) ?? e.networkId.slice(0, 12),
       }
     })
   }
 
-  /** The DNS scope of a network given by id, id prefix or overlay name (or the text itself). */
-  private scopeFor (network: string): string {
-    const n = this.s.driver.networks().find((x) => x.id === network || x.id.startsWith(network) || x.overlay?.name === network)
-    return n ? scopeOf(n) : network
-  }
-
-  /** The scope of a network given by the engine's name too. */
-  private scopeNamed (network: string, names: EngineNames): string {
-    const byName = new Map([...names.networks].map(([id, name]) => [name, id]))
-    return this.scopeFor(byName.get(network) ?? network)
+  /** The DNS scope of the network `network` names (src/util/resolve.ts: name, id, id prefix, bridge or overlay name). */
+  private async scopeNamed (network: string): Promise<string> {
+    return scopeOf(resolveNetwork(network, await this.networks()))
   }
 
   async dnsRecords (network?: string): Promise<unknown[]> {
     const dns = this.s.dns()
     if (!dns) throw new FerryError('UNSUPPORTED', NO_DNS)
     const names = await this.s.engineNames()
-    const scope = network === undefined ? undefined : this.scopeNamed(network, names)
+    const scope = network === undefined ? undefined : await this.scopeNamed(network)
     return dns.records.records().filter((r) => scope === undefined || r.network === scope).map((r) => ({
       network: r.network.startsWith('overlay:') ? r.network : (names.networks.get(r.network) ?? r.network.slice(0, 12)),
       name: r.name, aliases: r.aliases, ip: r.ip, ...(r.ip6 !== undefined ? { ip6: r.ip6 } : {}),
@@ -175,7 +169,7 @@ export class AgentViews implements AgentView {
   async dnsQuery (name: string, type: 'A' | 'PTR' | 'AAAA', network: string): Promise<Record<string, unknown>> {
     const dns = this.s.dns()
     if (!dns) throw new FerryError('UNSUPPORTED', NO_DNS)
-    const scope = this.scopeNamed(network, await this.s.engineNames())
+    const scope = await this.scopeNamed(network)
     const res = await dns.server.query(name, type, [scope]) as unknown as { rcode?: string, answers?: Array<{ name: string, type: string, ttl?: number, data?: unknown }> }
     return { rcode: res.rcode ?? 'NOERROR', answers: (res.answers ?? []).map((a) => ({ name: a.name, type: a.type, ttl: a.ttl, data: a.data })) }
   }
@@ -213,8 +207,9 @@ export class AgentViews implements AgentView {
     const names = await this.s.engineNames()
     let nets = this.s.driver.networks().filter((n) => n.overlay)
     if (network) {
-      nets = nets.filter((n) => n.overlay!.name === network || n.id.startsWith(network) || names.networks.get(n.id) === network)
-      if (nets.length === 0) throw new FerryError('NETWORK_NOT_FOUND', `no overlay network "${network}" on this host`)
+      const named = resolveNetwork(network, await this.networks())
+      nets = nets.filter((n) => n.id === named.id)
+      if (nets.length === 0) throw new FerryError('NETWORK_NOT_FOUND', `no overlay network "${network}" on this host (${named.name} is a bridge network)`)
     }
     // Per remote host of an encrypted overlay: its WireGuard handshake, bytes and whether traffic to it is encrypted now.
     const wg = nets.some(encrypted) ? await overlay.peers.wireguardStatus().catch(() => undefined) : undefined

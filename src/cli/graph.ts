@@ -14,6 +14,7 @@ import { FerryError } from '../errors/errors.js'
 import { apiRequester, apiSocketFrom, type ApiRequest } from '../api/client.js'
 import { execFile } from '../kernel/exec.js'
 import { compareIps, prefixLen } from '../util/ip.js'
+import { resolveNetwork } from '../util/resolve.js'
 import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
 import type { ClusterStatus, HostInfo } from '../cluster/types.js'
 import type { PeerReport, PeerReportRow } from '../vxlan/peers.js'
@@ -127,10 +128,6 @@ function portText (p: PortBinding): string {
   return `${host}:${range(p.hostPort, p.hostPortEnd)}->${range(p.containerPort, p.containerPortEnd)}/${p.proto}`
 }
 
-function matchesNetwork (n: GraphNetworkInput, key: string): boolean {
-  return n.id === key || n.name === key || n.bridge === key || n.overlay?.name === key || n.id.startsWith(key)
-}
-
 function hostState (h: GraphHostInput, now: number): { state: HostState, ageS: number } {
   const age = now - h.lastHeartbeat
   const ttl = h.expiresAt - h.lastHeartbeat
@@ -146,11 +143,7 @@ function byName<T extends { name: string, id: string }> (a: T, b: T): number {
 export function buildGraph (input: GraphInput): GraphModel {
   let nets = input.networks
   if (input.network !== undefined) {
-    const key = input.network
-    const exact = nets.filter((n) => n.id === key || n.name === key || n.bridge === key || n.overlay?.name === key)
-    nets = exact.length > 0 ? exact : nets.filter((n) => matchesNetwork(n, key))
-    if (nets.length === 0) throw new FerryError('NETWORK_NOT_FOUND', `no ferry network is named "${key}" or has that id`)
-    if (nets.length > 1) throw new FerryError('INVALID_REQUEST', `"${key}" matches ${nets.length} networks; give more of the id`)
+    nets = [resolveNetwork(input.network, nets)]
   }
   nets = [...nets].sort(byName)
   const c = input.cluster

@@ -15,6 +15,7 @@ import { duration, table } from './table.js'
 import type { EndpointView, NetworkView } from '../api/server.js'
 import type { PortBinding } from '../model/types.js'
 import { familyOf } from '../util/ip.js'
+import { checkContainerKey, checkNetworkKey } from '../util/resolve.js'
 
 interface GlobalOpts { apiSocket?: string }
 interface JsonOpt { json?: boolean }
@@ -37,6 +38,11 @@ function portText (p: PortBinding): string {
 }
 
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }
+
+/** `?network=KEY` for a network name, id or id prefix, checked where it enters (src/util/resolve.ts); '' without one. */
+function networkQuery (network: string | undefined): string {
+  return network === undefined ? '' : `?network=${encodeURIComponent(checkNetworkKey(network))}`
+}
 
 /** Whether cluster entries are signed; an agent older than the field shows '-'. */
 function clusterKeyText (key: boolean | undefined): string {
@@ -131,12 +137,12 @@ export function buildCli (): Command {
           [n.internal ? 'internal' : '', n.icc ? '' : 'no-icc', n.masquerade ? '' : 'no-masq', n.mtu !== 1500 ? `mtu=${n.mtu}` : ''].filter(Boolean).join(',') || '-'])))
     })
   network.command('inspect').description('show one network as JSON').argument('<network>', 'name, id or id prefix')
-    .action(async (name: string) => { json(await api('GET', `/v1/networks/${encodeURIComponent(name)}`)) })
+    .action(async (name: string) => { json(await api('GET', `/v1/networks/${encodeURIComponent(checkNetworkKey(name))}`)) })
 
   program.command('endpoint').description('inspect endpoints').command('ls').description('list endpoints')
-    .option('--network <network>', 'only this network (name or id)').option('--json', 'print JSON')
+    .option('--network <network>', 'only this network (name, id or id prefix)').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
-      const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
+      const q = networkQuery(o.network)
       const eps = await api<EndpointView[]>('GET', `/v1/endpoints${q}`)
       if (o.json) { json(eps); return }
       out(table(['ENDPOINT ID', 'CONTAINER', 'NETWORK', 'ADDRESS', 'MAC', 'VETH', 'STATE', 'PORTS'],
@@ -145,9 +151,9 @@ export function buildCli (): Command {
     })
 
   program.command('port').description('published ports').command('ls').description('list published ports')
-    .argument('[target]', 'container name or id, or endpoint id').option('--json', 'print JSON')
+    .argument('[target]', 'container name, id or id prefix, or endpoint id or id prefix').option('--json', 'print JSON')
     .action(async (target: string | undefined, o: JsonOpt) => {
-      const q = target ? `?target=${encodeURIComponent(target)}` : ''
+      const q = target !== undefined ? `?target=${encodeURIComponent(checkContainerKey(target))}` : ''
       const ports = await api<Array<PortBinding & { endpoint: string, container: string, network: string }>>('GET', `/v1/ports${q}`)
       if (o.json) { json(ports); return }
       out(table(['CONTAINER', 'ENDPOINT', 'NETWORK', 'PROTO', 'HOST', 'CONTAINER PORT'],
@@ -185,9 +191,9 @@ export function buildCli (): Command {
         `both keys accepted for ${r.overlapMs} ms\n`)
     })
   program.command('peers').description('remote endpoints of the overlays, as programmed in the kernel and as known in Redis')
-    .option('--network <network>', 'only this overlay network').option('--json', 'print JSON')
+    .option('--network <network>', 'only this overlay network (name, id or id prefix)').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
-      const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
+      const q = networkQuery(o.network)
       const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number, encrypted: boolean,
         rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string,
           wireguard?: { handshakeAgeS?: number, rxBytes: number, txBytes: number, encrypted: boolean } }> }>>('GET', `/v1/peers${q}`)
@@ -204,9 +210,9 @@ export function buildCli (): Command {
     })
 
   const dns = program.command('dns').description("ferry's DNS records")
-  dns.command('ls').description('list the records').option('--network <network>', 'only this network').option('--json', 'print JSON')
+  dns.command('ls').description('list the records').option('--network <network>', 'only this network (name, id or id prefix)').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
-      const q = o.network ? `?network=${encodeURIComponent(o.network)}` : ''
+      const q = networkQuery(o.network)
       const recs = await api<Array<{ network: string, name: string, aliases: string[], ip: string, ip6?: string }>>('GET', `/v1/dns/records${q}`)
       if (o.json) { json(recs); return }
       out(table(['NETWORK', 'NAME', 'ADDRESS', 'ALIASES'], recs.map((r) => [r.network, r.name, [r.ip, r.ip6].filter((a) => a !== undefined && a !== '').join(', '), r.aliases.join(', ') || '-'])))
@@ -217,7 +223,7 @@ export function buildCli (): Command {
     .option('--json', 'print JSON')
     .action(async (name: string, o: JsonOpt & { network: string, type: string }) => {
       const r = await api<{ rcode: string, answers: Array<{ name: string, type: string, data: unknown }> }>('GET',
-        `/v1/dns/query?name=${encodeURIComponent(name)}&type=${o.type}&network=${encodeURIComponent(o.network)}`)
+        `/v1/dns/query?name=${encodeURIComponent(name)}&type=${o.type}&network=${encodeURIComponent(checkNetworkKey(o.network))}`)
       if (o.json) { json(r); return }
       if (r.answers.length === 0) { out(`${name}: no ferry record (${r.rcode}); a container would get the upstream's answer\n`); return }
       out(r.answers.map((a) => `${a.name}\t${a.type}\t${String(a.data)}`).join('\n') + '\n')

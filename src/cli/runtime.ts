@@ -26,6 +26,7 @@ import { DEFAULT_STOP_GRACE_MS, type AttachResult } from '../runtime/types.js'
 import type { ContainerView } from '../api/runtime.js'
 import { table } from './table.js'
 import { isCidr, isIp } from '../util/ip.js'
+import { checkContainerKey, checkNetworkKey } from '../util/resolve.js'
 
 function collect (value: string, prev: string[]): string[] { return [...prev, value] }
 
@@ -155,9 +156,9 @@ export function registerRuntimeCommands (program: Command): void {
 
   program.command('detach')
     .description('undo ferry attach (or clean up after a ferry run): the veth, address, ports and links go')
-    .argument('<name>', 'the container name')
+    .argument('<name>', 'the container name, id or an id prefix of 12+ characters')
     .action(async (name: string) => {
-      const r = await api<{ removed: boolean }>('DELETE', `/v1/containers/${encodeURIComponent(name)}`)
+      const r = await api<{ removed: boolean }>('DELETE', `/v1/containers/${encodeURIComponent(checkContainerKey(name))}`)
       if (!r.removed) process.stderr.write(`${name} was not attached (nothing to do)\n`)
     })
 
@@ -186,7 +187,7 @@ export function registerRuntimeCommands (program: Command): void {
     const call = apiRequester(socket(), graceMs + 30_000)
     for (const name of names) {
       try {
-        const r = await call<{ name: string }>('POST', `/v1/containers/${encodeURIComponent(name)}/stop`, { timeout: graceMs / 1000, removeLog: opts.removeLog })
+        const r = await call<{ name: string }>('POST', `/v1/containers/${encodeURIComponent(checkContainerKey(name))}/stop`, { timeout: graceMs / 1000, removeLog: opts.removeLog })
         out(`${r.name}\n`)
       } catch (err) {
         const e = toFerryError(err)
@@ -205,7 +206,7 @@ export function registerRuntimeCommands (program: Command): void {
   program.command('stop')
     .description('stop containers of ferry run (-d or not): SIGTERM, SIGKILL after the grace period; their network goes, a detached one\'s log stays')
     .option('-t, --time <seconds>', 'seconds to wait for the command to exit before SIGKILL', seconds, DEFAULT_STOP_GRACE_MS / 1000)
-    .argument('<names...>', 'container names (or ids)')
+    .argument('<names...>', 'container names, ids or id prefixes of 12+ characters')
     .action(async (names: string[], o: { time: number }) => {
       await stopAll(names, o.time * 1000, { removeLog: false, ignoreMissing: false })
     })
@@ -214,7 +215,7 @@ export function registerRuntimeCommands (program: Command): void {
     .description('stop containers of ferry run as ferry stop does and delete the log of detached ones (also after they exited)')
     .option('-f, --force', 'SIGKILL at once; names that do not exist are not an error')
     .option('-t, --time <seconds>', 'seconds to wait for the command to exit before SIGKILL', seconds, DEFAULT_STOP_GRACE_MS / 1000)
-    .argument('<names...>', 'container names (or ids)')
+    .argument('<names...>', 'container names, ids or id prefixes of 12+ characters')
     .action(async (names: string[], o: { force?: boolean, time: number }) => {
       await stopAll(names, o.force === true ? 0 : o.time * 1000, { removeLog: true, ignoreMissing: o.force === true })
     })
@@ -257,9 +258,9 @@ export function registerRuntimeCommands (program: Command): void {
     })
   network.command('rm')
     .description('remove a network made with ferry network create')
-    .argument('<name>', 'network name or id')
+    .argument('<name>', 'network name, id or an id prefix of 12+ characters')
     .action(async (name: string) => {
-      await api('DELETE', `/v1/networks/${encodeURIComponent(name)}`)
+      await api('DELETE', `/v1/networks/${encodeURIComponent(checkNetworkKey(name))}`)
       out(`${name}\n`)
     })
 }

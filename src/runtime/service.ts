@@ -40,9 +40,12 @@ import { validateName, validateNetworkName } from './spec.js'
 import type { AttachResult, AttachSpec, ContainerRecord, NetworkCreateSpec, ProcessRef, StopOptions } from './types.js'
 import type { ContainerNames } from '../docker/watch.js'
 import { dict } from '../util/dict.js'
+import { checkContainerKey, listCandidates, matchKey, resolveNetwork } from '../util/resolve.js'
 
 /** The name of the default network, as in Docker. */
 export const DEFAULT_NETWORK = 'bridge'
+/** The shortest id prefix detach, stop, rm and network rm take (Docker's short id, as ferry ps and network ls show it). */
+export const RUNTIME_MIN_PREFIX = 12
 
 /** The agent's dockerd-style flags for the default network. */
 export interface DefaultBridgeConfig {
@@ -106,15 +109,31 @@ export class RuntimeService {
 
   containers (): ContainerRecord[] { return Object.values(this.records) }
 
-  container (name: string): ContainerRecord {
-    const c = this.records[name] ?? this.containers().find((r) => r.id.startsWith(name) && name.length >= 4)
-    if (!c) throw new FerryError('ENDPOINT_NOT_FOUND', `no container "${name}" is attached through ferry`)
+  /**
+   * The container `key` names (src/util/resolve.ts): its name, its full id or an id prefix of at least
+   * RUNTIME_MIN_PREFIX characters (the ID column of ferry ps), so a name that is gone is never taken for
+   * a short prefix of another container's id by detach, stop or rm. undefined when it names none.
+   */
+  private find (key: string): ContainerRecord | undefined {
+    const found = matchKey(key, this.containers().map((c) => ({ id: c.id, names: [c.name], rec: c })), RUNTIME_MIN_PREFIX)
+    if (found.length > 1) throw new FerryError('INVALID_REQUEST', `"${key}" names ${found.length} containers: ${listCandidates(found)}; give more of the id`)
+    return found[0]?.rec
+  }
+
+  container (key: string): ContainerRecord {
+    const c = this.find(checkContainerKey(key))
+    if (!c) throw new FerryError('ENDPOINT_NOT_FOUND', `no container "${key}" is attached through ferry (by name, id or an id prefix of ${RUNTIME_MIN_PREFIX}+ characters; ferry ps lists them)`)
     return c
   }
 
   /** The container attached with this endpoint, if any. */
   endpointOwner (endpointId: string): string | undefined {
     return this.containers().find((c) => c.endpointId === endpointId)?.name
+  }
+
+  /** The id of the container attached with this endpoint, if any. */
+  endpointOwnerId (endpointId: string): string | undefined {
+    return this.containers().find((c) => c.endpointId === endpointId)?.id
   }
 
   /**
@@ -163,19 +182,13 @@ export class RuntimeService {
     return [v4 ? net.gateway : undefined, v6 ? net.gateway6 : undefined].filter((ip): ip is string => ip !== undefined)
   }
 
-  /** A network by ferry name, id or unique id prefix; 'bridge' is the default network. */
-  network (key: string): NetworkRecord {
-    const byName = Object.entries(this.names).find(([, n]) => n === key)?.[0]
-    if (byName !== undefined) return this.d.driver.network(byName)
-    if (key === DEFAULT_NETWORK) {
+  /** A network by ferry name, id or unique id prefix (src/util/resolve.ts); 'bridge' is the default network. */
+  network (key: string, minPrefix = 1): NetworkRecord {
+    const cands = this.d.driver.networks().map((n) => ({ id: n.id, name: this.names[n.id] ?? '', net: n }))
+    if (key === DEFAULT_NETWORK && !cands.some((c) => c.name === key)) {
       throw new FerryError('NETWORK_NOT_FOUND', 'the agent has no default network: start it with --bridge NAME (and --bip CIDR), or give --net NETWORK')
     }
-    const nets = this.d.driver.networks()
-    const exact = nets.find((n) => n.id === key)
-    if (exact) return exact
-    const prefixed = key.length >= 4 ? nets.filter((n) => n.id.startsWith(key)) : []
-    if (prefixed.length === 1) return prefixed[0]!
-    throw new FerryError('NETWORK_NOT_FOUND', `no ferry network is named "${key}" or has that id (ferry network ls lists them)`)
+    return resolveNetwork(key, cands, minPrefix).net
   }
 
   /** A container's record after following `--net container:` to the one that owns the namespace. */
@@ -518,8 +531,11 @@ export class RuntimeService {
   // ---------------------------------------------------------------- detach
 
   /** Undo an attach. Unknown names succeed (false). Keeps going past failures and reports them together. */
-  async detach (name: string, why = 'requested'): Promise<boolean> {
-    return this.mutex.run(() => this.detachNow(name, why))
+  async detach (key: string, why = 'requested'): Promise<boolean> {
+    return this.mutex.run(async () => {
+      const rec = this.records[key] ?? this.find(key)
+      return rec === undefined ? false : this.detachNow(rec.name, why)
+    })
   }
 
   private async detachNow (name: string, why: string): Promise<boolean> {
@@ -633,7 +649,7 @@ export class RuntimeService {
   }
 
   async removeNetwork (key: string): Promise<void> {
-    return this.mutex.run(() => this.removeNetworkNow(this.network(key)))
+    return this.mutex.run(() => this.removeNetworkNow(this.network(key, RUNTIME_MIN_PREFIX)))
   }
 
   private async removeNetworkNow (net: NetworkRecord): Promise<void> {

@@ -33,7 +33,7 @@ function sources (over: Partial<ViewSources> = {}): ViewSources {
       writes: 5, journalWrites: 4, snapshots: 1, lastWriteMs: 1.23456, loss: undefined,
     } as unknown as ViewSources['store'],
     engineNames: async () => NAMES,
-    runtimeNames: () => ({ networkName: (id) => (id === RT.id ? 'ferry-net' : undefined), endpointOwner: (id) => (id === 'e2' ? 'job' : undefined) }),
+    runtimeNames: () => ({ networkName: (id) => (id === RT.id ? 'ferry-net' : undefined), endpointOwner: (id) => (id === 'e2' ? 'job' : undefined), endpointOwnerId: (id) => (id === 'e2' ? 'f00d' : undefined) }),
     dns: () => ({
       records: { records: () => RECORDS },
       server: {
@@ -63,7 +63,7 @@ t.test('networks and endpoints are named by the engine, else by ferry\'s runtime
   const v = new AgentViews(sources())
   t.same((await v.networks()).map((n) => [n.name, n.endpoints]), [['front', 1], ['ferry-net', 1], ['over', 1]])
   t.same((await v.endpoints()).map((e) => [e.id, e.container, e.containerId, e.networkName]), [
-    ['e1', 'web', 'c1c1c1', 'front'], ['e2', 'job', '', 'ferry-net'], ['e3', '', '', 'over'],
+    ['e1', 'web', 'c1c1c1', 'front'], ['e2', 'job', 'f00d', 'ferry-net'], ['e3', '', '', 'over'],
   ])
   t.same(v.pool('P4'), { id: 'P4' })
 })
@@ -80,6 +80,7 @@ t.test('DNS records and queries by network name, id prefix or overlay name', asy
   t.same((await v.dnsRecords('front')).map((r) => (r as { name: string }).name), ['web'], 'by the engine\'s name')
   t.same((await v.dnsRecords('bbbb')).map((r) => (r as { name: string }).name), ['web'], 'by an id prefix')
   t.same((await v.dnsRecords('ov')).map((r) => (r as { name: string }).name), ['far'], 'by the overlay\'s name')
+  await t.rejects(v.dnsRecords('nope'), { code: 'NETWORK_NOT_FOUND' }, 'an unknown network is an error, not an empty list')
   t.same(await v.dnsQuery('web', 'A', 'front'), { rcode: 'NOERROR', answers: [{ name: 'web', type: 'A', ttl: 0, data: '10.1.0.2' }] })
   t.same(queries, [['web', 'A', [BR.id]]])
   t.match(await v.dnsCache(true), { entries: 1, flushed: 3, upstreams: [] })
@@ -116,7 +117,9 @@ t.test('cluster status and peers from the overlay', async (t) => {
   t.same(await v.clusterStatus(), { state: 'ready', hostId: 'h1', clusterKey: 'on', revision: 12, hosts: undefined, peers: { revision: 12, synced: true, overlays: [] }, wireguard: undefined })
   t.same(await v.peers(), [{ network: 'over', encrypted: false, overlay: 'ov', differences: 0 }])
   t.same(await v.peers('over'), [{ network: 'over', encrypted: false, overlay: 'ov', differences: 0 }], 'by the engine\'s name')
-  await t.rejects(v.peers('front'), { code: 'NETWORK_NOT_FOUND', message: 'no overlay network "front" on this host' })
+  await t.rejects(v.peers('front'), { code: 'NETWORK_NOT_FOUND', message: 'no overlay network "front" on this host (front is a bridge network)' })
+  t.same(await v.peers('oooo'), [{ network: 'over', encrypted: false, overlay: 'ov', differences: 0 }], 'by an id prefix')
+  await t.rejects(v.peers('nope'), { code: 'NETWORK_NOT_FOUND', message: /^no ferry network is named "nope" or has that id; known: front/ })
   t.match(await v.status(), { cluster: { clusterKey: 'on' } })
 })
 

@@ -133,7 +133,7 @@ for (const backend of BACKENDS) await t.test(`bridge networks with a real engine
     t.match((await cli('status')).stdout, new RegExp(`^firewall: +${backend} \\(`, 'm'), 'ferry status names the backend')
     const missing = await cli('network', 'inspect', 'nosuchnet')
     t.equal(missing.code, 3)
-    t.equal(missing.stderr.trim(), 'ferry: no ferry network is named "nosuchnet" or has that id')
+    t.match(missing.stderr.trim(), /^ferry: no ferry network is named "nosuchnet" or has that id; known: (front|back) \([0-9a-f]{12}\), (front|back) \([0-9a-f]{12}\) \(ferry network ls lists them\)$/)
   })
 
   await t.test('ferry serves DNS on the gateway: names by network, forwarding, PTR', async (t) => {
