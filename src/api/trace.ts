@@ -20,6 +20,9 @@ export interface TraceSource {
 
 export interface TraceQuery { from: string, to: string, port?: number, proto?: 'tcp' | 'udp' | 'sctp', live?: boolean }
 
+/** The query string as it comes (types are checked, never coerced: src/util/http.ts). */
+interface TraceQueryText { from: string, to: string, port?: string, proto?: 'tcp' | 'udp' | 'sctp', live?: 'true' | 'false' }
+
 export interface TraceView extends TraceResult {
   backend: string
   from: string
@@ -72,7 +75,7 @@ function pickAddresses (from: End, to: End): { src: string, dst: string, srcEp?:
 const end = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:/-]+$' } as const
 
 export function registerTraceRoute (app: FastifyInstance, source: () => TraceSource): void {
-  app.get<{ Querystring: TraceQuery }>('/v1/trace', {
+  app.get<{ Querystring: TraceQueryText }>('/v1/trace', {
     schema: {
       querystring: {
         type: 'object',
@@ -80,13 +83,18 @@ export function registerTraceRoute (app: FastifyInstance, source: () => TraceSou
         additionalProperties: false,
         properties: {
           from: end, to: end,
-          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          port: { type: 'string', pattern: '^[1-9][0-9]{0,4}$' },
           proto: { type: 'string', enum: ['tcp', 'udp', 'sctp'] },
-          live: { type: 'boolean', default: false },
+          live: { type: 'string', enum: ['true', 'false'] },
         },
       },
     },
-  }, async (req) => traceView(source(), req.query))
+  }, async (req) => {
+    const { port, live, ...rest } = req.query
+    const n = port === undefined ? undefined : Number(port)
+    if (n !== undefined && n > 65535) throw new FerryError('INVALID_REQUEST', `port ${port} is not from 1 to 65535`)
+    return traceView(source(), { ...rest, ...(n === undefined ? {} : { port: n }), live: live === 'true' })
+  })
 }
 
 /** Resolve, explain and (live) probe. */
@@ -109,7 +117,13 @@ export async function traceView (s: TraceSource, q: TraceQuery, hostAddrs: () =>
     networks: new Map(nets.map((n) => [n.id, n.name])),
     overlays: new Set(nets.filter((n) => n.overlay !== undefined).map((n) => n.id)),
   }
-  const result = tracePacket({ state: fw.state(), opts: fw.opts, hostAddrs: hosts, names }, packet)
+  // The firewall holds the endpoints that publish ports; the others are there for the path (they add nothing to the plan).
+  const state = fw.state()
+  const known = new Set(state.endpoints.map((e) => e.id))
+  const quiet = eps.filter((e) => !known.has(e.id)).map((e) => ({
+    id: e.id, networkId: e.networkId, ports: [], ...(e.address === undefined ? {} : { address: e.address }), ...(e.address6 === undefined ? {} : { address6: e.address6 }),
+  }))
+  const result = tracePacket({ state: { ...state, endpoints: [...state.endpoints, ...quiet] }, opts: fw.opts, hostAddrs: hosts, names }, packet)
   const view: TraceView = { ...result, backend: fw.backend, from: q.from, to: q.to }
   if (q.live !== true) return view
   if (ingress === 'remote') throw new FerryError('UNSUPPORTED', `--live sends its probe from a container or from this host; ${src} is another host's address`)

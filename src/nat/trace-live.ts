@@ -8,9 +8,10 @@
  * (before ferry's raw-prerouting): not in `inet ferry`, whose chains the reconcile compares
  * rule by rule with the plan and would rewrite under a trace. The rule matches the probe
  * tightly (addresses, protocol, port, ICMP echo requests only); the table is added in one
- * transaction (after removing one a crashed trace may have left) and deleted in one, even
- * when the probe fails. The iptables backend is traced the same way where iptables is
- * iptables-nft (its rules are nftables rules and show in the same trace, as
+ * transaction (after removing one a crashed trace may have left) before `nft monitor trace`
+ * starts (the monitor names only the rules it read at its start; a later one is `unknown rule
+ * handle N`), and deleted in one, even when the probe fails. The iptables backend is traced
+ * the same way where iptables is iptables-nft (its rules are nftables rules and show in the same trace, as
  * `xtables-monitor --trace` would show them); with iptables-legacy nothing of ferry's
  * would show, and `--live` is refused.
  *
@@ -134,17 +135,29 @@ export function parseTraceLine (line: string): { id: string, event: LiveEvent } 
   const at = { table: `${family} ${table}`, chain }
   const rule = /^rule (.*) \(verdict ([^)]+)\)$/.exec(rest)
   if (rule !== null) return { id, event: { ...at, rule: rule[1]!, verdict: rule[2]! } }
+  // A rule added after the monitor read the ruleset: nft knows its handle only.
+  const unknown = /^unknown rule handle (\d+) \(verdict ([^)]+)\)$/.exec(rest)
+  if (unknown !== null) return { id, event: { ...at, rule: `(a rule added since the trace began, handle ${unknown[1]!})`, verdict: unknown[2]! } }
   const policy = /^policy (\S+)/.exec(rest)
   if (policy !== null) return { id, event: { ...at, verdict: policy[1]! } }
   return undefined
 }
 
-/** The events of the first traced packet (its id is the first seen), without the trace table's own rule. */
+/**
+ * The events of the first traced packet, without the trace table's own. A packet's trace
+ * id is not stable along its path (the kernel derives it from the skb, whose hash can be
+ * set after routing: a routed packet's forward events came with another id than its
+ * prerouting ones), so the first packet is told apart by the marking rule instead: its
+ * events run from the first hit of that rule to the next one (a retransmission, or the
+ * connection's next packet), in the order the kernel reported them.
+ */
 export function liveVerdict (lines: readonly string[]): Pick<LiveResult, 'events' | 'verdict' | 'droppedBy'> {
-  const parsed = lines.map(parseTraceLine).filter((x) => x !== undefined)
-  const first = lines.map((l) => LINE.exec(l.trim())?.[1]).find((id) => id !== undefined)
-  const events = parsed.filter((x) => x.id === first && x.event.table !== TABLE_REF).map((x) => x.event)
-  if (first === undefined) return { events, verdict: 'unseen' }
+  const all = lines.map(parseTraceLine).filter((x) => x !== undefined).map((x) => x.event)
+  const marks = (e: LiveEvent): boolean => e.table === TABLE_REF && e.rule !== undefined
+  const start = all.findIndex(marks)
+  if (start < 0) return { events: [], verdict: 'unseen' }
+  const next = all.findIndex((e, i) => i > start && marks(e))
+  const events = all.slice(start, next < 0 ? undefined : next).filter((e) => e.table !== TABLE_REF)
   const droppedBy = events.find((e) => e.verdict === 'drop')
   return droppedBy === undefined ? { events, verdict: 'passed' } : { events, verdict: 'dropped', droppedBy }
 }
@@ -197,15 +210,17 @@ export class LiveTracer {
     const addText = renderTraceAdd(p)
     const lines: string[] = []
     let monitorError: FerryError | undefined
-    const child = this.monitor([...this.nft, 'monitor', 'trace'], (line) => { if (lines.length < MAX_LINES) lines.push(line) }, { onError: (e) => { monitorError = e } })
     const settle = this.opts.settleMs ?? 300
     let probe: LiveResult['probe'] | undefined
     let failure: unknown
+    let child: LineChild | undefined
     try {
-      await sleep(settle)
-      if (monitorError !== undefined) throw monitorError
+      // The table first: the monitor reads the ruleset when it starts, and names only the rules it read then.
       await this.run([...this.nft, '-f', '-'], { input: addText })
       try {
+        child = this.monitor([...this.nft, 'monitor', 'trace'], (line) => { if (lines.length < MAX_LINES) lines.push(line) }, { onError: (e) => { monitorError = e } })
+        await sleep(settle)
+        if (monitorError !== undefined) throw monitorError
         probe = await this.sendProbe(p)
         // The trace arrives after the packet: wait until lines stop coming (bounded).
         const deadline = Date.now() + (this.opts.timeoutMs ?? 3000)
@@ -220,7 +235,7 @@ export class LiveTracer {
         })
       }
     } finally {
-      child.stop()
+      child?.stop()
     }
     if (failure !== undefined) throw failure as FerryError
     return { ...liveVerdict(lines), probe: probe! }

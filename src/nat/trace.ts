@@ -416,6 +416,16 @@ export function tracePacket (input: TraceInput, packet: TracePacket): TraceResul
     const src = endpointAt(p.saddr)
     if (src === undefined) throw new FerryError('ENDPOINT_NOT_FOUND', `trace: no container of a ferry network on this host has the address ${p.saddr}`)
     p.iif = src.net.bridge
+    const own = subnetOf(src.net, family)
+    if (src.net.internal && (own === undefined || !contains(own, p.daddr))) {
+      // No gateway is handed to a container of an internal network: nothing outside its subnet is routed.
+      const hop: TraceHop = {
+        where: 'container route', verdict: 'drop',
+        note: `${netName(src.net)} is internal (--internal): ${epName(src.ep)} has no default route, so the packet does not leave it (the host would drop it too: iifname @internal drop)`,
+      }
+      hops.push(hop)
+      return done('dropped', hop)
+    }
     hops.push({ where: 'ingress', verdict: 'pass', note: `from ${epName(src.ep)} on ${netName(src.net)}: its veth, into bridge ${src.net.bridge}` })
   } else if (packet.ingress === 'host') {
     if (!isLocal(p.saddr)) throw new FerryError('INVALID_REQUEST', `trace: ${p.saddr} is not an address of this host`)

@@ -78,7 +78,8 @@ for (const f of [4, 6] as const) {
     })
     t.test('internal: nothing leaves, nothing enters', async (t) => {
       const out = trace({ src: addr(A3, f), dst: OUTSIDE[f], port: 443 })
-      t.match(out.decidedBy, { rule: 'iifname @internal drop', note: /three is internal/ })
+      t.match(out.decidedBy, { where: 'container route', note: /three is internal .* no default route/ })
+      t.equal(out.decidedBy?.rule, undefined, 'no rule: the packet never reaches the host')
       const into = trace({ src: addr(A1, f), dst: addr(A3, f) })
       t.match(into.decidedBy, { rule: 'oifname @internal drop', note: /three is internal/ })
       const ping = trace({ src: addr(A3, f), dst: OUTSIDE[f], proto: 'icmp', port: undefined })
@@ -99,6 +100,14 @@ for (const f of [4, 6] as const) {
       t.equal(r.verdict, 'delivered')
       t.match(r.hops.find((h) => h.where === 'nat-postrouting'), { verdict: 'nat', note: /masquerade/ })
       t.match(r.hops.find((h) => h.where === 'route'), { note: /out through eth0/ })
+    })
+    t.test('the host-side rule of an internal network (a container with a route of its own)', async (t) => {
+      const r = tracePacket({ state, hostAddrs: [HOST[4], HOST[6]], names }, { src: HOST[f], dst: addr(A3, f), proto: 'tcp', port: 80, ingress: 'host' })
+      t.equal(r.verdict, 'delivered', 'the host itself reaches it')
+      const wide = net(3, { internal: true, subnet: '10.0.0.0/8', subnet6: 'fd00::/16' })
+      const e = { ...A3, networkId: wide.id }
+      const inside = tracePacket({ state: { networks: [n1, wide], endpoints: [A1, e] }, hostAddrs: [] }, { src: addr(e, f), dst: addr(A1, f), proto: 'tcp', port: 80, ingress: 'container' })
+      t.match(inside.decidedBy, { where: 'filter-forward', rule: 'iifname @internal drop' })
     })
     t.test('a hairpin: a container to its own published port', async (t) => {
       const r = trace({ src: addr(B1, f), dst: HOST[f], port: 8080 })
