@@ -9,7 +9,7 @@
  *
  * The agent runs without the engine in a test namespace ("host", joined to an "outside"
  * one by an uplink), containers come from `ferry run`, as in test/e2e/runtime.test.ts.
- * Build first (`npm run build`).
+ * Build first (`npm run build`); TRACE_BACKEND=nftables (or iptables) runs one backend only.
  */
 import t from 'tap'
 import { netns, nsExec, sh } from '../harness/netns.js'
@@ -86,7 +86,10 @@ for (const backend of BACKENDS.filter((b) => process.env.TRACE_BACKEND === undef
           if (k.rule !== undefined) t.equal(planned.decidedBy?.rule, k.rule, `${k.name}: the rule named`)
           if (k.live === 'unseen') t.equal(planned.decidedBy?.where, 'container route', `${k.name}: stopped in the container`)
           const live = await trace(c, ['--from', k.from, '--to', hp(addr(k.to), 80), '--live'])
-          t.equal(live.live?.verdict, k.live ?? (k.delivered ? 'passed' : 'dropped'), `${k.name}: the live trace (${JSON.stringify(live.live)})`)
+          // iptables drops IPv6 neighbour discovery on an ICC-off bridge (nftables lets it through, then drops the
+          // connection): the TCP probe is never sent, so no trace of it comes back (docs/trace.md).
+          const ndDropped = backend === 'iptables' && f === 6 && k.name === 'ICC off'
+          t.equal(live.live?.verdict, ndDropped ? 'unseen' : k.live ?? (k.delivered ? 'passed' : 'dropped'), `${k.name}: the live trace (${JSON.stringify(live.live)})`)
           t.equal(live.live?.probe.answered, k.delivered, `${k.name}: the live probe`)
           if (backend === 'nftables' && k.rule !== undefined) {
             t.match(live.live?.droppedBy, { table: 'inet ferry', chain: 'filter-forward', rule: k.rule }, `${k.name}: the kernel dropped it at the rule the explanation names`)
