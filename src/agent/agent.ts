@@ -18,6 +18,7 @@ import { writeSysctl } from '../kernel/sysctl.js'
 import { enableIpv6Forwarding, kernelForwardingDeps } from '../kernel/forwarding.js'
 import type { LinkDriver } from '../kernel/types.js'
 import { openAgentFirewall, type AgentFirewall } from '../nat/backend.js'
+import { traceFirewallSource } from '../nat/trace-live.js'
 import { Ipam } from '../ipam/ipam.js'
 import { hostIdentity, hostNetworks } from '../ipam/host.js'
 import { NetworkDriver } from '../driver/network.js'
@@ -202,6 +203,7 @@ export class Agent {
   private views (): AgentViews {
     return new AgentViews({
       driver: this.driver, ipam: this.ipam, store: this.store, runtimeNames: () => this.runtime_, dns: () => this.dns, overlay: () => this.overlay,
+      tracer: traceFirewallSource(() => this.firewall),
       // Admin requests are rare: the engine is asked each time, so a container started a moment ago has its name.
       engineNames: () => this.engine.names(this.driverNames, 0),
       reconcile: () => this.reconciler.run('requested'),

@@ -9,6 +9,8 @@ import { ERROR_CODES, FerryError, httpStatus, toFerryError } from '../errors/err
 import type { EndpointRecord, NetworkRecord, PoolRecord } from '../model/types.js'
 import { registerRuntimeRoutes, type RuntimeApi } from './runtime.js'
 import { MAX_KEY_LENGTH, resolveEndpoints, resolveNetwork } from '../util/resolve.js'
+import { registerTraceRoute } from './trace.js'
+import type { TraceFirewall } from '../nat/trace-live.js'
 
 export interface NetworkView extends NetworkRecord { name: string, endpoints: number }
 export interface EndpointView extends EndpointRecord { container: string, containerId: string, networkName: string }
@@ -31,6 +33,8 @@ export interface AgentView {
   runtime (): RuntimeApi
   /** The IPAM pool of a network: its subnet and every allocated address (for `ferry network inspect`). */
   pool? (poolId: string): PoolRecord | undefined
+  /** The firewall as `ferry trace` sees it (src/api/trace.ts); undefined with --iptables=false. */
+  tracer? (): TraceFirewall | undefined
 }
 
 const idOrName = { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH } as const
@@ -103,5 +107,6 @@ export function buildApiServer (agent: AgentView, log: Logger): FastifyInstance 
   app.get<{ Querystring: { network?: string } }>('/v1/peers', { schema: { querystring: { type: 'object', properties: { network: idOrName } } } },
     async (req) => agent.peers(req.query.network))
   registerRuntimeRoutes(app, () => agent.runtime())
+  registerTraceRoute(app, () => agent)
   return app
 }

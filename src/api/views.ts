@@ -18,6 +18,7 @@ import { scopeOf, type AgentRecordSource } from '../dns/source.js'
 import type { NetworkRecord, PoolRecord } from '../model/types.js'
 import type { AgentView, EndpointView, NetworkView } from './server.js'
 import type { RuntimeApi } from './runtime.js'
+import type { TraceFirewall } from '../nat/trace-live.js'
 
 /** The agent's own part of `ferry status`: everything but the store's and the cluster's. */
 export interface AgentInfo {
@@ -79,6 +80,8 @@ export interface ViewSources {
   /** undefined without --cluster. */
   overlay (): Pick<ClusterOverlay, 'cluster' | 'peers'> | undefined
   info (): AgentInfo
+  /** The firewall as `ferry trace` sees it (src/nat/trace-live.ts traceFirewallSource). */
+  tracer?: () => TraceFirewall | undefined
   reconcile (): Promise<Record<string, unknown>>
   runtime (): RuntimeApi
 }
@@ -97,6 +100,8 @@ export class AgentViews implements AgentView {
   async reconcile (): Promise<Record<string, unknown>> { return this.s.reconcile() }
 
   runtime (): RuntimeApi { return this.s.runtime() }
+
+  tracer (): TraceFirewall | undefined { return this.s.tracer?.() }
 
   pool (poolId: string): PoolRecord | undefined { return this.s.ipam.pool(poolId) }
 

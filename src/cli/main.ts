@@ -11,6 +11,7 @@ import { apiCall, apiSocketFrom } from '../api/client.js'
 import { registerRuntimeCommands } from './runtime.js'
 import { registerOpsCommands } from './ops.js'
 import { registerGraphCommand } from './graph.js'
+import { registerTraceCommand } from './trace.js'
 import { duration, table } from './table.js'
 import type { EndpointView, NetworkView } from '../api/server.js'
 import type { PortBinding } from '../model/types.js'
@@ -272,6 +273,7 @@ export function buildCli (): Command {
   registerRuntimeCommands(program)
   registerOpsCommands(program)
   registerGraphCommand(program)
+  registerTraceCommand(program)
   return program
 }
 

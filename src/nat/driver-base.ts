@@ -69,6 +69,11 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
     return { ...this.stats_ }
   }
 
+  /** The plan's options (`ferry trace` plans with the same ones). */
+  planOptions (): PlanOptions {
+    return { ...this.planOpts }
+  }
+
   /** The desired state as the driver holds it. */
   state (): FirewallState {
     return this.desired.state()
