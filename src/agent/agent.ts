@@ -28,7 +28,7 @@ import { HostPortPublisher } from '../nat/publisher.js'
 import { buildPluginServer } from '../plugin/server.js'
 import { buildApiServer } from '../api/server.js'
 import { agentInfo, AgentViews } from '../api/views.js'
-import { EngineClient } from '../docker/client.js'
+import { EngineClient, type OwnNetworks } from '../docker/client.js'
 import { claimSocket, listenRootOnly, lockStateDir } from './lock.js'
 import { LossRecovery } from './recover.js'
 import { VERSION } from '../version.js'
@@ -58,8 +58,8 @@ export class Agent {
   private plugin?: FastifyInstance
   private api?: FastifyInstance
   private engine: EngineClient
-  /** The engine's driver names for ferry (plain and `:latest`, as a managed plugin is named). */
-  private readonly driverNames: string[]
+  /** How ferry's networks are told among the engine's (src/docker/client.ts OwnNetworks). */
+  private readonly ownNetworks: OwnNetworks
   private overlay?: ClusterOverlay
   private ipam!: Ipam
   private dns?: AgentDns
@@ -74,7 +74,11 @@ export class Agent {
     this.cfg = cfg
     this.log = log
     this.engine = new EngineClient(cfg.dockerHost)
-    this.driverNames = [cfg.pluginName, `${cfg.pluginName}:latest`]
+    this.ownNetworks = {
+      driverNames: [cfg.pluginName, `${cfg.pluginName}:latest`],
+      pluginSocket: `${cfg.pluginName}.sock`,
+      ids: () => this.driver.networks().map((n) => n.id),
+    }
   }
 
   get pluginSocket (): string { return path.join(this.cfg.pluginDir, `${this.cfg.pluginName}.sock`) }
@@ -132,7 +136,7 @@ export class Agent {
         this.cleanups.push(() => this.overlay!.stop())
       }
       if (this.store.loss) {
-        this.recovery = new LossRecovery({ store: this.store, driver: this.driver, ipam, links: this.links, engine: () => this.engine.namesIfUp(this.driverNames), log: this.log.child({ component: 'recovery' }) })
+        this.recovery = new LossRecovery({ store: this.store, driver: this.driver, ipam, links: this.links, engine: () => this.engine.namesIfUp(this.ownNetworks), log: this.log.child({ component: 'recovery' }) })
         await this.recovery.run()
       }
       await this.reconciler.run('start')
@@ -148,7 +152,7 @@ export class Agent {
       await listenRootOnly(this.plugin, this.pluginSocket)
       if (this.cfg.reconcileIntervalMs > 0) {
         const collector = new Collector({
-          driver: this.driver, ipam, graceMs: this.cfg.orphanGraceMs, log: this.log, engineNames: () => this.engine.namesIfUp(this.driverNames),
+          driver: this.driver, ipam, graceMs: this.cfg.orphanGraceMs, log: this.log, engineNames: () => this.engine.namesIfUp(this.ownNetworks),
           endpointOwner: (id) => this.runtime_?.endpointOwner(id), heldAddresses: (o) => this.overlay?.cluster.heldAddresses?.(o),
         })
         this.stopPeriodic = startPeriodic(this.cfg.reconcileIntervalMs, { recovery: () => this.recovery, reconciler: this.reconciler, collector, log: this.log })
@@ -205,7 +209,7 @@ export class Agent {
       driver: this.driver, ipam: this.ipam, store: this.store, runtimeNames: () => this.runtime_, dns: () => this.dns, overlay: () => this.overlay,
       tracer: traceFirewallSource(() => this.firewall),
       // Admin requests are rare: the engine is asked each time, so a container started a moment ago has its name.
-      engineNames: () => this.engine.names(this.driverNames, 0),
+      engineNames: () => this.engine.names(this.ownNetworks, 0),
       reconcile: () => this.reconciler.run('requested'),
       runtime: () => {
         if (!this.runtime_) throw new FerryError('AGENT_NOT_RUNNING', 'the agent is still starting')

@@ -22,6 +22,56 @@ export interface EngineNames {
 
 interface Target { socketPath?: string, host?: string, port?: number }
 
+/**
+ * Which of the engine's networks are ferry's. The engine's network list names each network's
+ * driver as the user typed it (`-d ferry`, `-d ferry:latest`, `-d localhost:5000/ferry:2`,
+ * `-d myferry`): a managed plugin is reached under the name it was installed as, which the
+ * plugin itself is never told. So a network is ferry's when its driver is one of `driverNames`,
+ * or the name (with or without `:latest`) of a managed plugin of ferry's that serves
+ * `pluginSocket` (src/docker/client.ts managedPluginNames), or when its id is one the agent holds.
+ */
+export interface OwnNetworks {
+  driverNames: readonly string[]
+  /** The socket file name in the plugin's config.json (`ferry.sock`). */
+  pluginSocket: string
+  /** Ids of the networks the agent holds (created through its driver). */
+  ids (): Iterable<string>
+}
+
+/** The entrypoint of ferry's managed plugin (scripts/package-plugin.mjs), by which its config is recognised. */
+export const PLUGIN_ENTRYPOINT = '/usr/local/bin/ferry-plugin'
+
+/**
+ * Names the engine knows ferry's managed plugins by, from its `GET /plugins` answer: each plugin
+ * whose config has ferry's entrypoint and serves `socket` as a network driver, under its name
+ * (`myferry:latest`, `localhost:5000/ferry:2`) and, for a `:latest` one, the name without the tag.
+ * The answer is the engine's, checked field by field: anything else is skipped.
+ */
+export function managedPluginNames (plugins: unknown, socket: string): string[] {
+  if (!Array.isArray(plugins)) return []
+  const out: string[] = []
+  for (const p of plugins as unknown[]) {
+    const name = field(p, 'Name')
+    const config = field(p, 'Config')
+    const iface = field(config, 'Interface')
+    const types = field(iface, 'Types')
+    const entrypoint = field(config, 'Entrypoint')
+    if (typeof name !== 'string' || name === '' || field(iface, 'Socket') !== socket) continue
+    if (!Array.isArray(entrypoint) || entrypoint[0] !== PLUGIN_ENTRYPOINT) continue
+    if (!Array.isArray(types) || !types.some((x) => x === 'docker.networkdriver/1.0' || (isRecord(x) && x.Prefix === 'docker' && x.Capability === 'networkdriver'))) continue
+    out.push(name)
+    if (name.endsWith(':latest')) out.push(name.slice(0, -':latest'.length))
+  }
+  return out
+}
+
+function isRecord (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+function field (v: unknown, key: string): unknown {
+  return isRecord(v) ? v[key] : undefined
+}
+
 export function parseDockerHost (spec: string): Target {
   if (spec.startsWith('unix://')) return { socketPath: spec.slice('unix://'.length) }
   const m = /^tcp:\/\/([^:/]+)(?::(\d+))?\/?$/.exec(spec)
@@ -53,18 +103,24 @@ export class EngineClient {
   }
 
   /** The names, or undefined when the engine could not be asked (nothing is collected or rebuilt from a failed read). */
-  async namesIfUp (driverNames: string[], maxAgeMs = 1000): Promise<EngineNames | undefined> {
-    const n = await this.names(driverNames, maxAgeMs)
+  async namesIfUp (own: OwnNetworks, maxAgeMs = 1000): Promise<EngineNames | undefined> {
+    const n = await this.names(own, maxAgeMs)
     return this.lastError === '' ? n : undefined
   }
 
   /** Names of ferry's networks and their containers; cached for a second. Never throws. */
-  async names (driverNames: string[], maxAgeMs = 1000): Promise<EngineNames> {
+  async names (own: OwnNetworks, maxAgeMs = 1000): Promise<EngineNames> {
     if (this.cache && Date.now() - this.cache.at < maxAgeMs) return this.cache.names
     const names: EngineNames = { networks: new Map(), endpoints: new Map(), addresses: new Map() }
     try {
-      const nets = await this.get<Array<{ Id: string, Name: string, Driver: string }>>('/networks')
-      const ours = nets.filter((n) => driverNames.includes(n.Driver))
+      const [nets, plugins] = await Promise.all([
+        this.get<Array<{ Id: string, Name: string, Driver: string }>>('/networks'),
+        // An engine without the plugin API (or a proxy refusing it) still names the networks ferry holds.
+        this.get<unknown>('/plugins').catch(() => []),
+      ])
+      const drivers = new Set([...own.driverNames, ...managedPluginNames(plugins, own.pluginSocket)])
+      const ids = new Set(own.ids())
+      const ours = nets.filter((n) => drivers.has(n.Driver) || ids.has(n.Id))
       for (const n of nets) names.networks.set(n.Id, n.Name)
       type Detail = { Containers?: Record<string, { Name: string, EndpointID: string, IPv4Address?: string, IPv6Address?: string, MacAddress?: string }> }
       // A network whose details cannot be read has no address set: callers must not take it for "holds none".

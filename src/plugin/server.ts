@@ -100,12 +100,19 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   /** An option the engine sent (own keys only: never a member of Object.prototype). */
   const opt = (o: Record<string, unknown> | null | undefined, k: string): unknown => own(o, k)
 
-  route('Plugin.Activate', schemas.Empty, () => {
-    // A new engine process: it may now replay what it holds (RequiresRequestReplay).
+  /** A new engine process (or a new agent for a running one): it may now replay what it holds (RequiresRequestReplay). */
+  const beginReplay = (): void => {
     ipam.beginReplay()
     if (replayTimer) clearTimeout(replayTimer)
     replayTimer = setTimeout(endReplay, REPLAY_WINDOW_MS)
     replayTimer.unref()
+  }
+  // A plugin found in /run/docker/plugins is activated (Plugin.Activate) before anything else. A managed
+  // plugin never is: its config.json declares what it implements, and the first call of a starting
+  // engine is GetCapabilities, once per driver, before the replay (libnetwork's ipams/remote asks
+  // IpamDriver.GetCapabilities when it registers the driver, then reservePools replays RequestPool).
+  route('Plugin.Activate', schemas.Empty, () => {
+    beginReplay()
     return { Implements: ['NetworkDriver', 'IpamDriver'] }
   })
 
@@ -209,7 +216,7 @@ export function buildPluginServer (deps: PluginDeps): FastifyInstance {
   route('NetworkDriver.FreeNetwork', schemas.Network, () => ({}))
 
   // ---- IpamDriver ----
-  route('IpamDriver.GetCapabilities', schemas.Empty, () => ipam.capabilities())
+  route('IpamDriver.GetCapabilities', schemas.Empty, () => { beginReplay(); return ipam.capabilities() })
   route('IpamDriver.GetDefaultAddressSpaces', schemas.Empty, () => ipam.addressSpaces())
   route<RequestPoolReq>('IpamDriver.RequestPool', schemas.RequestPool, async (b) => {
     const r = await ipam.requestPool({

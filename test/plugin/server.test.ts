@@ -137,3 +137,19 @@ t.test('delete of what is already gone succeeds', async (t) => {
   t.same(await call(app, 'IpamDriver.ReleaseAddress', { PoolID: 'FerryLocal/10.1.0.0/24', Address: '10.1.0.9' }), { status: 200, body: {} })
   t.same(await call(app, 'IpamDriver.ReleasePool', { PoolID: 'FerryLocal/10.1.0.0/24' }), { status: 200, body: {} })
 })
+
+t.test('the replay window opens on Plugin.Activate and on IpamDriver.GetCapabilities (a managed plugin is never activated)', async (t) => {
+  const req = { AddressSpace: 'FerryLocal', Pool: '10.124.0.0/24', SubPool: '', Options: {}, V6: false }
+  for (const opener of ['Plugin.Activate', 'IpamDriver.GetCapabilities']) {
+    const { app } = setup(t)
+    const held = await call(app, 'IpamDriver.RequestPool', req)
+    t.equal(held.status, 200)
+    const again = await call(app, 'IpamDriver.RequestPool', req)
+    t.match(again, { status: 409, body: { Error: /overlaps/ } }, 'outside a replay the same subnet is a conflict')
+    await call(app, 'NetworkDriver.GetCapabilities')
+    t.equal((await call(app, 'IpamDriver.RequestPool', req)).status, 409, "NetworkDriver.GetCapabilities (the harness's probe) opens no replay")
+    await call(app, opener)
+    t.same(await call(app, 'IpamDriver.RequestPool', req), held, `after ${opener} the engine's replay of a held pool gets that pool`)
+    t.equal((await call(app, 'IpamDriver.RequestPool', req)).status, 409, 'once per replay')
+  }
+})
