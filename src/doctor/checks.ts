@@ -148,8 +148,8 @@ export interface EngineFacts {
   liveRestore?: boolean
   /** Whether a DOCKER-USER or DOCKER chain exists in the filter table (the engine runs with --iptables=true). */
   managesIptables?: boolean
-  /** The engine's networks of ferry's driver: name, and the IPAM driver each was created with. */
-  networks?: Array<{ name: string, ipamDriver: string }>
+  /** The engine's networks of ferry's driver: name, the driver name they were created with (`ferry`, or a managed plugin's `myferry:latest`), and their IPAM driver. */
+  networks?: Array<{ name: string, driver?: string, ipamDriver: string }>
 }
 
 export function judgeEngine (f: EngineFacts, pluginName: string): CheckResult[] {
@@ -169,7 +169,8 @@ export function judgeEngine (f: EngineFacts, pluginName: string): CheckResult[] 
       : ok('engine.live-restore', 'off: containers stop when the engine restarts', 'set "live-restore": true in /etc/docker/daemon.json to keep them running'))
   }
   if (f.networks !== undefined) {
-    const wrong = f.networks.filter((n) => n.ipamDriver !== pluginName && n.ipamDriver !== `${pluginName}:latest`)
+    const ours = (name: string, n: { driver?: string }): boolean => name === pluginName || name === `${pluginName}:latest` || name === n.driver
+    const wrong = f.networks.filter((n) => !ours(n.ipamDriver, n))
     if (wrong.length > 0) {
       out.push(fail('engine.networks', `${wrong.map((n) => n.name).join(', ')}: created with the ${pluginName} driver but IPAM ${wrong.map((n) => n.ipamDriver).join(', ')}, so containers on them cannot start`,
         `recreate them with --ipam-driver ${pluginName}`))

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { execFile } from '../kernel/exec.js'
 import { listProcesses } from '../kernel/process.js'
 import { readSysctl } from '../kernel/sysctl.js'
-import { EngineClient } from '../docker/client.js'
+import { EngineClient, managedPluginNames } from '../docker/client.js'
 import { apiCall } from '../api/client.js'
 import type { AgentFacts, EngineDnsFacts, EngineFacts, FerryDnsFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
 
@@ -106,13 +106,16 @@ export async function probeEngine (dockerHost: string, pluginName: string, filte
     const v = await engine.get<{ Version?: string, ApiVersion?: string }>('/version')
     facts.version = v.Version ?? 'unknown'
     if (v.ApiVersion !== undefined) facts.apiVersion = v.ApiVersion
-    const [info, nets] = await Promise.all([
+    const [info, nets, plugins] = await Promise.all([
       engine.get<{ LiveRestoreEnabled?: boolean }>('/info'),
       engine.get<EngineNetwork[]>('/networks'),
+      engine.get<unknown>('/plugins').catch(() => []),
     ])
+    // ferry's drivers: the agent's name, and the names a managed plugin of ferry's serving the same socket is installed under.
+    const drivers = new Set([pluginName, `${pluginName}:latest`, ...managedPluginNames(plugins, `${pluginName}.sock`)])
     if (typeof info.LiveRestoreEnabled === 'boolean') facts.liveRestore = info.LiveRestoreEnabled
-    facts.networks = nets.filter((n) => n.Driver === pluginName || n.Driver === `${pluginName}:latest`)
-      .map((n) => ({ name: n.Name, ipamDriver: n.IPAM?.Driver ?? 'default' }))
+    facts.networks = nets.filter((n) => drivers.has(n.Driver))
+      .map((n) => ({ name: n.Name, driver: n.Driver, ipamDriver: n.IPAM?.Driver ?? 'default' }))
     if (filterSave !== undefined) facts.managesIptables = engineChains(filterSave)
   } catch (err) {
     facts.error = (err as Error).message

@@ -65,6 +65,8 @@ t.test('the engine', async (t) => {
   const wrongIpam = judgeEngine({ dockerHost: 'd', version: '1', networks: [{ name: 'a', ipamDriver: 'ferry' }, { name: 'b', ipamDriver: 'default' }] }, 'ferry')
   t.same(statuses(wrongIpam), ['ok engine.reachable', 'fail engine.networks'])
   t.match(wrongIpam[1]!.fix, /--ipam-driver ferry/)
+  const managed = judgeEngine({ dockerHost: 'd', version: '1', networks: [{ name: 'm', driver: 'myferry:latest', ipamDriver: 'myferry:latest' }, { name: 'n', driver: 'myferry:latest', ipamDriver: 'default' }] }, 'ferry')
+  t.match(managed[1]!, { status: 'fail', what: /^n: .*IPAM default/ }, 'a managed plugin installed as myferry: its networks with its own IPAM are fine, the other is named')
   t.match(judgeEngine({ dockerHost: 'd', version: '1', networks: [] }, 'ferry')[1]!, { status: 'ok', fix: /docker network create -d ferry --ipam-driver ferry/ })
   t.equal(judgePluginDir('/run/docker/plugins/').status, 'ok')
   t.equal(judgePluginDir('/tmp/plugins').status, 'warn')
