@@ -66,7 +66,7 @@ export interface OpenedFirewall {
   driver: FirewallDriver & LinkFirewall
   /** Remove what the other backend left (best effort; logs what it could not remove). */
   removeOther (): Promise<void>
-  /** Restore the table at once when someone removes it (nftables: `nft monitor`); returns how to stop (and end the nft session). */
+  /** Restore the table at once when someone removes it (nftables: its events, read in the agent); returns how to stop (and end the nft session). */
   watch (): () => void
 }
 
