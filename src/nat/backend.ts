@@ -90,8 +90,9 @@ export async function removeBackend (backend: FirewallBackend, opts: { logger?: 
 
 export function openFirewall (backend: FirewallBackend, opts: { logger?: NatLogger, run?: Runner } = {}): OpenedFirewall {
   const run = opts.run ?? execFile
-  // A given runner (tests) means no long-running nft session either.
-  const driver = backend === 'nftables' ? new NftablesDriver({ logger: opts.logger, run, session: opts.run === undefined }) : new IptablesDriver({ logger: opts.logger, run })
+  // A given runner (tests) means no long-running nft session and no generation read from the kernel either.
+  const real = opts.run === undefined
+  const driver = backend === 'nftables' ? new NftablesDriver({ logger: opts.logger, run, session: real, generation: real }) : new IptablesDriver({ logger: opts.logger, run })
   return {
     driver,
     watch: () => {
