@@ -115,7 +115,9 @@ export class NftDeletionEvents {
   open (): void {
     if (this.sock !== undefined) return
     try {
-      const raw = new RawNetlinkSocket(Protocol.NETFILTER, { messagePeeking: false, msgBufferSize: 65536, recvBufferSize: EVENTS_RCVBUF, sendBufferSize: 0 })
+      // Each datagram read into a buffer of its own size (peeked first): a fixed 64 KiB buffer per event, a few
+      // events per change of ferry's, was enough external memory to make V8 collect a 100 MB heap mid-change.
+      const raw = new RawNetlinkSocket(Protocol.NETFILTER, { messagePeeking: true, recvBufferSize: EVENTS_RCVBUF, sendBufferSize: 0 })
       raw.addMembership(NFNLGRP_NFTABLES)
       raw.unref()
       const sock = new NetlinkSocket(raw)
