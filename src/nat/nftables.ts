@@ -31,7 +31,7 @@ import { NftSession } from './nft-session.js'
 import type { NatLink, NatNetwork } from './types.js'
 import { NftDeletionEvents, NftGeneration, advanceGeneration } from '../kernel/nft-netlink.js'
 
-/** Reads the nf_tables ruleset generation (src/kernel/nft-generation.ts). */
+/** Reads the nf_tables ruleset generation (src/kernel/nft-netlink.ts). */
 export interface GenerationReader { read (): Promise<number>, close (): void }
 
 export interface NftablesDriverOptions extends DriverBaseOptions {
@@ -61,7 +61,6 @@ const NFPROTO_INET = 1
 function elementId (e: NftElement): string {
   return `${e.set}\0${e.key}`
 }
-
 
 /** An element the kernel holds, and how many of ferry's objects need it. */
 interface Held { e: NftElement, n: number }
