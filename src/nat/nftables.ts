@@ -81,6 +81,8 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   private watcher: NftDeletionEvents | undefined
   private restoreTimer: NodeJS.Timeout | undefined
   private restores = 0
+  /** Events that were ferry's own commits' (for tests). */
+  private ownEvents = 0
   private readonly session: NftSession | undefined
   private readonly generation: GenerationReader | undefined
   /** undefined = the table must be read at the next reconcile. */
@@ -375,8 +377,8 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   }
 
   /** How many times the watcher rewrote the table (for tests and status). */
-  watchStats (): { watching: boolean, restores: number } {
-    return { watching: this.watcher !== undefined, restores: this.restores }
+  watchStats (): { watching: boolean, restores: number, ownEvents: number } {
+    return { watching: this.watcher !== undefined, restores: this.restores, ownEvents: this.ownEvents }
   }
 
   /** Called when stdin of the nsnode harness closes, and by the agent at stop. */
@@ -400,6 +402,14 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
       // Nothing to restore when ferry has no network (its own teardown deletes the table too).
       if (this.desired.networks.size === 0) return
       try {
+        // The events of ferry's own rewrite (it flushes its chains) or a lost burst of its own element
+        // events: nobody else committed, nothing to check (not even the FORWARD accept and sysctls,
+        // which would hold the mutex, and the next change, for two iptables runs).
+        const g = await this.readGeneration()
+        if (g !== undefined && this.known !== undefined && g === advanceGeneration(this.known.verified, this.known.own)) {
+          this.ownEvents++
+          return
+        }
         if (await this.reconcileKernel()) {
           this.restores++
           this.log?.warn({}, 'someone removed part of table inet ferry: rewritten')
