@@ -11,7 +11,8 @@
  * child (ferry's planning + the iptables-restore or nft run), and reports p50/p99.
  * Then the packet path: TCP connections per second through a published port from
  * another namespace, at 0 and at 10,000 published ports, and the driver
- * process's RSS, and the agent's reconcile with nothing to repair. Docker's built-in driver is not measured here (bench:ports
+ * process's RSS, and the agent's reconcile with nothing to repair (quiet, and right after someone else's
+ * nftables commit). Docker's built-in driver is not measured here (bench:ports
  * measures it for ranges); see the README for its published per-rule costs.
  * Last, dual-stack (`--dual-mb 0` skips it): publish/unpublish of one port on an
  * IPv4-only endpoint against the same port on a dual-stack one (a binding per
@@ -20,7 +21,7 @@
  *
  *   npm run bench:firewall [-- --samples 50 --sizes 0,1000,10000 --backends nftables,iptables --connections 2000 --dual-mb 256 --dual-reps 5 --watch 1]
  *
- * `--watch 0`: the nftables driver without its `nft monitor destroy` watcher (the agent runs it).
+ * `--watch 0`: the nftables driver without its watcher of nftables events (the agent runs it).
  */
 import { spawn } from 'node:child_process'
 import { STREAM_CLIENT, STREAM_SERVER, argInt, argStr, load, median, ms, quantile, runBench, section, table, rssKiB, type Teardowns } from './lib.js'
@@ -34,7 +35,7 @@ import type { PortBinding } from '../src/model/types.js'
 
 type Backend = 'nftables' | 'iptables'
 type Driver = NsNode<FirewallDriver & { stats (): { planMs: number, restoreMs: number, lines: number, reconciled: boolean }, state (): FirewallState }>
-/** The nftables driver's watcher (`nft monitor destroy`), which the agent runs. */
+/** The nftables driver's watcher of nftables events (in its process), which the agent runs. */
 type Watching = NsNode<{ startWatch (): void }>
 
 const NET: NatNetwork = { id: 'bench'.padEnd(64, '0'), bridge: 'fy-bench', subnet: '10.64.0.0/16', gateway: '10.64.0.1', icc: true, masquerade: true, internal: false }
@@ -74,12 +75,22 @@ async function sample (d: Driver, ep: NatEndpoint, n: number): Promise<{ add: nu
   return { add, rm, plan, lines }
 }
 
-/** Median ms of the agent's reconcile with nothing to repair (every interval: the table or chains read back and compared). */
-async function reconcileMs (d: Driver, n = 10): Promise<number> {
+/**
+ * Median ms of the agent's reconcile with nothing to repair (every interval): when nothing was committed
+ * since (nftables: the generation unchanged, the table not read), and right after someone else's commit
+ * (a table of theirs added or deleted: nftables must read its table back; iptables always reads its chains).
+ */
+async function reconcileMs (d: Driver, ns: string, n = 10): Promise<{ quiet: number, other: number }> {
   const state = await d.call('state')
-  const times: number[] = []
-  for (let i = 0; i < n; i++) times.push((await d.timed('reconcile', [state])).ms)
-  return median(times)
+  const quiet: number[] = []
+  const other: number[] = []
+  for (let i = 0; i < n; i++) {
+    quiet.push((await d.timed('reconcile', [state])).ms)
+    nsExec(ns, ['nft', i % 2 === 0 ? 'add' : 'delete', 'table', 'inet', 'bench_other'])
+    other.push((await d.timed('reconcile', [state])).ms)
+  }
+  if (n % 2 === 1) nsExec(ns, ['nft', 'delete', 'table', 'inet', 'bench_other'])
+  return { quiet: median(quiet), other: median(other) }
 }
 
 /** Sequential TCP connections from `ns` to ip:port for a fixed count; connections per second. */
@@ -117,11 +128,11 @@ async function benchBackend (t: Teardowns, backend: Backend, sizes: number[], sa
     if (connections > 0 && (size === sizes[0] || size === sizes[sizes.length - 1])) {
       rate = connectionRate(outside, '198.51.100.1', 8080, connections).toFixed(0)
     }
-    const check = await reconcileMs(d)
+    const check = await reconcileMs(d, host)
     const rss = d.pid === undefined ? '-' : `${(childRss(d.pid) / 1024).toFixed(0)} MiB`
     rows.push([backend, size.toLocaleString('en'), ms(quantile(one.add, 0.5)), ms(quantile(one.add, 0.99)), ms(quantile(one.rm, 0.5)), ms(quantile(one.rm, 0.99)),
       ms(quantile(range.add, 0.5)), ms(quantile(range.add, 0.99)), ms(quantile(range.rm, 0.5)), ms(quantile(range.rm, 0.99)),
-      `${range.lines}`, ms(quantile([...one.plan, ...range.plan], 0.99)), ms(check), rate, rss, `${(setupMs / 1000).toFixed(1)} s`])
+      `${range.lines}`, ms(quantile([...one.plan, ...range.plan], 0.99)), ms(check.quiet), ms(check.other), rate, rss, `${(setupMs / 1000).toFixed(1)} s`])
     console.log(`  ${backend} with ${size} ports published: done (${load()})`)
   }
   await d.call('teardown')
@@ -185,13 +196,14 @@ await runBench(async (t) => {
   const backends = (argStr('backends') ?? 'nftables,iptables').split(',') as Backend[]
   section(`firewall: one container's publications among already published ports (${samples} samples each; ${load()})`)
   console.log('the FirewallDriver driven directly in a namespace (not through the plugin API); times inside the driver process: planning + one iptables-restore or nft run')
-  const rows: string[][] = [['backend', 'published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99', 'lines', 'ferry p99', 'reconcile', 'conn/s', 'RSS', 'setup']]
+  const rows: string[][] = [['backend', 'published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99', 'lines', 'ferry p99', 'reconcile', 'after other', 'conn/s', 'RSS', 'setup']]
   const watch = argInt('watch', 1) === 1
   for (const b of backends) rows.push(...await benchBackend(t, b, sizes, samples, connections, watch))
   console.log(table(rows))
   console.log('lines: rules (iptables) or elements (nftables) the 200-port range adds; ferry p99: ferry\'s own planning and rendering of every change above ' +
     '(the rest is the iptables-restore or nft process); reconcile: median of 10 reconciles with nothing to repair, as the agent runs every ' +
-    '--reconcile-interval (the table or chains read back and compared); conn/s: sequential TCP connections through a published port from another namespace')
+    '--reconcile-interval, when nothing was committed since (nftables: generation unchanged, table not read; iptables: chains read back); ' +
+    'after other: the same right after someone else\'s nftables commit (another table added or deleted: nftables reads its table back); conn/s: sequential TCP connections through a published port from another namespace')
   const dualMb = argInt('dual-mb', 256)
   const dualReps = argInt('dual-reps', 5)
   section(`dual-stack: one port on an IPv4-only endpoint vs on a dual-stack one (${samples} samples), and throughput over IPv6 vs IPv4 (MiB/s, median of ${dualReps} interleaved rounds × ${dualMb} MiB)`)

@@ -66,7 +66,7 @@ export interface OpenedFirewall {
   driver: FirewallDriver & LinkFirewall
   /** Remove what the other backend left (best effort; logs what it could not remove). */
   removeOther (): Promise<void>
-  /** Restore the table at once when someone removes it (nftables: `nft monitor`); returns how to stop (and end the nft session). */
+  /** Restore the table at once when someone removes it (nftables: its events, read in the agent); returns how to stop (and end the nft session). */
   watch (): () => void
 }
 
@@ -90,8 +90,9 @@ export async function removeBackend (backend: FirewallBackend, opts: { logger?: 
 
 export function openFirewall (backend: FirewallBackend, opts: { logger?: NatLogger, run?: Runner } = {}): OpenedFirewall {
   const run = opts.run ?? execFile
-  // A given runner (tests) means no long-running nft session either.
-  const driver = backend === 'nftables' ? new NftablesDriver({ logger: opts.logger, run, session: opts.run === undefined }) : new IptablesDriver({ logger: opts.logger, run })
+  // A given runner (tests) means no long-running nft session and no generation read from the kernel either.
+  const real = opts.run === undefined
+  const driver = backend === 'nftables' ? new NftablesDriver({ logger: opts.logger, run, session: real, generation: real }) : new IptablesDriver({ logger: opts.logger, run })
   return {
     driver,
     watch: () => {

@@ -469,11 +469,11 @@ function declareChain (c: NftChainPlan): string {
   return c.hook === undefined ? `add chain ${TABLE_REF} ${c.name}` : `add chain ${TABLE_REF} ${c.name} { ${c.hook} }`
 }
 
-/** `add element` / `delete element` lines, one per set, in the plan's set order. */
-export function elementLines (verb: 'add' | 'delete', elements: readonly NftElement[]): string[] {
+/** `add element` / `create element` (refused when it exists) / `delete element` lines, one per set, in the plan's set order. */
+export function elementLines (verb: 'add' | 'create' | 'delete', elements: readonly NftElement[]): string[] {
   const bySet = new Map<string, string[]>()
   for (const e of elements) {
-    const text = verb === 'add' ? elementText(e) : e.key
+    const text = verb === 'delete' ? e.key : elementText(e)
     bySet.set(e.set, [...(bySet.get(e.set) ?? []), text])
   }
   return [...bySet].map(([name, items]) => `${verb} element ${TABLE_REF} ${name} { ${items.join(', ')} }`)

@@ -12,6 +12,8 @@
  *   in one transaction when it differs from the plan (the admin's `user` chain
  *   kept); a transaction the kernel refuses (someone deleted an element) falls
  *   back to that. nft transactions are atomic: a refused one changes nothing.
+ * - A reconcile reads the table only when the nf_tables generation says someone
+ *   else may have changed it (see `reconcileKernel`).
  * - route_localnet and conntrack as the iptables driver (src/nat/host-effects.ts).
  * Kernel changes are serialized with one mutex.
  */
@@ -27,7 +29,10 @@ import { FirewallDriverBase, type DriverBaseOptions } from './driver-base.js'
 import { IptablesForwardAccept } from './iptables-accept.js'
 import { NftSession } from './nft-session.js'
 import type { NatLink, NatNetwork } from './types.js'
-import { spawnLines, type LineChild } from '../kernel/exec.js'
+import { NftDeletionEvents, NftGeneration, advanceGeneration } from '../kernel/nft-netlink.js'
+
+/** Reads the nf_tables ruleset generation (src/kernel/nft-netlink.ts). */
+export interface GenerationReader { read (): Promise<number>, close (): void }
 
 export interface NftablesDriverOptions extends DriverBaseOptions {
   /** The nft program (argv prefix); default ['nft']. */
@@ -38,25 +43,34 @@ export interface NftablesDriverOptions extends DriverBaseOptions {
   ip6tables?: string[]
   /** Element deltas through one long-running `nft -i` (src/nat/nft-session.ts); default true. */
   session?: boolean
+  /**
+   * The nf_tables generation, which lets a reconcile skip reading the table when
+   * nobody else committed since ferry last knew it. Default: read over netlink,
+   * unless `run` is given (tests with a fake nft); false: always read the table.
+   */
+  generation?: boolean | GenerationReader
 }
 
+/** What ferry knows of the generation: the table was verified at `verified`, and ferry committed `own` transactions since. */
+interface KnownGeneration { verified: number, own: number }
+
 const NFT_TIMEOUT_MS = 30_000
+/** The `inet` family in nf_tables messages (NFPROTO_INET). */
+const NFPROTO_INET = 1
 
 function elementId (e: NftElement): string {
   return `${e.set}\0${e.key}`
 }
 
-/**
- * A line of `nft monitor destroy` that means someone took part of ferry's table away
- * (`nft flush ruleset`, a firewalld reload, `nft delete table inet ferry`, a flushed
- * chain). Element deletions are not: ferry makes those itself at every removal.
- */
-export function isTamperEvent (line: string): boolean {
-  return /^delete (table|chain|rule|set|map) inet ferry\b/.test(line)
-}
-
 /** An element the kernel holds, and how many of ferry's objects need it. */
 interface Held { e: NftElement, n: number }
+
+/** The same elements with the same values (reference counts aside): the same table. */
+function sameElements (a: ReadonlyMap<string, Held>, b: ReadonlyMap<string, Held>): boolean {
+  if (a.size !== b.size) return false
+  for (const [id, h] of a) if (b.get(id)?.e.value !== h.e.value) return false
+  return true
+}
 
 export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   private readonly nft: string[]
@@ -64,12 +78,17 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   private held: Map<string, Held> | undefined
   /** The FORWARD accept of marked traffic, in iptables and in ip6tables. */
   private readonly forwardAccept: IptablesForwardAccept[]
-  private watcher: LineChild | undefined
-  private watching = false
+  private watcher: NftDeletionEvents | undefined
   private restoreTimer: NodeJS.Timeout | undefined
-  private restartTimer: NodeJS.Timeout | undefined
   private restores = 0
+  /** Events that were ferry's own commits' (for tests). */
+  private ownEvents = 0
   private readonly session: NftSession | undefined
+  private readonly generation: GenerationReader | undefined
+  /** undefined = the table must be read at the next reconcile. */
+  private known: KnownGeneration | undefined
+  private tableReads = 0
+  private skippedReads = 0
 
   constructor (opts: NftablesDriverOptions = {}) {
     super(opts, endpointElements)
@@ -79,6 +98,8 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
       new IptablesForwardAccept(this.run, this.log, opts.ip6tables ?? ['ip6tables', '-w', '5']),
     ]
     this.session = opts.session === false ? undefined : new NftSession(this.nft)
+    const gen = opts.generation ?? opts.run === undefined
+    this.generation = gen === true ? new NftGeneration() : gen === false ? undefined : gen
   }
 
   /** The full plan of the desired state (what reconcile converges to). */
@@ -91,6 +112,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
 
   protected forgetKernel (): void {
     this.held = undefined
+    this.known = undefined
   }
 
   /**
@@ -206,10 +228,13 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     const t0 = performance.now()
     const { removed, added } = this.changeElements(change)
     const { next, del, add } = this.delta(held, removed, added)
-    const lines = [...elementLines('delete', del), ...elementLines('add', add)]
+    // `create`, not `add`: an element that exists already (someone else added it) refuses the
+    // transaction instead of committing nothing, so every delta ferry commits is one generation.
+    const lines = [...elementLines('delete', del), ...elementLines('create', add)]
     const planMs = performance.now() - t0
     try {
       const restoreMs = lines.length === 0 ? 0 : await this.applyDelta(lines.join('\n') + '\n')
+      if (lines.length > 0 && this.known !== undefined) this.known.own++
       for (const [id, h] of next) {
         if (h === undefined) held.delete(id)
         else held.set(id, h)
@@ -223,6 +248,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
 
   /** `nft list table inet ferry`, parsed; undefined when there is no such table. */
   async listTable (): Promise<NftKernelTable | undefined> {
+    this.tableReads++
     const res = await this.run([...this.nft, 'list', 'table', NFT_FAMILY, NFT_TABLE], { allowFailure: true, timeoutMs: NFT_TIMEOUT_MS })
     if (res.code !== 0) {
       if (/No such file or directory/.test(res.stderr)) return undefined
@@ -231,11 +257,42 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     return parseNftTable(res.stdout)
   }
 
-  /** Read the kernel; rewrite the table in one transaction when it differs from the plan. True when repaired. */
+  /**
+   * Read the kernel; rewrite the table in one transaction when it differs from the plan. True when repaired.
+   *
+   * The table is not read when the nf_tables generation is the one ferry verified the table at,
+   * advanced by ferry's own commits since, and the plan's elements are those ferry holds: every
+   * change of any nftables table is a commit and advances the generation by one, each of ferry's
+   * deltas is one commit that changes something (`create element`), so nobody else committed and the
+   * table is what ferry left. Any other generation (someone else's commit, also one that did not
+   * touch ferry's table) means a full read, after which the generation is known again.
+   */
   protected async reconcileKernel (): Promise<boolean> {
-    const kernel = await this.listTable()
     const t0 = performance.now()
     const needed = this.neededElements()
+    const g0 = await this.readGeneration()
+    const known = this.known
+    let repaired: boolean
+    if (g0 !== undefined && known !== undefined && this.held !== undefined && g0 === advanceGeneration(known.verified, known.own) && sameElements(this.held, needed)) {
+      this.skippedReads++
+      this.known = { verified: g0, own: 0 }
+      this.held = needed
+      this.stats_ = { planMs: performance.now() - t0, restoreMs: 0, lines: 0, reconciled: true }
+      repaired = false
+    } else {
+      repaired = await this.rewriteIfDifferent(needed, g0)
+    }
+    const sysctlRepaired = await this.localnet.sync(this.desired.networks.values(), this.desired.localnetBridges(), true)
+    let acceptRepaired = false
+    for (const a of this.forwardAccept) acceptRepaired = (await a.sync()) || acceptRepaired
+    return repaired || sysctlRepaired || acceptRepaired
+  }
+
+  /** The full check: list the table, rewrite it when it differs; the generation known again when nobody else committed meanwhile. */
+  private async rewriteIfDifferent (needed: Map<string, Held>, g0: number | undefined): Promise<boolean> {
+    this.known = undefined
+    const kernel = await this.listTable()
+    const t0 = performance.now()
     const table = planSkeleton(this.planOpts)
     addElements(table, [...needed.values()].map((h) => h.e))
     const same = sameTable(kernel, table)
@@ -244,11 +301,27 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     const restoreMs = same ? 0 : await this.apply(text)
     this.held = needed
     this.stats_ = { planMs, restoreMs, lines: same ? 0 : text.split('\n').length - 1, reconciled: true }
-    const sysctlRepaired = await this.localnet.sync(this.desired.networks.values(), this.desired.localnetBridges(), true)
-    let acceptRepaired = false
-    for (const a of this.forwardAccept) acceptRepaired = (await a.sync()) || acceptRepaired
+    // Read at g0 and (when rewritten) one commit of ferry's since: verified at g1 unless someone else committed in between.
+    const g1 = g0 === undefined ? undefined : await this.readGeneration()
+    if (g0 !== undefined && g1 !== undefined && g1 === advanceGeneration(g0, same ? 0 : 1)) this.known = { verified: g1, own: 0 }
     if (!same) this.log?.debug({ existed: kernel !== undefined }, 'nftables table rewritten')
-    return !same || sysctlRepaired || acceptRepaired
+    return !same
+  }
+
+  /** The generation; undefined (the table is then read) when there is no reader or it failed. */
+  private async readGeneration (): Promise<number | undefined> {
+    if (this.generation === undefined) return undefined
+    try {
+      return await this.generation.read()
+    } catch (err) {
+      this.log?.debug({ err: (err as Error).message }, 'nftables generation unknown: the table is read')
+      return undefined
+    }
+  }
+
+  /** How many reconciles read the table and how many could skip it (for tests and benchmarks). */
+  readStats (): { tableReads: number, skippedReads: number } {
+    return { tableReads: this.tableReads, skippedReads: this.skippedReads }
   }
 
   /** An element delta: through the long-running session when it fits, else `nft -f -`. Returns ms. */
@@ -274,46 +347,45 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   // Restore after someone else's flush: nftables events, not only the periodic reconcile.
 
   /**
-   * Watch `nft monitor destroy` (a child process; lines read with a bound) and
-   * rewrite the table as soon as someone removes part of it. Idempotent. The
-   * child is started again a second after it dies, until stopWatch().
+   * Watch nftables events in this process (src/kernel/nft-netlink.ts: no nft child)
+   * and rewrite the table as soon as someone deletes a table, chain, rule or set of
+   * ferry's (`nft flush ruleset`, a firewalld reload, `nft delete table inet ferry`, a
+   * flushed chain). Element deletions are not events of that kind: ferry makes those
+   * itself at every removal; someone else's are found by the periodic reconcile.
+   * Events lost to an overflow of the socket make a check too (which reads the table
+   * only when someone else committed). Idempotent.
    */
   startWatch (): void {
-    if (this.watching) return
-    this.watching = true
-    const start = (): void => {
-      if (!this.watching) return
-      const child = spawnLines([...this.nft, 'monitor', 'destroy'], (line) => { if (isTamperEvent(line)) this.scheduleRestore() }, {
-        onError: (err) => this.log?.warn({ err: err.message }, 'nft monitor could not run: a removed table comes back at the next periodic reconcile only'),
-      })
-      this.watcher = child
-      void child.exited.then(() => { // exited never rejects
-        if (!this.watching) return
-        this.restartTimer = setTimeout(start, 1000)
-        this.restartTimer.unref()
-      })
+    if (this.watcher !== undefined) return
+    const watcher = new NftDeletionEvents(NFPROTO_INET, NFT_TABLE, () => this.scheduleRestore(), (err) => {
+      this.log?.debug({ err: err.message }, 'nftables events may have been lost: checking table inet ferry')
+      this.scheduleRestore()
+    })
+    try {
+      watcher.open()
+      this.watcher = watcher
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message }, 'cannot watch nftables events: a removed table comes back at the next periodic reconcile only')
     }
-    start()
   }
 
   stopWatch (): void {
-    this.watching = false
-    this.watcher?.stop()
+    this.watcher?.close()
     this.watcher = undefined
     if (this.restoreTimer !== undefined) clearTimeout(this.restoreTimer)
-    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer)
     this.restoreTimer = undefined
   }
 
   /** How many times the watcher rewrote the table (for tests and status). */
-  watchStats (): { watching: boolean, restores: number } {
-    return { watching: this.watching, restores: this.restores }
+  watchStats (): { watching: boolean, restores: number, ownEvents: number } {
+    return { watching: this.watcher !== undefined, restores: this.restores, ownEvents: this.ownEvents }
   }
 
   /** Called when stdin of the nsnode harness closes, and by the agent at stop. */
   close (): void {
     this.stopWatch()
     this.session?.close()
+    this.generation?.close()
   }
 
   /** A burst of events (a flush deletes many rules) makes one restore, 50 ms after the first. */
@@ -330,6 +402,14 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
       // Nothing to restore when ferry has no network (its own teardown deletes the table too).
       if (this.desired.networks.size === 0) return
       try {
+        // The events of ferry's own rewrite (it flushes its chains) or a lost burst of its own element
+        // events: nobody else committed, nothing to check (not even the FORWARD accept and sysctls,
+        // which would hold the mutex, and the next change, for two iptables runs).
+        const g = await this.readGeneration()
+        if (g !== undefined && this.known !== undefined && g === advanceGeneration(this.known.verified, this.known.own)) {
+          this.ownEvents++
+          return
+        }
         if (await this.reconcileKernel()) {
           this.restores++
           this.log?.warn({}, 'someone removed part of table inet ferry: rewritten')

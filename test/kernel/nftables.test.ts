@@ -179,6 +179,44 @@ t.test('networks and ports: plan round trip, element deltas, reconcile, teardown
   })
 })
 
+t.test('the periodic reconcile reads the table only after someone else\'s commit (nftables generation)', async (t) => {
+  const n1 = net(1)
+  const ns = hostNs(t, [{ name: n1.bridge }])
+  const d = await driver(t, ns)
+  const e1 = endpoint('e1', n1, 2, [(ip) => bind('tcp', '', 8080, ip, 80), (ip) => bind('udp', '', 5353, ip, 53)])
+  await d.call('addNetwork', [n1])
+  await d.call('setEndpoint', [e1])
+  const state: FirewallState = { networks: [n1], endpoints: [e1] }
+  const reads = async (): Promise<number> => (await d.call('readStats')).tableReads
+  let before = await reads()
+  t.equal(await d.call('reconcile', [state]), false, 'nothing to repair')
+  t.equal(await reads(), before, 'ferry\'s own transactions only since the table was known: not read')
+  const e2 = endpoint('e2', n1, 3, [(ip) => bind('tcp', '', 9090, ip, 90)])
+  await d.call('setEndpoint', [e2])
+  await d.call('removeEndpoint', [e2.id])
+  t.equal(await d.call('reconcile', [state]), false, 'after two more deltas of ferry\'s')
+  t.equal(await reads(), before, 'still not read')
+  for (const tamper of [
+    ['delete', 'element', 'inet', 'ferry', 'any_port', '{ tcp . 8080 }'],
+    ['flush', 'table', 'inet', 'ferry'],
+    ['delete', 'table', 'inet', 'ferry'],
+  ]) {
+    nft(ns, tamper)
+    before = await reads()
+    t.equal(await d.call('reconcile', [state]), true, `repaired after someone else's ${tamper.join(' ')}`)
+    t.equal(await reads(), before + 1, 'the table was read')
+    expectPlan(t, ns, state, `after ${tamper.join(' ')}`)
+    t.equal(await d.call('reconcile', [state]), false, 'the next reconcile finds nothing')
+    t.equal(await reads(), before + 1, 'without reading it')
+  }
+  otherTable(ns)
+  before = await reads()
+  t.equal(await d.call('reconcile', [state]), false, 'another table\'s commit: nothing of ferry\'s to repair')
+  t.equal(await reads(), before + 1, 'but the table was read (the generation is the ruleset\'s, not the table\'s)')
+  const { skippedReads } = await d.call('readStats')
+  t.ok(skippedReads >= 5, `reconciles that skipped the read: ${skippedReads}`)
+})
+
 t.test('stale UDP conntrack entries are flushed when a port is published and removed', async (t) => {
   await udpConntrackScenario(t, hostNs, (t, ns) => driver(t, ns) as Promise<NsNode<FirewallDriver>>)
 })
@@ -195,7 +233,7 @@ async function oneContainerHost (t: Test, n1: NatNetwork): Promise<{ host: strin
   return { host, outside }
 }
 
-t.test('restore after someone else flushes: nft monitor events, proved with traffic', async (t) => {
+t.test('restore after someone else flushes: nftables events, proved with traffic', async (t) => {
   const n1 = net(1)
   const { host, outside } = await oneContainerHost(t, n1)
   const d = await driver(t, host)
@@ -214,6 +252,9 @@ t.test('restore after someone else flushes: nft monitor events, proved with traf
     t.equal(connect(outside, '198.51.100.1', 8080), 'hello c1', `after ${tamper.join(' ')}: the published port answers again`)
     t.ok(sameTable(parseNftTable(list(host)), planTable({ networks: [n1], endpoints: [endpoint('c1', n1, 2, [(ip) => bind('tcp', '', 8080, ip, 80)])] }).table), 'the table is the plan')
   }
+  // Each rewrite flushes ferry's chains: those events are its own commit's, recognised by the generation.
+  await until('the events of the watcher\'s own rewrites to be recognised', async () => (await d.call('watchStats')).ownEvents > 0, { timeoutMs: 2000, everyMs: 20 })
+  t.equal((await d.call('watchStats')).restores, restores, 'and no rewrite followed them')
   await d.call('teardown')
   await new Promise((r) => setTimeout(r, 200))
   t.notMatch(ruleset(host), /ferry/, 'its own teardown is not undone by the watcher')

@@ -1,12 +1,12 @@
 /**
  * The NftablesDriver's bookkeeping against a fake nft (no root, no kernel): which
- * transactions it sends for element deltas, the fallback to a rewrite, and the
- * events its watcher reacts to. The kernel is exercised by test/kernel/nftables.test.ts.
+ * transactions it sends for element deltas, the fallback to a rewrite, and when a
+ * reconcile reads the table. The kernel is exercised by test/kernel/nftables.test.ts.
  */
 import t from 'tap'
 import type { ExecOptions, ExecResult } from '../../src/kernel/exec.js'
 import { FerryError } from '../../src/errors/errors.js'
-import { NftablesDriver, isTamperEvent } from '../../src/nat/nftables.js'
+import { NftablesDriver } from '../../src/nat/nftables.js'
 import type { SysctlAccess } from '../../src/kernel/sysctl.js'
 import type { NatNetwork } from '../../src/nat/types.js'
 
@@ -38,8 +38,8 @@ t.test('element deltas, reference counts, fallback', async (t) => {
   t.match(f.batches[0], /^add table inet ferry\n/, 'the first change writes the whole table')
   const link = { id: 'l1', networkId: n1.id, parentIp: '10.31.0.2', childIp: '10.31.0.3', ports: [{ proto: 'tcp' as const, port: 80 }] }
   await d.allowLink(link)
-  t.equal(f.batches[1], 'add element inet ferry link_to { "fy-n1" . 10.31.0.2 . 10.31.0.3 . tcp . 80 }\n' +
-    'add element inet ferry link_from { "fy-n1" . 10.31.0.3 . 10.31.0.2 . tcp . 80 }\n', 'a link is two elements')
+  t.equal(f.batches[1], 'create element inet ferry link_to { "fy-n1" . 10.31.0.2 . 10.31.0.3 . tcp . 80 }\n' +
+    'create element inet ferry link_from { "fy-n1" . 10.31.0.3 . 10.31.0.2 . tcp . 80 }\n', 'a link is two elements')
   await d.allowLink({ ...link, id: 'l2' })
   t.equal(f.batches.length, 2, 'the same elements for a second link: nothing sent')
   await d.removeLink('l1')
@@ -48,9 +48,9 @@ t.test('element deltas, reference counts, fallback', async (t) => {
   t.equal(f.batches[2], 'delete element inet ferry icc { "fy-n1" . "fy-n1" }\n' +
     'delete element inet ferry link_to { "fy-n1" . 10.31.0.2 . 10.31.0.3 . tcp . 80 }\n' +
     'delete element inet ferry link_from { "fy-n1" . 10.31.0.3 . 10.31.0.2 . tcp . 80 }\n' +
-    'add element inet ferry icc { "fy-n1" . "fy-n1" : accept }\n', 'ICC on: its verdict changes and the link has nothing left to allow')
+    'create element inet ferry icc { "fy-n1" . "fy-n1" : accept }\n', 'ICC on: its verdict changes and the link has nothing left to allow')
   await d.setEndpoint({ id: 'e1', networkId: n1.id, address: '10.31.0.2', ports: [{ proto: 'udp', hostIp: '', hostPort: 53, hostPortEnd: 53, containerIp: '10.31.0.2', containerPort: 53, containerPortEnd: 53 }] })
-  t.equal(f.batches[3], 'add element inet ferry any_port { udp . 53 : 10.31.0.2 . 53 }\n')
+  t.equal(f.batches[3], 'create element inet ferry any_port { udp . 53 : 10.31.0.2 . 53 }\n')
   t.equal(d.stats().lines, 1)
   f.failNext = 1
   await d.removeEndpoint('e1')
@@ -60,16 +60,6 @@ t.test('element deltas, reference counts, fallback', async (t) => {
   f.failNext = 2
   await t.rejects(d.removeNetwork(n1.id), { code: 'KERNEL' }, 'refused twice: the change fails')
   t.same(d.state().networks.map((n) => n.id), [n1.id], 'and is undone in the desired state')
-})
-
-t.test('the watcher reacts to others removing ferry\'s objects, not to element deletions', async (t) => {
-  t.ok(isTamperEvent('delete table inet ferry'))
-  t.ok(isTamperEvent('delete rule inet ferry filter-forward handle 12'))
-  t.ok(isTamperEvent('delete chain inet ferry user'))
-  t.ok(isTamperEvent('delete map inet ferry any_port'))
-  t.notOk(isTamperEvent('delete element inet ferry any_port { tcp . 8080 }'))
-  t.notOk(isTamperEvent('delete table inet ferryother'))
-  t.notOk(isTamperEvent('delete table ip filter'))
 })
 
 t.test('teardown is best effort: the FORWARD accepts are removed even when the table could not be', async (t) => {
@@ -84,4 +74,42 @@ t.test('teardown is best effort: the FORWARD accepts are removed even when the t
   const d = new NftablesDriver({ run, sysctl, session: false })
   await t.rejects(d.teardown(), { code: 'KERNEL', message: /nft could not list table inet ferry: Error: Operation not permitted/ })
   t.same(calls.filter((c) => c.includes('ACCEPT')).map((c) => c.split(' ')[0]), ['iptables', 'ip6tables'], 'both accepts were deleted after the table failed')
+})
+
+t.test('a reconcile reads the table only when someone else committed since ferry last knew it', async (t) => {
+  const f = fake()
+  let gen = 40
+  const listed = (): number => d.readStats().tableReads
+  const run = async (argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> => {
+    const res = await f.run(argv, opts)
+    if (argv[0] === 'nft' && argv[1] === '-f') gen++ // every transaction of ferry's commits once
+    return res
+  }
+  const d = new NftablesDriver({ run, sysctl, session: false, generation: { read: async () => gen, close: () => undefined } })
+  await d.addNetwork(n1)
+  t.equal(listed(), 1, 'the first change reads the table and writes it (the generation read before and after: ferry\'s commit only)')
+  const state = d.state()
+  t.equal(await d.reconcile(state), false, 'nothing committed since')
+  t.equal(listed(), 1, 'and the table was not read')
+  gen++ // someone else's transaction
+  t.equal(await d.reconcile(state), true, 'someone else committed: the fake nft lists no table, rewritten')
+  t.equal(listed(), 2, 'after reading it')
+  const ep = { id: 'e1', networkId: n1.id, address: '10.31.0.2', ports: [{ proto: 'tcp' as const, hostIp: '', hostPort: 80, hostPortEnd: 80, containerIp: '10.31.0.2', containerPort: 80, containerPortEnd: 80 }] }
+  await d.setEndpoint(ep)
+  await d.removeEndpoint(ep.id)
+  t.equal(await d.reconcile(d.state()), false, 'two deltas of ferry\'s own since')
+  t.equal(listed(), 2, 'not read either')
+  gen++ // someone else's transaction
+  t.equal(await d.reconcile(d.state()), true, 'someone else committed')
+  t.equal(listed(), 3, 'the table is read')
+  t.equal(await d.reconcile(d.state()), false)
+  t.equal(listed(), 3, 'and known again')
+  await d.setEndpoint(ep)
+  t.equal(await d.reconcile({ networks: [n1], endpoints: [] }), true, 'a state with other elements than ferry holds')
+  t.equal(listed(), 4, 'is compared with the table as listed')
+  const blind = new NftablesDriver({ run, sysctl, session: false, generation: { read: async () => { throw new Error('no netlink') }, close: () => undefined } })
+  await blind.addNetwork(n1)
+  await blind.reconcile(blind.state())
+  await blind.reconcile(blind.state())
+  t.equal(blind.readStats().tableReads, 3, 'without a generation every reconcile reads the table')
 })
