@@ -509,6 +509,7 @@ export class PeerSync {
   private load (snap: ClusterSnapshot): void {
     const prev = this.defs
     this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
+    const hostIds = new Map(snap.hosts.map((h) => [h.hostId, h.hostId]))
     this.hostWg = new Map(snap.hosts.flatMap((h) => (h.wg ? [[h.hostId, h.wg] as const] : [])))
     this.defs = new Map()
     this.known = new Map()
@@ -521,7 +522,6 @@ export class PeerSync {
       const name = def.name
       this.defs.set(name, def)
       const claims = new Map(o.claims.map((c) => [c.ip, c.endpointId]))
-      this.claims.set(name, claims)
       const m = new Map<string, ClusterEndpoint>()
       for (const e of o.endpoints) {
         if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
@@ -531,9 +531,17 @@ export class PeerSync {
           this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
           continue
         }
+        // One string per host for every endpoint of it (tiedToHost: the VTEP is the host's), not a copy per endpoint.
+        e.hostId = hostIds.get(e.hostId) ?? e.hostId
+        e.vtep = this.hosts.get(e.hostId) ?? e.vtep
         m.set(e.endpointId, e)
       }
       this.known.set(name, m)
+      // Only the claims of the endpoints kept matter later (a claim whose holder is not known, or no longer
+      // holds the address, refuses nobody): kept as the endpoints' own strings, the snapshot's copies go.
+      const held = new Map<string, string>()
+      for (const e of m.values()) for (const ip of endpointIps(e)) held.set(ip, e.endpointId)
+      this.claims.set(name, held)
     }
     this.rev = snap.rev
   }
@@ -779,7 +787,7 @@ export class PeerSync {
         const t1 = performance.now()
         const kernel = programmed ?? await this.dp.readPeers(a.devices.vxlan)
         const t2 = performance.now()
-        ops = diffPeers(planner.table(), kernel)
+        ops = planner.opsFrom(kernel)
         const t3 = performance.now()
         await this.dp.applyPeerOps(ops)
         this.log?.debug({ overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3) }, 'overlay full reconcile')
