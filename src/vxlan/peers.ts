@@ -149,6 +149,11 @@ export interface PeerSyncStatus {
 const DEFAULT_FULL_RECONCILE_MS = 60_000
 const DEFAULT_RETRY_MS = 1000
 const DEFAULT_MAX_BUFFERED = 10_000
+/** The agent's resident memory now (MiB), for the debug log of full reads and reconciles (bench:overlay reads it). */
+function rssMiB (): number {
+  return Math.round(process.memoryUsage.rss() / 2 ** 20)
+}
+
 /** Revisions remembered with their content, to notice a second message claiming one. */
 const SEEN_REVISIONS = 256
 
@@ -484,7 +489,7 @@ export class PeerSync {
           const snap = await this.store.snapshot()
           const t1 = performance.now()
           this.load(snap)
-          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1) }, 'cluster read in full')
+          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1), rssMiB: rssMiB() }, 'cluster read in full')
           this.online = true
           this.lastError = undefined
           this.replayBuffer()
@@ -790,7 +795,9 @@ export class PeerSync {
         ops = planner.opsFrom(kernel)
         const t3 = performance.now()
         await this.dp.applyPeerOps(ops)
-        this.log?.debug({ overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3) }, 'overlay full reconcile')
+        this.log?.debug({
+          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3), ops: ops.length, rssMiB: rssMiB(),
+        }, 'overlay full reconcile')
         this.counters.fullReconciles++
       } else {
         const planner = a.planner
