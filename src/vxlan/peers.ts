@@ -785,14 +785,15 @@ export class PeerSync {
         // Everything pending so far is in the endpoints planned here; what changes from now on is not.
         a.pending.clear()
         const t0 = performance.now()
-        const programmed = readKernel || !a.planner || a.planner.devices !== a.devices ? undefined : a.planner.table()
+        // After a resync, the plan as programmed (the previous planner) stands for the kernel: no table of it is built.
+        const programmed = readKernel || !a.planner || a.planner.devices !== a.devices ? undefined : a.planner
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
         planner.load(this.remotePeers(name))
         a.planner = planner
         const t1 = performance.now()
-        const kernel = programmed ?? await this.dp.readPeers(a.devices.vxlan)
+        const kernel = programmed ? undefined : await this.dp.readPeers(a.devices.vxlan)
         const t2 = performance.now()
-        ops = planner.opsFrom(kernel)
+        ops = kernel ? planner.opsFrom(kernel) : programmed ? planner.opsFromPlanner(programmed) : []
         const t3 = performance.now()
         await this.dp.applyPeerOps(ops)
         this.log?.debug({

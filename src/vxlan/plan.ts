@@ -421,6 +421,34 @@ export class PeerPlanner {
     return ops
   }
 
+  /**
+   * The operations that take what `old` programmed to this plan: the same as
+   * `diffPeers(this.table(), old.table())` without either table (a resync's full plan
+   * against the plan as programmed, at 100,000 peers).
+   */
+  opsFromPlanner (old: PeerPlanner): PeerOp[] {
+    const dev = this.devices.vxlan
+    const oldDev = old.devices.vxlan
+    const ops: PeerOp[] = []
+    for (const p of old.programmedPeers()) {
+      for (const ip of peerIps(p)) if (!(oldDev === dev && this.programsIp(ip))) ops.push({ op: 'deleteNeigh', entry: { dev: oldDev, ip, mac: p.mac } })
+    }
+    for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
+    for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
+    for (const p of this.programmedPeers()) {
+      const had = oldDev === dev ? old.programmedWith(old.macUsers, p.mac) : undefined
+      if (had?.vtep !== p.vtep) ops.push({ op: 'addFdb', entry: peerFdb(this.devices, p) })
+    }
+    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) ops.push({ op: 'addFdb', entry: floodFdb(this.devices, vtep) })
+    for (const p of this.programmedPeers()) {
+      for (const ip of peerIps(p)) {
+        const had = oldDev === dev ? old.programmedWith(old.ipUsers, ip) : undefined
+        if (had?.mac !== p.mac) ops.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+      }
+    }
+    return ops
+  }
+
   size (): { peers: number, programmed: number, skipped: number } {
     let skipped = 0
     for (const s of this.skipped.values()) if (s.reason !== 'local') skipped++
@@ -441,12 +469,20 @@ export class PeerPlanner {
     }
   }
 
+  /** The programmed peer among the users of a key of `users` (an address or a MAC: at most one is programmed). */
+  private programmedWith (users: Users, key: string): RemotePeer | undefined {
+    const ids = users.get(key)
+    if (ids === undefined) return undefined
+    for (const id of typeof ids === 'string' ? [ids] : ids) {
+      const p = this.programmed(id)
+      if (p !== undefined) return p
+    }
+    return undefined
+  }
+
   /** Is `ip` an address of a programmed peer? */
   private programsIp (ip: string): boolean {
-    const users = this.ipUsers.get(ip)
-    if (users === undefined) return false
-    for (const id of typeof users === 'string' ? [users] : users) if (this.programmed(id) !== undefined) return true
-    return false
+    return this.programmedWith(this.ipUsers, ip) !== undefined
   }
 
   /** Is this entry (of any device) one of the table's? */
@@ -454,10 +490,8 @@ export class PeerPlanner {
     if (e.dev !== this.devices.vxlan) return false
     const mac = e.mac.toLowerCase()
     if (!isUnicast(mac)) return mac === ZERO_MAC && e.dst !== undefined && this.vteps.has(e.dst)
-    const users = this.macUsers.get(mac)
-    if (users === undefined) return false
-    for (const id of typeof users === 'string' ? [users] : users) if (this.programmed(id) !== undefined) return true
-    return false
+    // A unicast MAC has one entry: one of another destination is replaced, not deleted.
+    return this.programmedWith(this.macUsers, mac) !== undefined
   }
 
   private isShared (p: RemotePeer): boolean {
