@@ -498,6 +498,21 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
   }
 }
 
+/**
+ * Where a bulk programming's time and memory went: the agent's debug lines of its full reads
+ * ('cluster read in full') and full reconciles ('overlay full reconcile'), after `offset`.
+ */
+function printStages (agent: Agent, offset: number, label: string): void {
+  const keep = ['readMs', 'loadMs', 'planMs', 'diffMs', 'applyMs', 'ops', 'rssMiB']
+  for (const line of agent.logs().slice(offset).split('\n')) {
+    if (!line.includes('"cluster read in full"') && !line.includes('"overlay full reconcile"')) continue
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>
+      console.log(`  ${label}: ${String(o.msg)} ${keep.filter((k) => o[k] !== undefined).map((k) => `${k} ${String(o[k])}`).join(', ')}`)
+    } catch { /* not JSON */ }
+  }
+}
+
 /** VmRSS and VmHWM of a process, KiB (NaN when gone). */
 function memoryOf (pid: number | undefined): { rss: number, hwm: number } {
   if (pid === undefined) return { rss: NaN, hwm: NaN }
@@ -584,6 +599,7 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   const joined = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   const joinReplyMs = join.repliedAt - join.sentAt
   console.log(`join: CreateNetwork answered in ${ms(joinReplyMs)} ms; ${peers} peers in the kernel ${ms(joined.at - join.sentAt)} ms after it was sent (end seen by: ${joined.source})`)
+  printStages(agent, 0, 'start and join')
 
   // b. rebuild after a "reboot": kill -9, delete the overlay's devices, start again
   await agent.kill('SIGKILL')
@@ -598,6 +614,7 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   const readyAt = performance.now()
   const rebuilt = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   console.log(`rebuild: agent started (plugin socket answering) in ${ms(readyAt - restartAt)} ms; ${peers} peers in the kernel ${ms(rebuilt.at - restartAt)} ms after the start (end seen by: ${rebuilt.source})`)
+  printStages(agent, offset, 'rebuild')
   await waitSynced(agent, 60_000)
 
   // c. single changes at this scale, with the agent as configured by default (its DNS on)
@@ -609,7 +626,9 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   console.log(`agent memory with ${peers} remote endpoints: VmRSS ${(mem.rss / 1024).toFixed(0)} MiB (peak ${(mem.hwm / 1024).toFixed(0)} MiB); ` +
     `Redis ${redisBytesPerEndpoint.toFixed(0)} bytes per endpoint`)
   // e. a Redis restart that keeps its data: the agent reconnects, reads the cluster in full again and re-checks its kernel
+  const restartOffset = agent.logs().length
   const restart = await redisRestart(agent, redis, watch, peers)
+  printStages(agent, restartOffset, 'Redis restart')
   console.log(`Redis restart (data kept): answering again ${ms(restart.redisMs)} ms after the kill; the agent had re-read ${peers} endpoints and ` +
     `re-checked its kernel ${ms(restart.resyncedMs)} ms after the kill (${restart.entries} entries still programmed)`)
 

@@ -56,6 +56,8 @@ export interface BackendListener {
 export interface RawEndpoint { id: string, raw: unknown }
 export interface RawOverlay { definition: Record<string, unknown>, hosts: string[], endpoints: RawEndpoint[], claims: Array<{ ip: string, endpointId: string }> }
 export interface RawSnapshot { rev: number, time: number, hosts: Array<Record<string, unknown>>, overlays: RawOverlay[] }
+/** Receives one page of an overlay's endpoints during a snapshot (ClusterBackend.snapshot). */
+export type EndpointPages = (definition: Record<string, unknown>, page: RawEndpoint[]) => void
 
 /** An allocation step: an address, or none yet after `probes` addresses looked at (call again). */
 export interface AllocationStep { ip?: string, probes: number }
@@ -107,7 +109,14 @@ export interface ClusterBackend {
   prune (hostId: string, keep: HostKeep): Promise<void>
   removeHost (hostId: string): Promise<void>
 
-  snapshot (): Promise<RawSnapshot>
+  /**
+   * Everything. With `onPage`, a backend that reads an overlay's endpoints in pages hands
+   * each page to it as it arrives (with the overlay's definition as read) and keeps none of
+   * them (its `endpoints` are then the ones it did not hand over): the caller checks a page
+   * and lets its raw text go, instead of holding every endpoint's text until the end. A
+   * page may repeat an endpoint an earlier one had (the later one is the newer).
+   */
+  snapshot (onPage?: EndpointPages): Promise<RawSnapshot>
   overlay (name: string): Promise<Record<string, unknown> | undefined>
   /** The overlay's definition (to check addresses against) and its endpoints. */
   endpoints (overlay: string): Promise<{ definition?: Record<string, unknown>, endpoints: RawEndpoint[] }>

@@ -119,6 +119,10 @@ function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublicatio
   return { ...ep, names: [...known.names] }
 }
 
+function byEndpointId (a: ClusterEndpoint, b: ClusterEndpoint): number {
+  return a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0
+}
+
 export class ClusterClient implements ClusterStore {
   readonly hostId: string
   readonly vtep: string
@@ -519,14 +523,14 @@ export class ClusterClient implements ClusterStore {
   }
 
   /** The valid endpoints of an overlay, read as stored; `def` (when valid) bounds their addresses. */
-  private readEndpoints (overlay: string, def: OverlayDefinition | undefined, raws: RawEndpoint[]): ClusterEndpoint[] {
+  private readEndpoints (overlay: string, def: OverlayDefinition | undefined, raws: RawEndpoint[], sort = true): ClusterEndpoint[] {
     const out: ClusterEndpoint[] = []
     for (const e of raws) {
       const ctx = def ? { overlay, subnet: def.subnet, gateway: def.gateway, subnet6: def.subnet6, gateway6: def.gateway6, id: e.id } : { overlay, id: e.id }
       const ep = this.accept('endpoint', endpointKeyName(overlay, e.id.slice(0, 64)), readEndpoint(e.raw, ctx, this.key), e.raw)
       if (ep) out.push(ep)
     }
-    return out.sort((a, b) => (a.endpointId < b.endpointId ? -1 : a.endpointId > b.endpointId ? 1 : 0))
+    return sort ? out.sort(byEndpointId) : out
   }
 
   private readHosts (rows: Array<Record<string, unknown>>): HostInfo[] {
@@ -583,16 +587,35 @@ export class ClusterClient implements ClusterStore {
 
   /** Everything, checked: a refused definition takes its overlay's endpoints with it; a refused entry only itself. */
   async snapshot (): Promise<ClusterSnapshot> {
-    const raw = await this.call(() => this.backend.snapshot())
+    // Endpoints are checked page by page as the backend reads them (their stored text goes at once),
+    // each definition once (its refusal counted once) however many pages it has.
+    let defs = new Map<Record<string, unknown>, OverlayDefinition | undefined>()
+    let read = new Map<Record<string, unknown>, Map<string, ClusterEndpoint>>()
+    const definition = (raw: Record<string, unknown>): OverlayDefinition | undefined => {
+      if (!defs.has(raw)) defs.set(raw, this.accept('overlay', String(raw.name).slice(0, 64), readOverlayDefinition(raw, this.key), raw))
+      return defs.get(raw)
+    }
+    const onPage = (raw: Record<string, unknown>, page: RawEndpoint[]): void => {
+      const def = definition(raw)
+      if (!def) return
+      let m = read.get(raw)
+      if (!m) { m = new Map(); read.set(raw, m) }
+      // A page that repeats an endpoint has the newer copy.
+      for (const e of this.readEndpoints(def.name, def, page, false)) m.set(e.endpointId, e)
+    }
+    const raw = await this.call(() => { defs = new Map(); read = new Map(); return this.backend.snapshot(onPage) })
     const snap: ClusterSnapshot = { rev: raw.rev, time: raw.time, hosts: this.readHosts(raw.hosts), overlays: [] }
     for (const o of raw.overlays) {
-      const name = String(o.definition.name).slice(0, 64)
-      const def = this.accept('overlay', name, readOverlayDefinition(o.definition, this.key), o.definition)
+      const def = definition(o.definition)
       if (!def) continue
+      const paged = read.get(o.definition)
+      read.delete(o.definition)
+      const endpoints = this.readEndpoints(def.name, def, o.endpoints, false)
+      if (paged) for (const e of endpoints) paged.set(e.endpointId, e)
       snap.overlays.push({
         definition: def,
         hosts: o.hosts.filter((h) => typeof h === 'string').sort(),
-        endpoints: this.readEndpoints(def.name, def, o.endpoints),
+        endpoints: (paged ? [...paged.values()] : endpoints).sort(byEndpointId),
         claims: o.claims.filter((c) => typeof c.ip === 'string' && typeof c.endpointId === 'string'),
       })
     }

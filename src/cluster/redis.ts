@@ -15,7 +15,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
 import { parseCidr, type Family } from '../util/ip.js'
 import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
-import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
+import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, EndpointPages, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
 import { SCRIPTS, type LuaScript } from './lua.js'
 import { parseClusterUrl, type ClusterUrl } from './url.js'
@@ -383,7 +383,7 @@ export class RedisBackend implements ClusterBackend {
    * changed during the read may be missed or seen twice (the last one is kept);
    * the change channel brings what changed after the read started.
    */
-  private async scanHash (key: string): Promise<Array<[string, unknown]>> {
+  private async scanHash (key: string, onPage?: (page: Array<[string, unknown]>) => void): Promise<Array<[string, unknown]>> {
     const cmd = this.cmd
     const fields = new Map<string, unknown>()
     let cursor = '0'
@@ -397,7 +397,9 @@ export class RedisBackend implements ClusterBackend {
         throw this.failed(err, `${this.description} (HSCAN)`)
       }
       cursor = str(reply[0])
-      for (const [field, value] of pairs(reply[1])) fields.set(field, value)
+      // Handed over page by page: the page's text goes as soon as the caller has read it.
+      if (onPage) onPage(pairs(reply[1]))
+      else for (const [field, value] of pairs(reply[1])) fields.set(field, value)
     } while (cursor !== '0')
     return [...fields]
   }
@@ -406,7 +408,7 @@ export class RedisBackend implements ClusterBackend {
     return `${this.prefix}overlay:${overlay}`
   }
 
-  async snapshot (): Promise<RawSnapshot> {
+  async snapshot (onPage?: EndpointPages): Promise<RawSnapshot> {
     const r = list(await this.run(SCRIPTS.snapshot, []))
     const overlays: RawSnapshot['overlays'] = []
     for (const row of list(r[3])) {
@@ -414,7 +416,8 @@ export class RedisBackend implements ClusterBackend {
       const definition = toDefinition(o)
       const key = this.okey(str(definition.name))
       // The two hashes are paged at once: their HSCANs interleave on the connection (half the round trips' wait).
-      const [eps, claims] = await Promise.all([this.scanHash(`${key}:eps`), this.scanHash(`${key}:claims`)])
+      const pages = onPage && ((page: Array<[string, unknown]>): void => onPage(definition, page.map(([id, raw]) => ({ id, raw }))))
+      const [eps, claims] = await Promise.all([this.scanHash(`${key}:eps`, pages), this.scanHash(`${key}:claims`)])
       overlays.push({
         definition,
         // The snapshot script appends the hosts after the definition's fields.

@@ -114,9 +114,15 @@ export function servicePorts (bindings: readonly PortBinding[] | undefined): Ser
 }
 
 /** The record of another host's overlay endpoint (none for this host's own, or without names): A, and AAAA on a dual-stack overlay. */
-export function remoteEntry (overlay: string, e: ClusterEndpoint, hostId: string | undefined): RecordEntry | undefined {
+export function remoteEntry (overlay: string, e: ClusterEndpoint, hostId: string | undefined, network = overlayScope(overlay)): RecordEntry | undefined {
   if (e.hostId === hostId || !e.names || e.names.length === 0) return undefined
-  return { network: `overlay:${overlay}`, name: e.names[0]!, aliases: e.names.slice(1), ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}) }
+  const aliases = e.names.length === 1 ? NONE : e.names.slice(1)
+  return { network, name: e.names[0]!, aliases, ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}) }
+}
+
+/** The scope of an overlay's records (one string for all of them when the caller passes it along). */
+function overlayScope (overlay: string): string {
+  return `overlay:${overlay}`
 }
 
 function sameEntry (a: RecordEntry, b: RecordEntry): boolean {
@@ -229,8 +235,9 @@ export class AgentRecordSource extends EventEmitter implements RecordSource {
     this.remote = new Map()
     for (const [overlay, eps] of remote) {
       const m = new Map<string, RecordEntry>()
+      const network = overlayScope(overlay)
       for (const e of eps) {
-        const entry = remoteEntry(overlay, e, hostId)
+        const entry = remoteEntry(overlay, e, hostId, network)
         if (entry) m.set(e.endpointId, entry)
       }
       this.remote.set(overlay, m)

@@ -8,19 +8,15 @@
 import { FerryError } from '../errors/errors.js'
 import { isIp } from '../util/ip.js'
 import { execFile } from './exec.js'
-import type { FdbEntry, NeighEntry } from './types.js'
+import type { NeighFdbOp } from './types.js'
 
 export type BatchTool = 'ip' | 'bridge'
 
 /** Runs batch lines through `ip` or `bridge`; resolves the failures' text ('' when all lines succeeded). */
 export type BatchRunner = (tool: BatchTool, lines: readonly string[]) => Promise<string>
 
-/** A neighbour or FDB change, as one batch line renders it. */
-export type NeighFdbOp =
-  | { op: 'addFdb', entry: FdbEntry }
-  | { op: 'deleteFdb', entry: FdbEntry }
-  | { op: 'addNeigh', entry: NeighEntry }
-  | { op: 'deleteNeigh', entry: NeighEntry }
+/** A neighbour or FDB change, as one batch line renders it (the type lives in types.ts). */
+export type { NeighFdbOp }
 
 const BATCH_TIMEOUT_MS = 120_000
 const DEV_RE = /^[A-Za-z0-9_.-]{1,15}$/

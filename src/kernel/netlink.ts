@@ -19,7 +19,7 @@
  */
 import {
   AttrStream, Flags, FlagsGet, FlagsNew, MessageType, NetlinkSocket, Protocol, RawNetlinkSocket,
-  ifla, parseAttributes, parseError, rt,
+  formatMessage, ifla, parseAttributes, parseError, rt,
 } from 'netlink'
 import type { MessageInfo, NetlinkMessage, StreamData } from 'netlink'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -27,7 +27,7 @@ import { FerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
 import { ipFromBytes, ipToBytes, isCidr, isIp, lastAddress, parseAddress, type Family } from '../util/ip.js'
 import { errnoName, errnoNumber, errnoText } from './errno.js'
-import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, RouteInfo, VxlanSpec } from './types.js'
+import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, NeighFdbFailure, NeighFdbOp, RouteInfo, VxlanSpec } from './types.js'
 import { readSysctl, writeSysctl } from './sysctl.js'
 
 const AF_INET = 2
@@ -45,6 +45,12 @@ const NLA_F_NESTED = 0x8000
 const NLA_ALIGNTO = 4
 const IFLA_PROTINFO = 12
 const IFLA_BRPORT_MODE = 4
+/**
+ * FDB and neighbour changes packed into one send (see applyNeighFdb). The kernel answers
+ * only the failed ones and the chunk's last: even if every one of a chunk fails, their
+ * error answers (each echoing its request) fit the socket's default receive buffer.
+ */
+const NEIGH_FDB_CHUNK = 64
 
 // ---------------------------------------------------------------------------
 // Pure encoding helpers (exported for tests)
@@ -250,7 +256,46 @@ class KernelErrno extends Error {
  * into an EINTR/errno rejection of the request.
  */
 class RtnlSocket extends NetlinkSocket {
+  /** The chunk of a batch being answered (sendChunk): request seq -> its index in the chunk, and the errnos heard. */
+  private chunk: { seqs: Map<number, number>, errnos: Map<number, number>, last: number, done: (errnos: Map<number, number>) => void } | undefined
+
+  /**
+   * Send `messages` (formatted, in order) in one datagram; only the last asks for an ACK.
+   * The kernel handles them one after the other and answers a failure at once, so when the
+   * last one's answer arrives every failure of the chunk has been heard: resolves them as
+   * index in the chunk -> errno (positive). Rejects when the send fails or no answer comes.
+   */
+  sendChunk (messages: Uint8Array[], seqs: number[], timeoutMs: number): Promise<Map<number, number>> {
+    return new Promise((resolve, reject) => {
+      const last = seqs[seqs.length - 1]
+      if (last === undefined) { resolve(new Map()); return }
+      const timer = setTimeout(() => { this.chunk = undefined; reject(new Error('no answer from the kernel to a batch of changes')) }, timeoutMs)
+      this.chunk = {
+        seqs: new Map(seqs.map((seq, i) => [seq, i])),
+        errnos: new Map(),
+        last,
+        done: (errnos) => { clearTimeout(timer); this.chunk = undefined; resolve(errnos) },
+      }
+      this.socket.send(Buffer.concat(messages), {}, (err) => {
+        if (err === undefined || err === null) return
+        clearTimeout(timer)
+        this.chunk = undefined
+        reject(err)
+      })
+    })
+  }
+
   protected override emitMessage (msg: NetlinkMessage | NetlinkMessage[], rinfo: MessageInfo): unknown {
+    const chunk = this.chunk
+    if (chunk !== undefined && !Array.isArray(msg) && msg.type === MessageType.ERROR) {
+      const i = chunk.seqs.get(msg.seq)
+      if (i !== undefined) {
+        const errno = msg.data.length >= 4 ? -msg.data.readInt32LE(0) : 0
+        if (errno !== 0) chunk.errnos.set(i, errno)
+        if (msg.seq === chunk.last) chunk.done(chunk.errnos)
+        return undefined
+      }
+    }
     if (Array.isArray(msg)) {
       const first = msg[0]
       const last = msg[msg.length - 1]
@@ -604,6 +649,70 @@ export class NetlinkDriver implements LinkDriver {
     return out
   }
 
+  /**
+   * FDB and neighbour changes in order, NEIGH_FDB_CHUNK to a datagram: the kernel runs each
+   * message of a datagram in turn and answers only the failures and the last one (NLM_F_ACK),
+   * so 100,000 entries cost some 1,600 sends and as many answers instead of 100,000 round
+   * trips. Every operation means what its single call means (a delete of what is gone, or on
+   * a device that is gone, succeeds). Resolves the refused ones, each with its errno; the
+   * others took effect. Rejects (KERNEL) when a chunk's answer never comes: then what the
+   * kernel has is unknown from that chunk on, and the caller must read it back.
+   */
+  async applyNeighFdb (ops: readonly NeighFdbOp[]): Promise<NeighFdbFailure[]> {
+    const index = new Map<string, number | undefined>()
+    for (const o of ops) if (!index.has(o.entry.dev)) index.set(o.entry.dev, (await this.getLink(checkIfname(o.entry.dev)))?.index)
+    const failures: NeighFdbFailure[] = []
+    const fail = (i: number, op: NeighFdbOp, errno: number): void => {
+      failures.push({ index: i, op, code: errnoName(errno), message: `${neighFdbText(op)}: ${errnoText(errno)}` })
+    }
+    await this.queue.run(async () => {
+      const port = this.sock.socket.address().port
+      for (let start = 0; start < ops.length; start += NEIGH_FDB_CHUNK) {
+        const requests: Array<{ type: number, flags: number, body: Uint8Array[] }> = []
+        const sent: number[] = []
+        const end = Math.min(ops.length, start + NEIGH_FDB_CHUNK)
+        for (let i = start; i < end; i++) {
+          const op = ops[i]!
+          const ifindex = index.get(op.entry.dev)
+          if (ifindex === undefined) {
+            // The device is gone: its entries went with it; nothing can be added to it.
+            if (op.op === 'addFdb' || op.op === 'addNeigh') fail(i, op, errnoNumber('ENODEV'))
+            continue
+          }
+          requests.push(neighFdbMessage(op, ifindex, (e) => this.fdbBody(ifindex, e)))
+          sent.push(i)
+        }
+        if (requests.length === 0) continue
+        const seqs: number[] = []
+        const messages: Uint8Array[] = []
+        for (const [k, r] of requests.entries()) {
+          const seq = this.sock.generateSeq()
+          seqs.push(seq)
+          // Only the chunk's last message asks for an answer when it succeeds.
+          const flags = Flags.REQUEST | r.flags | (k === requests.length - 1 ? Flags.ACK : 0)
+          let length = 0
+          for (const part of formatMessage({ type: r.type, flags, seq, port, data: r.body })) { messages.push(part); length += part.length }
+          // The kernel finds the next message of a datagram at the 4-byte boundary after this one.
+          if (length % NLA_ALIGNTO !== 0) messages.push(Buffer.alloc(NLA_ALIGNTO - (length % NLA_ALIGNTO)))
+        }
+        let errnos: Map<number, number>
+        try {
+          errnos = await this.sock.sendChunk(messages, seqs, REQUEST_TIMEOUT_MS)
+        } catch (err) {
+          throw kernelError(`cannot program ${ops.length} FDB and neighbour entries (${failures.length} refused before, entries from #${start} on unknown)`, err)
+        }
+        for (const [k, errno] of errnos) {
+          const i = sent[k]!
+          const op = ops[i]!
+          const gone = errnoName(errno)
+          if ((op.op === 'deleteFdb' || op.op === 'deleteNeigh') && (gone === 'ENOENT' || gone === 'ENODEV')) continue
+          fail(i, op, errno)
+        }
+      }
+    })
+    return failures
+  }
+
   close (): void {
     try { this.sock.close() } catch { /* already closed */ }
   }
@@ -620,5 +729,36 @@ export async function openLinkDriver (): Promise<LinkDriver> {
     return new NetlinkDriver(new RtnlSocket(raw))
   } catch (err) {
     throw new FerryError('KERNEL', `cannot open rtnetlink socket: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Batches of FDB and neighbour changes (NetlinkDriver.applyNeighFdb)
+
+/** One operation as a request: its message type, flags (ACK aside) and body. */
+function neighFdbMessage (op: NeighFdbOp, ifindex: number, fdbBody: (e: FdbEntry) => Uint8Array[]): { type: number, flags: number, body: Uint8Array[] } {
+  switch (op.op) {
+    case 'addFdb': return { type: rt.MessageType.NEWNEIGH, flags: FlagsNew.CREATE | (isUnicastMac(op.entry.mac) ? FlagsNew.REPLACE : FlagsNew.APPEND), body: fdbBody(op.entry) }
+    case 'deleteFdb': return { type: rt.MessageType.DELNEIGH, flags: 0, body: fdbBody(op.entry) }
+    case 'addNeigh': return {
+      type: rt.MessageType.NEWNEIGH,
+      flags: FlagsNew.CREATE | FlagsNew.REPLACE,
+      body: neighborBody({ family: afOf(parseAddress(op.entry.ip).family), ifindex, state: { permanent: true } }, { dst: ipToBuffer(op.entry.ip), lladdr: macToBuffer(op.entry.mac) }),
+    }
+    case 'deleteNeigh': return {
+      type: rt.MessageType.DELNEIGH,
+      flags: 0,
+      body: neighborBody({ family: afOf(parseAddress(op.entry.ip).family), ifindex }, { dst: ipToBuffer(op.entry.ip) }),
+    }
+  }
+}
+
+/** What an operation does, for an error sentence. */
+export function neighFdbText (op: NeighFdbOp): string {
+  switch (op.op) {
+    case 'addFdb': return `cannot add FDB entry ${op.entry.mac}${op.entry.dst !== undefined ? ` dst ${op.entry.dst}` : ''} on ${op.entry.dev}`
+    case 'deleteFdb': return `cannot delete FDB entry ${op.entry.mac}${op.entry.dst !== undefined ? ` dst ${op.entry.dst}` : ''} on ${op.entry.dev}`
+    case 'addNeigh': return `cannot add neighbour ${op.entry.ip} lladdr ${op.entry.mac} on ${op.entry.dev}`
+    case 'deleteNeigh': return `cannot delete neighbour ${op.entry.ip} on ${op.entry.dev}`
   }
 }

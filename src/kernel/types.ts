@@ -90,5 +90,27 @@ export interface LinkDriver {
   addNeigh (entry: NeighEntry): Promise<void>
   deleteNeigh (entry: NeighEntry): Promise<void>
   listNeigh (dev: string): Promise<NeighEntry[]>
+  /**
+   * Many FDB and neighbour changes at once, in order (the netlink driver sends them in
+   * packed messages and hears back only about failures). Each operation means what the
+   * single call of its kind does (deleting what is gone succeeds); resolves the ones the
+   * kernel refused, each with its errno. Optional: without it, callers go one by one.
+   */
+  applyNeighFdb? (ops: readonly NeighFdbOp[]): Promise<NeighFdbFailure[]>
   close (): void
+}
+
+/** A neighbour or FDB change (one of a batch). */
+export type NeighFdbOp =
+  | { op: 'addFdb', entry: FdbEntry }
+  | { op: 'deleteFdb', entry: FdbEntry }
+  | { op: 'addNeigh', entry: NeighEntry }
+  | { op: 'deleteNeigh', entry: NeighEntry }
+
+/** An operation of a batch the kernel refused: its place in the batch, and why (errno name and text). */
+export interface NeighFdbFailure {
+  index: number
+  op: NeighFdbOp
+  code: string
+  message: string
 }

@@ -6,15 +6,18 @@
  *   and a VXLAN device (learning off, proxy ARP on, source = the VTEP address)
  *   enslaved to it; undone on failure, idempotent.
  * - Peers: a few operations go through the LinkDriver (netlink, one request
- *   each); many go in batches to `bridge -batch` / `ip -batch` (src/kernel/iproute.ts).
- *   A batch runs with -force; when some lines fail, the result is checked
- *   against the kernel and only what is really missing is an error.
+ *   each); many go to the LinkDriver's batch (`applyNeighFdb`: packed netlink
+ *   messages, answered only on failure), which names every entry the kernel
+ *   refused; the others took effect. Given a BatchRunner instead (or over a
+ *   LinkDriver without batches), they go to `bridge -batch` / `ip -batch`
+ *   (src/kernel/iproute.ts) with -force; when some lines fail, the result is
+ *   checked against the kernel and only what is really missing is an error.
  * - It runs over the agent's own LinkDriver (one rtnetlink socket per agent).
  */
 import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
 import { batchRuns, runBatch, type BatchRunner, type BatchTool } from '../kernel/iproute.js'
 import { openLinkDriver } from '../kernel/netlink.js'
-import type { LinkDriver, LinkInfo } from '../kernel/types.js'
+import type { LinkDriver, LinkInfo, NeighFdbFailure } from '../kernel/types.js'
 import { withUndo, type UndoStack } from '../util/undo.js'
 import { addrOf, contains, familyOf } from '../util/ip.js'
 import { BRIDGE_IPV6_CONF } from '../bridge/plan.js'
@@ -39,7 +42,10 @@ export interface OverlayDataPlane {
 }
 
 export interface DataPlaneOptions {
-  /** null = never batch (every operation through the LinkDriver). Default: src/kernel/iproute.ts runBatch. */
+  /**
+   * null = never batch (every operation through the LinkDriver). Default: the LinkDriver's own
+   * batch (applyNeighFdb) when it has one, else src/kernel/iproute.ts runBatch.
+   */
   batch?: BatchRunner | null
   /** Batch when a call has more operations than this. Default 16. */
   batchThreshold?: number
@@ -48,6 +54,8 @@ export interface DataPlaneOptions {
 }
 
 const DEFAULT_BATCH_THRESHOLD = 16
+/** Refused entries named in a batch's error (the count says how many more). */
+const MAX_FAILURES_SHOWN = 5
 
 export class KernelOverlayDataPlane implements OverlayDataPlane {
   private readonly batch: BatchRunner | null
@@ -131,17 +139,37 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
   async applyPeerOps (ops: readonly PeerOp[]): Promise<void> {
     if (ops.length === 0) return
     if (this.batch === null || ops.length <= this.threshold) {
-      for (const o of ops) {
-        switch (o.op) {
-          case 'addFdb': await this.links.addFdb(o.entry); break
-          case 'deleteFdb': await this.links.deleteFdb(o.entry); break
-          case 'addNeigh': await this.links.addNeigh(o.entry); break
-          case 'deleteNeigh': await this.links.deleteNeigh(o.entry); break
-        }
-      }
+      await this.oneByOne(ops)
       return
     }
-    const batch = this.batch
+    if (this.opts.batch === undefined && this.links.applyNeighFdb !== undefined) {
+      await this.kernelBatch(ops, this.links.applyNeighFdb.bind(this.links))
+      return
+    }
+    await this.toolBatches(ops, this.batch)
+  }
+
+  private async oneByOne (ops: readonly PeerOp[]): Promise<void> {
+    for (const o of ops) {
+      switch (o.op) {
+        case 'addFdb': await this.links.addFdb(o.entry); break
+        case 'deleteFdb': await this.links.deleteFdb(o.entry); break
+        case 'addNeigh': await this.links.addNeigh(o.entry); break
+        case 'deleteNeigh': await this.links.deleteNeigh(o.entry); break
+      }
+    }
+  }
+
+  /** The LinkDriver's batch: every refused entry is named; the others took effect. */
+  private async kernelBatch (ops: readonly PeerOp[], apply: (ops: readonly PeerOp[]) => Promise<NeighFdbFailure[]>): Promise<void> {
+    const failures = await apply(ops)
+    if (failures.length === 0) return
+    const shown = failures.slice(0, MAX_FAILURES_SHOWN).map((f) => f.message).join('; ')
+    const more = failures.length > MAX_FAILURES_SHOWN ? ` (and ${failures.length - MAX_FAILURES_SHOWN} more)` : ''
+    throw new FerryError('KERNEL', `cannot program ${failures.length} of ${ops.length} peer entries: ${shown}${more}`)
+  }
+
+  private async toolBatches (ops: readonly PeerOp[], batch: BatchRunner): Promise<void> {
     const failures: string[] = []
     for (const stage of batchStages(ops)) {
       // The runs of one stage (additions only, one per tool) go at once: `bridge` and `ip` in parallel.

@@ -149,6 +149,11 @@ export interface PeerSyncStatus {
 const DEFAULT_FULL_RECONCILE_MS = 60_000
 const DEFAULT_RETRY_MS = 1000
 const DEFAULT_MAX_BUFFERED = 10_000
+/** The agent's resident memory now (MiB), for the debug log of full reads and reconciles (bench:overlay reads it). */
+function rssMiB (): number {
+  return Math.round(process.memoryUsage.rss() / 2 ** 20)
+}
+
 /** Revisions remembered with their content, to notice a second message claiming one. */
 const SEEN_REVISIONS = 256
 
@@ -413,7 +418,14 @@ export class PeerSync {
       default: break // a change: applied below, in revision order
     }
     if (this.syncing) { this.bufferChange(ev); return }
-    if (this.rev < 0) { this.bufferChange(ev); void this.resync(); return } // never rejects
+    if (this.rev < 0) {
+      this.bufferChange(ev)
+      // Before the first full read the store's `resync` is on its way (it follows every connection, once this
+      // host is re-asserted): reading now would read twice (at 100,000 endpoints, 2.5 s and ~85 MiB more).
+      // After a failed read, a change is what starts the next one.
+      if (this.lastError !== undefined) void this.resync() // never rejects
+      return
+    }
     const fp = JSON.stringify(ev)
     const before = this.seen.get(ev.rev)
     if (before !== undefined) {
@@ -484,7 +496,7 @@ export class PeerSync {
           const snap = await this.store.snapshot()
           const t1 = performance.now()
           this.load(snap)
-          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1) }, 'cluster read in full')
+          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1), rssMiB: rssMiB() }, 'cluster read in full')
           this.online = true
           this.lastError = undefined
           this.replayBuffer()
@@ -509,6 +521,7 @@ export class PeerSync {
   private load (snap: ClusterSnapshot): void {
     const prev = this.defs
     this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
+    const hostIds = new Map(snap.hosts.map((h) => [h.hostId, h.hostId]))
     this.hostWg = new Map(snap.hosts.flatMap((h) => (h.wg ? [[h.hostId, h.wg] as const] : [])))
     this.defs = new Map()
     this.known = new Map()
@@ -521,7 +534,6 @@ export class PeerSync {
       const name = def.name
       this.defs.set(name, def)
       const claims = new Map(o.claims.map((c) => [c.ip, c.endpointId]))
-      this.claims.set(name, claims)
       const m = new Map<string, ClusterEndpoint>()
       for (const e of o.endpoints) {
         if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
@@ -531,9 +543,17 @@ export class PeerSync {
           this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
           continue
         }
+        // One string per host for every endpoint of it (tiedToHost: the VTEP is the host's), not a copy per endpoint.
+        e.hostId = hostIds.get(e.hostId) ?? e.hostId
+        e.vtep = this.hosts.get(e.hostId) ?? e.vtep
         m.set(e.endpointId, e)
       }
       this.known.set(name, m)
+      // Only the claims of the endpoints kept matter later (a claim whose holder is not known, or no longer
+      // holds the address, refuses nobody): kept as the endpoints' own strings, the snapshot's copies go.
+      const held = new Map<string, string>()
+      for (const e of m.values()) for (const ip of endpointIps(e)) held.set(ip, e.endpointId)
+      this.claims.set(name, held)
     }
     this.rev = snap.rev
   }
@@ -772,17 +792,20 @@ export class PeerSync {
         // Everything pending so far is in the endpoints planned here; what changes from now on is not.
         a.pending.clear()
         const t0 = performance.now()
-        const programmed = readKernel || !a.planner || a.planner.devices !== a.devices ? undefined : a.planner.table()
+        // After a resync, the plan as programmed (the previous planner) stands for the kernel: no table of it is built.
+        const programmed = readKernel || !a.planner || a.planner.devices !== a.devices ? undefined : a.planner
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
         planner.load(this.remotePeers(name))
         a.planner = planner
         const t1 = performance.now()
-        const kernel = programmed ?? await this.dp.readPeers(a.devices.vxlan)
+        const kernel = programmed ? undefined : await this.dp.readPeers(a.devices.vxlan)
         const t2 = performance.now()
-        ops = diffPeers(planner.table(), kernel)
+        ops = kernel ? planner.opsFrom(kernel) : programmed ? planner.opsFromPlanner(programmed) : []
         const t3 = performance.now()
         await this.dp.applyPeerOps(ops)
-        this.log?.debug({ overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3) }, 'overlay full reconcile')
+        this.log?.debug({
+          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3), ops: ops.length, rssMiB: rssMiB(),
+        }, 'overlay full reconcile')
         this.counters.fullReconciles++
       } else {
         const planner = a.planner

@@ -243,11 +243,22 @@ function byEndpointId (a: RemotePeer, b: RemotePeer): number {
  * endpoint id wins, deterministically on every host, and the other is reported.
  */
 export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: string }, peers: readonly RemotePeer[], opts: PlanOptions = {}): PeerPlan {
+  const { kept, skipped } = choosePeers(peerCheck(d), self, peers)
+  const fdb: FdbEntry[] = kept.map((p) => peerFdb(d, p))
+  if (opts.flood === true) {
+    const vteps = [...new Set(kept.map((p) => p.vtep))].sort(ipOrder)
+    fdb.push(...vteps.map((vtep) => floodFdb(d, vtep)))
+  }
+  const neigh: NeighEntry[] = kept.flatMap((p) => peerNeigh(d, p))
+  return { fdb, neigh, peers: kept, skipped }
+}
+
+/** The peers planPeers programs (sorted by IP) and those it leaves out, without their entries. */
+function choosePeers (c: PeerCheck, self: { hostId: string, vtep: string }, peers: readonly RemotePeer[]): { kept: RemotePeer[], skipped: PeerConflict[] } {
   const skipped: PeerConflict[] = []
   const byIp = new Map<string, { p: RemotePeer, n: bigint }>()
   const byMac = new Map<string, RemotePeer>()
   // Each address is parsed once.
-  const c = peerCheck(d)
   for (const raw of [...peers].sort(byEndpointId)) {
     const r = checkPeer(c, self, raw)
     if (!('p' in r)) { skipped.push(r); continue }
@@ -262,13 +273,7 @@ export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: stri
     byMac.set(p.mac, p)
   }
   const kept = [...new Set(byIp.values())].sort((a, b) => a.n < b.n ? -1 : a.n > b.n ? 1 : 0).map((x) => x.p)
-  const fdb: FdbEntry[] = kept.map((p) => peerFdb(d, p))
-  if (opts.flood === true) {
-    const vteps = [...new Set(kept.map((p) => p.vtep))].sort(ipOrder)
-    fdb.push(...vteps.map((vtep) => floodFdb(d, vtep)))
-  }
-  const neigh: NeighEntry[] = kept.flatMap((p) => peerNeigh(d, p))
-  return { fdb, neigh, peers: kept, skipped }
+  return { kept, skipped }
 }
 
 function peerFdb (d: OverlayDevices, p: RemotePeer): FdbEntry { return { dev: d.vxlan, mac: p.mac, dst: p.vtep } }
@@ -321,8 +326,11 @@ export class PeerPlanner {
   /** Every given peer by address and by (lower-case) MAC, valid or not: a shared one means "plan in full". */
   private readonly ipUsers: Users = new Map()
   private readonly macUsers: Users = new Map()
-  /** The programmed peers (their FDB and neighbour entries are the table) and the others, with why. */
-  private readonly kept = new Map<string, RemotePeer>()
+  /**
+   * The peers left out, with why; every other peer is programmed (its FDB and neighbour
+   * entries are the table), with its MAC in lower case (`programmed`). No second map of
+   * the programmed peers: at 100,000 peers each map costs megabytes.
+   */
   private readonly skipped = new Map<string, PeerConflict>()
   /** Programmed peers per VTEP (flood entries). */
   private readonly vteps = new Map<string, number>()
@@ -335,9 +343,10 @@ export class PeerPlanner {
 
   /** Replace every peer; the operations from the previous plan to the new one. */
   reset (peers: readonly RemotePeer[]): PeerOp[] {
+    const before = this.table()
     for (const id of [...this.peers.keys()]) this.unindex(id)
     for (const p of peers) this.index(p)
-    return this.replan()
+    return this.replan(before)
   }
 
   /**
@@ -347,7 +356,10 @@ export class PeerPlanner {
   load (peers: readonly RemotePeer[]): void {
     for (const id of [...this.peers.keys()]) this.unindex(id)
     for (const p of peers) this.index(p)
-    this.adopt(this.fullPlan())
+    this.fullPlans++
+    // Only which peers are programmed: the table is not built (opsFrom diffs without it).
+    const { kept, skipped } = choosePeers(this.check, this.self, [...this.peers.values()])
+    this.adopt(kept, skipped)
   }
 
   /** Add or change one peer. */
@@ -356,32 +368,130 @@ export class PeerPlanner {
     const old = this.peers.get(id)
     if (old && samePeer(old, peer)) return []
     const shared = (old !== undefined && this.isShared(old)) || this.isShared(peer)
+    // The programmed state is derived from the peers: what it was is taken before they change.
+    const before = shared ? this.table() : undefined
+    const was = this.programmed(id)
     if (old) this.unindex(id)
     this.index(peer)
-    return shared ? this.replan() : this.single(id, peer)
+    return before ? this.replan(before) : this.single(id, was, peer)
   }
 
   /** Remove one peer (unknown: nothing to do). */
   remove (endpointId: string): PeerOp[] {
     const old = this.peers.get(endpointId)
     if (!old) return []
-    const shared = this.isShared(old)
+    const before = this.isShared(old) ? this.table() : undefined
+    const was = this.programmed(endpointId)
     this.unindex(endpointId)
-    return shared ? this.replan() : this.single(endpointId, undefined)
+    return before ? this.replan(before) : this.single(endpointId, was, undefined)
   }
 
   table (): PeerTable {
     const fdb: FdbEntry[] = []
     const neigh: NeighEntry[] = []
-    for (const p of this.kept.values()) { fdb.push(peerFdb(this.devices, p)); neigh.push(...peerNeigh(this.devices, p)) }
+    for (const p of this.programmedPeers()) { fdb.push(peerFdb(this.devices, p)); neigh.push(...peerNeigh(this.devices, p)) }
     for (const vtep of this.vteps.keys()) fdb.push(floodFdb(this.devices, vtep))
     return { fdb, neigh }
+  }
+
+  /**
+   * The operations that take `actual` (what the kernel has) to this plan: the same as
+   * `diffPeers(this.table(), actual)`, without building the table (at 100,000 peers, 200,000
+   * entries and as many keys), and with no lookups at all when `actual` is empty.
+   */
+  opsFrom (actual: PeerTable): PeerOp[] {
+    const dev = this.devices.vxlan
+    const haveFdb = new Map(actual.fdb.map((e) => [fdbKey(e), e]))
+    const haveNeigh = new Map(actual.neigh.map((e) => [neighKey(e), e]))
+    const ops: PeerOp[] = []
+    for (const e of haveNeigh.values()) if (!(e.dev === dev && this.programsIp(e.ip))) ops.push({ op: 'deleteNeigh', entry: e })
+    for (const e of haveFdb.values()) if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e })
+    const addFdb = (e: FdbEntry): void => {
+      const have = haveFdb.size === 0 ? undefined : haveFdb.get(fdbKey(e))
+      if (!have || !sameFdb(have, e)) ops.push({ op: 'addFdb', entry: e })
+    }
+    for (const p of this.programmedPeers()) addFdb(peerFdb(this.devices, p))
+    for (const vtep of this.vteps.keys()) addFdb(floodFdb(this.devices, vtep))
+    for (const p of this.programmedPeers()) {
+      for (const ip of peerIps(p)) {
+        const have = haveNeigh.size === 0 ? undefined : haveNeigh.get(`${dev}|${ip}`)
+        if (!have || have.mac.toLowerCase() !== p.mac) ops.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+      }
+    }
+    return ops
+  }
+
+  /**
+   * The operations that take what `old` programmed to this plan: the same as
+   * `diffPeers(this.table(), old.table())` without either table (a resync's full plan
+   * against the plan as programmed, at 100,000 peers).
+   */
+  opsFromPlanner (old: PeerPlanner): PeerOp[] {
+    const dev = this.devices.vxlan
+    const oldDev = old.devices.vxlan
+    const ops: PeerOp[] = []
+    for (const p of old.programmedPeers()) {
+      for (const ip of peerIps(p)) if (!(oldDev === dev && this.programsIp(ip))) ops.push({ op: 'deleteNeigh', entry: { dev: oldDev, ip, mac: p.mac } })
+    }
+    for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
+    for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
+    for (const p of this.programmedPeers()) {
+      const had = oldDev === dev ? old.programmedWith(old.macUsers, p.mac) : undefined
+      if (had?.vtep !== p.vtep) ops.push({ op: 'addFdb', entry: peerFdb(this.devices, p) })
+    }
+    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) ops.push({ op: 'addFdb', entry: floodFdb(this.devices, vtep) })
+    for (const p of this.programmedPeers()) {
+      for (const ip of peerIps(p)) {
+        const had = oldDev === dev ? old.programmedWith(old.ipUsers, ip) : undefined
+        if (had?.mac !== p.mac) ops.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+      }
+    }
+    return ops
   }
 
   size (): { peers: number, programmed: number, skipped: number } {
     let skipped = 0
     for (const s of this.skipped.values()) if (s.reason !== 'local') skipped++
-    return { peers: this.peers.size, programmed: this.kept.size, skipped }
+    return { peers: this.peers.size, programmed: this.peers.size - this.skipped.size, skipped }
+  }
+
+  /** A programmed peer as programmed (MAC in lower case); undefined when it is left out or unknown. */
+  private programmed (id: string): RemotePeer | undefined {
+    const p = this.peers.get(id)
+    if (p === undefined || this.skipped.has(id)) return undefined
+    return p.mac === p.mac.toLowerCase() ? p : { ...p, mac: p.mac.toLowerCase() }
+  }
+
+  private * programmedPeers (): Generator<RemotePeer> {
+    for (const id of this.peers.keys()) {
+      const p = this.programmed(id)
+      if (p !== undefined) yield p
+    }
+  }
+
+  /** The programmed peer among the users of a key of `users` (an address or a MAC: at most one is programmed). */
+  private programmedWith (users: Users, key: string): RemotePeer | undefined {
+    const ids = users.get(key)
+    if (ids === undefined) return undefined
+    for (const id of typeof ids === 'string' ? [ids] : ids) {
+      const p = this.programmed(id)
+      if (p !== undefined) return p
+    }
+    return undefined
+  }
+
+  /** Is `ip` an address of a programmed peer? */
+  private programsIp (ip: string): boolean {
+    return this.programmedWith(this.ipUsers, ip) !== undefined
+  }
+
+  /** Is this entry (of any device) one of the table's? */
+  private wantsFdb (e: FdbEntry): boolean {
+    if (e.dev !== this.devices.vxlan) return false
+    const mac = e.mac.toLowerCase()
+    if (!isUnicast(mac)) return mac === ZERO_MAC && e.dst !== undefined && this.vteps.has(e.dst)
+    // A unicast MAC has one entry: one of another destination is replaced, not deleted.
+    return this.programmedWith(this.macUsers, mac) !== undefined
   }
 
   private isShared (p: RemotePeer): boolean {
@@ -403,13 +513,11 @@ export class PeerPlanner {
     removeFrom(this.macUsers, typeof p.mac === 'string' ? p.mac.toLowerCase() : '', id)
   }
 
-  /** The peer `id` alone changed to `next` (undefined: gone); nobody else shares its address or MAC. */
-  private single (id: string, next: RemotePeer | undefined): PeerOp[] {
+  /** The peer `id` alone changed from `was` (as programmed; undefined: it was not) to `next` (undefined: gone); nobody else shares its address or MAC. */
+  private single (id: string, was: RemotePeer | undefined, next: RemotePeer | undefined): PeerOp[] {
     const before: PeerTable = { fdb: [], neigh: [] }
     const after: PeerTable = { fdb: [], neigh: [] }
-    const was = this.kept.get(id)
     if (was) {
-      this.kept.delete(id)
       before.fdb.push(peerFdb(this.devices, was))
       before.neigh.push(...peerNeigh(this.devices, was))
       this.countVtep(was.vtep, -1, before, after)
@@ -418,7 +526,6 @@ export class PeerPlanner {
     if (next) {
       const r = checkPeer(this.check, this.self, next)
       if ('p' in r) {
-        this.kept.set(id, r.p)
         after.fdb.push(peerFdb(this.devices, r.p))
         after.neigh.push(...peerNeigh(this.devices, r.p))
         this.countVtep(r.p.vtep, 1, before, after)
@@ -440,26 +547,20 @@ export class PeerPlanner {
     if (had > 0 && now === 0) before.fdb.push(floodFdb(this.devices, vtep))
   }
 
-  private replan (): PeerOp[] {
-    const plan = this.fullPlan()
-    const ops = diffPeers(plan, this.table())
-    this.adopt(plan)
-    return ops
-  }
-
-  private fullPlan (): PeerPlan {
+  /** A full plan of the peers now; the operations from `before` (the table before the peers changed) to it. */
+  private replan (before: PeerTable): PeerOp[] {
     this.fullPlans++
-    return planPeers(this.devices, this.self, [...this.peers.values()], this.opts)
+    const plan = planPeers(this.devices, this.self, [...this.peers.values()], this.opts)
+    this.adopt(plan.peers, plan.skipped)
+    return diffPeers(plan, before)
   }
 
-  /** The plan as the programmed state (kept and skipped peers, flood VTEPs). */
-  private adopt (plan: PeerPlan): void {
-    this.kept.clear()
-    for (const p of plan.peers) this.kept.set(p.endpointId, p)
+  /** A full plan's choice as the programmed state (skipped peers, flood VTEPs); every peer is in `kept` or `skipped`. */
+  private adopt (kept: readonly RemotePeer[], skipped: readonly PeerConflict[]): void {
     this.skipped.clear()
-    for (const s of plan.skipped) this.skipped.set(s.endpointId, s)
+    for (const s of skipped) this.skipped.set(s.endpointId, s)
     this.vteps.clear()
-    if (this.opts.flood === true) for (const p of plan.peers) this.vteps.set(p.vtep, (this.vteps.get(p.vtep) ?? 0) + 1)
+    if (this.opts.flood === true) for (const p of kept) this.vteps.set(p.vtep, (this.vteps.get(p.vtep) ?? 0) + 1)
   }
 }
 

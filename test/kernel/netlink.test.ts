@@ -9,6 +9,7 @@ import { ipJson, netns, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsDriver, nsNode } from '../harness/nsnode.js'
 import { brportMode, bufferToMac, hairpinBody, macToBuffer, type NetlinkDriver } from '../../src/kernel/netlink.js'
 import { execFile } from '../../src/kernel/exec.js'
+import type { NeighFdbOp } from '../../src/kernel/types.js'
 
 interface IpLink {
   ifindex: number
@@ -279,6 +280,47 @@ t.test('FDB and neighbour entries', async (t) => {
   ])
   await d.call('deleteNeigh', [{ dev: 'fy-vx0', ip: '10.30.0.5', mac: '02:cc:00:00:00:02' }])
   t.same(ipJson<IpNeigh[]>(ns, ['neigh', 'show', 'dev', 'fy-vx0']).map((n) => n.dst), ['10.30.0.6'])
+})
+
+t.test('a batch of FDB and neighbour changes: packed messages, each refusal named, the rest in', async (t) => {
+  const ns = netns(t)
+  const d = await nsDriver(t, ns)
+  await d.call('createVxlan', ['fy-vx0', { vni: 100, port: 4789, local: '192.0.2.1', learning: false }])
+  await d.call('setUp', ['fy-vx0', true])
+  const mac = (i: number): string => `02:ee:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`
+  const ip = (i: number): string => `10.31.${i >> 8}.${i & 255}`
+  const ops: NeighFdbOp[] = []
+  for (let i = 1; i <= 300; i++) {
+    ops.push({ op: 'addFdb', entry: { dev: 'fy-vx0', mac: mac(i), dst: `192.0.2.${1 + (i % 200)}` } })
+    ops.push({ op: 'addNeigh', entry: { dev: 'fy-vx0', ip: ip(i), mac: mac(i) } })
+  }
+  // Refused by the kernel in the middle of a packed message (an IPv6 destination on an IPv4 VXLAN device) ...
+  const bad = 301
+  ops.splice(bad, 0, { op: 'addFdb', entry: { dev: 'fy-vx0', mac: '02:ee:ff:00:00:01', dst: '2001:db8::1' } })
+  // ... an addition to a device that is not there, and deletions of what is not there (fine).
+  ops.push({ op: 'addNeigh', entry: { dev: 'fy-none', ip: '10.31.200.1', mac: mac(1) } })
+  ops.push({ op: 'deleteNeigh', entry: { dev: 'fy-vx0', ip: '10.31.200.2', mac: mac(1) } })
+  ops.push({ op: 'deleteFdb', entry: { dev: 'fy-vx0', mac: '02:ee:ff:00:00:02', dst: '192.0.2.9' } })
+  ops.push({ op: 'deleteFdb', entry: { dev: 'fy-none', mac: mac(2) } })
+
+  const failures = await d.call('applyNeighFdb', [ops])
+  t.same(failures.map((f) => [f.index, f.code]), [[bad, 'EAFNOSUPPORT'], [ops.length - 4, 'ENODEV']], 'the refused ones, by their place in the batch')
+  t.match(failures[0]?.message, /^cannot add FDB entry 02:ee:ff:00:00:01 dst 2001:db8::1 on fy-vx0: /, 'named in a sentence')
+  t.same(failures[0]?.op, ops[bad])
+  const fdb = fdbOf(ns, 'fy-vx0').filter((e) => e.dst !== undefined)
+  t.equal(fdb.length, 300, 'every other FDB entry is in')
+  t.notOk(fdb.some((e) => e.mac === '02:ee:ff:00:00:01'))
+  const neigh = ipJson<IpNeigh[]>(ns, ['neigh', 'show', 'dev', 'fy-vx0'])
+  t.equal(neigh.length, 300, 'every neighbour entry is in')
+  t.same(neigh.find((n) => n.dst === ip(150)), { dst: ip(150), lladdr: mac(150), state: ['PERMANENT'] })
+
+  // The same batch again replaces (no EEXIST); then every entry goes in one more batch.
+  t.same((await d.call('applyNeighFdb', [ops])).map((f) => f.index), [bad, ops.length - 4], 'replacing is idempotent')
+  const removal: NeighFdbOp[] = ops.filter((o) => o.entry.dev === 'fy-vx0' && o.op.startsWith('add') && o !== ops[bad])
+    .map((o) => (o.op === 'addFdb' ? { op: 'deleteFdb', entry: o.entry } : { op: 'deleteNeigh', entry: o.entry }) as NeighFdbOp)
+  t.same(await d.call('applyNeighFdb', [removal]), [], 'deleted')
+  t.same(fdbOf(ns, 'fy-vx0').filter((e) => e.dst !== undefined), [])
+  t.same(ipJson(ns, ['neigh', 'show', 'dev', 'fy-vx0']), [])
 })
 
 t.test('teardown returns the namespace to clean', async (t) => {

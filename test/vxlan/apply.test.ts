@@ -3,6 +3,7 @@ import { FakeLinkDriver } from '../harness/kernel-fake.js'
 import { KernelOverlayDataPlane, batchStages } from '../../src/vxlan/apply.js'
 import { batchLine, batchRuns, type BatchRunner } from '../../src/kernel/iproute.js'
 import { overlayDevices, type PeerOp } from '../../src/vxlan/plan.js'
+import type { NeighFdbFailure } from '../../src/kernel/types.js'
 
 const D = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
 
@@ -170,4 +171,34 @@ t.test('batch lines never pass unchecked values', async (t) => {
   t.throws(() => batchLine({ op: 'addNeigh', entry: { dev: 'fyv-1', ip: '10.30.0.2\nlink del eth0', mac: '02:42:0a:1e:00:02' } }), { code: 'INTERNAL' })
   t.throws(() => batchLine({ op: 'addFdb', entry: { dev: 'fyv-1', mac: '02:42:0a:1e:00:02', dst: '1.2.3.4 ; x' } }), { code: 'INTERNAL' })
   t.same(batchRuns([]), [])
+})
+
+t.test("many peer operations go to the LinkDriver's own batch when it has one: each refused entry named", async (t) => {
+  const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
+  const seen: PeerOp[][] = []
+  let refuse: number[] = []
+  const withBatch = Object.assign(links, {
+    applyNeighFdb: async (ops: readonly PeerOp[]): Promise<NeighFdbFailure[]> => {
+      seen.push([...ops])
+      return refuse.map((index) => ({ index, op: ops[index]!, code: 'EINVAL', message: `entry ${index} refused: Invalid argument` }))
+    },
+  })
+  const dp = new KernelOverlayDataPlane(withBatch, { batchThreshold: 4 })
+  await links.addAddress('eth0', '192.168.50.1/24')
+  await dp.ensureDevices(D)
+  const ops: PeerOp[] = Array.from({ length: 12 }, (_, i) => ({ op: 'addNeigh', entry: { dev: 'fyv-1000', ip: `10.30.0.${i + 2}`, mac: `02:42:0a:1e:00:${(i + 2).toString(16).padStart(2, '0')}` } }))
+  await dp.applyPeerOps(ops.slice(0, 3))
+  t.same(seen, [], 'a few still go one by one')
+  await dp.applyPeerOps(ops)
+  t.same(seen, [ops], 'many go in one batch, in order')
+  refuse = [1, 2, 3, 4, 5, 6, 7]
+  await t.rejects(dp.applyPeerOps(ops), {
+    code: 'KERNEL',
+    message: 'cannot program 7 of 12 peer entries: entry 1 refused: Invalid argument; entry 2 refused: Invalid argument; entry 3 refused: Invalid argument; ' +
+      'entry 4 refused: Invalid argument; entry 5 refused: Invalid argument (and 2 more)',
+  })
+  const given = new KernelOverlayDataPlane(withBatch, { batchThreshold: 4, batch: async () => '' })
+  seen.length = 0
+  await given.applyPeerOps(ops)
+  t.same(seen, [], 'a BatchRunner given explicitly is used instead')
 })

@@ -308,7 +308,29 @@ for (const flood of [false, true]) {
           current.set(id, p)
           ops = planner.upsert(p)
         }
+        const before = kernel
         kernel = applyOpsToTable(kernel, ops)
+        // opsFromPlanner (a resync's diff against the plan as programmed) = diffPeers of the two tables.
+        const other = new PeerPlanner(dev(), SELF, { flood: r() < 0.5 ? flood : !flood })
+        other.load([...current.values()].filter(() => r() < 0.7).map((p) => (r() < 0.2 ? { ...p, vtep: pick(vteps) } : p)))
+        for (const [from, to] of [[other, planner], [planner, other]] as const) {
+          if (JSON.stringify(to.opsFromPlanner(from)) !== JSON.stringify(diffPeers(to.table(), from.table()))) {
+            t.fail(`seed ${seed} step ${step}: opsFromPlanner differs from diffPeers of the tables`, { from: tableText(from.table()), to: tableText(to.table()) })
+            return
+          }
+        }
+        // opsFrom (a full reconcile's diff, without the table) = diffPeers against the table, whatever the kernel has:
+        // the kernel before this change, plus an entry of another device and a stale neighbour and flood entry.
+        const odd: PeerTable = {
+          fdb: [...before.fdb, { dev: 'fyv-other', mac: '02:42:00:00:00:09', dst: '192.168.50.9' }, { dev: dev().vxlan, mac: '00:00:00:00:00:00', dst: pick(vteps) }],
+          neigh: [...before.neigh, { dev: dev().vxlan, ip: pick(ips.slice(0, 4)), mac: '02:42:00:00:00:0a' }],
+        }
+        for (const actual of [before, kernel, odd, { fdb: [], neigh: [] }]) {
+          if (JSON.stringify(planner.opsFrom(actual)) !== JSON.stringify(diffPeers(planner.table(), actual))) {
+            t.fail(`seed ${seed} step ${step}: opsFrom differs from diffPeers of the table`, { actual: tableText(actual) })
+            return
+          }
+        }
         const want = planPeers(dev(), SELF, [...current.values()], { flood })
         if (tableText(kernel) !== tableText(want)) {
           t.fail(`seed ${seed} step ${step}: the kernel after the deltas differs from the full plan`, { kernel: tableText(kernel), want: tableText(want) })
@@ -317,7 +339,7 @@ for (const flood of [false, true]) {
         if (tableText(planner.table()) !== tableText(want)) { t.fail(`seed ${seed} step ${step}: the planner's table differs`); return }
       }
     }
-    t.ok(true, `${seeds} random sequences of 60 changes each match the full plan after every change`)
+    t.ok(true, `${seeds} random sequences of 60 changes each match the full plan after every change (and opsFrom, opsFromPlanner = diffPeers of the tables)`)
   })
 }
 
