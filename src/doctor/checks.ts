@@ -381,12 +381,16 @@ export function clockOffset (remoteMs: number, sentMs: number, receivedMs: numbe
   return (sentMs + receivedMs) / 2 - remoteMs
 }
 
-/** Which WireGuard encrypted overlays (-o ferry.encrypt=wireguard) would use, and what that costs. */
+/** Which WireGuard implementation encrypted overlays (-o ferry.encrypt=wireguard) use, and what that costs. */
 export function judgeWireGuard (f: { kernelModule: boolean, userspace: string | undefined }): CheckResult {
-  if (f.userspace !== undefined) {
-    return ok('wireguard', `encrypted overlays use userspace WireGuard (${f.userspace})${f.kernelModule ? '; the kernel module is loaded but ferry does not use it yet' : ' (no kernel module)'}`,
-      'userspace WireGuard costs a copy through TUN and a context switch per packet: expect a fraction of the plain overlay\'s throughput (docs/encryption.md)')
+  if (f.kernelModule) {
+    return ok('wireguard', `encrypted overlays use the kernel's WireGuard module (configured over generic netlink)${f.userspace !== undefined ? `; ${f.userspace} is installed but not needed` : ''}`)
   }
-  return warn('wireguard', `no wireguard-go${f.kernelModule ? ' (the kernel module is loaded, but ferry needs wireguard-go for now)' : ' and no kernel module'}: encrypted overlays are refused`,
-    'apt-get install wireguard-go')
+  if (f.userspace !== undefined) {
+    return ok('wireguard', `encrypted overlays use userspace WireGuard (${f.userspace}): the kernel has no WireGuard module`,
+      'userspace WireGuard copies every packet through a TUN device and across a context switch, and encrypts on one core per device: ' +
+      'expect a fraction of the kernel module\'s throughput and a higher CPU cost per byte (docs/encryption.md, Figures); load the module (modprobe wireguard) where the kernel has it and restart the agent')
+  }
+  return warn('wireguard', 'no WireGuard kernel module and no wireguard-go: encrypted overlays are refused',
+    'modprobe wireguard (where the kernel has the module), or apt-get install wireguard-go')
 }

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
 import { bounds, contains, ipString, ipValue, isIp, parseCidr } from '../util/ip.js'
 import { checkKey, keyFromHex, keyHex } from './keys.js'
+import type { WgDeviceGet, WgPeerSet, WgSetDevice } from '../kernel/wireguard-genl.js'
 
 export const WG_PREFIX = 'fyw-'
 export const DEFAULT_WG_PORT = 51820
@@ -295,3 +296,54 @@ export function parseUapiSet (text: string): void {
   if (m[1] !== '0') throw new FerryError('KERNEL', `the WireGuard device refused the configuration (errno ${m[1] ?? '?'})`)
 }
 
+
+// ---------------------------------------------------------------------------
+// Generic netlink (the kernel module): the same change as uapiSet, as data for src/kernel/wireguard-genl.ts
+
+function keyBuf (key: string): Buffer { return Buffer.from(keyHex(key), 'hex') }
+
+function splitEndpoint (e: string): { ip: string, port: number } {
+  if (!endpointOk(e)) throw new FerryError('INTERNAL', `refusing to render endpoint "${e}"`)
+  const i = e.lastIndexOf(':')
+  return { ip: e.slice(0, i), port: Number(e.slice(i + 1)) }
+}
+
+/**
+ * The SET_DEVICE change that turns the device's `current` peers into `want`
+ * (as uapiSet): private key and port, a removal for each peer that goes, and
+ * each wanted peer with its allowed IPs replaced (an update keeps its session).
+ */
+export function genlSet (dev: string, cfg: { privateKey?: string, listenPort?: number }, want: readonly WgPeer[], current: readonly WgPeerState[] | undefined): WgSetDevice {
+  const wanted = new Set(want.map((p) => p.publicKey))
+  const peers: WgPeerSet[] = []
+  for (const c of current ?? []) if (!wanted.has(c.publicKey)) peers.push({ publicKey: keyBuf(c.publicKey), remove: true })
+  for (const p of want) {
+    const allowedIps = p.allowedIps.map((a) => {
+      const [ip, len] = a.split('/')
+      if (ip === undefined || !isIp(ip, 4) || len !== '32') throw new FerryError('INTERNAL', `refusing to render allowed IP "${a}"`)
+      return { ip, cidr: 32 }
+    })
+    peers.push({ publicKey: keyBuf(p.publicKey), endpoint: splitEndpoint(p.endpoint), keepalive: checkPort(p.keepalive, 'keepalive'), replaceAllowedIps: true, allowedIps })
+  }
+  return {
+    ifname: dev, peers, ...(current === undefined ? { replacePeers: true } : {}),
+    ...(cfg.privateKey !== undefined ? { privateKey: keyBuf(cfg.privateKey) } : {}),
+    ...(cfg.listenPort !== undefined ? { listenPort: checkPort(cfg.listenPort) } : {}),
+  }
+}
+
+/** A GET_DEVICE answer as ferry's device state (keys in base64, as the UAPI parser gives them). */
+export function stateOfGenl (d: WgDeviceGet): WgDeviceState {
+  const b64 = (k: Buffer): string => k.toString('base64')
+  const state: WgDeviceState = {
+    peers: d.peers.map((p) => ({
+      publicKey: b64(p.publicKey), allowedIps: p.allowedIps.map((a) => `${a.ip}/${a.cidr}`), keepalive: p.keepalive,
+      lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes,
+      ...(p.endpoint !== undefined ? { endpoint: p.endpoint.ip.includes(':') ? `[${p.endpoint.ip}]:${p.endpoint.port}` : `${p.endpoint.ip}:${p.endpoint.port}` } : {}),
+    })),
+  }
+  // An all-zero key is "no key" (the kernel reports what was set; ferry always sets one).
+  if (d.privateKey !== undefined && d.privateKey.some((b) => b !== 0)) state.privateKey = b64(d.privateKey)
+  if (d.listenPort !== undefined) state.listenPort = d.listenPort
+  return state
+}

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import {
-  checkEndpoint, checkWireGuardInfo, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, slotEndpoint, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName,
+  checkEndpoint, checkWireGuardInfo, genlSet, parseUapiGet, stateOfGenl, parseUapiSet, planMesh, readWireGuardContent, slotEndpoint, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName,
   wireGuardContent,
   type WireGuardInfo,
 } from '../../src/wireguard/plan.js'
@@ -95,4 +95,20 @@ t.test('a host behind NAT publishes its public endpoint; peers send there, with 
   t.equal(slotEndpoint(undefined, 1), undefined)
   t.equal(checkEndpoint('198.51.100.1:51820', '--wireguard-endpoint'), '198.51.100.1:51820')
   t.throws(() => checkEndpoint('nope', '--wireguard-endpoint'), { code: 'INVALID_OPTION', message: /--wireguard-endpoint nope must be an IPv4 address and a port/ })
+})
+
+t.test('genlSet: the kernel module\'s change is the same as the UAPI one', async (t) => {
+  const keys = generateKeyPair()
+  const a = k()
+  const s = genlSet('fyw-x', { privateKey: keys.privateKey, listenPort: 51821 }, [{ hostId: 'h', publicKey: a, endpoint: '192.0.2.1:51820', allowedIps: ['100.64.0.9/32'], keepalive: 25 }], undefined)
+  t.equal(s.replacePeers, true, 'no current state: the peers are replaced')
+  t.equal(s.privateKey?.toString('base64'), keys.privateKey)
+  t.equal(s.listenPort, 51821)
+  t.same(s.peers[0]?.allowedIps, [{ ip: '100.64.0.9', cidr: 32 }])
+  t.same(s.peers[0]?.endpoint, { ip: '192.0.2.1', port: 51820 })
+  t.throws(() => genlSet('fyw-x', {}, [{ hostId: 'h', publicKey: a, endpoint: 'x:1', allowedIps: [], keepalive: 25 }], []), /endpoint/)
+  t.throws(() => genlSet('fyw-x', {}, [{ hostId: 'h', publicKey: a, endpoint: '192.0.2.1:1', allowedIps: ['10.0.0.0/8'], keepalive: 25 }], []), /allowed IP/)
+  const st = stateOfGenl({ privateKey: Buffer.alloc(32), listenPort: 5, peers: [{ publicKey: Buffer.alloc(32, 1), endpoint: { ip: '2001:db8::1', port: 7 }, keepalive: 0, lastHandshake: 0, rxBytes: 0, txBytes: 0, allowedIps: [] }] })
+  t.equal(st.privateKey, undefined, 'an all-zero key is no key')
+  t.equal(st.peers[0]?.endpoint, '[2001:db8::1]:7')
 })
