@@ -38,7 +38,7 @@
 import type { Logger } from 'pino'
 import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
 import { KeyedMutex } from '../util/mutex.js'
-import { compareIps } from '../util/ip.js'
+import { compareIps, isIp } from '../util/ip.js'
 import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
 import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
@@ -328,7 +328,7 @@ export class PeerSync {
     const u = await this.underlay()
     if (local.encrypt === undefined) return u
     if (!this.wg) throw new FerryError('UNSUPPORTED', `overlay ${local.name} asks for WireGuard encryption, which this agent has not set up`)
-    const t = await this.wg.activate(u.mtu)
+    const t = await this.wg.activate(u.mtu, isIp(u.vtep, 4) ? 4 : 6)
     return { vtep: t.local, mtu: t.mtu }
   }
 

@@ -24,7 +24,7 @@ import { prefixLen } from '../util/ip.js'
 import type { WireGuardDriver } from './device.js'
 import { generateKeyPair, type KeyPair } from './keys.js'
 import {
-  DEFAULT_KEEPALIVE, DEFAULT_TUNNEL_RANGE, WG_OVERHEAD, planMesh, slotEndpoint, tunnelsOf, wgDeviceName, wgSlotPort,
+  DEFAULT_KEEPALIVE, DEFAULT_TUNNEL_RANGE, planMesh, wgOverhead, slotEndpoint, tunnelsOf, wgDeviceName, wgSlotPort,
   type MeshHost, type MeshPlan, type WgSkip, type WireGuardInfo,
 } from './plan.js'
 
@@ -155,10 +155,14 @@ export class WireGuardMesh {
     await this.lock.run(async () => { if (this.active) await this.apply() })
   }
 
-  /** Bring the device up (key, port, tunnel address, MTU) with every peer. Resolves the tunnel side of the VXLAN. */
-  async activate (underlayMtu: number): Promise<{ local: string, mtu: number, dev: string }> {
-    const mtu = underlayMtu - WG_OVERHEAD
+  /**
+   * Bring the device up (key, port, tunnel address, MTU) with every peer. Resolves the tunnel side of the VXLAN.
+   * The device's MTU is the underlay's less WireGuard's headers on an underlay of `family` (src/vxlan/plan.ts overlayMtu).
+   */
+  async activate (underlayMtu: number, family: 4 | 6 = 4): Promise<{ local: string, mtu: number, dev: string }> {
+    const mtu = underlayMtu - wgOverhead(family)
     this.underlayMtu = underlayMtu
+    this.underlayFamily = family
     await this.lock.run(async () => {
       if (this.retiring === undefined) {
         await this.opts.driver.ensure(this.device, this.config(this.keys, this.slot, true))
@@ -175,11 +179,12 @@ export class WireGuardMesh {
   private config (keys: KeyPair, slot: 0 | 1, prefixRoute: boolean): Parameters<WireGuardDriver['ensure']>[1] {
     return {
       privateKey: keys.privateKey, listenPort: wgSlotPort(this.opts.port, slot), addressCidr: `${this.opts.tunnel}/${prefixLen(this.range)}`,
-      mtu: this.underlayMtu - WG_OVERHEAD, prefixRoute,
+      mtu: this.underlayMtu - wgOverhead(this.underlayFamily), prefixRoute,
     }
   }
 
   private underlayMtu = 1500
+  private underlayFamily: 4 | 6 = 4
 
   /** No encrypted overlay left: the device goes (with wireguard-go's process and socket). */
   async deactivate (): Promise<void> {

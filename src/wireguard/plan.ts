@@ -23,8 +23,14 @@ import type { WgDeviceGet, WgPeerSet, WgSetDevice } from '../kernel/wireguard-ge
 export const WG_PREFIX = 'fyw-'
 export const DEFAULT_WG_PORT = 51820
 export const DEFAULT_TUNNEL_RANGE = '100.64.0.0/16'
-/** Outer IPv4 20 + UDP 8 + WireGuard header 32. */
+/** Outer IPv4 20 + UDP 8 + WireGuard header 32; over an IPv6 underlay the outer header is 40 bytes: 80. */
 export const WG_OVERHEAD = 60
+export const WG_OVERHEAD6 = 80
+
+/** What WireGuard adds to a packet on an underlay of `family`. */
+export function wgOverhead (family: 4 | 6): number {
+  return family === 4 ? WG_OVERHEAD : WG_OVERHEAD6
+}
 /** VXLAN port of encrypted overlays: apart from 4789, so the plain VXLAN socket never takes their VNIs. */
 export const ENCRYPTED_VXLAN_PORT = 4799
 export const DEFAULT_KEEPALIVE = 25
