@@ -149,6 +149,12 @@ t.test('wireguard: the kernel module, userspace or missing, and what userspace c
   t.match(judgeWireGuard({ kernelModule: false, userspace: undefined }), { status: 'warn', what: /encrypted overlays are refused/, fix: /apt-get install wireguard-go/ })
 })
 
+t.test('wireguard.tc: clsact and mirred for a key rotation', async (t) => {
+  const { judgeTc } = await import('../../src/doctor/checks.js')
+  t.match(judgeTc(undefined), { status: 'ok', check: 'wireguard.tc', what: /mirred mirror action/ })
+  t.match(judgeTc('tc -n x qdisc add …: not installed'), { status: 'warn', what: /tc cannot mirror packets \(tc -n x qdisc add …: not installed\): a WireGuard key rotation .* fails and the old key stays/, fix: /iproute2/ })
+})
+
 t.test('engine.dns: whether the engine\'s --dns is one of ferry\'s listen addresses', async (t) => {
   const ferry = { enabled: true, addresses: ['10.30.0.1', '10.77.0.1'], overlays: 1 }
   const set = judgeEngineDns({ pid: 42, configFile: '/etc/docker/daemon.json', servers: ['10.30.0.1', '1.1.1.1'], errors: [] }, ferry)
