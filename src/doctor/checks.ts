@@ -7,6 +7,7 @@
  * `fail` means ferry cannot work as asked; `warn` means a feature is degraded
  * or a setting is risky. The exit code is 1 when any check fails.
  */
+import type { MtuProbeResult } from './mtu.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -382,12 +383,43 @@ export function clockOffset (remoteMs: number, sentMs: number, receivedMs: numbe
   return (sentMs + receivedMs) / 2 - remoteMs
 }
 
-/** Which WireGuard encrypted overlays (-o ferry.encrypt=wireguard) would use, and what that costs. */
+/** Which WireGuard implementation encrypted overlays (-o ferry.encrypt=wireguard) use, and what that costs. */
 export function judgeWireGuard (f: { kernelModule: boolean, userspace: string | undefined }): CheckResult {
-  if (f.userspace !== undefined) {
-    return ok('wireguard', `encrypted overlays use userspace WireGuard (${f.userspace})${f.kernelModule ? '; the kernel module is loaded but ferry does not use it yet' : ' (no kernel module)'}`,
-      'userspace WireGuard costs a copy through TUN and a context switch per packet: expect a fraction of the plain overlay\'s throughput (docs/encryption.md)')
+  if (f.kernelModule) {
+    return ok('wireguard', `encrypted overlays use the kernel's WireGuard module (configured over generic netlink)${f.userspace !== undefined ? `; ${f.userspace} is installed but not needed` : ''}`)
   }
-  return warn('wireguard', `no wireguard-go${f.kernelModule ? ' (the kernel module is loaded, but ferry needs wireguard-go for now)' : ' and no kernel module'}: encrypted overlays are refused`,
-    'apt-get install wireguard-go')
+  if (f.userspace !== undefined) {
+    return ok('wireguard', `encrypted overlays use userspace WireGuard (${f.userspace}): the kernel has no WireGuard module`,
+      'userspace WireGuard copies every packet through a TUN device and across a context switch, and encrypts on one core per device: ' +
+      'expect a fraction of the kernel module\'s throughput and a higher CPU cost per byte (docs/encryption.md, Figures); load the module (modprobe wireguard) where the kernel has it and restart the agent')
+  }
+  return warn('wireguard', 'no WireGuard kernel module and no wireguard-go: encrypted overlays are refused',
+    'modprobe wireguard (where the kernel has the module), or apt-get install wireguard-go')
+}
+
+/** One verdict per peer host and path of the full-size probes (src/doctor/mtu.ts). */
+export function judgeFullSize (results: readonly MtuProbeResult[]): CheckResult[] {
+  return results.map((r) => {
+    const check = r.path === 'underlay' ? 'overlay.mtu' : 'wireguard.mtu'
+    const via = r.path === 'underlay' ? `over the underlay to ${r.target}` : `through WireGuard to its tunnel address ${r.target}`
+    const overlay = r.path === 'underlay' ? 'plain overlays\'' : 'encrypted overlays\''
+    if (r.error !== undefined) return warn(check, `cannot send full-size packets to host ${r.hostId}: ${r.error}`, 'apt-get install iputils-ping')
+    if (!r.reachable) {
+      return warn(check, `host ${r.hostId} does not answer ping ${via}: the path's MTU could not be checked`,
+        r.path === 'underlay' ? 'let ICMP echo through between the hosts' : 'check `ferry cluster status`: the peer needs a WireGuard handshake')
+    }
+    if (r.passed) return ok(check, `full-size packets (${r.size} bytes, DF set) reach host ${r.hostId} ${via}: the ${overlay} ${r.overlayMtu}-byte packets get through`)
+    const seen = r.reportedMtu !== undefined ? ` (the path reported an MTU of ${r.reportedMtu})` : ' (no error came back: they are dropped silently)'
+    return fail(check, `packets of ${r.size} bytes with DF set are lost ${via} of host ${r.hostId} while small ones pass${seen}: ` +
+      `the ${overlay} largest packets to that host are blackholed, so its connections stall once they send a full segment`,
+    `give every link between the hosts an MTU of at least ${r.underlayMtu}, ` +
+      'or lower the MTU of this host\'s underlay interface to the path\'s (the overlays follow it: plain = underlay - 50, encrypted = underlay - 110, on IPv4)')
+  })
+}
+
+/** Whether `tc` can copy packets to a second device (clsact + mirred), which a WireGuard key rotation needs. */
+export function judgeTc (error: string | undefined): CheckResult {
+  if (error === undefined) return ok('wireguard.tc', 'tc can add a clsact qdisc and a mirred mirror action (a key rotation copies what the old WireGuard device sends to the new one)')
+  return warn('wireguard.tc', `tc cannot mirror packets (${error}): a WireGuard key rotation (ferry cluster rotate-key, --key-rotation-interval) fails and the old key stays`,
+    'apt-get install iproute2, and a kernel with sch_ingress (clsact), cls_u32 and act_mirred')
 }

@@ -6,11 +6,14 @@
 import path from 'node:path'
 import {
   judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeEngineDns, judgeIpForward, judgeIptables, judgeIpv6AcceptRa,
-  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard,
+  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard, judgeFullSize, judgeTc,
 } from './checks.js'
 import {
-  probeAgent, probeEngine, probeEngineDns, probeFerryDns, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, sysctlOrUndefined,
+  probeAgent, probeEngine, probeEngineDns, probeFerryDns, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, probeTcMirror, sysctlOrUndefined,
 } from './probes.js'
+import { mtuOfAddress, planMtuProbes, runMtuProbes, type ClusterView, type MtuProbeResult } from './mtu.js'
+import { apiCall } from '../api/client.js'
+import { DEFAULT_UNDERLAY_MTU } from '../vxlan/plan.js'
 import { probeRedis } from './redis.js'
 import { kernelForwardingDeps, raAffected } from '../kernel/forwarding.js'
 import { sysctlExists } from '../kernel/sysctl.js'
@@ -51,11 +54,13 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     raAffected(kernelForwardingDeps(() => {})).catch(() => []),
     detectWireGuard(),
   ])
-  const [engine, pluginAnswer, engineDns, ferryDns] = await Promise.all([
+  const [engine, pluginAnswer, engineDns, ferryDns, fullSize, tc] = await Promise.all([
     probeEngine(o.dockerHost, o.pluginName, iptables.filterSave),
     pluginSock.error === undefined && pluginSock.isSocket === true ? probePluginAnswer(pluginSocket) : Promise.resolve(undefined),
     probeEngineDns(o.dockerHost),
     agent.error === undefined ? probeFerryDns(o.apiSocket) : Promise.resolve(undefined),
+    agent.error === undefined ? probeFullSize(o.apiSocket) : Promise.resolve([]),
+    redis !== undefined ? probeTcMirror() : Promise.resolve(undefined),
   ])
 
   const results: CheckResult[] = []
@@ -77,6 +82,23 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     results.push(...judgeRedis(redis))
     if (redis.error === undefined) results.push(judgeClockSkew(redis.offsetMs, redis.timeRttMs ?? 0))
     results.push(judgeWireGuard(wireguard))
+    results.push(judgeTc(tc))
   }
+  results.push(...judgeFullSize(fullSize))
   return results
+}
+
+/**
+ * The agent's cluster view (GET /v1/cluster), then full-size pings to every peer host over the underlay and
+ * through WireGuard (src/doctor/mtu.ts). Nothing without a cluster.
+ */
+async function probeFullSize (apiSocket: string): Promise<MtuProbeResult[]> {
+  let cluster: ClusterView & { vtep?: string }
+  try {
+    cluster = await apiCall<ClusterView & { vtep?: string }>(apiSocket, 'GET', '/v1/cluster', undefined, 5000)
+  } catch {
+    return [] // no cluster (or no agent): nothing to probe
+  }
+  const mtu = typeof cluster.vtep === 'string' ? await mtuOfAddress(cluster.vtep) : undefined
+  return await runMtuProbes(planMtuProbes(cluster, mtu ?? DEFAULT_UNDERLAY_MTU))
 }

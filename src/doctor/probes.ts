@@ -45,6 +45,32 @@ export async function probeLinkKinds (): Promise<Record<ProbedLink, string | und
   return out
 }
 
+/**
+ * Whether `tc` can do what a WireGuard key rotation needs (src/wireguard/device.ts mirror): a clsact qdisc
+ * and a u32 filter whose action mirrors every packet to another device, tried on a veth pair in a scratch
+ * namespace. Undefined = works; else what failed.
+ */
+export async function probeTcMirror (): Promise<string | undefined> {
+  const ns = `fydoc-tc-${process.pid}-${randomBytes(2).toString('hex')}`
+  const made = await execFile(['ip', 'netns', 'add', ns], { allowFailure: true, timeoutMs: TIMEOUT_MS }).catch((err: Error) => ({ code: 1, stderr: err.message, stdout: '' }))
+  if (made.code !== 0) return `cannot create a scratch network namespace: ${made.stderr.trim()}`
+  try {
+    const steps: string[][] = [
+      ['ip', '-n', ns, 'link', 'add', 'fydoc-ta', 'type', 'veth', 'peer', 'name', 'fydoc-tb'],
+      ['tc', '-n', ns, 'qdisc', 'add', 'dev', 'fydoc-ta', 'clsact'],
+      ['tc', '-n', ns, 'filter', 'add', 'dev', 'fydoc-ta', 'egress', 'pref', '1', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0',
+        'action', 'mirred', 'egress', 'mirror', 'dev', 'fydoc-tb'],
+    ]
+    for (const argv of steps) {
+      const r = await execFile(argv, { allowFailure: true, timeoutMs: LINK_TIMEOUT_MS }).catch((err: NodeJS.ErrnoException) => ({ code: -1, stderr: err.code === 'ENOENT' ? 'not installed' : err.message, stdout: '' }))
+      if (r.code !== 0) return `${argv.slice(0, 5).join(' ')} …: ${(r.stderr.trim() || `exit ${r.code}`).split('\n')[0] ?? ''}`
+    }
+    return undefined
+  } finally {
+    await execFile(['ip', 'netns', 'del', ns], { allowFailure: true, timeoutMs: TIMEOUT_MS }).catch(() => undefined)
+  }
+}
+
 export async function sysctlOrUndefined (key: string): Promise<string | undefined> {
   return readSysctl(key).catch(() => undefined)
 }

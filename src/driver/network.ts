@@ -133,6 +133,8 @@ export function natNetwork (n: NetworkRecord): NatNetwork {
   const outboundAddr6 = n.options[OPT.hostIpv6]
   return {
     id: n.id, bridge: n.bridge, icc: n.icc, masquerade: n.masquerade, internal: n.internal,
+    // An encrypted overlay's MTU is the underlay's less WireGuard's and VXLAN's headers: TCP's MSS is clamped into it.
+    ...(n.overlay !== undefined && n.options[OPT.encrypt] === 'wireguard' ? { clampMss: true } : {}),
     ...(n.subnet !== undefined && n.gateway !== undefined ? { subnet: n.subnet, gateway: n.gateway } : {}),
     ...(outboundAddr !== undefined && outboundAddr !== '' ? { outboundAddr } : {}),
     ...(n.subnet6 !== undefined && n.gateway6 !== undefined

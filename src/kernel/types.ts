@@ -61,6 +61,8 @@ export interface LinkDriver {
   /** A veth pair; both ends stay in the current namespace. */
   createVeth (name: string, peer: string, opts?: { mtu?: number, mac?: string, peerMac?: string }): Promise<void>
   createVxlan (name: string, spec: VxlanSpec): Promise<void>
+  /** A kernel WireGuard device (IFLA_INFO_KIND "wireguard"; configured over generic netlink, src/kernel/wireguard-genl.ts). */
+  createWireGuard (name: string): Promise<void>
   /** Enslave `name` to bridge `master` (master undefined = release). */
   setMaster (name: string, master: string | undefined): Promise<void>
   /**

@@ -32,6 +32,8 @@
  *   bridges             ifname                         every ferry bridge (traffic through them is marked, see FORWARD_MARK)
  *   external, internal  ifname                         bridges of networks with/without a way out
  *   localnet            ifname                         bridges whose networks may publish on loopback (guard + masquerade)
+ *   mss_clamp           ifname                         bridges of encrypted overlays: TCP SYNs into them get their MSS
+ *                                                      lowered to the route's MTU (`tcp option maxseg size set rt mtu`)
  *   icc                 ifname . ifname : verdict      per bridge, traffic inside it: accept or drop
  *   subnets             ifname . ipv4_addr (interval)  bridge . subnet of external networks (hairpin, no NAT inside)
  *   masq                ipv4_addr (interval)           subnets masqueraded on the way out
@@ -171,6 +173,7 @@ function skeletonSets (): NftSetPlan[] {
     set('external', IFNAME),
     set('internal', IFNAME),
     set('localnet', IFNAME),
+    set('mss_clamp', IFNAME),
     map('icc', `${IFNAME} . ${IFNAME} : verdict`),
     ...NFT_FAMILIES.flatMap(familySets),
     set('lo_only', `${v4.addr} . inet_proto . inet_service`, true),
@@ -230,6 +233,9 @@ function skeletonChains (opts: PlanOptions): NftChainPlan[] {
         `iifname @bridges meta mark set meta mark | ${FORWARD_MARK_HEX}`,
         `oifname @bridges meta mark set meta mark | ${FORWARD_MARK_HEX}`,
         `jump ${USER_CHAIN}`,
+        // TCP MSS clamping into an encrypted overlay's bridge (not a verdict: the packet goes on). The kernel only
+        // ever lowers the option: the route's MTU less the IPv4 or IPv6 and TCP headers.
+        'oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu',
         // Link exceptions first: they only accept traffic inside one ICC-off bridge.
         ...perFamily(({ ip, sfx }) => `iifname . ${ip} saddr . ${ip} daddr . meta l4proto . th dport @link_to${sfx} accept`),
         ...perFamily(({ ip, sfx }) => `iifname . ${ip} saddr . ${ip} daddr . meta l4proto . th sport @link_from${sfx} accept`),
@@ -301,6 +307,7 @@ export function networkElements (net: NatNetwork, opts: PlanOptions = {}): NftEl
     { set: net.internal ? 'internal' : 'external', key: br },
     { set: 'icc', key: `${br} . ${br}`, value: net.icc ? 'accept' : 'drop' },
   ]
+  if (net.clampMss === true) out.push({ set: 'mss_clamp', key: br })
   if (net.internal) return out
   for (const family of networkFamilies(net)) {
     const fs = familySubnet(net, family)

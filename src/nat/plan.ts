@@ -8,7 +8,8 @@
  * line by line. test/kernel/iptables.test.ts checks that round trip.
  *
  * Chains (everything ferry owns is named FERRY-*):
- *   filter FERRY-FORWARD      ordered    jumped to first from FORWARD; FERRY-USER first, then
+ *   filter FERRY-FORWARD      ordered    jumped to first from FORWARD; FERRY-USER first, then the TCP MSS
+ *                                        clamp of encrypted overlays' bridges (TCPMSS --clamp-mss-to-pmtu),
  *                                        internal networks, established, published ports, isolation, ICC, egress
  *   filter FERRY-USER         user       the administrator's; created when missing, never edited
  *   filter FERRY-PUBLISH      unordered  one ACCEPT per published port range (DNAT'd connections only)
@@ -353,6 +354,10 @@ function forwardRules (networks: NatNetwork[], links: boolean, routed: readonly 
   const rules = [`${comment('user')} -j ${CHAIN.user}`]
   // Link exceptions come before every drop: they only accept traffic inside one bridge.
   if (links) rules.push(`${comment('links')} -j ${CHAIN.links}`)
+  // MSS clamping (not a verdict: the packet goes on): SYNs into a bridge whose MTU is below the path's.
+  for (const n of networks) {
+    if (n.clampMss === true) rules.push(`-o ${n.bridge} -p tcp -m tcp --tcp-flags SYN,RST SYN ${comment(`mss ${shortId(n.id)}`)} -j TCPMSS --clamp-mss-to-pmtu`)
+  }
   const iccRule = (n: NatNetwork): string => `-i ${n.bridge} -o ${n.bridge} ${comment(`icc ${shortId(n.id)}`)} -j ${n.icc ? 'ACCEPT' : 'DROP'}`
   const internal = networks.filter((n) => n.internal)
   const external = networks.filter((n) => !n.internal)

@@ -28,6 +28,13 @@ export interface NatNetwork {
   mode6?: 'nat' | 'routed'
   /** `com.docker.network.host_ipv6`: SNAT outbound IPv6 to this host address instead of masquerading. */
   outboundAddr6?: string
+  /**
+   * TCP MSS clamping (an encrypted overlay, whose MTU is the underlay's less WireGuard's and VXLAN's
+   * headers): the MSS of every TCP SYN and SYN-ACK forwarded into the bridge is lowered to what the
+   * route's MTU allows (MTU - 40 for IPv4, - 60 for IPv6), in both families, so that a peer whose own
+   * link is larger never sends segments that would have to be fragmented or are lost.
+   */
+  clampMss?: boolean
 }
 
 export interface NatEndpoint {

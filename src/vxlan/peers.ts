@@ -38,7 +38,7 @@
 import type { Logger } from 'pino'
 import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
 import { KeyedMutex } from '../util/mutex.js'
-import { compareIps } from '../util/ip.js'
+import { compareIps, isIp } from '../util/ip.js'
 import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
 import { RejectCounter } from '../cluster/rejects.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'

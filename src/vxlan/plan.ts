@@ -22,6 +22,7 @@ import type { FdbEntry, NeighEntry } from '../kernel/types.js'
 import type { NeighFdbOp } from '../kernel/iproute.js'
 import { canonical, compareIps, contains, isIp, maskOf, parseCidr, parseIpOrUndefined } from '../util/ip.js'
 import { macForIp } from '../bridge/names.js'
+import { wgOverhead } from '../wireguard/plan.js'
 
 export const VXLAN_PREFIX = 'fyv-'
 export const OVERLAY_BRIDGE_PREFIX = 'fyo-'
@@ -30,6 +31,28 @@ export const DEFAULT_VXLAN_PORT = 4789
 export const VXLAN_OVERHEAD = 50
 export const VXLAN_OVERHEAD6 = 70
 export const DEFAULT_UNDERLAY_MTU = 1500
+
+/** What VXLAN adds to an inner frame on an underlay of `family`. */
+export function vxlanOverhead (family: 4 | 6): number {
+  return family === 4 ? VXLAN_OVERHEAD : VXLAN_OVERHEAD6
+}
+
+/**
+ * The MTU of an overlay (its bridge, VXLAN device and containers) on an underlay
+ * of `underlayMtu` and `family`: the one place it is computed. Plain: underlay -
+ * VXLAN (50 / 70). Encrypted: underlay - WireGuard (60 / 80) is the WireGuard
+ * device's MTU, and the VXLAN inside it runs over the IPv4 tunnel addresses (50):
+ * 1390 on a 1500-byte IPv4 underlay, 1370 on IPv6. overlayDevices gets the same
+ * figure from the WireGuard device's MTU and the tunnel's family.
+ */
+export function overlayMtu (underlayMtu: number, family: 4 | 6, encrypted: boolean): number {
+  return encrypted ? underlayMtu - wgOverhead(family) - VXLAN_OVERHEAD : underlayMtu - vxlanOverhead(family)
+}
+
+/** The TCP MSS that fits an MTU: less the IPv4 (20) or IPv6 (40) header and TCP's (20). */
+export function tcpMss (mtu: number, family: 4 | 6): number {
+  return mtu - (family === 4 ? 40 : 60)
+}
 export const ZERO_MAC = '00:00:00:00:00:00'
 const IFNAME_MAX = 15
 const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/
@@ -120,7 +143,7 @@ export function overlayDevices (o: LocalOverlay, u: Underlay): OverlayDevices {
   }
   const port = o.port ?? DEFAULT_VXLAN_PORT
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new FerryError('INVALID_OPTION', `VXLAN port ${port} must be from 1 to 65535`)
-  const overhead = isIp(u.vtep, 4) ? VXLAN_OVERHEAD : VXLAN_OVERHEAD6
+  const overhead = vxlanOverhead(isIp(u.vtep, 4) ? 4 : 6)
   const mtu = o.mtu ?? u.mtu - overhead
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
     throw new FerryError('INVALID_OPTION', `overlay MTU ${mtu} must be from 68 to 65535${o.mtu === undefined ? ` (underlay MTU ${u.mtu} - ${overhead})` : ''}`)

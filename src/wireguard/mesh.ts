@@ -24,7 +24,7 @@ import { prefixLen } from '../util/ip.js'
 import type { WireGuardDriver } from './device.js'
 import { generateKeyPair, type KeyPair } from './keys.js'
 import {
-  DEFAULT_KEEPALIVE, DEFAULT_TUNNEL_RANGE, planMesh, slotEndpoint, tunnelsOf, wgDeviceName, wgOverhead, wgSlotPort,
+  DEFAULT_KEEPALIVE, DEFAULT_TUNNEL_RANGE, planMesh, slotEndpoint, tunnelsOf, WG_OVERHEAD, wgDeviceName, wgFamily, wgOverhead, wgSlotPort,
   type MeshHost, type MeshPlan, type WgSkip, type WireGuardInfo,
 } from './plan.js'
 
@@ -158,10 +158,10 @@ export class WireGuardMesh {
   /**
    * Bring the device up (key, port, tunnel address, MTU) with every peer. Resolves the tunnel side of the VXLAN.
    * `underlay`: this host's VTEP and its device's MTU; WireGuard's overhead follows its family (or the published
-   * endpoint's, behind NAT): 60 over IPv4, 80 over IPv6.
+   * endpoint's, behind NAT): 60 over IPv4, 80 over IPv6 (src/vxlan/plan.ts overlayMtu).
    */
   async activate (underlay: { vtep: string, mtu: number }): Promise<{ local: string, mtu: number, dev: string }> {
-    this.wgMtu = underlay.mtu - wgOverhead(underlay.vtep, this.opts.endpoint)
+    this.wgMtu = underlay.mtu - wgOverhead(wgFamily(underlay.vtep, this.opts.endpoint))
     const mtu = this.wgMtu
     await this.lock.run(async () => {
       if (this.retiring === undefined) {
@@ -184,7 +184,7 @@ export class WireGuardMesh {
   }
 
   /** The WireGuard device's MTU (set by activate). */
-  private wgMtu = 1500 - wgOverhead()
+  private wgMtu = 1500 - WG_OVERHEAD
 
   /** No encrypted overlay left: the device goes (with wireguard-go's process and socket). */
   async deactivate (): Promise<void> {

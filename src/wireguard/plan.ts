@@ -18,22 +18,26 @@ import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
 import { bounds, contains, familyOf, ipString, ipValue, isIp, normalizeIp, parseCidr } from '../util/ip.js'
 import { checkKey, keyFromHex, keyHex } from './keys.js'
+import type { WgDeviceGet, WgPeerSet, WgSetDevice } from '../kernel/wireguard-genl.js'
 
 export const WG_PREFIX = 'fyw-'
 export const DEFAULT_WG_PORT = 51820
 export const DEFAULT_TUNNEL_RANGE = '100.64.0.0/16'
-/** Outer IPv4 20 + UDP 8 + WireGuard header 32. */
+/** Outer IPv4 20 + UDP 8 + WireGuard header 32; over an IPv6 underlay the outer header is 40 bytes: 80. */
 export const WG_OVERHEAD = 60
-/** Outer IPv6 40 + UDP 8 + WireGuard header 32. */
 export const WG_OVERHEAD6 = 80
 
+/** What WireGuard adds to a packet on an underlay of `family` (src/vxlan/plan.ts overlayMtu: the one place MTUs are derived). */
+export function wgOverhead (family: 4 | 6): number {
+  return family === 4 ? WG_OVERHEAD : WG_OVERHEAD6
+}
+
 /**
- * What WireGuard adds to a packet on an underlay of the family of `addr` (this host's VTEP, or the endpoint it
- * publishes): the one place the WireGuard device's MTU (underlay MTU minus this) is derived from. The encrypted
- * VXLAN inside is always IPv4 (tunnel addresses): it takes 50 more whatever the underlay.
+ * The family WireGuard's packets travel in: that of `addr` (this host's VTEP, or the endpoint it publishes behind
+ * NAT), IPv6 when any is. The encrypted VXLAN inside is always IPv4 (tunnel addresses).
  */
-export function wgOverhead (...addrs: Array<string | undefined>): number {
-  return addrs.some((a) => a !== undefined && familyOf(splitEndpoint(a)?.ip ?? a) === 6) ? WG_OVERHEAD6 : WG_OVERHEAD
+export function wgFamily (...addrs: Array<string | undefined>): 4 | 6 {
+  return addrs.some((a) => a !== undefined && familyOf(splitEndpoint(a)?.ip ?? a) === 6) ? 6 : 4
 }
 
 /** `ip:port`, an IPv6 address in brackets (WireGuard's endpoint notation). */
@@ -321,3 +325,55 @@ export function parseUapiSet (text: string): void {
   if (m[1] !== '0') throw new FerryError('KERNEL', `the WireGuard device refused the configuration (errno ${m[1] ?? '?'})`)
 }
 
+
+// ---------------------------------------------------------------------------
+// Generic netlink (the kernel module): the same change as uapiSet, as data for src/kernel/wireguard-genl.ts
+
+function keyBuf (key: string): Buffer { return Buffer.from(keyHex(key), 'hex') }
+
+/** An endpoint as the kernel takes it: the address (an IPv6 one without its brackets) and the port. */
+function genlEndpoint (e: string): { ip: string, port: number } {
+  const m = splitEndpoint(e)
+  if (m === undefined || !endpointOk(e)) throw new FerryError('INTERNAL', `refusing to render endpoint "${e}"`)
+  return { ip: m.ip, port: Number(m.port) }
+}
+
+/**
+ * The SET_DEVICE change that turns the device's `current` peers into `want`
+ * (as uapiSet): private key and port, a removal for each peer that goes, and
+ * each wanted peer with its allowed IPs replaced (an update keeps its session).
+ */
+export function genlSet (dev: string, cfg: { privateKey?: string, listenPort?: number }, want: readonly WgPeer[], current: readonly WgPeerState[] | undefined): WgSetDevice {
+  const wanted = new Set(want.map((p) => p.publicKey))
+  const peers: WgPeerSet[] = []
+  for (const c of current ?? []) if (!wanted.has(c.publicKey)) peers.push({ publicKey: keyBuf(c.publicKey), remove: true })
+  for (const p of want) {
+    const allowedIps = p.allowedIps.map((a) => {
+      const [ip, len] = a.split('/')
+      if (ip === undefined || !isIp(ip, 4) || len !== '32') throw new FerryError('INTERNAL', `refusing to render allowed IP "${a}"`)
+      return { ip, cidr: 32 }
+    })
+    peers.push({ publicKey: keyBuf(p.publicKey), endpoint: genlEndpoint(p.endpoint), keepalive: checkPort(p.keepalive, 'keepalive'), replaceAllowedIps: true, allowedIps })
+  }
+  return {
+    ifname: dev, peers, ...(current === undefined ? { replacePeers: true } : {}),
+    ...(cfg.privateKey !== undefined ? { privateKey: keyBuf(cfg.privateKey) } : {}),
+    ...(cfg.listenPort !== undefined ? { listenPort: checkPort(cfg.listenPort) } : {}),
+  }
+}
+
+/** A GET_DEVICE answer as ferry's device state (keys in base64, as the UAPI parser gives them). */
+export function stateOfGenl (d: WgDeviceGet): WgDeviceState {
+  const b64 = (k: Buffer): string => k.toString('base64')
+  const state: WgDeviceState = {
+    peers: d.peers.map((p) => ({
+      publicKey: b64(p.publicKey), allowedIps: p.allowedIps.map((a) => `${a.ip}/${a.cidr}`), keepalive: p.keepalive,
+      lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes,
+      ...(p.endpoint !== undefined ? { endpoint: p.endpoint.ip.includes(':') ? `[${p.endpoint.ip}]:${p.endpoint.port}` : `${p.endpoint.ip}:${p.endpoint.port}` } : {}),
+    })),
+  }
+  // An all-zero key is "no key" (the kernel reports what was set; ferry always sets one).
+  if (d.privateKey !== undefined && d.privateKey.some((b) => b !== 0)) state.privateKey = b64(d.privateKey)
+  if (d.listenPort !== undefined) state.listenPort = d.listenPort
+  return state
+}

@@ -143,11 +143,18 @@ t.test('IPv6 forwarding and interfaces that then ignore router advertisements', 
   t.match(w.fix, /accept_ra=2/)
 })
 
-t.test('wireguard: userspace or missing, and what it costs', async (t) => {
+t.test('wireguard: the kernel module, userspace or missing, and what userspace costs', async (t) => {
   const { judgeWireGuard } = await import('../../src/doctor/checks.js')
-  t.match(judgeWireGuard({ kernelModule: false, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', check: 'wireguard', what: /userspace WireGuard \(\/usr\/bin\/wireguard-go\) \(no kernel module\)/, fix: /fraction of the plain overlay/ })
-  t.match(judgeWireGuard({ kernelModule: true, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', what: /kernel module is loaded but ferry does not use it yet/ })
-  t.match(judgeWireGuard({ kernelModule: false, userspace: undefined }), { status: 'warn', what: /encrypted overlays are refused/, fix: 'apt-get install wireguard-go' })
+  t.match(judgeWireGuard({ kernelModule: false, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', check: 'wireguard', what: /userspace WireGuard \(\/usr\/bin\/wireguard-go\): the kernel has no WireGuard module/, fix: /fraction of the kernel module's throughput/ })
+  t.match(judgeWireGuard({ kernelModule: true, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', what: /kernel's WireGuard module .*wireguard-go is installed but not needed/ })
+  t.match(judgeWireGuard({ kernelModule: true, userspace: undefined }), { status: 'ok', what: /kernel's WireGuard module \(configured over generic netlink\)$/ })
+  t.match(judgeWireGuard({ kernelModule: false, userspace: undefined }), { status: 'warn', what: /encrypted overlays are refused/, fix: /apt-get install wireguard-go/ })
+})
+
+t.test('wireguard.tc: clsact and mirred for a key rotation', async (t) => {
+  const { judgeTc } = await import('../../src/doctor/checks.js')
+  t.match(judgeTc(undefined), { status: 'ok', check: 'wireguard.tc', what: /mirred mirror action/ })
+  t.match(judgeTc('tc -n x qdisc add …: not installed'), { status: 'warn', what: /tc cannot mirror packets \(tc -n x qdisc add …: not installed\): a WireGuard key rotation .* fails and the old key stays/, fix: /iproute2/ })
 })
 
 t.test('engine.dns: whether the engine\'s --dns is one of ferry\'s listen addresses', async (t) => {

@@ -47,3 +47,10 @@ t.test('probeEngineDns: the dockerd serving the engine address, its flags and it
   t.same(bad.servers, ['1.1.1.1'])
   t.match(bad.errors, [/daemon.json is not JSON/])
 })
+
+t.test('probeTcMirror: clsact and a mirred mirror work here, in a scratch namespace that is gone afterwards', async (t) => {
+  const { probeTcMirror } = await import('../../src/doctor/probes.js')
+  const { execFileSync } = await import('node:child_process')
+  t.equal(await probeTcMirror(), undefined)
+  t.notMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), new RegExp(`fydoc-tc-${process.pid}-`))
+})

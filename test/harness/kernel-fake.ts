@@ -250,6 +250,12 @@ export class FakeLinkDriver implements LinkDriver {
     })
   }
 
+  createWireGuard (name: string): Promise<void> {
+    return this.op('createWireGuard', [name], () => {
+      this.create(`cannot create WireGuard device ${name}`, name, 'wireguard', () => { this.addLink({ name, kind: 'wireguard' }) })
+    })
+  }
+
   setMaster (name: string, master: string | undefined): Promise<void> {
     return this.op('setMaster', [name, master], () => {
       const what = master === undefined ? `cannot release ${name} from its bridge` : `cannot enslave ${name} to ${master}`

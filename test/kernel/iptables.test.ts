@@ -239,9 +239,9 @@ t.test('isolation holds the same in both families (netavark#1515)', async (t) =>
   t.equal(m[6].get('n3c2->outside'), false, 'internal: no way out')
 })
 
-t.test('dual-stack: ip6tables-save holds the IPv6 plan; a second reconcile changes nothing', async (t) => {
+t.test('dual-stack: ip6tables-save holds the IPv6 plan (with an encrypted overlay\'s MSS clamp); a second reconcile changes nothing', async (t) => {
   const n1 = dualNet(1)
-  const n2 = dualNet(2, { mode6: 'routed' })
+  const n2 = dualNet(2, { mode6: 'routed', clampMss: true })
   const ns = dualHost(t, [1, 2])
   const d = await driver(t, ns)
   const e1 = dualEndpoint('e1', n1, 1, 2, (g, ip) => [bind('tcp', '', 8080, ip, 80), bind('udp', g === 4 ? '192.0.2.10' : '2001:db8::5', 5353, ip, 53)])
@@ -254,6 +254,7 @@ t.test('dual-stack: ip6tables-save holds the IPv6 plan; a second reconcile chang
   t.equal(renderBatch(diffViews(parseSave(nsExec(ns, ['iptables-save'])), planRules(state, {}, 4))), '', 'iptables the IPv4 one')
   t.match(save6, /--to-destination \[fd00:31::2\]:80/)
   t.match(save6, /-A FERRY-ROUTED-PORTS -d fd00:32::2\/128 -o fy-n2 -p tcp -m tcp --dport 90 /)
+  for (const save of [save6, nsExec(ns, ['iptables-save'])]) t.match(save, /-A FERRY-FORWARD -o fy-n2 -p tcp -m tcp --tcp-flags SYN,RST SYN .*-j TCPMSS --clamp-mss-to-pmtu/)
   t.equal(await d.call('reconcile', [state]), false, 'a second reconcile changes nothing')
   await d.call('removeEndpoint', [e1.id])
   t.notMatch(nsExec(ns, ['ip6tables-save']), /fd00:31::2/, 'removal takes the IPv6 rules away')

@@ -305,7 +305,7 @@ t.test('switching backends is clean: each removes every trace of the other', asy
 
 t.test('dual-stack: IPv6 elements round trip, deltas and an idempotent reconcile', async (t) => {
   const n1 = dualNet(1)
-  const n2 = dualNet(2, { mode6: 'routed', icc: false, outboundAddr6: '2001:db8::9' })
+  const n2 = dualNet(2, { mode6: 'routed', icc: false, outboundAddr6: '2001:db8::9', clampMss: true })
   const ns = dualHost(t, [1, 2])
   const d = await driver(t, ns)
   await d.call('addNetwork', [n1])
@@ -330,6 +330,7 @@ t.test('dual-stack: IPv6 elements round trip, deltas and an idempotent reconcile
   expectPlan(t, ns, state, 'dual-stack')
   t.same(elements(ns, 'any_keep6'), ['tcp . 20000-20099 : fd00:31::2'], 'an IPv6 N:N range is one interval element')
   t.same(elements(ns, 'masq6'), ['fd00:31::/64'], 'only the nat-mode network is masqueraded over IPv6')
+  t.same(elements(ns, 'mss_clamp'), ['"fy-n2"'], 'the MSS clamp of an encrypted overlay\'s bridge')
   t.ok(elements(ns, 'routed6').includes('"fy-n2" . fd00:32::2 . tcp . 80'), 'the routed network\'s published port is opened')
   t.equal(await d.call('reconcile', [state]), false, 'a reconcile right after changes nothing')
   t.equal(await d.call('reconcile', [state]), false, 'nor does a second one')

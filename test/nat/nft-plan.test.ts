@@ -243,3 +243,15 @@ t.test('IPv6 validation', async (t) => {
   t.same(endpointElements({ ...dualEp('e', n1, 2, () => []), ports: [port('tcp', '2001:DB8:0::5', 8080, 'FD00:1:0::2', 80)] }, n1).elements,
     [{ set: 'host_port6', key: '2001:db8::5 . tcp . 8080', value: 'fd00:1::2 . 80' }], 'elements are canonical, as nft prints them')
 })
+
+t.test('TCP MSS clamping: an encrypted overlay\'s bridge is an element of mss_clamp, read by one fixed rule for both families', async (t) => {
+  const overlay = net(7, { bridge: 'fyo-0123456789a', clampMss: true, subnet6: 'fd00:7::/64', gateway6: 'fd00:7::1' })
+  t.ok(networkElements(overlay).some((e) => e.set === 'mss_clamp' && e.key === '"fyo-0123456789a"'))
+  t.notOk(networkElements(net(8)).some((e) => e.set === 'mss_clamp'), 'not a plain network')
+  t.ok(networkElements({ ...overlay, internal: true }).some((e) => e.set === 'mss_clamp'), 'an internal one too')
+  const forward = planSkeleton().chains.find((c) => c.name === 'filter-forward')!.rules
+  const i = forward.indexOf('oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu')
+  t.ok(i > forward.indexOf('jump user') && i < forward.findIndex((r) => / (accept|drop)$/.test(r) || r.includes('vmap')), 'after the user chain, before any verdict')
+  const p = planTable({ networks: [overlay, net(8)], endpoints: [] })
+  t.same(p.table.sets.find((s) => s.name === 'mss_clamp')?.elements, ['"fyo-0123456789a"'])
+})

@@ -342,3 +342,17 @@ t.test('a dual-stack endpoint: one rule set per family, applied by diffEndpoint 
   t.notMatch(renderBatch(diffEndpoint(undefined, p, 6)), /10\.21\.0\.2/)
   t.notMatch(renderBatch(diffEndpoint(undefined, p, 4)), /fd00/)
 })
+
+t.test('TCP MSS clamping: an encrypted overlay\'s bridge, one rule per family after FERRY-USER, none for other networks', async (t) => {
+  const overlay = net(7, { bridge: 'fyo-0123456789a', clampMss: true, subnet6: 'fd00:7::/64', gateway6: 'fd00:7::1' })
+  const plain = net(8)
+  const want = `-o fyo-0123456789a -p tcp -m tcp --tcp-flags SYN,RST SYN -m comment --comment "ferry:mss ${overlay.id.slice(0, 12)}" -j TCPMSS --clamp-mss-to-pmtu`
+  for (const family of [4, 6] as const) {
+    const rules = planBase([plain, overlay], new Set(), {}, [], family).tables.filter[CHAIN.forward]!.rules
+    t.equal(rules.filter((r) => r.includes('TCPMSS')).length, 1, `IPv${family}: one clamp`)
+    t.equal(rules.indexOf(want), 1, `IPv${family}: right after the FERRY-USER jump, before any verdict`)
+    t.notOk(rules.some((r) => r.includes('TCPMSS') && r.includes('fy-net8')), `IPv${family}: not on a plain network`)
+  }
+  // An IPv4-only encrypted overlay still clamps in ip6tables' FORWARD: the rule names the bridge, not addresses.
+  t.ok(planBase([net(7, { bridge: 'fyo-0123456789a', clampMss: true })], new Set(), {}, [], 6).tables.filter[CHAIN.forward]!.rules.includes(want))
+})

@@ -1,10 +1,11 @@
 import t from 'tap'
 import { isIp } from '../../src/util/ip.js'
 import {
-  PeerPlanner, applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, planPeers, vxlanName,
+  PeerPlanner, applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, overlayMtu, planPeers, tcpMss, vxlanName,
   type OverlayDevices, type PeerTable, type RemotePeer,
 } from '../../src/vxlan/plan.js'
 import { mulberry32 } from '../harness/random.js'
+import { wgOverhead } from '../../src/wireguard/plan.js'
 
 const SELF = { hostId: 'h1', vtep: '192.168.50.1' }
 const OV = { name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
@@ -418,5 +419,22 @@ t.test('incremental planner: load takes every peer as reset does, without the op
     t.same(loaded.size(), reset.size())
     t.equal(tableText(loaded.table()), tableText(planPeers(dev(), SELF, peers, { flood })), 'the same table as planPeers')
     t.same(loaded.remove('c').map((o) => o.op), ['deleteNeigh', 'deleteFdb', ...(flood ? ['deleteFdb'] : [])], 'changes after it are deltas')
+  }
+})
+
+t.test('overlay MTU and TCP MSS from the underlay, by family, plain and encrypted, in one place', async (t) => {
+  t.equal(overlayMtu(1500, 4, false), 1450)
+  t.equal(overlayMtu(1500, 6, false), 1430)
+  t.equal(overlayMtu(1500, 4, true), 1390, 'WireGuard 60 + VXLAN over the IPv4 tunnel 50')
+  t.equal(overlayMtu(1500, 6, true), 1370, 'WireGuard over IPv6 80 + 50')
+  t.equal(overlayMtu(9000, 4, true), 8890)
+  t.equal(tcpMss(1390, 4), 1350)
+  t.equal(tcpMss(1390, 6), 1330)
+  // overlayDevices agrees: a plain overlay over the VTEP, an encrypted one over the WireGuard device (MTU underlay - 60/80, IPv4 tunnel).
+  const o = { name: 'o', vni: 7, subnet: '10.9.0.0/24', gateway: '10.9.0.1' }
+  t.equal(overlayDevices(o, { vtep: '192.0.2.1', mtu: 1500 }).mtu, overlayMtu(1500, 4, false))
+  t.equal(overlayDevices(o, { vtep: '2001:db8::1', mtu: 1500 }).mtu, overlayMtu(1500, 6, false))
+  for (const family of [4, 6] as const) {
+    t.equal(overlayDevices(o, { vtep: '100.64.0.7', mtu: 1500 - wgOverhead(family) }).mtu, overlayMtu(1500, family, true), `encrypted, IPv${family} underlay`)
   }
 })

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import {
-  checkEndpoint, checkWireGuardInfo, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, slotEndpoint, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName, wgOverhead,
+  checkEndpoint, checkWireGuardInfo, genlSet, parseUapiGet, parseUapiSet, planMesh, readWireGuardContent, slotEndpoint, stateOfGenl, tunnelAddress, tunnelsOf, uapiSet, wgDeviceName, wgFamily, wgOverhead,
   wireGuardContent,
   type WireGuardInfo,
 } from '../../src/wireguard/plan.js'
@@ -109,6 +109,23 @@ t.test('an IPv6 underlay: endpoints in brackets, 80 bytes of WireGuard overhead'
   t.throws(() => uapiSet({}, [{ ...plan.peers[0]!, endpoint: '[fd00::1]:1\nprivate_key=00' }], []), /refusing to render endpoint/)
   const got = parseUapiGet(['public_key=' + Buffer.from(plan.peers[0]!.publicKey, 'base64').toString('hex'), 'endpoint=[fd00:ff::22]:51820', 'errno=0', ''].join('\n'))
   t.equal(got.peers[0]?.endpoint, '[fd00:ff::22]:51820')
-  t.same([wgOverhead('192.0.2.1'), wgOverhead('fd00:ff::21'), wgOverhead('192.0.2.1', '[2001:db8::7]:51820'), wgOverhead('192.0.2.1', '203.0.113.7:51820'), wgOverhead()],
+  t.same([wgFamily('192.0.2.1'), wgFamily('fd00:ff::21'), wgFamily('192.0.2.1', '[2001:db8::7]:51820'), wgFamily('192.0.2.1', '203.0.113.7:51820'), wgFamily()].map(wgOverhead),
     [60, 80, 80, 60, 60], 'IPv4 outer header 20, IPv6 40 (this host\'s VTEP or the endpoint it publishes)')
+})
+
+t.test('genlSet: the kernel module\'s change is the same as the UAPI one', async (t) => {
+  const keys = generateKeyPair()
+  const a = k()
+  const s = genlSet('fyw-x', { privateKey: keys.privateKey, listenPort: 51821 }, [{ hostId: 'h', publicKey: a, endpoint: '192.0.2.1:51820', allowedIps: ['100.64.0.9/32'], keepalive: 25 }], undefined)
+  t.equal(s.replacePeers, true, 'no current state: the peers are replaced')
+  t.equal(s.privateKey?.toString('base64'), keys.privateKey)
+  t.equal(s.listenPort, 51821)
+  t.same(s.peers[0]?.allowedIps, [{ ip: '100.64.0.9', cidr: 32 }])
+  t.same(s.peers[0]?.endpoint, { ip: '192.0.2.1', port: 51820 })
+  t.same(genlSet('fyw-x', {}, [{ hostId: 'h', publicKey: a, endpoint: '[2001:db8::7]:51820', allowedIps: [], keepalive: 25 }], []).peers[0]?.endpoint, { ip: '2001:db8::7', port: 51820 }, 'an IPv6 endpoint without its brackets')
+  t.throws(() => genlSet('fyw-x', {}, [{ hostId: 'h', publicKey: a, endpoint: 'x:1', allowedIps: [], keepalive: 25 }], []), /endpoint/)
+  t.throws(() => genlSet('fyw-x', {}, [{ hostId: 'h', publicKey: a, endpoint: '192.0.2.1:1', allowedIps: ['10.0.0.0/8'], keepalive: 25 }], []), /allowed IP/)
+  const st = stateOfGenl({ privateKey: Buffer.alloc(32), listenPort: 5, peers: [{ publicKey: Buffer.alloc(32, 1), endpoint: { ip: '2001:db8::1', port: 7 }, keepalive: 0, lastHandshake: 0, rxBytes: 0, txBytes: 0, allowedIps: [] }] })
+  t.equal(st.privateKey, undefined, 'an all-zero key is no key')
+  t.equal(st.peers[0]?.endpoint, '[2001:db8::1]:7')
 })

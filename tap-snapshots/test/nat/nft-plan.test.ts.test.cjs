@@ -12,6 +12,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -66,6 +67,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -112,6 +114,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -166,6 +169,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -208,6 +212,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -262,6 +267,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -301,6 +307,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -355,6 +362,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -394,6 +402,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -448,6 +457,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -492,6 +502,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -546,6 +557,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -587,6 +599,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -641,6 +654,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -677,6 +691,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -731,6 +746,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -773,6 +789,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -827,6 +844,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -870,6 +888,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -924,6 +943,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -966,6 +986,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -1020,6 +1041,7 @@ add rule inet ferry nat-output ip daddr != 127.0.0.0/8 fib daddr type local jump
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -1067,6 +1089,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -1121,6 +1144,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -1169,6 +1193,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -1223,6 +1248,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -1277,6 +1303,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -1331,6 +1358,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -1375,6 +1403,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -1429,6 +1458,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
@@ -1488,6 +1518,7 @@ add set inet ferry bridges { type ifname; }
 add set inet ferry external { type ifname; }
 add set inet ferry internal { type ifname; }
 add set inet ferry localnet { type ifname; }
+add set inet ferry mss_clamp { type ifname; }
 add map inet ferry icc { type ifname . ifname : verdict; }
 add set inet ferry subnets { type ifname . ipv4_addr; flags interval; }
 add set inet ferry masq { type ipv4_addr; flags interval; }
@@ -1542,6 +1573,7 @@ add rule inet ferry nat-output fib daddr type local jump publish
 add rule inet ferry filter-forward iifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward oifname @bridges meta mark set meta mark | 0x01000000
 add rule inet ferry filter-forward jump user
+add rule inet ferry filter-forward oifname @mss_clamp tcp flags syn tcp option maxseg size set rt mtu
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th dport @link_to accept
 add rule inet ferry filter-forward iifname . ip6 saddr . ip6 daddr . meta l4proto . th dport @link_to6 accept
 add rule inet ferry filter-forward iifname . ip saddr . ip daddr . meta l4proto . th sport @link_from accept
