@@ -1,7 +1,7 @@
 /**
  * DNS comparison benchmark (issue 5), not a test:
  *
- *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10]
+ *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10 --ferry 0,1 --only rate]
  *
  * One "host" namespace with a dockerd and a ferry agent; a ferry network with
  * `--containers` named containers (web0, web1, …) and a `client` container.
@@ -16,13 +16,18 @@
  * - aardvark-dns (Podman's) on the same gateway address, port 5353, configured
  *   with the same containers and addresses (it answers only clients it knows).
  *
- * At 100 in flight: `--rounds` rounds; each runs every server once, in rotated
- * order, ferry's helpers alternating 0/1 between rounds (the agent restarts on
- * the same state), so that drift in the machine's load hits everyone alike;
- * medians are compared. Then each server once at 1 in flight (latencies only: dnsperf -q 1
+ * `--ferry` lists how ferry's agent is run, HELPERS[:RECONCILE_SECONDS] each
+ * (default `0,1`: no UDP helper, then one; `0:0`: no helper and no periodic
+ * reconcile, the agent's default being every 5 s); the agent restarts on the
+ * same state between them. At 100 in flight: `--rounds` rounds; each runs every
+ * server (and every ferry variant) once, in rotated order, so that drift in the
+ * machine's load hits everyone alike; medians are compared. Then each server once at 1 in flight (latencies only: dnsperf -q 1
  * paces itself at 30–60 q/s against any fast server, a Python UDP echo on loopback included).
  * Then the issue's fixed offered rate, `--rate` q/s (dnsperf -Q, default 20,000) with up to 200
- * in flight, `--rounds` rounds in rotated order: the latency distribution under a given load.
+ * in flight, `--rounds` rounds in rotated order: the latency distribution under a given load,
+ * and how the slow answers lie in time (windows of 1,000 answers holding one slower than
+ * 2 ms: a few such windows are pauses of the server; many, a tail spread over the run).
+ * `--only rate`: that part alone.
  * Every answer is checked once before the runs. dnsperf's `-v` prints each
  * query's latency, from which p50 and p99 are taken; q/s and losses come from
  * its summary. Needs `apt-get install dnsperf aardvark-dns` (aardvark-dns is
@@ -41,7 +46,7 @@ import { startDockerd, type Dockerd } from '../test/harness/dockerd.js'
 import { ensureBusyboxImage } from '../test/harness/image.js'
 import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
 import { execFile } from '../src/kernel/exec.js'
-import { argInt, ms, quantile, runBench, section, table, type Teardowns } from './lib.js'
+import { argInt, argStr, ms, quantile, runBench, section, table, type Teardowns } from './lib.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SECONDS = argInt('seconds', 5)
@@ -72,6 +77,11 @@ interface Run {
   /** Answers other than NOERROR. */
   errors: number
   p999: number
+  /** The slowest answer, ms. */
+  max: number
+  /** Windows of 1,000 answers in a row (50 ms at 20,000 q/s) holding an answer slower than 2 ms: a stall, versus a spread tail. */
+  slowWindows: number
+  windows: number
 }
 
 // ---- one query, to check each server's answer ----------------------------------------------------
@@ -116,6 +126,20 @@ function parseDnsperf (text: string): { latencies: number[], errors: number, qps
   }
 }
 
+/**
+ * dnsperf prints answers in the order they arrive: cut them into windows of
+ * 1,000 and count those with an answer slower than 2 ms. A tail made by a few
+ * pauses of the server (GC, a periodic job) shows in a few windows; one spread
+ * over the run (the scheduler, the client) in many.
+ */
+function slowWindows (latencies: readonly number[]): { slowWindows: number, windows: number } {
+  let slow = 0
+  for (let i = 0; i < latencies.length; i += 1000) {
+    if (latencies.slice(i, i + 1000).some((x) => x > 2)) slow++
+  }
+  return { slowWindows: slow, windows: Math.ceil(latencies.length / 1000) }
+}
+
 /** dnsperf from the client's namespace; its output goes to a file (a pipe would slow it down). */
 async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, inflight: number, seconds: number, rate?: number): Promise<Run> {
   const data = join(dir, 'queries')
@@ -140,6 +164,7 @@ async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, 
   return {
     label: target.label, inflight, qps: p.qps, avg: p.avg, completed: p.completed, lost: p.lost, errors: p.errors,
     p50: quantile(p.latencies, 0.5), p99: quantile(p.latencies, 0.99), p999: quantile(p.latencies, 0.999),
+    max: p.latencies.reduce((a, x) => Math.max(a, x), 0), ...slowWindows(p.latencies),
   }
 }
 
@@ -157,9 +182,33 @@ async function measure (t: Teardowns, dir: string, pid: number, target: Target, 
 
 // ---- the servers ------------------------------------------------------------------------------------
 
-/** A ferry agent with the rate limit off and `helpers` UDP helpers; ready once it answers for QUERY. */
-async function startFerry (t: Teardowns, d: Dockerd, stateDir: string, plugin: string, helpers: number): Promise<Agent> {
-  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(helpers)] })
+/**
+ * How ferry's agent is run: `helpers` UDP helpers, and `--reconcile-interval`
+ * (undefined: the agent's default, 5 s). `--ferry 0,1,0:0` on the command line:
+ * HELPERS[:RECONCILE_SECONDS] each (default `0,1`).
+ */
+interface Variant { helpers: number, reconcile?: number }
+
+function variants (): Variant[] {
+  return (argStr('ferry') ?? '0,1').split(',').map((spec) => {
+    const [h, r] = spec.split(':')
+    const v: Variant = { helpers: Number(h), ...(r === undefined ? {} : { reconcile: Number(r) }) }
+    if (!Number.isInteger(v.helpers) || v.helpers < 0 || (v.reconcile !== undefined && !(v.reconcile >= 0))) throw new Error(`--ferry ${spec}: HELPERS[:RECONCILE_SECONDS] expected`)
+    return v
+  })
+}
+
+function variantLabel (v: Variant): string {
+  const r = v.reconcile === undefined ? '' : v.reconcile === 0 ? ', no periodic reconcile' : `, reconcile every ${v.reconcile} s`
+  return `ferry, ${v.helpers} UDP helper${v.helpers === 1 ? '' : 's'}${r}`
+}
+
+const sameVariant = (a: Variant, b: Variant): boolean => a.helpers === b.helpers && a.reconcile === b.reconcile
+
+/** A ferry agent with the rate limit off, run as `v` says; ready once it answers for QUERY. */
+async function startFerry (t: Teardowns, d: Dockerd, stateDir: string, plugin: string, v: Variant): Promise<Agent> {
+  const reconcile = v.reconcile === undefined ? [] : ['--reconcile-interval', String(v.reconcile)]
+  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(v.helpers), ...reconcile] })
 }
 
 /** Wait until ferry has learnt the containers' names from the engine. */
@@ -249,8 +298,10 @@ await runBench(async (t) => {
   await ensureBusyboxImage(d)
   const plugin = `fydns${process.pid}`
   const stateDir = join(dir, 'state')
-  let helpers = 0
-  let agent = await startFerry(t, d, stateDir, plugin, helpers)
+  const vs = variants()
+  const onlyRate = argStr('only') === 'rate'
+  let current = vs[0]!
+  let agent = await startFerry(t, d, stateDir, plugin, current)
   await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', SUBNET, 'fnet'])
   const names = [...Array.from({ length: CONTAINERS }, (_, i) => `web${i}`), 'client']
   const containers: Array<{ id: string, ip: string, name: string }> = []
@@ -263,7 +314,7 @@ await runBench(async (t) => {
   const pid = await d.pidOf('client')
   await waitForRecord(agent, webIp)
 
-  const ferry = (n: number): Target => ({ label: `ferry, ${n} UDP helper${n === 1 ? '' : 's'}`, ip: GATEWAY, port: 53 })
+  const ferry = (v: Variant): Target => ({ label: variantLabel(v), ip: GATEWAY, port: 53 })
   const docker: Target = { label: 'Docker 127.0.0.11', ip: '127.0.0.11', port: 53 }
   const aardvark: Target = { label: 'aardvark-dns', ip: GATEWAY, port: AARDVARK_PORT }
   const haveAardvark = existsSync(AARDVARK)
@@ -271,55 +322,62 @@ await runBench(async (t) => {
   else console.log(`${AARDVARK} is missing (apt-get install aardvark-dns): skipped`)
   const others = [docker, ...(haveAardvark ? [aardvark] : [])]
 
-  /** The same agent (same state) again with `n` UDP helpers, answering. */
-  const useHelpers = async (n: number): Promise<void> => {
-    if (n === helpers) return
+  /** The same agent (same state) again, run as `v` says, answering. */
+  const use = async (v: Variant): Promise<void> => {
+    if (sameVariant(v, current)) return
     await agent.destroy()
-    agent = await startFerry(t, d, stateDir, plugin, n)
-    helpers = n
+    agent = await startFerry(t, d, stateDir, plugin, v)
+    current = v
     await waitForRecord(agent, webIp)
     await sleep(1000) // helpers start after the server listens
-    await expectAnswer(pid, ferry(n), webIp)
+    await expectAnswer(pid, ferry(v), webIp)
+  }
+  /** `target`, or ferry run as `v` (restarted when it runs otherwise now). */
+  type Subject = Target | Variant
+  const targetOf = async (s: Subject): Promise<Target> => {
+    if ('ip' in s) return s
+    await use(s)
+    return ferry(s)
   }
 
   section('answers')
-  for (const target of [ferry(0), ...others]) {
+  for (const target of [ferry(current), ...others]) {
     await expectAnswer(pid, target, webIp)
     console.log(`${target.label} (${target.ip}:${target.port}) answers ${QUERY} = ${webIp}`)
   }
   const runs: Run[] = []
-  section(`100 in flight: ${ROUNDS} rounds, ferry's helpers alternating 0/1, servers in rotated order`)
-  for (let round = 0; round < ROUNDS; round++) {
-    await useHelpers(round % 2)
-    const order = [ferry(helpers), ...others]
-    for (let k = 0; k < order.length; k++) runs.push(...await measure(t, dir, pid, order[(round + k) % order.length]!, [100]))
+  const subjects: Subject[] = [...vs, ...others]
+  if (!onlyRate) {
+    section(`100 in flight: ${ROUNDS} rounds, every server in each (ferry as ${vs.map(variantLabel).join('; ')}), in rotated order`)
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let k = 0; k < subjects.length; k++) runs.push(...await measure(t, dir, pid, await targetOf(subjects[(round + k) % subjects.length]!), [100]))
+    }
+    section('1 in flight')
+    for (const s of subjects) runs.push(...await measure(t, dir, pid, await targetOf(s), [1]))
   }
-  section('1 in flight')
-  for (const target of [ferry(helpers), ...others]) runs.push(...await measure(t, dir, pid, target, [1]))
-  await useHelpers(1 - helpers)
-  runs.push(...await measure(t, dir, pid, ferry(helpers), [1]))
 
   section(`fixed offered rate: ${RATE} q/s (dnsperf -Q ${RATE}, up to ${RATE_INFLIGHT} in flight), ${SECONDS} s each, ${ROUNDS} rounds in rotated order`)
   const fixed: Run[] = []
   for (let round = 0; round < ROUNDS; round++) {
-    await useHelpers(round % 2)
-    const order = [ferry(helpers), ...others]
-    for (let k = 0; k < order.length; k++) {
-      const target = order[(round + k) % order.length]!
+    for (let k = 0; k < subjects.length; k++) {
+      const target = await targetOf(subjects[(round + k) % subjects.length]!)
       const r = await dnsperf(t, dir, pid, target, RATE_INFLIGHT, SECONDS, RATE)
-      console.log(`${target.label} at ${RATE} q/s: ${r.qps.toFixed(0)} q/s done, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, p99.9 ${ms(r.p999)} ms, lost ${r.lost}, errors ${r.errors}`)
+      console.log(`${target.label} at ${RATE} q/s: ${r.qps.toFixed(0)} q/s done, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, p99.9 ${ms(r.p999)} ms, max ${ms(r.max)} ms, ` +
+        `windows of 1,000 answers with one > 2 ms: ${r.slowWindows}/${r.windows}, lost ${r.lost}, errors ${r.errors}, load ${loadavg()[0]!.toFixed(2)}`)
       fixed.push(r)
     }
   }
 
   section('summary (medians over the runs; latencies in ms, from dnsperf -v per query)')
-  const sums = summarize(runs).sort((a, b) => b.inflight - a.inflight || a.label.localeCompare(b.label))
-  console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(sums)]))
-  console.log('at 1 in flight dnsperf idles between queries, so its q/s there measures dnsperf, not the server: compare latencies')
-  console.log('(dnsperf -q 1 paces itself at 30–60 q/s against any server that answers fast, a 6-line Python UDP echo on loopback as well; with -q 2 the same echo does ~3,700 q/s)')
-  console.log('with 100 in flight, mean latency = 100 / throughput (Little\'s law): p99 < 1 ms needs well over 100k q/s')
-  console.log('goals: at least the best other server\'s q/s at 100 in flight, p99 < 1 ms at 100 in flight, no slower than the others at 1 in flight')
-  for (const v of verdicts(sums, [ferry(0).label, ferry(1).label])) console.log(v)
+  if (!onlyRate) {
+    const sums = summarize(runs).sort((a, b) => b.inflight - a.inflight || a.label.localeCompare(b.label))
+    console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(sums)]))
+    console.log('at 1 in flight dnsperf idles between queries, so its q/s there measures dnsperf, not the server: compare latencies')
+    console.log('(dnsperf -q 1 paces itself at 30–60 q/s against any server that answers fast, a 6-line Python UDP echo on loopback as well; with -q 2 the same echo does ~3,700 q/s)')
+    console.log('with 100 in flight, mean latency = 100 / throughput (Little\'s law): p99 < 1 ms needs well over 100k q/s')
+    console.log('goals: at least the best other server\'s q/s at 100 in flight, p99 < 1 ms at 100 in flight, no slower than the others at 1 in flight')
+    for (const v of verdicts(sums, vs.map(variantLabel))) console.log(v)
+  }
   const fixedSums = summarize(fixed).sort((a, b) => a.label.localeCompare(b.label))
   console.log(`\nat a fixed ${RATE} q/s (medians over the runs):`)
   console.log(table([['server', 'in flight ≤', 'runs', 'q/s done', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(fixedSums)]))
