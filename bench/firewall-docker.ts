@@ -13,7 +13,7 @@
  * What is timed: the engine exposes no time of its driver alone. From the engine's own events (`docker
  * events`, nanosecond stamps): publishing = container `create` → network `connect` (the start request,
  * the mount, the sandbox, the veth, the endpoint's join, and in it the port mapping: one iptables
- * process per rule and per check), removal = container `die` → network `disconnect` (the sandbox's
+ * process per rule and per check), removal = container `die` (or `kill`, if `die` came after) → network `disconnect` (the sandbox's
  * teardown, the veth, and the ports' rules deleted one iptables process each). The same interval of a
  * container without `-p`, taken in the same rounds (interleaved), is subtracted: p50 = p50(with) −
  * p50(without), p99 = p99(with) − p50(without). The docker CLI's wall time of `docker run -d` and `docker
@@ -63,7 +63,8 @@ async function once (d: Dockerd, name: string, ports: string[], s: DockerSamples
     console.log(`  docker events of one container: ${evs.map((e) => `${e.Type} ${e.Action} +${((e.timeNano - first) / 1e6).toFixed(1)}`).join(', ')}`)
   }
   s.add.push(at(evs, 'network', 'connect') - at(evs, 'container', 'create'))
-  s.rm.push(at(evs, 'network', 'disconnect') - at(evs, 'container', 'die'))
+  const gone = at(evs, 'network', 'disconnect')
+  s.rm.push(gone - Math.max(...[at(evs, 'container', 'kill'), at(evs, 'container', 'die')].filter((x) => x <= gone)))
   s.cliRun.push(t1 - t0)
   s.cliRm.push(t2 - t1)
 }
@@ -115,9 +116,9 @@ function fill (ns: string, tpl: { lines: string[], ip: string }, from: number, t
 
 /**
  * The anchor's cells: for each size, the made-up rules brought to `size` ports, then `samples` rounds of
- * (no -p, one port) and `rangeSamples` of them also the 200-port range, interleaved.
+ * (no -p, one port) and `rangeSamples(size)` of them also the 200-port range, interleaved.
  */
-export async function benchDocker (t: Teardowns, sizes: number[], samples: number, rangeSamples: number): Promise<DockerCell[]> {
+export async function benchDocker (t: Teardowns, sizes: number[], samples: number, rangeSamples: (size: number) => number): Promise<DockerCell[]> {
   const scope = t.scope()
   const host = netns(scope, 'fyfk')
   const d = await startDockerd(scope, { ns: host, userlandProxy: false })
@@ -141,7 +142,7 @@ export async function benchDocker (t: Teardowns, sizes: number[], samples: numbe
     for (let i = 0; i < samples; i++) {
       await once(d, `p${n++}`, [], cell.plain)
       await once(d, `p${n++}`, one, cell.one)
-      if (i < rangeSamples) await once(d, `p${n++}`, range, cell.range)
+      if (i < rangeSamples(size)) await once(d, `p${n++}`, range, cell.range)
     }
     cell.rangeRules = 200 * tpl.lines.length
     cells.push(cell)
