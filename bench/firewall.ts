@@ -20,10 +20,10 @@
  * iptables-save, repeated for made-up containers on the network's subnet, one
  * iptables-restore per size), timed from the engine's events net of a container
  * without `-p`: bench/firewall-docker.ts says what exactly, and why. Fewer samples
- * (`--docker-samples 10`, the range in `--docker-range-samples 3` of them, or one count per size
- * as `3,3,1`: a 200-port
- * range costs the engine about 600 iptables processes each way); `--docker-sizes`
- * (default: `--sizes`). Then the ratio ferry nftables / Docker per cell.
+ * (`--docker-samples 10`, the range in `--docker-range-samples 3` of them, or one
+ * count per size as `3,3,1`: the engine runs iptables processes for every port of
+ * the range, each way); `--docker-sizes` (default: `--sizes`). Then the ratio
+ * ferry nftables / Docker per cell.
  * Last, dual-stack (`--dual-mb 0` skips it): publish/unpublish of one port on an
  * IPv4-only endpoint against the same port on a dual-stack one (a binding per
  * family), and the throughput of one published port over IPv6 against IPv4 in
