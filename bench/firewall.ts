@@ -20,17 +20,18 @@
  * iptables-save, repeated for made-up containers on the network's subnet, one
  * iptables-restore per size), timed from the engine's events net of a container
  * without `-p`: bench/firewall-docker.ts says what exactly, and why. Fewer samples
- * (`--docker-samples 10`, the range in `--docker-range-samples 3` of them, or one
- * count per size as `3,3,1`: the engine runs iptables processes for every port of
- * the range, each way); `--docker-sizes` (default: `--sizes`). Then the ratio
- * ferry nftables / Docker per cell.
+ * (`--docker-samples 10`, the range in `--docker-range-samples 3,3,0` of them, one
+ * count per size, the last repeated: the engine runs iptables processes for every
+ * port of the range, each way, about 12 s and 26 s at 1,000 ports and some minutes
+ * at 10,000, so not there by default); `--docker-sizes` (default: `--sizes`). Then
+ * the ratio ferry nftables / Docker per cell.
  * Last, dual-stack (`--dual-mb 0` skips it): publish/unpublish of one port on an
  * IPv4-only endpoint against the same port on a dual-stack one (a binding per
  * family), and the throughput of one published port over IPv6 against IPv4 in
  * the same run (interleaved rounds, from an outside namespace, `--dual-mb` MiB each).
  *
  *   npm run bench:firewall [-- --samples 50 --sizes 0,1000,10000 --backends nftables,iptables --connections 2000 --dual-mb 256 --dual-reps 5 --watch 1
- *                              --docker-samples 10 --docker-range-samples 3 --docker-sizes 0,1000,10000]
+ *                              --docker-samples 10 --docker-range-samples 3,3,0 --docker-sizes 0,1000,10000]
  *
  * `--watch 0`: the nftables driver without its watcher of nftables events (the agent runs it).
  */
@@ -223,7 +224,7 @@ await runBench(async (t) => {
     'after other: the same right after someone else\'s nftables commit (another table added or deleted: nftables reads its table back); conn/s: sequential TCP connections through a published port from another namespace')
   const dockerSamples = argInt('docker-samples', 10)
   if (dockerSamples > 0) {
-    const rangeSamples = (argStr('docker-range-samples') ?? '3').split(',').map(Number)
+    const rangeSamples = (argStr('docker-range-samples') ?? '3,3,0').split(',').map(Number)
     const dockerSizes = (argStr('docker-sizes') ?? sizes.join(',')).split(',').map(Number)
     section(`the anchor: Docker's built-in driver (proxy off), the engine's own events, net of the same container without -p (${dockerSamples} rounds, the range in ${rangeSamples.join(' / ')} of them; ${load()})`)
     const cells = await benchDocker(t, dockerSizes, dockerSamples, (size) => rangeSamples[dockerSizes.indexOf(size)] ?? rangeSamples[rangeSamples.length - 1]!)
