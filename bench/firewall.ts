@@ -12,14 +12,26 @@
  * Then the packet path: TCP connections per second through a published port from
  * another namespace, at 0 and at 10,000 published ports, and the driver
  * process's RSS, and the agent's reconcile with nothing to repair (quiet, and right after someone else's
- * nftables commit). Docker's built-in driver is not measured here (bench:ports
- * measures it for ranges); see the README for its published per-rule costs.
+ * nftables commit).
+ * The anchor, in the same run (`--docker-samples 0` skips it): Docker's built-in
+ * bridge driver (the test engine, Debian's 20.10 with iptables, `--userland-proxy=false`)
+ * publishing the same 1 port and 200-port range at the same sizes, the existing ports
+ * made as its own rules (the lines it writes for a real `-p`, read back with
+ * iptables-save, repeated for made-up containers on the network's subnet, one
+ * iptables-restore per size), timed from the engine's events net of a container
+ * without `-p`: bench/firewall-docker.ts says what exactly, and why. Fewer samples
+ * (`--docker-samples 10`, the range in `--docker-range-samples 3,3,0` of them, one
+ * count per size, the last repeated: the engine runs iptables processes for every
+ * port of the range, each way, about 12 s and 26 s at 1,000 ports and some minutes
+ * at 10,000, so not there by default); `--docker-sizes` (default: `--sizes`). Then
+ * the ratio ferry nftables / Docker per cell.
  * Last, dual-stack (`--dual-mb 0` skips it): publish/unpublish of one port on an
  * IPv4-only endpoint against the same port on a dual-stack one (a binding per
  * family), and the throughput of one published port over IPv6 against IPv4 in
  * the same run (interleaved rounds, from an outside namespace, `--dual-mb` MiB each).
  *
- *   npm run bench:firewall [-- --samples 50 --sizes 0,1000,10000 --backends nftables,iptables --connections 2000 --dual-mb 256 --dual-reps 5 --watch 1]
+ *   npm run bench:firewall [-- --samples 50 --sizes 0,1000,10000 --backends nftables,iptables --connections 2000 --dual-mb 256 --dual-reps 5 --watch 1
+ *                              --docker-samples 10 --docker-range-samples 3,3,0 --docker-sizes 0,1000,10000]
  *
  * `--watch 0`: the nftables driver without its watcher of nftables events (the agent runs it).
  */
@@ -32,6 +44,7 @@ import { nsNode, type NsNode } from '../test/harness/nsnode.js'
 import { FAM, addBridges, container, dualContainer, dualEndpoint, dualHost, dualNet, dualOutside, waitListening } from '../test/harness/firewall.js'
 import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from '../src/nat/types.js'
 import type { PortBinding } from '../src/model/types.js'
+import { benchDocker, net } from './firewall-docker.js'
 
 type Backend = 'nftables' | 'iptables'
 type Driver = NsNode<FirewallDriver & { stats (): { planMs: number, restoreMs: number, lines: number, reconciled: boolean }, state (): FirewallState }>
@@ -99,7 +112,10 @@ function connectionRate (ns: string, ip: string, port: number, count: number): n
   return Number(nsExec(ns, ['env', '-u', 'NODE_OPTIONS', process.execPath, '-e', code], { timeoutMs: 300_000 }).trim())
 }
 
-async function benchBackend (t: Teardowns, backend: Backend, sizes: number[], samples: number, connections: number, watch: boolean): Promise<string[][]> {
+/** Per size, the samples of one port and of the range (add and remove, ms): for the ratio to the anchor. */
+type Cells = Map<number, { one: { add: number[], rm: number[] }, range: { add: number[], rm: number[] } }>
+
+async function benchBackend (t: Teardowns, backend: Backend, sizes: number[], samples: number, connections: number, watch: boolean, cells: Cells): Promise<string[][]> {
   const scope = t.scope()
   const host = netns(scope, 'fyfb')
   nsExec(host, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
@@ -124,6 +140,7 @@ async function benchBackend (t: Teardowns, backend: Backend, sizes: number[], sa
     const setupMs = Date.now() - t0
     const one = await sample(d, ONE, samples)
     const range = await sample(d, RANGE, samples)
+    cells.set(size, { one, range })
     let rate = '-'
     if (connections > 0 && (size === sizes[0] || size === sizes[sizes.length - 1])) {
       rate = connectionRate(outside, '198.51.100.1', 8080, connections).toFixed(0)
@@ -198,12 +215,39 @@ await runBench(async (t) => {
   console.log('the FirewallDriver driven directly in a namespace (not through the plugin API); times inside the driver process: planning + one iptables-restore or nft run')
   const rows: string[][] = [['backend', 'published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99', 'lines', 'ferry p99', 'reconcile', 'after other', 'conn/s', 'RSS', 'setup']]
   const watch = argInt('watch', 1) === 1
-  for (const b of backends) rows.push(...await benchBackend(t, b, sizes, samples, connections, watch))
+  const nft: Cells = new Map()
+  for (const b of backends) rows.push(...await benchBackend(t, b, sizes, samples, connections, watch, b === 'nftables' ? nft : new Map()))
   console.log(table(rows))
   console.log('lines: rules (iptables) or elements (nftables) the 200-port range adds; ferry p99: ferry\'s own planning and rendering of every change above ' +
     '(the rest is the iptables-restore or nft process); reconcile: median of 10 reconciles with nothing to repair, as the agent runs every ' +
     '--reconcile-interval, when nothing was committed since (nftables: generation unchanged, table not read; iptables: chains read back); ' +
     'after other: the same right after someone else\'s nftables commit (another table added or deleted: nftables reads its table back); conn/s: sequential TCP connections through a published port from another namespace')
+  const dockerSamples = argInt('docker-samples', 10)
+  if (dockerSamples > 0) {
+    const rangeSamples = (argStr('docker-range-samples') ?? '3,3,0').split(',').map(Number)
+    const dockerSizes = (argStr('docker-sizes') ?? sizes.join(',')).split(',').map(Number)
+    section(`the anchor: Docker's built-in driver (proxy off), the engine's own events, net of the same container without -p (${dockerSamples} rounds, the range in ${rangeSamples.join(' / ')} of them; ${load()})`)
+    const cells = await benchDocker(t, dockerSizes, dockerSamples, (size) => rangeSamples[dockerSizes.indexOf(size)] ?? rangeSamples[rangeSamples.length - 1]!)
+    const drows: string[][] = [['published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99', 'rules', 'CLI run -d: none / 1 / range', 'CLI rm -f: none / 1 / range']]
+    const rrows: string[][] = [['published', '1 port add p50', 'p99', 'rm p50', 'p99', '200-range add p50', 'p99', 'rm p50', 'p99']]
+    const cli = (c: typeof cells[number], k: 'cliRun' | 'cliRm'): string => [c.plain, c.one, c.range].map((v) => v[k].length > 0 ? ms(median(v[k])) : '-').join(' / ')
+    for (const c of cells) {
+      const figs = [net(c.one.add, c.plain.add), net(c.one.rm, c.plain.rm), net(c.range.add, c.plain.add), net(c.range.rm, c.plain.rm)]
+      drows.push([c.size.toLocaleString('en'), ...figs.flatMap((f) => [ms(f.p50), ms(f.p99)]), String(c.rangeRules), cli(c, 'cliRun'), cli(c, 'cliRm')])
+      const f = nft.get(c.size)
+      if (f === undefined) continue
+      const ours = [f.one.add, f.one.rm, f.range.add, f.range.rm]
+      rrows.push([c.size.toLocaleString('en'), ...figs.flatMap((d, k) => [quantile(ours[k]!, 0.5) / d.p50, quantile(ours[k]!, 0.99) / d.p99].map((x) => Number.isFinite(x) ? x.toPrecision(2) : '-'))])
+    }
+    console.log(table(drows))
+    console.log('Docker: ms from the container\'s create event to its network connect event (publishing) and from die to network disconnect (removal), ' +
+      'minus the median of the same for a container without -p in the same rounds (p99 minus that median too); rules: iptables rules the range adds; ' +
+      'CLI: medians of the docker CLI\'s wall time, not net of anything')
+    if (rrows.length > 1) {
+      section('ratio ferry nftables / Docker, per cell (p50 to p50, p99 to p99; below 1: ferry faster)')
+      console.log(table(rrows))
+    }
+  }
   const dualMb = argInt('dual-mb', 256)
   const dualReps = argInt('dual-reps', 5)
   section(`dual-stack: one port on an IPv4-only endpoint vs on a dual-stack one (${samples} samples), and throughput over IPv6 vs IPv4 (MiB/s, median of ${dualReps} interleaved rounds × ${dualMb} MiB)`)
