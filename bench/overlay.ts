@@ -755,6 +755,8 @@ interface SentinelResult {
   switchMs: number
   writersMs: number[]
   agentWriteMs: number
+  /** The plugin's error when the agent's request right after the kill was refused. */
+  agentWriteError?: string
   resyncedMs: number
   acked: number
   failed: number
@@ -811,8 +813,10 @@ async function sentinelPhase (t: Teardowns, ul: Underlay): Promise<SentinelResul
   const killAt = performance.now()
   const killUnix = Date.now()
   await primary.kill()
-  const agentWrite = client.call('IpamDriver.RequestAddress', { PoolID: join.poolId, Address: '', Options: {} }).then(() => performance.now() - killAt)
-  agentWrite.catch(() => undefined) // awaited below
+  // A refusal is a figure too (the engine would have reported it): its time and its error, not the end of the phase.
+  let agentWriteError: string | undefined
+  const agentWrite = client.call('IpamDriver.RequestAddress', { PoolID: join.poolId, Address: '', Options: {} })
+    .then(() => performance.now() - killAt, (err: unknown) => { agentWriteError = (err as Error).message; return performance.now() - killAt })
   let resyncAt: number | undefined
   const end = performance.now() + 120_000
   while ((resyncAt = resyncedAt(agent, offset)) === undefined) {
@@ -840,11 +844,11 @@ async function sentinelPhase (t: Teardowns, ul: Underlay): Promise<SentinelResul
   printStages(agent, offset, 'Sentinel failover')
   const result: SentinelResult = {
     peers: seeded.endpoints, switchMs: switchAt - killAt, writersMs: writesAgainAfter(w.ops, killUnix, Array.from({ length: WRITERS }, (_, i) => writerId(i))),
-    agentWriteMs, resyncedMs: resyncAt - killAt, acked: acked.length, failed: w.errors.length, lostAtOnce, lostAfter, kernel: { entries, expected },
+    agentWriteMs, agentWriteError, resyncedMs: resyncAt - killAt, acked: acked.length, failed: w.errors.length, lostAtOnce, lostAfter, kernel: { entries, expected },
   }
   for (const e of w.errors.slice(0, 5)) console.log(`  refused: ${e}`)
   console.log(`failover: +switch-master to ${switchedTo} ${ms(result.switchMs)} ms after the SIGKILL; writers wrote again after ${result.writersMs.map(ms).join(', ')} ms, ` +
-    `the agent (RequestAddress) after ${ms(agentWriteMs)} ms; the agent resynced ${ms(result.resyncedMs)} ms after the kill`)
+    `the agent (RequestAddress) ${agentWriteError === undefined ? 'after' : `REFUSED (${agentWriteError}) after`} ${ms(agentWriteMs)} ms; the agent resynced ${ms(result.resyncedMs)} ms after the kill`)
   await agent.destroy()
   return result
 }
@@ -853,7 +857,7 @@ function sentinelSummary (s: SentinelResult, rows: readonly ScaleResult[]): stri
   const restart = rows.find((r) => r.peers === s.peers)
   return [
     `Sentinel failover at ${s.peers} endpoints (down-after ${DOWN_AFTER_MS} ms), from the SIGKILL of the primary: +switch-master ${ms(s.switchMs)} ms; ` +
-      `every writer's next change acknowledged ${ms(Math.max(...s.writersMs))} ms (${s.writersMs.map(ms).join(', ')}), the agent's ${ms(s.agentWriteMs)} ms; ` +
+      `every writer's next change acknowledged ${ms(Math.max(...s.writersMs))} ms (${s.writersMs.map(ms).join(', ')}), the agent's ${s.agentWriteError === undefined ? '' : 'REFUSED: '}${ms(s.agentWriteMs)} ms; ` +
       `the agent resynced (full read + full reconcile) ${ms(s.resyncedMs)} ms (goal ≤ 2 s: ${goal(s.resyncedMs <= 2000)}); ` +
       `its kernel ${s.kernel.entries === s.kernel.expected ? 'matches' : 'does NOT match'} the new primary (${s.kernel.entries} of ${s.kernel.expected} endpoints)`,
     `Sentinel failover: ${s.acked} changes acknowledged by ${WRITERS} writers (${s.failed} refused); acknowledged endpoints missing on the new primary: ${s.lostAtOnce} at once, ${s.lostAfter} after re-assertion`,
