@@ -54,12 +54,28 @@
  *    figure is the longest time between two echoes arriving (the stall), against
  *    the same stream without a rotation; the stream must end without an error.
  *
+ * 5. Sentinel failover (`--phases sentinel`, not run by default; `--sentinel-endpoints N`,
+ *    10,000 by default; `--down-after MS`, 500 by default). Three redis-server (a
+ *    primary and two replicas) and three `redis-server --sentinel` (quorum 2) on
+ *    random free ports in the underlay namespace; N endpoints of fake hosts written
+ *    to the primary; a fresh agent following `sentinel://…?wait=1` programs them all.
+ *    Three writers (ClusterStores in a child process, through the same URL) allocate
+ *    and publish an endpoint every 50 ms. Then the primary gets SIGKILL, and: when
+ *    the first sentinel announced +switch-master; when each writer's first change
+ *    begun after the kill was acknowledged, and the agent's (an address asked on its
+ *    plugin socket right after the kill); when the agent had read the cluster in
+ *    full again and re-checked its kernel (its debug log, as for the Redis restart
+ *    of the scale phase, whose figure at the same size is printed beside it when
+ *    `scale` ran too); the agent's kernel against the new primary once the writers
+ *    stopped; and the acknowledged endpoints the new primary does not have (at
+ *    once, and after its owner re-asserted it, up to 15 s).
+ *
  * Run as root; the npm script builds dist/ first (the agent runs from it).
  * Namespaces, engines, agents and Redis are removed at the end, on failure and
  * on Ctrl-C. Traffic stays inside the namespaces made here.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join as joinPath, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -68,11 +84,12 @@ import { ipJson, netns, nsExec, sh } from '../test/harness/netns.js'
 import { startDockerd, type Dockerd } from '../test/harness/dockerd.js'
 import { ensureBusyboxImage } from '../test/harness/image.js'
 import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
-import { redisServer, type RedisServer } from '../test/harness/redis.js'
+import { freePort, redisServer, type RedisServer } from '../test/harness/redis.js'
 import { execFile } from '../src/kernel/exec.js'
 import { SCRIPTS } from '../src/cluster/lua.js'
 import { RedisClusterStore } from '../src/cluster/redis.js'
 import { PeerPlanner, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
+import { lostEndpoints, parseSwitchMaster, writesAgainAfter, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -89,6 +106,9 @@ const WARMUP = 3
 /** `--cpu-prof DIR`: the fresh agent of the scale phase writes V8 CPU profiles there (on a clean exit). */
 const CPU_PROF = argValue('cpu-prof')
 const PHASES = new Set((argValue('phases') ?? 'scale,cluster').split(','))
+/** `--sentinel-endpoints N`: remote endpoints of the Sentinel phase; `--down-after MS`: the sentinels' down-after-milliseconds. */
+const SENTINEL_ENDPOINTS = argInt('sentinel-endpoints', 10_000)
+const DOWN_AFTER_MS = argInt('down-after', 500)
 
 const REDIS_IP = '192.0.2.5'
 const FRESH_IP = '192.0.2.20'
@@ -205,6 +225,44 @@ async function churn (spec: ChurnSpec): Promise<ChurnResult> {
   } finally {
     await store.close()
   }
+}
+
+interface WritersSpec { url: string, writers: number, gapMs: number, durationMs: number }
+/** Every change each writer made (unix ms), and the error of each one refused. */
+interface WritersResult { ops: WriteOp[], errors: string[] }
+
+const writerId = (i: number): string => `writer${i}`
+
+/**
+ * `spec.writers` hosts (ClusterStores through `spec.url`, which follow a Sentinel failover and re-assert what
+ * they published), each allocating an address and publishing an endpoint on it every `gapMs` for `durationMs`.
+ */
+async function writers (spec: WritersSpec): Promise<WritersResult> {
+  const ops: WriteOp[] = []
+  const errors: string[] = []
+  const endAt = Date.now() + spec.durationMs
+  const one = async (i: number): Promise<void> => {
+    const store = new RedisClusterStore({ url: spec.url, hostId: writerId(i), advertiseAddr: fakeVtep(HOSTS_MAX + i), heartbeatMs: 0, hostTtlMs: 3_600_000, unavailableWaitMs: 30_000, startTimeoutMs: 20_000 })
+    await store.start()
+    try {
+      for (let k = 0; Date.now() < endAt; k++) {
+        const op: WriteOp = { writer: writerId(i), endpointId: `w${i}e${k}`, ip: '', startAt: Date.now() }
+        ops.push(op)
+        try {
+          op.ip = await store.allocateAddress(SCALE_OVERLAY)
+          await store.publishEndpoint({ overlay: SCALE_OVERLAY, endpointId: op.endpointId, ip: op.ip, mac: macOf(op.ip), names: [op.endpointId] })
+          op.ackAt = Date.now()
+        } catch (err) {
+          errors.push(`${op.writer} ${op.endpointId}: ${(err as Error).message}`)
+        }
+        await sleep(spec.gapMs)
+      }
+    } finally {
+      await store.close()
+    }
+  }
+  await Promise.all(Array.from({ length: spec.writers }, (_, i) => one(i)))
+  return { ops, errors }
 }
 
 // ---- the underlay -------------------------------------------------------------------------------
@@ -394,7 +452,7 @@ function costText (c: ChangeCost): string {
 // ---- the plugin socket ----------------------------------------------------------------------------
 
 /** RequestPool → RequestAddress (gateway) → CreateNetwork with -o ferry.overlay, as `docker network create` sends them; times CreateNetwork. */
-async function createOverlayThroughPlugin (c: PluginClient, overlay: string, subnet: string): Promise<{ networkId: string, sentAt: number, repliedAt: number }> {
+async function createOverlayThroughPlugin (c: PluginClient, overlay: string, subnet: string): Promise<{ networkId: string, poolId: string, sentAt: number, repliedAt: number }> {
   const spaces = await c.call('IpamDriver.GetDefaultAddressSpaces', {})
   const space = String(spaces.body.LocalDefaultAddressSpace ?? 'LocalDefault')
   const pool = await c.call('IpamDriver.RequestPool', { AddressSpace: space, Pool: subnet, SubPool: '', Options: {}, V6: false })
@@ -408,7 +466,7 @@ async function createOverlayThroughPlugin (c: PluginClient, overlay: string, sub
     IPv4Data: [{ AddressSpace: space, Pool: subnet, Gateway: String(gw.body.Address) }],
     IPv6Data: [],
   })
-  return { networkId, sentAt, repliedAt: performance.now() }
+  return { networkId, poolId, sentAt, repliedAt: performance.now() }
 }
 
 async function waitSynced (agent: Agent, timeoutMs: number): Promise<void> {
@@ -639,6 +697,174 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
     rebuildReadyMs: readyAt - restartAt, rebuild: { ms: rebuilt.at - restartAt, source: rebuilt.source }, redisRestartMs: restart.resyncedMs, changes, endpointsReadBytes,
     plannerUs: plannerCostUs(peers),
   }
+}
+
+// ---- phase 5: a Sentinel failover ------------------------------------------------------------------
+
+const SENTINEL_IP = '192.0.2.21'
+const SENTINEL_MASTER = 'fy'
+const WRITERS = 3
+const WRITE_GAP_MS = 50
+
+interface SentinelLab { servers: RedisServer[], sentinels: number[], url: string }
+
+/** Three redis-server (a primary, two replicas) and three sentinels on free ports in namespace `ns`, all killed and their files removed on teardown. */
+async function sentinelLab (t: Teardowns, ns: string): Promise<SentinelLab> {
+  const dir = mkdtempSync(joinPath(tmpdir(), 'fyose-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // Each server keeps its replication dump in the scratch directory, never where a later redis-server would load it.
+  const own = (name: string): string[] => ['--dir', dir, '--dbfilename', `${name}.rdb`]
+  const primary = await redisServer(t, { ns, host: REDIS_IP, port: await freePort(), args: own('primary') })
+  const servers = [primary]
+  for (const name of ['replica1', 'replica2']) {
+    servers.push(await redisServer(t, { ns, host: REDIS_IP, port: await freePort(), args: [...own(name), '--replicaof', REDIS_IP, String(primary.port)] }))
+  }
+  const cli = (port: number, args: string[]): string => sh(['ip', 'netns', 'exec', ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), ...args], { allowFailure: true })
+  await until('both replicas in sync', () => /connected_slaves:2/.test(primary.cli(['info', 'replication'])))
+  const sentinels: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort()
+    const conf = joinPath(dir, `sentinel${i}.conf`)
+    writeFileSync(conf, `port ${port}\nbind ${REDIS_IP}\nprotected-mode no\ndir ${dir}\nsentinel monitor ${SENTINEL_MASTER} ${REDIS_IP} ${primary.port} 2\n` +
+      `sentinel down-after-milliseconds ${SENTINEL_MASTER} ${DOWN_AFTER_MS}\nsentinel failover-timeout ${SENTINEL_MASTER} 3000\nsentinel parallel-syncs ${SENTINEL_MASTER} 2\n`)
+    // `ip netns exec` execs redis-server itself: the child is the sentinel.
+    const proc = spawn('ip', ['netns', 'exec', ns, 'redis-server', conf, '--sentinel'], { stdio: 'ignore' })
+    t.teardown(() => { proc.kill('SIGKILL') })
+    await until(`sentinel ${i} to answer`, () => {
+      if (proc.exitCode !== null) throw new Error(`sentinel ${i} exited (${proc.exitCode})`)
+      return cli(port, ['ping']).trim() === 'PONG'
+    })
+    sentinels.push(port)
+  }
+  await until('the sentinels to know each other', () => sentinels.every((p) => /num-other-sentinels\n2\n/.test(cli(p, ['sentinel', 'master', SENTINEL_MASTER]))))
+  return { servers, sentinels, url: `sentinel://${sentinels.map((p) => `${REDIS_IP}:${p}`).join(',')}/${SENTINEL_MASTER}?wait=1` }
+}
+
+/** Poll `check` every 50 ms up to 40 s (a thrown error ends the wait). */
+async function until (what: string, check: () => boolean): Promise<void> {
+  const end = performance.now() + 40_000
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+interface SentinelResult {
+  peers: number
+  /** ms from the SIGKILL of the primary. */
+  switchMs: number
+  writersMs: number[]
+  agentWriteMs: number
+  /** The plugin's error when the agent's request right after the kill was refused. */
+  agentWriteError?: string
+  resyncedMs: number
+  acked: number
+  failed: number
+  lostAtOnce: number
+  lostAfter: number
+  kernel: { entries: number, expected: number }
+}
+
+async function sentinelPhase (t: Teardowns, ul: Underlay): Promise<SentinelResult> {
+  const peers = SENTINEL_ENDPOINTS
+  const hosts = Math.min(HOSTS_MAX, Math.max(1, Math.ceil(peers / PER_HOST_MAX)))
+  const perHost = Math.ceil(peers / hosts)
+  section(`Sentinel failover: 3 redis-server + 3 sentinels (down-after ${DOWN_AFTER_MS} ms), ${hosts * perHost} endpoints, a fresh agent and ${WRITERS} writers through sentinel://…?wait=1`)
+  const lab = await sentinelLab(t, ul.ns)
+  const [primary] = lab.servers as [RedisServer, ...RedisServer[]]
+  const seeded = await runSelf<SeedResult>(ul.ns, '--seed', { url: `redis://${REDIS_IP}:${primary.port}`, hosts, perHost } satisfies SeedSpec, 900_000)
+  primary.cli(['wait', '2', '60000'])
+  console.log(`seeded ${seeded.endpoints} endpoints in ${ms(seeded.ms)} ms on the primary (port ${primary.port}); replicas on ${lab.servers.slice(1).map((s) => s.port).join(', ')}, sentinels on ${lab.sentinels.join(', ')}`)
+
+  const ns = netns(t, 'fyose')
+  ul.attach(ns, SENTINEL_IP)
+  const watch = new KernelWatch(t, ns, SCALE_PREFIX)
+  const stateDir = mkdtempSync(joinPath(tmpdir(), 'fyose-state-'))
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }))
+  const agent = await startAgent(t, {
+    ns, pluginName: `fyose${process.pid}`, stateDir, dockerHost: 'unix:///run/ferry-bench-no-engine.sock',
+    args: ['--cluster', lab.url, '--advertise-addr', SENTINEL_IP, '--host-id', 'sentinelagent'],
+  })
+  await waitSynced(agent, 60_000)
+  const client = new PluginClient(agent.pluginSocket)
+  t.teardown(() => client.close())
+  const offset0 = agent.logs().length
+  const join = await createOverlayThroughPlugin(client, SCALE_OVERLAY, SCALE_SUBNET)
+  const joined = await watch.waitFor(seeded.endpoints, 300_000, () => programmedAt(agent, offset0, seeded.endpoints))
+  console.log(`the agent programmed ${seeded.endpoints} peers ${ms(joined.at - join.sentAt)} ms after CreateNetwork (end seen by: ${joined.source})`)
+
+  // Every sentinel's +switch-master, as it arrives.
+  let switchAt: number | undefined
+  let switchedTo = ''
+  for (const port of lab.sentinels) {
+    streamLines(t, ['ip', 'netns', 'exec', ul.ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), 'subscribe', '+switch-master'], (line, at) => {
+      const sw = parseSwitchMaster(line, SENTINEL_MASTER)
+      if (sw !== undefined && switchAt === undefined) { switchAt = at; switchedTo = sw.to }
+    })
+  }
+  const epsKey = `ferry:overlay:${SCALE_OVERLAY}:eps`
+  const writing = runSelf<WritersResult>(ul.ns, '--writers', { url: lab.url, writers: WRITERS, gapMs: WRITE_GAP_MS, durationMs: 20_000 } satisfies WritersSpec, 120_000)
+  writing.catch(() => undefined) // awaited below; a failure before that is this phase's own
+  // Kill once every writer has published (its first endpoint is on the primary).
+  await until('the writers to publish', () => Array.from({ length: WRITERS }, (_, i) => `w${i}e0`).every((id) => primary.cli(['hexists', epsKey, id]).trim() === '1'))
+  await sleep(500)
+
+  const offset = agent.logs().length
+  const killAt = performance.now()
+  const killUnix = Date.now()
+  await primary.kill()
+  // A refusal is a figure too (the engine would have reported it): its time and its error, not the end of the phase.
+  let agentWriteError: string | undefined
+  const agentWrite = client.call('IpamDriver.RequestAddress', { PoolID: join.poolId, Address: '', Options: {} })
+    .then(() => performance.now() - killAt, (err: unknown) => { agentWriteError = (err as Error).message; return performance.now() - killAt })
+  let resyncAt: number | undefined
+  const end = performance.now() + 120_000
+  while ((resyncAt = resyncedAt(agent, offset)) === undefined) {
+    if (performance.now() > end) throw new Error('the agent did not resync within 120 s of the failover')
+    await sleep(20)
+  }
+  const agentWriteMs = await agentWrite
+  const w = await writing
+  if (switchAt === undefined) throw new Error('no sentinel announced +switch-master')
+  const [newIp, newPort] = switchedTo.split(':') as [string, string]
+  const onNew = (args: string[]): string => sh(['ip', 'netns', 'exec', ul.ns, 'redis-cli', '-h', newIp, '-p', newPort, ...args])
+  const present = (): Set<string> => new Set(onNew(['hkeys', epsKey]).split('\n').filter(Boolean))
+  const acked = w.ops.filter((o) => o.ackAt !== undefined)
+  const lostAtOnce = lostEndpoints(w.ops, present()).length
+  let lostAfter = lostAtOnce
+  for (const stop = performance.now() + 15_000; lostAfter > 0 && performance.now() < stop; await sleep(200)) lostAfter = lostEndpoints(w.ops, present()).length
+  // The kernel against the new primary, once the writers stopped: every endpoint there, no other.
+  const expected = present().size
+  let entries = 0
+  for (const stop = performance.now() + 30_000; performance.now() < stop; await sleep(200)) {
+    const c = watch.dumpCounts()
+    entries = Math.min(c.neigh, c.fdb)
+    if (c.neigh === expected && c.fdb === expected) break
+  }
+  printStages(agent, offset, 'Sentinel failover')
+  const result: SentinelResult = {
+    peers: seeded.endpoints, switchMs: switchAt - killAt, writersMs: writesAgainAfter(w.ops, killUnix, Array.from({ length: WRITERS }, (_, i) => writerId(i))),
+    agentWriteMs, agentWriteError, resyncedMs: resyncAt - killAt, acked: acked.length, failed: w.errors.length, lostAtOnce, lostAfter, kernel: { entries, expected },
+  }
+  for (const e of w.errors.slice(0, 5)) console.log(`  refused: ${e}`)
+  console.log(`failover: +switch-master to ${switchedTo} ${ms(result.switchMs)} ms after the SIGKILL; writers wrote again after ${result.writersMs.map(ms).join(', ')} ms, ` +
+    `the agent (RequestAddress) ${agentWriteError === undefined ? 'after' : `REFUSED (${agentWriteError}) after`} ${ms(agentWriteMs)} ms; the agent resynced ${ms(result.resyncedMs)} ms after the kill`)
+  await agent.destroy()
+  return result
+}
+
+function sentinelSummary (s: SentinelResult, rows: readonly ScaleResult[]): string[] {
+  const restart = rows.find((r) => r.peers === s.peers)
+  return [
+    `Sentinel failover at ${s.peers} endpoints (down-after ${DOWN_AFTER_MS} ms), from the SIGKILL of the primary: +switch-master ${ms(s.switchMs)} ms; ` +
+      `every writer's next change acknowledged ${ms(Math.max(...s.writersMs))} ms (${s.writersMs.map(ms).join(', ')}), the agent's ${s.agentWriteError === undefined ? '' : 'REFUSED: '}${ms(s.agentWriteMs)} ms; ` +
+      `the agent resynced (full read + full reconcile) ${ms(s.resyncedMs)} ms (goal ≤ 2 s: ${goal(s.resyncedMs <= 2000)}); ` +
+      `its kernel ${s.kernel.entries === s.kernel.expected ? 'matches' : 'does NOT match'} the new primary (${s.kernel.entries} of ${s.kernel.expected} endpoints)`,
+    `Sentinel failover: ${s.acked} changes acknowledged by ${WRITERS} writers (${s.failed} refused); acknowledged endpoints missing on the new primary: ${s.lostAtOnce} at once, ${s.lostAfter} after re-assertion`,
+    restart === undefined
+      ? `(no Redis-restart figure at ${s.peers} endpoints in this run: add --phases scale --sizes ${s.peers})`
+      : `against a Redis restart that keeps its data, same run and size: the agent resynced ${ms(restart.redisRestartMs)} ms after the kill`,
+  ]
 }
 
 // ---- phase 2: two hosts with engines ----------------------------------------------------------------
@@ -954,13 +1180,13 @@ function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
 async function main (t: Teardowns): Promise<void> {
   const started = performance.now()
   if (SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 200_000)) throw new Error('--sizes must be whole numbers from 1 to 200,000 (the /14 of the scale overlay)')
-  const what = [...(PHASES.has('scale') ? [`${SIZES.join(', ')} peers at scale`] : []), ...(PHASES.has('cluster') ? [`${CONTAINERS} containers for convergence per overlay (plain, encrypted), ${REPS}×${SECONDS} s transfers`] : [])]
+  const what = [...(PHASES.has('scale') ? [`${SIZES.join(', ')} peers at scale`] : []), ...(PHASES.has('sentinel') ? [`a Sentinel failover at ${SENTINEL_ENDPOINTS} endpoints`] : []), ...(PHASES.has('cluster') ? [`${CONTAINERS} containers for convergence per overlay (plain, encrypted), ${REPS}×${SECONDS} s transfers`] : [])]
   console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${what.join(', ')}`)
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores: other work on the machine skews every figure)`)
   const ul = underlay(t)
   const summary: string[] = []
+  const rows: ScaleResult[] = []
   if (PHASES.has('scale')) {
-    const rows: ScaleResult[] = []
     for (const size of SIZES) {
       const scope = t.scope()
       const scale = await scalePhase(scope, ul, size)
@@ -969,6 +1195,12 @@ async function main (t: Teardowns): Promise<void> {
       summary.push(...scaleSummary(scale), `seeding Redis with ${scale.peers} took ${ms(scale.seedMs)} ms`)
     }
     summary.push(scaleTable(rows))
+  }
+  if (PHASES.has('sentinel')) {
+    const scope = t.scope()
+    const s = await sentinelPhase(scope, ul)
+    await scope.run()
+    summary.push(...sentinelSummary(s, rows))
   }
   if (PHASES.has('cluster')) summary.push(...clusterSummary(await clusterPhase(t, ul)))
   section('summary')
@@ -979,6 +1211,9 @@ async function main (t: Teardowns): Promise<void> {
 const mode = process.argv[2]
 if (mode === '--seed') {
   console.log(JSON.stringify(await seed(JSON.parse(process.argv[3]!) as SeedSpec)))
+  process.exit(0)
+} else if (mode === '--writers') {
+  console.log(JSON.stringify(await writers(JSON.parse(process.argv[3]!) as WritersSpec)))
   process.exit(0)
 } else if (mode === '--churn') {
   console.log(JSON.stringify(await churn(JSON.parse(process.argv[3]!) as ChurnSpec)))

@@ -2,7 +2,7 @@
  * Test files mirror the source files they test: test/<folder>/<module>.test.ts tests src/<folder>/<module>.ts,
  * and a test of one aspect of it is test/<folder>/<module>.<aspect>.test.ts. The tier folders test/kernel
  * (against a real kernel), test/e2e (the real engine), test/layout (the tree itself) are exempt, and the
- * harness's own tests mirror the harness file they test.
+ * harness's own tests, and those of the benchmarks' pure helpers (test/bench), mirror the file they test.
  */
 import t from 'tap'
 import { existsSync, readdirSync } from 'node:fs'
@@ -32,7 +32,7 @@ t.test('every test file mirrors a source file (or is an aspect of one)', async (
     const [, folder] = rel.split('/')
     if (folder === undefined || TIERS.has(folder) || NOT_YET.has(rel)) continue
     const base = rel.slice(0, -'.test.ts'.length).split('.')[0]!
-    const source = folder === 'harness' ? `${base}.ts` : `${base.replace(/^test\//, 'src/')}.ts`
+    const source = folder === 'harness' || folder === 'bench' ? `${base.replace(/^test\/bench\//, 'bench/')}.ts` : `${base.replace(/^test\//, 'src/')}.ts`
     if (!existsSync(join(ROOT, source))) stray.push(`${rel} (no ${source})`)
   }
   t.same(stray, [], 'test files whose source file does not exist')
