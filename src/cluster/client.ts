@@ -24,6 +24,7 @@
  *   in use); what fails is counted, logged once and skipped, never thrown at the
  *   reader, so one bad entry does not stop the rest.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { FerryError, toFerryError } from '../errors/errors.js'
 import { VERSION } from '../version.js'
@@ -94,6 +95,10 @@ function describe (raw: unknown): string {
   try { text = typeof raw === 'string' ? raw : JSON.stringify(raw) ?? String(raw) } catch { text = String(raw) }
   return text.slice(0, 120).replace(/[^\x20-\x7e]/g, '?')
 }
+
+/** How long a call that failed as unavailable while the store still looked up waits for it to notice the drop. */
+const DROP_NOTICE_MS = 1000
+const DROP_POLL_MS = 25
 
 export function isUnavailable (err: unknown): boolean {
   return err instanceof FerryError && err.code === 'CLUSTER_UNAVAILABLE'
@@ -294,6 +299,15 @@ export class ClusterClient implements ClusterStore {
   }
 
   /** Resolves at the next successful (re-)registration; rejects with `why` after `ms`, or when the client closes. */
+  /** Whether `up` turns false within `ms` (looked at every 25 ms). */
+  private async goesDown (up: () => boolean, ms: number): Promise<boolean> {
+    for (let waited = 0; waited < ms; waited += DROP_POLL_MS) {
+      await sleep(DROP_POLL_MS)
+      if (!up()) return true
+    }
+    return false
+  }
+
   private whenReady (ms: number, why: () => string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -322,7 +336,11 @@ export class ClusterClient implements ClusterStore {
         // The connection dropped under the command (a restart, a failover): once the store is
         // back, run it once more. Every change is idempotent, and an allocation that got through
         // before the drop is not in this host's intent, so the re-assertion that comes first prunes it.
-        if (!wait || !isUnavailable(err) || up()) throw err
+        if (!wait || !isUnavailable(err)) throw err
+        // A command written to a connection that has just died fails before the client sees the
+        // connection close ("Stream isn't writeable", right after a Sentinel failover's kill): the
+        // store still looks up. Give it a moment to say so, then wait as below.
+        if (up() && !(await this.goesDown(up, Math.min(DROP_NOTICE_MS, this.waitMs)))) throw err
       }
     }
     const why = (): string => `the cluster store ${this.backend.description} is not reachable${this.lastError ? ` (${this.lastError})` : ''}` +
