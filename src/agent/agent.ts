@@ -28,7 +28,7 @@ import { HostPortPublisher } from '../nat/publisher.js'
 import { buildPluginServer } from '../plugin/server.js'
 import { buildApiServer } from '../api/server.js'
 import { agentInfo, AgentViews } from '../api/views.js'
-import { EngineClient, type OwnNetworks } from '../docker/client.js'
+import { EngineClient, ownDrivers, type OwnNetworks } from '../docker/client.js'
 import { claimSocket, listenRootOnly, lockStateDir } from './lock.js'
 import { LossRecovery } from './recover.js'
 import { VERSION } from '../version.js'
@@ -74,11 +74,7 @@ export class Agent {
     this.cfg = cfg
     this.log = log
     this.engine = new EngineClient(cfg.dockerHost)
-    this.ownNetworks = {
-      driverNames: [cfg.pluginName, `${cfg.pluginName}:latest`],
-      pluginSocket: `${cfg.pluginName}.sock`,
-      ids: () => this.driver.networks().map((n) => n.id),
-    }
+    this.ownNetworks = { ...ownDrivers(cfg.pluginName), ids: () => this.driver.networks().map((n) => n.id) }
   }
 
   get pluginSocket (): string { return path.join(this.cfg.pluginDir, `${this.cfg.pluginName}.sock`) }

@@ -38,6 +38,16 @@ export interface OwnNetworks {
   ids (): Iterable<string>
 }
 
+/** The driver names and plugin socket of an agent run as `pluginName` (the name, with and without `:latest`). */
+export function ownDrivers (pluginName: string): Pick<OwnNetworks, 'driverNames' | 'pluginSocket'> {
+  return { driverNames: [pluginName, `${pluginName}:latest`], pluginSocket: `${pluginName}.sock` }
+}
+
+/** ferry's drivers as the engine names them: `own`'s names, and those its managed plugins are installed under (`GET /plugins`). */
+export function driverNamesOf (own: Pick<OwnNetworks, 'driverNames' | 'pluginSocket'>, plugins: unknown): Set<string> {
+  return new Set([...own.driverNames, ...managedPluginNames(plugins, own.pluginSocket)])
+}
+
 /** The entrypoint of ferry's managed plugin (scripts/package-plugin.mjs), by which its config is recognised. */
 export const PLUGIN_ENTRYPOINT = '/usr/local/bin/ferry-plugin'
 
@@ -118,7 +128,7 @@ export class EngineClient {
         // An engine without the plugin API (or a proxy refusing it) still names the networks ferry holds.
         this.get<unknown>('/plugins').catch(() => []),
       ])
-      const drivers = new Set([...own.driverNames, ...managedPluginNames(plugins, own.pluginSocket)])
+      const drivers = driverNamesOf(own, plugins)
       const ids = new Set(own.ids())
       const ours = nets.filter((n) => drivers.has(n.Driver) || ids.has(n.Id))
       for (const n of nets) names.networks.set(n.Id, n.Name)

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { execFile } from '../kernel/exec.js'
 import { listProcesses } from '../kernel/process.js'
 import { readSysctl } from '../kernel/sysctl.js'
-import { EngineClient, managedPluginNames } from '../docker/client.js'
+import { EngineClient, driverNamesOf, ownDrivers } from '../docker/client.js'
 import { apiCall } from '../api/client.js'
 import type { AgentFacts, EngineDnsFacts, EngineFacts, FerryDnsFacts, IptablesFacts, ProbedLink, SocketFacts } from './checks.js'
 
@@ -137,8 +137,7 @@ export async function probeEngine (dockerHost: string, pluginName: string, filte
       engine.get<EngineNetwork[]>('/networks'),
       engine.get<unknown>('/plugins').catch(() => []),
     ])
-    // ferry's drivers: the agent's name, and the names a managed plugin of ferry's serving the same socket is installed under.
-    const drivers = new Set([pluginName, `${pluginName}:latest`, ...managedPluginNames(plugins, `${pluginName}.sock`)])
+    const drivers = driverNamesOf(ownDrivers(pluginName), plugins)
     if (typeof info.LiveRestoreEnabled === 'boolean') facts.liveRestore = info.LiveRestoreEnabled
     facts.networks = nets.filter((n) => drivers.has(n.Driver))
       .map((n) => ({ name: n.Name, driver: n.Driver, ipamDriver: n.IPAM?.Driver ?? 'default' }))
