@@ -37,6 +37,9 @@
  * its own, so the host's /etc is not touched). dnsperf asks EXTERNAL at 100 in
  * flight, `--rounds` rounds in rotated order: ferry answers it from its cache,
  * Docker's resolver (no cache) and aardvark-dns forward every query.
+ * `--upstream-delay MS` (default 0): the upstream answers that much later, the
+ * round trip to a real resolver (a loopback one is the best case for a server
+ * without a cache).
  * Every answer is checked once before the runs. dnsperf's `-v` prints each
  * query's latency, from which p50 and p99 are taken; q/s and losses come from
  * its summary. Needs `apt-get install dnsperf aardvark-dns` (aardvark-dns is
@@ -68,6 +71,7 @@ const QUERY = 'web7'
 const UPSTREAM = '10.88.53.53'
 const EXTERNAL = 'ext.example.test'
 const EXTERNAL_IP = '192.0.2.99'
+const UPSTREAM_DELAY_MS = argInt('upstream-delay', 0)
 const WINDOWS = [100, 1]
 /** The issue's fixed offered rate (dnsperf -Q) and the queries allowed in flight under it. */
 const RATE = argInt('rate', 20_000)
@@ -242,7 +246,7 @@ async function waitForRecord (agent: Agent, ip: string): Promise<void> {
  */
 function startUpstream (t: Teardowns, ns: string): void {
   sh(['ip', '-n', ns, 'addr', 'add', `${UPSTREAM}/32`, 'dev', 'lo'])
-  const child = spawn('ip', ['netns', 'exec', ns, ...NODE, join(REPO, 'test', 'fixtures', 'dns-responder.mjs'), UPSTREAM, '53', '3600'], { stdio: 'ignore' })
+  const child = spawn('ip', ['netns', 'exec', ns, ...NODE, join(REPO, 'test', 'fixtures', 'dns-responder.mjs'), UPSTREAM, '53', '3600', String(UPSTREAM_DELAY_MS)], { stdio: 'ignore' })
   t.teardown(() => { child.kill('SIGKILL') })
 }
 
@@ -392,7 +396,7 @@ await runBench(async (t) => {
 
   const external: Run[] = []
   if (only === undefined || only === 'external') {
-    section(`external name ${EXTERNAL} at 100 in flight (upstream ${UPSTREAM}): ${ROUNDS} rounds, every server in each, in rotated order`)
+    section(`external name ${EXTERNAL} at 100 in flight (upstream ${UPSTREAM}, answering ${UPSTREAM_DELAY_MS} ms late): ${ROUNDS} rounds, every server in each, in rotated order`)
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < subjects.length; k++) external.push(...await measure(t, dir, pid, await targetOf(subjects[(round + k) % subjects.length]!), [100], EXTERNAL))
     }
@@ -422,7 +426,7 @@ await runBench(async (t) => {
   }
   if (external.length > 0) {
     const ext = summarize(external).sort((a, b) => a.label.localeCompare(b.label))
-    console.log(`\nexternal name ${EXTERNAL} at 100 in flight (medians over the runs; ferry from its cache, the others forward every query to ${UPSTREAM}):`)
+    console.log(`\nexternal name ${EXTERNAL} at 100 in flight (medians over the runs; ferry from its cache, the others forward every query to ${UPSTREAM}, which answers ${UPSTREAM_DELAY_MS} ms late):`)
     console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(ext)]))
     const peers = ext.filter((r) => !r.label.startsWith('ferry'))
     const best = peers.reduce<Summary | undefined>((b, r) => (b === undefined || r.qps > b.qps ? r : b), undefined)
