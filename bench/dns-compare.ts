@@ -1,7 +1,7 @@
 /**
  * DNS comparison benchmark (issue 5), not a test:
  *
- *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10 --ferry 0,1 --only rate]
+ *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10 --ferry 0,1 --only rate|external]
  *
  * One "host" namespace with a dockerd and a ferry agent; a ferry network with
  * `--containers` named containers (web0, web1, …) and a `client` container.
@@ -28,6 +28,18 @@
  * and how the slow answers lie in time (windows of 1,000 answers holding one slower than
  * 2 ms: a few such windows are pauses of the server; many, a tail spread over the run).
  * `--only rate`: that part alone.
+ *
+ * External names (`--only external`: that part alone): an upstream resolver
+ * inside the namespace (test/fixtures/dns-responder.mjs on UPSTREAM, answering
+ * `EXTERNAL A` with a one-hour TTL) is every server's upstream: the engine's
+ * `--dns` (Docker's resolver forwards from the container's namespace), ferry's
+ * `--dns`, and aardvark-dns's resolv.conf (bind-mounted in a mount namespace of
+ * its own, so the host's /etc is not touched). dnsperf asks EXTERNAL at 100 in
+ * flight, `--rounds` rounds in rotated order: ferry answers it from its cache,
+ * Docker's resolver (no cache) and aardvark-dns forward every query.
+ * `--upstream-delay MS` (default 0): the upstream answers that much later, the
+ * round trip to a real resolver (a loopback one is the best case for a server
+ * without a cache).
  * Every answer is checked once before the runs. dnsperf's `-v` prints each
  * query's latency, from which p50 and p99 are taken; q/s and losses come from
  * its summary. Needs `apt-get install dnsperf aardvark-dns` (aardvark-dns is
@@ -55,6 +67,11 @@ const CONTAINERS = Math.max(8, argInt('containers', 10))
 const SUBNET = '10.89.0.0/24'
 const GATEWAY = '10.89.0.1'
 const QUERY = 'web7'
+/** The upstream resolver inside the namespace (an address on its lo), and the external name it answers (192.0.2.99). */
+const UPSTREAM = '10.88.53.53'
+const EXTERNAL = 'ext.example.test'
+const EXTERNAL_IP = '192.0.2.99'
+const UPSTREAM_DELAY_MS = argInt('upstream-delay', 0)
 const WINDOWS = [100, 1]
 /** The issue's fixed offered rate (dnsperf -Q) and the queries allowed in flight under it. */
 const RATE = argInt('rate', 20_000)
@@ -98,9 +115,9 @@ async function ask (pid: number, target: Target, name: string): Promise<{ rcode:
   return JSON.parse(r.stdout.trim()) as { rcode: string, answers: string[] }
 }
 
-async function expectAnswer (pid: number, target: Target, ip: string): Promise<void> {
-  const got = await ask(pid, target, QUERY)
-  if (!got.answers.includes(ip)) throw new Error(`${target.label} answered ${QUERY} with ${got.rcode} ${got.answers.join(',') || '(nothing)'}, expected ${ip}`)
+async function expectAnswer (pid: number, target: Target, ip: string, name = QUERY): Promise<void> {
+  const got = await ask(pid, target, name)
+  if (!got.answers.includes(ip)) throw new Error(`${target.label} answered ${name} with ${got.rcode} ${got.answers.join(',') || '(nothing)'}, expected ${ip}`)
 }
 
 // ---- dnsperf ------------------------------------------------------------------------------------------
@@ -140,10 +157,11 @@ function slowWindows (latencies: readonly number[]): { slowWindows: number, wind
   return { slowWindows: slow, windows: Math.ceil(latencies.length / 1000) }
 }
 
-/** dnsperf from the client's namespace; its output goes to a file (a pipe would slow it down). */
-async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, inflight: number, seconds: number, rate?: number): Promise<Run> {
+/** dnsperf from the client's namespace (asking `query`, QUERY unless told); its output goes to a file (a pipe would slow it down). */
+async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, inflight: number, seconds: number, o: { rate?: number, query?: string } = {}): Promise<Run> {
+  const { rate, query = QUERY } = o
   const data = join(dir, 'queries')
-  writeFileSync(data, `${QUERY} A\n`)
+  writeFileSync(data, `${query} A\n`)
   const outFile = join(dir, `dnsperf-${target.port}-${inflight}.txt`)
   const fd = openSync(outFile, 'w')
   const argv = ['nsenter', '-t', String(pid), '-n', 'dnsperf', '-s', target.ip, '-p', String(target.port), '-d', data,
@@ -169,11 +187,11 @@ async function dnsperf (t: Teardowns, dir: string, pid: number, target: Target, 
 }
 
 /** A 1 s warm-up, then each window. */
-async function measure (t: Teardowns, dir: string, pid: number, target: Target, windows: readonly number[] = WINDOWS): Promise<Run[]> {
-  await dnsperf(t, dir, pid, target, 10, 1)
+async function measure (t: Teardowns, dir: string, pid: number, target: Target, windows: readonly number[] = WINDOWS, query = QUERY): Promise<Run[]> {
+  await dnsperf(t, dir, pid, target, 10, 1, { query })
   const runs: Run[] = []
   for (const n of windows) {
-    const r = await dnsperf(t, dir, pid, target, n, SECONDS)
+    const r = await dnsperf(t, dir, pid, target, n, SECONDS, { query })
     console.log(`${target.label}, ${n} in flight: ${r.qps.toFixed(0)} q/s, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, avg ${ms(r.avg)} ms, lost ${r.lost}, errors ${r.errors}`)
     runs.push(r)
   }
@@ -208,7 +226,7 @@ const sameVariant = (a: Variant, b: Variant): boolean => a.helpers === b.helpers
 /** A ferry agent with the rate limit off, run as `v` says; ready once it answers for QUERY. */
 async function startFerry (t: Teardowns, d: Dockerd, stateDir: string, plugin: string, v: Variant): Promise<Agent> {
   const reconcile = v.reconcile === undefined ? [] : ['--reconcile-interval', String(v.reconcile)]
-  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(v.helpers), ...reconcile] })
+  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(v.helpers), '--dns', UPSTREAM, ...reconcile] })
 }
 
 /** Wait until ferry has learnt the containers' names from the engine. */
@@ -222,10 +240,26 @@ async function waitForRecord (agent: Agent, ip: string): Promise<void> {
   throw new Error(`ferry did not learn ${QUERY} within 30 s`)
 }
 
-/** aardvark-dns on GATEWAY:AARDVARK_PORT with the containers' names (its config format: aardvark-dns's docs/configuration.md). */
+/**
+ * The upstream resolver of every server: on UPSTREAM (an address on the namespace's lo), answering EXTERNAL
+ * with a one-hour TTL, in a process of its own inside the namespace.
+ */
+function startUpstream (t: Teardowns, ns: string): void {
+  sh(['ip', '-n', ns, 'addr', 'add', `${UPSTREAM}/32`, 'dev', 'lo'])
+  const child = spawn('ip', ['netns', 'exec', ns, ...NODE, join(REPO, 'test', 'fixtures', 'dns-responder.mjs'), UPSTREAM, '53', '3600', String(UPSTREAM_DELAY_MS)], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+}
+
+/**
+ * aardvark-dns on GATEWAY:AARDVARK_PORT with the containers' names (its config format: aardvark-dns's docs/configuration.md),
+ * forwarding to UPSTREAM: aardvark-dns 1.4 takes its upstreams from /etc/resolv.conf, so it runs in a mount namespace of
+ * its own where a file naming UPSTREAM is bind-mounted there.
+ */
 function startAardvark (t: Teardowns, ns: string, dir: string, containers: ReadonlyArray<{ id: string, ip: string, name: string }>): void {
   const conf = join(dir, 'aardvark')
   mkdirSync(conf)
+  const resolv = join(dir, 'aardvark-resolv.conf')
+  writeFileSync(resolv, `nameserver ${UPSTREAM}\n`)
   // First line: the listen (gateway) address; then "<id> <ipv4> <ipv6> <names>", the IPv6 column empty.
   writeFileSync(join(conf, 'fnet'), [GATEWAY, ...containers.map((c) => `${c.id} ${c.ip}  ${c.name}`)].join('\n') + '\n')
   t.teardown(() => {
@@ -233,8 +267,9 @@ function startAardvark (t: Teardowns, ns: string, dir: string, containers: Reado
     if (!existsSync(pidFile)) return
     try { process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL') } catch { /* gone */ }
   })
-  // `run` forks: the server stays in the namespace (and dies with it at the latest).
-  sh(['ip', 'netns', 'exec', ns, AARDVARK, '--config', conf, '-p', String(AARDVARK_PORT), 'run'])
+  // `run` forks: the server stays in the namespace (and dies with it at the latest), and in the private mount namespace.
+  sh(['ip', 'netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && exec "$2" --config "$3" -p "$4" run',
+    'sh', resolv, AARDVARK, conf, String(AARDVARK_PORT)])
 }
 
 // ---- main ----------------------------------------------------------------------------------------------
@@ -294,12 +329,14 @@ await runBench(async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fydns-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const ns = netns(t, 'fydns')
-  const d = await startDockerd(t, { ns })
+  const d = await startDockerd(t, { ns, dns: UPSTREAM })
   await ensureBusyboxImage(d)
   const plugin = `fydns${process.pid}`
   const stateDir = join(dir, 'state')
   const vs = variants()
-  const onlyRate = argStr('only') === 'rate'
+  const only = argStr('only')
+  if (only !== undefined && only !== 'rate' && only !== 'external') throw new Error(`--only ${only}: rate or external expected`)
+  startUpstream(t, ns)
   let current = vs[0]!
   let agent = await startFerry(t, d, stateDir, plugin, current)
   await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', SUBNET, 'fnet'])
@@ -343,11 +380,12 @@ await runBench(async (t) => {
   section('answers')
   for (const target of [ferry(current), ...others]) {
     await expectAnswer(pid, target, webIp)
-    console.log(`${target.label} (${target.ip}:${target.port}) answers ${QUERY} = ${webIp}`)
+    await expectAnswer(pid, target, EXTERNAL_IP, EXTERNAL)
+    console.log(`${target.label} (${target.ip}:${target.port}) answers ${QUERY} = ${webIp} and ${EXTERNAL} = ${EXTERNAL_IP} (from the upstream ${UPSTREAM})`)
   }
   const runs: Run[] = []
   const subjects: Subject[] = [...vs, ...others]
-  if (!onlyRate) {
+  if (only === undefined) {
     section(`100 in flight: ${ROUNDS} rounds, every server in each (ferry as ${vs.map(variantLabel).join('; ')}), in rotated order`)
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < subjects.length; k++) runs.push(...await measure(t, dir, pid, await targetOf(subjects[(round + k) % subjects.length]!), [100]))
@@ -356,12 +394,20 @@ await runBench(async (t) => {
     for (const s of subjects) runs.push(...await measure(t, dir, pid, await targetOf(s), [1]))
   }
 
-  section(`fixed offered rate: ${RATE} q/s (dnsperf -Q ${RATE}, up to ${RATE_INFLIGHT} in flight), ${SECONDS} s each, ${ROUNDS} rounds in rotated order`)
+  const external: Run[] = []
+  if (only === undefined || only === 'external') {
+    section(`external name ${EXTERNAL} at 100 in flight (upstream ${UPSTREAM}, answering ${UPSTREAM_DELAY_MS} ms late): ${ROUNDS} rounds, every server in each, in rotated order`)
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let k = 0; k < subjects.length; k++) external.push(...await measure(t, dir, pid, await targetOf(subjects[(round + k) % subjects.length]!), [100], EXTERNAL))
+    }
+  }
+
+  if (only !== 'external') section(`fixed offered rate: ${RATE} q/s (dnsperf -Q ${RATE}, up to ${RATE_INFLIGHT} in flight), ${SECONDS} s each, ${ROUNDS} rounds in rotated order`)
   const fixed: Run[] = []
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < (only === 'external' ? 0 : ROUNDS); round++) {
     for (let k = 0; k < subjects.length; k++) {
       const target = await targetOf(subjects[(round + k) % subjects.length]!)
-      const r = await dnsperf(t, dir, pid, target, RATE_INFLIGHT, SECONDS, RATE)
+      const r = await dnsperf(t, dir, pid, target, RATE_INFLIGHT, SECONDS, { rate: RATE })
       console.log(`${target.label} at ${RATE} q/s: ${r.qps.toFixed(0)} q/s done, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, p99.9 ${ms(r.p999)} ms, max ${ms(r.max)} ms, ` +
         `windows of 1,000 answers with one > 2 ms: ${r.slowWindows}/${r.windows}, lost ${r.lost}, errors ${r.errors}, load ${loadavg()[0]!.toFixed(2)}`)
       fixed.push(r)
@@ -369,7 +415,7 @@ await runBench(async (t) => {
   }
 
   section('summary (medians over the runs; latencies in ms, from dnsperf -v per query)')
-  if (!onlyRate) {
+  if (only === undefined) {
     const sums = summarize(runs).sort((a, b) => b.inflight - a.inflight || a.label.localeCompare(b.label))
     console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(sums)]))
     console.log('at 1 in flight dnsperf idles between queries, so its q/s there measures dnsperf, not the server: compare latencies')
@@ -378,9 +424,20 @@ await runBench(async (t) => {
     console.log('goals: at least the best other server\'s q/s at 100 in flight, p99 < 1 ms at 100 in flight, no slower than the others at 1 in flight')
     for (const v of verdicts(sums, vs.map(variantLabel))) console.log(v)
   }
+  if (external.length > 0) {
+    const ext = summarize(external).sort((a, b) => a.label.localeCompare(b.label))
+    console.log(`\nexternal name ${EXTERNAL} at 100 in flight (medians over the runs; ferry from its cache, the others forward every query to ${UPSTREAM}, which answers ${UPSTREAM_DELAY_MS} ms late):`)
+    console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(ext)]))
+    const peers = ext.filter((r) => !r.label.startsWith('ferry'))
+    const best = peers.reduce<Summary | undefined>((b, r) => (b === undefined || r.qps > b.qps ? r : b), undefined)
+    for (const f of ext.filter((r) => r.label.startsWith('ferry'))) {
+      const ratios = peers.map((p) => `${(f.qps / p.qps).toFixed(2)}× ${p.label}`).join(', ')
+      console.log(`${f.label}: ${ratios}; against the best peer (${best?.label ?? 'none'}) ${best ? (f.qps / best.qps).toFixed(2) : '?'}× (goal 5×: ${best !== undefined && f.qps >= 5 * best.qps ? 'met' : 'MISSED'})`)
+    }
+  }
   const fixedSums = summarize(fixed).sort((a, b) => a.label.localeCompare(b.label))
-  console.log(`\nat a fixed ${RATE} q/s (medians over the runs):`)
-  console.log(table([['server', 'in flight ≤', 'runs', 'q/s done', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(fixedSums)]))
+  if (fixed.length > 0) console.log(`\nat a fixed ${RATE} q/s (medians over the runs):`)
+  if (fixed.length > 0) console.log(table([['server', 'in flight ≤', 'runs', 'q/s done', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(fixedSums)]))
   for (const f of fixedSums.filter((r) => r.label.startsWith('ferry'))) {
     console.log(`${f.label}: p99 ${ms(f.p99)} ms at ${RATE} q/s (goal ≤ 1 ms: ${f.p99 <= 1 ? 'met' : 'MISSED'}; best other ${ms(Math.min(...fixedSums.filter((r) => !r.label.startsWith('ferry')).map((r) => r.p99)))} ms)`)
   }

@@ -21,7 +21,8 @@
  * window: one external name asked again and again (answered from the cache),
  * the same with the cache off (`cache: false`: every query goes upstream, as
  * before the cache and as with Docker's resolver), and a fresh name per query
- * (always a miss: the forwarding path itself).
+ * (always a miss: the forwarding path itself). The same cached name against Docker's
+ * resolver and aardvark-dns, in one run: `npm run bench:dns` (bench/dns-compare.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'

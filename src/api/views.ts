@@ -168,6 +168,7 @@ export class AgentViews implements AgentView {
     return dns.records.records().filter((r) => scope === undefined || r.network === scope).map((r) => ({
       network: r.network.startsWith('overlay:') ? r.network : (names.networks.get(r.network) ?? r.network.slice(0, 12)),
       name: r.name, aliases: r.aliases, ip: r.ip, ...(r.ip6 !== undefined ? { ip6: r.ip6 } : {}),
+      ...(r.ports !== undefined && r.ports.length > 0 ? { ports: r.ports } : {}),
     }))
   }
 

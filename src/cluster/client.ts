@@ -108,20 +108,25 @@ function epKey (overlay: string, endpointId: string): string {
   return `${overlay}|${endpointId}`
 }
 
+/** The publication of a checked endpoint (its canonical addresses and MAC; its names and ports, [] when given as none, undefined when not given). */
+function publicationOf (overlay: string, e: ClusterEndpoint, given: Pick<EndpointPublication, 'names' | 'ports'>): EndpointPublication {
+  return {
+    overlay, endpointId: e.endpointId, ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}), mac: e.mac,
+    names: given.names === undefined ? undefined : e.names ?? [], ...(given.ports !== undefined ? { ports: e.ports ?? [] } : {}),
+  }
+}
+
 /**
  * A publication without names (`names` undefined: not known, as at CreateEndpoint or
  * after a restart) keeps the names `known` has for the same endpoint, address and MAC;
- * names given (even none, []) replace them.
+ * names given (even none, []) replace them. The same for its published ports.
  */
-/** The publication of a checked endpoint (its canonical addresses and MAC, its names as given). */
-function publicationOf (overlay: string, e: ClusterEndpoint): EndpointPublication {
-  return { overlay, endpointId: e.endpointId, ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}), mac: e.mac, names: e.names }
-}
-
-function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublication, 'endpointId' | 'ip' | 'ip6' | 'mac' | 'names'> | undefined): EndpointPublication {
-  if (ep.names !== undefined || known?.names === undefined) return ep
-  if (known.endpointId !== ep.endpointId || known.ip !== ep.ip || known.ip6 !== ep.ip6 || known.mac.toLowerCase() !== ep.mac.toLowerCase()) return ep
-  return { ...ep, names: [...known.names] }
+function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublication, 'endpointId' | 'ip' | 'ip6' | 'mac' | 'names' | 'ports'> | undefined): EndpointPublication {
+  const names = ep.names === undefined && known?.names !== undefined
+  const ports = ep.ports === undefined && known?.ports !== undefined
+  if (!names && !ports) return ep
+  if (known!.endpointId !== ep.endpointId || known!.ip !== ep.ip || known!.ip6 !== ep.ip6 || known!.mac.toLowerCase() !== ep.mac.toLowerCase()) return ep
+  return { ...ep, ...(names ? { names: [...known!.names!] } : {}), ...(ports ? { ports: [...known!.ports!] } : {}) }
 }
 
 function byEndpointId (a: ClusterEndpoint, b: ClusterEndpoint): number {
@@ -565,7 +570,10 @@ export class ClusterClient implements ClusterStore {
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {
-    return checkEndpoint({ endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: this.hostId, vtep: this.vtep, names: ep.names })
+    return checkEndpoint({
+      endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: this.hostId, vtep: this.vtep, names: ep.names,
+      ...(ep.ports !== undefined ? { ports: ep.ports } : {}),
+    })
   }
 
   /** This host's WireGuard information. */
@@ -757,10 +765,10 @@ export class ClusterClient implements ClusterStore {
     const checked = this.fullEndpoint(ep)
     const key = epKey(ep.overlay, checked.endpointId)
     const before = this.ownEndpoints.get(key)
-    // A publication without names keeps the names this host already published for the same endpoint ([] clears them).
-    const given = publicationOf(ep.overlay, checked)
-    const pub = ep.names === undefined ? withKnownNames(given, before) : given
-    const full = pub.names === checked.names ? checked : this.fullEndpoint(pub)
+    // A publication without names (or ports) keeps those this host already published for the same endpoint ([] clears them).
+    const given = publicationOf(ep.overlay, checked, ep)
+    const pub = withKnownNames(given, before)
+    const full = pub === given ? checked : this.fullEndpoint(pub)
     if (ep.names !== undefined) this.namesUnknown.delete(key)
     this.ownEndpoints.set(key, pub)
     this.tombstones.delete(tombKey({ kind: 'withdraw', overlay: ep.overlay, endpointId: full.endpointId }))

@@ -58,6 +58,21 @@ export interface OverlayDefinition {
   createdAt: number
 }
 
+/**
+ * A port an overlay endpoint publishes on its host (`docker run -p`), as its host
+ * bound it: every host answers SRV for it (`_<port>._<proto>.<name>`, the
+ * container's port on its overlay address). Ranges come expanded.
+ */
+export interface ClusterPort {
+  proto: 'tcp' | 'udp'
+  /** The container's port. */
+  port: number
+  /** The port on the endpoint's host. */
+  hostPort: number
+  /** The host address it is bound to; absent: every address of the host. */
+  hostIp?: string
+}
+
 /** An endpoint (container interface) on an overlay, as published in the cluster. */
 export interface ClusterEndpoint {
   endpointId: string
@@ -69,6 +84,8 @@ export interface ClusterEndpoint {
   vtep: string
   /** DNS names of the endpoint (container name first, then aliases), for ferry's DNS on every host. */
   names?: string[]
+  /** Its published ports (at most MAX_PORTS); absent when it publishes none, and in records of older versions. */
+  ports?: ClusterPort[]
 }
 
 /** What a host publishes: hostId and vtep default to the publishing host's. */
@@ -80,6 +97,8 @@ export interface EndpointPublication {
   mac: string
   /** Undefined: not known (CreateEndpoint, a restart): names this host already published for it are kept. [] clears them. */
   names?: string[]
+  /** Undefined: not known (as names): the ports this host already published for it are kept. [] clears them. */
+  ports?: ClusterPort[]
 }
 
 export interface OverlaySnapshot {

@@ -9,7 +9,7 @@
 import { FerryError } from '../errors/errors.js'
 import { bounds, canonical, contains, familyName, ipString, ipValue, isIp, parseCidr, type Family, type Range } from '../util/ip.js'
 import { VNI_MAX } from './backend.js'
-import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
+import type { ClusterChange, ClusterEndpoint, ClusterPort, HostInfo, OverlayDefinition, OverlayRequest } from './types.js'
 import type { ClusterKey, SignedKind } from './key.js'
 import type { RejectReason } from './rejects.js'
 import { readWireGuardContent, wireGuardContent, type WireGuardInfo } from '../wireguard/plan.js'
@@ -153,6 +153,42 @@ function strictNames (names: unknown): string[] | undefined {
   return [...names]
 }
 
+/** Published ports per endpoint at most (as many as SRV names per entry: src/dns/records.ts MAX_SRV_PORTS). */
+export const MAX_PORTS = 64
+
+function portNumber (v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw new FerryError('INVALID_REQUEST', `${what} must be a whole number from 1 to 65535`)
+  return v
+}
+
+/** One published port: its protocol, container and host port, canonical host address, no other field. */
+function checkPort (raw: unknown, i: number): ClusterPort {
+  const what = `published port ${i + 1}`
+  if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', `${what} is not an object`)
+  onlyKeys(raw, ['proto', 'port', 'hostPort', 'hostIp'], what)
+  if (raw.proto !== 'tcp' && raw.proto !== 'udp') throw new FerryError('INVALID_REQUEST', `${what}: its protocol must be "tcp" or "udp"`)
+  const out: ClusterPort = { proto: raw.proto, port: portNumber(raw.port, `${what}: its container port`), hostPort: portNumber(raw.hostPort, `${what}: its host port`) }
+  if (raw.hostIp !== undefined) {
+    const ip = str(raw.hostIp, `${what}: its host address`)
+    if (checkAnyIp(ip, `${what}: its host address`) !== ip) throw new FerryError('INVALID_REQUEST', `${what}: its host address ${ip} is not canonical`)
+    out.hostIp = ip
+  }
+  return out
+}
+
+/**
+ * Published ports, as a host sends them and as they are read from the store:
+ * absent, or an array of 1 to MAX_PORTS valid ports; anything else throws a
+ * FerryError naming the bad one.
+ */
+export function checkPorts (ports: unknown): ClusterPort[] | undefined {
+  if (ports === undefined) return undefined
+  if (!Array.isArray(ports) || ports.length === 0 || ports.length > MAX_PORTS) {
+    throw new FerryError('INVALID_REQUEST', `published ports must be an array of 1 to ${MAX_PORTS} ports`)
+  }
+  return ports.map(checkPort)
+}
+
 export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
   const out: ClusterEndpoint = {
     endpointId: checkEndpointId(ep.endpointId),
@@ -164,6 +200,9 @@ export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
   if (ep.ip6 !== undefined) out.ip6 = ipString(6, ipValue(checkIp(ep.ip6, 'endpoint IPv6 address', 6), 6))
   const names = checkNames(ep.names)
   if (names) out.names = names
+  // [] publishes none: the record then has no field, as an older version's.
+  const ports = ep.ports === undefined || ep.ports.length === 0 ? undefined : checkPorts(ep.ports)
+  if (ports) out.ports = ports
   return out
 }
 
@@ -175,7 +214,13 @@ export function endpointContent (ep: ClusterEndpoint): string {
   return JSON.stringify({
     endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep,
     ...(ep.names ? { names: ep.names } : {}),
+    ...(ep.ports ? { ports: ep.ports.map(portContent) } : {}),
   })
+}
+
+/** A published port in its stored form: fixed key order. */
+function portContent (p: ClusterPort): ClusterPort {
+  return { proto: p.proto, port: p.port, hostPort: p.hostPort, ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}) }
 }
 
 export function hostContent (h: { hostId: string, vtep: string, wg?: WireGuardInfo }): string {
@@ -311,7 +356,7 @@ export interface EndpointContext {
   id?: string
 }
 
-/** An endpoint as read from the store: the write path's checks, strict names, no unknown field, its MAC. */
+/** An endpoint as read from the store: the write path's checks, strict names and ports (absent in older records), no unknown field, its MAC. */
 export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterKey): Read<ClusterEndpoint> {
   if (typeof raw === 'string') {
     if (raw.length > MAX_STORED_JSON) return refused('too-large', `it is ${raw.length} bytes long`)
@@ -324,7 +369,7 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
   let outside = false
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an endpoint is not an object')
-    onlyKeys(raw, ['endpointId', 'ip', 'ip6', 'mac', 'hostId', 'vtep', 'names', 'sig'], 'the endpoint')
+    onlyKeys(raw, ['endpointId', 'ip', 'ip6', 'mac', 'hostId', 'vtep', 'names', 'ports', 'sig'], 'the endpoint')
     const ep: ClusterEndpoint = {
       endpointId: checkEndpointId(str(raw.endpointId, 'endpoint id')),
       ip: checkCanonicalIp(str(raw.ip, 'ip'), 'endpoint address'),
@@ -348,6 +393,8 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
     }
     const names = strictNames(raw.names)
     if (names) ep.names = names
+    const ports = checkPorts(raw.ports)
+    if (ports) ep.ports = ports
     return ep
   })
   if (!r.ok) return outside ? refused('outside-subnet', r.detail) : r

@@ -10,12 +10,14 @@
  *   never raw from the store, through its one subscription: a pushed change patches
  *   the records of the endpoints it names, "anything may have changed" (a full read)
  *   replaces them all from the view. The feed keeps no copy of the cluster's endpoints.
- * - The names of this host's overlay endpoints are published once each time they
- *   change (PublishedNames), not on every sync.
+ * - The names and published ports of this host's overlay endpoints are published
+ *   once each time they change (PublishedNames), not on every sync: one command per
+ *   endpoint change; other hosts answer SRV for those ports from the record.
  */
 import type { Logger } from 'pino'
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
 import type { ContainerNames } from '../docker/watch.js'
+import type { ClusterPort } from '../cluster/types.js'
 import type { PeerSync } from '../vxlan/peers.js'
 import { EngineWatcher } from '../docker/watch.js'
 import type { EngineClient } from '../docker/client.js'
@@ -68,7 +70,7 @@ export interface NameWatcher {
 export interface FeedOverlay {
   readonly cluster: { readonly hostId: string }
   readonly peers: Pick<PeerSync, 'onRemoteChange' | 'remoteEndpoints'>
-  publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string): Promise<void>
+  publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string, ports?: ClusterPort[]): Promise<void>
 }
 
 export interface DnsFeedOptions {
@@ -153,9 +155,9 @@ export class DnsFeed {
       log.warn({ err: toFerryError(err).message }, 'DNS could not listen on every gateway address')
     }
     if (!overlay) return
-    for (const { overlay: name, endpoint: ep, names } of this.published.due(endpoints, networks, records.localNames)) {
+    for (const { overlay: name, endpoint: ep, names, ports } of this.published.due(endpoints, networks, records.localNames)) {
       if (ep.address === undefined) continue // overlays always have IPv4 (NetworkDriver.checkNetwork refuses --ipv4=false there)
-      await overlay.publish(name, ep.id, ep.address, ep.mac, names, ep.address6)
+      await overlay.publish(name, ep.id, ep.address, ep.mac, names, ep.address6, ports)
         .catch((err: unknown) => { this.published.failed(ep.id); log.warn({ err: toFerryError(err).message }, 'publishing names failed') })
     }
   }

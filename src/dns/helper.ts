@@ -82,7 +82,7 @@ class Helper {
       const nets = this.clients.get(rinfo.address)
       const q = this.q
       if (nets === undefined || parseQuery(msg, q) !== Parse.Ok || q.qclass !== CLASS_IN || (q.edns && q.ednsVersion !== 0)) {
-        this.defer(key, msg, rinfo)
+        this.defer(key, msg, rinfo, nets !== undefined)
         return
       }
       const m = this.metrics
@@ -96,7 +96,7 @@ class Helper {
       }
       const e = this.cache.view(nets).get(q.key)
       if (e === undefined) {
-        this.defer(key, msg, rinfo)
+        this.defer(key, msg, rinfo, true)
         return
       }
       if (!this.take(rinfo.address)) return
@@ -125,14 +125,15 @@ class Helper {
     return false
   }
 
-  private defer (key: string, msg: Buffer, rinfo: RemoteInfo): void {
+  /** Pass a packet to the main process; `known`: this helper knows the client's networks (main need not send them). */
+  private defer (key: string, msg: Buffer, rinfo: RemoteInfo, known: boolean): void {
     if (this.deferred >= MAX_DEFERRED) {
       this.metrics.queries++
       this.metrics.dropped++
       return
     }
     this.deferred++
-    this.send({ t: 'query', key, msg, address: rinfo.address, port: rinfo.port }, () => { this.deferred-- })
+    this.send({ t: 'query', key, msg, address: rinfo.address, port: rinfo.port, ...(known ? { known } : {}) }, () => { this.deferred-- })
   }
 
   /** Send the counters gathered since the last report, if any. */

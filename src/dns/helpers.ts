@@ -40,7 +40,8 @@ export type HelperCommand =
 /** Helper → main. */
 export type HelperEvent =
   | { t: 'ready' }
-  | { t: 'query', key: string, msg: Uint8Array, address: string, port: number }
+  /** `known`: the helper knew the client's networks (so it need not be taught them again). */
+  | { t: 'query', key: string, msg: Uint8Array, address: string, port: number, known?: boolean }
   | { t: 'metrics', delta: DnsMetrics }
 
 export const HELPER_FLAG = '--ferry-dns-helper'
@@ -51,7 +52,8 @@ export interface HelperPoolOptions {
   rateLimit: RateLimit | false
   clientTtlMs: number
   /** A packet a helper did not answer: handle it as if the main socket had read it. */
-  onQuery: (key: string, msg: Buffer, address: string, port: number) => void
+  /** `known`: the helper knew the client's networks (it passed the packet on for another reason: not one of ferry's names). */
+  onQuery: (key: string, msg: Buffer, address: string, port: number, known: boolean) => void
   metrics: DnsMetrics
   log?: Logger
 }
@@ -100,7 +102,7 @@ export class HelperPool {
         if (m.t === 'ready') this.onReady(child)
         else if (m.t === 'query') {
           this.deferred++
-          this.opts.onQuery(m.key, Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.port)
+          this.opts.onQuery(m.key, Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.port, m.known === true)
         }
         else if (m.t === 'metrics') addMetrics(this.opts.metrics, m)
       } catch (err) {

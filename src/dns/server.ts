@@ -386,7 +386,7 @@ export class DnsServer {
           ttl: this.ttl,
           rateLimit: this.opts.rateLimit ?? DEFAULT_RATE_LIMIT,
           clientTtlMs: this.opts.helperClientTtlMs ?? 1000,
-          onQuery: (key, msg, address, port) => this.onHelperQuery(key, msg, address, port),
+          onQuery: (key, msg, address, port, known) => this.onHelperQuery(key, msg, address, port, known),
           metrics: this.metrics,
           log: this.log,
         })
@@ -396,12 +396,16 @@ export class DnsServer {
     return this.started
   }
 
-  /** A packet a helper passed on: handle it as read here, and teach the helper the client's networks. */
-  private onHelperQuery (key: string, msg: Buffer, address: string, port: number): void {
+  /**
+   * A packet a helper passed on: handle it as read here, and teach the helpers the client's networks when
+   * this one did not know them (an external name from a known client is passed on without costing a second
+   * message back, which halved the q/s of cached external names with one helper).
+   */
+  private onHelperQuery (key: string, msg: Buffer, address: string, port: number, known: boolean): void {
     const l = this.listeners.get(key)
     if (l === undefined) return
     this.onUdp(l, msg, { address, port, family: isIPv6(address) ? 'IPv6' : 'IPv4', size: msg.length })
-    this.helpers?.client(address, this.opts.clientNetworks(address))
+    if (!known) this.helpers?.client(address, this.opts.clientNetworks(address))
   }
 
   /** The search domains now (the same object while they do not change). */

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events'
 import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
 import type { ContainerNames } from '../docker/watch.js'
-import type { ClusterEndpoint } from '../cluster/types.js'
+import type { ClusterEndpoint, ClusterPort } from '../cluster/types.js'
 import { FerryError } from '../errors/errors.js'
 import { canonical, contains, familyOf, isCidr, isIp } from '../util/ip.js'
 import { MAX_SRV_PORTS, type RecordDelta, type RecordEntry, type RecordSource, type ServicePort } from './records.js'
@@ -113,11 +113,27 @@ export function servicePorts (bindings: readonly PortBinding[] | undefined): Ser
   return out
 }
 
-/** The record of another host's overlay endpoint (none for this host's own, or without names): A, and AAAA on a dual-stack overlay. */
+/**
+ * The record of another host's overlay endpoint (none for this host's own, or without names): A, and AAAA on a dual-stack overlay;
+ * SRV for the ports it publishes (the container's port, target its name: reached over the overlay, as Docker Swarm's DNS answers).
+ */
 export function remoteEntry (overlay: string, e: ClusterEndpoint, hostId: string | undefined, network = overlayScope(overlay)): RecordEntry | undefined {
   if (e.hostId === hostId || !e.names || e.names.length === 0) return undefined
   const aliases = e.names.length === 1 ? NONE : e.names.slice(1)
-  return { network, name: e.names[0]!, aliases, ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}) }
+  return { network, name: e.names[0]!, aliases, ip: e.ip, ...(e.ip6 !== undefined ? { ip6: e.ip6 } : {}), ...remoteServicePorts(e.ports) }
+}
+
+/** The SRV ports of a remote endpoint's published ports (each container port once), as a field only when it has some: most have none. */
+function remoteServicePorts (ports: readonly ClusterPort[] | undefined): { ports?: ServicePort[] } {
+  if (ports === undefined || ports.length === 0) return {}
+  const out: ServicePort[] = []
+  for (const p of ports) if (!out.some((o) => o.proto === p.proto && o.port === p.port)) out.push({ proto: p.proto, port: p.port })
+  return { ports: out }
+}
+
+function samePorts (a: readonly ServicePort[] | undefined, b: readonly ServicePort[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return a.length === b.length && a.every((p, i) => p.proto === b[i]!.proto && p.port === b[i]!.port)
 }
 
 /** The scope of an overlay's records (one string for all of them when the caller passes it along). */
@@ -127,7 +143,7 @@ function overlayScope (overlay: string): string {
 
 function sameEntry (a: RecordEntry, b: RecordEntry): boolean {
   return a.network === b.network && a.name === b.name && a.ip === b.ip && a.ip6 === b.ip6 &&
-    a.aliases.length === b.aliases.length && a.aliases.every((x, i) => x === b.aliases[i])
+    a.aliases.length === b.aliases.length && a.aliases.every((x, i) => x === b.aliases[i]) && samePorts(a.ports, b.ports)
 }
 
 /** One remote endpoint that changed (its vetted record, or none when it is gone). */

@@ -4,7 +4,7 @@
  * Redis control plane (src/cluster) and the VXLAN data plane (src/vxlan).
  */
 import type { Logger } from 'pino'
-import type { ClusterStore, LocalClusterState } from '../cluster/types.js'
+import type { ClusterPort, ClusterStore, LocalClusterState } from '../cluster/types.js'
 import type { PeerSync } from '../vxlan/peers.js'
 import { isUnavailable } from '../cluster/client.js'
 import { ErrorList, FerryError } from '../errors/errors.js'
@@ -84,8 +84,9 @@ export class ClusterOverlay implements OverlayService {
     return this.cluster.heldAddresses?.(overlay).includes(ip)
   }
 
-  async publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string): Promise<void> {
-    await this.cluster.publishEndpoint({ overlay, endpointId, ip, ...(ip6 !== undefined ? { ip6 } : {}), mac, names })
+  /** Names and ports undefined: not known here, the ones already published are kept. */
+  async publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string, ports?: ClusterPort[]): Promise<void> {
+    await this.cluster.publishEndpoint({ overlay, endpointId, ip, ...(ip6 !== undefined ? { ip6 } : {}), mac, names, ...(ports !== undefined ? { ports } : {}) })
   }
 
   async withdraw (overlay: string, endpointId: string): Promise<void> {

@@ -21,7 +21,7 @@ const INFO: AgentInfo = {
 }
 const RECORDS: RecordEntry[] = [
   { network: BR.id, name: 'web', aliases: ['www'], ip: '10.1.0.2' },
-  { network: 'overlay:ov', name: 'far', aliases: [], ip: '10.9.0.7', ip6: 'fd00::7' },
+  { network: 'overlay:ov', name: 'far', aliases: [], ip: '10.9.0.7', ip6: 'fd00::7', ports: [{ proto: 'tcp', port: 80 }] },
 ]
 
 function sources (over: Partial<ViewSources> = {}): ViewSources {
@@ -75,8 +75,8 @@ t.test('DNS records and queries by network name, id prefix or overlay name', asy
   const v = new AgentViews({ ...base, dns: () => ({ ...dns, server: { ...dns.server, query: async (...a: unknown[]) => { queries.push(a); return dns.server.query(...(a as Parameters<typeof dns.server.query>)) } } }) })
   t.same(await v.dnsRecords(), [
     { network: 'front', name: 'web', aliases: ['www'], ip: '10.1.0.2' },
-    { network: 'overlay:ov', name: 'far', aliases: [], ip: '10.9.0.7', ip6: 'fd00::7' },
-  ])
+    { network: 'overlay:ov', name: 'far', aliases: [], ip: '10.9.0.7', ip6: 'fd00::7', ports: [{ proto: 'tcp', port: 80 }] },
+  ], 'an entry\'s SRV ports when it has some')
   t.same((await v.dnsRecords('front')).map((r) => (r as { name: string }).name), ['web'], 'by the engine\'s name')
   t.same((await v.dnsRecords('bbbb')).map((r) => (r as { name: string }).name), ['web'], 'by an id prefix')
   t.same((await v.dnsRecords('ov')).map((r) => (r as { name: string }).name), ['far'], 'by the overlay\'s name')

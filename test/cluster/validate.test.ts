@@ -2,7 +2,7 @@
 import t from 'tap'
 import { ClusterKey } from '../../src/cluster/key.js'
 import {
-  checkEndpoint, checkOverlayAddress, checkOverlayRequest, endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition,
+  MAX_PORTS, checkEndpoint, checkOverlayAddress, checkOverlayRequest, endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition,
 } from '../../src/cluster/validate.js'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import { wireGuardContent } from '../../src/wireguard/plan.js'
@@ -140,4 +140,59 @@ t.test('with a cluster key, the MAC covers the encryption of a definition', asyn
   const msg = { kind: 'overlay-defined', rev: 4, overlay: { ...defE, encrypt: 'wireguard', sig } }
   t.match(readChange(msg, key), { ok: true, value: { overlay: { encrypt: 'wireguard' } } }, 'an overlay-defined message carries it')
   t.match(readChange({ ...msg, overlay: { ...defE, sig } }, key), { ok: false, reason: 'bad-mac' })
+})
+
+// Published ports (SRV for remote endpoints): an optional, bounded field, strict on read, covered by the MAC.
+const ports = [{ proto: 'tcp', port: 80, hostPort: 8080 }, { proto: 'udp', port: 53, hostPort: 5353, hostIp: '192.168.50.2' }, { proto: 'tcp', port: 443, hostPort: 443, hostIp: 'fd00::7' }]
+
+t.test('an endpoint\'s published ports are read; a record without them (an older host\'s) still is', async (t) => {
+  t.same(readEndpoint({ ...ep, ports }, ctx6), { ok: true, value: { ...ep, ports } })
+  t.same(readEndpoint(JSON.stringify({ ...ep, ports }), ctx6), { ok: true, value: { ...ep, ports } }, 'as stored JSON')
+  t.same(readEndpoint(ep, ctx6), { ok: true, value: ep }, 'no field: no ports')
+  t.same(readEndpoint(JSON.parse(endpointContent({ ...ep, ports: [{ hostIp: '10.0.0.1', hostPort: 2, port: 1, proto: 'tcp' }] as never })), ctx6),
+    { ok: true, value: { ...ep, ports: [{ proto: 'tcp', port: 1, hostPort: 2, hostIp: '10.0.0.1' }] } }, 'the stored form has a fixed key order')
+  t.same(readChange({ kind: 'endpoint-published', rev: 4, overlay: 'ov1', endpoint: { ...ep, ports } }), { ok: true, value: { kind: 'endpoint-published', rev: 4, overlay: 'ov1', endpoint: { ...ep, ports } } }, 'pushed with the record')
+})
+
+t.test('hostile published ports refuse the endpoint, with a sentence naming the bad one', async (t) => {
+  const many = Array.from({ length: MAX_PORTS + 1 }, (_, i) => ({ proto: 'tcp', port: i + 1, hostPort: i + 1 }))
+  const cases: Array<[unknown, RegExp]> = [
+    [[], /published ports must be an array of 1 to 64 ports/],
+    [many, /published ports must be an array of 1 to 64 ports/],
+    ['80/tcp', /published ports must be an array/],
+    [{ 0: ports[0] }, /published ports must be an array/],
+    [[null], /published port 1 is not an object/],
+    [[ports[0], [80]], /published port 2 is not an object/],
+    [[{ proto: 'sctp', port: 80, hostPort: 80 }], /published port 1: its protocol must be "tcp" or "udp"/],
+    [[{ proto: 'TCP', port: 80, hostPort: 80 }], /its protocol must be "tcp" or "udp"/],
+    [[{ proto: 'tcp', port: 0, hostPort: 80 }], /published port 1: its container port must be a whole number from 1 to 65535/],
+    [[{ proto: 'tcp', port: 65536, hostPort: 80 }], /its container port must be a whole number from 1 to 65535/],
+    [[{ proto: 'tcp', port: 80.5, hostPort: 80 }], /its container port must be a whole number/],
+    [[{ proto: 'tcp', port: '80', hostPort: 80 }], /its container port must be a whole number/],
+    [[{ proto: 'tcp', port: 80 }], /its host port must be a whole number from 1 to 65535/],
+    [[{ proto: 'tcp', port: 80, hostPort: -1 }], /its host port must be a whole number/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 'example.com' }], /published port 1: its host address "example.com" is not an IP address/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 'FD00::7' }], /published port 1: its host address FD00::7 is not canonical/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 7 }], /its host address is not a string/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, weight: 5 }], /published port 1 has an unknown field "weight"/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, ['__proto__']: {} }], /unknown field|not an object/],
+  ]
+  for (const [bad, detail] of cases) {
+    t.match(readEndpoint({ ...ep, ports: bad }, ctx6), { ok: false, reason: 'invalid', detail }, JSON.stringify(bad).slice(0, 80))
+  }
+  t.match(readEndpoint(JSON.stringify({ ...ep, ports: Array.from({ length: 2000 }, () => ports[0]) }), ctx6), { ok: false, reason: 'too-large' }, 'a huge record is refused unparsed')
+  t.throws(() => checkEndpoint({ ...ep, ports: [{ proto: 'tcp', port: 0, hostPort: 1 }] }), /its container port must be a whole number/, 'the write path runs the same checks')
+  t.same(checkEndpoint({ ...ep, ports: [] }), ep, 'none published: no field, as an older host\'s record')
+})
+
+t.test('with a cluster key, the MAC covers the published ports', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  const sig = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), endpointContent({ ...ep, ports } as never))
+  t.equal(readEndpoint({ ...ep, ports, sig }, ctx6, key).ok, true)
+  t.match(readEndpoint({ ...ep, ports: [{ ...ports[0], port: 22 }, ...ports.slice(1)], sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'another container port under the same MAC')
+  t.match(readEndpoint({ ...ep, ports: ports.slice(1), sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'a port removed')
+  t.match(readEndpoint({ ...ep, sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'all removed')
+  const plain = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), endpointContent(ep))
+  t.match(readEndpoint({ ...ep, ports, sig: plain }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'ports added to a record signed without them')
+  t.equal(readEndpoint({ ...ep, sig: plain }, ctx6, key).ok, true, 'a signed record without them (an older host\'s) is fine')
 })

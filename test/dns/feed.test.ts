@@ -50,10 +50,10 @@ function world (opts: { overlay?: boolean } = {}) {
       onRemoteChange: (fn: RemoteListener) => { listeners.add(fn); return () => { listeners.delete(fn) } },
       remoteEndpoints: () => { reads++; return new Map(view) },
     },
-    publish: async (o, id, ip, _mac, names) => {
+    publish: async (o, id, ip, _mac, names, _ip6, ports) => {
       attempts++
       if (failPublish) throw new Error('store down')
-      published.push(`${o} ${id} ${ip} ${(names ?? []).join(',')}`)
+      published.push(`${o} ${id} ${ip} ${(names ?? []).join(',')}${ports !== undefined && ports.length > 0 ? ` ${ports.map((p) => `${p.port}->${p.hostPort}/${p.proto}`).join(',')}` : ''}`)
     },
   }
   const feed = new DnsFeed({
@@ -152,6 +152,23 @@ t.test('this host\'s overlay names are published once per change; a failure is s
   w.feed.queueSync()
   await until('the failed publication sent again', () => w.published.length > 1)
   t.same(w.published, ['ov e1 10.9.0.2 web,www', 'ov e1 10.9.0.2 web,www,api'])
+  w.feed.stop()
+})
+
+t.test('this host\'s published ports go with its overlay names, once per change (SRV on the other hosts)', async (t) => {
+  const w = world({ overlay: true })
+  w.networks.push(OV)
+  const e1 = ep('e1', OV.id, '10.9.0.2')
+  w.endpoints.push(e1)
+  w.watcher.names = [named('web', 'e1', OV.id)]
+  await w.feed.start()
+  t.same(w.published, ['ov e1 10.9.0.2 web'])
+  e1.ports = [{ proto: 'tcp', hostIp: '', hostPort: 8080, hostPortEnd: 8080, containerIp: '10.9.0.2', containerPort: 80, containerPortEnd: 80 }]
+  w.feed.queueSync()
+  await until('the ports published', () => w.published.length > 1)
+  w.feed.queueSync()
+  await until('a third sync', () => w.listens.length > 2)
+  t.same(w.published, ['ov e1 10.9.0.2 web', 'ov e1 10.9.0.2 web 80->8080/tcp'], 'published once')
   w.feed.stop()
 })
 

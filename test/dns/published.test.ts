@@ -1,6 +1,6 @@
 import t from 'tap'
-import { PublishedNames } from '../../src/dns/published.js'
-import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
+import { PublishedNames, clusterPorts } from '../../src/dns/published.js'
+import type { EndpointRecord, NetworkRecord, PortBinding } from '../../src/model/types.js'
 
 const ov = { id: 'n-ov', overlay: { name: 'ov1', vni: 4096 } } as NetworkRecord
 const br = { id: 'n-br' } as NetworkRecord
@@ -39,4 +39,28 @@ t.test('does not grow across create/delete cycles', async (t) => {
   t.equal(p.size, 1)
   p.due([], [], names)
   t.equal(p.size, 0)
+})
+
+const bind = (proto: PortBinding['proto'], containerPort: number, hostPort: number, hostIp = '', span = 0): PortBinding =>
+  ({ proto, hostIp, hostPort, hostPortEnd: hostPort + span, containerIp: '10.30.0.2', containerPort, containerPortEnd: containerPort + span })
+
+t.test('clusterPorts: TCP and UDP bindings, ranges expanded port by port, each once, the first 64, host address canonical', async (t) => {
+  t.same(clusterPorts(undefined), [])
+  t.same(clusterPorts([bind('tcp', 80, 8080), bind('tcp', 80, 8080), bind('udp', 53, 5353, '::0'), bind('sctp', 9, 9), bind('tcp', 7000, 9000, '192.168.50.2', 1)]), [
+    { proto: 'tcp', port: 80, hostPort: 8080 },
+    { proto: 'udp', port: 53, hostPort: 5353, hostIp: '::' },
+    { proto: 'tcp', port: 7000, hostPort: 9000, hostIp: '192.168.50.2' },
+    { proto: 'tcp', port: 7001, hostPort: 9001, hostIp: '192.168.50.2' },
+  ])
+  t.equal(clusterPorts([bind('tcp', 1, 1, '', 65534)]).length, 64, 'a huge range gives the first 64')
+})
+
+t.test('a change of the published ports is due again (one publication), the same ports are not', async (t) => {
+  const p = new PublishedNames()
+  const names = new Map([['a', ['web']]])
+  const withPorts = (ports: PortBinding[]): EndpointRecord => ({ ...ep('a'), ports })
+  t.same(p.due([withPorts([])], [ov], names).map((x) => x.ports), [[]], 'first: names, no ports')
+  t.same(p.due([withPorts([bind('tcp', 80, 8080)])], [ov], names).map((x) => x.ports), [[{ proto: 'tcp', port: 80, hostPort: 8080 }]], 'a port published: due')
+  t.same(p.due([withPorts([bind('tcp', 80, 8080)])], [ov], names), [], 'the same again: nothing')
+  t.same(p.due([withPorts([])], [ov], names).map((x) => x.ports), [[]], 'unpublished: due with none ([] clears them)')
 })

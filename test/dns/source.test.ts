@@ -135,3 +135,33 @@ t.test('engine clients (--dns-engine-clients): a source in the prefixes sees eve
   t.throws(() => engineClientPrefixes(['nope/8']), { code: 'INVALID_OPTION' })
   t.same(engineClientPrefixes(['172.17.0.5/16', 'FD00:17::1/64']), ['172.17.0.0/16', 'fd00:17::/64'])
 })
+
+t.test('a remote overlay endpoint\'s published ports are SRV records on every host: the container port, its name as target', async (t) => {
+  const src = new AgentRecordSource()
+  const deltas: RecordDelta[] = []
+  src.on('delta', (d: RecordDelta) => { deltas.push(d) })
+  src.update({ networks: [NET], endpoints: [EP], names: [NAMES], remote: new Map(), hostId: 'h1' })
+  const web: ClusterEndpoint = { ...remote(4, 'h2', ['web', 'www']), ports: [{ proto: 'tcp', port: 80, hostPort: 8080 }, { proto: 'tcp', port: 80, hostPort: 8080, hostIp: '192.168.50.2' }, { proto: 'udp', port: 53, hostPort: 5353 }] }
+  src.setRemote(new Map([['ov1', [web, remote(5)]]]), 'h1')
+  const set = RecordSet.from(src.records())
+  const scope = ['overlay:ov1']
+  t.same(set.resolve('_80._tcp.web', 'SRV', scope), [{ name: '_80._tcp.web', type: 'SRV', data: '80 web' }], 'the container port (reached over the overlay), its container name as target')
+  t.same(set.resolve('_80._tcp.www.', 'SRV', scope), [{ name: '_80._tcp.www', type: 'SRV', data: '80 web' }], 'for an alias too')
+  t.same(set.resolve('_53._udp.web', 'SRV', scope), [{ name: '_53._udp.web', type: 'SRV', data: '53 web' }])
+  t.equal(set.resolve('_8080._tcp.web', 'SRV', scope), undefined, 'the host port is no SRV name')
+  t.equal(set.resolve('_80._tcp.web', 'SRV', ['other']), undefined, 'scoped as its A records')
+  t.equal(set.resolve('_80._tcp.r5', 'SRV', scope), undefined, 'an endpoint that publishes nothing has none')
+  t.notOk('ports' in src.records().find((e) => e.name === 'r5')!, 'and no ports field')
+
+  // Its ports change: one delta, and the SRV records follow it.
+  src.remoteChanged([{ overlay: 'ov1', endpointId: 'r4', endpoint: { ...web, ports: [{ proto: 'tcp', port: 443, hostPort: 8443 }] } }])
+  src.remoteChanged([{ overlay: 'ov1', endpointId: 'r4', endpoint: { ...web, ports: [{ proto: 'tcp', port: 443, hostPort: 9443 }] } }])   // another host port only: same SRV
+  t.equal(deltas.length, 1, 'a change of the container ports is a delta; of the host port alone, none')
+  for (const d of deltas) set.apply(d)
+  t.equal(set.resolve('_80._tcp.web', 'SRV', scope), undefined)
+  t.same(set.resolve('_443._tcp.web', 'SRV', scope), [{ name: '_443._tcp.web', type: 'SRV', data: '443 web' }])
+  src.remoteChanged([{ overlay: 'ov1', endpointId: 'r4', endpoint: remote(4, 'h2', ['web', 'www']) }])
+  set.apply(deltas[1]!)
+  t.equal(set.resolve('_443._tcp.web', 'SRV', scope), undefined, 'a record without ports (an older host\'s) has none')
+  t.same(set.resolve('web', 'A', scope), [{ name: 'web', type: 'A', data: '10.30.1.4' }])
+})

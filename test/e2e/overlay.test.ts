@@ -106,6 +106,25 @@ await t.test('overlay across three hosts', async (t) => {
     t.match(ls.find((r) => r.name === 'db'), { ip: dbIp }, 'ferry dns ls on h3 lists db of h1')
   })
 
+  await t.test('a port published on one host is an SRV record on another: the container port, its name as target', async (t) => {
+    t.equal((await run(h1, '-d', '--net', 'ov1', '--name', 'api', '-p', '8081:80', 'bb', 'sh', '-c', SERVE('api-on-h1'))).code, 0)
+    const apiIp = await ipOf(h1, 'api')
+    const srv = () => run(h2, '--rm', '--net', 'ov1', 'bb', 'nslookup', '-type=srv', '_80._tcp.api', '10.40.0.1')
+    let out = ''
+    await until('_80._tcp.api resolvable on h2', async () => {
+      const r = await srv()
+      out = r.stdout + r.stderr
+      return /service = 0 0 80 api/.test(out)
+    }, 15_000).catch(() => undefined)
+    t.match(out, /_80\._tcp\.api\s+service = 0 0 80 api/, `a container on h2 asks ferry on h2: ${out}`)
+    const ls = JSON.parse((await h2.agent.cli(['dns', 'ls', '--network', 'ov1', '--json'])).stdout) as Array<{ name: string, ports?: unknown }>
+    t.same(ls.find((r) => r.name === 'api')?.ports, [{ proto: 'tcp', port: 80 }], 'ferry dns ls on h2 lists its SRV port')
+    t.match((await fetch(h2, apiIp)).stdout, /api-on-h1/, 'and the port answers over the overlay')
+    await h1.d.dockerOk(['rm', '-f', 'api'])
+    await until('the SRV record gone on h2', async () => !/service =/.test((await srv()).stdout), 15_000)
+    t.notMatch((await srv()).stdout, /service =/, 'gone with the container')
+  })
+
   await t.test('concurrent docker run on every host gives unique addresses', async (t) => {
     const names = hosts.flatMap((h) => [1, 2, 3].map((k) => ({ h, name: `c${h.name}${k}` })))
     const results = await Promise.all(names.map(({ h, name }) => run(h, '-d', '--net', 'ov1', '--name', name, 'bb', 'sleep', '600')))

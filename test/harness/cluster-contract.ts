@@ -420,6 +420,42 @@ export function clusterContract (t: Test, env: ContractEnv): void {
     t.ok(await env.isEmpty(), 'nothing left')
   })
 
+  t.test('published ports: one command per change, pushed with the record, kept by a publication that does not know them and across a restart, [] clears them', async (t) => {
+    const a = await env.store(t, 'h1', '192.168.50.1')
+    const h2 = await env.store(t, 'h2', '192.168.50.2')
+    await a.defineOverlay(OV)
+    await h2.defineOverlay(OV)
+    const r2 = record(h2)
+    await r2.wait('resync')
+    const ip = await a.allocateAddress('ov1')
+    const mac = '02:42:0a:1e:00:02'
+    const ports = [{ proto: 'tcp' as const, port: 80, hostPort: 8080 }, { proto: 'udp' as const, port: 53, hostPort: 5353, hostIp: '192.168.50.1' }]
+    await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac })
+    const before = a.status().commands
+    const rev = await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac, names: ['web'], ports })
+    t.equal(a.status().commands - before, 1, 'names and ports in one command')
+    const ev = await r2.wait('endpoint-published', (e) => e.kind === 'endpoint-published' && e.rev === rev)
+    t.same(ev.kind === 'endpoint-published' && ev.endpoint.ports, ports, 'pushed with the record')
+    const portsOf = async (): Promise<unknown> => (await h2.endpoints('ov1')).find((e) => e.endpointId === 'epA')?.ports
+    t.same(await portsOf(), ports, 'read with the record')
+    t.equal(await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac }), rev, 'a publication without names or ports keeps both: no change')
+    t.equal(await a.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac, names: ['web'] }), rev, 'the same names without ports: no change')
+    await a.close()
+    const local: LocalClusterState = { overlays: [OV], addresses: [{ overlay: 'ov1', ip }], endpoints: [{ overlay: 'ov1', endpointId: 'epA', ip, mac }] }
+    const b = await env.store(t, 'h1', '192.168.50.1', { local })
+    t.same(await portsOf(), ports, 'the re-assertion after a restart keeps them')
+    t.equal(await h2.revision(), rev, 'and changes nothing')
+    const moved = await b.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac, names: ['web'], ports: [ports[0]!] })
+    t.equal(moved, rev + 1, 'other ports: one change')
+    t.same(await portsOf(), [ports[0]])
+    await b.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac, ports: [] })
+    t.equal(await portsOf(), undefined, '[] clears them: the record has no field, as an older host\'s')
+    t.same((await h2.endpoints('ov1'))[0]?.names, ['web'], 'and keeps its names')
+    await t.rejects(b.publishEndpoint({ overlay: 'ov1', endpointId: 'epA', ip, mac, ports: [{ proto: 'tcp', port: 0, hostPort: 1 }] }), { code: 'INVALID_REQUEST', message: /container port must be a whole number/ })
+    await leaveAll([b, h2])
+    t.ok(await env.isEmpty(), 'nothing left')
+  })
+
   t.test('after a restart, a stored record keeps its names only if it is the same endpoint (address, MAC)', async (t) => {
     const a = await env.store(t, 'h1', '192.168.50.1')
     await a.defineOverlay(OV)

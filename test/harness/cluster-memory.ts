@@ -53,6 +53,7 @@ interface OverlayRecord {
 function stored (ep: ClusterEndpoint, sig: string): StoredEndpoint {
   const s: StoredEndpoint = { endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep }
   if (ep.names) s.names = [...ep.names]
+  if (ep.ports) s.ports = ep.ports.map((p) => ({ ...p }))
   if (sig !== '') s.sig = sig
   return s
 }
