@@ -16,7 +16,7 @@ import { execFile } from '../kernel/exec.js'
 import { compareIps, prefixLen } from '../util/ip.js'
 import { resolveNetwork } from '../util/resolve.js'
 import type { EndpointRecord, NetworkRecord } from '../model/types.js'
-import { publishedText } from '../model/ports.js'
+import { publishedText } from '../util/ports.js'
 import type { ClusterStatus, HostInfo } from '../cluster/types.js'
 import type { PeerReport, PeerReportRow } from '../vxlan/peers.js'
 

@@ -4,8 +4,8 @@
  * (its container address's), so the two bindings of a port published on all addresses read
  * apart; an IPv6 host address goes in brackets. Pure.
  */
-import type { PortBinding } from './types.js'
-import { familyOf } from '../util/ip.js'
+import type { PortBinding } from '../model/types.js'
+import { familyOf } from './ip.js'
 
 function range (lo: number, hi: number): string {
   return lo === hi ? `${lo}` : `${lo}-${hi}`

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { hostSideText, publishedText } from '../../src/model/ports.js'
+import { hostSideText, publishedText } from '../../src/util/ports.js'
 import type { PortBinding } from '../../src/model/types.js'
 
 const b = (o: Partial<PortBinding>): PortBinding => ({ proto: 'tcp', hostIp: '', hostPort: 8080, hostPortEnd: 8080, containerIp: '10.0.0.2', containerPort: 80, containerPortEnd: 80, ...o })
