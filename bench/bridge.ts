@@ -1,7 +1,8 @@
 /**
  * Bridge-network benchmark (issue 2), not a test:
  *
- *   npm run bench:bridge [-- --rounds 30 --samples 200 --agent-log FILE --state-tmpfs --reconcile-interval 0]
+ *   npm run bench:bridge [-- --rounds 30 --samples 200 --agent-log FILE --state-tmpfs --reconcile-interval 0
+ *                            --engine-root DIR --runs-only]
  *
  * In one "host" network namespace with one dockerd and one ferry agent:
  *
@@ -22,6 +23,11 @@
  *    RevokeExternalConnectivity → Leave → DeleteEndpoint → ReleaseAddress) on a
  *    network created through the engine: p50/p99 over `--samples` (goal p50 ≤ 5 ms).
  *
+ * `--engine-root DIR`: another Docker engine instead of the host's, the one in DIR/.ferry-engine/bin
+ * (scripts/engine-root.sh builds DIR once: Debian 13's docker.io 26.1 and containerd 1.7); run the
+ * benchmark once with it and once without, back to back, to compare engines. `--runs-only` stops
+ * after part 1's `docker run` rounds (parts 1b and 2 do not depend on the engine).
+ *
  * `--agent-log FILE` keeps the agent's debug log; `--state-tmpfs` puts its
  * state directory on /dev/shm (to see what the store's fsync costs);
  * `--reconcile-interval N` sets the agent's periodic check (default here: 0,
@@ -31,19 +37,31 @@
  * builds first). Everything lives in namespaces removed at the end, on failure
  * and on Ctrl-C.
  */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { startDockerd } from '../test/harness/dockerd.js'
 import { ensureBusyboxImage } from '../test/harness/image.js'
 import { startAgent } from '../test/harness/agent.js'
 import { ferry, type CliCtx } from '../test/harness/ferry-cli.js'
 import { netns } from '../test/harness/netns.js'
 import {
-  PluginClient, argFlag, argInt, benchAgentArgs, benchStateDir, keepAgentLog, load, mean, median, ms, pluginCalls, quantile, runBench, section, setupEndpoint, table, teardownEndpoint, timed,
+  PluginClient, argFlag, argInt, argStr, benchAgentArgs, benchStateDir, keepAgentLog, load, mean, median, ms, pluginCalls, quantile, runBench, section, setupEndpoint, table, teardownEndpoint, timed,
   type LoggedCall, type SetupTimes, type TeardownTimes,
 } from './lib.js'
 
 const ROUNDS = argInt('rounds', 30)
 const SAMPLES = argInt('samples', 200)
 const WARMUP = 3
+const RUNS_ONLY = argFlag('runs-only')
+
+/** `--engine-root DIR`: the directory of the other engine's programs (scripts/engine-root.sh). */
+function engineBinDir (): string | undefined {
+  const root = argStr('engine-root')
+  if (root === undefined) return undefined
+  const bin = join(root, '.ferry-engine', 'bin')
+  if (!existsSync(join(bin, 'dockerd'))) throw new Error(`--engine-root ${root}: no ${join(bin, 'dockerd')} (build the root with scripts/engine-root.sh)`)
+  return bin
+}
 
 interface Variant { name: string, net: string }
 
@@ -64,8 +82,11 @@ await runBench(async (t) => {
   const started = Date.now()
   console.log(`ferry bridge benchmark: ${ROUNDS} interleaved rounds of docker run --rm, ${SAMPLES} plugin-socket samples${argFlag('state-tmpfs') ? ', agent state on tmpfs' : ''}; agent ${benchAgentArgs().join(' ')}; ${load()}`)
   const host = netns(t, 'fybbh')
-  const d = await startDockerd(t, { ns: host })
+  const binDir = engineBinDir()
+  const d = await startDockerd(t, { ns: host, ...(binDir !== undefined ? { binDir } : {}) })
   await ensureBusyboxImage(d)
+  const engine = `Docker ${(await d.dockerOk(['version', '--format', '{{.Server.Version}}'])).trim()}${binDir !== undefined ? ` (${binDir})` : ' (the host\'s)'}`
+  console.log(`engine: ${engine}`)
   const plugin = `fybb${process.pid}`
   const stateDir = benchStateDir(t)
   const agent = await startAgent(t, { ns: host, pluginName: plugin, dockerd: d, args: benchAgentArgs(), ...(stateDir !== undefined ? { stateDir } : {}) })
@@ -104,6 +125,20 @@ await runBench(async (t) => {
   console.log('the agent\'s handler time per ferry container (from its debug log, ms):')
   console.log(table([['method', 'ms/container'], ...perMethod(runCalls, ferryRuns)]))
   const agentPerRun = runCalls.reduce((s, c) => s + c.ms, 0) / ferryRuns
+  const goal = (ok: boolean): string => ok ? 'goal met' : 'goal MISSED'
+  const dualSummary = (): void => {
+    console.log(`engine: ${engine}`)
+    console.log(`docker run ratio dual-stack/IPv4-only ferry (p50): ${dualRatio.toFixed(3)} (${ms(p50('ferry dual-stack'))} vs ${ms(p50('ferry'))} ms; goal ≤ 1.10: ${goal(dualRatio <= 1.10)}); p90 ratio ${(quantile(samples.get('ferry dual-stack')!, 0.9) / quantile(samples.get('ferry')!, 0.9)).toFixed(3)}`)
+    console.log(`the same for Docker's built-in bridge driver: ${builtinDualRatio.toFixed(3)} (${ms(p50('builtin dual-stack'))} vs ${ms(p50('builtin bridge'))} ms): the engine's own IPv6 cost; ferry dual-stack/builtin dual-stack ${(p50('ferry dual-stack') / p50('builtin dual-stack')).toFixed(3)}`)
+    console.log(`docker run ratio ferry/builtin (p50): ${ratio.toFixed(3)} (${ms(p50('ferry'))} vs ${ms(p50('builtin bridge'))} ms, --net none ${ms(p50('--net none'))} ms; goal ≤ 1.05: ${goal(ratio <= 1.05)})`)
+    console.log(`agent handler time per docker run (all plugin calls): ${ms(agentPerRun)} ms`)
+  }
+  if (RUNS_ONLY) {
+    section('summary (--runs-only)')
+    dualSummary()
+    console.log(`benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s (plus cleanup); ${load()}`)
+    return
+  }
 
   // ---- 1b. the same without the engine: ferry's own share of the dual-stack cost ----
   section('ferry run --net N -- true, without the engine (wall time of the ferry CLI, ms)')
@@ -177,14 +212,11 @@ await runBench(async (t) => {
   }
 
   section('summary')
-  const goal = (ok: boolean): string => ok ? 'goal met' : 'goal MISSED'
   console.log(`docker run --rm p50: ferry ${ms(p50('ferry'))} ms, builtin ${ms(p50('builtin bridge'))} ms, --net none ${ms(p50('--net none'))} ms (${ROUNDS} interleaved runs each)`)
   console.log(`docker run ratio ferry/builtin (p50): ${ratio.toFixed(3)} (goal ≤ 1.05: ${goal(ratio <= 1.05)}); p90 ratio ${(quantile(samples.get('ferry')!, 0.9) / quantile(samples.get('builtin bridge')!, 0.9)).toFixed(3)}`)
-  console.log(`docker run ratio dual-stack/IPv4-only ferry (p50): ${dualRatio.toFixed(3)} (${ms(p50('ferry dual-stack'))} vs ${ms(p50('ferry'))} ms; goal ≤ 1.10: ${goal(dualRatio <= 1.10)}); p90 ratio ${(quantile(samples.get('ferry dual-stack')!, 0.9) / quantile(samples.get('ferry')!, 0.9)).toFixed(3)}`)
-  console.log(`the same for Docker's built-in bridge driver: ${builtinDualRatio.toFixed(3)} (${ms(p50('builtin dual-stack'))} vs ${ms(p50('builtin bridge'))} ms): the engine's own IPv6 cost; ferry dual-stack/builtin dual-stack ${(p50('ferry dual-stack') / p50('builtin dual-stack')).toFixed(3)}`)
+  dualSummary()
   console.log(`without the engine, ferry run dual-stack/IPv4-only (p50): ${(runP50('ferry run dual-stack') / runP50('ferry run')).toFixed(3)} ` +
     `(${ms(runP50('ferry run dual-stack'))} vs ${ms(runP50('ferry run'))} ms, +${ms(runP50('ferry run dual-stack') - runP50('ferry run'))} ms): ferry's own dual-stack cost`)
-  console.log(`agent handler time per docker run (all plugin calls): ${ms(agentPerRun)} ms`)
   console.log(`agent CreateEndpoint+Join: p50 ${ms(median(ceJoin))} ms, p99 ${ms(quantile(ceJoin, 0.99))} ms over ${SAMPLES} (goal p50 ≤ 5 ms: ${goal(median(ceJoin) <= 5)})`)
   console.log(`agent full setup p50 ${ms(median(fullSetup))} ms, teardown (Leave+DeleteEndpoint) p50 ${ms(median(leaveDelete))} ms p99 ${ms(quantile(leaveDelete, 0.99))} ms, full teardown p50 ${ms(median(fullTeardown))} ms`)
   console.log(`benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s (plus cleanup); ${load()}`)

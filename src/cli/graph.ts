@@ -15,7 +15,8 @@ import { apiRequester, apiSocketFrom, type ApiRequest } from '../api/client.js'
 import { execFile } from '../kernel/exec.js'
 import { compareIps, prefixLen } from '../util/ip.js'
 import { resolveNetwork } from '../util/resolve.js'
-import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
+import type { EndpointRecord, NetworkRecord } from '../model/types.js'
+import { publishedText } from '../util/ports.js'
 import type { ClusterStatus, HostInfo } from '../cluster/types.js'
 import type { PeerReport, PeerReportRow } from '../vxlan/peers.js'
 
@@ -122,11 +123,6 @@ export interface GraphModel {
 // ---------------------------------------------------------------------------
 // Building
 
-function portText (p: PortBinding): string {
-  const range = (a: number, b: number): string => (a === b ? `${a}` : `${a}-${b}`)
-  const host = p.hostIp === '' ? '0.0.0.0' : p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp
-  return `${host}:${range(p.hostPort, p.hostPortEnd)}->${range(p.containerPort, p.containerPortEnd)}/${p.proto}`
-}
 
 function hostState (h: GraphHostInput, now: number): { state: HostState, ageS: number } {
   const age = now - h.lastHeartbeat
@@ -172,7 +168,7 @@ export function buildGraph (input: GraphInput): GraphModel {
     network: e.networkId,
     name: e.container !== '' ? e.container : e.containerId !== '' ? e.containerId.slice(0, 12) : `endpoint ${e.id.slice(0, 12)}`,
     addresses: [`${e.address}/${e.prefixLen}`, ...(e.address6 !== undefined && e.address6 !== '' ? [`${e.address6}/${e.prefixLen6 ?? 64}`] : [])],
-    ports: e.ports.map(portText),
+    ports: e.ports.map(publishedText),
     source: 'agent',
     state: e.joined ? 'ok' : 'created',
   }))

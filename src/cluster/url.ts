@@ -12,6 +12,7 @@
  * The port defaults to 6379 (26379 for sentinels). A sentinel password is used
  * both for the sentinels and for the master.
  */
+import { isIP } from 'node:net'
 import { FerryError } from '../errors/errors.js'
 
 export interface HostPort { host: string, port: number }
@@ -61,10 +62,11 @@ function parsePort (url: string, raw: string | undefined, dflt: number): number 
 }
 
 function parseHostPort (url: string, s: string, dflt: number): HostPort {
+  if (!s.startsWith('[') && s.split(':').length > 2) throw bad(url, `an IPv6 address goes in brackets: [${s}] or [ADDRESS]:PORT`)
   const m = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(s)
   const host = m?.[1] ?? ''
   if (host === '') throw bad(url, 'a host is missing')
-  if (!HOST_RE.test(host)) throw bad(url, `"${host}" is not a host name or address`)
+  if (!HOST_RE.test(host) || (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6)) throw bad(url, `"${host}" is not a host name or address`)
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port: parsePort(url, m?.[2], dflt) }
 }
 

@@ -22,6 +22,7 @@ import { withUndo } from '../util/undo.js'
 import { Stopwatch } from '../util/stopwatch.js'
 import { addrOf, bounds, familyOf, ipValue, isCidr, isIp, normalizeIp, parseAddress, parseCidr, prefixOf, type Family } from '../util/ip.js'
 import { own } from '../util/dict.js'
+import { publishedText } from '../util/ports.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
 import type { LocalClusterState } from '../cluster/types.js'
@@ -641,7 +642,7 @@ export class NetworkDriver {
     return {
       'com.docker.network.endpoint.macaddress': ep.mac,
       'ferry.host-veth': ep.hostVeth,
-      'ferry.ports': ep.ports.map((p) => `${p.hostIp || '0.0.0.0'}:${p.hostPort}${p.hostPortEnd !== p.hostPort ? `-${p.hostPortEnd}` : ''}->${p.containerPort}${p.containerPortEnd !== p.containerPort ? `-${p.containerPortEnd}` : ''}/${p.proto}`),
+      'ferry.ports': ep.ports.map(publishedText),
     }
   }
 

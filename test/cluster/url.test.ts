@@ -36,6 +36,42 @@ t.test('sentinel://', async (t) => {
   t.equal(opts.host, undefined)
 })
 
+t.test('IPv6 hosts (issue #15): in brackets, in every scheme, down to the options ioredis gets', async (t) => {
+  const v6 = parseClusterUrl('redis://[fd00::1]:6379/0')
+  t.same(v6, { target: { kind: 'standalone', host: 'fd00::1', port: 6379 }, db: 0, waitReplicas: 0, redacted: 'redis://[fd00::1]:6379/0' })
+  t.same(parseClusterUrl('redis://[2001:db8::7]').target, { kind: 'standalone', host: '2001:db8::7', port: 6379 }, 'the default port')
+  t.same(parseClusterUrl('redis://[::ffff:10.0.0.5]:7000/2?wait=1'), {
+    target: { kind: 'standalone', host: '::ffff:10.0.0.5', port: 7000 }, db: 2, waitReplicas: 1, redacted: 'redis://[::ffff:10.0.0.5]:7000/2?wait=1',
+  }, 'an IPv4-mapped address')
+  const tls = parseClusterUrl('rediss://ferry:pw@[fd00::1]:6380/1?ca=/etc/ferry/ca.pem')
+  t.same(tls, {
+    target: { kind: 'standalone', host: 'fd00::1', port: 6380 }, db: 1, waitReplicas: 0, username: 'ferry', password: 'pw',
+    tls: { servername: 'fd00::1', caFile: '/etc/ferry/ca.pem' }, redacted: 'rediss://ferry:***@[fd00::1]:6380/1?ca=/etc/ferry/ca.pem',
+  })
+  t.same(parseClusterUrl('rediss://[fd00::1]?servername=redis.internal').tls, { servername: 'redis.internal' })
+  const sentinel = parseClusterUrl('sentinel://:pw@[fd00::5]:26379,[fd00::6],10.0.0.7:26380/mymaster?tls=true&wait=1')
+  t.same(sentinel, {
+    target: { kind: 'sentinel', masterName: 'mymaster', sentinels: [{ host: 'fd00::5', port: 26379 }, { host: 'fd00::6', port: 26379 }, { host: '10.0.0.7', port: 26380 }] },
+    db: 0, waitReplicas: 1, password: 'pw', tls: {}, redacted: 'sentinel://:***@[fd00::5]:26379,[fd00::6],10.0.0.7:26380/mymaster?tls=true&wait=1',
+  }, 'IPv6 and IPv4 sentinels side by side, the default sentinel port for the bare [fd00::6]')
+  // ioredis takes the bare address (net.connect), never the bracketed form.
+  const o = { hostId: 'h1', commandTimeoutMs: 1, connectTimeoutMs: 2 }
+  t.match(redisOptions(v6, o), { host: 'fd00::1', port: 6379, db: 0 })
+  t.match(redisOptions(parseClusterUrl('rediss://ferry:pw@[fd00::1]:6380/1'), o), { host: 'fd00::1', port: 6380, db: 1, username: 'ferry', password: 'pw', tls: { servername: 'fd00::1' } })
+  t.same(redisOptions(sentinel, o).sentinels, [{ host: 'fd00::5', port: 26379 }, { host: 'fd00::6', port: 26379 }, { host: '10.0.0.7', port: 26380 }])
+  const cases: Array<[string, RegExp]> = [
+    ['redis://fd00::1:6379', /an IPv6 address goes in brackets: \[fd00::1:6379\]/],
+    ['redis://fd00::1', /an IPv6 address goes in brackets/],
+    ['sentinel://[fd00::5]:26379,fd00::6/m', /an IPv6 address goes in brackets: \[fd00::6\]/],
+    ['redis://[fd00::1', /is not a host name or address/],
+    ['redis://[1:2]:6379', /"\[1:2\]" is not a host name or address/],
+    ['redis://[10.0.0.5]:6379', /"\[10.0.0.5\]" is not a host name or address/],
+    ['redis://[fd00::1]:http', /port "http"/],
+    ['redis://[]:6379', /is not a host name or address/],
+  ]
+  for (const [url, msg] of cases) t.throws(() => parseClusterUrl(url), { code: 'INVALID_OPTION', message: msg }, url)
+})
+
 t.test('mistakes get a sentence', async (t) => {
   const cases: Array<[string, RegExp]> = [
     ['10.0.0.5:6379', /expected redis:\/\/HOST:PORT/],

@@ -58,6 +58,13 @@ export interface DockerdOptions {
   extraArgs?: string[]
   /** How long to wait for `/_ping`. Default 60 s. */
   startTimeoutMs?: number
+  /**
+   * Another engine: a directory with its `dockerd`, `containerd`, `containerd-shim-runc-v2`, `runc`,
+   * `docker-proxy` and `docker` (scripts/engine-root.sh makes one, ROOT/.ferry-engine/bin). dockerd
+   * and the CLI come from there and it goes first in the engine's PATH. Default: PATH's (or
+   * `FERRY_E2E_DOCKERD` / `FERRY_E2E_DOCKER`).
+   */
+  binDir?: string
 }
 
 export interface DockerCallOptions { input?: string, timeoutMs?: number }
@@ -155,6 +162,9 @@ class EngineProcess implements Dockerd {
   readonly env: NodeJS.ProcessEnv
   readonly cgroupParent: string
   readonly #args: string[]
+  readonly #dockerd: string
+  readonly #dockerCli: string
+  readonly #spawnEnv: NodeJS.ProcessEnv | undefined
   readonly #startTimeoutMs: number
   readonly #logFile: string
   #holder: ChildProcess | undefined
@@ -177,6 +187,9 @@ class EngineProcess implements Dockerd {
     this.cgroupParent = `/ferry-e2e-${this.name}`
     this.#logFile = join(this.dir, 'dockerd.log')
     this.#startTimeoutMs = opts.startTimeoutMs ?? 60_000
+    this.#dockerd = opts.binDir !== undefined ? join(opts.binDir, 'dockerd') : DOCKERD_BIN
+    this.#dockerCli = opts.binDir !== undefined && existsSync(join(opts.binDir, 'docker')) ? join(opts.binDir, 'docker') : DOCKER_BIN
+    this.#spawnEnv = opts.binDir !== undefined ? { ...process.env, PATH: `${opts.binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` } : undefined
     this.env = dockerEnv(this.host, join(this.dir, 'cli'))
     this.#args = dockerdArgs(this.dir, {
       dns: opts.dns ?? DOCKER_BIP.split('/')[0]!,
@@ -202,10 +215,10 @@ class EngineProcess implements Dockerd {
     }
     clearStaleContainerdPid(this.#containerdPidFile())
     this.#starts++
-    const argv = [...this.enterArgv(), DOCKERD_BIN, ...this.#args]
+    const argv = [...this.enterArgv(), this.#dockerd, ...this.#args]
     const log = openSync(this.#logFile, 'a')
     writeSync(log, `--- harness: start ${this.#starts}: ${argv.join(' ')}\n`)
-    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log], cwd: '/' })
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log], cwd: '/', ...(this.#spawnEnv !== undefined ? { env: this.#spawnEnv } : {}) })
     closeSync(log)
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
     proc.once('error', () => { /* reported as an exit before /_ping */ })
@@ -265,7 +278,7 @@ class EngineProcess implements Dockerd {
   }
 
   docker (args: string[], opts: DockerCallOptions = {}): Promise<ExecResult> {
-    return execFile([DOCKER_BIN, ...args], { env: this.env, allowFailure: true, input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000 })
+    return execFile([this.#dockerCli, ...args], { env: this.env, allowFailure: true, input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000 })
   }
 
   async dockerOk (args: string[], opts: DockerCallOptions = {}): Promise<string> {

@@ -40,7 +40,7 @@ class Server implements RedisServer {
   private exited: Promise<void> = Promise.resolve()
   constructor (readonly port: number, readonly host = '127.0.0.1', readonly ns?: string, private readonly args: readonly string[] = []) {}
 
-  get url (): string { return `redis://${this.host}:${this.port}` }
+  get url (): string { return `redis://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}` }
 
   /** argv prefix that runs a program where the server lives. */
   private get where (): string[] { return this.ns === undefined ? [] : ['ip', 'netns', 'exec', this.ns] }
