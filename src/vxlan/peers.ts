@@ -41,6 +41,7 @@ import { KeyedMutex } from '../util/mutex.js'
 import { compareIps, isIp } from '../util/ip.js'
 import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
 import { RejectCounter } from '../cluster/rejects.js'
+import { EndpointTable } from '../cluster/endpoints.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
 import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
@@ -122,11 +123,12 @@ export interface PeerReport {
   conflicts: number
 }
 
-/** One remote endpoint that changed: `endpoint` is its vetted record, absent when it is gone. */
+/** One remote endpoint that changed: `endpoint` is its vetted record, absent when it is gone; `previous` what it was (absent: new). */
 export interface RemoteChange {
   overlay: string
   endpointId: string
   endpoint?: ClusterEndpoint
+  previous?: ClusterEndpoint
 }
 
 /** Told of remote endpoint changes; `undefined` means anything may have changed (read `remoteEndpoints()`). */
@@ -194,8 +196,13 @@ export class PeerSync {
   private readonly retryMs: number
   private readonly locks = new KeyedMutex()
   private readonly attached = new Map<string, Attached>()
-  /** overlay -> endpoint id -> endpoint, for every overlay of the cluster. */
-  private known = new Map<string, Map<string, ClusterEndpoint>>()
+  /**
+   * overlay -> its vetted endpoints, for every overlay of the cluster, in a compact table
+   * (src/cluster/endpoints.ts) whose address index also stands for the claims: an endpoint
+   * is kept only while it holds the claim of each of its addresses, so the claim of an
+   * address is the known endpoint that holds it.
+   */
+  private known = new Map<string, EndpointTable>()
   private defs = new Map<string, OverlayDefinition>()
   /** hostId -> VTEP of every registered host. */
   private hosts = new Map<string, string>()
@@ -203,8 +210,6 @@ export class PeerSync {
   private hostWg = new Map<string, WireGuardInfo>()
   private readonly wg: WireGuardMesh | undefined
   private readonly readKernelOnResync: boolean
-  /** overlay -> ip -> the endpoint holding the address's claim. */
-  private claims = new Map<string, Map<string, string>>()
   private rev = -1
   private syncing: Promise<void> | undefined
   private syncAgain = false
@@ -239,9 +244,14 @@ export class PeerSync {
     this.readKernelOnResync = opts.readKernelOnResync ?? false
   }
 
-  /** The vetted endpoints of every overlay (for DNS names of remote containers). */
+  /** The vetted endpoints of every overlay, as records (made now, one object each: `remoteTables` reads them in place). */
   remoteEndpoints (): Map<string, ClusterEndpoint[]> {
     return new Map([...this.known].map(([name, m]) => [name, [...m.values()]]))
+  }
+
+  /** The vetted endpoints of every overlay, the tables themselves (read only: the DNS records are read from them). */
+  remoteTables (): ReadonlyMap<string, EndpointTable> {
+    return this.known
   }
 
   /**
@@ -521,11 +531,9 @@ export class PeerSync {
   private load (snap: ClusterSnapshot): void {
     const prev = this.defs
     this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
-    const hostIds = new Map(snap.hosts.map((h) => [h.hostId, h.hostId]))
     this.hostWg = new Map(snap.hosts.flatMap((h) => (h.wg ? [[h.hostId, h.wg] as const] : [])))
     this.defs = new Map()
     this.known = new Map()
-    this.claims = new Map()
     this.seen.clear()
     for (const o of snap.overlays) {
       // A refused definition does not take the overlay's endpoints away: the one in use stays.
@@ -534,7 +542,7 @@ export class PeerSync {
       const name = def.name
       this.defs.set(name, def)
       const claims = new Map(o.claims.map((c) => [c.ip, c.endpointId]))
-      const m = new Map<string, ClusterEndpoint>()
+      const m = new EndpointTable()
       for (const e of o.endpoints) {
         if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
         const unclaimed = endpointIps(e).find((ip) => claims.get(ip) !== e.endpointId)
@@ -543,17 +551,12 @@ export class PeerSync {
           this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
           continue
         }
-        // One string per host for every endpoint of it (tiedToHost: the VTEP is the host's), not a copy per endpoint.
-        e.hostId = hostIds.get(e.hostId) ?? e.hostId
-        e.vtep = this.hosts.get(e.hostId) ?? e.vtep
-        m.set(e.endpointId, e)
+        // Packed into the table (the host interned there: one string per host); the record itself goes.
+        m.set(e)
       }
-      this.known.set(name, m)
       // Only the claims of the endpoints kept matter later (a claim whose holder is not known, or no longer
-      // holds the address, refuses nobody): kept as the endpoints' own strings, the snapshot's copies go.
-      const held = new Map<string, string>()
-      for (const e of m.values()) for (const ip of endpointIps(e)) held.set(ip, e.endpointId)
-      this.claims.set(name, held)
+      // holds the address, refuses nobody): the table's address index stands for them.
+      this.known.set(name, m)
     }
     this.rev = snap.rev
   }
@@ -632,20 +635,15 @@ export class PeerSync {
     const def = this.defs.get(overlay)
     if (!def) { this.rejectEndpoint(overlay, e, 'unknown-overlay', `overlay ${overlay} is not defined`); return false }
     if (!this.inSubnet(def, e) || !this.tiedToHost(overlay, e)) return false
-    let claims = this.claims.get(overlay)
-    if (!claims) { claims = new Map(); this.claims.set(overlay, claims) }
     const known = this.known.get(overlay)
     for (const ip of endpointIps(e)) {
-      const holder = claims.get(ip)
-      const held = holder === undefined ? undefined : known?.get(holder)
-      if (holder !== undefined && holder !== e.endpointId && held !== undefined && endpointIps(held).includes(ip)) {
+      const slot = known?.slotWithIp(ip) ?? -1
+      const holder = slot < 0 ? undefined : known?.endpointId(slot)
+      if (holder !== undefined && holder !== e.endpointId) {
         this.rejectEndpoint(overlay, e, 'address-claimed', `address ${ip} is claimed by endpoint ${holder.slice(0, 12)}, which published it first`)
         return false
       }
     }
-    const old = known?.get(e.endpointId)
-    for (const ip of old ? endpointIps(old) : []) if (!endpointIps(e).includes(ip) && claims.get(ip) === e.endpointId) claims.delete(ip)
-    for (const ip of endpointIps(e)) claims.set(ip, e.endpointId)
     return true
   }
 
@@ -655,17 +653,21 @@ export class PeerSync {
     /** Overlays whose every endpoint may have changed, and single endpoints that did. */
     const whole = new Set<string>()
     const changed: RemoteChange[] = []
-    const endpointChanged = (overlay: string, endpointId: string): void => {
+    /** Record the change of one endpoint: what it is now (from the table) and what it was. */
+    const endpointChanged = (overlay: string, endpointId: string, previous: ClusterEndpoint | undefined): void => {
+      if (!schedule) return
       const e = this.known.get(overlay)?.get(endpointId)
-      changed.push(e ? { overlay, endpointId, endpoint: e } : { overlay, endpointId })
+      changed.push({ overlay, endpointId, ...(e ? { endpoint: e } : {}), ...(previous ? { previous } : {}) })
     }
     const dropHost = (hostId: string, keep?: string): void => {
       for (const [name, m] of this.known) {
-        for (const [id, e] of m) {
-          if (e.hostId !== hostId || e.vtep === keep) continue
+        const gone: number[] = []
+        for (const slot of m.slots()) if (m.hostId(slot) === hostId && m.vtep(slot) !== keep) gone.push(slot)
+        for (const slot of gone) {
+          const previous = schedule ? m.row(slot) : undefined
+          const id = m.endpointId(slot)
           m.delete(id)
-          for (const ip of endpointIps(e)) if (this.claims.get(name)?.get(ip) === id) this.claims.get(name)?.delete(ip)
-          endpointChanged(name, id)
+          endpointChanged(name, id, previous)
         }
       }
     }
@@ -673,17 +675,19 @@ export class PeerSync {
       case 'endpoint-published': {
         if (!this.acceptPublished(ev.overlay, ev.endpoint)) break
         let m = this.known.get(ev.overlay)
-        if (!m) { m = new Map(); this.known.set(ev.overlay, m) }
-        m.set(ev.endpoint.endpointId, ev.endpoint)
-        endpointChanged(ev.overlay, ev.endpoint.endpointId)
+        if (!m) { m = new EndpointTable(); this.known.set(ev.overlay, m) }
+        const previous = schedule ? m.get(ev.endpoint.endpointId) : undefined
+        // The client has checked the record (addresses, MAC): it packs.
+        if (!m.set(ev.endpoint)) break
+        endpointChanged(ev.overlay, ev.endpoint.endpointId, previous)
         break
       }
       case 'endpoint-withdrawn': {
-        const old = this.known.get(ev.overlay)?.get(ev.endpointId)
-        if (!old) break
-        this.known.get(ev.overlay)?.delete(ev.endpointId)
-        for (const ip of endpointIps(old)) if (this.claims.get(ev.overlay)?.get(ip) === ev.endpointId) this.claims.get(ev.overlay)?.delete(ip)
-        endpointChanged(ev.overlay, ev.endpointId)
+        const m = this.known.get(ev.overlay)
+        const previous = m?.get(ev.endpointId)
+        if (!m || !previous) break
+        m.delete(ev.endpointId)
+        endpointChanged(ev.overlay, ev.endpointId, previous)
         break
       }
       case 'host-removed':
@@ -712,7 +716,6 @@ export class PeerSync {
       case 'overlay-removed':
         this.defs.delete(ev.name)
         this.known.delete(ev.name)
-        this.claims.delete(ev.name)
         whole.add(ev.name)
         break
     }
@@ -754,11 +757,13 @@ export class PeerSync {
     })
   }
 
-  private remotePeers (name: string): ClusterEndpoint[] {
-    const all = [...(this.known.get(name)?.values() ?? [])]
+  /** The peers of an overlay as it programs them, made one at a time (the planner packs them as they come). */
+  private * remotePeers (name: string): Generator<ClusterEndpoint> {
     const a = this.attached.get(name)
-    if (!a || a.local.encrypt === undefined) return all
-    return all.flatMap((e) => { const v = this.peerView(a, e); return v ? [v] : [] })
+    for (const e of this.known.get(name)?.values() ?? []) {
+      const v = a ? this.peerView(a, e) : e
+      if (v) yield v
+    }
   }
 
   /**
@@ -852,7 +857,7 @@ export class PeerSync {
       endpoints = endpoints.flatMap((e) => { const v = this.peerView(a, e); return v ? [v] : [] })
     } catch {
       source = 'cache'
-      endpoints = this.remotePeers(name)
+      endpoints = [...this.remotePeers(name)]
     }
     const self = { hostId: this.store.hostId, vtep: a.devices.local }
     const plan = planPeers(a.devices, self, endpoints, { flood: this.flood })
