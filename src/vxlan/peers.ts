@@ -542,17 +542,23 @@ export class PeerSync {
       const name = def.name
       this.defs.set(name, def)
       const claims = new Map(o.claims.map((c) => [c.ip, c.endpointId]))
-      const m = new EndpointTable()
-      for (const e of o.endpoints) {
-        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
+      // The table the store's client packed the endpoints into as it read them is taken as it is, less
+      // the endpoints refused here (each made into a record one at a time): no second copy, no array.
+      const m = o.packed ?? new EndpointTable()
+      const refused = (e: ClusterEndpoint): boolean => {
+        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) return true
         const unclaimed = endpointIps(e).find((ip) => claims.get(ip) !== e.endpointId)
-        if (unclaimed !== undefined) {
-          const holder = claims.get(unclaimed)
-          this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
-          continue
-        }
-        // Packed into the table (the host interned there: one string per host); the record itself goes.
-        m.set(e)
+        if (unclaimed === undefined) return false
+        const holder = claims.get(unclaimed)
+        this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
+        return true
+      }
+      if (o.packed) {
+        const gone: string[] = []
+        for (const e of m.values()) if (refused(e)) gone.push(e.endpointId)
+        for (const id of gone) m.delete(id)
+      } else {
+        for (const e of o.endpoints) if (!refused(e)) m.set(e)
       }
       // Only the claims of the endpoints kept matter later (a claim whose holder is not known, or no longer
       // holds the address, refuses nobody): the table's address index stands for them.
