@@ -223,6 +223,9 @@ export class EndpointTable {
 
   get size (): number { return this.slotOf.size }
 
+  /** Rows allocated: every row number is below it. */
+  get capacity (): number { return this.host.length }
+
   /** Hosts (host id and VTEP pairs) in use: one string of each per host. */
   get hostCount (): number { return this.hosts.count }
 

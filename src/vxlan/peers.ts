@@ -131,7 +131,7 @@ export interface RemoteChange {
   previous?: ClusterEndpoint
 }
 
-/** Told of remote endpoint changes; `undefined` means anything may have changed (read `remoteEndpoints()`). */
+/** Told of remote endpoint changes; `undefined` means anything may have changed (read `remoteTables()`). */
 export type RemoteListener = (changes?: readonly RemoteChange[]) => void
 
 /** Kernel work done so far (for tests and benchmarks: a delta must not cost a full plan). */
@@ -151,9 +151,14 @@ export interface PeerSyncStatus {
 const DEFAULT_FULL_RECONCILE_MS = 60_000
 const DEFAULT_RETRY_MS = 1000
 const DEFAULT_MAX_BUFFERED = 10_000
-/** The agent's resident memory now (MiB), for the debug log of full reads and reconciles (bench:overlay reads it). */
-function rssMiB (): number {
-  return Math.round(process.memoryUsage.rss() / 2 ** 20)
+/**
+ * The agent's memory now (MiB), for the debug log of full reads and reconciles (bench:overlay reads it):
+ * resident, the JS heap as reserved and as used, and the memory outside it (buffers).
+ */
+function memoryMiB (): { rssMiB: number, heapMiB: number, usedMiB: number, extMiB: number } {
+  const m = process.memoryUsage()
+  const mib = (n: number): number => Math.round(n / 2 ** 20)
+  return { rssMiB: mib(m.rss), heapMiB: mib(m.heapTotal), usedMiB: mib(m.heapUsed), extMiB: mib(m.external) }
 }
 
 /** Revisions remembered with their content, to notice a second message claiming one. */
@@ -506,7 +511,7 @@ export class PeerSync {
           const snap = await this.store.snapshot()
           const t1 = performance.now()
           this.load(snap)
-          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1), rssMiB: rssMiB() }, 'cluster read in full')
+          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1), ...memoryMiB() }, 'cluster read in full')
           this.online = true
           this.lastError = undefined
           this.replayBuffer()
@@ -541,25 +546,27 @@ export class PeerSync {
       if (!def) continue
       const name = def.name
       this.defs.set(name, def)
-      const claims = new Map(o.claims.map((c) => [c.ip, c.endpointId]))
       // The table the store's client packed the endpoints into as it read them is taken as it is, less
       // the endpoints refused here (each made into a record one at a time): no second copy, no array.
       const m = o.packed ?? new EndpointTable()
-      const refused = (e: ClusterEndpoint): boolean => {
-        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) return true
-        const unclaimed = endpointIps(e).find((ip) => claims.get(ip) !== e.endpointId)
-        if (unclaimed === undefined) return false
+      if (!o.packed) for (const e of o.endpoints) m.set(e)
+      // The claims are counted per row (no map of 100,000 addresses): a row holds as many claims as it has addresses.
+      const held = new Uint8Array(m.capacity)
+      for (const c of o.claims) for (const slot of m.slotsWithIp(c.ip)) if (m.endpointId(slot) === c.endpointId) held[slot] = (held[slot] ?? 0) + 1
+      let claims: Map<string, string> | undefined
+      const gone: string[] = []
+      for (const slot of m.slots()) {
+        const e = m.row(slot)
+        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) { gone.push(e.endpointId); continue }
+        if (held[slot] === endpointIps(e).length) continue
+        // Refused: who holds the address (a map of the claims, made once, only when something is refused).
+        claims ??= new Map(o.claims.map((c) => [c.ip, c.endpointId]))
+        const unclaimed = endpointIps(e).find((ip) => claims?.get(ip) !== e.endpointId) ?? e.ip
         const holder = claims.get(unclaimed)
         this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
-        return true
+        gone.push(e.endpointId)
       }
-      if (o.packed) {
-        const gone: string[] = []
-        for (const e of m.values()) if (refused(e)) gone.push(e.endpointId)
-        for (const id of gone) m.delete(id)
-      } else {
-        for (const e of o.endpoints) if (!refused(e)) m.set(e)
-      }
+      for (const id of gone) m.delete(id)
       // Only the claims of the endpoints kept matter later (a claim whose holder is not known, or no longer
       // holds the address, refuses nobody): the table's address index stands for them.
       this.known.set(name, m)
@@ -815,7 +822,7 @@ export class PeerSync {
         const t3 = performance.now()
         await this.dp.applyPeerOps(ops)
         this.log?.debug({
-          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3), ops: ops.length, rssMiB: rssMiB(),
+          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3), ops: ops.length, ...memoryMiB(),
         }, 'overlay full reconcile')
         this.counters.fullReconciles++
       } else {
