@@ -722,6 +722,8 @@ export class PeerSync {
         const def = this.acceptDefinition(ev.overlay, true)
         if (!def) break
         this.defs.set(def.name, def)
+        // Its table now, empty: the DNS records read it from the start (rather than a copy of their own).
+        if (!this.known.has(def.name)) this.known.set(def.name, new EndpointTable())
         // A host joining (the same definition again) changes nothing here.
         if (!before || !sameDefinition(before, def)) whole.add(def.name)
         break

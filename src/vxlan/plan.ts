@@ -326,9 +326,10 @@ function peerOnly (p: RemotePeer): RemotePeer {
  * the operations that take the previous plan to the new one.
  *
  * The peers are held in a compact table (src/cluster/endpoints.ts: addresses and
- * MAC as bytes, hosts interned, found by address and MAC through its indexes);
- * a peer whose addresses or MAC do not parse (left out as invalid, never sharing
- * anything that matters) is kept apart as given.
+ * MAC as bytes, hosts interned, found by address and MAC through its indexes), so
+ * their addresses are programmed in canonical spelling (the store's client gives
+ * nothing else); a peer whose addresses or MAC do not parse (left out as invalid,
+ * never sharing anything that matters) is kept apart as given.
  */
 export class PeerPlanner {
   private readonly check: PeerCheck
@@ -380,7 +381,8 @@ export class PeerPlanner {
     const was = this.programmed(id)
     if (old) this.unindex(id)
     this.index(peer)
-    return before ? this.replan(before) : this.single(id, was, peer)
+    // As the table holds it (addresses canonical, MAC in lower case), as a full plan of the table programs it.
+    return before ? this.replan(before) : this.single(id, was, this.peer(id))
   }
 
   /** Remove one peer (unknown: nothing to do). */
