@@ -22,6 +22,13 @@ function v6Of (ip: string): string {
   return `fd00:30::${((c << 8) + d).toString(16)}`
 }
 
+/** One random change of the planner and of the model `current`: `p` published (upsert), or `id` withdrawn (remove). */
+function change (planner: PeerPlanner, current: Map<string, RemotePeer>, id: string, p: RemotePeer | undefined): ReturnType<PeerPlanner['remove']> {
+  if (p === undefined) { current.delete(id); return planner.remove(id) }
+  current.set(id, p)
+  return planner.upsert(p)
+}
+
 function peer (id: string, ip: string, vtep: string, hostId = `host-${vtep}`, mac = isIp(ip) ? overlayMac(ip) : '02:42:00:00:00:99'): RemotePeer {
   return { endpointId: id, hostId, ip, mac, vtep }
 }
@@ -297,18 +304,12 @@ for (const flood of [false, true]) {
       let kernel: PeerTable = { fdb: [], neigh: [] }
       for (let step = 0; step < 60; step++) {
         const id = pick(ids)
-        let ops
-        if (r() < 0.3) {
-          current.delete(id)
-          ops = planner.remove(id)
-        } else {
+        const ops = change(planner, current, id, r() < 0.3 ? undefined : (() => {
           const ip = pick(ips)
           const vtep = pick(vteps)
           const mac = r() < 0.8 ? (ip === 'nope' ? 'zz' : overlayMac(ip)) : pick(['02:42:00:00:00:01', '02:42:00:00:00:02', 'ff:ff:ff:ff:ff:ff'])
-          const p = peer(id, ip, vtep, vtep === SELF.vtep && r() < 0.5 ? SELF.hostId : `host-${vtep}`, r() < 0.1 ? mac.toUpperCase() : mac)
-          current.set(id, p)
-          ops = planner.upsert(p)
-        }
+          return peer(id, ip, vtep, vtep === SELF.vtep && r() < 0.5 ? SELF.hostId : `host-${vtep}`, r() < 0.1 ? mac.toUpperCase() : mac)
+        })())
         const before = kernel
         kernel = applyOpsToTable(kernel, ops)
         // opsFromPlanner (a resync's diff against the plan as programmed) = diffPeers of the two tables.
@@ -359,17 +360,8 @@ t.test('incremental planner over an IPv6 underlay, dual-stack peers (both famili
     let kernel: PeerTable = { fdb: [], neigh: [] }
     for (let step = 0; step < 40; step++) {
       const id = pick(['a', 'b', 'c', 'd'])
-      let ops
-      if (r() < 0.25) {
-        current.delete(id)
-        ops = planner.remove(id)
-      } else {
-        const ip = pick(ips)
-        const ip6 = pick(ip6s)
-        const p: RemotePeer = { ...peer(id, ip, pick(vteps)), ...(ip6 !== undefined ? { ip6 } : {}) }
-        current.set(id, p)
-        ops = planner.upsert(p)
-      }
+      const ip6 = pick(ip6s)
+      const ops = change(planner, current, id, r() < 0.25 ? undefined : { ...peer(id, pick(ips), pick(vteps)), ...(ip6 !== undefined ? { ip6 } : {}) })
       kernel = applyOpsToTable(kernel, ops)
       // The planner programs addresses as its table holds them: canonical.
       const canonical = [...current.values()].map((p) => ({ ...p, ...(p.ip6 !== undefined ? { ip6: normalizeIp(p.ip6) } : {}) }))
