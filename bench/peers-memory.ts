@@ -15,7 +15,7 @@ import type { OverlayDataPlane } from '../src/vxlan/apply.js'
 import { PeerSync } from '../src/vxlan/peers.js'
 import { AgentRecordSource } from '../src/dns/source.js'
 import { RecordSet } from '../src/dns/records.js'
-import { overlayMac } from '../src/vxlan/plan.js'
+import { PeerPlanner, overlayDevices, overlayMac } from '../src/vxlan/plan.js'
 
 const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 100_000)
 const LONG = process.argv.includes('--long-ids')
@@ -59,6 +59,17 @@ const dp: OverlayDataPlane = {
   underlay: async (vtep: string) => ({ vtep, mtu: 1500, dev: 'eth0' }),
 } as unknown as OverlayDataPlane
 
+/** The heap a full plan's operations take while they are held (the planner of the overlay, diffed against an empty kernel). */
+async function planOps (): Promise<number> {
+  const planner = new PeerPlanner(devices, { hostId: 'self', vtep: '10.98.0.1' })
+  planner.load(sync.remoteTables().get(OV.name)?.values() ?? [])
+  const loaded = heapMiB()
+  const ops = planner.opsFrom({ fdb: [], neigh: [] })
+  const after = heapMiB()
+  return ops.length > 0 ? after - loaded : 0
+}
+
+const devices = overlayDevices({ name: OV.name, vni: OV.vni, subnet: OV.subnet, gateway: OV.gateway }, { vtep: '10.98.0.1', mtu: 1500 })
 const rows: Array<[string, number]> = []
 const base = heapMiB()
 const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0 })
@@ -73,9 +84,16 @@ const records = new AgentRecordSource()
 records.setRemote(new Map([[OV.name, sync.remoteTables().get(OV.name) ?? []]]), 'self')
 const afterRecords = heapMiB()
 rows.push(['+ the DNS records (AgentRecordSource)', afterRecords - base])
-const set = RecordSet.from(records.records())
-rows.push(['+ the DNS server index (RecordSet)', heapMiB() - base])
+const all = records.records()
+const withArray = heapMiB()
+const set = RecordSet.from(all)
+rows.push(['+ the DNS server index (RecordSet)', heapMiB() - base - (withArray - afterRecords)])
+// Made only while a full plan or a rebuild of the DNS index runs (then garbage):
+const ops = await planOps()
+const transient: Array<[string, number]> = [['every record as an array (AgentRecordSource.records())', withArray - afterRecords], ['a full plan\'s 200,000 operations (opsFrom)', ops]]
 console.log(`${N} remote endpoints${LONG ? ' (64-hex ids)' : ''}; JS heap after GC, MiB above the start (${base.toFixed(1)} MiB):`)
 for (const [what, mib] of rows) console.log(`  ${what.padEnd(48)} ${mib.toFixed(1)}`)
+console.log('transient, MiB while alive:')
+for (const [what, mib] of transient) console.log(`  ${what.padEnd(60)} ${mib.toFixed(1)}`)
 console.log(`  process RSS now ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB, peak ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; records in ${set.networks().length} scope(s)`)
 sync.stop()

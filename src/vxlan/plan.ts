@@ -419,14 +419,17 @@ export class PeerPlanner {
       const have = haveFdb.size === 0 ? undefined : haveFdb.get(fdbKey(e))
       if (!have || !sameFdb(have, e)) ops.push({ op: 'addFdb', entry: e })
     }
-    for (const p of this.programmedPeers()) addFdb(peerFdb(this.devices, p))
-    for (const vtep of this.vteps.keys()) addFdb(floodFdb(this.devices, vtep))
+    // One pass over the peers (each made once, its MAC string shared by its entries); the neighbour adds go last.
+    const addNeigh: PeerOp[] = []
     for (const p of this.programmedPeers()) {
+      addFdb(peerFdb(this.devices, p))
       for (const ip of peerIps(p)) {
         const have = haveNeigh.size === 0 ? undefined : haveNeigh.get(`${dev}|${ip}`)
-        if (!have || have.mac.toLowerCase() !== p.mac) ops.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+        if (!have || have.mac.toLowerCase() !== p.mac) addNeigh.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
       }
     }
+    for (const vtep of this.vteps.keys()) addFdb(floodFdb(this.devices, vtep))
+    for (const o of addNeigh) ops.push(o)
     return ops
   }
 
@@ -444,17 +447,17 @@ export class PeerPlanner {
     }
     for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
     for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
+    const addNeigh: PeerOp[] = []
     for (const p of this.programmedPeers()) {
       const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithMac(p.mac)) : undefined
       if (had?.vtep !== p.vtep) ops.push({ op: 'addFdb', entry: peerFdb(this.devices, p) })
-    }
-    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) ops.push({ op: 'addFdb', entry: floodFdb(this.devices, vtep) })
-    for (const p of this.programmedPeers()) {
       for (const ip of peerIps(p)) {
-        const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithIp(ip)) : undefined
-        if (had?.mac !== p.mac) ops.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+        const hadIp = oldDev === dev ? old.programmedWith(old.peers.slotsWithIp(ip)) : undefined
+        if (hadIp?.mac !== p.mac) addNeigh.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
       }
     }
+    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) ops.push({ op: 'addFdb', entry: floodFdb(this.devices, vtep) })
+    for (const o of addNeigh) ops.push(o)
     return ops
   }
 
