@@ -90,7 +90,7 @@ const set = RecordSet.from(all)
 rows.push(['+ the DNS server index (RecordSet)', heapMiB() - base - (withArray - afterRecords)])
 // Made only while a full plan or a rebuild of the DNS index runs (then garbage):
 const ops = await planOps()
-const transient: Array<[string, number]> = [['every record as an array (AgentRecordSource.records())', withArray - afterRecords], ['a full plan\'s 200,000 operations (opsFrom)', ops]]
+const transient: Array<[string, number]> = [['every record as an array (AgentRecordSource.records())', withArray - afterRecords], ['a full plan\'s 200,000 operations as one array (opsFrom; a reconcile applies them in chunks of 8,192 as they are made)', ops]]
 console.log(`${N} remote endpoints${LONG ? ' (64-hex ids)' : ''}; JS heap after GC, MiB above the start (${base.toFixed(1)} MiB):`)
 for (const [what, mib] of rows) console.log(`  ${what.padEnd(48)} ${mib.toFixed(1)}`)
 console.log('transient, MiB while alive:')

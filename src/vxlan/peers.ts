@@ -161,6 +161,19 @@ function memoryMiB (): { rssMiB: number, heapMiB: number, usedMiB: number, extMi
   return { rssMiB: mib(m.rss), heapMiB: mib(m.heapTotal), usedMiB: mib(m.heapUsed), extMiB: mib(m.external) }
 }
 
+/** Operations of a full reconcile handed to the data plane at once, at most (a chunk is made only when the previous one is applied). */
+const APPLY_CHUNK = 8192
+
+/** Up to `max` next values of `it` (fewer at its end; none when it is done). */
+function nextChunk<T> (it: Iterator<T>, max: number): T[] {
+  const out: T[] = []
+  for (let r = it.next(); r.done !== true; r = it.next()) {
+    out.push(r.value)
+    if (out.length >= max) break
+  }
+  return out
+}
+
 /** Revisions remembered with their content, to notice a second message claiming one. */
 const SEEN_REVISIONS = 256
 
@@ -790,7 +803,8 @@ export class PeerSync {
   private async reconcile (name: string): Promise<void> {
     const a = this.attached.get(name)
     if (!a) return
-    let ops: PeerOp[] = []
+    const ops: PeerOp[] = []
+    let count = 0
     // The request is taken now, before any await: a full reconcile asked for while this one
     // runs (a resync that ends meanwhile) runs after it, and an endpoint that changes meanwhile
     // stays pending for the next run instead of being folded into a plan already made.
@@ -820,11 +834,23 @@ export class PeerSync {
         const t1 = performance.now()
         const kernel = programmed ? undefined : await this.dp.readPeers(a.devices.vxlan)
         const t2 = performance.now()
-        ops = kernel ? planner.opsFrom(kernel) : programmed ? planner.opsFromPlanner(programmed) : []
-        const t3 = performance.now()
-        await this.dp.applyPeerOps(ops)
+        // The plan's operations, applied in chunks as they are made (in their order: deletes, then
+        // FDB adds, then neighbour adds): never an array of all of them (at 100,000 peers, 200,000).
+        const each = kernel ? planner.opsFromEach(kernel) : programmed ? planner.opsFromPlannerEach(programmed) : undefined
+        let diffMs = 0
+        let applyMs = 0
+        for (;;) {
+          const t3 = performance.now()
+          const chunk = each ? nextChunk(each, APPLY_CHUNK) : []
+          const t4 = performance.now()
+          diffMs += t4 - t3
+          if (chunk.length === 0) break
+          await this.dp.applyPeerOps(chunk)
+          applyMs += performance.now() - t4
+          count += chunk.length
+        }
         this.log?.debug({
-          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3), ops: ops.length, ...memoryMiB(),
+          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(diffMs), applyMs: Math.round(applyMs), ops: count, ...memoryMiB(),
         }, 'overlay full reconcile')
         this.counters.fullReconciles++
       } else {
@@ -837,12 +863,13 @@ export class PeerSync {
           for (const o of e ? planner.upsert(e) : planner.remove(id)) ops.push(o)
         }
         await this.dp.applyPeerOps(ops)
+        count = ops.length
         this.counters.deltaReconciles++
       }
-      this.counters.kernelOps += ops.length
+      this.counters.kernelOps += count
       a.lastReconcile = Date.now()
       delete a.lastError
-      if (ops.length > 0) this.log?.debug({ overlay: name, ops: ops.length, peers: a.planner.size().programmed }, 'overlay peers programmed')
+      if (count > 0) this.log?.debug({ overlay: name, ops: count, peers: a.planner.size().programmed }, 'overlay peers programmed')
     } catch (err) {
       // What the kernel has is no longer known: the retry reads it.
       a.full = true

@@ -409,28 +409,28 @@ export class PeerPlanner {
    * entries and as many keys), and with no lookups at all when `actual` is empty.
    */
   opsFrom (actual: PeerTable): PeerOp[] {
+    return [...this.opsFromEach(actual)]
+  }
+
+  /** `opsFrom`'s operations one at a time, in the same order (a full reconcile applies them in chunks: no array of 200,000). */
+  * opsFromEach (actual: PeerTable): Generator<PeerOp> {
     const dev = this.devices.vxlan
     const haveFdb = new Map(actual.fdb.map((e) => [fdbKey(e), e]))
     const haveNeigh = new Map(actual.neigh.map((e) => [neighKey(e), e]))
-    const ops: PeerOp[] = []
-    for (const e of haveNeigh.values()) if (!(e.dev === dev && this.programsIp(e.ip))) ops.push({ op: 'deleteNeigh', entry: e })
-    for (const e of haveFdb.values()) if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e })
-    const addFdb = (e: FdbEntry): void => {
+    for (const e of haveNeigh.values()) if (!(e.dev === dev && this.programsIp(e.ip))) yield { op: 'deleteNeigh', entry: e }
+    for (const e of haveFdb.values()) if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
+    const addFdb = (e: FdbEntry): PeerOp | undefined => {
       const have = haveFdb.size === 0 ? undefined : haveFdb.get(fdbKey(e))
-      if (!have || !sameFdb(have, e)) ops.push({ op: 'addFdb', entry: e })
+      return !have || !sameFdb(have, e) ? { op: 'addFdb', entry: e } : undefined
     }
-    // One pass over the peers (each made once, its MAC string shared by its entries); the neighbour adds go last.
-    const addNeigh: PeerOp[] = []
+    for (const p of this.programmedPeers()) { const o = addFdb(peerFdb(this.devices, p)); if (o) yield o }
+    for (const vtep of this.vteps.keys()) { const o = addFdb(floodFdb(this.devices, vtep)); if (o) yield o }
     for (const p of this.programmedPeers()) {
-      addFdb(peerFdb(this.devices, p))
       for (const ip of peerIps(p)) {
         const have = haveNeigh.size === 0 ? undefined : haveNeigh.get(`${dev}|${ip}`)
-        if (!have || have.mac.toLowerCase() !== p.mac) addNeigh.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+        if (!have || have.mac.toLowerCase() !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
       }
     }
-    for (const vtep of this.vteps.keys()) addFdb(floodFdb(this.devices, vtep))
-    for (const o of addNeigh) ops.push(o)
-    return ops
   }
 
   /**
@@ -439,26 +439,29 @@ export class PeerPlanner {
    * against the plan as programmed, at 100,000 peers).
    */
   opsFromPlanner (old: PeerPlanner): PeerOp[] {
+    return [...this.opsFromPlannerEach(old)]
+  }
+
+  /** `opsFromPlanner`'s operations one at a time, in the same order. */
+  * opsFromPlannerEach (old: PeerPlanner): Generator<PeerOp> {
     const dev = this.devices.vxlan
     const oldDev = old.devices.vxlan
-    const ops: PeerOp[] = []
     for (const p of old.programmedPeers()) {
-      for (const ip of peerIps(p)) if (!(oldDev === dev && this.programsIp(ip))) ops.push({ op: 'deleteNeigh', entry: { dev: oldDev, ip, mac: p.mac } })
+      for (const ip of peerIps(p)) if (!(oldDev === dev && this.programsIp(ip))) yield { op: 'deleteNeigh', entry: { dev: oldDev, ip, mac: p.mac } }
     }
-    for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
-    for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
-    const addNeigh: PeerOp[] = []
+    for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e } }
+    for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e } }
     for (const p of this.programmedPeers()) {
       const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithMac(p.mac)) : undefined
-      if (had?.vtep !== p.vtep) ops.push({ op: 'addFdb', entry: peerFdb(this.devices, p) })
+      if (had?.vtep !== p.vtep) yield { op: 'addFdb', entry: peerFdb(this.devices, p) }
+    }
+    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) yield { op: 'addFdb', entry: floodFdb(this.devices, vtep) }
+    for (const p of this.programmedPeers()) {
       for (const ip of peerIps(p)) {
-        const hadIp = oldDev === dev ? old.programmedWith(old.peers.slotsWithIp(ip)) : undefined
-        if (hadIp?.mac !== p.mac) addNeigh.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+        const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithIp(ip)) : undefined
+        if (had?.mac !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
       }
     }
-    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) ops.push({ op: 'addFdb', entry: floodFdb(this.devices, vtep) })
-    for (const o of addNeigh) ops.push(o)
-    return ops
   }
 
   size (): { peers: number, programmed: number, skipped: number } {
