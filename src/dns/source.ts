@@ -186,26 +186,21 @@ export class AgentRecordSource extends EventEmitter implements RecordSource {
   private overlayScopes: readonly string[] = NONE
   private readonly outsideMemo = new Map<string, boolean>()
 
-  /** Every record: this host's, and the remote ones made now from the tables (not kept: the caller indexes them). */
+  /**
+   * Every record: this host's, and the remote ones made now from the tables (not kept: the caller
+   * indexes them), each through `remoteEntry` as a change's delta is, from the endpoint's record
+   * (made one at a time; a field the table keeps aside, such as published ports, comes with it).
+   */
   records (): readonly RecordEntry[] {
     const all = [...this.localEntries]
     for (const [overlay, { table }] of this.remote) {
       const network = overlayScope(overlay)
-      for (const slot of table.slots()) {
-        const entry = this.remoteSlotEntry(table, slot, network)
+      for (const e of table.values()) {
+        const entry = remoteEntry(overlay, e, this.hostId, network)
         if (entry) all.push(entry)
       }
     }
     return all
-  }
-
-  /** The record of row `slot` (none for this host's own endpoints, or without names), without making the endpoint's record. */
-  private remoteSlotEntry (table: EndpointTable, slot: number, network: string): RecordEntry | undefined {
-    const names = table.namesOf(slot)
-    const name = names?.[0]
-    if (name === undefined || table.hostId(slot) === this.hostId) return undefined
-    const ip6 = table.ip6(slot)
-    return { network, name, aliases: names !== undefined && names.length > 1 ? names.slice(1) : NONE, ip: table.ip(slot), ...(ip6 !== undefined ? { ip6 } : {}) }
   }
 
   /** The scopes a client may see; the same array while nothing changes. */
