@@ -327,27 +327,8 @@ export class EndpointTable {
     return f === 0 ? undefined : unpackIp(f, this.addrs, slot * ADDR * 2 + ADDR)
   }
 
-  /** The row's addresses as text, its `ip` first. */
-  ips (slot: number): string[] {
-    const ip6 = this.ip6(slot)
-    return ip6 === undefined ? [this.ip(slot)] : [this.ip(slot), ip6]
-  }
-
   mac (slot: number): string { return unpackMac(this.macs, slot * MAC) }
-  /** The MAC's first byte (unicast: bit 0 clear). */
-  macByte0 (slot: number): number { return this.macs[slot * MAC] ?? 0 }
   family (slot: number, which: 0 | 1): Family | 0 { return (this.fams[slot * 2 + which] ?? 0) as Family | 0 }
-
-  /** The first name (undefined: none known or none at all) and every name. */
-  names0 (slot: number): string | undefined {
-    const n = this.names[slot]
-    return typeof n === 'string' ? n : n?.[0]
-  }
-
-  namesOf (slot: number): readonly string[] | undefined {
-    const n = this.names[slot]
-    return typeof n === 'string' ? [n] : n
-  }
 
   /** The rows holding `ip` (as their `ip` or `ip6`). */
   slotsWithIp (ip: string): number[] {
