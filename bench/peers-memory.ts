@@ -6,7 +6,8 @@
  * 1,000 hosts (100 each; names as bench:overlay publishes them, `--long-ids`: 64-hex
  * endpoint ids as Docker's); the overlay is attached on a data plane that keeps
  * nothing; the agent's DNS records (AgentRecordSource) and the DNS server's index
- * (RecordSet) are built from the vetted view. Prints the JS heap after a GC at each
+ * (RecordSet) are built from the vetted view. Prints the JS heap and the array buffers
+ * (the compact tables' columns live there, outside the JS heap) after a GC at each
  * step, and the process's peak RSS (the snapshot itself is made by the fake store, in
  * the read).
  */
@@ -23,7 +24,8 @@ const gc = (globalThis as { gc?: () => void }).gc
 if (!gc) throw new Error('run with node --expose-gc')
 const OV = { name: 'scale', subnet: '10.64.0.0/14', gateway: '10.64.0.1', vni: 4096 }
 
-function heapMiB (): number { gc!(); gc!(); return process.memoryUsage().heapUsed / 2 ** 20 }
+/** The JS heap in use and the array buffers' memory (typed arrays' backing stores are not in the heap), MiB. */
+function heapMiB (): number { gc!(); gc!(); const m = process.memoryUsage(); return (m.heapUsed + m.arrayBuffers) / 2 ** 20 }
 
 function snapshot (): ClusterSnapshot {
   const hosts = Math.min(1000, Math.ceil(N / 100))
@@ -91,7 +93,7 @@ rows.push(['+ the DNS server index (RecordSet)', heapMiB() - base - (withArray -
 // Made only while a full plan or a rebuild of the DNS index runs (then garbage):
 const ops = await planOps()
 const transient: Array<[string, number]> = [['every record as an array (AgentRecordSource.records())', withArray - afterRecords], ['a full plan\'s 200,000 operations as one array (opsFrom; a reconcile applies them in chunks of 8,192 as they are made)', ops]]
-console.log(`${N} remote endpoints${LONG ? ' (64-hex ids)' : ''}; JS heap after GC, MiB above the start (${base.toFixed(1)} MiB):`)
+console.log(`${N} remote endpoints${LONG ? ' (64-hex ids)' : ''}; JS heap + array buffers after GC, MiB above the start (${base.toFixed(1)} MiB):`)
 for (const [what, mib] of rows) console.log(`  ${what.padEnd(48)} ${mib.toFixed(1)}`)
 console.log('transient, MiB while alive:')
 for (const [what, mib] of transient) console.log(`  ${what.padEnd(60)} ${mib.toFixed(1)}`)

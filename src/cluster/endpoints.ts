@@ -4,9 +4,9 @@
  * with several strings each:
  *
  * - its addresses as 16 bytes each (IPv4 in the first four) with their family,
- *   two per row (the endpoint's address and, on a dual-stack overlay, its IPv6
- *   one): either family in either place, so an IPv6 endpoint or VTEP is a row
- *   like any other;
+ *   in two columns (the endpoint's address and, on a dual-stack overlay, its IPv6
+ *   one, a column made with the first row that has one): either family in either
+ *   place, so an IPv6 endpoint or VTEP is a row like any other;
  * - its MAC as 6 bytes;
  * - its host as an index into an interned list of (host id, VTEP) pairs: one
  *   string of each per host, however many endpoints it has;
@@ -215,8 +215,10 @@ export class EndpointTable {
   private ids: Array<string | undefined> = []
   private names: Array<string | readonly string[] | undefined> = []
   private host = new Uint32Array(0)
-  /** Two addresses per row, 16 bytes each. */
+  /** The row's `ip`, 16 bytes (an IPv4 address in the first four). */
   private addrs = new Uint8Array(0)
+  /** Its `ip6`, 16 bytes: made with the first row that has one (an IPv4-only overlay has none). */
+  private addrs6: Uint8Array | undefined
   /** The family of each address (0: none). */
   private fams = new Uint8Array(0)
   private macs = new Uint8Array(0)
@@ -253,12 +255,17 @@ export class EndpointTable {
     this.slotOf.set(e.endpointId, slot)
     this.ids[slot] = e.endpointId
     this.host[slot] = this.hosts.take(e.hostId, e.vtep)
-    this.addrs.set(scratch.subarray(0, ADDR * 2), slot * ADDR * 2)
+    this.addrs.set(scratch.subarray(0, ADDR), slot * ADDR)
+    if (f1 !== 0) {
+      this.addrs6 ??= new Uint8Array(this.host.length * ADDR)
+      this.addrs6.set(scratch.subarray(ADDR, ADDR * 2), slot * ADDR)
+    }
     this.fams[slot * 2] = f0
     this.fams[slot * 2 + 1] = f1
     this.macs.set(scratch.subarray(ADDR * 2), slot * MAC)
     const names = e.names
-    this.names[slot] = names === undefined ? undefined : names.length === 0 ? NO_NAMES : names.length === 1 ? names[0] : names
+    // Written only when there are names (the planner's table has none: no array of them at all).
+    if (names !== undefined || slot < this.names.length) this.names[slot] = names === undefined ? undefined : names.length === 0 ? NO_NAMES : names.length === 1 ? names[0] : names
     let more: Record<string, unknown> | undefined
     for (const [k, v] of Object.entries(e)) if (!COLUMNS.has(k) && v !== undefined) (more ??= {})[k] = v
     if (more) this.extra.set(slot, more)
@@ -278,7 +285,7 @@ export class EndpointTable {
     this.hosts.release(this.host[slot] ?? 0)
     this.slotOf.delete(endpointId)
     this.ids[slot] = undefined
-    this.names[slot] = undefined
+    if (slot < this.names.length) this.names[slot] = undefined
     this.extra.delete(slot)
     this.fams[slot * 2] = 0
     this.fams[slot * 2 + 1] = 0
@@ -321,10 +328,10 @@ export class EndpointTable {
   endpointId (slot: number): string { return this.ids[slot] ?? '' }
   hostId (slot: number): string { return this.hosts.hostIds[this.host[slot] ?? 0] ?? '' }
   vtep (slot: number): string { return this.hosts.vteps[this.host[slot] ?? 0] ?? '' }
-  ip (slot: number): string { return unpackIp(this.family(slot, 0) || 4, this.addrs, slot * ADDR * 2) }
+  ip (slot: number): string { return unpackIp(this.family(slot, 0) || 4, this.addrs, slot * ADDR) }
   ip6 (slot: number): string | undefined {
     const f = this.family(slot, 1)
-    return f === 0 ? undefined : unpackIp(f, this.addrs, slot * ADDR * 2 + ADDR)
+    return f === 0 || this.addrs6 === undefined ? undefined : unpackIp(f, this.addrs6, slot * ADDR)
   }
 
   mac (slot: number): string { return unpackMac(this.macs, slot * MAC) }
@@ -362,21 +369,27 @@ export class EndpointTable {
   slotsWithIpOf (slot: number, which: 0 | 1): number[] {
     const f = this.family(slot, which)
     if (f === 0) return []
-    const at = slot * ADDR * 2 + which * ADDR
-    this.probe.set(this.addrs.subarray(at, at + ADDR))
+    const at = slot * ADDR
+    this.probe.set(this.addrBytes(which).subarray(at, at + ADDR))
     return this.byAddr.all(hashBytes(this.probe, 0, ADDR, f), (k) => this.addrEquals(k, f)).map((k) => k >> 1)
   }
 
+  /** The column of address `which` (0: `ip`, 1: `ip6`). */
+  private addrBytes (which: 0 | 1): Uint8Array {
+    return which === 0 ? this.addrs : this.addrs6 ?? this.addrs
+  }
+
   private addrHash (slot: number, which: 0 | 1): number {
-    return hashBytes(this.addrs, slot * ADDR * 2 + which * ADDR, ADDR, this.family(slot, which))
+    return hashBytes(this.addrBytes(which), slot * ADDR, ADDR, this.family(slot, which))
   }
 
   private addrEquals (k: number, f: number): boolean {
     const slot = k >> 1
     const which = (k & 1) as 0 | 1
     if (this.fams[slot * 2 + which] !== f) return false
-    const at = slot * ADDR * 2 + which * ADDR
-    for (let i = 0; i < ADDR; i++) if (this.addrs[at + i] !== this.probe[i]) return false
+    const b = this.addrBytes(which)
+    const at = slot * ADDR
+    for (let i = 0; i < ADDR; i++) if (b[at + i] !== this.probe[i]) return false
     return true
   }
 
@@ -387,7 +400,8 @@ export class EndpointTable {
 
   private grow (rows: number): void {
     const host = new Uint32Array(rows); host.set(this.host); this.host = host
-    const addrs = new Uint8Array(rows * ADDR * 2); addrs.set(this.addrs); this.addrs = addrs
+    const addrs = new Uint8Array(rows * ADDR); addrs.set(this.addrs); this.addrs = addrs
+    if (this.addrs6) { const addrs6 = new Uint8Array(rows * ADDR); addrs6.set(this.addrs6); this.addrs6 = addrs6 }
     const fams = new Uint8Array(rows * 2); fams.set(this.fams); this.fams = fams
     const macs = new Uint8Array(rows * MAC); macs.set(this.macs); this.macs = macs
   }
