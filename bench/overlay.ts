@@ -1,7 +1,7 @@
 /**
  * Multi-host overlay benchmark (issue 4), not a test:
  *
- *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster --cpu-prof DIR]
+ *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
  *
  * Simulated hosts are network namespaces joined by an underlay bridge (in its
  * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
@@ -97,6 +97,8 @@ const SELF = fileURLToPath(import.meta.url)
 
 const CONTAINERS = argInt('containers', 50)
 const SIZES = (argValue('sizes') ?? '10,1000,10000,100000').split(',').map(Number)
+/** `--agent-node-args "--max-semi-space-size=2 …"`: V8 flags for the scale phase's agent (space-separated). */
+const AGENT_NODE_ARGS = (argValue('agent-node-args') ?? '').split(' ').filter((a) => a !== '')
 /** Endpoints per fake host, and at most this many fake hosts. */
 const PER_HOST_MAX = 100
 const HOSTS_MAX = 1000
@@ -561,7 +563,7 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
  * ('cluster read in full') and full reconciles ('overlay full reconcile'), after `offset`.
  */
 function printStages (agent: Agent, offset: number, label: string): void {
-  const keep = ['readMs', 'loadMs', 'planMs', 'diffMs', 'applyMs', 'ops', 'rssMiB']
+  const keep = ['readMs', 'loadMs', 'planMs', 'diffMs', 'applyMs', 'ops', 'rssMiB', 'heapMiB', 'usedMiB', 'extMiB']
   for (const line of agent.logs().slice(offset).split('\n')) {
     if (!line.includes('"cluster read in full"') && !line.includes('"overlay full reconcile"')) continue
     try {
@@ -644,7 +646,7 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
     stateDir,
     dockerHost: 'unix:///run/ferry-bench-no-engine.sock',
     args: ['--cluster', url, '--advertise-addr', FRESH_IP, '--host-id', 'fresh', ...extra],
-    ...(CPU_PROF === undefined ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)] }),
+    nodeArgs: [...AGENT_NODE_ARGS, ...(CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)])],
   })
   let agent = await fresh([])
   await waitSynced(agent, 30_000)

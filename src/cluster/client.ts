@@ -31,9 +31,10 @@ import { VERSION } from '../version.js'
 import { ALLOCATION_SCAN_LIMIT, type BackendListener, type ClusterBackend, type HostKeep, type HostRegistration, type RawEndpoint } from './backend.js'
 import type { ClusterKey } from './key.js'
 import { RejectCounter, type RejectKind } from './rejects.js'
+import { EndpointTable } from './endpoints.js'
 import type {
   ClusterEndpoint, ClusterEvent, ClusterHandler, ClusterSnapshot, ClusterState, ClusterStatus, ClusterStore,
-  EndpointPublication, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest,
+  EndpointPublication, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest, OverlaySnapshot,
 } from './types.js'
 import {
   checkAnyIp, checkEndpoint, checkEndpointId, checkHostId, checkIp, checkOverlayAddress, checkOverlayName, checkOverlayRequest,
@@ -127,6 +128,16 @@ function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublicatio
   if (!names && !ports) return ep
   if (known!.endpointId !== ep.endpointId || known!.ip !== ep.ip || known!.ip6 !== ep.ip6 || known!.mac.toLowerCase() !== ep.mac.toLowerCase()) return ep
   return { ...ep, ...(names ? { names: [...known!.names!] } : {}), ...(ports ? { ports: [...known!.ports!] } : {}) }
+}
+
+/**
+ * An overlay of a snapshot whose endpoints are the packed table as read: `endpoints` is made
+ * from it (sorted by id) only when a reader asks for it; PeerSync takes `packed` itself.
+ */
+function packedOverlay (o: Omit<OverlaySnapshot, 'endpoints' | 'packed'>, packed: EndpointTable): OverlaySnapshot {
+  const out = { ...o, packed } as OverlaySnapshot
+  Object.defineProperty(out, 'endpoints', { enumerable: true, configurable: true, get: () => [...packed.values()].sort(byEndpointId) })
+  return out
 }
 
 function byEndpointId (a: ClusterEndpoint, b: ClusterEndpoint): number {
@@ -613,10 +624,11 @@ export class ClusterClient implements ClusterStore {
 
   /** Everything, checked: a refused definition takes its overlay's endpoints with it; a refused entry only itself. */
   async snapshot (): Promise<ClusterSnapshot> {
-    // Endpoints are checked page by page as the backend reads them (their stored text goes at once),
+    // Endpoints are checked page by page as the backend reads them (their stored text goes at once)
+    // and packed into a compact table (src/cluster/endpoints.ts: no object per endpoint is kept),
     // each definition once (its refusal counted once) however many pages it has.
     let defs = new Map<Record<string, unknown>, OverlayDefinition | undefined>()
-    let read = new Map<Record<string, unknown>, Map<string, ClusterEndpoint>>()
+    let read = new Map<Record<string, unknown>, EndpointTable>()
     const definition = (raw: Record<string, unknown>): OverlayDefinition | undefined => {
       if (!defs.has(raw)) defs.set(raw, this.accept('overlay', String(raw.name).slice(0, 64), readOverlayDefinition(raw, this.key), raw))
       return defs.get(raw)
@@ -625,25 +637,23 @@ export class ClusterClient implements ClusterStore {
       const def = definition(raw)
       if (!def) return
       let m = read.get(raw)
-      if (!m) { m = new Map(); read.set(raw, m) }
+      if (!m) { m = new EndpointTable(); read.set(raw, m) }
       // A page that repeats an endpoint has the newer copy.
-      for (const e of this.readEndpoints(def.name, def, page, false)) m.set(e.endpointId, e)
+      for (const e of this.readEndpoints(def.name, def, page, false)) m.set(e)
     }
     const raw = await this.call(() => { defs = new Map(); read = new Map(); return this.backend.snapshot(onPage) })
     const snap: ClusterSnapshot = { rev: raw.rev, time: raw.time, hosts: this.readHosts(raw.hosts), overlays: [] }
     for (const o of raw.overlays) {
       const def = definition(o.definition)
       if (!def) continue
-      const paged = read.get(o.definition)
+      const packed = read.get(o.definition) ?? new EndpointTable()
       read.delete(o.definition)
-      const endpoints = this.readEndpoints(def.name, def, o.endpoints, false)
-      if (paged) for (const e of endpoints) paged.set(e.endpointId, e)
-      snap.overlays.push({
+      for (const e of this.readEndpoints(def.name, def, o.endpoints, false)) packed.set(e)
+      snap.overlays.push(packedOverlay({
         definition: def,
         hosts: o.hosts.filter((h) => typeof h === 'string').sort(),
-        endpoints: (paged ? [...paged.values()] : endpoints).sort(byEndpointId),
         claims: o.claims.filter((c) => typeof c.ip === 'string' && typeof c.endpointId === 'string'),
-      })
+      }, packed))
     }
     return snap
   }

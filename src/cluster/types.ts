@@ -10,6 +10,7 @@
  * (test/harness/cluster-memory.ts) for unit tests of consumers.
  */
 import type { RejectCounter } from './rejects.js'
+import type { EndpointTable } from './endpoints.js'
 import type { WireGuardInfo } from '../wireguard/plan.js'
 
 /** A registered host (agent). Times are milliseconds since the epoch, by the server's clock. */
@@ -106,6 +107,12 @@ export interface OverlaySnapshot {
   /** Hosts that use the overlay (the definition goes when the last one leaves). */
   hosts: string[]
   endpoints: ClusterEndpoint[]
+  /**
+   * The same endpoints packed as the store's client read them (src/cluster/endpoints.ts), when
+   * it did: `endpoints` is then made from the table only if read. A reader that takes the table
+   * (PeerSync: its vetted view) owns it.
+   */
+  packed?: EndpointTable
   /**
    * The store's claim records: which endpoint published each address first
    * (set atomically by the publish script, which refuses a second claimant).

@@ -69,7 +69,7 @@ export interface NameWatcher {
 /** What the feed needs of the overlay (src/overlay/service.ts's ClusterOverlay). */
 export interface FeedOverlay {
   readonly cluster: { readonly hostId: string }
-  readonly peers: Pick<PeerSync, 'onRemoteChange' | 'remoteEndpoints'>
+  readonly peers: Pick<PeerSync, 'onRemoteChange' | 'remoteTables'>
   publish (overlay: string, endpointId: string, ip: string, mac: string, names?: string[], ip6?: string, ports?: ClusterPort[]): Promise<void>
 }
 
@@ -133,7 +133,8 @@ export class DnsFeed {
   private refreshRemote (): void {
     const overlay = this.o.overlay
     if (!overlay) return
-    const vetted = overlay.peers.remoteEndpoints()
+    // The peer sync's tables themselves: the records are read from them, not copied.
+    const vetted = overlay.peers.remoteTables()
     const remote = new Map(this.o.networks().flatMap((n) => n.overlay ? [[n.overlay.name, vetted.get(n.overlay.name) ?? []] as const] : []))
     this.readOverlays = new Set(remote.keys())
     this.o.records.setRemote(remote, overlay.cluster.hostId)

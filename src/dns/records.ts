@@ -21,7 +21,7 @@
  * use `StaticRecordSource`.
  */
 import { EventEmitter } from 'node:events'
-import { isIp, reverseName } from '../util/ip.js'
+import { fromReverseName, isIp, normalizeIp, reverseName } from '../util/ip.js'
 
 export interface RecordEntry {
   /** The network the endpoint is on (the id the client→networks callback returns). */
@@ -136,30 +136,60 @@ function countedRemove (c: Counted | undefined, v: string): Counted | undefined 
 interface NameData {
   a?: Counted
   aaaa?: Counted
-  ptr?: Counted
   srv?: Counted
 }
 
-type NetworkIndex = Map<string, NameData>
+/**
+ * One network's records. A name whose only datum is one address held once (a remote
+ * overlay endpoint's name: 100,000 of them) is that address's string itself, not an
+ * object. PTR records are held by address (its canonical text, the entry's own string),
+ * not by reverse name: `lookup` turns an in-addr.arpa / ip6.arpa name back into the
+ * address, `list` the address into the name.
+ */
+interface NetworkIndex {
+  names: Map<string, NameData | string>
+  ptr: Map<string, Counted>
+}
+
+function dataOf (d: NameData | string | undefined): NameData | undefined {
+  return typeof d === 'string' ? (d.includes(':') ? { aaaa: d } : { a: d }) : d
+}
+
+/** The compact form of a name's data: one address alone is its string. */
+function compact (d: NameData): NameData | string | undefined {
+  if (d.srv === undefined && (d.a === undefined) !== (d.aaaa === undefined)) {
+    const only = d.a ?? d.aaaa
+    if (typeof only === 'string') return only
+  }
+  return d.a === undefined && d.aaaa === undefined && d.srv === undefined ? undefined : d
+}
 
 function bump (index: NetworkIndex, name: string, kind: keyof NameData, value: string, by: 1 | -1): void {
-  let d = index.get(name)
-  if (d === undefined) {
-    if (by < 0) return
-    d = {}
-    index.set(name, d)
-  }
+  const had = index.names.get(name)
+  if (had === undefined && by < 0) return
+  // A copy: the stored object may be shared with nobody, but a string stands for it.
+  const d: NameData = { ...dataOf(had) }
   const next = by > 0 ? countedAdd(d[kind], value) : countedRemove(d[kind], value)
   if (next === undefined) delete d[kind]
   else d[kind] = next
-  if (d.a === undefined && d.aaaa === undefined && d.ptr === undefined && d.srv === undefined) index.delete(name)
+  const c = compact(d)
+  if (c === undefined) index.names.delete(name)
+  else index.names.set(name, c)
+}
+
+function bumpPtr (index: NetworkIndex, ip: string, primary: string, by: 1 | -1): void {
+  const next = by > 0 ? countedAdd(index.ptr.get(ip), primary) : countedRemove(index.ptr.get(ip), primary)
+  if (next === undefined) index.ptr.delete(ip)
+  else index.ptr.set(ip, next)
 }
 
 function countAddress (index: NetworkIndex, names: string[], ip: string, primary: string, by: 1 | -1): void {
   if (!isIp(ip)) return
   const v4 = isIp(ip, 4)
   for (const n of names) bump(index, n, v4 ? 'a' : 'aaaa', ip, by)
-  bump(index, reverseName(ip), 'ptr', primary, by)
+  // The canonical text is the PTR key (what a reverse name gives back); the entry's own string when it is canonical.
+  const canonical = normalizeIp(ip)
+  bumpPtr(index, canonical === ip ? ip : canonical, primary, by)
 }
 
 /** A name that does not fit in DNS (a 64+ character container name) is left out; its aliases still count, and the first one answers PTR queries. */
@@ -200,6 +230,16 @@ function srvPorts (ports: readonly ServicePort[] | undefined): ServicePort[] {
 export class RecordSet {
   private constructor (private readonly byNetwork: Map<string, NetworkIndex>) {}
 
+  /** What `net` holds for `name` (a normalized name): its addresses and SRV data, and PTR data for a reverse name. */
+  private data (net: string, name: string): { a?: Counted, aaaa?: Counted, ptr?: Counted, srv?: Counted } | undefined {
+    const index = this.byNetwork.get(net)
+    if (index === undefined) return undefined
+    const d = dataOf(index.names.get(name))
+    const ip = name.endsWith('.arpa') ? fromReverseName(name) : undefined
+    const ptr = ip === undefined ? undefined : index.ptr.get(ip)
+    return ptr === undefined ? d : { ...d, ptr }
+  }
+
   static from (entries: readonly RecordEntry[]): RecordSet {
     const set = new RecordSet(new Map())
     for (const e of entries) set.add(e)
@@ -209,7 +249,7 @@ export class RecordSet {
   add (e: RecordEntry): void {
     let index = this.byNetwork.get(e.network)
     if (index === undefined) {
-      index = new Map()
+      index = { names: new Map(), ptr: new Map() }
       this.byNetwork.set(e.network, index)
     }
     countEntry(index, e, 1)
@@ -220,7 +260,7 @@ export class RecordSet {
     const index = this.byNetwork.get(e.network)
     if (index === undefined) return
     countEntry(index, e, -1)
-    if (index.size === 0) this.byNetwork.delete(e.network)
+    if (index.names.size === 0 && index.ptr.size === 0) this.byNetwork.delete(e.network)
   }
 
   apply (d: RecordDelta): void {
@@ -246,7 +286,7 @@ export class RecordSet {
     const name = normalizeName(qname)
     let found: NameRecords | undefined
     for (const net of networks) {
-      const d = this.byNetwork.get(net)?.get(name)
+      const d = this.data(net, name)
       if (d === undefined) continue
       const here = { a: countedValues(d.a), aaaa: countedValues(d.aaaa), ptr: countedValues(d.ptr), srv: countedValues(d.srv) }
       if (found === undefined) {
@@ -286,12 +326,13 @@ export class RecordSet {
     const out: ListedRecord[] = []
     for (const [net, index] of this.byNetwork) {
       if (network !== undefined && net !== network) continue
-      for (const [name, d] of index) {
+      for (const [name, held] of index.names) {
+        const d = dataOf(held) ?? {}
         for (const data of countedValues(d.a)) out.push({ network: net, name, type: 'A', data })
         for (const data of countedValues(d.aaaa)) out.push({ network: net, name, type: 'AAAA', data })
-        for (const data of countedValues(d.ptr)) out.push({ network: net, name, type: 'PTR', data })
         for (const data of countedValues(d.srv)) out.push({ network: net, name, type: 'SRV', data })
       }
+      for (const [ip, c] of index.ptr) for (const data of countedValues(c)) out.push({ network: net, name: reverseName(ip), type: 'PTR', data })
     }
     return out.sort((x, y) => x.network.localeCompare(y.network) || x.name.localeCompare(y.name) ||
       x.type.localeCompare(y.type) || x.data.localeCompare(y.data))

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events'
 import type { EndpointRecord, NetworkRecord, PortBinding } from '../model/types.js'
 import type { ContainerNames } from '../docker/watch.js'
 import type { ClusterEndpoint, ClusterPort } from '../cluster/types.js'
+import { EndpointTable } from '../cluster/endpoints.js'
 import { FerryError } from '../errors/errors.js'
 import { canonical, contains, familyOf, isCidr, isIp } from '../util/ip.js'
 import { MAX_SRV_PORTS, type RecordDelta, type RecordEntry, type RecordSource, type ServicePort } from './records.js'
@@ -22,7 +23,7 @@ export interface RecordInputs {
   endpoints: readonly EndpointRecord[]
   names: readonly ContainerNames[]
   /** Remote endpoints per overlay name (this host's own are skipped by hostId). */
-  remote: ReadonlyMap<string, readonly ClusterEndpoint[]>
+  remote: ReadonlyMap<string, EndpointTable | readonly ClusterEndpoint[]>
   hostId?: string
 }
 
@@ -71,7 +72,7 @@ export function buildRecords (inp: RecordInputs): { entries: RecordEntry[], clie
     }
   }
   for (const [overlay, eps] of inp.remote) {
-    for (const e of eps) {
+    for (const e of eps instanceof EndpointTable ? eps.values() : eps) {
       const entry = remoteEntry(overlay, e, inp.hostId)
       if (entry) entries.push(entry)
     }
@@ -146,12 +147,20 @@ function sameEntry (a: RecordEntry, b: RecordEntry): boolean {
     a.aliases.length === b.aliases.length && a.aliases.every((x, i) => x === b.aliases[i]) && samePorts(a.ports, b.ports)
 }
 
-/** One remote endpoint that changed (its vetted record, or none when it is gone). */
+/** One remote endpoint that changed (its vetted record, or none when it is gone; what it was, when the sender knows). */
 export interface RemoteEndpointChange {
   overlay: string
   endpointId: string
   endpoint?: ClusterEndpoint
+  previous?: ClusterEndpoint
 }
+
+/**
+ * The remote endpoints of an overlay as the records read them: the peer sync's vetted table
+ * itself (`shared`: it applies the changes, and tells what each endpoint was), or a table of
+ * this source's own (given as a list: the changes are applied to it here).
+ */
+interface RemoteOverlay { table: EndpointTable, shared: boolean }
 
 const NONE: readonly string[] = Object.freeze([])
 
@@ -171,7 +180,10 @@ const MAX_OUTSIDE_MEMO = 4096
  * engine or the driver change something) and other hosts' overlay endpoints
  * (replaced by `setRemote` after a full read, then changed endpoint by
  * endpoint by `remoteChanged`, which emits a 'delta' and costs the same
- * whatever the size of the overlay).
+ * whatever the size of the overlay). The remote records are not kept as
+ * records: they are read from the peer sync's compact table of the overlay
+ * (src/cluster/endpoints.ts) when every record is asked for (the DNS server
+ * builds its index once per 'change'), and a delta is made from the change.
  *
  * Engine clients (`--dns-engine-clients`): a source address in one of these
  * prefixes that is no endpoint of ferry's — a container on one of the engine's
@@ -181,23 +193,30 @@ const MAX_OUTSIDE_MEMO = 4096
  */
 export class AgentRecordSource extends EventEmitter implements RecordSource {
   private localEntries: RecordEntry[] = []
-  /** overlay -> endpoint id -> its record, for the overlays this host runs. */
-  private remote = new Map<string, Map<string, RecordEntry>>()
+  /** The remote endpoints of the overlays this host runs. */
+  private remote = new Map<string, RemoteOverlay>()
   private hostId: string | undefined
-  private all: RecordEntry[] | undefined
   private clients = new Map<string, string[]>()
   localNames = new Map<string, string[]>()
   private engineClients: readonly string[] = []
   private overlayScopes: readonly string[] = NONE
   private readonly outsideMemo = new Map<string, boolean>()
 
+  /**
+   * Every record: this host's, and the remote ones made now from the tables (not kept: the caller
+   * indexes them), each through `remoteEntry` as a change's delta is, from the endpoint's record
+   * (made one at a time; a field the table keeps aside, such as published ports, comes with it).
+   */
   records (): readonly RecordEntry[] {
-    if (this.all === undefined) {
-      const all = [...this.localEntries]
-      for (const m of this.remote.values()) for (const e of m.values()) all.push(e)
-      this.all = all
+    const all = [...this.localEntries]
+    for (const [overlay, { table }] of this.remote) {
+      const network = overlayScope(overlay)
+      for (const e of table.values()) {
+        const entry = remoteEntry(overlay, e, this.hostId, network)
+        if (entry) all.push(entry)
+      }
     }
-    return this.all
+    return all
   }
 
   /** The scopes a client may see; the same array while nothing changes. */
@@ -235,46 +254,53 @@ export class AgentRecordSource extends EventEmitter implements RecordSource {
     else if (same) return
     this.localEntries = next.entries
     this.clients = next.clients
-    this.all = undefined
     this.emit('change')
   }
 
-  /** Replace the remote records of the overlays this host runs (after a full read of the cluster). */
-  setRemote (remote: ReadonlyMap<string, readonly ClusterEndpoint[]>, hostId: string | undefined): void {
+  /**
+   * Replace the remote records of the overlays this host runs (after a full read of the cluster):
+   * an overlay given as the peer sync's table is read in place (it applies the changes); one
+   * given as a list is copied into a table of this source's own.
+   */
+  setRemote (remote: ReadonlyMap<string, EndpointTable | readonly ClusterEndpoint[]>, hostId: string | undefined): void {
     this.replaceRemote(remote, hostId)
-    this.all = undefined
     this.emit('change')
   }
 
-  private replaceRemote (remote: ReadonlyMap<string, readonly ClusterEndpoint[]>, hostId: string | undefined): void {
+  private replaceRemote (remote: ReadonlyMap<string, EndpointTable | readonly ClusterEndpoint[]>, hostId: string | undefined): void {
     this.hostId = hostId
     this.remote = new Map()
     for (const [overlay, eps] of remote) {
-      const m = new Map<string, RecordEntry>()
-      const network = overlayScope(overlay)
-      for (const e of eps) {
-        const entry = remoteEntry(overlay, e, hostId, network)
-        if (entry) m.set(e.endpointId, entry)
-      }
-      this.remote.set(overlay, m)
+      if (eps instanceof EndpointTable) { this.remote.set(overlay, { table: eps, shared: true }); continue }
+      const table = new EndpointTable()
+      for (const e of eps) table.set(e)
+      this.remote.set(overlay, { table, shared: false })
     }
   }
 
-  /** Remote endpoints changed: their records only (overlays this host does not run are ignored). */
+  /**
+   * Remote endpoints changed: their records only (overlays this host does not run are ignored).
+   * What an endpoint was comes with the change (a shared table has it already changed) or from
+   * this source's own table.
+   */
   remoteChanged (changes: readonly RemoteEndpointChange[]): void {
     const remove: RecordEntry[] = []
     const add: RecordEntry[] = []
     for (const c of changes) {
-      const m = this.remote.get(c.overlay)
-      if (!m) continue
-      const before = m.get(c.endpointId)
+      const r = this.remote.get(c.overlay)
+      if (!r) continue
+      const was = r.shared ? c.previous : r.table.get(c.endpointId)
+      if (!r.shared) {
+        if (c.endpoint) r.table.set(c.endpoint.endpointId === c.endpointId ? c.endpoint : { ...c.endpoint, endpointId: c.endpointId })
+        else r.table.delete(c.endpointId)
+      }
+      const before = was && remoteEntry(c.overlay, was, this.hostId)
       const after = c.endpoint && remoteEntry(c.overlay, c.endpoint, this.hostId)
       if (before && after && sameEntry(before, after)) continue
-      if (before) { remove.push(before); m.delete(c.endpointId) }
-      if (after) { add.push(after); m.set(c.endpointId, after) }
+      if (before) remove.push(before)
+      if (after) add.push(after)
     }
     if (remove.length === 0 && add.length === 0) return
-    this.all = undefined
     const d: RecordDelta = { remove, add }
     this.emit('delta', d)
   }

@@ -41,6 +41,7 @@ import { KeyedMutex } from '../util/mutex.js'
 import { compareIps, isIp } from '../util/ip.js'
 import type { ClusterChange, ClusterEndpoint, ClusterEvent, ClusterSnapshot, ClusterStore, OverlayDefinition } from '../cluster/types.js'
 import { RejectCounter } from '../cluster/rejects.js'
+import { EndpointTable } from '../cluster/endpoints.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
 import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
@@ -122,14 +123,15 @@ export interface PeerReport {
   conflicts: number
 }
 
-/** One remote endpoint that changed: `endpoint` is its vetted record, absent when it is gone. */
+/** One remote endpoint that changed: `endpoint` is its vetted record, absent when it is gone; `previous` what it was (absent: new). */
 export interface RemoteChange {
   overlay: string
   endpointId: string
   endpoint?: ClusterEndpoint
+  previous?: ClusterEndpoint
 }
 
-/** Told of remote endpoint changes; `undefined` means anything may have changed (read `remoteEndpoints()`). */
+/** Told of remote endpoint changes; `undefined` means anything may have changed (read `remoteTables()`). */
 export type RemoteListener = (changes?: readonly RemoteChange[]) => void
 
 /** Kernel work done so far (for tests and benchmarks: a delta must not cost a full plan). */
@@ -149,9 +151,27 @@ export interface PeerSyncStatus {
 const DEFAULT_FULL_RECONCILE_MS = 60_000
 const DEFAULT_RETRY_MS = 1000
 const DEFAULT_MAX_BUFFERED = 10_000
-/** The agent's resident memory now (MiB), for the debug log of full reads and reconciles (bench:overlay reads it). */
-function rssMiB (): number {
-  return Math.round(process.memoryUsage.rss() / 2 ** 20)
+/**
+ * The agent's memory now (MiB), for the debug log of full reads and reconciles (bench:overlay reads it):
+ * resident, the JS heap as reserved and as used, and the memory outside it (buffers).
+ */
+function memoryMiB (): { rssMiB: number, heapMiB: number, usedMiB: number, extMiB: number } {
+  const m = process.memoryUsage()
+  const mib = (n: number): number => Math.round(n / 2 ** 20)
+  return { rssMiB: mib(m.rss), heapMiB: mib(m.heapTotal), usedMiB: mib(m.heapUsed), extMiB: mib(m.external) }
+}
+
+/** Operations of a full reconcile handed to the data plane at once, at most (a chunk is made only when the previous one is applied). */
+const APPLY_CHUNK = 8192
+
+/** Up to `max` next values of `it` (fewer at its end; none when it is done). */
+function nextChunk<T> (it: Iterator<T>, max: number): T[] {
+  const out: T[] = []
+  for (let r = it.next(); r.done !== true; r = it.next()) {
+    out.push(r.value)
+    if (out.length >= max) break
+  }
+  return out
 }
 
 /** Revisions remembered with their content, to notice a second message claiming one. */
@@ -194,8 +214,13 @@ export class PeerSync {
   private readonly retryMs: number
   private readonly locks = new KeyedMutex()
   private readonly attached = new Map<string, Attached>()
-  /** overlay -> endpoint id -> endpoint, for every overlay of the cluster. */
-  private known = new Map<string, Map<string, ClusterEndpoint>>()
+  /**
+   * overlay -> its vetted endpoints, for every overlay of the cluster, in a compact table
+   * (src/cluster/endpoints.ts) whose address index also stands for the claims: an endpoint
+   * is kept only while it holds the claim of each of its addresses, so the claim of an
+   * address is the known endpoint that holds it.
+   */
+  private known = new Map<string, EndpointTable>()
   private defs = new Map<string, OverlayDefinition>()
   /** hostId -> VTEP of every registered host. */
   private hosts = new Map<string, string>()
@@ -203,8 +228,6 @@ export class PeerSync {
   private hostWg = new Map<string, WireGuardInfo>()
   private readonly wg: WireGuardMesh | undefined
   private readonly readKernelOnResync: boolean
-  /** overlay -> ip -> the endpoint holding the address's claim. */
-  private claims = new Map<string, Map<string, string>>()
   private rev = -1
   private syncing: Promise<void> | undefined
   private syncAgain = false
@@ -239,9 +262,14 @@ export class PeerSync {
     this.readKernelOnResync = opts.readKernelOnResync ?? false
   }
 
-  /** The vetted endpoints of every overlay (for DNS names of remote containers). */
+  /** The vetted endpoints of every overlay, as records (made now, one object each: `remoteTables` reads them in place). */
   remoteEndpoints (): Map<string, ClusterEndpoint[]> {
     return new Map([...this.known].map(([name, m]) => [name, [...m.values()]]))
+  }
+
+  /** The vetted endpoints of every overlay, the tables themselves (read only: the DNS records are read from them). */
+  remoteTables (): ReadonlyMap<string, EndpointTable> {
+    return this.known
   }
 
   /**
@@ -496,7 +524,7 @@ export class PeerSync {
           const snap = await this.store.snapshot()
           const t1 = performance.now()
           this.load(snap)
-          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1), rssMiB: rssMiB() }, 'cluster read in full')
+          this.log?.debug({ readMs: Math.round(t1 - t0), loadMs: Math.round(performance.now() - t1), ...memoryMiB() }, 'cluster read in full')
           this.online = true
           this.lastError = undefined
           this.replayBuffer()
@@ -521,11 +549,9 @@ export class PeerSync {
   private load (snap: ClusterSnapshot): void {
     const prev = this.defs
     this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
-    const hostIds = new Map(snap.hosts.map((h) => [h.hostId, h.hostId]))
     this.hostWg = new Map(snap.hosts.flatMap((h) => (h.wg ? [[h.hostId, h.wg] as const] : [])))
     this.defs = new Map()
     this.known = new Map()
-    this.claims = new Map()
     this.seen.clear()
     for (const o of snap.overlays) {
       // A refused definition does not take the overlay's endpoints away: the one in use stays.
@@ -533,27 +559,30 @@ export class PeerSync {
       if (!def) continue
       const name = def.name
       this.defs.set(name, def)
-      const claims = new Map(o.claims.map((c) => [c.ip, c.endpointId]))
-      const m = new Map<string, ClusterEndpoint>()
-      for (const e of o.endpoints) {
-        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) continue
-        const unclaimed = endpointIps(e).find((ip) => claims.get(ip) !== e.endpointId)
-        if (unclaimed !== undefined) {
-          const holder = claims.get(unclaimed)
-          this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
-          continue
-        }
-        // One string per host for every endpoint of it (tiedToHost: the VTEP is the host's), not a copy per endpoint.
-        e.hostId = hostIds.get(e.hostId) ?? e.hostId
-        e.vtep = this.hosts.get(e.hostId) ?? e.vtep
-        m.set(e.endpointId, e)
+      // The table the store's client packed the endpoints into as it read them is taken as it is, less
+      // the endpoints refused here (each made into a record one at a time): no second copy, no array.
+      const m = o.packed ?? new EndpointTable()
+      if (!o.packed) for (const e of o.endpoints) m.set(e)
+      // The claims are counted per row (no map of 100,000 addresses): a row holds as many claims as it has addresses.
+      const held = new Uint8Array(m.capacity)
+      for (const c of o.claims) for (const slot of m.slotsWithIp(c.ip)) if (m.endpointId(slot) === c.endpointId) held[slot] = (held[slot] ?? 0) + 1
+      let claims: Map<string, string> | undefined
+      const gone: string[] = []
+      for (const slot of m.slots()) {
+        const e = m.row(slot)
+        if (!this.inSubnet(def, e) || !this.tiedToHost(name, e)) { gone.push(e.endpointId); continue }
+        if (held[slot] === endpointIps(e).length) continue
+        // Refused: who holds the address (a map of the claims, made once, only when something is refused).
+        claims ??= new Map(o.claims.map((c) => [c.ip, c.endpointId]))
+        const unclaimed = endpointIps(e).find((ip) => claims?.get(ip) !== e.endpointId) ?? e.ip
+        const holder = claims.get(unclaimed)
+        this.rejectEndpoint(name, e, 'address-claimed', `address ${unclaimed} is claimed by ${holder !== undefined ? `endpoint ${holder.slice(0, 12)}` : 'no endpoint'}`)
+        gone.push(e.endpointId)
       }
-      this.known.set(name, m)
+      for (const id of gone) m.delete(id)
       // Only the claims of the endpoints kept matter later (a claim whose holder is not known, or no longer
-      // holds the address, refuses nobody): kept as the endpoints' own strings, the snapshot's copies go.
-      const held = new Map<string, string>()
-      for (const e of m.values()) for (const ip of endpointIps(e)) held.set(ip, e.endpointId)
-      this.claims.set(name, held)
+      // holds the address, refuses nobody): the table's address index stands for them.
+      this.known.set(name, m)
     }
     this.rev = snap.rev
   }
@@ -632,20 +661,15 @@ export class PeerSync {
     const def = this.defs.get(overlay)
     if (!def) { this.rejectEndpoint(overlay, e, 'unknown-overlay', `overlay ${overlay} is not defined`); return false }
     if (!this.inSubnet(def, e) || !this.tiedToHost(overlay, e)) return false
-    let claims = this.claims.get(overlay)
-    if (!claims) { claims = new Map(); this.claims.set(overlay, claims) }
     const known = this.known.get(overlay)
     for (const ip of endpointIps(e)) {
-      const holder = claims.get(ip)
-      const held = holder === undefined ? undefined : known?.get(holder)
-      if (holder !== undefined && holder !== e.endpointId && held !== undefined && endpointIps(held).includes(ip)) {
+      const slot = known?.slotWithIp(ip) ?? -1
+      const holder = slot < 0 ? undefined : known?.endpointId(slot)
+      if (holder !== undefined && holder !== e.endpointId) {
         this.rejectEndpoint(overlay, e, 'address-claimed', `address ${ip} is claimed by endpoint ${holder.slice(0, 12)}, which published it first`)
         return false
       }
     }
-    const old = known?.get(e.endpointId)
-    for (const ip of old ? endpointIps(old) : []) if (!endpointIps(e).includes(ip) && claims.get(ip) === e.endpointId) claims.delete(ip)
-    for (const ip of endpointIps(e)) claims.set(ip, e.endpointId)
     return true
   }
 
@@ -655,17 +679,21 @@ export class PeerSync {
     /** Overlays whose every endpoint may have changed, and single endpoints that did. */
     const whole = new Set<string>()
     const changed: RemoteChange[] = []
-    const endpointChanged = (overlay: string, endpointId: string): void => {
+    /** Record the change of one endpoint: what it is now (from the table) and what it was. */
+    const endpointChanged = (overlay: string, endpointId: string, previous: ClusterEndpoint | undefined): void => {
+      if (!schedule) return
       const e = this.known.get(overlay)?.get(endpointId)
-      changed.push(e ? { overlay, endpointId, endpoint: e } : { overlay, endpointId })
+      changed.push({ overlay, endpointId, ...(e ? { endpoint: e } : {}), ...(previous ? { previous } : {}) })
     }
     const dropHost = (hostId: string, keep?: string): void => {
       for (const [name, m] of this.known) {
-        for (const [id, e] of m) {
-          if (e.hostId !== hostId || e.vtep === keep) continue
+        const gone: number[] = []
+        for (const slot of m.slots()) if (m.hostId(slot) === hostId && m.vtep(slot) !== keep) gone.push(slot)
+        for (const slot of gone) {
+          const previous = schedule ? m.row(slot) : undefined
+          const id = m.endpointId(slot)
           m.delete(id)
-          for (const ip of endpointIps(e)) if (this.claims.get(name)?.get(ip) === id) this.claims.get(name)?.delete(ip)
-          endpointChanged(name, id)
+          endpointChanged(name, id, previous)
         }
       }
     }
@@ -673,17 +701,19 @@ export class PeerSync {
       case 'endpoint-published': {
         if (!this.acceptPublished(ev.overlay, ev.endpoint)) break
         let m = this.known.get(ev.overlay)
-        if (!m) { m = new Map(); this.known.set(ev.overlay, m) }
-        m.set(ev.endpoint.endpointId, ev.endpoint)
-        endpointChanged(ev.overlay, ev.endpoint.endpointId)
+        if (!m) { m = new EndpointTable(); this.known.set(ev.overlay, m) }
+        const previous = schedule ? m.get(ev.endpoint.endpointId) : undefined
+        // The client has checked the record (addresses, MAC): it packs.
+        if (!m.set(ev.endpoint)) break
+        endpointChanged(ev.overlay, ev.endpoint.endpointId, previous)
         break
       }
       case 'endpoint-withdrawn': {
-        const old = this.known.get(ev.overlay)?.get(ev.endpointId)
-        if (!old) break
-        this.known.get(ev.overlay)?.delete(ev.endpointId)
-        for (const ip of endpointIps(old)) if (this.claims.get(ev.overlay)?.get(ip) === ev.endpointId) this.claims.get(ev.overlay)?.delete(ip)
-        endpointChanged(ev.overlay, ev.endpointId)
+        const m = this.known.get(ev.overlay)
+        const previous = m?.get(ev.endpointId)
+        if (!m || !previous) break
+        m.delete(ev.endpointId)
+        endpointChanged(ev.overlay, ev.endpointId, previous)
         break
       }
       case 'host-removed':
@@ -705,6 +735,8 @@ export class PeerSync {
         const def = this.acceptDefinition(ev.overlay, true)
         if (!def) break
         this.defs.set(def.name, def)
+        // Its table now, empty: the DNS records read it from the start (rather than a copy of their own).
+        if (!this.known.has(def.name)) this.known.set(def.name, new EndpointTable())
         // A host joining (the same definition again) changes nothing here.
         if (!before || !sameDefinition(before, def)) whole.add(def.name)
         break
@@ -712,7 +744,6 @@ export class PeerSync {
       case 'overlay-removed':
         this.defs.delete(ev.name)
         this.known.delete(ev.name)
-        this.claims.delete(ev.name)
         whole.add(ev.name)
         break
     }
@@ -754,11 +785,13 @@ export class PeerSync {
     })
   }
 
-  private remotePeers (name: string): ClusterEndpoint[] {
-    const all = [...(this.known.get(name)?.values() ?? [])]
+  /** The peers of an overlay as it programs them, made one at a time (the planner packs them as they come). */
+  private * remotePeers (name: string): Generator<ClusterEndpoint> {
     const a = this.attached.get(name)
-    if (!a || a.local.encrypt === undefined) return all
-    return all.flatMap((e) => { const v = this.peerView(a, e); return v ? [v] : [] })
+    for (const e of this.known.get(name)?.values() ?? []) {
+      const v = a ? this.peerView(a, e) : e
+      if (v) yield v
+    }
   }
 
   /**
@@ -770,7 +803,8 @@ export class PeerSync {
   private async reconcile (name: string): Promise<void> {
     const a = this.attached.get(name)
     if (!a) return
-    let ops: PeerOp[] = []
+    const ops: PeerOp[] = []
+    let count = 0
     // The request is taken now, before any await: a full reconcile asked for while this one
     // runs (a resync that ends meanwhile) runs after it, and an endpoint that changes meanwhile
     // stays pending for the next run instead of being folded into a plan already made.
@@ -800,11 +834,23 @@ export class PeerSync {
         const t1 = performance.now()
         const kernel = programmed ? undefined : await this.dp.readPeers(a.devices.vxlan)
         const t2 = performance.now()
-        ops = kernel ? planner.opsFrom(kernel) : programmed ? planner.opsFromPlanner(programmed) : []
-        const t3 = performance.now()
-        await this.dp.applyPeerOps(ops)
+        // The plan's operations, applied in chunks as they are made (in their order: deletes, then
+        // FDB adds, then neighbour adds): never an array of all of them (at 100,000 peers, 200,000).
+        const each = kernel ? planner.opsFromEach(kernel) : programmed ? planner.opsFromPlannerEach(programmed) : undefined
+        let diffMs = 0
+        let applyMs = 0
+        for (;;) {
+          const t3 = performance.now()
+          const chunk = each ? nextChunk(each, APPLY_CHUNK) : []
+          const t4 = performance.now()
+          diffMs += t4 - t3
+          if (chunk.length === 0) break
+          await this.dp.applyPeerOps(chunk)
+          applyMs += performance.now() - t4
+          count += chunk.length
+        }
         this.log?.debug({
-          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(t3 - t2), applyMs: Math.round(performance.now() - t3), ops: ops.length, rssMiB: rssMiB(),
+          overlay: name, planMs: Math.round(t1 - t0), readMs: Math.round(t2 - t1), diffMs: Math.round(diffMs), applyMs: Math.round(applyMs), ops: count, ...memoryMiB(),
         }, 'overlay full reconcile')
         this.counters.fullReconciles++
       } else {
@@ -817,12 +863,13 @@ export class PeerSync {
           for (const o of e ? planner.upsert(e) : planner.remove(id)) ops.push(o)
         }
         await this.dp.applyPeerOps(ops)
+        count = ops.length
         this.counters.deltaReconciles++
       }
-      this.counters.kernelOps += ops.length
+      this.counters.kernelOps += count
       a.lastReconcile = Date.now()
       delete a.lastError
-      if (ops.length > 0) this.log?.debug({ overlay: name, ops: ops.length, peers: a.planner.size().programmed }, 'overlay peers programmed')
+      if (count > 0) this.log?.debug({ overlay: name, ops: count, peers: a.planner.size().programmed }, 'overlay peers programmed')
     } catch (err) {
       // What the kernel has is no longer known: the retry reads it.
       a.full = true
@@ -852,7 +899,7 @@ export class PeerSync {
       endpoints = endpoints.flatMap((e) => { const v = this.peerView(a, e); return v ? [v] : [] })
     } catch {
       source = 'cache'
-      endpoints = this.remotePeers(name)
+      endpoints = [...this.remotePeers(name)]
     }
     const self = { hostId: this.store.hostId, vtep: a.devices.local }
     const plan = planPeers(a.devices, self, endpoints, { flood: this.flood })

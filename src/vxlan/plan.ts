@@ -23,6 +23,7 @@ import type { NeighFdbOp } from '../kernel/iproute.js'
 import { canonical, compareIps, contains, isIp, maskOf, parseCidr, parseIpOrUndefined } from '../util/ip.js'
 import { macForIp } from '../bridge/names.js'
 import { wgOverhead } from '../wireguard/plan.js'
+import { EndpointTable } from '../cluster/endpoints.js'
 
 export const VXLAN_PREFIX = 'fyv-'
 export const OVERLAY_BRIDGE_PREFIX = 'fyo-'
@@ -308,30 +309,11 @@ function samePeer (a: RemotePeer, b: RemotePeer): boolean {
   return a.endpointId === b.endpointId && a.hostId === b.hostId && a.ip === b.ip && a.ip6 === b.ip6 && a.mac === b.mac && a.vtep === b.vtep
 }
 
-/** Ids by key: one id is the string itself (the common case: no Set per peer). */
-type Users = Map<string, string | Set<string>>
-
-function addTo (m: Users, key: string, id: string): void {
-  const s = m.get(key)
-  if (s === undefined || s === id) m.set(key, id)
-  else if (typeof s === 'string') m.set(key, new Set([s, id]))
-  else s.add(id)
-}
-
-function removeFrom (m: Users, key: string, id: string): void {
-  const s = m.get(key)
-  if (s === undefined) return
-  if (typeof s === 'string') { if (s === id) m.delete(key); return }
-  s.delete(id)
-  const [only] = s
-  if (s.size === 1 && only !== undefined) m.set(key, only)
-  else if (s.size === 0) m.delete(key)
-}
-
-/** Does anyone but `id` use the key? */
-function othersUse (m: Users, key: string, id: string): boolean {
-  const s = m.get(key)
-  return s !== undefined && (typeof s === 'string' ? s !== id : s.size > 1 || !s.has(id))
+/** The fields of a peer the planner keeps (a cluster record passed as a peer carries names too). */
+function peerOnly (p: RemotePeer): RemotePeer {
+  const q: RemotePeer = { endpointId: p.endpointId, hostId: p.hostId, ip: p.ip, mac: p.mac, vtep: p.vtep }
+  if (p.ip6 !== undefined) q.ip6 = p.ip6
+  return q
 }
 
 /**
@@ -342,17 +324,21 @@ function othersUse (m: Users, key: string, id: string): boolean {
  * entry); a change that involves a duplicate address or MAC (whose winner
  * depends on the other claimants) is planned in full instead. Each call returns
  * the operations that take the previous plan to the new one.
+ *
+ * The peers are held in a compact table (src/cluster/endpoints.ts: addresses and
+ * MAC as bytes, hosts interned, found by address and MAC through its indexes), so
+ * their addresses are programmed in canonical spelling (the store's client gives
+ * nothing else); a peer whose addresses or MAC do not parse (left out as invalid,
+ * never sharing anything that matters) is kept apart as given.
  */
 export class PeerPlanner {
   private readonly check: PeerCheck
-  private readonly peers = new Map<string, RemotePeer>()
-  /** Every given peer by address and by (lower-case) MAC, valid or not: a shared one means "plan in full". */
-  private readonly ipUsers: Users = new Map()
-  private readonly macUsers: Users = new Map()
+  private readonly peers = new EndpointTable()
+  /** Peers that do not pack (invalid): left out, kept as given. */
+  private readonly odd = new Map<string, RemotePeer>()
   /**
    * The peers left out, with why; every other peer is programmed (its FDB and neighbour
-   * entries are the table), with its MAC in lower case (`programmed`). No second map of
-   * the programmed peers: at 100,000 peers each map costs megabytes.
+   * entries are the table), with its MAC in lower case (as the table gives it).
    */
   private readonly skipped = new Map<string, PeerConflict>()
   /** Programmed peers per VTEP (flood entries). */
@@ -365,45 +351,45 @@ export class PeerPlanner {
   }
 
   /** Replace every peer; the operations from the previous plan to the new one. */
-  reset (peers: readonly RemotePeer[]): PeerOp[] {
+  reset (peers: Iterable<RemotePeer>): PeerOp[] {
     const before = this.table()
-    for (const id of [...this.peers.keys()]) this.unindex(id)
+    this.clear()
     for (const p of peers) this.index(p)
     return this.replan(before)
   }
 
   /**
    * Replace every peer without computing the operations (a full reconcile diffs
-   * `table()` against what the kernel reports instead): half the work of `reset`.
+   * against what the kernel reports, or the previous planner, instead). The peers
+   * are packed as they come: no array of them is made.
    */
-  load (peers: readonly RemotePeer[]): void {
-    for (const id of [...this.peers.keys()]) this.unindex(id)
+  load (peers: Iterable<RemotePeer>): void {
+    this.clear()
     for (const p of peers) this.index(p)
     this.fullPlans++
-    // Only which peers are programmed: the table is not built (opsFrom diffs without it).
-    const { kept, skipped } = choosePeers(this.check, this.self, [...this.peers.values()])
-    this.adopt(kept, skipped)
+    this.adopt(this.choose())
   }
 
   /** Add or change one peer. */
   upsert (peer: RemotePeer): PeerOp[] {
     const id = peer.endpointId
-    const old = this.peers.get(id)
+    const old = this.peer(id)
     if (old && samePeer(old, peer)) return []
-    const shared = (old !== undefined && this.isShared(old)) || this.isShared(peer)
+    const shared = (old !== undefined && this.isShared(id)) || this.wouldShare(peer)
     // The programmed state is derived from the peers: what it was is taken before they change.
     const before = shared ? this.table() : undefined
     const was = this.programmed(id)
     if (old) this.unindex(id)
     this.index(peer)
-    return before ? this.replan(before) : this.single(id, was, peer)
+    // As the table holds it (addresses canonical, MAC in lower case), as a full plan of the table programs it.
+    return before ? this.replan(before) : this.single(id, was, this.peer(id))
   }
 
   /** Remove one peer (unknown: nothing to do). */
   remove (endpointId: string): PeerOp[] {
-    const old = this.peers.get(endpointId)
+    const old = this.peer(endpointId)
     if (!old) return []
-    const before = this.isShared(old) ? this.table() : undefined
+    const before = this.isShared(endpointId) ? this.table() : undefined
     const was = this.programmed(endpointId)
     this.unindex(endpointId)
     return before ? this.replan(before) : this.single(endpointId, was, undefined)
@@ -423,25 +409,28 @@ export class PeerPlanner {
    * entries and as many keys), and with no lookups at all when `actual` is empty.
    */
   opsFrom (actual: PeerTable): PeerOp[] {
+    return [...this.opsFromEach(actual)]
+  }
+
+  /** `opsFrom`'s operations one at a time, in the same order (a full reconcile applies them in chunks: no array of 200,000). */
+  * opsFromEach (actual: PeerTable): Generator<PeerOp> {
     const dev = this.devices.vxlan
     const haveFdb = new Map(actual.fdb.map((e) => [fdbKey(e), e]))
     const haveNeigh = new Map(actual.neigh.map((e) => [neighKey(e), e]))
-    const ops: PeerOp[] = []
-    for (const e of haveNeigh.values()) if (!(e.dev === dev && this.programsIp(e.ip))) ops.push({ op: 'deleteNeigh', entry: e })
-    for (const e of haveFdb.values()) if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e })
-    const addFdb = (e: FdbEntry): void => {
+    for (const e of haveNeigh.values()) if (!(e.dev === dev && this.programsIp(e.ip))) yield { op: 'deleteNeigh', entry: e }
+    for (const e of haveFdb.values()) if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
+    const addFdb = (e: FdbEntry): PeerOp | undefined => {
       const have = haveFdb.size === 0 ? undefined : haveFdb.get(fdbKey(e))
-      if (!have || !sameFdb(have, e)) ops.push({ op: 'addFdb', entry: e })
+      return !have || !sameFdb(have, e) ? { op: 'addFdb', entry: e } : undefined
     }
-    for (const p of this.programmedPeers()) addFdb(peerFdb(this.devices, p))
-    for (const vtep of this.vteps.keys()) addFdb(floodFdb(this.devices, vtep))
+    for (const p of this.programmedPeers()) { const o = addFdb(peerFdb(this.devices, p)); if (o) yield o }
+    for (const vtep of this.vteps.keys()) { const o = addFdb(floodFdb(this.devices, vtep)); if (o) yield o }
     for (const p of this.programmedPeers()) {
       for (const ip of peerIps(p)) {
         const have = haveNeigh.size === 0 ? undefined : haveNeigh.get(`${dev}|${ip}`)
-        if (!have || have.mac.toLowerCase() !== p.mac) ops.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+        if (!have || have.mac.toLowerCase() !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
       }
     }
-    return ops
   }
 
   /**
@@ -450,62 +439,63 @@ export class PeerPlanner {
    * against the plan as programmed, at 100,000 peers).
    */
   opsFromPlanner (old: PeerPlanner): PeerOp[] {
+    return [...this.opsFromPlannerEach(old)]
+  }
+
+  /** `opsFromPlanner`'s operations one at a time, in the same order. */
+  * opsFromPlannerEach (old: PeerPlanner): Generator<PeerOp> {
     const dev = this.devices.vxlan
     const oldDev = old.devices.vxlan
-    const ops: PeerOp[] = []
     for (const p of old.programmedPeers()) {
-      for (const ip of peerIps(p)) if (!(oldDev === dev && this.programsIp(ip))) ops.push({ op: 'deleteNeigh', entry: { dev: oldDev, ip, mac: p.mac } })
+      for (const ip of peerIps(p)) if (!(oldDev === dev && this.programsIp(ip))) yield { op: 'deleteNeigh', entry: { dev: oldDev, ip, mac: p.mac } }
     }
-    for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
-    for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) ops.push({ op: 'deleteFdb', entry: e }) }
+    for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e } }
+    for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e } }
     for (const p of this.programmedPeers()) {
-      const had = oldDev === dev ? old.programmedWith(old.macUsers, p.mac) : undefined
-      if (had?.vtep !== p.vtep) ops.push({ op: 'addFdb', entry: peerFdb(this.devices, p) })
+      const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithMac(p.mac)) : undefined
+      if (had?.vtep !== p.vtep) yield { op: 'addFdb', entry: peerFdb(this.devices, p) }
     }
-    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) ops.push({ op: 'addFdb', entry: floodFdb(this.devices, vtep) })
+    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) yield { op: 'addFdb', entry: floodFdb(this.devices, vtep) }
     for (const p of this.programmedPeers()) {
       for (const ip of peerIps(p)) {
-        const had = oldDev === dev ? old.programmedWith(old.ipUsers, ip) : undefined
-        if (had?.mac !== p.mac) ops.push({ op: 'addNeigh', entry: { dev, ip, mac: p.mac } })
+        const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithIp(ip)) : undefined
+        if (had?.mac !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
       }
     }
-    return ops
   }
 
   size (): { peers: number, programmed: number, skipped: number } {
     let skipped = 0
     for (const s of this.skipped.values()) if (s.reason !== 'local') skipped++
-    return { peers: this.peers.size, programmed: this.peers.size - this.skipped.size, skipped }
+    const peers = this.peers.size + this.odd.size
+    return { peers, programmed: peers - this.skipped.size, skipped }
+  }
+
+  /** A peer as given (addresses canonical, MAC in lower case when it packed). */
+  private peer (id: string): RemotePeer | undefined {
+    return this.peers.get(id) ?? this.odd.get(id)
   }
 
   /** A programmed peer as programmed (MAC in lower case); undefined when it is left out or unknown. */
   private programmed (id: string): RemotePeer | undefined {
-    const p = this.peers.get(id)
-    if (p === undefined || this.skipped.has(id)) return undefined
-    return p.mac === p.mac.toLowerCase() ? p : { ...p, mac: p.mac.toLowerCase() }
+    const slot = this.peers.slot(id)
+    return slot < 0 || this.skipped.has(id) ? undefined : this.peers.row(slot)
   }
 
+  /** Every programmed peer, made one at a time (the peers that do not pack are never programmed). */
   private * programmedPeers (): Generator<RemotePeer> {
-    for (const id of this.peers.keys()) {
-      const p = this.programmed(id)
-      if (p !== undefined) yield p
-    }
+    for (const slot of this.peers.slots()) if (!this.skipped.has(this.peers.endpointId(slot))) yield this.peers.row(slot)
   }
 
-  /** The programmed peer among the users of a key of `users` (an address or a MAC: at most one is programmed). */
-  private programmedWith (users: Users, key: string): RemotePeer | undefined {
-    const ids = users.get(key)
-    if (ids === undefined) return undefined
-    for (const id of typeof ids === 'string' ? [ids] : ids) {
-      const p = this.programmed(id)
-      if (p !== undefined) return p
-    }
+  /** The programmed peer among these rows (of one address or one MAC: at most one is programmed). */
+  private programmedWith (slots: readonly number[]): RemotePeer | undefined {
+    for (const slot of slots) if (!this.skipped.has(this.peers.endpointId(slot))) return this.peers.row(slot)
     return undefined
   }
 
   /** Is `ip` an address of a programmed peer? */
   private programsIp (ip: string): boolean {
-    return this.programmedWith(this.ipUsers, ip) !== undefined
+    return this.peers.slotsWithIp(ip).some((slot) => !this.skipped.has(this.peers.endpointId(slot)))
   }
 
   /** Is this entry (of any device) one of the table's? */
@@ -514,26 +504,57 @@ export class PeerPlanner {
     const mac = e.mac.toLowerCase()
     if (!isUnicast(mac)) return mac === ZERO_MAC && e.dst !== undefined && this.vteps.has(e.dst)
     // A unicast MAC has one entry: one of another destination is replaced, not deleted.
-    return this.programmedWith(this.macUsers, mac) !== undefined
+    return this.programmedWith(this.peers.slotsWithMac(mac)) !== undefined
   }
 
-  private isShared (p: RemotePeer): boolean {
-    const mac = typeof p.mac === 'string' ? p.mac.toLowerCase() : ''
-    return peerIps(p).some((ip) => othersUse(this.ipUsers, ip, p.endpointId)) || othersUse(this.macUsers, mac, p.endpointId)
+  /** Does another peer use an address or the MAC of peer `id` (a packed one: the others share nothing that matters)? */
+  private isShared (id: string): boolean {
+    const slot = this.peers.slot(id)
+    if (slot < 0) return false
+    const t = this.peers
+    return t.slotsWithIpOf(slot, 0).length > 1 || t.slotsWithIpOf(slot, 1).length > 1 || t.slotsWithMacOf(slot).length > 1
+  }
+
+  /** Would `p` share an address or its MAC with a peer other than itself? */
+  private wouldShare (p: RemotePeer): boolean {
+    const t = this.peers
+    const others = (slots: readonly number[]): boolean => slots.some((s) => t.endpointId(s) !== p.endpointId)
+    return peerIps(p).some((ip) => others(t.slotsWithIp(ip))) || (typeof p.mac === 'string' && others(t.slotsWithMac(p.mac)))
   }
 
   private index (p: RemotePeer): void {
-    this.peers.set(p.endpointId, p)
-    for (const ip of peerIps(p)) addTo(this.ipUsers, ip, p.endpointId)
-    addTo(this.macUsers, typeof p.mac === 'string' ? p.mac.toLowerCase() : '', p.endpointId)
+    this.unindex(p.endpointId)
+    if (!this.peers.set(peerOnly(p))) this.odd.set(p.endpointId, p)
   }
 
   private unindex (id: string): void {
-    const p = this.peers.get(id)
-    if (!p) return
-    this.peers.delete(id)
-    for (const ip of peerIps(p)) removeFrom(this.ipUsers, ip, id)
-    removeFrom(this.macUsers, typeof p.mac === 'string' ? p.mac.toLowerCase() : '', id)
+    if (!this.peers.delete(id)) this.odd.delete(id)
+  }
+
+  private clear (): void {
+    this.peers.clear()
+    this.odd.clear()
+  }
+
+  /**
+   * Which peers planPeers would leave out, without a list of every peer: a peer that shares
+   * no address and no MAC with another is programmed when it passes alone; only the peers
+   * that share one (and, through them, anything they share) go through the rule of the
+   * smallest endpoint id (choosePeers), which involves nobody else.
+   */
+  private choose (): PeerConflict[] {
+    const skipped: PeerConflict[] = []
+    const contested: RemotePeer[] = []
+    const t = this.peers
+    for (const slot of t.slots()) {
+      const p = t.row(slot)
+      if (t.slotsWithIpOf(slot, 0).length > 1 || t.slotsWithIpOf(slot, 1).length > 1 || t.slotsWithMacOf(slot).length > 1) { contested.push(p); continue }
+      const r = checkPeer(this.check, this.self, p)
+      if (!('p' in r)) skipped.push(r)
+    }
+    for (const p of this.odd.values()) contested.push(p)
+    if (contested.length > 0) skipped.push(...choosePeers(this.check, this.self, contested).skipped)
+    return skipped
   }
 
   /** The peer `id` alone changed from `was` (as programmed; undefined: it was not) to `next` (undefined: gone); nobody else shares its address or MAC. */
@@ -573,17 +594,21 @@ export class PeerPlanner {
   /** A full plan of the peers now; the operations from `before` (the table before the peers changed) to it. */
   private replan (before: PeerTable): PeerOp[] {
     this.fullPlans++
-    const plan = planPeers(this.devices, this.self, [...this.peers.values()], this.opts)
-    this.adopt(plan.peers, plan.skipped)
-    return diffPeers(plan, before)
+    this.adopt(this.choose())
+    return diffPeers(this.table(), before)
   }
 
-  /** A full plan's choice as the programmed state (skipped peers, flood VTEPs); every peer is in `kept` or `skipped`. */
-  private adopt (kept: readonly RemotePeer[], skipped: readonly PeerConflict[]): void {
+  /** A full plan's choice as the programmed state (skipped peers, flood VTEPs): every peer not skipped is programmed. */
+  private adopt (skipped: readonly PeerConflict[]): void {
     this.skipped.clear()
     for (const s of skipped) this.skipped.set(s.endpointId, s)
     this.vteps.clear()
-    if (this.opts.flood === true) for (const p of kept) this.vteps.set(p.vtep, (this.vteps.get(p.vtep) ?? 0) + 1)
+    if (this.opts.flood !== true) return
+    for (const slot of this.peers.slots()) {
+      if (this.skipped.has(this.peers.endpointId(slot))) continue
+      const vtep = this.peers.vtep(slot)
+      this.vteps.set(vtep, (this.vteps.get(vtep) ?? 0) + 1)
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import { DnsFeed, type FeedOverlay, type NameWatcher } from '../../src/dns/feed.
 import { AgentRecordSource } from '../../src/dns/source.js'
 import type { RemoteListener } from '../../src/vxlan/peers.js'
 import type { ClusterEndpoint } from '../../src/cluster/types.js'
+import { EndpointTable } from '../../src/cluster/endpoints.js'
 import type { ContainerNames } from '../../src/docker/watch.js'
 import type { EndpointRecord, NetworkRecord } from '../../src/model/types.js'
 import { silentLog } from '../harness/fakes.js'
@@ -40,6 +41,7 @@ function world (opts: { overlay?: boolean } = {}) {
   const server = { setAddresses: async (a: ReadonlyArray<{ ip: string, port: number }>) => { listens.push(a.map((x) => `${x.ip}:${x.port}`)); return [...a] } }
   const listeners = new Set<RemoteListener>()
   const view = new Map<string, ClusterEndpoint[]>()
+  let tables = new Map<string, EndpointTable>()
   const published: string[] = []
   let failPublish = false
   let attempts = 0
@@ -48,7 +50,12 @@ function world (opts: { overlay?: boolean } = {}) {
     cluster: { hostId: 'h1' },
     peers: {
       onRemoteChange: (fn: RemoteListener) => { listeners.add(fn); return () => { listeners.delete(fn) } },
-      remoteEndpoints: () => { reads++; return new Map(view) },
+      // As the peer sync: its tables themselves, which it changes before telling (with what each endpoint was).
+      remoteTables: () => {
+        reads++
+        tables = new Map([...view].map(([k, eps]) => { const tb = new EndpointTable(); for (const e of eps) tb.set(e); return [k, tb] }))
+        return tables
+      },
     },
     publish: async (o, id, ip, _mac, names, _ip6, ports) => {
       attempts++
@@ -64,7 +71,16 @@ function world (opts: { overlay?: boolean } = {}) {
   return {
     feed, records, watcher, networks, endpoints, localNames, listens, listeners, view, published,
     reads: () => reads, attempts: () => attempts, failPublishing: (f: boolean) => { failPublish = f },
-    push: (changes?: Parameters<RemoteListener>[0]) => { for (const fn of listeners) fn(changes) },
+    push: (changes?: Parameters<RemoteListener>[0]) => {
+      const told = changes?.map((c) => {
+        const tb = tables.get(c.overlay)
+        const previous = tb?.get(c.endpointId)
+        if (c.endpoint) tb?.set(c.endpoint)
+        else tb?.delete(c.endpointId)
+        return previous ? { ...c, previous } : c
+      })
+      for (const fn of listeners) fn(told)
+    },
   }
 }
 

@@ -10,7 +10,7 @@ const EP = { id: 'e'.repeat(64), networkId: NET.id, address: '10.30.0.2' } as un
 const NAMES: ContainerNames = { containerId: 'c1', name: 'local', endpoints: new Map([[EP.id, { networkId: NET.id, aliases: [] }]]), links: [] }
 
 function remote (i: number, host = 'h2', names = [`r${i}`]): ClusterEndpoint {
-  return { endpointId: `r${i}`, ip: `10.30.1.${i}`, mac: '02:42:0a:1e:01:00', hostId: host, vtep: '192.168.50.2', names }
+  return { endpointId: `r${i}`, ip: `10.30.${1 + (i >> 8)}.${i & 255}`, mac: '02:42:0a:1e:01:00', hostId: host, vtep: '192.168.50.2', names }
 }
 
 t.test('remote overlay endpoints change the records one by one: a delta, never a rebuild', async (t) => {

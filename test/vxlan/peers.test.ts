@@ -340,6 +340,11 @@ t.test('one change among 10,000 remote peers costs O(1) kernel operations, no ke
   t.same(changes.map((c) => c?.map((x) => [x.endpointId, x.endpoint?.ip ?? null])), [
     [['new', '10.30.250.9']], [['new', '10.30.250.10']], [['new', null]],
   ], 'listeners get the endpoint that changed, never "everything"')
+  t.same(changes.map((c) => c?.map((x) => x.previous?.ip ?? null)), [[null], ['10.30.250.9'], ['10.30.250.10']],
+    'and what it was (the DNS records make their delta from it: they keep no copy)')
+  const table = sync.remoteTables().get('ov1')
+  t.equal(table?.size, N, 'the vetted view is one compact table per overlay, read in place')
+  t.equal(table?.hostCount, HOSTS, 'one host id and VTEP string per host, however many endpoints')
   t.equal(dp.neigh.size, N)
   t.same(sync.status().overlays[0]?.peers, N)
   // A full reconcile finds nothing to repair: the deltas left the kernel as the full plan wants it.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { isIp } from '../../src/util/ip.js'
+import { isIp, normalizeIp } from '../../src/util/ip.js'
 import {
   PeerPlanner, applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, overlayMtu, planPeers, tcpMss, vxlanName,
   type OverlayDevices, type PeerTable, type RemotePeer,
@@ -20,6 +20,13 @@ function dev6 (): OverlayDevices { return overlayDevices(OV6, U) }
 function v6Of (ip: string): string {
   const [, , c, d] = ip.split('.').map(Number) as [number, number, number, number]
   return `fd00:30::${((c << 8) + d).toString(16)}`
+}
+
+/** One random change of the planner and of the model `current`: `p` published (upsert), or `id` withdrawn (remove). */
+function change (planner: PeerPlanner, current: Map<string, RemotePeer>, id: string, p: RemotePeer | undefined): ReturnType<PeerPlanner['remove']> {
+  if (p === undefined) { current.delete(id); return planner.remove(id) }
+  current.set(id, p)
+  return planner.upsert(p)
 }
 
 function peer (id: string, ip: string, vtep: string, hostId = `host-${vtep}`, mac = isIp(ip) ? overlayMac(ip) : '02:42:00:00:00:99'): RemotePeer {
@@ -297,18 +304,12 @@ for (const flood of [false, true]) {
       let kernel: PeerTable = { fdb: [], neigh: [] }
       for (let step = 0; step < 60; step++) {
         const id = pick(ids)
-        let ops
-        if (r() < 0.3) {
-          current.delete(id)
-          ops = planner.remove(id)
-        } else {
+        const ops = change(planner, current, id, r() < 0.3 ? undefined : (() => {
           const ip = pick(ips)
           const vtep = pick(vteps)
           const mac = r() < 0.8 ? (ip === 'nope' ? 'zz' : overlayMac(ip)) : pick(['02:42:00:00:00:01', '02:42:00:00:00:02', 'ff:ff:ff:ff:ff:ff'])
-          const p = peer(id, ip, vtep, vtep === SELF.vtep && r() < 0.5 ? SELF.hostId : `host-${vtep}`, r() < 0.1 ? mac.toUpperCase() : mac)
-          current.set(id, p)
-          ops = planner.upsert(p)
-        }
+          return peer(id, ip, vtep, vtep === SELF.vtep && r() < 0.5 ? SELF.hostId : `host-${vtep}`, r() < 0.1 ? mac.toUpperCase() : mac)
+        })())
         const before = kernel
         kernel = applyOpsToTable(kernel, ops)
         // opsFromPlanner (a resync's diff against the plan as programmed) = diffPeers of the two tables.
@@ -343,6 +344,36 @@ for (const flood of [false, true]) {
     t.ok(true, `${seeds} random sequences of 60 changes each match the full plan after every change (and opsFrom, opsFromPlanner = diffPeers of the tables)`)
   })
 }
+
+t.test('incremental planner over an IPv6 underlay, dual-stack peers (both families in its compact table): random deltas equal the full plan', async (t) => {
+  const d = overlayDevices(OV6, { vtep: 'fd00:ff::1', mtu: 1500, dev: 'eth0' })
+  const self = { hostId: 'h1', vtep: 'fd00:ff::1' }
+  for (let seed = 1; seed <= 30; seed++) {
+    const r = rng(seed * 104729)
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+    // Shared and differently spelt IPv6 addresses, an IPv6 address outside the subnet, the IPv6 gateway, an IPv4 VTEP.
+    const ip6s = ['fd00:30::2', 'FD00:30:0::2', 'fd00:30::3', 'fd00:30::4', 'fd00:30::1', 'fd00:99::5', undefined]
+    const ips = ['10.30.0.2', '10.30.0.3', '10.30.0.4', '10.30.0.5']
+    const vteps = ['fd00:ff::1', 'fd00:ff::2', 'fd00:ff:0::3', '192.168.50.4']
+    const planner = new PeerPlanner(d, self, { flood: seed % 2 === 0 })
+    const current = new Map<string, RemotePeer>()
+    let kernel: PeerTable = { fdb: [], neigh: [] }
+    for (let step = 0; step < 40; step++) {
+      const id = pick(['a', 'b', 'c', 'd'])
+      const ip6 = pick(ip6s)
+      const ops = change(planner, current, id, r() < 0.25 ? undefined : { ...peer(id, pick(ips), pick(vteps)), ...(ip6 !== undefined ? { ip6 } : {}) })
+      kernel = applyOpsToTable(kernel, ops)
+      // The planner programs addresses as its table holds them: canonical.
+      const canonical = [...current.values()].map((p) => ({ ...p, ...(p.ip6 !== undefined ? { ip6: normalizeIp(p.ip6) } : {}) }))
+      const want = tableText(planPeers(d, self, canonical, { flood: seed % 2 === 0 }))
+      if (tableText(kernel) !== want || tableText(planner.table()) !== want) {
+        t.fail(`seed ${seed} step ${step}: the deltas differ from the full plan`, { kernel: tableText(kernel), want })
+        return
+      }
+    }
+  }
+  t.ok(true, '30 random sequences of 40 changes match the full plan after every change')
+})
 
 /** The two stacks an overlay can have: IPv4, and dual-stack where every peer has an IPv6 address too (one more neighbour entry). */
 const STACKS = [
