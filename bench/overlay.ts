@@ -1,7 +1,7 @@
 /**
  * Multi-host overlay benchmark (issue 4), not a test:
  *
- *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
+ *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster|throughput --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
  *
  * Simulated hosts are network namespaces joined by an underlay bridge (in its
  * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
@@ -48,6 +48,9 @@
  *    the anchor). Throughput: a bounded TCP bulk transfer (node server and client,
  *    `--seconds` each, `--reps` times interleaved, median). Latency: 2,000 TCP
  *    round trips of 64 bytes on one connection (p50, p99).
+ *    `--phases throughput` (instead of `cluster`): this part alone, the underlay and the
+ *    plain overlay only, with the overlay/underlay ratio per run and of the medians, and
+ *    what h1's VXLAN device has (outer UDP checksums, the offloads ferry sets; read back).
  * 4. Key-rotation gap. On the encrypted overlay, a TCP stream of 64-byte
  *    requests every 10 ms, each echoed, for 8 s; host 1 rotates its key
  *    (`ferry cluster rotate-key`) at 1.5 s and host 2 1.5 s after that. The
@@ -88,7 +91,7 @@ import { freePort, redisServer, type RedisServer } from '../test/harness/redis.j
 import { execFile } from '../src/kernel/exec.js'
 import { SCRIPTS } from '../src/cluster/lua.js'
 import { RedisClusterStore } from '../src/cluster/redis.js'
-import { PeerPlanner, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
+import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { lostEndpoints, parseSwitchMaster, writesAgainAfter, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
 
@@ -873,7 +876,7 @@ function sentinelSummary (s: SentinelResult, rows: readonly ScaleResult[]): stri
 
 interface Host { name: string, ns: string, ip: string, d: Dockerd, agent: Agent, plugin: string }
 
-async function startHost (t: Teardowns, ul: Underlay, i: number, url: string): Promise<Host> {
+async function startHost (t: Teardowns, ul: Underlay, i: number, url: string, overlays: readonly Overlay[] = OVERLAYS): Promise<Host> {
   const ns = netns(t, `fyoh${i}`)
   const ip = `192.0.2.1${i}`
   ul.attach(ns, ip)
@@ -881,7 +884,7 @@ async function startHost (t: Teardowns, ul: Underlay, i: number, url: string): P
   await ensureBusyboxImage(d)
   const plugin = `fyob${i}x${process.pid}`
   const agent = await startAgent(t, { ns, pluginName: plugin, dockerd: d, args: ['--cluster', url, '--advertise-addr', ip, '--host-id', `h${i}`] })
-  for (const ov of OVERLAYS) await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', ov.subnet, '-o', `ferry.overlay=${ov.net}`, ...ov.opts, ov.net])
+  for (const ov of overlays) await d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--subnet', ov.subnet, '-o', `ferry.overlay=${ov.net}`, ...ov.opts, ov.net])
   return { name: `h${i}`, ns, ip, d, agent, plugin }
 }
 
@@ -1034,9 +1037,9 @@ interface Path { label: string, inSrv: string[], inCli: string[], srvIp: string,
 interface PathResult { label: string, mbit: number[], latUs: number[], mtu: number }
 
 /** The paths: the underlay (host namespaces), then each overlay between two containers made for it. */
-async function paths (h1: Host, h2: Host): Promise<Path[]> {
+async function paths (h1: Host, h2: Host, overlays: readonly Overlay[]): Promise<Path[]> {
   const out: Path[] = [{ label: 'underlay (host ns → host ns)', inSrv: ['ip', 'netns', 'exec', h1.ns], inCli: ['ip', 'netns', 'exec', h2.ns], srvIp: h1.ip, mtu: NaN }]
-  for (const ov of OVERLAYS) {
+  for (const ov of overlays) {
     await h1.d.dockerOk(['run', '-d', '--net', ov.net, '--name', `tpsrv-${ov.net}`, 'bb', 'sleep', '3600'])
     await h2.d.dockerOk(['run', '-d', '--net', ov.net, '--name', `tpcli-${ov.net}`, 'bb', 'sleep', '3600'])
     const srvIp = (await h1.d.dockerOk(['inspect', '-f', `{{.NetworkSettings.Networks.${ov.net}.IPAddress}}`, `tpsrv-${ov.net}`])).trim()
@@ -1048,9 +1051,9 @@ async function paths (h1: Host, h2: Host): Promise<Path[]> {
   return out
 }
 
-async function throughput (t: Teardowns, h1: Host, h2: Host): Promise<PathResult[]> {
+async function throughput (t: Teardowns, h1: Host, h2: Host, overlays: readonly Overlay[] = OVERLAYS): Promise<PathResult[]> {
   section(`throughput and latency: ${REPS}× ${SECONDS} s TCP bulk transfer and ${LAT_TRIPS} round trips of 64 bytes, ${h2.name} → ${h1.name}, interleaved`)
-  const ps = await paths(h1, h2)
+  const ps = await paths(h1, h2, overlays)
   for (const p of ps) {
     await tpServer(t, p.inSrv, p.srvIp)
     await startServer(t, p.inSrv, ECHO_SERVER, p.srvIp, LAT_PORT)
@@ -1146,16 +1149,57 @@ async function clusterPhase (t: Teardowns, ul: Underlay): Promise<ClusterResult>
     console.log(`probe: busybox ping every ${PROBE_MS} ms via nsenter (\`docker exec\` alone takes ${ms(c.execMs)} ms, p50 of 5); negative: before docker run returned`)
   }
   const tp = await throughput(t, h1, h2)
-  const anchor = tp[1]!
-  console.log(table([['Mbit/s', ...anchor.mbit.map((_, i) => `run ${i + 1}`), 'median', '/ plain overlay', 'latency p50 µs', 'p99 µs', '/ plain overlay (p50)', 'MTU'],
-    ...tp.map((p) => [p.label, ...p.mbit.map((x) => x.toFixed(0)), median(p.mbit).toFixed(0), ratio(median(p.mbit), median(anchor.mbit)),
-      median(p.latUs).toFixed(0), quantile(p.latUs, 0.99).toFixed(0), ratio(median(p.latUs), median(anchor.latUs)), Number.isFinite(p.mtu) ? String(p.mtu) : '1500 (underlay)'])]))
+  printThroughput(tp)
   const gap = await rotationGap(h1, h2)
   console.log(table([['longest stall ms', ...gap.baselineMs.map((_, i) => `run ${i + 1}`), 'max'],
     ['no rotation', ...gap.baselineMs.map(ms), ms(Math.max(...gap.baselineMs))],
     ['h1 then h2 rotate their keys', ...gap.rotationMs.map(ms), ms(Math.max(...gap.rotationMs))]]))
   console.log(`both keys accepted during each rotation: ${gap.overlapMs.map(ms).join(', ')} ms`)
   return { conv, tp, gap }
+}
+
+/**
+ * `--phases throughput`: the throughput and latency part alone (instead of `cluster`), underlay and plain
+ * overlay only; also what the kernel has on h1's VXLAN device (outer UDP checksums, offloads: read back).
+ */
+async function throughputPhase (t: Teardowns, ul: Underlay): Promise<PathResult[]> {
+  const url = `redis://${REDIS_IP}:6379`
+  await redisServer(t, { ns: ul.ns, host: REDIS_IP, port: 6379 })
+  const plain = [OVERLAYS[0]]
+  const h1 = await startHost(t, ul, 1, url, plain)
+  const h2 = await startHost(t, ul, 2, url, plain)
+  const tp = await throughput(t, h1, h2, plain)
+  printThroughput(tp)
+  const vx = ipJson<Array<{ ifname: string, linkinfo?: { info_kind?: string, info_data?: { udp_csum?: boolean } } }>>(h1.ns, ['-d', 'link']).find((l) => l.linkinfo?.info_kind === 'vxlan')
+  const links = await vxlanFeaturesIn(h1.ns)
+  console.log(`h1's VXLAN device ${vx?.ifname ?? '?'}: outer UDP checksums ${vx?.linkinfo?.info_data?.udp_csum === true ? 'on' : 'OFF'}; ` +
+    `offloads ferry sets: ${Object.keys(VXLAN_OFFLOADS).map((f) => `${f} ${links.includes(f) ? 'on' : 'OFF'}`).join(', ')}`)
+  return tp
+}
+
+/** The active offload features of h1's VXLAN device, read in its namespace through ferry's own driver (dist/). */
+async function vxlanFeaturesIn (ns: string): Promise<string[]> {
+  const code = `import(${JSON.stringify(joinPath(REPO, 'dist/kernel/netlink.js'))}).then(async (m) => { const d = await m.openLinkDriver();
+    const l = (await d.listLinks()).find((x) => x.kind === 'vxlan'); console.log(JSON.stringify(l ? await d.getFeatures(l.name) : [])); d.close(); process.exit(0) })`
+  const r = await execFile(['ip', 'netns', 'exec', ns, ...NODE, '-e', code], { timeoutMs: 30_000 })
+  return JSON.parse(r.stdout.trim()) as string[]
+}
+
+/** The throughput table: each path's runs, median, ratio to the plain overlay; latency p50, p99. */
+function printThroughput (tp: readonly PathResult[]): void {
+  const anchor = tp[1]!
+  console.log(table([['Mbit/s', ...anchor.mbit.map((_, i) => `run ${i + 1}`), 'median', '/ plain overlay', 'latency p50 µs', 'p99 µs', '/ plain overlay (p50)', 'MTU'],
+    ...tp.map((p) => [p.label, ...p.mbit.map((x) => x.toFixed(0)), median(p.mbit).toFixed(0), ratio(median(p.mbit), median(anchor.mbit)),
+      median(p.latUs).toFixed(0), quantile(p.latUs, 0.99).toFixed(0), ratio(median(p.latUs), median(anchor.latUs)), Number.isFinite(p.mtu) ? String(p.mtu) : '1500 (underlay)'])]))
+}
+
+/** Overlay / underlay throughput, per run (interleaved: run i of each path back to back) and of the medians, against the 0.9 goal. */
+function overlayRatioLine (tp: readonly PathResult[]): string {
+  const [under, plain] = tp as [PathResult, PathResult]
+  const runs = plain.mbit.map((x, i) => x / under.mbit[i]!)
+  const r = median(plain.mbit) / median(under.mbit)
+  return `overlay / underlay TCP throughput: ${r.toFixed(2)} (medians ${median(plain.mbit).toFixed(0)} / ${median(under.mbit).toFixed(0)} Mbit/s; per run ${runs.map((x) => x.toFixed(2)).join(', ')}, ` +
+    `median ${median(runs).toFixed(2)}, ${Math.min(...runs).toFixed(2)}–${Math.max(...runs).toFixed(2)}) (goal ≥ 0.9: ${goal(r >= 0.9)})`
 }
 
 function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
@@ -1172,6 +1216,7 @@ function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
     ...lines,
     `throughput (anchor: the plain overlay, ${mb(plain).toFixed(0)} Mbit/s, MTU ${plain.mtu}): underlay ${mb(under).toFixed(0)} Mbit/s (${ratio(mb(under), mb(plain))}), ` +
       `encrypted overlay ${mb(enc).toFixed(0)} Mbit/s (${ratio(mb(enc), mb(plain))}, MTU ${enc.mtu}; userspace wireguard-go)`,
+    overlayRatioLine(tp),
     `latency p50 (anchor: the plain overlay, ${lat(plain).toFixed(0)} µs): underlay ${lat(under).toFixed(0)} µs (${ratio(lat(under), lat(plain))}), encrypted overlay ${lat(enc).toFixed(0)} µs (${ratio(lat(enc), lat(plain))}); ` +
       `p99 ${quantile(under.latUs, 0.99).toFixed(0)} / ${quantile(plain.latUs, 0.99).toFixed(0)} / ${quantile(enc.latUs, 0.99).toFixed(0)} µs`,
     `key-rotation gap: longest stall of an echoed stream (64 B every ${STALL_EVERY_MS} ms) ${ms(Math.max(...gap.rotationMs))} ms while both hosts rotated (median of runs ${ms(median(gap.rotationMs))}), ` +
@@ -1182,7 +1227,7 @@ function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
 async function main (t: Teardowns): Promise<void> {
   const started = performance.now()
   if (SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 200_000)) throw new Error('--sizes must be whole numbers from 1 to 200,000 (the /14 of the scale overlay)')
-  const what = [...(PHASES.has('scale') ? [`${SIZES.join(', ')} peers at scale`] : []), ...(PHASES.has('sentinel') ? [`a Sentinel failover at ${SENTINEL_ENDPOINTS} endpoints`] : []), ...(PHASES.has('cluster') ? [`${CONTAINERS} containers for convergence per overlay (plain, encrypted), ${REPS}×${SECONDS} s transfers`] : [])]
+  const what = [...(PHASES.has('scale') ? [`${SIZES.join(', ')} peers at scale`] : []), ...(PHASES.has('sentinel') ? [`a Sentinel failover at ${SENTINEL_ENDPOINTS} endpoints`] : []), ...(PHASES.has('cluster') ? [`${CONTAINERS} containers for convergence per overlay (plain, encrypted), ${REPS}×${SECONDS} s transfers`] : PHASES.has('throughput') ? [`${REPS}×${SECONDS} s transfers, underlay and plain overlay`] : [])]
   console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${what.join(', ')}`)
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores: other work on the machine skews every figure)`)
   const ul = underlay(t)
@@ -1205,6 +1250,7 @@ async function main (t: Teardowns): Promise<void> {
     summary.push(...sentinelSummary(s, rows))
   }
   if (PHASES.has('cluster')) summary.push(...clusterSummary(await clusterPhase(t, ul)))
+  else if (PHASES.has('throughput')) summary.push(overlayRatioLine(await throughputPhase(t, ul)))
   section('summary')
   for (const line of summary) console.log(line)
   console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; benchmark time: ${((performance.now() - started) / 1000).toFixed(0)} s (plus cleanup)`)

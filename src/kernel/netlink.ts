@@ -29,6 +29,7 @@ import { ipFromBytes, ipToBytes, isCidr, isIp, lastAddress, parseAddress, type F
 import { errnoName, errnoNumber, errnoText } from './errno.js'
 import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, NeighFdbFailure, NeighFdbOp, RouteInfo, VxlanSpec } from './types.js'
 import { readSysctl, writeSysctl } from './sysctl.js'
+import type { EthtoolGenl } from './ethtool-genl.js'
 
 const AF_INET = 2
 const AF_INET6 = 10
@@ -149,6 +150,12 @@ export function vethInfoData (peer: string, opts: { mtu?: number, mac?: string }
 export function vxlanInfoData (spec: VxlanSpec, linkIndex?: number): Buffer {
   const data: ifla.Vxlan = { id: spec.vni, port: u16be(spec.port), learning: spec.learning ? 1 : 0 }
   if (spec.proxy) data.proxy = 1
+  if (spec.udpCsum !== undefined) {
+    // Both families' attributes: the kernel uses the one of the underlay's family (IPv6's is "zero checksums", the reverse).
+    data.udpCsum = spec.udpCsum ? 1 : 0
+    data.udpZeroCsum6Tx = spec.udpCsum ? 0 : 1
+    data.udpZeroCsum6Rx = spec.udpCsum ? 0 : 1
+  }
   if (spec.local !== undefined) {
     // IFLA_VXLAN_LOCAL carries an IPv4 underlay address, IFLA_VXLAN_LOCAL6 an IPv6 one.
     if (!isIp(spec.local)) throw new FerryError('INVALID_CIDR', `the VXLAN underlay address ${spec.local} is not an IP address`)
@@ -325,6 +332,8 @@ export class NetlinkDriver implements LinkDriver {
   private readonly queue = new Mutex()
   private readonly sock: NetlinkReplySocket
   private retries = 0
+  /** The ethtool generic netlink socket, opened at the first offload-feature call (src/kernel/ethtool-genl.ts). */
+  private ethtool: Promise<EthtoolGenl> | undefined
 
   constructor (sock: NetlinkReplySocket) {
     this.sock = sock
@@ -718,8 +727,24 @@ export class NetlinkDriver implements LinkDriver {
     return failures
   }
 
+  private ethtoolSocket (): Promise<EthtoolGenl> {
+    // Imported when first needed: ethtool-genl.ts builds on this module's socket class.
+    this.ethtool ??= import('./ethtool-genl.js').then(async (m) => await m.EthtoolGenl.open())
+    this.ethtool.catch(() => { this.ethtool = undefined })
+    return this.ethtool
+  }
+
+  async setFeatures (name: string, wanted: Readonly<Record<string, boolean>>): Promise<void> {
+    await (await this.ethtoolSocket()).setFeatures(name, wanted)
+  }
+
+  async getFeatures (name: string): Promise<string[]> {
+    return [...await (await this.ethtoolSocket()).features(name)].sort()
+  }
+
   close (): void {
     try { this.sock.close() } catch { /* already closed */ }
+    void this.ethtool?.then((e) => { e.close() }, () => undefined)
   }
 }
 

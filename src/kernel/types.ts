@@ -47,6 +47,11 @@ export interface VxlanSpec {
   learning: boolean
   /** Answer ARP from the device's static neighbour entries (IFLA_VXLAN_PROXY); can only be set at creation. */
   proxy?: boolean
+  /**
+   * Outer UDP checksums, set explicitly either way rather than left to the kernel's default:
+   * IFLA_VXLAN_UDP_CSUM over IPv4, IFLA_VXLAN_UDP_ZERO_CSUM6_TX/RX (the reverse) over IPv6.
+   */
+  udpCsum?: boolean
   mtu?: number
   mac?: string
 }
@@ -74,6 +79,10 @@ export interface LinkDriver {
   setHairpin (name: string, on: boolean): Promise<void>
   setUp (name: string, up: boolean): Promise<void>
   setMtu (name: string, mtu: number): Promise<void>
+  /** Offload features by their kernel names (`ethtool -K NAME feature on|off`), through ethtool netlink; the others stay as they are. */
+  setFeatures (name: string, wanted: Readonly<Record<string, boolean>>): Promise<void>
+  /** The names of the device's active offload features (`ethtool -k NAME`), sorted. */
+  getFeatures (name: string): Promise<string[]>
   /** net.ipv6.conf.<name>.<key> in the driver's own network namespace. */
   setIpv6Conf (name: string, key: Ipv6ConfKey, value: string): Promise<void>
   /** Its value; undefined when the interface or IPv6 is absent (a kernel without IPv6). */

@@ -126,7 +126,8 @@ export interface WgDeviceGet {
 // ---------------------------------------------------------------------------
 // Attributes (struct nlattr: u16 length, u16 type, payload, padding to 4 bytes)
 
-function attr (type: number, payload: Buffer): Buffer {
+/** One netlink attribute (length, type, payload, padding to 4 bytes). */
+export function attr (type: number, payload: Buffer): Buffer {
   const len = 4 + payload.length
   if (len > 0xffff) throw new FerryError('INTERNAL', `a netlink attribute of ${len} bytes does not fit its 16-bit length`)
   const head = Buffer.alloc(4)
@@ -137,14 +138,14 @@ function attr (type: number, payload: Buffer): Buffer {
 }
 
 /** A nested attribute, flagged NLA_F_NESTED as libmnl's mnl_attr_nest_start() does. */
-function nest (type: number, children: readonly Buffer[]): Buffer {
+export function nest (type: number, children: readonly Buffer[]): Buffer {
   return attr(type | NLA_F_NESTED, Buffer.concat(children))
 }
 
 function u8 (n: number): Buffer { return Buffer.from([n]) }
 function u16 (n: number): Buffer { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b }
-function u32 (n: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
-function strz (s: string): Buffer { return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)]) }
+export function u32 (n: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
+export function strz (s: string): Buffer { return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)]) }
 
 function checkKeyBuf (k: Buffer, what: string): Buffer {
   if (k.length !== WG_KEY_LEN) throw new FerryError('INTERNAL', `${what} is ${k.length} bytes, not ${WG_KEY_LEN}`)
@@ -247,7 +248,7 @@ export function parseAttrs (b: Buffer): RawAttr[] {
   let off = 0
   while (off + 4 <= b.length) {
     const len = b.readUInt16LE(off)
-    if (len < 4 || off + len > b.length) throw new FerryError('KERNEL', `the WireGuard module answered a malformed attribute (length ${len} at ${off} of ${b.length})`)
+    if (len < 4 || off + len > b.length) throw new FerryError('KERNEL', `the kernel answered a malformed attribute (length ${len} at ${off} of ${b.length})`)
     out.push({ type: b.readUInt16LE(off + 2) & NLA_TYPE_MASK, data: b.subarray(off + 4, off + len) })
     off += (len + 3) & ~3
   }
@@ -336,9 +337,9 @@ export function decodeGetDevice (messages: readonly Buffer[]): WgDeviceGet {
 // The socket
 
 /** The generic netlink family id of `name`; undefined when the kernel has no such family (ENOENT). */
-async function resolveFamily (sock: NetlinkReplySocket, name: string): Promise<number | undefined> {
+export async function resolveFamily (sock: NetlinkReplySocket, name: string): Promise<number | undefined> {
   try {
-    const msgs = await request(sock, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_VERSION, encodeGetFamily(name), 0)
+    const msgs = await genlRequest(sock, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_VERSION, encodeGetFamily(name), 0)
     const first = msgs[0]
     if (first === undefined) throw new FerryError('KERNEL', `the generic netlink controller did not answer for ${name}`)
     return decodeFamilyId(first)
@@ -349,7 +350,7 @@ async function resolveFamily (sock: NetlinkReplySocket, name: string): Promise<n
 }
 
 /** One request; resolves the attributes (after the genl header) of each answer message. */
-async function request (sock: NetlinkReplySocket, family: number, cmd: number, version: number, attrs: Buffer, flags: number): Promise<Buffer[]> {
+export async function genlRequest (sock: NetlinkReplySocket, family: number, cmd: number, version: number, attrs: Buffer, flags: number): Promise<Buffer[]> {
   const header = Buffer.from([cmd, version, 0, 0])
   const [msgs] = await sock.request(family, [header, attrs], { flags, checkError: false, timeout: REQUEST_TIMEOUT_MS }) as [NetlinkMessage[], unknown]
   const first = msgs[0]
@@ -361,7 +362,8 @@ async function request (sock: NetlinkReplySocket, family: number, cmd: number, v
   return msgs.filter((m) => m.type === family && m.data.length >= GENL_HDRLEN).map((m) => m.data.subarray(GENL_HDRLEN))
 }
 
-function openSocket (): NetlinkReplySocket {
+/** A generic netlink socket (the WireGuard and ethtool families are reached through one each). */
+export function openGenlSocket (): NetlinkReplySocket {
   try {
     return new NetlinkReplySocket(new RawNetlinkSocket(Protocol.GENERIC, { messagePeeking: false, msgBufferSize: 65536, recvBufferSize: 0, sendBufferSize: 0 }))
   } catch (err) {
@@ -377,7 +379,7 @@ function openSocket (): NetlinkReplySocket {
 export async function probeWireGuardModule (): Promise<boolean> {
   let sock: NetlinkReplySocket | undefined
   try {
-    sock = openSocket()
+    sock = openGenlSocket()
     return (await resolveFamily(sock, WG_GENL_NAME)) !== undefined
   } catch {
     return false
@@ -386,18 +388,27 @@ export async function probeWireGuardModule (): Promise<boolean> {
   }
 }
 
+/**
+ * A socket and the id of generic netlink family `name`; KERNEL when the lookup fails
+ * ("cannot find <what> generic netlink family"), UNSUPPORTED with `missing` when the kernel has no such family.
+ */
+export async function openGenlFamily (name: string, what: string, missing: string): Promise<{ sock: NetlinkReplySocket, family: number }> {
+  const sock = openGenlSocket()
+  const family = await resolveFamily(sock, name).catch((err: unknown) => { sock.close(); throw genlError(`cannot find ${what} generic netlink family`, err) })
+  if (family === undefined) {
+    sock.close()
+    throw new FerryError('UNSUPPORTED', `${missing} (generic netlink family "${name}" not found)`)
+  }
+  return { sock, family }
+}
+
 /** The kernel module's configuration socket (one per agent; requests one at a time). */
 export class WireGuardGenl {
   private readonly queue = new Mutex()
   private constructor (private readonly sock: NetlinkReplySocket, private readonly family: number) {}
 
   static async open (): Promise<WireGuardGenl> {
-    const sock = openSocket()
-    const family = await resolveFamily(sock, WG_GENL_NAME).catch((err: unknown) => { sock.close(); throw genlError('cannot find the WireGuard generic netlink family', err) })
-    if (family === undefined) {
-      sock.close()
-      throw new FerryError('UNSUPPORTED', 'the kernel has no WireGuard module (generic netlink family "wireguard" not found)')
-    }
+    const { sock, family } = await openGenlFamily(WG_GENL_NAME, 'the WireGuard', 'the kernel has no WireGuard module')
     return new WireGuardGenl(sock, family)
   }
 
@@ -405,7 +416,7 @@ export class WireGuardGenl {
   async setDevice (req: WgSetDevice): Promise<void> {
     await this.queue.run(async () => {
       for (const m of encodeSetDevice(req)) {
-        await request(this.sock, this.family, WG_CMD_SET_DEVICE, WG_GENL_VERSION, m, 0)
+        await genlRequest(this.sock, this.family, WG_CMD_SET_DEVICE, WG_GENL_VERSION, m, 0)
           .catch((err: unknown) => { throw genlError(`cannot configure the WireGuard device ${req.ifname}`, err) })
       }
     })
@@ -415,7 +426,7 @@ export class WireGuardGenl {
   async getDevice (ifname: string): Promise<WgDeviceGet | undefined> {
     return await this.queue.run(async () => {
       try {
-        return decodeGetDevice(await request(this.sock, this.family, WG_CMD_GET_DEVICE, WG_GENL_VERSION, encodeGetDevice(ifname), FlagsGet.DUMP))
+        return decodeGetDevice(await genlRequest(this.sock, this.family, WG_CMD_GET_DEVICE, WG_GENL_VERSION, encodeGetDevice(ifname), FlagsGet.DUMP))
       } catch (err) {
         if (err instanceof KernelErrno && (err.code === 'ENODEV' || err.code === 'EOPNOTSUPP')) return undefined
         throw genlError(`cannot read the WireGuard device ${ifname}`, err)
@@ -428,7 +439,7 @@ export class WireGuardGenl {
   }
 }
 
-function genlError (what: string, err: unknown): FerryError {
+export function genlError (what: string, err: unknown): FerryError {
   if (err instanceof FerryError) return err
   return new FerryError('KERNEL', `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
 }

@@ -3,8 +3,9 @@
  * (ensure VTEP devices, add and remove peers), over the LinkDriver.
  *
  * - Devices: a bridge (deterministic MAC, the gateway address, the overlay MTU)
- *   and a VXLAN device (learning off, proxy ARP on, source = the VTEP address)
- *   enslaved to it; undone on failure, idempotent.
+ *   and a VXLAN device (learning off, proxy ARP on, source = the VTEP address,
+ *   outer UDP checksums on, VXLAN_OFFLOADS on) enslaved to it; undone on failure,
+ *   idempotent.
  * - Peers: a few operations go through the LinkDriver (netlink, one request
  *   each); many go to the LinkDriver's batch (`applyNeighFdb`: packed netlink
  *   messages, answered only on failure), which names every entry the kernel
@@ -22,7 +23,7 @@ import { withUndo, type UndoStack } from '../util/undo.js'
 import { addrOf, contains, familyOf } from '../util/ip.js'
 import { BRIDGE_IPV6_CONF } from '../bridge/plan.js'
 import {
-  DEFAULT_UNDERLAY_MTU, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac,
+  DEFAULT_UNDERLAY_MTU, VXLAN_OFFLOADS, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac,
   type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
 } from './plan.js'
 
@@ -110,8 +111,9 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
     if (!vx) {
       undo.push(`delete vxlan ${d.vxlan}`, () => this.links.deleteLink(d.vxlan))
       await this.links.createVxlan(d.vxlan, {
-        vni: d.vni, port: d.port, local: d.local, learning: false, proxy: true, mtu: d.mtu, ...(d.dev === undefined ? {} : { dev: d.dev }),
+        vni: d.vni, port: d.port, local: d.local, learning: false, proxy: true, udpCsum: true, mtu: d.mtu, ...(d.dev === undefined ? {} : { dev: d.dev }),
       })
+      await this.setOffloads(d.vxlan)
     } else if (vx.mtu !== d.mtu) {
       await this.links.setMtu(d.vxlan, d.mtu)
     }
@@ -121,6 +123,16 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
     await this.links.setMaster(d.vxlan, d.bridge)
     await this.links.setUp(d.vxlan, true)
     await this.links.setUp(d.bridge, true)
+  }
+
+  /** VXLAN_OFFLOADS on a new device; a kernel without ethtool netlink (before 5.6) keeps its defaults, which are the same. */
+  private async setOffloads (vxlan: string): Promise<void> {
+    try {
+      await this.links.setFeatures(vxlan, VXLAN_OFFLOADS)
+    } catch (err) {
+      if (err instanceof FerryError && err.code === 'UNSUPPORTED') return
+      throw err
+    }
   }
 
   async removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan'>): Promise<void> {

@@ -6,7 +6,9 @@
  * container reaching the underlay through its host's masquerade) is asserted on both.
  */
 import t from 'tap'
-import { nsExec, ipJson } from '../harness/netns.js'
+import { spawn } from 'node:child_process'
+import { nsExec, ipJson, sh } from '../harness/netns.js'
+import { NODE } from '../harness/agent.js'
 import { startCluster, type SimHost } from '../harness/cluster.js'
 import { unixHttp } from '../harness/dockerd.js'
 import { until as untilWithin, type UntilOptions } from '../harness/until.js'
@@ -15,6 +17,28 @@ const SUBNET = '10.40.0.0/16'
 const SERVE = (text: string) => `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`
 
 type Host = SimHost
+
+/** Counts the bytes of each TCP connection on port 9000 and answers the count at its end; echoes UDP on 9001. */
+const TCP_UDP_SERVER = `
+const net = require('net'); const dgram = require('dgram'); const host = process.argv[1];
+setTimeout(() => process.exit(0), 120000).unref();
+net.createServer((s) => { let n = 0; s.on('data', (b) => { n += b.length }); s.on('end', () => s.end(String(n))); s.on('error', () => {}) }).listen(9000, host, () => {
+  const u = dgram.createSocket('udp4'); u.on('message', (m, r) => u.send(m, r.port, r.address)); u.bind(9001, host, () => console.log('ready')) });`
+
+/** argv[2] MiB over TCP, then UDP datagrams of several sizes (one inner fragment or more) one at a time, each to be echoed as sent. */
+const TCP_UDP_CLIENT = `
+const net = require('net'); const dgram = require('dgram'); const crypto = require('crypto'); const [host, mib] = [process.argv[1], Number(process.argv[2])];
+setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(1) }, 50000).unref();
+const tcp = () => new Promise((resolve, reject) => { const buf = crypto.randomBytes(1 << 20); let reply = '';
+  const s = net.connect(9000, host, () => { for (let i = 0; i < mib; i++) s.write(buf); s.end() });
+  s.on('data', (b) => { reply += b }); s.on('end', () => resolve(Number(reply))); s.on('error', reject) });
+const echo = (u, size) => new Promise((resolve) => { const m = crypto.randomBytes(size); let tries = 0;
+  const send = () => { if (tries++ === 3) { u.off('message', on); resolve({ size, ok: false }); return } u.send(m, 9001, host); timer = setTimeout(send, 1000) };
+  const on = (r) => { if (!r.equals(m)) return; clearTimeout(timer); u.off('message', on); resolve({ size, ok: true }) };
+  let timer; u.on('message', on); send() });
+(async () => { const tcpGot = await tcp(); const u = dgram.createSocket('udp4'); const udp = [];
+  for (const size of [1, 64, 512, 1400, 1422, 1423, 3000, 8000, 60000]) udp.push(await echo(u, size));
+  u.close(); console.log(JSON.stringify({ tcpSent: mib << 20, tcpGot, udp })); process.exit(0) })().catch((e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1) });`
 
 /** Checks every 200 ms for up to 10 s unless told otherwise: each check runs commands in the hosts. */
 const E2E: UntilOptions = { timeoutMs: 10_000, everyMs: 200 }
@@ -68,6 +92,37 @@ await t.test('overlay across three hosts', async (t) => {
     }
     const out2 = await run(h2, '--rm', '--net', 'ov1', 'bb', 'ping', '-c', '1', '-W', '2', '192.0.2.11')
     t.equal(out2.code, 0, `and through h2 (iptables): ${out2.stdout}${out2.stderr}`)
+  })
+
+  await t.test('bulk TCP and UDP across the overlay with the checksum offloads ferry sets, the outer packets NATed on the way (flannel#2152)', async (t) => {
+    const vx = ipJson<Array<{ linkinfo?: { info_kind: string, info_data?: Record<string, unknown> } }>>(h1.ns, ['-d', 'link']).find((l) => l.linkinfo?.info_kind === 'vxlan')
+    t.match(vx?.linkinfo?.info_data, { udp_csum: true }, 'outer UDP checksums on')
+    for (const [h, name] of [[h1, 'tcpudp-srv'], [h2, 'tcpudp-cli']] as const) t.equal((await run(h, '-d', '--net', 'ov1', '--name', name, 'bb', 'sleep', '600')).code, 0, name)
+    const srvIp = (await ipOf(h1, 'tcpudp-srv'))
+    const inSrv = ['nsenter', '-t', String(await h1.d.pidOf('tcpudp-srv')), '-n']
+    const inCli = ['nsenter', '-t', String(await h2.d.pidOf('tcpudp-cli')), '-n']
+    // The outer VXLAN packets h2 sends get their source port rewritten, as a MASQUERADE --random-fully on the
+    // underlay (kube-proxy's) does to flannel's: with checksum offload, the double NAT that broke them.
+    const nat = ['-t', 'nat', '-p', 'udp', '--dport', '4789', '-j', 'MASQUERADE', '--random-fully']
+    nsExec(h2.ns, ['iptables', '-I', 'POSTROUTING', '1', ...nat])
+    t.teardown(() => { nsExec(h2.ns, ['iptables', '-D', 'POSTROUTING', ...nat], { allowFailure: true }) })
+    const csumErrors = (): number => {
+      const udp = nsExec(h1.ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp:')).map((l) => l.trim().split(/\s+/))
+      return Number(udp[1]?.[udp[0]?.indexOf('InCsumErrors') ?? -1] ?? NaN)
+    }
+    const errorsBefore = csumErrors()
+    const srv = spawn(inSrv[0]!, [...inSrv.slice(1), ...NODE, '-e', TCP_UDP_SERVER, srvIp], { stdio: ['ignore', 'pipe', 'inherit'] })
+    t.teardown(() => { srv.kill('SIGKILL') })
+    await new Promise<void>((resolve, reject) => {
+      srv.stdout.on('data', (b: Buffer) => { if (b.toString().includes('ready')) resolve() })
+      srv.once('exit', (code) => { reject(new Error(`the server exited (${code})`)) })
+    })
+    const out = JSON.parse(sh([...inCli, ...NODE, '-e', TCP_UDP_CLIENT, srvIp, '32'], { timeoutMs: 60_000 })) as { tcpSent: number, tcpGot: number, udp: Array<{ size: number, ok: boolean }> }
+    t.equal(out.tcpGot, out.tcpSent, `32 MiB over TCP, every byte counted by the server (${out.tcpGot})`)
+    t.same(out.udp.filter((d) => !d.ok).map((d) => d.size), [], `UDP datagrams of ${out.udp.map((d) => d.size).join(', ')} bytes echoed intact`)
+    const natted = nsExec(h2.ns, ['iptables', '-t', 'nat', '-L', 'POSTROUTING', '1', '-v', '-n', '-x']).trim().split(/\s+/)
+    t.ok(Number(natted[0]) > 0, `the NAT rule took the outer flows (${natted[0]} first packets; conntrack applies it to every packet of each flow)`)
+    t.equal(csumErrors(), errorsBefore, 'no UDP checksum error on the receiving host')
   })
 
   await t.test('a dual-stack overlay: containers on two hosts reach each other over IPv4 and IPv6; an IPv4-only join is refused', async (t) => {

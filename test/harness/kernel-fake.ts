@@ -37,6 +37,8 @@ interface FakeLink {
   vxlan?: VxlanSpec
   /** net.ipv6.conf.<name>.* values set (the kernel's defaults otherwise: IPV6_CONF_DEFAULTS). */
   ipv6Conf?: Map<Ipv6ConfKey, string>
+  /** Active offload features (ethtool names); a fresh link has none. */
+  features?: Set<string>
 }
 
 /** A fresh interface's IPv6 settings in a namespace with the kernel defaults. */
@@ -44,7 +46,7 @@ export const IPV6_CONF_DEFAULTS: Readonly<Record<Ipv6ConfKey, string>> = { disab
 
 interface Failure { op: LinkOp, at: number, error: Error }
 
-const READ_OPS: ReadonlySet<LinkOp> = new Set<LinkOp>(['listLinks', 'getLink', 'listAddresses', 'listRoutes', 'listFdb', 'listNeigh', 'getIpv6Conf'])
+const READ_OPS: ReadonlySet<LinkOp> = new Set<LinkOp>(['listLinks', 'getLink', 'listAddresses', 'listRoutes', 'listFdb', 'listNeigh', 'getIpv6Conf', 'getFeatures'])
 const ZERO_MAC = '00:00:00:00:00:00'
 const MAIN_TABLE = 254
 
@@ -296,6 +298,23 @@ export class FakeLinkDriver implements LinkDriver {
       const link = this.links.get(name)
       if (link === undefined) throw kernel(`cannot set ${name} ${up ? 'up' : 'down'}`, 'No such device')
       link.up = up
+    })
+  }
+
+  setFeatures (name: string, wanted: Readonly<Record<string, boolean>>): Promise<void> {
+    return this.op('setFeatures', [name, wanted], () => {
+      const link = this.links.get(name)
+      if (link === undefined) throw kernel(`cannot set the offload features of ${name}`, 'no such device')
+      link.features ??= new Set()
+      for (const [f, on] of Object.entries(wanted)) { if (on) link.features.add(f); else link.features.delete(f) }
+    })
+  }
+
+  getFeatures (name: string): Promise<string[]> {
+    return this.op('getFeatures', [name], () => {
+      const link = this.links.get(name)
+      if (link === undefined) throw kernel(`cannot read the offload features of ${name}`, 'no such device')
+      return [...link.features ?? []].sort()
     })
   }
 

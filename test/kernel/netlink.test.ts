@@ -84,12 +84,13 @@ t.test('links: bridge, veth, vxlan, enslave, up, MTU, MAC', async (t) => {
 
   await d.call('addAddress', ['fy-ve1', '10.99.0.1/24'])
   await d.call('createVxlan', ['fy-vx0', { vni: 4242, port: 4789, local: '10.99.0.1', dev: 'fy-ve1', learning: false, mtu: 1350, mac: '02:aa:00:00:00:04' }])
-  await d.call('createVxlan', ['fy-vx1', { vni: 77, port: 8472, learning: true }])
+  await d.call('createVxlan', ['fy-vx1', { vni: 77, port: 8472, learning: true, udpCsum: false }])
   const vx0 = linkOf(ns, 'fy-vx0')
   t.equal(vx0?.linkinfo?.info_kind, 'vxlan')
   t.match(vx0?.linkinfo?.info_data, { id: 4242, port: 4789, local: '10.99.0.1', link: 'fy-ve1', learning: false })
   t.same([vx0?.mtu, vx0?.address], [1350, '02:aa:00:00:00:04'])
   t.match(linkOf(ns, 'fy-vx1')?.linkinfo?.info_data, { id: 77, port: 8472, learning: true }, 'port in network byte order')
+  t.match(linkOf(ns, 'fy-vx1')?.linkinfo?.info_data, { udp_csum: false, udp_zero_csum6_tx: true, udp_zero_csum6_rx: true }, 'outer UDP checksums off when asked (both families\' attributes)')
 
   await d.call('setMaster', ['fy-ve0', undefined])
   t.equal(linkOf(ns, 'fy-ve0')?.master, undefined, 'released')

@@ -11,7 +11,8 @@ import t from 'tap'
 import { RedisClusterStore } from '../../src/cluster/redis.js'
 import { PeerSync } from '../../src/vxlan/peers.js'
 import type { OverlayDataPlane } from '../../src/vxlan/apply.js'
-import { diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../../src/vxlan/plan.js'
+import { VXLAN_OFFLOADS, diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../../src/vxlan/plan.js'
+import type { LinkDriver } from '../../src/kernel/types.js'
 import { ipJson, netns, nsExec, sh } from '../harness/netns.js'
 import { nsNode, type NsNode } from '../harness/nsnode.js'
 import { redisServer } from '../harness/redis.js'
@@ -206,6 +207,22 @@ t.test('MTU follows the underlay (jumbo frames: 9000 - 50)', async (t) => {
   await h!.dp.ensureDevices(d)
   t.same(ipJson<Array<{ ifname: string, mtu: number }>>(h!.ns, ['link', 'show']).filter((l) => l.ifname.startsWith('fy')).map((l) => l.mtu), [8950, 8950])
   await h!.dp.removeDevices(d)
+})
+
+t.test('the VXLAN device as ferry creates it: outer UDP checksums and offloads on, over an IPv4 and an IPv6 underlay (read back)', async (t) => {
+  const [h] = await underlay(t, 1)
+  sh(['ip', '-n', h!.ns, 'addr', 'add', 'fd77::1/64', 'dev', 'eth0', 'nodad'])
+  const links = await nsNode<LinkDriver>(t, h!.ns, { module: 'dist/kernel/netlink.js', factory: 'openLinkDriver' })
+  for (const [vtep, vni, mtu] of [[h!.vtep, 4100, 1450], ['fd77::1', 4101, 1430]] as const) {
+    const d = overlayDevices({ ...OV, name: `ov${vni}`, vni }, await h!.dp.underlay(vtep))
+    t.equal(d.mtu, mtu, `IPv${vtep.includes(':') ? 6 : 4} underlay: MTU 1500 - VXLAN's headers`)
+    await h!.dp.ensureDevices(d)
+    const data = ipJson<Array<{ linkinfo: { info_data: Record<string, unknown> } }>>(h!.ns, ['-d', 'link', 'show', d.vxlan])[0]?.linkinfo.info_data
+    t.match(data, { id: vni, udp_csum: true, udp_zero_csum6_tx: false, udp_zero_csum6_rx: false }, `${d.vxlan}: outer UDP checksums computed and required`)
+    const active = await links.call('getFeatures', [d.vxlan])
+    t.same(Object.keys(VXLAN_OFFLOADS).filter((f) => !active.includes(f)), [], `${d.vxlan}: every offload ferry sets is active (${active.join(' ')})`)
+    await h!.dp.removeDevices(d)
+  }
 })
 
 t.test('programming 10,000 peers (100 hosts x 100 endpoints) into a namespace', async (t) => {

@@ -1,8 +1,9 @@
 import t from 'tap'
+import { FerryError } from '../../src/errors/errors.js'
 import { FakeLinkDriver } from '../harness/kernel-fake.js'
 import { KernelOverlayDataPlane, batchStages } from '../../src/vxlan/apply.js'
 import { batchLine, batchRuns, type BatchRunner } from '../../src/kernel/iproute.js'
-import { overlayDevices, type PeerOp } from '../../src/vxlan/plan.js'
+import { VXLAN_OFFLOADS, overlayDevices, type PeerOp } from '../../src/vxlan/plan.js'
 import type { NeighFdbFailure } from '../../src/kernel/types.js'
 
 const D = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1' }, { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
@@ -21,11 +22,12 @@ t.test('ensureDevices builds bridge + VXLAN device, idempotently', async (t) => 
   const vx = await links.getLink('fyv-1000')
   t.match(br, { kind: 'bridge', mtu: 1450, mac: '02:42:0a:1e:00:01', up: true }, 'deterministic bridge MAC from the gateway')
   t.match(vx, { kind: 'vxlan', mtu: 1450, up: true, master: br?.index })
-  t.same(links.vxlanOf('fyv-1000'), { vni: 4096, port: 4789, local: '192.168.50.1', learning: false, proxy: true, mtu: 1450, dev: 'eth0' })
+  t.same(links.vxlanOf('fyv-1000'), { vni: 4096, port: 4789, local: '192.168.50.1', learning: false, proxy: true, udpCsum: true, mtu: 1450, dev: 'eth0' })
+  t.same(await links.getFeatures('fyv-1000'), Object.keys(VXLAN_OFFLOADS).sort(), 'the offloads ferry sets, set at creation')
   t.same((await links.listAddresses()).filter((a) => a.ifname === D.bridge).map((a) => a.cidr), ['10.30.0.1/16'])
   links.clearCalls()
   await dp.ensureDevices(D)
-  t.same(links.mutations.map((c) => c.op), ['addAddress', 'setMaster', 'setUp', 'setUp'], 'a second run creates nothing')
+  t.same(links.mutations.map((c) => c.op), ['addAddress', 'setMaster', 'setUp', 'setUp'], 'a second run creates nothing (nor sets the offloads again)')
   t.same(await dp.underlay('192.168.50.1'), { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
   await t.rejects(dp.underlay('192.168.50.9'), { code: 'INVALID_OPTION', message: 'the advertise address 192.168.50.9 is not an address of this host' })
 })
@@ -70,6 +72,17 @@ t.test('ensureDevices undoes what it created when a step fails, and refuses fore
   await w2.links.createVeth('fyv-1000', 'peer0')
   await t.rejects(w2.dp.ensureDevices(D), { code: 'NAME_CONFLICT', message: /fyv-1000 exists as a veth device/ })
   t.equal(await w2.links.getLink(D.bridge), undefined, 'checked before anything is created')
+})
+
+t.test('the offloads: a kernel without ethtool netlink keeps its defaults; any other refusal undoes the devices', async (t) => {
+  const { links, dp } = world()
+  links.failOn('setFeatures', 1, new FerryError('UNSUPPORTED', 'the kernel has no ethtool netlink interface'))
+  await dp.ensureDevices(D)
+  t.ok(await links.getLink(D.vxlan), 'built all the same')
+  const w2 = world()
+  w2.links.failOn('setFeatures', 1)
+  await t.rejects(w2.dp.ensureDevices(D), { code: 'KERNEL', message: /injected failure of setFeatures/ })
+  t.same((await w2.links.listLinks()).map((l) => l.name), ['lo', 'eth0'], 'nothing left')
 })
 
 t.test('removeDevices is idempotent', async (t) => {
