@@ -304,6 +304,8 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     }
     const sysctlRepaired = await this.localnet.sync(this.desired.networks.values(), this.desired.localnetBridges(), true)
     const acceptRepaired = await this.syncForwardAccepts(quiet)
+    // The next change's process, started here rather than on that change's path.
+    if (this.desired.networks.size > 0) this.session?.warm()
     return repaired || sysctlRepaired || acceptRepaired
   }
 
