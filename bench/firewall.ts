@@ -36,11 +36,12 @@
  * `--watch 0`: the nftables driver without its watcher of nftables events (the agent runs it).
  */
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { STREAM_CLIENT, STREAM_SERVER, argInt, argStr, load, median, ms, quantile, runBench, section, table, rssKiB, type Teardowns } from './lib.js'
 import { NODE } from '../test/harness/agent.js'
 import { execFile } from '../src/kernel/exec.js'
 import { link, netns, nsExec, sh } from '../test/harness/netns.js'
-import { nsNode, type NsNode } from '../test/harness/nsnode.js'
+import { nsNode, type CallCost, type NsNode } from '../test/harness/nsnode.js'
 import { FAM, addBridges, container, dualContainer, dualEndpoint, dualHost, dualNet, dualOutside, waitListening } from '../test/harness/firewall.js'
 import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from '../src/nat/types.js'
 import type { PortBinding } from '../src/model/types.js'
@@ -72,20 +73,72 @@ const ONE: NatEndpoint = { id: 'one'.padEnd(64, '0'), networkId: NET.id, address
 const RANGE: NatEndpoint = { id: 'range'.padEnd(64, '0'), networkId: NET.id, address: '10.64.200.3', ports: [tcp(40000, '10.64.200.3', 40000, 200)] }
 const SERVED: NatEndpoint = { id: 'served'.padEnd(64, '0'), networkId: NET.id, address: SERVER_IP, ports: [tcp(8080, SERVER_IP, 80)] }
 
-async function sample (d: Driver, ep: NatEndpoint, n: number): Promise<{ add: number[], rm: number[], plan: number[], lines: number }> {
+/** One timed change: total ms in the driver's process, ferry's planning, the nft/iptables run, and what else the process did meanwhile. */
+interface Timing { ms: number, planMs: number, restoreMs: number, cost?: CallCost, sched?: Sched }
+
+/** Scheduler time of the driver process and of its `nft -i` child during one change: ms run and ms waited for a CPU. */
+interface Sched { selfWaitMs: number, nftRunMs: number, nftWaitMs: number }
+
+/** /proc/<pid>/schedstat: ns on a CPU, ns runnable but waiting for one; undefined when gone. */
+function schedstat (pid: number | undefined): [number, number] | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number)
+    return [run!, wait!]
+  } catch { return undefined }
+}
+
+/** The driver process's `nft` child (its long-running `nft -i` session), if any. */
+function nftChild (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    for (const c of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)) {
+      if (c !== '' && readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'nft') return Number(c)
+    }
+  } catch { /* gone */ }
+  return undefined
+}
+
+async function sample (d: Driver, ep: NatEndpoint, n: number): Promise<{ add: number[], rm: number[], plan: number[], lines: number, timings: Timing[] }> {
   const add: number[] = []
   const rm: number[] = []
   const plan: number[] = []
+  const timings: Timing[] = []
   let lines = 0
-  for (let i = 0; i < n; i++) {
-    add.push((await d.timed('setEndpoint', [ep])).ms)
+  let nft: number | undefined
+  const once = async (call: () => Promise<{ ms: number, cost?: CallCost }>): Promise<number> => {
+    nft ??= nftChild(d.pid)
+    const [self0, nft0] = [schedstat(d.pid), schedstat(nft)]
+    const r = await call()
+    const [self1, nft1] = [schedstat(d.pid), schedstat(nft)]
+    const sched = self0 && self1 && nft0 && nft1
+      ? { selfWaitMs: (self1[1] - self0[1]) / 1e6, nftRunMs: (nft1[0] - nft0[0]) / 1e6, nftWaitMs: (nft1[1] - nft0[1]) / 1e6 }
+      : undefined
+    if (nft !== undefined && nft1 === undefined) nft = undefined // a new session: found again next time
     const s = await d.call('stats')
-    lines = s.lines
     plan.push(s.planMs)
-    rm.push((await d.timed('removeEndpoint', [ep.id])).ms)
-    plan.push((await d.call('stats')).planMs)
+    timings.push({ ms: r.ms, planMs: s.planMs, restoreMs: s.restoreMs, cost: r.cost, sched })
+    lines = s.lines
+    return r.ms
   }
-  return { add, rm, plan, lines }
+  for (let i = 0; i < n; i++) {
+    add.push(await once(() => d.timed('setEndpoint', [ep])))
+    const l = lines
+    rm.push(await once(() => d.timed('removeEndpoint', [ep.id])))
+    lines = l
+  }
+  return { add, rm, plan, lines, timings }
+}
+
+/** The changes above `limitMs`, each as total = planning + nft run + the rest, with the process's CPU, preemptions and GC meanwhile. */
+function outliers (timings: readonly Timing[], limitMs: number): string {
+  const over = timings.filter((x) => x.ms > limitMs).sort((a, b) => b.ms - a.ms)
+  if (over.length === 0) return 'none'
+  return `${over.length} of ${timings.length}: ` + over.slice(0, 8).map((x) =>
+    `${x.ms.toFixed(1)} = plan ${x.planMs.toFixed(1)} + nft ${x.restoreMs.toFixed(1)} + rest ${(x.ms - x.planMs - x.restoreMs).toFixed(1)}` +
+    (x.cost === undefined ? '' : ` (cpu ${x.cost.cpuMs.toFixed(1)}, preempted ${x.cost.ivcsw}×, gc ${x.cost.gcMs.toFixed(1)}`) +
+    (x.sched === undefined ? '' : `, waited for a CPU ${x.sched.selfWaitMs.toFixed(1)}; nft ran ${x.sched.nftRunMs.toFixed(1)}, waited ${x.sched.nftWaitMs.toFixed(1)}`) +
+    (x.cost === undefined ? '' : ')')).join('; ')
 }
 
 /**
@@ -93,17 +146,26 @@ async function sample (d: Driver, ep: NatEndpoint, n: number): Promise<{ add: nu
  * since (nftables: the generation unchanged, the table not read), and right after someone else's commit
  * (a table of theirs added or deleted: nftables must read its table back; iptables always reads its chains).
  */
-async function reconcileMs (d: Driver, ns: string, n = 10): Promise<{ quiet: number, other: number }> {
-  const state = await d.call('state')
+async function reconcileMs (d: Driver, ns: string, n = 10): Promise<{ quiet: number, other: number, quietGc: number }> {
+  // With a revision, as the agent's (its records' revision): the same state is not compared again.
+  const state: FirewallState = { ...await d.call('state'), revision: 1 }
+  await d.call('reconcile', [state]) // the first with this revision compares
+  // The quiet ones in a row, as the agent's periodic checks come when nobody else commits (each right after a
+  // full read would pay for the garbage of that read's parse: GC pauses of several ms at 10,000 ports).
   const quiet: number[] = []
+  const quietGc: number[] = []
+  for (let i = 0; i < n; i++) {
+    const r = await d.timed('reconcile', [state])
+    quiet.push(r.ms)
+    quietGc.push(r.cost?.gcMs ?? NaN)
+  }
   const other: number[] = []
   for (let i = 0; i < n; i++) {
-    quiet.push((await d.timed('reconcile', [state])).ms)
     nsExec(ns, ['nft', i % 2 === 0 ? 'add' : 'delete', 'table', 'inet', 'bench_other'])
     other.push((await d.timed('reconcile', [state])).ms)
   }
   if (n % 2 === 1) nsExec(ns, ['nft', 'delete', 'table', 'inet', 'bench_other'])
-  return { quiet: median(quiet), other: median(other) }
+  return { quiet: median(quiet), other: median(other), quietGc: Math.max(...quietGc) }
 }
 
 /** Sequential TCP connections from `ns` to ip:port for a fixed count; connections per second. */
@@ -150,7 +212,8 @@ async function benchBackend (t: Teardowns, backend: Backend, sizes: number[], sa
     rows.push([backend, size.toLocaleString('en'), ms(quantile(one.add, 0.5)), ms(quantile(one.add, 0.99)), ms(quantile(one.rm, 0.5)), ms(quantile(one.rm, 0.99)),
       ms(quantile(range.add, 0.5)), ms(quantile(range.add, 0.99)), ms(quantile(range.rm, 0.5)), ms(quantile(range.rm, 0.99)),
       `${range.lines}`, ms(quantile([...one.plan, ...range.plan], 0.99)), ms(check.quiet), ms(check.other), rate, rss, `${(setupMs / 1000).toFixed(1)} s`])
-    console.log(`  ${backend} with ${size} ports published: done (${load()})`)
+    console.log(`  ${backend} with ${size} ports published: done (${load()}); quiet reconciles' longest GC pause ${check.quietGc.toFixed(1)} ms; ` +
+      `changes over 5 ms: ${outliers([...one.timings, ...range.timings], 5)}`)
   }
   await d.call('teardown')
   await scope.run()

@@ -26,7 +26,7 @@ import { publishedText } from '../util/ports.js'
 import type { OverlayService } from '../overlay/service.js'
 import { vxlanName } from '../vxlan/plan.js'
 import type { LocalClusterState } from '../cluster/types.js'
-import { forgetEndpoint, forgetNetwork, markJoined, markLeft, recordEndpoint, recordNetwork, setPorts } from './records.js'
+import { forgetEndpoint, forgetNetwork, markJoined, markLeft, recordEndpoint, recordNetwork, recordsRevision, setPorts } from './records.js'
 
 export interface CreateNetworkInput {
   id: string
@@ -668,7 +668,9 @@ export class NetworkDriver {
       } else if (this.networks().length === 0) {
         await this.d.firewall.teardown()
       } else {
+        // The records' revision with them: unchanged, the firewall does not compare them again.
         firewall = await this.d.firewall.reconcile({
+          revision: recordsRevision(),
           networks: this.networks().map(natNetwork),
           endpoints: this.endpoints().filter((e) => e.ports.length > 0).map(natEndpoint),
         })

@@ -6,6 +6,10 @@
  * Each operation changes the state in memory and returns the path it changed; the
  * caller commits it (or touches it, for an informational field) together with what
  * else its step changed, so that one step is one write, as before.
+ *
+ * Every operation bumps one revision counter (`recordsRevision`): a reader that
+ * saw the same revision twice saw the same records (the firewall's quiet reconcile
+ * skips comparing them then).
  */
 import type { EndpointRecord, NetworkRecord, PortBinding, PortRequest } from '../model/types.js'
 import type { State, Store, StorePath } from '../store/store.js'
@@ -14,12 +18,22 @@ export const endpointPath = (id: string): StorePath => ['endpoints', id]
 
 type Section = 'networks' | 'endpoints'
 
+/** Bumped by every operation below (of any store: only ever a false "changed"). */
+let revision = 0
+
+/** The records' revision: unchanged, so are the network and endpoint records. */
+export function recordsRevision (): number {
+  return revision
+}
+
 function put<S extends Section> (store: Store, section: S, rec: State[S][string]): StorePath {
+  revision++
   (store.state[section] as Record<string, State[S][string]>)[rec.id] = rec
   return [section, rec.id]
 }
 
 function drop (store: Store, section: Section, id: string): StorePath {
+  revision++
   delete store.state[section][id]
   return [section, id]
 }
@@ -34,6 +48,7 @@ export const forgetEndpoint = (store: Store, id: string): StorePath => drop(stor
 
 /** Join: the endpoint is in a sandbox (informational: nothing is rebuilt from it). */
 export function markJoined (ep: EndpointRecord, sandboxKey: string): StorePath {
+  revision++
   ep.joined = true
   ep.sandboxKey = sandboxKey
   return endpointPath(ep.id)
@@ -41,6 +56,7 @@ export function markJoined (ep: EndpointRecord, sandboxKey: string): StorePath {
 
 /** Leave: the endpoint is in no sandbox. */
 export function markLeft (ep: EndpointRecord): StorePath {
+  revision++
   ep.joined = false
   delete ep.sandboxKey
   return endpointPath(ep.id)
@@ -48,6 +64,7 @@ export function markLeft (ep: EndpointRecord): StorePath {
 
 /** The endpoint's published ports (and, when given, the requests they answer). */
 export function setPorts (ep: EndpointRecord, ports: PortBinding[], requests?: PortRequest[]): StorePath {
+  revision++
   if (requests !== undefined) ep.portRequests = requests
   ep.ports = ports
   return endpointPath(ep.id)

@@ -95,13 +95,17 @@ export class DesiredState<P extends LocalnetPlan> {
     if (this.networks.has(id)) this.setNetwork(change, id, undefined)
   }
 
-  /** Make the desired state `state` (links kept when it names none; endpoints of unknown networks dropped). */
-  replace (change: Change<P>, state: FirewallState): void {
+  /**
+   * Make the desired state `state` (links kept when it names none; endpoints of unknown networks dropped).
+   * `linksOnly`: the networks and endpoints are known to be those held (not walked).
+   */
+  replace (change: Change<P>, state: FirewallState, linksOnly = false): void {
     if (state.links !== undefined) {
       const want = new Map(state.links.map((l) => [l.id, l]))
       for (const id of [...this.links.keys()]) if (!want.has(id)) this.setLink(change, id, undefined)
       for (const l of want.values()) this.setLink(change, l.id, l)
     }
+    if (linksOnly) return
     const nets = new Map(state.networks.map((n) => [n.id, n]))
     for (const id of [...this.networks.keys()]) if (!nets.has(id)) this.setNetwork(change, id, undefined)
     for (const n of state.networks) this.setNetwork(change, n.id, n)

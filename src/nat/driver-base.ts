@@ -45,6 +45,10 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
   protected readonly conntrack: UdpConntrack
   protected stats_: ApplyStats = { planMs: 0, restoreMs: 0, lines: 0, reconciled: false }
   private readonly mutex = new Mutex()
+  /** Bumped by every change of the desired state (and its undo): equal revisions, the same state. */
+  private revision_ = 0
+  /** The caller's revision and the driver's at the end of the last reconcile that succeeded. */
+  private reconciledAt: { caller: number, own: number } | undefined
 
   constructor (opts: DriverBaseOptions, planEndpoint: (ep: NatEndpoint, net: NatNetwork | undefined, opts: PlanOptions) => P) {
     this.log = opts.logger
@@ -72,6 +76,20 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
   /** The plan's options (`ferry trace` plans with the same ones). */
   planOptions (): PlanOptions {
     return { ...this.planOpts }
+  }
+
+  /** The desired state's revision: changed by every intent call, reconcile or teardown that changed it. */
+  protected get revision (): number {
+    return this.revision_
+  }
+
+  /** Count `change` when it changed anything (an object set again unchanged is the same object). */
+  private count (change: Change<P>): void {
+    const moved = (m: Map<string, { before?: unknown, after?: unknown }>): boolean => {
+      for (const { before, after } of m.values()) if (before !== after) return true
+      return false
+    }
+    if (moved(change.networks) || moved(change.endpoints) || moved(change.links)) this.revision_++
   }
 
   /** The desired state as the driver holds it. */
@@ -115,13 +133,24 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
     return [...this.desired.links.keys()]
   }
 
+  /**
+   * `state.revision` as the last reconcile's, and no change since: the networks and
+   * endpoints are those held, neither validated nor compared again (what keeps the
+   * quiet periodic reconcile's cost the same whatever the number of ports).
+   */
   async reconcile (state: FirewallState): Promise<boolean> {
-    for (const n of state.networks) validateNetwork(n)
-    for (const ep of state.endpoints) validateEndpoint(ep)
-    for (const l of state.links ?? []) validateLink(l)
     return this.mutex.run(async () => {
+      const at = this.reconciledAt
+      const same = state.revision !== undefined && at !== undefined && at.caller === state.revision && at.own === this.revision_
+      if (!same) {
+        for (const n of state.networks) validateNetwork(n)
+        for (const ep of state.endpoints) validateEndpoint(ep)
+      }
+      for (const l of state.links ?? []) validateLink(l)
       const change = this.desired.newChange()
-      this.desired.replace(change, state)
+      this.desired.replace(change, state, same)
+      this.count(change)
+      this.reconciledAt = undefined
       let repaired: boolean
       try {
         repaired = await this.reconcileKernel()
@@ -129,6 +158,7 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
         this.forgetKernel()
         throw err
       }
+      if (state.revision !== undefined) this.reconciledAt = { caller: state.revision, own: this.revision_ }
       await afterFirewallChange(change, this.desired, this.localnet, this.conntrack, this.log)
       return repaired
     })
@@ -142,6 +172,7 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
       await this.localnet.reset(errors)
       await this.conntrack.flushRemoved(udpTargets)
       this.desired.clear()
+      this.revision_++
       this.forgetKernel()
       errors.throwIfAny('firewall teardown failed')
     })
@@ -163,10 +194,12 @@ export abstract class FirewallDriverBase<P extends LocalnetPlan> implements Fire
         throw err
       }
       if (change.endpoints.size + change.networks.size + change.links.size === 0) return
+      this.count(change)
       try {
         await this.commitKernel(change)
       } catch (err) {
         this.desired.undo(change)
+        this.revision_++
         this.forgetKernel()
         throw toFerryError(err, 'KERNEL', 'firewall change failed')
       }

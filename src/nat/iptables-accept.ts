@@ -22,6 +22,12 @@
  * one the engine and ufw use. A host without iptables has nothing to do. The same
  * holds for ip6tables (Docker 27+ sets its FORWARD policy to DROP too): the nftables
  * driver keeps one IptablesForwardAccept per program.
+ *
+ * Which backend the program has (`iptables -V`: "(nf_tables)" or "(legacy)") is
+ * read once: with nf_tables, every change of FORWARD (a rule, the policy) is an
+ * nf_tables commit and advances the ruleset generation, so the nftables driver's
+ * quiet reconcile skips the check when nobody else committed since it was last
+ * verified; with legacy iptables, invisible to the generation, it checks every time.
  */
 import { toFerryError } from '../errors/errors.js'
 import type { NatLogger } from './host-effects.js'
@@ -48,8 +54,36 @@ export function parseForward (text: string): Omit<ForwardFacts, 'present'> {
   return { policy, rules }
 }
 
+/** What a sync found: nothing to do, a rule put or taken away, or it could not tell (logged). */
+export type SyncResult = 'unchanged' | 'changed' | 'failed'
+
+/** The backend in `iptables -V`: 'nf_tables', 'legacy', or undefined when it says neither. */
+export function parseBackend (text: string): 'nf_tables' | 'legacy' | undefined {
+  const m = /\((nf_tables|legacy)\)/.exec(text)
+  return m?.[1] as 'nf_tables' | 'legacy' | undefined
+}
+
 export class IptablesForwardAccept {
+  /** undefined: not read yet; null: no program, or it says no backend. */
+  private backend: 'nf_tables' | 'legacy' | null | undefined
+
   constructor (private readonly run: Runner, private readonly log: NatLogger | undefined, private readonly iptables: readonly string[] = ['iptables', '-w', '5']) {}
+
+  /**
+   * True when the program writes nf_tables (iptables-nft): its changes advance the
+   * nf_tables generation. Read once, at the first call (one `-V` run).
+   */
+  async nfTables (): Promise<boolean> {
+    if (this.backend === undefined) {
+      try {
+        const res = await this.run([...this.iptables, '-V'], { allowFailure: true, timeoutMs: 10_000 })
+        this.backend = res.code === 0 ? parseBackend(res.stdout + res.stderr) ?? null : null
+      } catch {
+        this.backend = null
+      }
+    }
+    return this.backend === 'nf_tables'
+  }
 
   async facts (): Promise<ForwardFacts> {
     let res
@@ -62,24 +96,24 @@ export class IptablesForwardAccept {
     return { present: true, ...parseForward(res.stdout) }
   }
 
-  /** Put the rule first while the policy is DROP, take it away otherwise. True when something changed. Never throws. */
-  async sync (): Promise<boolean> {
+  /** Put the rule first while the policy is DROP, take it away otherwise. Never throws. */
+  async sync (): Promise<SyncResult> {
     try {
       const f = await this.facts()
-      if (!f.present) return false
+      if (!f.present) return 'unchanged'
       if (f.policy === 'DROP' && f.rules === 0) {
         await this.run([...this.iptables, '-t', 'filter', '-I', 'FORWARD', '1', ...ACCEPT_RULE], { timeoutMs: 10_000 })
         this.log?.debug({}, 'iptables FORWARD policy is DROP: ferry\'s marked traffic accepted there')
-        return true
+        return 'changed'
       }
       if (f.policy !== 'DROP' && f.rules > 0) {
         await this.removeAll(f.rules)
-        return true
+        return 'changed'
       }
-      return false
+      return 'unchanged'
     } catch (err) {
       this.log?.warn({ err: toFerryError(err).message }, 'keeping the iptables FORWARD accept for ferry\'s marked traffic failed')
-      return false
+      return 'failed'
     }
   }
 

@@ -48,6 +48,14 @@ export class NftSession {
     })
   }
 
+  /**
+   * Start the process now when it is not running (the agent's reconcile does, so that the
+   * first container's change does not pay for the fork and nft's own start: 5–10 ms).
+   */
+  warm (): void {
+    if (this.child === undefined && this.pending === undefined) this.start()
+  }
+
   close (): void {
     this.fail(new FerryError('KERNEL', 'nft session closed'))
   }

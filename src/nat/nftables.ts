@@ -89,6 +89,11 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
   private known: KnownGeneration | undefined
   private tableReads = 0
   private skippedReads = 0
+  /** The desired state's revision at which `held` was last found (or made) equal to its elements. */
+  private heldAt: number | undefined
+  /** True when the FORWARD accepts were found right (and left alone) since the generation ferry knows. */
+  private forwardVerified = false
+  private forwardChecks = 0
 
   constructor (opts: NftablesDriverOptions = {}) {
     super(opts, endpointElements)
@@ -112,7 +117,9 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
 
   protected forgetKernel (): void {
     this.held = undefined
+    this.heldAt = undefined
     this.known = undefined
+    this.forwardVerified = false
   }
 
   /**
@@ -266,26 +273,66 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
    * deltas is one commit that changes something (`create element`), so nobody else committed and the
    * table is what ferry left. Any other generation (someone else's commit, also one that did not
    * touch ferry's table) means a full read, after which the generation is known again.
+   *
+   * What stays the same whatever the number of ports, when nobody else committed: the plan's
+   * elements are compared with those held only when the desired state changed since they last
+   * were (its revision), and the FORWARD accepts are not read again when their program is
+   * iptables-nft (its changes are commits too) and they were found right since the generation
+   * ferry knows; with legacy iptables they are read at every reconcile.
    */
   protected async reconcileKernel (): Promise<boolean> {
     const t0 = performance.now()
-    const needed = this.neededElements()
     const g0 = await this.readGeneration()
     const known = this.known
-    let repaired: boolean
-    if (g0 !== undefined && known !== undefined && this.held !== undefined && g0 === advanceGeneration(known.verified, known.own) && sameElements(this.held, needed)) {
+    const quiet = g0 !== undefined && known !== undefined && this.held !== undefined && g0 === advanceGeneration(known.verified, known.own)
+    let repaired = false
+    if (quiet && this.heldAt === this.revision) {
       this.skippedReads++
       this.known = { verified: g0, own: 0 }
-      this.held = needed
       this.stats_ = { planMs: performance.now() - t0, restoreMs: 0, lines: 0, reconciled: true }
-      repaired = false
     } else {
-      repaired = await this.rewriteIfDifferent(needed, g0)
+      const needed = this.neededElements()
+      if (quiet && this.held !== undefined && sameElements(this.held, needed)) {
+        this.skippedReads++
+        this.known = { verified: g0, own: 0 }
+        this.held = needed
+        this.stats_ = { planMs: performance.now() - t0, restoreMs: 0, lines: 0, reconciled: true }
+      } else {
+        repaired = await this.rewriteIfDifferent(needed, g0)
+      }
+      this.heldAt = this.revision
     }
     const sysctlRepaired = await this.localnet.sync(this.desired.networks.values(), this.desired.localnetBridges(), true)
-    let acceptRepaired = false
-    for (const a of this.forwardAccept) acceptRepaired = (await a.sync()) || acceptRepaired
+    const acceptRepaired = await this.syncForwardAccepts(quiet)
+    // The next change's process, started here rather than on that change's path.
+    if (this.desired.networks.size > 0) this.session?.warm()
     return repaired || sysctlRepaired || acceptRepaired
+  }
+
+  /**
+   * The FORWARD accepts (src/nat/iptables-accept.ts), read unless `quiet` (nobody else committed since
+   * the generation ferry knows) and they were found right since, with iptables-nft programs only.
+   * True when one was put or taken away.
+   */
+  private async syncForwardAccepts (quiet: boolean): Promise<boolean> {
+    if (quiet && this.forwardVerified && this.known !== undefined) {
+      let visible = true
+      for (const a of this.forwardAccept) visible = (await a.nfTables()) && visible
+      if (visible) return false
+    }
+    this.forwardChecks++
+    let changed = false
+    let failed = false
+    for (const a of this.forwardAccept) {
+      const r = await a.sync()
+      changed ||= r === 'changed'
+      failed ||= r === 'failed'
+    }
+    // Checked after the generation ferry knows was read: right from then on until someone else commits.
+    // A rule ferry put or took away is a commit not counted as ferry's own: the table is read next time.
+    if (changed) this.known = undefined
+    this.forwardVerified = !changed && !failed && this.known !== undefined
+    return changed
   }
 
   /** The full check: list the table, rewrite it when it differs; the generation known again when nobody else committed meanwhile. */
@@ -300,6 +347,7 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     const planMs = performance.now() - t0
     const restoreMs = same ? 0 : await this.apply(text)
     this.held = needed
+    this.heldAt = this.revision
     this.stats_ = { planMs, restoreMs, lines: same ? 0 : text.split('\n').length - 1, reconciled: true }
     // Read at g0 and (when rewritten) one commit of ferry's since: verified at g1 unless someone else committed in between.
     const g1 = g0 === undefined ? undefined : await this.readGeneration()
@@ -319,9 +367,9 @@ export class NftablesDriver extends FirewallDriverBase<NftEndpointPlan> {
     }
   }
 
-  /** How many reconciles read the table and how many could skip it (for tests and benchmarks). */
-  readStats (): { tableReads: number, skippedReads: number } {
-    return { tableReads: this.tableReads, skippedReads: this.skippedReads }
+  /** How many reconciles read the table and how many could skip it, and how many read the FORWARD accepts (for tests and benchmarks). */
+  readStats (): { tableReads: number, skippedReads: number, forwardChecks: number } {
+    return { tableReads: this.tableReads, skippedReads: this.skippedReads, forwardChecks: this.forwardChecks }
   }
 
   /** An element delta: through the long-running session when it fits, else `nft -f -`. Returns ms. */

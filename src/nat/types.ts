@@ -53,6 +53,13 @@ export interface FirewallState {
   endpoints: NatEndpoint[]
   /** Legacy links (ICC exceptions); undefined = keep the links the driver holds. */
   links?: NatLink[]
+  /**
+   * The caller's revision of `networks` and `endpoints` (the agent: its store's change
+   * counter). A reconcile given the same revision as the last one that succeeded, with no
+   * change of the driver's since, takes them as the state it already holds and does not
+   * compare them (links, when given, are compared still). Undefined: always compared.
+   */
+  revision?: number
 }
 
 /**

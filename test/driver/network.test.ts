@@ -91,6 +91,21 @@ t.test('reconcile recreates a missing bridge and removes ferry leftovers only', 
   t.equal((await w.driver.reconcile()).links, 0, 'second run has nothing to do')
 })
 
+t.test('reconcile gives the firewall the records\' revision: the same while nothing changed, another after any change', async (t) => {
+  const w = fakeWorld()
+  await withNetwork(w)
+  await w.driver.reconcile()
+  await w.driver.reconcile()
+  const [a, b] = w.firewall.revisions
+  t.type(a, 'number')
+  t.equal(b, a, 'nothing changed: the same revision (the firewall need not compare the records again)')
+  await w.driver.createEndpoint({ networkId: NET, endpointId: EP, addressCidr: '10.50.0.2/24', mac: '', portRequests: [], exposed: [] })
+  await w.driver.reconcile()
+  t.not(w.firewall.revisions[2], b, 'an endpoint made: another revision')
+  await w.driver.reconcile()
+  t.equal(w.firewall.revisions[3], w.firewall.revisions[2])
+})
+
 t.test('while the store is recovered with loss, reconcile keeps the links it cannot explain and leaves the firewall', async (t) => {
   const w = fakeWorld()
   let lossy = true

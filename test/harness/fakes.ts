@@ -15,8 +15,11 @@ export class FakeFirewall implements FirewallDriver {
   networks = new Map<string, NatNetwork>()
   endpoints = new Map<string, NatEndpoint>()
   calls: string[] = []
+  /** The revision each reconcile was given. */
+  revisions: Array<number | undefined> = []
   async reconcile (state: FirewallState): Promise<boolean> {
     this.calls.push('reconcile')
+    this.revisions.push(state.revision)
     this.networks = new Map(state.networks.map((n) => [n.id, n]))
     this.endpoints = new Map(state.endpoints.map((e) => [e.id, e]))
     return false

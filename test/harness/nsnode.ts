@@ -41,7 +41,9 @@ export class RemoteError extends Error {
 }
 
 interface RemoteErrorJson { name: string, message: string, code?: string, category?: string, stack?: string, cause?: RemoteErrorJson }
-interface Reply { id: number | null, result?: unknown, error?: RemoteErrorJson, ms?: number, ready?: boolean }
+/** What else happened in the child during a call: CPU ms, involuntary context switches, GC pauses (ms). */
+export interface CallCost { cpuMs: number, ivcsw: number, gcMs: number }
+interface Reply { id: number | null, result?: unknown, error?: RemoteErrorJson, ms?: number, cost?: CallCost, ready?: boolean }
 
 type Method<T> = { [K in keyof T]: T[K] extends (...args: never[]) => unknown ? K : never }[keyof T]
 type Args<T, K extends keyof T> = T[K] extends (...args: infer A) => unknown ? A : never
@@ -51,8 +53,8 @@ export interface NsNode<T> {
   readonly ns: string
   readonly pid: number | undefined
   call<K extends Method<T>> (method: K, args?: Args<T, K>): Promise<Result<T, K>>
-  /** Like call, also returning the time spent inside the method (in the child), in ms. */
-  timed<K extends Method<T>> (method: K, args?: Args<T, K>): Promise<{ result: Result<T, K>, ms: number }>
+  /** Like call, also returning the time spent inside the method (in the child), in ms, and what else the child did meanwhile. */
+  timed<K extends Method<T>> (method: K, args?: Args<T, K>): Promise<{ result: Result<T, K>, ms: number, cost?: CallCost }>
   /** Stop the child (also done on teardown). */
   close (): Promise<void>
 }
@@ -113,10 +115,10 @@ class Child<T> implements NsNode<T> {
     })
   }
 
-  async timed<K extends Method<T>> (method: K, args?: Args<T, K>): Promise<{ result: Result<T, K>, ms: number }> {
+  async timed<K extends Method<T>> (method: K, args?: Args<T, K>): Promise<{ result: Result<T, K>, ms: number, cost?: CallCost }> {
     const reply = await this.send(String(method), (args ?? []) as unknown[])
     if (reply.error !== undefined) throw new RemoteError(reply.error)
-    return { result: reply.result as Result<T, K>, ms: reply.ms ?? NaN }
+    return { result: reply.result as Result<T, K>, ms: reply.ms ?? NaN, cost: reply.cost }
   }
 
   async call<K extends Method<T>> (method: K, args?: Args<T, K>): Promise<Result<T, K>> {

@@ -21,6 +21,7 @@ import { planTable, sameTable } from '../../src/nat/nft-plan.js'
 import { parseNftTable } from '../../src/nat/nft-parse.js'
 import type { FirewallDriver, FirewallState, NatEndpoint, NatLink, NatNetwork } from '../../src/nat/types.js'
 import { until } from '../harness/until.js'
+import { ACCEPT_RULE } from '../../src/nat/iptables-accept.js'
 
 type Driver = NsNode<NftablesDriver>
 
@@ -215,6 +216,33 @@ t.test('the periodic reconcile reads the table only after someone else\'s commit
   t.equal(await reads(), before + 1, 'but the table was read (the generation is the ruleset\'s, not the table\'s)')
   const { skippedReads } = await d.call('readStats')
   t.ok(skippedReads >= 5, `reconciles that skipped the read: ${skippedReads}`)
+})
+
+t.test('the FORWARD accept (iptables-nft) is not read again while nobody else commits, and is put back when someone removes it', async (t) => {
+  const n1 = net(1)
+  const ns = hostNs(t, [{ name: n1.bridge }])
+  nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'DROP'])
+  const d = await driver(t, ns)
+  await d.call('addNetwork', [n1])
+  const accepts = (): number => (nsExec(ns, ['iptables', '-w', '-S', 'FORWARD']).match(/ferry: accepted by table inet ferry/g) ?? []).length
+  t.equal(accepts(), 1, 'policy DROP: the first change puts the accept')
+  const state: FirewallState = { networks: [n1], endpoints: [], revision: 1 }
+  const checks = async (): Promise<number> => (await d.call('readStats')).forwardChecks
+  t.equal(await d.call('reconcile', [state]), false, 'the accept\'s own commit was not ferry\'s table\'s: one full check, nothing to repair')
+  const before = await checks()
+  t.equal(await d.call('reconcile', [state]), false, 'nothing committed since')
+  t.equal(await checks(), before, 'the FORWARD chain was not read')
+  nsExec(ns, ['iptables', '-w', '-D', 'FORWARD', ...ACCEPT_RULE])
+  t.equal(accepts(), 0, 'someone else removed it')
+  t.equal(await d.call('reconcile', [state]), true, 'the next reconcile repairs it')
+  t.equal(accepts(), 1, 'the accept is back')
+  nsExec(ns, ['iptables', '-w', '-P', 'FORWARD', 'ACCEPT'])
+  t.equal(await d.call('reconcile', [state]), true, 'policy ACCEPT again: noticed')
+  t.equal(accepts(), 0, 'and the accept taken away')
+  t.equal(await d.call('reconcile', [state]), false)
+  const quiet = await checks()
+  t.equal(await d.call('reconcile', [state]), false)
+  t.equal(await checks(), quiet, 'quiet again')
 })
 
 t.test('stale UDP conntrack entries are flushed when a port is published and removed', async (t) => {

@@ -113,3 +113,54 @@ t.test('a reconcile reads the table only when someone else committed since ferry
   await blind.reconcile(blind.state())
   t.equal(blind.readStats().tableReads, 3, 'without a generation every reconcile reads the table')
 })
+
+t.test('a quiet reconcile walks nothing: the caller\'s revision unchanged, the desired state not compared', async (t) => {
+  const f = fake()
+  let gen = 7
+  const run = async (argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> => {
+    const res = await f.run(argv, opts)
+    if (argv[0] === 'nft' && argv[1] === '-f') gen++
+    return res
+  }
+  const d = new NftablesDriver({ run, sysctl, session: false, generation: { read: async () => gen, close: () => undefined } })
+  await d.addNetwork(n1)
+  const ep = { id: 'e1', networkId: n1.id, address: '10.31.0.2', ports: [{ proto: 'tcp' as const, hostIp: '', hostPort: 80, hostPortEnd: 80, containerIp: '10.31.0.2', containerPort: 80, containerPortEnd: 80 }] }
+  t.equal(await d.reconcile({ networks: [n1], endpoints: [], revision: 1 }), false, 'the state held, given as revision 1')
+  t.equal(await d.reconcile({ networks: [n1], endpoints: [ep], revision: 1 }), false, 'revision 1 again: taken as the state held, not compared')
+  t.same(d.state().endpoints, [], 'so the endpoint it names was not looked at')
+  t.equal(await d.reconcile({ networks: [n1], endpoints: [ep], revision: 2 }), true, 'another revision: compared (and the table, which the fake nft lists as missing, rewritten)')
+  t.same(d.state().endpoints.map((e) => e.id), ['e1'], 'and the desired state follows it')
+  t.match(f.batches[f.batches.length - 1], /tcp \. 80/, 'its element committed')
+  await d.removeEndpoint(ep.id)
+  t.equal(await d.reconcile({ networks: [n1], endpoints: [ep], revision: 2 }), true, 'the same revision after a change of the driver\'s: compared again')
+  t.same(d.state().endpoints.map((e) => e.id), ['e1'], 'the endpoint is back')
+  await t.rejects(d.reconcile({ networks: [n1], endpoints: [{ ...ep, address: 'nope' }], revision: 3 }), 'a new revision is validated')
+})
+
+t.test('the FORWARD accepts are read at a quiet reconcile only with legacy iptables', async (t) => {
+  for (const backend of ['nf_tables', 'legacy']) {
+    let gen = 3
+    const reads: string[] = []
+    const run = async (argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> => {
+      if (argv[0] === 'nft' && argv[1] === 'list') return { stdout: '', stderr: 'Error: No such file or directory', code: 1 }
+      if (argv[0] === 'nft') { gen++; return { stdout: '', stderr: '', code: 0 } }
+      if (argv.includes('-V')) return { stdout: `${argv[0]} v1.8.9 (${backend})\n`, stderr: '', code: 0 }
+      if (argv.includes('-S')) {
+        reads.push(argv[0]!)
+        return { stdout: '-P FORWARD DROP\n-A FORWARD -m mark --mark 0x1/0x1 -m comment --comment "ferry: accepted by table inet ferry" -j ACCEPT\n', stderr: '', code: 0 }
+      }
+      return { stdout: '', stderr: '', code: 0 }
+    }
+    const d = new NftablesDriver({ run, sysctl, session: false, generation: { read: async () => gen, close: () => undefined } })
+    await d.addNetwork(n1)
+    const first = reads.length
+    t.equal(first, 2, `${backend}: the first change reads iptables' and ip6tables' FORWARD`)
+    await d.reconcile(d.state())
+    await d.reconcile(d.state())
+    t.equal(reads.length, backend === 'nf_tables' ? first : first + 4, backend === 'nf_tables' ? 'iptables-nft, nothing committed since: not read again' : 'legacy: read at every reconcile')
+    gen++ // someone else's commit (an iptables-nft change among them)
+    await d.reconcile(d.state())
+    t.equal(reads.length, backend === 'nf_tables' ? first + 2 : first + 6, 'someone else committed: read')
+    t.equal(d.readStats().forwardChecks, backend === 'nf_tables' ? 2 : 4)
+  }
+})
