@@ -360,6 +360,17 @@ t.test('a batch of FDB and neighbour changes: packed messages, each refusal name
   t.same(await d.call('applyNeighFdb', [removal]), [], 'deleted')
   t.same(fdbOf(ns, 'fy-vx0').filter((e) => e.dst !== undefined), [])
   t.same(ipJson(ns, ['neigh', 'show', 'dev', 'fy-vx0']), [])
+
+  // An entry that is no MAC is refused at its place without being sent; its neighbours in the datagram go in.
+  const odd: NeighFdbOp[] = [
+    { op: 'addNeigh', entry: { dev: 'fy-vx0', ip: ip(1), mac: mac(1) } },
+    { op: 'addNeigh', entry: { dev: 'fy-vx0', ip: ip(2), mac: '02:ee:00:00:00' } },
+    { op: 'addNeigh', entry: { dev: 'fy-vx0', ip: ip(3), mac: mac(3) } },
+  ]
+  const refused = await d.call('applyNeighFdb', [odd])
+  t.same(refused.map((f) => [f.index, f.code]), [[1, 'INVALID_REQUEST']])
+  t.match(refused[0]?.message, /^cannot add neighbour 10\.31\.0\.2 lladdr 02:ee:00:00:00 on fy-vx0: invalid MAC address/)
+  t.same(ipJson<IpNeigh[]>(ns, ['neigh', 'show', 'dev', 'fy-vx0']).map((n) => n.dst).sort(), [ip(1), ip(3)])
 })
 
 t.test('teardown returns the namespace to clean', async (t) => {
