@@ -19,13 +19,13 @@
  */
 import {
   AttrStream, Flags, FlagsGet, FlagsNew, MessageType, NetlinkSocket, Protocol, RawNetlinkSocket,
-  formatMessage, ifla, parseAttributes, parseError, rt,
+  ifla, parseAttributes, parseError, rt,
 } from 'netlink'
 import type { MessageInfo, NetlinkMessage, StreamData } from 'netlink'
 import { setTimeout as delay } from 'node:timers/promises'
-import { FerryError } from '../errors/errors.js'
+import { FerryError, toFerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
-import { ipFromBytes, ipToBytes, isCidr, isIp, lastAddress, parseAddress, type Family } from '../util/ip.js'
+import { ipFromBytes, ipToBytes, isCidr, isIp, lastAddress, parseAddress, parseIpOrUndefined, type Family } from '../util/ip.js'
 import { errnoName, errnoNumber, errnoText } from './errno.js'
 import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, NeighFdbFailure, NeighFdbOp, RouteInfo, VxlanSpec } from './types.js'
 import { readSysctl, writeSysctl } from './sysctl.js'
@@ -47,11 +47,20 @@ const NLA_ALIGNTO = 4
 const IFLA_PROTINFO = 12
 const IFLA_BRPORT_MODE = 4
 /**
- * FDB and neighbour changes packed into one send (see applyNeighFdb). The kernel answers
- * only the failed ones and the chunk's last: even if every one of a chunk fails, their
- * error answers (each echoing its request) fit the socket's default receive buffer.
+ * FDB and neighbour changes packed into one send (see applyNeighFdb): as many as the socket's
+ * receive buffer holds the answers of if every one of them fails (each error answer echoes its
+ * request; the buffer is charged the answer's whole allocation, well under ANSWER_BYTES), from
+ * MIN up to MAX. MAX is the kernel's sweet spot measured with bench/neigh-fdb.ts (200,000 changes,
+ * 2026-12-07, load 3–6): 64 or 128 a datagram cost the kernel 310–560 ms of system time, 512 or
+ * 1,024 (30–60 KiB datagrams) 560–1,030 ms; the JavaScript side falls from ~150 to ~50 ms. The
+ * socket asks for RECV_BUFFER (the kernel grants up to net.core.rmem_max, doubled).
  */
-const NEIGH_FDB_CHUNK = 64
+const NEIGH_FDB_CHUNK_MIN = 64
+const NEIGH_FDB_CHUNK_MAX = 128
+const NEIGH_FDB_ANSWER_BYTES = 2048
+const RECV_BUFFER_BYTES = 512 * 1024
+/** The longest FDB or neighbour message: header, ndmsg, an IPv6 NDA_DST and NDA_LLADDR (each padded). */
+const NEIGH_FDB_MAX_BYTES = 16 + 12 + 20 + 12
 
 // ---------------------------------------------------------------------------
 // Pure encoding helpers (exported for tests)
@@ -267,12 +276,12 @@ export class NetlinkReplySocket extends NetlinkSocket {
   private chunk: { seqs: Map<number, number>, errnos: Map<number, number>, last: number, done: (errnos: Map<number, number>) => void } | undefined
 
   /**
-   * Send `messages` (formatted, in order) in one datagram; only the last asks for an ACK.
+   * Send `datagram` (messages with sequence numbers `seqs`, in order); only the last asks for an ACK.
    * The kernel handles them one after the other and answers a failure at once, so when the
    * last one's answer arrives every failure of the chunk has been heard: resolves them as
    * index in the chunk -> errno (positive). Rejects when the send fails or no answer comes.
    */
-  sendChunk (messages: Uint8Array[], seqs: number[], timeoutMs: number): Promise<Map<number, number>> {
+  sendChunk (datagram: Buffer, seqs: number[], timeoutMs: number): Promise<Map<number, number>> {
     return new Promise((resolve, reject) => {
       const last = seqs[seqs.length - 1]
       if (last === undefined) { resolve(new Map()); return }
@@ -283,7 +292,7 @@ export class NetlinkReplySocket extends NetlinkSocket {
         last,
         done: (errnos) => { clearTimeout(timer); this.chunk = undefined; resolve(errnos) },
       }
-      this.socket.send(Buffer.concat(messages), {}, (err) => {
+      this.socket.send(datagram, {}, (err) => {
         if (err === undefined || err === null) return
         clearTimeout(timer)
         this.chunk = undefined
@@ -664,67 +673,88 @@ export class NetlinkDriver implements LinkDriver {
   }
 
   /**
-   * FDB and neighbour changes in order, NEIGH_FDB_CHUNK to a datagram: the kernel runs each
-   * message of a datagram in turn and answers only the failures and the last one (NLM_F_ACK),
-   * so 100,000 entries cost some 1,600 sends and as many answers instead of 100,000 round
-   * trips. Every operation means what its single call means (a delete of what is gone, or on
-   * a device that is gone, succeeds). Resolves the refused ones, each with its errno; the
-   * others took effect. Rejects (KERNEL) when a chunk's answer never comes: then what the
-   * kernel has is unknown from that chunk on, and the caller must read it back.
+   * FDB and neighbour changes in order, packed many to a datagram (`neighFdbChunk`): the kernel
+   * runs each message of a datagram in turn and answers only the failures and the last one
+   * (NLM_F_ACK), so 200,000 entries cost some 1,600 sends and as many answers instead of 200,000
+   * round trips. The messages are written straight into the datagram's buffer (`encodeNeighFdb`),
+   * not built attribute by attribute. Every operation means what its single call means (a delete
+   * of what is gone, or on a device that is gone, succeeds). Resolves the refused ones, each with
+   * its errno (or, for an entry that is not a valid MAC or address, ferry's own code); the others
+   * took effect. Rejects (KERNEL) when a chunk's answer never comes: then what the kernel has is
+   * unknown from that chunk on, and the caller must read it back.
    */
   async applyNeighFdb (ops: readonly NeighFdbOp[]): Promise<NeighFdbFailure[]> {
     const index = new Map<string, number | undefined>()
     for (const o of ops) if (!index.has(o.entry.dev)) index.set(o.entry.dev, (await this.getLink(checkIfname(o.entry.dev)))?.index)
     const failures: NeighFdbFailure[] = []
-    const fail = (i: number, op: NeighFdbOp, errno: number): void => {
-      failures.push({ index: i, op, code: errnoName(errno), message: `${neighFdbText(op)}: ${errnoText(errno)}` })
+    const fail = (i: number, op: NeighFdbOp, code: string, reason: string): void => {
+      failures.push({ index: i, op, code, message: `${neighFdbText(op)}: ${reason}` })
     }
+    const chunk = this.neighFdbChunk()
     await this.queue.run(async () => {
       const port = this.sock.socket.address().port
-      for (let start = 0; start < ops.length; start += NEIGH_FDB_CHUNK) {
-        const requests: Array<{ type: number, flags: number, body: Uint8Array[] }> = []
+      let start = 0
+      while (start < ops.length) {
+        const buf = Buffer.allocUnsafe(chunk * NEIGH_FDB_MAX_BYTES)
+        const seqs: number[] = []
         const sent: number[] = []
-        const end = Math.min(ops.length, start + NEIGH_FDB_CHUNK)
-        for (let i = start; i < end; i++) {
+        let off = 0
+        let lastOff = -1
+        let i = start
+        for (; i < ops.length && sent.length < chunk; i++) {
           const op = ops[i]!
           const ifindex = index.get(op.entry.dev)
           if (ifindex === undefined) {
             // The device is gone: its entries went with it; nothing can be added to it.
-            if (op.op === 'addFdb' || op.op === 'addNeigh') fail(i, op, errnoNumber('ENODEV'))
+            if (op.op === 'addFdb' || op.op === 'addNeigh') fail(i, op, 'ENODEV', errnoText('ENODEV'))
             continue
           }
-          requests.push(neighFdbMessage(op, ifindex, (e) => this.fdbBody(ifindex, e)))
+          const seq = this.sock.generateSeq()
+          try {
+            const next = encodeNeighFdb(buf, off, op, ifindex, seq, port)
+            lastOff = off
+            off = next
+          } catch (err) {
+            // Not sent: the kernel would not know what to make of it either.
+            const e = toFerryError(err)
+            fail(i, op, e.code, e.message)
+            continue
+          }
+          seqs.push(seq)
           sent.push(i)
         }
-        if (requests.length === 0) continue
-        const seqs: number[] = []
-        const messages: Uint8Array[] = []
-        for (const [k, r] of requests.entries()) {
-          const seq = this.sock.generateSeq()
-          seqs.push(seq)
-          // Only the chunk's last message asks for an answer when it succeeds.
-          const flags = Flags.REQUEST | r.flags | (k === requests.length - 1 ? Flags.ACK : 0)
-          let length = 0
-          for (const part of formatMessage({ type: r.type, flags, seq, port, data: r.body })) { messages.push(part); length += part.length }
-          // The kernel finds the next message of a datagram at the 4-byte boundary after this one.
-          if (length % NLA_ALIGNTO !== 0) messages.push(Buffer.alloc(NLA_ALIGNTO - (length % NLA_ALIGNTO)))
-        }
+        const from = start
+        start = i
+        if (sent.length === 0) continue
+        // Only the chunk's last message asks for an answer when it succeeds.
+        buf.writeUInt16LE(buf.readUInt16LE(lastOff + 6) | Flags.ACK, lastOff + 6)
         let errnos: Map<number, number>
         try {
-          errnos = await this.sock.sendChunk(messages, seqs, REQUEST_TIMEOUT_MS)
+          errnos = await this.sock.sendChunk(buf.subarray(0, off), seqs, REQUEST_TIMEOUT_MS)
         } catch (err) {
-          throw kernelError(`cannot program ${ops.length} FDB and neighbour entries (${failures.length} refused before, entries from #${start} on unknown)`, err)
+          throw kernelError(`cannot program ${ops.length} FDB and neighbour entries (${failures.length} refused before, entries from #${from} on unknown)`, err)
         }
         for (const [k, errno] of errnos) {
-          const i = sent[k]!
-          const op = ops[i]!
+          const at = sent[k]!
+          const op = ops[at]!
           const gone = errnoName(errno)
           if ((op.op === 'deleteFdb' || op.op === 'deleteNeigh') && (gone === 'ENOENT' || gone === 'ENODEV')) continue
-          fail(i, op, errno)
+          fail(at, op, gone, errnoText(errno))
         }
       }
     })
+    failures.sort((a, b) => a.index - b.index)
     return failures
+  }
+
+  /**
+   * Messages to a datagram: as many as the socket's receive buffer holds the answers of, were every
+   * one refused (each answer is charged some NEIGH_FDB_ANSWER_BYTES there), within NEIGH_FDB_CHUNK_MAX.
+   */
+  private neighFdbChunk (): number {
+    let rcvbuf = 0
+    try { rcvbuf = this.sock.socket.getRecvBufferSize() } catch { /* the default below */ }
+    return Math.max(NEIGH_FDB_CHUNK_MIN, Math.min(NEIGH_FDB_CHUNK_MAX, Math.floor(rcvbuf / NEIGH_FDB_ANSWER_BYTES)))
   }
 
   private ethtoolSocket (): Promise<EthtoolGenl> {
@@ -755,7 +785,7 @@ export async function openLinkDriver (): Promise<LinkDriver> {
     // replies after the largest read it has seen (up to 32 KiB), and a VXLAN FDB dump re-walks the device's
     // table from the start for every reply, so 4 KiB replies made reading 100,000 entries back take 5.7 s
     // instead of 1.3 s. No rtnetlink reply ferry asks for comes near 64 KiB (a dump's are at most 32 KiB).
-    const raw = new RawNetlinkSocket(Protocol.ROUTE, { messagePeeking: false, msgBufferSize: DUMP_READ_BYTES, recvBufferSize: 0, sendBufferSize: 0 })
+    const raw = new RawNetlinkSocket(Protocol.ROUTE, { messagePeeking: false, msgBufferSize: DUMP_READ_BYTES, recvBufferSize: RECV_BUFFER_BYTES, sendBufferSize: 0 })
     return new NetlinkDriver(new NetlinkReplySocket(raw))
   } catch (err) {
     throw new FerryError('KERNEL', `cannot open rtnetlink socket: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
@@ -765,22 +795,108 @@ export async function openLinkDriver (): Promise<LinkDriver> {
 // ---------------------------------------------------------------------------
 // Batches of FDB and neighbour changes (NetlinkDriver.applyNeighFdb)
 
-/** One operation as a request: its message type, flags (ACK aside) and body. */
-function neighFdbMessage (op: NeighFdbOp, ifindex: number, fdbBody: (e: FdbEntry) => Uint8Array[]): { type: number, flags: number, body: Uint8Array[] } {
-  switch (op.op) {
-    case 'addFdb': return { type: rt.MessageType.NEWNEIGH, flags: FlagsNew.CREATE | (isUnicastMac(op.entry.mac) ? FlagsNew.REPLACE : FlagsNew.APPEND), body: fdbBody(op.entry) }
-    case 'deleteFdb': return { type: rt.MessageType.DELNEIGH, flags: 0, body: fdbBody(op.entry) }
-    case 'addNeigh': return {
-      type: rt.MessageType.NEWNEIGH,
-      flags: FlagsNew.CREATE | FlagsNew.REPLACE,
-      body: neighborBody({ family: afOf(parseAddress(op.entry.ip).family), ifindex, state: { permanent: true } }, { dst: ipToBuffer(op.entry.ip), lladdr: macToBuffer(op.entry.mac) }),
+const NDA_DST = 1
+const NDA_LLADDR = 2
+const NTF_SELF = 0x02
+const NTF_MASTER = 0x04
+const NUD_PERMANENT = 0x80
+const NLMSG_HDRLEN = 16
+const NDMSG_LEN = 12
+
+/** 'aa:bb:cc:dd:ee:ff' (any case) written as 6 bytes at `off`; INVALID_REQUEST otherwise. */
+function writeMac (buf: Buffer, off: number, mac: string): void {
+  if (mac.length !== 17) throw new FerryError('INVALID_REQUEST', `invalid MAC address "${mac}"`)
+  for (let b = 0; b < 6; b++) {
+    const hi = hexDigit(mac.charCodeAt(b * 3))
+    const lo = hexDigit(mac.charCodeAt(b * 3 + 1))
+    if (hi < 0 || lo < 0 || (b < 5 && mac.charCodeAt(b * 3 + 2) !== 58)) throw new FerryError('INVALID_REQUEST', `invalid MAC address "${mac}"`)
+    buf[off + b] = hi * 16 + lo
+  }
+}
+
+function hexDigit (c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  const l = c | 0x20
+  return l >= 97 && l <= 102 ? l - 87 : -1
+}
+
+/** An address written at `off` in network order (4 or 16 bytes); its family. INVALID_CIDR for anything else. */
+function writeIp (buf: Buffer, off: number, ip: string): Family {
+  const p = parseIpOrUndefined(ip)
+  if (p === undefined) throw new FerryError('INVALID_CIDR', `invalid IP address "${ip}"`)
+  if (p.family === 4) {
+    buf.writeUInt32BE(Number(p.value), off)
+    return 4
+  }
+  let v = p.value
+  for (let i = 15; i >= 0; i -= 4) {
+    buf.writeUInt32BE(Number(v & 0xffffffffn), off + i - 3)
+    v >>= 32n
+  }
+  return 6
+}
+
+/** An attribute header (length counts the header and the payload, not the padding); the payload's offset. */
+function attrHeader (buf: Buffer, off: number, type: number, payload: number): number {
+  buf.writeUInt16LE(4 + payload, off)
+  buf.writeUInt16LE(type, off + 2)
+  return off + 4
+}
+
+/**
+ * One FDB or neighbour change as an rtnetlink message (nlmsghdr, ndmsg, NDA_* attributes), written
+ * at `off` in `buf` (room for NEIGH_FDB_MAX_BYTES); returns where the next message goes (4-byte
+ * aligned). The same bytes as the single calls' messages (addFdb, deleteNeigh, …), without the ACK
+ * flag. Throws INVALID_REQUEST / INVALID_CIDR for a MAC or address that is not one (nothing counts
+ * as written then).
+ */
+export function encodeNeighFdb (buf: Buffer, off: number, op: NeighFdbOp, ifindex: number, seq: number, port: number): number {
+  const fdb = op.op === 'addFdb' || op.op === 'deleteFdb'
+  const add = op.op === 'addFdb' || op.op === 'addNeigh'
+  let family = AF_BRIDGE
+  let state = 0
+  let ntf = 0
+  let p = off + NLMSG_HDRLEN + NDMSG_LEN
+  if (fdb) {
+    const e = op.entry as FdbEntry
+    if (e.master === true) ntf = NTF_MASTER
+    else { state = NUD_PERMANENT; ntf = NTF_SELF }
+    writeMac(buf, attrHeader(buf, p, NDA_LLADDR, 6), e.mac)
+    buf.writeUInt16LE(0, p + 10)
+    p += 12
+    if (e.dst !== undefined) {
+      const fam = writeIp(buf, p + 4, e.dst)
+      attrHeader(buf, p, NDA_DST, fam === 4 ? 4 : 16)
+      p += fam === 4 ? 8 : 20
     }
-    case 'deleteNeigh': return {
-      type: rt.MessageType.DELNEIGH,
-      flags: 0,
-      body: neighborBody({ family: afOf(parseAddress(op.entry.ip).family), ifindex }, { dst: ipToBuffer(op.entry.ip) }),
+  } else {
+    const e = op.entry as NeighEntry
+    const fam = writeIp(buf, p + 4, e.ip)
+    attrHeader(buf, p, NDA_DST, fam === 4 ? 4 : 16)
+    p += fam === 4 ? 8 : 20
+    family = afOf(fam)
+    if (add) {
+      state = NUD_PERMANENT
+      writeMac(buf, attrHeader(buf, p, NDA_LLADDR, 6), e.mac)
+      buf.writeUInt16LE(0, p + 10)
+      p += 12
     }
   }
+  const replace = !fdb || isUnicastMac(op.entry.mac) ? FlagsNew.REPLACE : FlagsNew.APPEND
+  // The length leaves out the last attribute's padding (a MAC's two bytes), as the package's encoder does.
+  const last = fdb ? (op.entry as FdbEntry).dst === undefined : add
+  buf.writeUInt32LE(p - off - (last ? 2 : 0), off)
+  buf.writeUInt16LE(add ? rt.MessageType.NEWNEIGH : rt.MessageType.DELNEIGH, off + 4)
+  buf.writeUInt16LE(Flags.REQUEST | (add ? FlagsNew.CREATE | replace : 0), off + 6)
+  buf.writeUInt32LE(seq, off + 8)
+  buf.writeUInt32LE(port, off + 12)
+  const nd = off + NLMSG_HDRLEN
+  buf.writeUInt32LE(family, nd) // family, two pad bytes
+  buf.writeInt32LE(ifindex, nd + 4)
+  buf.writeUInt16LE(state, nd + 8)
+  buf.writeUInt8(ntf, nd + 10)
+  buf.writeUInt8(0, nd + 11)
+  return p
 }
 
 /** What an operation does, for an error sentence. */

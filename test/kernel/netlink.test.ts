@@ -7,7 +7,8 @@ import t from 'tap'
 import { existsSync } from 'node:fs'
 import { ipJson, netns, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsDriver, nsNode } from '../harness/nsnode.js'
-import { brportMode, bufferToMac, hairpinBody, macToBuffer, type NetlinkDriver } from '../../src/kernel/netlink.js'
+import { AttrStream, Flags, FlagsNew, formatMessage, rt } from 'netlink'
+import { brportMode, bufferToMac, encodeNeighFdb, hairpinBody, macToBuffer, type NetlinkDriver } from '../../src/kernel/netlink.js'
 import { execFile } from '../../src/kernel/exec.js'
 import type { NeighFdbOp } from '../../src/kernel/types.js'
 
@@ -283,6 +284,44 @@ t.test('FDB and neighbour entries', async (t) => {
   t.same(ipJson<IpNeigh[]>(ns, ['neigh', 'show', 'dev', 'fy-vx0']).map((n) => n.dst), ['10.30.0.6'])
 })
 
+t.test('a batch\'s messages are written byte for byte as the package encodes the single calls\' (ACK aside)', async (t) => {
+  const AF_BRIDGE = 7
+  const single = (type: number, flags: number, data: rt.Neighbor, attrs: rt.NeighborAttrs): Buffer => {
+    const s = new AttrStream()
+    rt.formatNeighborMessage({ kind: 'neighbor', data, attrs }, s)
+    return Buffer.concat(formatMessage({ type, flags: Flags.REQUEST | flags, seq: 77, port: 4242, data: s.bufs }))
+  }
+  const mac = macToBuffer('02:AB:00:00:00:09')
+  const cases: Array<[NeighFdbOp, Buffer]> = [
+    [{ op: 'addFdb', entry: { dev: 'v', mac: '02:AB:00:00:00:09', dst: '192.0.2.7' } },
+      single(rt.MessageType.NEWNEIGH, FlagsNew.CREATE | FlagsNew.REPLACE, { family: AF_BRIDGE, ifindex: 9, state: { permanent: true }, flags: { self: true } }, { lladdr: mac, dst: Buffer.from([192, 0, 2, 7]) })],
+    [{ op: 'addFdb', entry: { dev: 'v', mac: '00:00:00:00:00:00', dst: '2001:db8::1:2' } },
+      single(rt.MessageType.NEWNEIGH, FlagsNew.CREATE | FlagsNew.APPEND, { family: AF_BRIDGE, ifindex: 9, state: { permanent: true }, flags: { self: true } },
+        { lladdr: Buffer.alloc(6), dst: Buffer.from('20010db8000000000000000000010002', 'hex') })],
+    [{ op: 'addFdb', entry: { dev: 'v', mac: '02:ab:00:00:00:09', master: true } },
+      single(rt.MessageType.NEWNEIGH, FlagsNew.CREATE | FlagsNew.REPLACE, { family: AF_BRIDGE, ifindex: 9, flags: { master: true } }, { lladdr: mac })],
+    [{ op: 'deleteFdb', entry: { dev: 'v', mac: '02:ab:00:00:00:09', dst: '192.0.2.7' } },
+      single(rt.MessageType.DELNEIGH, 0, { family: AF_BRIDGE, ifindex: 9, state: { permanent: true }, flags: { self: true } }, { lladdr: mac, dst: Buffer.from([192, 0, 2, 7]) })],
+    [{ op: 'addNeigh', entry: { dev: 'v', ip: '10.30.255.254', mac: '02:ab:00:00:00:09' } },
+      single(rt.MessageType.NEWNEIGH, FlagsNew.CREATE | FlagsNew.REPLACE, { family: 2, ifindex: 9, state: { permanent: true } }, { dst: Buffer.from([10, 30, 255, 254]), lladdr: mac })],
+    [{ op: 'addNeigh', entry: { dev: 'v', ip: 'fd00:30::ffff:1', mac: '02:ab:00:00:00:09' } },
+      single(rt.MessageType.NEWNEIGH, FlagsNew.CREATE | FlagsNew.REPLACE, { family: 10, ifindex: 9, state: { permanent: true } }, { dst: Buffer.from('fd0000300000000000000000ffff0001', 'hex'), lladdr: mac })],
+    [{ op: 'deleteNeigh', entry: { dev: 'v', ip: '10.30.0.5', mac: '02:ab:00:00:00:09' } },
+      single(rt.MessageType.DELNEIGH, 0, { family: 2, ifindex: 9 }, { dst: Buffer.from([10, 30, 0, 5]) })],
+  ]
+  for (const [op, want] of cases) {
+    const buf = Buffer.alloc(80, 0xee)
+    const end = encodeNeighFdb(buf, 4, op, 9, 77, 4242)
+    t.same(buf.subarray(4, 4 + buf.readUInt32LE(4)).toString('hex'), want.toString('hex'), `${op.op} ${JSON.stringify(op.entry)}`)
+    t.equal(end % 4, 0, 'the next message starts on a 4-byte boundary')
+    t.ok(buf.subarray(4 + want.length, end).every((b) => b === 0), 'padded with zeros')
+    t.equal(buf[end], 0xee, 'nothing written past the message')
+  }
+  t.throws(() => encodeNeighFdb(Buffer.alloc(80), 0, { op: 'addNeigh', entry: { dev: 'v', ip: '10.30.0.5', mac: '02:ab:00:00:00' } }, 9, 1, 1), { code: 'INVALID_REQUEST' })
+  t.throws(() => encodeNeighFdb(Buffer.alloc(80), 0, { op: 'addNeigh', entry: { dev: 'v', ip: '10.30.0.5', mac: '02:ab:00:00:00:0g' } }, 9, 1, 1), { code: 'INVALID_REQUEST' })
+  t.throws(() => encodeNeighFdb(Buffer.alloc(80), 0, { op: 'addFdb', entry: { dev: 'v', mac: '02:ab:00:00:00:09', dst: '10.30.0.256' } }, 9, 1, 1), { code: 'INVALID_CIDR' })
+})
+
 t.test('a batch of FDB and neighbour changes: packed messages, each refusal named, the rest in', async (t) => {
   const ns = netns(t)
   const d = await nsDriver(t, ns)
@@ -322,6 +361,17 @@ t.test('a batch of FDB and neighbour changes: packed messages, each refusal name
   t.same(await d.call('applyNeighFdb', [removal]), [], 'deleted')
   t.same(fdbOf(ns, 'fy-vx0').filter((e) => e.dst !== undefined), [])
   t.same(ipJson(ns, ['neigh', 'show', 'dev', 'fy-vx0']), [])
+
+  // An entry that is no MAC is refused at its place without being sent; its neighbours in the datagram go in.
+  const odd: NeighFdbOp[] = [
+    { op: 'addNeigh', entry: { dev: 'fy-vx0', ip: ip(1), mac: mac(1) } },
+    { op: 'addNeigh', entry: { dev: 'fy-vx0', ip: ip(2), mac: '02:ee:00:00:00' } },
+    { op: 'addNeigh', entry: { dev: 'fy-vx0', ip: ip(3), mac: mac(3) } },
+  ]
+  const refused = await d.call('applyNeighFdb', [odd])
+  t.same(refused.map((f) => [f.index, f.code]), [[1, 'INVALID_REQUEST']])
+  t.match(refused[0]?.message, /^cannot add neighbour 10\.31\.0\.2 lladdr 02:ee:00:00:00 on fy-vx0: invalid MAC address/)
+  t.same(ipJson<IpNeigh[]>(ns, ['neigh', 'show', 'dev', 'fy-vx0']).map((n) => n.dst).sort(), [ip(1), ip(3)])
 })
 
 t.test('teardown returns the namespace to clean', async (t) => {
