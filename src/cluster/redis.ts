@@ -18,7 +18,7 @@ import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
 import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, EndpointPages, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
 import { SCRIPTS, type LuaScript } from './lua.js'
-import { parseClusterUrl, type ClusterUrl } from './url.js'
+import { parseClusterUrl, parseSwitchMaster, type ClusterUrl, type MasterSwitch } from './url.js'
 import { MAX_STORED_JSON, endpointContent } from './validate.js'
 import type { ClusterEndpoint, LocalClusterState, OverlayRequest } from './types.js'
 
@@ -30,6 +30,15 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 2000
 /** Entries asked per HSCAN page of a full read (a hint to Redis: each reply holds about this many). */
 export const DEFAULT_SCAN_PAGE = 1000
 const PREFIX_RE = /^[A-Za-z0-9_.-]{1,32}:$/
+/**
+ * After a sentinel's `+switch-master`, a connection waiting for its next retry reconnects at once, after a
+ * random delay up to this long, so that a thousand agents do not land on the new primary in the same instant.
+ */
+export const SWITCH_JITTER_MS = 200
+/** For this long after a `+switch-master`, a failed reconnection retries from the backoff's first step (50-100 ms), not the 1 s it had reached. */
+const SWITCH_FAST_RETRY_MS = 5000
+/** A connection attempt begun this long before a `+switch-master` went to the old primary (its address asked before the switch): it is dropped. */
+const SWITCH_STALE_ATTEMPT_MS = 100
 
 export interface RedisClusterOptions extends ClusterClientOptions {
   /** redis://…, rediss://… or sentinel://… (see src/cluster/url.ts). */
@@ -184,6 +193,14 @@ export class RedisBackend implements ClusterBackend {
   private readonly scanPage: number
   private readonly waitReplicas: number
   private readonly waitMs: number
+  private readonly url: ClusterUrl
+  private readonly hostId: string
+  /** Sentinel mode: one connection per sentinel, subscribed to `+switch-master`. */
+  private watchers: Redis[] = []
+  /** performance.now() of the last `+switch-master` of this master (-Infinity: none). */
+  private switchAt = -Infinity
+  /** performance.now() at which each connection began its current connection attempt. */
+  private readonly attemptAt = new Map<Redis, number>()
 
   constructor (url: ClusterUrl, o: { hostId: string, prefix: string, commandTimeoutMs: number, connectTimeoutMs: number, scanPage: number }) {
     this.description = url.redacted
@@ -192,7 +209,12 @@ export class RedisBackend implements ClusterBackend {
     this.waitMs = o.commandTimeoutMs
     this.prefix = o.prefix
     this.channel = `${o.prefix}events`
-    this.options = redisOptions(url, o)
+    this.url = url
+    this.hostId = o.hostId
+    const options = redisOptions(url, o)
+    // Right after a failover, retry from the backoff's first step: the new primary is there to be found.
+    options.retryStrategy = (attempt: number) => retryDelay(performance.now() - this.switchAt < SWITCH_FAST_RETRY_MS ? 1 : attempt)
+    this.options = options
   }
 
   open (listener: BackendListener): void {
@@ -205,6 +227,7 @@ export class RedisBackend implements ClusterBackend {
     for (const conn of [cmd, sub]) {
       conn.on('error', (err: Error) => { this.lastError = err })
       conn.on('close', () => { this.lost(conn) })
+      conn.on('connecting', () => { this.attemptAt.set(conn, performance.now()) })
     }
     cmd.on('ready', () => {
       // Load every script once per connection, so that each change is one EVALSHA.
@@ -227,6 +250,59 @@ export class RedisBackend implements ClusterBackend {
     })
     cmd.connect().catch((err: Error) => { this.lastError = err })
     sub.connect().catch((err: Error) => { this.lastError = err })
+    this.watchSentinels()
+  }
+
+  /**
+   * Sentinel mode: subscribe to `+switch-master` on every sentinel of the URL. ioredis finds the new
+   * primary only at its next retry, up to a second after the promotion (its backoff has grown while
+   * the old primary was being called down); a switch announced is a reason to try again at once.
+   * Best effort: a sentinel that cannot be reached is retried with the same backoff, and the
+   * connections find the new primary without any watcher, only later.
+   */
+  private watchSentinels (): void {
+    const target = this.url.target
+    if (target.kind !== 'sentinel') return
+    for (const s of target.sentinels) {
+      const w = new Redis({
+        host: s.host, port: s.port, lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: 0, enableOfflineQueue: false,
+        connectTimeout: this.options.connectTimeout, retryStrategy: (attempt: number) => retryDelay(attempt), connectionName: `ferry-${this.hostId}-switch`,
+        ...(this.url.password !== undefined ? { password: this.url.password } : {}), ...(this.url.username !== undefined ? { username: this.url.username } : {}),
+      })
+      w.on('error', () => undefined) // a sentinel away: its connection retries; the store's own connections report what matters
+      w.on('ready', () => { w.subscribe('+switch-master').catch(() => { w.disconnect(true) }) })
+      w.on('message', (channel: string, message: string) => {
+        if (channel === '+switch-master') this.switched(parseSwitchMaster(message, target.masterName))
+      })
+      w.connect().catch(() => undefined)
+      this.watchers.push(w)
+    }
+  }
+
+  /**
+   * A sentinel announced a new primary: each connection that is not up on another server reconnects
+   * now (after up to SWITCH_JITTER_MS): one waiting for its next retry, one still trying the old
+   * primary (a host gone dark holds an attempt until the connect timeout), and one up on the old
+   * primary (a failover asked of Sentinel leaves it running, as a replica). Each asks the sentinels
+   * for the primary as always: the message itself names no address that is used.
+   */
+  private switched (sw: MasterSwitch | undefined): void {
+    if (sw === undefined || this.closed) return
+    const now = performance.now()
+    this.switchAt = now
+    for (const conn of [this.cmd, this.sub]) {
+      if (conn === undefined) continue
+      const onOld = conn.status === 'ready' && conn.stream?.remoteAddress === sw.from.host && conn.stream.remotePort === sw.from.port
+      const stale = (conn.status === 'connecting' || conn.status === 'connect') && now - (this.attemptAt.get(conn) ?? now) > SWITCH_STALE_ATTEMPT_MS
+      if (onOld || stale) {
+        conn.disconnect(true)
+      } else if (conn.status === 'reconnecting') {
+        const timer = setTimeout(() => {
+          if (!this.closed && conn.status === 'reconnecting') conn.connect().catch((err: Error) => { this.lastError = err })
+        }, Math.random() * SWITCH_JITTER_MS)
+        timer.unref()
+      }
+    }
   }
 
   private check (): void {
@@ -248,6 +324,8 @@ export class RedisBackend implements ClusterBackend {
 
   async close (): Promise<void> {
     this.closed = true
+    for (const w of this.watchers) w.disconnect()
+    this.watchers = []
     const conns = [this.cmd, this.sub].filter((c): c is Redis => c !== undefined)
     await Promise.all(conns.map(async (c) => {
       try {
@@ -442,6 +520,12 @@ export class RedisBackend implements ClusterBackend {
 
   async hosts (): Promise<Array<Record<string, unknown>>> {
     return list(await this.run(SCRIPTS.hosts, [])).map((h) => toHost(list(h)))
+  }
+
+  async changesSince (since: number, overlap: number): Promise<{ rev: number, changes: unknown[] } | undefined> {
+    const r = list(await this.run(SCRIPTS.changesSince, [String(since), String(overlap)]))
+    if (!Array.isArray(r[1])) return undefined
+    return { rev: Number(str(r[0])), changes: r[1].map((m) => parseChange(str(m))) }
   }
 
   async revision (): Promise<number> {
