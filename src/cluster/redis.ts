@@ -37,8 +37,6 @@ const PREFIX_RE = /^[A-Za-z0-9_.-]{1,32}:$/
 export const SWITCH_JITTER_MS = 200
 /** For this long after a `+switch-master`, a failed reconnection retries from the backoff's first step (50-100 ms), not the 1 s it had reached. */
 const SWITCH_FAST_RETRY_MS = 5000
-/** A connection attempt begun this long before a `+switch-master` went to the old primary (its address asked before the switch): it is dropped. */
-const SWITCH_STALE_ATTEMPT_MS = 100
 
 export interface RedisClusterOptions extends ClusterClientOptions {
   /** redis://…, rediss://… or sentinel://… (see src/cluster/url.ts). */
@@ -175,6 +173,20 @@ export function parseChange (message: string): unknown {
   }
 }
 
+/**
+ * Connect now a connection that waits for its next retry. ioredis' own retry timer (a private field
+ * of ioredis 6.0.0, pinned in package.json) is cleared first: left running, it would connect again
+ * later, even a connection closed meanwhile (and then try the sentinels forever).
+ */
+function reconnectNow (conn: Redis): Promise<void> {
+  const pending = conn as unknown as { reconnectTimeout?: NodeJS.Timeout | null }
+  if (pending.reconnectTimeout) {
+    clearTimeout(pending.reconnectTimeout)
+    pending.reconnectTimeout = null
+  }
+  return conn.connect()
+}
+
 export class RedisBackend implements ClusterBackend {
   readonly description: string
   private readonly options: RedisOptions
@@ -199,8 +211,6 @@ export class RedisBackend implements ClusterBackend {
   private watchers: Redis[] = []
   /** performance.now() of the last `+switch-master` of this master (-Infinity: none). */
   private switchAt = -Infinity
-  /** performance.now() at which each connection began its current connection attempt. */
-  private readonly attemptAt = new Map<Redis, number>()
 
   constructor (url: ClusterUrl, o: { hostId: string, prefix: string, commandTimeoutMs: number, connectTimeoutMs: number, scanPage: number }) {
     this.description = url.redacted
@@ -227,7 +237,6 @@ export class RedisBackend implements ClusterBackend {
     for (const conn of [cmd, sub]) {
       conn.on('error', (err: Error) => { this.lastError = err })
       conn.on('close', () => { this.lost(conn) })
-      conn.on('connecting', () => { this.attemptAt.set(conn, performance.now()) })
     }
     cmd.on('ready', () => {
       // Load every script once per connection, so that each change is one EVALSHA.
@@ -280,25 +289,23 @@ export class RedisBackend implements ClusterBackend {
   }
 
   /**
-   * A sentinel announced a new primary: each connection that is not up on another server reconnects
-   * now (after up to SWITCH_JITTER_MS): one waiting for its next retry, one still trying the old
-   * primary (a host gone dark holds an attempt until the connect timeout), and one up on the old
-   * primary (a failover asked of Sentinel leaves it running, as a replica). Each asks the sentinels
-   * for the primary as always: the message itself names no address that is used.
+   * A sentinel announced a new primary: a connection waiting for its next retry reconnects now
+   * (after up to SWITCH_JITTER_MS), and one up on the old primary (a failover asked of Sentinel
+   * leaves it running, as a replica) is dropped to reconnect. Each asks the sentinels for the
+   * primary as always: the message itself names no address that is used. An attempt under way is
+   * left alone (ioredis cannot abort one and retry: it would end the connection for good); on a
+   * host gone dark it lasts up to the connect timeout.
    */
   private switched (sw: MasterSwitch | undefined): void {
     if (sw === undefined || this.closed) return
-    const now = performance.now()
-    this.switchAt = now
+    this.switchAt = performance.now()
     for (const conn of [this.cmd, this.sub]) {
       if (conn === undefined) continue
-      const onOld = conn.status === 'ready' && conn.stream?.remoteAddress === sw.from.host && conn.stream.remotePort === sw.from.port
-      const stale = (conn.status === 'connecting' || conn.status === 'connect') && now - (this.attemptAt.get(conn) ?? now) > SWITCH_STALE_ATTEMPT_MS
-      if (onOld || stale) {
+      if (conn.status === 'ready' && conn.stream?.remoteAddress === sw.from.host && conn.stream.remotePort === sw.from.port) {
         conn.disconnect(true)
       } else if (conn.status === 'reconnecting') {
         const timer = setTimeout(() => {
-          if (!this.closed && conn.status === 'reconnecting') conn.connect().catch((err: Error) => { this.lastError = err })
+          if (!this.closed && conn.status === 'reconnecting') reconnectNow(conn).catch((err: Error) => { this.lastError = err })
         }, Math.random() * SWITCH_JITTER_MS)
         timer.unref()
       }
@@ -330,10 +337,8 @@ export class RedisBackend implements ClusterBackend {
     await Promise.all(conns.map(async (c) => {
       try {
         if (c.status === 'ready') await c.quit()
-        else c.disconnect()
-      } catch {
-        c.disconnect()
-      }
+      } catch { /* disconnected below */ }
+      c.disconnect() // also clears a retry still pending, which would otherwise connect again after the close
     }))
   }
 
