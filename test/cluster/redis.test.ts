@@ -3,7 +3,7 @@
  * free loopback port, killed on teardown): the shared contract, then what only
  * a real server shows (timers, pub/sub latency, command counts, auth, sentinel).
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -234,20 +234,27 @@ t.test('a full read pages through a large overlay (HSCAN), never one reply of th
   t.equal((await reader.endpoints('big')).length, N, 'the report\'s read of one overlay pages too')
 })
 
+/** Host h2 on `url`, in overlay `ov`: `publish(id, n)` allocates `<prefix>.<n / 256>.<n % 256>` and publishes endpoint `id` on it. */
+async function publisher (t: Test, url: string, ov: { name: string, subnet: string, gateway: string }, prefix: string):
+Promise<((id: string, n: number) => Promise<string>) & { store: RedisClusterStore }> {
+  const store = new RedisClusterStore({ url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
+  t.teardown(() => store.close())
+  await store.start()
+  await store.defineOverlay(ov)
+  const publish = async (id: string, n: number): Promise<string> => {
+    const ip = `${prefix}.${n >> 8}.${n & 255}`
+    await store.allocateAddress(ov.name, ip)
+    await store.publishEndpoint({ overlay: ov.name, endpointId: id, ip, mac: overlayMac(ip) })
+    return ip
+  }
+  return Object.assign(publish, { store })
+}
+
 t.test('after a reconnection, endpoints published between two HSCAN pages of the full read, or while its full reconcile runs, are programmed at once', async (t) => {
   const other = await redisServer(t)
   const N = 120
-  const pub = new RedisClusterStore({ url: other.url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
-  t.teardown(() => pub.close())
-  await pub.start()
   const ov = { name: 'pg', subnet: '10.64.0.0/16', gateway: '10.64.0.1' }
-  await pub.defineOverlay(ov)
-  const publish = async (id: string, n: number): Promise<string> => {
-    const ip = `10.64.${n >> 8}.${n & 255}`
-    await pub.allocateAddress('pg', ip)
-    await pub.publishEndpoint({ overlay: 'pg', endpointId: id, ip, mac: overlayMac(ip) })
-    return ip
-  }
+  const publish = await publisher(t, other.url, ov, '10.64')
   for (let i = 0; i < N; i++) await publish(`e${i}`, 2 + i)
   const backend = new RedisBackend(parseClusterUrl(other.url), { hostId: 'h1', prefix: 'ferry:', commandTimeoutMs: 3000, connectTimeoutMs: 2000, scanPage: 20 })
   const reader = new ClusterClient(backend, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
@@ -292,17 +299,9 @@ t.test('after a reconnection, endpoints published between two HSCAN pages of the
 
 t.test('after a reconnection to a store with the history it followed, a host reads only what it missed from the change log: no full read', async (t) => {
   const other = await redisServer(t)
-  const pub = new RedisClusterStore({ url: other.url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
-  t.teardown(() => pub.close())
-  await pub.start()
   const ov = { name: 'cu', subnet: '10.65.0.0/16', gateway: '10.65.0.1' }
-  await pub.defineOverlay(ov)
-  const publish = async (id: string, n: number): Promise<string> => {
-    const ip = `10.65.0.${n}`
-    await pub.allocateAddress('cu', ip)
-    await pub.publishEndpoint({ overlay: 'cu', endpointId: id, ip, mac: overlayMac(ip) })
-    return ip
-  }
+  const publish = await publisher(t, other.url, ov, '10.65')
+  const pub = publish.store
   await publish('e1', 11)
   const backend = new RedisBackend(parseClusterUrl(other.url), { hostId: 'h1', prefix: 'ferry:', commandTimeoutMs: 3000, connectTimeoutMs: 2000, scanPage: 20 })
   const reader = new ClusterClient(backend, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
