@@ -464,3 +464,22 @@ t.test('the full reconcile after a resync diffs against the plan as programmed: 
   await sync.reconcileAll()
   t.equal(reads, 2, 'a repair reads it')
 })
+
+t.test('back from an outage with the same history: the endpoints changed meanwhile are applied as changes; behind the store\'s revision, a full read', async (t) => {
+  const cluster = new MemoryCluster()
+  // h1's subscription loses the message of e2: h1 is behind the revision the store resumes at.
+  const h1 = await host(t, cluster, 1, (s) => lossy(s, (e) => e.kind === 'endpoint-published' && e.endpoint.endpointId === 'e2'))
+  const h2 = await host(t, cluster, 2)
+  for (const h of [h1, h2]) await join(h)
+  await publish(h2, 'e1', '10.30.0.11')
+  await until('e1', async () => (await peersOf(h1)).length === 1)
+  cluster.stop()
+  cluster.start()
+  await until('resumed', async () => h1.sync.status().synced)
+  await publish(h2, 'e2', '10.30.0.12')
+  t.same((await peersOf(h1)).map((p) => p[0]), ['10.30.0.11'], 'e2 lost on the way')
+  cluster.stop()
+  cluster.start()
+  await until('read in full: e2 found', async () => (await peersOf(h1)).length === 2 && h1.sync.status().synced)
+  t.same((await peersOf(h1)).map((p) => p[0]), ['10.30.0.11', '10.30.0.12'])
+})
