@@ -316,6 +316,8 @@ t.test('after a reconnection to a store with the history it followed, a host rea
   await publish('e2', 12)
   await until('e2 programmed', () => dp.neigh.has('10.65.0.12'))
   const events = record(reader)
+  await events.wait('resync') // what subscribing to a ready store answers
+  events.clear()
   const cmd = (backend as unknown as { cmd: { hscan: (...a: unknown[]) => Promise<unknown> } }).cmd
   const hscan = cmd.hscan.bind(cmd)
   let scans = 0
