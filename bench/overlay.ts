@@ -61,12 +61,13 @@
  *    to the primary; a fresh agent following `sentinel://…?wait=1` programs them all.
  *    Three writers (ClusterStores in a child process, through the same URL) allocate
  *    and publish an endpoint every 50 ms. Then the primary gets SIGKILL, and: when
- *    the first sentinel announced +switch-master; when each writer's first change
+ *    the first sentinel announced +switch-master (and every other sentinel event
+ *    before it: where that time goes); when each writer's first change
  *    begun after the kill was acknowledged, and the agent's (an address asked on its
- *    plugin socket right after the kill); when the agent had read the cluster in
- *    full again and re-checked its kernel (its debug log, as for the Redis restart
- *    of the scale phase, whose figure at the same size is printed beside it when
- *    `scale` ran too); the agent's kernel against the new primary once the writers
+ *    plugin socket right after the kill); when the agent was up to date again:
+ *    caught up from Redis' change log, or read the cluster in full and re-checked its
+ *    kernel (its debug log, as for the Redis restart of the scale phase, whose figure
+ *    at the same size is printed beside it when `scale` ran too); the agent's kernel against the new primary once the writers
  *    stopped; and the acknowledged endpoints the new primary does not have (at
  *    once, and after its owner re-asserted it, up to 15 s).
  *
