@@ -64,12 +64,13 @@
  *    to the primary; a fresh agent following `sentinel://…?wait=1` programs them all.
  *    Three writers (ClusterStores in a child process, through the same URL) allocate
  *    and publish an endpoint every 50 ms. Then the primary gets SIGKILL, and: when
- *    the first sentinel announced +switch-master; when each writer's first change
+ *    the first sentinel announced +switch-master (and every other sentinel event
+ *    before it: where that time goes); when each writer's first change
  *    begun after the kill was acknowledged, and the agent's (an address asked on its
- *    plugin socket right after the kill); when the agent had read the cluster in
- *    full again and re-checked its kernel (its debug log, as for the Redis restart
- *    of the scale phase, whose figure at the same size is printed beside it when
- *    `scale` ran too); the agent's kernel against the new primary once the writers
+ *    plugin socket right after the kill); when the agent was up to date again:
+ *    caught up from Redis' change log, or read the cluster in full and re-checked its
+ *    kernel (its debug log, as for the Redis restart of the scale phase, whose figure
+ *    at the same size is printed beside it when `scale` ran too); the agent's kernel against the new primary once the writers
  *    stopped; and the acknowledged endpoints the new primary does not have (at
  *    once, and after its owner re-asserted it, up to 15 s).
  *
@@ -92,7 +93,7 @@ import { execFile } from '../src/kernel/exec.js'
 import { SCRIPTS } from '../src/cluster/lua.js'
 import { RedisClusterStore } from '../src/cluster/redis.js'
 import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
-import { lostEndpoints, parseSwitchMaster, writesAgainAfter, type WriteOp } from './failover.js'
+import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -566,9 +567,9 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
  * ('cluster read in full') and full reconciles ('overlay full reconcile'), after `offset`.
  */
 function printStages (agent: Agent, offset: number, label: string): void {
-  const keep = ['readMs', 'loadMs', 'planMs', 'diffMs', 'applyMs', 'ops', 'rssMiB', 'heapMiB', 'usedMiB', 'extMiB']
+  const keep = ['readMs', 'loadMs', 'planMs', 'diffMs', 'applyMs', 'ops', 'missed', 'rssMiB', 'heapMiB', 'usedMiB', 'extMiB']
   for (const line of agent.logs().slice(offset).split('\n')) {
-    if (!line.includes('"cluster read in full"') && !line.includes('"overlay full reconcile"')) continue
+    if (!['"cluster read in full"', '"overlay full reconcile"', '"cluster caught up"', 'the cluster store is back'].some((m) => line.includes(m))) continue
     try {
       const o = JSON.parse(line) as Record<string, unknown>
       console.log(`  ${label}: ${String(o.msg)} ${keep.filter((k) => o[k] !== undefined).map((k) => `${k} ${String(o[k])}`).join(', ')}`)
@@ -593,6 +594,10 @@ function redisUsedMemory (ns: string, port: number): number {
 function resyncedAt (agent: Agent, offset: number): number | undefined {
   let read = false
   for (const line of agent.logs().slice(offset).split('\n')) {
+    if (line.includes('"cluster caught up"')) {
+      // Back with the same history: the changes missed were applied as deltas, no full read (src/cluster/trail.ts).
+      try { return perfOf(Date.parse((JSON.parse(line) as { time: string }).time)) } catch { /* not JSON */ }
+    }
     if (line.includes('"cluster read in full"')) read = true
     else if (read && line.includes('"overlay full reconcile"')) {
       try { return perfOf(Date.parse((JSON.parse(line) as { time: string }).time)) } catch { /* not JSON */ }
@@ -755,6 +760,8 @@ async function until (what: string, check: () => boolean): Promise<void> {
 }
 
 interface SentinelResult {
+  /** The first of each sentinel event after the kill (ms after it), up to just after +switch-master. */
+  events: Array<{ name: string, ms: number }>
   peers: number
   /** ms from the SIGKILL of the primary. */
   switchMs: number
@@ -798,14 +805,16 @@ async function sentinelPhase (t: Teardowns, ul: Underlay): Promise<SentinelResul
   const joined = await watch.waitFor(seeded.endpoints, 300_000, () => programmedAt(agent, offset0, seeded.endpoints))
   console.log(`the agent programmed ${seeded.endpoints} peers ${ms(joined.at - join.sentAt)} ms after CreateNetwork (end seen by: ${joined.source})`)
 
-  // Every sentinel's +switch-master, as it arrives.
+  // Every sentinel's events as they arrive (where the time to +switch-master goes), the first +switch-master among them.
   let switchAt: number | undefined
   let switchedTo = ''
+  const events: SentinelEvent[] = []
   for (const port of lab.sentinels) {
-    streamLines(t, ['ip', 'netns', 'exec', ul.ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), 'subscribe', '+switch-master'], (line, at) => {
-      const sw = parseSwitchMaster(line, SENTINEL_MASTER)
-      if (sw !== undefined && switchAt === undefined) { switchAt = at; switchedTo = sw.to }
-    })
+    streamLines(t, ['ip', 'netns', 'exec', ul.ns, 'redis-cli', '-h', REDIS_IP, '-p', String(port), 'psubscribe', '*'], sentinelEventReader((e) => {
+      events.push(e)
+      const sw = e.name === '+switch-master' ? parseSwitchMaster(e.payload, SENTINEL_MASTER) : undefined
+      if (sw !== undefined && switchAt === undefined) { switchAt = e.at; switchedTo = sw.to }
+    }))
   }
   const epsKey = `ferry:overlay:${SCALE_OVERLAY}:eps`
   const writing = runSelf<WritersResult>(ul.ns, '--writers', { url: lab.url, writers: WRITERS, gapMs: WRITE_GAP_MS, durationMs: 20_000 } satisfies WritersSpec, 120_000)
@@ -847,7 +856,9 @@ async function sentinelPhase (t: Teardowns, ul: Underlay): Promise<SentinelResul
     if (c.neigh === expected && c.fdb === expected) break
   }
   printStages(agent, offset, 'Sentinel failover')
+  const sentinelEvents = firstEvents(events, killAt).filter((e) => e.ms <= switchAt! - killAt + 500)
   const result: SentinelResult = {
+    events: sentinelEvents,
     peers: seeded.endpoints, switchMs: switchAt - killAt, writersMs: writesAgainAfter(w.ops, killUnix, Array.from({ length: WRITERS }, (_, i) => writerId(i))),
     agentWriteMs, agentWriteError, resyncedMs: resyncAt - killAt, acked: acked.length, failed: w.errors.length, lostAtOnce, lostAfter, kernel: { entries, expected },
   }
@@ -863,9 +874,10 @@ function sentinelSummary (s: SentinelResult, rows: readonly ScaleResult[]): stri
   return [
     `Sentinel failover at ${s.peers} endpoints (down-after ${DOWN_AFTER_MS} ms), from the SIGKILL of the primary: +switch-master ${ms(s.switchMs)} ms; ` +
       `every writer's next change acknowledged ${ms(Math.max(...s.writersMs))} ms (${s.writersMs.map(ms).join(', ')}), the agent's ${s.agentWriteError === undefined ? '' : 'REFUSED: '}${ms(s.agentWriteMs)} ms; ` +
-      `the agent resynced (full read + full reconcile) ${ms(s.resyncedMs)} ms (goal ≤ 2 s: ${goal(s.resyncedMs <= 2000)}); ` +
+      `the agent up to date again (caught up from the change log, or a full read + full reconcile) ${ms(s.resyncedMs)} ms (goal ≤ 2 s: ${goal(s.resyncedMs <= 2000)}); ` +
       `its kernel ${s.kernel.entries === s.kernel.expected ? 'matches' : 'does NOT match'} the new primary (${s.kernel.entries} of ${s.kernel.expected} endpoints)`,
     `Sentinel failover: ${s.acked} changes acknowledged by ${WRITERS} writers (${s.failed} refused); acknowledged endpoints missing on the new primary: ${s.lostAtOnce} at once, ${s.lostAfter} after re-assertion`,
+    `Sentinel failover: sentinel events after the kill: ${s.events.map((e) => `${e.name} ${ms(e.ms)}`).join(', ')}`,
     restart === undefined
       ? `(no Redis-restart figure at ${s.peers} endpoints in this run: add --phases scale --sizes ${s.peers})`
       : `against a Redis restart that keeps its data, same run and size: the agent resynced ${ms(restart.redisRestartMs)} ms after the kill`,

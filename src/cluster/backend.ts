@@ -122,4 +122,11 @@ export interface ClusterBackend {
   endpoints (overlay: string): Promise<{ definition?: Record<string, unknown>, endpoints: RawEndpoint[] }>
   hosts (): Promise<Array<Record<string, unknown>>>
   revision (): Promise<number>
+  /**
+   * The change messages of revisions `since - overlap` to the current one, oldest first, parsed
+   * from JSON but not validated, and the current revision; undefined when the store no longer
+   * has them all (its log is shorter) or is behind `since` (it lost changes). Optional: without
+   * it, every reconnection is followed by a full read.
+   */
+  changesSince? (since: number, overlap: number): Promise<{ rev: number, changes: unknown[] } | undefined>
 }

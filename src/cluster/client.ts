@@ -32,6 +32,7 @@ import { ALLOCATION_SCAN_LIMIT, type BackendListener, type ClusterBackend, type 
 import type { ClusterKey } from './key.js'
 import { RejectCounter, type RejectKind } from './rejects.js'
 import { EndpointTable } from './endpoints.js'
+import { ChangeTrail, TRAIL_LENGTH } from './trail.js'
 import type {
   ClusterEndpoint, ClusterEvent, ClusterHandler, ClusterSnapshot, ClusterState, ClusterStatus, ClusterStore,
   EndpointPublication, HostInfo, LocalClusterState, OverlayDefinition, OverlayRequest, OverlaySnapshot,
@@ -173,6 +174,8 @@ export class ClusterClient implements ClusterStore {
   private asserting: Promise<void> | undefined
   private assertAgain = false
   private waiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
+  /** What came through the change channel: after a reconnection, only what was missed is handed on when the store's history is the same. */
+  private readonly trail = new ChangeTrail()
 
   // This host's intent.
   private readonly overlays = new Map<string, OverlayRequest>()
@@ -279,17 +282,48 @@ export class ClusterClient implements ClusterStore {
     ready: () => { this.requestAssert() },
     down: (error) => {
       if (this.state === 'closed') return
+      this.trail.hold()
       this.lastError = error.message
       const was = this.state
       this.state = 'down'
       if (was !== 'down') this.emit({ kind: 'down', error })
     },
     change: (raw) => {
-      if (this.state === 'closed') return
-      const r = readChange(raw, this.key)
-      if (r.ok) this.emit(r.value)
-      else this.rejects.reject('message', r.reason, describe(raw), r.detail)
+      if (this.state === 'closed' || !this.trail.received(raw)) return
+      this.handOn(raw)
     },
+  }
+
+  /** A change message, checked, to every subscriber. */
+  private handOn (raw: unknown): void {
+    const r = readChange(raw, this.key)
+    if (r.ok) this.emit(r.value)
+    else this.rejects.reject('message', r.reason, describe(raw), r.detail)
+  }
+
+  /**
+   * After a reconnection, the changes missed while away when the store still has the history this
+   * host followed (src/cluster/trail.ts); undefined when a full read is due (another history, a log
+   * that does not reach back, a backend without one, or not a reconnection).
+   */
+  private async catchUp (): Promise<unknown[] | undefined> {
+    const since = this.trail.last
+    let logged: { rev: number, changes: unknown[] } | undefined
+    if (this.trail.holding && since !== undefined && this.backend.changesSince !== undefined) {
+      try {
+        logged = await this.backend.changesSince(since, TRAIL_LENGTH - 1)
+      } catch (err) {
+        if (isUnavailable(err)) throw err
+        this.log?.warn({ err }, 'cannot read the cluster store\'s change log: reading in full')
+      }
+    }
+    const missed = this.trail.release(logged)
+    if (since !== undefined) {
+      this.log?.info({ since, rev: logged?.rev, missed: missed?.length }, missed === undefined
+        ? 'the cluster store is back without the history this host followed (or its log does not reach back): reading in full'
+        : 'the cluster store is back with the history this host followed: handing on the changes missed')
+    }
+    return missed
   }
 
   private emit (ev: ClusterEvent): void {
@@ -427,13 +461,19 @@ export class ClusterClient implements ClusterStore {
         this.assertAgain = false
         try {
           await this.assertLocal()
+          const missed = await this.catchUp()
           this.state = 'ready'
           this.registered = true
           this.lastError = undefined
           const waiters = this.waiters
           this.waiters = []
           for (const w of waiters) w.resolve()
-          this.emit({ kind: 'resync' })
+          if (missed === undefined) {
+            this.emit({ kind: 'resync' })
+          } else {
+            for (const raw of missed) this.handOn(raw)
+            this.emit({ kind: 'resumed', rev: this.trail.last ?? 0 })
+          }
         } catch (err) {
           this.lastError = err instanceof Error ? err.message : String(err)
           if (!isUnavailable(err)) this.reportError(err, 'cannot re-assert this host in the cluster')

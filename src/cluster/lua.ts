@@ -7,6 +7,10 @@
  *                                     created (so it never goes back, even after a restart that
  *                                     lost the data), INCR per change, deleted when nothing is left
  *   <p>events                 channel every change as JSON {rev, kind, …}
+ *   <p>log                    LIST    the last CHANGE_LOG_LENGTH of those messages, oldest first (one per
+ *                                     revision, without gaps: the last one is the revision's), so that a host
+ *                                     back after a short outage (a failover, a restart) reads what it missed
+ *                                     instead of everything (ClusterBackend.changesSince); deleted with rev
  *   <p>hosts                  ZSET    host id -> expiry (ms, server clock)
  *   <p>host:<h>               HASH    vtep version lastHeartbeat registeredAt
  *   <p>host:<h>:eps           SET     "<overlay>|<endpoint id>" the host published
@@ -39,6 +43,12 @@
 import { createHash } from 'node:crypto'
 
 export interface LuaScript { name: string, source: string, sha: string }
+
+/**
+ * Changes kept in the `log` list: what a host may miss and still catch up without a full read. At
+ * ~300 bytes a message, about 300 KiB of Redis memory whatever the size of the cluster.
+ */
+export const CHANGE_LOG_LENGTH = 1000
 
 const PRELUDE = `
 local P = ARGV[1]
@@ -127,12 +137,15 @@ local function bump(body)
   local rk = P .. 'rev'
   if redis.call('EXISTS', rk) == 0 then redis.call('SET', rk, fmt(now_ms() * 1000)) end
   local rev = redis.call('INCR', rk)
-  redis.call('PUBLISH', P .. 'events', '{"rev":' .. fmt(rev) .. ',' .. body .. '}')
+  local msg = '{"rev":' .. fmt(rev) .. ',' .. body .. '}'
+  redis.call('PUBLISH', P .. 'events', msg)
+  redis.call('RPUSH', P .. 'log', msg)
+  redis.call('LTRIM', P .. 'log', -${CHANGE_LOG_LENGTH}, -1)
   return rev
 end
 local function cleanup_if_empty()
   if redis.call('ZCARD', P .. 'hosts') == 0 and redis.call('SCARD', P .. 'overlays') == 0 then
-    redis.call('DEL', P .. 'rev', P .. 'vnicursor')
+    redis.call('DEL', P .. 'rev', P .. 'vnicursor', P .. 'log')
   end
 end
 local function join(h, o)
@@ -576,6 +589,23 @@ const ENDPOINTS = `
 return { overlay_row(ARGV[2]) or false }
 `
 
+/**
+ * ARGV: prefix, revision, overlap. The current revision and the logged messages from revision
+ * `revision` (and up to `overlap` before it, as far as the log goes) to the current one, oldest
+ * first; the list is false when the log does not reach back to `revision` or the store is behind it
+ * (it lost changes): the caller reads in full.
+ */
+const CHANGES_SINCE = `
+local cur = tonumber(redis.call('GET', P .. 'rev') or '0')
+local since = tonumber(ARGV[2])
+local overlap = tonumber(ARGV[3])
+if since == nil or overlap == nil or overlap < 0 or cur < since then return { fmt(cur), false } end
+local need = cur - since + 1
+local len = redis.call('LLEN', P .. 'log')
+if need > len then return { fmt(cur), false } end
+return { fmt(cur), redis.call('LRANGE', P .. 'log', -math.min(len, need + overlap), -1) }
+`
+
 function script (name: string, body: string): LuaScript {
   const source = `-- ferry ${name}\n${PRELUDE}\n${body}`
   return { name, source, sha: createHash('sha1').update(source).digest('hex') }
@@ -596,4 +626,5 @@ export const SCRIPTS = {
   hosts: script('hosts', HOSTS),
   overlay: script('overlay', OVERLAY),
   endpoints: script('endpoints', ENDPOINTS),
+  changesSince: script('changesSince', CHANGES_SINCE),
 } as const

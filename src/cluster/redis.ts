@@ -18,7 +18,7 @@ import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
 import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, EndpointPages, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
 import { SCRIPTS, type LuaScript } from './lua.js'
-import { parseClusterUrl, type ClusterUrl } from './url.js'
+import { parseClusterUrl, parseSwitchMaster, type ClusterUrl, type MasterSwitch } from './url.js'
 import { MAX_STORED_JSON, endpointContent } from './validate.js'
 import type { ClusterEndpoint, LocalClusterState, OverlayRequest } from './types.js'
 
@@ -30,6 +30,13 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 2000
 /** Entries asked per HSCAN page of a full read (a hint to Redis: each reply holds about this many). */
 export const DEFAULT_SCAN_PAGE = 1000
 const PREFIX_RE = /^[A-Za-z0-9_.-]{1,32}:$/
+/**
+ * After a sentinel's `+switch-master`, a connection waiting for its next retry reconnects at once, after a
+ * random delay up to this long, so that a thousand agents do not land on the new primary in the same instant.
+ */
+export const SWITCH_JITTER_MS = 200
+/** For this long after a `+switch-master`, a failed reconnection retries from the backoff's first step (50-100 ms), not the 1 s it had reached. */
+const SWITCH_FAST_RETRY_MS = 5000
 
 export interface RedisClusterOptions extends ClusterClientOptions {
   /** redis://…, rediss://… or sentinel://… (see src/cluster/url.ts). */
@@ -166,6 +173,20 @@ export function parseChange (message: string): unknown {
   }
 }
 
+/**
+ * Connect now a connection that waits for its next retry. ioredis' own retry timer (a private field
+ * of ioredis 6.0.0, pinned in package.json) is cleared first: left running, it would connect again
+ * later, even a connection closed meanwhile (and then try the sentinels forever).
+ */
+function reconnectNow (conn: Redis): Promise<void> {
+  const pending = conn as unknown as { reconnectTimeout?: NodeJS.Timeout | null }
+  if (pending.reconnectTimeout) {
+    clearTimeout(pending.reconnectTimeout)
+    pending.reconnectTimeout = null
+  }
+  return conn.connect()
+}
+
 export class RedisBackend implements ClusterBackend {
   readonly description: string
   private readonly options: RedisOptions
@@ -184,6 +205,12 @@ export class RedisBackend implements ClusterBackend {
   private readonly scanPage: number
   private readonly waitReplicas: number
   private readonly waitMs: number
+  private readonly url: ClusterUrl
+  private readonly hostId: string
+  /** Sentinel mode: one connection per sentinel, subscribed to `+switch-master`. */
+  private watchers: Redis[] = []
+  /** performance.now() of the last `+switch-master` of this master (-Infinity: none). */
+  private switchAt = -Infinity
 
   constructor (url: ClusterUrl, o: { hostId: string, prefix: string, commandTimeoutMs: number, connectTimeoutMs: number, scanPage: number }) {
     this.description = url.redacted
@@ -192,7 +219,12 @@ export class RedisBackend implements ClusterBackend {
     this.waitMs = o.commandTimeoutMs
     this.prefix = o.prefix
     this.channel = `${o.prefix}events`
-    this.options = redisOptions(url, o)
+    this.url = url
+    this.hostId = o.hostId
+    const options = redisOptions(url, o)
+    // Right after a failover, retry from the backoff's first step: the new primary is there to be found.
+    options.retryStrategy = (attempt: number) => retryDelay(performance.now() - this.switchAt < SWITCH_FAST_RETRY_MS ? 1 : attempt)
+    this.options = options
   }
 
   open (listener: BackendListener): void {
@@ -227,6 +259,57 @@ export class RedisBackend implements ClusterBackend {
     })
     cmd.connect().catch((err: Error) => { this.lastError = err })
     sub.connect().catch((err: Error) => { this.lastError = err })
+    this.watchSentinels()
+  }
+
+  /**
+   * Sentinel mode: subscribe to `+switch-master` on every sentinel of the URL. ioredis finds the new
+   * primary only at its next retry, up to a second after the promotion (its backoff has grown while
+   * the old primary was being called down); a switch announced is a reason to try again at once.
+   * Best effort: a sentinel that cannot be reached is retried with the same backoff, and the
+   * connections find the new primary without any watcher, only later.
+   */
+  private watchSentinels (): void {
+    const target = this.url.target
+    if (target.kind !== 'sentinel') return
+    for (const s of target.sentinels) {
+      const w = new Redis({
+        host: s.host, port: s.port, lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: 0, enableOfflineQueue: false,
+        connectTimeout: this.options.connectTimeout, retryStrategy: (attempt: number) => retryDelay(attempt), connectionName: `ferry-${this.hostId}-switch`,
+        ...(this.url.password !== undefined ? { password: this.url.password } : {}), ...(this.url.username !== undefined ? { username: this.url.username } : {}),
+      })
+      w.on('error', () => undefined) // a sentinel away: its connection retries; the store's own connections report what matters
+      w.on('ready', () => { w.subscribe('+switch-master').catch(() => { w.disconnect(true) }) })
+      w.on('message', (channel: string, message: string) => {
+        if (channel === '+switch-master') this.switched(parseSwitchMaster(message, target.masterName))
+      })
+      w.connect().catch(() => undefined)
+      this.watchers.push(w)
+    }
+  }
+
+  /**
+   * A sentinel announced a new primary: a connection waiting for its next retry reconnects now
+   * (after up to SWITCH_JITTER_MS), and one up on the old primary (a failover asked of Sentinel
+   * leaves it running, as a replica) is dropped to reconnect. Each asks the sentinels for the
+   * primary as always: the message itself names no address that is used. An attempt under way is
+   * left alone (ioredis cannot abort one and retry: it would end the connection for good); on a
+   * host gone dark it lasts up to the connect timeout.
+   */
+  private switched (sw: MasterSwitch | undefined): void {
+    if (sw === undefined || this.closed) return
+    this.switchAt = performance.now()
+    for (const conn of [this.cmd, this.sub]) {
+      if (conn === undefined) continue
+      if (conn.status === 'ready' && conn.stream?.remoteAddress === sw.from.host && conn.stream.remotePort === sw.from.port) {
+        conn.disconnect(true)
+      } else if (conn.status === 'reconnecting') {
+        const timer = setTimeout(() => {
+          if (!this.closed && conn.status === 'reconnecting') reconnectNow(conn).catch((err: Error) => { this.lastError = err })
+        }, Math.random() * SWITCH_JITTER_MS)
+        timer.unref()
+      }
+    }
   }
 
   private check (): void {
@@ -248,14 +331,14 @@ export class RedisBackend implements ClusterBackend {
 
   async close (): Promise<void> {
     this.closed = true
+    for (const w of this.watchers) w.disconnect()
+    this.watchers = []
     const conns = [this.cmd, this.sub].filter((c): c is Redis => c !== undefined)
     await Promise.all(conns.map(async (c) => {
       try {
         if (c.status === 'ready') await c.quit()
-        else c.disconnect()
-      } catch {
-        c.disconnect()
-      }
+      } catch { /* disconnected below */ }
+      c.disconnect() // also clears a retry still pending, which would otherwise connect again after the close
     }))
   }
 
@@ -442,6 +525,12 @@ export class RedisBackend implements ClusterBackend {
 
   async hosts (): Promise<Array<Record<string, unknown>>> {
     return list(await this.run(SCRIPTS.hosts, [])).map((h) => toHost(list(h)))
+  }
+
+  async changesSince (since: number, overlap: number): Promise<{ rev: number, changes: unknown[] } | undefined> {
+    const r = list(await this.run(SCRIPTS.changesSince, [String(since), String(overlap)]))
+    if (!Array.isArray(r[1])) return undefined
+    return { rev: Number(str(r[0])), changes: r[1].map((m) => parseChange(str(m))) }
   }
 
   async revision (): Promise<number> {

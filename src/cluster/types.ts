@@ -142,13 +142,17 @@ export type ClusterChange =
 /**
  * What subscribers receive. `resync` comes after every (re)connection, once this
  * host's own state has been re-asserted: pushed changes may have been missed, so
- * the subscriber must read a full snapshot. `down` says the store is unreachable
- * (calls fail with CLUSTER_UNAVAILABLE until the next `resync`). `error` reports a
+ * the subscriber must read a full snapshot. `resumed` comes instead when the store
+ * came back with the history this host followed (src/cluster/trail.ts): the changes
+ * missed while away were handed on just before it, in order, and a subscriber whose
+ * revision is now `rev` is up to date (any other reads in full). `down` says the store is unreachable
+ * (calls fail with CLUSTER_UNAVAILABLE until the next `resync` or `resumed`). `error` reports a
  * failure of background work (heartbeat, re-assertion) that no caller awaits.
  */
 export type ClusterEvent =
   | ClusterChange
   | { kind: 'resync' }
+  | { kind: 'resumed', rev: number }
   | { kind: 'down', error: Error }
   | { kind: 'error', error: Error }
 

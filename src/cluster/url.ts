@@ -151,3 +151,23 @@ export function parseClusterUrl (url: string): ClusterUrl {
       throw bad(url, `scheme "${scheme}://" is not supported (use redis://, rediss:// or sentinel://)`)
   }
 }
+
+/** A Sentinel's `+switch-master` message: the master `from` which it failed over and the one it promoted `to`. */
+export interface MasterSwitch { from: HostPort, to: HostPort }
+
+const SWITCH_ADDR_RE = /^[0-9A-Za-z.:_-]{1,253}$/
+
+/**
+ * A `+switch-master` message of master `name` (`<name> <old ip> <old port> <new ip> <new port>`, as
+ * Sentinel publishes it), or undefined for another master or anything else. What comes from a
+ * sentinel is input like any other: only ever a hint to reconnect, never an address used as such.
+ */
+export function parseSwitchMaster (message: string, name: string): MasterSwitch | undefined {
+  const parts = message.trim().split(/\s+/)
+  if (parts.length !== 5 || parts[0] !== name) return undefined
+  const hp = (host: string, port: string): HostPort | undefined =>
+    SWITCH_ADDR_RE.test(host) && /^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535 ? { host, port: Number(port) } : undefined
+  const from = hp(parts[1]!, parts[2]!)
+  const to = hp(parts[3]!, parts[4]!)
+  return from && to && { from, to }
+}

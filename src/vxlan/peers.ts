@@ -441,6 +441,7 @@ export class PeerSync {
     if (this.stopped) return
     switch (ev.kind) {
       case 'resync': void this.resync(); return // resync never rejects: it logs a failed read
+      case 'resumed': this.resumed(ev.rev); return
       case 'down': this.online = false; this.lastError = ev.error.message; return
       case 'error': return
       default: break // a change: applied below, in revision order
@@ -511,6 +512,19 @@ export class PeerSync {
     this.rejects.reject('message', 'revision', `revision ${this.rev}`, `it is ahead of the store's counter (${stored}); re-reading the store`)
     void this.resync() // never rejects
     return true
+  }
+
+  /**
+   * The store came back with the history followed here and handed on what was missed (applied as
+   * changes just before): up to date when at its revision (no full read: at 100,000 endpoints that
+   * is 2.5 s saved); otherwise a full read. A read under way ends up to date by itself.
+   */
+  private resumed (rev: number): void {
+    if (this.syncing) return
+    if (this.rev !== rev) { void this.resync(); return } // never rejects
+    this.online = true
+    this.lastError = undefined
+    this.log?.debug({ rev, ...memoryMiB() }, 'cluster caught up')
   }
 
   /** Full read from the store; changes that arrive meanwhile are replayed after it. Never rejects: a failed read is logged and kept in lastError. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { lostEndpoints, parseSwitchMaster, writesAgainAfter, type WriteOp } from '../../bench/failover.js'
+import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from '../../bench/failover.js'
 
 t.test('parseSwitchMaster reads the payload of the named master only', async (t) => {
   t.same(parseSwitchMaster('fy 192.0.2.5 6381 192.0.2.5 6382', 'fy'), { name: 'fy', from: '192.0.2.5:6381', to: '192.0.2.5:6382' })
@@ -23,4 +23,17 @@ t.test('lostEndpoints: acknowledged changes missing from Redis, failed ones igno
   const ops = [op('w0', 1, 0, 1), op('w0', 2, 0, 1), op('w1', 1, 0)]
   t.same(lostEndpoints(ops, new Set(['w0e1'])).map((o) => o.endpointId), ['w0e2'])
   t.same(lostEndpoints(ops, new Set(['w0e1', 'w0e2'])), [])
+})
+
+t.test('sentinelEventReader: psubscribe output as events; firstEvents: the first of each after the kill, in order', async (t) => {
+  const got: SentinelEvent[] = []
+  const read = sentinelEventReader((e) => got.push(e))
+  const lines = ['Reading messages... (press Ctrl-C to quit)', 'psubscribe', '*', '1',
+    'pmessage', '*', '+sdown', 'master fy 192.0.2.5 6381', 'pmessage', '*', '__sentinel__:hello', 'x',
+    'pmessage', '*', '+odown', 'master fy 192.0.2.5 6381 #quorum 2/2', 'pmessage', '*', '+sdown', 'again\r']
+  lines.forEach((l, i) => read(l, i))
+  t.same(got.map((e) => [e.name, e.payload, e.at]), [['+sdown', 'master fy 192.0.2.5 6381', 7], ['__sentinel__:hello', 'x', 11],
+    ['+odown', 'master fy 192.0.2.5 6381 #quorum 2/2', 15], ['+sdown', 'again', 19]])
+  t.same(firstEvents(got, 5), [{ name: '+sdown', ms: 2 }, { name: '+odown', ms: 10 }])
+  t.same(firstEvents(got, 16), [{ name: '+sdown', ms: 3 }])
 })

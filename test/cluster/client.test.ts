@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { ClusterClient } from '../../src/cluster/client.js'
 import { FerryError } from '../../src/errors/errors.js'
 import { MemoryBackend, MemoryCluster } from '../harness/cluster-memory.js'
+import { record } from '../harness/cluster-contract.js'
 
 /**
  * A connection that dies under a command: the command fails as unavailable while the store still
@@ -55,4 +56,79 @@ t.test('an unavailable error while the store stays up is given back after the no
   const c = await client(t, backend, 5000)
   await t.rejects(c.allocateAddress('ov1'), { code: 'CLUSTER_UNAVAILABLE', message: /Stream isn't writeable/ })
   t.equal(backend.failures, 1)
+})
+
+/** One host's connection cut and healed on its own (its messages lost meanwhile), while the other hosts go on writing. */
+class CutBackend extends MemoryBackend {
+  private isCut = false
+  cut (): void { this.isCut = true; this.lost() }
+  heal (): void { this.isCut = false; this.reconnected() }
+  override isReady (): boolean { return !this.isCut && super.isReady() }
+  override deliver (change: unknown): void { if (!this.isCut) super.deliver(change) }
+}
+
+const OV1 = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
+
+/** h1 (whose connection the test cuts) and h2 on one cluster, h1 recording its events, both in overlay ov1 with h2's endpoint e1. */
+async function cutPair (t: Test): Promise<{ lab: MemoryCluster, cut: CutBackend, h1: ClusterClient, h2: ClusterClient, events: ReturnType<typeof record> }> {
+  const lab = new MemoryCluster()
+  const cut = new CutBackend(lab)
+  const h1 = new ClusterClient(cut, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
+  const h2 = lab.connect({ hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
+  t.teardown(() => h1.close())
+  t.teardown(() => h2.close())
+  await h1.start()
+  await h2.start()
+  await h1.defineOverlay(OV1)
+  await h2.defineOverlay(OV1)
+  const events = record(h1)
+  await events.wait('resync')
+  await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'e1', ip: await h2.allocateAddress('ov1'), mac: '02:42:0a:1e:00:02' })
+  await events.wait('endpoint-published')
+  events.clear()
+  return { lab, cut, h1, h2, events }
+}
+
+t.test('back with the same history: the changes missed, in order, then resumed at the store\'s revision; no full read', async (t) => {
+  const { cut, h1, h2, events } = await cutPair(t)
+  cut.cut()
+  await events.wait('down')
+  await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'e2', ip: await h2.allocateAddress('ov1'), mac: '02:42:0a:1e:00:03' })
+  await h2.withdrawEndpoint('ov1', 'e1')
+  const rev = await h2.revision()
+  cut.heal()
+  await events.wait('resumed')
+  t.same(events.events.map((e) => e.kind === 'endpoint-published' ? `+${e.endpoint.endpointId}` : e.kind === 'endpoint-withdrawn' ? `-${e.endpointId}` : e.kind),
+    ['down', '+e2', '-e1', 'resumed'], 'what was missed, then resumed; no resync')
+  t.same(events.events.at(-1), { kind: 'resumed', rev })
+  t.equal(h1.status().state, 'ready')
+  // And again, from where it left off.
+  events.clear()
+  cut.cut()
+  await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'e3', ip: await h2.allocateAddress('ov1'), mac: '02:42:0a:1e:00:04' })
+  cut.heal()
+  await events.wait('resumed')
+  t.same(events.events.map((e) => e.kind), ['down', 'endpoint-published', 'resumed'])
+})
+
+t.test('back with another history, or without a log that reaches back: a full read (resync), nothing handed on', async (t) => {
+  const cases: Array<[string, (lab: MemoryCluster, h2: ClusterClient) => Promise<void>]> = [
+    ['the log is gone', async (lab) => { lab.forgetLog() }],
+    ['a failover lost the last change this host saw, and its revision went to another change', async (lab, h2) => {
+      lab.loseLastChanges(1)
+      await h2.publishEndpoint({ overlay: 'ov1', endpointId: 'e9', ip: await h2.allocateAddress('ov1'), mac: '02:42:0a:1e:00:09' })
+    }],
+    ['a failover lost the last change this host saw (the store is behind)', async (lab) => { lab.loseLastChanges(1) }],
+  ]
+  for (const [what, meanwhile] of cases) {
+    await t.test(what, async (t) => {
+      const { lab, cut, h2, events } = await cutPair(t)
+      cut.cut()
+      await events.wait('down')
+      await meanwhile(lab, h2)
+      cut.heal()
+      await events.wait('resync')
+      t.same(events.events.map((e) => e.kind), ['down', 'resync'])
+    })
+  }
 })

@@ -3,7 +3,7 @@
  * free loopback port, killed on teardown): the shared contract, then what only
  * a real server shows (timers, pub/sub latency, command counts, auth, sentinel).
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -234,20 +234,27 @@ t.test('a full read pages through a large overlay (HSCAN), never one reply of th
   t.equal((await reader.endpoints('big')).length, N, 'the report\'s read of one overlay pages too')
 })
 
+/** Host h2 on `url`, in overlay `ov`: `publish(id, n)` allocates `<prefix>.<n / 256>.<n % 256>` and publishes endpoint `id` on it. */
+async function publisher (t: Test, url: string, ov: { name: string, subnet: string, gateway: string }, prefix: string):
+Promise<((id: string, n: number) => Promise<string>) & { store: RedisClusterStore }> {
+  const store = new RedisClusterStore({ url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
+  t.teardown(() => store.close())
+  await store.start()
+  await store.defineOverlay(ov)
+  const publish = async (id: string, n: number): Promise<string> => {
+    const ip = `${prefix}.${n >> 8}.${n & 255}`
+    await store.allocateAddress(ov.name, ip)
+    await store.publishEndpoint({ overlay: ov.name, endpointId: id, ip, mac: overlayMac(ip) })
+    return ip
+  }
+  return Object.assign(publish, { store })
+}
+
 t.test('after a reconnection, endpoints published between two HSCAN pages of the full read, or while its full reconcile runs, are programmed at once', async (t) => {
   const other = await redisServer(t)
   const N = 120
-  const pub = new RedisClusterStore({ url: other.url, hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0 })
-  t.teardown(() => pub.close())
-  await pub.start()
   const ov = { name: 'pg', subnet: '10.64.0.0/16', gateway: '10.64.0.1' }
-  await pub.defineOverlay(ov)
-  const publish = async (id: string, n: number): Promise<string> => {
-    const ip = `10.64.${n >> 8}.${n & 255}`
-    await pub.allocateAddress('pg', ip)
-    await pub.publishEndpoint({ overlay: 'pg', endpointId: id, ip, mac: overlayMac(ip) })
-    return ip
-  }
+  const publish = await publisher(t, other.url, ov, '10.64')
   for (let i = 0; i < N; i++) await publish(`e${i}`, 2 + i)
   const backend = new RedisBackend(parseClusterUrl(other.url), { hostId: 'h1', prefix: 'ferry:', commandTimeoutMs: 3000, connectTimeoutMs: 2000, scanPage: 20 })
   const reader = new ClusterClient(backend, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
@@ -275,6 +282,7 @@ t.test('after a reconnection, endpoints published between two HSCAN pages of the
   // h1's two connections drop (what a Redis restart does to it): it reconnects, re-asserts itself and reads everything again.
   const ids = other.cli(['client', 'list']).split('\n').filter((l) => / name=ferry-h1 /.test(l)).map((l) => /^id=(\d+)/.exec(l)?.[1] ?? '')
   t.equal(ids.length, 2, 'h1 has a command and a subscriber connection')
+  other.cli(['del', 'ferry:log']) // no change log to catch up from (a restart that kept none): h1 reads in full
   for (const id of ids) other.cli(['client', 'kill', 'id', id])
   await reading
   t.ok(pages >= 2, `the full read took ${pages} HSCAN pages of the endpoints`)
@@ -287,6 +295,45 @@ t.test('after a reconnection, endpoints published between two HSCAN pages of the
   t.ok(dp.neigh.has(mid), `${mid} (published between two pages) is programmed`)
   t.ok(dp.neigh.has(late), `${late} (published during the full reconcile) is programmed`)
   t.equal(dp.neigh.size, N + 2, 'and nothing else is missing')
+})
+
+t.test('after a reconnection to a store with the history it followed, a host reads only what it missed from the change log: no full read', async (t) => {
+  const other = await redisServer(t)
+  const ov = { name: 'cu', subnet: '10.65.0.0/16', gateway: '10.65.0.1' }
+  const publish = await publisher(t, other.url, ov, '10.65')
+  const pub = publish.store
+  await publish('e1', 11)
+  const backend = new RedisBackend(parseClusterUrl(other.url), { hostId: 'h1', prefix: 'ferry:', commandTimeoutMs: 3000, connectTimeoutMs: 2000, scanPage: 20 })
+  const reader = new ClusterClient(backend, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
+  t.teardown(() => reader.close())
+  await reader.start()
+  const dp = new GatedDataPlane('192.168.50.1')
+  const sync = new PeerSync({ store: reader, dataPlane: dp, fullReconcileMs: 0 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  await sync.attach({ ...ov, vni: (await reader.defineOverlay(ov)).vni })
+  await sync.settled()
+  await publish('e2', 12)
+  await until('e2 programmed', () => dp.neigh.has('10.65.0.12'))
+  const events = record(reader)
+  await events.wait('resync') // what subscribing to a ready store answers
+  events.clear()
+  const cmd = (backend as unknown as { cmd: { hscan: (...a: unknown[]) => Promise<unknown> } }).cmd
+  const hscan = cmd.hscan.bind(cmd)
+  let scans = 0
+  cmd.hscan = async (...args: unknown[]) => { scans++; return await hscan(...args) }
+  // h1's connections drop; h2 publishes and withdraws before h1 is back (or just after: then they come live).
+  for (const l of other.cli(['client', 'list']).split('\n').filter((l) => / name=ferry-h1 /.test(l))) other.cli(['client', 'kill', 'id', /^id=(\d+)/.exec(l)?.[1] ?? ''])
+  const away = await publish('away', 13)
+  await pub.withdrawEndpoint('cu', 'e1')
+  const resumed = await events.wait('resumed', undefined, 10_000)
+  t.same(resumed, { kind: 'resumed', rev: await pub.revision() }, 'resumed at the store\'s revision')
+  t.notOk(events.events.some((e) => e.kind === 'resync'), 'no full read asked for')
+  await until('the missed changes applied', () => dp.neigh.has(away) && !dp.neigh.has('10.65.0.11'))
+  await sync.settled()
+  t.equal(scans, 0, 'no HSCAN: nothing read in full')
+  t.same([...dp.neigh.keys()].sort(), ['10.65.0.12', '10.65.0.13'])
+  t.ok(sync.status().synced, 'up to date')
 })
 
 t.test('?wait=1 with no replica: WAIT is asked six times, then the change counts as not acknowledged', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readChange } from '../../src/cluster/validate.js'
-import { parseClusterUrl, redact } from '../../src/cluster/url.js'
+import { parseClusterUrl, parseSwitchMaster, redact } from '../../src/cluster/url.js'
 import { mapRedisError, parseChange, redisOptions, retryDelay } from '../../src/cluster/redis.js'
 
 t.test('redis://', async (t) => {
@@ -127,4 +127,13 @@ t.test('wait=N: changes wait for N replicas', async (t) => {
   t.equal(parseClusterUrl('sentinel://10.0.0.5:26379/ferry?tls=true').waitReplicas, 0)
   t.throws(() => parseClusterUrl('redis://10.0.0.5?wait=x'), { code: 'INVALID_OPTION', message: /wait must be a number of replicas/ })
   t.throws(() => parseClusterUrl('redis://10.0.0.5?wait=10'), { code: 'INVALID_OPTION' })
+})
+
+t.test('parseSwitchMaster: a sentinel\'s +switch-master of the named master only', async (t) => {
+  t.same(parseSwitchMaster('fy 192.0.2.5 6381 192.0.2.6 6382', 'fy'), { from: { host: '192.0.2.5', port: 6381 }, to: { host: '192.0.2.6', port: 6382 } })
+  t.same(parseSwitchMaster(' fy fd00::5 6379 redis-b.internal 6379\r\n', 'fy'), { from: { host: 'fd00::5', port: 6379 }, to: { host: 'redis-b.internal', port: 6379 } })
+  for (const m of ['', 'fy', 'other 10.0.0.1 1 10.0.0.2 2', 'fy 10.0.0.1 1 10.0.0.2', 'fy 10.0.0.1 1 10.0.0.2 2 3', 'fy 10.0.0.1 0 10.0.0.2 2',
+    'fy 10.0.0.1 1 10.0.0.2 65536', 'fy 10.0.0.1 x 10.0.0.2 2', 'fy a/b 1 10.0.0.2 2', `fy ${'a'.repeat(254)} 1 10.0.0.2 2`]) {
+    t.equal(parseSwitchMaster(m, 'fy'), undefined, JSON.stringify(m).slice(0, 60))
+  }
 })

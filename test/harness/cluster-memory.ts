@@ -17,6 +17,7 @@ import { bounds, ipString, ipValue, parseCidr, rangesOverlap } from '../../src/u
 const ipToInt = (ip: string): number => Number(ipValue(ip, 4))
 const intToIp = (n: number): string => ipString(4, BigInt(n))
 import { VNI_AUTO_MIN, VNI_MAX } from '../../src/cluster/backend.js'
+import { CHANGE_LOG_LENGTH } from '../../src/cluster/lua.js'
 import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, RawEndpoint, RawSnapshot, VniMode } from '../../src/cluster/backend.js'
 import { ClusterClient, type ClusterClientOptions } from '../../src/cluster/client.js'
 import type { ClusterChange, ClusterEndpoint, HostInfo, OverlayDefinition, OverlayRequest } from '../../src/cluster/types.js'
@@ -79,6 +80,8 @@ function setOf<K, V> (m: Map<K, Set<V>>, k: K): Set<V> {
 
 export class MemoryCluster {
   private rev: number | undefined
+  /** The last CHANGE_LOG_LENGTH messages, oldest first (the `log` list). */
+  private log: unknown[] = []
   private vniCursor: number | undefined
   private readonly hostRecords = new Map<string, HostRecord>()
   /** hostId -> expiry (the `hosts` sorted set). */
@@ -126,6 +129,7 @@ export class MemoryCluster {
 
   private wipe (): void {
     this.rev = undefined
+    this.log = []
     this.vniCursor = undefined
     for (const m of [this.hostRecords, this.expiries, this.hostEps, this.hostAddrs, this.hostOverlays, this.overlayRecords, this.vnis]) m.clear()
   }
@@ -148,7 +152,10 @@ export class MemoryCluster {
   private bump (change: ChangeBody | { kind: string, [k: string]: unknown }): number {
     this.rev = (this.rev ?? this.now() * 1000) + 1
     const full = { ...change, rev: this.rev }
-    for (const c of this.conns) c.deliver(structuredClone(full))
+    // While the server is down nobody is subscribed: what a test changes then is in the log only.
+    if (this.up) for (const c of this.conns) c.deliver(structuredClone(full))
+    this.log.push(structuredClone(full))
+    if (this.log.length > CHANGE_LOG_LENGTH) this.log.shift()
     return this.rev
   }
 
@@ -169,6 +176,7 @@ export class MemoryCluster {
   private cleanupIfEmpty (): void {
     if (this.expiries.size === 0 && this.overlayRecords.size === 0) {
       this.rev = undefined
+      this.log = []
       this.vniCursor = undefined
     }
   }
@@ -487,6 +495,23 @@ export class MemoryCluster {
 
   revision (): number { return this.rev ?? 0 }
 
+  /** The changesSince script: the messages from `since` (and up to `overlap` before) to the current revision, or undefined. */
+  changesSince (since: number, overlap: number): { rev: number, changes: unknown[] } | undefined {
+    const cur = this.revision()
+    const need = cur - since + 1
+    if (cur < since || need > this.log.length) return undefined
+    return { rev: cur, changes: structuredClone(this.log.slice(-Math.min(this.log.length, need + overlap))) }
+  }
+
+  /** Test hook: the change log gone (trimmed, or deleted by a Redis writer): the next reconnection reads in full. */
+  forgetLog (): void { this.log = [] }
+
+  /** Test hook: a failover that lost the last `n` changes' messages and revisions (not their effect: enough to tell histories apart). */
+  loseLastChanges (n: number): void {
+    if (this.rev !== undefined) this.rev -= n
+    this.log = this.log.slice(0, Math.max(0, this.log.length - n))
+  }
+
   snapshot (): RawSnapshot {
     return {
       rev: this.revision(),
@@ -559,6 +584,7 @@ export class MemoryBackend implements ClusterBackend {
   endpoints (overlay: string) { return this.run(() => this.cluster.endpoints(overlay)) }
   hosts () { return this.run(() => this.cluster.hosts()) }
   revision () { return this.run(() => this.cluster.revision()) }
+  changesSince (since: number, overlap: number) { return this.run(() => this.cluster.changesSince(since, overlap)) }
 }
 
 /** The in-memory ClusterStore of one host. */

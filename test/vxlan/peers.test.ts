@@ -235,6 +235,7 @@ t.test('the first claim of an address wins, whatever the ids: a later claimant i
     'the forged claim is ignored; the next valid change still lands')
   cluster.forgeEndpoint('ov1', '0', stolen)
   const rejected = h1.sync.rejects.total()
+  cluster.forgetLog() // no way to catch up from the log: the reconnection reads in full
   cluster.stop()
   cluster.start()
   await until('resynced', async () => h1.sync.rejects.total() > rejected)
@@ -378,6 +379,7 @@ t.test('an endpoint published while the full reconcile after a resync runs is pr
   t.same([...h1.dp.neigh.keys()], ['10.30.0.11'])
   // The store comes back (a restart): the resync's full reconcile reads the kernel, and h2 publishes meanwhile.
   const reading = h1.dp.hold()
+  cluster.forgetLog() // nothing to catch up from: a full read
   cluster.stop()
   cluster.start()
   await reading
@@ -466,4 +468,23 @@ t.test('the full reconcile after a resync diffs against the plan as programmed: 
   t.same([...dp.neigh.keys()].sort(), ['10.30.0.11', '10.30.0.12'], 'and every peer is programmed')
   await sync.reconcileAll()
   t.equal(reads, 2, 'a repair reads it')
+})
+
+t.test('back from an outage with the same history: the endpoints changed meanwhile are applied as changes; behind the store\'s revision, a full read', async (t) => {
+  const cluster = new MemoryCluster()
+  // h1's subscription loses the message of e2: h1 is behind the revision the store resumes at.
+  const h1 = await host(t, cluster, 1, (s) => lossy(s, (e) => e.kind === 'endpoint-published' && e.endpoint.endpointId === 'e2'))
+  const h2 = await host(t, cluster, 2)
+  for (const h of [h1, h2]) await join(h)
+  await publish(h2, 'e1', '10.30.0.11')
+  await until('e1', async () => (await peersOf(h1)).length === 1)
+  cluster.stop()
+  cluster.start()
+  await until('resumed', async () => h1.sync.status().synced)
+  await publish(h2, 'e2', '10.30.0.12')
+  t.same((await peersOf(h1)).map((p) => p[0]), ['10.30.0.11'], 'e2 lost on the way')
+  cluster.stop()
+  cluster.start()
+  await until('read in full: e2 found', async () => (await peersOf(h1)).length === 2 && h1.sync.status().synced)
+  t.same((await peersOf(h1)).map((p) => p[0]), ['10.30.0.11', '10.30.0.12'])
 })
