@@ -48,6 +48,9 @@ import {
   PluginClient, argFlag, argInt, argStr, benchAgentArgs, benchStateDir, keepAgentLog, load, mean, median, ms, pluginCalls, quantile, runBench, section, setupEndpoint, table, teardownEndpoint, timed,
   type LoggedCall, type SetupTimes, type TeardownTimes,
 } from './lib.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 const ROUNDS = argInt('rounds', 30)
 const SAMPLES = argInt('samples', 200)

@@ -59,6 +59,9 @@ import { ensureBusyboxImage } from '../test/harness/image.js'
 import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
 import { execFile } from '../src/kernel/exec.js'
 import { argInt, argStr, ms, quantile, runBench, section, table, type Teardowns } from './lib.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SECONDS = argInt('seconds', 5)

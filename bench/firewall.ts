@@ -46,6 +46,9 @@ import { FAM, addBridges, container, dualContainer, dualEndpoint, dualHost, dual
 import type { FirewallDriver, FirewallState, NatEndpoint, NatNetwork } from '../src/nat/types.js'
 import type { PortBinding } from '../src/model/types.js'
 import { benchDocker, net } from './firewall-docker.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 type Backend = 'nftables' | 'iptables'
 type Driver = NsNode<FirewallDriver & { stats (): { planMs: number, restoreMs: number, lines: number, reconciled: boolean }, state (): FirewallState }>

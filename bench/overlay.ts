@@ -95,6 +95,9 @@ import { RedisClusterStore } from '../src/cluster/redis.js'
 import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SELF = fileURLToPath(import.meta.url)

@@ -17,6 +17,9 @@ import { PeerSync } from '../src/vxlan/peers.js'
 import { AgentRecordSource } from '../src/dns/source.js'
 import { RecordSet } from '../src/dns/records.js'
 import { PeerPlanner, overlayDevices, overlayMac } from '../src/vxlan/plan.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 100_000)
 const LONG = process.argv.includes('--long-ids')

@@ -10,6 +10,9 @@ import { pickAutoSubnet } from '../src/ipam/pools.js'
 import { GATEWAY_ADDRESS_TYPE, Ipam, REQUEST_ADDRESS_TYPE } from '../src/ipam/ipam.js'
 import { MemoryStore } from '../src/store/store.js'
 import { PeerPlanner, diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../src/vxlan/plan.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 const RUNS = 9
 

@@ -46,6 +46,9 @@ import {
   PluginClient, STREAM_CLIENT, STREAM_SERVER, argFlag, argInt, benchAgentArgs, benchStateDir, comm, keepAgentLog, countLogged, load, median, mib, ms, pluginCalls, processesIn, pssKiB, rssKiB, runBench, section, setupEndpoint,
   table, teardownEndpoint, timed, type EndpointHandle, type Teardowns,
 } from './lib.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 const RANGE = argInt('range', 1000)
 const CONTAINERS = argInt('containers', 1000)

@@ -51,6 +51,9 @@ import { startCluster, type SimHost } from '../test/harness/cluster.js'
 import { execFile, type ExecResult } from '../src/kernel/exec.js'
 import { argInt, runBench, section, table, type Teardowns } from './lib.js'
 import { mulberry32 } from '../test/harness/random.js'
+import { helpAndExit } from './usage.js'
+
+helpAndExit(import.meta.url)
 
 const MINUTES = argInt('minutes', 3)
 const SEED = argInt('seed', randomInt(1, 2 ** 31 - 1))
