@@ -14,7 +14,7 @@
 import { FerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
 import { KernelErrno, checkIfname, type NetlinkReplySocket } from './netlink.js'
-import { attr, genlError, genlRequest, nest, openGenlFamily, parseAttrs, strz, u32 } from './wireguard-genl.js'
+import { attr, genlError, genlRequest, nest, openGenlFamily, parseAttrs, strz, u32 } from './genl.js'
 
 export const ETHTOOL_GENL_NAME = 'ethtool'
 export const ETHTOOL_GENL_VERSION = 1

@@ -10,9 +10,9 @@
  */
 import t from 'tap'
 import {
-  MAX_PEERS_BYTES, decodeFamilyId, decodeGetDevice, encodeGetDevice, encodeGetFamily, encodeSetDevice, parseAttrs, sockaddr,
-  WG_CMD_GET_DEVICE, WG_CMD_SET_DEVICE,
+  MAX_PEERS_BYTES, decodeGetDevice, encodeGetDevice, encodeSetDevice, sockaddr, WG_CMD_GET_DEVICE, WG_CMD_SET_DEVICE,
 } from '../../src/kernel/wireguard-genl.js'
+import { decodeFamilyId, encodeGetFamily, parseAttrs } from '../../src/kernel/genl.js'
 
 /** Hex with blanks and comments (`# …` to the end of a line) allowed. */
 const h = (s: string): Buffer => Buffer.from(s.replace(/#[^\n]*/g, '').replace(/\s+/g, ''), 'hex')
