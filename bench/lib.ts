@@ -157,6 +157,26 @@ export function quantile (xs: readonly number[], q: number): number {
 export const median = (xs: readonly number[]): number => quantile(xs, 0.5)
 export const mean = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length
 
+/** Per-round ratios b[i] / a[i] of two series measured in interleaved rounds: their median and interquartile range. */
+export interface PairedRatio { n: number, median: number, q1: number, q3: number, min: number, max: number }
+
+export function pairedRatio (a: readonly number[], b: readonly number[]): PairedRatio {
+  const r = a.map((x, i) => b[i]! / x).filter(Number.isFinite)
+  return { n: r.length, median: median(r), q1: quantile(r, 0.25), q3: quantile(r, 0.75), min: Math.min(...r), max: Math.max(...r) }
+}
+
+/** "0.84 (IQR 0.78–0.90, 15 rounds)". */
+export const pairedText = (p: PairedRatio): string => `${p.median.toFixed(2)} (IQR ${p.q1.toFixed(2)}–${p.q3.toFixed(2)}, range ${p.min.toFixed(2)}–${p.max.toFixed(2)}, ${p.n} rounds)`
+
+/**
+ * The order of `n` targets in round `i` of an interleaved measurement: rotated by one every two rounds and reversed in
+ * odd rounds (A B, B A, B A, A B … for two), so that no target always runs first or right after the same other one.
+ */
+export function roundOrder (n: number, i: number): number[] {
+  const order = Array.from({ length: n }, (_, k) => (k + Math.floor(i / 2)) % n)
+  return i % 2 === 1 ? order.reverse() : order
+}
+
 /** Milliseconds with a sensible number of digits. */
 export function ms (x: number): string {
   if (!Number.isFinite(x)) return '-'

@@ -1,7 +1,7 @@
 /**
  * Multi-host overlay benchmark (issue 4), not a test:
  *
- *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --phases scale,cluster|throughput --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
+ *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --rounds 15 --round-seconds 2 --phases scale,cluster|throughput --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
  *
  * Simulated hosts are network namespaces joined by an underlay bridge (in its
  * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
@@ -46,11 +46,15 @@
  *    over the underlay alone, and between containers on the two hosts over the
  *    plain overlay and over the encrypted one (ratios against the plain overlay,
  *    the anchor). Throughput: a bounded TCP bulk transfer (node server and client,
- *    `--seconds` each, `--reps` times interleaved, median). Latency: 2,000 TCP
- *    round trips of 64 bytes on one connection (p50, p99).
+ *    `--round-seconds` each, `--rounds` rounds; in each round every path once, the order
+ *    rotated and reversed from round to round (A B, B A, B A, A B …), so that a burst of
+ *    other load on this shared machine hits every path alike). Figures: the median of each
+ *    path, and the median and interquartile range of the per-round ratios, with the load
+ *    average. Latency: 2,000 TCP round trips of 64 bytes on one connection (p50, p99).
  *    `--phases throughput` (instead of `cluster`): this part alone, the underlay and the
- *    plain overlay only, with the overlay/underlay ratio per run and of the medians, and
- *    what h1's VXLAN device has (outer UDP checksums, the offloads ferry sets; read back).
+ *    plain overlay only, with the overlay/underlay ratio, and what h1's VXLAN device and
+ *    overlay bridge have (outer UDP checksums, the offloads and bridge settings ferry
+ *    sets; read back).
  * 4. Key-rotation gap. On the encrypted overlay, a TCP stream of 64-byte
  *    requests every 10 ms, each echoed, for 8 s; host 1 rotates its key
  *    (`ferry cluster rotate-key`) at 1.5 s and host 2 1.5 s after that. The
@@ -94,7 +98,7 @@ import { SCRIPTS } from '../src/cluster/lua.js'
 import { RedisClusterStore } from '../src/cluster/redis.js'
 import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from './failover.js'
-import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
+import { PluginClient, argInt, engineId, load, median, ms, pairedRatio, pairedText, quantile, roundOrder, runBench, section, table, timed, type Teardowns } from './lib.js'
 import { helpAndExit } from './usage.js'
 
 helpAndExit(import.meta.url)
@@ -115,6 +119,9 @@ const WARMUP = 3
 /** `--cpu-prof DIR`: the fresh agent of the scale phase writes V8 CPU profiles there (on a clean exit). */
 const CPU_PROF = argValue('cpu-prof')
 const PHASES = new Set((argValue('phases') ?? 'scale,cluster').split(','))
+/** Interleaved rounds of the throughput measurement and the seconds of each transfer. */
+const TP_ROUNDS = argInt('rounds', 15)
+const TP_SECONDS = argInt('round-seconds', 2)
 /** `--sentinel-endpoints N`: remote endpoints of the Sentinel phase; `--down-after MS`: the sentinels' down-after-milliseconds. */
 const SENTINEL_ENDPOINTS = argInt('sentinel-endpoints', 10_000)
 const DOWN_AFTER_MS = argInt('down-after', 500)
@@ -1067,7 +1074,7 @@ async function paths (h1: Host, h2: Host, overlays: readonly Overlay[]): Promise
 }
 
 async function throughput (t: Teardowns, h1: Host, h2: Host, overlays: readonly Overlay[] = OVERLAYS): Promise<PathResult[]> {
-  section(`throughput and latency: ${REPS}× ${SECONDS} s TCP bulk transfer and ${LAT_TRIPS} round trips of 64 bytes, ${h2.name} → ${h1.name}, interleaved`)
+  section(`throughput and latency: ${TP_ROUNDS} interleaved rounds of a ${TP_SECONDS} s TCP bulk transfer per path and ${LAT_TRIPS} round trips of 64 bytes, ${h2.name} → ${h1.name}; ${load()}`)
   const ps = await paths(h1, h2, overlays)
   for (const p of ps) {
     await tpServer(t, p.inSrv, p.srvIp)
@@ -1075,9 +1082,10 @@ async function throughput (t: Teardowns, h1: Host, h2: Host, overlays: readonly 
     await tpTransfer(p.inCli, p.srvIp, 1) // warm-up: ARP, JIT, the WireGuard handshake
   }
   const res: PathResult[] = ps.map((p) => ({ label: p.label, mbit: [], latUs: [], mtu: p.mtu }))
-  for (let i = 0; i < REPS; i++) {
-    for (const [j, p] of ps.entries()) res[j]!.mbit.push(await tpTransfer(p.inCli, p.srvIp, SECONDS))
+  for (let i = 0; i < TP_ROUNDS; i++) {
+    for (const j of roundOrder(ps.length, i)) res[j]!.mbit.push(await tpTransfer(ps[j]!.inCli, ps[j]!.srvIp, TP_SECONDS))
   }
+  console.log(`after the rounds: ${load()}`)
   for (const [j, p] of ps.entries()) res[j]!.latUs = (await runClient<{ us: number[], error?: string }>(p.inCli, LAT_CLIENT, [p.srvIp, LAT_PORT, LAT_TRIPS], 70_000)).us
   return res
 }
@@ -1200,21 +1208,20 @@ async function vxlanFeaturesIn (ns: string): Promise<string[]> {
   return JSON.parse(r.stdout.trim()) as string[]
 }
 
-/** The throughput table: each path's runs, median, ratio to the plain overlay; latency p50, p99. */
+/** The throughput table: each path's median and quartiles, median per-round ratio to the plain overlay; latency p50, p99. */
 function printThroughput (tp: readonly PathResult[]): void {
   const anchor = tp[1]!
-  console.log(table([['Mbit/s', ...anchor.mbit.map((_, i) => `run ${i + 1}`), 'median', '/ plain overlay', 'latency p50 µs', 'p99 µs', '/ plain overlay (p50)', 'MTU'],
-    ...tp.map((p) => [p.label, ...p.mbit.map((x) => x.toFixed(0)), median(p.mbit).toFixed(0), ratio(median(p.mbit), median(anchor.mbit)),
+  console.log(table([['Mbit/s', 'q1', 'median', 'q3', '/ plain overlay (per round)', 'latency p50 µs', 'p99 µs', '/ plain overlay (p50)', 'MTU'],
+    ...tp.map((p) => [p.label, quantile(p.mbit, 0.25).toFixed(0), median(p.mbit).toFixed(0), quantile(p.mbit, 0.75).toFixed(0), pairedText(pairedRatio(anchor.mbit, p.mbit)),
       median(p.latUs).toFixed(0), quantile(p.latUs, 0.99).toFixed(0), ratio(median(p.latUs), median(anchor.latUs)), Number.isFinite(p.mtu) ? String(p.mtu) : '1500 (underlay)'])]))
 }
 
-/** Overlay / underlay throughput, per run (interleaved: run i of each path back to back) and of the medians, against the 0.9 goal. */
+/** Overlay / underlay throughput: the median of the per-round ratios (each round has both paths back to back) with its spread, against the 0.9 goal. */
 function overlayRatioLine (tp: readonly PathResult[]): string {
   const [under, plain] = tp as [PathResult, PathResult]
-  const runs = plain.mbit.map((x, i) => x / under.mbit[i]!)
-  const r = median(plain.mbit) / median(under.mbit)
-  return `overlay / underlay TCP throughput: ${r.toFixed(2)} (medians ${median(plain.mbit).toFixed(0)} / ${median(under.mbit).toFixed(0)} Mbit/s; per run ${runs.map((x) => x.toFixed(2)).join(', ')}, ` +
-    `median ${median(runs).toFixed(2)}, ${Math.min(...runs).toFixed(2)}–${Math.max(...runs).toFixed(2)}) (goal ≥ 0.9: ${goal(r >= 0.9)})`
+  const r = pairedRatio(under.mbit, plain.mbit)
+  return `overlay / underlay TCP throughput: ${pairedText(r)}; path medians ${median(plain.mbit).toFixed(0)} / ${median(under.mbit).toFixed(0)} Mbit/s; ` +
+    `${load()} (goal ≥ 0.9: ${goal(r.median >= 0.9)})`
 }
 
 function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
@@ -1242,7 +1249,7 @@ function clusterSummary ({ conv, tp, gap }: ClusterResult): string[] {
 async function main (t: Teardowns): Promise<void> {
   const started = performance.now()
   if (SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 200_000)) throw new Error('--sizes must be whole numbers from 1 to 200,000 (the /14 of the scale overlay)')
-  const what = [...(PHASES.has('scale') ? [`${SIZES.join(', ')} peers at scale`] : []), ...(PHASES.has('sentinel') ? [`a Sentinel failover at ${SENTINEL_ENDPOINTS} endpoints`] : []), ...(PHASES.has('cluster') ? [`${CONTAINERS} containers for convergence per overlay (plain, encrypted), ${REPS}×${SECONDS} s transfers`] : PHASES.has('throughput') ? [`${REPS}×${SECONDS} s transfers, underlay and plain overlay`] : [])]
+  const what = [...(PHASES.has('scale') ? [`${SIZES.join(', ')} peers at scale`] : []), ...(PHASES.has('sentinel') ? [`a Sentinel failover at ${SENTINEL_ENDPOINTS} endpoints`] : []), ...(PHASES.has('cluster') ? [`${CONTAINERS} containers for convergence per overlay (plain, encrypted), ${TP_ROUNDS}×${TP_SECONDS} s transfers`] : PHASES.has('throughput') ? [`${TP_ROUNDS}×${TP_SECONDS} s transfers, underlay and plain overlay`] : [])]
   console.log(`ferry overlay benchmark (${[...PHASES].join(', ')}): ${what.join(', ')}`)
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores: other work on the machine skews every figure)`)
   const ul = underlay(t)

@@ -1,8 +1,8 @@
 /**
  * Port-publishing benchmark (issue 3), not a test:
  *
- *   npm run bench:ports [-- --range 1000 --containers 1000 --mb 512 --reps 3 --range-reps 7 --ferry-only --agent-log FILE --state-tmpfs --reconcile-interval 0
- *                           --firewall-backend nftables|iptables]
+ *   npm run bench:ports [-- --range 1000 --containers 1000 --mb 512 --reps 15 --range-reps 7 --ferry-only --ipv6-only --agent-log FILE --state-tmpfs
+ *                           --reconcile-interval 0 --firewall-backend nftables|iptables]
  *
  * Two engines, each in its own "host" namespace (the second with the ferry
  * agent beside it) linked to its own "outside" namespace that stands for
@@ -21,9 +21,13 @@
  * outside namespace and from the host's 127.0.0.1, as a ratio to the built-in
  * driver, the three set-ups taking turns: a node server inside the container's
  * namespace streams `--mb` MiB per connection, a node client counts them
- * (bounded in size and time; addresses are the namespaces' own). On ferry also a dual-stack network (`--ipv6`): one
- * container measured from outside over IPv4 and one over IPv6, in the same rounds (issue #15's goal: IPv6 at
- * least 0.95 of IPv4; IPv6 has no localhost publishing, see README). Last, on ferry only: 1,000 endpoints publishing one
+ * (bounded in size and time; addresses are the namespaces' own). In each of the `--reps` rounds every target
+ * once, the order rotated and reversed from round to round (A B, B A, B A, A B …): a burst of other load on this
+ * shared machine hits every target alike, and ratios are taken per round (median and interquartile range).
+ * On ferry also a dual-stack network (`--ipv6`): one container measured from outside over IPv4 and one over
+ * IPv6, in the same rounds (issue #15's goal: IPv6 at least 0.95 of IPv4; IPv6 has no localhost publishing,
+ * see README), and from the host to each container's own address without NAT (what the kernel does for each
+ * family anyway). `--ipv6-only`: that dual-stack comparison alone (no range, no built-in driver, no scaling). Last, on ferry only: 1,000 endpoints publishing one
  * port each, created through the plugin socket as dockerd would, timing the
  * publish of each, then one more; and the removal of one with nothing else
  * published and with 1,000 others (the rest goes with the namespace).
@@ -43,8 +47,8 @@ import { NODE, startAgent, type Agent } from '../test/harness/agent.js'
 import { link, netns, nsExec, sh } from '../test/harness/netns.js'
 import { execFile } from '../src/kernel/exec.js'
 import {
-  PluginClient, STREAM_CLIENT, STREAM_SERVER, argFlag, argInt, benchAgentArgs, benchStateDir, comm, keepAgentLog, countLogged, load, median, mib, ms, pluginCalls, processesIn, pssKiB, rssKiB, runBench, section, setupEndpoint,
-  table, teardownEndpoint, timed, type EndpointHandle, type Teardowns,
+  PluginClient, STREAM_CLIENT, STREAM_SERVER, argFlag, argInt, argStr, benchAgentArgs, benchStateDir, comm, keepAgentLog, countLogged, load, median, mib, ms, pairedRatio, pairedText, pluginCalls, processesIn,
+  pssKiB, roundOrder, rssKiB, runBench, section, setupEndpoint, table, teardownEndpoint, timed, type EndpointHandle, type Teardowns,
 } from './lib.js'
 import { helpAndExit } from './usage.js'
 
@@ -53,7 +57,7 @@ helpAndExit(import.meta.url)
 const RANGE = argInt('range', 1000)
 const CONTAINERS = argInt('containers', 1000)
 const MB = argInt('mb', 512)
-const REPS = argInt('reps', 3)
+const REPS = argInt('reps', 15)
 /** Runs of the 1,000-port container on ferry whose handler times give the median (`--range-reps`). */
 const RANGE_REPS = argInt('range-reps', 7)
 const FIRST_PORT = 20000
@@ -65,6 +69,8 @@ const TP_PORT = 18080
 const TRANSFER_TIMEOUT_MS = 30_000
 /** `--ferry-only`: skip the built-in driver (its 1,000-port range alone takes about four minutes). */
 const FERRY_ONLY = argFlag('ferry-only')
+/** `--ipv6-only`: only the dual-stack network's IPv6 / IPv4 throughput. */
+const IPV6_ONLY = argFlag('ipv6-only')
 const FERRY = 'ferry'
 const FERRY_DUAL4 = 'ferry dual-stack, over IPv4'
 const FERRY_DUAL6 = 'ferry dual-stack, over IPv6'
@@ -202,7 +208,10 @@ async function restoreProbe (ns: string): Promise<Probe> {
  * MiB/s; localhost undefined where it is not measured (IPv6: nothing is published on ::1); direct: from the host
  * to the container's own address, no NAT (the dual-stack targets: what the kernel does for each family anyway).
  */
-interface Throughput { outside: number, localhost: number | undefined, direct: number | undefined }
+interface Throughput { outside: number, localhost: number | undefined, direct: number | undefined, runs: Runs }
+
+/** MiB/s per round (empty where not measured). */
+interface Runs { outside: number[], localhost: number[], direct: number[] }
 
 /** Start a server in the container's network namespace (on `::` for IPv6 and IPv4, else 0.0.0.0); resolves when it listens. */
 async function startServer (t: Teardowns, pid: number, port: number, ip6 = false): Promise<void> {
@@ -244,9 +253,10 @@ async function throughput (t: Teardowns, targets: readonly TputTarget[]): Promis
     await transfer(x.outside, x.ip6 === true ? HOST_IP6 : HOST_IP, port(k)) // warm-up
     directIp.push((await x.d.dockerOk(['inspect', '-f', `{{range .NetworkSettings.Networks}}{{.${x.ip6 === true ? 'GlobalIPv6Address' : 'IPAddress'}}}{{end}}`, name])).trim())
   }
-  const runs = targets.map(() => ({ outside: [] as number[], localhost: [] as number[], direct: [] as number[] }))
+  const runs: Runs[] = targets.map(() => ({ outside: [], localhost: [], direct: [] }))
   for (let i = 0; i < REPS; i++) {
-    for (const [k, x] of targets.entries()) {
+    for (const k of roundOrder(targets.length, i)) {
+      const x = targets[k]!
       runs[k]!.outside.push(await transfer(x.outside, x.ip6 === true ? HOST_IP6 : HOST_IP, port(k)))
       if (x.ip6 !== true) runs[k]!.localhost.push(await transfer(x.d.ns, '127.0.0.1', port(k)))
       if (x.direct === true) runs[k]!.direct.push(await transfer(x.d.ns, directIp[k]!, 9000))
@@ -254,7 +264,7 @@ async function throughput (t: Teardowns, targets: readonly TputTarget[]): Promis
   }
   const med = (xs: number[]): number | undefined => xs.length === 0 ? undefined : median(xs)
   for (const [k, x] of targets.entries()) console.log(`  ${x.name}: MiB/s from outside per round ${runs[k]!.outside.map((v) => v.toFixed(0)).join(' ')}`)
-  return new Map(targets.map((x, k) => [x.name, { outside: median(runs[k]!.outside), localhost: med(runs[k]!.localhost), direct: med(runs[k]!.direct) }]))
+  return new Map(targets.map((x, k) => [x.name, { outside: median(runs[k]!.outside), localhost: med(runs[k]!.localhost), direct: med(runs[k]!.direct), runs: runs[k]! }]))
 }
 
 // ---- publishing with 1,000 endpoints already publishing -------------------------------------------
@@ -375,6 +385,36 @@ function rangeRow (name: string, r: RangeResult): string[] {
 }
 
 const ratio = (a: number | undefined, b: number | undefined): string => a === undefined || b === undefined ? '-' : (a / b).toFixed(2)
+const goal = (ok: boolean): string => ok ? 'goal met' : 'goal MISSED'
+
+/** The dual-stack network's targets: one container reached over IPv4, one over IPv6, both also without NAT from the host. */
+async function dualStackTargets (p: Phase, plugin: string): Promise<TputTarget[]> {
+  await p.d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--ipv6', '--subnet', '10.87.0.0/24', '--subnet', 'fd00:87::/64', 'fnet6'])
+  return [{ name: FERRY_DUAL4, d: p.d, outside: p.outside, net: 'fnet6', direct: true }, { name: FERRY_DUAL6, d: p.d, outside: p.outside, net: 'fnet6', ip6: true, direct: true }]
+}
+
+/** IPv6 / IPv4 through a published port of the dual-stack network, per round (median, spread), and the kernel's own ratio without NAT in the same rounds. */
+function dualStackLine (tput: ReadonlyMap<string, Throughput>): string {
+  const [d4, d6] = [tput.get(FERRY_DUAL4)!, tput.get(FERRY_DUAL6)!]
+  const nat = pairedRatio(d4.runs.outside, d6.runs.outside)
+  const direct = pairedRatio(d4.runs.direct, d6.runs.direct)
+  const v4only = tput.get(FERRY)
+  return `throughput over IPv6 / over IPv4 through a published port of a dual-stack ferry network, from outside: ${pairedText(nat)} ` +
+    `(medians ${d6.outside.toFixed(0)} vs ${d4.outside.toFixed(0)} MiB/s; goal ≥ 0.95: ${goal(nat.median >= 0.95)})` +
+    `${v4only === undefined ? '' : `; IPv4-only ferry network ${v4only.outside.toFixed(0)} MiB/s`}; ` +
+    `the kernel's own ratio without NAT (host to the container's address), same rounds: ${pairedText(direct)} (${d6.direct?.toFixed(0) ?? '-'} vs ${d4.direct?.toFixed(0) ?? '-'} MiB/s); ` +
+    `firewall backend ${argStr('firewall-backend') ?? 'iptables (the harness default)'}; ${load()}`
+}
+
+/** `--ipv6-only`: one engine with the agent, the dual-stack network, its two targets measured in interleaved rounds. */
+async function ipv6Only (t: Teardowns): Promise<void> {
+  const p = await phase(t, 'fypb1', false)
+  const plugin = `fypb${process.pid}`
+  await startAgent(t, { ns: p.host, pluginName: plugin, dockerd: p.d, args: benchAgentArgs() })
+  const tput = await throughput(t, await dualStackTargets(p, plugin))
+  section('summary')
+  console.log(dualStackLine(tput))
+}
 const times = (slow: number | undefined, fast: number): string => slow === undefined ? '-' : `×${(slow / fast).toFixed(1)}`
 
 await runBench(async (t) => {
@@ -382,6 +422,11 @@ await runBench(async (t) => {
   console.log(`ferry port-publishing benchmark: a ${RANGE}-port range, ${CONTAINERS} endpoints with one port each, ${MB} MiB transfers ×${REPS}${FERRY_ONLY ? ', ferry only' : ''}${argFlag('state-tmpfs') ? ', agent state on tmpfs' : ''}; agent ${benchAgentArgs().join(' ')}; ${load()}`)
   const ranges = new Map<string, RangeResult>()
   const stamp = (what: string): void => console.log(`  [${((Date.now() - started) / 1000).toFixed(0)} s] ${what}`)
+  if (IPV6_ONLY) {
+    await ipv6Only(t)
+    console.log(`benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s`)
+    return
+  }
 
   const targets: TputTarget[] = []
   if (!FERRY_ONLY) {
@@ -409,9 +454,7 @@ await runBench(async (t) => {
     stamp('builtin range done')
     targets.push({ name: ON, d: p.d, outside: p.outside, net: 'bnet' })
   }
-  targets.push({ name: FERRY, d: p.d, outside: p.outside, net: 'fnet' })
-  await p.d.dockerOk(['network', 'create', '-d', plugin, '--ipam-driver', plugin, '--ipv6', '--subnet', '10.87.0.0/24', '--subnet', 'fd00:87::/64', 'fnet6'])
-  targets.push({ name: FERRY_DUAL4, d: p.d, outside: p.outside, net: 'fnet6', direct: true }, { name: FERRY_DUAL6, d: p.d, outside: p.outside, net: 'fnet6', ip6: true, direct: true })
+  targets.push({ name: FERRY, d: p.d, outside: p.outside, net: 'fnet' }, ...await dualStackTargets(p, plugin))
   const tput = await throughput(scope, targets)
   stamp('throughput done')
   const sc = await scaling(scope, p.d, agent, plugin)
@@ -460,7 +503,6 @@ await runBench(async (t) => {
   const tail = (xs: number[]): number => median(xs.slice(CONTAINERS - 50, CONTAINERS))
 
   section('summary')
-  const goal = (ok: boolean): string => ok ? 'goal met' : 'goal MISSED'
   const onOk = on === undefined ? '' : `; goal ≥ 20: ${goal(on.runMs / f.runMs >= 20)}`
   console.log(`docker run -d with ${RANGE} ports: ferry ${ms(f.runMs)} ms, builtin proxy on ${ms(on?.runMs ?? NaN)} ms (${times(on?.runMs, f.runMs)} faster${onOk}), proxy off ${ms(off?.runMs ?? NaN)} ms (${times(off?.runMs, f.runMs)})`)
   console.log(`docker rm -f of it: ferry ${ms(f.rmMs)} ms, builtin proxy on ${ms(on?.rmMs ?? NaN)} ms (${times(on?.rmMs, f.rmMs)}), proxy off ${ms(off?.rmMs ?? NaN)} ms (${times(off?.rmMs, f.rmMs)})`)
@@ -470,11 +512,7 @@ await runBench(async (t) => {
   const tf = tput.get(FERRY)!
   console.log(`throughput ratio ferry/builtin proxy on: outside ${ratio(tf.outside, tput.get(ON)?.outside)}, localhost ${ratio(tf.localhost, tput.get(ON)?.localhost)}; ` +
     `ferry/builtin proxy off: outside ${ratio(tf.outside, tput.get(OFF)?.outside)}, localhost ${ratio(tf.localhost, tput.get(OFF)?.localhost)}`)
-  const [d4, d6] = [tput.get(FERRY_DUAL4)!, tput.get(FERRY_DUAL6)!]
-  const v6ratio = d6.outside / d4.outside
-  console.log(`throughput over IPv6 / over IPv4 through a published port of a dual-stack ferry network, from outside: ${v6ratio.toFixed(3)} ` +
-    `(${d6.outside.toFixed(0)} vs ${d4.outside.toFixed(0)} MiB/s; goal ≥ 0.95: ${goal(v6ratio >= 0.95)}); IPv4-only ferry network ${tf.outside.toFixed(0)} MiB/s; ` +
-    `the kernel's own ratio without NAT (host to the container's address): ${ratio(d6.direct, d4.direct)} (${d6.direct?.toFixed(0) ?? '-'} vs ${d4.direct?.toFixed(0) ?? '-'} MiB/s)`)
+  console.log(dualStackLine(tput))
   console.log(`one more port with ${CONTAINERS} publishing: ${ms(sc.program[CONTAINERS]!)} ms client, ${ms(sc.agentProgram[CONTAINERS]!)} ms agent; ` +
     `publish median of the first 50 ${ms(head(sc.program))} ms, of the last 50 ${ms(tail(sc.program))} ms (agent ${ms(head(sc.agentProgram))} → ${ms(tail(sc.agentProgram))} ms); ` +
     `remove ${ms(median(sc.revokeAlone))} → ${ms(median(sc.revokeFull))} ms`)
