@@ -52,9 +52,8 @@
  *    path, and the median and interquartile range of the per-round ratios, with the load
  *    average. Latency: 2,000 TCP round trips of 64 bytes on one connection (p50, p99).
  *    `--phases throughput` (instead of `cluster`): this part alone, the underlay and the
- *    plain overlay only, with the overlay/underlay ratio, and what h1's VXLAN device and
- *    overlay bridge have (outer UDP checksums, the offloads and bridge settings ferry
- *    sets; read back).
+ *    plain overlay only, with the overlay/underlay ratio, and what h1's VXLAN device has
+ *    (outer UDP checksums, the offloads ferry sets; read back).
  * 4. Key-rotation gap. On the encrypted overlay, a TCP stream of 64-byte
  *    requests every 10 ms, each echoed, for 8 s; host 1 rotates its key
  *    (`ferry cluster rotate-key`) at 1.5 s and host 2 1.5 s after that. The

@@ -419,7 +419,7 @@ const times = (slow: number | undefined, fast: number): string => slow === undef
 
 await runBench(async (t) => {
   const started = Date.now()
-  console.log(`ferry port-publishing benchmark: a ${RANGE}-port range, ${CONTAINERS} endpoints with one port each, ${MB} MiB transfers ×${REPS}${FERRY_ONLY ? ', ferry only' : ''}${argFlag('state-tmpfs') ? ', agent state on tmpfs' : ''}; agent ${benchAgentArgs().join(' ')}; ${load()}`)
+  console.log(`ferry port-publishing benchmark: ${IPV6_ONLY ? 'IPv6 / IPv4 through a published port of a dual-stack network only' : `a ${RANGE}-port range, ${CONTAINERS} endpoints with one port each`}, ${MB} MiB transfers ×${REPS}${FERRY_ONLY ? ', ferry only' : ''}${argFlag('state-tmpfs') ? ', agent state on tmpfs' : ''}; agent ${benchAgentArgs().join(' ')}; ${load()}`)
   const ranges = new Map<string, RangeResult>()
   const stamp = (what: string): void => console.log(`  [${((Date.now() - started) / 1000).toFixed(0)} s] ${what}`)
   if (IPV6_ONLY) {
