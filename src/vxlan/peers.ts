@@ -855,7 +855,10 @@ export class PeerSync {
         // After a resync, the plan as programmed (the previous planner) stands for the kernel: no table of it is built.
         const programmed = readKernel || !a.planner || a.planner.devices !== a.devices ? undefined : a.planner
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
-        planner.load(this.remotePeers(name))
+        // A plain overlay programs its endpoints as they are: the planner copies their packed rows.
+        const known = this.known.get(name)
+        if (a.local.encrypt === undefined && known) planner.loadTable(known)
+        else planner.load(this.remotePeers(name))
         a.planner = planner
         const t1 = performance.now()
         const kernel = programmed ? undefined : await this.dp.readPeers(a.devices.vxlan)
