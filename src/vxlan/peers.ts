@@ -477,7 +477,7 @@ export class PeerSync {
       void this.resync() // never rejects
       return
     }
-    this.apply(ev)
+    this.apply(ev, true, fp)
   }
 
   private bufferChange (ev: ClusterChange): void {
@@ -693,10 +693,11 @@ export class PeerSync {
     return true
   }
 
-  private apply (ev: ClusterChange, schedule = true): void {
+  /** `fp`: the change as JSON, when the caller has made it already (once per change). */
+  private apply (ev: ClusterChange, schedule = true, fp = JSON.stringify(ev)): void {
     const receivedAt = performance.now()
     this.rev = ev.rev
-    this.remember(ev.rev, JSON.stringify(ev))
+    this.remember(ev.rev, fp)
     /** Overlays whose every endpoint may have changed, and single endpoints that did. */
     const whole = new Set<string>()
     const changed: RemoteChange[] = []
