@@ -79,11 +79,26 @@ function overlap (a0: number, a1: number, b0: number, b1: number): number {
   return Math.max(0, Math.min(a1, b1) - Math.max(a0, b0))
 }
 
+/** The GC pauses inside [from, to] (unix ms): their ms there, how many, the longest. */
+export function gcIn (gcs: readonly GcPause[], from: number, to: number): { ms: number, count: number, longest: number } {
+  let ms = 0
+  let count = 0
+  let longest = 0
+  for (const g of gcs) {
+    const o = overlap(g.at, g.at + g.ms, from, to)
+    if (o <= 0) continue
+    ms += o
+    count++
+    longest = Math.max(longest, g.ms)
+  }
+  return { ms, count, longest }
+}
+
 /** One change's account: its delta is the agent's first that the change reached after the call began (and before it was seen). */
 export function accountChange (w: ChangeWindow, deltas: readonly DeltaLine[], gcs: readonly GcPause[]): ChangeAccount {
   const end = Number.isFinite(w.seenAt) ? w.seenAt : w.startAt + 1000
   const d = deltas.find((x) => x.receivedAt >= w.startAt && x.receivedAt <= end)
-  const gcMs = gcs.reduce((sum, g) => sum + overlap(g.at, g.at + g.ms, w.startAt, end), 0)
+  const gcMs = gcIn(gcs, w.startAt, end).ms
   const [runMs, cpuWaitMs] = w.sched0 && w.sched1 ? [(w.sched1[0] - w.sched0[0]) / 1e6, (w.sched1[1] - w.sched0[1]) / 1e6] : [NaN, NaN]
   const base = { totalMs: w.seenAt - w.startAt, ackMs: w.ackAt - w.startAt, gcMs, runMs, cpuWaitMs }
   if (!d) return { ...base, deliveryMs: NaN, listenersMs: NaN, waitMs: NaN, planMs: NaN, kernelMs: NaN, answeredMs: NaN, watcherMs: NaN, matched: false }

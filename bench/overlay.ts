@@ -100,7 +100,7 @@ import { RedisClusterStore } from '../src/cluster/redis.js'
 import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
-import { accountChange, accountText, medianAccount, monitorStamp, parseAgentLog, type ChangeWindow, type Sched } from './changes.js'
+import { accountChange, accountText, gcIn, medianAccount, monitorStamp, parseAgentLog, type ChangeWindow, type Sched } from './changes.js'
 import { helpAndExit } from './usage.js'
 
 helpAndExit(import.meta.url)
@@ -646,6 +646,18 @@ function printStages (agent: Agent, offset: number, label: string): void {
   }
 }
 
+/**
+ * What else the agent's full programming met, from `from` to `to` (performance.now() ms): its GC pauses (the probe's
+ * lines after `offset`) and its main thread's time on a CPU and waiting for one (schedstat now, less `s0`; the agent is
+ * idle once programmed, so the dumps that confirmed the end add nothing).
+ */
+function printProgrammingCost (agent: Agent, offset: number, s0: Sched | undefined, from: number, to: number, label: string): void {
+  const s1 = schedstat(agent.pid())
+  const gc = gcIn(parseAgentLog(agent.logs().slice(offset)).gcs, from + performance.timeOrigin, to + performance.timeOrigin)
+  const cpu = s0 && s1 ? `ran ${ms((s1[0] - s0[0]) / 1e6)} ms, waited for a CPU ${ms((s1[1] - s0[1]) / 1e6)} ms` : 'CPU not read'
+  console.log(`  ${label}: in ${ms(to - from)} ms the agent's main thread ${cpu}; GC ${ms(gc.ms)} ms in ${gc.count} pauses (longest ${ms(gc.longest)} ms)`)
+}
+
 /** VmRSS and VmHWM of a process, KiB (NaN when gone). */
 function memoryOf (pid: number | undefined): { rss: number, hwm: number } {
   if (pid === undefined) return { rss: NaN, hwm: NaN }
@@ -732,11 +744,13 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
 
   // a. join
   let offset = agent.logs().length
+  const joinSched = schedstat(agent.pid())
   const join = await createOverlayThroughPlugin(client, SCALE_OVERLAY, SCALE_SUBNET)
   const joined = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   const joinReplyMs = join.repliedAt - join.sentAt
   console.log(`join: CreateNetwork answered in ${ms(joinReplyMs)} ms; ${peers} peers in the kernel ${ms(joined.at - join.sentAt)} ms after it was sent (end seen by: ${joined.source})`)
   printStages(agent, 0, 'start and join')
+  printProgrammingCost(agent, offset, joinSched, join.sentAt, joined.at, 'join')
 
   // b. rebuild after a "reboot": kill -9, delete the overlay's devices, start again
   await agent.kill('SIGKILL')
@@ -752,6 +766,7 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   const rebuilt = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   console.log(`rebuild: agent started (plugin socket answering) in ${ms(readyAt - restartAt)} ms; ${peers} peers in the kernel ${ms(rebuilt.at - restartAt)} ms after the start (end seen by: ${rebuilt.source})`)
   printStages(agent, offset, 'rebuild')
+  printProgrammingCost(agent, offset, [0, 0], restartAt, rebuilt.at, 'rebuild (from the agent\'s start)')
   await waitSynced(agent, 60_000)
 
   // c. single changes at this scale, with the agent as configured by default (its DNS on)

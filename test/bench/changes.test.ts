@@ -1,5 +1,5 @@
 import t from 'tap'
-import { accountChange, accountText, medianAccount, monitorStamp, parseAgentLog, type DeltaLine } from '../../bench/changes.js'
+import { accountChange, accountText, gcIn, medianAccount, monitorStamp, parseAgentLog, type DeltaLine } from '../../bench/changes.js'
 
 const delta = (receivedAt: number, over: Partial<DeltaLine> = {}): DeltaLine =>
   ({ receivedAt, listenersMs: 0.2, queuedMs: 0.5, planMs: 0.1, kernelMs: 1.4, ops: 2, ...over })
@@ -52,4 +52,10 @@ t.test('monitorStamp: the text of an `ip -ts monitor` line and its stamp as unix
   t.ok(Math.abs(r.unixMs! - (new Date(2026, 11, 7, 11, 46, 40).getTime() + 383.06)) < 1e-6)
   t.same(monitorStamp('Deleted 10.9.9.9 dev d0 FAILED'), { text: 'Deleted 10.9.9.9 dev d0 FAILED' })
   t.same(monitorStamp('[not a stamp] x'), { text: '[not a stamp] x' })
+})
+
+t.test('gcIn: the pauses inside a span, counted by their overlap', async (t) => {
+  const gcs = [{ at: 0, ms: 10 }, { at: 95, ms: 10 }, { at: 50, ms: 2 }, { at: 200, ms: 30 }]
+  t.same(gcIn(gcs, 5, 100), { ms: 5 + 5 + 2, count: 3, longest: 10 })
+  t.same(gcIn(gcs, 110, 190), { ms: 0, count: 0, longest: 0 })
 })
