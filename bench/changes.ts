@@ -51,13 +51,26 @@ export interface ChangeAccount {
   cpuWaitMs: number
   /** False when no delta line of the agent fell in the window (then only total, ack, GC and CPU are known). */
   matched: boolean
+  /** A full reconcile of the agent that ran during the change (its ms, its kernel read's), which the change waited behind. */
+  behind?: { ms: number, readMs: number }
 }
 
-/** The agent's delta lines and GC pauses in `log` (its lines are JSON; others are skipped). */
-export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause[] } {
+/** A full reconcile of the agent (its debug line): when it ended (unix ms) and its parts, ms. */
+export interface FullLine { endAt: number, ms: number, readMs: number }
+
+/** The agent's delta lines, full reconciles and GC pauses in `log` (its lines are JSON; others are skipped). */
+export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause[], fulls: FullLine[] } {
   const deltas: DeltaLine[] = []
   const gcs: GcPause[] = []
+  const fulls: FullLine[] = []
   for (const line of log.split('\n')) {
+    if (line.includes('"overlay full reconcile"')) {
+      try {
+        const o = JSON.parse(line) as { time: string, readMs: number, planMs: number, diffMs: number, applyMs: number }
+        fulls.push({ endAt: Date.parse(o.time), ms: o.readMs + o.planMs + o.diffMs + o.applyMs, readMs: o.readMs })
+      } catch { /* not JSON */ }
+      continue
+    }
     if (line.startsWith('{"probe":"gc"')) {
       try {
         const o = JSON.parse(line) as { at: number, ms: number }
@@ -71,7 +84,7 @@ export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause
       deltas.push({ receivedAt: o.receivedAt, listenersMs: o.listenersMs, queuedMs: o.queuedMs, planMs: o.planMs, kernelMs: o.kernelMs, ops: o.ops })
     } catch { /* not JSON */ }
   }
-  return { deltas, gcs }
+  return { deltas, gcs, fulls }
 }
 
 /** The overlap in ms of [a0, a1] and [b0, b1]. */
@@ -94,13 +107,27 @@ export function gcIn (gcs: readonly GcPause[], from: number, to: number): { ms: 
   return { ms, count, longest }
 }
 
-/** One change's account: its delta is the agent's first that the change reached after the call began (and before it was seen). */
-export function accountChange (w: ChangeWindow, deltas: readonly DeltaLine[], gcs: readonly GcPause[]): ChangeAccount {
+/**
+ * Each change's account, in order: its delta is the agent's first not taken by an earlier change that the change
+ * reached after its call began (and before it was seen); a change coalesced into a later change's delta has none.
+ */
+export function accountChanges (ws: readonly ChangeWindow[], deltas: readonly DeltaLine[], gcs: readonly GcPause[], fulls: readonly FullLine[] = []): ChangeAccount[] {
+  let next = 0
+  return ws.map((w) => {
+    const end = Number.isFinite(w.seenAt) ? w.seenAt : w.startAt + 1000
+    while (next < deltas.length && deltas[next]!.receivedAt < w.startAt) next++
+    const d = next < deltas.length && deltas[next]!.receivedAt <= end ? deltas[next++] : undefined
+    return accountChange(w, d, gcs, fulls)
+  })
+}
+
+/** One change's account, given its delta line (undefined: none). */
+export function accountChange (w: ChangeWindow, d: DeltaLine | undefined, gcs: readonly GcPause[], fulls: readonly FullLine[] = []): ChangeAccount {
   const end = Number.isFinite(w.seenAt) ? w.seenAt : w.startAt + 1000
-  const d = deltas.find((x) => x.receivedAt >= w.startAt && x.receivedAt <= end)
   const gcMs = gcIn(gcs, w.startAt, end).ms
   const [runMs, cpuWaitMs] = w.sched0 && w.sched1 ? [(w.sched1[0] - w.sched0[0]) / 1e6, (w.sched1[1] - w.sched0[1]) / 1e6] : [NaN, NaN]
-  const base = { totalMs: w.seenAt - w.startAt, ackMs: w.ackAt - w.startAt, gcMs, runMs, cpuWaitMs }
+  const full = fulls.find((f) => overlap(f.endAt - f.ms, f.endAt, w.startAt, end) > 0)
+  const base = { totalMs: w.seenAt - w.startAt, ackMs: w.ackAt - w.startAt, gcMs, runMs, cpuWaitMs, ...(full ? { behind: { ms: full.ms, readMs: full.readMs } } : {}) }
   if (!d) return { ...base, deliveryMs: NaN, listenersMs: NaN, waitMs: NaN, planMs: NaN, kernelMs: NaN, answeredMs: NaN, watcherMs: NaN, matched: false }
   const kernelDone = d.receivedAt + d.queuedMs + d.planMs + d.kernelMs
   return {
@@ -122,8 +149,9 @@ const f1 = (x: number): string => Number.isFinite(x) ? x.toFixed(1) : '?'
 export function accountText (a: ChangeAccount): string {
   const parts = a.matched
     ? `Redis+pubsub ${f1(a.deliveryMs)} (ack ${f1(a.ackMs)}) + DNS ${f1(a.listenersMs)} + wait ${f1(a.waitMs)} + plan ${f1(a.planMs)} + kernel ${f1(a.kernelMs)} + watcher ${f1(a.watcherMs)}`
-    : `no delta line of the agent in it (ack ${f1(a.ackMs)})`
-  return `${f1(a.totalMs)} ms = ${parts} (GC ${f1(a.gcMs)}; agent ran ${f1(a.runMs)}, waited for a CPU ${f1(a.cpuWaitMs)} ms in its window)`
+    : `no delta line of its own (coalesced with a later change, or folded into a full reconcile; ack ${f1(a.ackMs)})`
+  const behind = a.behind ? `; behind a full reconcile of ${f1(a.behind.ms)} ms (kernel read ${f1(a.behind.readMs)})` : ''
+  return `${f1(a.totalMs)} ms = ${parts} (GC ${f1(a.gcMs)}; agent ran ${f1(a.runMs)}, waited for a CPU ${f1(a.cpuWaitMs)} ms in its window${behind})`
 }
 
 /** The median of each part over the changes matched. */

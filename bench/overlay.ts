@@ -100,7 +100,7 @@ import { RedisClusterStore } from '../src/cluster/redis.js'
 import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, median, ms, quantile, runBench, section, table, timed, type Teardowns } from './lib.js'
-import { accountChange, accountText, gcIn, medianAccount, monitorStamp, parseAgentLog, type ChangeWindow, type Sched } from './changes.js'
+import { accountChanges, accountText, gcIn, medianAccount, monitorStamp, parseAgentLog, type ChangeWindow, type Sched } from './changes.js'
 import { helpAndExit } from './usage.js'
 
 helpAndExit(import.meta.url)
@@ -599,12 +599,12 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
     const added = c.cycles.map((x) => (watch.next(CHURN_IP, true, perfOf(x.publishAt)) ?? NaN) - perfOf(x.publishAt))
     const removed = c.cycles.map((x) => (watch.next(CHURN_IP, false, perfOf(x.withdrawAt)) ?? NaN) - perfOf(x.withdrawAt))
     // Where each change's time went.
-    const { deltas, gcs } = parseAgentLog(agent.logs().slice(offset))
+    const { deltas, gcs, fulls } = parseAgentLog(agent.logs().slice(offset))
     const windows: ChangeWindow[] = c.cycles.flatMap((x, i) => [
       { startAt: x.publishAt, ackAt: x.publishedAt, seenAt: x.publishAt + (added[i] ?? NaN), ...sched(x.publishSched, x.withdrawSched) },
       { startAt: x.withdrawAt, ackAt: x.withdrawnAt, seenAt: x.withdrawAt + (removed[i] ?? NaN), ...sched(x.withdrawSched, c.cycles[i + 1]?.publishSched ?? c.endSched) },
     ])
-    const accounts = windows.map((w) => accountChange(w, deltas, gcs))
+    const accounts = accountChanges(windows, deltas, gcs, fulls)
     const answered = accounts.map((a) => a.answeredMs)
     const result = { label, publish: meanCost(publishes), withdraw: meanCost(withdraws), added, removed, answered, publisherCommands: c.commandsPerChange }
     console.log(`${label}: publish = ${costText(result.publish)}; withdraw = ${costText(result.withdraw)} (means over ${CHURN_CYCLES}); ` +
@@ -616,6 +616,12 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
     const over = accounts.filter((a) => !(a.totalMs <= CHANGE_GOAL_MS)).sort((a, b) => b.totalMs - a.totalMs)
     console.log(`  changes over ${CHANGE_GOAL_MS} ms: ${over.length} of ${accounts.length}${over.length === 0 ? '' : `; the slowest ${Math.min(10, over.length)}:`}`)
     for (const a of over.slice(0, 10)) console.log(`    ${accountText(a)}`)
+    const behind = accounts.filter((a) => a.behind !== undefined)
+    if (fulls.length > 0) {
+      console.log(`  full reconciles of the agent during the changes (its periodic repair, every 60 s: the kernel read back, a full plan and diff, under the overlay's lock): ${fulls.length}, ` +
+        `${fulls.map((f) => `${ms(f.ms)} ms (kernel read ${ms(f.readMs)})`).join(', ')}; ${behind.length} change(s) ran into one, ` +
+        `p99 without them ${ms(quantile(accounts.filter((a) => a.behind === undefined).map((a) => a.totalMs).filter(Number.isFinite), 0.99))} ms`)
+    }
     const slowest = [...accounts].sort((a, b) => b.totalMs - a.totalMs).slice(0, 3)
     if (over.length === 0) for (const a of slowest) console.log(`    (slowest) ${accountText(a)}`)
     console.log(`  GC pauses of the agent during the changes: ${gcs.filter((g) => g.at >= (c.cycles[0]?.publishAt ?? 0) && g.at <= c.endAt).length}, ` +

@@ -839,6 +839,11 @@ export class PeerSync {
     a.full = false
     let readKernel = a.readKernel
     a.readKernel = false
+    // For the debug line of a delta: the changes that arrive while this runs are the next run's.
+    const changedAt = a.changedAt
+    const listenersMs = a.listenersMs
+    a.changedAt = undefined
+    a.listenersMs = 0
     try {
       const def = this.defs.get(name)
       if (def && def.vni !== a.devices.vni) {
@@ -901,13 +906,11 @@ export class PeerSync {
         // to this run (its listeners, the DNS records, ran first), planning, the kernel's answer.
         if (count > 0 && this.log?.isLevelEnabled('debug') === true) {
           delta = {
-            receivedAt: Math.round((performance.timeOrigin + (a.changedAt ?? t0)) * 100) / 100, listenersMs: round2(a.listenersMs),
-            queuedMs: round2(t0 - (a.changedAt ?? t0)), planMs: round2(t1 - t0), kernelMs: round2(performance.now() - t1),
+            receivedAt: Math.round((performance.timeOrigin + (changedAt ?? t0)) * 100) / 100, listenersMs: round2(listenersMs),
+            queuedMs: round2(t0 - (changedAt ?? t0)), planMs: round2(t1 - t0), kernelMs: round2(performance.now() - t1),
           }
         }
       }
-      a.changedAt = undefined
-      a.listenersMs = 0
       this.counters.kernelOps += count
       a.lastReconcile = Date.now()
       delete a.lastError

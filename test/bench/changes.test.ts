@@ -1,5 +1,5 @@
 import t from 'tap'
-import { accountChange, accountText, gcIn, medianAccount, monitorStamp, parseAgentLog, type DeltaLine } from '../../bench/changes.js'
+import { accountChange, accountChanges, accountText, gcIn, medianAccount, monitorStamp, parseAgentLog, type DeltaLine } from '../../bench/changes.js'
 
 const delta = (receivedAt: number, over: Partial<DeltaLine> = {}): DeltaLine =>
   ({ receivedAt, listenersMs: 0.2, queuedMs: 0.5, planMs: 0.1, kernelMs: 1.4, ops: 2, ...over })
@@ -12,16 +12,18 @@ t.test('parseAgentLog: delta lines with their fields and the GC probe\'s lines; 
     '{"probe":"gc","at":1001.25,"ms":3.5,"kind":1}',
     '{"probe":"gc","at":10',
   ].join('\n')
-  const { deltas, gcs } = parseAgentLog(log)
+  const { deltas, gcs, fulls } = parseAgentLog(log + '\n{"level":20,"time":"2026-12-07T12:00:00.500Z","readMs":1200,"planMs":300,"diffMs":200,"applyMs":5,"msg":"overlay full reconcile"}')
   t.same(deltas, [{ receivedAt: 1000.5, listenersMs: 0.3, queuedMs: 0.4, planMs: 0.02, kernelMs: 1.1, ops: 2 }])
   t.same(gcs, [{ at: 1001.25, ms: 3.5 }])
+  t.same(fulls, [{ endAt: Date.UTC(2026, 11, 7, 12, 0, 0, 500), ms: 1705, readMs: 1200 }])
 })
 
 t.test('accountChange splits a change into delivery, DNS, wait, plan, kernel and the watcher; GC and CPU of its window', async (t) => {
-  const deltas = [delta(900), delta(1002, { listenersMs: 0.25, queuedMs: 0.75, planMs: 0.5, kernelMs: 2 })]
   // A GC pause half inside the change, one wholly before it.
   const gcs = [{ at: 990, ms: 4 }, { at: 1010, ms: 20 }]
-  const a = accountChange({ startAt: 1000, ackAt: 1001, seenAt: 1020, sched0: [1e6, 2e6], sched1: [4e6, 7e6] }, deltas, gcs)
+  const d = delta(1002, { listenersMs: 0.25, queuedMs: 0.75, planMs: 0.5, kernelMs: 2 })
+  const [a] = accountChanges([{ startAt: 1000, ackAt: 1001, seenAt: 1020, sched0: [1e6, 2e6], sched1: [4e6, 7e6] }], [delta(900), d], gcs)
+  if (!a) throw new Error('no account')
   // The kernel was done at 1002 + 0.75 + 0.5 + 2 = 1005.25: the rest is the watcher's. Half the second GC pause is inside.
   t.same(a, {
     totalMs: 20, ackMs: 1, gcMs: 10, runMs: 3, cpuWaitMs: 5, deliveryMs: 2, listenersMs: 0.25, waitMs: 0.5, planMs: 0.5, kernelMs: 2,
@@ -31,16 +33,26 @@ t.test('accountChange splits a change into delivery, DNS, wait, plan, kernel and
 })
 
 t.test('accountChange without a delta line in the window, or without schedstat', async (t) => {
-  const a = accountChange({ startAt: 1000, ackAt: 1001, seenAt: 1010 }, [delta(1011)], [])
+  const [a] = accountChanges([{ startAt: 1000, ackAt: 1001, seenAt: 1010 }], [delta(1011)], [])
+  if (!a) throw new Error('no account')
   t.equal(a.matched, false)
   t.equal(a.totalMs, 10)
   t.ok(Number.isNaN(a.kernelMs) && Number.isNaN(a.runMs))
-  t.match(accountText(a), /no delta line of the agent in it/)
+  t.match(accountText(a), /no delta line of its own/)
+})
+
+t.test('accountChanges: a delta line is one change\'s; changes coalesced behind a full reconcile say so', async (t) => {
+  // Three changes 300 ms apart, all seen at 2,700: a full reconcile ran 100–2,650; one delta after it.
+  const ws = [0, 300, 600].map((startAt) => ({ startAt, ackAt: startAt + 1, seenAt: 2700 }))
+  const accounts = accountChanges(ws, [delta(2660)], [], [{ endAt: 2650, ms: 2550, readMs: 1300 }])
+  t.same(accounts.map((a) => a.matched), [true, false, false], 'the delta line is the first change\'s only')
+  t.same(accounts.map((a) => a.behind), [{ ms: 2550, readMs: 1300 }, { ms: 2550, readMs: 1300 }, { ms: 2550, readMs: 1300 }])
+  t.match(accountText(accounts[1]!), /no delta line of its own .*behind a full reconcile of 2550\.0 ms \(kernel read 1300\.0\)/)
 })
 
 t.test('medianAccount: per part over the matched changes; undefined when none matched', async (t) => {
-  const w = (startAt: number, seenAt: number): ReturnType<typeof accountChange> => accountChange({ startAt, ackAt: startAt, seenAt }, [delta(startAt + 1)], [])
-  const m = medianAccount([w(0, 3), w(100, 105), w(200, 210), accountChange({ startAt: 300, ackAt: 300, seenAt: 400 }, [], [])])
+  const w = (startAt: number, seenAt: number): ReturnType<typeof accountChange> => accountChange({ startAt, ackAt: startAt, seenAt }, delta(startAt + 1), [])
+  const m = medianAccount([w(0, 3), w(100, 105), w(200, 210), accountChange({ startAt: 300, ackAt: 300, seenAt: 400 }, undefined, [])])
   t.equal(m?.totalMs, 5)
   t.equal(m?.deliveryMs, 1)
   t.equal(medianAccount([]), undefined)
