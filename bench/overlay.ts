@@ -1,7 +1,7 @@
 /**
  * Multi-host overlay benchmark (issue 4), not a test:
  *
- *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --seconds 3 --reps 3 --rounds 15 --round-seconds 2 --phases scale,cluster|throughput --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
+ *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --churn-cycles 20 --seconds 3 --reps 3 --rounds 15 --round-seconds 2 --phases scale,cluster|throughput --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
  *
  * Simulated hosts are network namespaces joined by an underlay bridge (in its
  * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
@@ -16,10 +16,15 @@
  *    b. rebuild: the agent is killed, its overlay devices deleted (a reboot),
  *       and it starts again with the overlay in its store → every peer programmed;
  *    c. single changes at that scale: a fake host publishes one endpoint and
- *       withdraws it, 20 times; the Redis commands each change costs (redis
- *       MONITOR, by client and script, inside-script commands apart), and how
- *       long the fresh agent's kernel takes to get it (p50, p99), with the
- *       agent as configured by default (its DNS on). Also the cost of the
+ *       withdraws it, 20 times (`--churn-cycles N`); the Redis commands each change
+ *       costs (redis MONITOR, by client and script, inside-script commands apart),
+ *       and how long the fresh agent's kernel takes to get it (p50, p99), with the
+ *       agent as configured by default (its DNS on): seen by `ip -ts monitor`, and
+ *       answered to the agent (its debug log). Where each change's time went
+ *       (bench/changes.ts; every change over 20 ms one by one): Redis and pubsub to
+ *       the agent, its DNS records, planning, the kernel's answer, the watcher; the
+ *       agent's GC pauses (bench/agent-gc-probe.mjs, preloaded) and its CPU run and
+ *       wait time (/proc/PID/schedstat) in the change's window. Also the cost of the
  *       planner the agent runs per change (PeerPlanner.upsert among N peers);
  *    d. the agent's RSS (VmRSS, and its peak VmHWM) with every peer programmed,
  *       and Redis' memory per endpoint (INFO used_memory before and after the seed);
@@ -82,10 +87,10 @@
  * on Ctrl-C. Traffic stays inside the namespaces made here.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join as joinPath, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ipJson, netns, nsExec, sh } from '../test/harness/netns.js'
 import { startDockerd, type Dockerd } from '../test/harness/dockerd.js'
@@ -98,12 +103,15 @@ import { RedisClusterStore } from '../src/cluster/redis.js'
 import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, load, median, ms, pairedRatio, pairedText, quantile, roundOrder, runBench, section, table, timed, type Teardowns } from './lib.js'
+import { accountChanges, accountText, gcIn, medianAccount, monitorStamp, parseAgentLog, type ChangeWindow, type Sched } from './changes.js'
 import { helpAndExit } from './usage.js'
 
 helpAndExit(import.meta.url)
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SELF = fileURLToPath(import.meta.url)
+/** Preloaded into the scale phase's agent: its GC pauses as lines of its log (bench/changes.ts reads them). */
+const GC_PROBE = pathToFileURL(joinPath(dirname(SELF), 'agent-gc-probe.mjs')).href
 
 const CONTAINERS = argInt('containers', 50)
 const SIZES = (argValue('sizes') ?? '10,1000,10000,100000').split(',').map(Number)
@@ -182,11 +190,26 @@ async function runSelf<T> (ns: string, mode: string, spec: unknown, timeoutMs: n
 
 interface SeedSpec { url: string, hosts: number, perHost: number }
 interface SeedResult { ms: number, endpoints: number, commands: number }
-interface ChurnSpec { url: string, cycles: number, gapMs: number }
-/** One publish + withdraw of the same endpoint: unix ms (Date.now) when each call began. */
-interface ChurnCycle { publishAt: number, withdrawAt: number }
-/** The cycles, when the last window ends, and the publisher's own command count per change. */
-interface ChurnResult { cycles: ChurnCycle[], endAt: number, commandsPerChange: number }
+/** `agentPid`: the agent whose scheduler times (/proc/PID/schedstat) are read at each change's start. */
+interface ChurnSpec { url: string, cycles: number, gapMs: number, agentPid?: number }
+/**
+ * One publish + withdraw of the same endpoint: unix ms (to 0.01 ms) when each call began and when the store
+ * acknowledged it, and the agent's schedstat (ns run, ns waited for a CPU) at each call's start.
+ */
+interface ChurnCycle { publishAt: number, publishedAt: number, withdrawAt: number, withdrawnAt: number, publishSched?: Sched, withdrawSched?: Sched }
+/** The cycles, when the last window ends (and the agent's schedstat then), and the publisher's own command count per change. */
+interface ChurnResult { cycles: ChurnCycle[], endAt: number, endSched?: Sched, commandsPerChange: number }
+
+function schedstat (pid: number | undefined): Sched | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number)
+    return [run!, wait!]
+  } catch { return undefined }
+}
+
+/** Unix ms to 0.01 ms (Date.now() has whole ms; every process here shares the clock). */
+const unixNow = (): number => performance.timeOrigin + performance.now()
 
 const fakeHostId = (h: number): string => `fake${h}`
 /** Fake VTEPs in 198.18.0.0/15 (benchmarking addresses; no route, nothing is ever sent there). */
@@ -227,16 +250,22 @@ async function churn (spec: ChurnSpec): Promise<ChurnResult> {
     await sleep(spec.gapMs) // let the re-assertion after connecting settle
     const c0 = store.status().commands
     const cycles: ChurnCycle[] = []
+    const sched = (): Sched | undefined => schedstat(spec.agentPid)
     for (let i = 0; i < spec.cycles; i++) {
-      const publishAt = Date.now()
+      const publishSched = sched()
+      const publishAt = unixNow()
       await store.publishEndpoint({ overlay: SCALE_OVERLAY, endpointId: 'churn1', ip, mac: macOf(ip), names: ['churn1'] })
+      const publishedAt = unixNow()
       await sleep(spec.gapMs)
-      const withdrawAt = Date.now()
+      const withdrawSched = sched()
+      const withdrawAt = unixNow()
       await store.withdrawEndpoint(SCALE_OVERLAY, 'churn1')
+      const withdrawnAt = unixNow()
       await sleep(spec.gapMs)
-      cycles.push({ publishAt, withdrawAt })
+      cycles.push({ publishAt, publishedAt, withdrawAt, withdrawnAt, ...(publishSched ? { publishSched } : {}), ...(withdrawSched ? { withdrawSched } : {}) })
     }
-    return { cycles, endAt: Date.now(), commandsPerChange: (store.status().commands - c0) / (2 * spec.cycles) }
+    const endSched = sched()
+    return { cycles, endAt: unixNow(), ...(endSched ? { endSched } : {}), commandsPerChange: (store.status().commands - c0) / (2 * spec.cycles) }
   } finally {
     await store.close()
   }
@@ -321,7 +350,10 @@ class KernelWatch {
   readonly history: Array<{ ip: string, add: boolean, at: number }> = []
 
   constructor (t: Teardowns, readonly ns: string, private readonly ipPrefix: string) {
-    streamLines(t, ['ip', '-n', ns, 'monitor', 'neigh'], (line, at) => {
+    // `-ts`: each event stamped when `ip` read it, not when this process got to the line.
+    streamLines(t, ['ip', '-n', ns, '-ts', 'monitor', 'neigh'], (stamped, arrived) => {
+      const { text: line, unixMs } = monitorStamp(stamped)
+      const at = unixMs === undefined ? arrived : perfOf(unixMs)
       const add = !line.startsWith('Deleted ')
       const text = add ? line : line.slice('Deleted '.length)
       // A deleted permanent entry is reported FAILED first, then "Deleted … FAILED".
@@ -386,7 +418,7 @@ class KernelWatch {
 }
 
 /** performance.now() of a unix-ms time (same clock for every process here). */
-const perfOf = (unixMs: number): number => unixMs - (Date.now() - performance.now())
+const perfOf = (unixMs: number): number => unixMs - performance.timeOrigin
 
 /**
  * When the agent logged (debug, 'overlay peers programmed') that it had applied
@@ -522,6 +554,8 @@ interface ChangeResult {
   /** ms from each publish call to the peer in the fresh agent's kernel, and from each withdraw to its removal. */
   added: number[]
   removed: number[]
+  /** ms from each change's call to the kernel's answer to the agent (its debug log), every change; NaN where unmatched. */
+  answered: number[]
   publisherCommands: number
 }
 
@@ -546,29 +580,67 @@ interface ScaleResult {
   plannerUs: number
 }
 
-const CHURN_CYCLES = 20
+/** `--churn-cycles N`: publish/withdraw cycles of the single-change measure (2 N changes; p99 of 40 is their maximum). */
+const CHURN_CYCLES = argInt('churn-cycles', 20)
 const CHURN_GAP_MS = 300
+/** A change over this is accounted for one by one (the goal: ≤ 20 ms p99 at 100,000 endpoints). */
+const CHANGE_GOAL_MS = 20
 
-/** CHURN_CYCLES publish/withdraw cycles by a fake host: Redis commands per change (MONITOR) and the fresh agent's kernel. */
-async function measureChanges (t: Teardowns, label: string, ulNs: string, port: number, watch: KernelWatch): Promise<ChangeResult> {
+/**
+ * CHURN_CYCLES publish/withdraw cycles by a fake host: Redis commands per change (MONITOR) and the fresh agent's kernel;
+ * where each change's time went (bench/changes.ts), from the agent's log after `offset` and its schedstat.
+ */
+async function measureChanges (t: Teardowns, label: string, ulNs: string, port: number, watch: KernelWatch, agent: Agent): Promise<ChangeResult> {
   const scope = t.scope()
   try {
     const monitor = redisMonitor(scope, ulNs, port)
     await sleep(300)
-    const c = await runSelf<ChurnResult>(ulNs, '--churn', { url: `redis://${REDIS_IP}:${port}`, cycles: CHURN_CYCLES, gapMs: CHURN_GAP_MS } satisfies ChurnSpec, 60_000)
+    const offset = agent.logs().length
+    const spec: ChurnSpec = { url: `redis://${REDIS_IP}:${port}`, cycles: CHURN_CYCLES, gapMs: CHURN_GAP_MS, ...(agent.pid() === undefined ? {} : { agentPid: agent.pid() }) }
+    const c = await runSelf<ChurnResult>(ulNs, '--churn', spec, 60_000 + 2 * CHURN_CYCLES * CHURN_GAP_MS)
     await sleep(200)
     const roleOf = (client: string): string => client.startsWith(`${FRESH_IP}:`) ? 'agent' : client.startsWith(`${REDIS_IP}:`) ? 'publisher' : client
     const publishes = c.cycles.map((x) => changeCost(monitor, x.publishAt, x.withdrawAt, roleOf))
     const withdraws = c.cycles.map((x, i) => changeCost(monitor, x.withdrawAt, c.cycles[i + 1]?.publishAt ?? c.endAt, roleOf))
     const added = c.cycles.map((x) => (watch.next(CHURN_IP, true, perfOf(x.publishAt)) ?? NaN) - perfOf(x.publishAt))
     const removed = c.cycles.map((x) => (watch.next(CHURN_IP, false, perfOf(x.withdrawAt)) ?? NaN) - perfOf(x.withdrawAt))
-    const result = { label, publish: meanCost(publishes), withdraw: meanCost(withdraws), added, removed, publisherCommands: c.commandsPerChange }
+    // Where each change's time went.
+    const { deltas, gcs, fulls } = parseAgentLog(agent.logs().slice(offset))
+    const windows: ChangeWindow[] = c.cycles.flatMap((x, i) => [
+      { startAt: x.publishAt, ackAt: x.publishedAt, seenAt: x.publishAt + (added[i] ?? NaN), ...sched(x.publishSched, x.withdrawSched) },
+      { startAt: x.withdrawAt, ackAt: x.withdrawnAt, seenAt: x.withdrawAt + (removed[i] ?? NaN), ...sched(x.withdrawSched, c.cycles[i + 1]?.publishSched ?? c.endSched) },
+    ])
+    const accounts = accountChanges(windows, deltas, gcs, fulls)
+    const answered = accounts.map((a) => a.answeredMs)
+    const result = { label, publish: meanCost(publishes), withdraw: meanCost(withdraws), added, removed, answered, publisherCommands: c.commandsPerChange }
     console.log(`${label}: publish = ${costText(result.publish)}; withdraw = ${costText(result.withdraw)} (means over ${CHURN_CYCLES}); ` +
       `in the kernel after the publish call p50 ${ms(median(added))} ms (max ${ms(Math.max(...added))}), removed after the withdraw p50 ${ms(median(removed))} ms (max ${ms(Math.max(...removed))})`)
+    const ok = answered.filter(Number.isFinite)
+    console.log(`  the kernel's answer to the agent (the entry in), from each call: p50 ${ms(quantile(ok, 0.5))} ms, p99 ${ms(quantile(ok, 0.99))} ms, max ${ms(Math.max(...ok))} (${ok.length} of ${answered.length} changes matched in its log)`)
+    const med = medianAccount(accounts)
+    if (med) console.log(`  per change, medians of ${accounts.filter((a) => a.matched).length} of ${accounts.length}: ${accountText(med)}`)
+    const over = accounts.filter((a) => !(a.totalMs <= CHANGE_GOAL_MS)).sort((a, b) => b.totalMs - a.totalMs)
+    console.log(`  changes over ${CHANGE_GOAL_MS} ms: ${over.length} of ${accounts.length}${over.length === 0 ? '' : `; the slowest ${Math.min(10, over.length)}:`}`)
+    for (const a of over.slice(0, 10)) console.log(`    ${accountText(a)}`)
+    const behind = accounts.filter((a) => a.behind !== undefined)
+    if (fulls.length > 0) {
+      console.log(`  full reconciles of the agent during the changes (its periodic repair, every 60 s: the kernel read back, a full plan and diff, under the overlay's lock): ${fulls.length}, ` +
+        `${fulls.map((f) => `${ms(f.ms)} ms (kernel read ${ms(f.readMs)})`).join(', ')}; ${behind.length} change(s) ran into one, ` +
+        `p99 without them ${ms(quantile(accounts.filter((a) => a.behind === undefined).map((a) => a.totalMs).filter(Number.isFinite), 0.99))} ms`)
+    }
+    const slowest = [...accounts].sort((a, b) => b.totalMs - a.totalMs).slice(0, 3)
+    if (over.length === 0) for (const a of slowest) console.log(`    (slowest) ${accountText(a)}`)
+    console.log(`  GC pauses of the agent during the changes: ${gcs.filter((g) => g.at >= (c.cycles[0]?.publishAt ?? 0) && g.at <= c.endAt).length}, ` +
+      `the longest ${ms(Math.max(0, ...gcs.filter((g) => g.at >= (c.cycles[0]?.publishAt ?? 0) && g.at <= c.endAt).map((g) => g.ms)))} ms`)
     return result
   } finally {
     await scope.run()
   }
+}
+
+/** A window's schedstat pair, when both ends were read. */
+function sched (s0: Sched | undefined, s1: Sched | undefined): { sched0?: Sched, sched1?: Sched } {
+  return s0 && s1 ? { sched0: s0, sched1: s1 } : {}
 }
 
 /**
@@ -584,6 +656,18 @@ function printStages (agent: Agent, offset: number, label: string): void {
       console.log(`  ${label}: ${String(o.msg)} ${keep.filter((k) => o[k] !== undefined).map((k) => `${k} ${String(o[k])}`).join(', ')}`)
     } catch { /* not JSON */ }
   }
+}
+
+/**
+ * What else the agent's full programming met, from `from` to `to` (performance.now() ms): its GC pauses (the probe's
+ * lines after `offset`) and its main thread's time on a CPU and waiting for one (schedstat now, less `s0`; the agent is
+ * idle once programmed, so the dumps that confirmed the end add nothing).
+ */
+function printProgrammingCost (agent: Agent, offset: number, s0: Sched | undefined, from: number, to: number, label: string): void {
+  const s1 = schedstat(agent.pid())
+  const gc = gcIn(parseAgentLog(agent.logs().slice(offset)).gcs, from + performance.timeOrigin, to + performance.timeOrigin)
+  const cpu = s0 && s1 ? `ran ${ms((s1[0] - s0[0]) / 1e6)} ms, waited for a CPU ${ms((s1[1] - s0[1]) / 1e6)} ms` : 'CPU not read'
+  console.log(`  ${label}: in ${ms(to - from)} ms the agent's main thread ${cpu}; GC ${ms(gc.ms)} ms in ${gc.count} pauses (longest ${ms(gc.longest)} ms)`)
 }
 
 /** VmRSS and VmHWM of a process, KiB (NaN when gone). */
@@ -663,7 +747,7 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
     stateDir,
     dockerHost: 'unix:///run/ferry-bench-no-engine.sock',
     args: ['--cluster', url, '--advertise-addr', FRESH_IP, '--host-id', 'fresh', ...extra],
-    nodeArgs: [...AGENT_NODE_ARGS, ...(CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)])],
+    nodeArgs: ['--import', GC_PROBE, ...AGENT_NODE_ARGS, ...(CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(CPU_PROF)])],
   })
   let agent = await fresh([])
   await waitSynced(agent, 30_000)
@@ -672,11 +756,13 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
 
   // a. join
   let offset = agent.logs().length
+  const joinSched = schedstat(agent.pid())
   const join = await createOverlayThroughPlugin(client, SCALE_OVERLAY, SCALE_SUBNET)
   const joined = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   const joinReplyMs = join.repliedAt - join.sentAt
   console.log(`join: CreateNetwork answered in ${ms(joinReplyMs)} ms; ${peers} peers in the kernel ${ms(joined.at - join.sentAt)} ms after it was sent (end seen by: ${joined.source})`)
   printStages(agent, 0, 'start and join')
+  printProgrammingCost(agent, offset, joinSched, join.sentAt, joined.at, 'join')
 
   // b. rebuild after a "reboot": kill -9, delete the overlay's devices, start again
   await agent.kill('SIGKILL')
@@ -692,10 +778,11 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   const rebuilt = await watch.waitFor(peers, 300_000, () => programmedAt(agent, offset, peers))
   console.log(`rebuild: agent started (plugin socket answering) in ${ms(readyAt - restartAt)} ms; ${peers} peers in the kernel ${ms(rebuilt.at - restartAt)} ms after the start (end seen by: ${rebuilt.source})`)
   printStages(agent, offset, 'rebuild')
+  printProgrammingCost(agent, offset, [0, 0], restartAt, rebuilt.at, 'rebuild (from the agent\'s start)')
   await waitSynced(agent, 60_000)
 
   // c. single changes at this scale, with the agent as configured by default (its DNS on)
-  const changes = [await measureChanges(t, 'one change (agent as configured by default)', ul.ns, port, watch)]
+  const changes = [await measureChanges(t, 'one change (agent as configured by default)', ul.ns, port, watch, agent)]
   const st = JSON.parse((await agent.cli(['cluster', 'status', '--json'])).stdout) as { commands?: number }
   console.log(`the fresh agent's own command counter (ferry cluster status --json → commands): ${st.commands ?? '?'} since its last start`)
   // d. memory, with every peer programmed and its names in the DNS records
@@ -1145,8 +1232,10 @@ function scaleSummary (s: ScaleResult): string[] {
 /** One row per size: the figures of the README's table. */
 function scaleTable (rows: readonly ScaleResult[]): string {
   const kernel = (r: ScaleResult): number[] => [...(r.changes[0]?.added ?? []), ...(r.changes[0]?.removed ?? [])].filter(Number.isFinite)
-  return table([['remote endpoints', 'hosts', 'change→kernel p50 ms', 'p99 ms', 'full programming ms', 'rebuild ms', 'Redis restart → resynced ms', 'agent RSS MiB (peak)', 'Redis B/endpoint', 'planner µs/change'],
-    ...rows.map((r) => [String(r.peers), String(r.hosts), sms(quantile(kernel(r), 0.5)), sms(quantile(kernel(r), 0.99)), ms(r.join.ms), ms(r.rebuild.ms), ms(r.redisRestartMs),
+  const answered = (r: ScaleResult): number[] => (r.changes[0]?.answered ?? []).filter(Number.isFinite)
+  return table([['remote endpoints', 'hosts', 'change→kernel p50 ms', 'p99 ms', 'change→kernel answer p50 ms', 'p99 ms', 'full programming ms', 'rebuild ms', 'Redis restart → resynced ms', 'agent RSS MiB (peak)', 'Redis B/endpoint', 'planner µs/change'],
+    ...rows.map((r) => [String(r.peers), String(r.hosts), sms(quantile(kernel(r), 0.5)), sms(quantile(kernel(r), 0.99)),
+      sms(quantile(answered(r), 0.5)), sms(quantile(answered(r), 0.99)), ms(r.join.ms), ms(r.rebuild.ms), ms(r.redisRestartMs),
       `${(r.rssKiB / 1024).toFixed(0)} (${(r.hwmKiB / 1024).toFixed(0)})`, r.redisBytesPerEndpoint.toFixed(0), r.plannerUs.toFixed(1)])])
 }
 

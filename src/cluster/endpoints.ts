@@ -249,12 +249,7 @@ export class EndpointTable {
     const f0 = packIp(e.ip, scratch, 0)
     const f1 = e.ip6 === undefined ? 0 : packIp(e.ip6, scratch, ADDR)
     if (f0 === 0 || (e.ip6 !== undefined && f1 === 0) || !packMac(e.mac, scratch, ADDR * 2)) return false
-    this.delete(e.endpointId)
-    const slot = this.free.pop() ?? this.ids.length
-    if (slot >= this.host.length) this.grow(Math.max(64, this.host.length * 2))
-    this.slotOf.set(e.endpointId, slot)
-    this.ids[slot] = e.endpointId
-    this.host[slot] = this.hosts.take(e.hostId, e.vtep)
+    const slot = this.newRow(e.endpointId, e.hostId, e.vtep)
     this.addrs.set(scratch.subarray(0, ADDR), slot * ADDR)
     if (f1 !== 0) {
       this.addrs6 ??= new Uint8Array(this.host.length * ADDR)
@@ -269,10 +264,49 @@ export class EndpointTable {
     let more: Record<string, unknown> | undefined
     for (const [k, v] of Object.entries(e)) if (!COLUMNS.has(k) && v !== undefined) (more ??= {})[k] = v
     if (more) this.extra.set(slot, more)
-    this.byAddr.add(addrKey(slot, 0))
-    if (f1 !== 0) this.byAddr.add(addrKey(slot, 1))
-    this.byMac.add(slot)
+    this.indexRow(slot)
     return true
+  }
+
+  /**
+   * Add every row of `from` (replacing rows of the same ids) as it is: addresses, MAC and host copied
+   * as bytes, nothing parsed or spelled again; names and other fields stay behind. The planner loads a
+   * full plan's peers this way (at 100,000, no record made and packed again per peer).
+   */
+  copyRows (from: EndpointTable): void {
+    for (const s of from.slotOf.values()) {
+      const h = from.host[s] ?? 0
+      const slot = this.newRow(from.ids[s] ?? '', from.hosts.hostIds[h] ?? '', from.hosts.vteps[h] ?? '')
+      const f1 = from.family(s, 1)
+      this.addrs.set(from.addrs.subarray(s * ADDR, s * ADDR + ADDR), slot * ADDR)
+      if (f1 !== 0 && from.addrs6) {
+        this.addrs6 ??= new Uint8Array(this.host.length * ADDR)
+        this.addrs6.set(from.addrs6.subarray(s * ADDR, s * ADDR + ADDR), slot * ADDR)
+      }
+      this.fams[slot * 2] = from.family(s, 0)
+      this.fams[slot * 2 + 1] = f1
+      this.macs.set(from.macs.subarray(s * MAC, s * MAC + MAC), slot * MAC)
+      if (slot < this.names.length) this.names[slot] = undefined
+      this.indexRow(slot)
+    }
+  }
+
+  /** A row for `endpointId` (its previous one gone), with its host; the rest is the caller's to fill, then indexRow. */
+  private newRow (endpointId: string, hostId: string, vtep: string): number {
+    this.delete(endpointId)
+    const slot = this.free.pop() ?? this.ids.length
+    if (slot >= this.host.length) this.grow(Math.max(64, this.host.length * 2))
+    this.slotOf.set(endpointId, slot)
+    this.ids[slot] = endpointId
+    this.host[slot] = this.hosts.take(hostId, vtep)
+    return slot
+  }
+
+  /** A filled row into the address and MAC indexes. */
+  private indexRow (slot: number): void {
+    this.byAddr.add(addrKey(slot, 0))
+    if (this.fams[slot * 2 + 1] !== 0) this.byAddr.add(addrKey(slot, 1))
+    this.byMac.add(slot)
   }
 
   /** Remove the endpoint's row; false when it had none. */

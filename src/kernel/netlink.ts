@@ -695,7 +695,8 @@ export class NetlinkDriver implements LinkDriver {
       const port = this.sock.socket.address().port
       let start = 0
       while (start < ops.length) {
-        const buf = Buffer.allocUnsafe(chunk * NEIGH_FDB_MAX_BYTES)
+        // Room for this datagram's messages only: a delta's two take 120 bytes, not a whole chunk's 7.5 KiB.
+        const buf = Buffer.allocUnsafe(Math.min(chunk, ops.length - start) * NEIGH_FDB_MAX_BYTES)
         const seqs: number[] = []
         const sent: number[] = []
         let off = 0

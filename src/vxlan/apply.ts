@@ -6,11 +6,12 @@
  *   and a VXLAN device (learning off, proxy ARP on, source = the VTEP address,
  *   outer UDP checksums on, VXLAN_OFFLOADS on) enslaved to it; undone on failure,
  *   idempotent.
- * - Peers: a few operations go through the LinkDriver (netlink, one request
- *   each); many go to the LinkDriver's batch (`applyNeighFdb`: packed netlink
- *   messages, answered only on failure), which names every entry the kernel
+ * - Peers: any number of operations go to the LinkDriver's batch
+ *   (`applyNeighFdb`: packed netlink messages, answered only on failure; a
+ *   delta's two entries are one datagram), which names every entry the kernel
  *   refused; the others took effect. Given a BatchRunner instead (or over a
- *   LinkDriver without batches), they go to `bridge -batch` / `ip -batch`
+ *   LinkDriver without batches), a few go through the LinkDriver one by one
+ *   (one request each) and many to `bridge -batch` / `ip -batch`
  *   (src/kernel/iproute.ts) with -force; when some lines fail, the result is
  *   checked against the kernel and only what is really missing is an error.
  * - It runs over the agent's own LinkDriver (one rtnetlink socket per agent).
@@ -48,7 +49,7 @@ export interface DataPlaneOptions {
    * batch (applyNeighFdb) when it has one, else src/kernel/iproute.ts runBatch.
    */
   batch?: BatchRunner | null
-  /** Batch when a call has more operations than this. Default 16. */
+  /** Without the LinkDriver's batch: tool batches when a call has more operations than this. Default 16. */
   batchThreshold?: number
   /** Close the LinkDriver on close(). */
   ownsLinks?: boolean
@@ -150,12 +151,14 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
 
   async applyPeerOps (ops: readonly PeerOp[]): Promise<void> {
     if (ops.length === 0) return
-    if (this.batch === null || ops.length <= this.threshold) {
-      await this.oneByOne(ops)
-      return
-    }
+    // The LinkDriver's own batch takes a delta's few entries too: one link lookup and one datagram for them
+    // all, where one by one each entry costs a lookup and a change, two round trips (bench:overlay).
     if (this.opts.batch === undefined && this.links.applyNeighFdb !== undefined) {
       await this.kernelBatch(ops, this.links.applyNeighFdb.bind(this.links))
+      return
+    }
+    if (this.batch === null || ops.length <= this.threshold) {
+      await this.oneByOne(ops)
       return
     }
     await this.toolBatches(ops, this.batch)

@@ -86,6 +86,9 @@ interface Attached {
   retry?: NodeJS.Timeout
   lastError?: string
   lastReconcile?: number
+  /** For the debug log of a delta: when the oldest pending change reached this agent (performance.now()), and the ms its listeners (DNS) took. */
+  changedAt?: number
+  listenersMs: number
 }
 
 export type PeerStatus = 'ok' | 'missing' | 'mismatch' | 'stale' | 'conflict'
@@ -160,6 +163,9 @@ function memoryMiB (): { rssMiB: number, heapMiB: number, usedMiB: number, extMi
   const mib = (n: number): number => Math.round(n / 2 ** 20)
   return { rssMiB: mib(m.rss), heapMiB: mib(m.heapTotal), usedMiB: mib(m.heapUsed), extMiB: mib(m.external) }
 }
+
+/** Milliseconds to 0.01 ms, for the debug log. */
+const round2 = (ms: number): number => Math.round(ms * 100) / 100
 
 /** Operations of a full reconcile handed to the data plane at once, at most (a chunk is made only when the previous one is applied). */
 const APPLY_CHUNK = 8192
@@ -327,7 +333,7 @@ export class PeerSync {
       await this.dp.ensureDevices(devices)
       const prev = this.attached.get(local.name)
       if (prev?.retry) clearTimeout(prev.retry)
-      this.attached.set(local.name, { local: { ...local }, devices, full: true, readKernel: true, pending: new Set(), scheduled: false })
+      this.attached.set(local.name, { local: { ...local }, devices, full: true, readKernel: true, pending: new Set(), scheduled: false, listenersMs: 0 })
       await this.reconcile(local.name)
       return devices
     })
@@ -471,7 +477,7 @@ export class PeerSync {
       void this.resync() // never rejects
       return
     }
-    this.apply(ev)
+    this.apply(ev, true, fp)
   }
 
   private bufferChange (ev: ClusterChange): void {
@@ -687,9 +693,11 @@ export class PeerSync {
     return true
   }
 
-  private apply (ev: ClusterChange, schedule = true): void {
+  /** `fp`: the change as JSON, when the caller has made it already (once per change). */
+  private apply (ev: ClusterChange, schedule = true, fp = JSON.stringify(ev)): void {
+    const receivedAt = performance.now()
     this.rev = ev.rev
-    this.remember(ev.rev, JSON.stringify(ev))
+    this.remember(ev.rev, fp)
     /** Overlays whose every endpoint may have changed, and single endpoints that did. */
     const whole = new Set<string>()
     const changed: RemoteChange[] = []
@@ -763,9 +771,13 @@ export class PeerSync {
     }
     if (!schedule) return
     for (const name of whole) this.schedule(name, true)
-    for (const c of changed) if (!whole.has(c.overlay)) this.scheduleEndpoint(c.overlay, c.endpointId)
-    if (whole.size > 0) this.remoteChanged()
-    else if (changed.length > 0) this.remoteChanged(changed)
+    for (const c of changed) if (!whole.has(c.overlay)) this.scheduleEndpoint(c.overlay, c.endpointId, receivedAt)
+    if (whole.size > 0) { this.remoteChanged(); return }
+    if (changed.length === 0) return
+    const t0 = performance.now()
+    this.remoteChanged(changed)
+    const listenersMs = performance.now() - t0
+    for (const c of changed) { const a = this.attached.get(c.overlay); if (a) a.listenersMs += listenersMs }
   }
 
   // -------------------------------------------------------------------------
@@ -776,11 +788,11 @@ export class PeerSync {
     return this.underlayCache
   }
 
-  /** Program the change of one endpoint soon (coalesced with the others). */
-  private scheduleEndpoint (name: string, endpointId: string): void {
+  /** Program the change of one endpoint soon (coalesced with the others); `at`: when the change reached this agent. */
+  private scheduleEndpoint (name: string, endpointId: string, at: number): void {
     const a = this.attached.get(name)
     if (!a || this.stopped) return
-    if (!a.full) a.pending.add(endpointId)
+    if (!a.full) { a.pending.add(endpointId); a.changedAt ??= at }
     this.schedule(name, false)
   }
 
@@ -819,6 +831,7 @@ export class PeerSync {
     if (!a) return
     const ops: PeerOp[] = []
     let count = 0
+    let delta: Record<string, number> | undefined
     // The request is taken now, before any await: a full reconcile asked for while this one
     // runs (a resync that ends meanwhile) runs after it, and an endpoint that changes meanwhile
     // stays pending for the next run instead of being folded into a plan already made.
@@ -826,6 +839,11 @@ export class PeerSync {
     a.full = false
     let readKernel = a.readKernel
     a.readKernel = false
+    // For the debug line of a delta: the changes that arrive while this runs are the next run's.
+    const changedAt = a.changedAt
+    const listenersMs = a.listenersMs
+    a.changedAt = undefined
+    a.listenersMs = 0
     try {
       const def = this.defs.get(name)
       if (def && def.vni !== a.devices.vni) {
@@ -843,7 +861,10 @@ export class PeerSync {
         // After a resync, the plan as programmed (the previous planner) stands for the kernel: no table of it is built.
         const programmed = readKernel || !a.planner || a.planner.devices !== a.devices ? undefined : a.planner
         const planner = new PeerPlanner(a.devices, { hostId: this.store.hostId, vtep: a.devices.local }, { flood: this.flood })
-        planner.load(this.remotePeers(name))
+        // A plain overlay programs its endpoints as they are: the planner copies their packed rows.
+        const known = this.known.get(name)
+        if (a.local.encrypt === undefined && known) planner.loadTable(known)
+        else planner.load(this.remotePeers(name))
         a.planner = planner
         const t1 = performance.now()
         const kernel = programmed ? undefined : await this.dp.readPeers(a.devices.vxlan)
@@ -872,18 +893,28 @@ export class PeerSync {
         const m = this.known.get(name)
         const ids = [...a.pending]
         a.pending.clear()
+        const t0 = performance.now()
         for (const id of ids) {
           const e = this.peerView(a, m?.get(id))
           for (const o of e ? planner.upsert(e) : planner.remove(id)) ops.push(o)
         }
+        const t1 = performance.now()
         await this.dp.applyPeerOps(ops)
         count = ops.length
         this.counters.deltaReconciles++
+        // Where a delta's time went (bench:overlay accounts for each change from these): from the change's arrival
+        // to this run (its listeners, the DNS records, ran first), planning, the kernel's answer.
+        if (count > 0 && this.log?.isLevelEnabled('debug') === true) {
+          delta = {
+            receivedAt: Math.round((performance.timeOrigin + (changedAt ?? t0)) * 100) / 100, listenersMs: round2(listenersMs),
+            queuedMs: round2(t0 - (changedAt ?? t0)), planMs: round2(t1 - t0), kernelMs: round2(performance.now() - t1),
+          }
+        }
       }
       this.counters.kernelOps += count
       a.lastReconcile = Date.now()
       delete a.lastError
-      if (count > 0) this.log?.debug({ overlay: name, ops: count, peers: a.planner.size().programmed }, 'overlay peers programmed')
+      if (count > 0) this.log?.debug({ overlay: name, ops: count, peers: a.planner.size().programmed, ...delta }, 'overlay peers programmed')
     } catch (err) {
       // What the kernel has is no longer known: the retry reads it.
       a.full = true

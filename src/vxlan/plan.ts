@@ -390,6 +390,14 @@ export class PeerPlanner {
     this.adopt(this.choose())
   }
 
+  /** `load` of every row of a table of vetted endpoints, copied as they are packed (no record made per peer). */
+  loadTable (peers: EndpointTable): void {
+    this.clear()
+    this.peers.copyRows(peers)
+    this.fullPlans++
+    this.adopt(this.choose())
+  }
+
   /** Add or change one peer. */
   upsert (peer: RemotePeer): PeerOp[] {
     const id = peer.endpointId

@@ -76,6 +76,29 @@ t.test('replace and delete keep the indexes exact; shared addresses and MACs are
   t.equal(tb.hostCount, 0)
 })
 
+t.test('copyRows: every row of another table as set, without names and other fields; rows of the same id replaced; indexes exact', async (t) => {
+  const from = new EndpointTable()
+  const dual = ep(2, { ip6: 'fd00:30::2' })
+  const six = { endpointId: 'e6', ip: 'fd00:30::6', mac: '02:42:00:00:00:06', hostId: 'h6', vtep: 'fd00:99::6' }
+  const extra = { ...ep(3), ports: [{ proto: 'tcp', port: 80 }] } as ClusterEndpoint
+  for (const e of [ep(1), dual, six, extra, { ...ep(4), ip: ep(1).ip }]) t.ok(from.set(e))
+  from.delete('e3')
+  t.ok(from.set(extra), 'a slot freed and taken again')
+  const to = new EndpointTable()
+  to.set(ep(1, { ip: '10.30.9.9', hostId: 'hx', vtep: '192.168.50.99' }))
+  to.set(ep(7))
+  to.copyRows(from)
+  const bare = ({ names: _n, ports: _p, ...rest }: ClusterEndpoint): ClusterEndpoint => rest
+  t.same([...to.values()].sort((a, b) => a.endpointId < b.endpointId ? -1 : 1),
+    [ep(1), dual, extra, ep(4, { ip: ep(1).ip }), six].map(bare).concat([ep(7)]).sort((a, b) => a.endpointId < b.endpointId ? -1 : 1))
+  t.same(to.slotsWithIp(ep(1).ip).map((s) => to.endpointId(s)).sort(), ['e1', 'e4'], 'a shared address found for both')
+  t.same(to.slotsWithIp('10.30.9.9'), [], "the replaced row's address left the index")
+  t.same(to.slotsWithIp('fd00:30::2').map((s) => to.endpointId(s)), ['e2'])
+  t.same(to.slotsWithMac(six.mac).map((s) => to.endpointId(s)), ['e6'])
+  t.equal(to.hostCount, 4, 'hosts interned once each; the replaced row released its own')
+  t.same(from.get('e3'), extra, 'the source is left as it was')
+})
+
 t.test('at scale: 20,000 rows set, half deleted, slots reused; every lookup agrees with a plain map', async (t) => {
   const tb = new EndpointTable()
   const model = new Map<string, ClusterEndpoint>()

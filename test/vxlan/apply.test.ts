@@ -186,7 +186,7 @@ t.test('batch lines never pass unchecked values', async (t) => {
   t.same(batchRuns([]), [])
 })
 
-t.test("many peer operations go to the LinkDriver's own batch when it has one: each refused entry named", async (t) => {
+t.test("peer operations, few or many, go to the LinkDriver's own batch when it has one: each refused entry named", async (t) => {
   const links = new FakeLinkDriver({ links: [{ name: 'eth0', mtu: 1500, up: true }] })
   const seen: PeerOp[][] = []
   let refuse: number[] = []
@@ -200,10 +200,16 @@ t.test("many peer operations go to the LinkDriver's own batch when it has one: e
   await links.addAddress('eth0', '192.168.50.1/24')
   await dp.ensureDevices(D)
   const ops: PeerOp[] = Array.from({ length: 12 }, (_, i) => ({ op: 'addNeigh', entry: { dev: 'fyv-1000', ip: `10.30.0.${i + 2}`, mac: `02:42:0a:1e:00:${(i + 2).toString(16).padStart(2, '0')}` } }))
-  await dp.applyPeerOps(ops.slice(0, 3))
-  t.same(seen, [], 'a few still go one by one')
+  await dp.applyPeerOps(ops.slice(0, 2))
+  t.same(seen, [ops.slice(0, 2)], "a delta's few go in one batch too (one datagram, not a round trip each)")
+  t.same(await links.listNeigh('fyv-1000'), [], 'none of them went one by one')
+  seen.length = 0
+  await dp.applyPeerOps([])
+  t.same(seen, [], 'nothing to do: no batch')
   await dp.applyPeerOps(ops)
   t.same(seen, [ops], 'many go in one batch, in order')
+  refuse = [1]
+  await t.rejects(dp.applyPeerOps(ops.slice(0, 2)), { code: 'KERNEL', message: 'cannot program 1 of 2 peer entries: entry 1 refused: Invalid argument' })
   refuse = [1, 2, 3, 4, 5, 6, 7]
   await t.rejects(dp.applyPeerOps(ops), {
     code: 'KERNEL',

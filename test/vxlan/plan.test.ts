@@ -1,4 +1,5 @@
 import t from 'tap'
+import { EndpointTable } from '../../src/cluster/endpoints.js'
 import { isIp, normalizeIp } from '../../src/util/ip.js'
 import {
   PeerPlanner, applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, overlayMtu, planPeers, tcpMss, vxlanName,
@@ -314,7 +315,11 @@ for (const flood of [false, true]) {
         kernel = applyOpsToTable(kernel, ops)
         // opsFromPlanner (a resync's diff against the plan as programmed) = diffPeers of the two tables.
         const other = new PeerPlanner(dev(), SELF, { flood: r() < 0.5 ? flood : !flood })
-        other.load([...current.values()].filter(() => r() < 0.7).map((p) => (r() < 0.2 ? { ...p, vtep: pick(vteps) } : p)))
+        const others = [...current.values()].filter(() => r() < 0.7).map((p) => (r() < 0.2 ? { ...p, vtep: pick(vteps) } : p))
+        // From a table of vetted endpoints (every one packs), as the peer sync loads a plain overlay, or one by one.
+        const table = new EndpointTable()
+        if (others.every((p) => table.set(p)) && r() < 0.5) other.loadTable(table)
+        else other.load(others)
         for (const [from, to] of [[other, planner], [planner, other]] as const) {
           if (JSON.stringify(to.opsFromPlanner(from)) !== JSON.stringify(diffPeers(to.table(), from.table()))) {
             t.fail(`seed ${seed} step ${step}: opsFromPlanner differs from diffPeers of the tables`, { from: tableText(from.table()), to: tableText(to.table()) })
@@ -450,6 +455,16 @@ t.test('incremental planner: load takes every peer as reset does, without the op
     t.same(loaded.size(), reset.size())
     t.equal(tableText(loaded.table()), tableText(planPeers(dev(), SELF, peers, { flood })), 'the same table as planPeers')
     t.same(loaded.remove('c').map((o) => o.op), ['deleteNeigh', 'deleteFdb', ...(flood ? ['deleteFdb'] : [])], 'changes after it are deltas')
+    // loadTable: the same from a table of the vetted endpoints (their rows copied), whatever it held before.
+    const table = new EndpointTable()
+    for (const p of peers) table.set({ ...p, names: [p.endpointId] })
+    const copied = new PeerPlanner(dev(), SELF, { flood })
+    copied.load([peer('z', '10.30.0.9', '192.168.50.9')])
+    copied.loadTable(table)
+    t.equal(tableText(copied.table()), tableText(reset.table()), 'loadTable: the same table as reset')
+    t.same(copied.size(), reset.size())
+    t.equal(copied.fullPlans, 2)
+    t.same(copied.remove('c').map((o) => o.op), ['deleteNeigh', 'deleteFdb', ...(flood ? ['deleteFdb'] : [])], 'loadTable: changes after it are deltas')
   }
 })
 
