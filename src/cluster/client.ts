@@ -208,7 +208,8 @@ export class ClusterClient implements ClusterStore {
   private readonly features: readonly Feature[]
   /** Features held back from this host's records: all until the hosts were first read. */
   private held: Feature[] = [...FEATURES]
-  private older: Array<{ hostId: string, version: string, features: Feature[] }> = []
+  /** The hosts that hold a feature back, as last read (undefined: not read yet). */
+  private older: Array<{ hostId: string, version: string, features: Feature[] }> | undefined
   private featureTimer: NodeJS.Timeout | undefined
   private beats = 0
   private republishing: Promise<void> | undefined
@@ -287,7 +288,10 @@ export class ClusterClient implements ClusterStore {
     const s: ClusterStatus = {
       state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, commands: this.backend.commandCount(),
       clusterKey: this.key !== undefined, rejected: this.rejects.list(),
-      compat: { heldBack: [...this.held], olderHosts: this.older.map((h) => ({ ...h, features: [...h.features] })), sentence: compatSentence(this.held, this.older) },
+      compat: {
+        heldBack: [...this.held], olderHosts: (this.older ?? []).map((h) => ({ ...h, features: [...h.features] })),
+        sentence: this.older === undefined ? `${this.held.join(', ')} held back until the hosts are read` : compatSentence(this.held, this.older),
+      },
     }
     if (this.lastError !== undefined) s.lastError = this.lastError
     return s
@@ -707,9 +711,10 @@ export class ClusterClient implements ClusterStore {
     const rows = await this.backend.hosts()
     const hosts = this.readHosts(rows)
     const held = heldBack(hosts, rows.length - hosts.length)
-    this.older = olderHosts(hosts)
+    const older = olderHosts(hosts)
+    this.older = older
     if (held.join() === this.held.join()) return false
-    this.log?.info({ heldBack: held, olderHosts: this.older.map((h) => h.hostId) }, compatSentence(held, this.older))
+    this.log?.info({ heldBack: held, olderHosts: older.map((h) => h.hostId) }, compatSentence(held, older))
     this.held = held
     return true
   }
