@@ -161,11 +161,17 @@ function portNumber (v: unknown, what: string): number {
   return v
 }
 
-/** One published port: its protocol, container and host port, canonical host address, no other field. */
-function checkPort (raw: unknown, i: number): ClusterPort {
+const PORT_KEYS = ['proto', 'port', 'hostPort', 'hostIp']
+
+/**
+ * One published port: its protocol, container and host port, canonical host address. Without `extra` (the
+ * write path) no other field; with it (the read path) a newer version's fields, bounded, are put in `extra[i]`.
+ */
+function checkPort (raw: unknown, i: number, extra?: Array<Array<[string, unknown]>>): ClusterPort {
   const what = `published port ${i + 1}`
   if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', `${what} is not an object`)
-  onlyKeys(raw, ['proto', 'port', 'hostPort', 'hostIp'], what)
+  if (extra === undefined) onlyKeys(raw, PORT_KEYS, what)
+  else extra[i] = extraFields(raw, PORT_KEYS, what)
   if (raw.proto !== 'tcp' && raw.proto !== 'udp') throw new FerryError('INVALID_REQUEST', `${what}: its protocol must be "tcp" or "udp"`)
   const out: ClusterPort = { proto: raw.proto, port: portNumber(raw.port, `${what}: its container port`), hostPort: portNumber(raw.hostPort, `${what}: its host port`) }
   if (raw.hostIp !== undefined) {
@@ -179,14 +185,14 @@ function checkPort (raw: unknown, i: number): ClusterPort {
 /**
  * Published ports, as a host sends them and as they are read from the store:
  * absent, or an array of 1 to MAX_PORTS valid ports; anything else throws a
- * FerryError naming the bad one.
+ * FerryError naming the bad one. `extra` (the read path): each port's unknown fields, bounded, instead of refused.
  */
-export function checkPorts (ports: unknown): ClusterPort[] | undefined {
+export function checkPorts (ports: unknown, extra?: Array<Array<[string, unknown]>>): ClusterPort[] | undefined {
   if (ports === undefined) return undefined
   if (!Array.isArray(ports) || ports.length === 0 || ports.length > MAX_PORTS) {
     throw new FerryError('INVALID_REQUEST', `published ports must be an array of 1 to ${MAX_PORTS} ports`)
   }
-  return ports.map(checkPort)
+  return ports.map((p, i) => checkPort(p, i, extra))
 }
 
 export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
@@ -215,18 +221,22 @@ export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
  * order they were read — a newer version appends its new fields after every field an older one knows, so
  * the MAC it made over its record is the MAC of this content.
  */
-export function endpointContent (ep: ClusterEndpoint, extra: ReadonlyArray<[string, unknown]> = []): string {
+export function endpointContent (ep: ClusterEndpoint, extra: ReadonlyArray<[string, unknown]> = [], portExtra: ReadonlyArray<ReadonlyArray<[string, unknown]> | undefined> = []): string {
   const known = {
     endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep,
     ...(ep.names ? { names: ep.names } : {}),
-    ...(ep.ports ? { ports: ep.ports.map(portContent) } : {}),
+    ...(ep.ports ? { ports: ep.ports.map((p, i) => portContent(p, portExtra[i])) } : {}),
   }
-  return JSON.stringify(extra.length === 0 ? known : { ...known, ...Object.fromEntries(extra) })
+  return JSON.stringify(withExtra(known, extra))
 }
 
-/** A published port in its stored form: fixed key order. */
-function portContent (p: ClusterPort): ClusterPort {
-  return { proto: p.proto, port: p.port, hostPort: p.hostPort, ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}) }
+/** A published port in its stored form: fixed key order, then a newer version's fields as read (the same rule as the record's). */
+function portContent (p: ClusterPort, extra?: ReadonlyArray<[string, unknown]>): Record<string, unknown> {
+  return withExtra({ proto: p.proto, port: p.port, hostPort: p.hostPort, ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}) }, extra)
+}
+
+function withExtra (known: Record<string, unknown>, extra: ReadonlyArray<[string, unknown]> | undefined): Record<string, unknown> {
+  return extra === undefined || extra.length === 0 ? known : { ...known, ...Object.fromEntries(extra) }
 }
 
 export function hostContent (h: { hostId: string, vtep: string, wg?: WireGuardInfo }): string {
@@ -403,6 +413,7 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
   }
   let outside = false
   let extra: Array<[string, unknown]> = []
+  const portExtra: Array<Array<[string, unknown]>> = []
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an endpoint is not an object')
     extra = extraFields(raw, ['endpointId', 'ip', 'ip6', 'mac', 'hostId', 'vtep', 'names', 'ports', 'sig'], 'the endpoint')
@@ -429,12 +440,12 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
     }
     const names = strictNames(raw.names)
     if (names) ep.names = names
-    const ports = checkPorts(raw.ports)
+    const ports = checkPorts(raw.ports, portExtra)
     if (ports) ep.ports = ports
     return ep
   })
   if (!r.ok) return outside ? refused('outside-subnet', r.detail) : r
-  return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), () => endpointContent(r.value, extra), isRecord(raw) ? raw.sig : undefined)
+  return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), () => endpointContent(r.value, extra, portExtra), isRecord(raw) ? raw.sig : undefined)
 }
 
 const CHANGE_KINDS: ReadonlySet<string> = new Set(['host-up', 'host-removed', 'overlay-defined', 'overlay-removed', 'endpoint-published', 'endpoint-withdrawn'])

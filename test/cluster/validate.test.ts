@@ -174,7 +174,8 @@ t.test('hostile published ports refuse the endpoint, with a sentence naming the 
     [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 'example.com' }], /published port 1: its host address "example.com" is not an IP address/],
     [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 'FD00::7' }], /published port 1: its host address FD00::7 is not canonical/],
     [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 7 }], /its host address is not a string/],
-    [[{ proto: 'tcp', port: 80, hostPort: 80, weight: 5 }], /published port 1 has an unknown field "weight"/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, Weight: 5 }], /published port 1 has an unknown field with a name ferry does not give fields \("Weight"\)/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, weight: 'x'.repeat(5000) }], /published port 1's unknown field "weight" is longer than 4096 bytes/],
     [[{ proto: 'tcp', port: 80, hostPort: 80, ['__proto__']: {} }], /unknown field|not an object/],
   ]
   for (const [bad, detail] of cases) {
@@ -246,4 +247,16 @@ t.test('a host-up message with an unknown optional field is read, the field igno
   const sig = key.sign('host', 'h1', hostContent({ hostId: 'h1', vtep: '192.0.2.1' }))
   t.equal(readChange({ kind: 'host-up', rev: 3, host: { ...host, sig } }, key).ok, true, 'the host MAC covers hostId, vtep and wg only')
   t.match(readChange({ kind: 'host-up', rev: 3, host }, key), { ok: false, reason: 'missing-mac' }, 'an unsigned one is still refused')
+})
+
+t.test('a published port with an unknown optional field is read, the field ignored and covered by the MAC; the write path stays strict', async (t) => {
+  const newer = [{ ...ports[0], name: 'http' }, ...ports.slice(1)]
+  t.same(readEndpoint({ ...ep, ports: newer }, ctx6), { ok: true, value: { ...ep, ports } })
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  const content = JSON.stringify({ ...JSON.parse(endpointContent({ ...ep } as never)) as object, ports: newer })
+  const sig = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), content)
+  t.same(readEndpoint(`${content.slice(0, -1)},"sig":${JSON.stringify(sig)}}`, ctx6, key), { ok: true, value: { ...ep, ports } }, 'signed with the port\'s new field')
+  t.match(readEndpoint({ ...ep, ports: [{ ...ports[0], name: 'https' }, ...ports.slice(1)], sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'the field changed under the MAC')
+  t.match(readEndpoint({ ...ep, ports, sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'or removed')
+  t.throws(() => checkEndpoint({ ...ep, ports: newer as never }), /published port 1 has an unknown field "name"/, 'a host never writes a field it does not know')
 })
