@@ -175,12 +175,15 @@ export function buildCli (): Command {
   cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
       const s = await api<{ state: string, url: string, hostId: string, vtep: string, revision?: number, lastError?: string, clusterKey?: boolean,
-        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number }>, wireguard?: WireGuardView }>('GET', '/v1/cluster')
+        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number, features?: string[] }>,
+        wireguard?: WireGuardView, compat?: { sentence: string } }>('GET', '/v1/cluster')
       if (o.json) { json(s); return }
       out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}\nrevision: ${s.revision ?? '-'}\n`)
-      out(`cluster key: ${clusterKeyText(s.clusterKey)}\nrefused:  ${(s.rejected ?? []).map((r) => `${r.kind} ${r.reason} ${r.count}`).join(', ') || 'nothing'}\n\n`)
-      out(table(['HOST', 'VTEP', 'VERSION', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
-        h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
+      out(`cluster key: ${clusterKeyText(s.clusterKey)}\nrefused:  ${(s.rejected ?? []).map((r) => `${r.kind} ${r.reason} ${r.count}`).join(', ') || 'nothing'}\n`)
+      out(`versions: ${s.compat?.sentence ?? 'not known'}\n\n`)
+      out(table(['HOST', 'VTEP', 'VERSION', 'FEATURES', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
+        h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, h.features === undefined ? '- (older)' : h.features.join(',') || '-',
+        `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
       if (s.wireguard) out(wireGuardText(s.wireguard))
     })
   cluster.command('rotate-key').description('a new WireGuard key for this host; running connections keep flowing (docs/encryption.md)').option('--json', 'print JSON')

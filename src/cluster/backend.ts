@@ -20,6 +20,8 @@ export interface HostRegistration {
   sig: string
   /** The host's WireGuard information as canonical JSON text ('' = none). */
   wg: string
+  /** The record features it understands, as their entry (src/cluster/features.ts featuresEntry; '' = none, as an older version). */
+  features?: string
   /**
    * Also remove hosts whose TTL passed. Off for the heartbeat that re-registers
    * a host after an outage: the other hosts could not heartbeat either and get

@@ -42,6 +42,7 @@ import {
   endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition, type Read,
 } from './validate.js'
 import { checkWireGuardInfo, wireGuardContent, type WireGuardInfo } from '../wireguard/plan.js'
+import { FEATURES, compatSentence, featuresEntry, heldBack, olderHosts, readFeatures, withoutHeldBack, type Feature } from './features.js'
 import { familyOf, type Family } from '../util/ip.js'
 
 export interface ClusterClientOptions {
@@ -68,6 +69,8 @@ export interface ClusterClientOptions {
   unavailableWaitMs?: number
   /** This host's WireGuard public key, port and tunnel address, published with its registration. */
   wireguard?: WireGuardInfo
+  /** The record features this host advertises (src/cluster/features.ts). Default FEATURES; [] advertises none, as an older version (tests). */
+  features?: readonly Feature[]
 }
 
 type Tombstone =
@@ -82,6 +85,13 @@ const RETRY_ASSERT_MS = 1000
 const DEFAULT_MAX_TOMBSTONES = 10_000
 /** Host keys outlive the TTL this many times over (a reaper may be late), then expire on their own. */
 const HOST_KEY_TTLS = 3
+/** After a host-up or host-removed, what the hosts understand is read once this much later (however many came meanwhile). */
+const FEATURE_CHECK_DELAY_MS = 250
+/** And every this many heartbeats anyway (a host that went back to an older version in place announces nothing). */
+const FEATURE_CHECK_HEARTBEATS = 15
+/** Re-publications when what is held back changes: this many, then a pause (one command at a time in between). */
+const REPUBLISH_BATCH = 64
+const REPUBLISH_PAUSE_MS = 20
 
 function tombKey (t: Tombstone): string {
   switch (t.kind) {
@@ -194,6 +204,17 @@ export class ClusterClient implements ClusterStore {
    */
   private namesUnknown = new Set<string>()
 
+  // Mixed versions (src/cluster/features.ts).
+  private readonly features: readonly Feature[]
+  /** Features held back from this host's records: all until the hosts were first read. */
+  private held: Feature[] = [...FEATURES]
+  /** The hosts that hold a feature back, as last read (undefined: not read yet). */
+  private older: Array<{ hostId: string, version: string, features: Feature[] }> | undefined
+  private featureTimer: NodeJS.Timeout | undefined
+  private beats = 0
+  private republishing: Promise<void> | undefined
+  private republishAgain = false
+
   constructor (backend: ClusterBackend, opts: ClusterClientOptions) {
     this.backend = backend
     this.hostId = checkHostId(opts.hostId)
@@ -209,6 +230,7 @@ export class ClusterClient implements ClusterStore {
     this.maxTombstones = opts.maxTombstones ?? DEFAULT_MAX_TOMBSTONES
     this.scanLimit = opts.allocationScanLimit ?? ALLOCATION_SCAN_LIMIT
     this.waitMs = opts.unavailableWaitMs ?? 0
+    this.features = [...(opts.features ?? FEATURES)]
     if (!Number.isFinite(this.waitMs) || this.waitMs < 0) throw new FerryError('INVALID_OPTION', `the cluster wait (${this.waitMs} ms) must be 0 or more`)
     if (this.heartbeatMs > 0 && this.ttlMs <= this.heartbeatMs) {
       throw new FerryError('INVALID_OPTION', `the host TTL (${this.ttlMs} ms) must be longer than the heartbeat period (${this.heartbeatMs} ms)`)
@@ -243,6 +265,7 @@ export class ClusterClient implements ClusterStore {
     this.state = 'closed'
     if (this.timer) clearInterval(this.timer)
     if (this.retryTimer) clearTimeout(this.retryTimer)
+    if (this.featureTimer) clearTimeout(this.featureTimer)
     const waiters = this.waiters
     this.waiters = []
     for (const w of waiters) w.reject(this.unavailable('the cluster client was closed'))
@@ -265,6 +288,10 @@ export class ClusterClient implements ClusterStore {
     const s: ClusterStatus = {
       state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, commands: this.backend.commandCount(),
       clusterKey: this.key !== undefined, rejected: this.rejects.list(),
+      compat: {
+        heldBack: [...this.held], olderHosts: (this.older ?? []).map((h) => ({ ...h, features: [...h.features] })),
+        sentence: this.older === undefined ? `${this.held.join(', ')} held back until the hosts are read` : compatSentence(this.held, this.older),
+      },
     }
     if (this.lastError !== undefined) s.lastError = this.lastError
     return s
@@ -297,6 +324,7 @@ export class ClusterClient implements ClusterStore {
   /** A change message, checked, to every subscriber. */
   private handOn (raw: unknown): void {
     const r = readChange(raw, this.key)
+    if (r.ok && (r.value.kind === 'host-up' || r.value.kind === 'host-removed')) this.scheduleFeatureCheck()
     if (r.ok) this.emit(r.value)
     else this.rejects.reject('message', r.reason, describe(raw), r.detail)
   }
@@ -491,7 +519,7 @@ export class ClusterClient implements ClusterStore {
   private registration (reap: boolean): HostRegistration {
     return {
       hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registrationSig(), reap,
-      wg: this.wg ? wireGuardContent(this.wg) : '',
+      wg: this.wg ? wireGuardContent(this.wg) : '', features: featuresEntry(this.hostId, this.features, this.key),
     }
   }
 
@@ -511,6 +539,8 @@ export class ClusterClient implements ClusterStore {
         this.reportError(err, what)
       }
     }
+    // Before this host's records are written again: with or without the features some host does not understand.
+    await item('cannot read what the cluster\'s hosts understand', () => this.checkFeatures())
     for (const [k, t] of [...this.tombstones]) {
       await item(`cannot replay ${t.kind} of ${t.overlay}`, async () => {
         switch (t.kind) {
@@ -552,7 +582,8 @@ export class ClusterClient implements ClusterStore {
     }
   }
 
-  private sendEndpoint (overlay: string, full: ClusterEndpoint): Promise<number> {
+  private sendEndpoint (overlay: string, record: ClusterEndpoint): Promise<number> {
+    const full = withoutHeldBack(record, this.held)
     const sig = this.key?.sign('endpoint', endpointKeyName(overlay, full.endpointId), endpointContent(full)) ?? ''
     return this.backend.publish(overlay, full, sig)
   }
@@ -611,7 +642,10 @@ export class ClusterClient implements ClusterStore {
     const out: HostInfo[] = []
     for (const row of rows) {
       const h = this.accept('host', String(row.hostId).slice(0, 64), readHost(row, this.key), row)
-      if (h) out.push(h)
+      if (!h) continue
+      // A features entry that cannot be read counts as none (the host then holds the features back), not as a refused host.
+      const f = this.accept('host', `${h.hostId} (its features)`, readFeatures(row.features, h, this.key), row.features)
+      out.push(f === undefined ? h : { ...h, features: f })
     }
     return out.sort((a, b) => (a.hostId < b.hostId ? -1 : 1))
   }
@@ -653,6 +687,68 @@ export class ClusterClient implements ClusterStore {
     } catch (err) {
       if (!isUnavailable(err)) this.reportError(err, 'heartbeat failed')
     }
+    if (++this.beats % FEATURE_CHECK_HEARTBEATS === 0) this.scheduleFeatureCheck()
+  }
+
+  // -------------------------------------------------------------------------
+  // Mixed versions: which record features every live host understands
+
+  /** Read what the hosts understand once, soon (a host came, went or changed). */
+  private scheduleFeatureCheck (): void {
+    if (this.featureTimer !== undefined || this.state === 'closed') return
+    this.featureTimer = setTimeout(() => {
+      this.featureTimer = undefined
+      if (this.state !== 'ready' || this.left) return
+      this.call(() => this.checkFeatures()).then((changed) => { if (changed) this.requestRepublish() }, (err: unknown) => {
+        if (!isUnavailable(err)) this.reportError(err, 'cannot read what the cluster\'s hosts understand')
+      })
+    }, FEATURE_CHECK_DELAY_MS)
+    this.featureTimer.unref()
+  }
+
+  /** Read the hosts (one command) and decide what is held back; true when that changed. */
+  private async checkFeatures (): Promise<boolean> {
+    const rows = await this.backend.hosts()
+    const hosts = this.readHosts(rows)
+    const held = heldBack(hosts, rows.length - hosts.length)
+    const older = olderHosts(hosts)
+    this.older = older
+    if (held.join() === this.held.join()) return false
+    this.log?.info({ heldBack: held, olderHosts: older.map((h) => h.hostId) }, compatSentence(held, older))
+    this.held = held
+    return true
+  }
+
+  /**
+   * What is held back changed: write this host's records that have such a field again, with or without
+   * it, one command each, one at a time, pausing every REPUBLISH_BATCH. A record whose intent changed
+   * meanwhile (withdrawn, published again) is left to that change. A pass under way starts over when it
+   * changes again; an unreachable store ends it (the re-assertion that follows writes every record).
+   */
+  private requestRepublish (): void {
+    if (this.republishing) { this.republishAgain = true; return }
+    this.republishing = (async () => {
+      do {
+        this.republishAgain = false
+        let sent = 0
+        for (const [key, ep] of [...this.ownEndpoints]) {
+          if (this.republishAgain || this.state !== 'ready') break
+          if (ep.ports === undefined || ep.ports.length === 0) continue
+          try {
+            await this.call(() => this.ownEndpoints.get(key) === ep ? this.sendEndpoint(ep.overlay, this.fullEndpoint(ep)) : Promise.resolve(0))
+          } catch (err) {
+            if (isUnavailable(err)) return
+            this.reportError(err, `cannot re-publish endpoint ${ep.endpointId.slice(0, 12)} of overlay ${ep.overlay}`)
+          }
+          if (++sent % REPUBLISH_BATCH === 0) await sleep(REPUBLISH_PAUSE_MS)
+        }
+      } while (this.republishAgain && this.state === 'ready')
+    })().finally(() => { this.republishing = undefined })
+  }
+
+  /** The re-publication under way, if any (tests). */
+  async republished (): Promise<void> {
+    await this.republishing
   }
 
   // -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs'
 import { FerryError } from '../errors/errors.js'
 
 /** What a MAC is about: the kind of entry and its name in the store. */
-export type SignedKind = 'host' | 'overlay' | 'endpoint'
+export type SignedKind = 'host' | 'overlay' | 'endpoint' | 'features'
 
 const CONTEXT = 'ferry-cluster-v1'
 export const MIN_KEY_BYTES = 32

@@ -12,7 +12,8 @@
  *                                     back after a short outage (a failover, a restart) reads what it missed
  *                                     instead of everything (ClusterBackend.changesSince); deleted with rev
  *   <p>hosts                  ZSET    host id -> expiry (ms, server clock)
- *   <p>host:<h>               HASH    vtep version lastHeartbeat registeredAt
+ *   <p>host:<h>               HASH    vtep version lastHeartbeat registeredAt, and `features` ("<ms> <entry>": the record
+ *                                     features the host understands, src/cluster/features.ts; absent for older versions)
  *   <p>host:<h>:eps           SET     "<overlay>|<endpoint id>" the host published
  *   <p>host:<h>:addrs         SET     "<overlay>|<ip>" the host holds
  *   <p>host:<h>:overlays      SET     overlays the host uses
@@ -248,8 +249,8 @@ local function host_rows()
   local rows = {}
   local hs = redis.call('ZRANGE', P .. 'hosts', 0, -1, 'WITHSCORES')
   for i = 1, #hs, 2 do
-    local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt', 'sig', 'wg')
-    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0', f[5] or '', f[6] or '' }
+    local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt', 'sig', 'wg', 'features')
+    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0', f[5] or '', f[6] or '', f[7] or '' }
   end
   return rows
 end
@@ -260,21 +261,29 @@ local function overlay_row(o)
 end
 `
 
-/** ARGV: prefix, host, vtep, version, ttl ms, reap 0|1, key ttl ms, sig, wg. Returns {isNew 0|1, {removed host ids}}. */
+/**
+ * ARGV: prefix, host, vtep, version, ttl ms, reap 0|1, key ttl ms, sig, wg, features entry ('' = none). Returns {isNew 0|1, {removed host ids}}.
+ * The features entry is stored stamped with this heartbeat's time ("<ms> <entry>", the same as lastHeartbeat:
+ * src/cluster/features.ts); a change of it is announced with host-up as a new host is (the message itself
+ * carries no new field: older hosts refuse unknown fields in it).
+ */
 const HEARTBEAT = `
 local h, vtep, version, ttl, reap, keyTtl, sig, wg = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9] or ''
+local feat = ARGV[10] or ''
 local now = now_ms()
 local hk = hkey(h)
 local isNew = not redis.call('ZSCORE', P .. 'hosts', h)
 local oldVtep = redis.call('HGET', hk, 'vtep')
 local oldSig = redis.call('HGET', hk, 'sig') or ''
 local oldWg = redis.call('HGET', hk, 'wg') or ''
+local oldFeat = string.match(redis.call('HGET', hk, 'features') or '', '^%d+ (.*)$') or ''
 redis.call('ZADD', P .. 'hosts', fmt(now + ttl), h)
 if isNew or redis.call('HEXISTS', hk, 'registeredAt') == 0 then redis.call('HSET', hk, 'registeredAt', fmt(now)) end
 redis.call('HSET', hk, 'vtep', vtep, 'version', version, 'lastHeartbeat', fmt(now), 'sig', sig)
 if wg ~= '' then redis.call('HSET', hk, 'wg', wg) else redis.call('HDEL', hk, 'wg') end
+if feat ~= '' then redis.call('HSET', hk, 'features', fmt(now) .. ' ' .. feat) else redis.call('HDEL', hk, 'features') end
 for _, k in ipairs({ hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays' }) do redis.call('PEXPIRE', k, keyTtl) end
-if isNew or oldVtep ~= vtep or oldSig ~= sig or oldWg ~= wg then
+if isNew or oldVtep ~= vtep or oldSig ~= sig or oldWg ~= wg or oldFeat ~= feat then
   local host = { hostId = h, vtep = vtep, version = version }
   if sig ~= '' then host.sig = sig end
   if wg ~= '' then host.wg = wg end

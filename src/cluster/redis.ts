@@ -146,6 +146,7 @@ function toHost (row: unknown[]): Record<string, unknown> {
   const h: Record<string, unknown> = { hostId: str(row[0]), vtep: str(row[1]), version: str(row[2]), lastHeartbeat: num(row[3]), expiresAt: num(row[4]), registeredAt: num(row[5]) }
   if (str(row[6]) !== '') h.sig = str(row[6])
   if (str(row[7]) !== '') h.wg = str(row[7])
+  if (str(row[8]) !== '') h.features = str(row[8])
   return h
 }
 
@@ -414,7 +415,7 @@ export class RedisBackend implements ClusterBackend {
   }
 
   async heartbeat (reg: HostRegistration): Promise<{ isNew: boolean, removed: string[] }> {
-    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0', reg.keyTtlMs, reg.sig, reg.wg]))
+    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0', reg.keyTtlMs, reg.sig, reg.wg, reg.features ?? '']))
     return { isNew: num(r[0]) === 1, removed: list(r[1]).map(str) }
   }
 

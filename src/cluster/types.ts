@@ -12,6 +12,7 @@
 import type { RejectCounter } from './rejects.js'
 import type { EndpointTable } from './endpoints.js'
 import type { WireGuardInfo } from '../wireguard/plan.js'
+import type { Feature } from './features.js'
 
 /** A registered host (agent). Times are milliseconds since the epoch, by the server's clock. */
 export interface HostInfo {
@@ -25,6 +26,8 @@ export interface HostInfo {
   registeredAt: number
   /** Its WireGuard public key, port and tunnel address (encrypted overlays), when it publishes them. */
   wg?: WireGuardInfo
+  /** The record features it understands (src/cluster/features.ts); absent: none signalled (an older version). */
+  features?: Feature[]
 }
 
 /** What a host asks for when it creates an overlay network (the same on every host). */
@@ -180,6 +183,8 @@ export interface ClusterStatus {
   clusterKey: boolean
   /** What was refused from the store (invalid, wrongly signed, inconsistent), by kind and reason. */
   rejected: Array<{ kind: string, reason: string, count: number }>
+  /** Mixed versions: the record features held back because a live host does not understand them, those hosts, and one sentence. */
+  compat?: { heldBack: string[], olderHosts: Array<{ hostId: string, version: string, features: string[] }>, sentence: string }
 }
 
 export interface ClusterStore {

@@ -161,11 +161,17 @@ function portNumber (v: unknown, what: string): number {
   return v
 }
 
-/** One published port: its protocol, container and host port, canonical host address, no other field. */
-function checkPort (raw: unknown, i: number): ClusterPort {
+const PORT_KEYS = ['proto', 'port', 'hostPort', 'hostIp']
+
+/**
+ * One published port: its protocol, container and host port, canonical host address. Without `extra` (the
+ * write path) no other field; with it (the read path) a newer version's fields, bounded, are put in `extra[i]`.
+ */
+function checkPort (raw: unknown, i: number, extra?: Array<Array<[string, unknown]>>): ClusterPort {
   const what = `published port ${i + 1}`
   if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', `${what} is not an object`)
-  onlyKeys(raw, ['proto', 'port', 'hostPort', 'hostIp'], what)
+  if (extra === undefined) onlyKeys(raw, PORT_KEYS, what)
+  else extra[i] = extraFields(raw, PORT_KEYS, what)
   if (raw.proto !== 'tcp' && raw.proto !== 'udp') throw new FerryError('INVALID_REQUEST', `${what}: its protocol must be "tcp" or "udp"`)
   const out: ClusterPort = { proto: raw.proto, port: portNumber(raw.port, `${what}: its container port`), hostPort: portNumber(raw.hostPort, `${what}: its host port`) }
   if (raw.hostIp !== undefined) {
@@ -179,14 +185,14 @@ function checkPort (raw: unknown, i: number): ClusterPort {
 /**
  * Published ports, as a host sends them and as they are read from the store:
  * absent, or an array of 1 to MAX_PORTS valid ports; anything else throws a
- * FerryError naming the bad one.
+ * FerryError naming the bad one. `extra` (the read path): each port's unknown fields, bounded, instead of refused.
  */
-export function checkPorts (ports: unknown): ClusterPort[] | undefined {
+export function checkPorts (ports: unknown, extra?: Array<Array<[string, unknown]>>): ClusterPort[] | undefined {
   if (ports === undefined) return undefined
   if (!Array.isArray(ports) || ports.length === 0 || ports.length > MAX_PORTS) {
     throw new FerryError('INVALID_REQUEST', `published ports must be an array of 1 to ${MAX_PORTS} ports`)
   }
-  return ports.map(checkPort)
+  return ports.map((p, i) => checkPort(p, i, extra))
 }
 
 export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
@@ -209,18 +215,28 @@ export function checkEndpoint (ep: ClusterEndpoint): ClusterEndpoint {
 // ---------------------------------------------------------------------------
 // Canonical forms (what the cluster key's MAC covers)
 
-/** The stored form of an endpoint without its MAC: fixed key order, so that equal endpoints are equal strings. */
-export function endpointContent (ep: ClusterEndpoint): string {
-  return JSON.stringify({
+/**
+ * The stored form of an endpoint without its MAC: fixed key order, so that equal endpoints are equal strings.
+ * `extra`: fields of a newer version this one does not know (readEndpoint), after the known ones in the
+ * order they were read — a newer version appends its new fields after every field an older one knows, so
+ * the MAC it made over its record is the MAC of this content.
+ */
+export function endpointContent (ep: ClusterEndpoint, extra: ReadonlyArray<[string, unknown]> = [], portExtra: ReadonlyArray<ReadonlyArray<[string, unknown]> | undefined> = []): string {
+  const known = {
     endpointId: ep.endpointId, ip: ep.ip, ...(ep.ip6 !== undefined ? { ip6: ep.ip6 } : {}), mac: ep.mac, hostId: ep.hostId, vtep: ep.vtep,
     ...(ep.names ? { names: ep.names } : {}),
-    ...(ep.ports ? { ports: ep.ports.map(portContent) } : {}),
-  })
+    ...(ep.ports ? { ports: ep.ports.map((p, i) => portContent(p, portExtra[i])) } : {}),
+  }
+  return JSON.stringify(withExtra(known, extra))
 }
 
-/** A published port in its stored form: fixed key order. */
-function portContent (p: ClusterPort): ClusterPort {
-  return { proto: p.proto, port: p.port, hostPort: p.hostPort, ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}) }
+/** A published port in its stored form: fixed key order, then a newer version's fields as read (the same rule as the record's). */
+function portContent (p: ClusterPort, extra?: ReadonlyArray<[string, unknown]>): Record<string, unknown> {
+  return withExtra({ proto: p.proto, port: p.port, hostPort: p.hostPort, ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}) }, extra)
+}
+
+function withExtra (known: Record<string, unknown>, extra: ReadonlyArray<[string, unknown]> | undefined): Record<string, unknown> {
+  return extra === undefined || extra.length === 0 ? known : { ...known, ...Object.fromEntries(extra) }
 }
 
 export function hostContent (h: { hostId: string, vtep: string, wg?: WireGuardInfo }): string {
@@ -270,6 +286,31 @@ function onlyKeys (o: Record<string, unknown>, allowed: readonly string[], what:
   for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new FerryError('INVALID_REQUEST', `${what} has an unknown field "${k.slice(0, 40)}"`)
 }
 
+/** Unknown fields a record may have (a newer version's optional fields, ignored): at most this many, each at most MAX_EXTRA_FIELD_JSON bytes as JSON. */
+export const MAX_EXTRA_FIELDS = 8
+export const MAX_EXTRA_FIELD_JSON = 4096
+/** How ferry names record fields: a lower-case letter, then letters and digits. */
+const FIELD_NAME_RE = /^[a-z][A-Za-z0-9]{0,31}$/
+
+/**
+ * The fields of `o` not in `known`, in their order: forward compatibility (docs/cluster.md, "Versions
+ * that interoperate"). A reader ignores them, but refuses the record when they are not bounded: a
+ * name ferry would not give a field, more than MAX_EXTRA_FIELDS of them, or one longer than
+ * MAX_EXTRA_FIELD_JSON as JSON.
+ */
+function extraFields (o: Record<string, unknown>, known: readonly string[], what: string): Array<[string, unknown]> {
+  const extra: Array<[string, unknown]> = []
+  for (const [k, v] of Object.entries(o)) {
+    if (known.includes(k)) continue
+    if (!FIELD_NAME_RE.test(k)) throw new FerryError('INVALID_REQUEST', `${what} has an unknown field with a name ferry does not give fields ("${k.slice(0, 40)}")`)
+    if (extra.length >= MAX_EXTRA_FIELDS) throw new FerryError('INVALID_REQUEST', `${what} has more than ${MAX_EXTRA_FIELDS} unknown fields`)
+    const json = JSON.stringify(v) as string | undefined
+    if (json === undefined || json.length > MAX_EXTRA_FIELD_JSON) throw new FerryError('INVALID_REQUEST', `${what}'s unknown field "${k}" is longer than ${MAX_EXTRA_FIELD_JSON} bytes`)
+    extra.push([k, v])
+  }
+  return extra
+}
+
 /** Run schema checks; a thrown error becomes an `invalid` refusal. */
 function schema<T> (fn: () => T): Read<T> {
   try {
@@ -302,7 +343,8 @@ function checkCanonicalVtep (ip: string): string {
 export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolean } = {}): Read<HostInfo> {
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'a host is not an object')
-    if (opts.times === false) onlyKeys(raw, ['hostId', 'vtep', 'version', 'wg', 'sig'], 'the host')
+    // A newer version's fields are ignored; the MAC covers hostId, vtep and wg only (a later host field is signed apart, as features).
+    if (opts.times === false) extraFields(raw, ['hostId', 'vtep', 'version', 'wg', 'sig'], 'the host')
     const version = str(raw.version ?? '', 'version')
     if (version.length > 64 || !/^[\x20-\x7e]*$/.test(version)) throw new FerryError('INVALID_REQUEST', 'version is not short printable text')
     const times = opts.times !== false
@@ -356,7 +398,10 @@ export interface EndpointContext {
   id?: string
 }
 
-/** An endpoint as read from the store: the write path's checks, strict names and ports (absent in older records), no unknown field, its MAC. */
+/**
+ * An endpoint as read from the store: the write path's checks, strict names and ports (absent in older
+ * records), unknown fields of a newer version bounded and ignored (but covered by the MAC), its MAC.
+ */
 export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterKey): Read<ClusterEndpoint> {
   if (typeof raw === 'string') {
     if (raw.length > MAX_STORED_JSON) return refused('too-large', `it is ${raw.length} bytes long`)
@@ -367,9 +412,11 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
     }
   }
   let outside = false
+  let extra: Array<[string, unknown]> = []
+  const portExtra: Array<Array<[string, unknown]>> = []
   const r = schema(() => {
     if (!isRecord(raw)) throw new FerryError('INVALID_REQUEST', 'an endpoint is not an object')
-    onlyKeys(raw, ['endpointId', 'ip', 'ip6', 'mac', 'hostId', 'vtep', 'names', 'ports', 'sig'], 'the endpoint')
+    extra = extraFields(raw, ['endpointId', 'ip', 'ip6', 'mac', 'hostId', 'vtep', 'names', 'ports', 'sig'], 'the endpoint')
     const ep: ClusterEndpoint = {
       endpointId: checkEndpointId(str(raw.endpointId, 'endpoint id')),
       ip: checkCanonicalIp(str(raw.ip, 'ip'), 'endpoint address'),
@@ -393,12 +440,12 @@ export function readEndpoint (raw: unknown, ctx: EndpointContext, key?: ClusterK
     }
     const names = strictNames(raw.names)
     if (names) ep.names = names
-    const ports = checkPorts(raw.ports)
+    const ports = checkPorts(raw.ports, portExtra)
     if (ports) ep.ports = ports
     return ep
   })
   if (!r.ok) return outside ? refused('outside-subnet', r.detail) : r
-  return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), () => endpointContent(r.value), isRecord(raw) ? raw.sig : undefined)
+  return macCheck(r.value, key, 'endpoint', endpointKeyName(ctx.overlay, r.value.endpointId), () => endpointContent(r.value, extra, portExtra), isRecord(raw) ? raw.sig : undefined)
 }
 
 const CHANGE_KINDS: ReadonlySet<string> = new Set(['host-up', 'host-removed', 'overlay-defined', 'overlay-removed', 'endpoint-published', 'endpoint-withdrawn'])

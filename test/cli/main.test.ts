@@ -22,9 +22,17 @@ const WEB = {
 }
 
 const notUsed = async (): Promise<never> => { throw new Error('not used') }
+const CLUSTER = {
+  state: 'ready', url: 'redis://127.0.0.1:6379', hostId: 'h1', vtep: '192.0.2.1', revision: 7, clusterKey: false, rejected: [],
+  compat: { heldBack: ['ports'], olderHosts: [{ hostId: 'h3', version: '0.1.0', features: [] }], sentence: 'held back: ports (records are written without it) because host h3 (0.1.0) runs an older ferry' },
+  hosts: [
+    { hostId: 'h1', vtep: '192.0.2.1', version: '0.1.0', lastHeartbeat: Date.now(), features: ['ports'] },
+    { hostId: 'h3', vtep: '192.0.2.3', version: '0.1.0', lastHeartbeat: Date.now() },
+  ],
+}
 let asked = 0
 const agent = {
-  status: notUsed, reconcile: notUsed, clusterStatus: notUsed, peers: async () => { asked++; return [] }, dnsRecords: notUsed, dnsQuery: notUsed, runtime: notUsed,
+  status: notUsed, reconcile: notUsed, clusterStatus: async () => CLUSTER, peers: async () => { asked++; return [] }, dnsRecords: notUsed, dnsQuery: notUsed, runtime: notUsed,
   networks: async () => { asked++; return [FRONT, BACK] }, endpoints: async () => { asked++; return [WEB] },
 } as unknown as AgentView
 
@@ -91,4 +99,12 @@ t.test('ambiguous, unknown and bad keys: one sentence, an exit code, no stack', 
   const long = await ferry('peers', '--network', 'x'.repeat(300))
   t.equal(long.err, 'ferry: a network name or id is at most 256 characters (300 given)\n')
   t.equal(asked, before, 'bad keys are refused before anything is sent')
+})
+
+t.test('cluster status: one sentence on what an older host holds back, and each host\'s features', async (t) => {
+  const r = await ferry('cluster', 'status')
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /^versions: held back: ports \(records are written without it\) because host h3 \(0\.1\.0\) runs an older ferry$/m)
+  t.match(r.out, /^h1 \(this host\)\s+192\.0\.2\.1\s+0\.1\.0\s+ports\s/m)
+  t.match(r.out, /^h3\s+192\.0\.2\.3\s+0\.1\.0\s+- \(older\)\s/m)
 })

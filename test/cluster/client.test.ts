@@ -3,6 +3,7 @@ import { ClusterClient } from '../../src/cluster/client.js'
 import { FerryError } from '../../src/errors/errors.js'
 import { MemoryBackend, MemoryCluster } from '../harness/cluster-memory.js'
 import { record } from '../harness/cluster-contract.js'
+import { until } from '../harness/until.js'
 
 /**
  * A connection that dies under a command: the command fails as unavailable while the store still
@@ -131,4 +132,31 @@ t.test('back with another history, or without a log that reaches back: a full re
       t.same(events.events.map((e) => e.kind), ['down', 'resync'])
     })
   }
+})
+
+t.test('the writer\'s decision: ports only while every live host understands them (in-memory store)', async (t) => {
+  const lab = new MemoryCluster()
+  const h1 = lab.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0 })
+  t.teardown(() => h1.close())
+  t.same(h1.status().compat?.heldBack, ['ports'], 'held back until the hosts were read')
+  await h1.start()
+  t.same(h1.status().compat?.heldBack, [], 'read at registration: only this host')
+  await h1.defineOverlay({ name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' })
+  const ip = await h1.allocateAddress('ov1')
+  const ports = [{ proto: 'tcp' as const, port: 80, hostPort: 8080 }]
+  await h1.publishEndpoint({ overlay: 'ov1', endpointId: 'e1', ip, mac: '02:42:0a:1e:00:02', ports })
+  const raw = (): unknown => { const r = lab.endpoints('ov1').endpoints[0]?.raw; return typeof r === 'string' ? JSON.parse(r) as unknown : r }
+  t.match(raw(), { ports })
+  const old = lab.connect({ hostId: 'old', advertiseAddr: '192.168.50.9', heartbeatMs: 0, features: [] })
+  t.teardown(() => old.close())
+  await old.start()
+  await until('held back', () => h1.status().compat?.heldBack.join() === 'ports')
+  await h1.republished()
+  const r = raw()
+  t.ok(typeof r === 'object' && r !== null && !('ports' in r), 'written again without ports')
+  t.equal(h1.status().compat?.olderHosts[0]?.hostId, 'old')
+  await old.leave()
+  await until('ports again', () => h1.status().compat?.heldBack.length === 0)
+  await h1.republished()
+  t.match(raw(), { ports }, 'the older host gone: with ports again')
 })

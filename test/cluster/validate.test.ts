@@ -174,7 +174,8 @@ t.test('hostile published ports refuse the endpoint, with a sentence naming the 
     [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 'example.com' }], /published port 1: its host address "example.com" is not an IP address/],
     [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 'FD00::7' }], /published port 1: its host address FD00::7 is not canonical/],
     [[{ proto: 'tcp', port: 80, hostPort: 80, hostIp: 7 }], /its host address is not a string/],
-    [[{ proto: 'tcp', port: 80, hostPort: 80, weight: 5 }], /published port 1 has an unknown field "weight"/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, Weight: 5 }], /published port 1 has an unknown field with a name ferry does not give fields \("Weight"\)/],
+    [[{ proto: 'tcp', port: 80, hostPort: 80, weight: 'x'.repeat(5000) }], /published port 1's unknown field "weight" is longer than 4096 bytes/],
     [[{ proto: 'tcp', port: 80, hostPort: 80, ['__proto__']: {} }], /unknown field|not an object/],
   ]
   for (const [bad, detail] of cases) {
@@ -195,4 +196,67 @@ t.test('with a cluster key, the MAC covers the published ports', async (t) => {
   const plain = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), endpointContent(ep))
   t.match(readEndpoint({ ...ep, ports, sig: plain }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'ports added to a record signed without them')
   t.equal(readEndpoint({ ...ep, sig: plain }, ctx6, key).ok, true, 'a signed record without them (an older host\'s) is fine')
+})
+
+// Forward compatibility: a newer version's optional fields are ignored when bounded, and covered by the MAC.
+t.test('an endpoint record with an unknown optional field is read, the field ignored', async (t) => {
+  const newer = { ...ep, ports, weight: 5, labels: { tier: 'web' } }
+  t.same(readEndpoint(newer, ctx6), { ok: true, value: { ...ep, ports } })
+  t.same(readEndpoint(JSON.stringify(newer), ctx6), { ok: true, value: { ...ep, ports } }, 'as stored JSON')
+  t.same(readChange({ kind: 'endpoint-published', rev: 4, overlay: 'ov1', endpoint: newer }), { ok: true, value: { kind: 'endpoint-published', rev: 4, overlay: 'ov1', endpoint: { ...ep, ports } } },
+    'and as pushed')
+  t.match(readEndpoint({ ...newer, ip: 7 }, ctx6), { ok: false, reason: 'invalid', detail: /ip is not a string/ }, 'a known field of the wrong type still refuses it')
+  t.match(readEndpoint({ ...newer, names: 'web' }, ctx6), { ok: false, reason: 'invalid' })
+})
+
+t.test('unknown fields that are not bounded refuse the record', async (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ weight: 'x'.repeat(5000) }, /unknown field "weight" is longer than 4096 bytes/],
+    [Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}`, i])), /more than 8 unknown fields/],
+    [{ Weight: 1 }, /a name ferry does not give fields/],
+    [{ 'x-y': 1 }, /a name ferry does not give fields/],
+    [{ ['a'.repeat(33)]: 1 }, /a name ferry does not give fields/],
+    [JSON.parse('{"__proto__":{"admin":true}}') as Record<string, unknown>, /a name ferry does not give fields/],
+  ]
+  for (const [extra, detail] of cases) {
+    t.match(readEndpoint({ ...ep, ...extra }, ctx6), { ok: false, reason: 'invalid', detail }, Object.keys(extra).join(',').slice(0, 60))
+  }
+  t.match(readEndpoint(JSON.stringify({ ...ep, pad: 'x'.repeat(20_000) }), ctx6), { ok: false, reason: 'too-large' }, 'an oversized record is refused unparsed')
+})
+
+t.test('with a cluster key, the MAC covers unknown fields too', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  // A newer version signs its record with the new field after every field this one knows.
+  const content = JSON.stringify({ ...JSON.parse(endpointContent({ ...ep, ports } as never)) as object, weight: 5 })
+  const sig = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), content)
+  const stored = `${content.slice(0, -1)},"sig":${JSON.stringify(sig)}}`
+  t.same(readEndpoint(stored, ctx6, key), { ok: true, value: { ...ep, ports } }, 'signed by the newer host: accepted, the field ignored')
+  t.match(readEndpoint(stored.replace('"weight":5', '"weight":6'), ctx6, key), { ok: false, reason: 'bad-mac' }, 'the unknown field changed under the MAC')
+  t.match(readEndpoint(stored.replace(',"weight":5', ''), ctx6, key), { ok: false, reason: 'bad-mac' }, 'or removed')
+  const plain = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), endpointContent({ ...ep, ports } as never))
+  t.match(readEndpoint({ ...ep, ports, weight: 5, sig: plain }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'or added to a record signed without it')
+  t.match(readEndpoint({ ...ep, ports, weight: 5 }, ctx6, key), { ok: false, reason: 'missing-mac' }, 'unsigned')
+})
+
+t.test('a host-up message with an unknown optional field is read, the field ignored', async (t) => {
+  const host = { hostId: 'h1', vtep: '192.0.2.1', version: '0.2.0', vtep6: 'fd00::1' }
+  t.same(readChange({ kind: 'host-up', rev: 3, host }), { ok: true, value: { kind: 'host-up', rev: 3, host: { hostId: 'h1', vtep: '192.0.2.1', version: '0.2.0' } } })
+  t.match(readChange({ kind: 'host-up', rev: 3, host: { ...host, vtep6: 'x'.repeat(5000) } }), { ok: false, reason: 'invalid', detail: /longer than 4096 bytes/ })
+  t.match(readChange({ kind: 'host-up', rev: 3, host: { ...host, vtep: 7 } }), { ok: false, reason: 'invalid' }, 'a known field of the wrong type still refuses it')
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  const sig = key.sign('host', 'h1', hostContent({ hostId: 'h1', vtep: '192.0.2.1' }))
+  t.equal(readChange({ kind: 'host-up', rev: 3, host: { ...host, sig } }, key).ok, true, 'the host MAC covers hostId, vtep and wg only')
+  t.match(readChange({ kind: 'host-up', rev: 3, host }, key), { ok: false, reason: 'missing-mac' }, 'an unsigned one is still refused')
+})
+
+t.test('a published port with an unknown optional field is read, the field ignored and covered by the MAC; the write path stays strict', async (t) => {
+  const newer = [{ ...ports[0], name: 'http' }, ...ports.slice(1)]
+  t.same(readEndpoint({ ...ep, ports: newer }, ctx6), { ok: true, value: { ...ep, ports } })
+  const key = new ClusterKey(Buffer.alloc(32, 7))
+  const content = JSON.stringify({ ...JSON.parse(endpointContent({ ...ep } as never)) as object, ports: newer })
+  const sig = key.sign('endpoint', endpointKeyName('ov1', 'ep1'), content)
+  t.same(readEndpoint(`${content.slice(0, -1)},"sig":${JSON.stringify(sig)}}`, ctx6, key), { ok: true, value: { ...ep, ports } }, 'signed with the port\'s new field')
+  t.match(readEndpoint({ ...ep, ports: [{ ...ports[0], name: 'https' }, ...ports.slice(1)], sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'the field changed under the MAC')
+  t.match(readEndpoint({ ...ep, ports, sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'or removed')
+  t.throws(() => checkEndpoint({ ...ep, ports: newer as never }), /published port 1 has an unknown field "name"/, 'a host never writes a field it does not know')
 })

@@ -28,7 +28,7 @@ type ChangeBody = ClusterChange extends infer C ? C extends ClusterChange ? Omit
 /** The owner recorded for an overlay's gateway address. */
 export const GATEWAY_OWNER = '@gateway'
 
-interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, wg: string, keyExpiresAt: number }
+interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, wg: string, keyExpiresAt: number, features: string }
 
 /** An endpoint as stored: normally a ClusterEndpoint with its MAC; tests may forge anything (forgeEndpoint). */
 type StoredEndpoint = Record<string, unknown>
@@ -205,8 +205,9 @@ export class MemoryCluster {
     this.expiries.set(reg.hostId, now + reg.ttlMs)
     this.hostRecords.set(reg.hostId, {
       vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt, sig: reg.sig, wg: reg.wg, keyExpiresAt: now + reg.keyTtlMs,
+      features: reg.features ?? '',
     })
-    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig || old.wg !== reg.wg) {
+    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig || old.wg !== reg.wg || old.features !== (reg.features ?? '')) {
       const host = { hostId: reg.hostId, vtep: reg.vtep, version: reg.version, ...(reg.sig !== '' ? { sig: reg.sig } : {}), ...(reg.wg !== '' ? { wg: reg.wg } : {}) }
       this.bump({ kind: 'host-up', host })
     }
@@ -471,7 +472,8 @@ export class MemoryCluster {
     const h: Omit<HostInfo, 'wg'> & { sig?: string, wg?: string } = { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
     if (r.sig !== '') h.sig = r.sig
     if (r.wg !== '') h.wg = r.wg
-    return { ...h }
+    // Stamped with the heartbeat that wrote it, as the Redis script stores it.
+    return { ...h, ...(r.features !== '' ? { features: `${r.lastHeartbeat} ${r.features}` } : {}) }
   }
 
   hosts (): Array<Record<string, unknown>> {
