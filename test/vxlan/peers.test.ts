@@ -479,8 +479,11 @@ t.test('back from an outage with the same history: the endpoints changed meanwhi
   await publish(h2, 'e1', '10.30.0.11')
   await until('e1', async () => (await peersOf(h1)).length === 1)
   cluster.stop()
+  // Both hosts saw the outage, then both are back and done re-asserting (a host's re-assertion reads the hosts'
+  // features first: e2 must be published after h1 resumed, or h1's catch-up would bring it).
+  await until('down seen', async () => h1.store.status().state !== 'ready' && h2.store.status().state !== 'ready')
   cluster.start()
-  await until('resumed', async () => h1.sync.status().synced)
+  await until('resumed', async () => h1.sync.status().synced && h1.store.status().state === 'ready' && h2.store.status().state === 'ready')
   await publish(h2, 'e2', '10.30.0.12')
   t.same((await peersOf(h1)).map((p) => p[0]), ['10.30.0.11'], 'e2 lost on the way')
   cluster.stop()
