@@ -38,7 +38,7 @@ function portText (p: PortBinding): string {
   return `${sideText(p, 'host')}->${sideText(p, 'container')}/${p.proto}`
 }
 
-function collect (value: string, prev: string[]): string[] { return [...prev, value] }
+function collect (value: string, prev: string[] = []): string[] { return [...prev, value] }
 
 /** `?network=KEY` for a network name, id or id prefix, checked where it enters (src/util/resolve.ts); '' without one. */
 function networkQuery (network: string | undefined): string {
@@ -95,7 +95,7 @@ export function buildCli (): Command {
     .option('--reconcile-interval <seconds>', 'check the kernel against the store every N seconds (0 = only at start)', positiveInt, 5)
     .option('--orphan-grace <seconds>', 'delete an endpoint the engine has not known for this long (it died between CreateEndpoint and Join)', positiveInt, 60)
     .option('--cluster <url>', 'Redis for multi-host overlays: redis://[:password@]host:port, rediss://… (TLS) or sentinel://[:password@]host:port[,host:port]/master')
-    .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
+    .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster; given twice (one IPv4, one IPv6), a dual-stack host", collect)
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
     .option('--wireguard-endpoint <ip:port>', 'where other hosts reach this host\'s WireGuard when it is behind NAT (the NAT forwards this port and the one above it to 51820 and 51821)')
@@ -120,7 +120,7 @@ export function buildCli (): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, wireguardEndpoint?: string, dns: string[], dnsServer: boolean,
+      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string[], hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, wireguardEndpoint?: string, dns: string[], dnsServer: boolean,
       dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
