@@ -174,13 +174,15 @@ export function buildCli (): Command {
   const cluster = program.command('cluster').description('the multi-host cluster')
   cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
-      const s = await api<{ state: string, url: string, hostId: string, vtep: string, revision?: number, lastError?: string, clusterKey?: boolean,
-        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number }>, wireguard?: WireGuardView }>('GET', '/v1/cluster')
+      const s = await api<{ state: string, url: string, hostId: string, vtep: string, vtep2?: string, revision?: number, lastError?: string, clusterKey?: boolean,
+        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, vtep2?: string, version: string, lastHeartbeat: number }>, wireguard?: WireGuardView,
+        peers?: { unreachableHosts?: Array<{ hostId: string, detail: string }> } }>('GET', '/v1/cluster')
       if (o.json) { json(s); return }
-      out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}\nrevision: ${s.revision ?? '-'}\n`)
+      out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}${s.vtep2 !== undefined ? `, ${s.vtep2}` : ''}\nrevision: ${s.revision ?? '-'}\n`)
       out(`cluster key: ${clusterKeyText(s.clusterKey)}\nrefused:  ${(s.rejected ?? []).map((r) => `${r.kind} ${r.reason} ${r.count}`).join(', ') || 'nothing'}\n\n`)
       out(table(['HOST', 'VTEP', 'VERSION', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
-        h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
+        h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep2 === undefined ? h.vtep : `${h.vtep}, ${h.vtep2}`, h.version, `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
+      for (const u of s.peers?.unreachableHosts ?? []) out(`not reachable: ${u.detail}\n`)
       if (s.wireguard) out(wireGuardText(s.wireguard))
     })
   cluster.command('rotate-key').description('a new WireGuard key for this host; running connections keep flowing (docs/encryption.md)').option('--json', 'print JSON')
@@ -195,7 +197,7 @@ export function buildCli (): Command {
     .option('--network <network>', 'only this overlay network (name, id or id prefix)').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
       const q = networkQuery(o.network)
-      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number, encrypted: boolean,
+      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number, encrypted: boolean, unreachable?: string[],
         rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string,
           wireguard?: { handshakeAgeS?: number, rxBytes: number, txBytes: number, encrypted: boolean } }> }>>('GET', `/v1/peers${q}`)
       if (o.json) { json(reports); return }
@@ -207,6 +209,8 @@ export function buildCli (): Command {
           return [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : ''), enc,
             w ? handshakeText(w.handshakeAgeS) : '-', w ? String(w.rxBytes) : '-', w ? String(w.txBytes) : '-']
         })))
+        // A mixed-family cluster: hosts with endpoints here that this host shares no underlay family with.
+        for (const u of r.unreachable ?? []) out(`not reachable: ${u}\n`)
       }
     })
 

@@ -273,7 +273,7 @@ export class ClusterClient implements ClusterStore {
 
   status (): ClusterStatus {
     const s: ClusterStatus = {
-      state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, commands: this.backend.commandCount(),
+      state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, ...(this.vtep2 !== undefined ? { vtep2: this.vtep2 } : {}), commands: this.backend.commandCount(),
       clusterKey: this.key !== undefined, rejected: this.rejects.list(),
     }
     if (this.lastError !== undefined) s.lastError = this.lastError

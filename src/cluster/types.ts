@@ -178,6 +178,8 @@ export interface ClusterStatus {
   url: string
   hostId: string
   vtep: string
+  /** This host's second VTEP (the other family), when it advertises two. */
+  vtep2?: string
   /** Commands sent to the store so far (a benchmark metric: commands per change). */
   commands: number
   lastError?: string
