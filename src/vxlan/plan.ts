@@ -231,6 +231,11 @@ function familyOfIp (ip: string): 4 | 6 | undefined {
   return isIp(ip, 4) ? 4 : isIp(ip, 6) ? 6 : undefined
 }
 
+/** The family of an address already checked (a VTEP the planner programs): by its separator, without parsing it again. */
+function familyOfChecked (ip: string): 4 | 6 {
+  return ip.includes(':') ? 6 : 4
+}
+
 /**
  * Where this host sends to reach `remote`: the remote host's primary VTEP when this host has a
  * VTEP of its family, else its second VTEP when this host has one of that family; undefined when
@@ -349,7 +354,7 @@ function checkPeer (c: PeerCheck, self: PlanSelf, raw: RemotePeer): { p: RemoteP
   }
   if (p.hostId === self.hostId || p.vtep === self.vtep || p.vtep === self.vtep2) return { endpointId: p.endpointId, ip: p.ip, reason: 'local' }
   // A VXLAN device sends from one underlay family: a peer behind a VTEP of a family this host has no device of cannot be reached.
-  if (!(isIp(p.vtep, 4) ? self.families.has(4) : self.families.has(6))) return { endpointId: p.endpointId, ip: p.ip, reason: 'vtep-family' }
+  if (!self.families.has(familyOfChecked(p.vtep))) return { endpointId: p.endpointId, ip: p.ip, reason: 'vtep-family' }
   // Address i must be of side i's family and in its subnet: IPv4 first, then IPv6 on a dual-stack overlay only.
   for (const [i, a] of parsed.entries()) {
     const side = c[i]
@@ -406,8 +411,10 @@ function choosePeers (c: PeerCheck, self: PlanSelf, peers: readonly RemotePeer[]
   return { kept, skipped }
 }
 
-/** The device a programmed peer's entries go on: the one of its VTEP's family (checkPeer has made sure there is one). */
-function peerDev (d: OverlayDevices, vtep: string): string { return d.second === undefined ? d.vxlan : vxlanFor(d, vtep) ?? d.vxlan }
+/** The device a programmed peer's entries go on: the one of its VTEP's family (checkPeer has checked the address and that there is one). */
+function peerDev (d: OverlayDevices, vtep: string): string {
+  return d.second === undefined || d.second.family !== familyOfChecked(vtep) ? d.vxlan : d.second.vxlan
+}
 function peerFdb (d: OverlayDevices, p: RemotePeer): FdbEntry { return { dev: peerDev(d, p.vtep), mac: p.mac, dst: p.vtep } }
 /** One neighbour entry per address of the peer (ARP and NDP are answered from them alike), on the device of its VTEP's family. */
 function peerNeigh (d: OverlayDevices, p: RemotePeer): NeighEntry[] { const dev = peerDev(d, p.vtep); return peerIps(p).map((ip) => ({ dev, ip, mac: p.mac })) }
