@@ -230,6 +230,8 @@ export class PeerSync {
   private hosts = new Map<string, string>()
   /** hostId -> second VTEP (the other family) of every registered dual-stack host. */
   private hostVtep2 = new Map<string, string>()
+  /** hostId -> the VTEP this host reaches it by (chooseVtep), for the VTEPs it was chosen from. */
+  private readonly vtepChoice = new Map<string, { vtep: string, vtep2: string | undefined, to: string | undefined }>()
   /** hostId -> WireGuard information of every registered host that publishes it. */
   private hostWg = new Map<string, WireGuardInfo>()
   private readonly wg: WireGuardMesh | undefined
@@ -384,8 +386,14 @@ export class PeerSync {
     if (e === undefined) return e
     if (a.local.encrypt === undefined) {
       if (this.hostVtep2.size === 0 && this.store.vtep2 === undefined) return e
-      const v = chooseVtep(this.selfVteps(), this.hostVteps(e.hostId, e.vtep))
-      return v === undefined || v === e.vtep ? e : { ...e, vtep: v }
+      // Chosen once per host and its VTEPs (a full plan asks for every endpoint of every host).
+      const v2 = this.hostVtep2.get(e.hostId)
+      let c = this.vtepChoice.get(e.hostId)
+      if (c?.vtep !== e.vtep || c.vtep2 !== v2) {
+        c = { vtep: e.vtep, vtep2: v2, to: chooseVtep(this.selfVteps(), this.hostVteps(e.hostId, e.vtep)) }
+        this.vtepChoice.set(e.hostId, c)
+      }
+      return c.to === undefined || c.to === e.vtep ? e : { ...e, vtep: c.to }
     }
     const tunnel = this.wg?.tunnels().get(e.hostId)
     return tunnel === undefined ? undefined : { ...e, vtep: tunnel }
@@ -755,6 +763,7 @@ export class PeerSync {
         this.hosts.delete(ev.hostId)
         this.hostWg.delete(ev.hostId)
         this.hostVtep2.delete(ev.hostId)
+        this.vtepChoice.delete(ev.hostId)
         dropHost(ev.hostId)
         if (schedule) this.hostsChanged()
         break
