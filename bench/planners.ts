@@ -32,19 +32,23 @@ function report (what: string, ms: number, goalMs: number): void {
 }
 
 // VXLAN: plan and diff 10,000 peers (100 hosts × 100 endpoints), on an IPv4 and on a dual-stack overlay (an IPv6
-// address per peer: one more neighbour entry each); then one change among them through the incremental planner.
-for (const dual of [false, true]) {
-  const stack = dual ? 'dual-stack' : 'IPv4'
+// address per peer: one more neighbour entry each), and on a host with a VTEP of each family among hosts half of
+// which advertise only IPv6 (mixed family: two VXLAN devices, each peer's entries on its family's); then one change
+// among them through the incremental planner (in the mixed case, alternately to an IPv4 and an IPv6 VTEP).
+for (const stack of ['IPv4', 'dual-stack', 'mixed family'] as const) {
+  const dual = stack === 'dual-stack'
+  const mixed = stack === 'mixed family'
+  const vtepOf = (h: number): string => (mixed && h % 2 === 1 ? `fd00:51::${h + 1}` : `192.168.51.${h + 1}`)
   const peers: RemotePeer[] = []
   for (let h = 0; h < 100; h++) {
     for (let e = 0; e < 100; e++) {
       const n = 2 + h * 100 + e
       const ip = `10.30.${n >> 8}.${n & 255}`
-      peers.push({ endpointId: `h${h}e${e}`, ip, ...(dual ? { ip6: `fd00:30::${n.toString(16)}` } : {}), mac: overlayMac(ip), vtep: `192.168.51.${h + 1}`, hostId: `host${h}` })
+      peers.push({ endpointId: `h${h}e${e}`, ip, ...(dual ? { ip6: `fd00:30::${n.toString(16)}` } : {}), mac: overlayMac(ip), vtep: vtepOf(h), hostId: `host${h}` })
     }
   }
   const dev = overlayDevices({ name: 'ov1', vni: 4096, subnet: '10.30.0.0/16', gateway: '10.30.0.1', ...(dual ? { subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' } : {}) },
-    { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0' })
+    { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0', ...(mixed ? { second: { vtep: 'fd00:50::1', mtu: 1500, dev: 'eth0' } } : {}) })
   report(`vxlan (${stack}): plan + 2 diffs of 10,000 peers`, median(() => {
     const p = planPeers(dev, { hostId: 'h1', vtep: '192.168.50.1' }, peers)
     diffPeers(p, { fdb: [], neigh: [] })
@@ -54,7 +58,7 @@ for (const dual of [false, true]) {
   planner.reset(peers)
   let k = 0
   report(`vxlan (${stack}): 1,000 single-peer changes among 10,000 peers`, median(() => {
-    for (let i = 0; i < 1000; i++, k++) planner.upsert({ ...peers[k % peers.length]!, vtep: `192.168.52.${(k % 200) + 1}` })
+    for (let i = 0; i < 1000; i++, k++) planner.upsert({ ...peers[k % peers.length]!, vtep: mixed && k % 2 === 1 ? `fd00:52::${(k % 200) + 1}` : `192.168.52.${(k % 200) + 1}` })
   }), 100)
 }
 

@@ -23,7 +23,7 @@ export interface AgentConfig {
   orphanGraceMs?: number
   /** Multi-host overlay: the Redis control plane and this host's underlay address. */
   /** waitMs: how long a request waits for an unreachable cluster store (--cluster-wait; default 10 s). */
-  cluster?: { url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number, wireguardPort?: number, keyRotationMs?: number, wireguardEndpoint?: string }
+  cluster?: { url: string, advertiseAddr: string, advertiseAddr2?: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs?: number, wireguardPort?: number, keyRotationMs?: number, wireguardEndpoint?: string }
   /** The embedded DNS server (src/dns/feed.ts). */
   dns: DnsConfig
   /** The docker0-style default network (dockerd's --bridge/--bip/--icc/--ip-masq/--mtu); undefined = none. */

@@ -25,7 +25,8 @@ export interface AgentFlags extends RuntimeFlags {
   orphanGrace: number
   logLevel: string
   cluster?: string
-  advertiseAddr?: string
+  /** Once, or twice for a dual-stack host (one IPv4, one IPv6; the first is its primary VTEP). */
+  advertiseAddr?: string | readonly string[]
   hostId?: string
   hostTtl?: number
   /** `--cluster-wait SECONDS`: how long a request waits for an unreachable cluster store (default 10). */
@@ -74,25 +75,41 @@ export function iptablesEnabled (flags: Pick<AgentFlags, 'iptables' | 'icc'>): b
 
 function clusterConfig (flags: AgentFlags): AgentConfig['cluster'] {
   if (flags.cluster === undefined) {
-    if (flags.advertiseAddr !== undefined) throw new FerryError('INVALID_OPTION', '--advertise-addr only makes sense with --cluster')
+    if (flags.advertiseAddr !== undefined && flags.advertiseAddr.length > 0) throw new FerryError('INVALID_OPTION', '--advertise-addr only makes sense with --cluster')
     if (flags.clusterKey !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-key only makes sense with --cluster')
     if (flags.clusterWait !== undefined) throw new FerryError('INVALID_OPTION', '--cluster-wait only makes sense with --cluster')
     if (flags.keyRotationInterval !== undefined) throw new FerryError('INVALID_OPTION', '--key-rotation-interval only makes sense with --cluster')
     if (flags.wireguardEndpoint !== undefined) throw new FerryError('INVALID_OPTION', '--wireguard-endpoint only makes sense with --cluster')
     return undefined
   }
-  if (flags.advertiseAddr === undefined || !isIp(flags.advertiseAddr)) {
-    throw new FerryError('INVALID_OPTION', "--cluster needs --advertise-addr IP: this host's underlay address, where other hosts send VXLAN traffic")
-  }
+  const [advertiseAddr, advertiseAddr2] = advertiseAddrs(flags.advertiseAddr)
   if (flags.hostId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(flags.hostId)) {
     throw new FerryError('INVALID_OPTION', `--host-id "${flags.hostId}" must be letters, digits, '_', '.' or '-' (up to 63)`)
   }
   return {
-    url: flags.cluster, advertiseAddr: flags.advertiseAddr, hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000, keyFile: flags.clusterKey,
+    url: flags.cluster, advertiseAddr, ...(advertiseAddr2 === undefined ? {} : { advertiseAddr2 }), hostId: flags.hostId, hostTtlMs: flags.hostTtl === undefined ? undefined : flags.hostTtl * 1000, keyFile: flags.clusterKey,
     waitMs: flags.clusterWait === undefined ? undefined : flags.clusterWait * 1000,
     ...(flags.keyRotationInterval === undefined ? {} : { keyRotationMs: keyRotationMs(flags.keyRotationInterval) }),
     ...(flags.wireguardEndpoint === undefined ? {} : { wireguardEndpoint: checkEndpoint(flags.wireguardEndpoint, '--wireguard-endpoint') }),
   }
+}
+
+/**
+ * `--advertise-addr`, given once or twice: the VTEP addresses, the first the primary (the host record's);
+ * a second one must be of the other family (a VXLAN device has sockets of one family: one VTEP per family).
+ */
+export function advertiseAddrs (given: string | readonly string[] | undefined): [string] | [string, string] {
+  const list = given === undefined ? [] : typeof given === 'string' ? [given] : [...given]
+  if (list.length === 0) throw new FerryError('INVALID_OPTION', "--cluster needs --advertise-addr IP: this host's underlay address, where other hosts send VXLAN traffic")
+  for (const a of list) if (!isIp(a)) throw new FerryError('INVALID_OPTION', `--advertise-addr ${a} is not an IP address`)
+  if (list.length > 2) throw new FerryError('INVALID_OPTION', `--advertise-addr is given ${list.length} times: a host advertises at most two addresses, one IPv4 and one IPv6`)
+  const [first, second] = list as [string, string | undefined]
+  if (second === undefined) return [first]
+  if (isIp(first, 4) === isIp(second, 4)) {
+    const fam = isIp(first, 4) ? 'IPv4' : 'IPv6'
+    throw new FerryError('INVALID_OPTION', `--advertise-addr is given two ${fam} addresses (${first}, ${second}): a host advertises at most one address per family, one IPv4 and one IPv6`)
+  }
+  return [first, second]
 }
 
 /** At least a minute apart (a rotation waits up to 30 s for the peers), at most a year (a timer's range). */

@@ -38,7 +38,7 @@ function portText (p: PortBinding): string {
   return `${sideText(p, 'host')}->${sideText(p, 'container')}/${p.proto}`
 }
 
-function collect (value: string, prev: string[]): string[] { return [...prev, value] }
+function collect (value: string, prev: string[] = []): string[] { return [...prev, value] }
 
 /** `?network=KEY` for a network name, id or id prefix, checked where it enters (src/util/resolve.ts); '' without one. */
 function networkQuery (network: string | undefined): string {
@@ -95,7 +95,7 @@ export function buildCli (): Command {
     .option('--reconcile-interval <seconds>', 'check the kernel against the store every N seconds (0 = only at start)', positiveInt, 5)
     .option('--orphan-grace <seconds>', 'delete an endpoint the engine has not known for this long (it died between CreateEndpoint and Join)', positiveInt, 60)
     .option('--cluster <url>', 'Redis for multi-host overlays: redis://[:password@]host:port, rediss://… (TLS) or sentinel://[:password@]host:port[,host:port]/master')
-    .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster")
+    .option('--advertise-addr <ip>', "this host's underlay address (the VXLAN tunnel endpoint); needed with --cluster; given twice (one IPv4, one IPv6), a dual-stack host", collect)
     .option('--host-id <id>', 'this host\'s id in the cluster (default: made once and kept in the state dir)')
     .option('--host-ttl <seconds>', 'a host whose heartbeat stops is removed after this long', positiveInt)
     .option('--wireguard-endpoint <ip:port>', 'where other hosts reach this host\'s WireGuard when it is behind NAT (the NAT forwards this port and the one above it to 51820 and 51821)')
@@ -120,7 +120,7 @@ export function buildCli (): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'))
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
-      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string, hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, wireguardEndpoint?: string, dns: string[], dnsServer: boolean,
+      defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string[], hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, wireguardEndpoint?: string, dns: string[], dnsServer: boolean,
       dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
@@ -174,16 +174,17 @@ export function buildCli (): Command {
   const cluster = program.command('cluster').description('the multi-host cluster')
   cluster.command('status').description('hosts, VTEPs, last heartbeat, revision').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
-      const s = await api<{ state: string, url: string, hostId: string, vtep: string, revision?: number, lastError?: string, clusterKey?: boolean,
-        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, version: string, lastHeartbeat: number, features?: string[] }>,
-        wireguard?: WireGuardView, compat?: { sentence: string } }>('GET', '/v1/cluster')
+      const s = await api<{ state: string, url: string, hostId: string, vtep: string, vtep2?: string, revision?: number, lastError?: string, clusterKey?: boolean,
+        rejected?: Array<{ kind: string, reason: string, count: number }>, hosts?: Array<{ hostId: string, vtep: string, vtep2?: string, version: string, lastHeartbeat: number, features?: string[] }>,
+        wireguard?: WireGuardView, compat?: { sentence: string }, peers?: { unreachableHosts?: Array<{ hostId: string, detail: string }> } }>('GET', '/v1/cluster')
       if (o.json) { json(s); return }
-      out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}\nrevision: ${s.revision ?? '-'}\n`)
+      out(`cluster:  ${s.url} (${s.state}${s.lastError ? `: ${s.lastError}` : ''})\nthis host: ${s.hostId} vtep ${s.vtep}${s.vtep2 !== undefined ? `, ${s.vtep2}` : ''}\nrevision: ${s.revision ?? '-'}\n`)
       out(`cluster key: ${clusterKeyText(s.clusterKey)}\nrefused:  ${(s.rejected ?? []).map((r) => `${r.kind} ${r.reason} ${r.count}`).join(', ') || 'nothing'}\n`)
       out(`versions: ${s.compat?.sentence ?? 'not known'}\n\n`)
       out(table(['HOST', 'VTEP', 'VERSION', 'FEATURES', 'LAST HEARTBEAT'], (s.hosts ?? []).map((h) => [
-        h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep, h.version, h.features === undefined ? '- (older)' : h.features.join(',') || '-',
-        `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
+        h.hostId + (h.hostId === s.hostId ? ' (this host)' : ''), h.vtep2 === undefined ? h.vtep : `${h.vtep}, ${h.vtep2}`, h.version,
+        h.features === undefined ? '- (older)' : h.features.join(',') || '-', `${((Date.now() - h.lastHeartbeat) / 1000).toFixed(1)}s ago`])))
+      for (const u of s.peers?.unreachableHosts ?? []) out(`not reachable: ${u.detail}\n`)
       if (s.wireguard) out(wireGuardText(s.wireguard))
     })
   cluster.command('rotate-key').description('a new WireGuard key for this host; running connections keep flowing (docs/encryption.md)').option('--json', 'print JSON')
@@ -198,7 +199,7 @@ export function buildCli (): Command {
     .option('--network <network>', 'only this overlay network (name, id or id prefix)').option('--json', 'print JSON')
     .action(async (o: JsonOpt & { network?: string }) => {
       const q = networkQuery(o.network)
-      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number, encrypted: boolean,
+      const reports = await api<Array<{ network: string, overlay: string, vni: number, differences: number, encrypted: boolean, unreachable?: string[],
         rows: Array<{ ip: string, mac: string, vtep?: string, hostId?: string, status: string, detail?: string,
           wireguard?: { handshakeAgeS?: number, rxBytes: number, txBytes: number, encrypted: boolean } }> }>>('GET', `/v1/peers${q}`)
       if (o.json) { json(reports); return }
@@ -210,6 +211,8 @@ export function buildCli (): Command {
           return [p.ip, p.mac, p.hostId ?? '-', p.vtep ?? '-', p.status + (p.detail ? ` (${p.detail})` : ''), enc,
             w ? handshakeText(w.handshakeAgeS) : '-', w ? String(w.rxBytes) : '-', w ? String(w.txBytes) : '-']
         })))
+        // A mixed-family cluster: hosts with endpoints here that this host shares no underlay family with.
+        for (const u of r.unreachable ?? []) out(`not reachable: ${u}\n`)
       }
     })
 

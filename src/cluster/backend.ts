@@ -22,6 +22,8 @@ export interface HostRegistration {
   wg: string
   /** The record features it understands, as their entry (src/cluster/features.ts featuresEntry; '' = none, as an older version). */
   features?: string
+  /** A dual-stack host's second VTEP record as JSON text with its MAC ('' or absent = none): src/cluster/validate.ts readHostVtep. */
+  vtep2?: string
   /**
    * Also remove hosts whose TTL passed. Off for the heartbeat that re-registers
    * a host after an outage: the other hosts could not heartbeat either and get
@@ -47,6 +49,8 @@ export interface BackendListener {
   down (error: Error): void
   /** A message from the change channel, parsed from JSON but not validated (the client does that). */
   change (raw: unknown): void
+  /** A message of the second VTEP channel ({hostId, record}), parsed from JSON but not validated; it precedes the host's host-up change. */
+  hostVtep? (raw: unknown): void
 }
 
 /**
@@ -127,8 +131,9 @@ export interface ClusterBackend {
   /**
    * The change messages of revisions `since - overlap` to the current one, oldest first, parsed
    * from JSON but not validated, and the current revision; undefined when the store no longer
-   * has them all (its log is shorter) or is behind `since` (it lost changes). Optional: without
+   * has them all (its log is shorter) or is behind `since` (it lost changes); `vteps`: the second VTEP
+   * records ('' = none) of the hosts those changes bring up, as they are now. Optional: without
    * it, every reconnection is followed by a full read.
    */
-  changesSince? (since: number, overlap: number): Promise<{ rev: number, changes: unknown[] } | undefined>
+  changesSince? (since: number, overlap: number): Promise<{ rev: number, changes: unknown[], vteps?: Array<{ hostId: string, record: string }> } | undefined>
 }

@@ -40,6 +40,7 @@ import type {
 import {
   checkAnyIp, checkEndpoint, checkEndpointId, checkHostId, checkIp, checkOverlayAddress, checkOverlayName, checkOverlayRequest,
   endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition, type Read,
+  checkSecondVtep, hostVtepContent, hostVtepKeyName, readHostVtep,
 } from './validate.js'
 import { checkWireGuardInfo, wireGuardContent, type WireGuardInfo } from '../wireguard/plan.js'
 import { FEATURES, compatSentence, featuresEntry, heldBack, olderHosts, readFeatures, withoutHeldBack, type Feature } from './features.js'
@@ -49,6 +50,8 @@ export interface ClusterClientOptions {
   hostId: string
   /** This host's VTEP address (`--advertise-addr`). */
   advertiseAddr: string
+  /** A dual-stack host's second VTEP, of the other family (a second `--advertise-addr`). */
+  advertiseAddr2?: string
   version?: string
   /** Heartbeat period; 0 = no timer (call heartbeat() yourself, as unit tests do). Default 2000. */
   heartbeatMs?: number
@@ -158,6 +161,7 @@ function byEndpointId (a: ClusterEndpoint, b: ClusterEndpoint): number {
 export class ClusterClient implements ClusterStore {
   readonly hostId: string
   readonly vtep: string
+  readonly vtep2: string | undefined
   private wg: WireGuardInfo | undefined
   private readonly version: string
   private readonly heartbeatMs: number
@@ -186,6 +190,11 @@ export class ClusterClient implements ClusterStore {
   private waiters: Array<{ resolve: () => void, reject: (e: Error) => void }> = []
   /** What came through the change channel: after a reconnection, only what was missed is handed on when the store's history is the same. */
   private readonly trail = new ChangeTrail()
+  /**
+   * The second VTEP records of other hosts (vetted, MAC checked), as their channel (or a catch-up)
+   * gave them: a host-up change takes its host's from here. A full read replaces them.
+   */
+  private readonly vtep2s = new Map<string, string>()
 
   // This host's intent.
   private readonly overlays = new Map<string, OverlayRequest>()
@@ -219,6 +228,7 @@ export class ClusterClient implements ClusterStore {
     this.backend = backend
     this.hostId = checkHostId(opts.hostId)
     this.vtep = checkAnyIp(opts.advertiseAddr, 'advertise address')
+    this.vtep2 = opts.advertiseAddr2 === undefined ? undefined : checkSecondVtep(this.vtep, opts.advertiseAddr2)
     this.wg = opts.wireguard === undefined ? undefined : checkWireGuardInfo(opts.wireguard, undefined)
     this.version = opts.version ?? VERSION
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
@@ -286,7 +296,7 @@ export class ClusterClient implements ClusterStore {
 
   status (): ClusterStatus {
     const s: ClusterStatus = {
-      state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, commands: this.backend.commandCount(),
+      state: this.state, url: this.backend.description, hostId: this.hostId, vtep: this.vtep, ...(this.vtep2 !== undefined ? { vtep2: this.vtep2 } : {}), commands: this.backend.commandCount(),
       clusterKey: this.key !== undefined, rejected: this.rejects.list(),
       compat: {
         heldBack: [...this.held], olderHosts: (this.older ?? []).map((h) => ({ ...h, features: [...h.features] })),
@@ -319,14 +329,40 @@ export class ClusterClient implements ClusterStore {
       if (this.state === 'closed' || !this.trail.received(raw)) return
       this.handOn(raw)
     },
+    hostVtep: (raw) => {
+      if (this.state === 'closed') return
+      const m = typeof raw === 'object' && raw !== null ? raw as Record<string, unknown> : {}
+      if (typeof m.hostId !== 'string' || typeof m.record !== 'string') { this.rejects.reject('host', 'invalid', describe(raw), 'a second VTEP message is not {hostId, record}'); return }
+      this.keepVtep2(m.hostId, m.record)
+    },
   }
 
-  /** A change message, checked, to every subscriber. */
+  /** A host's second VTEP record as its channel or a catch-up gives it ('' = none): kept when valid, for its host-up change. */
+  private keepVtep2 (hostId: string, record: string): void {
+    this.vtep2s.delete(hostId)
+    if (record === '') return
+    const r = this.accept('host', hostVtepKeyName(hostId.slice(0, 64)), readHostVtep(record, { hostId }, this.key), record)
+    if (r) this.vtep2s.set(r.hostId, r.vtep)
+  }
+
+  /** A change message, checked, to every subscriber; a host-up with its host's second VTEP when one of the other family is known. */
   private handOn (raw: unknown): void {
     const r = readChange(raw, this.key)
-    if (r.ok && (r.value.kind === 'host-up' || r.value.kind === 'host-removed')) this.scheduleFeatureCheck()
-    if (r.ok) this.emit(r.value)
-    else this.rejects.reject('message', r.reason, describe(raw), r.detail)
+    if (!r.ok) { this.rejects.reject('message', r.reason, describe(raw), r.detail); return }
+    const ev = r.value
+    if (ev.kind === 'host-up' || ev.kind === 'host-removed') this.scheduleFeatureCheck()
+    if (ev.kind === 'host-removed') this.vtep2s.delete(ev.hostId)
+    if (ev.kind === 'host-up') {
+      const v2 = this.vtep2s.get(ev.host.hostId)
+      if (v2 !== undefined) {
+        try {
+          ev.host.vtep2 = checkSecondVtep(ev.host.vtep, v2)
+        } catch (err) {
+          this.rejects.reject('host', 'invalid', hostVtepKeyName(ev.host.hostId), err instanceof Error ? err.message : String(err))
+        }
+      }
+    }
+    this.emit(ev)
   }
 
   /**
@@ -336,10 +372,11 @@ export class ClusterClient implements ClusterStore {
    */
   private async catchUp (): Promise<unknown[] | undefined> {
     const since = this.trail.last
-    let logged: { rev: number, changes: unknown[] } | undefined
+    let logged: { rev: number, changes: unknown[], vteps?: Array<{ hostId: string, record: string }> } | undefined
     if (this.trail.holding && since !== undefined && this.backend.changesSince !== undefined) {
       try {
         logged = await this.backend.changesSince(since, TRAIL_LENGTH - 1)
+        for (const v of logged?.vteps ?? []) this.keepVtep2(v.hostId, v.record)
       } catch (err) {
         if (isUnavailable(err)) throw err
         this.log?.warn({ err }, 'cannot read the cluster store\'s change log: reading in full')
@@ -519,7 +556,7 @@ export class ClusterClient implements ClusterStore {
   private registration (reap: boolean): HostRegistration {
     return {
       hostId: this.hostId, vtep: this.vtep, version: this.version, ttlMs: this.ttlMs, keyTtlMs: HOST_KEY_TTLS * this.ttlMs, sig: this.registrationSig(), reap,
-      wg: this.wg ? wireGuardContent(this.wg) : '', features: featuresEntry(this.hostId, this.features, this.key),
+      wg: this.wg ? wireGuardContent(this.wg) : '', features: featuresEntry(this.hostId, this.features, this.key), vtep2: this.vtep2Record(),
     }
   }
 
@@ -640,9 +677,16 @@ export class ClusterClient implements ClusterStore {
 
   private readHosts (rows: Array<Record<string, unknown>>): HostInfo[] {
     const out: HostInfo[] = []
+    this.vtep2s.clear()
     for (const row of rows) {
-      const h = this.accept('host', String(row.hostId).slice(0, 64), readHost(row, this.key), row)
+      const { vtep2, ...rest } = row
+      const h = this.accept('host', String(row.hostId).slice(0, 64), readHost(rest, this.key), row)
       if (!h) continue
+      if (vtep2 !== undefined && vtep2 !== '') {
+        // A refused second VTEP takes only itself: the host stays, with its first.
+        const v = this.accept('host', hostVtepKeyName(h.hostId), readHostVtep(vtep2, { hostId: h.hostId, primary: h.vtep }, this.key), vtep2)
+        if (v) { h.vtep2 = v.vtep; this.vtep2s.set(h.hostId, v.vtep) }
+      }
       // A features entry that cannot be read counts as none (the host then holds the features back), not as a refused host.
       const f = this.accept('host', `${h.hostId} (its features)`, readFeatures(row.features, h, this.key), row.features)
       out.push(f === undefined ? h : { ...h, features: f })
@@ -652,6 +696,14 @@ export class ClusterClient implements ClusterStore {
 
   private registrationSig (): string {
     return this.key?.sign('host', this.hostId, hostContent({ hostId: this.hostId, vtep: this.vtep, wg: this.wg })) ?? ''
+  }
+
+  /** This host's second VTEP record as stored ('' = none): its canonical content and, with a key, its MAC. */
+  private vtep2Record (): string {
+    if (this.vtep2 === undefined) return ''
+    const rec = { hostId: this.hostId, vtep: this.vtep2 }
+    const sig = this.key?.sign('host', hostVtepKeyName(this.hostId), hostVtepContent(rec))
+    return JSON.stringify({ ...rec, ...(sig !== undefined ? { sig } : {}) })
   }
 
   private fullEndpoint (ep: EndpointPublication): ClusterEndpoint {

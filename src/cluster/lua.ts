@@ -17,6 +17,10 @@
  *   <p>host:<h>:eps           SET     "<overlay>|<endpoint id>" the host published
  *   <p>host:<h>:addrs         SET     "<overlay>|<ip>" the host holds
  *   <p>host:<h>:overlays      SET     overlays the host uses
+ *   <p>host:<h>:vtep2         STRING  a dual-stack host's second VTEP record, JSON {hostId, vtep, sig?} (apart from
+ *                                     the host hash, whose fields older versions check), written by the heartbeat
+ *   <p>vteps                  channel {hostId, record} ('' = none) when a host's second VTEP record is set, just
+ *                                     before its host-up change (older versions do not subscribe to it)
  *   <p>overlays               SET     overlay names
  *   <p>overlay:<o>            HASH    name subnet gateway vni net prefix createdBy createdAt cursor, and for a
  *                                     dual-stack overlay subnet6 gateway6 net6 (its 8 groups, "a,b,…") prefix6 cursor6
@@ -239,18 +243,24 @@ local function remove_host(h)
   end
   local ovs = redis.call('SMEMBERS', hk .. ':overlays')
   local existed = redis.call('EXISTS', hk) == 1 or redis.call('ZSCORE', P .. 'hosts', h)
-  redis.call('DEL', hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays')
+  redis.call('DEL', hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays', hk .. ':vtep2')
   redis.call('ZREM', P .. 'hosts', h)
   if existed then bump('"kind":"host-removed","hostId":' .. cjson.encode(h)) end
   for _, o in ipairs(ovs) do leave_membership(h, o) end
   cleanup_if_empty()
+end
+-- A host's second VTEP record ('' = none, or not a string: a forged key of another type).
+local function vtep2_of(h)
+  local v = redis.pcall('GET', hkey(h) .. ':vtep2')
+  if type(v) == 'string' then return v end
+  return ''
 end
 local function host_rows()
   local rows = {}
   local hs = redis.call('ZRANGE', P .. 'hosts', 0, -1, 'WITHSCORES')
   for i = 1, #hs, 2 do
     local f = redis.call('HMGET', hkey(hs[i]), 'vtep', 'version', 'lastHeartbeat', 'registeredAt', 'sig', 'wg', 'features')
-    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0', f[5] or '', f[6] or '', f[7] or '' }
+    rows[#rows + 1] = { hs[i], f[1] or '', f[2] or '', f[3] or '0', hs[i + 1], f[4] or '0', f[5] or '', f[6] or '', f[7] or '', vtep2_of(hs[i]) }
   end
   return rows
 end
@@ -262,7 +272,8 @@ end
 `
 
 /**
- * ARGV: prefix, host, vtep, version, ttl ms, reap 0|1, key ttl ms, sig, wg, features entry ('' = none). Returns {isNew 0|1, {removed host ids}}.
+ * ARGV: prefix, host, vtep, version, ttl ms, reap 0|1, key ttl ms, sig, wg, features entry ('' = none),
+ * second VTEP record ('' = none). Returns {isNew 0|1, {removed host ids}}.
  * The features entry is stored stamped with this heartbeat's time ("<ms> <entry>", the same as lastHeartbeat:
  * src/cluster/features.ts); a change of it is announced with host-up as a new host is (the message itself
  * carries no new field: older hosts refuse unknown fields in it).
@@ -270,6 +281,7 @@ end
 const HEARTBEAT = `
 local h, vtep, version, ttl, reap, keyTtl, sig, wg = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9] or ''
 local feat = ARGV[10] or ''
+local v2 = ARGV[11] or ''
 local now = now_ms()
 local hk = hkey(h)
 local isNew = not redis.call('ZSCORE', P .. 'hosts', h)
@@ -277,13 +289,17 @@ local oldVtep = redis.call('HGET', hk, 'vtep')
 local oldSig = redis.call('HGET', hk, 'sig') or ''
 local oldWg = redis.call('HGET', hk, 'wg') or ''
 local oldFeat = string.match(redis.call('HGET', hk, 'features') or '', '^%d+ (.*)$') or ''
+local oldV2 = vtep2_of(h)
+if v2 ~= '' then redis.call('SET', hk .. ':vtep2', v2) elseif oldV2 ~= '' then redis.call('DEL', hk .. ':vtep2') end
 redis.call('ZADD', P .. 'hosts', fmt(now + ttl), h)
 if isNew or redis.call('HEXISTS', hk, 'registeredAt') == 0 then redis.call('HSET', hk, 'registeredAt', fmt(now)) end
 redis.call('HSET', hk, 'vtep', vtep, 'version', version, 'lastHeartbeat', fmt(now), 'sig', sig)
 if wg ~= '' then redis.call('HSET', hk, 'wg', wg) else redis.call('HDEL', hk, 'wg') end
 if feat ~= '' then redis.call('HSET', hk, 'features', fmt(now) .. ' ' .. feat) else redis.call('HDEL', hk, 'features') end
-for _, k in ipairs({ hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays' }) do redis.call('PEXPIRE', k, keyTtl) end
-if isNew or oldVtep ~= vtep or oldSig ~= sig or oldWg ~= wg or oldFeat ~= feat then
+for _, k in ipairs({ hk, hk .. ':eps', hk .. ':addrs', hk .. ':overlays', hk .. ':vtep2' }) do redis.call('PEXPIRE', k, keyTtl) end
+if isNew or oldVtep ~= vtep or oldSig ~= sig or oldWg ~= wg or oldFeat ~= feat or oldV2 ~= v2 then
+  -- The second VTEP first, on its own channel: a reader has it when the host-up change comes.
+  if v2 ~= '' or oldV2 ~= '' then redis.call('PUBLISH', P .. 'vteps', cjson.encode({ hostId = h, record = v2 })) end
   local host = { hostId = h, vtep = vtep, version = version }
   if sig ~= '' then host.sig = sig end
   if wg ~= '' then host.wg = wg end
@@ -612,7 +628,21 @@ if since == nil or overlap == nil or overlap < 0 or cur < since then return { fm
 local need = cur - since + 1
 local len = redis.call('LLEN', P .. 'log')
 if need > len then return { fmt(cur), false } end
-return { fmt(cur), redis.call('LRANGE', P .. 'log', -math.min(len, need + overlap), -1) }
+local msgs = redis.call('LRANGE', P .. 'log', -math.min(len, need + overlap), -1)
+-- The second VTEP records of the hosts these changes bring up (host id, record or ''), as they are now.
+local recs, seen = {}, {}
+for _, m in ipairs(msgs) do
+  if string.find(m, '"kind":"host-up"', 1, true) then
+    local e = dec(m)
+    local id = e and type(e.host) == 'table' and e.host.hostId
+    if type(id) == 'string' and string.match(id, '^[%w][%w_.-]*$') and not seen[id] then
+      seen[id] = true
+      recs[#recs + 1] = id
+      recs[#recs + 1] = vtep2_of(id)
+    end
+  end
+end
+return { fmt(cur), msgs, recs }
 `
 
 function script (name: string, body: string): LuaScript {

@@ -147,6 +147,7 @@ function toHost (row: unknown[]): Record<string, unknown> {
   if (str(row[6]) !== '') h.sig = str(row[6])
   if (str(row[7]) !== '') h.wg = str(row[7])
   if (str(row[8]) !== '') h.features = str(row[8])
+  if (str(row[9]) !== '') h.vtep2 = str(row[9])
   return h
 }
 
@@ -193,6 +194,8 @@ export class RedisBackend implements ClusterBackend {
   private readonly options: RedisOptions
   private readonly prefix: string
   private readonly channel: string
+  /** The second VTEP channel (src/cluster/lua.ts): its messages precede their host-up changes. */
+  private readonly vtepChannel: string
   private cmd: Redis | undefined
   private sub: Redis | undefined
   private listener: BackendListener | undefined
@@ -220,6 +223,7 @@ export class RedisBackend implements ClusterBackend {
     this.waitMs = o.commandTimeoutMs
     this.prefix = o.prefix
     this.channel = `${o.prefix}events`
+    this.vtepChannel = `${o.prefix}vteps`
     this.url = url
     this.hostId = o.hostId
     const options = redisOptions(url, o)
@@ -249,12 +253,13 @@ export class RedisBackend implements ClusterBackend {
       })
     })
     sub.on('ready', () => {
-      sub.subscribe(this.channel).then(() => { this.subscribed = true; this.check() }, (err: Error) => {
+      sub.subscribe(this.channel, this.vtepChannel).then(() => { this.subscribed = true; this.check() }, (err: Error) => {
         this.lastError = err
         sub.disconnect(true)
       })
     })
     sub.on('message', (channel: string, message: string) => {
+      if (channel === this.vtepChannel) this.listener?.hostVtep?.(parseChange(message))
       if (channel !== this.channel) return
       this.listener?.change(parseChange(message))
     })
@@ -415,7 +420,7 @@ export class RedisBackend implements ClusterBackend {
   }
 
   async heartbeat (reg: HostRegistration): Promise<{ isNew: boolean, removed: string[] }> {
-    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0', reg.keyTtlMs, reg.sig, reg.wg, reg.features ?? '']))
+    const r = list(await this.run(SCRIPTS.heartbeat, [reg.hostId, reg.vtep, reg.version, reg.ttlMs, reg.reap ? '1' : '0', reg.keyTtlMs, reg.sig, reg.wg, reg.features ?? '', reg.vtep2 ?? '']))
     return { isNew: num(r[0]) === 1, removed: list(r[1]).map(str) }
   }
 
@@ -528,10 +533,13 @@ export class RedisBackend implements ClusterBackend {
     return list(await this.run(SCRIPTS.hosts, [])).map((h) => toHost(list(h)))
   }
 
-  async changesSince (since: number, overlap: number): Promise<{ rev: number, changes: unknown[] } | undefined> {
+  async changesSince (since: number, overlap: number): Promise<{ rev: number, changes: unknown[], vteps: Array<{ hostId: string, record: string }> } | undefined> {
     const r = list(await this.run(SCRIPTS.changesSince, [String(since), String(overlap)]))
     if (!Array.isArray(r[1])) return undefined
-    return { rev: Number(str(r[0])), changes: r[1].map((m) => parseChange(str(m))) }
+    const recs = list(r[2])
+    const vteps: Array<{ hostId: string, record: string }> = []
+    for (let i = 0; i + 1 < recs.length; i += 2) vteps.push({ hostId: str(recs[i]), record: str(recs[i + 1]) })
+    return { rev: Number(str(r[0])), changes: r[1].map((m) => parseChange(str(m))), vteps }
   }
 
   async revision (): Promise<number> {

@@ -28,6 +28,11 @@ export interface HostInfo {
   wg?: WireGuardInfo
   /** The record features it understands (src/cluster/features.ts); absent: none signalled (an older version). */
   features?: Feature[]
+  /**
+   * A dual-stack host's second VTEP, of the other family than `vtep` (a second `--advertise-addr`).
+   * Stored and pushed apart from the host record, which older versions read (src/cluster/validate.ts readHostVtep).
+   */
+  vtep2?: string
 }
 
 /** What a host asks for when it creates an overlay network (the same on every host). */
@@ -135,7 +140,7 @@ export interface ClusterSnapshot {
 
 /** A change, pushed to every host; `rev` is the global revision after it. */
 export type ClusterChange =
-  | { kind: 'host-up', rev: number, host: Pick<HostInfo, 'hostId' | 'vtep' | 'version' | 'wg'> }
+  | { kind: 'host-up', rev: number, host: Pick<HostInfo, 'hostId' | 'vtep' | 'version' | 'wg' | 'vtep2'> }
   | { kind: 'host-removed', rev: number, hostId: string }
   | { kind: 'overlay-defined', rev: number, overlay: OverlayDefinition }
   | { kind: 'overlay-removed', rev: number, name: string }
@@ -176,6 +181,8 @@ export interface ClusterStatus {
   url: string
   hostId: string
   vtep: string
+  /** This host's second VTEP (the other family), when it advertises two. */
+  vtep2?: string
   /** Commands sent to the store so far (a benchmark metric: commands per change). */
   commands: number
   lastError?: string
@@ -190,6 +197,8 @@ export interface ClusterStatus {
 export interface ClusterStore {
   readonly hostId: string
   readonly vtep: string
+  /** This host's second VTEP (of the other family), when it advertises two. */
+  readonly vtep2?: string
   /**
    * Connect, register this host and re-assert `local` (this host's own overlays,
    * addresses and endpoints; entries this host holds in the cluster that are not

@@ -363,6 +363,59 @@ export function readHost (raw: unknown, key?: ClusterKey, opts: { times?: boolea
   return macCheck(r.value, key, 'host', r.value.hostId, hostContent(r.value), raw.sig)
 }
 
+/**
+ * A dual-stack host's second VTEP (a second `--advertise-addr`): its own record, apart from the host
+ * record (older versions refuse unknown fields there), stored as its JSON text under the host's keys
+ * and pushed on a channel of its own, both by the registration script. The cluster key's MAC covers
+ * it as a host entry named `<host id>|vtep2`.
+ */
+export interface HostVtepRecord { hostId: string, vtep: string }
+
+/** A second VTEP record's stored text is refused unparsed past this length. */
+export const MAX_VTEP_RECORD = 512
+
+/** The name the cluster key's MAC gives a host's second VTEP record (a host id never holds '|'). */
+export function hostVtepKeyName (hostId: string): string {
+  return `${hostId}|vtep2`
+}
+
+/** The stored form of a second VTEP without its MAC: fixed key order. */
+export function hostVtepContent (r: HostVtepRecord): string {
+  return JSON.stringify({ hostId: r.hostId, vtep: r.vtep })
+}
+
+/** A second VTEP for a host whose first one is `primary`: an address of the other family (one VTEP per family), canonical. */
+export function checkSecondVtep (primary: string, second: string): string {
+  const v = checkAnyIp(second, 'second VTEP address')
+  if (isIp(v, 4) === isIp(primary, 4)) {
+    throw new FerryError('INVALID_OPTION', `the second VTEP address ${v} is ${isIp(v, 4) ? 'IPv4' : 'IPv6'} like the first (${primary}): a host advertises at most one address per family`)
+  }
+  return v
+}
+
+/**
+ * A host's second VTEP record as read from the store or its channel: JSON of {hostId, vtep, sig?}
+ * and nothing else, at most MAX_VTEP_RECORD bytes, filed under `hostId` when given, its VTEP
+ * canonical and of the other family than `primary` when that is known, and its MAC.
+ */
+export function readHostVtep (raw: unknown, ctx: { hostId?: string, primary?: string }, key?: ClusterKey): Read<HostVtepRecord> {
+  if (typeof raw !== 'string') return refused('invalid', 'a second VTEP record is not text')
+  if (raw.length > MAX_VTEP_RECORD) return refused('too-large', `its second VTEP record is ${raw.length} bytes long`)
+  let parsed: unknown
+  try { parsed = JSON.parse(raw) as unknown } catch { return refused('invalid', 'its second VTEP record is not JSON') }
+  const r = schema(() => {
+    if (!isRecord(parsed)) throw new FerryError('INVALID_REQUEST', 'a second VTEP record is not an object')
+    onlyKeys(parsed, ['hostId', 'vtep', 'sig'], 'the second VTEP record')
+    const hostId = checkHostId(str(parsed.hostId, 'host id'))
+    if (ctx.hostId !== undefined && ctx.hostId !== hostId) throw new FerryError('INVALID_REQUEST', `its second VTEP record names another host (${hostId})`)
+    const vtep = checkCanonicalVtep(str(parsed.vtep, 'second VTEP'))
+    if (ctx.primary !== undefined) checkSecondVtep(ctx.primary, vtep)
+    return { hostId, vtep }
+  })
+  if (!r.ok) return r
+  return macCheck(r.value, key, 'host', hostVtepKeyName(r.value.hostId), hostVtepContent(r.value), isRecord(parsed) ? parsed.sig : undefined)
+}
+
 /** An overlay definition as read from the store, checked as a request is and signed when a key is in use. */
 export function readOverlayDefinition (raw: unknown, key?: ClusterKey): Read<OverlayDefinition> {
   const r = schema(() => {

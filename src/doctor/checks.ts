@@ -397,6 +397,16 @@ export function judgeWireGuard (f: { kernelModule: boolean, userspace: string | 
     'modprobe wireguard (where the kernel has the module), or apt-get install wireguard-go')
 }
 
+/**
+ * A mixed-family cluster (hosts with IPv4-only, IPv6-only and both VTEPs): the hosts this host shares
+ * no underlay family with, whose containers this host's overlays cannot reach (the agent's own list).
+ */
+export function judgeFamilies (unreachable: ReadonlyArray<{ hostId: string, detail: string }>): CheckResult {
+  if (unreachable.length === 0) return ok('overlay.families', 'every other host of the cluster shares an underlay address family with this one')
+  return warn('overlay.families', `${unreachable.map((u) => u.detail).join('; ')}: overlay containers here and there cannot reach each other`,
+    'give one of the two hosts a VTEP of the other\'s family (--advertise-addr given twice: one IPv4, one IPv6)')
+}
+
 /** One verdict per peer host and path of the full-size probes (src/doctor/mtu.ts). */
 export function judgeFullSize (results: readonly MtuProbeResult[]): CheckResult[] {
   return results.map((r) => {

@@ -6,7 +6,7 @@
 import path from 'node:path'
 import {
   judgeAgent, judgeBridgeNfCall, judgeBrNetfilter, judgeClockSkew, judgeEngine, judgeEngineDns, judgeIpForward, judgeIptables, judgeIpv6AcceptRa,
-  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard, judgeFullSize, judgeTc,
+  judgeLinkKind, judgePluginAnswer, judgeRedis, judgeSocket, ok, warn, type CheckResult, type ProbedLink, judgeWireGuard, judgeFullSize, judgeTc, judgeFamilies,
 } from './checks.js'
 import {
   probeAgent, probeEngine, probeEngineDns, probeFerryDns, probeIptables, probeLinkKinds, probePluginAnswer, probeSocket, probeTcMirror, sysctlOrUndefined,
@@ -59,7 +59,7 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     pluginSock.error === undefined && pluginSock.isSocket === true ? probePluginAnswer(pluginSocket) : Promise.resolve(undefined),
     probeEngineDns(o.dockerHost),
     agent.error === undefined ? probeFerryDns(o.apiSocket) : Promise.resolve(undefined),
-    agent.error === undefined ? probeFullSize(o.apiSocket) : Promise.resolve([]),
+    agent.error === undefined ? probeFullSize(o.apiSocket) : Promise.resolve<Awaited<ReturnType<typeof probeFullSize>>>({ probes: [] }),
     redis !== undefined ? probeTcMirror() : Promise.resolve(undefined),
   ])
 
@@ -84,7 +84,8 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
     results.push(judgeWireGuard(wireguard))
     results.push(judgeTc(tc))
   }
-  results.push(...judgeFullSize(fullSize))
+  if (fullSize.unreachable !== undefined) results.push(judgeFamilies(fullSize.unreachable))
+  results.push(...judgeFullSize(fullSize.probes))
   return results
 }
 
@@ -92,13 +93,15 @@ export async function runDoctor (o: DoctorOptions): Promise<CheckResult[]> {
  * The agent's cluster view (GET /v1/cluster), then full-size pings to every peer host over the underlay and
  * through WireGuard (src/doctor/mtu.ts). Nothing without a cluster.
  */
-async function probeFullSize (apiSocket: string): Promise<MtuProbeResult[]> {
-  let cluster: ClusterView & { vtep?: string }
+async function probeFullSize (apiSocket: string): Promise<{ probes: MtuProbeResult[], unreachable?: Array<{ hostId: string, detail: string }> }> {
+  let cluster: ClusterView
   try {
-    cluster = await apiCall<ClusterView & { vtep?: string }>(apiSocket, 'GET', '/v1/cluster', undefined, 5000)
+    cluster = await apiCall<ClusterView>(apiSocket, 'GET', '/v1/cluster', undefined, 5000)
   } catch {
-    return [] // no cluster (or no agent): nothing to probe
+    return { probes: [] } // no cluster (or no agent): nothing to probe
   }
   const mtu = typeof cluster.vtep === 'string' ? await mtuOfAddress(cluster.vtep) : undefined
-  return await runMtuProbes(planMtuProbes(cluster, mtu ?? DEFAULT_UNDERLAY_MTU))
+  const probes = await runMtuProbes(planMtuProbes(cluster, mtu ?? DEFAULT_UNDERLAY_MTU))
+  const unreachable = cluster.peers?.unreachableHosts
+  return Array.isArray(unreachable) ? { probes, unreachable } : { probes }
 }

@@ -14,7 +14,7 @@
  */
 import { execFile } from '../kernel/exec.js'
 import { isIp } from '../util/ip.js'
-import { overlayMtu } from '../vxlan/plan.js'
+import { chooseVtep, overlayMtu } from '../vxlan/plan.js'
 import { wgOverhead } from '../wireguard/plan.js'
 
 export type MtuPath = 'underlay' | 'wireguard'
@@ -47,7 +47,12 @@ export interface MtuProbeResult extends MtuProbe {
 /** What doctor reads of `GET /v1/cluster`. */
 export interface ClusterView {
   hostId?: string
-  hosts?: Array<{ hostId: string, vtep: string }>
+  /** This host's VTEPs (a dual-stack host has a second one, of the other family). */
+  vtep?: string
+  vtep2?: string
+  hosts?: Array<{ hostId: string, vtep: string, vtep2?: string }>
+  /** Hosts this host shares no underlay family with (a mixed-family cluster): not probed, reported by judgeFamilies. */
+  peers?: { unreachableHosts?: Array<{ hostId: string, detail: string }> }
   wireguard?: { active?: boolean, peers?: Array<{ hostId: string, tunnel: string }> }
 }
 
@@ -60,9 +65,13 @@ export function planMtuProbes (cluster: ClusterView, underlayMtu: number): MtuPr
   const hosts = (cluster.hosts ?? []).filter((h) => h.hostId !== cluster.hostId && isIp(h.vtep))
     .sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0)).slice(0, MAX_PROBED_HOSTS)
   const tunnels = new Map(cluster.wireguard?.active === true ? (cluster.wireguard.peers ?? []).map((p) => [p.hostId, p.tunnel]) : [])
+  const self = cluster.vtep === undefined ? undefined : { vtep: cluster.vtep, ...(cluster.vtep2 !== undefined ? { vtep2: cluster.vtep2 } : {}) }
   for (const h of hosts) {
-    const family = isIp(h.vtep, 4) ? 4 : 6
-    out.push({ hostId: h.hostId, path: 'underlay', target: h.vtep, family, size: underlayMtu, overlayMtu: overlayMtu(underlayMtu, family, false), underlayMtu })
+    // The VTEP this host sends to (a mixed-family cluster: the family both have; none shared: nothing to probe).
+    const target = self === undefined ? h.vtep : chooseVtep(self, h)
+    if (target === undefined) continue
+    const family = isIp(target, 4) ? 4 : 6
+    out.push({ hostId: h.hostId, path: 'underlay', target, family, size: underlayMtu, overlayMtu: overlayMtu(underlayMtu, family, false), underlayMtu })
     const tunnel = tunnels.get(h.hostId)
     if (tunnel !== undefined && isIp(tunnel, 4)) {
       out.push({ hostId: h.hostId, path: 'wireguard', target: tunnel, family: 4, size: underlayMtu - wgOverhead(family), overlayMtu: overlayMtu(underlayMtu, family, true), underlayMtu })

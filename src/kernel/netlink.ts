@@ -46,6 +46,7 @@ const NLA_F_NESTED = 0x8000
 const NLA_ALIGNTO = 4
 const IFLA_PROTINFO = 12
 const IFLA_BRPORT_MODE = 4
+const IFLA_BRPORT_ISOLATED = 33
 /**
  * FDB and neighbour changes packed into one send (see applyNeighFdb): as many as the socket's
  * receive buffer holds the answers of if every one of them fails (each error answer echoes its
@@ -201,11 +202,24 @@ export function hairpinBody (index: number, on: boolean): Buffer {
 
 /** IFLA_BRPORT_MODE in a bridge port's IFLA_INFO_SLAVE_DATA (undefined when absent). */
 export function brportMode (slaveData: Buffer): number | undefined {
-  let mode: number | undefined
+  return brportU8(slaveData, IFLA_BRPORT_MODE)
+}
+
+/** A u8 attribute of a bridge port's IFLA_INFO_SLAVE_DATA (undefined when absent). */
+function brportU8 (slaveData: Buffer, type: number): number | undefined {
+  let v: number | undefined
   parseAttributes(slaveData, (a) => {
-    if (a.type === IFLA_BRPORT_MODE && a.data.length >= 1) mode = a.data.readUInt8(0)
+    if (a.type === type && a.data.length >= 1) v = a.data.readUInt8(0)
   })
-  return mode
+  return v
+}
+
+/** The body of `bridge link set dev <index> isolated on|off`: IFLA_PROTINFO holding IFLA_BRPORT_ISOLATED (u8). */
+export function isolatedBody (index: number, on: boolean): Buffer {
+  return Buffer.concat([
+    rt.formatLink({ family: AF_BRIDGE, index }),
+    nestedAttr(IFLA_PROTINFO, encodeAttrs(ifla.formatBridgePort({ isolated: Buffer.from([on ? 1 : 0]) }))),
+  ])
 }
 
 function linkBody (data: rt.Link, attrs: ifla.LinkAttrs): Uint8Array[] {
@@ -249,6 +263,8 @@ export function toLinkInfo (m: rt.LinkMessage): LinkInfo {
   if (kind === 'veth' && a.link !== undefined && a.link.length >= 4) info.peerIndex = a.link.readUInt32LE(0)
   const mode = li.slaveKind === 'bridge' && li.slaveData !== undefined ? brportMode(li.slaveData) : undefined
   if (mode !== undefined) info.hairpin = mode === ifla.BridgePortMode.HAIRPIN
+  const isolated = li.slaveKind === 'bridge' && li.slaveData !== undefined ? brportU8(li.slaveData, IFLA_BRPORT_ISOLATED) : undefined
+  if (isolated === 1) info.isolated = true
   return info
 }
 
@@ -489,6 +505,14 @@ export class NetlinkDriver implements LinkDriver {
     const what = master === undefined ? `cannot release ${name} from its bridge` : `cannot enslave ${name} to ${master}`
     const index = master === undefined ? 0 : (await this.requireLink(what, master)).index
     await this.change(what, rt.MessageType.SETLINK, linkBody({}, { ifname: name, master: index }), 0)
+  }
+
+  /** Not a bridge port: KERNEL 'Operation not supported'. */
+  async setIsolated (name: string, on: boolean): Promise<void> {
+    checkIfname(name)
+    const what = `cannot set isolated ${on ? 'on' : 'off'} on ${name}`
+    const link = await this.requireLink(what, name)
+    await this.change(what, rt.MessageType.SETLINK, [isolatedBody(link.index, on)], 0)
   }
 
   /** Not a bridge port: KERNEL 'Operation not supported'. */

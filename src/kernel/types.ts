@@ -19,6 +19,8 @@ export interface LinkInfo {
   peerIndex?: number
   /** for a bridge port: hairpin mode (IFLA_BRPORT_MODE), frames may leave by the port they came in */
   hairpin?: boolean
+  /** for a bridge port: isolated (IFLA_BRPORT_ISOLATED), no frame goes between it and another isolated port */
+  isolated?: boolean
 }
 
 export interface AddressInfo { ifname: string, index: number, cidr: string }   // e.g. 10.20.0.1/24
@@ -77,6 +79,12 @@ export interface LinkDriver {
    * the mode goes with the port when it is released.
    */
   setHairpin (name: string, on: boolean): Promise<void>
+  /**
+   * The isolated flag of bridge port `name` (`bridge link set dev NAME isolated on`): the bridge
+   * never forwards a frame from one isolated port to another (it does to and from the others).
+   * Fails when `name` is not a bridge port; the flag goes with the port when it is released.
+   */
+  setIsolated (name: string, on: boolean): Promise<void>
   setUp (name: string, up: boolean): Promise<void>
   setMtu (name: string, mtu: number): Promise<void>
   /** Offload features by their kernel names (`ethtool -K NAME feature on|off`), through ethtool netlink; the others stay as they are. */

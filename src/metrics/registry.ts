@@ -44,6 +44,8 @@ export interface ClusterSnapshot {
   synced: boolean
   /** Remote peers programmed in the kernel, per overlay. */
   overlays: Array<{ name: string, peers: number }>
+  /** Registered hosts that share no underlay family with this host (a mixed-family cluster): reachable over no overlay. */
+  unreachableHosts?: number
   /** Entries and messages signed and checked with --cluster-key. */
   clusterKey: boolean
   /** What was refused from the store, by kind and reason (cumulative). */
@@ -134,6 +136,7 @@ export class FerryMetrics {
   private readonly syncLag: Gauge
   private readonly synced: Gauge
   private readonly peers: Gauge<'overlay'>
+  private readonly unreachable: Gauge
   private readonly clusterKey: Gauge
   private readonly clusterRejected: Counter<'kind' | 'reason'>
   private readonly wgActive: Gauge
@@ -184,6 +187,9 @@ export class FerryMetrics {
     this.syncLag = this.optionalGauge({ name: 'ferry_overlay_sync_lag_revisions', help: 'Cluster revision minus the revision this host applied' })
     this.synced = this.optionalGauge({ name: 'ferry_overlay_synced', help: '1 when the peer tables are in sync with the cluster' })
     this.peers = this.optionalGauge({ name: 'ferry_overlay_peers', help: 'Remote peers programmed in the kernel, by overlay', labelNames: ['overlay'] })
+    this.unreachable = this.optionalGauge({
+      name: 'ferry_overlay_unreachable_hosts', help: 'Registered hosts that share no underlay address family with this host (IPv4-only and IPv6-only VTEPs): their endpoints are not programmed',
+    })
     this.clusterKey = this.optionalGauge({ name: 'ferry_cluster_key', help: '1 when cluster entries and messages are signed and checked with --cluster-key' })
     this.clusterRejected = this.optionalCounter({
       name: 'ferry_cluster_rejected_total', help: 'Entries and messages read from the cluster store and refused (invalid, wrongly signed, inconsistent), by kind and reason', labelNames: ['kind', 'reason'],
@@ -273,7 +279,7 @@ export class FerryMetrics {
   private applyCluster (c: ClusterSnapshot | undefined): void {
     this.clusterCommands.reset()
     this.clusterRejected.reset()
-    const gauges = [this.clusterConnected, this.clusterRevision, this.syncRevision, this.syncLag, this.synced, this.peers, this.clusterKey]
+    const gauges = [this.clusterConnected, this.clusterRevision, this.syncRevision, this.syncLag, this.synced, this.peers, this.clusterKey, this.unreachable]
     for (const g of gauges) g.reset()
     this.show([this.clusterCommands, this.clusterRejected, ...gauges], c !== undefined)
     this.show([this.clusterRevision, this.syncLag], c?.revision !== undefined)
@@ -289,6 +295,7 @@ export class FerryMetrics {
       this.syncLag.set(Math.max(0, c.revision - Math.max(c.applied, 0)))
     }
     for (const o of c.overlays) this.peers.set({ overlay: o.name }, o.peers)
+    this.unreachable.set(c.unreachableHosts ?? 0)
   }
 
   private applyWireGuard (w: WireGuardSnapshot | undefined): void {

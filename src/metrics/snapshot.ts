@@ -55,6 +55,8 @@ export function clusterSnapshot (status: ClusterStatus, peers: PeerSyncStatus, r
     applied: peers.revision,
     synced: peers.synced,
     overlays: peers.overlays.map((o) => ({ name: o.name, peers: o.peers })),
+    // Only in a mixed-family cluster (the gauge reads 0 without it).
+    ...(peers.unreachableHosts !== undefined && peers.unreachableHosts.length > 0 ? { unreachableHosts: peers.unreachableHosts.length } : {}),
     clusterKey: status.clusterKey,
     rejected: status.rejected,
   }

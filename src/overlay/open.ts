@@ -20,6 +20,8 @@ import { ClusterOverlay, type OverlayAttachRequest } from './service.js'
 /** The agent's --cluster settings (waitMs: how long a request waits for an unreachable cluster store). */
 export interface ClusterConfig {
   url: string, advertiseAddr: string, hostId?: string, hostTtlMs?: number, keyFile?: string, waitMs: number, wireguardPort?: number
+  /** A dual-stack host's second --advertise-addr (the other family). */
+  advertiseAddr2?: string
   /** --key-rotation-interval: rotate this host's WireGuard key this often. */
   keyRotationMs?: number
   /** --wireguard-endpoint IP:PORT: where peers reach this host's WireGuard (behind NAT). */
@@ -34,7 +36,7 @@ export async function openClusterOverlay (c: ClusterConfig, deps: { store: Store
   const key = c.keyFile === undefined ? undefined : await readClusterKey(c.keyFile)
   const wireguard = await openWireGuardMesh({ links: deps.links, hostId, stateDir: deps.stateDir, port: c.wireguardPort, endpoint: c.wireguardEndpoint, log: deps.log.child({ component: 'wireguard' }) })
   const cluster = new RedisClusterStore({
-    url: c.url, hostId, advertiseAddr: c.advertiseAddr, version: deps.version, hostTtlMs: c.hostTtlMs, log, key, unavailableWaitMs: c.waitMs, wireguard: wireguard?.info(),
+    url: c.url, hostId, advertiseAddr: c.advertiseAddr, ...(c.advertiseAddr2 === undefined ? {} : { advertiseAddr2: c.advertiseAddr2 }), version: deps.version, hostTtlMs: c.hostTtlMs, log, key, unavailableWaitMs: c.waitMs, wireguard: wireguard?.info(),
   })
   if (wireguard && cluster.setWireGuard) wireguard.setPublisher((info) => cluster.setWireGuard(info))
   if (wireguard && c.keyRotationMs !== undefined) wireguard.rotateEvery(c.keyRotationMs)

@@ -24,7 +24,7 @@ import { withUndo, type UndoStack } from '../util/undo.js'
 import { addrOf, contains, familyOf } from '../util/ip.js'
 import { BRIDGE_IPV6_CONF } from '../bridge/plan.js'
 import {
-  DEFAULT_UNDERLAY_MTU, VXLAN_OFFLOADS, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac,
+  DEFAULT_UNDERLAY_MTU, VXLAN_OFFLOADS, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac, vxlanDevices,
   type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
 } from './plan.js'
 
@@ -32,8 +32,8 @@ import {
 export interface OverlayDataPlane {
   /** Create or repair the overlay's bridge and VXLAN device. Idempotent; on failure, what it created is removed. */
   ensureDevices (d: OverlayDevices): Promise<void>
-  /** Delete the overlay's devices (gone already is fine). */
-  removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan'>): Promise<void>
+  /** Delete the overlay's devices, the second VXLAN device of a dual-stack host too (gone already is fine). */
+  removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan' | 'second'>): Promise<void>
   /** The permanent FDB and neighbour entries of a VXLAN device ([] when it does not exist). */
   readPeers (vxlan: string): Promise<PeerTable>
   /** Run peer operations in order (batched when there are many). */
@@ -70,7 +70,7 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
 
   async ensureDevices (d: OverlayDevices): Promise<void> {
     const links = await this.links.listLinks()
-    for (const [name, kind] of [[d.bridge, 'bridge'], [d.vxlan, 'vxlan']] as const) {
+    for (const [name, kind] of [[d.bridge, 'bridge'], ...vxlanDevices(d).map((v) => [v, 'vxlan'] as const)] as const) {
       const l = links.find((x) => x.name === name)
       if (l && l.kind !== kind) throw new FerryError('NAME_CONFLICT', `cannot create overlay ${d.overlay}: ${name} exists as a ${l.kind ?? 'plain'} device`)
     }
@@ -105,25 +105,39 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
       }
     }
     for (const cidr of want) await this.links.addAddress(d.bridge, cidr)
-    // A VXLAN device of another VNI on this bridge (the overlay was defined again) goes.
+    // A VXLAN device of another VNI on this bridge (the overlay was defined again), or a second one this host no longer has, goes.
+    const mine = vxlanDevices(d)
     for (const l of links) {
-      if (br && l.master === br.index && l.kind === 'vxlan' && l.name.startsWith(VXLAN_PREFIX) && l.name !== d.vxlan) await this.links.deleteLink(l.name)
+      if (br && l.master === br.index && l.kind === 'vxlan' && l.name.startsWith(VXLAN_PREFIX) && !mine.includes(l.name)) await this.links.deleteLink(l.name)
     }
-    if (!vx) {
-      undo.push(`delete vxlan ${d.vxlan}`, () => this.links.deleteLink(d.vxlan))
-      await this.links.createVxlan(d.vxlan, {
-        vni: d.vni, port: d.port, local: d.local, learning: false, proxy: true, udpCsum: true, mtu: d.mtu, ...(d.dev === undefined ? {} : { dev: d.dev }),
+    await this.buildVxlan(d, { vxlan: d.vxlan, local: d.local, ...(d.dev === undefined ? {} : { dev: d.dev }) }, vx, undo)
+    if (d.second) await this.buildVxlan(d, d.second, links.find((l) => l.name === d.second?.vxlan), undo)
+    await this.links.setUp(d.bridge, true)
+  }
+
+  /**
+   * One VXLAN device of the overlay, enslaved to its bridge. A dual-stack host has two (one per
+   * underlay family: a VXLAN device without collect_md has sockets of one family only), both
+   * isolated ports of the bridge, so that no frame goes from one family's tunnel to the other's
+   * (no loop, no relaying between hosts that share no family); containers reach both.
+   */
+  private async buildVxlan (d: OverlayDevices, v: { vxlan: string, local: string, dev?: string }, existing: LinkInfo | undefined, undo: UndoStack): Promise<void> {
+    if (!existing) {
+      undo.push(`delete vxlan ${v.vxlan}`, () => this.links.deleteLink(v.vxlan))
+      await this.links.createVxlan(v.vxlan, {
+        vni: d.vni, port: d.port, local: v.local, learning: false, proxy: true, udpCsum: true, mtu: d.mtu, ...(v.dev === undefined ? {} : { dev: v.dev }),
       })
-      await this.setOffloads(d.vxlan)
-    } else if (vx.mtu !== d.mtu) {
-      await this.links.setMtu(d.vxlan, d.mtu)
+      await this.setOffloads(v.vxlan)
+    } else if (existing.mtu !== d.mtu) {
+      await this.links.setMtu(v.vxlan, d.mtu)
     }
     // Proxy NDP answers from the device's IPv6 neighbour table, which needs IPv6 on (the kernel refuses
     // IPv6 neighbours on a device with disable_ipv6=1): the bridge's explicit settings, no RA, no SLAAC.
-    if (d.gatewayCidr6 !== undefined) for (const [key, value] of BRIDGE_IPV6_CONF) await this.links.setIpv6Conf(d.vxlan, key, value)
-    await this.links.setMaster(d.vxlan, d.bridge)
-    await this.links.setUp(d.vxlan, true)
-    await this.links.setUp(d.bridge, true)
+    if (d.gatewayCidr6 !== undefined) for (const [key, value] of BRIDGE_IPV6_CONF) await this.links.setIpv6Conf(v.vxlan, key, value)
+    await this.links.setMaster(v.vxlan, d.bridge)
+    const isolated = d.second !== undefined
+    if (isolated || existing?.isolated === true) await this.links.setIsolated(v.vxlan, isolated)
+    await this.links.setUp(v.vxlan, true)
   }
 
   /** VXLAN_OFFLOADS on a new device; a kernel without ethtool netlink (before 5.6) keeps its defaults, which are the same. */
@@ -136,11 +150,11 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
     }
   }
 
-  async removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan'>): Promise<void> {
+  async removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan' | 'second'>): Promise<void> {
     const errors = new ErrorList()
-    await errors.run(`delete ${d.vxlan}`, () => this.links.deleteLink(d.vxlan))
+    for (const v of vxlanDevices(d)) await errors.run(`delete ${v}`, () => this.links.deleteLink(v))
     await errors.run(`delete ${d.bridge}`, () => this.links.deleteLink(d.bridge))
-    errors.throwIfAny(`cannot remove the devices ${d.bridge} and ${d.vxlan}`)
+    errors.throwIfAny(`cannot remove the devices ${d.bridge} and ${vxlanDevices(d).join(', ')}`)
   }
 
   async readPeers (vxlan: string): Promise<PeerTable> {

@@ -47,7 +47,7 @@ import type { OverlayDataPlane } from './apply.js'
 import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
-  PeerPlanner, diffPeers, overlayDevices, planPeers,
+  PeerPlanner, chooseVtep, diffPeers, noCommonFamily, overlayDevices, planPeers, vxlanDevices,
   type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
 } from './plan.js'
 
@@ -124,6 +124,8 @@ export interface PeerReport {
   /** Rows that are not ok: missing, mismatch or stale (conflicts are counted apart). */
   differences: number
   conflicts: number
+  /** Hosts with endpoints here that share no underlay family with this host (not programmed), one sentence each. */
+  unreachable: string[]
 }
 
 /** One remote endpoint that changed: `endpoint` is its vetted record, absent when it is gone; `previous` what it was (absent: new). */
@@ -148,6 +150,8 @@ export interface PeerSyncStatus {
   revision: number
   synced: boolean
   lastError?: string
+  /** Registered hosts that share no underlay family with this host (a mixed-family cluster): not reachable over any overlay. */
+  unreachableHosts?: Array<{ hostId: string, detail: string }>
   overlays: Array<{ name: string, vni: number, bridge: string, vxlan: string, peers: number, skipped: number, lastError?: string, lastReconcile?: number }>
 }
 
@@ -230,6 +234,10 @@ export class PeerSync {
   private defs = new Map<string, OverlayDefinition>()
   /** hostId -> VTEP of every registered host. */
   private hosts = new Map<string, string>()
+  /** hostId -> second VTEP (the other family) of every registered dual-stack host. */
+  private hostVtep2 = new Map<string, string>()
+  /** hostId -> the VTEP this host reaches it by (chooseVtep), for the VTEPs it was chosen from. */
+  private readonly vtepChoice = new Map<string, { vtep: string, vtep2: string | undefined, to: string | undefined }>()
   /** hostId -> WireGuard information of every registered host that publishes it. */
   private hostWg = new Map<string, WireGuardInfo>()
   private readonly wg: WireGuardMesh | undefined
@@ -366,14 +374,33 @@ export class PeerSync {
   private async underlayFor (local: LocalOverlay): Promise<Underlay> {
     const u = await this.underlay()
     if (local.encrypt === undefined) return u
+    if (u.second !== undefined) {
+      throw new FerryError('UNSUPPORTED', `overlay ${local.name} is encrypted (ferry.encrypt=wireguard), whose tunnels run over one underlay family, and this host advertises two (${u.vtep}, ${u.second.vtep}): ` +
+        'give encrypted overlays hosts with one --advertise-addr, all of the same family')
+    }
     if (!this.wg) throw new FerryError('UNSUPPORTED', `overlay ${local.name} asks for WireGuard encryption, which this agent has not set up`)
     const t = await this.wg.activate(u)
     return { vtep: t.local, mtu: t.mtu }
   }
 
-  /** An endpoint as an overlay programs it: for an encrypted one, its host's tunnel address as the VTEP (none: not programmed). */
+  /**
+   * An endpoint as an overlay programs it: for an encrypted one, its host's tunnel address as the VTEP (none: not programmed);
+   * for a plain one, the VTEP of its host this host reaches it by (chooseVtep: its primary one, or its second one when this host
+   * has only that family; sharing none, the primary stays, which the planner leaves out as of the other family).
+   */
   private peerView (a: Attached, e: ClusterEndpoint | undefined): ClusterEndpoint | undefined {
-    if (e === undefined || a.local.encrypt === undefined) return e
+    if (e === undefined) return e
+    if (a.local.encrypt === undefined) {
+      if (this.hostVtep2.size === 0 && this.store.vtep2 === undefined) return e
+      // Chosen once per host and its VTEPs (a full plan asks for every endpoint of every host).
+      const v2 = this.hostVtep2.get(e.hostId)
+      let c = this.vtepChoice.get(e.hostId)
+      if (c?.vtep !== e.vtep || c.vtep2 !== v2) {
+        c = { vtep: e.vtep, vtep2: v2, to: chooseVtep(this.selfVteps(), this.hostVteps(e.hostId, e.vtep)) }
+        this.vtepChoice.set(e.hostId, c)
+      }
+      return c.to === undefined || c.to === e.vtep ? e : { ...e, vtep: c.to }
+    }
     const tunnel = this.wg?.tunnels().get(e.hostId)
     return tunnel === undefined ? undefined : { ...e, vtep: tunnel }
   }
@@ -426,6 +453,7 @@ export class PeerSync {
     const s: PeerSyncStatus = {
       revision: this.rev,
       synced: this.online && this.rev >= 0 && !this.syncing,
+      unreachableHosts: this.unreachableHosts(),
       overlays: [...this.attached.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, a]) => {
         const o: PeerSyncStatus['overlays'][number] = {
           name, vni: a.devices.vni, bridge: a.devices.bridge, vxlan: a.devices.vxlan,
@@ -569,6 +597,7 @@ export class PeerSync {
   private load (snap: ClusterSnapshot): void {
     const prev = this.defs
     this.hosts = new Map(snap.hosts.map((h) => [h.hostId, h.vtep]))
+    this.hostVtep2 = new Map(snap.hosts.flatMap((h) => (h.vtep2 !== undefined ? [[h.hostId, h.vtep2] as const] : [])))
     this.hostWg = new Map(snap.hosts.flatMap((h) => (h.wg ? [[h.hostId, h.wg] as const] : [])))
     this.defs = new Map()
     this.known = new Map()
@@ -741,6 +770,8 @@ export class PeerSync {
       case 'host-removed':
         this.hosts.delete(ev.hostId)
         this.hostWg.delete(ev.hostId)
+        this.hostVtep2.delete(ev.hostId)
+        this.vtepChoice.delete(ev.hostId)
         dropHost(ev.hostId)
         if (schedule) this.hostsChanged()
         break
@@ -750,6 +781,12 @@ export class PeerSync {
         if (ev.host.wg) this.hostWg.set(ev.host.hostId, ev.host.wg)
         else this.hostWg.delete(ev.host.hostId)
         dropHost(ev.host.hostId, ev.host.vtep)
+        if (this.hostVtep2.get(ev.host.hostId) !== ev.host.vtep2) {
+          if (ev.host.vtep2 !== undefined) this.hostVtep2.set(ev.host.hostId, ev.host.vtep2)
+          else this.hostVtep2.delete(ev.host.hostId)
+          // The VTEP this host reaches that host's endpoints by may change: those endpoints are planned again.
+          if (schedule) for (const [name, m] of this.known) for (const slot of m.slots()) if (m.hostId(slot) === ev.host.hostId) this.scheduleEndpoint(name, m.endpointId(slot), receivedAt)
+        }
         if (schedule) this.hostsChanged()
         break
       case 'overlay-defined': {
@@ -784,8 +821,35 @@ export class PeerSync {
   // Kernel side
 
   private async underlay (): Promise<Underlay> {
-    if (!this.underlayCache) this.underlayCache = await this.dp.underlay(this.store.vtep)
+    if (!this.underlayCache) {
+      const u = await this.dp.underlay(this.store.vtep)
+      if (this.store.vtep2 !== undefined) u.second = await this.dp.underlay(this.store.vtep2)
+      this.underlayCache = u
+    }
     return this.underlayCache
+  }
+
+  /** This host's VTEPs. */
+  private selfVteps (): { vtep: string, vtep2?: string } {
+    return this.store.vtep2 === undefined ? { vtep: this.store.vtep } : { vtep: this.store.vtep, vtep2: this.store.vtep2 }
+  }
+
+  /** A registered host's VTEPs (its primary as `vtep`). */
+  private hostVteps (hostId: string, vtep: string): { vtep: string, vtep2?: string } {
+    const v2 = this.hostVtep2.get(hostId)
+    return v2 === undefined ? { vtep } : { vtep, vtep2: v2 }
+  }
+
+  /** Registered hosts that share no underlay family with this host, with the sentence that says so. */
+  unreachableHosts (): Array<{ hostId: string, detail: string }> {
+    const self = this.selfVteps()
+    const out: Array<{ hostId: string, detail: string }> = []
+    for (const [hostId, vtep] of this.hosts) {
+      if (hostId === this.store.hostId) continue
+      const theirs = this.hostVteps(hostId, vtep)
+      if (chooseVtep(self, theirs) === undefined) out.push({ hostId, detail: noCommonFamily(hostId, theirs, self) })
+    }
+    return out.sort((a, b) => (a.hostId < b.hostId ? -1 : 1))
   }
 
   /** Program the change of one endpoint soon (coalesced with the others); `at`: when the change reached this agent. */
@@ -867,7 +931,7 @@ export class PeerSync {
         else planner.load(this.remotePeers(name))
         a.planner = planner
         const t1 = performance.now()
-        const kernel = programmed ? undefined : await this.dp.readPeers(a.devices.vxlan)
+        const kernel = programmed ? undefined : await this.readKernel(a.devices)
         const t2 = performance.now()
         // The plan's operations, applied in chunks as they are made (in their order: deletes, then
         // FDB adds, then neighbour adds): never an array of all of them (at 100,000 peers, 200,000).
@@ -948,9 +1012,17 @@ export class PeerSync {
     }
     const self = { hostId: this.store.hostId, vtep: a.devices.local }
     const plan = planPeers(a.devices, self, endpoints, { flood: this.flood })
-    const kernel = await this.dp.readPeers(a.devices.vxlan)
+    const kernel = await this.readKernel(a.devices)
+    const withEndpoints = new Set(endpoints.map((e) => e.hostId))
+    const unreachable = a.local.encrypt === undefined ? this.unreachableHosts().filter((h) => withEndpoints.has(h.hostId)).map((h) => h.detail) : []
     return { overlay: name, vni: a.devices.vni, bridge: a.devices.bridge, vxlan: a.devices.vxlan, source, revision,
-      cluster: endpoints.filter((e) => e.hostId !== self.hostId && e.vtep !== self.vtep), kernel, ...compare(plan, kernel) }
+      cluster: endpoints.filter((e) => e.hostId !== self.hostId && e.vtep !== self.vtep), kernel, ...compare(plan, kernel), unreachable }
+  }
+
+  /** The permanent entries of every VXLAN device of an overlay (the second one's too, on a dual-stack host). */
+  private async readKernel (d: OverlayDevices): Promise<PeerTable> {
+    const tables = await Promise.all(vxlanDevices(d).map((dev) => this.dp.readPeers(dev)))
+    return { fdb: tables.flatMap((t) => t.fdb), neigh: tables.flatMap((t) => t.neigh) }
   }
 }
 
@@ -1013,6 +1085,6 @@ function conflictText (s: PeerConflict): string {
     case 'outside-subnet': return 'address outside the overlay subnet'
     case 'gateway': return 'endpoint claims the gateway address'
     case 'local': return 'on this host'
-    case 'vtep-family': return 'its host\'s VTEP is of the other address family than this host\'s underlay'
+    case 'vtep-family': return 'its host shares no underlay address family with this host (see the unreachable hosts)'
   }
 }

@@ -83,6 +83,14 @@ export function vxlanName (vni: number): string {
   return VXLAN_PREFIX + vni.toString(16)
 }
 
+/**
+ * The VXLAN device of a dual-stack host's second underlay family: `fyv-<vni in hex>-4` or `-6`
+ * (at most 12 bytes; ferry's prefix, so reconcile and ownership treat it as the first one).
+ */
+export function vxlanName2 (vni: number, family: 4 | 6): string {
+  return `${vxlanName(vni)}-${family}`
+}
+
 /** `fyo-<first 11 hex of sha256(name)>`: 15 bytes, the same on every host. */
 export function overlayBridgeName (overlay: string): string {
   const hash = createHash('sha256').update(overlay).digest('hex')
@@ -122,6 +130,17 @@ export interface Underlay {
   mtu: number
   /** That device, when known (the VXLAN device is bound to it). */
   dev?: string
+  /** A dual-stack host's second VTEP (a second `--advertise-addr`, of the other family), its device and MTU. */
+  second?: Omit<Underlay, 'second'>
+}
+
+/** A dual-stack host's second VXLAN device: the same VNI over the other underlay family. */
+export interface SecondVxlan {
+  vxlan: string
+  /** Its VTEP address (the host's second `--advertise-addr`). */
+  local: string
+  family: 4 | 6
+  dev?: string
 }
 
 /** Everything the executor needs to build one overlay on this host. */
@@ -137,6 +156,8 @@ export interface OverlayDevices {
   /** The VTEP address, used as the VXLAN source address. */
   local: string
   dev?: string
+  /** A dual-stack host: the VXLAN device of its second underlay family, an isolated port of the same bridge. */
+  second?: SecondVxlan
   /** The bridge's address: gateway/prefix. */
   gatewayCidr: string
   /** A dual-stack overlay: its IPv6 subnet and the bridge's IPv6 address (gateway6/prefix). */
@@ -164,10 +185,14 @@ export function overlayDevices (o: LocalOverlay, u: Underlay): OverlayDevices {
   }
   const port = o.port ?? DEFAULT_VXLAN_PORT
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new FerryError('INVALID_OPTION', `VXLAN port ${port} must be from 1 to 65535`)
-  const overhead = vxlanOverhead(isIp(u.vtep, 4) ? 4 : 6)
-  const mtu = o.mtu ?? u.mtu - overhead
+  const family = isIp(u.vtep, 4) ? 4 : 6
+  const second = u.second === undefined ? undefined : secondVxlan(o.vni, family, u.second)
+  // Both devices share the bridge: the overlay's MTU fits the smaller of the two underlays.
+  const fits = [u, ...(u.second ? [u.second] : [])].map((x) => ({ mtu: x.mtu, overhead: vxlanOverhead(isIp(x.vtep, 4) ? 4 : 6) }))
+  const tightest = fits.reduce((a, b) => (b.mtu - b.overhead < a.mtu - a.overhead ? b : a))
+  const mtu = o.mtu ?? tightest.mtu - tightest.overhead
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
-    throw new FerryError('INVALID_OPTION', `overlay MTU ${mtu} must be from 68 to 65535${o.mtu === undefined ? ` (underlay MTU ${u.mtu} - ${overhead})` : ''}`)
+    throw new FerryError('INVALID_OPTION', `overlay MTU ${mtu} must be from 68 to 65535${o.mtu === undefined ? ` (underlay MTU ${tightest.mtu} - ${tightest.overhead})` : ''}`)
   }
   const d: OverlayDevices = {
     overlay: o.name,
@@ -187,7 +212,64 @@ export function overlayDevices (o: LocalOverlay, u: Underlay): OverlayDevices {
     d.gatewayCidr6 = `${o.gateway6}/${parseCidr(subnet6, 6).prefix}`
   }
   if (u.dev !== undefined) d.dev = u.dev
+  if (second) d.second = second
   return d
+}
+
+/** The second VXLAN device of a host with a VTEP of each family. */
+function secondVxlan (vni: number, family: 4 | 6, u: Omit<Underlay, 'second'>): SecondVxlan {
+  if (!isIp(u.vtep)) throw new FerryError('INVALID_OPTION', `VTEP address "${u.vtep}" is not an IP address`)
+  const f2 = isIp(u.vtep, 4) ? 4 : 6
+  if (f2 === family) throw new FerryError('INVALID_OPTION', `the second VTEP address ${u.vtep} is of the same family as the first: a host has at most one VTEP per family`)
+  return { vxlan: vxlanName2(vni, f2), local: u.vtep, family: f2, ...(u.dev === undefined ? {} : { dev: u.dev }) }
+}
+
+/** A host's VTEP addresses: its primary (the host record's `vtep`) and, on a dual-stack host, its second one. */
+export interface HostVteps { vtep: string, vtep2?: string }
+
+function familyOfIp (ip: string): 4 | 6 | undefined {
+  return isIp(ip, 4) ? 4 : isIp(ip, 6) ? 6 : undefined
+}
+
+/** The family of an address already checked (a VTEP the planner programs): by its separator, without parsing it again. */
+function familyOfChecked (ip: string): 4 | 6 {
+  return ip.includes(':') ? 6 : 4
+}
+
+/**
+ * Where this host sends to reach `remote`: the remote host's primary VTEP when this host has a
+ * VTEP of its family, else its second VTEP when this host has one of that family; undefined when
+ * the two hosts share no underlay family (the remote host is not programmed: noCommonFamily says why).
+ */
+export function chooseVtep (self: HostVteps, remote: HostVteps): string | undefined {
+  const mine = new Set([self.vtep, ...(self.vtep2 !== undefined ? [self.vtep2] : [])].map(familyOfIp))
+  for (const v of [remote.vtep, ...(remote.vtep2 !== undefined ? [remote.vtep2] : [])]) {
+    const f = familyOfIp(v)
+    if (f !== undefined && mine.has(f)) return v
+  }
+  return undefined
+}
+
+/** The sentence for a remote host this host shares no underlay family with. */
+export function noCommonFamily (hostId: string, remote: HostVteps, self: HostVteps): string {
+  const theirs = [remote.vtep, ...(remote.vtep2 !== undefined ? [remote.vtep2] : [])]
+  const families = [...new Set(theirs.map(familyOfIp))].map((f) => (f === 4 ? 'IPv4' : 'IPv6'))
+  const mine = new Set([self.vtep, ...(self.vtep2 !== undefined ? [self.vtep2] : [])].map(familyOfIp))
+  const lacking = families.filter((f) => !mine.has(f === 'IPv4' ? 4 : 6))
+  return `host ${hostId} advertises only ${families.join(' and ')} (${theirs.join(', ')}); this host has no ${lacking.join(' or ')} VTEP`
+}
+
+/** The VXLAN device of `d` that reaches `vtep` (the one of its family); undefined when this host has no VTEP of that family. */
+export function vxlanFor (d: Pick<OverlayDevices, 'vxlan' | 'local' | 'second'>, vtep: string): string | undefined {
+  const f = familyOfIp(vtep)
+  if (f === undefined) return undefined
+  if (familyOfIp(d.local) === f) return d.vxlan
+  return d.second?.family === f ? d.second.vxlan : undefined
+}
+
+/** Every VXLAN device of the overlay on this host: the primary one, and the second one of a dual-stack host. */
+export function vxlanDevices (d: Pick<OverlayDevices, 'vxlan' | 'second'>): string[] {
+  return d.second === undefined ? [d.vxlan] : [d.vxlan, d.second.vxlan]
 }
 
 /** A remote endpoint as the cluster knows it. */
@@ -239,6 +321,15 @@ const ipOrder = compareIps
 /** Per family of the overlay: its subnet as network and mask, and its gateway. */
 type PeerCheck = Array<{ family: 4 | 6, subnet: bigint, mask: bigint, gateway: string }>
 
+/** This host as the planner sees it: its id, its VTEPs, and the underlay families it has a VXLAN device of. */
+interface PlanSelf { hostId: string, vtep: string, vtep2?: string, families: ReadonlySet<4 | 6> }
+
+function planSelf (d: Pick<OverlayDevices, 'local' | 'second'>, self: { hostId: string, vtep: string }): PlanSelf {
+  const families = new Set<4 | 6>([isIp(d.local, 4) ? 4 : 6])
+  if (d.second) families.add(d.second.family)
+  return { hostId: self.hostId, vtep: self.vtep, ...(d.second ? { vtep2: d.second.local } : {}), families }
+}
+
 function peerCheck (d: OverlayDevices): PeerCheck {
   return overlaySides(d).map((side) => {
     const c = parseCidr(side.subnet, side.family)
@@ -252,7 +343,7 @@ function peerIps (p: RemotePeer): string[] {
 }
 
 /** One peer alone: the normalized peer and its IPv4 address as a number, or why it is left out (duplicates aside). */
-function checkPeer (c: PeerCheck, self: { hostId: string, vtep: string }, raw: RemotePeer): { p: RemotePeer, n: bigint } | PeerConflict {
+function checkPeer (c: PeerCheck, self: PlanSelf, raw: RemotePeer): { p: RemotePeer, n: bigint } | PeerConflict {
   const mac = typeof raw.mac === 'string' ? raw.mac.toLowerCase() : ''
   const p: RemotePeer = raw.mac === mac ? raw : { ...raw, mac }
   const ips = peerIps(p)
@@ -261,9 +352,9 @@ function checkPeer (c: PeerCheck, self: { hostId: string, vtep: string }, raw: R
   if (parsed.includes(undefined) || n === undefined || !isIp(p.vtep) || !MAC_RE.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1 || mac === ZERO_MAC) {
     return { endpointId: p.endpointId, ip: ips.join(' '), reason: 'invalid' }
   }
-  if (p.hostId === self.hostId || p.vtep === self.vtep) return { endpointId: p.endpointId, ip: p.ip, reason: 'local' }
-  // A VXLAN device sends from one underlay family: a peer behind a VTEP of the other one cannot be reached.
-  if (isIp(p.vtep, 4) !== isIp(self.vtep, 4)) return { endpointId: p.endpointId, ip: p.ip, reason: 'vtep-family' }
+  if (p.hostId === self.hostId || p.vtep === self.vtep || p.vtep === self.vtep2) return { endpointId: p.endpointId, ip: p.ip, reason: 'local' }
+  // A VXLAN device sends from one underlay family: a peer behind a VTEP of a family this host has no device of cannot be reached.
+  if (!self.families.has(familyOfChecked(p.vtep))) return { endpointId: p.endpointId, ip: p.ip, reason: 'vtep-family' }
   // Address i must be of side i's family and in its subnet: IPv4 first, then IPv6 on a dual-stack overlay only.
   for (const [i, a] of parsed.entries()) {
     const side = c[i]
@@ -287,7 +378,7 @@ function byEndpointId (a: RemotePeer, b: RemotePeer): number {
  * endpoint id wins, deterministically on every host, and the other is reported.
  */
 export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: string }, peers: readonly RemotePeer[], opts: PlanOptions = {}): PeerPlan {
-  const { kept, skipped } = choosePeers(peerCheck(d), self, peers)
+  const { kept, skipped } = choosePeers(peerCheck(d), planSelf(d, self), peers)
   const fdb: FdbEntry[] = kept.map((p) => peerFdb(d, p))
   if (opts.flood === true) {
     const vteps = [...new Set(kept.map((p) => p.vtep))].sort(ipOrder)
@@ -298,7 +389,7 @@ export function planPeers (d: OverlayDevices, self: { hostId: string, vtep: stri
 }
 
 /** The peers planPeers programs (sorted by IP) and those it leaves out, without their entries. */
-function choosePeers (c: PeerCheck, self: { hostId: string, vtep: string }, peers: readonly RemotePeer[]): { kept: RemotePeer[], skipped: PeerConflict[] } {
+function choosePeers (c: PeerCheck, self: PlanSelf, peers: readonly RemotePeer[]): { kept: RemotePeer[], skipped: PeerConflict[] } {
   const skipped: PeerConflict[] = []
   const byIp = new Map<string, { p: RemotePeer, n: bigint }>()
   const byMac = new Map<string, RemotePeer>()
@@ -320,10 +411,14 @@ function choosePeers (c: PeerCheck, self: { hostId: string, vtep: string }, peer
   return { kept, skipped }
 }
 
-function peerFdb (d: OverlayDevices, p: RemotePeer): FdbEntry { return { dev: d.vxlan, mac: p.mac, dst: p.vtep } }
-/** One neighbour entry per address of the peer (ARP and NDP are answered from them alike). */
-function peerNeigh (d: OverlayDevices, p: RemotePeer): NeighEntry[] { return peerIps(p).map((ip) => ({ dev: d.vxlan, ip, mac: p.mac })) }
-function floodFdb (d: OverlayDevices, vtep: string): FdbEntry { return { dev: d.vxlan, mac: ZERO_MAC, dst: vtep } }
+/** The device a programmed peer's entries go on: the one of its VTEP's family (checkPeer has checked the address and that there is one). */
+function peerDev (d: OverlayDevices, vtep: string): string {
+  return d.second === undefined || d.second.family !== familyOfChecked(vtep) ? d.vxlan : d.second.vxlan
+}
+function peerFdb (d: OverlayDevices, p: RemotePeer): FdbEntry { return { dev: peerDev(d, p.vtep), mac: p.mac, dst: p.vtep } }
+/** One neighbour entry per address of the peer (ARP and NDP are answered from them alike), on the device of its VTEP's family. */
+function peerNeigh (d: OverlayDevices, p: RemotePeer): NeighEntry[] { const dev = peerDev(d, p.vtep); return peerIps(p).map((ip) => ({ dev, ip, mac: p.mac })) }
+function floodFdb (d: OverlayDevices, vtep: string): FdbEntry { return { dev: peerDev(d, vtep), mac: ZERO_MAC, dst: vtep } }
 
 function samePeer (a: RemotePeer, b: RemotePeer): boolean {
   return a.endpointId === b.endpointId && a.hostId === b.hostId && a.ip === b.ip && a.ip6 === b.ip6 && a.mac === b.mac && a.vtep === b.vtep
@@ -353,6 +448,7 @@ function peerOnly (p: RemotePeer): RemotePeer {
  */
 export class PeerPlanner {
   private readonly check: PeerCheck
+  private readonly self: PlanSelf
   private readonly peers = new EndpointTable()
   /** Peers that do not pack (invalid): left out, kept as given. */
   private readonly odd = new Map<string, RemotePeer>()
@@ -366,8 +462,9 @@ export class PeerPlanner {
   /** Full plans made so far (for tests and benchmarks: deltas must not make any). */
   fullPlans = 0
 
-  constructor (readonly devices: OverlayDevices, private readonly self: { hostId: string, vtep: string }, private readonly opts: PlanOptions = {}) {
+  constructor (readonly devices: OverlayDevices, self: { hostId: string, vtep: string }, private readonly opts: PlanOptions = {}) {
     this.check = peerCheck(devices)
+    this.self = planSelf(devices, self)
   }
 
   /** Replace every peer; the operations from the previous plan to the new one. */
@@ -442,10 +539,9 @@ export class PeerPlanner {
 
   /** `opsFrom`'s operations one at a time, in the same order (a full reconcile applies them in chunks: no array of 200,000). */
   * opsFromEach (actual: PeerTable): Generator<PeerOp> {
-    const dev = this.devices.vxlan
     const haveFdb = new Map(actual.fdb.map((e) => [fdbKey(e), e]))
     const haveNeigh = new Map(actual.neigh.map((e) => [neighKey(e), e]))
-    for (const e of haveNeigh.values()) if (!(e.dev === dev && this.programsIp(e.ip))) yield { op: 'deleteNeigh', entry: e }
+    for (const e of haveNeigh.values()) if (this.devWithIp(e.ip) !== e.dev) yield { op: 'deleteNeigh', entry: e }
     for (const e of haveFdb.values()) if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
     const addFdb = (e: FdbEntry): PeerOp | undefined => {
       const have = haveFdb.size === 0 ? undefined : haveFdb.get(fdbKey(e))
@@ -454,6 +550,7 @@ export class PeerPlanner {
     for (const p of this.programmedPeers()) { const o = addFdb(peerFdb(this.devices, p)); if (o) yield o }
     for (const vtep of this.vteps.keys()) { const o = addFdb(floodFdb(this.devices, vtep)); if (o) yield o }
     for (const p of this.programmedPeers()) {
+      const dev = peerDev(this.devices, p.vtep)
       for (const ip of peerIps(p)) {
         const have = haveNeigh.size === 0 ? undefined : haveNeigh.get(`${dev}|${ip}`)
         if (!have || have.mac.toLowerCase() !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
@@ -472,22 +569,25 @@ export class PeerPlanner {
 
   /** `opsFromPlanner`'s operations one at a time, in the same order. */
   * opsFromPlannerEach (old: PeerPlanner): Generator<PeerOp> {
-    const dev = this.devices.vxlan
-    const oldDev = old.devices.vxlan
+    /** Did `old` program `had` (found by the same MAC or address) on the device this plan programs `p` on? */
+    const sameDev = (had: RemotePeer | undefined, p: RemotePeer): had is RemotePeer => had !== undefined && peerDev(old.devices, had.vtep) === peerDev(this.devices, p.vtep)
     for (const p of old.programmedPeers()) {
-      for (const ip of peerIps(p)) if (!(oldDev === dev && this.programsIp(ip))) yield { op: 'deleteNeigh', entry: { dev: oldDev, ip, mac: p.mac } }
+      const dev = peerDev(old.devices, p.vtep)
+      for (const ip of peerIps(p)) if (this.devWithIp(ip) !== dev) yield { op: 'deleteNeigh', entry: { dev, ip, mac: p.mac } }
     }
     for (const p of old.programmedPeers()) { const e = peerFdb(old.devices, p); if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e } }
     for (const vtep of old.vteps.keys()) { const e = floodFdb(old.devices, vtep); if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e } }
     for (const p of this.programmedPeers()) {
-      const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithMac(p.mac)) : undefined
-      if (had?.vtep !== p.vtep) yield { op: 'addFdb', entry: peerFdb(this.devices, p) }
+      const had = old.programmedWith(old.peers.slotsWithMac(p.mac))
+      if (!sameDev(had, p) || had.vtep !== p.vtep) yield { op: 'addFdb', entry: peerFdb(this.devices, p) }
     }
-    for (const vtep of this.vteps.keys()) if (!(oldDev === dev && old.vteps.has(vtep))) yield { op: 'addFdb', entry: floodFdb(this.devices, vtep) }
+    for (const vtep of this.vteps.keys()) {
+      if (!(old.vteps.has(vtep) && peerDev(old.devices, vtep) === peerDev(this.devices, vtep))) yield { op: 'addFdb', entry: floodFdb(this.devices, vtep) }
+    }
     for (const p of this.programmedPeers()) {
       for (const ip of peerIps(p)) {
-        const had = oldDev === dev ? old.programmedWith(old.peers.slotsWithIp(ip)) : undefined
-        if (had?.mac !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
+        const had = old.programmedWith(old.peers.slotsWithIp(ip))
+        if (!sameDev(had, p) || had.mac !== p.mac) yield { op: 'addNeigh', entry: { dev: peerDev(this.devices, p.vtep), ip, mac: p.mac } }
       }
     }
   }
@@ -521,18 +621,19 @@ export class PeerPlanner {
     return undefined
   }
 
-  /** Is `ip` an address of a programmed peer? */
-  private programsIp (ip: string): boolean {
-    return this.peers.slotsWithIp(ip).some((slot) => !this.skipped.has(this.peers.endpointId(slot)))
+  /** The device whose neighbour entry of `ip` the plan has (that of the programmed peer with the address); undefined: none. */
+  private devWithIp (ip: string): string | undefined {
+    const p = this.programmedWith(this.peers.slotsWithIp(ip))
+    return p === undefined ? undefined : peerDev(this.devices, p.vtep)
   }
 
   /** Is this entry (of any device) one of the table's? */
   private wantsFdb (e: FdbEntry): boolean {
-    if (e.dev !== this.devices.vxlan) return false
     const mac = e.mac.toLowerCase()
-    if (!isUnicast(mac)) return mac === ZERO_MAC && e.dst !== undefined && this.vteps.has(e.dst)
-    // A unicast MAC has one entry: one of another destination is replaced, not deleted.
-    return this.programmedWith(this.peers.slotsWithMac(mac)) !== undefined
+    if (!isUnicast(mac)) return mac === ZERO_MAC && e.dst !== undefined && this.vteps.has(e.dst) && peerDev(this.devices, e.dst) === e.dev
+    // A unicast MAC has one entry per device: one of another destination is replaced, not deleted.
+    const p = this.programmedWith(this.peers.slotsWithMac(mac))
+    return p !== undefined && peerDev(this.devices, p.vtep) === e.dev
   }
 
   /** Does another peer use an address or the MAC of peer `id` (a packed one: the others share nothing that matters)? */

@@ -1,7 +1,7 @@
 /** The agent's --iptables flag: parsing as dockerd spells it, its conflict with --icc=false, and how status shows it. */
 import t from 'tap'
 import { buildCli, firewallText } from '../../src/cli/main.js'
-import { dnsTtl, iptablesEnabled, keyRotationMs } from '../../src/agent/main.js'
+import { advertiseAddrs, dnsTtl, iptablesEnabled, keyRotationMs } from '../../src/agent/main.js'
 
 /** The options `ferry agent ARGS` hands to runAgent (the action is replaced: nothing starts). */
 async function agentOpts (args: string[]): Promise<Record<string, unknown>> {
@@ -66,4 +66,17 @@ t.test('--key-rotation-interval: whole seconds, at least a minute', async (t) =>
 
 t.test('--wireguard-endpoint is taken as given, checked when the agent starts', async (t) => {
   t.equal((await agentOpts(['--wireguard-endpoint', '203.0.113.7:51820'])).wireguardEndpoint, '203.0.113.7:51820')
+})
+
+t.test('--advertise-addr: once, or twice for a dual-stack host (one IPv4, one IPv6, the first its primary); two of one family refused', async (t) => {
+  t.same((await agentOpts(['--advertise-addr', '192.0.2.1'])).advertiseAddr, ['192.0.2.1'])
+  t.same((await agentOpts(['--advertise-addr', '192.0.2.1', '--advertise-addr', 'fd00::1'])).advertiseAddr, ['192.0.2.1', 'fd00::1'], 'repeatable, in order')
+  t.same(advertiseAddrs('192.0.2.1'), ['192.0.2.1'])
+  t.same(advertiseAddrs(['fd00::1', '192.0.2.1']), ['fd00::1', '192.0.2.1'], 'IPv6 first: IPv6 is the primary')
+  t.throws(() => advertiseAddrs(['192.0.2.1', '192.0.2.2']), { code: 'INVALID_OPTION', message: '--advertise-addr is given two IPv4 addresses (192.0.2.1, 192.0.2.2): a host advertises at most one address per family, one IPv4 and one IPv6' })
+  t.throws(() => advertiseAddrs(['fd00::1', 'fd00::2']), { code: 'INVALID_OPTION', message: /two IPv6 addresses/ })
+  t.throws(() => advertiseAddrs(['192.0.2.1', 'fd00::1', '192.0.2.3']), { code: 'INVALID_OPTION', message: /given 3 times/ })
+  t.throws(() => advertiseAddrs(['192.0.2.1', 'nope']), { code: 'INVALID_OPTION', message: '--advertise-addr nope is not an IP address' })
+  t.throws(() => advertiseAddrs([]), { code: 'INVALID_OPTION', message: /--cluster needs --advertise-addr IP/ })
+  t.throws(() => advertiseAddrs(undefined), { code: 'INVALID_OPTION' })
 })

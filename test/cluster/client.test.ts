@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { ClusterClient } from '../../src/cluster/client.js'
+import { ClusterKey } from '../../src/cluster/key.js'
 import { FerryError } from '../../src/errors/errors.js'
 import { MemoryBackend, MemoryCluster } from '../harness/cluster-memory.js'
 import { record } from '../harness/cluster-contract.js'
@@ -66,6 +67,7 @@ class CutBackend extends MemoryBackend {
   heal (): void { this.isCut = false; this.reconnected() }
   override isReady (): boolean { return !this.isCut && super.isReady() }
   override deliver (change: unknown): void { if (!this.isCut) super.deliver(change) }
+  override deliverVtep2 (msg: unknown): void { if (!this.isCut) super.deliverVtep2(msg) }
 }
 
 const OV1 = { name: 'ov1', subnet: '10.30.0.0/16', gateway: '10.30.0.1' }
@@ -159,4 +161,85 @@ t.test('the writer\'s decision: ports only while every live host understands the
   await until('ports again', () => h1.status().compat?.heldBack.length === 0)
   await h1.republished()
   t.match(raw(), { ports }, 'the older host gone: with ports again')
+})
+
+// ---------------------------------------------------------------------------
+// A dual-stack host's second VTEP: its own record, read with the host list, its host-up change and a catch-up.
+
+const KEY = new ClusterKey(Buffer.alloc(32, 7))
+
+t.test('a second --advertise-addr of the same family is refused with a sentence', async (t) => {
+  const lab = new MemoryCluster()
+  t.throws(() => lab.connect({ hostId: 'h3', advertiseAddr: '192.168.50.3', advertiseAddr2: '192.168.60.3', heartbeatMs: 0 }),
+    { code: 'INVALID_OPTION', message: 'the second VTEP address 192.168.60.3 is IPv4 like the first (192.168.50.3): a host advertises at most one address per family' })
+})
+
+t.test('a dual-stack host\'s second VTEP: in the host list, on its host-up change, after a catch-up; a host without one as before', async (t) => {
+  for (const key of [undefined, KEY]) {
+    await t.test(key ? 'with a cluster key' : 'without a key', async (t) => {
+      const lab = new MemoryCluster()
+      const cut = new CutBackend(lab)
+      const h1 = new ClusterClient(cut, { hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, ...(key ? { key } : {}) })
+      t.teardown(() => h1.close())
+      await h1.start()
+      const events = record(h1)
+      await events.wait('resync')
+      const h3 = lab.connect({ hostId: 'h3', advertiseAddr: '192.168.50.3', advertiseAddr2: 'fd00:ff::3', heartbeatMs: 0, ...(key ? { key } : {}) })
+      t.teardown(() => h3.close())
+      await h3.start()
+      const up = await events.wait('host-up', (e) => e.kind === 'host-up' && e.host.hostId === 'h3')
+      t.same(up.kind === 'host-up' && up.host, { hostId: 'h3', vtep: '192.168.50.3', version: up.kind === 'host-up' ? up.host.version : '', vtep2: 'fd00:ff::3' }, 'the host-up change carries it')
+      const hosts = await h1.hosts()
+      t.same(hosts.map((h) => [h.hostId, h.vtep, h.vtep2]), [['h1', '192.168.50.1', undefined], ['h3', '192.168.50.3', 'fd00:ff::3']], 'the host list has it; h1 has none')
+      t.same((await h1.snapshot()).hosts.find((h) => h.hostId === 'h3')?.vtep2, 'fd00:ff::3', 'and a full read')
+      // Away while another dual-stack host (IPv6 first) registers: the catch-up hands its host-up on with it.
+      cut.cut()
+      await events.wait('down')
+      const h4 = lab.connect({ hostId: 'h4', advertiseAddr: 'fd00:ff::4', advertiseAddr2: '192.168.50.4', heartbeatMs: 0, ...(key ? { key } : {}) })
+      t.teardown(() => h4.close())
+      await h4.start()
+      cut.heal()
+      await events.wait('resumed')
+      const up4 = events.events.find((e) => e.kind === 'host-up' && e.host.hostId === 'h4')
+      t.same(up4?.kind === 'host-up' && [up4.host.vtep, up4.host.vtep2], ['fd00:ff::4', '192.168.50.4'], 'caught up with it')
+      t.same(h1.status().rejected, [], 'nothing refused')
+    })
+  }
+})
+
+t.test('a second VTEP record that is forged, oversized, of the wrong family or of another host is refused alone, with a sentence', async (t) => {
+  const lab = new MemoryCluster()
+  const h1 = lab.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, key: KEY })
+  const h3 = lab.connect({ hostId: 'h3', advertiseAddr: '192.168.50.3', advertiseAddr2: 'fd00:ff::3', heartbeatMs: 0, key: KEY })
+  t.teardown(() => h1.close())
+  t.teardown(() => h3.close())
+  await h1.start()
+  await h3.start()
+  const signed = (vtep: string, hostId = 'h3'): string => JSON.stringify({ hostId, vtep, sig: KEY.sign('host', `${hostId}|vtep2`, JSON.stringify({ hostId, vtep })) })
+  const cases: Array<[string, string, string]> = [
+    ['unsigned', JSON.stringify({ hostId: 'h3', vtep: 'fd00:ff::66' }), 'missing-mac'],
+    ['signed with another key', JSON.stringify({ hostId: 'h3', vtep: 'fd00:ff::66', sig: new ClusterKey(Buffer.alloc(32, 9)).sign('host', 'h3|vtep2', '{"hostId":"h3","vtep":"fd00:ff::66"}') }), 'bad-mac'],
+    ['the MAC of another address', JSON.stringify({ hostId: 'h3', vtep: 'fd00:ff::66', sig: JSON.parse(signed('fd00:ff::3')).sig as string }), 'bad-mac'],
+    ['of the first VTEP\'s family', signed('192.168.60.3'), 'invalid'],
+    ['of another host', signed('fd00:ff::3', 'h9'), 'invalid'],
+    ['with an unknown field', JSON.stringify({ hostId: 'h3', vtep: 'fd00:ff::3', extra: 1 }), 'invalid'],
+    ['oversized', JSON.stringify({ hostId: 'h3', vtep: 'fd00:ff::3', pad: 'x'.repeat(600) }), 'too-large'],
+    ['not JSON', '{"hostId":', 'invalid'],
+  ]
+  for (const [what, record, reason] of cases) {
+    lab.forgeVtep2Record('h3', record)
+    const hosts = await h1.hosts()
+    const h = hosts.find((x) => x.hostId === 'h3')
+    t.same(h && [h.vtep, h.vtep2], ['192.168.50.3', undefined], `${what}: the host stays, without it`)
+    t.ok(h1.status().rejected.some((r) => r.kind === 'host' && r.reason === reason), `${what}: counted as ${reason}`)
+  }
+  lab.forgeVtep2Record('h3', signed('fd00:ff::3'))
+  t.equal((await h1.hosts()).find((x) => x.hostId === 'h3')?.vtep2, 'fd00:ff::3', 'the real record is read again')
+  // A forged message on the second VTEP channel is refused too: the next host-up takes nothing from it.
+  const events = record(h1)
+  lab.forgeVtep2({ hostId: 'h3', record: JSON.stringify({ hostId: 'h3', vtep: 'fd00:ff::99' }) })
+  lab.forgeVtep2({ hostId: 'h3' })
+  await h3.heartbeat()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(events.events.filter((e) => e.kind === 'host-up'), [], 'no host-up: nothing of h3 changed')
 })

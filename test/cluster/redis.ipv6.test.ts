@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectCluster } from '../../src/cluster/redis.js'
+import { ClusterKey } from '../../src/cluster/key.js'
+import { record } from '../harness/cluster-contract.js'
 import { freePort, redisServer } from '../harness/redis.js'
 import { sh } from '../harness/netns.js'
 import { until } from '../harness/until.js'
@@ -56,4 +58,30 @@ t.test('sentinel://[::1]:PORT/MASTER: a sentinel on ::1 names a master on ::1', 
   t.ok(ferryClients().some((c) => /^ferry-h7 \[::1\]:\d+$/.test(c)), 'the master connection came from [::1]')
   await s.leave()
   t.same(server.keys('*'), [])
+})
+
+t.test('a dual-stack host\'s second VTEP in real Redis: its own key and channel, read with the host list, its host-up change and a catch-up; gone with the host', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 5))
+  const url = `redis://[::1]:${server.port}/0`
+  const h1 = await connectCluster({ url, hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, key })
+  t.teardown(() => h1.close())
+  const events = record(h1)
+  await events.wait('resync')
+  const h3 = await connectCluster({ url, hostId: 'h3', advertiseAddr: '192.168.50.3', advertiseAddr2: 'fd00:ff::3', heartbeatMs: 0, key })
+  t.teardown(() => h3.close())
+  const up = await events.wait('host-up', (e) => e.kind === 'host-up' && e.host.hostId === 'h3')
+  t.equal(up.kind === 'host-up' ? up.host.vtep2 : undefined, 'fd00:ff::3', 'the host-up change carries it (its channel came first)')
+  t.same(server.keys('ferry:host:h3:vtep2'), ['ferry:host:h3:vtep2'], 'a key of its own, apart from the host hash')
+  t.notOk(server.cli(['hkeys', 'ferry:host:h3']).split('\n').includes('vtep2'), 'the host hash that older versions read has no new field')
+  t.same((await h1.hosts()).map((h) => [h.hostId, h.vtep2]), [['h1', undefined], ['h3', 'fd00:ff::3']], 'the host list has it')
+  // h1's connections drop while h4 (IPv6 first) registers: the catch-up from the change log brings its second VTEP.
+  for (const l of server.cli(['client', 'list']).split('\n').filter((l) => / name=ferry-h1 /.test(l))) server.cli(['client', 'kill', 'id', /^id=(\d+)/.exec(l)?.[1] ?? ''])
+  const h4 = await connectCluster({ url, hostId: 'h4', advertiseAddr: 'fd00:ff::4', advertiseAddr2: '192.168.50.4', heartbeatMs: 0, key })
+  t.teardown(() => h4.close())
+  await events.wait('resumed', undefined, 10_000)
+  const up4 = events.events.find((e) => e.kind === 'host-up' && e.host.hostId === 'h4')
+  t.equal(up4?.kind === 'host-up' ? up4.host.vtep2 : undefined, '192.168.50.4', 'handed on with the missed host-up')
+  t.same(h1.status().rejected, [], 'nothing refused')
+  for (const h of [h3, h4, h1]) await h.leave()
+  t.same(server.keys('*'), [], 'nothing left: the second VTEP keys go with their hosts')
 })

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { ClusterKey } from '../../src/cluster/key.js'
 import {
-  MAX_PORTS, checkEndpoint, checkOverlayAddress, checkOverlayRequest, endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition,
+  MAX_PORTS, MAX_VTEP_RECORD, checkSecondVtep, hostVtepContent, readHostVtep, checkEndpoint, checkOverlayAddress, checkOverlayRequest, endpointContent, endpointKeyName, hostContent, overlayContent, readChange, readEndpoint, readHost, readOverlayDefinition,
 } from '../../src/cluster/validate.js'
 import { generateKeyPair } from '../../src/wireguard/keys.js'
 import { wireGuardContent } from '../../src/wireguard/plan.js'
@@ -259,4 +259,39 @@ t.test('a published port with an unknown optional field is read, the field ignor
   t.match(readEndpoint({ ...ep, ports: [{ ...ports[0], name: 'https' }, ...ports.slice(1)], sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'the field changed under the MAC')
   t.match(readEndpoint({ ...ep, ports, sig }, ctx6, key), { ok: false, reason: 'bad-mac' }, 'or removed')
   t.throws(() => checkEndpoint({ ...ep, ports: newer as never }), /published port 1 has an unknown field "name"/, 'a host never writes a field it does not know')
+})
+
+t.test('a dual-stack host\'s second VTEP record: strict schema, the other family, its host, its size, the cluster key\'s MAC', async (t) => {
+  const key = new ClusterKey(Buffer.alloc(32, 3))
+  const rec = { hostId: 'h3', vtep: 'fd00:ff::3' }
+  const sig = key.sign('host', 'h3|vtep2', hostVtepContent(rec))
+  const text = (o: Record<string, unknown>): string => JSON.stringify(o)
+  t.same(readHostVtep(text({ ...rec, sig }), { hostId: 'h3', primary: '192.0.2.3' }, key), { ok: true, value: rec })
+  t.same(readHostVtep(text(rec), { hostId: 'h3', primary: '192.0.2.3' }), { ok: true, value: rec }, 'without a key, no MAC is needed')
+  const refused: Array<[string, string, Record<string, unknown>, string]> = [
+    ['no MAC', text(rec), { reason: 'missing-mac' }, ''],
+    ['a MAC of another record', text({ ...rec, vtep: 'fd00:ff::4', sig }), { reason: 'bad-mac' }, ''],
+    ['a MAC moved from the host record', text({ ...rec, sig: key.sign('host', 'h3', hostVtepContent(rec)) }), { reason: 'bad-mac' }, ''],
+    ['the first VTEP\'s family', text({ hostId: 'h3', vtep: '192.0.2.33' }), { reason: 'invalid', detail: 'the second VTEP address 192.0.2.33 is IPv4 like the first (192.0.2.3): a host advertises at most one address per family' }, 'nokey'],
+    ['another host', text({ ...rec, hostId: 'h4' }), { reason: 'invalid', detail: 'its second VTEP record names another host (h4)' }, 'nokey'],
+    ['an unknown field', text({ ...rec, vtep3: 'x' }), { reason: 'invalid', detail: 'the second VTEP record has an unknown field "vtep3"' }, 'nokey'],
+    ['not canonical', text({ ...rec, vtep: 'FD00:FF:0::3' }), { reason: 'invalid', detail: 'VTEP address FD00:FF:0::3 is not canonical' }, 'nokey'],
+    ['not an address', text({ ...rec, vtep: 'fd00::/64' }), { reason: 'invalid' }, 'nokey'],
+    ['oversized', text({ ...rec, pad: 'x'.repeat(MAX_VTEP_RECORD) }), { reason: 'too-large' }, 'nokey'],
+    ['not JSON', '{', { reason: 'invalid', detail: 'its second VTEP record is not JSON' }, 'nokey'],
+    ['not text', 42 as unknown as string, { reason: 'invalid' }, 'nokey'],
+  ]
+  for (const [what, raw, want, nokey] of refused) {
+    t.match(readHostVtep(raw, { hostId: 'h3', primary: '192.0.2.3' }, nokey === 'nokey' ? undefined : key), { ok: false, ...want }, what)
+  }
+  t.equal(checkSecondVtep('fd00::1', '192.0.2.1'), '192.0.2.1')
+  t.throws(() => checkSecondVtep('fd00::1', 'fd00::2'), { code: 'INVALID_OPTION', message: /is IPv6 like the first \(fd00::1\)/ })
+})
+
+t.test('the host record and its host-up message stay as older versions read them: a second VTEP is kept apart, never taken from them', async (t) => {
+  t.same(readHost(row), { ok: true, value: row }, 'a host record without a second VTEP (every older one) is read as before')
+  // A newer version's field in the message's host is ignored (forward compatibility), not taken as the host's second VTEP.
+  const up = readChange({ kind: 'host-up', rev: 5, host: { hostId: 'h1', vtep: '192.0.2.1', version: '1', vtep2: 'fd00::1' } })
+  t.ok(up.ok && up.value.kind === 'host-up' && up.value.host.vtep2 === undefined, 'a vtep2 in the message is ignored')
+  t.match(readChange({ kind: 'host-up', rev: 5, vtep2: 'fd00::1', host: { hostId: 'h1', vtep: '192.0.2.1', version: '1' } }), { ok: false, reason: 'invalid', detail: /unknown field "vtep2"/ })
 })

@@ -143,6 +143,13 @@ t.test('IPv6 forwarding and interfaces that then ignore router advertisements', 
   t.match(w.fix, /accept_ra=2/)
 })
 
+t.test('overlay.families: hosts this host shares no underlay family with are named, with the fix', async (t) => {
+  const { judgeFamilies } = await import('../../src/doctor/checks.js')
+  t.match(judgeFamilies([]), { status: 'ok', check: 'overlay.families' })
+  t.match(judgeFamilies([{ hostId: 'h2', detail: 'host h2 advertises only IPv6 (fd00::2); this host has no IPv6 VTEP' }]),
+    { status: 'warn', check: 'overlay.families', what: 'host h2 advertises only IPv6 (fd00::2); this host has no IPv6 VTEP: overlay containers here and there cannot reach each other', fix: /--advertise-addr given twice/ })
+})
+
 t.test('wireguard: the kernel module, userspace or missing, and what userspace costs', async (t) => {
   const { judgeWireGuard } = await import('../../src/doctor/checks.js')
   t.match(judgeWireGuard({ kernelModule: false, userspace: '/usr/bin/wireguard-go' }), { status: 'ok', check: 'wireguard', what: /userspace WireGuard \(\/usr\/bin\/wireguard-go\): the kernel has no WireGuard module/, fix: /fraction of the kernel module's throughput/ })

@@ -26,6 +26,10 @@ t.test('plan: every peer host over the underlay, and through WireGuard while the
   ])
   t.equal(planMtuProbes({ ...cluster, wireguard: { active: false, peers: cluster.wireguard.peers } }, 1500).filter((p) => p.path === 'wireguard').length, 0, 'no device: no WireGuard probe')
   t.same(planMtuProbes({}, 1500), [])
+  // A mixed-family cluster: this host (IPv4 only) probes the VTEP of its family, and not a host that has none.
+  const mixed = { hostId: 'a', vtep: '192.0.2.1', hosts: [{ hostId: 'a', vtep: '192.0.2.1' }, { hostId: 'b', vtep: '2001:db8::2' }, { hostId: 'c', vtep: '2001:db8::3', vtep2: '192.0.2.3' }] }
+  t.same(planMtuProbes(mixed, 1500).map((p) => [p.hostId, p.target]), [['c', '192.0.2.3']], 'b shares no family: not probed (judgeFamilies names it); c over its IPv4 VTEP')
+  t.same(planMtuProbes({ ...mixed, vtep2: '2001:db8::1' }, 1500).map((p) => [p.hostId, p.target]), [['b', '2001:db8::2'], ['c', '2001:db8::3']], 'a dual-stack host reaches both, c by its primary')
   t.same(pingArgv({ target: '192.0.2.2', family: 4 }, 1500).slice(-5), ['-M', 'do', '-s', '1472', '192.0.2.2'])
   t.same(pingArgv({ target: '2001:db8::3', family: 6 }, 1500).slice(-5), ['-M', 'do', '-s', '1452', '2001:db8::3'])
   t.equal(reportedMtu('From 192.0.2.9 icmp_seq=1 Frag needed and DF set (mtu = 1400)'), 1400)

@@ -28,7 +28,7 @@ type ChangeBody = ClusterChange extends infer C ? C extends ClusterChange ? Omit
 /** The owner recorded for an overlay's gateway address. */
 export const GATEWAY_OWNER = '@gateway'
 
-interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, wg: string, keyExpiresAt: number, features: string }
+interface HostRecord { vtep: string, version: string, lastHeartbeat: number, registeredAt: number, sig: string, wg: string, keyExpiresAt: number, features: string, vtep2: string }
 
 /** An endpoint as stored: normally a ClusterEndpoint with its MAC; tests may forge anything (forgeEndpoint). */
 type StoredEndpoint = Record<string, unknown>
@@ -159,6 +159,22 @@ export class MemoryCluster {
     return this.rev
   }
 
+  /** Publish on the second VTEP channel (while the server is up). */
+  private publishVtep2 (msg: { hostId: string, record: string }): void {
+    if (this.up) for (const c of this.conns) c.deliverVtep2(structuredClone(msg))
+  }
+
+  /** Test hook: what a Redis writer could do, publish any message on the second VTEP channel. */
+  forgeVtep2 (raw: unknown): void {
+    for (const c of this.conns) c.deliverVtep2(structuredClone(raw))
+  }
+
+  /** Test hook: store anything as a host's second VTEP record (no message). */
+  forgeVtep2Record (hostId: string, record: string): void {
+    const r = this.hostRecords.get(hostId)
+    if (r) r.vtep2 = record
+  }
+
   /** Test hook: what a Redis writer could do, publish any message to every host. */
   forgeChange (raw: unknown): void {
     for (const c of this.conns) c.deliver(structuredClone(raw))
@@ -205,9 +221,12 @@ export class MemoryCluster {
     this.expiries.set(reg.hostId, now + reg.ttlMs)
     this.hostRecords.set(reg.hostId, {
       vtep: reg.vtep, version: reg.version, lastHeartbeat: now, registeredAt: isNew || !old ? now : old.registeredAt, sig: reg.sig, wg: reg.wg, keyExpiresAt: now + reg.keyTtlMs,
-      features: reg.features ?? '',
+      features: reg.features ?? '', vtep2: reg.vtep2 ?? '',
     })
-    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig || old.wg !== reg.wg || old.features !== (reg.features ?? '')) {
+    const v2 = reg.vtep2 ?? ''
+    if (isNew || old?.vtep !== reg.vtep || old.sig !== reg.sig || old.wg !== reg.wg || old.features !== (reg.features ?? '') || old.vtep2 !== v2) {
+      // As the heartbeat script: the second VTEP on its own channel first.
+      if (v2 !== '' || (old?.vtep2 ?? '') !== '') this.publishVtep2({ hostId: reg.hostId, record: v2 })
       const host = { hostId: reg.hostId, vtep: reg.vtep, version: reg.version, ...(reg.sig !== '' ? { sig: reg.sig } : {}), ...(reg.wg !== '' ? { wg: reg.wg } : {}) }
       this.bump({ kind: 'host-up', host })
     }
@@ -472,8 +491,8 @@ export class MemoryCluster {
     const h: Omit<HostInfo, 'wg'> & { sig?: string, wg?: string } = { hostId, vtep: r.vtep, version: r.version, lastHeartbeat: r.lastHeartbeat, expiresAt: exp, registeredAt: r.registeredAt }
     if (r.sig !== '') h.sig = r.sig
     if (r.wg !== '') h.wg = r.wg
-    // Stamped with the heartbeat that wrote it, as the Redis script stores it.
-    return { ...h, ...(r.features !== '' ? { features: `${r.lastHeartbeat} ${r.features}` } : {}) }
+    // The features entry stamped with the heartbeat that wrote it, as the Redis script stores it.
+    return { ...h, ...(r.features !== '' ? { features: `${r.lastHeartbeat} ${r.features}` } : {}), ...(r.vtep2 !== '' ? { vtep2: r.vtep2 } : {}) }
   }
 
   hosts (): Array<Record<string, unknown>> {
@@ -502,7 +521,12 @@ export class MemoryCluster {
     const cur = this.revision()
     const need = cur - since + 1
     if (cur < since || need > this.log.length) return undefined
-    return { rev: cur, changes: structuredClone(this.log.slice(-Math.min(this.log.length, need + overlap))) }
+    const changes = structuredClone(this.log.slice(-Math.min(this.log.length, need + overlap)))
+    const ids = [...new Set(changes.flatMap((c) => {
+      const host = (c as { kind?: unknown, host?: { hostId?: unknown } }).kind === 'host-up' ? (c as { host?: { hostId?: unknown } }).host?.hostId : undefined
+      return typeof host === 'string' ? [host] : []
+    }))]
+    return { rev: cur, changes, vteps: ids.map((hostId) => ({ hostId, record: this.hostRecords.get(hostId)?.vtep2 ?? '' })) }
   }
 
   /** Test hook: the change log gone (trimmed, or deleted by a Redis writer): the next reconnection reads in full. */
@@ -560,6 +584,8 @@ export class MemoryBackend implements ClusterBackend {
   reconnected (): void { queueMicrotask(() => { if (!this.closed) this.listener?.ready() }) }
   /** @internal a published change (or anything a test forges) */
   deliver (change: unknown): void { queueMicrotask(() => { if (!this.closed) this.listener?.change(change) }) }
+  /** @internal a message of the second VTEP channel */
+  deliverVtep2 (msg: unknown): void { queueMicrotask(() => { if (!this.closed) this.listener?.hostVtep?.(msg) }) }
 
   /** One command: fails when the server is down, runs atomically otherwise. */
   private async run<T> (fn: () => T): Promise<T> {

@@ -33,6 +33,8 @@ interface FakeLink {
   master?: string
   /** Bridge port hairpin mode; meaningful only while `master` is set. */
   hairpin?: boolean
+  /** Bridge port isolated flag; meaningful only while `master` is set. */
+  isolated?: boolean
   peer?: string
   vxlan?: VxlanSpec
   /** net.ipv6.conf.<name>.* values set (the kernel's defaults otherwise: IPV6_CONF_DEFAULTS). */
@@ -175,6 +177,7 @@ export class FakeLinkDriver implements LinkDriver {
     if (master !== undefined) {
       out.master = master.index
       out.hairpin = link.hairpin === true
+      if (link.isolated === true) out.isolated = true
     }
     const peer = link.peer === undefined ? undefined : this.links.get(link.peer)
     if (peer !== undefined) out.peerIndex = peer.index
@@ -281,15 +284,25 @@ export class FakeLinkDriver implements LinkDriver {
   private release (link: FakeLink): void {
     delete link.master
     delete link.hairpin
+    delete link.isolated
+  }
+
+  setIsolated (name: string, on: boolean): Promise<void> {
+    return this.portFlag('setIsolated', 'isolated', name, on)
   }
 
   setHairpin (name: string, on: boolean): Promise<void> {
-    return this.op('setHairpin', [name, on], () => {
+    return this.portFlag('setHairpin', 'hairpin', name, on)
+  }
+
+  /** A bridge port's flag, as the kernel sets it: not a port is 'Operation not supported'. */
+  private portFlag (op: 'setHairpin' | 'setIsolated', flag: 'hairpin' | 'isolated', name: string, on: boolean): Promise<void> {
+    return this.op(op, [name, on], () => {
       checkIfname(name)
-      const what = `cannot set hairpin ${on ? 'on' : 'off'} on ${name}`
+      const what = `cannot set ${flag} ${on ? 'on' : 'off'} on ${name}`
       const link = this.need(what, name)
       if (link.master === undefined) throw kernel(what, 'Operation not supported')
-      link.hairpin = on
+      link[flag] = on
     })
   }
 

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { ipJson, netns, sh } from '../harness/netns.js'
 import { REPO_ROOT, nsDriver, nsNode } from '../harness/nsnode.js'
 import { AttrStream, Flags, FlagsNew, formatMessage, rt } from 'netlink'
-import { brportMode, bufferToMac, encodeNeighFdb, hairpinBody, macToBuffer, type NetlinkDriver } from '../../src/kernel/netlink.js'
+import { brportMode, bufferToMac, encodeNeighFdb, hairpinBody, isolatedBody, macToBuffer, type NetlinkDriver } from '../../src/kernel/netlink.js'
 import { execFile } from '../../src/kernel/exec.js'
 import type { NeighFdbOp } from '../../src/kernel/types.js'
 
@@ -113,7 +113,13 @@ t.test('hairpin message = the one `bridge link set dev X hairpin on` sends', asy
   t.equal(brportMode(Buffer.from('0500010003000000', 'hex')), undefined, 'no mode attribute')
 })
 
-t.test('hairpin on a bridge port', async (t) => {
+t.test('isolated message = the one `bridge link set dev X isolated on` sends', async (t) => {
+  // ifinfomsg (AF_BRIDGE, ifindex 4), IFLA_PROTINFO|NLA_F_NESTED { IFLA_BRPORT_ISOLATED (33) u8 1 }
+  t.equal(isolatedBody(4, true).toString('hex'), '07000000040000000000000000000000' + '0c000c80' + '05002100' + '01000000')
+  t.equal(isolatedBody(4, false).toString('hex').slice(-8), '00000000', 'off = 0')
+})
+
+t.test('hairpin and isolated on a bridge port', async (t) => {
   const ns = netns(t)
   const d = await nsDriver(t, ns)
   await d.call('createBridge', ['fy-br0'])
@@ -142,6 +148,16 @@ t.test('hairpin on a bridge port', async (t) => {
 
   await t.rejects(d.call('setHairpin', ['fy-ve1', true]), { name: 'FerryError', code: 'KERNEL', message: 'cannot set hairpin on on fy-ve1: Operation not supported' }, 'not a bridge port')
   await t.rejects(d.call('setHairpin', ['fy-nope', true]), { name: 'FerryError', code: 'KERNEL', message: 'cannot set hairpin on on fy-nope: no such device fy-nope' }, 'missing link')
+
+  // The isolated flag (a dual-stack host's two VXLAN devices), on the port fy-ve0 is now of fy-br1.
+  t.equal((await d.call('getLink', ['fy-ve0']))?.isolated, undefined, 'isolated off by default: not reported')
+  await d.call('setIsolated', ['fy-ve0', true])
+  t.match(JSON.parse(sh(['bridge', '-n', ns, '-d', '-j', 'link', 'show', 'dev', 'fy-ve0'])), [{ ifname: 'fy-ve0', isolated: true }], 'bridge link shows isolated on')
+  t.equal((await d.call('getLink', ['fy-ve0']))?.isolated, true, 'getLink reads it back')
+  await t.resolves(d.call('setIsolated', ['fy-ve0', true]), 'idempotent')
+  await d.call('setIsolated', ['fy-ve0', false])
+  t.equal((await d.call('getLink', ['fy-ve0']))?.isolated, undefined, 'isolated off again')
+  await t.rejects(d.call('setIsolated', ['fy-ve1', true]), { name: 'FerryError', code: 'KERNEL', message: 'cannot set isolated on on fy-ve1: Operation not supported' }, 'not a bridge port')
 })
 
 t.test('every operation is idempotent', async (t) => {

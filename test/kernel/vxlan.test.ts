@@ -11,7 +11,7 @@ import t from 'tap'
 import { RedisClusterStore } from '../../src/cluster/redis.js'
 import { PeerSync } from '../../src/vxlan/peers.js'
 import type { OverlayDataPlane } from '../../src/vxlan/apply.js'
-import { VXLAN_OFFLOADS, diffPeers, overlayDevices, overlayMac, planPeers, type RemotePeer } from '../../src/vxlan/plan.js'
+import { VXLAN_OFFLOADS, diffPeers, overlayDevices, overlayMac, planPeers, vxlanDevices, type OverlayDevices, type RemotePeer } from '../../src/vxlan/plan.js'
 import type { LinkDriver } from '../../src/kernel/types.js'
 import { ipJson, netns, nsExec, sh } from '../harness/netns.js'
 import { nsNode, type NsNode } from '../harness/nsnode.js'
@@ -223,6 +223,66 @@ t.test('the VXLAN device as ferry creates it: outer UDP checksums and offloads o
     t.same(Object.keys(VXLAN_OFFLOADS).filter((f) => !active.includes(f)), [], `${d.vxlan}: every offload ferry sets is active (${active.join(' ')})`)
     await h!.dp.removeDevices(d)
   }
+})
+
+/** ICMP echo requests a namespace has received (/proc/net/snmp, Icmp InEchos). */
+function echosIn (ns: string): number {
+  const lines = nsExec(ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Icmp:'))
+  const [names, values] = lines.map((l) => l.split(/\s+/))
+  return Number(values?.[names?.indexOf('InEchos') ?? -1] ?? NaN)
+}
+
+t.test('mixed family: h1 IPv4 only, h2 IPv6 only, h3 both (two isolated VXLAN devices): h1<->h3 and h2<->h3 ping, h1<->h2 not even through h3; removal leaves nothing', async (t) => {
+  const [h1, h2, h3] = await underlay(t, 3)
+  sh(['ip', '-n', h2!.ns, 'addr', 'del', `${h2!.vtep}/24`, 'dev', 'eth0'])
+  sh(['ip', '-n', h2!.ns, 'addr', 'add', 'fd77::2/64', 'dev', 'eth0', 'nodad'])
+  sh(['ip', '-n', h3!.ns, 'addr', 'add', 'fd77::3/64', 'dev', 'eth0', 'nodad'])
+  const vteps = { h1: h1!.vtep, h2: 'fd77::2', h3: h3!.vtep, h3v6: 'fd77::3' }
+  const ov = { ...OV, vni: 4200 }
+  const d1 = overlayDevices(ov, await h1!.dp.underlay(vteps.h1))
+  const d2 = overlayDevices(ov, await h2!.dp.underlay(vteps.h2))
+  const d3 = overlayDevices(ov, { ...await h3!.dp.underlay(vteps.h3), second: await h3!.dp.underlay(vteps.h3v6) })
+  t.same([d1.mtu, d2.mtu, d3.mtu], [1450, 1430, 1430], 'h3 fits the IPv6 underlay\'s larger headers')
+  for (const [h, d] of [[h1!, d1], [h2!, d2], [h3!, d3]] as const) await h.dp.ensureDevices(d)
+  await h3!.dp.ensureDevices(d3)
+  interface SlaveLink { ifname: string, linkinfo: { info_data: Record<string, unknown>, info_slave_kind?: string, info_slave_data?: { isolated?: boolean } } }
+  const vx = (d: OverlayDevices): SlaveLink[] => vxlanDevices(d).map((name) => ipJson<SlaveLink[]>(h3!.ns, ['-d', 'link', 'show', name])[0]!)
+  t.same(vx(d3).map((l) => [l.ifname, l.linkinfo.info_slave_kind, l.linkinfo.info_slave_data?.isolated]), [['fyv-1068', 'bridge', true], ['fyv-1068-6', 'bridge', true]],
+    'two VXLAN devices of one VNI, both isolated ports of the overlay bridge (idempotent)')
+  t.same(vx(d3).map((l) => [l.linkinfo.info_data.id, l.linkinfo.info_data.local ?? l.linkinfo.info_data.local6]), [[4200, '192.168.77.3'], [4200, 'fd77::3']], 'one per underlay family')
+  const c1 = container(t, h1!.ns, d1.bridge, '10.30.0.11', d1.mtu, 'm1')
+  const c2 = container(t, h2!.ns, d2.bridge, '10.30.0.12', d2.mtu, 'm2')
+  const c3 = container(t, h3!.ns, d3.bridge, '10.30.0.13', d3.mtu, 'm3')
+  const ep = (n: number, hostId: string, vtep: string): RemotePeer => ({ endpointId: `e${n}`, hostId, ip: `10.30.0.${10 + n}`, mac: overlayMac(`10.30.0.${10 + n}`), vtep })
+  // Each host's peers with the VTEP PeerSync chooses (chooseVtep): h1 and h2 have no family in common.
+  const plans: Array<[SimHost, OverlayDevices, RemotePeer[]]> = [
+    [h1!, d1, [ep(2, 'h2', vteps.h2), ep(3, 'h3', vteps.h3)]],
+    [h2!, d2, [ep(1, 'h1', vteps.h1), ep(3, 'h3', vteps.h3v6)]],
+    [h3!, d3, [ep(1, 'h1', vteps.h1), ep(2, 'h2', vteps.h2)]],
+  ]
+  for (const [h, d, peers] of plans) {
+    const plan = planPeers(d, { hostId: h.ns, vtep: d.local }, peers)
+    const actual = await Promise.all(vxlanDevices(d).map((v) => h.dp.readPeers(v)))
+    await h.dp.applyPeerOps(diffPeers(plan, { fdb: actual.flatMap((a) => a.fdb), neigh: actual.flatMap((a) => a.neigh) }))
+    if (h === h1) t.same(plan.skipped.map((s) => [s.endpointId, s.reason]), [['e2', 'vtep-family']], 'h1 leaves h2\'s endpoint out')
+  }
+  t.same(kernelPeers(h3!.ns, 'fyv-1068'), { neigh: ['10.30.0.11 02:42:0a:1e:00:0b PERMANENT'], fdb: ['02:42:0a:1e:00:0b 192.168.77.1 permanent'] }, 'h3: h1 on the IPv4 device')
+  t.same(kernelPeers(h3!.ns, 'fyv-1068-6'), { neigh: ['10.30.0.12 02:42:0a:1e:00:0c PERMANENT'], fdb: ['02:42:0a:1e:00:0c fd77::2 permanent'] }, 'h2 on the IPv6 device')
+  t.ok(await pingsSoon(c1, '10.30.0.13'), 'h1 -> h3 (IPv4 underlay)')
+  t.ok(await pingsSoon(c3, '10.30.0.11'), 'h3 -> h1')
+  t.ok(await pingsSoon(c2, '10.30.0.13'), 'h2 -> h3 (IPv6 underlay)')
+  t.ok(await pingsSoon(c3, '10.30.0.12'), 'h3 -> h2')
+  t.notOk(pings(c1, '10.30.0.12'), 'h1 -> h2: no path')
+  // Even if h1 sent h2's traffic to h3 (a forged or stale entry), h3's bridge does not relay it between its two tunnels.
+  await h1!.dp.applyPeerOps([{ op: 'addFdb', entry: { dev: d1.vxlan, mac: overlayMac('10.30.0.12'), dst: vteps.h3 } }, { op: 'addNeigh', entry: { dev: d1.vxlan, ip: '10.30.0.12', mac: overlayMac('10.30.0.12') } }])
+  const before = echosIn(c2)
+  t.notOk(pings(c1, '10.30.0.12'), 'h1 -> h3 -> h2: refused')
+  t.equal(echosIn(c2), before, 'no echo request reached h2\'s container: the isolated ports do not relay')
+  sh(['bridge', '-n', h3!.ns, 'link', 'set', 'dev', 'fyv-1068', 'isolated', 'off'])
+  pings(c1, '10.30.0.12')
+  t.ok(echosIn(c2) > before, 'control: with the IPv4 port not isolated, h3 would relay h1\'s frames to h2')
+  for (const [h, d] of [[h1!, d1], [h2!, d2], [h3!, d3]] as const) await h.dp.removeDevices(d)
+  for (const h of [h1!, h2!, h3!]) t.same(overlayLinks(h.ns), [], `${h.ns}: nothing left`)
 })
 
 t.test('programming 10,000 peers (100 hosts x 100 endpoints) into a namespace', async (t) => {

@@ -103,7 +103,7 @@ t.test('DNS cache: hits, misses, evictions, entries', async (t) => {
 
 t.test('overlay: peers, revision, lag; revision absent when Redis does not answer', async (t) => {
   let snap = base({ cluster: { connected: true, commands: 120, revision: 42, applied: 40, synced: false, overlays: [{ name: 'ov1', peers: 3 }, { name: 'ov2', peers: 0 }],
-    clusterKey: true, rejected: [{ kind: 'endpoint', reason: 'unregistered-host', count: 3 }] } })
+    clusterKey: true, rejected: [{ kind: 'endpoint', reason: 'unregistered-host', count: 3 }], unreachableHosts: 1 } })
   const m = new FerryMetrics(async () => snap)
   let text = await m.render()
   t.equal(sample(text, 'ferry_cluster_connected'), 1)
@@ -116,6 +116,7 @@ t.test('overlay: peers, revision, lag; revision absent when Redis does not answe
   t.equal(sample(text, 'ferry_overlay_peers{overlay="ov2"}'), 0)
   t.equal(sample(text, 'ferry_cluster_key'), 1)
   t.equal(sample(text, 'ferry_cluster_rejected_total{kind="endpoint",reason="unregistered-host"}'), 3)
+  t.equal(sample(text, 'ferry_overlay_unreachable_hosts'), 1, 'a host sharing no underlay family with this one')
 
   snap = base({ cluster: { connected: false, commands: 130, applied: 40, synced: false, overlays: [{ name: 'ov1', peers: 3 }], clusterKey: false, rejected: [] } })
   text = await m.render()

@@ -20,6 +20,8 @@ t.test('counting', async (t) => {
   t.same(countPorts([ep(true, [port('tcp', 80), port('tcp', 8000, 8009)]), ep(true, [port('udp', 53)])]), { tcp: 11, udp: 1, sctp: 0 })
   t.same(clusterSnapshot(status, peers, 10), { connected: true, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }], revision: 10, clusterKey: true, rejected })
   t.same(clusterSnapshot({ ...status, state: 'down' }, peers, undefined), { connected: false, commands: 33, applied: 8, synced: true, overlays: [{ name: 'ov', peers: 4 }], clusterKey: true, rejected })
+  const mixed = { ...peers, unreachableHosts: [{ hostId: 'h2', detail: 'host h2 advertises only IPv6 (fd00::2); this host has no IPv6 VTEP' }] }
+  t.equal(clusterSnapshot(status, mixed, 10).unreachableHosts, 1, 'hosts sharing no underlay family are counted')
 })
 
 t.test('snapshotAgent reads live parts; a Redis that does not answer leaves the revision out', async (t) => {

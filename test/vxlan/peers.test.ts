@@ -491,3 +491,67 @@ t.test('back from an outage with the same history: the endpoints changed meanwhi
   await until('read in full: e2 found', async () => (await peersOf(h1)).length === 2 && h1.sync.status().synced)
   t.same((await peersOf(h1)).map((p) => p[0]), ['10.30.0.11', '10.30.0.12'])
 })
+
+// ---------------------------------------------------------------------------
+// Mixed-family underlays: h1 IPv4 only, h2 IPv6 only, h3 both.
+
+t.test('mixed family: each host reaches the others over a family they share, on that family\'s device; hosts sharing none are named', async (t) => {
+  const cluster = new MemoryCluster()
+  const mk = async (hostId: string, vteps: [string] | [string, string]): Promise<Host> => {
+    const real = cluster.connect({ hostId, advertiseAddr: vteps[0], ...(vteps[1] !== undefined ? { advertiseAddr2: vteps[1] } : {}), heartbeatMs: 0, hostTtlMs: 1000 })
+    t.teardown(() => real.close())
+    await real.start()
+    const h = await peerHost(t, real, vteps[0])
+    if (vteps[1] !== undefined) await h.links.addAddress('eth0', `${vteps[1]}/64`)
+    return h
+  }
+  const h1 = await mk('h1', ['192.168.50.1'])
+  const h2 = await mk('h2', ['fd00:ff::2'])
+  const h3 = await mk('h3', ['192.168.50.3', 'fd00:ff::3'])
+  for (const h of [h1, h2, h3]) await join(h)
+  t.match(h3.sync.devices('ov1'), { vxlan: 'fyv-1000', local: '192.168.50.3', second: { vxlan: 'fyv-1000-6', local: 'fd00:ff::3', family: 6 }, mtu: 1430 })
+  t.equal(h1.sync.devices('ov1')?.mtu, 1450)
+  t.same((await h3.links.listLinks()).filter((l) => l.kind === 'vxlan').map((l) => [l.name, l.isolated]), [['fyv-1000', true], ['fyv-1000-6', true]], 'two isolated ports of the bridge')
+  await publish(h1, 'e1', '10.30.0.11')
+  await publish(h2, 'e2', '10.30.0.12')
+  await publish(h3, 'e3', '10.30.0.13')
+  const entries = async (h: Host): Promise<string[]> => {
+    await h.sync.settled()
+    const out: string[] = []
+    for (const dev of ['fyv-1000', 'fyv-1000-6']) {
+      for (const e of await h.links.listFdb(dev).catch(() => [])) out.push(`${dev} fdb ${e.mac} ${e.dst ?? ''}`)
+      for (const e of await h.links.listNeigh(dev).catch(() => [])) out.push(`${dev} neigh ${e.ip}`)
+    }
+    return out.sort()
+  }
+  t.same(await entries(h3), [
+    'fyv-1000 fdb 02:42:0a:1e:00:0b 192.168.50.1', 'fyv-1000 neigh 10.30.0.11',
+    'fyv-1000-6 fdb 02:42:0a:1e:00:0c fd00:ff::2', 'fyv-1000-6 neigh 10.30.0.12',
+  ], 'the dual-stack host: h1 over IPv4, h2 over IPv6')
+  t.same(await entries(h1), ['fyv-1000 fdb 02:42:0a:1e:00:0d 192.168.50.3', 'fyv-1000 neigh 10.30.0.13'], 'h1 reaches h3 over IPv4 (its primary), not h2')
+  t.same(await entries(h2), ['fyv-1000 fdb 02:42:0a:1e:00:0d fd00:ff::3', 'fyv-1000 neigh 10.30.0.13'], 'h2 reaches h3 over its second VTEP, IPv6')
+  t.same(h1.sync.status().unreachableHosts, [{ hostId: 'h2', detail: 'host h2 advertises only IPv6 (fd00:ff::2); this host has no IPv6 VTEP' }])
+  t.same(h2.sync.status().unreachableHosts, [{ hostId: 'h1', detail: 'host h1 advertises only IPv4 (192.168.50.1); this host has no IPv4 VTEP' }])
+  t.same(h3.sync.status().unreachableHosts, [])
+  const r = await h1.sync.report('ov1')
+  t.same(r.unreachable, ['host h2 advertises only IPv6 (fd00:ff::2); this host has no IPv6 VTEP'], 'ferry peers names it')
+  t.match(r, { differences: 0, conflicts: 1 })
+  // One more endpoint on h2 costs h3 that endpoint's entries, on the IPv6 device, and no full plan.
+  const before = { ...h3.sync.counters }
+  await publish(h2, 'e4', '10.30.0.14')
+  t.same((await entries(h3)).filter((e) => e.includes('0e') || e.includes('10.30.0.14')), ['fyv-1000-6 fdb 02:42:0a:1e:00:0e fd00:ff::2', 'fyv-1000-6 neigh 10.30.0.14'])
+  t.equal(h3.sync.counters.fullReconciles, before.fullReconciles, 'a delta')
+  t.equal(h3.sync.counters.kernelOps - before.kernelOps, 2, 'its FDB and neighbour entries only')
+  await h3.sync.detach('ov1')
+  t.same((await h3.links.listLinks()).map((l) => l.name), ['lo', 'eth0'], 'detach removes the bridge and both VXLAN devices')
+})
+
+t.test('mixed family: an encrypted overlay on a host with two VTEPs is refused with a sentence', async (t) => {
+  const cluster = new MemoryCluster()
+  const real = cluster.connect({ hostId: 'h3', advertiseAddr: '192.168.50.3', advertiseAddr2: 'fd00:ff::3', heartbeatMs: 0 })
+  t.teardown(() => real.close())
+  await real.start()
+  const h = await peerHost(t, real, '192.168.50.3')
+  await h.links.addAddress('eth0', 'fd00:ff::3/64')
+  await t.rejects(h.sync.attach({ ...OV, vni: 4096, encrypt: 'wireguard' }), { code: 'UNSUPPORTED', message: /encrypted \(ferry\.encrypt=wireguard\), whose tunnels run over one underlay family, and this host advertises two \(192\.168\.50\.3, fd00:ff::3\)/ })
+})

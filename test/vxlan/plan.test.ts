@@ -2,7 +2,8 @@ import t from 'tap'
 import { EndpointTable } from '../../src/cluster/endpoints.js'
 import { isIp, normalizeIp } from '../../src/util/ip.js'
 import {
-  PeerPlanner, applyOpsToTable, diffPeers, isOverlayLinkName, overlayBridgeName, overlayDevices, overlayMac, overlayMtu, planPeers, tcpMss, vxlanName,
+  PeerPlanner, applyOpsToTable, chooseVtep, diffPeers, isOverlayLinkName, noCommonFamily, overlayBridgeName, overlayDevices, overlayMac, overlayMtu, planPeers, tcpMss,
+  vxlanDevices, vxlanFor, vxlanName, vxlanName2,
   type OverlayDevices, type PeerTable, type RemotePeer,
 } from '../../src/vxlan/plan.js'
 import { mulberry32 } from '../harness/random.js'
@@ -483,4 +484,129 @@ t.test('overlay MTU and TCP MSS from the underlay, by family, plain and encrypte
   for (const family of [4, 6] as const) {
     t.equal(overlayDevices(o, { vtep: '100.64.0.7', mtu: 1500 - wgOverhead(family) }).mtu, overlayMtu(1500, family, true), `encrypted, IPv${family} underlay`)
   }
+})
+
+// ---------------------------------------------------------------------------
+// Mixed-family underlays: a dual-stack host has a VXLAN device per family.
+
+/** A dual-stack host: IPv4 VTEP first (its primary), IPv6 second. */
+const U46 = { vtep: '192.168.50.1', mtu: 1500, dev: 'eth0', second: { vtep: 'fd00:ff::1', mtu: 1500, dev: 'eth0' } }
+const SELF46 = { hostId: 'h1', vtep: '192.168.50.1' }
+function dev46 (): OverlayDevices { return overlayDevices(OV6, U46) }
+
+t.test('mixed family: which VTEP of a remote host this host sends to', async (t) => {
+  const v4 = { vtep: '192.168.50.1' }
+  const v6 = { vtep: 'fd00:ff::1' }
+  const both = { vtep: '192.168.50.1', vtep2: 'fd00:ff::1' }
+  const both6 = { vtep: 'fd00:ff::1', vtep2: '192.168.50.1' }
+  t.equal(chooseVtep(v4, { vtep: '192.168.50.2' }), '192.168.50.2', 'one family each, the same')
+  t.equal(chooseVtep(v4, { vtep: 'fd00:ff::2' }), undefined, 'IPv4-only to IPv6-only: none')
+  t.equal(chooseVtep(v6, { vtep: '192.168.50.2' }), undefined, 'IPv6-only to IPv4-only: none')
+  t.equal(chooseVtep(both, { vtep: 'fd00:ff::2' }), 'fd00:ff::2', 'dual-stack to IPv6-only: its IPv6 VTEP')
+  t.equal(chooseVtep(both6, { vtep: '192.168.50.2' }), '192.168.50.2', 'dual-stack (IPv6 first) to IPv4-only')
+  t.equal(chooseVtep(v4, { vtep: 'fd00:ff::3', vtep2: '192.168.50.3' }), '192.168.50.3', 'to a dual-stack host whose primary this host lacks: its second')
+  t.equal(chooseVtep(v6, { vtep: 'fd00:ff::3', vtep2: '192.168.50.3' }), 'fd00:ff::3')
+  t.equal(chooseVtep(both, { vtep: 'fd00:ff::3', vtep2: '192.168.50.3' }), 'fd00:ff::3', 'both dual-stack: the remote host\'s primary')
+  t.equal(chooseVtep(both6, { vtep: '192.168.50.3', vtep2: 'fd00:ff::3' }), '192.168.50.3', 'whichever this host\'s primary is')
+  t.equal(noCommonFamily('h2', { vtep: 'fd00::2' }, v4), 'host h2 advertises only IPv6 (fd00::2); this host has no IPv6 VTEP')
+  t.equal(noCommonFamily('h1', { vtep: '192.168.50.1' }, v6), 'host h1 advertises only IPv4 (192.168.50.1); this host has no IPv4 VTEP')
+})
+
+t.test('mixed family: a dual-stack host\'s devices, a second VXLAN device named by its family, the MTU of the tighter underlay', async (t) => {
+  const d = dev46()
+  t.same(d.second, { vxlan: 'fyv-1000-6', local: 'fd00:ff::1', family: 6, dev: 'eth0' })
+  t.equal(d.vxlan, 'fyv-1000', 'the primary device keeps its name')
+  t.equal(d.mtu, 1430, 'the IPv6 underlay\'s 70 bytes decide')
+  t.equal(overlayDevices(OV, { ...U46, mtu: 1400 }).mtu, 1350, 'or the IPv4 one, when its device is smaller')
+  t.equal(overlayDevices({ ...OV, mtu: 1300 }, U46).mtu, 1300, 'a user MTU wins')
+  t.equal(vxlanName2(16777215, 4), 'fyv-ffffff-4')
+  t.ok(Buffer.byteLength(vxlanName2(16777215, 6)) <= 15 && isOverlayLinkName(vxlanName2(1, 6)), 'fits IFNAMSIZ, with ferry\'s prefix')
+  t.same(vxlanDevices(d), ['fyv-1000', 'fyv-1000-6'])
+  t.same(vxlanDevices(dev()), ['fyv-1000'])
+  t.equal(vxlanFor(d, '192.168.50.7'), 'fyv-1000')
+  t.equal(vxlanFor(d, 'fd00:ff::7'), 'fyv-1000-6')
+  t.equal(vxlanFor(dev(), 'fd00:ff::7'), undefined, 'a single-family host has no device of the other family')
+  t.throws(() => overlayDevices(OV, { ...U46, second: { vtep: '192.168.60.1', mtu: 1500 } }), { code: 'INVALID_OPTION', message: /same family as the first: a host has at most one VTEP per family/ })
+})
+
+t.test('mixed family: each peer\'s entries go on the device of its VTEP\'s family; a peer of no family of this host is left out', async (t) => {
+  const peers = [
+    peer('e2', '10.30.0.2', '192.168.50.2'),
+    { ...peer('e3', '10.30.0.3', 'fd00:ff::3'), ip6: 'fd00:30::3' },
+  ]
+  const p = planPeers(dev46(), SELF46, peers)
+  t.same(p.fdb, [{ dev: 'fyv-1000', mac: overlayMac('10.30.0.2'), dst: '192.168.50.2' }, { dev: 'fyv-1000-6', mac: overlayMac('10.30.0.3'), dst: 'fd00:ff::3' }])
+  t.same(p.neigh, [
+    { dev: 'fyv-1000', ip: '10.30.0.2', mac: overlayMac('10.30.0.2') },
+    { dev: 'fyv-1000-6', ip: '10.30.0.3', mac: overlayMac('10.30.0.3') },
+    { dev: 'fyv-1000-6', ip: 'fd00:30::3', mac: overlayMac('10.30.0.3') },
+  ])
+  t.same(p.skipped, [])
+  const flood = planPeers(dev46(), SELF46, peers, { flood: true })
+  t.same(flood.fdb.slice(2), [{ dev: 'fyv-1000', mac: '00:00:00:00:00:00', dst: '192.168.50.2' }, { dev: 'fyv-1000-6', mac: '00:00:00:00:00:00', dst: 'fd00:ff::3' }], 'flood entries on their family\'s device too')
+  const v4only = planPeers(dev6(), SELF, peers)
+  t.same(v4only.skipped.map((s) => [s.endpointId, s.reason]), [['e3', 'vtep-family']], 'an IPv4-only host leaves the IPv6 peer out')
+  t.same(planPeers(dev46(), SELF46, [peer('e9', '10.30.0.9', 'fd00:ff::1', 'other')]).skipped.map((s) => s.reason), ['local'], 'this host\'s second VTEP is local too')
+})
+
+for (const flood of [false, true]) {
+  t.test(`mixed family: random deltas on a dual-stack host (peers of both families, moving between them) equal the full plan${flood ? ' (flood)' : ''}`, async (t) => {
+    const seeds = 30
+    for (let seed = 1; seed <= seeds; seed++) {
+      const r = rng(seed * 15485863 + (flood ? 1 : 0))
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+      const ips = ['10.30.0.2', '10.30.0.3', '10.30.0.4', '10.30.0.5']
+      const vteps = ['192.168.50.2', '192.168.50.3', 'fd00:ff::2', 'fd00:ff::3', 'fd00:ff::1']
+      const d = dev46()
+      const planner = new PeerPlanner(d, SELF46, { flood })
+      const current = new Map<string, RemotePeer>()
+      let kernel: PeerTable = { fdb: [], neigh: [] }
+      for (let step = 0; step < 50; step++) {
+        const id = pick(['a', 'b', 'c', 'd', 'e'])
+        const ip = pick(ips)
+        const ops = change(planner, current, id, r() < 0.25 ? undefined : { ...peer(id, ip, pick(vteps)), ip6: v6Of(ip) })
+        const before = kernel
+        kernel = applyOpsToTable(kernel, ops)
+        const want = planPeers(d, SELF46, [...current.values()], { flood })
+        if (tableText(kernel) !== tableText(want) || tableText(planner.table()) !== tableText(want)) {
+          t.fail(`seed ${seed} step ${step}: the deltas differ from the full plan`, { kernel: tableText(kernel), want: tableText(want) })
+          return
+        }
+        // A full reconcile (against the kernel of both devices) and a resync (against another plan) give what diffPeers gives.
+        const other = new PeerPlanner(r() < 0.5 ? d : dev6(), SELF46, { flood })
+        other.load([...current.values()].filter(() => r() < 0.7).map((p) => (r() < 0.3 ? { ...p, vtep: pick(vteps) } : p)))
+        for (const [from, to] of [[other, planner], [planner, other]] as const) {
+          if (JSON.stringify(to.opsFromPlanner(from)) !== JSON.stringify(diffPeers(to.table(), from.table()))) {
+            t.fail(`seed ${seed} step ${step}: opsFromPlanner differs from diffPeers of the tables`, { from: tableText(from.table()), to: tableText(to.table()) })
+            return
+          }
+        }
+        for (const actual of [before, kernel, { fdb: [], neigh: [] }]) {
+          if (JSON.stringify(planner.opsFrom(actual)) !== JSON.stringify(diffPeers(planner.table(), actual))) {
+            t.fail(`seed ${seed} step ${step}: opsFrom differs from diffPeers of the table`, { actual: tableText(actual) })
+            return
+          }
+        }
+      }
+    }
+    t.ok(true, `${seeds} random sequences of 50 changes match the full plan after every change (and opsFrom, opsFromPlanner = diffPeers)`)
+  })
+}
+
+t.test('mixed family: one change on a dual-stack host is that endpoint\'s entries only, on its family\'s device', async (t) => {
+  const peers: RemotePeer[] = []
+  for (let i = 0; i < 2000; i++) {
+    const n = 2 + i
+    peers.push(peer(`p${i}`, `10.30.${n >> 8}.${n & 255}`, i % 2 === 0 ? `192.168.51.${(i % 200) + 1}` : `fd00:51::${(i % 200) + 1}`))
+  }
+  const planner = new PeerPlanner(overlayDevices(OV, U46), SELF46)
+  planner.reset(peers)
+  const ops = planner.upsert(peer('new', '10.30.200.1', 'fd00:51::7'))
+  t.same(ops, [
+    { op: 'addFdb', entry: { dev: 'fyv-1000-6', mac: overlayMac('10.30.200.1'), dst: 'fd00:51::7' } },
+    { op: 'addNeigh', entry: { dev: 'fyv-1000-6', ip: '10.30.200.1', mac: overlayMac('10.30.200.1') } },
+  ])
+  const moved = planner.upsert(peer('new', '10.30.200.1', '192.168.51.7'))
+  t.same(moved.map((o) => `${o.op} ${o.entry.dev}`).sort(), ['addFdb fyv-1000', 'addNeigh fyv-1000', 'deleteFdb fyv-1000-6', 'deleteNeigh fyv-1000-6'], 'its host reached over the other family now: moved to that device')
+  t.equal(planner.fullPlans, 1, 'no full plan')
 })
