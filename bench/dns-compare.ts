@@ -451,7 +451,7 @@ await runBench(async (t) => {
   const fixedSums = summarize(fixed).sort((a, b) => a.label.localeCompare(b.label))
   if (fixed.length > 0) console.log(`\nat a fixed ${RATE} q/s (medians over the runs):`)
   if (fixed.length > 0) console.log(table([['server', 'in flight ≤', 'runs', 'q/s done', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(fixedSums)]))
-  for (const f of fixedSums.filter((r) => r.label.startsWith('ferry'))) {
+  for (const f of only === 'ferry' ? [] : fixedSums.filter((r) => r.label.startsWith('ferry'))) {
     console.log(`${f.label}: p99 ${ms(f.p99)} ms at ${RATE} q/s (goal ≤ 1 ms: ${f.p99 <= 1 ? 'met' : 'MISSED'}; best other ${ms(Math.min(...fixedSums.filter((r) => !r.label.startsWith('ferry')).map((r) => r.p99)))} ms)`)
   }
   console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; benchmark time: ${((performance.now() - started) / 1000).toFixed(0)} s (plus cleanup)`)
