@@ -47,7 +47,7 @@ t.test('the unit: ordered before the engine, ready before it starts, restarted f
   has('After=network-online.target')
   has('StartLimitIntervalSec=0')
   has('Type=exec')
-  has('Environment="FERRY_NODE_FLAGS=--max-semi-space-size=2"')
+  has('Environment="FERRY_NODE_FLAGS=--max-semi-space-size=2 --heap-growing-percent=50"')
   has('ExecStart=/usr/bin/node $FERRY_NODE_FLAGS /opt/ferry/bin/ferry agent --plugin-name ferry2 --cluster redis://10.0.0.5:6379 --advertise-addr 10.0.0.1')
   has('ExecStartPost=/usr/bin/node /opt/ferry/bin/ferry wait-ready --socket /run/docker/plugins/ferry2.sock --timeout 60')
   has('Restart=always')
