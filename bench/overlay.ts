@@ -707,7 +707,9 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   console.log(`Redis restart (data kept): answering again ${ms(restart.redisMs)} ms after the kill; the agent had re-read ${peers} endpoints and ` +
     `re-checked its kernel ${ms(restart.resyncedMs)} ms after the kill (${restart.entries} entries still programmed)`)
   // The agent's peak over its whole run (its periodic full reconcile reads 2 entries per peer back from its kernel: `--hold`)
+  const holdOffset = agent.logs().length
   if (HOLD_S > 0) await sleep(HOLD_S * 1000)
+  printStages(agent, holdOffset, 'hold')
   const end = memoryOf(agent.pid())
   console.log(`agent memory at the end (${((performance.now() - restartAt) / 1000).toFixed(0)} s after its start, ${HOLD_S} s after the Redis restart's resync): ` +
     `VmRSS ${(end.rss / 1024).toFixed(0)} MiB (peak ${(end.hwm / 1024).toFixed(0)} MiB)`)
