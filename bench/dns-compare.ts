@@ -1,7 +1,7 @@
 /**
  * DNS comparison benchmark (issue 5), not a test:
  *
- *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10 --ferry 0,1 --only rate|external]
+ *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10 --ferry 0,1 --only rate|external|ferry]
  *
  * One "host" namespace with a dockerd and a ferry agent; a ferry network with
  * `--containers` named containers (web0, web1, …) and a `client` container.
@@ -18,8 +18,12 @@
  *
  * `--ferry` lists how ferry's agent is run, HELPERS[:RECONCILE_SECONDS] each
  * (default `0,1`: no UDP helper, then one; `0:0`: no helper and no periodic
- * reconcile, the agent's default being every 5 s); the agent restarts on the
- * same state between them. At 100 in flight: `--rounds` rounds; each runs every
+ * reconcile, the agent's default being every 5 s), each optionally followed by
+ * `@` and node flags for the agent (its UDP helpers inherit them), `+`-separated
+ * (`1@--max-semi-space-size=2`; `1@` none; without `@`, none either: the harness
+ * runs `node bin/ferry`); the agent restarts on the
+ * same state between them. `--only ferry`: the ferry variants alone, at 100 in flight
+ * and at the fixed rate (the cost of a setting of ferry's, without the other servers). At 100 in flight: `--rounds` rounds; each runs every
  * server (and every ferry variant) once, in rotated order, so that drift in the
  * machine's load hits everyone alike; medians are compared. Then each server once at 1 in flight (latencies only: dnsperf -q 1
  * paces itself at 30–60 q/s against any fast server, a Python UDP echo on loopback included).
@@ -208,28 +212,31 @@ async function measure (t: Teardowns, dir: string, pid: number, target: Target, 
  * (undefined: the agent's default, 5 s). `--ferry 0,1,0:0` on the command line:
  * HELPERS[:RECONCILE_SECONDS] each (default `0,1`).
  */
-interface Variant { helpers: number, reconcile?: number }
+interface Variant { helpers: number, reconcile?: number, node: string[] }
 
 function variants (): Variant[] {
   return (argStr('ferry') ?? '0,1').split(',').map((spec) => {
-    const [h, r] = spec.split(':')
-    const v: Variant = { helpers: Number(h), ...(r === undefined ? {} : { reconcile: Number(r) }) }
-    if (!Number.isInteger(v.helpers) || v.helpers < 0 || (v.reconcile !== undefined && !(v.reconcile >= 0))) throw new Error(`--ferry ${spec}: HELPERS[:RECONCILE_SECONDS] expected`)
+    const [run = '', flags = ''] = spec.split('@')
+    const [h, r] = run.split(':')
+    const node = flags.split('+').filter((f) => f !== '')
+    const v: Variant = { helpers: Number(h), ...(r === undefined ? {} : { reconcile: Number(r) }), node }
+    if (!Number.isInteger(v.helpers) || v.helpers < 0 || (v.reconcile !== undefined && !(v.reconcile >= 0)) ||
+      node.some((f) => !/^--[a-z0-9-]+(=[A-Za-z0-9._-]+)?$/.test(f))) throw new Error(`--ferry ${spec}: HELPERS[:RECONCILE_SECONDS][@NODE_FLAG+…] expected`)
     return v
   })
 }
 
 function variantLabel (v: Variant): string {
   const r = v.reconcile === undefined ? '' : v.reconcile === 0 ? ', no periodic reconcile' : `, reconcile every ${v.reconcile} s`
-  return `ferry, ${v.helpers} UDP helper${v.helpers === 1 ? '' : 's'}${r}`
+  return `ferry, ${v.helpers} UDP helper${v.helpers === 1 ? '' : 's'}${r}${v.node.length === 0 ? '' : `, node ${v.node.join(' ')}`}`
 }
 
-const sameVariant = (a: Variant, b: Variant): boolean => a.helpers === b.helpers && a.reconcile === b.reconcile
+const sameVariant = (a: Variant, b: Variant): boolean => variantLabel(a) === variantLabel(b)
 
 /** A ferry agent with the rate limit off, run as `v` says; ready once it answers for QUERY. */
 async function startFerry (t: Teardowns, d: Dockerd, stateDir: string, plugin: string, v: Variant): Promise<Agent> {
   const reconcile = v.reconcile === undefined ? [] : ['--reconcile-interval', String(v.reconcile)]
-  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(v.helpers), '--dns', UPSTREAM, ...reconcile] })
+  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, nodeArgs: v.node, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(v.helpers), '--dns', UPSTREAM, ...reconcile] })
 }
 
 /** Wait until ferry has learnt the containers' names from the engine. */
@@ -338,7 +345,7 @@ await runBench(async (t) => {
   const stateDir = join(dir, 'state')
   const vs = variants()
   const only = argStr('only')
-  if (only !== undefined && only !== 'rate' && only !== 'external') throw new Error(`--only ${only}: rate or external expected`)
+  if (only !== undefined && only !== 'rate' && only !== 'external' && only !== 'ferry') throw new Error(`--only ${only}: rate, external or ferry expected`)
   startUpstream(t, ns)
   let current = vs[0]!
   let agent = await startFerry(t, d, stateDir, plugin, current)
@@ -360,7 +367,7 @@ await runBench(async (t) => {
   const haveAardvark = existsSync(AARDVARK)
   if (haveAardvark) startAardvark(t, ns, dir, containers)
   else console.log(`${AARDVARK} is missing (apt-get install aardvark-dns): skipped`)
-  const others = [docker, ...(haveAardvark ? [aardvark] : [])]
+  const others = only === 'ferry' ? [] : [docker, ...(haveAardvark ? [aardvark] : [])]
 
   /** The same agent (same state) again, run as `v` says, answering. */
   const use = async (v: Variant): Promise<void> => {
@@ -388,11 +395,13 @@ await runBench(async (t) => {
   }
   const runs: Run[] = []
   const subjects: Subject[] = [...vs, ...others]
-  if (only === undefined) {
+  if (only === undefined || only === 'ferry') {
     section(`100 in flight: ${ROUNDS} rounds, every server in each (ferry as ${vs.map(variantLabel).join('; ')}), in rotated order`)
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < subjects.length; k++) runs.push(...await measure(t, dir, pid, await targetOf(subjects[(round + k) % subjects.length]!), [100]))
     }
+  }
+  if (only === undefined) {
     section('1 in flight')
     for (const s of subjects) runs.push(...await measure(t, dir, pid, await targetOf(s), [1]))
   }
@@ -418,6 +427,7 @@ await runBench(async (t) => {
   }
 
   section('summary (medians over the runs; latencies in ms, from dnsperf -v per query)')
+  if (only === 'ferry') console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(summarize(runs))]))
   if (only === undefined) {
     const sums = summarize(runs).sort((a, b) => b.inflight - a.inflight || a.label.localeCompare(b.label))
     console.log(table([['server', 'in flight', 'runs', 'q/s', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(sums)]))
@@ -441,7 +451,7 @@ await runBench(async (t) => {
   const fixedSums = summarize(fixed).sort((a, b) => a.label.localeCompare(b.label))
   if (fixed.length > 0) console.log(`\nat a fixed ${RATE} q/s (medians over the runs):`)
   if (fixed.length > 0) console.log(table([['server', 'in flight ≤', 'runs', 'q/s done', 'q/s range', 'p50', 'p99', 'avg', 'lost', 'errors'], ...rows(fixedSums)]))
-  for (const f of fixedSums.filter((r) => r.label.startsWith('ferry'))) {
+  for (const f of only === 'ferry' ? [] : fixedSums.filter((r) => r.label.startsWith('ferry'))) {
     console.log(`${f.label}: p99 ${ms(f.p99)} ms at ${RATE} q/s (goal ≤ 1 ms: ${f.p99 <= 1 ? 'met' : 'MISSED'}; best other ${ms(Math.min(...fixedSums.filter((r) => !r.label.startsWith('ferry')).map((r) => r.p99)))} ms)`)
   }
   console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; benchmark time: ${((performance.now() - started) / 1000).toFixed(0)} s (plus cleanup)`)

@@ -1,7 +1,7 @@
 /**
  * Multi-host overlay benchmark (issue 4), not a test:
  *
- *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --churn-cycles 20 --seconds 3 --reps 3 --rounds 15 --round-seconds 2 --phases scale,cluster|throughput --cpu-prof DIR --agent-node-args '--max-semi-space-size=2']
+ *   npm run bench:overlay [-- --containers 50 --sizes 10,1000,10000,100000 --churn-cycles 20 --seconds 3 --reps 3 --rounds 15 --round-seconds 2 --phases scale,cluster|throughput --cpu-prof DIR --agent-node-args '--max-semi-space-size=2' --hold 65]
  *
  * Simulated hosts are network namespaces joined by an underlay bridge (in its
  * own namespace, with redis-server on it), as in test/e2e/overlay.test.ts.
@@ -30,7 +30,9 @@
  *       and Redis' memory per endpoint (INFO used_memory before and after the seed);
  *    e. a Redis restart that keeps the data (SAVE, kill -9, start from the dump):
  *       from the kill to the agent's full reconcile after its full read (its
- *       debug log), and every peer still programmed.
+ *       debug log), and every peer still programmed; then, `--hold S` seconds
+ *       later (0 by default; 65 takes in a periodic full reconcile, which reads
+ *       the kernel's entries back), the agent's RSS and its peak over its run.
  *    The kernel is watched with `ip monitor neigh` / `bridge monitor fdb` in the
  *    agent's namespace. Those drop events in a burst of thousands, so the end
  *    of a bulk programming is taken from the agent's own debug log line
@@ -117,6 +119,8 @@ const CONTAINERS = argInt('containers', 50)
 const SIZES = (argValue('sizes') ?? '10,1000,10000,100000').split(',').map(Number)
 /** `--agent-node-args "--max-semi-space-size=2 …"`: V8 flags for the scale phase's agent (space-separated). */
 const AGENT_NODE_ARGS = (argValue('agent-node-args') ?? '').split(' ').filter((a) => a !== '')
+/** `--hold S`: seconds the scale phase's agent is left to run after the Redis restart before its last memory reading (its periodic full reconcile comes every 60 s). */
+const HOLD_S = argInt('hold', 0)
 /** Endpoints per fake host, and at most this many fake hosts. */
 const PER_HOST_MAX = 100
 const HOSTS_MAX = 1000
@@ -795,6 +799,13 @@ async function scalePhase (t: Teardowns, ul: Underlay, size: number): Promise<Sc
   printStages(agent, restartOffset, 'Redis restart')
   console.log(`Redis restart (data kept): answering again ${ms(restart.redisMs)} ms after the kill; the agent had re-read ${peers} endpoints and ` +
     `re-checked its kernel ${ms(restart.resyncedMs)} ms after the kill (${restart.entries} entries still programmed)`)
+  // The agent's peak over its whole run (its periodic full reconcile reads 2 entries per peer back from its kernel: `--hold`)
+  const holdOffset = agent.logs().length
+  if (HOLD_S > 0) await sleep(HOLD_S * 1000)
+  printStages(agent, holdOffset, 'hold')
+  const end = memoryOf(agent.pid())
+  console.log(`agent memory at the end (${((performance.now() - restartAt) / 1000).toFixed(0)} s after its start, ${HOLD_S} s after the Redis restart's resync): ` +
+    `VmRSS ${(end.rss / 1024).toFixed(0)} MiB (peak ${(end.hwm / 1024).toFixed(0)} MiB)`)
 
   await agent.destroy()
   return {

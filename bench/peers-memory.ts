@@ -89,16 +89,19 @@ const records = new AgentRecordSource()
 records.setRemote(new Map([[OV.name, sync.remoteTables().get(OV.name) ?? []]]), 'self')
 const afterRecords = heapMiB()
 rows.push(['+ the DNS records (AgentRecordSource)', afterRecords - base])
+// Built as the DNS server builds it: the entries one at a time (AgentRecordSource.each), no list of them.
+const set = RecordSet.from(records.each())
+const afterIndex = heapMiB()
+rows.push(['+ the DNS server index (RecordSet)', afterIndex - base])
 const all = records.records()
-const withArray = heapMiB()
-const set = RecordSet.from(all)
-rows.push(['+ the DNS server index (RecordSet)', heapMiB() - base - (withArray - afterRecords)])
+const withArray = heapMiB() - afterIndex
 // Made only while a full plan or a rebuild of the DNS index runs (then garbage):
 const ops = await planOps()
-const transient: Array<[string, number]> = [['every record as an array (AgentRecordSource.records())', withArray - afterRecords], ['a full plan\'s 200,000 operations as one array (opsFrom; a reconcile applies them in chunks of 8,192 as they are made)', ops]]
+const transient: Array<[string, number]> = [['every record as an array (records(): the UDP helpers\' push; an index build takes them one at a time)', withArray], ['a full plan\'s 200,000 operations as one array (opsFrom; a reconcile applies them in chunks of 8,192 as they are made)', ops]]
 console.log(`${N} remote endpoints${LONG ? ' (64-hex ids)' : ''}; JS heap + array buffers after GC, MiB above the start (${base.toFixed(1)} MiB):`)
 for (const [what, mib] of rows) console.log(`  ${what.padEnd(48)} ${mib.toFixed(1)}`)
 console.log('transient, MiB while alive:')
 for (const [what, mib] of transient) console.log(`  ${what.padEnd(60)} ${mib.toFixed(1)}`)
+console.log(`  (${all.length} records)`)
 console.log(`  process RSS now ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB, peak ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; records in ${set.networks().length} scope(s)`)
 sync.stop()

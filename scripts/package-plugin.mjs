@@ -47,6 +47,8 @@ if (process.getuid?.() !== 0) throw new Error('package-plugin must run as root (
 const nodeVersion = execFileSync(o.node, ['--version'], { encoding: 'utf8' }).trim()
 if (Number(/^v(\d+)/.exec(nodeVersion)?.[1] ?? 0) < 20) throw new Error(`${o.node} is Node.js ${nodeVersion}; ferry needs 20 or later`)
 if (!existsSync(join(REPO, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first')
+/** The agent's node flags, the plugin setting FERRY_NODE_FLAGS's default (one list: src/install/node-flags.ts). */
+const { AGENT_NODE_FLAGS } = await import(new URL('../dist/install/node-flags.js', import.meta.url).href)
 
 /** Makes `dir` with `make(tmp)` once: built beside it, then renamed, so a killed run leaves no half. */
 function cached (dir, what, make) {
@@ -127,6 +129,7 @@ function pluginConfig () {
       env('LOG_LEVEL', 'info', '--log-level'),
       env('FIREWALL_BACKEND', '', '--firewall-backend nftables|iptables; empty: ferry picks'),
       env('ARGS', '', 'more `ferry agent` flags, split on spaces'),
+      env('FERRY_NODE_FLAGS', AGENT_NODE_FLAGS.join(' '), "node's flags for the agent, split on spaces (empty: V8's defaults; docs/cluster.md)"),
     ],
   }
 }

@@ -16,7 +16,8 @@ set -- --plugin-name ferry --plugin-dir /run/docker/plugins --state-dir /host/va
 if [ -n "${CLUSTER:-}" ]; then set -- "$@" --cluster "$CLUSTER"; fi
 if [ -n "${ADVERTISE_ADDR:-}" ]; then set -- "$@" --advertise-addr "$ADVERTISE_ADDR"; fi
 if [ -n "${FIREWALL_BACKEND:-}" ]; then set -- "$@" --firewall-backend "$FIREWALL_BACKEND"; fi
-# ARGS is split on spaces on purpose (one flag per word); globbing is off.
+# ARGS and FERRY_NODE_FLAGS (node's flags, config.json's default: src/install/node-flags.ts) are
+# split on spaces on purpose (one flag per word); globbing is off.
 set -f
 # shellcheck disable=SC2086
-exec /usr/local/bin/node /opt/ferry/bin/ferry agent "$@" ${ARGS:-}
+exec /usr/local/bin/node ${FERRY_NODE_FLAGS:-} /opt/ferry/bin/ferry agent "$@" ${ARGS:-}

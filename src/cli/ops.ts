@@ -12,6 +12,7 @@ import { DEFAULT_DOCKER_HOST } from '../docker/client.js'
 import { apiSocketFrom } from '../api/client.js'
 import { doctorExitCode, formatReport, summarize } from '../doctor/checks.js'
 import { probePluginAnswer } from '../doctor/probes.js'
+import { AGENT_NODE_FLAGS, parseNodeFlags } from '../install/node-flags.js'
 import { DEFAULT_UNIT_DIR, DROPIN_PATH, UNIT_NAME, flagValue, installUnits, pluginSocketOf, renderDockerDropin, renderUnit } from '../install/unit.js'
 import { parseClusterUrl } from '../cluster/url.js'
 
@@ -88,12 +89,13 @@ export function registerOpsCommands (program: Command): void {
     .option('--unit-dir <dir>', 'where to write the units', DEFAULT_UNIT_DIR)
     .option('--dry-run', 'print the units instead of writing them')
     .option('--node <path>', 'the node binary the unit runs', process.execPath)
+    .option('--node-flags <flags>', `node's flags for the agent, space-separated ('' for V8's defaults; docs/cluster.md)`, AGENT_NODE_FLAGS.join(' '))
     .argument('[agent-flags...]', 'flags for ferry agent, after --')
-    .action(async (agentArgs: string[], o: { unitDir: string, dryRun?: boolean, node: string }) => {
+    .action(async (agentArgs: string[], o: { unitDir: string, dryRun?: boolean, node: string, nodeFlags: string }) => {
       const agent = program.commands.find((c) => c.name() === 'agent')
       const known = new Set((agent?.options ?? []).map((x) => x.long).filter((x): x is string => x !== undefined))
       checkAgentArgs(agentArgs, known)
-      const spec = { node: path.resolve(o.node), ferry: FERRY_BIN, agentArgs }
+      const spec = { node: path.resolve(o.node), ferry: FERRY_BIN, agentArgs, nodeFlags: parseNodeFlags(o.nodeFlags) }
       const secret = secretWarning(agentArgs)
       if (secret !== undefined) process.stderr.write(secret)
       if (o.dryRun) {

@@ -506,13 +506,16 @@ export class RedisBackend implements ClusterBackend {
       const key = this.okey(str(definition.name))
       // The two hashes are paged at once: their HSCANs interleave on the connection (half the round trips' wait).
       const pages = onPage && ((page: Array<[string, unknown]>): void => onPage(definition, page.map(([id, raw]) => ({ id, raw }))))
-      const [eps, claims] = await Promise.all([this.scanHash(`${key}:eps`, pages), this.scanHash(`${key}:claims`)])
+      // The claims go page by page into one map (the last copy of an address kept), made into the list at the end.
+      const claims = new Map<string, string>()
+      const claimPage = (page: Array<[string, unknown]>): void => { for (const [ip, id] of page) claims.set(ip, str(id)) }
+      const [eps] = await Promise.all([this.scanHash(`${key}:eps`, pages), this.scanHash(`${key}:claims`, claimPage)])
       overlays.push({
         definition,
         // The snapshot script appends the hosts after the definition's fields.
         hosts: list(o[o.length - 1]).map(str),
         endpoints: eps.map(([id, raw]) => ({ id, raw })),
-        claims: claims.map(([ip, id]) => ({ ip, endpointId: str(id) })),
+        claims: Array.from(claims, ([ip, endpointId]) => ({ ip, endpointId })),
       })
     }
     return { rev: num(r[0]), time: num(r[1]), hosts: list(r[2]).map((h) => toHost(list(h))), overlays }

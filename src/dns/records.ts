@@ -59,6 +59,8 @@ export interface RecordDelta {
  */
 export interface RecordSource {
   records (): readonly RecordEntry[]
+  /** The same entries one at a time, when the source can give them without making the list (an index build). */
+  each? (): Iterable<RecordEntry>
   on (event: 'change', listener: () => void): unknown
   off (event: 'change', listener: () => void): unknown
   on (event: 'delta', listener: (d: RecordDelta) => void): unknown
@@ -240,7 +242,7 @@ export class RecordSet {
     return ptr === undefined ? d : { ...d, ptr }
   }
 
-  static from (entries: readonly RecordEntry[]): RecordSet {
+  static from (entries: Iterable<RecordEntry>): RecordSet {
     const set = new RecordSet(new Map())
     for (const e of entries) set.add(e)
     return set

@@ -417,12 +417,16 @@ export class DnsServer {
     const search = this.searchDomains()
     if (this.dirty) {
       this.dirty = false
-      const before = this.cache.records
-      this.cache = new AnswerCache(RecordSet.from(this.opts.records.records()), this.ttl, search)
-      this.flushNewNames(before, this.cache.records)
+      // The old index goes before the new one is built (only the cached names it knew are kept), and the
+      // entries come one at a time: at 100,000 remote endpoints neither a second index nor a list of them.
+      const knewBefore = this.cachedNamesKnown(this.cache.records)
+      this.cache = new AnswerCache(RecordSet.empty(), this.ttl, search)
+      const src = this.opts.records
+      this.cache = new AnswerCache(RecordSet.from(src.each?.() ?? src.records()), this.ttl, search)
+      this.flushNewNames(knewBefore, this.cache.records)
     } else if (this.cache.search !== search) {
       this.cache = new AnswerCache(this.cache.records, this.ttl, search)
-      this.flushNewNames(this.cache.records, this.cache.records, true)
+      this.flushNewNames(undefined, this.cache.records)
     }
     // Helpers learn the search list from here: what they cannot answer comes here first.
     if (this.helpers !== undefined && this.helperSearch !== search) {
@@ -434,22 +438,29 @@ export class DnsServer {
 
   /**
    * Drop cached upstream answers for names ferry starts answering (known in
-   * some network now, in none before), itself or as a search expansion (with
-   * `searchChanged`, every name ferry answers through the new search list).
-   * Clients of that network get ferry's answer anyway (its records come first);
-   * this keeps the cache from holding what no one should be told any more.
+   * some network now, in none before: not in `knewBefore`), itself or as a search
+   * expansion (with `knewBefore` undefined, the search list changed: every name
+   * ferry answers through it). Clients of that network get ferry's answer anyway
+   * (its records come first); this keeps the cache from holding what no one
+   * should be told any more.
    */
-  private flushNewNames (before: RecordSet, after: RecordSet, searchChanged = false): void {
+  private flushNewNames (knewBefore: ReadonlySet<string> | undefined, after: RecordSet): void {
     const c = this.fwdCache
     if (c === undefined || c.size === 0) return
-    const netsBefore = before.networks()
-    const netsAfter = after.networks()
+    const known = this.cachedNamesKnown(after)
+    for (const key of known) if (knewBefore === undefined || !knewBefore.has(key)) c.flushName(key)
+  }
+
+  /** The names of the forward cache that `rs` answers, itself or as a search expansion (none when the cache is empty). */
+  private cachedNamesKnown (rs: RecordSet): Set<string> {
+    const c = this.fwdCache
+    const known = new Set<string>()
+    if (c === undefined || c.size === 0) return known
+    const nets = rs.networks()
     const search = this.searchDomains()
-    const known = (rs: RecordSet, nets: readonly string[], key: string): boolean =>
-      rs.lookup(keyToName(key), nets) !== undefined || search.stripped(key).some((k) => rs.lookup(keyToName(k), nets) !== undefined)
-    for (const key of [...c.names()]) {
-      if (known(after, netsAfter, key) && (searchChanged || !known(before, netsBefore, key))) c.flushName(key)
-    }
+    const answers = (key: string): boolean => rs.lookup(keyToName(key), nets) !== undefined
+    for (const key of c.names()) if (answers(key) || search.stripped(key).some(answers)) known.add(key)
+    return known
   }
 
   /** Ask the upstreams for a cached entry's question again and store the answer (prefetch). */

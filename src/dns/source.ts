@@ -208,15 +208,19 @@ export class AgentRecordSource extends EventEmitter implements RecordSource {
    * (made one at a time; a field the table keeps aside, such as published ports, comes with it).
    */
   records (): readonly RecordEntry[] {
-    const all = [...this.localEntries]
+    return [...this.each()]
+  }
+
+  /** The local entries, then each remote endpoint's, made as they are taken (the DNS server's index build keeps no list). */
+  * each (): Generator<RecordEntry> {
+    yield * this.localEntries
     for (const [overlay, { table }] of this.remote) {
       const network = overlayScope(overlay)
       for (const e of table.values()) {
         const entry = remoteEntry(overlay, e, this.hostId, network)
-        if (entry) all.push(entry)
+        if (entry) yield entry
       }
     }
-    return all
   }
 
   /** The scopes a client may see; the same array while nothing changes. */

@@ -27,6 +27,7 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { FerryError } from '../errors/errors.js'
 import { VERSION } from '../version.js'
+import { AGENT_NODE_FLAGS, NODE_FLAGS_ENV, parseNodeFlags } from './node-flags.js'
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system'
 export const UNIT_NAME = 'ferry.service'
@@ -41,6 +42,8 @@ export interface UnitSpec {
   ferry: string
   /** `ferry agent` flags, passed through as given. */
   agentArgs: string[]
+  /** Node's own flags for the agent (default AGENT_NODE_FLAGS), written as FERRY_NODE_FLAGS. */
+  nodeFlags?: readonly string[]
 }
 
 /**
@@ -85,6 +88,7 @@ export function renderUnit (s: UnitSpec): string {
     if (!path.isAbsolute(p)) throw new FerryError('INVALID_OPTION', `"${p}" must be an absolute path in a unit`)
   }
   const socket = pluginSocketOf(s.agentArgs)
+  const nodeFlags = parseNodeFlags((s.nodeFlags ?? AGENT_NODE_FLAGS).join(' ')).join(' ')
   return `# Written by \`ferry install\` (ferry ${VERSION}); run it again to change the agent's flags.
 [Unit]
 Description=ferry container networking agent (Docker network and IPAM plugin)
@@ -97,7 +101,10 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=exec
-ExecStart=${execLine([s.node, s.ferry, 'agent', ...s.agentArgs])}
+# Node's flags for the agent and its DNS helpers (docs/cluster.md, "The agent's memory"); a drop-in
+# with \`Environment=${NODE_FLAGS_ENV}=\` runs it with V8's defaults. $${NODE_FLAGS_ENV} is split on spaces.
+Environment="${NODE_FLAGS_ENV}=${nodeFlags}"
+ExecStart=${execLine([s.node])} $${NODE_FLAGS_ENV} ${execLine([s.ferry, 'agent', ...s.agentArgs])}
 # The start job completes only when the plugin socket answers the engine's first call,
 # so docker.service (ordered after this unit) never starts without its plugin.
 ExecStartPost=${execLine([s.node, s.ferry, 'wait-ready', '--socket', socket, '--timeout', '60'])}

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { execFile } from '../../src/kernel/exec.js'
+import { AGENT_NODE_FLAGS } from '../../src/install/node-flags.js'
 import { ipJson, netns, sh } from '../harness/netns.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { ensureBusyboxImage } from '../harness/image.js'
@@ -42,12 +43,13 @@ await t.test('ferry as a Docker managed plugin', { skip: debootstrap ? false : '
     t.equal(r.code, 0, r.stderr.slice(-3000))
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as {
       interface: { types: string[], socket: string }, network: { type: string }, entrypoint: string[]
-      linux: { capabilities: string[] }, env: Array<{ name: string, settable: string[] }>, mounts: Array<{ name: string, source: string, settable: string[] }>
+      linux: { capabilities: string[] }, env: Array<{ name: string, settable: string[], value?: string }>, mounts: Array<{ name: string, source: string, settable: string[] }>
     }
     t.same(config.interface, { types: ['docker.networkdriver/1.0', 'docker.ipamdriver/1.0'], socket: 'ferry.sock' })
     t.equal(config.network.type, 'host')
     for (const c of ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_NET_RAW']) t.ok(config.linux.capabilities.includes(c), c)
-    t.same(config.env.filter((e) => e.settable.includes('value')).map((e) => e.name).sort(), ['ADVERTISE_ADDR', 'ARGS', 'CLUSTER', 'FIREWALL_BACKEND', 'LOG_LEVEL'])
+    t.same(config.env.filter((e) => e.settable.includes('value')).map((e) => e.name).sort(), ['ADVERTISE_ADDR', 'ARGS', 'CLUSTER', 'FERRY_NODE_FLAGS', 'FIREWALL_BACKEND', 'LOG_LEVEL'])
+    t.equal(config.env.find((e) => e.name === 'FERRY_NODE_FLAGS')?.value, AGENT_NODE_FLAGS.join(' '), "the agent's node flags by default")
     t.same(config.mounts.map((m) => m.name), ['run', 'lib'])
     const rootfs = join(out, 'rootfs')
     t.ok(existsSync(join(rootfs, config.entrypoint[0]!)), 'the entrypoint is in the rootfs')
@@ -88,6 +90,12 @@ await t.test('ferry as a Docker managed plugin', { skip: debootstrap ? false : '
     t.equal(en.code, 0, en.stderr)
     const ls = await d.dockerOk(['plugin', 'ls', '--format', '{{.Name}} {{.Enabled}}'])
     t.equal(ls.trim(), 'ferry:latest true')
+    // The plugin's agent runs node with the agent's flags (the setting FERRY_NODE_FLAGS, its default from src/install/node-flags.ts).
+    const cmdlines = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
+      try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0') } catch { return [] }
+    })
+    const agent = cmdlines.find((c) => c[0] === '/usr/local/bin/node' && c.includes('/opt/ferry/bin/ferry') && c.includes('agent'))
+    t.same(agent?.slice(1, 1 + AGENT_NODE_FLAGS.length), AGENT_NODE_FLAGS, "the plugin's agent runs node with the agent's node flags")
   })
 
   await t.test('a ferry network, a container with a published port reached from outside, the CLI on the host', async (t) => {

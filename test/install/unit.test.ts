@@ -47,7 +47,8 @@ t.test('the unit: ordered before the engine, ready before it starts, restarted f
   has('After=network-online.target')
   has('StartLimitIntervalSec=0')
   has('Type=exec')
-  has('ExecStart=/usr/bin/node /opt/ferry/bin/ferry agent --plugin-name ferry2 --cluster redis://10.0.0.5:6379 --advertise-addr 10.0.0.1')
+  has('Environment="FERRY_NODE_FLAGS=--max-semi-space-size=2 --heap-growing-percent=50"')
+  has('ExecStart=/usr/bin/node $FERRY_NODE_FLAGS /opt/ferry/bin/ferry agent --plugin-name ferry2 --cluster redis://10.0.0.5:6379 --advertise-addr 10.0.0.1')
   has('ExecStartPost=/usr/bin/node /opt/ferry/bin/ferry wait-ready --socket /run/docker/plugins/ferry2.sock --timeout 60')
   has('Restart=always')
   has('RestartPreventExitStatus=78')
@@ -74,7 +75,7 @@ t.test('ferry install --unit-dir writes both files; --dry-run writes none', asyn
   const r = await cli(['install', '--unit-dir', dir2, '--', '--plugin-name', 'p1', '--reconcile-interval', '10'])
   t.equal(r.code, 0, r.stderr)
   const unit = readFileSync(join(dir2, 'ferry.service'), 'utf8')
-  t.match(unit, new RegExp(`^ExecStart=${process.execPath} ${FERRY_BIN} agent --plugin-name p1 --reconcile-interval 10$`, 'm'))
+  t.match(unit, new RegExp(`^ExecStart=${process.execPath} \\$FERRY_NODE_FLAGS ${FERRY_BIN} agent --plugin-name p1 --reconcile-interval 10$`, 'm'))
   t.match(unit, /--socket \/run\/docker\/plugins\/p1\.sock/)
   t.match(r.stdout, /systemctl daemon-reload/)
 
@@ -83,6 +84,12 @@ t.test('ferry install --unit-dir writes both files; --dry-run writes none', asyn
   t.match(dry.stdout, /Before=docker\.service/)
   t.match(dry.stdout, /After=ferry\.service/)
   t.throws(() => statSync(join(dir, 'none')), 'dry run writes nothing')
+
+  const noFlags = await cli(['install', '--dry-run', '--node-flags', ''])
+  t.match(noFlags.stdout, /^Environment="FERRY_NODE_FLAGS="$/m, "--node-flags '': V8's defaults")
+  const badFlags = await cli(['install', '--dry-run', '--node-flags', '--a;b'])
+  t.not(badFlags.code, 0)
+  t.match(badFlags.stderr, /node flags "--a;b"/)
 
   const bad = await cli(['install', '--dry-run', '--', '--no-such-flag'])
   t.equal(bad.code, 2)
