@@ -11,10 +11,13 @@
  *   of an endpoint is planned and applied as a delta: the FDB and neighbour
  *   entries of that endpoint only, with no kernel read, so its cost does not
  *   depend on the number of peers. The full plan, diffed against what the
- *   kernel reports, runs at attach, after an error, on `reconcileAll` and every
- *   `fullReconcileMs`; after a resync (every reconnection or revision gap) the
- *   full plan is diffed against the plan as programmed instead (reading back
- *   100,000 peers from the kernel takes seconds; drift is the periodic repair's). Reconciles are serialized per overlay and coalesced (a
+ *   kernel reports, runs at attach, after an error and on `reconcileAll`; after a
+ *   resync (every reconnection or revision gap) the full plan is diffed against
+ *   the plan as programmed instead (reading back 100,000 peers from the kernel
+ *   takes seconds; drift is the periodic repair's). The periodic repair (every
+ *   `fullReconcileMs`, `repairAll`) reads the kernel outside the overlay's lock
+ *   and diffs the plan as it stands against it, so changes are not held up by
+ *   the read. Reconciles are serialized per overlay and coalesced (a
  *   burst of changes costs one run). Listeners (the DNS records) get the
  *   changed endpoints too, or "everything" after a full read.
  * - Nothing from the store is trusted (the client has checked each entry's
@@ -47,8 +50,8 @@ import type { OverlayDataPlane } from './apply.js'
 import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
-  PeerPlanner, chooseVtep, diffPeers, noCommonFamily, overlayDevices, planPeers, vxlanDevices,
-  type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
+  PeerPlanner, chooseVtep, diffPeers, indexKernel, noCommonFamily, overlayDevices, planPeers, vxlanDevices,
+  type KernelIndex, type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
 } from './plan.js'
 
 export interface PeerSyncOptions {
@@ -89,6 +92,8 @@ interface Attached {
   /** For the debug log of a delta: when the oldest pending change reached this agent (performance.now()), and the ms its listeners (DNS) took. */
   changedAt?: number
   listenersMs: number
+  /** A periodic repair is reading the kernel (outside the lock) or diffing (under it). */
+  repairing?: boolean
 }
 
 export type PeerStatus = 'ok' | 'missing' | 'mismatch' | 'stale' | 'conflict'
@@ -143,6 +148,8 @@ export type RemoteListener = (changes?: readonly RemoteChange[]) => void
 export interface PeerSyncCounters {
   fullReconciles: number
   deltaReconciles: number
+  /** Periodic repairs that diffed the plan as it stood against a kernel read made outside the lock. */
+  repairs: number
   kernelOps: number
 }
 
@@ -254,7 +261,7 @@ export class PeerSync {
   private readonly seen = new Map<number, string>()
   readonly rejects: RejectCounter
   private readonly remoteListeners = new Set<RemoteListener>()
-  readonly counters: PeerSyncCounters = { fullReconciles: 0, deltaReconciles: 0, kernelOps: 0 }
+  readonly counters: PeerSyncCounters = { fullReconciles: 0, deltaReconciles: 0, repairs: 0, kernelOps: 0 }
   private lastError: string | undefined
   /** False from a `down` until the next successful full read. */
   private online = false
@@ -314,7 +321,7 @@ export class PeerSync {
     this.unsubscribe = this.store.subscribe((ev) => { this.onEvent(ev) })
     if (this.fullReconcileMs > 0) {
       this.timer = setInterval(() => {
-        for (const name of this.attached.keys()) this.schedule(name, true, true)
+        void this.repairAll()
         void this.checkRevision() // never rejects: a failed read answers false
       }, this.fullReconcileMs)
       this.timer.unref()
@@ -438,6 +445,76 @@ export class PeerSync {
       if (a) { a.full = true; a.readKernel = true }
       await this.reconcile(name)
     })))
+  }
+
+  /**
+   * The periodic repair of every attached overlay (what the --full-reconcile timer runs); resolves when done, never rejects.
+   * At 100,000 peers the kernel read takes more than a second: it is made, and indexed, outside the overlay's lock, so
+   * changes keep reaching the kernel meanwhile; under the lock only the diff of the plan as it stands then (every change
+   * applied so far) against that read, and its operations. A read older than the changes applied after it costs only
+   * redundant operations, never a wrong one: each takes the kernel toward the current plan (an add replaces the entry,
+   * the delete of an entry already gone is nothing). Where the plan is not current (a full reconcile pending, the devices
+   * rebuilt, no plan yet), the full reconcile with a kernel read runs instead, as before.
+   */
+  async repairAll (): Promise<void> {
+    await Promise.all([...this.attached.keys()].map((name) => this.repair(name)))
+  }
+
+  private async repair (name: string): Promise<void> {
+    const a = this.attached.get(name)
+    if (!a || this.stopped || a.repairing === true) return
+    a.repairing = true
+    try {
+      const devices = a.devices
+      const t0 = performance.now()
+      let index: KernelIndex
+      try {
+        index = indexKernel(await this.readKernel(devices))
+      } catch {
+        this.schedule(name, true, true) // the full reconcile reads again, and records and retries what fails
+        return
+      }
+      const t1 = performance.now()
+      await this.locks.run(name, async () => {
+        if (this.attached.get(name) !== a || this.stopped) return
+        const planner = a.planner
+        if (a.full || planner === undefined || a.devices !== devices || planner.devices !== devices) {
+          a.full = true
+          a.readKernel = true
+          await this.reconcile(name)
+          return
+        }
+        const t2 = performance.now()
+        let count = 0
+        let diffMs = 0
+        try {
+          const each = planner.opsFromIndexEach(index)
+          for (;;) {
+            const t3 = performance.now()
+            const chunk = nextChunk(each, APPLY_CHUNK)
+            diffMs += performance.now() - t3
+            if (chunk.length === 0) break
+            await this.dp.applyPeerOps(chunk)
+            count += chunk.length
+          }
+        } catch (err) {
+          // What the kernel has is no longer known: the full reconcile reads it again (and retries).
+          a.full = true
+          a.readKernel = true
+          a.lastError = toFerryError(err, 'KERNEL', `cannot repair the peers of overlay ${name}`).message
+          this.schedule(name, true, true)
+          return
+        }
+        this.counters.repairs++
+        this.counters.kernelOps += count
+        a.lastReconcile = Date.now()
+        this.log?.debug({
+          overlay: name, readMs: Math.round(t1 - t0), lockWaitMs: Math.round(t2 - t1), diffMs: Math.round(diffMs), lockedMs: Math.round(performance.now() - t2), ops: count,
+        }, 'overlay repair')
+      })
+    } finally {
+      a.repairing = false
+    }
   }
 
   /** Resolves when no resync or reconcile is pending (for tests and benchmarks). */

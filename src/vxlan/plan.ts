@@ -298,6 +298,17 @@ export interface PeerConflict {
   keptEndpointId?: string
 }
 
+/** What the kernel reported, by the keys a diff looks entries up by (made from the table alone: no planner needed). */
+export interface KernelIndex {
+  fdb: Map<string, FdbEntry>
+  neigh: Map<string, NeighEntry>
+}
+
+/** Index a kernel read for `PeerPlanner.opsFromIndexEach`. */
+export function indexKernel (actual: PeerTable): KernelIndex {
+  return { fdb: new Map(actual.fdb.map((e) => [fdbKey(e), e])), neigh: new Map(actual.neigh.map((e) => [neighKey(e), e])) }
+}
+
 export interface PeerPlan extends PeerTable {
   /** The peers that are programmed (sorted by IP). */
   peers: RemotePeer[]
@@ -539,8 +550,12 @@ export class PeerPlanner {
 
   /** `opsFrom`'s operations one at a time, in the same order (a full reconcile applies them in chunks: no array of 200,000). */
   * opsFromEach (actual: PeerTable): Generator<PeerOp> {
-    const haveFdb = new Map(actual.fdb.map((e) => [fdbKey(e), e]))
-    const haveNeigh = new Map(actual.neigh.map((e) => [neighKey(e), e]))
+    yield * this.opsFromIndexEach(indexKernel(actual))
+  }
+
+  /** `opsFromEach` from what the kernel reported, already indexed (the periodic repair indexes it before it takes the overlay's lock). */
+  * opsFromIndexEach (actual: KernelIndex): Generator<PeerOp> {
+    const { fdb: haveFdb, neigh: haveNeigh } = actual
     for (const e of haveNeigh.values()) if (this.devWithIp(e.ip) !== e.dev) yield { op: 'deleteNeigh', entry: e }
     for (const e of haveFdb.values()) if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
     const addFdb = (e: FdbEntry): PeerOp | undefined => {

@@ -51,8 +51,13 @@ export class GatedDataPlane extends RecordingDataPlane {
   private gate: Promise<void> | undefined
   private open: (() => void) | undefined
   private entered: (() => void) | undefined
-  /** The next kernel read waits; resolves when a full reconcile has reached it. */
-  hold (): Promise<void> {
+  private stale = false
+  /**
+   * The next kernel read waits; resolves when a full reconcile has reached it. `stale`: the read is taken
+   * at once and handed back when released (a read older than the changes made meanwhile).
+   */
+  hold (opts: { stale?: boolean } = {}): Promise<void> {
+    this.stale = opts.stale === true
     this.gate = new Promise((resolve) => { this.open = resolve })
     return new Promise((resolve) => { this.entered = resolve })
   }
@@ -60,10 +65,11 @@ export class GatedDataPlane extends RecordingDataPlane {
   release (): void { this.gate = undefined; this.open?.() }
 
   override async readPeers (vxlan: string): ReturnType<RecordingDataPlane['readPeers']> {
+    const taken = this.stale ? await super.readPeers(vxlan) : undefined
     const gate = this.gate
     this.entered?.()
     this.entered = undefined
     await gate
-    return await super.readPeers(vxlan)
+    return taken ?? await super.readPeers(vxlan)
   }
 }

@@ -555,3 +555,47 @@ t.test('mixed family: an encrypted overlay on a host with two VTEPs is refused w
   await h.links.addAddress('eth0', 'fd00:ff::3/64')
   await t.rejects(h.sync.attach({ ...OV, vni: 4096, encrypt: 'wireguard' }), { code: 'UNSUPPORTED', message: /encrypted \(ferry\.encrypt=wireguard\), whose tunnels run over one underlay family, and this host advertises two \(192\.168\.50\.3, fd00:ff::3\)/ })
 })
+
+t.test('the periodic repair reads the kernel outside the overlay\'s lock: changes made meanwhile reach the kernel first and are not undone by the older read; drift is repaired', async (t) => {
+  const cluster = new MemoryCluster()
+  const remote = cluster.connect({ hostId: 'h2', advertiseAddr: '192.168.50.2', heartbeatMs: 0, hostTtlMs: 3_600_000 })
+  t.teardown(() => remote.close())
+  await remote.start()
+  const store = cluster.connect({ hostId: 'h1', advertiseAddr: '192.168.50.1', heartbeatMs: 0, hostTtlMs: 3_600_000 })
+  t.teardown(() => store.close())
+  await store.start()
+  const dp = new GatedDataPlane('192.168.50.1')
+  const sync = new PeerSync({ store, dataPlane: dp, fullReconcileMs: 0, retryMs: 20 })
+  sync.start()
+  t.teardown(() => sync.stop())
+  const def = await store.defineOverlay(OV)
+  await remote.defineOverlay(OV)
+  await sync.attach({ ...OV, vni: def.vni })
+  const pub = async (id: string, ip: string): Promise<void> => {
+    await remote.allocateAddress('ov1', ip)
+    await remote.publishEndpoint({ overlay: 'ov1', endpointId: id, ip, mac: overlayMac(ip) })
+  }
+  await pub('e1', '10.30.0.11')
+  await pub('e2', '10.30.0.12')
+  await sync.settled()
+  t.same([...dp.neigh.keys()].sort(), ['10.30.0.11', '10.30.0.12'])
+  // Drift: someone deleted e1's neighbour entry and added one nobody wants.
+  dp.neigh.delete('10.30.0.11')
+  dp.neigh.set('10.30.9.9', '02:42:0a:1e:09:09')
+  const full = sync.counters.fullReconciles
+  const entered = dp.hold({ stale: true })
+  const repaired = sync.repairAll()
+  await entered
+  // The read is taken and not yet handed back: e3 comes, e2 goes, and both reach the kernel now (the lock is free).
+  await pub('e3', '10.30.0.13')
+  await remote.withdrawEndpoint('ov1', 'e2')
+  await until('the changes reached the kernel while the repair\'s read was out', async () => dp.neigh.has('10.30.0.13') && !dp.neigh.has('10.30.0.12'))
+  dp.release()
+  await repaired
+  await sync.settled()
+  t.same([...dp.neigh.keys()].sort(), ['10.30.0.11', '10.30.0.13'], 'drift repaired; e2 not brought back, e3 not taken away by the older read')
+  t.same([...dp.fdb.keys()].sort(), [overlayMac('10.30.0.11'), overlayMac('10.30.0.13')])
+  t.equal(sync.counters.repairs, 1, 'one repair')
+  t.equal(sync.counters.fullReconciles, full, 'and no full plan: the plan as it stood was diffed')
+})
+
