@@ -39,6 +39,7 @@
  *   or the cached one when it is down) and the kernel's, and their differences.
  */
 import type { Logger } from 'pino'
+import { setImmediate as setImmediatePromise } from 'node:timers/promises'
 import { ErrorList, FerryError, toFerryError } from '../errors/errors.js'
 import { KeyedMutex } from '../util/mutex.js'
 import { compareIps, isIp } from '../util/ip.js'
@@ -47,10 +48,11 @@ import { RejectCounter } from '../cluster/rejects.js'
 import { EndpointTable } from '../cluster/endpoints.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
+import type { FdbEntry, NeighEntry } from '../kernel/types.js'
 import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
-  PeerPlanner, chooseVtep, diffPeers, indexKernel, noCommonFamily, overlayDevices, planPeers, vxlanDevices,
+  PeerPlanner, chooseVtep, diffPeers, fdbKey, neighKey, noCommonFamily, overlayDevices, peerOpKey, planPeers, vxlanDevices,
   type KernelIndex, type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
 } from './plan.js'
 
@@ -92,8 +94,8 @@ interface Attached {
   /** For the debug log of a delta: when the oldest pending change reached this agent (performance.now()), and the ms its listeners (DNS) took. */
   changedAt?: number
   listenersMs: number
-  /** A periodic repair is reading the kernel (outside the lock) or diffing (under it). */
-  repairing?: boolean
+  /** While a periodic repair runs: the kernel entries (peerOpKey) the changes applied meanwhile touched. */
+  touched?: Set<string>
 }
 
 export type PeerStatus = 'ok' | 'missing' | 'mismatch' | 'stale' | 'conflict'
@@ -180,6 +182,8 @@ const round2 = (ms: number): number => Math.round(ms * 100) / 100
 
 /** Operations of a full reconcile handed to the data plane at once, at most (a chunk is made only when the previous one is applied). */
 const APPLY_CHUNK = 8192
+/** The periodic repair indexes and diffs outside the lock in slices of this many entries (a turn of the event loop every two). */
+const REPAIR_SLICE = 2048
 
 /** Up to `max` next values of `it` (fewer at its end; none when it is done). */
 function nextChunk<T> (it: Iterator<T>, max: number): T[] {
@@ -449,12 +453,13 @@ export class PeerSync {
 
   /**
    * The periodic repair of every attached overlay (what the --full-reconcile timer runs); resolves when done, never rejects.
-   * At 100,000 peers the kernel read takes more than a second: it is made, and indexed, outside the overlay's lock, so
-   * changes keep reaching the kernel meanwhile; under the lock only the diff of the plan as it stands then (every change
-   * applied so far) against that read, and its operations. A read older than the changes applied after it costs only
-   * redundant operations, never a wrong one: each takes the kernel toward the current plan (an add replaces the entry,
-   * the delete of an entry already gone is nothing). Where the plan is not current (a full reconcile pending, the devices
-   * rebuilt, no plan yet), the full reconcile with a kernel read runs instead, as before.
+   * At 100,000 peers the kernel read takes more than a second and the diff a few hundred ms: both are made outside the
+   * overlay's lock, in slices with turns of the event loop between them, so changes keep reaching the kernel meanwhile
+   * and the agent keeps serving. The diff reads the plan as it stands at each step; the changes applied meanwhile note
+   * the entries they touched, and under the lock the repair applies its operations except those of touched entries (the
+   * change's own operations are newer), and only if the plan is still the one it diffed (a full reconcile in between
+   * replaces it: that one stands). A read older than the changes applied after it costs only redundant operations, each
+   * toward the plan. Large drift (more than a chunk of operations) is left to the full reconcile with a kernel read.
    */
   async repairAll (): Promise<void> {
     await Promise.all([...this.attached.keys()].map((name) => this.repair(name)))
@@ -462,58 +467,57 @@ export class PeerSync {
 
   private async repair (name: string): Promise<void> {
     const a = this.attached.get(name)
-    if (!a || this.stopped || a.repairing === true) return
-    a.repairing = true
+    if (!a || this.stopped || a.touched !== undefined) return
+    const touched = new Set<string>()
+    a.touched = touched
     try {
       const devices = a.devices
+      const planner = a.planner
+      if (a.full || planner === undefined || planner.devices !== devices) { this.schedule(name, true, true); return }
       const t0 = performance.now()
       let index: KernelIndex
       try {
-        index = indexKernel(await this.readKernel(devices))
+        index = await indexSliced(await this.readKernel(devices))
       } catch {
         this.schedule(name, true, true) // the full reconcile reads again, and records and retries what fails
         return
       }
       const t1 = performance.now()
-      await this.locks.run(name, async () => {
-        if (this.attached.get(name) !== a || this.stopped) return
-        const planner = a.planner
-        if (a.full || planner === undefined || a.devices !== devices || planner.devices !== devices) {
-          a.full = true
-          a.readKernel = true
-          await this.reconcile(name)
-          return
+      const ops: PeerOp[] = []
+      let slices = 0
+      for (const o of planner.opsFromIndexSteps(index, REPAIR_SLICE)) {
+        if (o !== null) {
+          ops.push(o)
+          if (ops.length > APPLY_CHUNK) { this.schedule(name, true, true); return }
+        } else if (++slices % 2 === 0) {
+          await setImmediatePromise()
+          if (this.attached.get(name) !== a || a.planner !== planner || this.stopped) return
         }
-        const t2 = performance.now()
-        let count = 0
-        let diffMs = 0
+      }
+      const t2 = performance.now()
+      await this.locks.run(name, async () => {
+        // A full reconcile ran or is pending: its plan, not the one diffed, stands.
+        if (this.attached.get(name) !== a || this.stopped || a.full || a.planner !== planner || a.devices !== devices) return
+        const fresh = ops.filter((o) => !touched.has(peerOpKey(o)))
+        const t3 = performance.now()
         try {
-          const each = planner.opsFromIndexEach(index)
-          for (;;) {
-            const t3 = performance.now()
-            const chunk = nextChunk(each, APPLY_CHUNK)
-            diffMs += performance.now() - t3
-            if (chunk.length === 0) break
-            await this.dp.applyPeerOps(chunk)
-            count += chunk.length
-          }
+          await this.dp.applyPeerOps(fresh)
         } catch (err) {
           // What the kernel has is no longer known: the full reconcile reads it again (and retries).
-          a.full = true
-          a.readKernel = true
           a.lastError = toFerryError(err, 'KERNEL', `cannot repair the peers of overlay ${name}`).message
           this.schedule(name, true, true)
           return
         }
         this.counters.repairs++
-        this.counters.kernelOps += count
+        this.counters.kernelOps += fresh.length
         a.lastReconcile = Date.now()
         this.log?.debug({
-          overlay: name, readMs: Math.round(t1 - t0), lockWaitMs: Math.round(t2 - t1), diffMs: Math.round(diffMs), lockedMs: Math.round(performance.now() - t2), ops: count,
+          overlay: name, readMs: Math.round(t1 - t0), diffMs: Math.round(t2 - t1), lockWaitMs: Math.round(t3 - t2), lockedMs: Math.round(performance.now() - t3),
+          ops: fresh.length, dropped: ops.length - fresh.length,
         }, 'overlay repair')
       })
     } finally {
-      a.repairing = false
+      a.touched = undefined
     }
   }
 
@@ -1040,6 +1044,7 @@ export class PeerSync {
           for (const o of e ? planner.upsert(e) : planner.remove(id)) ops.push(o)
         }
         const t1 = performance.now()
+        if (a.touched) for (const o of ops) a.touched.add(peerOpKey(o))
         await this.dp.applyPeerOps(ops)
         count = ops.length
         this.counters.deltaReconciles++
@@ -1164,4 +1169,14 @@ function conflictText (s: PeerConflict): string {
     case 'local': return 'on this host'
     case 'vtep-family': return 'its host shares no underlay address family with this host (see the unreachable hosts)'
   }
+}
+
+/** A kernel read indexed as PeerPlanner.opsFromIndexSteps wants it, with a turn of the event loop every REPAIR_SLICE entries. */
+async function indexSliced (table: PeerTable): Promise<KernelIndex> {
+  const fdb = new Map<string, FdbEntry>()
+  const neigh = new Map<string, NeighEntry>()
+  let n = 0
+  for (const e of table.fdb) { fdb.set(fdbKey(e), e); if (++n % REPAIR_SLICE === 0) await setImmediatePromise() }
+  for (const e of table.neigh) { neigh.set(neighKey(e), e); if (++n % REPAIR_SLICE === 0) await setImmediatePromise() }
+  return { fdb, neigh }
 }

@@ -553,16 +553,37 @@ export class PeerPlanner {
     yield * this.opsFromIndexEach(indexKernel(actual))
   }
 
-  /** `opsFromEach` from what the kernel reported, already indexed (the periodic repair indexes it before it takes the overlay's lock). */
+  /** `opsFromEach` from what the kernel reported, already indexed. */
   * opsFromIndexEach (actual: KernelIndex): Generator<PeerOp> {
+    for (const o of this.opsFromIndexSteps(actual)) if (o !== null) yield o
+  }
+
+  /**
+   * `opsFromIndexEach` with a `null` after every `every` entries looked at, where a caller may pause
+   * (the periodic repair diffs 200,000 entries outside the overlay's lock, with turns of the event loop
+   * between slices). Each step reads the plan as it is at that moment: rows changed between steps are
+   * read as they are then (the caller drops the operations of entries changed meanwhile).
+   */
+  * opsFromIndexSteps (actual: KernelIndex, every = 2048): Generator<PeerOp | null> {
     const { fdb: haveFdb, neigh: haveNeigh } = actual
-    for (const e of haveNeigh.values()) if (this.devWithIp(e.ip) !== e.dev) yield { op: 'deleteNeigh', entry: e }
-    for (const e of haveFdb.values()) if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
+    let n = 0
+    for (const e of haveNeigh.values()) {
+      if (this.devWithIp(e.ip) !== e.dev) yield { op: 'deleteNeigh', entry: e }
+      if (++n % every === 0) yield null
+    }
+    for (const e of haveFdb.values()) {
+      if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
+      if (++n % every === 0) yield null
+    }
     const addFdb = (e: FdbEntry): PeerOp | undefined => {
       const have = haveFdb.size === 0 ? undefined : haveFdb.get(fdbKey(e))
       return !have || !sameFdb(have, e) ? { op: 'addFdb', entry: e } : undefined
     }
-    for (const p of this.programmedPeers()) { const o = addFdb(peerFdb(this.devices, p)); if (o) yield o }
+    for (const p of this.programmedPeers()) {
+      const o = addFdb(peerFdb(this.devices, p))
+      if (o) yield o
+      if (++n % every === 0) yield null
+    }
     for (const vtep of this.vteps.keys()) { const o = addFdb(floodFdb(this.devices, vtep)); if (o) yield o }
     for (const p of this.programmedPeers()) {
       const dev = peerDev(this.devices, p.vtep)
@@ -570,6 +591,7 @@ export class PeerPlanner {
         const have = haveNeigh.size === 0 ? undefined : haveNeigh.get(`${dev}|${ip}`)
         if (!have || have.mac.toLowerCase() !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
       }
+      if (++n % every === 0) yield null
     }
   }
 
@@ -764,12 +786,17 @@ function isUnicast (mac: string): boolean {
 }
 
 /** Unicast MACs have one destination (an add replaces it); all-zeros/multicast entries are one per destination. */
-function fdbKey (e: FdbEntry): string {
+/** The kernel entry an operation is about: its device and MAC (a flood entry: and destination), or its device and address. */
+export function peerOpKey (o: PeerOp): string {
+  return o.op === 'addFdb' || o.op === 'deleteFdb' ? fdbKey(o.entry) : neighKey(o.entry)
+}
+
+export function fdbKey (e: FdbEntry): string {
   const mac = e.mac.toLowerCase()
   return isUnicast(mac) ? `${e.dev}|${mac}` : `${e.dev}|${mac}|${e.dst ?? ''}`
 }
 
-function neighKey (e: NeighEntry): string {
+export function neighKey (e: NeighEntry): string {
   return `${e.dev}|${e.ip}`
 }
 
