@@ -48,11 +48,10 @@ import { RejectCounter } from '../cluster/rejects.js'
 import { EndpointTable } from '../cluster/endpoints.js'
 import { checkOverlayAddress, endpointKeyName } from '../cluster/validate.js'
 import type { OverlayDataPlane } from './apply.js'
-import type { FdbEntry, NeighEntry } from '../kernel/types.js'
 import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
-  PeerPlanner, chooseVtep, diffPeers, fdbKey, neighKey, noCommonFamily, overlayDevices, peerOpKey, planPeers, vxlanDevices,
+  PeerPlanner, chooseVtep, diffPeers, indexKernelSliced, noCommonFamily, overlayDevices, peerOpKey, planPeers, vxlanDevices,
   type KernelIndex, type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
 } from './plan.js'
 
@@ -477,7 +476,7 @@ export class PeerSync {
       const t0 = performance.now()
       let index: KernelIndex
       try {
-        index = await indexSliced(await this.readKernel(devices))
+        index = await indexKernelSliced(await this.readKernel(devices), REPAIR_SLICE, setImmediatePromise)
       } catch {
         this.schedule(name, true, true) // the full reconcile reads again, and records and retries what fails
         return
@@ -1169,14 +1168,4 @@ function conflictText (s: PeerConflict): string {
     case 'local': return 'on this host'
     case 'vtep-family': return 'its host shares no underlay address family with this host (see the unreachable hosts)'
   }
-}
-
-/** A kernel read indexed as PeerPlanner.opsFromIndexSteps wants it, with a turn of the event loop every REPAIR_SLICE entries. */
-async function indexSliced (table: PeerTable): Promise<KernelIndex> {
-  const fdb = new Map<string, FdbEntry>()
-  const neigh = new Map<string, NeighEntry>()
-  let n = 0
-  for (const e of table.fdb) { fdb.set(fdbKey(e), e); if (++n % REPAIR_SLICE === 0) await setImmediatePromise() }
-  for (const e of table.neigh) { neigh.set(neighKey(e), e); if (++n % REPAIR_SLICE === 0) await setImmediatePromise() }
-  return { fdb, neigh }
 }

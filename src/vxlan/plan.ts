@@ -309,6 +309,15 @@ export function indexKernel (actual: PeerTable): KernelIndex {
   return { fdb: new Map(actual.fdb.map((e) => [fdbKey(e), e])), neigh: new Map(actual.neigh.map((e) => [neighKey(e), e])) }
 }
 
+/** `indexKernel` with `pause()` awaited every `every` entries (the periodic repair serves the event loop meanwhile). */
+export async function indexKernelSliced (actual: PeerTable, every: number, pause: () => Promise<unknown>): Promise<KernelIndex> {
+  const index: KernelIndex = { fdb: new Map(), neigh: new Map() }
+  let n = 0
+  for (const e of actual.fdb) { index.fdb.set(fdbKey(e), e); if (++n % every === 0) await pause() }
+  for (const e of actual.neigh) { index.neigh.set(neighKey(e), e); if (++n % every === 0) await pause() }
+  return index
+}
+
 export interface PeerPlan extends PeerTable {
   /** The peers that are programmed (sorted by IP). */
   peers: RemotePeer[]
@@ -791,12 +800,12 @@ export function peerOpKey (o: PeerOp): string {
   return o.op === 'addFdb' || o.op === 'deleteFdb' ? fdbKey(o.entry) : neighKey(o.entry)
 }
 
-export function fdbKey (e: FdbEntry): string {
+function fdbKey (e: FdbEntry): string {
   const mac = e.mac.toLowerCase()
   return isUnicast(mac) ? `${e.dev}|${mac}` : `${e.dev}|${mac}|${e.dst ?? ''}`
 }
 
-export function neighKey (e: NeighEntry): string {
+function neighKey (e: NeighEntry): string {
   return `${e.dev}|${e.ip}`
 }
 
