@@ -3,7 +3,7 @@
  * ferry's DNS server on loopback, with N queries in flight, for a name on the
  * client's network.
  *
- *   node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/dns.ts [--seconds 5] [--inflight 1,100] [--name web7] [--helpers 1] [--udp auto|batch|dgram] [--dnsperf] [--compare IP:PORT,…] [--from IP]
+ *   node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/dns.ts [--seconds 5] [--inflight 1,100] [--name web7] [--helpers 1] [--udp auto|batch|dgram] [--listen IP (--serve)] [--dnsperf] [--compare IP:PORT,…] [--from IP]
  *
  * The server runs in a child process (its own event loop, as in the agent); this
  * process is the load generator: one UDP socket, a window of N outstanding
@@ -61,7 +61,7 @@ async function serve (): Promise<void> {
     upstreams: { servers: upstream === '' ? [] : [upstream] }, udpHelpers: Number(arg('helpers', '0')), udp: udpMode(),
     cache: process.argv.includes('--no-cache') ? false : undefined,
   })
-  const [addr] = await server.listen([{ ip: SERVER_IP, port: Number(arg('port', '0')) }])
+  const [addr] = await server.listen([{ ip: arg('listen', SERVER_IP), port: Number(arg('port', '0')) }])
   const until = Date.now() + 30_000
   while (server.helpersReady() < Number(arg('helpers', '0')) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
   process.stdout.write(JSON.stringify({ port: addr!.port }) + '\n')
