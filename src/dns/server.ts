@@ -21,8 +21,11 @@
  * any TTL keeps a removed or recreated container's old address alive in caches
  * (Docker's 600 s is a known pain). Callers that want some caching set `ttlSeconds`.
  *
- * Hot path (UDP): `node:dgram`'s 'message' event → hand parse (wire.ts) → Map
- * lookup of precomputed records (answers.ts) → one Buffer allocated → send.
+ * Hot path (UDP): by default the batched addon (batch.ts: up to 64 datagrams per
+ * `recvmmsg`, their answers in one `sendmmsg`; `udp: 'dgram'` or a missing addon:
+ * `node:dgram`'s 'message' event, one datagram at a time) → `udpAnswer`, the same
+ * for both → hand parse (wire.ts) → Map lookup of precomputed records
+ * (answers.ts) → one Buffer allocated → into the batch's output (or sent).
  * dgram-as-promised binds and closes the sockets, but packets are taken from the
  * underlying socket's 'message' event: its `recv()` loop costs a promise and
  * three listener changes per packet (measured here with dnsperf at 100 in
