@@ -90,13 +90,18 @@ export class BatchSocket {
   /**
    * Start reading; `onDatagram` is called for each datagram, a throw of it is
    * `onError`'s and the batch goes on; `onDrop` for each datagram dropped here
-   * (longer than a slot, or no source address).
+   * (longer than a slot, or no source address). A failed poll of the socket
+   * (libuv's error) is `onError`'s too, and reading stops.
    */
   start (onDatagram: OnDatagram, onError: (err: unknown) => void, onDrop: () => void): void {
     const { b, h, inb, meta, out, outMeta } = this
     const M = b.META
     const OM = b.OUT_META
     b.start(h, inb, meta, out, outMeta, MAX_BATCH, SLOT, (n) => {
+      if (n < 0) {
+        onError(new Error(`udp batch: polling the socket failed (libuv error ${n}); it is no longer read`))
+        return
+      }
       let k = 0
       let off = 0
       const count = Math.min(n, MAX_BATCH)

@@ -259,13 +259,39 @@ static void fill_meta (sock_t *s, uint32_t i, int32_t len) {
   memcpy(m + 10, text, tl);
 }
 
+/*
+ * cb(n) from the loop: a batch of n datagrams, or n < 0, libuv's error. 0 when it returned; -1 when it could not
+ * be called or threw (reported as Node reports an uncaught exception).
+ */
+static int call_js (sock_t *s, int32_t n) {
+  napi_env env = s->env;
+  napi_value cb, recv, argv[1], result;
+  if (napi_get_reference_value(env, s->cb, &cb) != napi_ok || cb == NULL || napi_get_global(env, &recv) != napi_ok) return -1;
+  napi_create_int32(env, n, &argv[0]);
+  if (napi_make_callback(env, s->actx, recv, cb, 1, argv, &result) == napi_ok) return 0;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  return -1;
+}
+
 static void on_readable (uv_poll_t *h, int status, int events) {
   sock_t *s = h->data;
   (void)events;
-  if (s->closing || status < 0) return;
-  napi_env env = s->env;
+  if (s->closing) return;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+  if (status < 0) {
+    /* The poll failed (libuv would report it again at once): stop reading and tell JS. */
+    uv_poll_stop(&s->poll);
+    call_js(s, status);
+    napi_close_handle_scope(s->env, scope);
+    return;
+  }
   for (int round = 0; round < MAX_ROUNDS && !s->closing; round++) {
     for (uint32_t i = 0; i < s->max; i++) {
       s->iovs[i].iov_base = s->in + (size_t)i * s->slot;
@@ -286,25 +312,11 @@ static void on_readable (uv_poll_t *h, int status, int events) {
       if ((s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) { len = -1; s->truncated++; }
       fill_meta(s, (uint32_t)i, len);
     }
-    napi_value cb, recv, argv[1], result;
-    if (napi_get_reference_value(env, s->cb, &cb) != napi_ok || cb == NULL) break;
-    if (napi_get_global(env, &recv) != napi_ok) break;
-    napi_create_int32(env, n, &argv[0]);
-    napi_status st = napi_make_callback(env, s->actx, recv, cb, 1, argv, &result);
-    if (st != napi_ok) {
-      /* The callback threw: report it as Node reports an uncaught exception, and keep serving. */
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value exc;
-        napi_get_and_clear_last_exception(env, &exc);
-        napi_fatal_exception(env, exc);
-      }
-      break;
-    }
+    /* A throw of the callback is reported; the next wake-up reads on. */
+    if (call_js(s, n) != 0) break;
     if ((uint32_t)n < s->max) break;
   }
-  napi_close_handle_scope(env, scope);
+  napi_close_handle_scope(s->env, scope);
 }
 
 static int get_buffer (napi_env env, napi_value v, uint8_t **p, size_t *len, napi_ref *ref) {
