@@ -1,7 +1,7 @@
 /**
  * DNS comparison benchmark (issue 5), not a test:
  *
- *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10 --ferry 0,1 --only rate|external|ferry]
+ *   npm run bench:dns [-- --seconds 5 --rounds 4 --containers 10 --ferry 0,0d,1 --only rate|external|ferry]
  *
  * One "host" namespace with a dockerd and a ferry agent; a ferry network with
  * `--containers` named containers (web0, web1, …) and a `client` container.
@@ -16,8 +16,10 @@
  * - aardvark-dns (Podman's) on the same gateway address, port 5353, configured
  *   with the same containers and addresses (it answers only clients it knows).
  *
- * `--ferry` lists how ferry's agent is run, HELPERS[:RECONCILE_SECONDS] each
- * (default `0,1`: no UDP helper, then one; `0:0`: no helper and no periodic
+ * `--ferry` lists how ferry's agent is run, HELPERS[d][:RECONCILE_SECONDS] each
+ * (default `0,0d,1`: no UDP helper (UDP through the batched addon, `--dns-udp auto`),
+ * no helper with `d` (`--dns-udp dgram`: node:dgram, as before the addon), then one
+ * helper (which means node:dgram); `0:0`: no helper and no periodic
  * reconcile, the agent's default being every 5 s), each optionally followed by
  * `@` and node flags for the agent (its UDP helpers inherit them), `+`-separated
  * (`1@--max-semi-space-size=2`; `1@` none; without `@`, none either: the harness
@@ -209,26 +211,28 @@ async function measure (t: Teardowns, dir: string, pid: number, target: Target, 
 
 /**
  * How ferry's agent is run: `helpers` UDP helpers, and `--reconcile-interval`
- * (undefined: the agent's default, 5 s). `--ferry 0,1,0:0` on the command line:
- * HELPERS[:RECONCILE_SECONDS] each (default `0,1`).
+ * (undefined: the agent's default, 5 s), `dgram`: `--dns-udp dgram`. `--ferry 0,1,0:0` on the command line:
+ * HELPERS[d][:RECONCILE_SECONDS] each (default `0,0d,1`).
  */
-interface Variant { helpers: number, reconcile?: number, node: string[] }
+interface Variant { helpers: number, dgram: boolean, reconcile?: number, node: string[] }
 
 function variants (): Variant[] {
-  return (argStr('ferry') ?? '0,1').split(',').map((spec) => {
+  return (argStr('ferry') ?? '0,0d,1').split(',').map((spec) => {
     const [run = '', flags = ''] = spec.split('@')
     const [h, r] = run.split(':')
     const node = flags.split('+').filter((f) => f !== '')
-    const v: Variant = { helpers: Number(h), ...(r === undefined ? {} : { reconcile: Number(r) }), node }
+    const dgram = h?.endsWith('d') === true
+    const v: Variant = { helpers: Number(dgram ? h!.slice(0, -1) : h), dgram, ...(r === undefined ? {} : { reconcile: Number(r) }), node }
     if (!Number.isInteger(v.helpers) || v.helpers < 0 || (v.reconcile !== undefined && !(v.reconcile >= 0)) ||
-      node.some((f) => !/^--[a-z0-9-]+(=[A-Za-z0-9._-]+)?$/.test(f))) throw new Error(`--ferry ${spec}: HELPERS[:RECONCILE_SECONDS][@NODE_FLAG+…] expected`)
+      node.some((f) => !/^--[a-z0-9-]+(=[A-Za-z0-9._-]+)?$/.test(f))) throw new Error(`--ferry ${spec}: HELPERS[d][:RECONCILE_SECONDS][@NODE_FLAG+…] expected`)
     return v
   })
 }
 
 function variantLabel (v: Variant): string {
   const r = v.reconcile === undefined ? '' : v.reconcile === 0 ? ', no periodic reconcile' : `, reconcile every ${v.reconcile} s`
-  return `ferry, ${v.helpers} UDP helper${v.helpers === 1 ? '' : 's'}${r}${v.node.length === 0 ? '' : `, node ${v.node.join(' ')}`}`
+  const udp = v.dgram || v.helpers > 0 ? 'node:dgram' : 'batched UDP'
+  return `ferry, ${udp}, ${v.helpers} UDP helper${v.helpers === 1 ? '' : 's'}${r}${v.node.length === 0 ? '' : `, node ${v.node.join(' ')}`}`
 }
 
 const sameVariant = (a: Variant, b: Variant): boolean => variantLabel(a) === variantLabel(b)
@@ -236,7 +240,7 @@ const sameVariant = (a: Variant, b: Variant): boolean => variantLabel(a) === var
 /** A ferry agent with the rate limit off, run as `v` says; ready once it answers for QUERY. */
 async function startFerry (t: Teardowns, d: Dockerd, stateDir: string, plugin: string, v: Variant): Promise<Agent> {
   const reconcile = v.reconcile === undefined ? [] : ['--reconcile-interval', String(v.reconcile)]
-  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, nodeArgs: v.node, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(v.helpers), '--dns', UPSTREAM, ...reconcile] })
+  return await startAgent(t, { ns: d.ns, pluginName: plugin, dockerd: d, stateDir, nodeArgs: v.node, args: ['--dns-rate-limit', 'off', '--dns-udp-helpers', String(v.helpers), ...(v.dgram ? ['--dns-udp', 'dgram'] : []), '--dns', UPSTREAM, ...reconcile] })
 }
 
 /** Wait until ferry has learnt the containers' names from the engine. */

@@ -3,7 +3,7 @@
  * ferry's DNS server on loopback, with N queries in flight, for a name on the
  * client's network.
  *
- *   node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/dns.ts [--seconds 5] [--inflight 1,100] [--name web7] [--helpers 1] [--dnsperf] [--compare IP:PORT,…] [--from IP]
+ *   node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/dns.ts [--seconds 5] [--inflight 1,100] [--name web7] [--helpers 1] [--udp auto|batch|dgram] [--listen IP (--serve)] [--dnsperf] [--compare IP:PORT,…] [--from IP]
  *
  * The server runs in a child process (its own event loop, as in the agent); this
  * process is the load generator: one UDP socket, a window of N outstanding
@@ -31,6 +31,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import dnsPacket from 'dns-packet'
+import { UDP_MODES, type UdpMode } from '../src/dns/server.js'
 
 const SERVER_IP = '127.53.0.1'
 const CONTAINERS = 1000
@@ -38,6 +39,12 @@ const CONTAINERS = 1000
 function arg (name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt
+}
+
+function udpMode (): UdpMode {
+  const m = UDP_MODES.find((x) => x === arg('udp', 'auto'))
+  if (m === undefined) throw new Error(`--udp ${arg('udp', '')}: one of ${UDP_MODES.join(', ')}`)
+  return m
 }
 
 /** Child mode: a server with CONTAINERS names on one network, every client on it, no rate limit. */
@@ -51,10 +58,10 @@ async function serve (): Promise<void> {
   const upstream = arg('upstream', '')
   const server = new DnsServer({
     records: new StaticRecordSource(entries), clientNetworks: () => nets, rateLimit: false,
-    upstreams: { servers: upstream === '' ? [] : [upstream] }, udpHelpers: Number(arg('helpers', '0')),
+    upstreams: { servers: upstream === '' ? [] : [upstream] }, udpHelpers: Number(arg('helpers', '0')), udp: udpMode(),
     cache: process.argv.includes('--no-cache') ? false : undefined,
   })
-  const [addr] = await server.listen([{ ip: SERVER_IP, port: Number(arg('port', '0')) }])
+  const [addr] = await server.listen([{ ip: arg('listen', SERVER_IP), port: Number(arg('port', '0')) }])
   const until = Date.now() + 30_000
   while (server.helpersReady() < Number(arg('helpers', '0')) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
   process.stdout.write(JSON.stringify({ port: addr!.port }) + '\n')
@@ -133,7 +140,7 @@ function load (ip: string, port: number, name: string | ((n: number) => string),
 
 function startChild (extra: string[] = []): Promise<{ child: ChildProcess, port: number }> {
   const self = fileURLToPath(import.meta.url)
-  const child = spawn(process.execPath, [...process.execArgv, self, '--serve', '--helpers', arg('helpers', '0'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...process.execArgv, self, '--serve', '--helpers', arg('helpers', '0'), '--udp', arg('udp', 'auto'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (d) => {

@@ -43,6 +43,8 @@ export interface AgentFlags extends RuntimeFlags {
   dnsRateLimit?: string
   /** `--dns-udp-helpers`: extra UDP serving processes. Default 0. */
   dnsUdpHelpers?: number
+  /** `--dns-udp`: batch (the addon), dgram, or auto (default). */
+  dnsUdp?: 'auto' | 'batch' | 'dgram'
   /** `--dns-cache-size` (0: no cache) and `--dns-ttl-cap` seconds. Default: the server's (10000, 3600). */
   dnsCacheSize?: number
   dnsTtlCap?: number
@@ -165,7 +167,7 @@ export async function runAgent (flags: AgentFlags): Promise<void> {
       reconcileIntervalMs: flags.reconcileInterval * 1000,
       orphanGraceMs: flags.orphanGrace * 1000,
       cluster: clusterConfig(flags),
-      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers, ttlSeconds: dnsTtl(flags.dnsTtl), engineClients: engineClientPrefixes(flags.dnsEngineClients ?? []),
+      dns: { enabled: flags.dnsServer, upstreams: flags.dns.map(checkUpstream), rateLimit: dnsRateLimit(flags.dnsRateLimit), udpHelpers: flags.dnsUdpHelpers, udp: flags.dnsUdp, ttlSeconds: dnsTtl(flags.dnsTtl), engineClients: engineClientPrefixes(flags.dnsEngineClients ?? []),
         searchDomains: flags.dnsSearch ?? [],
         cache: flags.dnsCacheSize === 0 ? false : { maxEntries: flags.dnsCacheSize, ttlCap: flags.dnsTtlCap } },
       defaultBridge: defaultBridgeConfig(flags),

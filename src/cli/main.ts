@@ -106,6 +106,8 @@ export function buildCli (): Command {
     .option('--no-dns-server', 'do not serve DNS on the networks\' gateway addresses')
     .option('--dns-rate-limit <n|off>', 'DNS queries per second per source (bursts of twice that), or off (default 2000)')
     .option('--dns-udp-helpers <n>', 'extra processes serving DNS over UDP (1 doubles the throughput on a 2-core host)', positiveInt, 0)
+    .addOption(new Option('--dns-udp <mode>', 'how DNS over UDP is read and answered: batch (the native addon, many datagrams per recvmmsg/sendmmsg), dgram (node:dgram), ' +
+      'auto (batch when the addon loads and no UDP helper is asked for)').choices(['auto', 'batch', 'dgram']).default('auto'))
     .option('--dns-cache-size <n>', 'answers of upstreams cached at most, 0: no cache (default 10000)', positiveInt)
     .option('--dns-ttl <seconds>', 'TTL of ferry\'s own answers, 0 to 3600 (default 0: clients never hold a moved container\'s old address)')
     .option('--dns-engine-clients <cidr>', 'containers of the engine\'s own networks (e.g. 172.17.0.0/16) whose resolver, the engine\'s --dns, is ferry: they see every overlay\'s names (repeatable)', collect, [])
@@ -121,7 +123,7 @@ export function buildCli (): Command {
     .action(async (opts: {
       pluginName: string, pluginDir: string, stateDir: string, apiSocket?: string, dockerHost?: string,
       defaultAddressPool: string[], reconcileInterval: number, orphanGrace: number, logLevel: string, cluster?: string, advertiseAddr?: string[], hostId?: string, hostTtl?: number, clusterWait?: number, clusterKey?: string, keyRotationInterval?: number, wireguardEndpoint?: string, dns: string[], dnsServer: boolean,
-      dnsRateLimit?: string, dnsUdpHelpers: number, dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
+      dnsRateLimit?: string, dnsUdpHelpers: number, dnsUdp?: 'auto' | 'batch' | 'dgram', dnsCacheSize?: number, dnsTtlCap?: number, dnsTtl?: string, dnsEngineClients: string[], metricsListen?: string, metricsToken?: string, iptables?: boolean, recoverStore?: boolean, firewallBackend?: string
     }, cmd: Command) => {
       const { runAgent } = await import('../agent/main.js')
       const globalSocket = cmd.parent?.opts<GlobalOpts>().apiSocket

@@ -22,7 +22,7 @@ import type { PeerSync } from '../vxlan/peers.js'
 import { EngineWatcher } from '../docker/watch.js'
 import type { EngineClient } from '../docker/client.js'
 import { toFerryError } from '../errors/errors.js'
-import { DnsServer } from './server.js'
+import { DnsServer, type UdpMode } from './server.js'
 import type { RateLimit } from './ratelimit.js'
 import type { CacheOptions } from './cache.js'
 import { AgentRecordSource, listenAddresses } from './source.js'
@@ -31,7 +31,7 @@ import { PublishedNames } from './published.js'
 /** The embedded DNS server on every network's gateway:53 (--dns, --no-dns-server, --dns-cache-size, --dns-ttl…); upstreams from --dns, else resolv.conf. */
 /** engineClients: prefixes of the engine's own networks whose containers may ask (--dns-engine-clients); searchDomains: --dns-search (autopath). */
 export interface DnsConfig {
-  enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, cache?: Partial<CacheOptions> | false, ttlSeconds?: number,
+  enabled: boolean, upstreams: string[], port?: number, rateLimit?: RateLimit | false, udpHelpers?: number, udp?: UdpMode, cache?: Partial<CacheOptions> | false, ttlSeconds?: number,
   engineClients?: string[], searchDomains?: string[],
 }
 
@@ -48,6 +48,7 @@ export function openAgentDns (cfg: DnsConfig, deps: Omit<DnsFeedOptions, 'record
     upstreams: cfg.upstreams.length > 0 ? { servers: cfg.upstreams } : {},
     rateLimit: cfg.rateLimit,
     udpHelpers: cfg.udpHelpers,
+    udp: cfg.udp,
     cache: cfg.cache,
     ttlSeconds: cfg.ttlSeconds,
     ...(cfg.searchDomains !== undefined && cfg.searchDomains.length > 0 ? { searchDomains: cfg.searchDomains } : {}),

@@ -16,6 +16,10 @@
  * networks pairs from the main process as it answers the clients' first
  * deferred queries; that table is flushed on every records change, on
  * `DnsServer.clientsChanged()`, and every `clientTtlMs`.
+ *
+ * Helpers share `node:dgram` sockets, so they run only with `udp: 'dgram'` (or
+ * 'auto' when helpers are asked for); the batched addon (batch.ts) answers more
+ * in one process than the main process and one helper did (docs/dns.md).
  */
 import type { Socket as UdpSocket } from 'node:dgram'
 import { dirname, join } from 'node:path'

@@ -21,8 +21,11 @@
  * any TTL keeps a removed or recreated container's old address alive in caches
  * (Docker's 600 s is a known pain). Callers that want some caching set `ttlSeconds`.
  *
- * Hot path (UDP): `node:dgram`'s 'message' event → hand parse (wire.ts) → Map
- * lookup of precomputed records (answers.ts) → one Buffer allocated → send.
+ * Hot path (UDP): by default the batched addon (batch.ts: up to 64 datagrams per
+ * `recvmmsg`, their answers in one `sendmmsg`; `udp: 'dgram'` or a missing addon:
+ * `node:dgram`'s 'message' event, one datagram at a time) → `udpAnswer`, the same
+ * for both → hand parse (wire.ts) → Map lookup of precomputed records
+ * (answers.ts) → one Buffer allocated → into the batch's output (or sent).
  * dgram-as-promised binds and closes the sockets, but packets are taken from the
  * underlying socket's 'message' event: its `recv()` loop costs a promise and
  * three listener changes per packet (measured here with dnsperf at 100 in
@@ -37,6 +40,7 @@ import dnsPacket, { type DecodedPacket, type RecordType } from 'dns-packet'
 import type { Logger } from 'pino'
 import { ErrorList, toFerryError } from '../errors/errors.js'
 import { AnswerCache, rrsFor } from './answers.js'
+import { type BatchBinding, BatchSocket, loadBatch } from './batch.js'
 import { cacheKey, type CacheOptions, DnsCache } from './cache.js'
 import { HelperPool } from './helpers.js'
 import { type DnsMetrics, newMetrics } from './metrics.js'
@@ -96,6 +100,14 @@ export interface DnsServerOptions {
    * (~40 MB). Rate limits then apply per process.
    */
   udpHelpers?: number
+  /**
+   * How UDP is read and answered: 'batch' — the native addon (batch.ts:
+   * `recvmmsg`/`sendmmsg`, many datagrams per wake-up of the event loop);
+   * 'dgram' — `node:dgram`, one datagram per event. Default 'auto': 'batch' when
+   * the addon loads and no UDP helper is asked for (helpers share `node:dgram`
+   * sockets), else 'dgram' (and a log line says why).
+   */
+  udp?: UdpMode
   /** How long a helper trusts what it learnt of a client's networks, default 1000 ms. */
   helperClientTtlMs?: number
   /**
@@ -112,13 +124,18 @@ export interface DnsServerOptions {
   log?: Logger
 }
 
+export type UdpMode = 'auto' | 'batch' | 'dgram'
+export const UDP_MODES: readonly UdpMode[] = ['auto', 'batch', 'dgram']
+
 export const DEFAULT_RATE_LIMIT: RateLimit = { perSecond: 2000, burst: 4000 }
 const MAX_TCP_MESSAGE = 65535
 
 interface Listener {
   key: string
   addr: ListenAddress
-  udp: SocketAsPromised
+  /** One of the two: `node:dgram` (dgram mode) or the addon's socket (batch mode). */
+  udp: SocketAsPromised | undefined
+  batch: BatchSocket | undefined
   tcp: TcpServer
   conns: Set<TcpSocket>
 }
@@ -170,6 +187,8 @@ export class DnsServer {
   private upstreamView: { from: readonly Upstream[], listeners: number, list: readonly Upstream[] } | undefined
   private listenerVersion = 0
   private helpers: HelperPool | undefined
+  /** The addon when UDP is served in batches (batch.ts); undefined: `node:dgram`. */
+  private readonly batchLib: BatchBinding | undefined
   /** The search list the helpers were given last. */
   private helperSearch: SearchDomains | undefined
   private helperPush: NodeJS.Immediate | undefined
@@ -226,8 +245,30 @@ export class DnsServer {
       timers: opts.tcpTimers,
     })
     this.cache = new AnswerCache(RecordSet.empty(), this.ttl, this.searchDomains())
+    this.batchLib = this.chooseUdp(opts.udp ?? 'auto', opts.udpHelpers ?? 0)
     opts.records.on('change', this.onChange)
     opts.records.on('delta', this.onDelta)
+  }
+
+  /** The addon when batches are wanted and it loads; else undefined (`node:dgram`), said in the log. */
+  private chooseUdp (mode: UdpMode, helpers: number): BatchBinding | undefined {
+    if (mode === 'dgram') return undefined
+    if (mode === 'auto' && helpers > 0) {
+      this.log?.info('dns: UDP through node:dgram (the UDP helpers share its sockets)')
+      return undefined
+    }
+    const lib = loadBatch()
+    if (lib instanceof Error) {
+      this.log?.warn({ err: lib }, `dns: ${lib.message}`)
+      return undefined
+    }
+    if (helpers > 0) this.log?.warn('dns: --dns-udp batch serves UDP without helpers; --dns-udp-helpers is ignored')
+    return lib
+  }
+
+  /** How UDP is served: 'batch' (the addon) or 'dgram'. */
+  get udpMode (): 'batch' | 'dgram' {
+    return this.batchLib === undefined ? 'dgram' : 'batch'
   }
 
   /** The records as the server sees them now (for `ferry dns ls`). */
@@ -320,7 +361,7 @@ export class DnsServer {
         const l = await this.bind(a)
         this.listeners.set(l.key, l)
         this.listenerVersion++
-        this.helpers?.listen(l.key, l.udp.socket)
+        if (l.udp !== undefined) this.helpers?.listen(l.key, l.udp.socket)
         out.push({ ...l.addr })
       })
     }
@@ -379,7 +420,7 @@ export class DnsServer {
   private start (): Promise<void> {
     if (this.started === undefined) {
       this.started = this.resolv?.start() ?? Promise.resolve()
-      const n = this.opts.udpHelpers ?? 0
+      const n = this.batchLib === undefined ? this.opts.udpHelpers ?? 0 : 0
       if (n > 0) {
         this.helpers = new HelperPool({
           count: n,
@@ -611,21 +652,30 @@ export class DnsServer {
     this.log?.error({ err }, 'dns: handler failed')
   }
 
+  /**
+   * One UDP query, either transport: the answer to send now, or undefined
+   * (dropped, or forwarded: the upstream's answer is sent when it comes).
+   * `copy`: `msg` is a view of a buffer that is reused after this call (batch).
+   */
+  private udpAnswer (l: Listener, msg: Buffer, address: string, port: number, copy: boolean): Buffer | undefined {
+    this.metrics.udp++
+    const out = this.handle(msg, address, undefined, false)
+    if (out !== FORWARD) return out
+    this.forward(copy ? Buffer.from(msg) : msg, this.q.clone(), false, (resp) => {
+      if (this.listeners.get(l.key) === l) this.udpSend(l, resp, port, address)
+    })
+    return undefined
+  }
+
+  private udpSend (l: Listener, buf: Buffer, port: number, address: string): void {
+    if (l.batch !== undefined) l.batch.sendTo(buf, port, address)
+    else l.udp?.socket.send(buf, port, address)
+  }
+
   private onUdp (l: Listener, msg: Buffer, rinfo: RemoteInfo): void {
     try {
-      this.metrics.udp++
-      const out = this.handle(msg, rinfo.address, undefined, false)
-      if (out === undefined) return
-      const sock = l.udp.socket
-      if (out !== FORWARD) {
-        sock.send(out, rinfo.port, rinfo.address)
-        return
-      }
-      const port = rinfo.port
-      const address = rinfo.address
-      this.forward(msg, this.q.clone(), false, (resp) => {
-        if (this.listeners.get(l.key) === l) sock.send(resp, port, address)
-      })
+      const out = this.udpAnswer(l, msg, rinfo.address, rinfo.port, false)
+      if (out !== undefined) l.udp?.socket.send(out, rinfo.port, rinfo.address)
     } catch (err) {
       this.internalError(err)
     }
@@ -643,29 +693,42 @@ export class DnsServer {
   }
 
   private async bind (a: ListenAddress): Promise<Listener> {
-    const type = isIPv6(a.ip) ? 'udp6' : 'udp4'
+    const six = isIPv6(a.ip)
     const tries = a.port === 0 ? 20 : 1
     let lastErr: unknown
     for (let i = 0; i < tries; i++) {
-      const udp = DgramAsPromised.createSocket({ type, lookup: literalLookup, ipv6Only: type === 'udp6' })
-      const bound = await udp.bind({ port: a.port, address: a.ip, exclusive: true })
-      const addr: ListenAddress = { ip: a.ip, port: bound.port }
+      let udp: SocketAsPromised | undefined
+      let batch: BatchSocket | undefined
+      let port: number
+      if (this.batchLib !== undefined) {
+        batch = new BatchSocket(this.batchLib, six ? 6 : 4, a.ip, a.port)
+        port = batch.port
+      } else {
+        udp = DgramAsPromised.createSocket({ type: six ? 'udp6' : 'udp4', lookup: literalLookup, ipv6Only: six })
+        port = (await udp.bind({ port: a.port, address: a.ip, exclusive: true })).port
+      }
+      const addr: ListenAddress = { ip: a.ip, port }
       const tcp = createServer()
       try {
-        await listenTcp(tcp, a.ip, bound.port)
+        await listenTcp(tcp, a.ip, port)
       } catch (err) {
         lastErr = err
-        await udp.close().catch(() => undefined)
+        batch?.close()
+        await udp?.close().catch(() => undefined)
         if (a.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue
         throw err
       }
-      const l: Listener = { key: listenKey(addr), addr, udp, tcp, conns: new Set() }
-      try { udp.socket.setRecvBufferSize(1 << 20) } catch { /* capped by net.core.rmem_max */ }
-      udp.socket.on('message', (msg, rinfo) => this.onUdp(l, msg, rinfo))
-      udp.socket.on('error', (err) => {
-        this.metrics.dropped++
-        this.log?.debug({ err, listen: l.key }, 'dns: udp socket error')
-      })
+      const l: Listener = { key: listenKey(addr), addr, udp, batch, tcp, conns: new Set() }
+      if (batch !== undefined) {
+        batch.start((msg, address, p) => this.udpAnswer(l, msg, address, p, true), (err) => this.internalError(err), () => { this.metrics.dropped++ })
+      } else if (udp !== undefined) {
+        try { udp.socket.setRecvBufferSize(1 << 20) } catch { /* capped by net.core.rmem_max */ }
+        udp.socket.on('message', (msg, rinfo) => this.onUdp(l, msg, rinfo))
+        udp.socket.on('error', (err) => {
+          this.metrics.dropped++
+          this.log?.debug({ err, listen: l.key }, 'dns: udp socket error')
+        })
+      }
       tcp.on('connection', (sock) => this.tcp.accept(sock, l.conns))
       tcp.on('error', (err) => this.log?.warn({ err, listen: l.key }, 'dns: tcp server error'))
       return l
@@ -677,6 +740,7 @@ export class DnsServer {
     this.helpers?.unlisten(l.key)
     for (const c of l.conns) c.destroy()
     l.conns.clear()
-    await Promise.all([l.udp.close().catch(() => undefined), closeTcp(l.tcp)])
+    l.batch?.close()
+    await Promise.all([l.udp?.close().catch(() => undefined), closeTcp(l.tcp)])
   }
 }

@@ -1,4 +1,4 @@
-/** The agent's --iptables flag: parsing as dockerd spells it, its conflict with --icc=false, and how status shows it. */
+/** The agent's flags: --iptables as dockerd spells it (its conflict with --icc=false, how status shows it), the DNS flags, key rotation, advertise addresses. */
 import t from 'tap'
 import { buildCli, firewallText } from '../../src/cli/main.js'
 import { advertiseAddrs, dnsTtl, iptablesEnabled, keyRotationMs } from '../../src/agent/main.js'
@@ -54,6 +54,13 @@ t.test('--dns-engine-clients and --dns-search: repeatable, passed on as given', 
   t.same(o.dnsEngineClients, ['172.17.0.0/16', 'fd00:17::/64'])
   t.same(o.dnsSearch, ['corp.example'])
   t.same((await agentOpts([])).dnsEngineClients, [], 'none by default: the engine\'s networks are strangers')
+})
+
+t.test('--dns-udp: auto (the default), batch or dgram; anything else refused', async (t) => {
+  t.equal((await agentOpts([])).dnsUdp, 'auto')
+  t.equal((await agentOpts(['--dns-udp', 'batch'])).dnsUdp, 'batch')
+  t.equal((await agentOpts(['--dns-udp', 'dgram'])).dnsUdp, 'dgram')
+  await t.rejects(agentOpts(['--dns-udp', 'fast']), /argument 'fast' is invalid. Allowed choices are auto, batch, dgram/)
 })
 
 t.test('--key-rotation-interval: whole seconds, at least a minute', async (t) => {

@@ -14,12 +14,15 @@ import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet'
 import { DEFAULT_CACHE } from '../../src/dns/cache.js'
-import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
+import { DnsServer, type DnsServerOptions, type UdpMode, type ListenAddress } from '../../src/dns/server.js'
 import { StaticRecordSource } from '../../src/dns/records.js'
 import type { DnsMetrics } from '../../src/dns/metrics.js'
 import { DEFAULT_TCP_LIMITS, type TcpStats } from '../../src/dns/tcp.js'
-import { datas, FakeClock, fakeUpstream, query, rcode, tcpAsk, udpAsk } from '../harness/dns.js'
+import { datas, FakeClock, fakeUpstream, query, rcode, tcpAsk, udpAsk, UDP_MODES } from '../harness/dns.js'
 import { until as untilChecked } from '../harness/until.js'
+
+/** The UDP transport of the servers `startServer` makes (each test runs over both; see UDP_MODES). */
+let udp: UdpMode = 'dgram'
 
 const SERVER_IP = '127.54.0.1'
 /** Every 127.54.10.x is a client on n1; anything else is a stranger. */
@@ -33,7 +36,7 @@ const until = (cond: () => boolean | Promise<boolean>): Promise<void> => untilCh
 async function startServer (t: Test, over: Partial<DnsServerOptions> = {}) {
   const timers = new FakeClock(0)
   const records = new StaticRecordSource([{ network: 'n1', name: 'web', aliases: [], ip: '10.1.0.2' }])
-  const server = new DnsServer({ records, clientNetworks, upstreams: { servers: [] }, tcpTimers: timers, ...over })
+  const server = new DnsServer({ udp, records, clientNetworks, upstreams: { servers: [] }, tcpTimers: timers, ...over })
   t.teardown(() => server.close())
   const [addr] = await server.listen([{ ip: SERVER_IP, port: 0 }])
   return { server, addr: addr!, timers }
@@ -182,6 +185,9 @@ async function startAgent (t: Test, upstream: string): Promise<{ pid: number, ad
     },
   }
 }
+
+for (const mode of UDP_MODES) t.test(`UDP through ${mode === 'auto' ? 'the batched addon' : 'node:dgram'}`, async (t) => {
+  udp = mode
 
 t.test('slow readers asking for 60 KiB forwarded answers: bounded queues, dropped; the agent stays small; others are answered', async (t) => {
   const upstream = await bigUpstream(t, '127.54.1.1')
@@ -423,4 +429,5 @@ t.test('spoofed upstream answers from another port or address never reach the fo
   }
   t.equal(up.seen.filter((s) => s.tcp).length, 0, 'the kernel dropped the forgeries (the socket is connected): no fallback needed')
   t.equal(rcode(await tcpAsk(addr, query('web'), client(1))), 'NOERROR')
+})
 })

@@ -9,10 +9,13 @@ import dnsPacket from 'dns-packet'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DnsServer, type DnsServerOptions } from '../../src/dns/server.js'
+import { DnsServer, type DnsServerOptions, type UdpMode } from '../../src/dns/server.js'
 import { StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
-import { datas, fakeUpstream, query, rcode, tcpAsk, udpDecoded, type FakeUpstream } from '../harness/dns.js'
+import { datas, fakeUpstream, query, rcode, tcpAsk, udpDecoded, type FakeUpstream, UDP_MODES } from '../harness/dns.js'
 import { untilValue } from '../harness/until.js'
+
+/** The UDP transport of the servers `startServer` makes (each test runs over both; see UDP_MODES). */
+let udp: UdpMode = 'dgram'
 
 const SERVER_IP = '127.53.0.1'
 const C1 = '127.53.10.1' // a client on n1
@@ -32,11 +35,14 @@ async function setup (t: Tap.Test, over: Partial<DnsServerOptions> = {}): Promis
   })
   t.teardown(() => up.close())
   const src = new StaticRecordSource(entries)
-  const server = new DnsServer({ records: src, clientNetworks: (ip) => clients[ip] ?? [], upstreams: { servers: [up.spec] }, searchDomains: ['corp.example', 'example.com'], ...over })
+  const server = new DnsServer({ udp, records: src, clientNetworks: (ip) => clients[ip] ?? [], upstreams: { servers: [up.spec] }, searchDomains: ['corp.example', 'example.com'], ...over })
   t.teardown(() => server.close())
   const [addr] = await server.listen([{ ip: SERVER_IP, port: 0 }])
   return { server, up, addr: addr!, src }
 }
+
+for (const mode of UDP_MODES) t.test(`UDP through ${mode === 'auto' ? 'the batched addon' : 'node:dgram'}`, async (t) => {
+  udp = mode
 
 t.test('a short name asked through the search list (ndots:1 order) never leaves the host', async (t) => {
   const { addr, up, server } = await setup(t)
@@ -125,4 +131,5 @@ t.test('UDP helpers answer search expansions themselves once they know the clien
   t.equal(server.helperDeferred(), before, 'none of 200 expansions was passed to the main process')
   t.equal(got.size, [...got.values()].filter((d) => JSON.stringify(d) === '["10.1.0.2"]').length, 'every answer right, from either reader')
   t.equal(up.seen.length, 0, 'none went upstream')
+})
 })

@@ -11,11 +11,14 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import dnsPacket, { type Packet, type RecordType } from 'dns-packet'
-import { DnsServer, type DnsServerOptions, type ListenAddress } from '../../src/dns/server.js'
+import { DnsServer, type DnsServerOptions, type UdpMode, type ListenAddress } from '../../src/dns/server.js'
 import { RecordSet, StaticRecordSource, type RecordEntry } from '../../src/dns/records.js'
 import { ResolvConfUpstreams, parseResolvConf, parseUpstream, resolvConfServers } from '../../src/dns/upstream.js'
-import { datas, deadPort, FakeClock, fakeUpstream, query, rcode, tcpAsk, udpAsk, udpDecoded } from '../harness/dns.js'
+import { datas, deadPort, FakeClock, fakeUpstream, query, rcode, tcpAsk, udpAsk, udpDecoded, UDP_MODES } from '../harness/dns.js'
 import { observe, until } from '../harness/until.js'
+
+/** The UDP transport of the servers `startServer` makes (each test runs over both; see UDP_MODES). */
+let udp: UdpMode = 'dgram'
 
 const SERVER_IP = '127.53.0.1'
 const C1 = '127.53.10.1' // a client on n1
@@ -45,13 +48,16 @@ function baseEntries (): RecordEntry[] {
 }
 
 async function startServer (t: Tap.Test, over: Partial<DnsServerOptions> = {}, src = new StaticRecordSource(baseEntries())) {
-  const server = new DnsServer({ records: src, clientNetworks, upstreams: { servers: [] }, ...over })
+  const server = new DnsServer({ udp, records: src, clientNetworks, upstreams: { servers: [] }, ...over })
   t.teardown(() => server.close())
   const [addr] = await server.listen([{ ip: SERVER_IP, port: 0 }])
   return { server, addr: addr!, src }
 }
 
 // ---------------------------------------------------------------- tests
+
+for (const mode of UDP_MODES) t.test(`UDP through ${mode === 'auto' ? 'the batched addon' : 'node:dgram'}`, async (t) => {
+  udp = mode
 
 t.test('A records for names, aliases and short ids; case and trailing dot', async (t) => {
   const { addr, server } = await startServer(t)
@@ -637,4 +643,5 @@ t.test('UDP helper processes on an IPv6 listener: IPv6 clients answered by both 
   server.clientsChanged()
   t.equal(rcode(await udpDecoded(addr6!, query('db', 'AAAA'), V6_CLIENT)), 'REFUSED', 'no longer a client: refused')
   t.equal(server.metrics.internalErrors, 0)
+})
 })

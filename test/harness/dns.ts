@@ -197,3 +197,10 @@ export class FakeClock {
     this.t = end
   }
 }
+
+/**
+ * The UDP transports the server tests run over (each file's tests once per mode):
+ * 'auto' is the batched addon (test/dns/batch.test.ts fails when it does not load;
+ * with UDP helpers it is `node:dgram`), 'dgram' is `node:dgram`.
+ */
+export const UDP_MODES = ['auto', 'dgram'] as const
