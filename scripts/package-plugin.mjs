@@ -7,7 +7,8 @@
 // rootfs: Debian 12 (debootstrap --variant=minbase) with ip, nft, iptables, conntrack and
 // wireguard-go from Debian's packages; the node binary given by --node (default: the one running
 // this script, which must be ≥ 20); /opt/ferry holds bin/, dist/ and the production dependencies
-// (`npm ci --omit=dev` from package-lock.json: netlink's shipped prebuild, nothing compiled).
+// (`npm ci --omit=dev --ignore-scripts` from package-lock.json: netlink's shipped prebuild, nothing compiled) and
+// the DNS addon this checkout's `npm ci` built (build/Release/ferry_udp_batch.node), when there is one.
 // The Debian base and the dependencies are cached under --cache, keyed by what they are made
 // from, so a second run only copies.
 import { execFileSync } from 'node:child_process'
@@ -94,6 +95,13 @@ chmodSync(join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755)
 const app = join(rootfs, 'opt', 'ferry')
 mkdirSync(app, { recursive: true })
 for (const d of ['bin', 'dist']) cpSync(join(REPO, d), join(app, d), { recursive: true })
+// The DNS server's batched UDP addon, built by `npm ci` in this checkout for the same node binary (--node must be
+// that Node.js's ABI): without it the plugin's DNS serves UDP through node:dgram and says so in its log.
+const addon = join(REPO, 'build', 'Release', 'ferry_udp_batch.node')
+if (existsSync(addon)) {
+  mkdirSync(join(app, 'build', 'Release'), { recursive: true })
+  copyFileSync(addon, join(app, 'build', 'Release', 'ferry_udp_batch.node'))
+} else say('the batched UDP addon is not built (build/Release/ferry_udp_batch.node): the plugin\'s DNS will use node:dgram')
 copyFileSync(join(REPO, 'package.json'), join(app, 'package.json'))
 cpSync(join(deps, 'node_modules'), join(app, 'node_modules'), { recursive: true })
 for (const d of ['run/docker/plugins', 'host/run', 'host/var/lib']) mkdirSync(join(rootfs, d), { recursive: true })
