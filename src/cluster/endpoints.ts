@@ -158,6 +158,14 @@ export class HashSlots {
     }
   }
 
+  /** Room for `n` values in all without growing (a grow re-inserts every value into cells twice as many). */
+  reserve (n: number): void {
+    if (n * 2 <= this.cells.length) return
+    let size = this.cells.length
+    while (size < n * 2) size *= 2
+    this.grow(size)
+  }
+
   private put (hash: number, value: number): void {
     const mask = this.cells.length - 1
     let i = hash & mask
@@ -165,9 +173,9 @@ export class HashSlots {
     this.cells[i] = value
   }
 
-  private grow (): void {
+  private grow (size = this.cells.length * 2): void {
     const cells = this.cells
-    this.cells = new Int32Array(cells.length * 2).fill(-1)
+    this.cells = new Int32Array(size).fill(-1)
     for (const c of cells) if (c !== -1) this.put(this.hashOf(c), c)
   }
 }
@@ -274,6 +282,7 @@ export class EndpointTable {
    * full plan's peers this way (at 100,000, no record made and packed again per peer).
    */
   copyRows (from: EndpointTable): void {
+    this.reserve(this.size + from.size, this.byAddr.size + from.byAddr.size)
     for (const s of from.slotOf.values()) {
       const h = from.host[s] ?? 0
       const slot = this.newRow(from.ids[s] ?? '', from.hosts.hostIds[h] ?? '', from.hosts.vteps[h] ?? '')
@@ -443,6 +452,16 @@ export class EndpointTable {
   private macEquals (slot: number): boolean {
     for (let i = 0; i < MAC; i++) if (this.macs[slot * MAC + i] !== this.probe[i]) return false
     return true
+  }
+
+  /**
+   * Make room for `rows` rows in all, columns and indexes (a caller that knows how many are coming: no
+   * doubling of each on the way, which holds the old and the new copy at once).
+   */
+  reserve (rows: number, addresses = rows): void {
+    if (rows > this.host.length) this.grow(rows)
+    this.byAddr.reserve(addresses)
+    this.byMac.reserve(rows)
   }
 
   private grow (rows: number): void {

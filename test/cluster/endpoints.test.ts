@@ -99,6 +99,21 @@ t.test('copyRows: every row of another table as set, without names and other fie
   t.same(from.get('e3'), extra, 'the source is left as it was')
 })
 
+t.test('copyRows sizes the columns for the rows coming at once (no doubling on the way), indexes exact', async (t) => {
+  const from = new EndpointTable()
+  for (let i = 0; i < 1000; i++) from.set(i % 10 === 0 ? ep(i, { ip6: `fd00:30::${i.toString(16)}` }) : ep(i))
+  t.equal(from.capacity, 1024, 'set alone grows by doubling')
+  const to = new EndpointTable()
+  to.copyRows(from)
+  t.equal(to.capacity, 1000, 'one allocation of exactly the rows copied')
+  let bad = 0
+  for (const e of from.values()) {
+    const s = to.slot(e.endpointId)
+    if (to.slotWithIp(e.ip) !== s || (e.ip6 !== undefined && to.slotWithIp(e.ip6) !== s) || !to.slotsWithMac(e.mac).includes(s)) bad++
+  }
+  t.equal(bad, 0, 'every row found by its addresses and MAC')
+})
+
 t.test('at scale: 20,000 rows set, half deleted, slots reused; every lookup agrees with a plain map', async (t) => {
   const tb = new EndpointTable()
   const model = new Map<string, ClusterEndpoint>()
