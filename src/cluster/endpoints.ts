@@ -491,7 +491,11 @@ export class ClaimMarks {
 
   constructor (readonly table: EndpointTable) {}
 
-  /** A claim as read (a later copy of an address replaces a waiting earlier one; one that does not parse holds nothing). */
+  /**
+   * A claim as read (one that does not parse holds nothing). A claim read twice (HSCAN may return a field
+   * again, changed meanwhile) counts for each copy it matched, where the map of before kept the last: the
+   * changes made during the read are applied after it (PeerSync), which settles such an address.
+   */
   claim (ip: string, endpointId: string): void {
     const t = this.table
     const f = packIp(ip, this.scratch, 0)
