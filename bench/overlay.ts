@@ -28,6 +28,8 @@
  *       planner the agent runs per change (PeerPlanner.upsert among N peers);
  *    d. the agent's RSS (VmRSS, and its peak VmHWM) with every peer programmed,
  *       and Redis' memory per endpoint (INFO used_memory before and after the seed);
+ *       the agent runs node with its shipped flags (src/install/node-flags.ts), or
+ *       with `--agent-node-args '…'` ('' for V8's defaults);
  *    e. a Redis restart that keeps the data (SAVE, kill -9, start from the dump):
  *       from the kill to the agent's full reconcile after its full read (its
  *       debug log), and every peer still programmed; then, `--hold S` seconds
@@ -102,6 +104,7 @@ import { freePort, redisServer, type RedisServer } from '../test/harness/redis.j
 import { execFile } from '../src/kernel/exec.js'
 import { SCRIPTS } from '../src/cluster/lua.js'
 import { RedisClusterStore } from '../src/cluster/redis.js'
+import { AGENT_NODE_FLAGS } from '../src/install/node-flags.js'
 import { PeerPlanner, VXLAN_OFFLOADS, overlayDevices, type RemotePeer } from '../src/vxlan/plan.js'
 import { firstEvents, lostEndpoints, parseSwitchMaster, sentinelEventReader, writesAgainAfter, type SentinelEvent, type WriteOp } from './failover.js'
 import { PluginClient, argInt, engineId, load, median, ms, pairedRatio, pairedText, quantile, roundOrder, runBench, section, table, timed, type Teardowns } from './lib.js'
@@ -117,8 +120,12 @@ const GC_PROBE = pathToFileURL(joinPath(dirname(SELF), 'agent-gc-probe.mjs')).hr
 
 const CONTAINERS = argInt('containers', 50)
 const SIZES = (argValue('sizes') ?? '10,1000,10000,100000').split(',').map(Number)
-/** `--agent-node-args "--max-semi-space-size=2 …"`: V8 flags for the scale phase's agent (space-separated). */
-const AGENT_NODE_ARGS = (argValue('agent-node-args') ?? '').split(' ').filter((a) => a !== '')
+/**
+ * `--agent-node-args "--max-semi-space-size=2 …"`: V8 flags for the scale phase's agent (space-separated; '' for V8's
+ * defaults). By default the agent's shipped ones (src/install/node-flags.ts): the harness starts `node bin/ferry`, which
+ * does not read bin/ferry's `#!` line.
+ */
+const AGENT_NODE_ARGS = (argValue('agent-node-args') ?? AGENT_NODE_FLAGS.join(' ')).split(' ').filter((a) => a !== '')
 /** `--hold S`: seconds the scale phase's agent is left to run after the Redis restart before its last memory reading (its periodic full reconcile comes every 60 s). */
 const HOLD_S = argInt('hold', 0)
 /** Endpoints per fake host, and at most this many fake hosts. */

@@ -64,6 +64,8 @@ export interface RawOverlay { definition: Record<string, unknown>, hosts: string
 export interface RawSnapshot { rev: number, time: number, hosts: Array<Record<string, unknown>>, overlays: RawOverlay[] }
 /** Receives one page of an overlay's endpoints during a snapshot (ClusterBackend.snapshot). */
 export type EndpointPages = (definition: Record<string, unknown>, page: RawEndpoint[]) => void
+/** Receives one page of an overlay's address claims, [address, endpoint id] as read, during a snapshot (ClusterBackend.snapshot). */
+export type ClaimPages = (definition: Record<string, unknown>, page: Array<[string, unknown]>) => void
 
 /** An allocation step: an address, or none yet after `probes` addresses looked at (call again). */
 export interface AllocationStep { ip?: string, probes: number }
@@ -120,9 +122,11 @@ export interface ClusterBackend {
    * each page to it as it arrives (with the overlay's definition as read) and keeps none of
    * them (its `endpoints` are then the ones it did not hand over): the caller checks a page
    * and lets its raw text go, instead of holding every endpoint's text until the end. A
-   * page may repeat an endpoint an earlier one had (the later one is the newer).
+   * page may repeat an endpoint an earlier one had (the later one is the newer). With
+   * `onClaims` too, the same for the overlay's address claims (its `claims` are then the ones
+   * it did not hand over).
    */
-  snapshot (onPage?: EndpointPages): Promise<RawSnapshot>
+  snapshot (onPage?: EndpointPages, onClaims?: ClaimPages): Promise<RawSnapshot>
   overlay (name: string): Promise<Record<string, unknown> | undefined>
   /** The overlay's definition (to check addresses against) and its endpoints. */
   endpoints (overlay: string): Promise<{ definition?: Record<string, unknown>, endpoints: RawEndpoint[] }>

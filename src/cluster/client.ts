@@ -31,7 +31,7 @@ import { VERSION } from '../version.js'
 import { ALLOCATION_SCAN_LIMIT, type BackendListener, type ClusterBackend, type HostKeep, type HostRegistration, type RawEndpoint } from './backend.js'
 import type { ClusterKey } from './key.js'
 import { RejectCounter, type RejectKind } from './rejects.js'
-import { EndpointTable } from './endpoints.js'
+import { ClaimMarks, EndpointTable } from './endpoints.js'
 import { ChangeTrail, TRAIL_LENGTH } from './trail.js'
 import type {
   ClusterEndpoint, ClusterEvent, ClusterHandler, ClusterSnapshot, ClusterState, ClusterStatus, ClusterStore,
@@ -145,12 +145,15 @@ function withKnownNames (ep: EndpointPublication, known: Pick<EndpointPublicatio
 }
 
 /**
- * An overlay of a snapshot whose endpoints are the packed table as read: `endpoints` is made
- * from it (sorted by id) only when a reader asks for it; PeerSync takes `packed` itself.
+ * An overlay of a snapshot whose endpoints are the packed table as read, its claims checked
+ * against it as they were read: `endpoints` (sorted by id) and `claims` are made from them only
+ * when a reader asks for them; PeerSync takes `packed` and `claimed` themselves.
  */
-function packedOverlay (o: Omit<OverlaySnapshot, 'endpoints' | 'packed'>, packed: EndpointTable): OverlaySnapshot {
-  const out = { ...o, packed } as OverlaySnapshot
+function packedOverlay (o: Omit<OverlaySnapshot, 'endpoints' | 'packed' | 'claims' | 'claimed'>, marks: ClaimMarks): OverlaySnapshot {
+  const packed = marks.table
+  const out = { ...o, packed, claimed: marks.counts() } as OverlaySnapshot
   Object.defineProperty(out, 'endpoints', { enumerable: true, configurable: true, get: () => [...packed.values()].sort(byEndpointId) })
+  Object.defineProperty(out, 'claims', { enumerable: true, configurable: true, get: () => [...marks.claims()] })
   return out
 }
 
@@ -816,32 +819,40 @@ export class ClusterClient implements ClusterStore {
     // and packed into a compact table (src/cluster/endpoints.ts: no object per endpoint is kept),
     // each definition once (its refusal counted once) however many pages it has.
     let defs = new Map<Record<string, unknown>, OverlayDefinition | undefined>()
-    let read = new Map<Record<string, unknown>, EndpointTable>()
+    let read = new Map<Record<string, unknown>, ClaimMarks>()
     const definition = (raw: Record<string, unknown>): OverlayDefinition | undefined => {
       if (!defs.has(raw)) defs.set(raw, this.accept('overlay', String(raw.name).slice(0, 64), readOverlayDefinition(raw, this.key), raw))
       return defs.get(raw)
     }
+    const marksOf = (raw: Record<string, unknown>): ClaimMarks => {
+      let m = read.get(raw)
+      if (!m) { m = new ClaimMarks(new EndpointTable()); read.set(raw, m) }
+      return m
+    }
     const onPage = (raw: Record<string, unknown>, page: RawEndpoint[]): void => {
       const def = definition(raw)
       if (!def) return
-      let m = read.get(raw)
-      if (!m) { m = new EndpointTable(); read.set(raw, m) }
+      const m = marksOf(raw)
       // A page that repeats an endpoint has the newer copy.
       for (const e of this.readEndpoints(def.name, def, page, false)) m.set(e)
     }
-    const raw = await this.call(() => { defs = new Map(); read = new Map(); return this.backend.snapshot(onPage) })
+    // The claims are checked against the table as they come (ClaimMarks): no list of them.
+    const onClaims = (raw: Record<string, unknown>, page: Array<[string, unknown]>): void => {
+      if (!definition(raw)) return
+      const m = marksOf(raw)
+      for (const [ip, id] of page) if (typeof ip === 'string' && typeof id === 'string') m.claim(ip, id)
+    }
+    const raw = await this.call(() => { defs = new Map(); read = new Map(); return this.backend.snapshot(onPage, onClaims) })
     const snap: ClusterSnapshot = { rev: raw.rev, time: raw.time, hosts: this.readHosts(raw.hosts), overlays: [] }
     for (const o of raw.overlays) {
       const def = definition(o.definition)
       if (!def) continue
-      const packed = read.get(o.definition) ?? new EndpointTable()
+      const marks = marksOf(o.definition)
       read.delete(o.definition)
-      for (const e of this.readEndpoints(def.name, def, o.endpoints, false)) packed.set(e)
-      snap.overlays.push(packedOverlay({
-        definition: def,
-        hosts: o.hosts.filter((h) => typeof h === 'string').sort(),
-        claims: o.claims.filter((c) => typeof c.ip === 'string' && typeof c.endpointId === 'string'),
-      }, packed))
+      // What a backend did not hand over page by page: its endpoints first, then its claims.
+      for (const e of this.readEndpoints(def.name, def, o.endpoints, false)) marks.set(e)
+      for (const c of o.claims) if (typeof c.ip === 'string' && typeof c.endpointId === 'string') marks.claim(c.ip, c.endpointId)
+      snap.overlays.push(packedOverlay({ definition: def, hosts: o.hosts.filter((h) => typeof h === 'string').sort() }, marks))
     }
     return snap
   }

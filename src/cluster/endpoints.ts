@@ -158,6 +158,14 @@ export class HashSlots {
     }
   }
 
+  /** Room for `n` values in all without growing (a grow re-inserts every value into cells twice as many). */
+  reserve (n: number): void {
+    if (n * 2 <= this.cells.length) return
+    let size = this.cells.length
+    while (size < n * 2) size *= 2
+    this.grow(size)
+  }
+
   private put (hash: number, value: number): void {
     const mask = this.cells.length - 1
     let i = hash & mask
@@ -165,9 +173,9 @@ export class HashSlots {
     this.cells[i] = value
   }
 
-  private grow (): void {
+  private grow (size = this.cells.length * 2): void {
     const cells = this.cells
-    this.cells = new Int32Array(cells.length * 2).fill(-1)
+    this.cells = new Int32Array(size).fill(-1)
     for (const c of cells) if (c !== -1) this.put(this.hashOf(c), c)
   }
 }
@@ -274,6 +282,7 @@ export class EndpointTable {
    * full plan's peers this way (at 100,000, no record made and packed again per peer).
    */
   copyRows (from: EndpointTable): void {
+    this.reserve(this.size + from.size, this.byAddr.size + from.byAddr.size)
     for (const s of from.slotOf.values()) {
       const h = from.host[s] ?? 0
       const slot = this.newRow(from.ids[s] ?? '', from.hosts.hostIds[h] ?? '', from.hosts.vteps[h] ?? '')
@@ -373,10 +382,23 @@ export class EndpointTable {
 
   /** The rows holding `ip` (as their `ip` or `ip6`). */
   slotsWithIp (ip: string): number[] {
+    return this.addrKeysWithIp(ip).map((k) => k >> 1)
+  }
+
+  /** The addresses equal to `ip`, each as its row times 2 plus which of the row's two it is (0: `ip`, 1: `ip6`). */
+  addrKeysWithIp (ip: string): number[] {
     const f = packIp(ip, this.probe, 0)
-    if (f === 0) return []
-    const hash = hashBytes(this.probe, 0, ADDR, f)
-    return this.byAddr.all(hash, (k) => this.addrEquals(k, f)).map((k) => k >> 1)
+    return f === 0 ? [] : this.addrKeysProbed(f)
+  }
+
+  /** `addrKeysWithIp` of an address of family `f` packed at the start of `b` (as packIp packs it). */
+  addrKeysWithPacked (f: Family, b: Uint8Array): number[] {
+    this.probe.set(b.subarray(0, ADDR))
+    return this.addrKeysProbed(f)
+  }
+
+  private addrKeysProbed (f: Family): number[] {
+    return this.byAddr.all(hashBytes(this.probe, 0, ADDR, f), (k) => this.addrEquals(k, f))
   }
 
   /** A row holding `ip` (-1: none). */
@@ -432,11 +454,117 @@ export class EndpointTable {
     return true
   }
 
+  /**
+   * Make room for `rows` rows in all, columns and indexes (a caller that knows how many are coming: no
+   * doubling of each on the way, which holds the old and the new copy at once).
+   */
+  reserve (rows: number, addresses = rows): void {
+    if (rows > this.host.length) this.grow(rows)
+    this.byAddr.reserve(addresses)
+    this.byMac.reserve(rows)
+  }
+
   private grow (rows: number): void {
     const host = new Uint32Array(rows); host.set(this.host); this.host = host
     const addrs = new Uint8Array(rows * ADDR); addrs.set(this.addrs); this.addrs = addrs
     if (this.addrs6) { const addrs6 = new Uint8Array(rows * ADDR); addrs6.set(this.addrs6); this.addrs6 = addrs6 }
     const fams = new Uint8Array(rows * 2); fams.set(this.fams); this.fams = fams
     const macs = new Uint8Array(rows * MAC); macs.set(this.macs); this.macs = macs
+  }
+}
+
+/**
+ * The address claims of a full read, checked against the table its endpoints are packed into as
+ * both arrive (the two hashes are read at once, in pages): a claim of an address that a row of the
+ * same endpoint holds marks that address of the row at once; any other claim waits, by its
+ * canonical address, for a row that takes it. No list or map of every claim is kept (at 100,000
+ * endpoints, ~15 MiB during a full read): at the end, a row whose addresses are all marked is
+ * claimed by its own endpoint, and the map holds only the claims no row took (addresses claimed by
+ * an endpoint that is not in the table, or by another than the row that holds them).
+ */
+export class ClaimMarks {
+  /** Per row: bit 0, its `ip` claimed by its own endpoint; bit 1, its `ip6`. */
+  private marks = new Uint8Array(0)
+  /** Claims no row took (yet): canonical address → endpoint id. */
+  readonly unmatched = new Map<string, string>()
+  private readonly scratch = new Uint8Array(ADDR)
+
+  constructor (readonly table: EndpointTable) {}
+
+  /**
+   * A claim as read (one that does not parse holds nothing). A claim read twice (HSCAN may return a field
+   * again, changed meanwhile) counts for each copy it matched, where the map of before kept the last: the
+   * changes made during the read are applied after it (PeerSync), which settles such an address.
+   */
+  claim (ip: string, endpointId: string): void {
+    const t = this.table
+    const f = packIp(ip, this.scratch, 0)
+    if (f === 0) return
+    for (const k of t.addrKeysWithPacked(f, this.scratch)) {
+      if (t.endpointId(k >> 1) === endpointId) { this.mark(k >> 1, k & 1); return }
+    }
+    this.unmatched.set(unpackIp(f, this.scratch, 0), endpointId)
+  }
+
+  /**
+   * Add or replace the endpoint's row (EndpointTable.set; false: it did not pack); its addresses take
+   * the claims waiting for them. The claims a replaced row had taken wait again.
+   */
+  set (e: ClusterEndpoint): boolean {
+    const t = this.table
+    const old = t.slot(e.endpointId)
+    if (old >= 0) {
+      for (const which of [0, 1] as const) if (((this.marks[old] ?? 0) >> which) & 1) this.unmatched.set(this.ipOf(old, which), e.endpointId)
+      this.marks[old] = 0
+    }
+    const ok = t.set(e)
+    // Refused, the old row stays: it takes its claims back.
+    const slot = t.slot(e.endpointId)
+    if (slot >= 0) this.take(slot, ok ? e : undefined)
+    return ok
+  }
+
+  /** Per row of the table, how many of its addresses its own endpoint's claims cover (0, 1 or 2). */
+  counts (): Uint8Array {
+    const out = new Uint8Array(this.table.capacity)
+    for (const slot of this.table.slots()) { const m = this.marks[slot] ?? 0; out[slot] = (m & 1) + ((m >> 1) & 1) }
+    return out
+  }
+
+  /** Every claim read: the rows' own (their addresses, canonical) and the ones no row took. */
+  * claims (): Generator<{ ip: string, endpointId: string }> {
+    const t = this.table
+    for (const slot of t.slots()) {
+      const m = this.marks[slot] ?? 0
+      for (const which of [0, 1] as const) if ((m >> which) & 1) yield { ip: this.ipOf(slot, which), endpointId: t.endpointId(slot) }
+    }
+    for (const [ip, endpointId] of this.unmatched) yield { ip, endpointId }
+  }
+
+  /**
+   * The claims waiting for row `slot`'s addresses (its own endpoint's), taken. `e`: the record the row
+   * was just set from, whose addresses are the row's text when canonical (as the store's client
+   * gives them: it refuses a stored address that is not), so no text is made per row.
+   */
+  private take (slot: number, e?: ClusterEndpoint): void {
+    const t = this.table
+    if (slot < this.marks.length) this.marks[slot] = 0
+    if (this.unmatched.size === 0) return
+    for (const which of [0, 1] as const) {
+      if (t.family(slot, which) === 0) continue
+      const ip = (which === 0 ? e?.ip : e?.ip6) ?? this.ipOf(slot, which)
+      if (this.unmatched.get(ip) !== t.endpointId(slot)) continue
+      this.unmatched.delete(ip)
+      this.mark(slot, which)
+    }
+  }
+
+  private ipOf (slot: number, which: 0 | 1): string {
+    return which === 0 ? this.table.ip(slot) : this.table.ip6(slot) ?? ''
+  }
+
+  private mark (slot: number, which: number): void {
+    if (slot >= this.marks.length) { const m = new Uint8Array(this.table.capacity); m.set(this.marks); this.marks = m }
+    this.marks[slot] = (this.marks[slot] ?? 0) | (1 << which)
   }
 }

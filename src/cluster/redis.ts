@@ -15,7 +15,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors/errors.js'
 import { parseCidr, type Family } from '../util/ip.js'
 import { VNI_AUTO_MIN, VNI_MAX } from './backend.js'
-import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, EndpointPages, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
+import type { AllocationStep, BackendListener, ClusterBackend, HostKeep, HostRegistration, ClaimPages, EndpointPages, RawEndpoint, RawSnapshot, VniMode } from './backend.js'
 import { ClusterClient, type ClusterClientOptions } from './client.js'
 import { SCRIPTS, type LuaScript } from './lua.js'
 import { parseClusterUrl, parseSwitchMaster, type ClusterUrl, type MasterSwitch } from './url.js'
@@ -497,7 +497,7 @@ export class RedisBackend implements ClusterBackend {
     return `${this.prefix}overlay:${overlay}`
   }
 
-  async snapshot (onPage?: EndpointPages): Promise<RawSnapshot> {
+  async snapshot (onPage?: EndpointPages, onClaims?: ClaimPages): Promise<RawSnapshot> {
     const r = list(await this.run(SCRIPTS.snapshot, []))
     const overlays: RawSnapshot['overlays'] = []
     for (const row of list(r[3])) {
@@ -506,9 +506,11 @@ export class RedisBackend implements ClusterBackend {
       const key = this.okey(str(definition.name))
       // The two hashes are paged at once: their HSCANs interleave on the connection (half the round trips' wait).
       const pages = onPage && ((page: Array<[string, unknown]>): void => onPage(definition, page.map(([id, raw]) => ({ id, raw }))))
-      // The claims go page by page into one map (the last copy of an address kept), made into the list at the end.
+      // The claims go page by page to the caller, or into one map (the last copy of an address kept), made into the list at the end.
       const claims = new Map<string, string>()
-      const claimPage = (page: Array<[string, unknown]>): void => { for (const [ip, id] of page) claims.set(ip, str(id)) }
+      const claimPage = onClaims
+        ? (page: Array<[string, unknown]>): void => onClaims(definition, page)
+        : (page: Array<[string, unknown]>): void => { for (const [ip, id] of page) claims.set(ip, str(id)) }
       const [eps] = await Promise.all([this.scanHash(`${key}:eps`, pages), this.scanHash(`${key}:claims`, claimPage)])
       overlays.push({
         definition,

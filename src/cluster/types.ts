@@ -127,6 +127,11 @@ export interface OverlaySnapshot {
    * An endpoint whose address is claimed by another one is not used.
    */
   claims: Array<{ ip: string, endpointId: string }>
+  /**
+   * With `packed`, when the store's client checked the claims against it as it read them: per row,
+   * how many of its addresses its own endpoint's claims cover (`claims` is then made only if read).
+   */
+  claimed?: Uint8Array
 }
 
 /** A consistent read of everything, with the revision it reflects. */

@@ -692,9 +692,10 @@ export class PeerSync {
       // the endpoints refused here (each made into a record one at a time): no second copy, no array.
       const m = o.packed ?? new EndpointTable()
       if (!o.packed) for (const e of o.endpoints) m.set(e)
-      // The claims are counted per row (no map of 100,000 addresses): a row holds as many claims as it has addresses.
-      const held = new Uint8Array(m.capacity)
-      for (const c of o.claims) for (const slot of m.slotsWithIp(c.ip)) if (m.endpointId(slot) === c.endpointId) held[slot] = (held[slot] ?? 0) + 1
+      // The claims are counted per row (no map of 100,000 addresses): a row holds as many claims as it has addresses
+      // (counted by the store's client as it read them, when it packed the table).
+      const held = o.packed && o.claimed ? o.claimed : new Uint8Array(m.capacity)
+      if (held !== o.claimed) for (const c of o.claims) for (const slot of m.slotsWithIp(c.ip)) if (m.endpointId(slot) === c.endpointId) held[slot] = (held[slot] ?? 0) + 1
       let claims: Map<string, string> | undefined
       const gone: string[] = []
       for (const slot of m.slots()) {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { isDeepStrictEqual } from 'node:util'
-import { EndpointTable, HashSlots, packIp, packMac, unpackIp, unpackMac } from '../../src/cluster/endpoints.js'
+import { ClaimMarks, EndpointTable, HashSlots, packIp, packMac, unpackIp, unpackMac } from '../../src/cluster/endpoints.js'
 import type { ClusterEndpoint } from '../../src/cluster/types.js'
 
 const ep = (i: number, more: Partial<ClusterEndpoint> = {}): ClusterEndpoint => ({
@@ -99,6 +99,21 @@ t.test('copyRows: every row of another table as set, without names and other fie
   t.same(from.get('e3'), extra, 'the source is left as it was')
 })
 
+t.test('copyRows sizes the columns for the rows coming at once (no doubling on the way), indexes exact', async (t) => {
+  const from = new EndpointTable()
+  for (let i = 0; i < 1000; i++) from.set(i % 10 === 0 ? ep(i, { ip6: `fd00:30::${i.toString(16)}` }) : ep(i))
+  t.equal(from.capacity, 1024, 'set alone grows by doubling')
+  const to = new EndpointTable()
+  to.copyRows(from)
+  t.equal(to.capacity, 1000, 'one allocation of exactly the rows copied')
+  let bad = 0
+  for (const e of from.values()) {
+    const s = to.slot(e.endpointId)
+    if (to.slotWithIp(e.ip) !== s || (e.ip6 !== undefined && to.slotWithIp(e.ip6) !== s) || !to.slotsWithMac(e.mac).includes(s)) bad++
+  }
+  t.equal(bad, 0, 'every row found by its addresses and MAC')
+})
+
 t.test('at scale: 20,000 rows set, half deleted, slots reused; every lookup agrees with a plain map', async (t) => {
   const tb = new EndpointTable()
   const model = new Map<string, ClusterEndpoint>()
@@ -131,4 +146,65 @@ t.test('HashSlots: colliding hashes, deletes inside a run and across the wrap ke
   for (let v = 0; v < 200; v += 3) if (h.find(hash(v), (x) => x === v) !== -1) missing++
   t.equal(missing, 0)
   t.same(h.all(15, (x) => x % 7 === 0).sort((a, b) => a - b), [...live].filter((v) => v % 7 === 0).sort((a, b) => a - b))
+})
+
+/** Per row, its addresses claimed by its own endpoint, counted from the whole list (as PeerSync did before the claims were checked as read). */
+function countsOf (tb: EndpointTable, claims: ReadonlyArray<{ ip: string, endpointId: string }>): Uint8Array {
+  const last = new Map(claims.map((c) => [c.ip, c.endpointId]))
+  const held = new Uint8Array(tb.capacity)
+  for (const [ip, id] of last) for (const slot of tb.slotsWithIp(ip)) if (tb.endpointId(slot) === id) held[slot] = (held[slot] ?? 0) + 1
+  return held
+}
+
+t.test('ClaimMarks: claims checked as rows and claims arrive in any order count as the whole list would', async (t) => {
+  const rows = [ep(1), ep(2, { ip6: 'fd00:30::2' }), ep(3), ep(4), ep(5, { ip6: 'fd00:30::5' })]
+  const claims = [
+    { ip: '10.30.0.1', endpointId: 'e1' },
+    { ip: '10.30.0.2', endpointId: 'e2' }, { ip: 'FD00:30:0::2', endpointId: 'e2' }, // another spelling
+    { ip: '10.30.0.3', endpointId: 'e9' }, // held by another endpoint
+    { ip: '10.30.0.5', endpointId: 'e5' }, // e5's IPv6 address has no claim
+    { ip: '10.30.0.77', endpointId: 'e77' }, // no row
+  ]
+  // Every interleaving of rows and claims (in their own order) that a paged read of the two hashes could give, and some more.
+  for (let seed = 0; seed < 200; seed++) {
+    const marks = new ClaimMarks(new EndpointTable())
+    let r = 0
+    let c = 0
+    let x = seed * 7919 + 1
+    while (r < rows.length || c < claims.length) {
+      x = (x * 1103515245 + 12345) % 2147483648
+      if (c >= claims.length || (r < rows.length && x % 2 === 0)) t.ok(marks.set(rows[r++]!))
+      else { const cl = claims[c++]!; marks.claim(cl.ip, cl.endpointId) }
+    }
+    const tb = marks.table
+    const want = countsOf(tb, claims)
+    if (!isDeepStrictEqual(marks.counts(), want)) { t.same(marks.counts(), want, `seed ${seed}`); return }
+    const got = [...marks.claims()].sort((a, b) => a.ip < b.ip ? -1 : 1)
+    if (!isDeepStrictEqual(got, [
+      { ip: '10.30.0.1', endpointId: 'e1' }, { ip: '10.30.0.2', endpointId: 'e2' }, { ip: '10.30.0.3', endpointId: 'e9' },
+      { ip: '10.30.0.5', endpointId: 'e5' }, { ip: '10.30.0.77', endpointId: 'e77' }, { ip: 'fd00:30::2', endpointId: 'e2' },
+    ])) { t.same(got, [], `claims, seed ${seed}`); return }
+  }
+  const marks = new ClaimMarks(new EndpointTable())
+  for (const e of rows) marks.set(e)
+  for (const c of claims) marks.claim(c.ip, c.endpointId)
+  const tb = marks.table
+  t.same([...tb.slots()].map((s) => [tb.endpointId(s), marks.counts()[s]]), [['e1', 1], ['e2', 2], ['e3', 0], ['e4', 0], ['e5', 1]], 'counts per row')
+  t.same([...marks.unmatched], [['10.30.0.3', 'e9'], ['10.30.0.77', 'e77']], 'only the claims no row took are kept apart')
+})
+
+t.test('ClaimMarks: a row read again (a page repeating it) gives back the claims it had and takes them again at its new addresses', async (t) => {
+  const marks = new ClaimMarks(new EndpointTable())
+  marks.set(ep(2, { ip6: 'fd00:30::2' }))
+  marks.claim('10.30.0.2', 'e2')
+  marks.claim('fd00:30::2', 'e2')
+  marks.set(ep(2, { ip6: 'fd00:30::2' }))
+  t.equal(marks.counts()[marks.table.slot('e2')], 2, 'the same row again: both claims kept')
+  marks.set(ep(2, { ip: '10.30.0.9' }))
+  t.equal(marks.counts()[marks.table.slot('e2')], 0, 'moved to addresses it has no claim of')
+  t.same([...marks.unmatched].sort(), [['10.30.0.2', 'e2'], ['fd00:30::2', 'e2']], 'its old claims wait again')
+  t.notOk(marks.set(ep(2, { ip: 'x' })), 'a copy that does not pack is refused')
+  marks.set(ep(2, { ip6: 'fd00:30::2' }))
+  t.equal(marks.counts()[marks.table.slot('e2')], 2, 'back at its claimed addresses: taken again')
+  t.equal(marks.unmatched.size, 0)
 })
