@@ -67,18 +67,10 @@ export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause
   const fulls: FullLine[] = []
   const repairs: FullLine[] = []
   for (const line of log.split('\n')) {
-    if (line.includes('"overlay repair"')) {
-      try {
-        const o = JSON.parse(line) as { time: string, readMs: number, diffMs: number, lockWaitMs: number, lockedMs: number }
-        repairs.push({ endAt: Date.parse(o.time), ms: o.readMs + o.diffMs + o.lockWaitMs + o.lockedMs, readMs: o.readMs })
-      } catch { /* not JSON */ }
-      continue
-    }
-    if (line.includes('"overlay full reconcile"')) {
-      try {
-        const o = JSON.parse(line) as { time: string, readMs: number, planMs: number, diffMs: number, applyMs: number }
-        fulls.push({ endAt: Date.parse(o.time), ms: o.readMs + o.planMs + o.diffMs + o.applyMs, readMs: o.readMs })
-      } catch { /* not JSON */ }
+    const full = line.includes('"overlay full reconcile"')
+    if (full || line.includes('"overlay repair"')) {
+      const span = spanOf(line, full ? ['readMs', 'planMs', 'diffMs', 'applyMs'] : ['readMs', 'diffMs', 'lockWaitMs', 'lockedMs'])
+      if (span) (full ? fulls : repairs).push(span)
       continue
     }
     if (line.startsWith('{"probe":"gc"')) {
@@ -95,6 +87,16 @@ export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause
     } catch { /* not JSON */ }
   }
   return { deltas, gcs, fulls, repairs }
+}
+
+/** A full reconcile's or a repair's debug line: when it ended (its time), the sum of its `parts` and its kernel read, ms. */
+function spanOf (line: string, parts: readonly string[]): FullLine | undefined {
+  try {
+    const o = JSON.parse(line) as Record<string, unknown>
+    return { endAt: Date.parse(String(o.time)), ms: parts.reduce((sum, k) => sum + Number(o[k]), 0), readMs: Number(o.readMs) }
+  } catch {
+    return undefined // not JSON
+  }
 }
 
 /** The overlap in ms of [a0, a1] and [b0, b1]. */
