@@ -53,22 +53,24 @@ export interface ChangeAccount {
   matched: boolean
   /** A full reconcile of the agent that ran during the change (its ms, its kernel read's), which the change waited behind. */
   behind?: { ms: number, readMs: number }
+  /** A periodic repair of the agent that ran during the change (outside the lock: the change need not wait for it, but shares the thread). */
+  during?: { ms: number, readMs: number }
 }
 
 /** A full reconcile of the agent (its debug line): when it ended (unix ms) and its parts, ms. */
 export interface FullLine { endAt: number, ms: number, readMs: number }
 
-/** The agent's delta lines, full reconciles and GC pauses in `log` (its lines are JSON; others are skipped). */
-export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause[], fulls: FullLine[] } {
+/** The agent's delta lines, full reconciles, periodic repairs and GC pauses in `log` (its lines are JSON; others are skipped). */
+export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause[], fulls: FullLine[], repairs: FullLine[] } {
   const deltas: DeltaLine[] = []
   const gcs: GcPause[] = []
   const fulls: FullLine[] = []
+  const repairs: FullLine[] = []
   for (const line of log.split('\n')) {
-    if (line.includes('"overlay full reconcile"')) {
-      try {
-        const o = JSON.parse(line) as { time: string, readMs: number, planMs: number, diffMs: number, applyMs: number }
-        fulls.push({ endAt: Date.parse(o.time), ms: o.readMs + o.planMs + o.diffMs + o.applyMs, readMs: o.readMs })
-      } catch { /* not JSON */ }
+    const full = line.includes('"overlay full reconcile"')
+    if (full || line.includes('"overlay repair"')) {
+      const span = spanOf(line, full ? ['readMs', 'planMs', 'diffMs', 'applyMs'] : ['readMs', 'diffMs', 'lockWaitMs', 'lockedMs'])
+      if (span) (full ? fulls : repairs).push(span)
       continue
     }
     if (line.startsWith('{"probe":"gc"')) {
@@ -84,7 +86,17 @@ export function parseAgentLog (log: string): { deltas: DeltaLine[], gcs: GcPause
       deltas.push({ receivedAt: o.receivedAt, listenersMs: o.listenersMs, queuedMs: o.queuedMs, planMs: o.planMs, kernelMs: o.kernelMs, ops: o.ops })
     } catch { /* not JSON */ }
   }
-  return { deltas, gcs, fulls }
+  return { deltas, gcs, fulls, repairs }
+}
+
+/** A full reconcile's or a repair's debug line: when it ended (its time), the sum of its `parts` and its kernel read, ms. */
+function spanOf (line: string, parts: readonly string[]): FullLine | undefined {
+  try {
+    const o = JSON.parse(line) as Record<string, unknown>
+    return { endAt: Date.parse(String(o.time)), ms: parts.reduce((sum, k) => sum + Number(o[k]), 0), readMs: Number(o.readMs) }
+  } catch {
+    return undefined // not JSON
+  }
 }
 
 /** The overlap in ms of [a0, a1] and [b0, b1]. */
@@ -111,23 +123,28 @@ export function gcIn (gcs: readonly GcPause[], from: number, to: number): { ms: 
  * Each change's account, in order: its delta is the agent's first not taken by an earlier change that the change
  * reached after its call began (and before it was seen); a change coalesced into a later change's delta has none.
  */
-export function accountChanges (ws: readonly ChangeWindow[], deltas: readonly DeltaLine[], gcs: readonly GcPause[], fulls: readonly FullLine[] = []): ChangeAccount[] {
+export function accountChanges (ws: readonly ChangeWindow[], deltas: readonly DeltaLine[], gcs: readonly GcPause[], fulls: readonly FullLine[] = [], repairs: readonly FullLine[] = []): ChangeAccount[] {
   let next = 0
   return ws.map((w) => {
     const end = Number.isFinite(w.seenAt) ? w.seenAt : w.startAt + 1000
     while (next < deltas.length && deltas[next]!.receivedAt < w.startAt) next++
     const d = next < deltas.length && deltas[next]!.receivedAt <= end ? deltas[next++] : undefined
-    return accountChange(w, d, gcs, fulls)
+    return accountChange(w, d, gcs, fulls, repairs)
   })
 }
 
 /** One change's account, given its delta line (undefined: none). */
-export function accountChange (w: ChangeWindow, d: DeltaLine | undefined, gcs: readonly GcPause[], fulls: readonly FullLine[] = []): ChangeAccount {
+export function accountChange (w: ChangeWindow, d: DeltaLine | undefined, gcs: readonly GcPause[], fulls: readonly FullLine[] = [], repairs: readonly FullLine[] = []): ChangeAccount {
   const end = Number.isFinite(w.seenAt) ? w.seenAt : w.startAt + 1000
   const gcMs = gcIn(gcs, w.startAt, end).ms
   const [runMs, cpuWaitMs] = w.sched0 && w.sched1 ? [(w.sched1[0] - w.sched0[0]) / 1e6, (w.sched1[1] - w.sched0[1]) / 1e6] : [NaN, NaN]
-  const full = fulls.find((f) => overlap(f.endAt - f.ms, f.endAt, w.startAt, end) > 0)
-  const base = { totalMs: w.seenAt - w.startAt, ackMs: w.ackAt - w.startAt, gcMs, runMs, cpuWaitMs, ...(full ? { behind: { ms: full.ms, readMs: full.readMs } } : {}) }
+  const span = (f: FullLine): boolean => overlap(f.endAt - f.ms, f.endAt, w.startAt, end) > 0
+  const full = fulls.find(span)
+  const repair = repairs.find(span)
+  const base = {
+    totalMs: w.seenAt - w.startAt, ackMs: w.ackAt - w.startAt, gcMs, runMs, cpuWaitMs,
+    ...(full ? { behind: { ms: full.ms, readMs: full.readMs } } : {}), ...(repair ? { during: { ms: repair.ms, readMs: repair.readMs } } : {}),
+  }
   if (!d) return { ...base, deliveryMs: NaN, listenersMs: NaN, waitMs: NaN, planMs: NaN, kernelMs: NaN, answeredMs: NaN, watcherMs: NaN, matched: false }
   const kernelDone = d.receivedAt + d.queuedMs + d.planMs + d.kernelMs
   return {
@@ -151,7 +168,8 @@ export function accountText (a: ChangeAccount): string {
     ? `Redis+pubsub ${f1(a.deliveryMs)} (ack ${f1(a.ackMs)}) + DNS ${f1(a.listenersMs)} + wait ${f1(a.waitMs)} + plan ${f1(a.planMs)} + kernel ${f1(a.kernelMs)} + watcher ${f1(a.watcherMs)}`
     : `no delta line of its own (coalesced with a later change, or folded into a full reconcile; ack ${f1(a.ackMs)})`
   const behind = a.behind ? `; behind a full reconcile of ${f1(a.behind.ms)} ms (kernel read ${f1(a.behind.readMs)})` : ''
-  return `${f1(a.totalMs)} ms = ${parts} (GC ${f1(a.gcMs)}; agent ran ${f1(a.runMs)}, waited for a CPU ${f1(a.cpuWaitMs)} ms in its window${behind})`
+  const during = a.during ? `; during a periodic repair of ${f1(a.during.ms)} ms (kernel read ${f1(a.during.readMs)})` : ''
+  return `${f1(a.totalMs)} ms = ${parts} (GC ${f1(a.gcMs)}; agent ran ${f1(a.runMs)}, waited for a CPU ${f1(a.cpuWaitMs)} ms in its window${behind}${during})`
 }
 
 /** The median of each part over the changes matched. */

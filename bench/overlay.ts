@@ -24,7 +24,8 @@
  *       (bench/changes.ts; every change over 20 ms one by one): Redis and pubsub to
  *       the agent, its DNS records, planning, the kernel's answer, the watcher; the
  *       agent's GC pauses (bench/agent-gc-probe.mjs, preloaded) and its CPU run and
- *       wait time (/proc/PID/schedstat) in the change's window. Also the cost of the
+ *       wait time (/proc/PID/schedstat) in the change's window, and whether the agent's
+ *       periodic repair ran meanwhile (its debug line). Also the cost of the
  *       planner the agent runs per change (PeerPlanner.upsert among N peers);
  *    d. the agent's RSS (VmRSS, and its peak VmHWM) with every peer programmed,
  *       and Redis' memory per endpoint (INFO used_memory before and after the seed);
@@ -616,12 +617,12 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
     const added = c.cycles.map((x) => (watch.next(CHURN_IP, true, perfOf(x.publishAt)) ?? NaN) - perfOf(x.publishAt))
     const removed = c.cycles.map((x) => (watch.next(CHURN_IP, false, perfOf(x.withdrawAt)) ?? NaN) - perfOf(x.withdrawAt))
     // Where each change's time went.
-    const { deltas, gcs, fulls } = parseAgentLog(agent.logs().slice(offset))
+    const { deltas, gcs, fulls, repairs } = parseAgentLog(agent.logs().slice(offset))
     const windows: ChangeWindow[] = c.cycles.flatMap((x, i) => [
       { startAt: x.publishAt, ackAt: x.publishedAt, seenAt: x.publishAt + (added[i] ?? NaN), ...sched(x.publishSched, x.withdrawSched) },
       { startAt: x.withdrawAt, ackAt: x.withdrawnAt, seenAt: x.withdrawAt + (removed[i] ?? NaN), ...sched(x.withdrawSched, c.cycles[i + 1]?.publishSched ?? c.endSched) },
     ])
-    const accounts = accountChanges(windows, deltas, gcs, fulls)
+    const accounts = accountChanges(windows, deltas, gcs, fulls, repairs)
     const answered = accounts.map((a) => a.answeredMs)
     const result = { label, publish: meanCost(publishes), withdraw: meanCost(withdraws), added, removed, answered, publisherCommands: c.commandsPerChange }
     console.log(`${label}: publish = ${costText(result.publish)}; withdraw = ${costText(result.withdraw)} (means over ${CHURN_CYCLES}); ` +
@@ -634,6 +635,10 @@ async function measureChanges (t: Teardowns, label: string, ulNs: string, port: 
     console.log(`  changes over ${CHANGE_GOAL_MS} ms: ${over.length} of ${accounts.length}${over.length === 0 ? '' : `; the slowest ${Math.min(10, over.length)}:`}`)
     for (const a of over.slice(0, 10)) console.log(`    ${accountText(a)}`)
     const behind = accounts.filter((a) => a.behind !== undefined)
+    if (repairs.length > 0) {
+      console.log(`  periodic repairs of the agent during the changes (every 60 s: its kernel read in a worker thread, index and diff outside the lock): ${repairs.length}, ` +
+        `${repairs.map((r) => `${ms(r.ms)} ms (kernel read ${ms(r.readMs)})`).join(', ')}; ${accounts.filter((a) => a.during !== undefined).length} change(s) during one`)
+    }
     if (fulls.length > 0) {
       console.log(`  full reconciles of the agent during the changes (its periodic repair, every 60 s: the kernel read back, a full plan and diff, under the overlay's lock): ${fulls.length}, ` +
         `${fulls.map((f) => `${ms(f.ms)} ms (kernel read ${ms(f.readMs)})`).join(', ')}; ${behind.length} change(s) ran into one, ` +

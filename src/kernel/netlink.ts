@@ -9,9 +9,12 @@
  *   socket while one is running) and one place that turns errno answers into
  *   FerryError KERNEL ('cannot create bridge fy-abc: File exists'). The dumps of
  *   FDB and neighbour entries (100,000 each on a large overlay: more than a second)
- *   have a socket and a queue of their own, so that the changes of single endpoints
- *   are not queued behind them (the overlay's periodic repair reads while changes
- *   flow); their answers are parsed with a pause for other work every 4,096 entries.
+ *   are read in a worker thread of their own (src/kernel/dump-worker.ts), one at a
+ *   time: the kernel makes a dump's replies inside the reader's recvmsg and the addon
+ *   reads 32 of them in one go, which held the event loop up to 240 ms at a time;
+ *   changes of single endpoints are not queued behind them (the overlay's periodic
+ *   repair reads while changes flow). Their answers are parsed with a pause for other
+ *   work every 4,096 entries.
  * - Dumps interrupted by a concurrent change (NLM_F_DUMP_INTR, or EINTR in the
  *   closing NLMSG_DONE) are retried in `dump()`.
  * - Idempotency: creating a link that exists with the same kind, deleting what is
@@ -27,6 +30,7 @@ import {
 } from 'netlink'
 import type { MessageInfo, NetlinkMessage, StreamData } from 'netlink'
 import { setImmediate as setImmediatePromise, setTimeout as delay } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 import { FerryError, toFerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
 import { ipFromBytes, ipToBytes, isCidr, isIp, lastAddress, parseAddress, parseIpOrUndefined, type Family } from '../util/ip.js'
@@ -34,6 +38,7 @@ import { errnoName, errnoNumber, errnoText } from './errno.js'
 import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, NeighFdbFailure, NeighFdbOp, RouteInfo, VxlanSpec } from './types.js'
 import { readSysctl, writeSysctl } from './sysctl.js'
 import type { EthtoolGenl } from './ethtool-genl.js'
+import { ENTRY_BYTES, type DumpJob, type DumpResult } from './dump-worker.js'
 
 const AF_INET = 2
 const AF_INET6 = 10
@@ -47,6 +52,7 @@ const DUMP_ATTEMPTS = 10
 /** A large dump's entries are parsed in slices of 4,096 (mask), with a turn of the event loop between them. */
 const PARSE_SLICE = 4095
 const ZERO_MAC = '00:00:00:00:00:00'
+const NLMSG_HDRLEN = 16
 const MAX_IFNAME = 15
 const NLA_F_NESTED = 0x8000
 const NLA_ALIGNTO = 4
@@ -274,6 +280,14 @@ export function toLinkInfo (m: rt.LinkMessage): LinkInfo {
   return info
 }
 
+/** The module of the FDB and neighbour dumps' worker thread: built beside this one, or its source when run from it. */
+function dumpWorkerEntry (): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? './dump-worker.ts' : './dump-worker.js', import.meta.url)
+}
+
+/** The dump's worker holds little on its heap (the replies' bytes are ArrayBuffers, outside it): a small one. */
+const DUMP_WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 }
+
 // ---------------------------------------------------------------------------
 // Socket
 
@@ -362,24 +376,21 @@ function kernelError (what: string, err: unknown): FerryError {
 export class NetlinkDriver implements LinkDriver {
   private readonly queue = new Mutex()
   private readonly sock: NetlinkReplySocket
-  /** FDB and neighbour dumps: their own socket and queue (the main ones when not given). */
-  private readonly tableQueue: Mutex
-  private readonly tableSock: NetlinkReplySocket
+  /** FDB and neighbour dumps: one at a time, each in a worker thread (tableDump). */
+  private readonly tableQueue = new Mutex()
   private retries = 0
+  private workerDumps = 0
   /** The ethtool generic netlink socket, opened at the first offload-feature call (src/kernel/ethtool-genl.ts). */
   private ethtool: Promise<EthtoolGenl> | undefined
 
-  constructor (sock: NetlinkReplySocket, tableSock?: NetlinkReplySocket) {
+  constructor (sock: NetlinkReplySocket) {
     this.sock = sock
-    this.tableSock = tableSock ?? sock
-    this.tableQueue = tableSock === undefined ? this.queue : new Mutex()
   }
 
-  /** One request/answer; resolves the answer's messages, rejects with KernelErrno. `table`: on the FDB/neighbour dump socket. */
-  private request (type: number, body: Uint8Array[], flags: number, table = false): Promise<NetlinkMessage[]> {
-    const sock = table ? this.tableSock : this.sock
-    return (table ? this.tableQueue : this.queue).run(async () => {
-      const [msgs] = await sock.request(type, body, { flags, checkError: false, timeout: REQUEST_TIMEOUT_MS })
+  /** One request/answer; resolves the answer's messages, rejects with KernelErrno. */
+  private request (type: number, body: Uint8Array[], flags: number): Promise<NetlinkMessage[]> {
+    return this.queue.run(async () => {
+      const [msgs] = await this.sock.request(type, body, { flags, checkError: false, timeout: REQUEST_TIMEOUT_MS })
       const first = msgs[0]
       if (first !== undefined && first.type === MessageType.ERROR) {
         const { errno } = parseError(first.data, first.flags)
@@ -402,21 +413,71 @@ export class NetlinkDriver implements LinkDriver {
   }
 
   /** A dump, retried (after a short, growing pause) when a concurrent change interrupted it. */
-  private async dump (what: string, type: number, body: Uint8Array[], table = false): Promise<NetlinkMessage[]> {
-    for (let attempt = 1; ; attempt++) {
+  private dump (what: string, type: number, body: Uint8Array[]): Promise<NetlinkMessage[]> {
+    return this.retried(what, () => this.request(type, body, FlagsGet.DUMP))
+  }
+
+  /**
+   * The permanent FDB entries (`keep` 'fdb') or neighbours of device `ifindex`, read in a worker
+   * thread (src/kernel/dump-worker.ts) and retried as `dump` is; packed, ENTRY_BYTES each.
+   */
+  private tableDump (what: string, keep: DumpJob['keep'], ifindex: number, family: number): Promise<{ entries: Uint8Array, count: number }> {
+    const body = neighborBody({ family }, {})
+    return this.retried(what, () => this.tableQueue.run(() => this.dumpInWorker(rt.MessageType.GETNEIGH, body, keep, ifindex)))
+  }
+
+  private async retried<T> (what: string, attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
       try {
-        return await this.request(type, body, FlagsGet.DUMP, table)
+        return await attempt()
       } catch (err) {
-        if (!(err instanceof KernelErrno && err.code === 'EINTR') || attempt >= DUMP_ATTEMPTS) throw kernelError(what, err)
+        if (!(err instanceof KernelErrno && err.code === 'EINTR') || n >= DUMP_ATTEMPTS) throw kernelError(what, err)
         this.retries++
-        await delay(attempt)
+        await delay(n)
       }
     }
+  }
+
+  /**
+   * Run one dump in a short-lived worker; settles when the worker has ended (so that no two
+   * are alive at once). Rejects with KernelErrno for the kernel's errno (EINTR when interrupted).
+   */
+  private dumpInWorker (type: number, body: Uint8Array[], keep: DumpJob['keep'], ifindex: number): Promise<{ entries: Uint8Array, count: number }> {
+    const payload = Buffer.concat(body)
+    const seq = this.sock.generateSeq()
+    const request = Buffer.alloc(NLMSG_HDRLEN + payload.length)
+    request.writeUInt32LE(request.length, 0)
+    request.writeUInt16LE(type, 4)
+    request.writeUInt16LE(Flags.REQUEST | FlagsGet.DUMP, 6)
+    request.writeUInt32LE(seq, 8)
+    payload.copy(request, NLMSG_HDRLEN)
+    const job: DumpJob = { request, seq, keep, ifindex, timeoutMs: REQUEST_TIMEOUT_MS }
+    this.workerDumps++
+    return new Promise((resolve, reject) => {
+      let result: DumpResult | undefined
+      let failure: unknown
+      const worker = new Worker(dumpWorkerEntry(), { workerData: job, resourceLimits: DUMP_WORKER_LIMITS })
+      worker.once('message', (r: DumpResult) => { result = r })
+      worker.once('error', (err) => { failure = err })
+      worker.once('exit', (code) => {
+        if (result === undefined) {
+          const why = failure instanceof Error ? failure.message : `it ended with code ${code} without an answer`
+          reject(new Error(`the dump's worker thread failed: ${why}`, { cause: failure }))
+        } else if (result.ok) resolve({ entries: new Uint8Array(result.entries), count: result.count })
+        else if ('errno' in result) reject(result.errno === 0 || errnoName(result.errno) === 'EINTR' ? new KernelErrno(errnoNumber('EINTR'), 'dump interrupted by a concurrent change') : new KernelErrno(result.errno))
+        else reject(new Error(result.error))
+      })
+    })
   }
 
   /** How many dumps were retried because a concurrent change interrupted them. */
   retriedDumps (): number {
     return this.retries
+  }
+
+  /** How many FDB and neighbour dumps were read in a worker thread. */
+  dumpsInWorkers (): number {
+    return this.workerDumps
   }
 
   private async requireLink (what: string, name: string): Promise<LinkInfo> {
@@ -661,18 +722,13 @@ export class NetlinkDriver implements LinkDriver {
   async listFdb (dev: string): Promise<FdbEntry[]> {
     const link = await this.getLink(dev)
     if (link === undefined) return []
-    const msgs = await this.dump(`cannot list FDB of ${dev}`, rt.MessageType.GETNEIGH, neighborBody({ family: AF_BRIDGE }, {}), true)
+    const { entries, count } = await this.tableDump(`cannot list FDB of ${dev}`, 'fdb', link.index, AF_BRIDGE)
     const out: FdbEntry[] = []
-    for (let i = 0; i < msgs.length; i++) {
+    for (let i = 0; i < count; i++) {
       if ((i & PARSE_SLICE) === PARSE_SLICE) await setImmediatePromise()
-      const m = msgs[i]!
-      if (m.type !== rt.MessageType.NEWNEIGH) continue
-      const { data, attrs } = rt.parseNeighborMessage(m.data)
-      if (data.ifindex !== link.index || data.flags?.self !== true || data.state?.permanent !== true || attrs.lladdr === undefined) continue
-      const mac = bufferToMac(attrs.lladdr)
-      if (!isUnicastMac(mac) && mac !== ZERO_MAC) continue
-      const entry: FdbEntry = { dev, mac }
-      const dst = attrs.dst === undefined ? undefined : ipFromBytes(attrs.dst)
+      const at = i * ENTRY_BYTES
+      const entry: FdbEntry = { dev, mac: bufferToMac(entries.subarray(at, at + 6)) }
+      const dst = ipFromBytes(entries.subarray(at + 8, at + 8 + entries[at + 6]!))
       if (dst !== undefined) entry.dst = dst
       out.push(entry)
     }
@@ -698,16 +754,13 @@ export class NetlinkDriver implements LinkDriver {
   async listNeigh (dev: string): Promise<NeighEntry[]> {
     const link = await this.getLink(dev)
     if (link === undefined) return []
-    const msgs = await this.dump(`cannot list neighbours of ${dev}`, rt.MessageType.GETNEIGH, neighborBody({ family: AF_UNSPEC }, {}), true)
+    const { entries, count } = await this.tableDump(`cannot list neighbours of ${dev}`, 'neigh', link.index, AF_UNSPEC)
     const out: NeighEntry[] = []
-    for (let i = 0; i < msgs.length; i++) {
+    for (let i = 0; i < count; i++) {
       if ((i & PARSE_SLICE) === PARSE_SLICE) await setImmediatePromise()
-      const m = msgs[i]!
-      if (m.type !== rt.MessageType.NEWNEIGH) continue
-      const { data, attrs } = rt.parseNeighborMessage(m.data)
-      if (data.ifindex !== link.index || data.state?.permanent !== true || attrs.dst === undefined || attrs.lladdr === undefined) continue
-      const ip = ipFromBytes(attrs.dst)
-      if (ip !== undefined) out.push({ dev, ip, mac: bufferToMac(attrs.lladdr) })
+      const at = i * ENTRY_BYTES
+      const ip = ipFromBytes(entries.subarray(at + 8, at + 8 + entries[at + 6]!))
+      if (ip !== undefined) out.push({ dev, ip, mac: bufferToMac(entries.subarray(at, at + 6)) })
     }
     return out
   }
@@ -815,7 +868,6 @@ export class NetlinkDriver implements LinkDriver {
 
   close (): void {
     try { this.sock.close() } catch { /* already closed */ }
-    if (this.tableSock !== this.sock) try { this.tableSock.close() } catch { /* already closed */ }
     void this.ethtool?.then((e) => { e.close() }, () => undefined)
   }
 }
@@ -827,15 +879,9 @@ export async function openLinkDriver (): Promise<LinkDriver> {
     // replies after the largest read it has seen (up to 32 KiB), and a VXLAN FDB dump re-walks the device's
     // table from the start for every reply, so 4 KiB replies made reading 100,000 entries back take 5.7 s
     // instead of 1.3 s. No rtnetlink reply ferry asks for comes near 64 KiB (a dump's are at most 32 KiB).
-    const open = (): NetlinkReplySocket => new NetlinkReplySocket(new RawNetlinkSocket(Protocol.ROUTE,
-      { messagePeeking: false, msgBufferSize: DUMP_READ_BYTES, recvBufferSize: RECV_BUFFER_BYTES, sendBufferSize: 0 }))
-    const sock = open()
-    try {
-      return new NetlinkDriver(sock, open())
-    } catch (err) {
-      sock.close()
-      throw err
-    }
+    // (The FDB and neighbour dumps' worker reads the same way: src/kernel/dump-worker.ts.)
+    return new NetlinkDriver(new NetlinkReplySocket(new RawNetlinkSocket(Protocol.ROUTE,
+      { messagePeeking: false, msgBufferSize: DUMP_READ_BYTES, recvBufferSize: RECV_BUFFER_BYTES, sendBufferSize: 0 })))
   } catch (err) {
     throw new FerryError('KERNEL', `cannot open rtnetlink socket: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
   }
@@ -849,7 +895,6 @@ const NDA_LLADDR = 2
 const NTF_SELF = 0x02
 const NTF_MASTER = 0x04
 const NUD_PERMANENT = 0x80
-const NLMSG_HDRLEN = 16
 const NDMSG_LEN = 12
 
 /** 'aa:bb:cc:dd:ee:ff' (any case) written as 6 bytes at `off`; INVALID_REQUEST otherwise. */

@@ -12,10 +12,20 @@ t.test('parseAgentLog: delta lines with their fields and the GC probe\'s lines; 
     '{"probe":"gc","at":1001.25,"ms":3.5,"kind":1}',
     '{"probe":"gc","at":10',
   ].join('\n')
-  const { deltas, gcs, fulls } = parseAgentLog(log + '\n{"level":20,"time":"2026-12-07T12:00:00.500Z","readMs":1200,"planMs":300,"diffMs":200,"applyMs":5,"msg":"overlay full reconcile"}')
+  const { deltas, gcs, fulls, repairs } = parseAgentLog(log + '\n{"level":20,"time":"2026-12-07T12:00:00.500Z","readMs":1200,"planMs":300,"diffMs":200,"applyMs":5,"msg":"overlay full reconcile"}' +
+    '\n{"level":20,"time":"2026-12-07T12:01:00.000Z","overlay":"ov","readMs":900,"diffMs":250,"lockWaitMs":1,"lockedMs":3,"ops":0,"dropped":0,"msg":"overlay repair"}')
   t.same(deltas, [{ receivedAt: 1000.5, listenersMs: 0.3, queuedMs: 0.4, planMs: 0.02, kernelMs: 1.1, ops: 2 }])
   t.same(gcs, [{ at: 1001.25, ms: 3.5 }])
   t.same(fulls, [{ endAt: Date.UTC(2026, 11, 7, 12, 0, 0, 500), ms: 1705, readMs: 1200 }])
+  t.same(repairs, [{ endAt: Date.UTC(2026, 11, 7, 12, 1, 0, 0), ms: 1154, readMs: 900 }], 'the periodic repair: read, diff, lock wait and locked part')
+})
+
+t.test('accountChanges: a change that ran during a periodic repair says so (it did not wait behind it)', async (t) => {
+  const ws = [{ startAt: 1000, ackAt: 1001, seenAt: 1030 }, { startAt: 3000, ackAt: 3001, seenAt: 3003 }]
+  const accounts = accountChanges(ws, [delta(1002), delta(3001)], [], [], [{ endAt: 2000, ms: 1500, readMs: 900 }])
+  t.same(accounts.map((a) => a.during), [{ ms: 1500, readMs: 900 }, undefined])
+  t.same(accounts.map((a) => a.behind), [undefined, undefined])
+  t.match(accountText(accounts[0]!), /during a periodic repair of 1500\.0 ms \(kernel read 900\.0\)\)$/)
 })
 
 t.test('accountChange splits a change into delivery, DNS, wait, plan, kernel and the watcher; GC and CPU of its window', async (t) => {

@@ -300,6 +300,34 @@ t.test('FDB and neighbour entries', async (t) => {
   t.same(ipJson<IpNeigh[]>(ns, ['neigh', 'show', 'dev', 'fy-vx0']).map((n) => n.dst), ['10.30.0.6'])
 })
 
+t.test('FDB and neighbour dumps of many datagrams, read in a worker thread: the device\'s entries only', async (t) => {
+  const ns = netns(t)
+  const d = await nsNode<NetlinkDriver>(t, ns, { module: 'dist/kernel/netlink.js', factory: 'openLinkDriver' })
+  const n = 3000 // some 30 replies of 32 KiB for the FDB dump, a dozen for the neighbours
+  const mac = (dev: number, i: number): string => `02:e${dev}:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`
+  const ops: NeighFdbOp[] = []
+  for (const [k, dev] of ['fy-vx0', 'fy-vx1'].entries()) {
+    await d.call('createVxlan', [dev, { vni: 100 + k, port: 4789, local: '192.0.2.1', learning: false }])
+    await d.call('setUp', [dev, true])
+    for (let i = 1; i <= n; i++) {
+      ops.push({ op: 'addFdb', entry: { dev, mac: mac(k, i), dst: `192.0.2.${2 + (i % 200)}` } })
+      ops.push({ op: 'addNeigh', entry: { dev, ip: i % 2 === 0 ? `10.3${k}.${i >> 8}.${i & 255}` : `fd0${k}::${i.toString(16)}`, mac: mac(k, i) } })
+    }
+  }
+  t.same(await d.call('applyNeighFdb', [ops]), [])
+  const before = await d.call('dumpsInWorkers')
+  const fdb = await d.call('listFdb', ['fy-vx0'])
+  const neigh = await d.call('listNeigh', ['fy-vx0'])
+  t.equal(await d.call('dumpsInWorkers'), before + 2, 'both dumps read in a worker thread')
+  const want = ops.filter((o) => o.entry.dev === 'fy-vx0')
+  const key = (e: object): string => JSON.stringify(e)
+  t.same(fdb.map(key).sort(), want.filter((o) => o.op === 'addFdb').map((o) => key(o.entry)).sort(), 'every FDB entry of fy-vx0, none of fy-vx1')
+  t.same(neigh.map(key).sort(), want.filter((o) => o.op === 'addNeigh').map((o) => key({ dev: 'fy-vx0', ip: (o.entry as { ip: string }).ip, mac: o.entry.mac })).sort(),
+    'every neighbour of fy-vx0, both families, none of fy-vx1')
+  const kernel = fdbOf(ns, 'fy-vx0').filter((e) => e.dst !== undefined && e.state === 'permanent')
+  t.equal(kernel.length, fdb.length, 'as many as bridge fdb shows')
+})
+
 t.test('a batch\'s messages are written byte for byte as the package encodes the single calls\' (ACK aside)', async (t) => {
   const AF_BRIDGE = 7
   const single = (type: number, flags: number, data: rt.Neighbor, attrs: rt.NeighborAttrs): Buffer => {
