@@ -76,8 +76,9 @@ table inet t16raw {
 }
 EOF
         fi
-        opts=(); case $v in nocsum) opts=(noudpcsum) ;; remcsum) opts=(udpcsum remcsumtx remcsumrx) ;; esac
-        x $P-h$i ip link add vx$k type vxlan id $((100 + k)) local $vtep dstport 4789 dev eth0 "${opts[@]}"
+        # remote checksum offload is a receive flag of the UDP socket: a port of its own (4790)
+        opts=(dstport 4789); case $v in nocsum) opts+=(noudpcsum) ;; remcsum) opts=(dstport 4790 udpcsum remcsumtx remcsumrx) ;; esac
+        x $P-h$i ip link add vx$k type vxlan id $((100 + k)) local $vtep dev eth0 "${opts[@]}"
         x $P-h$i ip link add br$k type bridge
         x $P-h$i ip link set vx$k master br$k up
         x $P-h$i ip link set br$k up
