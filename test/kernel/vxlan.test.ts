@@ -219,6 +219,8 @@ t.test('the VXLAN device as ferry creates it: outer UDP checksums and offloads o
     await h!.dp.ensureDevices(d)
     const data = ipJson<Array<{ linkinfo: { info_data: Record<string, unknown> } }>>(h!.ns, ['-d', 'link', 'show', d.vxlan])[0]?.linkinfo.info_data
     t.match(data, { id: vni, udp_csum: true, udp_zero_csum6_tx: false, udp_zero_csum6_rx: false }, `${d.vxlan}: outer UDP checksums computed and required`)
+    // remote checksum offload stalled every TCP transfer over a veth underlay (docs/overlay.md, The data path split)
+    t.same([data?.remcsum_tx ?? false, data?.remcsum_rx ?? false], [false, false], `${d.vxlan}: no remote checksum offload`)
     const active = await links.call('getFeatures', [d.vxlan])
     t.same(Object.keys(VXLAN_OFFLOADS).filter((f) => !active.includes(f)), [], `${d.vxlan}: every offload ferry sets is active (${active.join(' ')})`)
     await h!.dp.removeDevices(d)
