@@ -1,7 +1,8 @@
 // The npm package as a user installs it: `npm pack`, then `npm install -g` of the tarball into
 // a fresh prefix (dependencies from the npm registry, as on a user's machine), then the two
 // commands from that prefix's PATH. The native dependency (netlink) must come from its
-// prebuild: nothing is compiled (no build/ directory) and the binding opens a socket.
+// prebuild: nothing of it is compiled (no build/ directory) and the binding opens a socket. ferry's own
+// addon (src/dns/native) is compiled by the package's install script where there is a compiler.
 import t from 'tap'
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -32,7 +33,12 @@ t.test('npm pack ships the build, the commands and the docs, not the sources or 
   for (const want of ['bin/ferry', 'bin/ferry-cni', 'dist/cli/main.js', 'dist/cni/main.js', 'package.json', 'README.md']) {
     t.ok(files.includes(want), `the package has ${want}`)
   }
-  t.same(files.filter((f) => /^(src|test|bench|tap-snapshots)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts')), [], 'no sources, tests or benchmarks')
+  // The one source shipped: the DNS server's batched UDP addon, which the package's install script compiles on
+  // the user's machine (node-gyp; without a compiler DNS serves through node:dgram).
+  const addonSources = ['binding.gyp', 'src/dns/native/udp_batch.c']
+  for (const want of addonSources) t.ok(files.includes(want), `the package has ${want}`)
+  t.same(files.filter((f) => !addonSources.includes(f) && (/^(src|test|bench|tap-snapshots)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'))), [],
+    'no other sources, no tests or benchmarks')
   t.ok(existsSync(join(dir, info!.filename)), 'the tarball is written')
 })
 
@@ -58,4 +64,6 @@ t.test('npm install -g puts ferry and ferry-cni on the PATH and the native bindi
   ].join('\n')
   const loaded = await execFile(asUser([process.execPath, '--input-type=module', '-e', probe]), { env })
   t.equal(loaded.stdout.trim(), 'true', 'the installed netlink binding lists this namespace\'s links (read-only)')
+  const addon = join(prefix, 'lib', 'node_modules', 'ferry', 'build', 'Release', 'ferry_udp_batch.node')
+  t.ok(existsSync(addon), 'the install script built the DNS server\'s batched UDP addon (this machine has a compiler)')
 })
