@@ -512,7 +512,7 @@ export class PeerSync {
         a.lastReconcile = Date.now()
         this.log?.debug({
           overlay: name, readMs: Math.round(t1 - t0), diffMs: Math.round(t2 - t1), lockWaitMs: Math.round(t3 - t2), lockedMs: Math.round(performance.now() - t3),
-          ops: fresh.length, dropped: ops.length - fresh.length,
+          ops: fresh.length, dropped: ops.length - fresh.length, ...memoryMiB(),
         }, 'overlay repair')
       })
     } finally {

@@ -410,6 +410,9 @@ class PackedKind {
   }
 }
 
+/** A row's two addresses (`ip`, `ip6`), as EndpointTable numbers them. */
+const BOTH_ADDRS = [0, 1] as const
+
 /** Is the MAC packed at `at` unicast (and not all zeros)? */
 function unicastAt (b: Uint8Array, at: number): boolean {
   return (b[at]! & 1) === 0 && (b[at]! | b[at + 1]! | b[at + 2]! | b[at + 3]! | b[at + 4]! | b[at + 5]!) !== 0
@@ -821,7 +824,7 @@ export class PeerPlanner {
         const v = vtepOf(t.vtep(slot))
         const f = fdbOf(slot, v.dev)
         if (f >= 0) fdb.wanted[f] = 1
-        for (const which of [0, 1] as const) { const m = neighOf(slot, which, v.dev); if (m >= 0) neigh.wanted[m] = 1 }
+        for (const which of BOTH_ADDRS) { const m = neighOf(slot, which, v.dev); if (m >= 0) neigh.wanted[m] = 1 }
         if (++n % every === 0) yield null
       }
       for (const vtep of this.vteps.keys()) { const f = floodOf(vtepOf(vtep)); if (f >= 0) fdb.wanted[f] = 1 }
@@ -849,7 +852,7 @@ export class PeerPlanner {
     for (const slot of this.programmedSlots()) {
       const v = vtepOf(t.vtep(slot))
       t.copyMac(slot, key, 0)
-      for (const which of [0, 1] as const) {
+      for (const which of BOTH_ADDRS) {
         const m = neighOf(slot, which, v.dev)
         if (m === -2) continue
         if (m < 0 || !sameMacAt(neigh.bytes, neigh.rep[m]! * ENTRY_BYTES, key)) {
