@@ -664,9 +664,9 @@ function sched (s0: Sched | undefined, s1: Sched | undefined): { sched0?: Sched,
  * ('cluster read in full') and full reconciles ('overlay full reconcile'), after `offset`.
  */
 function printStages (agent: Agent, offset: number, label: string): void {
-  const keep = ['readMs', 'loadMs', 'planMs', 'diffMs', 'applyMs', 'ops', 'missed', 'rssMiB', 'heapMiB', 'usedMiB', 'extMiB']
+  const keep = ['readMs', 'loadMs', 'planMs', 'diffMs', 'applyMs', 'lockWaitMs', 'lockedMs', 'ops', 'dropped', 'missed', 'rssMiB', 'heapMiB', 'usedMiB', 'extMiB']
   for (const line of agent.logs().slice(offset).split('\n')) {
-    if (!['"cluster read in full"', '"overlay full reconcile"', '"cluster caught up"', 'the cluster store is back'].some((m) => line.includes(m))) continue
+    if (!['"cluster read in full"', '"overlay full reconcile"', '"overlay repair"', '"cluster caught up"', 'the cluster store is back'].some((m) => line.includes(m))) continue
     try {
       const o = JSON.parse(line) as Record<string, unknown>
       console.log(`  ${label}: ${String(o.msg)} ${keep.filter((k) => o[k] !== undefined).map((k) => `${k} ${String(o[k])}`).join(', ')}`)

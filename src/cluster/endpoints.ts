@@ -378,6 +378,17 @@ export class EndpointTable {
   }
 
   mac (slot: number): string { return unpackMac(this.macs, slot * MAC) }
+  /** Copy row `slot`'s MAC (6 bytes) into `out` at `at`. */
+  copyMac (slot: number, out: Uint8Array, at: number): void { out.set(this.macs.subarray(slot * MAC, slot * MAC + MAC), at) }
+  /** Copy address `which` of row `slot` into `out` at `at`, in its own length: that length (4 or 16), 0 when the row has none. */
+  copyAddr (slot: number, which: 0 | 1, out: Uint8Array, at: number): 0 | 4 | 16 {
+    const f = this.family(slot, which)
+    if (f === 0) return 0
+    const len = f === 4 ? 4 : 16
+    out.set(this.addrBytes(which).subarray(slot * ADDR, slot * ADDR + len), at)
+    return len
+  }
+
   family (slot: number, which: 0 | 1): Family | 0 { return (this.fams[slot * 2 + which] ?? 0) as Family | 0 }
 
   /** The rows holding `ip` (as their `ip` or `ip6`). */

@@ -12,11 +12,14 @@
  * The worker opens its own socket (in the process's network namespace: ferry never switches
  * namespaces), sends the request it is given (`DumpJob`), keeps the entries of the device asked
  * for, packed (`packEntries`: 24 bytes each instead of a parsed message's objects), up to the
- * closing NLMSG_DONE, and posts them back as a transferred ArrayBuffer (`DumpResult`), then ends.
- * The caller makes the entries' objects from them in slices (NetlinkDriver.listFdb, listNeigh).
+ * closing NLMSG_DONE, and posts them back as a transferred ArrayBuffer (`DumpResult`: moved to the
+ * caller, not copied), then ends; the caller's promise settles on the worker's exit, so its isolate
+ * is gone by then. The periodic repair diffs the packed entries as they are (listFdbPacked,
+ * listNeighPacked; src/vxlan/plan.ts `indexPacked`); listFdb and listNeigh make objects of them.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { Flags, MessageType, Protocol, RawNetlinkSocket } from 'netlink'
+import { ENTRY_BYTES } from './types.js'
 
 /**
  * What the worker is given: one dump request (nlmsghdr + body, its sequence number written in),
@@ -32,8 +35,8 @@ export interface DumpJob {
 }
 
 /**
- * What it posts back: `count` entries packed in `entries` (ENTRY_BYTES each: the MAC, the
- * address's length (0, 4 or 16), a pad byte, the address); or the errno the kernel closed the
+ * What it posts back: `count` entries packed at the start of `entries` (ENTRY_BYTES each: the MAC,
+ * the address's length (0, 4 or 16), a pad byte, the address; the buffer may be longer); or the errno the kernel closed the
  * dump with (positive), `intr` when a concurrent change interrupted it (NLM_F_DUMP_INTR); or why
  * it could not read at all.
  */
@@ -42,7 +45,7 @@ export type DumpResult =
   | { ok: false, errno: number, intr: boolean }
   | { ok: false, error: string }
 
-export const ENTRY_BYTES = 24
+export { ENTRY_BYTES }
 
 /** The replies are read into 64 KiB buffers (a dump's are at most 32 KiB; see openLinkDriver). */
 const READ_BYTES = 65536
@@ -168,7 +171,8 @@ function run (job: DumpJob, post: (r: DumpResult, transfer: ArrayBuffer[]) => vo
     packEntries(buf, s.dataEnd, job, packed)
     if (!s.done) return
     if (s.errno !== 0 || intr) finish({ ok: false, errno: s.errno, intr })
-    else finish({ ok: true, entries: packed.bytes.slice(0, packed.count * ENTRY_BYTES).buffer, count: packed.count })
+    // The whole buffer is transferred (moved, not copied: its first `count` entries are the answer).
+    else finish({ ok: true, entries: packed.bytes.buffer as ArrayBuffer, count: packed.count })
   })
   sock.on('truncatedMessage', () => { finish({ ok: false, error: 'a dump reply did not fit the read buffer' }) })
   sock.on('error', (err) => { finish({ ok: false, error: err.message }) })

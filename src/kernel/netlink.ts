@@ -35,10 +35,10 @@ import { FerryError, toFerryError } from '../errors/errors.js'
 import { Mutex } from '../util/mutex.js'
 import { ipFromBytes, ipToBytes, isCidr, isIp, lastAddress, parseAddress, parseIpOrUndefined, type Family } from '../util/ip.js'
 import { errnoName, errnoNumber, errnoText } from './errno.js'
-import type { AddressInfo, FdbEntry, Ipv6ConfKey, LinkDriver, LinkInfo, NeighEntry, NeighFdbFailure, NeighFdbOp, RouteInfo, VxlanSpec } from './types.js'
+import { ENTRY_BYTES, type AddressInfo, type FdbEntry, type Ipv6ConfKey, type LinkDriver, type LinkInfo, type NeighEntry, type NeighFdbFailure, type NeighFdbOp, type PackedEntries, type RouteInfo, type VxlanSpec } from './types.js'
 import { readSysctl, writeSysctl } from './sysctl.js'
 import type { EthtoolGenl } from './ethtool-genl.js'
-import { ENTRY_BYTES, type DumpJob, type DumpResult } from './dump-worker.js'
+import type { DumpJob, DumpResult } from './dump-worker.js'
 
 const AF_INET = 2
 const AF_INET6 = 10
@@ -421,7 +421,7 @@ export class NetlinkDriver implements LinkDriver {
    * The permanent FDB entries (`keep` 'fdb') or neighbours of device `ifindex`, read in a worker
    * thread (src/kernel/dump-worker.ts) and retried as `dump` is; packed, ENTRY_BYTES each.
    */
-  private tableDump (what: string, keep: DumpJob['keep'], ifindex: number, family: number): Promise<{ entries: Uint8Array, count: number }> {
+  private tableDump (what: string, keep: DumpJob['keep'], ifindex: number, family: number): Promise<PackedEntries> {
     const body = neighborBody({ family }, {})
     return this.retried(what, () => this.tableQueue.run(() => this.dumpInWorker(rt.MessageType.GETNEIGH, body, keep, ifindex)))
   }
@@ -442,7 +442,7 @@ export class NetlinkDriver implements LinkDriver {
    * Run one dump in a short-lived worker; settles when the worker has ended (so that no two
    * are alive at once). Rejects with KernelErrno for the kernel's errno (EINTR when interrupted).
    */
-  private dumpInWorker (type: number, body: Uint8Array[], keep: DumpJob['keep'], ifindex: number): Promise<{ entries: Uint8Array, count: number }> {
+  private dumpInWorker (type: number, body: Uint8Array[], keep: DumpJob['keep'], ifindex: number): Promise<PackedEntries> {
     const payload = Buffer.concat(body)
     const seq = this.sock.generateSeq()
     const request = Buffer.alloc(NLMSG_HDRLEN + payload.length)
@@ -463,7 +463,7 @@ export class NetlinkDriver implements LinkDriver {
         if (result === undefined) {
           const why = failure instanceof Error ? failure.message : `it ended with code ${code} without an answer`
           reject(new Error(`the dump's worker thread failed: ${why}`, { cause: failure }))
-        } else if (result.ok) resolve({ entries: new Uint8Array(result.entries), count: result.count })
+        } else if (result.ok) resolve({ bytes: new Uint8Array(result.entries), count: result.count })
         else if ('errno' in result) reject(result.errno === 0 || errnoName(result.errno) === 'EINTR' ? new KernelErrno(errnoNumber('EINTR'), 'dump interrupted by a concurrent change') : new KernelErrno(result.errno))
         else reject(new Error(result.error))
       })
@@ -720,9 +720,7 @@ export class NetlinkDriver implements LinkDriver {
    * does not exist.
    */
   async listFdb (dev: string): Promise<FdbEntry[]> {
-    const link = await this.getLink(dev)
-    if (link === undefined) return []
-    const { entries, count } = await this.tableDump(`cannot list FDB of ${dev}`, 'fdb', link.index, AF_BRIDGE)
+    const { bytes: entries, count } = await this.listFdbPacked(dev)
     const out: FdbEntry[] = []
     for (let i = 0; i < count; i++) {
       if ((i & PARSE_SLICE) === PARSE_SLICE) await setImmediatePromise()
@@ -733,6 +731,13 @@ export class NetlinkDriver implements LinkDriver {
       out.push(entry)
     }
     return out
+  }
+
+  /** `listFdb`'s entries as the dump's worker packed them (no object per entry). */
+  async listFdbPacked (dev: string): Promise<PackedEntries> {
+    const link = await this.getLink(dev)
+    if (link === undefined) return { bytes: new Uint8Array(0), count: 0 }
+    return await this.tableDump(`cannot list FDB of ${dev}`, 'fdb', link.index, AF_BRIDGE)
   }
 
   async addNeigh (entry: NeighEntry): Promise<void> {
@@ -752,9 +757,7 @@ export class NetlinkDriver implements LinkDriver {
 
   /** The permanent neighbours of `dev`, both families ([] when it does not exist). */
   async listNeigh (dev: string): Promise<NeighEntry[]> {
-    const link = await this.getLink(dev)
-    if (link === undefined) return []
-    const { entries, count } = await this.tableDump(`cannot list neighbours of ${dev}`, 'neigh', link.index, AF_UNSPEC)
+    const { bytes: entries, count } = await this.listNeighPacked(dev)
     const out: NeighEntry[] = []
     for (let i = 0; i < count; i++) {
       if ((i & PARSE_SLICE) === PARSE_SLICE) await setImmediatePromise()
@@ -763,6 +766,13 @@ export class NetlinkDriver implements LinkDriver {
       if (ip !== undefined) out.push({ dev, ip, mac: bufferToMac(entries.subarray(at, at + 6)) })
     }
     return out
+  }
+
+  /** `listNeigh`'s entries as the dump's worker packed them. */
+  async listNeighPacked (dev: string): Promise<PackedEntries> {
+    const link = await this.getLink(dev)
+    if (link === undefined) return { bytes: new Uint8Array(0), count: 0 }
+    return await this.tableDump(`cannot list neighbours of ${dev}`, 'neigh', link.index, AF_UNSPEC)
   }
 
   /**

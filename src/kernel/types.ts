@@ -106,9 +106,13 @@ export interface LinkDriver {
   addFdb (entry: FdbEntry): Promise<void>
   deleteFdb (entry: FdbEntry): Promise<void>
   listFdb (dev: string): Promise<FdbEntry[]>
+  /** `listFdb`'s entries packed (`PackedEntries`): no object per entry (the periodic repair diffs them as they are). */
+  listFdbPacked? (dev: string): Promise<PackedEntries>
   addNeigh (entry: NeighEntry): Promise<void>
   deleteNeigh (entry: NeighEntry): Promise<void>
   listNeigh (dev: string): Promise<NeighEntry[]>
+  /** `listNeigh`'s entries packed (`PackedEntries`). */
+  listNeighPacked? (dev: string): Promise<PackedEntries>
   /**
    * Many FDB and neighbour changes at once, in order (the netlink driver sends them in
    * packed messages and hears back only about failures). Each operation means what the
@@ -132,4 +136,16 @@ export interface NeighFdbFailure {
   op: NeighFdbOp
   code: string
   message: string
+}
+
+/** Bytes of one packed FDB or neighbour entry: the MAC (6), the address's length (0, 4 or 16), a zero byte, the address (16). */
+export const ENTRY_BYTES = 24
+
+/**
+ * FDB or neighbour entries of one device, packed (ENTRY_BYTES each, as src/kernel/dump-worker.ts keeps them):
+ * `count` entries at the start of `bytes` (which may be longer).
+ */
+export interface PackedEntries {
+  bytes: Uint8Array
+  count: number
 }

@@ -27,6 +27,7 @@ import {
   DEFAULT_UNDERLAY_MTU, VXLAN_OFFLOADS, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac, vxlanDevices,
   type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
 } from './plan.js'
+import { packPeers, type PackedPeers } from './plan.js'
 
 /** The overlay data plane of one host (network namespace). */
 export interface OverlayDataPlane {
@@ -36,6 +37,8 @@ export interface OverlayDataPlane {
   removeDevices (d: Pick<OverlayDevices, 'bridge' | 'vxlan' | 'second'>): Promise<void>
   /** The permanent FDB and neighbour entries of a VXLAN device ([] when it does not exist). */
   readPeers (vxlan: string): Promise<PeerTable>
+  /** `readPeers`' entries packed (no object per entry); absent: the caller packs `readPeers`' (`packPeers`). */
+  readPeersPacked? (vxlan: string): Promise<PackedPeers>
   /** Run peer operations in order (batched when there are many). */
   applyPeerOps (ops: readonly PeerOp[]): Promise<void>
   /** The device that holds the VTEP address, and its MTU. */
@@ -161,6 +164,13 @@ export class KernelOverlayDataPlane implements OverlayDataPlane {
     const fdb = await this.links.listFdb(vxlan)
     const neigh = await this.links.listNeigh(vxlan)
     return { fdb, neigh }
+  }
+
+  async readPeersPacked (vxlan: string): Promise<PackedPeers> {
+    if (this.links.listFdbPacked === undefined || this.links.listNeighPacked === undefined) return packPeers(vxlan, await this.readPeers(vxlan))
+    const fdb = await this.links.listFdbPacked(vxlan)
+    const neigh = await this.links.listNeighPacked(vxlan)
+    return { dev: vxlan, fdb, neigh }
   }
 
   async applyPeerOps (ops: readonly PeerOp[]): Promise<void> {

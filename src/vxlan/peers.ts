@@ -51,8 +51,8 @@ import type { OverlayDataPlane } from './apply.js'
 import type { MeshStatus, RotationResult, WireGuardMesh } from '../wireguard/mesh.js'
 import { ENCRYPTED_VXLAN_PORT, type WireGuardInfo } from '../wireguard/plan.js'
 import {
-  PeerPlanner, chooseVtep, diffPeers, indexKernelSliced, noCommonFamily, overlayDevices, peerOpKey, planPeers, vxlanDevices,
-  type KernelIndex, type LocalOverlay, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
+  PeerPlanner, chooseVtep, diffPeers, indexPacked, noCommonFamily, packPeers, overlayDevices, peerOpKey, planPeers, vxlanDevices,
+  type LocalOverlay, type PackedIndex, type PackedPeers, type OverlayDevices, type PeerConflict, type PeerOp, type PeerPlan, type PeerTable, type Underlay,
 } from './plan.js'
 
 export interface PeerSyncOptions {
@@ -474,9 +474,9 @@ export class PeerSync {
       const planner = a.planner
       if (a.full || planner === undefined || planner.devices !== devices) { this.schedule(name, true, true); return }
       const t0 = performance.now()
-      let index: KernelIndex
+      let index: PackedIndex
       try {
-        index = await indexKernelSliced(await this.readKernel(devices), REPAIR_SLICE, setImmediatePromise)
+        index = await indexPacked(await this.readKernelPacked(devices), REPAIR_SLICE, setImmediatePromise)
       } catch {
         this.schedule(name, true, true) // the full reconcile reads again, and records and retries what fails
         return
@@ -484,7 +484,7 @@ export class PeerSync {
       const t1 = performance.now()
       const ops: PeerOp[] = []
       let slices = 0
-      for (const o of planner.opsFromIndexSteps(index, REPAIR_SLICE)) {
+      for (const o of planner.opsFromPackedSteps(index, REPAIR_SLICE)) {
         if (o !== null) {
           ops.push(o)
           if (ops.length > APPLY_CHUNK) { this.schedule(name, true, true); return }
@@ -512,7 +512,7 @@ export class PeerSync {
         a.lastReconcile = Date.now()
         this.log?.debug({
           overlay: name, readMs: Math.round(t1 - t0), diffMs: Math.round(t2 - t1), lockWaitMs: Math.round(t3 - t2), lockedMs: Math.round(performance.now() - t3),
-          ops: fresh.length, dropped: ops.length - fresh.length,
+          ops: fresh.length, dropped: ops.length - fresh.length, ...memoryMiB(),
         }, 'overlay repair')
       })
     } finally {
@@ -1099,6 +1099,12 @@ export class PeerSync {
     const unreachable = a.local.encrypt === undefined ? this.unreachableHosts().filter((h) => withEndpoints.has(h.hostId)).map((h) => h.detail) : []
     return { overlay: name, vni: a.devices.vni, bridge: a.devices.bridge, vxlan: a.devices.vxlan, source, revision,
       cluster: endpoints.filter((e) => e.hostId !== self.hostId && e.vtep !== self.vtep), kernel, ...compare(plan, kernel), unreachable }
+  }
+
+  /** `readKernel`'s entries packed, one table per device (the periodic repair: no object per entry). */
+  private async readKernelPacked (d: OverlayDevices): Promise<PackedPeers[]> {
+    const dp = this.dp
+    return await Promise.all(vxlanDevices(d).map(async (dev) => dp.readPeersPacked ? await dp.readPeersPacked(dev) : packPeers(dev, await dp.readPeers(dev))))
   }
 
   /** The permanent entries of every VXLAN device of an overlay (the second one's too, on a dual-stack host). */

@@ -18,12 +18,12 @@
  */
 import { createHash } from 'node:crypto'
 import { FerryError } from '../errors/errors.js'
-import type { FdbEntry, NeighEntry } from '../kernel/types.js'
+import { ENTRY_BYTES, type FdbEntry, type NeighEntry, type PackedEntries } from '../kernel/types.js'
 import type { NeighFdbOp } from '../kernel/iproute.js'
 import { canonical, compareIps, contains, isIp, maskOf, parseCidr, parseIpOrUndefined } from '../util/ip.js'
 import { macForIp } from '../bridge/names.js'
 import { wgOverhead } from '../wireguard/plan.js'
-import { EndpointTable } from '../cluster/endpoints.js'
+import { EndpointTable, packIp, packMac, unpackIp, unpackMac } from '../cluster/endpoints.js'
 
 export const VXLAN_PREFIX = 'fyv-'
 export const OVERLAY_BRIDGE_PREFIX = 'fyo-'
@@ -309,12 +309,176 @@ export function indexKernel (actual: PeerTable): KernelIndex {
   return { fdb: new Map(actual.fdb.map((e) => [fdbKey(e), e])), neigh: new Map(actual.neigh.map((e) => [neighKey(e), e])) }
 }
 
-/** `indexKernel` with `pause()` awaited every `every` entries (the periodic repair serves the event loop meanwhile). */
-export async function indexKernelSliced (actual: PeerTable, every: number, pause: () => Promise<unknown>): Promise<KernelIndex> {
-  const index: KernelIndex = { fdb: new Map(), neigh: new Map() }
-  let n = 0
-  for (const e of actual.fdb) { index.fdb.set(fdbKey(e), e); if (++n % every === 0) await pause() }
-  for (const e of actual.neigh) { index.neigh.set(neighKey(e), e); if (++n % every === 0) await pause() }
+/** The permanent entries of one VXLAN device as the kernel reported them, packed (`PackedEntries`). */
+export interface PackedPeers {
+  dev: string
+  fdb: PackedEntries
+  neigh: PackedEntries
+}
+
+/** Pack a device's entries read as objects (a data plane without packed reads); an entry whose MAC or address does not parse is left out. */
+export function packPeers (dev: string, t: PeerTable): PackedPeers {
+  const pack = (list: ReadonlyArray<{ mac: string, ip?: string, dst?: string }>): PackedEntries => {
+    const bytes = new Uint8Array(list.length * ENTRY_BYTES)
+    let count = 0
+    for (const e of list) {
+      const at = count * ENTRY_BYTES
+      const ip = e.ip ?? e.dst
+      const f = ip === undefined ? 0 : packIp(ip, bytes, at + 8)
+      if (!packMac(e.mac, bytes, at) || (ip !== undefined && f === 0)) continue
+      bytes[at + 6] = f === 4 ? 4 : f === 6 ? 16 : 0
+      bytes[at + 7] = 0
+      count++
+    }
+    return { bytes, count }
+  }
+  return { dev, fdb: pack(t.fdb.filter((e) => e.dev === dev)), neigh: pack(t.neigh.filter((e) => e.dev === dev)) }
+}
+
+/**
+ * One kind of packed kernel entries (every device's, one after the other) with an open-addressing
+ * index over them, keyed as `fdbKey` or `neighKey` key their objects but on the bytes (no string,
+ * no object per entry): 4 bytes a cell, twice as many cells as entries, and per entry its device
+ * (`dev`), its representative (`rep`: where a key's first entry stands, the last entry of that key,
+ * as a Map set entry by entry keeps it; -1 for the later ones) and whether the plan wants it.
+ */
+class PackedKind {
+  readonly bytes: Uint8Array
+  readonly count: number
+  readonly dev: Uint8Array
+  readonly rep: Int32Array
+  readonly wanted: Uint8Array
+  private readonly cells: Int32Array
+
+  constructor (readonly fdb: boolean, parts: ReadonlyArray<{ dev: number, e: PackedEntries }>) {
+    this.count = parts.reduce((n, p) => n + p.e.count, 0)
+    const only = parts.length === 1 ? parts[0] : undefined
+    this.bytes = only ? only.e.bytes : new Uint8Array(this.count * ENTRY_BYTES)
+    this.dev = new Uint8Array(this.count)
+    let n = 0
+    for (const p of parts) {
+      if (!only) this.bytes.set(p.e.bytes.subarray(0, p.e.count * ENTRY_BYTES), n * ENTRY_BYTES)
+      this.dev.fill(p.dev, n, n + p.e.count)
+      n += p.e.count
+    }
+    this.rep = new Int32Array(this.count)
+    this.wanted = new Uint8Array(this.count)
+    let size = 16
+    while (size < this.count * 2) size *= 2
+    this.cells = new Int32Array(size).fill(-1)
+  }
+
+  /** Index entries [from, to). */
+  add (from: number, to: number): void {
+    const mask = this.cells.length - 1
+    for (let i = from; i < to; i++) {
+      const d = this.dev[i]!
+      for (let c = this.hash(this.bytes, i * ENTRY_BYTES, d) & mask; ; c = (c + 1) & mask) {
+        const j = this.cells[c]!
+        if (j === -1) { this.cells[c] = i; this.rep[i] = i; break }
+        if (this.dev[j] === d && this.same(this.bytes, i * ENTRY_BYTES, j)) { this.rep[j] = i; this.rep[i] = -1; break }
+      }
+    }
+  }
+
+  /** The entry with the key of the packed entry at `at` of `b` on device `d`: its representative (-1: none). */
+  find (b: Uint8Array, at: number, d: number): number {
+    const mask = this.cells.length - 1
+    for (let c = this.hash(b, at, d) & mask; ; c = (c + 1) & mask) {
+      const j = this.cells[c]!
+      if (j === -1) return -1
+      if (this.dev[j] === d && this.same(b, at, j)) return j
+    }
+  }
+
+  /** FNV-1a over the key's bytes: an FDB entry's MAC (and a non-unicast one's destination), a neighbour's address. */
+  private hash (b: Uint8Array, at: number, d: number): number {
+    let h = (0x811c9dc5 ^ d) >>> 0
+    if (this.fdb) for (let k = 0; k < 6; k++) h = Math.imul(h ^ b[at + k]!, 0x01000193) >>> 0
+    if (!this.fdb || !unicastAt(b, at)) {
+      const len = b[at + 6]!
+      h = Math.imul(h ^ len, 0x01000193) >>> 0
+      for (let k = 0; k < len; k++) h = Math.imul(h ^ b[at + 8 + k]!, 0x01000193) >>> 0
+    }
+    return h
+  }
+
+  private same (b: Uint8Array, at: number, j: number): boolean {
+    const o = j * ENTRY_BYTES
+    if (this.fdb) for (let k = 0; k < 6; k++) if (b[at + k] !== this.bytes[o + k]) return false
+    return this.fdb && unicastAt(b, at) ? true : sameAddr(b, at, this.bytes, o)
+  }
+}
+
+/** A row's two addresses (`ip`, `ip6`), as EndpointTable numbers them. */
+const BOTH_ADDRS = [0, 1] as const
+
+/** Is the MAC packed at `at` unicast (and not all zeros)? */
+function unicastAt (b: Uint8Array, at: number): boolean {
+  return (b[at]! & 1) === 0 && (b[at]! | b[at + 1]! | b[at + 2]! | b[at + 3]! | b[at + 4]! | b[at + 5]!) !== 0
+}
+
+/** The same address (length and bytes) in the packed entries at `at` of `a` and `bt` of `b`. */
+function sameAddr (a: Uint8Array, at: number, b: Uint8Array, bt: number): boolean {
+  const len = a[at + 6]!
+  if (b[bt + 6] !== len) return false
+  for (let k = 0; k < len; k++) if (a[at + 8 + k] !== b[bt + 8 + k]) return false
+  return true
+}
+
+/** The same MAC in the packed entries at `at` of `a` and at the start of `b`. */
+function sameMacAt (a: Uint8Array, at: number, b: Uint8Array): boolean {
+  for (let k = 0; k < 6; k++) if (a[at + k] !== b[k]) return false
+  return true
+}
+
+/** The address of the packed entry at `at` (undefined: none). */
+function addrAt (b: Uint8Array, at: number): string | undefined {
+  const len = b[at + 6]
+  return len === 4 ? unpackIp(4, b, at + 8) : len === 16 ? unpackIp(6, b, at + 8) : undefined
+}
+
+/**
+ * What the kernel reported, packed and indexed by the keys a diff looks entries up by, for
+ * `PeerPlanner.opsFromPackedSteps` (the periodic repair: at 100,000 peers, 200,000 entries and
+ * no object or string made for any of them). Built by `indexPacked`.
+ */
+export class PackedIndex {
+  readonly devs: string[]
+  readonly fdb: PackedKind
+  readonly neigh: PackedKind
+
+  constructor (tables: readonly PackedPeers[]) {
+    this.devs = tables.map((t) => t.dev)
+    this.fdb = new PackedKind(true, tables.map((t, dev) => ({ dev, e: t.fdb })))
+    this.neigh = new PackedKind(false, tables.map((t, dev) => ({ dev, e: t.neigh })))
+  }
+
+  /** The FDB entry `i` (a representative) as an object. */
+  fdbEntry (i: number): FdbEntry {
+    const at = i * ENTRY_BYTES
+    const e: FdbEntry = { dev: this.devs[this.fdb.dev[i]!]!, mac: unpackMac(this.fdb.bytes, at) }
+    const dst = addrAt(this.fdb.bytes, at)
+    if (dst !== undefined) e.dst = dst
+    return e
+  }
+
+  /** The neighbour `i` (a representative) as an object. */
+  neighEntry (i: number): NeighEntry {
+    const at = i * ENTRY_BYTES
+    return { dev: this.devs[this.neigh.dev[i]!]!, ip: addrAt(this.neigh.bytes, at) ?? '', mac: unpackMac(this.neigh.bytes, at) }
+  }
+}
+
+/** Index the packed kernel read of an overlay's devices, `pause()` awaited every `every` entries. */
+export async function indexPacked (tables: readonly PackedPeers[], every: number, pause: () => Promise<unknown>): Promise<PackedIndex> {
+  const index = new PackedIndex(tables)
+  for (const kind of [index.neigh, index.fdb]) {
+    for (let i = 0; i < kind.count; i += every) {
+      kind.add(i, Math.min(kind.count, i + every))
+      if (i + every < kind.count) await pause()
+    }
+  }
   return index
 }
 
@@ -605,6 +769,101 @@ export class PeerPlanner {
   }
 
   /**
+   * `opsFromIndexSteps` against the packed kernel read (`indexPacked`): the same operations in the
+   * same order, with no object or string made per entry looked at (only for the operations). Entries
+   * are looked up by their bytes: first every entry the plan has is marked in the index (those left
+   * unmarked go), then the deletes, then the adds of what is missing or differs, with a `null` after
+   * every `every` entries looked at. The marks are made in the first slices: a row changed after them
+   * costs at most a redundant operation of an entry the change touched (the caller drops those).
+   */
+  * opsFromPackedSteps (actual: PackedIndex, every = 2048): Generator<PeerOp | null> {
+    const { fdb, neigh } = actual
+    const key = new Uint8Array(ENTRY_BYTES)
+    const t = this.peers
+    /** Per VTEP: the index of its device in the read (-1: not read) and its address packed in `vtepBytes`. */
+    const vtepDev = new Map<string, { name: string, dev: number, at: number }>()
+    let vtepBuf = new Uint8Array(ENTRY_BYTES * (this.vteps.size + 64))
+    const vtepOf = (vtep: string): { name: string, dev: number, at: number } => {
+      let v = vtepDev.get(vtep)
+      if (v === undefined) {
+        const name = peerDev(this.devices, vtep)
+        const at = vtepDev.size * ENTRY_BYTES
+        if (at + ENTRY_BYTES > vtepBuf.length) { const grown = new Uint8Array(vtepBuf.length * 2); grown.set(vtepBuf); vtepBuf = grown }
+        const f = packIp(vtep, vtepBuf, at + 8)
+        vtepBuf[at + 6] = f === 4 ? 4 : f === 6 ? 16 : 0
+        v = { name, dev: actual.devs.indexOf(name), at }
+        vtepDev.set(vtep, v)
+      }
+      return v
+    }
+    /** The FDB entry the index has with row `slot`'s MAC on its device (-1: none); `key` then holds the MAC. */
+    const fdbOf = (slot: number, dev: number): number => {
+      t.copyMac(slot, key, 0)
+      return dev < 0 ? -1 : fdb.find(key, 0, dev)
+    }
+    /** The neighbour the index has with address `which` of row `slot` on its device (-1: none; -2: the row has no such address). */
+    const neighOf = (slot: number, which: 0 | 1, dev: number): number => {
+      const len = t.copyAddr(slot, which, key, 8)
+      if (len === 0) return -2
+      key[6] = len
+      return dev < 0 ? -1 : neigh.find(key, 0, dev)
+    }
+    const floodOf = (v: { dev: number, at: number }): number => {
+      if (v.dev < 0) return -1
+      key.fill(0, 0, 8)
+      key[6] = vtepBuf[v.at + 6]!
+      key.set(vtepBuf.subarray(v.at + 8, v.at + 24), 8)
+      return fdb.find(key, 0, v.dev)
+    }
+    fdb.wanted.fill(0)
+    neigh.wanted.fill(0)
+    let n = 0
+    // The marks: every entry of the kernel's that the plan has (by key; its value may differ, then it is replaced, not deleted).
+    if (fdb.count + neigh.count > 0) {
+      for (const slot of this.programmedSlots()) {
+        const v = vtepOf(t.vtep(slot))
+        const f = fdbOf(slot, v.dev)
+        if (f >= 0) fdb.wanted[f] = 1
+        for (const which of BOTH_ADDRS) { const m = neighOf(slot, which, v.dev); if (m >= 0) neigh.wanted[m] = 1 }
+        if (++n % every === 0) yield null
+      }
+      for (const vtep of this.vteps.keys()) { const f = floodOf(vtepOf(vtep)); if (f >= 0) fdb.wanted[f] = 1 }
+    }
+    for (let i = 0; i < neigh.count; i++) {
+      const r = neigh.rep[i]!
+      if (r >= 0 && neigh.wanted[i] === 0) yield { op: 'deleteNeigh', entry: actual.neighEntry(r) }
+      if (++n % every === 0) yield null
+    }
+    for (let i = 0; i < fdb.count; i++) {
+      const r = fdb.rep[i]!
+      if (r >= 0 && fdb.wanted[i] === 0) yield { op: 'deleteFdb', entry: actual.fdbEntry(r) }
+      if (++n % every === 0) yield null
+    }
+    for (const slot of this.programmedSlots()) {
+      const v = vtepOf(t.vtep(slot))
+      const f = fdbOf(slot, v.dev)
+      if (f < 0 || !sameAddr(fdb.bytes, fdb.rep[f]! * ENTRY_BYTES, vtepBuf, v.at)) yield { op: 'addFdb', entry: { dev: v.name, mac: t.mac(slot), dst: t.vtep(slot) } }
+      if (++n % every === 0) yield null
+    }
+    for (const vtep of this.vteps.keys()) {
+      const v = vtepOf(vtep)
+      if (floodOf(v) < 0) yield { op: 'addFdb', entry: floodFdb(this.devices, vtep) }
+    }
+    for (const slot of this.programmedSlots()) {
+      const v = vtepOf(t.vtep(slot))
+      t.copyMac(slot, key, 0)
+      for (const which of BOTH_ADDRS) {
+        const m = neighOf(slot, which, v.dev)
+        if (m === -2) continue
+        if (m < 0 || !sameMacAt(neigh.bytes, neigh.rep[m]! * ENTRY_BYTES, key)) {
+          yield { op: 'addNeigh', entry: { dev: v.name, ip: which === 0 ? t.ip(slot) : t.ip6(slot) ?? '', mac: t.mac(slot) } }
+        }
+      }
+      if (++n % every === 0) yield null
+    }
+  }
+
+  /**
    * The operations that take what `old` programmed to this plan: the same as
    * `diffPeers(this.table(), old.table())` without either table (a resync's full plan
    * against the plan as programmed, at 100,000 peers).
@@ -659,6 +918,11 @@ export class PeerPlanner {
   /** Every programmed peer, made one at a time (the peers that do not pack are never programmed). */
   private * programmedPeers (): Generator<RemotePeer> {
     for (const slot of this.peers.slots()) if (!this.skipped.has(this.peers.endpointId(slot))) yield this.peers.row(slot)
+  }
+
+  /** Every programmed row (no record made). */
+  private * programmedSlots (): Generator<number> {
+    for (const slot of this.peers.slots()) if (!this.skipped.has(this.peers.endpointId(slot))) yield slot
   }
 
   /** The programmed peer among these rows (of one address or one MAC: at most one is programmed). */

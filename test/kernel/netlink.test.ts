@@ -10,7 +10,7 @@ import { REPO_ROOT, nsDriver, nsNode } from '../harness/nsnode.js'
 import { AttrStream, Flags, FlagsNew, formatMessage, rt } from 'netlink'
 import { brportMode, bufferToMac, encodeNeighFdb, hairpinBody, isolatedBody, macToBuffer, type NetlinkDriver } from '../../src/kernel/netlink.js'
 import { execFile } from '../../src/kernel/exec.js'
-import type { NeighFdbOp } from '../../src/kernel/types.js'
+import { ENTRY_BYTES, type NeighFdbOp } from '../../src/kernel/types.js'
 
 interface IpLink {
   ifindex: number
@@ -326,6 +326,15 @@ t.test('FDB and neighbour dumps of many datagrams, read in a worker thread: the 
     'every neighbour of fy-vx0, both families, none of fy-vx1')
   const kernel = fdbOf(ns, 'fy-vx0').filter((e) => e.dst !== undefined && e.state === 'permanent')
   t.equal(kernel.length, fdb.length, 'as many as bridge fdb shows')
+  // The packed read (the periodic repair's): the same entries, ENTRY_BYTES each (its bytes travel here as JSON).
+  for (const [method, list] of [['listFdbPacked', fdb], ['listNeighPacked', neigh]] as const) {
+    const packed = await d.call(method, ['fy-vx0']) as unknown as { bytes: Record<string, number>, count: number }
+    const bytes = Uint8Array.from(Object.values(packed.bytes))
+    t.equal(packed.count, list.length, `${method}: as many entries`)
+    t.ok(bytes.length >= packed.count * ENTRY_BYTES, `${method}: ENTRY_BYTES each`)
+    t.same(Array.from({ length: packed.count }, (_, i) => bufferToMac(bytes.subarray(i * ENTRY_BYTES, i * ENTRY_BYTES + 6))).sort(), list.map((e) => e.mac).sort(), `${method}: the same MACs`)
+  }
+  t.same(await d.call('listFdbPacked', ['fy-gone']), { bytes: {}, count: 0 }, 'listFdbPacked of a missing link: none')
 })
 
 t.test('a batch\'s messages are written byte for byte as the package encodes the single calls\' (ACK aside)', async (t) => {

@@ -13,6 +13,7 @@ import { PeerSync } from '../../src/vxlan/peers.js'
 import type { OverlayDataPlane } from '../../src/vxlan/apply.js'
 import { VXLAN_OFFLOADS, diffPeers, overlayDevices, overlayMac, planPeers, vxlanDevices, type OverlayDevices, type RemotePeer } from '../../src/vxlan/plan.js'
 import type { LinkDriver } from '../../src/kernel/types.js'
+import { PeerPlanner, indexPacked, type PackedPeers } from '../../src/vxlan/plan.js'
 import { ipJson, netns, nsExec, sh } from '../harness/netns.js'
 import { nsNode, type NsNode } from '../harness/nsnode.js'
 import { redisServer } from '../harness/redis.js'
@@ -315,6 +316,22 @@ t.test('programming 10,000 peers (100 hosts x 100 endpoints) into a namespace', 
   const again = diffPeers(plan, await h!.dp.readPeers(d.vxlan))
   t.equal(again.length, 0, 'the kernel reads back exactly the plan')
   t.comment(`full re-read and diff of 10,000 peers: ${(performance.now() - r0).toFixed(0)} ms`)
+
+  // The periodic repair's read: packed, indexed and diffed as bytes (its bytes travel here as JSON).
+  type Wire = { dev: string, fdb: { bytes: Record<string, number>, count: number }, neigh: { bytes: Record<string, number>, count: number } }
+  const wire = await (h!.node as unknown as NsNode<{ readPeersPacked: (v: string) => Wire }>).call('readPeersPacked', [d.vxlan])
+  const packed: PackedPeers = {
+    dev: wire.dev,
+    fdb: { bytes: Uint8Array.from(Object.values(wire.fdb.bytes)), count: wire.fdb.count },
+    neigh: { bytes: Uint8Array.from(Object.values(wire.neigh.bytes)), count: wire.neigh.count },
+  }
+  t.same([packed.fdb.count, packed.neigh.count], [10_000, 10_000], 'the packed read: every entry')
+  const planner = new PeerPlanner(d, { hostId: 'me', vtep: h!.vtep })
+  planner.load(peers)
+  const diff = async (p: PeerPlanner): Promise<unknown[]> => [...p.opsFromPackedSteps(await indexPacked([packed], 2048, async () => {}))].filter((o) => o !== null)
+  t.same(await diff(planner), [], 'the packed read diffs to nothing against the plan')
+  planner.remove(peers[0]!.endpointId)
+  t.same(await diff(planner), diffPeers(planner.table(), plan), 'one peer fewer in the plan: its two entries go')
 
   const one = diffPeers(planPeers(d, { hostId: 'me', vtep: h!.vtep }, peers.slice(1)), { fdb: plan.fdb, neigh: plan.neigh })
   const inc = await h!.node.timed('applyPeerOps', [one])

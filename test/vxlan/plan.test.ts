@@ -2,7 +2,7 @@ import t from 'tap'
 import { EndpointTable } from '../../src/cluster/endpoints.js'
 import { isIp, normalizeIp } from '../../src/util/ip.js'
 import {
-  PeerPlanner, applyOpsToTable, chooseVtep, diffPeers, isOverlayLinkName, noCommonFamily, overlayBridgeName, overlayDevices, overlayMac, overlayMtu, planPeers, tcpMss,
+  PeerPlanner, applyOpsToTable, chooseVtep, diffPeers, indexKernel, indexPacked, isOverlayLinkName, packPeers, noCommonFamily, overlayBridgeName, overlayDevices, overlayMac, overlayMtu, planPeers, tcpMss,
   vxlanDevices, vxlanFor, vxlanName, vxlanName2,
   type OverlayDevices, type PeerTable, type RemotePeer,
 } from '../../src/vxlan/plan.js'
@@ -609,4 +609,84 @@ t.test('mixed family: one change on a dual-stack host is that endpoint\'s entrie
   const moved = planner.upsert(peer('new', '10.30.200.1', '192.168.51.7'))
   t.same(moved.map((o) => `${o.op} ${o.entry.dev}`).sort(), ['addFdb fyv-1000', 'addNeigh fyv-1000', 'deleteFdb fyv-1000-6', 'deleteNeigh fyv-1000-6'], 'its host reached over the other family now: moved to that device')
   t.equal(planner.fullPlans, 1, 'no full plan')
+})
+
+/**
+ * A random kernel read of `d`'s devices against `planner`'s table: some of its entries as they are, some
+ * with another destination or MAC, duplicates (the same key twice, another value last), entries of the
+ * other family's device, flood entries (to VTEPs in the plan and not), multicast ones, and strays of both
+ * families; device by device, as PeerSync reads them.
+ */
+function randomKernel (r: () => number, d: OverlayDevices, planner: PeerPlanner): PeerTable {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+  const devs = vxlanDevices(d)
+  const want = planner.table()
+  const dsts = ['192.168.50.2', '192.168.50.3', 'fd00:ff::2', 'fd00:ff::3', '192.168.50.9']
+  const macs = ['02:42:0a:1e:00:02', '02:42:0a:1e:00:03', '02:42:0a:1e:00:09', '00:00:00:00:00:00', '01:00:5e:00:00:01']
+  const ips = ['10.30.0.2', '10.30.0.3', '10.30.0.9', 'fd00:30::2', 'fd00:30::3', 'fd00:30::9']
+  const fdb: PeerTable['fdb'] = []
+  const neigh: PeerTable['neigh'] = []
+  for (const e of want.fdb) {
+    const x = r()
+    if (x < 0.5) fdb.push(e)
+    else if (x < 0.65) fdb.push({ ...e, dst: pick(dsts) })
+    else if (x < 0.75) fdb.push({ ...e, dev: pick(devs) })
+    else if (x < 0.85) { fdb.push(e); fdb.push({ ...e, dst: pick(dsts) }) }
+  }
+  for (const e of want.neigh) {
+    const x = r()
+    if (x < 0.5) neigh.push(e)
+    else if (x < 0.65) neigh.push({ ...e, mac: pick(macs) })
+    else if (x < 0.75) neigh.push({ ...e, dev: pick(devs) })
+    else if (x < 0.85) { neigh.push({ ...e, mac: pick(macs) }); neigh.push(e) }
+  }
+  for (let i = Math.floor(r() * 6); i > 0; i--) {
+    const e = r() < 0.5 ? { dev: pick(devs), mac: pick(macs), dst: pick(dsts) } : { dev: pick(devs), mac: pick(macs) }
+    fdb.splice(Math.floor(r() * (fdb.length + 1)), 0, e)
+    neigh.splice(Math.floor(r() * (neigh.length + 1)), 0, { dev: pick(devs), ip: pick(ips), mac: pick(macs) })
+  }
+  const byDev = <E extends { dev: string }>(xs: E[]): E[] => devs.flatMap((v) => xs.filter((e) => e.dev === v))
+  return { fdb: byDev(fdb), neigh: byDev(neigh) }
+}
+
+for (const [name, d, self] of [['IPv4', dev(), SELF], ['dual-stack overlay', dev6(), SELF], ['dual-stack host', dev46(), SELF46]] as const) {
+  t.test(`the packed kernel index and diff (the repair's) give the object path's operations, in its order: ${name}`, async (t) => {
+    const seeds = 200
+    let ops = 0
+    for (let seed = 1; seed <= seeds; seed++) {
+      const r = rng(seed * 7919 + name.length)
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+      const vteps = ['192.168.50.2', '192.168.50.3', 'fd00:ff::2', 'fd00:ff::3']
+      const planner = new PeerPlanner(d, self, { flood: r() < 0.5 })
+      const peers: RemotePeer[] = []
+      for (let i = 0; i < 1 + Math.floor(r() * 8); i++) {
+        const ip = `10.30.0.${2 + Math.floor(r() * 8)}`
+        const p = peer(`e${i}`, ip, pick(vteps))
+        peers.push(d.subnet6 !== undefined && r() < 0.7 ? { ...p, ip6: v6Of(ip) } : p)
+      }
+      planner.load(peers)
+      const actual = randomKernel(r, d, planner)
+      const want = [...planner.opsFromIndexEach(indexKernel(actual))]
+      const index = await indexPacked(vxlanDevices(d).map((v) => packPeers(v, actual)), 1 + Math.floor(r() * 5), async () => {})
+      const got = [...planner.opsFromPackedSteps(index, 1 + Math.floor(r() * 5))].filter((o) => o !== null)
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        t.same(got, want, `seed ${seed}: the packed diff differs`, { actual: tableText(actual), table: tableText(planner.table()) })
+        return
+      }
+      const again = [...planner.opsFromPackedSteps(index)].filter((o) => o !== null)
+      if (JSON.stringify(again) !== JSON.stringify(want)) { t.same(again, want, `seed ${seed}: a second diff of the same index differs`); return }
+      ops += want.length
+    }
+    t.ok(ops > seeds, `${seeds} random tables and kernel reads: the same ${ops} operations`)
+  })
+}
+
+t.test('the packed diff against an empty read adds everything; against the plan itself, nothing', async (t) => {
+  const d = dev46()
+  const planner = new PeerPlanner(d, SELF46, { flood: true })
+  planner.load([peer('a', '10.30.0.2', '192.168.50.2'), { ...peer('b', '10.30.0.3', 'fd00:ff::2'), ip6: 'fd00:30::3' }])
+  const none = await indexPacked([], 4, async () => {})
+  t.same([...planner.opsFromPackedSteps(none)].filter((o) => o !== null), diffPeers(planner.table(), { fdb: [], neigh: [] }))
+  const all = await indexPacked(vxlanDevices(d).map((v) => packPeers(v, planner.table())), 4, async () => {})
+  t.same([...planner.opsFromPackedSteps(all)].filter((o) => o !== null), [])
 })
