@@ -280,6 +280,12 @@ export function toLinkInfo (m: rt.LinkMessage): LinkInfo {
   return info
 }
 
+/** The MAC and the address (undefined: none) of the packed entry `i` (ENTRY_BYTES each: src/kernel/types.ts). */
+function unpackEntry (b: Uint8Array, i: number): { mac: string, ip: string | undefined } {
+  const at = i * ENTRY_BYTES
+  return { mac: bufferToMac(b.subarray(at, at + 6)), ip: ipFromBytes(b.subarray(at + 8, at + 8 + b[at + 6]!)) }
+}
+
 /** The module of the FDB and neighbour dumps' worker thread: built beside this one, or its source when run from it. */
 function dumpWorkerEntry (): URL {
   return new URL(import.meta.url.endsWith('.ts') ? './dump-worker.ts' : './dump-worker.js', import.meta.url)
@@ -724,9 +730,8 @@ export class NetlinkDriver implements LinkDriver {
     const out: FdbEntry[] = []
     for (let i = 0; i < count; i++) {
       if ((i & PARSE_SLICE) === PARSE_SLICE) await setImmediatePromise()
-      const at = i * ENTRY_BYTES
-      const entry: FdbEntry = { dev, mac: bufferToMac(entries.subarray(at, at + 6)) }
-      const dst = ipFromBytes(entries.subarray(at + 8, at + 8 + entries[at + 6]!))
+      const { mac, ip: dst } = unpackEntry(entries, i)
+      const entry: FdbEntry = { dev, mac }
       if (dst !== undefined) entry.dst = dst
       out.push(entry)
     }
@@ -761,9 +766,8 @@ export class NetlinkDriver implements LinkDriver {
     const out: NeighEntry[] = []
     for (let i = 0; i < count; i++) {
       if ((i & PARSE_SLICE) === PARSE_SLICE) await setImmediatePromise()
-      const at = i * ENTRY_BYTES
-      const ip = ipFromBytes(entries.subarray(at + 8, at + 8 + entries[at + 6]!))
-      if (ip !== undefined) out.push({ dev, ip, mac: bufferToMac(entries.subarray(at, at + 6)) })
+      const { mac, ip } = unpackEntry(entries, i)
+      if (ip !== undefined) out.push({ dev, ip, mac })
     }
     return out
   }

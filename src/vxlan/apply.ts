@@ -25,9 +25,8 @@ import { addrOf, contains, familyOf } from '../util/ip.js'
 import { BRIDGE_IPV6_CONF } from '../bridge/plan.js'
 import {
   DEFAULT_UNDERLAY_MTU, VXLAN_OFFLOADS, VXLAN_PREFIX, applyOpsToTable, diffPeers, overlayMac, vxlanDevices,
-  type OverlayDevices, type PeerOp, type PeerTable, type Underlay,
+  packPeers, type OverlayDevices, type PackedPeers, type PeerOp, type PeerTable, type Underlay,
 } from './plan.js'
-import { packPeers, type PackedPeers } from './plan.js'
 
 /** The overlay data plane of one host (network namespace). */
 export interface OverlayDataPlane {

@@ -324,9 +324,9 @@ export function packPeers (dev: string, t: PeerTable): PackedPeers {
     for (const e of list) {
       const at = count * ENTRY_BYTES
       const ip = e.ip ?? e.dst
-      const f = ip === undefined ? 0 : packIp(ip, bytes, at + 8)
+      if (ip === undefined) bytes[at + 6] = 0 // (a skipped entry's bytes may be there)
+      const f = ip === undefined ? 0 : packAddrAt(ip, bytes, at)
       if (!packMac(e.mac, bytes, at) || (ip !== undefined && f === 0)) continue
-      bytes[at + 6] = f === 4 ? 4 : f === 6 ? 16 : 0
       bytes[at + 7] = 0
       count++
     }
@@ -430,6 +430,13 @@ function sameAddr (a: Uint8Array, at: number, b: Uint8Array, bt: number): boolea
 function sameMacAt (a: Uint8Array, at: number, b: Uint8Array): boolean {
   for (let k = 0; k < 6; k++) if (a[at + k] !== b[k]) return false
   return true
+}
+
+/** Write `ip` as the address of the packed entry at `at` (its length byte too: 0 when it does not parse); its family, 0 for none. */
+function packAddrAt (ip: string, b: Uint8Array, at: number): 0 | 4 | 6 {
+  const f = packIp(ip, b, at + 8)
+  b[at + 6] = f === 4 ? 4 : f === 6 ? 16 : 0
+  return f
 }
 
 /** The address of the packed entry at `at` (undefined: none). */
@@ -728,35 +735,14 @@ export class PeerPlanner {
 
   /** `opsFromEach` from what the kernel reported, already indexed. */
   * opsFromIndexEach (actual: KernelIndex): Generator<PeerOp> {
-    for (const o of this.opsFromIndexSteps(actual)) if (o !== null) yield o
-  }
-
-  /**
-   * `opsFromIndexEach` with a `null` after every `every` entries looked at, where a caller may pause
-   * (the periodic repair diffs 200,000 entries outside the overlay's lock, with turns of the event loop
-   * between slices). Each step reads the plan as it is at that moment: rows changed between steps are
-   * read as they are then (the caller drops the operations of entries changed meanwhile).
-   */
-  * opsFromIndexSteps (actual: KernelIndex, every = 2048): Generator<PeerOp | null> {
     const { fdb: haveFdb, neigh: haveNeigh } = actual
-    let n = 0
-    for (const e of haveNeigh.values()) {
-      if (this.devWithIp(e.ip) !== e.dev) yield { op: 'deleteNeigh', entry: e }
-      if (++n % every === 0) yield null
-    }
-    for (const e of haveFdb.values()) {
-      if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
-      if (++n % every === 0) yield null
-    }
+    for (const e of haveNeigh.values()) if (this.devWithIp(e.ip) !== e.dev) yield { op: 'deleteNeigh', entry: e }
+    for (const e of haveFdb.values()) if (!this.wantsFdb(e)) yield { op: 'deleteFdb', entry: e }
     const addFdb = (e: FdbEntry): PeerOp | undefined => {
       const have = haveFdb.size === 0 ? undefined : haveFdb.get(fdbKey(e))
       return !have || !sameFdb(have, e) ? { op: 'addFdb', entry: e } : undefined
     }
-    for (const p of this.programmedPeers()) {
-      const o = addFdb(peerFdb(this.devices, p))
-      if (o) yield o
-      if (++n % every === 0) yield null
-    }
+    for (const p of this.programmedPeers()) { const o = addFdb(peerFdb(this.devices, p)); if (o) yield o }
     for (const vtep of this.vteps.keys()) { const o = addFdb(floodFdb(this.devices, vtep)); if (o) yield o }
     for (const p of this.programmedPeers()) {
       const dev = peerDev(this.devices, p.vtep)
@@ -764,12 +750,11 @@ export class PeerPlanner {
         const have = haveNeigh.size === 0 ? undefined : haveNeigh.get(`${dev}|${ip}`)
         if (!have || have.mac.toLowerCase() !== p.mac) yield { op: 'addNeigh', entry: { dev, ip, mac: p.mac } }
       }
-      if (++n % every === 0) yield null
     }
   }
 
   /**
-   * `opsFromIndexSteps` against the packed kernel read (`indexPacked`): the same operations in the
+   * `opsFromIndexEach` against the packed kernel read (`indexPacked`): the same operations in the
    * same order, with no object or string made per entry looked at (only for the operations). Entries
    * are looked up by their bytes: first every entry the plan has is marked in the index (those left
    * unmarked go), then the deletes, then the adds of what is missing or differs, with a `null` after
@@ -789,8 +774,7 @@ export class PeerPlanner {
         const name = peerDev(this.devices, vtep)
         const at = vtepDev.size * ENTRY_BYTES
         if (at + ENTRY_BYTES > vtepBuf.length) { const grown = new Uint8Array(vtepBuf.length * 2); grown.set(vtepBuf); vtepBuf = grown }
-        const f = packIp(vtep, vtepBuf, at + 8)
-        vtepBuf[at + 6] = f === 4 ? 4 : f === 6 ? 16 : 0
+        packAddrAt(vtep, vtepBuf, at)
         v = { name, dev: actual.devs.indexOf(name), at }
         vtepDev.set(vtep, v)
       }
